@@ -1,0 +1,116 @@
+/* Helpers shared by the subcommands. */
+#include "commands.h"
+
+#include "common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int fp4rt_cli_parse_tokens(const char *spec, int32_t **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    char *text = NULL;
+    if (spec[0] == '@') {
+        if (fp4rt_read_file(spec + 1, 64u << 20, &text, NULL)) return fp4rt_cli_fail(1);
+    } else {
+        text = strdup(spec);
+        if (!text) return fp4rt_cli_error("out of memory");
+    }
+    size_t cap = 16;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    char *p = text;
+    int count = 0;
+    while (ids) {
+        while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r' || *p == '[') p++;
+        if (!*p || *p == ']') break;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > INT32_MAX) {
+            free(ids);
+            free(text);
+            return fp4rt_cli_error("--tokens: entry %d ('%.20s') is not a token id", count, p);
+        }
+        if ((size_t)count == cap) {
+            int32_t *grown = realloc(ids, 2 * cap * sizeof *ids);
+            if (!grown) break;
+            ids = grown;
+            cap *= 2;
+        }
+        ids[count++] = (int32_t)v;
+        p = end;
+        while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+        if (*p == ',') p++;
+    }
+    free(text);
+    if (!ids) return fp4rt_cli_error("out of memory parsing --tokens");
+    if (count == 0) {
+        free(ids);
+        return fp4rt_cli_error("--tokens: no token ids given");
+    }
+    *out = ids;
+    *n = count;
+    return 0;
+}
+
+const char *fp4rt_cli_bytes(uint64_t b, char *buf, size_t n) {
+    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, n, "%llu B", (unsigned long long)b);
+    else
+        snprintf(buf, n, "%.2f %s", v, units[u]);
+    return buf;
+}
+
+double fp4rt_cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int fp4rt_cli_model_opt(int argc, char **argv, int *i, fp4rt_cli_model_opts *o) {
+    const char *v;
+    if ((v = fp4rt_cli_opt(argc, argv, i, "--model"))) o->model = v;
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--device"))) o->device = v;
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--threads"))) o->threads = (int)fp4rt_cli_parse_long("--threads", v);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--ctx"))) o->session.n_ctx = (int)fp4rt_cli_parse_long("--ctx", v);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--chunk"))) o->session.prefill_chunk = (int)fp4rt_cli_parse_long("--chunk", v);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--kv"))) {
+        if (!strcmp(v, "bf16")) o->session.kv_type = FP4RT_KV_BF16;
+        else if (!strcmp(v, "f32")) o->session.kv_type = FP4RT_KV_F32;
+        else {
+            fprintf(stderr, "fp4rt: error: --kv: '%s' is not bf16 or f32\n", v);
+            exit(2);
+        }
+    } else return 0;
+    return 1;
+}
+
+#include "model.h"
+
+int fp4rt_cli_open(const fp4rt_cli_model_opts *o, fp4rt_model **m, fp4rt_session **s) {
+    *m = NULL;
+    *s = NULL;
+    fp4rt_model_params mp = fp4rt_model_default_params();
+    mp.device = o->device;
+    mp.n_threads = o->threads;
+    *m = fp4rt_model_load(o->model, &mp);
+    if (!*m) return fp4rt_cli_fail(1);
+    fprintf(stderr, "fp4rt: device %s\n", (*m)->device);
+    *s = fp4rt_session_create(*m, &o->session);
+    if (!*s) {
+        fp4rt_model_free(*m);
+        *m = NULL;
+        return fp4rt_cli_fail(1);
+    }
+    return 0;
+}

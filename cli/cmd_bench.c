@@ -1,0 +1,135 @@
+/* fp4rt bench: prefill and decode tokens/s on the chosen device, and the
+ * memory-bandwidth limit of decode measured in the same run: the machine's
+ * read bandwidth (all threads streaming a buffer much larger than the caches)
+ * divided by the bytes one decode step reads (weights + GDN state read and
+ * written + the KV cache at the mean decode position). */
+#include "commands.h"
+
+#include "model.h"
+#include "plan.h"
+#include "threadpool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *k_usage = "--model DIR [--prompt N] [--gen N] [--seed S] " FP4RT_CLI_MODEL_USAGE;
+
+typedef struct bw_job {
+    const uint64_t *buf;
+    uint64_t *sums; /* one per thread, 64 bytes apart */
+} bw_job;
+
+static void bw_range(void *arg, long b, long e, int thread) {
+    bw_job *j = arg;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (long i = b; i + 4 <= e; i += 4) {
+        s0 += j->buf[i];
+        s1 += j->buf[i + 1];
+        s2 += j->buf[i + 2];
+        s3 += j->buf[i + 3];
+    }
+    j->sums[thread * 8] += s0 ^ s1 ^ s2 ^ s3;
+}
+
+/* Best of 5 passes of a multi-threaded read over 1 GiB; bytes/s. */
+static double measure_read_bandwidth(int threads) {
+    size_t bytes = (size_t)1 << 30, n = bytes / 8;
+    uint64_t *buf = malloc(bytes);
+    fp4rt_pool *pool;
+    if (!buf || fp4rt_pool_create(threads, &pool)) {
+        free(buf);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) buf[i] = i;
+    uint64_t sums[8 * 64] = {0};
+    bw_job j = {buf, sums};
+    double best = 0;
+    for (int pass = 0; pass < 5; pass++) {
+        double t0 = fp4rt_cli_now();
+        fp4rt_pool_for(pool, (long)n, 1 << 16, bw_range, &j);
+        double dt = fp4rt_cli_now() - t0;
+        if (bytes / dt > best) best = bytes / dt;
+    }
+    if (sums[0] == 42) printf(" "); /* keep the reads */
+    fp4rt_pool_free(pool);
+    free(buf);
+    return best;
+}
+
+int fp4rt_cmd_bench(int argc, char **argv) {
+    fp4rt_cli_model_opts o = {0};
+    long n_prompt = 128, n_gen = 32, seed = 1;
+    const char *v;
+    for (int i = 1; i < argc; i++) {
+        if (fp4rt_cli_model_opt(argc, argv, &i, &o)) continue;
+        if ((v = fp4rt_cli_opt(argc, argv, &i, "--prompt"))) n_prompt = fp4rt_cli_parse_long("--prompt", v);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--gen"))) n_gen = fp4rt_cli_parse_long("--gen", v);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--seed"))) seed = fp4rt_cli_parse_long("--seed", v);
+        else return fp4rt_cli_usage("bench", k_usage);
+    }
+    if (!o.model || n_prompt < 1 || n_gen < 1) return fp4rt_cli_usage("bench", k_usage);
+    if (o.session.n_ctx == 0) o.session.n_ctx = (int)(n_prompt + n_gen);
+    fp4rt_model *m;
+    fp4rt_session *s;
+    if (fp4rt_cli_open(&o, &m, &s)) return 1;
+    int vocab = fp4rt_model_n_vocab(m), rc = 0;
+    int32_t *ids = malloc((size_t)n_prompt * sizeof *ids);
+    float *logits = malloc((size_t)vocab * sizeof(float));
+    if (!ids || !logits) {
+        rc = fp4rt_cli_error("out of memory");
+        goto done;
+    }
+    uint64_t x = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
+    for (long i = 0; i < n_prompt; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        ids[i] = (int32_t)(x % (uint64_t)vocab);
+    }
+    double t0 = fp4rt_cli_now();
+    fp4rt_status st = fp4rt_session_eval(s, ids, (int)n_prompt, logits, 0);
+    double t_prefill = fp4rt_cli_now() - t0;
+    double t_decode = 0;
+    for (long g = 0; g < n_gen && !st; g++) {
+        int32_t next = 0;
+        for (int i = 1; i < vocab; i++)
+            if (logits[i] > logits[next]) next = i;
+        t0 = fp4rt_cli_now();
+        st = fp4rt_session_eval(s, &next, 1, logits, 0);
+        t_decode += fp4rt_cli_now() - t0;
+    }
+    if (st) {
+        rc = fp4rt_cli_fail(st);
+        goto done;
+    }
+    fp4rt_memory_plan plan;
+    fp4rt_format_totals tot;
+    fp4rt_plan_checkpoint(m->weights, &plan, &tot);
+    const fp4rt_config *c = &m->weights->cfg;
+    size_t kv_elem = s->sb.kv_type == FP4RT_KV_F32 ? 4 : 2;
+    double mean_pos = n_prompt + (n_gen - 1) / 2.0;
+    double kv_per_token = (double)m->program->n_attn_layers * 2 * c->n_kv_heads * c->head_dim * kv_elem;
+    double bytes_per_step = (double)plan.weights_per_token + 2.0 * (s->allocated.ssm + s->allocated.conv) +
+                            mean_pos * kv_per_token;
+    int threads = m->n_threads;
+    double bw = measure_read_bandwidth(threads);
+    double prefill_tps = n_prompt / t_prefill, decode_tps = n_gen / t_decode;
+    double limit_tps = bw > 0 ? bw / bytes_per_step : 0;
+    char b1[32];
+    printf("model            %s\n", o.model);
+    printf("device           %s\n", m->device);
+    printf("prefill          %ld tokens in %.3f s: %.2f tokens/s\n", n_prompt, t_prefill, prefill_tps);
+    printf("decode           %ld tokens in %.3f s: %.2f tokens/s (%.2f ms/token)\n", n_gen, t_decode,
+           decode_tps, 1e3 * t_decode / n_gen);
+    printf("bytes per decode %s (weights %s + state + KV)\n",
+           fp4rt_cli_bytes((uint64_t)bytes_per_step, b1, sizeof b1),
+           fp4rt_cli_bytes(plan.weights_per_token, (char[32]){0}, 32));
+    printf("read bandwidth   %.2f GB/s (measured, %d threads)\n", bw / 1e9, threads);
+    printf("bandwidth limit  %.2f tokens/s\n", limit_tps);
+    printf("decode reaches   %.1f%% of the bandwidth limit\n", limit_tps > 0 ? 100.0 * decode_tps / limit_tps : 0);
+done:
+    free(ids);
+    free(logits);
+    fp4rt_session_free(s);
+    fp4rt_model_free(m);
+    return rc;
+}

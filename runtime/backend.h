@@ -1,0 +1,61 @@
+/* A backend: a table of function pointers plus a context. The executor
+ * (session.c) owns the program and the session state layout; a backend
+ * allocates buffers, prepares weights for a program and runs steps.
+ *
+ * Optional slots are marked (optional); the wrappers in backend.c give them
+ * defaults. All sizes are bytes. */
+#ifndef FP4RT_BACKEND_H
+#define FP4RT_BACKEND_H
+
+#include "program.h"
+
+typedef struct fp4rt_buffer fp4rt_buffer; /* backend-defined */
+
+/* Everything one session needs on the device. */
+typedef struct fp4rt_session_buffers {
+    fp4rt_buffer *scratch; /* activation arena: [chunk, arena_width] f32 */
+    fp4rt_buffer *kv;      /* [n_attn, 2 (K, V), n_ctx, n_kv_heads, head_dim] of kv_type */
+    fp4rt_buffer *conv;    /* [n_gdn, conv_dim, conv_kernel - 1] f32: last pre-conv inputs, oldest first */
+    fp4rt_buffer *ssm;     /* [n_gdn, lin_v_heads, lin_k_dim, lin_v_dim] f32 recurrent state */
+    fp4rt_buffer *logits;  /* [chunk, vocab] f32 */
+    int n_ctx;
+    int chunk;
+    fp4rt_kv_type kv_type; /* BF16 or F32 */
+} fp4rt_session_buffers;
+
+/* One step: tokens pos0 .. pos0 + n_tokens - 1 of a sequence. */
+typedef struct fp4rt_step {
+    const int32_t *tokens; /* [n_tokens] */
+    int n_tokens;          /* 1 .. chunk */
+    int pos0;              /* position of tokens[0]; the cache holds pos0 tokens before */
+    int all_logits;        /* logits for every row, else only the last row (row 0 of logits) */
+} fp4rt_step;
+
+typedef struct fp4rt_backend_ops {
+    const char *name; /* "cpu" */
+    fp4rt_status (*create)(int n_threads, void **ctx);
+    void (*destroy)(void *ctx);
+
+    fp4rt_status (*buffer_alloc)(void *ctx, size_t bytes, const char *what, fp4rt_buffer **out);
+    void (*buffer_free)(void *ctx, fp4rt_buffer *b);
+    fp4rt_status (*buffer_upload)(void *ctx, fp4rt_buffer *b, size_t offset, const void *src,
+                                  size_t bytes);
+    fp4rt_status (*buffer_download)(void *ctx, fp4rt_buffer *b, size_t offset, void *dst,
+                                    size_t bytes);
+    /* Sets the whole buffer to zero bytes. */
+    fp4rt_status (*buffer_clear)(void *ctx, fp4rt_buffer *b);
+
+    /* (optional) Upload weights / compile kernels for a program. */
+    fp4rt_status (*prepare)(void *ctx, const fp4rt_program *p);
+    /* Runs every op of the program for one step. */
+    fp4rt_status (*run)(void *ctx, const fp4rt_program *p, const fp4rt_session_buffers *sb,
+                        const fp4rt_step *step);
+    /* (optional) Waits for all submitted work. */
+    fp4rt_status (*synchronize)(void *ctx);
+    /* (optional) One line describing the device and kernel path. */
+    void (*describe)(void *ctx, char *buf, size_t n);
+} fp4rt_backend_ops;
+
+extern const fp4rt_backend_ops fp4rt_backend_cpu;
+
+#endif

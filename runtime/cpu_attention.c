@@ -1,0 +1,152 @@
+/* CPU kernels of gated full attention: partial NeoX RoPE, KV-cache append,
+ * causal GQA softmax attention over the cache, sigmoid output gate.
+ *
+ * KV cache layout (sb->kv): [n_attn_layers][2 (K, V)][n_ctx][n_kv_heads][head_dim],
+ * elements BF16 or F32 (sb->kv_type). */
+#include "cpu_ops.h"
+
+#include "common.h"
+#include "numfmt.h"
+
+#include <math.h>
+#include <string.h>
+
+static size_t kv_elem_size(const fp4rt_session_buffers *sb) {
+    return sb->kv_type == FP4RT_KV_F32 ? 4 : 2;
+}
+
+/* Address of (slot, which, pos) row of n_kv_heads * head_dim elements. */
+static unsigned char *kv_row(const cpu_step *s, int slot, int which, int pos) {
+    const fp4rt_config *c = &s->p->weights->cfg;
+    size_t row = (size_t)c->n_kv_heads * c->head_dim * kv_elem_size(s->sb);
+    size_t n_ctx = (size_t)s->sb->n_ctx;
+    return (unsigned char *)s->sb->kv->data + (((size_t)slot * 2 + which) * n_ctx + pos) * row;
+}
+
+static void kv_load(const fp4rt_session_buffers *sb, const unsigned char *src, float *dst, int n) {
+    if (sb->kv_type == FP4RT_KV_F32) {
+        memcpy(dst, src, (size_t)n * 4);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, src + 2 * (size_t)i, 2);
+        dst[i] = fp4rt_bf16_to_f32(h);
+    }
+}
+
+static void kv_store(const fp4rt_session_buffers *sb, unsigned char *dst, const float *src, int n) {
+    if (sb->kv_type == FP4RT_KV_F32) {
+        memcpy(dst, src, (size_t)n * 4);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        uint16_t h = fp4rt_f32_to_bf16(src[i]);
+        memcpy(dst + 2 * (size_t)i, &h, 2);
+    }
+}
+
+fp4rt_status fp4rt_cpu_rope(const cpu_step *s, const fp4rt_op *op) {
+    int half = op->rotary_dim / 2;
+    float inv_freq[512];
+    if (half > 512) return fp4rt_fail(FP4RT_UNSUPPORTED, "rotary_dim %d too large", op->rotary_dim);
+    /* as transformers: inv_freq = 1 / theta^(2j / rotary_dim) in FP32 */
+    for (int j = 0; j < half; j++)
+        inv_freq[j] = 1.0f / powf((float)op->rope_theta, (float)(2 * j) / (float)op->rotary_dim);
+    for (int t = 0; t < s->step->n_tokens; t++) {
+        float pos = (float)(s->step->pos0 + t);
+        float *x = cpu_row(s, op->x, t), *y = cpu_row(s, op->y, t);
+        for (int j = 0; j < half; j++) {
+            float ang = pos * inv_freq[j], c = cosf(ang), sn = sinf(ang);
+            for (int g = 0; g < op->n_groups; g++) {
+                size_t o = (size_t)g * op->group_stride;
+                float x1 = x[o + j], x2 = x[o + j + half];
+                y[o + j] = x1 * c - x2 * sn;
+                y[o + j + half] = x2 * c + x1 * sn;
+            }
+        }
+        if (x != y) /* lanes past rotary_dim pass through */
+            for (int g = 0; g < op->n_groups; g++)
+                memcpy(y + (size_t)g * op->group_stride + op->rotary_dim,
+                       x + (size_t)g * op->group_stride + op->rotary_dim,
+                       (size_t)(op->group_dim - op->rotary_dim) * sizeof(float));
+    }
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_cpu_kv_append(const cpu_step *s, const fp4rt_op *op) {
+    int n = op->n_groups * op->group_dim;
+    for (int t = 0; t < s->step->n_tokens; t++) {
+        int pos = s->step->pos0 + t;
+        kv_store(s->sb, kv_row(s, op->slot, 0, pos), cpu_row(s, op->x, t), n);
+        kv_store(s->sb, kv_row(s, op->slot, 1, pos), cpu_row(s, op->z, t), n);
+    }
+    return FP4RT_OK;
+}
+
+typedef struct attn_job {
+    const cpu_step *s;
+    const fp4rt_op *op;
+} attn_job;
+
+/* One (token, query head) pair per index. Thread workspace: scores [pos + 1], a
+ * decoded K or V row [n_kv_heads * head_dim]. */
+static void attn_range(void *arg, long i0, long i1, int thread) {
+    const attn_job *j = arg;
+    const cpu_step *s = j->s;
+    const fp4rt_op *op = j->op;
+    int nh = op->n_groups, nkv = op->n_kv_heads, hd = op->group_dim;
+    int group = nh / nkv;
+    float *row = s->ctx->thread_ws[thread];
+    float *scores = row + (size_t)nkv * hd;
+    for (long i = i0; i < i1; i++) {
+        int t = (int)(i / nh), h = (int)(i % nh), kvh = h / group;
+        int pos = s->step->pos0 + t;
+        const float *q = cpu_row(s, op->x, t) + (size_t)h * op->group_stride;
+        float *o = cpu_row(s, op->y, t) + (size_t)h * hd;
+        float mx = -INFINITY;
+        for (int p = 0; p <= pos; p++) {
+            kv_load(s->sb, kv_row(s, op->slot, 0, p), row, nkv * hd);
+            const float *k = row + (size_t)kvh * hd;
+            float d = 0;
+            for (int e = 0; e < hd; e++) d += q[e] * k[e];
+            scores[p] = d * op->scale;
+            if (scores[p] > mx) mx = scores[p];
+        }
+        float sum = 0;
+        for (int p = 0; p <= pos; p++) {
+            scores[p] = expf(scores[p] - mx);
+            sum += scores[p];
+        }
+        float inv = 1.0f / sum;
+        for (int e = 0; e < hd; e++) o[e] = 0;
+        for (int p = 0; p <= pos; p++) {
+            kv_load(s->sb, kv_row(s, op->slot, 1, p), row, nkv * hd);
+            const float *v = row + (size_t)kvh * hd;
+            float w = scores[p] * inv;
+            for (int e = 0; e < hd; e++) o[e] += w * v[e];
+        }
+    }
+}
+
+fp4rt_status fp4rt_cpu_attention(const cpu_step *s, const fp4rt_op *op) {
+    size_t need = (size_t)op->n_kv_heads * op->group_dim + (size_t)s->step->pos0 + s->step->n_tokens;
+    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, need);
+    if (st) return st;
+    attn_job j = {s, op};
+    fp4rt_pool_for(s->ctx->pool, (long)s->step->n_tokens * op->n_groups, 1, attn_range, &j);
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_cpu_sigmoid_gate(const cpu_step *s, const fp4rt_op *op) {
+    for (int t = 0; t < s->step->n_tokens; t++) {
+        const float *x = cpu_row(s, op->x, t), *z = cpu_row(s, op->z, t);
+        float *y = cpu_row(s, op->y, t);
+        for (int g = 0; g < op->n_groups; g++)
+            for (int i = 0; i < op->group_dim; i++)
+                y[(size_t)g * op->group_stride + i] =
+                    x[(size_t)g * op->group_stride + i] *
+                    fp4rt_sigmoid(z[(size_t)g * op->z_group_stride + i]);
+    }
+    return FP4RT_OK;
+}

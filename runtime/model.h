@@ -1,0 +1,44 @@
+/* Internal view of the public handles (for the CLI, tests and benchmarks), and
+ * the memory planner. */
+#ifndef FP4RT_MODEL_H
+#define FP4RT_MODEL_H
+
+#include "backend.h"
+
+struct fp4rt_model {
+    fp4rt_weights *weights;
+    fp4rt_program *program;
+    const fp4rt_backend_ops *backend;
+    void *backend_ctx;
+    char device[160]; /* one line: device and kernel path */
+    int n_threads;    /* host worker threads used by the backend */
+};
+
+/* Bytes of each part a model + session needs. */
+typedef struct fp4rt_memory_plan {
+    uint64_t weights;  /* tensors the text model reads (as stored) */
+    uint64_t kv;       /* KV cache of all full-attention layers */
+    uint64_t conv;     /* GDN conv state */
+    uint64_t ssm;      /* GDN recurrent state */
+    uint64_t scratch;  /* activation arena */
+    uint64_t logits;   /* logits buffer */
+    uint64_t weights_per_token; /* weight bytes read by one decode step */
+} fp4rt_memory_plan;
+
+struct fp4rt_session {
+    fp4rt_model *model;
+    fp4rt_session_buffers sb;
+    int n_past;
+    fp4rt_memory_plan allocated; /* what was really allocated (bytes) */
+};
+
+/* Session sizes for a program (no allocation). n_ctx, chunk already resolved. */
+void fp4rt_plan_session(const fp4rt_program *p, int n_ctx, int chunk, fp4rt_kv_type kv,
+                        fp4rt_memory_plan *out);
+/* Weight bytes of the text model of an opened checkpoint, total and per decode token. */
+void fp4rt_plan_weights(const fp4rt_weights *w, fp4rt_memory_plan *out);
+/* Resolves the zero defaults of session params against a model config. */
+void fp4rt_session_params_resolve(const fp4rt_config *cfg, const fp4rt_session_params *in,
+                                  fp4rt_session_params *out);
+
+#endif

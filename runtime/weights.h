@@ -1,0 +1,78 @@
+/* The model's weights as the executor sees them: every tensor resolved from the
+ * checkpoint, its format checked against the quantization config, small vectors
+ * (norms, gates' parameters, conv kernels) converted to FP32 and owned here, and
+ * large matrices left in the mmapped files (the CPU backend reads them in place;
+ * GPU backends upload them). */
+#ifndef FP4RT_WEIGHTS_H
+#define FP4RT_WEIGHTS_H
+
+#include "../loader/config.h"
+#include "../loader/quant_config.h"
+#include "../loader/safetensors.h"
+
+/* Storage format of a linear layer's weight, and therefore its math. */
+typedef enum fp4rt_wfmt {
+    FP4RT_W_BF16,
+    FP4RT_W_F16,
+    FP4RT_W_F32,
+    FP4RT_W_FP8,         /* W8A8 static: x_q = e4m3_sat(x / input_scale); y = (x_q . w_q) * input_scale * weight_scale */
+    FP4RT_W_NVFP4,       /* W4A16: y = (sum_b sb * sum_k e2m1 * x) * weight_scale_2 */
+    FP4RT_W_NVFP4_W4A4,  /* activations quantized to NVFP4 per 16 with input_scale */
+    FP4RT_W_COUNT
+} fp4rt_wfmt;
+
+const char *fp4rt_wfmt_name(fp4rt_wfmt f); /* "BF16", "F16", "F32", "FP8", "NVFP4-W4A16", "NVFP4-W4A4" */
+
+/* One linear layer y[N] = W[N, K] x[K]. */
+typedef struct fp4rt_linear {
+    char *module;          /* "model.language_model.layers.0.mlp.up_proj" (owned) */
+    fp4rt_wfmt fmt;
+    int n_out, n_in;       /* logical N, K */
+    const void *weight;    /* BF16/F16/F32 [N, K]; FP8 [N, K] bytes; NVFP4 [N, K/2] packed */
+    const uint8_t *block_scale; /* NVFP4 only: E4M3 [N, K/16] */
+    float weight_scale;    /* FP8 weight_scale; NVFP4 weight_scale_2; 1 otherwise */
+    float input_scale;     /* FP8 and W4A4: activation scale; 0 otherwise */
+    uint64_t bytes;        /* bytes read for one full pass over the layer (weights + scales) */
+} fp4rt_linear;
+
+typedef struct fp4rt_layer_weights {
+    fp4rt_layer_kind kind;
+    float *input_norm; /* [hidden], stored as 1 + w (zero-centred RMSNorm) */
+    float *post_norm;  /* [hidden], 1 + w */
+    fp4rt_linear gate, up, down;
+
+    /* full attention */
+    fp4rt_linear q, k, v, o; /* q: [2 * n_heads * head_dim, hidden] (query/gate interleaved per head) */
+    float *q_norm, *k_norm;  /* [head_dim], 1 + w */
+
+    /* Gated DeltaNet */
+    fp4rt_linear qkv, z, b, a, out;
+    float *conv_w;   /* [conv_dim, conv_kernel] */
+    float *dt_bias;  /* [lin_v_heads] */
+    float *neg_A;    /* [lin_v_heads], -exp(A_log) */
+    float *gdn_norm; /* [lin_v_dim], plain weight (gated RMSNorm) */
+} fp4rt_layer_weights;
+
+typedef struct fp4rt_weights {
+    fp4rt_config cfg;
+    fp4rt_quant_config quant;
+    fp4rt_checkpoint *ckpt;
+    fp4rt_layer_weights *layers; /* [n_layers] */
+    fp4rt_dtype embed_dtype;     /* BF16, F16 or F32 */
+    const void *embed;           /* [vocab, hidden] */
+    float *final_norm;           /* [hidden], 1 + w */
+    fp4rt_linear lm_head;        /* tied: BF16 view of embed */
+    uint64_t n_tensors_used;     /* tensors read by the text model */
+    uint64_t n_tensors_skipped;  /* vision / MTP tensors recognized and not read */
+} fp4rt_weights;
+
+/* Resolves every tensor of the text model. Every problem is reported with the
+ * file, the tensor name and what was expected. */
+fp4rt_status fp4rt_weights_load(const char *dir, fp4rt_weights **out);
+void fp4rt_weights_free(fp4rt_weights *w);
+
+/* The format a module is declared to have (from the quant config and the dtype). */
+fp4rt_status fp4rt_linear_resolve(const fp4rt_checkpoint *ck, const fp4rt_quant_config *q,
+                                  const char *module, int n_out, int n_in, fp4rt_linear *out);
+
+#endif
