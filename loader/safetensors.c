@@ -265,6 +265,7 @@ done:
 fp4rt_status fp4rt_st_parse(const char *path, const void *data, size_t size, fp4rt_st_file *f) {
     memset(f, 0, sizeof *f);
     if (!(f->path = fp4rt_strdup(path))) return FP4RT_OUT_OF_MEMORY;
+    f->size = size;
     fp4rt_status st = st_parse(path, data, size, f);
     if (st != FP4RT_OK) st_release(f);
     return st;

@@ -65,7 +65,7 @@ typedef struct fp4rt_st_file {
 /* Opens, maps and validates path. */
 fp4rt_status fp4rt_st_open(const char *path, fp4rt_st_file **out);
 /* Validates an in-memory file image (used by fp4rt_st_open and by the fuzz target).
- * Overwrites *f: on success sets f->path (a copy of `path`, used in messages) and
+ * Overwrites *f: on success sets f->path (a copy of `path`, used in messages), f->size and
  * f->tensors (data pointing into `data`, which must outlive f); f->map stays NULL.
  * Release with fp4rt_st_release. On failure *f is left zeroed. */
 fp4rt_status fp4rt_st_parse(const char *path, const void *data, size_t size, fp4rt_st_file *f);

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# fp4rt set-up on Debian 12. Two jobs:
+#   ./build.sh main   install what is missing, build, make the default model
+#                     (a synthetic Qwen3.5-0.8B quantized with NVIDIA's mixed
+#                     NVFP4/FP8 recipe) and run it: greedy generation + bench
+#   ./build.sh test   install what is missing, build, run every test
+#                     (release build, then an ASan+UBSan clang build of the
+#                     loader tests with the fuzz targets); ends with "N passed, N failed"
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(build-essential cmake pkg-config libcjson-dev clang libclang-rt-14-dev)
+
+install_deps() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "build.sh: installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+jobs() { nproc 2>/dev/null || echo 2; }
+
+build_release() {
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build build -j"$(jobs)"
+}
+
+main_job() {
+    install_deps
+    build_release
+    local bf16=models/qwen3.5-0.8b-synth-bf16 model=models/qwen3.5-0.8b-synth-nvfp4
+    mkdir -p models
+    [ -f "$model/config.json" ] || {
+        [ -f "$bf16/config.json" ] || ./build/fp4rt synth --config qwen3.5-0.8b --out "$bf16" --seed 1
+        ./build/fp4rt quantize --in "$bf16" --out "$model" --recipe nvidia-mixed
+    }
+    ./build/fp4rt inspect "$model" | tail -n 8
+    ./build/fp4rt plan --model "$model" --ctx 4096
+    echo "== greedy generation (token ids; random weights make random text) =="
+    ./build/fp4rt run --model "$model" --tokens 9707,11,1879,0,16 -n 16
+    echo "== bench =="
+    ./build/fp4rt bench --model "$model" --prompt 64 --gen 16
+}
+
+test_job() {
+    install_deps
+    build_release
+    local log1 log2
+    log1=$(mktemp)
+    log2=$(mktemp)
+    set +e
+    (cd build && ctest --output-on-failure -j"$(jobs)") 2>&1 | tee "$log1"
+    local rc1=${PIPESTATUS[0]}
+    CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFP4RT_SANITIZE=ON -DFP4RT_FUZZ=ON >/dev/null &&
+        cmake --build build-asan -j"$(jobs)" >/dev/null &&
+        (cd build-asan && ctest --output-on-failure -L loader -j"$(jobs)") 2>&1 | tee "$log2"
+    local rc2=${PIPESTATUS[0]}
+    set -e
+    # ctest prints "NN% tests passed, F tests failed out of T"
+    local p=0 f=0
+    for log in "$log1" "$log2"; do
+        local line
+        line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)
+        if [ -n "$line" ]; then
+            local fail total
+            fail=$(echo "$line" | sed -E 's/.*passed, ([0-9]+) tests? failed out of ([0-9]+).*/\1/')
+            total=$(echo "$line" | sed -E 's/.*failed out of ([0-9]+).*/\1/')
+            p=$((p + total - fail))
+            f=$((f + fail))
+        else
+            f=$((f + 1)) # a build or configure failure counts as a failure
+        fi
+    done
+    rm -f "$log1" "$log2"
+    echo "$p passed, $f failed"
+    [ "$rc1" -eq 0 ] && [ "$rc2" -eq 0 ] && [ "$f" -eq 0 ]
+}
+
+case "${1:-}" in
+main) main_job ;;
+test) test_job ;;
+*)
+    echo "usage: ./build.sh main|test" >&2
+    exit 2
+    ;;
+esac
