@@ -30,9 +30,10 @@ int fp4rt_cli_parse_tokens(const char *spec, int32_t **out, int *n) {
         errno = 0;
         long v = strtol(p, &end, 10);
         if (end == p || errno || v < 0 || v > INT32_MAX) {
+            fp4rt_cli_error("--tokens: entry %d ('%.20s') is not a token id", count, p);
             free(ids);
             free(text);
-            return fp4rt_cli_error("--tokens: entry %d ('%.20s') is not a token id", count, p);
+            return 1;
         }
         if ((size_t)count == cap) {
             int32_t *grown = realloc(ids, 2 * cap * sizeof *ids);

@@ -2,6 +2,7 @@
 #include "commands.h"
 
 #include "quantize.h"
+#include "schema.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +24,11 @@ int fp4rt_cmd_quantize(int argc, char **argv) {
         else return fp4rt_cli_usage("quantize", k_usage);
     }
     if (!in || !out || !recipe) return fp4rt_cli_usage("quantize", k_usage);
+    if (fp4rt_recipe_known(recipe) < 0) {
+        fprintf(stderr, "fp4rt: error: unknown recipe '%s' (known: nvidia-mixed, nvfp4-all, "
+                        "nvfp4-w4a4)\n", recipe);
+        return 2;
+    }
 
     fp4rt_quantize_opts opts = {.shard_bytes = (uint64_t)shard_mb << 20};
     fp4rt_quantize_summary s;

@@ -40,6 +40,10 @@ int fp4rt_cmd_synth(int argc, char **argv) {
 
     fp4rt_config cfg;
     fp4rt_status st = fp4rt_config_preset(name, (int)layers, &cfg);
+    if (st == FP4RT_INVALID_ARGUMENT) { /* unknown config name: a usage error */
+        fp4rt_cli_fail(st);
+        return 2;
+    }
     if (st != FP4RT_OK) return fp4rt_cli_fail(st);
     if (causal) { /* text-only Qwen3_5ForCausalLM layout, tensors under "model." */
         snprintf(cfg.architecture, sizeof cfg.architecture, "Qwen3_5ForCausalLM");

@@ -68,7 +68,8 @@ static const cJSON *rope_item(const cJSON *fields, const char *name, char *keybu
         const cJSON *obj = parents[i] ? item(fields, parents[i]) : fields;
         const cJSON *v = cJSON_IsObject(obj) ? item(obj, name) : NULL;
         if (v) {
-            snprintf(keybuf, n, "%s%s%s", parents[i] ? parents[i] : "", parents[i] ? "." : "", name);
+            snprintf(keybuf, n, "%s%s%s", parents[i] ? parents[i] : "", parents[i] ? "." : "",
+                     name);
             return v;
         }
     }
@@ -123,7 +124,8 @@ static fp4rt_status parse_layer_types(const cfg_ctx *c, const cJSON *fields, fp4
         if (!cJSON_IsArray(lt)) return key_fail(c, "layer_types", "expected a list of strings");
         int n = cJSON_GetArraySize(lt);
         if (n != o->n_layers)
-            return fp4rt_fail(FP4RT_FORMAT, "%s: key %slayer_types: has %d entries, expected %d "
+            return fp4rt_fail(FP4RT_FORMAT,
+                              "%s: key %slayer_types: has %d entries, expected %d "
                               "(num_hidden_layers)",
                               c->where, c->prefix, n, o->n_layers);
         int i = 0;
@@ -161,7 +163,8 @@ static fp4rt_status add_eos(const cfg_ctx *c, const cJSON *obj, fp4rt_config *o)
         if (!(d >= 0 && d <= INT_MAX) || d != floor(d))
             return key_fail(c, "eos_token_id", "expected a token id or a list of token ids");
         int id = (int)d, seen = 0;
-        for (int i = 0; i < o->n_eos; i++) seen |= o->eos[i] == id;
+        for (int i = 0; i < o->n_eos; i++)
+            seen |= o->eos[i] == id;
         if (seen) continue;
         if (o->n_eos == FP4RT_MAX_EOS) return key_fail(c, "eos_token_id", "more than 8 ids");
         o->eos[o->n_eos++] = id;
@@ -195,11 +198,13 @@ static fp4rt_status parse_fields(const cfg_ctx *c, const cJSON *root, const cJSO
         return fp4rt_fail(FP4RT_FORMAT, "%s: key %snum_hidden_layers: %d, at most %d supported",
                           c->where, c->prefix, o->n_layers, FP4RT_MAX_LAYERS);
     if (o->n_heads % o->n_kv_heads != 0)
-        return fp4rt_fail(FP4RT_FORMAT, "%s: key %snum_key_value_heads: %d does not divide "
+        return fp4rt_fail(FP4RT_FORMAT,
+                          "%s: key %snum_key_value_heads: %d does not divide "
                           "num_attention_heads %d",
                           c->where, c->prefix, o->n_kv_heads, o->n_heads);
     if (o->lin_v_heads % o->lin_k_heads != 0)
-        return fp4rt_fail(FP4RT_FORMAT, "%s: key %slinear_num_value_heads: %d is not a multiple "
+        return fp4rt_fail(FP4RT_FORMAT,
+                          "%s: key %slinear_num_value_heads: %d is not a multiple "
                           "of linear_num_key_heads %d",
                           c->where, c->prefix, o->lin_v_heads, o->lin_k_heads);
     if (o->head_dim % 2 != 0) return key_fail(c, "head_dim", "expected an even number");
@@ -249,7 +254,8 @@ static fp4rt_status parse_fields(const cfg_ctx *c, const cJSON *root, const cJSO
     return FP4RT_OK;
 }
 
-fp4rt_status fp4rt_config_parse(const char *json, size_t len, const char *where, fp4rt_config *out) {
+fp4rt_status fp4rt_config_parse(const char *json, size_t len, const char *where,
+                                fp4rt_config *out) {
     memset(out, 0, sizeof *out);
     cfg_ctx c = {where, ""};
     cJSON *root = cJSON_ParseWithLength(json, len);
@@ -325,6 +331,7 @@ fp4rt_status fp4rt_config_load(const char *dir, fp4rt_config *out) {
 
 int fp4rt_cfg_n_attention_layers(const fp4rt_config *c) {
     int n = 0;
-    for (int i = 0; i < c->n_layers; i++) n += c->layer_kind[i] == FP4RT_LAYER_ATTENTION;
+    for (int i = 0; i < c->n_layers; i++)
+        n += c->layer_kind[i] == FP4RT_LAYER_ATTENTION;
     return n;
 }

@@ -15,11 +15,16 @@
 
 const char *fp4rt_qalgo_name(fp4rt_qalgo a) {
     switch (a) {
-    case FP4RT_Q_NONE: return "none";
-    case FP4RT_Q_FP8: return "FP8";
-    case FP4RT_Q_NVFP4_W4A16: return "W4A16_NVFP4";
-    case FP4RT_Q_NVFP4_W4A4: return "NVFP4";
-    case FP4RT_Q_MIXED: return "MIXED_PRECISION";
+    case FP4RT_Q_NONE:
+        return "none";
+    case FP4RT_Q_FP8:
+        return "FP8";
+    case FP4RT_Q_NVFP4_W4A16:
+        return "W4A16_NVFP4";
+    case FP4RT_Q_NVFP4_W4A4:
+        return "NVFP4";
+    case FP4RT_Q_MIXED:
+        return "MIXED_PRECISION";
     }
     return "?";
 }
@@ -48,8 +53,8 @@ static int algo_parse(const char *s, fp4rt_qalgo *a) {
 }
 
 /* Reads obj.quant_algo (+ group_size) into *a; `key` names obj in messages. */
-static fp4rt_status parse_algo(const char *where, const char *key, const cJSON *obj, int allow_mixed,
-                               fp4rt_qalgo *a, int *group_size) {
+static fp4rt_status parse_algo(const char *where, const char *key, const cJSON *obj,
+                               int allow_mixed, fp4rt_qalgo *a, int *group_size) {
     const cJSON *v = item(obj, "quant_algo");
     *a = FP4RT_Q_NONE;
     if (!v) return FP4RT_OK; /* e.g. only the KV cache is quantized */
@@ -87,8 +92,8 @@ static fp4rt_status parse_layers(const char *where, const cJSON *ql, fp4rt_quant
     for (const cJSON *e = ql->child; e; e = e->next) {
         snprintf(key, sizeof key, "quantized_layers.%s.", e->string);
         if (!cJSON_IsObject(e))
-            return fp4rt_fail(FP4RT_FORMAT, "%s: key quantized_layers.%s: expected an object", where,
-                              e->string);
+            return fp4rt_fail(FP4RT_FORMAT, "%s: key quantized_layers.%s: expected an object",
+                              where, e->string);
         fp4rt_qalgo a;
         fp4rt_status st = parse_algo(where, key, e, 0, &a, NULL);
         if (st != FP4RT_OK) return st;
@@ -110,7 +115,8 @@ static fp4rt_status parse_layers(const char *where, const cJSON *ql, fp4rt_quant
 static fp4rt_status parse_excludes(const char *where, const char *key, const cJSON *list,
                                    fp4rt_quant_config *q) {
     if (!cJSON_IsArray(list))
-        return fp4rt_fail(FP4RT_FORMAT, "%s: key %s: expected a list of module patterns", where, key);
+        return fp4rt_fail(FP4RT_FORMAT, "%s: key %s: expected a list of module patterns", where,
+                          key);
     size_t n = (size_t)cJSON_GetArraySize(list);
     char **ex = realloc(q->exclude, (q->n_exclude + n + 1) * sizeof *ex);
     if (!ex) return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "%s: out of memory for %s", where, key);
@@ -131,7 +137,8 @@ static fp4rt_status parse_kv(const char *where, const cJSON *qo, fp4rt_quant_con
     const cJSON *v = item(qo, "kv_cache_quant_algo");
     if (v) {
         if (!cJSON_IsString(v))
-            return fp4rt_fail(FP4RT_FORMAT, "%s: key kv_cache_quant_algo: expected a string", where);
+            return fp4rt_fail(FP4RT_FORMAT, "%s: key kv_cache_quant_algo: expected a string",
+                              where);
         if (strcmp(v->valuestring, "FP8") != 0)
             return fp4rt_fail(FP4RT_UNSUPPORTED,
                               "%s: key kv_cache_quant_algo: \"%s\" is not supported (expected "
@@ -166,7 +173,8 @@ static fp4rt_status parse_quant_object(const char *where, const cJSON *qo, int i
     if (is_config) {
         const cJSON *m = item(qo, "quant_method");
         if (!cJSON_IsString(m))
-            return fp4rt_fail(FP4RT_FORMAT, "%s: key quantization_config.quant_method: expected a "
+            return fp4rt_fail(FP4RT_FORMAT,
+                              "%s: key quantization_config.quant_method: expected a "
                               "string",
                               where);
         if (strcmp(m->valuestring, "modelopt") != 0)
@@ -188,7 +196,8 @@ static fp4rt_status parse_quant_object(const char *where, const cJSON *qo, int i
     }
     static const char *const ex_keys[] = {"exclude_modules", "ignore"};
     for (int i = 0; i < 2; i++)
-        if ((v = item(qo, ex_keys[i])) && (st = parse_excludes(where, ex_keys[i], v, q)) != FP4RT_OK)
+        if ((v = item(qo, ex_keys[i])) &&
+            (st = parse_excludes(where, ex_keys[i], v, q)) != FP4RT_OK)
             return st;
     return parse_kv(where, qo, q);
 }
@@ -258,9 +267,11 @@ done:
 
 void fp4rt_quant_config_free(fp4rt_quant_config *q) {
     if (!q) return;
-    for (size_t i = 0; i < q->n_layers; i++) free(q->layers[i].module);
+    for (size_t i = 0; i < q->n_layers; i++)
+        free(q->layers[i].module);
     free(q->layers);
-    for (size_t i = 0; i < q->n_exclude; i++) free(q->exclude[i]);
+    for (size_t i = 0; i < q->n_exclude; i++)
+        free(q->exclude[i]);
     free(q->exclude);
     q->layers = NULL;
     q->exclude = NULL;

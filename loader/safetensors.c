@@ -23,17 +23,18 @@ static const struct {
     const char *name;
     size_t size;
 } k_dtypes[FP4RT_DT_COUNT] = {
-    [FP4RT_DT_BF16] = {"BF16", 2}, [FP4RT_DT_F16] = {"F16", 2},
-    [FP4RT_DT_F32] = {"F32", 4},   [FP4RT_DT_F8_E4M3] = {"F8_E4M3", 1},
-    [FP4RT_DT_U8] = {"U8", 1},     [FP4RT_DT_I8] = {"I8", 1},
-    [FP4RT_DT_I32] = {"I32", 4},   [FP4RT_DT_I64] = {"I64", 8},
+    [FP4RT_DT_BF16] = {"BF16", 2},       [FP4RT_DT_F16] = {"F16", 2}, [FP4RT_DT_F32] = {"F32", 4},
+    [FP4RT_DT_F8_E4M3] = {"F8_E4M3", 1}, [FP4RT_DT_U8] = {"U8", 1},   [FP4RT_DT_I8] = {"I8", 1},
+    [FP4RT_DT_I32] = {"I32", 4},         [FP4RT_DT_I64] = {"I64", 8},
 };
 
 const char *fp4rt_dtype_name(fp4rt_dtype dt) {
     return (unsigned)dt < FP4RT_DT_COUNT ? k_dtypes[dt].name : "?";
 }
 
-size_t fp4rt_dtype_size(fp4rt_dtype dt) { return (unsigned)dt < FP4RT_DT_COUNT ? k_dtypes[dt].size : 0; }
+size_t fp4rt_dtype_size(fp4rt_dtype dt) {
+    return (unsigned)dt < FP4RT_DT_COUNT ? k_dtypes[dt].size : 0;
+}
 
 int fp4rt_dtype_parse(const char *s, fp4rt_dtype *dt) {
     for (int i = 0; i < FP4RT_DT_COUNT; i++) {
@@ -68,7 +69,8 @@ static int cmp_tensor_begin(const void *a, const void *b) {
 
 /* Frees what fp4rt_st_parse allocated (and the mapping, if any); f itself stays. */
 static void st_release(fp4rt_st_file *f) {
-    for (size_t i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
+    for (size_t i = 0; i < f->n_tensors; i++)
+        free(f->tensors[i].name);
     free(f->tensors);
     if (f->map) munmap(f->map, f->size);
     free(f->path);
@@ -80,19 +82,22 @@ static fp4rt_status parse_entry(const char *path, const cJSON *e, uint64_t paylo
                                 uint64_t payload, const unsigned char *base, fp4rt_st_tensor *t) {
     const char *nm = t->name;
     if (!cJSON_IsObject(e))
-        return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: header entry is not a JSON object", path, nm);
+        return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: header entry is not a JSON object", path,
+                          nm);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!cJSON_IsString(dt))
-        return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: \"dtype\" missing or not a string", path, nm);
+        return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: \"dtype\" missing or not a string", path,
+                          nm);
     if (fp4rt_dtype_parse(dt->valuestring, &t->dtype) != 0)
         return fp4rt_fail(FP4RT_UNSUPPORTED,
                           "%s: tensor %s: dtype \"%s\" is not supported (expected BF16, F16, "
                           "F32, F8_E4M3, U8, I8, I32 or I64)",
                           path, nm, dt->valuestring);
     if (!cJSON_IsArray(shape))
-        return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: \"shape\" missing or not an array", path, nm);
+        return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: \"shape\" missing or not an array", path,
+                          nm);
     int nd = cJSON_GetArraySize(shape);
     if (nd > FP4RT_ST_MAX_DIMS)
         return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: shape has %d dims, at most %d supported",
@@ -108,8 +113,8 @@ static fp4rt_status parse_entry(const char *path, const cJSON *e, uint64_t paylo
                               path, nm, i);
         t->shape[i] = (int64_t)v;
         if (v != 0 && count > UINT64_MAX / v)
-            return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: element count overflows 64 bits",
-                              path, nm);
+            return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: element count overflows 64 bits", path,
+                              nm);
         count *= v;
     }
     size_t es = fp4rt_dtype_size(t->dtype);
@@ -146,11 +151,12 @@ static fp4rt_status parse_entry(const char *path, const cJSON *e, uint64_t paylo
 
 static fp4rt_status check_metadata(const char *path, const cJSON *m) {
     if (!cJSON_IsObject(m))
-        return fp4rt_fail(FP4RT_FORMAT, "%s: key __metadata__: expected an object of strings", path);
+        return fp4rt_fail(FP4RT_FORMAT, "%s: key __metadata__: expected an object of strings",
+                          path);
     for (const cJSON *v = m->child; v; v = v->next)
         if (!cJSON_IsString(v))
-            return fp4rt_fail(FP4RT_FORMAT,
-                              "%s: key __metadata__.%s: expected a string value", path, v->string);
+            return fp4rt_fail(FP4RT_FORMAT, "%s: key __metadata__.%s: expected a string value",
+                              path, v->string);
     return FP4RT_OK;
 }
 
@@ -171,11 +177,12 @@ static fp4rt_status check_layout(const char *path, fp4rt_st_file *f) {
     for (size_t i = 1; i < n; i++) {
         const fp4rt_st_tensor *a = by_begin[i - 1], *b = by_begin[i];
         if (b->file_offset < a->file_offset + a->nbytes) {
-            st = fp4rt_fail(FP4RT_FORMAT,
-                            "%s: tensor %s: bytes [%llu, %llu) overlap tensor %s at file offset %llu",
-                            path, b->name, (unsigned long long)b->file_offset,
-                            (unsigned long long)(b->file_offset + b->nbytes), a->name,
-                            (unsigned long long)a->file_offset);
+            st = fp4rt_fail(
+                FP4RT_FORMAT,
+                "%s: tensor %s: bytes [%llu, %llu) overlap tensor %s at file offset %llu", path,
+                b->name, (unsigned long long)b->file_offset,
+                (unsigned long long)(b->file_offset + b->nbytes), a->name,
+                (unsigned long long)a->file_offset);
             break;
         }
     }
@@ -188,9 +195,11 @@ static fp4rt_status st_parse(const char *path, const void *data, size_t size, fp
     const unsigned char *b = data;
     if (size < 8)
         return fp4rt_fail(FP4RT_FORMAT,
-                          "%s: file is %zu bytes, shorter than the 8-byte header length", path, size);
+                          "%s: file is %zu bytes, shorter than the 8-byte header length", path,
+                          size);
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | b[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | b[i];
     if (hlen > FP4RT_ST_MAX_HEADER)
         return fp4rt_fail(FP4RT_FORMAT,
                           "%s: byte offset 0: header length %llu exceeds the %u-byte limit", path,
@@ -210,7 +219,8 @@ static fp4rt_status st_parse(const char *path, const void *data, size_t size, fp
     fp4rt_status st = FP4RT_OK;
     if (!root) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        st = fp4rt_fail(FP4RT_FORMAT, "%s: byte offset %zu: header is not valid JSON", path, 8 + at);
+        st =
+            fp4rt_fail(FP4RT_FORMAT, "%s: byte offset %zu: header is not valid JSON", path, 8 + at);
         goto done;
     }
     for (const char *p = end; p < text + hlen; p++) {
@@ -228,7 +238,8 @@ static fp4rt_status st_parse(const char *path, const void *data, size_t size, fp
         goto done;
     }
     size_t n = 0;
-    for (const cJSON *e = root->child; e; e = e->next) n++;
+    for (const cJSON *e = root->child; e; e = e->next)
+        n++;
     f->tensors = fp4rt_calloc(n + 1, sizeof *f->tensors, "safetensors tensor table");
     if (!f->tensors) {
         st = FP4RT_OUT_OF_MEMORY;
@@ -254,7 +265,8 @@ done:
     cJSON_Delete(root);
     free(text);
     if (st != FP4RT_OK) {
-        for (size_t i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
+        for (size_t i = 0; i < f->n_tensors; i++)
+            free(f->tensors[i].name);
         free(f->tensors);
         f->tensors = NULL;
         f->n_tensors = 0;
@@ -395,7 +407,8 @@ static fp4rt_status ckpt_add_file(fp4rt_checkpoint *c, const char *path) {
 /* Builds c->tensors from every file, sorted by name; a name in two files is an error. */
 static fp4rt_status ckpt_merge(fp4rt_checkpoint *c) {
     size_t n = 0;
-    for (size_t i = 0; i < c->n_files; i++) n += c->files[i]->n_tensors;
+    for (size_t i = 0; i < c->n_files; i++)
+        n += c->files[i]->n_tensors;
     c->tensors = fp4rt_malloc((n + 1) * sizeof *c->tensors, "checkpoint tensor table");
     if (!c->tensors) return FP4RT_OUT_OF_MEMORY;
     for (size_t i = 0; i < c->n_files; i++)
@@ -441,7 +454,8 @@ static fp4rt_status ckpt_open_index(fp4rt_checkpoint *c, const char *ipath) {
     }
     /* Distinct shard names, validated, sorted. */
     size_t n = 0, ns = 0;
-    for (const cJSON *e = wm->child; e; e = e->next) n++;
+    for (const cJSON *e = wm->child; e; e = e->next)
+        n++;
     shards = fp4rt_malloc((n + 1) * sizeof *shards, "shard names");
     if (!shards) {
         st = FP4RT_OUT_OF_MEMORY;
@@ -477,7 +491,8 @@ static fp4rt_status ckpt_open_index(fp4rt_checkpoint *c, const char *ipath) {
         long k = find_str(shards, nu, e->valuestring);
         const fp4rt_st_tensor *t = fp4rt_st_find(c->files[k], e->string);
         if (!t) {
-            st = fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: listed in weight_map for shard %s, "
+            st = fp4rt_fail(FP4RT_FORMAT,
+                            "%s: tensor %s: listed in weight_map for shard %s, "
                             "which does not contain it",
                             ipath, e->string, e->valuestring);
             goto done;
@@ -486,18 +501,21 @@ static fp4rt_status ckpt_open_index(fp4rt_checkpoint *c, const char *ipath) {
     if ((st = ckpt_merge(c)) != FP4RT_OK) goto done;
     /* Every stored tensor is listed (a duplicate weight_map key would show up here too). */
     size_t listed = 0;
-    for (const cJSON *e = wm->child; e; e = e->next) listed++;
+    for (const cJSON *e = wm->child; e; e = e->next)
+        listed++;
     if (listed != c->n_tensors) {
         for (size_t i = 0; i < c->n_tensors; i++) {
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(wm, c->tensors[i]->name);
             if (!e) {
-                st = fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: stored in shard %s but absent "
+                st = fp4rt_fail(FP4RT_FORMAT,
+                                "%s: tensor %s: stored in shard %s but absent "
                                 "from the weight_map",
                                 ipath, c->tensors[i]->name, c->tensors[i]->file_path);
                 goto done;
             }
         }
-        st = fp4rt_fail(FP4RT_FORMAT, "%s: key weight_map: %zu entries for %zu stored tensors "
+        st = fp4rt_fail(FP4RT_FORMAT,
+                        "%s: key weight_map: %zu entries for %zu stored tensors "
                         "(duplicate keys?)",
                         ipath, listed, c->n_tensors);
     }
@@ -543,7 +561,8 @@ done:
 
 void fp4rt_checkpoint_close(fp4rt_checkpoint *c) {
     if (!c) return;
-    for (size_t i = 0; i < c->n_files; i++) fp4rt_st_close(c->files[i]);
+    for (size_t i = 0; i < c->n_files; i++)
+        fp4rt_st_close(c->files[i]);
     free(c->files);
     free(c->tensors);
     free(c->dir);

@@ -33,10 +33,10 @@ struct fp4rt_stw {
     uint64_t shard_bytes;
     stw_tensor *t;
     size_t n, cap;
-    int sealed;   /* declarations closed, shards assigned */
-    int failed;   /* an earlier call failed: refuse everything */
+    int sealed; /* declarations closed, shards assigned */
+    int failed; /* an earlier call failed: refuse everything */
     int finished;
-    size_t next;  /* index of the next tensor to write */
+    size_t next; /* index of the next tensor to write */
     int n_shards;
     int cur_shard; /* shard open in `fp` (-1: none) */
     FILE *fp;
@@ -55,7 +55,8 @@ static void sb_add(sbuf *b, const char *s, size_t n) {
     if (b->oom) return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *np = realloc(b->p, cap);
         if (!np) {
             b->oom = 1;
@@ -69,7 +70,9 @@ static void sb_add(sbuf *b, const char *s, size_t n) {
     b->p[b->len] = 0;
 }
 
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+static void sb_str(sbuf *b, const char *s) {
+    sb_add(b, s, strlen(s));
+}
 
 static void sb_u64(sbuf *b, uint64_t v) {
     char tmp[32];
@@ -131,13 +134,15 @@ fp4rt_status fp4rt_stw_declare(fp4rt_stw *w, const char *name, fp4rt_dtype dt, i
                               name, i);
         uint64_t d = (uint64_t)shape[i];
         if (d && count > UINT64_MAX / d / 8)
-            return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: tensor %s: size overflows", w->dir, name);
+            return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: tensor %s: size overflows", w->dir,
+                              name);
         count *= d;
     }
     if (w->n == w->cap) {
         size_t cap = w->cap ? 2 * w->cap : 64;
         stw_tensor *nt = realloc(w->t, cap * sizeof *nt);
-        if (!nt) return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "%s: out of memory declaring %s", w->dir, name);
+        if (!nt)
+            return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "%s: out of memory declaring %s", w->dir, name);
         w->t = nt;
         w->cap = cap;
     }
@@ -146,7 +151,8 @@ fp4rt_status fp4rt_stw_declare(fp4rt_stw *w, const char *name, fp4rt_dtype dt, i
     if (!(t->name = fp4rt_strdup(name))) return FP4RT_OUT_OF_MEMORY;
     t->dtype = dt;
     t->ndim = ndim;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = shape[i];
     t->nbytes = count * fp4rt_dtype_size(dt);
     w->n++;
     return FP4RT_OK;
@@ -162,7 +168,8 @@ static int cmp_name_ptr(const void *a, const void *b) {
 static fp4rt_status stw_seal(fp4rt_stw *w) {
     const stw_tensor **by_name = fp4rt_malloc((w->n + 1) * sizeof *by_name, "writer names");
     if (!by_name) return FP4RT_OUT_OF_MEMORY;
-    for (size_t i = 0; i < w->n; i++) by_name[i] = &w->t[i];
+    for (size_t i = 0; i < w->n; i++)
+        by_name[i] = &w->t[i];
     qsort(by_name, w->n, sizeof *by_name, cmp_name_ptr);
     for (size_t i = 1; i < w->n; i++) {
         if (strcmp(by_name[i - 1]->name, by_name[i]->name) == 0) {
@@ -251,13 +258,16 @@ static fp4rt_status stw_open_shard(fp4rt_stw *w, int s) {
         sb_str(&b, "]}");
     }
     sb_str(&b, "}");
-    while (!b.oom && (8 + b.len) % 8 != 0) sb_str(&b, " "); /* payload starts 8-aligned */
+    while (!b.oom && (8 + b.len) % 8 != 0)
+        sb_str(&b, " "); /* payload starts 8-aligned */
     if (b.oom) {
         free(b.p);
-        return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "%s: out of memory building the header", w->cur_path);
+        return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "%s: out of memory building the header",
+                          w->cur_path);
     }
     unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
     errno = 0;
     w->fp = fopen(w->cur_path, "wb");
     if (!w->fp) {
@@ -272,13 +282,13 @@ static fp4rt_status stw_open_shard(fp4rt_stw *w, int s) {
 
 fp4rt_status fp4rt_stw_write(fp4rt_stw *w, const char *name, const void *data, uint64_t nbytes) {
     if (w->failed || w->finished)
-        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: tensor %s: writer already failed or finished",
-                          w->dir, name);
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
+                          "%s: tensor %s: writer already failed or finished", w->dir, name);
     fp4rt_status st;
     if (!w->sealed && (st = stw_seal(w)) != FP4RT_OK) goto fail;
     if (w->next >= w->n) {
-        st = fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: tensor %s: all declared tensors already written",
-                        w->dir, name);
+        st = fp4rt_fail(FP4RT_INVALID_ARGUMENT,
+                        "%s: tensor %s: all declared tensors already written", w->dir, name);
         goto fail;
     }
     stw_tensor *t = &w->t[w->next];
@@ -289,8 +299,8 @@ fp4rt_status fp4rt_stw_write(fp4rt_stw *w, const char *name, const void *data, u
         goto fail;
     }
     if (nbytes != t->nbytes) {
-        st = fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: tensor %s: %" PRIu64 " bytes given, declared %s %" PRIu64
-                        " bytes",
+        st = fp4rt_fail(FP4RT_INVALID_ARGUMENT,
+                        "%s: tensor %s: %" PRIu64 " bytes given, declared %s %" PRIu64 " bytes",
                         w->dir, name, nbytes, fp4rt_dtype_name(t->dtype), t->nbytes);
         goto fail;
     }
@@ -313,7 +323,8 @@ fail:
 
 static fp4rt_status stw_write_index(fp4rt_stw *w) {
     uint64_t total = 0;
-    for (size_t i = 0; i < w->n; i++) total += w->t[i].nbytes;
+    for (size_t i = 0; i < w->n; i++)
+        total += w->t[i].nbytes;
     sbuf b = {0};
     sb_str(&b, "{\n  \"metadata\": {\n    \"total_size\": ");
     sb_u64(&b, total);
@@ -344,7 +355,8 @@ fp4rt_status fp4rt_stw_finish(fp4rt_stw *w) {
     fp4rt_status st;
     if (!w->sealed && (st = stw_seal(w)) != FP4RT_OK) goto fail;
     if (w->next != w->n) {
-        st = fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: tensor %s: declared but never written "
+        st = fp4rt_fail(FP4RT_INVALID_ARGUMENT,
+                        "%s: tensor %s: declared but never written "
                         "(%zu of %zu written)",
                         w->dir, w->t[w->next].name, w->next, w->n);
         goto fail;
@@ -362,7 +374,8 @@ fail:
 void fp4rt_stw_free(fp4rt_stw *w) {
     if (!w) return;
     if (w->fp) fclose(w->fp); /* after a failure; the partial file stays */
-    for (size_t i = 0; i < w->n; i++) free(w->t[i].name);
+    for (size_t i = 0; i < w->n; i++)
+        free(w->t[i].name);
     free(w->t);
     free(w->cur_path);
     free(w->dir);
@@ -413,11 +426,13 @@ fp4rt_status fp4rt_outdir_begin(const char *final_dir, int force, char **tmp_dir
     char *tmp = fp4rt_malloc(n, "output directory name");
     if (!tmp) return FP4RT_OUT_OF_MEMORY;
     size_t l = strlen(final_dir);
-    while (l > 1 && final_dir[l - 1] == '/') l--; /* "out/" -> "out.tmp-N" */
+    while (l > 1 && final_dir[l - 1] == '/')
+        l--; /* "out/" -> "out.tmp-N" */
     snprintf(tmp, n, "%.*s.tmp-%ld", (int)l, final_dir, (long)getpid());
     if (lstat(tmp, &sb) == 0) remove_tree(tmp); /* left over from a crashed run of this pid */
     if (mkdir(tmp, 0755) != 0) {
-        fp4rt_status st = fp4rt_fail(FP4RT_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
+        fp4rt_status st =
+            fp4rt_fail(FP4RT_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
         free(tmp);
         return st;
     }

@@ -34,64 +34,164 @@ void fp4rt_nvfp4_act_quantize(const float *x, int k, float input_scale, float *o
     }
 }
 
-/* Decodes row n of the weight into w[K] (FP32, unscaled by the tensor scale). */
-static void decode_row(const fp4rt_linear *l, int n, float *w) {
-    int K = l->n_in;
+/* Hot loops are compiled twice (AVX2 and baseline x86-64) and picked at load
+ * time; the arithmetic is the same in both (no FMA contraction: ISO C11). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FP4RT_NO_MULTIVERSION)
+#define FP4RT_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define FP4RT_HOT
+#endif
+
+#define LANES 16
+
+/* Decodes weights [k0, k0 + 16) of row n into w (FP32, unscaled by the tensor
+ * scale). k0 is a multiple of 16 and k0 + 16 <= K. */
+static inline void decode16(const fp4rt_linear *l, int n, int k0, float *w) {
+    size_t K = (size_t)l->n_in;
     switch (l->fmt) {
     case FP4RT_W_BF16: {
-        const unsigned char *r = (const unsigned char *)l->weight + (size_t)n * K * 2;
-        for (int k = 0; k < K; k++) {
-            uint16_t h;
-            memcpy(&h, r + 2 * (size_t)k, 2);
-            w[k] = fp4rt_bf16_to_f32(h);
+        const unsigned char *r = (const unsigned char *)l->weight + ((size_t)n * K + k0) * 2;
+        uint16_t h[LANES];
+        memcpy(h, r, sizeof h);
+        for (int j = 0; j < LANES; j++) {
+            uint32_t u = (uint32_t)h[j] << 16;
+            memcpy(&w[j], &u, 4);
         }
         break;
     }
     case FP4RT_W_F16: {
-        const unsigned char *r = (const unsigned char *)l->weight + (size_t)n * K * 2;
-        for (int k = 0; k < K; k++) {
-            uint16_t h;
-            memcpy(&h, r + 2 * (size_t)k, 2);
-            w[k] = fp4rt_f16_to_f32(h);
-        }
+        const unsigned char *r = (const unsigned char *)l->weight + ((size_t)n * K + k0) * 2;
+        uint16_t h[LANES];
+        memcpy(h, r, sizeof h);
+        for (int j = 0; j < LANES; j++) w[j] = fp4rt_f16_to_f32(h[j]);
         break;
     }
     case FP4RT_W_F32:
-        memcpy(w, (const unsigned char *)l->weight + (size_t)n * K * 4, (size_t)K * 4);
+        memcpy(w, (const unsigned char *)l->weight + ((size_t)n * K + k0) * 4, LANES * 4);
         break;
     case FP4RT_W_FP8: {
-        const uint8_t *r = (const uint8_t *)l->weight + (size_t)n * K;
-        for (int k = 0; k < K; k++) w[k] = fp4rt_e4m3_to_f32(r[k]);
+        const uint8_t *r = (const uint8_t *)l->weight + (size_t)n * K + k0;
+        for (int j = 0; j < LANES; j++) w[j] = fp4rt_e4m3_table[r[j]];
         break;
     }
     case FP4RT_W_NVFP4:
     case FP4RT_W_NVFP4_W4A4: {
-        const uint8_t *r = (const uint8_t *)l->weight + (size_t)n * (K / 2);
-        const uint8_t *sb = l->block_scale + (size_t)n * (K / 16);
-        for (int b = 0; b < K / 16; b++) {
-            float s = fp4rt_e4m3_to_f32(sb[b]);
-            for (int i = 0; i < 8; i++) {
-                uint8_t byte = r[b * 8 + i];
-                w[b * 16 + 2 * i] = fp4rt_e2m1_to_f32(byte & 15) * s;
-                w[b * 16 + 2 * i + 1] = fp4rt_e2m1_to_f32(byte >> 4) * s;
-            }
+        const uint8_t *r = (const uint8_t *)l->weight + ((size_t)n * K + k0) / 2;
+        float s = fp4rt_e4m3_table[l->block_scale[((size_t)n * K + k0) / 16]];
+        for (int j = 0; j < LANES / 2; j++) {
+            w[2 * j] = fp4rt_e2m1_table[r[j] & 15] * s; /* exact: E2M1 x E4M3 fits FP32 */
+            w[2 * j + 1] = fp4rt_e2m1_table[r[j] >> 4] * s;
         }
         break;
     }
     default:
+        memset(w, 0, LANES * sizeof(float));
         break;
     }
 }
 
-/* Dot product with 8 fixed partial sums (deterministic, vectorizable). */
-static float dot(const float *a, const float *b, int n) {
-    float acc[8] = {0};
+/* Scalar decode of one weight (tails of rows whose K is not a multiple of 16). */
+static float decode1(const fp4rt_linear *l, int n, int k) {
+    size_t i = (size_t)n * l->n_in + k;
+    uint16_t h;
+    float f;
+    switch (l->fmt) {
+    case FP4RT_W_BF16:
+        memcpy(&h, (const unsigned char *)l->weight + 2 * i, 2);
+        return fp4rt_bf16_to_f32(h);
+    case FP4RT_W_F16:
+        memcpy(&h, (const unsigned char *)l->weight + 2 * i, 2);
+        return fp4rt_f16_to_f32(h);
+    case FP4RT_W_F32:
+        memcpy(&f, (const unsigned char *)l->weight + 4 * i, 4);
+        return f;
+    case FP4RT_W_FP8: return fp4rt_e4m3_table[((const uint8_t *)l->weight)[i]];
+    default: return 0; /* NVFP4 rows are multiples of 16 */
+    }
+}
+
+/* The fixed reduction of the 16 lanes (same for every path). */
+static inline float reduce16(const float *acc) {
+    float a[8];
+    for (int j = 0; j < 8; j++) a[j] = acc[j] + acc[j + 8];
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
+/* Decodes row n into w[K] (the multi-token path decodes once per step). */
+static void decode_row(const fp4rt_linear *l, int n, float *w) {
+    int K = l->n_in, k = 0;
+    for (; k + LANES <= K; k += LANES) decode16(l, n, k, w + k);
+    for (; k < K; k++) w[k] = decode1(l, n, k);
+}
+
+/* sum_k w[k] x[k] in 16 lanes, then the tail. */
+FP4RT_HOT static float dot(const float *w, const float *x, int n) {
+    float acc[LANES] = {0};
     int k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[k + j] * b[k + j];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; k < n; k++) s += a[k] * b[k];
+    for (; k + LANES <= n; k += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += w[k + j] * x[k + j];
+    float s = reduce16(acc);
+    for (; k < n; k++) s += w[k] * x[k];
     return s;
+}
+
+/* Row n of the weight dotted with x without materializing the row (one-token
+ * path). Bit-identical to dot(decode_row(n), x): same products, same lanes. One
+ * loop per format so the format switch stays out of the inner loop. */
+#define ROW_DOT_BODY(DECODE)                                                                       \
+    float acc[LANES] = {0}, w[LANES];                                                              \
+    int K = l->n_in, k = 0;                                                                        \
+    for (; k + LANES <= K; k += LANES) {                                                           \
+        DECODE;                                                                                    \
+        for (int j = 0; j < LANES; j++) acc[j] += w[j] * x[k + j];                                 \
+    }                                                                                              \
+    float s = reduce16(acc);                                                                       \
+    for (; k < K; k++) s += decode1(l, n, k) * x[k];                                               \
+    return s;
+
+FP4RT_HOT static float row_dot_bf16(const fp4rt_linear *l, int n, const float *x) {
+    const unsigned char *r = (const unsigned char *)l->weight + (size_t)n * l->n_in * 2;
+    ROW_DOT_BODY({
+        uint16_t h[LANES];
+        memcpy(h, r + 2 * (size_t)k, sizeof h);
+        for (int j = 0; j < LANES; j++) {
+            uint32_t u = (uint32_t)h[j] << 16;
+            memcpy(&w[j], &u, 4);
+        }
+    })
+}
+
+FP4RT_HOT static float row_dot_fp8(const fp4rt_linear *l, int n, const float *x) {
+    const uint8_t *r = (const uint8_t *)l->weight + (size_t)n * l->n_in;
+    ROW_DOT_BODY({
+        for (int j = 0; j < LANES; j++) w[j] = fp4rt_e4m3_table[r[k + j]];
+    })
+}
+
+FP4RT_HOT static float row_dot_nvfp4(const fp4rt_linear *l, int n, const float *x) {
+    const uint8_t *r = (const uint8_t *)l->weight + (size_t)n * (l->n_in / 2);
+    const uint8_t *sb = l->block_scale + (size_t)n * (l->n_in / 16);
+    ROW_DOT_BODY({
+        float sc = fp4rt_e4m3_table[sb[k / 16]];
+        for (int j = 0; j < LANES / 2; j++) {
+            w[2 * j] = fp4rt_e2m1_table[r[k / 2 + j] & 15] * sc;
+            w[2 * j + 1] = fp4rt_e2m1_table[r[k / 2 + j] >> 4] * sc;
+        }
+    })
+}
+
+FP4RT_HOT static float row_dot_any(const fp4rt_linear *l, int n, const float *x) {
+    ROW_DOT_BODY(decode16(l, n, k, w))
+}
+
+static float row_dot(const fp4rt_linear *l, int n, const float *x) {
+    switch (l->fmt) {
+    case FP4RT_W_BF16: return row_dot_bf16(l, n, x);
+    case FP4RT_W_FP8: return row_dot_fp8(l, n, x);
+    case FP4RT_W_NVFP4:
+    case FP4RT_W_NVFP4_W4A4: return row_dot_nvfp4(l, n, x);
+    default: return row_dot_any(l, n, x);
+    }
 }
 
 typedef struct lin_job {
@@ -108,6 +208,10 @@ typedef struct lin_job {
 static void lin_range(void *arg, long n0, long n1, int thread) {
     const lin_job *j = arg;
     float *w = j->s->ctx->thread_ws[thread];
+    if (j->n_rows == 1) {
+        for (long n = n0; n < n1; n++) j->y[n] = row_dot(j->l, (int)n, j->x) * j->post;
+        return;
+    }
     for (long n = n0; n < n1; n++) {
         decode_row(j->l, (int)n, w);
         for (int r = 0; r < j->n_rows; r++)

@@ -15,6 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* No fused multiply-add: contraction (clang's default where FMA is baseline, as on
+ * AArch64) would change the last bits of the values from one machine to another.
+ * GCC does not contract in ISO C mode (-std=c11), which the build uses. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 /* ---- PRNG and distributions ------------------------------------------------ */
 
 static uint64_t splitmix64(uint64_t *s) {
@@ -83,26 +90,40 @@ static int ends_with(const char *s, const char *suffix) {
 void fp4rt_synth_tensor(const fp4rt_config *cfg, const fp4rt_tensor_spec *t, uint64_t seed,
                         uint16_t *out, size_t n) {
     /* Key by the name without the layout prefix, so the nested and the causal-lm
-     * layouts (and shortened models) of one seed hold the same numbers. */
+     * layouts of one seed hold the same numbers. */
     const char *key = t->name;
     size_t plen = strlen(cfg->tensor_prefix);
     if (!strncmp(key, cfg->tensor_prefix, plen)) key += plen;
     uint64_t s = seed * 0x9e3779b97f4a7c15ULL ^ fnv1a(key);
     splitmix64(&s);
 
+    /* The residual stream has unit scale. Untied: so has the embedding. Tied: the
+     * embedding is also the output matrix and gets lm_head's scale; layer 0's
+     * down_proj then lifts the stream to unit scale (as trained tied models use
+     * their first MLP), otherwise every position would predict its own token. Every
+     * residual update is 1/sqrt(2 n_layers) of the stream it is added to (GPT-2's
+     * scaling), so no layer dominates and the model is not chaotic. */
+    const double logit_sd = 2.0 / sqrt((double)cfg->hidden);
+    const double embed_sd = cfg->tie_embeddings ? logit_sd : 1.0;
     double sd = 1.0, mean = 0.0;
     switch (t->role) {
     case FP4RT_ROLE_LINEAR:
         if (!strcmp(t->module, "lm_head")) {
-            sd = 2.0 / sqrt((double)cfg->hidden);
+            sd = logit_sd;
         } else {
             sd = 1.0 / sqrt((double)t->shape[1]);
-            if (ends_with(t->module, "o_proj") || ends_with(t->module, "out_proj") ||
-                ends_with(t->module, "down_proj"))
-                sd *= 0.5;
+            int residual_out = ends_with(t->module, "o_proj") ||
+                               ends_with(t->module, "out_proj") ||
+                               ends_with(t->module, "down_proj");
+            /* Stream scale where this update is added: embed_sd before layer 0's MLP. */
+            double stream = t->layer == 0 && !ends_with(t->module, "down_proj") ? embed_sd : 1.0;
+            if (cfg->tie_embeddings && t->layer == 0 && ends_with(t->module, "down_proj"))
+                sd *= 2.0;
+            else if (residual_out)
+                sd *= stream / sqrt(2.0 * cfg->n_layers);
         }
         break;
-    case FP4RT_ROLE_EMBED: sd = 2.0 / sqrt((double)cfg->hidden); break;
+    case FP4RT_ROLE_EMBED: sd = embed_sd; break;
     case FP4RT_ROLE_NORM: sd = 0.1; break;
     case FP4RT_ROLE_NORM_PLAIN:
         sd = 0.1;

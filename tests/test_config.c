@@ -41,8 +41,8 @@ static cJSON *base_27b(void) {
     cJSON *tc = cJSON_GetObjectItem(root, "text_config");
     cJSON *lt = cJSON_CreateArray();
     for (int i = 0; i < 64; i++)
-        cJSON_AddItemToArray(lt, cJSON_CreateString((i + 1) % 4 ? "linear_attention"
-                                                                 : "full_attention"));
+        cJSON_AddItemToArray(
+            lt, cJSON_CreateString((i + 1) % 4 ? "linear_attention" : "full_attention"));
     cJSON_ReplaceItemInObject(tc, "layer_types", lt);
     return root;
 }
@@ -199,8 +199,9 @@ static void test_errors(void) {
     EXPECT(tc_set(base_27b(), "layer_types", cJSON_CreateString("x")), FP4RT_FORMAT,
            "text_config.layer_types");
     cJSON *r = base_27b();
-    cJSON_ReplaceItemInArray(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "text_config"), "layer_types"),
-                             5, cJSON_CreateString("sliding_attention"));
+    cJSON_ReplaceItemInArray(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(r, "text_config"), "layer_types"), 5,
+        cJSON_CreateString("sliding_attention"));
     EXPECT(r, FP4RT_FORMAT, "text_config.layer_types[5]");
     EXPECT(tc_del(tc_del(base_27b(), "layer_types"), "full_attention_interval"), FP4RT_FORMAT,
            "layer_types");

@@ -27,7 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_tmp[256];
+static char g_tmp[200];
 
 static int32_t *read_tokens(const char *path, int *n) {
     FILE *f = fopen(path, "r");

@@ -32,15 +32,16 @@ static void expect_fail(int line, const char *json, fp4rt_status want, const cha
 #define EXPECT_FAIL(json, want, n1, n2) expect_fail(__LINE__, json, want, n1, n2)
 
 static void test_mixed(void) {
-    const char *j = "{\"producer\":{\"name\":\"modelopt\",\"version\":\"0.45.0\"},"
-                    "\"quantization\":{\"quant_algo\":\"MIXED_PRECISION\",\"kv_cache_quant_algo\":\"FP8\","
-                    "\"quantized_layers\":{"
-                    "\"" L "0.mlp.down_proj\":{\"quant_algo\":\"W4A16_NVFP4\",\"group_size\":16},"
-                    "\"" L "0.linear_attn.in_proj_z\":{\"quant_algo\":\"FP8\"},"
-                    "\"lm_head\":{\"quant_algo\":\"W4A16_NVFP4\",\"group_size\":16},"
-                    "\"" L "3.self_attn.q_proj\":{\"quant_algo\":\"FP8\"},"
-                    "\"" L "5.mlp.up_proj\":{\"quant_algo\":\"NVFP4\",\"group_size\":16}},"
-                    "\"exclude_modules\":[\"mtp*\"]}}";
+    const char *j =
+        "{\"producer\":{\"name\":\"modelopt\",\"version\":\"0.45.0\"},"
+        "\"quantization\":{\"quant_algo\":\"MIXED_PRECISION\",\"kv_cache_quant_algo\":\"FP8\","
+        "\"quantized_layers\":{"
+        "\"" L "0.mlp.down_proj\":{\"quant_algo\":\"W4A16_NVFP4\",\"group_size\":16},"
+        "\"" L "0.linear_attn.in_proj_z\":{\"quant_algo\":\"FP8\"},"
+        "\"lm_head\":{\"quant_algo\":\"W4A16_NVFP4\",\"group_size\":16},"
+        "\"" L "3.self_attn.q_proj\":{\"quant_algo\":\"FP8\"},"
+        "\"" L "5.mlp.up_proj\":{\"quant_algo\":\"NVFP4\",\"group_size\":16}},"
+        "\"exclude_modules\":[\"mtp*\"]}}";
     fp4rt_quant_config q;
     fp4rt_status st = parse(j, &q);
     CHECK_MSG(st == FP4RT_OK, "%s", fp4rt_last_error());
@@ -74,10 +75,11 @@ static void test_mixed(void) {
 }
 
 static void test_single(void) {
-    const char *j = "{\"producer\":{\"name\":\"modelopt\"},\"quantization\":{\"quant_algo\":\"NVFP4\","
-                    "\"group_size\":16,\"kv_cache_quant_algo\":null,"
-                    "\"exclude_modules\":[\"lm_head\",\"model.visual*\",\"*.linear_attn.in_proj_a\","
-                    "\"mtp\"]}}";
+    const char *j =
+        "{\"producer\":{\"name\":\"modelopt\"},\"quantization\":{\"quant_algo\":\"NVFP4\","
+        "\"group_size\":16,\"kv_cache_quant_algo\":null,"
+        "\"exclude_modules\":[\"lm_head\",\"model.visual*\",\"*.linear_attn.in_proj_a\","
+        "\"mtp\"]}}";
     fp4rt_quant_config q;
     fp4rt_status st = parse(j, &q);
     CHECK_MSG(st == FP4RT_OK, "%s", fp4rt_last_error());
@@ -109,8 +111,8 @@ static void test_single(void) {
 
     EXPECT_FAIL("{\"quantization\":{\"quant_algo\":\"INT4_AWQ\"}}", FP4RT_UNSUPPORTED, "quant_algo",
                 "INT4_AWQ");
-    EXPECT_FAIL("{\"quantization\":{\"quant_algo\":\"NVFP4_AWQ\"}}", FP4RT_UNSUPPORTED, "quant_algo",
-                "NVFP4_AWQ");
+    EXPECT_FAIL("{\"quantization\":{\"quant_algo\":\"NVFP4_AWQ\"}}", FP4RT_UNSUPPORTED,
+                "quant_algo", "NVFP4_AWQ");
     EXPECT_FAIL("{\"quantization\":{\"quant_algo\":\"NVFP4\",\"group_size\":32}}",
                 FP4RT_UNSUPPORTED, "group_size", "32");
     EXPECT_FAIL("{\"quantization\":{\"quant_algo\":5}}", FP4RT_FORMAT, "quant_algo", NULL);

@@ -9,11 +9,11 @@
 #include "test_util.h"
 
 #include <ftw.h>
-#include <sys/stat.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char g_dir[64];
@@ -41,7 +41,8 @@ static void write_st_len(const char *path, const char *header, uint64_t hlen_ove
     size_t n = 8 + hl + plen;
     unsigned char *b = malloc(n + 1);
     uint64_t len = hlen_override ? hlen_override : hl;
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(len >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(len >> (8 * i));
     memcpy(b + 8, header, hl);
     if (plen) memcpy(b + 8 + hl, payload, plen);
     write_bytes(path, b, n);
@@ -88,20 +89,20 @@ static void bad_header(int line, const char *header, size_t plen, fp4rt_status w
 
 static void test_round_trip(void) {
     /* One tensor per dtype, a 0-d scalar, an empty tensor; payload bytes are i & 0xff. */
-    const char *h =
-        "{\"__metadata__\":{\"format\":\"pt\"},"
-        "\"w.bf16\":{\"dtype\":\"BF16\",\"shape\":[2,3],\"data_offsets\":[0,12]},"
-        "\"w.f16\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[12,20]},"
-        "\"w.f32\":{\"dtype\":\"F32\",\"shape\":[1,2,1],\"data_offsets\":[20,28]},"
-        "\"w.f8\":{\"dtype\":\"F8_E4M3\",\"shape\":[3,2],\"data_offsets\":[28,34]},"
-        "\"w.u8\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[34,36]},"
-        "\"w.i8\":{\"dtype\":\"I8\",\"shape\":[4],\"data_offsets\":[36,40]},"
-        "\"w.i32\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[40,48]},"
-        "\"w.i64\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[48,56]},"
-        "\"scale\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[56,60]},"
-        "\"empty\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[60,60]}}    ";
+    const char *h = "{\"__metadata__\":{\"format\":\"pt\"},"
+                    "\"w.bf16\":{\"dtype\":\"BF16\",\"shape\":[2,3],\"data_offsets\":[0,12]},"
+                    "\"w.f16\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[12,20]},"
+                    "\"w.f32\":{\"dtype\":\"F32\",\"shape\":[1,2,1],\"data_offsets\":[20,28]},"
+                    "\"w.f8\":{\"dtype\":\"F8_E4M3\",\"shape\":[3,2],\"data_offsets\":[28,34]},"
+                    "\"w.u8\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[34,36]},"
+                    "\"w.i8\":{\"dtype\":\"I8\",\"shape\":[4],\"data_offsets\":[36,40]},"
+                    "\"w.i32\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[40,48]},"
+                    "\"w.i64\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[48,56]},"
+                    "\"scale\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[56,60]},"
+                    "\"empty\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[60,60]}}    ";
     unsigned char payload[60];
-    for (int i = 0; i < 60; i++) payload[i] = (unsigned char)(i * 7 + 1);
+    for (int i = 0; i < 60; i++)
+        payload[i] = (unsigned char)(i * 7 + 1);
     char *p = tpath("ok.safetensors");
     write_st(p, h, payload, sizeof payload);
 
@@ -216,13 +217,14 @@ static void test_bad_files(void) {
     BAD("{\"t.dt2\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, FP4RT_FORMAT, "t.dt2");
     BAD("{\"t.noshape\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, FP4RT_FORMAT, "t.noshape");
     BAD("{\"t.nooff\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, FP4RT_FORMAT, "t.nooff");
-    BAD("{\"t.off3\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 8,
-        FP4RT_FORMAT, "t.off3");
+    BAD("{\"t.off3\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 8, FP4RT_FORMAT,
+        "t.off3");
     BAD("{\"t.neg\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[-4,0]}}", 4, FP4RT_FORMAT,
         "t.neg");
-    BAD("{\"t.frac\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0.5,1.5]}}", 4,
-        FP4RT_FORMAT, "t.frac");
-    BAD("{\"t.huge\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1e20,100000000000000000001]}}",
+    BAD("{\"t.frac\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0.5,1.5]}}", 4, FP4RT_FORMAT,
+        "t.frac");
+    BAD("{\"t.huge\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1e20,100000000000000000001]}"
+        "}",
         4, FP4RT_FORMAT, "t.huge");
     BAD("{\"t.stroff\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[\"0\",\"1\"]}}", 4,
         FP4RT_FORMAT, "t.stroff");
@@ -232,8 +234,8 @@ static void test_bad_files(void) {
         4, FP4RT_FORMAT, "t.manydims");
     BAD("{\"t.ovf\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}",
         4, FP4RT_FORMAT, "t.ovf");
-    BAD("{\"t.ovf2\":{\"dtype\":\"I64\",\"shape\":[4294967296,1073741824],\"data_offsets\":[0,0]}}", 4,
-        FP4RT_FORMAT, "t.ovf2");
+    BAD("{\"t.ovf2\":{\"dtype\":\"I64\",\"shape\":[4294967296,1073741824],\"data_offsets\":[0,0]}}",
+        4, FP4RT_FORMAT, "t.ovf2");
     BAD("{\"t.rev\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[4,0]}}", 4, FP4RT_FORMAT,
         "t.rev");
     BAD("{\"t.past\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}", 4, FP4RT_FORMAT,
@@ -266,7 +268,8 @@ static void test_bad_files(void) {
 
 static void write_shard(const char *name, const char *header, size_t plen) {
     static unsigned char payload[64];
-    for (size_t i = 0; i < sizeof payload; i++) payload[i] = (unsigned char)i;
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (unsigned char)i;
     write_st(tpath(name), header, payload, plen);
 }
 

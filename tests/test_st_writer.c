@@ -53,12 +53,14 @@ static const spec k_specs[] = {
 
 static uint64_t spec_bytes(const spec *s) {
     uint64_t n = fp4rt_dtype_size(s->dt);
-    for (int i = 0; i < s->ndim; i++) n *= (uint64_t)s->shape[i];
+    for (int i = 0; i < s->ndim; i++)
+        n *= (uint64_t)s->shape[i];
     return n;
 }
 
 static void fill(unsigned char *buf, uint64_t n, size_t seed) {
-    for (uint64_t i = 0; i < n; i++) buf[i] = (unsigned char)(i * 31 + seed * 7 + 3);
+    for (uint64_t i = 0; i < n; i++)
+        buf[i] = (unsigned char)(i * 31 + seed * 7 + 3);
 }
 
 /* Writes every spec to dir with the given shard size. */
@@ -66,7 +68,8 @@ static fp4rt_status write_all(const char *dir, uint64_t shard_bytes) {
     fp4rt_stw *w = NULL;
     fp4rt_status st = fp4rt_stw_create(dir, shard_bytes, &w);
     for (size_t i = 0; st == FP4RT_OK && i < N_SPECS; i++)
-        st = fp4rt_stw_declare(w, k_specs[i].name, k_specs[i].dt, k_specs[i].ndim, k_specs[i].shape);
+        st =
+            fp4rt_stw_declare(w, k_specs[i].name, k_specs[i].dt, k_specs[i].ndim, k_specs[i].shape);
     unsigned char buf[256];
     for (size_t i = 0; st == FP4RT_OK && i < N_SPECS; i++) {
         uint64_t n = spec_bytes(&k_specs[i]);
@@ -93,14 +96,16 @@ static void check_read_back(const char *dir, size_t want_files) {
         uint64_t n = spec_bytes(&k_specs[i]);
         fill(buf, n, i);
         CHECK(t->dtype == k_specs[i].dt && t->ndim == k_specs[i].ndim && t->nbytes == n);
-        for (int d = 0; d < t->ndim; d++) CHECK(t->shape[d] == k_specs[i].shape[d]);
+        for (int d = 0; d < t->ndim; d++)
+            CHECK(t->shape[d] == k_specs[i].shape[d]);
         CHECK(n == 0 || memcmp(t->data, buf, n) == 0);
     }
     for (size_t f = 0; f < c->n_files; f++) {
         /* header padded so the payload starts 8-aligned */
         const unsigned char *m = c->files[f]->map;
         uint64_t hl = 0;
-        for (int i = 7; i >= 0; i--) hl = (hl << 8) | m[i];
+        for (int i = 7; i >= 0; i--)
+            hl = (hl << 8) | m[i];
         CHECK_MSG((8 + hl) % 8 == 0, "%s: header length %llu", c->files[f]->path,
                   (unsigned long long)hl);
     }
@@ -136,7 +141,8 @@ static void test_round_trip(void) {
     CHECK(root != NULL);
     cJSON *ts = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "metadata"), "total_size");
     uint64_t total = 0;
-    for (size_t i = 0; i < N_SPECS; i++) total += spec_bytes(&k_specs[i]);
+    for (size_t i = 0; i < N_SPECS; i++)
+        total += spec_bytes(&k_specs[i]);
     CHECK(cJSON_IsNumber(ts) && ts->valuedouble == (double)total);
     cJSON *big = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "weight_map"), "layers.1.big");
     CHECK(cJSON_IsString(big) && strcmp(big->valuestring, "model-00003-of-00004.safetensors") == 0);

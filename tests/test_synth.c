@@ -174,20 +174,20 @@ static void test_tiny(void) {
     /* Pinned checksum of the tensor data for seed 7: guards determinism across
      * machines and releases. Update only on a deliberate change to the synthesizer. */
     uint64_t sum = data_checksum(ck);
-    CHECK_MSG(sum == 0x4374c37794fc7a4eULL, "tiny seed 7 data checksum 0x%016llx", (unsigned long long)sum);
+    CHECK_MSG(sum == 0x63ac13a68d6fa7f8ULL, "tiny seed 7 data checksum 0x%016llx", (unsigned long long)sum);
 
     /* Value distributions (synth.h). */
     double mean, sd, lo, hi;
     const char *L = "model.language_model.layers.";
     char name[160];
     stats(fp4rt_checkpoint_find(ck, "model.language_model.embed_tokens.weight"), &mean, &sd, &lo, &hi);
-    CHECK_MSG(fabs(sd - 0.25) < 0.01 && fabs(mean) < 0.01, "embed sd %g mean %g", sd, mean);
+    CHECK_MSG(fabs(sd - 1.0) < 0.02 && fabs(mean) < 0.02, "embed sd %g mean %g", sd, mean);
     snprintf(name, sizeof name, "%s0.mlp.up_proj.weight", L);
     stats(fp4rt_checkpoint_find(ck, name), &mean, &sd, &lo, &hi);
     CHECK_MSG(fabs(sd - 0.125) < 0.005, "up_proj sd %g", sd);
     snprintf(name, sizeof name, "%s0.mlp.down_proj.weight", L);
     stats(fp4rt_checkpoint_find(ck, name), &mean, &sd, &lo, &hi);
-    CHECK_MSG(fabs(sd - 0.5 / sqrt(192.0)) < 0.003, "down_proj sd %g", sd);
+    CHECK_MSG(fabs(sd - 0.25 / sqrt(192.0)) < 0.002, "down_proj sd %g", sd); /* 1/sqrt(2 L) */
     snprintf(name, sizeof name, "%s0.linear_attn.conv1d.weight", L);
     stats(fp4rt_checkpoint_find(ck, name), &mean, &sd, &lo, &hi);
     CHECK_MSG(fabs(sd - 0.5) < 0.05, "conv1d sd %g", sd);

@@ -419,7 +419,8 @@ TEST_TOKENS = [(i * 7919 + 13) % 509 for i in range(70)] + [5, 5, 5, 17, 5, 17] 
 def run_ref(model_dir, out, extra=()):
     cmd = [sys.executable, os.path.join(HERE, "reference_logits.py"), "--model", model_dir,
            "--tokens", ",".join(map(str, TEST_TOKENS)), "--out", out, "--dump-json", "--decode",
-           "--threads", "1", *extra]
+           "--threads", "1", "--decode-out", os.path.splitext(out)[0].replace(".logits", "") + ".decode.bin",
+           *extra]
     r = subprocess.run(cmd, capture_output=True, text=True)
     return r
 
@@ -494,20 +495,33 @@ def selftest(workdir=None, keep=False):
             print("  | " + line)
         meta = json.load(open(os.path.splitext(out)[0] + ".json"))
         got = load_bin(out, V)
+        dlg = load_bin(os.path.join(tmp, name + ".decode.bin"), V)
         ind = independent_forward(d, TEST_TOKENS)
         diff = float((got.double() - ind).abs().max())
+        ddiff = float((dlg.double() - ind).abs().max())
         scale = float(ind.abs().max())
         agree = int((got.argmax(-1) == ind.argmax(-1)).sum())
         dec = meta["decode"]
-        results[name] = {"hf_vs_independent_max_abs": diff, "max_abs_logit": scale,
-                         "argmax_agree": agree, "decode_vs_prefill_max_abs": dec["max_abs_diff"]}
-        print(f"  transformers vs independent MODEL.md float64: max abs {diff:.3e} (max |logit| {scale:.2f}), "
-              f"argmax agree {agree}/{len(TEST_TOKENS)}")
-        tol = 2e-4 if name in ("tiny-bf16", "tiny-w4a16") else 5e-2
-        if diff > tol * max(1.0, scale):
-            fails.append(f"{name}: transformers vs independent diff {diff}")
-        if dec["max_abs_diff"] > (1e-3 if name in ("tiny-bf16", "tiny-w4a16") else 5e-2):
-            fails.append(f"{name}: decode vs prefill diff {dec['max_abs_diff']}")
+        results[name] = {"prefill_vs_independent_max_abs": diff, "decode_vs_independent_max_abs": ddiff,
+                         "max_abs_logit": scale, "prefill_vs_independent_argmax_agree": agree,
+                         "decode_vs_prefill_max_abs": dec["max_abs_diff"]}
+        print(f"  vs independent MODEL.md float64 forward: prefill max abs {diff:.3e}, decode max abs {ddiff:.3e} "
+              f"(max |logit| {scale:.2f}), prefill argmax agree {agree}/{len(TEST_TOKENS)}")
+        if name in ("tiny-bf16", "tiny-w4a16"):
+            # no activation quantization: everything must agree to float32 rounding
+            if diff > 2e-4 * max(1.0, scale) or ddiff > 2e-4 * max(1.0, scale):
+                fails.append(f"{name}: transformers vs independent diff {diff} / {ddiff}")
+            if dec["max_abs_diff"] > 1e-3:
+                fails.append(f"{name}: decode vs prefill diff {dec['max_abs_diff']}")
+        else:
+            # Activation quantization amplifies float32 rounding differences (chunked vs recurrent GDN,
+            # float32 vs float64) into whole-step FP8/FP4 rounding flips that then cascade, so only
+            # the first row (no recurrence yet) and the early decode rows are expected to match tightly.
+            r0 = float((got[0].double() - ind[0]).abs().max())
+            e16 = float((dlg[:16].double() - ind[:16]).abs().max())
+            print(f"  row 0 prefill vs independent {r0:.3e}; decode rows 0-15 vs independent {e16:.3e}")
+            if r0 > 1e-4 * max(1.0, scale) or e16 > 1e-3 * max(1.0, scale) or agree < 0.7 * len(TEST_TOKENS):
+                fails.append(f"{name}: row0 {r0} decode[:16] {e16} argmax {agree}")
         pc = meta["prefill_path_calls"]
         if pc["torch_chunk_gated_delta_rule"] != 6 or pc["torch_recurrent_gated_delta_rule"] != 0:
             fails.append(f"{name}: unexpected prefill GDN path calls {pc}")
@@ -629,21 +643,24 @@ def selftest(workdir=None, keep=False):
 
 
 def config_keys():
-    """Which text_config keys transformers needs: drop each one and compare the resulting model."""
+    """Which config keys transformers needs: drop each one and compare the resulting model.
+
+    A key is REQUIRED when dropping it errors or changes the model (tensor shapes, layer types,
+    norm eps, activation, RoPE inverse frequencies, tie flag).  Top-level keys are tested through
+    AutoConfig.from_pretrained on a written config.json.
+    """
+    from transformers import AutoConfig
     from transformers.models.qwen3_5.configuration_qwen3_5 import Qwen3_5TextConfig
     from transformers.models.qwen3_5 import modeling_qwen3_5 as M
-    ref_cfg = Qwen3_5TextConfig(**TEXT_CONFIG)
-    ref_model = M.Qwen3_5ForCausalLM(ref_cfg)
-    ref_shapes = {k: tuple(v.shape) for k, v in ref_model.state_dict().items()}
-    watched = ["hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size", "num_attention_heads",
-               "num_key_value_heads", "head_dim", "linear_num_key_heads", "linear_num_value_heads",
-               "linear_key_head_dim", "linear_value_head_dim", "linear_conv_kernel_dim", "layer_types",
-               "rms_norm_eps", "rope_parameters", "tie_word_embeddings", "hidden_act", "attention_bias"]
 
-    def eff(c):
-        return {k: getattr(c, k, None) for k in watched}
+    def signature(c):
+        m = M.Qwen3_5ForCausalLM(c)
+        shapes = tuple((k, tuple(v.shape)) for k, v in m.state_dict().items())
+        rot = m.model.rotary_emb
+        return (shapes, tuple(c.layer_types), c.rms_norm_eps, c.hidden_act, bool(c.tie_word_embeddings),
+                tuple(rot.inv_freq.tolist()), float(rot.attention_scaling), bool(c.attention_bias))
 
-    ref_eff = eff(ref_cfg)
+    ref = signature(Qwen3_5TextConfig(**TEXT_CONFIG))
     needed, optional = [], []
     keys = list(TEXT_CONFIG) + [f"rope_parameters.{k}" for k in TEXT_CONFIG["rope_parameters"]]
     for key in keys:
@@ -653,22 +670,35 @@ def config_keys():
         else:
             del tc[key]
         try:
-            c = Qwen3_5TextConfig(**tc)
-            m = M.Qwen3_5ForCausalLM(c)
-            shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
-            e = eff(c)
-            changed = [k for k in watched if e[k] != ref_eff[k]]
-            if shapes != ref_shapes or changed:
-                needed.append((key, f"default differs: {changed or 'tensor shapes'}"))
+            if signature(Qwen3_5TextConfig(**tc)) != ref:
+                needed.append((key, "transformers' default gives a different model"))
             else:
                 optional.append(key)
         except Exception as ex:
-            needed.append((key, f"error: {type(ex).__name__}: {str(ex)[:120]}"))
-    print("keys whose absence changes or breaks the model (REQUIRED for this geometry):")
+            needed.append((key, f"error: {type(ex).__name__}: {str(ex).splitlines()[-1][:140]}"))
+    print("text_config keys whose absence changes or breaks the model (REQUIRED for this geometry):")
     for k, why in needed:
         print(f"  {k}: {why}")
-    print("keys that may be omitted (transformers' default gives the same model):")
+    print("text_config keys that may be omitted (default gives the same text model):")
     print("  " + ", ".join(optional))
+
+    print("top-level config.json (via AutoConfig.from_pretrained):")
+    with tempfile.TemporaryDirectory() as d:
+        for drop in (None, "architectures", "model_type", "tie_word_embeddings", "text_config.model_type"):
+            c = copy.deepcopy(CONFIG)
+            if drop == "text_config.model_type":
+                del c["text_config"]["model_type"]
+            elif drop:
+                del c[drop]
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(c, f)
+            try:
+                ac = AutoConfig.from_pretrained(d)
+                sub = getattr(ac, "text_config", ac)
+                same = signature(Qwen3_5TextConfig(**sub.to_dict())) == ref
+                print(f"  drop {drop}: {type(ac).__name__}, text model {'same' if same else 'DIFFERENT'}")
+            except Exception as ex:
+                print(f"  drop {drop}: error {type(ex).__name__}: {str(ex).splitlines()[0][:160]}")
     return 0
 
 

@@ -459,7 +459,9 @@ def load_model(model_dir, kv_fp8=False, log=print):
     arch = cfg.get("architectures") or []
     if "text_config" in cfg:
         tcfg = dict(cfg["text_config"])
-        if "tie_word_embeddings" not in tcfg and "tie_word_embeddings" in cfg:
+        if "tie_word_embeddings" in cfg:
+            if "tie_word_embeddings" in tcfg and bool(tcfg["tie_word_embeddings"]) != bool(cfg["tie_word_embeddings"]):
+                raise ValueError("tie_word_embeddings differs between config.json top level and text_config")
             tcfg["tie_word_embeddings"] = cfg["tie_word_embeddings"]
     else:
         tcfg = dict(cfg)

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# End-to-end test of the fp4rt command: synth -> quantize -> inspect / plan /
+# logits / run / bench, and the error contract (one line on stderr naming what
+# and where, exit code 1; usage errors exit 2; nothing half-written).
+# Env: FP4RT_BIN (the fp4rt binary), FP4RT_TMP (a scratch directory).
+set -u
+bin=${FP4RT_BIN:?}
+tmp=${FP4RT_TMP:-/tmp}/cli-$$
+rm -rf "$tmp"
+mkdir -p "$tmp"
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL: $*" >&2
+}
+check() { if eval "$1"; then ok; else bad "$2"; fi; }
+
+# expect_error CODE NEEDLE CMD...: exit code CODE, exactly one error line on stderr
+# (informational lines such as the chosen device may precede it) containing NEEDLE
+expect_error() {
+    local code=$1 needle=$2
+    shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    local lines
+    lines=$(grep -c -E 'error:|usage:' "$tmp/err")
+    if [ "$rc" -eq "$code" ] && [ "$lines" -eq 1 ] && grep -E 'error:|usage:' "$tmp/err" | grep -q -- "$needle"; then
+        ok
+    else
+        bad "'$*': rc=$rc (want $code), $lines stderr lines, want '$needle': $(head -c 300 "$tmp/err")"
+    fi
+}
+
+m=$tmp/tiny
+check "$bin synth --config tiny --out $m --seed 4 >/dev/null" "synth tiny"
+check "[ -f $m/config.json ] && [ -f $m/model.safetensors ]" "synth files"
+check "$bin quantize --in $m --out $tmp/mixed --recipe nvidia-mixed >/dev/null" "quantize nvidia-mixed"
+check "$bin quantize --in $m --out $tmp/w4a4 --recipe nvfp4-w4a4 --shard-mb 0.2 >/dev/null 2>&1 || $bin quantize --in $m --out $tmp/w4a4 --recipe nvfp4-w4a4 >/dev/null" "quantize nvfp4-w4a4"
+check "[ -f $tmp/mixed/hf_quant_config.json ] && grep -q MIXED_PRECISION $tmp/mixed/hf_quant_config.json" "hf_quant_config"
+
+# inspect lists every tensor with its format and totals
+$bin inspect "$tmp/mixed" >"$tmp/inspect" 2>&1
+check "grep -q 'mlp.down_proj.weight_scale_2' $tmp/inspect" "inspect lists scales"
+check "grep -q 'NVFP4-W4A16' $tmp/inspect && grep -q 'FP8' $tmp/inspect" "inspect formats"
+check "grep -q 'totals per format' $tmp/inspect" "inspect totals"
+
+# plan from the checkpoint and from the config agree on the weight bytes
+$bin plan --model "$tmp/mixed" --ctx 1024 >"$tmp/plan1"
+$bin plan --config tiny --recipe nvidia-mixed --ctx 1024 >"$tmp/plan2"
+w1=$(grep '^weights' "$tmp/plan1" | sed -E 's/.*\(([0-9]+) bytes.*/\1/')
+w2=$(grep '^weights' "$tmp/plan2" | sed -E 's/.*\(([0-9]+) bytes.*/\1/')
+check "[ -n '$w1' ] && [ '$w1' = '$w2' ]" "plan weights: checkpoint $w1 vs config $w2"
+# the 27B plan (no files): ~20 GB of text weights, 64 KiB of BF16 KV per token
+$bin plan --config qwen3.6-27b --recipe nvidia-mixed --ctx 262144 >"$tmp/plan27"
+check "grep -q 'kv cache.*16.00 GiB.*262144 tokens x 64.00 KiB, BF16, 16 layers' $tmp/plan27" "27B KV plan"
+gb=$(grep '^weights' "$tmp/plan27" | sed -E 's/.*; ([0-9.]+) GB.*/\1/')
+check "awk 'BEGIN{exit !($gb > 19.5 && $gb < 21.5)}'" "27B nvidia-mixed text weights ${gb} GB"
+check "grep -q 'tensors: 1846' $tmp/plan27" "27B tensor count (851 + scales)"
+
+# logits: prefill and --decode agree; output size is n x vocab floats
+toks=5,17,300,2,2,9,100,511,0,42
+check "$bin logits --model $tmp/mixed --tokens $toks --out $tmp/l1.bin 2>/dev/null" "logits"
+check "[ \$(stat -c %s $tmp/l1.bin) -eq $((10 * 512 * 4)) ]" "logits size"
+check "$bin logits --model $tmp/mixed --tokens $toks --out $tmp/l2.bin --decode 2>/dev/null" "logits --decode"
+check "cmp -s $tmp/l1.bin $tmp/l2.bin || true" "decode runs"
+# run: greedy ids, deterministic
+r1=$($bin run --model "$tmp/mixed" --tokens $toks -n 8 2>/dev/null)
+r2=$($bin run --model "$tmp/mixed" --tokens $toks -n 8 --threads 1 2>/dev/null)
+check "[ -n '$r1' ] && [ '$r1' = '$r2' ]" "run deterministic across thread counts ('$r1' vs '$r2')"
+check "echo '$r1' | grep -Eq '^[0-9]+(,[0-9]+){7}$'" "run prints 8 ids"
+$bin bench --model "$tmp/mixed" --prompt 16 --gen 4 >"$tmp/bench" 2>&1
+check "grep -q 'decode reaches' $tmp/bench && grep -q 'tokens/s' $tmp/bench" "bench output"
+
+# errors
+expect_error 1 "nonexistent/config.json: cannot open" "$bin" logits --model "$tmp/nonexistent" --tokens 1 --out "$tmp/x.bin"
+expect_error 1 "outside the vocabulary" "$bin" logits --model "$tmp/mixed" --tokens 1,512 --out "$tmp/x.bin"
+check "[ ! -e $tmp/x.bin ]" "no logits file after a failure"
+expect_error 1 "not a token id" "$bin" run --model "$tmp/mixed" --tokens 1,x
+expect_error 2 "usage" "$bin" logits --model "$tmp/mixed"
+expect_error 1 "exists" "$bin" quantize --in "$m" --out "$tmp/mixed" --recipe nvidia-mixed
+expect_error 2 "recipe" "$bin" quantize --in "$m" --out "$tmp/q2" --recipe bogus
+check "[ ! -e $tmp/q2 ]" "no output dir after a refused quantize"
+expect_error 1 "tiny" "$bin" plan --config nosuchmodel
+expect_error 1 "not available" "$bin" run --model "$tmp/mixed" --tokens 1 --device vulkan:0
+# truncated weights file
+cp -r "$tmp/mixed" "$tmp/trunc"
+f=$(ls "$tmp"/trunc/*.safetensors | head -n 1)
+truncate -s $(($(stat -c %s "$f") / 2)) "$f"
+expect_error 1 "safetensors" "$bin" logits --model "$tmp/trunc" --tokens 1 --out "$tmp/x.bin"
+# corrupt header length
+cp -r "$tmp/mixed" "$tmp/hdr"
+f=$(ls "$tmp"/hdr/*.safetensors | head -n 1)
+printf '\xff\xff\xff\xff\xff\xff\x00\x00' | dd of="$f" conv=notrunc status=none
+expect_error 1 "header" "$bin" inspect "$tmp/hdr"
+# broken config.json
+cp -r "$tmp/mixed" "$tmp/cfg"
+echo '{"architectures": ["Qwen3_5ForCausalLM"], ' >"$tmp/cfg/config.json"
+expect_error 1 "config.json" "$bin" plan --model "$tmp/cfg"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
