@@ -184,7 +184,7 @@ FP4RT_HOT static float row_dot_any(const fp4rt_linear *l, int n, const float *x)
     ROW_DOT_BODY(decode16(l, n, k, w))
 }
 
-static float row_dot(const fp4rt_linear *l, int n, const float *x) {
+float fp4rt_cpu_row_dot(const fp4rt_linear *l, int n, const float *x) {
     switch (l->fmt) {
     case FP4RT_W_BF16: return row_dot_bf16(l, n, x);
     case FP4RT_W_FP8: return row_dot_fp8(l, n, x);
@@ -209,7 +209,13 @@ static void lin_range(void *arg, long n0, long n1, int thread) {
     const lin_job *j = arg;
     float *w = j->s->ctx->thread_ws[thread];
     if (j->n_rows == 1) {
-        for (long n = n0; n < n1; n++) j->y[n] = row_dot(j->l, (int)n, j->x) * j->post;
+        float v;
+        int simd = fp4rt_cpu_simd_available();
+        for (long n = n0; n < n1; n++) {
+            if (!simd || !fp4rt_cpu_row_dot_simd(j->l, (int)n, j->x, &v))
+                v = fp4rt_cpu_row_dot(j->l, (int)n, j->x);
+            j->y[n] = v * j->post;
+        }
         return;
     }
     for (long n = n0; n < n1; n++) {

@@ -89,4 +89,11 @@ void fp4rt_gdn_chunked(int T, int chunk, int dk, int dv, const float *q, const f
 
 #define FP4RT_GDN_CHUNK 64
 
+/* One output of a linear for one input row: the portable kernel, and the
+ * vectorized one (x86-64 AVX2 + F16C; returns 0 where it does not apply, else
+ * stores a result bit-identical to the portable kernel's). */
+float fp4rt_cpu_row_dot(const fp4rt_linear *l, int n, const float *x);
+int fp4rt_cpu_simd_available(void);
+int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *out);
+
 #endif

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Default activation range when no calibration data is given: activations are
  * assumed to reach |x| = 32, which covers the synthesized test models (RMS-normed
@@ -26,6 +28,11 @@
  * W4A16 modules carry the NVFP4 value too (unused by W4A16 math, present as in
  * NVIDIA's checkpoints). Real models need calibrated values. */
 #define DEFAULT_ACT_AMAX 32.0f
+
+static float default_input_scale(fp4rt_qalgo algo) {
+    return algo == FP4RT_Q_FP8 ? DEFAULT_ACT_AMAX / FP4RT_E4M3_MAX
+                               : DEFAULT_ACT_AMAX / (FP4RT_E2M1_MAX * FP4RT_E4M3_MAX);
+}
 
 static const char *const k_producer_version = "0.45.0-fp4rt";
 
@@ -112,8 +119,8 @@ static fp4rt_status plan_jobs(qctx *q) {
     for (size_t i = 0; i < q->ck->n_tensors && st == FP4RT_OK; i++) {
         const fp4rt_st_tensor *t = q->ck->tensors[i];
         if (is_passthrough(t->name)) {
-            q->has_visual |= t->name[0] == 'm' && t->name[1] == 'o';
-            q->has_mtp |= t->name[0] == 'm' && t->name[1] == 't';
+            q->has_visual |= !strncmp(t->name, "model.visual.", 13);
+            q->has_mtp |= !strncmp(t->name, "mtp.", 4);
             qjob *j = &q->jobs[q->n_jobs++];
             j->src = t;
             j->algo = FP4RT_Q_NONE;
@@ -125,6 +132,17 @@ static fp4rt_status plan_jobs(qctx *q) {
     }
     free(names);
     return st;
+}
+
+/* Drops the pages of a source tensor from this process once it has been read, so
+ * that resident memory stays at one tensor on checkpoints larger than RAM (the
+ * mapping is read-only; touching the data again faults it back in). */
+static void release_pages(const fp4rt_st_tensor *t) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || t->nbytes == 0) return;
+    uintptr_t lo = (uintptr_t)t->data & ~(uintptr_t)(page - 1);
+    uintptr_t hi = (uintptr_t)t->data + t->nbytes;
+    madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 /* Scans a tensor once: index of the first NaN/Inf (or -1) and the largest |x|. */
@@ -175,6 +193,7 @@ static fp4rt_status scan_jobs(qctx *q) {
         if (!j->spec) continue;
         float amax = 0;
         int64_t bad = scan_tensor(j->src, &amax);
+        release_pages(j->src);
         if (bad >= 0)
             return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: element %lld is NaN or infinite",
                               j->src->file_path, j->src->name, (long long)bad);
@@ -288,12 +307,10 @@ static fp4rt_status write_quantized(fp4rt_stw *w, const qjob *j) {
         snprintf(name, sizeof name, "%s.weight_scale", m);
         if ((st = fp4rt_stw_write(w, name, wq + wbytes, sbytes)) != FP4RT_OK) goto done;
         if ((st = write_scalar(w, m, "weight_scale_2", scale)) != FP4RT_OK) goto done;
-        st = write_scalar(w, m, "input_scale",
-                          DEFAULT_ACT_AMAX / (FP4RT_E2M1_MAX * FP4RT_E4M3_MAX));
     } else {
         if ((st = write_scalar(w, m, "weight_scale", scale)) != FP4RT_OK) goto done;
-        st = write_scalar(w, m, "input_scale", DEFAULT_ACT_AMAX / FP4RT_E4M3_MAX);
     }
+    st = write_scalar(w, m, "input_scale", default_input_scale(j->algo));
 done:
     free(wq);
     free(row);
@@ -468,6 +485,7 @@ fp4rt_status fp4rt_quantize(const char *in_dir, const char *out_dir, const char 
             st = write_quantized(w, j);
         else
             st = fp4rt_stw_write(w, j->src->name, j->src->data, j->src->nbytes);
+        release_pages(j->src);
     }
     if (st == FP4RT_OK) st = fp4rt_stw_finish(w);
     if (st == FP4RT_OK) st = write_configs(q, tmp);

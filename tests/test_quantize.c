@@ -142,7 +142,7 @@ static void test_half_step(void) {
 
 /* ---- end to end ---------------------------------------------------------- */
 
-enum variant { V_NAN, V_MISSING, V_EXTRA, V_MTP, V_SHAPE };
+enum variant { V_NAN, V_MISSING, V_EXTRA, V_MTP, V_SHAPE, V_F32 };
 
 /* Copies the checkpoint in src to dst (a new directory), altered as `v` says. */
 static void make_variant(const char *src, const char *dst, enum variant v, const char *victim) {
@@ -164,7 +164,8 @@ static void make_variant(const char *src, const char *dst, enum variant v, const
         int64_t shape[FP4RT_ST_MAX_DIMS];
         memcpy(shape, t->shape, sizeof shape);
         if (v == V_SHAPE && !strcmp(t->name, victim)) shape[0] /= 2, shape[1] *= 2;
-        fp4rt_stw_declare(w, t->name, t->dtype, t->ndim, shape);
+        int f32 = v == V_F32 && !strcmp(t->name, victim);
+        fp4rt_stw_declare(w, t->name, f32 ? FP4RT_DT_F32 : t->dtype, t->ndim, shape);
     }
     if (v == V_EXTRA || v == V_MTP)
         fp4rt_stw_declare(w, victim, FP4RT_DT_BF16, 2, small);
@@ -174,7 +175,15 @@ static void make_variant(const char *src, const char *dst, enum variant v, const
         uint16_t *buf = malloc(t->nbytes);
         memcpy(buf, t->data, t->nbytes);
         if (v == V_NAN && !strcmp(t->name, victim)) buf[5] = 0x7fc0;
-        fp4rt_stw_write(w, t->name, buf, t->nbytes);
+        if (v == V_F32 && !strcmp(t->name, victim)) { /* widen BF16 -> F32 (exact) */
+            size_t n = t->nbytes / 2;
+            float *f = malloc(n * sizeof *f);
+            for (size_t k = 0; k < n; k++) f[k] = fp4rt_bf16_to_f32(buf[k]);
+            fp4rt_stw_write(w, t->name, f, n * sizeof *f);
+            free(f);
+        } else {
+            fp4rt_stw_write(w, t->name, buf, t->nbytes);
+        }
         free(buf);
     }
     uint16_t extra[16] = {0x3f80};
@@ -402,6 +411,25 @@ static void test_end_to_end(void) {
           FP4RT_FORMAT);
     CHECK(strstr(fp4rt_last_error(), victim) && strstr(fp4rt_last_error(), "[96, 128]"));
     CHECK(count_tmp_dirs() == 0);
+
+    /* An F32 source tensor quantizes to the same bytes as its BF16 original. */
+    snprintf(victim, sizeof victim, "%s4.mlp.down_proj.weight", L);
+    make_variant(in, tmp_path("f32"), V_F32, victim);
+    CHECK(fp4rt_quantize(tmp_path("f32"), tmp_path("f32-out"), "nvfp4-all", 0, NULL, NULL) ==
+          FP4RT_OK);
+    CHECK(fp4rt_quantize(in, tmp_path("bf16-out"), "nvfp4-all", 0, NULL, NULL) == FP4RT_OK);
+    fp4rt_checkpoint *ca = NULL, *cb = NULL;
+    CHECK(fp4rt_checkpoint_open(tmp_path("f32-out"), &ca) == FP4RT_OK);
+    CHECK(fp4rt_checkpoint_open(tmp_path("bf16-out"), &cb) == FP4RT_OK);
+    if (ca && cb) {
+        int same = ca->n_tensors == cb->n_tensors;
+        for (size_t i = 0; same && i < ca->n_tensors; i++)
+            same = ca->tensors[i]->nbytes == cb->tensors[i]->nbytes &&
+                   !memcmp(ca->tensors[i]->data, cb->tensors[i]->data, ca->tensors[i]->nbytes);
+        CHECK(same);
+    }
+    if (ca) fp4rt_checkpoint_close(ca);
+    if (cb) fp4rt_checkpoint_close(cb);
 
     /* MTP tensors are copied through and excluded. */
     make_variant(in, tmp_path("mtp"), V_MTP, "mtp.fc.weight");
