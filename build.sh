@@ -4,8 +4,9 @@
 #                     (a synthetic Qwen3.5-0.8B quantized with NVIDIA's mixed
 #                     NVFP4/FP8 recipe) and run it: greedy generation + bench
 #   ./build.sh test   install what is missing, build, run every test
-#                     (release build, then an ASan+UBSan clang build of the
-#                     loader tests with the fuzz targets); ends with "N passed, N failed"
+#                     (release build, then the same tests again in an
+#                     ASan+UBSan clang build, plus the libFuzzer targets of the
+#                     safetensors and config parsers); ends with "N passed, N failed"
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -59,7 +60,7 @@ test_job() {
     local rc1=${PIPESTATUS[0]}
     CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFP4RT_SANITIZE=ON -DFP4RT_FUZZ=ON >/dev/null &&
         cmake --build build-asan -j"$(jobs)" >/dev/null &&
-        (cd build-asan && ctest --output-on-failure -L loader -j"$(jobs)") 2>&1 | tee "$log2"
+        (cd build-asan && ctest --output-on-failure -j"$(jobs)") 2>&1 | tee "$log2"
     local rc2=${PIPESTATUS[0]}
     set -e
     # ctest prints "NN% tests passed, F tests failed out of T"

@@ -16,6 +16,7 @@
 #include "numfmt.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 
 #define TARGET __attribute__((target("avx2,f16c")))
@@ -79,8 +80,10 @@ TARGET static float dot_bf16(const unsigned char *r, const float *x, int K) {
 int fp4rt_cpu_simd_available(void) {
     static int cached = -1;
     if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+        unsigned a, b, c, d;
+        __builtin_cpu_init(); /* "avx2" also checks that the OS saves the AVX state */
+        int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+        cached = __builtin_cpu_supports("avx2") && f16c;
     }
     return cached;
 }

@@ -299,7 +299,7 @@ static fp4rt_status load_vector(fp4rt_weights *w, const fp4rt_tensor_spec *sp,
     }
     if (!dst) return fp4rt_fail(FP4RT_INTERNAL, "no slot for tensor %s", sp->name);
     if ((st = vector_f32(t, n, add, dst))) return st;
-    if (dst == &L->neg_A)
+    if (L && dst == &L->neg_A)
         for (int64_t i = 0; i < n; i++) L->neg_A[i] = -expf(L->neg_A[i]);
     return FP4RT_OK;
 }

@@ -99,7 +99,9 @@ EOF
 FPV="$("$FP4RT" --version 2>/dev/null | head -1 || true)"
 [ -n "$FPV" ] || FPV="$("$FP4RT" 2>&1 | head -1 || true)"
 GITREV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-GITDIRTY="$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -qv '^??.*tests/fixtures' && echo ' + uncommitted changes' || true)"
+GITSTATUS="$(git -C "$ROOT" status --porcelain --untracked-files=no -- . ':!tests/fixtures' 2>/dev/null || true)"
+GITDIRTY=""
+[ -z "$GITSTATUS" ] || GITDIRTY=" + uncommitted changes"
 summ() {  # one line per model from its log
     grep -E "^(quantization|decode vs prefill)" "$WORK/$1.log" | sed 's/^/    /'
 }
