@@ -176,6 +176,31 @@ int main(void) {
     mu = (mutation){.file = "config.json", .find = "\"num_hidden_layers\":\t8", .replace = "\"num_hidden_layers\": 4"};
     expect_failure("fewer-layers-in-config", &mu, FP4RT_FORMAT, "config.json", "num_hidden_layers");
 
+    /* out of memory at every allocation of load + session + one step: a clean
+     * failure (OUT_OF_MEMORY message, nothing leaked: LeakSanitizer checks the
+     * sanitizer build), then success once the failure point is past the end */
+    int n_fail = 0, loaded = 0;
+    for (long k = 1; k < 2000 && !loaded; k++) {
+        fp4rt_clear_error();
+        fp4rt_debug_fail_alloc_after(k);
+        fp4rt_model *om = fp4rt_model_load(g_src, NULL);
+        fp4rt_session *os = om ? fp4rt_session_create(om, NULL) : NULL;
+        int32_t tok = 1;
+        fp4rt_status st = os ? fp4rt_session_eval(os, &tok, 1, NULL, 0) : FP4RT_OUT_OF_MEMORY;
+        fp4rt_debug_fail_alloc_after(0);
+        if (st == FP4RT_OK) {
+            loaded = 1;
+        } else {
+            n_fail++;
+            CHECK_MSG(strstr(fp4rt_last_error(), "out of memory") != NULL,
+                      "allocation %ld failed without an out-of-memory message: '%s'", k, fp4rt_last_error());
+        }
+        fp4rt_session_free(os);
+        fp4rt_model_free(om);
+    }
+    printf("allocation failure injected at %d points, each reported as out of memory\n", n_fail);
+    CHECK(loaded && n_fail > 10);
+
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
     return test_summary("bad_model");
