@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static fp4rt_status cpu_create(int n_threads, void **out) {
@@ -20,6 +21,8 @@ static fp4rt_status cpu_create(int n_threads, void **out) {
     cpu_ctx *c = fp4rt_calloc(1, sizeof *c, "cpu backend");
     if (!c) return FP4RT_OUT_OF_MEMORY;
     c->n_threads = n_threads;
+    const char *prof = getenv("FP4RT_PROFILE");
+    c->profile = prof && prof[0] && strcmp(prof, "0");
     c->thread_ws = fp4rt_calloc((size_t)n_threads, sizeof(float *), "cpu workspace");
     fp4rt_status st = c->thread_ws ? fp4rt_pool_create(n_threads, &c->pool) : FP4RT_OUT_OF_MEMORY;
     if (st) {
@@ -34,6 +37,14 @@ static fp4rt_status cpu_create(int n_threads, void **out) {
 static void cpu_destroy(void *vc) {
     cpu_ctx *c = vc;
     if (!c) return;
+    if (c->profile) {
+        double total = 0;
+        for (int k = 0; k < FP4RT_OP_COUNT; k++) total += c->op_seconds[k];
+        for (int k = 0; k < FP4RT_OP_COUNT; k++)
+            if (c->op_calls[k])
+                fp4rt_log(FP4RT_LOG_INFO, "profile: %-14s %8ld calls %10.3f ms %5.1f%%", fp4rt_op_name(k),
+                          c->op_calls[k], 1e3 * c->op_seconds[k], total > 0 ? 100 * c->op_seconds[k] / total : 0);
+    }
     fp4rt_pool_free(c->pool);
     for (int i = 0; i < c->n_threads; i++) fp4rt_free_aligned(c->thread_ws[i]);
     free(c->thread_ws);
@@ -133,7 +144,14 @@ static fp4rt_status cpu_run(void *vc, const fp4rt_program *p, const fp4rt_sessio
                   .logits = sb->logits->data};
     for (int i = 0; i < p->n_ops; i++) {
         const fp4rt_op *op = &p->ops[i];
+        struct timespec t0, t1;
+        if (c->profile) clock_gettime(CLOCK_MONOTONIC, &t0);
         fp4rt_status st = k_kernels[op->kind](&s, op);
+        if (c->profile) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            c->op_seconds[op->kind] += (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+            c->op_calls[op->kind]++;
+        }
         if (st) return fp4rt_fail_context(st, "op %d (%s, layer %d)", i, fp4rt_op_name(op->kind), op->layer);
     }
     return FP4RT_OK;

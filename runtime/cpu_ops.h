@@ -23,6 +23,11 @@ typedef struct cpu_ctx {
     size_t shared_floats;
     float **thread_ws;
     size_t thread_floats;
+    /* FP4RT_PROFILE=1 in the environment: seconds and calls per op kind, printed
+     * through the log when the backend is destroyed */
+    int profile;
+    double op_seconds[FP4RT_OP_COUNT];
+    long op_calls[FP4RT_OP_COUNT];
 } cpu_ctx;
 
 /* Everything an op kernel needs about the current step. */
@@ -95,5 +100,7 @@ void fp4rt_gdn_chunked(int T, int chunk, int dk, int dv, const float *q, const f
 float fp4rt_cpu_row_dot(const fp4rt_linear *l, int n, const float *x);
 int fp4rt_cpu_simd_available(void);
 int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *out);
+/* Rows n .. n + 3 at once (out[4]); same contract. */
+int fp4rt_cpu_row_dot4_simd(const fp4rt_linear *l, int n, const float *x, float *out);
 
 #endif
