@@ -1,8 +1,10 @@
 /* fp4rt bench: prefill and decode tokens/s on the chosen device, and the
  * memory-bandwidth limit of decode measured in the same run: the machine's
- * read bandwidth (all threads streaming a buffer much larger than the caches)
- * divided by the bytes one decode step reads (weights + GDN state read and
- * written + the KV cache at the mean decode position). */
+ * read bandwidth (all threads streaming a buffer much larger than the caches,
+ * best of passes taken before and after decoding) divided by the bytes one
+ * decode step reads (weights + GDN state read and written + the KV cache at
+ * the mean decode position). The percentage compares the median decode step
+ * with that limit, so one slow step on a shared machine does not decide it. */
 #include "commands.h"
 
 #include "model.h"
@@ -57,6 +59,11 @@ static double measure_read_bandwidth(int threads) {
     return best;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 int fp4rt_cmd_bench(int argc, char **argv) {
     fp4rt_cli_model_opts o = {0};
     long n_prompt = 128, n_gen = 32, seed = 1;
@@ -88,14 +95,26 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     double t0 = fp4rt_cli_now();
     fp4rt_status st = fp4rt_session_eval(s, ids, (int)n_prompt, logits, 0);
     double t_prefill = fp4rt_cli_now() - t0;
-    double t_decode = 0;
-    for (long g = 0; g < n_gen && !st; g++) {
+    /* bandwidth before and after decode (best of both): the machine may be shared */
+    double bw = measure_read_bandwidth(m->n_threads);
+    double t_decode = 0, *steps = calloc((size_t)n_gen, sizeof(double));
+    for (long g = 0; g < n_gen && !st && steps; g++) {
         int32_t next = 0;
         for (int i = 1; i < vocab; i++)
             if (logits[i] > logits[next]) next = i;
         t0 = fp4rt_cli_now();
         st = fp4rt_session_eval(s, &next, 1, logits, 0);
-        t_decode += fp4rt_cli_now() - t0;
+        steps[g] = fp4rt_cli_now() - t0;
+        t_decode += steps[g];
+    }
+    if (!steps) st = FP4RT_OUT_OF_MEMORY;
+    double bw2 = measure_read_bandwidth(m->n_threads);
+    if (bw2 > bw) bw = bw2;
+    double median = 0;
+    if (steps) {
+        qsort(steps, (size_t)n_gen, sizeof(double), cmp_double);
+        median = n_gen % 2 ? steps[n_gen / 2] : 0.5 * (steps[n_gen / 2 - 1] + steps[n_gen / 2]);
+        free(steps);
     }
     if (st) {
         rc = fp4rt_cli_fail(st);
@@ -110,22 +129,22 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     double kv_per_token = (double)m->program->n_attn_layers * 2 * c->n_kv_heads * c->head_dim * kv_elem;
     double bytes_per_step = (double)plan.weights_per_token + 2.0 * (s->allocated.ssm + s->allocated.conv) +
                             mean_pos * kv_per_token;
-    int threads = m->n_threads;
-    double bw = measure_read_bandwidth(threads);
-    double prefill_tps = n_prompt / t_prefill, decode_tps = n_gen / t_decode;
+    double prefill_tps = n_prompt / t_prefill, decode_tps = 1.0 / median;
     double limit_tps = bw > 0 ? bw / bytes_per_step : 0;
     char b1[32];
     printf("model            %s\n", o.model);
     printf("device           %s\n", m->device);
     printf("prefill          %ld tokens in %.3f s: %.2f tokens/s\n", n_prompt, t_prefill, prefill_tps);
-    printf("decode           %ld tokens in %.3f s: %.2f tokens/s (%.2f ms/token)\n", n_gen, t_decode,
-           decode_tps, 1e3 * t_decode / n_gen);
+    printf("decode           %ld tokens in %.3f s: %.2f tokens/s mean, %.2f tokens/s median step (%.2f ms)\n",
+           n_gen, t_decode, n_gen / t_decode, decode_tps, 1e3 * median);
     printf("bytes per decode %s (weights %s + state + KV)\n",
            fp4rt_cli_bytes((uint64_t)bytes_per_step, b1, sizeof b1),
            fp4rt_cli_bytes(plan.weights_per_token, (char[32]){0}, 32));
-    printf("read bandwidth   %.2f GB/s (measured, %d threads)\n", bw / 1e9, threads);
+    printf("read bandwidth   %.2f GB/s (measured before and after decode, best, %d threads)\n", bw / 1e9,
+           m->n_threads);
     printf("bandwidth limit  %.2f tokens/s\n", limit_tps);
-    printf("decode reaches   %.1f%% of the bandwidth limit\n", limit_tps > 0 ? 100.0 * decode_tps / limit_tps : 0);
+    printf("decode reaches   %.1f%% of the bandwidth limit (median step)\n",
+           limit_tps > 0 ? 100.0 * decode_tps / limit_tps : 0);
 done:
     free(ids);
     free(logits);

@@ -209,13 +209,9 @@ static void lin_range(void *arg, long n0, long n1, int thread) {
     const lin_job *j = arg;
     float *w = j->s->ctx->thread_ws[thread];
     if (j->n_rows == 1) {
-        float v, v4[4];
+        float v;
         int simd = fp4rt_cpu_simd_available();
-        long n = n0;
-        if (simd)
-            for (; n + 4 <= n1 && fp4rt_cpu_row_dot4_simd(j->l, (int)n, j->x, v4); n += 4)
-                for (int i = 0; i < 4; i++) j->y[n + i] = v4[i] * j->post;
-        for (; n < n1; n++) {
+        for (long n = n0; n < n1; n++) {
             if (!simd || !fp4rt_cpu_row_dot_simd(j->l, (int)n, j->x, &v))
                 v = fp4rt_cpu_row_dot(j->l, (int)n, j->x);
             j->y[n] = v * j->post;

@@ -77,84 +77,6 @@ TARGET static float dot_bf16(const unsigned char *r, const float *x, int K) {
     return reduce(a0, a1);
 }
 
-
-/* Four rows at once: the same per-row arithmetic as the one-row kernels (so the
- * results are bit-identical), but four independent accumulator chains hide the
- * add latency and each activation load serves four rows. */
-TARGET static void dot4_nvfp4(const fp4rt_linear *l, int n, const float *x, float *out) {
-    const __m128i table = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
-    const __m128i low4 = _mm_set1_epi8(0x0f);
-    int K = l->n_in;
-    const uint8_t *r[4], *sb[4];
-    __m256 a0[4], a1[4];
-    for (int i = 0; i < 4; i++) {
-        r[i] = (const uint8_t *)l->weight + (size_t)(n + i) * (K / 2);
-        sb[i] = l->block_scale + (size_t)(n + i) * (K / 16);
-        a0[i] = a1[i] = _mm256_setzero_ps();
-    }
-    for (int k = 0; k < K; k += 16) {
-        __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
-        for (int i = 0; i < 4; i++) {
-            __m128i b = _mm_loadl_epi64((const __m128i *)(r[i] + k / 2));
-            __m128i lo = _mm_and_si128(b, low4), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low4);
-            __m128i v = _mm_shuffle_epi8(table, _mm_unpacklo_epi8(lo, hi));
-            __m256 half = _mm256_set1_ps(0.5f * fp4rt_e4m3_table[sb[i][k / 16]]);
-            __m256 w0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), half);
-            __m256 w1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), half);
-            a0[i] = _mm256_add_ps(a0[i], _mm256_mul_ps(w0, x0));
-            a1[i] = _mm256_add_ps(a1[i], _mm256_mul_ps(w1, x1));
-        }
-    }
-    for (int i = 0; i < 4; i++) out[i] = reduce(a0[i], a1[i]);
-}
-
-TARGET static void dot4_fp8(const fp4rt_linear *l, int n, const float *x, float *out) {
-    int K = l->n_in;
-    const uint8_t *r[4];
-    __m256 a0[4], a1[4];
-    for (int i = 0; i < 4; i++) {
-        r[i] = (const uint8_t *)l->weight + (size_t)(n + i) * K;
-        a0[i] = a1[i] = _mm256_setzero_ps();
-    }
-    for (int k = 0; k < K; k += 16) {
-        __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
-        for (int i = 0; i < 4; i++) {
-            a0[i] = _mm256_add_ps(a0[i], _mm256_mul_ps(e4m3x8(r[i] + k), x0));
-            a1[i] = _mm256_add_ps(a1[i], _mm256_mul_ps(e4m3x8(r[i] + k + 8), x1));
-        }
-    }
-    for (int i = 0; i < 4; i++) out[i] = reduce(a0[i], a1[i]);
-}
-
-TARGET static void dot4_bf16(const fp4rt_linear *l, int n, const float *x, float *out) {
-    int K = l->n_in;
-    const unsigned char *r[4];
-    __m256 a0[4], a1[4];
-    for (int i = 0; i < 4; i++) {
-        r[i] = (const unsigned char *)l->weight + (size_t)(n + i) * K * 2;
-        a0[i] = a1[i] = _mm256_setzero_ps();
-    }
-    for (int k = 0; k < K; k += 16) {
-        __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
-        for (int i = 0; i < 4; i++) {
-            a0[i] = _mm256_add_ps(a0[i], _mm256_mul_ps(bf16x8(r[i] + 2 * (size_t)k), x0));
-            a1[i] = _mm256_add_ps(a1[i], _mm256_mul_ps(bf16x8(r[i] + 2 * (size_t)k + 16), x1));
-        }
-    }
-    for (int i = 0; i < 4; i++) out[i] = reduce(a0[i], a1[i]);
-}
-
-int fp4rt_cpu_row_dot4_simd(const fp4rt_linear *l, int n, const float *x, float *out) {
-    if (l->n_in % 16) return 0;
-    switch (l->fmt) {
-    case FP4RT_W_NVFP4:
-    case FP4RT_W_NVFP4_W4A4: dot4_nvfp4(l, n, x, out); return 1;
-    case FP4RT_W_FP8: dot4_fp8(l, n, x, out); return 1;
-    case FP4RT_W_BF16: dot4_bf16(l, n, x, out); return 1;
-    default: return 0;
-    }
-}
-
 int fp4rt_cpu_simd_available(void) {
     static int cached = -1;
     if (cached < 0) {
@@ -188,10 +110,6 @@ int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *
 
 #else
 int fp4rt_cpu_simd_available(void) { return 0; }
-int fp4rt_cpu_row_dot4_simd(const fp4rt_linear *l, int n, const float *x, float *out) {
-    (void)l, (void)n, (void)x, (void)out;
-    return 0;
-}
 int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *out) {
     (void)l, (void)n, (void)x, (void)out;
     return 0;

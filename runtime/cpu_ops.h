@@ -100,7 +100,5 @@ void fp4rt_gdn_chunked(int T, int chunk, int dk, int dv, const float *q, const f
 float fp4rt_cpu_row_dot(const fp4rt_linear *l, int n, const float *x);
 int fp4rt_cpu_simd_available(void);
 int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *out);
-/* Rows n .. n + 3 at once (out[4]); same contract. */
-int fp4rt_cpu_row_dot4_simd(const fp4rt_linear *l, int n, const float *x, float *out);
 
 #endif
