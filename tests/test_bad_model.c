@@ -16,7 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_tmp[200];
 static char g_src[512]; /* nvidia-mixed tiny checkpoint */
 
 /* How to change the copy. */
@@ -58,9 +57,7 @@ static int copy_text(const char *name, const char *dst_dir, const mutation *mu) 
 }
 
 static int make_copy(const char *dst, const mutation *mu) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dst, dst);
-    if (system(cmd) != 0) return -1;
+    if (mkdir(dst, 0700) != 0) return -1;
     fp4rt_checkpoint *ck;
     if (fp4rt_checkpoint_open(g_src, &ck)) return -1;
     fp4rt_stw *w;
@@ -102,7 +99,7 @@ static int make_copy(const char *dst, const mutation *mu) {
 static void expect_failure(const char *label, const mutation *mu, fp4rt_status want,
                            const char *needle1, const char *needle2) {
     char dst[512];
-    snprintf(dst, sizeof dst, "%s/%s", g_tmp, label);
+    snprintf(dst, sizeof dst, "%s", test_tmp_path(label));
     int made = make_copy(dst, mu);
     CHECK_MSG(made == 0, "%s: could not make the corrupt copy", label);
     if (made) return;
@@ -126,12 +123,10 @@ static void expect_failure(const char *label, const mutation *mu, fp4rt_status w
 
 int main(void) {
     fp4rt_numfmt_init();
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/fp4rt-test-bad-%d", (int)getpid());
-    char cmd[512], bf16[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", g_tmp, g_tmp);
-    if (system(cmd) != 0) return 1;
-    snprintf(bf16, sizeof bf16, "%s/bf16", g_tmp);
-    snprintf(g_src, sizeof g_src, "%s/mixed", g_tmp);
+    test_tmpdir("bad");
+    char bf16[512];
+    snprintf(bf16, sizeof bf16, "%s", test_tmp_path("bf16"));
+    snprintf(g_src, sizeof g_src, "%s", test_tmp_path("mixed"));
     fp4rt_config cfg;
     CHECK(!fp4rt_config_preset("tiny", 0, &cfg));
     CHECK(!fp4rt_synth(&cfg, bf16, 5, 0, 0));
@@ -140,7 +135,7 @@ int main(void) {
     /* the unmodified copy loads (the copier itself is sound) */
     mutation none = {0};
     char ok_dir[512];
-    snprintf(ok_dir, sizeof ok_dir, "%s/unchanged", g_tmp);
+    snprintf(ok_dir, sizeof ok_dir, "%s", test_tmp_path("unchanged"));
     CHECK(make_copy(ok_dir, &none) == 0);
     fp4rt_model *m = fp4rt_model_load(ok_dir, NULL);
     CHECK_MSG(m != NULL, "unchanged copy: %s", fp4rt_last_error());
@@ -201,7 +196,6 @@ int main(void) {
     printf("allocation failure injected at %d points, each reported as out of memory\n", n_fail);
     CHECK(loaded && n_fail > 10);
 
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    test_tmpdir_remove();
     return test_summary("bad_model");
 }

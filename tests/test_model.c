@@ -27,7 +27,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_tmp[200];
 
 static int32_t *read_tokens(const char *path, int *n) {
     FILE *f = fopen(path, "r");
@@ -246,20 +245,17 @@ static void test_plan_matches_checkpoint(const char *dir, const fp4rt_config *cf
 }
 
 int main(void) {
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/fp4rt-test-model-%d", (int)getpid());
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", g_tmp, g_tmp);
-    if (system(cmd) != 0) return 1;
+    test_tmpdir("model");
 
     test_fixtures();
 
     fp4rt_config cfg;
     CHECK(!fp4rt_config_preset("tiny", 0, &cfg));
     char bf16[512], mixed[512], w4a4[512], tied[512];
-    snprintf(bf16, sizeof bf16, "%s/bf16", g_tmp);
-    snprintf(mixed, sizeof mixed, "%s/mixed", g_tmp);
-    snprintf(w4a4, sizeof w4a4, "%s/w4a4", g_tmp);
-    snprintf(tied, sizeof tied, "%s/tied", g_tmp);
+    snprintf(bf16, sizeof bf16, "%s", test_tmp_path("bf16"));
+    snprintf(mixed, sizeof mixed, "%s", test_tmp_path("mixed"));
+    snprintf(w4a4, sizeof w4a4, "%s", test_tmp_path("w4a4"));
+    snprintf(tied, sizeof tied, "%s", test_tmp_path("tied"));
     CHECK(!fp4rt_synth(&cfg, bf16, 11, 0, 0));
     CHECK(!fp4rt_quantize(bf16, mixed, "nvidia-mixed", 0, NULL, NULL));
     CHECK(!fp4rt_quantize(bf16, w4a4, "nvfp4-w4a4", 0, NULL, NULL));
@@ -286,7 +282,6 @@ int main(void) {
     test_paths(tied, 1e-9);
     test_plan_matches_checkpoint(tied, &tcfg, "none");
 
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    test_tmpdir_remove();
     return test_summary("model");
 }

@@ -21,20 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char g_tmp[64];
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static char *tmp_path(const char *name) {
-    static char buf[8][256];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 256, "%s/%s", g_tmp, name);
-    return p;
-}
 
 /* ---- row quantizers ------------------------------------------------------ */
 
@@ -194,7 +180,7 @@ static void make_variant(const char *src, const char *dst, enum variant v, const
 }
 
 static int count_tmp_dirs(void) {
-    DIR *d = opendir(g_tmp);
+    DIR *d = opendir(test_tmp_dir_);
     int n = 0;
     struct dirent *e;
     while (d && (e = readdir(d))) n += strstr(e->d_name, ".tmp-") != NULL;
@@ -357,14 +343,14 @@ static void check_output(const char *in, const char *out, const char *recipe) {
 static void test_end_to_end(void) {
     fp4rt_config c;
     char in[256], out[256];
-    snprintf(in, sizeof in, "%s", tmp_path("bf16"));
+    snprintf(in, sizeof in, "%s", test_tmp_path("bf16"));
     CHECK(fp4rt_config_preset("tiny", 0, &c) == FP4RT_OK);
     CHECK(fp4rt_synth(&c, in, 3, 0, 0) == FP4RT_OK);
 
     static const char *const recipes[] = {"nvidia-mixed", "nvfp4-all", "nvfp4-w4a4"};
     for (int r = 0; r < 3; r++) {
         fp4rt_quantize_summary sum;
-        snprintf(out, sizeof out, "%s", tmp_path(recipes[r]));
+        snprintf(out, sizeof out, "%s", test_tmp_path(recipes[r]));
         fp4rt_status st = fp4rt_quantize(in, out, recipes[r], 0, NULL, &sum);
         CHECK_MSG(st == FP4RT_OK, "%s: %s", recipes[r], fp4rt_last_error());
         if (st != FP4RT_OK) continue;
@@ -372,7 +358,7 @@ static void test_end_to_end(void) {
         check_output(in, out, recipes[r]);
     }
     fp4rt_quantize_opts opts = {.shard_bytes = 128 << 10};
-    snprintf(out, sizeof out, "%s", tmp_path("nvidia-mixed"));
+    snprintf(out, sizeof out, "%s", test_tmp_path("nvidia-mixed"));
     CHECK(fp4rt_quantize(in, out, "nvidia-mixed", 0, NULL, NULL) == FP4RT_INVALID_ARGUMENT);
     CHECK(strstr(fp4rt_last_error(), "exists") != NULL);
     CHECK(fp4rt_quantize(in, out, "nvidia-mixed", 1, &opts, NULL) == FP4RT_OK);
@@ -380,47 +366,47 @@ static void test_end_to_end(void) {
     snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", out);
     CHECK(access(idx, F_OK) == 0);
     check_output(in, out, "nvidia-mixed");
-    CHECK(fp4rt_quantize(in, tmp_path("bad"), "nvfp4-bogus", 0, NULL, NULL) ==
+    CHECK(fp4rt_quantize(in, test_tmp_path("bad"), "nvfp4-bogus", 0, NULL, NULL) ==
           FP4RT_INVALID_ARGUMENT);
 
     /* Refusals name the tensor and leave nothing behind. */
     const char *L = "model.language_model.layers.";
     char victim[160];
     snprintf(victim, sizeof victim, "%s2.mlp.down_proj.weight", L);
-    make_variant(in, tmp_path("nan"), V_NAN, victim);
-    CHECK(fp4rt_quantize(tmp_path("nan"), tmp_path("nan-out"), "nvfp4-all", 0, NULL, NULL) ==
+    make_variant(in, test_tmp_path("nan"), V_NAN, victim);
+    CHECK(fp4rt_quantize(test_tmp_path("nan"), test_tmp_path("nan-out"), "nvfp4-all", 0, NULL, NULL) ==
           FP4RT_FORMAT);
     CHECK(strstr(fp4rt_last_error(), victim) && strstr(fp4rt_last_error(), "element 5"));
-    CHECK(access(tmp_path("nan-out"), F_OK) != 0 && count_tmp_dirs() == 0);
+    CHECK(access(test_tmp_path("nan-out"), F_OK) != 0 && count_tmp_dirs() == 0);
 
     snprintf(victim, sizeof victim, "%s5.linear_attn.A_log", L);
-    make_variant(in, tmp_path("missing"), V_MISSING, victim);
-    CHECK(fp4rt_quantize(tmp_path("missing"), tmp_path("m-out"), "nvfp4-all", 0, NULL, NULL) ==
+    make_variant(in, test_tmp_path("missing"), V_MISSING, victim);
+    CHECK(fp4rt_quantize(test_tmp_path("missing"), test_tmp_path("m-out"), "nvfp4-all", 0, NULL, NULL) ==
           FP4RT_FORMAT);
     CHECK(strstr(fp4rt_last_error(), victim) && strstr(fp4rt_last_error(), "missing"));
 
     snprintf(victim, sizeof victim, "%s0.mlp.bogus.weight", L);
-    make_variant(in, tmp_path("extra"), V_EXTRA, victim);
-    CHECK(fp4rt_quantize(tmp_path("extra"), tmp_path("e-out"), "nvfp4-all", 0, NULL, NULL) ==
+    make_variant(in, test_tmp_path("extra"), V_EXTRA, victim);
+    CHECK(fp4rt_quantize(test_tmp_path("extra"), test_tmp_path("e-out"), "nvfp4-all", 0, NULL, NULL) ==
           FP4RT_FORMAT);
     CHECK(strstr(fp4rt_last_error(), victim) != NULL);
 
     snprintf(victim, sizeof victim, "%s1.mlp.up_proj.weight", L);
-    make_variant(in, tmp_path("shape"), V_SHAPE, victim);
-    CHECK(fp4rt_quantize(tmp_path("shape"), tmp_path("s-out"), "nvfp4-all", 0, NULL, NULL) ==
+    make_variant(in, test_tmp_path("shape"), V_SHAPE, victim);
+    CHECK(fp4rt_quantize(test_tmp_path("shape"), test_tmp_path("s-out"), "nvfp4-all", 0, NULL, NULL) ==
           FP4RT_FORMAT);
     CHECK(strstr(fp4rt_last_error(), victim) && strstr(fp4rt_last_error(), "[96, 128]"));
     CHECK(count_tmp_dirs() == 0);
 
     /* An F32 source tensor quantizes to the same bytes as its BF16 original. */
     snprintf(victim, sizeof victim, "%s4.mlp.down_proj.weight", L);
-    make_variant(in, tmp_path("f32"), V_F32, victim);
-    CHECK(fp4rt_quantize(tmp_path("f32"), tmp_path("f32-out"), "nvfp4-all", 0, NULL, NULL) ==
+    make_variant(in, test_tmp_path("f32"), V_F32, victim);
+    CHECK(fp4rt_quantize(test_tmp_path("f32"), test_tmp_path("f32-out"), "nvfp4-all", 0, NULL, NULL) ==
           FP4RT_OK);
-    CHECK(fp4rt_quantize(in, tmp_path("bf16-out"), "nvfp4-all", 0, NULL, NULL) == FP4RT_OK);
+    CHECK(fp4rt_quantize(in, test_tmp_path("bf16-out"), "nvfp4-all", 0, NULL, NULL) == FP4RT_OK);
     fp4rt_checkpoint *ca = NULL, *cb = NULL;
-    CHECK(fp4rt_checkpoint_open(tmp_path("f32-out"), &ca) == FP4RT_OK);
-    CHECK(fp4rt_checkpoint_open(tmp_path("bf16-out"), &cb) == FP4RT_OK);
+    CHECK(fp4rt_checkpoint_open(test_tmp_path("f32-out"), &ca) == FP4RT_OK);
+    CHECK(fp4rt_checkpoint_open(test_tmp_path("bf16-out"), &cb) == FP4RT_OK);
     if (ca && cb) {
         int same = ca->n_tensors == cb->n_tensors;
         for (size_t i = 0; same && i < ca->n_tensors; i++)
@@ -432,27 +418,23 @@ static void test_end_to_end(void) {
     if (cb) fp4rt_checkpoint_close(cb);
 
     /* MTP tensors are copied through and excluded. */
-    make_variant(in, tmp_path("mtp"), V_MTP, "mtp.fc.weight");
+    make_variant(in, test_tmp_path("mtp"), V_MTP, "mtp.fc.weight");
     fp4rt_quantize_summary sum;
-    CHECK(fp4rt_quantize(tmp_path("mtp"), tmp_path("mtp-out"), "nvfp4-all", 0, NULL, &sum) ==
+    CHECK(fp4rt_quantize(test_tmp_path("mtp"), test_tmp_path("mtp-out"), "nvfp4-all", 0, NULL, &sum) ==
           FP4RT_OK);
     CHECK(sum.n_copied == 1);
     fp4rt_quant_config qc;
-    CHECK(fp4rt_quant_config_load(tmp_path("mtp-out"), &qc) == FP4RT_OK);
+    CHECK(fp4rt_quant_config_load(test_tmp_path("mtp-out"), &qc) == FP4RT_OK);
     CHECK(fp4rt_quant_algo_for(&qc, "mtp.fc") == FP4RT_Q_NONE);
     fp4rt_quant_config_free(&qc);
 }
 
 int main(void) {
     fp4rt_numfmt_init();
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/fp4rt-test-quant-XXXXXX");
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    test_tmpdir("quant");
     test_rows();
     test_half_step();
     test_end_to_end();
-    nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove();
     return test_summary("quantize");
 }

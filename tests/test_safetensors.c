@@ -16,15 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char g_dir[64];
-
-static char *tpath(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
 
 static void write_bytes(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -53,14 +44,9 @@ static void write_st(const char *path, const char *header, const void *payload, 
     write_st_len(path, header, 0, payload, plen);
 }
 
-static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w) {
-    (void)s, (void)f, (void)w;
-    return remove(p);
-}
-
 static void clear_dir(void) {
-    nftw(g_dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
-    if (mkdir(g_dir, 0700) != 0) exit(2);
+    test_tmpdir_remove();
+    if (mkdir(test_tmp_dir_, 0700) != 0) exit(2);
 }
 
 /* Expects fp4rt_st_open(file) to fail with `want`, naming the file and `needle`. */
@@ -81,7 +67,7 @@ static void expect_open_fail(int line, const char *file, fp4rt_status want, cons
 static void bad_header(int line, const char *header, size_t plen, fp4rt_status want,
                        const char *needle) {
     static unsigned char zeros[256];
-    char *p = tpath("bad.safetensors");
+    char *p = test_tmp_path("bad.safetensors");
     write_st(p, header, zeros, plen);
     expect_open_fail(line, p, want, needle);
 }
@@ -103,7 +89,7 @@ static void test_round_trip(void) {
     unsigned char payload[60];
     for (int i = 0; i < 60; i++)
         payload[i] = (unsigned char)(i * 7 + 1);
-    char *p = tpath("ok.safetensors");
+    char *p = test_tmp_path("ok.safetensors");
     write_st(p, h, payload, sizeof payload);
 
     fp4rt_st_file *f = NULL;
@@ -161,8 +147,8 @@ static void test_round_trip(void) {
         CHECK(fp4rt_checkpoint_find(c, "w.i64") != NULL);
         fp4rt_checkpoint_close(c);
     }
-    write_st(tpath("model.safetensors"), h, payload, sizeof payload);
-    st = fp4rt_checkpoint_open(g_dir, &c);
+    write_st(test_tmp_path("model.safetensors"), h, payload, sizeof payload);
+    st = fp4rt_checkpoint_open(test_tmp_dir_, &c);
     CHECK_MSG(st == FP4RT_OK, "%s", fp4rt_last_error());
     if (c) {
         CHECK_EQ_INT(c->n_files, 1);
@@ -180,7 +166,7 @@ static void test_round_trip(void) {
 }
 
 static void test_bad_files(void) {
-    char *p = tpath("bad.safetensors");
+    char *p = test_tmp_path("bad.safetensors");
     static const unsigned char zeros[16];
     write_bytes(p, "", 0);
     expect_open_fail(__LINE__, p, FP4RT_FORMAT, "shorter than");
@@ -192,7 +178,7 @@ static void test_bad_files(void) {
     expect_open_fail(__LINE__, p, FP4RT_FORMAT, "limit");
     write_st_len(p, "{}", UINT64_MAX, NULL, 0);
     expect_open_fail(__LINE__, p, FP4RT_FORMAT, "limit");
-    expect_open_fail(__LINE__, tpath("missing.safetensors"), FP4RT_IO, "cannot open");
+    expect_open_fail(__LINE__, test_tmp_path("missing.safetensors"), FP4RT_IO, "cannot open");
 
     /* Truncated: a valid file cut inside the payload, then inside the header. */
     const char *h = "{\"big\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}";
@@ -270,18 +256,18 @@ static void write_shard(const char *name, const char *header, size_t plen) {
     static unsigned char payload[64];
     for (size_t i = 0; i < sizeof payload; i++)
         payload[i] = (unsigned char)i;
-    write_st(tpath(name), header, payload, plen);
+    write_st(test_tmp_path(name), header, payload, plen);
 }
 
 static void write_index(const char *weight_map) {
     char buf[2048];
     snprintf(buf, sizeof buf, "{\"metadata\":{\"total_size\":16},\"weight_map\":{%s}}", weight_map);
-    write_bytes(tpath("model.safetensors.index.json"), buf, strlen(buf));
+    write_bytes(test_tmp_path("model.safetensors.index.json"), buf, strlen(buf));
 }
 
 static void expect_ckpt_fail(int line, fp4rt_status want, const char *n1, const char *n2) {
     fp4rt_checkpoint *c = NULL;
-    fp4rt_status st = fp4rt_checkpoint_open(g_dir, &c);
+    fp4rt_status st = fp4rt_checkpoint_open(test_tmp_dir_, &c);
     const char *msg = fp4rt_last_error();
     if (getenv("FP4RT_TEST_VERBOSE")) printf("line %d: %s\n", line, msg);
     CHECK_MSG(st == want, "line %d: status %s, want %s (%s)", line, fp4rt_status_name(st),
@@ -302,7 +288,7 @@ static void test_sharded(void) {
                 "\"b.w\":\"model-00001-of-00002.safetensors\","
                 "\"c.w\":\"model-00002-of-00002.safetensors\"");
     fp4rt_checkpoint *c = NULL;
-    fp4rt_status st = fp4rt_checkpoint_open(g_dir, &c);
+    fp4rt_status st = fp4rt_checkpoint_open(test_tmp_dir_, &c);
     CHECK_MSG(st == FP4RT_OK, "%s", fp4rt_last_error());
     if (c) {
         CHECK_EQ_INT(c->n_files, 2);
@@ -342,9 +328,9 @@ static void test_sharded(void) {
     write_index("\"a.w\":3");
     expect_ckpt_fail(__LINE__, FP4RT_FORMAT, "a.w", NULL);
     /* Not JSON / no weight_map. */
-    write_bytes(tpath("model.safetensors.index.json"), "{\"weight_map\":", 14);
+    write_bytes(test_tmp_path("model.safetensors.index.json"), "{\"weight_map\":", 14);
     expect_ckpt_fail(__LINE__, FP4RT_FORMAT, "model.safetensors.index.json", "JSON");
-    write_bytes(tpath("model.safetensors.index.json"), "{\"metadata\":{}}", 15);
+    write_bytes(test_tmp_path("model.safetensors.index.json"), "{\"metadata\":{}}", 15);
     expect_ckpt_fail(__LINE__, FP4RT_FORMAT, "weight_map", NULL);
     /* A tensor stored in two shards. */
     write_shard("model-00002-of-00002.safetensors",
@@ -361,15 +347,14 @@ static void test_sharded(void) {
     expect_ckpt_fail(__LINE__, FP4RT_FORMAT, "c.w", "model-00002-of-00002.safetensors");
     clear_dir();
     /* Nothing there. */
-    expect_ckpt_fail(__LINE__, FP4RT_IO, g_dir, "model.safetensors");
+    expect_ckpt_fail(__LINE__, FP4RT_IO, test_tmp_dir_, "model.safetensors");
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/fp4rt-st-XXXXXX");
-    if (!mkdtemp(g_dir)) return 2;
+    test_tmpdir("st");
     test_round_trip();
     test_bad_files();
     test_sharded();
-    nftw(g_dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove();
     return test_summary("test_safetensors");
 }

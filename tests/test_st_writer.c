@@ -15,24 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char g_dir[64];
-
-static char *tpath(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
 
 static int exists(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0;
-}
-
-static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w) {
-    (void)s, (void)f, (void)w;
-    return remove(p);
 }
 
 typedef struct spec {
@@ -113,7 +99,7 @@ static void check_read_back(const char *dir, size_t want_files) {
 }
 
 static void test_round_trip(void) {
-    const char *out = tpath("out");
+    const char *out = test_tmp_path("out");
     char *tmp = NULL;
     CHECK(fp4rt_outdir_begin(out, 0, &tmp) == FP4RT_OK && tmp != NULL);
     if (!tmp) return;
@@ -162,11 +148,11 @@ static void test_round_trip(void) {
     check_read_back(out, 1);
 
     /* Abort removes the temporary directory and what is in it. */
-    CHECK(fp4rt_outdir_begin(tpath("out2"), 0, &tmp) == FP4RT_OK);
+    CHECK(fp4rt_outdir_begin(test_tmp_path("out2"), 0, &tmp) == FP4RT_OK);
     if (!tmp) return;
     CHECK(write_all(tmp, 64) == FP4RT_OK);
     fp4rt_outdir_abort(tmp);
-    CHECK(!exists(tmp) && !exists(tpath("out2")));
+    CHECK(!exists(tmp) && !exists(test_tmp_path("out2")));
     free(tmp);
 }
 
@@ -174,7 +160,7 @@ static void test_misuse(void) {
     unsigned char buf[64] = {0};
     int64_t s4[] = {4}, s2[] = {2}, neg[] = {-1};
     fp4rt_stw *w = NULL;
-    CHECK(fp4rt_stw_create(g_dir, 0, &w) == FP4RT_OK);
+    CHECK(fp4rt_stw_create(test_tmp_dir_, 0, &w) == FP4RT_OK);
     CHECK(fp4rt_stw_declare(w, "a", FP4RT_DT_F32, 1, s4) == FP4RT_OK);
     CHECK(fp4rt_stw_declare(w, "b", FP4RT_DT_U8, 1, s2) == FP4RT_OK);
     CHECK(fp4rt_stw_declare(w, "c", FP4RT_DT_U8, 1, neg) == FP4RT_INVALID_ARGUMENT);
@@ -185,20 +171,20 @@ static void test_misuse(void) {
     CHECK(fp4rt_stw_write(w, "a", buf, 16) == FP4RT_INVALID_ARGUMENT); /* refused after failure */
     fp4rt_stw_free(w);
 
-    CHECK(fp4rt_stw_create(g_dir, 0, &w) == FP4RT_OK);
+    CHECK(fp4rt_stw_create(test_tmp_dir_, 0, &w) == FP4RT_OK);
     CHECK(fp4rt_stw_declare(w, "a", FP4RT_DT_F32, 1, s4) == FP4RT_OK);
     CHECK(fp4rt_stw_write(w, "a", buf, 12) == FP4RT_INVALID_ARGUMENT); /* wrong size */
     CHECK(strstr(fp4rt_last_error(), "16") != NULL);
     fp4rt_stw_free(w);
 
-    CHECK(fp4rt_stw_create(g_dir, 0, &w) == FP4RT_OK);
+    CHECK(fp4rt_stw_create(test_tmp_dir_, 0, &w) == FP4RT_OK);
     CHECK(fp4rt_stw_declare(w, "a", FP4RT_DT_F32, 1, s4) == FP4RT_OK);
     CHECK(fp4rt_stw_declare(w, "b", FP4RT_DT_F32, 1, s4) == FP4RT_OK);
     CHECK(fp4rt_stw_write(w, "a", buf, 16) == FP4RT_OK);
     CHECK(fp4rt_stw_declare(w, "late", FP4RT_DT_F32, 1, s4) == FP4RT_INVALID_ARGUMENT);
     fp4rt_stw_free(w);
 
-    CHECK(fp4rt_stw_create(g_dir, 0, &w) == FP4RT_OK);
+    CHECK(fp4rt_stw_create(test_tmp_dir_, 0, &w) == FP4RT_OK);
     CHECK(fp4rt_stw_declare(w, "a", FP4RT_DT_F32, 1, s4) == FP4RT_OK);
     CHECK(fp4rt_stw_declare(w, "b", FP4RT_DT_F32, 1, s4) == FP4RT_OK);
     CHECK(fp4rt_stw_write(w, "a", buf, 16) == FP4RT_OK);
@@ -206,21 +192,21 @@ static void test_misuse(void) {
     CHECK(strstr(fp4rt_last_error(), "b") != NULL);
     fp4rt_stw_free(w);
 
-    CHECK(fp4rt_stw_create(g_dir, 0, &w) == FP4RT_OK);
+    CHECK(fp4rt_stw_create(test_tmp_dir_, 0, &w) == FP4RT_OK);
     CHECK(fp4rt_stw_declare(w, "a", FP4RT_DT_F32, 1, s4) == FP4RT_OK);
     CHECK(fp4rt_stw_declare(w, "a", FP4RT_DT_F32, 1, s4) == FP4RT_OK);
     CHECK(fp4rt_stw_write(w, "a", buf, 16) == FP4RT_INVALID_ARGUMENT); /* declared twice */
     CHECK(strstr(fp4rt_last_error(), "twice") != NULL);
     fp4rt_stw_free(w);
-    unlink(tpath("model.safetensors"));
+    unlink(test_tmp_path("model.safetensors"));
 }
 
 static void test_io_errors(void) {
     /* A full disk: /dev/full accepts open and fails every write. */
-    const char *src = tpath("src.txt");
+    const char *src = test_tmp_path("src.txt");
     CHECK(fp4rt_write_text_file(src, "hello\n") == FP4RT_OK);
-    CHECK(fp4rt_copy_file(src, tpath("copy.txt")) == FP4RT_OK);
-    FILE *f = fopen(tpath("copy.txt"), "rb");
+    CHECK(fp4rt_copy_file(src, test_tmp_path("copy.txt")) == FP4RT_OK);
+    FILE *f = fopen(test_tmp_path("copy.txt"), "rb");
     char got[16] = {0};
     CHECK(f && fread(got, 1, sizeof got, f) == 6 && strcmp(got, "hello\n") == 0);
     if (f) fclose(f);
@@ -228,8 +214,8 @@ static void test_io_errors(void) {
         CHECK(fp4rt_copy_file(src, "/dev/full") == FP4RT_IO);
         CHECK(strstr(fp4rt_last_error(), "/dev/full") != NULL);
     }
-    CHECK(fp4rt_copy_file(tpath("nope"), tpath("x")) == FP4RT_IO);
-    CHECK(fp4rt_write_text_file(tpath("no/such/dir.txt"), "x") == FP4RT_IO);
+    CHECK(fp4rt_copy_file(test_tmp_path("nope"), test_tmp_path("x")) == FP4RT_IO);
+    CHECK(fp4rt_write_text_file(test_tmp_path("no/such/dir.txt"), "x") == FP4RT_IO);
     CHECK(strstr(fp4rt_last_error(), "no/such/dir.txt") != NULL);
 
     /* A short write while streaming a shard (file size limit, like a full disk). */
@@ -241,7 +227,7 @@ static void test_io_errors(void) {
     static unsigned char big[1 << 16];
     int64_t shape[] = {sizeof big};
     fp4rt_stw *w = NULL;
-    CHECK(fp4rt_stw_create(g_dir, 0, &w) == FP4RT_OK);
+    CHECK(fp4rt_stw_create(test_tmp_dir_, 0, &w) == FP4RT_OK);
     CHECK(fp4rt_stw_declare(w, "big", FP4RT_DT_U8, 1, shape) == FP4RT_OK);
     fp4rt_status st = fp4rt_stw_write(w, "big", big, sizeof big);
     if (st == FP4RT_OK) st = fp4rt_stw_finish(w);
@@ -253,11 +239,10 @@ static void test_io_errors(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/fp4rt-stw-XXXXXX");
-    if (!mkdtemp(g_dir)) return 2;
+    test_tmpdir("stw");
     test_round_trip();
     test_misuse();
     test_io_errors();
-    nftw(g_dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove();
     return test_summary("test_st_writer");
 }

@@ -14,20 +14,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static char g_tmp[64];
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static char *tmp_path(const char *name) {
-    static char buf[8][256];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 256, "%s/%s", g_tmp, name);
-    return p;
-}
 
 /* Whole-file comparison. Returns 1 when both exist and are identical. */
 static int same_file(const char *a, const char *b) {
@@ -125,24 +111,24 @@ static void stats(const fp4rt_st_tensor *t, double *mean, double *sd, double *lo
 static void test_tiny(void) {
     fp4rt_config c, loaded;
     CHECK(fp4rt_config_preset("tiny", 0, &c) == FP4RT_OK);
-    CHECK(fp4rt_synth(&c, tmp_path("a"), 7, 0, 0) == FP4RT_OK);
-    CHECK(fp4rt_synth(&c, tmp_path("b"), 7, 0, 0) == FP4RT_OK);
-    CHECK(fp4rt_synth(&c, tmp_path("c"), 8, 0, 0) == FP4RT_OK);
-    CHECK(same_file(tmp_path("a/model.safetensors"), tmp_path("b/model.safetensors")));
-    CHECK(same_file(tmp_path("a/config.json"), tmp_path("b/config.json")));
-    CHECK(!same_file(tmp_path("a/model.safetensors"), tmp_path("c/model.safetensors")));
-    CHECK(same_file(tmp_path("a/config.json"), tmp_path("c/config.json")));
-    CHECK(access(tmp_path("a/generation_config.json"), F_OK) == 0);
+    CHECK(fp4rt_synth(&c, test_tmp_path("a"), 7, 0, 0) == FP4RT_OK);
+    CHECK(fp4rt_synth(&c, test_tmp_path("b"), 7, 0, 0) == FP4RT_OK);
+    CHECK(fp4rt_synth(&c, test_tmp_path("c"), 8, 0, 0) == FP4RT_OK);
+    CHECK(same_file(test_tmp_path("a/model.safetensors"), test_tmp_path("b/model.safetensors")));
+    CHECK(same_file(test_tmp_path("a/config.json"), test_tmp_path("b/config.json")));
+    CHECK(!same_file(test_tmp_path("a/model.safetensors"), test_tmp_path("c/model.safetensors")));
+    CHECK(same_file(test_tmp_path("a/config.json"), test_tmp_path("c/config.json")));
+    CHECK(access(test_tmp_path("a/generation_config.json"), F_OK) == 0);
 
     /* Existing output: refused without force, replaced with it. */
-    CHECK(fp4rt_synth(&c, tmp_path("a"), 9, 0, 0) != FP4RT_OK);
+    CHECK(fp4rt_synth(&c, test_tmp_path("a"), 9, 0, 0) != FP4RT_OK);
     CHECK(strstr(fp4rt_last_error(), "exists") != NULL);
-    CHECK(same_file(tmp_path("a/model.safetensors"), tmp_path("b/model.safetensors")));
-    CHECK(fp4rt_synth(&c, tmp_path("c"), 7, 0, 1) == FP4RT_OK);
-    CHECK(same_file(tmp_path("a/model.safetensors"), tmp_path("c/model.safetensors")));
+    CHECK(same_file(test_tmp_path("a/model.safetensors"), test_tmp_path("b/model.safetensors")));
+    CHECK(fp4rt_synth(&c, test_tmp_path("c"), 7, 0, 1) == FP4RT_OK);
+    CHECK(same_file(test_tmp_path("a/model.safetensors"), test_tmp_path("c/model.safetensors")));
 
     /* config.json round trip through the loader. */
-    CHECK(fp4rt_config_load(tmp_path("a"), &loaded) == FP4RT_OK);
+    CHECK(fp4rt_config_load(test_tmp_path("a"), &loaded) == FP4RT_OK);
     CHECK(loaded.nested && !strcmp(loaded.tensor_prefix, "model.language_model."));
     CHECK(loaded.hidden == 64 && loaded.n_layers == 8 && loaded.intermediate == 192);
     CHECK(loaded.vocab == 512 && loaded.n_heads == 4 && loaded.n_kv_heads == 2);
@@ -156,7 +142,7 @@ static void test_tiny(void) {
     /* Every schema tensor, BF16, right shape; nothing else. */
     fp4rt_checkpoint *ck = NULL;
     fp4rt_tensor_spec *s = NULL;
-    CHECK(fp4rt_checkpoint_open(tmp_path("a"), &ck) == FP4RT_OK);
+    CHECK(fp4rt_checkpoint_open(test_tmp_path("a"), &ck) == FP4RT_OK);
     if (!ck) return;
     size_t n = fp4rt_schema_tensors(&c, &s);
     CHECK_EQ_INT(n, 109);
@@ -206,10 +192,10 @@ static void test_tiny(void) {
     fp4rt_checkpoint_close(ck);
 
     /* Sharded output holds the same tensors as the single file. */
-    CHECK(fp4rt_synth(&c, tmp_path("sharded"), 7, 256 << 10, 0) == FP4RT_OK);
-    CHECK(access(tmp_path("sharded/model.safetensors.index.json"), F_OK) == 0);
+    CHECK(fp4rt_synth(&c, test_tmp_path("sharded"), 7, 256 << 10, 0) == FP4RT_OK);
+    CHECK(access(test_tmp_path("sharded/model.safetensors.index.json"), F_OK) == 0);
     fp4rt_checkpoint *ck2 = NULL;
-    CHECK(fp4rt_checkpoint_open(tmp_path("sharded"), &ck2) == FP4RT_OK);
+    CHECK(fp4rt_checkpoint_open(test_tmp_path("sharded"), &ck2) == FP4RT_OK);
     if (ck2) {
         CHECK(ck2->n_files > 1);
         CHECK(data_checksum(ck2) == sum);
@@ -224,12 +210,12 @@ static void test_causal_lm(void) {
     snprintf(c.architecture, sizeof c.architecture, "Qwen3_5ForCausalLM");
     c.nested = 0;
     snprintf(c.tensor_prefix, sizeof c.tensor_prefix, "model.");
-    CHECK(fp4rt_synth(&c, tmp_path("causal"), 7, 0, 0) == FP4RT_OK);
-    CHECK(fp4rt_config_load(tmp_path("causal"), &loaded) == FP4RT_OK);
+    CHECK(fp4rt_synth(&c, test_tmp_path("causal"), 7, 0, 0) == FP4RT_OK);
+    CHECK(fp4rt_config_load(test_tmp_path("causal"), &loaded) == FP4RT_OK);
     CHECK(!loaded.nested && !strcmp(loaded.tensor_prefix, "model.") && loaded.n_layers == 4);
     fp4rt_checkpoint *a = NULL, *b = NULL;
-    CHECK(fp4rt_checkpoint_open(tmp_path("causal"), &a) == FP4RT_OK);
-    CHECK(fp4rt_checkpoint_open(tmp_path("a"), &b) == FP4RT_OK);
+    CHECK(fp4rt_checkpoint_open(test_tmp_path("causal"), &a) == FP4RT_OK);
+    CHECK(fp4rt_checkpoint_open(test_tmp_path("a"), &b) == FP4RT_OK);
     if (a && b) {
         const fp4rt_st_tensor *x = fp4rt_checkpoint_find(a, "model.layers.3.self_attn.q_proj.weight");
         const fp4rt_st_tensor *y =
@@ -260,15 +246,11 @@ static void test_config_json(void) {
 
 int main(void) {
     fp4rt_numfmt_init();
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/fp4rt-test-synth-XXXXXX");
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    test_tmpdir("synth");
     test_presets();
     test_tiny();
     test_causal_lm();
     test_config_json();
-    nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove();
     return test_summary("synth");
 }

@@ -4,10 +4,13 @@
 #ifndef FP4RT_TEST_UTIL_H
 #define FP4RT_TEST_UTIL_H
 
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int test_passed_, test_failed_;
 
@@ -50,6 +53,37 @@ static inline double test_nmse(const float *a, const float *ref, size_t n) {
         den += (double)ref[i] * ref[i];
     }
     return den > 0 ? num / den : num;
+}
+
+/* A fresh scratch directory per test process: /tmp/fp4rt-test-<name>-XXXXXX.
+ * test_tmpdir creates it (exits 2 if it cannot), test_tmp_path joins a leaf name
+ * (8 rotating buffers), test_tmpdir_remove deletes it and everything below. */
+static char test_tmp_dir_[128];
+
+static inline const char *test_tmpdir(const char *name) {
+    snprintf(test_tmp_dir_, sizeof test_tmp_dir_, "/tmp/fp4rt-test-%s-XXXXXX", name);
+    if (!mkdtemp(test_tmp_dir_)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    return test_tmp_dir_;
+}
+
+static inline char *test_tmp_path(const char *leaf) {
+    static char buf[8][512];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", test_tmp_dir_, leaf);
+    return p;
+}
+
+static inline int test_rm_entry_(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static inline void test_tmpdir_remove(void) {
+    if (test_tmp_dir_[0]) nftw(test_tmp_dir_, test_rm_entry_, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 #endif
