@@ -88,8 +88,9 @@ int fp4rt_cli_model_opt(int argc, char **argv, int *i, fp4rt_cli_model_opts *o) 
     else if ((v = fp4rt_cli_opt(argc, argv, i, "--kv"))) {
         if (!strcmp(v, "bf16")) o->session.kv_type = FP4RT_KV_BF16;
         else if (!strcmp(v, "f32")) o->session.kv_type = FP4RT_KV_F32;
+        else if (!strcmp(v, "fp8")) o->session.kv_type = FP4RT_KV_FP8;
         else {
-            fprintf(stderr, "fp4rt: error: --kv: '%s' is not bf16 or f32\n", v);
+            fprintf(stderr, "fp4rt: error: --kv: '%s' is not bf16, f32 or fp8\n", v);
             exit(2);
         }
     } else return 0;

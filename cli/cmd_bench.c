@@ -124,7 +124,7 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     fp4rt_format_totals tot;
     fp4rt_plan_checkpoint(m->weights, &plan, &tot);
     const fp4rt_config *c = &m->weights->cfg;
-    size_t kv_elem = s->sb.kv_type == FP4RT_KV_F32 ? 4 : 2;
+    size_t kv_elem = fp4rt_kv_elem_size(s->sb.kv_type);
     double mean_pos = n_prompt + (n_gen - 1) / 2.0;
     double kv_per_token = (double)m->program->n_attn_layers * 2 * c->n_kv_heads * c->head_dim * kv_elem;
     double bytes_per_step = (double)plan.weights_per_token + 2.0 * (s->allocated.ssm + s->allocated.conv) +

@@ -12,7 +12,7 @@
 
 static const char *k_usage =
     "(--model DIR | --config tiny|qwen3.5-0.8b|qwen3.6-27b [--layers N] [--recipe R]) [--ctx N] "
-    "[--chunk N] [--kv bf16|f32]";
+    "[--chunk N] [--kv bf16|f32|fp8]";
 
 static void print_plan(const fp4rt_config *cfg, const fp4rt_memory_plan *p,
                        const fp4rt_format_totals *t, const fp4rt_session_params *sp) {
@@ -40,7 +40,7 @@ static void print_plan(const fp4rt_config *cfg, const fp4rt_memory_plan *p,
     printf("  read per decode token %s\n", fp4rt_cli_bytes(p->weights_per_token, b, sizeof b));
     printf("kv cache     %12s  (%d tokens x %s, %s, %d layers)\n", fp4rt_cli_bytes(p->kv, b, sizeof b),
            sp->n_ctx, fp4rt_cli_bytes(p->kv / (uint64_t)sp->n_ctx, b2, sizeof b2),
-           sp->kv_type == FP4RT_KV_F32 ? "F32" : "BF16", fp4rt_cfg_n_attention_layers(cfg));
+           fp4rt_kv_type_name(sp->kv_type), fp4rt_cfg_n_attention_layers(cfg));
     printf("gdn conv     %12s\n", fp4rt_cli_bytes(p->conv, b, sizeof b));
     printf("gdn state    %12s  (F32)\n", fp4rt_cli_bytes(p->ssm, b, sizeof b));
     printf("scratch      %12s  (chunk %d)\n", fp4rt_cli_bytes(p->scratch, b, sizeof b), sp->prefill_chunk);
@@ -67,7 +67,7 @@ int fp4rt_cmd_plan(int argc, char **argv) {
         fp4rt_config cfg;
         fp4rt_status st = fp4rt_config_preset(config, (int)layers, &cfg);
         if (st) return fp4rt_cli_fail(st);
-        fp4rt_session_params_resolve(&cfg, &o.session, &sp);
+        fp4rt_session_params_resolve(&cfg, 0, &o.session, &sp);
         fp4rt_memory_plan p;
         fp4rt_format_totals t;
         st = fp4rt_plan_config(&cfg, recipe, sp.n_ctx, sp.prefill_chunk, sp.kv_type, &p, &t);
@@ -85,7 +85,7 @@ int fp4rt_cmd_plan(int argc, char **argv) {
         fp4rt_weights_free(w);
         return fp4rt_cli_fail(st);
     }
-    fp4rt_session_params_resolve(&w->cfg, &o.session, &sp);
+    fp4rt_session_params_resolve(&w->cfg, w->quant.kv_cache_fp8, &o.session, &sp);
     fp4rt_memory_plan p;
     fp4rt_format_totals t;
     fp4rt_plan_checkpoint(w, &p, &t);

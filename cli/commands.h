@@ -46,7 +46,7 @@ typedef struct fp4rt_cli_model_opts {
     const char *model;  /* --model DIR */
     const char *device; /* --device auto|cpu */
     int threads;        /* --threads N */
-    fp4rt_session_params session; /* --ctx N, --chunk N, --kv bf16|f32 */
+    fp4rt_session_params session; /* --ctx N, --chunk N, --kv bf16|f32|fp8 */
 } fp4rt_cli_model_opts;
 
 /* If argv[*i] is one of the options above, consumes it (and its value) and
@@ -55,5 +55,5 @@ int fp4rt_cli_model_opt(int argc, char **argv, int *i, fp4rt_cli_model_opts *o);
 /* Loads the model and creates a session, printing the device line on stderr.
  * Returns 0, or prints the error and returns 1. */
 int fp4rt_cli_open(const fp4rt_cli_model_opts *o, fp4rt_model **m, fp4rt_session **s);
-#define FP4RT_CLI_MODEL_USAGE "[--device auto|cpu] [--threads N] [--ctx N] [--chunk N] [--kv bf16|f32]"
+#define FP4RT_CLI_MODEL_USAGE "[--device auto|cpu] [--threads N] [--ctx N] [--chunk N] [--kv bf16|f32|fp8]"
 #endif

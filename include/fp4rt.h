@@ -73,10 +73,15 @@ void fp4rt_log_set_level(fp4rt_log_level max_level);
 typedef struct fp4rt_model fp4rt_model;
 typedef struct fp4rt_session fp4rt_session;
 
+/* KV-cache precision. DEFAULT: FP8 when the checkpoint declares
+ * kv_cache_quant_algo FP8 (as vLLM does), else BF16. FP8: E4M3 of K / k_scale and
+ * V / v_scale, saturating, with the checkpoint's k_proj.k_scale / v_proj.v_scale
+ * (1.0 where absent). */
 typedef enum fp4rt_kv_type {
-    FP4RT_KV_DEFAULT = 0, /* BF16 */
+    FP4RT_KV_DEFAULT = 0,
     FP4RT_KV_BF16 = 1,
-    FP4RT_KV_F32 = 2
+    FP4RT_KV_F32 = 2,
+    FP4RT_KV_FP8 = 3
 } fp4rt_kv_type;
 
 typedef struct fp4rt_model_params {

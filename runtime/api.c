@@ -66,20 +66,28 @@ void fp4rt_model_free(fp4rt_model *m) {
 
 int fp4rt_model_n_vocab(const fp4rt_model *m) { return m ? m->weights->cfg.vocab : 0; }
 
-void fp4rt_session_params_resolve(const fp4rt_config *cfg, const fp4rt_session_params *in,
-                                  fp4rt_session_params *out) {
+size_t fp4rt_kv_elem_size(fp4rt_kv_type t) {
+    return t == FP4RT_KV_F32 ? 4 : t == FP4RT_KV_FP8 ? 1 : 2;
+}
+
+const char *fp4rt_kv_type_name(fp4rt_kv_type t) {
+    return t == FP4RT_KV_F32 ? "F32" : t == FP4RT_KV_FP8 ? "FP8" : "BF16";
+}
+
+void fp4rt_session_params_resolve(const fp4rt_config *cfg, int kv_fp8_declared,
+                                  const fp4rt_session_params *in, fp4rt_session_params *out) {
     *out = *in;
     if (out->n_ctx <= 0) out->n_ctx = 4096;
     if (cfg->max_positions > 0 && out->n_ctx > cfg->max_positions) out->n_ctx = cfg->max_positions;
     if (out->prefill_chunk <= 0) out->prefill_chunk = 512;
     if (out->prefill_chunk > out->n_ctx) out->prefill_chunk = out->n_ctx;
-    if (out->kv_type == FP4RT_KV_DEFAULT) out->kv_type = FP4RT_KV_BF16;
+    if (out->kv_type == FP4RT_KV_DEFAULT) out->kv_type = kv_fp8_declared ? FP4RT_KV_FP8 : FP4RT_KV_BF16;
 }
 
 void fp4rt_plan_session(const fp4rt_program *p, int n_ctx, int chunk, fp4rt_kv_type kv,
                         fp4rt_memory_plan *out) {
     const fp4rt_config *c = &p->weights->cfg;
-    size_t kv_elem = kv == FP4RT_KV_F32 ? 4 : 2;
+    size_t kv_elem = fp4rt_kv_elem_size(kv);
     out->kv = (uint64_t)p->n_attn_layers * 2 * n_ctx * c->n_kv_heads * c->head_dim * kv_elem;
     out->conv = (uint64_t)p->n_gdn_layers * fp4rt_cfg_conv_dim(c) * (c->conv_kernel - 1) * 4;
     out->ssm = (uint64_t)p->n_gdn_layers * c->lin_v_heads * c->lin_k_dim * c->lin_v_dim * 4;
@@ -103,8 +111,9 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
         return NULL;
     }
     fp4rt_session_params defaults = fp4rt_session_default_params(), p;
-    fp4rt_session_params_resolve(&m->weights->cfg, params ? params : &defaults, &p);
-    if (p.kv_type != FP4RT_KV_BF16 && p.kv_type != FP4RT_KV_F32) {
+    fp4rt_session_params_resolve(&m->weights->cfg, m->weights->quant.kv_cache_fp8,
+                                 params ? params : &defaults, &p);
+    if (p.kv_type != FP4RT_KV_BF16 && p.kv_type != FP4RT_KV_F32 && p.kv_type != FP4RT_KV_FP8) {
         fp4rt_fail(FP4RT_INVALID_ARGUMENT, "unknown kv_type %d", (int)p.kv_type);
         return NULL;
     }

@@ -2,7 +2,7 @@
  * causal GQA softmax attention over the cache, sigmoid output gate.
  *
  * KV cache layout (sb->kv): [n_attn_layers][2 (K, V)][n_ctx][n_kv_heads][head_dim],
- * elements BF16 or F32 (sb->kv_type). */
+ * elements BF16, F32 or FP8 (sb->kv_type; FP8 holds E4M3 of K / k_scale, V / v_scale). */
 #include "cpu_ops.h"
 
 #include "common.h"
@@ -11,9 +11,9 @@
 #include <math.h>
 #include <string.h>
 
-static size_t kv_elem_size(const fp4rt_session_buffers *sb) {
-    return sb->kv_type == FP4RT_KV_F32 ? 4 : 2;
-}
+#include "model.h"
+
+static size_t kv_elem_size(const fp4rt_session_buffers *sb) { return fp4rt_kv_elem_size(sb->kv_type); }
 
 /* Address of (slot, which, pos) row of n_kv_heads * head_dim elements. */
 static unsigned char *kv_row(const cpu_step *s, int slot, int which, int pos) {
@@ -23,9 +23,15 @@ static unsigned char *kv_row(const cpu_step *s, int slot, int which, int pos) {
     return (unsigned char *)s->sb->kv->data + (((size_t)slot * 2 + which) * n_ctx + pos) * row;
 }
 
-static void kv_load(const fp4rt_session_buffers *sb, const unsigned char *src, float *dst, int n) {
+/* scale: the FP8 k_scale / v_scale of the layer (unused for BF16 / F32). */
+static void kv_load(const fp4rt_session_buffers *sb, const unsigned char *src, float *dst, int n,
+                    float scale) {
     if (sb->kv_type == FP4RT_KV_F32) {
         memcpy(dst, src, (size_t)n * 4);
+        return;
+    }
+    if (sb->kv_type == FP4RT_KV_FP8) {
+        for (int i = 0; i < n; i++) dst[i] = fp4rt_e4m3_to_f32(src[i]) * scale;
         return;
     }
     for (int i = 0; i < n; i++) {
@@ -35,9 +41,14 @@ static void kv_load(const fp4rt_session_buffers *sb, const unsigned char *src, f
     }
 }
 
-static void kv_store(const fp4rt_session_buffers *sb, unsigned char *dst, const float *src, int n) {
+static void kv_store(const fp4rt_session_buffers *sb, unsigned char *dst, const float *src, int n,
+                     float scale) {
     if (sb->kv_type == FP4RT_KV_F32) {
         memcpy(dst, src, (size_t)n * 4);
+        return;
+    }
+    if (sb->kv_type == FP4RT_KV_FP8) {
+        for (int i = 0; i < n; i++) dst[i] = fp4rt_f32_to_e4m3_sat(src[i] / scale);
         return;
     }
     for (int i = 0; i < n; i++) {
@@ -76,10 +87,11 @@ fp4rt_status fp4rt_cpu_rope(const cpu_step *s, const fp4rt_op *op) {
 
 fp4rt_status fp4rt_cpu_kv_append(const cpu_step *s, const fp4rt_op *op) {
     int n = op->n_groups * op->group_dim;
+    const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
     for (int t = 0; t < s->step->n_tokens; t++) {
         int pos = s->step->pos0 + t;
-        kv_store(s->sb, kv_row(s, op->slot, 0, pos), cpu_row(s, op->x, t), n);
-        kv_store(s->sb, kv_row(s, op->slot, 1, pos), cpu_row(s, op->z, t), n);
+        kv_store(s->sb, kv_row(s, op->slot, 0, pos), cpu_row(s, op->x, t), n, L->k_scale);
+        kv_store(s->sb, kv_row(s, op->slot, 1, pos), cpu_row(s, op->z, t), n, L->v_scale);
     }
     return FP4RT_OK;
 }
@@ -97,6 +109,7 @@ static void attn_range(void *arg, long i0, long i1, int thread) {
     const fp4rt_op *op = j->op;
     int nh = op->n_groups, nkv = op->n_kv_heads, hd = op->group_dim;
     int group = nh / nkv;
+    const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
     float *row = s->ctx->thread_ws[thread];
     float *scores = row + (size_t)nkv * hd;
     for (long i = i0; i < i1; i++) {
@@ -106,7 +119,7 @@ static void attn_range(void *arg, long i0, long i1, int thread) {
         float *o = cpu_row(s, op->y, t) + (size_t)h * hd;
         float mx = -INFINITY;
         for (int p = 0; p <= pos; p++) {
-            kv_load(s->sb, kv_row(s, op->slot, 0, p), row, nkv * hd);
+            kv_load(s->sb, kv_row(s, op->slot, 0, p), row, nkv * hd, L->k_scale);
             const float *k = row + (size_t)kvh * hd;
             float d = 0;
             for (int e = 0; e < hd; e++) d += q[e] * k[e];
@@ -121,7 +134,7 @@ static void attn_range(void *arg, long i0, long i1, int thread) {
         float inv = 1.0f / sum;
         for (int e = 0; e < hd; e++) o[e] = 0;
         for (int p = 0; p <= pos; p++) {
-            kv_load(s->sb, kv_row(s, op->slot, 1, p), row, nkv * hd);
+            kv_load(s->sb, kv_row(s, op->slot, 1, p), row, nkv * hd, L->v_scale);
             const float *v = row + (size_t)kvh * hd;
             float w = scores[p] * inv;
             for (int e = 0; e < hd; e++) o[e] += w * v[e];

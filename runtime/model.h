@@ -37,8 +37,12 @@ void fp4rt_plan_session(const fp4rt_program *p, int n_ctx, int chunk, fp4rt_kv_t
                         fp4rt_memory_plan *out);
 /* Weight bytes of the text model of an opened checkpoint, total and per decode token. */
 void fp4rt_plan_weights(const fp4rt_weights *w, fp4rt_memory_plan *out);
-/* Resolves the zero defaults of session params against a model config. */
-void fp4rt_session_params_resolve(const fp4rt_config *cfg, const fp4rt_session_params *in,
-                                  fp4rt_session_params *out);
+/* Resolves the zero defaults of session params against a model config;
+ * kv_fp8_declared: the checkpoint's kv_cache_quant_algo is FP8. */
+void fp4rt_session_params_resolve(const fp4rt_config *cfg, int kv_fp8_declared,
+                                  const fp4rt_session_params *in, fp4rt_session_params *out);
+/* Bytes per KV-cache element, and "BF16" / "F32" / "FP8". */
+size_t fp4rt_kv_elem_size(fp4rt_kv_type t);
+const char *fp4rt_kv_type_name(fp4rt_kv_type t);
 
 #endif

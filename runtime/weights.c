@@ -412,6 +412,17 @@ fp4rt_status fp4rt_weights_load(const char *dir, fp4rt_weights **out) {
             break;
         }
     }
+    /* FP8 KV-cache scales, where the exporter wrote them */
+    for (int l = 0; l < cfg->n_layers; l++) {
+        fp4rt_layer_weights *L = &w->layers[l];
+        L->k_scale = L->v_scale = 1.0f;
+        if (L->kind != FP4RT_LAYER_ATTENTION) continue;
+        char name[160];
+        snprintf(name, sizeof name, "%slayers.%d.self_attn.k_proj.k_scale", cfg->tensor_prefix, l);
+        if (fp4rt_checkpoint_find(w->ckpt, name) && (st = scalar_f32(w->ckpt, name, &L->k_scale))) goto fail;
+        snprintf(name, sizeof name, "%slayers.%d.self_attn.v_proj.v_scale", cfg->tensor_prefix, l);
+        if (fp4rt_checkpoint_find(w->ckpt, name) && (st = scalar_f32(w->ckpt, name, &L->v_scale))) goto fail;
+    }
     if (cfg->tie_embeddings) {
         fp4rt_linear *l = &w->lm_head;
         l->module = fp4rt_strdup("lm_head (tied to embed_tokens)");

@@ -44,6 +44,7 @@ typedef struct fp4rt_layer_weights {
     /* full attention */
     fp4rt_linear q, k, v, o; /* q: [2 * n_heads * head_dim, hidden] (query/gate interleaved per head) */
     float *q_norm, *k_norm;  /* [head_dim], 1 + w */
+    float k_scale, v_scale;  /* FP8 KV-cache scales (k_proj.k_scale / v_proj.v_scale; 1 if absent) */
 
     /* Gated DeltaNet */
     fp4rt_linear qkv, z, b, a, out;

@@ -62,11 +62,12 @@ static fp4rt_model *load(const char *dir) {
 }
 
 /* Teacher-forced logits [n, vocab]; decode: one token per step. */
-static float *eval(fp4rt_model *m, const int32_t *ids, int n, int chunk, int decode) {
+static float *eval_kv(fp4rt_model *m, const int32_t *ids, int n, int chunk, int decode,
+                      fp4rt_kv_type kv) {
     fp4rt_session_params sp = fp4rt_session_default_params();
     sp.n_ctx = n;
     sp.prefill_chunk = chunk;
-    sp.kv_type = FP4RT_KV_F32;
+    sp.kv_type = kv;
     fp4rt_session *s = fp4rt_session_create(m, &sp);
     if (!s) return NULL;
     int V = fp4rt_model_n_vocab(m);
@@ -83,6 +84,10 @@ static float *eval(fp4rt_model *m, const int32_t *ids, int n, int chunk, int dec
         return NULL;
     }
     return out;
+}
+
+static float *eval(fp4rt_model *m, const int32_t *ids, int n, int chunk, int decode) {
+    return eval_kv(m, ids, n, chunk, decode, FP4RT_KV_F32);
 }
 
 static int all_finite(const float *x, size_t n) {
@@ -148,6 +153,27 @@ static void test_fixtures(void) {
         free(dec);
         free(got);
         free(ref);
+        fp4rt_model_free(m);
+    }
+    /* FP8 KV cache (E4M3 of K / k_scale, V / v_scale) against transformers with the
+     * same cast emulated on K and V (tools/reference_logits.py --kv-fp8) */
+    fp4rt_model *m = load("tests/fixtures/tiny-mixed");
+    if (m) {
+        int V = fp4rt_model_n_vocab(m);
+        float *ref = read_floats("tests/fixtures/tiny-mixed.kvfp8.logits.bin", (size_t)n * V);
+        CHECK_MSG(ref != NULL, "tests/fixtures/tiny-mixed.kvfp8.logits.bin missing");
+        float *got = eval_kv(m, ids, n, 512, 0, FP4RT_KV_FP8);
+        float *dec = eval_kv(m, ids, n, 512, 1, FP4RT_KV_FP8);
+        float *f32 = eval_kv(m, ids, n, 512, 0, FP4RT_KV_F32);
+        if (ref && got && dec && f32) {
+            double e = test_nmse(got, ref, (size_t)n * V), ed = test_nmse(dec, ref, (size_t)n * V);
+            double moved = test_nmse(f32, ref, (size_t)n * V);
+            printf("tiny-mixed  FP8 KV NMSE vs transformers %.3g (decode %.3g); F32 KV vs it %.3g\n", e,
+                   ed, moved);
+            CHECK_MSG(e <= 1e-5 && ed <= 1e-5, "FP8 KV: NMSE %.3g / %.3g", e, ed);
+            CHECK_MSG(moved > 10 * e, "FP8 KV emulation makes no measurable difference");
+        }
+        free(ref), free(got), free(dec), free(f32);
         fp4rt_model_free(m);
     }
     free(ids);

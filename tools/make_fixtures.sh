@@ -66,6 +66,9 @@ for name in tiny-bf16 tiny-mixed tiny-w4a4; do
         --out "$WORK/$name.logits.bin" --decode --decode-out "$WORK/$name.decode.logits.bin" \
         --dump-json --threads 1 2>&1 | grep -v '^\[transformers\]' | tee "$WORK/$name.log"
 done
+# the mixed model again with the FP8 KV cache emulated (fp4rt --kv fp8)
+"$PYTHON" "$ROOT/tools/reference_logits.py" --model "$WORK/tiny-mixed" --tokens "$TOKENS" \
+    --out "$WORK/tiny-mixed.kvfp8.logits.bin" --kv-fp8 --threads 1 2>&1 | grep -v '^\[transformers\]'
 
 echo "== install into $FIX"
 mkdir -p "$FIX"
@@ -83,6 +86,7 @@ m["out"] = f"tests/fixtures/{name}.logits.bin"
 json.dump(m, open(dst, "w"), indent=1)
 EOF
 done
+cp "$WORK/tiny-mixed.kvfp8.logits.bin" "$FIX/"
 printf '%s\n' "$TOKENS" > "$FIX/tokens.txt"
 
 echo "== README"
