@@ -13,6 +13,7 @@
 #   <name>.logits.bin                       teacher-forced prefill logits, float32 LE [n_tokens, 512]
 #   <name>.decode.logits.bin                same tokens fed one at a time through the cache (recurrent GDN)
 #   <name>.logits.json                      metadata: versions, sha256, argmax / top-5 per row, decode diff
+#   tiny-mixed.kvfp8.logits.bin             tiny-mixed prefill with the FP8 KV cache emulated (--kv-fp8)
 #   README.md                               how they were made
 set -euo pipefail
 
@@ -142,6 +143,7 @@ $VERS
 | \`<name>.logits.bin\` | teacher-forced prefill logits (chunked GDN inside transformers), float32 little-endian, row-major [${#toks[@]}, 512], no header |
 | \`<name>.decode.logits.bin\` | the same tokens fed one at a time through transformers' cache (recurrent GDN + conv update), same layout |
 | \`<name>.logits.json\` | versions, token ids, sha256 of the .bin, per-row argmax / top-5 / logsumexp, decode-vs-prefill diff |
+| \`tiny-mixed.kvfp8.logits.bin\` | tiny-mixed prefill with the FP8 KV cache emulated (\`--kv-fp8\`: K and V through E4M3 with k_scale / v_scale = 1), for \`fp4rt --kv fp8\` |
 
 ## Decode vs prefill inside transformers (the natural tolerance)
 
