@@ -193,7 +193,7 @@ fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, 
         int cn = FP4RT_MIN(s->sb.chunk, n - i);
         int last = i + cn == n;
         fp4rt_step step = {.tokens = tokens + i, .n_tokens = cn, .pos0 = s->n_past,
-                           .all_logits = all_logits};
+                           .all_logits = all_logits, .no_logits = !logits || (!all_logits && !last)};
         fp4rt_status st = m->backend->run(m->backend_ctx, m->program, &s->sb, &step);
         if (st) return st;
         s->n_past += cn;

@@ -29,6 +29,7 @@ typedef struct fp4rt_step {
     int n_tokens;          /* 1 .. chunk */
     int pos0;              /* position of tokens[0]; the cache holds pos0 tokens before */
     int all_logits;        /* logits for every row, else only the last row (row 0 of logits) */
+    int no_logits;         /* skip the logits entirely (a prefill chunk that is not the last) */
 } fp4rt_step;
 
 typedef struct fp4rt_backend_ops {

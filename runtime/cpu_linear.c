@@ -232,6 +232,7 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
     if (op->x.cols != K || op->y.cols != l->n_out)
         return fp4rt_fail(FP4RT_INTERNAL, "linear %s: view %dx%d for a [%d, %d] weight", l->module,
                           op->x.cols, op->y.cols, l->n_out, K);
+    if (op->is_logits && s->step->no_logits) return FP4RT_OK;
     int t0 = 0;
     if (op->is_logits && !s->step->all_logits) t0 = T - 1;
     int rows = T - t0;
