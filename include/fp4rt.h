@@ -119,6 +119,50 @@ int fp4rt_session_n_past(const fp4rt_session *s);
 fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, float *logits,
                                 int all_logits);
 
+/* ---- chat template ----------------------------------------------------- */
+
+/* One tool call of an assistant message. */
+typedef struct fp4rt_tool_call {
+    const char *name;           /* function name */
+    const char *arguments_json; /* JSON object of the arguments, e.g. {"city": "Paris"} */
+} fp4rt_tool_call;
+
+/* One message. Strings are UTF-8 and borrowed (not copied, not freed). */
+typedef struct fp4rt_chat_message {
+    const char *role;                  /* "system", "user", "assistant" or "tool" */
+    const char *content;               /* NULL = empty */
+    const char *reasoning_content;     /* assistant: NULL = split from <think>...</think> in content */
+    const fp4rt_tool_call *tool_calls; /* assistant: n_tool_calls entries, or NULL */
+    size_t n_tool_calls;
+} fp4rt_chat_message;
+
+typedef enum fp4rt_thinking {
+    FP4RT_THINKING_DEFAULT = 0, /* as the template: on */
+    FP4RT_THINKING_ON = 1,
+    FP4RT_THINKING_OFF = 2
+} fp4rt_thinking;
+
+/* Zero value = defaults. */
+typedef struct fp4rt_chat_params {
+    int no_generation_prompt;   /* 1: do not append "<|im_start|>assistant\n..." */
+    fp4rt_thinking thinking;    /* generation prompt with "<think>\n" (on) or an empty think block (off) */
+    int preserve_thinking;      /* keep reasoning of every assistant turn (Qwen3.6), not only after the last user query */
+    const char *tools_json;     /* JSON array of tool definitions (OpenAI style), or NULL */
+} fp4rt_chat_params;
+
+fp4rt_chat_params fp4rt_chat_default_params(void);
+
+/* Renders messages with the Qwen3.5 / Qwen3.6 chat template (ChatML with
+ * reasoning, XML tool calls, merged tool responses). *out is malloc'ed
+ * (free with fp4rt_free). Bad input (unknown role, malformed tools_json or
+ * arguments_json, a tool message with no preceding assistant turn...) is an
+ * INVALID_ARGUMENT error naming the message index. */
+fp4rt_status fp4rt_chat_format(const fp4rt_chat_message *messages, size_t n,
+                               const fp4rt_chat_params *params, char **out);
+
+/* Frees memory the library returned (strings, id arrays). NULL is fine. */
+void fp4rt_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif

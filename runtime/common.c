@@ -113,6 +113,8 @@ void *fp4rt_malloc_aligned(size_t n, const char *what) {
 
 void fp4rt_free_aligned(void *p) { free(p); }
 
+void fp4rt_free(void *p) { free(p); }
+
 char *fp4rt_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *p = fp4rt_malloc(n, "string");

@@ -1,0 +1,66 @@
+/* Hugging Face tokenizer.json of the byte-level BPE family (Qwen2 / Qwen3 /
+ * Qwen3.5 / Qwen3.6): NFC normalizer, Split pre-tokenizer with the file's regex
+ * (PCRE2, UTF + Unicode properties), ByteLevel byte-to-unicode mapping, BPE by
+ * merge rank, added tokens (special and not, with lstrip / rstrip / single_word /
+ * normalized) matched before everything else, ByteLevel decoder.
+ *
+ * Thread safety: a loaded tokenizer is read-only; encode / decode may run from
+ * several threads at once. */
+#ifndef FP4RT_TOKENIZER_H
+#define FP4RT_TOKENIZER_H
+
+#include "fp4rt.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fp4rt_tokenizer fp4rt_tokenizer;
+
+/* Loads a tokenizer.json file. Unknown model types, normalizers, pre-tokenizers
+ * or decoders are UNSUPPORTED errors naming the file and the JSON key; malformed
+ * JSON is FORMAT. */
+fp4rt_status fp4rt_tokenizer_load(const char *path, fp4rt_tokenizer **out);
+/* DIR/tokenizer.json (NOT_FOUND-style IO error naming the file if absent). */
+fp4rt_status fp4rt_tokenizer_load_dir(const char *dir, fp4rt_tokenizer **out);
+void fp4rt_tokenizer_free(fp4rt_tokenizer *t);
+
+/* Number of ids (regular + added). */
+size_t fp4rt_tokenizer_n_vocab(const fp4rt_tokenizer *t);
+/* Id of an exact token string (regular or added), or -1. */
+int32_t fp4rt_tokenizer_find(const fp4rt_tokenizer *t, const char *token);
+/* 1 if id is an added token marked special. */
+int fp4rt_tokenizer_is_special(const fp4rt_tokenizer *t, int32_t id);
+
+/* Encodes text[0, len) (UTF-8). Added tokens in the text are recognized (as
+ * transformers does by default). Invalid UTF-8 bytes are replaced by U+FFFD
+ * before encoding (documented behaviour, as Python's errors="replace").
+ * *ids is malloc'ed; *n its length. */
+fp4rt_status fp4rt_tokenizer_encode(const fp4rt_tokenizer *t, const char *text, size_t len,
+                                    int32_t **ids, size_t *n);
+/* Decodes ids to UTF-8 (malloc'ed, NUL-terminated; *len excludes the NUL).
+ * skip_special: leave out special added tokens. Byte sequences that are not
+ * valid UTF-8 are replaced by U+FFFD (as transformers' decode does).
+ * An id outside the vocabulary is an INVALID_ARGUMENT error. */
+fp4rt_status fp4rt_tokenizer_decode(const fp4rt_tokenizer *t, const int32_t *ids, size_t n,
+                                    int skip_special, char **out, size_t *len);
+
+/* Streaming decoder: push ids one at a time; each push returns only complete
+ * UTF-8 characters (bytes of a character split across tokens are held back
+ * until it is complete; invalid sequences come out as U+FFFD). */
+typedef struct fp4rt_detok_stream {
+    const fp4rt_tokenizer *tok;
+    int skip_special;
+    unsigned char pending[8]; /* bytes of an incomplete UTF-8 character */
+    int n_pending;
+} fp4rt_detok_stream;
+
+void fp4rt_detok_stream_init(fp4rt_detok_stream *s, const fp4rt_tokenizer *t, int skip_special);
+/* Appends the text completed by `id` to out (NUL-terminated, at most cap - 1
+ * bytes; cap >= 64 always suffices for one token of the Qwen vocabularies... use
+ * cap >= 1024 to be safe). Returns the number of bytes written, or -1 on an id
+ * outside the vocabulary. */
+int fp4rt_detok_stream_push(fp4rt_detok_stream *s, int32_t id, char *out, size_t cap);
+/* Emits what is still held back (as U+FFFD). Returns bytes written. */
+int fp4rt_detok_stream_flush(fp4rt_detok_stream *s, char *out, size_t cap);
+
+#endif
