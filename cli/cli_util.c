@@ -4,6 +4,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,39 @@ int fp4rt_cli_model_opt(int argc, char **argv, int *i, fp4rt_cli_model_opts *o) 
 }
 
 #include "model.h"
+
+static float parse_float(const char *opt, const char *v) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x)) {
+        fprintf(stderr, "fp4rt: error: option %s: '%s' is not a number\n", opt, v);
+        exit(2);
+    }
+    return (float)x;
+}
+
+int fp4rt_cli_sampling_opt(int argc, char **argv, int *i, fp4rt_sampling_params *p) {
+    const char *v;
+    if (!strcmp(argv[*i], "--greedy")) p->greedy = 1;
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--temp"))) {
+        p->temperature = parse_float("--temp", v);
+        if (p->temperature == 0) p->greedy = 1; /* --temp 0 means greedy, as elsewhere */
+        else p->greedy = -1;
+    } else if ((v = fp4rt_cli_opt(argc, argv, i, "--top-k"))) p->top_k = (int)fp4rt_cli_parse_long("--top-k", v);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--top-p"))) p->top_p = parse_float("--top-p", v);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--min-p"))) p->min_p = parse_float("--min-p", v);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--repeat-penalty"))) p->repetition_penalty = parse_float("--repeat-penalty", v);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--presence-penalty"))) p->presence_penalty = parse_float("--presence-penalty", v);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--frequency-penalty"))) p->frequency_penalty = parse_float("--frequency-penalty", v);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--seed"))) p->seed = (uint64_t)fp4rt_cli_parse_long("--seed", v);
+    else return 0;
+    if (p->temperature < 0 || p->top_p < 0 || p->top_p > 1 || p->repetition_penalty < 0) {
+        fprintf(stderr, "fp4rt: error: sampling option out of range (temperature >= 0, top-p in [0, 1], repeat-penalty > 0)\n");
+        exit(2);
+    }
+    return 1;
+}
 
 int fp4rt_cli_open(const fp4rt_cli_model_opts *o, fp4rt_model **m, fp4rt_session **s) {
     *m = NULL;

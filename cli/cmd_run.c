@@ -1,55 +1,139 @@
-/* fp4rt run: greedy generation from a prompt of token ids (text prompts come
- * with the tokenizer). Prints the generated ids, comma-separated, on stdout. */
+/* fp4rt run: one generation. With --prompt TEXT the prompt goes through the
+ * model's chat template (unless --raw) and the answer streams as text; with
+ * --tokens the prompt is token ids and the sampled ids are printed. A stats line
+ * ends the run on stderr. */
 #include "commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-static const char *k_usage = "--model DIR --tokens 1,2,3|@FILE [-n N] " FP4RT_CLI_MODEL_USAGE;
+static const char *k_usage =
+    "--model DIR (--prompt TEXT | --tokens 1,2,3|@FILE) [-n N] [--raw] [--system TEXT] [--think on|off]\n"
+    "    [--hide-reasoning] [--stop S]... " FP4RT_CLI_SAMPLING_USAGE " " FP4RT_CLI_MODEL_USAGE;
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
+typedef struct run_out {
+    int hide_reasoning, tty, in_reasoning;
+} run_out;
+
+static int on_piece(const fp4rt_token_event *ev, void *user) {
+    run_out *o = user;
+    if (ev->reasoning && o->hide_reasoning) return 0;
+    if (o->tty && ev->reasoning != o->in_reasoning) fputs(ev->reasoning ? "\033[2m" : "\033[0m", stdout);
+    o->in_reasoning = ev->reasoning;
+    fwrite(ev->text, 1, ev->len, stdout);
+    fflush(stdout);
+    return 0;
 }
 
 int fp4rt_cmd_run(int argc, char **argv) {
     fp4rt_cli_model_opts o = {0};
-    const char *tokens_spec = NULL, *v;
-    long n_gen = 16;
+    fp4rt_generate_params gp = fp4rt_generate_default_params();
+    const char *tokens_spec = NULL, *prompt = NULL, *system = NULL, *v;
+    const char *stops[16];
+    int raw = 0, hide = 0;
+    fp4rt_thinking think = FP4RT_THINKING_DEFAULT;
+    long n_gen = -1;
     for (int i = 1; i < argc; i++) {
-        if (fp4rt_cli_model_opt(argc, argv, &i, &o)) continue;
+        if (fp4rt_cli_model_opt(argc, argv, &i, &o) || fp4rt_cli_sampling_opt(argc, argv, &i, &gp.sampling))
+            continue;
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--tokens"))) tokens_spec = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--prompt"))) prompt = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--system"))) system = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "-n"))) n_gen = fp4rt_cli_parse_long("-n", v);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--stop"))) {
+            if (gp.n_stop == 16) return fp4rt_cli_error("at most 16 --stop strings");
+            stops[gp.n_stop++] = v;
+        } else if ((v = fp4rt_cli_opt(argc, argv, &i, "--think"))) {
+            if (!strcmp(v, "on")) think = FP4RT_THINKING_ON;
+            else if (!strcmp(v, "off")) think = FP4RT_THINKING_OFF;
+            else return fp4rt_cli_usage("run", k_usage);
+        } else if (!strcmp(argv[i], "--raw")) raw = 1;
+        else if (!strcmp(argv[i], "--hide-reasoning")) hide = 1;
         else return fp4rt_cli_usage("run", k_usage);
     }
-    if (!o.model || !tokens_spec) return fp4rt_cli_usage("run", k_usage);
-    int32_t *ids;
-    int n;
-    if (fp4rt_cli_parse_tokens(tokens_spec, &ids, &n)) return 1;
-    if (o.session.n_ctx == 0) o.session.n_ctx = n + (int)n_gen;
+    if (!o.model || !!tokens_spec == !!prompt) return fp4rt_cli_usage("run", k_usage);
+    gp.stop = stops;
+    int32_t *ids = NULL;
+    int n = 0;
+    if (tokens_spec && fp4rt_cli_parse_tokens(tokens_spec, &ids, &n)) return 1;
+    if (n_gen < 0) n_gen = tokens_spec ? 16 : 0; /* text: until a stop id or the context is full */
+    gp.max_tokens = (int)n_gen;
     fp4rt_model *m;
     fp4rt_session *s;
-    if (fp4rt_cli_open(&o, &m, &s)) {
+    /* the context is sized once the prompt is known */
+    fp4rt_model_params mp = fp4rt_model_default_params();
+    mp.device = o.device;
+    mp.n_threads = o.threads;
+    m = fp4rt_model_load(o.model, &mp);
+    if (!m) {
         free(ids);
-        return 1;
+        return fp4rt_cli_fail(1);
     }
-    int vocab = fp4rt_model_n_vocab(m), rc = 0;
-    float *logits = malloc((size_t)vocab * sizeof(float));
-    fp4rt_status st = logits ? fp4rt_session_eval(s, ids, n, logits, 0) : FP4RT_OUT_OF_MEMORY;
-    for (long g = 0; g < n_gen && !st; g++) {
-        int32_t next = argmax(logits, vocab);
-        printf("%s%d", g ? "," : "", next);
-        fflush(stdout);
-        if (g + 1 < n_gen) st = fp4rt_session_eval(s, &next, 1, logits, 0);
+    fprintf(stderr, "fp4rt: device %s\n", fp4rt_model_device(m));
+    int rc = 0;
+    if (prompt) {
+        fp4rt_status st;
+        char *text = NULL;
+        if (raw) {
+            text = strdup(prompt);
+            st = text ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
+        } else {
+            fp4rt_chat_message msgs[2];
+            size_t nm = 0;
+            if (system) msgs[nm++] = (fp4rt_chat_message){.role = "system", .content = system};
+            msgs[nm++] = (fp4rt_chat_message){.role = "user", .content = prompt};
+            fp4rt_chat_params cp = fp4rt_chat_default_params();
+            cp.thinking = think;
+            st = fp4rt_chat_format(msgs, nm, &cp, &text);
+            gp.reasoning_open = think != FP4RT_THINKING_OFF;
+        }
+        size_t nn = 0;
+        if (!st) st = fp4rt_tokenize(m, text, &ids, &nn);
+        free(text);
+        if (st) {
+            rc = fp4rt_cli_fail(st);
+            goto done;
+        }
+        n = (int)nn;
+        if (n == 0) {
+            rc = fp4rt_cli_error("--prompt: the prompt is empty");
+            goto done;
+        }
     }
-    if (n_gen > 0 && !st) printf("\n");
-    if (st) rc = fp4rt_cli_fail(st);
-    free(logits);
-    free(ids);
+    if (o.session.n_ctx == 0) o.session.n_ctx = n + (n_gen > 0 ? (int)n_gen : 4096);
+    s = fp4rt_session_create(m, &o.session);
+    if (!s) {
+        rc = fp4rt_cli_fail(1);
+        goto done;
+    }
+    int32_t *out_ids = tokens_spec ? calloc((size_t)n_gen + 1, sizeof *out_ids) : NULL;
+    gp.output_ids = out_ids;
+    gp.output_cap = out_ids ? (size_t)n_gen : 0;
+    run_out ro = {hide, isatty(1), 0};
+    fp4rt_generate_result res;
+    fp4rt_status st = fp4rt_generate(s, ids, (size_t)n, &gp, prompt ? on_piece : NULL, &ro, &res);
+    if (ro.tty && ro.in_reasoning) fputs("\033[0m", stdout);
+    if (st) {
+        rc = fp4rt_cli_fail(st);
+    } else {
+        if (out_ids)
+            for (int g = 0; g < res.n_generated && g < n_gen; g++) printf("%s%d", g ? "," : "", out_ids[g]);
+        printf("\n");
+        static const char *const reasons[] = {"end of generation", "stop string", "max tokens", "context full",
+                                              "callback"};
+        fprintf(stderr,
+                "fp4rt: prompt %d tokens, prefill %.2f tokens/s; generated %d tokens, decode %.2f tokens/s; "
+                "stop: %s; device %s\n",
+                res.n_prompt, res.prefill_seconds > 0 ? res.n_prompt / res.prefill_seconds : 0.0, res.n_generated,
+                res.decode_seconds > 0 ? res.n_generated / res.decode_seconds : 0.0, reasons[res.stop_reason],
+                fp4rt_model_device(m));
+    }
+    free(out_ids);
     fp4rt_session_free(s);
+done:
+    free(ids);
     fp4rt_model_free(m);
     return rc;
 }

@@ -12,6 +12,8 @@ int fp4rt_cmd_synth(int argc, char **argv);
 int fp4rt_cmd_quantize(int argc, char **argv);
 int fp4rt_cmd_bench(int argc, char **argv);
 int fp4rt_cmd_devices(int argc, char **argv);
+int fp4rt_cmd_tokenize(int argc, char **argv);
+int fp4rt_cmd_chat(int argc, char **argv);
 
 /* Prints "fp4rt: error: <fp4rt_last_error() or status message>" and returns 1. */
 int fp4rt_cli_fail(int status);
@@ -55,5 +57,12 @@ int fp4rt_cli_model_opt(int argc, char **argv, int *i, fp4rt_cli_model_opts *o);
 /* Loads the model and creates a session, printing the device line on stderr.
  * Returns 0, or prints the error and returns 1. */
 int fp4rt_cli_open(const fp4rt_cli_model_opts *o, fp4rt_model **m, fp4rt_session **s);
+/* Sampling flags: --greedy, --temp T, --top-k K, --top-p P, --min-p M,
+ * --repeat-penalty R, --presence-penalty P, --frequency-penalty F, --seed S.
+ * Same contract as fp4rt_cli_model_opt. */
+int fp4rt_cli_sampling_opt(int argc, char **argv, int *i, fp4rt_sampling_params *p);
+#define FP4RT_CLI_SAMPLING_USAGE                                                                   \
+    "[--greedy] [--temp T] [--top-k K] [--top-p P] [--min-p M] [--repeat-penalty R]\n"             \
+    "    [--presence-penalty P] [--frequency-penalty F] [--seed S]"
 #define FP4RT_CLI_MODEL_USAGE "[--device auto|cpu] [--threads N] [--ctx N] [--chunk N] [--kv bf16|f32|fp8]"
 #endif

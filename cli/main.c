@@ -57,7 +57,8 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } k_commands[] = {
-    {"run", fp4rt_cmd_run, "generate greedy token ids after a prompt of ids"},
+    {"run", fp4rt_cmd_run, "generate an answer to a text prompt (or ids after a prompt of ids)"},
+    {"chat", fp4rt_cmd_chat, "interactive chat with the model's chat template"},
     {"logits", fp4rt_cmd_logits, "teacher-forced logits of a token sequence to a file"},
     {"bench", fp4rt_cmd_bench, "prefill/decode tokens/s and % of the memory-bandwidth limit"},
     {"devices", fp4rt_cmd_devices, "list the devices fp4rt can use"},

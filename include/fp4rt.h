@@ -22,6 +22,13 @@
 extern "C" {
 #endif
 
+/* Symbols of the public API; everything else in libfp4rt.so is hidden. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FP4RT_API __attribute__((visibility("default")))
+#else
+#define FP4RT_API
+#endif
+
 #define FP4RT_VERSION_MAJOR 0
 #define FP4RT_VERSION_MINOR 1
 #define FP4RT_VERSION_PATCH 0
@@ -47,11 +54,11 @@ typedef enum fp4rt_status {
 } fp4rt_status;
 
 /* "OK", "FORMAT", ... ; "UNKNOWN" for values outside the enum. */
-const char *fp4rt_status_name(fp4rt_status s);
+FP4RT_API const char *fp4rt_status_name(fp4rt_status s);
 /* Generic message for the code ("malformed file"). */
-const char *fp4rt_status_message(fp4rt_status s);
+FP4RT_API const char *fp4rt_status_message(fp4rt_status s);
 /* The detailed one-line message of this thread's last failure ("" if none). */
-const char *fp4rt_last_error(void);
+FP4RT_API const char *fp4rt_last_error(void);
 
 /* ---- logging ---------------------------------------------------------- */
 
@@ -65,8 +72,8 @@ typedef enum fp4rt_log_level {
 /* Called from any thread; msg has no trailing newline. */
 typedef void (*fp4rt_log_fn)(fp4rt_log_level level, const char *msg, void *user);
 /* NULL restores the default sink (stderr, levels <= INFO... set by fp4rt_log_set_level). */
-void fp4rt_log_set(fp4rt_log_fn fn, void *user);
-void fp4rt_log_set_level(fp4rt_log_level max_level);
+FP4RT_API void fp4rt_log_set(fp4rt_log_fn fn, void *user);
+FP4RT_API void fp4rt_log_set_level(fp4rt_log_level max_level);
 
 /* ---- model and session ------------------------------------------------ */
 
@@ -84,10 +91,16 @@ typedef enum fp4rt_kv_type {
     FP4RT_KV_FP8 = 3
 } fp4rt_kv_type;
 
+/* Load progress: fraction in [0, 1] and what is being done. Return non-zero to
+ * cancel the load (fp4rt_model_load then fails with CANCELLED). */
+typedef int (*fp4rt_progress_fn)(float fraction, const char *stage, void *user);
+
 typedef struct fp4rt_model_params {
     const char *device;  /* "auto" (NULL), "cpu"; more with the GPU backends */
     int n_threads;       /* CPU worker threads; 0 = number of online cores */
     int fp4_activations; /* reserved: quantize W4A16 activations to NVFP4 (opt-in) */
+    fp4rt_progress_fn progress; /* NULL = none; called from the loading thread */
+    void *progress_user;
 } fp4rt_model_params;
 
 typedef struct fp4rt_session_params {
@@ -96,72 +109,200 @@ typedef struct fp4rt_session_params {
     fp4rt_kv_type kv_type;
 } fp4rt_session_params;
 
-fp4rt_model_params fp4rt_model_default_params(void);
-fp4rt_session_params fp4rt_session_default_params(void);
+FP4RT_API fp4rt_model_params fp4rt_model_default_params(void);
+FP4RT_API fp4rt_session_params fp4rt_session_default_params(void);
 
 /* Loads a checkpoint directory (config.json + safetensors [+ hf_quant_config.json]).
  * Returns NULL and sets the last error on failure. */
-fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params);
-void fp4rt_model_free(fp4rt_model *model);
+FP4RT_API fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params);
+FP4RT_API void fp4rt_model_free(fp4rt_model *model);
 /* Rows of the logits vector (the padded vocabulary size of the checkpoint). */
-int fp4rt_model_n_vocab(const fp4rt_model *model);
+FP4RT_API int fp4rt_model_n_vocab(const fp4rt_model *model);
 
-fp4rt_session *fp4rt_session_create(fp4rt_model *model, const fp4rt_session_params *params);
-void fp4rt_session_free(fp4rt_session *s);
+FP4RT_API fp4rt_session *fp4rt_session_create(fp4rt_model *model, const fp4rt_session_params *params);
+FP4RT_API void fp4rt_session_free(fp4rt_session *s);
 /* Forget all tokens; the session can be reused. */
-void fp4rt_session_reset(fp4rt_session *s);
+FP4RT_API void fp4rt_session_reset(fp4rt_session *s);
 /* Tokens currently held. */
-int fp4rt_session_n_past(const fp4rt_session *s);
+FP4RT_API int fp4rt_session_n_past(const fp4rt_session *s);
+/* The tokens held (fp4rt_session_n_past of them); valid until the next call that
+ * changes the session. */
+FP4RT_API const int32_t *fp4rt_session_tokens(const fp4rt_session *s);
 
 /* Appends n tokens to the session and runs them through the model (prefill in
  * chunks when n > 1). logits: NULL, or [n, n_vocab] floats (all_logits != 0) or
- * [n_vocab] for the last token only (all_logits == 0). */
-fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, float *logits,
+ * [n_vocab] for the last token only (all_logits == 0). Arguments are checked
+ * first (ids in the vocabulary, room in the context: nothing changes on those
+ * errors); a failure while running leaves the session needing fp4rt_session_reset. */
+FP4RT_API fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, float *logits,
                                 int all_logits);
+
+/* Tokens the model treats as end of generation (generation_config.json's
+ * eos_token_id, else the tokenizer's eos); returns the count, fills up to cap. */
+FP4RT_API int fp4rt_model_eos_ids(const fp4rt_model *model, int32_t *ids, int cap);
+/* One line naming the device and kernel path the model runs on. */
+FP4RT_API const char *fp4rt_model_device(const fp4rt_model *model);
+
+/* ---- devices ------------------------------------------------------------ */
+
+typedef enum fp4rt_device_kind {
+    FP4RT_DEVICE_CPU = 0,
+    FP4RT_DEVICE_VULKAN = 1,
+    FP4RT_DEVICE_CUDA = 2
+} fp4rt_device_kind;
+
+typedef struct fp4rt_device_info {
+    fp4rt_device_kind kind;
+    char name[128];        /* "cpu", "vulkan:0", ... (what --device accepts) */
+    char description[256]; /* one line: hardware, memory, kernel path */
+    uint64_t memory_bytes;
+    int usable;            /* 0: present but not usable by this build (reason in description) */
+} fp4rt_device_info;
+
+/* Number of devices this build knows about (the CPU is always device 0). */
+FP4RT_API int fp4rt_device_count(void);
+FP4RT_API fp4rt_status fp4rt_device_get(int index, fp4rt_device_info *out);
+
+/* ---- text --------------------------------------------------------------- */
+
+/* Text <-> token ids with the model's tokenizer.json (UNSUPPORTED if the
+ * checkpoint has none). Invalid UTF-8 in text is replaced by U+FFFD.
+ * *ids / *text are malloc'ed: free with fp4rt_free. */
+FP4RT_API fp4rt_status fp4rt_tokenize(const fp4rt_model *model, const char *text, int32_t **ids, size_t *n);
+FP4RT_API fp4rt_status fp4rt_detokenize(const fp4rt_model *model, const int32_t *ids, size_t n, char **text);
+
+/* ---- sampling and generation ---------------------------------------------- */
+
+/* Zero value = the model's defaults (generation_config.json), which fall back
+ * to plain sampling at temperature 1. To switch a filter off explicitly use the
+ * value given in its comment. */
+typedef struct fp4rt_sampling_params {
+    int greedy;               /* 1: argmax (ignores the rest); -1: sample even if do_sample is false */
+    float temperature;        /* 0 = default; > 0 */
+    int top_k;                /* 0 = default; -1 = off */
+    float top_p;              /* 0 = default; 1 = off */
+    float min_p;              /* 0 = default; -1 = off */
+    float repetition_penalty; /* 0 = default; 1 = off (HF: logit / p if > 0, else * p; prompt + output) */
+    float presence_penalty;   /* 0 = default; subtracted once per token seen in the output */
+    float frequency_penalty;  /* 0 = off; subtracted per occurrence in the output */
+    uint64_t seed;            /* same seed, same backend -> same tokens */
+} fp4rt_sampling_params;
+
+typedef enum fp4rt_stop_reason {
+    FP4RT_STOP_EOS = 0,        /* an end-of-generation id */
+    FP4RT_STOP_STRING = 1,     /* a user stop string (not included in the text) */
+    FP4RT_STOP_MAX_TOKENS = 2,
+    FP4RT_STOP_CONTEXT = 3,    /* the session is full */
+    FP4RT_STOP_CALLBACK = 4    /* the callback asked to stop */
+} fp4rt_stop_reason;
+
+/* One streamed piece: complete UTF-8 characters only. */
+typedef struct fp4rt_token_event {
+    const char *text;  /* NUL-terminated piece (may be empty: e.g. a held-back stop-string prefix) */
+    size_t len;
+    int32_t id;        /* the token that completed this piece */
+    int reasoning;     /* 1: part of the reasoning (<think>...</think>), 0: the answer */
+} fp4rt_token_event;
+
+/* Return non-zero to stop generating. */
+typedef int (*fp4rt_token_fn)(const fp4rt_token_event *ev, void *user);
+
+typedef struct fp4rt_generate_params {
+    fp4rt_sampling_params sampling;
+    int max_tokens;               /* 0 = generation_config max_new_tokens, else until the context is full */
+    const char *const *stop;      /* user stop strings (n_stop of them) */
+    size_t n_stop;
+    int ignore_eos;               /* 1: do not stop on end-of-generation ids */
+    int reasoning_open;           /* 1: the prompt ends inside <think> (thinking on): output starts as reasoning */
+    int32_t *output_ids;          /* optional: every sampled id (up to output_cap) is stored here */
+    size_t output_cap;
+} fp4rt_generate_params;
+
+typedef struct fp4rt_generate_result {
+    int n_prompt;            /* prompt tokens evaluated by this call */
+    int n_generated;         /* tokens sampled */
+    double prefill_seconds;
+    double decode_seconds;
+    fp4rt_stop_reason stop_reason;
+} fp4rt_generate_result;
+
+FP4RT_API fp4rt_sampling_params fp4rt_sampling_default_params(void);
+FP4RT_API fp4rt_generate_params fp4rt_generate_default_params(void);
+
+/* Appends prompt (n tokens; may be 0 to continue) to the session, then samples
+ * until a stop condition, streaming text pieces to cb (may be NULL). result may
+ * be NULL. Sampled tokens are appended to the session as they are generated, so a
+ * following call continues the conversation. */
+FP4RT_API fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
+                            const fp4rt_generate_params *params, fp4rt_token_fn cb, void *user,
+                            fp4rt_generate_result *result);
 
 /* ---- chat template ----------------------------------------------------- */
 
 /* One tool call of an assistant message. */
 typedef struct fp4rt_tool_call {
-    const char *name;           /* function name */
-    const char *arguments_json; /* JSON object of the arguments, e.g. {"city": "Paris"} */
+    const char *name;           /* function name (required) */
+    const char *arguments_json; /* JSON object of the arguments, e.g. {"city": "Paris"}, or NULL
+                                   for none. Rendered one <parameter=KEY> block per member, in
+                                   order: strings raw, other values as JSON (Python json.dumps
+                                   style, so 1.0 stays "1.0"). A repeated key keeps its first
+                                   position and its last value, as Python's json.loads does. */
 } fp4rt_tool_call;
 
-/* One message. Strings are UTF-8 and borrowed (not copied, not freed). */
+/* One message. Strings are UTF-8 (checked) and borrowed (not copied, not freed).
+ * Images and videos: the template writes "<|vision_start|><|image_pad|><|vision_end|>"
+ * (resp. "<|video_pad|>") where a content part is an image (video); put that text in
+ * content. */
 typedef struct fp4rt_chat_message {
-    const char *role;                  /* "system", "user", "assistant" or "tool" */
-    const char *content;               /* NULL = empty */
-    const char *reasoning_content;     /* assistant: NULL = split from <think>...</think> in content */
-    const fp4rt_tool_call *tool_calls; /* assistant: n_tool_calls entries, or NULL */
+    const char *role;                  /* "system" (first message only), "user", "assistant" or
+                                          "tool" (not first; consecutive ones share one user turn) */
+    const char *content;               /* NULL = empty. Leading and trailing whitespace is
+                                          dropped, as the template trims it */
+    const char *reasoning_content;     /* assistant: NULL = split from <think>...</think> in
+                                          content; "" = no reasoning. Ignored for other roles */
+    const fp4rt_tool_call *tool_calls; /* assistant: n_tool_calls entries, or NULL. Ignored for
+                                          other roles */
     size_t n_tool_calls;
 } fp4rt_chat_message;
 
 typedef enum fp4rt_thinking {
-    FP4RT_THINKING_DEFAULT = 0, /* as the template: on */
+    FP4RT_THINKING_DEFAULT = 0, /* as the template with enable_thinking unset: on */
     FP4RT_THINKING_ON = 1,
     FP4RT_THINKING_OFF = 2
 } fp4rt_thinking;
 
 /* Zero value = defaults. */
 typedef struct fp4rt_chat_params {
-    int no_generation_prompt;   /* 1: do not append "<|im_start|>assistant\n..." */
-    fp4rt_thinking thinking;    /* generation prompt with "<think>\n" (on) or an empty think block (off) */
-    int preserve_thinking;      /* keep reasoning of every assistant turn (Qwen3.6), not only after the last user query */
-    const char *tools_json;     /* JSON array of tool definitions (OpenAI style), or NULL */
+    int no_generation_prompt;   /* 1: do not append "<|im_start|>assistant\n<think>\n..." */
+    fp4rt_thinking thinking;    /* generation prompt ends "<think>\n" (on) or with an empty
+                                   think block "<think>\n\n</think>\n\n" (off) */
+    int preserve_thinking;      /* 1: show the reasoning of every assistant turn (Qwen3.6's
+                                   preserve_thinking); 0: only of the turns after the last user
+                                   query, older turns render their content alone */
+    const char *tools_json;     /* JSON array of tool definitions (OpenAI style objects), or NULL;
+                                   "[]" is the same as NULL */
+    int continue_final_message; /* 1: the output ends right after the final message's content
+                                   (no tool calls, no <|im_end|>, trailing whitespace stripped)
+                                   so the model continues it, as transformers'
+                                   continue_final_message; implies no generation prompt */
 } fp4rt_chat_params;
 
-fp4rt_chat_params fp4rt_chat_default_params(void);
+FP4RT_API fp4rt_chat_params fp4rt_chat_default_params(void);
 
-/* Renders messages with the Qwen3.5 / Qwen3.6 chat template (ChatML with
- * reasoning, XML tool calls, merged tool responses). *out is malloc'ed
- * (free with fp4rt_free). Bad input (unknown role, malformed tools_json or
- * arguments_json, a tool message with no preceding assistant turn...) is an
- * INVALID_ARGUMENT error naming the message index. */
-fp4rt_status fp4rt_chat_format(const fp4rt_chat_message *messages, size_t n,
-                               const fp4rt_chat_params *params, char **out);
+/* Renders messages with the Qwen3.6 chat template (ChatML with reasoning, XML tool calls,
+ * merged tool responses) exactly as transformers renders its chat_template.jinja. Qwen3.5's
+ * template is the same with preserve_thinking = 0, except that it writes non-string,
+ * non-container tool-call arguments with Python's str() (True / None instead of true / null).
+ * On success *out is a malloc'ed NUL-terminated string (free with fp4rt_free). Bad input is
+ * an INVALID_ARGUMENT error naming the message index: n == 0, unknown role, a system message
+ * after the first, a tool message first, no user query (every user message is a bare
+ * <tool_response> block), a tool call without a name, malformed tools_json or arguments_json,
+ * invalid UTF-8. Thread-safe (reads its arguments only). */
+FP4RT_API fp4rt_status fp4rt_chat_format(const fp4rt_chat_message *messages, size_t n,
+                                         const fp4rt_chat_params *params, char **out);
 
 /* Frees memory the library returned (strings, id arrays). NULL is fine. */
-void fp4rt_free(void *p);
+FP4RT_API void fp4rt_free(void *p);
 
 #ifdef __cplusplus
 }

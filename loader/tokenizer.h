@@ -28,6 +28,8 @@ void fp4rt_tokenizer_free(fp4rt_tokenizer *t);
 size_t fp4rt_tokenizer_n_vocab(const fp4rt_tokenizer *t);
 /* Id of an exact token string (regular or added), or -1. */
 int32_t fp4rt_tokenizer_find(const fp4rt_tokenizer *t, const char *token);
+/* 1 if the id has a token (ids may have holes; the model may have padding rows). */
+int fp4rt_tokenizer_has_id(const fp4rt_tokenizer *t, int32_t id);
 /* 1 if id is an added token marked special. */
 int fp4rt_tokenizer_is_special(const fp4rt_tokenizer *t, int32_t id);
 

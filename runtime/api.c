@@ -3,6 +3,7 @@
 
 #include "common.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,66 @@ fp4rt_session_params fp4rt_session_default_params(void) {
     return p;
 }
 
+/* tokenizer_config.json's eos_token ("<|im_end|>" or {"content": ...}) as an id, or -1. */
+static int32_t tokenizer_config_eos(const char *dir, const fp4rt_tokenizer *tok) {
+    char *path = fp4rt_path_join(dir, "tokenizer_config.json"), *text = NULL;
+    int32_t id = -1;
+    size_t len;
+    if (path && access(path, F_OK) == 0 && fp4rt_read_file(path, 16u << 20, &text, &len) == FP4RT_OK) {
+        cJSON *root = cJSON_ParseWithLength(text, len);
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "eos_token");
+        if (cJSON_IsObject(e)) e = cJSON_GetObjectItemCaseSensitive(e, "content");
+        if (cJSON_IsString(e)) id = fp4rt_tokenizer_find(tok, e->valuestring);
+        cJSON_Delete(root);
+    }
+    fp4rt_clear_error();
+    free(text);
+    free(path);
+    return id;
+}
+
+/* Tokenizer (if the checkpoint has one), generation defaults, stop ids. */
+static fp4rt_status load_text_side(fp4rt_model *m, const char *dir) {
+    fp4rt_status st = fp4rt_gen_config_load(dir, &m->gen);
+    if (st) return st;
+    char *path = fp4rt_path_join(dir, "tokenizer.json");
+    if (!path) return FP4RT_OUT_OF_MEMORY;
+    if (access(path, F_OK) == 0) st = fp4rt_tokenizer_load(path, &m->tokenizer);
+    free(path);
+    if (st) return st;
+    const fp4rt_config *c = &m->weights->cfg;
+    m->think_open = m->think_close = -1;
+    if (m->tokenizer) {
+        m->think_open = fp4rt_tokenizer_find(m->tokenizer, "<think>");
+        m->think_close = fp4rt_tokenizer_find(m->tokenizer, "</think>");
+        size_t nt = fp4rt_tokenizer_n_vocab(m->tokenizer);
+        if (nt > (size_t)c->vocab)
+            return fp4rt_fail(FP4RT_FORMAT, "%s: tokenizer.json has %zu ids but the model has %d rows",
+                              dir, nt, c->vocab);
+        /* rows past the tokenizer (padding) and holes in its ids are never sampled */
+        m->valid_ids = fp4rt_calloc((size_t)c->vocab, 1, "vocabulary mask");
+        if (!m->valid_ids) return FP4RT_OUT_OF_MEMORY;
+        for (int32_t id = 0; id < c->vocab; id++) m->valid_ids[id] = (uint8_t)fp4rt_tokenizer_has_id(m->tokenizer, id);
+    }
+    /* stop ids: generation_config.json, else the tokenizer's eos, else config.json */
+    if (m->gen.n_eos > 0) {
+        m->n_eos = m->gen.n_eos;
+        memcpy(m->eos, m->gen.eos, sizeof(int32_t) * (size_t)m->n_eos);
+    } else {
+        int32_t id = m->tokenizer ? tokenizer_config_eos(dir, m->tokenizer) : -1;
+        if (id >= 0) {
+            m->eos[m->n_eos++] = id;
+        } else {
+            for (int i = 0; i < c->n_eos && m->n_eos < FP4RT_MAX_STOP_IDS; i++) m->eos[m->n_eos++] = c->eos[i];
+        }
+    }
+    return FP4RT_OK;
+}
+
+static int report(const fp4rt_model_params *p, float f, const char *stage) {
+    return p->progress ? p->progress(f, stage, p->progress_user) : 0;
+}
+
 fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params) {
     fp4rt_model_params defaults = fp4rt_model_default_params();
     if (!params) params = &defaults;
@@ -33,8 +94,13 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
     }
     fp4rt_model *m = fp4rt_calloc(1, sizeof *m, "model");
     if (!m) return NULL;
-    fp4rt_status st = fp4rt_weights_load(dir, &m->weights);
+    fp4rt_status st = report(params, 0.0f, "reading the checkpoint") ? FP4RT_CANCELLED : FP4RT_OK;
+    if (!st) st = fp4rt_weights_load(dir, &m->weights);
+    if (!st && report(params, 0.6f, "building the program")) st = FP4RT_CANCELLED;
     if (!st) st = fp4rt_program_build(m->weights, &m->program);
+    if (!st && report(params, 0.7f, "loading the tokenizer")) st = FP4RT_CANCELLED;
+    if (!st) st = load_text_side(m, dir);
+    if (!st && report(params, 0.8f, "preparing the device")) st = FP4RT_CANCELLED;
     if (!st) {
         m->backend = &fp4rt_backend_cpu;
         m->n_threads = params->n_threads;
@@ -45,6 +111,8 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
         st = m->backend->create(m->n_threads, &m->backend_ctx);
     }
     if (!st && m->backend->prepare) st = m->backend->prepare(m->backend_ctx, m->program);
+    if (!st && report(params, 1.0f, "ready")) st = FP4RT_CANCELLED;
+    if (st == FP4RT_CANCELLED) fp4rt_fail(st, "%s: loading cancelled by the progress callback", dir);
     if (st) {
         fp4rt_model_free(m);
         return NULL;
@@ -61,10 +129,49 @@ void fp4rt_model_free(fp4rt_model *m) {
     if (m->backend_ctx) m->backend->destroy(m->backend_ctx);
     fp4rt_program_free(m->program);
     fp4rt_weights_free(m->weights);
+    fp4rt_tokenizer_free(m->tokenizer);
+    free(m->valid_ids);
     free(m);
 }
 
 int fp4rt_model_n_vocab(const fp4rt_model *m) { return m ? m->weights->cfg.vocab : 0; }
+
+int fp4rt_model_eos_ids(const fp4rt_model *m, int32_t *ids, int cap) {
+    if (!m) return 0;
+    for (int i = 0; i < m->n_eos && i < cap; i++) ids[i] = m->eos[i];
+    return m->n_eos;
+}
+
+const char *fp4rt_model_device(const fp4rt_model *m) { return m ? m->device : ""; }
+
+fp4rt_status fp4rt_tokenize(const fp4rt_model *m, const char *text, int32_t **ids, size_t *n) {
+    if (!m || !text || !ids || !n) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_tokenize: NULL argument");
+    if (!m->tokenizer) return fp4rt_fail(FP4RT_UNSUPPORTED, "the model has no tokenizer.json");
+    return fp4rt_tokenizer_encode(m->tokenizer, text, strlen(text), ids, n);
+}
+
+fp4rt_status fp4rt_detokenize(const fp4rt_model *m, const int32_t *ids, size_t n, char **text) {
+    if (!m || (!ids && n) || !text) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_detokenize: NULL argument");
+    if (!m->tokenizer) return fp4rt_fail(FP4RT_UNSUPPORTED, "the model has no tokenizer.json");
+    size_t len;
+    return fp4rt_tokenizer_decode(m->tokenizer, ids, n, 0, text, &len);
+}
+
+int fp4rt_device_count(void) { return 1; }
+
+fp4rt_status fp4rt_device_get(int index, fp4rt_device_info *out) {
+    if (!out || index != 0) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "no device %d", index);
+    memset(out, 0, sizeof *out);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN), pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    out->kind = FP4RT_DEVICE_CPU;
+    snprintf(out->name, sizeof out->name, "cpu");
+    out->memory_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    snprintf(out->description, sizeof out->description,
+             "%ld cores, %.1f GiB memory, FP32 reference kernels (NVFP4/FP8 decoded in registers)", cores,
+             out->memory_bytes / 1073741824.0);
+    out->usable = 1;
+    return FP4RT_OK;
+}
 
 size_t fp4rt_kv_elem_size(fp4rt_kv_type t) {
     return t == FP4RT_KV_F32 ? 4 : t == FP4RT_KV_FP8 ? 1 : 2;
@@ -120,6 +227,12 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
     fp4rt_session *s = fp4rt_calloc(1, sizeof *s, "session");
     if (!s) return NULL;
     s->model = m;
+    s->history = fp4rt_malloc((size_t)p.n_ctx * sizeof(int32_t), "session history");
+    s->last_logits = fp4rt_malloc((size_t)m->weights->cfg.vocab * sizeof(float), "session logits");
+    if (!s->history || !s->last_logits) {
+        fp4rt_session_free(s);
+        return NULL;
+    }
     s->sb.n_ctx = p.n_ctx;
     s->sb.chunk = p.prefill_chunk;
     s->sb.kv_type = p.kv_type;
@@ -143,8 +256,7 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
             if (parts[i].bytes > SIZE_MAX)
                 fp4rt_fail(FP4RT_OUT_OF_MEMORY, "%s of %llu bytes does not fit in memory", parts[i].what,
                            (unsigned long long)parts[i].bytes);
-            session_release(s);
-            free(s);
+            fp4rt_session_free(s);
             return NULL;
         }
     }
@@ -161,6 +273,8 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
 void fp4rt_session_free(fp4rt_session *s) {
     if (!s) return;
     session_release(s);
+    free(s->history);
+    free(s->last_logits);
     free(s);
 }
 
@@ -171,9 +285,12 @@ void fp4rt_session_reset(fp4rt_session *s) {
     be->buffer_clear(s->model->backend_ctx, s->sb.conv);
     be->buffer_clear(s->model->backend_ctx, s->sb.ssm);
     s->n_past = 0;
+    s->have_logits = 0;
 }
 
 int fp4rt_session_n_past(const fp4rt_session *s) { return s ? s->n_past : 0; }
+
+const int32_t *fp4rt_session_tokens(const fp4rt_session *s) { return s ? s->history : NULL; }
 
 fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, float *logits,
                                 int all_logits) {
@@ -195,8 +312,14 @@ fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, 
         fp4rt_step step = {.tokens = tokens + i, .n_tokens = cn, .pos0 = s->n_past,
                            .all_logits = all_logits, .no_logits = !logits || (!all_logits && !last)};
         fp4rt_status st = m->backend->run(m->backend_ctx, m->program, &s->sb, &step);
-        if (st) return st;
+        if (st) {
+            /* the state is now partly updated: the session must be reset */
+            s->have_logits = 0;
+            return st;
+        }
+        memcpy(s->history + s->n_past, tokens + i, (size_t)cn * sizeof(int32_t));
         s->n_past += cn;
+        s->have_logits = 0;
         if (!logits) continue;
         if (all_logits)
             st = m->backend->buffer_download(m->backend_ctx, s->sb.logits, 0,

@@ -5,6 +5,9 @@
 
 #include "backend.h"
 
+#include "../loader/gen_config.h"
+#include "../loader/tokenizer.h"
+
 struct fp4rt_model {
     fp4rt_weights *weights;
     fp4rt_program *program;
@@ -12,6 +15,12 @@ struct fp4rt_model {
     void *backend_ctx;
     char device[160]; /* one line: device and kernel path */
     int n_threads;    /* host worker threads used by the backend */
+    fp4rt_tokenizer *tokenizer; /* NULL when the checkpoint has no tokenizer.json */
+    fp4rt_gen_config gen;       /* generation_config.json (defaults if absent) */
+    int n_eos;
+    int32_t eos[FP4RT_MAX_STOP_IDS]; /* end-of-generation ids */
+    int32_t think_open, think_close; /* ids of <think> / </think>, -1 if absent */
+    uint8_t *valid_ids;         /* [vocab] 1: the tokenizer has this id; NULL without a tokenizer */
 };
 
 /* Bytes of each part a model + session needs. */
@@ -29,6 +38,9 @@ struct fp4rt_session {
     fp4rt_model *model;
     fp4rt_session_buffers sb;
     int n_past;
+    int32_t *history;            /* [n_ctx] the n_past tokens held */
+    float *last_logits;          /* [vocab] logits after the last token, if have_logits */
+    int have_logits;
     fp4rt_memory_plan allocated; /* what was really allocated (bytes) */
 };
 

@@ -6,6 +6,9 @@
  * here by fixed series instead of libm, whose last bit differs between versions. */
 #include "synth.h"
 
+#include "../loader/tokenizer.h"
+#include "synth_tokenizer.h"
+
 #include "common.h"
 #include "loader/st_writer.h"
 #include "numfmt.h"
@@ -166,7 +169,7 @@ static char *generation_config_json(const fp4rt_config *cfg) {
         for (int i = 0; i < cfg->n_eos && a; i++)
             cJSON_AddItemToArray(a, cJSON_CreateNumber(cfg->eos[i]));
     }
-    if (cfg->n_eos > 0) cJSON_AddNumberToObject(g, "pad_token_id", cfg->eos[0]);
+    if (cfg->n_eos > 0) cJSON_AddNumberToObject(g, "pad_token_id", cfg->eos[cfg->n_eos - 1]);
     cJSON_AddBoolToObject(g, "do_sample", 1);
     cJSON_AddNumberToObject(g, "temperature", 0.6);
     cJSON_AddNumberToObject(g, "top_k", 20);
@@ -187,6 +190,20 @@ static fp4rt_status write_json(const char *dir, const char *name, char *text) {
     return st;
 }
 
+/* eos = [<|im_end|>, <|endoftext|>] of the tokenizer written to dir. */
+static fp4rt_status synth_stop_ids(const char *dir, fp4rt_config *cfg) {
+    fp4rt_tokenizer *tok;
+    fp4rt_status st = fp4rt_tokenizer_load_dir(dir, &tok);
+    if (st) return st;
+    int32_t end = fp4rt_tokenizer_find(tok, "<|im_end|>"), eot = fp4rt_tokenizer_find(tok, "<|endoftext|>");
+    fp4rt_tokenizer_free(tok);
+    if (end < 0 || eot < 0) return fp4rt_fail(FP4RT_INTERNAL, "synth: tokenizer lacks <|im_end|> / <|endoftext|>");
+    cfg->n_eos = 2;
+    cfg->eos[0] = end;
+    cfg->eos[1] = eot;
+    return FP4RT_OK;
+}
+
 fp4rt_status fp4rt_synth(const fp4rt_config *cfg, const char *out_dir, uint64_t seed,
                          uint64_t shard_bytes, int force) {
     if (!cfg || !out_dir || cfg->n_layers <= 0 || cfg->hidden <= 0 || cfg->vocab <= 0)
@@ -200,8 +217,13 @@ fp4rt_status fp4rt_synth(const fp4rt_config *cfg, const char *out_dir, uint64_t 
     uint16_t *buf = NULL;
     fp4rt_status st = fp4rt_outdir_begin(out_dir, force, &tmp);
     if (st != FP4RT_OK) goto done;
-    if ((st = write_json(tmp, "config.json", fp4rt_config_to_json(cfg))) != FP4RT_OK) goto done;
-    if ((st = write_json(tmp, "generation_config.json", generation_config_json(cfg))) != FP4RT_OK)
+    /* a small byte-level BPE tokenizer, so the model takes text; its
+     * <|im_end|> / <|endoftext|> ids become the config's stop ids */
+    fp4rt_config text_cfg = *cfg;
+    if ((st = fp4rt_synth_tokenizer(tmp, cfg->vocab)) != FP4RT_OK) goto done;
+    if ((st = synth_stop_ids(tmp, &text_cfg)) != FP4RT_OK) goto done;
+    if ((st = write_json(tmp, "config.json", fp4rt_config_to_json(&text_cfg))) != FP4RT_OK) goto done;
+    if ((st = write_json(tmp, "generation_config.json", generation_config_json(&text_cfg))) != FP4RT_OK)
         goto done;
 
     if ((st = fp4rt_stw_create(tmp, shard_bytes, &w)) != FP4RT_OK) goto done;
