@@ -37,14 +37,15 @@ main_job() {
     build_release
     local bf16=models/qwen3.5-0.8b-synth-bf16 model=models/qwen3.5-0.8b-synth-nvfp4
     mkdir -p models
-    [ -f "$model/config.json" ] || {
-        [ -f "$bf16/config.json" ] || ./build/fp4rt synth --config qwen3.5-0.8b --out "$bf16" --seed 1
-        ./build/fp4rt quantize --in "$bf16" --out "$model" --recipe nvidia-mixed
+    # (re)made when missing or older than the current layout (with a tokenizer)
+    [ -f "$model/tokenizer.json" ] || {
+        [ -f "$bf16/tokenizer.json" ] || ./build/fp4rt synth --config qwen3.5-0.8b --out "$bf16" --seed 1 --force
+        ./build/fp4rt quantize --in "$bf16" --out "$model" --recipe nvidia-mixed --force
     }
     ./build/fp4rt inspect "$model" | tail -n 8
     ./build/fp4rt plan --model "$model" --ctx 4096
-    echo "== greedy generation (token ids; random weights make random text) =="
-    ./build/fp4rt run --model "$model" --tokens 9707,11,1879,0,16 -n 16
+    echo "== a chat answer (random weights: random text, on the CPU reference backend) =="
+    ./build/fp4rt run --model "$model" --prompt "Write a haiku about the sea." -n 32 --seed 1
     echo "== bench =="
     ./build/fp4rt bench --model "$model" --prompt 64 --gen 16
 }

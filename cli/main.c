@@ -59,6 +59,7 @@ static const struct {
 } k_commands[] = {
     {"run", fp4rt_cmd_run, "generate an answer to a text prompt (or ids after a prompt of ids)"},
     {"chat", fp4rt_cmd_chat, "interactive chat with the model's chat template"},
+    {"tokenize", fp4rt_cmd_tokenize, "text to token ids (JSON), or ids back to text"},
     {"logits", fp4rt_cmd_logits, "teacher-forced logits of a token sequence to a file"},
     {"bench", fp4rt_cmd_bench, "prefill/decode tokens/s and % of the memory-bandwidth limit"},
     {"devices", fp4rt_cmd_devices, "list the devices fp4rt can use"},

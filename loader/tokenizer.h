@@ -4,8 +4,22 @@
  * merge rank, added tokens (special and not, with lstrip / rstrip / single_word /
  * normalized) matched before everything else, ByteLevel decoder.
  *
- * Thread safety: a loaded tokenizer is read-only; encode / decode may run from
- * several threads at once. */
+ * Supported tokenizer.json subset: model BPE (vocab; merges as "a b" or
+ * ["a", "b"]; ignore_merges; unk_token / fuse_unk; byte_fallback false, dropout
+ * null, no subword prefix / suffix); normalizer null, NFC or a Sequence of NFC;
+ * pre_tokenizer Split{Regex|String, Isolated, invert false} steps ending in
+ * ByteLevel{add_prefix_space false} (use_regex true adds the GPT-2 regex);
+ * decoder ByteLevel; post_processor null or ByteLevel. truncation / padding
+ * are ignored. The split regex is written for Oniguruma (what HF tokenizers
+ * compiles); it runs on PCRE2 (UTF, UCP, JIT) with \s, \S, \w, \W and \h
+ * rewritten to Oniguruma's meanings. Known differences from HF tokenizers:
+ * code points whose Unicode properties changed between the Unicode versions of
+ * PCRE2 / utf8proc and of Oniguruma / Rust, and single_word's "word character"
+ * (Rust regex \w), approximated by general categories.
+ *
+ * Thread safety: a loaded tokenizer is read-only apart from an internal BPE
+ * cache guarded by mutexes; encode / decode may run from several threads at
+ * once. */
 #ifndef FP4RT_TOKENIZER_H
 #define FP4RT_TOKENIZER_H
 
@@ -57,12 +71,15 @@ typedef struct fp4rt_detok_stream {
 } fp4rt_detok_stream;
 
 void fp4rt_detok_stream_init(fp4rt_detok_stream *s, const fp4rt_tokenizer *t, int skip_special);
-/* Appends the text completed by `id` to out (NUL-terminated, at most cap - 1
- * bytes; cap >= 64 always suffices for one token of the Qwen vocabularies... use
- * cap >= 1024 to be safe). Returns the number of bytes written, or -1 on an id
- * outside the vocabulary. */
+/* Writes the text completed by `id` to out (NUL-terminated). cap must be at
+ * least 3 * (held-back bytes + the token's bytes) + 1; cap >= 1024 suffices for
+ * every token of the Qwen vocabularies (at most 256 bytes). Returns the number
+ * of bytes written (0 when the token only extends a held-back character or is
+ * a skipped special token), or -1 for an id outside the vocabulary or a too
+ * small cap (fp4rt_last_error says which; the stream is unchanged). */
 int fp4rt_detok_stream_push(fp4rt_detok_stream *s, int32_t id, char *out, size_t cap);
-/* Emits what is still held back (as U+FFFD). Returns bytes written. */
+/* Emits what is still held back (one U+FFFD per ill-formed subpart, as the
+ * one-shot decode). cap >= 16 always suffices. Returns bytes written. */
 int fp4rt_detok_stream_flush(fp4rt_detok_stream *s, char *out, size_t cap);
 
 #endif

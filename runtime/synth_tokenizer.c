@@ -71,8 +71,8 @@ static int sample_words(word *w, int cap) {
         size_t j = i;
         if (is_digit(s[j])) {
             j++;
-        } else if (is_alpha(s[j]) || (j + 1 < n && !is_space(s[j]) && !is_digit(s[j]) &&
-                                      is_alpha(s[j + 1]))) {
+        } else if (is_alpha(s[j]) || (j + 1 < n && s[j] != '\n' && s[j] != '\r' &&
+                                      !is_digit(s[j]) && is_alpha(s[j + 1]))) {
             j++;
             while (j < n && is_alpha(s[j])) j++;
         } else if (is_space(s[j]) && !(s[j] == ' ' && j + 1 < n && !is_space(s[j + 1]))) {
@@ -187,14 +187,14 @@ static cJSON *bytelevel_json(void) {
     return b;
 }
 
-static cJSON *tokenizer_json(const token *tok, int32_t (*merges)[2], int m, int vocab_size) {
+static cJSON *tokenizer_json(const token *tok, int32_t (*merges)[2], int m, int first_added) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "version", "1.0");
     cJSON_AddNullToObject(root, "truncation");
     cJSON_AddNullToObject(root, "padding");
     cJSON *added = cJSON_AddArrayToObject(root, "added_tokens");
     for (int i = 0; i < SYNTH_N_ADDED; i++)
-        cJSON_AddItemToArray(added, added_json(vocab_size - SYNTH_N_ADDED + i, k_added[i], i < 3, 1));
+        cJSON_AddItemToArray(added, added_json(first_added + i, k_added[i], i < 3, 1));
     cJSON *norm = cJSON_AddObjectToObject(root, "normalizer");
     cJSON_AddStringToObject(norm, "type", "NFC");
     cJSON *pre = cJSON_AddObjectToObject(root, "pre_tokenizer");
@@ -224,6 +224,11 @@ static cJSON *tokenizer_json(const token *tok, int32_t (*merges)[2], int m, int 
         token_string(&tok[id], s);
         cJSON_AddNumberToObject(vocab, s, id);
     }
+    /* unused ids up to the added tokens: tokens no merge produces, readable when decoded */
+    for (int id = 256 + m; id < first_added; id++) {
+        snprintf(s, sizeof s, "<synth_%d>", id);
+        cJSON_AddNumberToObject(vocab, s, id);
+    }
     cJSON *ml = cJSON_AddArrayToObject(model, "merges");
     for (int k = 0; k < m; k++) {
         token_string(&tok[merges[k][0]], s);
@@ -236,14 +241,14 @@ static cJSON *tokenizer_json(const token *tok, int32_t (*merges)[2], int m, int 
     return root;
 }
 
-static cJSON *config_json(int vocab_size) {
+static cJSON *config_json(int first_added) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddBoolToObject(root, "add_bos_token", 0);
     cJSON_AddBoolToObject(root, "add_prefix_space", 0);
     cJSON *dec = cJSON_AddObjectToObject(root, "added_tokens_decoder");
     for (int i = 0; i < SYNTH_N_ADDED; i++) {
         char key[16];
-        snprintf(key, sizeof key, "%d", vocab_size - SYNTH_N_ADDED + i);
+        snprintf(key, sizeof key, "%d", first_added + i);
         cJSON_AddItemToObject(dec, key, added_json(0, k_added[i], i < 3, 0));
     }
     cJSON_AddNullToObject(root, "bos_token");
@@ -281,8 +286,10 @@ fp4rt_status fp4rt_synth_tokenizer(const char *dir, int vocab_size) {
     if (tok && merges) {
         int m = train(tok, merges, max_merges);
         st = m < 0 ? fp4rt_fail(FP4RT_OUT_OF_MEMORY, "synth tokenizer: out of memory")
-                   : write_json(dir, "tokenizer.json", tokenizer_json(tok, merges, m, vocab_size));
-        if (st == FP4RT_OK) st = write_json(dir, "tokenizer_config.json", config_json(vocab_size));
+                   : write_json(dir, "tokenizer.json",
+                                tokenizer_json(tok, merges, m, vocab_size - SYNTH_N_ADDED));
+        if (st == FP4RT_OK)
+            st = write_json(dir, "tokenizer_config.json", config_json(vocab_size - SYNTH_N_ADDED));
     }
     free(tok);
     free(merges);
