@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *k_usage = "--model DIR [--system TEXT] [--think on|off] [--preserve-thinking] [--hide-reasoning]\n"
+static const char *k_usage = "--model DIR [-n N] [--system TEXT] [--think on|off] [--preserve-thinking] [--hide-reasoning]\n"
                              "    " FP4RT_CLI_SAMPLING_USAGE " " FP4RT_CLI_MODEL_USAGE;
 
 typedef struct turn {
@@ -70,6 +70,7 @@ int fp4rt_cmd_chat(int argc, char **argv) {
         if (fp4rt_cli_model_opt(argc, argv, &i, &o) || fp4rt_cli_sampling_opt(argc, argv, &i, &gp.sampling))
             continue;
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--system"))) system = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "-n"))) gp.max_tokens = (int)fp4rt_cli_parse_long("-n", v);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--think"))) {
             if (!strcmp(v, "on")) cp.thinking = FP4RT_THINKING_ON;
             else if (!strcmp(v, "off")) cp.thinking = FP4RT_THINKING_OFF;

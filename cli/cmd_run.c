@@ -54,6 +54,7 @@ int fp4rt_cmd_run(int argc, char **argv) {
         else return fp4rt_cli_usage("run", k_usage);
     }
     if (!o.model || !!tokens_spec == !!prompt) return fp4rt_cli_usage("run", k_usage);
+    if (prompt && !prompt[0]) return fp4rt_cli_error("--prompt: the prompt is empty");
     gp.stop = stops;
     int32_t *ids = NULL;
     int n = 0;

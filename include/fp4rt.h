@@ -7,8 +7,13 @@
  *   message naming what failed and where is available from fp4rt_last_error()
  *   (thread-local: each thread sees the message of its own last failure).
  * - Constructors return NULL on failure (and set the last error).
- * - Handles are opaque. A model may be shared by several sessions; a session is
- *   used by one thread at a time. Functions taking a model only read it.
+ * - Handles are opaque. Ownership: the caller owns what it creates and frees it
+ *   with the matching *_free; free sessions before their model. Strings and
+ *   arrays the library returns are freed with fp4rt_free.
+ * - Thread safety: a model may be shared by several sessions, and those sessions
+ *   may be used from different threads (their steps are serialized on the
+ *   model's device); one session is used by one thread at a time. Functions that
+ *   take a const model only read it. The log sink is global.
  * - Parameter structs: zero-initialised fields mean "default"; fields are only
  *   ever appended. Use the *_default_params() functions.
  */

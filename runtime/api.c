@@ -94,6 +94,7 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
     }
     fp4rt_model *m = fp4rt_calloc(1, sizeof *m, "model");
     if (!m) return NULL;
+    pthread_mutex_init(&m->run_lock, NULL);
     fp4rt_status st = report(params, 0.0f, "reading the checkpoint") ? FP4RT_CANCELLED : FP4RT_OK;
     if (!st) st = fp4rt_weights_load(dir, &m->weights);
     if (!st && report(params, 0.6f, "building the program")) st = FP4RT_CANCELLED;
@@ -131,6 +132,7 @@ void fp4rt_model_free(fp4rt_model *m) {
     fp4rt_weights_free(m->weights);
     fp4rt_tokenizer_free(m->tokenizer);
     free(m->valid_ids);
+    pthread_mutex_destroy(&m->run_lock);
     free(m);
 }
 
@@ -311,7 +313,16 @@ fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, 
         int last = i + cn == n;
         fp4rt_step step = {.tokens = tokens + i, .n_tokens = cn, .pos0 = s->n_past,
                            .all_logits = all_logits, .no_logits = !logits || (!all_logits && !last)};
+        pthread_mutex_lock(&m->run_lock);
         fp4rt_status st = m->backend->run(m->backend_ctx, m->program, &s->sb, &step);
+        if (!st && logits) {
+            if (all_logits)
+                st = m->backend->buffer_download(m->backend_ctx, s->sb.logits, 0,
+                                                 logits + (size_t)i * vocab, (size_t)cn * vocab * 4);
+            else if (last)
+                st = m->backend->buffer_download(m->backend_ctx, s->sb.logits, 0, logits, (size_t)vocab * 4);
+        }
+        pthread_mutex_unlock(&m->run_lock);
         if (st) {
             /* the state is now partly updated: the session must be reset */
             s->have_logits = 0;
@@ -320,13 +331,6 @@ fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, 
         memcpy(s->history + s->n_past, tokens + i, (size_t)cn * sizeof(int32_t));
         s->n_past += cn;
         s->have_logits = 0;
-        if (!logits) continue;
-        if (all_logits)
-            st = m->backend->buffer_download(m->backend_ctx, s->sb.logits, 0,
-                                             logits + (size_t)i * vocab, (size_t)cn * vocab * 4);
-        else if (last)
-            st = m->backend->buffer_download(m->backend_ctx, s->sb.logits, 0, logits, (size_t)vocab * 4);
-        if (st) return st;
     }
     if (m->backend->synchronize) return m->backend->synchronize(m->backend_ctx);
     return FP4RT_OK;

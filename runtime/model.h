@@ -5,6 +5,8 @@
 
 #include "backend.h"
 
+#include <pthread.h>
+
 #include "../loader/gen_config.h"
 #include "../loader/tokenizer.h"
 
@@ -15,6 +17,7 @@ struct fp4rt_model {
     void *backend_ctx;
     char device[160]; /* one line: device and kernel path */
     int n_threads;    /* host worker threads used by the backend */
+    pthread_mutex_t run_lock;   /* serializes steps of all sessions on the backend */
     fp4rt_tokenizer *tokenizer; /* NULL when the checkpoint has no tokenizer.json */
     fp4rt_gen_config gen;       /* generation_config.json (defaults if absent) */
     int n_eos;

@@ -74,7 +74,31 @@ check "echo '$r1' | grep -Eq '^[0-9]+(,[0-9]+){7}$'" "run prints 8 ids"
 $bin bench --model "$tmp/mixed" --prompt 16 --gen 4 >"$tmp/bench" 2>&1
 check "grep -q 'decode reaches' $tmp/bench && grep -q 'tokens/s' $tmp/bench" "bench output"
 
+# text: run with a prompt streams text and ends with the stats line
+$bin run --model "$tmp/mixed" --prompt "Tell me about the sea." -n 12 --seed 5 >"$tmp/run.out" 2>"$tmp/run.err"
+check "grep -q 'fp4rt: prompt [0-9]* tokens, prefill .* tokens/s; generated 12 tokens, decode .* tokens/s; stop: max tokens; device cpu' $tmp/run.err" "run --prompt stats line: $(tail -n 1 "$tmp/run.err")"
+check "[ -s $tmp/run.out ]" "run --prompt printed text"
+$bin run --model "$tmp/mixed" --prompt "Tell me about the sea." -n 12 --seed 5 >"$tmp/run2.out" 2>/dev/null
+check "cmp -s $tmp/run.out $tmp/run2.out" "same seed, same text"
+# tokenize: JSON ids, --jsonl round trip through --decode
+check "[ \"\$($bin tokenize --model $tmp/mixed 'hello world')\" != '' ]" "tokenize"
+ids=$($bin tokenize --model "$tmp/mixed" "<|im_start|>user")
+check "echo '$ids' | grep -Eq '^\[[0-9]+(, [0-9]+)*\]$'" "tokenize prints a JSON array ($ids)"
+printf '"one"\n"two three"\n' | $bin tokenize --model "$tmp/mixed" --jsonl >"$tmp/tok.jsonl"
+check "[ \$(grep -c '^\[' $tmp/tok.jsonl) -eq 2 ]" "tokenize --jsonl: one array per line"
+# chat on standard input: two turns, /think, /reset, /quit
+printf 'hello\n/think off\nand again\n/reset\nonce more\n/quit\n' |
+    $bin chat --model "$tmp/mixed" -n 6 --seed 1 >"$tmp/chat.out" 2>"$tmp/chat.err"
+check "[ \$? -eq 0 ] && [ \$(grep -c 'generated' $tmp/chat.err) -eq 3 ]" "chat: three answers ($(tr '\n' ' ' <"$tmp/chat.err" | head -c 300))"
+check "grep -q 'history cleared' $tmp/chat.err && grep -q 'thinking off' $tmp/chat.err" "chat commands"
+
 # errors
+expect_error 1 "context" "$bin" run --model "$tmp/mixed" --prompt "a long prompt that does not fit" --ctx 8 -n 2
+expect_error 1 "empty" "$bin" run --model "$tmp/mixed" --prompt "" -n 2
+cp -r "$tmp/mixed" "$tmp/notok" && rm "$tmp/notok/tokenizer.json"
+expect_error 1 "no tokenizer.json" "$bin" run --model "$tmp/notok" --prompt "x"
+cp -r "$tmp/mixed" "$tmp/badtok" && echo '{"model": {"type": "Unigram"' >"$tmp/badtok/tokenizer.json"
+expect_error 1 "tokenizer.json" "$bin" run --model "$tmp/badtok" --prompt "x"
 expect_error 1 "nonexistent/config.json: cannot open" "$bin" logits --model "$tmp/nonexistent" --tokens 1 --out "$tmp/x.bin"
 expect_error 1 "outside the vocabulary" "$bin" logits --model "$tmp/mixed" --tokens 1,512 --out "$tmp/x.bin"
 check "[ ! -e $tmp/x.bin ]" "no logits file after a failure"

@@ -8,6 +8,7 @@
 #include "model.h"
 #include "synth.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 typedef struct capture {
@@ -43,6 +44,56 @@ static int on_piece(const fp4rt_token_event *ev, void *user) {
     return c->stop_after && c->pieces >= c->stop_after;
 }
 
+typedef struct progress {
+    int calls, cancel_at;
+    float last;
+    int monotonic;
+} progress;
+
+static int on_progress(float f, const char *stage, void *user) {
+    progress *p = user;
+    if (f < p->last || !stage || !stage[0]) p->monotonic = 0;
+    p->last = f;
+    return ++p->calls == p->cancel_at;
+}
+
+/* Two sessions of one model driven from two threads give the same logits as
+ * one session alone (steps are serialized on the model's device). */
+typedef struct worker_arg {
+    fp4rt_model *m;
+    const int32_t *ids;
+    int n;
+    float *logits;
+    fp4rt_status st;
+} worker_arg;
+
+static void *worker(void *p) {
+    worker_arg *a = p;
+    fp4rt_session *s = fp4rt_session_create(a->m, NULL);
+    a->st = s ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
+    for (int i = 0; i < a->n && !a->st; i++) a->st = fp4rt_session_eval(s, a->ids + i, 1, a->logits, 0);
+    fp4rt_session_free(s);
+    return NULL;
+}
+
+static void test_threads(fp4rt_model *m) {
+    int32_t ids[24];
+    for (int i = 0; i < 24; i++) ids[i] = (i * 37) % 400;
+    int V = fp4rt_model_n_vocab(m);
+    float *ref = malloc(sizeof(float) * V), *a = malloc(sizeof(float) * V), *b = malloc(sizeof(float) * V);
+    worker_arg w0 = {m, ids, 24, ref, 0}, w1 = {m, ids, 24, a, 0}, w2 = {m, ids, 24, b, 0};
+    worker(&w0);
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, worker, &w1);
+    pthread_create(&t2, NULL, worker, &w2);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    CHECK(!w0.st && !w1.st && !w2.st);
+    CHECK_MSG(!memcmp(ref, a, sizeof(float) * V) && !memcmp(ref, b, sizeof(float) * V),
+              "concurrent sessions differ from a lone one");
+    free(ref), free(a), free(b);
+}
+
 static fp4rt_status run(fp4rt_model *m, const char *prompt, fp4rt_generate_params *gp, capture *c,
                         fp4rt_generate_result *res) {
     fp4rt_session *s = fp4rt_session_create(m, NULL);
@@ -62,7 +113,18 @@ int main(void) {
     CHECK(!fp4rt_config_preset("tiny", 0, &cfg));
     const char *dir = test_tmp_path("tiny");
     CHECK(!fp4rt_synth(&cfg, dir, 9, 0, 0));
-    fp4rt_model *m = fp4rt_model_load(dir, NULL);
+    /* progress reaches 1 in order; a callback can cancel the load */
+    progress pr = {0, 0, 0, 1};
+    fp4rt_model_params mp = fp4rt_model_default_params();
+    mp.progress = on_progress;
+    mp.progress_user = &pr;
+    fp4rt_model *m = fp4rt_model_load(dir, &mp);
+    CHECK(m && pr.calls >= 3 && pr.last == 1.0f && pr.monotonic);
+    fp4rt_model_free(m);
+    pr = (progress){0, 2, 0, 1};
+    m = fp4rt_model_load(dir, &mp);
+    CHECK(m == NULL && strstr(fp4rt_last_error(), "cancelled") != NULL);
+    m = fp4rt_model_load(dir, NULL);
     CHECK_MSG(m != NULL, "%s", fp4rt_last_error());
     if (!m) return test_summary("generate");
     int32_t eos[8];
@@ -181,6 +243,7 @@ int main(void) {
     CHECK(!fp4rt_tokenize(m, "bad \xff\xfe bytes", &ids, &n));
     fp4rt_free(ids);
 
+    test_threads(m);
     fp4rt_model_free(m);
     test_tmpdir_remove();
     return test_summary("generate");
