@@ -150,3 +150,16 @@ int fp4rt_cli_open(const fp4rt_cli_model_opts *o, fp4rt_model **m, fp4rt_session
     }
     return 0;
 }
+
+void fp4rt_cli_stream_piece(fp4rt_cli_stream *st, const fp4rt_token_event *ev) {
+    if (ev->reasoning && st->hide_reasoning) return;
+    if (st->tty && ev->reasoning != st->in_reasoning) fputs(ev->reasoning ? "\033[2m" : "\033[0m", stdout);
+    st->in_reasoning = ev->reasoning;
+    fwrite(ev->text, 1, ev->len, stdout);
+    fflush(stdout);
+}
+
+void fp4rt_cli_stream_end(fp4rt_cli_stream *st) {
+    if (st->tty && st->in_reasoning) fputs("\033[0m", stdout);
+    st->in_reasoning = 0;
+}

@@ -37,18 +37,14 @@ static void buf_add(text_buf *b, const char *s, size_t n) {
 }
 
 typedef struct chat_out {
-    int hide_reasoning, tty, in_reasoning;
+    fp4rt_cli_stream print;
     text_buf answer, reasoning;
 } chat_out;
 
 static int on_piece(const fp4rt_token_event *ev, void *user) {
     chat_out *o = user;
     buf_add(ev->reasoning ? &o->reasoning : &o->answer, ev->text, ev->len);
-    if (ev->reasoning && o->hide_reasoning) return 0;
-    if (o->tty && ev->reasoning != o->in_reasoning) fputs(ev->reasoning ? "\033[2m" : "\033[0m", stdout);
-    o->in_reasoning = ev->reasoning;
-    fwrite(ev->text, 1, ev->len, stdout);
-    fflush(stdout);
+    fp4rt_cli_stream_piece(&o->print, ev);
     return 0;
 }
 
@@ -140,12 +136,12 @@ int fp4rt_cmd_chat(int argc, char **argv) {
             skip = (size_t)held;
         else
             fp4rt_session_reset(s);
-        chat_out out = {.hide_reasoning = hide, .tty = isatty(1)};
+        chat_out out = {.print = {.hide_reasoning = hide, .tty = isatty(1)}};
         gp.reasoning_open = cp.thinking != FP4RT_THINKING_OFF;
         fp4rt_generate_result res;
         st = fp4rt_generate(s, ids + skip, n_ids - skip, &gp, on_piece, &out, &res);
         free(ids);
-        if (out.tty && out.in_reasoning) fputs("\033[0m", stdout);
+        fp4rt_cli_stream_end(&out.print);
         printf("\n");
         if (st) {
             rc = fp4rt_cli_fail(st);

@@ -13,17 +13,8 @@ static const char *k_usage =
     "--model DIR (--prompt TEXT | --tokens 1,2,3|@FILE) [-n N] [--raw] [--system TEXT] [--think on|off]\n"
     "    [--hide-reasoning] [--stop S]... " FP4RT_CLI_SAMPLING_USAGE " " FP4RT_CLI_MODEL_USAGE;
 
-typedef struct run_out {
-    int hide_reasoning, tty, in_reasoning;
-} run_out;
-
 static int on_piece(const fp4rt_token_event *ev, void *user) {
-    run_out *o = user;
-    if (ev->reasoning && o->hide_reasoning) return 0;
-    if (o->tty && ev->reasoning != o->in_reasoning) fputs(ev->reasoning ? "\033[2m" : "\033[0m", stdout);
-    o->in_reasoning = ev->reasoning;
-    fwrite(ev->text, 1, ev->len, stdout);
-    fflush(stdout);
+    fp4rt_cli_stream_piece(user, ev);
     return 0;
 }
 
@@ -112,10 +103,10 @@ int fp4rt_cmd_run(int argc, char **argv) {
     int32_t *out_ids = tokens_spec ? calloc((size_t)n_gen + 1, sizeof *out_ids) : NULL;
     gp.output_ids = out_ids;
     gp.output_cap = out_ids ? (size_t)n_gen : 0;
-    run_out ro = {hide, isatty(1), 0};
+    fp4rt_cli_stream ro = {hide, isatty(1), 0};
     fp4rt_generate_result res;
     fp4rt_status st = fp4rt_generate(s, ids, (size_t)n, &gp, prompt ? on_piece : NULL, &ro, &res);
-    if (ro.tty && ro.in_reasoning) fputs("\033[0m", stdout);
+    fp4rt_cli_stream_end(&ro);
     if (st) {
         rc = fp4rt_cli_fail(st);
     } else {

@@ -64,5 +64,12 @@ int fp4rt_cli_sampling_opt(int argc, char **argv, int *i, fp4rt_sampling_params 
 #define FP4RT_CLI_SAMPLING_USAGE                                                                   \
     "[--greedy] [--temp T] [--top-k K] [--top-p P] [--min-p M] [--repeat-penalty R]\n"             \
     "    [--presence-penalty P] [--frequency-penalty F] [--seed S]"
+/* Prints streamed pieces: reasoning dimmed on a terminal, or left out. */
+typedef struct fp4rt_cli_stream {
+    int hide_reasoning, tty, in_reasoning;
+} fp4rt_cli_stream;
+void fp4rt_cli_stream_piece(fp4rt_cli_stream *st, const fp4rt_token_event *ev);
+/* Restores the terminal's normal text attribute if a dim span is open. */
+void fp4rt_cli_stream_end(fp4rt_cli_stream *st);
 #define FP4RT_CLI_MODEL_USAGE "[--device auto|cpu] [--threads N] [--ctx N] [--chunk N] [--kv bf16|f32|fp8]"
 #endif
