@@ -138,6 +138,12 @@ void fp4rt_model_free(fp4rt_model *m) {
 
 int fp4rt_model_n_vocab(const fp4rt_model *m) { return m ? m->weights->cfg.vocab : 0; }
 
+fp4rt_status fp4rt_model_set_observer(fp4rt_model *m, fp4rt_linear_observer fn, void *user) {
+    if (!m->backend->set_observer)
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend cannot observe activations", m->backend->name);
+    return m->backend->set_observer(m->backend_ctx, fn, user);
+}
+
 int fp4rt_model_eos_ids(const fp4rt_model *m, int32_t *ids, int cap) {
     if (!m) return 0;
     for (int i = 0; i < m->n_eos && i < cap; i++) ids[i] = m->eos[i];

@@ -32,6 +32,12 @@ typedef struct fp4rt_step {
     int no_logits;         /* skip the logits entirely (a prefill chunk that is not the last) */
 } fp4rt_step;
 
+/* Calibration hook: called for every LINEAR op with its input rows (FP32, before
+ * any activation quantization): rows of n_in floats, row_stride floats apart. It
+ * runs on the thread that runs the step, before the op computes. */
+typedef void (*fp4rt_linear_observer)(void *user, const fp4rt_linear *lin, const float *x,
+                                      size_t row_stride, int rows);
+
 typedef struct fp4rt_backend_ops {
     const char *name; /* "cpu" */
     fp4rt_status (*create)(int n_threads, void **ctx);
@@ -55,6 +61,9 @@ typedef struct fp4rt_backend_ops {
     fp4rt_status (*synchronize)(void *ctx);
     /* (optional) One line describing the device and kernel path. */
     void (*describe)(void *ctx, char *buf, size_t n);
+    /* (optional) Installs (fn != NULL) or removes the calibration hook; a backend
+     * without it returns UNSUPPORTED. */
+    fp4rt_status (*set_observer)(void *ctx, fp4rt_linear_observer fn, void *user);
 } fp4rt_backend_ops;
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;

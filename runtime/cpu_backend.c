@@ -162,6 +162,13 @@ static void cpu_describe(void *vc, char *buf, size_t n) {
     snprintf(buf, n, "cpu: %d threads, FP32 reference kernels", c->n_threads);
 }
 
+static fp4rt_status cpu_set_observer(void *vc, fp4rt_linear_observer fn, void *user) {
+    cpu_ctx *c = vc;
+    c->observer = fn;
+    c->observer_user = user;
+    return FP4RT_OK;
+}
+
 const fp4rt_backend_ops fp4rt_backend_cpu = {
     .name = "cpu",
     .create = cpu_create,
@@ -175,4 +182,5 @@ const fp4rt_backend_ops fp4rt_backend_cpu = {
     .run = cpu_run,
     .synchronize = NULL,
     .describe = cpu_describe,
+    .set_observer = cpu_set_observer,
 };

@@ -241,6 +241,7 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
     lin_job j = {.s = s, .l = l, .t0 = t0, .n_rows = rows, .post = 1.0f};
     j.x = cpu_row(s, op->x, t0);
     j.x_stride = (size_t)s->p->arena_width;
+    if (s->ctx->observer) s->ctx->observer(s->ctx->observer_user, l, j.x, j.x_stride, rows);
     if (l->fmt == FP4RT_W_FP8 || l->fmt == FP4RT_W_NVFP4_W4A4) {
         for (int r = 0; r < rows; r++) {
             const float *x = cpu_row(s, op->x, t0 + r);

@@ -26,6 +26,8 @@ typedef struct cpu_ctx {
     /* FP4RT_PROFILE=1 in the environment: seconds and calls per op kind, printed
      * through the log when the backend is destroyed */
     int profile;
+    fp4rt_linear_observer observer; /* calibration hook, or NULL */
+    void *observer_user;
     double op_seconds[FP4RT_OP_COUNT];
     long op_calls[FP4RT_OP_COUNT];
 } cpu_ctx;

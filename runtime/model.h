@@ -47,6 +47,10 @@ struct fp4rt_session {
     fp4rt_memory_plan allocated; /* what was really allocated (bytes) */
 };
 
+/* Installs (fn != NULL) or removes the calibration hook on the model's backend
+ * (runtime/backend.h). UNSUPPORTED if the backend has none. */
+fp4rt_status fp4rt_model_set_observer(fp4rt_model *m, fp4rt_linear_observer fn, void *user);
+
 /* Session sizes for a program (no allocation). n_ctx, chunk already resolved. */
 void fp4rt_plan_session(const fp4rt_program *p, int n_ctx, int chunk, fp4rt_kv_type kv,
                         fp4rt_memory_plan *out);
