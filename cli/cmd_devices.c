@@ -1,18 +1,47 @@
-/* fp4rt devices: the devices this build can use. */
+/* fp4rt devices: the devices this build can use, and what --device auto picks. */
 #include "commands.h"
 
 #include <stdio.h>
 #include <unistd.h>
+
+#ifdef FP4RT_HAVE_VULKAN
+#include "vk.h"
+#endif
 
 int fp4rt_cmd_devices(int argc, char **argv) {
     (void)argv;
     if (argc != 1) return fp4rt_cli_usage("devices", "");
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    printf("cpu      %ld cores, %.1f GiB memory, FP32 reference kernels (NVFP4/FP8 decoded in registers)\n",
+    printf("cpu        %ld cores, %.1f GiB memory, FP32 reference kernels (NVFP4/FP8 decoded in registers)\n",
            cores, pages > 0 && page > 0 ? (double)pages * page / (1u << 30) : 0.0);
-    printf("vulkan   not in this build (the Vulkan backend is not implemented yet)\n");
-    printf("cuda     not in this build (the CUDA backend is not implemented yet)\n");
-    printf("auto     -> cpu\n");
+    const char *pick = "cpu";
+#ifdef FP4RT_HAVE_VULKAN
+    static char best[32];
+    int n = fp4rt_vk_device_count();
+    if (n == 0) printf("vulkan     none: %s\n", fp4rt_vk_unavailable_reason());
+    for (int i = 0; i < n; i++) {
+        fp4rt_vk_device_desc d;
+        if (fp4rt_vk_device_get(i, &d)) continue;
+        printf("vulkan:%-3d %s\n", i, d.name);
+        printf("           type %s%s, driver %s, Vulkan %u.%u, %.1f GiB device-local\n", d.type,
+               d.software ? " (software: used only when named)" : "", d.driver, (d.api_version >> 22) & 0x7f,
+               (d.api_version >> 12) & 0x3ff, d.memory_bytes / 1073741824.0);
+        printf("           fp16 %s, int8 %s, 16-bit storage %s, 8-bit storage %s, subgroup %u, cooperative matrix %s, "
+               "maxStorageBufferRange %.0f MiB\n",
+               d.fp16 ? "yes" : "no", d.int8 ? "yes" : "no", d.storage16 ? "yes" : "no", d.storage8 ? "yes" : "no",
+               d.subgroup_size, d.coopmat ? "yes" : "no", d.max_storage_range / 1048576.0);
+        printf("           %s%s\n", d.usable ? "usable" : "not usable: ", d.usable ? "" : d.reason);
+    }
+    int b = fp4rt_vk_best_device();
+    if (b >= 0) {
+        snprintf(best, sizeof best, "vulkan:%d", b);
+        pick = best;
+    }
+#else
+    printf("vulkan     not in this build (configure found no glslc / volk.h)\n");
+#endif
+    printf("cuda       not in this build (the CUDA backend is not implemented yet)\n");
+    printf("auto       -> %s\n", pick);
     return 0;
 }

@@ -5,21 +5,63 @@
 #include "schema.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-static const char *k_usage = "--in DIR --out DIR --recipe nvidia-mixed|nvfp4-all|nvfp4-w4a4 "
-                             "[--shard-mb M] [--force]";
+static const char *k_usage =
+    "--in DIR --out DIR --recipe nvidia-mixed|nvfp4-all|nvfp4-w4a4\n"
+    "       [--scale absmax|4over6|mse] [--err mse|mae] [--calib FILE] [--calib-tokens N]\n"
+    "       [--no-importance] [--eval FILE] [--eval-tokens N] [--report FILE.json]\n"
+    "       [--threads N] [--shard-mb M] [--force]";
+
+/* A one-line progress bar on stderr (only when stderr is a terminal). */
+static int progress_bar(float f, const char *stage, void *user) {
+    (void)user;
+    int w = 30, n = (int)(f * w + 0.5f);
+    char bar[32];
+    for (int i = 0; i < w; i++) bar[i] = i < n ? '#' : '.';
+    bar[w] = 0;
+    fprintf(stderr, "\r\033[Kquantize [%s] %3d%% %.60s", bar, (int)(f * 100 + 0.5f), stage);
+    if (f >= 1.0f) fprintf(stderr, "\r\033[K");
+    fflush(stderr);
+    return 0;
+}
 
 int fp4rt_cmd_quantize(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *recipe = NULL, *v;
     long shard_mb = 0;
     int force = 0;
+    fp4rt_quantize_opts opts = {0};
     for (int i = 1; i < argc; i++) {
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--in"))) in = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--out"))) out = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--recipe"))) recipe = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--shard-mb")))
             shard_mb = fp4rt_cli_parse_long("--shard-mb", v);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--scale"))) {
+            int s = fp4rt_scale_strategy_parse(v);
+            if (s < 0) {
+                fprintf(stderr, "fp4rt: error: unknown --scale '%s' (known: absmax, 4over6, mse)\n", v);
+                return 2;
+            }
+            opts.scale = (fp4rt_scale_strategy)s;
+        } else if ((v = fp4rt_cli_opt(argc, argv, &i, "--err"))) {
+            if (strcmp(v, "mse") && strcmp(v, "mae")) {
+                fprintf(stderr, "fp4rt: error: unknown --err '%s' (known: mse, mae)\n", v);
+                return 2;
+            }
+            opts.err = strcmp(v, "mae") ? FP4RT_ERR_MSE : FP4RT_ERR_MAE;
+        } else if ((v = fp4rt_cli_opt(argc, argv, &i, "--calib"))) opts.calib_path = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--calib-tokens")))
+            opts.calib_tokens = (int)fp4rt_cli_parse_long("--calib-tokens", v);
+        else if (!strcmp(argv[i], "--no-importance")) opts.no_importance = 1;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--eval"))) opts.eval_path = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--eval-tokens")))
+            opts.eval_tokens = (int)fp4rt_cli_parse_long("--eval-tokens", v);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--report"))) opts.report_path = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--threads")))
+            opts.n_threads = (int)fp4rt_cli_parse_long("--threads", v);
         else if (!strcmp(argv[i], "--force")) force = 1;
         else return fp4rt_cli_usage("quantize", k_usage);
     }
@@ -29,19 +71,25 @@ int fp4rt_cmd_quantize(int argc, char **argv) {
                         "nvfp4-w4a4)\n", recipe);
         return 2;
     }
+    if (opts.err == FP4RT_ERR_MAE && opts.scale != FP4RT_SCALE_4OVER6) {
+        fprintf(stderr, "fp4rt: error: --err applies to --scale 4over6 only\n");
+        return 2;
+    }
+    opts.shard_bytes = (uint64_t)shard_mb << 20;
+    if (isatty(STDERR_FILENO)) opts.progress = progress_bar;
 
-    fp4rt_quantize_opts opts = {.shard_bytes = (uint64_t)shard_mb << 20};
     fp4rt_quantize_summary s;
     fp4rt_status st = fp4rt_quantize(in, out, recipe, force, &opts, &s);
-    if (st != FP4RT_OK) return fp4rt_cli_fail(st);
+    if (st != FP4RT_OK) {
+        if (opts.progress) fprintf(stderr, "\r\033[K");
+        return fp4rt_cli_fail(st);
+    }
     printf("quantize: wrote %s (%s): %zu tensors, %llu bytes; %zu NVFP4, %zu FP8, %zu kept, "
            "%zu copied\n",
            out, recipe, s.n_tensors, (unsigned long long)s.bytes, s.n_nvfp4, s.n_fp8, s.n_kept,
            s.n_copied);
-    if (s.default_input_scale)
-        printf("quantize: no calibration: input_scale is the default for activation amax %g "
-               "(FP8 %g, NVFP4 %g)\n",
-               (double)s.assumed_act_amax, (double)s.assumed_act_amax / 448.0,
-               (double)s.assumed_act_amax / 2688.0);
+    fputs(s.text, stdout);
+    if (opts.report_path) printf("quantize: report in %s\n", opts.report_path);
+    free(s.text);
     return 0;
 }

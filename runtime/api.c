@@ -9,6 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef FP4RT_HAVE_VULKAN
+#include "vk.h"
+#endif
+
 fp4rt_model_params fp4rt_model_default_params(void) {
     fp4rt_model_params p;
     memset(&p, 0, sizeof p);
@@ -77,6 +81,64 @@ static fp4rt_status load_text_side(fp4rt_model *m, const char *dir) {
     return FP4RT_OK;
 }
 
+/* --device: NULL / "auto" (best Vulkan GPU, never a software device, else the
+ * CPU), "cpu", "vulkan" (= vulkan:0), "vulkan:N". */
+static fp4rt_status parse_device(const char *dev, int *vk_index, int *asked) {
+    *vk_index = -1;
+    *asked = 0;
+    if (!dev || !strcmp(dev, "auto")) {
+#ifdef FP4RT_HAVE_VULKAN
+        *vk_index = fp4rt_vk_best_device();
+#endif
+        return FP4RT_OK;
+    }
+    if (!strcmp(dev, "cpu")) return FP4RT_OK;
+    *asked = 1;
+    if (!strcmp(dev, "vulkan") || !strncmp(dev, "vulkan:", 7)) {
+        char *end = NULL;
+        long i = dev[6] ? strtol(dev + 7, &end, 10) : 0;
+        if (dev[6] && (end == dev + 7 || *end || i < 0 || i > 1000))
+            return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "device '%s': expected vulkan:N", dev);
+#ifdef FP4RT_HAVE_VULKAN
+        if (i >= fp4rt_vk_device_count())
+            return fp4rt_fail(FP4RT_DEVICE, "device '%s' is not available: %d Vulkan device%s%s%s%s", dev,
+                              fp4rt_vk_device_count(), fp4rt_vk_device_count() == 1 ? "" : "s",
+                              fp4rt_vk_unavailable_reason()[0] ? " (" : "", fp4rt_vk_unavailable_reason(),
+                              fp4rt_vk_unavailable_reason()[0] ? ")" : "");
+        *vk_index = (int)i;
+        return FP4RT_OK;
+#else
+        return fp4rt_fail(FP4RT_DEVICE, "device '%s' is not available: this build has no Vulkan backend", dev);
+#endif
+    }
+    return fp4rt_fail(FP4RT_DEVICE, "device '%s' is not available (known: auto, cpu, vulkan:N)", dev);
+}
+
+/* Creates and prepares the backend; a Vulkan device the user did not name
+ * falls back to the CPU with a warning. */
+static fp4rt_status start_backend(fp4rt_model *m, int vk_index, int asked) {
+    fp4rt_status st;
+#ifdef FP4RT_HAVE_VULKAN
+    if (vk_index >= 0) {
+        m->backend = &fp4rt_backend_vulkan;
+        st = fp4rt_vk_backend_create(vk_index, &m->backend_ctx);
+        if (!st) st = m->backend->prepare(m->backend_ctx, m->program);
+        if (!st || asked) return st;
+        fp4rt_log(FP4RT_LOG_WARN, "vulkan:%d is not usable (%s); falling back to the CPU", vk_index, fp4rt_last_error());
+        if (m->backend_ctx) m->backend->destroy(m->backend_ctx);
+        m->backend_ctx = NULL;
+        fp4rt_clear_error();
+    }
+#else
+    (void)vk_index;
+    (void)asked;
+#endif
+    m->backend = &fp4rt_backend_cpu;
+    st = m->backend->create(m->n_threads, &m->backend_ctx);
+    if (!st && m->backend->prepare) st = m->backend->prepare(m->backend_ctx, m->program);
+    return st;
+}
+
 static int report(const fp4rt_model_params *p, float f, const char *stage) {
     return p->progress ? p->progress(f, stage, p->progress_user) : 0;
 }
@@ -88,10 +150,10 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
         fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_load: dir is NULL");
         return NULL;
     }
-    if (params->device && strcmp(params->device, "auto") && strcmp(params->device, "cpu")) {
-        fp4rt_fail(FP4RT_DEVICE, "device '%s' is not available (this build has: cpu)", params->device);
-        return NULL;
-    }
+    int vk_index = -1; /* -1: the CPU */
+    int asked = 0;     /* the user named the device: no fallback */
+    fp4rt_status dst = parse_device(params->device, &vk_index, &asked);
+    if (dst) return NULL;
     fp4rt_model *m = fp4rt_calloc(1, sizeof *m, "model");
     if (!m) return NULL;
     pthread_mutex_init(&m->run_lock, NULL);
@@ -103,15 +165,13 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
     if (!st) st = load_text_side(m, dir);
     if (!st && report(params, 0.8f, "preparing the device")) st = FP4RT_CANCELLED;
     if (!st) {
-        m->backend = &fp4rt_backend_cpu;
         m->n_threads = params->n_threads;
         if (m->n_threads <= 0) {
             long n = sysconf(_SC_NPROCESSORS_ONLN);
             m->n_threads = n > 0 ? (int)n : 1;
         }
-        st = m->backend->create(m->n_threads, &m->backend_ctx);
+        st = start_backend(m, vk_index, asked);
     }
-    if (!st && m->backend->prepare) st = m->backend->prepare(m->backend_ctx, m->program);
     if (!st && report(params, 1.0f, "ready")) st = FP4RT_CANCELLED;
     if (st == FP4RT_CANCELLED) fp4rt_fail(st, "%s: loading cancelled by the progress callback", dir);
     if (st) {
@@ -165,11 +225,32 @@ fp4rt_status fp4rt_detokenize(const fp4rt_model *m, const int32_t *ids, size_t n
     return fp4rt_tokenizer_decode(m->tokenizer, ids, n, 0, text, &len);
 }
 
-int fp4rt_device_count(void) { return 1; }
+int fp4rt_device_count(void) {
+#ifdef FP4RT_HAVE_VULKAN
+    return 1 + fp4rt_vk_device_count();
+#else
+    return 1;
+#endif
+}
 
 fp4rt_status fp4rt_device_get(int index, fp4rt_device_info *out) {
-    if (!out || index != 0) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "no device %d", index);
+    if (!out || index < 0 || index >= fp4rt_device_count()) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "no device %d", index);
     memset(out, 0, sizeof *out);
+#ifdef FP4RT_HAVE_VULKAN
+    if (index > 0) {
+        fp4rt_vk_device_desc d;
+        fp4rt_status st = fp4rt_vk_device_get(index - 1, &d);
+        if (st) return st;
+        out->kind = FP4RT_DEVICE_VULKAN;
+        snprintf(out->name, sizeof out->name, "vulkan:%d", index - 1);
+        snprintf(out->description, sizeof out->description, "%.80s (%s%s), %.60s%s%.40s", d.name, d.type,
+                 d.software ? ", software: used only when named" : "", d.driver, d.usable ? "" : ", not usable: ",
+                 d.usable ? "" : d.reason);
+        out->memory_bytes = d.memory_bytes;
+        out->usable = d.usable;
+        return FP4RT_OK;
+    }
+#endif
     long cores = sysconf(_SC_NPROCESSORS_ONLN), pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     out->kind = FP4RT_DEVICE_CPU;
     snprintf(out->name, sizeof out->name, "cpu");

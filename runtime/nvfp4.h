@@ -39,6 +39,68 @@ void fp4rt_nvfp4_quantize_row(const float *x, size_t k, float s2, uint8_t *packe
 void fp4rt_nvfp4_dequantize_row(const uint8_t *packed, const uint8_t *scales, size_t k, float s2,
                                 float *out);
 
+/* ---- better-than-absmax block scales (runtime/quant_scale.c) ---------------
+ *
+ * Every strategy writes the standard format: E2M1 codes, E4M3 block scales and
+ * one FP32 tensor scale s2, dequantized as e2m1 * float(sb) * s2. They differ in
+ * the tensor scale and in how each block's E4M3 scale code is chosen; the codes
+ * for a chosen scale are always E2M1 RNE (saturating) of x / (float(sb) * s2),
+ * which is the nearest grid value, optimal per element for any error metric.
+ *
+ *   ABSMAX  ModelOpt (fp4rt_nvfp4_quantize_row above, bit-exact).
+ *   4OVER6  Four Over Six (NVFP4.md §2.2): s2 = amax / (6 * 256); per block the
+ *           candidates s6 = e4m3(amax_b / (6 s2)) and s4 = e4m3(amax_b / (4 s2));
+ *           4 is kept only if its error is strictly lower (ties go to 6).
+ *   MSE     s2 = amax / (6 * 256) as 4OVER6 (so the 4-candidate of the largest
+ *           block, 384, still fits E4M3); per block every E4M3 code from
+ *           code(s6) - 3 to code(s6) + 7 (clamped to [2^-9, 448]) is tried, s6
+ *           first, then s4, then the rest, keeping the first with the lowest
+ *           (importance-weighted) squared error. The range covers s4 (4-5 codes
+ *           above s6) with margin; bench/RESULTS.md has the measurement that
+ *           wider ranges change nothing. Because s6 and s4 are tried first and
+ *           only a strictly lower error replaces them, every block's error is <=
+ *           its 4OVER6 (MSE metric) error, which is <= its error at s6.
+ * Block errors are computed on the dequantized values exactly as the runtime
+ * forms them: (e2m1 * float(sb)) * s2 in fp32. */
+typedef enum fp4rt_scale_strategy {
+    FP4RT_SCALE_ABSMAX = 0,
+    FP4RT_SCALE_4OVER6 = 1,
+    FP4RT_SCALE_MSE = 2
+} fp4rt_scale_strategy;
+
+typedef enum fp4rt_err_metric {
+    FP4RT_ERR_MSE = 0, /* sum of squared errors */
+    FP4RT_ERR_MAE = 1  /* sum of absolute errors (4OVER6 only) */
+} fp4rt_err_metric;
+
+/* The mse search range in E4M3 codes around code(s6). */
+#define FP4RT_MSE_CODES_BELOW 3
+#define FP4RT_MSE_CODES_ABOVE 7
+
+/* "absmax", "4over6", "mse"; NULL for an unknown value. */
+const char *fp4rt_scale_strategy_name(fp4rt_scale_strategy s);
+/* Parses a name; -1 if unknown. */
+int fp4rt_scale_strategy_parse(const char *name);
+
+/* Tensor scale s2 for a tensor (or fused group) with largest |W| amax under a
+ * strategy: amax / 2688 (ABSMAX) or amax / 1536 (4OVER6, MSE); 1.0 if amax == 0. */
+float fp4rt_nvfp4_tensor_scale_for(fp4rt_scale_strategy s, float amax);
+
+/* Error of one 16-element block quantized with E4M3 scale code `code` under s2:
+ * sum of w[i] * e_i^2 (metric MSE) or w[i] * |e_i| (MAE), e = x - dequantized x;
+ * w == NULL means all ones. Summed in fp32 in a fixed pairwise order. */
+float fp4rt_nvfp4_block_error(const float *x, const float *w, uint8_t code, float s2,
+                              fp4rt_err_metric metric);
+
+/* Quantizes one row of k elements (k a multiple of 16) with strategy s (ABSMAX
+ * calls fp4rt_nvfp4_quantize_row), tensor scale s2 (from
+ * fp4rt_nvfp4_tensor_scale_for), metric (4OVER6 only) and optional per-element
+ * importance w[k] (MSE only; NULL = unweighted). Outputs as
+ * fp4rt_nvfp4_quantize_row. Inputs must be finite. Thread-safe. */
+void fp4rt_nvfp4_quantize_row_with(const float *x, size_t k, float s2, fp4rt_scale_strategy s,
+                                   fp4rt_err_metric metric, const float *w, uint8_t *packed,
+                                   uint8_t *scales);
+
 /* FP8 per-tensor weight_scale: amax / 448 in fp32 (1.0 for an all-zero tensor). */
 float fp4rt_fp8_weight_scale(float amax);
 

@@ -1,23 +1,20 @@
-/* The checkpoint quantizer (see quantize.h): validate, scan, then stream tensor by
- * tensor into a ModelOpt-format checkpoint. Peak memory is one quantized tensor
- * plus one row of floats; source tensors are read from the mmapped files. */
-#include "quantize.h"
+/* The checkpoint quantizer (see quantize.h): validate, scan, calibrate, then
+ * stream tensor by tensor into a ModelOpt-format checkpoint. Peak memory is one
+ * quantized tensor plus per-row statistics and one row of floats per thread;
+ * source tensors are read from the mmapped files. */
+#include "quant_internal.h"
 
 #include "common.h"
-#include "loader/config.h"
-#include "loader/quant_config.h"
-#include "loader/safetensors.h"
 #include "loader/st_writer.h"
 #include "numfmt.h"
 #include "nvfp4.h"
-#include "schema.h"
+#include "threadpool.h"
 
-#include <cjson/cJSON.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Default activation range when no calibration data is given: activations are
@@ -33,28 +30,6 @@ static float default_input_scale(fp4rt_qalgo algo) {
     return algo == FP4RT_Q_FP8 ? DEFAULT_ACT_AMAX / FP4RT_E4M3_MAX
                                : DEFAULT_ACT_AMAX / (FP4RT_E2M1_MAX * FP4RT_E4M3_MAX);
 }
-
-static const char *const k_producer_version = "0.45.0-fp4rt";
-
-/* One output item: a schema tensor (spec != NULL) or a copied-through tensor. */
-typedef struct qjob {
-    const fp4rt_st_tensor *src;
-    const fp4rt_tensor_spec *spec;
-    fp4rt_qalgo algo;
-    float amax; /* largest |W| of the tensor, then of its fused group (quantized only) */
-} qjob;
-
-typedef struct qctx {
-    const char *in_dir;
-    const char *recipe;
-    fp4rt_config cfg;
-    fp4rt_checkpoint *ck;
-    fp4rt_tensor_spec *specs;
-    size_t n_specs;
-    qjob *jobs;
-    size_t n_jobs;
-    int has_visual, has_mtp;
-} qctx;
 
 static int is_passthrough(const char *name) {
     return !strncmp(name, "model.visual.", 13) || !strncmp(name, "mtp.", 4);
@@ -185,36 +160,47 @@ static const char *fusion_group(const fp4rt_tensor_spec *sp) {
     return NULL;
 }
 
-/* Refuses non-finite weights; computes every quantized tensor's amax, then
- * unifies it over fused groups of the same format within a layer. */
-static fp4rt_status scan_jobs(qctx *q) {
-    for (size_t i = 0; i < q->n_jobs; i++) {
-        qjob *j = &q->jobs[i];
-        if (!j->spec) continue;
-        float amax = 0;
-        int64_t bad = scan_tensor(j->src, &amax);
-        release_pages(j->src);
-        if (bad >= 0)
-            return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: element %lld is NaN or infinite",
-                              j->src->file_path, j->src->name, (long long)bad);
-        j->amax = amax;
-    }
-    /* Group maxima from the tensors' own maxima (O(n^2) over ~1000 jobs at most). */
-    float *gmax = fp4rt_malloc(q->n_jobs * sizeof *gmax, "quantize group amax");
-    if (!gmax) return FP4RT_OUT_OF_MEMORY;
+void fp4rt_quant_group_max(const qctx *q, float *vals) {
+    /* O(n^2) over ~1000 jobs at most; reads the original values only. */
+    float *gmax = fp4rt_malloc(q->n_jobs * sizeof *gmax, "quantize group max");
+    if (!gmax) return; /* leaves the per-tensor values: still valid, only not shared */
     for (size_t i = 0; i < q->n_jobs; i++) {
         const qjob *a = &q->jobs[i];
         const char *ga = a->spec && a->algo != FP4RT_Q_NONE ? fusion_group(a->spec) : NULL;
-        gmax[i] = a->amax;
+        gmax[i] = vals[i];
         for (size_t k = 0; ga && k < q->n_jobs; k++) {
             const qjob *b = &q->jobs[k];
             if (!b->spec || b->spec->layer != a->spec->layer || b->algo != a->algo) continue;
             const char *gb = fusion_group(b->spec);
-            if (gb && !strcmp(ga, gb)) gmax[i] = FP4RT_MAX(gmax[i], b->amax);
+            if (gb && !strcmp(ga, gb)) gmax[i] = FP4RT_MAX(gmax[i], vals[k]);
         }
     }
-    for (size_t i = 0; i < q->n_jobs; i++) q->jobs[i].amax = gmax[i];
+    memcpy(vals, gmax, q->n_jobs * sizeof *vals);
     free(gmax);
+}
+
+/* Refuses non-finite weights; computes every quantized tensor's amax, then
+ * unifies it over fused groups of the same format within a layer. */
+static fp4rt_status scan_jobs(qctx *q) {
+    float *amax = fp4rt_calloc(q->n_jobs, sizeof *amax, "quantize amax");
+    if (!amax) return FP4RT_OUT_OF_MEMORY;
+    for (size_t i = 0; i < q->n_jobs; i++) {
+        qjob *j = &q->jobs[i];
+        if (!j->spec) continue;
+        int64_t bad = scan_tensor(j->src, &amax[i]);
+        release_pages(j->src);
+        if (bad >= 0) {
+            free(amax);
+            return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s: element %lld is NaN or infinite",
+                              j->src->file_path, j->src->name, (long long)bad);
+        }
+    }
+    fp4rt_quant_group_max(q, amax);
+    for (size_t i = 0; i < q->n_jobs; i++) {
+        q->jobs[i].amax = amax[i];
+        q->jobs[i].input_scale = default_input_scale(q->jobs[i].algo);
+    }
+    free(amax);
     return FP4RT_OK;
 }
 
@@ -230,8 +216,6 @@ static void load_f32(const fp4rt_st_tensor *t, size_t first, size_t n, float *ou
         for (size_t i = 0; i < n; i++) out[i] = fp4rt_f16_to_f32(p[i]);
     }
 }
-
-static int is_nvfp4(fp4rt_qalgo a) { return a == FP4RT_Q_NVFP4_W4A16 || a == FP4RT_Q_NVFP4_W4A4; }
 
 static fp4rt_status declare(fp4rt_stw *w, const char *module, const char *suffix, fp4rt_dtype dt,
                             int ndim, int64_t d0, int64_t d1, uint64_t *bytes) {
@@ -250,7 +234,7 @@ static fp4rt_status declare_all(qctx *q, fp4rt_stw *w, fp4rt_quantize_summary *s
         const qjob *j = &q->jobs[i];
         const char *m = j->spec ? j->spec->module : NULL;
         int64_t N = j->spec ? j->spec->shape[0] : 0, K = j->spec ? j->spec->shape[1] : 0;
-        if (is_nvfp4(j->algo)) {
+        if (fp4rt_q_is_nvfp4(j->algo)) {
             st = declare(w, m, "weight", FP4RT_DT_U8, 2, N, K / 2, &sum->bytes);
             if (!st) st = declare(w, m, "weight_scale", FP4RT_DT_F8_E4M3, 2, N, K / 16, &sum->bytes);
             if (!st) st = declare(w, m, "weight_scale_2", FP4RT_DT_F32, 0, 0, 0, &sum->bytes);
@@ -282,175 +266,143 @@ static fp4rt_status write_scalar(fp4rt_stw *w, const char *module, const char *s
     return fp4rt_stw_write(w, name, &v, sizeof v);
 }
 
-/* Quantizes one linear [N, K] and writes its tensors in declared order. */
-static fp4rt_status write_quantized(fp4rt_stw *w, const qjob *j) {
+/* Rows of one tensor quantized in parallel; per-row error sums are kept so
+ * that the totals do not depend on the thread count. */
+typedef struct rowjob {
+    const qjob *j;
+    size_t K;
+    float scale;        /* s2 (NVFP4) or weight_scale (FP8) */
+    float s2_absmax;    /* NVFP4: the absmax tensor scale, for the comparison */
+    fp4rt_scale_strategy strategy;
+    fp4rt_err_metric metric;
+    uint8_t *wq, *sq;   /* codes [N, K/2] or [N, K]; NVFP4 block scales [N, K/16] */
+    float *scratch;     /* per thread: [3K] floats + [K/2 + K/16] bytes, see rows_run */
+    size_t scratch_stride; /* floats per thread */
+    double *row_stats;  /* [N][3]: err, err_absmax, energy */
+} rowjob;
+
+static double sq_diff(const float *a, const float *b, size_t n) {
+    double e = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        e += d * d;
+    }
+    return e;
+}
+
+static void rows_run(void *arg, long begin, long end, int thread) {
+    rowjob *r = arg;
+    size_t K = r->K;
+    float *row = r->scratch + (size_t)thread * r->scratch_stride, *deq = row + K;
+    uint8_t *tp = (uint8_t *)(deq + K), *ts = tp + K / 2;
+    int nv = fp4rt_q_is_nvfp4(r->j->algo);
+    for (long n = begin; n < end; n++) {
+        double *st = r->row_stats + 3 * n;
+        load_f32(r->j->src, (size_t)n * K, K, row);
+        st[2] = 0;
+        for (size_t i = 0; i < K; i++) st[2] += (double)row[i] * row[i];
+        if (nv) {
+            uint8_t *pk = r->wq + (size_t)n * K / 2, *sc = r->sq + (size_t)n * K / 16;
+            fp4rt_nvfp4_quantize_row_with(row, K, r->scale, r->strategy, r->metric,
+                                          r->j->importance, pk, sc);
+            fp4rt_nvfp4_dequantize_row(pk, sc, K, r->scale, deq);
+            st[0] = sq_diff(deq, row, K);
+            if (r->strategy == FP4RT_SCALE_ABSMAX) {
+                st[1] = st[0];
+            } else {
+                fp4rt_nvfp4_quantize_row(row, K, r->s2_absmax, tp, ts);
+                fp4rt_nvfp4_dequantize_row(tp, ts, K, r->s2_absmax, deq);
+                st[1] = sq_diff(deq, row, K);
+            }
+        } else {
+            uint8_t *q = r->wq + (size_t)n * K;
+            fp4rt_fp8_quantize_row(row, K, r->scale, q);
+            for (size_t i = 0; i < K; i++) deq[i] = fp4rt_e4m3_to_f32(q[i]) * r->scale;
+            st[0] = st[1] = sq_diff(deq, row, K);
+        }
+    }
+}
+
+/* Quantizes one linear [N, K] on the pool and writes its tensors in declared
+ * order; adds its error statistics to j. */
+static fp4rt_status write_quantized(const qctx *q, fp4rt_pool *pool, fp4rt_stw *w, qjob *j) {
     const char *m = j->spec->module;
     size_t N = (size_t)j->spec->shape[0], K = (size_t)j->spec->shape[1];
-    int nv = is_nvfp4(j->algo);
+    int nv = fp4rt_q_is_nvfp4(j->algo), T = fp4rt_pool_threads(pool);
     size_t wbytes = nv ? N * K / 2 : N * K, sbytes = nv ? N * K / 16 : 0;
-    uint8_t *wq = fp4rt_malloc(wbytes + sbytes, "quantized weight");
-    float *row = fp4rt_malloc(K * sizeof *row, "quantize row");
+    size_t stride = 2 * K + (K / 2 + K / 16 + 3) / 4 + 16; /* floats; keeps rows aligned */
+    rowjob r = {.j = j, .K = K, .strategy = q->o.scale, .metric = q->o.err,
+                .scratch_stride = stride};
+    r.wq = fp4rt_malloc(wbytes + sbytes, "quantized weight");
+    r.scratch = fp4rt_malloc((size_t)T * stride * sizeof(float), "quantize rows");
+    r.row_stats = fp4rt_malloc(N * 3 * sizeof(double), "quantize row statistics");
     fp4rt_status st = FP4RT_OUT_OF_MEMORY;
     char name[160];
-    if (!wq || !row) goto done;
-    float scale = nv ? fp4rt_nvfp4_weight_tensor_scale(j->amax) : fp4rt_fp8_weight_scale(j->amax);
-    for (size_t r = 0; r < N; r++) {
-        load_f32(j->src, r * K, K, row);
-        if (nv)
-            fp4rt_nvfp4_quantize_row(row, K, scale, wq + r * K / 2, wq + wbytes + r * K / 16);
-        else
-            fp4rt_fp8_quantize_row(row, K, scale, wq + r * K);
+    if (!r.wq || !r.scratch || !r.row_stats) goto done;
+    r.sq = r.wq + wbytes;
+    r.scale = nv ? fp4rt_nvfp4_tensor_scale_for(q->o.scale, j->amax) : fp4rt_fp8_weight_scale(j->amax);
+    r.s2_absmax = fp4rt_nvfp4_weight_tensor_scale(j->amax);
+    fp4rt_pool_for(pool, (long)N, 4, rows_run, &r);
+    j->err = j->err_absmax = j->energy = 0;
+    for (size_t n = 0; n < N; n++) {
+        j->err += r.row_stats[3 * n];
+        j->err_absmax += r.row_stats[3 * n + 1];
+        j->energy += r.row_stats[3 * n + 2];
     }
     snprintf(name, sizeof name, "%s.weight", m);
-    if ((st = fp4rt_stw_write(w, name, wq, wbytes)) != FP4RT_OK) goto done;
+    if ((st = fp4rt_stw_write(w, name, r.wq, wbytes)) != FP4RT_OK) goto done;
     if (nv) {
         snprintf(name, sizeof name, "%s.weight_scale", m);
-        if ((st = fp4rt_stw_write(w, name, wq + wbytes, sbytes)) != FP4RT_OK) goto done;
-        if ((st = write_scalar(w, m, "weight_scale_2", scale)) != FP4RT_OK) goto done;
+        if ((st = fp4rt_stw_write(w, name, r.sq, sbytes)) != FP4RT_OK) goto done;
+        if ((st = write_scalar(w, m, "weight_scale_2", r.scale)) != FP4RT_OK) goto done;
     } else {
-        if ((st = write_scalar(w, m, "weight_scale", scale)) != FP4RT_OK) goto done;
+        if ((st = write_scalar(w, m, "weight_scale", r.scale)) != FP4RT_OK) goto done;
     }
-    st = write_scalar(w, m, "input_scale", default_input_scale(j->algo));
+    st = write_scalar(w, m, "input_scale", j->input_scale);
 done:
-    free(wq);
-    free(row);
-    return st;
-}
-
-/* ---- configuration files --------------------------------------------------- */
-
-/* The "quantization" object of hf_quant_config.json (ModelOpt's layout). */
-static cJSON *quant_object(const qctx *q) {
-    int mixed = fp4rt_recipe_known(q->recipe) == 0;
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return NULL;
-    fp4rt_qalgo single = fp4rt_recipe_known(q->recipe) == 2 ? FP4RT_Q_NVFP4_W4A4
-                                                            : FP4RT_Q_NVFP4_W4A16;
-    cJSON_AddStringToObject(o, "quant_algo", mixed ? "MIXED_PRECISION" : fp4rt_qalgo_name(single));
-    cJSON_AddNullToObject(o, "kv_cache_quant_algo");
-    if (mixed) {
-        cJSON *layers = cJSON_AddObjectToObject(o, "quantized_layers");
-        for (size_t i = 0; i < q->n_jobs && layers; i++) {
-            const qjob *j = &q->jobs[i];
-            if (j->algo == FP4RT_Q_NONE) continue;
-            cJSON *e = cJSON_AddObjectToObject(layers, j->spec->module);
-            cJSON_AddStringToObject(e, "quant_algo", fp4rt_qalgo_name(j->algo));
-            if (is_nvfp4(j->algo)) cJSON_AddNumberToObject(e, "group_size", FP4RT_NVFP4_BLOCK);
-        }
-    } else {
-        cJSON_AddNumberToObject(o, "group_size", FP4RT_NVFP4_BLOCK);
-        cJSON *ex = cJSON_AddArrayToObject(o, "exclude_modules");
-        for (size_t i = 0; i < q->n_jobs && ex; i++) {
-            const qjob *j = &q->jobs[i];
-            if (j->spec && j->spec->role == FP4RT_ROLE_LINEAR && j->algo == FP4RT_Q_NONE)
-                cJSON_AddItemToArray(ex, cJSON_CreateString(j->spec->module));
-        }
-        if (q->has_visual) cJSON_AddItemToArray(ex, cJSON_CreateString("model.visual*"));
-        if (q->has_mtp) cJSON_AddItemToArray(ex, cJSON_CreateString("mtp*"));
-    }
-    return o;
-}
-
-static cJSON *producer(void) {
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "name", "modelopt");
-    cJSON_AddStringToObject(p, "version", k_producer_version);
-    return p;
-}
-
-/* config.json's quantization_config, in the shape ModelOpt's
- * convert_hf_quant_config_format gives it (exclude_modules becomes "ignore"). */
-static cJSON *config_quant_object(const qctx *q, const cJSON *quant) {
-    cJSON *c = cJSON_Duplicate(quant, 1);
-    if (!c) return NULL;
-    cJSON_AddStringToObject(c, "quant_method", "modelopt");
-    cJSON_AddItemToObject(c, "producer", producer());
-    cJSON *ex = cJSON_DetachItemFromObject(c, "exclude_modules");
-    cJSON_AddItemToObject(c, "ignore", ex ? ex : cJSON_CreateArray());
-    if (!cJSON_GetObjectItem(c, "quantized_layers")) {
-        int w4a4 = fp4rt_recipe_known(q->recipe) == 2;
-        cJSON *groups = cJSON_AddObjectToObject(c, "config_groups");
-        cJSON *g0 = cJSON_AddObjectToObject(groups, "group_0");
-        cJSON *targets = cJSON_AddArrayToObject(g0, "targets");
-        cJSON_AddItemToArray(targets, cJSON_CreateString("Linear"));
-        const char *which[2] = {"weights", "input_activations"};
-        for (int i = 0; i < 1 + w4a4; i++) {
-            cJSON *wq = cJSON_AddObjectToObject(g0, which[i]);
-            cJSON_AddNumberToObject(wq, "num_bits", 4);
-            cJSON_AddStringToObject(wq, "type", "float");
-            cJSON_AddNumberToObject(wq, "group_size", FP4RT_NVFP4_BLOCK);
-            cJSON_AddStringToObject(wq, "strategy", "tensor_group");
-            if (i == 0)
-                cJSON_AddBoolToObject(wq, "dynamic", 0);
-            else
-                cJSON_AddStringToObject(wq, "dynamic", "local");
-        }
-    }
-    return c;
-}
-
-static fp4rt_status write_cjson(const char *dir, const char *name, cJSON *obj) {
-    char *text = obj ? cJSON_Print(obj) : NULL;
-    char *path = fp4rt_path_join(dir, name);
-    fp4rt_status st = text && path ? fp4rt_write_text_file(path, text)
-                                   : fp4rt_fail(FP4RT_OUT_OF_MEMORY, "quantize: building %s", name);
-    free(text);
-    free(path);
-    return st;
-}
-
-static fp4rt_status write_configs(const qctx *q, const char *tmp) {
-    fp4rt_status st;
-    char *path = fp4rt_path_join(q->in_dir, "config.json"), *text = NULL;
-    size_t len = 0;
-    if (!path) return FP4RT_OUT_OF_MEMORY;
-    st = fp4rt_read_file(path, 64u << 20, &text, &len);
-    cJSON *cfg = st == FP4RT_OK ? cJSON_ParseWithLength(text, len) : NULL;
-    if (st == FP4RT_OK && !cfg) st = fp4rt_fail(FP4RT_FORMAT, "%s: not valid JSON", path);
-    free(text);
-    free(path);
-    if (st != FP4RT_OK) return st;
-
-    cJSON *quant = quant_object(q);
-    cJSON *hf = cJSON_CreateObject();
-    cJSON_AddItemToObject(hf, "producer", producer());
-    cJSON_AddItemToObject(hf, "quantization", quant);
-    st = write_cjson(tmp, "hf_quant_config.json", hf);
-    if (st == FP4RT_OK) {
-        cJSON_DeleteItemFromObject(cfg, "quantization_config");
-        cJSON_AddItemToObject(cfg, "quantization_config", config_quant_object(q, quant));
-        st = write_cjson(tmp, "config.json", cfg);
-    }
-    cJSON_Delete(hf);
-    cJSON_Delete(cfg);
-    return st;
-}
-
-/* Copies tokenizer files, generation_config.json and the chat template. */
-static fp4rt_status copy_aux_files(const char *in_dir, const char *tmp) {
-    static const char *const extra[] = {"generation_config.json", "special_tokens_map.json",
-                                        "vocab.json", "merges.txt", "chat_template.jinja",
-                                        "chat_template.json", "preprocessor_config.json",
-                                        "video_preprocessor_config.json"};
-    DIR *d = opendir(in_dir);
-    if (!d) return fp4rt_fail(FP4RT_IO, "%s: cannot list the directory", in_dir);
-    fp4rt_status st = FP4RT_OK;
-    struct dirent *e;
-    while (st == FP4RT_OK && (e = readdir(d))) {
-        int want = !strncmp(e->d_name, "tokenizer", 9);
-        for (size_t i = 0; i < FP4RT_ARRAY_LEN(extra) && !want; i++)
-            want = !strcmp(e->d_name, extra[i]);
-        if (!want) continue;
-        char *src = fp4rt_path_join(in_dir, e->d_name), *dst = fp4rt_path_join(tmp, e->d_name);
-        st = src && dst ? fp4rt_copy_file(src, dst) : FP4RT_OUT_OF_MEMORY;
-        free(src);
-        free(dst);
-    }
-    closedir(d);
+    free(r.wq);
+    free(r.scratch);
+    free(r.row_stats);
     return st;
 }
 
 /* ---- driver ---------------------------------------------------------------- */
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Streams every job into the writer; fills the weight counts and timing. */
+static fp4rt_status write_all(qctx *q, fp4rt_pool *pool, fp4rt_stw *w, fp4rt_quantize_summary *sum) {
+    uint64_t total = 0, done = 0;
+    for (size_t i = 0; i < q->n_jobs; i++) total += q->jobs[i].src->nbytes;
+    double t0 = now_seconds();
+    fp4rt_status st = FP4RT_OK;
+    for (size_t i = 0; i < q->n_jobs && st == FP4RT_OK; i++) {
+        qjob *j = &q->jobs[i];
+        if (q->o.progress && q->o.progress(total ? (float)((double)done / total) : 0, j->src->name,
+                                           q->o.progress_user))
+            return fp4rt_fail(FP4RT_CANCELLED, "quantize: cancelled at tensor %s", j->src->name);
+        if (j->algo != FP4RT_Q_NONE) {
+            st = write_quantized(q, pool, w, j);
+            sum->n_weights += (uint64_t)j->spec->shape[0] * (uint64_t)j->spec->shape[1];
+            if (fp4rt_q_is_nvfp4(j->algo)) {
+                sum->nvfp4_err += j->err;
+                sum->nvfp4_err_absmax += j->err_absmax;
+                sum->nvfp4_energy += j->energy;
+            }
+        } else {
+            st = fp4rt_stw_write(w, j->src->name, j->src->data, j->src->nbytes);
+        }
+        release_pages(j->src);
+        done += j->src->nbytes;
+    }
+    sum->quant_seconds = now_seconds() - t0;
+    if (st == FP4RT_OK && q->o.progress) q->o.progress(1.0f, "done", q->o.progress_user);
+    return st;
+}
 
 fp4rt_status fp4rt_quantize(const char *in_dir, const char *out_dir, const char *recipe, int force,
                             const fp4rt_quantize_opts *opts, fp4rt_quantize_summary *summary) {
@@ -462,12 +414,18 @@ fp4rt_status fp4rt_quantize(const char *in_dir, const char *out_dir, const char 
                           "quantize: unknown recipe '%s' (known: nvidia-mixed, nvfp4-all, "
                           "nvfp4-w4a4)",
                           recipe ? recipe : "(null)");
+    if (!fp4rt_scale_strategy_name(o.scale) || (o.err != FP4RT_ERR_MSE && o.err != FP4RT_ERR_MAE))
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "quantize: unknown scale strategy %d or metric %d",
+                          (int)o.scale, (int)o.err);
+    if (o.n_threads <= 0) o.n_threads = (int)FP4RT_MAX(1, sysconf(_SC_NPROCESSORS_ONLN));
     qctx *q = fp4rt_calloc(1, sizeof *q, "quantize context");
     if (!q) return FP4RT_OUT_OF_MEMORY;
     q->in_dir = in_dir;
     q->recipe = recipe;
+    q->o = o;
     char *tmp = NULL;
     fp4rt_stw *w = NULL;
+    fp4rt_pool *pool = NULL;
     fp4rt_status st = fp4rt_config_load(in_dir, &q->cfg);
     if (st == FP4RT_OK) st = fp4rt_checkpoint_open(in_dir, &q->ck);
     if (st == FP4RT_OK) {
@@ -476,29 +434,47 @@ fp4rt_status fp4rt_quantize(const char *in_dir, const char *out_dir, const char 
     }
     if (st == FP4RT_OK) st = plan_jobs(q);
     if (st == FP4RT_OK) st = scan_jobs(q);
+    if (st == FP4RT_OK && o.calib_path) st = fp4rt_quant_calibrate(q);
+    if (st == FP4RT_OK) st = fp4rt_pool_create(o.n_threads, &pool);
     if (st == FP4RT_OK) st = fp4rt_outdir_begin(out_dir, force, &tmp);
     if (st == FP4RT_OK) st = fp4rt_stw_create(tmp, o.shard_bytes, &w);
     if (st == FP4RT_OK) st = declare_all(q, w, &sum);
-    for (size_t i = 0; i < q->n_jobs && st == FP4RT_OK; i++) {
-        const qjob *j = &q->jobs[i];
-        if (j->algo != FP4RT_Q_NONE)
-            st = write_quantized(w, j);
-        else
-            st = fp4rt_stw_write(w, j->src->name, j->src->data, j->src->nbytes);
-        release_pages(j->src);
-    }
+    if (st == FP4RT_OK) st = write_all(q, pool, w, &sum);
     if (st == FP4RT_OK) st = fp4rt_stw_finish(w);
-    if (st == FP4RT_OK) st = write_configs(q, tmp);
-    if (st == FP4RT_OK) st = copy_aux_files(in_dir, tmp);
+    if (st == FP4RT_OK) st = fp4rt_quant_write_configs(q, tmp);
+    if (st == FP4RT_OK) st = fp4rt_quant_copy_aux_files(in_dir, tmp);
     if (w) fp4rt_stw_free(w);
+    if (pool) fp4rt_pool_free(pool);
+
+    sum.scale = o.scale;
+    sum.calib_tokens = q->calib_tokens;
+    for (size_t i = 0; i < q->n_jobs; i++)
+        sum.n_uncalibrated += q->jobs[i].algo != FP4RT_Q_NONE && q->jobs[i].rows_seen == 0;
+    sum.default_input_scale = sum.n_nvfp4 + sum.n_fp8 > 0 && !q->calib_tokens;
+    sum.assumed_act_amax = DEFAULT_ACT_AMAX;
+    /* The evaluation and the report run before the rename, so that a failure in
+     * either leaves nothing behind under the final name. */
+    if (st == FP4RT_OK && o.eval_path)
+        st = fp4rt_quant_eval(in_dir, tmp, o.eval_path, o.eval_tokens, o.n_threads, &sum.kl,
+                              &sum.ppl_source, &sum.ppl_quant, &sum.eval_tokens);
+    if (st == FP4RT_OK) {
+        sum.text = fp4rt_quant_summary_text(q, &sum);
+        if (!sum.text) st = FP4RT_OUT_OF_MEMORY;
+    }
+    if (st == FP4RT_OK && o.report_path) st = fp4rt_quant_write_report(q, &sum, o.report_path);
     if (st == FP4RT_OK) st = fp4rt_outdir_commit(tmp, out_dir);
     if (st != FP4RT_OK && tmp) fp4rt_outdir_abort(tmp);
 
-    sum.default_input_scale = sum.n_nvfp4 + sum.n_fp8 > 0;
-    sum.assumed_act_amax = DEFAULT_ACT_AMAX;
-    if (summary && st == FP4RT_OK) *summary = sum;
+    if (summary && st == FP4RT_OK)
+        *summary = sum;
+    else
+        free(sum.text);
     free(tmp);
     if (q->ck) fp4rt_checkpoint_close(q->ck);
+    for (size_t i = 0; q->jobs && i < q->n_jobs; i++) {
+        free(q->jobs[i].sumsq);
+        free(q->jobs[i].importance);
+    }
     free(q->specs);
     free(q->jobs);
     free(q);

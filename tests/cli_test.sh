@@ -108,7 +108,7 @@ expect_error 1 "exists" "$bin" quantize --in "$m" --out "$tmp/mixed" --recipe nv
 expect_error 2 "recipe" "$bin" quantize --in "$m" --out "$tmp/q2" --recipe bogus
 check "[ ! -e $tmp/q2 ]" "no output dir after a refused quantize"
 expect_error 1 "tiny" "$bin" plan --config nosuchmodel
-expect_error 1 "not available" "$bin" run --model "$tmp/mixed" --tokens 1 --device vulkan:0
+expect_error 1 "not available" "$bin" run --model "$tmp/mixed" --tokens 1 --device vulkan:99
 # truncated weights file
 cp -r "$tmp/mixed" "$tmp/trunc"
 f=$(ls "$tmp"/trunc/*.safetensors | head -n 1)

@@ -355,6 +355,8 @@ static void test_end_to_end(void) {
         CHECK_MSG(st == FP4RT_OK, "%s: %s", recipes[r], fp4rt_last_error());
         if (st != FP4RT_OK) continue;
         CHECK(sum.default_input_scale && sum.n_copied == 0 && sum.bytes > 0);
+        CHECK(sum.text && strstr(sum.text, "no calibration") && sum.scale == FP4RT_SCALE_ABSMAX);
+        free(sum.text);
         check_output(in, out, recipes[r]);
     }
     fp4rt_quantize_opts opts = {.shard_bytes = 128 << 10};
@@ -423,6 +425,7 @@ static void test_end_to_end(void) {
     CHECK(fp4rt_quantize(test_tmp_path("mtp"), test_tmp_path("mtp-out"), "nvfp4-all", 0, NULL, &sum) ==
           FP4RT_OK);
     CHECK(sum.n_copied == 1);
+    free(sum.text);
     fp4rt_quant_config qc;
     CHECK(fp4rt_quant_config_load(test_tmp_path("mtp-out"), &qc) == FP4RT_OK);
     CHECK(fp4rt_quant_algo_for(&qc, "mtp.fc") == FP4RT_Q_NONE);

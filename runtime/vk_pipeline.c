@@ -1,0 +1,78 @@
+/* Vulkan pipelines: one compute pipeline per kernel (shaders/<name>.comp,
+ * embedded SPIR-V), created on first use with the device's subgroup size as
+ * specialization constant 0, through an in-memory VkPipelineCache. Every
+ * pipeline shares one layout: VK_MAX_BINDINGS push-descriptor storage buffers
+ * and VK_PUSH_BYTES of push constants. */
+#include "vk_internal.h"
+
+#include "common.h"
+#include "vk_shaders.h"
+
+#include <string.h>
+
+static const char *const k_names[VK_K_COUNT] = {
+    [VK_K_LINEAR] = "linear",       [VK_K_ACT_QUANT] = "act_quant", [VK_K_DEQUANT_NVFP4] = "dequant_nvfp4",
+    [VK_K_NORM] = "norm",           [VK_K_ELTWISE] = "eltwise",     [VK_K_EMBED] = "embed",
+    [VK_K_ROPE] = "rope",           [VK_K_KV_APPEND] = "kv_append", [VK_K_ATTENTION] = "attention",
+    [VK_K_CONV1D_SILU] = "conv1d_silu", [VK_K_GATED_DELTA] = "gated_delta",
+};
+
+fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c) {
+    VkDescriptorSetLayoutBinding b[VK_MAX_BINDINGS];
+    for (int i = 0; i < VK_MAX_BINDINGS; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){.binding = (uint32_t)i,
+                                              .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              .descriptorCount = 1, .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+    VkDescriptorSetLayoutCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                           .flags = VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR,
+                                           .bindingCount = VK_MAX_BINDINGS, .pBindings = b};
+    fp4rt_status st = fp4rt_vk_check(c->vt.vkCreateDescriptorSetLayout(c->dev, &dci, NULL, &c->dsl),
+                                     "vkCreateDescriptorSetLayout");
+    if (st) return st;
+    VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = VK_PUSH_BYTES};
+    VkPipelineLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,
+                                      .pSetLayouts = &c->dsl, .pushConstantRangeCount = 1,
+                                      .pPushConstantRanges = &pcr};
+    st = fp4rt_vk_check(c->vt.vkCreatePipelineLayout(c->dev, &lci, NULL, &c->layout), "vkCreatePipelineLayout");
+    if (st) return st;
+    VkPipelineCacheCreateInfo cci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
+    return fp4rt_vk_check(c->vt.vkCreatePipelineCache(c->dev, &cci, NULL, &c->cache), "vkCreatePipelineCache");
+}
+
+void fp4rt_vk_pipelines_free(vk_ctx *c) {
+    if (!c->dev) return;
+    for (int k = 0; k < VK_K_COUNT; k++)
+        if (c->pipes[k]) c->vt.vkDestroyPipeline(c->dev, c->pipes[k], NULL);
+    if (c->cache) c->vt.vkDestroyPipelineCache(c->dev, c->cache, NULL);
+    if (c->layout) c->vt.vkDestroyPipelineLayout(c->dev, c->layout, NULL);
+    if (c->dsl) c->vt.vkDestroyDescriptorSetLayout(c->dev, c->dsl, NULL);
+}
+
+fp4rt_status fp4rt_vk_pipeline_get(vk_ctx *c, vk_kernel k, VkPipeline *out) {
+    if (c->pipes[k]) {
+        *out = c->pipes[k];
+        return FP4RT_OK;
+    }
+    const fp4rt_vk_shader *sh = NULL;
+    for (int i = 0; i < fp4rt_vk_n_shaders; i++)
+        if (!strcmp(fp4rt_vk_shaders[i].name, k_names[k])) sh = &fp4rt_vk_shaders[i];
+    if (!sh) return fp4rt_fail(FP4RT_INTERNAL, "vulkan: shader %s.comp is not embedded", k_names[k]);
+    VkShaderModuleCreateInfo mci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = sh->bytes,
+                                    .pCode = sh->code};
+    VkShaderModule mod;
+    fp4rt_status st = fp4rt_vk_check(c->vt.vkCreateShaderModule(c->dev, &mci, NULL, &mod), k_names[k]);
+    if (st) return st;
+    uint32_t subgroup = c->desc.subgroup_size ? c->desc.subgroup_size : 32;
+    VkSpecializationMapEntry me = {.constantID = 0, .offset = 0, .size = 4};
+    VkSpecializationInfo si = {.mapEntryCount = 1, .pMapEntries = &me, .dataSize = 4, .pData = &subgroup};
+    VkComputePipelineCreateInfo pci = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                  .module = mod, .pName = "main", .pSpecializationInfo = &si},
+        .layout = c->layout};
+    st = fp4rt_vk_check(c->vt.vkCreateComputePipelines(c->dev, c->cache, 1, &pci, NULL, &c->pipes[k]), k_names[k]);
+    c->vt.vkDestroyShaderModule(c->dev, mod, NULL);
+    if (st) return st;
+    *out = c->pipes[k];
+    return FP4RT_OK;
+}

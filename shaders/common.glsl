@@ -1,0 +1,76 @@
+// Shared helpers for the fp4rt compute shaders: number-format decoding and
+// encoding that reproduce runtime/numfmt.c bit for bit, and the workgroup size.
+// Every shader runs 64 invocations per workgroup and reduces through shared
+// memory in a fixed order (deterministic, independent of the subgroup size).
+#extension GL_GOOGLE_include_directive : require
+
+#define WG 64
+// The device's subgroup size (specialization constant 0). No shader depends on
+// its value for correctness; it is there for tuning.
+layout(constant_id = 0) const uint SUBGROUP_SIZE = 32;
+
+// E4M3 (FN) code -> float, exact (NaN for 0x7F / 0xFF).
+float e4m3_to_f32(uint c) {
+    uint e = (c >> 3) & 15u, m = c & 7u;
+    float v;
+    if (e == 15u && m == 7u) return uintBitsToFloat(0x7fc00000u);
+    if (e == 0u) v = float(m) * exp2(-9.0);
+    else v = (1.0 + float(m) / 8.0) * exp2(float(int(e) - 7));
+    return (c & 0x80u) != 0u ? -v : v;
+}
+
+// E4M3 code of f, round to nearest even, saturating at +-448; NaN -> 0x7F.
+uint f32_to_e4m3_sat(float f) {
+    if (isnan(f)) return 0x7fu;
+    uint s = (floatBitsToUint(f) >> 24) & 0x80u;
+    float a = abs(f);
+    if (a >= 448.0) return s | 0x7eu;
+    int e;
+    frexp(a, e); // a = m 2^e, m in [0.5, 1): floor(log2 a) = e - 1
+    float q = a < 0.015625 ? exp2(-9.0) : exp2(float(e - 4));
+    float r = roundEven(a / q) * q;
+    if (r == 0.0) return s;
+    if (r >= 448.0) return s | 0x7eu;
+    int re;
+    frexp(r, re);
+    int E = re - 1;
+    if (E < -6) return s | uint(r / exp2(-9.0));
+    return s | (uint(E + 7) << 3) | uint((r / exp2(float(E)) - 1.0) * 8.0);
+}
+
+float round_e4m3(float f) { return e4m3_to_f32(f32_to_e4m3_sat(f)); }
+
+// E2M1 of f, round to nearest even, saturating at +-6; NaN -> +0. Returns the value.
+float round_e2m1(float f) {
+    if (isnan(f)) return 0.0;
+    float a = abs(f), v;
+    if (a <= 0.25) v = 0.0;
+    else if (a < 0.75) v = 0.5;
+    else if (a <= 1.25) v = 1.0;
+    else if (a < 1.75) v = 1.5;
+    else if (a <= 2.5) v = 2.0;
+    else if (a < 3.5) v = 3.0;
+    else if (a <= 5.0) v = 4.0;
+    else v = 6.0;
+    return f < 0.0 ? -v : v;
+}
+
+// E2M1 nibble -> FP16 bits of value * 2^-14 (NVFP4.md 4.1): exact, the factor
+// 2^14 is folded into the block scale by the caller.
+uint e2m1_to_f16_bits(uint c) { return ((c & 8u) << 12) | ((c & 7u) << 9); }
+
+float bf16_to_f32(uint h) { return uintBitsToFloat(h << 16); }
+
+// f32 -> BF16 bits, round to nearest even; NaN stays a quiet NaN.
+uint f32_to_bf16(float f) {
+    uint u = floatBitsToUint(f);
+    if (isnan(f)) return (u >> 16) | 0x40u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+// Byte b / 16-bit half h of a uint array (little-endian).
+#define BYTE_AT(arr, b) ((arr[(b) >> 2] >> (8u * ((b) & 3u))) & 0xffu)
+#define HALF_AT(arr, h) ((arr[(h) >> 1] >> (16u * ((h) & 1u))) & 0xffffu)
+
+float silu(float x) { return x / (1.0 + exp(-x)); }
+float sigmoid(float x) { return 1.0 / (1.0 + exp(-x)); }

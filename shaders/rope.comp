@@ -1,0 +1,28 @@
+#version 450
+// Partial NeoX RoPE (rotate-half on the first rotary_dim lanes of each group),
+// one workgroup per (group g, row t). cos / sin come from a table the host
+// fills with the CPU's exact FP32 values: cs[(pos * half + j) * 2 + {0, 1}].
+// Lanes past rotary_dim are copied when y is not x.
+#include "common.glsl"
+layout(local_size_x = WG) in;
+layout(set = 0, binding = 0) buffer A { float arena[]; };
+layout(set = 0, binding = 1) readonly buffer CS { float cs[]; };
+layout(push_constant) uniform PC {
+    uint x_off, y_off, stride, group_dim;
+    uint group_stride, rotary_dim, pos0, pad;
+} pc;
+
+void main() {
+    uint g = gl_WorkGroupID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
+    uint half_ = pc.rotary_dim / 2u, pos = pc.pos0 + t;
+    uint o = t * pc.stride + g * pc.group_stride;
+    for (uint j = tid; j < half_; j += WG) {
+        float c = cs[(pos * half_ + j) * 2u], s = cs[(pos * half_ + j) * 2u + 1u];
+        float x1 = arena[pc.x_off + o + j], x2 = arena[pc.x_off + o + j + half_];
+        arena[pc.y_off + o + j] = x1 * c - x2 * s;
+        arena[pc.y_off + o + j + half_] = x2 * c + x1 * s;
+    }
+    if (pc.x_off != pc.y_off)
+        for (uint i = pc.rotary_dim + tid; i < pc.group_dim; i += WG)
+            arena[pc.y_off + o + i] = arena[pc.x_off + o + i];
+}
