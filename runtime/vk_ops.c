@@ -61,7 +61,7 @@ static fp4rt_status tensor_bind(const vk_step *s, const void *host, VkDeviceSize
                                 const char *what, vk_bind *b, uint32_t *off) {
     const vk_tensor *t = fp4rt_vk_tensor_find(s->c, host);
     if (!t) return fp4rt_fail(FP4RT_INTERNAL, "vulkan: %s was not uploaded", what);
-    VkDeviceSize skew;
+    VkDeviceSize skew = 0;
     fp4rt_status st = fp4rt_vk_window(s->c, s->c->weights, t->offset, bytes, what, b, &skew);
     *off = (uint32_t)(skew / esize);
     return st;
@@ -130,7 +130,7 @@ static fp4rt_status rec_linear(const vk_step *s, const fp4rt_op *op) {
                           l->module, rb, (unsigned long long)c->max_range);
     for (uint64_t n0 = 0; n0 < (uint64_t)l->n_out; n0 += per) {
         uint64_t n = (uint64_t)l->n_out - n0 < per ? (uint64_t)l->n_out - n0 : per;
-        VkDeviceSize skew;
+        VkDeviceSize skew = 0;
         st = fp4rt_vk_window(c, c->weights, wt->offset + n0 * rb, n * rb, l->module, &wb, &skew);
         if (st) return st;
         pc.w_off = (uint32_t)skew;
@@ -155,7 +155,7 @@ static fp4rt_status rec_embed(const vk_step *s, const fp4rt_op *op) {
     fp4rt_status st = arena_bind(s, &b[0]);
     if (!t) return fp4rt_fail(FP4RT_INTERNAL, "vulkan: the embedding was not uploaded");
     for (int i = 0; !st && i < s->step->n_tokens; i++) {
-        VkDeviceSize skew;
+        VkDeviceSize skew = 0;
         st = fp4rt_vk_window(s->c, s->c->weights, t->offset + (size_t)s->step->tokens[i] * h * es, h * es,
                              "the embedding row", &b[1], &skew);
         pc_embed pc = {.hidden = (uint32_t)h,
@@ -226,7 +226,7 @@ static fp4rt_status rec_kv_append(const vk_step *s, const fp4rt_op *op) {
     uint32_t per = code == 1 ? 1 : code == 0 ? 2 : 4;
     if (n % per) return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: KV rows of %u elements (need a multiple of %u)", n, per);
     vk_bind b[2];
-    VkDeviceSize skew;
+    VkDeviceSize skew = 0;
     fp4rt_status st = arena_bind(s, &b[0]);
     if (!st) st = kv_bind(s, op->slot, &b[1], &skew);
     if (st) return st;
@@ -242,7 +242,7 @@ static fp4rt_status rec_attention(const vk_step *s, const fp4rt_op *op) {
         return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: attention with head_dim %d, %d heads, %d KV heads",
                           op->group_dim, op->n_groups, op->n_kv_heads);
     vk_bind b[2];
-    VkDeviceSize skew;
+    VkDeviceSize skew = 0;
     fp4rt_status st = arena_bind(s, &b[0]);
     if (!st) st = kv_bind(s, op->slot, &b[1], &skew);
     if (st) return st;
@@ -278,7 +278,7 @@ static fp4rt_status rec_gdn(const vk_step *s, const fp4rt_op *op) {
     const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
     if (cfg->lin_k_dim > 256) return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: linear_key_head_dim %d > 256", cfg->lin_k_dim);
     vk_bind b[4];
-    VkDeviceSize skew;
+    VkDeviceSize skew = 0;
     pc_gdn pc = {.T = (uint32_t)s->step->n_tokens, .dk = (uint32_t)cfg->lin_k_dim, .dv = (uint32_t)cfg->lin_v_dim,
                  .ratio = (uint32_t)(cfg->lin_v_heads / cfg->lin_k_heads), .key_dim = (uint32_t)fp4rt_cfg_key_dim(cfg),
                  .x_off = view_off(s, op->x), .z_off = view_off(s, op->z), .a_off = view_off(s, op->a),

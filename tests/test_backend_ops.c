@@ -1,0 +1,711 @@
+/* Op-level backend parity (STYLE.md rule 12): every non-CPU backend present
+ * (each Vulkan device) runs small programs of independent ops against the CPU
+ * reference backend on seeded random inputs, and each op's output is compared:
+ *   - per-op NMSE ceiling, NaN/Inf check on every written lane;
+ *   - guard bytes: every arena float that is not in an output buffer (inputs,
+ *     the gap columns between buffers, rows past the step's T) starts as a
+ *     sentinel or input value and must be bit-identical after the step, on both
+ *     backends; lanes of an output buffer that the CPU leaves alone (gaps
+ *     between strided groups) must be left alone by the backend too;
+ *   - state buffers (KV cache, conv state, GDN state) compared whole after the
+ *     step (outputs AND updated state).
+ * Ceilings: FP32_NMSE (1e-7) where both sides compute in FP32 on FP32 operands
+ * (norms, RoPE, gates, SwiGLU, add, embed, conv1d, gated delta, KV append +
+ * attention for F32 / BF16 caches, BF16 / F16 / F32 linears, the logits);
+ * FP16_NMSE (5e-4) where FP16 operands or re-quantized activations feed the math
+ * (NVFP4 linears: the Vulkan kernel dequantizes weights to FP16 in registers;
+ * FP8 / W4A4 linears and the FP8 KV cache: activation quantization, where a
+ * one-ulp difference before rounding flips a code).
+ * The Vulkan backend prepares (uploads weights for) exactly one program per
+ * context, so each program gets a fresh context; each program holds several
+ * independent ops (each with its own input and output buffers) rather than one,
+ * to keep device creation under the time budget.
+ * Any validation-layer message fails the test. Skips a backend (with the reason)
+ * when there is no Vulkan device or it is not usable. */
+#include "fp4rt.h"
+#include "test_util.h"
+
+#include "../runtime/backend.h"
+#include "../runtime/model.h"
+#include "../runtime/numfmt.h"
+#include "../runtime/vk.h"
+
+#include <stdint.h>
+
+#define FP32_NMSE 1e-7
+#define FP16_NMSE 5e-4
+#define GAP 3 /* sentinel columns between arena buffers */
+#define SENTINEL_BITS 0x4b5a5a5bu /* ~1.43e7: a value no op produces here */
+
+/* ---- seeded random numbers ---- */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd_u32(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+static float rnd_f(float lo, float hi) { return lo + (hi - lo) * (float)(rnd_u32() & 0xffffff) / 16777216.0f; }
+static float *rnd_vec(size_t n, float lo, float hi) {
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = rnd_f(lo, hi);
+    return v;
+}
+static float sentinel(void) {
+    float f;
+    uint32_t b = SENTINEL_BITS;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+/* ---- a test program under construction ---- */
+#define MAX_BUFS 256
+#define MAX_OPS 128
+typedef struct tbuf {
+    char name[48];
+    int width;
+    int output;         /* compared; else a guarded input */
+    float lo, hi;       /* input range */
+    double ceiling;     /* outputs */
+} tbuf;
+
+typedef struct tcase {
+    const char *name;
+    fp4rt_weights w;
+    fp4rt_layer_weights layer;
+    fp4rt_program p;
+    fp4rt_op ops[MAX_OPS];
+    tbuf bufs[MAX_BUFS];
+    int buf_width[MAX_BUFS], buf_offset[MAX_BUFS];
+    fp4rt_linear lins[MAX_OPS];
+    int n_lins;
+    void *owned[4 * MAX_OPS];
+    int n_owned;
+    /* session */
+    int chunk, n_ctx;
+    fp4rt_kv_type kv_type;
+    double logits_ceiling;
+    double kv_ceiling;
+} tcase;
+
+static void *own(tcase *c, void *p) {
+    c->owned[c->n_owned++] = p;
+    return p;
+}
+
+static int add_buf(tcase *c, const char *name, int width, int output, double ceiling) {
+    int i = c->p.n_bufs++;
+    tbuf *b = &c->bufs[i];
+    snprintf(b->name, sizeof b->name, "%s", name);
+    b->width = width;
+    b->output = output;
+    b->lo = -1;
+    b->hi = 1;
+    b->ceiling = ceiling;
+    c->buf_width[i] = width;
+    return i;
+}
+
+static fp4rt_op *add_op(tcase *c, fp4rt_op_kind k) {
+    fp4rt_op *op = &c->ops[c->p.n_ops++];
+    memset(op, 0, sizeof *op);
+    op->kind = k;
+    op->layer = 0;
+    return op;
+}
+
+static fp4rt_view view(int buf, int cols) { return (fp4rt_view){buf, 0, cols}; }
+
+static void case_init(tcase *c, const char *name) {
+    memset(c, 0, sizeof *c);
+    c->name = name;
+    c->w.layers = &c->layer;
+    c->w.cfg.n_layers = 1;
+    c->layer.k_scale = c->layer.v_scale = 1.0f;
+    c->p.weights = &c->w;
+    c->p.ops = c->ops;
+    c->p.buf_width = c->buf_width;
+    c->p.buf_offset = c->buf_offset;
+    c->p.hidden_buf = -1;
+    c->chunk = 5;
+    c->n_ctx = 16;
+    c->kv_type = FP4RT_KV_F32;
+    c->logits_ceiling = FP32_NMSE;
+    c->kv_ceiling = FP32_NMSE;
+}
+
+/* Lays the buffers out in the arena with GAP sentinel columns before each. */
+static void case_layout(tcase *c) {
+    int off = GAP;
+    for (int i = 0; i < c->p.n_bufs; i++) {
+        c->buf_offset[i] = off;
+        off += c->buf_width[i] + GAP;
+    }
+    c->p.arena_width = off;
+}
+
+static void case_free(tcase *c) {
+    for (int i = 0; i < c->n_owned; i++) free(c->owned[i]);
+}
+
+/* ---- weights ---- */
+static fp4rt_linear *make_linear(tcase *c, fp4rt_wfmt fmt, int N, int K) {
+    fp4rt_linear *l = &c->lins[c->n_lins++];
+    size_t nk = (size_t)N * K;
+    l->fmt = fmt;
+    l->n_out = N;
+    l->n_in = K;
+    l->weight_scale = 1.0f;
+    l->module = (char *)fp4rt_wfmt_name(fmt);
+    switch (fmt) {
+    case FP4RT_W_BF16:
+    case FP4RT_W_F16: {
+        uint16_t *w = own(c, malloc(nk * 2));
+        for (size_t i = 0; i < nk; i++) {
+            float v = rnd_f(-0.5f, 0.5f);
+            w[i] = fmt == FP4RT_W_BF16 ? fp4rt_f32_to_bf16(v) : fp4rt_f32_to_f16(v);
+        }
+        l->weight = w;
+        l->bytes = nk * 2;
+        break;
+    }
+    case FP4RT_W_F32:
+        l->weight = own(c, rnd_vec(nk, -0.5f, 0.5f));
+        l->bytes = nk * 4;
+        break;
+    case FP4RT_W_FP8: {
+        uint8_t *w = own(c, malloc(nk));
+        for (size_t i = 0; i < nk; i++) {
+            w[i] = (uint8_t)rnd_u32();
+            if ((w[i] & 0x7f) == 0x7f) w[i] ^= 1; /* no NaN codes */
+        }
+        l->weight = w;
+        l->weight_scale = 0.003f;
+        l->input_scale = 0.01f; /* |x| <= 2: x / input_scale within E4M3 range */
+        l->bytes = nk;
+        break;
+    }
+    default: { /* NVFP4 W4A16 / W4A4 */
+        uint8_t *w = own(c, malloc(nk / 2)), *s = own(c, malloc(nk / 16));
+        for (size_t i = 0; i < nk / 2; i++) w[i] = (uint8_t)rnd_u32();
+        for (size_t i = 0; i < nk / 16; i++) s[i] = (uint8_t)(0x20 + rnd_u32() % 0x30); /* 2^-4 .. ~2^2 */
+        l->weight = w;
+        l->block_scale = s;
+        l->weight_scale = 0.02f;
+        l->input_scale = fmt == FP4RT_W_NVFP4_W4A4 ? 0.002f : 0.0f;
+        l->bytes = nk / 2 + nk / 16;
+        break;
+    }
+    }
+    return l;
+}
+
+/* ---- backends ---- */
+typedef struct backend {
+    char name[300];
+    const fp4rt_backend_ops *ops;
+    int vk_index; /* -1: CPU */
+} backend;
+
+static fp4rt_status backend_create(const backend *b, void **ctx) {
+    if (b->vk_index < 0) return b->ops->create(2, ctx);
+    return fp4rt_vk_backend_create(b->vk_index, ctx);
+}
+
+typedef struct session {
+    const fp4rt_backend_ops *ops;
+    void *ctx;
+    fp4rt_session_buffers sb;
+    size_t bytes[5]; /* scratch, kv, conv, ssm, logits */
+} session;
+
+static size_t state_bytes(const tcase *c, int which) {
+    const fp4rt_config *f = &c->w.cfg;
+    switch (which) {
+    case 0: return (size_t)c->chunk * c->p.arena_width * 4;
+    case 1: return (size_t)c->p.n_attn_layers * 2 * c->n_ctx * f->n_kv_heads * f->head_dim * fp4rt_kv_elem_size(c->kv_type);
+    case 2: return (size_t)c->p.n_gdn_layers * fp4rt_cfg_conv_dim(f) * (f->conv_kernel > 1 ? f->conv_kernel - 1 : 0) * 4;
+    case 3: return (size_t)c->p.n_gdn_layers * f->lin_v_heads * f->lin_k_dim * f->lin_v_dim * 4;
+    default: return (size_t)c->chunk * (f->vocab > 0 ? f->vocab : 1) * 4;
+    }
+}
+
+static fp4rt_buffer **sb_slot(fp4rt_session_buffers *sb, int which) {
+    fp4rt_buffer **s[5] = {&sb->scratch, &sb->kv, &sb->conv, &sb->ssm, &sb->logits};
+    return s[which];
+}
+
+static fp4rt_status session_open(const backend *b, const tcase *c, session *s) {
+    memset(s, 0, sizeof *s);
+    s->ops = b->ops;
+    fp4rt_status st = backend_create(b, &s->ctx);
+    s->sb.n_ctx = c->n_ctx;
+    s->sb.chunk = c->chunk;
+    s->sb.kv_type = c->kv_type;
+    for (int i = 0; !st && i < 5; i++) {
+        s->bytes[i] = state_bytes(c, i);
+        size_t n = s->bytes[i] ? s->bytes[i] : 16;
+        st = s->ops->buffer_alloc(s->ctx, n, "test buffer", sb_slot(&s->sb, i));
+    }
+    if (!st && s->ops->prepare) st = s->ops->prepare(s->ctx, &c->p);
+    return st;
+}
+
+static void session_close(session *s) {
+    if (!s->ctx) return;
+    for (int i = 0; i < 5; i++)
+        if (*sb_slot(&s->sb, i)) s->ops->buffer_free(s->ctx, *sb_slot(&s->sb, i));
+    s->ops->destroy(s->ctx);
+}
+
+/* Uploads the initial contents, runs the step, downloads everything into out[5]. */
+static fp4rt_status session_step(session *s, void *const init[5], const fp4rt_program *p, const fp4rt_step *step,
+                                 void *out[5]) {
+    fp4rt_status st = FP4RT_OK;
+    for (int i = 0; !st && i < 5; i++)
+        if (s->bytes[i]) st = s->ops->buffer_upload(s->ctx, *sb_slot(&s->sb, i), 0, init[i], s->bytes[i]);
+    if (!st) st = s->ops->run(s->ctx, p, &s->sb, step);
+    if (!st && s->ops->synchronize) st = s->ops->synchronize(s->ctx);
+    for (int i = 0; !st && i < 5; i++)
+        if (s->bytes[i]) st = s->ops->buffer_download(s->ctx, *sb_slot(&s->sb, i), 0, out[i], s->bytes[i]);
+    return st;
+}
+
+/* ---- comparison ---- */
+static int same_bits(float a, float b) { return !memcmp(&a, &b, 4); }
+
+typedef struct acc {
+    double num, den;
+    size_t n, nonfinite;
+} acc;
+
+static void acc_add(acc *a, float got, float ref) {
+    double d = (double)got - ref;
+    a->num += d * d;
+    a->den += (double)ref * ref;
+    a->n++;
+    a->nonfinite += !isfinite(got) || !isfinite(ref);
+}
+
+static double acc_nmse(const acc *a) { return a->den > 0 ? a->num / a->den : a->num; }
+
+static void report(const char *bk, const char *cs, const char *what, const char *step, const acc *a, double ceiling) {
+    double e = acc_nmse(a);
+    printf("  %-8s %-10s %-34s %-16s NMSE %-9.3g (%zu values)\n", bk, cs, what, step, e, a->n);
+    CHECK_MSG(a->n > 0, "%s %s %s: nothing written", cs, what, step);
+    CHECK_MSG(a->nonfinite == 0, "%s %s %s: %zu non-finite values", cs, what, step, a->nonfinite);
+    CHECK_MSG(e <= ceiling, "%s %s %s on %s: NMSE %.3g > %.3g", cs, what, step, bk, e, ceiling);
+}
+
+/* Float state buffer (or a BF16 / FP8 KV cache decoded) as floats. */
+static float *kv_floats(const void *data, size_t bytes, fp4rt_kv_type t, float scale) {
+    size_t n = bytes / fp4rt_kv_elem_size(t);
+    float *f = malloc((n ? n : 1) * sizeof *f);
+    for (size_t i = 0; i < n; i++) {
+        if (t == FP4RT_KV_F32) {
+            memcpy(&f[i], (const char *)data + 4 * i, 4);
+        } else if (t == FP4RT_KV_FP8) {
+            f[i] = fp4rt_e4m3_to_f32(((const uint8_t *)data)[i]) * scale;
+        } else {
+            uint16_t h;
+            memcpy(&h, (const char *)data + 2 * i, 2);
+            f[i] = fp4rt_bf16_to_f32(h);
+        }
+    }
+    return f;
+}
+
+static void compare_state(const char *bk, const tcase *c, const char *what, const char *stepname, const float *got,
+                          const float *ref, size_t n, double ceiling) {
+    acc a = {0};
+    for (size_t i = 0; i < n; i++) acc_add(&a, got[i], ref[i]);
+    report(bk, c->name, what, stepname, &a, ceiling);
+}
+
+/* Runs one step of the case on the CPU and on backend b, compares. */
+static void run_step(const backend *b, session *cpu, session *dev, tcase *c, const fp4rt_step *step,
+                     const char *stepname) {
+    int W = c->p.arena_width, R = c->chunk, T = step->n_tokens;
+    size_t na = (size_t)R * W;
+    void *init[5], *out_c[5], *out_d[5];
+    for (int i = 0; i < 5; i++) {
+        size_t n = cpu->bytes[i] ? cpu->bytes[i] : 4;
+        init[i] = malloc(n);
+        out_c[i] = calloc(1, n);
+        out_d[i] = calloc(1, n);
+    }
+    /* arena: sentinel everywhere, random inputs in input buffers */
+    float *arena = init[0], s = sentinel();
+    for (size_t i = 0; i < na; i++) arena[i] = s;
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < c->p.n_bufs; k++)
+            if (!c->bufs[k].output)
+                for (int j = 0; j < c->buf_width[k]; j++)
+                    arena[(size_t)r * W + c->buf_offset[k] + j] = rnd_f(c->bufs[k].lo, c->bufs[k].hi);
+    /* state: small random values (a non-zero carried state and a filled cache) */
+    if (cpu->bytes[1]) {
+        size_t ne = cpu->bytes[1] / fp4rt_kv_elem_size(c->kv_type);
+        for (size_t i = 0; i < ne; i++) {
+            float v = rnd_f(-1, 1);
+            if (c->kv_type == FP4RT_KV_F32)
+                memcpy((char *)init[1] + 4 * i, &v, 4);
+            else if (c->kv_type == FP4RT_KV_FP8)
+                ((uint8_t *)init[1])[i] = fp4rt_f32_to_e4m3_sat(v / c->layer.k_scale);
+            else {
+                uint16_t h = fp4rt_f32_to_bf16(v);
+                memcpy((char *)init[1] + 2 * i, &h, 2);
+            }
+        }
+    }
+    for (int k = 2; k <= 3; k++)
+        for (size_t i = 0; i < cpu->bytes[k] / 4; i++) ((float *)init[k])[i] = rnd_f(-0.5f, 0.5f);
+    for (size_t i = 0; i < cpu->bytes[4] / 4; i++) ((float *)init[4])[i] = s;
+
+    fp4rt_status st = session_step(cpu, init, &c->p, step, out_c);
+    CHECK_MSG(st == FP4RT_OK, "%s %s: cpu: %s", c->name, stepname, fp4rt_last_error());
+    fp4rt_status sd = session_step(dev, init, &c->p, step, out_d);
+    CHECK_MSG(sd == FP4RT_OK, "%s %s: %s: %s", c->name, stepname, b->name, fp4rt_last_error());
+    if (!st && !sd) {
+        const float *a0 = init[0], *ac = out_c[0], *ad = out_d[0];
+        /* map every arena column to its buffer (-1: gap) */
+        int *owner = malloc((size_t)W * sizeof *owner);
+        for (int j = 0; j < W; j++) owner[j] = -1;
+        for (int k = 0; k < c->p.n_bufs; k++)
+            for (int j = 0; j < c->buf_width[k]; j++) owner[c->buf_offset[k] + j] = k;
+        size_t guard_cpu = 0, guard_dev = 0;
+        acc *per = calloc((size_t)c->p.n_bufs, sizeof *per);
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < W; j++) {
+                size_t i = (size_t)r * W + j;
+                int k = owner[j];
+                if (k >= 0 && c->bufs[k].output && r < T) {
+                    if (same_bits(ac[i], a0[i]) && same_bits(ad[i], a0[i])) continue; /* untouched lane */
+                    acc_add(&per[k], ad[i], ac[i]);
+                } else {
+                    guard_cpu += !same_bits(ac[i], a0[i]);
+                    guard_dev += !same_bits(ad[i], a0[i]);
+                }
+            }
+        CHECK_MSG(guard_cpu == 0, "%s %s: cpu changed %zu guarded arena floats", c->name, stepname, guard_cpu);
+        CHECK_MSG(guard_dev == 0, "%s %s: %s changed %zu guarded arena floats", c->name, stepname, b->name,
+                  guard_dev);
+        for (int k = 0; k < c->p.n_bufs; k++)
+            if (c->bufs[k].output) report(b->ops->name, c->name, c->bufs[k].name, stepname, &per[k], c->bufs[k].ceiling);
+        if (c->w.cfg.vocab > 0) {
+            /* written rows: all T, only row 0 (the last token) or none; the rest stays sentinel */
+            int rows = step->no_logits ? 0 : step->all_logits ? T : 1, V = c->w.cfg.vocab;
+            const float *lc = out_c[4], *ld = out_d[4];
+            acc a = {0};
+            size_t lg_guard = 0;
+            for (size_t i = 0; i < (size_t)R * V; i++) {
+                if (i < (size_t)rows * V)
+                    acc_add(&a, ld[i], lc[i]);
+                else
+                    lg_guard += !same_bits(ld[i], s) + !same_bits(lc[i], s);
+            }
+            if (rows) report(b->ops->name, c->name, "logits", stepname, &a, c->logits_ceiling);
+            CHECK_MSG(lg_guard == 0, "%s %s: %zu logits past the written rows changed", c->name, stepname, lg_guard);
+        }
+        if (cpu->bytes[1]) {
+            float *kc = kv_floats(out_c[1], cpu->bytes[1], c->kv_type, c->layer.k_scale);
+            float *kd = kv_floats(out_d[1], cpu->bytes[1], c->kv_type, c->layer.k_scale);
+            char what[64];
+            snprintf(what, sizeof what, "KV cache (%s)", fp4rt_kv_type_name(c->kv_type));
+            compare_state(b->ops->name, c, what, stepname, kd, kc, cpu->bytes[1] / fp4rt_kv_elem_size(c->kv_type),
+                          c->kv_ceiling);
+            free(kc);
+            free(kd);
+        }
+        if (cpu->bytes[2])
+            compare_state(b->ops->name, c, "conv state", stepname, out_d[2], out_c[2], cpu->bytes[2] / 4, FP32_NMSE);
+        if (cpu->bytes[3])
+            compare_state(b->ops->name, c, "GDN state", stepname, out_d[3], out_c[3], cpu->bytes[3] / 4, FP32_NMSE);
+        free(per);
+        free(owner);
+    }
+    for (int i = 0; i < 5; i++) {
+        free(init[i]);
+        free(out_c[i]);
+        free(out_d[i]);
+    }
+}
+
+typedef struct step_def {
+    int T, pos0, all_logits, no_logits;
+    const char *name;
+} step_def;
+
+static void run_case(const backend *b, tcase *c, const step_def *steps, int n_steps) {
+    session cpu, dev;
+    fp4rt_status st = session_open(&(backend){"cpu", &fp4rt_backend_cpu, -1}, c, &cpu);
+    CHECK_MSG(st == FP4RT_OK, "%s: cpu session: %s", c->name, fp4rt_last_error());
+    fp4rt_status sd = st ? st : session_open(b, c, &dev);
+    CHECK_MSG(sd == FP4RT_OK, "%s: %s session: %s", c->name, b->name, fp4rt_last_error());
+    int32_t tokens[16];
+    for (int i = 0; i < 16; i++) tokens[i] = c->w.cfg.vocab > 0 ? (int32_t)(rnd_u32() % (uint32_t)c->w.cfg.vocab) : 0;
+    for (int i = 0; !st && !sd && i < n_steps; i++) {
+        fp4rt_step step = {.tokens = tokens, .n_tokens = steps[i].T, .pos0 = steps[i].pos0,
+                           .all_logits = steps[i].all_logits, .no_logits = steps[i].no_logits};
+        run_step(b, &cpu, &dev, c, &step, steps[i].name);
+    }
+    if (!st) session_close(&cpu);
+    if (!st && !sd) session_close(&dev);
+}
+
+/* ---- the cases ---- */
+
+/* LINEAR: every format x N {1, 7, 33, 257} x K {16, 48, 272}, T = 1 and 5. */
+static void case_linear(const backend *b) {
+    static const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_F16, FP4RT_W_F32, FP4RT_W_FP8, FP4RT_W_NVFP4,
+                                      FP4RT_W_NVFP4_W4A4};
+    static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 272};
+    tcase *c = malloc(sizeof *c);
+    case_init(c, "linear");
+    int xbuf[3];
+    for (int k = 0; k < 3; k++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "x K=%d", Ks[k]);
+        xbuf[k] = add_buf(c, nm, Ks[k], 0, 0);
+        c->bufs[xbuf[k]].lo = -2;
+        c->bufs[xbuf[k]].hi = 2;
+    }
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
+        for (int k = 0; k < 3; k++)
+            for (int n = 0; n < 4; n++) {
+                char nm[48];
+                snprintf(nm, sizeof nm, "LINEAR %s N=%d K=%d", fp4rt_wfmt_name(fmts[f]), Ns[n], Ks[k]);
+                double ceil = fmts[f] <= FP4RT_W_F32 ? FP32_NMSE : FP16_NMSE;
+                int y = add_buf(c, nm, Ns[n], 1, ceil);
+                fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
+                op->lin = make_linear(c, fmts[f], Ns[n], Ks[k]);
+                op->x = view(xbuf[k], Ks[k]);
+                op->y = view(y, Ns[n]);
+            }
+    case_layout(c);
+    step_def steps[] = {{1, 0, 0, 0, "T=1"}, {5, 0, 0, 0, "T=5"}};
+    run_case(b, c, steps, 2);
+    case_free(c);
+    free(c);
+}
+
+/* Norms, RoPE, gates, SwiGLU, add, embed and the logits LINEAR. */
+static void case_misc(const backend *b) {
+    tcase *c = malloc(sizeof *c);
+    case_init(c, "misc");
+    fp4rt_config *f = &c->w.cfg;
+    f->hidden = 40;
+    f->vocab = 37;
+    c->n_ctx = 16;
+    /* embedding, BF16 [vocab, hidden]; the tied lm_head reads it */
+    uint16_t *emb = own(c, malloc((size_t)f->vocab * f->hidden * 2));
+    for (int i = 0; i < f->vocab * f->hidden; i++) emb[i] = fp4rt_f32_to_bf16(rnd_f(-1, 1));
+    c->w.embed = emb;
+    c->w.embed_dtype = FP4RT_DT_BF16;
+    c->w.lm_head = (fp4rt_linear){.module = "lm_head", .fmt = FP4RT_W_BF16, .n_out = f->vocab, .n_in = f->hidden,
+                                  .weight = emb, .weight_scale = 1.0f};
+    fp4rt_op *op = add_op(c, FP4RT_OP_EMBED);
+    op->y = view(add_buf(c, "EMBED hidden=40", 40, 1, FP32_NMSE), 40);
+
+    /* RMSNORM: 3 groups of 20, stride 24 */
+    int x = add_buf(c, "rmsnorm x", 72, 0, 0);
+    op = add_op(c, FP4RT_OP_RMSNORM);
+    op->x = view(x, 72);
+    op->y = view(add_buf(c, "RMSNORM 3x20 stride 24", 72, 1, FP32_NMSE), 72);
+    op->w = own(c, rnd_vec(20, 0.5f, 1.5f));
+    op->n_groups = 3;
+    op->group_dim = 20;
+    op->group_stride = 24;
+    op->eps = 1e-6f;
+
+    /* GATED_RMSNORM: 4 groups of 12 (the GDN output norm) */
+    x = add_buf(c, "gated x", 48, 0, 0);
+    int z = add_buf(c, "gated z", 48, 0, 0);
+    op = add_op(c, FP4RT_OP_GATED_RMSNORM);
+    op->x = view(x, 48);
+    op->z = view(z, 48);
+    op->y = view(add_buf(c, "GATED_RMSNORM 4x12", 48, 1, FP32_NMSE), 48);
+    op->w = own(c, rnd_vec(12, 0.5f, 1.5f));
+    op->n_groups = 4;
+    op->group_dim = 12;
+    op->group_stride = 12;
+    op->eps = 1e-6f;
+
+    /* L2NORM: 4 groups of 16 */
+    x = add_buf(c, "l2 x", 64, 0, 0);
+    op = add_op(c, FP4RT_OP_L2NORM);
+    op->x = view(x, 64);
+    op->y = view(add_buf(c, "L2NORM 4x16 scale 0.25", 64, 1, FP32_NMSE), 64);
+    op->n_groups = 4;
+    op->group_dim = 16;
+    op->group_stride = 16;
+    op->eps = 1e-6f;
+    op->scale = 0.25f;
+
+    /* ROPE: 3 heads of 32 at stride 40, rotary_dim 16 */
+    x = add_buf(c, "rope x", 120, 0, 0);
+    op = add_op(c, FP4RT_OP_ROPE);
+    op->x = view(x, 120);
+    op->y = view(add_buf(c, "ROPE 3x32 stride 40 rot 16", 120, 1, FP32_NMSE), 120);
+    op->n_groups = 3;
+    op->group_dim = 32;
+    op->group_stride = 40;
+    op->rotary_dim = 16;
+    op->rope_theta = 1e7;
+
+    /* SIGMOID_GATE: 3 groups of 20, x stride 24, z stride 40 */
+    x = add_buf(c, "gate x", 72, 0, 0);
+    z = add_buf(c, "gate z", 120, 0, 0);
+    op = add_op(c, FP4RT_OP_SIGMOID_GATE);
+    op->x = view(x, 72);
+    op->z = view(z, 120);
+    op->y = view(add_buf(c, "SIGMOID_GATE 3x20 str 24/40", 72, 1, FP32_NMSE), 72);
+    op->n_groups = 3;
+    op->group_dim = 20;
+    op->group_stride = 24;
+    op->z_group_stride = 40;
+
+    /* SWIGLU and ADD over 37 lanes, on column sub-ranges of their buffers */
+    x = add_buf(c, "swiglu x", 40, 0, 0);
+    z = add_buf(c, "swiglu z", 40, 0, 0);
+    op = add_op(c, FP4RT_OP_SWIGLU);
+    op->x = (fp4rt_view){x, 2, 37};
+    op->z = (fp4rt_view){z, 1, 37};
+    op->y = view(add_buf(c, "SWIGLU 37", 37, 1, FP32_NMSE), 37);
+    x = add_buf(c, "add x", 37, 0, 0);
+    z = add_buf(c, "add z", 37, 0, 0);
+    op = add_op(c, FP4RT_OP_ADD);
+    op->x = view(x, 37);
+    op->z = view(z, 37);
+    op->y = view(add_buf(c, "ADD 37", 37, 1, FP32_NMSE), 37);
+
+    /* logits LINEAR (BF16 tied head, vocab 37) */
+    x = add_buf(c, "logits x", 40, 0, 0);
+    op = add_op(c, FP4RT_OP_LINEAR);
+    op->lin = &c->w.lm_head;
+    op->x = view(x, 40);
+    op->y = (fp4rt_view){FP4RT_BUF_LOGITS, 0, f->vocab};
+    op->is_logits = 1;
+    case_layout(c);
+    step_def steps[] = {{1, 7, 0, 0, "T=1 pos0=7"},
+                        {5, 3, 1, 0, "T=5 pos0=3 all"},
+                        {5, 3, 0, 0, "T=5 pos0=3 last"},
+                        {4, 2, 0, 1, "T=4 no logits"}};
+    run_case(b, c, steps, 4);
+    case_free(c);
+    free(c);
+}
+
+/* CONV1D_SILU and GATED_DELTA with a non-zero carried state, T = 1 and 3. */
+static void case_gdn(const backend *b) {
+    tcase *c = malloc(sizeof *c);
+    case_init(c, "gdn");
+    fp4rt_config *f = &c->w.cfg;
+    f->lin_k_heads = 2;
+    f->lin_v_heads = 6;
+    f->lin_k_dim = 16;
+    f->lin_v_dim = 12;
+    f->conv_kernel = 4;
+    c->chunk = 3;
+    c->p.n_gdn_layers = 1;
+    int C = fp4rt_cfg_conv_dim(f), vd = fp4rt_cfg_value_dim(f);
+    c->layer.dt_bias = own(c, rnd_vec(6, -1, 1));
+    c->layer.neg_A = own(c, rnd_vec(6, -2, -0.1f));
+
+    int x = add_buf(c, "conv x", C, 0, 0);
+    fp4rt_op *op = add_op(c, FP4RT_OP_CONV1D_SILU);
+    op->x = view(x, C);
+    op->y = view(add_buf(c, "CONV1D_SILU C=136 K=4", C, 1, FP32_NMSE), C);
+    op->w = own(c, rnd_vec((size_t)C * 4, -0.5f, 0.5f));
+    op->group_dim = 4;
+    op->slot = 0;
+
+    /* q, k scaled down as after the L2 norm (|q|, |k| ~ 0.5) */
+    x = add_buf(c, "gdn qkv", C, 0, 0);
+    c->bufs[x].lo = -0.2f;
+    c->bufs[x].hi = 0.2f;
+    int zb = add_buf(c, "gdn b", 6, 0, 0), ab = add_buf(c, "gdn a", 6, 0, 0);
+    op = add_op(c, FP4RT_OP_GATED_DELTA);
+    op->x = view(x, C);
+    op->z = view(zb, 6);
+    op->a = view(ab, 6);
+    op->y = view(add_buf(c, "GATED_DELTA 2k/6v dk16 dv12", vd, 1, FP32_NMSE), vd);
+    op->slot = 0;
+    case_layout(c);
+    step_def steps[] = {{1, 4, 0, 0, "T=1"}, {3, 4, 0, 0, "T=3"}};
+    run_case(b, c, steps, 2);
+    case_free(c);
+    free(c);
+}
+
+/* KV_APPEND then ATTENTION at pos0 > 0, 6 query heads over 2 KV heads (GQA 3). */
+static void case_attention(const backend *b, fp4rt_kv_type kv, const char *name) {
+    tcase *c = malloc(sizeof *c);
+    case_init(c, name);
+    fp4rt_config *f = &c->w.cfg;
+    f->n_heads = 6;
+    f->n_kv_heads = 2;
+    f->head_dim = 16;
+    c->chunk = 4;
+    c->p.n_attn_layers = 1;
+    c->kv_type = kv;
+    if (kv == FP4RT_KV_FP8) {
+        c->layer.k_scale = c->layer.v_scale = 0.01f;
+        c->kv_ceiling = FP16_NMSE;
+    }
+    int kb = add_buf(c, "k", 32, 0, 0), vb = add_buf(c, "v", 32, 0, 0), qb = add_buf(c, "q|gate", 192, 0, 0);
+    fp4rt_op *op = add_op(c, FP4RT_OP_KV_APPEND);
+    op->x = view(kb, 32);
+    op->z = view(vb, 32);
+    op->n_groups = 2;
+    op->group_dim = 16;
+    op->slot = 0;
+    op = add_op(c, FP4RT_OP_ATTENTION);
+    op->x = view(qb, 192);
+    op->y = view(add_buf(c, "ATTENTION 6q/2kv hd16", 96, 1, kv == FP4RT_KV_FP8 ? FP16_NMSE : FP32_NMSE), 96);
+    op->n_groups = 6;
+    op->group_dim = 16;
+    op->group_stride = 32; /* query and gate interleaved per head */
+    op->n_kv_heads = 2;
+    op->scale = 0.25f;
+    op->slot = 0;
+    case_layout(c);
+    step_def steps[] = {{1, 9, 0, 0, "T=1 pos0=9"}, {4, 5, 0, 0, "T=4 pos0=5"}};
+    run_case(b, c, steps, 2);
+    case_free(c);
+    free(c);
+}
+
+int main(void) {
+    fp4rt_numfmt_init();
+    backend list[9];
+    int n = 0;
+    printf("backend cpu: reference\n");
+    int nvk = fp4rt_vk_device_count();
+    if (nvk == 0) printf("skipped: vulkan: no Vulkan device (%s)\n", fp4rt_vk_unavailable_reason());
+    for (int i = 0; i < nvk && n < 9; i++) {
+        fp4rt_vk_device_desc d;
+        if (fp4rt_vk_device_get(i, &d) || !d.usable) {
+            printf("skipped: vulkan:%d %s: not usable (%s)\n", i, d.name, d.reason);
+            continue;
+        }
+        backend *b = &list[n++];
+        snprintf(b->name, sizeof b->name, "vulkan:%d (%s)", i, d.name);
+        b->ops = &fp4rt_backend_vulkan;
+        b->vk_index = i;
+        printf("backend %s\n", b->name);
+    }
+    for (int i = 0; i < n; i++) {
+        printf("%s vs cpu\n", list[i].name);
+        case_linear(&list[i]);
+        case_misc(&list[i]);
+        case_gdn(&list[i]);
+        case_attention(&list[i], FP4RT_KV_F32, "attn-f32");
+        case_attention(&list[i], FP4RT_KV_BF16, "attn-bf16");
+        case_attention(&list[i], FP4RT_KV_FP8, "attn-fp8");
+    }
+    if (n) {
+        long msgs = fp4rt_vk_message_count();
+        CHECK_MSG(msgs == 0, "%ld validation messages", msgs);
+    }
+    return test_summary("test_backend_ops");
+}
