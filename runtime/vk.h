@@ -39,6 +39,12 @@ extern const fp4rt_backend_ops fp4rt_backend_vulkan;
  * messenger since the process started. Tests require 0. */
 long fp4rt_vk_message_count(void);
 
+/* For tests: bytes of on-disk pipeline cache data handed to vkCreatePipelineCache
+ * by the most recent backend create (0: started empty), and the number of cache
+ * files written since the process started. */
+size_t fp4rt_vk_pipeline_cache_loaded_bytes(void);
+long fp4rt_vk_pipeline_cache_saves(void);
+
 /* For tests: dequantizes n NVFP4 elements (packed[n/2], scales[n/16]) to FP16 on
  * the device with the standalone kernel. */
 fp4rt_status fp4rt_vk_dequant_nvfp4(void *ctx, const uint8_t *packed, const uint8_t *scales, size_t n,

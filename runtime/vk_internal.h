@@ -66,6 +66,10 @@ typedef struct vk_ctx {
     VkPipelineLayout layout;
     VkPipelineCache cache;
     VkPipeline pipes[VK_K_COUNT]; /* created on first use */
+    int pipes_created;            /* pipelines created by this context (save the cache if any) */
+    char *cache_path;             /* on-disk pipeline cache file, NULL: no location known */
+    size_t cache_loaded_bytes;    /* Vulkan cache data loaded from it (0: started empty) */
+    uint64_t cache_loaded_sum;    /* its checksum: an unchanged cache is not rewritten */
 
     fp4rt_buffer *dummy;     /* bound to unused bindings */
     fp4rt_buffer *weights;   /* every tensor of the prepared program */
@@ -102,6 +106,13 @@ fp4rt_status fp4rt_vk_fill_zero(vk_ctx *c, fp4rt_buffer *b);
 fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c);
 void fp4rt_vk_pipelines_free(vk_ctx *c);
 fp4rt_status fp4rt_vk_pipeline_get(vk_ctx *c, vk_kernel k, VkPipeline *out);
+
+/* vk_pipeline_cache.c: *data (malloc'd, freed by the caller) gets the
+ * validated Vulkan cache data of the on-disk cache, or NULL (missing, stale or
+ * corrupt: logged, never an error). save writes it back on destroy when
+ * pipelines were created and the data changed; failures are logged only. */
+void fp4rt_vk_pipeline_cache_load(vk_ctx *c, void **data, size_t *n);
+void fp4rt_vk_pipeline_cache_save(vk_ctx *c);
 
 /* vk_dispatch.c */
 fp4rt_status fp4rt_vk_begin(vk_ctx *c);

@@ -1,6 +1,7 @@
 /* Vulkan pipelines: one compute pipeline per kernel (shaders/<name>.comp,
  * embedded SPIR-V), created on first use with the device's subgroup size as
- * specialization constant 0, through an in-memory VkPipelineCache. Every
+ * specialization constant 0, through a VkPipelineCache loaded from and saved to
+ * disk (vk_pipeline_cache.c). Every
  * pipeline shares one layout: VK_MAX_BINDINGS push-descriptor storage buffers
  * and VK_PUSH_BYTES of push constants. */
 #include "vk_internal.h"
@@ -8,6 +9,7 @@
 #include "common.h"
 #include "vk_shaders.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const k_names[VK_K_COUNT] = {
@@ -35,17 +37,26 @@ fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c) {
                                       .pPushConstantRanges = &pcr};
     st = fp4rt_vk_check(c->vt.vkCreatePipelineLayout(c->dev, &lci, NULL, &c->layout), "vkCreatePipelineLayout");
     if (st) return st;
-    VkPipelineCacheCreateInfo cci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
-    return fp4rt_vk_check(c->vt.vkCreatePipelineCache(c->dev, &cci, NULL, &c->cache), "vkCreatePipelineCache");
+    void *data = NULL;
+    size_t n = 0;
+    fp4rt_vk_pipeline_cache_load(c, &data, &n);
+    VkPipelineCacheCreateInfo cci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO, .initialDataSize = n,
+                                     .pInitialData = data};
+    st = fp4rt_vk_check(c->vt.vkCreatePipelineCache(c->dev, &cci, NULL, &c->cache), "vkCreatePipelineCache");
+    free(data);
+    return st;
 }
 
 void fp4rt_vk_pipelines_free(vk_ctx *c) {
     if (!c->dev) return;
+    fp4rt_vk_pipeline_cache_save(c);
     for (int k = 0; k < VK_K_COUNT; k++)
         if (c->pipes[k]) c->vt.vkDestroyPipeline(c->dev, c->pipes[k], NULL);
     if (c->cache) c->vt.vkDestroyPipelineCache(c->dev, c->cache, NULL);
     if (c->layout) c->vt.vkDestroyPipelineLayout(c->dev, c->layout, NULL);
     if (c->dsl) c->vt.vkDestroyDescriptorSetLayout(c->dev, c->dsl, NULL);
+    free(c->cache_path);
+    c->cache_path = NULL;
 }
 
 fp4rt_status fp4rt_vk_pipeline_get(vk_ctx *c, vk_kernel k, VkPipeline *out) {
@@ -73,6 +84,7 @@ fp4rt_status fp4rt_vk_pipeline_get(vk_ctx *c, vk_kernel k, VkPipeline *out) {
     st = fp4rt_vk_check(c->vt.vkCreateComputePipelines(c->dev, c->cache, 1, &pci, NULL, &c->pipes[k]), k_names[k]);
     c->vt.vkDestroyShaderModule(c->dev, mod, NULL);
     if (st) return st;
+    c->pipes_created++;
     *out = c->pipes[k];
     return FP4RT_OK;
 }
