@@ -153,15 +153,6 @@ static const char k_text[] =
     "Calibration runs the model over text like this one and records every linear layer's "
     "input range, which sets the activation scales.";
 
-static int count_tmp(void) {
-    DIR *d = opendir(test_tmp_dir_);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d))) n += strstr(e->d_name, ".tmp-") != NULL;
-    if (d) closedir(d);
-    return n;
-}
-
 static float read_scalar(const fp4rt_checkpoint *c, const char *module, const char *suffix) {
     char name[200];
     float v = NAN;
@@ -419,7 +410,7 @@ static void test_refusals(const char *in, const char *text) {
         snprintf(leaf, sizeof leaf, "r%d", i);
         CHECK(access(test_tmp_path(leaf), F_OK) != 0);
     }
-    CHECK(count_tmp() == 0);
+    CHECK(test_tmpdir_count(".tmp-") == 0);
     (void)text;
 }
 

@@ -179,15 +179,6 @@ static void make_variant(const char *src, const char *dst, enum variant v, const
     fp4rt_checkpoint_close(ck);
 }
 
-static int count_tmp_dirs(void) {
-    DIR *d = opendir(test_tmp_dir_);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d))) n += strstr(e->d_name, ".tmp-") != NULL;
-    if (d) closedir(d);
-    return n;
-}
-
 static int has_dim(const fp4rt_st_tensor *t, fp4rt_dtype dt, int ndim, int64_t d0, int64_t d1) {
     return t && t->dtype == dt && t->ndim == ndim && (ndim < 1 || t->shape[0] == d0) &&
            (ndim < 2 || t->shape[1] == d1);
@@ -379,7 +370,7 @@ static void test_end_to_end(void) {
     CHECK(fp4rt_quantize(test_tmp_path("nan"), test_tmp_path("nan-out"), "nvfp4-all", 0, NULL, NULL) ==
           FP4RT_FORMAT);
     CHECK(strstr(fp4rt_last_error(), victim) && strstr(fp4rt_last_error(), "element 5"));
-    CHECK(access(test_tmp_path("nan-out"), F_OK) != 0 && count_tmp_dirs() == 0);
+    CHECK(access(test_tmp_path("nan-out"), F_OK) != 0 && test_tmpdir_count(".tmp-") == 0);
 
     snprintf(victim, sizeof victim, "%s5.linear_attn.A_log", L);
     make_variant(in, test_tmp_path("missing"), V_MISSING, victim);
@@ -398,7 +389,7 @@ static void test_end_to_end(void) {
     CHECK(fp4rt_quantize(test_tmp_path("shape"), test_tmp_path("s-out"), "nvfp4-all", 0, NULL, NULL) ==
           FP4RT_FORMAT);
     CHECK(strstr(fp4rt_last_error(), victim) && strstr(fp4rt_last_error(), "[96, 128]"));
-    CHECK(count_tmp_dirs() == 0);
+    CHECK(test_tmpdir_count(".tmp-") == 0);
 
     /* An F32 source tensor quantizes to the same bytes as its BF16 original. */
     snprintf(victim, sizeof victim, "%s4.mlp.down_proj.weight", L);

@@ -4,6 +4,7 @@
 #ifndef FP4RT_TEST_UTIL_H
 #define FP4RT_TEST_UTIL_H
 
+#include <dirent.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
@@ -75,6 +76,17 @@ static inline char *test_tmp_path(const char *leaf) {
     char *p = buf[k++ % 8];
     snprintf(p, sizeof buf[0], "%s/%s", test_tmp_dir_, leaf);
     return p;
+}
+
+/* Entries of the scratch directory whose name contains `part` (e.g. ".tmp-"
+ * leftovers of an interrupted writer). */
+static inline int test_tmpdir_count(const char *part) {
+    DIR *d = opendir(test_tmp_dir_);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) n += strstr(e->d_name, part) != NULL;
+    if (d) closedir(d);
+    return n;
 }
 
 static inline int test_rm_entry_(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {

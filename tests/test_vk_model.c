@@ -17,6 +17,7 @@
  * Skips (exit 0, "skipped: ...") when there is no Vulkan device. */
 #include "fp4rt.h"
 #include "test_util.h"
+#include "test_vk_util.h"
 
 #include "../runtime/numfmt.h"
 #include "../runtime/vk.h"
@@ -148,18 +149,9 @@ static void compare(const char *what, const float *a, const float *ref, size_t n
 }
 
 int main(void) {
-    if (fp4rt_vk_device_count() == 0) {
-        printf("skipped: no Vulkan device (%s)\n", fp4rt_vk_unavailable_reason());
-        return 0;
-    }
     char dev[32];
-    const char *env = getenv("FP4RT_TEST_VK_DEVICE");
-    snprintf(dev, sizeof dev, "%s", env && env[0] ? env : "vulkan:0");
     fp4rt_vk_device_desc d;
-    if (fp4rt_vk_device_get(atoi(dev + 7), &d) || !d.usable) {
-        printf("skipped: %s is not usable (%s)\n", dev, d.reason);
-        return 0;
-    }
+    if (!test_vk_pick_device(dev, sizeof dev, &d)) return 0;
     printf("device %s: %s (%s)\n", dev, d.name, d.driver);
     fp4rt_numfmt_init();
     test_dequant(dev);
