@@ -1,0 +1,77 @@
+/* The contract between the CUDA backend core (cu_backend.cu: context, buffers,
+ * weight upload, the step loop, CUDA graphs) and the op families (one .cu per
+ * family). Compiled by nvcc only; the module is loaded by libfp4rt with dlopen.
+ *
+ * Every op family exports one recorder per op kind it implements:
+ *     fp4rt_status fp4rt_cu_op_<name>(const fp4rt_cu_step *s, const fp4rt_op *op);
+ * A recorder only enqueues kernels on s->stream (no host synchronization, no
+ * allocation, no host-to-device copies) so that a decode step can be captured
+ * into a CUDA graph and replayed: everything that changes between decode steps
+ * (the position, the token) is read by kernels from s->d_step, never baked
+ * into kernel arguments. Shapes (n_tokens, flags) are fixed per captured graph.
+ *
+ * Numerics: the same math as the CPU backend (runtime/cpu_*.c), FP32
+ * accumulation; see DESIGN.md "numerics contract". */
+#ifndef FP4RT_CU_OPS_H
+#define FP4RT_CU_OPS_H
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+extern "C" {
+#include "backend.h"
+#include "program.h"
+}
+
+/* A device buffer of the CUDA backend. */
+struct fp4rt_buffer {
+    void *dev;
+    size_t bytes;
+    const char *what;
+};
+
+/* Per-step values kernels read on the device (graph replay updates them). */
+typedef struct fp4rt_cu_step_info {
+    int32_t pos0;     /* position of row 0 */
+    int32_t n_tokens; /* rows in this step */
+    int32_t tokens[]; /* [chunk] token ids */
+} fp4rt_cu_step_info;
+
+typedef struct fp4rt_cu_ctx fp4rt_cu_ctx; /* cu_internal.h (core) */
+
+typedef struct fp4rt_cu_step {
+    fp4rt_cu_ctx *c;
+    cudaStream_t stream;
+    const fp4rt_program *p;
+    const fp4rt_session_buffers *sb; /* sb->scratch->dev: arena [chunk, arena_width] f32, ... */
+    const fp4rt_step *step;          /* host view: n_tokens, all_logits, no_logits (pos0: use d_step) */
+    const fp4rt_cu_step_info *d_step; /* device copy of pos0 / n_tokens / tokens */
+    int sm;                           /* compute capability major * 10 + minor, e.g. 90, 120 */
+} fp4rt_cu_step;
+
+/* Device copy of host tensor `host` uploaded by prepare (NULL if none). */
+const void *fp4rt_cu_weight(const fp4rt_cu_ctx *c, const void *host);
+/* Records an error (one line, printf-style) and returns st, as fp4rt_fail. */
+fp4rt_status fp4rt_cu_fail(fp4rt_status st, const char *fmt, ...);
+/* FP4RT_OK, or the error of the last launch named `what`. */
+fp4rt_status fp4rt_cu_check_launch(const char *what);
+/* A device scratch area of at least `bytes` owned by the context, valid for the
+ * step (reserved before recording by the core from fp4rt_cu_workspace_bytes). */
+void *fp4rt_cu_workspace(const fp4rt_cu_step *s, size_t bytes);
+/* Bytes of workspace the op needs for a step of `chunk` rows (0: none); each
+ * family that needs workspace implements its part. */
+size_t fp4rt_cu_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk);
+
+/* Op families. */
+fp4rt_status fp4rt_cu_op_embed(const fp4rt_cu_step *s, const fp4rt_op *op);     /* cu_basic.cu */
+fp4rt_status fp4rt_cu_op_norm(const fp4rt_cu_step *s, const fp4rt_op *op);      /* RMSNORM, GATED_RMSNORM, L2NORM */
+fp4rt_status fp4rt_cu_op_eltwise(const fp4rt_cu_step *s, const fp4rt_op *op);   /* SIGMOID_GATE, SWIGLU, ADD */
+fp4rt_status fp4rt_cu_op_linear(const fp4rt_cu_step *s, const fp4rt_op *op);    /* cu_linear.cu */
+fp4rt_status fp4rt_cu_op_linear_w4a4(const fp4rt_cu_step *s, const fp4rt_op *op); /* cu_fp4_mma.cu: NVFP4 W4A4 */
+fp4rt_status fp4rt_cu_op_rope(const fp4rt_cu_step *s, const fp4rt_op *op);      /* cu_attention.cu */
+fp4rt_status fp4rt_cu_op_kv_append(const fp4rt_cu_step *s, const fp4rt_op *op);
+fp4rt_status fp4rt_cu_op_attention(const fp4rt_cu_step *s, const fp4rt_op *op);
+fp4rt_status fp4rt_cu_op_conv(const fp4rt_cu_step *s, const fp4rt_op *op);      /* cu_gdn.cu */
+fp4rt_status fp4rt_cu_op_gdn(const fp4rt_cu_step *s, const fp4rt_op *op);
+
+#endif
