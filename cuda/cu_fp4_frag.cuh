@@ -133,6 +133,13 @@ FP4_HD int fp4_e2m1_x2(uint32_t c) {
     return (c & 8u) ? -m : m;
 }
 FP4_HD float fp4_e2m1_value(uint32_t c) { return 0.5f * (float)fp4_e2m1_x2(c); }
+/* sum_i 2 e2m1(a_i) * 2 e2m1(b_i) over the 8 nibbles of two registers: exact. */
+FP4_HD int fp4_dot8_x4(uint32_t a, uint32_t b) {
+    int d = 0;
+#pragma unroll
+    for (int n = 0; n < 8; n++) d += fp4_e2m1_x2((a >> (4 * n)) & 15u) * fp4_e2m1_x2((b >> (4 * n)) & 15u);
+    return d;
+}
 
 /* E4M3 (FN) code -> value, exact; 0x7F/0xFF -> NaN (as fp4rt_e4m3_table). */
 FP4_HD float fp4_e4m3_value(uint32_t c) {
@@ -316,10 +323,8 @@ FP4_HD void fp4_mma_compute(const fp4_lane_view *v, const float c[4], float d[4]
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             int dot = 0; /* sum of doubled values: exact integer */
-            for (int w = 2 * j; w < 2 * j + 2; w++) {
-                uint32_t aw = v->a[h][w], bw = v->b[col][w];
-                for (int n = 0; n < 8; n++) dot += fp4_e2m1_x2((aw >> (4 * n)) & 15u) * fp4_e2m1_x2((bw >> (4 * n)) & 15u);
-            }
+            dot += fp4_dot8_x4(v->a[h][2 * j], v->b[col][2 * j]);
+            dot += fp4_dot8_x4(v->a[h][2 * j + 1], v->b[col][2 * j + 1]);
             float scale = fp4_mul(fp4_ue4m3_value((v->sa[h] >> (8 * j)) & 0xffu),
                                   fp4_ue4m3_value((v->sb[col] >> (8 * j)) & 0xffu));
             acc = fp4_add(acc, fp4_mul(fp4_mul((float)dot, 0.25f), scale)); /* exact product */

@@ -85,11 +85,7 @@ fp4_gemv(fp4_mat w, fp4_mat xq, const float *__restrict__ post, float *__restric
         for (int r = 0; r < FP4_GEMV_ROWS; r++) {
             if (r >= rows) break;
             uint32_t x0 = fp4_load_word(xq, r, 16 * b), x1 = fp4_load_word(xq, r, 16 * b + 8);
-            int dot = 0;
-#pragma unroll
-            for (int i = 0; i < 8; i++)
-                dot += fp4_e2m1_x2((w0 >> (4 * i)) & 15u) * fp4_e2m1_x2((x0 >> (4 * i)) & 15u) +
-                       fp4_e2m1_x2((w1 >> (4 * i)) & 15u) * fp4_e2m1_x2((x1 >> (4 * i)) & 15u);
+            int dot = fp4_dot8_x4(w0, x0) + fp4_dot8_x4(w1, x1); /* exact, as in the MMA */
             float sx = fp4_ue4m3_value(xq.scales[(size_t)r * nb + b]);
             acc[r] = fp4_add(acc[r], fp4_mul(fp4_mul((float)dot, 0.25f), fp4_mul(sw, sx)));
         }

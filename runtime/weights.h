@@ -31,7 +31,12 @@ typedef struct fp4rt_linear {
     const void *weight;    /* BF16/F16/F32 [N, K]; FP8 [N, K] bytes; NVFP4 [N, K/2] packed */
     const uint8_t *block_scale; /* NVFP4 only: E4M3 [N, K/16] */
     float weight_scale;    /* FP8 weight_scale; NVFP4 weight_scale_2; 1 otherwise */
-    float input_scale;     /* FP8 and W4A4: activation scale; 0 otherwise */
+    float input_scale;     /* FP8 and W4A4: activation scale; 0 otherwise (and for act_dynamic) */
+    int act_dynamic;       /* W4A4 only: 1 = the activation tensor scale is per row,
+                              amax(|row|) / (6 * 448) (1 for an all-zero row), instead of
+                              input_scale; set by --fp4-activations on a layer without one */
+    int fp4_act;           /* 1: NVFP4 W4A16 in the checkpoint, run as W4A4 because the model
+                              was loaded with fp4_activations (fmt is then FP4RT_W_NVFP4_W4A4) */
     uint64_t bytes;        /* bytes read for one full pass over the layer (weights + scales) */
 } fp4rt_linear;
 
