@@ -148,7 +148,7 @@ static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp
             rope = op;
         }
     }
-    size_t need = (size_t)sb->chunk * (max_k ? max_k : 1) * 4;
+    size_t need = (size_t)sb->chunk * ((max_k ? max_k : 1) + 1) * 4; /* + per-row post scales */
     if (!c->xq || c->xq->bytes < need) {
         fp4rt_vk_buffer_destroy(c, c->xq);
         c->xq = NULL;
