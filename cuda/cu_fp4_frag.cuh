@@ -73,6 +73,10 @@
 #define FP4RT_NATIVE_FP4_MMA 0
 #endif
 
+/* Everything below is in namespace fp4rt_fp4, so these inline functions never
+ * meet a same-named one of another op family in the module (ODR). */
+namespace fp4rt_fp4 {
+
 /* ---- arithmetic that must round exactly as the CPU backend does ----------- */
 
 /* IEEE single division / product, never contracted into an FMA nor
@@ -356,5 +360,7 @@ FP4_HD void fp4_mma_emulate_warp(const fp4_warp_regs *r, const float c[32][4], f
         fp4_mma_compute(&v, c[lane], d[lane]);
     }
 }
+
+} /* namespace fp4rt_fp4 */
 
 #endif

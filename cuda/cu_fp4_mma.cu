@@ -23,8 +23,12 @@
 
 #include <stdint.h>
 
+using namespace fp4rt_fp4;
+
 #define FP4_GEMV_ROWS 8
 #define FP4_THREADS 128 /* 4 warps */
+
+namespace { /* kernels: internal linkage, no clash with other op families */
 
 /* ---- step 1: activation quantization -------------------------------------- */
 
@@ -101,6 +105,7 @@ fp4_gemv(fp4_mat w, fp4_mat xq, const float *__restrict__ post, float *__restric
 
 /* ---- step 2b: block-scaled MMA GEMM ---------------------------------------- */
 
+#if !FP4RT_NATIVE_FP4_MMA
 /* Register fetch across the warp for the emulation. */
 struct fp4_shfl_fetch {
     const uint32_t *pa, *pb;
@@ -114,6 +119,7 @@ struct fp4_shfl_fetch {
     __device__ __forceinline__ uint32_t sfa(int src) const { return __shfl_sync(0xffffffffu, sa, src); }
     __device__ __forceinline__ uint32_t sfb(int src) const { return __shfl_sync(0xffffffffu, sb, src); }
 };
+#endif
 
 /* d += A (16x64, scales sfa) x B (64x8, scales sfb) for the whole warp. */
 __device__ __forceinline__ void fp4_mma_step(const uint32_t a[4], const uint32_t b[2], uint32_t sfa,
@@ -168,6 +174,8 @@ fp4_mma_gemm(fp4_mat w, fp4_mat xq, const float *__restrict__ post, float *__res
 
 /* Writes FP4RT_NATIVE_FP4_MMA as compiled for the running device. */
 __global__ void fp4_native_probe(int *out) { *out = FP4RT_NATIVE_FP4_MMA; }
+
+} /* namespace */
 
 /* ---- host side ---------------------------------------------------------------- */
 

@@ -7,6 +7,8 @@
  * math. Needs no GPU. */
 #include "cu_fp4_frag.cuh"
 
+using namespace fp4rt_fp4;
+
 extern "C" {
 #include "cpu_ops.h"
 #include "numfmt.h"
