@@ -595,44 +595,51 @@ static void case_misc(const backend *b) {
     free(c);
 }
 
-/* CONV1D_SILU and GATED_DELTA with a non-zero carried state, T = 1 and 3. */
-static void case_gdn(const backend *b) {
+/* CONV1D_SILU and GATED_DELTA with a non-zero carried state: kh key heads, vh
+ * value heads of dk x dv, the steps given (T = 1: the recurrent form; T > 1: the
+ * chunked form, chunks of FP4RT_GDN_CHUNK tokens on both backends). */
+static void case_gdn(const backend *b, const char *name, int kh, int vh, int dk, int dv, int chunk,
+                     const step_def *steps, int n_steps) {
     tcase *c = malloc(sizeof *c);
-    case_init(c, "gdn");
+    case_init(c, name);
     fp4rt_config *f = &c->w.cfg;
-    f->lin_k_heads = 2;
-    f->lin_v_heads = 6;
-    f->lin_k_dim = 16;
-    f->lin_v_dim = 12;
+    f->lin_k_heads = kh;
+    f->lin_v_heads = vh;
+    f->lin_k_dim = dk;
+    f->lin_v_dim = dv;
     f->conv_kernel = 4;
-    c->chunk = 3;
+    c->chunk = chunk;
+    c->n_ctx = chunk + 16;
     c->p.n_gdn_layers = 1;
     int C = fp4rt_cfg_conv_dim(f), vd = fp4rt_cfg_value_dim(f);
-    c->layer.dt_bias = own(c, rnd_vec(6, -1, 1));
-    c->layer.neg_A = own(c, rnd_vec(6, -2, -0.1f));
+    c->layer.dt_bias = own(c, rnd_vec((size_t)vh, -1, 1));
+    c->layer.neg_A = own(c, rnd_vec((size_t)vh, -2, -0.1f));
+    char what[2][48];
+    snprintf(what[0], sizeof what[0], "CONV1D_SILU C=%d K=4", C);
+    snprintf(what[1], sizeof what[1], "GATED_DELTA %dk/%dv dk%d dv%d", kh, vh, dk, dv);
 
     int x = add_buf(c, "conv x", C, 0, 0);
     fp4rt_op *op = add_op(c, FP4RT_OP_CONV1D_SILU);
     op->x = view(x, C);
-    op->y = view(add_buf(c, "CONV1D_SILU C=136 K=4", C, 1, FP32_NMSE), C);
+    op->y = view(add_buf(c, what[0], C, 1, FP32_NMSE), C);
     op->w = own(c, rnd_vec((size_t)C * 4, -0.5f, 0.5f));
     op->group_dim = 4;
     op->slot = 0;
 
     /* q, k scaled down as after the L2 norm (|q|, |k| ~ 0.5) */
+    float qk = 0.8f / sqrtf((float)dk);
     x = add_buf(c, "gdn qkv", C, 0, 0);
-    c->bufs[x].lo = -0.2f;
-    c->bufs[x].hi = 0.2f;
-    int zb = add_buf(c, "gdn b", 6, 0, 0), ab = add_buf(c, "gdn a", 6, 0, 0);
+    c->bufs[x].lo = -qk;
+    c->bufs[x].hi = qk;
+    int zb = add_buf(c, "gdn b", vh, 0, 0), ab = add_buf(c, "gdn a", vh, 0, 0);
     op = add_op(c, FP4RT_OP_GATED_DELTA);
     op->x = view(x, C);
-    op->z = view(zb, 6);
-    op->a = view(ab, 6);
-    op->y = view(add_buf(c, "GATED_DELTA 2k/6v dk16 dv12", vd, 1, FP32_NMSE), vd);
+    op->z = view(zb, vh);
+    op->a = view(ab, vh);
+    op->y = view(add_buf(c, what[1], vd, 1, FP32_NMSE), vd);
     op->slot = 0;
     case_layout(c);
-    step_def steps[] = {{1, 4, 0, 0, "T=1"}, {3, 4, 0, 0, "T=3"}};
-    run_case(b, c, steps, 2);
+    run_case(b, c, steps, n_steps);
     case_free(c);
     free(c);
 }
@@ -698,7 +705,12 @@ int main(void) {
         printf("%s vs cpu\n", list[i].name);
         case_linear(&list[i]);
         case_misc(&list[i]);
-        case_gdn(&list[i]);
+        static const step_def gs[] = {{1, 4, 0, 0, "T=1"}, {3, 4, 0, 0, "T=3"}};
+        case_gdn(&list[i], "gdn", 2, 6, 16, 12, 3, gs, 2);
+        /* chunk boundaries: T = 64 (one full chunk), 150 (64 + 64 + 22); dv = 40
+         * crosses the 16- and 32-column blocks of the kernels; GQA 3 */
+        static const step_def gl[] = {{1, 7, 0, 0, "T=1"}, {64, 0, 0, 0, "T=64"}, {150, 9, 0, 0, "T=150"}};
+        case_gdn(&list[i], "gdn-long", 1, 3, 24, 40, 150, gl, 3);
         case_attention(&list[i], FP4RT_KV_F32, "attn-f32");
         case_attention(&list[i], FP4RT_KV_BF16, "attn-bf16");
         case_attention(&list[i], FP4RT_KV_FP8, "attn-fp8");
