@@ -1,4 +1,5 @@
-/* Vulkan attention ops: partial RoPE, KV-cache append and causal GQA attention. */
+/* Vulkan attention ops: partial RoPE, KV-cache append and causal GQA attention.
+ * Positions come from the step info (shaders/step.glsl), never push constants. */
 #include "vk_ops.h"
 
 #include "common.h"
@@ -7,19 +8,19 @@
 #include <string.h>
 
 typedef struct {
-    uint32_t x_off, y_off, stride, group_dim, group_stride, rotary_dim, pos0, pad;
+    uint32_t x_off, y_off, stride, group_dim, group_stride, rotary_dim;
 } pc_rope;
-_Static_assert(sizeof(pc_rope) == 32, "pc_rope mirrors rope.comp");
+_Static_assert(sizeof(pc_rope) == 24, "pc_rope mirrors rope.comp");
 typedef struct {
-    uint32_t n, kv_type, pos0, c0, c1, x_off, z_off, stride, k_word_off, v_word_off;
+    uint32_t n, kv_type, c0, c1, x_off, z_off, stride, k_word_off, v_word_off;
     float k_scale, v_scale;
 } pc_kv_append;
-_Static_assert(sizeof(pc_kv_append) == 48, "pc_kv_append mirrors kv_append.comp");
+_Static_assert(sizeof(pc_kv_append) == 44, "pc_kv_append mirrors kv_append.comp");
 typedef struct {
-    uint32_t q_off, y_off, stride, q_group_stride, heads, head_dim, pos0, T, flags, skews, c0, c1, ps0;
+    uint32_t q_off, y_off, stride, q_group_stride, heads, head_dim, T, flags, skews, c0, c1;
     float scale, k_scale, v_scale;
 } pc_attention;
-_Static_assert(sizeof(pc_attention) == 64, "pc_attention mirrors attention.comp");
+_Static_assert(sizeof(pc_attention) == 56, "pc_attention mirrors attention.comp");
 typedef struct {
     uint32_t y_off, stride, n_heads, head_dim, T, n_parts;
 } pc_attn_merge;
@@ -38,8 +39,7 @@ fp4rt_status fp4rt_vk_rec_rope(const vk_step *s, const fp4rt_op *op) {
                   .stride = fp4rt_vk_stride(s),
                   .group_dim = (uint32_t)op->group_dim,
                   .group_stride = (uint32_t)op->group_stride,
-                  .rotary_dim = (uint32_t)op->rotary_dim,
-                  .pos0 = (uint32_t)s->step->pos0};
+                  .rotary_dim = (uint32_t)op->rotary_dim};
     return fp4rt_vk_dispatch(c, VK_K_ROPE, b, 2, &pc, sizeof pc, (uint32_t)op->n_groups,
                              (uint32_t)s->step->n_tokens, 1);
 }
@@ -78,8 +78,9 @@ static fp4rt_status kv_plan_make(const vk_ctx *c, const fp4rt_session_buffers *s
     if (per > (VkDeviceSize)sb->n_ctx) per = (VkDeviceSize)sb->n_ctx;
     k->per = (int)per;
     k->n_pieces = (sb->n_ctx + k->per - 1) / k->per;
-    /* decode splits depend on the piece size only, never on the position */
-    int ns = (k->per + ATTN_SPLIT_MIN - 1) / ATTN_SPLIT_MIN;
+    /* decode splits depend on n_ctx only, never on the position or the pieces
+     * (so a cache bound in pieces gives the same result, see attention.comp) */
+    int ns = (sb->n_ctx + ATTN_SPLIT_MIN - 1) / ATTN_SPLIT_MIN;
     k->n_splits = n_tokens > 1 ? 1 : ns < 1 ? 1 : ns > ATTN_MAX_SPLITS ? ATTN_MAX_SPLITS : ns;
     return FP4RT_OK;
 }
@@ -98,12 +99,12 @@ static uint32_t kv_type_code(fp4rt_kv_type t) {
     return t == FP4RT_KV_F32 ? 1u : t == FP4RT_KV_FP8 ? 2u : 0u;
 }
 
-/* Partials of one attention op: [parts][T][n_heads][head_dim + 2] floats, 0 when
- * the op writes its output directly (one piece, one split). */
+/* Running / partial softmax state of one attention op: [n_splits][T][n_heads]
+ * [head_dim + 2] floats (m, l, acc), 0 when the op writes its output directly
+ * (one piece, one split). */
 static VkDeviceSize attn_ws_bytes(const kv_plan *k, int n_tokens, int n_heads, int head_dim) {
-    int parts = k->n_pieces * k->n_splits;
-    if (parts == 1) return 0;
-    return (VkDeviceSize)parts * n_tokens * n_heads * (head_dim + 2) * sizeof(float);
+    if (k->n_pieces == 1 && k->n_splits == 1) return 0;
+    return (VkDeviceSize)k->n_splits * n_tokens * n_heads * (head_dim + 2) * sizeof(float);
 }
 
 fp4rt_status fp4rt_vk_attention_workspace(vk_ctx *c, const fp4rt_program *p, const fp4rt_session_buffers *sb) {
@@ -148,7 +149,6 @@ fp4rt_status fp4rt_vk_rec_kv_append(const vk_step *s, const fp4rt_op *op) {
         uint32_t c0 = (uint32_t)(piece * k.per);
         pc_kv_append pc = {.n = n,
                            .kv_type = code,
-                           .pos0 = (uint32_t)s->step->pos0,
                            .c0 = c0,
                            .c1 = c0 + (uint32_t)k.per,
                            .x_off = fp4rt_vk_view_off(s, op->x),
@@ -203,15 +203,13 @@ fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op) {
                            .q_group_stride = (uint32_t)op->group_stride,
                            .heads = (uint32_t)op->n_groups << 16 | (uint32_t)op->n_kv_heads,
                            .head_dim = (uint32_t)op->group_dim,
-                           .pos0 = (uint32_t)s->step->pos0,
                            .T = (uint32_t)T,
-                           .flags = kv_type_code(s->sb->kv_type) | (uint32_t)direct << 2 |
-                                    (uint32_t)k.n_splits << 8,
+                           .flags = kv_type_code(s->sb->kv_type) | (uint32_t)(piece == 0) << 2 |
+                                    (uint32_t)(piece == k.n_pieces - 1) << 3 | (uint32_t)k.n_splits << 8,
                            .skews = (uint32_t)(ks / es) | (uint32_t)(vs / es) << 16,
                            .c0 = c0,
                            .c1 = c0 + (uint32_t)k.per < (uint32_t)s->sb->n_ctx ? c0 + (uint32_t)k.per
                                                                                 : (uint32_t)s->sb->n_ctx,
-                           .ps0 = (uint32_t)(piece * k.n_splits),
                            .scale = op->scale,
                            .k_scale = L->k_scale,
                            .v_scale = L->v_scale};
@@ -219,7 +217,7 @@ fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op) {
                                (uint32_t)k.n_splits, 1);
         if (st) return st;
     }
-    if (direct) return FP4RT_OK;
+    if (k.n_splits == 1) return FP4RT_OK; /* the last piece wrote y */
     vk_bind b[2];
     st = fp4rt_vk_arena_bind(s, &b[0]);
     if (st) return st;
@@ -229,7 +227,7 @@ fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op) {
                         .n_heads = (uint32_t)op->n_groups,
                         .head_dim = (uint32_t)op->group_dim,
                         .T = (uint32_t)T,
-                        .n_parts = (uint32_t)(k.n_pieces * k.n_splits)};
+                        .n_parts = (uint32_t)k.n_splits};
     return fp4rt_vk_dispatch(s->c, VK_K_ATTENTION_MERGE, b, 2, &pm, sizeof pm, (uint32_t)op->n_groups,
                              (uint32_t)T, 1);
 }

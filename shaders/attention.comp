@@ -5,39 +5,44 @@
 // Queries: the (row t, query head h) pairs of KV head kvh, numbered
 // q = t * group + g (h = kvh * group + g, group = n_heads / n_kv_heads); a
 // workgroup takes QB = 8 consecutive ones (so the query heads of one KV head
-// share every K/V tile load) and gl_WorkGroupID.y picks its split of the piece.
+// share every K/V tile load) and gl_WorkGroupID.y picks its split.
 // Grid: x = n_kv_heads * ceil(T * group / QB), y = n_splits.
 //
-// Positions: the piece holds cache positions c0 .. c1 - 1, bound as two windows
-// (K at binding 1, V at binding 2, [c1 - c0][n_kv_heads][head_dim] elements
-// each), so a cache larger than maxStorageBufferRange is read in pieces. Row t
-// sees positions 0 .. pos0 + t. The visible part of the piece, c0 .. min(c1,
-// pos0 + T) - 1, is cut into n_splits equal spans (multiples of the KV tile)
-// at run time from pos0, so a recorded command buffer serves every position;
-// an empty span writes neutral partials (m = -inf, l = 0, acc = 0).
+// Splits: the positions a workgroup sees, 0 .. pos0 + t_last, are cut into
+// n_splits equal spans (multiples of the KV tile) at run time from pos0 (step
+// info), so a recorded command buffer serves every position; n_splits is fixed
+// by the host from n_ctx alone. Pieces: the cache is bound as pieces of
+// positions c0 .. c1 - 1 (K at binding 1, V at binding 2, [c1 - c0][n_kv_heads]
+// [head_dim] elements each), one dispatch per piece in order; a split carries
+// its running (m, l, acc) from piece to piece through the workspace (flags:
+// first piece starts from m = -inf, l = 0, acc = 0). The softmax is updated one
+// position at a time, in position order, so the result does not depend on the
+// tile or piece layout: a cache bound in pieces gives bit-identical outputs.
 //
-// Output: with one piece and one split (flags bit 2) y = acc / l directly;
-// otherwise partials [m, l, acc[head_dim]] go to the workspace at
-// ((ps0 + split) * T + t) * n_heads + h, merged by attention_merge.comp.
+// Output: after the last piece, with one split, y = acc / l; otherwise the
+// split's partial [m, l, acc[head_dim]] stays in the workspace at
+// (split * T + t) * n_heads + h (a split that saw nothing: m = -inf, l = 0) and
+// attention_merge.comp combines them.
 // K/V tiles of KT positions are decoded to FP32 in shared memory (head_dim <= 256).
 #include "common.glsl"
+#include "step.glsl"
 layout(local_size_x = WG) in;
 layout(set = 0, binding = 0) buffer A { float arena[]; };
 layout(set = 0, binding = 1) readonly buffer Kc { uint kc[]; };
 layout(set = 0, binding = 2) readonly buffer Vc { uint vc[]; };
-layout(set = 0, binding = 3) writeonly buffer Ws { float ws[]; };
+layout(set = 0, binding = 3) buffer Ws { float ws[]; };
 layout(push_constant) uniform PC {
     uint q_off, y_off, stride, q_group_stride;
     uint heads;      // n_heads << 16 | n_kv_heads
-    uint head_dim, pos0_pc, T;
-    uint flags;      // kv_type (0 BF16, 1 F32, 2 FP8) | direct << 2 | n_splits << 8
+    uint head_dim, T;
+    uint flags;      // kv_type (0 BF16, 1 F32, 2 FP8) | first piece << 2 | last piece << 3 | n_splits << 8
     uint skews;      // K window skew | V window skew << 16, in elements
-    uint c0, c1, ps0;
+    uint c0, c1;
     float scale, k_scale, v_scale;
 } pc;
 
-// The step's first position: the one place this shader reads it.
-uint step_pos0() { return pc.pos0_pc; }
+// The step's first position (step info): the one place this shader reads it.
+uint step_pos0() { return sinfo.pos0; }
 
 #define QB 8u   // queries per workgroup
 #define KT 16u  // positions per K/V tile
@@ -65,12 +70,11 @@ void main() {
     uint pos0 = step_pos0(), nq = pc.T * group;
     uint row = nkv * hd;
 
-    // this split's span of the visible part of the piece
-    uint last = min(q0 + QB, nq) - 1u;             // the workgroup's last query
-    uint vis = min(pc.c1, pos0 + last / group + 1u); // positions c0 .. vis - 1 visible to it
-    uint len = vis > pc.c0 ? vis - pc.c0 : 0u;
+    // this split's span of the positions the workgroup sees, within the piece
+    uint last = min(q0 + QB, nq) - 1u;    // the workgroup's last query
+    uint len = pos0 + last / group + 1u;  // it sees positions 0 .. len - 1
     uint span = ((len + ns - 1u) / ns + KT - 1u) / KT * KT;
-    uint p_begin = pc.c0 + min(split * span, len), p_end = pc.c0 + min(split * span + span, len);
+    uint p_begin = max(pc.c0, min(split * span, len)), p_end = min(pc.c1, min(split * span + span, len));
 
     for (uint i = tid; i < QB * hd; i += WG) {
         uint qi = q0 + i / hd, e = i % hd;
@@ -82,10 +86,19 @@ void main() {
         qs[i] = v;
     }
     uint my = tid / LPQ, li = tid % LPQ, qi = q0 + my;
-    uint my_pos = pos0 + qi / group; // causal limit of this invocation's query
+    uint t = qi / group, h = kvh * group + qi % group;
+    uint wb = ((split * pc.T + t) * nh + h) * (hd + 2u);
     float m = uintBitsToFloat(0xff800000u), l = 0.0;
     float acc[MAXJ];
     for (uint j = 0; j < MAXJ; j++) acc[j] = 0.0;
+    if ((pc.flags & 4u) == 0u && qi < nq) { // carried from the previous piece
+        m = ws[wb];
+        l = ws[wb + 1u];
+        for (uint jj = 0; jj < MAXJ; jj++) {
+            uint e = li + jj * LPQ;
+            if (e < hd) acc[jj] = ws[wb + 2u + e];
+        }
+    }
     barrier();
 
     for (uint p0 = p_begin; p0 < p_end; p0 += KT) {
@@ -107,31 +120,27 @@ void main() {
         for (uint i = tid; i < n * hd; i += WG)
             tile[i] = kv_elem(1u, (p0 - pc.c0 + i / hd) * row + kvh * hd + i % hd);
         barrier();
-        float tm = sc[my * KT];
-        for (uint j = 1; j < n; j++) tm = max(tm, sc[my * KT + j]);
-        if (tm != uintBitsToFloat(0xff800000u)) { // some position of the tile visible
-            float mn = max(m, tm), corr = exp(m - mn), ts = 0.0, w[KT];
-            for (uint j = 0; j < KT; j++) {
-                w[j] = j < n ? exp(sc[my * KT + j] - mn) : 0.0;
-                ts += w[j];
+        for (uint j = 0; j < n; j++) { // one position at a time, in order
+            float sj = sc[my * KT + j];
+            if (sj == uintBitsToFloat(0xff800000u)) continue; // masked
+            if (sj > m) {
+                float corr = exp(m - sj);
+                l *= corr;
+                for (uint jj = 0; jj < MAXJ; jj++) acc[jj] *= corr;
+                m = sj;
             }
-            l = l * corr + ts;
+            float w = exp(sj - m);
+            l += w;
             for (uint jj = 0; jj < MAXJ; jj++) {
                 uint e = li + jj * LPQ;
-                if (e < hd) {
-                    float a = acc[jj] * corr;
-                    for (uint j = 0; j < n; j++) a += w[j] * tile[j * hd + e];
-                    acc[jj] = a;
-                }
+                if (e < hd) acc[jj] += w * tile[j * hd + e];
             }
-            m = mn;
         }
         barrier();
     }
 
     if (qi >= nq) return;
-    uint t = qi / group, h = kvh * group + qi % group;
-    if ((pc.flags & 4u) != 0u) {
+    if ((pc.flags & 8u) != 0u && ns == 1u) {
         uint yb = pc.y_off + t * pc.stride + h * hd;
         for (uint jj = 0; jj < MAXJ; jj++) {
             uint e = li + jj * LPQ;
@@ -139,7 +148,6 @@ void main() {
         }
         return;
     }
-    uint wb = (((pc.ps0 + split) * pc.T + t) * nh + h) * (hd + 2u);
     if (li == 0u) {
         ws[wb] = m;
         ws[wb + 1u] = l;

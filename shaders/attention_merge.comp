@@ -1,7 +1,7 @@
 #version 450
 // Merge of the attention partials of attention.comp: workgroup (h, t) combines
-// the n_parts partials [m, l, acc[head_dim]] of query head h, row t (parts are
-// pieces x splits, in order) with online-softmax rescaling:
+// the n_parts partials [m, l, acc[head_dim]] of query head h, row t (one per
+// split of the context, in order) with online-softmax rescaling:
 //   M = max m_i;  y = sum_i exp(m_i - M) acc_i / sum_i exp(m_i - M) l_i
 // Neutral partials (m = -inf, l = 0) contribute nothing.
 #include "common.glsl"

@@ -6,19 +6,20 @@
 // One invocation per 32-bit word of a row: kv_type 1 F32 (1 element), 0 BF16
 // (2, RNE), 2 FP8 (4, e4m3_sat(v / scale)). Grid: (words, T, 2 (K, V)).
 #include "common.glsl"
+#include "step.glsl"
 layout(local_size_x = WG) in;
 layout(set = 0, binding = 0) readonly buffer A { float arena[]; };
 layout(set = 0, binding = 1) buffer Kc { uint kc[]; };
 layout(set = 0, binding = 2) buffer Vc { uint vc[]; };
 layout(push_constant) uniform PC {
-    uint n, kv_type, pos0_pc, c0;
-    uint c1, x_off, z_off, stride;
+    uint n, kv_type, c0, c1;
+    uint x_off, z_off, stride;
     uint k_word_off, v_word_off; // window skews in words
     float k_scale, v_scale;
 } pc;
 
-// The step's first position: the one place this shader reads it.
-uint step_pos0() { return pc.pos0_pc; }
+// The step's first position (step info): the one place this shader reads it.
+uint step_pos0() { return sinfo.pos0; }
 
 void main() {
     uint wi = gl_GlobalInvocationID.x, t = gl_WorkGroupID.y, which = gl_WorkGroupID.z;

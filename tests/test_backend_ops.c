@@ -713,9 +713,10 @@ static void cases_attention(const backend *b) {
     static const attn_def d_split = {"attn-split", FP4RT_KV_BF16, 8, 2, 36, 0, 19, 700, NULL};
     case_attention(b, &d_split, split, 4);
     /* the cache in pieces under a 48 KiB binding limit (the arena, 8 rows, stays
-     * under it): F32 9 pieces of 112 positions, BF16 4 of 240, FP8 2 of 496 with
-     * 2 decode splits each; GQA 5 (query blocks of 8 straddle rows); decode on
-     * and past piece boundaries, prefill rows straddling one */
+     * under it): F32 9 pieces of 112 positions, BF16 4 of 240, FP8 2 of 496, the
+     * softmax state carried from piece to piece; decode in 4 splits that straddle
+     * pieces; GQA 5 (query blocks of 8 straddle rows); prefill rows straddling a
+     * piece boundary */
     static const step_def pieces[] = {{1, 0, 0, 0, "T=1 pos0=0"},     {1, 240, 0, 0, "T=1 pos0=240"},
                                       {1, 899, 0, 0, "T=1 pos0=899"}, {8, 108, 0, 0, "T=8 pos0=108"},
                                       {8, 236, 0, 0, "T=8 pos0=236"}, {8, 492, 0, 0, "T=8 pos0=492"}};
