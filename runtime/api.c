@@ -172,6 +172,12 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
         }
         st = start_backend(m, vk_index, asked);
     }
+    if (!st && params->profile) {
+        if (m->backend->set_profile)
+            st = m->backend->set_profile(m->backend_ctx, 1);
+        else
+            fp4rt_log(FP4RT_LOG_WARN, "the %s backend has no profile", m->backend->name);
+    }
     if (!st && report(params, 1.0f, "ready")) st = FP4RT_CANCELLED;
     if (st == FP4RT_CANCELLED) fp4rt_fail(st, "%s: loading cancelled by the progress callback", dir);
     if (st) {
@@ -321,6 +327,19 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
     if (!s->history || !s->last_logits) {
         fp4rt_session_free(s);
         return NULL;
+    }
+    if (m->backend->max_chunk) {
+        int cap = m->backend->max_chunk(m->backend_ctx, m->program);
+        if (cap < 1) {
+            fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend cannot hold one token's activations", m->backend->name);
+            fp4rt_session_free(s);
+            return NULL;
+        }
+        if (p.prefill_chunk > cap) {
+            fp4rt_log(FP4RT_LOG_INFO, "prefill chunk capped from %d to %d tokens (what the device binds at once)",
+                      p.prefill_chunk, cap);
+            p.prefill_chunk = cap;
+        }
     }
     s->sb.n_ctx = p.n_ctx;
     s->sb.chunk = p.prefill_chunk;

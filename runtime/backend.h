@@ -64,6 +64,13 @@ typedef struct fp4rt_backend_ops {
     /* (optional) Installs (fn != NULL) or removes the calibration hook; a backend
      * without it returns UNSUPPORTED. */
     fp4rt_status (*set_observer)(void *ctx, fp4rt_linear_observer fn, void *user);
+    /* (optional) The largest prefill chunk (tokens per step) the backend accepts
+     * for this program (e.g. what fits the device's binding limit); sessions cap
+     * their chunk to it. NULL: no limit. */
+    int (*max_chunk)(void *ctx, const fp4rt_program *p);
+    /* (optional) Turns per-op timing on or off (--profile, FP4RT_PROFILE=1); the
+     * totals per op kind are logged when the backend is destroyed. */
+    fp4rt_status (*set_profile)(void *ctx, int on);
 } fp4rt_backend_ops;
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;
