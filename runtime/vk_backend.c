@@ -23,7 +23,8 @@ static void vk_destroy(void *vc) {
         c->vt.vkDeviceWaitIdle(c->dev);
         fp4rt_vk_profile_report(c);
         fp4rt_vk_profile_free(c);
-        fp4rt_buffer *bufs[] = {c->staging, c->dummy, c->step_info, c->weights, c->xq, c->input, c->rope_tab};
+        fp4rt_buffer *bufs[] = {c->staging, c->dummy,    c->step_info, c->weights, c->xq,
+                                c->input,   c->rope_tab, c->pick,      c->mask};
         for (size_t i = 0; i < FP4RT_ARRAY_LEN(bufs); i++) fp4rt_vk_buffer_destroy(c, bufs[i]);
         fp4rt_vk_pipelines_free(c);
     }
@@ -244,7 +245,8 @@ static int replay_matches(const vk_ctx *c, const fp4rt_program *p, const fp4rt_s
     return r->valid && r->p == p && r->scratch == sb->scratch && r->kv == sb->kv && r->conv == sb->conv &&
            r->ssm == sb->ssm && r->logits == sb->logits && r->n_ctx == sb->n_ctx && r->chunk == sb->chunk &&
            r->kv_type == (int)sb->kv_type && r->all_logits == !!step->all_logits &&
-           r->no_logits == !!step->no_logits && r->profile == c->prof.on;
+           r->no_logits == !!step->no_logits && r->profile == c->prof.on &&
+           r->argmax == (step->argmax_out != NULL) && r->mask == step->argmax_valid;
 }
 
 static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session_buffers *sb, const fp4rt_step *step) {
@@ -254,8 +256,12 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     if (step->pos0 + step->n_tokens > sb->n_ctx)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d + %d tokens exceed n_ctx %d", step->pos0,
                           step->n_tokens, sb->n_ctx);
+    if (step->argmax_out && step->no_logits)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "vulkan: a greedy pick of a step without logits");
     fp4rt_status st = vk_prepare(c, p);
     if (!st) st = ensure_workspace(c, p, sb);
+    int vocab = p->weights->cfg.vocab;
+    if (!st && step->argmax_out) st = fp4rt_vk_argmax_prepare(c, step->argmax_valid, vocab);
     if (st) return st;
     /* the previous submission was waited for: the GPU reads no step info or input now */
     vk_step_info *si = c->step_info->mapped;
@@ -265,6 +271,7 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     if (replay && replay_matches(c, p, sb, step)) {
         st = fp4rt_vk_replay_step(c);
         if (!st) st = fp4rt_vk_profile_collect(c, p, 1);
+        if (!st && step->argmax_out) *step->argmax_out = fp4rt_vk_pick_result(c);
         return st;
     }
     /* a decode step's recording must not depend on its position or token */
@@ -285,6 +292,10 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
         }
         fp4rt_vk_profile_op(c, i);
     }
+    if (!st && step->argmax_out) {
+        size_t row = step->all_logits ? (size_t)(step->n_tokens - 1) * vocab : 0;
+        st = fp4rt_vk_rec_argmax(c, sb->logits, row, vocab, step->argmax_valid);
+    }
     if (st) {
         fp4rt_vk_abandon(c);
         return st;
@@ -293,9 +304,11 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
         c->replay = (vk_replay){.valid = 1, .p = p, .scratch = sb->scratch, .kv = sb->kv, .conv = sb->conv,
                                 .ssm = sb->ssm, .logits = sb->logits, .n_ctx = sb->n_ctx, .chunk = sb->chunk,
                                 .kv_type = (int)sb->kv_type, .all_logits = !!step->all_logits,
-                                .no_logits = !!step->no_logits, .profile = c->prof.on};
+                                .no_logits = !!step->no_logits, .profile = c->prof.on,
+                                .argmax = step->argmax_out != NULL, .mask = step->argmax_valid};
     st = fp4rt_vk_submit_wait(c);
     if (!st) st = fp4rt_vk_profile_collect(c, p, 0);
+    if (!st && step->argmax_out) *step->argmax_out = fp4rt_vk_pick_result(c);
     return st;
 }
 
@@ -323,6 +336,7 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .set_observer = NULL,
     .max_chunk = vk_max_chunk,
     .set_profile = vk_set_profile,
+    .argmax = fp4rt_vk_argmax,
 };
 
 fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8_t *scales, size_t n, uint16_t *out) {

@@ -24,7 +24,7 @@ struct fp4rt_buffer {
 
 typedef enum vk_kernel {
     VK_K_LINEAR, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE, VK_K_EMBED,
-    VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA, VK_K_COUNT
+    VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA, VK_K_ARGMAX, VK_K_COUNT
 } vk_kernel;
 
 /* A host tensor uploaded to the weights buffer (dedup by host pointer). */
@@ -60,6 +60,8 @@ typedef struct vk_replay {
     const fp4rt_program *p;
     fp4rt_buffer *scratch, *kv, *conv, *ssm, *logits;
     int n_ctx, chunk, kv_type, all_logits, no_logits, profile;
+    int argmax;            /* the step ends with the greedy pick */
+    const uint8_t *mask;   /* with this valid-id mask */
 } vk_replay;
 
 /* --profile: GPU timestamps around every op, summed per op kind and per linear
@@ -121,6 +123,10 @@ typedef struct vk_ctx {
     const fp4rt_program *prepared;
     fp4rt_buffer *xq;        /* quantized activations [chunk, max K] f32 */
     fp4rt_buffer *input;     /* host-visible [chunk, hidden] f32: the step's embedding rows */
+    fp4rt_buffer *pick;      /* host-visible [2] u32: greedy pick, NaN seen (vk_sample.c) */
+    fp4rt_buffer *mask;      /* valid-id mask, a bit per id, of mask_host */
+    const uint8_t *mask_host;
+    int mask_n;
     fp4rt_buffer *rope_tab;  /* [n_ctx][rotary_dim / 2][cos, sin] */
     int rope_ctx, rope_dim;
     double rope_theta;
@@ -192,6 +198,15 @@ void fp4rt_vk_profile_op(vk_ctx *c, int i);
 fp4rt_status fp4rt_vk_profile_collect(vk_ctx *c, const fp4rt_program *p, int replayed);
 void fp4rt_vk_profile_report(vk_ctx *c);
 void fp4rt_vk_profile_free(vk_ctx *c);
+
+/* vk_sample.c: greedy pick on the device. prepare (before recording) creates
+ * the pick buffer and uploads the mask; rec records the pick of n logits at
+ * float `offset` of `logits`; result reads it after the submission (-1: NaN). */
+fp4rt_status fp4rt_vk_argmax_prepare(vk_ctx *c, const uint8_t *valid, int n);
+fp4rt_status fp4rt_vk_rec_argmax(vk_ctx *c, const fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid);
+int32_t fp4rt_vk_pick_result(const vk_ctx *c);
+fp4rt_status fp4rt_vk_argmax(void *vc, fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
+                             int32_t *out);
 
 /* vk_ops.c */
 /* What a recorder sees. A decode step (replay = 1) is recorded once and

@@ -11,12 +11,18 @@
  *     the session caps its prefill chunk (logged) so the activation arena fits
  *     one binding, the embedding rows come from the host (the table is not
  *     bound), the lm_head is bound in pieces; teacher-forced prefill logits
- *     and decode steps after a prefill agree with the CPU's decode.
+ *     and decode steps after a prefill agree with the CPU's decode;
+ *   - the greedy pick on the device: the same id as the CPU sampler's greedy
+ *     pick on crafted logits (ties, +-inf, masks, odd sizes; -1 for a NaN), and
+ *     fp4rt_generate's greedy tokens (picked on the device) identical to the
+ *     CPU's.
  * Skips (exit 0, "skipped: ...") when there is no Vulkan device. */
 #include "fp4rt.h"
 #include "test_util.h"
 #include "test_vk_util.h"
 
+#include "../runtime/model.h"
+#include "../runtime/sampler.h"
 #include "../runtime/vk.h"
 
 #include <stdint.h>
@@ -185,6 +191,100 @@ static void test_limit(const char *dir, const char *dev, const int32_t *tok, int
     free(ref);
 }
 
+static uint64_t rng_next(uint64_t *x) {
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    return *x >> 33;
+}
+
+/* Device argmax against fp4rt_sampler_sample (greedy) on crafted logits. */
+static void test_argmax(int index) {
+    void *ctx = NULL;
+    const fp4rt_backend_ops *be = &fp4rt_backend_vulkan;
+    if (fp4rt_vk_backend_create(index, &ctx)) {
+        CHECK_MSG(0, "backend: %s", fp4rt_last_error());
+        return;
+    }
+    const int sizes[] = {1, 7, 64, 65, 512, 1000, 4099, 70001};
+    int bad = 0, trials = 0;
+    uint64_t x = 12345;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int n = sizes[k];
+        float *l = malloc((size_t)n * 4), *tmp = malloc((size_t)n * 4);
+        uint8_t *valid = malloc((size_t)n);
+        fp4rt_buffer *buf = NULL;
+        fp4rt_status st = l && tmp && valid ? be->buffer_alloc(ctx, (size_t)n * 4 + 64, "logits", &buf) : FP4RT_OUT_OF_MEMORY;
+        for (int t = 0; !st && t < 12; t++, trials++) {
+            int mode = t % 4, masked = t % 3 != 0;
+            for (int i = 0; i < n; i++) {
+                uint64_t r = rng_next(&x);
+                /* mode 0: few distinct values (many ties); 1: spread; 2: +-inf mixed in; 3: all equal */
+                l[i] = mode == 0   ? (float)(r % 5) - 2.0f
+                       : mode == 1 ? (float)(int64_t)(r % 200001) * 1e-3f - 100.0f
+                       : mode == 2 ? (r % 7 == 0 ? INFINITY : r % 7 == 1 ? -INFINITY : (float)(r % 3))
+                                   : 0.5f;
+                valid[i] = masked ? (uint8_t)(rng_next(&x) % 4 != 0) : 1;
+            }
+            if (t == 11 && n > 3) valid[0] = valid[1] = 0; /* ties not at id 0 */
+            size_t off = (size_t)(t & 1) * 16; /* a row not at the buffer start */
+            st = be->buffer_upload(ctx, buf, off * 4, l, (size_t)n * 4);
+            int32_t dev_id = -2;
+            if (!st) st = be->argmax(ctx, buf, off, n, masked ? valid : NULL, &dev_id);
+            fp4rt_sampling_resolved sp = {.greedy = 1, .temperature = 1, .top_p = 1, .repetition_penalty = 1};
+            fp4rt_sampler smp;
+            if (!st) st = fp4rt_sampler_init(&smp, &sp, n, masked ? valid : NULL);
+            if (st) break;
+            memcpy(tmp, l, (size_t)n * 4);
+            int32_t cpu_id = fp4rt_sampler_sample(&smp, tmp);
+            fp4rt_sampler_free(&smp);
+            if (dev_id != cpu_id && bad++ < 5)
+                CHECK_MSG(0, "argmax n=%d trial %d: device %d, CPU sampler %d", n, t, dev_id, cpu_id);
+        }
+        /* a NaN: the device says so (-1) and the host samples */
+        if (!st && n > 2) {
+            l[n / 2] = NAN;
+            int32_t dev_id = -2;
+            st = be->buffer_upload(ctx, buf, 0, l, (size_t)n * 4);
+            if (!st) st = be->argmax(ctx, buf, 0, n, NULL, &dev_id);
+            CHECK_MSG(dev_id == -1, "argmax n=%d with a NaN: %d, expected -1", n, dev_id);
+        }
+        CHECK_MSG(st == FP4RT_OK, "argmax n=%d: %s", n, fp4rt_last_error());
+        if (buf) be->buffer_free(ctx, buf);
+        free(l);
+        free(tmp);
+        free(valid);
+    }
+    CHECK_MSG(bad == 0, "%d of %d device picks differ from the CPU sampler", bad, trials);
+    printf("argmax: %d crafted rows, %d differ from the CPU sampler\n", trials, bad);
+    be->destroy(ctx);
+}
+
+/* fp4rt_generate greedy: device picks vs the CPU sampler's. */
+static void test_generate(const char *dir, const char *dev, const int32_t *tok) {
+    int32_t ids[2][24];
+    int have[2] = {-1, -1};
+    for (int k = 0; k < 2; k++) {
+        memset(ids[k], 0xff, sizeof ids[k]);
+        fp4rt_model *m = load(dir, k ? dev : "cpu", 0);
+        fp4rt_session *s = m ? session(m, 64, 16) : NULL;
+        fp4rt_generate_params gp = fp4rt_generate_default_params();
+        gp.sampling.greedy = 1;
+        gp.max_tokens = 24;
+        gp.ignore_eos = 1;
+        gp.output_ids = ids[k];
+        gp.output_cap = 24;
+        fp4rt_generate_result r;
+        fp4rt_status st = s ? fp4rt_generate(s, tok, 8, &gp, NULL, NULL, &r) : FP4RT_OUT_OF_MEMORY;
+        CHECK_MSG(st == FP4RT_OK && r.n_generated == 24, "generate on %s: %s", k ? dev : "cpu",
+                  st ? fp4rt_last_error() : "too few tokens");
+        if (s) have[k] = s->have_logits; /* the same session state after either path */
+        if (k && m) CHECK_MSG(m->backend->argmax != NULL, "%s picks on the host", dev);
+        fp4rt_session_free(s);
+        fp4rt_model_free(m);
+    }
+    CHECK_MSG(!memcmp(ids[0], ids[1], sizeof ids[0]), "%s: greedy tokens picked on the device differ", dir);
+    CHECK_MSG(have[0] == have[1], "have_logits %d on the CPU, %d on %s", have[0], have[1], dev);
+}
+
 int main(void) {
     char dev[32];
     fp4rt_vk_device_desc d;
@@ -197,7 +297,9 @@ int main(void) {
     if (tok && n >= 64) {
         test_replay("tests/fixtures/tiny-mixed", dev, tok, 16);
         test_limit("tests/fixtures/tiny-mixed", dev, tok, 64);
+        test_generate("tests/fixtures/tiny-w4a4", dev, tok);
     }
+    test_argmax(atoi(dev + 7));
     free(tok);
     fp4rt_log_set(NULL, NULL);
     long msgs = fp4rt_vk_message_count();
