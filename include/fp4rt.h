@@ -112,6 +112,9 @@ typedef struct fp4rt_model_params {
                             same quantization. The lm_head is left as is. 0 = off */
     fp4rt_progress_fn progress; /* NULL = none; called from the loading thread */
     void *progress_user;
+    int profile;         /* time every op (GPU timestamps on Vulkan); the totals per op kind
+                            are logged (INFO) when the model is freed. FP4RT_PROFILE=1 in the
+                            environment does the same. */
 } fp4rt_model_params;
 
 typedef struct fp4rt_session_params {
