@@ -298,6 +298,8 @@ static fp4rt_status cu_prepare(void *vc, const fp4rt_program *p) {
     c->n_tensors = l.n;
     c->weights_bytes = total;
     c->prepared = p;
+    fp4rt_cu_log(FP4RT_LOG_DEBUG, "cuda:%d: %d tensors, %.3f GiB uploaded through %zu KiB of pinned staging", c->device,
+                 l.n, total / 1073741824.0, 2 * c->staging_half >> 10);
     return FP4RT_OK;
 }
 
@@ -446,6 +448,8 @@ static fp4rt_status run_graph(fp4rt_cu_ctx *c, fp4rt_cu_step *s) {
         }
         c->graph_key = k;
         c->graph_captures++;
+        fp4rt_cu_log(FP4RT_LOG_DEBUG, "cuda:%d: decode step captured as a CUDA graph (capture %ld)", c->device,
+                     c->graph_captures);
     }
     c->graph_launches++;
     return ck(cudaGraphLaunch(c->graph, c->stream), "launching the decode graph");

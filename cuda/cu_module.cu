@@ -31,6 +31,15 @@ fp4rt_status fp4rt_cu_fail(fp4rt_status st, const char *fmt, ...) {
     return st;
 }
 
+void fp4rt_cu_log(fp4rt_log_level level, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (fp4rt_cu_host) fp4rt_cu_host->log(level, msg);
+}
+
 fp4rt_status fp4rt_cu_error(cudaError_t e, const char *what) {
     fp4rt_status st = e == cudaErrorMemoryAllocation ? FP4RT_OUT_OF_MEMORY : FP4RT_DEVICE;
     return fp4rt_cu_fail(st, "cuda: %s: %s (%s)", what, cudaGetErrorName(e), cudaGetErrorString(e));

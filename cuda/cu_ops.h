@@ -63,7 +63,9 @@ static inline size_t fp4rt_cu_view_stride(const fp4rt_cu_step *s, fp4rt_view v) 
 /* Device copy of host tensor `host` uploaded by prepare (NULL if none). */
 const void *fp4rt_cu_weight(const fp4rt_cu_ctx *c, const void *host);
 /* Records an error (one line, printf-style) and returns st, as fp4rt_fail. */
-fp4rt_status fp4rt_cu_fail(fp4rt_status st, const char *fmt, ...);
+fp4rt_status fp4rt_cu_fail(fp4rt_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Logs one line through libfp4rt's logger (fp4rt_log). */
+void fp4rt_cu_log(fp4rt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* FP4RT_OK, or the error of the last launch named `what`. */
 fp4rt_status fp4rt_cu_check_launch(const char *what);
 /* A device scratch area of at least `bytes` owned by the context, valid for the

@@ -127,10 +127,7 @@ static void load(void) {
         fp4rt_clear_error();
         m = NULL;
     }
-    if (!m) {
-        dlclose(h); /* nothing of the module is referenced */
-        return;
-    }
+    if (!m) return; /* left loaded: unloading a CUDA runtime that may have started is not worth the risk */
     g_mod = m;
     g_count = m->device_count();
     if (g_count == 0) snprintf(g_reason, sizeof g_reason, "no CUDA device (the driver reports none)");
