@@ -4,7 +4,9 @@
  * Search order: $FP4RT_CUDA_MODULE (a file; when set, nothing else is tried);
  * the directory of the object holding this code (libfp4rt.so, or the
  * executable when linked statically); the running executable's directory and
- * its ../<libdir>; the install lib dir. The module stays loaded until exit. */
+ * its ../<libdir>; the install lib dir. The module stays loaded until exit.
+ * FP4RT_NO_CUDA=1 leaves CUDA alone (no device; the tests that expect the CPU
+ * under --device auto set it). */
 #include "cuda.h"
 
 #include "common.h"
@@ -69,6 +71,11 @@ static void load(void) {
     void *h = NULL;
     int r = 0;
     char looked[512] = "";
+    const char *off = getenv("FP4RT_NO_CUDA");
+    if (off && off[0] && strcmp(off, "0")) {
+        snprintf(g_reason, sizeof g_reason, "CUDA disabled (FP4RT_NO_CUDA is set)");
+        return;
+    }
     const char *env = getenv("FP4RT_CUDA_MODULE");
     if (env && env[0]) {
         r = try_open(env, &h);

@@ -4,6 +4,7 @@
  *                loadable libcuda.so.1 the reason is "no CUDA driver"; with
  *                devices, each description is checked;
  *   "no-module"  FP4RT_CUDA_MODULE names a missing file: "no CUDA module";
+ *   "disabled"   FP4RT_NO_CUDA=1: no device, "CUDA disabled", nothing loaded;
  *   "old-driver" LD_LIBRARY_PATH holds a fake libcuda.so.1 of CUDA 12.4: the
  *                reason names cudaErrorInsufficientDriver and both versions.
  * In every mode: fp4rt_device_count() lists the CUDA devices after the CPU and
@@ -65,7 +66,11 @@ int main(int argc, char **argv) {
         }
     }
     CHECK_EQ_INT(n_cuda_listed, n);
-    if (!strcmp(mode, "no-module")) {
+    if (!strcmp(mode, "disabled")) {
+        CHECK_EQ_INT(n, 0);
+        CHECK_MSG(strstr(why, "CUDA disabled") != NULL, "reason: %s", why);
+        CHECK_MSG(!fp4rt_cuda_module_path()[0], "module %s loaded", fp4rt_cuda_module_path());
+    } else if (!strcmp(mode, "no-module")) {
         CHECK_EQ_INT(n, 0);
         CHECK_MSG(strstr(why, "no CUDA module") != NULL, "reason: %s", why);
     } else if (!strcmp(mode, "old-driver")) {
