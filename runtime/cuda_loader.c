@@ -63,7 +63,8 @@ static int try_open(const char *file, void **handle) {
         return -1;
     }
     *handle = h;
-    snprintf(g_path, sizeof g_path, "%.4000s", file);
+    char real[PATH_MAX];
+    snprintf(g_path, sizeof g_path, "%.4000s", realpath(file, real) ? real : file);
     return 1;
 }
 
