@@ -164,6 +164,7 @@ static fp4rt_status parse_device(const char *dev, dev_choice *out) {
 /* Creates and prepares the backend on one GPU device. */
 static fp4rt_status start_gpu(fp4rt_model *m, dev_kind kind, int index) {
     fp4rt_status st = FP4RT_UNSUPPORTED;
+    m->backend = NULL;
     if (kind == DEV_CUDA) {
         m->backend = fp4rt_cuda_backend();
         st = fp4rt_cuda_backend_create(index, &m->backend_ctx);
@@ -174,6 +175,7 @@ static fp4rt_status start_gpu(fp4rt_model *m, dev_kind kind, int index) {
         st = fp4rt_vk_backend_create(index, &m->backend_ctx);
     }
 #endif
+    if (!m->backend) return fp4rt_fail(FP4RT_DEVICE, "no backend for device kind %d", (int)kind);
     if (!st) st = m->backend->prepare(m->backend_ctx, m->program);
     if (st && m->backend_ctx) m->backend->destroy(m->backend_ctx);
     if (st) m->backend_ctx = NULL;
