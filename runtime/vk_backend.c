@@ -4,6 +4,7 @@
  * buffer into one device-local buffer) and run (every op recorded into one
  * command buffer, submitted and waited for). */
 #include "vk_internal.h"
+#include "vk_ops.h"
 
 #include "common.h"
 
@@ -19,7 +20,7 @@ static void vk_destroy(void *vc) {
     if (!c) return;
     if (c->dev) {
         c->vt.vkDeviceWaitIdle(c->dev);
-        fp4rt_buffer *bufs[] = {c->staging, c->dummy, c->step_info, c->weights, c->xq, c->rope_tab};
+        fp4rt_buffer *bufs[] = {c->staging, c->dummy, c->step_info, c->weights, c->xq, c->rope_tab, c->attn_ws};
         for (size_t i = 0; i < FP4RT_ARRAY_LEN(bufs); i++) fp4rt_vk_buffer_destroy(c, bufs[i]);
         fp4rt_vk_pipelines_free(c);
     }
@@ -183,7 +184,7 @@ static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp
         c->rope_dim = rope->rotary_dim;
         c->rope_theta = rope->rope_theta;
     }
-    return FP4RT_OK;
+    return fp4rt_vk_attention_workspace(c, p, sb);
 }
 
 static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session_buffers *sb, const fp4rt_step *step) {
