@@ -55,6 +55,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Loop unrolling for the device pass only (host compilers warn on the pragma). */
+#if defined(__CUDA_ARCH__)
+#define FP4_UNROLL _Pragma("unroll")
+#else
+#define FP4_UNROLL
+#endif
+
 #if defined(__CUDACC__)
 #define FP4_HD __host__ __device__ __forceinline__
 #else
@@ -140,7 +147,7 @@ FP4_HD float fp4_e2m1_value(uint32_t c) { return 0.5f * (float)fp4_e2m1_x2(c); }
 /* sum_i 2 e2m1(a_i) * 2 e2m1(b_i) over the 8 nibbles of two registers: exact. */
 FP4_HD int fp4_dot8_x4(uint32_t a, uint32_t b) {
     int d = 0;
-#pragma unroll
+FP4_UNROLL
     for (int n = 0; n < 8; n++) d += fp4_e2m1_x2((a >> (4 * n)) & 15u) * fp4_e2m1_x2((b >> (4 * n)) & 15u);
     return d;
 }
@@ -271,7 +278,7 @@ FP4_HD uint32_t fp4_load_scales(const fp4_mat &m, int r, int kt) {
 
 /* Fragment A of rows r0 .. r0+15, k-tile kt, for `lane`: a[4] and the scale register. */
 FP4_HD void fp4_load_frag_a(const fp4_mat &m, int r0, int kt, int lane, uint32_t a[4], uint32_t *sfa) {
-#pragma unroll
+FP4_UNROLL
     for (int reg = 0; reg < 4; reg++)
         a[reg] = fp4_load_word(m, r0 + fp4_frag_a_row(lane, reg), kt + fp4_frag_a_k(lane, reg, 0));
     *sfa = fp4_load_scales(m, r0 + fp4_sfa_row_of_lane(lane), kt);
@@ -279,7 +286,7 @@ FP4_HD void fp4_load_frag_a(const fp4_mat &m, int r0, int kt, int lane, uint32_t
 
 /* Fragment B of columns (rows of the stored matrix) c0 .. c0+7, k-tile kt. */
 FP4_HD void fp4_load_frag_b(const fp4_mat &m, int c0, int kt, int lane, uint32_t b[2], uint32_t *sfb) {
-#pragma unroll
+FP4_UNROLL
     for (int reg = 0; reg < 2; reg++)
         b[reg] = fp4_load_word(m, c0 + fp4_frag_b_col(lane), kt + fp4_frag_b_k(lane, reg, 0));
     *sfb = fp4_load_scales(m, c0 + fp4_sfb_col_of_lane(lane), kt);
@@ -302,7 +309,7 @@ typedef struct fp4_lane_view {
  * device fetch may use __shfl_sync. */
 template <class Fetch> FP4_HD void fp4_mma_gather(int lane, const Fetch &fetch, fp4_lane_view *v) {
     int g = lane >> 2, q = lane & 3;
-#pragma unroll
+FP4_UNROLL
     for (int w = 0; w < 8; w++) {
         int src = 4 * g + (w & 3), hi = (w >> 2) ? 2 : 0; /* word w: a0/a2 of lane 4g + w%4 */
         v->a[0][w] = fetch.a(src, hi);
@@ -320,11 +327,11 @@ template <class Fetch> FP4_HD void fp4_mma_gather(int lane, const Fetch &fetch, 
  * the lane's outputs i = 0..3 (fragment C/D layout). d may alias c. */
 FP4_HD void fp4_mma_compute(const fp4_lane_view *v, const float c[4], float d[4]) {
     float out[4];
-#pragma unroll
+FP4_UNROLL
     for (int i = 0; i < 4; i++) {
         int h = (i >> 1) & 1, col = i & 1; /* row g + 8h, column 2q + col */
         float acc = c[i];
-#pragma unroll
+FP4_UNROLL
         for (int j = 0; j < 4; j++) {
             int dot = 0; /* sum of doubled values: exact integer */
             dot += fp4_dot8_x4(v->a[h][2 * j], v->b[col][2 * j]);

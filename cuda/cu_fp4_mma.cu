@@ -211,8 +211,8 @@ static size_t view_off(const fp4rt_program *p, fp4rt_view v) {
 fp4rt_status fp4rt_cu_op_linear_w4a4(const fp4rt_cu_step *s, const fp4rt_op *op) {
     const fp4rt_linear *l = op->lin;
     if (!l || l->fmt != FP4RT_W_NVFP4_W4A4)
-        return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: w4a4 linear called for a %s layer",
-                             l ? fp4rt_wfmt_name(l->fmt) : "(no weight)");
+        return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: w4a4 linear called for %s (format %d, not NVFP4-W4A4)",
+                             l && l->module ? l->module : "a linear without weights", l ? (int)l->fmt : -1);
     int K = l->n_in, N = l->n_out, T = s->step->n_tokens;
     if (op->x.cols != K || op->y.cols != N || K % 16)
         return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: linear %s: view %dx%d for a [%d, %d] weight",
