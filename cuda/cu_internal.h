@@ -75,5 +75,8 @@ fp4rt_status fp4rt_cu_device_desc(int index, fp4rt_cuda_device_desc *out);
 /* The backend (cu_backend.cu). */
 extern const fp4rt_backend_ops fp4rt_cu_backend_ops;
 fp4rt_status fp4rt_cu_backend_create(int index, void **ctx);
+/* The measure_bandwidth slot (cu_bandwidth.cu): device copy bandwidth, read +
+ * written bytes per second. */
+fp4rt_status fp4rt_cu_measure_bandwidth(void *ctx, double *bytes_per_s);
 
 #endif

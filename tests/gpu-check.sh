@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# The prepared GPU device check (issue 5 item 6): one call, under 10 minutes.
+#
+#   run(command="bash tests/gpu-check.sh", carry=[".gpu-deps"], timeout_s=590)
+#
+# On the lent GPU machine (no network; nvcc, cmake, ninja, gcc and the NVIDIA
+# driver are there, cJSON / PCRE2 / utf8proc / pkg-config / the Vulkan loader /
+# volk / glslc are not): unpacks the Debian packages tests/gpu-deps.sh put in
+# .gpu-deps/ into a private prefix (/tmp/fp4rt-deps, never /), builds a release
+# for the card's own architecture, then runs, each step under its own timeout
+# and logged, never stopping on a failed step:
+#   env        nvidia-smi facts, toolchain versions, Vulkan loader / ICD found
+#   configure, build
+#   devices    fp4rt devices (CUDA and Vulkan)
+#   ctest-cuda ctest -L cuda: op parity and model parity of CUDA vs the CPU
+#   bandwidth  device copy bandwidth (tools/cu_bandwidth.cu, CUDA events)
+#   bench-*    fp4rt bench --synthetic qwen3.6-27b --device cuda:0: decode at
+#              context 1 and 8192, prefill of 4096 tokens (skipped when this
+#              build's fp4rt bench has no --synthetic)
+#   fp4-bench  FP4RT_BENCH=1 test_cu_fp4_device (W4A4 kernels vs CPU + timing)
+#   vk-ops, vk-model, vk-bench  the Vulkan backend on the NVIDIA card (with the
+#              Khronos validation layer, as in CI) when a Vulkan device is there
+#   sass       tools/cu_fp4_sass_check.sh (CPU only, runs in the background)
+# and prints a table (step, status, seconds, key number) LAST, also written to
+# $OUT/summary.txt; all step logs go to $OUT/all-logs.txt (the device tool
+# returns at most 8 files from $OUT, so the per-step logs are joined at the end).
+#
+# Anywhere else (no GPU) it builds the same way and reports the GPU steps as
+# skipped. Settings (environment): OUT (default out/gpu-check),
+# FP4RT_GPU_CHECK_BUDGET (seconds for the whole script, default 540),
+# FP4RT_GPU_ARCH (the sm target when no GPU is found, default 90a),
+# FP4RT_GPU_JOBS (build jobs, default min(nproc, 16)).
+set -u
+cd "$(dirname "$0")/.."
+root=$PWD
+OUT=${OUT:-$root/out/gpu-check}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+budget=${FP4RT_GPU_CHECK_BUDGET:-540}
+t_start=$(date +%s)
+work=$(mktemp -d /tmp/fp4rt-gpu-check.XXXXXX)
+mkdir -p "$work/rec"
+bld=$root/build-gpu
+jobs=${FP4RT_GPU_JOBS:-$(n=$(nproc 2>/dev/null || echo 4); echo $((n < 16 ? n : 16)))}
+steps=() # in run order, for the table
+
+elapsed() { echo $(($(date +%s) - t_start)); }
+
+# rec NAME STATUS SECONDS KEY: one table row
+rec() { printf '%s\x1f%s\x1f%s\n' "$2" "$3" "$4" >"$work/rec/$1"; }
+
+# key NAME: the key number of a step, read off its log
+key() {
+    local log=$OUT/$1.log
+    [ -f "$log" ] || return 0
+    case $1 in
+    env) grep -m1 -E '^gpu: ' "$log" | cut -c6- ;;
+    build) grep -m1 -E '^(arch|FAILED|ninja: build stopped)' "$log" ;;
+    devices) grep -E '^(cuda|vulkan)[: ]' "$log" | tr -s ' ' | paste -sd';' | cut -c1-90 ;;
+    ctest-cuda) echo "$(grep -m1 -E 'tests passed|tests failed' "$log" | sed 's/ tests failed out of/ failed of/')," \
+        "$(grep -c '(Skipped)' "$log") skipped" ;;
+    bandwidth) grep -m1 -oE '[0-9.]+ GB/s' "$log" ;;
+    fp4-bench) grep -E '(GB/s|TFLOP|us|ms)' "$log" | tail -n1 | tr -s ' ' | cut -c1-90 ;;
+    bench-*) { grep -m1 -E '^decode ' "$log" | grep -oE '[0-9.]+ tokens/s median' | sed 's/ median/ decode/'
+        grep -m1 -oE 'reaches +[0-9.]+%' "$log" | sed 's/reaches */= /;s/$/ of bw limit/'
+        grep -m1 -E '^prefill ' "$log" | grep -oE '[0-9.]+ tokens/s' | sed 's/$/ prefill/'; } | paste -sd' ' ;;
+    vk-*) grep -m1 -E 'passed|failed|FAIL|skipped' "$log" | cut -c1-90 ;;
+    sass) grep -E '^sm_|FAIL' "$log" | sed -E 's/MMA instructions: //;s/; SHFL.IDX: [0-9]+//' | paste -sd';' | cut -c1-90 ;;
+    *) tail -n1 "$log" | cut -c1-90 ;;
+    esac
+}
+
+# step NAME LIMIT 'COMMAND': runs COMMAND (bash -c) under min(LIMIT, what is
+# left of the budget) seconds, output to $OUT/NAME.log; exit 77 or a first
+# output line "skipped: ..." counts as skipped. Never fails the script.
+step() {
+    local name=$1 limit=$2 cmd=$3 left t t0 rc st
+    steps+=("$name")
+    left=$((budget - $(elapsed) - 15))
+    t=$((limit < left ? limit : left))
+    if [ "$t" -lt 5 ]; then
+        echo "== [$(elapsed)s] $name: skipped (out of time)"
+        rec "$name" "skip" 0 "out of time (budget ${budget}s)"
+        return 0
+    fi
+    echo "== [$(elapsed)s] $name (limit ${t}s)"
+    t0=$(date +%s)
+    timeout -k 5 "$t" bash -c "$cmd" >"$OUT/$name.log" 2>&1 </dev/null
+    rc=$?
+    local dt=$(($(date +%s) - t0))
+    if [ $rc -eq 0 ] && grep -qm1 '^skipped' "$OUT/$name.log"; then rc=77; fi
+    case $rc in
+    0) st=ok ;;
+    77) st=skip ;;
+    124 | 137) st="TIMEOUT" ;;
+    *) st="FAIL($rc)" ;;
+    esac
+    local k
+    if [ $rc -eq 77 ]; then k=$(grep -m1 '^skipped' "$OUT/$name.log" | cut -c1-90); else k=$(key "$name"); fi
+    rec "$name" "$st" "$dt" "$k"
+    tail -n 4 "$OUT/$name.log" | sed 's/^/   | /' | cut -c1-200
+    echo "   -> $st in ${dt}s${k:+: $k}"
+}
+
+skip() { steps+=("$1"); rec "$1" skip 0 "$2"; echo "== [$(elapsed)s] $1: skipped ($2)"; }
+
+# ---- the private prefix: the carried Debian packages ------------------------
+P=/tmp/fp4rt-deps
+ML=$P/usr/lib/x86_64-linux-gnu
+rm -rf "$P" && mkdir -p "$P"
+ndeb=0
+for f in "$root"/.gpu-deps/*.deb; do
+    [ -f "$f" ] || continue
+    dpkg-deb -x "$f" "$P" && ndeb=$((ndeb + 1))
+done
+echo "== [$(elapsed)s] unpacked $ndeb packages from .gpu-deps into $P"
+[ "$ndeb" -gt 0 ] || echo "   (none: run tests/gpu-deps.sh on the build machine and carry .gpu-deps)"
+export PATH=$P/usr/bin:$PATH
+export LD_LIBRARY_PATH=$ML${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export CMAKE_PREFIX_PATH=$P/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
+if [ -x "$P/usr/bin/pkgconf" ]; then
+    # only the prefix's .pc files, their paths under the prefix
+    export PKG_CONFIG=$P/usr/bin/pkgconf
+    export PKG_CONFIG_LIBDIR=$ML/pkgconfig:$P/usr/share/pkgconfig
+    export PKG_CONFIG_SYSROOT_DIR=$P
+    export PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 PKG_CONFIG_ALLOW_SYSTEM_LIBS=1
+fi
+[ -d "$P/usr/share/vulkan/explicit_layer.d" ] && export VK_LAYER_PATH=$P/usr/share/vulkan/explicit_layer.d
+export CUOBJDUMP=${CUOBJDUMP:-$(command -v cuobjdump || ls /usr/local/cuda/bin/cuobjdump 2>/dev/null || true)}
+command -v nvcc >/dev/null || { [ -x /usr/local/cuda/bin/nvcc ] && export PATH=$PATH:/usr/local/cuda/bin; }
+
+# The NVIDIA Vulkan driver's manifest (the image may keep it outside the
+# loader's default folders).
+icd=""
+for f in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd*.json /etc/vulkan/icd.d/nvidia_icd*.json \
+    /usr/share/vulkan/icd.d/nvidia_icd*.json /usr/local/nvidia/icd.d/nvidia_icd*.json; do
+    [ -f "$f" ] && { icd=$f; break; }
+done
+[ -n "$icd" ] && export VK_DRIVER_FILES=$icd VK_ICD_FILENAMES=$icd
+
+# ---- the card ----------------------------------------------------------------
+gpu=0
+cc=""
+if command -v nvidia-smi >/dev/null && cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d ' ') && [ -n "$cc" ]; then
+    gpu=1
+fi
+case $cc in
+9.0) arch=90a ;;
+10.0) arch=100a ;;
+12.0) arch=120a ;;
+12.1) arch=121a ;;
+"") arch=${FP4RT_GPU_ARCH:-90a} ;;
+*) arch=${cc/./} ;;
+esac
+
+step env 20 "
+echo 'gpu: $( [ $gpu = 1 ] && nvidia-smi --query-gpu=name --format=csv,noheader | head -n1 || echo none) (compute capability ${cc:-none}, building sm_$arch)'
+if [ $gpu = 1 ]; then
+  nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version,clocks.max.sm,clocks.max.mem,clocks.sm,clocks.mem,power.limit,temperature.gpu,pstate --format=csv
+  nvidia-smi
+else echo 'no GPU: nvidia-smi missing or found no device'; fi
+uname -srm; nproc; free -g | head -n2
+nvcc --version | tail -n2; cmake --version | head -n1; ninja --version 2>&1 | head -n1; gcc --version | head -n1
+echo \"cuobjdump: ${CUOBJDUMP:-none}\"; echo \"pkg-config: \$(command -v pkg-config) glslc: \$(command -v glslc)\"
+echo \"Vulkan loader (ldconfig):\"; ldconfig -p | grep libvulkan || echo '  none in the system'
+ls -l $ML/libvulkan.so.1 2>&1
+echo \"NVIDIA ICD: ${icd:-none found}\"; if [ -n '$icd' ]; then cat '$icd'; fi
+echo \"validation layer: \${VK_LAYER_PATH:-none}\"
+true
+"
+
+# ---- configure and build -------------------------------------------------------
+gen=""
+command -v ninja >/dev/null && gen="-G Ninja"
+step configure 90 "
+rm -rf '$bld'
+cmake -S . -B '$bld' $gen -DCMAKE_BUILD_TYPE=Release -DFP4RT_CUDA=ON -DFP4RT_CUDA_ARCHS='$arch' -DFP4RT_CUDA_PTX= \
+  -DFP4RT_CU_TEST_ARCHS='$arch'
+"
+step build 330 "echo 'arch sm_$arch, $jobs jobs'; cmake --build '$bld' -j$jobs"
+built=0
+[ -x "$bld/fp4rt" ] && built=1
+
+# CPU-only work in the background while the GPU steps run.
+sass_log=$OUT/sass.log
+(
+    t0=$(date +%s)
+    left=$((budget - $(elapsed) - 20))
+    timeout -k 5 $((left < 240 ? (left > 5 ? left : 5) : 240)) tools/cu_fp4_sass_check.sh "$work/sass" >"$sass_log" 2>&1
+    echo "$? $(($(date +%s) - t0))" >"$work/sass.rc"
+) &
+sass_pid=$!
+bw_tool=$work/cu_bandwidth
+(nvcc -O2 -std=c++17 -gencode "arch=compute_$arch,code=sm_$arch" -Icuda tools/cu_bandwidth.cu -o "$bw_tool" \
+    >"$work/bw_build.log" 2>&1) &
+bw_pid=$!
+
+# ---- CUDA on the card ------------------------------------------------------------
+if [ $built = 1 ]; then
+    step devices 30 "'$bld/fp4rt' devices"
+    step ctest-cuda 240 "ctest --test-dir '$bld' -L cuda --output-on-failure --timeout 230"
+else
+    skip devices "build failed"
+    skip ctest-cuda "build failed"
+fi
+wait $bw_pid
+if [ -x "$bw_tool" ]; then
+    step bandwidth 30 "'$bw_tool' 2048"
+else
+    skip bandwidth "tools/cu_bandwidth.cu did not build: $(tail -n1 "$work/bw_build.log" | cut -c1-60)"
+fi
+
+has_synth=0
+[ $built = 1 ] && "$bld/fp4rt" bench --help 2>&1 | grep -q -- '--synthetic' && has_synth=1
+bench() { # NAME LIMIT DEVICE ARGS...
+    local name=$1 limit=$2 dev=$3
+    shift 3
+    if [ $gpu = 0 ]; then skip "$name" "no GPU"
+    elif [ $has_synth = 0 ]; then skip "$name" "fp4rt bench has no --synthetic in this build"
+    else step "$name" "$limit" "'$bld/fp4rt' bench --synthetic qwen3.6-27b --device $dev $*"; fi
+}
+bench bench-ctx1 90 cuda:0 --prompt 1 --gen 64
+bench bench-prefill4096 90 cuda:0 --prompt 4096 --gen 4
+bench bench-ctx8192 120 cuda:0 --prompt 8192 --gen 32
+
+if [ $built = 1 ] && [ -x "$bld/tests/test_cu_fp4_device" ]; then
+    step fp4-bench 60 "FP4RT_BENCH=1 '$bld/tests/test_cu_fp4_device'"
+else
+    skip fp4-bench "test_cu_fp4_device not built"
+fi
+
+# ---- Vulkan on the NVIDIA card --------------------------------------------------
+vkdev=""
+[ -f "$OUT/devices.log" ] && vkdev=$(grep -m1 -E '^vulkan:[0-9]+ +.*NVIDIA' "$OUT/devices.log" | cut -d' ' -f1)
+vk_env="FP4RT_TEST_VK_DEVICE=$vkdev FP4RT_CACHE_DIR='$bld/pipeline-cache'"
+[ -n "${VK_LAYER_PATH:-}" ] && vk_env="$vk_env VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation"
+if [ -z "$vkdev" ]; then
+    why="no NVIDIA Vulkan device in fp4rt devices"
+    [ -f "$OUT/devices.log" ] && why="$why ($(grep -m1 '^vulkan' "$OUT/devices.log" | tr -s ' ' | cut -c1-60))"
+    skip vk-ops "$why"
+    skip vk-model "$why"
+    skip vk-bench "$why"
+elif [ ! -x "$bld/tests/test_backend_ops" ]; then
+    skip vk-ops "Vulkan backend not in this build"
+    skip vk-model "Vulkan backend not in this build"
+    skip vk-bench "Vulkan backend not in this build"
+else
+    step vk-ops 90 "env $vk_env '$bld/tests/test_backend_ops' vulkan"
+    step vk-model 150 "env $vk_env '$bld/tests/test_vk_model'"
+    bench vk-bench 90 "$vkdev" --prompt 1 --gen 32
+fi
+
+# ---- the background steps ---------------------------------------------------------
+steps+=(sass)
+left=$((budget - $(elapsed) - 5))
+for _ in $(seq 1 $((left > 0 ? left : 1))); do [ -f "$work/sass.rc" ] && break; sleep 1; done
+if [ -f "$work/sass.rc" ]; then
+    read -r rc dt <"$work/sass.rc"
+    case $rc in 0) st=ok ;; 124 | 137) st=TIMEOUT ;; *) st="FAIL($rc)" ;; esac
+    grep -q '^skipped' "$sass_log" && st=skip
+    rec sass "$st" "$dt" "$(key sass)"
+else
+    kill "$sass_pid" 2>/dev/null
+    rec sass TIMEOUT "-" "still running at the end of the budget"
+fi
+wait 2>/dev/null
+
+# ---- the table -----------------------------------------------------------------
+{
+    echo "fp4rt gpu-check, $(date -u '+%Y-%m-%d %H:%M UTC'), git $(git rev-parse --short HEAD 2>/dev/null || echo '?'), sm_$arch, $(elapsed) s"
+    printf '%-18s %-9s %5s  %s\n' step status s key
+    for s in "${steps[@]}"; do
+        IFS=$'\x1f' read -r st dt k <"$work/rec/$s" || { st="?"; dt="-"; k=""; }
+        printf '%-18s %-9s %5s  %s\n' "$s" "$st" "$dt" "$k"
+    done
+} >"$OUT/summary.txt"
+# one file for all logs (the device tool returns at most 8 files)
+for s in "${steps[@]}"; do
+    [ -f "$OUT/$s.log" ] || continue
+    printf '\n======== %s ========\n' "$s"
+    cat "$OUT/$s.log"
+done >"$OUT/all-logs.txt"
+for s in "${steps[@]}"; do rm -f "$OUT/$s.log"; done
+rm -rf "$work"
+echo
+cat "$OUT/summary.txt"
