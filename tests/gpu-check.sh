@@ -63,7 +63,8 @@ key() {
     fp4-bench) grep -E '(GB/s|TFLOP|us|ms)' "$log" | tail -n1 | tr -s ' ' | cut -c1-90 ;;
     bench-*) { grep -m1 -E '^decode ' "$log" | grep -oE '[0-9.]+ tokens/s median' | sed 's/ median/ decode/'
         grep -m1 -oE 'reaches +[0-9.]+%' "$log" | sed 's/reaches */= /;s/$/ of bw limit/'
-        grep -m1 -E '^prefill ' "$log" | grep -oE '[0-9.]+ tokens/s' | sed 's/$/ prefill/'; } | paste -sd' ' ;;
+        grep -m1 -E '^prefill ' "$log" | grep -oE '[0-9.]+ tokens/s' | sed 's/$/ prefill/'
+        grep -m1 -E '^(read )?bandwidth ' "$log" | grep -oE '[0-9.]+ GB/s' | sed 's/^/bw /'; } | paste -sd' ' ;;
     vk-*) grep -m1 -E 'passed|failed|FAIL|skipped' "$log" | cut -c1-90 ;;
     sass) grep -E '^sm_|FAIL' "$log" | sed -E 's/MMA instructions: //;s/; SHFL.IDX: [0-9]+//' | paste -sd';' | cut -c1-90 ;;
     *) tail -n1 "$log" | cut -c1-90 ;;
@@ -111,7 +112,21 @@ rm -rf "$P" && mkdir -p "$P"
 ndeb=0
 for f in "$root"/.gpu-deps/*.deb; do
     [ -f "$f" ] || continue
-    dpkg-deb -x "$f" "$P" && ndeb=$((ndeb + 1))
+    if command -v dpkg-deb >/dev/null; then
+        dpkg-deb -x "$f" "$P" && ndeb=$((ndeb + 1))
+    else # no dpkg: a .deb is an ar archive holding data.tar.*
+        python3 -c '
+import io, sys, tarfile
+d = open(sys.argv[1], "rb").read()
+assert d[:8] == b"!<arch>\n"
+i = 8
+while i < len(d):
+    name, size = d[i:i + 16].decode().strip().rstrip("/"), int(d[i + 48:i + 58])
+    if name.startswith("data.tar"):
+        tarfile.open(fileobj=io.BytesIO(d[i + 60:i + 60 + size])).extractall(sys.argv[2])
+    i += 60 + size + (size & 1)
+' "$f" "$P" && ndeb=$((ndeb + 1))
+    fi
 done
 echo "== [$(elapsed)s] unpacked $ndeb packages from .gpu-deps into $P"
 [ "$ndeb" -gt 0 ] || echo "   (none: run tests/gpu-deps.sh on the build machine and carry .gpu-deps)"
@@ -173,7 +188,7 @@ true
 gen=""
 command -v ninja >/dev/null && gen="-G Ninja"
 step configure 90 "
-rm -rf '$bld'
+# (an existing build-gpu is reused: a rerun on a warm machine builds only what changed)
 cmake -S . -B '$bld' $gen -DCMAKE_BUILD_TYPE=Release -DFP4RT_CUDA=ON -DFP4RT_CUDA_ARCHS='$arch' -DFP4RT_CUDA_PTX= \
   -DFP4RT_CU_TEST_ARCHS='$arch'
 "
