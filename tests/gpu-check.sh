@@ -55,6 +55,7 @@ key() {
     [ -f "$log" ] || return 0
     case $1 in
     env) grep -m1 -E '^gpu: ' "$log" | cut -c6- ;;
+    configure) grep -oE '(CUDA module|Vulkan backend) (ON|OFF)' "$log" | paste -sd' ' ;;
     build) grep -m1 -E '^(arch|FAILED|ninja: build stopped)' "$log" ;;
     devices) grep -E '^(cuda|vulkan)[: ]' "$log" | tr -s ' ' | paste -sd';' | cut -c1-90 ;;
     ctest-cuda) echo "$(grep -m1 -E 'tests passed|tests failed' "$log" | sed 's/ tests failed out of/ failed of/')," \
@@ -272,8 +273,8 @@ for _ in $(seq 1 $((left > 0 ? left : 1))); do [ -f "$work/sass.rc" ] && break; 
 if [ -f "$work/sass.rc" ]; then
     read -r rc dt <"$work/sass.rc"
     case $rc in 0) st=ok ;; 124 | 137) st=TIMEOUT ;; *) st="FAIL($rc)" ;; esac
-    grep -q '^skipped' "$sass_log" && st=skip
-    rec sass "$st" "$dt" "$(key sass)"
+    if grep -q '^skipped' "$sass_log"; then rec sass skip "$dt" "$(grep -m1 '^skipped' "$sass_log")"
+    else rec sass "$st" "$dt" "$(key sass)"; fi
 else
     kill "$sass_pid" 2>/dev/null
     rec sass TIMEOUT "-" "still running at the end of the budget"
