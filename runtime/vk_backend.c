@@ -6,6 +6,7 @@
  * chunk recorded into a one-shot command buffer; a decode step recorded once
  * and replayed; each submitted and waited for). */
 #include "vk_internal.h"
+#include "vk_ops.h"
 
 #include "common.h"
 
@@ -23,8 +24,8 @@ static void vk_destroy(void *vc) {
         c->vt.vkDeviceWaitIdle(c->dev);
         fp4rt_vk_profile_report(c);
         fp4rt_vk_profile_free(c);
-        fp4rt_buffer *bufs[] = {c->staging, c->dummy,    c->step_info, c->weights, c->xq,
-                                c->input,   c->rope_tab, c->pick,      c->mask};
+        fp4rt_buffer *bufs[] = {c->staging, c->dummy, c->step_info, c->weights, c->xq,
+                                c->input,   c->rope_tab, c->pick, c->mask,    c->attn_ws};
         for (size_t i = 0; i < FP4RT_ARRAY_LEN(bufs); i++) fp4rt_vk_buffer_destroy(c, bufs[i]);
         fp4rt_vk_pipelines_free(c);
     }
@@ -236,7 +237,7 @@ static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp
         c->rope_dim = rope->rotary_dim;
         c->rope_theta = rope->rope_theta;
     }
-    return FP4RT_OK;
+    return fp4rt_vk_attention_workspace(c, p, sb);
 }
 
 static int replay_matches(const vk_ctx *c, const fp4rt_program *p, const fp4rt_session_buffers *sb,

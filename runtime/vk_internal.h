@@ -24,7 +24,8 @@ struct fp4rt_buffer {
 
 typedef enum vk_kernel {
     VK_K_LINEAR, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE, VK_K_EMBED,
-    VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA, VK_K_ARGMAX, VK_K_COUNT
+    VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA,
+    VK_K_GATED_DELTA_CHUNK, VK_K_ATTENTION_MERGE, VK_K_ARGMAX, VK_K_COUNT
 } vk_kernel;
 
 /* A host tensor uploaded to the weights buffer (dedup by host pointer). */
@@ -128,6 +129,7 @@ typedef struct vk_ctx {
     const uint8_t *mask_host;
     int mask_n;
     fp4rt_buffer *rope_tab;  /* [n_ctx][rotary_dim / 2][cos, sin] */
+    fp4rt_buffer *attn_ws;   /* attention partials (vk_op_attention.c), NULL: none needed */
     int rope_ctx, rope_dim;
     double rope_theta;
 } vk_ctx;
