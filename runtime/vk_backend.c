@@ -24,8 +24,8 @@ static void vk_destroy(void *vc) {
         c->vt.vkDeviceWaitIdle(c->dev);
         fp4rt_vk_profile_report(c);
         fp4rt_vk_profile_free(c);
-        fp4rt_buffer *bufs[] = {c->staging, c->dummy, c->step_info, c->weights, c->xq,
-                                c->input,   c->rope_tab, c->pick, c->mask,    c->attn_ws};
+        fp4rt_buffer *bufs[] = {c->staging, c->dummy,    c->step_info, c->weights, c->xq,
+                                c->input,   c->rope_tab, c->pick,      c->mask, c->attn_ws};
         for (size_t i = 0; i < FP4RT_ARRAY_LEN(bufs); i++) fp4rt_vk_buffer_destroy(c, bufs[i]);
         fp4rt_vk_pipelines_free(c);
     }
