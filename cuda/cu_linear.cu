@@ -19,6 +19,7 @@
  * rounding); an input view that is not 16-byte aligned is copied there too. */
 #include "cu_ops.h"
 
+#include "cu_linear.h"
 #include "cu_linear_math.cuh"
 
 #include <cuda_fp16.h>
@@ -146,30 +147,15 @@ __global__ void dequant_nvfp4(const uint8_t *packed, const uint8_t *scales, size
 
 /* ---- host side -------------------------------------------------------------------- */
 
-static size_t fmt_row_bytes(const fp4rt_linear *l) {
-    switch (l->fmt) {
-    case FP4RT_W_BF16:
-    case FP4RT_W_F16: return (size_t)l->n_in * 2;
-    case FP4RT_W_F32: return (size_t)l->n_in * 4;
-    case FP4RT_W_FP8: return (size_t)l->n_in;
-    default: return (size_t)l->n_in / 2;
-    }
-}
-
 static int view_off(const fp4rt_program *p, fp4rt_view v) { return p->buf_offset[v.buf] + v.col; }
-
-/* Whether the input view's rows are 16-byte aligned in the arena (the arena
- * itself is cudaMalloc'ed, 256-byte aligned). */
-static int x_view_aligned(const fp4rt_program *p, const fp4rt_op *op) {
-    return p->arena_width % 4 == 0 && view_off(p, op->x) % 4 == 0;
-}
-
-static size_t round4(size_t k) { return (k + 3) & ~(size_t)3; }
 
 size_t fp4rt_cu_linear_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk) {
     if (op->kind != FP4RT_OP_LINEAR || !op->lin || op->lin->fmt == FP4RT_W_NVFP4_W4A4) return 0;
-    if (op->lin->fmt != FP4RT_W_FP8 && x_view_aligned(p, op)) return 0;
-    return (size_t)chunk * round4((size_t)op->lin->n_in) * sizeof(float);
+    /* the arena is cudaMalloc'ed (256-byte aligned): rows are aligned when the
+     * row width and the view's column offset are multiples of 4 floats */
+    int aligned = p->arena_width % 4 == 0 && view_off(p, op->x) % 4 == 0;
+    if (op->lin->fmt != FP4RT_W_FP8 && aligned) return 0;
+    return (size_t)chunk * fp4rt_cu_linear_ld(op->lin->n_in) * sizeof(float);
 }
 
 template <int FMT, int NT>
@@ -222,6 +208,45 @@ static fp4rt_status dispatch(int fmt, const gemv_args &g, int rows, int vec, int
     }
 }
 
+fp4rt_status fp4rt_cu_linear_launch(const fp4rt_cu_linear_call *c, cudaStream_t stream) {
+    const int K = c->K, N = c->N, rows = c->rows;
+    const char *what = c->what ? c->what : "(unnamed)";
+    if (rows <= 0 || N <= 0) return FP4RT_OK;
+    if (c->fmt < FP4RT_W_BF16 || c->fmt > FP4RT_W_NVFP4)
+        return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda linear %s: weight format %d not handled here", what, c->fmt);
+    if (K <= 0 || (c->fmt == FP4RT_W_NVFP4 && (K % 16 || !c->sb)))
+        return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda linear %s: K = %d for format %d", what, K, c->fmt);
+    if (rows > 65535) return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda linear %s: %d rows in one step", what, rows);
+    const float *x = c->x;
+    size_t xs = c->xs;
+    int fp8 = c->fmt == FP4RT_W_FP8;
+    if (fp8 || !fp4rt_cu_linear_x_aligned(x, xs)) {
+        size_t ld = fp4rt_cu_linear_ld(K);
+        if (!c->ws || c->ws_bytes < (size_t)rows * ld * sizeof(float))
+            return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda linear %s: workspace of %zu bytes for %d rows of %d", what,
+                                 c->ws_bytes, rows, K);
+        dim3 grid((unsigned)((K + 255) / 256), (unsigned)rows);
+        act_prepare<<<grid, 256, 0, stream>>>(x, xs, c->ws, ld, K, fp8, c->input_scale);
+        fp4rt_status st = fp4rt_cu_check_launch("linear: activation preparation");
+        if (st) return st;
+        x = c->ws;
+        xs = ld;
+    }
+    float post = 1.0f;
+    if (fp8) post = c->input_scale * c->weight_scale;
+    else if (c->fmt == FP4RT_W_NVFP4) post = c->weight_scale;
+
+    const uint8_t *w = (const uint8_t *)c->w, *sb = c->sb;
+    size_t rb = fp4rt_cu_linear_row_bytes(c->fmt, K);
+    int w_vec = (uintptr_t)w % 16 == 0 && rb % 16 == 0 && (!sb || (uintptr_t)sb % 2 == 0);
+    gemv_args g = {w, sb, x, c->y, xs, c->ys, rb, N, K, 0, post};
+    gemm_args m = {w, sb, x, c->y, xs, c->ys, rb, rows, N, K, w_vec, post};
+    int gemm = rows >= FP4RT_CU_GEMM_MIN_ROWS && c->sm >= 80 && c->fmt != FP4RT_W_F32;
+    if (c->path == 1) gemm = 0;
+    else if (c->path == 2 && c->sm >= 80 && c->fmt != FP4RT_W_F32) gemm = 1;
+    return dispatch(c->fmt, g, rows, w_vec, gemm, m, stream);
+}
+
 fp4rt_status fp4rt_cu_op_linear(const fp4rt_cu_step *s, const fp4rt_op *op) {
     const fp4rt_linear *l = op->lin;
     if (!l) return fp4rt_cu_fail(FP4RT_INTERNAL, "linear op without a weight");
@@ -232,55 +257,38 @@ fp4rt_status fp4rt_cu_op_linear(const fp4rt_cu_step *s, const fp4rt_op *op) {
         return fp4rt_cu_fail(FP4RT_INTERNAL, "linear %s: view %dx%d for a [%d, %d] weight", l->module, op->x.cols,
                              op->y.cols, N, K);
     if (op->is_logits && s->step->no_logits) return FP4RT_OK;
-    if (l->fmt == FP4RT_W_NVFP4 && K % 16)
-        return fp4rt_cu_fail(FP4RT_INTERNAL, "linear %s: NVFP4 with K = %d (not a multiple of 16)", l->module, K);
-    int t0 = op->is_logits && !s->step->all_logits ? T - 1 : 0, rows = T - t0;
-    if (rows <= 0) return FP4RT_OK;
+    int t0 = op->is_logits && !s->step->all_logits ? T - 1 : 0;
 
-    const uint8_t *w = (const uint8_t *)fp4rt_cu_weight(s->c, l->weight);
-    const uint8_t *sb = l->block_scale ? (const uint8_t *)fp4rt_cu_weight(s->c, l->block_scale) : NULL;
-    if (!w || (l->fmt == FP4RT_W_NVFP4 && !sb))
+    fp4rt_cu_linear_call c = {};
+    c.fmt = l->fmt;
+    c.w = fp4rt_cu_weight(s->c, l->weight);
+    c.sb = l->block_scale ? (const uint8_t *)fp4rt_cu_weight(s->c, l->block_scale) : NULL;
+    if (!c.w || (l->fmt == FP4RT_W_NVFP4 && !c.sb))
         return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: linear %s: weights were not uploaded", l->module);
-
     float *arena = (float *)s->sb->scratch->dev;
     size_t aw = (size_t)p->arena_width;
-    const float *x = arena + (size_t)t0 * aw + view_off(p, op->x);
-    size_t xs = aw;
-    float *y;
-    size_t ys;
+    c.x = arena + (size_t)t0 * aw + view_off(p, op->x);
+    c.xs = aw;
     if (op->is_logits) {
-        y = (float *)s->sb->logits->dev; /* row 0 holds input row t0 */
-        ys = (size_t)p->weights->cfg.vocab;
+        c.y = (float *)s->sb->logits->dev; /* row 0 holds input row t0 */
+        c.ys = (size_t)p->weights->cfg.vocab;
     } else {
-        y = arena + (size_t)t0 * aw + view_off(p, op->y);
-        ys = aw;
+        c.y = arena + (size_t)t0 * aw + view_off(p, op->y);
+        c.ys = aw;
     }
-
-    int fp8 = l->fmt == FP4RT_W_FP8;
-    int x_ok = ((uintptr_t)x % 16 == 0) && xs % 4 == 0;
-    if (fp8 || !x_ok) {
-        size_t ld = round4((size_t)K);
-        float *ws = (float *)fp4rt_cu_workspace(s, (size_t)rows * ld * sizeof(float));
-        if (!ws) return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: linear %s: no workspace for %d rows", l->module, rows);
-        if (rows > 65535) return fp4rt_cu_fail(FP4RT_INTERNAL, "linear %s: %d rows", l->module, rows);
-        dim3 grid((unsigned)((K + 255) / 256), (unsigned)rows);
-        act_prepare<<<grid, 256, 0, s->stream>>>(x, xs, ws, ld, K, fp8, l->input_scale);
-        fp4rt_status st = fp4rt_cu_check_launch("linear: activation preparation");
-        if (st) return st;
-        x = ws;
-        xs = ld;
+    c.rows = T - t0;
+    c.N = N;
+    c.K = K;
+    c.input_scale = l->input_scale;
+    c.weight_scale = l->weight_scale;
+    c.sm = s->sm;
+    if (l->fmt == FP4RT_W_FP8 || !fp4rt_cu_linear_x_aligned(c.x, c.xs)) {
+        c.ws_bytes = (size_t)c.rows * fp4rt_cu_linear_ld(K) * sizeof(float);
+        c.ws = (float *)fp4rt_cu_workspace(s, c.ws_bytes);
+        if (!c.ws) return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: linear %s: no workspace of %zu bytes", l->module, c.ws_bytes);
     }
-
-    float post = 1.0f;
-    if (fp8) post = l->input_scale * l->weight_scale;
-    else if (l->fmt == FP4RT_W_NVFP4) post = l->weight_scale;
-
-    size_t rb = fmt_row_bytes(l);
-    int w_vec = (uintptr_t)w % 16 == 0 && rb % 16 == 0 && (!sb || (uintptr_t)sb % 2 == 0);
-    gemv_args g = {w, sb, x, y, xs, ys, rb, N, K, 0, post};
-    gemm_args m = {w, sb, x, y, xs, ys, rb, rows, N, K, w_vec, post};
-    int gemm = rows >= FP4RT_CU_GEMM_MIN_ROWS && s->sm >= 80 && l->fmt != FP4RT_W_F32;
-    return dispatch(l->fmt, g, rows, w_vec, gemm, m, s->stream);
+    c.what = l->module;
+    return fp4rt_cu_linear_launch(&c, s->stream);
 }
 
 fp4rt_status fp4rt_cu_dequant_nvfp4(cudaStream_t stream, const uint8_t *packed, const uint8_t *scales, size_t n,
