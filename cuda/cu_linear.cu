@@ -12,8 +12,10 @@
  *    bytes are not 16-byte aligned (never a read past a row).
  *  - more rows (prefill, sm_80+): a tiled mma.sync m16n8k16 GEMM with FP32
  *    accumulation: F16 operands for NVFP4 (weights exact, activations rounded:
- *    the numerics contract's matrix-unit freedom), F16 weights and FP8 W8A8
- *    (both operands E4M3 values: exact in F16); BF16 operands for BF16 weights.
+ *    the numerics contract's matrix-unit freedom) and F16 weights; BF16 operands
+ *    for BF16 weights. FP8 W8A8: m16n8k32 E4M3 x E4M3 where that is native
+ *    (sm_89, sm_12x), else F16 operands (E4M3 values are exact in F16: both
+ *    operands exact either way).
  *    F32 weights always take the matrix-vector path.
  * FP8 activations are quantized into the workspace first (exact, the CPU's
  * rounding); an input view that is not 16-byte aligned is copied there too. */
@@ -129,6 +131,49 @@ __global__ void __launch_bounds__(GEMM_THREADS) gemm_mma(gemm_args a) {
     gemm_store(a, acc, m0, n0, wm, wn, lane);
 }
 
+/* FP8 W8A8 on sm_89+: E4M3 x E4M3 tensor cores, both operands exact. */
+__device__ __forceinline__ void mma16832_e4m3(float c[4], const uint32_t a[4], const uint32_t b[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+                 "{%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    __trap(); /* the recorder launches it on sm_89+ only */
+#endif
+}
+
+__global__ void __launch_bounds__(GEMM_THREADS) gemm_fp8_mma(gemm_args a) {
+    __shared__ __align__(16) uint8_t As[GEMM_BM * GEMM8_LDS];
+    __shared__ __align__(16) uint8_t Bs[GEMM_BN * GEMM8_LDS];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wm = gemm_warp_m(warp), wn = gemm_warp_n(warp);
+    const int m0 = blockIdx.y * GEMM_BM, n0 = blockIdx.x * GEMM_BN;
+    float acc[2][4][4];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) acc[i][j][r] = 0.f;
+    for (int k0 = 0; k0 < a.K; k0 += GEMM8_BK) {
+        gemm8_load_a(a, As, m0, k0, threadIdx.x);
+        gemm8_load_b(a, Bs, n0, k0, threadIdx.x);
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < GEMM8_BK; kk += 32) {
+            uint32_t af[2][4], bf[4][2];
+            gemm8_frags(As, Bs, wm, wn, kk, lane, af, bf);
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) mma16832_e4m3(acc[i][j], af[i], bf[j]);
+        }
+        __syncthreads();
+    }
+    gemm_store(a, acc, m0, n0, wm, wn, lane);
+}
+
 /* ---- activation preparation ---------------------------------------------------
  * out row r (stride ld floats) = x row r (FP8: e4m3(x / input_scale) as FP32,
  * the CPU's fp4rt_fp8_act_quantize; else a copy). */
@@ -196,13 +241,28 @@ static fp4rt_status run_gemm(const gemm_args &a, cudaStream_t st) {
     return fp4rt_cu_check_launch("linear (tensor-core GEMM)");
 }
 
-static fp4rt_status dispatch(int fmt, const gemv_args &g, int rows, int vec, int gemm, const gemm_args &m,
+/* Where mma.sync m16n8k32 E4M3 is one instruction (QMMA in the SASS of sm_89 and
+ * sm_120a builds). On sm_90a and sm_100a ptxas expands it into F16 HMMA plus
+ * conversions per fragment (seen in their SASS), so those take the F16-operand
+ * GEMM, which converts once per tile; Hopper's FP8 tensor cores need wgmma. */
+static int fp8_mma_native(int sm) { return sm == 89 || (sm >= 120 && sm < 130); }
+
+static fp4rt_status run_gemm_fp8(const gemm_args &a, cudaStream_t st) {
+    dim3 grid((unsigned)((a.N + GEMM_BN - 1) / GEMM_BN), (unsigned)((a.M + GEMM_BM - 1) / GEMM_BM));
+    if (grid.y > 65535u) return fp4rt_cu_fail(FP4RT_INTERNAL, "linear: %d rows exceed the GEMM grid", a.M);
+    gemm_fp8_mma<<<grid, GEMM_THREADS, 0, st>>>(a);
+    return fp4rt_cu_check_launch("linear (FP8 tensor-core GEMM)");
+}
+
+static fp4rt_status dispatch(int fmt, const gemv_args &g, int rows, int vec, int gemm, const gemm_args &m, int sm,
                              cudaStream_t st) {
     switch (fmt) {
     case FP4RT_W_BF16: return gemm ? run_gemm<CUW_BF16, true>(m, st) : run_gemv<CUW_BF16>(g, rows, vec, st);
     case FP4RT_W_F16: return gemm ? run_gemm<CUW_F16, false>(m, st) : run_gemv<CUW_F16>(g, rows, vec, st);
     case FP4RT_W_F32: return run_gemv<CUW_F32>(g, rows, vec, st);
-    case FP4RT_W_FP8: return gemm ? run_gemm<CUW_FP8, false>(m, st) : run_gemv<CUW_FP8>(g, rows, vec, st);
+    case FP4RT_W_FP8:
+        if (!gemm) return run_gemv<CUW_FP8>(g, rows, vec, st);
+        return fp8_mma_native(sm) ? run_gemm_fp8(m, st) : run_gemm<CUW_FP8, false>(m, st);
     case FP4RT_W_NVFP4: return gemm ? run_gemm<CUW_NVFP4, false>(m, st) : run_gemv<CUW_NVFP4>(g, rows, vec, st);
     default: return fp4rt_cu_fail(FP4RT_INTERNAL, "linear: unknown weight format %d", fmt);
     }
@@ -244,7 +304,7 @@ fp4rt_status fp4rt_cu_linear_launch(const fp4rt_cu_linear_call *c, cudaStream_t 
     int gemm = rows >= FP4RT_CU_GEMM_MIN_ROWS && c->sm >= 80 && c->fmt != FP4RT_W_F32;
     if (c->path == 1) gemm = 0;
     else if (c->path == 2 && c->sm >= 80 && c->fmt != FP4RT_W_F32) gemm = 1;
-    return dispatch(c->fmt, g, rows, w_vec, gemm, m, stream);
+    return dispatch(c->fmt, g, rows, w_vec, gemm, m, c->sm, stream);
 }
 
 fp4rt_status fp4rt_cu_op_linear(const fp4rt_cu_step *s, const fp4rt_op *op) {

@@ -447,6 +447,90 @@ FP4RT_HD void gemm_store(const gemm_args &a, const float (&acc)[2][4][4], int m0
             }
 }
 
+
+/* ---- FP8 GEMM (sm_89+): mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 ----
+ * Both operands E4M3 bytes (the weights as stored, the activations as the
+ * quantizer rounded them: exact), FP32 accumulation. Fragments of 8-bit
+ * operands: register r of A holds A[g + 8 (r & 1)][4 q + 16 (r >> 1) + byte];
+ * register r of B holds B[k = 4 q + 16 r + byte][n = g]; C as above. Shared
+ * tiles are [rows][GEMM8_LDS] bytes: BK8 plus 16 of padding (row stride 20
+ * words: conflict-free fragment loads, 16-byte aligned rows). */
+constexpr int GEMM8_BK = 64, GEMM8_LDS = GEMM8_BK + 16;
+
+FP4RT_HD int frag8_a_row(int lane, int r) { return (lane >> 2) + 8 * (r & 1); }
+FP4RT_HD int frag8_a_col(int lane, int r) { return 4 * (lane & 3) + 16 * (r >> 1); }
+FP4RT_HD int frag8_b_k(int lane, int r) { return 4 * (lane & 3) + 16 * r; }
+
+FP4RT_HD int smem8_a_off(int lane, int r, int row0, int k0) {
+    return (row0 + frag8_a_row(lane, r)) * GEMM8_LDS + k0 + frag8_a_col(lane, r);
+}
+FP4RT_HD int smem8_b_off(int lane, int r, int n0, int k0) {
+    return (n0 + frag_b_n(lane)) * GEMM8_LDS + k0 + frag8_b_k(lane, r);
+}
+
+/* Four E4M3-valued floats -> their codes (exact), packed little-endian. */
+FP4RT_HD uint32_t pack_e4m3x4(float4 v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(v.x, v.y), __NV_SATFINITE, __NV_E4M3);
+    uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(v.z, v.w), __NV_SATFINITE, __NV_E4M3);
+    return (lo & 0xffffu) | (hi << 16);
+#else
+    return cunf::f32_to_e4m3_sat(v.x) | (cunf::f32_to_e4m3_sat(v.y) << 8) | (cunf::f32_to_e4m3_sat(v.z) << 16) |
+           (cunf::f32_to_e4m3_sat(v.w) << 24);
+#endif
+}
+
+/* A tile (E4M3 bytes): x rows m0.., columns k0..k0+BK8-1; zeros past M and K. */
+FP4RT_HD void gemm8_load_a(const gemm_args &a, uint8_t *As, int m0, int k0, int tid) {
+#pragma unroll
+    for (int i = 0; i < GEMM_BM * GEMM8_BK / 4 / GEMM_THREADS; i++) {
+        int idx = tid + i * GEMM_THREADS, row = idx >> 4, k = k0 + 4 * (idx & 15);
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (m0 + row < a.M) {
+            const float *xr = a.x + (size_t)(m0 + row) * a.xs;
+            if (k + 4 <= a.K) v = ld_x4(xr + k);
+            else {
+                if (k < a.K) v.x = xr[k];
+                if (k + 1 < a.K) v.y = xr[k + 1];
+                if (k + 2 < a.K) v.z = xr[k + 2];
+            }
+        }
+        *reinterpret_cast<uint32_t *>(As + row * GEMM8_LDS + 4 * (idx & 15)) = pack_e4m3x4(v);
+    }
+}
+
+/* B tile (E4M3 bytes as stored): weight rows n0..n0+BN-1, columns k0..k0+BK8-1;
+ * zero bytes (+0) past N and K. */
+FP4RT_HD void gemm8_load_b(const gemm_args &a, uint8_t *Bs, int n0, int k0, int tid) {
+#pragma unroll
+    for (int i = 0; i < GEMM_BN * GEMM8_BK / 16 / GEMM_THREADS; i++) {
+        int idx = tid + i * GEMM_THREADS, row = idx >> 2, n = n0 + row, k = k0 + 16 * (idx & 3);
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (n < a.N) {
+            const uint8_t *r = a.w + (size_t)n * a.row_bytes;
+            if (a.w_vec && k + 16 <= a.K) v = ld_stream16(r + k);
+            else {
+                uint32_t q[4] = {0, 0, 0, 0};
+                for (int j = 0; j < 16 && k + j < a.K; j++) q[j >> 2] |= (uint32_t)r[k + j] << (8 * (j & 3));
+                v = make_uint4(q[0], q[1], q[2], q[3]);
+            }
+        }
+        *reinterpret_cast<uint4 *>(Bs + row * GEMM8_LDS + 16 * (idx & 3)) = v;
+    }
+}
+
+FP4RT_HD void gemm8_frags(const uint8_t *As, const uint8_t *Bs, int wm, int wn, int kk, int lane, uint32_t (&af)[2][4],
+                          uint32_t (&bf)[4][2]) {
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int r = 0; r < 4; r++) af[i][r] = *reinterpret_cast<const uint32_t *>(As + smem8_a_off(lane, r, wm + 16 * i, kk));
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) bf[j][r] = *reinterpret_cast<const uint32_t *>(Bs + smem8_b_off(lane, r, wn + 8 * j, kk));
+}
+
 } // namespace culin
 
 #endif

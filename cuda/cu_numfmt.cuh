@@ -20,9 +20,7 @@
 #include <math.h>
 
 #include <cuda_fp16.h>
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
 #include <cuda_fp8.h>
-#endif
 
 #define FP4RT_HD __host__ __device__ __forceinline__
 

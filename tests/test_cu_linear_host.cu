@@ -443,6 +443,109 @@ static void gemm_case(int M, int N, int K) {
     if (FMT == CUW_FP8) CHECK_MSG(nm < 1e-10, "gemm fp8: operands are exact, NMSE %g", nm);
 }
 
+/* mma.m16n8k32 with 8-bit operands as the PTX ISA tables give it: A byte i
+ * (0..15) of a lane: row groupID + 8 * ((i >> 2) & 1), column 4 * tig + (i & 3)
+ * + 16 * (i >> 3); B byte i (0..7): row (k) 4 * tig + (i & 3) + 16 * (i >> 2),
+ * column groupID. Register r holds bytes 4r .. 4r + 3. */
+static void mma8_emulate(float (*c)[4], const uint32_t (*a)[4], const uint32_t (*b)[2]) {
+    float A[16][32], B[32][8];
+    for (int lane = 0; lane < 32; lane++) {
+        int g = lane >> 2, t = lane & 3;
+        for (int i = 0; i < 16; i++)
+            A[g + 8 * ((i >> 2) & 1)][4 * t + (i & 3) + 16 * (i >> 3)] =
+                fp4rt_e4m3_to_f32((uint8_t)(a[lane][i >> 2] >> (8 * (i & 3))));
+        for (int i = 0; i < 8; i++)
+            B[4 * t + (i & 3) + 16 * (i >> 2)][g] = fp4rt_e4m3_to_f32((uint8_t)(b[lane][i >> 2] >> (8 * (i & 3))));
+    }
+    for (int lane = 0; lane < 32; lane++) {
+        int g = lane >> 2, t = lane & 3;
+        for (int i = 0; i < 4; i++) {
+            int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
+            float s = c[lane][i];
+            for (int k = 0; k < 32; k++) s += A[row][k] * B[k][col];
+            c[lane][i] = s;
+        }
+    }
+}
+
+/* The sm_89+ FP8 GEMM (gemm_fp8_mma): whole blocks emulated. */
+static void gemm8_case(int M, int N, int K) {
+    wmat m = make_weights(CUW_FP8, N, K);
+    const size_t xs = (size_t)((K + 3) / 4 * 4) + 8;
+    std::vector<float> x(xs * M + 4), y((size_t)M * N, NAN);
+    for (auto &v : x) v = cunf::round_e4m3(rndf() * 3 / 0.05f);
+    gemm_args a = {m.w.data(), nullptr, x.data(), y.data(), xs, (size_t)N, m.row_bytes, M, N, K,
+                   (int)(m.row_bytes % 16 == 0), 0.125f};
+    alignas(16) uint8_t As[GEMM_BM * GEMM8_LDS], Bs[GEMM_BN * GEMM8_LDS];
+    for (int by = 0; by < (M + GEMM_BM - 1) / GEMM_BM; by++)
+        for (int bx = 0; bx < (N + GEMM_BN - 1) / GEMM_BN; bx++) {
+            int m0 = by * GEMM_BM, n0 = bx * GEMM_BN;
+            static float acc[4][32][2][4][4];
+            memset(acc, 0, sizeof acc);
+            for (int k0 = 0; k0 < K; k0 += GEMM8_BK) {
+                memset(As, 0x7f, sizeof As); /* NaN poison */
+                memset(Bs, 0x7f, sizeof Bs);
+                for (int tid = 0; tid < GEMM_THREADS; tid++) {
+                    gemm8_load_a(a, As, m0, k0, tid);
+                    gemm8_load_b(a, Bs, n0, k0, tid);
+                }
+                for (int warp = 0; warp < 4; warp++)
+                    for (int kk = 0; kk < GEMM8_BK; kk += 32) {
+                        uint32_t af[32][2][4], bf[32][4][2];
+                        for (int lane = 0; lane < 32; lane++)
+                            gemm8_frags(As, Bs, gemm_warp_m(warp), gemm_warp_n(warp), kk, lane, af[lane], bf[lane]);
+                        for (int i = 0; i < 2; i++)
+                            for (int j = 0; j < 4; j++) {
+                                float c[32][4];
+                                uint32_t ai[32][4], bj[32][2];
+                                for (int l = 0; l < 32; l++) {
+                                    memcpy(c[l], acc[warp][l][i][j], sizeof c[l]);
+                                    memcpy(ai[l], af[l][i], sizeof ai[l]);
+                                    memcpy(bj[l], bf[l][j], sizeof bj[l]);
+                                }
+                                mma8_emulate(c, ai, bj);
+                                for (int l = 0; l < 32; l++) memcpy(acc[warp][l][i][j], c[l], sizeof c[l]);
+                            }
+                    }
+            }
+            for (int warp = 0; warp < 4; warp++)
+                for (int lane = 0; lane < 32; lane++)
+                    gemm_store(a, acc[warp][lane], m0, n0, gemm_warp_m(warp), gemm_warp_n(warp), lane);
+        }
+    std::vector<double> ref((size_t)M * N), mag((size_t)M * N);
+    int unwritten = 0;
+    for (int i = 0; i < M; i++)
+        for (int n = 0; n < N; n++) {
+            double s = 0, am = 0;
+            for (int k = 0; k < K; k++) {
+                double p = m.ref[(size_t)n * K + k] * x[(size_t)i * xs + k];
+                s += p, am += fabs(p);
+            }
+            ref[(size_t)i * N + n] = s * a.post, mag[(size_t)i * N + n] = am * a.post;
+            if (isnan(y[(size_t)i * N + n])) unwritten++;
+        }
+    CHECK_MSG(unwritten == 0, "gemm8: %d outputs unwritten", unwritten);
+    double e = max_rel_err(y, ref, mag);
+    CHECK_MSG(e < 1e-6, "gemm8 M %d N %d K %d: max rel err %g", M, N, K, e);
+    /* fragment maps against the ISA table, and conflict-free loads */
+    int bad = 0, conflicts = 0;
+    for (int lane = 0; lane < 32; lane++)
+        for (int r = 0; r < 4; r++) {
+            int i = 4 * r;
+            if (frag8_a_row(lane, r) != (lane >> 2) + 8 * ((i >> 2) & 1) || frag8_a_col(lane, r) != 4 * (lane & 3) + 16 * (i >> 3)) bad++;
+            if (r < 2 && frag8_b_k(lane, r) != 4 * (lane & 3) + 16 * (4 * r >> 2)) bad++;
+        }
+    for (int r = 0; r < 4; r++) {
+        unsigned sa = 0, sb = 0;
+        for (int lane = 0; lane < 32; lane++) {
+            sa |= 1u << ((smem8_a_off(lane, r, 16, 32) / 4) % 32);
+            if (r < 2) sb |= 1u << ((smem8_b_off(lane, r, 8, 32) / 4) % 32);
+        }
+        if (sa != 0xffffffffu || (r < 2 && sb != 0xffffffffu)) conflicts++;
+    }
+    CHECK_MSG(bad == 0 && conflicts == 0, "gemm8 fragment maps: %d wrong, %d conflicting loads", bad, conflicts);
+}
+
 static void test_gemm(void) {
     gemm_case<CUW_NVFP4, false>(70, 100, 32 * 5);  /* M, N tails; whole 16-byte chunks */
     gemm_case<CUW_NVFP4, false>(9, 64, 48);        /* K tail of half a chunk (scalar loader) */
@@ -451,6 +554,8 @@ static void test_gemm(void) {
     gemm_case<CUW_F16, false>(20, 130, 64);
     gemm_case<CUW_FP8, false>(33, 65, 16 * 7);
     gemm_case<CUW_FP8, false>(12, 10, 40);         /* rows not 16-byte multiples */
+    gemm8_case(70, 66, 64 * 3);                    /* sm_89+ E4M3 tensor cores: M, N tails */
+    gemm8_case(9, 64, 100);                        /* K tail, unaligned rows */
 }
 
 int main(void) {
