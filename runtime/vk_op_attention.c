@@ -1,4 +1,5 @@
-/* Vulkan attention ops: partial RoPE, KV-cache append and causal GQA attention. */
+/* Vulkan attention ops: partial RoPE, KV-cache append and causal GQA attention.
+ * Positions come from the step info (shaders/step.glsl), never push constants. */
 #include "vk_ops.h"
 
 #include "common.h"
@@ -7,20 +8,20 @@
 #include <string.h>
 
 typedef struct {
-    uint32_t x_off, y_off, stride, group_dim, group_stride, rotary_dim, pos0, pad;
+    uint32_t x_off, y_off, stride, group_dim, group_stride, rotary_dim;
 } pc_rope;
-_Static_assert(sizeof(pc_rope) == 32, "pc_rope mirrors rope.comp");
+_Static_assert(sizeof(pc_rope) == 24, "pc_rope mirrors rope.comp");
 typedef struct {
-    uint32_t n, kv_type, pos0, n_ctx, x_off, z_off, stride, kv_word_off;
+    uint32_t n, kv_type, n_ctx, x_off, z_off, stride, kv_word_off;
     float k_scale, v_scale;
 } pc_kv_append;
-_Static_assert(sizeof(pc_kv_append) == 40, "pc_kv_append mirrors kv_append.comp");
+_Static_assert(sizeof(pc_kv_append) == 36, "pc_kv_append mirrors kv_append.comp");
 typedef struct {
-    uint32_t q_off, y_off, stride, q_group_stride, n_heads, n_kv_heads, head_dim, pos0, n_ctx,
-        kv_type, kv_elem_off, pad1;
+    uint32_t q_off, y_off, stride, q_group_stride, n_heads, n_kv_heads, head_dim, n_ctx, kv_type,
+        kv_elem_off;
     float scale, k_scale, v_scale;
 } pc_attention;
-_Static_assert(sizeof(pc_attention) == 60, "pc_attention mirrors attention.comp");
+_Static_assert(sizeof(pc_attention) == 52, "pc_attention mirrors attention.comp");
 _Static_assert(sizeof(pc_attention) <= VK_PUSH_BYTES, "push constants fit");
 
 fp4rt_status fp4rt_vk_rec_rope(const vk_step *s, const fp4rt_op *op) {
@@ -35,8 +36,7 @@ fp4rt_status fp4rt_vk_rec_rope(const vk_step *s, const fp4rt_op *op) {
                   .stride = fp4rt_vk_stride(s),
                   .group_dim = (uint32_t)op->group_dim,
                   .group_stride = (uint32_t)op->group_stride,
-                  .rotary_dim = (uint32_t)op->rotary_dim,
-                  .pos0 = (uint32_t)s->step->pos0};
+                  .rotary_dim = (uint32_t)op->rotary_dim};
     return fp4rt_vk_dispatch(c, VK_K_ROPE, b, 2, &pc, sizeof pc, (uint32_t)op->n_groups,
                              (uint32_t)s->step->n_tokens, 1);
 }
@@ -68,7 +68,6 @@ fp4rt_status fp4rt_vk_rec_kv_append(const vk_step *s, const fp4rt_op *op) {
     if (st) return st;
     pc_kv_append pc = {.n = n,
                        .kv_type = code,
-                       .pos0 = (uint32_t)s->step->pos0,
                        .n_ctx = (uint32_t)s->sb->n_ctx,
                        .x_off = fp4rt_vk_view_off(s, op->x),
                        .z_off = fp4rt_vk_view_off(s, op->z),
@@ -98,7 +97,6 @@ fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op) {
                        .n_heads = (uint32_t)op->n_groups,
                        .n_kv_heads = (uint32_t)op->n_kv_heads,
                        .head_dim = (uint32_t)op->group_dim,
-                       .pos0 = (uint32_t)s->step->pos0,
                        .n_ctx = (uint32_t)s->sb->n_ctx,
                        .kv_type = kv_type_code(s->sb->kv_type),
                        .kv_elem_off = (uint32_t)(skew / fp4rt_kv_elem_size(s->sb->kv_type)),

@@ -1,16 +1,17 @@
 #version 450
 // Causal GQA attention over one layer's cache, one workgroup per (query head h,
-// row t): positions 0 .. pos0 + t in tiles of 64 with an online softmax (FP32);
+// row t): positions 0 .. pos0 (step info) + t in tiles of 64 with an online softmax (FP32);
 // invocation i scores position tile + i, then owns output lanes i, i + 64, ...
 // (head_dim <= 256). Query head h reads KV head h / (n_heads / n_kv_heads).
 #include "common.glsl"
+#include "step.glsl"
 layout(local_size_x = WG) in;
 layout(set = 0, binding = 0) buffer A { float arena[]; };
 layout(set = 0, binding = 1) readonly buffer KV { uint kv[]; };
 layout(push_constant) uniform PC {
     uint q_off, y_off, stride, q_group_stride;
-    uint n_heads, n_kv_heads, head_dim, pos0;
-    uint n_ctx, kv_type, kv_elem_off, pad1; // kv_elem_off: window skew in elements
+    uint n_heads, n_kv_heads, head_dim, n_ctx;
+    uint kv_type, kv_elem_off; // kv_elem_off: window skew in elements
     float scale, k_scale, v_scale;
 } pc;
 
@@ -25,7 +26,7 @@ float kv_load(uint which, uint p, uint i) {
 
 void main() {
     uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
-    uint hd = pc.head_dim, kvh = h / (pc.n_heads / pc.n_kv_heads), pos = pc.pos0 + t;
+    uint hd = pc.head_dim, kvh = h / (pc.n_heads / pc.n_kv_heads), pos = sinfo.pos0 + t;
     uint qb = pc.q_off + t * pc.stride + h * pc.q_group_stride;
     float m = uintBitsToFloat(0xff800000u), l = 0.0;
     float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);
