@@ -98,7 +98,7 @@ __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], const 
 #endif
 }
 
-/* One block: a GEMM_BM x GEMM_BN tile of y; 4 warps of 32 x 32. */
+/* One block: a GEMM_BM x GEMM_BN tile of y; 4 warps of 32 x 64. */
 template <int FMT, bool BF16>
 __global__ void __launch_bounds__(GEMM_THREADS) gemm_mma(gemm_args a) {
     __shared__ __align__(16) uint16_t As[GEMM_BM * GEMM_LDS];
@@ -106,25 +106,25 @@ __global__ void __launch_bounds__(GEMM_THREADS) gemm_mma(gemm_args a) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int wm = gemm_warp_m(warp), wn = gemm_warp_n(warp);
     const int m0 = blockIdx.y * GEMM_BM, n0 = blockIdx.x * GEMM_BN;
-    float acc[2][4][4];
+    float acc[2][GEMM_WN][4];
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < GEMM_WN; j++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[i][j][r] = 0.f;
     for (int k0 = 0; k0 < a.K; k0 += GEMM_BK) {
-        gemm_load_a<BF16>(a, As, m0, k0, threadIdx.x);
+        gemm_load_a(a, As, m0, k0, threadIdx.x);
         gemm_load_b<FMT, BF16>(a, Bs, n0, k0, threadIdx.x);
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < GEMM_BK; kk += 16) {
-            uint32_t af[2][4], bf[4][2];
+            uint32_t af[2][4], bf[GEMM_WN][2];
             gemm_frags(As, Bs, wm, wn, kk, lane, af, bf);
 #pragma unroll
             for (int i = 0; i < 2; i++)
 #pragma unroll
-                for (int j = 0; j < 4; j++) mma16816<BF16>(acc[i][j], af[i], bf[j]);
+                for (int j = 0; j < GEMM_WN; j++) mma16816<BF16>(acc[i][j], af[i], bf[j]);
         }
         __syncthreads();
     }
@@ -149,11 +149,11 @@ __global__ void __launch_bounds__(GEMM_THREADS) gemm_fp8_mma(gemm_args a) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int wm = gemm_warp_m(warp), wn = gemm_warp_n(warp);
     const int m0 = blockIdx.y * GEMM_BM, n0 = blockIdx.x * GEMM_BN;
-    float acc[2][4][4];
+    float acc[2][GEMM_WN][4];
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < GEMM_WN; j++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[i][j][r] = 0.f;
     for (int k0 = 0; k0 < a.K; k0 += GEMM8_BK) {
@@ -162,12 +162,12 @@ __global__ void __launch_bounds__(GEMM_THREADS) gemm_fp8_mma(gemm_args a) {
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < GEMM8_BK; kk += 32) {
-            uint32_t af[2][4], bf[4][2];
+            uint32_t af[2][4], bf[GEMM_WN][2];
             gemm8_frags(As, Bs, wm, wn, kk, lane, af, bf);
 #pragma unroll
             for (int i = 0; i < 2; i++)
 #pragma unroll
-                for (int j = 0; j < 4; j++) mma16832_e4m3(acc[i][j], af[i], bf[j]);
+                for (int j = 0; j < GEMM_WN; j++) mma16832_e4m3(acc[i][j], af[i], bf[j]);
         }
         __syncthreads();
     }
@@ -175,13 +175,26 @@ __global__ void __launch_bounds__(GEMM_THREADS) gemm_fp8_mma(gemm_args a) {
 }
 
 /* ---- activation preparation ---------------------------------------------------
- * out row r (stride ld floats) = x row r (FP8: e4m3(x / input_scale) as FP32,
- * the CPU's fp4rt_fp8_act_quantize; else a copy). */
+ * Matrix-vector input: out row r (stride ld floats) = x row r (FP8: e4m3(x /
+ * input_scale) as FP32, the CPU's fp4rt_fp8_act_quantize; else a copy). */
 __global__ void act_prepare(const float *x, size_t xs, float *out, size_t ld, int K, int fp8, float input_scale) {
     int k = blockIdx.x * blockDim.x + threadIdx.x, r = blockIdx.y;
     if (k >= K) return;
     float v = x[(size_t)r * xs + k];
     out[(size_t)r * ld + k] = fp8 ? cunf::round_e4m3(v / input_scale) : v;
+}
+
+/* GEMM input: x rows staged once in the operand format (stage_elem), padded
+ * with zeros to `ld` bytes (gemm_staged_ld). */
+template <int OUT>
+__global__ void act_stage(const float *x, size_t xs, uint8_t *out, size_t ld, int K, int fp8, float input_scale) {
+    constexpr int EB = OUT == STAGE_E4M3 ? 1 : 2;
+    int k = blockIdx.x * blockDim.x + threadIdx.x, r = blockIdx.y;
+    if ((size_t)k * EB >= ld) return;
+    uint32_t v = k < K ? stage_elem(OUT, x[(size_t)r * xs + k], fp8, input_scale) : 0u;
+    uint8_t *o = out + (size_t)r * ld + (size_t)k * EB;
+    if (EB == 2) *reinterpret_cast<uint16_t *>(o) = (uint16_t)v;
+    else *o = (uint8_t)v;
 }
 
 /* ---- standalone NVFP4 -> F16 dequantization ---------------------------------- */
@@ -197,10 +210,12 @@ static int view_off(const fp4rt_program *p, fp4rt_view v) { return p->buf_offset
 size_t fp4rt_cu_linear_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk) {
     if (op->kind != FP4RT_OP_LINEAR || !op->lin || op->lin->fmt == FP4RT_W_NVFP4_W4A4) return 0;
     /* the arena is cudaMalloc'ed (256-byte aligned): rows are aligned when the
-     * row width and the view's column offset are multiples of 4 floats */
+     * row width and the view's column offset are multiples of 4 floats. Any
+     * row count up to chunk may run, on either path: the largest need. */
     int aligned = p->arena_width % 4 == 0 && view_off(p, op->x) % 4 == 0;
-    if (op->lin->fmt != FP4RT_W_FP8 && aligned) return 0;
-    return (size_t)chunk * fp4rt_cu_linear_ld(op->lin->n_in) * sizeof(float);
+    size_t a = fp4rt_cu_linear_ws_bytes(op->lin->fmt, chunk, op->lin->n_in, 0, aligned);
+    size_t b = fp4rt_cu_linear_ws_bytes(op->lin->fmt, chunk, op->lin->n_in, 1, aligned);
+    return op->lin->fmt == FP4RT_W_F32 || chunk < FP4RT_CU_GEMM_MIN_ROWS ? a : (a > b ? a : b);
 }
 
 template <int FMT, int NT>
@@ -254,18 +269,34 @@ static fp4rt_status run_gemm_fp8(const gemm_args &a, cudaStream_t st) {
     return fp4rt_cu_check_launch("linear (FP8 tensor-core GEMM)");
 }
 
-static fp4rt_status dispatch(int fmt, const gemv_args &g, int rows, int vec, int gemm, const gemm_args &m, int sm,
-                             cudaStream_t st) {
+static fp4rt_status run_gemv_fmt(int fmt, const gemv_args &g, int rows, int vec, cudaStream_t st) {
     switch (fmt) {
-    case FP4RT_W_BF16: return gemm ? run_gemm<CUW_BF16, true>(m, st) : run_gemv<CUW_BF16>(g, rows, vec, st);
-    case FP4RT_W_F16: return gemm ? run_gemm<CUW_F16, false>(m, st) : run_gemv<CUW_F16>(g, rows, vec, st);
+    case FP4RT_W_BF16: return run_gemv<CUW_BF16>(g, rows, vec, st);
+    case FP4RT_W_F16: return run_gemv<CUW_F16>(g, rows, vec, st);
     case FP4RT_W_F32: return run_gemv<CUW_F32>(g, rows, vec, st);
-    case FP4RT_W_FP8:
-        if (!gemm) return run_gemv<CUW_FP8>(g, rows, vec, st);
-        return fp8_mma_native(sm) ? run_gemm_fp8(m, st) : run_gemm<CUW_FP8, false>(m, st);
-    case FP4RT_W_NVFP4: return gemm ? run_gemm<CUW_NVFP4, false>(m, st) : run_gemv<CUW_NVFP4>(g, rows, vec, st);
-    default: return fp4rt_cu_fail(FP4RT_INTERNAL, "linear: unknown weight format %d", fmt);
+    case FP4RT_W_FP8: return run_gemv<CUW_FP8>(g, rows, vec, st);
+    default: return run_gemv<CUW_NVFP4>(g, rows, vec, st);
     }
+}
+
+static fp4rt_status run_gemm_fmt(int fmt, const gemm_args &m, int native8, cudaStream_t st) {
+    switch (fmt) {
+    case FP4RT_W_BF16: return run_gemm<CUW_BF16, true>(m, st);
+    case FP4RT_W_F16: return run_gemm<CUW_F16, false>(m, st);
+    case FP4RT_W_FP8: return native8 ? run_gemm_fp8(m, st) : run_gemm<CUW_FP8, false>(m, st);
+    default: return run_gemm<CUW_NVFP4, false>(m, st);
+    }
+}
+
+int fp4rt_cu_linear_uses_gemm(int fmt, int rows, int sm, int path) {
+    if (sm < 80 || fmt == FP4RT_W_F32 || path == 1) return 0;
+    return path == 2 || rows >= FP4RT_CU_GEMM_MIN_ROWS;
+}
+
+size_t fp4rt_cu_linear_ws_bytes(int fmt, int rows, int K, int gemm, int x_aligned) {
+    if (gemm) return (size_t)rows * gemm_staged_ld(K, 2);
+    if (fmt == FP4RT_W_FP8 || !x_aligned) return (size_t)rows * fp4rt_cu_linear_ld(K) * sizeof(float);
+    return 0;
 }
 
 fp4rt_status fp4rt_cu_linear_launch(const fp4rt_cu_linear_call *c, cudaStream_t stream) {
@@ -277,14 +308,38 @@ fp4rt_status fp4rt_cu_linear_launch(const fp4rt_cu_linear_call *c, cudaStream_t 
     if (K <= 0 || (c->fmt == FP4RT_W_NVFP4 && (K % 16 || !c->sb)))
         return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda linear %s: K = %d for format %d", what, K, c->fmt);
     if (rows > 65535) return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda linear %s: %d rows in one step", what, rows);
+    const int fp8 = c->fmt == FP4RT_W_FP8;
+    const int gemm = fp4rt_cu_linear_uses_gemm(c->fmt, rows, c->sm, c->path);
+    const int x_ok = fp4rt_cu_linear_x_aligned(c->x, c->xs);
+    size_t need = fp4rt_cu_linear_ws_bytes(c->fmt, rows, K, gemm, x_ok);
+    if (need && (!c->ws || c->ws_bytes < need || (uintptr_t)c->ws % 16))
+        return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda linear %s: workspace of %zu bytes at %p, %zu needed (16-byte aligned)",
+                             what, c->ws_bytes, (void *)c->ws, need);
+    float post = 1.0f;
+    if (fp8) post = c->input_scale * c->weight_scale;
+    else if (c->fmt == FP4RT_W_NVFP4) post = c->weight_scale;
+    const uint8_t *w = (const uint8_t *)c->w, *sb = c->sb;
+    size_t rb = fp4rt_cu_linear_row_bytes(c->fmt, K);
+    int w_vec = (uintptr_t)w % 16 == 0 && rb % 16 == 0 && (!sb || (uintptr_t)sb % 2 == 0);
+
+    if (gemm) {
+        int native8 = fp8 && fp8_mma_native(c->sm);
+        int out = native8 ? STAGE_E4M3 : c->fmt == FP4RT_W_BF16 ? STAGE_BF16 : STAGE_F16;
+        size_t ld = gemm_staged_ld(K, native8 ? 1 : 2);
+        dim3 grid((unsigned)((ld / (native8 ? 1 : 2) + 255) / 256), (unsigned)rows);
+        uint8_t *xa = (uint8_t *)c->ws;
+        if (out == STAGE_E4M3) act_stage<STAGE_E4M3><<<grid, 256, 0, stream>>>(c->x, c->xs, xa, ld, K, fp8, c->input_scale);
+        else if (out == STAGE_BF16) act_stage<STAGE_BF16><<<grid, 256, 0, stream>>>(c->x, c->xs, xa, ld, K, fp8, c->input_scale);
+        else act_stage<STAGE_F16><<<grid, 256, 0, stream>>>(c->x, c->xs, xa, ld, K, fp8, c->input_scale);
+        fp4rt_status st = fp4rt_cu_check_launch("linear: activation staging");
+        if (st) return st;
+        gemm_args m = {w, sb, xa, c->y, ld, c->ys, rb, rows, N, K, w_vec, post};
+        return run_gemm_fmt(c->fmt, m, native8, stream);
+    }
     const float *x = c->x;
     size_t xs = c->xs;
-    int fp8 = c->fmt == FP4RT_W_FP8;
-    if (fp8 || !fp4rt_cu_linear_x_aligned(x, xs)) {
+    if (fp8 || !x_ok) {
         size_t ld = fp4rt_cu_linear_ld(K);
-        if (!c->ws || c->ws_bytes < (size_t)rows * ld * sizeof(float))
-            return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda linear %s: workspace of %zu bytes for %d rows of %d", what,
-                                 c->ws_bytes, rows, K);
         dim3 grid((unsigned)((K + 255) / 256), (unsigned)rows);
         act_prepare<<<grid, 256, 0, stream>>>(x, xs, c->ws, ld, K, fp8, c->input_scale);
         fp4rt_status st = fp4rt_cu_check_launch("linear: activation preparation");
@@ -292,19 +347,8 @@ fp4rt_status fp4rt_cu_linear_launch(const fp4rt_cu_linear_call *c, cudaStream_t 
         x = c->ws;
         xs = ld;
     }
-    float post = 1.0f;
-    if (fp8) post = c->input_scale * c->weight_scale;
-    else if (c->fmt == FP4RT_W_NVFP4) post = c->weight_scale;
-
-    const uint8_t *w = (const uint8_t *)c->w, *sb = c->sb;
-    size_t rb = fp4rt_cu_linear_row_bytes(c->fmt, K);
-    int w_vec = (uintptr_t)w % 16 == 0 && rb % 16 == 0 && (!sb || (uintptr_t)sb % 2 == 0);
     gemv_args g = {w, sb, x, c->y, xs, c->ys, rb, N, K, 0, post};
-    gemm_args m = {w, sb, x, c->y, xs, c->ys, rb, rows, N, K, w_vec, post};
-    int gemm = rows >= FP4RT_CU_GEMM_MIN_ROWS && c->sm >= 80 && c->fmt != FP4RT_W_F32;
-    if (c->path == 1) gemm = 0;
-    else if (c->path == 2 && c->sm >= 80 && c->fmt != FP4RT_W_F32) gemm = 1;
-    return dispatch(c->fmt, g, rows, w_vec, gemm, m, c->sm, stream);
+    return run_gemv_fmt(c->fmt, g, rows, w_vec, stream);
 }
 
 fp4rt_status fp4rt_cu_op_linear(const fp4rt_cu_step *s, const fp4rt_op *op) {
@@ -342,8 +386,9 @@ fp4rt_status fp4rt_cu_op_linear(const fp4rt_cu_step *s, const fp4rt_op *op) {
     c.input_scale = l->input_scale;
     c.weight_scale = l->weight_scale;
     c.sm = s->sm;
-    if (l->fmt == FP4RT_W_FP8 || !fp4rt_cu_linear_x_aligned(c.x, c.xs)) {
-        c.ws_bytes = (size_t)c.rows * fp4rt_cu_linear_ld(K) * sizeof(float);
+    c.ws_bytes = fp4rt_cu_linear_ws_bytes(l->fmt, c.rows, K, fp4rt_cu_linear_uses_gemm(l->fmt, c.rows, c.sm, 0),
+                                          fp4rt_cu_linear_x_aligned(c.x, c.xs));
+    if (c.ws_bytes) {
         c.ws = (float *)fp4rt_cu_workspace(s, c.ws_bytes);
         if (!c.ws) return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: linear %s: no workspace of %zu bytes", l->module, c.ws_bytes);
     }

@@ -19,12 +19,18 @@ typedef struct fp4rt_cu_linear_call {
     int rows, N, K;
     float input_scale;    /* FP8: activation scale */
     float weight_scale;   /* FP8 weight_scale; NVFP4 weight_scale_2 */
-    float *ws;            /* workspace (FP8, or x rows not 16-byte aligned): */
-    size_t ws_bytes;      /*   rows * fp4rt_cu_linear_ld(K) floats */
+    float *ws;            /* workspace (16-byte aligned), at least */
+    size_t ws_bytes;      /*   fp4rt_cu_linear_ws_bytes(...) bytes */
     int sm;               /* compute capability, major * 10 + minor */
     int path;             /* 0: by row count; 1: matrix-vector; 2: tensor-core GEMM (sm_80+, not F32) */
     const char *what;     /* module name for messages (may be NULL) */
 } fp4rt_cu_linear_call;
+
+/* Whether a call takes the tensor-core GEMM (else the matrix-vector kernels). */
+int fp4rt_cu_linear_uses_gemm(int fmt, int rows, int sm, int path);
+/* Workspace bytes of a call: GEMM: activations staged in the operand format;
+ * matrix-vector: FP8 quantized activations or unaligned rows as f32; else 0. */
+size_t fp4rt_cu_linear_ws_bytes(int fmt, int rows, int K, int gemm, int x_aligned);
 
 /* Enqueues the layer on `stream` (no synchronization, no allocation). */
 fp4rt_status fp4rt_cu_linear_launch(const fp4rt_cu_linear_call *c, cudaStream_t stream);

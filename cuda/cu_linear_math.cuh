@@ -194,10 +194,11 @@ FP4RT_HD int frag_c_row(int lane, int r) { return (lane >> 2) + 8 * (r >> 1); }
 FP4RT_HD int frag_c_col(int lane, int r) { return 2 * (lane & 3) + (r & 1); }
 
 /* GEMM block tile: BM token rows x BN output columns, K steps of BK; 4 warps in
- * 2 x 2, each 32 x 32 (2 x 4 mma tiles). Shared tiles are [rows][GEMM_LDS]
- * 16-bit elements: BK plus 8 of padding, so that the 32-bit fragment loads of a
- * warp hit 32 different banks (row stride 20 words). */
-constexpr int GEMM_BM = 64, GEMM_BN = 64, GEMM_BK = 32, GEMM_LDS = GEMM_BK + 8, GEMM_THREADS = 128;
+ * 2 x 2, each 32 x 64 (2 x GEMM_WN mma tiles of 16 x 8). Shared tiles are
+ * [rows][GEMM_LDS] 16-bit elements: BK plus 8 of padding, so that the 32-bit
+ * fragment loads of a warp hit 32 different banks (row stride 20 words). */
+constexpr int GEMM_BM = 64, GEMM_BN = 128, GEMM_BK = 32, GEMM_LDS = GEMM_BK + 8, GEMM_THREADS = 128;
+constexpr int GEMM_WN = GEMM_BN / 2 / 8; /* n8 tiles per warp */
 
 /* Shared-memory element offset of register r, half 0 of the A fragment of the
  * 16 x 16 sub-tile at (row0, k0) (and the B fragment at (n0, k0)). */
@@ -296,11 +297,19 @@ FP4RT_HD float gemv_scalar_lane(const gemv_args &a, int n, const float *x, int l
     return acc;
 }
 
+/* The GEMM reads activations staged once per call (act_stage in cu_linear.cu)
+ * in the operand format: rows of GEMM_KPAD-padded K elements, zeros past K, so
+ * that every K step of a row is whole 16-byte chunks. */
+constexpr int GEMM_KPAD = 64;
+FP4RT_HD size_t gemm_staged_ld(int K, int elem_bytes) {
+    return ((size_t)K + GEMM_KPAD - 1) / GEMM_KPAD * GEMM_KPAD * elem_bytes;
+}
+
 struct gemm_args {
     const uint8_t *w, *sb;
-    const float *x; /* 16-byte aligned rows, xs % 4 == 0 */
+    const uint8_t *xa; /* staged activations: row m at xa + m * xa_ld (bytes, a multiple of 16) */
     float *y;
-    size_t xs, ys, row_bytes;
+    size_t xa_ld, ys, row_bytes;
     int M, N, K;
     int w_vec; /* rows 16-byte aligned: row_bytes % 16 == 0 and w aligned */
     float post;
@@ -312,26 +321,34 @@ FP4RT_HD uint32_t pack_op(float lo, float hi, bool bf16) {
     return (uint32_t)cunf::f32_to_f16_bits(lo) | ((uint32_t)cunf::f32_to_f16_bits(hi) << 16);
 }
 
-/* A tile, thread tid's share: x rows m0.., columns k0..k0+BK-1, converted to the
- * operand type; zeros past M and K. */
-template <bool BF16>
+/* Staged operand formats, and one activation staged (FP8 W8A8: quantized first
+ * as the CPU does, e4m3(x / input_scale), then exact in every format). */
+enum { STAGE_F16 = 0, STAGE_BF16 = 1, STAGE_E4M3 = 2 };
+FP4RT_HD uint32_t stage_elem(int out, float v, int fp8, float input_scale) {
+    if (fp8) v = cunf::round_e4m3(v / input_scale);
+    return out == STAGE_F16 ? cunf::f32_to_f16_bits(v) : out == STAGE_BF16 ? cunf::f32_to_bf16_bits(v)
+                                                                            : cunf::f32_to_e4m3_sat(v);
+}
+
+FP4RT_HD uint4 ld_act16(const uint8_t *p) {
+#ifdef __CUDA_ARCH__
+    return __ldg(reinterpret_cast<const uint4 *>(p));
+#else
+    uint4 v;
+    memcpy(&v, p, 16);
+    return v;
+#endif
+}
+
+/* A tile, thread tid's share: staged rows m0.., columns k0..k0+BK-1 (16-bit
+ * operands), zeros past M. */
 FP4RT_HD void gemm_load_a(const gemm_args &a, uint16_t *As, int m0, int k0, int tid) {
 #pragma unroll
-    for (int i = 0; i < GEMM_BM * GEMM_BK / 4 / GEMM_THREADS; i++) {
-        int idx = tid + i * GEMM_THREADS, row = idx >> 3, k = k0 + 4 * (idx & 7);
-        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (m0 + row < a.M) {
-            const float *xr = a.x + (size_t)(m0 + row) * a.xs;
-            if (k + 4 <= a.K) v = ld_x4(xr + k);
-            else {
-                if (k < a.K) v.x = xr[k];
-                if (k + 1 < a.K) v.y = xr[k + 1];
-                if (k + 2 < a.K) v.z = xr[k + 2];
-            }
-        }
-        uint32_t *d = reinterpret_cast<uint32_t *>(As + row * GEMM_LDS + 4 * (idx & 7));
-        d[0] = pack_op(v.x, v.y, BF16);
-        d[1] = pack_op(v.z, v.w, BF16);
+    for (int i = 0; i < GEMM_BM * GEMM_BK / 8 / GEMM_THREADS; i++) {
+        int idx = tid + i * GEMM_THREADS, row = idx >> 2, c = idx & 3;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (m0 + row < a.M) v = ld_act16(a.xa + (size_t)(m0 + row) * a.xa_ld + (size_t)(k0 + 8 * c) * 2);
+        *reinterpret_cast<uint4 *>(As + row * GEMM_LDS + 8 * c) = v;
     }
 }
 
@@ -340,7 +357,7 @@ FP4RT_HD void gemm_load_a(const gemm_args &a, uint16_t *As, int m0, int k0, int 
  * N and K. Whole 16-byte chunks use one load; the rest goes element by element. */
 template <int FMT, bool BF16>
 FP4RT_HD void gemm_load_b(const gemm_args &a, uint16_t *Bs, int n0, int k0, int tid) {
-    if (FMT == CUW_NVFP4) { /* 64 rows x 16 bytes: threads 0..63, one row each */
+    if (FMT == CUW_NVFP4) { /* BN rows x 16 bytes: one row per thread */
         if (tid >= GEMM_BN) return;
         int n = n0 + tid;
         uint32_t out[16];
@@ -375,9 +392,9 @@ FP4RT_HD void gemm_load_b(const gemm_args &a, uint16_t *Bs, int n0, int k0, int 
         uint4 *d = reinterpret_cast<uint4 *>(Bs + tid * GEMM_LDS);
 #pragma unroll
         for (int j = 0; j < 4; j++) d[j] = make_uint4(out[4 * j], out[4 * j + 1], out[4 * j + 2], out[4 * j + 3]);
-    } else if (FMT == CUW_BF16 || FMT == CUW_F16) { /* 64 rows x 4 chunks of 8 elements: 2 per thread */
+    } else if (FMT == CUW_BF16 || FMT == CUW_F16) { /* BN rows x 4 chunks of 8 elements */
 #pragma unroll
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < GEMM_BN * 4 / GEMM_THREADS; i++) {
             int idx = tid + i * GEMM_THREADS, row = idx >> 2, n = n0 + row, k = k0 + 8 * (idx & 3);
             uint4 v = make_uint4(0, 0, 0, 0);
             if (n < a.N) {
@@ -392,54 +409,58 @@ FP4RT_HD void gemm_load_b(const gemm_args &a, uint16_t *Bs, int n0, int k0, int 
             }
             *reinterpret_cast<uint4 *>(Bs + row * GEMM_LDS + 8 * (idx & 3)) = v;
         }
-    } else if (FMT == CUW_FP8) { /* 64 rows x 2 chunks of 16 elements: 1 per thread; F16 operands */
-        int row = tid >> 1, n = n0 + row, k = k0 + 16 * (tid & 1);
-        uint32_t q[4] = {0, 0, 0, 0};
-        if (n < a.N) {
-            const uint8_t *r = a.w + (size_t)n * a.row_bytes;
-            if (a.w_vec && k + 16 <= a.K) {
-                uint4 v = ld_stream16(r + k);
-                q[0] = v.x, q[1] = v.y, q[2] = v.z, q[3] = v.w;
-            } else { /* a zero byte decodes to +0: columns past K contribute nothing */
-                for (int j = 0; j < 16 && k + j < a.K; j++) q[j >> 2] |= (uint32_t)r[k + j] << (8 * (j & 3));
-            }
-        }
-        uint32_t out[8];
+    } else if (FMT == CUW_FP8) { /* BN rows x 2 chunks of 16 elements; F16 operands */
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            __half2 lo = cunf::e4m3x2_to_half2(q[j] & 0xffffu), hi = cunf::e4m3x2_to_half2(q[j] >> 16);
-            memcpy(&out[2 * j], &lo, 4);
-            memcpy(&out[2 * j + 1], &hi, 4);
+        for (int it = 0; it < GEMM_BN * 2 / GEMM_THREADS; it++) {
+            int idx = tid + it * GEMM_THREADS, row = idx >> 1, n = n0 + row, k = k0 + 16 * (idx & 1);
+            uint32_t q[4] = {0, 0, 0, 0};
+            if (n < a.N) {
+                const uint8_t *r = a.w + (size_t)n * a.row_bytes;
+                if (a.w_vec && k + 16 <= a.K) {
+                    uint4 v = ld_stream16(r + k);
+                    q[0] = v.x, q[1] = v.y, q[2] = v.z, q[3] = v.w;
+                } else { /* a zero byte decodes to +0: columns past K contribute nothing */
+                    for (int j = 0; j < 16 && k + j < a.K; j++) q[j >> 2] |= (uint32_t)r[k + j] << (8 * (j & 3));
+                }
+            }
+            uint32_t out[8];
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                __half2 lo = cunf::e4m3x2_to_half2(q[j] & 0xffffu), hi = cunf::e4m3x2_to_half2(q[j] >> 16);
+                memcpy(&out[2 * j], &lo, 4);
+                memcpy(&out[2 * j + 1], &hi, 4);
+            }
+            uint4 *d = reinterpret_cast<uint4 *>(Bs + row * GEMM_LDS + 16 * (idx & 1));
+            d[0] = make_uint4(out[0], out[1], out[2], out[3]);
+            d[1] = make_uint4(out[4], out[5], out[6], out[7]);
         }
-        uint4 *d = reinterpret_cast<uint4 *>(Bs + row * GEMM_LDS + 16 * (tid & 1));
-        d[0] = make_uint4(out[0], out[1], out[2], out[3]);
-        d[1] = make_uint4(out[4], out[5], out[6], out[7]);
     }
 }
 
 /* Fragments of warp tile (wm, wn), k-slice kk, for lane `lane`. */
 FP4RT_HD void gemm_frags(const uint16_t *As, const uint16_t *Bs, int wm, int wn, int kk, int lane, uint32_t (&af)[2][4],
-                         uint32_t (&bf)[4][2]) {
+                         uint32_t (&bf)[GEMM_WN][2]) {
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
         for (int r = 0; r < 4; r++) af[i][r] = *reinterpret_cast<const uint32_t *>(As + smem_a_off(lane, r, wm + 16 * i, kk));
 #pragma unroll
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < GEMM_WN; j++)
 #pragma unroll
         for (int r = 0; r < 2; r++) bf[j][r] = *reinterpret_cast<const uint32_t *>(Bs + smem_b_off(lane, r, wn + 8 * j, kk));
 }
 
 /* The warp tile's origin within the block tile. */
 FP4RT_HD int gemm_warp_m(int warp) { return (warp >> 1) * 32; }
-FP4RT_HD int gemm_warp_n(int warp) { return (warp & 1) * 32; }
+FP4RT_HD int gemm_warp_n(int warp) { return (warp & 1) * (GEMM_BN / 2); }
 
 /* Epilogue for lane `lane` of warp tile (wm, wn) of block (m0, n0). */
-FP4RT_HD void gemm_store(const gemm_args &a, const float (&acc)[2][4][4], int m0, int n0, int wm, int wn, int lane) {
+FP4RT_HD void gemm_store(const gemm_args &a, const float (&acc)[2][GEMM_WN][4], int m0, int n0, int wm, int wn,
+                         int lane) {
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < GEMM_WN; j++)
 #pragma unroll
             for (int r = 0; r < 4; r++) {
                 int m = m0 + wm + 16 * i + frag_c_row(lane, r), n = n0 + wn + 8 * j + frag_c_col(lane, r);
@@ -468,34 +489,14 @@ FP4RT_HD int smem8_b_off(int lane, int r, int n0, int k0) {
     return (n0 + frag_b_n(lane)) * GEMM8_LDS + k0 + frag8_b_k(lane, r);
 }
 
-/* Four E4M3-valued floats -> their codes (exact), packed little-endian. */
-FP4RT_HD uint32_t pack_e4m3x4(float4 v) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-    uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(v.x, v.y), __NV_SATFINITE, __NV_E4M3);
-    uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(v.z, v.w), __NV_SATFINITE, __NV_E4M3);
-    return (lo & 0xffffu) | (hi << 16);
-#else
-    return cunf::f32_to_e4m3_sat(v.x) | (cunf::f32_to_e4m3_sat(v.y) << 8) | (cunf::f32_to_e4m3_sat(v.z) << 16) |
-           (cunf::f32_to_e4m3_sat(v.w) << 24);
-#endif
-}
-
-/* A tile (E4M3 bytes): x rows m0.., columns k0..k0+BK8-1; zeros past M and K. */
+/* A tile (E4M3 bytes): staged rows m0.., columns k0..k0+BK8-1; zeros past M. */
 FP4RT_HD void gemm8_load_a(const gemm_args &a, uint8_t *As, int m0, int k0, int tid) {
 #pragma unroll
-    for (int i = 0; i < GEMM_BM * GEMM8_BK / 4 / GEMM_THREADS; i++) {
-        int idx = tid + i * GEMM_THREADS, row = idx >> 4, k = k0 + 4 * (idx & 15);
-        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (m0 + row < a.M) {
-            const float *xr = a.x + (size_t)(m0 + row) * a.xs;
-            if (k + 4 <= a.K) v = ld_x4(xr + k);
-            else {
-                if (k < a.K) v.x = xr[k];
-                if (k + 1 < a.K) v.y = xr[k + 1];
-                if (k + 2 < a.K) v.z = xr[k + 2];
-            }
-        }
-        *reinterpret_cast<uint32_t *>(As + row * GEMM8_LDS + 4 * (idx & 15)) = pack_e4m3x4(v);
+    for (int i = 0; i < GEMM_BM * GEMM8_BK / 16 / GEMM_THREADS; i++) {
+        int idx = tid + i * GEMM_THREADS, row = idx >> 2, c = idx & 3;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (m0 + row < a.M) v = ld_act16(a.xa + (size_t)(m0 + row) * a.xa_ld + k0 + 16 * c);
+        *reinterpret_cast<uint4 *>(As + row * GEMM8_LDS + 16 * c) = v;
     }
 }
 
@@ -520,13 +521,13 @@ FP4RT_HD void gemm8_load_b(const gemm_args &a, uint8_t *Bs, int n0, int k0, int 
 }
 
 FP4RT_HD void gemm8_frags(const uint8_t *As, const uint8_t *Bs, int wm, int wn, int kk, int lane, uint32_t (&af)[2][4],
-                          uint32_t (&bf)[4][2]) {
+                          uint32_t (&bf)[GEMM_WN][2]) {
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
         for (int r = 0; r < 4; r++) af[i][r] = *reinterpret_cast<const uint32_t *>(As + smem8_a_off(lane, r, wm + 16 * i, kk));
 #pragma unroll
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < GEMM_WN; j++)
 #pragma unroll
         for (int r = 0; r < 2; r++) bf[j][r] = *reinterpret_cast<const uint32_t *>(Bs + smem8_b_off(lane, r, wn + 8 * j, kk));
 }

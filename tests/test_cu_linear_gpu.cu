@@ -170,7 +170,7 @@ static void linear_case(const layer &l, int rows, int path, int xoff, int sm) {
         }
     uint8_t *dw = dalloc<uint8_t>(l.w.size()), *dsb = l.sb.empty() ? NULL : dalloc<uint8_t>(l.sb.size());
     float *dx = dalloc<float>(x.size()), *dy = dalloc<float>(ys * rows);
-    size_t ws_bytes = (size_t)rows * fp4rt_cu_linear_ld(K) * 4;
+    size_t ws_bytes = std::max(fp4rt_cu_linear_ws_bytes(l.fmt, rows, K, 0, 0), fp4rt_cu_linear_ws_bytes(l.fmt, rows, K, 1, 0));
     float *dws = dalloc<float>(ws_bytes / 4);
     CU(cudaMemcpy(dw, l.w.data(), l.w.size(), cudaMemcpyHostToDevice));
     if (dsb) CU(cudaMemcpy(dsb, l.sb.data(), l.sb.size(), cudaMemcpyHostToDevice));
@@ -300,11 +300,12 @@ static int bench(int sm) {
             if (sbytes) fill_bytes<<<1024, 256, 0, st>>>(sb[i], sbytes, 99 + i, -1);
         }
         const int M = 4096;
-        float *x = dalloc<float>((size_t)M * s.K), *y = dalloc<float>((size_t)M * s.N), *ws = dalloc<float>((size_t)M * s.K);
+        size_t wsb = std::max(fp4rt_cu_linear_ws_bytes(s.fmt, M, s.K, 0, 0), fp4rt_cu_linear_ws_bytes(s.fmt, M, s.K, 1, 0));
+        float *x = dalloc<float>((size_t)M * s.K), *y = dalloc<float>((size_t)M * s.N), *ws = dalloc<float>(wsb / 4 + 4);
         fill_bytes<<<1024, 256, 0, st>>>((uint8_t *)x, (size_t)M * s.K * 4, 5, FP4RT_W_BF16); /* finite floats */
         fp4rt_cu_linear_call c = {};
         c.fmt = s.fmt, c.xs = s.K, c.x = x, c.y = y, c.ys = s.N, c.N = s.N, c.K = s.K, c.input_scale = 0.02f,
-        c.weight_scale = 0.01f, c.ws = ws, c.ws_bytes = (size_t)M * s.K * 4, c.sm = sm, c.what = s.name;
+        c.weight_scale = 0.01f, c.ws = ws, c.ws_bytes = wsb, c.sm = sm, c.what = s.name;
         fp4rt_status err = FP4RT_OK;
         c.rows = 1;
         float dms = time_ms(st, 50, [&](int i) {

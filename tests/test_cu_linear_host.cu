@@ -370,35 +370,54 @@ static void test_frag_maps(void) {
     CHECK_MSG(conflicts == 0, "%d fragment loads with bank conflicts", conflicts);
 }
 
+/* Activations staged as act_stage does (one thread per element), zero-padded rows. */
+static std::vector<uint8_t> stage_rows(const std::vector<float> &x, size_t xs, int M, int K, int out, int fp8,
+                                       float in_scale, size_t *ld) {
+    int eb = out == STAGE_E4M3 ? 1 : 2;
+    *ld = gemm_staged_ld(K, eb);
+    std::vector<uint8_t> st(*ld * M + 16, 0xee); /* poison, overwritten up to ld */
+    for (int r = 0; r < M; r++)
+        for (size_t k = 0; k < *ld / eb; k++) {
+            uint32_t v = (int)k < K ? stage_elem(out, x[r * xs + k], fp8, in_scale) : 0u;
+            memcpy(&st[r * *ld + k * eb], &v, eb);
+        }
+    return st;
+}
+
 template <int FMT, bool BF16>
 static void gemm_case(int M, int N, int K) {
     wmat m = make_weights(FMT, N, K);
     const size_t xs = (size_t)((K + 3) / 4 * 4) + 4;
     std::vector<float> x(xs * M + 4), y((size_t)M * N, NAN);
     for (auto &v : x) v = rndf() * 3;
-    if (FMT == CUW_FP8)
-        for (auto &v : x) v = cunf::round_e4m3(v / 0.05f);
+    const int fp8 = FMT == CUW_FP8;
+    const float in_scale = 0.05f;
+    size_t ld;
+    std::vector<uint8_t> xa = stage_rows(x, xs, M, K, BF16 ? STAGE_BF16 : STAGE_F16, fp8, in_scale, &ld);
+    if (fp8) /* the references below see the quantized activations */
+        for (auto &v : x) v = fp4rt_round_e4m3(v / in_scale);
     int w_vec = m.row_bytes % 16 == 0;
-    gemm_args a = {m.w.data(), m.sb.data(), x.data(), y.data(), xs, (size_t)N, m.row_bytes, M, N, K, w_vec, 0.25f};
+    gemm_args a = {m.w.data(), m.sb.data(), xa.data(), y.data(), ld, (size_t)N, m.row_bytes, M, N, K, w_vec, 0.25f};
     alignas(16) uint16_t As[GEMM_BM * GEMM_LDS], Bs[GEMM_BN * GEMM_LDS];
     for (int by = 0; by < (M + GEMM_BM - 1) / GEMM_BM; by++)
         for (int bx = 0; bx < (N + GEMM_BN - 1) / GEMM_BN; bx++) {
             int m0 = by * GEMM_BM, n0 = bx * GEMM_BN;
-            float acc[4][32][2][4][4] = {};
+            static float acc[4][32][2][GEMM_WN][4];
+            memset(acc, 0, sizeof acc);
             for (int k0 = 0; k0 < K; k0 += GEMM_BK) {
                 memset(As, 0xff, sizeof As); /* poison: every element must be written */
                 memset(Bs, 0xff, sizeof Bs);
                 for (int tid = 0; tid < GEMM_THREADS; tid++) {
-                    gemm_load_a<BF16>(a, As, m0, k0, tid);
+                    gemm_load_a(a, As, m0, k0, tid);
                     gemm_load_b<FMT, BF16>(a, Bs, n0, k0, tid);
                 }
                 for (int warp = 0; warp < 4; warp++)
                     for (int kk = 0; kk < GEMM_BK; kk += 16) {
-                        uint32_t af[32][2][4], bf[32][4][2];
+                        uint32_t af[32][2][4], bf[32][GEMM_WN][2];
                         for (int lane = 0; lane < 32; lane++)
                             gemm_frags(As, Bs, gemm_warp_m(warp), gemm_warp_n(warp), kk, lane, af[lane], bf[lane]);
                         for (int i = 0; i < 2; i++)
-                            for (int j = 0; j < 4; j++) {
+                            for (int j = 0; j < GEMM_WN; j++) {
                                 float c[32][4];
                                 uint32_t ai[32][4], bj[32][2];
                                 for (int l = 0; l < 32; l++) {
@@ -473,14 +492,17 @@ static void gemm8_case(int M, int N, int K) {
     wmat m = make_weights(CUW_FP8, N, K);
     const size_t xs = (size_t)((K + 3) / 4 * 4) + 8;
     std::vector<float> x(xs * M + 4), y((size_t)M * N, NAN);
-    for (auto &v : x) v = cunf::round_e4m3(rndf() * 3 / 0.05f);
-    gemm_args a = {m.w.data(), nullptr, x.data(), y.data(), xs, (size_t)N, m.row_bytes, M, N, K,
+    for (auto &v : x) v = rndf() * 3;
+    size_t ld;
+    std::vector<uint8_t> xa = stage_rows(x, xs, M, K, STAGE_E4M3, 1, 0.05f, &ld);
+    for (auto &v : x) v = fp4rt_round_e4m3(v / 0.05f);
+    gemm_args a = {m.w.data(), nullptr, xa.data(), y.data(), ld, (size_t)N, m.row_bytes, M, N, K,
                    (int)(m.row_bytes % 16 == 0), 0.125f};
     alignas(16) uint8_t As[GEMM_BM * GEMM8_LDS], Bs[GEMM_BN * GEMM8_LDS];
     for (int by = 0; by < (M + GEMM_BM - 1) / GEMM_BM; by++)
         for (int bx = 0; bx < (N + GEMM_BN - 1) / GEMM_BN; bx++) {
             int m0 = by * GEMM_BM, n0 = bx * GEMM_BN;
-            static float acc[4][32][2][4][4];
+            static float acc[4][32][2][GEMM_WN][4];
             memset(acc, 0, sizeof acc);
             for (int k0 = 0; k0 < K; k0 += GEMM8_BK) {
                 memset(As, 0x7f, sizeof As); /* NaN poison */
@@ -491,11 +513,11 @@ static void gemm8_case(int M, int N, int K) {
                 }
                 for (int warp = 0; warp < 4; warp++)
                     for (int kk = 0; kk < GEMM8_BK; kk += 32) {
-                        uint32_t af[32][2][4], bf[32][4][2];
+                        uint32_t af[32][2][4], bf[32][GEMM_WN][2];
                         for (int lane = 0; lane < 32; lane++)
                             gemm8_frags(As, Bs, gemm_warp_m(warp), gemm_warp_n(warp), kk, lane, af[lane], bf[lane]);
                         for (int i = 0; i < 2; i++)
-                            for (int j = 0; j < 4; j++) {
+                            for (int j = 0; j < GEMM_WN; j++) {
                                 float c[32][4];
                                 uint32_t ai[32][4], bj[32][2];
                                 for (int l = 0; l < 32; l++) {
