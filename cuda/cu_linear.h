@@ -9,21 +9,21 @@
 
 /* y[t, n] = post * sum_k x'[t, k] * w'[n, k], t < rows, n < N (runtime/cpu_linear.c). */
 typedef struct fp4rt_cu_linear_call {
-    int fmt;              /* fp4rt_wfmt: BF16, F16, F32, FP8 or NVFP4 (W4A16) */
-    const void *w;        /* device [N, K] in fmt (NVFP4: [N, K / 2] packed) */
-    const uint8_t *sb;    /* device NVFP4 block scales [N, K / 16] (else NULL) */
-    const float *x;       /* device, row t at x + t * xs */
-    size_t xs;            /* floats */
-    float *y;             /* device, row t at y + t * ys */
-    size_t ys;            /* floats */
+    int fmt;           /* fp4rt_wfmt: BF16, F16, F32, FP8 or NVFP4 (W4A16) */
+    const void *w;     /* device [N, K] in fmt (NVFP4: [N, K / 2] packed) */
+    const uint8_t *sb; /* device NVFP4 block scales [N, K / 16] (else NULL) */
+    const float *x;    /* device, row t at x + t * xs */
+    size_t xs;         /* floats */
+    float *y;          /* device, row t at y + t * ys */
+    size_t ys;         /* floats */
     int rows, N, K;
-    float input_scale;    /* FP8: activation scale */
-    float weight_scale;   /* FP8 weight_scale; NVFP4 weight_scale_2 */
-    float *ws;            /* workspace (16-byte aligned), at least */
-    size_t ws_bytes;      /*   fp4rt_cu_linear_ws_bytes(...) bytes */
-    int sm;               /* compute capability, major * 10 + minor */
-    int path;             /* 0: by row count; 1: matrix-vector; 2: tensor-core GEMM (sm_80+, not F32) */
-    const char *what;     /* module name for messages (may be NULL) */
+    float input_scale;  /* FP8: activation scale */
+    float weight_scale; /* FP8 weight_scale; NVFP4 weight_scale_2 */
+    float *ws;          /* workspace (16-byte aligned), at least */
+    size_t ws_bytes;    /*   fp4rt_cu_linear_ws_bytes(...) bytes */
+    int sm;             /* compute capability, major * 10 + minor */
+    int path;         /* 0: by row count; 1: matrix-vector; 2: tensor-core GEMM (sm_80+, not F32) */
+    const char *what; /* module name for messages (may be NULL) */
 } fp4rt_cu_linear_call;
 
 /* Whether a call takes the tensor-core GEMM (else the matrix-vector kernels). */
@@ -36,7 +36,9 @@ size_t fp4rt_cu_linear_ws_bytes(int fmt, int rows, int K, int gemm, int x_aligne
 fp4rt_status fp4rt_cu_linear_launch(const fp4rt_cu_linear_call *c, cudaStream_t stream);
 
 /* Row stride (floats) of activations staged in the workspace. */
-static inline size_t fp4rt_cu_linear_ld(int K) { return ((size_t)K + 3) & ~(size_t)3; }
+static inline size_t fp4rt_cu_linear_ld(int K) {
+    return ((size_t)K + 3) & ~(size_t)3;
+}
 
 /* Whether rows at x, xs floats apart, can be read with 16-byte loads. */
 static inline int fp4rt_cu_linear_x_aligned(const float *x, size_t xs) {
@@ -47,10 +49,14 @@ static inline int fp4rt_cu_linear_x_aligned(const float *x, size_t xs) {
 static inline size_t fp4rt_cu_linear_row_bytes(int fmt, int K) {
     switch (fmt) {
     case FP4RT_W_BF16:
-    case FP4RT_W_F16: return (size_t)K * 2;
-    case FP4RT_W_F32: return (size_t)K * 4;
-    case FP4RT_W_FP8: return (size_t)K;
-    default: return (size_t)K / 2;
+    case FP4RT_W_F16:
+        return (size_t)K * 2;
+    case FP4RT_W_F32:
+        return (size_t)K * 4;
+    case FP4RT_W_FP8:
+        return (size_t)K;
+    default:
+        return (size_t)K / 2;
     }
 }
 

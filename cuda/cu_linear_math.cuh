@@ -38,7 +38,8 @@ FP4RT_HD float2 half2_bits_to_float2(uint32_t h2) {
 #ifdef __CUDA_ARCH__
     return __half22float2(*reinterpret_cast<const __half2 *>(&h2));
 #else
-    return make_float2(cunf::f16_bits_to_f32((uint16_t)(h2 & 0xffffu)), cunf::f16_bits_to_f32((uint16_t)(h2 >> 16)));
+    return make_float2(cunf::f16_bits_to_f32((uint16_t)(h2 & 0xffffu)),
+                       cunf::f16_bits_to_f32((uint16_t)(h2 >> 16)));
 #endif
 }
 
@@ -50,7 +51,8 @@ FP4RT_HD float2 half2_bits_to_float2(uint32_t h2) {
  * trick, exact), then times the block scale e4m3(sb) * 2^14 (exact). sc2 holds
  * the two block scales (bits 0..7: elements 0..15, bits 8..15: 16..31). */
 template <int NT>
-FP4RT_HD void dot_nvfp4(const uint32_t w[4], uint32_t sc2, const float *x, size_t xs, float acc[NT]) {
+FP4RT_HD void dot_nvfp4(const uint32_t w[4], uint32_t sc2, const float *x, size_t xs,
+                        float acc[NT]) {
 #pragma unroll
     for (int hb = 0; hb < 2; hb++) {
         float wf[16]; /* wf[i] = e2m1(element 16 hb + i) * 2^-14 */
@@ -98,7 +100,8 @@ FP4RT_HD void dot_fp8(const uint32_t w[4], const float *x, size_t xs, float acc[
         wf[4 * i + 3] = b.y;
 #else
 #pragma unroll
-        for (int j = 0; j < 4; j++) wf[4 * i + j] = cunf::e4m3_to_f32((w[i] >> (8 * j)) & 0xffu);
+        for (int j = 0; j < 4; j++)
+            wf[4 * i + j] = cunf::e4m3_to_f32((w[i] >> (8 * j)) & 0xffu);
 #endif
     }
 #pragma unroll
@@ -165,12 +168,15 @@ FP4RT_HD void dot_f32(const uint32_t w[4], const float *x, size_t xs, float acc[
  * of K elements, block scales `sb` of that row (NVFP4). Exact. */
 FP4RT_HD float decode1(int fmt, const uint8_t *r, const uint8_t *sb, int k) {
     switch (fmt) {
-    case CUW_BF16: return cunf::u2f((uint32_t)(r[2 * k] | (r[2 * k + 1] << 8)) << 16);
-    case CUW_F16: return cunf::f16_bits_to_f32((uint16_t)(r[2 * k] | (r[2 * k + 1] << 8)));
+    case CUW_BF16:
+        return cunf::u2f((uint32_t)(r[2 * k] | (r[2 * k + 1] << 8)) << 16);
+    case CUW_F16:
+        return cunf::f16_bits_to_f32((uint16_t)(r[2 * k] | (r[2 * k + 1] << 8)));
     case CUW_F32:
-        return cunf::u2f((uint32_t)r[4 * k] | ((uint32_t)r[4 * k + 1] << 8) | ((uint32_t)r[4 * k + 2] << 16) |
-                         ((uint32_t)r[4 * k + 3] << 24));
-    case CUW_FP8: return cunf::e4m3_to_f32(r[k]);
+        return cunf::u2f((uint32_t)r[4 * k] | ((uint32_t)r[4 * k + 1] << 8) |
+                         ((uint32_t)r[4 * k + 2] << 16) | ((uint32_t)r[4 * k + 3] << 24));
+    case CUW_FP8:
+        return cunf::e4m3_to_f32(r[k]);
     default: {
         uint32_t c = (r[k >> 1] >> (4 * (k & 1))) & 15u;
         float e = cunf::f16_bits_to_f32((uint16_t)cunf::e2m1x2_f16_scaled(c, 0));
@@ -186,12 +192,24 @@ FP4RT_HD float decode1(int fmt, const uint8_t *r, const uint8_t *sb, int k) {
  *   B (16 x 8, "col": stored here as Bs[n][k]), 2 registers: register r, half h
  *     holds B[k = 2 q + h + 8 r][n = g];
  *   C/D (16 x 8, FP32), 4 registers: register r holds C[g + 8 (r >> 1)][2 q + (r & 1)]. */
-FP4RT_HD int frag_a_row(int lane, int r) { return (lane >> 2) + 8 * (r & 1); }
-FP4RT_HD int frag_a_col(int lane, int r, int h) { return 2 * (lane & 3) + h + 8 * (r >> 1); }
-FP4RT_HD int frag_b_k(int lane, int r, int h) { return 2 * (lane & 3) + h + 8 * r; }
-FP4RT_HD int frag_b_n(int lane) { return lane >> 2; }
-FP4RT_HD int frag_c_row(int lane, int r) { return (lane >> 2) + 8 * (r >> 1); }
-FP4RT_HD int frag_c_col(int lane, int r) { return 2 * (lane & 3) + (r & 1); }
+FP4RT_HD int frag_a_row(int lane, int r) {
+    return (lane >> 2) + 8 * (r & 1);
+}
+FP4RT_HD int frag_a_col(int lane, int r, int h) {
+    return 2 * (lane & 3) + h + 8 * (r >> 1);
+}
+FP4RT_HD int frag_b_k(int lane, int r, int h) {
+    return 2 * (lane & 3) + h + 8 * r;
+}
+FP4RT_HD int frag_b_n(int lane) {
+    return lane >> 2;
+}
+FP4RT_HD int frag_c_row(int lane, int r) {
+    return (lane >> 2) + 8 * (r >> 1);
+}
+FP4RT_HD int frag_c_col(int lane, int r) {
+    return 2 * (lane & 3) + (r & 1);
+}
 
 /* GEMM block tile: BM token rows x BN output columns, K steps of BK; 4 warps in
  * 2 x 2, each 32 x 64 (2 x GEMM_WN mma tiles of 16 x 8). Shared tiles are
@@ -247,7 +265,9 @@ struct gemv_args {
 
 #define GEMV_WARPS 4 /* warps per block */
 /* Output rows per warp: fewer when several tokens share a pass (registers). */
-template <int NT> FP4RT_HD constexpr int gemv_rpw() { return NT <= 2 ? 4 : 2; }
+template <int NT> FP4RT_HD constexpr int gemv_rpw() {
+    return NT <= 2 ? 4 : 2;
+}
 
 /* The matrix-vector kernel's work for lane `lane` of the warp that owns output
  * rows row0 .. row0 + RPW - 1: chunks lane, lane + 32, ... of each row, partial
@@ -260,7 +280,8 @@ FP4RT_HD void gemv_lane(const gemv_args &a, int row0, int lane, float (&acc)[gem
 #pragma unroll
     for (int r = 0; r < RPW; r++)
 #pragma unroll
-        for (int t = 0; t < NT; t++) acc[r][t] = 0.f;
+        for (int t = 0; t < NT; t++)
+            acc[r][t] = 0.f;
     const int nchunks = (int)(a.row_bytes / 16);
     const size_t sb_row = (size_t)a.K / 16;
 #pragma unroll 2
@@ -277,11 +298,16 @@ FP4RT_HD void gemv_lane(const gemv_args &a, int row0, int lane, float (&acc)[gem
 #pragma unroll
         for (int r = 0; r < RPW; r++) {
             const uint32_t w4[4] = {wv[r].x, wv[r].y, wv[r].z, wv[r].w};
-            if (FMT == CUW_NVFP4) dot_nvfp4<NT>(w4, sc[r], xc, a.xs, acc[r]);
-            else if (FMT == CUW_FP8) dot_fp8<NT>(w4, xc, a.xs, acc[r]);
-            else if (FMT == CUW_BF16) dot_16bit<NT, true>(w4, xc, a.xs, acc[r]);
-            else if (FMT == CUW_F16) dot_16bit<NT, false>(w4, xc, a.xs, acc[r]);
-            else dot_f32<NT>(w4, xc, a.xs, acc[r]);
+            if (FMT == CUW_NVFP4)
+                dot_nvfp4<NT>(w4, sc[r], xc, a.xs, acc[r]);
+            else if (FMT == CUW_FP8)
+                dot_fp8<NT>(w4, xc, a.xs, acc[r]);
+            else if (FMT == CUW_BF16)
+                dot_16bit<NT, true>(w4, xc, a.xs, acc[r]);
+            else if (FMT == CUW_F16)
+                dot_16bit<NT, false>(w4, xc, a.xs, acc[r]);
+            else
+                dot_f32<NT>(w4, xc, a.xs, acc[r]);
         }
     }
 }
@@ -293,7 +319,8 @@ FP4RT_HD float gemv_scalar_lane(const gemv_args &a, int n, const float *x, int l
     const uint8_t *r = a.w + (size_t)n * a.row_bytes;
     const uint8_t *sb = FMT == CUW_NVFP4 ? a.sb + (size_t)n * (a.K / 16) : nullptr;
     float acc = 0.f;
-    for (int k = lane; k < a.K; k += 32) acc = fmaf(decode1(FMT, r, sb, k), x[k], acc);
+    for (int k = lane; k < a.K; k += 32)
+        acc = fmaf(decode1(FMT, r, sb, k), x[k], acc);
     return acc;
 }
 
@@ -317,7 +344,8 @@ struct gemm_args {
 
 /* Two floats -> the operand type (F16 or BF16, round to nearest even). */
 FP4RT_HD uint32_t pack_op(float lo, float hi, bool bf16) {
-    if (bf16) return (uint32_t)cunf::f32_to_bf16_bits(lo) | ((uint32_t)cunf::f32_to_bf16_bits(hi) << 16);
+    if (bf16)
+        return (uint32_t)cunf::f32_to_bf16_bits(lo) | ((uint32_t)cunf::f32_to_bf16_bits(hi) << 16);
     return (uint32_t)cunf::f32_to_f16_bits(lo) | ((uint32_t)cunf::f32_to_f16_bits(hi) << 16);
 }
 
@@ -326,8 +354,9 @@ FP4RT_HD uint32_t pack_op(float lo, float hi, bool bf16) {
 enum { STAGE_F16 = 0, STAGE_BF16 = 1, STAGE_E4M3 = 2 };
 FP4RT_HD uint32_t stage_elem(int out, float v, int fp8, float input_scale) {
     if (fp8) v = cunf::round_e4m3(v / input_scale);
-    return out == STAGE_F16 ? cunf::f32_to_f16_bits(v) : out == STAGE_BF16 ? cunf::f32_to_bf16_bits(v)
-                                                                            : cunf::f32_to_e4m3_sat(v);
+    return out == STAGE_F16    ? cunf::f32_to_f16_bits(v)
+           : out == STAGE_BF16 ? cunf::f32_to_bf16_bits(v)
+                               : cunf::f32_to_e4m3_sat(v);
 }
 
 FP4RT_HD uint4 ld_act16(const uint8_t *p) {
@@ -347,7 +376,8 @@ FP4RT_HD void gemm_load_a(const gemm_args &a, uint16_t *As, int m0, int k0, int 
     for (int i = 0; i < GEMM_BM * GEMM_BK / 8 / GEMM_THREADS; i++) {
         int idx = tid + i * GEMM_THREADS, row = idx >> 2, c = idx & 3;
         uint4 v = make_uint4(0, 0, 0, 0);
-        if (m0 + row < a.M) v = ld_act16(a.xa + (size_t)(m0 + row) * a.xa_ld + (size_t)(k0 + 8 * c) * 2);
+        if (m0 + row < a.M)
+            v = ld_act16(a.xa + (size_t)(m0 + row) * a.xa_ld + (size_t)(k0 + 8 * c) * 2);
         *reinterpret_cast<uint4 *>(As + row * GEMM_LDS + 8 * c) = v;
     }
 }
@@ -367,7 +397,8 @@ FP4RT_HD void gemm_load_b(const gemm_args &a, uint16_t *Bs, int n0, int k0, int 
             const uint32_t w4[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
             for (int wi = 0; wi < 4; wi++) { /* word wi: elements 8 wi .. 8 wi + 7 */
-                float s = cunf::e4m3_to_f32((sc2 >> (8 * (wi >> 1))) & 0xffu) * FP4RT_E2M1_F16_FACTOR;
+                float s =
+                    cunf::e4m3_to_f32((sc2 >> (8 * (wi >> 1))) & 0xffu) * FP4RT_E2M1_F16_FACTOR;
                 float e[8];
 #pragma unroll
                 for (int j = 0; j < 4; j++) {
@@ -376,7 +407,8 @@ FP4RT_HD void gemm_load_b(const gemm_args &a, uint16_t *Bs, int n0, int k0, int 
                     e[cunf::e2m1x2_elem_hi(j)] = f.y * s;
                 }
 #pragma unroll
-                for (int j = 0; j < 4; j++) out[4 * wi + j] = pack_op(e[2 * j], e[2 * j + 1], BF16);
+                for (int j = 0; j < 4; j++)
+                    out[4 * wi + j] = pack_op(e[2 * j], e[2 * j + 1], BF16);
             }
         } else {
             const uint8_t *r = a.w + (size_t)(n < a.N ? n : 0) * a.row_bytes;
@@ -391,7 +423,8 @@ FP4RT_HD void gemm_load_b(const gemm_args &a, uint16_t *Bs, int n0, int k0, int 
         }
         uint4 *d = reinterpret_cast<uint4 *>(Bs + tid * GEMM_LDS);
 #pragma unroll
-        for (int j = 0; j < 4; j++) d[j] = make_uint4(out[4 * j], out[4 * j + 1], out[4 * j + 2], out[4 * j + 3]);
+        for (int j = 0; j < 4; j++)
+            d[j] = make_uint4(out[4 * j], out[4 * j + 1], out[4 * j + 2], out[4 * j + 3]);
     } else if (FMT == CUW_BF16 || FMT == CUW_F16) { /* BN rows x 4 chunks of 8 elements */
 #pragma unroll
         for (int i = 0; i < GEMM_BN * 4 / GEMM_THREADS; i++) {
@@ -399,11 +432,13 @@ FP4RT_HD void gemm_load_b(const gemm_args &a, uint16_t *Bs, int n0, int k0, int 
             uint4 v = make_uint4(0, 0, 0, 0);
             if (n < a.N) {
                 const uint8_t *r = a.w + (size_t)n * a.row_bytes;
-                if (a.w_vec && k + 8 <= a.K) v = ld_stream16(r + (size_t)k * 2);
+                if (a.w_vec && k + 8 <= a.K)
+                    v = ld_stream16(r + (size_t)k * 2);
                 else {
                     uint32_t e[4] = {0, 0, 0, 0};
                     for (int j = 0; j < 8 && k + j < a.K; j++)
-                        e[j >> 1] |= (uint32_t)(r[2 * (k + j)] | (r[2 * (k + j) + 1] << 8)) << (16 * (j & 1));
+                        e[j >> 1] |= (uint32_t)(r[2 * (k + j)] | (r[2 * (k + j) + 1] << 8))
+                                     << (16 * (j & 1));
                     v = make_uint4(e[0], e[1], e[2], e[3]);
                 }
             }
@@ -412,7 +447,8 @@ FP4RT_HD void gemm_load_b(const gemm_args &a, uint16_t *Bs, int n0, int k0, int 
     } else if (FMT == CUW_FP8) { /* BN rows x 2 chunks of 16 elements; F16 operands */
 #pragma unroll
         for (int it = 0; it < GEMM_BN * 2 / GEMM_THREADS; it++) {
-            int idx = tid + it * GEMM_THREADS, row = idx >> 1, n = n0 + row, k = k0 + 16 * (idx & 1);
+            int idx = tid + it * GEMM_THREADS, row = idx >> 1, n = n0 + row,
+                k = k0 + 16 * (idx & 1);
             uint32_t q[4] = {0, 0, 0, 0};
             if (n < a.N) {
                 const uint8_t *r = a.w + (size_t)n * a.row_bytes;
@@ -420,13 +456,15 @@ FP4RT_HD void gemm_load_b(const gemm_args &a, uint16_t *Bs, int n0, int k0, int 
                     uint4 v = ld_stream16(r + k);
                     q[0] = v.x, q[1] = v.y, q[2] = v.z, q[3] = v.w;
                 } else { /* a zero byte decodes to +0: columns past K contribute nothing */
-                    for (int j = 0; j < 16 && k + j < a.K; j++) q[j >> 2] |= (uint32_t)r[k + j] << (8 * (j & 3));
+                    for (int j = 0; j < 16 && k + j < a.K; j++)
+                        q[j >> 2] |= (uint32_t)r[k + j] << (8 * (j & 3));
                 }
             }
             uint32_t out[8];
 #pragma unroll
             for (int j = 0; j < 4; j++) {
-                __half2 lo = cunf::e4m3x2_to_half2(q[j] & 0xffffu), hi = cunf::e4m3x2_to_half2(q[j] >> 16);
+                __half2 lo = cunf::e4m3x2_to_half2(q[j] & 0xffffu),
+                        hi = cunf::e4m3x2_to_half2(q[j] >> 16);
                 memcpy(&out[2 * j], &lo, 4);
                 memcpy(&out[2 * j + 1], &hi, 4);
             }
@@ -438,36 +476,44 @@ FP4RT_HD void gemm_load_b(const gemm_args &a, uint16_t *Bs, int n0, int k0, int 
 }
 
 /* Fragments of warp tile (wm, wn), k-slice kk, for lane `lane`. */
-FP4RT_HD void gemm_frags(const uint16_t *As, const uint16_t *Bs, int wm, int wn, int kk, int lane, uint32_t (&af)[2][4],
-                         uint32_t (&bf)[GEMM_WN][2]) {
+FP4RT_HD void gemm_frags(const uint16_t *As, const uint16_t *Bs, int wm, int wn, int kk, int lane,
+                         uint32_t (&af)[2][4], uint32_t (&bf)[GEMM_WN][2]) {
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
-        for (int r = 0; r < 4; r++) af[i][r] = *reinterpret_cast<const uint32_t *>(As + smem_a_off(lane, r, wm + 16 * i, kk));
+        for (int r = 0; r < 4; r++)
+            af[i][r] =
+                *reinterpret_cast<const uint32_t *>(As + smem_a_off(lane, r, wm + 16 * i, kk));
 #pragma unroll
     for (int j = 0; j < GEMM_WN; j++)
 #pragma unroll
-        for (int r = 0; r < 2; r++) bf[j][r] = *reinterpret_cast<const uint32_t *>(Bs + smem_b_off(lane, r, wn + 8 * j, kk));
+        for (int r = 0; r < 2; r++)
+            bf[j][r] =
+                *reinterpret_cast<const uint32_t *>(Bs + smem_b_off(lane, r, wn + 8 * j, kk));
 }
 
 /* The warp tile's origin within the block tile. */
-FP4RT_HD int gemm_warp_m(int warp) { return (warp >> 1) * 32; }
-FP4RT_HD int gemm_warp_n(int warp) { return (warp & 1) * (GEMM_BN / 2); }
+FP4RT_HD int gemm_warp_m(int warp) {
+    return (warp >> 1) * 32;
+}
+FP4RT_HD int gemm_warp_n(int warp) {
+    return (warp & 1) * (GEMM_BN / 2);
+}
 
 /* Epilogue for lane `lane` of warp tile (wm, wn) of block (m0, n0). */
-FP4RT_HD void gemm_store(const gemm_args &a, const float (&acc)[2][GEMM_WN][4], int m0, int n0, int wm, int wn,
-                         int lane) {
+FP4RT_HD void gemm_store(const gemm_args &a, const float (&acc)[2][GEMM_WN][4], int m0, int n0,
+                         int wm, int wn, int lane) {
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
         for (int j = 0; j < GEMM_WN; j++)
 #pragma unroll
             for (int r = 0; r < 4; r++) {
-                int m = m0 + wm + 16 * i + frag_c_row(lane, r), n = n0 + wn + 8 * j + frag_c_col(lane, r);
+                int m = m0 + wm + 16 * i + frag_c_row(lane, r),
+                    n = n0 + wn + 8 * j + frag_c_col(lane, r);
                 if (m < a.M && n < a.N) a.y[(size_t)m * a.ys + n] = acc[i][j][r] * a.post;
             }
 }
-
 
 /* ---- FP8 GEMM (sm_89+): mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 ----
  * Both operands E4M3 bytes (the weights as stored, the activations as the
@@ -478,9 +524,15 @@ FP4RT_HD void gemm_store(const gemm_args &a, const float (&acc)[2][GEMM_WN][4], 
  * words: conflict-free fragment loads, 16-byte aligned rows). */
 constexpr int GEMM8_BK = 64, GEMM8_LDS = GEMM8_BK + 16;
 
-FP4RT_HD int frag8_a_row(int lane, int r) { return (lane >> 2) + 8 * (r & 1); }
-FP4RT_HD int frag8_a_col(int lane, int r) { return 4 * (lane & 3) + 16 * (r >> 1); }
-FP4RT_HD int frag8_b_k(int lane, int r) { return 4 * (lane & 3) + 16 * r; }
+FP4RT_HD int frag8_a_row(int lane, int r) {
+    return (lane >> 2) + 8 * (r & 1);
+}
+FP4RT_HD int frag8_a_col(int lane, int r) {
+    return 4 * (lane & 3) + 16 * (r >> 1);
+}
+FP4RT_HD int frag8_b_k(int lane, int r) {
+    return 4 * (lane & 3) + 16 * r;
+}
 
 FP4RT_HD int smem8_a_off(int lane, int r, int row0, int k0) {
     return (row0 + frag8_a_row(lane, r)) * GEMM8_LDS + k0 + frag8_a_col(lane, r);
@@ -509,10 +561,12 @@ FP4RT_HD void gemm8_load_b(const gemm_args &a, uint8_t *Bs, int n0, int k0, int 
         uint4 v = make_uint4(0, 0, 0, 0);
         if (n < a.N) {
             const uint8_t *r = a.w + (size_t)n * a.row_bytes;
-            if (a.w_vec && k + 16 <= a.K) v = ld_stream16(r + k);
+            if (a.w_vec && k + 16 <= a.K)
+                v = ld_stream16(r + k);
             else {
                 uint32_t q[4] = {0, 0, 0, 0};
-                for (int j = 0; j < 16 && k + j < a.K; j++) q[j >> 2] |= (uint32_t)r[k + j] << (8 * (j & 3));
+                for (int j = 0; j < 16 && k + j < a.K; j++)
+                    q[j >> 2] |= (uint32_t)r[k + j] << (8 * (j & 3));
                 v = make_uint4(q[0], q[1], q[2], q[3]);
             }
         }
@@ -520,16 +574,20 @@ FP4RT_HD void gemm8_load_b(const gemm_args &a, uint8_t *Bs, int n0, int k0, int 
     }
 }
 
-FP4RT_HD void gemm8_frags(const uint8_t *As, const uint8_t *Bs, int wm, int wn, int kk, int lane, uint32_t (&af)[2][4],
-                          uint32_t (&bf)[GEMM_WN][2]) {
+FP4RT_HD void gemm8_frags(const uint8_t *As, const uint8_t *Bs, int wm, int wn, int kk, int lane,
+                          uint32_t (&af)[2][4], uint32_t (&bf)[GEMM_WN][2]) {
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
-        for (int r = 0; r < 4; r++) af[i][r] = *reinterpret_cast<const uint32_t *>(As + smem8_a_off(lane, r, wm + 16 * i, kk));
+        for (int r = 0; r < 4; r++)
+            af[i][r] =
+                *reinterpret_cast<const uint32_t *>(As + smem8_a_off(lane, r, wm + 16 * i, kk));
 #pragma unroll
     for (int j = 0; j < GEMM_WN; j++)
 #pragma unroll
-        for (int r = 0; r < 2; r++) bf[j][r] = *reinterpret_cast<const uint32_t *>(Bs + smem8_b_off(lane, r, wn + 8 * j, kk));
+        for (int r = 0; r < 2; r++)
+            bf[j][r] =
+                *reinterpret_cast<const uint32_t *>(Bs + smem8_b_off(lane, r, wn + 8 * j, kk));
 }
 
 } // namespace culin

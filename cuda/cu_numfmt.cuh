@@ -15,9 +15,9 @@
 #ifndef FP4RT_CU_NUMFMT_CUH
 #define FP4RT_CU_NUMFMT_CUH
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <math.h>
 
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -58,8 +58,12 @@ FP4RT_HD uint32_t e2m1x2_f16_scaled(uint32_t q, int j) {
     return (w | (w >> 3)) & 0x8E008E00u;
 }
 /* The element indices (low, high) that e2m1x2_f16_scaled(q, j) yields. */
-FP4RT_HD int e2m1x2_elem_lo(int j) { return j; }
-FP4RT_HD int e2m1x2_elem_hi(int j) { return j + 4; }
+FP4RT_HD int e2m1x2_elem_lo(int j) {
+    return j;
+}
+FP4RT_HD int e2m1x2_elem_hi(int j) {
+    return j + 4;
+}
 #define FP4RT_E2M1_F16_FACTOR 16384.0f /* 2^14 */
 
 /* F16 bits -> FP32 (exact; host: software, device: the conversion instruction). */
@@ -131,11 +135,11 @@ FP4RT_HD __half2 e4m3x2_to_half2(uint32_t c2) {
 FP4RT_HD uint32_t f32_to_e4m3_sat(float f) {
     uint32_t u = f2u(f);
     uint32_t s = (u >> 24) & 0x80u, a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return 0x7fu;       /* NaN */
-    if (a >= 0x43e00000u) return s | 0x7eu;  /* >= 448 (and +-Inf): 448 */
-    if (a < 0x3c800000u) {                   /* below 2^-6: subnormal unit 2^-9 */
-        float r = rintf(u2f(a) * 512.0f);     /* exact scaling, RNE; r <= 8 */
-        return s | (uint32_t)r;               /* 8 encodes 2^-6 */
+    if (a > 0x7f800000u) return 0x7fu;      /* NaN */
+    if (a >= 0x43e00000u) return s | 0x7eu; /* >= 448 (and +-Inf): 448 */
+    if (a < 0x3c800000u) {                  /* below 2^-6: subnormal unit 2^-9 */
+        float r = rintf(u2f(a) * 512.0f);   /* exact scaling, RNE; r <= 8 */
+        return s | (uint32_t)r;             /* 8 encodes 2^-6 */
     }
     uint32_t e = (a >> 23) - 120; /* E4M3 exponent field 1..15 */
     uint32_t m = (a >> 20) & 7u, rest = a & 0xfffffu;
@@ -145,7 +149,9 @@ FP4RT_HD uint32_t f32_to_e4m3_sat(float f) {
 }
 
 /* The CPU's fp4rt_round_e4m3: nearest E4M3 value of f as FP32. */
-FP4RT_HD float round_e4m3(float f) { return e4m3_to_f32(f32_to_e4m3_sat(f)); }
+FP4RT_HD float round_e4m3(float f) {
+    return e4m3_to_f32(f32_to_e4m3_sat(f));
+}
 
 /* ---- NVFP4 dequantization ---------------------------------------------------
  * F16 bits of e2m1(code) * e4m3(scale), exact (no tensor scale): the 16-bit

@@ -38,7 +38,9 @@ static uint32_t rnd32(void) {
     rng_state ^= rng_state << 17;
     return (uint32_t)(rng_state >> 16);
 }
-static float rndf(void) { return ((float)(rnd32() & 0xffffff) / 16777216.0f) * 2.0f - 1.0f; }
+static float rndf(void) {
+    return ((float)(rnd32() & 0xffffff) / 16777216.0f) * 2.0f - 1.0f;
+}
 
 static uint32_t bits(float f) {
     uint32_t u;
@@ -71,12 +73,15 @@ static void test_dequant(void) {
         if ((sc & 0x7f) == 0x7f) continue; /* NaN scales are never written */
         for (int b = 0; b < 256; b++) {
             uint32_t got = cunf::nvfp4_dequant_pair((uint32_t)b, (uint32_t)sc);
-            uint16_t w0 = fp4rt_f32_to_f16(fp4rt_e2m1_to_f32((uint8_t)(b & 15)) * fp4rt_e4m3_to_f32((uint8_t)sc));
-            uint16_t w1 = fp4rt_f32_to_f16(fp4rt_e2m1_to_f32((uint8_t)(b >> 4)) * fp4rt_e4m3_to_f32((uint8_t)sc));
+            uint16_t w0 = fp4rt_f32_to_f16(fp4rt_e2m1_to_f32((uint8_t)(b & 15)) *
+                                           fp4rt_e4m3_to_f32((uint8_t)sc));
+            uint16_t w1 = fp4rt_f32_to_f16(fp4rt_e2m1_to_f32((uint8_t)(b >> 4)) *
+                                           fp4rt_e4m3_to_f32((uint8_t)sc));
             if ((got & 0xffff) != w0 || (got >> 16) != w1) {
                 if (bad++ < 5)
-                    fprintf(stderr, "dequant byte 0x%02x scale 0x%02x: got 0x%08x want 0x%04x%04x\n", b, sc, got,
-                            w1, w0);
+                    fprintf(stderr,
+                            "dequant byte 0x%02x scale 0x%02x: got 0x%08x want 0x%04x%04x\n", b, sc,
+                            got, w1, w0);
             }
         }
     }
@@ -93,7 +98,8 @@ static void test_e4m3(void) {
             __half2 h = cunf::e4m3x2_to_half2((uint32_t)c | ((uint32_t)c << 8));
             uint32_t hb;
             memcpy(&hb, &h, 4);
-            if ((hb & 0xffff) != fp4rt_f32_to_f16(want) || (hb >> 16) != fp4rt_f32_to_f16(want)) bad++;
+            if ((hb & 0xffff) != fp4rt_f32_to_f16(want) || (hb >> 16) != fp4rt_f32_to_f16(want))
+                bad++;
         }
     }
     CHECK_MSG(bad == 0, "%d E4M3 decodes differ", bad);
@@ -104,9 +110,11 @@ static void test_e4m3(void) {
     auto check = [&](float f) {
         n++;
         if (cunf::f32_to_e4m3_sat(f) != fp4rt_f32_to_e4m3_sat(f) && bad_enc++ < 5)
-            fprintf(stderr, "e4m3(%a): got 0x%02x want 0x%02x\n", f, cunf::f32_to_e4m3_sat(f), fp4rt_f32_to_e4m3_sat(f));
+            fprintf(stderr, "e4m3(%a): got 0x%02x want 0x%02x\n", f, cunf::f32_to_e4m3_sat(f),
+                    fp4rt_f32_to_e4m3_sat(f));
         if (cunf::f32_to_f16_bits(f) != fp4rt_f32_to_f16(f) && !isnan(f) && bad_f16++ < 5)
-            fprintf(stderr, "f16(%a): got 0x%04x want 0x%04x\n", f, cunf::f32_to_f16_bits(f), fp4rt_f32_to_f16(f));
+            fprintf(stderr, "f16(%a): got 0x%04x want 0x%04x\n", f, cunf::f32_to_f16_bits(f),
+                    fp4rt_f32_to_f16(f));
         if (!isnan(f) && bits(cunf::round_e4m3(f)) != bits(fp4rt_round_e4m3(f))) bad_enc++;
     };
     for (uint64_t u = 0; u < 0x100000000ull; u += 1021) {
@@ -123,8 +131,8 @@ static void test_e4m3(void) {
             check(-f);
         }
     }
-    for (float f : {448.0f, 449.0f, 464.0f, 464.0001f, 480.0f, 1e30f, INFINITY, -INFINITY, NAN, 0x1p-10f, 0x1p-11f,
-                    0x1.8p-11f, 1e-45f, -0.0f})
+    for (float f : {448.0f, 449.0f, 464.0f, 464.0001f, 480.0f, 1e30f, INFINITY, -INFINITY, NAN,
+                    0x1p-10f, 0x1p-11f, 0x1.8p-11f, 1e-45f, -0.0f})
         check(f);
     CHECK_MSG(bad_enc == 0, "%ld of %ld E4M3 encodes differ from numfmt.c", bad_enc, n);
     CHECK_MSG(bad_f16 == 0, "%ld of %ld F16 encodes differ from numfmt.c", bad_f16, n);
@@ -140,7 +148,10 @@ struct wmat {
 };
 
 static size_t row_bytes_of(int fmt, int K) {
-    return fmt == CUW_NVFP4 ? (size_t)K / 2 : fmt == CUW_FP8 ? (size_t)K : fmt == CUW_F32 ? (size_t)K * 4 : (size_t)K * 2;
+    return fmt == CUW_NVFP4 ? (size_t)K / 2
+           : fmt == CUW_FP8 ? (size_t)K
+           : fmt == CUW_F32 ? (size_t)K * 4
+                            : (size_t)K * 2;
 }
 
 static wmat make_weights(int fmt, int N, int K) {
@@ -186,9 +197,12 @@ static wmat make_weights(int fmt, int N, int K) {
                     m.sb[(size_t)n * K / 16 + k / 16] = c;
                 }
                 uint8_t code = (uint8_t)(rnd32() & 15);
-                if (k & 1) r[k / 2] |= (uint8_t)(code << 4);
-                else r[k / 2] = code;
-                v = (double)fp4rt_e2m1_to_f32(code) * fp4rt_e4m3_to_f32(m.sb[(size_t)n * K / 16 + k / 16]);
+                if (k & 1)
+                    r[k / 2] |= (uint8_t)(code << 4);
+                else
+                    r[k / 2] = code;
+                v = (double)fp4rt_e2m1_to_f32(code) *
+                    fp4rt_e4m3_to_f32(m.sb[(size_t)n * K / 16 + k / 16]);
                 break;
             }
             }
@@ -216,7 +230,8 @@ static void test_decode1(void) {
 
 /* Relative error of each output against the float64 reference, scaled by the
  * sum of |products| (the FP32 summation-order bound). */
-static double max_rel_err(const std::vector<float> &y, const std::vector<double> &ref, const std::vector<double> &mag) {
+static double max_rel_err(const std::vector<float> &y, const std::vector<double> &ref,
+                          const std::vector<double> &mag) {
     double worst = 0;
     for (size_t i = 0; i < y.size(); i++) {
         double e = fabs((double)y[i] - ref[i]) / (mag[i] > 0 ? mag[i] : 1);
@@ -225,27 +240,32 @@ static double max_rel_err(const std::vector<float> &y, const std::vector<double>
     return worst;
 }
 
-template <int FMT, int NT>
-static void gemv_case(int N, int K) {
+template <int FMT, int NT> static void gemv_case(int N, int K) {
     wmat m = make_weights(FMT, N, K);
     const size_t xs = (size_t)K + 4 * (1 + (rnd32() & 3)); /* a padded row stride, multiple of 4 */
     std::vector<float> x(xs * NT + 4), y((size_t)NT * N, NAN);
-    for (auto &v : x) v = rndf() * 4;
+    for (auto &v : x)
+        v = rndf() * 4;
     if (FMT == CUW_FP8) /* the kernel sees quantized activations */
-        for (auto &v : x) v = cunf::round_e4m3(v / 0.05f);
-    gemv_args a = {m.w.data(), m.sb.data(), x.data(), y.data(), xs, (size_t)N, m.row_bytes, N, K, NT, 0.5f};
+        for (auto &v : x)
+            v = cunf::round_e4m3(v / 0.05f);
+    gemv_args a = {m.w.data(),  m.sb.data(), x.data(), y.data(), xs,  (size_t)N,
+                   m.row_bytes, N,           K,        NT,       0.5f};
     constexpr int RPW = gemv_rpw<NT>();
     int warps = (N + RPW - 1) / RPW;
     for (int wg = 0; wg < warps; wg++) {
         float acc[32][RPW][NT];
-        for (int lane = 0; lane < 32; lane++) gemv_lane<FMT, NT>(a, wg * RPW, lane, acc[lane]);
+        for (int lane = 0; lane < 32; lane++)
+            gemv_lane<FMT, NT>(a, wg * RPW, lane, acc[lane]);
         for (int r = 0; r < RPW; r++)
             for (int t = 0; t < NT; t++) {
                 float v[32];
-                for (int l = 0; l < 32; l++) v[l] = acc[l][r][t];
+                for (int l = 0; l < 32; l++)
+                    v[l] = acc[l][r][t];
                 for (int o = 16; o > 0; o >>= 1) { /* __shfl_xor_sync tree, every lane */
                     float nv[32];
-                    for (int l = 0; l < 32; l++) nv[l] = v[l] + v[l ^ o];
+                    for (int l = 0; l < 32; l++)
+                        nv[l] = v[l] + v[l ^ o];
                     memcpy(v, nv, sizeof v);
                 }
                 if (wg * RPW + r < N) y[(size_t)t * N + wg * RPW + r] = v[r * NT + t] * a.post;
@@ -272,10 +292,12 @@ static void gemv_case(int N, int K) {
         int Ns = N < 64 ? N : 64;
         for (int n = 0; n < Ns; n++) {
             float v[32];
-            for (int l = 0; l < 32; l++) v[l] = gemv_scalar_lane<FMT>(a, n, x.data(), l);
+            for (int l = 0; l < 32; l++)
+                v[l] = gemv_scalar_lane<FMT>(a, n, x.data(), l);
             for (int o = 16; o > 0; o >>= 1) {
                 float nv[32];
-                for (int l = 0; l < 32; l++) nv[l] = v[l] + v[l ^ o];
+                for (int l = 0; l < 32; l++)
+                    nv[l] = v[l] + v[l ^ o];
                 memcpy(v, nv, sizeof v);
             }
             ys[n] = v[0] * a.post;
@@ -287,8 +309,7 @@ static void gemv_case(int N, int K) {
     }
 }
 
-template <int FMT>
-static void gemv_all(int N, int K) {
+template <int FMT> static void gemv_all(int N, int K) {
     gemv_case<FMT, 1>(N, K);
     gemv_case<FMT, 2>(N, K);
     gemv_case<FMT, 3>(N, K);
@@ -296,7 +317,8 @@ static void gemv_all(int N, int K) {
 }
 
 static void test_gemv(void) {
-    /* K: chunk counts below, at and above 32 lanes, not multiples of 32; N not a multiple of the rows per warp */
+    /* K: chunk counts below, at and above 32 lanes, not multiples of 32; N not a multiple of the
+     * rows per warp */
     gemv_all<CUW_NVFP4>(37, 32 * 45);
     gemv_all<CUW_NVFP4>(5, 32);
     gemv_all<CUW_FP8>(29, 16 * 70);
@@ -314,7 +336,9 @@ static void test_gemv(void) {
  * 2 * tig + (i & 1) + 8 * (i >> 2); B element i (0..3): row (k) 2 * tig + (i & 1)
  * + 8 * (i >> 1), column groupID; C element i: row groupID + 8 * (i >> 1), column
  * 2 * tig + (i & 1). Register r holds elements 2r (low half), 2r + 1. */
-static float op_to_f32(uint16_t h, bool bf16) { return bf16 ? fp4rt_bf16_to_f32(h) : fp4rt_f16_to_f32(h); }
+static float op_to_f32(uint16_t h, bool bf16) {
+    return bf16 ? fp4rt_bf16_to_f32(h) : fp4rt_f16_to_f32(h);
+}
 
 static void mma_emulate(float (*c)[4], const uint32_t (*a)[4], const uint32_t (*b)[2], bool bf16) {
     float A[16][16], B[16][8];
@@ -334,7 +358,8 @@ static void mma_emulate(float (*c)[4], const uint32_t (*a)[4], const uint32_t (*
         for (int i = 0; i < 4; i++) {
             int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
             float s = c[lane][i];
-            for (int k = 0; k < 16; k++) s += A[row][k] * B[k][col]; /* products exact in FP32 */
+            for (int k = 0; k < 16; k++)
+                s += A[row][k] * B[k][col]; /* products exact in FP32 */
             c[lane][i] = s;
         }
     }
@@ -346,12 +371,15 @@ static void test_frag_maps(void) {
         int g = lane >> 2, t = lane & 3;
         for (int i = 0; i < 8; i++) {
             int r = i >> 1, h = i & 1;
-            if (frag_a_row(lane, r) != g + 8 * ((i >> 1) & 1) || frag_a_col(lane, r, h) != 2 * t + h + 8 * (i >> 2)) bad++;
+            if (frag_a_row(lane, r) != g + 8 * ((i >> 1) & 1) ||
+                frag_a_col(lane, r, h) != 2 * t + h + 8 * (i >> 2))
+                bad++;
         }
         for (int i = 0; i < 4; i++) {
             int r = i >> 1, h = i & 1;
             if (frag_b_k(lane, r, h) != 2 * t + h + 8 * (i >> 1) || frag_b_n(lane) != g) bad++;
-            if (frag_c_row(lane, i) != g + 8 * (i >> 1) || frag_c_col(lane, i) != 2 * t + (i & 1)) bad++;
+            if (frag_c_row(lane, i) != g + 8 * (i >> 1) || frag_c_col(lane, i) != 2 * t + (i & 1))
+                bad++;
         }
     }
     CHECK_MSG(bad == 0, "%d fragment map entries differ from the PTX ISA tables", bad);
@@ -371,8 +399,8 @@ static void test_frag_maps(void) {
 }
 
 /* Activations staged as act_stage does (one thread per element), zero-padded rows. */
-static std::vector<uint8_t> stage_rows(const std::vector<float> &x, size_t xs, int M, int K, int out, int fp8,
-                                       float in_scale, size_t *ld) {
+static std::vector<uint8_t> stage_rows(const std::vector<float> &x, size_t xs, int M, int K,
+                                       int out, int fp8, float in_scale, size_t *ld) {
     int eb = out == STAGE_E4M3 ? 1 : 2;
     *ld = gemm_staged_ld(K, eb);
     std::vector<uint8_t> st(*ld * M + 16, 0xee); /* poison, overwritten up to ld */
@@ -384,20 +412,23 @@ static std::vector<uint8_t> stage_rows(const std::vector<float> &x, size_t xs, i
     return st;
 }
 
-template <int FMT, bool BF16>
-static void gemm_case(int M, int N, int K) {
+template <int FMT, bool BF16> static void gemm_case(int M, int N, int K) {
     wmat m = make_weights(FMT, N, K);
     const size_t xs = (size_t)((K + 3) / 4 * 4) + 4;
     std::vector<float> x(xs * M + 4), y((size_t)M * N, NAN);
-    for (auto &v : x) v = rndf() * 3;
+    for (auto &v : x)
+        v = rndf() * 3;
     const int fp8 = FMT == CUW_FP8;
     const float in_scale = 0.05f;
     size_t ld;
-    std::vector<uint8_t> xa = stage_rows(x, xs, M, K, BF16 ? STAGE_BF16 : STAGE_F16, fp8, in_scale, &ld);
+    std::vector<uint8_t> xa =
+        stage_rows(x, xs, M, K, BF16 ? STAGE_BF16 : STAGE_F16, fp8, in_scale, &ld);
     if (fp8) /* the references below see the quantized activations */
-        for (auto &v : x) v = fp4rt_round_e4m3(v / in_scale);
+        for (auto &v : x)
+            v = fp4rt_round_e4m3(v / in_scale);
     int w_vec = m.row_bytes % 16 == 0;
-    gemm_args a = {m.w.data(), m.sb.data(), xa.data(), y.data(), ld, (size_t)N, m.row_bytes, M, N, K, w_vec, 0.25f};
+    gemm_args a = {m.w.data(),  m.sb.data(), xa.data(), y.data(), ld,    (size_t)N,
+                   m.row_bytes, M,           N,         K,        w_vec, 0.25f};
     alignas(16) uint16_t As[GEMM_BM * GEMM_LDS], Bs[GEMM_BN * GEMM_LDS];
     for (int by = 0; by < (M + GEMM_BM - 1) / GEMM_BM; by++)
         for (int bx = 0; bx < (N + GEMM_BN - 1) / GEMM_BN; bx++) {
@@ -415,7 +446,8 @@ static void gemm_case(int M, int N, int K) {
                     for (int kk = 0; kk < GEMM_BK; kk += 16) {
                         uint32_t af[32][2][4], bf[32][GEMM_WN][2];
                         for (int lane = 0; lane < 32; lane++)
-                            gemm_frags(As, Bs, gemm_warp_m(warp), gemm_warp_n(warp), kk, lane, af[lane], bf[lane]);
+                            gemm_frags(As, Bs, gemm_warp_m(warp), gemm_warp_n(warp), kk, lane,
+                                       af[lane], bf[lane]);
                         for (int i = 0; i < 2; i++)
                             for (int j = 0; j < GEMM_WN; j++) {
                                 float c[32][4];
@@ -426,13 +458,15 @@ static void gemm_case(int M, int N, int K) {
                                     memcpy(bj[l], bf[l][j], sizeof bj[l]);
                                 }
                                 mma_emulate(c, ai, bj, BF16);
-                                for (int l = 0; l < 32; l++) memcpy(acc[warp][l][i][j], c[l], sizeof c[l]);
+                                for (int l = 0; l < 32; l++)
+                                    memcpy(acc[warp][l][i][j], c[l], sizeof c[l]);
                             }
                     }
             }
             for (int warp = 0; warp < 4; warp++)
                 for (int lane = 0; lane < 32; lane++)
-                    gemm_store(a, acc[warp][lane], m0, n0, gemm_warp_m(warp), gemm_warp_n(warp), lane);
+                    gemm_store(a, acc[warp][lane], m0, n0, gemm_warp_m(warp), gemm_warp_n(warp),
+                               lane);
         }
     /* references: operands rounded as the kernel rounds them, and exact */
     std::vector<double> ref_r((size_t)M * N), mag((size_t)M * N);
@@ -443,7 +477,8 @@ static void gemm_case(int M, int N, int K) {
             double s = 0, se = 0, am = 0;
             for (int k = 0; k < K; k++) {
                 float xv = x[(size_t)i * xs + k];
-                double xr = BF16 ? fp4rt_bf16_to_f32(fp4rt_f32_to_bf16(xv)) : fp4rt_f16_to_f32(fp4rt_f32_to_f16(xv));
+                double xr = BF16 ? fp4rt_bf16_to_f32(fp4rt_f32_to_bf16(xv))
+                                 : fp4rt_f16_to_f32(fp4rt_f32_to_f16(xv));
                 double w = m.ref[(size_t)n * K + k];
                 s += w * xr;
                 se += w * xv;
@@ -456,7 +491,8 @@ static void gemm_case(int M, int N, int K) {
         }
     CHECK_MSG(unwritten == 0, "gemm fmt %d: %d outputs unwritten", FMT, unwritten);
     double e = max_rel_err(y, ref_r, mag);
-    CHECK_MSG(e < 1e-6, "gemm fmt %d M %d N %d K %d: max rel err %g (rounded operands)", FMT, M, N, K, e);
+    CHECK_MSG(e < 1e-6, "gemm fmt %d M %d N %d K %d: max rel err %g (rounded operands)", FMT, M, N,
+              K, e);
     double nm = test_nmse(y.data(), ref_x.data(), y.size());
     CHECK_MSG(nm < 5e-4, "gemm fmt %d M %d N %d K %d: NMSE %g vs exact operands", FMT, M, N, K, nm);
     if (FMT == CUW_FP8) CHECK_MSG(nm < 1e-10, "gemm fp8: operands are exact, NMSE %g", nm);
@@ -474,14 +510,16 @@ static void mma8_emulate(float (*c)[4], const uint32_t (*a)[4], const uint32_t (
             A[g + 8 * ((i >> 2) & 1)][4 * t + (i & 3) + 16 * (i >> 3)] =
                 fp4rt_e4m3_to_f32((uint8_t)(a[lane][i >> 2] >> (8 * (i & 3))));
         for (int i = 0; i < 8; i++)
-            B[4 * t + (i & 3) + 16 * (i >> 2)][g] = fp4rt_e4m3_to_f32((uint8_t)(b[lane][i >> 2] >> (8 * (i & 3))));
+            B[4 * t + (i & 3) + 16 * (i >> 2)][g] =
+                fp4rt_e4m3_to_f32((uint8_t)(b[lane][i >> 2] >> (8 * (i & 3))));
     }
     for (int lane = 0; lane < 32; lane++) {
         int g = lane >> 2, t = lane & 3;
         for (int i = 0; i < 4; i++) {
             int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
             float s = c[lane][i];
-            for (int k = 0; k < 32; k++) s += A[row][k] * B[k][col];
+            for (int k = 0; k < 32; k++)
+                s += A[row][k] * B[k][col];
             c[lane][i] = s;
         }
     }
@@ -492,12 +530,24 @@ static void gemm8_case(int M, int N, int K) {
     wmat m = make_weights(CUW_FP8, N, K);
     const size_t xs = (size_t)((K + 3) / 4 * 4) + 8;
     std::vector<float> x(xs * M + 4), y((size_t)M * N, NAN);
-    for (auto &v : x) v = rndf() * 3;
+    for (auto &v : x)
+        v = rndf() * 3;
     size_t ld;
     std::vector<uint8_t> xa = stage_rows(x, xs, M, K, STAGE_E4M3, 1, 0.05f, &ld);
-    for (auto &v : x) v = fp4rt_round_e4m3(v / 0.05f);
-    gemm_args a = {m.w.data(), nullptr, xa.data(), y.data(), ld, (size_t)N, m.row_bytes, M, N, K,
-                   (int)(m.row_bytes % 16 == 0), 0.125f};
+    for (auto &v : x)
+        v = fp4rt_round_e4m3(v / 0.05f);
+    gemm_args a = {m.w.data(),
+                   nullptr,
+                   xa.data(),
+                   y.data(),
+                   ld,
+                   (size_t)N,
+                   m.row_bytes,
+                   M,
+                   N,
+                   K,
+                   (int)(m.row_bytes % 16 == 0),
+                   0.125f};
     alignas(16) uint8_t As[GEMM_BM * GEMM8_LDS], Bs[GEMM_BN * GEMM8_LDS];
     for (int by = 0; by < (M + GEMM_BM - 1) / GEMM_BM; by++)
         for (int bx = 0; bx < (N + GEMM_BN - 1) / GEMM_BN; bx++) {
@@ -515,7 +565,8 @@ static void gemm8_case(int M, int N, int K) {
                     for (int kk = 0; kk < GEMM8_BK; kk += 32) {
                         uint32_t af[32][2][4], bf[32][GEMM_WN][2];
                         for (int lane = 0; lane < 32; lane++)
-                            gemm8_frags(As, Bs, gemm_warp_m(warp), gemm_warp_n(warp), kk, lane, af[lane], bf[lane]);
+                            gemm8_frags(As, Bs, gemm_warp_m(warp), gemm_warp_n(warp), kk, lane,
+                                        af[lane], bf[lane]);
                         for (int i = 0; i < 2; i++)
                             for (int j = 0; j < GEMM_WN; j++) {
                                 float c[32][4];
@@ -526,13 +577,15 @@ static void gemm8_case(int M, int N, int K) {
                                     memcpy(bj[l], bf[l][j], sizeof bj[l]);
                                 }
                                 mma8_emulate(c, ai, bj);
-                                for (int l = 0; l < 32; l++) memcpy(acc[warp][l][i][j], c[l], sizeof c[l]);
+                                for (int l = 0; l < 32; l++)
+                                    memcpy(acc[warp][l][i][j], c[l], sizeof c[l]);
                             }
                     }
             }
             for (int warp = 0; warp < 4; warp++)
                 for (int lane = 0; lane < 32; lane++)
-                    gemm_store(a, acc[warp][lane], m0, n0, gemm_warp_m(warp), gemm_warp_n(warp), lane);
+                    gemm_store(a, acc[warp][lane], m0, n0, gemm_warp_m(warp), gemm_warp_n(warp),
+                               lane);
         }
     std::vector<double> ref((size_t)M * N), mag((size_t)M * N);
     int unwritten = 0;
@@ -554,7 +607,9 @@ static void gemm8_case(int M, int N, int K) {
     for (int lane = 0; lane < 32; lane++)
         for (int r = 0; r < 4; r++) {
             int i = 4 * r;
-            if (frag8_a_row(lane, r) != (lane >> 2) + 8 * ((i >> 2) & 1) || frag8_a_col(lane, r) != 4 * (lane & 3) + 16 * (i >> 3)) bad++;
+            if (frag8_a_row(lane, r) != (lane >> 2) + 8 * ((i >> 2) & 1) ||
+                frag8_a_col(lane, r) != 4 * (lane & 3) + 16 * (i >> 3))
+                bad++;
             if (r < 2 && frag8_b_k(lane, r) != 4 * (lane & 3) + 16 * (4 * r >> 2)) bad++;
         }
     for (int r = 0; r < 4; r++) {
@@ -565,19 +620,20 @@ static void gemm8_case(int M, int N, int K) {
         }
         if (sa != 0xffffffffu || (r < 2 && sb != 0xffffffffu)) conflicts++;
     }
-    CHECK_MSG(bad == 0 && conflicts == 0, "gemm8 fragment maps: %d wrong, %d conflicting loads", bad, conflicts);
+    CHECK_MSG(bad == 0 && conflicts == 0, "gemm8 fragment maps: %d wrong, %d conflicting loads",
+              bad, conflicts);
 }
 
 static void test_gemm(void) {
-    gemm_case<CUW_NVFP4, false>(70, 100, 32 * 5);  /* M, N tails; whole 16-byte chunks */
-    gemm_case<CUW_NVFP4, false>(9, 64, 48);        /* K tail of half a chunk (scalar loader) */
-    gemm_case<CUW_BF16, true>(65, 70, 8 * 13);     /* K tail within a tile */
-    gemm_case<CUW_BF16, true>(64, 64, 36);         /* unaligned rows (scalar loader), K % 8 != 0 */
+    gemm_case<CUW_NVFP4, false>(70, 100, 32 * 5); /* M, N tails; whole 16-byte chunks */
+    gemm_case<CUW_NVFP4, false>(9, 64, 48);       /* K tail of half a chunk (scalar loader) */
+    gemm_case<CUW_BF16, true>(65, 70, 8 * 13);    /* K tail within a tile */
+    gemm_case<CUW_BF16, true>(64, 64, 36);        /* unaligned rows (scalar loader), K % 8 != 0 */
     gemm_case<CUW_F16, false>(20, 130, 64);
     gemm_case<CUW_FP8, false>(33, 65, 16 * 7);
-    gemm_case<CUW_FP8, false>(12, 10, 40);         /* rows not 16-byte multiples */
-    gemm8_case(70, 66, 64 * 3);                    /* sm_89+ E4M3 tensor cores: M, N tails */
-    gemm8_case(9, 64, 100);                        /* K tail, unaligned rows */
+    gemm_case<CUW_FP8, false>(12, 10, 40); /* rows not 16-byte multiples */
+    gemm8_case(70, 66, 64 * 3);            /* sm_89+ E4M3 tensor cores: M, N tails */
+    gemm8_case(9, 64, 100);                /* K tail, unaligned rows */
 }
 
 int main(void) {
