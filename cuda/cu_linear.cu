@@ -287,7 +287,12 @@ template <int FMT, bool BF16> static fp4rt_status run_gemm(const gemm_args &a, c
  * conversions per fragment (seen in their SASS), so those take the F16-operand
  * GEMM, which converts once per tile; Hopper's FP8 tensor cores need wgmma. */
 static int fp8_mma_native(int sm) {
-    return sm == 89 || (sm >= 120 && sm < 130);
+    if (!(sm == 89 || (sm >= 120 && sm < 130))) return 0;
+    /* ... and only if the code the driver loaded for gemm_fp8_mma was compiled
+     * for a virtual architecture >= 8.9 (e.g. an Ada card running the module's
+     * sm_80 code would reach the kernel's __trap); asked of the current device. */
+    cudaFuncAttributes fa;
+    return cudaFuncGetAttributes(&fa, gemm_fp8_mma) == cudaSuccess && fa.ptxVersion >= 89;
 }
 
 static fp4rt_status run_gemm_fp8(const gemm_args &a, cudaStream_t st) {
