@@ -18,6 +18,7 @@
 #              context 1 and 8192, prefill of 4096 tokens (skipped when this
 #              build's fp4rt bench has no --synthetic)
 #   fp4-bench  FP4RT_BENCH=1 test_cu_fp4_device (W4A4 kernels vs CPU + timing)
+#   linear-bench  test_cu_linear_gpu bench (the linear kernels on the 27B shapes)
 #   vk-ops, vk-model, vk-bench  the Vulkan backend on the NVIDIA card (with the
 #              Khronos validation layer, as in CI) when a Vulkan device is there
 #   sass       tools/cu_fp4_sass_check.sh (CPU only, runs in the background)
@@ -64,6 +65,7 @@ key() {
     ctest-cuda) echo "$(grep -m1 -E 'tests passed|tests failed' "$log" | sed 's/ tests failed out of/ failed of/')," \
         "$(grep -c '(Skipped)' "$log") skipped" ;;
     bandwidth) grep -m1 -oE '[0-9.]+ GB/s' "$log" ;;
+    linear-bench) grep -iE 'GB/s|TFLOP' "$log" | tail -n1 | tr -s ' ' | cut -c1-90 ;;
     fp4-bench) grep -E '(GB/s|TFLOP|us|ms)' "$log" | tail -n1 | tr -s ' ' | cut -c1-90 ;;
     bench-*) { grep -m1 -E '^decode ' "$log" | grep -oE '[0-9.]+ tokens/s median' | sed 's/ median/ decode/'
         grep -m1 -oE 'reaches +[0-9.]+%' "$log" | sed 's/reaches */= /;s/$/ of bw limit/'
@@ -251,6 +253,12 @@ if [ $built = 1 ] && [ -x "$bld/tests/test_cu_fp4_device" ]; then
     step fp4-bench 60 "FP4RT_BENCH=1 '$bld/tests/test_cu_fp4_device'"
 else
     skip fp4-bench "test_cu_fp4_device not built"
+fi
+
+if [ $built = 1 ] && [ -x "$bld/tests/test_cu_linear_gpu" ]; then
+    step linear-bench 60 "'$bld/tests/test_cu_linear_gpu' bench"
+else
+    skip linear-bench "test_cu_linear_gpu not built"
 fi
 
 # ---- Vulkan on the NVIDIA card --------------------------------------------------
