@@ -32,7 +32,8 @@
 # FP4RT_GPU_ARCH (the sm target when no GPU is found, default 90a),
 # FP4RT_GPU_JOBS (build jobs, default min(nproc, 16)), FP4RT_GPU_CHECK_SKIP
 # FP4RT_GPU_VK_DEVICE (the Vulkan device of the vk-* steps, default the first
-# NVIDIA one in fp4rt devices), FP4RT_GPU_CHECK_SKIP (step names to leave out, e.g. "ctest-cuda vk-model" for a second call that
+# NVIDIA one in fp4rt devices), FP4RT_GPU_VK_VALIDATION=0 (vk steps without the
+# Khronos validation layer, which is on by default as in CI), FP4RT_GPU_CHECK_SKIP (step names to leave out, e.g. "ctest-cuda vk-model" for a second call that
 # spends the remaining device time on the steps the first one ran out of time for).
 set -u
 cd "$(dirname "$0")/.."
@@ -266,7 +267,8 @@ vkdev=""
 [ -f "$OUT/devices.log" ] && vkdev=$(grep -m1 -E '^vulkan:[0-9]+ +.*NVIDIA' "$OUT/devices.log" | cut -d' ' -f1)
 vkdev=${FP4RT_GPU_VK_DEVICE:-$vkdev} # (another device, e.g. to try these steps on lavapipe)
 vk_env="FP4RT_TEST_VK_DEVICE=$vkdev FP4RT_CACHE_DIR='$bld/pipeline-cache'"
-[ -n "${VK_LAYER_PATH:-}" ] && vk_env="$vk_env VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation"
+[ -n "${VK_LAYER_PATH:-}" ] && [ "${FP4RT_GPU_VK_VALIDATION:-1}" != 0 ] &&
+    vk_env="$vk_env VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation"
 if [ -z "$vkdev" ]; then
     why="no NVIDIA Vulkan device in fp4rt devices"
     [ -f "$OUT/devices.log" ] && why="$why ($(grep -m1 '^vulkan' "$OUT/devices.log" | tr -s ' ' | cut -c1-60))"
