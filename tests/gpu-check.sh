@@ -27,14 +27,18 @@
 # returns at most 8 files from $OUT, so the per-step logs are joined at the end).
 #
 # Anywhere else (no GPU) it builds the same way and reports the GPU steps as
-# skipped. Settings (environment): OUT (default out/gpu-check),
-# FP4RT_GPU_CHECK_BUDGET (seconds for the whole script, default 540),
-# FP4RT_GPU_ARCH (the sm target when no GPU is found, default 90a),
-# FP4RT_GPU_JOBS (build jobs, default min(nproc, 16)), FP4RT_GPU_CHECK_SKIP
-# FP4RT_GPU_VK_DEVICE (the Vulkan device of the vk-* steps, default the first
-# NVIDIA one in fp4rt devices), FP4RT_GPU_VK_VALIDATION=0 (vk steps without the
-# Khronos validation layer, which is on by default as in CI), FP4RT_GPU_CHECK_SKIP (step names to leave out, e.g. "ctest-cuda vk-model" for a second call that
-# spends the remaining device time on the steps the first one ran out of time for).
+# skipped. Settings (environment):
+#   OUT                       where the table and the logs go (default out/gpu-check)
+#   FP4RT_GPU_CHECK_BUDGET    seconds for the whole script (default 540)
+#   FP4RT_GPU_ARCH            the sm target when no GPU is found (default 90a)
+#   FP4RT_GPU_JOBS            build jobs (default min(nproc, 16))
+#   FP4RT_GPU_VK_DEVICE       the device of the vk-* steps (default: the first
+#                             NVIDIA one in fp4rt devices)
+#   FP4RT_GPU_VK_VALIDATION=0 vk-* steps without the Khronos validation layer
+#                             (on by default, as in CI)
+#   FP4RT_GPU_CHECK_SKIP      step names to leave out, e.g. "ctest-cuda vk-model"
+#                             for a second call that spends the device time left
+#                             on the steps the first one ran out of time for
 set -u
 cd "$(dirname "$0")/.."
 root=$PWD
