@@ -20,7 +20,7 @@ struct fp4rt_buffer {
 };
 
 typedef enum vk_kernel {
-    VK_K_LINEAR, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE, VK_K_EMBED,
+    VK_K_LINEAR, VK_K_LINEAR_SHMEM, VK_K_LINEAR_MM, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE, VK_K_EMBED,
     VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA, VK_K_COUNT
 } vk_kernel;
 
@@ -55,6 +55,7 @@ typedef struct vk_ctx {
     VkDeviceSize max_range;  /* binding limit: maxStorageBufferRange */
     VkDeviceSize align;      /* minStorageBufferOffsetAlignment */
     VkDeviceSize piece_range; /* largest weight piece bound at once: max_range, or FP4RT_VK_MAX_RANGE (tests) */
+    int linear_subgroup;      /* decode linears reduce with subgroup ops (desc.subgroup_arith, not FP4RT_VK_NO_SUBGROUP) */
 
     VkCommandPool cmd_pool;
     VkCommandBuffer cmd;

@@ -454,15 +454,23 @@ static void run_case(const backend *b, tcase *c, const step_def *steps, int n_st
 
 /* ---- the cases ---- */
 
-/* LINEAR: every format x N {1, 7, 33, 257} x K {16, 48, 272}, T = 1 and 5. */
-static void case_linear(const backend *b) {
+/* LINEAR: every format x N {1, 7, 33, 257} x K {16, 48, 96, 544}; T = 1 and 5
+ * (the matrix-vector kernel: 4 rows x 4 tokens per workgroup; rows of 8 / 24 /
+ * 48 / 272 bytes take its scalar path, rows of whole 16-byte pieces its uvec4
+ * path, K = 544 NVFP4 has more pieces than lanes per row) and T = 70 (the
+ * tiled kernel: 64 x 64 tiles, 257 rows and 70 tokens cross them). `name`
+ * tells the variant (the caller sets FP4RT_VK_NO_SUBGROUP: the shared-memory
+ * reduction). */
+static void case_linear(const backend *b, const char *name, int with_mm) {
     static const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_F16, FP4RT_W_F32, FP4RT_W_FP8, FP4RT_W_NVFP4,
                                       FP4RT_W_NVFP4_W4A4};
-    static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 272};
+    static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 96, 544};
     tcase *c = malloc(sizeof *c);
-    case_init(c, "linear");
-    int xbuf[3];
-    for (int k = 0; k < 3; k++) {
+    case_init(c, name);
+    c->chunk = with_mm ? 70 : 5;
+    c->n_ctx = c->chunk;
+    int xbuf[4];
+    for (int k = 0; k < 4; k++) {
         char nm[32];
         snprintf(nm, sizeof nm, "x K=%d", Ks[k]);
         xbuf[k] = add_buf(c, nm, Ks[k], 0, 0);
@@ -470,7 +478,7 @@ static void case_linear(const backend *b) {
         c->bufs[xbuf[k]].hi = 2;
     }
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 4; k++)
             for (int n = 0; n < 4; n++) {
                 char nm[48];
                 snprintf(nm, sizeof nm, "LINEAR %s N=%d K=%d", fp4rt_wfmt_name(fmts[f]), Ns[n], Ks[k]);
@@ -482,10 +490,79 @@ static void case_linear(const backend *b) {
                 op->y = view(y, Ns[n]);
             }
     case_layout(c);
-    step_def steps[] = {{1, 0, 0, 0, "T=1"}, {5, 0, 0, 0, "T=5"}};
-    run_case(b, c, steps, 2);
+    step_def steps[] = {{1, 0, 0, 0, "T=1"}, {5, 0, 0, 0, "T=5"}, {70, 0, 0, 0, "T=70"}};
+    run_case(b, c, steps, with_mm ? 3 : 2);
     case_free(c);
     free(c);
+}
+
+/* LINEAR bound in pieces: with the binding limit lowered to 1 KiB
+ * (FP4RT_VK_MAX_RANGE, set by the caller) every weight, activation window and
+ * the logits [T, vocab] are cut into row and token pieces. Every format, N = 70,
+ * K = 64 (uvec4 path) and the logits LINEAR (vocab 37, lm_head in `head_fmt`),
+ * T = 1, 6 and 20 (both kernels), all logits and last-token logits. */
+static void case_linear_pieces(const backend *b, fp4rt_wfmt head_fmt, const char *name) {
+    static const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_F16, FP4RT_W_F32, FP4RT_W_FP8, FP4RT_W_NVFP4,
+                                      FP4RT_W_NVFP4_W4A4};
+    tcase *c = malloc(sizeof *c);
+    case_init(c, name);
+    c->chunk = c->n_ctx = 20;
+    c->w.cfg.vocab = 37;
+    c->w.cfg.hidden = 64;
+    int x = add_buf(c, "x K=64", 64, 0, 0);
+    c->bufs[x].lo = -2;
+    c->bufs[x].hi = 2;
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+        char nm[48];
+        snprintf(nm, sizeof nm, "LINEAR %s N=70 K=64 pieces", fp4rt_wfmt_name(fmts[f]));
+        int y = add_buf(c, nm, 70, 1, fmts[f] <= FP4RT_W_F32 ? FP32_NMSE : FP16_NMSE);
+        fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
+        op->lin = make_linear(c, fmts[f], 70, 64);
+        op->x = view(x, 64);
+        op->y = view(y, 70);
+    }
+    fp4rt_linear *head = make_linear(c, head_fmt, 37, 64);
+    c->w.lm_head = *head;
+    c->logits_ceiling = head_fmt <= FP4RT_W_F32 ? FP32_NMSE : FP16_NMSE;
+    fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
+    op->lin = &c->w.lm_head;
+    op->x = view(x, 64);
+    op->y = (fp4rt_view){FP4RT_BUF_LOGITS, 0, 37};
+    op->is_logits = 1;
+    case_layout(c);
+    step_def steps[] = {{1, 0, 0, 0, "T=1"}, {6, 0, 1, 0, "T=6 all"}, {20, 0, 1, 0, "T=20 all"},
+                        {20, 0, 0, 0, "T=20 last"}};
+    run_case(b, c, steps, 4);
+    case_free(c);
+    free(c);
+}
+
+/* The standalone NVFP4 -> FP16 dequantization kernel, bit-identical to the CPU:
+ * random codes under every non-NaN block scale, 16 x 259 elements (crossing
+ * workgroups), and a tail block. */
+static void case_dequant(const backend *b) {
+    void *ctx = NULL;
+    fp4rt_status st = backend_create(b, &ctx);
+    CHECK_MSG(st == FP4RT_OK, "dequant: %s", fp4rt_last_error());
+    if (st) return;
+    size_t n = 16 * 259;
+    uint8_t *packed = malloc(n / 2), *scales = malloc(n / 16);
+    uint16_t *out = malloc(n * 2);
+    for (size_t i = 0; i < n / 2; i++) packed[i] = (uint8_t)rnd_u32();
+    for (size_t i = 0; i < n / 16; i++) scales[i] = (uint8_t)(i % 127); /* 0x00 .. 0x7e */
+    st = fp4rt_vk_dequant_nvfp4(ctx, packed, scales, n, out);
+    CHECK_MSG(st == FP4RT_OK, "dequant: %s", fp4rt_last_error());
+    size_t bad = 0;
+    for (size_t i = 0; !st && i < n; i++) {
+        uint8_t code = (packed[i / 2] >> (4 * (i & 1))) & 15;
+        bad += out[i] != fp4rt_f32_to_f16(fp4rt_e2m1_to_f32(code) * fp4rt_e4m3_to_f32(scales[i / 16]));
+    }
+    printf("  %-8s %-10s %-34s %zu of %zu values differ\n", b->ops->name, "dequant", "NVFP4 -> FP16", bad, n);
+    CHECK_MSG(bad == 0, "dequant: %zu of %zu values differ from the CPU", bad, n);
+    b->ops->destroy(ctx);
+    free(packed);
+    free(scales);
+    free(out);
 }
 
 /* Norms, RoPE, gates, SwiGLU, add, embed and the logits LINEAR. */
@@ -696,7 +773,15 @@ int main(void) {
     }
     for (int i = 0; i < n; i++) {
         printf("%s vs cpu\n", list[i].name);
-        case_linear(&list[i]);
+        case_linear(&list[i], "linear", 1);
+        setenv("FP4RT_VK_NO_SUBGROUP", "1", 1);
+        case_linear(&list[i], "linear-shm", 0);
+        unsetenv("FP4RT_VK_NO_SUBGROUP");
+        setenv("FP4RT_VK_MAX_RANGE", "1024", 1);
+        case_linear_pieces(&list[i], FP4RT_W_BF16, "pieces-bf");
+        case_linear_pieces(&list[i], FP4RT_W_NVFP4, "pieces-nv");
+        unsetenv("FP4RT_VK_MAX_RANGE");
+        case_dequant(&list[i]);
         case_misc(&list[i]);
         case_gdn(&list[i]);
         case_attention(&list[i], FP4RT_KV_F32, "attn-f32");
