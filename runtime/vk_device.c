@@ -165,6 +165,11 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
     const char *lim = getenv("FP4RT_VK_MAX_RANGE");
     if (lim && strtoull(lim, NULL, 10) > 2 * c->align && strtoull(lim, NULL, 10) < c->max_range)
         c->piece_range = strtoull(lim, NULL, 10);
+    /* and the activation / logits windows of linears, cut into token pieces */
+    c->act_range = c->max_range;
+    lim = getenv("FP4RT_VK_MAX_ACT_RANGE");
+    if (lim && strtoull(lim, NULL, 10) > 2 * c->align && strtoull(lim, NULL, 10) < c->max_range)
+        c->act_range = strtoull(lim, NULL, 10);
     /* tests force the shared-memory reduction with FP4RT_VK_NO_SUBGROUP=1 */
     const char *nosg = getenv("FP4RT_VK_NO_SUBGROUP");
     c->linear_subgroup = c->desc.subgroup_arith && !(nosg && nosg[0] == '1');

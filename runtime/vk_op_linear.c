@@ -1,10 +1,11 @@
 /* Vulkan linear ops: activation quantization (FP8 / NVFP4 W4A4), then the
  * matrix-vector kernel (decode: up to VK_MV_MAX_T tokens, shaders/linear_mv.glsl
  * with subgroup or shared-memory reductions) or the tiled matrix-matrix kernel
- * (prefill: shaders/linear_mm.comp), over bindings cut into pieces that each fit
- * the binding limit: rows of W (weight pieces, c->piece_range) and tokens of x / y
- * (the activation arena, the logits [rows, vocab] and the quantized activations
- * are bound per token piece, never whole). */
+ * (prefill: shaders/linear_mm.comp), chosen per token piece, over bindings cut
+ * into pieces that each fit the binding limit: rows of W (weight pieces,
+ * c->piece_range) and tokens of x / y (the activation arena, the logits
+ * [rows, vocab] and the quantized activations are bound per token piece,
+ * c->act_range, never whole). */
 #include "vk_ops.h"
 
 #include "common.h"
@@ -95,15 +96,12 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     const vk_tensor *st_t = l->block_scale ? fp4rt_vk_tensor_find(c, l->block_scale) : NULL;
     if (!wt || (l->block_scale && !st_t))
         return fp4rt_fail(FP4RT_INTERNAL, "vulkan: %s was not uploaded", l->module);
-    int mm = rows > VK_MV_MAX_T;
-    vk_kernel kern = mm ? VK_K_LINEAR_MM : c->linear_subgroup ? VK_K_LINEAR : VK_K_LINEAR_SHMEM;
-    uint64_t rows_per_group = mm ? VK_MM_TILE : VK_MV_ROWS, tok_per_group = mm ? VK_MM_TILE : VK_MV_TOKENS;
     const uint32_t *max_groups = c->props.limits.maxComputeWorkGroupCount;
 
     /* weight pieces: rows of W that fit one binding and one dispatch */
     size_t rb = row_bytes(l);
     uint64_t per = (c->piece_range - c->align) / (rb ? rb : 1);
-    if (per > (uint64_t)max_groups[0] * rows_per_group) per = (uint64_t)max_groups[0] * rows_per_group;
+    if (per > (uint64_t)max_groups[0] * VK_MV_ROWS) per = (uint64_t)max_groups[0] * VK_MV_ROWS;
     if (per == 0)
         return fp4rt_fail(FP4RT_UNSUPPORTED,
                           "vulkan: %s: one row of %zu bytes exceeds maxStorageBufferRange %llu",
@@ -111,20 +109,23 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     if (per > (uint64_t)l->n_out) per = (uint64_t)l->n_out;
     /* token pieces: x, y (and xq) windows within the limit; a single token over
      * the lowered test limit falls back to the device's own */
-    VkDeviceSize lim = c->piece_range;
+    VkDeviceSize lim = c->act_range;
     if (!tokens_fitting(lim, c->align, (uint64_t)K, xs) || !tokens_fitting(lim, c->align, per, ys))
         lim = c->max_range;
     uint64_t tr = tokens_fitting(lim, c->align, (uint64_t)K, xs), ty = tokens_fitting(lim, c->align, per, ys);
     uint64_t tq = quant ? tokens_fitting(lim, c->align, (uint64_t)K, (uint64_t)K) : UINT32_MAX;
     if (ty < tr) tr = ty;
     if (tq < tr) tr = tq;
-    if ((uint64_t)max_groups[1] * tok_per_group < tr) tr = (uint64_t)max_groups[1] * tok_per_group;
+    if ((uint64_t)max_groups[1] * VK_MV_TOKENS < tr) tr = (uint64_t)max_groups[1] * VK_MV_TOKENS;
     if (tr == 0)
         return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: %s: one token's activations exceed maxStorageBufferRange %llu",
                           l->module, (unsigned long long)c->max_range);
 
     for (uint64_t ta = 0; ta < (uint64_t)rows; ta += tr) {
         uint64_t nt = (uint64_t)rows - ta < tr ? (uint64_t)rows - ta : tr;
+        int mm = nt > VK_MV_MAX_T;
+        vk_kernel kern = mm ? VK_K_LINEAR_MM : c->linear_subgroup ? VK_K_LINEAR : VK_K_LINEAR_SHMEM;
+        uint64_t rows_per_group = mm ? VK_MM_TILE : VK_MV_ROWS, tok_per_group = mm ? VK_MM_TILE : VK_MV_TOKENS;
         pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post};
         vk_bind xb, yb, wb, sb = {0};
         fp4rt_status st = float_window(c, s->sb->scratch, xo + ta * xs, (nt - 1) * xs + (uint64_t)K,

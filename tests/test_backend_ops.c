@@ -496,9 +496,10 @@ static void case_linear(const backend *b, const char *name, int with_mm) {
     free(c);
 }
 
-/* LINEAR bound in pieces: with the binding limit lowered to 1 KiB
- * (FP4RT_VK_MAX_RANGE, set by the caller) every weight, activation window and
- * the logits [T, vocab] are cut into row and token pieces. Every format, N = 70,
+/* LINEAR bound in pieces: with the binding limits lowered to 1 KiB
+ * (FP4RT_VK_MAX_RANGE for weights, FP4RT_VK_MAX_ACT_RANGE for activations, set
+ * by the caller) every weight, activation window and the logits [T, vocab] are
+ * cut into row and token pieces. Every format, N = 70,
  * K = 64 (uvec4 path) and the logits LINEAR (vocab 37, lm_head in `head_fmt`),
  * T = 1, 6 and 20 (both kernels), all logits and last-token logits. */
 static void case_linear_pieces(const backend *b, fp4rt_wfmt head_fmt, const char *name) {
@@ -778,9 +779,11 @@ int main(void) {
         case_linear(&list[i], "linear-shm", 0);
         unsetenv("FP4RT_VK_NO_SUBGROUP");
         setenv("FP4RT_VK_MAX_RANGE", "1024", 1);
+        setenv("FP4RT_VK_MAX_ACT_RANGE", "1024", 1);
         case_linear_pieces(&list[i], FP4RT_W_BF16, "pieces-bf");
         case_linear_pieces(&list[i], FP4RT_W_NVFP4, "pieces-nv");
         unsetenv("FP4RT_VK_MAX_RANGE");
+        unsetenv("FP4RT_VK_MAX_ACT_RANGE");
         case_dequant(&list[i]);
         case_misc(&list[i]);
         case_gdn(&list[i]);
