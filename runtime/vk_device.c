@@ -68,9 +68,10 @@ void fp4rt_vk_describe_physical(VkPhysicalDevice pd, fp4rt_vk_device_desc *d) {
     d->coopmat = has_device_ext(pd, "VK_KHR_cooperative_matrix");
     d->push_descriptor = has_device_ext(pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     d->subgroup_size = sg.subgroupSize;
-    d->subgroup_arith = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
-                        (sg.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
-                        (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+    d->subgroup_shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                          (sg.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
+                          (sg.supportedOperations & VK_SUBGROUP_FEATURE_VOTE_BIT) &&
+                          (sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
     d->max_storage_range = p->limits.maxStorageBufferRange;
     d->usable = 1;
     if (p->apiVersion < VK_API_VERSION_1_2)
@@ -172,7 +173,7 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
         c->act_range = strtoull(lim, NULL, 10);
     /* tests force the shared-memory reduction with FP4RT_VK_NO_SUBGROUP=1 */
     const char *nosg = getenv("FP4RT_VK_NO_SUBGROUP");
-    c->linear_subgroup = c->desc.subgroup_arith && !(nosg && nosg[0] == '1');
+    c->linear_subgroup = c->desc.subgroup_shuffle && !(nosg && nosg[0] == '1');
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                    .queueFamilyIndex = c->queue_family, .queueCount = 1,

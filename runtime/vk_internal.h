@@ -56,7 +56,7 @@ typedef struct vk_ctx {
     VkDeviceSize align;      /* minStorageBufferOffsetAlignment */
     VkDeviceSize piece_range; /* largest weight piece bound at once: max_range, or FP4RT_VK_MAX_RANGE (tests) */
     VkDeviceSize act_range;   /* largest activation window of a linear: max_range, or FP4RT_VK_MAX_ACT_RANGE (tests) */
-    int linear_subgroup;      /* decode linears reduce with subgroup ops (desc.subgroup_arith, not FP4RT_VK_NO_SUBGROUP) */
+    int linear_subgroup;      /* decode linears reduce with subgroup shuffles (desc.subgroup_shuffle, not FP4RT_VK_NO_SUBGROUP) */
 
     VkCommandPool cmd_pool;
     VkCommandBuffer cmd;

@@ -1,40 +1,37 @@
 // Decode linear (matrix-vector, a few tokens): y[t, n] = post * sum_k x[t, k] * W[n, k]
-// for the N rows of one bound piece of W and the tokens of one bound piece of x / y.
+// for the N rows of one bound piece of W and the tokens of one bound piece of x / y,
+// bit-identical to the CPU backend (runtime/cpu_linear.c): the same decoded
+// weights, the same products, the same 16 accumulation chains (chain j sums
+// k = j, j + 16, ... in order; no FMA contraction: `precise`), the same final
+// tree ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)) with a_j = chain j +
+// chain j + 8, then the tail k >= 16 * (K / 16) in order, then * post.
 //
-// Included by linear.comp (USE_SUBGROUP: subgroup reductions) and
-// linear_shmem.comp (shared-memory tree, for devices without subgroup arithmetic
-// in compute shaders).
+// Included by linear.comp (USE_SUBGROUP: the tree by subgroupShuffleXor where a
+// row's 16 lanes share one subgroup, checked at run time) and linear_shmem.comp
+// (the tree through shared memory, for devices without subgroup shuffles).
 //
-// Layout: a workgroup of WG invocations computes NR output rows for up to MT
-// tokens. Invocation i serves row i / LPR (LPR = WG / NR invocations per row);
-// those LPR invocations sweep the row in 16-byte pieces (uvec4 loads), each
-// keeping one FP32 partial sum per token. Reduction, fixed order per device:
-//   subgroup: every subgroup adds its lanes of each row (subgroupAdd over a
-//   row mask: no assumption on the subgroup size or on how rows fall into
-//   subgroups), one partial per (row, subgroup) in shared memory, then the
-//   partials summed in subgroup order;
-//   shmem: a tree over the LPR lanes of each row.
+// Layout: a workgroup of WG = 64 invocations computes NR = 4 output rows for up
+// to MT = 4 tokens; invocation i is chain i % 16 of row i / 16. The weight
+// stream: each step the 16 lanes of a row load 16 consecutive 16-byte pieces of
+// it (uvec4, coalesced: 256 bytes) into shared memory, then every lane walks its
+// chain through them. Rows that are not whole 16-byte pieces, or not 16-byte
+// aligned in the binding (pc.aligned = 0), read one weight at a time instead.
 //
 // Weights (pc.fmt, FP4RT_W_*): 0 BF16, 1 F16, 2 F32, 3 FP8 E4M3, 4/5 NVFP4. NVFP4
-// E2M1 codes become FP16 bits of code * 2^-14 (NVFP4.md 4.1, two codes per
-// 32-bit pair), unpacked and multiplied by the E4M3 block scale * 2^14: the
-// exact value code * scale, as the CPU decodes it. FP8 codes become FP16 bits of
-// value * 2^-8 (exact, subnormals included); the 2^8 is applied to the sum
-// (exact), NaN codes stay NaN. FP32 accumulation. The FP8 and W4A4 activation
-// quantization is a separate pass (act_quant.comp).
-//
-// pc.aligned = 1 when every row starts 16-byte aligned in the binding and is a
-// whole number of 16-byte pieces (K * bytes per weight % 16 == 0); else the
-// scalar path reads one weight at a time.
+// E2M1 codes become FP16 bits of code * 2^-14 (NVFP4.md 4.1) times the E4M3
+// block scale * 2^14: the exact value code * scale. FP8 codes become FP16 bits of
+// value * 2^-8 (exact, subnormals included) times 2^8; NaN codes stay NaN. FP32
+// accumulation. The FP8 and W4A4 activation quantization is a separate pass
+// (act_quant.comp).
 #include "common.glsl"
 
-#define NR 4u         // output rows per workgroup
-#define LPR (WG / NR) // invocations per row
-#define MT 4u         // tokens per workgroup
+#define NR 4u          // output rows per workgroup
+#define LPR 16u        // invocations per row: the CPU's 16 chains
+#define MT 4u          // tokens per workgroup
 
 layout(local_size_x = WG) in;
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };
-layout(set = 0, binding = 1) readonly buffer W { uvec4 w4[]; }; // the vector path
+layout(set = 0, binding = 1) readonly buffer W { uvec4 w4[]; }; // the staged path
 layout(set = 0, binding = 1) readonly buffer Wu { uint w[]; };   // the scalar path (same binding)
 layout(set = 0, binding = 2) readonly buffer S { uint sc[]; };
 layout(set = 0, binding = 3) buffer Y { float y[]; };
@@ -45,23 +42,33 @@ layout(push_constant) uniform PC {
     float post;
 } pc;
 
-float acc[MT];
 uint n_tok, xbase;
 
-// Adds w * x[t, k] for the tokens of this workgroup.
-void add(float w, uint k) {
-    for (uint t = 0; t < MT; t++)
-        if (t < n_tok) acc[t] += w * x[xbase + t * pc.x_stride + k];
+// Adds wv * x[t, k] to this chain (acc[], local to main) for the tokens of this workgroup.
+#define ADD(wv, k)                                                                 \
+    {                                                                              \
+        float w_ = (wv);                                                           \
+        uint k_ = (k);                                                             \
+        for (uint t = 0; t < MT; t++)                                              \
+            if (t < n_tok) {                                                       \
+                precise float p = w_ * x[xbase + t * pc.x_stride + k_];            \
+                acc[t] += p;                                                       \
+            }                                                                      \
+    }
+
+float fp8_value(uint b) {
+    if ((b & 0x7fu) == 0x7fu) return uintBitsToFloat(0x7fc00000u);
+    return unpackHalf2x16(((b & 0x80u) << 8) | ((b & 0x7fu) << 7)).x * 256.0;
 }
 
-// One weight, any alignment (the scalar path).
+// One weight, any alignment (the scalar path and the tail).
 float weight1(uint n, uint k) {
     uint i = n * pc.K + k;
     switch (pc.fmt) {
     case 0u: return bf16_to_f32(HALF_AT(w, (pc.w_off >> 1) + i));
     case 1u: return unpackHalf2x16(HALF_AT(w, (pc.w_off >> 1) + i)).x;
     case 2u: return uintBitsToFloat(w[(pc.w_off >> 2) + i]);
-    case 3u: return e4m3_to_f32(BYTE_AT(w, pc.w_off + i));
+    case 3u: return fp8_value(BYTE_AT(w, pc.w_off + i));
     default: {
         uint c = (BYTE_AT(w, pc.w_off + (i >> 1)) >> (4u * (i & 1u))) & 15u;
         float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
@@ -70,119 +77,109 @@ float weight1(uint n, uint k) {
     }
 }
 
-// FP16 bits of the two E2M1 codes in bits 0..7 of u, scaled by 2^-14, as a pair.
-uint e2m1_pair(uint u) {
-    return ((u & 0x8u) << 12) | ((u & 0x7u) << 9) | ((u & 0x80u) << 24) | ((u & 0x70u) << 21);
-}
+shared uvec4 stage[WG];     // [row][16 pieces]: 256 bytes of each row
+shared float part[MT * WG]; // [token][invocation]: the chains, for the final tree
+#ifdef USE_SUBGROUP
+shared uint sg_bad;         // some subgroup does not hold whole rows in order
+#endif
 
-// FP16 bits of the two E4M3 codes in bits 0..15 of u, scaled by 2^-8, as a pair.
-uint e4m3_pair(uint u) {
-    return ((u & 0x80u) << 8) | ((u & 0x7fu) << 7) | ((u & 0x8000u) << 16) | ((u & 0x7f00u) << 15);
-}
-
-// Row n, 16-byte pieces q = first, first + LPR, ... (the vector path).
-void row_vec4(uint n, uint first) {
-    uint bpw = pc.fmt == 2u ? 4u : pc.fmt <= 1u ? 2u : pc.fmt == 3u ? 1u : 0u; // bytes per weight
-    uint epq = bpw == 0u ? 32u : 16u / bpw;                                  // weights per piece
-    uint rq = pc.K / epq;                                                    // pieces per row
-    uint base = pc.w_off / 16u + n * rq;
-    for (uint q = first; q < rq; q += LPR) {
-        uvec4 u = w4[base + q];
-        uint k0 = q * epq;
-        switch (pc.fmt) {
-        case 0u:
-            for (uint j = 0; j < 4u; j++) {
-                add(uintBitsToFloat(u[j] << 16), k0 + 2u * j);
-                add(uintBitsToFloat(u[j] & 0xffff0000u), k0 + 2u * j + 1u);
-            }
-            break;
-        case 1u:
-            for (uint j = 0; j < 4u; j++) {
-                vec2 v = unpackHalf2x16(u[j]);
-                add(v.x, k0 + 2u * j);
-                add(v.y, k0 + 2u * j + 1u);
-            }
-            break;
-        case 2u:
-            for (uint j = 0; j < 4u; j++) add(uintBitsToFloat(u[j]), k0 + j);
-            break;
-        case 3u:
-            for (uint j = 0; j < 4u; j++) {
-                uint v = u[j];
-                if ((((v & 0x7f7f7f7fu) + 0x01010101u) & 0x80808080u) != 0u) {
-                    // a NaN code (0x7f / 0xff): decode this word exactly, scaled like the rest
-                    for (uint b = 0; b < 4u; b++)
-                        add(e4m3_to_f32((v >> (8u * b)) & 0xffu) * (1.0 / 256.0), k0 + 4u * j + b);
-                    continue;
-                }
-                vec2 lo = unpackHalf2x16(e4m3_pair(v)), hi = unpackHalf2x16(e4m3_pair(v >> 16));
-                add(lo.x, k0 + 4u * j);
-                add(lo.y, k0 + 4u * j + 1u);
-                add(hi.x, k0 + 4u * j + 2u);
-                add(hi.y, k0 + 4u * j + 3u);
-            }
-            break;
-        default: {
-            uint sb = pc.s_off + (n * pc.K + k0) / 16u; // two blocks: words 0-1, 2-3
-            float s0 = e4m3_to_f32(BYTE_AT(sc, sb)) * 16384.0;
-            float s1 = e4m3_to_f32(BYTE_AT(sc, sb + 1u)) * 16384.0;
-            for (uint j = 0; j < 4u; j++) {
-                uint v = u[j];
-                float s = j < 2u ? s0 : s1;
-                for (uint b = 0; b < 4u; b++) {
-                    vec2 h = unpackHalf2x16(e2m1_pair(v >> (8u * b))) * s;
-                    add(h.x, k0 + 8u * j + 2u * b);
-                    add(h.y, k0 + 8u * j + 2u * b + 1u);
-                }
-            }
-        }
-        }
+// Weight `lane` of group g (16 weights) of row r's stage, the group starting at
+// byte gb of the stage.
+float staged(uint r, uint gb, uint lane, uint n, uint g) {
+    switch (pc.fmt) {
+    case 0u:
+    case 1u: {
+        uint b = gb + 2u * lane;
+        uint h = (stage[r * LPR + (b >> 4)][(b >> 2) & 3u] >> (8u * (b & 3u))) & 0xffffu;
+        return pc.fmt == 0u ? bf16_to_f32(h) : unpackHalf2x16(h).x;
+    }
+    case 2u: {
+        uint b = gb + 4u * lane;
+        return uintBitsToFloat(stage[r * LPR + (b >> 4)][(b >> 2) & 3u]);
+    }
+    case 3u: {
+        uint b = gb + lane;
+        return fp8_value((stage[r * LPR + (b >> 4)][(b >> 2) & 3u] >> (8u * (b & 3u))) & 0xffu);
+    }
+    default: {
+        uint b = gb + (lane >> 1);
+        uint c = (stage[r * LPR + (b >> 4)][(b >> 2) & 3u] >> (8u * (b & 3u) + 4u * (lane & 1u))) & 15u;
+        float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + n * (pc.K / 16u) + g)) * 16384.0;
+        return unpackHalf2x16(e2m1_to_f16_bits(c)).x * s;
+    }
     }
 }
 
-#ifdef USE_SUBGROUP
-shared float part[MT * NR * WG]; // [token][row][subgroup]
-#else
-shared float part[MT * WG]; // [token][invocation]
-#endif
+// ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)), a_j = p[j] + p[j + 8]: the CPU's reduce16.
+float reduce16(uint base) {
+    precise float a[8];
+    for (uint j = 0; j < 8u; j++) a[j] = part[base + j] + part[base + j + 8u];
+    precise float r = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+    return r;
+}
 
 void main() {
     uint tid = gl_LocalInvocationID.x, r = tid / LPR, lane = tid % LPR;
     uint n = gl_WorkGroupID.x * NR + r, t0 = gl_WorkGroupID.y * MT;
+    bool live = n < pc.N;
     n_tok = min(MT, pc.T - t0);
     xbase = pc.x_off + t0 * pc.x_stride;
+    precise float acc[MT];
     for (uint t = 0; t < MT; t++) acc[t] = 0.0;
-    if (n < pc.N) {
-        if (pc.aligned != 0u) row_vec4(n, lane);
-        else
-            for (uint k = lane; k < pc.K; k += LPR) add(weight1(n, k), k);
-    }
-    float scale = pc.fmt == 3u && pc.aligned != 0u ? 256.0 : 1.0;
-#ifdef USE_SUBGROUP
-    uint sg = gl_SubgroupID, nsg = gl_NumSubgroups;
-    for (uint t = 0; t < n_tok; t++)
-        for (uint rr = 0; rr < NR; rr++) {
-            float s = subgroupAdd(r == rr ? acc[t] : 0.0);
-            if (subgroupElect()) part[(t * NR + rr) * WG + sg] = s;
+    uint ng = pc.K / 16u; // whole groups of 16: the chains; the rest is the tail
+    if (pc.aligned != 0u) {
+        uint gbytes = pc.fmt == 2u ? 64u : pc.fmt <= 1u ? 32u : pc.fmt == 3u ? 16u : 8u;
+        uint rq = ng * gbytes / 16u; // 16-byte pieces of the whole groups of a row
+        uint rowq = pc.fmt == 2u ? pc.K / 4u : pc.fmt <= 1u ? pc.K / 8u : pc.fmt == 3u ? pc.K / 16u : pc.K / 32u;
+        uint base = pc.w_off / 16u + n * rowq; // (K * bytes % 16 == 0 here)
+        for (uint q0 = 0; q0 < rq; q0 += LPR) { // uniform: every row has rq pieces
+            uint q = q0 + lane;
+            stage[tid] = live && q < rq ? w4[base + q] : uvec4(0u);
+            barrier();
+            uint g0 = q0 * 16u / gbytes, gn = min(LPR * 16u / gbytes, ng - g0);
+            if (live)
+                for (uint gi = 0; gi < gn; gi++) ADD(staged(r, gi * gbytes, lane, n, g0 + gi), (g0 + gi) * 16u + lane);
+            barrier();
         }
-    barrier();
-    if (tid < NR * n_tok) {
-        uint rr = tid % NR, t = tid / NR, nn = gl_WorkGroupID.x * NR + rr;
-        float s = 0.0;
-        for (uint g = 0; g < nsg; g++) s += part[(t * NR + rr) * WG + g];
-        if (nn < pc.N) y[pc.y_off + (t0 + t) * pc.y_stride + nn] = s * scale * pc.post;
+    } else if (live) {
+        for (uint g = 0; g < ng; g++) ADD(weight1(n, g * 16u + lane), g * 16u + lane);
     }
+#ifdef USE_SUBGROUP
+    // the tree by shuffles (xor 8, 4, 1, 2 leaves exactly reduce16's sum in lane
+    // 0 of each row) when every subgroup holds whole rows in invocation order;
+    // else through shared memory. Both give the same bits.
+    if (tid == 0u) sg_bad = 0u;
+    barrier();
+    bool ok = gl_SubgroupSize >= LPR && subgroupAll(gl_SubgroupInvocationID == tid % gl_SubgroupSize);
+    if (!ok) atomicOr(sg_bad, 1u);
+    barrier();
+    bool shuffled = sg_bad == 0u;
+    if (shuffled)
+        for (uint t = 0; t < n_tok; t++) {
+            precise float v = acc[t];
+            v += subgroupShuffleXor(v, 8u);
+            v += subgroupShuffleXor(v, 4u);
+            v += subgroupShuffleXor(v, 1u);
+            v += subgroupShuffleXor(v, 2u);
+            if (lane == 0u) part[t * WG + tid] = v;
+        }
+    else
+        for (uint t = 0; t < n_tok; t++) part[t * WG + tid] = acc[t];
 #else
+    const bool shuffled = false;
     for (uint t = 0; t < n_tok; t++) part[t * WG + tid] = acc[t];
+#endif
     barrier();
-    for (uint s = LPR / 2u; s > 0u; s >>= 1) {
-        if (lane < s)
-            for (uint t = 0; t < n_tok; t++) part[t * WG + tid] += part[t * WG + tid + s];
-        barrier();
-    }
     if (tid < NR * n_tok) {
         uint rr = tid % NR, t = tid / NR, nn = gl_WorkGroupID.x * NR + rr;
-        if (nn < pc.N) y[pc.y_off + (t0 + t) * pc.y_stride + nn] = part[t * WG + rr * LPR] * scale * pc.post;
+        if (nn < pc.N) {
+            precise float s = shuffled ? part[t * WG + rr * LPR] : reduce16(t * WG + rr * LPR);
+            uint xb = xbase + t * pc.x_stride;
+            for (uint k = ng * 16u; k < pc.K; k++) {
+                precise float p = weight1(nn, k) * x[xb + k];
+                s += p;
+            }
+            y[pc.y_off + (t0 + t) * pc.y_stride + nn] = s * pc.post;
+        }
     }
-#endif
 }
