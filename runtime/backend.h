@@ -11,6 +11,11 @@
 
 typedef struct fp4rt_buffer fp4rt_buffer; /* backend-defined */
 
+/* Numerics contract: every backend runs the gated delta rule of a step of
+ * n_tokens > 1 in the chunked form with chunks of this many tokens, and of one
+ * token in the recurrent form (MODEL.md 2.4), so prefill agrees across backends. */
+#define FP4RT_GDN_CHUNK 64
+
 /* Everything one session needs on the device. */
 typedef struct fp4rt_session_buffers {
     fp4rt_buffer *scratch; /* activation arena: [chunk, arena_width] f32 */

@@ -4,6 +4,7 @@
  * buffer into one device-local buffer) and run (every op recorded into one
  * command buffer, submitted and waited for). */
 #include "vk_internal.h"
+#include "vk_ops.h"
 
 #include "common.h"
 
@@ -19,7 +20,7 @@ static void vk_destroy(void *vc) {
     if (!c) return;
     if (c->dev) {
         c->vt.vkDeviceWaitIdle(c->dev);
-        fp4rt_buffer *bufs[] = {c->staging, c->dummy, c->weights, c->xq, c->rope_tab};
+        fp4rt_buffer *bufs[] = {c->staging, c->dummy, c->step_info, c->weights, c->xq, c->rope_tab, c->attn_ws};
         for (size_t i = 0; i < FP4RT_ARRAY_LEN(bufs); i++) fp4rt_vk_buffer_destroy(c, bufs[i]);
         fp4rt_vk_pipelines_free(c);
     }
@@ -36,6 +37,8 @@ fp4rt_status fp4rt_vk_backend_create(int index, void **out) {
     fp4rt_status st = fp4rt_vk_device_open(c, index);
     if (!st) st = fp4rt_vk_pipelines_init(c);
     if (!st) st = fp4rt_vk_buffer_create(c, 256, 0, "dummy binding", &c->dummy);
+    if (!st) st = fp4rt_vk_buffer_create(c, sizeof(vk_step_info), 1, "step info", &c->step_info);
+    if (!st) memset(c->step_info->mapped, 0, sizeof(vk_step_info));
     if (st) {
         vk_destroy(c);
         return st;
@@ -181,7 +184,7 @@ static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp
         c->rope_dim = rope->rotary_dim;
         c->rope_theta = rope->rope_theta;
     }
-    return FP4RT_OK;
+    return fp4rt_vk_attention_workspace(c, p, sb);
 }
 
 static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session_buffers *sb, const fp4rt_step *step) {
@@ -194,6 +197,9 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     fp4rt_status st = vk_prepare(c, p);
     if (!st) st = ensure_workspace(c, p, sb);
     if (st) return st;
+    /* the previous submission was waited for: the GPU reads no step info now */
+    vk_step_info *si = c->step_info->mapped;
+    *si = (vk_step_info){.pos0 = (uint32_t)step->pos0, .n_tokens = (uint32_t)step->n_tokens};
     vk_step s = {.c = c, .p = p, .sb = sb, .step = step};
     for (int i = 0; i < p->n_ops; i++) {
         const fp4rt_op *op = &p->ops[i];

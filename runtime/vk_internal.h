@@ -20,8 +20,9 @@ struct fp4rt_buffer {
 };
 
 typedef enum vk_kernel {
-    VK_K_LINEAR, VK_K_LINEAR_SHMEM, VK_K_LINEAR_MM, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE, VK_K_EMBED,
-    VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA, VK_K_COUNT
+    VK_K_LINEAR, VK_K_LINEAR_SHMEM, VK_K_LINEAR_MM, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE,
+    VK_K_EMBED, VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA,
+    VK_K_GATED_DELTA_CHUNK, VK_K_ATTENTION_MERGE, VK_K_COUNT
 } vk_kernel;
 
 /* A host tensor uploaded to the weights buffer (dedup by host pointer). */
@@ -38,7 +39,18 @@ typedef struct vk_bind {
 } vk_bind;
 
 #define VK_MAX_BINDINGS 4
+/* Binding VK_STEP_BINDING of every dispatch: the context's step info
+ * (shaders/step.glsl), a small host-visible uniform buffer holding what changes
+ * between steps, so a recorded command buffer can be replayed. */
+#define VK_STEP_BINDING VK_MAX_BINDINGS
 #define VK_PUSH_BYTES 64
+
+/* Mirrors the StepInfo block of shaders/step.glsl (std140: 4-byte scalars). */
+typedef struct vk_step_info {
+    uint32_t pos0;     /* position of the step's first token */
+    uint32_t n_tokens; /* rows of the step */
+    uint32_t pad0, pad1;
+} vk_step_info;
 
 typedef struct vk_ctx {
     VkInstance instance;
@@ -74,12 +86,14 @@ typedef struct vk_ctx {
     uint64_t cache_loaded_sum;    /* its checksum: an unchanged cache is not rewritten */
 
     fp4rt_buffer *dummy;     /* bound to unused bindings */
+    fp4rt_buffer *step_info; /* host-visible vk_step_info, bound at VK_STEP_BINDING */
     fp4rt_buffer *weights;   /* every tensor of the prepared program */
     vk_tensor *tensors;
     int n_tensors, cap_tensors;
     const fp4rt_program *prepared;
     fp4rt_buffer *xq;        /* quantized activations [chunk, max K] f32 */
     fp4rt_buffer *rope_tab;  /* [n_ctx][rotary_dim / 2][cos, sin] */
+    fp4rt_buffer *attn_ws;   /* attention partials (vk_op_attention.c), NULL: none needed */
     int rope_ctx, rope_dim;
     double rope_theta;
 } vk_ctx;
@@ -97,6 +111,7 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index);
 void fp4rt_vk_device_close(vk_ctx *c);
 
 /* vk_memory.c */
+/* host_visible: mapped, coherent (b->mapped); else device-local. */
 fp4rt_status fp4rt_vk_buffer_create(vk_ctx *c, VkDeviceSize bytes, int host_visible, const char *what,
                                     fp4rt_buffer **out);
 void fp4rt_vk_buffer_destroy(vk_ctx *c, fp4rt_buffer *b);
@@ -119,8 +134,8 @@ void fp4rt_vk_pipeline_cache_save(vk_ctx *c);
 /* vk_dispatch.c */
 fp4rt_status fp4rt_vk_begin(vk_ctx *c);
 fp4rt_status fp4rt_vk_submit_wait(vk_ctx *c);
-/* Binds the windows (NULL buffer: the dummy), pushes the constants and records
- * one dispatch followed by a full compute barrier. */
+/* Binds the windows (NULL buffer: the dummy) and the step info, pushes the
+ * constants and records one dispatch followed by a full compute barrier. */
 fp4rt_status fp4rt_vk_dispatch(vk_ctx *c, vk_kernel k, const vk_bind *binds, int n_binds,
                                const void *push, size_t push_bytes, uint32_t gx, uint32_t gy,
                                uint32_t gz);
