@@ -45,17 +45,24 @@ layout(push_constant) uniform PC {
 uint n_tok, xbase;
 
 // Adds wv * x[t, k] to this chain (acc[], local to main) for the tokens of this workgroup.
+// (one token, the decode case, apart: no token loop)
 #define ADD(wv, k)                                                                 \
     {                                                                              \
         float w_ = (wv);                                                           \
         uint k_ = (k);                                                             \
-        for (uint t = 0; t < MT; t++)                                              \
-            if (t < n_tok) {                                                       \
-                precise float p = w_ * x[xbase + t * pc.x_stride + k_];            \
-                acc[t] += p;                                                       \
-            }                                                                      \
+        if (n_tok == 1u) {                                                         \
+            precise float p = w_ * x[xbase + k_];                                  \
+            acc[0] += p;                                                           \
+        } else                                                                     \
+            for (uint t = 0; t < MT; t++)                                          \
+                if (t < n_tok) {                                                   \
+                    precise float p = w_ * x[xbase + t * pc.x_stride + k_];        \
+                    acc[t] += p;                                                   \
+                }                                                                  \
     }
 
+// E4M3 code b -> its value, exact: FP16 bits of value * 2^-8 (subnormals
+// included) times 2^8; NaN codes give NaN (as e4m3_to_f32, without its branches).
 float fp8_value(uint b) {
     if ((b & 0x7fu) == 0x7fu) return uintBitsToFloat(0x7fc00000u);
     return unpackHalf2x16(((b & 0x80u) << 8) | ((b & 0x7fu) << 7)).x * 256.0;
@@ -71,13 +78,13 @@ float weight1(uint n, uint k) {
     case 3u: return fp8_value(BYTE_AT(w, pc.w_off + i));
     default: {
         uint c = (BYTE_AT(w, pc.w_off + (i >> 1)) >> (4u * (i & 1u))) & 15u;
-        float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
+        float s = fp8_value(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
         return unpackHalf2x16(e2m1_to_f16_bits(c)).x * s;
     }
     }
 }
 
-shared uvec4 stage[WG];     // [row][16 pieces]: 256 bytes of each row
+shared uint stage[WG * 4u]; // [row][64 words]: 256 bytes of each row
 shared float part[MT * WG]; // [token][invocation]: the chains, for the final tree
 #ifdef USE_SUBGROUP
 shared uint sg_bad;         // some subgroup does not hold whole rows in order
@@ -90,21 +97,21 @@ float staged(uint r, uint gb, uint lane, uint n, uint g) {
     case 0u:
     case 1u: {
         uint b = gb + 2u * lane;
-        uint h = (stage[r * LPR + (b >> 4)][(b >> 2) & 3u] >> (8u * (b & 3u))) & 0xffffu;
+        uint h = (stage[r * LPR * 4u + (b >> 2)] >> (8u * (b & 3u))) & 0xffffu;
         return pc.fmt == 0u ? bf16_to_f32(h) : unpackHalf2x16(h).x;
     }
     case 2u: {
         uint b = gb + 4u * lane;
-        return uintBitsToFloat(stage[r * LPR + (b >> 4)][(b >> 2) & 3u]);
+        return uintBitsToFloat(stage[r * LPR * 4u + (b >> 2)]);
     }
     case 3u: {
         uint b = gb + lane;
-        return fp8_value((stage[r * LPR + (b >> 4)][(b >> 2) & 3u] >> (8u * (b & 3u))) & 0xffu);
+        return fp8_value((stage[r * LPR * 4u + (b >> 2)] >> (8u * (b & 3u))) & 0xffu);
     }
     default: {
         uint b = gb + (lane >> 1);
-        uint c = (stage[r * LPR + (b >> 4)][(b >> 2) & 3u] >> (8u * (b & 3u) + 4u * (lane & 1u))) & 15u;
-        float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + n * (pc.K / 16u) + g)) * 16384.0;
+        uint c = (stage[r * LPR * 4u + (b >> 2)] >> (8u * (b & 3u) + 4u * (lane & 1u))) & 15u;
+        float s = fp8_value(BYTE_AT(sc, pc.s_off + n * (pc.K / 16u) + g)) * 16384.0;
         return unpackHalf2x16(e2m1_to_f16_bits(c)).x * s;
     }
     }
@@ -134,7 +141,11 @@ void main() {
         uint base = pc.w_off / 16u + n * rowq; // (K * bytes % 16 == 0 here)
         for (uint q0 = 0; q0 < rq; q0 += LPR) { // uniform: every row has rq pieces
             uint q = q0 + lane;
-            stage[tid] = live && q < rq ? w4[base + q] : uvec4(0u);
+            uvec4 v = live && q < rq ? w4[base + q] : uvec4(0u);
+            stage[4u * tid] = v.x;
+            stage[4u * tid + 1u] = v.y;
+            stage[4u * tid + 2u] = v.z;
+            stage[4u * tid + 3u] = v.w;
             barrier();
             uint g0 = q0 * 16u / gbytes, gn = min(LPR * 16u / gbytes, ng - g0);
             if (live)
