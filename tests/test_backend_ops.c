@@ -1,5 +1,5 @@
 /* Op-level backend parity (STYLE.md rule 12): every non-CPU backend present
- * (each Vulkan device) runs small programs of independent ops against the CPU
+ * (each Vulkan device, each CUDA device) runs small programs of independent ops against the CPU
  * reference backend on seeded random inputs, and each op's output is compared:
  *   - per-op NMSE ceiling, NaN/Inf check on every written lane;
  *   - guard bytes: every arena float that is not in an output buffer (inputs,
@@ -27,8 +27,11 @@
 
 #include "../runtime/backend.h"
 #include "../runtime/model.h"
+#include "../runtime/cuda.h"
 #include "../runtime/numfmt.h"
+#ifdef FP4RT_HAVE_VULKAN
 #include "../runtime/vk.h"
+#endif
 
 #include <stdint.h>
 
@@ -206,11 +209,18 @@ typedef struct backend {
     char name[300];
     const fp4rt_backend_ops *ops;
     int vk_index; /* -1: CPU */
+    int cuda;     /* 1: CUDA device cuda_index */
+    int cuda_index;
 } backend;
 
 static fp4rt_status backend_create(const backend *b, void **ctx) {
+    if (b->cuda) return fp4rt_cuda_backend_create(b->cuda_index, ctx);
     if (b->vk_index < 0) return b->ops->create(2, ctx);
+#ifdef FP4RT_HAVE_VULKAN
     return fp4rt_vk_backend_create(b->vk_index, ctx);
+#else
+    return FP4RT_UNSUPPORTED;
+#endif
 }
 
 typedef struct session {
@@ -440,7 +450,7 @@ typedef struct step_def {
 
 static void run_case(const backend *b, tcase *c, const step_def *steps, int n_steps) {
     session cpu, dev;
-    fp4rt_status st = session_open(&(backend){"cpu", &fp4rt_backend_cpu, -1}, c, &cpu);
+    fp4rt_status st = session_open(&(backend){"cpu", &fp4rt_backend_cpu, -1, 0, 0}, c, &cpu);
     CHECK_MSG(st == FP4RT_OK, "%s: cpu session: %s", c->name, fp4rt_last_error());
     fp4rt_status sd = st ? st : session_open(b, c, &dev);
     CHECK_MSG(sd == FP4RT_OK, "%s: %s session: %s", c->name, b->name, fp4rt_last_error());
@@ -473,7 +483,7 @@ static void case_linear(const backend *b, const char *name, int with_mm) {
     case_init(c, name);
     c->chunk = with_mm ? 70 : 5;
     c->n_ctx = c->chunk;
-    c->exact_T = 8; /* the matrix-vector kernel reproduces the CPU's sums exactly */
+    c->exact_T = b->cuda ? 0 : 8; /* Vulkan's matrix-vector kernel reproduces the CPU's sums exactly */
     int xbuf[4];
     for (int k = 0; k < 4; k++) {
         char nm[32];
@@ -502,7 +512,7 @@ static void case_linear(const backend *b, const char *name, int with_mm) {
 }
 
 /* LINEAR bound in pieces: with the binding limits lowered to 1 KiB
- * (FP4RT_VK_MAX_RANGE for weights, FP4RT_VK_MAX_ACT_RANGE for activations, set
+ * (FP4RT_VK_PIECE_RANGE for weights, FP4RT_VK_MAX_ACT_RANGE for activations, set
  * by the caller) every weight, activation window and the logits [T, vocab] are
  * cut into row and token pieces. Every format, N = 70,
  * K = 64 (uvec4 path) and the logits LINEAR (vocab 37, lm_head in `head_fmt`),
@@ -513,7 +523,7 @@ static void case_linear_pieces(const backend *b, fp4rt_wfmt head_fmt, const char
     tcase *c = malloc(sizeof *c);
     case_init(c, name);
     c->chunk = c->n_ctx = 20;
-    c->exact_T = 8;
+    c->exact_T = b->cuda ? 0 : 8;
     c->w.cfg.vocab = 37;
     c->w.cfg.hidden = 64;
     int x = add_buf(c, "x K=64", 64, 0, 0);
@@ -810,13 +820,17 @@ static void cases_attention(const backend *b) {
     for (int i = 0; i < 3; i++) case_attention(b, &d_pieces[i], pieces, 6);
 }
 
-int main(void) {
+/* argv[1]: "vulkan" or "cuda" tests only that kind (none: every backend present);
+ * "cuda" exits 77 (ctest: skipped) when there is no usable CUDA device. */
+int main(int argc, char **argv) {
+    const char *only = argc > 1 ? argv[1] : "";
     fp4rt_numfmt_init();
     backend list[9];
     int n = 0;
     printf("backend cpu: reference\n");
-    int nvk = fp4rt_vk_device_count();
-    if (nvk == 0) printf("skipped: vulkan: no Vulkan device (%s)\n", fp4rt_vk_unavailable_reason());
+#ifdef FP4RT_HAVE_VULKAN
+    int nvk = strcmp(only, "cuda") ? fp4rt_vk_device_count() : 0;
+    if (nvk == 0 && strcmp(only, "cuda")) printf("skipped: vulkan: no Vulkan device (%s)\n", fp4rt_vk_unavailable_reason());
     for (int i = 0; i < nvk && n < 9; i++) {
         fp4rt_vk_device_desc d;
         if (fp4rt_vk_device_get(i, &d) || !d.usable) {
@@ -829,19 +843,40 @@ int main(void) {
         b->vk_index = i;
         printf("backend %s\n", b->name);
     }
+#endif
+    int n_vk = n;
+    int ncu = strcmp(only, "vulkan") ? fp4rt_cuda_device_count() : 0;
+    if (ncu == 0 && strcmp(only, "vulkan")) printf("skipped: cuda: %s\n", fp4rt_cuda_unavailable_reason());
+    for (int i = 0; i < ncu && n < 9; i++) {
+        fp4rt_cuda_device_desc d;
+        if (fp4rt_cuda_device_get(i, &d) || !d.usable) {
+            printf("skipped: cuda:%d %s: not usable (%s)\n", i, d.name, d.reason);
+            continue;
+        }
+        backend *b = &list[n++];
+        snprintf(b->name, sizeof b->name, "cuda:%d (%s, sm_%d%d)", i, d.name, d.cc_major, d.cc_minor);
+        b->ops = fp4rt_cuda_backend();
+        b->vk_index = -1;
+        b->cuda = 1;
+        b->cuda_index = i;
+        printf("backend %s\n", b->name);
+    }
+    if (!strcmp(only, "cuda") && n == 0) return 77;
     for (int i = 0; i < n; i++) {
         printf("%s vs cpu\n", list[i].name);
         case_linear(&list[i], "linear", 1);
-        setenv("FP4RT_VK_NO_SUBGROUP", "1", 1);
-        case_linear(&list[i], "linear-shm", 0);
-        unsetenv("FP4RT_VK_NO_SUBGROUP");
-        setenv("FP4RT_VK_MAX_RANGE", "1024", 1);
-        setenv("FP4RT_VK_MAX_ACT_RANGE", "1024", 1);
-        case_linear_pieces(&list[i], FP4RT_W_BF16, "pieces-bf");
-        case_linear_pieces(&list[i], FP4RT_W_NVFP4, "pieces-nv");
-        unsetenv("FP4RT_VK_MAX_RANGE");
-        unsetenv("FP4RT_VK_MAX_ACT_RANGE");
-        case_dequant(&list[i]);
+        if (!list[i].cuda) { /* Vulkan: the shared-memory fallback, pieces, the dequant kernel */
+            setenv("FP4RT_VK_NO_SUBGROUP", "1", 1);
+            case_linear(&list[i], "linear-shm", 0);
+            unsetenv("FP4RT_VK_NO_SUBGROUP");
+            setenv("FP4RT_VK_PIECE_RANGE", "1024", 1);
+            setenv("FP4RT_VK_MAX_ACT_RANGE", "1024", 1);
+            case_linear_pieces(&list[i], FP4RT_W_BF16, "pieces-bf");
+            case_linear_pieces(&list[i], FP4RT_W_NVFP4, "pieces-nv");
+            unsetenv("FP4RT_VK_PIECE_RANGE");
+            unsetenv("FP4RT_VK_MAX_ACT_RANGE");
+            case_dequant(&list[i]);
+        }
         case_misc(&list[i]);
         static const step_def gs[] = {{1, 4, 0, 0, "T=1"}, {3, 4, 0, 0, "T=3"}};
         case_gdn(&list[i], "gdn", 2, 6, 16, 12, 3, gs, 2);
@@ -851,9 +886,13 @@ int main(void) {
         case_gdn(&list[i], "gdn-long", 1, 3, 24, 40, 150, gl, 3);
         cases_attention(&list[i]);
     }
-    if (n) {
+#ifdef FP4RT_HAVE_VULKAN
+    if (n_vk) {
         long msgs = fp4rt_vk_message_count();
         CHECK_MSG(msgs == 0, "%ld validation messages", msgs);
     }
+#else
+    (void)n_vk;
+#endif
     return test_summary("test_backend_ops");
 }
