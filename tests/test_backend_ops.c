@@ -524,8 +524,7 @@ static void case_linear_pieces(const backend *b, fp4rt_wfmt head_fmt, const char
     case_init(c, name);
     c->chunk = c->n_ctx = 20;
     c->exact_T = b->cuda ? 0 : 8;
-    c->w.cfg.vocab = 37;
-    c->w.cfg.hidden = 64;
+    c->w.cfg.vocab = 37; /* no embedding table (hidden stays 0): only the logits LINEAR */
     int x = add_buf(c, "x K=64", 64, 0, 0);
     c->bufs[x].lo = -2;
     c->bufs[x].hi = 2;
