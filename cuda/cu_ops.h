@@ -81,6 +81,13 @@ fp4rt_status fp4rt_cu_op_norm(const fp4rt_cu_step *s, const fp4rt_op *op);      
 fp4rt_status fp4rt_cu_op_eltwise(const fp4rt_cu_step *s, const fp4rt_op *op);   /* SIGMOID_GATE, SWIGLU, ADD */
 fp4rt_status fp4rt_cu_op_linear(const fp4rt_cu_step *s, const fp4rt_op *op);    /* cu_linear.cu */
 fp4rt_status fp4rt_cu_op_linear_w4a4(const fp4rt_cu_step *s, const fp4rt_op *op); /* cu_fp4_mma.cu: NVFP4 W4A4 */
+/* cu_fp4_mma.cu: workspace of a W4A4 linear for `chunk` rows (0 for other ops);
+ * fp4rt_cu_workspace_bytes adds it. */
+size_t fp4rt_cu_w4a4_workspace_bytes(const fp4rt_op *op, int chunk);
+/* cu_fp4_mma.cu: *native = 1 when the module's code for the current device uses
+ * the block-scaled FP4 MMA (sm_120a / sm_121a cubin), 0 for the emulation.
+ * Launches and synchronizes: call at prepare / describe time, not while recording. */
+fp4rt_status fp4rt_cu_fp4_native(int *native);
 fp4rt_status fp4rt_cu_op_rope(const fp4rt_cu_step *s, const fp4rt_op *op);      /* cu_attention.cu */
 fp4rt_status fp4rt_cu_op_kv_append(const fp4rt_cu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cu_op_attention(const fp4rt_cu_step *s, const fp4rt_op *op);

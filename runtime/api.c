@@ -227,6 +227,7 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
     pthread_mutex_init(&m->run_lock, NULL);
     fp4rt_status st = report(params, 0.0f, "reading the checkpoint") ? FP4RT_CANCELLED : FP4RT_OK;
     if (!st) st = fp4rt_weights_load(dir, &m->weights);
+    if (!st && params->fp4_activations) st = fp4rt_weights_fp4_activations(m->weights);
     if (!st && report(params, 0.6f, "building the program")) st = FP4RT_CANCELLED;
     if (!st) st = fp4rt_program_build(m->weights, &m->program);
     if (!st && report(params, 0.7f, "loading the tokenizer")) st = FP4RT_CANCELLED;
@@ -256,6 +257,11 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
         m->backend->describe(m->backend_ctx, m->device, sizeof m->device);
     else
         snprintf(m->device, sizeof m->device, "%s", m->backend->name);
+    if (params->fp4_activations) { /* a property of the model: said on every device line */
+        size_t len = strlen(m->device);
+        snprintf(m->device + len, sizeof m->device - len, "; fp4-activations: %d linears W4A4 (%d dynamic)",
+                 m->weights->n_fp4_act, m->weights->n_fp4_act_dynamic);
+    }
     return m;
 }
 

@@ -21,13 +21,16 @@
 typedef struct {
     uint32_t K, fmt, x_off, x_stride, y_off, y_stride, N, T, w_off, s_off, aligned;
     float post;
+    uint32_t post_off; /* != 0: the post scale of token t is x[post_off + t] (act_quant mode 2) */
 } pc_linear;
-_Static_assert(sizeof(pc_linear) == 48, "pc_linear mirrors linear_mv.glsl / linear_mm.comp");
+_Static_assert(sizeof(pc_linear) == 52, "pc_linear mirrors linear_mv.glsl / linear_mm.comp");
 typedef struct {
     uint32_t K, mode, x_off, x_stride;
     float input_scale;
+    uint32_t post_off;
+    float weight_scale;
 } pc_act_quant;
-_Static_assert(sizeof(pc_act_quant) == 20, "pc_act_quant mirrors act_quant.comp");
+_Static_assert(sizeof(pc_act_quant) == 28, "pc_act_quant mirrors act_quant.comp");
 
 static size_t row_bytes(const fp4rt_linear *l) {
     switch (l->fmt) {
@@ -89,7 +92,8 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
         yo = fp4rt_vk_view_off(s, op->y) + (uint64_t)t0 * fp4rt_vk_stride(s);
         ys = fp4rt_vk_stride(s);
     }
-    if (quant && (VkDeviceSize)rows * K * 4 > c->xq->bytes)
+    int dyn = l->fmt == FP4RT_W_NVFP4_W4A4 && l->act_dynamic; /* per-row scales after the rows */
+    if (quant && ((VkDeviceSize)rows * K + (dyn ? (VkDeviceSize)rows : 0)) * 4 > c->xq->bytes)
         return fp4rt_fail(FP4RT_INTERNAL, "vulkan: xq too small");
 
     const vk_tensor *wt = fp4rt_vk_tensor_find(c, l->weight);
@@ -113,7 +117,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     if (!tokens_fitting(lim, c->align, (uint64_t)K, xs) || !tokens_fitting(lim, c->align, per, ys))
         lim = c->max_range;
     uint64_t tr = tokens_fitting(lim, c->align, (uint64_t)K, xs), ty = tokens_fitting(lim, c->align, per, ys);
-    uint64_t tq = quant ? tokens_fitting(lim, c->align, (uint64_t)K, (uint64_t)K) : UINT32_MAX;
+    uint64_t tq = quant ? tokens_fitting(lim, c->align, (uint64_t)K + 1, (uint64_t)K + 1) : UINT32_MAX;
     if (ty < tr) tr = ty;
     if (tq < tr) tr = tq;
     if ((uint64_t)max_groups[1] * VK_MV_TOKENS < tr) tr = (uint64_t)max_groups[1] * VK_MV_TOKENS;
@@ -136,17 +140,20 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
         if (quant) {
             int fp8 = l->fmt == FP4RT_W_FP8;
             pc_act_quant q = {.K = (uint32_t)K,
-                              .mode = fp8 ? 0u : 1u,
+                              .mode = fp8 ? 0u : dyn ? 2u : 1u,
                               .x_off = pc.x_off,
                               .x_stride = pc.x_stride,
-                              .input_scale = l->input_scale};
-            vk_bind qb[2] = {xb, {c->xq, 0, (VkDeviceSize)nt * K * 4}};
+                              .input_scale = l->input_scale,
+                              .post_off = (uint32_t)(nt * (uint64_t)K),
+                              .weight_scale = l->weight_scale};
+            vk_bind qb[2] = {xb, {c->xq, 0, (nt * (VkDeviceSize)K + (dyn ? nt : 0)) * 4}};
             st = fp4rt_vk_dispatch(c, VK_K_ACT_QUANT, qb, 2, &q, sizeof q,
                                    vk_groups(fp8 ? (uint64_t)K : (uint64_t)K / 16), (uint32_t)nt, 1);
             if (st) return st;
             xb = qb[1];
             pc.x_off = 0;
             pc.x_stride = (uint32_t)K;
+            if (dyn) pc.post_off = q.post_off;
         }
         for (uint64_t n0 = 0; n0 < (uint64_t)l->n_out; n0 += per) {
             uint64_t n = (uint64_t)l->n_out - n0 < per ? (uint64_t)l->n_out - n0 : per;

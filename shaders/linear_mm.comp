@@ -24,7 +24,8 @@ layout(push_constant) uniform PC {
     uint K, fmt, x_off, x_stride;   // x row t at x_off + t * x_stride (floats)
     uint y_off, y_stride, N, T;     // y row t at y_off + t * y_stride, columns 0..N-1
     uint w_off, s_off, aligned;     // byte offsets of row 0 of W / of the scales
-    float post;
+    float post;                     // post_off != 0: the post of token t is x[post_off + t]
+    uint post_off;                  // (act_quant mode 2: per-row activation scales)
 } pc;
 
 shared float ws[BK][TILE + 1u];
@@ -74,6 +75,7 @@ void main() {
     for (uint i = 0; i < 4u; i++)
         for (uint j = 0; j < 4u; j++) {
             uint n = n0 + tn + 16u * i, t = t0 + tt + 16u * j;
-            if (n < pc.N && t < pc.T) y[pc.y_off + t * pc.y_stride + n] = acc[i][j] * pc.post;
+            if (n < pc.N && t < pc.T)
+                y[pc.y_off + t * pc.y_stride + n] = acc[i][j] * (pc.post_off != 0u ? x[pc.post_off + t] : pc.post);
         }
 }

@@ -39,7 +39,8 @@ layout(push_constant) uniform PC {
     uint K, fmt, x_off, x_stride;   // x row t at x_off + t * x_stride (floats)
     uint y_off, y_stride, N, T;     // y row t at y_off + t * y_stride, columns 0..N-1
     uint w_off, s_off, aligned;     // byte offsets of row 0 of W / of the scales
-    float post;
+    float post;                     // post_off != 0: the post of token t is x[post_off + t]
+    uint post_off;                  // (act_quant mode 2: per-row activation scales)
 } pc;
 
 uint n_tok, xbase;
@@ -190,7 +191,8 @@ void main() {
                 precise float p = weight1(nn, k) * x[xb + k];
                 s += p;
             }
-            y[pc.y_off + (t0 + t) * pc.y_stride + nn] = s * pc.post;
+            float post = pc.post_off != 0u ? x[pc.post_off + t0 + t] : pc.post;
+            y[pc.y_off + (t0 + t) * pc.y_stride + nn] = s * post;
         }
     }
 }

@@ -504,6 +504,21 @@ static void case_linear(const backend *b, const char *name, int with_mm) {
                 op->x = view(xbuf[k], Ks[k]);
                 op->y = view(y, Ns[n]);
             }
+    /* W4A4 with the per-row dynamic tensor scale (--fp4-activations on a layer
+     * without input_scale) */
+    for (int k = 0; k < 3; k++)
+        for (int n = 1; n < 4; n++) {
+            char nm[48];
+            snprintf(nm, sizeof nm, "LINEAR W4A4-dyn N=%d K=%d", Ns[n], Ks[k]);
+            int y = add_buf(c, nm, Ns[n], 1, FP16_NMSE);
+            fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
+            fp4rt_linear *l = make_linear(c, FP4RT_W_NVFP4_W4A4, Ns[n], Ks[k]);
+            l->input_scale = 0;
+            l->act_dynamic = 1;
+            op->lin = l;
+            op->x = view(xbuf[k], Ks[k]);
+            op->y = view(y, Ns[n]);
+        }
     case_layout(c);
     step_def steps[] = {{1, 0, 0, 0, "T=1"}, {5, 0, 0, 0, "T=5"}, {70, 0, 0, 0, "T=70"}};
     run_case(b, c, steps, with_mm ? 3 : 2);
