@@ -1,7 +1,8 @@
 /* Vulkan linear ops: activation quantization (FP8 / NVFP4 W4A4), then the
  * matrix-vector kernel (decode: up to VK_MV_MAX_T tokens, shaders/linear_mv.glsl
  * with subgroup or shared-memory reductions) or the tiled matrix-matrix kernel
- * (prefill: shaders/linear_mm.comp), chosen per token piece, over bindings cut
+ * (prefill: shaders/linear_mm.comp; not in programs that re-quantize
+ * activations, see requantizes()), chosen per token piece, over bindings cut
  * into pieces that each fit the binding limit: rows of W (weight pieces,
  * c->piece_range) and tokens of x / y (the activation arena, the logits
  * [rows, vocab] and the quantized activations are bound per token piece,
@@ -64,6 +65,18 @@ static uint64_t tokens_fitting(VkDeviceSize limit, VkDeviceSize align, uint64_t 
     return stride ? 1 + room / stride : UINT32_MAX;
 }
 
+/* 1 if some linear of the program re-quantizes its activations (FP8 W8A8, W4A4):
+ * there a rounding difference anywhere upstream can flip a code, so every
+ * linear of such a program runs the matrix-vector kernel, which reproduces the
+ * CPU's sums bit for bit, at any number of tokens. */
+static int requantizes(const fp4rt_program *p) {
+    for (int i = 0; i < p->n_ops; i++)
+        if (p->ops[i].kind == FP4RT_OP_LINEAR &&
+            (p->ops[i].lin->fmt == FP4RT_W_FP8 || p->ops[i].lin->fmt == FP4RT_W_NVFP4_W4A4))
+            return 1;
+    return 0;
+}
+
 fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     const fp4rt_linear *l = op->lin;
     vk_ctx *c = s->c;
@@ -101,6 +114,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     if (!wt || (l->block_scale && !st_t))
         return fp4rt_fail(FP4RT_INTERNAL, "vulkan: %s was not uploaded", l->module);
     const uint32_t *max_groups = c->props.limits.maxComputeWorkGroupCount;
+    int exact = requantizes(s->p);
 
     /* weight pieces: rows of W that fit one binding and one dispatch */
     size_t rb = row_bytes(l);
@@ -127,7 +141,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
 
     for (uint64_t ta = 0; ta < (uint64_t)rows; ta += tr) {
         uint64_t nt = (uint64_t)rows - ta < tr ? (uint64_t)rows - ta : tr;
-        int mm = nt > VK_MV_MAX_T;
+        int mm = nt > VK_MV_MAX_T && !exact;
         vk_kernel kern = mm ? VK_K_LINEAR_MM : c->linear_subgroup ? VK_K_LINEAR : VK_K_LINEAR_SHMEM;
         uint64_t rows_per_group = mm ? VK_MM_TILE : VK_MV_ROWS, tok_per_group = mm ? VK_MM_TILE : VK_MV_TOKENS;
         pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post};

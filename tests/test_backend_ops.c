@@ -528,6 +528,42 @@ static void case_linear(const backend *b, const char *name, int with_mm) {
     free(c);
 }
 
+/* LINEAR through the tiled matrix-matrix kernel: a program whose linears do
+ * not re-quantize activations (BF16, F16, F32, NVFP4 W4A16; with FP8 or W4A4
+ * present Vulkan keeps every linear on the exact matrix-vector kernel),
+ * N {1, 7, 33, 257} x K {16, 48, 96, 544}, T = 70 (64 x 64 tiles crossed). */
+static void case_linear_mm(const backend *b) {
+    static const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_F16, FP4RT_W_F32, FP4RT_W_NVFP4};
+    static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 96, 544};
+    tcase *c = malloc(sizeof *c);
+    case_init(c, "linear-mm");
+    c->chunk = c->n_ctx = 70;
+    int xbuf[4];
+    for (int k = 0; k < 4; k++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "x K=%d", Ks[k]);
+        xbuf[k] = add_buf(c, nm, Ks[k], 0, 0);
+        c->bufs[xbuf[k]].lo = -2;
+        c->bufs[xbuf[k]].hi = 2;
+    }
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
+        for (int k = 0; k < 4; k++)
+            for (int n = 0; n < 4; n++) {
+                char nm[48];
+                snprintf(nm, sizeof nm, "LINEAR %s N=%d K=%d", fp4rt_wfmt_name(fmts[f]), Ns[n], Ks[k]);
+                int y = add_buf(c, nm, Ns[n], 1, fmts[f] <= FP4RT_W_F32 ? FP32_NMSE : FP16_NMSE);
+                fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
+                op->lin = make_linear(c, fmts[f], Ns[n], Ks[k]);
+                op->x = view(xbuf[k], Ks[k]);
+                op->y = view(y, Ns[n]);
+            }
+    case_layout(c);
+    step_def steps[] = {{70, 0, 0, 0, "T=70"}};
+    run_case(b, c, steps, 1);
+    case_free(c);
+    free(c);
+}
+
 /* LINEAR bound in pieces: with the binding limits lowered to 1 KiB
  * (FP4RT_VK_PIECE_RANGE for weights, FP4RT_VK_MAX_ACT_RANGE for activations, set
  * by the caller) every weight, activation window and the logits [T, vocab] are
@@ -881,6 +917,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         printf("%s vs cpu\n", list[i].name);
         case_linear(&list[i], "linear", 1);
+        case_linear_mm(&list[i]);
         if (!list[i].cuda) { /* Vulkan: the shared-memory fallback, pieces, the dequant kernel */
             setenv("FP4RT_VK_NO_SUBGROUP", "1", 1);
             case_linear(&list[i], "linear-shm", 0);
