@@ -73,5 +73,5 @@ typedef struct fp4rt_cli_stream {
 void fp4rt_cli_stream_piece(fp4rt_cli_stream *st, const fp4rt_token_event *ev);
 /* Restores the terminal's normal text attribute if a dim span is open. */
 void fp4rt_cli_stream_end(fp4rt_cli_stream *st);
-#define FP4RT_CLI_MODEL_USAGE "[--device auto|cpu|vulkan:N|cuda:N] [--threads N] [--ctx N] [--chunk N] [--kv bf16|f32|fp8]\n    [--fp4-activations]"
+#define FP4RT_CLI_MODEL_USAGE "[--device auto|cpu|vulkan:N|cuda:N] [--threads N] [--ctx N] [--chunk N] [--kv bf16|f32|fp8]\n    [--fp4-activations] [--profile]"
 #endif

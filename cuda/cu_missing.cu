@@ -20,9 +20,11 @@ CU_MISSING(fp4rt_cu_op_attention, "cu_attention.cu")
 CU_MISSING(fp4rt_cu_op_conv, "cu_gdn.cu")
 CU_MISSING(fp4rt_cu_op_gdn, "cu_gdn.cu")
 
-/* Of the families built so far only the W4A4 linear (cu_fp4_mma.cu) needs
- * workspace; the real fp4rt_cu_workspace_bytes must keep adding its part. */
+/* Of the families built so far the linear ones need workspace: cu_linear.cu
+ * (FP8 activations, staged GEMM operands) and the W4A4 linear (cu_fp4_mma.cu);
+ * the real fp4rt_cu_workspace_bytes must keep adding their parts. Ops run one
+ * after another, so the need is the larger of the two. */
 __attribute__((weak)) size_t fp4rt_cu_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk) {
-    (void)p;
-    return fp4rt_cu_w4a4_workspace_bytes(op, chunk);
+    size_t a = fp4rt_cu_linear_workspace_bytes(p, op, chunk), b = fp4rt_cu_w4a4_workspace_bytes(op, chunk);
+    return a > b ? a : b;
 }

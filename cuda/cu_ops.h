@@ -74,6 +74,18 @@ void *fp4rt_cu_workspace(const fp4rt_cu_step *s, size_t bytes);
 /* Bytes of workspace the op needs for a step of `chunk` rows (0: none); each
  * family that needs workspace implements its part. */
 size_t fp4rt_cu_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk);
+/* The linear family's part (cu_linear.cu): FP8 W8A8 activations quantized to
+ * E4M3 values, or an input view whose rows are not 16-byte aligned, are staged
+ * as [chunk, round_up(K, 4)] f32; 0 for other ops and for NVFP4 W4A4. */
+size_t fp4rt_cu_linear_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk);
+
+/* Standalone NVFP4 -> F16 dequantization (cu_linear.cu), enqueued on `stream`:
+ * out[i] = f16(e2m1(code i) * e4m3(scales[i / 16])), exact and bit-identical to
+ * the CPU's (the tensor scale is not applied). Device pointers: packed [n / 2]
+ * (element 2i in the low nibble of byte i), scales [n / 16], out [n] (4-byte
+ * aligned); n a multiple of 16. */
+fp4rt_status fp4rt_cu_dequant_nvfp4(cudaStream_t stream, const uint8_t *packed, const uint8_t *scales, size_t n,
+                                    uint16_t *out);
 
 /* Op families. */
 fp4rt_status fp4rt_cu_op_embed(const fp4rt_cu_step *s, const fp4rt_op *op);     /* cu_basic.cu */
