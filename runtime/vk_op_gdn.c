@@ -16,11 +16,11 @@ typedef struct {
 _Static_assert(sizeof(pc_gdn) == 52, "pc_gdn mirrors gated_delta.comp and gated_delta_chunk.comp");
 /* State columns per workgroup of gated_delta.comp (COLS) and gated_delta_chunk.comp
  * (CB); the chunk kernel's chunk is FP4RT_GDN_CHUNK (64) and it needs
- * A [64][64] + U [64][CB] + gamma + beta floats of shared memory. */
+ * A [64][64] + U [64][CB] + gamma, beta, decay floats of shared memory. */
 _Static_assert(FP4RT_GDN_CHUNK == 64, "gated_delta_chunk.comp has CH 64: the CPU chunk");
 #define GDN_REC_COLS 16u
 #define GDN_CHUNK_COLS 32u
-#define GDN_CHUNK_SHARED_BYTES ((64u * 64u + 64u * GDN_CHUNK_COLS + 2u * 64u) * 4u)
+#define GDN_CHUNK_SHARED_BYTES ((64u * 64u + 64u * GDN_CHUNK_COLS + 3u * 64u) * 4u)
 
 fp4rt_status fp4rt_vk_rec_conv(const vk_step *s, const fp4rt_op *op) {
     uint32_t C = (uint32_t)op->x.cols, K = (uint32_t)op->group_dim;
