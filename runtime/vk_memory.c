@@ -76,6 +76,7 @@ fp4rt_status fp4rt_vk_buffer_create(vk_ctx *c, VkDeviceSize bytes, int host_visi
 
 void fp4rt_vk_buffer_destroy(vk_ctx *c, fp4rt_buffer *b) {
     if (!b) return;
+    c->replay.valid = 0; /* the recorded decode step may bind it */
     if (b->mapped) c->vt.vkUnmapMemory(c->dev, b->mem);
     if (b->buf) c->vt.vkDestroyBuffer(c->dev, b->buf, NULL);
     if (b->mem) c->vt.vkFreeMemory(c->dev, b->mem, NULL);
