@@ -629,7 +629,8 @@ static void case_misc(const backend *b) {
 
 /* CONV1D_SILU and GATED_DELTA with a non-zero carried state: kh key heads, vh
  * value heads of dk x dv, the steps given (T = 1: the recurrent form; T > 1: the
- * chunked form, chunks of FP4RT_GDN_CHUNK tokens on both backends). */
+ * CPU's chunked form, chunks of FP4RT_GDN_CHUNK tokens, against Vulkan's
+ * recurrent form, or its chunked form under FP4RT_VK_GDN_CHUNKED=1). */
 static void case_gdn(const backend *b, const char *name, int kh, int vh, int dk, int dv, int chunk,
                      const step_def *steps, int n_steps) {
     tcase *c = malloc(sizeof *c);
@@ -805,6 +806,11 @@ int main(void) {
          * crosses the 16- and 32-column blocks of the kernels; GQA 3 */
         static const step_def gl[] = {{1, 7, 0, 0, "T=1"}, {64, 0, 0, 0, "T=64"}, {150, 9, 0, 0, "T=150"}};
         case_gdn(&list[i], "gdn-long", 1, 3, 24, 40, 150, gl, 3);
+        /* the same with prefill in the chunked form (FP4RT_VK_GDN_CHUNKED=1) */
+        setenv("FP4RT_VK_GDN_CHUNKED", "1", 1);
+        case_gdn(&list[i], "gdn-chunk", 2, 6, 16, 12, 3, gs, 2);
+        case_gdn(&list[i], "gdn-chunk", 1, 3, 24, 40, 150, gl, 3);
+        unsetenv("FP4RT_VK_GDN_CHUNKED");
         cases_attention(&list[i]);
     }
     if (n) {
