@@ -37,11 +37,21 @@ static const fp4rt_linear *owner(const fp4rt_weights *w, const char *name) {
 }
 
 int fp4rt_cmd_inspect(int argc, char **argv) {
-    const char *dir = argc == 2 ? argv[1] : NULL;
-    if (!dir) return fp4rt_cli_usage("inspect", "DIR");
+    const char *dir = NULL;
+    int fp4_act = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--fp4-activations")) fp4_act = 1;
+        else if (!dir && argv[i][0] != '-') dir = argv[i];
+        else return fp4rt_cli_usage("inspect", "DIR [--fp4-activations]");
+    }
+    if (!dir) return fp4rt_cli_usage("inspect", "DIR [--fp4-activations]");
     fp4rt_weights *w;
     fp4rt_status st = fp4rt_weights_load(dir, &w);
     if (st) return fp4rt_cli_fail(st);
+    if (fp4_act && (st = fp4rt_weights_fp4_activations(w))) {
+        fp4rt_weights_free(w);
+        return fp4rt_cli_fail(st);
+    }
     const fp4rt_checkpoint *ck = w->ckpt;
     char b[32];
     printf("%-72s %-8s %-20s %-12s %s\n", "tensor", "dtype", "shape", "format", "bytes");
@@ -74,6 +84,10 @@ int fp4rt_cmd_inspect(int argc, char **argv) {
     }
     printf("  %-12s %5llu tensors %12s  (%llu bytes)\n", "total", (unsigned long long)w->n_tensors_used,
            fp4rt_cli_bytes(p.weights, b, sizeof b), (unsigned long long)p.weights);
+    if (fp4_act)
+        printf("  fp4-activations: on: %d NVFP4-W4A16 linears shown as W4A4 (%d with a per-row dynamic "
+               "tensor scale)\n",
+               w->n_fp4_act, w->n_fp4_act_dynamic);
     if (w->n_tensors_skipped)
         printf("  skipped: %llu vision / MTP tensors (recognized, not read)\n",
                (unsigned long long)w->n_tensors_skipped);

@@ -12,7 +12,7 @@
 
 static const char *k_usage =
     "(--model DIR | --config tiny|qwen3.5-0.8b|qwen3.6-27b [--layers N] [--recipe R]) [--ctx N] "
-    "[--chunk N] [--kv bf16|f32|fp8]";
+    "[--chunk N] [--kv bf16|f32|fp8] [--fp4-activations]";
 
 static void print_plan(const fp4rt_config *cfg, const fp4rt_memory_plan *p,
                        const fp4rt_format_totals *t, const fp4rt_session_params *sp) {
@@ -74,12 +74,18 @@ int fp4rt_cmd_plan(int argc, char **argv) {
         if (st) return fp4rt_cli_fail(st);
         printf("model: %s (config; recipe %s; nothing loaded)\n", config, recipe ? recipe : "none (BF16)");
         print_plan(&cfg, &p, &t, &sp);
+        if (o.fp4_activations)
+            printf("fp4-activations: on (the NVFP4-W4A16 linears of the decoder layers run as W4A4)\n");
         return 0;
     }
     if (recipe) return fp4rt_cli_error("--recipe applies to --config; a checkpoint's formats come from its files");
     fp4rt_weights *w;
     fp4rt_status st = fp4rt_weights_load(o.model, &w);
     if (st) return fp4rt_cli_fail(st);
+    if (o.fp4_activations && (st = fp4rt_weights_fp4_activations(w))) {
+        fp4rt_weights_free(w);
+        return fp4rt_cli_fail(st);
+    }
     fp4rt_program *prog;
     if ((st = fp4rt_program_build(w, &prog))) {
         fp4rt_weights_free(w);
@@ -92,6 +98,10 @@ int fp4rt_cmd_plan(int argc, char **argv) {
     fp4rt_plan_session(prog, sp.n_ctx, sp.prefill_chunk, sp.kv_type, &p);
     printf("model: %s\n", o.model);
     print_plan(&w->cfg, &p, &t, &sp);
+    if (o.fp4_activations)
+        printf("fp4-activations: on: %d NVFP4-W4A16 linears run as W4A4 (%d with a per-row dynamic "
+               "tensor scale, %d with the checkpoint's input_scale)\n",
+               w->n_fp4_act, w->n_fp4_act_dynamic, w->n_fp4_act - w->n_fp4_act_dynamic);
     fp4rt_program_free(prog);
     fp4rt_weights_free(w);
     return 0;

@@ -101,9 +101,15 @@ typedef enum fp4rt_kv_type {
 typedef int (*fp4rt_progress_fn)(float fraction, const char *stage, void *user);
 
 typedef struct fp4rt_model_params {
-    const char *device;  /* "auto" (NULL), "cpu"; more with the GPU backends */
+    const char *device;  /* "auto" (NULL), "cpu", "vulkan:N", "cuda:N" */
     int n_threads;       /* CPU worker threads; 0 = number of online cores */
-    int fp4_activations; /* reserved: quantize W4A16 activations to NVFP4 (opt-in) */
+    int fp4_activations; /* 1: run every NVFP4 weight-only (W4A16) linear of the decoder
+                            layers as W4A4: its activations are quantized to NVFP4 per 16
+                            at run time (E4M3 block scales; tensor scale = the linear's
+                            input_scale if the checkpoint has one, else per row
+                            amax / (6 * 448)), so Blackwell runs them on FP4 tensor
+                            cores. A property of the model: every backend computes the
+                            same quantization. The lm_head is left as is. 0 = off */
     fp4rt_progress_fn progress; /* NULL = none; called from the loading thread */
     void *progress_user;
     int profile;         /* time every op (GPU timestamps on Vulkan); the totals per op kind

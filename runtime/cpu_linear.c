@@ -2,9 +2,10 @@
  * weight row decoded to FP32 (BF16/F16/F32 values; E4M3 values for FP8; E2M1
  * code * E4M3 block scale for NVFP4 — exact in FP32) and x' is the activation
  * row, quantized first when the format says so (FP8 W8A8: e4m3(x / input_scale);
- * NVFP4 W4A4: per-16 NVFP4 divided by input_scale). post_scale is 1, or
- * input_scale * weight_scale (FP8), weight_scale_2 (W4A16), input_scale *
- * weight_scale_2 (W4A4): the tensor scales are applied after the sum.
+ * NVFP4 W4A4: per-16 NVFP4 divided by the activation tensor scale s, which is
+ * input_scale, or per row amax / (6 * 448) for act_dynamic layers). post_scale is 1,
+ * or input_scale * weight_scale (FP8), weight_scale_2 (W4A16), s * weight_scale_2
+ * (W4A4): the tensor scales are applied after the sum.
  *
  * Parallel over output rows; each row is decoded once per step and reused for
  * all the step's tokens. */
@@ -32,6 +33,12 @@ void fp4rt_nvfp4_act_quantize(const float *x, int k, float input_scale, float *o
         float div = sf * input_scale;
         for (int i = 0; i < 16; i++) out[b + i] = fp4rt_e2m1_to_f32(fp4rt_f32_to_e2m1(x[b + i] / div)) * sf;
     }
+}
+
+float fp4rt_nvfp4_act_row_scale(const float *x, int k) {
+    float amax = 0;
+    for (int i = 0; i < k; i++) amax = fmaxf(amax, fabsf(x[i]));
+    return amax > 0.0f ? amax / 2688.0f : 1.0f;
 }
 
 /* Hot loops are compiled twice (AVX2 and baseline x86-64) and picked at load
@@ -203,6 +210,7 @@ typedef struct lin_job {
     float *y;         /* output row for input row t0 */
     size_t y_stride;
     float post;
+    const float *row_post; /* NULL, or post per input row (W4A4 with a per-row scale) */
 } lin_job;
 
 static void lin_range(void *arg, long n0, long n1, int thread) {
@@ -214,15 +222,15 @@ static void lin_range(void *arg, long n0, long n1, int thread) {
         for (long n = n0; n < n1; n++) {
             if (!simd || !fp4rt_cpu_row_dot_simd(j->l, (int)n, j->x, &v))
                 v = fp4rt_cpu_row_dot(j->l, (int)n, j->x);
-            j->y[n] = v * j->post;
+            j->y[n] = v * (j->row_post ? j->row_post[0] : j->post);
         }
         return;
     }
     for (long n = n0; n < n1; n++) {
         decode_row(j->l, (int)n, w);
         for (int r = 0; r < j->n_rows; r++)
-            j->y[(size_t)r * j->y_stride + n] =
-                dot(w, j->x + (size_t)r * j->x_stride, j->l->n_in) * j->post;
+            j->y[(size_t)r * j->y_stride + n] = dot(w, j->x + (size_t)r * j->x_stride, j->l->n_in) *
+                                                (j->row_post ? j->row_post[r] : j->post);
     }
 }
 
@@ -236,7 +244,8 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
     int t0 = 0;
     if (op->is_logits && !s->step->all_logits) t0 = T - 1;
     int rows = T - t0;
-    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, (size_t)rows * K, (size_t)K);
+    /* shared: the quantized rows, then the per-row post scales */
+    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, (size_t)rows * K + (size_t)rows, (size_t)K);
     if (st) return st;
     lin_job j = {.s = s, .l = l, .t0 = t0, .n_rows = rows, .post = 1.0f};
     j.x = cpu_row(s, op->x, t0);
@@ -246,11 +255,17 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
         for (int r = 0; r < rows; r++) {
             const float *x = cpu_row(s, op->x, t0 + r);
             float *q = s->ctx->shared + (size_t)r * K;
-            if (l->fmt == FP4RT_W_FP8)
+            if (l->fmt == FP4RT_W_FP8) {
                 fp4rt_fp8_act_quantize(x, K, l->input_scale, q);
-            else
+            } else if (l->act_dynamic) {
+                float rs = fp4rt_nvfp4_act_row_scale(x, K);
+                fp4rt_nvfp4_act_quantize(x, K, rs, q);
+                s->ctx->shared[(size_t)rows * K + r] = rs * l->weight_scale;
+            } else {
                 fp4rt_nvfp4_act_quantize(x, K, l->input_scale, q);
+            }
         }
+        if (l->act_dynamic && l->fmt == FP4RT_W_NVFP4_W4A4) j.row_post = s->ctx->shared + (size_t)rows * K;
         j.x = s->ctx->shared;
         j.x_stride = (size_t)K;
     }

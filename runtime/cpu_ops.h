@@ -77,6 +77,10 @@ static inline float fp4rt_softplus(float x) { return x > 20.0f ? x : log1pf(expf
  * e4m3(min(amax / 6 / input_scale, 448)); zero sf -> zero block; code = E2M1 RNE
  * saturating of x / (sf * input_scale). */
 void fp4rt_nvfp4_act_quantize(const float *x, int k, float input_scale, float *out);
+/* The activation tensor scale of a W4A4 layer with act_dynamic (--fp4-activations
+ * on a layer without input_scale): amax(|x|) / (6 * 448) over the row (the IEEE
+ * quotient amax / 2688), 1 for an all-zero row. Every backend computes exactly this. */
+float fp4rt_nvfp4_act_row_scale(const float *x, int k);
 /* FP8 W8A8 activation quantization: out[i] = e4m3_sat(x[i] / input_scale) as float. */
 void fp4rt_fp8_act_quantize(const float *x, int k, float input_scale, float *out);
 

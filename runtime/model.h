@@ -15,7 +15,7 @@ struct fp4rt_model {
     fp4rt_program *program;
     const fp4rt_backend_ops *backend;
     void *backend_ctx;
-    char device[160]; /* one line: device and kernel path */
+    char device[256]; /* one line: device and kernel path (and model settings) */
     int n_threads;    /* host worker threads used by the backend */
     pthread_mutex_t run_lock;   /* serializes steps of all sessions on the backend */
     fp4rt_tokenizer *tokenizer; /* NULL when the checkpoint has no tokenizer.json */

@@ -169,7 +169,9 @@ static size_t max_quant_k(const fp4rt_program *p) {
 static int vk_max_chunk(void *vc, const fp4rt_program *p) {
     vk_ctx *c = vc;
     uint64_t per_row = (uint64_t)p->arena_width * 4;
-    uint64_t k = max_quant_k(p) * 4, h = (uint64_t)p->weights->cfg.hidden * 4;
+    uint64_t mk = max_quant_k(p);
+    /* xq rows, plus one float per row: the post scales of act_dynamic W4A4 layers */
+    uint64_t k = mk ? (mk + 1) * 4 : 0, h = (uint64_t)p->weights->cfg.hidden * 4;
     if (k > per_row) per_row = k;
     if (h > per_row) per_row = h;
     uint64_t n = c->max_range / (per_row ? per_row : 1);
@@ -207,7 +209,8 @@ static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp
             rope = op;
         }
     }
-    fp4rt_status st = ensure_buffer(c, &c->xq, (size_t)sb->chunk * (max_k ? max_k : 1) * 4, 0,
+    /* quantized rows, then the per-row post scales of W4A4 layers with act_dynamic */
+    fp4rt_status st = ensure_buffer(c, &c->xq, (size_t)sb->chunk * ((max_k ? max_k : 1) + 1) * 4, 0,
                                     "quantized activations");
     if (!st) st = ensure_buffer(c, &c->input, (size_t)sb->chunk * p->weights->cfg.hidden * 4, 1, "input rows");
     if (st) return st;

@@ -8,15 +8,17 @@
 #include <string.h>
 
 typedef struct {
-    uint32_t K, fmt, x_off, x_stride, y_off, y_stride, n0, w_off, s_off, pad0, pad1;
+    uint32_t K, fmt, x_off, x_stride, y_off, y_stride, n0, w_off, s_off, post_off, pad1;
     float post;
 } pc_linear;
 _Static_assert(sizeof(pc_linear) == 48, "pc_linear mirrors linear.comp");
 typedef struct {
     uint32_t K, mode, x_off, x_stride;
     float input_scale;
+    uint32_t post_off;
+    float weight_scale;
 } pc_act_quant;
-_Static_assert(sizeof(pc_act_quant) == 20, "pc_act_quant mirrors act_quant.comp");
+_Static_assert(sizeof(pc_act_quant) == 28, "pc_act_quant mirrors act_quant.comp");
 
 static size_t row_bytes(const fp4rt_linear *l) {
     switch (l->fmt) {
@@ -52,14 +54,17 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     xb = arena;
     if (l->fmt == FP4RT_W_FP8 || l->fmt == FP4RT_W_NVFP4_W4A4) {
         int fp8 = l->fmt == FP4RT_W_FP8;
+        int dyn = !fp8 && l->act_dynamic; /* per-row scale: posts after the rows */
         pc_act_quant q = {.K = (uint32_t)K,
-                          .mode = fp8 ? 0u : 1u,
+                          .mode = fp8 ? 0u : dyn ? 2u : 1u,
                           .x_off = pc.x_off,
                           .x_stride = pc.x_stride,
-                          .input_scale = l->input_scale};
-        vk_bind qb[2] = {arena, {c->xq, 0, (VkDeviceSize)rows * K * 4}};
-        if ((VkDeviceSize)rows * K * 4 > c->xq->bytes)
-            return fp4rt_fail(FP4RT_INTERNAL, "vulkan: xq too small");
+                          .input_scale = l->input_scale,
+                          .post_off = (uint32_t)rows * (uint32_t)K,
+                          .weight_scale = l->weight_scale};
+        VkDeviceSize qbytes = ((VkDeviceSize)rows * K + (dyn ? (VkDeviceSize)rows : 0)) * 4;
+        vk_bind qb[2] = {arena, {c->xq, 0, qbytes}};
+        if (qbytes > c->xq->bytes) return fp4rt_fail(FP4RT_INTERNAL, "vulkan: xq too small");
         st = fp4rt_vk_dispatch(c, VK_K_ACT_QUANT, qb, 2, &q, sizeof q,
                                vk_groups(fp8 ? (uint64_t)K : (uint64_t)K / 16), (uint32_t)rows, 1);
         if (st) return st;
@@ -67,6 +72,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
         pc.x_off = 0;
         pc.x_stride = (uint32_t)K;
         pc.post = l->input_scale * l->weight_scale;
+        if (dyn) pc.post_off = q.post_off;
     } else if (l->fmt == FP4RT_W_NVFP4) {
         pc.post = l->weight_scale;
     }

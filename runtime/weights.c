@@ -203,6 +203,44 @@ fp4rt_status fp4rt_linear_resolve(const fp4rt_checkpoint *ck, const fp4rt_quant_
     }
 }
 
+static fp4rt_status fp4_act_linear(const fp4rt_checkpoint *ck, fp4rt_linear *l, fp4rt_weights *w) {
+    if (l->fp4_act) {
+        w->n_fp4_act++;
+        w->n_fp4_act_dynamic += l->act_dynamic;
+        return FP4RT_OK;
+    }
+    if (!l->module || l->fmt != FP4RT_W_NVFP4) return FP4RT_OK;
+    char name[300];
+    snprintf(name, sizeof name, "%s.input_scale", l->module);
+    if (fp4rt_checkpoint_find(ck, name)) {
+        fp4rt_status st = scalar_f32(ck, name, &l->input_scale);
+        if (st) return st;
+        l->act_dynamic = 0;
+    } else {
+        l->input_scale = 0;
+        l->act_dynamic = 1;
+    }
+    l->fmt = FP4RT_W_NVFP4_W4A4;
+    l->fp4_act = 1;
+    w->n_fp4_act++;
+    w->n_fp4_act_dynamic += l->act_dynamic;
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_weights_fp4_activations(fp4rt_weights *w) {
+    w->n_fp4_act = w->n_fp4_act_dynamic = 0;
+    for (int i = 0; i < w->cfg.n_layers; i++) {
+        fp4rt_layer_weights *L = &w->layers[i];
+        fp4rt_linear *all[] = {&L->gate, &L->up, &L->down, &L->q, &L->k, &L->v,
+                               &L->o,    &L->qkv, &L->z,   &L->b, &L->a, &L->out};
+        for (size_t j = 0; j < FP4RT_ARRAY_LEN(all); j++) {
+            fp4rt_status st = fp4_act_linear(w->ckpt, all[j], w);
+            if (st) return st;
+        }
+    }
+    return FP4RT_OK;
+}
+
 static void linear_free(fp4rt_linear *l) {
     free(l->module);
     l->module = NULL;

@@ -31,7 +31,12 @@ typedef struct fp4rt_linear {
     const void *weight;    /* BF16/F16/F32 [N, K]; FP8 [N, K] bytes; NVFP4 [N, K/2] packed */
     const uint8_t *block_scale; /* NVFP4 only: E4M3 [N, K/16] */
     float weight_scale;    /* FP8 weight_scale; NVFP4 weight_scale_2; 1 otherwise */
-    float input_scale;     /* FP8 and W4A4: activation scale; 0 otherwise */
+    float input_scale;     /* FP8 and W4A4: activation scale; 0 otherwise (and for act_dynamic) */
+    int act_dynamic;       /* W4A4 only: 1 = the activation tensor scale is per row,
+                              amax(|row|) / (6 * 448) (1 for an all-zero row), instead of
+                              input_scale; set by --fp4-activations on a layer without one */
+    int fp4_act;           /* 1: NVFP4 W4A16 in the checkpoint, run as W4A4 because the model
+                              was loaded with fp4_activations (fmt is then FP4RT_W_NVFP4_W4A4) */
     uint64_t bytes;        /* bytes read for one full pass over the layer (weights + scales) */
 } fp4rt_linear;
 
@@ -65,12 +70,23 @@ typedef struct fp4rt_weights {
     fp4rt_linear lm_head;        /* tied: BF16 view of embed */
     uint64_t n_tensors_used;     /* tensors read by the text model */
     uint64_t n_tensors_skipped;  /* vision / MTP tensors recognized and not read */
+    int n_fp4_act;               /* linears run as W4A4 by fp4rt_weights_fp4_activations */
+    int n_fp4_act_dynamic;       /* ... of which with the per-row dynamic tensor scale */
 } fp4rt_weights;
 
 /* Resolves every tensor of the text model. Every problem is reported with the
  * file, the tensor name and what was expected. */
 fp4rt_status fp4rt_weights_load(const char *dir, fp4rt_weights **out);
 void fp4rt_weights_free(fp4rt_weights *w);
+
+/* The model setting fp4_activations (--fp4-activations): every NVFP4 W4A16 linear
+ * of the decoder layers becomes W4A4 (FP4RT_W_NVFP4_W4A4, fp4_act = 1): its
+ * activations are quantized to NVFP4 per 16 at run time, with the tensor scale
+ * `<module>.input_scale` when the checkpoint has one, else per row amax / (6 * 448)
+ * (act_dynamic). The lm_head keeps FP32 activations (it runs on one row per step:
+ * FP4 tensor cores gain nothing there, and the logits are the most sensitive
+ * product). Idempotent; sets n_fp4_act / n_fp4_act_dynamic. */
+fp4rt_status fp4rt_weights_fp4_activations(fp4rt_weights *w);
 
 /* The format a module is declared to have (from the quant config and the dtype). */
 fp4rt_status fp4rt_linear_resolve(const fp4rt_checkpoint *ck, const fp4rt_quant_config *q,

@@ -1,8 +1,12 @@
 #version 450
 // Activation quantization before a quantized linear, as the CPU does:
 // mode 0 (FP8 W8A8): q = e4m3_sat(x / input_scale), one invocation per element;
-// mode 1 (NVFP4 W4A4): per block of 16, sf = e4m3(min(amax / 6 / input_scale, 448)),
-// q = e2m1(x / (sf * input_scale)) * sf, one invocation per block.
+// mode 1 (NVFP4 W4A4): per block of 16, sf = e4m3(min(amax / 6 / s, 448)),
+// q = e2m1(x / (sf * s)) * sf, one invocation per block, with s = input_scale;
+// mode 2 (NVFP4 W4A4, act_dynamic: --fp4-activations without input_scale): as mode
+// 1 with the per-row tensor scale s = amax(|row|) / 2688 (1 for an all-zero row),
+// reduced by every workgroup of the row (max: exact in any order); the row's
+// post scale s * weight_scale goes to q[post_off + t] for linear.comp.
 // Output rows are dense: q[t * K + k].
 #include "common.glsl"
 layout(local_size_x = WG) in;
@@ -11,24 +15,42 @@ layout(set = 0, binding = 1) writeonly buffer Q { float q[]; };
 layout(push_constant) uniform PC {
     uint K, mode, x_off, x_stride;
     float input_scale;
+    uint post_off;      // mode 2: where the per-row post scales go
+    float weight_scale; // mode 2
 } pc;
 
+shared float red[WG];
+
 void main() {
-    uint i = gl_GlobalInvocationID.x, t = gl_WorkGroupID.y;
+    uint i = gl_GlobalInvocationID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
     uint xb = pc.x_off + t * pc.x_stride, qb = t * pc.K;
     if (pc.mode == 0u) {
         if (i < pc.K) q[qb + i] = round_e4m3(x[xb + i] / pc.input_scale);
         return;
     }
+    float s = pc.input_scale;
+    if (pc.mode == 2u) { // uniform branch: the barriers are reached by the whole workgroup
+        float m = 0.0;
+        for (uint k = tid; k < pc.K; k += WG) m = max(m, abs(x[xb + k]));
+        red[tid] = m;
+        barrier();
+        for (uint h = WG / 2; h > 0; h >>= 1) {
+            if (tid < h) red[tid] = max(red[tid], red[tid + h]);
+            barrier();
+        }
+        float amax = red[0];
+        s = amax > 0.0 ? amax / 2688.0 : 1.0;
+        if (i == 0u) q[pc.post_off + t] = s * pc.weight_scale;
+    }
     uint k0 = i * 16u;
     if (k0 >= pc.K) return;
     float amax = 0.0;
     for (uint j = 0; j < 16u; j++) amax = max(amax, abs(x[xb + k0 + j]));
-    float sf = round_e4m3(min(amax / 6.0 / pc.input_scale, 448.0));
+    float sf = round_e4m3(min(amax / 6.0 / s, 448.0));
     if (sf == 0.0) {
         for (uint j = 0; j < 16u; j++) q[qb + k0 + j] = 0.0;
         return;
     }
-    float div = sf * pc.input_scale;
+    float div = sf * s;
     for (uint j = 0; j < 16u; j++) q[qb + k0 + j] = round_e2m1(x[xb + k0 + j] / div) * sf;
 }

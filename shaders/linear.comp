@@ -14,8 +14,8 @@ layout(set = 0, binding = 3) buffer Y { float y[]; };
 layout(push_constant) uniform PC {
     uint K, fmt, x_off, x_stride;  // x row t at x_off + t * x_stride (floats)
     uint y_off, y_stride, n0, w_off; // y row t at y_off + t * y_stride, columns n0 + n
-    uint s_off, pad0, pad1;        // w_off, s_off: byte offsets of row 0 of the piece
-    float post;
+    uint s_off, post_off, pad1;    // w_off, s_off: byte offsets of row 0 of the piece
+    float post;                    // post_off != 0: post of row t is x[post_off + t] instead
 } pc;
 
 shared float red[WG];
@@ -46,5 +46,6 @@ void main() {
         if (tid < s) red[tid] += red[tid + s];
         barrier();
     }
-    if (tid == 0) y[pc.y_off + t * pc.y_stride + pc.n0 + n] = red[0] * pc.post;
+    float post = pc.post_off != 0u ? x[pc.post_off + t] : pc.post;
+    if (tid == 0) y[pc.y_off + t * pc.y_stride + pc.n0 + n] = red[0] * post;
 }

@@ -53,6 +53,10 @@ $bin plan --config tiny --recipe nvidia-mixed --ctx 1024 >"$tmp/plan2"
 w1=$(grep '^weights' "$tmp/plan1" | sed -E 's/.*\(([0-9]+) bytes.*/\1/')
 w2=$(grep '^weights' "$tmp/plan2" | sed -E 's/.*\(([0-9]+) bytes.*/\1/')
 check "[ -n '$w1' ] && [ '$w1' = '$w2' ]" "plan weights: checkpoint $w1 vs config $w2"
+# --fp4-activations is reported by plan, inspect and the run's device / stats lines
+check "$bin plan --model $tmp/mixed --fp4-activations | grep -q 'fp4-activations: on: [1-9][0-9]* NVFP4-W4A16 linears run as W4A4'" "plan --fp4-activations"
+check "$bin inspect $tmp/mixed --fp4-activations | grep -q 'NVFP4-W4A4' && ! $bin inspect $tmp/mixed | grep -q 'NVFP4-W4A4'" "inspect --fp4-activations"
+check "$bin run --model $tmp/mixed --tokens 1,2,3 -n 2 --device cpu --fp4-activations 2>&1 >/dev/null | grep -q 'stop: .*fp4-activations: [1-9]'" "run --fp4-activations stats line"
 # the 27B plan (no files): ~20 GB of text weights, 64 KiB of BF16 KV per token
 $bin plan --config qwen3.6-27b --recipe nvidia-mixed --ctx 262144 >"$tmp/plan27"
 check "grep -q 'kv cache.*16.00 GiB.*262144 tokens x 64.00 KiB, BF16, 16 layers' $tmp/plan27" "27B KV plan"
