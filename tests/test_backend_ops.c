@@ -34,11 +34,20 @@
 #endif
 
 #include <stdint.h>
+#include <time.h>
 
 #define FP32_NMSE 1e-7
 #define FP16_NMSE 5e-4
 #define GAP 3 /* sentinel columns between arena buffers */
 #define SENTINEL_BITS 0x4b5a5a5bu /* ~1.43e7: a value no op produces here */
+
+/* CPU seconds of the whole process (all threads: lavapipe runs shaders on its
+ * own threads), a steadier measure than wall time on a loaded machine. */
+static double test_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* ---- seeded random numbers ---- */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -228,7 +237,13 @@ typedef struct session {
     void *ctx;
     fp4rt_session_buffers sb;
     size_t bytes[5]; /* scratch, kv, conv, ssm, logits */
+    double last_run_s; /* process CPU time of the last step's run + synchronize */
 } session;
+
+/* FP4RT_OPS_BENCH=1: no parity checks; the bench cases run on each device only,
+ * and each step's best process CPU time of BENCH_REPS runs is printed. */
+static int bench_mode;
+#define BENCH_REPS 2
 
 static size_t state_bytes(const tcase *c, int which) {
     const fp4rt_config *f = &c->w.cfg;
@@ -275,8 +290,10 @@ static fp4rt_status session_step(session *s, void *const init[5], const fp4rt_pr
     fp4rt_status st = FP4RT_OK;
     for (int i = 0; !st && i < 5; i++)
         if (s->bytes[i]) st = s->ops->buffer_upload(s->ctx, *sb_slot(&s->sb, i), 0, init[i], s->bytes[i]);
+    double t0 = test_now();
     if (!st) st = s->ops->run(s->ctx, p, &s->sb, step);
     if (!st && s->ops->synchronize) st = s->ops->synchronize(s->ctx);
+    s->last_run_s = test_now() - t0;
     for (int i = 0; !st && i < 5; i++)
         if (s->bytes[i]) st = s->ops->buffer_download(s->ctx, *sb_slot(&s->sb, i), 0, out[i], s->bytes[i]);
     return st;
@@ -372,6 +389,21 @@ static void run_step(const backend *b, session *cpu, session *dev, tcase *c, con
         for (size_t i = 0; i < cpu->bytes[k] / 4; i++) ((float *)init[k])[i] = rnd_f(-0.5f, 0.5f);
     for (size_t i = 0; i < cpu->bytes[4] / 4; i++) ((float *)init[4])[i] = s;
 
+    if (bench_mode) {
+        double best = 1e30;
+        for (int rep = 0; rep < BENCH_REPS; rep++) {
+            fp4rt_status sd = session_step(dev, init, &c->p, step, out_d);
+            CHECK_MSG(sd == FP4RT_OK, "%s %s: %s: %s", c->name, stepname, b->name, fp4rt_last_error());
+            if (dev->last_run_s < best) best = dev->last_run_s;
+        }
+        printf("  bench %-8s %-12s %-18s %9.1f ms CPU\n", b->ops->name, c->name, stepname, best * 1e3);
+        for (int i = 0; i < 5; i++) {
+            free(init[i]);
+            free(out_c[i]);
+            free(out_d[i]);
+        }
+        return;
+    }
     fp4rt_status st = session_step(cpu, init, &c->p, step, out_c);
     CHECK_MSG(st == FP4RT_OK, "%s %s: cpu: %s", c->name, stepname, fp4rt_last_error());
     fp4rt_status sd = session_step(dev, init, &c->p, step, out_d);
@@ -743,7 +775,8 @@ static void case_misc(const backend *b) {
 
 /* CONV1D_SILU and GATED_DELTA with a non-zero carried state: kh key heads, vh
  * value heads of dk x dv, the steps given (T = 1: the recurrent form; T > 1: the
- * chunked form, chunks of FP4RT_GDN_CHUNK tokens on both backends). */
+ * CPU's chunked form, chunks of FP4RT_GDN_CHUNK tokens, against Vulkan's
+ * recurrent form, or its chunked form under FP4RT_VK_GDN_CHUNKED=1). */
 static void case_gdn(const backend *b, const char *name, int kh, int vh, int dk, int dv, int chunk,
                      const step_def *steps, int n_steps) {
     tcase *c = malloc(sizeof *c);
@@ -872,11 +905,25 @@ static void cases_attention(const backend *b) {
     for (int i = 0; i < 3; i++) case_attention(b, &d_pieces[i], pieces, 6);
 }
 
+/* Timing on realistic shapes (FP4RT_OPS_BENCH=1, or =gdn / =attn for one family): the GDN of Qwen3.5-0.8B
+ * (16 / 16 heads of 128 x 128) at prefill T = 128 and decode; its attention
+ * (8 / 2 heads of 256, BF16 cache of 2048) at decode and prefill of 128 rows. */
+static void bench_ops(const backend *b) {
+    const char *which = getenv("FP4RT_OPS_BENCH"); /* "gdn" or "attn": only those */
+    static const step_def gs[] = {{1, 100, 0, 0, "gdn T=1"}, {128, 0, 0, 0, "gdn T=128"}};
+    if (strcmp(which, "attn")) case_gdn(b, "bench-gdn", 16, 16, 128, 128, 128, gs, 2);
+    static const step_def as[] = {{1, 2000, 0, 0, "attn T=1 @2000"}, {1, 500, 0, 0, "attn T=1 @500"},
+                                  {128, 0, 0, 0, "attn T=128 @0"}, {128, 1024, 0, 0, "attn T=128 @1024"}};
+    static const attn_def ad = {"bench-attn", FP4RT_KV_BF16, 8, 2, 256, 1, 128, 2048, NULL};
+    if (strcmp(which, "gdn")) case_attention(b, &ad, as, 4);
+}
+
 /* argv[1]: "vulkan" or "cuda" tests only that kind (none: every backend present);
  * "cuda" exits 77 (ctest: skipped) when there is no usable CUDA device. */
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : "";
     fp4rt_numfmt_init();
+    bench_mode = getenv("FP4RT_OPS_BENCH") != NULL;
     backend list[9];
     int n = 0;
     printf("backend cpu: reference\n");
@@ -915,6 +962,10 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(only, "cuda") && n == 0) return 77;
     for (int i = 0; i < n; i++) {
+        if (bench_mode) {
+            bench_ops(&list[i]);
+            continue;
+        }
         printf("%s vs cpu\n", list[i].name);
         case_linear(&list[i], "linear", 1);
         case_linear_mm(&list[i]);
@@ -937,6 +988,11 @@ int main(int argc, char **argv) {
          * crosses the 16- and 32-column blocks of the kernels; GQA 3 */
         static const step_def gl[] = {{1, 7, 0, 0, "T=1"}, {64, 0, 0, 0, "T=64"}, {150, 9, 0, 0, "T=150"}};
         case_gdn(&list[i], "gdn-long", 1, 3, 24, 40, 150, gl, 3);
+        /* the same with prefill in the chunked form (FP4RT_VK_GDN_CHUNKED=1) */
+        setenv("FP4RT_VK_GDN_CHUNKED", "1", 1);
+        case_gdn(&list[i], "gdn-chunk", 2, 6, 16, 12, 3, gs, 2);
+        case_gdn(&list[i], "gdn-chunk", 1, 3, 24, 40, 150, gl, 3);
+        unsetenv("FP4RT_VK_GDN_CHUNKED");
         cases_attention(&list[i]);
     }
 #ifdef FP4RT_HAVE_VULKAN
