@@ -61,6 +61,10 @@ void *fp4rt_cu_workspace(const fp4rt_cu_step *s, size_t bytes);
 /* Bytes of workspace the op needs for a step of `chunk` rows (0: none); each
  * family that needs workspace implements its part. */
 size_t fp4rt_cu_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk);
+/* The part of the attention and GDN families (cu_attention.cu): ATTENTION needs
+ * [n_heads][FP4RT_CU_ATTN_MAX_SPLITS][head_dim + 2] floats of decode partials
+ * (chunk-independent); every other op 0. */
+size_t fp4rt_cu_attn_gdn_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk);
 
 /* Op families. */
 fp4rt_status fp4rt_cu_op_embed(const fp4rt_cu_step *s, const fp4rt_op *op);     /* cu_basic.cu */
