@@ -125,7 +125,7 @@ template <int KV> __global__ void __launch_bounds__(DEC_THREADS) attn_decode_ker
     __shared__ float corr[ATTN_MAX_GROUP];
     int split = blockIdx.x, kvh = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     int hd = a.head_dim, G = a.n_heads / a.n_kv_heads;
-    int n_keys = st->pos0 + 1;
+    int n_keys = min(st->pos0 + 1, a.n_ctx); /* (the core rejects steps past n_ctx) */
     int per = fp4rt_cu_split_len(n_keys, FP4RT_CU_ATTN_MAX_SPLITS, FP4RT_CU_ATTN_SPLIT_MIN, TK), k0, k1;
     fp4rt_cu_split_range(n_keys, per, split, &k0, &k1);
     if (k0 >= k1) return; /* past the split count: the merge does not read it */
@@ -210,7 +210,7 @@ template <int KV> __global__ void __launch_bounds__(DEC_THREADS) attn_decode_ker
 
 /* Block h: output of query head h from the partials of its active splits. */
 __global__ void attn_merge_kernel(const attn_args a, const fp4rt_cu_step_info *st) {
-    int h = blockIdx.x, hd = a.head_dim, n_keys = st->pos0 + 1;
+    int h = blockIdx.x, hd = a.head_dim, n_keys = min(st->pos0 + 1, a.n_ctx);
     int per = fp4rt_cu_split_len(n_keys, FP4RT_CU_ATTN_MAX_SPLITS, FP4RT_CU_ATTN_SPLIT_MIN,
                                  FP4RT_CU_ATTN_TILE);
     int n = fp4rt_cu_split_count(n_keys, per);
@@ -248,7 +248,7 @@ template <int KV> __global__ void __launch_bounds__(PRE_THREADS) attn_prefill_ke
 #pragma unroll
         for (int j = 0; j < RJ; j++) acc[i][j] = 0;
     }
-    int n_keys = fp4rt_cu_tile_keys(pos0, T, t0, PRE_BQ);
+    int n_keys = min(fp4rt_cu_tile_keys(pos0, T, t0, PRE_BQ), a.n_ctx);
     for (int kt = 0; kt < n_keys; kt += PRE_BK) {
         __syncthreads(); /* Qs written / the previous V tile consumed */
         for (int i = tid; i < PRE_BK * hd; i += PRE_THREADS) {
@@ -335,14 +335,13 @@ template <int KV> fp4rt_status launch_attention(const fp4rt_cu_step *s, const at
         attn_merge_kernel<<<a.n_heads, 128, 0, s->stream>>>(a, s->d_step);
         return fp4rt_cu_check_launch("attention (decode merge)");
     }
+    /* (prefill steps are not captured; the attribute is per device, so set it each time) */
     size_t smem = prefill_smem(a.head_dim);
-    static bool attr_set[3]; /* per cache type; the largest head_dim is asked for once */
-    if (!attr_set[KV]) {
-        if (cudaFuncSetAttribute(attn_prefill_kernel<KV>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 (int)prefill_smem(ATTN_MAX_HD)) != cudaSuccess)
-            return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: attention prefill needs %zu bytes of shared memory",
-                                 prefill_smem(ATTN_MAX_HD));
-        attr_set[KV] = true;
+    if (cudaFuncSetAttribute(attn_prefill_kernel<KV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+        cudaSuccess) {
+        cudaGetLastError();
+        return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: attention prefill needs %zu bytes of shared memory per block",
+                             smem);
     }
     dim3 grid((T + PRE_BQ - 1) / PRE_BQ, a.n_heads);
     attn_prefill_kernel<KV><<<grid, PRE_THREADS, smem, s->stream>>>(a, T, s->d_step);

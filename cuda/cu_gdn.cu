@@ -282,8 +282,11 @@ fp4rt_status fp4rt_cu_op_gdn(const fp4rt_cu_step *s, const fp4rt_op *op) {
         return fp4rt_cu_check_launch("gated_delta (recurrent)");
     }
     size_t smem = chunk_smem_floats(dk) * sizeof(float);
-    if (cudaFuncSetAttribute(gdn_chunked_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess)
+    if (cudaFuncSetAttribute(gdn_chunked_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+        cudaSuccess) {
+        cudaGetLastError();
         return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: chunked GDN needs %zu bytes of shared memory per block", smem);
+    }
     gdn_chunked_kernel<<<grid, GDN_THREADS, smem, s->stream>>>(a);
     return fp4rt_cu_check_launch("gated_delta (chunked)");
 }
