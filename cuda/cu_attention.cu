@@ -16,16 +16,12 @@
 #include <cuda_fp8.h>
 #include <math.h>
 
-extern "C" {
-#include "model.h"
-}
-
 namespace {
 
 enum { KV_BF16 = 0, KV_F32 = 1, KV_FP8 = 2 };
 
 constexpr int ROPE_MAX_HALF = 512; /* rotary_dim <= 1024, as the CPU */
-constexpr int ATTN_MAX_HD = 256;   /* head_dim <= 256, a multiple of 32 */
+constexpr int ATTN_MAX_HD = 256;   /* head_dim <= 256 (any size: lanes past it are masked) */
 constexpr int ATTN_MAX_GROUP = 16; /* query heads per KV head */
 constexpr int DEC_THREADS = 128;   /* decode block: 4 warps */
 constexpr int PRE_BQ = 32, PRE_BK = 32, PRE_THREADS = 128;
@@ -35,6 +31,8 @@ float *view_base(const fp4rt_cu_step *s, fp4rt_view v) {
 }
 
 int kv_code(fp4rt_kv_type t) { return t == FP4RT_KV_F32 ? KV_F32 : t == FP4RT_KV_FP8 ? KV_FP8 : KV_BF16; }
+/* bytes per cache element (the module does not link the runtime's fp4rt_kv_elem_size) */
+size_t kv_elem_bytes(fp4rt_kv_type t) { return t == FP4RT_KV_F32 ? 4 : t == FP4RT_KV_FP8 ? 1 : 2; }
 
 /* Element idx of the cache as FP32 (scale: the layer's FP8 k_scale / v_scale). */
 template <int KV> __device__ __forceinline__ float kv_load(const void *kv, size_t idx, float scale) {
@@ -381,7 +379,7 @@ fp4rt_status fp4rt_cu_op_rope(const fp4rt_cu_step *s, const fp4rt_op *op) {
 fp4rt_status fp4rt_cu_op_kv_append(const fp4rt_cu_step *s, const fp4rt_op *op) {
     const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
     int n = op->n_groups * op->group_dim, code = kv_code(s->sb->kv_type);
-    size_t layer = (size_t)2 * s->sb->n_ctx * n * fp4rt_kv_elem_size(s->sb->kv_type);
+    size_t layer = (size_t)2 * s->sb->n_ctx * n * kv_elem_bytes(s->sb->kv_type);
     void *kv = (unsigned char *)s->sb->kv->dev + (size_t)op->slot * layer;
     const float *x = view_base(s, op->x), *z = view_base(s, op->z);
     dim3 grid(s->step->n_tokens, 2);
@@ -398,10 +396,10 @@ fp4rt_status fp4rt_cu_op_kv_append(const fp4rt_cu_step *s, const fp4rt_op *op) {
 fp4rt_status fp4rt_cu_op_attention(const fp4rt_cu_step *s, const fp4rt_op *op) {
     const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
     int hd = op->group_dim, nh = op->n_groups, nkv = op->n_kv_heads, T = s->step->n_tokens;
-    if (hd < 32 || hd > ATTN_MAX_HD || hd % 32 || nkv <= 0 || nh % nkv || nh / nkv > ATTN_MAX_GROUP)
+    if (hd < 1 || hd > ATTN_MAX_HD || nkv <= 0 || nh % nkv || nh / nkv > ATTN_MAX_GROUP)
         return fp4rt_cu_fail(FP4RT_UNSUPPORTED,
-                             "cuda: attention with head_dim %d (a multiple of 32 up to %d), %d heads, "
-                             "%d KV heads (at most %d query heads per KV head)",
+                             "cuda: attention with head_dim %d (at most %d), %d heads, %d KV heads (at most %d "
+                             "query heads per KV head)",
                              hd, ATTN_MAX_HD, nh, nkv, ATTN_MAX_GROUP);
     attn_args a;
     a.q = view_base(s, op->x);
@@ -412,7 +410,7 @@ fp4rt_status fp4rt_cu_op_attention(const fp4rt_cu_step *s, const fp4rt_op *op) {
     a.n_kv_heads = nkv;
     a.head_dim = hd;
     a.n_ctx = s->sb->n_ctx;
-    size_t layer = (size_t)2 * s->sb->n_ctx * nkv * hd * fp4rt_kv_elem_size(s->sb->kv_type);
+    size_t layer = (size_t)2 * s->sb->n_ctx * nkv * hd * kv_elem_bytes(s->sb->kv_type);
     a.kv = (const unsigned char *)s->sb->kv->dev + (size_t)op->slot * layer;
     a.scale = op->scale;
     a.k_scale = L->k_scale;
