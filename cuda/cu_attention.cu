@@ -226,7 +226,7 @@ __global__ void attn_merge_kernel(const attn_args a, const fp4rt_cu_step_info *s
  * [32][hd + 1], P [32][33] floats (rows padded against bank conflicts). */
 template <int KV> __global__ void __launch_bounds__(PRE_THREADS) attn_prefill_kernel(const attn_args a, int T, const fp4rt_cu_step_info *st) {
     constexpr int RJ = ATTN_MAX_HD / 16; /* output lanes per thread */
-    extern __shared__ float smem[];
+    FP4RT_CU_DYN_SMEM(float, smem);
     int hd = a.head_dim, hp = hd + 1, h = blockIdx.y, t0 = blockIdx.x * PRE_BQ;
     int kvh = h / (a.n_heads / a.n_kv_heads), tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
     int pos0 = st->pos0;
@@ -327,10 +327,10 @@ size_t prefill_smem(int hd) { return (size_t)((PRE_BQ + PRE_BK) * (hd + 1) + PRE
 
 template <int KV> fp4rt_status launch_attention(const fp4rt_cu_step *s, const attn_args &a, int T) {
     if (T == 1) {
-        attn_decode_kernel<KV><<<dim3(FP4RT_CU_ATTN_MAX_SPLITS, a.n_kv_heads), DEC_THREADS, 0, s->stream>>>(a, s->d_step);
+        FP4RT_CU_LAUNCH(attn_decode_kernel<KV>, dim3(FP4RT_CU_ATTN_MAX_SPLITS, a.n_kv_heads), DEC_THREADS, 0, s->stream, a, s->d_step);
         fp4rt_status st = fp4rt_cu_check_launch("attention (decode splits)");
         if (st) return st;
-        attn_merge_kernel<<<a.n_heads, 128, 0, s->stream>>>(a, s->d_step);
+        FP4RT_CU_LAUNCH(attn_merge_kernel, a.n_heads, 128, 0, s->stream, a, s->d_step);
         return fp4rt_cu_check_launch("attention (decode merge)");
     }
     /* (prefill steps are not captured; the attribute is per device, so set it each time) */
@@ -342,7 +342,7 @@ template <int KV> fp4rt_status launch_attention(const fp4rt_cu_step *s, const at
                              smem);
     }
     dim3 grid((T + PRE_BQ - 1) / PRE_BQ, a.n_heads);
-    attn_prefill_kernel<KV><<<grid, PRE_THREADS, smem, s->stream>>>(a, T, s->d_step);
+    FP4RT_CU_LAUNCH(attn_prefill_kernel<KV>, grid, PRE_THREADS, smem, s->stream, a, T, s->d_step);
     return fp4rt_cu_check_launch("attention (prefill)");
 }
 
@@ -372,7 +372,7 @@ fp4rt_status fp4rt_cu_op_rope(const fp4rt_cu_step *s, const fp4rt_op *op) {
     /* exactly the CPU's inv_freq (cpu_attention.c), as transformers computes it */
     for (int j = 0; j < half; j++)
         a.inv_freq[j] = 1.0f / powf((float)op->rope_theta, (float)(2 * j) / (float)op->rotary_dim);
-    rope_kernel<<<s->step->n_tokens, 128, 0, s->stream>>>(a, s->d_step);
+    FP4RT_CU_LAUNCH(rope_kernel, s->step->n_tokens, 128, 0, s->stream, a, s->d_step);
     return fp4rt_cu_check_launch("rope");
 }
 
@@ -385,11 +385,11 @@ fp4rt_status fp4rt_cu_op_kv_append(const fp4rt_cu_step *s, const fp4rt_op *op) {
     dim3 grid(s->step->n_tokens, 2);
     int stride = s->p->arena_width, n_ctx = s->sb->n_ctx;
     if (code == KV_F32)
-        kv_append_kernel<KV_F32><<<grid, 256, 0, s->stream>>>(x, z, stride, kv, n_ctx, n, L->k_scale, L->v_scale, s->d_step);
+        FP4RT_CU_LAUNCH(kv_append_kernel<KV_F32>, grid, 256, 0, s->stream, x, z, stride, kv, n_ctx, n, L->k_scale, L->v_scale, s->d_step);
     else if (code == KV_FP8)
-        kv_append_kernel<KV_FP8><<<grid, 256, 0, s->stream>>>(x, z, stride, kv, n_ctx, n, L->k_scale, L->v_scale, s->d_step);
+        FP4RT_CU_LAUNCH(kv_append_kernel<KV_FP8>, grid, 256, 0, s->stream, x, z, stride, kv, n_ctx, n, L->k_scale, L->v_scale, s->d_step);
     else
-        kv_append_kernel<KV_BF16><<<grid, 256, 0, s->stream>>>(x, z, stride, kv, n_ctx, n, L->k_scale, L->v_scale, s->d_step);
+        FP4RT_CU_LAUNCH(kv_append_kernel<KV_BF16>, grid, 256, 0, s->stream, x, z, stride, kv, n_ctx, n, L->k_scale, L->v_scale, s->d_step);
     return fp4rt_cu_check_launch("kv_append");
 }
 

@@ -9,10 +9,20 @@
 
 #include <math.h>
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__)
 #define FP4RT_HD __host__ __device__ __forceinline__
+#elif defined(__cplusplus)
+#define FP4RT_HD inline
 #else
 #define FP4RT_HD static inline
+#endif
+
+/* Kernel launches and dynamic shared memory go through these two macros so that
+ * the host emulation of the kernels (tests/cu_emu/, FP4RT_CU_EMU) can replace
+ * them; with nvcc they are the plain CUDA forms. */
+#ifndef FP4RT_CU_EMU
+#define FP4RT_CU_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
+#define FP4RT_CU_DYN_SMEM(type, name) extern __shared__ type name[]
 #endif
 
 /* Flash-decoding: the keys 0 .. n_keys - 1 of one step are cut into at most

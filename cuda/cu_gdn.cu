@@ -145,7 +145,7 @@ __host__ __device__ inline size_t chunk_smem_floats(int dk) {
  * value head h, chunk after chunk (state slice in shared memory throughout).
  * Each sum runs in the CPU's order. */
 __global__ void __launch_bounds__(GDN_THREADS) gdn_chunked_kernel(const gdn_args a) {
-    extern __shared__ float sm[];
+    FP4RT_CU_DYN_SMEM(float, sm);
     constexpr int W = FP4RT_CU_GDN_DVS;
     int h = blockIdx.y, tid = threadIdx.x, dk = a.dk, dv = a.dv, kp = dk + 1;
     int e0 = blockIdx.x * W, kh = h / a.ratio;
@@ -246,7 +246,7 @@ fp4rt_status fp4rt_cu_op_conv(const fp4rt_cu_step *s, const fp4rt_op *op) {
     const float *w = (const float *)fp4rt_cu_weight(s->c, op->w);
     if (!w) return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: conv1d weight of layer %d not on the device", op->layer);
     float *state = (float *)s->sb->conv->dev + (size_t)op->slot * C * (K - 1);
-    conv_kernel<<<(C + 127) / 128, 128, 0, s->stream>>>(view_base(s, op->x), view_base(s, op->y),
+    FP4RT_CU_LAUNCH(conv_kernel, (C + 127) / 128, 128, 0, s->stream, view_base(s, op->x), view_base(s, op->y),
                                                         s->p->arena_width, C, K, T, w, state);
     return fp4rt_cu_check_launch("conv1d_silu");
 }
@@ -278,7 +278,7 @@ fp4rt_status fp4rt_cu_op_gdn(const fp4rt_cu_step *s, const fp4rt_op *op) {
     a.S = (float *)s->sb->ssm->dev + (size_t)op->slot * c->lin_v_heads * dk * dv;
     dim3 grid(fp4rt_cu_gdn_slices(dv), c->lin_v_heads);
     if (T == 1) { /* as the CPU: one token runs the recurrent form */
-        gdn_recurrent_kernel<<<grid, GDN_THREADS, 0, s->stream>>>(a);
+        FP4RT_CU_LAUNCH(gdn_recurrent_kernel, grid, GDN_THREADS, 0, s->stream, a);
         return fp4rt_cu_check_launch("gated_delta (recurrent)");
     }
     size_t smem = chunk_smem_floats(dk) * sizeof(float);
@@ -287,6 +287,6 @@ fp4rt_status fp4rt_cu_op_gdn(const fp4rt_cu_step *s, const fp4rt_op *op) {
         cudaGetLastError();
         return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: chunked GDN needs %zu bytes of shared memory per block", smem);
     }
-    gdn_chunked_kernel<<<grid, GDN_THREADS, smem, s->stream>>>(a);
+    FP4RT_CU_LAUNCH(gdn_chunked_kernel, grid, GDN_THREADS, smem, s->stream, a);
     return fp4rt_cu_check_launch("gated_delta (chunked)");
 }
