@@ -58,7 +58,7 @@ __global__ void conv_kernel(float *x, float *y, int stride, int C, int K, int T,
         y[(size_t)t * stride + ch] = silu(acc);
 #pragma unroll
         for (int i = 0; i < CONV_KMAX - 1; i++) /* shift: the newest input goes last */
-            win[i] = i + 1 < K - 1 ? win[i + 1] : in;
+            win[i] = i + 1 < K - 1 ? win[i + 1 < CONV_KMAX - 1 ? i + 1 : i] : in; /* (index in bounds) */
     }
 #pragma unroll
     for (int i = 0; i < CONV_KMAX - 1; i++)

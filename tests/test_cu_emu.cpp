@@ -46,6 +46,7 @@ void *fp4rt_cu_workspace(const fp4rt_cu_step *, size_t bytes) {
 }
 
 static int failures;
+static double g_worst; /* largest NMSE of the current case */
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
@@ -261,6 +262,7 @@ static void compare(const char *what, const float *got, const float *ref, size_t
         }
     (void)n;
     double nmse = norm > 0 ? err / norm : err;
+    if (nmse > g_worst) g_worst = nmse;
     CHECK(!bad && nmse <= ceiling, "%s: %s: NMSE %.3g (ceiling %.1g), %d non-finite", ctx, what, nmse, ceiling, bad);
 }
 
@@ -272,6 +274,7 @@ static double now(void) {
 
 static void run_case(tcase &c, const fp4rt_step *steps, int n_steps) {
     double t0 = now();
+    g_worst = 0;
     c.layout();
     state cpu, emu;
     init_state(c, cpu);
@@ -309,7 +312,7 @@ static void run_case(tcase &c, const fp4rt_step *steps, int n_steps) {
         compare("conv state", emu.conv.data(), cpu.conv.data(), 0, 0, 1, (int)cpu.conv.size(), c.ceiling, ctx);
         compare("GDN state", emu.ssm.data(), cpu.ssm.data(), 0, 0, 1, (int)cpu.ssm.size(), c.ceiling, ctx);
     }
-    printf("%s: %d steps compared (%.1f s)\n", c.name, n_steps, now() - t0);
+    printf("%s: %d steps, worst NMSE %.2g (%.1f s)\n", c.name, n_steps, g_worst, now() - t0);
 }
 
 static void case_rope(void) {
@@ -366,7 +369,7 @@ static void case_attention(fp4rt_kv_type kv, int nh, int nkv, int hd, int n_ctx,
     run_case(c, steps, n_steps);
 }
 
-static void case_gdn(int kh, int vh, int dk, int dv, const char *name) {
+static void case_gdn(int kh, int vh, int dk, int dv, int n_steps, const char *name) {
     tcase c(name);
     fp4rt_config &f = c.w.cfg;
     f.lin_k_heads = kh;
@@ -399,29 +402,36 @@ static void case_gdn(int kh, int vh, int dk, int dv, const char *name) {
     g.z = whole(zb, vh);
     g.a = whole(ab, vh);
     g.y = whole(ob, vd);
+    /* decode, prefill of 70 (a chunk of 64 and one of 6), decode again, a 3-row step */
     fp4rt_step steps[] = {{NULL, 1, 4, 0, 0}, {NULL, 70, 5, 0, 0}, {NULL, 1, 75, 0, 0}, {NULL, 3, 76, 0, 0}};
-    run_case(c, steps, 4);
+    run_case(c, steps, n_steps);
 }
 
-int main(void) {
+/* argv[1] "full": also the long-context steps (64 splits; minutes, not for CI). */
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    int full = argc > 1 && !strcmp(argv[1], "full");
     fp4rt_numfmt_init();
     case_rope();
     const fp4rt_kv_type kvs[] = {FP4RT_KV_F32, FP4RT_KV_BF16, FP4RT_KV_FP8};
     const char *small[] = {"ATTENTION 6q/2kv hd16 F32", "ATTENTION 6q/2kv hd16 BF16", "ATTENTION 6q/2kv hd16 FP8"};
-    const char *big[] = {"ATTENTION 12q/2kv hd256 F32", "ATTENTION 12q/2kv hd256 BF16",
-                         "ATTENTION 12q/2kv hd256 FP8"};
-    /* decode at 10 keys (one split) and 4501 (64 splits of 96 keys, the last one
-     * short), prefill over 1 and 2 query tiles */
-    fp4rt_step s_small[] = {{NULL, 1, 9, 0, 0}, {NULL, 4, 5, 0, 0}, {NULL, 33, 10, 0, 0}, {NULL, 1, 4500, 0, 0}};
-    /* decode at 1 and 701 keys (11 splits of 64), prefill over 2 query tiles */
-    fp4rt_step s_big[] = {{NULL, 1, 0, 0, 0}, {NULL, 1, 700, 0, 0}, {NULL, 37, 70, 0, 0}};
+    const char *big[] = {"ATTENTION 6q/1kv hd256 F32", "ATTENTION 6q/1kv hd256 BF16", "ATTENTION 6q/1kv hd256 FP8"};
+    /* decode at 10 keys (one split) and 201 (4 splits of 64, the last one short);
+     * prefill over 1 and 2 query tiles; full: decode at 4501 keys (64 splits of 96) */
+    fp4rt_step s_small[] = {{NULL, 1, 9, 0, 0}, {NULL, 4, 5, 0, 0}, {NULL, 33, 10, 0, 0}, {NULL, 1, 200, 0, 0},
+                            {NULL, 1, 4500, 0, 0}};
+    /* head_dim 256, 6 query heads per KV head (the 27B's); decode at 1 and 131 keys
+     * (3 splits), prefill of 37 rows (2 query tiles, 3 key tiles) */
+    fp4rt_step s_big[] = {{NULL, 1, 0, 0, 0}, {NULL, 1, 130, 0, 0}, {NULL, 37, 30, 0, 0}};
     for (int i = 0; i < 3; i++) {
-        case_attention(kvs[i], 6, 2, 16, 4600, s_small, 4, small[i]);
-        case_attention(kvs[i], 12, 2, 256, 800, s_big, 3, big[i]);
+        /* the cache types differ only in the KV loads and stores: one decode and one
+         * prefill step each; BF16 (the default cache) gets every step */
+        int n_small = full ? 5 : kvs[i] == FP4RT_KV_BF16 ? 4 : 2;
+        case_attention(kvs[i], 6, 2, 16, 4600, s_small, n_small, small[i]);
+        if (full || kvs[i] == FP4RT_KV_BF16) case_attention(kvs[i], 6, 1, 256, 200, s_big, 3, big[i]);
     }
-    case_gdn(2, 6, 16, 12, "CONV1D_SILU + GATED_DELTA 2k/6v dk16 dv12");
-    case_gdn(2, 6, 128, 128, "CONV1D_SILU + GATED_DELTA 2k/6v dk128 dv128");
+    case_gdn(2, 6, 16, 12, 4, "CONV1D_SILU + GATED_DELTA 2k/6v dk16 dv12");
+    case_gdn(2, 6, 128, 128, full ? 4 : 3, "CONV1D_SILU + GATED_DELTA 2k/6v dk128 dv128");
     /* an unsupported shape fails with a message instead of computing */
     {
         tcase c("ATTENTION head_dim 320");
