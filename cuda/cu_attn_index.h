@@ -84,8 +84,8 @@ FP4RT_HD int fp4rt_cu_tile_keys(int pos0, int T, int t0, int bq) {
 }
 FP4RT_HD int fp4rt_cu_key_visible(int pos0, int t, int key) { return key <= pos0 + t; }
 
-/* Chunked gated delta rule: the CPU's chunk (FP4RT_GDN_CHUNK, runtime/cpu_ops.h;
- * the unit test checks they agree). */
+/* Chunked gated delta rule: the chunk every backend uses (FP4RT_GDN_CHUNK,
+ * runtime/backend.h; cu_gdn.cu and the unit test check they agree). */
 #define FP4RT_CU_GDN_CHUNK 64
 /* Tokens are taken in chunks of `chunk` from token 0
  * (the CPU's fp4rt_gdn_chunked); the chunk starting at t0 has this many rows. */

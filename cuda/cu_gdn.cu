@@ -22,6 +22,7 @@ constexpr int GDN_RG = GDN_THREADS / FP4RT_CU_GDN_DVS;
 constexpr int REC_MAX_DK = 256;  /* recurrent: dk <= 256 (dk / 8 state rows per thread) */
 constexpr int CHUNK_MAX_DK = 128; /* chunked: dk <= 128 (shared memory) */
 constexpr int CH = FP4RT_CU_GDN_CHUNK;
+static_assert(FP4RT_CU_GDN_CHUNK == FP4RT_GDN_CHUNK, "the CPU's chunk (backend.h): prefill agrees across backends");
 static_assert(FP4RT_CU_GDN_DVS == 32, "a value slice is one warp wide");
 
 float *view_base(const fp4rt_cu_step *s, fp4rt_view v) {

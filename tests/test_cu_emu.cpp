@@ -123,6 +123,15 @@ struct tcase {
 
 static fp4rt_view whole(int b, int cols) { return fp4rt_view{b, 0, cols}; }
 
+/* A step of T rows from pos0 (no logits involved). */
+static fp4rt_step mk(int T, int pos0) {
+    fp4rt_step s;
+    memset(&s, 0, sizeof s);
+    s.n_tokens = T;
+    s.pos0 = pos0;
+    return s;
+}
+
 /* Session state on one side (CPU backend buffers, or host memory for the emulation). */
 struct state {
     std::vector<float> arena, conv, ssm;
@@ -334,7 +343,7 @@ static void case_rope(void) {
     b.group_stride = 512;
     b.rotary_dim = 64;
     b.rope_theta = 1e7;
-    fp4rt_step steps[] = {{NULL, 1, 7, 0, 0}, {NULL, 5, 3, 0, 0}, {NULL, 8, 4000, 0, 0}};
+    fp4rt_step steps[] = {mk(1, 7), mk(5, 3), mk(8, 4000)};
     run_case(c, steps, 3);
 }
 
@@ -403,7 +412,7 @@ static void case_gdn(int kh, int vh, int dk, int dv, int n_steps, const char *na
     g.a = whole(ab, vh);
     g.y = whole(ob, vd);
     /* decode, prefill of 70 (a chunk of 64 and one of 6), decode again, a 3-row step */
-    fp4rt_step steps[] = {{NULL, 1, 4, 0, 0}, {NULL, 70, 5, 0, 0}, {NULL, 1, 75, 0, 0}, {NULL, 3, 76, 0, 0}};
+    fp4rt_step steps[] = {mk(1, 4), mk(70, 5), mk(1, 75), mk(3, 76)};
     run_case(c, steps, n_steps);
 }
 
@@ -418,11 +427,11 @@ int main(int argc, char **argv) {
     const char *big[] = {"ATTENTION 6q/1kv hd256 F32", "ATTENTION 6q/1kv hd256 BF16", "ATTENTION 6q/1kv hd256 FP8"};
     /* decode at 10 keys (one split) and 201 (4 splits of 64, the last one short);
      * prefill over 1 and 2 query tiles; full: decode at 4501 keys (64 splits of 96) */
-    fp4rt_step s_small[] = {{NULL, 1, 9, 0, 0}, {NULL, 4, 5, 0, 0}, {NULL, 33, 10, 0, 0}, {NULL, 1, 200, 0, 0},
-                            {NULL, 1, 4500, 0, 0}};
+    fp4rt_step s_small[] = {mk(1, 9), mk(4, 5), mk(33, 10), mk(1, 200),
+                            mk(1, 4500)};
     /* head_dim 256, 6 query heads per KV head (the 27B's); decode at 1 and 131 keys
      * (3 splits), prefill of 37 rows (2 query tiles, 3 key tiles) */
-    fp4rt_step s_big[] = {{NULL, 1, 0, 0, 0}, {NULL, 1, 130, 0, 0}, {NULL, 37, 30, 0, 0}};
+    fp4rt_step s_big[] = {mk(1, 0), mk(1, 130), mk(37, 30)};
     for (int i = 0; i < 3; i++) {
         /* the cache types differ only in the KV loads and stores: one decode and one
          * prefill step each; BF16 (the default cache) gets every step */
@@ -448,7 +457,7 @@ int main(int argc, char **argv) {
         c.layout();
         state s;
         init_state(c, s);
-        fp4rt_step st = {NULL, 1, 3, 0, 0};
+        fp4rt_step st = mk(1, 3);
         g_err[0] = 0;
         CHECK(run_emu(c, s, st) == FP4RT_UNSUPPORTED && strstr(g_err, "head_dim 320"), "got '%s'", g_err);
     }
