@@ -60,7 +60,7 @@ test_job() {
     set +e
     (cd build && ctest --output-on-failure -j"$(jobs)") 2>&1 | tee "$log1"
     local rc1=${PIPESTATUS[0]}
-    CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFP4RT_SANITIZE=ON -DFP4RT_FUZZ=ON >/dev/null &&
+    CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFP4RT_SANITIZE=ON -DFP4RT_FUZZ=ON -DFP4RT_CUDA=OFF >/dev/null &&
         cmake --build build-asan -j"$(jobs)" >/dev/null &&
         (cd build-asan &&
             ASAN_OPTIONS=fast_unwind_on_malloc=0 LSAN_OPTIONS="suppressions=$PWD/../tests/lsan.supp" \

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "cuda.h"
 #ifdef FP4RT_HAVE_VULKAN
 #include "vk.h"
 #endif
@@ -41,7 +42,27 @@ int fp4rt_cmd_devices(int argc, char **argv) {
 #else
     printf("vulkan     not in this build (configure found no glslc / volk.h)\n");
 #endif
-    printf("cuda       not in this build (the CUDA backend is not implemented yet)\n");
+    static char best_cu[32];
+    int nc = fp4rt_cuda_device_count();
+    if (nc == 0) printf("cuda       none: %s\n", fp4rt_cuda_unavailable_reason());
+    for (int i = 0; i < nc; i++) {
+        fp4rt_cuda_device_desc d;
+        if (fp4rt_cuda_device_get(i, &d)) continue;
+        printf("cuda:%-5d %s\n", i, d.name);
+        printf("           compute capability %d.%d, %d SMs, %.1f GiB, %.0f GB/s (memory clock %.0f MHz x %d-bit bus)\n",
+               d.cc_major, d.cc_minor, d.sm_count, d.memory_bytes / 1073741824.0, d.bandwidth_gbs,
+               d.mem_clock_khz / 1e3, d.bus_width_bits);
+        printf("           NVFP4: %s\n", fp4rt_cuda_fp4_path_name(d.fp4_path));
+        printf("           %s%s\n", d.usable ? "usable" : "not usable: ", d.usable ? "" : d.reason);
+    }
+    if (fp4rt_cuda_module_path()[0])
+        printf("           module %s%s%s%s\n", fp4rt_cuda_module_path(), fp4rt_cuda_module_build()[0] ? " (" : "",
+               fp4rt_cuda_module_build(), fp4rt_cuda_module_build()[0] ? ")" : "");
+    int bc = fp4rt_cuda_best_device();
+    if (bc >= 0) {
+        snprintf(best_cu, sizeof best_cu, "cuda:%d", bc);
+        pick = best_cu;
+    }
     printf("auto       -> %s\n", pick);
     return 0;
 }

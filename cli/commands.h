@@ -46,7 +46,7 @@ double fp4rt_cli_now(void);
 /* Options every model-running command takes. */
 typedef struct fp4rt_cli_model_opts {
     const char *model;  /* --model DIR */
-    const char *device; /* --device auto|cpu|vulkan:N */
+    const char *device; /* --device auto|cpu|vulkan:N|cuda:N */
     int threads;        /* --threads N */
     int profile;        /* --profile: per-op times logged at the end */
     fp4rt_session_params session; /* --ctx N, --chunk N, --kv bf16|f32|fp8 */
@@ -72,5 +72,5 @@ typedef struct fp4rt_cli_stream {
 void fp4rt_cli_stream_piece(fp4rt_cli_stream *st, const fp4rt_token_event *ev);
 /* Restores the terminal's normal text attribute if a dim span is open. */
 void fp4rt_cli_stream_end(fp4rt_cli_stream *st);
-#define FP4RT_CLI_MODEL_USAGE "[--device auto|cpu|vulkan:N] [--threads N] [--ctx N] [--chunk N] [--kv bf16|f32|fp8]"
+#define FP4RT_CLI_MODEL_USAGE "[--device auto|cpu|vulkan:N|cuda:N] [--threads N] [--ctx N] [--chunk N] [--kv bf16|f32|fp8]"
 #endif

@@ -44,15 +44,28 @@ typedef struct fp4rt_cu_step {
     cudaStream_t stream;
     const fp4rt_program *p;
     const fp4rt_session_buffers *sb; /* sb->scratch->dev: arena [chunk, arena_width] f32, ... */
-    const fp4rt_step *step;          /* host view: n_tokens, all_logits, no_logits (pos0: use d_step) */
+    const fp4rt_step *step;          /* host view: n_tokens, all_logits, no_logits (pos0, tokens: use d_step;
+                                        while a decode graph is captured, step->pos0 is -1 and tokens NULL) */
     const fp4rt_cu_step_info *d_step; /* device copy of pos0 / n_tokens / tokens */
     int sm;                           /* compute capability major * 10 + minor, e.g. 90, 120 */
 } fp4rt_cu_step;
 
+/* Row 0 of view v (a column range of the arena, or of the logits for
+ * FP4RT_BUF_LOGITS) on the device, and the distance between rows in floats. */
+static inline float *fp4rt_cu_view_ptr(const fp4rt_cu_step *s, fp4rt_view v) {
+    if (v.buf == FP4RT_BUF_LOGITS) return (float *)s->sb->logits->dev + v.col;
+    return (float *)s->sb->scratch->dev + s->p->buf_offset[v.buf] + v.col;
+}
+static inline size_t fp4rt_cu_view_stride(const fp4rt_cu_step *s, fp4rt_view v) {
+    return v.buf == FP4RT_BUF_LOGITS ? (size_t)s->p->weights->cfg.vocab : (size_t)s->p->arena_width;
+}
+
 /* Device copy of host tensor `host` uploaded by prepare (NULL if none). */
 const void *fp4rt_cu_weight(const fp4rt_cu_ctx *c, const void *host);
 /* Records an error (one line, printf-style) and returns st, as fp4rt_fail. */
-fp4rt_status fp4rt_cu_fail(fp4rt_status st, const char *fmt, ...);
+fp4rt_status fp4rt_cu_fail(fp4rt_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Logs one line through libfp4rt's logger (fp4rt_log). */
+void fp4rt_cu_log(fp4rt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* FP4RT_OK, or the error of the last launch named `what`. */
 fp4rt_status fp4rt_cu_check_launch(const char *what);
 /* A device scratch area of at least `bytes` owned by the context, valid for the

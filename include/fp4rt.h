@@ -101,7 +101,7 @@ typedef enum fp4rt_kv_type {
 typedef int (*fp4rt_progress_fn)(float fraction, const char *stage, void *user);
 
 typedef struct fp4rt_model_params {
-    const char *device;  /* "auto" (NULL), "cpu"; more with the GPU backends */
+    const char *device;  /* "auto" (NULL), "cpu", "vulkan:N", "cuda:N" */
     int n_threads;       /* CPU worker threads; 0 = number of online cores */
     int fp4_activations; /* reserved: quantize W4A16 activations to NVFP4 (opt-in) */
     fp4rt_progress_fn progress; /* NULL = none; called from the loading thread */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cuda.h"
 #ifdef FP4RT_HAVE_VULKAN
 #include "vk.h"
 #endif
@@ -81,58 +82,126 @@ static fp4rt_status load_text_side(fp4rt_model *m, const char *dir) {
     return FP4RT_OK;
 }
 
-/* --device: NULL / "auto" (best Vulkan GPU, never a software device, else the
- * CPU), "cpu", "vulkan" (= vulkan:0), "vulkan:N". */
-static fp4rt_status parse_device(const char *dev, int *vk_index, int *asked) {
-    *vk_index = -1;
-    *asked = 0;
+/* The device a model runs on. */
+typedef enum { DEV_CPU, DEV_VULKAN, DEV_CUDA } dev_kind;
+typedef struct dev_choice {
+    dev_kind kind;
+    int index;
+    int asked; /* the user named the device: no fallback */
+} dev_choice;
+
+/* Parses "kind" or "kind:N" (N defaults to 0); 0 when dev is not of that kind. */
+static int parse_indexed(const char *dev, const char *kind, int *index, fp4rt_status *st) {
+    size_t k = strlen(kind);
+    if (strncmp(dev, kind, k) || (dev[k] && dev[k] != ':')) return 0;
+    *st = FP4RT_OK;
+    *index = 0;
+    if (dev[k]) {
+        char *end = NULL;
+        long i = strtol(dev + k + 1, &end, 10);
+        if (end == dev + k + 1 || *end || i < 0 || i > 1000)
+            *st = fp4rt_fail(FP4RT_INVALID_ARGUMENT, "device '%s': expected %s:N", dev, kind);
+        *index = (int)i;
+    }
+    return 1;
+}
+
+/* --device: NULL / "auto" (the best CUDA device when the CUDA module loads,
+ * else the best Vulkan GPU, never a software device, else the CPU), "cpu",
+ * "vulkan" (= vulkan:0), "vulkan:N", "cuda" (= cuda:0), "cuda:N". */
+static fp4rt_status parse_device(const char *dev, dev_choice *out) {
+    out->kind = DEV_CPU;
+    out->index = -1;
+    out->asked = 0;
     if (!dev || !strcmp(dev, "auto")) {
+        int cu = fp4rt_cuda_best_device();
+        if (cu >= 0) {
+            out->kind = DEV_CUDA;
+            out->index = cu;
+            return FP4RT_OK;
+        }
 #ifdef FP4RT_HAVE_VULKAN
-        *vk_index = fp4rt_vk_best_device();
+        int vk = fp4rt_vk_best_device();
+        if (vk >= 0) {
+            out->kind = DEV_VULKAN;
+            out->index = vk;
+        }
 #endif
         return FP4RT_OK;
     }
     if (!strcmp(dev, "cpu")) return FP4RT_OK;
-    *asked = 1;
-    if (!strcmp(dev, "vulkan") || !strncmp(dev, "vulkan:", 7)) {
-        char *end = NULL;
-        long i = dev[6] ? strtol(dev + 7, &end, 10) : 0;
-        if (dev[6] && (end == dev + 7 || *end || i < 0 || i > 1000))
-            return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "device '%s': expected vulkan:N", dev);
+    out->asked = 1;
+    fp4rt_status st;
+    int i;
+    if (parse_indexed(dev, "cuda", &i, &st)) {
+        if (st) return st;
+        if (i >= fp4rt_cuda_device_count()) {
+            fp4rt_cuda_device_desc d;
+            return fp4rt_fail_context(fp4rt_cuda_device_get(i, &d), "device '%s'", dev);
+        }
+        out->kind = DEV_CUDA;
+        out->index = i;
+        return FP4RT_OK;
+    }
+    if (parse_indexed(dev, "vulkan", &i, &st)) {
+        if (st) return st;
 #ifdef FP4RT_HAVE_VULKAN
         if (i >= fp4rt_vk_device_count())
             return fp4rt_fail(FP4RT_DEVICE, "device '%s' is not available: %d Vulkan device%s%s%s%s", dev,
                               fp4rt_vk_device_count(), fp4rt_vk_device_count() == 1 ? "" : "s",
                               fp4rt_vk_unavailable_reason()[0] ? " (" : "", fp4rt_vk_unavailable_reason(),
                               fp4rt_vk_unavailable_reason()[0] ? ")" : "");
-        *vk_index = (int)i;
+        out->kind = DEV_VULKAN;
+        out->index = i;
         return FP4RT_OK;
 #else
         return fp4rt_fail(FP4RT_DEVICE, "device '%s' is not available: this build has no Vulkan backend", dev);
 #endif
     }
-    return fp4rt_fail(FP4RT_DEVICE, "device '%s' is not available (known: auto, cpu, vulkan:N)", dev);
+    return fp4rt_fail(FP4RT_DEVICE, "device '%s' is not available (known: auto, cpu, vulkan:N, cuda:N)", dev);
 }
 
-/* Creates and prepares the backend; a Vulkan device the user did not name
- * falls back to the CPU with a warning. */
-static fp4rt_status start_backend(fp4rt_model *m, int vk_index, int asked) {
-    fp4rt_status st;
+/* Creates and prepares the backend on one GPU device. */
+static fp4rt_status start_gpu(fp4rt_model *m, dev_kind kind, int index) {
+    fp4rt_status st = FP4RT_UNSUPPORTED;
+    m->backend = NULL;
+    if (kind == DEV_CUDA) {
+        m->backend = fp4rt_cuda_backend();
+        st = fp4rt_cuda_backend_create(index, &m->backend_ctx);
+    }
 #ifdef FP4RT_HAVE_VULKAN
-    if (vk_index >= 0) {
+    if (kind == DEV_VULKAN) {
         m->backend = &fp4rt_backend_vulkan;
-        st = fp4rt_vk_backend_create(vk_index, &m->backend_ctx);
-        if (!st) st = m->backend->prepare(m->backend_ctx, m->program);
-        if (!st || asked) return st;
-        fp4rt_log(FP4RT_LOG_WARN, "vulkan:%d is not usable (%s); falling back to the CPU", vk_index, fp4rt_last_error());
-        if (m->backend_ctx) m->backend->destroy(m->backend_ctx);
-        m->backend_ctx = NULL;
+        st = fp4rt_vk_backend_create(index, &m->backend_ctx);
+    }
+#endif
+    if (!m->backend) return fp4rt_fail(FP4RT_DEVICE, "no backend for device kind %d", (int)kind);
+    if (!st) st = m->backend->prepare(m->backend_ctx, m->program);
+    if (st && m->backend_ctx) m->backend->destroy(m->backend_ctx);
+    if (st) m->backend_ctx = NULL;
+    return st;
+}
+
+/* Creates and prepares the backend; a GPU device the user did not name falls
+ * back (CUDA to the best Vulkan GPU, then the CPU) with a warning. */
+static fp4rt_status start_backend(fp4rt_model *m, dev_choice d) {
+    fp4rt_status st;
+    while (d.kind != DEV_CPU) {
+        st = start_gpu(m, d.kind, d.index);
+        if (!st || d.asked) return st;
+        const char *name = d.kind == DEV_CUDA ? "cuda" : "vulkan";
+        int failed = d.index;
+        d.kind = DEV_CPU;
+#ifdef FP4RT_HAVE_VULKAN
+        if (!strcmp(name, "cuda") && fp4rt_vk_best_device() >= 0) {
+            d.kind = DEV_VULKAN;
+            d.index = fp4rt_vk_best_device();
+        }
+#endif
+        fp4rt_log(FP4RT_LOG_WARN, "%s:%d is not usable (%s); falling back to %s", name, failed, fp4rt_last_error(),
+                  d.kind == DEV_VULKAN ? "Vulkan" : "the CPU");
         fp4rt_clear_error();
     }
-#else
-    (void)vk_index;
-    (void)asked;
-#endif
     m->backend = &fp4rt_backend_cpu;
     st = m->backend->create(m->n_threads, &m->backend_ctx);
     if (!st && m->backend->prepare) st = m->backend->prepare(m->backend_ctx, m->program);
@@ -150,9 +219,8 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
         fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_load: dir is NULL");
         return NULL;
     }
-    int vk_index = -1; /* -1: the CPU */
-    int asked = 0;     /* the user named the device: no fallback */
-    fp4rt_status dst = parse_device(params->device, &vk_index, &asked);
+    dev_choice dev;
+    fp4rt_status dst = parse_device(params->device, &dev);
     if (dst) return NULL;
     fp4rt_model *m = fp4rt_calloc(1, sizeof *m, "model");
     if (!m) return NULL;
@@ -170,7 +238,7 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
             long n = sysconf(_SC_NPROCESSORS_ONLN);
             m->n_threads = n > 0 ? (int)n : 1;
         }
-        st = start_backend(m, vk_index, asked);
+        st = start_backend(m, dev);
     }
     if (!st && params->profile) {
         if (m->backend->set_profile)
@@ -231,17 +299,34 @@ fp4rt_status fp4rt_detokenize(const fp4rt_model *m, const int32_t *ids, size_t n
     return fp4rt_tokenizer_decode(m->tokenizer, ids, n, 0, text, &len);
 }
 
-int fp4rt_device_count(void) {
+static int vk_count(void) {
 #ifdef FP4RT_HAVE_VULKAN
-    return 1 + fp4rt_vk_device_count();
+    return fp4rt_vk_device_count();
 #else
-    return 1;
+    return 0;
 #endif
 }
+
+/* Device order: the CPU, the Vulkan devices, the CUDA devices. */
+int fp4rt_device_count(void) { return 1 + vk_count() + fp4rt_cuda_device_count(); }
 
 fp4rt_status fp4rt_device_get(int index, fp4rt_device_info *out) {
     if (!out || index < 0 || index >= fp4rt_device_count()) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "no device %d", index);
     memset(out, 0, sizeof *out);
+    if (index > vk_count()) {
+        int i = index - 1 - vk_count();
+        fp4rt_cuda_device_desc d;
+        fp4rt_status st = fp4rt_cuda_device_get(i, &d);
+        if (st) return st;
+        out->kind = FP4RT_DEVICE_CUDA;
+        snprintf(out->name, sizeof out->name, "cuda:%d", i);
+        snprintf(out->description, sizeof out->description, "%.80s (sm_%d%d, %.0f GB/s), NVFP4 %s%s%.60s", d.name,
+                 d.cc_major, d.cc_minor, d.bandwidth_gbs, fp4rt_cuda_fp4_path_name(d.fp4_path),
+                 d.usable ? "" : ", not usable: ", d.usable ? "" : d.reason);
+        out->memory_bytes = d.memory_bytes;
+        out->usable = d.usable;
+        return FP4RT_OK;
+    }
 #ifdef FP4RT_HAVE_VULKAN
     if (index > 0) {
         fp4rt_vk_device_desc d;

@@ -1,5 +1,5 @@
 /* Op-level backend parity (STYLE.md rule 12): every non-CPU backend present
- * (each Vulkan device) runs small programs of independent ops against the CPU
+ * (each Vulkan device, each CUDA device) runs small programs of independent ops against the CPU
  * reference backend on seeded random inputs, and each op's output is compared:
  *   - per-op NMSE ceiling, NaN/Inf check on every written lane;
  *   - guard bytes: every arena float that is not in an output buffer (inputs,
@@ -27,8 +27,11 @@
 
 #include "../runtime/backend.h"
 #include "../runtime/model.h"
+#include "../runtime/cuda.h"
 #include "../runtime/numfmt.h"
+#ifdef FP4RT_HAVE_VULKAN
 #include "../runtime/vk.h"
+#endif
 
 #include <stdint.h>
 
@@ -205,11 +208,18 @@ typedef struct backend {
     char name[300];
     const fp4rt_backend_ops *ops;
     int vk_index; /* -1: CPU */
+    int cuda;     /* 1: CUDA device cuda_index */
+    int cuda_index;
 } backend;
 
 static fp4rt_status backend_create(const backend *b, void **ctx) {
+    if (b->cuda) return fp4rt_cuda_backend_create(b->cuda_index, ctx);
     if (b->vk_index < 0) return b->ops->create(2, ctx);
+#ifdef FP4RT_HAVE_VULKAN
     return fp4rt_vk_backend_create(b->vk_index, ctx);
+#else
+    return FP4RT_UNSUPPORTED;
+#endif
 }
 
 typedef struct session {
@@ -437,7 +447,7 @@ typedef struct step_def {
 
 static void run_case(const backend *b, tcase *c, const step_def *steps, int n_steps) {
     session cpu, dev;
-    fp4rt_status st = session_open(&(backend){"cpu", &fp4rt_backend_cpu, -1}, c, &cpu);
+    fp4rt_status st = session_open(&(backend){"cpu", &fp4rt_backend_cpu, -1, 0, 0}, c, &cpu);
     CHECK_MSG(st == FP4RT_OK, "%s: cpu session: %s", c->name, fp4rt_last_error());
     fp4rt_status sd = st ? st : session_open(b, c, &dev);
     CHECK_MSG(sd == FP4RT_OK, "%s: %s session: %s", c->name, b->name, fp4rt_last_error());
@@ -726,13 +736,17 @@ static void cases_attention(const backend *b) {
     for (int i = 0; i < 3; i++) case_attention(b, &d_pieces[i], pieces, 6);
 }
 
-int main(void) {
+/* argv[1]: "vulkan" or "cuda" tests only that kind (none: every backend present);
+ * "cuda" exits 77 (ctest: skipped) when there is no usable CUDA device. */
+int main(int argc, char **argv) {
+    const char *only = argc > 1 ? argv[1] : "";
     fp4rt_numfmt_init();
     backend list[9];
     int n = 0;
     printf("backend cpu: reference\n");
-    int nvk = fp4rt_vk_device_count();
-    if (nvk == 0) printf("skipped: vulkan: no Vulkan device (%s)\n", fp4rt_vk_unavailable_reason());
+#ifdef FP4RT_HAVE_VULKAN
+    int nvk = strcmp(only, "cuda") ? fp4rt_vk_device_count() : 0;
+    if (nvk == 0 && strcmp(only, "cuda")) printf("skipped: vulkan: no Vulkan device (%s)\n", fp4rt_vk_unavailable_reason());
     for (int i = 0; i < nvk && n < 9; i++) {
         fp4rt_vk_device_desc d;
         if (fp4rt_vk_device_get(i, &d) || !d.usable) {
@@ -745,6 +759,25 @@ int main(void) {
         b->vk_index = i;
         printf("backend %s\n", b->name);
     }
+#endif
+    int n_vk = n;
+    int ncu = strcmp(only, "vulkan") ? fp4rt_cuda_device_count() : 0;
+    if (ncu == 0 && strcmp(only, "vulkan")) printf("skipped: cuda: %s\n", fp4rt_cuda_unavailable_reason());
+    for (int i = 0; i < ncu && n < 9; i++) {
+        fp4rt_cuda_device_desc d;
+        if (fp4rt_cuda_device_get(i, &d) || !d.usable) {
+            printf("skipped: cuda:%d %s: not usable (%s)\n", i, d.name, d.reason);
+            continue;
+        }
+        backend *b = &list[n++];
+        snprintf(b->name, sizeof b->name, "cuda:%d (%s, sm_%d%d)", i, d.name, d.cc_major, d.cc_minor);
+        b->ops = fp4rt_cuda_backend();
+        b->vk_index = -1;
+        b->cuda = 1;
+        b->cuda_index = i;
+        printf("backend %s\n", b->name);
+    }
+    if (!strcmp(only, "cuda") && n == 0) return 77;
     for (int i = 0; i < n; i++) {
         printf("%s vs cpu\n", list[i].name);
         case_linear(&list[i]);
@@ -757,9 +790,13 @@ int main(void) {
         case_gdn(&list[i], "gdn-long", 1, 3, 24, 40, 150, gl, 3);
         cases_attention(&list[i]);
     }
-    if (n) {
+#ifdef FP4RT_HAVE_VULKAN
+    if (n_vk) {
         long msgs = fp4rt_vk_message_count();
         CHECK_MSG(msgs == 0, "%ld validation messages", msgs);
     }
+#else
+    (void)n_vk;
+#endif
     return test_summary("test_backend_ops");
 }

@@ -15,13 +15,19 @@
  *     piece size lowered to 4 KiB (FP4RT_VK_PIECE_RANGE: every linear bound in
  *     pieces) gives bit-identical logits (the whole binding limit lowered:
  *     test_vk_exec.c).
- * Skips (exit 0, "skipped: ...") when there is no Vulkan device. */
+ * Skips (exit 0, "skipped: ...") when there is no Vulkan device.
+ * With argv[1] = "cuda:N" the same checks run on that CUDA device (no dequant
+ * kernel test; plus decode via CUDA graphs bit-identical to eager decode), and
+ * it exits 77 (ctest: skipped) when there is no such device. */
 #include "fp4rt.h"
 #include "test_util.h"
-#include "test_vk_util.h"
 
+#include "../runtime/cuda.h"
 #include "../runtime/numfmt.h"
+#ifdef FP4RT_HAVE_VULKAN
+#include "test_vk_util.h"
 #include "../runtime/vk.h"
+#endif
 
 #include <stdint.h>
 
@@ -47,6 +53,7 @@ static int32_t *read_tokens(const char *path, int *n) {
     return t;
 }
 
+#ifdef FP4RT_HAVE_VULKAN
 static void test_dequant(const char *dev) {
     void *ctx = NULL;
     int idx = atoi(dev + 7);
@@ -81,6 +88,7 @@ static void test_dequant(const char *dev) {
     free(scales);
     free(out);
 }
+#endif
 
 /* Teacher-forced logits [n, vocab]: chunk 1 = decode path, else prefill chunks. */
 static float *run_logits(const char *model_dir, const char *dev, const int32_t *tok, int n, int chunk, int *vocab) {
@@ -149,13 +157,42 @@ static void compare(const char *what, const float *a, const float *ref, size_t n
     CHECK_MSG(e <= ceiling, "%s: NMSE %.3g > %.3g", what, e, ceiling);
 }
 
-int main(void) {
+/* CUDA: argv[1] "cuda:N"; exits 77 (ctest: skipped) without that device. */
+static int pick_cuda(const char *dev) {
+    int i = atoi(dev + 5);
+    fp4rt_cuda_device_desc d;
+    if (fp4rt_cuda_device_get(i, &d)) {
+        printf("skipped: %s: %s\n", dev, fp4rt_last_error());
+        return 0;
+    }
+    if (!d.usable) {
+        printf("skipped: %s (%s) is not usable: %s\n", dev, d.name, d.reason);
+        return 0;
+    }
+    printf("device %s: %s (sm_%d%d, %s)\n", dev, d.name, d.cc_major, d.cc_minor, fp4rt_cuda_module_build());
+    return 1;
+}
+
+int main(int argc, char **argv) {
     char dev[32];
-    fp4rt_vk_device_desc d;
-    if (!test_vk_pick_device(dev, sizeof dev, &d)) return 0;
-    printf("device %s: %s (%s)\n", dev, d.name, d.driver);
+    int cuda = argc > 1 && !strncmp(argv[1], "cuda", 4);
+    if (cuda) {
+        snprintf(dev, sizeof dev, "%s", strchr(argv[1], ':') ? argv[1] : "cuda:0");
+        if (!pick_cuda(dev)) return 77;
+    } else {
+#ifdef FP4RT_HAVE_VULKAN
+        fp4rt_vk_device_desc d;
+        if (!test_vk_pick_device(dev, sizeof dev, &d)) return 0;
+        printf("device %s: %s (%s)\n", dev, d.name, d.driver);
+#else
+        printf("skipped: no Vulkan backend in this build\n");
+        return 0;
+#endif
+    }
     fp4rt_numfmt_init();
-    test_dequant(dev);
+#ifdef FP4RT_HAVE_VULKAN
+    if (!cuda) test_dequant(dev);
+#endif
 
     int n = 0;
     int32_t *tok = read_tokens("tests/fixtures/tokens.txt", &n);
@@ -184,6 +221,15 @@ int main(void) {
         /* also the determinism check: a second run, bit-identical */
         if (vk_split && vk_pre) CHECK_MSG(!memcmp(vk_split, vk_pre, nv * 4),
                                           "%s: a second run (weights bound in pieces) differs", models[k]);
+        if (cuda && vk_dec) {
+            /* decode steps replayed from the captured CUDA graph = recorded one by one */
+            setenv("FP4RT_CUDA_GRAPHS", "0", 1);
+            float *eager = run_logits(models[k], dev, tok, n, 1, &V);
+            unsetenv("FP4RT_CUDA_GRAPHS");
+            if (eager) CHECK_MSG(!memcmp(eager, vk_dec, nv * 4), "%s: decode via CUDA graphs differs from eager decode",
+                                 models[k]);
+            free(eager);
+        }
         int32_t g_cpu[32] = {0}, g_vk[32] = {0};
         greedy(models[k], "cpu", tok, 8, g_cpu, 32);
         greedy(models[k], dev, tok, 8, g_vk, 32);
@@ -195,7 +241,9 @@ int main(void) {
         free(vk_split);
     }
     free(tok);
+#ifdef FP4RT_HAVE_VULKAN
     long msgs = fp4rt_vk_message_count();
     CHECK_MSG(msgs == 0, "%ld validation messages", msgs);
+#endif
     return test_summary("test_vk_model");
 }

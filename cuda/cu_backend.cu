@@ -1,0 +1,518 @@
+/* The CUDA backend's table (runtime/backend.h): a context on one device with
+ * one stream; buffers (cudaMalloc); uploads and downloads through a bounded
+ * pinned staging buffer (two halves used in turn, so host memory during the
+ * weight upload stays near its size); prepare (every tensor the program reads,
+ * once per host pointer, streamed from the mmapped checkpoint into one device
+ * allocation); run (the op recorders in program order on the stream; decode
+ * steps captured once into a CUDA graph and replayed with only the device step
+ * info changing); synchronize; describe.
+ *
+ * Ordering: everything goes through c->stream, so uploads, clears, steps and
+ * downloads happen in call order; run returns without waiting, a download or
+ * synchronize waits. */
+#include "cu_internal.h"
+
+#include <algorithm>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CU_STAGING_BYTES ((size_t)64 << 20) /* both halves; FP4RT_CUDA_STAGING_KB overrides (tests) */
+#define CU_WEIGHT_ALIGN 256
+
+static fp4rt_status ck(cudaError_t e, const char *what) { return e == cudaSuccess ? FP4RT_OK : fp4rt_cu_error(e, what); }
+
+static const char *op_name(fp4rt_op_kind k) {
+    static const char *names[FP4RT_OP_COUNT] = {"EMBED", "RMSNORM", "GATED_RMSNORM", "L2NORM", "LINEAR",
+                                                "ROPE", "KV_APPEND", "ATTENTION", "SIGMOID_GATE", "CONV1D_SILU",
+                                                "GATED_DELTA", "SWIGLU", "ADD"};
+    return (unsigned)k < FP4RT_OP_COUNT ? names[k] : "?";
+}
+
+/* ---- context ---- */
+
+static void cu_destroy(void *vc) {
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
+    if (!c) return;
+    cudaSetDevice(c->device);
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    if (c->graph) cudaGraphExecDestroy(c->graph);
+    cudaFree(c->weights);
+    cudaFree(c->workspace);
+    cudaFree(c->d_step);
+    cudaFreeHost(c->staging);
+    for (int i = 0; i < 2; i++)
+        if (c->staging_done[i]) cudaEventDestroy(c->staging_done[i]);
+    for (int i = 0; i < CU_STEP_SLOTS; i++) {
+        cudaFreeHost(c->h_step[i]);
+        if (c->h_step_done[i]) cudaEventDestroy(c->h_step_done[i]);
+    }
+    if (c->stream) cudaStreamDestroy(c->stream);
+    cudaGetLastError();
+    free(c->tensors);
+    free(c);
+}
+
+fp4rt_status fp4rt_cu_backend_create(int index, void **out) {
+    *out = NULL;
+    fp4rt_cuda_device_desc d;
+    fp4rt_status st = fp4rt_cu_device_desc(index, &d);
+    if (st) return st;
+    if (!d.usable) return fp4rt_cu_fail(FP4RT_DEVICE, "cuda:%d (%s) is not usable: %s", index, d.name, d.reason);
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)calloc(1, sizeof *c);
+    if (!c) return fp4rt_cu_fail(FP4RT_OUT_OF_MEMORY, "out of memory creating the CUDA backend");
+    c->device = index;
+    c->desc = d;
+    c->sm = d.cc_major * 10 + d.cc_minor;
+    const char *g = getenv("FP4RT_CUDA_GRAPHS");
+    c->use_graphs = !(g && !strcmp(g, "0"));
+    size_t staging = CU_STAGING_BYTES;
+    const char *sk = getenv("FP4RT_CUDA_STAGING_KB");
+    if (sk && atol(sk) > 0) staging = (size_t)atol(sk) << 10;
+    c->staging_half = staging / 2;
+    st = ck(cudaSetDevice(index), "selecting the device");
+    if (!st) st = ck(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "creating the stream");
+    if (!st) st = ck(cudaHostAlloc((void **)&c->staging, staging, cudaHostAllocDefault), "allocating pinned staging");
+    for (int i = 0; !st && i < 2; i++)
+        st = ck(cudaEventCreateWithFlags(&c->staging_done[i], cudaEventDisableTiming), "creating an event");
+    for (int i = 0; !st && i < CU_STEP_SLOTS; i++)
+        st = ck(cudaEventCreateWithFlags(&c->h_step_done[i], cudaEventDisableTiming), "creating an event");
+    if (st) {
+        fp4rt_cu_host->fail_context(st, "cuda: starting the backend");
+        cu_destroy(c);
+        return st;
+    }
+    *out = c;
+    return FP4RT_OK;
+}
+
+static fp4rt_status cu_create(int n_threads, void **out) {
+    (void)n_threads;
+    return fp4rt_cu_backend_create(0, out);
+}
+
+/* ---- buffers and copies ---- */
+
+static fp4rt_status cu_buffer_alloc(void *vc, size_t bytes, const char *what, fp4rt_buffer **out) {
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
+    *out = NULL;
+    cudaSetDevice(c->device);
+    fp4rt_buffer *b = (fp4rt_buffer *)calloc(1, sizeof *b);
+    if (!b) return fp4rt_cu_fail(FP4RT_OUT_OF_MEMORY, "out of memory allocating %s", what);
+    cudaError_t e = cudaMalloc(&b->dev, bytes ? bytes : 1);
+    if (e) {
+        free(b);
+        cudaGetLastError();
+        return fp4rt_cu_fail(e == cudaErrorMemoryAllocation ? FP4RT_OUT_OF_MEMORY : FP4RT_DEVICE,
+                             "cuda:%d: allocating %zu bytes for %s: %s", c->device, bytes, what, cudaGetErrorString(e));
+    }
+    b->bytes = bytes;
+    b->what = what;
+    *out = b;
+    return FP4RT_OK;
+}
+
+static void cu_buffer_free(void *vc, fp4rt_buffer *b) {
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
+    if (!b) return;
+    cudaSetDevice(c->device);
+    cudaStreamSynchronize(c->stream); /* no step still reads it */
+    cudaFree(b->dev);
+    cudaGetLastError();
+    free(b);
+}
+
+/* Host -> device through the staging halves: the source is copied into a half
+ * (after the half's previous copy finished) and sent asynchronously. */
+static fp4rt_status upload(fp4rt_cu_ctx *c, void *dev, const void *src, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+        int h = c->staging_next;
+        c->staging_next ^= 1;
+        fp4rt_status st = ck(cudaEventSynchronize(c->staging_done[h]), "upload");
+        if (st) return st;
+        size_t k = std::min(n - done, c->staging_half);
+        unsigned char *buf = c->staging + (size_t)h * c->staging_half;
+        memcpy(buf, (const unsigned char *)src + done, k);
+        st = ck(cudaMemcpyAsync((unsigned char *)dev + done, buf, k, cudaMemcpyHostToDevice, c->stream), "upload");
+        if (!st) st = ck(cudaEventRecord(c->staging_done[h], c->stream), "upload");
+        if (st) return st;
+        done += k;
+    }
+    return FP4RT_OK;
+}
+
+static fp4rt_status download(fp4rt_cu_ctx *c, const void *dev, void *dst, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+        size_t k = std::min(n - done, c->staging_half);
+        fp4rt_status st = ck(cudaMemcpyAsync(c->staging, (const unsigned char *)dev + done, k, cudaMemcpyDeviceToHost,
+                                             c->stream), "download");
+        if (!st) st = ck(cudaStreamSynchronize(c->stream), "download (waiting for the device)");
+        if (st) return st;
+        memcpy((unsigned char *)dst + done, c->staging, k);
+        done += k;
+    }
+    return FP4RT_OK;
+}
+
+static fp4rt_status range_check(const fp4rt_buffer *b, size_t off, size_t n, const char *what) {
+    if (off > b->bytes || n > b->bytes - off)
+        return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "cuda: %s of %zu bytes at offset %zu is outside %s (%zu bytes)", what,
+                             n, off, b->what ? b->what : "the buffer", b->bytes);
+    return FP4RT_OK;
+}
+
+static fp4rt_status cu_buffer_upload(void *vc, fp4rt_buffer *b, size_t off, const void *src, size_t n) {
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
+    fp4rt_status st = range_check(b, off, n, "upload");
+    if (st) return st;
+    cudaSetDevice(c->device);
+    return upload(c, (unsigned char *)b->dev + off, src, n);
+}
+
+static fp4rt_status cu_buffer_download(void *vc, fp4rt_buffer *b, size_t off, void *dst, size_t n) {
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
+    fp4rt_status st = range_check(b, off, n, "download");
+    if (st) return st;
+    cudaSetDevice(c->device);
+    return download(c, (const unsigned char *)b->dev + off, dst, n);
+}
+
+static fp4rt_status cu_buffer_clear(void *vc, fp4rt_buffer *b) {
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
+    cudaSetDevice(c->device);
+    return ck(cudaMemsetAsync(b->dev, 0, b->bytes, c->stream), "clearing a buffer");
+}
+
+/* ---- weights ---- */
+
+static size_t dtype_size(fp4rt_dtype dt) { return dt == FP4RT_DT_F32 ? 4 : 2; } /* embeddings: F32, BF16, F16 */
+
+static uint64_t linear_weight_bytes(const fp4rt_linear *l) {
+    uint64_t nk = (uint64_t)l->n_out * l->n_in;
+    switch (l->fmt) {
+    case FP4RT_W_BF16:
+    case FP4RT_W_F16: return 2 * nk;
+    case FP4RT_W_F32: return 4 * nk;
+    case FP4RT_W_FP8: return nk;
+    default: return nk / 2;
+    }
+}
+
+typedef struct tensor_list {
+    cu_tensor *t;
+    int n, cap;
+} tensor_list;
+
+static fp4rt_status add_tensor(tensor_list *l, const void *host, uint64_t bytes, const char *name) {
+    if (!host) return FP4RT_OK;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 256;
+        cu_tensor *t = (cu_tensor *)realloc(l->t, (size_t)cap * sizeof *t);
+        if (!t) return fp4rt_cu_fail(FP4RT_OUT_OF_MEMORY, "out of memory listing tensors");
+        l->t = t;
+        l->cap = cap;
+    }
+    l->t[l->n++] = cu_tensor{host, (size_t)bytes, 0, name};
+    return FP4RT_OK;
+}
+
+/* Every tensor the program reads (tied weights appear once: same host pointer). */
+static fp4rt_status list_tensors(const fp4rt_program *p, tensor_list *l) {
+    const fp4rt_weights *w = p->weights;
+    const fp4rt_config *cfg = &w->cfg;
+    fp4rt_status st = FP4RT_OK;
+    for (int i = 0; !st && i < p->n_ops; i++) {
+        const fp4rt_op *op = &p->ops[i];
+        switch (op->kind) {
+        case FP4RT_OP_EMBED:
+            st = add_tensor(l, w->embed, (uint64_t)cfg->vocab * cfg->hidden * dtype_size(w->embed_dtype), "embed_tokens");
+            break;
+        case FP4RT_OP_LINEAR:
+            st = add_tensor(l, op->lin->weight, linear_weight_bytes(op->lin), op->lin->module);
+            if (!st && op->lin->block_scale)
+                st = add_tensor(l, op->lin->block_scale, (uint64_t)op->lin->n_out * op->lin->n_in / 16, op->lin->module);
+            break;
+        case FP4RT_OP_RMSNORM:
+        case FP4RT_OP_GATED_RMSNORM: st = add_tensor(l, op->w, (uint64_t)op->group_dim * 4, "norm"); break;
+        case FP4RT_OP_CONV1D_SILU: st = add_tensor(l, op->w, (uint64_t)op->x.cols * op->group_dim * 4, "conv1d"); break;
+        case FP4RT_OP_GATED_DELTA:
+            st = add_tensor(l, w->layers[op->layer].dt_bias, (uint64_t)cfg->lin_v_heads * 4, "dt_bias");
+            if (!st) st = add_tensor(l, w->layers[op->layer].neg_A, (uint64_t)cfg->lin_v_heads * 4, "A_log");
+            break;
+        default: break;
+        }
+    }
+    if (st) return st;
+    /* sorted by host pointer, duplicates merged (the larger size wins) */
+    std::sort(l->t, l->t + l->n, [](const cu_tensor &a, const cu_tensor &b) {
+        return (uintptr_t)a.host < (uintptr_t)b.host;
+    });
+    int m = 0;
+    for (int i = 0; i < l->n; i++) {
+        if (m > 0 && l->t[m - 1].host == l->t[i].host)
+            l->t[m - 1].bytes = std::max(l->t[m - 1].bytes, l->t[i].bytes);
+        else
+            l->t[m++] = l->t[i];
+    }
+    l->n = m;
+    return FP4RT_OK;
+}
+
+static fp4rt_status cu_prepare(void *vc, const fp4rt_program *p) {
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
+    if (c->prepared == p) return FP4RT_OK;
+    if (c->prepared) return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "cuda: the backend is already prepared for a program");
+    cudaSetDevice(c->device);
+    tensor_list l = {NULL, 0, 0};
+    fp4rt_status st = list_tensors(p, &l);
+    size_t total = 0;
+    for (int i = 0; !st && i < l.n; i++) {
+        total = (total + CU_WEIGHT_ALIGN - 1) / CU_WEIGHT_ALIGN * CU_WEIGHT_ALIGN;
+        l.t[i].offset = total;
+        total += l.t[i].bytes;
+    }
+    if (!st) {
+        cudaError_t e = cudaMalloc(&c->weights, total ? total : 1);
+        if (e) {
+            cudaGetLastError();
+            c->weights = NULL;
+            st = fp4rt_cu_fail(e == cudaErrorMemoryAllocation ? FP4RT_OUT_OF_MEMORY : FP4RT_DEVICE,
+                               "cuda:%d: the weights need %.2f GiB of device memory: %s", c->device, total / 1073741824.0,
+                               cudaGetErrorString(e));
+        }
+    }
+    for (int i = 0; !st && i < l.n; i++) {
+        st = upload(c, (unsigned char *)c->weights + l.t[i].offset, l.t[i].host, l.t[i].bytes);
+        if (st) fp4rt_cu_host->fail_context(st, l.t[i].name ? l.t[i].name : "tensor");
+    }
+    if (!st) st = ck(cudaStreamSynchronize(c->stream), "uploading the weights");
+    if (st) {
+        cudaFree(c->weights);
+        c->weights = NULL;
+        free(l.t);
+        return fp4rt_cu_host->fail_context(st, "cuda: uploading the weights");
+    }
+    c->tensors = l.t;
+    c->n_tensors = l.n;
+    c->weights_bytes = total;
+    c->prepared = p;
+    fp4rt_cu_log(FP4RT_LOG_DEBUG, "cuda:%d: %d tensors, %.3f GiB uploaded through %zu KiB of pinned staging", c->device,
+                 l.n, total / 1073741824.0, 2 * c->staging_half >> 10);
+    return FP4RT_OK;
+}
+
+const void *fp4rt_cu_weight(const fp4rt_cu_ctx *c, const void *host) {
+    int lo = 0, hi = c->n_tensors - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        uintptr_t h = (uintptr_t)c->tensors[mid].host;
+        if (h == (uintptr_t)host) return (const unsigned char *)c->weights + c->tensors[mid].offset;
+        if (h < (uintptr_t)host)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return NULL;
+}
+
+/* ---- per-session state: workspace, step info ---- */
+
+void *fp4rt_cu_workspace(const fp4rt_cu_step *s, size_t bytes) {
+    if (bytes > s->c->workspace_bytes) {
+        fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "cuda: an op asked for %zu bytes of workspace, %zu reserved "
+                                              "(fp4rt_cu_workspace_bytes under-reports)", bytes, s->c->workspace_bytes);
+        return NULL;
+    }
+    return s->c->workspace;
+}
+
+static fp4rt_status ensure_workspace(fp4rt_cu_ctx *c, const fp4rt_program *p, int chunk) {
+    size_t need = 0;
+    for (int i = 0; i < p->n_ops; i++) {
+        need = std::max(need, fp4rt_cu_workspace_bytes(p, &p->ops[i], chunk));
+        need = std::max(need, fp4rt_cu_workspace_bytes(p, &p->ops[i], 1));
+    }
+    if (need <= c->workspace_bytes) return FP4RT_OK;
+    need = (need + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+    cudaStreamSynchronize(c->stream);
+    cudaFree(c->workspace);
+    c->workspace = NULL;
+    c->workspace_bytes = 0;
+    cudaError_t e = cudaMalloc(&c->workspace, need);
+    if (e) {
+        cudaGetLastError();
+        c->workspace = NULL;
+        return fp4rt_cu_fail(FP4RT_OUT_OF_MEMORY, "cuda:%d: workspace of %zu bytes: %s", c->device, need,
+                             cudaGetErrorString(e));
+    }
+    c->workspace_bytes = need;
+    return FP4RT_OK;
+}
+
+static fp4rt_status ensure_step_info(fp4rt_cu_ctx *c, int chunk) {
+    if (chunk <= c->step_cap) return FP4RT_OK;
+    size_t bytes = sizeof(fp4rt_cu_step_info) + (size_t)chunk * sizeof(int32_t);
+    cudaStreamSynchronize(c->stream);
+    cudaFree(c->d_step);
+    c->d_step = NULL;
+    c->step_cap = 0;
+    fp4rt_status st = ck(cudaMalloc((void **)&c->d_step, bytes), "allocating the step info");
+    for (int i = 0; !st && i < CU_STEP_SLOTS; i++) {
+        cudaFreeHost(c->h_step[i]);
+        c->h_step[i] = NULL;
+        st = ck(cudaHostAlloc((void **)&c->h_step[i], bytes, cudaHostAllocDefault), "allocating the step info");
+    }
+    if (!st) c->step_cap = chunk;
+    return st;
+}
+
+/* ---- the step ---- */
+
+static fp4rt_status record_op(const fp4rt_cu_step *s, const fp4rt_op *op) {
+    switch (op->kind) {
+    case FP4RT_OP_EMBED: return fp4rt_cu_op_embed(s, op);
+    case FP4RT_OP_RMSNORM:
+    case FP4RT_OP_GATED_RMSNORM:
+    case FP4RT_OP_L2NORM: return fp4rt_cu_op_norm(s, op);
+    case FP4RT_OP_SIGMOID_GATE:
+    case FP4RT_OP_SWIGLU:
+    case FP4RT_OP_ADD: return fp4rt_cu_op_eltwise(s, op);
+    case FP4RT_OP_LINEAR:
+        return op->lin->fmt == FP4RT_W_NVFP4_W4A4 ? fp4rt_cu_op_linear_w4a4(s, op) : fp4rt_cu_op_linear(s, op);
+    case FP4RT_OP_ROPE: return fp4rt_cu_op_rope(s, op);
+    case FP4RT_OP_KV_APPEND: return fp4rt_cu_op_kv_append(s, op);
+    case FP4RT_OP_ATTENTION: return fp4rt_cu_op_attention(s, op);
+    case FP4RT_OP_CONV1D_SILU: return fp4rt_cu_op_conv(s, op);
+    case FP4RT_OP_GATED_DELTA: return fp4rt_cu_op_gdn(s, op);
+    default: return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: op kind %d", (int)op->kind);
+    }
+}
+
+static fp4rt_status record_ops(const fp4rt_cu_step *s) {
+    for (int i = 0; i < s->p->n_ops; i++) {
+        const fp4rt_op *op = &s->p->ops[i];
+        fp4rt_status st = record_op(s, op);
+        if (!st) st = fp4rt_cu_check_launch(op_name(op->kind));
+        if (st) {
+            char where[96];
+            snprintf(where, sizeof where, "op %d (%s, layer %d)", i, op_name(op->kind), op->layer);
+            return fp4rt_cu_host->fail_context(st, where);
+        }
+    }
+    return FP4RT_OK;
+}
+
+/* A decode step: replays the graph captured for the same buffers and flags,
+ * else captures one. The host view of the step given to the recorders during
+ * capture has pos0 = -1 and no tokens: they must come from d_step. */
+static fp4rt_status run_graph(fp4rt_cu_ctx *c, fp4rt_cu_step *s) {
+    cu_graph_key k;
+    memset(&k, 0, sizeof k);
+    const fp4rt_session_buffers *sb = s->sb;
+    k.p = s->p;
+    k.bufs[0] = sb->scratch ? sb->scratch->dev : NULL;
+    k.bufs[1] = sb->kv ? sb->kv->dev : NULL;
+    k.bufs[2] = sb->conv ? sb->conv->dev : NULL;
+    k.bufs[3] = sb->ssm ? sb->ssm->dev : NULL;
+    k.bufs[4] = sb->logits ? sb->logits->dev : NULL;
+    k.n_ctx = sb->n_ctx;
+    k.chunk = sb->chunk;
+    k.kv_type = (int)sb->kv_type;
+    k.all_logits = s->step->all_logits;
+    k.no_logits = s->step->no_logits;
+    k.workspace = c->workspace;
+    k.workspace_bytes = c->workspace_bytes;
+    k.d_step = c->d_step;
+    if (!c->graph || memcmp(&k, &c->graph_key, sizeof k)) {
+        if (c->graph) cudaGraphExecDestroy(c->graph);
+        c->graph = NULL;
+        fp4rt_step hv = *s->step;
+        hv.pos0 = -1;
+        hv.tokens = NULL;
+        fp4rt_cu_step cs = *s;
+        cs.step = &hv;
+        fp4rt_status st = ck(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal), "starting graph capture");
+        if (st) return st;
+        st = record_ops(&cs);
+        cudaGraph_t g = NULL;
+        cudaError_t e = cudaStreamEndCapture(c->stream, &g);
+        if (!st && e) st = fp4rt_cu_error(e, "capturing the decode step (an op did something a graph cannot hold)");
+        if (!st) st = ck(cudaGraphInstantiate(&c->graph, g, 0), "instantiating the decode graph");
+        if (g) cudaGraphDestroy(g);
+        cudaGetLastError();
+        if (st) {
+            c->graph = NULL;
+            return st;
+        }
+        c->graph_key = k;
+        c->graph_captures++;
+        fp4rt_cu_log(FP4RT_LOG_DEBUG, "cuda:%d: decode step captured as a CUDA graph (capture %ld)", c->device,
+                     c->graph_captures);
+    }
+    c->graph_launches++;
+    return ck(cudaGraphLaunch(c->graph, c->stream), "launching the decode graph");
+}
+
+static fp4rt_status cu_run(void *vc, const fp4rt_program *p, const fp4rt_session_buffers *sb, const fp4rt_step *step) {
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
+    if (step->n_tokens < 1 || step->n_tokens > sb->chunk)
+        return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "step of %d tokens (chunk is %d)", step->n_tokens, sb->chunk);
+    if (step->pos0 < 0 || step->pos0 + step->n_tokens > sb->n_ctx)
+        return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "context full: %d + %d tokens exceed n_ctx %d", step->pos0,
+                             step->n_tokens, sb->n_ctx);
+    cudaSetDevice(c->device);
+    fp4rt_status st = cu_prepare(c, p);
+    if (!st) st = ensure_workspace(c, p, sb->chunk);
+    if (!st) st = ensure_step_info(c, sb->chunk);
+    if (st) return st;
+    /* the step info, through a pinned slot whose previous copy has finished */
+    int slot = c->step_slot;
+    c->step_slot = (slot + 1) % CU_STEP_SLOTS;
+    st = ck(cudaEventSynchronize(c->h_step_done[slot]), "step info");
+    if (st) return st;
+    fp4rt_cu_step_info *h = c->h_step[slot];
+    h->pos0 = step->pos0;
+    h->n_tokens = step->n_tokens;
+    memcpy(h->tokens, step->tokens, (size_t)step->n_tokens * sizeof(int32_t));
+    st = ck(cudaMemcpyAsync(c->d_step, h, sizeof *h + (size_t)step->n_tokens * sizeof(int32_t), cudaMemcpyHostToDevice,
+                            c->stream), "copying the step info");
+    if (!st) st = ck(cudaEventRecord(c->h_step_done[slot], c->stream), "step info");
+    if (st) return st;
+    fp4rt_cu_step s = {c, c->stream, p, sb, step, c->d_step, c->sm};
+    if (step->n_tokens == 1 && c->use_graphs) return run_graph(c, &s);
+    return record_ops(&s);
+}
+
+static fp4rt_status cu_synchronize(void *vc) {
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
+    cudaSetDevice(c->device);
+    return ck(cudaStreamSynchronize(c->stream), "waiting for the device");
+}
+
+static void cu_describe(void *vc, char *buf, size_t n) {
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
+    const char *path = c->desc.fp4_path == FP4RT_CUDA_FP4_NATIVE    ? "native FP4 MMA"
+                       : c->desc.fp4_path == FP4RT_CUDA_FP4_DEQUANT ? "in-register dequant"
+                                                                    : "in-register dequant (tcgen05 FP4 not implemented yet)";
+    snprintf(buf, n, "cuda:%d: %s (sm_%d, %.0f GiB, %.0f GB/s), FP32 math, NVFP4 %s%s", c->device, c->desc.name, c->sm,
+             c->desc.memory_bytes / 1073741824.0, c->desc.bandwidth_gbs, path,
+             c->use_graphs ? ", decode as CUDA graphs" : "");
+}
+
+const fp4rt_backend_ops fp4rt_cu_backend_ops = {
+    "cuda",
+    cu_create,
+    cu_destroy,
+    cu_buffer_alloc,
+    cu_buffer_free,
+    cu_buffer_upload,
+    cu_buffer_download,
+    cu_buffer_clear,
+    cu_prepare,
+    cu_run,
+    cu_synchronize,
+    cu_describe,
+    NULL, /* set_observer */
+};

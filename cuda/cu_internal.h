@@ -1,0 +1,79 @@
+/* CUDA backend core internals (cu_module.cu, cu_backend.cu): the context, the
+ * uploaded weights, the CUDA graph of the decode step. Op families use
+ * cu_ops.h only. */
+#ifndef FP4RT_CU_INTERNAL_H
+#define FP4RT_CU_INTERNAL_H
+
+#include "cu_ops.h"
+
+extern "C" {
+#include "cuda/cu_abi.h"
+}
+
+/* A host tensor uploaded to the weights allocation (dedup by host pointer). */
+typedef struct cu_tensor {
+    const void *host;
+    size_t bytes, offset; /* in c->weights */
+    const char *name;
+} cu_tensor;
+
+/* The captured decode step and what it was captured for: a change of any of
+ * these re-captures it. */
+typedef struct cu_graph_key {
+    const fp4rt_program *p;
+    const void *bufs[5]; /* scratch, kv, conv, ssm, logits device pointers */
+    int n_ctx, chunk, kv_type, all_logits, no_logits;
+    const void *workspace, *d_step;
+    size_t workspace_bytes;
+} cu_graph_key;
+
+#define CU_STEP_SLOTS 2 /* pinned host copies of the step info, used in turn */
+
+struct fp4rt_cu_ctx {
+    int device;
+    int sm; /* major * 10 + minor */
+    fp4rt_cuda_device_desc desc;
+    cudaStream_t stream;
+
+    /* bounded pinned staging for uploads / downloads: two halves used in turn */
+    unsigned char *staging;
+    size_t staging_half;
+    cudaEvent_t staging_done[2];
+    int staging_next;
+
+    /* weights of the prepared program: one allocation, tensors sorted by host pointer */
+    const fp4rt_program *prepared;
+    void *weights;
+    size_t weights_bytes;
+    cu_tensor *tensors;
+    int n_tensors;
+
+    /* step info: device copy read by kernels, pinned host slots it is copied from */
+    fp4rt_cu_step_info *d_step;
+    fp4rt_cu_step_info *h_step[CU_STEP_SLOTS];
+    cudaEvent_t h_step_done[CU_STEP_SLOTS];
+    int step_slot;
+    int step_cap; /* tokens the step info holds */
+
+    void *workspace;
+    size_t workspace_bytes;
+
+    /* decode CUDA graph */
+    int use_graphs; /* 0: FP4RT_CUDA_GRAPHS=0 */
+    cudaGraphExec_t graph;
+    cu_graph_key graph_key;
+    long graph_captures, graph_launches; /* for tests and the profile line */
+};
+
+/* The host table libfp4rt lent at init (cu_module.cu). */
+extern const fp4rt_cuda_host *fp4rt_cu_host;
+
+/* Records "what: <CUDA error>" (DEVICE, OUT_OF_MEMORY for allocation failures). */
+fp4rt_status fp4rt_cu_error(cudaError_t e, const char *what);
+/* The device's description (filled at init). */
+fp4rt_status fp4rt_cu_device_desc(int index, fp4rt_cuda_device_desc *out);
+/* The backend (cu_backend.cu). */
+extern const fp4rt_backend_ops fp4rt_cu_backend_ops;
+fp4rt_status fp4rt_cu_backend_create(int index, void **ctx);
+
+#endif
