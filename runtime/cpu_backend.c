@@ -183,4 +183,5 @@ const fp4rt_backend_ops fp4rt_backend_cpu = {
     .synchronize = NULL,
     .describe = cpu_describe,
     .set_observer = cpu_set_observer,
+    .measure_bandwidth = fp4rt_cpu_measure_bandwidth,
 };

@@ -229,6 +229,7 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .synchronize = NULL,
     .describe = vk_describe,
     .set_observer = NULL,
+    .measure_bandwidth = fp4rt_vk_measure_bandwidth,
 };
 
 fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8_t *scales, size_t n, uint16_t *out) {

@@ -128,6 +128,9 @@ fp4rt_status fp4rt_vk_dispatch(vk_ctx *c, vk_kernel k, const vk_bind *binds, int
 fp4rt_status fp4rt_vk_window(const vk_ctx *c, const fp4rt_buffer *b, VkDeviceSize offset, VkDeviceSize bytes,
                              const char *what, vk_bind *out, VkDeviceSize *skew);
 
+/* vk_bandwidth.c: backend.h measure_bandwidth */
+fp4rt_status fp4rt_vk_measure_bandwidth(void *ctx, double *bytes_per_s);
+
 /* vk_ops.c */
 typedef struct vk_step {
     vk_ctx *c;
