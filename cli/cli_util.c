@@ -81,7 +81,8 @@ double fp4rt_cli_now(void) {
 
 int fp4rt_cli_model_opt(int argc, char **argv, int *i, fp4rt_cli_model_opts *o) {
     const char *v;
-    if ((v = fp4rt_cli_opt(argc, argv, i, "--model"))) o->model = v;
+    if (!strcmp(argv[*i], "--profile")) o->profile = 1;
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--model"))) o->model = v;
     else if ((v = fp4rt_cli_opt(argc, argv, i, "--device"))) o->device = v;
     else if ((v = fp4rt_cli_opt(argc, argv, i, "--threads"))) o->threads = (int)fp4rt_cli_parse_long("--threads", v);
     else if ((v = fp4rt_cli_opt(argc, argv, i, "--ctx"))) o->session.n_ctx = (int)fp4rt_cli_parse_long("--ctx", v);
@@ -139,6 +140,7 @@ int fp4rt_cli_open(const fp4rt_cli_model_opts *o, fp4rt_model **m, fp4rt_session
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = o->device;
     mp.n_threads = o->threads;
+    mp.profile = o->profile;
     *m = fp4rt_model_load(o->model, &mp);
     if (!*m) return fp4rt_cli_fail(1);
     fprintf(stderr, "fp4rt: device %s\n", (*m)->device);

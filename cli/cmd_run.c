@@ -58,6 +58,7 @@ int fp4rt_cmd_run(int argc, char **argv) {
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = o.device;
     mp.n_threads = o.threads;
+    mp.profile = o.profile;
     m = fp4rt_model_load(o.model, &mp);
     if (!m) {
         free(ids);

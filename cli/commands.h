@@ -49,6 +49,7 @@ typedef struct fp4rt_cli_model_opts {
     const char *model;  /* --model DIR */
     const char *device; /* --device auto|cpu|vulkan:N */
     int threads;        /* --threads N */
+    int profile;        /* --profile: per-op times logged at the end */
     fp4rt_session_params session; /* --ctx N, --chunk N, --kv bf16|f32|fp8 */
 } fp4rt_cli_model_opts;
 

@@ -106,6 +106,9 @@ typedef struct fp4rt_model_params {
     int fp4_activations; /* reserved: quantize W4A16 activations to NVFP4 (opt-in) */
     fp4rt_progress_fn progress; /* NULL = none; called from the loading thread */
     void *progress_user;
+    int profile;         /* time every op (GPU timestamps on Vulkan); the totals per op kind
+                            are logged (INFO) when the model is freed. FP4RT_PROFILE=1 in the
+                            environment does the same. */
 } fp4rt_model_params;
 
 typedef struct fp4rt_session_params {

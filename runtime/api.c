@@ -172,6 +172,12 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
         }
         st = start_backend(m, vk_index, asked);
     }
+    if (!st && params->profile) {
+        if (m->backend->set_profile)
+            st = m->backend->set_profile(m->backend_ctx, 1);
+        else
+            fp4rt_log(FP4RT_LOG_WARN, "the %s backend has no profile", m->backend->name);
+    }
     if (!st && report(params, 1.0f, "ready")) st = FP4RT_CANCELLED;
     if (st == FP4RT_CANCELLED) fp4rt_fail(st, "%s: loading cancelled by the progress callback", dir);
     if (st) {
@@ -322,6 +328,19 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
         fp4rt_session_free(s);
         return NULL;
     }
+    if (m->backend->max_chunk) {
+        int cap = m->backend->max_chunk(m->backend_ctx, m->program);
+        if (cap < 1) {
+            fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend cannot hold one token's activations", m->backend->name);
+            fp4rt_session_free(s);
+            return NULL;
+        }
+        if (p.prefill_chunk > cap) {
+            fp4rt_log(FP4RT_LOG_INFO, "prefill chunk capped from %d to %d tokens (what the device binds at once)",
+                      p.prefill_chunk, cap);
+            p.prefill_chunk = cap;
+        }
+    }
     s->sb.n_ctx = p.n_ctx;
     s->sb.chunk = p.prefill_chunk;
     s->sb.kv_type = p.kv_type;
@@ -420,5 +439,37 @@ fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, 
         s->have_logits = 0;
     }
     if (m->backend->synchronize) return m->backend->synchronize(m->backend_ctx);
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_session_fetch_logits(fp4rt_session *s) {
+    fp4rt_model *m = s->model;
+    pthread_mutex_lock(&m->run_lock);
+    fp4rt_status st = m->backend->buffer_download(m->backend_ctx, s->sb.logits, 0, s->last_logits,
+                                                  (size_t)m->weights->cfg.vocab * 4);
+    pthread_mutex_unlock(&m->run_lock);
+    s->have_logits = !st;
+    return st;
+}
+
+fp4rt_status fp4rt_session_eval_pick(fp4rt_session *s, int32_t token, int32_t *id) {
+    fp4rt_model *m = s->model;
+    *id = -1;
+    if (!m->backend->argmax) return fp4rt_fail(FP4RT_INTERNAL, "the %s backend has no device pick", m->backend->name);
+    if (token < 0 || token >= m->weights->cfg.vocab)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "token %d is outside the vocabulary [0, %d)", token,
+                          m->weights->cfg.vocab);
+    if (s->n_past + 1 > s->sb.n_ctx)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d tokens held + 1 new exceed n_ctx %d", s->n_past,
+                          s->sb.n_ctx);
+    fp4rt_step step = {.tokens = &token, .n_tokens = 1, .pos0 = s->n_past, .argmax_valid = m->valid_ids,
+                       .argmax_out = id};
+    pthread_mutex_lock(&m->run_lock);
+    fp4rt_status st = m->backend->run(m->backend_ctx, m->program, &s->sb, &step);
+    pthread_mutex_unlock(&m->run_lock);
+    s->have_logits = 0;
+    if (st) return st;
+    s->history[s->n_past++] = token;
+    if (*id < 0) return fp4rt_session_fetch_logits(s); /* a NaN: the CPU sampler decides */
     return FP4RT_OK;
 }

@@ -11,6 +11,11 @@
 
 typedef struct fp4rt_buffer fp4rt_buffer; /* backend-defined */
 
+/* Numerics contract: every backend runs the gated delta rule of a step of
+ * n_tokens > 1 in the chunked form with chunks of this many tokens, and of one
+ * token in the recurrent form (MODEL.md 2.4), so prefill agrees across backends. */
+#define FP4RT_GDN_CHUNK 64
+
 /* Everything one session needs on the device. */
 typedef struct fp4rt_session_buffers {
     fp4rt_buffer *scratch; /* activation arena: [chunk, arena_width] f32 */
@@ -30,6 +35,13 @@ typedef struct fp4rt_step {
     int pos0;              /* position of tokens[0]; the cache holds pos0 tokens before */
     int all_logits;        /* logits for every row, else only the last row (row 0 of logits) */
     int no_logits;         /* skip the logits entirely (a prefill chunk that is not the last) */
+    /* Greedy pick on the device (backends with the argmax slot only): when argmax_out
+     * is set, the run also writes the argmax of the last row's logits (ids whose
+     * argmax_valid byte is 0 count as -inf; ties: the lowest id; exactly what
+     * fp4rt_sampler_sample picks greedily) to *argmax_out, or -1 when a logit is
+     * NaN (the caller then downloads the logits). */
+    const uint8_t *argmax_valid; /* [vocab] or NULL: every id valid; must stay alive and unchanged */
+    int32_t *argmax_out;
 } fp4rt_step;
 
 /* Calibration hook: called for every LINEAR op with its input rows (FP32, before
@@ -73,6 +85,18 @@ typedef struct fp4rt_backend_ops {
      * second or so; allocates and frees its own buffers (OUT_OF_MEMORY if it
      * cannot). fp4rt bench divides it by the bytes a decode step reads. */
     fp4rt_status (*measure_bandwidth)(void *ctx, double *bytes_per_s);
+    /* (optional) The largest prefill chunk (tokens per step) the backend accepts
+     * for this program (e.g. what fits the device's binding limit); sessions cap
+     * their chunk to it. NULL: no limit. */
+    int (*max_chunk)(void *ctx, const fp4rt_program *p);
+    /* (optional) Turns per-op timing on or off (--profile, FP4RT_PROFILE=1); the
+     * totals per op kind are logged when the backend is destroyed. */
+    fp4rt_status (*set_profile)(void *ctx, int on);
+    /* (optional) The greedy pick of `n` logits at float `offset` of `logits`, as
+     * step->argmax_out defines it, in a submission of its own (valid is read
+     * afresh). A backend with this slot honours step->argmax_out in run. */
+    fp4rt_status (*argmax)(void *ctx, fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
+                           int32_t *out);
 } fp4rt_backend_ops;
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;

@@ -162,6 +162,11 @@ static void cpu_describe(void *vc, char *buf, size_t n) {
     snprintf(buf, n, "cpu: %d threads, FP32 reference kernels", c->n_threads);
 }
 
+static fp4rt_status cpu_set_profile(void *vc, int on) {
+    ((cpu_ctx *)vc)->profile = on;
+    return FP4RT_OK;
+}
+
 static fp4rt_status cpu_set_observer(void *vc, fp4rt_linear_observer fn, void *user) {
     cpu_ctx *c = vc;
     c->observer = fn;
@@ -184,4 +189,5 @@ const fp4rt_backend_ops fp4rt_backend_cpu = {
     .describe = cpu_describe,
     .set_observer = cpu_set_observer,
     .measure_bandwidth = fp4rt_cpu_measure_bandwidth,
+    .set_profile = cpu_set_profile,
 };

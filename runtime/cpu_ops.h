@@ -96,7 +96,7 @@ void fp4rt_gdn_chunked(int T, int chunk, int dk, int dv, const float *q, const f
                        const float *g, size_t bg_stride, float *S, float *o, size_t o_stride,
                        float *ws);
 
-#define FP4RT_GDN_CHUNK 64
+/* FP4RT_GDN_CHUNK: backend.h */
 
 /* One output of a linear for one input row: the portable kernel, and the
  * vectorized one (x86-64 AVX2 + F16C; returns 0 where it does not apply, else

@@ -156,13 +156,19 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
     if (m->tokenizer) fp4rt_detok_stream_init(&ds, m->tokenizer, 1);
     int max = params->max_tokens > 0 ? params->max_tokens : m->gen.max_new_tokens;
     char piece[2048];
+    /* greedy without penalties on a backend that picks on the device: a decode
+     * step downloads one id (the same the sampler would pick), not the logits */
+    int device_pick = sp.greedy && sp.repetition_penalty == 1.0f && sp.presence_penalty == 0 &&
+                      sp.frequency_penalty == 0 && m->backend->argmax;
+    int32_t next = -1; /* the device's pick for the next token, -1: sample the logits */
     t0 = now();
     for (;;) {
         if (max > 0 && res.n_generated >= max) {
             res.stop_reason = FP4RT_STOP_MAX_TOKENS;
             break;
         }
-        int32_t id = fp4rt_sampler_sample(&smp, s->last_logits);
+        int32_t id = next >= 0 ? next : fp4rt_sampler_sample(&smp, s->last_logits);
+        next = -1;
         s->have_logits = 0;
         if (params->output_ids && (size_t)res.n_generated < params->output_cap)
             params->output_ids[res.n_generated] = id;
@@ -201,10 +207,17 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
             res.stop_reason = FP4RT_STOP_MAX_TOKENS;
             break;
         }
+        if (device_pick) {
+            st = fp4rt_session_eval_pick(s, id, &next);
+            if (st) break;
+            continue;
+        }
         st = fp4rt_session_eval(s, &id, 1, s->last_logits, 0);
         if (st) break;
         s->have_logits = 1;
     }
+    /* a pick not used: its logits are still on the device, the session keeps them */
+    if (!st && next >= 0) st = fp4rt_session_fetch_logits(s);
     if (!st && m->tokenizer && res.stop_reason != FP4RT_STOP_STRING && res.stop_reason != FP4RT_STOP_CALLBACK) {
         int k = fp4rt_detok_stream_flush(&ds, piece, sizeof piece);
         if (k > 0) add_text(&str, piece, (size_t)k, -1, &st);

@@ -47,6 +47,15 @@ struct fp4rt_session {
     fp4rt_memory_plan allocated; /* what was really allocated (bytes) */
 };
 
+/* One decode step of `token` whose next token is picked greedily on the device
+ * (backend->argmax must exist): *id gets exactly what fp4rt_sampler_sample picks
+ * greedily (without penalties) over the model's valid ids, and the logits stay
+ * on the device (have_logits = 0; fp4rt_session_fetch_logits brings them). When
+ * a logit is NaN, *id = -1 and the logits are downloaded (have_logits = 1). */
+fp4rt_status fp4rt_session_eval_pick(fp4rt_session *s, int32_t token, int32_t *id);
+/* Downloads the logits of the last step (a decode step) into last_logits. */
+fp4rt_status fp4rt_session_fetch_logits(fp4rt_session *s);
+
 /* Installs (fn != NULL) or removes the calibration hook on the model's backend
  * (runtime/backend.h). UNSUPPORTED if the backend has none. */
 fp4rt_status fp4rt_model_set_observer(fp4rt_model *m, fp4rt_linear_observer fn, void *user);

@@ -1,9 +1,12 @@
 /* The Vulkan backend's table (runtime/backend.h): context creation on one
  * device, session buffers, weight upload in prepare (every tensor the program
  * reads, once, streamed from the mmapped checkpoint through the staging
- * buffer into one device-local buffer) and run (every op recorded into one
- * command buffer, submitted and waited for). */
+ * buffer into one device-local buffer; the embedding table only when it is
+ * also the tied lm_head: the host gathers the step's rows) and run (a prefill
+ * chunk recorded into a one-shot command buffer; a decode step recorded once
+ * and replayed; each submitted and waited for). */
 #include "vk_internal.h"
+#include "vk_ops.h"
 
 #include "common.h"
 
@@ -19,7 +22,10 @@ static void vk_destroy(void *vc) {
     if (!c) return;
     if (c->dev) {
         c->vt.vkDeviceWaitIdle(c->dev);
-        fp4rt_buffer *bufs[] = {c->staging, c->dummy, c->weights, c->xq, c->rope_tab};
+        fp4rt_vk_profile_report(c);
+        fp4rt_vk_profile_free(c);
+        fp4rt_buffer *bufs[] = {c->staging, c->dummy,    c->step_info, c->weights, c->xq,
+                                c->input,   c->rope_tab, c->pick,      c->mask, c->attn_ws};
         for (size_t i = 0; i < FP4RT_ARRAY_LEN(bufs); i++) fp4rt_vk_buffer_destroy(c, bufs[i]);
         fp4rt_vk_pipelines_free(c);
     }
@@ -36,6 +42,10 @@ fp4rt_status fp4rt_vk_backend_create(int index, void **out) {
     fp4rt_status st = fp4rt_vk_device_open(c, index);
     if (!st) st = fp4rt_vk_pipelines_init(c);
     if (!st) st = fp4rt_vk_buffer_create(c, 256, 0, "dummy binding", &c->dummy);
+    if (!st) st = fp4rt_vk_buffer_create(c, sizeof(vk_step_info), 1, "step info", &c->step_info);
+    if (!st) memset(c->step_info->mapped, 0, sizeof(vk_step_info));
+    const char *prof = getenv("FP4RT_PROFILE");
+    if (!st && prof && prof[0] && strcmp(prof, "0")) st = fp4rt_vk_profile_enable(c, 1);
     if (st) {
         vk_destroy(c);
         return st;
@@ -104,9 +114,9 @@ static fp4rt_status vk_prepare(void *vc, const fp4rt_program *p) {
         const fp4rt_op *op = &p->ops[i];
         switch (op->kind) {
         case FP4RT_OP_EMBED:
-            st = add_tensor(c, w->embed, (uint64_t)cfg->vocab * cfg->hidden * fp4rt_dtype_size(w->embed_dtype),
-                            "embed_tokens", &total);
-            break;
+            if (w->embed_dtype != FP4RT_DT_BF16 && w->embed_dtype != FP4RT_DT_F16 && w->embed_dtype != FP4RT_DT_F32)
+                st = fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: embedding of dtype %d", (int)w->embed_dtype);
+            break; /* gathered on the host (embed_rows) */
         case FP4RT_OP_LINEAR:
             st = add_tensor(c, op->lin->weight, linear_weight_bytes(op->lin), op->lin->module, &total);
             if (!st && op->lin->block_scale)
@@ -133,28 +143,74 @@ static fp4rt_status vk_prepare(void *vc, const fp4rt_program *p) {
     return FP4RT_OK;
 }
 
-/* Workspaces that depend on the session: quantized activations and the RoPE table. */
-static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp4rt_session_buffers *sb) {
+/* (Re)creates *b with at least `need` bytes. */
+static fp4rt_status ensure_buffer(vk_ctx *c, fp4rt_buffer **b, size_t need, int host_visible, const char *what) {
+    if (*b && (*b)->bytes >= need) return FP4RT_OK;
+    fp4rt_vk_buffer_destroy(c, *b);
+    *b = NULL;
+    return fp4rt_vk_buffer_create(c, need, host_visible, what, b);
+}
+
+/* Largest K of a linear whose activations are quantized into xq (0: none). */
+static size_t max_quant_k(const fp4rt_program *p) {
     size_t max_k = 0;
-    const fp4rt_op *rope = NULL;
     for (int i = 0; i < p->n_ops; i++) {
         const fp4rt_op *op = &p->ops[i];
         if (op->kind == FP4RT_OP_LINEAR && (op->lin->fmt == FP4RT_W_FP8 || op->lin->fmt == FP4RT_W_NVFP4_W4A4) &&
             (size_t)op->lin->n_in > max_k)
             max_k = (size_t)op->lin->n_in;
+    }
+    return max_k;
+}
+
+/* The largest prefill chunk whose chunk-sized bindings each fit one binding:
+ * the activation arena, the quantized activations and the input rows. (The
+ * logits and the KV cache are bound in pieces by their ops.) */
+static int vk_max_chunk(void *vc, const fp4rt_program *p) {
+    vk_ctx *c = vc;
+    uint64_t per_row = (uint64_t)p->arena_width * 4;
+    uint64_t k = max_quant_k(p) * 4, h = (uint64_t)p->weights->cfg.hidden * 4;
+    if (k > per_row) per_row = k;
+    if (h > per_row) per_row = h;
+    uint64_t n = c->max_range / (per_row ? per_row : 1);
+    return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+/* Writes the step's embedding rows, converted to FP32 exactly as the CPU does
+ * (cpu_elementwise.c), into the host-visible input buffer. */
+static void embed_rows(vk_ctx *c, const fp4rt_weights *w, const fp4rt_step *step) {
+    size_t h = (size_t)w->cfg.hidden, es = fp4rt_dtype_size(w->embed_dtype);
+    float *y = c->input->mapped;
+    for (int t = 0; t < step->n_tokens; t++, y += h) {
+        const unsigned char *row = (const unsigned char *)w->embed + (size_t)step->tokens[t] * h * es;
+        if (w->embed_dtype == FP4RT_DT_F32) {
+            memcpy(y, row, h * 4);
+            continue;
+        }
+        for (size_t i = 0; i < h; i++) {
+            uint16_t v;
+            memcpy(&v, row + 2 * i, 2);
+            y[i] = w->embed_dtype == FP4RT_DT_BF16 ? fp4rt_bf16_to_f32(v) : fp4rt_f16_to_f32(v);
+        }
+    }
+}
+
+/* Workspaces that depend on the session: quantized activations, input rows and the RoPE table. */
+static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp4rt_session_buffers *sb) {
+    size_t max_k = max_quant_k(p);
+    const fp4rt_op *rope = NULL;
+    for (int i = 0; i < p->n_ops; i++) {
+        const fp4rt_op *op = &p->ops[i];
         if (op->kind == FP4RT_OP_ROPE) {
             if (rope && (rope->rotary_dim != op->rotary_dim || rope->rope_theta != op->rope_theta))
                 return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: RoPE ops with different rotary_dim / theta");
             rope = op;
         }
     }
-    size_t need = (size_t)sb->chunk * (max_k ? max_k : 1) * 4;
-    if (!c->xq || c->xq->bytes < need) {
-        fp4rt_vk_buffer_destroy(c, c->xq);
-        c->xq = NULL;
-        fp4rt_status st = fp4rt_vk_buffer_create(c, need, 0, "quantized activations", &c->xq);
-        if (st) return st;
-    }
+    fp4rt_status st = ensure_buffer(c, &c->xq, (size_t)sb->chunk * (max_k ? max_k : 1) * 4, 0,
+                                    "quantized activations");
+    if (!st) st = ensure_buffer(c, &c->input, (size_t)sb->chunk * p->weights->cfg.hidden * 4, 1, "input rows");
+    if (st) return st;
     if (rope && (!c->rope_tab || c->rope_ctx < sb->n_ctx || c->rope_dim != rope->rotary_dim ||
                  c->rope_theta != rope->rope_theta)) {
         int half = rope->rotary_dim / 2;
@@ -173,7 +229,7 @@ static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp
             }
         fp4rt_vk_buffer_destroy(c, c->rope_tab);
         c->rope_tab = NULL;
-        fp4rt_status st = fp4rt_vk_buffer_create(c, n * sizeof(float), 0, "RoPE table", &c->rope_tab);
+        st = fp4rt_vk_buffer_create(c, n * sizeof(float), 0, "RoPE table", &c->rope_tab);
         if (!st) st = fp4rt_vk_upload(c, c->rope_tab, 0, tab, n * sizeof(float));
         free(tab);
         if (st) return st;
@@ -181,7 +237,17 @@ static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp
         c->rope_dim = rope->rotary_dim;
         c->rope_theta = rope->rope_theta;
     }
-    return FP4RT_OK;
+    return fp4rt_vk_attention_workspace(c, p, sb);
+}
+
+static int replay_matches(const vk_ctx *c, const fp4rt_program *p, const fp4rt_session_buffers *sb,
+                          const fp4rt_step *step) {
+    const vk_replay *r = &c->replay;
+    return r->valid && r->p == p && r->scratch == sb->scratch && r->kv == sb->kv && r->conv == sb->conv &&
+           r->ssm == sb->ssm && r->logits == sb->logits && r->n_ctx == sb->n_ctx && r->chunk == sb->chunk &&
+           r->kv_type == (int)sb->kv_type && r->all_logits == !!step->all_logits &&
+           r->no_logits == !!step->no_logits && r->profile == c->prof.on &&
+           r->argmax == (step->argmax_out != NULL) && r->mask == step->argmax_valid;
 }
 
 static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session_buffers *sb, const fp4rt_step *step) {
@@ -191,23 +257,63 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     if (step->pos0 + step->n_tokens > sb->n_ctx)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d + %d tokens exceed n_ctx %d", step->pos0,
                           step->n_tokens, sb->n_ctx);
+    if (step->argmax_out && step->no_logits)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "vulkan: a greedy pick of a step without logits");
     fp4rt_status st = vk_prepare(c, p);
     if (!st) st = ensure_workspace(c, p, sb);
+    int vocab = p->weights->cfg.vocab;
+    if (!st && step->argmax_out) st = fp4rt_vk_argmax_prepare(c, step->argmax_valid, vocab);
     if (st) return st;
-    vk_step s = {.c = c, .p = p, .sb = sb, .step = step};
-    for (int i = 0; i < p->n_ops; i++) {
+    /* the previous submission was waited for: the GPU reads no step info or input now */
+    vk_step_info *si = c->step_info->mapped;
+    *si = (vk_step_info){.pos0 = (uint32_t)step->pos0, .n_tokens = (uint32_t)step->n_tokens};
+    embed_rows(c, p->weights, step);
+    int replay = step->n_tokens == 1;
+    if (replay && replay_matches(c, p, sb, step)) {
+        st = fp4rt_vk_replay_step(c);
+        if (!st) st = fp4rt_vk_profile_collect(c, p, 1);
+        if (!st && step->argmax_out) *step->argmax_out = fp4rt_vk_pick_result(c);
+        return st;
+    }
+    /* a decode step's recording must not depend on its position or token */
+    fp4rt_step rec = *step;
+    if (replay) {
+        rec.pos0 = -1;
+        rec.tokens = NULL;
+    }
+    vk_step s = {.c = c, .p = p, .sb = sb, .step = &rec, .replay = replay};
+    st = replay ? fp4rt_vk_begin_step(c) : fp4rt_vk_begin(c);
+    if (!st) st = fp4rt_vk_profile_begin(c, p);
+    for (int i = 0; !st && i < p->n_ops; i++) {
         const fp4rt_op *op = &p->ops[i];
         st = fp4rt_vk_record_op(&s, op);
         if (st) {
-            if (c->recording) { /* drop what was recorded */
-                c->vt.vkEndCommandBuffer(c->cmd);
-                c->recording = 0;
-            }
+            fp4rt_vk_abandon(c);
             return fp4rt_fail_context(st, "op %d (%s, layer %d)", i, fp4rt_op_name(op->kind), op->layer);
         }
+        fp4rt_vk_profile_op(c, i);
     }
-    return fp4rt_vk_submit_wait(c);
+    if (!st && step->argmax_out) {
+        size_t row = step->all_logits ? (size_t)(step->n_tokens - 1) * vocab : 0;
+        st = fp4rt_vk_rec_argmax(c, sb->logits, row, vocab, step->argmax_valid);
+    }
+    if (st) {
+        fp4rt_vk_abandon(c);
+        return st;
+    }
+    if (replay)
+        c->replay = (vk_replay){.valid = 1, .p = p, .scratch = sb->scratch, .kv = sb->kv, .conv = sb->conv,
+                                .ssm = sb->ssm, .logits = sb->logits, .n_ctx = sb->n_ctx, .chunk = sb->chunk,
+                                .kv_type = (int)sb->kv_type, .all_logits = !!step->all_logits,
+                                .no_logits = !!step->no_logits, .profile = c->prof.on,
+                                .argmax = step->argmax_out != NULL, .mask = step->argmax_valid};
+    st = fp4rt_vk_submit_wait(c);
+    if (!st) st = fp4rt_vk_profile_collect(c, p, 0);
+    if (!st && step->argmax_out) *step->argmax_out = fp4rt_vk_pick_result(c);
+    return st;
 }
+
+static fp4rt_status vk_set_profile(void *vc, int on) { return fp4rt_vk_profile_enable(vc, on); }
 
 static void vk_describe(void *vc, char *buf, size_t n) {
     vk_ctx *c = vc;
@@ -230,6 +336,9 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .describe = vk_describe,
     .set_observer = NULL,
     .measure_bandwidth = fp4rt_vk_measure_bandwidth,
+    .max_chunk = vk_max_chunk,
+    .set_profile = vk_set_profile,
+    .argmax = fp4rt_vk_argmax,
 };
 
 fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8_t *scales, size_t n, uint16_t *out) {

@@ -157,10 +157,18 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
     c->max_range = c->props.limits.maxStorageBufferRange;
     c->align = c->props.limits.minStorageBufferOffsetAlignment;
     if (c->align < 16) c->align = 16;
-    /* tests lower the weight binding limit to exercise linears bound in pieces */
-    c->piece_range = c->max_range;
+    /* tests lower the binding limit of the whole device to exercise everything
+     * bound in pieces and the prefill chunk capped to what fits one binding */
     const char *lim = getenv("FP4RT_VK_MAX_RANGE");
-    if (lim && strtoull(lim, NULL, 10) > 2 * c->align && strtoull(lim, NULL, 10) < c->max_range)
+    if (lim && strtoull(lim, NULL, 10) > 2 * c->align && strtoull(lim, NULL, 10) < c->max_range) {
+        c->max_range = strtoull(lim, NULL, 10) / 4 * 4;
+        fp4rt_log(FP4RT_LOG_INFO, "vulkan: FP4RT_VK_MAX_RANGE: bindings limited to %llu bytes",
+                  (unsigned long long)c->max_range);
+    }
+    /* FP4RT_VK_PIECE_RANGE lowers only the size of the weight pieces of linears */
+    c->piece_range = c->max_range;
+    lim = getenv("FP4RT_VK_PIECE_RANGE");
+    if (lim && strtoull(lim, NULL, 10) > 2 * c->align && strtoull(lim, NULL, 10) < c->piece_range)
         c->piece_range = strtoull(lim, NULL, 10);
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
@@ -181,9 +189,12 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
     if (st) return st;
     VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                       .commandPool = c->cmd_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-                                      .commandBufferCount = 1};
-    st = fp4rt_vk_check(c->vt.vkAllocateCommandBuffers(c->dev, &ai, &c->cmd), "vkAllocateCommandBuffers");
+                                      .commandBufferCount = 2};
+    VkCommandBuffer cbs[2];
+    st = fp4rt_vk_check(c->vt.vkAllocateCommandBuffers(c->dev, &ai, cbs), "vkAllocateCommandBuffers");
     if (st) return st;
+    c->cmd = c->cmd_once = cbs[0];
+    c->cmd_step = cbs[1];
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     return fp4rt_vk_check(c->vt.vkCreateFence(c->dev, &fci, NULL, &c->fence), "vkCreateFence");
 }

@@ -1,6 +1,7 @@
-/* Vulkan recording: one primary command buffer, begun, filled with dispatches
- * (each followed by a full compute-to-compute barrier: simple and always
- * correct), submitted and waited for. Bindings are push descriptors over
+/* Vulkan recording: a primary command buffer (one-shot, or the replayable
+ * decode step), begun, filled with dispatches (each followed by a full
+ * compute-to-compute barrier: simple and always correct), submitted and waited
+ * for. Bindings are push descriptors over
  * explicit windows of buffers (never VK_WHOLE_SIZE), each checked against
  * maxStorageBufferRange. */
 #include "vk_internal.h"
@@ -9,13 +10,12 @@
 
 #include <string.h>
 
-fp4rt_status fp4rt_vk_begin(vk_ctx *c) {
-    if (c->recording) return FP4RT_OK;
-    fp4rt_status st = fp4rt_vk_check(c->vt.vkResetCommandBuffer(c->cmd, 0), "vkResetCommandBuffer");
-    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
-    if (!st) st = fp4rt_vk_check(c->vt.vkBeginCommandBuffer(c->cmd, &bi), "vkBeginCommandBuffer");
+static fp4rt_status begin_into(vk_ctx *c, VkCommandBuffer cb, VkCommandBufferUsageFlags flags) {
+    fp4rt_status st = fp4rt_vk_check(c->vt.vkResetCommandBuffer(cb, 0), "vkResetCommandBuffer");
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, .flags = flags};
+    if (!st) st = fp4rt_vk_check(c->vt.vkBeginCommandBuffer(cb, &bi), "vkBeginCommandBuffer");
     if (st) return st;
+    c->cmd = cb;
     c->recording = 1;
     /* work of earlier submissions (uploads, steps) before anything recorded here */
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT,
@@ -23,6 +23,33 @@ fp4rt_status fp4rt_vk_begin(vk_ctx *c) {
     c->vt.vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1,
                                &mb, 0, NULL, 0, NULL);
     return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_vk_begin(vk_ctx *c) {
+    if (c->recording) return FP4RT_OK;
+    return begin_into(c, c->cmd_once, VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT);
+}
+
+fp4rt_status fp4rt_vk_begin_step(vk_ctx *c) {
+    if (c->recording) return fp4rt_fail(FP4RT_INTERNAL, "vulkan: a step is recorded while recording");
+    c->replay.valid = 0;
+    return begin_into(c, c->cmd_step, 0);
+}
+
+void fp4rt_vk_abandon(vk_ctx *c) {
+    if (!c->recording) return;
+    c->vt.vkEndCommandBuffer(c->cmd);
+    c->recording = 0;
+    if (c->cmd == c->cmd_step) c->replay.valid = 0;
+}
+
+static fp4rt_status submit_wait(vk_ctx *c, VkCommandBuffer cb) {
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};
+    fp4rt_status st = fp4rt_vk_check(c->vt.vkQueueSubmit(c->queue, 1, &si, c->fence), "vkQueueSubmit");
+    if (st) return st;
+    st = fp4rt_vk_check(c->vt.vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+    if (!st) st = fp4rt_vk_check(c->vt.vkResetFences(c->dev, 1, &c->fence), "vkResetFences");
+    return st;
 }
 
 fp4rt_status fp4rt_vk_submit_wait(vk_ctx *c) {
@@ -35,13 +62,21 @@ fp4rt_status fp4rt_vk_submit_wait(vk_ctx *c) {
     c->vt.vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                                VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     fp4rt_status st = fp4rt_vk_check(c->vt.vkEndCommandBuffer(c->cmd), "vkEndCommandBuffer");
-    if (st) return st;
-    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->cmd};
-    st = fp4rt_vk_check(c->vt.vkQueueSubmit(c->queue, 1, &si, c->fence), "vkQueueSubmit");
-    if (st) return st;
-    st = fp4rt_vk_check(c->vt.vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
-    if (!st) st = fp4rt_vk_check(c->vt.vkResetFences(c->dev, 1, &c->fence), "vkResetFences");
-    return st;
+    if (st) {
+        if (c->cmd == c->cmd_step) c->replay.valid = 0;
+        return st;
+    }
+    return submit_wait(c, c->cmd);
+}
+
+fp4rt_status fp4rt_vk_replay_step(vk_ctx *c) {
+    if (c->recording || !c->replay.valid)
+        return fp4rt_fail(FP4RT_INTERNAL, "vulkan: no recorded step to replay");
+    return submit_wait(c, c->cmd_step);
+}
+
+void fp4rt_vk_timestamp(vk_ctx *c, uint32_t q) {
+    c->vt.vkCmdWriteTimestamp(c->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, c->prof.pool, q);
 }
 
 fp4rt_status fp4rt_vk_window(const vk_ctx *c, const fp4rt_buffer *b, VkDeviceSize offset, VkDeviceSize bytes,
@@ -72,21 +107,25 @@ fp4rt_status fp4rt_vk_dispatch(vk_ctx *c, vk_kernel k, const vk_bind *binds, int
     fp4rt_status st = fp4rt_vk_pipeline_get(c, k, &pipe);
     if (!st) st = fp4rt_vk_begin(c);
     if (st) return st;
-    VkDescriptorBufferInfo bi[VK_MAX_BINDINGS];
-    VkWriteDescriptorSet w[VK_MAX_BINDINGS];
-    for (int i = 0; i < VK_MAX_BINDINGS; i++) {
-        if (i < n_binds && binds[i].b)
+    VkDescriptorBufferInfo bi[VK_MAX_BINDINGS + 1];
+    VkWriteDescriptorSet w[VK_MAX_BINDINGS + 1];
+    for (int i = 0; i <= VK_MAX_BINDINGS; i++) {
+        if (i == VK_STEP_BINDING)
+            bi[i] = (VkDescriptorBufferInfo){c->step_info->buf, 0, sizeof(vk_step_info)};
+        else if (i < n_binds && binds[i].b)
             bi[i] = (VkDescriptorBufferInfo){binds[i].b->buf, binds[i].offset, binds[i].range};
         else
             bi[i] = (VkDescriptorBufferInfo){c->dummy->buf, 0, 16};
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstBinding = (uint32_t)i,
-                                      .descriptorCount = 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                      .descriptorCount = 1,
+                                      .descriptorType = i == VK_STEP_BINDING ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
+                                                                             : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                       .pBufferInfo = &bi[i]};
     }
     uint8_t pc[VK_PUSH_BYTES] = {0};
     memcpy(pc, push, push_bytes < sizeof pc ? push_bytes : sizeof pc);
     c->vt.vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
-    c->vt.vkCmdPushDescriptorSetKHR(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout, 0, VK_MAX_BINDINGS, w);
+    c->vt.vkCmdPushDescriptorSetKHR(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout, 0, VK_MAX_BINDINGS + 1, w);
     c->vt.vkCmdPushConstants(c->cmd, c->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VK_PUSH_BYTES, pc);
     c->vt.vkCmdDispatch(c->cmd, gx, gy, gz);
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,

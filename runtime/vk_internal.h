@@ -1,7 +1,10 @@
 /* Vulkan backend internals, shared by vk_*.c: the context, buffers, the
  * pipeline table and the recording helpers. One context = one VkDevice with one
- * compute queue; all work is recorded into one command buffer per step and
- * waited for (synchronous: correctness first). */
+ * compute queue. Transfers and prefill chunks are recorded into a one-shot
+ * command buffer; a decode step (1 token) is recorded once into its own command
+ * buffer and replayed while the program, the session buffers and the step flags
+ * stay the same: only the step info and the input rows (host-visible) change.
+ * Every submission is waited for (synchronous). */
 #ifndef FP4RT_VK_INTERNAL_H
 #define FP4RT_VK_INTERNAL_H
 
@@ -21,7 +24,8 @@ struct fp4rt_buffer {
 
 typedef enum vk_kernel {
     VK_K_LINEAR, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE, VK_K_EMBED,
-    VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA, VK_K_COUNT
+    VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA,
+    VK_K_GATED_DELTA_CHUNK, VK_K_ATTENTION_MERGE, VK_K_ARGMAX, VK_K_COUNT
 } vk_kernel;
 
 /* A host tensor uploaded to the weights buffer (dedup by host pointer). */
@@ -38,7 +42,43 @@ typedef struct vk_bind {
 } vk_bind;
 
 #define VK_MAX_BINDINGS 4
+/* Binding VK_STEP_BINDING of every dispatch: the context's step info
+ * (shaders/step.glsl), a small host-visible uniform buffer holding what changes
+ * between steps, so a recorded command buffer can be replayed. */
+#define VK_STEP_BINDING VK_MAX_BINDINGS
 #define VK_PUSH_BYTES 64
+
+/* Mirrors the StepInfo block of shaders/step.glsl (std140: 4-byte scalars). */
+typedef struct vk_step_info {
+    uint32_t pos0;     /* position of the step's first token */
+    uint32_t n_tokens; /* rows of the step */
+    uint32_t pad0, pad1;
+} vk_step_info;
+
+/* The key of the recorded decode step: replayed only while all of it is the same. */
+typedef struct vk_replay {
+    int valid;
+    const fp4rt_program *p;
+    fp4rt_buffer *scratch, *kv, *conv, *ssm, *logits;
+    int n_ctx, chunk, kv_type, all_logits, no_logits, profile;
+    int argmax;            /* the step ends with the greedy pick */
+    const uint8_t *mask;   /* with this valid-id mask */
+} vk_replay;
+
+/* --profile: GPU timestamps around every op, summed per op kind and per linear
+ * weight format. */
+typedef struct vk_profile {
+    int on;
+    VkQueryPool pool;
+    uint32_t n_queries; /* capacity of pool */
+    double ns_per_tick; /* timestampPeriod */
+    uint64_t valid_mask; /* timestampValidBits */
+    double op_ms[FP4RT_OP_COUNT];
+    long op_calls[FP4RT_OP_COUNT];
+    double lin_ms[FP4RT_W_COUNT];
+    long lin_calls[FP4RT_W_COUNT];
+    long steps, replays;
+} vk_profile;
 
 typedef struct vk_ctx {
     VkInstance instance;
@@ -52,14 +92,19 @@ typedef struct vk_ctx {
     VkPhysicalDeviceMemoryProperties mem_props;
     fp4rt_vk_device_desc desc;
     int index;
-    VkDeviceSize max_range;  /* binding limit: maxStorageBufferRange */
+    VkDeviceSize max_range;  /* binding limit: maxStorageBufferRange, or lower with FP4RT_VK_MAX_RANGE (tests) */
     VkDeviceSize align;      /* minStorageBufferOffsetAlignment */
-    VkDeviceSize piece_range; /* largest weight piece bound at once: max_range, or FP4RT_VK_MAX_RANGE (tests) */
+    VkDeviceSize piece_range; /* largest weight piece bound at once: max_range, or lower with
+                                 FP4RT_VK_PIECE_RANGE (tests: linears in pieces, nothing else) */
 
     VkCommandPool cmd_pool;
-    VkCommandBuffer cmd;
+    VkCommandBuffer cmd;      /* the command buffer being recorded: cmd_once or cmd_step */
+    VkCommandBuffer cmd_once; /* transfers and prefill chunks, re-recorded each time */
+    VkCommandBuffer cmd_step; /* the decode step, recorded once and replayed (replay) */
     VkFence fence;
     int recording;
+    vk_replay replay;
+    vk_profile prof;
     fp4rt_buffer *staging; /* bounded host-visible buffer for uploads / downloads */
 
     VkDescriptorSetLayout dsl;
@@ -72,12 +117,19 @@ typedef struct vk_ctx {
     uint64_t cache_loaded_sum;    /* its checksum: an unchanged cache is not rewritten */
 
     fp4rt_buffer *dummy;     /* bound to unused bindings */
+    fp4rt_buffer *step_info; /* host-visible vk_step_info, bound at VK_STEP_BINDING */
     fp4rt_buffer *weights;   /* every tensor of the prepared program */
     vk_tensor *tensors;
     int n_tensors, cap_tensors;
     const fp4rt_program *prepared;
     fp4rt_buffer *xq;        /* quantized activations [chunk, max K] f32 */
+    fp4rt_buffer *input;     /* host-visible [chunk, hidden] f32: the step's embedding rows */
+    fp4rt_buffer *pick;      /* host-visible [2] u32: greedy pick, NaN seen (vk_sample.c) */
+    fp4rt_buffer *mask;      /* valid-id mask, a bit per id, of mask_host */
+    const uint8_t *mask_host;
+    int mask_n;
     fp4rt_buffer *rope_tab;  /* [n_ctx][rotary_dim / 2][cos, sin] */
+    fp4rt_buffer *attn_ws;   /* attention partials (vk_op_attention.c), NULL: none needed */
     int rope_ctx, rope_dim;
     double rope_theta;
 } vk_ctx;
@@ -95,6 +147,7 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index);
 void fp4rt_vk_device_close(vk_ctx *c);
 
 /* vk_memory.c */
+/* host_visible: mapped, coherent (b->mapped); else device-local. */
 fp4rt_status fp4rt_vk_buffer_create(vk_ctx *c, VkDeviceSize bytes, int host_visible, const char *what,
                                     fp4rt_buffer **out);
 void fp4rt_vk_buffer_destroy(vk_ctx *c, fp4rt_buffer *b);
@@ -115,10 +168,20 @@ void fp4rt_vk_pipeline_cache_load(vk_ctx *c, void **data, size_t *n);
 void fp4rt_vk_pipeline_cache_save(vk_ctx *c);
 
 /* vk_dispatch.c */
+/* Starts recording into the one-shot command buffer (no-op while recording). */
 fp4rt_status fp4rt_vk_begin(vk_ctx *c);
+/* Starts recording the replayable decode step into cmd_step. */
+fp4rt_status fp4rt_vk_begin_step(vk_ctx *c);
+/* Ends what is being recorded (if anything), submits it and waits. */
 fp4rt_status fp4rt_vk_submit_wait(vk_ctx *c);
-/* Binds the windows (NULL buffer: the dummy), pushes the constants and records
- * one dispatch followed by a full compute barrier. */
+/* Drops what is being recorded (after an error). */
+void fp4rt_vk_abandon(vk_ctx *c);
+/* Submits the recorded decode step again and waits. */
+fp4rt_status fp4rt_vk_replay_step(vk_ctx *c);
+/* Records a timestamp (query q) once all earlier work is done (--profile). */
+void fp4rt_vk_timestamp(vk_ctx *c, uint32_t q);
+/* Binds the windows (NULL buffer: the dummy) and the step info, pushes the
+ * constants and records one dispatch followed by a full compute barrier. */
 fp4rt_status fp4rt_vk_dispatch(vk_ctx *c, vk_kernel k, const vk_bind *binds, int n_binds,
                                const void *push, size_t push_bytes, uint32_t gx, uint32_t gy,
                                uint32_t gz);
@@ -130,13 +193,36 @@ fp4rt_status fp4rt_vk_window(const vk_ctx *c, const fp4rt_buffer *b, VkDeviceSiz
 
 /* vk_bandwidth.c: backend.h measure_bandwidth */
 fp4rt_status fp4rt_vk_measure_bandwidth(void *ctx, double *bytes_per_s);
+/* vk_profile.c: --profile (or FP4RT_PROFILE=1). begin records the pool reset
+ * and the first timestamp of a step, op the timestamp after op i, collect adds
+ * the submitted step's times, report logs the totals (at destroy). */
+fp4rt_status fp4rt_vk_profile_enable(vk_ctx *c, int on);
+fp4rt_status fp4rt_vk_profile_begin(vk_ctx *c, const fp4rt_program *p);
+void fp4rt_vk_profile_op(vk_ctx *c, int i);
+fp4rt_status fp4rt_vk_profile_collect(vk_ctx *c, const fp4rt_program *p, int replayed);
+void fp4rt_vk_profile_report(vk_ctx *c);
+void fp4rt_vk_profile_free(vk_ctx *c);
+
+/* vk_sample.c: greedy pick on the device. prepare (before recording) creates
+ * the pick buffer and uploads the mask; rec records the pick of n logits at
+ * float `offset` of `logits`; result reads it after the submission (-1: NaN). */
+fp4rt_status fp4rt_vk_argmax_prepare(vk_ctx *c, const uint8_t *valid, int n);
+fp4rt_status fp4rt_vk_rec_argmax(vk_ctx *c, const fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid);
+int32_t fp4rt_vk_pick_result(const vk_ctx *c);
+fp4rt_status fp4rt_vk_argmax(void *vc, fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
+                             int32_t *out);
 
 /* vk_ops.c */
+/* What a recorder sees. A decode step (replay = 1) is recorded once and
+ * replayed at every position: its recorders must not read step->pos0 (-1 there)
+ * or step->tokens (NULL); positions come from the step info (shaders/step.glsl).
+ * Prefill chunks (replay = 0) are recorded per chunk and see the real step. */
 typedef struct vk_step {
     vk_ctx *c;
     const fp4rt_program *p;
     const fp4rt_session_buffers *sb;
     const fp4rt_step *step;
+    int replay;
 } vk_step;
 fp4rt_status fp4rt_vk_record_op(const vk_step *s, const fp4rt_op *op);
 /* The uploaded copy of host tensor `host`, or NULL. */

@@ -28,7 +28,8 @@ fp4rt_status fp4rt_vk_buffer_create(vk_ctx *c, VkDeviceSize bytes, int host_visi
     if (bytes == 0) bytes = 4;
     bytes = (bytes + 3) & ~(VkDeviceSize)3;
     VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = bytes,
-                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_BUFFER_BIT |
+                                       VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                        VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                               .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     fp4rt_status st = fp4rt_vk_check(c->vt.vkCreateBuffer(c->dev, &bci, NULL, &b->buf), what);
@@ -75,6 +76,7 @@ fp4rt_status fp4rt_vk_buffer_create(vk_ctx *c, VkDeviceSize bytes, int host_visi
 
 void fp4rt_vk_buffer_destroy(vk_ctx *c, fp4rt_buffer *b) {
     if (!b) return;
+    c->replay.valid = 0; /* the recorded decode step may bind it */
     if (b->mapped) c->vt.vkUnmapMemory(c->dev, b->mem);
     if (b->buf) c->vt.vkDestroyBuffer(c->dev, b->buf, NULL);
     if (b->mem) c->vt.vkFreeMemory(c->dev, b->mem, NULL);

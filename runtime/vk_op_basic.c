@@ -16,30 +16,23 @@ typedef struct {
 } pc_eltwise;
 _Static_assert(sizeof(pc_eltwise) == 36, "pc_eltwise mirrors eltwise.comp");
 typedef struct {
-    uint32_t hidden, dtype, e_off, y_off;
+    uint32_t hidden, y_off, stride;
 } pc_embed;
-_Static_assert(sizeof(pc_embed) == 16, "pc_embed mirrors embed.comp");
+_Static_assert(sizeof(pc_embed) == 12, "pc_embed mirrors embed.comp");
 
+/* The rows were written by the host into c->input (vk_backend.c): one copy
+ * into the arena, whatever the vocabulary size. */
 fp4rt_status fp4rt_vk_rec_embed(const vk_step *s, const fp4rt_op *op) {
-    const fp4rt_weights *w = s->p->weights;
-    size_t es = fp4rt_dtype_size(w->embed_dtype), h = (size_t)w->cfg.hidden;
-    const vk_tensor *t = fp4rt_vk_tensor_find(s->c, w->embed);
+    uint32_t h = (uint32_t)s->p->weights->cfg.hidden;
+    if (op->y.cols != (int)h) return fp4rt_fail(FP4RT_INTERNAL, "vulkan: embed view of %d columns", op->y.cols);
     vk_bind b[2];
     fp4rt_status st = fp4rt_vk_arena_bind(s, &b[0]);
-    if (!t) return fp4rt_fail(FP4RT_INTERNAL, "vulkan: the embedding was not uploaded");
-    for (int i = 0; !st && i < s->step->n_tokens; i++) {
-        VkDeviceSize skew = 0;
-        st = fp4rt_vk_window(s->c, s->c->weights, t->offset + (size_t)s->step->tokens[i] * h * es,
-                             h * es, "the embedding row", &b[1], &skew);
-        pc_embed pc = {.hidden = (uint32_t)h,
-                       .dtype = w->embed_dtype == FP4RT_DT_F32   ? 2u
-                                : w->embed_dtype == FP4RT_DT_F16 ? 1u
-                                                                 : 0u,
-                       .e_off = (uint32_t)(skew / es),
-                       .y_off = fp4rt_vk_view_off(s, op->y) + (uint32_t)i * fp4rt_vk_stride(s)};
-        if (!st) st = fp4rt_vk_dispatch(s->c, VK_K_EMBED, b, 2, &pc, sizeof pc, vk_groups(h), 1, 1);
-    }
-    return st;
+    if (!st)
+        st = fp4rt_vk_window(s->c, s->c->input, 0, (VkDeviceSize)s->step->n_tokens * h * 4, "the input rows",
+                             &b[1], NULL);
+    if (st) return st;
+    pc_embed pc = {.hidden = h, .y_off = fp4rt_vk_view_off(s, op->y), .stride = fp4rt_vk_stride(s)};
+    return fp4rt_vk_dispatch(s->c, VK_K_EMBED, b, 2, &pc, sizeof pc, vk_groups(h), (uint32_t)s->step->n_tokens, 1);
 }
 
 fp4rt_status fp4rt_vk_rec_norm(const vk_step *s, const fp4rt_op *op) {

@@ -34,6 +34,8 @@ fp4rt_status fp4rt_vk_rec_eltwise(const vk_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_vk_rec_rope(const vk_step *s, const fp4rt_op *op); /* vk_op_attention.c */
 fp4rt_status fp4rt_vk_rec_kv_append(const vk_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op);
+/* Creates or grows c->attn_ws for the attention ops of p in sessions like sb. */
+fp4rt_status fp4rt_vk_attention_workspace(vk_ctx *c, const fp4rt_program *p, const fp4rt_session_buffers *sb);
 fp4rt_status fp4rt_vk_rec_conv(const vk_step *s, const fp4rt_op *op); /* vk_op_gdn.c */
 fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op);
 

@@ -2,8 +2,9 @@
  * embedded SPIR-V), created on first use with the device's subgroup size as
  * specialization constant 0, through a VkPipelineCache loaded from and saved to
  * disk (vk_pipeline_cache.c). Every
- * pipeline shares one layout: VK_MAX_BINDINGS push-descriptor storage buffers
- * and VK_PUSH_BYTES of push constants. */
+ * pipeline shares one layout: VK_MAX_BINDINGS push-descriptor storage buffers,
+ * the step-info uniform buffer at VK_STEP_BINDING and VK_PUSH_BYTES of push
+ * constants. */
 #include "vk_internal.h"
 
 #include "common.h"
@@ -17,17 +18,21 @@ static const char *const k_names[VK_K_COUNT] = {
     [VK_K_NORM] = "norm",           [VK_K_ELTWISE] = "eltwise",     [VK_K_EMBED] = "embed",
     [VK_K_ROPE] = "rope",           [VK_K_KV_APPEND] = "kv_append", [VK_K_ATTENTION] = "attention",
     [VK_K_CONV1D_SILU] = "conv1d_silu", [VK_K_GATED_DELTA] = "gated_delta",
+    [VK_K_GATED_DELTA_CHUNK] = "gated_delta_chunk", [VK_K_ATTENTION_MERGE] = "attention_merge",
+    [VK_K_ARGMAX] = "argmax",
 };
 
 fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c) {
-    VkDescriptorSetLayoutBinding b[VK_MAX_BINDINGS];
-    for (int i = 0; i < VK_MAX_BINDINGS; i++)
+    VkDescriptorSetLayoutBinding b[VK_MAX_BINDINGS + 1];
+    for (int i = 0; i <= VK_MAX_BINDINGS; i++)
         b[i] = (VkDescriptorSetLayoutBinding){.binding = (uint32_t)i,
-                                              .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              .descriptorType = i == VK_STEP_BINDING
+                                                                    ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
+                                                                    : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                               .descriptorCount = 1, .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
                                            .flags = VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR,
-                                           .bindingCount = VK_MAX_BINDINGS, .pBindings = b};
+                                           .bindingCount = VK_MAX_BINDINGS + 1, .pBindings = b};
     fp4rt_status st = fp4rt_vk_check(c->vt.vkCreateDescriptorSetLayout(c->dev, &dci, NULL, &c->dsl),
                                      "vkCreateDescriptorSetLayout");
     if (st) return st;

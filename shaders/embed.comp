@@ -1,19 +1,16 @@
 #version 450
-// y[t, :] = embed[token] for one token (one dispatch per token: the row is bound
-// as its own window so any vocabulary size fits maxStorageBufferRange).
-// dtype: 0 BF16, 1 F16, 2 F32; e_off: element offset of the row in the window.
+// y[t, :] = input[t, :]: the step's embedding rows, gathered and converted to
+// FP32 (exactly) by the host into a host-visible buffer [n_tokens, hidden]
+// (the embedding table itself is not on the device). One invocation per
+// element, workgroups (hidden / 64, n_tokens).
 #include "common.glsl"
 layout(local_size_x = WG) in;
 layout(set = 0, binding = 0) buffer A { float arena[]; };
-layout(set = 0, binding = 1) readonly buffer E { uint e[]; };
-layout(push_constant) uniform PC { uint hidden, dtype, e_off, y_off; } pc;
+layout(set = 0, binding = 1) readonly buffer I { float rows[]; };
+layout(push_constant) uniform PC { uint hidden, y_off, stride; } pc;
 
 void main() {
-    uint i = gl_GlobalInvocationID.x;
+    uint i = gl_GlobalInvocationID.x, t = gl_WorkGroupID.y;
     if (i >= pc.hidden) return;
-    float v;
-    if (pc.dtype == 2u) v = uintBitsToFloat(e[pc.e_off + i]);
-    else if (pc.dtype == 1u) v = unpackHalf2x16(HALF_AT(e, pc.e_off + i)).x;
-    else v = bf16_to_f32(HALF_AT(e, pc.e_off + i));
-    arena[pc.y_off + i] = v;
+    arena[pc.y_off + t * pc.stride + i] = rows[t * pc.hidden + i];
 }

@@ -4,17 +4,18 @@
 // fills with the CPU's exact FP32 values: cs[(pos * half + j) * 2 + {0, 1}].
 // Lanes past rotary_dim are copied when y is not x.
 #include "common.glsl"
+#include "step.glsl"
 layout(local_size_x = WG) in;
 layout(set = 0, binding = 0) buffer A { float arena[]; };
 layout(set = 0, binding = 1) readonly buffer CS { float cs[]; };
 layout(push_constant) uniform PC {
     uint x_off, y_off, stride, group_dim;
-    uint group_stride, rotary_dim, pos0, pad;
+    uint group_stride, rotary_dim;
 } pc;
 
 void main() {
     uint g = gl_WorkGroupID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
-    uint half_ = pc.rotary_dim / 2u, pos = pc.pos0 + t;
+    uint half_ = pc.rotary_dim / 2u, pos = sinfo.pos0 + t;
     uint o = t * pc.stride + g * pc.group_stride;
     for (uint j = tid; j < half_; j += WG) {
         float c = cs[(pos * half_ + j) * 2u], s = cs[(pos * half_ + j) * 2u + 1u];

@@ -595,84 +595,135 @@ static void case_misc(const backend *b) {
     free(c);
 }
 
-/* CONV1D_SILU and GATED_DELTA with a non-zero carried state, T = 1 and 3. */
-static void case_gdn(const backend *b) {
+/* CONV1D_SILU and GATED_DELTA with a non-zero carried state: kh key heads, vh
+ * value heads of dk x dv, the steps given (T = 1: the recurrent form; T > 1: the
+ * chunked form, chunks of FP4RT_GDN_CHUNK tokens on both backends). */
+static void case_gdn(const backend *b, const char *name, int kh, int vh, int dk, int dv, int chunk,
+                     const step_def *steps, int n_steps) {
     tcase *c = malloc(sizeof *c);
-    case_init(c, "gdn");
+    case_init(c, name);
     fp4rt_config *f = &c->w.cfg;
-    f->lin_k_heads = 2;
-    f->lin_v_heads = 6;
-    f->lin_k_dim = 16;
-    f->lin_v_dim = 12;
+    f->lin_k_heads = kh;
+    f->lin_v_heads = vh;
+    f->lin_k_dim = dk;
+    f->lin_v_dim = dv;
     f->conv_kernel = 4;
-    c->chunk = 3;
+    c->chunk = chunk;
+    c->n_ctx = chunk + 16;
     c->p.n_gdn_layers = 1;
     int C = fp4rt_cfg_conv_dim(f), vd = fp4rt_cfg_value_dim(f);
-    c->layer.dt_bias = own(c, rnd_vec(6, -1, 1));
-    c->layer.neg_A = own(c, rnd_vec(6, -2, -0.1f));
+    c->layer.dt_bias = own(c, rnd_vec((size_t)vh, -1, 1));
+    c->layer.neg_A = own(c, rnd_vec((size_t)vh, -2, -0.1f));
+    char what[2][48];
+    snprintf(what[0], sizeof what[0], "CONV1D_SILU C=%d K=4", C);
+    snprintf(what[1], sizeof what[1], "GATED_DELTA %dk/%dv dk%d dv%d", kh, vh, dk, dv);
 
     int x = add_buf(c, "conv x", C, 0, 0);
     fp4rt_op *op = add_op(c, FP4RT_OP_CONV1D_SILU);
     op->x = view(x, C);
-    op->y = view(add_buf(c, "CONV1D_SILU C=136 K=4", C, 1, FP32_NMSE), C);
+    op->y = view(add_buf(c, what[0], C, 1, FP32_NMSE), C);
     op->w = own(c, rnd_vec((size_t)C * 4, -0.5f, 0.5f));
     op->group_dim = 4;
     op->slot = 0;
 
     /* q, k scaled down as after the L2 norm (|q|, |k| ~ 0.5) */
+    float qk = 0.8f / sqrtf((float)dk);
     x = add_buf(c, "gdn qkv", C, 0, 0);
-    c->bufs[x].lo = -0.2f;
-    c->bufs[x].hi = 0.2f;
-    int zb = add_buf(c, "gdn b", 6, 0, 0), ab = add_buf(c, "gdn a", 6, 0, 0);
+    c->bufs[x].lo = -qk;
+    c->bufs[x].hi = qk;
+    int zb = add_buf(c, "gdn b", vh, 0, 0), ab = add_buf(c, "gdn a", vh, 0, 0);
     op = add_op(c, FP4RT_OP_GATED_DELTA);
     op->x = view(x, C);
-    op->z = view(zb, 6);
-    op->a = view(ab, 6);
-    op->y = view(add_buf(c, "GATED_DELTA 2k/6v dk16 dv12", vd, 1, FP32_NMSE), vd);
+    op->z = view(zb, vh);
+    op->a = view(ab, vh);
+    op->y = view(add_buf(c, what[1], vd, 1, FP32_NMSE), vd);
     op->slot = 0;
     case_layout(c);
-    step_def steps[] = {{1, 4, 0, 0, "T=1"}, {3, 4, 0, 0, "T=3"}};
-    run_case(b, c, steps, 2);
+    run_case(b, c, steps, n_steps);
     case_free(c);
     free(c);
 }
 
-/* KV_APPEND then ATTENTION at pos0 > 0, 6 query heads over 2 KV heads (GQA 3). */
-static void case_attention(const backend *b, fp4rt_kv_type kv, const char *name) {
+/* KV_APPEND then ATTENTION: nh query heads over nkv KV heads of hd, a random
+ * filled cache of n_ctx positions, the steps given. max_range > 0 lowers the
+ * Vulkan binding limit (FP4RT_VK_MAX_RANGE) so the cache is bound in pieces. */
+typedef struct attn_def {
+    const char *name;
+    fp4rt_kv_type kv;
+    int nh, nkv, hd, gate, chunk, n_ctx;
+    const char *max_range;
+} attn_def;
+
+static void case_attention(const backend *b, const attn_def *d, const step_def *steps, int n_steps) {
     tcase *c = malloc(sizeof *c);
-    case_init(c, name);
+    case_init(c, d->name);
     fp4rt_config *f = &c->w.cfg;
-    f->n_heads = 6;
-    f->n_kv_heads = 2;
-    f->head_dim = 16;
-    c->chunk = 4;
+    int nh = d->nh, nkv = d->nkv, hd = d->hd, qs = d->gate ? 2 * hd : hd;
+    f->n_heads = nh;
+    f->n_kv_heads = nkv;
+    f->head_dim = hd;
+    c->chunk = d->chunk;
+    c->n_ctx = d->n_ctx;
     c->p.n_attn_layers = 1;
-    c->kv_type = kv;
-    if (kv == FP4RT_KV_FP8) {
+    c->kv_type = d->kv;
+    if (d->kv == FP4RT_KV_FP8) {
         c->layer.k_scale = c->layer.v_scale = 0.01f;
         c->kv_ceiling = FP16_NMSE;
     }
-    int kb = add_buf(c, "k", 32, 0, 0), vb = add_buf(c, "v", 32, 0, 0), qb = add_buf(c, "q|gate", 192, 0, 0);
+    char what[48];
+    snprintf(what, sizeof what, "ATTENTION %dq/%dkv hd%d", nh, nkv, hd);
+    int kb = add_buf(c, "k", nkv * hd, 0, 0), vb = add_buf(c, "v", nkv * hd, 0, 0);
+    int qb = add_buf(c, "q|gate", nh * qs, 0, 0);
     fp4rt_op *op = add_op(c, FP4RT_OP_KV_APPEND);
-    op->x = view(kb, 32);
-    op->z = view(vb, 32);
-    op->n_groups = 2;
-    op->group_dim = 16;
+    op->x = view(kb, nkv * hd);
+    op->z = view(vb, nkv * hd);
+    op->n_groups = nkv;
+    op->group_dim = hd;
     op->slot = 0;
     op = add_op(c, FP4RT_OP_ATTENTION);
-    op->x = view(qb, 192);
-    op->y = view(add_buf(c, "ATTENTION 6q/2kv hd16", 96, 1, kv == FP4RT_KV_FP8 ? FP16_NMSE : FP32_NMSE), 96);
-    op->n_groups = 6;
-    op->group_dim = 16;
-    op->group_stride = 32; /* query and gate interleaved per head */
-    op->n_kv_heads = 2;
-    op->scale = 0.25f;
+    op->x = view(qb, nh * qs);
+    op->y = view(add_buf(c, what, nh * hd, 1, d->kv == FP4RT_KV_FP8 ? FP16_NMSE : FP32_NMSE), nh * hd);
+    op->n_groups = nh;
+    op->group_dim = hd;
+    op->group_stride = qs; /* with a gate: query and gate interleaved per head */
+    op->n_kv_heads = nkv;
+    op->scale = 1.0f / sqrtf((float)hd);
     op->slot = 0;
     case_layout(c);
-    step_def steps[] = {{1, 9, 0, 0, "T=1 pos0=9"}, {4, 5, 0, 0, "T=4 pos0=5"}};
-    run_case(b, c, steps, 2);
+    if (d->max_range) setenv("FP4RT_VK_MAX_RANGE", d->max_range, 1);
+    run_case(b, c, steps, n_steps);
+    if (d->max_range) unsetenv("FP4RT_VK_MAX_RANGE");
     case_free(c);
     free(c);
+}
+
+static void cases_attention(const backend *b) {
+    /* one piece, one split: the direct path; GQA 3 */
+    static const step_def small[] = {{1, 9, 0, 0, "T=1 pos0=9"}, {4, 5, 0, 0, "T=4 pos0=5"}};
+    static const attn_def d_small[] = {{"attn-f32", FP4RT_KV_F32, 6, 2, 16, 1, 4, 16, NULL},
+                                       {"attn-bf16", FP4RT_KV_BF16, 6, 2, 16, 1, 4, 16, NULL},
+                                       {"attn-fp8", FP4RT_KV_FP8, 6, 2, 16, 1, 4, 16, NULL}};
+    for (int i = 0; i < 3; i++) case_attention(b, &d_small[i], small, 2);
+    /* decode split over the context (700 positions: 3 splits) and a merge; GQA 4,
+     * head_dim 36; prefill rows crossing KV tiles and query blocks */
+    static const step_def split[] = {{1, 0, 0, 0, "T=1 pos0=0"},
+                                     {1, 300, 0, 0, "T=1 pos0=300"},
+                                     {1, 699, 0, 0, "T=1 pos0=699"},
+                                     {19, 283, 0, 0, "T=19 pos0=283"}};
+    static const attn_def d_split = {"attn-split", FP4RT_KV_BF16, 8, 2, 36, 0, 19, 700, NULL};
+    case_attention(b, &d_split, split, 4);
+    /* the cache in pieces under a 48 KiB binding limit (the arena, 8 rows, stays
+     * under it): F32 9 pieces of 112 positions, BF16 4 of 240, FP8 2 of 496, the
+     * softmax state carried from piece to piece; decode in 4 splits that straddle
+     * pieces; GQA 5 (query blocks of 8 straddle rows); prefill rows straddling a
+     * piece boundary */
+    static const step_def pieces[] = {{1, 0, 0, 0, "T=1 pos0=0"},     {1, 240, 0, 0, "T=1 pos0=240"},
+                                      {1, 899, 0, 0, "T=1 pos0=899"}, {8, 108, 0, 0, "T=8 pos0=108"},
+                                      {8, 236, 0, 0, "T=8 pos0=236"}, {8, 492, 0, 0, "T=8 pos0=492"}};
+    static const attn_def d_pieces[] = {{"attn-pc-f32", FP4RT_KV_F32, 10, 2, 48, 0, 8, 900, "49152"},
+                                        {"attn-pc-bf16", FP4RT_KV_BF16, 10, 2, 48, 0, 8, 900, "49152"},
+                                        {"attn-pc-fp8", FP4RT_KV_FP8, 10, 2, 48, 0, 8, 900, "49152"}};
+    for (int i = 0; i < 3; i++) case_attention(b, &d_pieces[i], pieces, 6);
 }
 
 int main(void) {
@@ -698,10 +749,13 @@ int main(void) {
         printf("%s vs cpu\n", list[i].name);
         case_linear(&list[i]);
         case_misc(&list[i]);
-        case_gdn(&list[i]);
-        case_attention(&list[i], FP4RT_KV_F32, "attn-f32");
-        case_attention(&list[i], FP4RT_KV_BF16, "attn-bf16");
-        case_attention(&list[i], FP4RT_KV_FP8, "attn-fp8");
+        static const step_def gs[] = {{1, 4, 0, 0, "T=1"}, {3, 4, 0, 0, "T=3"}};
+        case_gdn(&list[i], "gdn", 2, 6, 16, 12, 3, gs, 2);
+        /* chunk boundaries: T = 64 (one full chunk), 150 (64 + 64 + 22); dv = 40
+         * crosses the 16- and 32-column blocks of the kernels; GQA 3 */
+        static const step_def gl[] = {{1, 7, 0, 0, "T=1"}, {64, 0, 0, 0, "T=64"}, {150, 9, 0, 0, "T=150"}};
+        case_gdn(&list[i], "gdn-long", 1, 3, 24, 40, 150, gl, 3);
+        cases_attention(&list[i]);
     }
     if (n) {
         long msgs = fp4rt_vk_message_count();

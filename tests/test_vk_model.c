@@ -14,8 +14,9 @@
  *     rounding difference flips quantization codes, so its prefill is held to
  *     the CPU's own prefill-vs-decode gap (x2) and to the CPU decode (1e-6);
  *   - determinism and pieces: a second prefill run with the weight binding
- *     limit lowered to 4 KiB (FP4RT_VK_MAX_RANGE: every linear bound in
- *     pieces) gives bit-identical logits.
+ *     piece size lowered to 4 KiB (FP4RT_VK_PIECE_RANGE: every linear bound in
+ *     pieces) gives bit-identical logits (the whole binding limit lowered:
+ *     test_vk_exec.c).
  * Skips (exit 0, "skipped: ...") when there is no Vulkan device. */
 #include "fp4rt.h"
 #include "test_util.h"
@@ -238,9 +239,9 @@ int main(void) {
         vs_transformers("prefill vs transformers", vk_pre, ref_path, n, n, V, tf_tol[k]);
         vs_transformers("decode vs transformers", vk_dec, ref_path, n, n, V, tf_tol[k]);
         /* linears bound in pieces (a 4 KiB binding limit) give the same logits */
-        setenv("FP4RT_VK_MAX_RANGE", "4096", 1);
+        setenv("FP4RT_VK_PIECE_RANGE", "4096", 1);
         float *vk_split = run_logits(models[k], dev, tok, n, 48, &V);
-        unsetenv("FP4RT_VK_MAX_RANGE");
+        unsetenv("FP4RT_VK_PIECE_RANGE");
         /* also the determinism check: a second run, bit-identical */
         if (vk_split && vk_pre) CHECK_MSG(!memcmp(vk_split, vk_pre, nv * 4),
                                           "%s: a second run (weights bound in pieces) differs", models[k]);
