@@ -27,15 +27,18 @@
  * projections) and nvfp4-w4a4 (NVFP4 activations) snap each activation to a
  * code; a 1e-12 difference in summation order can move one value across a
  * rounding boundary and change its code, which moves the logits by far more
- * than 1e-6 (test_model.c measured up to 5e-4 NMSE between the CPU's own
- * chunked and recurrent GDN forms). For these recipes only, a comparison that
- * misses 1e-6 is accepted when it stays within 2x the CPU's own sensitivity
- * to summation order, measured on the same prompt (CPU prefill vs CPU
- * token-by-token decode of the same tokens), and that gap is printed. The
- * W4A16 recipe (nvfp4-all) has no activation quantization and is always held
- * to 1e-6. Today the Vulkan results equal the CPU's to ~1e-12, so the widened
- * ceiling is not used; it exists so a legitimate reordering (a chunked GDN on
- * the device) does not fail while a real bug (NMSE >> the CPU's own gap) does.
+ * than 1e-6 and, through the GDN state, every later position (test_model.c
+ * measured up to 5e-4 NMSE between the CPU's own chunked and recurrent GDN
+ * forms; on tiny W4A4 a 64-token prompt followed by decode differs by 2e-2
+ * between a recurrent and a chunked prefill). The CPU has two legitimate
+ * orders: the chunked GDN of its prefill and the recurrent form of one token
+ * per step. For these recipes the device must match one of the two CPU
+ * results (prompt prefilled, or prompt token by token, both continued with the
+ * same tokens) to 1e-6, or failing that stay within 2x the distance between
+ * the two CPU results themselves (printed as "CPU orders differ by"); its
+ * greedy picks must equal those of the CPU result it matched. The W4A16 recipe
+ * (nvfp4-all) has no activation quantization: always 1e-6 against the CPU
+ * prefill.
  *
  * Skips (exit 0, "skipped: ...") when there is no Vulkan device. */
 #include "fp4rt.h"
@@ -51,11 +54,6 @@
 #include <stdint.h>
 
 #define NMSE_CEILING 1e-6
-
-typedef struct run_cfg {
-    const char *dir;
-    int act_quant; /* the recipe quantizes activations (see above) */
-} run_cfg;
 
 static fp4rt_model *load(const char *dir, const char *dev) {
     fp4rt_model_params mp = fp4rt_model_default_params();
@@ -99,50 +97,67 @@ static float *prompt_logits(fp4rt_model *m, const int32_t *tok, int n, int decod
     return out;
 }
 
-/* Applies the ceilings (see the file comment); gap: the CPU's own prefill vs
- * decode NMSE on the same prompt, or -1 when not measured. */
-static void judge(const char *what, int len, const float *a, const float *ref, int rows, int V, int act_quant,
-                  double gap) {
-    double ceiling = NMSE_CEILING;
-    if (act_quant && gap > 0 && 2 * gap > ceiling) ceiling = 2 * gap;
+/* Applies the ceilings (see the file comment). ref2: the CPU's other
+ * summation order (NULL for W4A16): the device may match either CPU result to
+ * 1e-6; failing that, it is held to twice the distance between the two CPU
+ * results themselves. Returns 0 when a matched ref, 1 when it matched ref2. */
+static int judge(const char *what, int len, const float *a, const float *ref, const float *ref2, int rows, int V) {
+    size_t n = (size_t)rows * V;
+    int which = 0;
+    double ceiling = NMSE_CEILING, gap = -1;
+    if (ref2) {
+        gap = test_nmse(ref2, ref, n);
+        if (test_nmse(a, ref2, n) < test_nmse(a, ref, n)) which = 1;
+        if (2 * gap > ceiling) ceiling = 2 * gap;
+    }
     fp4rt_logit_cmp c, *r = &c;
-    fp4rt_logit_compare(a, ref, rows, V, 2 * sqrt(ceiling), &c);
-    printf("  %-26s len %4d: NMSE %.3g (ceiling %.3g), max |diff| %.3g, argmax clear rows %d\n", what, len,
-           r->nmse, ceiling, r->max_abs, r->clear_rows);
+    fp4rt_logit_compare(a, which ? ref2 : ref, rows, V, 2 * sqrt(ceiling), &c);
+    printf("  %-26s len %4d: NMSE %.3g vs CPU %s (ceiling %.3g; CPU orders differ by %.3g), max |diff| %.3g, "
+           "clear rows %d\n",
+           what, len, r->nmse, which ? "token by token" : "prefill", ceiling, gap, r->max_abs, r->clear_rows);
     CHECK_MSG(r->nonfinite == 0, "%s len %d: %ld non-finite logits", what, len, r->nonfinite);
     CHECK_MSG(r->nmse <= ceiling, "%s len %d: NMSE %.3g > %.3g", what, len, r->nmse, ceiling);
     CHECK_MSG(r->clear_bad == 0, "%s len %d: argmax differs at %d clear rows", what, len, r->clear_bad);
+    return which;
 }
 
-/* GEN greedy steps on both backends after the prompt held by sc / sv, whose
- * last prompt rows are pc / pv; teacher-forced by the CPU's choice. */
-static void greedy(fp4rt_session *sc, fp4rt_session *sv, const float *pc, const float *pv, int V, int n,
-                   int gen, int act_quant, double gap) {
-    float *lc = malloc((size_t)gen * V * sizeof(float)), *lv = malloc((size_t)gen * V * sizeof(float));
-    int32_t *tc = malloc((size_t)gen * sizeof *tc), *tv = malloc((size_t)gen * sizeof *tv);
-    fp4rt_status st = sc && sv && lc && lv && tc && tv ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
+/* GEN greedy steps after the prompt held by the sessions: sc (CPU, prompt by
+ * prefill), sd (CPU, prompt token by token; NULL for W4A16) and sv (the
+ * device); pc / pd / pv: their last prompt rows. All are teacher-forced by
+ * sc's picks so one flip cannot cascade. The device's picks must equal those
+ * of the CPU reference its logits matched. */
+static void greedy(fp4rt_session *sc, fp4rt_session *sd, fp4rt_session *sv, const float *pc, const float *pd,
+                   const float *pv, int V, int n, int gen) {
+    size_t bytes = (size_t)gen * V * sizeof(float);
+    float *lc = malloc(bytes), *ld = sd ? malloc(bytes) : NULL, *lv = malloc(bytes);
+    int32_t *tc = malloc((size_t)gen * sizeof *tc), *td = malloc((size_t)gen * sizeof *td),
+            *tv = malloc((size_t)gen * sizeof *tv);
+    fp4rt_status st = sc && sv && lc && lv && tc && td && tv && (!sd || ld) ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
     if (!st) {
         memcpy(lc, pc, (size_t)V * sizeof(float));
         memcpy(lv, pv, (size_t)V * sizeof(float));
+        if (sd) memcpy(ld, pd, (size_t)V * sizeof(float));
     }
     for (int g = 0; !st && g < gen; g++) {
-        float *c = lc + (size_t)g * V, *v = lv + (size_t)g * V;
+        float *c = lc + (size_t)g * V, *v = lv + (size_t)g * V, *d = sd ? ld + (size_t)g * V : NULL;
         tc[g] = fp4rt_logit_argmax(c, V);
         tv[g] = fp4rt_logit_argmax(v, V);
+        td[g] = d ? fp4rt_logit_argmax(d, V) : tc[g];
         if (g + 1 == gen) break;
-        /* both continue with the CPU's token so one flip cannot cascade */
         st = fp4rt_session_eval(sc, &tc[g], 1, c + V, 0);
         if (!st) st = fp4rt_session_eval(sv, &tc[g], 1, v + V, 0);
+        if (!st && sd) st = fp4rt_session_eval(sd, &tc[g], 1, d + V, 0);
     }
     CHECK_MSG(st == FP4RT_OK, "greedy after %d tokens: %s", n, fp4rt_last_error());
     if (!st) {
-        judge("decode (greedy steps)", n, lv, lc, gen, V, act_quant, gap);
+        int which = judge("decode (greedy steps)", n, lv, lc, ld, gen, V);
+        const int32_t *ref = which ? td : tc;
         int diff = 0;
-        for (int g = 0; g < gen; g++) diff += tc[g] != tv[g];
+        for (int g = 0; g < gen; g++) diff += ref[g] != tv[g];
         printf("  %-26s len %4d: %d of %d greedy tokens identical\n", "greedy", n, gen - diff, gen);
         CHECK_MSG(diff == 0, "greedy after %d tokens: %d of %d tokens differ", n, diff, gen);
     }
-    free(lc), free(lv), free(tc), free(tv);
+    free(lc), free(ld), free(lv), free(tc), free(td), free(tv);
 }
 
 static void make_tokens(int32_t *ids, int n, int V, uint64_t seed) {
@@ -191,14 +206,11 @@ int main(int argc, char **argv) {
         make_tokens(tok, n, V, 1000 + (uint64_t)n);
         fp4rt_session *sc = NULL, *sv = NULL;
         float *c = prompt_logits(cpu, tok, n, 0, gen, &sc), *v = prompt_logits(vk, tok, n, 0, gen, &sv);
-        double gap = -1;
-        if (act_quant && c) { /* the CPU's own sensitivity to summation order */
-            float *cd = prompt_logits(cpu, tok, n, 1, 0, NULL);
-            if (cd) gap = test_nmse(c, cd, (size_t)n * V);
-            printf("  %-26s len %4d: NMSE %.3g\n", "(CPU prefill vs decode)", n, gap);
-            free(cd);
-        }
-        if (c && v) judge("prefill (teacher-forced)", n, v, c, n, V, act_quant, gap);
+        /* activation-quantized recipes: the CPU's other summation order (the
+         * prompt token by token), kept for the greedy continuation too */
+        fp4rt_session *sd = NULL;
+        float *cd = act_quant ? prompt_logits(cpu, tok, n, 1, gen, &sd) : NULL;
+        if (c && v) judge("prefill (teacher-forced)", n, v, c, cd, n, V);
         if (v && n >= 17 && !did_determinism) {
             float *again = prompt_logits(vk, tok, n, 0, 0, NULL);
             CHECK_MSG(again && !memcmp(again, v, (size_t)n * V * sizeof(float)),
@@ -207,8 +219,11 @@ int main(int argc, char **argv) {
             free(again);
             did_determinism = 1;
         }
-        if (gen > 0 && c && v)
-            greedy(sc, sv, c + (size_t)(n - 1) * V, v + (size_t)(n - 1) * V, V, n, gen, act_quant, gap);
+        if (gen > 0 && c && v && (!act_quant || cd))
+            greedy(sc, sd, sv, c + (size_t)(n - 1) * V, cd ? cd + (size_t)(n - 1) * V : NULL,
+                   v + (size_t)(n - 1) * V, V, n, gen);
+        fp4rt_session_free(sd);
+        free(cd);
         fp4rt_session_free(sc);
         fp4rt_session_free(sv);
         free(c);
