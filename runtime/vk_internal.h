@@ -193,6 +193,8 @@ fp4rt_status fp4rt_vk_dispatch(vk_ctx *c, vk_kernel k, const vk_bind *binds, int
 fp4rt_status fp4rt_vk_window(const vk_ctx *c, const fp4rt_buffer *b, VkDeviceSize offset, VkDeviceSize bytes,
                              const char *what, vk_bind *out, VkDeviceSize *skew);
 
+/* vk_bandwidth.c: backend.h measure_bandwidth */
+fp4rt_status fp4rt_vk_measure_bandwidth(void *ctx, double *bytes_per_s);
 /* vk_profile.c: --profile (or FP4RT_PROFILE=1). begin records the pool reset
  * and the first timestamp of a step, op the timestamp after op i, collect adds
  * the submitted step's times, report logs the totals (at destroy). */
