@@ -1,7 +1,9 @@
 /* fp4rt bench: prefill and decode tokens/s on the chosen device, and the
- * memory-bandwidth limit of decode measured in the same run: the machine's
- * read bandwidth (all threads streaming a buffer much larger than the caches,
- * best of passes taken before and after decoding) divided by the bytes one
+ * memory-bandwidth limit of decode measured in the same run: the device's
+ * bandwidth as its backend measures it (backend.h measure_bandwidth: the CPU
+ * streams a buffer much larger than the caches with all threads; a GPU copies
+ * a large device buffer, timed on the device), best of the measurements taken
+ * before and after decoding, divided by the bytes one
  * decode step reads (weights + GDN state read and written + the KV cache at
  * the mean decode position). The percentage compares the median decode step
  * with that limit, so one slow step on a shared machine does not decide it. */
@@ -9,7 +11,6 @@
 
 #include "model.h"
 #include "plan.h"
-#include "threadpool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,46 +18,15 @@
 
 static const char *k_usage = "--model DIR [--prompt N] [--gen N] [--seed S] " FP4RT_CLI_MODEL_USAGE;
 
-typedef struct bw_job {
-    const uint64_t *buf;
-    uint64_t *sums; /* one per thread, 64 bytes apart */
-} bw_job;
-
-static void bw_range(void *arg, long b, long e, int thread) {
-    bw_job *j = arg;
-    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (long i = b; i + 4 <= e; i += 4) {
-        s0 += j->buf[i];
-        s1 += j->buf[i + 1];
-        s2 += j->buf[i + 2];
-        s3 += j->buf[i + 3];
-    }
-    j->sums[thread * 8] += s0 ^ s1 ^ s2 ^ s3;
-}
-
-/* Best of 5 passes of a multi-threaded read over 1 GiB; bytes/s. */
-static double measure_read_bandwidth(int threads) {
-    size_t bytes = (size_t)1 << 30, n = bytes / 8;
-    uint64_t *buf = malloc(bytes);
-    fp4rt_pool *pool;
-    if (!buf || fp4rt_pool_create(threads, &pool)) {
-        free(buf);
+/* The backend's own bandwidth measurement (backend.h); 0 when it has none. */
+static double measure_bandwidth(fp4rt_model *m) {
+    double bw = 0;
+    if (!m->backend->measure_bandwidth) return 0;
+    if (m->backend->measure_bandwidth(m->backend_ctx, &bw)) {
+        fprintf(stderr, "fp4rt: bench: bandwidth not measured: %s\n", fp4rt_last_error());
         return 0;
     }
-    for (size_t i = 0; i < n; i++) buf[i] = i;
-    uint64_t sums[8 * 64] = {0};
-    bw_job j = {buf, sums};
-    double best = 0;
-    for (int pass = 0; pass < 5; pass++) {
-        double t0 = fp4rt_cli_now();
-        fp4rt_pool_for(pool, (long)n, 1 << 16, bw_range, &j);
-        double dt = fp4rt_cli_now() - t0;
-        if (bytes / dt > best) best = bytes / dt;
-    }
-    if (sums[0] == 42) printf(" "); /* keep the reads */
-    fp4rt_pool_free(pool);
-    free(buf);
-    return best;
+    return bw;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -96,7 +66,7 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     fp4rt_status st = fp4rt_session_eval(s, ids, (int)n_prompt, logits, 0);
     double t_prefill = fp4rt_cli_now() - t0;
     /* bandwidth before and after decode (best of both): the machine may be shared */
-    double bw = measure_read_bandwidth(m->n_threads);
+    double bw = measure_bandwidth(m);
     double t_decode = 0, *steps = calloc((size_t)n_gen, sizeof(double));
     for (long g = 0; g < n_gen && !st && steps; g++) {
         int32_t next = 0;
@@ -108,7 +78,7 @@ int fp4rt_cmd_bench(int argc, char **argv) {
         t_decode += steps[g];
     }
     if (!steps) st = FP4RT_OUT_OF_MEMORY;
-    double bw2 = measure_read_bandwidth(m->n_threads);
+    double bw2 = measure_bandwidth(m);
     if (bw2 > bw) bw = bw2;
     double median = 0;
     if (steps) {
@@ -140,8 +110,13 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     printf("bytes per decode %s (weights %s + state + KV)\n",
            fp4rt_cli_bytes((uint64_t)bytes_per_step, b1, sizeof b1),
            fp4rt_cli_bytes(plan.weights_per_token, (char[32]){0}, 32));
-    printf("read bandwidth   %.2f GB/s (measured before and after decode, best, %d threads)\n", bw / 1e9,
-           m->n_threads);
+    if (m->backend == &fp4rt_backend_cpu)
+        printf("bandwidth        %.2f GB/s (read, %d threads; measured before and after decode, best)\n", bw / 1e9,
+               m->n_threads);
+    else
+        printf("bandwidth        %.2f GB/s (device buffer copy, read + write, timed on the device; before and "
+               "after decode, best)\n",
+               bw / 1e9);
     printf("bandwidth limit  %.2f tokens/s\n", limit_tps);
     printf("decode reaches   %.1f%% of the bandwidth limit (median step)\n",
            limit_tps > 0 ? 100.0 * decode_tps / limit_tps : 0);

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 static const char *k_usage =
-    "(--model DIR | --config tiny|qwen3.5-0.8b|qwen3.6-27b [--layers N] [--recipe R]) [--ctx N] "
+    "(--model DIR | --config tiny|small|qwen3.5-0.8b|qwen3.6-27b [--layers N] [--recipe R]) [--ctx N] "
     "[--chunk N] [--kv bf16|f32|fp8] [--fp4-activations]";
 
 static void print_plan(const fp4rt_config *cfg, const fp4rt_memory_plan *p,

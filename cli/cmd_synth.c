@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const char *k_usage =
-    "--config tiny|qwen3.5-0.8b|qwen3.6-27b --out DIR [--seed S] [--layers N] [--shard-mb M] "
+    "--config tiny|small|qwen3.5-0.8b|qwen3.6-27b --out DIR [--seed S] [--layers N] [--shard-mb M] "
     "[--format causal-lm] [--force]";
 
 int fp4rt_cmd_synth(int argc, char **argv) {

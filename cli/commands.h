@@ -14,6 +14,7 @@ int fp4rt_cmd_bench(int argc, char **argv);
 int fp4rt_cmd_devices(int argc, char **argv);
 int fp4rt_cmd_tokenize(int argc, char **argv);
 int fp4rt_cmd_chat(int argc, char **argv);
+int fp4rt_cmd_verify(int argc, char **argv);
 
 /* Prints "fp4rt: error: <fp4rt_last_error() or status message>" and returns 1. */
 int fp4rt_cli_fail(int status);

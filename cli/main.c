@@ -62,6 +62,7 @@ static const struct {
     {"tokenize", fp4rt_cmd_tokenize, "text to token ids (JSON), or ids back to text"},
     {"logits", fp4rt_cmd_logits, "teacher-forced logits of a token sequence to a file"},
     {"bench", fp4rt_cmd_bench, "prefill/decode tokens/s and % of the memory-bandwidth limit"},
+    {"verify", fp4rt_cmd_verify, "run every device, compare logits and greedy tokens with the CPU"},
     {"devices", fp4rt_cmd_devices, "list the devices fp4rt can use"},
     {"plan", fp4rt_cmd_plan, "memory needed per part for a context length"},
     {"inspect", fp4rt_cmd_inspect, "tensors, formats and sizes of a checkpoint"},

@@ -319,6 +319,15 @@ const void *fp4rt_cu_weight(const fp4rt_cu_ctx *c, const void *host) {
 
 /* ---- per-session state: workspace, step info ---- */
 
+/* The workspace an op needs: each family reports its own part; ops run one
+ * after another on the stream, so one area of the largest need serves all. */
+size_t fp4rt_cu_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk) {
+    size_t need = fp4rt_cu_linear_workspace_bytes(p, op, chunk);
+    need = std::max(need, fp4rt_cu_w4a4_workspace_bytes(op, chunk));
+    need = std::max(need, fp4rt_cu_attn_gdn_workspace_bytes(p, op, chunk));
+    return need;
+}
+
 void *fp4rt_cu_workspace(const fp4rt_cu_step *s, size_t bytes) {
     if (bytes > s->c->workspace_bytes) {
         fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "cuda: an op asked for %zu bytes of workspace, %zu reserved "

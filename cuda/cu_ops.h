@@ -87,6 +87,11 @@ size_t fp4rt_cu_linear_workspace_bytes(const fp4rt_program *p, const fp4rt_op *o
 fp4rt_status fp4rt_cu_dequant_nvfp4(cudaStream_t stream, const uint8_t *packed, const uint8_t *scales, size_t n,
                                     uint16_t *out);
 
+/* The part of the attention and GDN families (cu_attention.cu): ATTENTION needs
+ * [n_heads][FP4RT_CU_ATTN_MAX_SPLITS][head_dim + 2] floats of decode partials
+ * (chunk-independent); every other op 0. */
+size_t fp4rt_cu_attn_gdn_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk);
+
 /* Op families. */
 fp4rt_status fp4rt_cu_op_embed(const fp4rt_cu_step *s, const fp4rt_op *op);     /* cu_basic.cu */
 fp4rt_status fp4rt_cu_op_norm(const fp4rt_cu_step *s, const fp4rt_op *op);      /* RMSNORM, GATED_RMSNORM, L2NORM */

@@ -76,6 +76,15 @@ typedef struct fp4rt_backend_ops {
     /* (optional) Installs (fn != NULL) or removes the calibration hook; a backend
      * without it returns UNSUPPORTED. */
     fp4rt_status (*set_observer)(void *ctx, fp4rt_linear_observer fn, void *user);
+    /* (optional) Measures the memory bandwidth decode is bound by, on the device
+     * itself, in bytes per second (bytes read + bytes written, divided by the
+     * time): the CPU streams a buffer much larger than its caches with its
+     * worker threads (bytes read); a GPU backend copies a large device-local
+     * buffer to another with the device's copy engine or a kernel and times it
+     * on the device (timestamps), counting read + written bytes. Takes up to a
+     * second or so; allocates and frees its own buffers (OUT_OF_MEMORY if it
+     * cannot). fp4rt bench divides it by the bytes a decode step reads. */
+    fp4rt_status (*measure_bandwidth)(void *ctx, double *bytes_per_s);
     /* (optional) The largest prefill chunk (tokens per step) the backend accepts
      * for this program (e.g. what fits the device's binding limit); sessions cap
      * their chunk to it. NULL: no limit. */

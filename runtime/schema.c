@@ -140,6 +140,27 @@ fp4rt_status fp4rt_config_preset(const char *name, int n_layers, fp4rt_config *o
         c.max_positions = 4096;
         c.n_eos = 1;
         c.eos[0] = 1;
+    } else if (!strcmp(name, "small")) {
+        /* The model-level parity tests' larger model (about 16 M parameters): 16
+         * layers (12 GDN, 4 full attention, every 4th as in the 27B), hidden 256,
+         * 3 value heads per key head, 4 query heads per KV head, rotary 1/4 of
+         * head_dim, the real GDN head size 128; a small vocabulary keeps the
+         * embedding and lm_head (and the tests) fast. */
+        c.hidden = 256;
+        c.n_layers = 16;
+        c.intermediate = 512;
+        c.vocab = 1024;
+        c.n_heads = 8;
+        c.n_kv_heads = 2;
+        c.head_dim = 64;
+        c.lin_k_heads = 2;
+        c.lin_v_heads = 6;
+        c.lin_k_dim = 128;
+        c.lin_v_dim = 128;
+        c.tie_embeddings = 0;
+        c.max_positions = 4096;
+        c.n_eos = 1;
+        c.eos[0] = 1;
     } else if (!strcmp(name, "qwen3.5-0.8b")) { /* MODEL.md §1.2 */
         c.hidden = 1024;
         c.n_layers = 24;
@@ -174,7 +195,7 @@ fp4rt_status fp4rt_config_preset(const char *name, int n_layers, fp4rt_config *o
         c.eos[0] = 248044;
     } else {
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
-                          "unknown config '%s' (known: tiny, qwen3.5-0.8b, qwen3.6-27b)", name);
+                          "unknown config '%s' (known: tiny, small, qwen3.5-0.8b, qwen3.6-27b)", name);
     }
     if (n_layers < 0 || n_layers > FP4RT_MAX_LAYERS)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "config '%s': layer count %d out of range 1..%d",

@@ -32,7 +32,7 @@ typedef struct fp4rt_tensor_spec {
  * unless tied). Returns the count; *out is malloc'ed (NULL + 0 on OOM). */
 size_t fp4rt_schema_tensors(const fp4rt_config *cfg, fp4rt_tensor_spec **out);
 
-/* Named configs: "tiny", "qwen3.5-0.8b", "qwen3.6-27b". n_layers > 0 shortens
+/* Named configs: "tiny", "small", "qwen3.5-0.8b", "qwen3.6-27b". n_layers > 0 shortens
  * (keeping the 3 GDN : 1 attention pattern). Returns INVALID_ARGUMENT for an
  * unknown name (the message lists the known ones). */
 fp4rt_status fp4rt_config_preset(const char *name, int n_layers, fp4rt_config *out);

@@ -16,6 +16,7 @@ typedef struct fp4rt_vk_device_desc {
     int software;          /* a CPU implementation (lavapipe): never picked by --device auto */
     int fp16, int8, storage16, storage8, coopmat, push_descriptor;
     uint32_t subgroup_size;
+    int subgroup_shuffle;  /* basic, vote and shuffle subgroup ops in compute shaders (else shared-memory trees) */
     uint64_t max_storage_range; /* maxStorageBufferRange */
     uint32_t api_version;
     int usable;            /* 0: reason says why */

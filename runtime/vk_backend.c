@@ -339,6 +339,7 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .synchronize = NULL,
     .describe = vk_describe,
     .set_observer = NULL,
+    .measure_bandwidth = fp4rt_vk_measure_bandwidth,
     .max_chunk = vk_max_chunk,
     .set_profile = vk_set_profile,
     .argmax = fp4rt_vk_argmax,

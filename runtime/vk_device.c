@@ -68,6 +68,10 @@ void fp4rt_vk_describe_physical(VkPhysicalDevice pd, fp4rt_vk_device_desc *d) {
     d->coopmat = has_device_ext(pd, "VK_KHR_cooperative_matrix");
     d->push_descriptor = has_device_ext(pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     d->subgroup_size = sg.subgroupSize;
+    d->subgroup_shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                          (sg.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
+                          (sg.supportedOperations & VK_SUBGROUP_FEATURE_VOTE_BIT) &&
+                          (sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
     d->max_storage_range = p->limits.maxStorageBufferRange;
     d->usable = 1;
     if (p->apiVersion < VK_API_VERSION_1_2)
@@ -170,6 +174,14 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
     lim = getenv("FP4RT_VK_PIECE_RANGE");
     if (lim && strtoull(lim, NULL, 10) > 2 * c->align && strtoull(lim, NULL, 10) < c->piece_range)
         c->piece_range = strtoull(lim, NULL, 10);
+    /* and the activation / logits windows of linears, cut into token pieces */
+    c->act_range = c->max_range;
+    lim = getenv("FP4RT_VK_MAX_ACT_RANGE");
+    if (lim && strtoull(lim, NULL, 10) > 2 * c->align && strtoull(lim, NULL, 10) < c->max_range)
+        c->act_range = strtoull(lim, NULL, 10);
+    /* tests force the shared-memory reduction with FP4RT_VK_NO_SUBGROUP=1 */
+    const char *nosg = getenv("FP4RT_VK_NO_SUBGROUP");
+    c->linear_subgroup = c->desc.subgroup_shuffle && !(nosg && nosg[0] == '1');
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                    .queueFamilyIndex = c->queue_family, .queueCount = 1,

@@ -23,8 +23,8 @@ struct fp4rt_buffer {
 };
 
 typedef enum vk_kernel {
-    VK_K_LINEAR, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE, VK_K_EMBED,
-    VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA,
+    VK_K_LINEAR, VK_K_LINEAR_SHMEM, VK_K_LINEAR_MM, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE,
+    VK_K_EMBED, VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA,
     VK_K_GATED_DELTA_CHUNK, VK_K_ATTENTION_MERGE, VK_K_ARGMAX, VK_K_COUNT
 } vk_kernel;
 
@@ -96,6 +96,8 @@ typedef struct vk_ctx {
     VkDeviceSize align;      /* minStorageBufferOffsetAlignment */
     VkDeviceSize piece_range; /* largest weight piece bound at once: max_range, or lower with
                                  FP4RT_VK_PIECE_RANGE (tests: linears in pieces, nothing else) */
+    VkDeviceSize act_range;   /* largest activation window of a linear: max_range, or FP4RT_VK_MAX_ACT_RANGE (tests) */
+    int linear_subgroup;      /* decode linears reduce with subgroup shuffles (desc.subgroup_shuffle, not FP4RT_VK_NO_SUBGROUP) */
 
     VkCommandPool cmd_pool;
     VkCommandBuffer cmd;      /* the command buffer being recorded: cmd_once or cmd_step */
@@ -191,6 +193,8 @@ fp4rt_status fp4rt_vk_dispatch(vk_ctx *c, vk_kernel k, const vk_bind *binds, int
 fp4rt_status fp4rt_vk_window(const vk_ctx *c, const fp4rt_buffer *b, VkDeviceSize offset, VkDeviceSize bytes,
                              const char *what, vk_bind *out, VkDeviceSize *skew);
 
+/* vk_bandwidth.c: backend.h measure_bandwidth */
+fp4rt_status fp4rt_vk_measure_bandwidth(void *ctx, double *bytes_per_s);
 /* vk_profile.c: --profile (or FP4RT_PROFILE=1). begin records the pool reset
  * and the first timestamp of a step, op the timestamp after op i, collect adds
  * the submitted step's times, report logs the totals (at destroy). */

@@ -1,5 +1,12 @@
-/* Vulkan linear ops: activation quantization (FP8 / NVFP4 W4A4) and the matrix-vector /
- * matrix-matrix kernels over weights bound in pieces. */
+/* Vulkan linear ops: activation quantization (FP8 / NVFP4 W4A4), then the
+ * matrix-vector kernel (decode: up to VK_MV_MAX_T tokens, shaders/linear_mv.glsl
+ * with subgroup or shared-memory reductions) or the tiled matrix-matrix kernel
+ * (prefill: shaders/linear_mm.comp; not in programs that re-quantize
+ * activations, see requantizes()), chosen per token piece, over bindings cut
+ * into pieces that each fit the binding limit: rows of W (weight pieces,
+ * c->piece_range) and tokens of x / y (the activation arena, the logits
+ * [rows, vocab] and the quantized activations are bound per token piece,
+ * c->act_range, never whole). */
 #include "vk_ops.h"
 
 #include "common.h"
@@ -7,11 +14,17 @@
 
 #include <string.h>
 
+#define VK_MV_MAX_T 8 /* up to this many tokens: the matrix-vector kernel */
+#define VK_MV_ROWS 4  /* output rows per matrix-vector workgroup (NR in linear_mv.glsl) */
+#define VK_MV_TOKENS 4 /* tokens per matrix-vector workgroup (MT) */
+#define VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp) */
+
 typedef struct {
-    uint32_t K, fmt, x_off, x_stride, y_off, y_stride, n0, w_off, s_off, post_off, pad1;
+    uint32_t K, fmt, x_off, x_stride, y_off, y_stride, N, T, w_off, s_off, aligned;
     float post;
+    uint32_t post_off; /* != 0: the post scale of token t is x[post_off + t] (act_quant mode 2) */
 } pc_linear;
-_Static_assert(sizeof(pc_linear) == 48, "pc_linear mirrors linear.comp");
+_Static_assert(sizeof(pc_linear) == 52, "pc_linear mirrors linear_mv.glsl / linear_mm.comp");
 typedef struct {
     uint32_t K, mode, x_off, x_stride;
     float input_scale;
@@ -34,6 +47,36 @@ static size_t row_bytes(const fp4rt_linear *l) {
     }
 }
 
+/* A window over floats [off, off + n) of buffer b; *skew gets the float offset of
+ * `off` inside it. */
+static fp4rt_status float_window(const vk_ctx *c, const fp4rt_buffer *b, uint64_t off, uint64_t n,
+                                 const char *what, vk_bind *out, uint32_t *skew) {
+    VkDeviceSize sk = 0;
+    fp4rt_status st = fp4rt_vk_window(c, b, off * 4, n * 4, what, out, &sk);
+    *skew = (uint32_t)(sk / 4);
+    return st;
+}
+
+/* Most tokens per piece such that `first` + (tokens - 1) * stride floats fit in
+ * `limit` bytes (with room for the alignment skew); 0 if not even one does. */
+static uint64_t tokens_fitting(VkDeviceSize limit, VkDeviceSize align, uint64_t first, uint64_t stride) {
+    if (limit < align + first * 4) return 0;
+    uint64_t room = (limit - align - first * 4) / 4;
+    return stride ? 1 + room / stride : UINT32_MAX;
+}
+
+/* 1 if some linear of the program re-quantizes its activations (FP8 W8A8, W4A4):
+ * there a rounding difference anywhere upstream can flip a code, so every
+ * linear of such a program runs the matrix-vector kernel, which reproduces the
+ * CPU's sums bit for bit, at any number of tokens. */
+static int requantizes(const fp4rt_program *p) {
+    for (int i = 0; i < p->n_ops; i++)
+        if (p->ops[i].kind == FP4RT_OP_LINEAR &&
+            (p->ops[i].lin->fmt == FP4RT_W_FP8 || p->ops[i].lin->fmt == FP4RT_W_NVFP4_W4A4))
+            return 1;
+    return 0;
+}
+
 fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     const fp4rt_linear *l = op->lin;
     vk_ctx *c = s->c;
@@ -43,79 +86,111 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
                           op->x.cols, op->y.cols, l->n_out, K);
     if (op->is_logits && s->step->no_logits) return FP4RT_OK;
     int t0 = op->is_logits && !s->step->all_logits ? T - 1 : 0, rows = T - t0;
-    vk_bind arena, xb, yb, wb, sb = {0};
-    fp4rt_status st = fp4rt_vk_arena_bind(s, &arena);
-    if (st) return st;
-    pc_linear pc = {.K = (uint32_t)K,
-                    .fmt = (uint32_t)l->fmt,
-                    .x_off = fp4rt_vk_view_off(s, op->x) + (uint32_t)t0 * fp4rt_vk_stride(s),
-                    .x_stride = fp4rt_vk_stride(s),
-                    .post = 1.0f};
-    xb = arena;
-    if (l->fmt == FP4RT_W_FP8 || l->fmt == FP4RT_W_NVFP4_W4A4) {
-        int fp8 = l->fmt == FP4RT_W_FP8;
-        int dyn = !fp8 && l->act_dynamic; /* per-row scale: posts after the rows */
-        pc_act_quant q = {.K = (uint32_t)K,
-                          .mode = fp8 ? 0u : dyn ? 2u : 1u,
-                          .x_off = pc.x_off,
-                          .x_stride = pc.x_stride,
-                          .input_scale = l->input_scale,
-                          .post_off = (uint32_t)rows * (uint32_t)K,
-                          .weight_scale = l->weight_scale};
-        VkDeviceSize qbytes = ((VkDeviceSize)rows * K + (dyn ? (VkDeviceSize)rows : 0)) * 4;
-        vk_bind qb[2] = {arena, {c->xq, 0, qbytes}};
-        if (qbytes > c->xq->bytes) return fp4rt_fail(FP4RT_INTERNAL, "vulkan: xq too small");
-        st = fp4rt_vk_dispatch(c, VK_K_ACT_QUANT, qb, 2, &q, sizeof q,
-                               vk_groups(fp8 ? (uint64_t)K : (uint64_t)K / 16), (uint32_t)rows, 1);
-        if (st) return st;
-        xb = qb[1];
-        pc.x_off = 0;
-        pc.x_stride = (uint32_t)K;
-        pc.post = l->input_scale * l->weight_scale;
-        if (dyn) pc.post_off = q.post_off;
-    } else if (l->fmt == FP4RT_W_NVFP4) {
-        pc.post = l->weight_scale;
-    }
+    if (rows <= 0) return FP4RT_OK;
+    int quant = l->fmt == FP4RT_W_FP8 || l->fmt == FP4RT_W_NVFP4_W4A4;
+    float post = 1.0f;
+    if (quant)
+        post = l->input_scale * l->weight_scale;
+    else if (l->fmt == FP4RT_W_NVFP4)
+        post = l->weight_scale;
+    /* activations: x rows t at xo + t * xs floats of the arena; y rows at yo + t * ys */
+    uint64_t xo = fp4rt_vk_view_off(s, op->x) + (uint64_t)t0 * fp4rt_vk_stride(s), xs = fp4rt_vk_stride(s);
+    const fp4rt_buffer *yb_buf = s->sb->scratch;
+    uint64_t yo, ys;
     if (op->is_logits) {
-        st = fp4rt_vk_window(c, s->sb->logits, 0, s->sb->logits->bytes, "the logits buffer", &yb,
-                             NULL);
-        pc.y_off = 0;
-        pc.y_stride = (uint32_t)s->p->weights->cfg.vocab;
+        yb_buf = s->sb->logits;
+        yo = 0;
+        ys = (uint64_t)s->p->weights->cfg.vocab;
     } else {
-        yb = arena;
-        pc.y_off = fp4rt_vk_view_off(s, op->y) + (uint32_t)t0 * fp4rt_vk_stride(s);
-        pc.y_stride = fp4rt_vk_stride(s);
+        yo = fp4rt_vk_view_off(s, op->y) + (uint64_t)t0 * fp4rt_vk_stride(s);
+        ys = fp4rt_vk_stride(s);
     }
-    if (st) return st;
+    int dyn = l->fmt == FP4RT_W_NVFP4_W4A4 && l->act_dynamic; /* per-row scales after the rows */
+    if (quant && ((VkDeviceSize)rows * K + (dyn ? (VkDeviceSize)rows : 0)) * 4 > c->xq->bytes)
+        return fp4rt_fail(FP4RT_INTERNAL, "vulkan: xq too small");
+
     const vk_tensor *wt = fp4rt_vk_tensor_find(c, l->weight);
     const vk_tensor *st_t = l->block_scale ? fp4rt_vk_tensor_find(c, l->block_scale) : NULL;
     if (!wt || (l->block_scale && !st_t))
         return fp4rt_fail(FP4RT_INTERNAL, "vulkan: %s was not uploaded", l->module);
-    /* rows of W in pieces that fit one binding (and the workgroup-count limit) */
+    const uint32_t *max_groups = c->props.limits.maxComputeWorkGroupCount;
+    int exact = requantizes(s->p);
+
+    /* weight pieces: rows of W that fit one binding and one dispatch */
     size_t rb = row_bytes(l);
     uint64_t per = (c->piece_range - c->align) / (rb ? rb : 1);
-    if (per > 65535) per = 65535;
+    if (per > (uint64_t)max_groups[0] * VK_MV_ROWS) per = (uint64_t)max_groups[0] * VK_MV_ROWS;
     if (per == 0)
         return fp4rt_fail(FP4RT_UNSUPPORTED,
                           "vulkan: %s: one row of %zu bytes exceeds maxStorageBufferRange %llu",
                           l->module, rb, (unsigned long long)c->max_range);
-    for (uint64_t n0 = 0; n0 < (uint64_t)l->n_out; n0 += per) {
-        uint64_t n = (uint64_t)l->n_out - n0 < per ? (uint64_t)l->n_out - n0 : per;
-        VkDeviceSize skew = 0;
-        st = fp4rt_vk_window(c, c->weights, wt->offset + n0 * rb, n * rb, l->module, &wb, &skew);
+    if (per > (uint64_t)l->n_out) per = (uint64_t)l->n_out;
+    /* token pieces: x, y (and xq) windows within the limit; a single token over
+     * the lowered test limit falls back to the device's own */
+    VkDeviceSize lim = c->act_range;
+    if (!tokens_fitting(lim, c->align, (uint64_t)K, xs) || !tokens_fitting(lim, c->align, per, ys))
+        lim = c->max_range;
+    uint64_t tr = tokens_fitting(lim, c->align, (uint64_t)K, xs), ty = tokens_fitting(lim, c->align, per, ys);
+    uint64_t tq = quant ? tokens_fitting(lim, c->align, (uint64_t)K + 1, (uint64_t)K + 1) : UINT32_MAX;
+    if (ty < tr) tr = ty;
+    if (tq < tr) tr = tq;
+    if ((uint64_t)max_groups[1] * VK_MV_TOKENS < tr) tr = (uint64_t)max_groups[1] * VK_MV_TOKENS;
+    if (tr == 0)
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: %s: one token's activations exceed maxStorageBufferRange %llu",
+                          l->module, (unsigned long long)c->max_range);
+
+    for (uint64_t ta = 0; ta < (uint64_t)rows; ta += tr) {
+        uint64_t nt = (uint64_t)rows - ta < tr ? (uint64_t)rows - ta : tr;
+        int mm = nt > VK_MV_MAX_T && !exact;
+        vk_kernel kern = mm ? VK_K_LINEAR_MM : c->linear_subgroup ? VK_K_LINEAR : VK_K_LINEAR_SHMEM;
+        uint64_t rows_per_group = mm ? VK_MM_TILE : VK_MV_ROWS, tok_per_group = mm ? VK_MM_TILE : VK_MV_TOKENS;
+        pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post};
+        vk_bind xb, yb, wb, sb = {0};
+        fp4rt_status st = float_window(c, s->sb->scratch, xo + ta * xs, (nt - 1) * xs + (uint64_t)K,
+                                       "the activation arena", &xb, &pc.x_off);
         if (st) return st;
-        pc.w_off = (uint32_t)skew;
-        if (st_t) {
-            st = fp4rt_vk_window(c, c->weights, st_t->offset + n0 * (K / 16), n * (K / 16),
-                                 l->module, &sb, &skew);
+        pc.x_stride = (uint32_t)xs;
+        pc.y_stride = (uint32_t)ys;
+        if (quant) {
+            int fp8 = l->fmt == FP4RT_W_FP8;
+            pc_act_quant q = {.K = (uint32_t)K,
+                              .mode = fp8 ? 0u : dyn ? 2u : 1u,
+                              .x_off = pc.x_off,
+                              .x_stride = pc.x_stride,
+                              .input_scale = l->input_scale,
+                              .post_off = (uint32_t)(nt * (uint64_t)K),
+                              .weight_scale = l->weight_scale};
+            vk_bind qb[2] = {xb, {c->xq, 0, (nt * (VkDeviceSize)K + (dyn ? nt : 0)) * 4}};
+            st = fp4rt_vk_dispatch(c, VK_K_ACT_QUANT, qb, 2, &q, sizeof q,
+                                   vk_groups(fp8 ? (uint64_t)K : (uint64_t)K / 16), (uint32_t)nt, 1);
             if (st) return st;
-            pc.s_off = (uint32_t)skew;
+            xb = qb[1];
+            pc.x_off = 0;
+            pc.x_stride = (uint32_t)K;
+            if (dyn) pc.post_off = q.post_off;
         }
-        pc.n0 = (uint32_t)n0;
-        vk_bind b[4] = {xb, wb, sb, yb};
-        st =
-            fp4rt_vk_dispatch(c, VK_K_LINEAR, b, 4, &pc, sizeof pc, (uint32_t)n, (uint32_t)rows, 1);
-        if (st) return st;
+        for (uint64_t n0 = 0; n0 < (uint64_t)l->n_out; n0 += per) {
+            uint64_t n = (uint64_t)l->n_out - n0 < per ? (uint64_t)l->n_out - n0 : per;
+            st = float_window(c, yb_buf, yo + ta * ys + n0, (nt - 1) * ys + n,
+                              op->is_logits ? "the logits buffer" : "the activation arena", &yb, &pc.y_off);
+            if (st) return st;
+            VkDeviceSize skew = 0;
+            st = fp4rt_vk_window(c, c->weights, wt->offset + n0 * rb, n * rb, l->module, &wb, &skew);
+            if (st) return st;
+            pc.w_off = (uint32_t)skew;
+            pc.aligned = rb % 16 == 0 && skew % 16 == 0;
+            if (st_t) {
+                st = fp4rt_vk_window(c, c->weights, st_t->offset + n0 * (K / 16), n * (K / 16), l->module, &sb,
+                                     &skew);
+                if (st) return st;
+                pc.s_off = (uint32_t)skew;
+            }
+            pc.N = (uint32_t)n;
+            vk_bind b[4] = {xb, wb, sb, yb};
+            st = fp4rt_vk_dispatch(c, kern, b, 4, &pc, sizeof pc, (uint32_t)((n + rows_per_group - 1) / rows_per_group),
+                                   (uint32_t)((nt + tok_per_group - 1) / tok_per_group), 1);
+            if (st) return st;
+        }
     }
     return FP4RT_OK;
 }

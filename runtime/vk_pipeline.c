@@ -14,7 +14,8 @@
 #include <string.h>
 
 static const char *const k_names[VK_K_COUNT] = {
-    [VK_K_LINEAR] = "linear",       [VK_K_ACT_QUANT] = "act_quant", [VK_K_DEQUANT_NVFP4] = "dequant_nvfp4",
+    [VK_K_LINEAR] = "linear",       [VK_K_LINEAR_SHMEM] = "linear_shmem", [VK_K_LINEAR_MM] = "linear_mm",
+    [VK_K_ACT_QUANT] = "act_quant", [VK_K_DEQUANT_NVFP4] = "dequant_nvfp4",
     [VK_K_NORM] = "norm",           [VK_K_ELTWISE] = "eltwise",     [VK_K_EMBED] = "embed",
     [VK_K_ROPE] = "rope",           [VK_K_KV_APPEND] = "kv_append", [VK_K_ATTENTION] = "attention",
     [VK_K_CONV1D_SILU] = "conv1d_silu", [VK_K_GATED_DELTA] = "gated_delta",

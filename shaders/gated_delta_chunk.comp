@@ -9,8 +9,8 @@
 //   U_r = beta_r (v_r - exp(gamma_r) k_r S) - sum_{s<r} A[r][s] U_s   (forward substitution)
 //   o_r = (q_r exp(gamma_r)) S + sum_{s<=r} (q_r . k_s) exp(gamma_r - gamma_s) U_s
 //   S <- exp(gamma_last) S + sum_s (k_s exp(gamma_last - gamma_s))^T U_s
-// Shared memory: A [64][64] (reused for the q.k matrix), U [64][CB], gamma, beta:
-// about 25 KiB. FP32 state S [dk][dv] per value head stays on the GPU.
+// Shared memory: A [64][64] (reused for the q.k matrix), U [64][CB], gamma, beta,
+// decays: about 25 KiB. FP32 state S [dk][dv] per value head stays on the GPU.
 #include "common.glsl"
 #include "gdn.glsl"
 layout(local_size_x = WG) in;
@@ -27,7 +27,8 @@ layout(push_constant) uniform PC {
 
 #define CH 64u // = FP4RT_GDN_CHUNK
 #define CB 32u
-shared float Am[CH * CH], U[CH * CB], gam[CH], bet[CH];
+#define RH (CH * CB / WG) // rows per invocation in the U and output phases
+shared float Am[CH * CH], U[CH * CB], gam[CH], bet[CH], dec[CH];
 
 void main() {
     uint h = gl_WorkGroupID.x, tid = gl_LocalInvocationID.x, cb0 = gl_WorkGroupID.y * CB;
@@ -60,13 +61,23 @@ void main() {
             for (uint i = 0; i < dk; i++) d += arena[kr + i] * arena[ks + i];
             Am[r * CH + s] = bet[r] * d * exp(gam[r] - gam[s]);
         }
-        for (uint it = tid; it < c * CB; it += WG) {
-            uint r = it / CB, e = it % CB;
-            if (e >= ncol) continue;
-            uint kr = kb + (t0 + r) * pc.stride;
-            float m = 0.0;
-            for (uint i = 0; i < dk; i++) m += arena[kr + i] * S[sb + i * dv + e];
-            U[r * CB + e] = bet[r] * (arena[vb + (t0 + r) * pc.stride + e] - exp(gam[r]) * m);
+        // U before the substitution: invocation (e, half) owns column e, rows
+        // half * 32 .. + 31, reading each S[i][e] once (sums in i order, as the CPU)
+        {
+            uint e = tid % CB, r0 = (tid / CB) * RH;
+            float m[RH];
+            for (uint rr = 0; rr < RH; rr++) m[rr] = 0.0;
+            if (e < ncol && r0 < c)
+                for (uint i = 0; i < dk; i++) {
+                    float sv = S[sb + i * dv + e];
+                    for (uint rr = 0; rr < RH; rr++)
+                        if (r0 + rr < c) m[rr] += arena[kb + (t0 + r0 + rr) * pc.stride + i] * sv;
+                }
+            for (uint rr = 0; rr < RH; rr++) {
+                uint r = r0 + rr;
+                if (e < ncol && r < c)
+                    U[r * CB + e] = bet[r] * (arena[vb + (t0 + r) * pc.stride + e] - exp(gam[r]) * m[rr]);
+            }
         }
         barrier();
         // forward substitution, one invocation per column (columns are independent)
@@ -87,25 +98,39 @@ void main() {
             Am[r * CH + s] = d * exp(gam[r] - gam[s]);
         }
         barrier();
-        // outputs with the incoming state
-        for (uint it = tid; it < c * CB; it += WG) {
-            uint r = it / CB, e = it % CB;
-            if (e >= ncol) continue;
-            uint qr = qb + (t0 + r) * pc.stride;
-            float eg = exp(gam[r]), o = 0.0;
-            for (uint i = 0; i < dk; i++) o += (arena[qr + i] * eg) * S[sb + i * dv + e];
-            for (uint s = 0; s <= r; s++) o += Am[r * CH + s] * U[s * CB + e];
-            arena[yb + (t0 + r) * pc.stride + e] = o;
+        // outputs with the incoming state, the same ownership as U
+        {
+            uint e = tid % CB, r0 = (tid / CB) * RH;
+            float o[RH], eg[RH];
+            for (uint rr = 0; rr < RH; rr++) {
+                o[rr] = 0.0;
+                eg[rr] = r0 + rr < c ? exp(gam[r0 + rr]) : 0.0;
+            }
+            if (e < ncol && r0 < c)
+                for (uint i = 0; i < dk; i++) {
+                    float sv = S[sb + i * dv + e];
+                    for (uint rr = 0; rr < RH; rr++)
+                        if (r0 + rr < c) o[rr] += (arena[qb + (t0 + r0 + rr) * pc.stride + i] * eg[rr]) * sv;
+                }
+            for (uint rr = 0; rr < RH; rr++) {
+                uint r = r0 + rr;
+                if (e < ncol && r < c) {
+                    float v = o[rr];
+                    for (uint j = 0; j <= r; j++) v += Am[r * CH + j] * U[j * CB + e];
+                    arena[yb + (t0 + r) * pc.stride + e] = v;
+                }
+            }
         }
         barrier();
-        // state update
+        // state update (dec[j] = exp(gamma_last - gamma_j), as the CPU's d)
         float last = gam[c - 1u], el = exp(last);
+        if (tid < c) dec[tid] = exp(last - gam[tid]);
+        barrier();
         for (uint it = tid; it < dk * CB; it += WG) {
             uint i = it / CB, e = it % CB;
             if (e >= ncol) continue;
             float s = S[sb + i * dv + e] * el;
-            for (uint j = 0; j < c; j++)
-                s += (arena[kb + (t0 + j) * pc.stride + i] * exp(last - gam[j])) * U[j * CB + e];
+            for (uint j = 0; j < c; j++) s += (arena[kb + (t0 + j) * pc.stride + i] * dec[j]) * U[j * CB + e];
             S[sb + i * dv + e] = s;
         }
         barrier();

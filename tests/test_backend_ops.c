@@ -34,11 +34,20 @@
 #endif
 
 #include <stdint.h>
+#include <time.h>
 
 #define FP32_NMSE 1e-7
 #define FP16_NMSE 5e-4
 #define GAP 3 /* sentinel columns between arena buffers */
 #define SENTINEL_BITS 0x4b5a5a5bu /* ~1.43e7: a value no op produces here */
+
+/* CPU seconds of the whole process (all threads: lavapipe runs shaders on its
+ * own threads), a steadier measure than wall time on a loaded machine. */
+static double test_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* ---- seeded random numbers ---- */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -89,6 +98,7 @@ typedef struct tcase {
     fp4rt_kv_type kv_type;
     double logits_ceiling;
     double kv_ceiling;
+    int exact_T; /* steps of up to this many tokens must match the CPU bit for bit (NMSE 0) */
 } tcase;
 
 static void *own(tcase *c, void *p) {
@@ -227,7 +237,13 @@ typedef struct session {
     void *ctx;
     fp4rt_session_buffers sb;
     size_t bytes[5]; /* scratch, kv, conv, ssm, logits */
+    double last_run_s; /* process CPU time of the last step's run + synchronize */
 } session;
+
+/* FP4RT_OPS_BENCH=1: no parity checks; the bench cases run on each device only,
+ * and each step's best process CPU time of BENCH_REPS runs is printed. */
+static int bench_mode;
+#define BENCH_REPS 2
 
 static size_t state_bytes(const tcase *c, int which) {
     const fp4rt_config *f = &c->w.cfg;
@@ -274,8 +290,10 @@ static fp4rt_status session_step(session *s, void *const init[5], const fp4rt_pr
     fp4rt_status st = FP4RT_OK;
     for (int i = 0; !st && i < 5; i++)
         if (s->bytes[i]) st = s->ops->buffer_upload(s->ctx, *sb_slot(&s->sb, i), 0, init[i], s->bytes[i]);
+    double t0 = test_now();
     if (!st) st = s->ops->run(s->ctx, p, &s->sb, step);
     if (!st && s->ops->synchronize) st = s->ops->synchronize(s->ctx);
+    s->last_run_s = test_now() - t0;
     for (int i = 0; !st && i < 5; i++)
         if (s->bytes[i]) st = s->ops->buffer_download(s->ctx, *sb_slot(&s->sb, i), 0, out[i], s->bytes[i]);
     return st;
@@ -371,6 +389,21 @@ static void run_step(const backend *b, session *cpu, session *dev, tcase *c, con
         for (size_t i = 0; i < cpu->bytes[k] / 4; i++) ((float *)init[k])[i] = rnd_f(-0.5f, 0.5f);
     for (size_t i = 0; i < cpu->bytes[4] / 4; i++) ((float *)init[4])[i] = s;
 
+    if (bench_mode) {
+        double best = 1e30;
+        for (int rep = 0; rep < BENCH_REPS; rep++) {
+            fp4rt_status sd = session_step(dev, init, &c->p, step, out_d);
+            CHECK_MSG(sd == FP4RT_OK, "%s %s: %s: %s", c->name, stepname, b->name, fp4rt_last_error());
+            if (dev->last_run_s < best) best = dev->last_run_s;
+        }
+        printf("  bench %-8s %-12s %-18s %9.1f ms CPU\n", b->ops->name, c->name, stepname, best * 1e3);
+        for (int i = 0; i < 5; i++) {
+            free(init[i]);
+            free(out_c[i]);
+            free(out_d[i]);
+        }
+        return;
+    }
     fp4rt_status st = session_step(cpu, init, &c->p, step, out_c);
     CHECK_MSG(st == FP4RT_OK, "%s %s: cpu: %s", c->name, stepname, fp4rt_last_error());
     fp4rt_status sd = session_step(dev, init, &c->p, step, out_d);
@@ -400,7 +433,11 @@ static void run_step(const backend *b, session *cpu, session *dev, tcase *c, con
         CHECK_MSG(guard_dev == 0, "%s %s: %s changed %zu guarded arena floats", c->name, stepname, b->name,
                   guard_dev);
         for (int k = 0; k < c->p.n_bufs; k++)
-            if (c->bufs[k].output) report(b->ops->name, c->name, c->bufs[k].name, stepname, &per[k], c->bufs[k].ceiling);
+            if (c->bufs[k].output)
+                report(b->ops->name, c->name, c->bufs[k].name, stepname, &per[k],
+                       /* exact, except W4A4 with a per-row dynamic scale: its post
+                        * scale (row scale x weight scale) is rounded before the product */
+                       T <= c->exact_T && !strstr(c->bufs[k].name, "-dyn") ? 0.0 : c->bufs[k].ceiling);
         if (c->w.cfg.vocab > 0) {
             /* written rows: all T, only row 0 (the last token) or none; the rest stays sentinel */
             int rows = step->no_logits ? 0 : step->all_logits ? T : 1, V = c->w.cfg.vocab;
@@ -413,7 +450,7 @@ static void run_step(const backend *b, session *cpu, session *dev, tcase *c, con
                 else
                     lg_guard += !same_bits(ld[i], s) + !same_bits(lc[i], s);
             }
-            if (rows) report(b->ops->name, c->name, "logits", stepname, &a, c->logits_ceiling);
+            if (rows) report(b->ops->name, c->name, "logits", stepname, &a, T <= c->exact_T ? 0.0 : c->logits_ceiling);
             CHECK_MSG(lg_guard == 0, "%s %s: %zu logits past the written rows changed", c->name, stepname, lg_guard);
         }
         if (cpu->bytes[1]) {
@@ -464,15 +501,25 @@ static void run_case(const backend *b, tcase *c, const step_def *steps, int n_st
 
 /* ---- the cases ---- */
 
-/* LINEAR: every format x N {1, 7, 33, 257} x K {16, 48, 272}, T = 1 and 5. */
-static void case_linear(const backend *b) {
+/* LINEAR: every format x N {1, 7, 33, 257} x K {16, 48, 96, 544}; T = 1 and 5
+ * (the matrix-vector kernel: 4 rows x 4 tokens per workgroup; rows of 8 / 24
+ * bytes take its scalar path, rows of whole 16-byte pieces its staged uvec4
+ * path, K = 544 NVFP4 has more pieces than lanes per row; bit-identical to the
+ * CPU: NMSE must be 0) and T = 70 (the
+ * tiled kernel: 64 x 64 tiles, 257 rows and 70 tokens cross them). `name`
+ * tells the variant (the caller sets FP4RT_VK_NO_SUBGROUP: the shared-memory
+ * reduction). */
+static void case_linear(const backend *b, const char *name, int with_mm) {
     static const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_F16, FP4RT_W_F32, FP4RT_W_FP8, FP4RT_W_NVFP4,
                                       FP4RT_W_NVFP4_W4A4};
-    static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 272};
+    static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 96, 544};
     tcase *c = malloc(sizeof *c);
-    case_init(c, "linear");
-    int xbuf[3];
-    for (int k = 0; k < 3; k++) {
+    case_init(c, name);
+    c->chunk = with_mm ? 70 : 5;
+    c->n_ctx = c->chunk;
+    c->exact_T = b->cuda ? 0 : 8; /* Vulkan's matrix-vector kernel reproduces the CPU's sums exactly */
+    int xbuf[4];
+    for (int k = 0; k < 4; k++) {
         char nm[32];
         snprintf(nm, sizeof nm, "x K=%d", Ks[k]);
         xbuf[k] = add_buf(c, nm, Ks[k], 0, 0);
@@ -480,7 +527,7 @@ static void case_linear(const backend *b) {
         c->bufs[xbuf[k]].hi = 2;
     }
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 4; k++)
             for (int n = 0; n < 4; n++) {
                 char nm[48];
                 snprintf(nm, sizeof nm, "LINEAR %s N=%d K=%d", fp4rt_wfmt_name(fmts[f]), Ns[n], Ks[k]);
@@ -507,10 +554,116 @@ static void case_linear(const backend *b) {
             op->y = view(y, Ns[n]);
         }
     case_layout(c);
-    step_def steps[] = {{1, 0, 0, 0, "T=1"}, {5, 0, 0, 0, "T=5"}};
-    run_case(b, c, steps, 2);
+    step_def steps[] = {{1, 0, 0, 0, "T=1"}, {5, 0, 0, 0, "T=5"}, {70, 0, 0, 0, "T=70"}};
+    run_case(b, c, steps, with_mm ? 3 : 2);
     case_free(c);
     free(c);
+}
+
+/* LINEAR through the tiled matrix-matrix kernel: a program whose linears do
+ * not re-quantize activations (BF16, F16, F32, NVFP4 W4A16; with FP8 or W4A4
+ * present Vulkan keeps every linear on the exact matrix-vector kernel),
+ * N {1, 7, 33, 257} x K {16, 48, 96, 544}, T = 70 (64 x 64 tiles crossed). */
+static void case_linear_mm(const backend *b) {
+    static const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_F16, FP4RT_W_F32, FP4RT_W_NVFP4};
+    static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 96, 544};
+    tcase *c = malloc(sizeof *c);
+    case_init(c, "linear-mm");
+    c->chunk = c->n_ctx = 70;
+    int xbuf[4];
+    for (int k = 0; k < 4; k++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "x K=%d", Ks[k]);
+        xbuf[k] = add_buf(c, nm, Ks[k], 0, 0);
+        c->bufs[xbuf[k]].lo = -2;
+        c->bufs[xbuf[k]].hi = 2;
+    }
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
+        for (int k = 0; k < 4; k++)
+            for (int n = 0; n < 4; n++) {
+                char nm[48];
+                snprintf(nm, sizeof nm, "LINEAR %s N=%d K=%d", fp4rt_wfmt_name(fmts[f]), Ns[n], Ks[k]);
+                int y = add_buf(c, nm, Ns[n], 1, fmts[f] <= FP4RT_W_F32 ? FP32_NMSE : FP16_NMSE);
+                fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
+                op->lin = make_linear(c, fmts[f], Ns[n], Ks[k]);
+                op->x = view(xbuf[k], Ks[k]);
+                op->y = view(y, Ns[n]);
+            }
+    case_layout(c);
+    step_def steps[] = {{70, 0, 0, 0, "T=70"}};
+    run_case(b, c, steps, 1);
+    case_free(c);
+    free(c);
+}
+
+/* LINEAR bound in pieces: with the binding limits lowered to 1 KiB
+ * (FP4RT_VK_PIECE_RANGE for weights, FP4RT_VK_MAX_ACT_RANGE for activations, set
+ * by the caller) every weight, activation window and the logits [T, vocab] are
+ * cut into row and token pieces. Every format, N = 70,
+ * K = 64 (uvec4 path) and the logits LINEAR (vocab 37, lm_head in `head_fmt`),
+ * T = 1, 6 and 20 (both kernels), all logits and last-token logits. */
+static void case_linear_pieces(const backend *b, fp4rt_wfmt head_fmt, const char *name) {
+    static const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_F16, FP4RT_W_F32, FP4RT_W_FP8, FP4RT_W_NVFP4,
+                                      FP4RT_W_NVFP4_W4A4};
+    tcase *c = malloc(sizeof *c);
+    case_init(c, name);
+    c->chunk = c->n_ctx = 20;
+    c->exact_T = b->cuda ? 0 : 8;
+    c->w.cfg.vocab = 37; /* no embedding table (hidden stays 0): only the logits LINEAR */
+    int x = add_buf(c, "x K=64", 64, 0, 0);
+    c->bufs[x].lo = -2;
+    c->bufs[x].hi = 2;
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+        char nm[48];
+        snprintf(nm, sizeof nm, "LINEAR %s N=70 K=64 pieces", fp4rt_wfmt_name(fmts[f]));
+        int y = add_buf(c, nm, 70, 1, fmts[f] <= FP4RT_W_F32 ? FP32_NMSE : FP16_NMSE);
+        fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
+        op->lin = make_linear(c, fmts[f], 70, 64);
+        op->x = view(x, 64);
+        op->y = view(y, 70);
+    }
+    fp4rt_linear *head = make_linear(c, head_fmt, 37, 64);
+    c->w.lm_head = *head;
+    c->logits_ceiling = head_fmt <= FP4RT_W_F32 ? FP32_NMSE : FP16_NMSE;
+    fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
+    op->lin = &c->w.lm_head;
+    op->x = view(x, 64);
+    op->y = (fp4rt_view){FP4RT_BUF_LOGITS, 0, 37};
+    op->is_logits = 1;
+    case_layout(c);
+    step_def steps[] = {{1, 0, 0, 0, "T=1"}, {6, 0, 1, 0, "T=6 all"}, {20, 0, 1, 0, "T=20 all"},
+                        {20, 0, 0, 0, "T=20 last"}};
+    run_case(b, c, steps, 4);
+    case_free(c);
+    free(c);
+}
+
+/* The standalone NVFP4 -> FP16 dequantization kernel, bit-identical to the CPU:
+ * random codes under every non-NaN block scale, 16 x 259 elements (crossing
+ * workgroups), and a tail block. */
+static void case_dequant(const backend *b) {
+    void *ctx = NULL;
+    fp4rt_status st = backend_create(b, &ctx);
+    CHECK_MSG(st == FP4RT_OK, "dequant: %s", fp4rt_last_error());
+    if (st) return;
+    size_t n = 16 * 259;
+    uint8_t *packed = malloc(n / 2), *scales = malloc(n / 16);
+    uint16_t *out = malloc(n * 2);
+    for (size_t i = 0; i < n / 2; i++) packed[i] = (uint8_t)rnd_u32();
+    for (size_t i = 0; i < n / 16; i++) scales[i] = (uint8_t)(i % 127); /* 0x00 .. 0x7e */
+    st = fp4rt_vk_dequant_nvfp4(ctx, packed, scales, n, out);
+    CHECK_MSG(st == FP4RT_OK, "dequant: %s", fp4rt_last_error());
+    size_t bad = 0;
+    for (size_t i = 0; !st && i < n; i++) {
+        uint8_t code = (packed[i / 2] >> (4 * (i & 1))) & 15;
+        bad += out[i] != fp4rt_f32_to_f16(fp4rt_e2m1_to_f32(code) * fp4rt_e4m3_to_f32(scales[i / 16]));
+    }
+    printf("  %-8s %-10s %-34s %zu of %zu values differ\n", b->ops->name, "dequant", "NVFP4 -> FP16", bad, n);
+    CHECK_MSG(bad == 0, "dequant: %zu of %zu values differ from the CPU", bad, n);
+    b->ops->destroy(ctx);
+    free(packed);
+    free(scales);
+    free(out);
 }
 
 /* Norms, RoPE, gates, SwiGLU, add, embed and the logits LINEAR. */
@@ -622,7 +775,8 @@ static void case_misc(const backend *b) {
 
 /* CONV1D_SILU and GATED_DELTA with a non-zero carried state: kh key heads, vh
  * value heads of dk x dv, the steps given (T = 1: the recurrent form; T > 1: the
- * chunked form, chunks of FP4RT_GDN_CHUNK tokens on both backends). */
+ * CPU's chunked form, chunks of FP4RT_GDN_CHUNK tokens, against Vulkan's
+ * recurrent form, or its chunked form under FP4RT_VK_GDN_CHUNKED=1). */
 static void case_gdn(const backend *b, const char *name, int kh, int vh, int dk, int dv, int chunk,
                      const step_def *steps, int n_steps) {
     tcase *c = malloc(sizeof *c);
@@ -751,11 +905,25 @@ static void cases_attention(const backend *b) {
     for (int i = 0; i < 3; i++) case_attention(b, &d_pieces[i], pieces, 6);
 }
 
+/* Timing on realistic shapes (FP4RT_OPS_BENCH=1, or =gdn / =attn for one family): the GDN of Qwen3.5-0.8B
+ * (16 / 16 heads of 128 x 128) at prefill T = 128 and decode; its attention
+ * (8 / 2 heads of 256, BF16 cache of 2048) at decode and prefill of 128 rows. */
+static void bench_ops(const backend *b) {
+    const char *which = getenv("FP4RT_OPS_BENCH"); /* "gdn" or "attn": only those */
+    static const step_def gs[] = {{1, 100, 0, 0, "gdn T=1"}, {128, 0, 0, 0, "gdn T=128"}};
+    if (strcmp(which, "attn")) case_gdn(b, "bench-gdn", 16, 16, 128, 128, 128, gs, 2);
+    static const step_def as[] = {{1, 2000, 0, 0, "attn T=1 @2000"}, {1, 500, 0, 0, "attn T=1 @500"},
+                                  {128, 0, 0, 0, "attn T=128 @0"}, {128, 1024, 0, 0, "attn T=128 @1024"}};
+    static const attn_def ad = {"bench-attn", FP4RT_KV_BF16, 8, 2, 256, 1, 128, 2048, NULL};
+    if (strcmp(which, "gdn")) case_attention(b, &ad, as, 4);
+}
+
 /* argv[1]: "vulkan" or "cuda" tests only that kind (none: every backend present);
  * "cuda" exits 77 (ctest: skipped) when there is no usable CUDA device. */
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : "";
     fp4rt_numfmt_init();
+    bench_mode = getenv("FP4RT_OPS_BENCH") != NULL;
     backend list[9];
     int n = 0;
     printf("backend cpu: reference\n");
@@ -794,8 +962,25 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(only, "cuda") && n == 0) return 77;
     for (int i = 0; i < n; i++) {
+        if (bench_mode) {
+            bench_ops(&list[i]);
+            continue;
+        }
         printf("%s vs cpu\n", list[i].name);
-        case_linear(&list[i]);
+        case_linear(&list[i], "linear", 1);
+        case_linear_mm(&list[i]);
+        if (!list[i].cuda) { /* Vulkan: the shared-memory fallback, pieces, the dequant kernel */
+            setenv("FP4RT_VK_NO_SUBGROUP", "1", 1);
+            case_linear(&list[i], "linear-shm", 0);
+            unsetenv("FP4RT_VK_NO_SUBGROUP");
+            setenv("FP4RT_VK_PIECE_RANGE", "1024", 1);
+            setenv("FP4RT_VK_MAX_ACT_RANGE", "1024", 1);
+            case_linear_pieces(&list[i], FP4RT_W_BF16, "pieces-bf");
+            case_linear_pieces(&list[i], FP4RT_W_NVFP4, "pieces-nv");
+            unsetenv("FP4RT_VK_PIECE_RANGE");
+            unsetenv("FP4RT_VK_MAX_ACT_RANGE");
+            case_dequant(&list[i]);
+        }
         case_misc(&list[i]);
         static const step_def gs[] = {{1, 4, 0, 0, "T=1"}, {3, 4, 0, 0, "T=3"}};
         case_gdn(&list[i], "gdn", 2, 6, 16, 12, 3, gs, 2);
@@ -803,6 +988,11 @@ int main(int argc, char **argv) {
          * crosses the 16- and 32-column blocks of the kernels; GQA 3 */
         static const step_def gl[] = {{1, 7, 0, 0, "T=1"}, {64, 0, 0, 0, "T=64"}, {150, 9, 0, 0, "T=150"}};
         case_gdn(&list[i], "gdn-long", 1, 3, 24, 40, 150, gl, 3);
+        /* the same with prefill in the chunked form (FP4RT_VK_GDN_CHUNKED=1) */
+        setenv("FP4RT_VK_GDN_CHUNKED", "1", 1);
+        case_gdn(&list[i], "gdn-chunk", 2, 6, 16, 12, 3, gs, 2);
+        case_gdn(&list[i], "gdn-chunk", 1, 3, 24, 40, 150, gl, 3);
+        unsetenv("FP4RT_VK_GDN_CHUNKED");
         cases_attention(&list[i]);
     }
 #ifdef FP4RT_HAVE_VULKAN

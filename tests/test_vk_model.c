@@ -3,8 +3,10 @@
  * fails the test):
  *   - NVFP4 -> FP16 dequantization bit-identical to the CPU's, every code x a
  *     spread of block scales;
- *   - model level on the committed fixtures tiny-{bf16,mixed,w4a4}: teacher-
- *     forced logits over 64 tokens of tests/fixtures/tokens.txt, decode (token
+ *   - the committed transformers fixtures tiny-{bf16,mixed,w4a4} (and the
+ *     FP8-KV one of tiny-mixed) pass on Vulkan with test_model.c's ceilings;
+ *   - model level on the same fixtures: teacher-
+ *     forced logits over the 96 tokens of tests/fixtures/tokens.txt, decode (token
  *     by token) and prefill (chunks of 48, crossing a chunk boundary), against
  *     the CPU backend; greedy generation of 32 tokens identical. The Vulkan
  *     prefill runs the GDN recurrence token by token while the CPU prefill uses
@@ -91,7 +93,8 @@ static void test_dequant(const char *dev) {
 #endif
 
 /* Teacher-forced logits [n, vocab]: chunk 1 = decode path, else prefill chunks. */
-static float *run_logits(const char *model_dir, const char *dev, const int32_t *tok, int n, int chunk, int *vocab) {
+static float *run_logits_kv(const char *model_dir, const char *dev, const int32_t *tok, int n, int chunk,
+                            fp4rt_kv_type kv, int *vocab) {
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = dev;
     mp.n_threads = 2;
@@ -104,6 +107,7 @@ static float *run_logits(const char *model_dir, const char *dev, const int32_t *
     fp4rt_session_params sp = fp4rt_session_default_params();
     sp.n_ctx = 256;
     sp.prefill_chunk = chunk > 1 ? chunk : 64;
+    sp.kv_type = kv;
     fp4rt_session *s = fp4rt_session_create(m, &sp);
     float *out = calloc((size_t)n * *vocab, sizeof(float));
     fp4rt_status st = s && out ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
@@ -119,6 +123,58 @@ static float *run_logits(const char *model_dir, const char *dev, const int32_t *
         return NULL;
     }
     return out;
+}
+
+/* F32 KV cache, as the transformers fixtures (and test_model.c) use. */
+static float *run_logits(const char *model_dir, const char *dev, const int32_t *tok, int n, int chunk, int *vocab) {
+    return run_logits_kv(model_dir, dev, tok, n, chunk, FP4RT_KV_F32, vocab);
+}
+
+static float *read_floats(const char *path, size_t n) {
+    FILE *f = fopen(path, "rb");
+    float *x = f ? malloc(n * sizeof *x) : NULL;
+    size_t got = x ? fread(x, sizeof *x, n, f) : 0;
+    if (f) fclose(f);
+    if (got != n) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* Argmax agrees with the reference at every row whose top-2 margin there
+ * exceeds `margin` (as in test_model.c). Returns the disagreements. */
+static int argmax_disagreements(const float *a, const float *ref, int n, int V, float margin) {
+    int bad = 0;
+    for (int t = 0; t < n; t++) {
+        const float *x = a + (size_t)t * V, *r = ref + (size_t)t * V;
+        int ia = 0, ir = 0, second = -1;
+        for (int i = 1; i < V; i++) {
+            if (x[i] > x[ia]) ia = i;
+            if (r[i] > r[ir]) ir = i;
+        }
+        for (int i = 0; i < V; i++)
+            if (i != ir && (second < 0 || r[i] > r[second])) second = i;
+        if (r[ir] - r[second] > margin && ia != ir) bad++;
+    }
+    return bad;
+}
+
+/* Vulkan logits against the transformers fixture (tests/fixtures/<name>.logits.bin,
+ * the first n of its rows) with test_model.c's ceilings: 1e-6 for BF16, 1e-5
+ * where FP8 / NVFP4 activation codes can flip on summation order. */
+static void vs_transformers(const char *what, const float *got, const char *ref_path, int n, int n_ref, int V,
+                            double tol) {
+    float *ref = read_floats(ref_path, (size_t)n_ref * V);
+    CHECK_MSG(ref != NULL, "%s missing or not %d x %d floats", ref_path, n_ref, V);
+    if (ref && got) {
+        double e = test_nmse(got, ref, (size_t)n * V);
+        printf("  %-34s NMSE %.3g (ceiling %.0e)\n", what, e, tol);
+        CHECK_MSG(e <= tol, "%s: NMSE %.3g vs transformers > %.0e", what, e, tol);
+        int bad = argmax_disagreements(got, ref, n, V, 1e-3f);
+        CHECK_MSG(bad == 0, "%s: argmax differs from transformers at %d clear positions", what, bad);
+    }
+    free(ref);
 }
 
 /* Greedy generation of n tokens after the prompt. */
@@ -197,8 +253,8 @@ int main(int argc, char **argv) {
     int n = 0;
     int32_t *tok = read_tokens("tests/fixtures/tokens.txt", &n);
     CHECK(tok && n >= 64);
-    if (n > 64) n = 64;
     const char *models[] = {"tests/fixtures/tiny-bf16", "tests/fixtures/tiny-mixed", "tests/fixtures/tiny-w4a4"};
+    const double tf_tol[] = {1e-6, 1e-5, 1e-5};
     for (size_t k = 0; tok && k < 3; k++) {
         int V = 0;
         printf("%s (%d tokens)\n", models[k], n);
@@ -214,6 +270,11 @@ int main(int argc, char **argv) {
             compare("prefill (chunk 48) vs CPU prefill", vk_pre, cpu_pre, nv, gap > PREFILL_NMSE ? 2 * gap : PREFILL_NMSE);
             compare("prefill (chunk 48) vs CPU decode", vk_pre, cpu_dec, nv, PREFILL_NMSE);
         }
+        /* the transformers fixtures pass on Vulkan too (prefill and decode) */
+        char ref_path[256];
+        snprintf(ref_path, sizeof ref_path, "%s.logits.bin", models[k]);
+        vs_transformers("prefill vs transformers", vk_pre, ref_path, n, n, V, tf_tol[k]);
+        vs_transformers("decode vs transformers", vk_dec, ref_path, n, n, V, tf_tol[k]);
         /* linears bound in pieces (a 4 KiB binding limit) give the same logits */
         setenv("FP4RT_VK_PIECE_RANGE", "4096", 1);
         float *vk_split = run_logits(models[k], dev, tok, n, 48, &V);
@@ -239,6 +300,16 @@ int main(int argc, char **argv) {
         free(vk_dec);
         free(vk_pre);
         free(vk_split);
+    }
+    /* FP8 KV cache (E4M3 of K / k_scale, V / v_scale) against transformers with the
+     * same cast emulated (tools/reference_logits.py --kv-fp8) */
+    if (tok) {
+        int V = 0;
+        float *kv8 = run_logits_kv("tests/fixtures/tiny-mixed", dev, tok, n, 48, FP4RT_KV_FP8, &V);
+        printf("tests/fixtures/tiny-mixed, FP8 KV cache\n");
+        vs_transformers("prefill vs transformers (FP8 KV)", kv8, "tests/fixtures/tiny-mixed.kvfp8.logits.bin", n,
+                        n, V, 1e-5);
+        free(kv8);
     }
     free(tok);
 #ifdef FP4RT_HAVE_VULKAN

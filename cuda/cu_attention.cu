@@ -1,0 +1,428 @@
+/* CUDA kernels of gated full attention: partial NeoX RoPE, KV-cache append and
+ * causal GQA softmax attention (flash-decoding for one token, a tiled
+ * flash-attention kernel for prefill). Same math as runtime/cpu_attention.c,
+ * FP32 throughout (no tensor cores: op-level agreement with the CPU is the FP32
+ * contract, NMSE <= 1e-7).
+ *
+ * Positions come from s->d_step->pos0 on the device; grids depend only on the
+ * shapes (n_tokens, heads), so a decode step can be captured in a CUDA graph.
+ *
+ * KV cache (sb->kv): [n_attn][2 (K, V)][n_ctx][n_kv_heads][head_dim] of BF16, F32
+ * or FP8 E4M3 (FP8 holds K / k_scale, V / v_scale). */
+#include "cu_attn_index.h"
+#include "cu_ops.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+#include <math.h>
+
+namespace {
+
+enum { KV_BF16 = 0, KV_F32 = 1, KV_FP8 = 2 };
+
+constexpr int ROPE_MAX_HALF = 512; /* rotary_dim <= 1024, as the CPU */
+constexpr int ATTN_MAX_HD = 256;   /* head_dim <= 256 (any size: lanes past it are masked) */
+constexpr int ATTN_MAX_GROUP = 16; /* query heads per KV head */
+constexpr int DEC_THREADS = 128;   /* decode block: 4 warps */
+constexpr int PRE_BQ = 32, PRE_BK = 32, PRE_THREADS = 128;
+
+float *view_base(const fp4rt_cu_step *s, fp4rt_view v) {
+    return (float *)s->sb->scratch->dev + s->p->buf_offset[v.buf] + v.col;
+}
+
+int kv_code(fp4rt_kv_type t) { return t == FP4RT_KV_F32 ? KV_F32 : t == FP4RT_KV_FP8 ? KV_FP8 : KV_BF16; }
+/* bytes per cache element (the module does not link the runtime's fp4rt_kv_elem_size) */
+size_t kv_elem_bytes(fp4rt_kv_type t) { return t == FP4RT_KV_F32 ? 4 : t == FP4RT_KV_FP8 ? 1 : 2; }
+
+/* Element idx of the cache as FP32 (scale: the layer's FP8 k_scale / v_scale). */
+template <int KV> __device__ __forceinline__ float kv_load(const void *kv, size_t idx, float scale) {
+    if (KV == KV_F32) return ((const float *)kv)[idx];
+    if (KV == KV_BF16) return __uint_as_float((uint32_t)((const uint16_t *)kv)[idx] << 16);
+    __half_raw h = __nv_cvt_fp8_to_halfraw(((const __nv_fp8_storage_t *)kv)[idx], __NV_E4M3);
+    return __half2float(__half(h)) * scale;
+}
+
+/* As the CPU's kv_store: F32 copy, BF16 RNE, FP8 e4m3 saturating of v / scale. */
+template <int KV> __device__ __forceinline__ void kv_store(void *kv, size_t idx, float v, float scale) {
+    if (KV == KV_F32)
+        ((float *)kv)[idx] = v;
+    else if (KV == KV_BF16)
+        ((uint16_t *)kv)[idx] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+    else
+        ((__nv_fp8_storage_t *)kv)[idx] = __nv_cvt_float_to_fp8(v / scale, __NV_SATFINITE, __NV_E4M3);
+}
+
+/* ---- RoPE ---- */
+
+struct rope_args {
+    float *x, *y;
+    int stride; /* floats between rows */
+    int n_groups, group_dim, group_stride, rotary_dim;
+    float inv_freq[ROPE_MAX_HALF]; /* the CPU's FP32 values, computed on the host */
+};
+
+/* One block per row t; thread j handles frequency j for every group. cos / sin
+ * are evaluated in double and rounded to FP32: the correctly rounded value,
+ * which glibc's cosf / sinf (the CPU's table) also return to within 0.56 ulp. */
+__global__ void rope_kernel(const __grid_constant__ rope_args a, const fp4rt_cu_step_info *st) {
+    int t = blockIdx.x, half = a.rotary_dim / 2;
+    float pos = (float)(st->pos0 + t);
+    const float *x = a.x + (size_t)t * a.stride;
+    float *y = a.y + (size_t)t * a.stride;
+    for (int j = threadIdx.x; j < half; j += blockDim.x) {
+        double ang = (double)__fmul_rn(pos, a.inv_freq[j]); /* the CPU's FP32 angle */
+        float c = (float)cos(ang), sn = (float)sin(ang);
+        for (int g = 0; g < a.n_groups; g++) {
+            size_t o = (size_t)g * a.group_stride;
+            float x1 = x[o + j], x2 = x[o + j + half];
+            /* no FMA contraction: the CPU rounds each product */
+            y[o + j] = __fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, sn));
+            y[o + j + half] = __fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, sn));
+        }
+    }
+    if (x != y) /* lanes past rotary_dim pass through */
+        for (int g = 0; g < a.n_groups; g++)
+            for (int i = a.rotary_dim + threadIdx.x; i < a.group_dim; i += blockDim.x)
+                y[(size_t)g * a.group_stride + i] = x[(size_t)g * a.group_stride + i];
+}
+
+/* ---- KV append ---- */
+
+/* Block (t, which): row pos0 + t of K (which 0, from x) or V (1, from z). */
+template <int KV>
+__global__ void kv_append_kernel(const float *x, const float *z, int stride, void *kv_layer, int n_ctx,
+                                 int n, float k_scale, float v_scale, const fp4rt_cu_step_info *st) {
+    int t = blockIdx.x, which = blockIdx.y, pos = st->pos0 + t;
+    if (pos >= n_ctx) return; /* the core rejects such steps; never write past the cache */
+    const float *src = (which ? z : x) + (size_t)t * stride;
+    size_t row = ((size_t)which * n_ctx + pos) * n;
+    float scale = which ? v_scale : k_scale;
+    for (int e = threadIdx.x; e < n; e += blockDim.x) kv_store<KV>(kv_layer, row + e, src[e], scale);
+}
+
+/* ---- attention, decode (one token): flash-decoding ---- */
+
+struct attn_args {
+    const float *q; /* row 0, head 0 */
+    float *y;
+    int stride, q_group_stride, n_heads, n_kv_heads, head_dim, n_ctx;
+    const void *kv; /* this layer: [2][n_ctx][n_kv_heads][head_dim] */
+    float scale, k_scale, v_scale;
+    float *part; /* decode partials, fp4rt_cu_attn_part_off */
+};
+
+/* Block (split, kv head): keys of the split in tiles of FP4RT_CU_ATTN_TILE, for the
+ * G query heads of the KV head at once (K / V rows loaded once for all of them).
+ * Scores: warp w takes keys w, w + 4, ... of the tile, lane l lanes l + 32 i of
+ * the row. Values: thread tid owns output lanes tid and tid + 128 of every head. */
+template <int KV> __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_args a, const fp4rt_cu_step_info *st) {
+    constexpr int TK = FP4RT_CU_ATTN_TILE, NW = DEC_THREADS / 32;
+    constexpr int EK = ATTN_MAX_HD / 32, EV = ATTN_MAX_HD / DEC_THREADS;
+    __shared__ float qs[ATTN_MAX_GROUP][ATTN_MAX_HD];
+    __shared__ float sc[ATTN_MAX_GROUP][TK];
+    __shared__ float corr[ATTN_MAX_GROUP];
+    int split = blockIdx.x, kvh = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    int hd = a.head_dim, G = a.n_heads / a.n_kv_heads;
+    int n_keys = min(st->pos0 + 1, a.n_ctx); /* (the core rejects steps past n_ctx) */
+    int per = fp4rt_cu_split_len(n_keys, FP4RT_CU_ATTN_MAX_SPLITS, FP4RT_CU_ATTN_SPLIT_MIN, TK), k0, k1;
+    fp4rt_cu_split_range(n_keys, per, split, &k0, &k1);
+    if (k0 >= k1) return; /* past the split count: the merge does not read it */
+    size_t kv_row = (size_t)a.n_kv_heads * hd;
+    const size_t k_base = (size_t)kvh * hd, v_base = (size_t)a.n_ctx * kv_row + k_base;
+
+    for (int i = tid; i < G * hd; i += DEC_THREADS)
+        qs[i / hd][i % hd] = a.q[(size_t)(kvh * G + i / hd) * a.q_group_stride + i % hd];
+    float m = -INFINITY, l = 0; /* thread g < G: running max and sum of head g */
+    float acc[ATTN_MAX_GROUP][EV];
+#pragma unroll
+    for (int g = 0; g < ATTN_MAX_GROUP; g++)
+#pragma unroll
+        for (int j = 0; j < EV; j++) acc[g][j] = 0;
+    __syncthreads();
+
+    for (int kt = k0; kt < k1; kt += TK) {
+        int n = min(TK, k1 - kt);
+        for (int kk = warp; kk < n; kk += NW) {
+            float kr[EK];
+            const size_t rb = k_base + (size_t)(kt + kk) * kv_row;
+#pragma unroll
+            for (int i = 0; i < EK; i++)
+                kr[i] = lane + 32 * i < hd ? kv_load<KV>(a.kv, rb + lane + 32 * i, a.k_scale) : 0.0f;
+#pragma unroll
+            for (int g = 0; g < ATTN_MAX_GROUP; g++) {
+                if (g >= G) break;
+                float d = 0;
+#pragma unroll
+                for (int i = 0; i < EK; i++)
+                    if (lane + 32 * i < hd) d += qs[g][lane + 32 * i] * kr[i];
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+                if (lane == 0) sc[g][kk] = d * a.scale;
+            }
+        }
+        __syncthreads();
+        if (tid < G) { /* online softmax of head tid over the tile */
+            float tm = sc[tid][0];
+            for (int k = 1; k < n; k++) tm = fmaxf(tm, sc[tid][k]);
+            float mn = fmaxf(m, tm), c = expf(m - mn), sum = 0;
+            for (int k = 0; k < n; k++) {
+                float p = expf(sc[tid][k] - mn);
+                sc[tid][k] = p;
+                sum += p;
+            }
+            l = l * c + sum;
+            m = mn;
+            corr[tid] = c;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int j = 0; j < EV; j++) {
+            int e = tid + DEC_THREADS * j;
+            if (e >= hd) break;
+#pragma unroll
+            for (int g = 0; g < ATTN_MAX_GROUP; g++)
+                if (g < G) acc[g][j] *= corr[g];
+            for (int k = 0; k < n; k++) {
+                float v = kv_load<KV>(a.kv, v_base + (size_t)(kt + k) * kv_row + e, a.v_scale);
+#pragma unroll
+                for (int g = 0; g < ATTN_MAX_GROUP; g++)
+                    if (g < G) acc[g][j] += sc[g][k] * v;
+            }
+        }
+        __syncthreads(); /* sc is rewritten by the next tile */
+    }
+#pragma unroll
+    for (int g = 0; g < ATTN_MAX_GROUP; g++) {
+        if (g >= G) break;
+        float *rec = a.part + fp4rt_cu_attn_part_off(kvh * G + g, split, hd);
+#pragma unroll
+        for (int j = 0; j < EV; j++)
+            if (tid + DEC_THREADS * j < hd) rec[tid + DEC_THREADS * j] = acc[g][j];
+    }
+    if (tid < G) {
+        float *rec = a.part + fp4rt_cu_attn_part_off(kvh * G + tid, split, hd);
+        rec[hd] = m;
+        rec[hd + 1] = l;
+    }
+}
+
+/* Block h: output of query head h from the partials of its active splits. */
+__global__ void attn_merge_kernel(const attn_args a, const fp4rt_cu_step_info *st) {
+    int h = blockIdx.x, hd = a.head_dim, n_keys = min(st->pos0 + 1, a.n_ctx);
+    int per = fp4rt_cu_split_len(n_keys, FP4RT_CU_ATTN_MAX_SPLITS, FP4RT_CU_ATTN_SPLIT_MIN,
+                                 FP4RT_CU_ATTN_TILE);
+    int n = fp4rt_cu_split_count(n_keys, per);
+    const float *part = a.part + fp4rt_cu_attn_part_off(h, 0, hd);
+    for (int e = threadIdx.x; e < hd; e += blockDim.x)
+        a.y[(size_t)h * hd + e] = fp4rt_cu_attn_merge_lane(part, n, hd, e);
+}
+
+/* ---- attention, prefill: tiled flash attention (FP32, CUDA cores) ---- */
+
+/* Block (query tile, head h): rows t0 .. t0 + 31 against keys 0 .. pos0 + last row
+ * in tiles of 32, online softmax. Thread (ty = tid / 16, tx = tid % 16) scores rows
+ * 4 ty .. 4 ty + 3 against keys 2 tx, 2 tx + 1 and accumulates output lanes
+ * tx + 16 j of those rows. Dynamic shared memory: Q [32][hd + 1], K or V
+ * [32][hd + 1], P [32][33] floats (rows padded against bank conflicts). */
+template <int KV> __global__ void __launch_bounds__(PRE_THREADS) attn_prefill_kernel(const attn_args a, int T, const fp4rt_cu_step_info *st) {
+    constexpr int RJ = ATTN_MAX_HD / 16; /* output lanes per thread */
+    FP4RT_CU_DYN_SMEM(float, smem);
+    int hd = a.head_dim, hp = hd + 1, h = blockIdx.y, t0 = blockIdx.x * PRE_BQ;
+    int kvh = h / (a.n_heads / a.n_kv_heads), tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    int pos0 = st->pos0;
+    float *Qs = smem, *KVs = Qs + PRE_BQ * hp, *Ps = KVs + PRE_BK * hp;
+    size_t kv_row = (size_t)a.n_kv_heads * hd;
+    const size_t k_base = (size_t)kvh * hd, v_base = (size_t)a.n_ctx * kv_row + k_base;
+
+    for (int i = tid; i < PRE_BQ * hd; i += PRE_THREADS) {
+        int r = i / hd, e = i % hd;
+        Qs[r * hp + e] = t0 + r < T ? a.q[(size_t)(t0 + r) * a.stride + (size_t)h * a.q_group_stride + e] : 0.0f;
+    }
+    float m[4], l[4], acc[4][RJ];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0;
+#pragma unroll
+        for (int j = 0; j < RJ; j++) acc[i][j] = 0;
+    }
+    int n_keys = min(fp4rt_cu_tile_keys(pos0, T, t0, PRE_BQ), a.n_ctx);
+    for (int kt = 0; kt < n_keys; kt += PRE_BK) {
+        __syncthreads(); /* Qs written / the previous V tile consumed */
+        for (int i = tid; i < PRE_BK * hd; i += PRE_THREADS) {
+            int c = i / hd, e = i % hd;
+            KVs[c * hp + e] = kt + c < n_keys ? kv_load<KV>(a.kv, k_base + (size_t)(kt + c) * kv_row + e, a.k_scale) : 0.0f;
+        }
+        __syncthreads();
+        float s[4][2];
+#pragma unroll
+        for (int i = 0; i < 4; i++) s[i][0] = s[i][1] = 0;
+        for (int e = 0; e < hd; e++) {
+            float k0 = KVs[(2 * tx) * hp + e], k1 = KVs[(2 * tx + 1) * hp + e];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                float q = Qs[(4 * ty + i) * hp + e];
+                s[i][0] += q * k0;
+                s[i][1] += q * k1;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int t = t0 + 4 * ty + i;
+            float mx = -INFINITY;
+#pragma unroll
+            for (int jj = 0; jj < 2; jj++) {
+                int key = kt + 2 * tx + jj;
+                s[i][jj] = key < n_keys && fp4rt_cu_key_visible(pos0, t, key) ? s[i][jj] * a.scale : -INFINITY;
+                mx = fmaxf(mx, s[i][jj]);
+            }
+#pragma unroll
+            for (int o = 8; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            /* key 0 is visible to every row, so m is finite from the first tile on */
+            float mn = fmaxf(m[i], mx), c = expf(m[i] - mn), sum = 0;
+#pragma unroll
+            for (int jj = 0; jj < 2; jj++) {
+                float p = expf(s[i][jj] - mn);
+                Ps[(4 * ty + i) * (PRE_BK + 1) + 2 * tx + jj] = p;
+                sum += p;
+            }
+#pragma unroll
+            for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+            l[i] = l[i] * c + sum;
+            m[i] = mn;
+#pragma unroll
+            for (int j = 0; j < RJ; j++) acc[i][j] *= c;
+        }
+        __syncthreads(); /* scores done with K, P written */
+        for (int i = tid; i < PRE_BK * hd; i += PRE_THREADS) {
+            int c = i / hd, e = i % hd;
+            KVs[c * hp + e] = kt + c < n_keys ? kv_load<KV>(a.kv, v_base + (size_t)(kt + c) * kv_row + e, a.v_scale) : 0.0f;
+        }
+        __syncthreads();
+        for (int c = 0; c < PRE_BK; c++) {
+#pragma unroll
+            for (int j = 0; j < RJ; j++) {
+                int e = tx + 16 * j;
+                if (e >= hd) break;
+                float v = KVs[c * hp + e];
+#pragma unroll
+                for (int i = 0; i < 4; i++) acc[i][j] += Ps[(4 * ty + i) * (PRE_BK + 1) + c] * v;
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        int t = t0 + 4 * ty + i;
+        if (t >= T) continue;
+        float inv = 1.0f / l[i];
+#pragma unroll
+        for (int j = 0; j < RJ; j++) {
+            int e = tx + 16 * j;
+            if (e < hd) a.y[(size_t)t * a.stride + (size_t)h * hd + e] = acc[i][j] * inv;
+        }
+    }
+}
+
+size_t prefill_smem(int hd) { return (size_t)((PRE_BQ + PRE_BK) * (hd + 1) + PRE_BQ * (PRE_BK + 1)) * sizeof(float); }
+
+template <int KV> fp4rt_status launch_attention(const fp4rt_cu_step *s, const attn_args &a, int T) {
+    if (T == 1) {
+        FP4RT_CU_LAUNCH(attn_decode_kernel<KV>, dim3(FP4RT_CU_ATTN_MAX_SPLITS, a.n_kv_heads), DEC_THREADS, 0, s->stream, a, s->d_step);
+        fp4rt_status st = fp4rt_cu_check_launch("attention (decode splits)");
+        if (st) return st;
+        FP4RT_CU_LAUNCH(attn_merge_kernel, a.n_heads, 128, 0, s->stream, a, s->d_step);
+        return fp4rt_cu_check_launch("attention (decode merge)");
+    }
+    /* (prefill steps are not captured; the attribute is per device, so set it each time) */
+    size_t smem = prefill_smem(a.head_dim);
+    if (cudaFuncSetAttribute(attn_prefill_kernel<KV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+        cudaSuccess) {
+        cudaGetLastError();
+        return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: attention prefill needs %zu bytes of shared memory per block",
+                             smem);
+    }
+    dim3 grid((T + PRE_BQ - 1) / PRE_BQ, a.n_heads);
+    FP4RT_CU_LAUNCH(attn_prefill_kernel<KV>, grid, PRE_THREADS, smem, s->stream, a, T, s->d_step);
+    return fp4rt_cu_check_launch("attention (prefill)");
+}
+
+} // namespace
+
+size_t fp4rt_cu_attn_gdn_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk) {
+    (void)p;
+    (void)chunk;
+    if (op->kind != FP4RT_OP_ATTENTION) return 0; /* the GDN kernels need none */
+    /* decode partials: [n_heads][MAX_SPLITS][head_dim + 2] floats */
+    return (size_t)fp4rt_cu_attn_part_off(op->n_groups, 0, op->group_dim) * sizeof(float);
+}
+
+fp4rt_status fp4rt_cu_op_rope(const fp4rt_cu_step *s, const fp4rt_op *op) {
+    int half = op->rotary_dim / 2;
+    if (op->rotary_dim < 2 || op->rotary_dim % 2 || half > ROPE_MAX_HALF || op->rotary_dim > op->group_dim)
+        return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: RoPE with rotary_dim %d, head_dim %d", op->rotary_dim,
+                             op->group_dim);
+    rope_args a;
+    a.x = view_base(s, op->x);
+    a.y = view_base(s, op->y);
+    a.stride = s->p->arena_width;
+    a.n_groups = op->n_groups;
+    a.group_dim = op->group_dim;
+    a.group_stride = op->group_stride;
+    a.rotary_dim = op->rotary_dim;
+    /* exactly the CPU's inv_freq (cpu_attention.c), as transformers computes it */
+    for (int j = 0; j < half; j++)
+        a.inv_freq[j] = 1.0f / powf((float)op->rope_theta, (float)(2 * j) / (float)op->rotary_dim);
+    FP4RT_CU_LAUNCH(rope_kernel, s->step->n_tokens, 128, 0, s->stream, a, s->d_step);
+    return fp4rt_cu_check_launch("rope");
+}
+
+fp4rt_status fp4rt_cu_op_kv_append(const fp4rt_cu_step *s, const fp4rt_op *op) {
+    const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
+    int n = op->n_groups * op->group_dim, code = kv_code(s->sb->kv_type);
+    size_t layer = (size_t)2 * s->sb->n_ctx * n * kv_elem_bytes(s->sb->kv_type);
+    void *kv = (unsigned char *)s->sb->kv->dev + (size_t)op->slot * layer;
+    const float *x = view_base(s, op->x), *z = view_base(s, op->z);
+    dim3 grid(s->step->n_tokens, 2);
+    int stride = s->p->arena_width, n_ctx = s->sb->n_ctx;
+    if (code == KV_F32)
+        FP4RT_CU_LAUNCH(kv_append_kernel<KV_F32>, grid, 256, 0, s->stream, x, z, stride, kv, n_ctx, n, L->k_scale, L->v_scale, s->d_step);
+    else if (code == KV_FP8)
+        FP4RT_CU_LAUNCH(kv_append_kernel<KV_FP8>, grid, 256, 0, s->stream, x, z, stride, kv, n_ctx, n, L->k_scale, L->v_scale, s->d_step);
+    else
+        FP4RT_CU_LAUNCH(kv_append_kernel<KV_BF16>, grid, 256, 0, s->stream, x, z, stride, kv, n_ctx, n, L->k_scale, L->v_scale, s->d_step);
+    return fp4rt_cu_check_launch("kv_append");
+}
+
+fp4rt_status fp4rt_cu_op_attention(const fp4rt_cu_step *s, const fp4rt_op *op) {
+    const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
+    int hd = op->group_dim, nh = op->n_groups, nkv = op->n_kv_heads, T = s->step->n_tokens;
+    if (hd < 1 || hd > ATTN_MAX_HD || nkv <= 0 || nh % nkv || nh / nkv > ATTN_MAX_GROUP)
+        return fp4rt_cu_fail(FP4RT_UNSUPPORTED,
+                             "cuda: attention with head_dim %d (at most %d), %d heads, %d KV heads (at most %d "
+                             "query heads per KV head)",
+                             hd, ATTN_MAX_HD, nh, nkv, ATTN_MAX_GROUP);
+    attn_args a;
+    a.q = view_base(s, op->x);
+    a.y = view_base(s, op->y);
+    a.stride = s->p->arena_width;
+    a.q_group_stride = op->group_stride;
+    a.n_heads = nh;
+    a.n_kv_heads = nkv;
+    a.head_dim = hd;
+    a.n_ctx = s->sb->n_ctx;
+    size_t layer = (size_t)2 * s->sb->n_ctx * nkv * hd * kv_elem_bytes(s->sb->kv_type);
+    a.kv = (const unsigned char *)s->sb->kv->dev + (size_t)op->slot * layer;
+    a.scale = op->scale;
+    a.k_scale = L->k_scale;
+    a.v_scale = L->v_scale;
+    a.part = NULL;
+    if (T == 1) {
+        a.part = (float *)fp4rt_cu_workspace(s, fp4rt_cu_attn_gdn_workspace_bytes(s->p, op, s->sb->chunk));
+        if (!a.part) return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: no workspace for the attention partials");
+    }
+    switch (kv_code(s->sb->kv_type)) {
+    case KV_F32: return launch_attention<KV_F32>(s, a, T);
+    case KV_FP8: return launch_attention<KV_FP8>(s, a, T);
+    default: return launch_attention<KV_BF16>(s, a, T);
+    }
+}

@@ -1,0 +1,293 @@
+/* CUDA kernels of the Gated DeltaNet mixer: causal depthwise conv1d + SiLU with
+ * carried state, and the gated delta rule in recurrent form (one token, decode)
+ * and chunked form (prefill, the CPU's algorithm and chunk size, so CUDA prefill
+ * agrees with CPU prefill). Same math as runtime/cpu_gdn.c, FP32:
+ *   per value head j with key head j / (V/K), S [dk, dv]:
+ *   S <- exp(g) S;  m = k S;  u = beta (v - m);  S <- S + k^T u;  o = q S.
+ * The state never leaves the GPU: conv [n_gdn][conv_dim][kernel - 1] (oldest
+ * input first), ssm [n_gdn][v_heads][dk][dv]. Value columns are split in slices
+ * of FP4RT_CU_GDN_DVS (one block per value head and slice): every step of the
+ * rule is independent per value column. */
+#include "cu_attn_index.h"
+#include "cu_ops.h"
+
+#include <math.h>
+
+
+namespace {
+
+constexpr int CONV_KMAX = 8;     /* conv kernel <= 8 (Qwen3.5: 4) */
+constexpr int GDN_THREADS = 256; /* 8 row groups x 32 value columns */
+constexpr int GDN_RG = GDN_THREADS / FP4RT_CU_GDN_DVS;
+constexpr int REC_MAX_DK = 256;  /* recurrent: dk <= 256 (dk / 8 state rows per thread) */
+constexpr int CHUNK_MAX_DK = 128; /* chunked: dk <= 128 (shared memory) */
+constexpr int CH = FP4RT_CU_GDN_CHUNK;
+static_assert(FP4RT_CU_GDN_CHUNK == FP4RT_GDN_CHUNK, "the CPU's chunk (backend.h): prefill agrees across backends");
+static_assert(FP4RT_CU_GDN_DVS == 32, "a value slice is one warp wide");
+
+float *view_base(const fp4rt_cu_step *s, fp4rt_view v) {
+    return (float *)s->sb->scratch->dev + s->p->buf_offset[v.buf] + v.col;
+}
+
+__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* torch softplus with threshold 20, as the CPU */
+__device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+/* ---- conv1d + SiLU ---- */
+
+/* Thread per channel: the window of the last K - 1 inputs lives in registers;
+ * tokens are taken in order (x and y may be the same buffer: each thread reads
+ * its column of row t before writing it). acc sums w[i] * window[i] in the
+ * CPU's order. */
+__global__ void conv_kernel(float *x, float *y, int stride, int C, int K, int T, const float *w,
+                            float *state) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= C) return;
+    float win[CONV_KMAX - 1], wt[CONV_KMAX - 1]; /* taps 0 .. K - 2; tap K - 1 in wl */
+    float *st = state + (size_t)ch * (K - 1), wl = w[(size_t)ch * K + K - 1];
+#pragma unroll
+    for (int i = 0; i < CONV_KMAX - 1; i++) win[i] = i < K - 1 ? st[i] : 0.0f;
+#pragma unroll
+    for (int i = 0; i < CONV_KMAX - 1; i++) wt[i] = i < K - 1 ? w[(size_t)ch * K + i] : 0.0f;
+    for (int t = 0; t < T; t++) {
+        float in = x[(size_t)t * stride + ch], acc = 0;
+#pragma unroll
+        for (int i = 0; i < CONV_KMAX - 1; i++)
+            if (i < K - 1) acc += wt[i] * win[i];
+        acc += wl * in;
+        y[(size_t)t * stride + ch] = silu(acc);
+#pragma unroll
+        for (int i = 0; i < CONV_KMAX - 1; i++) /* shift: the newest input goes last */
+            win[i] = i + 1 < K - 1 ? win[i + 1 < CONV_KMAX - 1 ? i + 1 : i] : in; /* (index in bounds) */
+    }
+#pragma unroll
+    for (int i = 0; i < CONV_KMAX - 1; i++)
+        if (i < K - 1) st[i] = win[i];
+}
+
+/* ---- gated delta rule ---- */
+
+struct gdn_args {
+    const float *x;       /* conv output row 0: [q (key_dim) | k (key_dim) | v (value_dim)] */
+    const float *z, *a;   /* b and alpha rows: [v_heads] */
+    float *y;             /* o row 0: [v_heads * dv] */
+    int stride, dk, dv, ratio, key_dim, T;
+    const float *dt_bias, *neg_A; /* [v_heads] */
+    float *S;             /* this layer: [v_heads][dk][dv] */
+};
+
+/* beta and g of value head h at row t, as the CPU. */
+__device__ __forceinline__ void gate(const gdn_args &a, int h, int t, float *beta, float *g) {
+    *beta = sigmoid(a.z[(size_t)t * a.stride + h]);
+    *g = a.neg_A[h] * softplus(a.a[(size_t)t * a.stride + h] + a.dt_bias[h]);
+}
+
+/* Recurrent, one token. Block (slice, value head h); thread (rg, lane) holds
+ * state rows rg + 8 j of column e = slice * 32 + lane in registers. Partial sums
+ * over the row groups meet in shared memory. */
+__global__ void __launch_bounds__(GDN_THREADS) gdn_recurrent_kernel(const gdn_args a) {
+    constexpr int RJ = REC_MAX_DK / GDN_RG;
+    __shared__ float qs[REC_MAX_DK], ks[REC_MAX_DK], red[GDN_RG][32];
+    int h = blockIdx.y, lane = threadIdx.x & 31, rg = threadIdx.x >> 5;
+    int e = blockIdx.x * FP4RT_CU_GDN_DVS + lane, kh = h / a.ratio, dk = a.dk, dv = a.dv;
+    bool col = e < dv;
+    for (int i = threadIdx.x; i < dk; i += GDN_THREADS) {
+        qs[i] = a.x[(size_t)kh * dk + i];
+        ks[i] = a.x[a.key_dim + (size_t)kh * dk + i];
+    }
+    float beta, g;
+    gate(a, h, 0, &beta, &g);
+    float decay = expf(g);
+    float *S = a.S + (size_t)h * dk * dv;
+    __syncthreads();
+    float sr[RJ], part = 0;
+#pragma unroll
+    for (int j = 0; j < RJ; j++) {
+        int i = rg + GDN_RG * j;
+        sr[j] = col && i < dk ? S[(size_t)i * dv + e] * decay : 0.0f;
+        if (i < dk) part += ks[i] * sr[j];
+    }
+    red[rg][lane] = part;
+    __syncthreads();
+    float m = 0;
+#pragma unroll
+    for (int r = 0; r < GDN_RG; r++) m += red[r][lane];
+    float u = beta * ((col ? a.x[2 * (size_t)a.key_dim + (size_t)h * dv + e] : 0.0f) - m);
+    __syncthreads(); /* red is reused */
+    part = 0;
+#pragma unroll
+    for (int j = 0; j < RJ; j++) {
+        int i = rg + GDN_RG * j;
+        if (i < dk) {
+            sr[j] += ks[i] * u;
+            part += qs[i] * sr[j];
+            if (col) S[(size_t)i * dv + e] = sr[j];
+        }
+    }
+    red[rg][lane] = part;
+    __syncthreads();
+    if (rg == 0 && col) {
+        float o = 0;
+#pragma unroll
+        for (int r = 0; r < GDN_RG; r++) o += red[r][lane];
+        a.y[(size_t)h * dv + e] = o;
+    }
+}
+
+/* Shared memory of the chunked kernel, in floats: K [CH][dk + 1], S [dk][32],
+ * A (then Q K^T) [CH][CH + 1], U [CH][32], gamma, beta, decay-to-end [CH]. */
+__host__ __device__ inline size_t chunk_smem_floats(int dk) {
+    return (size_t)CH * (dk + 1) + (size_t)dk * FP4RT_CU_GDN_DVS + (size_t)CH * (CH + 1) +
+           (size_t)CH * FP4RT_CU_GDN_DVS + 3 * CH;
+}
+
+/* Chunked, T > 1: the CPU's gdn_chunk for value columns slice * 32 .. + 31 of
+ * value head h, chunk after chunk (state slice in shared memory throughout).
+ * Each sum runs in the CPU's order. */
+__global__ void __launch_bounds__(GDN_THREADS) gdn_chunked_kernel(const gdn_args a) {
+    FP4RT_CU_DYN_SMEM(float, sm);
+    constexpr int W = FP4RT_CU_GDN_DVS;
+    int h = blockIdx.y, tid = threadIdx.x, dk = a.dk, dv = a.dv, kp = dk + 1;
+    int e0 = blockIdx.x * W, kh = h / a.ratio;
+    float *Ks = sm, *Ss = Ks + CH * kp, *A = Ss + dk * W, *U = A + CH * (CH + 1);
+    float *gam = U + CH * W, *bet = gam + CH, *dec = bet + CH;
+    float *S = a.S + (size_t)h * dk * dv;
+    const float *q = a.x + (size_t)kh * dk, *k = a.x + a.key_dim + (size_t)kh * dk;
+    const float *v = a.x + 2 * (size_t)a.key_dim + (size_t)h * dv;
+    float *o = a.y + (size_t)h * dv;
+    size_t rs = (size_t)a.stride;
+
+    for (int idx = tid; idx < dk * W; idx += GDN_THREADS) {
+        int i = idx / W, e = e0 + idx % W;
+        Ss[idx] = e < dv ? S[(size_t)i * dv + e] : 0.0f;
+    }
+    for (int t0 = 0; t0 < a.T; t0 += CH) {
+        int c = fp4rt_cu_gdn_chunk_rows(a.T, CH, t0);
+        __syncthreads(); /* the previous chunk is done with Ks, gam, dec */
+        for (int idx = tid; idx < c * dk; idx += GDN_THREADS) {
+            int r = idx / dk, i = idx % dk;
+            Ks[r * kp + i] = k[(t0 + r) * rs + i];
+        }
+        if (tid < c) gate(a, h, t0 + tid, &bet[tid], &gam[tid]); /* gam holds g for now */
+        __syncthreads();
+        if (tid == 0) { /* in-chunk cumulative log decay, summed in order */
+            float acc = 0;
+            for (int r = 0; r < c; r++) gam[r] = acc += gam[r];
+        }
+        __syncthreads();
+        if (tid < c) dec[tid] = expf(gam[c - 1] - gam[tid]);
+        /* A[r][s] = beta_r (k_r . k_s) exp(gamma_r - gamma_s), s < r */
+        for (int idx = tid; idx < CH * CH; idx += GDN_THREADS) {
+            int r = idx / CH, s = idx % CH;
+            if (r >= c || s >= r) continue;
+            float d = 0;
+            for (int i = 0; i < dk; i++) d += Ks[r * kp + i] * Ks[s * kp + i];
+            A[r * (CH + 1) + s] = bet[r] * d * expf(gam[r] - gam[s]);
+        }
+        /* U[r] = beta_r (v_r - exp(gamma_r) k_r S) */
+        for (int idx = tid; idx < c * W; idx += GDN_THREADS) {
+            int r = idx / W, e = idx % W;
+            float ks = 0;
+            for (int i = 0; i < dk; i++) ks += Ks[r * kp + i] * Ss[i * W + e];
+            float vr = e0 + e < dv ? v[(t0 + r) * rs + e0 + e] : 0.0f;
+            U[r * W + e] = bet[r] * (vr - expf(gam[r]) * ks);
+        }
+        __syncthreads();
+        if (tid < W) /* forward substitution (I + A) U' = U, column tid, rows in order */
+            for (int r = 1; r < c; r++) {
+                float u = U[r * W + tid];
+                for (int s = 0; s < r; s++) u -= A[r * (CH + 1) + s] * U[s * W + tid];
+                U[r * W + tid] = u;
+            }
+        __syncthreads();
+        /* A <- (q_r . k_s) exp(gamma_r - gamma_s), s <= r */
+        for (int idx = tid; idx < CH * CH; idx += GDN_THREADS) {
+            int r = idx / CH, s = idx % CH;
+            if (r >= c || s > r) continue;
+            const float *qr = q + (t0 + r) * rs;
+            float d = 0;
+            for (int i = 0; i < dk; i++) d += qr[i] * Ks[s * kp + i];
+            A[r * (CH + 1) + s] = d * expf(gam[r] - gam[s]);
+        }
+        __syncthreads();
+        /* O[r] = exp(gamma_r) q_r S + sum_{s <= r} A[r][s] U[s] */
+        for (int idx = tid; idx < c * W; idx += GDN_THREADS) {
+            int r = idx / W, e = idx % W;
+            const float *qr = q + (t0 + r) * rs;
+            float eg = expf(gam[r]), acc = 0;
+            for (int i = 0; i < dk; i++) acc += (qr[i] * eg) * Ss[i * W + e];
+            for (int s = 0; s <= r; s++) acc += A[r * (CH + 1) + s] * U[s * W + e];
+            if (e0 + e < dv) o[(t0 + r) * rs + e0 + e] = acc;
+        }
+        __syncthreads(); /* O read the incoming state */
+        /* S <- exp(gamma_last) S + sum_s (k_s exp(gamma_last - gamma_s))^T U[s] */
+        float el = expf(gam[c - 1]);
+        for (int idx = tid; idx < dk * W; idx += GDN_THREADS) {
+            int i = idx / W, e = idx % W;
+            float sv = Ss[idx] * el;
+            for (int s = 0; s < c; s++) sv += (Ks[s * kp + i] * dec[s]) * U[s * W + e];
+            Ss[idx] = sv;
+        }
+    }
+    __syncthreads();
+    for (int idx = tid; idx < dk * W; idx += GDN_THREADS) {
+        int i = idx / W, e = e0 + idx % W;
+        if (e < dv) S[(size_t)i * dv + e] = Ss[idx];
+    }
+}
+
+} // namespace
+
+fp4rt_status fp4rt_cu_op_conv(const fp4rt_cu_step *s, const fp4rt_op *op) {
+    int C = op->x.cols, K = op->group_dim, T = s->step->n_tokens;
+    if (K < 2 || K > CONV_KMAX || op->y.cols != C)
+        return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: conv1d kernel %d (2 .. %d), %d -> %d channels", K,
+                             CONV_KMAX, C, op->y.cols);
+    const float *w = (const float *)fp4rt_cu_weight(s->c, op->w);
+    if (!w) return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: conv1d weight of layer %d not on the device", op->layer);
+    float *state = (float *)s->sb->conv->dev + (size_t)op->slot * C * (K - 1);
+    FP4RT_CU_LAUNCH(conv_kernel, (C + 127) / 128, 128, 0, s->stream, view_base(s, op->x), view_base(s, op->y),
+                                                        s->p->arena_width, C, K, T, w, state);
+    return fp4rt_cu_check_launch("conv1d_silu");
+}
+
+fp4rt_status fp4rt_cu_op_gdn(const fp4rt_cu_step *s, const fp4rt_op *op) {
+    const fp4rt_config *c = &s->p->weights->cfg;
+    const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
+    int T = s->step->n_tokens, dk = c->lin_k_dim, dv = c->lin_v_dim;
+    if (dk < 1 || dv < 1 || c->lin_k_heads < 1 || c->lin_v_heads % c->lin_k_heads ||
+        dk > (T == 1 ? REC_MAX_DK : CHUNK_MAX_DK))
+        return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: GDN with key head dim %d (at most %d for %s), %d / %d heads",
+                             dk, T == 1 ? REC_MAX_DK : CHUNK_MAX_DK, T == 1 ? "decode" : "prefill",
+                             c->lin_v_heads, c->lin_k_heads);
+    gdn_args a;
+    a.x = view_base(s, op->x);
+    a.z = view_base(s, op->z);
+    a.a = view_base(s, op->a);
+    a.y = view_base(s, op->y);
+    a.stride = s->p->arena_width;
+    a.dk = dk;
+    a.dv = dv;
+    a.ratio = c->lin_v_heads / c->lin_k_heads;
+    a.key_dim = fp4rt_cfg_key_dim(c);
+    a.T = T;
+    a.dt_bias = (const float *)fp4rt_cu_weight(s->c, L->dt_bias);
+    a.neg_A = (const float *)fp4rt_cu_weight(s->c, L->neg_A);
+    if (!a.dt_bias || !a.neg_A)
+        return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: dt_bias / A_log of layer %d not on the device", op->layer);
+    a.S = (float *)s->sb->ssm->dev + (size_t)op->slot * c->lin_v_heads * dk * dv;
+    dim3 grid(fp4rt_cu_gdn_slices(dv), c->lin_v_heads);
+    if (T == 1) { /* as the CPU: one token runs the recurrent form */
+        FP4RT_CU_LAUNCH(gdn_recurrent_kernel, grid, GDN_THREADS, 0, s->stream, a);
+        return fp4rt_cu_check_launch("gated_delta (recurrent)");
+    }
+    size_t smem = chunk_smem_floats(dk) * sizeof(float);
+    if (cudaFuncSetAttribute(gdn_chunked_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+        cudaSuccess) {
+        cudaGetLastError();
+        return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: chunked GDN needs %zu bytes of shared memory per block", smem);
+    }
+    FP4RT_CU_LAUNCH(gdn_chunked_kernel, grid, GDN_THREADS, smem, s->stream, a);
+    return fp4rt_cu_check_launch("gated_delta (chunked)");
+}
