@@ -523,5 +523,6 @@ const fp4rt_backend_ops fp4rt_cu_backend_ops = {
     cu_run,
     cu_synchronize,
     cu_describe,
-    NULL, /* set_observer */
+    NULL,                       /* set_observer */
+    fp4rt_cu_measure_bandwidth, /* cu_bandwidth.cu */
 };

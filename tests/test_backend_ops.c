@@ -666,6 +666,25 @@ static void case_dequant(const backend *b) {
     free(out);
 }
 
+/* The measure_bandwidth slot (CUDA): a device copy figure, read + written
+ * bytes per second, between 10 GB/s and 100 TB/s (any GPU the module runs on
+ * lies in between; 0 or an absurd figure means a broken timing). */
+static void case_bandwidth(const backend *b) {
+    void *ctx = NULL;
+    fp4rt_status st = backend_create(b, &ctx);
+    CHECK_MSG(st == FP4RT_OK, "bandwidth: %s", fp4rt_last_error());
+    if (st) return;
+    double bw = 0;
+    CHECK_MSG(b->ops->measure_bandwidth != NULL, "bandwidth: %s has no measure_bandwidth", b->ops->name);
+    if (b->ops->measure_bandwidth) {
+        st = b->ops->measure_bandwidth(ctx, &bw);
+        CHECK_MSG(st == FP4RT_OK, "bandwidth: %s", fp4rt_last_error());
+        printf("  %-8s %-10s %-34s %.1f GB/s\n", b->ops->name, "bandwidth", "device copy, read + written", bw / 1e9);
+        CHECK_MSG(st || (bw > 1e10 && bw < 1e14), "bandwidth: %g bytes/s is implausible", bw);
+    }
+    b->ops->destroy(ctx);
+}
+
 /* Norms, RoPE, gates, SwiGLU, add, embed and the logits LINEAR. */
 static void case_misc(const backend *b) {
     tcase *c = malloc(sizeof *c);
@@ -981,6 +1000,7 @@ int main(int argc, char **argv) {
             unsetenv("FP4RT_VK_MAX_ACT_RANGE");
             case_dequant(&list[i]);
         }
+        if (list[i].cuda) case_bandwidth(&list[i]);
         case_misc(&list[i]);
         static const step_def gs[] = {{1, 4, 0, 0, "T=1"}, {3, 4, 0, 0, "T=3"}};
         case_gdn(&list[i], "gdn", 2, 6, 16, 12, 3, gs, 2);
