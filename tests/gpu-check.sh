@@ -19,7 +19,7 @@
 #              build's fp4rt bench has no --synthetic)
 #   fp4-bench  FP4RT_BENCH=1 test_cu_fp4_device (W4A4 kernels vs CPU + timing)
 #   linear-bench  test_cu_linear_gpu bench (the linear kernels on the 27B shapes)
-#   vk-ops, vk-model, vk-bench  the Vulkan backend on the NVIDIA card (with the
+#   vk-ops, vk-model, vk-parity, vk-bench  the Vulkan backend on the NVIDIA card (with the
 #              Khronos validation layer, as in CI) when a Vulkan device is there
 #   sass       tools/cu_fp4_sass_check.sh (CPU only, runs in the background)
 # and prints a table (step, status, seconds, key number) LAST, also written to
@@ -76,7 +76,7 @@ key() {
         grep -m1 -oE 'reaches +[0-9.]+%' "$log" | sed 's/reaches */= /;s/$/ of bw limit/'
         grep -m1 -E '^prefill ' "$log" | grep -oE '[0-9.]+ tokens/s' | sed 's/$/ prefill/'
         grep -m1 -E '^(read )?bandwidth ' "$log" | grep -oE '[0-9.]+ GB/s' | sed 's/^/bw /'; } | paste -sd' ' ;;
-    vk-*) grep -m1 -E 'passed|failed|FAIL|skipped' "$log" | cut -c1-90 ;;
+    vk-*) grep -E 'passed|failed|FAIL|skipped' "$log" | tail -n1 | cut -c1-90 ;;
     sass) grep -E '^sm_|FAIL' "$log" | sed -E 's/MMA instructions: //;s/; SHFL.IDX: [0-9]+//' | paste -sd';' | cut -c1-90 ;;
     *) tail -n1 "$log" | cut -c1-90 ;;
     esac
@@ -278,6 +278,7 @@ if [ -z "$vkdev" ]; then
     [ -f "$OUT/devices.log" ] && why="$why ($(grep -m1 '^vulkan' "$OUT/devices.log" | tr -s ' ' | cut -c1-60))"
     skip vk-ops "$why"
     skip vk-model "$why"
+    skip vk-parity "$why"
     skip vk-bench "$why"
 elif [ ! -x "$bld/tests/test_backend_ops" ]; then
     skip vk-ops "Vulkan backend not in this build"
@@ -286,6 +287,10 @@ elif [ ! -x "$bld/tests/test_backend_ops" ]; then
 else
     step vk-ops 90 "env $vk_env '$bld/tests/test_backend_ops' vulkan"
     step vk-model 150 "env $vk_env '$bld/tests/test_vk_model'"
+    if [ -x "$bld/tests/test_vk_parity" ]; then
+        # the 16-layer preset (4 attention + 12 GDN layers), prompts 1..600 (label long in CI)
+        step vk-parity 150 "env $vk_env '$bld/tests/test_vk_parity' small nvidia-mixed 1,17,64,600 32"
+    fi
     bench vk-bench 90 "$vkdev" --prompt 1 --gen 32
 fi
 
