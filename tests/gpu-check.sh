@@ -113,7 +113,7 @@ step() {
     *) st="FAIL($rc)" ;;
     esac
     local k
-    if [ $rc -eq 77 ]; then k=$(grep -m1 '^skipped' "$OUT/$name.log" | cut -c1-90); else k=$(key "$name"); fi
+    if [ $rc -eq 77 ]; then k=$(grep -m1 "skipped" "$OUT/$name.log" | sed "s/.*skipped/skipped/" | cut -c1-90); else k=$(key "$name"); fi
     rec "$name" "$st" "$dt" "$k"
     tail -n 4 "$OUT/$name.log" | sed 's/^/   | /' | cut -c1-200
     echo "   -> $st in ${dt}s${k:+: $k}"
