@@ -5,7 +5,7 @@
  * that is not a multiple of 64, weights at an unaligned address, outputs into a
  * strided arena view with poisoned guard columns, and the logits path (last row
  * only). Prints which MMA path ran, and the time of a 27B-MLP-shaped prefill
- * GEMM. Skips (exit 0, "skipped: ...") where there is no CUDA device.
+ * GEMM. Skips (exit 77, "skipped: ...") where there is no CUDA device.
  *
  * The op family is compiled into this test with stand-ins for the four core
  * services it calls (weights, workspace, errors), so it runs before and apart from
@@ -237,7 +237,7 @@ int main(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
         printf("skipped: no CUDA device\n");
-        return 0;
+        return 77; /* ctest: skipped */
     }
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
