@@ -12,11 +12,34 @@
 #include "model.h"
 #include "plan.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *k_usage = "--model DIR [--prompt N] [--gen N] [--seed S] " FP4RT_CLI_MODEL_USAGE;
+static const char *k_usage = "--model DIR | --synthetic NAME [--recipe R] [--prompt N] [--gen N] [--seed S]\n    "
+                             FP4RT_CLI_MODEL_USAGE;
+
+/* --synthetic NAME: the preset's shapes with weights generated on the device. */
+static int open_synthetic(const fp4rt_cli_model_opts *o, const char *preset, const char *recipe, long seed,
+                          fp4rt_model **m, fp4rt_session **s) {
+    fp4rt_model_params mp = fp4rt_model_default_params();
+    mp.device = o->device;
+    mp.n_threads = o->threads;
+    mp.fp4_activations = o->fp4_activations;
+    mp.profile = o->profile;
+    *s = NULL;
+    *m = fp4rt_model_load_synthetic(preset, recipe, (uint64_t)seed, &mp);
+    if (!*m) return fp4rt_cli_fail(1);
+    fprintf(stderr, "fp4rt: device %s\n", (*m)->device);
+    *s = fp4rt_session_create(*m, &o->session);
+    if (!*s) {
+        fp4rt_model_free(*m);
+        *m = NULL;
+        return fp4rt_cli_fail(1);
+    }
+    return 0;
+}
 
 /* The backend's own bandwidth measurement (backend.h); 0 when it has none. */
 static double measure_bandwidth(fp4rt_model *m) {
@@ -37,19 +60,22 @@ static int cmp_double(const void *a, const void *b) {
 int fp4rt_cmd_bench(int argc, char **argv) {
     fp4rt_cli_model_opts o = {0};
     long n_prompt = 128, n_gen = 32, seed = 1;
-    const char *v;
+    const char *v, *synthetic = NULL, *recipe = NULL;
     for (int i = 1; i < argc; i++) {
         if (fp4rt_cli_model_opt(argc, argv, &i, &o)) continue;
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--prompt"))) n_prompt = fp4rt_cli_parse_long("--prompt", v);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--gen"))) n_gen = fp4rt_cli_parse_long("--gen", v);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--seed"))) seed = fp4rt_cli_parse_long("--seed", v);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--synthetic"))) synthetic = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--recipe"))) recipe = v;
         else return fp4rt_cli_usage("bench", k_usage);
     }
-    if (!o.model || n_prompt < 1 || n_gen < 1) return fp4rt_cli_usage("bench", k_usage);
+    if (!o.model == !synthetic || (recipe && !synthetic) || n_prompt < 1 || n_gen < 1)
+        return fp4rt_cli_usage("bench", k_usage);
     if (o.session.n_ctx == 0) o.session.n_ctx = (int)(n_prompt + n_gen);
     fp4rt_model *m;
     fp4rt_session *s;
-    if (fp4rt_cli_open(&o, &m, &s)) return 1;
+    if (synthetic ? open_synthetic(&o, synthetic, recipe, seed, &m, &s) : fp4rt_cli_open(&o, &m, &s)) return 1;
     int vocab = fp4rt_model_n_vocab(m), rc = 0;
     int32_t *ids = malloc((size_t)n_prompt * sizeof *ids);
     float *logits = malloc((size_t)vocab * sizeof(float));
@@ -90,9 +116,26 @@ int fp4rt_cmd_bench(int argc, char **argv) {
         rc = fp4rt_cli_fail(st);
         goto done;
     }
+    /* generated weights must give finite logits: else a fill broke a format */
+    for (int i = 0; synthetic && i < vocab; i++)
+        if (!isfinite(logits[i])) {
+            rc = fp4rt_cli_error("synthetic %s: logit %d of the last step is not finite", synthetic, i);
+            goto done;
+        }
     fp4rt_memory_plan plan;
     fp4rt_format_totals tot;
-    fp4rt_plan_checkpoint(m->weights, &plan, &tot);
+    if (m->weights->synthetic) { /* no checkpoint: the planner's count for the preset and recipe */
+        fp4rt_memory_plan sp;
+        st = fp4rt_plan_config(&m->weights->cfg, m->weights->synth_recipe, s->sb.n_ctx, s->sb.chunk, s->sb.kv_type,
+                               &sp, &tot);
+        if (st) {
+            rc = fp4rt_cli_fail(st);
+            goto done;
+        }
+        plan = sp;
+    } else {
+        fp4rt_plan_checkpoint(m->weights, &plan, &tot);
+    }
     const fp4rt_config *c = &m->weights->cfg;
     size_t kv_elem = fp4rt_kv_elem_size(s->sb.kv_type);
     double mean_pos = n_prompt + (n_gen - 1) / 2.0;
@@ -102,7 +145,11 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     double prefill_tps = n_prompt / t_prefill, decode_tps = 1.0 / median;
     double limit_tps = bw > 0 ? bw / bytes_per_step : 0;
     char b1[32];
-    printf("model            %s\n", o.model);
+    if (synthetic)
+        printf("model            synthetic %s, %s (weights generated on the device)\n", synthetic,
+               m->weights->synth_recipe);
+    else
+        printf("model            %s\n", o.model);
     printf("device           %s\n", m->device);
     printf("prefill          %ld tokens in %.3f s: %.2f tokens/s\n", n_prompt, t_prefill, prefill_tps);
     printf("decode           %ld tokens in %.3f s: %.2f tokens/s mean, %.2f tokens/s median step (%.2f ms)\n",

@@ -162,7 +162,15 @@ static fp4rt_status parse_device(const char *dev, dev_choice *out) {
 }
 
 /* Creates and prepares the backend on one GPU device. */
-static fp4rt_status start_gpu(fp4rt_model *m, dev_kind kind, int index) {
+/* prepare, or prepare_synthetic when the weights are synthetic. */
+static fp4rt_status prepare_backend(fp4rt_model *m, uint64_t seed) {
+    if (!m->weights->synthetic) return m->backend->prepare ? m->backend->prepare(m->backend_ctx, m->program) : 0;
+    if (!m->backend->prepare_synthetic)
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend cannot generate synthetic weights", m->backend->name);
+    return m->backend->prepare_synthetic(m->backend_ctx, m->program, seed);
+}
+
+static fp4rt_status start_gpu(fp4rt_model *m, dev_kind kind, int index, uint64_t seed) {
     fp4rt_status st = FP4RT_UNSUPPORTED;
     m->backend = NULL;
     if (kind == DEV_CUDA) {
@@ -176,7 +184,7 @@ static fp4rt_status start_gpu(fp4rt_model *m, dev_kind kind, int index) {
     }
 #endif
     if (!m->backend) return fp4rt_fail(FP4RT_DEVICE, "no backend for device kind %d", (int)kind);
-    if (!st) st = m->backend->prepare(m->backend_ctx, m->program);
+    if (!st) st = prepare_backend(m, seed);
     if (st && m->backend_ctx) m->backend->destroy(m->backend_ctx);
     if (st) m->backend_ctx = NULL;
     return st;
@@ -184,10 +192,10 @@ static fp4rt_status start_gpu(fp4rt_model *m, dev_kind kind, int index) {
 
 /* Creates and prepares the backend; a GPU device the user did not name falls
  * back (CUDA to the best Vulkan GPU, then the CPU) with a warning. */
-static fp4rt_status start_backend(fp4rt_model *m, dev_choice d) {
+static fp4rt_status start_backend(fp4rt_model *m, dev_choice d, uint64_t seed) {
     fp4rt_status st;
     while (d.kind != DEV_CPU) {
-        st = start_gpu(m, d.kind, d.index);
+        st = start_gpu(m, d.kind, d.index, seed);
         if (!st || d.asked) return st;
         const char *name = d.kind == DEV_CUDA ? "cuda" : "vulkan";
         int failed = d.index;
@@ -204,7 +212,7 @@ static fp4rt_status start_backend(fp4rt_model *m, dev_choice d) {
     }
     m->backend = &fp4rt_backend_cpu;
     st = m->backend->create(m->n_threads, &m->backend_ctx);
-    if (!st && m->backend->prepare) st = m->backend->prepare(m->backend_ctx, m->program);
+    if (!st) st = prepare_backend(m, seed);
     return st;
 }
 
@@ -239,7 +247,7 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
             long n = sysconf(_SC_NPROCESSORS_ONLN);
             m->n_threads = n > 0 ? (int)n : 1;
         }
-        st = start_backend(m, dev);
+        st = start_backend(m, dev, 0);
     }
     if (!st && params->profile) {
         if (m->backend->set_profile)
@@ -262,6 +270,40 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
         snprintf(m->device + len, sizeof m->device - len, "; fp4-activations: %d linears W4A4 (%d dynamic)",
                  m->weights->n_fp4_act, m->weights->n_fp4_act_dynamic);
     }
+    return m;
+}
+
+fp4rt_model *fp4rt_model_load_synthetic(const char *preset, const char *recipe, uint64_t seed,
+                                        const fp4rt_model_params *params) {
+    fp4rt_model_params defaults = fp4rt_model_default_params();
+    if (!params) params = &defaults;
+    dev_choice dev;
+    if (parse_device(params->device, &dev)) return NULL;
+    fp4rt_model *m = fp4rt_calloc(1, sizeof *m, "model");
+    if (!m) return NULL;
+    pthread_mutex_init(&m->run_lock, NULL);
+    m->think_open = m->think_close = -1;
+    fp4rt_status st = fp4rt_weights_synthetic(preset, recipe, &m->weights);
+    if (!st && params->fp4_activations) st = fp4rt_weights_fp4_activations(m->weights);
+    if (!st) st = fp4rt_program_build(m->weights, &m->program);
+    if (!st) {
+        m->n_threads = params->n_threads;
+        if (m->n_threads <= 0) {
+            long n = sysconf(_SC_NPROCESSORS_ONLN);
+            m->n_threads = n > 0 ? (int)n : 1;
+        }
+        st = start_backend(m, dev, seed);
+    }
+    if (!st && params->profile && m->backend->set_profile) st = m->backend->set_profile(m->backend_ctx, 1);
+    if (st) {
+        fp4rt_fail_context(st, "synthetic %s", preset);
+        fp4rt_model_free(m);
+        return NULL;
+    }
+    if (m->backend->describe)
+        m->backend->describe(m->backend_ctx, m->device, sizeof m->device);
+    else
+        snprintf(m->device, sizeof m->device, "%s", m->backend->name);
     return m;
 }
 

@@ -97,6 +97,14 @@ typedef struct fp4rt_backend_ops {
      * afresh). A backend with this slot honours step->argmax_out in run. */
     fp4rt_status (*argmax)(void *ctx, fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
                            int32_t *out);
+    /* (optional) Like prepare, for synthetic weights (weights.h
+     * fp4rt_weights_synthetic): every tensor whose host pointer is a placeholder
+     * (fp4rt_weights_is_placeholder) gets fp4rt_weights_synth_bytes(..., seed)
+     * content on the device (valid values of its format), never read from the
+     * host; real host tensors are uploaded as usual. Fails with OUT_OF_MEMORY
+     * (one line) when the device cannot hold the weights. A backend without it
+     * cannot run synthetic weights. */
+    fp4rt_status (*prepare_synthetic)(void *ctx, const fp4rt_program *p, uint64_t seed);
 } fp4rt_backend_ops;
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;

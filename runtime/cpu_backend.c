@@ -174,6 +174,14 @@ static fp4rt_status cpu_set_observer(void *vc, fp4rt_linear_observer fn, void *u
     return FP4RT_OK;
 }
 
+/* The kernels read the weights in place: the placeholders become host memory
+ * at the same addresses, filled on the host (checked against the available
+ * memory first). */
+static fp4rt_status cpu_prepare_synthetic(void *vc, const fp4rt_program *p, uint64_t seed) {
+    (void)vc;
+    return fp4rt_weights_materialize((fp4rt_weights *)p->weights, seed);
+}
+
 const fp4rt_backend_ops fp4rt_backend_cpu = {
     .name = "cpu",
     .create = cpu_create,
@@ -184,6 +192,7 @@ const fp4rt_backend_ops fp4rt_backend_cpu = {
     .buffer_download = cpu_buffer_download,
     .buffer_clear = cpu_buffer_clear,
     .prepare = NULL,
+    .prepare_synthetic = cpu_prepare_synthetic,
     .run = cpu_run,
     .synchronize = NULL,
     .describe = cpu_describe,

@@ -102,8 +102,7 @@ static uint64_t linear_weight_bytes(const fp4rt_linear *l) {
     }
 }
 
-static fp4rt_status vk_prepare(void *vc, const fp4rt_program *p) {
-    vk_ctx *c = vc;
+static fp4rt_status vk_prepare_impl(vk_ctx *c, const fp4rt_program *p, int synthetic, uint64_t seed) {
     if (c->prepared == p) return FP4RT_OK;
     if (c->weights) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "vulkan: the backend is already prepared for a program");
     const fp4rt_weights *w = p->weights;
@@ -135,12 +134,27 @@ static fp4rt_status vk_prepare(void *vc, const fp4rt_program *p) {
         default: break;
         }
     }
+    /* a software device's memory is the host's: check before filling it */
+    if (!st && synthetic && c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU)
+        st = fp4rt_host_mem_check(total, "vulkan: synthetic weights on a software device");
     if (!st) st = fp4rt_vk_buffer_create(c, total, 0, "weights", &c->weights);
-    for (int i = 0; !st && i < c->n_tensors; i++)
-        st = fp4rt_vk_upload(c, c->weights, c->tensors[i].offset, c->tensors[i].host, c->tensors[i].bytes);
+    for (int i = 0; !st && i < c->n_tensors; i++) {
+        const vk_tensor *t = &c->tensors[i];
+        st = synthetic && fp4rt_weights_is_placeholder(w, t->host)
+                 ? fp4rt_vk_upload_synth(c, c->weights, t->offset, w, t->host, t->bytes, seed)
+                 : fp4rt_vk_upload(c, c->weights, t->offset, t->host, t->bytes);
+    }
     if (st) return fp4rt_fail_context(st, "vulkan: uploading the weights");
+    c->synthetic = synthetic;
+    c->synth_seed = seed;
     c->prepared = p;
     return FP4RT_OK;
+}
+
+static fp4rt_status vk_prepare(void *vc, const fp4rt_program *p) { return vk_prepare_impl(vc, p, 0, 0); }
+
+static fp4rt_status vk_prepare_synthetic(void *vc, const fp4rt_program *p, uint64_t seed) {
+    return vk_prepare_impl(vc, p, 1, seed);
 }
 
 /* (Re)creates *b with at least `need` bytes. */
@@ -186,6 +200,15 @@ static void embed_rows(vk_ctx *c, const fp4rt_weights *w, const fp4rt_step *step
     float *y = c->input->mapped;
     for (int t = 0; t < step->n_tokens; t++, y += h) {
         const unsigned char *row = (const unsigned char *)w->embed + (size_t)step->tokens[t] * h * es;
+        if (c->synthetic && fp4rt_weights_is_placeholder(w, row)) { /* BF16: generate the row in place */
+            uint16_t tmp[256];
+            for (size_t i0 = 0; i0 < h; i0 += 256) {
+                size_t k = h - i0 < 256 ? h - i0 : 256;
+                fp4rt_weights_synth_bytes(w, row + 2 * i0, 2 * k, c->synth_seed, tmp);
+                for (size_t i = 0; i < k; i++) y[i0 + i] = fp4rt_bf16_to_f32(tmp[i]);
+            }
+            continue;
+        }
         if (w->embed_dtype == FP4RT_DT_F32) {
             memcpy(y, row, h * 4);
             continue;
@@ -335,6 +358,7 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .buffer_download = vk_buffer_download,
     .buffer_clear = vk_buffer_clear,
     .prepare = vk_prepare,
+    .prepare_synthetic = vk_prepare_synthetic,
     .run = vk_run,
     .synchronize = NULL,
     .describe = vk_describe,

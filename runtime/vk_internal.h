@@ -134,6 +134,8 @@ typedef struct vk_ctx {
     fp4rt_buffer *attn_ws;   /* attention partials (vk_op_attention.c), NULL: none needed */
     int rope_ctx, rope_dim;
     double rope_theta;
+    int synthetic;       /* prepared with prepare_synthetic: placeholders come from synth_seed */
+    uint64_t synth_seed;
 } vk_ctx;
 
 /* vk_loader.c */
@@ -154,6 +156,10 @@ fp4rt_status fp4rt_vk_buffer_create(vk_ctx *c, VkDeviceSize bytes, int host_visi
                                     fp4rt_buffer **out);
 void fp4rt_vk_buffer_destroy(vk_ctx *c, fp4rt_buffer *b);
 fp4rt_status fp4rt_vk_upload(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, const void *src, size_t n);
+/* Uploads the synthetic content of placeholder bytes [ptr, ptr + n) of w
+ * (fp4rt_weights_synth_bytes, generated straight into the staging buffer). */
+fp4rt_status fp4rt_vk_upload_synth(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, const fp4rt_weights *w,
+                                   const void *ptr, size_t n, uint64_t seed);
 fp4rt_status fp4rt_vk_download(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, void *dst, size_t n);
 fp4rt_status fp4rt_vk_fill_zero(vk_ctx *c, fp4rt_buffer *b);
 

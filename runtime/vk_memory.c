@@ -117,6 +117,19 @@ fp4rt_status fp4rt_vk_upload(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, const
     return st;
 }
 
+fp4rt_status fp4rt_vk_upload_synth(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, const fp4rt_weights *w,
+                                   const void *ptr, size_t n, uint64_t seed) {
+    fp4rt_status st = check_range(b, off, n, "upload");
+    if (!st) st = ensure_staging(c);
+    for (size_t done = 0; !st && done < n;) {
+        size_t k = n - done < STAGING_BYTES ? n - done : STAGING_BYTES;
+        fp4rt_weights_synth_bytes(w, (const char *)ptr + done, k, seed, c->staging->mapped);
+        st = copy_piece(c, b, off + done, k, 1);
+        done += k;
+    }
+    return st;
+}
+
 fp4rt_status fp4rt_vk_download(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, void *dst, size_t n) {
     fp4rt_status st = check_range(b, off, n, "download");
     if (!st) st = ensure_staging(c);

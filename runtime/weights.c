@@ -212,7 +212,7 @@ static fp4rt_status fp4_act_linear(const fp4rt_checkpoint *ck, fp4rt_linear *l, 
     if (!l->module || l->fmt != FP4RT_W_NVFP4) return FP4RT_OK;
     char name[300];
     snprintf(name, sizeof name, "%s.input_scale", l->module);
-    if (fp4rt_checkpoint_find(ck, name)) {
+    if (ck && fp4rt_checkpoint_find(ck, name)) {
         fp4rt_status st = scalar_f32(ck, name, &l->input_scale);
         if (st) return st;
         l->act_dynamic = 0;
@@ -269,11 +269,12 @@ void fp4rt_weights_free(fp4rt_weights *w) {
     linear_free(&w->lm_head);
     fp4rt_quant_config_free(&w->quant);
     fp4rt_checkpoint_close(w->ckpt);
+    fp4rt_weights_synth_release(w);
     free(w);
 }
 
 /* The per-layer field a schema entry fills, by the name's last components. */
-static fp4rt_linear *linear_slot(fp4rt_layer_weights *L, const char *module) {
+fp4rt_linear *fp4rt_weights_linear_slot(fp4rt_layer_weights *L, const char *module) {
     static const struct {
         const char *suffix;
         size_t off;
@@ -422,7 +423,7 @@ fp4rt_status fp4rt_weights_load(const char *dir, fp4rt_weights **out) {
         fp4rt_layer_weights *L = sp->layer >= 0 ? &w->layers[sp->layer] : NULL;
         switch (sp->role) {
         case FP4RT_ROLE_LINEAR: {
-            fp4rt_linear *slot = L ? linear_slot(L, sp->module) : &w->lm_head;
+            fp4rt_linear *slot = L ? fp4rt_weights_linear_slot(L, sp->module) : &w->lm_head;
             if (!slot) {
                 st = fp4rt_fail(FP4RT_INTERNAL, "no slot for module %s", sp->module);
                 goto fail;

@@ -59,6 +59,8 @@ typedef struct fp4rt_layer_weights {
     float *gdn_norm; /* [lin_v_dim], plain weight (gated RMSNorm) */
 } fp4rt_layer_weights;
 
+typedef struct fp4rt_synth_region fp4rt_synth_region; /* weights_synth.c */
+
 typedef struct fp4rt_weights {
     fp4rt_config cfg;
     fp4rt_quant_config quant;
@@ -72,6 +74,17 @@ typedef struct fp4rt_weights {
     uint64_t n_tensors_skipped;  /* vision / MTP tensors recognized and not read */
     int n_fp4_act;               /* linears run as W4A4 by fp4rt_weights_fp4_activations */
     int n_fp4_act_dynamic;       /* ... of which with the per-row dynamic tensor scale */
+    /* Synthetic weights (fp4rt_weights_synthetic; ckpt is NULL): the big tensors
+     * (linear weights, block scales, the embedding) are placeholders inside one
+     * PROT_NONE reservation [synth_base, synth_base + synth_bytes) until
+     * fp4rt_weights_materialize makes it host memory. */
+    int synthetic;
+    char synth_recipe[32];
+    unsigned char *synth_base;
+    size_t synth_bytes;
+    fp4rt_synth_region *synth_regions; /* sorted by offset */
+    size_t n_synth_regions;
+    int synth_materialized;
 } fp4rt_weights;
 
 /* Resolves every tensor of the text model. Every problem is reported with the
@@ -91,5 +104,35 @@ fp4rt_status fp4rt_weights_fp4_activations(fp4rt_weights *w);
 /* The format a module is declared to have (from the quant config and the dtype). */
 fp4rt_status fp4rt_linear_resolve(const fp4rt_checkpoint *ck, const fp4rt_quant_config *q,
                                   const char *module, int n_out, int n_in, fp4rt_linear *out);
+
+/* The linear field of a layer a module name ends with (".mlp.up_proj" -> up), or NULL. */
+fp4rt_linear *fp4rt_weights_linear_slot(fp4rt_layer_weights *L, const char *module);
+/* Frees the synthetic reservation and regions (fp4rt_weights_free calls it). */
+void fp4rt_weights_synth_release(fp4rt_weights *w);
+
+/* Weights of a preset config ("tiny", "qwen3.6-27b", ...; schema.h) with every
+ * linear in the format the recipe gives it (NULL = "nvidia-mixed"), without a
+ * checkpoint: big tensors are placeholder addresses (no memory; see
+ * fp4rt_weights::synth_base), small FP32 vectors real plausible values (norms
+ * near 1, neg_A < 0, ...). Backends fill the placeholders (backend.h
+ * prepare_synthetic). */
+fp4rt_status fp4rt_weights_synthetic(const char *preset, const char *recipe, fp4rt_weights **out);
+/* True when ptr lies in w's placeholder reservation (synthetic weights only). */
+int fp4rt_weights_is_placeholder(const fp4rt_weights *w, const void *ptr);
+/* The deterministic content of bytes [ptr, ptr + n) of placeholder tensors for
+ * `seed`, written to dst: valid values of each tensor's format (E2M1 nibbles any;
+ * E4M3 block scales 0.5 .. 0.94, never NaN; FP8 weight codes |x| < 2, never NaN;
+ * BF16 |x| < 0.125). A pure function of (seed, offset in the reservation), so any
+ * chunking gives the same bytes. */
+void fp4rt_weights_synth_bytes(const fp4rt_weights *w, const void *ptr, size_t n, uint64_t seed, void *dst);
+/* Host memory for the placeholders (the CPU backend): checks the bytes first
+ * (fp4rt_host_mem_check), then makes the
+ * reservation readable and fills it with fp4rt_weights_synth_bytes. Idempotent. */
+fp4rt_status fp4rt_weights_materialize(fp4rt_weights *w, uint64_t seed);
+/* Host memory available to a new allocation (MemAvailable), bytes; 0 if unknown. */
+uint64_t fp4rt_host_mem_available(void);
+/* OUT_OF_MEMORY (one line naming `what` and the sizes) unless `need` bytes fit
+ * the available host memory with a quarter of the machine (>= 2 GiB) to spare. */
+fp4rt_status fp4rt_host_mem_check(uint64_t need, const char *what);
 
 #endif
