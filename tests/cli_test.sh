@@ -131,7 +131,7 @@ if $bin devices 2>/dev/null | grep -q '^vulkan:0'; then
     check "awk '/^vulkan/ { if (\$3 > 1e-6 || \$4 > 1e-6) exit 1 }' $tmp/verify" "verify: NMSE values"
     $vk $bin verify --model "$tmp/w4a4" --prompt "hello there" -n 4 >"$tmp/verify2" 2>/dev/null
     check "[ \$? -eq 0 ] && grep -q 'prompt [0-9]* tokens, 4 greedy steps' $tmp/verify2" "verify --prompt on W4A4"
-    $bin bench --synthetic tiny --device vulkan:0 --prompt 8 --gen 2 >"$tmp/sbench.vk" 2>&1
+    $vk $bin bench --synthetic tiny --device vulkan:0 --prompt 8 --gen 2 >"$tmp/sbench.vk" 2>&1
     rc=$?
     check "[ $rc -eq 0 ] && grep -q '^model  *synthetic tiny' $tmp/sbench.vk && grep -q '^device  *vulkan:0' $tmp/sbench.vk" \
         "bench --synthetic tiny on vulkan:0: $(tail -n 2 "$tmp/sbench.vk")"
