@@ -205,7 +205,23 @@ typedef struct tensor_list {
     int n, cap;
 } tensor_list;
 
-static fp4rt_status add_tensor(tensor_list *l, const void *host, uint64_t bytes, const char *name) {
+/* What a tensor's bytes hold, for synthetic weights (prepare_synthetic). */
+enum { CU_FILL_BYTES, CU_FILL_SCALE, CU_FILL_FP8, CU_FILL_BF16, CU_FILL_F16, CU_FILL_F32 };
+
+static int fill_of_dtype(size_t esize) { return esize == 4 ? CU_FILL_F32 : CU_FILL_BF16; }
+
+static int fill_of_linear(const fp4rt_linear *l) {
+    switch (l->fmt) {
+    case FP4RT_W_BF16: return CU_FILL_BF16;
+    case FP4RT_W_F16: return CU_FILL_F16;
+    case FP4RT_W_F32: return CU_FILL_F32;
+    case FP4RT_W_FP8: return CU_FILL_FP8;
+    default: return CU_FILL_BYTES; /* packed E2M1 codes: any byte is valid */
+    }
+}
+
+static fp4rt_status add_tensor(tensor_list *l, const void *host, uint64_t bytes, const char *name,
+                               int fill = CU_FILL_F32) {
     if (!host) return FP4RT_OK;
     if (l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 256;
@@ -214,7 +230,7 @@ static fp4rt_status add_tensor(tensor_list *l, const void *host, uint64_t bytes,
         l->t = t;
         l->cap = cap;
     }
-    l->t[l->n++] = cu_tensor{host, (size_t)bytes, 0, name};
+    l->t[l->n++] = cu_tensor{host, (size_t)bytes, 0, name, fill};
     return FP4RT_OK;
 }
 
@@ -227,12 +243,14 @@ static fp4rt_status list_tensors(const fp4rt_program *p, tensor_list *l) {
         const fp4rt_op *op = &p->ops[i];
         switch (op->kind) {
         case FP4RT_OP_EMBED:
-            st = add_tensor(l, w->embed, (uint64_t)cfg->vocab * cfg->hidden * dtype_size(w->embed_dtype), "embed_tokens");
+            st = add_tensor(l, w->embed, (uint64_t)cfg->vocab * cfg->hidden * dtype_size(w->embed_dtype), "embed_tokens",
+                            w->embed_dtype == FP4RT_DT_F16 ? CU_FILL_F16 : fill_of_dtype(dtype_size(w->embed_dtype)));
             break;
         case FP4RT_OP_LINEAR:
-            st = add_tensor(l, op->lin->weight, linear_weight_bytes(op->lin), op->lin->module);
+            st = add_tensor(l, op->lin->weight, linear_weight_bytes(op->lin), op->lin->module, fill_of_linear(op->lin));
             if (!st && op->lin->block_scale)
-                st = add_tensor(l, op->lin->block_scale, (uint64_t)op->lin->n_out * op->lin->n_in / 16, op->lin->module);
+                st = add_tensor(l, op->lin->block_scale, (uint64_t)op->lin->n_out * op->lin->n_in / 16, op->lin->module,
+                                CU_FILL_SCALE);
             break;
         case FP4RT_OP_RMSNORM:
         case FP4RT_OP_GATED_RMSNORM: st = add_tensor(l, op->w, (uint64_t)op->group_dim * 4, "norm"); break;
@@ -260,7 +278,39 @@ static fp4rt_status list_tensors(const fp4rt_program *p, tensor_list *l) {
     return FP4RT_OK;
 }
 
-static fp4rt_status cu_prepare(void *vc, const fp4rt_program *p) {
+/* Deterministic valid values for synthetic weights, generated on the device
+ * (bench --synthetic): a hash of (seed, byte offset in the tensor) per element.
+ * E2M1 bytes: any; E4M3 block scales 0.5 .. 0.9375 (codes 0x30..0x37); FP8
+ * weights |x| < 2, never NaN; BF16 / F16 / F32 |x| < 0.125. */
+__device__ static uint64_t synth_hash(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+__global__ static void synth_fill(unsigned char *dst, size_t n, int fill, uint64_t seed) {
+    size_t es = fill == CU_FILL_F32 ? 4 : fill == CU_FILL_BF16 || fill == CU_FILL_F16 ? 2 : 1;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n / es; i += (size_t)gridDim.x * blockDim.x) {
+        uint64_t h = synth_hash(seed ^ (i * es));
+        uint32_t sign = (uint32_t)(h >> 63), m = (uint32_t)h;
+        switch (fill) {
+        case CU_FILL_BYTES: dst[i] = (unsigned char)h; break;
+        case CU_FILL_SCALE: dst[i] = (unsigned char)(0x30 | (m & 7)); break;
+        case CU_FILL_FP8: dst[i] = (unsigned char)(sign << 7 | (m & 0x3f)); break; /* exponent <= 7: |x| < 2 */
+        case CU_FILL_BF16: ((uint16_t *)dst)[i] = (uint16_t)(sign << 15 | (116 + (m >> 7) % 8) << 7 | (m & 0x7f)); break;
+        case CU_FILL_F16: ((uint16_t *)dst)[i] = (uint16_t)(sign << 15 | (5 + (m >> 10) % 7) << 10 | (m & 0x3ff)); break;
+        default: ((uint32_t *)dst)[i] = sign << 31 | (116 + (m >> 23) % 8) << 23 | (m & 0x7fffff); break;
+        }
+    }
+}
+
+static int is_placeholder(const fp4rt_weights *w, const void *ptr) {
+    return w->synthetic && (const unsigned char *)ptr >= w->synth_base &&
+           (const unsigned char *)ptr < w->synth_base + w->synth_bytes;
+}
+
+static fp4rt_status cu_prepare_impl(void *vc, const fp4rt_program *p, int synthetic, uint64_t seed) {
     fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
     if (c->prepared == p) return FP4RT_OK;
     if (c->prepared) return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "cuda: the backend is already prepared for a program");
@@ -284,7 +334,14 @@ static fp4rt_status cu_prepare(void *vc, const fp4rt_program *p) {
         }
     }
     for (int i = 0; !st && i < l.n; i++) {
-        st = upload(c, (unsigned char *)c->weights + l.t[i].offset, l.t[i].host, l.t[i].bytes);
+        unsigned char *dst = (unsigned char *)c->weights + l.t[i].offset;
+        if (synthetic && is_placeholder(p->weights, l.t[i].host)) {
+            size_t off = (size_t)((const unsigned char *)l.t[i].host - p->weights->synth_base);
+            synth_fill<<<1024, 256, 0, c->stream>>>(dst, l.t[i].bytes, l.t[i].fill, seed ^ ((uint64_t)off << 20));
+            st = fp4rt_cu_check_launch("synth_fill");
+        } else {
+            st = upload(c, dst, l.t[i].host, l.t[i].bytes);
+        }
         if (st) fp4rt_cu_host->fail_context(st, l.t[i].name ? l.t[i].name : "tensor");
     }
     if (!st) st = ck(cudaStreamSynchronize(c->stream), "uploading the weights");
@@ -301,6 +358,12 @@ static fp4rt_status cu_prepare(void *vc, const fp4rt_program *p) {
     fp4rt_cu_log(FP4RT_LOG_DEBUG, "cuda:%d: %d tensors, %.3f GiB uploaded through %zu KiB of pinned staging", c->device,
                  l.n, total / 1073741824.0, 2 * c->staging_half >> 10);
     return FP4RT_OK;
+}
+
+static fp4rt_status cu_prepare(void *vc, const fp4rt_program *p) { return cu_prepare_impl(vc, p, 0, 0); }
+
+static fp4rt_status cu_prepare_synthetic(void *vc, const fp4rt_program *p, uint64_t seed) {
+    return cu_prepare_impl(vc, p, 1, seed);
 }
 
 const void *fp4rt_cu_weight(const fp4rt_cu_ctx *c, const void *host) {
@@ -525,4 +588,8 @@ const fp4rt_backend_ops fp4rt_cu_backend_ops = {
     cu_describe,
     NULL,                       /* set_observer */
     fp4rt_cu_measure_bandwidth, /* cu_bandwidth.cu */
+    NULL,                       /* max_chunk */
+    NULL,                       /* set_profile */
+    NULL,                       /* argmax */
+    cu_prepare_synthetic,
 };

@@ -15,6 +15,7 @@ typedef struct cu_tensor {
     const void *host;
     size_t bytes, offset; /* in c->weights */
     const char *name;
+    int fill; /* synthetic weights: what the bytes hold (cu_backend.cu, CU_FILL_*) */
 } cu_tensor;
 
 /* The captured decode step and what it was captured for: a change of any of
