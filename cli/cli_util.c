@@ -135,15 +135,17 @@ int fp4rt_cli_sampling_opt(int argc, char **argv, int *i, fp4rt_sampling_params 
     return 1;
 }
 
-int fp4rt_cli_open(const fp4rt_cli_model_opts *o, fp4rt_model **m, fp4rt_session **s) {
-    *m = NULL;
-    *s = NULL;
+static fp4rt_model_params model_params(const fp4rt_cli_model_opts *o) {
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = o->device;
     mp.n_threads = o->threads;
     mp.fp4_activations = o->fp4_activations;
     mp.profile = o->profile;
-    *m = fp4rt_model_load(o->model, &mp);
+    return mp;
+}
+
+/* After a load: says which device, opens the session (frees *m on failure). */
+static int open_session(const fp4rt_cli_model_opts *o, fp4rt_model **m, fp4rt_session **s) {
     if (!*m) return fp4rt_cli_fail(1);
     fprintf(stderr, "fp4rt: device %s\n", (*m)->device);
     *s = fp4rt_session_create(*m, &o->session);
@@ -153,6 +155,21 @@ int fp4rt_cli_open(const fp4rt_cli_model_opts *o, fp4rt_model **m, fp4rt_session
         return fp4rt_cli_fail(1);
     }
     return 0;
+}
+
+int fp4rt_cli_open(const fp4rt_cli_model_opts *o, fp4rt_model **m, fp4rt_session **s) {
+    fp4rt_model_params mp = model_params(o);
+    *s = NULL;
+    *m = fp4rt_model_load(o->model, &mp);
+    return open_session(o, m, s);
+}
+
+int fp4rt_cli_open_synthetic(const fp4rt_cli_model_opts *o, const char *preset, const char *recipe, long seed,
+                             fp4rt_model **m, fp4rt_session **s) {
+    fp4rt_model_params mp = model_params(o);
+    *s = NULL;
+    *m = fp4rt_model_load_synthetic(preset, recipe, (uint64_t)seed, &mp);
+    return open_session(o, m, s);
 }
 
 void fp4rt_cli_stream_piece(fp4rt_cli_stream *st, const fp4rt_token_event *ev) {

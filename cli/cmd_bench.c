@@ -20,27 +20,6 @@
 static const char *k_usage = "--model DIR | --synthetic NAME [--recipe R] [--prompt N] [--gen N] [--seed S]\n    "
                              FP4RT_CLI_MODEL_USAGE;
 
-/* --synthetic NAME: the preset's shapes with weights generated on the device. */
-static int open_synthetic(const fp4rt_cli_model_opts *o, const char *preset, const char *recipe, long seed,
-                          fp4rt_model **m, fp4rt_session **s) {
-    fp4rt_model_params mp = fp4rt_model_default_params();
-    mp.device = o->device;
-    mp.n_threads = o->threads;
-    mp.fp4_activations = o->fp4_activations;
-    mp.profile = o->profile;
-    *s = NULL;
-    *m = fp4rt_model_load_synthetic(preset, recipe, (uint64_t)seed, &mp);
-    if (!*m) return fp4rt_cli_fail(1);
-    fprintf(stderr, "fp4rt: device %s\n", (*m)->device);
-    *s = fp4rt_session_create(*m, &o->session);
-    if (!*s) {
-        fp4rt_model_free(*m);
-        *m = NULL;
-        return fp4rt_cli_fail(1);
-    }
-    return 0;
-}
-
 /* The backend's own bandwidth measurement (backend.h); 0 when it has none. */
 static double measure_bandwidth(fp4rt_model *m) {
     double bw = 0;
@@ -75,7 +54,7 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     if (o.session.n_ctx == 0) o.session.n_ctx = (int)(n_prompt + n_gen);
     fp4rt_model *m;
     fp4rt_session *s;
-    if (synthetic ? open_synthetic(&o, synthetic, recipe, seed, &m, &s) : fp4rt_cli_open(&o, &m, &s)) return 1;
+    if (synthetic ? fp4rt_cli_open_synthetic(&o, synthetic, recipe, seed, &m, &s) : fp4rt_cli_open(&o, &m, &s)) return 1;
     int vocab = fp4rt_model_n_vocab(m), rc = 0;
     int32_t *ids = malloc((size_t)n_prompt * sizeof *ids);
     float *logits = malloc((size_t)vocab * sizeof(float));
