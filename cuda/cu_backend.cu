@@ -401,12 +401,16 @@ void *fp4rt_cu_workspace(const fp4rt_cu_step *s, size_t bytes) {
 }
 
 static fp4rt_status ensure_workspace(fp4rt_cu_ctx *c, const fp4rt_program *p, int chunk) {
+    if (c->workspace && c->ws_program == p && c->ws_chunk == chunk) return FP4RT_OK; /* every step: no op walk */
     size_t need = 0;
     for (int i = 0; i < p->n_ops; i++) {
         need = std::max(need, fp4rt_cu_workspace_bytes(p, &p->ops[i], chunk));
         need = std::max(need, fp4rt_cu_workspace_bytes(p, &p->ops[i], 1));
     }
+    c->ws_program = p;
+    c->ws_chunk = chunk;
     if (need <= c->workspace_bytes) return FP4RT_OK;
+    c->ws_program = NULL; /* set again once the allocation succeeds */
     need = (need + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
     cudaStreamSynchronize(c->stream);
     cudaFree(c->workspace);
@@ -420,6 +424,7 @@ static fp4rt_status ensure_workspace(fp4rt_cu_ctx *c, const fp4rt_program *p, in
                              cudaGetErrorString(e));
     }
     c->workspace_bytes = need;
+    c->ws_program = p;
     return FP4RT_OK;
 }
 

@@ -57,6 +57,8 @@ struct fp4rt_cu_ctx {
     int step_cap; /* tokens the step info holds */
 
     void *workspace;
+    const fp4rt_program *ws_program; /* what workspace_bytes was sized for (sized once per program and chunk) */
+    int ws_chunk;
     size_t workspace_bytes;
 
     /* decode CUDA graph */
