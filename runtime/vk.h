@@ -14,7 +14,7 @@ typedef struct fp4rt_vk_device_desc {
     char driver[512];       /* driver name and version */
     uint64_t memory_bytes; /* largest device-local heap */
     int software;          /* a CPU implementation (lavapipe): never picked by --device auto */
-    int fp16, int8, storage16, storage8, coopmat, push_descriptor;
+    int fp16, int8, int64, storage16, storage8, coopmat, push_descriptor;
     uint32_t subgroup_size;
     int subgroup_shuffle;  /* basic, vote and shuffle subgroup ops in compute shaders (else shared-memory trees) */
     uint64_t max_storage_range; /* maxStorageBufferRange */

@@ -63,6 +63,7 @@ void fp4rt_vk_describe_physical(VkPhysicalDevice pd, fp4rt_vk_device_desc *d) {
             d->memory_bytes = mp.memoryHeaps[i].size;
     d->fp16 = f12.shaderFloat16;
     d->int8 = f12.shaderInt8;
+    d->int64 = f2.features.shaderInt64;
     d->storage16 = f11.storageBuffer16BitAccess;
     d->storage8 = f12.storageBuffer8BitAccess;
     d->coopmat = has_device_ext(pd, "VK_KHR_cooperative_matrix");
@@ -182,12 +183,18 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
     /* tests force the shared-memory reduction with FP4RT_VK_NO_SUBGROUP=1 */
     const char *nosg = getenv("FP4RT_VK_NO_SUBGROUP");
     c->linear_subgroup = c->desc.subgroup_shuffle && !(nosg && nosg[0] == '1');
+    /* a software device runs a workgroup as SIMD lanes of a CPU: one row per
+     * lane is its fast layout (same bits); FP4RT_VK_LINEAR=rows / mv forces one */
+    const char *lk = getenv("FP4RT_VK_LINEAR");
+    c->linear_rows = c->desc.int64 && (lk && !strcmp(lk, "rows") ? 1 : lk && !strcmp(lk, "mv") ? 0 : c->desc.software);
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                    .queueFamilyIndex = c->queue_family, .queueCount = 1,
                                    .pQueuePriorities = &prio};
     const char *exts[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+    VkPhysicalDeviceFeatures feats = {.shaderInt64 = c->linear_rows}; /* linear_rows.comp's 64-bit loads */
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1,
+                              .pEnabledFeatures = &feats,
                               .pQueueCreateInfos = &qci, .enabledExtensionCount = 1,
                               .ppEnabledExtensionNames = exts};
     st = fp4rt_vk_check(vkCreateDevice(c->pdev, &dci, NULL, &c->dev), "vkCreateDevice");

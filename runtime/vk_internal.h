@@ -23,7 +23,8 @@ struct fp4rt_buffer {
 };
 
 typedef enum vk_kernel {
-    VK_K_LINEAR, VK_K_LINEAR_SHMEM, VK_K_LINEAR_MM, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE,
+    VK_K_LINEAR, VK_K_LINEAR_SHMEM, VK_K_LINEAR_MM, VK_K_LINEAR_ROWS_NVFP4, VK_K_LINEAR_ROWS_FP8,
+    VK_K_LINEAR_ROWS_HALF, VK_K_LINEAR_ROWS_F32, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE,
     VK_K_EMBED, VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA,
     VK_K_GATED_DELTA_CHUNK, VK_K_ATTENTION_MERGE, VK_K_ARGMAX, VK_K_COUNT
 } vk_kernel;
@@ -97,6 +98,7 @@ typedef struct vk_ctx {
     VkDeviceSize piece_range; /* largest weight piece bound at once: max_range, or lower with
                                  FP4RT_VK_PIECE_RANGE (tests: linears in pieces, nothing else) */
     VkDeviceSize act_range;   /* largest activation window of a linear: max_range, or FP4RT_VK_MAX_ACT_RANGE (tests) */
+    int linear_rows;          /* linears run linear_rows_*.comp (whole rows per invocation): software devices, FP4RT_VK_LINEAR */
     int linear_subgroup;      /* decode linears reduce with subgroup shuffles (desc.subgroup_shuffle, not FP4RT_VK_NO_SUBGROUP) */
 
     VkCommandPool cmd_pool;

@@ -6,7 +6,9 @@
  * into pieces that each fit the binding limit: rows of W (weight pieces,
  * c->piece_range) and tokens of x / y (the activation arena, the logits
  * [rows, vocab] and the quantized activations are bound per token piece,
- * c->act_range, never whole). */
+ * c->act_range, never whole). On software devices (c->linear_rows) every
+ * linear runs shaders/linear_rows.comp instead: one row per invocation, the same
+ * bits as the matrix-vector kernel. */
 #include "vk_ops.h"
 
 #include "common.h"
@@ -17,6 +19,8 @@
 #define VK_MV_MAX_T 8 /* up to this many tokens: the matrix-vector kernel */
 #define VK_MV_ROWS 4  /* output rows per matrix-vector workgroup (NR in linear_mv.glsl) */
 #define VK_MV_TOKENS 4 /* tokens per matrix-vector workgroup (MT) */
+#define VK_ROWS_WG 32    /* rows per linear_rows.comp workgroup (WGR x R) */
+#define VK_ROWS_TOKENS 2 /* tokens per linear_rows.comp workgroup (MT) */
 #define VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp) */
 
 typedef struct {
@@ -77,6 +81,20 @@ static int requantizes(const fp4rt_program *p) {
     return 0;
 }
 
+static vk_kernel rows_kernel(fp4rt_wfmt f) {
+    switch (f) {
+    case FP4RT_W_BF16:
+    case FP4RT_W_F16:
+        return VK_K_LINEAR_ROWS_HALF;
+    case FP4RT_W_F32:
+        return VK_K_LINEAR_ROWS_F32;
+    case FP4RT_W_FP8:
+        return VK_K_LINEAR_ROWS_FP8;
+    default:
+        return VK_K_LINEAR_ROWS_NVFP4;
+    }
+}
+
 fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     const fp4rt_linear *l = op->lin;
     vk_ctx *c = s->c;
@@ -134,16 +152,16 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     uint64_t tq = quant ? tokens_fitting(lim, c->align, (uint64_t)K + 1, (uint64_t)K + 1) : UINT32_MAX;
     if (ty < tr) tr = ty;
     if (tq < tr) tr = tq;
-    if ((uint64_t)max_groups[1] * VK_MV_TOKENS < tr) tr = (uint64_t)max_groups[1] * VK_MV_TOKENS;
+    uint64_t tok_groups = (uint64_t)max_groups[1] * (c->linear_rows ? VK_ROWS_TOKENS : VK_MV_TOKENS); /* the fewer */
+    if (tok_groups < tr) tr = tok_groups;
     if (tr == 0)
         return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: %s: one token's activations exceed maxStorageBufferRange %llu",
                           l->module, (unsigned long long)c->max_range);
 
     for (uint64_t ta = 0; ta < (uint64_t)rows; ta += tr) {
         uint64_t nt = (uint64_t)rows - ta < tr ? (uint64_t)rows - ta : tr;
-        int mm = nt > VK_MV_MAX_T && !exact;
-        vk_kernel kern = mm ? VK_K_LINEAR_MM : c->linear_subgroup ? VK_K_LINEAR : VK_K_LINEAR_SHMEM;
-        uint64_t rows_per_group = mm ? VK_MM_TILE : VK_MV_ROWS, tok_per_group = mm ? VK_MM_TILE : VK_MV_TOKENS;
+        int mm = nt > VK_MV_MAX_T && !exact && !c->linear_rows;
+        vk_kernel mv = mm ? VK_K_LINEAR_MM : c->linear_subgroup ? VK_K_LINEAR : VK_K_LINEAR_SHMEM;
         pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post};
         vk_bind xb, yb, wb, sb = {0};
         fp4rt_status st = float_window(c, s->sb->scratch, xo + ta * xs, (nt - 1) * xs + (uint64_t)K,
@@ -179,6 +197,13 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
             if (st) return st;
             pc.w_off = (uint32_t)skew;
             pc.aligned = rb % 16 == 0 && skew % 16 == 0;
+            /* the whole-rows kernel takes whole groups of 16 weights by 64-bit
+             * loads (and x by 64-bit loads where its offset and stride are even) */
+            int rows_k = c->linear_rows && K % 16 == 0 && rb % 8 == 0 && skew % 8 == 0;
+            if (rows_k) pc.aligned = pc.x_off % 2 == 0 && pc.x_stride % 2 == 0 ? 2 : 0;
+            vk_kernel kern = rows_k ? rows_kernel(l->fmt) : mv;
+            uint64_t rows_per_group = rows_k ? VK_ROWS_WG : mm ? VK_MM_TILE : VK_MV_ROWS;
+            uint64_t tok_per_group = rows_k ? VK_ROWS_TOKENS : mm ? VK_MM_TILE : VK_MV_TOKENS;
             if (st_t) {
                 st = fp4rt_vk_window(c, c->weights, st_t->offset + n0 * (K / 16), n * (K / 16), l->module, &sb,
                                      &skew);

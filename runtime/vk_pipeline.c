@@ -15,6 +15,8 @@
 
 static const char *const k_names[VK_K_COUNT] = {
     [VK_K_LINEAR] = "linear",       [VK_K_LINEAR_SHMEM] = "linear_shmem", [VK_K_LINEAR_MM] = "linear_mm",
+    [VK_K_LINEAR_ROWS_NVFP4] = "linear_rows_nvfp4", [VK_K_LINEAR_ROWS_FP8] = "linear_rows_fp8",
+    [VK_K_LINEAR_ROWS_HALF] = "linear_rows_half", [VK_K_LINEAR_ROWS_F32] = "linear_rows_f32",
     [VK_K_ACT_QUANT] = "act_quant", [VK_K_DEQUANT_NVFP4] = "dequant_nvfp4",
     [VK_K_NORM] = "norm",           [VK_K_ELTWISE] = "eltwise",     [VK_K_EMBED] = "embed",
     [VK_K_ROPE] = "rope",           [VK_K_KV_APPEND] = "kv_append", [VK_K_ATTENTION] = "attention",

@@ -517,7 +517,9 @@ static void case_linear(const backend *b, const char *name, int with_mm) {
     case_init(c, name);
     c->chunk = with_mm ? 70 : 5;
     c->n_ctx = c->chunk;
-    c->exact_T = b->cuda ? 0 : 8; /* Vulkan's matrix-vector kernel reproduces the CPU's sums exactly */
+    /* Vulkan's matrix-vector kernel reproduces the CPU's sums exactly, the
+     * whole-rows kernel at any number of tokens */
+    c->exact_T = b->cuda ? 0 : !strcmp(name, "linear-rows") ? 1 << 20 : 8;
     int xbuf[4];
     for (int k = 0; k < 4; k++) {
         char nm[32];
@@ -987,11 +989,20 @@ int main(int argc, char **argv) {
         }
         printf("%s vs cpu\n", list[i].name);
         case_linear(&list[i], "linear", 1);
-        case_linear_mm(&list[i]);
-        if (!list[i].cuda) { /* Vulkan: the shared-memory fallback, pieces, the dequant kernel */
+        if (!list[i].cuda) {
+            /* Vulkan: both decode layouts whatever the device's default (whole rows
+             * per invocation on software devices, linear_mv elsewhere), the tiled
+             * matrix-matrix kernel (only without whole rows), the shared-memory
+             * fallback, pieces, the dequant kernel */
+            setenv("FP4RT_VK_LINEAR", "rows", 1);
+            case_linear(&list[i], "linear-rows", 1);
+            setenv("FP4RT_VK_LINEAR", "mv", 1);
+            case_linear(&list[i], "linear-mv", 0);
+            case_linear_mm(&list[i]);
             setenv("FP4RT_VK_NO_SUBGROUP", "1", 1);
             case_linear(&list[i], "linear-shm", 0);
             unsetenv("FP4RT_VK_NO_SUBGROUP");
+            unsetenv("FP4RT_VK_LINEAR");
             setenv("FP4RT_VK_PIECE_RANGE", "1024", 1);
             setenv("FP4RT_VK_MAX_ACT_RANGE", "1024", 1);
             case_linear_pieces(&list[i], FP4RT_W_BF16, "pieces-bf");
@@ -999,7 +1010,8 @@ int main(int argc, char **argv) {
             unsetenv("FP4RT_VK_PIECE_RANGE");
             unsetenv("FP4RT_VK_MAX_ACT_RANGE");
             case_dequant(&list[i]);
-        }
+        } else
+            case_linear_mm(&list[i]);
         if (list[i].cuda) case_bandwidth(&list[i]);
         case_misc(&list[i]);
         static const step_def gs[] = {{1, 4, 0, 0, "T=1"}, {3, 4, 0, 0, "T=3"}};
