@@ -138,13 +138,16 @@ static int32_t draw(fp4rt_sampler *s, int m) {
     }
     if (p->min_p > 0) { /* drop p < min_p * p_max (HF order: after top-p); the max has exp(0) = 1 */
         int k = 0;
-        sum = 0;
+        double kept = 0;
         for (int i = 0; i < m; i++)
             if (s->prob[i] >= p->min_p) {
                 s->idx[k] = s->idx[i];
-                sum += s->prob[k++] = s->prob[i];
+                kept += s->prob[k++] = s->prob[i];
             }
-        m = k;
+        if (k > 0) { /* none kept: the probabilities are NaN (+inf values); keep them all */
+            m = k;
+            sum = kept;
+        }
     }
     double u = next_unit(s->rng) * sum, acc = 0;
     for (int i = 0; i < m; i++) {
