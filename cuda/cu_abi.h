@@ -27,7 +27,7 @@
                 31u * sizeof(fp4rt_weights) + 7919u * sizeof(fp4rt_layer_weights) +                         \
                 131u * sizeof(fp4rt_config) + 1009u * sizeof(fp4rt_backend_ops) +                           \
                 257u * sizeof(fp4rt_session_buffers) + 65537u * sizeof(fp4rt_step) + 613u * FP4RT_OP_COUNT + \
-                4099u * FP4RT_W_COUNT))
+                4099u * FP4RT_W_COUNT + 8191u * sizeof(fp4rt_topk_request)))
 
 /* What libfp4rt lends the module (valid for the life of the process). */
 typedef struct fp4rt_cuda_host {

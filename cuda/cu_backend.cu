@@ -37,6 +37,7 @@ static void cu_destroy(void *vc) {
     cudaSetDevice(c->device);
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->graph) cudaGraphExecDestroy(c->graph);
+    fp4rt_cu_sample_free(c);
     cudaFree(c->weights);
     cudaFree(c->workspace);
     cudaFree(c->d_step);
@@ -539,6 +540,8 @@ static fp4rt_status cu_run(void *vc, const fp4rt_program *p, const fp4rt_session
     if (step->pos0 < 0 || step->pos0 + step->n_tokens > sb->n_ctx)
         return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "context full: %d + %d tokens exceed n_ctx %d", step->pos0,
                              step->n_tokens, sb->n_ctx);
+    if (step->argmax_out && step->no_logits)
+        return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "cuda: a greedy pick of a step without logits");
     cudaSetDevice(c->device);
     fp4rt_status st = cu_prepare(c, p);
     if (!st) st = ensure_workspace(c, p, sb->chunk);
@@ -558,8 +561,13 @@ static fp4rt_status cu_run(void *vc, const fp4rt_program *p, const fp4rt_session
     if (!st) st = ck(cudaEventRecord(c->h_step_done[slot], c->stream), "step info");
     if (st) return st;
     fp4rt_cu_step s = {c, c->stream, p, sb, step, c->d_step, c->sm};
-    if (step->n_tokens == 1 && c->use_graphs) return run_graph(c, &s);
-    return record_ops(&s);
+    st = step->n_tokens == 1 && c->use_graphs ? run_graph(c, &s) : record_ops(&s);
+    if (!st && step->argmax_out) { /* after the step (a graph replay too), a launch of its own; waits */
+        int vocab = p->weights->cfg.vocab;
+        size_t row = step->all_logits ? (size_t)(step->n_tokens - 1) * vocab : 0;
+        st = fp4rt_cu_pick(c, (const float *)sb->logits->dev + row, vocab, step->argmax_valid, step->argmax_out);
+    }
+    return st;
 }
 
 static fp4rt_status cu_synchronize(void *vc) {
@@ -595,6 +603,7 @@ const fp4rt_backend_ops fp4rt_cu_backend_ops = {
     fp4rt_cu_measure_bandwidth, /* cu_bandwidth.cu */
     NULL,                       /* max_chunk */
     NULL,                       /* set_profile */
-    NULL,                       /* argmax */
+    fp4rt_cu_argmax,            /* cu_sample.cu */
     cu_prepare_synthetic,
+    fp4rt_cu_top_k,             /* cu_sample.cu */
 };

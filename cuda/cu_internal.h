@@ -28,6 +28,19 @@ typedef struct cu_graph_key {
     size_t workspace_bytes;
 } cu_graph_key;
 
+/* Device sampling (cu_sample.cu): result, valid mask, penalty list and top-k
+ * candidate buffers, allocated on first use and grown as needed. */
+typedef struct fp4rt_sample_state {
+    void *d_out;      /* [FP4RT_TOPK_MAX] (value bits, id) pairs, or the pick (id, NaN seen) */
+    void *h_out;      /* pinned copy of d_out */
+    void *d_mask;     /* [mask_n] bytes: the valid mask last uploaded */
+    uint8_t *h_mask;  /* [mask_n] host copy of it, compared with the next mask */
+    int mask_n;       /* 0: none uploaded */
+    void *d_pen;      /* [n_pen] fp4rt_topk_penalty */
+    void *d_work;     /* top-k candidates: two halves */
+    size_t d_out_cap, d_mask_cap, d_pen_cap, d_work_cap;
+} fp4rt_sample_state;
+
 #define CU_STEP_SLOTS 2 /* pinned host copies of the step info, used in turn */
 
 struct fp4rt_cu_ctx {
@@ -66,6 +79,8 @@ struct fp4rt_cu_ctx {
     cudaGraphExec_t graph;
     cu_graph_key graph_key;
     long graph_captures, graph_launches; /* for tests and the profile line */
+
+    fp4rt_sample_state sample;
 };
 
 /* The host table libfp4rt lent at init (cu_module.cu). */
@@ -81,5 +96,14 @@ fp4rt_status fp4rt_cu_backend_create(int index, void **ctx);
 /* The measure_bandwidth slot (cu_bandwidth.cu): device copy bandwidth, read +
  * written bytes per second. */
 fp4rt_status fp4rt_cu_measure_bandwidth(void *ctx, double *bytes_per_s);
+/* Sampling (cu_sample.cu): the argmax and top_k slots; pick enqueues the greedy
+ * pick of n logits at device pointer `logits` after the work already on the
+ * stream, waits and writes the id (-1: a NaN); free releases the buffers. */
+fp4rt_status fp4rt_cu_argmax(void *ctx, fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
+                             int32_t *out);
+fp4rt_status fp4rt_cu_top_k(void *ctx, fp4rt_buffer *logits, size_t offset, int n, const fp4rt_topk_request *req,
+                            float *vals, int32_t *ids);
+fp4rt_status fp4rt_cu_pick(fp4rt_cu_ctx *c, const float *logits, int n, const uint8_t *valid, int32_t *out);
+void fp4rt_cu_sample_free(fp4rt_cu_ctx *c);
 
 #endif

@@ -606,3 +606,29 @@ fp4rt_status fp4rt_session_eval_pick(fp4rt_session *s, int32_t token, int32_t *i
     if (*id < 0) return fp4rt_session_fetch_logits(s); /* a NaN: the CPU sampler decides */
     return FP4RT_OK;
 }
+
+fp4rt_status fp4rt_session_eval_topk(fp4rt_session *s, int32_t token, const fp4rt_topk_request *req, float *vals,
+                                     int32_t *ids) {
+    fp4rt_model *m = s->model;
+    int vocab = m->weights->cfg.vocab;
+    ids[0] = -1;
+    if (!m->backend->top_k) return fp4rt_fail(FP4RT_INTERNAL, "the %s backend has no device top-k", m->backend->name);
+    if (token < 0 || token >= vocab)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "token %d is outside the vocabulary [0, %d)", token, vocab);
+    if (s->n_past + 1 > s->sb.n_ctx)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d tokens held + 1 new exceed n_ctx %d", s->n_past,
+                          s->sb.n_ctx);
+    fp4rt_step step = {.tokens = &token, .n_tokens = 1, .pos0 = s->n_past};
+    pthread_mutex_lock(&m->run_lock);
+    fp4rt_status st = m->backend->run(m->backend_ctx, m->program, &s->sb, &step);
+    pthread_mutex_unlock(&m->run_lock);
+    s->have_logits = 0;
+    if (st) return st;
+    s->history[s->n_past++] = token;
+    pthread_mutex_lock(&m->run_lock);
+    st = m->backend->top_k(m->backend_ctx, s->sb.logits, 0, vocab, req, vals, ids);
+    pthread_mutex_unlock(&m->run_lock);
+    if (st) return st;
+    if (ids[0] < 0) return fp4rt_session_fetch_logits(s); /* a NaN: the CPU sampler decides */
+    return FP4RT_OK;
+}

@@ -44,6 +44,30 @@ typedef struct fp4rt_step {
     int32_t *argmax_out;
 } fp4rt_step;
 
+/* Device top-k (the top_k slot): the k best candidates of a logits row after
+ * exactly the CPU sampler's (sampler.c) masking, penalties and temperature, so
+ * the host finishes sampling on them and draws the same token as from the
+ * full logits. */
+#define FP4RT_TOPK_MAX 256
+
+/* An id the sampler has seen (prompt or output): the repetition penalty applies
+ * to it; count > 0 (occurrences in the output): presence and frequency apply.
+ * Two int32, copied to devices as they are. */
+typedef struct fp4rt_topk_penalty {
+    int32_t id;
+    int32_t count;
+} fp4rt_topk_penalty;
+
+typedef struct fp4rt_topk_request {
+    int k;                /* 1 .. FP4RT_TOPK_MAX, at most n */
+    float temperature;    /* positive, normal: v = x / temperature */
+    const uint8_t *valid; /* [n] or NULL (every id valid); 0: x = -inf. Read afresh each call */
+    float repetition_penalty; /* positive, normal; 1: off */
+    float presence_penalty, frequency_penalty;
+    const fp4rt_topk_penalty *pen; /* [n_pen] ids ascending, distinct, in [0, n); NULL when n_pen = 0 */
+    int n_pen;
+} fp4rt_topk_request;
+
 /* Calibration hook: called for every LINEAR op with its input rows (FP32, before
  * any activation quantization): rows of n_in floats, row_stride floats apart. It
  * runs on the thread that runs the step, before the op computes. */
@@ -105,6 +129,20 @@ typedef struct fp4rt_backend_ops {
      * (one line) when the device cannot hold the weights. A backend without it
      * cannot run synthetic weights. */
     fp4rt_status (*prepare_synthetic)(void *ctx, const fp4rt_program *p, uint64_t seed);
+    /* (optional) The k best of `n` logits at float `offset` of `logits`, in a
+     * submission of its own. For each id, in float arithmetic with no fused
+     * operations (as sampler.c does it): x = logit, or -inf when valid[id] is 0;
+     * for a listed id x = x > 0 ? x / repetition_penalty : x * repetition_penalty
+     * when repetition_penalty != 1, then when count > 0
+     * x -= presence_penalty + frequency_penalty * (float)count; finally
+     * v = x / temperature (every division correctly rounded). vals[0, k) and
+     * ids[0, k) get the k best (v, id): higher v first, ties by lower id (-inf
+     * entries included when fewer than k are finite) -- exactly what the CPU
+     * sampler's top-k selects and in its order. When some v is NaN, ids[0] = -1
+     * (the caller samples downloaded logits on the host). UNSUPPORTED (one line,
+     * nothing run) for requests outside the contract above. */
+    fp4rt_status (*top_k)(void *ctx, fp4rt_buffer *logits, size_t offset, int n, const fp4rt_topk_request *req,
+                          float *vals, int32_t *ids);
 } fp4rt_backend_ops;
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;

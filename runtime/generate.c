@@ -160,15 +160,26 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
      * step downloads one id (the same the sampler would pick), not the logits */
     int device_pick = sp.greedy && sp.repetition_penalty == 1.0f && sp.presence_penalty == 0 &&
                       sp.frequency_penalty == 0 && m->backend->argmax;
+    /* otherwise sampling (or greedy with penalties) with top-k within the
+     * device's reach: a decode step downloads k candidates, from which the
+     * sampler draws the token it would draw from the full logits */
+    fp4rt_topk_request req;
+    int device_topk = !device_pick && m->backend->top_k && fp4rt_sampler_topk_request(&smp, &req);
+    float cand_vals[FP4RT_TOPK_MAX];
+    int32_t cand_ids[FP4RT_TOPK_MAX];
     int32_t next = -1; /* the device's pick for the next token, -1: sample the logits */
+    int cands = 0;     /* the device's candidates for the next token are in cand_* */
     t0 = now();
     for (;;) {
         if (max > 0 && res.n_generated >= max) {
             res.stop_reason = FP4RT_STOP_MAX_TOKENS;
             break;
         }
-        int32_t id = next >= 0 ? next : fp4rt_sampler_sample(&smp, s->last_logits);
+        int32_t id = next >= 0 ? next
+                     : cands   ? fp4rt_sampler_sample_topk(&smp, cand_vals, cand_ids, req.k)
+                               : fp4rt_sampler_sample(&smp, s->last_logits);
         next = -1;
+        cands = 0;
         s->have_logits = 0;
         if (params->output_ids && (size_t)res.n_generated < params->output_cap)
             params->output_ids[res.n_generated] = id;
@@ -212,12 +223,19 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
             if (st) break;
             continue;
         }
+        if (device_topk) {
+            fp4rt_sampler_topk_request(&smp, &req); /* the penalty list after this token */
+            st = fp4rt_session_eval_topk(s, id, &req, cand_vals, cand_ids);
+            if (st) break;
+            cands = cand_ids[0] >= 0; /* else a NaN: the logits were downloaded */
+            continue;
+        }
         st = fp4rt_session_eval(s, &id, 1, s->last_logits, 0);
         if (st) break;
         s->have_logits = 1;
     }
     /* a pick not used: its logits are still on the device, the session keeps them */
-    if (!st && next >= 0) st = fp4rt_session_fetch_logits(s);
+    if (!st && (next >= 0 || cands)) st = fp4rt_session_fetch_logits(s);
     if (!st && m->tokenizer && res.stop_reason != FP4RT_STOP_STRING && res.stop_reason != FP4RT_STOP_CALLBACK) {
         int k = fp4rt_detok_stream_flush(&ds, piece, sizeof piece);
         if (k > 0) add_text(&str, piece, (size_t)k, -1, &st);

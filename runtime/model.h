@@ -53,6 +53,13 @@ struct fp4rt_session {
  * on the device (have_logits = 0; fp4rt_session_fetch_logits brings them). When
  * a logit is NaN, *id = -1 and the logits are downloaded (have_logits = 1). */
 fp4rt_status fp4rt_session_eval_pick(fp4rt_session *s, int32_t token, int32_t *id);
+/* One decode step of `token` whose next token's candidates come from the
+ * device (backend->top_k must exist): vals, ids [req->k] get what top_k
+ * returns for the step's logits (backend.h), which stay on the device
+ * (have_logits = 0). When a value is NaN, ids[0] = -1 and the logits are
+ * downloaded (have_logits = 1). */
+fp4rt_status fp4rt_session_eval_topk(fp4rt_session *s, int32_t token, const fp4rt_topk_request *req, float *vals,
+                                     int32_t *ids);
 /* Downloads the logits of the last step (a decode step) into last_logits. */
 fp4rt_status fp4rt_session_fetch_logits(fp4rt_session *s);
 

@@ -56,7 +56,8 @@ fp4rt_status fp4rt_sampler_init(fp4rt_sampler *s, const fp4rt_sampling_resolved 
     s->count = fp4rt_calloc((size_t)n_vocab, sizeof(int), "sampler");
     s->idx = fp4rt_malloc((size_t)n_vocab * sizeof(int), "sampler");
     s->prob = fp4rt_malloc((size_t)n_vocab * sizeof(float), "sampler");
-    if (!s->seen || !s->count || !s->idx || !s->prob) {
+    s->pen = fp4rt_malloc((size_t)n_vocab * sizeof *s->pen, "sampler");
+    if (!s->seen || !s->count || !s->idx || !s->prob || !s->pen) {
         fp4rt_sampler_free(s);
         return FP4RT_OUT_OF_MEMORY;
     }
@@ -68,6 +69,7 @@ void fp4rt_sampler_free(fp4rt_sampler *s) {
     free(s->count);
     free(s->idx);
     free(s->prob);
+    free(s->pen);
     memset(s, 0, sizeof *s);
 }
 
@@ -117,7 +119,47 @@ static void top_k_ids(const float *l, int n, int k, int *idx) {
     qsort(idx, (size_t)size, sizeof(int), by_logit);
 }
 
-int32_t fp4rt_sampler_sample(fp4rt_sampler *s, float *l) {
+/* The draw over candidates idx[0, m) with values prob[0, m) (best first when
+ * top_p < 1; m >= 1): probabilities relative to the largest value, top-p,
+ * min-p, then one draw of the RNG. Shared by the full-logits path and the
+ * device top-k path, so the same candidates give the same token. */
+static int32_t draw(fp4rt_sampler *s, int m) {
+    const fp4rt_sampling_resolved *p = &s->p;
+    float mx = -INFINITY;
+    for (int i = 0; i < m; i++) mx = fmaxf(mx, s->prob[i]);
+    double sum = 0;
+    for (int i = 0; i < m; i++) sum += s->prob[i] = expf(s->prob[i] - mx);
+    if (p->top_p < 1.0f) { /* smallest prefix whose mass reaches top_p (candidates are sorted) */
+        double acc = 0, target = p->top_p * sum;
+        int k = 0;
+        while (k < m && (k == 0 || acc < target)) acc += s->prob[k++];
+        m = k;
+        sum = acc;
+    }
+    if (p->min_p > 0) { /* drop p < min_p * p_max (HF order: after top-p); the max has exp(0) = 1 */
+        int k = 0;
+        double kept = 0;
+        for (int i = 0; i < m; i++)
+            if (s->prob[i] >= p->min_p) {
+                s->idx[k] = s->idx[i];
+                kept += s->prob[k++] = s->prob[i];
+            }
+        if (k > 0) { /* none kept: the probabilities are NaN (+inf values); keep them all */
+            m = k;
+            sum = kept;
+        }
+    }
+    double u = next_unit(s->rng) * sum, acc = 0;
+    for (int i = 0; i < m; i++) {
+        acc += s->prob[i];
+        if (u < acc) return s->idx[i];
+    }
+    return s->idx[m - 1];
+}
+
+/* Masking and penalties, in place, in the order the device top-k contract
+ * (backend.h top_k) repeats. */
+static void penalize(const fp4rt_sampler *s, float *l) {
     const fp4rt_sampling_resolved *p = &s->p;
     int n = s->n_vocab;
     if (s->valid)
@@ -129,16 +171,16 @@ int32_t fp4rt_sampler_sample(fp4rt_sampler *s, float *l) {
                 l[i] = l[i] > 0 ? l[i] / p->repetition_penalty : l[i] * p->repetition_penalty;
             if (s->count[i]) l[i] -= p->presence_penalty + p->frequency_penalty * (float)s->count[i];
         }
-    if (p->greedy) {
-        int best = 0;
-        for (int i = 1; i < n; i++)
-            if (l[i] > l[best]) best = i;
-        return best;
-    }
+}
+
+/* Non-greedy candidates of penalized logits l (divided by the temperature in
+ * place) into idx, prob (their values); returns how many. Best first when a
+ * filter needs the order; top-k includes -inf ids when fewer than k are
+ * valid, otherwise only valid ids are candidates. */
+static int candidates(fp4rt_sampler *s, float *l) {
+    const fp4rt_sampling_resolved *p = &s->p;
+    int n = s->n_vocab, m;
     for (int i = 0; i < n; i++) l[i] /= p->temperature;
-    /* candidates are the valid ids only (their logits are finite) */
-    /* candidates, best first when a filter needs the order */
-    int m;
     if (p->top_k > 0 && p->top_k < n) {
         m = p->top_k;
         top_k_ids(l, n, m, s->idx);
@@ -151,31 +193,68 @@ int32_t fp4rt_sampler_sample(fp4rt_sampler *s, float *l) {
             qsort(s->idx, (size_t)m, sizeof(int), by_logit);
         }
     }
-    float mx = -INFINITY;
-    for (int i = 0; i < m; i++) mx = fmaxf(mx, l[s->idx[i]]);
-    double sum = 0;
-    for (int i = 0; i < m; i++) sum += s->prob[i] = expf(l[s->idx[i]] - mx);
-    if (p->top_p < 1.0f) { /* smallest prefix whose mass reaches top_p (candidates are sorted) */
-        double acc = 0, target = p->top_p * sum;
-        int k = 0;
-        while (k < m && (k == 0 || acc < target)) acc += s->prob[k++];
-        m = k;
-        sum = acc;
+    for (int i = 0; i < m; i++) s->prob[i] = l[s->idx[i]];
+    return m;
+}
+
+int32_t fp4rt_sampler_sample(fp4rt_sampler *s, float *l) {
+    penalize(s, l);
+    if (s->p.greedy) {
+        int best = 0;
+        for (int i = 1; i < s->n_vocab; i++)
+            if (l[i] > l[best]) best = i;
+        return best;
     }
-    if (p->min_p > 0) { /* drop p < min_p * p_max (HF order: after top-p); the max has exp(0) = 1 */
-        int k = 0;
-        sum = 0;
-        for (int i = 0; i < m; i++)
-            if (s->prob[i] >= p->min_p) {
-                s->idx[k] = s->idx[i];
-                sum += s->prob[k++] = s->prob[i];
-            }
-        m = k;
-    }
-    double u = next_unit(s->rng) * sum, acc = 0;
+    return draw(s, candidates(s, l));
+}
+
+int fp4rt_sampler_top_k(fp4rt_sampler *s, float *l, float *vals, int32_t *ids) {
+    if (s->p.greedy || s->p.top_k < 1 || s->p.top_k >= s->n_vocab) return 0;
+    penalize(s, l);
+    int m = candidates(s, l);
     for (int i = 0; i < m; i++) {
-        acc += s->prob[i];
-        if (u < acc) return s->idx[i];
+        vals[i] = s->prob[i];
+        ids[i] = s->idx[i];
     }
-    return s->idx[m - 1];
+    return m;
+}
+
+static int normal_positive(float x) { return isnormal(x) && x > 0; }
+
+int fp4rt_sampler_topk_request(fp4rt_sampler *s, fp4rt_topk_request *req) {
+    const fp4rt_sampling_resolved *p = &s->p;
+    memset(req, 0, sizeof *req);
+    int penalties = p->repetition_penalty != 1.0f || p->presence_penalty != 0 || p->frequency_penalty != 0;
+    if (p->greedy) {
+        req->k = 1; /* the strict-greater scan over x is the top-1 of x / 1 */
+        req->temperature = 1.0f;
+    } else {
+        if (p->top_k < 1 || p->top_k > FP4RT_TOPK_MAX || p->top_k >= s->n_vocab ||
+            !normal_positive(p->temperature))
+            return 0;
+        req->k = p->top_k;
+        req->temperature = p->temperature;
+    }
+    req->valid = s->valid;
+    req->repetition_penalty = p->repetition_penalty;
+    req->presence_penalty = p->presence_penalty;
+    req->frequency_penalty = p->frequency_penalty;
+    if (penalties) {
+        if (!normal_positive(p->repetition_penalty)) return 0;
+        int n = 0;
+        for (int i = 0; i < s->n_vocab; i++)
+            if (s->seen[i]) s->pen[n++] = (fp4rt_topk_penalty){i, s->count[i]};
+        req->pen = n ? s->pen : NULL;
+        req->n_pen = n;
+    }
+    return 1;
+}
+
+int32_t fp4rt_sampler_sample_topk(fp4rt_sampler *s, const float *vals, const int32_t *ids, int k) {
+    if (s->p.greedy) return ids[0];
+    for (int i = 0; i < k; i++) {
+        s->idx[i] = ids[i];
+        s->prob[i] = vals[i];
+    }
+    return draw(s, k);
 }

@@ -25,12 +25,14 @@ static void vk_destroy(void *vc) {
         fp4rt_vk_profile_report(c);
         fp4rt_vk_profile_free(c);
         fp4rt_buffer *bufs[] = {c->staging, c->dummy,    c->step_info, c->weights, c->xq,
-                                c->input,   c->rope_tab, c->pick,      c->mask, c->attn_ws};
+                                c->input,   c->rope_tab, c->pick,      c->mask, c->attn_ws,
+                                c->topk_work, c->topk_pen, c->topk_out};
         for (size_t i = 0; i < FP4RT_ARRAY_LEN(bufs); i++) fp4rt_vk_buffer_destroy(c, bufs[i]);
         fp4rt_vk_pipelines_free(c);
     }
     fp4rt_vk_device_close(c);
     free(c->tensors);
+    free(c->topk_mask);
     free(c);
 }
 
@@ -367,6 +369,7 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .max_chunk = vk_max_chunk,
     .set_profile = vk_set_profile,
     .argmax = fp4rt_vk_argmax,
+    .top_k = fp4rt_vk_top_k,
 };
 
 fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8_t *scales, size_t n, uint16_t *out) {

@@ -26,7 +26,7 @@ typedef enum vk_kernel {
     VK_K_LINEAR, VK_K_LINEAR_SHMEM, VK_K_LINEAR_MM, VK_K_LINEAR_ROWS_NVFP4, VK_K_LINEAR_ROWS_FP8,
     VK_K_LINEAR_ROWS_HALF, VK_K_LINEAR_ROWS_F32, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE,
     VK_K_EMBED, VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA,
-    VK_K_GATED_DELTA_CHUNK, VK_K_ATTENTION_MERGE, VK_K_ARGMAX, VK_K_COUNT
+    VK_K_GATED_DELTA_CHUNK, VK_K_ATTENTION_MERGE, VK_K_ARGMAX, VK_K_TOPK, VK_K_COUNT
 } vk_kernel;
 
 /* A host tensor uploaded to the weights buffer (dedup by host pointer). */
@@ -132,6 +132,12 @@ typedef struct vk_ctx {
     fp4rt_buffer *mask;      /* valid-id mask, a bit per id, of mask_host */
     const uint8_t *mask_host;
     int mask_n;
+    fp4rt_buffer *topk_work; /* device-local: two halves of [groups][k] candidate pairs (vk_topk.c) */
+    fp4rt_buffer *topk_pen;  /* host-visible [n_pen] (id, count) of the last top-k request */
+    fp4rt_buffer *topk_out;  /* host-visible [FP4RT_TOPK_MAX] (value bits, id) pairs */
+    uint64_t mask_version;   /* uploads of the mask so far */
+    uint8_t *topk_mask;      /* [mask_n] host copy of the mask as of upload topk_mask_version */
+    uint64_t topk_mask_version;
     fp4rt_buffer *rope_tab;  /* [n_ctx][rotary_dim / 2][cos, sin] */
     fp4rt_buffer *attn_ws;   /* attention partials (vk_op_attention.c), NULL: none needed */
     int rope_ctx, rope_dim;
@@ -221,6 +227,10 @@ fp4rt_status fp4rt_vk_rec_argmax(vk_ctx *c, const fp4rt_buffer *logits, size_t o
 int32_t fp4rt_vk_pick_result(const vk_ctx *c);
 fp4rt_status fp4rt_vk_argmax(void *vc, fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
                              int32_t *out);
+
+/* vk_topk.c: backend.h top_k */
+fp4rt_status fp4rt_vk_top_k(void *vc, fp4rt_buffer *logits, size_t offset, int n, const fp4rt_topk_request *req,
+                            float *vals, int32_t *ids);
 
 /* vk_ops.c */
 /* What a recorder sees. A decode step (replay = 1) is recorded once and

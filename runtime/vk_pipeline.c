@@ -22,7 +22,7 @@ static const char *const k_names[VK_K_COUNT] = {
     [VK_K_ROPE] = "rope",           [VK_K_KV_APPEND] = "kv_append", [VK_K_ATTENTION] = "attention",
     [VK_K_CONV1D_SILU] = "conv1d_silu", [VK_K_GATED_DELTA] = "gated_delta",
     [VK_K_GATED_DELTA_CHUNK] = "gated_delta_chunk", [VK_K_ATTENTION_MERGE] = "attention_merge",
-    [VK_K_ARGMAX] = "argmax",
+    [VK_K_ARGMAX] = "argmax",       [VK_K_TOPK] = "topk",
 };
 
 fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c) {

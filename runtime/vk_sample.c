@@ -35,6 +35,7 @@ fp4rt_status fp4rt_vk_argmax_prepare(vk_ctx *c, const uint8_t *valid, int n) {
     if (st) return st;
     c->mask_host = valid;
     c->mask_n = n;
+    c->mask_version++;
     return FP4RT_OK;
 }
 

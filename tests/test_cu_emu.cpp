@@ -417,6 +417,8 @@ static void case_gdn(int kh, int vh, int dk, int dv, int n_steps, const char *na
 }
 
 /* argv[1] "full": also the long-context steps (64 splits; minutes, not for CI). */
+int fp4rt_emu_case_sample(void);
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     int full = argc > 1 && !strcmp(argv[1], "full");
@@ -440,6 +442,7 @@ int main(int argc, char **argv) {
         if (full || kvs[i] == FP4RT_KV_BF16) case_attention(kvs[i], 6, 1, 256, 200, s_big, 3, big[i]);
     }
     case_gdn(2, 6, 16, 12, 4, "CONV1D_SILU + GATED_DELTA 2k/6v dk16 dv12");
+    failures += fp4rt_emu_case_sample(); /* cu_emu_sample.cpp: top-k and argmax against the CPU sampler */
     case_gdn(2, 6, 128, 128, full ? 4 : 3, "CONV1D_SILU + GATED_DELTA 2k/6v dk128 dv128");
     /* an unsupported shape fails with a message instead of computing */
     {

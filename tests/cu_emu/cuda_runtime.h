@@ -7,7 +7,8 @@
  * barriers over the warp) keep their meaning. __shared__ arrays become static
  * (blocks never overlap); dynamic shared memory is poisoned with NaN before each
  * block. Device intrinsics compute what the CUDA documentation specifies.
- * Not a CUDA runtime: only what cuda/cu_attention.cu and cuda/cu_gdn.cu need. */
+ * Not a CUDA runtime: only what cuda/cu_attention.cu, cuda/cu_gdn.cu and
+ * cuda/cu_sample.cu need. */
 #ifndef FP4RT_CU_EMU_RUNTIME_H
 #define FP4RT_CU_EMU_RUNTIME_H
 
@@ -155,7 +156,16 @@ inline float __uint_as_float(uint32_t u) {
     memcpy(&f, &u, 4);
     return f;
 }
+inline uint32_t __float_as_uint(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
 /* IEEE round-to-nearest operations, never contracted */
+inline float __fdiv_rn(float a, float b) {
+    volatile float r = a / b;
+    return r;
+}
 inline float __fmul_rn(float a, float b) {
     volatile float r = a * b;
     return r;
