@@ -61,6 +61,13 @@ typedef struct kv_plan {
 #define ATTN_QB 8         /* attention.comp QB */
 #define ATTN_SPLIT_MIN 256 /* decode: at least this many positions per split */
 #define ATTN_MAX_SPLITS 32
+/* Software devices: at most this many positions per piece. lavapipe stops a
+ * shader's loops after 65 535 iterations per invocation (gallivm's loop
+ * limiter) and returns garbage; a 16-position tile costs an invocation ~1 200
+ * iterations, so a dispatch over 1 000+ positions (a long prefill) went past
+ * it. Pieces carry the softmax state exactly (attention.comp), so the cap
+ * changes no bits. */
+#define ATTN_SW_PIECE 256
 
 static fp4rt_status kv_plan_make(const vk_ctx *c, const fp4rt_session_buffers *sb, const fp4rt_config *cfg,
                                  int n_tokens, kv_plan *k) {
@@ -75,6 +82,7 @@ static fp4rt_status kv_plan_make(const vk_ctx *c, const fp4rt_session_buffers *s
                           "vulkan: one KV-cache position (%llu bytes) exceeds the binding limit of %llu bytes",
                           (unsigned long long)k->row_bytes, (unsigned long long)limit);
     if (per >= ATTN_KT) per = per / ATTN_KT * ATTN_KT;
+    if (c->desc.software && per > ATTN_SW_PIECE) per = ATTN_SW_PIECE;
     if (per > (VkDeviceSize)sb->n_ctx) per = (VkDeviceSize)sb->n_ctx;
     k->per = (int)per;
     k->n_pieces = (sb->n_ctx + k->per - 1) / k->per;

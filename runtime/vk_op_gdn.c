@@ -76,18 +76,29 @@ fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op) {
     if (!st) st = fp4rt_vk_tensor_bind(s, L->dt_bias, hv, 4, "dt_bias", &b[2], &pc.dt_off);
     if (!st) st = fp4rt_vk_tensor_bind(s, L->neg_A, hv, 4, "A_log", &b[3], &pc.na_off);
     if (st) return st;
-    /* decode and, by default, prefill: the recurrent form. FP4RT_VK_GDN_CHUNKED=1:
-     * prefill in the chunked form as the CPU (gated_delta_chunk.comp), when the
-     * device has its shared memory. Not the default yet: on tests/fixtures/
-     * tiny-mixed at prefill chunk 9 it flips one FP8 activation code against the
-     * CPU (logits NMSE 1.6e-6, test_vk_exec) where the recurrent form does not,
-     * although the op itself agrees with the CPU's chunked form to ~1e-14. */
-    uint32_t dv = pc.dv;
+    /* one token (decode): the recurrent form; prefill: the chunked form, as the
+     * CPU (FP4RT_GDN_CHUNK), where the device has its shared memory (else the
+     * recurrent form; FP4RT_VK_GDN_CHUNKED=0 forces that too, for tests).
+     * One dispatch per 64-token chunk (per 256 tokens in the recurrent form):
+     * the state carries over through the barrier between dispatches, and no
+     * invocation runs more than ~40 000 loop iterations, under lavapipe's
+     * limit of 65 535 per invocation (gallivm's loop limiter stops a shader's
+     * loops beyond it, silently: the chunked kernel at dk 128 needs ~30 000 per
+     * chunk). */
+    uint32_t dv = pc.dv, T = pc.T;
     const char *ch = getenv("FP4RT_VK_GDN_CHUNKED");
-    if (ch && atoi(ch) > 0 && pc.T > 1 &&
-        s->c->props.limits.maxComputeSharedMemorySize >= GDN_CHUNK_SHARED_BYTES)
-        return fp4rt_vk_dispatch(s->c, VK_K_GATED_DELTA_CHUNK, b, 4, &pc, sizeof pc,
-                                 (uint32_t)cfg->lin_v_heads, (dv + GDN_CHUNK_COLS - 1) / GDN_CHUNK_COLS, 1);
-    return fp4rt_vk_dispatch(s->c, VK_K_GATED_DELTA, b, 4, &pc, sizeof pc, (uint32_t)cfg->lin_v_heads,
-                             (dv + GDN_REC_COLS - 1) / GDN_REC_COLS, 1);
+    int chunked = T > 1 && !(ch && ch[0] == '0') &&
+                  s->c->props.limits.maxComputeSharedMemorySize >= GDN_CHUNK_SHARED_BYTES;
+    uint32_t per = chunked ? FP4RT_GDN_CHUNK : 256u, cols = chunked ? GDN_CHUNK_COLS : GDN_REC_COLS;
+    pc_gdn base = pc;
+    for (uint32_t t0 = 0; t0 < T && !st; t0 += per) {
+        pc.T = T - t0 < per ? T - t0 : per;
+        pc.x_off = base.x_off + t0 * base.stride;
+        pc.z_off = base.z_off + t0 * base.stride;
+        pc.a_off = base.a_off + t0 * base.stride;
+        pc.y_off = base.y_off + t0 * base.stride;
+        st = fp4rt_vk_dispatch(s->c, chunked ? VK_K_GATED_DELTA_CHUNK : VK_K_GATED_DELTA, b, 4, &pc, sizeof pc,
+                               (uint32_t)cfg->lin_v_heads, (dv + cols - 1) / cols, 1);
+    }
+    return st;
 }

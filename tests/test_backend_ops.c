@@ -797,7 +797,7 @@ static void case_misc(const backend *b) {
 /* CONV1D_SILU and GATED_DELTA with a non-zero carried state: kh key heads, vh
  * value heads of dk x dv, the steps given (T = 1: the recurrent form; T > 1: the
  * CPU's chunked form, chunks of FP4RT_GDN_CHUNK tokens, against Vulkan's
- * recurrent form, or its chunked form under FP4RT_VK_GDN_CHUNKED=1). */
+ * chunked form, or its recurrent form under FP4RT_VK_GDN_CHUNKED=0). */
 static void case_gdn(const backend *b, const char *name, int kh, int vh, int dk, int dv, int chunk,
                      const step_def *steps, int n_steps) {
     tcase *c = malloc(sizeof *c);
@@ -924,6 +924,12 @@ static void cases_attention(const backend *b) {
                                         {"attn-pc-bf16", FP4RT_KV_BF16, 10, 2, 48, 0, 8, 900, "49152"},
                                         {"attn-pc-fp8", FP4RT_KV_FP8, 10, 2, 48, 0, 8, 900, "49152"}};
     for (int i = 0; i < 3; i++) case_attention(b, &d_pieces[i], pieces, 6);
+    /* prefill rows over 6 000 positions (on lavapipe one dispatch over all of
+     * them ran past gallivm's 65 535 loop iterations per invocation: software
+     * devices bind the cache in pieces of 256 positions) */
+    static const step_def lng[] = {{8, 6000, 0, 0, "T=8 pos0=6000"}, {1, 6390, 0, 0, "T=1 pos0=6390"}};
+    static const attn_def d_long = {"attn-long", FP4RT_KV_BF16, 4, 2, 64, 0, 8, 6400, NULL};
+    case_attention(b, &d_long, lng, 2);
 }
 
 /* Timing on realistic shapes (FP4RT_OPS_BENCH=1, or =gdn / =attn for one family): the GDN of Qwen3.5-0.8B
@@ -1020,10 +1026,17 @@ int main(int argc, char **argv) {
          * crosses the 16- and 32-column blocks of the kernels; GQA 3 */
         static const step_def gl[] = {{1, 7, 0, 0, "T=1"}, {64, 0, 0, 0, "T=64"}, {150, 9, 0, 0, "T=150"}};
         case_gdn(&list[i], "gdn-long", 1, 3, 24, 40, 150, gl, 3);
-        /* the same with prefill in the chunked form (FP4RT_VK_GDN_CHUNKED=1) */
-        setenv("FP4RT_VK_GDN_CHUNKED", "1", 1);
-        case_gdn(&list[i], "gdn-chunk", 2, 6, 16, 12, 3, gs, 2);
-        case_gdn(&list[i], "gdn-chunk", 1, 3, 24, 40, 150, gl, 3);
+        /* the real key head size 128 over 4 chunks (T = 256: on lavapipe one
+         * dispatch for all chunks ran past gallivm's 65 535 loop iterations per
+         * invocation and returned garbage) */
+        static const step_def g4[] = {{256, 0, 0, 0, "T=256"}, {1, 3, 0, 0, "T=1"}};
+        case_gdn(&list[i], "gdn-dk128", 1, 1, 128, 32, 256, g4, 2);
+        /* the same with prefill in the recurrent form (FP4RT_VK_GDN_CHUNKED=0;
+         * a device short of shared memory uses it) */
+        setenv("FP4RT_VK_GDN_CHUNKED", "0", 1);
+        case_gdn(&list[i], "gdn-rec", 2, 6, 16, 12, 3, gs, 2);
+        case_gdn(&list[i], "gdn-rec", 1, 3, 24, 40, 150, gl, 3);
+        case_gdn(&list[i], "gdn-rec-dk128", 1, 1, 128, 32, 256, g4, 2);
         unsetenv("FP4RT_VK_GDN_CHUNKED");
         cases_attention(&list[i]);
     }
