@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend.h"
 #include "model.h"
 
 static size_t kv_elem_size(const fp4rt_session_buffers *sb) { return fp4rt_kv_elem_size(sb->kv_type); }
@@ -101,49 +102,83 @@ typedef struct attn_job {
     const fp4rt_op *op;
 } attn_job;
 
-/* One (token, query head) pair per index. Thread workspace: scores [pos + 1], a
- * decoded K or V row [n_kv_heads * head_dim]. */
+/* Online softmax over positions [b, e) of one (row, head) (the numerics
+ * contract, backend.h): *m, *l, acc[hd] carry the running state. krow / vrow:
+ * workspace for one decoded K / V row of the cache. */
+static void attn_span(const cpu_step *s, const fp4rt_op *op, const float *q, int kvh, int b, int e, float *krow,
+                      float *vrow, float *m, float *l, float *acc) {
+    const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
+    int nkv = op->n_kv_heads, hd = op->group_dim;
+    for (int p = b; p < e; p++) {
+        kv_load(s->sb, kv_row(s, op->slot, 0, p), krow, nkv * hd, L->k_scale);
+        const float *k = krow + (size_t)kvh * hd;
+        float d = 0;
+        for (int i = 0; i < hd; i++) d += q[i] * k[i];
+        float sc = d * op->scale;
+        if (sc > *m) {
+            float corr = fp4rt_cexp(*m - sc);
+            *l = *l * corr;
+            for (int i = 0; i < hd; i++) acc[i] = acc[i] * corr;
+            *m = sc;
+        }
+        float w = fp4rt_cexp(sc - *m);
+        *l = *l + w;
+        kv_load(s->sb, kv_row(s, op->slot, 1, p), vrow, nkv * hd, L->v_scale);
+        const float *v = vrow + (size_t)kvh * hd;
+        for (int i = 0; i < hd; i++) acc[i] = acc[i] + w * v[i];
+    }
+}
+
+/* One (token, query head) pair per index. Thread workspace: a decoded K and a
+ * V row [n_kv_heads * head_dim] each, then per split m, l, acc [head_dim]. */
 static void attn_range(void *arg, long i0, long i1, int thread) {
     const attn_job *j = arg;
     const cpu_step *s = j->s;
     const fp4rt_op *op = j->op;
     int nh = op->n_groups, nkv = op->n_kv_heads, hd = op->group_dim;
-    int group = nh / nkv;
-    const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
-    float *row = s->ctx->thread_ws[thread];
-    float *scores = row + (size_t)nkv * hd;
+    int group = nh / nkv, T = s->step->n_tokens;
+    int ns = fp4rt_attn_splits(s->sb->n_ctx, T);
+    float *krow = s->ctx->thread_ws[thread], *vrow = krow + (size_t)nkv * hd;
+    float *part = vrow + (size_t)nkv * hd; /* [ns][hd + 2]: m, l, acc */
     for (long i = i0; i < i1; i++) {
         int t = (int)(i / nh), h = (int)(i % nh), kvh = h / group;
-        int pos = s->step->pos0 + t;
+        int len = s->step->pos0 + t + 1; /* positions 0 .. pos0 + t */
+        int span = ns > 1 ? fp4rt_attn_span(len, ns) : len;
         const float *q = cpu_row(s, op->x, t) + (size_t)h * op->group_stride;
         float *o = cpu_row(s, op->y, t) + (size_t)h * hd;
-        float mx = -INFINITY;
-        for (int p = 0; p <= pos; p++) {
-            kv_load(s->sb, kv_row(s, op->slot, 0, p), row, nkv * hd, L->k_scale);
-            const float *k = row + (size_t)kvh * hd;
-            float d = 0;
-            for (int e = 0; e < hd; e++) d += q[e] * k[e];
-            scores[p] = d * op->scale;
-            if (scores[p] > mx) mx = scores[p];
+        for (int k = 0; k < ns; k++) {
+            float *pk = part + (size_t)k * (hd + 2);
+            int b = FP4RT_MIN(k * span, len), e = FP4RT_MIN(k * span + span, len);
+            pk[0] = -INFINITY;
+            pk[1] = 0;
+            memset(pk + 2, 0, (size_t)hd * sizeof(float));
+            attn_span(s, op, q, kvh, b, e, krow, vrow, &pk[0], &pk[1], pk + 2);
         }
-        float sum = 0;
-        for (int p = 0; p <= pos; p++) {
-            scores[p] = expf(scores[p] - mx);
-            sum += scores[p];
+        if (ns == 1) {
+            for (int e = 0; e < hd; e++) o[e] = part[2 + e] / part[1];
+            continue;
         }
-        float inv = 1.0f / sum;
-        for (int e = 0; e < hd; e++) o[e] = 0;
-        for (int p = 0; p <= pos; p++) {
-            kv_load(s->sb, kv_row(s, op->slot, 1, p), row, nkv * hd, L->v_scale);
-            const float *v = row + (size_t)kvh * hd;
-            float w = scores[p] * inv;
-            for (int e = 0; e < hd; e++) o[e] += w * v[e];
+        /* merge in split order, as shaders/attention_merge.comp */
+        float M = -INFINITY, Lsum = 0;
+        for (int k = 0; k < ns; k++) M = fmaxf(M, part[(size_t)k * (hd + 2)]);
+        for (int k = 0; k < ns; k++) {
+            const float *pk = part + (size_t)k * (hd + 2);
+            if (pk[0] != -INFINITY) Lsum = Lsum + fp4rt_cexp(pk[0] - M) * pk[1];
+        }
+        for (int e = 0; e < hd; e++) {
+            float a = 0;
+            for (int k = 0; k < ns; k++) {
+                const float *pk = part + (size_t)k * (hd + 2);
+                if (pk[0] != -INFINITY) a = a + fp4rt_cexp(pk[0] - M) * pk[2 + e];
+            }
+            o[e] = a / Lsum;
         }
     }
 }
 
 fp4rt_status fp4rt_cpu_attention(const cpu_step *s, const fp4rt_op *op) {
-    size_t need = (size_t)op->n_kv_heads * op->group_dim + (size_t)s->step->pos0 + s->step->n_tokens;
+    int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->n_tokens);
+    size_t need = 2 * (size_t)op->n_kv_heads * op->group_dim + (size_t)ns * (op->group_dim + 2);
     fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, need);
     if (st) return st;
     attn_job j = {s, op};

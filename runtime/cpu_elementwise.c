@@ -28,11 +28,10 @@ fp4rt_status fp4rt_cpu_embed(const cpu_step *s, const fp4rt_op *op) {
     return FP4RT_OK;
 }
 
-/* y = x * rsqrt(mean(x^2) + eps) over one group. */
+/* y = x * rsqrt(mean(x^2) + eps) over one group (the sum in the numerics
+ * contract's order: fp4rt_csumsq, as shaders/norm.comp). */
 static float inv_rms(const float *x, int n, float eps) {
-    float ss = 0;
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
-    return 1.0f / sqrtf(ss / (float)n + eps);
+    return 1.0f / sqrtf(fp4rt_csumsq(x, n) / (float)n + eps);
 }
 
 fp4rt_status fp4rt_cpu_rmsnorm(const cpu_step *s, const fp4rt_op *op) {
@@ -69,9 +68,7 @@ fp4rt_status fp4rt_cpu_l2norm(const cpu_step *s, const fp4rt_op *op) {
         float *y = cpu_row(s, op->y, t);
         for (int g = 0; g < op->n_groups; g++) {
             size_t o = (size_t)g * op->group_stride;
-            float ss = 0;
-            for (int i = 0; i < op->group_dim; i++) ss += x[o + i] * x[o + i];
-            float r = 1.0f / sqrtf(ss + op->eps);
+            float r = 1.0f / sqrtf(fp4rt_csumsq(x + o, op->group_dim) + op->eps);
             for (int i = 0; i < op->group_dim; i++) y[o + i] = x[o + i] * r * op->scale;
         }
     }

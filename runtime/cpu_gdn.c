@@ -55,7 +55,7 @@ void fp4rt_gdn_recurrent(int T, int dk, int dv, const float *q, const float *k, 
     float u[1024];
     for (int t = 0; t < T; t++) {
         const float *qt = q + t * qk_stride, *kt = k + t * qk_stride, *vt = v + t * v_stride;
-        float decay = expf(g[t * bg_stride]), b = beta[t * bg_stride];
+        float decay = fp4rt_cexp(g[t * bg_stride]), b = beta[t * bg_stride];
         for (int i = 0; i < dk * dv; i++) S[i] *= decay;
         for (int e = 0; e < dv; e++) u[e] = 0;
         for (int i = 0; i < dk; i++)
@@ -95,9 +95,9 @@ static void gdn_chunk(int c, int dk, int dv, const float *q, const float *k, siz
     for (int r = 0; r < c; r++)
         for (int s = 0; s < r; s++)
             A[r * c + s] = beta[r * bg_stride] * dotf(k + r * qk_stride, k + s * qk_stride, dk) *
-                           expf(gamma[r] - gamma[s]);
+                           fp4rt_cexp(gamma[r] - gamma[s]);
     for (int r = 0; r < c; r++) {
-        float br = beta[r * bg_stride], eg = expf(gamma[r]);
+        float br = beta[r * bg_stride], eg = fp4rt_cexp(gamma[r]);
         float *Ur = U + (size_t)r * dv;
         const float *vr = v + r * v_stride, *kr = k + r * qk_stride;
         for (int e = 0; e < dv; e++) Ur[e] = 0;
@@ -113,23 +113,23 @@ static void gdn_chunk(int c, int dk, int dv, const float *q, const float *k, siz
     for (int r = 0; r < c; r++) {
         float *orow = o + r * o_stride;
         const float *qr = q + r * qk_stride;
-        float eg = expf(gamma[r]);
+        float eg = fp4rt_cexp(gamma[r]);
         for (int e = 0; e < dv; e++) orow[e] = 0;
         for (int i = 0; i < dk; i++) {
             float qi = qr[i] * eg;
             for (int e = 0; e < dv; e++) orow[e] += qi * S[i * dv + e];
         }
         for (int s = 0; s <= r; s++) {
-            float a = dotf(qr, k + s * qk_stride, dk) * expf(gamma[r] - gamma[s]);
+            float a = dotf(qr, k + s * qk_stride, dk) * fp4rt_cexp(gamma[r] - gamma[s]);
             for (int e = 0; e < dv; e++) orow[e] += a * U[(size_t)s * dv + e];
         }
     }
     /* state update */
-    float last = gamma[c - 1], el = expf(last);
+    float last = gamma[c - 1], el = fp4rt_cexp(last);
     for (int i = 0; i < dk * dv; i++) S[i] *= el;
     for (int s = 0; s < c; s++) {
         const float *ks = k + s * qk_stride;
-        float d = expf(last - gamma[s]);
+        float d = fp4rt_cexp(last - gamma[s]);
         for (int i = 0; i < dk; i++) {
             float ki = ks[i] * d;
             for (int e = 0; e < dv; e++) S[i * dv + e] += ki * U[(size_t)s * dv + e];

@@ -4,6 +4,7 @@
 #ifndef FP4RT_CPU_OPS_H
 #define FP4RT_CPU_OPS_H
 
+#include "canon_math.h"
 #include "backend.h"
 #include "threadpool.h"
 
@@ -67,11 +68,12 @@ fp4rt_status fp4rt_cpu_sigmoid_gate(const cpu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cpu_conv1d_silu(const cpu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cpu_gated_delta(const cpu_step *s, const fp4rt_op *op);
 
-/* Reference math shared with tests. */
-static inline float fp4rt_silu(float x) { return x / (1.0f + expf(-x)); }
-static inline float fp4rt_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* Reference math shared with tests: the numerics contract's functions
+ * (canon_math.h), which every backend evaluates with the same bits. */
+static inline float fp4rt_silu(float x) { return fp4rt_csilu(x); }
+static inline float fp4rt_sigmoid(float x) { return fp4rt_csigmoid(x); }
 /* torch.nn.functional.softplus with threshold 20. */
-static inline float fp4rt_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+static inline float fp4rt_softplus(float x) { return fp4rt_csoftplus(x); }
 
 /* W4A4 activation quantization of one row of k (multiple of 16) values: out[i] =
  * e2m1(code_i) * sf_block, the quantized value divided by input_scale (the

@@ -58,9 +58,8 @@ typedef struct kv_plan {
 } kv_plan;
 
 #define ATTN_KT 16        /* attention.comp KT: pieces are whole tiles where possible */
+_Static_assert(ATTN_KT == FP4RT_ATTN_TILE, "attention.comp's span rounding is the contract's");
 #define ATTN_QB 8         /* attention.comp QB */
-#define ATTN_SPLIT_MIN 256 /* decode: at least this many positions per split */
-#define ATTN_MAX_SPLITS 32
 /* Software devices: at most this many positions per piece. lavapipe stops a
  * shader's loops after 65 535 iterations per invocation (gallivm's loop
  * limiter) and returns garbage; a 16-position tile costs an invocation ~1 200
@@ -88,8 +87,7 @@ static fp4rt_status kv_plan_make(const vk_ctx *c, const fp4rt_session_buffers *s
     k->n_pieces = (sb->n_ctx + k->per - 1) / k->per;
     /* decode splits depend on n_ctx only, never on the position or the pieces
      * (so a cache bound in pieces gives the same result, see attention.comp) */
-    int ns = (sb->n_ctx + ATTN_SPLIT_MIN - 1) / ATTN_SPLIT_MIN;
-    k->n_splits = n_tokens > 1 ? 1 : ns < 1 ? 1 : ns > ATTN_MAX_SPLITS ? ATTN_MAX_SPLITS : ns;
+    k->n_splits = fp4rt_attn_splits(sb->n_ctx, n_tokens);
     return FP4RT_OK;
 }
 

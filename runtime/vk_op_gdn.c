@@ -19,7 +19,7 @@ _Static_assert(sizeof(pc_gdn) == 52, "pc_gdn mirrors gated_delta.comp and gated_
  * (CB); the chunk kernel's chunk is FP4RT_GDN_CHUNK (64) and it needs
  * A [64][64] + U [64][CB] + gamma, beta, decay floats of shared memory. */
 _Static_assert(FP4RT_GDN_CHUNK == 64, "gated_delta_chunk.comp has CH 64: the CPU chunk");
-#define GDN_REC_COLS 16u
+#define GDN_REC_COLS 64u
 #define GDN_CHUNK_COLS 32u
 #define GDN_CHUNK_SHARED_BYTES ((64u * 64u + 64u * GDN_CHUNK_COLS + 3u * 64u) * 4u)
 
@@ -79,9 +79,9 @@ fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op) {
     /* one token (decode): the recurrent form; prefill: the chunked form, as the
      * CPU (FP4RT_GDN_CHUNK), where the device has its shared memory (else the
      * recurrent form; FP4RT_VK_GDN_CHUNKED=0 forces that too, for tests).
-     * One dispatch per 64-token chunk (per 256 tokens in the recurrent form):
+     * One dispatch per 64-token chunk (per 128 tokens in the recurrent form):
      * the state carries over through the barrier between dispatches, and no
-     * invocation runs more than ~40 000 loop iterations, under lavapipe's
+     * invocation runs more than ~35 000 loop iterations, under lavapipe's
      * limit of 65 535 per invocation (gallivm's loop limiter stops a shader's
      * loops beyond it, silently: the chunked kernel at dk 128 needs ~30 000 per
      * chunk). */
@@ -89,7 +89,7 @@ fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op) {
     const char *ch = getenv("FP4RT_VK_GDN_CHUNKED");
     int chunked = T > 1 && !(ch && ch[0] == '0') &&
                   s->c->props.limits.maxComputeSharedMemorySize >= GDN_CHUNK_SHARED_BYTES;
-    uint32_t per = chunked ? FP4RT_GDN_CHUNK : 256u, cols = chunked ? GDN_CHUNK_COLS : GDN_REC_COLS;
+    uint32_t per = chunked ? FP4RT_GDN_CHUNK : 128u, cols = chunked ? GDN_CHUNK_COLS : GDN_REC_COLS;
     pc_gdn base = pc;
     for (uint32_t t0 = 0; t0 < T && !st; t0 += per) {
         pc.T = T - t0 < per ? T - t0 : per;

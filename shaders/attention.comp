@@ -1,6 +1,9 @@
 #version 450
 // Causal GQA attention over one piece of one layer's KV cache (FP32 math,
-// online softmax), for decode and prefill alike.
+// online softmax), for decode and prefill alike. This is the numerics
+// contract's attention: the CPU (runtime/cpu_attention.c) runs the same
+// per-position updates, splits (fp4rt_attn_splits) and merge in the same order
+// with the same exp (canon.glsl), so the two agree bit for bit.
 //
 // Queries: the (row t, query head h) pairs of KV head kvh, numbered
 // q = t * group + g (h = kvh * group + g, group = n_heads / n_kv_heads); a
@@ -88,8 +91,9 @@ void main() {
     uint my = tid / LPQ, li = tid % LPQ, qi = q0 + my;
     uint t = qi / group, h = kvh * group + qi % group;
     uint wb = ((split * pc.T + t) * nh + h) * (hd + 2u);
-    float m = uintBitsToFloat(0xff800000u), l = 0.0;
-    float acc[MAXJ];
+    float m = uintBitsToFloat(0xff800000u);
+    precise float l = 0.0;
+    precise float acc[MAXJ];
     for (uint j = 0; j < MAXJ; j++) acc[j] = 0.0;
     if ((pc.flags & 4u) == 0u && qi < nq) { // carried from the previous piece
         m = ws[wb];
@@ -110,7 +114,7 @@ void main() {
             uint a = i / KT, j = i % KT, qa = q0 + a;
             float s = uintBitsToFloat(0xff800000u);
             if (j < n && qa < nq && p0 + j <= pos0 + qa / group) {
-                float d = 0.0;
+                precise float d = 0.0;
                 for (uint e = 0; e < hd; e++) d += qs[a * hd + e] * tile[j * hd + e];
                 s = d * pc.scale;
             }
@@ -124,12 +128,12 @@ void main() {
             float sj = sc[my * KT + j];
             if (sj == uintBitsToFloat(0xff800000u)) continue; // masked
             if (sj > m) {
-                float corr = exp(m - sj);
+                float corr = cexp(m - sj);
                 l *= corr;
                 for (uint jj = 0; jj < MAXJ; jj++) acc[jj] *= corr;
                 m = sj;
             }
-            float w = exp(sj - m);
+            float w = cexp(sj - m);
             l += w;
             for (uint jj = 0; jj < MAXJ; jj++) {
                 uint e = li + jj * LPQ;

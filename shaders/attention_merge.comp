@@ -18,16 +18,16 @@ void main() {
     uint rec = hd + 2u, step = pc.T * pc.n_heads * rec, b0 = (t * pc.n_heads + h) * rec;
     float M = uintBitsToFloat(0xff800000u);
     for (uint i = 0; i < pc.n_parts; i++) M = max(M, ws[b0 + i * step]);
-    float L = 0.0;
+    precise float L = 0.0;
     for (uint i = 0; i < pc.n_parts; i++) {
         float mi = ws[b0 + i * step];
-        if (mi != uintBitsToFloat(0xff800000u)) L += exp(mi - M) * ws[b0 + i * step + 1u];
+        if (mi != uintBitsToFloat(0xff800000u)) L += cexp(mi - M) * ws[b0 + i * step + 1u];
     }
     for (uint e = tid; e < hd; e += WG) {
-        float a = 0.0;
+        precise float a = 0.0;
         for (uint i = 0; i < pc.n_parts; i++) {
             float mi = ws[b0 + i * step];
-            if (mi != uintBitsToFloat(0xff800000u)) a += exp(mi - M) * ws[b0 + i * step + 2u + e];
+            if (mi != uintBitsToFloat(0xff800000u)) a += cexp(mi - M) * ws[b0 + i * step + 2u + e];
         }
         arena[pc.y_off + t * pc.stride + h * hd + e] = a / L;
     }

@@ -72,5 +72,7 @@ uint f32_to_bf16(float f) {
 #define BYTE_AT(arr, b) ((arr[(b) >> 2] >> (8u * ((b) & 3u))) & 0xffu)
 #define HALF_AT(arr, h) ((arr[(h) >> 1] >> (16u * ((h) & 1u))) & 0xffffu)
 
-float silu(float x) { return x / (1.0 + exp(-x)); }
-float sigmoid(float x) { return 1.0 / (1.0 + exp(-x)); }
+// silu and sigmoid of the numerics contract (canon.glsl: the CPU's bits)
+#include "canon.glsl"
+float silu(float x) { return csilu(x); }
+float sigmoid(float x) { return csigmoid(x); }

@@ -20,7 +20,7 @@ void main() {
     for (uint i = 0; i < K1; i++) hist[i] = st[pc.st_off + c * K1 + i];
     for (uint t = 0; t < pc.T; t++) {
         float cur = arena[pc.x_off + t * pc.stride + c];
-        float acc = 0.0;
+        precise float acc = 0.0;
         for (uint i = 0; i < K1; i++) acc += wt[pc.w_off + c * pc.K + i] * hist[i];
         acc += wt[pc.w_off + c * pc.K + K1] * cur;
         for (uint i = 0; i + 1u < K1; i++) hist[i] = hist[i + 1u];

@@ -5,10 +5,13 @@
 // columns e = cb * CB .. cb * CB + CB - 1 (the chunked form couples tokens, never
 // columns; gamma and A depend on k, beta, g only and are recomputed per column
 // block). Per chunk of c tokens (MODEL.md 2.4):
-//   gamma_r = sum_{s<=r} g_s;  A[r][s] = beta_r (k_r . k_s) exp(gamma_r - gamma_s), s < r
-//   U_r = beta_r (v_r - exp(gamma_r) k_r S) - sum_{s<r} A[r][s] U_s   (forward substitution)
-//   o_r = (q_r exp(gamma_r)) S + sum_{s<=r} (q_r . k_s) exp(gamma_r - gamma_s) U_s
-//   S <- exp(gamma_last) S + sum_s (k_s exp(gamma_last - gamma_s))^T U_s
+//   gamma_r = sum_{s<=r} g_s;  A[r][s] = beta_r (k_r . k_s) cexp(gamma_r - gamma_s), s < r
+//   U_r = beta_r (v_r - cexp(gamma_r) k_r S) - sum_{s<r} A[r][s] U_s   (forward substitution)
+//   o_r = (q_r cexp(gamma_r)) S + sum_{s<=r} (q_r . k_s) cexp(gamma_r - gamma_s) U_s
+//   S <- cexp(gamma_last) S + sum_s (k_s cexp(gamma_last - gamma_s))^T U_s
+// Every sum and product in the CPU's order, `precise` (never fused), with the
+// numerics contract's exp (canon.glsl): bit-identical to the CPU where fp32
+// add, multiply and divide are correctly rounded.
 // Shared memory: A [64][64] (reused for the q.k matrix), U [64][CB], gamma, beta,
 // decays: about 25 KiB. FP32 state S [dk][dv] per value head stays on the GPU.
 #include "common.glsl"
@@ -57,15 +60,15 @@ void main() {
             uint r = it / c, s = it % c;
             if (s >= r) continue;
             uint kr = kb + (t0 + r) * pc.stride, ks = kb + (t0 + s) * pc.stride;
-            float d = 0.0;
+            precise float d = 0.0;
             for (uint i = 0; i < dk; i++) d += arena[kr + i] * arena[ks + i];
-            Am[r * CH + s] = bet[r] * d * exp(gam[r] - gam[s]);
+            Am[r * CH + s] = bet[r] * d * cexp(gam[r] - gam[s]);
         }
         // U before the substitution: invocation (e, half) owns column e, rows
         // half * 32 .. + 31, reading each S[i][e] once (sums in i order, as the CPU)
         {
             uint e = tid % CB, r0 = (tid / CB) * RH;
-            float m[RH];
+            precise float m[RH];
             for (uint rr = 0; rr < RH; rr++) m[rr] = 0.0;
             if (e < ncol && r0 < c)
                 for (uint i = 0; i < dk; i++) {
@@ -75,15 +78,17 @@ void main() {
                 }
             for (uint rr = 0; rr < RH; rr++) {
                 uint r = r0 + rr;
-                if (e < ncol && r < c)
-                    U[r * CB + e] = bet[r] * (arena[vb + (t0 + r) * pc.stride + e] - exp(gam[r]) * m[rr]);
+                if (e < ncol && r < c) {
+                    precise float u = bet[r] * (arena[vb + (t0 + r) * pc.stride + e] - cexp(gam[r]) * m[rr]);
+                    U[r * CB + e] = u;
+                }
             }
         }
         barrier();
         // forward substitution, one invocation per column (columns are independent)
         if (tid < ncol)
             for (uint r = 1; r < c; r++) {
-                float u = U[r * CB + tid];
+                precise float u = U[r * CB + tid];
                 for (uint s = 0; s < r; s++) u -= Am[r * CH + s] * U[s * CB + tid];
                 U[r * CB + tid] = u;
             }
@@ -93,18 +98,19 @@ void main() {
             uint r = it / c, s = it % c;
             if (s > r) continue;
             uint qr = qb + (t0 + r) * pc.stride, ks = kb + (t0 + s) * pc.stride;
-            float d = 0.0;
+            precise float d = 0.0;
             for (uint i = 0; i < dk; i++) d += arena[qr + i] * arena[ks + i];
-            Am[r * CH + s] = d * exp(gam[r] - gam[s]);
+            Am[r * CH + s] = d * cexp(gam[r] - gam[s]);
         }
         barrier();
         // outputs with the incoming state, the same ownership as U
         {
             uint e = tid % CB, r0 = (tid / CB) * RH;
-            float o[RH], eg[RH];
+            precise float o[RH];
+            float eg[RH];
             for (uint rr = 0; rr < RH; rr++) {
                 o[rr] = 0.0;
-                eg[rr] = r0 + rr < c ? exp(gam[r0 + rr]) : 0.0;
+                eg[rr] = r0 + rr < c ? cexp(gam[r0 + rr]) : 0.0;
             }
             if (e < ncol && r0 < c)
                 for (uint i = 0; i < dk; i++) {
@@ -115,7 +121,7 @@ void main() {
             for (uint rr = 0; rr < RH; rr++) {
                 uint r = r0 + rr;
                 if (e < ncol && r < c) {
-                    float v = o[rr];
+                    precise float v = o[rr];
                     for (uint j = 0; j <= r; j++) v += Am[r * CH + j] * U[j * CB + e];
                     arena[yb + (t0 + r) * pc.stride + e] = v;
                 }
@@ -123,13 +129,13 @@ void main() {
         }
         barrier();
         // state update (dec[j] = exp(gamma_last - gamma_j), as the CPU's d)
-        float last = gam[c - 1u], el = exp(last);
-        if (tid < c) dec[tid] = exp(last - gam[tid]);
+        float last = gam[c - 1u], el = cexp(last);
+        if (tid < c) dec[tid] = cexp(last - gam[tid]);
         barrier();
         for (uint it = tid; it < dk * CB; it += WG) {
             uint i = it / CB, e = it % CB;
             if (e >= ncol) continue;
-            float s = S[sb + i * dv + e] * el;
+            precise float s = S[sb + i * dv + e] * el;
             for (uint j = 0; j < c; j++) s += (arena[kb + (t0 + j) * pc.stride + i] * dec[j]) * U[j * CB + e];
             S[sb + i * dv + e] = s;
         }

@@ -3,6 +3,8 @@
 // mode 0 RMSNorm: y = x * rsqrt(mean(x^2) + eps) * w
 // mode 1 gated RMSNorm: y = x * rsqrt(mean(x^2) + eps) * w * silu(z)
 // mode 2 L2 norm: y = x * rsqrt(sum(x^2) + eps) * scale
+// As the CPU (runtime/cpu_elementwise.c), bit for bit: the sum of squares of
+// fp4rt_csumsq, r = 1 / sqrt(...), y = (x * r) * w [* silu(z)], nothing fused.
 #include "common.glsl"
 layout(local_size_x = WG) in;
 layout(set = 0, binding = 0) buffer A { float arena[]; };
@@ -13,24 +15,27 @@ layout(push_constant) uniform PC {
     float eps, scale;
 } pc;
 
-shared float red[WG];
+shared float red[16];
 
 void main() {
     uint g = gl_WorkGroupID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
     uint o = t * pc.stride + g * pc.group_stride;
-    float ss = 0.0;
-    for (uint i = tid; i < pc.group_dim; i += WG) {
-        float v = arena[pc.x_off + o + i];
-        ss += v * v;
+    // the sum of squares in the numerics contract's order: chain j (invocation
+    // j < 16) sums i = j, j + 16, ... in order, then the fixed tree of reduce16
+    if (tid < 16u) {
+        precise float ss = 0.0;
+        for (uint i = tid; i < pc.group_dim; i += 16u) {
+            float v = arena[pc.x_off + o + i];
+            precise float p = v * v;
+            ss += p;
+        }
+        red[tid] = ss;
     }
-    red[tid] = ss;
     barrier();
-    for (uint s = WG / 2; s > 0; s >>= 1) {
-        if (tid < s) red[tid] += red[tid + s];
-        barrier();
-    }
-    float tot = red[0];
-    float r = pc.mode == 2u ? 1.0 / sqrt(tot + pc.eps) : 1.0 / sqrt(tot / float(pc.group_dim) + pc.eps);
+    precise float a0 = red[0] + red[8], a1 = red[1] + red[9], a2 = red[2] + red[10], a3 = red[3] + red[11];
+    precise float a4 = red[4] + red[12], a5 = red[5] + red[13], a6 = red[6] + red[14], a7 = red[7] + red[15];
+    precise float tot = ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7));
+    precise float r = pc.mode == 2u ? 1.0 / sqrt(tot + pc.eps) : 1.0 / sqrt(tot / float(pc.group_dim) + pc.eps);
     for (uint i = tid; i < pc.group_dim; i += WG) {
         float v = arena[pc.x_off + o + i];
         float outv;
