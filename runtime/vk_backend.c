@@ -105,6 +105,7 @@ static uint64_t linear_weight_bytes(const fp4rt_linear *l) {
 }
 
 static fp4rt_status vk_prepare_impl(vk_ctx *c, const fp4rt_program *p, int synthetic, uint64_t seed) {
+    c->ws_key.p = NULL; /* a new program may reuse the old one's address */
     if (c->prepared == p) return FP4RT_OK;
     if (c->weights) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "vulkan: the backend is already prepared for a program");
     const fp4rt_weights *w = p->weights;
@@ -225,6 +226,9 @@ static void embed_rows(vk_ctx *c, const fp4rt_weights *w, const fp4rt_step *step
 
 /* Workspaces that depend on the session: quantized activations, input rows and the RoPE table. */
 static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp4rt_session_buffers *sb) {
+    if (c->ws_key.p == p && c->ws_key.chunk == sb->chunk && c->ws_key.n_ctx == sb->n_ctx &&
+        c->ws_key.kv_type == (int)sb->kv_type)
+        return FP4RT_OK;
     size_t max_k = max_quant_k(p);
     const fp4rt_op *rope = NULL;
     for (int i = 0; i < p->n_ops; i++) {
@@ -266,7 +270,14 @@ static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp
         c->rope_dim = rope->rotary_dim;
         c->rope_theta = rope->rope_theta;
     }
-    return fp4rt_vk_attention_workspace(c, p, sb);
+    st = fp4rt_vk_attention_workspace(c, p, sb);
+    if (!st) {
+        c->ws_key.p = p;
+        c->ws_key.chunk = sb->chunk;
+        c->ws_key.n_ctx = sb->n_ctx;
+        c->ws_key.kv_type = (int)sb->kv_type;
+    }
+    return st;
 }
 
 static int replay_matches(const vk_ctx *c, const fp4rt_program *p, const fp4rt_session_buffers *sb,

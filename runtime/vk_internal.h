@@ -141,6 +141,12 @@ typedef struct vk_ctx {
     fp4rt_buffer *rope_tab;  /* [n_ctx][rotary_dim / 2][cos, sin] */
     fp4rt_buffer *attn_ws;   /* attention partials (vk_op_attention.c), NULL: none needed */
     int rope_ctx, rope_dim;
+    /* the (program, chunk, n_ctx, KV type) ensure_workspace last sized for: a
+     * step with the same skips the walk over the ops (reset by prepare) */
+    struct {
+        const fp4rt_program *p;
+        int chunk, n_ctx, kv_type;
+    } ws_key;
     double rope_theta;
     int synthetic;       /* prepared with prepare_synthetic: placeholders come from synth_seed */
     uint64_t synth_seed;
