@@ -1,8 +1,10 @@
 /* CUDA kernels of gated full attention: partial NeoX RoPE, KV-cache append and
- * causal GQA softmax attention (flash-decoding for one token, a tiled
- * flash-attention kernel for prefill). Same math as runtime/cpu_attention.c,
- * FP32 throughout (no tensor cores: op-level agreement with the CPU is the FP32
- * contract, NMSE <= 1e-7).
+ * causal GQA softmax attention (split decoding for one token, a tiled kernel
+ * for prefill). The numerics contract of attention (runtime/backend.h,
+ * cu_canon.cuh): per (row, query head) the online softmax over positions in
+ * order, scores d = sum_e q_e k_e in e order then d * scale, exp from
+ * canon_math.h, the contract's decode splits and merge, no fused multiply-add:
+ * the bits of runtime/cpu_attention.c. FP32 throughout (no tensor cores).
  *
  * Positions come from s->d_step->pos0 on the device; grids depend only on the
  * shapes (n_tokens, heads), so a decode step can be captured in a CUDA graph.
@@ -10,6 +12,7 @@
  * KV cache (sb->kv): [n_attn][2 (K, V)][n_ctx][n_kv_heads][head_dim] of BF16, F32
  * or FP8 E4M3 (FP8 holds K / k_scale, V / v_scale). */
 #include "cu_attn_index.h"
+#include "cu_canon.cuh"
 #include "cu_ops.h"
 
 #include <cuda_bf16.h>
@@ -24,7 +27,9 @@ constexpr int ROPE_MAX_HALF = 512; /* rotary_dim <= 1024, as the CPU */
 constexpr int ATTN_MAX_HD = 256;   /* head_dim <= 256 (any size: lanes past it are masked) */
 constexpr int ATTN_MAX_GROUP = 16; /* query heads per KV head */
 constexpr int DEC_THREADS = 128;   /* decode block: 4 warps */
-constexpr int PRE_BQ = 32, PRE_BK = 32, PRE_THREADS = 128;
+constexpr int DEC_TK = 16;         /* decode: positions per tile */
+constexpr int PRE_BQ = 16, PRE_BK = 32, PRE_THREADS = 128; /* prefill: rows, positions per tile */
+constexpr int PRE_LG = PRE_THREADS / PRE_BQ;               /* prefill: threads per row */
 
 float *view_base(const fp4rt_cu_step *s, fp4rt_view v) {
     return (float *)s->sb->scratch->dev + s->p->buf_offset[v.buf] + v.col;
@@ -100,97 +105,98 @@ __global__ void kv_append_kernel(const float *x, const float *z, int stride, voi
     for (int e = threadIdx.x; e < n; e += blockDim.x) kv_store<KV>(kv_layer, row + e, src[e], scale);
 }
 
-/* ---- attention, decode (one token): flash-decoding ---- */
+/* ---- attention, decode (one token): the contract's splits ---- */
 
 struct attn_args {
     const float *q; /* row 0, head 0 */
     float *y;
     int stride, q_group_stride, n_heads, n_kv_heads, head_dim, n_ctx;
+    int n_splits;   /* decode: fp4rt_attn_splits(n_ctx, 1) */
     const void *kv; /* this layer: [2][n_ctx][n_kv_heads][head_dim] */
     float scale, k_scale, v_scale;
     float *part; /* decode partials, fp4rt_cu_attn_part_off */
 };
 
-/* Block (split, kv head): keys of the split in tiles of FP4RT_CU_ATTN_TILE, for the
- * G query heads of the KV head at once (K / V rows loaded once for all of them).
- * Scores: warp w takes keys w, w + 4, ... of the tile, lane l lanes l + 32 i of
- * the row. Values: thread tid owns output lanes tid and tid + 128 of every head. */
+/* The contract's online-softmax update of one head over the n scores sc[0, n)
+ * of a tile: m, l carry over; per position it records the factor acc is
+ * scaled by first (1 when the maximum stays: acc * 1 is acc) and the weight w
+ * of the position's value. */
+__device__ __forceinline__ void online_update(const float *sc, int n, float *m, float *l, float *corr, float *w) {
+    for (int k = 0; k < n; k++) {
+        float s = sc[k], c = 1.0f;
+        if (s > *m) {
+            c = fp4rt_cexp(*m - s);
+            *l = *l * c;
+            *m = s;
+        }
+        float wk = fp4rt_cexp(s - *m);
+        *l = *l + wk;
+        corr[k] = c;
+        w[k] = wk;
+    }
+}
+
+/* Block (split, kv head): the positions of the split's span in tiles of DEC_TK,
+ * for the G query heads of the KV head at once (K / V rows loaded once for all
+ * of them). Per tile: the K rows go to shared memory; thread i scores pairs
+ * (head, position) i, i + 128, ..., each a sequential dot over e; thread g < G
+ * runs head g's online update over the tile in position order; thread tid owns
+ * output lanes tid and tid + 128 of every head and applies the factors and
+ * weights in position order. The record written is the span's (m, l, acc). */
 template <int KV> __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_args a, const fp4rt_cu_step_info *st) {
-    constexpr int TK = FP4RT_CU_ATTN_TILE, NW = DEC_THREADS / 32;
-    constexpr int EK = ATTN_MAX_HD / 32, EV = ATTN_MAX_HD / DEC_THREADS;
-    __shared__ float qs[ATTN_MAX_GROUP][ATTN_MAX_HD];
-    __shared__ float sc[ATTN_MAX_GROUP][TK];
-    __shared__ float corr[ATTN_MAX_GROUP];
-    int split = blockIdx.x, kvh = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    int hd = a.head_dim, G = a.n_heads / a.n_kv_heads;
-    int n_keys = min(st->pos0 + 1, a.n_ctx); /* (the core rejects steps past n_ctx) */
-    int per = fp4rt_cu_split_len(n_keys, FP4RT_CU_ATTN_MAX_SPLITS, FP4RT_CU_ATTN_SPLIT_MIN, TK), k0, k1;
-    fp4rt_cu_split_range(n_keys, per, split, &k0, &k1);
-    if (k0 >= k1) return; /* past the split count: the merge does not read it */
+    constexpr int TK = DEC_TK, EV = ATTN_MAX_HD / DEC_THREADS, HP = ATTN_MAX_HD + 1;
+    __shared__ float qs[ATTN_MAX_GROUP * HP], ks[TK * HP]; /* rows padded: hd + 1 floats apart */
+    __shared__ float sc[ATTN_MAX_GROUP][TK], cr[ATTN_MAX_GROUP][TK], wt[ATTN_MAX_GROUP][TK];
+    int split = blockIdx.x, kvh = blockIdx.y, tid = threadIdx.x;
+    int hd = a.head_dim, hp = hd + 1, G = a.n_heads / a.n_kv_heads;
+    if (split >= a.n_splits) return; /* past the split count: the merge does not read it */
+    int len = min(st->pos0 + 1, a.n_ctx), p0, p1; /* (the core rejects steps past n_ctx) */
+    fp4rt_cu_attn_span_range(len, a.n_splits, split, &p0, &p1);
     size_t kv_row = (size_t)a.n_kv_heads * hd;
     const size_t k_base = (size_t)kvh * hd, v_base = (size_t)a.n_ctx * kv_row + k_base;
 
     for (int i = tid; i < G * hd; i += DEC_THREADS)
-        qs[i / hd][i % hd] = a.q[(size_t)(kvh * G + i / hd) * a.q_group_stride + i % hd];
+        qs[i / hd * hp + i % hd] = a.q[(size_t)(kvh * G + i / hd) * a.q_group_stride + i % hd];
     float m = -INFINITY, l = 0; /* thread g < G: running max and sum of head g */
     float acc[ATTN_MAX_GROUP][EV];
 #pragma unroll
     for (int g = 0; g < ATTN_MAX_GROUP; g++)
 #pragma unroll
         for (int j = 0; j < EV; j++) acc[g][j] = 0;
-    __syncthreads();
 
-    for (int kt = k0; kt < k1; kt += TK) {
-        int n = min(TK, k1 - kt);
-        for (int kk = warp; kk < n; kk += NW) {
-            float kr[EK];
-            const size_t rb = k_base + (size_t)(kt + kk) * kv_row;
-#pragma unroll
-            for (int i = 0; i < EK; i++)
-                kr[i] = lane + 32 * i < hd ? kv_load<KV>(a.kv, rb + lane + 32 * i, a.k_scale) : 0.0f;
-#pragma unroll
-            for (int g = 0; g < ATTN_MAX_GROUP; g++) {
-                if (g >= G) break;
-                float d = 0;
-#pragma unroll
-                for (int i = 0; i < EK; i++)
-                    if (lane + 32 * i < hd) d += qs[g][lane + 32 * i] * kr[i];
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-                if (lane == 0) sc[g][kk] = d * a.scale;
-            }
+    for (int kt = p0; kt < p1; kt += TK) {
+        int n = min(TK, p1 - kt);
+        __syncthreads(); /* qs written / the previous tile consumed */
+        for (int i = tid; i < n * hd; i += DEC_THREADS) {
+            int c = i / hd, e = i % hd;
+            ks[c * hp + e] = kv_load<KV>(a.kv, k_base + (size_t)(kt + c) * kv_row + e, a.k_scale);
         }
         __syncthreads();
-        if (tid < G) { /* online softmax of head tid over the tile */
-            float tm = sc[tid][0];
-            for (int k = 1; k < n; k++) tm = fmaxf(tm, sc[tid][k]);
-            float mn = fmaxf(m, tm), c = expf(m - mn), sum = 0;
-            for (int k = 0; k < n; k++) {
-                float p = expf(sc[tid][k] - mn);
-                sc[tid][k] = p;
-                sum += p;
-            }
-            l = l * c + sum;
-            m = mn;
-            corr[tid] = c;
+        for (int i = tid; i < G * n; i += DEC_THREADS) {
+            int g = i / n, c = i % n;
+            float d = 0;
+            for (int e = 0; e < hd; e++) d = d + qs[g * hp + e] * ks[c * hp + e];
+            sc[g][c] = d * a.scale;
         }
+        __syncthreads();
+        if (tid < G) online_update(sc[tid], n, &m, &l, cr[tid], wt[tid]);
         __syncthreads();
 #pragma unroll
         for (int j = 0; j < EV; j++) {
             int e = tid + DEC_THREADS * j;
             if (e >= hd) break;
-#pragma unroll
-            for (int g = 0; g < ATTN_MAX_GROUP; g++)
-                if (g < G) acc[g][j] *= corr[g];
             for (int k = 0; k < n; k++) {
                 float v = kv_load<KV>(a.kv, v_base + (size_t)(kt + k) * kv_row + e, a.v_scale);
 #pragma unroll
                 for (int g = 0; g < ATTN_MAX_GROUP; g++)
-                    if (g < G) acc[g][j] += sc[g][k] * v;
+                    if (g < G) {
+                        acc[g][j] = acc[g][j] * cr[g][k];
+                        acc[g][j] = acc[g][j] + wt[g][k] * v;
+                    }
             }
         }
-        __syncthreads(); /* sc is rewritten by the next tile */
     }
+    /* an empty span leaves the neutral record: m = -inf, l = 0, acc = 0 */
 #pragma unroll
     for (int g = 0; g < ATTN_MAX_GROUP; g++) {
         if (g >= G) break;
@@ -206,131 +212,107 @@ template <int KV> __global__ void __launch_bounds__(DEC_THREADS) attn_decode_ker
     }
 }
 
-/* Block h: output of query head h from the partials of its active splits. */
-__global__ void attn_merge_kernel(const attn_args a, const fp4rt_cu_step_info *st) {
-    int h = blockIdx.x, hd = a.head_dim, n_keys = min(st->pos0 + 1, a.n_ctx);
-    int per = fp4rt_cu_split_len(n_keys, FP4RT_CU_ATTN_MAX_SPLITS, FP4RT_CU_ATTN_SPLIT_MIN,
-                                 FP4RT_CU_ATTN_TILE);
-    int n = fp4rt_cu_split_count(n_keys, per);
+/* Block h: output of query head h from the records of the n_splits splits, the
+ * contract's merge (fp4rt_cu_attn_merge_lane). */
+__global__ void attn_merge_kernel(const attn_args a) {
+    int h = blockIdx.x, hd = a.head_dim;
     const float *part = a.part + fp4rt_cu_attn_part_off(h, 0, hd);
     for (int e = threadIdx.x; e < hd; e += blockDim.x)
-        a.y[(size_t)h * hd + e] = fp4rt_cu_attn_merge_lane(part, n, hd, e);
+        a.y[(size_t)h * hd + e] = fp4rt_cu_attn_merge_lane(part, a.n_splits, hd, e);
 }
 
-/* ---- attention, prefill: tiled flash attention (FP32, CUDA cores) ---- */
+/* ---- attention, prefill (T > 1): one span per row ---- */
 
-/* Block (query tile, head h): rows t0 .. t0 + 31 against keys 0 .. pos0 + last row
- * in tiles of 32, online softmax. Thread (ty = tid / 16, tx = tid % 16) scores rows
- * 4 ty .. 4 ty + 3 against keys 2 tx, 2 tx + 1 and accumulates output lanes
- * tx + 16 j of those rows. Dynamic shared memory: Q [32][hd + 1], K or V
- * [32][hd + 1], P [32][33] floats (rows padded against bank conflicts). */
+/* Block (query tile, head h): rows t0 .. t0 + 15, each over its positions 0 ..
+ * pos0 + t in tiles of 32 positions (the contract's single span). Per tile:
+ * thread i scores pairs (row, position) i, i + 128, ..., each a sequential dot
+ * over e; thread r < 16 runs row r's online update over the positions of the
+ * tile it sees, in order; thread (r = tid / 8, g = tid % 8) owns output lanes
+ * g + 8 j of row r and applies the factors and weights in position order. y =
+ * acc / l. Dynamic shared memory (prefill_smem): Q [16][hd + 1], K then V
+ * [32][hd + 1] (rows padded against bank conflicts), scores then weights and
+ * factors [16][33] each, l and the visible count per row [16] each. */
 template <int KV> __global__ void __launch_bounds__(PRE_THREADS) attn_prefill_kernel(const attn_args a, int T, const fp4rt_cu_step_info *st) {
-    constexpr int RJ = ATTN_MAX_HD / 16; /* output lanes per thread */
+    constexpr int RJ = ATTN_MAX_HD / PRE_LG, SP = PRE_BK + 1; /* output lanes per thread; score row pitch */
     FP4RT_CU_DYN_SMEM(float, smem);
     int hd = a.head_dim, hp = hd + 1, h = blockIdx.y, t0 = blockIdx.x * PRE_BQ;
-    int kvh = h / (a.n_heads / a.n_kv_heads), tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    int kvh = h / (a.n_heads / a.n_kv_heads), tid = threadIdx.x, r = tid / PRE_LG, lg = tid % PRE_LG;
     int pos0 = st->pos0;
-    float *Qs = smem, *KVs = Qs + PRE_BQ * hp, *Ps = KVs + PRE_BK * hp;
+    float *Qs = smem, *KVs = Qs + PRE_BQ * hp, *Ws = KVs + PRE_BK * hp, *Cs = Ws + PRE_BQ * SP;
+    float *Ls = Cs + PRE_BQ * SP, *Nv = Ls + PRE_BQ;
     size_t kv_row = (size_t)a.n_kv_heads * hd;
     const size_t k_base = (size_t)kvh * hd, v_base = (size_t)a.n_ctx * kv_row + k_base;
 
     for (int i = tid; i < PRE_BQ * hd; i += PRE_THREADS) {
-        int r = i / hd, e = i % hd;
-        Qs[r * hp + e] = t0 + r < T ? a.q[(size_t)(t0 + r) * a.stride + (size_t)h * a.q_group_stride + e] : 0.0f;
+        int row = i / hd, e = i % hd;
+        Qs[row * hp + e] = t0 + row < T ? a.q[(size_t)(t0 + row) * a.stride + (size_t)h * a.q_group_stride + e] : 0.0f;
     }
-    float m[4], l[4], acc[4][RJ];
+    float m = -INFINITY, l = 0, acc[RJ]; /* m, l: thread tid < 16 for row tid */
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        m[i] = -INFINITY;
-        l[i] = 0;
-#pragma unroll
-        for (int j = 0; j < RJ; j++) acc[i][j] = 0;
-    }
+    for (int j = 0; j < RJ; j++) acc[j] = 0;
     int n_keys = min(fp4rt_cu_tile_keys(pos0, T, t0, PRE_BQ), a.n_ctx);
     for (int kt = 0; kt < n_keys; kt += PRE_BK) {
+        int n = min(PRE_BK, n_keys - kt);
         __syncthreads(); /* Qs written / the previous V tile consumed */
-        for (int i = tid; i < PRE_BK * hd; i += PRE_THREADS) {
+        for (int i = tid; i < n * hd; i += PRE_THREADS) {
             int c = i / hd, e = i % hd;
-            KVs[c * hp + e] = kt + c < n_keys ? kv_load<KV>(a.kv, k_base + (size_t)(kt + c) * kv_row + e, a.k_scale) : 0.0f;
+            KVs[c * hp + e] = kv_load<KV>(a.kv, k_base + (size_t)(kt + c) * kv_row + e, a.k_scale);
         }
         __syncthreads();
-        float s[4][2];
-#pragma unroll
-        for (int i = 0; i < 4; i++) s[i][0] = s[i][1] = 0;
-        for (int e = 0; e < hd; e++) {
-            float k0 = KVs[(2 * tx) * hp + e], k1 = KVs[(2 * tx + 1) * hp + e];
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                float q = Qs[(4 * ty + i) * hp + e];
-                s[i][0] += q * k0;
-                s[i][1] += q * k1;
-            }
-        }
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            int t = t0 + 4 * ty + i;
-            float mx = -INFINITY;
-#pragma unroll
-            for (int jj = 0; jj < 2; jj++) {
-                int key = kt + 2 * tx + jj;
-                s[i][jj] = key < n_keys && fp4rt_cu_key_visible(pos0, t, key) ? s[i][jj] * a.scale : -INFINITY;
-                mx = fmaxf(mx, s[i][jj]);
-            }
-#pragma unroll
-            for (int o = 8; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-            /* key 0 is visible to every row, so m is finite from the first tile on */
-            float mn = fmaxf(m[i], mx), c = expf(m[i] - mn), sum = 0;
-#pragma unroll
-            for (int jj = 0; jj < 2; jj++) {
-                float p = expf(s[i][jj] - mn);
-                Ps[(4 * ty + i) * (PRE_BK + 1) + 2 * tx + jj] = p;
-                sum += p;
-            }
-#pragma unroll
-            for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-            l[i] = l[i] * c + sum;
-            m[i] = mn;
-#pragma unroll
-            for (int j = 0; j < RJ; j++) acc[i][j] *= c;
-        }
-        __syncthreads(); /* scores done with K, P written */
-        for (int i = tid; i < PRE_BK * hd; i += PRE_THREADS) {
-            int c = i / hd, e = i % hd;
-            KVs[c * hp + e] = kt + c < n_keys ? kv_load<KV>(a.kv, v_base + (size_t)(kt + c) * kv_row + e, a.v_scale) : 0.0f;
+        for (int i = tid; i < PRE_BQ * n; i += PRE_THREADS) {
+            int row = i / n, c = i % n;
+            float d = 0;
+            for (int e = 0; e < hd; e++) d = d + Qs[row * hp + e] * KVs[c * hp + e];
+            Ws[row * SP + c] = d * a.scale;
         }
         __syncthreads();
-        for (int c = 0; c < PRE_BK; c++) {
+        if (tid < PRE_BQ) {
+            /* row t sees positions kt .. pos0 + t of this tile: a prefix */
+            int t = t0 + tid, nv = t < T ? min(n, pos0 + t + 1 - kt) : 0;
+            nv = max(nv, 0);
+            online_update(Ws + tid * SP, nv, &m, &l, Cs + tid * SP, Ws + tid * SP);
+            Nv[tid] = (float)nv;
+        }
+        __syncthreads(); /* scores done with K; factors and weights written */
+        for (int i = tid; i < n * hd; i += PRE_THREADS) {
+            int c = i / hd, e = i % hd;
+            KVs[c * hp + e] = kv_load<KV>(a.kv, v_base + (size_t)(kt + c) * kv_row + e, a.v_scale);
+        }
+        __syncthreads();
+        int nv = (int)Nv[r];
+        for (int c = 0; c < nv; c++) {
+            float cc = Cs[r * SP + c], w = Ws[r * SP + c];
 #pragma unroll
             for (int j = 0; j < RJ; j++) {
-                int e = tx + 16 * j;
+                int e = lg + PRE_LG * j;
                 if (e >= hd) break;
-                float v = KVs[c * hp + e];
-#pragma unroll
-                for (int i = 0; i < 4; i++) acc[i][j] += Ps[(4 * ty + i) * (PRE_BK + 1) + c] * v;
+                acc[j] = acc[j] * cc;
+                acc[j] = acc[j] + w * KVs[c * hp + e];
             }
         }
     }
+    if (tid < PRE_BQ) Ls[tid] = l;
+    __syncthreads();
+    int t = t0 + r;
+    if (t >= T) return;
+    float lr = Ls[r];
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        int t = t0 + 4 * ty + i;
-        if (t >= T) continue;
-        float inv = 1.0f / l[i];
-#pragma unroll
-        for (int j = 0; j < RJ; j++) {
-            int e = tx + 16 * j;
-            if (e < hd) a.y[(size_t)t * a.stride + (size_t)h * hd + e] = acc[i][j] * inv;
-        }
+    for (int j = 0; j < RJ; j++) {
+        int e = lg + PRE_LG * j;
+        if (e < hd) a.y[(size_t)t * a.stride + (size_t)h * hd + e] = acc[j] / lr;
     }
 }
 
-size_t prefill_smem(int hd) { return (size_t)((PRE_BQ + PRE_BK) * (hd + 1) + PRE_BQ * (PRE_BK + 1)) * sizeof(float); }
+size_t prefill_smem(int hd) {
+    return (size_t)((PRE_BQ + PRE_BK) * (hd + 1) + 2 * PRE_BQ * (PRE_BK + 1) + 2 * PRE_BQ) * sizeof(float);
+}
 
 template <int KV> fp4rt_status launch_attention(const fp4rt_cu_step *s, const attn_args &a, int T) {
     if (T == 1) {
-        FP4RT_CU_LAUNCH(attn_decode_kernel<KV>, dim3(FP4RT_CU_ATTN_MAX_SPLITS, a.n_kv_heads), DEC_THREADS, 0, s->stream, a, s->d_step);
+        FP4RT_CU_LAUNCH(attn_decode_kernel<KV>, dim3(FP4RT_ATTN_MAX_SPLITS, a.n_kv_heads), DEC_THREADS, 0, s->stream, a, s->d_step);
         fp4rt_status st = fp4rt_cu_check_launch("attention (decode splits)");
         if (st) return st;
-        FP4RT_CU_LAUNCH(attn_merge_kernel, a.n_heads, 128, 0, s->stream, a, s->d_step);
+        FP4RT_CU_LAUNCH(attn_merge_kernel, a.n_heads, 128, 0, s->stream, a);
         return fp4rt_cu_check_launch("attention (decode merge)");
     }
     /* (prefill steps are not captured; the attribute is per device, so set it each time) */
@@ -410,6 +392,7 @@ fp4rt_status fp4rt_cu_op_attention(const fp4rt_cu_step *s, const fp4rt_op *op) {
     a.n_kv_heads = nkv;
     a.head_dim = hd;
     a.n_ctx = s->sb->n_ctx;
+    a.n_splits = fp4rt_attn_splits(s->sb->n_ctx, 1);
     size_t layer = (size_t)2 * s->sb->n_ctx * nkv * hd * kv_elem_bytes(s->sb->kv_type);
     a.kv = (const unsigned char *)s->sb->kv->dev + (size_t)op->slot * layer;
     a.scale = op->scale;

@@ -1,13 +1,23 @@
 /* Index arithmetic of the CUDA attention and GDN kernels (cu_attention.cu,
  * cu_gdn.cu), shared by the kernels and the host unit test
- * (tests/test_cu_index.cu): split ranges of the flash-decoding kernel, the
- * merge of its partials, the causal key range of a prefill tile and the chunk
- * boundaries of the chunked gated delta rule. Everything here is plain integer
- * or FP32 arithmetic usable on the host and the device. */
+ * (tests/test_cu_index.cu): the decode splits of attention, the merge of their
+ * partials, the causal key range of a prefill tile and the chunk boundaries of
+ * the chunked gated delta rule. Everything here is plain integer or FP32
+ * arithmetic usable on the host and the device (the merge is the numerics
+ * contract's: compile it as cu_canon.cuh says). */
 #ifndef FP4RT_CU_ATTN_INDEX_H
 #define FP4RT_CU_ATTN_INDEX_H
 
 #include <math.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include "backend.h"
+#include "canon_math.h"
+#ifdef __cplusplus
+}
+#endif
 
 #if defined(__CUDACC__)
 #define FP4RT_HD __host__ __device__ __forceinline__
@@ -25,54 +35,48 @@
 #define FP4RT_CU_DYN_SMEM(type, name) extern __shared__ type name[]
 #endif
 
-/* Flash-decoding: the keys 0 .. n_keys - 1 of one step are cut into at most
- * FP4RT_CU_ATTN_MAX_SPLITS ranges of `per` keys (the last one shorter). The grid
- * always has FP4RT_CU_ATTN_MAX_SPLITS blocks per KV head (so a captured graph
- * does not depend on the position); blocks past the split count exit. */
-#define FP4RT_CU_ATTN_MAX_SPLITS 64
-#define FP4RT_CU_ATTN_SPLIT_MIN 64 /* fewest keys a split is given */
-#define FP4RT_CU_ATTN_TILE 32      /* keys per tile inside a block; per is a multiple */
-
-/* Keys per split: at least min_per, a multiple of tile, and few enough that
- * n_keys keys need at most max_splits splits. n_keys >= 1. */
-FP4RT_HD int fp4rt_cu_split_len(int n_keys, int max_splits, int min_per, int tile) {
-    int per = (n_keys + max_splits - 1) / max_splits;
-    if (per < min_per) per = min_per;
-    return (per + tile - 1) / tile * tile;
-}
-
-/* Number of non-empty splits of n_keys keys in ranges of per keys. */
-FP4RT_HD int fp4rt_cu_split_count(int n_keys, int per) { return (n_keys + per - 1) / per; }
-
-/* Keys [*k0, *k1) of split i (empty, *k0 >= *k1, when i >= the split count). */
-FP4RT_HD void fp4rt_cu_split_range(int n_keys, int per, int i, int *k0, int *k1) {
-    long long a = (long long)i * per, b = a + per;
-    *k0 = a < n_keys ? (int)a : n_keys;
-    *k1 = b < n_keys ? (int)b : n_keys;
+/* Decode (one token): the numerics contract's splits (runtime/backend.h). The
+ * positions 0 .. len - 1 are cut into ns = fp4rt_attn_splits(n_ctx, 1) spans of
+ * fp4rt_attn_span(len, ns) positions (one span of len when ns is 1), the last
+ * ones shorter or empty. The grid always has FP4RT_ATTN_MAX_SPLITS blocks per
+ * KV head (so a captured graph does not depend on the position); blocks past
+ * ns exit, and a split whose span is empty writes a neutral partial (m = -inf,
+ * l = 0, acc = 0) that the merge skips. */
+FP4RT_HD void fp4rt_cu_attn_span_range(int len, int ns, int i, int *b, int *e) {
+    int span = ns > 1 ? fp4rt_attn_span(len, ns) : len;
+    long long a = (long long)i * span, z = a + span;
+    *b = a < len ? (int)a : len;
+    *e = z < len ? (int)z : len;
 }
 
 /* Workspace of the decode partials: for each query head h and split i, a record
- * of head_dim + 2 floats: acc[head_dim] (sum of exp(s - m) v over the split,
- * unnormalised), m (the split's maximum score), l (sum of exp(s - m)). */
+ * of head_dim + 2 floats: acc[head_dim] (sum of w v over the span, unnormalised),
+ * m (the running maximum score), l (the running sum of w), the state of the
+ * contract's online softmax at the end of the span. */
 FP4RT_HD long long fp4rt_cu_attn_part_off(int h, int split, int head_dim) {
-    return ((long long)h * FP4RT_CU_ATTN_MAX_SPLITS + split) * (head_dim + 2);
+    return ((long long)h * FP4RT_ATTN_MAX_SPLITS + split) * (head_dim + 2);
 }
 
 /* Output lane e of one query head from its n_splits partial records (part
- * points at split 0 of the head; records head_dim + 2 floats apart):
- *   M = max m_i;  out[e] = sum_i exp(m_i - M) acc_i[e] / sum_i exp(m_i - M) l_i. */
+ * points at split 0 of the head; records head_dim + 2 floats apart), the
+ * contract's merge in split order over the splits with m_i != -inf:
+ *   M = max m_i;  L = sum_i exp(m_i - M) l_i;  a = sum_i exp(m_i - M) acc_i[e];
+ *   out[e] = a / L
+ * (one split: acc / l; runtime/cpu_attention.c, shaders/attention_merge.comp). */
 FP4RT_HD float fp4rt_cu_attn_merge_lane(const float *part, int n_splits, int head_dim, int e) {
-    int rec = head_dim + 2;
-    float M = part[head_dim];
-    for (int i = 1; i < n_splits; i++) M = fmaxf(M, part[(long long)i * rec + head_dim]);
-    float num = 0, den = 0;
+    long long rec = head_dim + 2;
+    if (n_splits == 1) return part[e] / part[head_dim + 1]; /* one span: acc / l, as the CPU */
+    float M = -INFINITY, L = 0, a = 0;
+    for (int i = 0; i < n_splits; i++) M = fmaxf(M, part[i * rec + head_dim]);
     for (int i = 0; i < n_splits; i++) {
-        const float *r = part + (long long)i * rec;
-        float w = expf(r[head_dim] - M);
-        num += w * r[e];
-        den += w * r[head_dim + 1];
+        float m = part[i * rec + head_dim];
+        if (m != -INFINITY) L = L + fp4rt_cexp(m - M) * part[i * rec + head_dim + 1];
     }
-    return num / den;
+    for (int i = 0; i < n_splits; i++) {
+        float m = part[i * rec + head_dim];
+        if (m != -INFINITY) a = a + fp4rt_cexp(m - M) * part[i * rec + e];
+    }
+    return a / L;
 }
 
 /* Prefill attention: a block owns query rows t0 .. t0 + bq - 1 (those < T) of a

@@ -1,17 +1,17 @@
 /* The cheap per-row ops: embedding, RMSNorm / gated RMSNorm / L2 norm, sigmoid
- * gate, SwiGLU, residual add. The same FP32 math as runtime/cpu_elementwise.c
- * and cpu_attention.c (sigmoid gate), in the same operation order; sums are
- * reduced in a fixed tree (deterministic: the same bits on every run). Every
- * kernel reads the token ids from the device step info, and the row count is
- * the step's (fixed per captured graph). */
+ * gate, SwiGLU, residual add. The numerics contract (cu_canon.cuh): the CPU's
+ * FP32 math (runtime/cpu_elementwise.c, cpu_attention.c for the sigmoid gate)
+ * in the same operation order, the norms' sum of squares in fp4rt_csumsq's
+ * order, SiLU and sigmoid from canon_math.h: the CPU's bits. Every kernel reads
+ * the token ids from the device step info, and the row count is the step's
+ * (fixed per captured graph). */
+#include "cu_attn_index.h" /* FP4RT_CU_LAUNCH */
+#include "cu_canon.cuh"
 #include "cu_ops.h"
 
 #include <cuda_fp16.h>
 
 #define CU_BASIC_THREADS 256
-
-static __device__ __forceinline__ float cu_silu(float x) { return x / (1.0f + expf(-x)); }
-static __device__ __forceinline__ float cu_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* ---- embedding: y[t] = table[tokens[t]] (BF16, F16 or F32 rows) ---- */
 
@@ -39,45 +39,41 @@ fp4rt_status fp4rt_cu_op_embed(const fp4rt_cu_step *s, const fp4rt_op *op) {
     const void *table = fp4rt_cu_weight(s->c, w->embed);
     if (!table) return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "cuda: embed_tokens was not uploaded");
     int hidden = w->cfg.hidden;
-    cu_embed_kernel<<<s->step->n_tokens, hidden >= CU_BASIC_THREADS ? CU_BASIC_THREADS : 64, 0, s->stream>>>(
-        table, (int)w->embed_dtype, hidden, s->d_step, fp4rt_cu_view_ptr(s, op->y), fp4rt_cu_view_stride(s, op->y));
+    FP4RT_CU_LAUNCH(cu_embed_kernel, s->step->n_tokens, hidden >= CU_BASIC_THREADS ? CU_BASIC_THREADS : 64, 0,
+                    s->stream, table, (int)w->embed_dtype, hidden, s->d_step, fp4rt_cu_view_ptr(s, op->y),
+                    fp4rt_cu_view_stride(s, op->y));
     return fp4rt_cu_check_launch("embed");
 }
 
 /* ---- norms ---- */
 
-/* Sum of v over the block, in a fixed order (warp butterflies, then the warps'
- * sums in index order): every thread gets the same value. */
-static __device__ float cu_block_sum(float v, float *shared /* [32] */) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_warps = (blockDim.x + 31) >> 5;
-    if (lane == 0) shared[warp] = v;
-    __syncthreads();
-    float s = 0;
-    for (int i = 0; i < n_warps; i++) s += shared[i];
-    __syncthreads(); /* shared may be reused */
-    return s;
-}
-
 enum { CU_NORM_RMS = 0, CU_NORM_GATED = 1, CU_NORM_L2 = 2 };
 
-/* One block per (row, group); blockDim.x a multiple of 32. In place (y == x)
- * is safe: each thread rewrites only the lanes it read. */
+/* One block per (row, group); blockDim.x >= 16. Threads j < 16 sum chain j of
+ * the squares (fp4rt_csumsq_chain), thread 0 the tree and r = 1 / sqrt(mean +
+ * eps) (L2: 1 / sqrt(sum + eps)); then y = (x r) w, gated ((x r) w) silu(z), L2
+ * (x r) scale, as the CPU. In place (y == x) is safe: every read of x happens
+ * before the barrier that precedes the writes, and each thread rewrites only
+ * the lanes it reads after it. */
 __global__ void cu_norm_kernel(int mode, const float *x, const float *z, float *y, size_t stride, int group_dim,
                                int group_stride, const float *w, float eps, float scale) {
-    __shared__ float red[32];
+    __shared__ float chain[16], rs;
     int t = blockIdx.y, g = blockIdx.x;
     size_t o = (size_t)t * stride + (size_t)g * group_stride;
-    float ss = 0;
-    for (int i = threadIdx.x; i < group_dim; i += blockDim.x) ss += x[o + i] * x[o + i];
-    ss = cu_block_sum(ss, red);
-    float r = mode == CU_NORM_L2 ? 1.0f / sqrtf(ss + eps) : 1.0f / sqrtf(ss / (float)group_dim + eps);
+    if (threadIdx.x < 16) chain[threadIdx.x] = fp4rt_csumsq_chain(x + o, group_dim, threadIdx.x);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float ss = fp4rt_csumsq_tree(chain);
+        rs = mode == CU_NORM_L2 ? 1.0f / sqrtf(ss + eps) : 1.0f / sqrtf(ss / (float)group_dim + eps);
+    }
+    __syncthreads();
+    float r = rs;
     for (int i = threadIdx.x; i < group_dim; i += blockDim.x) {
         float xv = x[o + i];
         if (mode == CU_NORM_RMS)
             y[o + i] = xv * r * w[i];
         else if (mode == CU_NORM_GATED)
-            y[o + i] = xv * r * w[i] * cu_silu(z[o + i]);
+            y[o + i] = xv * r * w[i] * fp4rt_csilu(z[o + i]);
         else
             y[o + i] = xv * r * scale;
     }
@@ -97,10 +93,9 @@ fp4rt_status fp4rt_cu_op_norm(const fp4rt_cu_step *s, const fp4rt_op *op) {
         return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "cuda: norm of %d groups of %d", op->n_groups, op->group_dim);
     int threads = op->group_dim >= 1024 ? CU_BASIC_THREADS : op->group_dim >= 128 ? 128 : 32;
     dim3 grid((unsigned)op->n_groups, (unsigned)s->step->n_tokens);
-    cu_norm_kernel<<<grid, threads, 0, s->stream>>>(mode, fp4rt_cu_view_ptr(s, op->x),
-                                                    mode == CU_NORM_GATED ? fp4rt_cu_view_ptr(s, op->z) : NULL,
-                                                    fp4rt_cu_view_ptr(s, op->y), stride, op->group_dim,
-                                                    op->group_stride, w, op->eps, op->scale);
+    FP4RT_CU_LAUNCH(cu_norm_kernel, grid, threads, 0, s->stream, mode, fp4rt_cu_view_ptr(s, op->x),
+                    mode == CU_NORM_GATED ? fp4rt_cu_view_ptr(s, op->z) : (float *)NULL, fp4rt_cu_view_ptr(s, op->y),
+                    stride, op->group_dim, op->group_stride, w, op->eps, op->scale);
     return fp4rt_cu_check_launch(mode == CU_NORM_RMS ? "rmsnorm" : mode == CU_NORM_GATED ? "gated rmsnorm" : "l2norm");
 }
 
@@ -117,7 +112,7 @@ __global__ void cu_eltwise_kernel(int mode, const float *x, const float *z, floa
         size_t t = i / per_row, e = i % per_row, g = e / group_dim, k = e % group_dim;
         size_t xo = t * row_stride + g * x_gstride + k, zo = t * row_stride + g * z_gstride + k;
         float xv = x[xo], zv = z[zo];
-        y[xo] = mode == CU_EW_GATE ? xv * cu_sigmoid(zv) : mode == CU_EW_SWIGLU ? cu_silu(xv) * zv : xv + zv;
+        y[xo] = mode == CU_EW_GATE ? xv * fp4rt_csigmoid(zv) : mode == CU_EW_SWIGLU ? fp4rt_csilu(xv) * zv : xv + zv;
     }
 }
 
@@ -137,8 +132,8 @@ fp4rt_status fp4rt_cu_op_eltwise(const fp4rt_cu_step *s, const fp4rt_op *op) {
     if (n == 0) return FP4RT_OK;
     unsigned blocks = (unsigned)((n + CU_BASIC_THREADS - 1) / CU_BASIC_THREADS);
     if (blocks > 4096) blocks = 4096;
-    cu_eltwise_kernel<<<blocks, CU_BASIC_THREADS, 0, s->stream>>>(mode, fp4rt_cu_view_ptr(s, op->x),
-                                                                  fp4rt_cu_view_ptr(s, op->z), fp4rt_cu_view_ptr(s, op->y),
-                                                                  stride, s->step->n_tokens, group_dim, n_groups, xg, zg);
+    FP4RT_CU_LAUNCH(cu_eltwise_kernel, blocks, CU_BASIC_THREADS, 0, s->stream, mode, fp4rt_cu_view_ptr(s, op->x),
+                    fp4rt_cu_view_ptr(s, op->z), fp4rt_cu_view_ptr(s, op->y), stride, s->step->n_tokens, group_dim,
+                    n_groups, xg, zg);
     return fp4rt_cu_check_launch(mode == CU_EW_GATE ? "sigmoid gate" : mode == CU_EW_SWIGLU ? "swiglu" : "add");
 }

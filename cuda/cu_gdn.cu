@@ -4,22 +4,24 @@
  * agrees with CPU prefill). Same math as runtime/cpu_gdn.c, FP32:
  *   per value head j with key head j / (V/K), S [dk, dv]:
  *   S <- exp(g) S;  m = k S;  u = beta (v - m);  S <- S + k^T u;  o = q S.
+ * The numerics contract (cu_canon.cuh): every sum in the CPU's order, exp /
+ * sigmoid / softplus / SiLU from canon_math.h, no fused multiply-add: the CPU's
+ * bits.
  * The state never leaves the GPU: conv [n_gdn][conv_dim][kernel - 1] (oldest
  * input first), ssm [n_gdn][v_heads][dk][dv]. Value columns are split in slices
  * of FP4RT_CU_GDN_DVS (one block per value head and slice): every step of the
  * rule is independent per value column. */
 #include "cu_attn_index.h"
+#include "cu_canon.cuh"
 #include "cu_ops.h"
 
 #include <math.h>
 
-
 namespace {
 
 constexpr int CONV_KMAX = 8;     /* conv kernel <= 8 (Qwen3.5: 4) */
-constexpr int GDN_THREADS = 256; /* 8 row groups x 32 value columns */
-constexpr int GDN_RG = GDN_THREADS / FP4RT_CU_GDN_DVS;
-constexpr int REC_MAX_DK = 256;  /* recurrent: dk <= 256 (dk / 8 state rows per thread) */
+constexpr int GDN_THREADS = 256; /* a block: 8 warps */
+constexpr int REC_MAX_DK = 256;  /* recurrent: dk <= 256 (the state slice in shared memory) */
 constexpr int CHUNK_MAX_DK = 128; /* chunked: dk <= 128 (shared memory) */
 constexpr int CH = FP4RT_CU_GDN_CHUNK;
 static_assert(FP4RT_CU_GDN_CHUNK == FP4RT_GDN_CHUNK, "the CPU's chunk (backend.h): prefill agrees across backends");
@@ -28,11 +30,6 @@ static_assert(FP4RT_CU_GDN_DVS == 32, "a value slice is one warp wide");
 float *view_base(const fp4rt_cu_step *s, fp4rt_view v) {
     return (float *)s->sb->scratch->dev + s->p->buf_offset[v.buf] + v.col;
 }
-
-__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
-__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-/* torch softplus with threshold 20, as the CPU */
-__device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
 /* ---- conv1d + SiLU ---- */
 
@@ -56,7 +53,7 @@ __global__ void conv_kernel(float *x, float *y, int stride, int C, int K, int T,
         for (int i = 0; i < CONV_KMAX - 1; i++)
             if (i < K - 1) acc += wt[i] * win[i];
         acc += wl * in;
-        y[(size_t)t * stride + ch] = silu(acc);
+        y[(size_t)t * stride + ch] = fp4rt_csilu(acc);
 #pragma unroll
         for (int i = 0; i < CONV_KMAX - 1; i++) /* shift: the newest input goes last */
             win[i] = i + 1 < K - 1 ? win[i + 1 < CONV_KMAX - 1 ? i + 1 : i] : in; /* (index in bounds) */
@@ -79,59 +76,49 @@ struct gdn_args {
 
 /* beta and g of value head h at row t, as the CPU. */
 __device__ __forceinline__ void gate(const gdn_args &a, int h, int t, float *beta, float *g) {
-    *beta = sigmoid(a.z[(size_t)t * a.stride + h]);
-    *g = a.neg_A[h] * softplus(a.a[(size_t)t * a.stride + h] + a.dt_bias[h]);
+    *beta = fp4rt_csigmoid(a.z[(size_t)t * a.stride + h]);
+    *g = a.neg_A[h] * fp4rt_csoftplus(a.a[(size_t)t * a.stride + h] + a.dt_bias[h]);
 }
 
-/* Recurrent, one token. Block (slice, value head h); thread (rg, lane) holds
- * state rows rg + 8 j of column e = slice * 32 + lane in registers. Partial sums
- * over the row groups meet in shared memory. */
+/* Recurrent, one token. Block (slice, value head h): all threads stage the
+ * decayed state slice S_i exp(g) [dk][32] in shared memory; then thread e < 32
+ * runs column slice * 32 + e alone, each sum over i in order as the CPU
+ * (fp4rt_gdn_recurrent): m = sum_i k_i S_i, u = beta (v - m), S_i += k_i u,
+ * o = sum_i q_i S_i; all threads store the slice back. */
 __global__ void __launch_bounds__(GDN_THREADS) gdn_recurrent_kernel(const gdn_args a) {
-    constexpr int RJ = REC_MAX_DK / GDN_RG;
-    __shared__ float qs[REC_MAX_DK], ks[REC_MAX_DK], red[GDN_RG][32];
-    int h = blockIdx.y, lane = threadIdx.x & 31, rg = threadIdx.x >> 5;
-    int e = blockIdx.x * FP4RT_CU_GDN_DVS + lane, kh = h / a.ratio, dk = a.dk, dv = a.dv;
-    bool col = e < dv;
-    for (int i = threadIdx.x; i < dk; i += GDN_THREADS) {
+    constexpr int W = FP4RT_CU_GDN_DVS;
+    __shared__ float qs[REC_MAX_DK], ks[REC_MAX_DK], Ss[REC_MAX_DK * W];
+    int h = blockIdx.y, tid = threadIdx.x, e0 = blockIdx.x * W, kh = h / a.ratio, dk = a.dk, dv = a.dv;
+    for (int i = tid; i < dk; i += GDN_THREADS) {
         qs[i] = a.x[(size_t)kh * dk + i];
         ks[i] = a.x[a.key_dim + (size_t)kh * dk + i];
     }
     float beta, g;
     gate(a, h, 0, &beta, &g);
-    float decay = expf(g);
+    float decay = fp4rt_cexp(g);
     float *S = a.S + (size_t)h * dk * dv;
-    __syncthreads();
-    float sr[RJ], part = 0;
-#pragma unroll
-    for (int j = 0; j < RJ; j++) {
-        int i = rg + GDN_RG * j;
-        sr[j] = col && i < dk ? S[(size_t)i * dv + e] * decay : 0.0f;
-        if (i < dk) part += ks[i] * sr[j];
+    for (int idx = tid; idx < dk * W; idx += GDN_THREADS) {
+        int i = idx / W, e = e0 + idx % W;
+        Ss[idx] = e < dv ? S[(size_t)i * dv + e] * decay : 0.0f;
     }
-    red[rg][lane] = part;
     __syncthreads();
-    float m = 0;
-#pragma unroll
-    for (int r = 0; r < GDN_RG; r++) m += red[r][lane];
-    float u = beta * ((col ? a.x[2 * (size_t)a.key_dim + (size_t)h * dv + e] : 0.0f) - m);
-    __syncthreads(); /* red is reused */
-    part = 0;
-#pragma unroll
-    for (int j = 0; j < RJ; j++) {
-        int i = rg + GDN_RG * j;
-        if (i < dk) {
-            sr[j] += ks[i] * u;
-            part += qs[i] * sr[j];
-            if (col) S[(size_t)i * dv + e] = sr[j];
-        }
-    }
-    red[rg][lane] = part;
-    __syncthreads();
-    if (rg == 0 && col) {
+    if (tid < W && e0 + tid < dv) {
+        int e = e0 + tid;
+        float m = 0;
+        for (int i = 0; i < dk; i++) m = m + ks[i] * Ss[i * W + tid];
+        float u = beta * (a.x[2 * (size_t)a.key_dim + (size_t)h * dv + e] - m);
         float o = 0;
-#pragma unroll
-        for (int r = 0; r < GDN_RG; r++) o += red[r][lane];
+        for (int i = 0; i < dk; i++) {
+            float sv = Ss[i * W + tid] + ks[i] * u;
+            Ss[i * W + tid] = sv;
+            o = o + qs[i] * sv;
+        }
         a.y[(size_t)h * dv + e] = o;
+    }
+    __syncthreads();
+    for (int idx = tid; idx < dk * W; idx += GDN_THREADS) {
+        int i = idx / W, e = e0 + idx % W;
+        if (e < dv) S[(size_t)i * dv + e] = Ss[idx];
     }
 }
 
@@ -176,14 +163,14 @@ __global__ void __launch_bounds__(GDN_THREADS) gdn_chunked_kernel(const gdn_args
             for (int r = 0; r < c; r++) gam[r] = acc += gam[r];
         }
         __syncthreads();
-        if (tid < c) dec[tid] = expf(gam[c - 1] - gam[tid]);
+        if (tid < c) dec[tid] = fp4rt_cexp(gam[c - 1] - gam[tid]);
         /* A[r][s] = beta_r (k_r . k_s) exp(gamma_r - gamma_s), s < r */
         for (int idx = tid; idx < CH * CH; idx += GDN_THREADS) {
             int r = idx / CH, s = idx % CH;
             if (r >= c || s >= r) continue;
             float d = 0;
             for (int i = 0; i < dk; i++) d += Ks[r * kp + i] * Ks[s * kp + i];
-            A[r * (CH + 1) + s] = bet[r] * d * expf(gam[r] - gam[s]);
+            A[r * (CH + 1) + s] = bet[r] * d * fp4rt_cexp(gam[r] - gam[s]);
         }
         /* U[r] = beta_r (v_r - exp(gamma_r) k_r S) */
         for (int idx = tid; idx < c * W; idx += GDN_THREADS) {
@@ -191,7 +178,7 @@ __global__ void __launch_bounds__(GDN_THREADS) gdn_chunked_kernel(const gdn_args
             float ks = 0;
             for (int i = 0; i < dk; i++) ks += Ks[r * kp + i] * Ss[i * W + e];
             float vr = e0 + e < dv ? v[(t0 + r) * rs + e0 + e] : 0.0f;
-            U[r * W + e] = bet[r] * (vr - expf(gam[r]) * ks);
+            U[r * W + e] = bet[r] * (vr - fp4rt_cexp(gam[r]) * ks);
         }
         __syncthreads();
         if (tid < W) /* forward substitution (I + A) U' = U, column tid, rows in order */
@@ -208,21 +195,21 @@ __global__ void __launch_bounds__(GDN_THREADS) gdn_chunked_kernel(const gdn_args
             const float *qr = q + (t0 + r) * rs;
             float d = 0;
             for (int i = 0; i < dk; i++) d += qr[i] * Ks[s * kp + i];
-            A[r * (CH + 1) + s] = d * expf(gam[r] - gam[s]);
+            A[r * (CH + 1) + s] = d * fp4rt_cexp(gam[r] - gam[s]);
         }
         __syncthreads();
         /* O[r] = exp(gamma_r) q_r S + sum_{s <= r} A[r][s] U[s] */
         for (int idx = tid; idx < c * W; idx += GDN_THREADS) {
             int r = idx / W, e = idx % W;
             const float *qr = q + (t0 + r) * rs;
-            float eg = expf(gam[r]), acc = 0;
+            float eg = fp4rt_cexp(gam[r]), acc = 0;
             for (int i = 0; i < dk; i++) acc += (qr[i] * eg) * Ss[i * W + e];
             for (int s = 0; s <= r; s++) acc += A[r * (CH + 1) + s] * U[s * W + e];
             if (e0 + e < dv) o[(t0 + r) * rs + e0 + e] = acc;
         }
         __syncthreads(); /* O read the incoming state */
         /* S <- exp(gamma_last) S + sum_s (k_s exp(gamma_last - gamma_s))^T U[s] */
-        float el = expf(gam[c - 1]);
+        float el = fp4rt_cexp(gam[c - 1]);
         for (int idx = tid; idx < dk * W; idx += GDN_THREADS) {
             int i = idx / W, e = idx % W;
             float sv = Ss[idx] * el;

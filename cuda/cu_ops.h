@@ -11,7 +11,11 @@
  * into kernel arguments. Shapes (n_tokens, flags) are fixed per captured graph.
  *
  * Numerics: the same math as the CPU backend (runtime/cpu_*.c), FP32
- * accumulation; see DESIGN.md "numerics contract". */
+ * accumulation; see DESIGN.md "numerics contract". The families around the
+ * linears (cu_basic.cu, cu_attention.cu, cu_gdn.cu) follow the contract to
+ * the bit (cu_canon.cuh: canon_math.h's exp / log, the CPU's summation order,
+ * no fused multiply-add); the linear families keep fused multiply-add and
+ * their own accumulation order. */
 #ifndef FP4RT_CU_OPS_H
 #define FP4RT_CU_OPS_H
 
@@ -88,7 +92,7 @@ fp4rt_status fp4rt_cu_dequant_nvfp4(cudaStream_t stream, const uint8_t *packed, 
                                     uint16_t *out);
 
 /* The part of the attention and GDN families (cu_attention.cu): ATTENTION needs
- * [n_heads][FP4RT_CU_ATTN_MAX_SPLITS][head_dim + 2] floats of decode partials
+ * [n_heads][FP4RT_ATTN_MAX_SPLITS][head_dim + 2] floats of decode partials
  * (chunk-independent); every other op 0. */
 size_t fp4rt_cu_attn_gdn_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk);
 

@@ -31,12 +31,18 @@ typedef struct fp4rt_buffer fp4rt_buffer; /* backend-defined */
 #define FP4RT_ATTN_MAX_SPLITS 32
 #define FP4RT_ATTN_TILE 16 /* spans are whole tiles of this many positions */
 
-static inline int fp4rt_attn_splits(int n_ctx, int n_tokens) {
+#if defined(__CUDACC__) /* the CUDA kernels use them on the device (cuda/cu_attn_index.h) */
+#define FP4RT_ATTN_FN static inline __host__ __device__
+#else
+#define FP4RT_ATTN_FN static inline
+#endif
+
+FP4RT_ATTN_FN int fp4rt_attn_splits(int n_ctx, int n_tokens) {
     int ns = (n_ctx + FP4RT_ATTN_SPLIT_MIN - 1) / FP4RT_ATTN_SPLIT_MIN;
     return n_tokens > 1 || ns < 1 ? 1 : ns > FP4RT_ATTN_MAX_SPLITS ? FP4RT_ATTN_MAX_SPLITS : ns;
 }
 
-static inline int fp4rt_attn_span(int len, int splits) {
+FP4RT_ATTN_FN int fp4rt_attn_span(int len, int splits) {
     return ((len + splits - 1) / splits + FP4RT_ATTN_TILE - 1) / FP4RT_ATTN_TILE * FP4RT_ATTN_TILE;
 }
 

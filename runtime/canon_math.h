@@ -12,7 +12,8 @@
  * precision over the ranges the runtime uses).
  *
  * This file must be compiled without FP contraction (-ffp-contract=off: the
- * runtime's CMake sets it for the whole library). */
+ * runtime's CMake sets it for the whole library; nvcc: --fmad=false, see
+ * cuda/cu_canon.cuh). Under nvcc every function is __host__ __device__. */
 #ifndef FP4RT_CANON_MATH_H
 #define FP4RT_CANON_MATH_H
 
@@ -20,10 +21,20 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float fp4rt_canon_bits_float(uint32_t u) {
+#if defined(__CUDACC__)
+#define FP4RT_CM_FN static inline __host__ __device__
+#else
+#define FP4RT_CM_FN static inline
+#endif
+
+FP4RT_CM_FN float fp4rt_canon_bits_float(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+    return __uint_as_float(u);
+#else
     float f;
     memcpy(&f, &u, 4);
     return f;
+#endif
 }
 
 /* The constants as float bits, shared verbatim with shaders/canon.glsl. */
@@ -48,7 +59,7 @@ static inline float fp4rt_canon_bits_float(uint32_t u) {
  * output a device could flush); NaN stays NaN. x = k ln2 + r (Cody-Waite,
  * ln 2 = LN2_HI + LN2_LO), |r| <= ln2 / 2, e^r by its Taylor series to r^7 / 7!
  * (truncation < 6e-9) in Horner form, times 2^k. */
-static inline float fp4rt_cexp(float x) {
+FP4RT_CM_FN float fp4rt_cexp(float x) {
     if (x != x) return x;
     if (x > FP4RT_CM(EXP_MAX)) return INFINITY;
     if (x < -87.0f) return 0.0f;
@@ -72,7 +83,7 @@ static inline float fp4rt_cexp(float x) {
  * 1) / (m + 1), |s| < 0.172, by its series to s^11 / 11 (truncation < 2e-11);
  * log u = (log m + e LN2_LO) + e LN2_HI. log(0) = -inf, log(+inf) = +inf,
  * u < 0 or NaN: NaN. */
-static inline float fp4rt_clog(float u) {
+FP4RT_CM_FN float fp4rt_clog(float u) {
     if (!(u >= 0.0f)) return NAN;
     if (u == 0.0f) return -INFINITY;
     if (u == INFINITY) return u;
@@ -100,29 +111,42 @@ static inline float fp4rt_clog(float u) {
 }
 
 /* log(1 + y), y > -1: exact near 0 by the (u - 1) correction. */
-static inline float fp4rt_clog1p(float y) {
+FP4RT_CM_FN float fp4rt_clog1p(float y) {
     float u = 1.0f + y;
     if (u == 1.0f) return y;
     return fp4rt_clog(u) * (y / (u - 1.0f));
 }
 
-static inline float fp4rt_csigmoid(float x) { return 1.0f / (1.0f + fp4rt_cexp(-x)); }
-static inline float fp4rt_csilu(float x) { return x / (1.0f + fp4rt_cexp(-x)); }
+FP4RT_CM_FN float fp4rt_csigmoid(float x) { return 1.0f / (1.0f + fp4rt_cexp(-x)); }
+FP4RT_CM_FN float fp4rt_csilu(float x) { return x / (1.0f + fp4rt_cexp(-x)); }
 /* torch.nn.functional.softplus with threshold 20. */
-static inline float fp4rt_csoftplus(float x) { return x > 20.0f ? x : fp4rt_clog1p(fp4rt_cexp(x)); }
+FP4RT_CM_FN float fp4rt_csoftplus(float x) { return x > 20.0f ? x : fp4rt_clog1p(fp4rt_cexp(x)); }
 
 /* Sum of squares of x[0, n) in the contract's order: chain j sums x_i^2 for i =
- * j, j + 16, ... in order; then ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 +
- * a7)) with a_j = chain j + chain j + 8 (the linear kernels' final tree). */
-static inline float fp4rt_csumsq(const float *x, int n) {
+ * j, j + 16, ... in order (fp4rt_csumsq_chain, j in 0 .. 15); then ((a0 + a4) +
+ * (a1 + a5)) + ((a2 + a6) + (a3 + a7)) with a_j = chain j + chain j + 8 (the
+ * linear kernels' final tree, fp4rt_csumsq_tree). A device may run the 16
+ * chains in 16 threads and the tree in one. */
+FP4RT_CM_FN float fp4rt_csumsq_chain(const float *x, int n, int j) {
+    float c = 0;
+    for (int i = j; i < n; i += 16) c = c + x[i] * x[i];
+    return c;
+}
+
+FP4RT_CM_FN float fp4rt_csumsq_tree(const float *c /* [16] */) {
+    float a[8];
+    for (int j = 0; j < 8; j++) a[j] = c[j] + c[j + 8];
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
+/* The same sum in one pass (the chains interleaved). */
+FP4RT_CM_FN float fp4rt_csumsq(const float *x, int n) {
     float c[16] = {0};
     for (int i = 0; i < n; i++) {
         float p = x[i] * x[i];
         c[i & 15] = c[i & 15] + p;
     }
-    float a[8];
-    for (int j = 0; j < 8; j++) a[j] = c[j] + c[j + 8];
-    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+    return fp4rt_csumsq_tree(c);
 }
 
 #endif

@@ -1,14 +1,20 @@
-/* The CUDA attention and GDN kernels (cuda/cu_attention.cu, cuda/cu_gdn.cu),
- * compiled for the host with the emulation in tests/cu_emu/ (one std::thread per
- * CUDA thread, real barriers and warp shuffles), against the CPU backend: the
- * same ops on the same seeded inputs and states, step after step, comparing the
- * outputs and the carried state (KV cache, conv and GDN state). Shapes: the
- * op-test shapes (head_dim 16, dk 16 / dv 12) and the model's (head_dim 256 with
- * 6 query heads per KV head, partial RoPE, dk = dv = 128), decode (T = 1,
- * flash-decoding splits at long context) and prefill (T > 1: the tiled kernel,
- * the chunked GDN with a partial last chunk). Runs without a GPU; what it cannot
- * check (the device intrinsics, timing, races between blocks) is left to
- * test_backend_ops_cuda on a GPU. */
+/* The CUDA kernels around the linears (cuda/cu_basic.cu, cu_attention.cu,
+ * cu_gdn.cu), compiled for the host with the emulation in tests/cu_emu/ (one
+ * std::thread per CUDA thread, real barriers and warp shuffles), against the CPU
+ * backend: the same ops on the same seeded inputs and states, step after step,
+ * comparing the outputs and the carried state (KV cache, conv and GDN state).
+ * These kernels follow the numerics contract (cuda/cu_canon.cuh) and the host
+ * computes IEEE float operations exactly as the GPU does, so they must give the
+ * CPU's bits (ceiling 0: every value bit-identical); RoPE (cos / sin in double
+ * on the GPU, libm's cosf / sinf on the CPU) keeps an NMSE ceiling. Shapes: the
+ * op-test shapes (head_dim 16, dk 16 / dv 12), odd ones (head_dim 40, dv 40,
+ * norm groups of 37 and 1000) and the model's (head_dim 256 with 6 query heads
+ * per KV head, partial RoPE, dk = dv = 128), decode (T = 1, several of the
+ * contract's splits with n_ctx > 256, empty ones included) and prefill (T > 1:
+ * the tiled kernel over several query and key tiles, the chunked GDN across a
+ * chunk boundary). Runs without a GPU; what it cannot check (the device
+ * intrinsics, timing, races between blocks) is left to test_backend_ops_cuda on
+ * a GPU. */
 #include "cu_ops.h"
 
 #include <math.h>
@@ -77,7 +83,7 @@ struct tcase {
     fp4rt_program p;
     int n_ctx = 64, chunk = 8;
     fp4rt_kv_type kv = FP4RT_KV_F32;
-    double ceiling = 1e-7;
+    double ceiling = 0; /* NMSE ceiling; 0: bit-identical */
 
     tcase(const char *n) : name(n) {
         memset(&w, 0, sizeof w);
@@ -240,6 +246,12 @@ static fp4rt_status run_emu(tcase &c, state &s, const fp4rt_step &step) {
     for (const fp4rt_op &o : c.ops) {
         fp4rt_status st;
         switch (o.kind) {
+        case FP4RT_OP_RMSNORM:
+        case FP4RT_OP_GATED_RMSNORM:
+        case FP4RT_OP_L2NORM: st = fp4rt_cu_op_norm(&cs, &o); break;
+        case FP4RT_OP_SIGMOID_GATE:
+        case FP4RT_OP_SWIGLU:
+        case FP4RT_OP_ADD: st = fp4rt_cu_op_eltwise(&cs, &o); break;
         case FP4RT_OP_ROPE: st = fp4rt_cu_op_rope(&cs, &o); break;
         case FP4RT_OP_KV_APPEND: st = fp4rt_cu_op_kv_append(&cs, &o); break;
         case FP4RT_OP_ATTENTION: st = fp4rt_cu_op_attention(&cs, &o); break;
@@ -252,19 +264,26 @@ static fp4rt_status run_emu(tcase &c, state &s, const fp4rt_step &step) {
     return FP4RT_OK;
 }
 
-/* NMSE of got against ref; a non-finite value on either side fails, except NaN
- * on both (columns between groups that neither side writes stay poisoned). */
+/* NMSE of got against ref, and the number of values whose bits differ; a
+ * non-finite value on either side fails, except NaN on both (columns between
+ * groups that neither side writes stay poisoned). Ceiling 0: every value must
+ * have the reference's bits. */
 static void compare(const char *what, const float *got, const float *ref, size_t n, size_t stride, int rows,
                     int cols, double ceiling, const char *ctx) {
     double err = 0, norm = 0;
-    int bad = 0;
+    int bad = 0, differ = 0, first = -1;
     for (int r = 0; r < rows; r++)
         for (int i = 0; i < cols; i++) {
-            double g = got[(size_t)r * stride + i], f = ref[(size_t)r * stride + i];
+            float gf = got[(size_t)r * stride + i], ff = ref[(size_t)r * stride + i];
+            double g = gf, f = ff;
             if (isnan(g) && isnan(f)) continue; /* a gap neither side writes (poisoned) */
             if (!isfinite(g) || !isfinite(f)) {
                 bad++;
                 continue;
+            }
+            if (memcmp(&gf, &ff, sizeof gf)) {
+                if (first < 0) first = r * cols + i;
+                differ++;
             }
             err += (g - f) * (g - f);
             norm += f * f;
@@ -272,7 +291,12 @@ static void compare(const char *what, const float *got, const float *ref, size_t
     (void)n;
     double nmse = norm > 0 ? err / norm : err;
     if (nmse > g_worst) g_worst = nmse;
-    CHECK(!bad && nmse <= ceiling, "%s: %s: NMSE %.3g (ceiling %.1g), %d non-finite", ctx, what, nmse, ceiling, bad);
+    if (ceiling == 0)
+        CHECK(!bad && !differ, "%s: %s: %d values differ in their bits (first: %d), NMSE %.3g, %d non-finite", ctx,
+              what, differ, first, nmse, bad);
+    else
+        CHECK(!bad && nmse <= ceiling, "%s: %s: NMSE %.3g (ceiling %.1g), %d non-finite", ctx, what, nmse, ceiling,
+              bad);
 }
 
 static double now(void) {
@@ -321,12 +345,14 @@ static void run_case(tcase &c, const fp4rt_step *steps, int n_steps) {
         compare("conv state", emu.conv.data(), cpu.conv.data(), 0, 0, 1, (int)cpu.conv.size(), c.ceiling, ctx);
         compare("GDN state", emu.ssm.data(), cpu.ssm.data(), 0, 0, 1, (int)cpu.ssm.size(), c.ceiling, ctx);
     }
-    printf("%s: %d steps, worst NMSE %.2g (%.1f s)\n", c.name, n_steps, g_worst, now() - t0);
+    printf("%s: %d steps, worst NMSE %.2g (%s) (%.1f s)\n", c.name, n_steps, g_worst,
+           c.ceiling == 0 ? "bits must match" : "NMSE ceiling", now() - t0);
 }
 
 static void case_rope(void) {
     tcase c("ROPE 3x32 stride 40 rot 16 (out of place) + 24x256 stride 512 rot 64 (in place)");
     c.n_ctx = 4096;
+    c.ceiling = 1e-7; /* cos / sin: double on the GPU, libm's float on the CPU */
     int x = c.buf(120, -1, 1), y = c.out(120), q = c.buf(24 * 512, -1, 1);
     fp4rt_op &a = c.op(FP4RT_OP_ROPE);
     a.x = whole(x, 120);
@@ -345,6 +371,57 @@ static void case_rope(void) {
     b.rope_theta = 1e7;
     fp4rt_step steps[] = {mk(1, 7), mk(5, 3), mk(8, 4000)};
     run_case(c, steps, 3);
+}
+
+/* The per-row ops of cu_basic.cu: the norms at odd group sizes (37 in groups 40
+ * apart, 1000 > 16 chains of the sum, 24) and the element-wise ops. */
+static void case_basic(void) {
+    tcase c("RMSNORM / GATED_RMSNORM / L2NORM / SIGMOID_GATE / SWIGLU / ADD");
+    c.chunk = 5;
+    static float w1000[1000], w37[37];
+    for (float &v : w1000) v = frand(0.5f, 1.5f);
+    for (float &v : w37) v = frand(0.5f, 1.5f);
+    int x = c.buf(1000, -2, 2), y = c.out(1000), g = c.buf(120, -3, 3), z = c.buf(120, -6, 6), gy = c.out(120);
+    int l2 = c.buf(96, -1, 1), sx = c.buf(130, -2, 2), sz = c.buf(130, -9, 9), sy = c.out(130);
+    fp4rt_op &a = c.op(FP4RT_OP_RMSNORM);
+    a.x = whole(x, 1000);
+    a.y = whole(y, 1000);
+    a.w = w1000;
+    a.n_groups = 1;
+    a.group_dim = 1000;
+    a.eps = 1e-6f;
+    fp4rt_op &b = c.op(FP4RT_OP_GATED_RMSNORM);
+    b.x = whole(g, 120);
+    b.z = whole(z, 120);
+    b.y = whole(gy, 120);
+    b.w = w37;
+    b.n_groups = 3;
+    b.group_dim = 37;
+    b.group_stride = 40;
+    b.eps = 1e-6f;
+    fp4rt_op &d = c.op(FP4RT_OP_L2NORM);
+    d.x = d.y = whole(l2, 96); /* in place */
+    d.n_groups = 4;
+    d.group_dim = 24;
+    d.group_stride = 24;
+    d.eps = 1e-6f;
+    d.scale = 0.2041241f;
+    fp4rt_op &e = c.op(FP4RT_OP_SIGMOID_GATE);
+    e.x = e.y = whole(g, 120); /* in place, the groups of the gated norm's input */
+    e.z = whole(z, 120);
+    e.n_groups = 3;
+    e.group_dim = 37;
+    e.group_stride = 40;
+    e.z_group_stride = 40;
+    fp4rt_op &f = c.op(FP4RT_OP_SWIGLU);
+    f.x = whole(sx, 130);
+    f.z = whole(sz, 130);
+    f.y = whole(sy, 130);
+    fp4rt_op &h = c.op(FP4RT_OP_ADD);
+    h.x = h.y = whole(y, 1000);
+    h.z = whole(x, 1000);
+    fp4rt_step steps[] = {mk(1, 0), mk(5, 1)};
+    run_case(c, steps, 2);
 }
 
 static void case_attention(fp4rt_kv_type kv, int nh, int nkv, int hd, int n_ctx, const fp4rt_step *steps,
@@ -416,7 +493,7 @@ static void case_gdn(int kh, int vh, int dk, int dv, int n_steps, const char *na
     run_case(c, steps, n_steps);
 }
 
-/* argv[1] "full": also the long-context steps (64 splits; minutes, not for CI). */
+/* argv[1] "full": also the long-context steps (18 splits of 256) and every cache type at head_dim 256. */
 int fp4rt_emu_case_sample(void);
 
 int main(int argc, char **argv) {
@@ -427,21 +504,29 @@ int main(int argc, char **argv) {
     const fp4rt_kv_type kvs[] = {FP4RT_KV_F32, FP4RT_KV_BF16, FP4RT_KV_FP8};
     const char *small[] = {"ATTENTION 6q/2kv hd16 F32", "ATTENTION 6q/2kv hd16 BF16", "ATTENTION 6q/2kv hd16 FP8"};
     const char *big[] = {"ATTENTION 6q/1kv hd256 F32", "ATTENTION 6q/1kv hd256 BF16", "ATTENTION 6q/1kv hd256 FP8"};
-    /* decode at 10 keys (one split) and 201 (4 splits of 64, the last one short);
-     * prefill over 1 and 2 query tiles; full: decode at 4501 keys (64 splits of 96) */
+    /* n_ctx 4600: 18 splits. Decode at 10 keys (one span of 16, 17 empty) and 201
+     * (13 spans of 16, the last one short, 5 empty); prefill over 1 and 3 query
+     * tiles; full: decode at 4501 keys (18 spans of 256) */
     fp4rt_step s_small[] = {mk(1, 9), mk(4, 5), mk(33, 10), mk(1, 200),
                             mk(1, 4500)};
-    /* head_dim 256, 6 query heads per KV head (the 27B's); decode at 1 and 131 keys
-     * (3 splits), prefill of 37 rows (2 query tiles, 3 key tiles) */
+    /* head_dim 256, 6 query heads per KV head (the 27B's), n_ctx 600 (3 splits);
+     * decode at 1 key (one non-empty split) and 131 keys (3 spans of 48, the last
+     * one short), prefill of 37 rows (3 query tiles, 3 key tiles) */
     fp4rt_step s_big[] = {mk(1, 0), mk(1, 130), mk(37, 30)};
     for (int i = 0; i < 3; i++) {
         /* the cache types differ only in the KV loads and stores: one decode and one
          * prefill step each; BF16 (the default cache) gets every step */
         int n_small = full ? 5 : kvs[i] == FP4RT_KV_BF16 ? 4 : 2;
         case_attention(kvs[i], 6, 2, 16, 4600, s_small, n_small, small[i]);
-        if (full || kvs[i] == FP4RT_KV_BF16) case_attention(kvs[i], 6, 1, 256, 200, s_big, 3, big[i]);
+        if (full || kvs[i] == FP4RT_KV_BF16) case_attention(kvs[i], 6, 1, 256, 600, s_big, 3, big[i]);
     }
+    /* head_dim 40 (lanes past a warp), 5 query heads per KV head, n_ctx 300 (2
+     * splits): decode at 290 keys (spans of 160 and 130), prefill of 18 rows */
+    fp4rt_step s_odd[] = {mk(1, 289), mk(18, 200)};
+    case_attention(FP4RT_KV_BF16, 5, 1, 40, 300, s_odd, 2, "ATTENTION 5q/1kv hd40 BF16");
+    case_basic();
     case_gdn(2, 6, 16, 12, 4, "CONV1D_SILU + GATED_DELTA 2k/6v dk16 dv12");
+    case_gdn(1, 2, 24, 40, 4, "CONV1D_SILU + GATED_DELTA 1k/2v dk24 dv40");
     failures += fp4rt_emu_case_sample(); /* cu_emu_sample.cpp: top-k and argmax against the CPU sampler */
     case_gdn(2, 6, 128, 128, full ? 4 : 3, "CONV1D_SILU + GATED_DELTA 2k/6v dk128 dv128");
     /* an unsupported shape fails with a message instead of computing */

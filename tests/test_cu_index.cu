@@ -1,7 +1,7 @@
 /* Host unit test of the CUDA attention / GDN index arithmetic (cuda/cu_attn_index.h),
- * built with nvcc; runs without a GPU. Checks the flash-decoding split ranges
- * (cover the keys exactly once, never more splits than the grid has), the merge
- * of split partials against a direct softmax, the causal key range of a prefill
+ * built with nvcc; runs without a GPU. Checks the contract's decode splits
+ * (cover the positions exactly once, never more splits than the grid has), the
+ * merge of split partials against a direct softmax, the causal key range of a prefill
  * tile and the GDN chunk boundaries (the CPU's chunk). */
 #include "cu_attn_index.h"
 
@@ -25,31 +25,35 @@ static int failures;
         }                                                                                          \
     } while (0)
 
+/* The contract's decode splits (backend.h): at most FP4RT_ATTN_MAX_SPLITS (the
+ * grid), spans that cover positions 0 .. len - 1 once, in order, whole tiles
+ * of FP4RT_ATTN_TILE but for the last non-empty one, empty ones only at the end. */
 static void test_split_ranges(void) {
-    const int S = FP4RT_CU_ATTN_MAX_SPLITS;
-    int counts_seen[FP4RT_CU_ATTN_MAX_SPLITS + 1] = {0};
-    for (int n = 1; n <= 300000; n += (n < 5000 ? 1 : 997)) {
-        int per = fp4rt_cu_split_len(n, S, FP4RT_CU_ATTN_SPLIT_MIN, FP4RT_CU_ATTN_TILE);
-        int cnt = fp4rt_cu_split_count(n, per);
-        CHECK(per % FP4RT_CU_ATTN_TILE == 0 && per >= FP4RT_CU_ATTN_SPLIT_MIN, "n %d per %d", n, per);
-        CHECK(cnt >= 1 && cnt <= S, "n %d: %d splits", n, cnt);
-        counts_seen[cnt]++;
-        int next = 0, nonempty = 0;
-        for (int i = 0; i < S; i++) { /* every block of the grid */
-            int k0, k1;
-            fp4rt_cu_split_range(n, per, i, &k0, &k1);
-            if (k0 >= k1) {
-                CHECK(i >= cnt, "n %d: split %d of %d empty", n, i, cnt);
-                continue;
+    const int S = FP4RT_ATTN_MAX_SPLITS;
+    int counts_seen[FP4RT_ATTN_MAX_SPLITS + 1] = {0};
+    for (int n_ctx : {1, 16, 255, 256, 257, 600, 4096, 8192, 8193, 40000, 262144}) {
+        int ns = fp4rt_attn_splits(n_ctx, 1);
+        CHECK(ns >= 1 && ns <= S, "n_ctx %d: %d splits", n_ctx, ns);
+        CHECK(fp4rt_attn_splits(n_ctx, 2) == 1, "n_ctx %d: prefill runs one span", n_ctx);
+        counts_seen[ns]++;
+        for (int len = 1; len <= n_ctx; len += len < 3000 ? 1 : 997) {
+            int next = 0, empty_seen = 0;
+            for (int i = 0; i < S; i++) {
+                int b, e;
+                fp4rt_cu_attn_span_range(len, ns, i, &b, &e);
+                if (i >= ns) break; /* blocks past ns exit */
+                if (b >= e) {
+                    empty_seen = 1;
+                    continue;
+                }
+                CHECK(!empty_seen, "n_ctx %d len %d: split %d non-empty after an empty one", n_ctx, len, i);
+                CHECK(b == next, "n_ctx %d len %d: split %d starts at %d, expected %d", n_ctx, len, i, b, next);
+                CHECK(ns == 1 || e == len || (e - b) % FP4RT_ATTN_TILE == 0, "n_ctx %d len %d: split %d of %d",
+                      n_ctx, len, i, e - b);
+                next = e;
             }
-            CHECK(i < cnt, "n %d: split %d past the count %d has keys", n, i, cnt);
-            CHECK(k0 == next, "n %d: split %d starts at %d, expected %d", n, i, k0, next);
-            CHECK(k1 - k0 <= per, "n %d: split %d has %d keys > %d", n, i, k1 - k0, per);
-            next = k1;
-            nonempty++;
+            CHECK(next == len, "n_ctx %d len %d: splits cover %d positions", n_ctx, len, next);
         }
-        CHECK(next == n, "n %d: splits cover %d keys", n, next);
-        CHECK(nonempty == cnt, "n %d: %d non-empty splits, count %d", n, nonempty, cnt);
     }
     /* short contexts use one split, long ones the whole grid */
     CHECK(counts_seen[1] > 0 && counts_seen[S] > 0, "split counts 1 and %d both occur", S);
@@ -60,33 +64,38 @@ static float frand(unsigned *s) {
     return (float)((*s >> 8) & 0xffff) / 65536.0f * 2.0f - 1.0f;
 }
 
-/* Partials computed per split as the decode kernel defines them, merged with the
- * kernel's merge, against a direct softmax in double. */
+/* Partials computed per span by the contract's online softmax (as the decode
+ * kernel), merged with the kernel's merge, against a direct softmax in double;
+ * records past the split count are poisoned and must stay unread. */
 static void test_merge(void) {
     unsigned seed = 12345;
-    const int hd = 40, nh = 3;
-    for (int n : {1, 2, 63, 64, 65, 100, 1000, 4097, 9000}) {
-        int per = fp4rt_cu_split_len(n, FP4RT_CU_ATTN_MAX_SPLITS, FP4RT_CU_ATTN_SPLIT_MIN, FP4RT_CU_ATTN_TILE);
-        int cnt = fp4rt_cu_split_count(n, per);
+    const int hd = 40, nh = 3, n_ctx = 8192;
+    int ns = fp4rt_attn_splits(n_ctx, 1);
+    for (int n : {1, 2, 15, 16, 17, 100, 1000, 4097, 8192}) {
         float *sc = (float *)malloc(sizeof(float) * n), *v = (float *)malloc(sizeof(float) * n * hd);
         size_t ws = (size_t)fp4rt_cu_attn_part_off(nh, 0, hd);
         float *part = (float *)malloc(sizeof(float) * ws);
-        for (size_t i = 0; i < ws; i++) part[i] = NAN; /* records past the count must stay unread */
+        for (size_t i = 0; i < ws; i++) part[i] = NAN;
         for (int h = 0; h < nh; h++) {
             for (int p = 0; p < n; p++) sc[p] = 8.0f * frand(&seed);
             for (int i = 0; i < n * hd; i++) v[i] = frand(&seed);
-            for (int sp = 0; sp < cnt; sp++) {
-                int k0, k1;
-                fp4rt_cu_split_range(n, per, sp, &k0, &k1);
+            for (int sp = 0; sp < ns; sp++) {
+                int b, e;
+                fp4rt_cu_attn_span_range(n, ns, sp, &b, &e);
                 float *rec = part + fp4rt_cu_attn_part_off(h, sp, hd);
                 CHECK(rec + hd + 2 <= part + ws, "record of head %d split %d inside the workspace", h, sp);
                 float m = -INFINITY, l = 0;
-                for (int p = k0; p < k1; p++) m = fmaxf(m, sc[p]);
-                for (int e = 0; e < hd; e++) rec[e] = 0;
-                for (int p = k0; p < k1; p++) {
-                    float w = expf(sc[p] - m);
-                    l += w;
-                    for (int e = 0; e < hd; e++) rec[e] += w * v[p * hd + e];
+                for (int i = 0; i < hd; i++) rec[i] = 0;
+                for (int p = b; p < e; p++) {
+                    if (sc[p] > m) {
+                        float c = fp4rt_cexp(m - sc[p]);
+                        l = l * c;
+                        for (int i = 0; i < hd; i++) rec[i] = rec[i] * c;
+                        m = sc[p];
+                    }
+                    float w = fp4rt_cexp(sc[p] - m);
+                    l = l + w;
+                    for (int i = 0; i < hd; i++) rec[i] = rec[i] + w * v[p * hd + i];
                 }
                 rec[hd] = m;
                 rec[hd + 1] = l;
@@ -99,7 +108,7 @@ static void test_merge(void) {
                 double ref = 0;
                 for (int p = 0; p < n; p++) ref += exp(sc[p] - mx) * v[p * hd + e];
                 ref /= den;
-                float got = fp4rt_cu_attn_merge_lane(part + fp4rt_cu_attn_part_off(h, 0, hd), cnt, hd, e);
+                float got = fp4rt_cu_attn_merge_lane(part + fp4rt_cu_attn_part_off(h, 0, hd), ns, hd, e);
                 CHECK(isfinite(got), "n %d head %d lane %d: %g", n, h, e, got);
                 err += (got - ref) * (got - ref);
                 ref2 += ref * ref;
@@ -113,7 +122,7 @@ static void test_merge(void) {
 }
 
 static void test_prefill_tiles(void) {
-    const int bq = 32;
+    const int bq = 16;
     for (int pos0 : {0, 1, 31, 500})
         for (int T : {2, 17, 32, 33, 600}) {
             for (int t0 = 0; t0 < T; t0 += bq) {

@@ -5,20 +5,14 @@
 #ifndef FP4RT_CU_EMU_FP8_H
 #define FP4RT_CU_EMU_FP8_H
 #include <stdint.h>
+
+#include "cuda_fp16.h"
 extern "C" {
 #include "numfmt.h"
 }
 typedef uint8_t __nv_fp8_storage_t;
 typedef enum { __NV_E4M3, __NV_E5M2 } __nv_fp8_interpretation_t;
 typedef enum { __NV_NOSAT, __NV_SATFINITE } __nv_saturation_t;
-struct __half_raw {
-    float value; /* the emulation keeps the (exact) value as float */
-};
-struct __half {
-    float value;
-    __half(__half_raw r) : value(r.value) {}
-};
-inline float __half2float(__half h) { return h.value; }
 inline __half_raw __nv_cvt_fp8_to_halfraw(__nv_fp8_storage_t x, __nv_fp8_interpretation_t) {
     return {fp4rt_e4m3_to_f32(x)};
 }

@@ -1,4 +1,4 @@
-/* Host emulation of the few CUDA features the attention / GDN kernels use
+/* Host emulation of the few CUDA features the non-linear kernels use
  * (tests/test_cu_emu.cpp), standing in for <cuda_runtime.h> when the kernels
  * are compiled by the host C++ compiler with -DFP4RT_CU_EMU (this directory
  * first on the include path). A launch runs its blocks one after another; each
@@ -7,8 +7,9 @@
  * barriers over the warp) keep their meaning. __shared__ arrays become static
  * (blocks never overlap); dynamic shared memory is poisoned with NaN before each
  * block. Device intrinsics compute what the CUDA documentation specifies.
- * Not a CUDA runtime: only what cuda/cu_attention.cu, cuda/cu_gdn.cu and
- * cuda/cu_sample.cu need. */
+ * Not a CUDA runtime: only what cuda/cu_basic.cu, cu_attention.cu, cu_gdn.cu
+ * and cu_sample.cu need. The test is compiled with -ffp-contract=off, so float
+ * operations round as on a GPU compiled with --fmad=false. */
 #ifndef FP4RT_CU_EMU_RUNTIME_H
 #define FP4RT_CU_EMU_RUNTIME_H
 
