@@ -39,14 +39,18 @@ void main() {
             barrier();
         }
         float amax = red[0];
-        s = amax > 0.0 ? amax / 2688.0 : 1.0;
+        // `precise`: a compiler may turn a division by a constant into a
+        // multiplication by its (rounded) reciprocal; the CPU divides
+        precise float rs = amax / 2688.0;
+        s = amax > 0.0 ? rs : 1.0;
         if (i == 0u) q[pc.post_off + t] = s * pc.weight_scale;
     }
     uint k0 = i * 16u;
     if (k0 >= pc.K) return;
     float amax = 0.0;
     for (uint j = 0; j < 16u; j++) amax = max(amax, abs(x[xb + k0 + j]));
-    float sf = round_e4m3(min(amax / 6.0 / s, 448.0));
+    precise float a6 = amax / 6.0, as = a6 / s;
+    float sf = round_e4m3(min(as, 448.0));
     if (sf == 0.0) {
         for (uint j = 0; j < 16u; j++) q[qb + k0 + j] = 0.0;
         return;

@@ -291,6 +291,10 @@ static double variance(const float *a, size_t n) {
     return v / (double)n;
 }
 
+/* 0 on a software Vulkan device (lavapipe): under the numerics contract its
+ * logits equal the CPU's bit for bit; 1e-6 on a GPU */
+static double g_vk_ceiling = 1e-6;
+
 /* full: also the Vulkan prefill and greedy runs (the slow part under validation) */
 static void test_model(const char *dir, const char *vk_dev, int full) {
     int V = 0;
@@ -325,13 +329,13 @@ static void test_model(const char *dir, const char *vk_dev, int full) {
         if (vk_dec) {
             double e = test_nmse(vk_dec, on, nv);
             printf("  %s decode vs CPU decode NMSE %.3g\n", vk_dev, e);
-            CHECK_MSG(e <= 1e-6, "vulkan decode vs CPU with fp4-activations: NMSE %g", e);
+            CHECK_MSG(e <= g_vk_ceiling, "vulkan decode vs CPU with fp4-activations: NMSE %g", e);
             CHECK_MSG(strstr(line, "fp4-activations") != NULL, "device line '%s'", line);
         }
         if (vk_pre) {
             double e = test_nmse(vk_pre, on_pre, nv);
             printf("  %s prefill vs CPU prefill NMSE %.3g\n", vk_dev, e);
-            CHECK_MSG(e <= 1e-6, "vulkan prefill vs CPU with fp4-activations: NMSE %g", e);
+            CHECK_MSG(e <= g_vk_ceiling, "vulkan prefill vs CPU with fp4-activations: NMSE %g", e);
         }
         if (full) {
             int32_t g_cpu[32] = {0}, g_vk[32] = {1};
@@ -369,6 +373,7 @@ int main(void) {
     char devname[32];
     fp4rt_vk_device_desc d;
     if (test_vk_pick_device(devname, sizeof devname, &d)) vk_dev = devname;
+    if (vk_dev && d.software) g_vk_ceiling = 0;
 #endif
     test_model(FIXTURE, vk_dev, 0);
     test_model(dyn, vk_dev, 1);
