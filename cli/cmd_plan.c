@@ -1,5 +1,5 @@
 /* fp4rt plan: bytes of each part (weights, KV cache, GDN state, scratch,
- * logits) for a context length, from a checkpoint or from a named config and a
+ * logits, the GPU backends' RoPE table) for a context length, from a checkpoint or from a named config and a
  * quantization recipe alone (nothing is allocated or written). */
 #include "commands.h"
 
@@ -34,7 +34,7 @@ static void print_plan(const fp4rt_config *cfg, const fp4rt_memory_plan *p,
                    (unsigned long long)t->modules[f], (unsigned long long)t->tensors[f],
                    fp4rt_cli_bytes(t->bytes[f], b, sizeof b), (unsigned long long)t->bytes[f]);
     }
-    uint64_t total = p->weights + p->kv + p->conv + p->ssm + p->scratch + p->logits;
+    uint64_t total = p->weights + p->kv + p->conv + p->ssm + p->scratch + p->logits + p->rope;
     printf("weights      %12s  (%llu bytes; %.2f GB)\n", fp4rt_cli_bytes(p->weights, b, sizeof b),
            (unsigned long long)p->weights, p->weights / 1e9);
     printf("  read per decode token %s\n", fp4rt_cli_bytes(p->weights_per_token, b, sizeof b));
@@ -45,6 +45,8 @@ static void print_plan(const fp4rt_config *cfg, const fp4rt_memory_plan *p,
     printf("gdn state    %12s  (F32)\n", fp4rt_cli_bytes(p->ssm, b, sizeof b));
     printf("scratch      %12s  (chunk %d)\n", fp4rt_cli_bytes(p->scratch, b, sizeof b), sp->prefill_chunk);
     printf("logits       %12s\n", fp4rt_cli_bytes(p->logits, b, sizeof b));
+    printf("rope table   %12s  (GPU backends: cos / sin of %d positions, F32)\n",
+           fp4rt_cli_bytes(p->rope, b, sizeof b), sp->n_ctx);
     printf("total        %12s  (%llu bytes)\n", fp4rt_cli_bytes(total, b, sizeof b), (unsigned long long)total);
 }
 

@@ -5,6 +5,8 @@
  * order, scores d = sum_e q_e k_e in e order then d * scale, exp from
  * canon_math.h, the contract's decode splits and merge, no fused multiply-add:
  * the bits of runtime/cpu_attention.c. FP32 throughout (no tensor cores).
+ * RoPE reads cos / sin from a table the host builds with the CPU's cosf / sinf
+ * (fp4rt_cu_rope_table), so its bits are the CPU's too.
  *
  * Positions come from s->d_step->pos0 on the device; grids depend only on the
  * shapes (n_tokens, heads), so a decode step can be captured in a CUDA graph.
@@ -18,6 +20,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <math.h>
+#include <stdlib.h>
 
 namespace {
 
@@ -61,22 +64,21 @@ template <int KV> __device__ __forceinline__ void kv_store(void *kv, size_t idx,
 
 struct rope_args {
     float *x, *y;
-    int stride; /* floats between rows */
-    int n_groups, group_dim, group_stride, rotary_dim;
-    float inv_freq[ROPE_MAX_HALF]; /* the CPU's FP32 values, computed on the host */
+    const float *tab; /* [n_pos][rotary_dim / 2][2] (cos, sin): fp4rt_cu_rope_table */
+    int stride;       /* floats between rows */
+    int n_groups, group_dim, group_stride, rotary_dim, n_pos;
 };
 
 /* One block per row t; thread j handles frequency j for every group. cos / sin
- * are evaluated in double and rounded to FP32: the correctly rounded value,
- * which glibc's cosf / sinf (the CPU's table) also return to within 0.56 ulp. */
+ * of position pos0 + t come from the host-built table (the CPU's cosf / sinf
+ * bits); the rotation rounds each product and sum, as the CPU. */
 __global__ void rope_kernel(const __grid_constant__ rope_args a, const fp4rt_cu_step_info *st) {
-    int t = blockIdx.x, half = a.rotary_dim / 2;
-    float pos = (float)(st->pos0 + t);
-    const float *x = a.x + (size_t)t * a.stride;
+    int t = blockIdx.x, half = a.rotary_dim / 2, pos = st->pos0 + t;
+    if (pos < 0 || pos >= a.n_pos) return; /* the core rejects such steps; never read past the table */
+    const float *x = a.x + (size_t)t * a.stride, *cs = a.tab + (size_t)pos * half * 2;
     float *y = a.y + (size_t)t * a.stride;
     for (int j = threadIdx.x; j < half; j += blockDim.x) {
-        double ang = (double)__fmul_rn(pos, a.inv_freq[j]); /* the CPU's FP32 angle */
-        float c = (float)cos(ang), sn = (float)sin(ang);
+        float c = cs[2 * j], sn = cs[2 * j + 1];
         for (int g = 0; g < a.n_groups; g++) {
             size_t o = (size_t)g * a.group_stride;
             float x1 = x[o + j], x2 = x[o + j + half];
@@ -338,22 +340,56 @@ size_t fp4rt_cu_attn_gdn_workspace_bytes(const fp4rt_program *p, const fp4rt_op 
     return (size_t)fp4rt_cu_attn_part_off(op->n_groups, 0, op->group_dim) * sizeof(float);
 }
 
+fp4rt_status fp4rt_cu_rope_table(const fp4rt_program *p, int n_ctx, float **tab, size_t *n_floats) {
+    *tab = NULL;
+    *n_floats = 0;
+    const fp4rt_op *rope = NULL;
+    for (int i = 0; i < p->n_ops; i++) {
+        const fp4rt_op *op = &p->ops[i];
+        if (op->kind != FP4RT_OP_ROPE) continue;
+        if (rope && (rope->rotary_dim != op->rotary_dim || rope->rope_theta != op->rope_theta))
+            return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: RoPE ops with different rotary_dim / theta");
+        rope = op;
+    }
+    if (!rope || n_ctx < 1) return FP4RT_OK;
+    int half = rope->rotary_dim / 2;
+    if (rope->rotary_dim < 2 || rope->rotary_dim % 2 || half > ROPE_MAX_HALF)
+        return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: RoPE with rotary_dim %d", rope->rotary_dim);
+    size_t n = (size_t)n_ctx * half * 2;
+    float *t = (float *)malloc(n * sizeof(float)), inv_freq[ROPE_MAX_HALF];
+    if (!t) return fp4rt_cu_fail(FP4RT_OUT_OF_MEMORY, "out of memory building the RoPE table (%zu bytes)", n * 4);
+    /* exactly the CPU's FP32 expressions (cpu_attention.c), as transformers */
+    for (int j = 0; j < half; j++)
+        inv_freq[j] = 1.0f / powf((float)rope->rope_theta, (float)(2 * j) / (float)rope->rotary_dim);
+    for (int pos = 0; pos < n_ctx; pos++)
+        for (int j = 0; j < half; j++) {
+            float ang = (float)pos * inv_freq[j];
+            t[((size_t)pos * half + j) * 2] = cosf(ang);
+            t[((size_t)pos * half + j) * 2 + 1] = sinf(ang);
+        }
+    *tab = t;
+    *n_floats = n;
+    return FP4RT_OK;
+}
+
 fp4rt_status fp4rt_cu_op_rope(const fp4rt_cu_step *s, const fp4rt_op *op) {
     int half = op->rotary_dim / 2;
     if (op->rotary_dim < 2 || op->rotary_dim % 2 || half > ROPE_MAX_HALF || op->rotary_dim > op->group_dim)
         return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: RoPE with rotary_dim %d, head_dim %d", op->rotary_dim,
                              op->group_dim);
+    if (!s->rope_tab || s->rope_dim != op->rotary_dim || s->rope_theta != op->rope_theta)
+        return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: no RoPE table for rotary_dim %d, theta %g", op->rotary_dim,
+                             op->rope_theta);
     rope_args a;
     a.x = view_base(s, op->x);
     a.y = view_base(s, op->y);
+    a.tab = s->rope_tab;
     a.stride = s->p->arena_width;
     a.n_groups = op->n_groups;
     a.group_dim = op->group_dim;
     a.group_stride = op->group_stride;
     a.rotary_dim = op->rotary_dim;
-    /* exactly the CPU's inv_freq (cpu_attention.c), as transformers computes it */
-    for (int j = 0; j < half; j++)
-        a.inv_freq[j] = 1.0f / powf((float)op->rope_theta, (float)(2 * j) / (float)op->rotary_dim);
+    a.n_pos = s->rope_ctx;
     FP4RT_CU_LAUNCH(rope_kernel, s->step->n_tokens, 128, 0, s->stream, a, s->d_step);
     return fp4rt_cu_check_launch("rope");
 }

@@ -5,7 +5,8 @@
  * once per host pointer, streamed from the mmapped checkpoint into one device
  * allocation); run (the op recorders in program order on the stream; decode
  * steps captured once into a CUDA graph and replayed with only the device step
- * info changing); synchronize; describe.
+ * info changing); synchronize; describe. Per (program, chunk, n_ctx), before a
+ * step is recorded: the op workspace and the RoPE table (ensure_workspace).
  *
  * Ordering: everything goes through c->stream, so uploads, clears, steps and
  * downloads happen in call order; run returns without waiting, a download or
@@ -40,6 +41,7 @@ static void cu_destroy(void *vc) {
     fp4rt_cu_sample_free(c);
     cudaFree(c->weights);
     cudaFree(c->workspace);
+    cudaFree(c->rope_tab);
     cudaFree(c->d_step);
     cudaFreeHost(c->staging);
     for (int i = 0; i < 2; i++)
@@ -401,31 +403,74 @@ void *fp4rt_cu_workspace(const fp4rt_cu_step *s, size_t bytes) {
     return s->c->workspace;
 }
 
-static fp4rt_status ensure_workspace(fp4rt_cu_ctx *c, const fp4rt_program *p, int chunk) {
-    if (c->workspace && c->ws_program == p && c->ws_chunk == chunk) return FP4RT_OK; /* every step: no op walk */
+/* The program's RoPE table for n_ctx positions (fp4rt_cu_rope_table), built on
+ * the host and uploaded once per (program, n_ctx): never while a graph is
+ * captured, never per step. A table of as many positions or more is kept. */
+static fp4rt_status ensure_rope_table(fp4rt_cu_ctx *c, const fp4rt_program *p, int n_ctx) {
+    if (c->rope_program == p && c->rope_ctx >= n_ctx) return FP4RT_OK;
+    float *tab = NULL;
+    size_t n = 0;
+    fp4rt_status st = fp4rt_cu_rope_table(p, n_ctx, &tab, &n);
+    if (st) return st;
+    cudaStreamSynchronize(c->stream); /* no step still reads the old table */
+    cudaFree(c->rope_tab);
+    c->rope_tab = NULL;
+    c->rope_program = NULL;
+    c->rope_ctx = c->rope_dim = 0;
+    if (tab) {
+        cudaError_t e = cudaMalloc((void **)&c->rope_tab, n * sizeof(float));
+        if (e) {
+            cudaGetLastError();
+            c->rope_tab = NULL;
+            free(tab);
+            return fp4rt_cu_fail(FP4RT_OUT_OF_MEMORY, "cuda:%d: RoPE table of %zu bytes: %s", c->device,
+                                 n * sizeof(float), cudaGetErrorString(e));
+        }
+        st = upload(c, c->rope_tab, tab, n * sizeof(float)); /* copied to staging before it returns */
+        free(tab);
+        if (st) return fp4rt_cu_host->fail_context(st, "cuda: uploading the RoPE table");
+        for (int i = 0; i < p->n_ops; i++) /* fp4rt_cu_rope_table checked that all agree */
+            if (p->ops[i].kind == FP4RT_OP_ROPE) {
+                c->rope_dim = p->ops[i].rotary_dim;
+                c->rope_theta = p->ops[i].rope_theta;
+                break;
+            }
+        c->rope_ctx = n_ctx;
+    }
+    c->rope_program = p;
+    return FP4RT_OK;
+}
+
+static fp4rt_status ensure_workspace(fp4rt_cu_ctx *c, const fp4rt_program *p, const fp4rt_session_buffers *sb) {
+    int chunk = sb->chunk;
+    if (c->workspace && c->ws_program == p && c->ws_chunk == chunk && c->ws_n_ctx == sb->n_ctx)
+        return FP4RT_OK; /* every step: no op walk */
+    c->ws_program = NULL; /* set once everything below succeeded */
+    fp4rt_status st = ensure_rope_table(c, p, sb->n_ctx);
+    if (st) return st;
     size_t need = 0;
     for (int i = 0; i < p->n_ops; i++) {
         need = std::max(need, fp4rt_cu_workspace_bytes(p, &p->ops[i], chunk));
         need = std::max(need, fp4rt_cu_workspace_bytes(p, &p->ops[i], 1));
     }
+    if (need > c->workspace_bytes) {
+        need = (need + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+        cudaStreamSynchronize(c->stream);
+        cudaFree(c->workspace);
+        c->workspace = NULL;
+        c->workspace_bytes = 0;
+        cudaError_t e = cudaMalloc(&c->workspace, need);
+        if (e) {
+            cudaGetLastError();
+            c->workspace = NULL;
+            return fp4rt_cu_fail(FP4RT_OUT_OF_MEMORY, "cuda:%d: workspace of %zu bytes: %s", c->device, need,
+                                 cudaGetErrorString(e));
+        }
+        c->workspace_bytes = need;
+    }
     c->ws_program = p;
     c->ws_chunk = chunk;
-    if (need <= c->workspace_bytes) return FP4RT_OK;
-    c->ws_program = NULL; /* set again once the allocation succeeds */
-    need = (need + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
-    cudaStreamSynchronize(c->stream);
-    cudaFree(c->workspace);
-    c->workspace = NULL;
-    c->workspace_bytes = 0;
-    cudaError_t e = cudaMalloc(&c->workspace, need);
-    if (e) {
-        cudaGetLastError();
-        c->workspace = NULL;
-        return fp4rt_cu_fail(FP4RT_OUT_OF_MEMORY, "cuda:%d: workspace of %zu bytes: %s", c->device, need,
-                             cudaGetErrorString(e));
-    }
-    c->workspace_bytes = need;
-    c->ws_program = p;
+    c->ws_n_ctx = sb->n_ctx;
     return FP4RT_OK;
 }
 
@@ -503,6 +548,7 @@ static fp4rt_status run_graph(fp4rt_cu_ctx *c, fp4rt_cu_step *s) {
     k.workspace = c->workspace;
     k.workspace_bytes = c->workspace_bytes;
     k.d_step = c->d_step;
+    k.rope_tab = c->rope_tab;
     if (!c->graph || memcmp(&k, &c->graph_key, sizeof k)) {
         if (c->graph) cudaGraphExecDestroy(c->graph);
         c->graph = NULL;
@@ -544,7 +590,7 @@ static fp4rt_status cu_run(void *vc, const fp4rt_program *p, const fp4rt_session
         return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "cuda: a greedy pick of a step without logits");
     cudaSetDevice(c->device);
     fp4rt_status st = cu_prepare(c, p);
-    if (!st) st = ensure_workspace(c, p, sb->chunk);
+    if (!st) st = ensure_workspace(c, p, sb);
     if (!st) st = ensure_step_info(c, sb->chunk);
     if (st) return st;
     /* the step info, through a pinned slot whose previous copy has finished */
@@ -560,7 +606,8 @@ static fp4rt_status cu_run(void *vc, const fp4rt_program *p, const fp4rt_session
                             c->stream), "copying the step info");
     if (!st) st = ck(cudaEventRecord(c->h_step_done[slot], c->stream), "step info");
     if (st) return st;
-    fp4rt_cu_step s = {c, c->stream, p, sb, step, c->d_step, c->sm};
+    fp4rt_cu_step s = {c,      c->stream,   p,           sb,          step, c->d_step,
+                       c->sm,  c->rope_tab, c->rope_ctx, c->rope_dim, c->rope_theta};
     st = step->n_tokens == 1 && c->use_graphs ? run_graph(c, &s) : record_ops(&s);
     if (!st && step->argmax_out) { /* after the step (a graph replay too), a launch of its own; waits */
         int vocab = p->weights->cfg.vocab;

@@ -24,7 +24,7 @@ typedef struct cu_graph_key {
     const fp4rt_program *p;
     const void *bufs[5]; /* scratch, kv, conv, ssm, logits device pointers */
     int n_ctx, chunk, kv_type, all_logits, no_logits;
-    const void *workspace, *d_step;
+    const void *workspace, *d_step, *rope_tab;
     size_t workspace_bytes;
 } cu_graph_key;
 
@@ -70,9 +70,18 @@ struct fp4rt_cu_ctx {
     int step_cap; /* tokens the step info holds */
 
     void *workspace;
-    const fp4rt_program *ws_program; /* what workspace_bytes was sized for (sized once per program and chunk) */
-    int ws_chunk;
+    const fp4rt_program *ws_program; /* what workspace_bytes and the RoPE table were made for (once per program,
+                                        chunk and n_ctx) */
+    int ws_chunk, ws_n_ctx;
     size_t workspace_bytes;
+
+    /* the RoPE table (fp4rt_cu_step.rope_tab): [rope_ctx][rope_dim / 2][2] floats,
+     * built on the host and uploaded by ensure_workspace for rope_program; a
+     * table of more positions serves a smaller n_ctx */
+    float *rope_tab;
+    const fp4rt_program *rope_program;
+    int rope_ctx, rope_dim;
+    double rope_theta;
 
     /* decode CUDA graph */
     int use_graphs; /* 0: FP4RT_CUDA_GRAPHS=0 */

@@ -52,6 +52,13 @@ typedef struct fp4rt_cu_step {
                                         while a decode graph is captured, step->pos0 is -1 and tokens NULL) */
     const fp4rt_cu_step_info *d_step; /* device copy of pos0 / n_tokens / tokens */
     int sm;                           /* compute capability major * 10 + minor, e.g. 90, 120 */
+    /* the program's RoPE table on the device, uploaded by the core per (program,
+     * n_ctx) from fp4rt_cu_rope_table: [rope_ctx][rope_dim / 2][2] (cos, sin) of
+     * positions 0 .. rope_ctx - 1 (rope_ctx >= sb->n_ctx); NULL: the program has
+     * no RoPE op */
+    const float *rope_tab;
+    int rope_ctx, rope_dim;
+    double rope_theta;
 } fp4rt_cu_step;
 
 /* Row 0 of view v (a column range of the arena, or of the logits for
@@ -109,7 +116,15 @@ size_t fp4rt_cu_w4a4_workspace_bytes(const fp4rt_op *op, int chunk);
  * the block-scaled FP4 MMA (sm_120a / sm_121a cubin), 0 for the emulation.
  * Launches and synchronizes: call at prepare / describe time, not while recording. */
 fp4rt_status fp4rt_cu_fp4_native(int *native);
-fp4rt_status fp4rt_cu_op_rope(const fp4rt_cu_step *s, const fp4rt_op *op);      /* cu_attention.cu */
+/* cu_attention.cu, host code: the RoPE table of program p for positions
+ * 0 .. n_ctx - 1, with exactly the CPU's FP32 expressions and libm's cosf /
+ * sinf (cpu_attention.c; glibc's are not always correctly rounded, so the
+ * device cannot compute them itself and keep the CPU's bits): *tab [n_ctx]
+ * [rotary_dim / 2][2] (cos, sin), malloc'ed, the caller frees it; *n_floats its
+ * length. *tab NULL: no RoPE op. UNSUPPORTED: RoPE ops of different rotary_dim
+ * / theta, or a rotary_dim the kernel does not take. */
+fp4rt_status fp4rt_cu_rope_table(const fp4rt_program *p, int n_ctx, float **tab, size_t *n_floats);
+fp4rt_status fp4rt_cu_op_rope(const fp4rt_cu_step *s, const fp4rt_op *op);      /* reads s->rope_tab */
 fp4rt_status fp4rt_cu_op_kv_append(const fp4rt_cu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cu_op_attention(const fp4rt_cu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cu_op_conv(const fp4rt_cu_step *s, const fp4rt_op *op);      /* cu_gdn.cu */

@@ -428,6 +428,12 @@ void fp4rt_plan_session(const fp4rt_program *p, int n_ctx, int chunk, fp4rt_kv_t
     out->ssm = (uint64_t)p->n_gdn_layers * c->lin_v_heads * c->lin_k_dim * c->lin_v_dim * 4;
     out->scratch = (uint64_t)chunk * p->arena_width * 4;
     out->logits = (uint64_t)chunk * c->vocab * 4;
+    out->rope = 0;
+    for (int i = 0; i < p->n_ops; i++) /* one table per program: every RoPE op has the same rotary_dim */
+        if (p->ops[i].kind == FP4RT_OP_ROPE) {
+            out->rope = (uint64_t)n_ctx * (p->ops[i].rotary_dim / 2) * 2 * 4;
+            break;
+        }
 }
 
 static void session_release(fp4rt_session *s) {

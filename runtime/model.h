@@ -34,6 +34,8 @@ typedef struct fp4rt_memory_plan {
     uint64_t ssm;      /* GDN recurrent state */
     uint64_t scratch;  /* activation arena */
     uint64_t logits;   /* logits buffer */
+    uint64_t rope;     /* RoPE table of the GPU backends (Vulkan, CUDA; not the CPU's):
+                          [n_ctx][rotary_dim / 2][2 (cos, sin)] f32, built on the host */
     uint64_t weights_per_token; /* weight bytes read by one decode step */
 } fp4rt_memory_plan;
 

@@ -126,6 +126,7 @@ fp4rt_status fp4rt_plan_config(const fp4rt_config *cfg, const char *recipe, int 
         plan->ssm = s.ssm;
         plan->scratch = s.scratch;
         plan->logits = s.logits;
+        plan->rope = s.rope;
     }
     fp4rt_program_free(p);
     free(w->layers);

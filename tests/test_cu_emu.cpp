@@ -5,8 +5,9 @@
  * comparing the outputs and the carried state (KV cache, conv and GDN state).
  * These kernels follow the numerics contract (cuda/cu_canon.cuh) and the host
  * computes IEEE float operations exactly as the GPU does, so they must give the
- * CPU's bits (ceiling 0: every value bit-identical); RoPE (cos / sin in double
- * on the GPU, libm's cosf / sinf on the CPU) keeps an NMSE ceiling. Shapes: the
+ * CPU's bits (ceiling 0: every value bit-identical), RoPE included (its cos /
+ * sin table is built by the backend's host function, fp4rt_cu_rope_table, at
+ * positions past 100000 too). Shapes: the
  * op-test shapes (head_dim 16, dk 16 / dv 12), odd ones (head_dim 40, dv 40,
  * norm groups of 37 and 1000) and the model's (head_dim 256 with 6 query heads
  * per KV head, partial RoPE, dk = dv = 128), decode (T = 1, several of the
@@ -242,7 +243,21 @@ static fp4rt_status run_emu(tcase &c, state &s, const fp4rt_step &step) {
     d->n_tokens = step.n_tokens;
     fp4rt_step host = step;
     host.pos0 = -1;
-    fp4rt_cu_step cs = {NULL, NULL, &c.p, &sb, &host, d, 90};
+    fp4rt_cu_step cs = {NULL, NULL, &c.p, &sb, &host, d, 90, NULL, 0, 0, 0};
+    /* the RoPE table as the core uploads it (cu_backend.cu ensure_rope_table) */
+    float *rope_tab = NULL;
+    size_t rope_n = 0;
+    fp4rt_status rst = fp4rt_cu_rope_table(&c.p, c.n_ctx, &rope_tab, &rope_n);
+    if (rst) return rst;
+    std::vector<float> tab(rope_tab, rope_tab + rope_n);
+    free(rope_tab);
+    for (const fp4rt_op &o : c.ops)
+        if (o.kind == FP4RT_OP_ROPE) {
+            cs.rope_tab = tab.data();
+            cs.rope_ctx = c.n_ctx;
+            cs.rope_dim = o.rotary_dim;
+            cs.rope_theta = o.rope_theta;
+        }
     for (const fp4rt_op &o : c.ops) {
         fp4rt_status st;
         switch (o.kind) {
@@ -349,28 +364,57 @@ static void run_case(tcase &c, const fp4rt_step *steps, int n_steps) {
            c.ceiling == 0 ? "bits must match" : "NMSE ceiling", now() - t0);
 }
 
-static void case_rope(void) {
-    tcase c("ROPE 3x32 stride 40 rot 16 (out of place) + 24x256 stride 512 rot 64 (in place)");
-    c.n_ctx = 4096;
-    c.ceiling = 1e-7; /* cos / sin: double on the GPU, libm's float on the CPU */
-    int x = c.buf(120, -1, 1), y = c.out(120), q = c.buf(24 * 512, -1, 1);
+/* RoPE ops of one rotary_dim / theta (the backend's table is per program):
+ * groups of group_dim lanes group_stride apart, rotary_dim of them rotated;
+ * one op in place and one out of place (the lanes past rotary_dim copied). */
+static void case_rope(int n_groups, int group_dim, int group_stride, int rotary_dim, double theta, int n_ctx,
+                      const fp4rt_step *steps, int n_steps, const char *name) {
+    tcase c(name);
+    c.n_ctx = n_ctx;
+    int w = n_groups * group_stride;
+    int x = c.buf(w, -1, 1), y = c.out(w), q = c.buf(w, -1, 1);
     fp4rt_op &a = c.op(FP4RT_OP_ROPE);
-    a.x = whole(x, 120);
-    a.y = whole(y, 120);
-    a.n_groups = 3;
-    a.group_dim = 32;
-    a.group_stride = 40;
-    a.rotary_dim = 16;
-    a.rope_theta = 1e7;
-    fp4rt_op &b = c.op(FP4RT_OP_ROPE);
-    b.x = b.y = whole(q, 24 * 512);
-    b.n_groups = 24;
-    b.group_dim = 256;
-    b.group_stride = 512;
-    b.rotary_dim = 64;
-    b.rope_theta = 1e7;
-    fp4rt_step steps[] = {mk(1, 7), mk(5, 3), mk(8, 4000)};
-    run_case(c, steps, 3);
+    a.x = whole(x, w);
+    a.y = whole(y, w);
+    a.n_groups = n_groups;
+    a.group_dim = group_dim;
+    a.group_stride = group_stride;
+    a.rotary_dim = rotary_dim;
+    a.rope_theta = theta;
+    fp4rt_op in_place = a; /* (c.op may move a) */
+    in_place.x = in_place.y = whole(q, w);
+    c.op(FP4RT_OP_ROPE) = in_place;
+    run_case(c, steps, n_steps);
+}
+
+static void cases_rope(void) {
+    fp4rt_step s_small[] = {mk(1, 7), mk(5, 3), mk(8, 4000)};
+    case_rope(3, 32, 40, 16, 1e7, 4096, s_small, 3, "ROPE 3x32 stride 40 rot 16 theta 1e7");
+    /* the model's: partial rotary 64 of head_dim 256, 24 heads (q of the 27B, gate
+     * interleaved); positions past 100000 (angles up to ~1.4e5 rad) */
+    fp4rt_step s_big[] = {mk(1, 0), mk(8, 4000), mk(3, 100000), mk(5, 139995)};
+    case_rope(24, 256, 512, 64, 1e7, 140000, s_big, 4, "ROPE 24x256 stride 512 rot 64 theta 1e7");
+    fp4rt_step s_1e4[] = {mk(2, 1), mk(4, 123456), mk(1, 199999)};
+    case_rope(4, 256, 256, 64, 1e4, 200000, s_1e4, 3, "ROPE 4x256 rot 64 theta 1e4");
+    fp4rt_step s_full[] = {mk(6, 0), mk(1, 65000)};
+    case_rope(2, 128, 128, 128, 1e4, 65536, s_full, 2, "ROPE 2x128 rot 128 (full) theta 1e4");
+    /* one table per program: RoPE ops of different rotary_dim fail with a message */
+    tcase c("ROPE rot 16 + rot 32");
+    int x = c.buf(64, -1, 1);
+    for (int rot : {16, 32}) {
+        fp4rt_op &o = c.op(FP4RT_OP_ROPE);
+        o.x = o.y = whole(x, 64);
+        o.n_groups = 2;
+        o.group_dim = o.group_stride = 32;
+        o.rotary_dim = rot;
+        o.rope_theta = 1e7;
+    }
+    c.layout();
+    state st;
+    init_state(c, st);
+    g_err[0] = 0;
+    CHECK(run_emu(c, st, mk(1, 3)) == FP4RT_UNSUPPORTED && strstr(g_err, "different rotary_dim"), "got '%s'",
+          g_err);
 }
 
 /* The per-row ops of cu_basic.cu: the norms at odd group sizes (37 in groups 40
@@ -500,7 +544,7 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     int full = argc > 1 && !strcmp(argv[1], "full");
     fp4rt_numfmt_init();
-    case_rope();
+    cases_rope();
     const fp4rt_kv_type kvs[] = {FP4RT_KV_F32, FP4RT_KV_BF16, FP4RT_KV_FP8};
     const char *small[] = {"ATTENTION 6q/2kv hd16 F32", "ATTENTION 6q/2kv hd16 BF16", "ATTENTION 6q/2kv hd16 FP8"};
     const char *big[] = {"ATTENTION 6q/1kv hd256 F32", "ATTENTION 6q/1kv hd256 BF16", "ATTENTION 6q/1kv hd256 FP8"};
