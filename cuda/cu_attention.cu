@@ -138,6 +138,31 @@ __device__ __forceinline__ void online_update(const float *sc, int n, float *m, 
     }
 }
 
+/* K or V rows kt .. kt + n - 1 of KV head kvh (base: its element offset in the
+ * cache's K or V half) decoded into dst [n][hp], the block's nt threads
+ * striding over the n * hd elements. */
+template <int KV>
+__device__ __forceinline__ void load_kv_tile(float *dst, const void *kv, size_t base, size_t kv_row, int kt, int n,
+                                             int hd, int hp, float scale, int tid, int nt) {
+    for (int i = tid; i < n * hd; i += nt) {
+        int c = i / hd, e = i % hd;
+        dst[c * hp + e] = kv_load<KV>(kv, base + (size_t)(kt + c) * kv_row + e, scale);
+    }
+}
+
+/* Scores of nq query rows q [nq][hp] against n key rows k [n][hp]: out[row *
+ * out_stride + c] = (sum_e q_e k_e, sequential in e) * scale, the contract's
+ * dot (backend.h); the block's nt threads stride over the nq * n pairs. */
+__device__ __forceinline__ void score_tile(const float *q, int nq, const float *k, int n, int hd, int hp,
+                                           float scale, float *out, int out_stride, int tid, int nt) {
+    for (int i = tid; i < nq * n; i += nt) {
+        int row = i / n, c = i % n;
+        float d = 0;
+        for (int e = 0; e < hd; e++) d = d + q[row * hp + e] * k[c * hp + e];
+        out[row * out_stride + c] = d * scale;
+    }
+}
+
 /* Block (split, kv head): the positions of the split's span in tiles of DEC_TK,
  * for the G query heads of the KV head at once (K / V rows loaded once for all
  * of them). Per tile: the K rows go to shared memory; thread i scores pairs
@@ -169,17 +194,9 @@ template <int KV> __global__ void __launch_bounds__(DEC_THREADS) attn_decode_ker
     for (int kt = p0; kt < p1; kt += TK) {
         int n = min(TK, p1 - kt);
         __syncthreads(); /* qs written / the previous tile consumed */
-        for (int i = tid; i < n * hd; i += DEC_THREADS) {
-            int c = i / hd, e = i % hd;
-            ks[c * hp + e] = kv_load<KV>(a.kv, k_base + (size_t)(kt + c) * kv_row + e, a.k_scale);
-        }
+        load_kv_tile<KV>(ks, a.kv, k_base, kv_row, kt, n, hd, hp, a.k_scale, tid, DEC_THREADS);
         __syncthreads();
-        for (int i = tid; i < G * n; i += DEC_THREADS) {
-            int g = i / n, c = i % n;
-            float d = 0;
-            for (int e = 0; e < hd; e++) d = d + qs[g * hp + e] * ks[c * hp + e];
-            sc[g][c] = d * a.scale;
-        }
+        score_tile(qs, G, ks, n, hd, hp, a.scale, &sc[0][0], TK, tid, DEC_THREADS);
         __syncthreads();
         if (tid < G) online_update(sc[tid], n, &m, &l, cr[tid], wt[tid]);
         __syncthreads();
@@ -256,17 +273,9 @@ template <int KV> __global__ void __launch_bounds__(PRE_THREADS) attn_prefill_ke
     for (int kt = 0; kt < n_keys; kt += PRE_BK) {
         int n = min(PRE_BK, n_keys - kt);
         __syncthreads(); /* Qs written / the previous V tile consumed */
-        for (int i = tid; i < n * hd; i += PRE_THREADS) {
-            int c = i / hd, e = i % hd;
-            KVs[c * hp + e] = kv_load<KV>(a.kv, k_base + (size_t)(kt + c) * kv_row + e, a.k_scale);
-        }
+        load_kv_tile<KV>(KVs, a.kv, k_base, kv_row, kt, n, hd, hp, a.k_scale, tid, PRE_THREADS);
         __syncthreads();
-        for (int i = tid; i < PRE_BQ * n; i += PRE_THREADS) {
-            int row = i / n, c = i % n;
-            float d = 0;
-            for (int e = 0; e < hd; e++) d = d + Qs[row * hp + e] * KVs[c * hp + e];
-            Ws[row * SP + c] = d * a.scale;
-        }
+        score_tile(Qs, PRE_BQ, KVs, n, hd, hp, a.scale, Ws, SP, tid, PRE_THREADS);
         __syncthreads();
         if (tid < PRE_BQ) {
             /* row t sees positions kt .. pos0 + t of this tile: a prefix */
@@ -276,10 +285,7 @@ template <int KV> __global__ void __launch_bounds__(PRE_THREADS) attn_prefill_ke
             Nv[tid] = (float)nv;
         }
         __syncthreads(); /* scores done with K; factors and weights written */
-        for (int i = tid; i < n * hd; i += PRE_THREADS) {
-            int c = i / hd, e = i % hd;
-            KVs[c * hp + e] = kv_load<KV>(a.kv, v_base + (size_t)(kt + c) * kv_row + e, a.v_scale);
-        }
+        load_kv_tile<KV>(KVs, a.kv, v_base, kv_row, kt, n, hd, hp, a.v_scale, tid, PRE_THREADS);
         __syncthreads();
         int nv = (int)Nv[r];
         for (int c = 0; c < nv; c++) {

@@ -40,6 +40,14 @@ uint f32_to_e4m3_sat(float f) {
 
 float round_e4m3(float f) { return e4m3_to_f32(f32_to_e4m3_sat(f)); }
 
+// E4M3 code b -> its value, exact, without e4m3_to_f32's branches: FP16 bits of
+// value * 2^-8 (subnormals included) times 2^8; NaN codes (0x7F, 0xFF) give NaN.
+// The linear kernels' weight / block-scale decode.
+float fp8_value(uint b) {
+    if ((b & 0x7fu) == 0x7fu) return uintBitsToFloat(0x7fc00000u);
+    return unpackHalf2x16(((b & 0x80u) << 8) | ((b & 0x7fu) << 7)).x * 256.0;
+}
+
 // E2M1 of f, round to nearest even, saturating at +-6; NaN -> +0. Returns the value.
 float round_e2m1(float f) {
     if (isnan(f)) return 0.0;

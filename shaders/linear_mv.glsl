@@ -62,13 +62,6 @@ uint n_tok, xbase;
                 }                                                                  \
     }
 
-// E4M3 code b -> its value, exact: FP16 bits of value * 2^-8 (subnormals
-// included) times 2^8; NaN codes give NaN (as e4m3_to_f32, without its branches).
-float fp8_value(uint b) {
-    if ((b & 0x7fu) == 0x7fu) return uintBitsToFloat(0x7fc00000u);
-    return unpackHalf2x16(((b & 0x80u) << 8) | ((b & 0x7fu) << 7)).x * 256.0;
-}
-
 // One weight, any alignment (the scalar path and the tail).
 float weight1(uint n, uint k) {
     uint i = n * pc.K + k;

@@ -57,13 +57,7 @@ layout(push_constant) uniform PC {
 
 #define NAN_F uintBitsToFloat(0x7fc00000u)
 
-// E4M3 code b -> its value, exact (as linear_mv.glsl's fp8_value).
-float fp8_value(uint b) {
-    if ((b & 0x7fu) == 0x7fu) return NAN_F;
-    return unpackHalf2x16(((b & 0x80u) << 8) | ((b & 0x7fu) << 7)).x * 256.0;
-}
-
-// The four E4M3 codes of a word, lowest byte first, exact.
+// The four E4M3 codes of a word, lowest byte first, exact (fp8_value, common.glsl, four at once).
 vec4 fp8_values(uint word) {
     uvec4 b = (uvec4(word) >> uvec4(0u, 8u, 16u, 24u)) & 0xffu;
     uvec4 h = ((b & 0x80u) << 8) | ((b & 0x7fu) << 7);
