@@ -31,7 +31,7 @@ int fp4rt_cmd_devices(int argc, char **argv) {
         printf("           fp16 %s, int8 %s, 16-bit storage %s, 8-bit storage %s, subgroup %u, cooperative matrix %s, "
                "maxStorageBufferRange %.0f MiB\n",
                d.fp16 ? "yes" : "no", d.int8 ? "yes" : "no", d.storage16 ? "yes" : "no", d.storage8 ? "yes" : "no",
-               d.subgroup_size, d.coopmat ? "yes" : "no", d.max_storage_range / 1048576.0);
+               d.subgroup_size, d.coop_kinds == (1 << FP4RT_VK_COOP_KHR | 1 << FP4RT_VK_COOP_NV) ? "KHR and NV" : d.coopmat ? fp4rt_vk_coop_name(d.coopmat) : "no", d.max_storage_range / 1048576.0);
         printf("           %s%s\n", d.usable ? "usable" : "not usable: ", d.usable ? "" : d.reason);
     }
     int b = fp4rt_vk_best_device();

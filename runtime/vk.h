@@ -14,7 +14,9 @@ typedef struct fp4rt_vk_device_desc {
     char driver[512];       /* driver name and version */
     uint64_t memory_bytes; /* largest device-local heap */
     int software;          /* a CPU implementation (lavapipe): never picked by --device auto */
-    int fp16, int8, int64, storage16, storage8, coopmat, push_descriptor;
+    int fp16, int8, int64, storage16, storage8, push_descriptor;
+    int coopmat;           /* FP4RT_VK_COOP_*: the matrix units linear_coop.comp uses (KHR over NV) */
+    int coop_kinds;        /* bit FP4RT_VK_COOP_KHR / _NV: every kind the device offers */
     uint32_t subgroup_size;
     int subgroup_shuffle;  /* basic, vote and shuffle subgroup ops in compute shaders (else shared-memory trees) */
     uint64_t max_storage_range; /* maxStorageBufferRange */
@@ -22,6 +24,11 @@ typedef struct fp4rt_vk_device_desc {
     int usable;            /* 0: reason says why */
     char reason[128];
 } fp4rt_vk_device_desc;
+
+/* Cooperative-matrix kinds (vk_coop.c): none; VK_NV_cooperative_matrix;
+ * VK_KHR_cooperative_matrix; the emulated kernel (tests, FP4RT_VK_COOPMAT=emu). */
+enum { FP4RT_VK_COOP_NONE, FP4RT_VK_COOP_NV, FP4RT_VK_COOP_KHR, FP4RT_VK_COOP_EMU };
+const char *fp4rt_vk_coop_name(int kind);
 
 /* Vulkan physical devices (0 when there is no loader or driver; the reason is in
  * fp4rt_vk_unavailable_reason()). Enumerated once per process. */
@@ -45,6 +52,12 @@ long fp4rt_vk_message_count(void);
  * files written since the process started. */
 size_t fp4rt_vk_pipeline_cache_loaded_bytes(void);
 long fp4rt_vk_pipeline_cache_saves(void);
+
+/* For tests: the cooperative-matrix kind the backend ctx uses for prefill
+ * linears (after its check), the check's relative error, and the number of
+ * linear_coop dispatches recorded since the process started. */
+int fp4rt_vk_coop_kind(const void *ctx, double *check_error);
+long fp4rt_vk_coop_dispatches(void);
 
 /* For tests: dequantizes n NVFP4 elements (packed[n/2], scales[n/16]) to FP16 on
  * the device with the standalone kernel. */

@@ -46,6 +46,7 @@ fp4rt_status fp4rt_vk_backend_create(int index, void **out) {
     if (!st) st = fp4rt_vk_buffer_create(c, 256, 0, "dummy binding", &c->dummy);
     if (!st) st = fp4rt_vk_buffer_create(c, sizeof(vk_step_info), 1, "step info", &c->step_info);
     if (!st) memset(c->step_info->mapped, 0, sizeof(vk_step_info));
+    if (!st) st = fp4rt_vk_coop_check(c);
     const char *prof = getenv("FP4RT_PROFILE");
     if (!st && prof && prof[0] && strcmp(prof, "0")) st = fp4rt_vk_profile_enable(c, 1);
     if (st) {
@@ -382,6 +383,12 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .argmax = fp4rt_vk_argmax,
     .top_k = fp4rt_vk_top_k,
 };
+
+int fp4rt_vk_coop_kind(const void *vc, double *check_error) {
+    const vk_ctx *c = vc;
+    if (check_error) *check_error = c->coop_check_error;
+    return c->coop;
+}
 
 fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8_t *scales, size_t n, uint16_t *out) {
     vk_ctx *c = vc;

@@ -36,7 +36,7 @@ static int compute_queue_family(VkPhysicalDevice pd) {
     return -1;
 }
 
-void fp4rt_vk_describe_physical(VkPhysicalDevice pd, fp4rt_vk_device_desc *d) {
+void fp4rt_vk_describe_physical(VkInstance inst, VkPhysicalDevice pd, fp4rt_vk_device_desc *d) {
     memset(d, 0, sizeof *d);
     VkPhysicalDeviceDriverProperties drv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
     VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
@@ -66,7 +66,10 @@ void fp4rt_vk_describe_physical(VkPhysicalDevice pd, fp4rt_vk_device_desc *d) {
     d->int64 = f2.features.shaderInt64;
     d->storage16 = f11.storageBuffer16BitAccess;
     d->storage8 = f12.storageBuffer8BitAccess;
-    d->coopmat = has_device_ext(pd, "VK_KHR_cooperative_matrix");
+    d->coop_kinds = fp4rt_vk_coop_probe(inst, pd, p->apiVersion);
+    d->coopmat = d->coop_kinds >> FP4RT_VK_COOP_KHR & 1  ? FP4RT_VK_COOP_KHR
+                 : d->coop_kinds >> FP4RT_VK_COOP_NV & 1 ? FP4RT_VK_COOP_NV
+                                                         : FP4RT_VK_COOP_NONE;
     d->push_descriptor = has_device_ext(pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     d->subgroup_size = sg.subgroupSize;
     d->subgroup_shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
@@ -104,7 +107,7 @@ static void enumerate_once(void) {
         VkPhysicalDevice *pds = fp4rt_calloc(n, sizeof *pds, "vulkan devices");
         g_devs = fp4rt_calloc(n, sizeof *g_devs, "vulkan devices");
         if (pds && g_devs && vkEnumeratePhysicalDevices(inst, &n, pds) == VK_SUCCESS) {
-            for (uint32_t i = 0; i < n; i++) fp4rt_vk_describe_physical(pds[i], &g_devs[i]);
+            for (uint32_t i = 0; i < n; i++) fp4rt_vk_describe_physical(inst, pds[i], &g_devs[i]);
             g_n_devs = (int)n;
         }
         free(pds);
@@ -153,7 +156,7 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
     vkEnumeratePhysicalDevices(c->instance, &n, pds);
     c->pdev = pds[index];
     c->index = index;
-    fp4rt_vk_describe_physical(c->pdev, &c->desc);
+    fp4rt_vk_describe_physical(c->instance, c->pdev, &c->desc);
     if (!c->desc.usable)
         return fp4rt_fail(FP4RT_DEVICE, "vulkan:%d (%s) cannot run fp4rt: %s", index, c->desc.name, c->desc.reason);
     vkGetPhysicalDeviceProperties(c->pdev, &c->props);
@@ -187,15 +190,32 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
      * lane is its fast layout (same bits); FP4RT_VK_LINEAR=rows / mv forces one */
     const char *lk = getenv("FP4RT_VK_LINEAR");
     c->linear_rows = c->desc.int64 && (lk && !strcmp(lk, "rows") ? 1 : lk && !strcmp(lk, "mv") ? 0 : c->desc.software);
+    /* prefill FP8 / W4A4 linears on the matrix units where the device has
+     * them; FP4RT_VK_COOPMAT=0 turns that off, =nv / =khr pick a kind the device
+     * has (else none), =emu runs the emulated kernel (tests: needs
+     * shaderFloat16 and subgroups of 8 or more) */
+    const char *ck = getenv("FP4RT_VK_COOPMAT");
+    c->coop = c->desc.coopmat;
+    if (ck && !strcmp(ck, "0")) c->coop = FP4RT_VK_COOP_NONE;
+    if (ck && (!strcmp(ck, "nv") || !strcmp(ck, "khr"))) {
+        int want = !strcmp(ck, "nv") ? FP4RT_VK_COOP_NV : FP4RT_VK_COOP_KHR;
+        c->coop = c->desc.coop_kinds >> want & 1 ? want : FP4RT_VK_COOP_NONE;
+    }
+    if (ck && !strcmp(ck, "emu"))
+        c->coop = c->desc.fp16 && c->desc.subgroup_size >= 8 ? FP4RT_VK_COOP_EMU : FP4RT_VK_COOP_NONE;
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                    .queueFamilyIndex = c->queue_family, .queueCount = 1,
                                    .pQueuePriorities = &prio};
-    const char *exts[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+    const char *exts[2] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+    uint32_t n_exts = 1;
+    void *chain = NULL;
+    vk_coop_enable coop;
+    fp4rt_vk_coop_enable(c, &coop, exts, &n_exts, &chain);
     VkPhysicalDeviceFeatures feats = {.shaderInt64 = c->linear_rows}; /* linear_rows.comp's 64-bit loads */
-    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1,
-                              .pEnabledFeatures = &feats,
-                              .pQueueCreateInfos = &qci, .enabledExtensionCount = 1,
+    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = chain,
+                              .queueCreateInfoCount = 1, .pEnabledFeatures = &feats,
+                              .pQueueCreateInfos = &qci, .enabledExtensionCount = n_exts,
                               .ppEnabledExtensionNames = exts};
     st = fp4rt_vk_check(vkCreateDevice(c->pdev, &dci, NULL, &c->dev), "vkCreateDevice");
     if (st) return st;

@@ -26,7 +26,8 @@ typedef enum vk_kernel {
     VK_K_LINEAR, VK_K_LINEAR_SHMEM, VK_K_LINEAR_MM, VK_K_LINEAR_ROWS_NVFP4, VK_K_LINEAR_ROWS_FP8,
     VK_K_LINEAR_ROWS_HALF, VK_K_LINEAR_ROWS_F32, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE,
     VK_K_EMBED, VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA,
-    VK_K_GATED_DELTA_CHUNK, VK_K_ATTENTION_MERGE, VK_K_ARGMAX, VK_K_TOPK, VK_K_COUNT
+    VK_K_GATED_DELTA_CHUNK, VK_K_ATTENTION_MERGE, VK_K_ARGMAX, VK_K_TOPK, VK_K_LINEAR_COOP, VK_K_LINEAR_COOP_EMU,
+    VK_K_COUNT
 } vk_kernel;
 
 /* A host tensor uploaded to the weights buffer (dedup by host pointer). */
@@ -99,6 +100,8 @@ typedef struct vk_ctx {
                                  FP4RT_VK_PIECE_RANGE (tests: linears in pieces, nothing else) */
     VkDeviceSize act_range;   /* largest activation window of a linear: max_range, or FP4RT_VK_MAX_ACT_RANGE (tests) */
     int linear_rows;          /* linears run linear_rows_*.comp (whole rows per invocation): software devices, FP4RT_VK_LINEAR */
+    int coop;                 /* FP4RT_VK_COOP_*: prefill FP8 / W4A4 linears on linear_coop(_emu).comp */
+    double coop_check_error;  /* the relative error of its check (vk_coop.c) */
     int linear_subgroup;      /* decode linears reduce with subgroup shuffles (desc.subgroup_shuffle, not FP4RT_VK_NO_SUBGROUP) */
 
     VkCommandPool cmd_pool;
@@ -160,9 +163,26 @@ const char *fp4rt_vk_result_name(VkResult r);
 fp4rt_status fp4rt_vk_check(VkResult r, const char *what);
 
 /* vk_device.c */
-void fp4rt_vk_describe_physical(VkPhysicalDevice pd, fp4rt_vk_device_desc *d);
+void fp4rt_vk_describe_physical(VkInstance inst, VkPhysicalDevice pd, fp4rt_vk_device_desc *d);
 fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index);
 void fp4rt_vk_device_close(vk_ctx *c);
+
+/* vk_coop.c */
+/* The cooperative-matrix kinds a physical device offers: bit FP4RT_VK_COOP_KHR
+ * and / or bit FP4RT_VK_COOP_NV. */
+int fp4rt_vk_coop_probe(VkInstance inst, VkPhysicalDevice pd, uint32_t api_version);
+/* Structures chained into VkDeviceCreateInfo for c->coop. */
+typedef struct vk_coop_enable {
+    VkPhysicalDeviceVulkan12Features f12;
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV nv;
+    uint64_t khr[4]; /* VkPhysicalDeviceCooperativeMatrixFeaturesKHR (not in Debian 12's headers) */
+} vk_coop_enable;
+/* Adds c->coop's features to *chain and its extension to exts[*n_exts]. */
+void fp4rt_vk_coop_enable(const vk_ctx *c, vk_coop_enable *s, const char **exts, uint32_t *n_exts, void **chain);
+/* Runs linear_coop on exact FP8 and NVFP4 products once; on a failure or an
+ * error above 1e-5 of the magnitude sum it logs a warning and sets c->coop to
+ * none (never an error: the other kernels remain). */
+fp4rt_status fp4rt_vk_coop_check(vk_ctx *c);
 
 /* vk_memory.c */
 /* host_visible: mapped, coherent (b->mapped); else device-local. */

@@ -2,7 +2,9 @@
  * matrix-vector kernel (decode: up to VK_MV_MAX_T tokens, shaders/linear_mv.glsl
  * with subgroup or shared-memory reductions) or the tiled matrix-matrix kernel
  * (prefill: shaders/linear_mm.comp; not in programs that re-quantize
- * activations, see requantizes()), chosen per token piece, over bindings cut
+ * activations, see requantizes()) or, for FP8 / W4A4 prefill on devices with
+ * matrix units, the cooperative-matrix kernel (shaders/linear_coop.glsl),
+ * chosen per token piece, over bindings cut
  * into pieces that each fit the binding limit: rows of W (weight pieces,
  * c->piece_range) and tokens of x / y (the activation arena, the logits
  * [rows, vocab] and the quantized activations are bound per token piece,
@@ -22,6 +24,10 @@
 #define VK_ROWS_WG 32    /* rows per linear_rows.comp workgroup (WGR x R) */
 #define VK_ROWS_TOKENS 2 /* tokens per linear_rows.comp workgroup (MT) */
 #define VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp) */
+#define VK_COOP_TILE 32 /* rows and tokens per cooperative-matrix workgroup (TM, TN in linear_coop.glsl) */
+
+static long g_coop_dispatches;
+long fp4rt_vk_coop_dispatches(void) { return g_coop_dispatches; }
 
 typedef struct {
     uint32_t K, fmt, x_off, x_stride, y_off, y_stride, N, T, w_off, s_off, aligned;
@@ -70,9 +76,12 @@ static uint64_t tokens_fitting(VkDeviceSize limit, VkDeviceSize align, uint64_t 
 }
 
 /* 1 if some linear of the program re-quantizes its activations (FP8 W8A8, W4A4):
- * there a rounding difference anywhere upstream can flip a code, so every
- * linear of such a program runs the matrix-vector kernel, which reproduces the
- * CPU's sums bit for bit, at any number of tokens. */
+ * there a rounding difference anywhere upstream can flip a code, so on devices
+ * without matrix units every linear of such a program runs the matrix-vector
+ * kernel, which reproduces the CPU's sums bit for bit, at any number of tokens.
+ * With matrix units (c->coop) prefill trades that for speed: FP8 / W4A4 linears
+ * run linear_coop (exact products, FP32 sums in the hardware's order), the others
+ * the tiled FP32 kernel; FP4RT_VK_COOPMAT=0 restores the exact kernels. */
 static int requantizes(const fp4rt_program *p) {
     for (int i = 0; i < p->n_ops; i++)
         if (p->ops[i].kind == FP4RT_OP_LINEAR &&
@@ -132,7 +141,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     if (!wt || (l->block_scale && !st_t))
         return fp4rt_fail(FP4RT_INTERNAL, "vulkan: %s was not uploaded", l->module);
     const uint32_t *max_groups = c->props.limits.maxComputeWorkGroupCount;
-    int exact = requantizes(s->p);
+    int exact = requantizes(s->p) && !c->coop;
 
     /* weight pieces: rows of W that fit one binding and one dispatch */
     size_t rb = row_bytes(l);
@@ -160,8 +169,12 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
 
     for (uint64_t ta = 0; ta < (uint64_t)rows; ta += tr) {
         uint64_t nt = (uint64_t)rows - ta < tr ? (uint64_t)rows - ta : tr;
-        int mm = nt > VK_MV_MAX_T && !exact && !c->linear_rows;
-        vk_kernel mv = mm ? VK_K_LINEAR_MM : c->linear_subgroup ? VK_K_LINEAR : VK_K_LINEAR_SHMEM;
+        int coop = nt > VK_MV_MAX_T && quant && c->coop;
+        int mm = nt > VK_MV_MAX_T && !exact && !c->linear_rows && !coop;
+        vk_kernel mv = coop ? (c->coop == FP4RT_VK_COOP_EMU ? VK_K_LINEAR_COOP_EMU : VK_K_LINEAR_COOP)
+                       : mm ? VK_K_LINEAR_MM
+                       : c->linear_subgroup ? VK_K_LINEAR
+                                            : VK_K_LINEAR_SHMEM;
         pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post};
         vk_bind xb, yb, wb, sb = {0};
         fp4rt_status st = float_window(c, s->sb->scratch, xo + ta * xs, (nt - 1) * xs + (uint64_t)K,
@@ -199,11 +212,11 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
             pc.aligned = rb % 16 == 0 && skew % 16 == 0;
             /* the whole-rows kernel takes whole groups of 16 weights by 64-bit
              * loads (and x by 64-bit loads where its offset and stride are even) */
-            int rows_k = c->linear_rows && K % 16 == 0 && rb % 8 == 0 && skew % 8 == 0;
+            int rows_k = c->linear_rows && !coop && K % 16 == 0 && rb % 8 == 0 && skew % 8 == 0;
             if (rows_k) pc.aligned = pc.x_off % 2 == 0 && pc.x_stride % 2 == 0 ? 2 : 0;
             vk_kernel kern = rows_k ? rows_kernel(l->fmt) : mv;
-            uint64_t rows_per_group = rows_k ? VK_ROWS_WG : mm ? VK_MM_TILE : VK_MV_ROWS;
-            uint64_t tok_per_group = rows_k ? VK_ROWS_TOKENS : mm ? VK_MM_TILE : VK_MV_TOKENS;
+            uint64_t rows_per_group = rows_k ? VK_ROWS_WG : coop ? VK_COOP_TILE : mm ? VK_MM_TILE : VK_MV_ROWS;
+            uint64_t tok_per_group = rows_k ? VK_ROWS_TOKENS : coop ? VK_COOP_TILE : mm ? VK_MM_TILE : VK_MV_TOKENS;
             if (st_t) {
                 st = fp4rt_vk_window(c, c->weights, st_t->offset + n0 * (K / 16), n * (K / 16), l->module, &sb,
                                      &skew);
@@ -212,6 +225,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
             }
             pc.N = (uint32_t)n;
             vk_bind b[4] = {xb, wb, sb, yb};
+            if (coop) g_coop_dispatches++;
             st = fp4rt_vk_dispatch(c, kern, b, 4, &pc, sizeof pc, (uint32_t)((n + rows_per_group - 1) / rows_per_group),
                                    (uint32_t)((nt + tok_per_group - 1) / tok_per_group), 1);
             if (st) return st;

@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "vk_shaders.h"
+#include "vk_spirv_coop.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ static const char *const k_names[VK_K_COUNT] = {
     [VK_K_CONV1D_SILU] = "conv1d_silu", [VK_K_GATED_DELTA] = "gated_delta",
     [VK_K_GATED_DELTA_CHUNK] = "gated_delta_chunk", [VK_K_ATTENTION_MERGE] = "attention_merge",
     [VK_K_ARGMAX] = "argmax",       [VK_K_TOPK] = "topk",
+    [VK_K_LINEAR_COOP] = "linear_coop", [VK_K_LINEAR_COOP_EMU] = "linear_coop_emu",
 };
 
 fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c) {
@@ -78,8 +80,19 @@ fp4rt_status fp4rt_vk_pipeline_get(vk_ctx *c, vk_kernel k, VkPipeline *out) {
     if (!sh) return fp4rt_fail(FP4RT_INTERNAL, "vulkan: shader %s.comp is not embedded", k_names[k]);
     VkShaderModuleCreateInfo mci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = sh->bytes,
                                     .pCode = sh->code};
+    /* linear_coop.comp is compiled against GL_NV_cooperative_matrix: KHR devices
+     * get its SPIR-V rewritten (vk_spirv_coop.c) */
+    uint32_t *khr = NULL;
+    size_t khr_words = 0;
+    if (k == VK_K_LINEAR_COOP && c->coop == FP4RT_VK_COOP_KHR) {
+        fp4rt_status st = fp4rt_spirv_coop_nv_to_khr(sh->code, sh->bytes / 4, &khr, &khr_words);
+        if (st) return fp4rt_fail_context(st, "vulkan: %s.comp", k_names[k]);
+        mci.codeSize = khr_words * 4;
+        mci.pCode = khr;
+    }
     VkShaderModule mod;
     fp4rt_status st = fp4rt_vk_check(c->vt.vkCreateShaderModule(c->dev, &mci, NULL, &mod), k_names[k]);
+    free(khr);
     if (st) return st;
     uint32_t subgroup = c->desc.subgroup_size ? c->desc.subgroup_size : 32;
     VkSpecializationMapEntry me = {.constantID = 0, .offset = 0, .size = 4};

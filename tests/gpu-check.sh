@@ -19,7 +19,7 @@
 #              build's fp4rt bench has no --synthetic)
 #   fp4-bench  FP4RT_BENCH=1 test_cu_fp4_device (W4A4 kernels vs CPU + timing)
 #   linear-bench  test_cu_linear_gpu bench (the linear kernels on the 27B shapes)
-#   vk-ops, vk-model, vk-parity, vk-bench  the Vulkan backend on the NVIDIA card (with the
+#   vk-ops, vk-model, vk-parity, vk-bench, vk-prefill  the Vulkan backend on the NVIDIA card (with the
 #              Khronos validation layer, as in CI) when a Vulkan device is there
 #   sass       tools/cu_fp4_sass_check.sh (CPU only, runs in the background)
 # and prints a table (step, status, seconds, key number) LAST, also written to
@@ -277,21 +277,32 @@ if [ -z "$vkdev" ]; then
     why="no NVIDIA Vulkan device in fp4rt devices"
     [ -f "$OUT/devices.log" ] && why="$why ($(grep -m1 '^vulkan' "$OUT/devices.log" | tr -s ' ' | cut -c1-60))"
     skip vk-ops "$why"
+    skip vk-coop-khr "$why"
     skip vk-model "$why"
     skip vk-parity "$why"
     skip vk-bench "$why"
+    skip vk-prefill "$why"
 elif [ ! -x "$bld/tests/test_backend_ops" ]; then
     skip vk-ops "Vulkan backend not in this build"
+    skip vk-coop-khr "Vulkan backend not in this build"
     skip vk-model "Vulkan backend not in this build"
     skip vk-bench "Vulkan backend not in this build"
+    skip vk-prefill "Vulkan backend not in this build"
 else
-    step vk-ops 90 "env $vk_env '$bld/tests/test_backend_ops' vulkan"
+    # the NV cooperative-matrix kind under the validation layer (Debian 12's
+    # layer knows VK_NV_cooperative_matrix, not the KHR extension), then the KHR
+    # kind (the rewritten SPIR-V) on the coop case alone, without the layer
+    step vk-ops 90 "env $vk_env FP4RT_VK_COOPMAT=nv '$bld/tests/test_backend_ops' vulkan"
+    step vk-coop-khr 40 "env FP4RT_CACHE_DIR='$bld/pipeline-cache' FP4RT_VK_COOPMAT=khr '$bld/tests/test_backend_ops' vulkan coop"
     step vk-model 150 "env $vk_env '$bld/tests/test_vk_model'"
     if [ -x "$bld/tests/test_vk_parity" ]; then
         # the 16-layer preset (4 attention + 12 GDN layers), prompts 1..600 (label long in CI)
         step vk-parity 150 "env $vk_env '$bld/tests/test_vk_parity' small nvidia-mixed 1,17,64,600 32"
     fi
     bench vk-bench 90 "$vkdev" --prompt 1 --gen 32
+    # prefill: FP8 / W4A4 linears on the cooperative-matrix kernel where the
+    # driver has VK_KHR / VK_NV_cooperative_matrix (fp4rt devices says which)
+    bench vk-prefill 90 "$vkdev" --prompt 512 --gen 1
 fi
 
 # ---- the background steps ---------------------------------------------------------

@@ -598,6 +598,77 @@ static void case_linear_mm(const backend *b) {
     free(c);
 }
 
+#ifdef FP4RT_HAVE_VULKAN
+static int coop_only_mode; /* main's argv[2] "coop" */
+/* LINEAR through the cooperative-matrix kernel (linear_coop.glsl: prefill FP8 /
+ * W4A4 linears, whose FP16 operands are exact, on the matrix units; the caller
+ * sets FP4RT_VK_COOPMAT=emu on devices without them): FP8, W4A4 and W4A4 with
+ * the dynamic per-row scale, N {1, 7, 33, 257} x K {16, 48, 96, 544}, T = 70
+ * (32 x 32 tiles, 32-wide K stages crossed; K = 48 and 16 end inside a stage).
+ * Only the FP32 summation order differs from the CPU: the FP32 ceiling. The
+ * kernel must have run (dispatch counter). */
+static void case_linear_coop(const backend *b) {
+    const char *want = getenv("FP4RT_VK_COOPMAT");
+    fp4rt_vk_device_desc d;
+    if (want && (!strcmp(want, "nv") || !strcmp(want, "khr")) && !fp4rt_vk_device_get(b->vk_index, &d) &&
+        !(d.coop_kinds >> (!strcmp(want, "nv") ? FP4RT_VK_COOP_NV : FP4RT_VK_COOP_KHR) & 1)) {
+        printf("%s: linear-coop: no %s cooperative matrix on this device\n", coop_only_mode ? "skipped" : "note",
+               want);
+        return;
+    }
+    static const fp4rt_wfmt fmts[] = {FP4RT_W_FP8, FP4RT_W_NVFP4_W4A4, FP4RT_W_NVFP4_W4A4};
+    static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 96, 544};
+    tcase *c = malloc(sizeof *c);
+    case_init(c, "linear-coop");
+    c->chunk = c->n_ctx = 70;
+    int xbuf[4];
+    for (int k = 0; k < 4; k++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "x K=%d", Ks[k]);
+        xbuf[k] = add_buf(c, nm, Ks[k], 0, 0);
+        c->bufs[xbuf[k]].lo = -2;
+        c->bufs[xbuf[k]].hi = 2;
+    }
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
+        for (int k = 0; k < 4; k++)
+            for (int n = 0; n < 4; n++) {
+                char nm[48];
+                snprintf(nm, sizeof nm, "LINEAR %s%s N=%d K=%d", fp4rt_wfmt_name(fmts[f]), f == 2 ? "-dyn" : "",
+                         Ns[n], Ks[k]);
+                int y = add_buf(c, nm, Ns[n], 1, FP32_NMSE);
+                fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
+                fp4rt_linear *l = make_linear(c, fmts[f], Ns[n], Ks[k]);
+                if (f == 2) {
+                    l->input_scale = 0;
+                    l->act_dynamic = 1;
+                }
+                op->lin = l;
+                op->x = view(xbuf[k], Ks[k]);
+                op->y = view(y, Ns[n]);
+            }
+    case_layout(c);
+    long before = fp4rt_vk_coop_dispatches();
+    step_def steps[] = {{70, 0, 0, 0, "T=70"}, {5, 0, 0, 0, "T=5"}};
+    run_case(b, c, steps, 2);
+    long ran = fp4rt_vk_coop_dispatches() - before;
+    CHECK_MSG(ran >= 48, "linear-coop: %ld cooperative-matrix dispatches for 48 prefill linears", ran);
+    case_free(c);
+    free(c);
+}
+#endif
+
+#ifdef FP4RT_HAVE_VULKAN
+/* case_linear_coop on the device's matrix units, or the emulated kernel where
+ * it has none (unless the caller's FP4RT_VK_COOPMAT says which). */
+static void run_coop_case(const backend *b) {
+    fp4rt_vk_device_desc d;
+    const char *kind = getenv("FP4RT_VK_COOPMAT");
+    if (!kind && !fp4rt_vk_device_get(b->vk_index, &d) && !d.coopmat) setenv("FP4RT_VK_COOPMAT", "emu", 1);
+    case_linear_coop(b);
+    if (!kind) unsetenv("FP4RT_VK_COOPMAT");
+}
+#endif
+
 /* LINEAR bound in pieces: with the binding limits lowered to 1 KiB
  * (FP4RT_VK_PIECE_RANGE for weights, FP4RT_VK_MAX_ACT_RANGE for activations, set
  * by the caller) every weight, activation window and the logits [T, vocab] are
@@ -946,9 +1017,16 @@ static void bench_ops(const backend *b) {
 }
 
 /* argv[1]: "vulkan" or "cuda" tests only that kind (none: every backend present);
- * "cuda" exits 77 (ctest: skipped) when there is no usable CUDA device. */
+ * "cuda" exits 77 (ctest: skipped) when there is no usable CUDA device.
+ * argv[2] "coop": only the cooperative-matrix case, with the kind the caller's
+ * FP4RT_VK_COOPMAT picks (the GPU check runs the KHR kind that way, without the
+ * validation layer of Debian 12, which predates VK_KHR_cooperative_matrix). */
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : "";
+    int coop_only = argc > 2 && !strcmp(argv[2], "coop");
+#ifdef FP4RT_HAVE_VULKAN
+    coop_only_mode = coop_only;
+#endif
     fp4rt_numfmt_init();
     bench_mode = getenv("FP4RT_OPS_BENCH") != NULL;
     backend list[9];
@@ -994,6 +1072,12 @@ int main(int argc, char **argv) {
             continue;
         }
         printf("%s vs cpu\n", list[i].name);
+#ifdef FP4RT_HAVE_VULKAN
+        if (coop_only) {
+            if (!list[i].cuda) run_coop_case(&list[i]);
+            continue;
+        }
+#endif
         case_linear(&list[i], "linear", 1);
         if (!list[i].cuda) {
             /* Vulkan: both decode layouts whatever the device's default (whole rows
@@ -1016,6 +1100,10 @@ int main(int argc, char **argv) {
             unsetenv("FP4RT_VK_PIECE_RANGE");
             unsetenv("FP4RT_VK_MAX_ACT_RANGE");
             case_dequant(&list[i]);
+#ifdef FP4RT_HAVE_VULKAN
+            /* the device's matrix units, else the emulated kernel */
+            run_coop_case(&list[i]);
+#endif
         } else
             case_linear_mm(&list[i]);
         if (list[i].cuda) case_bandwidth(&list[i]);
