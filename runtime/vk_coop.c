@@ -40,18 +40,6 @@ typedef struct {
 } coop_props_khr;
 typedef VkResult(VKAPI_PTR *pfn_coop_props_khr)(VkPhysicalDevice, uint32_t *, coop_props_khr *);
 
-static int has_ext(VkPhysicalDevice pd, const char *name) {
-    uint32_t n = 0;
-    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL) != VK_SUCCESS || n == 0) return 0;
-    VkExtensionProperties *e = calloc(n, sizeof *e);
-    int found = 0;
-    if (e && vkEnumerateDeviceExtensionProperties(pd, NULL, &n, e) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++)
-            found = !strcmp(e[i].extensionName, name);
-    free(e);
-    return found;
-}
-
 static int khr_config(VkInstance inst, VkPhysicalDevice pd) {
     pfn_coop_props_khr get = (pfn_coop_props_khr)vkGetInstanceProcAddr(
         inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
@@ -104,13 +92,13 @@ int fp4rt_vk_coop_probe(VkInstance inst, VkPhysicalDevice pd, uint32_t api_versi
                                     .pNext = &f12};
     vkGetPhysicalDeviceFeatures2(pd, &f2);
     if (!f12.shaderFloat16 || !f12.vulkanMemoryModel) return 0;
-    if (has_ext(pd, "VK_KHR_cooperative_matrix")) {
+    if (fp4rt_vk_has_device_ext(pd, "VK_KHR_cooperative_matrix")) {
         coop_features_khr fk = {.sType = STYPE_COOP_FEATURES_KHR};
         f2.pNext = &fk;
         vkGetPhysicalDeviceFeatures2(pd, &f2);
         if (fk.cooperativeMatrix && khr_config(inst, pd)) mask |= 1 << FP4RT_VK_COOP_KHR;
     }
-    if (has_ext(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) {
+    if (fp4rt_vk_has_device_ext(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) {
         VkPhysicalDeviceCooperativeMatrixFeaturesNV fn = {
             .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
         f2.pNext = &fn;
@@ -272,6 +260,9 @@ fp4rt_status fp4rt_vk_coop_check(vk_ctx *c) {
                   c->index, c->desc.name, fp4rt_vk_coop_name(c->coop), why);
         fp4rt_clear_error();
         c->coop = FP4RT_VK_COOP_NONE;
-    }
+    } else
+        fp4rt_log(FP4RT_LOG_INFO,
+                  "vulkan:%d: prefill FP8 / W4A4 linears on %s cooperative matrices (check: relative error %.2g)",
+                  c->index, fp4rt_vk_coop_name(c->coop), worst);
     return FP4RT_OK;
 }

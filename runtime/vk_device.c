@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int has_device_ext(VkPhysicalDevice pd, const char *name) {
+int fp4rt_vk_has_device_ext(VkPhysicalDevice pd, const char *name) {
     uint32_t n = 0;
     if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL) != VK_SUCCESS || n == 0) return 0;
     VkExtensionProperties *e = fp4rt_calloc(n, sizeof *e, "vulkan extensions");
@@ -70,7 +70,7 @@ void fp4rt_vk_describe_physical(VkInstance inst, VkPhysicalDevice pd, fp4rt_vk_d
     d->coopmat = d->coop_kinds >> FP4RT_VK_COOP_KHR & 1  ? FP4RT_VK_COOP_KHR
                  : d->coop_kinds >> FP4RT_VK_COOP_NV & 1 ? FP4RT_VK_COOP_NV
                                                          : FP4RT_VK_COOP_NONE;
-    d->push_descriptor = has_device_ext(pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+    d->push_descriptor = fp4rt_vk_has_device_ext(pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     d->subgroup_size = sg.subgroupSize;
     d->subgroup_shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                           (sg.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&

@@ -163,6 +163,8 @@ const char *fp4rt_vk_result_name(VkResult r);
 fp4rt_status fp4rt_vk_check(VkResult r, const char *what);
 
 /* vk_device.c */
+/* 1 if the physical device offers extension `name`. */
+int fp4rt_vk_has_device_ext(VkPhysicalDevice pd, const char *name);
 void fp4rt_vk_describe_physical(VkInstance inst, VkPhysicalDevice pd, fp4rt_vk_device_desc *d);
 fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index);
 void fp4rt_vk_device_close(vk_ctx *c);
