@@ -62,6 +62,30 @@ float weight1(uint n, uint k) {
     return unpackHalf2x16(e2m1_to_f16_bits(c)).x * s;
 }
 
+// The 32-bit word at byte b of W (one load where b is 4-byte aligned).
+uint word_at(uint b) {
+    if ((b & 3u) == 0u) return w[b >> 2];
+    return BYTE_AT(w, b) | (BYTE_AT(w, b + 1u) << 8) | (BYTE_AT(w, b + 2u) << 16) | (BYTE_AT(w, b + 3u) << 24);
+}
+
+// Weights i .. i + 15 (element index n * K + k, whole inside the matrix) to ws[o ..
+// o + 15]: the same values as weight1, one block scale read and 32-bit loads.
+void stage_weights(uint o, uint i) {
+    if (pc.fmt == 3u) {
+        for (uint q = 0u; q < 4u; q++) {
+            uint v = word_at(pc.w_off + i + 4u * q);
+            for (uint j = 0u; j < 4u; j++) ws[o + 4u * q + j] = float16_t(fp8_value((v >> (8u * j)) & 0xffu));
+        }
+        return;
+    }
+    float s = fp8_value(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0; // i is a multiple of 16 here
+    for (uint q = 0u; q < 2u; q++) {
+        uint v = word_at(pc.w_off + (i >> 1) + 4u * q);
+        for (uint j = 0u; j < 8u; j++)
+            ws[o + 8u * q + j] = float16_t(unpackHalf2x16(e2m1_to_f16_bits((v >> (4u * j)) & 15u)).x * s);
+    }
+}
+
 #ifdef COOP_EMU
 // A / B fragment: a view of ws / xs (offset, stride, layout). Accumulator:
 // element e = 16 r + c of the fragment kept by invocation e % SUBGROUP_SIZE in
@@ -122,12 +146,14 @@ void main() {
     for (uint kb = 0u; kb < pc.K; kb += BK) {
         // stage: 64 groups of 16 weights (row r, k half kk) and 64 of activations
         for (uint g = lane; g < 2u * TM; g += nl) {
-            uint r = g / 2u, kk = (g % 2u) * 16u, n = n0 + r, t = t0 + r;
-            for (uint j = 0u; j < 16u; j++) {
-                uint k = kb + kk + j;
-                ws[r * LDS + kk + j] = float16_t(n < pc.N && k < pc.K ? weight1(n, k) : 0.0);
-                xs[r * LDS + kk + j] = float16_t(t < pc.T && k < pc.K ? x[pc.x_off + t * pc.x_stride + k] : 0.0);
-            }
+            uint r = g / 2u, kk = (g % 2u) * 16u, n = n0 + r, t = t0 + r, k0 = kb + kk;
+            if (n < pc.N && k0 + 16u <= pc.K)
+                stage_weights(r * LDS + kk, n * pc.K + k0);
+            else
+                for (uint j = 0u; j < 16u; j++)
+                    ws[r * LDS + kk + j] = float16_t(n < pc.N && k0 + j < pc.K ? weight1(n, k0 + j) : 0.0);
+            for (uint j = 0u; j < 16u; j++)
+                xs[r * LDS + kk + j] = float16_t(t < pc.T && k0 + j < pc.K ? x[pc.x_off + t * pc.x_stride + k0 + j] : 0.0);
         }
         barrier();
         for (uint kf = 0u; kf < BK; kf += 16u) {

@@ -603,8 +603,9 @@ static int coop_only_mode; /* main's argv[2] "coop" */
 /* LINEAR through the cooperative-matrix kernel (linear_coop.glsl: prefill FP8 /
  * W4A4 linears, whose FP16 operands are exact, on the matrix units; the caller
  * sets FP4RT_VK_COOPMAT=emu on devices without them): FP8, W4A4 and W4A4 with
- * the dynamic per-row scale, N {1, 7, 33, 257} x K {16, 48, 96, 544}, T = 70
- * (32 x 32 tiles, 32-wide K stages crossed; K = 48 and 16 end inside a stage).
+ * the dynamic per-row scale, N {1, 7, 33, 257} x K {16, 48, 96, 544} (FP8 also
+ * 50: unaligned rows, a partial group), T = 70 (32 x 32 tiles, 32-wide K
+ * stages crossed; K = 48 and 16 end inside a stage).
  * Only the FP32 summation order differs from the CPU: the FP32 ceiling. The
  * kernel must have run (dispatch counter). */
 static void case_linear_coop(const backend *b) {
@@ -617,12 +618,12 @@ static void case_linear_coop(const backend *b) {
         return;
     }
     static const fp4rt_wfmt fmts[] = {FP4RT_W_FP8, FP4RT_W_NVFP4_W4A4, FP4RT_W_NVFP4_W4A4};
-    static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 96, 544};
+    static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 96, 544, 50};
     tcase *c = malloc(sizeof *c);
     case_init(c, "linear-coop");
     c->chunk = c->n_ctx = 70;
-    int xbuf[4];
-    for (int k = 0; k < 4; k++) {
+    int xbuf[5];
+    for (int k = 0; k < 5; k++) {
         char nm[32];
         snprintf(nm, sizeof nm, "x K=%d", Ks[k]);
         xbuf[k] = add_buf(c, nm, Ks[k], 0, 0);
@@ -630,7 +631,7 @@ static void case_linear_coop(const backend *b) {
         c->bufs[xbuf[k]].hi = 2;
     }
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < (f == 0 ? 5 : 4); k++) /* FP8 also K = 50: rows not 4-byte aligned */
             for (int n = 0; n < 4; n++) {
                 char nm[48];
                 snprintf(nm, sizeof nm, "LINEAR %s%s N=%d K=%d", fp4rt_wfmt_name(fmts[f]), f == 2 ? "-dyn" : "",
@@ -651,7 +652,7 @@ static void case_linear_coop(const backend *b) {
     step_def steps[] = {{70, 0, 0, 0, "T=70"}, {5, 0, 0, 0, "T=5"}};
     run_case(b, c, steps, 2);
     long ran = fp4rt_vk_coop_dispatches() - before;
-    CHECK_MSG(ran >= 48, "linear-coop: %ld cooperative-matrix dispatches for 48 prefill linears", ran);
+    CHECK_MSG(ran >= 52, "linear-coop: %ld cooperative-matrix dispatches for 52 prefill linears", ran);
     case_free(c);
     free(c);
 }
