@@ -28,10 +28,15 @@ int fp4rt_cmd_devices(int argc, char **argv) {
         printf("           type %s%s, driver %s, Vulkan %u.%u, %.1f GiB device-local\n", d.type,
                d.software ? " (software: used only when named)" : "", d.driver, (d.api_version >> 22) & 0x7f,
                (d.api_version >> 12) & 0x3ff, d.memory_bytes / 1073741824.0);
-        printf("           fp16 %s, int8 %s, 16-bit storage %s, 8-bit storage %s, subgroup %u, cooperative matrix %s, "
+        const char *coop = d.coop_kinds == (1 << FP4RT_VK_COOP_KHR | 1 << FP4RT_VK_COOP_NV) ? "KHR and NV"
+                           : d.coopmat                                                    ? fp4rt_vk_coop_name(d.coopmat)
+                                                                                          : "no";
+        printf("           fp16 %s, int8 %s, 16-bit storage %s, 8-bit storage %s, subgroup %u, "
                "maxStorageBufferRange %.0f MiB\n",
                d.fp16 ? "yes" : "no", d.int8 ? "yes" : "no", d.storage16 ? "yes" : "no", d.storage8 ? "yes" : "no",
-               d.subgroup_size, d.coop_kinds == (1 << FP4RT_VK_COOP_KHR | 1 << FP4RT_VK_COOP_NV) ? "KHR and NV" : d.coopmat ? fp4rt_vk_coop_name(d.coopmat) : "no", d.max_storage_range / 1048576.0);
+               d.subgroup_size, d.max_storage_range / 1048576.0);
+        printf("           cooperative matrix %s, integer dot product %s\n", coop,
+               d.idot_fast ? "yes (4x8 packed, accelerated)" : d.idot ? "yes (not accelerated)" : "no");
         printf("           %s%s\n", d.usable ? "usable" : "not usable: ", d.usable ? "" : d.reason);
     }
     int b = fp4rt_vk_best_device();

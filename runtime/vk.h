@@ -17,6 +17,8 @@ typedef struct fp4rt_vk_device_desc {
     int fp16, int8, int64, storage16, storage8, push_descriptor;
     int coopmat;           /* FP4RT_VK_COOP_*: the matrix units linear_coop.comp uses (KHR over NV) */
     int coop_kinds;        /* bit FP4RT_VK_COOP_KHR / _NV: every kind the device offers */
+    int idot, idot_fast;   /* shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product); 4x8 packed
+                              signed dot products accelerated */
     uint32_t subgroup_size;
     int subgroup_shuffle;  /* basic, vote and shuffle subgroup ops in compute shaders (else shared-memory trees) */
     uint64_t max_storage_range; /* maxStorageBufferRange */
@@ -58,6 +60,9 @@ long fp4rt_vk_pipeline_cache_saves(void);
  * linear_coop dispatches recorded since the process started. */
 int fp4rt_vk_coop_kind(const void *ctx, double *check_error);
 long fp4rt_vk_coop_dispatches(void);
+/* For tests: linear_i8 dispatches (W4A4 prefill on integer dot products) recorded
+ * since the process started. */
+long fp4rt_vk_i8_dispatches(void);
 
 /* For tests: dequantizes n NVFP4 elements (packed[n/2], scales[n/16]) to FP16 on
  * the device with the standalone kernel. */

@@ -262,7 +262,8 @@ fp4rt_status fp4rt_vk_coop_check(vk_ctx *c) {
         c->coop = FP4RT_VK_COOP_NONE;
     } else
         fp4rt_log(FP4RT_LOG_INFO,
-                  "vulkan:%d: prefill FP8 / W4A4 linears on %s cooperative matrices (check: relative error %.2g)",
+                  "vulkan:%d: prefill FP8 / W4A4 linears on %s cooperative matrices (check: "
+                  "relative error %.2g)",
                   c->index, fp4rt_vk_coop_name(c->coop), worst);
     return FP4RT_OK;
 }

@@ -38,12 +38,19 @@ static int compute_queue_family(VkPhysicalDevice pd) {
 
 void fp4rt_vk_describe_physical(VkInstance inst, VkPhysicalDevice pd, fp4rt_vk_device_desc *d) {
     memset(d, 0, sizeof *d);
-    VkPhysicalDeviceDriverProperties drv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+    int idot_ext = fp4rt_vk_has_device_ext(pd, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
+    VkPhysicalDeviceShaderIntegerDotProductProperties dotp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES};
+    VkPhysicalDeviceDriverProperties drv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES,
+                                            .pNext = idot_ext ? &dotp : NULL};
     VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
                                              .pNext = &drv};
     VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sg};
     vkGetPhysicalDeviceProperties2(pd, &p2);
-    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceShaderIntegerDotProductFeatures dotf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                            .pNext = idot_ext ? &dotf : NULL};
     VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
                                             .pNext = &f12};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11};
@@ -70,6 +77,8 @@ void fp4rt_vk_describe_physical(VkInstance inst, VkPhysicalDevice pd, fp4rt_vk_d
     d->coopmat = d->coop_kinds >> FP4RT_VK_COOP_KHR & 1  ? FP4RT_VK_COOP_KHR
                  : d->coop_kinds >> FP4RT_VK_COOP_NV & 1 ? FP4RT_VK_COOP_NV
                                                          : FP4RT_VK_COOP_NONE;
+    d->idot = idot_ext && dotf.shaderIntegerDotProduct;
+    d->idot_fast = d->idot && dotp.integerDotProduct4x8BitPackedSignedAccelerated;
     d->push_descriptor = fp4rt_vk_has_device_ext(pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     d->subgroup_size = sg.subgroupSize;
     d->subgroup_shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
@@ -203,13 +212,29 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
     }
     if (ck && !strcmp(ck, "emu"))
         c->coop = c->desc.fp16 && c->desc.subgroup_size >= 8 ? FP4RT_VK_COOP_EMU : FP4RT_VK_COOP_NONE;
+    /* prefill of W4A4 linears on packed integer dot products (linear_i8.comp)
+     * where the device accelerates them and has no matrix units;
+     * FP4RT_VK_IDOT=1 / 0 forces it (tests run it on lavapipe, not accelerated) */
+    const char *ik = getenv("FP4RT_VK_IDOT");
+    c->idot = c->desc.idot && (ik ? !strcmp(ik, "1") : c->desc.idot_fast && !c->desc.software);
+    /* FP4RT_VK_EXACT=1: every linear on the exact kernels (linear_mv /
+     * linear_rows: the CPU's sums bit for bit), prefill too */
+    const char *ek = getenv("FP4RT_VK_EXACT");
+    c->exact = ek && !strcmp(ek, "1");
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                    .queueFamilyIndex = c->queue_family, .queueCount = 1,
                                    .pQueuePriorities = &prio};
-    const char *exts[2] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+    const char *exts[3] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
     uint32_t n_exts = 1;
     void *chain = NULL;
+    VkPhysicalDeviceShaderIntegerDotProductFeatures dotf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES,
+        .shaderIntegerDotProduct = VK_TRUE};
+    if (c->idot) {
+        chain = &dotf;
+        exts[n_exts++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
+    }
     vk_coop_enable coop;
     fp4rt_vk_coop_enable(c, &coop, exts, &n_exts, &chain);
     VkPhysicalDeviceFeatures feats = {.shaderInt64 = c->linear_rows}; /* linear_rows.comp's 64-bit loads */

@@ -27,6 +27,7 @@ typedef enum vk_kernel {
     VK_K_LINEAR_ROWS_HALF, VK_K_LINEAR_ROWS_F32, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE,
     VK_K_EMBED, VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA,
     VK_K_GATED_DELTA_CHUNK, VK_K_ATTENTION_MERGE, VK_K_ARGMAX, VK_K_TOPK, VK_K_LINEAR_COOP, VK_K_LINEAR_COOP_EMU,
+    VK_K_LINEAR_I8,
     VK_K_COUNT
 } vk_kernel;
 
@@ -102,6 +103,8 @@ typedef struct vk_ctx {
     int linear_rows;          /* linears run linear_rows_*.comp (whole rows per invocation): software devices, FP4RT_VK_LINEAR */
     int coop;                 /* FP4RT_VK_COOP_*: prefill FP8 / W4A4 linears on linear_coop(_emu).comp */
     double coop_check_error;  /* the relative error of its check (vk_coop.c) */
+    int idot;                 /* prefill W4A4 linears on linear_i8.comp (packed integer dot products) */
+    int exact;                /* FP4RT_VK_EXACT=1: every linear on the bit-exact kernels */
     int linear_subgroup;      /* decode linears reduce with subgroup shuffles (desc.subgroup_shuffle, not FP4RT_VK_NO_SUBGROUP) */
 
     VkCommandPool cmd_pool;

@@ -1,10 +1,10 @@
 /* Vulkan linear ops: activation quantization (FP8 / NVFP4 W4A4), then the
  * matrix-vector kernel (decode: up to VK_MV_MAX_T tokens, shaders/linear_mv.glsl
  * with subgroup or shared-memory reductions) or the tiled matrix-matrix kernel
- * (prefill: shaders/linear_mm.comp; not in programs that re-quantize
- * activations, see requantizes()) or, for FP8 / W4A4 prefill on devices with
- * matrix units, the cooperative-matrix kernel (shaders/linear_coop.glsl),
- * chosen per token piece, over bindings cut
+ * (prefill: shaders/linear_mm.comp), the cooperative-matrix kernel (FP8 / W4A4
+ * prefill on matrix units, shaders/linear_coop.glsl) or the integer-dot kernel
+ * (W4A4 prefill, shaders/linear_i8.comp), chosen per token piece (see the
+ * policy below), over bindings cut
  * into pieces that each fit the binding limit: rows of W (weight pieces,
  * c->piece_range) and tokens of x / y (the activation arena, the logits
  * [rows, vocab] and the quantized activations are bound per token piece,
@@ -26,8 +26,9 @@
 #define VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp) */
 #define VK_COOP_TILE 32 /* rows and tokens per cooperative-matrix workgroup (TM, TN in linear_coop.glsl) */
 
-static long g_coop_dispatches;
+static long g_coop_dispatches, g_i8_dispatches;
 long fp4rt_vk_coop_dispatches(void) { return g_coop_dispatches; }
+long fp4rt_vk_i8_dispatches(void) { return g_i8_dispatches; }
 
 typedef struct {
     uint32_t K, fmt, x_off, x_stride, y_off, y_stride, N, T, w_off, s_off, aligned;
@@ -75,21 +76,16 @@ static uint64_t tokens_fitting(VkDeviceSize limit, VkDeviceSize align, uint64_t 
     return stride ? 1 + room / stride : UINT32_MAX;
 }
 
-/* 1 if some linear of the program re-quantizes its activations (FP8 W8A8, W4A4):
- * there a rounding difference anywhere upstream can flip a code, so on devices
- * without matrix units every linear of such a program runs the matrix-vector
- * kernel, which reproduces the CPU's sums bit for bit, at any number of tokens.
- * With matrix units (c->coop) prefill trades that for speed: FP8 / W4A4 linears
- * run linear_coop (exact products, FP32 sums in the hardware's order), the others
- * the tiled FP32 kernel; FP4RT_VK_COOPMAT=0 restores the exact kernels. */
-static int requantizes(const fp4rt_program *p) {
-    for (int i = 0; i < p->n_ops; i++)
-        if (p->ops[i].kind == FP4RT_OP_LINEAR &&
-            (p->ops[i].lin->fmt == FP4RT_W_FP8 || p->ops[i].lin->fmt == FP4RT_W_NVFP4_W4A4))
-            return 1;
-    return 0;
-}
-
+/* Prefill (more than VK_MV_MAX_T tokens) on GPUs favours speed: FP8 / W4A4
+ * linears on the matrix units (linear_coop: exact products, FP32 sums in the
+ * hardware's order) where the device has them, else W4A4 on packed integer dot
+ * products (linear_i8: exact 16-blocks) where it accelerates them, else every
+ * linear on the tiled FP32 kernel (linear_mm). Those sum in other orders than
+ * the CPU; in a model that re-quantizes activations a last-bit difference can
+ * move an activation code (test_vk_parity's rules). FP4RT_VK_EXACT=1 keeps
+ * every linear on the matrix-vector kernel, which reproduces the CPU's sums
+ * bit for bit at any number of tokens. Software devices (lavapipe) run the
+ * exact whole-rows kernel unless a test forces the others. */
 static vk_kernel rows_kernel(fp4rt_wfmt f) {
     switch (f) {
     case FP4RT_W_BF16:
@@ -141,7 +137,6 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     if (!wt || (l->block_scale && !st_t))
         return fp4rt_fail(FP4RT_INTERNAL, "vulkan: %s was not uploaded", l->module);
     const uint32_t *max_groups = c->props.limits.maxComputeWorkGroupCount;
-    int exact = requantizes(s->p) && !c->coop;
 
     /* weight pieces: rows of W that fit one binding and one dispatch */
     size_t rb = row_bytes(l);
@@ -169,9 +164,12 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
 
     for (uint64_t ta = 0; ta < (uint64_t)rows; ta += tr) {
         uint64_t nt = (uint64_t)rows - ta < tr ? (uint64_t)rows - ta : tr;
-        int coop = nt > VK_MV_MAX_T && quant && c->coop;
-        int mm = nt > VK_MV_MAX_T && !exact && !c->linear_rows && !coop;
+        int big = nt > VK_MV_MAX_T && !c->exact;
+        int coop = big && quant && c->coop;
+        int i8 = big && !coop && l->fmt == FP4RT_W_NVFP4_W4A4 && c->idot && K % 16 == 0;
+        int mm = big && !coop && !i8 && !c->linear_rows;
         vk_kernel mv = coop ? (c->coop == FP4RT_VK_COOP_EMU ? VK_K_LINEAR_COOP_EMU : VK_K_LINEAR_COOP)
+                       : i8 ? VK_K_LINEAR_I8
                        : mm ? VK_K_LINEAR_MM
                        : c->linear_subgroup ? VK_K_LINEAR
                                             : VK_K_LINEAR_SHMEM;
@@ -184,20 +182,22 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
         pc.y_stride = (uint32_t)ys;
         if (quant) {
             int fp8 = l->fmt == FP4RT_W_FP8;
+            /* linear_i8 takes the codes (modes 3 / 4): rows of 5 K / 16 words */
+            uint64_t qrow = i8 ? (uint64_t)K / 16 * 5 : (uint64_t)K;
             pc_act_quant q = {.K = (uint32_t)K,
-                              .mode = fp8 ? 0u : dyn ? 2u : 1u,
+                              .mode = fp8 ? 0u : (dyn ? 2u : 1u) + (i8 ? 2u : 0u),
                               .x_off = pc.x_off,
                               .x_stride = pc.x_stride,
                               .input_scale = l->input_scale,
-                              .post_off = (uint32_t)(nt * (uint64_t)K),
+                              .post_off = (uint32_t)(nt * qrow),
                               .weight_scale = l->weight_scale};
-            vk_bind qb[2] = {xb, {c->xq, 0, (nt * (VkDeviceSize)K + (dyn ? nt : 0)) * 4}};
+            vk_bind qb[2] = {xb, {c->xq, 0, (nt * (VkDeviceSize)qrow + (dyn ? nt : 0)) * 4}};
             st = fp4rt_vk_dispatch(c, VK_K_ACT_QUANT, qb, 2, &q, sizeof q,
                                    vk_groups(fp8 ? (uint64_t)K : (uint64_t)K / 16), (uint32_t)nt, 1);
             if (st) return st;
             xb = qb[1];
             pc.x_off = 0;
-            pc.x_stride = (uint32_t)K;
+            pc.x_stride = (uint32_t)qrow;
             if (dyn) pc.post_off = q.post_off;
         }
         for (uint64_t n0 = 0; n0 < (uint64_t)l->n_out; n0 += per) {
@@ -212,11 +212,11 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
             pc.aligned = rb % 16 == 0 && skew % 16 == 0;
             /* the whole-rows kernel takes whole groups of 16 weights by 64-bit
              * loads (and x by 64-bit loads where its offset and stride are even) */
-            int rows_k = c->linear_rows && !coop && K % 16 == 0 && rb % 8 == 0 && skew % 8 == 0;
+            int rows_k = c->linear_rows && !coop && !i8 && K % 16 == 0 && rb % 8 == 0 && skew % 8 == 0;
             if (rows_k) pc.aligned = pc.x_off % 2 == 0 && pc.x_stride % 2 == 0 ? 2 : 0;
             vk_kernel kern = rows_k ? rows_kernel(l->fmt) : mv;
-            uint64_t rows_per_group = rows_k ? VK_ROWS_WG : coop ? VK_COOP_TILE : mm ? VK_MM_TILE : VK_MV_ROWS;
-            uint64_t tok_per_group = rows_k ? VK_ROWS_TOKENS : coop ? VK_COOP_TILE : mm ? VK_MM_TILE : VK_MV_TOKENS;
+            uint64_t rows_per_group = rows_k ? VK_ROWS_WG : coop ? VK_COOP_TILE : mm || i8 ? VK_MM_TILE : VK_MV_ROWS;
+            uint64_t tok_per_group = rows_k ? VK_ROWS_TOKENS : coop ? VK_COOP_TILE : mm || i8 ? VK_MM_TILE : VK_MV_TOKENS;
             if (st_t) {
                 st = fp4rt_vk_window(c, c->weights, st_t->offset + n0 * (K / 16), n * (K / 16), l->module, &sb,
                                      &skew);
@@ -226,6 +226,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
             pc.N = (uint32_t)n;
             vk_bind b[4] = {xb, wb, sb, yb};
             if (coop) g_coop_dispatches++;
+            if (i8) g_i8_dispatches++;
             st = fp4rt_vk_dispatch(c, kern, b, 4, &pc, sizeof pc, (uint32_t)((n + rows_per_group - 1) / rows_per_group),
                                    (uint32_t)((nt + tok_per_group - 1) / tok_per_group), 1);
             if (st) return st;

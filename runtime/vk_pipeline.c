@@ -24,7 +24,7 @@ static const char *const k_names[VK_K_COUNT] = {
     [VK_K_CONV1D_SILU] = "conv1d_silu", [VK_K_GATED_DELTA] = "gated_delta",
     [VK_K_GATED_DELTA_CHUNK] = "gated_delta_chunk", [VK_K_ATTENTION_MERGE] = "attention_merge",
     [VK_K_ARGMAX] = "argmax",       [VK_K_TOPK] = "topk",
-    [VK_K_LINEAR_COOP] = "linear_coop", [VK_K_LINEAR_COOP_EMU] = "linear_coop_emu",
+    [VK_K_LINEAR_COOP] = "linear_coop", [VK_K_LINEAR_COOP_EMU] = "linear_coop_emu", [VK_K_LINEAR_I8] = "linear_i8",
 };
 
 fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c) {

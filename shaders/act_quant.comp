@@ -8,10 +8,15 @@
 // reduced by every workgroup of the row (max: exact in any order); the row's
 // post scale s * weight_scale goes to q[post_off + t] for linear.comp.
 // Output rows are dense: q[t * K + k].
+// Modes 3 and 4 (W4A4 for linear_i8.comp, as 1 and 2): the codes instead of the
+// values, row t at word t * RW (RW = 5 K / 16): K / 4 words of signed bytes
+// 2 * e2m1 (4 per word, k order), then K / 16 floats, the block scales sf
+// (the activation is code / 2 * sf * s, s going into the post scale).
 #include "common.glsl"
 layout(local_size_x = WG) in;
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(set = 0, binding = 1) writeonly buffer Q { float q[]; };
+layout(set = 0, binding = 1) writeonly buffer QI { uint qi[]; }; // modes 3, 4 (same binding)
 layout(push_constant) uniform PC {
     uint K, mode, x_off, x_stride;
     float input_scale;
@@ -29,7 +34,9 @@ void main() {
         return;
     }
     float s = pc.input_scale;
-    if (pc.mode == 2u) { // uniform branch: the barriers are reached by the whole workgroup
+    bool codes = pc.mode >= 3u;
+    uint rw = pc.K / 16u * 5u;
+    if (pc.mode == 2u || pc.mode == 4u) { // uniform branch: the barriers are reached by the whole workgroup
         float m = 0.0;
         for (uint k = tid; k < pc.K; k += WG) m = max(m, abs(x[xb + k]));
         red[tid] = m;
@@ -51,10 +58,22 @@ void main() {
     for (uint j = 0; j < 16u; j++) amax = max(amax, abs(x[xb + k0 + j]));
     precise float a6 = amax / 6.0, as = a6 / s;
     float sf = round_e4m3(min(as, 448.0));
+    float div = sf * s;
+    if (codes) { // 2 * e2m1 as signed bytes, then the block scale
+        for (uint w4 = 0; w4 < 4u; w4++) {
+            uint packed = 0u;
+            for (uint j = 0; j < 4u; j++) {
+                float v = sf == 0.0 ? 0.0 : round_e2m1(x[xb + k0 + 4u * w4 + j] / div);
+                packed |= (uint(int(v * 2.0)) & 0xffu) << (8u * j);
+            }
+            qi[t * rw + i * 4u + w4] = packed;
+        }
+        q[t * rw + pc.K / 4u + i] = sf;
+        return;
+    }
     if (sf == 0.0) {
         for (uint j = 0; j < 16u; j++) q[qb + k0 + j] = 0.0;
         return;
     }
-    float div = sf * s;
     for (uint j = 0; j < 16u; j++) q[qb + k0 + j] = round_e2m1(x[xb + k0 + j] / div) * sf;
 }

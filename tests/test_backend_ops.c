@@ -562,12 +562,13 @@ static void case_linear(const backend *b, const char *name, int with_mm) {
     free(c);
 }
 
-/* LINEAR through the tiled matrix-matrix kernel: a program whose linears do
- * not re-quantize activations (BF16, F16, F32, NVFP4 W4A16; with FP8 or W4A4
- * present Vulkan keeps every linear on the exact matrix-vector kernel),
- * N {1, 7, 33, 257} x K {16, 48, 96, 544}, T = 70 (64 x 64 tiles crossed). */
+/* LINEAR through the tiled matrix-matrix kernel (prefill on GPUs; the FP8 / W4A4
+ * linears where the device has neither matrix units nor integer dot
+ * products): every format, N {1, 7, 33, 257} x K {16, 48, 96, 544}, T = 70
+ * (64 x 64 tiles crossed). */
 static void case_linear_mm(const backend *b) {
-    static const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_F16, FP4RT_W_F32, FP4RT_W_NVFP4};
+    static const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_F16, FP4RT_W_F32, FP4RT_W_NVFP4, FP4RT_W_FP8,
+                                      FP4RT_W_NVFP4_W4A4};
     static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 96, 544};
     tcase *c = malloc(sizeof *c);
     case_init(c, "linear-mm");
@@ -585,7 +586,7 @@ static void case_linear_mm(const backend *b) {
             for (int n = 0; n < 4; n++) {
                 char nm[48];
                 snprintf(nm, sizeof nm, "LINEAR %s N=%d K=%d", fp4rt_wfmt_name(fmts[f]), Ns[n], Ks[k]);
-                int y = add_buf(c, nm, Ns[n], 1, fmts[f] <= FP4RT_W_F32 ? FP32_NMSE : FP16_NMSE);
+                int y = add_buf(c, nm, Ns[n], 1, fmts[f] == FP4RT_W_NVFP4 ? FP16_NMSE : FP32_NMSE);
                 fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
                 op->lin = make_linear(c, fmts[f], Ns[n], Ks[k]);
                 op->x = view(xbuf[k], Ks[k]);
@@ -600,18 +601,21 @@ static void case_linear_mm(const backend *b) {
 
 #ifdef FP4RT_HAVE_VULKAN
 static int coop_only_mode; /* main's argv[2] "coop" */
-/* LINEAR through the cooperative-matrix kernel (linear_coop.glsl: prefill FP8 /
- * W4A4 linears, whose FP16 operands are exact, on the matrix units; the caller
- * sets FP4RT_VK_COOPMAT=emu on devices without them): FP8, W4A4 and W4A4 with
- * the dynamic per-row scale, N {1, 7, 33, 257} x K {16, 48, 96, 544} (FP8 also
- * 50: unaligned rows, a partial group), T = 70 (32 x 32 tiles, 32-wide K
- * stages crossed; K = 48 and 16 end inside a stage).
+
+/* LINEAR through a fast prefill kernel. i8 = 0: the cooperative-matrix kernel
+ * (linear_coop.glsl: FP8 / W4A4, whose FP16 operands are exact, on the matrix
+ * units; the caller sets FP4RT_VK_COOPMAT=emu on devices without them): FP8,
+ * W4A4 and W4A4 with the dynamic per-row scale. i8 = 1: the integer-dot kernel
+ * (linear_i8.comp, W4A4 and W4A4-dyn; FP4RT_VK_IDOT=1 set by the caller).
+ * N {1, 7, 33, 257} x K {16, 48, 96, 544} (FP8 also 50: unaligned rows, a
+ * partial group), T = 70 (32 x 32 / 64 x 64 tiles, 32-wide K stages crossed;
+ * K = 48 and 16 end inside a stage) and T = 5 (the matrix-vector kernel).
  * Only the FP32 summation order differs from the CPU: the FP32 ceiling. The
- * kernel must have run (dispatch counter). */
-static void case_linear_coop(const backend *b) {
+ * kernel must have run (dispatch counters). */
+static void case_linear_fast(const backend *b, int i8) {
     const char *want = getenv("FP4RT_VK_COOPMAT");
     fp4rt_vk_device_desc d;
-    if (want && (!strcmp(want, "nv") || !strcmp(want, "khr")) && !fp4rt_vk_device_get(b->vk_index, &d) &&
+    if (!i8 && want && (!strcmp(want, "nv") || !strcmp(want, "khr")) && !fp4rt_vk_device_get(b->vk_index, &d) &&
         !(d.coop_kinds >> (!strcmp(want, "nv") ? FP4RT_VK_COOP_NV : FP4RT_VK_COOP_KHR) & 1)) {
         printf("%s: linear-coop: no %s cooperative matrix on this device\n", coop_only_mode ? "skipped" : "note",
                want);
@@ -620,7 +624,7 @@ static void case_linear_coop(const backend *b) {
     static const fp4rt_wfmt fmts[] = {FP4RT_W_FP8, FP4RT_W_NVFP4_W4A4, FP4RT_W_NVFP4_W4A4};
     static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 96, 544, 50};
     tcase *c = malloc(sizeof *c);
-    case_init(c, "linear-coop");
+    case_init(c, i8 ? "linear-i8" : "linear-coop");
     c->chunk = c->n_ctx = 70;
     int xbuf[5];
     for (int k = 0; k < 5; k++) {
@@ -630,9 +634,10 @@ static void case_linear_coop(const backend *b) {
         c->bufs[xbuf[k]].lo = -2;
         c->bufs[xbuf[k]].hi = 2;
     }
-    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
+    int n_lin = 0;
+    for (size_t f = i8 ? 1 : 0; f < sizeof fmts / sizeof fmts[0]; f++)
         for (int k = 0; k < (f == 0 ? 5 : 4); k++) /* FP8 also K = 50: rows not 4-byte aligned */
-            for (int n = 0; n < 4; n++) {
+            for (int n = 0; n < 4; n++, n_lin++) {
                 char nm[48];
                 snprintf(nm, sizeof nm, "LINEAR %s%s N=%d K=%d", fp4rt_wfmt_name(fmts[f]), f == 2 ? "-dyn" : "",
                          Ns[n], Ks[k]);
@@ -648,25 +653,39 @@ static void case_linear_coop(const backend *b) {
                 op->y = view(y, Ns[n]);
             }
     case_layout(c);
-    long before = fp4rt_vk_coop_dispatches();
+    long before = i8 ? fp4rt_vk_i8_dispatches() : fp4rt_vk_coop_dispatches();
     step_def steps[] = {{70, 0, 0, 0, "T=70"}, {5, 0, 0, 0, "T=5"}};
     run_case(b, c, steps, 2);
-    long ran = fp4rt_vk_coop_dispatches() - before;
-    CHECK_MSG(ran >= 52, "linear-coop: %ld cooperative-matrix dispatches for 52 prefill linears", ran);
+    long ran = (i8 ? fp4rt_vk_i8_dispatches() : fp4rt_vk_coop_dispatches()) - before;
+    CHECK_MSG(ran >= n_lin, "%s: %ld dispatches of the kernel for %d prefill linears", c->name, ran, n_lin);
     case_free(c);
     free(c);
 }
 #endif
 
 #ifdef FP4RT_HAVE_VULKAN
-/* case_linear_coop on the device's matrix units, or the emulated kernel where
- * it has none (unless the caller's FP4RT_VK_COOPMAT says which). */
-static void run_coop_case(const backend *b) {
+/* The fast prefill kernels: linear_coop on the device's matrix units, or the
+ * emulated kernel where it has none (unless the caller's FP4RT_VK_COOPMAT says
+ * which); linear_i8 wherever the device has integer dot products (forced with
+ * FP4RT_VK_IDOT=1, matrix units off so W4A4 reaches it). */
+static void run_fast_cases(const backend *b) {
     fp4rt_vk_device_desc d;
     const char *kind = getenv("FP4RT_VK_COOPMAT");
-    if (!kind && !fp4rt_vk_device_get(b->vk_index, &d) && !d.coopmat) setenv("FP4RT_VK_COOPMAT", "emu", 1);
-    case_linear_coop(b);
+    int have = !fp4rt_vk_device_get(b->vk_index, &d);
+    if (!kind && have && !d.coopmat) setenv("FP4RT_VK_COOPMAT", "emu", 1);
+    case_linear_fast(b, 0);
     if (!kind) unsetenv("FP4RT_VK_COOPMAT");
+    if (have && d.idot) {
+        setenv("FP4RT_VK_IDOT", "1", 1);
+        setenv("FP4RT_VK_COOPMAT", "0", 1);
+        case_linear_fast(b, 1);
+        unsetenv("FP4RT_VK_IDOT");
+        if (kind)
+            setenv("FP4RT_VK_COOPMAT", kind, 1);
+        else
+            unsetenv("FP4RT_VK_COOPMAT");
+    } else
+        printf("note: linear-i8: no integer dot product on this device\n");
 }
 #endif
 
@@ -1019,7 +1038,7 @@ static void bench_ops(const backend *b) {
 
 /* argv[1]: "vulkan" or "cuda" tests only that kind (none: every backend present);
  * "cuda" exits 77 (ctest: skipped) when there is no usable CUDA device.
- * argv[2] "coop": only the cooperative-matrix case, with the kind the caller's
+ * argv[2] "coop": only the fast prefill cases (cooperative matrix with the kind the caller's
  * FP4RT_VK_COOPMAT picks (the GPU check runs the KHR kind that way, without the
  * validation layer of Debian 12, which predates VK_KHR_cooperative_matrix). */
 int main(int argc, char **argv) {
@@ -1075,7 +1094,7 @@ int main(int argc, char **argv) {
         printf("%s vs cpu\n", list[i].name);
 #ifdef FP4RT_HAVE_VULKAN
         if (coop_only) {
-            if (!list[i].cuda) run_coop_case(&list[i]);
+            if (!list[i].cuda) run_fast_cases(&list[i]);
             continue;
         }
 #endif
@@ -1103,7 +1122,7 @@ int main(int argc, char **argv) {
             case_dequant(&list[i]);
 #ifdef FP4RT_HAVE_VULKAN
             /* the device's matrix units, else the emulated kernel */
-            run_coop_case(&list[i]);
+            run_fast_cases(&list[i]);
 #endif
         } else
             case_linear_mm(&list[i]);

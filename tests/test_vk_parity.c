@@ -27,7 +27,8 @@
  * bit-identical to the CPU's prefill result (checked with memcmp; the rules
  * below, and the CPU's second order they need, are for a GPU, whose division
  * may round differently) unless FP8 / W4A4 prefill runs on cooperative
- * matrices (FP4RT_VK_COOPMAT=emu in CI: another FP32 summation order).
+ * matrices (FP4RT_VK_COOPMAT=emu in CI) or W4A4 prefill on integer dot
+ * products (FP4RT_VK_IDOT=1): other FP32 summation orders.
  *
  * Activation quantization. nvidia-mixed (FP8 W8A8 attention and GDN
  * projections) and nvfp4-w4a4 (NVFP4 activations) snap each activation to a
@@ -198,10 +199,11 @@ int main(int argc, char **argv) {
     if (!test_vk_pick_device(dev, sizeof dev, &d)) return 0;
     /* prefill FP8 / W4A4 linears on (emulated) matrix units sum in another
      * order: the rules, not bit identity, on any device */
-    const char *ck = getenv("FP4RT_VK_COOPMAT");
+    const char *ck = getenv("FP4RT_VK_COOPMAT"), *ik = getenv("FP4RT_VK_IDOT");
     int coop = ck ? strcmp(ck, "0") != 0 : d.coopmat != FP4RT_VK_COOP_NONE;
+    int idot = ik && !strcmp(ik, "1") && d.idot;
     int quant = strcmp(recipe, "nvfp4-all") != 0;
-    g_exact = d.software && !(coop && quant);
+    g_exact = d.software && !((coop || idot) && quant);
     printf("device %s: %s (%s); %s %s, prompts %s, %d greedy tokens\n", dev, d.name, d.driver, preset, recipe,
            argv[3], gen);
     fp4rt_numfmt_init();
@@ -256,5 +258,15 @@ int main(int argc, char **argv) {
     test_tmpdir_remove();
     long msgs = fp4rt_vk_message_count();
     CHECK_MSG(msgs == 0, "%ld validation messages", msgs);
+    /* the fast prefill kernels that were meant to run did run (prompts > 8 tokens) */
+    int long_prompt = 0;
+    for (int i = 0; i < n_lens; i++) long_prompt |= lens[i] > 8;
+    if (long_prompt && coop && quant)
+        CHECK_MSG(fp4rt_vk_coop_dispatches() > 0, "no cooperative-matrix prefill dispatch (kind %s)",
+                  ck ? ck : fp4rt_vk_coop_name(d.coopmat));
+    if (long_prompt && idot && !strcmp(recipe, "nvfp4-w4a4"))
+        CHECK_MSG(fp4rt_vk_i8_dispatches() > 0, "no integer-dot prefill dispatch");
+    printf("prefill dispatches: cooperative matrix %ld, integer dot %ld\n", fp4rt_vk_coop_dispatches(),
+           fp4rt_vk_i8_dispatches());
     return test_summary("test_vk_parity");
 }
