@@ -37,7 +37,7 @@ typedef struct dev_run {
     int vocab;
     int skipped;     /* present but not usable by this build: not compared */
     char error[256]; /* non-empty: the device failed to run (or why it was skipped) */
-    char desc[160];
+    char desc[256]; /* fp4rt_model_device: up to 255 characters */
 } dev_run;
 
 /* Runs prompt + n_gen teacher-forced greedy steps on one device. feed: the

@@ -358,8 +358,16 @@ static fp4rt_status vk_set_profile(void *vc, int on) { return fp4rt_vk_profile_e
 
 static void vk_describe(void *vc, char *buf, size_t n) {
     vk_ctx *c = vc;
-    snprintf(buf, n, "vulkan:%d: %s (%s%s), FP32 math, NVFP4 dequantized to FP16 in registers", c->index,
-             c->desc.name, c->desc.type, c->desc.software ? ", software" : "");
+    /* prefill linears: the fast kernel for FP8 / W4A4 (coop first), the rest */
+    char fast[64] = "";
+    if (c->coop && !c->exact)
+        snprintf(fast, sizeof fast, "FP8 / W4A4 on %s cooperative matrices, ", fp4rt_vk_coop_name(c->coop));
+    else if (c->idot && !c->exact)
+        snprintf(fast, sizeof fast, "W4A4 on integer dot products, ");
+    snprintf(buf, n, "vulkan:%d: %s (%s%s), FP32 math, NVFP4 dequantized to FP16 in registers; prefill: %s%s%s",
+             c->index, c->desc.name, c->desc.type, c->desc.software ? ", software" : "", fast,
+             fast[0] ? "the rest " : "",
+             c->exact ? "exact (FP4RT_VK_EXACT)" : c->desc.software ? "exact" : "tiled FP32");
 }
 
 const fp4rt_backend_ops fp4rt_backend_vulkan = {
