@@ -501,6 +501,35 @@ static void run_case(const backend *b, tcase *c, const step_def *steps, int n_st
 
 /* ---- the cases ---- */
 
+/* Inputs "x K=..", one per K, values in [-2, 2]. */
+static void add_x_bufs(tcase *c, const int *Ks, int nk, int *xbuf) {
+    for (int k = 0; k < nk; k++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "x K=%d", Ks[k]);
+        xbuf[k] = add_buf(c, nm, Ks[k], 0, 0);
+        c->bufs[xbuf[k]].lo = -2;
+        c->bufs[xbuf[k]].hi = 2;
+    }
+}
+
+/* One LINEAR [N, K] in format fmt from input buffer xb into a new output held
+ * to `ceiling`; dyn: W4A4 with the per-row dynamic tensor scale
+ * (--fp4-activations on a layer without input_scale). */
+static void add_linear(tcase *c, fp4rt_wfmt fmt, int dyn, int N, int K, int xb, double ceiling) {
+    char nm[48];
+    snprintf(nm, sizeof nm, "LINEAR %s%s N=%d K=%d", fp4rt_wfmt_name(fmt), dyn ? "-dyn" : "", N, K);
+    int y = add_buf(c, nm, N, 1, ceiling);
+    fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
+    fp4rt_linear *l = make_linear(c, fmt, N, K);
+    if (dyn) {
+        l->input_scale = 0;
+        l->act_dynamic = 1;
+    }
+    op->lin = l;
+    op->x = view(xb, K);
+    op->y = view(y, N);
+}
+
 /* LINEAR: every format x N {1, 7, 33, 257} x K {16, 48, 96, 544}; T = 1 and 5
  * (the matrix-vector kernel: 4 rows x 4 tokens per workgroup; rows of 8 / 24
  * bytes take its scalar path, rows of whole 16-byte pieces its staged uvec4
@@ -521,40 +550,15 @@ static void case_linear(const backend *b, const char *name, int with_mm) {
      * whole-rows kernel at any number of tokens */
     c->exact_T = b->cuda ? 0 : !strcmp(name, "linear-rows") ? 1 << 20 : 8;
     int xbuf[4];
-    for (int k = 0; k < 4; k++) {
-        char nm[32];
-        snprintf(nm, sizeof nm, "x K=%d", Ks[k]);
-        xbuf[k] = add_buf(c, nm, Ks[k], 0, 0);
-        c->bufs[xbuf[k]].lo = -2;
-        c->bufs[xbuf[k]].hi = 2;
-    }
+    add_x_bufs(c, Ks, 4, xbuf);
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
         for (int k = 0; k < 4; k++)
-            for (int n = 0; n < 4; n++) {
-                char nm[48];
-                snprintf(nm, sizeof nm, "LINEAR %s N=%d K=%d", fp4rt_wfmt_name(fmts[f]), Ns[n], Ks[k]);
-                double ceil = fmts[f] <= FP4RT_W_F32 ? FP32_NMSE : FP16_NMSE;
-                int y = add_buf(c, nm, Ns[n], 1, ceil);
-                fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
-                op->lin = make_linear(c, fmts[f], Ns[n], Ks[k]);
-                op->x = view(xbuf[k], Ks[k]);
-                op->y = view(y, Ns[n]);
-            }
+            for (int n = 0; n < 4; n++)
+                add_linear(c, fmts[f], 0, Ns[n], Ks[k], xbuf[k], fmts[f] <= FP4RT_W_F32 ? FP32_NMSE : FP16_NMSE);
     /* W4A4 with the per-row dynamic tensor scale (--fp4-activations on a layer
      * without input_scale) */
     for (int k = 0; k < 3; k++)
-        for (int n = 1; n < 4; n++) {
-            char nm[48];
-            snprintf(nm, sizeof nm, "LINEAR W4A4-dyn N=%d K=%d", Ns[n], Ks[k]);
-            int y = add_buf(c, nm, Ns[n], 1, FP16_NMSE);
-            fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
-            fp4rt_linear *l = make_linear(c, FP4RT_W_NVFP4_W4A4, Ns[n], Ks[k]);
-            l->input_scale = 0;
-            l->act_dynamic = 1;
-            op->lin = l;
-            op->x = view(xbuf[k], Ks[k]);
-            op->y = view(y, Ns[n]);
-        }
+        for (int n = 1; n < 4; n++) add_linear(c, FP4RT_W_NVFP4_W4A4, 1, Ns[n], Ks[k], xbuf[k], FP16_NMSE);
     case_layout(c);
     step_def steps[] = {{1, 0, 0, 0, "T=1"}, {5, 0, 0, 0, "T=5"}, {70, 0, 0, 0, "T=70"}};
     run_case(b, c, steps, with_mm ? 3 : 2);
@@ -574,24 +578,11 @@ static void case_linear_mm(const backend *b) {
     case_init(c, "linear-mm");
     c->chunk = c->n_ctx = 70;
     int xbuf[4];
-    for (int k = 0; k < 4; k++) {
-        char nm[32];
-        snprintf(nm, sizeof nm, "x K=%d", Ks[k]);
-        xbuf[k] = add_buf(c, nm, Ks[k], 0, 0);
-        c->bufs[xbuf[k]].lo = -2;
-        c->bufs[xbuf[k]].hi = 2;
-    }
+    add_x_bufs(c, Ks, 4, xbuf);
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
         for (int k = 0; k < 4; k++)
-            for (int n = 0; n < 4; n++) {
-                char nm[48];
-                snprintf(nm, sizeof nm, "LINEAR %s N=%d K=%d", fp4rt_wfmt_name(fmts[f]), Ns[n], Ks[k]);
-                int y = add_buf(c, nm, Ns[n], 1, fmts[f] == FP4RT_W_NVFP4 ? FP16_NMSE : FP32_NMSE);
-                fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
-                op->lin = make_linear(c, fmts[f], Ns[n], Ks[k]);
-                op->x = view(xbuf[k], Ks[k]);
-                op->y = view(y, Ns[n]);
-            }
+            for (int n = 0; n < 4; n++)
+                add_linear(c, fmts[f], 0, Ns[n], Ks[k], xbuf[k], fmts[f] == FP4RT_W_NVFP4 ? FP16_NMSE : FP32_NMSE);
     case_layout(c);
     step_def steps[] = {{70, 0, 0, 0, "T=70"}};
     run_case(b, c, steps, 1);
@@ -627,31 +618,11 @@ static void case_linear_fast(const backend *b, int i8) {
     case_init(c, i8 ? "linear-i8" : "linear-coop");
     c->chunk = c->n_ctx = 70;
     int xbuf[5];
-    for (int k = 0; k < 5; k++) {
-        char nm[32];
-        snprintf(nm, sizeof nm, "x K=%d", Ks[k]);
-        xbuf[k] = add_buf(c, nm, Ks[k], 0, 0);
-        c->bufs[xbuf[k]].lo = -2;
-        c->bufs[xbuf[k]].hi = 2;
-    }
+    add_x_bufs(c, Ks, 5, xbuf);
     int n_lin = 0;
     for (size_t f = i8 ? 1 : 0; f < sizeof fmts / sizeof fmts[0]; f++)
         for (int k = 0; k < (f == 0 ? 5 : 4); k++) /* FP8 also K = 50: rows not 4-byte aligned */
-            for (int n = 0; n < 4; n++, n_lin++) {
-                char nm[48];
-                snprintf(nm, sizeof nm, "LINEAR %s%s N=%d K=%d", fp4rt_wfmt_name(fmts[f]), f == 2 ? "-dyn" : "",
-                         Ns[n], Ks[k]);
-                int y = add_buf(c, nm, Ns[n], 1, FP32_NMSE);
-                fp4rt_op *op = add_op(c, FP4RT_OP_LINEAR);
-                fp4rt_linear *l = make_linear(c, fmts[f], Ns[n], Ks[k]);
-                if (f == 2) {
-                    l->input_scale = 0;
-                    l->act_dynamic = 1;
-                }
-                op->lin = l;
-                op->x = view(xbuf[k], Ks[k]);
-                op->y = view(y, Ns[n]);
-            }
+            for (int n = 0; n < 4; n++, n_lin++) add_linear(c, fmts[f], f == 2, Ns[n], Ks[k], xbuf[k], FP32_NMSE);
     case_layout(c);
     long before = i8 ? fp4rt_vk_i8_dispatches() : fp4rt_vk_coop_dispatches();
     step_def steps[] = {{70, 0, 0, 0, "T=70"}, {5, 0, 0, 0, "T=5"}};
