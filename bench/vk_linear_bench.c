@@ -2,7 +2,8 @@
  * LINEAR op per shape, run on Vulkan device 0 (default; argv[1] picks another)
  * after a warm-up, wall time per step (record + submit + wait) averaged over
  * enough repetitions to take ~0.5 s (3 at least). Prints ms per step (wall and
- * process CPU time), weight GB/s and GFLOP/s. argv[2] = "decode" runs T = 1 only. Shapes are those of the qwen3.5-0.8b synth (hidden 1024, MLP 3584)
+ * process CPU time), weight GB/s and GFLOP/s. argv[2] = "decode" runs T = 1 only;
+ * "prefill [DIV]" compares the prefill kernels on the 27B's shapes (bench_prefill). Shapes are those of the qwen3.5-0.8b synth (hidden 1024, MLP 3584)
  * in its nvidia-mixed formats, T = 1 (decode) and 64 (a prefill chunk).
  * Random weights; the output is not checked here (tests/test_backend_ops.c). */
 #include "fp4rt.h"
@@ -36,7 +37,7 @@ static uint8_t rnd8(void) {
     return (uint8_t)(rng >> 24);
 }
 
-static int bench_one(int dev, fp4rt_wfmt fmt, int N, int K, int T) {
+static int bench_one(int dev, fp4rt_wfmt fmt, int N, int K, int T, double *ms_out) {
     size_t nk = (size_t)N * K, wbytes = fmt == FP4RT_W_F32 ? nk * 4 : fmt <= FP4RT_W_F16 ? nk * 2
                                                     : fmt == FP4RT_W_FP8 ? nk : nk / 2;
     uint8_t *w = malloc(wbytes), *s = malloc(nk / 16 + 1);
@@ -77,6 +78,7 @@ static int bench_one(int dev, fp4rt_wfmt fmt, int N, int K, int T) {
         fprintf(stderr, "vk_linear_bench: %s\n", fp4rt_last_error());
     } else {
         double ms = dt / reps * 1e3, cpu_ms = (cpu_now() - c0) / reps * 1e3;
+        if (ms_out) *ms_out = ms;
         printf("%-12s N=%-6d K=%-6d T=%-4d %9.3f ms wall %9.3f ms CPU  %7.3f GB/s weights  %8.3f GFLOP/s (wall)\n",
                fp4rt_wfmt_name(fmt), N, K, T, ms, cpu_ms, wbytes / (ms * 1e-3) / 1e9, 2.0 * nk * T / (ms * 1e-3) / 1e9);
     }
@@ -89,18 +91,62 @@ static int bench_one(int dev, fp4rt_wfmt fmt, int N, int K, int T) {
     return st != FP4RT_OK;
 }
 
+/* Prefill kernels against the exact one on the 27B's shapes (T = 512): the
+ * device's default (matrix units / integer dot / tiled FP32), the integer-dot
+ * kernel forced (W4A4; where the device has the instructions), the tiled FP32
+ * kernel (GPUs), then FP4RT_VK_EXACT=1 (the matrix-vector kernel, or the
+ * whole-rows kernel on software devices); prints each one's speed relative to
+ * the exact one. `div` shrinks the shapes
+ * (a quick run on a slow device). */
+static int bench_prefill(int dev, int div) {
+    fp4rt_vk_device_desc d;
+    if (fp4rt_vk_device_get(dev, &d)) return 1;
+    static const struct { fp4rt_wfmt fmt; int N, K; const char *what; } shapes[] = {
+        {FP4RT_W_NVFP4_W4A4, 17408, 5120, "27B gate / up (W4A4)"},
+        {FP4RT_W_NVFP4_W4A4, 5120, 17408, "27B down (W4A4)"},
+        {FP4RT_W_FP8, 5120, 5120, "27B attention-size FP8 (W8A8)"}};
+    static const struct { const char *name, *coop, *idot, *exact; } kinds[] = {
+        {"default", NULL, NULL, NULL}, {"integer dot (W4A4)", "0", "1", NULL},
+        {"tiled FP32", "0", "0", NULL}, {"exact", NULL, NULL, "1"}};
+    int bad = 0, T = 512;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        double ms[4] = {0};
+        printf("%s: N=%d K=%d T=%d\n", shapes[i].what, shapes[i].N / div, shapes[i].K / div, T);
+        for (size_t k = 0; k < 4; k++) {
+            if (k == 1 && !d.idot) continue;
+            if (k == 2 && d.software) continue; /* software devices run the exact kernel there */
+            const char *env[3][2] = {{"FP4RT_VK_COOPMAT", kinds[k].coop},
+                                     {"FP4RT_VK_IDOT", kinds[k].idot},
+                                     {"FP4RT_VK_EXACT", kinds[k].exact}};
+            for (int e = 0; e < 3; e++)
+                if (env[e][1])
+                    setenv(env[e][0], env[e][1], 1);
+                else
+                    unsetenv(env[e][0]);
+            printf("  %-22s ", kinds[k].name);
+            fflush(stdout);
+            bad |= bench_one(dev, shapes[i].fmt, shapes[i].N / div, shapes[i].K / div, T, &ms[k]);
+        }
+        for (int e = 0; e < 3; e++) unsetenv(e == 0 ? "FP4RT_VK_COOPMAT" : e == 1 ? "FP4RT_VK_IDOT" : "FP4RT_VK_EXACT");
+        for (size_t k = 0; k < 3; k++)
+            if (ms[k] > 0 && ms[3] > 0) printf("  %-22s %.2fx the exact kernel's speed\n", kinds[k].name, ms[3] / ms[k]);
+    }
+    return bad;
+}
+
 int main(int argc, char **argv) {
     int dev = argc > 1 ? atoi(argv[1]) : 0, bad = 0;
     if (fp4rt_vk_device_count() <= dev) {
         printf("skipped: no Vulkan device %d (%s)\n", dev, fp4rt_vk_unavailable_reason());
         return 0;
     }
+    if (argc > 2 && !strcmp(argv[2], "prefill")) return bench_prefill(dev, argc > 3 && atoi(argv[3]) > 0 ? atoi(argv[3]) : 1);
     static const struct { fp4rt_wfmt fmt; int N, K; } shapes[] = {
         {FP4RT_W_NVFP4, 3584, 1024}, {FP4RT_W_NVFP4, 1024, 3584}, {FP4RT_W_FP8, 1024, 1024},
         {FP4RT_W_BF16, 1024, 1024}};
     static const int Ts[] = {1, 64};
     for (size_t t = 0; t < (argc > 2 && !strcmp(argv[2], "decode") ? 1u : 2u); t++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-            bad |= bench_one(dev, shapes[i].fmt, shapes[i].N, shapes[i].K, Ts[t]);
+            bad |= bench_one(dev, shapes[i].fmt, shapes[i].N, shapes[i].K, Ts[t], NULL);
     return bad;
 }

@@ -19,7 +19,8 @@
 #              build's fp4rt bench has no --synthetic)
 #   fp4-bench  FP4RT_BENCH=1 test_cu_fp4_device (W4A4 kernels vs CPU + timing)
 #   linear-bench  test_cu_linear_gpu bench (the linear kernels on the 27B shapes)
-#   vk-ops, vk-model, vk-parity, vk-bench, vk-prefill  the Vulkan backend on the NVIDIA card (with the
+#   vk-ops, vk-coop-khr, vk-model, vk-parity, vk-bench, vk-prefill, vk-linear-prefill
+#              the Vulkan backend on the NVIDIA card (with the
 #              Khronos validation layer, as in CI) when a Vulkan device is there
 #   sass       tools/cu_fp4_sass_check.sh (CPU only, runs in the background)
 # and prints a table (step, status, seconds, key number) LAST, also written to
@@ -76,6 +77,7 @@ key() {
         grep -m1 -oE 'reaches +[0-9.]+%' "$log" | sed 's/reaches */= /;s/$/ of bw limit/'
         grep -m1 -E '^prefill ' "$log" | grep -oE '[0-9.]+ tokens/s' | sed 's/$/ prefill/'
         grep -m1 -E '^(read )?bandwidth ' "$log" | grep -oE '[0-9.]+ GB/s' | sed 's/^/bw /'; } | paste -sd' ' ;;
+    vk-linear-prefill) grep -E 'x the exact' "$log" | sed -E 's/ +/ /g;s/ the exact kernel.s speed//' | paste -sd';' | cut -c1-90 ;;
     vk-*) grep -E 'passed|failed|FAIL|skipped' "$log" | tail -n1 | cut -c1-90 ;;
     sass) grep -E '^sm_|FAIL' "$log" | sed -E 's/MMA instructions: //;s/; SHFL.IDX: [0-9]+//' | paste -sd';' | cut -c1-90 ;;
     *) tail -n1 "$log" | cut -c1-90 ;;
@@ -282,12 +284,14 @@ if [ -z "$vkdev" ]; then
     skip vk-parity "$why"
     skip vk-bench "$why"
     skip vk-prefill "$why"
+    skip vk-linear-prefill "$why"
 elif [ ! -x "$bld/tests/test_backend_ops" ]; then
     skip vk-ops "Vulkan backend not in this build"
     skip vk-coop-khr "Vulkan backend not in this build"
     skip vk-model "Vulkan backend not in this build"
     skip vk-bench "Vulkan backend not in this build"
     skip vk-prefill "Vulkan backend not in this build"
+    skip vk-linear-prefill "Vulkan backend not in this build"
 else
     # the NV cooperative-matrix kind under the validation layer (Debian 12's
     # layer knows VK_NV_cooperative_matrix, not the KHR extension), then the KHR
@@ -303,6 +307,12 @@ else
     # prefill: FP8 / W4A4 linears on the cooperative-matrix kernel where the
     # driver has VK_KHR / VK_NV_cooperative_matrix (fp4rt devices says which)
     bench vk-prefill 90 "$vkdev" --prompt 512 --gen 1
+    # the prefill kernels one by one on the 27B's shapes, against the exact one
+    if [ -x "$bld/bench/vk_linear_bench" ]; then
+        step vk-linear-prefill 60 "'$bld/bench/vk_linear_bench' ${vkdev#vulkan:} prefill"
+    else
+        skip vk-linear-prefill "vk_linear_bench not built"
+    fi
 fi
 
 # ---- the background steps ---------------------------------------------------------
