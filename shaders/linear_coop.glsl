@@ -41,13 +41,7 @@ layout(set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(set = 0, binding = 1) readonly buffer W { uint w[]; };
 layout(set = 0, binding = 2) readonly buffer S { uint sc[]; };
 layout(set = 0, binding = 3) buffer Y { float y[]; };
-layout(push_constant) uniform PC {
-    uint K, fmt, x_off, x_stride;   // x row t at x_off + t * x_stride (floats)
-    uint y_off, y_stride, N, T;     // y row t at y_off + t * y_stride, columns 0..N-1
-    uint w_off, s_off, aligned;     // byte offsets of row 0 of W / of the scales
-    float post;                     // post_off != 0: the post of token t is x[post_off + t]
-    uint post_off;                  // (act_quant mode 2: per-row activation scales)
-} pc;
+#include "linear_pc.glsl"
 
 shared float16_t ws[TM * LDS]; // [row n][k]
 shared float16_t xs[TN * LDS]; // [token t][k]

@@ -25,13 +25,7 @@ layout(set = 0, binding = 0) readonly buffer XF { float xf[]; };
 layout(set = 0, binding = 1) readonly buffer W { uint w[]; };
 layout(set = 0, binding = 2) readonly buffer S { uint sc[]; };
 layout(set = 0, binding = 3) buffer Y { float y[]; };
-layout(push_constant) uniform PC {
-    uint K, fmt, x_off, x_stride;   // activation row t at word x_off + t * x_stride (5 K / 16 words)
-    uint y_off, y_stride, N, T;     // y row t at y_off + t * y_stride, columns 0..N-1
-    uint w_off, s_off, aligned;     // byte offsets of row 0 of W / of the scales
-    float post;                     // post_off != 0: the post of token t is xf[post_off + t]
-    uint post_off;
-} pc;
+#include "linear_pc.glsl"
 
 // OpSDot (4450) on two words of 4 signed bytes (PackedVectorFormat4x8Bit = 0).
 spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)

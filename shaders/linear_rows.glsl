@@ -47,13 +47,7 @@ layout(set = 0, binding = 1) readonly buffer W8 { uint64_t w8[]; };
 layout(set = 0, binding = 2) readonly buffer S { uint sc[]; };
 layout(set = 0, binding = 2) readonly buffer S8 { uint64_t sc8[]; };
 layout(set = 0, binding = 3) buffer Y { float y[]; };
-layout(push_constant) uniform PC {
-    uint K, fmt, x_off, x_stride;
-    uint y_off, y_stride, N, T;
-    uint w_off, s_off, aligned;
-    float post;
-    uint post_off;
-} pc;
+#include "linear_pc.glsl"
 
 #define NAN_F uintBitsToFloat(0x7fc00000u)
 

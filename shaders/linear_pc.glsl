@@ -1,0 +1,9 @@
+// The push constants of every linear kernel (mirrored by pc_linear in
+// runtime/vk_op_linear.c and pc_coop in runtime/vk_coop.c).
+layout(push_constant) uniform PC {
+    uint K, fmt, x_off, x_stride;   // x row t at x_off + t * x_stride (floats; linear_i8: words of codes)
+    uint y_off, y_stride, N, T;     // y row t at y_off + t * y_stride, columns 0..N-1
+    uint w_off, s_off, aligned;     // byte offsets of row 0 of W / of the scales; aligned: kernel-specific
+    float post;                     // post_off != 0: the post of token t is x[post_off + t]
+    uint post_off;                  // (act_quant modes 2 / 4: per-row activation scales)
+} pc;
