@@ -55,10 +55,7 @@ long fp4rt_vk_message_count(void);
 size_t fp4rt_vk_pipeline_cache_loaded_bytes(void);
 long fp4rt_vk_pipeline_cache_saves(void);
 
-/* For tests: the cooperative-matrix kind the backend ctx uses for prefill
- * linears (after its check), the check's relative error, and the number of
- * linear_coop dispatches recorded since the process started. */
-int fp4rt_vk_coop_kind(const void *ctx, double *check_error);
+/* For tests: linear_coop dispatches recorded since the process started. */
 long fp4rt_vk_coop_dispatches(void);
 /* For tests: linear_i8 dispatches (W4A4 prefill on integer dot products) recorded
  * since the process started. */

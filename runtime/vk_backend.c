@@ -392,12 +392,6 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .top_k = fp4rt_vk_top_k,
 };
 
-int fp4rt_vk_coop_kind(const void *vc, double *check_error) {
-    const vk_ctx *c = vc;
-    if (check_error) *check_error = c->coop_check_error;
-    return c->coop;
-}
-
 fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8_t *scales, size_t n, uint16_t *out) {
     vk_ctx *c = vc;
     if (n % 16) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "dequant of %zu elements (need a multiple of 16)", n);

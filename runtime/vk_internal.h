@@ -102,7 +102,6 @@ typedef struct vk_ctx {
     VkDeviceSize act_range;   /* largest activation window of a linear: max_range, or FP4RT_VK_MAX_ACT_RANGE (tests) */
     int linear_rows;          /* linears run linear_rows_*.comp (whole rows per invocation): software devices, FP4RT_VK_LINEAR */
     int coop;                 /* FP4RT_VK_COOP_*: prefill FP8 / W4A4 linears on linear_coop(_emu).comp */
-    double coop_check_error;  /* the relative error of its check (vk_coop.c) */
     int idot;                 /* prefill W4A4 linears on linear_i8.comp (packed integer dot products) */
     int exact;                /* FP4RT_VK_EXACT=1: every linear on the bit-exact kernels */
     int linear_subgroup;      /* decode linears reduce with subgroup shuffles (desc.subgroup_shuffle, not FP4RT_VK_NO_SUBGROUP) */
@@ -171,6 +170,14 @@ int fp4rt_vk_has_device_ext(VkPhysicalDevice pd, const char *name);
 void fp4rt_vk_describe_physical(VkInstance inst, VkPhysicalDevice pd, fp4rt_vk_device_desc *d);
 fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index);
 void fp4rt_vk_device_close(vk_ctx *c);
+
+/* The push constants of every linear kernel (shaders/linear_pc.glsl). */
+typedef struct vk_pc_linear {
+    uint32_t K, fmt, x_off, x_stride, y_off, y_stride, N, T, w_off, s_off, aligned;
+    float post;
+    uint32_t post_off; /* != 0: the post scale of token t is x[post_off + t] (act_quant modes 2 / 4) */
+} vk_pc_linear;
+_Static_assert(sizeof(vk_pc_linear) == 52, "vk_pc_linear mirrors shaders/linear_pc.glsl");
 
 /* vk_coop.c */
 /* The cooperative-matrix kinds a physical device offers: bit FP4RT_VK_COOP_KHR

@@ -23,19 +23,13 @@
 #define VK_MV_TOKENS 4 /* tokens per matrix-vector workgroup (MT) */
 #define VK_ROWS_WG 32    /* rows per linear_rows.comp workgroup (WGR x R) */
 #define VK_ROWS_TOKENS 2 /* tokens per linear_rows.comp workgroup (MT) */
-#define VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp) */
+#define VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp, linear_i8.comp) */
 #define VK_COOP_TILE 32 /* rows and tokens per cooperative-matrix workgroup (TM, TN in linear_coop.glsl) */
 
 static long g_coop_dispatches, g_i8_dispatches;
 long fp4rt_vk_coop_dispatches(void) { return g_coop_dispatches; }
 long fp4rt_vk_i8_dispatches(void) { return g_i8_dispatches; }
 
-typedef struct {
-    uint32_t K, fmt, x_off, x_stride, y_off, y_stride, N, T, w_off, s_off, aligned;
-    float post;
-    uint32_t post_off; /* != 0: the post scale of token t is x[post_off + t] (act_quant mode 2) */
-} pc_linear;
-_Static_assert(sizeof(pc_linear) == 52, "pc_linear mirrors linear_mv.glsl / linear_mm.comp");
 typedef struct {
     uint32_t K, mode, x_off, x_stride;
     float input_scale;
@@ -86,6 +80,28 @@ static uint64_t tokens_fitting(VkDeviceSize limit, VkDeviceSize align, uint64_t 
  * every linear on the matrix-vector kernel, which reproduces the CPU's sums
  * bit for bit at any number of tokens. Software devices (lavapipe) run the
  * exact whole-rows kernel unless a test forces the others. */
+/* Rows of W and tokens one workgroup of linear kernel k covers. */
+static void kernel_tile(vk_kernel k, uint64_t *rows, uint64_t *tokens) {
+    switch (k) {
+    case VK_K_LINEAR_ROWS_NVFP4:
+    case VK_K_LINEAR_ROWS_FP8:
+    case VK_K_LINEAR_ROWS_HALF:
+    case VK_K_LINEAR_ROWS_F32:
+        *rows = VK_ROWS_WG, *tokens = VK_ROWS_TOKENS;
+        return;
+    case VK_K_LINEAR_COOP:
+    case VK_K_LINEAR_COOP_EMU:
+        *rows = *tokens = VK_COOP_TILE;
+        return;
+    case VK_K_LINEAR_MM:
+    case VK_K_LINEAR_I8:
+        *rows = *tokens = VK_MM_TILE;
+        return;
+    default: /* linear_mv */
+        *rows = VK_MV_ROWS, *tokens = VK_MV_TOKENS;
+    }
+}
+
 static vk_kernel rows_kernel(fp4rt_wfmt f) {
     switch (f) {
     case FP4RT_W_BF16:
@@ -173,7 +189,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
                        : mm ? VK_K_LINEAR_MM
                        : c->linear_subgroup ? VK_K_LINEAR
                                             : VK_K_LINEAR_SHMEM;
-        pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post};
+        vk_pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post};
         vk_bind xb, yb, wb, sb = {0};
         fp4rt_status st = float_window(c, s->sb->scratch, xo + ta * xs, (nt - 1) * xs + (uint64_t)K,
                                        "the activation arena", &xb, &pc.x_off);
@@ -215,8 +231,8 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
             int rows_k = c->linear_rows && !coop && !i8 && K % 16 == 0 && rb % 8 == 0 && skew % 8 == 0;
             if (rows_k) pc.aligned = pc.x_off % 2 == 0 && pc.x_stride % 2 == 0 ? 2 : 0;
             vk_kernel kern = rows_k ? rows_kernel(l->fmt) : mv;
-            uint64_t rows_per_group = rows_k ? VK_ROWS_WG : coop ? VK_COOP_TILE : mm || i8 ? VK_MM_TILE : VK_MV_ROWS;
-            uint64_t tok_per_group = rows_k ? VK_ROWS_TOKENS : coop ? VK_COOP_TILE : mm || i8 ? VK_MM_TILE : VK_MV_TOKENS;
+            uint64_t rows_per_group, tok_per_group;
+            kernel_tile(kern, &rows_per_group, &tok_per_group);
             if (st_t) {
                 st = fp4rt_vk_window(c, c->weights, st_t->offset + n0 * (K / 16), n * (K / 16), l->module, &sb,
                                      &skew);

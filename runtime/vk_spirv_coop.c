@@ -140,17 +140,16 @@ static fp4rt_status collect(rw *r) {
     for (size_t i = 5; i < r->n; i += r->w[i] >> 16) {
         const uint32_t *in = r->w + i;
         uint32_t op = in[0] & 0xffff, wc = in[0] >> 16;
-        /* the ids this pass and the next index the tables with */
-        for (uint32_t k = 1; k < wc && k < 4; k++)
-            if (in[k] >= r->bound &&
-                (op == FP4RT_SPV_OP_TYPE_COOP_NV || op == FP4RT_SPV_OP_TYPE_POINTER ||
-                 op == OP_CONST_TRUE || op == OP_CONST_FALSE ||
-                 ((op == FP4RT_SPV_OP_CONSTANT || has_result_type(op)) && k < 3)) &&
-                !(op == FP4RT_SPV_OP_TYPE_POINTER && k == 2) && !(k == 1 && op == OP_CONST_TRUE) &&
-                !(k == 1 && op == OP_CONST_FALSE))
-                return fp4rt_fail(FP4RT_FORMAT,
-                                  "spirv: instruction %u at word %zu: id %u >= bound %u", op, i,
-                                  in[k], r->bound);
+        /* the ids the passes index the tables with: result type and result
+         * (a pointer type: result and pointee) */
+        int indexed = op == FP4RT_SPV_OP_TYPE_COOP_NV || op == FP4RT_SPV_OP_TYPE_POINTER ||
+                      op == FP4RT_SPV_OP_CONSTANT || op == OP_CONST_TRUE || op == OP_CONST_FALSE ||
+                      has_result_type(op);
+        uint32_t second = op == FP4RT_SPV_OP_TYPE_POINTER ? 3 : 2;
+        if (indexed && ((wc > 1 && in[1] >= r->bound) || (wc > second && in[second] >= r->bound)))
+            return fp4rt_fail(FP4RT_FORMAT,
+                              "spirv: instruction %u at word %zu: an id past the bound %u", op, i,
+                              r->bound);
         if (op == FP4RT_SPV_OP_TYPE_COOP_NV) {
             if (wc != 6)
                 return fp4rt_fail(FP4RT_FORMAT,
