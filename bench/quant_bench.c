@@ -8,10 +8,10 @@
  *
  * MSE is measured on dequantized weights, tensor scale included, exactly as the
  * runtime dequantizes (fp4rt_nvfp4_dequantize_row). */
-#include "common.h"
-#include "numfmt.h"
-#include "nvfp4.h"
-#include "threadpool.h"
+#include "runtime/base/common.h"
+#include "runtime/base/numfmt.h"
+#include "runtime/tools/nvfp4.h"
+#include "runtime/base/threadpool.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -8,7 +8,7 @@
  * of UTF-8 input) of the best of REPEAT passes (default 3), and a checksum of
  * the ids so runs can be compared. */
 #include "fp4rt.h"
-#include "loader/tokenizer.h"
+#include "runtime/text/tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

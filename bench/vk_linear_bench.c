@@ -5,12 +5,12 @@
  * process CPU time), weight GB/s and GFLOP/s. argv[2] = "decode" runs T = 1 only;
  * "prefill [DIV]" compares the prefill kernels on the 27B's shapes (bench_prefill). Shapes are those of the qwen3.5-0.8b synth (hidden 1024, MLP 3584)
  * in its nvidia-mixed formats, T = 1 (decode) and 64 (a prefill chunk).
- * Random weights; the output is not checked here (tests/test_backend_ops.c). */
+ * Random weights; the output is not checked here (tests/backend/test_backend_ops.c). */
 #include "fp4rt.h"
 
-#include "../runtime/backend.h"
-#include "../runtime/model.h"
-#include "../runtime/vk.h"
+#include "runtime/backend/backend.h"
+#include "runtime/engine/model.h"
+#include "runtime/backend/vulkan/vk.h"
 
 #include <stdio.h>
 #include <stdlib.h>

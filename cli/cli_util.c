@@ -1,7 +1,7 @@
 /* Helpers shared by the subcommands. */
-#include "commands.h"
+#include "cli/commands.h"
 
-#include "common.h"
+#include "runtime/base/common.h"
 
 #include <errno.h>
 #include <math.h>
@@ -100,7 +100,7 @@ int fp4rt_cli_model_opt(int argc, char **argv, int *i, fp4rt_cli_model_opts *o) 
     return 1;
 }
 
-#include "model.h"
+#include "runtime/engine/model.h"
 
 static float parse_float(const char *opt, const char *v) {
     char *end;

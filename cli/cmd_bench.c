@@ -7,10 +7,10 @@
  * decode step reads (weights + GDN state read and written + the KV cache at
  * the mean decode position). The percentage compares the median decode step
  * with that limit, so one slow step on a shared machine does not decide it. */
-#include "commands.h"
+#include "cli/commands.h"
 
-#include "model.h"
-#include "plan.h"
+#include "runtime/engine/model.h"
+#include "runtime/model/plan.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * prompt is evaluated again (the template drops the reasoning of earlier turns,
  * which changes the prefix, unless --preserve-thinking).
  * Commands: /think on|off, /reset, /quit. */
-#include "commands.h"
+#include "cli/commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,12 +1,12 @@
 /* fp4rt devices: the devices this build can use, and what --device auto picks. */
-#include "commands.h"
+#include "cli/commands.h"
 
 #include <stdio.h>
 #include <unistd.h>
 
-#include "cuda.h"
+#include "runtime/backend/cuda.h"
 #ifdef FP4RT_HAVE_VULKAN
-#include "vk.h"
+#include "runtime/backend/vulkan/vk.h"
 #endif
 
 int fp4rt_cmd_devices(int argc, char **argv) {

@@ -1,9 +1,9 @@
 /* fp4rt inspect: every tensor of a checkpoint with its dtype, shape, role
  * (the format of the linear it belongs to) and size, then totals per format. */
-#include "commands.h"
+#include "cli/commands.h"
 
-#include "model.h"
-#include "plan.h"
+#include "runtime/engine/model.h"
+#include "runtime/model/plan.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* fp4rt logits: teacher-forced logits of a token sequence, float32 [n, vocab]
  * little-endian, written to a temporary file and renamed when complete. */
-#include "commands.h"
+#include "cli/commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,10 +1,10 @@
 /* fp4rt plan: bytes of each part (weights, KV cache, GDN state, scratch,
  * logits, the GPU backends' RoPE table) for a context length, from a checkpoint or from a named config and a
  * quantization recipe alone (nothing is allocated or written). */
-#include "commands.h"
+#include "cli/commands.h"
 
-#include "model.h"
-#include "plan.h"
+#include "runtime/engine/model.h"
+#include "runtime/model/plan.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 /* fp4rt quantize: BF16/F16/F32 checkpoint -> ModelOpt NVFP4 / FP8 checkpoint. */
-#include "commands.h"
+#include "cli/commands.h"
 
-#include "quantize.h"
-#include "schema.h"
+#include "runtime/tools/quantize.h"
+#include "runtime/model/schema.h"
 
 #include <stdio.h>
 #include <stdlib.h>

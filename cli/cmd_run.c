@@ -2,7 +2,7 @@
  * model's chat template (unless --raw) and the answer streams as text; with
  * --tokens the prompt is token ids and the sampled ids are printed. A stats line
  * ends the run on stderr. */
-#include "commands.h"
+#include "cli/commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /* fp4rt synth: write a deterministic random BF16 checkpoint of a named config. */
-#include "commands.h"
+#include "cli/commands.h"
 
-#include "common.h"
-#include "schema.h"
-#include "synth.h"
+#include "runtime/base/common.h"
+#include "runtime/model/schema.h"
+#include "runtime/tools/synth.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,10 +8,10 @@
  *       prints the decoded text followed by a newline.
  * Special tokens written literally in the text are recognized (as
  * transformers does by default). */
-#include "commands.h"
+#include "cli/commands.h"
 
-#include "common.h"
-#include "loader/tokenizer.h"
+#include "runtime/base/common.h"
+#include "runtime/text/tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

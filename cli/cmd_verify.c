@@ -4,7 +4,7 @@
  * against the CPU and prints one table. Exit 0 when every device agrees, 1 on
  * a mismatch or a device that fails to run.
  *
- * What is compared, per device (runtime/logit_compare.h):
+ * What is compared, per device (runtime/tools/logit_compare.h):
  *   - prefill: the logits of every prompt position (one prefill);
  *   - decode: N greedy steps after the prompt, each device fed the CPU's
  *     choice (teacher-forced, so one near-tie cannot derail the rest); the
@@ -14,9 +14,9 @@
  * decode NMSE <= --max-decode-nmse (default 1e-6, the contract's decode
  * ceiling), nothing is non-finite, and no step whose CPU top-2 margin is clear
  * of the error (2 sqrt(ceiling) x RMS of the logits) picks another token. */
-#include "commands.h"
+#include "cli/commands.h"
 
-#include "logit_compare.h"
+#include "runtime/tools/logit_compare.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* The fp4rt command: dispatches to the subcommands in cli/cmd_*.c. */
-#include "commands.h"
+#include "cli/commands.h"
 
 #include "fp4rt.h"
 

@@ -1,10 +1,10 @@
 /* CUDA kernels of gated full attention: partial NeoX RoPE, KV-cache append and
  * causal GQA softmax attention (split decoding for one token, a tiled kernel
- * for prefill). The numerics contract of attention (runtime/backend.h,
+ * for prefill). The numerics contract of attention (runtime/backend/backend.h,
  * cu_canon.cuh): per (row, query head) the online softmax over positions in
  * order, scores d = sum_e q_e k_e in e order then d * scale, exp from
  * canon_math.h, the contract's decode splits and merge, no fused multiply-add:
- * the bits of runtime/cpu_attention.c. FP32 throughout (no tensor cores).
+ * the bits of runtime/backend/cpu/cpu_attention.c. FP32 throughout (no tensor cores).
  * RoPE reads cos / sin from a table the host builds with the CPU's cosf / sinf
  * (fp4rt_cu_rope_table), so its bits are the CPU's too.
  *
@@ -13,9 +13,9 @@
  *
  * KV cache (sb->kv): [n_attn][2 (K, V)][n_ctx][n_kv_heads][head_dim] of BF16, F32
  * or FP8 E4M3 (FP8 holds K / k_scale, V / v_scale). */
-#include "cu_attn_index.h"
-#include "cu_canon.cuh"
-#include "cu_ops.h"
+#include "cuda/cu_attn_index.h"
+#include "cuda/cu_canon.cuh"
+#include "cuda/cu_ops.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>

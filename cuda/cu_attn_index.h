@@ -1,6 +1,6 @@
 /* Index arithmetic of the CUDA attention and GDN kernels (cu_attention.cu,
  * cu_gdn.cu), shared by the kernels and the host unit test
- * (tests/test_cu_index.cu): the decode splits of attention, the merge of their
+ * (tests/cuda/test_cu_index.cu): the decode splits of attention, the merge of their
  * partials, the causal key range of a prefill tile and the chunk boundaries of
  * the chunked gated delta rule. Everything here is plain integer or FP32
  * arithmetic usable on the host and the device (the merge is the numerics
@@ -13,8 +13,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-#include "backend.h"
-#include "canon_math.h"
+#include "runtime/backend/backend.h"
+#include "runtime/base/canon_math.h"
 #ifdef __cplusplus
 }
 #endif
@@ -35,7 +35,7 @@ extern "C" {
 #define FP4RT_CU_DYN_SMEM(type, name) extern __shared__ type name[]
 #endif
 
-/* Decode (one token): the numerics contract's splits (runtime/backend.h). The
+/* Decode (one token): the numerics contract's splits (runtime/backend/backend.h). The
  * positions 0 .. len - 1 are cut into ns = fp4rt_attn_splits(n_ctx, 1) spans of
  * fp4rt_attn_span(len, ns) positions (one span of len when ns is 1), the last
  * ones shorter or empty. The grid always has FP4RT_ATTN_MAX_SPLITS blocks per
@@ -62,7 +62,7 @@ FP4RT_HD long long fp4rt_cu_attn_part_off(int h, int split, int head_dim) {
  * contract's merge in split order over the splits with m_i != -inf:
  *   M = max m_i;  L = sum_i exp(m_i - M) l_i;  a = sum_i exp(m_i - M) acc_i[e];
  *   out[e] = a / L
- * (one split: acc / l; runtime/cpu_attention.c, shaders/attention_merge.comp). */
+ * (one split: acc / l; runtime/backend/cpu/cpu_attention.c, shaders/attention_merge.comp). */
 FP4RT_HD float fp4rt_cu_attn_merge_lane(const float *part, int n_splits, int head_dim, int e) {
     long long rec = head_dim + 2;
     if (n_splits == 1) return part[e] / part[head_dim + 1]; /* one span: acc / l, as the CPU */
@@ -89,7 +89,7 @@ FP4RT_HD int fp4rt_cu_tile_keys(int pos0, int T, int t0, int bq) {
 FP4RT_HD int fp4rt_cu_key_visible(int pos0, int t, int key) { return key <= pos0 + t; }
 
 /* Chunked gated delta rule: the chunk every backend uses (FP4RT_GDN_CHUNK,
- * runtime/backend.h; cu_gdn.cu and the unit test check they agree). */
+ * runtime/backend/backend.h; cu_gdn.cu and the unit test check they agree). */
 #define FP4RT_CU_GDN_CHUNK 64
 /* Tokens are taken in chunks of `chunk` from token 0
  * (the CPU's fp4rt_gdn_chunked); the chunk starting at t0 has this many rows. */

@@ -1,4 +1,4 @@
-/* The CUDA backend's table (runtime/backend.h): a context on one device with
+/* The CUDA backend's table (runtime/backend/backend.h): a context on one device with
  * one stream; buffers (cudaMalloc); uploads and downloads through a bounded
  * pinned staging buffer (two halves used in turn, so host memory during the
  * weight upload stays near its size); prepare (every tensor the program reads,
@@ -11,7 +11,7 @@
  * Ordering: everything goes through c->stream, so uploads, clears, steps and
  * downloads happen in call order; run returns without waiting, a download or
  * synchronize waits. */
-#include "cu_internal.h"
+#include "cuda/cu_internal.h"
 
 #include <algorithm>
 #include <stdio.h>

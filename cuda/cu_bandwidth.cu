@@ -1,9 +1,9 @@
-/* The backend's measure_bandwidth slot (runtime/backend.h): the device's
+/* The backend's measure_bandwidth slot (runtime/backend/backend.h): the device's
  * copy bandwidth, bytes read + written per second, the median of several
  * 2 x 1 GiB device-to-device copies (less when the device has little free
  * memory) timed with CUDA events on the context's stream. */
-#include "cu_bandwidth.cuh"
-#include "cu_internal.h"
+#include "cuda/cu_bandwidth.cuh"
+#include "cuda/cu_internal.h"
 
 #include <stdio.h>
 

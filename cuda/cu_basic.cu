@@ -1,13 +1,13 @@
 /* The cheap per-row ops: embedding, RMSNorm / gated RMSNorm / L2 norm, sigmoid
  * gate, SwiGLU, residual add. The numerics contract (cu_canon.cuh): the CPU's
- * FP32 math (runtime/cpu_elementwise.c, cpu_attention.c for the sigmoid gate)
+ * FP32 math (runtime/backend/cpu/cpu_elementwise.c, cpu_attention.c for the sigmoid gate)
  * in the same operation order, the norms' sum of squares in fp4rt_csumsq's
  * order, SiLU and sigmoid from canon_math.h: the CPU's bits. Every kernel reads
  * the token ids from the device step info, and the row count is the step's
  * (fixed per captured graph). */
-#include "cu_attn_index.h" /* FP4RT_CU_LAUNCH */
-#include "cu_canon.cuh"
-#include "cu_ops.h"
+#include "cuda/cu_attn_index.h" /* FP4RT_CU_LAUNCH */
+#include "cuda/cu_canon.cuh"
+#include "cuda/cu_ops.h"
 
 #include <cuda_fp16.h>
 

@@ -1,5 +1,5 @@
 /* NVFP4 W4A4 building blocks shared by the CUDA kernels (cu_fp4_mma.cu) and the
- * host unit test (tests/test_cu_fp4_frag.cu): number formats, run-time
+ * host unit test (tests/cuda/test_cu_fp4_frag.cu): number formats, run-time
  * activation quantization, the register fragments of the block-scaled FP4 MMA
  *
  *   mma.sync.aligned.m16n8k64.row.col.kind::mxf4nvf4.block_scale.scale_vec::4X
@@ -136,7 +136,7 @@ FP4_HD float fp4_u2f(uint32_t u) {
 FP4_HD float fp4_fmax(float a, float b) { return fmaxf(a, b); } /* NaN-ignoring, as C fmaxf */
 FP4_HD float fp4_fmin(float a, float b) { return fminf(a, b); }
 
-/* ---- number formats (bit-identical to runtime/numfmt.c) ------------------- */
+/* ---- number formats (bit-identical to runtime/base/numfmt.c) ------------------- */
 
 /* E2M1 code (bit 3 sign) -> twice its value as an integer: {0,1,2,3,4,6,8,12}. */
 FP4_HD int fp4_e2m1_x2(uint32_t c) {
@@ -201,7 +201,7 @@ FP4_HD uint32_t fp4_f32_to_e2m1(float f) {
     return s | c;
 }
 
-/* ---- activation quantization (runtime/cpu_linear.c fp4rt_nvfp4_act_quantize) */
+/* ---- activation quantization (runtime/backend/cpu/cpu_linear.c fp4rt_nvfp4_act_quantize) */
 
 /* The tensor scale of one activation row under --fp4-activations when the
  * linear has no input_scale: amax(|row|) / (6 * 448), 1 for an all-zero row

@@ -4,7 +4,7 @@
  *   y[t, n] = post[t] * sum_b (sum_{k in b} e2m1(xq[t,k]) e2m1(w[n,k])) * sfx[t,b] * sfw[n,b]
  *
  * Step 1 (fp4_act_quant): every activation row is quantized to NVFP4 exactly as
- * the CPU does (runtime/cpu_linear.c fp4rt_nvfp4_act_quantize): tensor scale s =
+ * the CPU does (runtime/backend/cpu/cpu_linear.c fp4rt_nvfp4_act_quantize): tensor scale s =
  * input_scale, or amax(row) / (6 * 448) for a dynamic layer (fp4rt_linear
  * .act_dynamic); block scale sf = e4m3(min(amax16 / 6 / s, 448)); codes = E2M1
  * RNE of x / (sf * s). Codes, scales and post[t] = s * weight_scale go to the
@@ -18,8 +18,8 @@
  *     cu_fp4_frag.cuh (same fragments, same scale registers, same loads)
  *     everywhere else.
  * The CPU sums in another order; results agree to FP32 rounding of the sums. */
-#include "cu_fp4_frag.cuh"
-#include "cu_ops.h"
+#include "cuda/cu_fp4_frag.cuh"
+#include "cuda/cu_ops.h"
 
 #include <stdint.h>
 

@@ -1,7 +1,7 @@
 /* CUDA kernels of the Gated DeltaNet mixer: causal depthwise conv1d + SiLU with
  * carried state, and the gated delta rule in recurrent form (one token, decode)
  * and chunked form (prefill, the CPU's algorithm and chunk size, so CUDA prefill
- * agrees with CPU prefill). Same math as runtime/cpu_gdn.c, FP32:
+ * agrees with CPU prefill). Same math as runtime/backend/cpu/cpu_gdn.c, FP32:
  *   per value head j with key head j / (V/K), S [dk, dv]:
  *   S <- exp(g) S;  m = k S;  u = beta (v - m);  S <- S + k^T u;  o = q S.
  * The numerics contract (cu_canon.cuh): every sum in the CPU's order, exp /
@@ -11,9 +11,9 @@
  * input first), ssm [n_gdn][v_heads][dk][dv]. Value columns are split in slices
  * of FP4RT_CU_GDN_DVS (one block per value head and slice): every step of the
  * rule is independent per value column. */
-#include "cu_attn_index.h"
-#include "cu_canon.cuh"
-#include "cu_ops.h"
+#include "cuda/cu_attn_index.h"
+#include "cuda/cu_canon.cuh"
+#include "cuda/cu_ops.h"
 
 #include <math.h>
 

@@ -4,10 +4,10 @@
 #ifndef FP4RT_CU_INTERNAL_H
 #define FP4RT_CU_INTERNAL_H
 
-#include "cu_ops.h"
+#include "cuda/cu_ops.h"
 
 extern "C" {
-#include "cuda/cu_abi.h"
+#include "runtime/backend/cu_abi.h"
 }
 
 /* A host tensor uploaded to the weights allocation (dedup by host pointer). */

@@ -1,5 +1,5 @@
 /* CUDA linear layers: y[t, n] = post * sum_k x'[t, k] * w'[n, k] for every weight
- * format except NVFP4 W4A4 (cu_fp4_mma.cu). The math is runtime/cpu_linear.c:
+ * format except NVFP4 W4A4 (cu_fp4_mma.cu). The math is runtime/backend/cpu/cpu_linear.c:
  * w' is the weight decoded exactly (BF16/F16/F32 values, E4M3 values, E2M1 code
  * times E4M3 block scale), x' the activation row (FP8 W8A8: e4m3(x / input_scale)),
  * post the tensor scales applied after the sum (FP8: input_scale * weight_scale;
@@ -19,10 +19,10 @@
  *    F32 weights always take the matrix-vector path.
  * FP8 activations are quantized into the workspace first (exact, the CPU's
  * rounding); an input view that is not 16-byte aligned is copied there too. */
-#include "cu_ops.h"
+#include "cuda/cu_ops.h"
 
-#include "cu_linear.h"
-#include "cu_linear_math.cuh"
+#include "cuda/cu_linear.h"
+#include "cuda/cu_linear_math.cuh"
 
 #include <cuda_fp16.h>
 

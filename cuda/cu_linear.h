@@ -5,9 +5,9 @@
 #ifndef FP4RT_CU_LINEAR_H
 #define FP4RT_CU_LINEAR_H
 
-#include "cu_ops.h"
+#include "cuda/cu_ops.h"
 
-/* y[t, n] = post * sum_k x'[t, k] * w'[n, k], t < rows, n < N (runtime/cpu_linear.c). */
+/* y[t, n] = post * sum_k x'[t, k] * w'[n, k], t < rows, n < N (runtime/backend/cpu/cpu_linear.c). */
 typedef struct fp4rt_cu_linear_call {
     int fmt;           /* fp4rt_wfmt: BF16, F16, F32, FP8 or NVFP4 (W4A16) */
     const void *w;     /* device [N, K] in fmt (NVFP4: [N, K / 2] packed) */

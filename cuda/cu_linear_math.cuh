@@ -1,5 +1,5 @@
 /* The arithmetic of the CUDA linear kernels (cu_linear.cu), as __host__
- * __device__ functions so that tests/test_cu_linear_host.cu runs it on the CPU
+ * __device__ functions so that tests/cuda/test_cu_linear_host.cu runs it on the CPU
  * and compares it with the CPU backend: the per-16-byte-chunk dot products of
  * the matrix-vector kernels (one per weight format) and the fragment maps of
  * the tensor-core tiles (mma.sync m16n8k16, PTX ISA "Matrix fragments for
@@ -10,11 +10,11 @@
 #ifndef FP4RT_CU_LINEAR_MATH_CUH
 #define FP4RT_CU_LINEAR_MATH_CUH
 
-#include "cu_numfmt.cuh"
+#include "cuda/cu_numfmt.cuh"
 
 #include <vector_types.h>
 
-/* Weight formats (mirror of fp4rt_wfmt in runtime/weights.h; checked by a
+/* Weight formats (mirror of fp4rt_wfmt in runtime/model/weights.h; checked by a
  * static_assert in cu_linear.cu). */
 enum { CUW_BF16 = 0, CUW_F16 = 1, CUW_F32 = 2, CUW_FP8 = 3, CUW_NVFP4 = 4 };
 

@@ -1,7 +1,7 @@
 /* The module's face to libfp4rt (cu_abi.h): the one exported entry point, the
  * driver check at init (no driver / a driver too old for this module), the
  * device list, and error recording through the host table. */
-#include "cu_internal.h"
+#include "cuda/cu_internal.h"
 
 #include <dlfcn.h>
 #include <stdarg.h>

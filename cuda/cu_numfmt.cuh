@@ -1,9 +1,9 @@
 /* Number-format conversions for the CUDA kernels, written as __host__ __device__
- * functions so that the host-side unit test (tests/test_cu_linear_host.cu)
- * checks them against the CPU backend's runtime/numfmt.c on this machine.
+ * functions so that the host-side unit test (tests/cuda/test_cu_linear_host.cu)
+ * checks them against the CPU backend's runtime/base/numfmt.c on this machine.
  * Shareable by every CUDA op family (header-only, no state).
  *
- * Formats (runtime/numfmt.h): E2M1 (bit 3 sign, values 0 .5 1 1.5 2 3 4 6),
+ * Formats (runtime/base/numfmt.h): E2M1 (bit 3 sign, values 0 .5 1 1.5 2 3 4 6),
  * E4M3 FN (bias 7, max 448, 0x7F/0xFF NaN), F16, BF16. NVFP4 bytes hold two
  * codes, the even element in the low nibble.
  *
@@ -131,7 +131,7 @@ FP4RT_HD __half2 e4m3x2_to_half2(uint32_t c2) {
 }
 
 /* FP32 -> E4M3 code, round to nearest even, saturating to +-448 ("satfinite"),
- * NaN -> 0x7F. Bit-identical to fp4rt_f32_to_e4m3_sat (runtime/numfmt.c). */
+ * NaN -> 0x7F. Bit-identical to fp4rt_f32_to_e4m3_sat (runtime/base/numfmt.c). */
 FP4RT_HD uint32_t f32_to_e4m3_sat(float f) {
     uint32_t u = f2u(f);
     uint32_t s = (u >> 24) & 0x80u, a = u & 0x7fffffffu;

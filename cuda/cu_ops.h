@@ -23,8 +23,8 @@
 #include <stdint.h>
 
 extern "C" {
-#include "backend.h"
-#include "program.h"
+#include "runtime/backend/backend.h"
+#include "runtime/model/program.h"
 }
 
 /* A device buffer of the CUDA backend. */

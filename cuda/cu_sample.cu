@@ -1,4 +1,4 @@
-/* Sampling on the device (runtime/backend.h argmax and top_k): the greedy pick
+/* Sampling on the device (runtime/backend/backend.h argmax and top_k): the greedy pick
  * and the top-k candidates of a logits row, computed where the logits are, so
  * a decode step downloads one id or k pairs instead of [vocab] floats.
  *
@@ -14,8 +14,8 @@
  * The launchers below take device pointers only (the host emulation in
  * tests/cu_emu runs them); the backend slots at the end hold the context's
  * buffers and are compiled for the device only. */
-#include "cu_ops.h"
-#include "cu_sample.h"
+#include "cuda/cu_ops.h"
+#include "cuda/cu_sample.h"
 
 #include <string.h>
 
@@ -230,7 +230,7 @@ int fp4rt_cu_top_k_result(const uint32_t *out, int k, float *vals, int32_t *ids)
 
 /* ---- the backend slots (device build only) ---- */
 #ifndef FP4RT_CU_EMU
-#include "cu_internal.h"
+#include "cuda/cu_internal.h"
 
 #include <math.h>
 #include <stdlib.h>

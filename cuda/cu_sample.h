@@ -1,10 +1,10 @@
 /* Sampling kernels of the CUDA backend (cu_sample.cu): launchers over device
  * pointers, enqueued on `stream` (no synchronization), shared by the backend
- * slots and the host emulation test (tests/test_cu_emu.cpp). */
+ * slots and the host emulation test (tests/cuda/test_cu_emu.cpp). */
 #ifndef FP4RT_CU_SAMPLE_H
 #define FP4RT_CU_SAMPLE_H
 
-#include "cu_ops.h"
+#include "cuda/cu_ops.h"
 
 /* The greedy pick of logits[0, n) as backend.h argmax defines it: out[0] = the
  * id (ids whose valid byte is 0 count as -inf; ties: the lowest id), out[1] = 1

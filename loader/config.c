@@ -1,9 +1,9 @@
 /* config.json parsing for Qwen3.5 / Qwen3.6 dense text models; see config.h.
  * Every error names the file and the key, with its "text_config." prefix when the
  * value is nested. */
-#include "config.h"
+#include "loader/config.h"
 
-#include "common.h"
+#include "runtime/base/common.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>

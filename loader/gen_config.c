@@ -1,6 +1,6 @@
-#include "gen_config.h"
+#include "loader/gen_config.h"
 
-#include "../runtime/common.h"
+#include "runtime/base/common.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -1,8 +1,8 @@
 /* ModelOpt quantization config (hf_quant_config.json or config.json's
  * quantization_config) and per-module lookup; see quant_config.h. */
-#include "quant_config.h"
+#include "loader/quant_config.h"
 
-#include "common.h"
+#include "runtime/base/common.h"
 
 #include <cjson/cJSON.h>
 #include <fnmatch.h>

@@ -3,9 +3,9 @@
  *
  * Every error records one line "<file>: tensor <name>: <what>, expected <what>"
  * (or names the byte offset / JSON key when no tensor is involved). */
-#include "safetensors.h"
+#include "loader/safetensors.h"
 
-#include "common.h"
+#include "runtime/base/common.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -2,9 +2,9 @@
  * See st_writer.h for the contract. Every write, flush, fsync and close is
  * checked; a failure is an IO error naming the file, and the writer then refuses
  * further calls. */
-#include "st_writer.h"
+#include "loader/st_writer.h"
 
-#include "common.h"
+#include "runtime/base/common.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
 #ifndef FP4RT_ST_WRITER_H
 #define FP4RT_ST_WRITER_H
 
-#include "safetensors.h"
+#include "loader/safetensors.h"
 
 typedef struct fp4rt_stw fp4rt_stw;
 

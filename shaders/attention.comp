@@ -1,7 +1,7 @@
 #version 450
 // Causal GQA attention over one piece of one layer's KV cache (FP32 math,
 // online softmax), for decode and prefill alike. This is the numerics
-// contract's attention: the CPU (runtime/cpu_attention.c) runs the same
+// contract's attention: the CPU (runtime/backend/cpu/cpu_attention.c) runs the same
 // per-position updates, splits (fp4rt_attn_splits) and merge in the same order
 // with the same exp (canon.glsl), so the two agree bit for bit.
 //

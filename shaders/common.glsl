@@ -1,5 +1,5 @@
 // Shared helpers for the fp4rt compute shaders: number-format decoding and
-// encoding that reproduce runtime/numfmt.c bit for bit, and the workgroup size.
+// encoding that reproduce runtime/base/numfmt.c bit for bit, and the workgroup size.
 // Every shader runs 64 invocations per workgroup and reduces through shared
 // memory in a fixed order (deterministic, independent of the subgroup size).
 #extension GL_GOOGLE_include_directive : require

@@ -3,7 +3,7 @@
 // where the chunked kernel cannot run). Workgroup (h, cb) owns value head h and
 // state columns e = cb * 64 .. cb * 64 + 63 of its FP32 state S [dk][dv] (kept
 // on the GPU), one column per invocation. Per token, exactly as the CPU
-// (runtime/cpu_gdn.c fp4rt_gdn_recurrent), every sum over i in order, nothing
+// (runtime/backend/cpu/cpu_gdn.c fp4rt_gdn_recurrent), every sum over i in order, nothing
 // fused (`precise`), exp / sigmoid / softplus of the numerics contract
 // (canon.glsl): bit-identical to the CPU where fp32 add, multiply and divide
 // are correctly rounded:

@@ -1,6 +1,6 @@
 #version 450
 // Gated delta rule, chunked form (prefill, T > 1), mirroring fp4rt_gdn_chunked in
-// runtime/cpu_gdn.c: chunks of GDN_CHUNK (64, FP4RT_GDN_CHUNK) tokens, the same
+// runtime/backend/cpu/cpu_gdn.c: chunks of GDN_CHUNK (64, FP4RT_GDN_CHUNK) tokens, the same
 // operation order per state column. Workgroup (h, cb) owns value head h and state
 // columns e = cb * CB .. cb * CB + CB - 1 (the chunked form couples tokens, never
 // columns; gamma and A depend on k, beta, g only and are recomputed per column

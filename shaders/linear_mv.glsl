@@ -1,6 +1,6 @@
 // Decode linear (matrix-vector, a few tokens): y[t, n] = post * sum_k x[t, k] * W[n, k]
 // for the N rows of one bound piece of W and the tokens of one bound piece of x / y,
-// bit-identical to the CPU backend (runtime/cpu_linear.c): the same decoded
+// bit-identical to the CPU backend (runtime/backend/cpu/cpu_linear.c): the same decoded
 // weights, the same products, the same 16 accumulation chains (chain j sums
 // k = j, j + 16, ... in order; no FMA contraction: `precise`), the same final
 // tree ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)) with a_j = chain j +

@@ -1,5 +1,5 @@
 // The push constants of every linear kernel (mirrored by vk_pc_linear in
-// runtime/vk_internal.h).
+// runtime/backend/vulkan/vk_internal.h).
 layout(push_constant) uniform PC {
     uint K, fmt, x_off, x_stride;   // x row t at x_off + t * x_stride (floats; linear_i8: words of codes)
     uint y_off, y_stride, N, T;     // y row t at y_off + t * y_stride, columns 0..N-1

@@ -1,6 +1,6 @@
 // Linear, whole rows per invocation: y[t, n] = post * sum_k x[t, k] * W[n, k]
 // for the N rows of one bound piece of W and the T tokens of one bound piece of
-// x / y, bit-identical to the CPU backend (runtime/cpu_linear.c) and to
+// x / y, bit-identical to the CPU backend (runtime/backend/cpu/cpu_linear.c) and to
 // linear_mv.glsl: the same decoded weights, the same products, the same 16
 // accumulation chains (chain j sums k = j, j + 16, ... in order; no FMA
 // contraction: `precise`), the same final tree ((a0 + a4) + (a1 + a5)) +
@@ -17,7 +17,7 @@
 // (ROW, MAC below), with no arrays and no inner loops: a software compiler that
 // does not unroll them would keep the chains in memory. No shared memory, no
 // barriers. On a GPU linear_mv.glsl's coalesced layout is the fast one; the
-// host picks (runtime/vk_op_linear.c; needs shaderInt64).
+// host picks (runtime/backend/vulkan/vk_op_linear.c; needs shaderInt64).
 //
 // One kernel per weight format (WFMT, compiled in, so the code stays small):
 // linear_rows_nvfp4.comp (NVFP4 W4A16 and W4A4: E2M1 codes times the E4M3

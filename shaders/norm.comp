@@ -3,7 +3,7 @@
 // mode 0 RMSNorm: y = x * rsqrt(mean(x^2) + eps) * w
 // mode 1 gated RMSNorm: y = x * rsqrt(mean(x^2) + eps) * w * silu(z)
 // mode 2 L2 norm: y = x * rsqrt(sum(x^2) + eps) * scale
-// As the CPU (runtime/cpu_elementwise.c), bit for bit: the sum of squares of
+// As the CPU (runtime/backend/cpu/cpu_elementwise.c), bit for bit: the sum of squares of
 // fp4rt_csumsq, r = 1 / sqrt(...), y = (x * r) * w [* silu(z)], nothing fused.
 #include "common.glsl"
 layout(local_size_x = WG) in;

@@ -1,5 +1,5 @@
 #version 450
-// Device top-k (runtime/backend.h top_k, runtime/vk_topk.c): the k best
+// Device top-k (runtime/backend/backend.h top_k, runtime/backend/vulkan/vk_topk.c): the k best
 // (value, id) pairs of a logits row after the CPU sampler's masking, penalties
 // and temperature; higher value first, ties by lower id.
 //

@@ -3,7 +3,7 @@
  * "copy bandwidth: N GB/s (read + written, median of 9 copies of B MiB)".
  * Build: nvcc -O2 -Icuda tools/cu_bandwidth.cu -o cu_bandwidth
  * Usage: cu_bandwidth [MiB per buffer, default 2048]. Exit 77: no CUDA device. */
-#include "cu_bandwidth.cuh"
+#include "cuda/cu_bandwidth.cuh"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,0 +1,184 @@
+/* A backend: a table of function pointers plus a context. The executor
+ * (session.c) owns the program and the session state layout; a backend
+ * allocates buffers, prepares weights for a program and runs steps.
+ *
+ * Optional slots are marked (optional); the wrappers in backend.c give them
+ * defaults. All sizes are bytes. */
+#ifndef FP4RT_BACKEND_H
+#define FP4RT_BACKEND_H
+
+#include "runtime/model/program.h"
+
+typedef struct fp4rt_buffer fp4rt_buffer; /* backend-defined */
+
+/* Numerics contract: every backend runs the gated delta rule of a step of
+ * n_tokens > 1 in the chunked form with chunks of this many tokens, and of one
+ * token in the recurrent form (MODEL.md 2.4), so prefill agrees across backends. */
+#define FP4RT_GDN_CHUNK 64
+
+/* Numerics contract of attention: each (row, query head) runs an online softmax
+ * over its positions in order (for each position p: if s_p > m then the running
+ * sum l and accumulator acc are scaled by exp(m - s_p) and m = s_p; then w =
+ * exp(s_p - m), l += w, acc += w v_p; y = acc / l), with the exp of
+ * canon_math.h. A one-token step (decode) splits positions 0 .. pos0 into
+ * fp4rt_attn_splits(n_ctx) spans of fp4rt_attn_span(pos0 + 1, splits)
+ * positions (the last ones shorter or empty), each run from m = -inf, l = 0,
+ * and merges them in split order: M = max m_i, y = sum_i exp(m_i - M) acc_i /
+ * sum_i exp(m_i - M) l_i over the splits that saw a position. A step of more
+ * tokens runs one span. The split count depends on n_ctx alone, so a recorded
+ * decode step serves every position. */
+#define FP4RT_ATTN_SPLIT_MIN 256 /* at least this many positions of n_ctx per split */
+#define FP4RT_ATTN_MAX_SPLITS 32
+#define FP4RT_ATTN_TILE 16 /* spans are whole tiles of this many positions */
+
+#if defined(__CUDACC__) /* the CUDA kernels use them on the device (cuda/cu_attn_index.h) */
+#define FP4RT_ATTN_FN static inline __host__ __device__
+#else
+#define FP4RT_ATTN_FN static inline
+#endif
+
+FP4RT_ATTN_FN int fp4rt_attn_splits(int n_ctx, int n_tokens) {
+    int ns = (n_ctx + FP4RT_ATTN_SPLIT_MIN - 1) / FP4RT_ATTN_SPLIT_MIN;
+    return n_tokens > 1 || ns < 1 ? 1 : ns > FP4RT_ATTN_MAX_SPLITS ? FP4RT_ATTN_MAX_SPLITS : ns;
+}
+
+FP4RT_ATTN_FN int fp4rt_attn_span(int len, int splits) {
+    return ((len + splits - 1) / splits + FP4RT_ATTN_TILE - 1) / FP4RT_ATTN_TILE * FP4RT_ATTN_TILE;
+}
+
+/* Everything one session needs on the device. */
+typedef struct fp4rt_session_buffers {
+    fp4rt_buffer *scratch; /* activation arena: [chunk, arena_width] f32 */
+    fp4rt_buffer *kv;      /* [n_attn, 2 (K, V), n_ctx, n_kv_heads, head_dim] of kv_type */
+    fp4rt_buffer *conv;    /* [n_gdn, conv_dim, conv_kernel - 1] f32: last pre-conv inputs, oldest first */
+    fp4rt_buffer *ssm;     /* [n_gdn, lin_v_heads, lin_k_dim, lin_v_dim] f32 recurrent state */
+    fp4rt_buffer *logits;  /* [chunk, vocab] f32 */
+    int n_ctx;
+    int chunk;
+    fp4rt_kv_type kv_type; /* BF16 or F32 */
+} fp4rt_session_buffers;
+
+/* One step: tokens pos0 .. pos0 + n_tokens - 1 of a sequence. */
+typedef struct fp4rt_step {
+    const int32_t *tokens; /* [n_tokens] */
+    int n_tokens;          /* 1 .. chunk */
+    int pos0;              /* position of tokens[0]; the cache holds pos0 tokens before */
+    int all_logits;        /* logits for every row, else only the last row (row 0 of logits) */
+    int no_logits;         /* skip the logits entirely (a prefill chunk that is not the last) */
+    /* Greedy pick on the device (backends with the argmax slot only): when argmax_out
+     * is set, the run also writes the argmax of the last row's logits (ids whose
+     * argmax_valid byte is 0 count as -inf; ties: the lowest id; exactly what
+     * fp4rt_sampler_sample picks greedily) to *argmax_out, or -1 when a logit is
+     * NaN (the caller then downloads the logits). */
+    const uint8_t *argmax_valid; /* [vocab] or NULL: every id valid; must stay alive and unchanged */
+    int32_t *argmax_out;
+} fp4rt_step;
+
+/* Device top-k (the top_k slot): the k best candidates of a logits row after
+ * exactly the CPU sampler's (sampler.c) masking, penalties and temperature, so
+ * the host finishes sampling on them and draws the same token as from the
+ * full logits. */
+#define FP4RT_TOPK_MAX 256
+
+/* An id the sampler has seen (prompt or output): the repetition penalty applies
+ * to it; count > 0 (occurrences in the output): presence and frequency apply.
+ * Two int32, copied to devices as they are. */
+typedef struct fp4rt_topk_penalty {
+    int32_t id;
+    int32_t count;
+} fp4rt_topk_penalty;
+
+typedef struct fp4rt_topk_request {
+    int k;                /* 1 .. FP4RT_TOPK_MAX, at most n */
+    float temperature;    /* positive, normal: v = x / temperature */
+    const uint8_t *valid; /* [n] or NULL (every id valid); 0: x = -inf. Read afresh each call */
+    float repetition_penalty; /* positive, normal; 1: off */
+    float presence_penalty, frequency_penalty;
+    const fp4rt_topk_penalty *pen; /* [n_pen] ids ascending, distinct, in [0, n); NULL when n_pen = 0 */
+    int n_pen;
+} fp4rt_topk_request;
+
+/* Calibration hook: called for every LINEAR op with its input rows (FP32, before
+ * any activation quantization): rows of n_in floats, row_stride floats apart. It
+ * runs on the thread that runs the step, before the op computes. */
+typedef void (*fp4rt_linear_observer)(void *user, const fp4rt_linear *lin, const float *x,
+                                      size_t row_stride, int rows);
+
+typedef struct fp4rt_backend_ops {
+    const char *name; /* "cpu" */
+    fp4rt_status (*create)(int n_threads, void **ctx);
+    void (*destroy)(void *ctx);
+
+    fp4rt_status (*buffer_alloc)(void *ctx, size_t bytes, const char *what, fp4rt_buffer **out);
+    void (*buffer_free)(void *ctx, fp4rt_buffer *b);
+    fp4rt_status (*buffer_upload)(void *ctx, fp4rt_buffer *b, size_t offset, const void *src,
+                                  size_t bytes);
+    fp4rt_status (*buffer_download)(void *ctx, fp4rt_buffer *b, size_t offset, void *dst,
+                                    size_t bytes);
+    /* Sets the whole buffer to zero bytes. */
+    fp4rt_status (*buffer_clear)(void *ctx, fp4rt_buffer *b);
+
+    /* (optional) Upload weights / compile kernels for a program. */
+    fp4rt_status (*prepare)(void *ctx, const fp4rt_program *p);
+    /* Runs every op of the program for one step. */
+    fp4rt_status (*run)(void *ctx, const fp4rt_program *p, const fp4rt_session_buffers *sb,
+                        const fp4rt_step *step);
+    /* (optional) Waits for all submitted work. */
+    fp4rt_status (*synchronize)(void *ctx);
+    /* (optional) One line describing the device and kernel path. */
+    void (*describe)(void *ctx, char *buf, size_t n);
+    /* (optional) Installs (fn != NULL) or removes the calibration hook; a backend
+     * without it returns UNSUPPORTED. */
+    fp4rt_status (*set_observer)(void *ctx, fp4rt_linear_observer fn, void *user);
+    /* (optional) Measures the memory bandwidth decode is bound by, on the device
+     * itself, in bytes per second (bytes read + bytes written, divided by the
+     * time): the CPU streams a buffer much larger than its caches with its
+     * worker threads (bytes read); a GPU backend copies a large device-local
+     * buffer to another with the device's copy engine or a kernel and times it
+     * on the device (timestamps), counting read + written bytes. Takes up to a
+     * second or so; allocates and frees its own buffers (OUT_OF_MEMORY if it
+     * cannot). fp4rt bench divides it by the bytes a decode step reads. */
+    fp4rt_status (*measure_bandwidth)(void *ctx, double *bytes_per_s);
+    /* (optional) The largest prefill chunk (tokens per step) the backend accepts
+     * for this program (e.g. what fits the device's binding limit); sessions cap
+     * their chunk to it. NULL: no limit. */
+    int (*max_chunk)(void *ctx, const fp4rt_program *p);
+    /* (optional) Turns per-op timing on or off (--profile, FP4RT_PROFILE=1); the
+     * totals per op kind are logged when the backend is destroyed. */
+    fp4rt_status (*set_profile)(void *ctx, int on);
+    /* (optional) The greedy pick of `n` logits at float `offset` of `logits`, as
+     * step->argmax_out defines it, in a submission of its own (valid is read
+     * afresh). A backend with this slot honours step->argmax_out in run. */
+    fp4rt_status (*argmax)(void *ctx, fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
+                           int32_t *out);
+    /* (optional) Like prepare, for synthetic weights (weights.h
+     * fp4rt_weights_synthetic): every tensor whose host pointer is a placeholder
+     * (fp4rt_weights_is_placeholder) gets fp4rt_weights_synth_bytes(..., seed)
+     * content on the device (valid values of its format), never read from the
+     * host; real host tensors are uploaded as usual. Fails with OUT_OF_MEMORY
+     * (one line) when the device cannot hold the weights. A backend without it
+     * cannot run synthetic weights. */
+    fp4rt_status (*prepare_synthetic)(void *ctx, const fp4rt_program *p, uint64_t seed);
+    /* (optional) The k best of `n` logits at float `offset` of `logits`, in a
+     * submission of its own. For each id, in float arithmetic with no fused
+     * operations (as sampler.c does it): x = logit, or -inf when valid[id] is 0;
+     * for a listed id x = x > 0 ? x / repetition_penalty : x * repetition_penalty
+     * when repetition_penalty != 1, then when count > 0
+     * x -= presence_penalty + frequency_penalty * (float)count; finally
+     * v = x / temperature (every division correctly rounded). vals[0, k) and
+     * ids[0, k) get the k best (v, id): higher v first, ties by lower id (-inf
+     * entries included when fewer than k are finite) -- exactly what the CPU
+     * sampler's top-k selects and in its order. When some v is NaN, ids[0] = -1
+     * (the caller samples downloaded logits on the host). UNSUPPORTED (one line,
+     * nothing run) for requests outside the contract above. */
+    fp4rt_status (*top_k)(void *ctx, fp4rt_buffer *logits, size_t offset, int n, const fp4rt_topk_request *req,
+                          float *vals, int32_t *ids);
+} fp4rt_backend_ops;
+
+extern const fp4rt_backend_ops fp4rt_backend_cpu;
+
+/* Bytes per KV-cache element, and "BF16" / "F32" / "FP8". */
+size_t fp4rt_kv_elem_size(fp4rt_kv_type t);
+const char *fp4rt_kv_type_name(fp4rt_kv_type t);
+
+#endif

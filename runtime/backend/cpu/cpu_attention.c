@@ -1,0 +1,199 @@
+/* CPU kernels of gated full attention: partial NeoX RoPE, KV-cache append,
+ * causal GQA softmax attention over the cache, sigmoid output gate.
+ *
+ * KV cache layout (sb->kv): [n_attn_layers][2 (K, V)][n_ctx][n_kv_heads][head_dim],
+ * elements BF16, F32 or FP8 (sb->kv_type; FP8 holds E4M3 of K / k_scale, V / v_scale). */
+#include "runtime/backend/cpu/cpu_ops.h"
+
+#include "runtime/base/common.h"
+#include "runtime/base/numfmt.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "runtime/backend/backend.h"
+
+static size_t kv_elem_size(const fp4rt_session_buffers *sb) { return fp4rt_kv_elem_size(sb->kv_type); }
+
+/* Address of (slot, which, pos) row of n_kv_heads * head_dim elements. */
+static unsigned char *kv_row(const cpu_step *s, int slot, int which, int pos) {
+    const fp4rt_config *c = &s->p->weights->cfg;
+    size_t row = (size_t)c->n_kv_heads * c->head_dim * kv_elem_size(s->sb);
+    size_t n_ctx = (size_t)s->sb->n_ctx;
+    return (unsigned char *)s->sb->kv->data + (((size_t)slot * 2 + which) * n_ctx + pos) * row;
+}
+
+/* scale: the FP8 k_scale / v_scale of the layer (unused for BF16 / F32). */
+static void kv_load(const fp4rt_session_buffers *sb, const unsigned char *src, float *dst, int n,
+                    float scale) {
+    if (sb->kv_type == FP4RT_KV_F32) {
+        memcpy(dst, src, (size_t)n * 4);
+        return;
+    }
+    if (sb->kv_type == FP4RT_KV_FP8) {
+        for (int i = 0; i < n; i++) dst[i] = fp4rt_e4m3_to_f32(src[i]) * scale;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, src + 2 * (size_t)i, 2);
+        dst[i] = fp4rt_bf16_to_f32(h);
+    }
+}
+
+static void kv_store(const fp4rt_session_buffers *sb, unsigned char *dst, const float *src, int n,
+                     float scale) {
+    if (sb->kv_type == FP4RT_KV_F32) {
+        memcpy(dst, src, (size_t)n * 4);
+        return;
+    }
+    if (sb->kv_type == FP4RT_KV_FP8) {
+        for (int i = 0; i < n; i++) dst[i] = fp4rt_f32_to_e4m3_sat(src[i] / scale);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        uint16_t h = fp4rt_f32_to_bf16(src[i]);
+        memcpy(dst + 2 * (size_t)i, &h, 2);
+    }
+}
+
+fp4rt_status fp4rt_cpu_rope(const cpu_step *s, const fp4rt_op *op) {
+    int half = op->rotary_dim / 2;
+    float inv_freq[512];
+    if (half > 512) return fp4rt_fail(FP4RT_UNSUPPORTED, "rotary_dim %d too large", op->rotary_dim);
+    /* as transformers: inv_freq = 1 / theta^(2j / rotary_dim) in FP32 */
+    for (int j = 0; j < half; j++)
+        inv_freq[j] = 1.0f / powf((float)op->rope_theta, (float)(2 * j) / (float)op->rotary_dim);
+    for (int t = 0; t < s->step->n_tokens; t++) {
+        float pos = (float)(s->step->pos0 + t);
+        float *x = cpu_row(s, op->x, t), *y = cpu_row(s, op->y, t);
+        for (int j = 0; j < half; j++) {
+            float ang = pos * inv_freq[j], c = cosf(ang), sn = sinf(ang);
+            for (int g = 0; g < op->n_groups; g++) {
+                size_t o = (size_t)g * op->group_stride;
+                float x1 = x[o + j], x2 = x[o + j + half];
+                y[o + j] = x1 * c - x2 * sn;
+                y[o + j + half] = x2 * c + x1 * sn;
+            }
+        }
+        if (x != y) /* lanes past rotary_dim pass through */
+            for (int g = 0; g < op->n_groups; g++)
+                memcpy(y + (size_t)g * op->group_stride + op->rotary_dim,
+                       x + (size_t)g * op->group_stride + op->rotary_dim,
+                       (size_t)(op->group_dim - op->rotary_dim) * sizeof(float));
+    }
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_cpu_kv_append(const cpu_step *s, const fp4rt_op *op) {
+    int n = op->n_groups * op->group_dim;
+    const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
+    for (int t = 0; t < s->step->n_tokens; t++) {
+        int pos = s->step->pos0 + t;
+        kv_store(s->sb, kv_row(s, op->slot, 0, pos), cpu_row(s, op->x, t), n, L->k_scale);
+        kv_store(s->sb, kv_row(s, op->slot, 1, pos), cpu_row(s, op->z, t), n, L->v_scale);
+    }
+    return FP4RT_OK;
+}
+
+typedef struct attn_job {
+    const cpu_step *s;
+    const fp4rt_op *op;
+} attn_job;
+
+/* Online softmax over positions [b, e) of one (row, head) (the numerics
+ * contract, backend.h): *m, *l, acc[hd] carry the running state. krow / vrow:
+ * workspace for one decoded K / V row of the cache. */
+static void attn_span(const cpu_step *s, const fp4rt_op *op, const float *q, int kvh, int b, int e, float *krow,
+                      float *vrow, float *m, float *l, float *acc) {
+    const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
+    int nkv = op->n_kv_heads, hd = op->group_dim;
+    for (int p = b; p < e; p++) {
+        kv_load(s->sb, kv_row(s, op->slot, 0, p), krow, nkv * hd, L->k_scale);
+        const float *k = krow + (size_t)kvh * hd;
+        float d = 0;
+        for (int i = 0; i < hd; i++) d += q[i] * k[i];
+        float sc = d * op->scale;
+        if (sc > *m) {
+            float corr = fp4rt_cexp(*m - sc);
+            *l = *l * corr;
+            for (int i = 0; i < hd; i++) acc[i] = acc[i] * corr;
+            *m = sc;
+        }
+        float w = fp4rt_cexp(sc - *m);
+        *l = *l + w;
+        kv_load(s->sb, kv_row(s, op->slot, 1, p), vrow, nkv * hd, L->v_scale);
+        const float *v = vrow + (size_t)kvh * hd;
+        for (int i = 0; i < hd; i++) acc[i] = acc[i] + w * v[i];
+    }
+}
+
+/* One (token, query head) pair per index. Thread workspace: a decoded K and a
+ * V row [n_kv_heads * head_dim] each, then per split m, l, acc [head_dim]. */
+static void attn_range(void *arg, long i0, long i1, int thread) {
+    const attn_job *j = arg;
+    const cpu_step *s = j->s;
+    const fp4rt_op *op = j->op;
+    int nh = op->n_groups, nkv = op->n_kv_heads, hd = op->group_dim;
+    int group = nh / nkv, T = s->step->n_tokens;
+    int ns = fp4rt_attn_splits(s->sb->n_ctx, T);
+    float *krow = s->ctx->thread_ws[thread], *vrow = krow + (size_t)nkv * hd;
+    float *part = vrow + (size_t)nkv * hd; /* [ns][hd + 2]: m, l, acc */
+    for (long i = i0; i < i1; i++) {
+        int t = (int)(i / nh), h = (int)(i % nh), kvh = h / group;
+        int len = s->step->pos0 + t + 1; /* positions 0 .. pos0 + t */
+        int span = ns > 1 ? fp4rt_attn_span(len, ns) : len;
+        const float *q = cpu_row(s, op->x, t) + (size_t)h * op->group_stride;
+        float *o = cpu_row(s, op->y, t) + (size_t)h * hd;
+        for (int k = 0; k < ns; k++) {
+            float *pk = part + (size_t)k * (hd + 2);
+            int b = FP4RT_MIN(k * span, len), e = FP4RT_MIN(k * span + span, len);
+            pk[0] = -INFINITY;
+            pk[1] = 0;
+            memset(pk + 2, 0, (size_t)hd * sizeof(float));
+            attn_span(s, op, q, kvh, b, e, krow, vrow, &pk[0], &pk[1], pk + 2);
+        }
+        if (ns == 1) {
+            for (int e = 0; e < hd; e++) o[e] = part[2 + e] / part[1];
+            continue;
+        }
+        /* merge in split order, as shaders/attention_merge.comp */
+        float M = -INFINITY, Lsum = 0;
+        for (int k = 0; k < ns; k++) M = fmaxf(M, part[(size_t)k * (hd + 2)]);
+        for (int k = 0; k < ns; k++) {
+            const float *pk = part + (size_t)k * (hd + 2);
+            if (pk[0] != -INFINITY) Lsum = Lsum + fp4rt_cexp(pk[0] - M) * pk[1];
+        }
+        for (int e = 0; e < hd; e++) {
+            float a = 0;
+            for (int k = 0; k < ns; k++) {
+                const float *pk = part + (size_t)k * (hd + 2);
+                if (pk[0] != -INFINITY) a = a + fp4rt_cexp(pk[0] - M) * pk[2 + e];
+            }
+            o[e] = a / Lsum;
+        }
+    }
+}
+
+fp4rt_status fp4rt_cpu_attention(const cpu_step *s, const fp4rt_op *op) {
+    int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->n_tokens);
+    size_t need = 2 * (size_t)op->n_kv_heads * op->group_dim + (size_t)ns * (op->group_dim + 2);
+    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, need);
+    if (st) return st;
+    attn_job j = {s, op};
+    fp4rt_pool_for(s->ctx->pool, (long)s->step->n_tokens * op->n_groups, 1, attn_range, &j);
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_cpu_sigmoid_gate(const cpu_step *s, const fp4rt_op *op) {
+    for (int t = 0; t < s->step->n_tokens; t++) {
+        const float *x = cpu_row(s, op->x, t), *z = cpu_row(s, op->z, t);
+        float *y = cpu_row(s, op->y, t);
+        for (int g = 0; g < op->n_groups; g++)
+            for (int i = 0; i < op->group_dim; i++)
+                y[(size_t)g * op->group_stride + i] =
+                    x[(size_t)g * op->group_stride + i] *
+                    fp4rt_sigmoid(z[(size_t)g * op->z_group_stride + i]);
+    }
+    return FP4RT_OK;
+}

@@ -1,0 +1,287 @@
+/* CPU linear layer: y[t, n] = post_scale * sum_k x'[t, k] * w'[n, k], where w' is the
+ * weight row decoded to FP32 (BF16/F16/F32 values; E4M3 values for FP8; E2M1
+ * code * E4M3 block scale for NVFP4 — exact in FP32) and x' is the activation
+ * row, quantized first when the format says so (FP8 W8A8: e4m3(x / input_scale);
+ * NVFP4 W4A4: per-16 NVFP4 divided by the activation tensor scale s, which is
+ * input_scale, or per row amax / (6 * 448) for act_dynamic layers). post_scale is 1,
+ * or input_scale * weight_scale (FP8), weight_scale_2 (W4A16), s * weight_scale_2
+ * (W4A4): the tensor scales are applied after the sum.
+ *
+ * Parallel over output rows; each row is decoded once per step and reused for
+ * all the step's tokens. */
+#include "runtime/backend/cpu/cpu_ops.h"
+
+#include "runtime/base/common.h"
+#include "runtime/base/numfmt.h"
+
+#include <math.h>
+#include <string.h>
+
+void fp4rt_fp8_act_quantize(const float *x, int k, float input_scale, float *out) {
+    for (int i = 0; i < k; i++) out[i] = fp4rt_round_e4m3(x[i] / input_scale);
+}
+
+void fp4rt_nvfp4_act_quantize(const float *x, int k, float input_scale, float *out) {
+    for (int b = 0; b < k; b += 16) {
+        float amax = 0;
+        for (int i = 0; i < 16; i++) amax = fmaxf(amax, fabsf(x[b + i]));
+        float sf = fp4rt_round_e4m3(fminf(amax / 6.0f / input_scale, FP4RT_E4M3_MAX));
+        if (sf == 0.0f) {
+            memset(out + b, 0, 16 * sizeof(float));
+            continue;
+        }
+        float div = sf * input_scale;
+        for (int i = 0; i < 16; i++) out[b + i] = fp4rt_e2m1_to_f32(fp4rt_f32_to_e2m1(x[b + i] / div)) * sf;
+    }
+}
+
+float fp4rt_nvfp4_act_row_scale(const float *x, int k) {
+    float amax = 0;
+    for (int i = 0; i < k; i++) amax = fmaxf(amax, fabsf(x[i]));
+    return amax > 0.0f ? amax / 2688.0f : 1.0f;
+}
+
+/* Hot loops are compiled twice (AVX2 and baseline x86-64) and picked at load
+ * time; the arithmetic is the same in both (no FMA contraction: ISO C11). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FP4RT_NO_MULTIVERSION)
+#define FP4RT_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define FP4RT_HOT
+#endif
+
+#define LANES 16
+
+/* Decodes weights [k0, k0 + 16) of row n into w (FP32, unscaled by the tensor
+ * scale). k0 is a multiple of 16 and k0 + 16 <= K. */
+static inline void decode16(const fp4rt_linear *l, int n, int k0, float *w) {
+    size_t K = (size_t)l->n_in;
+    switch (l->fmt) {
+    case FP4RT_W_BF16: {
+        const unsigned char *r = (const unsigned char *)l->weight + ((size_t)n * K + k0) * 2;
+        uint16_t h[LANES];
+        memcpy(h, r, sizeof h);
+        for (int j = 0; j < LANES; j++) {
+            uint32_t u = (uint32_t)h[j] << 16;
+            memcpy(&w[j], &u, 4);
+        }
+        break;
+    }
+    case FP4RT_W_F16: {
+        const unsigned char *r = (const unsigned char *)l->weight + ((size_t)n * K + k0) * 2;
+        uint16_t h[LANES];
+        memcpy(h, r, sizeof h);
+        for (int j = 0; j < LANES; j++) w[j] = fp4rt_f16_to_f32(h[j]);
+        break;
+    }
+    case FP4RT_W_F32:
+        memcpy(w, (const unsigned char *)l->weight + ((size_t)n * K + k0) * 4, LANES * 4);
+        break;
+    case FP4RT_W_FP8: {
+        const uint8_t *r = (const uint8_t *)l->weight + (size_t)n * K + k0;
+        for (int j = 0; j < LANES; j++) w[j] = fp4rt_e4m3_table[r[j]];
+        break;
+    }
+    case FP4RT_W_NVFP4:
+    case FP4RT_W_NVFP4_W4A4: {
+        const uint8_t *r = (const uint8_t *)l->weight + ((size_t)n * K + k0) / 2;
+        float s = fp4rt_e4m3_table[l->block_scale[((size_t)n * K + k0) / 16]];
+        for (int j = 0; j < LANES / 2; j++) {
+            w[2 * j] = fp4rt_e2m1_table[r[j] & 15] * s; /* exact: E2M1 x E4M3 fits FP32 */
+            w[2 * j + 1] = fp4rt_e2m1_table[r[j] >> 4] * s;
+        }
+        break;
+    }
+    default:
+        memset(w, 0, LANES * sizeof(float));
+        break;
+    }
+}
+
+/* Scalar decode of one weight (tails of rows whose K is not a multiple of 16). */
+static float decode1(const fp4rt_linear *l, int n, int k) {
+    size_t i = (size_t)n * l->n_in + k;
+    uint16_t h;
+    float f;
+    switch (l->fmt) {
+    case FP4RT_W_BF16:
+        memcpy(&h, (const unsigned char *)l->weight + 2 * i, 2);
+        return fp4rt_bf16_to_f32(h);
+    case FP4RT_W_F16:
+        memcpy(&h, (const unsigned char *)l->weight + 2 * i, 2);
+        return fp4rt_f16_to_f32(h);
+    case FP4RT_W_F32:
+        memcpy(&f, (const unsigned char *)l->weight + 4 * i, 4);
+        return f;
+    case FP4RT_W_FP8: return fp4rt_e4m3_table[((const uint8_t *)l->weight)[i]];
+    default: return 0; /* NVFP4 rows are multiples of 16 */
+    }
+}
+
+/* The fixed reduction of the 16 lanes (same for every path). */
+static inline float reduce16(const float *acc) {
+    float a[8];
+    for (int j = 0; j < 8; j++) a[j] = acc[j] + acc[j + 8];
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
+/* Decodes row n into w[K] (the multi-token path decodes once per step). */
+static void decode_row(const fp4rt_linear *l, int n, float *w) {
+    int K = l->n_in, k = 0;
+    for (; k + LANES <= K; k += LANES) decode16(l, n, k, w + k);
+    for (; k < K; k++) w[k] = decode1(l, n, k);
+}
+
+/* sum_k w[k] x[k] in 16 lanes, then the tail. */
+FP4RT_HOT static float dot(const float *w, const float *x, int n) {
+    float acc[LANES] = {0};
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += w[k + j] * x[k + j];
+    float s = reduce16(acc);
+    for (; k < n; k++) s += w[k] * x[k];
+    return s;
+}
+
+/* Row n of the weight dotted with x without materializing the row (one-token
+ * path). Bit-identical to dot(decode_row(n), x): same products, same lanes. One
+ * loop per format so the format switch stays out of the inner loop. */
+#define ROW_DOT_BODY(DECODE)                                                                       \
+    float acc[LANES] = {0}, w[LANES];                                                              \
+    int K = l->n_in, k = 0;                                                                        \
+    for (; k + LANES <= K; k += LANES) {                                                           \
+        DECODE;                                                                                    \
+        for (int j = 0; j < LANES; j++) acc[j] += w[j] * x[k + j];                                 \
+    }                                                                                              \
+    float s = reduce16(acc);                                                                       \
+    for (; k < K; k++) s += decode1(l, n, k) * x[k];                                               \
+    return s;
+
+FP4RT_HOT static float row_dot_bf16(const fp4rt_linear *l, int n, const float *x) {
+    const unsigned char *r = (const unsigned char *)l->weight + (size_t)n * l->n_in * 2;
+    ROW_DOT_BODY({
+        uint16_t h[LANES];
+        memcpy(h, r + 2 * (size_t)k, sizeof h);
+        for (int j = 0; j < LANES; j++) {
+            uint32_t u = (uint32_t)h[j] << 16;
+            memcpy(&w[j], &u, 4);
+        }
+    })
+}
+
+FP4RT_HOT static float row_dot_fp8(const fp4rt_linear *l, int n, const float *x) {
+    const uint8_t *r = (const uint8_t *)l->weight + (size_t)n * l->n_in;
+    ROW_DOT_BODY({
+        for (int j = 0; j < LANES; j++) w[j] = fp4rt_e4m3_table[r[k + j]];
+    })
+}
+
+FP4RT_HOT static float row_dot_nvfp4(const fp4rt_linear *l, int n, const float *x) {
+    const uint8_t *r = (const uint8_t *)l->weight + (size_t)n * (l->n_in / 2);
+    const uint8_t *sb = l->block_scale + (size_t)n * (l->n_in / 16);
+    ROW_DOT_BODY({
+        float sc = fp4rt_e4m3_table[sb[k / 16]];
+        for (int j = 0; j < LANES / 2; j++) {
+            w[2 * j] = fp4rt_e2m1_table[r[k / 2 + j] & 15] * sc;
+            w[2 * j + 1] = fp4rt_e2m1_table[r[k / 2 + j] >> 4] * sc;
+        }
+    })
+}
+
+FP4RT_HOT static float row_dot_any(const fp4rt_linear *l, int n, const float *x) {
+    ROW_DOT_BODY(decode16(l, n, k, w))
+}
+
+float fp4rt_cpu_row_dot(const fp4rt_linear *l, int n, const float *x) {
+    switch (l->fmt) {
+    case FP4RT_W_BF16: return row_dot_bf16(l, n, x);
+    case FP4RT_W_FP8: return row_dot_fp8(l, n, x);
+    case FP4RT_W_NVFP4:
+    case FP4RT_W_NVFP4_W4A4: return row_dot_nvfp4(l, n, x);
+    default: return row_dot_any(l, n, x);
+    }
+}
+
+typedef struct lin_job {
+    const cpu_step *s;
+    const fp4rt_linear *l;
+    const float *x;   /* row 0 of the (maybe quantized) input */
+    size_t x_stride;
+    int t0, n_rows;   /* input rows t0 .. t0 + n_rows - 1 */
+    float *y;         /* output row for input row t0 */
+    size_t y_stride;
+    float post;
+    const float *row_post; /* NULL, or post per input row (W4A4 with a per-row scale) */
+} lin_job;
+
+static void lin_range(void *arg, long n0, long n1, int thread) {
+    const lin_job *j = arg;
+    float *w = j->s->ctx->thread_ws[thread];
+    if (j->n_rows == 1) {
+        float v;
+        int simd = fp4rt_cpu_simd_available();
+        for (long n = n0; n < n1; n++) {
+            if (!simd || !fp4rt_cpu_row_dot_simd(j->l, (int)n, j->x, &v))
+                v = fp4rt_cpu_row_dot(j->l, (int)n, j->x);
+            j->y[n] = v * (j->row_post ? j->row_post[0] : j->post);
+        }
+        return;
+    }
+    for (long n = n0; n < n1; n++) {
+        decode_row(j->l, (int)n, w);
+        for (int r = 0; r < j->n_rows; r++)
+            j->y[(size_t)r * j->y_stride + n] = dot(w, j->x + (size_t)r * j->x_stride, j->l->n_in) *
+                                                (j->row_post ? j->row_post[r] : j->post);
+    }
+}
+
+fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
+    const fp4rt_linear *l = op->lin;
+    int T = s->step->n_tokens, K = l->n_in;
+    if (op->x.cols != K || op->y.cols != l->n_out)
+        return fp4rt_fail(FP4RT_INTERNAL, "linear %s: view %dx%d for a [%d, %d] weight", l->module,
+                          op->x.cols, op->y.cols, l->n_out, K);
+    if (op->is_logits && s->step->no_logits) return FP4RT_OK;
+    int t0 = 0;
+    if (op->is_logits && !s->step->all_logits) t0 = T - 1;
+    int rows = T - t0;
+    /* shared: the quantized rows, then the per-row post scales */
+    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, (size_t)rows * K + (size_t)rows, (size_t)K);
+    if (st) return st;
+    lin_job j = {.s = s, .l = l, .t0 = t0, .n_rows = rows, .post = 1.0f};
+    j.x = cpu_row(s, op->x, t0);
+    j.x_stride = (size_t)s->p->arena_width;
+    if (s->ctx->observer) s->ctx->observer(s->ctx->observer_user, l, j.x, j.x_stride, rows);
+    if (l->fmt == FP4RT_W_FP8 || l->fmt == FP4RT_W_NVFP4_W4A4) {
+        for (int r = 0; r < rows; r++) {
+            const float *x = cpu_row(s, op->x, t0 + r);
+            float *q = s->ctx->shared + (size_t)r * K;
+            if (l->fmt == FP4RT_W_FP8) {
+                fp4rt_fp8_act_quantize(x, K, l->input_scale, q);
+            } else if (l->act_dynamic) {
+                float rs = fp4rt_nvfp4_act_row_scale(x, K);
+                fp4rt_nvfp4_act_quantize(x, K, rs, q);
+                s->ctx->shared[(size_t)rows * K + r] = rs * l->weight_scale;
+            } else {
+                fp4rt_nvfp4_act_quantize(x, K, l->input_scale, q);
+            }
+        }
+        if (l->act_dynamic && l->fmt == FP4RT_W_NVFP4_W4A4) j.row_post = s->ctx->shared + (size_t)rows * K;
+        j.x = s->ctx->shared;
+        j.x_stride = (size_t)K;
+    }
+    switch (l->fmt) {
+    case FP4RT_W_FP8:
+    case FP4RT_W_NVFP4_W4A4: j.post = l->input_scale * l->weight_scale; break;
+    case FP4RT_W_NVFP4: j.post = l->weight_scale; break;
+    default: break;
+    }
+    if (op->is_logits) {
+        j.y = s->logits; /* row 0 holds input row t0 */
+        j.y_stride = (size_t)s->p->weights->cfg.vocab;
+    } else {
+        j.y = cpu_row(s, op->y, t0);
+        j.y_stride = (size_t)s->p->arena_width;
+    }
+    fp4rt_pool_for(s->ctx->pool, l->n_out, 16, lin_range, &j);
+    return FP4RT_OK;
+}

@@ -1,0 +1,117 @@
+/* AVX2 row-dot kernels for the one-token (decode) linear path on x86-64.
+ *
+ * Each computes exactly what the portable row_dot in cpu_linear.c computes —
+ * the same decoded weights (exact in FP32), the same products, the same 16
+ * accumulation lanes and the same final reduction — so results are bit-identical
+ * whichever path runs (checked in tests/backend/test_cpu_ops.c). Only the decoding is
+ * vectorized:
+ *   NVFP4: nibbles -> pshufb over the doubled E2M1 table {0,1,2,3,4,6,8,12,-0..-12}
+ *          -> int32 -> float, times half the block scale (exact);
+ *   FP8:   E4M3 bits -> F16 bits (sign << 8 | magnitude << 7, i.e. value * 2^-8,
+ *          exact including subnormals) -> F32 (vcvtph2ps) -> * 256;
+ *   BF16:  16-bit shift.
+ * No FMA: multiply and add stay separate, as in the portable C. */
+#include "runtime/backend/cpu/cpu_ops.h"
+
+#include "runtime/base/numfmt.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+
+#define TARGET __attribute__((target("avx2,f16c")))
+
+TARGET static float reduce(__m256 a0, __m256 a1) {
+    float acc[16];
+    _mm256_storeu_ps(acc, a0);
+    _mm256_storeu_ps(acc + 8, a1);
+    float a[8];
+    for (int j = 0; j < 8; j++) a[j] = acc[j] + acc[j + 8];
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
+TARGET static float dot_nvfp4(const uint8_t *r, const uint8_t *sb, const float *x, int K) {
+    const __m128i table = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+    const __m128i low4 = _mm_set1_epi8(0x0f);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int k = 0; k < K; k += 16) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)(r + k / 2));
+        __m128i lo = _mm_and_si128(b, low4), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low4);
+        __m128i v = _mm_shuffle_epi8(table, _mm_unpacklo_epi8(lo, hi)); /* 16 doubled values */
+        __m256 half = _mm256_set1_ps(0.5f * fp4rt_e4m3_table[sb[k / 16]]);
+        __m256 w0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), half);
+        __m256 w1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), half);
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(w0, _mm256_loadu_ps(x + k)));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(w1, _mm256_loadu_ps(x + k + 8)));
+    }
+    return reduce(a0, a1);
+}
+
+TARGET static __m256 e4m3x8(const uint8_t *p) {
+    __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)p));
+    __m128i sign = _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8);
+    __m128i mag = _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x7f)), 7);
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_or_si128(sign, mag)), _mm256_set1_ps(256.0f));
+}
+
+TARGET static float dot_fp8(const uint8_t *r, const float *x, int K) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int k = 0; k < K; k += 16) {
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(e4m3x8(r + k), _mm256_loadu_ps(x + k)));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(e4m3x8(r + k + 8), _mm256_loadu_ps(x + k + 8)));
+    }
+    return reduce(a0, a1);
+}
+
+TARGET static __m256 bf16x8(const unsigned char *p) {
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+TARGET static float dot_bf16(const unsigned char *r, const float *x, int K) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int k = 0; k < K; k += 16) {
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(bf16x8(r + 2 * (size_t)k), _mm256_loadu_ps(x + k)));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(bf16x8(r + 2 * (size_t)k + 16), _mm256_loadu_ps(x + k + 8)));
+    }
+    return reduce(a0, a1);
+}
+
+int fp4rt_cpu_simd_available(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        unsigned a, b, c, d;
+        __builtin_cpu_init(); /* "avx2" also checks that the OS saves the AVX state */
+        int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+        cached = __builtin_cpu_supports("avx2") && f16c;
+    }
+    return cached;
+}
+
+int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *out) {
+    int K = l->n_in;
+    if (K % 16) return 0;
+    switch (l->fmt) {
+    case FP4RT_W_NVFP4:
+    case FP4RT_W_NVFP4_W4A4:
+        *out = dot_nvfp4((const uint8_t *)l->weight + (size_t)n * (K / 2),
+                         l->block_scale + (size_t)n * (K / 16), x, K);
+        return 1;
+    case FP4RT_W_FP8:
+        *out = dot_fp8((const uint8_t *)l->weight + (size_t)n * K, x, K);
+        return 1;
+    case FP4RT_W_BF16:
+        *out = dot_bf16((const unsigned char *)l->weight + (size_t)n * K * 2, x, K);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+#else
+int fp4rt_cpu_simd_available(void) { return 0; }
+int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *out) {
+    (void)l, (void)n, (void)x, (void)out;
+    return 0;
+}
+#endif

@@ -1,0 +1,69 @@
+/* The Vulkan backend as the rest of the runtime sees it: device listing, backend
+ * creation on one device, and the validation-message counter tests check.
+ * Everything here works (and reports no device) when libvulkan is absent. */
+#ifndef FP4RT_VK_H
+#define FP4RT_VK_H
+
+#include "runtime/backend/backend.h"
+
+#include <stdint.h>
+
+typedef struct fp4rt_vk_device_desc {
+    char name[256];        /* "llvmpipe (LLVM 15.0.6, 256 bits)" */
+    char type[16];         /* "discrete", "integrated", "virtual", "cpu", "other" */
+    char driver[512];       /* driver name and version */
+    uint64_t memory_bytes; /* largest device-local heap */
+    int software;          /* a CPU implementation (lavapipe): never picked by --device auto */
+    int fp16, int8, int64, storage16, storage8, push_descriptor;
+    int coopmat;           /* FP4RT_VK_COOP_*: the matrix units linear_coop.comp uses (KHR over NV) */
+    int coop_kinds;        /* bit FP4RT_VK_COOP_KHR / _NV: every kind the device offers */
+    int idot, idot_fast;   /* shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product); 4x8 packed
+                              signed dot products accelerated */
+    uint32_t subgroup_size;
+    int subgroup_shuffle;  /* basic, vote and shuffle subgroup ops in compute shaders (else shared-memory trees) */
+    uint64_t max_storage_range; /* maxStorageBufferRange */
+    uint32_t api_version;
+    int usable;            /* 0: reason says why */
+    char reason[128];
+} fp4rt_vk_device_desc;
+
+/* Cooperative-matrix kinds (vk_coop.c): none; VK_NV_cooperative_matrix;
+ * VK_KHR_cooperative_matrix; the emulated kernel (tests, FP4RT_VK_COOPMAT=emu). */
+enum { FP4RT_VK_COOP_NONE, FP4RT_VK_COOP_NV, FP4RT_VK_COOP_KHR, FP4RT_VK_COOP_EMU };
+const char *fp4rt_vk_coop_name(int kind);
+
+/* Vulkan physical devices (0 when there is no loader or driver; the reason is in
+ * fp4rt_vk_unavailable_reason()). Enumerated once per process. */
+int fp4rt_vk_device_count(void);
+fp4rt_status fp4rt_vk_device_get(int index, fp4rt_vk_device_desc *out);
+const char *fp4rt_vk_unavailable_reason(void);
+/* Index of the best usable non-software device, or -1. */
+int fp4rt_vk_best_device(void);
+
+/* Creates the backend context on device `index` (fp4rt_backend_vulkan's create
+ * uses device 0). */
+fp4rt_status fp4rt_vk_backend_create(int index, void **ctx);
+extern const fp4rt_backend_ops fp4rt_backend_vulkan;
+
+/* Validation-layer / driver messages (warning or error) seen by the debug-utils
+ * messenger since the process started. Tests require 0. */
+long fp4rt_vk_message_count(void);
+
+/* For tests: bytes of on-disk pipeline cache data handed to vkCreatePipelineCache
+ * by the most recent backend create (0: started empty), and the number of cache
+ * files written since the process started. */
+size_t fp4rt_vk_pipeline_cache_loaded_bytes(void);
+long fp4rt_vk_pipeline_cache_saves(void);
+
+/* For tests: linear_coop dispatches recorded since the process started. */
+long fp4rt_vk_coop_dispatches(void);
+/* For tests: linear_i8 dispatches (W4A4 prefill on integer dot products) recorded
+ * since the process started. */
+long fp4rt_vk_i8_dispatches(void);
+
+/* For tests: dequantizes n NVFP4 elements (packed[n/2], scales[n/16]) to FP16 on
+ * the device with the standalone kernel. */
+fp4rt_status fp4rt_vk_dequant_nvfp4(void *ctx, const uint8_t *packed, const uint8_t *scales, size_t n,
+                                    uint16_t *out);
+
+#endif

@@ -1,0 +1,139 @@
+/* Vulkan recording: a primary command buffer (one-shot, or the replayable
+ * decode step), begun, filled with dispatches (each followed by a full
+ * compute-to-compute barrier: simple and always correct), submitted and waited
+ * for. Bindings are push descriptors over
+ * explicit windows of buffers (never VK_WHOLE_SIZE), each checked against
+ * maxStorageBufferRange. */
+#include "runtime/backend/vulkan/vk_internal.h"
+
+#include "runtime/base/common.h"
+
+#include <string.h>
+
+static fp4rt_status begin_into(vk_ctx *c, VkCommandBuffer cb, VkCommandBufferUsageFlags flags) {
+    fp4rt_status st = fp4rt_vk_check(c->vt.vkResetCommandBuffer(cb, 0), "vkResetCommandBuffer");
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, .flags = flags};
+    if (!st) st = fp4rt_vk_check(c->vt.vkBeginCommandBuffer(cb, &bi), "vkBeginCommandBuffer");
+    if (st) return st;
+    c->cmd = cb;
+    c->recording = 1;
+    /* work of earlier submissions (uploads, steps) before anything recorded here */
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT};
+    c->vt.vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1,
+                               &mb, 0, NULL, 0, NULL);
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_vk_begin(vk_ctx *c) {
+    if (c->recording) return FP4RT_OK;
+    return begin_into(c, c->cmd_once, VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT);
+}
+
+fp4rt_status fp4rt_vk_begin_step(vk_ctx *c) {
+    if (c->recording) return fp4rt_fail(FP4RT_INTERNAL, "vulkan: a step is recorded while recording");
+    c->replay.valid = 0;
+    return begin_into(c, c->cmd_step, 0);
+}
+
+void fp4rt_vk_abandon(vk_ctx *c) {
+    if (!c->recording) return;
+    c->vt.vkEndCommandBuffer(c->cmd);
+    c->recording = 0;
+    if (c->cmd == c->cmd_step) c->replay.valid = 0;
+}
+
+static fp4rt_status submit_wait(vk_ctx *c, VkCommandBuffer cb) {
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};
+    fp4rt_status st = fp4rt_vk_check(c->vt.vkQueueSubmit(c->queue, 1, &si, c->fence), "vkQueueSubmit");
+    if (st) return st;
+    st = fp4rt_vk_check(c->vt.vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+    if (!st) st = fp4rt_vk_check(c->vt.vkResetFences(c->dev, 1, &c->fence), "vkResetFences");
+    return st;
+}
+
+fp4rt_status fp4rt_vk_submit_wait(vk_ctx *c) {
+    if (!c->recording) return FP4RT_OK;
+    c->recording = 0;
+    /* make transfers and shader writes visible to the host */
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_HOST_READ_BIT};
+    c->vt.vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                               VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    fp4rt_status st = fp4rt_vk_check(c->vt.vkEndCommandBuffer(c->cmd), "vkEndCommandBuffer");
+    if (st) {
+        if (c->cmd == c->cmd_step) c->replay.valid = 0;
+        return st;
+    }
+    return submit_wait(c, c->cmd);
+}
+
+fp4rt_status fp4rt_vk_replay_step(vk_ctx *c) {
+    if (c->recording || !c->replay.valid)
+        return fp4rt_fail(FP4RT_INTERNAL, "vulkan: no recorded step to replay");
+    return submit_wait(c, c->cmd_step);
+}
+
+void fp4rt_vk_timestamp(vk_ctx *c, uint32_t q) {
+    c->vt.vkCmdWriteTimestamp(c->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, c->prof.pool, q);
+}
+
+fp4rt_status fp4rt_vk_window(const vk_ctx *c, const fp4rt_buffer *b, VkDeviceSize offset, VkDeviceSize bytes,
+                             const char *what, vk_bind *out, VkDeviceSize *skew) {
+    VkDeviceSize start = offset / c->align * c->align;
+    VkDeviceSize range = (offset - start + bytes + 3) & ~(VkDeviceSize)3;
+    VkDeviceSize cap = (b->bytes + 3) & ~(VkDeviceSize)3;
+    if (start + range > cap) range = cap - start;
+    if (range > c->max_range)
+        return fp4rt_fail(FP4RT_UNSUPPORTED,
+                          "vulkan: %s needs a %llu-byte binding, over this device's maxStorageBufferRange of %llu "
+                          "(binding it in pieces is not implemented for this tensor yet)",
+                          what, (unsigned long long)range, (unsigned long long)c->max_range);
+    *out = (vk_bind){b, start, range ? range : 4};
+    if (skew) *skew = offset - start;
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_vk_dispatch(vk_ctx *c, vk_kernel k, const vk_bind *binds, int n_binds, const void *push,
+                               size_t push_bytes, uint32_t gx, uint32_t gy, uint32_t gz) {
+    if (gx == 0 || gy == 0 || gz == 0) return FP4RT_OK;
+    const VkPhysicalDeviceLimits *lim = &c->props.limits;
+    if (gx > lim->maxComputeWorkGroupCount[0] || gy > lim->maxComputeWorkGroupCount[1] ||
+        gz > lim->maxComputeWorkGroupCount[2])
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: dispatch of %ux%ux%u workgroups exceeds the device limit", gx,
+                          gy, gz);
+    VkPipeline pipe;
+    fp4rt_status st = fp4rt_vk_pipeline_get(c, k, &pipe);
+    if (!st) st = fp4rt_vk_begin(c);
+    if (st) return st;
+    VkDescriptorBufferInfo bi[VK_MAX_BINDINGS + 1];
+    VkWriteDescriptorSet w[VK_MAX_BINDINGS + 1];
+    for (int i = 0; i <= VK_MAX_BINDINGS; i++) {
+        if (i == VK_STEP_BINDING)
+            bi[i] = (VkDescriptorBufferInfo){c->step_info->buf, 0, sizeof(vk_step_info)};
+        else if (i < n_binds && binds[i].b)
+            bi[i] = (VkDescriptorBufferInfo){binds[i].b->buf, binds[i].offset, binds[i].range};
+        else
+            bi[i] = (VkDescriptorBufferInfo){c->dummy->buf, 0, 16};
+        w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstBinding = (uint32_t)i,
+                                      .descriptorCount = 1,
+                                      .descriptorType = i == VK_STEP_BINDING ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
+                                                                             : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                      .pBufferInfo = &bi[i]};
+    }
+    uint8_t pc[VK_PUSH_BYTES] = {0};
+    memcpy(pc, push, push_bytes < sizeof pc ? push_bytes : sizeof pc);
+    c->vt.vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+    c->vt.vkCmdPushDescriptorSetKHR(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout, 0, VK_MAX_BINDINGS + 1, w);
+    c->vt.vkCmdPushConstants(c->cmd, c->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VK_PUSH_BYTES, pc);
+    c->vt.vkCmdDispatch(c->cmd, gx, gy, gz);
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                           VK_ACCESS_TRANSFER_READ_BIT};
+    c->vt.vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                               VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0,
+                               NULL, 0, NULL);
+    return FP4RT_OK;
+}

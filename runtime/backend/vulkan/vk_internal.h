@@ -1,0 +1,289 @@
+/* Vulkan backend internals, shared by vk_*.c: the context, buffers, the
+ * pipeline table and the recording helpers. One context = one VkDevice with one
+ * compute queue. Transfers and prefill chunks are recorded into a one-shot
+ * command buffer; a decode step (1 token) is recorded once into its own command
+ * buffer and replayed while the program, the session buffers and the step flags
+ * stay the same: only the step info and the input rows (host-visible) change.
+ * Every submission is waited for (synchronous). */
+#ifndef FP4RT_VK_INTERNAL_H
+#define FP4RT_VK_INTERNAL_H
+
+#define VK_NO_PROTOTYPES
+#include <volk.h>
+
+#include "runtime/backend/vulkan/vk.h"
+
+/* A device buffer: one VkBuffer on its own allocation (few, large). */
+struct fp4rt_buffer {
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    VkDeviceSize bytes;
+    void *mapped; /* host-visible buffers only (staging), else NULL */
+    const char *what;
+};
+
+typedef enum vk_kernel {
+    VK_K_LINEAR, VK_K_LINEAR_SHMEM, VK_K_LINEAR_MM, VK_K_LINEAR_ROWS_NVFP4, VK_K_LINEAR_ROWS_FP8,
+    VK_K_LINEAR_ROWS_HALF, VK_K_LINEAR_ROWS_F32, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE,
+    VK_K_EMBED, VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA,
+    VK_K_GATED_DELTA_CHUNK, VK_K_ATTENTION_MERGE, VK_K_ARGMAX, VK_K_TOPK, VK_K_LINEAR_COOP, VK_K_LINEAR_COOP_EMU,
+    VK_K_LINEAR_I8,
+    VK_K_COUNT
+} vk_kernel;
+
+/* A host tensor uploaded to the weights buffer (dedup by host pointer). */
+typedef struct vk_tensor {
+    const void *host;
+    VkDeviceSize bytes, offset; /* in the weights buffer */
+    const char *name;
+} vk_tensor;
+
+/* One storage-buffer binding: a window of a buffer. */
+typedef struct vk_bind {
+    const fp4rt_buffer *b;
+    VkDeviceSize offset, range;
+} vk_bind;
+
+#define VK_MAX_BINDINGS 4
+/* Binding VK_STEP_BINDING of every dispatch: the context's step info
+ * (shaders/step.glsl), a small host-visible uniform buffer holding what changes
+ * between steps, so a recorded command buffer can be replayed. */
+#define VK_STEP_BINDING VK_MAX_BINDINGS
+#define VK_PUSH_BYTES 64
+
+/* Mirrors the StepInfo block of shaders/step.glsl (std140: 4-byte scalars). */
+typedef struct vk_step_info {
+    uint32_t pos0;     /* position of the step's first token */
+    uint32_t n_tokens; /* rows of the step */
+    uint32_t pad0, pad1;
+} vk_step_info;
+
+/* The key of the recorded decode step: replayed only while all of it is the same. */
+typedef struct vk_replay {
+    int valid;
+    const fp4rt_program *p;
+    fp4rt_buffer *scratch, *kv, *conv, *ssm, *logits;
+    int n_ctx, chunk, kv_type, all_logits, no_logits, profile;
+    int argmax;            /* the step ends with the greedy pick */
+    const uint8_t *mask;   /* with this valid-id mask */
+} vk_replay;
+
+/* --profile: GPU timestamps around every op, summed per op kind and per linear
+ * weight format. */
+typedef struct vk_profile {
+    int on;
+    VkQueryPool pool;
+    uint32_t n_queries; /* capacity of pool */
+    double ns_per_tick; /* timestampPeriod */
+    uint64_t valid_mask; /* timestampValidBits */
+    double op_ms[FP4RT_OP_COUNT];
+    long op_calls[FP4RT_OP_COUNT];
+    double lin_ms[FP4RT_W_COUNT];
+    long lin_calls[FP4RT_W_COUNT];
+    long steps, replays;
+} vk_profile;
+
+typedef struct vk_ctx {
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    VkPhysicalDevice pdev;
+    VkDevice dev;
+    struct VolkDeviceTable vt; /* device functions of this context */
+    VkQueue queue;
+    uint32_t queue_family;
+    VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceMemoryProperties mem_props;
+    fp4rt_vk_device_desc desc;
+    int index;
+    VkDeviceSize max_range;  /* binding limit: maxStorageBufferRange, or lower with FP4RT_VK_MAX_RANGE (tests) */
+    VkDeviceSize align;      /* minStorageBufferOffsetAlignment */
+    VkDeviceSize piece_range; /* largest weight piece bound at once: max_range, or lower with
+                                 FP4RT_VK_PIECE_RANGE (tests: linears in pieces, nothing else) */
+    VkDeviceSize act_range;   /* largest activation window of a linear: max_range, or FP4RT_VK_MAX_ACT_RANGE (tests) */
+    int linear_rows;          /* linears run linear_rows_*.comp (whole rows per invocation): software devices, FP4RT_VK_LINEAR */
+    int coop;                 /* FP4RT_VK_COOP_*: prefill FP8 / W4A4 linears on linear_coop(_emu).comp */
+    int idot;                 /* prefill W4A4 linears on linear_i8.comp (packed integer dot products) */
+    int exact;                /* FP4RT_VK_EXACT=1: every linear on the bit-exact kernels */
+    int linear_subgroup;      /* decode linears reduce with subgroup shuffles (desc.subgroup_shuffle, not FP4RT_VK_NO_SUBGROUP) */
+
+    VkCommandPool cmd_pool;
+    VkCommandBuffer cmd;      /* the command buffer being recorded: cmd_once or cmd_step */
+    VkCommandBuffer cmd_once; /* transfers and prefill chunks, re-recorded each time */
+    VkCommandBuffer cmd_step; /* the decode step, recorded once and replayed (replay) */
+    VkFence fence;
+    int recording;
+    vk_replay replay;
+    vk_profile prof;
+    fp4rt_buffer *staging; /* bounded host-visible buffer for uploads / downloads */
+
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+    VkPipelineCache cache;
+    VkPipeline pipes[VK_K_COUNT]; /* created on first use */
+    int pipes_created;            /* pipelines created by this context (save the cache if any) */
+    char *cache_path;             /* on-disk pipeline cache file, NULL: no location known */
+    size_t cache_loaded_bytes;    /* Vulkan cache data loaded from it (0: started empty) */
+    uint64_t cache_loaded_sum;    /* its checksum: an unchanged cache is not rewritten */
+
+    fp4rt_buffer *dummy;     /* bound to unused bindings */
+    fp4rt_buffer *step_info; /* host-visible vk_step_info, bound at VK_STEP_BINDING */
+    fp4rt_buffer *weights;   /* every tensor of the prepared program */
+    vk_tensor *tensors;
+    int n_tensors, cap_tensors;
+    const fp4rt_program *prepared;
+    fp4rt_buffer *xq;        /* quantized activations [chunk, max K] f32 */
+    fp4rt_buffer *input;     /* host-visible [chunk, hidden] f32: the step's embedding rows */
+    fp4rt_buffer *pick;      /* host-visible [2] u32: greedy pick, NaN seen (vk_sample.c) */
+    fp4rt_buffer *mask;      /* valid-id mask, a bit per id, of mask_host */
+    const uint8_t *mask_host;
+    int mask_n;
+    fp4rt_buffer *topk_work; /* device-local: two halves of [groups][k] candidate pairs (vk_topk.c) */
+    fp4rt_buffer *topk_pen;  /* host-visible [n_pen] (id, count) of the last top-k request */
+    fp4rt_buffer *topk_out;  /* host-visible [FP4RT_TOPK_MAX] (value bits, id) pairs */
+    uint64_t mask_version;   /* uploads of the mask so far */
+    uint8_t *topk_mask;      /* [mask_n] host copy of the mask as of upload topk_mask_version */
+    uint64_t topk_mask_version;
+    fp4rt_buffer *rope_tab;  /* [n_ctx][rotary_dim / 2][cos, sin] */
+    fp4rt_buffer *attn_ws;   /* attention partials (vk_op_attention.c), NULL: none needed */
+    int rope_ctx, rope_dim;
+    /* the (program, chunk, n_ctx, KV type) ensure_workspace last sized for: a
+     * step with the same skips the walk over the ops (reset by prepare) */
+    struct {
+        const fp4rt_program *p;
+        int chunk, n_ctx, kv_type;
+    } ws_key;
+    double rope_theta;
+    int synthetic;       /* prepared with prepare_synthetic: placeholders come from synth_seed */
+    uint64_t synth_seed;
+} vk_ctx;
+
+/* vk_loader.c */
+fp4rt_status fp4rt_vk_load(void);
+fp4rt_status fp4rt_vk_instance_create(VkInstance *inst, VkDebugUtilsMessengerEXT *msg);
+void fp4rt_vk_instance_destroy(VkInstance inst, VkDebugUtilsMessengerEXT msg);
+const char *fp4rt_vk_result_name(VkResult r);
+fp4rt_status fp4rt_vk_check(VkResult r, const char *what);
+
+/* vk_device.c */
+/* 1 if the physical device offers extension `name`. */
+int fp4rt_vk_has_device_ext(VkPhysicalDevice pd, const char *name);
+void fp4rt_vk_describe_physical(VkInstance inst, VkPhysicalDevice pd, fp4rt_vk_device_desc *d);
+fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index);
+void fp4rt_vk_device_close(vk_ctx *c);
+
+/* The push constants of every linear kernel (shaders/linear_pc.glsl). */
+typedef struct vk_pc_linear {
+    uint32_t K, fmt, x_off, x_stride, y_off, y_stride, N, T, w_off, s_off, aligned;
+    float post;
+    uint32_t post_off; /* != 0: the post scale of token t is x[post_off + t] (act_quant modes 2 / 4) */
+} vk_pc_linear;
+_Static_assert(sizeof(vk_pc_linear) == 52, "vk_pc_linear mirrors shaders/linear_pc.glsl");
+
+/* vk_coop.c */
+/* The cooperative-matrix kinds a physical device offers: bit FP4RT_VK_COOP_KHR
+ * and / or bit FP4RT_VK_COOP_NV. */
+int fp4rt_vk_coop_probe(VkInstance inst, VkPhysicalDevice pd, uint32_t api_version);
+/* Structures chained into VkDeviceCreateInfo for c->coop. */
+typedef struct vk_coop_enable {
+    VkPhysicalDeviceVulkan12Features f12;
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV nv;
+    uint64_t khr[4]; /* VkPhysicalDeviceCooperativeMatrixFeaturesKHR (not in Debian 12's headers) */
+} vk_coop_enable;
+/* Adds c->coop's features to *chain and its extension to exts[*n_exts]. */
+void fp4rt_vk_coop_enable(const vk_ctx *c, vk_coop_enable *s, const char **exts, uint32_t *n_exts, void **chain);
+/* Runs linear_coop on exact FP8 and NVFP4 products once; on a failure or an
+ * error above 1e-5 of the magnitude sum it logs a warning and sets c->coop to
+ * none (never an error: the other kernels remain). */
+fp4rt_status fp4rt_vk_coop_check(vk_ctx *c);
+
+/* vk_memory.c */
+/* host_visible: mapped, coherent (b->mapped); else device-local. */
+fp4rt_status fp4rt_vk_buffer_create(vk_ctx *c, VkDeviceSize bytes, int host_visible, const char *what,
+                                    fp4rt_buffer **out);
+void fp4rt_vk_buffer_destroy(vk_ctx *c, fp4rt_buffer *b);
+fp4rt_status fp4rt_vk_upload(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, const void *src, size_t n);
+/* Uploads the synthetic content of placeholder bytes [ptr, ptr + n) of w
+ * (fp4rt_weights_synth_bytes, generated straight into the staging buffer). */
+fp4rt_status fp4rt_vk_upload_synth(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, const fp4rt_weights *w,
+                                   const void *ptr, size_t n, uint64_t seed);
+fp4rt_status fp4rt_vk_download(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, void *dst, size_t n);
+fp4rt_status fp4rt_vk_fill_zero(vk_ctx *c, fp4rt_buffer *b);
+
+/* vk_pipeline.c */
+fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c);
+void fp4rt_vk_pipelines_free(vk_ctx *c);
+fp4rt_status fp4rt_vk_pipeline_get(vk_ctx *c, vk_kernel k, VkPipeline *out);
+
+/* vk_pipeline_cache.c: *data (malloc'd, freed by the caller) gets the
+ * validated Vulkan cache data of the on-disk cache, or NULL (missing, stale or
+ * corrupt: logged, never an error). save writes it back on destroy when
+ * pipelines were created and the data changed; failures are logged only. */
+void fp4rt_vk_pipeline_cache_load(vk_ctx *c, void **data, size_t *n);
+void fp4rt_vk_pipeline_cache_save(vk_ctx *c);
+
+/* vk_dispatch.c */
+/* Starts recording into the one-shot command buffer (no-op while recording). */
+fp4rt_status fp4rt_vk_begin(vk_ctx *c);
+/* Starts recording the replayable decode step into cmd_step. */
+fp4rt_status fp4rt_vk_begin_step(vk_ctx *c);
+/* Ends what is being recorded (if anything), submits it and waits. */
+fp4rt_status fp4rt_vk_submit_wait(vk_ctx *c);
+/* Drops what is being recorded (after an error). */
+void fp4rt_vk_abandon(vk_ctx *c);
+/* Submits the recorded decode step again and waits. */
+fp4rt_status fp4rt_vk_replay_step(vk_ctx *c);
+/* Records a timestamp (query q) once all earlier work is done (--profile). */
+void fp4rt_vk_timestamp(vk_ctx *c, uint32_t q);
+/* Binds the windows (NULL buffer: the dummy) and the step info, pushes the
+ * constants and records one dispatch followed by a full compute barrier. */
+fp4rt_status fp4rt_vk_dispatch(vk_ctx *c, vk_kernel k, const vk_bind *binds, int n_binds,
+                               const void *push, size_t push_bytes, uint32_t gx, uint32_t gy,
+                               uint32_t gz);
+/* A window of `bytes` at byte `offset` of b, aligned down to the device's offset
+ * alignment; *skew gets the bytes between the window start and offset. Fails,
+ * naming `what`, if the window exceeds maxStorageBufferRange. */
+fp4rt_status fp4rt_vk_window(const vk_ctx *c, const fp4rt_buffer *b, VkDeviceSize offset, VkDeviceSize bytes,
+                             const char *what, vk_bind *out, VkDeviceSize *skew);
+
+/* vk_bandwidth.c: backend.h measure_bandwidth */
+fp4rt_status fp4rt_vk_measure_bandwidth(void *ctx, double *bytes_per_s);
+/* vk_profile.c: --profile (or FP4RT_PROFILE=1). begin records the pool reset
+ * and the first timestamp of a step, op the timestamp after op i, collect adds
+ * the submitted step's times, report logs the totals (at destroy). */
+fp4rt_status fp4rt_vk_profile_enable(vk_ctx *c, int on);
+fp4rt_status fp4rt_vk_profile_begin(vk_ctx *c, const fp4rt_program *p);
+void fp4rt_vk_profile_op(vk_ctx *c, int i);
+fp4rt_status fp4rt_vk_profile_collect(vk_ctx *c, const fp4rt_program *p, int replayed);
+void fp4rt_vk_profile_report(vk_ctx *c);
+void fp4rt_vk_profile_free(vk_ctx *c);
+
+/* vk_sample.c: greedy pick on the device. prepare (before recording) creates
+ * the pick buffer and uploads the mask; rec records the pick of n logits at
+ * float `offset` of `logits`; result reads it after the submission (-1: NaN). */
+fp4rt_status fp4rt_vk_argmax_prepare(vk_ctx *c, const uint8_t *valid, int n);
+fp4rt_status fp4rt_vk_rec_argmax(vk_ctx *c, const fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid);
+int32_t fp4rt_vk_pick_result(const vk_ctx *c);
+fp4rt_status fp4rt_vk_argmax(void *vc, fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
+                             int32_t *out);
+
+/* vk_topk.c: backend.h top_k */
+fp4rt_status fp4rt_vk_top_k(void *vc, fp4rt_buffer *logits, size_t offset, int n, const fp4rt_topk_request *req,
+                            float *vals, int32_t *ids);
+
+/* vk_ops.c */
+/* What a recorder sees. A decode step (replay = 1) is recorded once and
+ * replayed at every position: its recorders must not read step->pos0 (-1 there)
+ * or step->tokens (NULL); positions come from the step info (shaders/step.glsl).
+ * Prefill chunks (replay = 0) are recorded per chunk and see the real step. */
+typedef struct vk_step {
+    vk_ctx *c;
+    const fp4rt_program *p;
+    const fp4rt_session_buffers *sb;
+    const fp4rt_step *step;
+    int replay;
+} vk_step;
+fp4rt_status fp4rt_vk_record_op(const vk_step *s, const fp4rt_op *op);
+/* The uploaded copy of host tensor `host`, or NULL. */
+const vk_tensor *fp4rt_vk_tensor_find(const vk_ctx *c, const void *host);
+
+#endif

@@ -1,0 +1,211 @@
+/* Public API: model load, queries, tokenizer access (fp4rt.h). */
+#include "runtime/engine/model.h"
+
+#include "runtime/base/common.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+
+fp4rt_model_params fp4rt_model_default_params(void) {
+    fp4rt_model_params p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
+
+fp4rt_session_params fp4rt_session_default_params(void) {
+    fp4rt_session_params p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
+
+/* tokenizer_config.json's eos_token ("<|im_end|>" or {"content": ...}) as an id, or -1. */
+static int32_t tokenizer_config_eos(const char *dir, const fp4rt_tokenizer *tok) {
+    char *path = fp4rt_path_join(dir, "tokenizer_config.json"), *text = NULL;
+    int32_t id = -1;
+    size_t len;
+    if (path && access(path, F_OK) == 0 && fp4rt_read_file(path, 16u << 20, &text, &len) == FP4RT_OK) {
+        cJSON *root = cJSON_ParseWithLength(text, len);
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "eos_token");
+        if (cJSON_IsObject(e)) e = cJSON_GetObjectItemCaseSensitive(e, "content");
+        if (cJSON_IsString(e)) id = fp4rt_tokenizer_find(tok, e->valuestring);
+        cJSON_Delete(root);
+    }
+    fp4rt_clear_error();
+    free(text);
+    free(path);
+    return id;
+}
+
+/* Tokenizer (if the checkpoint has one), generation defaults, stop ids. */
+static fp4rt_status load_text_side(fp4rt_model *m, const char *dir) {
+    fp4rt_status st = fp4rt_gen_config_load(dir, &m->gen);
+    if (st) return st;
+    char *path = fp4rt_path_join(dir, "tokenizer.json");
+    if (!path) return FP4RT_OUT_OF_MEMORY;
+    if (access(path, F_OK) == 0) st = fp4rt_tokenizer_load(path, &m->tokenizer);
+    free(path);
+    if (st) return st;
+    const fp4rt_config *c = &m->weights->cfg;
+    m->think_open = m->think_close = -1;
+    if (m->tokenizer) {
+        m->think_open = fp4rt_tokenizer_find(m->tokenizer, "<think>");
+        m->think_close = fp4rt_tokenizer_find(m->tokenizer, "</think>");
+        size_t nt = fp4rt_tokenizer_n_vocab(m->tokenizer);
+        if (nt > (size_t)c->vocab)
+            return fp4rt_fail(FP4RT_FORMAT, "%s: tokenizer.json has %zu ids but the model has %d rows",
+                              dir, nt, c->vocab);
+        /* rows past the tokenizer (padding) and holes in its ids are never sampled */
+        m->valid_ids = fp4rt_calloc((size_t)c->vocab, 1, "vocabulary mask");
+        if (!m->valid_ids) return FP4RT_OUT_OF_MEMORY;
+        for (int32_t id = 0; id < c->vocab; id++) m->valid_ids[id] = (uint8_t)fp4rt_tokenizer_has_id(m->tokenizer, id);
+    }
+    /* stop ids: generation_config.json, else the tokenizer's eos, else config.json */
+    if (m->gen.n_eos > 0) {
+        m->n_eos = m->gen.n_eos;
+        memcpy(m->eos, m->gen.eos, sizeof(int32_t) * (size_t)m->n_eos);
+    } else {
+        int32_t id = m->tokenizer ? tokenizer_config_eos(dir, m->tokenizer) : -1;
+        if (id >= 0) {
+            m->eos[m->n_eos++] = id;
+        } else {
+            for (int i = 0; i < c->n_eos && m->n_eos < FP4RT_MAX_STOP_IDS; i++) m->eos[m->n_eos++] = c->eos[i];
+        }
+    }
+    return FP4RT_OK;
+}
+
+static int report(const fp4rt_model_params *p, float f, const char *stage) {
+    return p->progress ? p->progress(f, stage, p->progress_user) : 0;
+}
+
+fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params) {
+    fp4rt_model_params defaults = fp4rt_model_default_params();
+    if (!params) params = &defaults;
+    if (!dir) {
+        fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_load: dir is NULL");
+        return NULL;
+    }
+    fp4rt_device_choice dev;
+    fp4rt_status dst = fp4rt_device_parse(params->device, &dev);
+    if (dst) return NULL;
+    fp4rt_model *m = fp4rt_calloc(1, sizeof *m, "model");
+    if (!m) return NULL;
+    pthread_mutex_init(&m->run_lock, NULL);
+    fp4rt_status st = report(params, 0.0f, "reading the checkpoint") ? FP4RT_CANCELLED : FP4RT_OK;
+    if (!st) st = fp4rt_weights_load(dir, &m->weights);
+    if (!st && params->fp4_activations) st = fp4rt_weights_fp4_activations(m->weights);
+    if (!st && report(params, 0.6f, "building the program")) st = FP4RT_CANCELLED;
+    if (!st) st = fp4rt_program_build(m->weights, &m->program);
+    if (!st && report(params, 0.7f, "loading the tokenizer")) st = FP4RT_CANCELLED;
+    if (!st) st = load_text_side(m, dir);
+    if (!st && report(params, 0.8f, "preparing the device")) st = FP4RT_CANCELLED;
+    if (!st) {
+        m->n_threads = params->n_threads;
+        if (m->n_threads <= 0) {
+            long n = sysconf(_SC_NPROCESSORS_ONLN);
+            m->n_threads = n > 0 ? (int)n : 1;
+        }
+        st = fp4rt_backend_start(m, dev, 0);
+    }
+    if (!st && params->profile) {
+        if (m->backend->set_profile)
+            st = m->backend->set_profile(m->backend_ctx, 1);
+        else
+            fp4rt_log(FP4RT_LOG_WARN, "the %s backend has no profile", m->backend->name);
+    }
+    if (!st && report(params, 1.0f, "ready")) st = FP4RT_CANCELLED;
+    if (st == FP4RT_CANCELLED) fp4rt_fail(st, "%s: loading cancelled by the progress callback", dir);
+    if (st) {
+        fp4rt_model_free(m);
+        return NULL;
+    }
+    if (m->backend->describe)
+        m->backend->describe(m->backend_ctx, m->device, sizeof m->device);
+    else
+        snprintf(m->device, sizeof m->device, "%s", m->backend->name);
+    if (params->fp4_activations) { /* a property of the model: said on every device line */
+        size_t len = strlen(m->device);
+        snprintf(m->device + len, sizeof m->device - len, "; fp4-activations: %d linears W4A4 (%d dynamic)",
+                 m->weights->n_fp4_act, m->weights->n_fp4_act_dynamic);
+    }
+    return m;
+}
+
+fp4rt_model *fp4rt_model_load_synthetic(const char *preset, const char *recipe, uint64_t seed,
+                                        const fp4rt_model_params *params) {
+    fp4rt_model_params defaults = fp4rt_model_default_params();
+    if (!params) params = &defaults;
+    fp4rt_device_choice dev;
+    if (fp4rt_device_parse(params->device, &dev)) return NULL;
+    fp4rt_model *m = fp4rt_calloc(1, sizeof *m, "model");
+    if (!m) return NULL;
+    pthread_mutex_init(&m->run_lock, NULL);
+    m->think_open = m->think_close = -1;
+    fp4rt_status st = fp4rt_weights_synthetic(preset, recipe, &m->weights);
+    if (!st && params->fp4_activations) st = fp4rt_weights_fp4_activations(m->weights);
+    if (!st) st = fp4rt_program_build(m->weights, &m->program);
+    if (!st) {
+        m->n_threads = params->n_threads;
+        if (m->n_threads <= 0) {
+            long n = sysconf(_SC_NPROCESSORS_ONLN);
+            m->n_threads = n > 0 ? (int)n : 1;
+        }
+        st = fp4rt_backend_start(m, dev, seed);
+    }
+    if (!st && params->profile && m->backend->set_profile) st = m->backend->set_profile(m->backend_ctx, 1);
+    if (st) {
+        fp4rt_fail_context(st, "synthetic %s", preset);
+        fp4rt_model_free(m);
+        return NULL;
+    }
+    if (m->backend->describe)
+        m->backend->describe(m->backend_ctx, m->device, sizeof m->device);
+    else
+        snprintf(m->device, sizeof m->device, "%s", m->backend->name);
+    return m;
+}
+
+void fp4rt_model_free(fp4rt_model *m) {
+    if (!m) return;
+    if (m->backend_ctx) m->backend->destroy(m->backend_ctx);
+    fp4rt_program_free(m->program);
+    fp4rt_weights_free(m->weights);
+    fp4rt_tokenizer_free(m->tokenizer);
+    free(m->valid_ids);
+    pthread_mutex_destroy(&m->run_lock);
+    free(m);
+}
+
+int fp4rt_model_n_vocab(const fp4rt_model *m) { return m ? m->weights->cfg.vocab : 0; }
+
+fp4rt_status fp4rt_model_set_observer(fp4rt_model *m, fp4rt_linear_observer fn, void *user) {
+    if (!m->backend->set_observer)
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend cannot observe activations", m->backend->name);
+    return m->backend->set_observer(m->backend_ctx, fn, user);
+}
+
+int fp4rt_model_eos_ids(const fp4rt_model *m, int32_t *ids, int cap) {
+    if (!m) return 0;
+    for (int i = 0; i < m->n_eos && i < cap; i++) ids[i] = m->eos[i];
+    return m->n_eos;
+}
+
+const char *fp4rt_model_device(const fp4rt_model *m) { return m ? m->device : ""; }
+
+fp4rt_status fp4rt_tokenize(const fp4rt_model *m, const char *text, int32_t **ids, size_t *n) {
+    if (!m || !text || !ids || !n) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_tokenize: NULL argument");
+    if (!m->tokenizer) return fp4rt_fail(FP4RT_UNSUPPORTED, "the model has no tokenizer.json");
+    return fp4rt_tokenizer_encode(m->tokenizer, text, strlen(text), ids, n);
+}
+
+fp4rt_status fp4rt_detokenize(const fp4rt_model *m, const int32_t *ids, size_t n, char **text) {
+    if (!m || (!ids && n) || !text) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_detokenize: NULL argument");
+    if (!m->tokenizer) return fp4rt_fail(FP4RT_UNSUPPORTED, "the model has no tokenizer.json");
+    size_t len;
+    return fp4rt_tokenizer_decode(m->tokenizer, ids, n, 0, text, &len);
+}
+

@@ -1,0 +1,305 @@
+/* Building the program (MODEL.md §2) and planning its activation arena. */
+#include "runtime/model/program.h"
+
+#include "runtime/base/common.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *fp4rt_op_name(fp4rt_op_kind k) {
+    static const char *const names[FP4RT_OP_COUNT] = {
+        "embed",      "rmsnorm",     "gated_rmsnorm", "l2norm",      "linear",
+        "rope",       "kv_append",   "attention",     "sigmoid_gate", "conv1d_silu",
+        "gated_delta", "swiglu",     "add"};
+    return (unsigned)k < FP4RT_OP_COUNT ? names[k] : "?";
+}
+
+typedef struct builder {
+    fp4rt_program *p;
+    int cap_ops, cap_bufs;
+    fp4rt_status st;
+} builder;
+
+static int new_buf(builder *b, int width) {
+    if (b->st) return 0;
+    if (b->p->n_bufs == b->cap_bufs) {
+        int cap = b->cap_bufs ? 2 * b->cap_bufs : 64;
+        int *w = realloc(b->p->buf_width, (size_t)cap * sizeof(int));
+        if (!w) {
+            b->st = fp4rt_fail(FP4RT_OUT_OF_MEMORY, "out of memory building the program");
+            return 0;
+        }
+        b->p->buf_width = w;
+        b->cap_bufs = cap;
+    }
+    b->p->buf_width[b->p->n_bufs] = width;
+    return b->p->n_bufs++;
+}
+
+static fp4rt_op *emit(builder *b, fp4rt_op_kind kind, int layer) {
+    static fp4rt_op dummy;
+    if (b->st) return &dummy;
+    if (b->p->n_ops == b->cap_ops) {
+        int cap = b->cap_ops ? 2 * b->cap_ops : 256;
+        fp4rt_op *o = realloc(b->p->ops, (size_t)cap * sizeof(fp4rt_op));
+        if (!o) {
+            b->st = fp4rt_fail(FP4RT_OUT_OF_MEMORY, "out of memory building the program");
+            return &dummy;
+        }
+        b->p->ops = o;
+        b->cap_ops = cap;
+    }
+    fp4rt_op *op = &b->p->ops[b->p->n_ops++];
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+    op->layer = layer;
+    op->slot = -1;
+    op->x.buf = op->y.buf = op->z.buf = op->a.buf = -1;
+    return op;
+}
+
+static fp4rt_view whole(builder *b, int buf) {
+    fp4rt_view v = {buf, 0, b->st ? 0 : b->p->buf_width[buf]};
+    return v;
+}
+
+static fp4rt_view cols(int buf, int col, int n) {
+    fp4rt_view v = {buf, col, n};
+    return v;
+}
+
+static void rmsnorm(builder *b, int layer, fp4rt_view x, fp4rt_view y, const float *w, int groups,
+                    int dim, int stride, float eps) {
+    fp4rt_op *op = emit(b, FP4RT_OP_RMSNORM, layer);
+    op->x = x;
+    op->y = y;
+    op->w = w;
+    op->n_groups = groups;
+    op->group_dim = dim;
+    op->group_stride = stride;
+    op->eps = eps;
+}
+
+static void linear(builder *b, int layer, fp4rt_view x, fp4rt_view y, const fp4rt_linear *lin) {
+    fp4rt_op *op = emit(b, FP4RT_OP_LINEAR, layer);
+    op->x = x;
+    op->y = y;
+    op->lin = lin;
+}
+
+static void add(builder *b, int layer, fp4rt_view x, fp4rt_view z) {
+    fp4rt_op *op = emit(b, FP4RT_OP_ADD, layer);
+    op->x = x;
+    op->z = z;
+    op->y = x;
+}
+
+static void attention_mixer(builder *b, const fp4rt_config *c, int l, int slot, int a) {
+    const fp4rt_layer_weights *L = &b->p->weights->layers[l];
+    int hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
+    int qg = new_buf(b, 2 * nh * hd); /* per head: query [hd] then gate [hd] */
+    int k = new_buf(b, nkv * hd), v = new_buf(b, nkv * hd);
+    int o = new_buf(b, nh * hd), t = new_buf(b, c->hidden);
+    linear(b, l, whole(b, a), whole(b, qg), &L->q);
+    linear(b, l, whole(b, a), whole(b, k), &L->k);
+    linear(b, l, whole(b, a), whole(b, v), &L->v);
+    /* q/k norm (zero-centred, per head) before RoPE */
+    rmsnorm(b, l, cols(qg, 0, 2 * nh * hd), cols(qg, 0, 2 * nh * hd), L->q_norm, nh, hd, 2 * hd,
+            c->rms_eps);
+    rmsnorm(b, l, whole(b, k), whole(b, k), L->k_norm, nkv, hd, hd, c->rms_eps);
+    fp4rt_op *op = emit(b, FP4RT_OP_ROPE, l);
+    op->x = op->y = cols(qg, 0, 2 * nh * hd);
+    op->n_groups = nh;
+    op->group_dim = hd;
+    op->group_stride = 2 * hd;
+    op->rotary_dim = c->rotary_dim;
+    op->rope_theta = c->rope_theta;
+    op = emit(b, FP4RT_OP_ROPE, l);
+    op->x = op->y = whole(b, k);
+    op->n_groups = nkv;
+    op->group_dim = hd;
+    op->group_stride = hd;
+    op->rotary_dim = c->rotary_dim;
+    op->rope_theta = c->rope_theta;
+    op = emit(b, FP4RT_OP_KV_APPEND, l);
+    op->x = whole(b, k);
+    op->z = whole(b, v);
+    op->slot = slot;
+    op->n_groups = nkv;
+    op->group_dim = hd;
+    op = emit(b, FP4RT_OP_ATTENTION, l);
+    op->x = cols(qg, 0, 2 * nh * hd);
+    op->y = whole(b, o);
+    op->slot = slot;
+    op->n_groups = nh;
+    op->n_kv_heads = nkv;
+    op->group_dim = hd;
+    op->group_stride = 2 * hd;
+    op->scale = 1.0f / sqrtf((float)hd);
+    op = emit(b, FP4RT_OP_SIGMOID_GATE, l);
+    op->x = op->y = whole(b, o);
+    op->z = cols(qg, hd, 2 * nh * hd - hd);
+    op->n_groups = nh;
+    op->group_dim = hd;
+    op->group_stride = hd;
+    op->z_group_stride = 2 * hd;
+    linear(b, l, whole(b, o), whole(b, t), &L->o);
+    add(b, l, whole(b, b->p->hidden_buf), whole(b, t));
+}
+
+static void gdn_mixer(builder *b, const fp4rt_config *c, int l, int slot, int a) {
+    const fp4rt_layer_weights *L = &b->p->weights->layers[l];
+    int kd = fp4rt_cfg_key_dim(c), vd = fp4rt_cfg_value_dim(c), cd = fp4rt_cfg_conv_dim(c);
+    int mix = new_buf(b, cd), z = new_buf(b, vd);
+    int bb = new_buf(b, c->lin_v_heads), al = new_buf(b, c->lin_v_heads);
+    int o = new_buf(b, vd), t = new_buf(b, c->hidden);
+    linear(b, l, whole(b, a), whole(b, mix), &L->qkv);
+    linear(b, l, whole(b, a), whole(b, z), &L->z);
+    linear(b, l, whole(b, a), whole(b, bb), &L->b);
+    linear(b, l, whole(b, a), whole(b, al), &L->a);
+    fp4rt_op *op = emit(b, FP4RT_OP_CONV1D_SILU, l);
+    op->x = op->y = whole(b, mix);
+    op->slot = slot;
+    op->w = L->conv_w;
+    op->group_dim = c->conv_kernel;
+    /* q: L2 norm then * dk^-1/2 ; k: L2 norm */
+    op = emit(b, FP4RT_OP_L2NORM, l);
+    op->x = op->y = cols(mix, 0, kd);
+    op->n_groups = c->lin_k_heads;
+    op->group_dim = op->group_stride = c->lin_k_dim;
+    op->eps = 1e-6f;
+    op->scale = 1.0f / sqrtf((float)c->lin_k_dim);
+    op = emit(b, FP4RT_OP_L2NORM, l);
+    op->x = op->y = cols(mix, kd, kd);
+    op->n_groups = c->lin_k_heads;
+    op->group_dim = op->group_stride = c->lin_k_dim;
+    op->eps = 1e-6f;
+    op->scale = 1.0f;
+    op = emit(b, FP4RT_OP_GATED_DELTA, l);
+    op->x = whole(b, mix);
+    op->z = whole(b, bb);
+    op->a = whole(b, al);
+    op->y = whole(b, o);
+    op->slot = slot;
+    op = emit(b, FP4RT_OP_GATED_RMSNORM, l);
+    op->x = op->y = whole(b, o);
+    op->z = whole(b, z);
+    op->w = L->gdn_norm;
+    op->n_groups = c->lin_v_heads;
+    op->group_dim = op->group_stride = c->lin_v_dim;
+    op->eps = c->rms_eps;
+    linear(b, l, whole(b, o), whole(b, t), &L->out);
+    add(b, l, whole(b, b->p->hidden_buf), whole(b, t));
+}
+
+static void mlp(builder *b, const fp4rt_config *c, int l) {
+    const fp4rt_layer_weights *L = &b->p->weights->layers[l];
+    int a = new_buf(b, c->hidden);
+    int g = new_buf(b, c->intermediate), u = new_buf(b, c->intermediate);
+    int t = new_buf(b, c->hidden);
+    rmsnorm(b, l, whole(b, b->p->hidden_buf), whole(b, a), L->post_norm, 1, c->hidden, c->hidden,
+            c->rms_eps);
+    linear(b, l, whole(b, a), whole(b, g), &L->gate);
+    linear(b, l, whole(b, a), whole(b, u), &L->up);
+    fp4rt_op *op = emit(b, FP4RT_OP_SWIGLU, l);
+    op->x = op->y = whole(b, g);
+    op->z = whole(b, u);
+    linear(b, l, whole(b, g), whole(b, t), &L->down);
+    add(b, l, whole(b, b->p->hidden_buf), whole(b, t));
+}
+
+/* Liveness-based arena planning: each buffer lives from its first to its last
+ * use; buffers are placed first-fit at the lowest column offset that does not
+ * collide with a buffer alive at the same time. */
+static fp4rt_status plan_arena(fp4rt_program *p) {
+    int n = p->n_bufs;
+    int *first = malloc((size_t)n * sizeof(int)), *last = malloc((size_t)n * sizeof(int));
+    p->buf_offset = malloc((size_t)n * sizeof(int));
+    if (!first || !last || !p->buf_offset) {
+        free(first);
+        free(last);
+        return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "out of memory planning the arena");
+    }
+    for (int i = 0; i < n; i++) {
+        first[i] = INT32_MAX;
+        last[i] = -1;
+    }
+    for (int i = 0; i < p->n_ops; i++) {
+        const fp4rt_view *vs[4] = {&p->ops[i].x, &p->ops[i].y, &p->ops[i].z, &p->ops[i].a};
+        for (int j = 0; j < 4; j++) {
+            int bidx = vs[j]->buf;
+            if (bidx < 0) continue;
+            if (i < first[bidx]) first[bidx] = i;
+            if (i > last[bidx]) last[bidx] = i;
+        }
+    }
+    /* the residual stream lives throughout */
+    first[p->hidden_buf] = 0;
+    last[p->hidden_buf] = p->n_ops;
+    p->arena_width = 0;
+    for (int i = 0; i < n; i++) { /* buffers are created in order of first use */
+        int off = 0, moved = 1;
+        while (moved) {
+            moved = 0;
+            for (int j = 0; j < i; j++) {
+                if (last[j] < first[i] || first[j] > last[i]) continue; /* not alive together */
+                int a0 = p->buf_offset[j], a1 = a0 + p->buf_width[j];
+                if (off < a1 && a0 < off + p->buf_width[i]) {
+                    off = a1;
+                    moved = 1;
+                }
+            }
+        }
+        p->buf_offset[i] = off;
+        if (off + p->buf_width[i] > p->arena_width) p->arena_width = off + p->buf_width[i];
+    }
+    free(first);
+    free(last);
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_program_build(const fp4rt_weights *w, fp4rt_program **out) {
+    *out = NULL;
+    fp4rt_program *p = fp4rt_calloc(1, sizeof *p, "program");
+    if (!p) return FP4RT_OUT_OF_MEMORY;
+    p->weights = w;
+    builder b = {.p = p};
+    const fp4rt_config *c = &w->cfg;
+    p->hidden_buf = new_buf(&b, c->hidden);
+    fp4rt_op *op = emit(&b, FP4RT_OP_EMBED, -1);
+    op->y = whole(&b, p->hidden_buf);
+    for (int l = 0; l < c->n_layers; l++) {
+        int a = new_buf(&b, c->hidden);
+        rmsnorm(&b, l, whole(&b, p->hidden_buf), whole(&b, a), w->layers[l].input_norm, 1,
+                c->hidden, c->hidden, c->rms_eps);
+        if (c->layer_kind[l] == FP4RT_LAYER_ATTENTION)
+            attention_mixer(&b, c, l, p->n_attn_layers++, a);
+        else
+            gdn_mixer(&b, c, l, p->n_gdn_layers++, a);
+        mlp(&b, c, l);
+    }
+    int a = new_buf(&b, c->hidden);
+    rmsnorm(&b, -1, whole(&b, p->hidden_buf), whole(&b, a), w->final_norm, 1, c->hidden, c->hidden,
+            c->rms_eps);
+    op = emit(&b, FP4RT_OP_LINEAR, -1);
+    op->x = whole(&b, a);
+    op->y = cols(FP4RT_BUF_LOGITS, 0, c->vocab);
+    op->lin = &w->lm_head;
+    op->is_logits = 1;
+    fp4rt_status st = b.st ? b.st : plan_arena(p);
+    if (st) {
+        fp4rt_program_free(p);
+        return st;
+    }
+    *out = p;
+    return FP4RT_OK;
+}
+
+void fp4rt_program_free(fp4rt_program *p) {
+    if (!p) return;
+    free(p->ops);
+    free(p->buf_width);
+    free(p->buf_offset);
+    free(p);
+}

@@ -1,0 +1,86 @@
+/* The model as a program: an ordered list of ops over activation buffers,
+ * built once from the config and the resolved weights. Every backend runs the
+ * same program; a backend only implements ops.
+ *
+ * Activations: a step processes T tokens (1 for decode, up to the prefill chunk
+ * for prefill). Each activation buffer holds T rows of `width` floats (FP32).
+ * Buffers live in one scratch arena; a planning pass gives each buffer a column
+ * offset (in floats per token) so buffers whose lifetimes do not overlap share
+ * memory. An op addresses a column range of a buffer through an fp4rt_view. */
+#ifndef FP4RT_PROGRAM_H
+#define FP4RT_PROGRAM_H
+
+#include "runtime/model/weights.h"
+
+typedef enum fp4rt_op_kind {
+    FP4RT_OP_EMBED,         /* y = embed[tokens] */
+    FP4RT_OP_RMSNORM,       /* y = x * rsqrt(mean(x^2) + eps) * w, per group (w holds 1 + w') */
+    FP4RT_OP_GATED_RMSNORM, /* y = x * rsqrt(mean(x^2) + eps) * w * silu(z), per group */
+    FP4RT_OP_L2NORM,        /* y = x * rsqrt(sum(x^2) + eps) * scale, per group */
+    FP4RT_OP_LINEAR,        /* y = x W^T (format of `lin`) */
+    FP4RT_OP_ROPE,          /* NeoX rotate-half on the first rotary_dim lanes of each group */
+    FP4RT_OP_KV_APPEND,     /* cache[slot] rows pos0..pos0+T-1 = (x: K, z: V) */
+    FP4RT_OP_ATTENTION,     /* y = causal GQA softmax(q K^T * scale) V over the cache of `slot` */
+    FP4RT_OP_SIGMOID_GATE,  /* y = x * sigmoid(z), per group */
+    FP4RT_OP_CONV1D_SILU,   /* y = silu(causal depthwise conv(x)) with carried state `slot` */
+    FP4RT_OP_GATED_DELTA,   /* gated delta rule (GDN recurrence), state `slot` */
+    FP4RT_OP_SWIGLU,        /* y = silu(x) * z */
+    FP4RT_OP_ADD,           /* y = x + z */
+    FP4RT_OP_COUNT
+} fp4rt_op_kind;
+
+const char *fp4rt_op_name(fp4rt_op_kind k);
+
+/* The logits are not in the arena: [T, vocab] (or [1, vocab]) in a session buffer. */
+#define FP4RT_BUF_LOGITS (-2)
+
+/* Columns [col, col + cols) of every row of activation buffer `buf`. */
+typedef struct fp4rt_view {
+    int buf;
+    int col;
+    int cols;
+} fp4rt_view;
+
+/* Per-op parameters (only the fields an op uses are set). */
+typedef struct fp4rt_op {
+    fp4rt_op_kind kind;
+    int layer;          /* model layer, -1 for none */
+    fp4rt_view x, z, y; /* inputs x (and z), output y; y may equal x (in place) */
+    const fp4rt_linear *lin; /* LINEAR */
+    const float *w;          /* norms: [group_dim] */
+    int n_groups;            /* norms, RoPE, gate: groups per row */
+    int group_dim;           /* elements per group */
+    int group_stride;        /* distance between group starts within the x/y views (>= group_dim) */
+    int z_group_stride;      /* SIGMOID_GATE: distance between group starts within z */
+    float eps;               /* norms */
+    float scale;             /* L2NORM output scale; ATTENTION softmax scale */
+    int rotary_dim;          /* ROPE */
+    double rope_theta;       /* ROPE */
+    int slot;                /* KV_APPEND / ATTENTION: attention-layer ordinal;
+                                CONV1D_SILU / GATED_DELTA: GDN-layer ordinal */
+    int n_kv_heads;          /* ATTENTION (n_groups = query heads, group_dim = head_dim) */
+    int is_logits;           /* LINEAR into FP4RT_BUF_LOGITS: all rows or only the last,
+                                as the step asks */
+    /* GATED_DELTA operands: x = conv output [q | k | v] per token (q, k already
+     * L2-normalised, q scaled), z = b [v_heads] (beta = sigmoid(b)), a = alpha [v_heads]
+     * (g = -exp(A_log) * softplus(alpha + dt_bias)), y = o [v_heads * v_dim]. */
+    fp4rt_view a;
+} fp4rt_op;
+
+typedef struct fp4rt_program {
+    const fp4rt_weights *weights;
+    int n_ops;
+    fp4rt_op *ops;
+    int n_bufs;
+    int *buf_width;     /* [n_bufs] floats per token */
+    int *buf_offset;    /* [n_bufs] column offset in the arena (floats per token) */
+    int arena_width;    /* floats per token of the whole arena */
+    int hidden_buf;     /* the residual stream */
+    int n_attn_layers;  /* KV cache slots */
+    int n_gdn_layers;   /* GDN state slots */
+} fp4rt_program;
+
+fp4rt_status fp4rt_program_build(const fp4rt_weights *w, fp4rt_program **out);
+void fp4rt_program_free(fp4rt_program *p);
+
+#endif

@@ -1,0 +1,343 @@
+/* Tensor schema of a Qwen3.5 / Qwen3.6 dense text model, the named preset configs,
+ * config.json generation and the quantization recipes (see schema.h; names and
+ * shapes follow MODEL.md §4, recipes MODEL.md §5.2). */
+#include "runtime/model/schema.h"
+
+#include "runtime/base/common.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- tensor list ---------------------------------------------------------- */
+
+typedef struct spec_list {
+    fp4rt_tensor_spec *v;
+    size_t n, cap;
+} spec_list;
+
+/* Appends "<prefix><mid><leaf>" with the given role and shape. A leaf ending in
+ * ".weight" gives a module name without it; other leaves (dt_bias, A_log) are
+ * their own module name. Returns 0 on OOM. */
+static int add(spec_list *l, const char *prefix, const char *mid, const char *leaf,
+               fp4rt_tensor_role role, int layer, int ndim, int64_t d0, int64_t d1, int64_t d2) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        fp4rt_tensor_spec *v = realloc(l->v, cap * sizeof *v);
+        if (!v) return 0;
+        l->v = v;
+        l->cap = cap;
+    }
+    fp4rt_tensor_spec *t = &l->v[l->n++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s%s%s", prefix, mid, leaf);
+    snprintf(t->module, sizeof t->module, "%s", t->name);
+    size_t len = strlen(t->module);
+    if (len > 7 && !strcmp(t->module + len - 7, ".weight")) t->module[len - 7] = 0;
+    t->role = role;
+    t->layer = layer;
+    t->ndim = ndim;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+    t->shape[2] = d2;
+    return 1;
+}
+
+size_t fp4rt_schema_tensors(const fp4rt_config *cfg, fp4rt_tensor_spec **out) {
+    spec_list l = {0};
+    const char *p = cfg->tensor_prefix;
+    const int64_t H = cfg->hidden, I = cfg->intermediate;
+    const int64_t conv_dim = fp4rt_cfg_conv_dim(cfg), vdim = fp4rt_cfg_value_dim(cfg);
+    const int64_t vh = cfg->lin_v_heads;
+    const int64_t q_out = 2LL * cfg->n_heads * cfg->head_dim;
+    const int64_t kv_out = (int64_t)cfg->n_kv_heads * cfg->head_dim;
+    const int64_t attn_in = (int64_t)cfg->n_heads * cfg->head_dim;
+    int ok = 1;
+    char mid[64];
+
+    *out = NULL;
+    ok &= add(&l, p, "", "embed_tokens.weight", FP4RT_ROLE_EMBED, -1, 2, cfg->vocab, H, 0);
+    for (int i = 0; i < cfg->n_layers && ok; i++) {
+        snprintf(mid, sizeof mid, "layers.%d.", i);
+        ok &= add(&l, p, mid, "input_layernorm.weight", FP4RT_ROLE_NORM, i, 1, H, 0, 0);
+        if (cfg->layer_kind[i] == FP4RT_LAYER_GDN) {
+            snprintf(mid, sizeof mid, "layers.%d.linear_attn.", i);
+            ok &= add(&l, p, mid, "in_proj_qkv.weight", FP4RT_ROLE_LINEAR, i, 2, conv_dim, H, 0);
+            ok &= add(&l, p, mid, "in_proj_z.weight", FP4RT_ROLE_LINEAR, i, 2, vdim, H, 0);
+            ok &= add(&l, p, mid, "in_proj_b.weight", FP4RT_ROLE_LINEAR, i, 2, vh, H, 0);
+            ok &= add(&l, p, mid, "in_proj_a.weight", FP4RT_ROLE_LINEAR, i, 2, vh, H, 0);
+            ok &= add(&l, p, mid, "conv1d.weight", FP4RT_ROLE_CONV, i, 3, conv_dim, 1,
+                      cfg->conv_kernel);
+            ok &= add(&l, p, mid, "dt_bias", FP4RT_ROLE_VECTOR, i, 1, vh, 0, 0);
+            ok &= add(&l, p, mid, "A_log", FP4RT_ROLE_VECTOR, i, 1, vh, 0, 0);
+            ok &= add(&l, p, mid, "norm.weight", FP4RT_ROLE_NORM_PLAIN, i, 1, cfg->lin_v_dim, 0, 0);
+            ok &= add(&l, p, mid, "out_proj.weight", FP4RT_ROLE_LINEAR, i, 2, H, vdim, 0);
+        } else {
+            snprintf(mid, sizeof mid, "layers.%d.self_attn.", i);
+            ok &= add(&l, p, mid, "q_proj.weight", FP4RT_ROLE_LINEAR, i, 2, q_out, H, 0);
+            ok &= add(&l, p, mid, "k_proj.weight", FP4RT_ROLE_LINEAR, i, 2, kv_out, H, 0);
+            ok &= add(&l, p, mid, "v_proj.weight", FP4RT_ROLE_LINEAR, i, 2, kv_out, H, 0);
+            ok &= add(&l, p, mid, "o_proj.weight", FP4RT_ROLE_LINEAR, i, 2, H, attn_in, 0);
+            ok &= add(&l, p, mid, "q_norm.weight", FP4RT_ROLE_NORM, i, 1, cfg->head_dim, 0, 0);
+            ok &= add(&l, p, mid, "k_norm.weight", FP4RT_ROLE_NORM, i, 1, cfg->head_dim, 0, 0);
+        }
+        snprintf(mid, sizeof mid, "layers.%d.", i);
+        ok &= add(&l, p, mid, "post_attention_layernorm.weight", FP4RT_ROLE_NORM, i, 1, H, 0, 0);
+        snprintf(mid, sizeof mid, "layers.%d.mlp.", i);
+        ok &= add(&l, p, mid, "gate_proj.weight", FP4RT_ROLE_LINEAR, i, 2, I, H, 0);
+        ok &= add(&l, p, mid, "up_proj.weight", FP4RT_ROLE_LINEAR, i, 2, I, H, 0);
+        ok &= add(&l, p, mid, "down_proj.weight", FP4RT_ROLE_LINEAR, i, 2, H, I, 0);
+    }
+    ok &= add(&l, p, "", "norm.weight", FP4RT_ROLE_NORM, -1, 1, H, 0, 0);
+    if (!cfg->tie_embeddings)
+        ok &= add(&l, "", "", "lm_head.weight", FP4RT_ROLE_LINEAR, -1, 2, cfg->vocab, H, 0);
+    if (!ok) {
+        free(l.v);
+        fp4rt_fail(FP4RT_OUT_OF_MEMORY, "schema: out of memory listing %d layers", cfg->n_layers);
+        return 0;
+    }
+    *out = l.v;
+    return l.n;
+}
+
+/* ---- presets --------------------------------------------------------------- */
+
+/* Text model of Qwen3_5ForConditionalGeneration with the 3 GDN : 1 attention pattern. */
+static void base_config(fp4rt_config *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->architecture, sizeof c->architecture, "Qwen3_5ForConditionalGeneration");
+    c->nested = 1;
+    snprintf(c->tensor_prefix, sizeof c->tensor_prefix, "model.language_model.");
+    c->rms_eps = 1e-6f;
+    c->attn_output_gate = 1;
+    c->rope_theta = 1e7;
+    c->partial_rotary = 0.25f;
+    c->conv_kernel = 4;
+    /* The synthesizer writes no MTP head, so its configs declare none. */
+    c->mtp_layers = 0;
+}
+
+fp4rt_status fp4rt_config_preset(const char *name, int n_layers, fp4rt_config *out) {
+    fp4rt_config c;
+    base_config(&c);
+    if (!name) name = "";
+    if (!strcmp(name, "tiny")) {
+        /* A few hundred thousand parameters with the 27B's ratios: 3 value heads per
+         * key head, 4 query heads per 2 KV heads, rotary 1/4 of head_dim. */
+        c.hidden = 64;
+        c.n_layers = 8;
+        c.intermediate = 192;
+        c.vocab = 512;
+        c.n_heads = 4;
+        c.n_kv_heads = 2;
+        c.head_dim = 32;
+        c.lin_k_heads = 2;
+        c.lin_v_heads = 6;
+        c.lin_k_dim = 32;
+        c.lin_v_dim = 32;
+        c.tie_embeddings = 0;
+        c.max_positions = 4096;
+        c.n_eos = 1;
+        c.eos[0] = 1;
+    } else if (!strcmp(name, "small")) {
+        /* The model-level parity tests' larger model (about 16 M parameters): 16
+         * layers (12 GDN, 4 full attention, every 4th as in the 27B), hidden 256,
+         * 3 value heads per key head, 4 query heads per KV head, rotary 1/4 of
+         * head_dim, the real GDN head size 128; a small vocabulary keeps the
+         * embedding and lm_head (and the tests) fast. */
+        c.hidden = 256;
+        c.n_layers = 16;
+        c.intermediate = 512;
+        c.vocab = 1024;
+        c.n_heads = 8;
+        c.n_kv_heads = 2;
+        c.head_dim = 64;
+        c.lin_k_heads = 2;
+        c.lin_v_heads = 6;
+        c.lin_k_dim = 128;
+        c.lin_v_dim = 128;
+        c.tie_embeddings = 0;
+        c.max_positions = 4096;
+        c.n_eos = 1;
+        c.eos[0] = 1;
+    } else if (!strcmp(name, "qwen3.5-0.8b")) { /* MODEL.md §1.2 */
+        c.hidden = 1024;
+        c.n_layers = 24;
+        c.intermediate = 3584;
+        c.vocab = 248320;
+        c.n_heads = 8;
+        c.n_kv_heads = 2;
+        c.head_dim = 256;
+        c.lin_k_heads = 16;
+        c.lin_v_heads = 16;
+        c.lin_k_dim = 128;
+        c.lin_v_dim = 128;
+        c.tie_embeddings = 1;
+        c.max_positions = 262144;
+        c.n_eos = 1;
+        c.eos[0] = 248044;
+    } else if (!strcmp(name, "qwen3.6-27b")) { /* MODEL.md §1.1 */
+        c.hidden = 5120;
+        c.n_layers = 64;
+        c.intermediate = 17408;
+        c.vocab = 248320;
+        c.n_heads = 24;
+        c.n_kv_heads = 4;
+        c.head_dim = 256;
+        c.lin_k_heads = 16;
+        c.lin_v_heads = 48;
+        c.lin_k_dim = 128;
+        c.lin_v_dim = 128;
+        c.tie_embeddings = 0;
+        c.max_positions = 262144;
+        c.n_eos = 1;
+        c.eos[0] = 248044;
+    } else {
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
+                          "unknown config '%s' (known: tiny, small, qwen3.5-0.8b, qwen3.6-27b)", name);
+    }
+    if (n_layers < 0 || n_layers > FP4RT_MAX_LAYERS)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "config '%s': layer count %d out of range 1..%d",
+                          name, n_layers, FP4RT_MAX_LAYERS);
+    if (n_layers > 0) c.n_layers = n_layers;
+    for (int i = 0; i < c.n_layers; i++)
+        c.layer_kind[i] = (i + 1) % 4 == 0 ? FP4RT_LAYER_ATTENTION : FP4RT_LAYER_GDN;
+    c.rotary_dim = (int)(c.head_dim * c.partial_rotary);
+    *out = c;
+    return FP4RT_OK;
+}
+
+/* ---- config.json ------------------------------------------------------------ */
+
+/* The shortest decimal that reads back as the same float, as a double (so 1e-6f
+ * prints as 1e-06 rather than 9.99999997e-07). */
+static double float_json(float f) {
+    char buf[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        if ((float)strtod(buf, NULL) == f) break;
+    }
+    return strtod(buf, NULL);
+}
+
+static cJSON *eos_json(const fp4rt_config *c) {
+    if (c->n_eos == 1) return cJSON_CreateNumber(c->eos[0]);
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < c->n_eos && a; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(c->eos[i]));
+    return a;
+}
+
+/* The text-model keys (Qwen3_5TextConfig) into obj. */
+static void add_text_keys(cJSON *o, const fp4rt_config *c) {
+    cJSON_AddStringToObject(o, "model_type", "qwen3_5_text");
+    cJSON_AddNumberToObject(o, "vocab_size", c->vocab);
+    cJSON_AddNumberToObject(o, "hidden_size", c->hidden);
+    cJSON_AddNumberToObject(o, "intermediate_size", c->intermediate);
+    cJSON_AddNumberToObject(o, "num_hidden_layers", c->n_layers);
+    cJSON_AddNumberToObject(o, "num_attention_heads", c->n_heads);
+    cJSON_AddNumberToObject(o, "num_key_value_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
+    cJSON_AddStringToObject(o, "hidden_act", "silu");
+    cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_positions);
+    cJSON_AddNumberToObject(o, "rms_norm_eps", float_json(c->rms_eps));
+    cJSON_AddNumberToObject(o, "initializer_range", 0.02);
+    cJSON_AddBoolToObject(o, "use_cache", 1);
+    cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_embeddings);
+    cJSON_AddBoolToObject(o, "attention_bias", 0);
+    cJSON_AddNumberToObject(o, "attention_dropout", 0.0);
+    cJSON_AddBoolToObject(o, "attn_output_gate", c->attn_output_gate);
+    cJSON_AddNumberToObject(o, "full_attention_interval", 4);
+    cJSON *lt = cJSON_AddArrayToObject(o, "layer_types");
+    for (int i = 0; i < c->n_layers && lt; i++)
+        cJSON_AddItemToArray(lt, cJSON_CreateString(c->layer_kind[i] == FP4RT_LAYER_ATTENTION
+                                                        ? "full_attention"
+                                                        : "linear_attention"));
+    cJSON_AddNumberToObject(o, "linear_conv_kernel_dim", c->conv_kernel);
+    cJSON_AddNumberToObject(o, "linear_key_head_dim", c->lin_k_dim);
+    cJSON_AddNumberToObject(o, "linear_value_head_dim", c->lin_v_dim);
+    cJSON_AddNumberToObject(o, "linear_num_key_heads", c->lin_k_heads);
+    cJSON_AddNumberToObject(o, "linear_num_value_heads", c->lin_v_heads);
+    cJSON_AddNumberToObject(o, "mtp_num_hidden_layers", c->mtp_layers);
+    cJSON_AddBoolToObject(o, "mtp_use_dedicated_embeddings", 0);
+    cJSON_AddStringToObject(o, "mamba_ssm_dtype", "float32");
+
+    /* mrope_section splits rotary_dim/2 frequency slots over (T, H, W), larger
+     * parts first: 32 -> [11, 11, 10] as in the real configs. For text-only input
+     * the three axes carry the same position, so the split does not change results. */
+    cJSON *rp = cJSON_AddObjectToObject(o, "rope_parameters");
+    if (rp) {
+        int half = c->rotary_dim / 2, sec[3];
+        for (int i = 0; i < 3; i++) sec[i] = half / 3 + (i < half % 3);
+        cJSON_AddStringToObject(rp, "rope_type", "default");
+        cJSON_AddNumberToObject(rp, "rope_theta", c->rope_theta);
+        cJSON_AddNumberToObject(rp, "partial_rotary_factor", float_json(c->partial_rotary));
+        cJSON_AddItemToObject(rp, "mrope_section", cJSON_CreateIntArray(sec, 3));
+        cJSON_AddBoolToObject(rp, "mrope_interleaved", 1);
+    }
+    cJSON_AddItemToObject(o, "eos_token_id", eos_json(c));
+    cJSON_AddStringToObject(o, "torch_dtype", "bfloat16");
+    cJSON_AddStringToObject(o, "dtype", "bfloat16");
+}
+
+char *fp4rt_config_to_json(const fp4rt_config *cfg) {
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    cJSON *arch = cJSON_AddArrayToObject(root, "architectures");
+    if (cfg->nested) {
+        cJSON_AddItemToArray(arch, cJSON_CreateString("Qwen3_5ForConditionalGeneration"));
+        cJSON_AddStringToObject(root, "model_type", "qwen3_5");
+        cJSON *tc = cJSON_AddObjectToObject(root, "text_config");
+        if (tc) add_text_keys(tc, cfg);
+        /* transformers reads tie_word_embeddings of the composite model at top level. */
+        cJSON_AddBoolToObject(root, "tie_word_embeddings", cfg->tie_embeddings);
+        cJSON_AddNumberToObject(root, "image_token_id", 248056);
+        cJSON_AddNumberToObject(root, "video_token_id", 248057);
+        cJSON_AddNumberToObject(root, "vision_start_token_id", 248053);
+        cJSON_AddNumberToObject(root, "vision_end_token_id", 248054);
+        cJSON_AddItemToObject(root, "eos_token_id", eos_json(cfg));
+        cJSON_AddStringToObject(root, "torch_dtype", "bfloat16");
+    } else {
+        cJSON_AddItemToArray(arch, cJSON_CreateString("Qwen3_5ForCausalLM"));
+        add_text_keys(root, cfg);
+    }
+    char *s = cJSON_Print(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+/* ---- recipes --------------------------------------------------------------- */
+
+static const char *const k_recipes[] = {"nvidia-mixed", "nvfp4-all", "nvfp4-w4a4"};
+
+int fp4rt_recipe_known(const char *recipe) {
+    for (size_t i = 0; recipe && i < FP4RT_ARRAY_LEN(k_recipes); i++)
+        if (!strcmp(recipe, k_recipes[i])) return (int)i;
+    return -1;
+}
+
+/* True when module's last component is one of the NULL-terminated names. */
+static int leaf_in(const char *module, const char *const *names) {
+    const char *dot = strrchr(module, '.');
+    const char *leaf = dot ? dot + 1 : module;
+    for (; *names; names++)
+        if (!strcmp(leaf, *names)) return 1;
+    return 0;
+}
+
+fp4rt_qalgo fp4rt_recipe_algo(const char *recipe, const fp4rt_tensor_spec *t) {
+    static const char *const mlp[] = {"gate_proj", "up_proj", "down_proj", NULL};
+    static const char *const attn[] = {"q_proj", "k_proj", "v_proj", "o_proj", NULL};
+    static const char *const gdn_big[] = {"in_proj_qkv", "in_proj_z", "out_proj", NULL};
+    static const char *const gdn_small[] = {"in_proj_a", "in_proj_b", NULL};
+    int r = fp4rt_recipe_known(recipe);
+    if (r < 0 || t->role != FP4RT_ROLE_LINEAR) return FP4RT_Q_NONE;
+    int is_head = !strcmp(t->module, "lm_head");
+    if (r == 0) { /* nvidia-mixed, MODEL.md §5.2 */
+        if (is_head || leaf_in(t->module, mlp)) return FP4RT_Q_NVFP4_W4A16;
+        if (leaf_in(t->module, attn) || leaf_in(t->module, gdn_big)) return FP4RT_Q_FP8;
+        return FP4RT_Q_NONE;
+    }
+    if (leaf_in(t->module, gdn_small)) return FP4RT_Q_NONE;
+    return r == 1 ? FP4RT_Q_NVFP4_W4A16 : FP4RT_Q_NVFP4_W4A4;
+}

@@ -1,0 +1,51 @@
+/* What tensors a Qwen3.5/3.6 text model has, by name and shape, derived from its
+ * config alone; the named preset configs; and the quantization recipes. Used by
+ * the synthesizer (to write), the quantizer (to decide), the planner (to count
+ * without files) and the loader (to check). */
+#ifndef FP4RT_SCHEMA_H
+#define FP4RT_SCHEMA_H
+
+#include "loader/config.h"
+#include "loader/quant_config.h"
+
+#include <stdint.h>
+
+typedef enum fp4rt_tensor_role {
+    FP4RT_ROLE_LINEAR,     /* a quantizable [N, K] matrix (".weight" of a linear module) */
+    FP4RT_ROLE_EMBED,      /* embed_tokens [vocab, hidden] */
+    FP4RT_ROLE_NORM,       /* zero-centred RMSNorm weight (stored w, used as 1 + w) */
+    FP4RT_ROLE_NORM_PLAIN, /* gated RMSNorm weight (used as w) */
+    FP4RT_ROLE_CONV,       /* conv1d.weight [conv_dim, 1, kernel] */
+    FP4RT_ROLE_VECTOR      /* A_log, dt_bias [lin_v_heads] */
+} fp4rt_tensor_role;
+
+typedef struct fp4rt_tensor_spec {
+    char name[128];   /* full tensor name */
+    char module[128]; /* module name (name without ".weight"), for linears */
+    fp4rt_tensor_role role;
+    int layer;        /* -1 for embed / final norm / lm_head */
+    int ndim;
+    int64_t shape[3];
+} fp4rt_tensor_spec;
+
+/* All text-model tensors of cfg in checkpoint order (embed, layers, norm, lm_head
+ * unless tied). Returns the count; *out is malloc'ed (NULL + 0 on OOM). */
+size_t fp4rt_schema_tensors(const fp4rt_config *cfg, fp4rt_tensor_spec **out);
+
+/* Named configs: "tiny", "small", "qwen3.5-0.8b", "qwen3.6-27b". n_layers > 0 shortens
+ * (keeping the 3 GDN : 1 attention pattern). Returns INVALID_ARGUMENT for an
+ * unknown name (the message lists the known ones). */
+fp4rt_status fp4rt_config_preset(const char *name, int n_layers, fp4rt_config *out);
+/* config.json text for cfg (Qwen3_5ForConditionalGeneration when cfg->nested, else
+ * Qwen3_5ForCausalLM); malloc'ed. */
+char *fp4rt_config_to_json(const fp4rt_config *cfg);
+
+/* Quantization recipes: "nvidia-mixed" (MLP and lm_head W4A16_NVFP4; attention and
+ * in_proj_qkv / in_proj_z / out_proj FP8; the rest unquantized), "nvfp4-all"
+ * (every linear W4A16_NVFP4 except in_proj_a/b), "nvfp4-w4a4" (the same with NVFP4
+ * activations). Returns -1 for an unknown recipe name. */
+int fp4rt_recipe_known(const char *recipe);
+/* The algorithm a recipe gives a tensor (NONE for non-linears and excluded ones). */
+fp4rt_qalgo fp4rt_recipe_algo(const char *recipe, const fp4rt_tensor_spec *t);
+
+#endif
