@@ -580,14 +580,7 @@ static fp4rt_status run_graph(fp4rt_cu_ctx *c, fp4rt_cu_step *s) {
 }
 
 static fp4rt_status cu_run(void *vc, const fp4rt_program *p, const fp4rt_session_buffers *sb, const fp4rt_step *step) {
-    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
-    if (step->n_tokens < 1 || step->n_tokens > sb->chunk)
-        return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "step of %d tokens (chunk is %d)", step->n_tokens, sb->chunk);
-    if (step->pos0 < 0 || step->pos0 + step->n_tokens > sb->n_ctx)
-        return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "context full: %d + %d tokens exceed n_ctx %d", step->pos0,
-                             step->n_tokens, sb->n_ctx);
-    if (step->argmax_out && step->no_logits)
-        return fp4rt_cu_fail(FP4RT_INVALID_ARGUMENT, "cuda: a greedy pick of a step without logits");
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc; /* the step was checked by fp4rt_backend_run (backend.h) */
     cudaSetDevice(c->device);
     fp4rt_status st = cu_prepare(c, p);
     if (!st) st = ensure_workspace(c, p, sb);

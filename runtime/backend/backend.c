@@ -1,10 +1,168 @@
-/* The backend interface's shared helpers (backend.h). */
+/* The backend interface's wrappers (backend.h). */
 #include "runtime/backend/backend.h"
 
-size_t fp4rt_kv_elem_size(fp4rt_kv_type t) {
-    return t == FP4RT_KV_F32 ? 4 : t == FP4RT_KV_FP8 ? 1 : 2;
+#include <limits.h>
+#include <stdio.h>
+
+#include "runtime/base/common.h"
+
+/* INVALID_ARGUMENT naming the wrapper when the table, the context or another
+ * required pointer is NULL. */
+static fp4rt_status check_args(const char *fn, const fp4rt_backend_ops *be, const void *ctx, const void *arg,
+                               const char *arg_name) {
+    if (!be) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: backend is NULL", fn);
+    if (!ctx) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: the %s backend's context is NULL", fn, be->name);
+    if (!arg) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: %s is NULL", fn, arg_name);
+    return FP4RT_OK;
 }
 
-const char *fp4rt_kv_type_name(fp4rt_kv_type t) {
-    return t == FP4RT_KV_F32 ? "F32" : t == FP4RT_KV_FP8 ? "FP8" : "BF16";
+static fp4rt_status unsupported(const fp4rt_backend_ops *be, const char *what) {
+    return fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend has no %s", be->name, what);
+}
+
+fp4rt_status fp4rt_backend_create(const fp4rt_backend_ops *be, int n_threads, void **ctx) {
+    if (!be || !ctx) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_backend_create: backend or ctx is NULL");
+    *ctx = NULL;
+    if (n_threads < 1)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_backend_create: %d threads for the %s backend", n_threads,
+                          be->name);
+    return be->create(n_threads, ctx);
+}
+
+void fp4rt_backend_destroy(const fp4rt_backend_ops *be, void *ctx) {
+    if (be && ctx) be->destroy(ctx);
+}
+
+fp4rt_status fp4rt_backend_alloc(const fp4rt_backend_ops *be, void *ctx, size_t bytes, const char *what,
+                                 fp4rt_buffer **out) {
+    fp4rt_status st = check_args("fp4rt_backend_alloc", be, ctx, out, "out");
+    if (st) return st;
+    *out = NULL;
+    return be->buffer_alloc(ctx, bytes, what ? what : "buffer", out);
+}
+
+void fp4rt_backend_free(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b) {
+    if (be && ctx && b) be->buffer_free(ctx, b);
+}
+
+fp4rt_status fp4rt_backend_upload(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b, size_t offset,
+                                  const void *src, size_t bytes) {
+    fp4rt_status st = check_args("fp4rt_backend_upload", be, ctx, b, "buffer");
+    if (!st && !src && bytes) st = check_args("fp4rt_backend_upload", be, ctx, src, "src");
+    if (st || !bytes) return st;
+    return be->buffer_upload(ctx, b, offset, src, bytes);
+}
+
+fp4rt_status fp4rt_backend_download(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b, size_t offset,
+                                    void *dst, size_t bytes) {
+    fp4rt_status st = check_args("fp4rt_backend_download", be, ctx, b, "buffer");
+    if (!st && !dst && bytes) st = check_args("fp4rt_backend_download", be, ctx, dst, "dst");
+    if (st || !bytes) return st;
+    return be->buffer_download(ctx, b, offset, dst, bytes);
+}
+
+fp4rt_status fp4rt_backend_clear(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b) {
+    fp4rt_status st = check_args("fp4rt_backend_clear", be, ctx, b, "buffer");
+    return st ? st : be->buffer_clear(ctx, b);
+}
+
+fp4rt_status fp4rt_backend_prepare(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p, uint64_t seed) {
+    fp4rt_status st = check_args("fp4rt_backend_prepare", be, ctx, p, "program");
+    if (st) return st;
+    if (!p->weights->synthetic) return be->prepare ? be->prepare(ctx, p) : FP4RT_OK;
+    if (!be->prepare_synthetic)
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend cannot generate synthetic weights", be->name);
+    return be->prepare_synthetic(ctx, p, seed);
+}
+
+fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_program *p,
+                                      const fp4rt_session_buffers *sb, const fp4rt_step *step) {
+    if (!be || !p || !sb || !step)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_backend_run: backend, program, buffers or step is NULL");
+    if (!sb->scratch || !sb->logits)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_backend_run: the session's %s buffer is not allocated",
+                          sb->scratch ? "logits" : "scratch");
+    if (step->n_tokens < 1 || step->n_tokens > sb->chunk)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "step of %d tokens (chunk is %d)", step->n_tokens, sb->chunk);
+    if (step->pos0 < 0 || step->pos0 > sb->n_ctx - step->n_tokens)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d + %d tokens exceed n_ctx %d", step->pos0,
+                          step->n_tokens, sb->n_ctx);
+    if (!step->tokens) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "step of %d tokens without tokens", step->n_tokens);
+    int vocab = p->weights->cfg.vocab;
+    for (int i = 0; i < step->n_tokens; i++)
+        if (step->tokens[i] < 0 || step->tokens[i] >= vocab)
+            return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "step token %d at index %d is outside the vocabulary [0, %d)",
+                              step->tokens[i], i, vocab);
+    if (step->argmax_out && step->no_logits)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: a greedy pick of a step without logits", be->name);
+    if (step->argmax_out && !be->argmax) return unsupported(be, "device pick (argmax)");
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_backend_run(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p,
+                               const fp4rt_session_buffers *sb, const fp4rt_step *step) {
+    fp4rt_status st = check_args("fp4rt_backend_run", be, ctx, p, "program");
+    if (!st) st = fp4rt_backend_check_step(be, p, sb, step);
+    return st ? st : be->run(ctx, p, sb, step);
+}
+
+fp4rt_status fp4rt_backend_synchronize(const fp4rt_backend_ops *be, void *ctx) {
+    fp4rt_status st = check_args("fp4rt_backend_synchronize", be, ctx, be, "backend");
+    return st || !be->synchronize ? st : be->synchronize(ctx);
+}
+
+void fp4rt_backend_describe(const fp4rt_backend_ops *be, void *ctx, char *buf, size_t n) {
+    if (!buf || !n) return;
+    buf[0] = 0;
+    if (!be) return;
+    if (be->describe && ctx)
+        be->describe(ctx, buf, n);
+    else
+        snprintf(buf, n, "%s", be->name);
+}
+
+fp4rt_status fp4rt_backend_set_observer(const fp4rt_backend_ops *be, void *ctx, fp4rt_linear_observer fn,
+                                        void *user) {
+    fp4rt_status st = check_args("fp4rt_backend_set_observer", be, ctx, be, "backend");
+    if (st) return st;
+    if (!be->set_observer)
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend cannot observe activations", be->name);
+    return be->set_observer(ctx, fn, user);
+}
+
+fp4rt_status fp4rt_backend_measure_bandwidth(const fp4rt_backend_ops *be, void *ctx, double *bytes_per_s) {
+    fp4rt_status st = check_args("fp4rt_backend_measure_bandwidth", be, ctx, bytes_per_s, "bytes_per_s");
+    if (st) return st;
+    *bytes_per_s = 0;
+    return be->measure_bandwidth ? be->measure_bandwidth(ctx, bytes_per_s) : unsupported(be, "bandwidth probe");
+}
+
+int fp4rt_backend_max_chunk(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p) {
+    if (!be || !ctx || !p || !be->max_chunk) return INT_MAX;
+    return be->max_chunk(ctx, p);
+}
+
+fp4rt_status fp4rt_backend_set_profile(const fp4rt_backend_ops *be, void *ctx, int on) {
+    fp4rt_status st = check_args("fp4rt_backend_set_profile", be, ctx, be, "backend");
+    if (st) return st;
+    return be->set_profile ? be->set_profile(ctx, on) : unsupported(be, "profile");
+}
+
+fp4rt_status fp4rt_backend_argmax(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *logits, size_t offset, int n,
+                                  const uint8_t *valid, int32_t *out) {
+    fp4rt_status st = check_args("fp4rt_backend_argmax", be, ctx, logits, "logits");
+    if (!st) st = check_args("fp4rt_backend_argmax", be, ctx, out, "out");
+    if (st) return st;
+    if (n < 1) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_backend_argmax: %d logits", n);
+    return be->argmax ? be->argmax(ctx, logits, offset, n, valid, out) : unsupported(be, "device pick (argmax)");
+}
+
+fp4rt_status fp4rt_backend_top_k(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *logits, size_t offset, int n,
+                                 const fp4rt_topk_request *req, float *vals, int32_t *ids) {
+    fp4rt_status st = check_args("fp4rt_backend_top_k", be, ctx, logits, "logits");
+    if (!st) st = check_args("fp4rt_backend_top_k", be, ctx, req, "request");
+    if (!st && (!vals || !ids)) st = check_args("fp4rt_backend_top_k", be, ctx, NULL, "vals or ids");
+    if (st) return st;
+    if (n < 1) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_backend_top_k: %d logits", n);
+    return be->top_k ? be->top_k(ctx, logits, offset, n, req, vals, ids) : unsupported(be, "device top-k");
 }

@@ -1,13 +1,15 @@
 /* A backend: a table of function pointers plus a context. The executor
- * (session.c) owns the program and the session state layout; a backend
- * allocates buffers, prepares weights for a program and runs steps.
+ * (runtime/engine/session.c) owns the program and the session state layout; a
+ * backend allocates buffers, prepares weights for a program and runs steps.
  *
- * Optional slots are marked (optional); the wrappers in backend.c give them
- * defaults. All sizes are bytes. */
+ * The engine calls the fp4rt_backend_* wrappers at the end of this header, never
+ * a slot directly: they check their arguments, give the optional slots (marked
+ * (optional)) their defaults and validate a step once for every backend. All
+ * sizes are bytes. */
 #ifndef FP4RT_BACKEND_H
 #define FP4RT_BACKEND_H
 
-#include "runtime/model/program.h"
+#include "runtime/model/plan.h" /* the program; the KV element size */
 
 typedef struct fp4rt_buffer fp4rt_buffer; /* backend-defined */
 
@@ -177,8 +179,46 @@ typedef struct fp4rt_backend_ops {
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;
 
-/* Bytes per KV-cache element, and "BF16" / "F32" / "FP8". */
-size_t fp4rt_kv_elem_size(fp4rt_kv_type t);
-const char *fp4rt_kv_type_name(fp4rt_kv_type t);
+/* ---- Wrappers (backend.c) ----
+ * `be` is a backend table and `ctx` a context its create made. A NULL argument
+ * or a value outside the contract fails with INVALID_ARGUMENT (one line naming
+ * the wrapper and the argument) before the backend is called. */
+fp4rt_status fp4rt_backend_create(const fp4rt_backend_ops *be, int n_threads, void **ctx);
+void fp4rt_backend_destroy(const fp4rt_backend_ops *be, void *ctx); /* ctx NULL: nothing */
+fp4rt_status fp4rt_backend_alloc(const fp4rt_backend_ops *be, void *ctx, size_t bytes, const char *what,
+                                 fp4rt_buffer **out);
+void fp4rt_backend_free(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b); /* b NULL: nothing */
+fp4rt_status fp4rt_backend_upload(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b, size_t offset,
+                                  const void *src, size_t bytes);
+fp4rt_status fp4rt_backend_download(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b, size_t offset,
+                                    void *dst, size_t bytes);
+fp4rt_status fp4rt_backend_clear(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b);
+/* prepare (none: nothing to do), or prepare_synthetic with seed when
+ * p->weights is synthetic (none: UNSUPPORTED). */
+fp4rt_status fp4rt_backend_prepare(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p, uint64_t seed);
+/* The step contract every backend's run relies on: tokens set, each in
+ * [0, vocab); 1 <= n_tokens <= sb->chunk; 0 <= pos0 and pos0 + n_tokens <=
+ * sb->n_ctx ("context full"); argmax_out only on a backend with the argmax slot
+ * (else UNSUPPORTED) and not with no_logits; the session buffers scratch and
+ * logits allocated. */
+fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_program *p,
+                                      const fp4rt_session_buffers *sb, const fp4rt_step *step);
+/* fp4rt_backend_check_step, then run. */
+fp4rt_status fp4rt_backend_run(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p,
+                               const fp4rt_session_buffers *sb, const fp4rt_step *step);
+fp4rt_status fp4rt_backend_synchronize(const fp4rt_backend_ops *be, void *ctx); /* none: OK */
+void fp4rt_backend_describe(const fp4rt_backend_ops *be, void *ctx, char *buf, size_t n); /* none: the name */
+fp4rt_status fp4rt_backend_set_observer(const fp4rt_backend_ops *be, void *ctx, fp4rt_linear_observer fn,
+                                        void *user); /* none: UNSUPPORTED */
+fp4rt_status fp4rt_backend_measure_bandwidth(const fp4rt_backend_ops *be, void *ctx,
+                                             double *bytes_per_s); /* none: UNSUPPORTED */
+int fp4rt_backend_max_chunk(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p); /* none: INT_MAX */
+fp4rt_status fp4rt_backend_set_profile(const fp4rt_backend_ops *be, void *ctx, int on); /* none: UNSUPPORTED */
+/* The argmax / top_k slots (none: UNSUPPORTED) on n >= 1 logits; top_k's own
+ * UNSUPPORTED answers a req outside its contract. */
+fp4rt_status fp4rt_backend_argmax(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *logits, size_t offset, int n,
+                                  const uint8_t *valid, int32_t *out);
+fp4rt_status fp4rt_backend_top_k(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *logits, size_t offset, int n,
+                                 const fp4rt_topk_request *req, float *vals, int32_t *ids);
 
 #endif

@@ -86,14 +86,6 @@ fp4rt_status fp4rt_device_parse(const char *dev, fp4rt_device_choice *out) {
 }
 
 /* Creates and prepares the backend on one GPU device. */
-/* prepare, or prepare_synthetic when the weights are synthetic. */
-static fp4rt_status prepare_backend(fp4rt_model *m, uint64_t seed) {
-    if (!m->weights->synthetic) return m->backend->prepare ? m->backend->prepare(m->backend_ctx, m->program) : 0;
-    if (!m->backend->prepare_synthetic)
-        return fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend cannot generate synthetic weights", m->backend->name);
-    return m->backend->prepare_synthetic(m->backend_ctx, m->program, seed);
-}
-
 static fp4rt_status start_gpu(fp4rt_model *m, fp4rt_backend_kind kind, int index, uint64_t seed) {
     fp4rt_status st = FP4RT_UNSUPPORTED;
     m->backend = NULL;
@@ -108,8 +100,8 @@ static fp4rt_status start_gpu(fp4rt_model *m, fp4rt_backend_kind kind, int index
     }
 #endif
     if (!m->backend) return fp4rt_fail(FP4RT_DEVICE, "no backend for device kind %d", (int)kind);
-    if (!st) st = prepare_backend(m, seed);
-    if (st && m->backend_ctx) m->backend->destroy(m->backend_ctx);
+    if (!st) st = fp4rt_backend_prepare(m->backend, m->backend_ctx, m->program, seed);
+    if (st) fp4rt_backend_destroy(m->backend, m->backend_ctx);
     if (st) m->backend_ctx = NULL;
     return st;
 }
@@ -135,8 +127,8 @@ fp4rt_status fp4rt_backend_start(fp4rt_model *m, fp4rt_device_choice d, uint64_t
         fp4rt_clear_error();
     }
     m->backend = &fp4rt_backend_cpu;
-    st = m->backend->create(m->n_threads, &m->backend_ctx);
-    if (!st) st = prepare_backend(m, seed);
+    st = fp4rt_backend_create(m->backend, m->n_threads, &m->backend_ctx);
+    if (!st) st = fp4rt_backend_prepare(m->backend, m->backend_ctx, m->program, seed);
     return st;
 }
 

@@ -82,6 +82,14 @@ static int report(const fp4rt_model_params *p, float f, const char *stage) {
     return p->progress ? p->progress(f, stage, p->progress_user) : 0;
 }
 
+/* Per-op timing on (--profile); a backend without it is a warning, not an error. */
+static fp4rt_status profile_on(fp4rt_model *m) {
+    fp4rt_status st = fp4rt_backend_set_profile(m->backend, m->backend_ctx, 1);
+    if (st != FP4RT_UNSUPPORTED) return st;
+    fp4rt_log(FP4RT_LOG_WARN, "%s", fp4rt_last_error());
+    return FP4RT_OK;
+}
+
 fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params) {
     fp4rt_model_params defaults = fp4rt_model_default_params();
     if (!params) params = &defaults;
@@ -111,22 +119,14 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
         }
         st = fp4rt_backend_start(m, dev, 0);
     }
-    if (!st && params->profile) {
-        if (m->backend->set_profile)
-            st = m->backend->set_profile(m->backend_ctx, 1);
-        else
-            fp4rt_log(FP4RT_LOG_WARN, "the %s backend has no profile", m->backend->name);
-    }
+    if (!st && params->profile) st = profile_on(m);
     if (!st && report(params, 1.0f, "ready")) st = FP4RT_CANCELLED;
     if (st == FP4RT_CANCELLED) fp4rt_fail(st, "%s: loading cancelled by the progress callback", dir);
     if (st) {
         fp4rt_model_free(m);
         return NULL;
     }
-    if (m->backend->describe)
-        m->backend->describe(m->backend_ctx, m->device, sizeof m->device);
-    else
-        snprintf(m->device, sizeof m->device, "%s", m->backend->name);
+    fp4rt_backend_describe(m->backend, m->backend_ctx, m->device, sizeof m->device);
     if (params->fp4_activations) { /* a property of the model: said on every device line */
         size_t len = strlen(m->device);
         snprintf(m->device + len, sizeof m->device - len, "; fp4-activations: %d linears W4A4 (%d dynamic)",
@@ -156,22 +156,19 @@ fp4rt_model *fp4rt_model_load_synthetic(const char *preset, const char *recipe, 
         }
         st = fp4rt_backend_start(m, dev, seed);
     }
-    if (!st && params->profile && m->backend->set_profile) st = m->backend->set_profile(m->backend_ctx, 1);
+    if (!st && params->profile) st = profile_on(m);
     if (st) {
         fp4rt_fail_context(st, "synthetic %s", preset);
         fp4rt_model_free(m);
         return NULL;
     }
-    if (m->backend->describe)
-        m->backend->describe(m->backend_ctx, m->device, sizeof m->device);
-    else
-        snprintf(m->device, sizeof m->device, "%s", m->backend->name);
+    fp4rt_backend_describe(m->backend, m->backend_ctx, m->device, sizeof m->device);
     return m;
 }
 
 void fp4rt_model_free(fp4rt_model *m) {
     if (!m) return;
-    if (m->backend_ctx) m->backend->destroy(m->backend_ctx);
+    fp4rt_backend_destroy(m->backend, m->backend_ctx);
     fp4rt_program_free(m->program);
     fp4rt_weights_free(m->weights);
     fp4rt_tokenizer_free(m->tokenizer);
@@ -183,9 +180,8 @@ void fp4rt_model_free(fp4rt_model *m) {
 int fp4rt_model_n_vocab(const fp4rt_model *m) { return m ? m->weights->cfg.vocab : 0; }
 
 fp4rt_status fp4rt_model_set_observer(fp4rt_model *m, fp4rt_linear_observer fn, void *user) {
-    if (!m->backend->set_observer)
-        return fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend cannot observe activations", m->backend->name);
-    return m->backend->set_observer(m->backend_ctx, fn, user);
+    if (!m) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_set_observer: model is NULL");
+    return fp4rt_backend_set_observer(m->backend, m->backend_ctx, fn, user);
 }
 
 int fp4rt_model_eos_ids(const fp4rt_model *m, int32_t *ids, int cap) {

@@ -13,7 +13,7 @@ static void session_release(fp4rt_session *s) {
     void *ctx = s->model->backend_ctx;
     fp4rt_buffer **bufs[] = {&s->sb.scratch, &s->sb.kv, &s->sb.conv, &s->sb.ssm, &s->sb.logits};
     for (size_t i = 0; i < FP4RT_ARRAY_LEN(bufs); i++) {
-        if (*bufs[i]) be->buffer_free(ctx, *bufs[i]);
+        fp4rt_backend_free(be, ctx, *bufs[i]);
         *bufs[i] = NULL;
     }
 }
@@ -39,18 +39,16 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
         fp4rt_session_free(s);
         return NULL;
     }
-    if (m->backend->max_chunk) {
-        int cap = m->backend->max_chunk(m->backend_ctx, m->program);
-        if (cap < 1) {
-            fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend cannot hold one token's activations", m->backend->name);
-            fp4rt_session_free(s);
-            return NULL;
-        }
-        if (p.prefill_chunk > cap) {
-            fp4rt_log(FP4RT_LOG_INFO, "prefill chunk capped from %d to %d tokens (what the device binds at once)",
-                      p.prefill_chunk, cap);
-            p.prefill_chunk = cap;
-        }
+    int cap = fp4rt_backend_max_chunk(m->backend, m->backend_ctx, m->program);
+    if (cap < 1) {
+        fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend cannot hold one token's activations", m->backend->name);
+        fp4rt_session_free(s);
+        return NULL;
+    }
+    if (p.prefill_chunk > cap) {
+        fp4rt_log(FP4RT_LOG_INFO, "prefill chunk capped from %d to %d tokens (what the device binds at once)",
+                  p.prefill_chunk, cap);
+        p.prefill_chunk = cap;
     }
     s->sb.n_ctx = p.n_ctx;
     s->sb.chunk = p.prefill_chunk;
@@ -71,7 +69,7 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
     };
     for (size_t i = 0; i < FP4RT_ARRAY_LEN(parts); i++) {
         if (parts[i].bytes > SIZE_MAX ||
-            be->buffer_alloc(m->backend_ctx, (size_t)parts[i].bytes, parts[i].what, parts[i].buf)) {
+            fp4rt_backend_alloc(be, m->backend_ctx, (size_t)parts[i].bytes, parts[i].what, parts[i].buf)) {
             if (parts[i].bytes > SIZE_MAX)
                 fp4rt_fail(FP4RT_OUT_OF_MEMORY, "%s of %llu bytes does not fit in memory", parts[i].what,
                            (unsigned long long)parts[i].bytes);
@@ -101,8 +99,8 @@ void fp4rt_session_reset(fp4rt_session *s) {
     if (!s) return;
     const fp4rt_backend_ops *be = s->model->backend;
     /* the KV cache needs no clearing: positions >= n_past are never read */
-    be->buffer_clear(s->model->backend_ctx, s->sb.conv);
-    be->buffer_clear(s->model->backend_ctx, s->sb.ssm);
+    fp4rt_backend_clear(be, s->model->backend_ctx, s->sb.conv);
+    fp4rt_backend_clear(be, s->model->backend_ctx, s->sb.ssm);
     s->n_past = 0;
     s->have_logits = 0;
 }
@@ -131,13 +129,13 @@ fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, 
         fp4rt_step step = {.tokens = tokens + i, .n_tokens = cn, .pos0 = s->n_past,
                            .all_logits = all_logits, .no_logits = !logits || (!all_logits && !last)};
         pthread_mutex_lock(&m->run_lock);
-        fp4rt_status st = m->backend->run(m->backend_ctx, m->program, &s->sb, &step);
+        fp4rt_status st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
         if (!st && logits) {
             if (all_logits)
-                st = m->backend->buffer_download(m->backend_ctx, s->sb.logits, 0,
+                st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0,
                                                  logits + (size_t)i * vocab, (size_t)cn * vocab * 4);
             else if (last)
-                st = m->backend->buffer_download(m->backend_ctx, s->sb.logits, 0, logits, (size_t)vocab * 4);
+                st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0, logits, (size_t)vocab * 4);
         }
         pthread_mutex_unlock(&m->run_lock);
         if (st) {
@@ -149,14 +147,13 @@ fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, 
         s->n_past += cn;
         s->have_logits = 0;
     }
-    if (m->backend->synchronize) return m->backend->synchronize(m->backend_ctx);
-    return FP4RT_OK;
+    return fp4rt_backend_synchronize(m->backend, m->backend_ctx);
 }
 
 fp4rt_status fp4rt_session_fetch_logits(fp4rt_session *s) {
     fp4rt_model *m = s->model;
     pthread_mutex_lock(&m->run_lock);
-    fp4rt_status st = m->backend->buffer_download(m->backend_ctx, s->sb.logits, 0, s->last_logits,
+    fp4rt_status st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0, s->last_logits,
                                                   (size_t)m->weights->cfg.vocab * 4);
     pthread_mutex_unlock(&m->run_lock);
     s->have_logits = !st;
@@ -176,7 +173,7 @@ fp4rt_status fp4rt_session_eval_pick(fp4rt_session *s, int32_t token, int32_t *i
     fp4rt_step step = {.tokens = &token, .n_tokens = 1, .pos0 = s->n_past, .argmax_valid = m->valid_ids,
                        .argmax_out = id};
     pthread_mutex_lock(&m->run_lock);
-    fp4rt_status st = m->backend->run(m->backend_ctx, m->program, &s->sb, &step);
+    fp4rt_status st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
     pthread_mutex_unlock(&m->run_lock);
     s->have_logits = 0;
     if (st) return st;
@@ -198,13 +195,13 @@ fp4rt_status fp4rt_session_eval_topk(fp4rt_session *s, int32_t token, const fp4r
                           s->sb.n_ctx);
     fp4rt_step step = {.tokens = &token, .n_tokens = 1, .pos0 = s->n_past};
     pthread_mutex_lock(&m->run_lock);
-    fp4rt_status st = m->backend->run(m->backend_ctx, m->program, &s->sb, &step);
+    fp4rt_status st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
     pthread_mutex_unlock(&m->run_lock);
     s->have_logits = 0;
     if (st) return st;
     s->history[s->n_past++] = token;
     pthread_mutex_lock(&m->run_lock);
-    st = m->backend->top_k(m->backend_ctx, s->sb.logits, 0, vocab, req, vals, ids);
+    st = fp4rt_backend_top_k(m->backend, m->backend_ctx, s->sb.logits, 0, vocab, req, vals, ids);
     pthread_mutex_unlock(&m->run_lock);
     if (st) return st;
     if (ids[0] < 0) return fp4rt_session_fetch_logits(s); /* a NaN: the CPU sampler decides */

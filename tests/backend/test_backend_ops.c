@@ -291,7 +291,7 @@ static fp4rt_status session_step(session *s, void *const init[5], const fp4rt_pr
     for (int i = 0; !st && i < 5; i++)
         if (s->bytes[i]) st = s->ops->buffer_upload(s->ctx, *sb_slot(&s->sb, i), 0, init[i], s->bytes[i]);
     double t0 = test_now();
-    if (!st) st = s->ops->run(s->ctx, p, &s->sb, step);
+    if (!st) st = fp4rt_backend_run(s->ops, s->ctx, p, &s->sb, step);
     if (!st && s->ops->synchronize) st = s->ops->synchronize(s->ctx);
     s->last_run_s = test_now() - t0;
     for (int i = 0; !st && i < 5; i++)
