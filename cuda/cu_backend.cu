@@ -190,28 +190,14 @@ static fp4rt_status cu_buffer_clear(void *vc, fp4rt_buffer *b) {
 
 /* ---- weights ---- */
 
-static size_t dtype_size(fp4rt_dtype dt) { return dt == FP4RT_DT_F32 ? 4 : 2; } /* embeddings: F32, BF16, F16 */
-
-static uint64_t linear_weight_bytes(const fp4rt_linear *l) {
-    uint64_t nk = (uint64_t)l->n_out * l->n_in;
-    switch (l->fmt) {
-    case FP4RT_W_BF16:
-    case FP4RT_W_F16: return 2 * nk;
-    case FP4RT_W_F32: return 4 * nk;
-    case FP4RT_W_FP8: return nk;
-    default: return nk / 2;
-    }
-}
-
 typedef struct tensor_list {
     cu_tensor *t;
     int n, cap;
+    fp4rt_dtype embed_dtype;
 } tensor_list;
 
 /* What a tensor's bytes hold, for synthetic weights (prepare_synthetic). */
 enum { CU_FILL_BYTES, CU_FILL_SCALE, CU_FILL_FP8, CU_FILL_BF16, CU_FILL_F16, CU_FILL_F32 };
-
-static int fill_of_dtype(size_t esize) { return esize == 4 ? CU_FILL_F32 : CU_FILL_BF16; }
 
 static int fill_of_linear(const fp4rt_linear *l) {
     switch (l->fmt) {
@@ -223,9 +209,9 @@ static int fill_of_linear(const fp4rt_linear *l) {
     }
 }
 
-static fp4rt_status add_tensor(tensor_list *l, const void *host, uint64_t bytes, const char *name,
-                               int fill = CU_FILL_F32) {
-    if (!host) return FP4RT_OK;
+/* Lists one program tensor with what its bytes hold (fp4rt_program_tensors' callback). */
+static fp4rt_status add_tensor(void *user, const fp4rt_program_tensor *pt) {
+    tensor_list *l = (tensor_list *)user;
     if (l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 256;
         cu_tensor *t = (cu_tensor *)realloc(l->t, (size_t)cap * sizeof *t);
@@ -233,38 +219,20 @@ static fp4rt_status add_tensor(tensor_list *l, const void *host, uint64_t bytes,
         l->t = t;
         l->cap = cap;
     }
-    l->t[l->n++] = cu_tensor{host, (size_t)bytes, 0, name, fill};
+    int fill = pt->kind == FP4RT_PT_WEIGHT        ? fill_of_linear(pt->lin)
+               : pt->kind == FP4RT_PT_BLOCK_SCALE ? CU_FILL_SCALE
+               : pt->kind != FP4RT_PT_EMBED       ? CU_FILL_F32
+               : l->embed_dtype == FP4RT_DT_F16   ? CU_FILL_F16
+               : l->embed_dtype == FP4RT_DT_F32   ? CU_FILL_F32
+                                                  : CU_FILL_BF16;
+    l->t[l->n++] = cu_tensor{pt->host, (size_t)pt->bytes, 0, pt->name, fill};
     return FP4RT_OK;
 }
 
 /* Every tensor the program reads (tied weights appear once: same host pointer). */
 static fp4rt_status list_tensors(const fp4rt_program *p, tensor_list *l) {
-    const fp4rt_weights *w = p->weights;
-    const fp4rt_config *cfg = &w->cfg;
-    fp4rt_status st = FP4RT_OK;
-    for (int i = 0; !st && i < p->n_ops; i++) {
-        const fp4rt_op *op = &p->ops[i];
-        switch (op->kind) {
-        case FP4RT_OP_EMBED:
-            st = add_tensor(l, w->embed, (uint64_t)cfg->vocab * cfg->hidden * dtype_size(w->embed_dtype), "embed_tokens",
-                            w->embed_dtype == FP4RT_DT_F16 ? CU_FILL_F16 : fill_of_dtype(dtype_size(w->embed_dtype)));
-            break;
-        case FP4RT_OP_LINEAR:
-            st = add_tensor(l, op->lin->weight, linear_weight_bytes(op->lin), op->lin->module, fill_of_linear(op->lin));
-            if (!st && op->lin->block_scale)
-                st = add_tensor(l, op->lin->block_scale, (uint64_t)op->lin->n_out * op->lin->n_in / 16, op->lin->module,
-                                CU_FILL_SCALE);
-            break;
-        case FP4RT_OP_RMSNORM:
-        case FP4RT_OP_GATED_RMSNORM: st = add_tensor(l, op->w, (uint64_t)op->group_dim * 4, "norm"); break;
-        case FP4RT_OP_CONV1D_SILU: st = add_tensor(l, op->w, (uint64_t)op->x.cols * op->group_dim * 4, "conv1d"); break;
-        case FP4RT_OP_GATED_DELTA:
-            st = add_tensor(l, w->layers[op->layer].dt_bias, (uint64_t)cfg->lin_v_heads * 4, "dt_bias");
-            if (!st) st = add_tensor(l, w->layers[op->layer].neg_A, (uint64_t)cfg->lin_v_heads * 4, "A_log");
-            break;
-        default: break;
-        }
-    }
+    l->embed_dtype = p->weights->embed_dtype;
+    fp4rt_status st = fp4rt_program_tensors(p, add_tensor, l);
     if (st) return st;
     /* sorted by host pointer, duplicates merged (the larger size wins) */
     std::sort(l->t, l->t + l->n, [](const cu_tensor &a, const cu_tensor &b) {

@@ -35,9 +35,9 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #include "common.glsl"
 
-#define WGR 8u // invocations per workgroup (VK_ROWS_WG = WGR * R rows)
+#define WGR 8u // invocations per workgroup (FP4RT_VK_ROWS_WG = WGR * R rows)
 #define R 4u   // rows per invocation (ROW(0) .. ROW(3) in main)
-#define MT 2u  // tokens per invocation (VK_ROWS_TOKENS)
+#define MT 2u  // tokens per invocation (FP4RT_VK_ROWS_TOKENS)
 
 layout(local_size_x = WGR) in;
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };

@@ -70,21 +70,25 @@ void fp4rt_plan_checkpoint(const fp4rt_weights *w, fp4rt_memory_plan *plan, fp4r
 
 /* Bytes of a linear [n, k] under an algorithm, as the quantizer writes it. */
 static uint64_t linear_bytes(fp4rt_qalgo a, int64_t n, int64_t k, int *n_tensors, fp4rt_wfmt *f) {
+    uint64_t scales = 0; /* NVFP4 block scales and the F32 scalar scales */
     switch (a) {
     case FP4RT_Q_FP8:
         *n_tensors = 3;
         *f = FP4RT_W_FP8;
-        return (uint64_t)(n * k) + 8;
+        scales = 8;
+        break;
     case FP4RT_Q_NVFP4_W4A16:
     case FP4RT_Q_NVFP4_W4A4:
         *n_tensors = 4;
         *f = a == FP4RT_Q_NVFP4_W4A4 ? FP4RT_W_NVFP4_W4A4 : FP4RT_W_NVFP4;
-        return (uint64_t)(n * k / 2 + n * k / 16) + 8;
+        scales = (uint64_t)(n * k / 16) + 8;
+        break;
     default:
         *n_tensors = 1;
         *f = FP4RT_W_BF16;
-        return (uint64_t)(n * k) * 2;
+        break;
     }
+    return (uint64_t)n * fp4rt_wfmt_row_bytes(*f, k) + scales;
 }
 
 fp4rt_status fp4rt_plan_config(const fp4rt_config *cfg, const char *recipe, int n_ctx, int chunk,

@@ -83,4 +83,75 @@ typedef struct fp4rt_program {
 fp4rt_status fp4rt_program_build(const fp4rt_weights *w, fp4rt_program **out);
 void fp4rt_program_free(fp4rt_program *p);
 
+/* A tensor of the weights that the program's ops read (what a GPU backend uploads). */
+typedef enum fp4rt_ptensor_kind {
+    FP4RT_PT_EMBED,       /* the embedding table [vocab, hidden] in weights->embed_dtype (F32: 4 bytes, else 2) */
+    FP4RT_PT_WEIGHT,      /* a linear's weight: lin->n_out rows of lin->row_bytes */
+    FP4RT_PT_BLOCK_SCALE, /* a linear's NVFP4 E4M3 block scales: n_out * n_in / 16 bytes */
+    FP4RT_PT_F32,         /* an F32 vector: a norm's weight, the conv1d taps, dt_bias, A_log */
+} fp4rt_ptensor_kind;
+
+typedef struct fp4rt_program_tensor {
+    fp4rt_ptensor_kind kind;
+    const void *host; /* never NULL */
+    uint64_t bytes;
+    const char *name;        /* the linear's module, or "embed_tokens", "norm", "conv1d", "dt_bias", "A_log" */
+    const fp4rt_linear *lin; /* WEIGHT, BLOCK_SCALE: the linear; else NULL */
+} fp4rt_program_tensor;
+
+typedef fp4rt_status (*fp4rt_program_tensor_fn)(void *user, const fp4rt_program_tensor *t);
+
+static inline fp4rt_status fp4rt_program_tensor_visit(fp4rt_program_tensor_fn fn, void *user, fp4rt_ptensor_kind kind,
+                                                      const void *host, uint64_t bytes, const char *name,
+                                                      const fp4rt_linear *lin) {
+    fp4rt_program_tensor t = {kind, host, bytes, name, lin};
+    return host ? fn(user, &t) : FP4RT_OK;
+}
+
+/* Calls fn for every tensor the program's ops read, in op order, skipping NULL
+ * host pointers; a tensor read by several ops comes once per op (the tied
+ * lm_head's weight is the embedding table: dedupe by host pointer where it
+ * matters). Stops at fn's first non-OK status and returns it. Inline because
+ * the CUDA module, which links none of the runtime, walks with it too. */
+static inline fp4rt_status fp4rt_program_tensors(const fp4rt_program *p, fp4rt_program_tensor_fn fn, void *user) {
+    const fp4rt_weights *w = p->weights;
+    const fp4rt_config *cfg = &w->cfg;
+    fp4rt_status st = FP4RT_OK;
+    for (int i = 0; !st && i < p->n_ops; i++) {
+        const fp4rt_op *op = &p->ops[i];
+        const fp4rt_linear *l = op->lin;
+        switch (op->kind) {
+        case FP4RT_OP_EMBED:
+            st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_EMBED, w->embed,
+                                            (uint64_t)cfg->vocab * cfg->hidden * (w->embed_dtype == FP4RT_DT_F32 ? 4 : 2),
+                                            "embed_tokens", NULL);
+            break;
+        case FP4RT_OP_LINEAR:
+            st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_WEIGHT, l->weight, (uint64_t)l->n_out * l->row_bytes,
+                                            l->module, l);
+            if (!st)
+                st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_BLOCK_SCALE, l->block_scale,
+                                                (uint64_t)l->n_out * (l->n_in / 16), l->module, l);
+            break;
+        case FP4RT_OP_RMSNORM:
+        case FP4RT_OP_GATED_RMSNORM:
+            st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_F32, op->w, (uint64_t)op->group_dim * 4, "norm", NULL);
+            break;
+        case FP4RT_OP_CONV1D_SILU:
+            st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_F32, op->w, (uint64_t)op->x.cols * op->group_dim * 4,
+                                            "conv1d", NULL);
+            break;
+        case FP4RT_OP_GATED_DELTA:
+            st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_F32, w->layers[op->layer].dt_bias,
+                                            (uint64_t)cfg->lin_v_heads * 4, "dt_bias", NULL);
+            if (!st)
+                st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_F32, w->layers[op->layer].neg_A,
+                                                (uint64_t)cfg->lin_v_heads * 4, "A_log", NULL);
+            break;
+        default: break;
+        }
+    }
+    return st;
+}
+
 #endif

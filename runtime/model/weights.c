@@ -19,6 +19,21 @@ const char *fp4rt_wfmt_name(fp4rt_wfmt f) {
     return (unsigned)f < FP4RT_W_COUNT ? names[f] : "?";
 }
 
+uint64_t fp4rt_wfmt_row_bytes(fp4rt_wfmt f, int64_t n_in) {
+    switch (f) {
+    case FP4RT_W_BF16:
+    case FP4RT_W_F16: return (uint64_t)n_in * 2;
+    case FP4RT_W_F32: return (uint64_t)n_in * 4;
+    case FP4RT_W_FP8: return (uint64_t)n_in;
+    default: return (uint64_t)n_in / 2; /* NVFP4 */
+    }
+}
+
+void fp4rt_linear_set_bytes(fp4rt_linear *l) {
+    l->row_bytes = fp4rt_wfmt_row_bytes(l->fmt, l->n_in);
+    l->bytes = (uint64_t)l->n_out * l->row_bytes + (l->block_scale ? (uint64_t)l->n_out * (l->n_in / 16) : 0);
+}
+
 static int64_t numel(const fp4rt_st_tensor *t) {
     int64_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
@@ -142,7 +157,7 @@ fp4rt_status fp4rt_linear_resolve(const fp4rt_checkpoint *ck, const fp4rt_quant_
                    : w->dtype == FP4RT_DT_F16 ? FP4RT_W_F16
                                               : FP4RT_W_F32;
         out->weight = w->data;
-        out->bytes = w->nbytes;
+        fp4rt_linear_set_bytes(out);
         return FP4RT_OK;
     }
     case FP4RT_Q_FP8: {
@@ -153,7 +168,7 @@ fp4rt_status fp4rt_linear_resolve(const fp4rt_checkpoint *ck, const fp4rt_quant_
         if ((st = check_shape(w, 2, shape))) return st;
         out->fmt = FP4RT_W_FP8;
         out->weight = w->data;
-        out->bytes = w->nbytes;
+        fp4rt_linear_set_bytes(out);
         snprintf(name, sizeof name, "%s.weight_scale", module);
         if ((st = scalar_f32(ck, name, &out->weight_scale))) return st;
         snprintf(name, sizeof name, "%s.input_scale", module);
@@ -188,7 +203,7 @@ fp4rt_status fp4rt_linear_resolve(const fp4rt_checkpoint *ck, const fp4rt_quant_
         out->fmt = algo == FP4RT_Q_NVFP4_W4A4 ? FP4RT_W_NVFP4_W4A4 : FP4RT_W_NVFP4;
         out->weight = w->data;
         out->block_scale = sb;
-        out->bytes = w->nbytes + s->nbytes;
+        fp4rt_linear_set_bytes(out);
         snprintf(name, sizeof name, "%s.weight_scale_2", module);
         if ((st = scalar_f32(ck, name, &out->weight_scale))) return st;
         snprintf(name, sizeof name, "%s.input_scale", module);
@@ -476,7 +491,7 @@ fp4rt_status fp4rt_weights_load(const char *dir, fp4rt_weights **out) {
         l->n_in = cfg->hidden;
         l->weight = w->embed;
         l->weight_scale = 1.0f;
-        l->bytes = (uint64_t)cfg->vocab * cfg->hidden * fp4rt_dtype_size(w->embed_dtype);
+        fp4rt_linear_set_bytes(l);
     }
     if ((st = check_extra_tensors(w, specs, n_specs))) goto fail;
     free(specs);

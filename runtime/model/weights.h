@@ -22,6 +22,11 @@ typedef enum fp4rt_wfmt {
 } fp4rt_wfmt;
 
 const char *fp4rt_wfmt_name(fp4rt_wfmt f); /* "BF16", "F16", "F32", "FP8", "NVFP4-W4A16", "NVFP4-W4A4" */
+/* Bytes of a weight row of n_in elements in format f (NVFP4: packed E2M1, two
+ * per byte; its E4M3 block scales, n_in / 16 bytes, not included). The only
+ * place the formats' sizes are written: fp4rt_linear's row_bytes and bytes,
+ * and the planner's estimates, come from it. */
+uint64_t fp4rt_wfmt_row_bytes(fp4rt_wfmt f, int64_t n_in);
 
 /* One linear layer y[N] = W[N, K] x[K]. */
 typedef struct fp4rt_linear {
@@ -37,8 +42,14 @@ typedef struct fp4rt_linear {
                               input_scale; set by --fp4-activations on a layer without one */
     int fp4_act;           /* 1: NVFP4 W4A16 in the checkpoint, run as W4A4 because the model
                               was loaded with fp4_activations (fmt is then FP4RT_W_NVFP4_W4A4) */
-    uint64_t bytes;        /* bytes read for one full pass over the layer (weights + scales) */
+    uint64_t row_bytes;    /* bytes of one weight row (n_out rows; block scales not included) */
+    uint64_t bytes;        /* bytes read for one full pass over the layer: n_out * row_bytes
+                              + the block scales; both set once (fp4rt_linear_set_bytes) */
 } fp4rt_linear;
+
+/* Sets l->row_bytes and l->bytes from fmt, n_out, n_in and block_scale; called
+ * once, where a linear's weights are set (load, synthetic weights). */
+void fp4rt_linear_set_bytes(fp4rt_linear *l);
 
 typedef struct fp4rt_layer_weights {
     fp4rt_layer_kind kind;

@@ -223,7 +223,6 @@ static fp4rt_status make_linear(builder *b, const char *recipe, const fp4rt_tens
     case FP4RT_Q_FP8:
         l->fmt = FP4RT_W_FP8;
         l->weight = reserve(b, nk, SYNTH_FP8, &st);
-        l->bytes = nk;
         l->weight_scale = 1.6f * rk;          /* codes have rms ~0.6 */
         l->input_scale = 8.0f / 448.0f;       /* activations up to ~8 */
         break;
@@ -235,17 +234,16 @@ static fp4rt_status make_linear(builder *b, const char *recipe, const fp4rt_tens
         l->fmt = a == FP4RT_Q_NVFP4_W4A4 ? FP4RT_W_NVFP4_W4A4 : FP4RT_W_NVFP4;
         l->weight = reserve(b, nk / 2, SYNTH_E2M1, &st);
         if (!st) l->block_scale = reserve(b, nk / 16, SYNTH_SCALE, &st);
-        l->bytes = nk / 2 + nk / 16;
         l->weight_scale = rk / 2.1f; /* E2M1 rms ~2.9, block scales ~0.72 */
         if (a == FP4RT_Q_NVFP4_W4A4) l->input_scale = 8.0f / (6.0f * 448.0f);
         break;
     default:
         l->fmt = FP4RT_W_BF16;
         l->weight = reserve(b, nk * 2, SYNTH_BF16, &st);
-        l->bytes = nk * 2;
         l->weight_scale = 1.0f;
         break;
     }
+    fp4rt_linear_set_bytes(l);
     return st;
 }
 
@@ -352,7 +350,7 @@ fp4rt_status fp4rt_weights_synthetic(const char *preset, const char *recipe, fp4
             l->n_in = w->cfg.hidden;
             l->weight = w->embed;
             l->weight_scale = 1.0f;
-            l->bytes = (uint64_t)w->cfg.vocab * w->cfg.hidden * 2;
+            fp4rt_linear_set_bytes(l);
         } else {
             rebase_linear(w, &w->lm_head);
         }

@@ -179,12 +179,10 @@ static fp4rt_linear *make_linear(tcase *c, fp4rt_wfmt fmt, int N, int K) {
             w[i] = fmt == FP4RT_W_BF16 ? fp4rt_f32_to_bf16(v) : fp4rt_f32_to_f16(v);
         }
         l->weight = w;
-        l->bytes = nk * 2;
         break;
     }
     case FP4RT_W_F32:
         l->weight = own(c, rnd_vec(nk, -0.5f, 0.5f));
-        l->bytes = nk * 4;
         break;
     case FP4RT_W_FP8: {
         uint8_t *w = own(c, malloc(nk));
@@ -195,7 +193,6 @@ static fp4rt_linear *make_linear(tcase *c, fp4rt_wfmt fmt, int N, int K) {
         l->weight = w;
         l->weight_scale = 0.003f;
         l->input_scale = 0.01f; /* |x| <= 2: x / input_scale within E4M3 range */
-        l->bytes = nk;
         break;
     }
     default: { /* NVFP4 W4A16 / W4A4 */
@@ -206,10 +203,10 @@ static fp4rt_linear *make_linear(tcase *c, fp4rt_wfmt fmt, int N, int K) {
         l->block_scale = s;
         l->weight_scale = 0.02f;
         l->input_scale = fmt == FP4RT_W_NVFP4_W4A4 ? 0.002f : 0.0f;
-        l->bytes = nk / 2 + nk / 16;
         break;
     }
     }
+    fp4rt_linear_set_bytes(l);
     return l;
 }
 
@@ -764,6 +761,7 @@ static void case_misc(const backend *b) {
     c->w.embed_dtype = FP4RT_DT_BF16;
     c->w.lm_head = (fp4rt_linear){.module = "lm_head", .fmt = FP4RT_W_BF16, .n_out = f->vocab, .n_in = f->hidden,
                                   .weight = emb, .weight_scale = 1.0f};
+    fp4rt_linear_set_bytes(&c->w.lm_head);
     fp4rt_op *op = add_op(c, FP4RT_OP_EMBED);
     op->y = view(add_buf(c, "EMBED hidden=40", 40, 1, FP32_NMSE), 40);
 

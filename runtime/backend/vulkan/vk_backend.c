@@ -78,9 +78,18 @@ static fp4rt_status vk_buffer_download(void *ctx, fp4rt_buffer *b, size_t off, v
 
 static fp4rt_status vk_buffer_clear(void *ctx, fp4rt_buffer *b) { return fp4rt_vk_fill_zero(ctx, b); }
 
-/* Registers a host tensor for upload (once per host pointer: tied weights share). */
-static fp4rt_status add_tensor(vk_ctx *c, const void *host, uint64_t bytes, const char *name, VkDeviceSize *total) {
-    if (!host || fp4rt_vk_tensor_find(c, host)) return FP4RT_OK;
+/* What add_tensor needs besides the tensor. */
+typedef struct tensor_sizing {
+    vk_ctx *c;
+    VkDeviceSize total; /* bytes of the weights buffer so far */
+} tensor_sizing;
+
+/* Registers a program tensor for upload (once per host pointer: tied weights
+ * share). The embedding is gathered on the host (embed_rows), never uploaded. */
+static fp4rt_status add_tensor(void *user, const fp4rt_program_tensor *pt) {
+    tensor_sizing *z = user;
+    vk_ctx *c = z->c;
+    if (pt->kind == FP4RT_PT_EMBED || fp4rt_vk_tensor_find(c, pt->host)) return FP4RT_OK;
     if (c->n_tensors == c->cap_tensors) {
         int cap = c->cap_tensors ? 2 * c->cap_tensors : 256;
         vk_tensor *t = realloc(c->tensors, (size_t)cap * sizeof *t);
@@ -88,21 +97,10 @@ static fp4rt_status add_tensor(vk_ctx *c, const void *host, uint64_t bytes, cons
         c->tensors = t;
         c->cap_tensors = cap;
     }
-    *total = (*total + c->align - 1) / c->align * c->align;
-    c->tensors[c->n_tensors++] = (vk_tensor){host, bytes, *total, name};
-    *total += bytes;
+    z->total = (z->total + c->align - 1) / c->align * c->align;
+    c->tensors[c->n_tensors++] = (vk_tensor){pt->host, pt->bytes, z->total, pt->name};
+    z->total += pt->bytes;
     return FP4RT_OK;
-}
-
-static uint64_t linear_weight_bytes(const fp4rt_linear *l) {
-    uint64_t nk = (uint64_t)l->n_out * l->n_in;
-    switch (l->fmt) {
-    case FP4RT_W_BF16:
-    case FP4RT_W_F16: return 2 * nk;
-    case FP4RT_W_F32: return 4 * nk;
-    case FP4RT_W_FP8: return nk;
-    default: return nk / 2;
-    }
 }
 
 static fp4rt_status vk_prepare_impl(vk_ctx *c, const fp4rt_program *p, int synthetic, uint64_t seed) {
@@ -110,34 +108,11 @@ static fp4rt_status vk_prepare_impl(vk_ctx *c, const fp4rt_program *p, int synth
     if (c->prepared == p) return FP4RT_OK;
     if (c->weights) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "vulkan: the backend is already prepared for a program");
     const fp4rt_weights *w = p->weights;
-    const fp4rt_config *cfg = &w->cfg;
-    VkDeviceSize total = 0;
-    fp4rt_status st = FP4RT_OK;
-    for (int i = 0; !st && i < p->n_ops; i++) {
-        const fp4rt_op *op = &p->ops[i];
-        switch (op->kind) {
-        case FP4RT_OP_EMBED:
-            if (w->embed_dtype != FP4RT_DT_BF16 && w->embed_dtype != FP4RT_DT_F16 && w->embed_dtype != FP4RT_DT_F32)
-                st = fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: embedding of dtype %d", (int)w->embed_dtype);
-            break; /* gathered on the host (embed_rows) */
-        case FP4RT_OP_LINEAR:
-            st = add_tensor(c, op->lin->weight, linear_weight_bytes(op->lin), op->lin->module, &total);
-            if (!st && op->lin->block_scale)
-                st = add_tensor(c, op->lin->block_scale, (uint64_t)op->lin->n_out * op->lin->n_in / 16,
-                                op->lin->module, &total);
-            break;
-        case FP4RT_OP_RMSNORM:
-        case FP4RT_OP_GATED_RMSNORM: st = add_tensor(c, op->w, (uint64_t)op->group_dim * 4, "norm", &total); break;
-        case FP4RT_OP_CONV1D_SILU:
-            st = add_tensor(c, op->w, (uint64_t)op->x.cols * op->group_dim * 4, "conv1d", &total);
-            break;
-        case FP4RT_OP_GATED_DELTA:
-            st = add_tensor(c, w->layers[op->layer].dt_bias, (uint64_t)cfg->lin_v_heads * 4, "dt_bias", &total);
-            if (!st) st = add_tensor(c, w->layers[op->layer].neg_A, (uint64_t)cfg->lin_v_heads * 4, "A_log", &total);
-            break;
-        default: break;
-        }
-    }
+    if (w->embed_dtype != FP4RT_DT_BF16 && w->embed_dtype != FP4RT_DT_F16 && w->embed_dtype != FP4RT_DT_F32)
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: embedding of dtype %d", (int)w->embed_dtype);
+    tensor_sizing z = {.c = c};
+    fp4rt_status st = fp4rt_program_tensors(p, add_tensor, &z);
+    VkDeviceSize total = z.total;
     /* a software device's memory is the host's: check before filling it */
     if (!st && synthetic && c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU)
         st = fp4rt_host_mem_check(total, "vulkan: synthetic weights on a software device");
@@ -400,7 +375,7 @@ fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8
         st = fp4rt_vk_window(c, x, 0, x->bytes, "dequant buffer", &b[i], NULL);
     }
     uint32_t pairs = (uint32_t)(n / 2);
-    if (!st) st = fp4rt_vk_dispatch(c, VK_K_DEQUANT_NVFP4, b, 3, &pairs, sizeof pairs, (pairs + 63) / 64, 1, 1);
+    if (!st) st = fp4rt_vk_dispatch(c, FP4RT_VK_K_DEQUANT_NVFP4, b, 3, &pairs, sizeof pairs, (pairs + 63) / 64, 1, 1);
     if (!st) st = fp4rt_vk_submit_wait(c);
     if (!st) st = fp4rt_vk_download(c, bo, 0, out, n * 2);
     fp4rt_vk_buffer_destroy(c, bw);

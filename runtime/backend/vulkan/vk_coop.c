@@ -203,7 +203,7 @@ static fp4rt_status run_check(vk_ctx *c, int fmt, double *worst) {
                        .post = 0.5f};
     if (!st)
         st = fp4rt_vk_dispatch(
-            c, c->coop == FP4RT_VK_COOP_EMU ? VK_K_LINEAR_COOP_EMU : VK_K_LINEAR_COOP, b, 4, &pc,
+            c, c->coop == FP4RT_VK_COOP_EMU ? FP4RT_VK_K_LINEAR_COOP_EMU : FP4RT_VK_K_LINEAR_COOP, b, 4, &pc,
             sizeof pc, (uint32_t)(N + 31) / 32, (uint32_t)(T + 31) / 32, 1);
     if (!st) st = fp4rt_vk_submit_wait(c);
     if (st) fp4rt_vk_abandon(c);

@@ -107,10 +107,10 @@ fp4rt_status fp4rt_vk_dispatch(vk_ctx *c, vk_kernel k, const vk_bind *binds, int
     fp4rt_status st = fp4rt_vk_pipeline_get(c, k, &pipe);
     if (!st) st = fp4rt_vk_begin(c);
     if (st) return st;
-    VkDescriptorBufferInfo bi[VK_MAX_BINDINGS + 1];
-    VkWriteDescriptorSet w[VK_MAX_BINDINGS + 1];
-    for (int i = 0; i <= VK_MAX_BINDINGS; i++) {
-        if (i == VK_STEP_BINDING)
+    VkDescriptorBufferInfo bi[FP4RT_VK_MAX_BINDINGS + 1];
+    VkWriteDescriptorSet w[FP4RT_VK_MAX_BINDINGS + 1];
+    for (int i = 0; i <= FP4RT_VK_MAX_BINDINGS; i++) {
+        if (i == FP4RT_VK_STEP_BINDING)
             bi[i] = (VkDescriptorBufferInfo){c->step_info->buf, 0, sizeof(vk_step_info)};
         else if (i < n_binds && binds[i].b)
             bi[i] = (VkDescriptorBufferInfo){binds[i].b->buf, binds[i].offset, binds[i].range};
@@ -118,15 +118,15 @@ fp4rt_status fp4rt_vk_dispatch(vk_ctx *c, vk_kernel k, const vk_bind *binds, int
             bi[i] = (VkDescriptorBufferInfo){c->dummy->buf, 0, 16};
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstBinding = (uint32_t)i,
                                       .descriptorCount = 1,
-                                      .descriptorType = i == VK_STEP_BINDING ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
+                                      .descriptorType = i == FP4RT_VK_STEP_BINDING ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
                                                                              : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                       .pBufferInfo = &bi[i]};
     }
-    uint8_t pc[VK_PUSH_BYTES] = {0};
+    uint8_t pc[FP4RT_VK_PUSH_BYTES] = {0};
     memcpy(pc, push, push_bytes < sizeof pc ? push_bytes : sizeof pc);
     c->vt.vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
-    c->vt.vkCmdPushDescriptorSetKHR(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout, 0, VK_MAX_BINDINGS + 1, w);
-    c->vt.vkCmdPushConstants(c->cmd, c->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VK_PUSH_BYTES, pc);
+    c->vt.vkCmdPushDescriptorSetKHR(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout, 0, FP4RT_VK_MAX_BINDINGS + 1, w);
+    c->vt.vkCmdPushConstants(c->cmd, c->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, FP4RT_VK_PUSH_BYTES, pc);
     c->vt.vkCmdDispatch(c->cmd, gx, gy, gz);
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,

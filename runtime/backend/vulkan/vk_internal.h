@@ -23,12 +23,12 @@ struct fp4rt_buffer {
 };
 
 typedef enum vk_kernel {
-    VK_K_LINEAR, VK_K_LINEAR_SHMEM, VK_K_LINEAR_MM, VK_K_LINEAR_ROWS_NVFP4, VK_K_LINEAR_ROWS_FP8,
-    VK_K_LINEAR_ROWS_HALF, VK_K_LINEAR_ROWS_F32, VK_K_ACT_QUANT, VK_K_DEQUANT_NVFP4, VK_K_NORM, VK_K_ELTWISE,
-    VK_K_EMBED, VK_K_ROPE, VK_K_KV_APPEND, VK_K_ATTENTION, VK_K_CONV1D_SILU, VK_K_GATED_DELTA,
-    VK_K_GATED_DELTA_CHUNK, VK_K_ATTENTION_MERGE, VK_K_ARGMAX, VK_K_TOPK, VK_K_LINEAR_COOP, VK_K_LINEAR_COOP_EMU,
-    VK_K_LINEAR_I8,
-    VK_K_COUNT
+    FP4RT_VK_K_LINEAR, FP4RT_VK_K_LINEAR_SHMEM, FP4RT_VK_K_LINEAR_MM, FP4RT_VK_K_LINEAR_ROWS_NVFP4, FP4RT_VK_K_LINEAR_ROWS_FP8,
+    FP4RT_VK_K_LINEAR_ROWS_HALF, FP4RT_VK_K_LINEAR_ROWS_F32, FP4RT_VK_K_ACT_QUANT, FP4RT_VK_K_DEQUANT_NVFP4, FP4RT_VK_K_NORM, FP4RT_VK_K_ELTWISE,
+    FP4RT_VK_K_EMBED, FP4RT_VK_K_ROPE, FP4RT_VK_K_KV_APPEND, FP4RT_VK_K_ATTENTION, FP4RT_VK_K_CONV1D_SILU, FP4RT_VK_K_GATED_DELTA,
+    FP4RT_VK_K_GATED_DELTA_CHUNK, FP4RT_VK_K_ATTENTION_MERGE, FP4RT_VK_K_ARGMAX, FP4RT_VK_K_TOPK, FP4RT_VK_K_LINEAR_COOP, FP4RT_VK_K_LINEAR_COOP_EMU,
+    FP4RT_VK_K_LINEAR_I8,
+    FP4RT_VK_K_COUNT
 } vk_kernel;
 
 /* A host tensor uploaded to the weights buffer (dedup by host pointer). */
@@ -44,12 +44,12 @@ typedef struct vk_bind {
     VkDeviceSize offset, range;
 } vk_bind;
 
-#define VK_MAX_BINDINGS 4
-/* Binding VK_STEP_BINDING of every dispatch: the context's step info
+#define FP4RT_VK_MAX_BINDINGS 4
+/* Binding FP4RT_VK_STEP_BINDING of every dispatch: the context's step info
  * (shaders/step.glsl), a small host-visible uniform buffer holding what changes
  * between steps, so a recorded command buffer can be replayed. */
-#define VK_STEP_BINDING VK_MAX_BINDINGS
-#define VK_PUSH_BYTES 64
+#define FP4RT_VK_STEP_BINDING FP4RT_VK_MAX_BINDINGS
+#define FP4RT_VK_PUSH_BYTES 64
 
 /* Mirrors the StepInfo block of shaders/step.glsl (std140: 4-byte scalars). */
 typedef struct vk_step_info {
@@ -119,14 +119,14 @@ typedef struct vk_ctx {
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
     VkPipelineCache cache;
-    VkPipeline pipes[VK_K_COUNT]; /* created on first use */
+    VkPipeline pipes[FP4RT_VK_K_COUNT]; /* created on first use */
     int pipes_created;            /* pipelines created by this context (save the cache if any) */
     char *cache_path;             /* on-disk pipeline cache file, NULL: no location known */
     size_t cache_loaded_bytes;    /* Vulkan cache data loaded from it (0: started empty) */
     uint64_t cache_loaded_sum;    /* its checksum: an unchanged cache is not rewritten */
 
     fp4rt_buffer *dummy;     /* bound to unused bindings */
-    fp4rt_buffer *step_info; /* host-visible vk_step_info, bound at VK_STEP_BINDING */
+    fp4rt_buffer *step_info; /* host-visible vk_step_info, bound at FP4RT_VK_STEP_BINDING */
     fp4rt_buffer *weights;   /* every tensor of the prepared program */
     vk_tensor *tensors;
     int n_tensors, cap_tensors;

@@ -24,7 +24,7 @@ typedef struct {
     uint32_t y_off, stride, n_heads, head_dim, T, n_parts;
 } pc_attn_merge;
 _Static_assert(sizeof(pc_attn_merge) == 24, "pc_attn_merge mirrors attention_merge.comp");
-_Static_assert(sizeof(pc_attention) <= VK_PUSH_BYTES, "push constants fit");
+_Static_assert(sizeof(pc_attention) <= FP4RT_VK_PUSH_BYTES, "push constants fit");
 
 fp4rt_status fp4rt_vk_rec_rope(const vk_step *s, const fp4rt_op *op) {
     vk_ctx *c = s->c;
@@ -39,7 +39,7 @@ fp4rt_status fp4rt_vk_rec_rope(const vk_step *s, const fp4rt_op *op) {
                   .group_dim = (uint32_t)op->group_dim,
                   .group_stride = (uint32_t)op->group_stride,
                   .rotary_dim = (uint32_t)op->rotary_dim};
-    return fp4rt_vk_dispatch(c, VK_K_ROPE, b, 2, &pc, sizeof pc, (uint32_t)op->n_groups,
+    return fp4rt_vk_dispatch(c, FP4RT_VK_K_ROPE, b, 2, &pc, sizeof pc, (uint32_t)op->n_groups,
                              (uint32_t)s->step->n_tokens, 1);
 }
 
@@ -163,7 +163,7 @@ fp4rt_status fp4rt_vk_rec_kv_append(const vk_step *s, const fp4rt_op *op) {
                            .v_word_off = (uint32_t)(vs / 4),
                            .k_scale = L->k_scale,
                            .v_scale = L->v_scale};
-        st = fp4rt_vk_dispatch(s->c, VK_K_KV_APPEND, b, 3, &pc, sizeof pc, vk_groups(n / per),
+        st = fp4rt_vk_dispatch(s->c, FP4RT_VK_K_KV_APPEND, b, 3, &pc, sizeof pc, vk_groups(n / per),
                                (uint32_t)s->step->n_tokens, 2);
         if (st) return st;
     }
@@ -218,7 +218,7 @@ fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op) {
                            .scale = op->scale,
                            .k_scale = L->k_scale,
                            .v_scale = L->v_scale};
-        st = fp4rt_vk_dispatch(s->c, VK_K_ATTENTION, b, 4, &pc, sizeof pc, (uint32_t)op->n_kv_heads * nqb,
+        st = fp4rt_vk_dispatch(s->c, FP4RT_VK_K_ATTENTION, b, 4, &pc, sizeof pc, (uint32_t)op->n_kv_heads * nqb,
                                (uint32_t)k.n_splits, 1);
         if (st) return st;
     }
@@ -233,6 +233,6 @@ fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op) {
                         .head_dim = (uint32_t)op->group_dim,
                         .T = (uint32_t)T,
                         .n_parts = (uint32_t)k.n_splits};
-    return fp4rt_vk_dispatch(s->c, VK_K_ATTENTION_MERGE, b, 2, &pm, sizeof pm, (uint32_t)op->n_groups,
+    return fp4rt_vk_dispatch(s->c, FP4RT_VK_K_ATTENTION_MERGE, b, 2, &pm, sizeof pm, (uint32_t)op->n_groups,
                              (uint32_t)T, 1);
 }

@@ -1,5 +1,5 @@
 /* Vulkan linear ops: activation quantization (FP8 / NVFP4 W4A4), then the
- * matrix-vector kernel (decode: up to VK_MV_MAX_T tokens, shaders/linear_mv.glsl
+ * matrix-vector kernel (decode: up to FP4RT_VK_MV_MAX_T tokens, shaders/linear_mv.glsl
  * with subgroup or shared-memory reductions) or the tiled matrix-matrix kernel
  * (prefill: shaders/linear_mm.comp), the cooperative-matrix kernel (FP8 / W4A4
  * prefill on matrix units, shaders/linear_coop.glsl) or the integer-dot kernel
@@ -17,13 +17,13 @@
 
 #include <string.h>
 
-#define VK_MV_MAX_T 8 /* up to this many tokens: the matrix-vector kernel */
-#define VK_MV_ROWS 4  /* output rows per matrix-vector workgroup (NR in linear_mv.glsl) */
-#define VK_MV_TOKENS 4 /* tokens per matrix-vector workgroup (MT) */
-#define VK_ROWS_WG 32    /* rows per linear_rows.comp workgroup (WGR x R) */
-#define VK_ROWS_TOKENS 2 /* tokens per linear_rows.comp workgroup (MT) */
-#define VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp, linear_i8.comp) */
-#define VK_COOP_TILE 32 /* rows and tokens per cooperative-matrix workgroup (TM, TN in linear_coop.glsl) */
+#define FP4RT_VK_MV_MAX_T 8 /* up to this many tokens: the matrix-vector kernel */
+#define FP4RT_VK_MV_ROWS 4  /* output rows per matrix-vector workgroup (NR in linear_mv.glsl) */
+#define FP4RT_VK_MV_TOKENS 4 /* tokens per matrix-vector workgroup (MT) */
+#define FP4RT_VK_ROWS_WG 32    /* rows per linear_rows.comp workgroup (WGR x R) */
+#define FP4RT_VK_ROWS_TOKENS 2 /* tokens per linear_rows.comp workgroup (MT) */
+#define FP4RT_VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp, linear_i8.comp) */
+#define FP4RT_VK_COOP_TILE 32 /* rows and tokens per cooperative-matrix workgroup (TM, TN in linear_coop.glsl) */
 
 static long g_coop_dispatches, g_i8_dispatches;
 long fp4rt_vk_coop_dispatches(void) { return g_coop_dispatches; }
@@ -36,20 +36,6 @@ typedef struct {
     float weight_scale;
 } pc_act_quant;
 _Static_assert(sizeof(pc_act_quant) == 28, "pc_act_quant mirrors act_quant.comp");
-
-static size_t row_bytes(const fp4rt_linear *l) {
-    switch (l->fmt) {
-    case FP4RT_W_BF16:
-    case FP4RT_W_F16:
-        return (size_t)l->n_in * 2;
-    case FP4RT_W_F32:
-        return (size_t)l->n_in * 4;
-    case FP4RT_W_FP8:
-        return (size_t)l->n_in;
-    default:
-        return (size_t)l->n_in / 2;
-    }
-}
 
 /* A window over floats [off, off + n) of buffer b; *skew gets the float offset of
  * `off` inside it. */
@@ -69,7 +55,7 @@ static uint64_t tokens_fitting(VkDeviceSize limit, VkDeviceSize align, uint64_t 
     return stride ? 1 + room / stride : UINT32_MAX;
 }
 
-/* Prefill (more than VK_MV_MAX_T tokens) on GPUs favours speed: FP8 / W4A4
+/* Prefill (more than FP4RT_VK_MV_MAX_T tokens) on GPUs favours speed: FP8 / W4A4
  * linears on the matrix units (linear_coop: exact products, FP32 sums in the
  * hardware's order) where the device has them, else W4A4 on packed integer dot
  * products (linear_i8: exact 16-blocks) where it accelerates them, else every
@@ -82,22 +68,22 @@ static uint64_t tokens_fitting(VkDeviceSize limit, VkDeviceSize align, uint64_t 
 /* Rows of W and tokens one workgroup of linear kernel k covers. */
 static void kernel_tile(vk_kernel k, uint64_t *rows, uint64_t *tokens) {
     switch (k) {
-    case VK_K_LINEAR_ROWS_NVFP4:
-    case VK_K_LINEAR_ROWS_FP8:
-    case VK_K_LINEAR_ROWS_HALF:
-    case VK_K_LINEAR_ROWS_F32:
-        *rows = VK_ROWS_WG, *tokens = VK_ROWS_TOKENS;
+    case FP4RT_VK_K_LINEAR_ROWS_NVFP4:
+    case FP4RT_VK_K_LINEAR_ROWS_FP8:
+    case FP4RT_VK_K_LINEAR_ROWS_HALF:
+    case FP4RT_VK_K_LINEAR_ROWS_F32:
+        *rows = FP4RT_VK_ROWS_WG, *tokens = FP4RT_VK_ROWS_TOKENS;
         return;
-    case VK_K_LINEAR_COOP:
-    case VK_K_LINEAR_COOP_EMU:
-        *rows = *tokens = VK_COOP_TILE;
+    case FP4RT_VK_K_LINEAR_COOP:
+    case FP4RT_VK_K_LINEAR_COOP_EMU:
+        *rows = *tokens = FP4RT_VK_COOP_TILE;
         return;
-    case VK_K_LINEAR_MM:
-    case VK_K_LINEAR_I8:
-        *rows = *tokens = VK_MM_TILE;
+    case FP4RT_VK_K_LINEAR_MM:
+    case FP4RT_VK_K_LINEAR_I8:
+        *rows = *tokens = FP4RT_VK_MM_TILE;
         return;
     default: /* linear_mv */
-        *rows = VK_MV_ROWS, *tokens = VK_MV_TOKENS;
+        *rows = FP4RT_VK_MV_ROWS, *tokens = FP4RT_VK_MV_TOKENS;
     }
 }
 
@@ -105,13 +91,13 @@ static vk_kernel rows_kernel(fp4rt_wfmt f) {
     switch (f) {
     case FP4RT_W_BF16:
     case FP4RT_W_F16:
-        return VK_K_LINEAR_ROWS_HALF;
+        return FP4RT_VK_K_LINEAR_ROWS_HALF;
     case FP4RT_W_F32:
-        return VK_K_LINEAR_ROWS_F32;
+        return FP4RT_VK_K_LINEAR_ROWS_F32;
     case FP4RT_W_FP8:
-        return VK_K_LINEAR_ROWS_FP8;
+        return FP4RT_VK_K_LINEAR_ROWS_FP8;
     default:
-        return VK_K_LINEAR_ROWS_NVFP4;
+        return FP4RT_VK_K_LINEAR_ROWS_NVFP4;
     }
 }
 
@@ -154,9 +140,9 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     const uint32_t *max_groups = c->props.limits.maxComputeWorkGroupCount;
 
     /* weight pieces: rows of W that fit one binding and one dispatch */
-    size_t rb = row_bytes(l);
+    size_t rb = (size_t)l->row_bytes;
     uint64_t per = (c->piece_range - c->align) / (rb ? rb : 1);
-    if (per > (uint64_t)max_groups[0] * VK_MV_ROWS) per = (uint64_t)max_groups[0] * VK_MV_ROWS;
+    if (per > (uint64_t)max_groups[0] * FP4RT_VK_MV_ROWS) per = (uint64_t)max_groups[0] * FP4RT_VK_MV_ROWS;
     if (per == 0)
         return fp4rt_fail(FP4RT_UNSUPPORTED,
                           "vulkan: %s: one row of %zu bytes exceeds maxStorageBufferRange %llu",
@@ -171,7 +157,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     uint64_t tq = quant ? tokens_fitting(lim, c->align, (uint64_t)K + 1, (uint64_t)K + 1) : UINT32_MAX;
     if (ty < tr) tr = ty;
     if (tq < tr) tr = tq;
-    uint64_t tok_groups = (uint64_t)max_groups[1] * (c->linear_rows ? VK_ROWS_TOKENS : VK_MV_TOKENS); /* the fewer */
+    uint64_t tok_groups = (uint64_t)max_groups[1] * (c->linear_rows ? FP4RT_VK_ROWS_TOKENS : FP4RT_VK_MV_TOKENS); /* the fewer */
     if (tok_groups < tr) tr = tok_groups;
     if (tr == 0)
         return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: %s: one token's activations exceed maxStorageBufferRange %llu",
@@ -179,15 +165,15 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
 
     for (uint64_t ta = 0; ta < (uint64_t)rows; ta += tr) {
         uint64_t nt = (uint64_t)rows - ta < tr ? (uint64_t)rows - ta : tr;
-        int big = nt > VK_MV_MAX_T && !c->exact;
+        int big = nt > FP4RT_VK_MV_MAX_T && !c->exact;
         int coop = big && quant && c->coop;
         int i8 = big && !coop && l->fmt == FP4RT_W_NVFP4_W4A4 && c->idot && K % 16 == 0;
         int mm = big && !coop && !i8 && !c->linear_rows;
-        vk_kernel mv = coop ? (c->coop == FP4RT_VK_COOP_EMU ? VK_K_LINEAR_COOP_EMU : VK_K_LINEAR_COOP)
-                       : i8 ? VK_K_LINEAR_I8
-                       : mm ? VK_K_LINEAR_MM
-                       : c->linear_subgroup ? VK_K_LINEAR
-                                            : VK_K_LINEAR_SHMEM;
+        vk_kernel mv = coop ? (c->coop == FP4RT_VK_COOP_EMU ? FP4RT_VK_K_LINEAR_COOP_EMU : FP4RT_VK_K_LINEAR_COOP)
+                       : i8 ? FP4RT_VK_K_LINEAR_I8
+                       : mm ? FP4RT_VK_K_LINEAR_MM
+                       : c->linear_subgroup ? FP4RT_VK_K_LINEAR
+                                            : FP4RT_VK_K_LINEAR_SHMEM;
         vk_pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post};
         vk_bind xb, yb, wb, sb = {0};
         fp4rt_status st = float_window(c, s->sb->scratch, xo + ta * xs, (nt - 1) * xs + (uint64_t)K,
@@ -207,7 +193,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
                               .post_off = (uint32_t)(nt * qrow),
                               .weight_scale = l->weight_scale};
             vk_bind qb[2] = {xb, {c->xq, 0, (nt * (VkDeviceSize)qrow + (dyn ? nt : 0)) * 4}};
-            st = fp4rt_vk_dispatch(c, VK_K_ACT_QUANT, qb, 2, &q, sizeof q,
+            st = fp4rt_vk_dispatch(c, FP4RT_VK_K_ACT_QUANT, qb, 2, &q, sizeof q,
                                    vk_groups(fp8 ? (uint64_t)K : (uint64_t)K / 16), (uint32_t)nt, 1);
             if (st) return st;
             xb = qb[1];

@@ -11,10 +11,10 @@
 
 #include "runtime/backend/vulkan/vk_internal.h"
 
-#define VK_WG 64u
-/* Workgroups of VK_WG invocations covering n items. */
+#define FP4RT_VK_WG 64u
+/* Workgroups of FP4RT_VK_WG invocations covering n items. */
 static inline uint32_t vk_groups(uint64_t n) {
-    return (uint32_t)((n + VK_WG - 1) / VK_WG);
+    return (uint32_t)((n + FP4RT_VK_WG - 1) / FP4RT_VK_WG);
 }
 
 /* Float offset of a view's first element, row 0, in the arena. */

@@ -2,8 +2,8 @@
  * embedded SPIR-V), created on first use with the device's subgroup size as
  * specialization constant 0, through a VkPipelineCache loaded from and saved to
  * disk (vk_pipeline_cache.c). Every
- * pipeline shares one layout: VK_MAX_BINDINGS push-descriptor storage buffers,
- * the step-info uniform buffer at VK_STEP_BINDING and VK_PUSH_BYTES of push
+ * pipeline shares one layout: FP4RT_VK_MAX_BINDINGS push-descriptor storage buffers,
+ * the step-info uniform buffer at FP4RT_VK_STEP_BINDING and FP4RT_VK_PUSH_BYTES of push
  * constants. */
 #include "runtime/backend/vulkan/vk_internal.h"
 
@@ -14,34 +14,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const k_names[VK_K_COUNT] = {
-    [VK_K_LINEAR] = "linear",       [VK_K_LINEAR_SHMEM] = "linear_shmem", [VK_K_LINEAR_MM] = "linear_mm",
-    [VK_K_LINEAR_ROWS_NVFP4] = "linear_rows_nvfp4", [VK_K_LINEAR_ROWS_FP8] = "linear_rows_fp8",
-    [VK_K_LINEAR_ROWS_HALF] = "linear_rows_half", [VK_K_LINEAR_ROWS_F32] = "linear_rows_f32",
-    [VK_K_ACT_QUANT] = "act_quant", [VK_K_DEQUANT_NVFP4] = "dequant_nvfp4",
-    [VK_K_NORM] = "norm",           [VK_K_ELTWISE] = "eltwise",     [VK_K_EMBED] = "embed",
-    [VK_K_ROPE] = "rope",           [VK_K_KV_APPEND] = "kv_append", [VK_K_ATTENTION] = "attention",
-    [VK_K_CONV1D_SILU] = "conv1d_silu", [VK_K_GATED_DELTA] = "gated_delta",
-    [VK_K_GATED_DELTA_CHUNK] = "gated_delta_chunk", [VK_K_ATTENTION_MERGE] = "attention_merge",
-    [VK_K_ARGMAX] = "argmax",       [VK_K_TOPK] = "topk",
-    [VK_K_LINEAR_COOP] = "linear_coop", [VK_K_LINEAR_COOP_EMU] = "linear_coop_emu", [VK_K_LINEAR_I8] = "linear_i8",
+static const char *const k_names[FP4RT_VK_K_COUNT] = {
+    [FP4RT_VK_K_LINEAR] = "linear",       [FP4RT_VK_K_LINEAR_SHMEM] = "linear_shmem", [FP4RT_VK_K_LINEAR_MM] = "linear_mm",
+    [FP4RT_VK_K_LINEAR_ROWS_NVFP4] = "linear_rows_nvfp4", [FP4RT_VK_K_LINEAR_ROWS_FP8] = "linear_rows_fp8",
+    [FP4RT_VK_K_LINEAR_ROWS_HALF] = "linear_rows_half", [FP4RT_VK_K_LINEAR_ROWS_F32] = "linear_rows_f32",
+    [FP4RT_VK_K_ACT_QUANT] = "act_quant", [FP4RT_VK_K_DEQUANT_NVFP4] = "dequant_nvfp4",
+    [FP4RT_VK_K_NORM] = "norm",           [FP4RT_VK_K_ELTWISE] = "eltwise",     [FP4RT_VK_K_EMBED] = "embed",
+    [FP4RT_VK_K_ROPE] = "rope",           [FP4RT_VK_K_KV_APPEND] = "kv_append", [FP4RT_VK_K_ATTENTION] = "attention",
+    [FP4RT_VK_K_CONV1D_SILU] = "conv1d_silu", [FP4RT_VK_K_GATED_DELTA] = "gated_delta",
+    [FP4RT_VK_K_GATED_DELTA_CHUNK] = "gated_delta_chunk", [FP4RT_VK_K_ATTENTION_MERGE] = "attention_merge",
+    [FP4RT_VK_K_ARGMAX] = "argmax",       [FP4RT_VK_K_TOPK] = "topk",
+    [FP4RT_VK_K_LINEAR_COOP] = "linear_coop", [FP4RT_VK_K_LINEAR_COOP_EMU] = "linear_coop_emu", [FP4RT_VK_K_LINEAR_I8] = "linear_i8",
 };
 
 fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c) {
-    VkDescriptorSetLayoutBinding b[VK_MAX_BINDINGS + 1];
-    for (int i = 0; i <= VK_MAX_BINDINGS; i++)
+    VkDescriptorSetLayoutBinding b[FP4RT_VK_MAX_BINDINGS + 1];
+    for (int i = 0; i <= FP4RT_VK_MAX_BINDINGS; i++)
         b[i] = (VkDescriptorSetLayoutBinding){.binding = (uint32_t)i,
-                                              .descriptorType = i == VK_STEP_BINDING
+                                              .descriptorType = i == FP4RT_VK_STEP_BINDING
                                                                     ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
                                                                     : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                               .descriptorCount = 1, .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
                                            .flags = VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR,
-                                           .bindingCount = VK_MAX_BINDINGS + 1, .pBindings = b};
+                                           .bindingCount = FP4RT_VK_MAX_BINDINGS + 1, .pBindings = b};
     fp4rt_status st = fp4rt_vk_check(c->vt.vkCreateDescriptorSetLayout(c->dev, &dci, NULL, &c->dsl),
                                      "vkCreateDescriptorSetLayout");
     if (st) return st;
-    VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = VK_PUSH_BYTES};
+    VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = FP4RT_VK_PUSH_BYTES};
     VkPipelineLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,
                                       .pSetLayouts = &c->dsl, .pushConstantRangeCount = 1,
                                       .pPushConstantRanges = &pcr};
@@ -60,7 +60,7 @@ fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c) {
 void fp4rt_vk_pipelines_free(vk_ctx *c) {
     if (!c->dev) return;
     fp4rt_vk_pipeline_cache_save(c);
-    for (int k = 0; k < VK_K_COUNT; k++)
+    for (int k = 0; k < FP4RT_VK_K_COUNT; k++)
         if (c->pipes[k]) c->vt.vkDestroyPipeline(c->dev, c->pipes[k], NULL);
     if (c->cache) c->vt.vkDestroyPipelineCache(c->dev, c->cache, NULL);
     if (c->layout) c->vt.vkDestroyPipelineLayout(c->dev, c->layout, NULL);
@@ -84,7 +84,7 @@ fp4rt_status fp4rt_vk_pipeline_get(vk_ctx *c, vk_kernel k, VkPipeline *out) {
      * get its SPIR-V rewritten (vk_spirv_coop.c) */
     uint32_t *khr = NULL;
     size_t khr_words = 0;
-    if (k == VK_K_LINEAR_COOP && c->coop == FP4RT_VK_COOP_KHR) {
+    if (k == FP4RT_VK_K_LINEAR_COOP && c->coop == FP4RT_VK_COOP_KHR) {
         fp4rt_status st = fp4rt_spirv_coop_nv_to_khr(sh->code, sh->bytes / 4, &khr, &khr_words);
         if (st) return fp4rt_fail_context(st, "vulkan: %s.comp", k_names[k]);
         mci.codeSize = khr_words * 4;

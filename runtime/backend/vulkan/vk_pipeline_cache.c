@@ -25,18 +25,18 @@
 #define PC_HEADER_VERSION 1u
 #define PC_MAX_DATA ((uint64_t)256 << 20)
 
-typedef struct pc_header {
+typedef struct pcache_header {
     char magic[8];            /* "FP4RTPC1" */
     uint32_t header_version;  /* PC_HEADER_VERSION */
-    uint32_t header_bytes;    /* sizeof(pc_header) */
+    uint32_t header_bytes;    /* sizeof(pcache_header) */
     char lib_version[16];     /* FP4RT_VERSION_STRING, NUL-padded */
     uint32_t vendor_id, device_id, driver_version;
     uint8_t uuid[VK_UUID_SIZE]; /* pipelineCacheUUID */
     uint32_t reserved;        /* 0 */
     uint64_t data_bytes;      /* Vulkan cache data that follows */
     uint64_t checksum;        /* FNV-1a 64 of the data */
-} pc_header;
-_Static_assert(sizeof(pc_header) == 80, "pc_header has no padding");
+} pcache_header;
+_Static_assert(sizeof(pcache_header) == 80, "pcache_header has no padding");
 
 static atomic_size_t g_loaded_bytes;
 static atomic_long g_saves;
@@ -51,7 +51,7 @@ static uint64_t fnv1a64(const void *p, size_t n) {
     return h;
 }
 
-static void make_header(const vk_ctx *c, pc_header *h, const void *data, size_t n) {
+static void make_header(const vk_ctx *c, pcache_header *h, const void *data, size_t n) {
     memset(h, 0, sizeof *h);
     memcpy(h->magic, PC_MAGIC, 8);
     h->header_version = PC_HEADER_VERSION;
@@ -114,7 +114,7 @@ void fp4rt_vk_pipeline_cache_load(vk_ctx *c, void **data, size_t *n) {
         fp4rt_log(FP4RT_LOG_DEBUG, "vulkan: no pipeline cache at %s (%s): starting empty", path, strerror(errno));
         return;
     }
-    pc_header h, want;
+    pcache_header h, want;
     void *buf = NULL;
     const char *why = NULL;
     if (fread(&h, sizeof h, 1, f) != 1) why = "truncated header";
@@ -167,7 +167,7 @@ void fp4rt_vk_pipeline_cache_save(vk_ctx *c) {
     void *data = malloc(n);
     if (!data) return;
     VkResult r = c->vt.vkGetPipelineCacheData(c->dev, c->cache, &n, data);
-    pc_header h;
+    pcache_header h;
     if (r == VK_SUCCESS) make_header(c, &h, data, n);
     if (r != VK_SUCCESS || (n == c->cache_loaded_bytes && h.checksum == c->cache_loaded_sum)) {
         free(data); /* unchanged (or unreadable): nothing to write */
