@@ -3,8 +3,8 @@
  * with subgroup or shared-memory reductions) or the tiled matrix-matrix kernel
  * (prefill: shaders/linear_mm.comp), the cooperative-matrix kernel (FP8 / W4A4
  * prefill on matrix units, shaders/linear_coop.glsl) or the integer-dot kernel
- * (W4A4 prefill, shaders/linear_i8.comp), chosen per token piece (see the
- * policy below), over bindings cut
+ * (W4A4 prefill, shaders/linear_i8.comp), chosen per token piece by
+ * fp4rt_vk_linear_kernel (vk_linear_policy.c), over bindings cut
  * into pieces that each fit the binding limit: rows of W (weight pieces,
  * c->piece_range) and tokens of x / y (the activation arena, the logits
  * [rows, vocab] and the quantized activations are bound per token piece,
@@ -17,7 +17,6 @@
 
 #include <string.h>
 
-#define FP4RT_VK_MV_MAX_T 8 /* up to this many tokens: the matrix-vector kernel */
 #define FP4RT_VK_MV_ROWS 4  /* output rows per matrix-vector workgroup (NR in linear_mv.glsl) */
 #define FP4RT_VK_MV_TOKENS 4 /* tokens per matrix-vector workgroup (MT) */
 #define FP4RT_VK_ROWS_WG 32    /* rows per linear_rows.comp workgroup (WGR x R) */
@@ -55,16 +54,6 @@ static uint64_t tokens_fitting(VkDeviceSize limit, VkDeviceSize align, uint64_t 
     return stride ? 1 + room / stride : UINT32_MAX;
 }
 
-/* Prefill (more than FP4RT_VK_MV_MAX_T tokens) on GPUs favours speed: FP8 / W4A4
- * linears on the matrix units (linear_coop: exact products, FP32 sums in the
- * hardware's order) where the device has them, else W4A4 on packed integer dot
- * products (linear_i8: exact 16-blocks) where it accelerates them, else every
- * linear on the tiled FP32 kernel (linear_mm). Those sum in other orders than
- * the CPU; in a model that re-quantizes activations a last-bit difference can
- * move an activation code (test_vk_parity's rules). FP4RT_VK_EXACT=1 keeps
- * every linear on the matrix-vector kernel, which reproduces the CPU's sums
- * bit for bit at any number of tokens. Software devices (lavapipe) run the
- * exact whole-rows kernel unless a test forces the others. */
 /* Rows of W and tokens one workgroup of linear kernel k covers. */
 static void kernel_tile(vk_kernel k, uint64_t *rows, uint64_t *tokens) {
     switch (k) {
@@ -87,20 +76,6 @@ static void kernel_tile(vk_kernel k, uint64_t *rows, uint64_t *tokens) {
     }
 }
 
-static vk_kernel rows_kernel(fp4rt_wfmt f) {
-    switch (f) {
-    case FP4RT_W_BF16:
-    case FP4RT_W_F16:
-        return FP4RT_VK_K_LINEAR_ROWS_HALF;
-    case FP4RT_W_F32:
-        return FP4RT_VK_K_LINEAR_ROWS_F32;
-    case FP4RT_W_FP8:
-        return FP4RT_VK_K_LINEAR_ROWS_FP8;
-    default:
-        return FP4RT_VK_K_LINEAR_ROWS_NVFP4;
-    }
-}
-
 fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     const fp4rt_linear *l = op->lin;
     vk_ctx *c = s->c;
@@ -111,7 +86,8 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     if (op->is_logits && s->step->no_logits) return FP4RT_OK;
     int t0 = op->is_logits && !s->step->all_logits ? T - 1 : 0, rows = T - t0;
     if (rows <= 0) return FP4RT_OK;
-    int quant = l->fmt == FP4RT_W_FP8 || l->fmt == FP4RT_W_NVFP4_W4A4;
+    fp4rt_vk_act_quant aq = fp4rt_vk_act_quant_of(l);
+    int quant = aq != FP4RT_VK_ACT_NONE;
     float post = 1.0f;
     if (quant)
         post = l->input_scale * l->weight_scale;
@@ -129,7 +105,9 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
         yo = fp4rt_vk_view_off(s, op->y) + (uint64_t)t0 * fp4rt_vk_stride(s);
         ys = fp4rt_vk_stride(s);
     }
-    int dyn = l->fmt == FP4RT_W_NVFP4_W4A4 && l->act_dynamic; /* per-row scales after the rows */
+    int dyn = aq == FP4RT_VK_ACT_NVFP4_DYNAMIC; /* per-row scales after the rows */
+    fp4rt_vk_linear_caps caps = {.coop = c->coop, .idot = c->idot, .linear_rows = c->linear_rows,
+                                 .linear_subgroup = c->linear_subgroup, .exact = c->exact};
     if (quant && ((VkDeviceSize)rows * K + (dyn ? (VkDeviceSize)rows : 0)) * 4 > c->xq->bytes)
         return fp4rt_fail(FP4RT_INTERNAL, "vulkan: xq too small");
 
@@ -165,15 +143,10 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
 
     for (uint64_t ta = 0; ta < (uint64_t)rows; ta += tr) {
         uint64_t nt = (uint64_t)rows - ta < tr ? (uint64_t)rows - ta : tr;
-        int big = nt > FP4RT_VK_MV_MAX_T && !c->exact;
-        int coop = big && quant && c->coop;
-        int i8 = big && !coop && l->fmt == FP4RT_W_NVFP4_W4A4 && c->idot && K % 16 == 0;
-        int mm = big && !coop && !i8 && !c->linear_rows;
-        vk_kernel mv = coop ? (c->coop == FP4RT_VK_COOP_EMU ? FP4RT_VK_K_LINEAR_COOP_EMU : FP4RT_VK_K_LINEAR_COOP)
-                       : i8 ? FP4RT_VK_K_LINEAR_I8
-                       : mm ? FP4RT_VK_K_LINEAR_MM
-                       : c->linear_subgroup ? FP4RT_VK_K_LINEAR
-                                            : FP4RT_VK_K_LINEAR_SHMEM;
+        /* the piece's kernel; a software device's whole-rows kernel is picked per weight piece */
+        vk_kernel piece_kern = fp4rt_vk_linear_kernel(l->fmt, aq, K, nt, &caps, 0);
+        int coop = piece_kern == FP4RT_VK_K_LINEAR_COOP || piece_kern == FP4RT_VK_K_LINEAR_COOP_EMU;
+        int i8 = piece_kern == FP4RT_VK_K_LINEAR_I8;
         vk_pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post};
         vk_bind xb, yb, wb, sb = {0};
         fp4rt_status st = float_window(c, s->sb->scratch, xo + ta * xs, (nt - 1) * xs + (uint64_t)K,
@@ -182,7 +155,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
         pc.x_stride = (uint32_t)xs;
         pc.y_stride = (uint32_t)ys;
         if (quant) {
-            int fp8 = l->fmt == FP4RT_W_FP8;
+            int fp8 = aq == FP4RT_VK_ACT_FP8;
             /* linear_i8 takes the codes (modes 3 / 4): rows of 5 K / 16 words */
             uint64_t qrow = i8 ? (uint64_t)K / 16 * 5 : (uint64_t)K;
             pc_act_quant q = {.K = (uint32_t)K,
@@ -213,9 +186,9 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
             pc.aligned = rb % 16 == 0 && skew % 16 == 0;
             /* the whole-rows kernel takes whole groups of 16 weights by 64-bit
              * loads (and x by 64-bit loads where its offset and stride are even) */
-            int rows_k = c->linear_rows && !coop && !i8 && K % 16 == 0 && rb % 8 == 0 && skew % 8 == 0;
-            if (rows_k) pc.aligned = pc.x_off % 2 == 0 && pc.x_stride % 2 == 0 ? 2 : 0;
-            vk_kernel kern = rows_k ? rows_kernel(l->fmt) : mv;
+            vk_kernel kern = fp4rt_vk_linear_kernel(l->fmt, aq, K, nt, &caps, rb % 8 == 0 && skew % 8 == 0);
+            if (kern != piece_kern) /* the whole-rows kernel */
+                pc.aligned = pc.x_off % 2 == 0 && pc.x_stride % 2 == 0 ? 2 : 0;
             uint64_t rows_per_group, tok_per_group;
             kernel_tile(kern, &rows_per_group, &tok_per_group);
             if (st_t) {

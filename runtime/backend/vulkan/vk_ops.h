@@ -26,6 +26,43 @@ fp4rt_status fp4rt_vk_arena_bind(const vk_step *s, vk_bind *b);
 fp4rt_status fp4rt_vk_tensor_bind(const vk_step *s, const void *host, VkDeviceSize bytes,
                                   size_t esize, const char *what, vk_bind *b, uint32_t *off);
 
+/* ---- The linear kernel policy (vk_linear_policy.c) ---- */
+
+#define FP4RT_VK_MV_MAX_T 8 /* up to this many tokens a piece runs the matrix-vector kernel */
+
+/* How a linear's activations are quantized before its kernel runs. */
+typedef enum fp4rt_vk_act_quant {
+    FP4RT_VK_ACT_NONE,          /* FP32 activations: BF16 / F16 / F32 / NVFP4 W4A16 weights */
+    FP4RT_VK_ACT_FP8,           /* FP8 E4M3 with the static input_scale */
+    FP4RT_VK_ACT_NVFP4,         /* NVFP4 W4A4 with the static input_scale */
+    FP4RT_VK_ACT_NVFP4_DYNAMIC, /* NVFP4 W4A4 with a per-row scale (act_dynamic) */
+} fp4rt_vk_act_quant;
+
+fp4rt_vk_act_quant fp4rt_vk_act_quant_of(const fp4rt_linear *l);
+
+/* What the kernel choice depends on besides the linear: the device and the knobs. */
+typedef struct fp4rt_vk_linear_caps {
+    int coop;            /* FP4RT_VK_COOP_*: matrix units for FP8 / W4A4 prefill (NONE: none) */
+    int idot;            /* packed integer dot products accelerated (W4A4 prefill) */
+    int linear_rows;     /* software device (or FP4RT_VK_LINEAR): the whole-rows kernels */
+    int linear_subgroup; /* the matrix-vector kernel reduces with subgroup shuffles */
+    int exact;           /* FP4RT_VK_EXACT=1: the bit-exact kernels at any token count */
+} fp4rt_vk_linear_caps;
+
+/* The kernel for a piece of n_tokens tokens of a linear of format fmt with K
+ * inputs, activations quantized as aq. Prefill (more than FP4RT_VK_MV_MAX_T
+ * tokens, exact off) favours speed: quantized activations on the matrix units
+ * (FP4RT_VK_K_LINEAR_COOP, or _COOP_EMU on the emulation) where caps->coop is
+ * set, else W4A4 with K % 16 == 0 on packed integer dot products
+ * (FP4RT_VK_K_LINEAR_I8) where caps->idot, else the tiled FP32 kernel
+ * (FP4RT_VK_K_LINEAR_MM) unless caps->linear_rows. The rest runs the
+ * matrix-vector kernel (FP4RT_VK_K_LINEAR with subgroups, else _SHMEM), or on
+ * a software device the whole-rows kernel of fmt (FP4RT_VK_K_LINEAR_ROWS_*)
+ * when rows_aligned (the weight window and row size allow its 64-bit loads)
+ * and K % 16 == 0. Pure: no device, no state. */
+vk_kernel fp4rt_vk_linear_kernel(fp4rt_wfmt fmt, fp4rt_vk_act_quant aq, int K, uint64_t n_tokens,
+                                 const fp4rt_vk_linear_caps *caps, int rows_aligned);
+
 /* The recorders, one per op family. */
 fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op); /* vk_op_linear.c */
 fp4rt_status fp4rt_vk_rec_embed(const vk_step *s, const fp4rt_op *op);  /* vk_op_basic.c */
