@@ -181,7 +181,6 @@ FP4_HD uint32_t fp4_f32_to_e4m3_sat(float f) {
     }
     return s | (e << 3) | m; /* 448 = e 15, m 6 at most: a <= 448 here */
 }
-FP4_HD float fp4_round_e4m3(float f) { return fp4_e4m3_value(fp4_f32_to_e4m3_sat(f)); }
 
 /* E2M1 code of f, RNE, saturating at +-6; sign set for f < 0; NaN -> +0
  * (fp4rt_f32_to_e2m1). */

@@ -51,14 +51,14 @@ int32_t fp4rt_sampler_sample(fp4rt_sampler *s, float *logits);
  * penalty not a positive normal float). Greedy picks ask for k = 1 at
  * temperature 1 (the same pick as the greedy scan). */
 int fp4rt_sampler_topk_request(fp4rt_sampler *s, fp4rt_topk_request *req);
-/* Picks the next token from the k candidates a backend's top_k returned for
- * that request (ids[0] >= 0): the same token, with the same RNG use, as
- * fp4rt_sampler_sample on the full logits. */
 /* The reference for device top-k: the top_k candidates fp4rt_sampler_sample
  * would draw from (values after penalties and temperature, best first) into
  * vals, ids [top_k]; returns top_k, or 0 (nothing written) when greedy or
  * top_k is off or >= n_vocab. logits are modified in place; no RNG use. */
 int fp4rt_sampler_top_k(fp4rt_sampler *s, float *logits, float *vals, int32_t *ids);
+/* Picks the next token from the k candidates a backend's top_k returned for
+ * that request (ids[0] >= 0): the same token, with the same RNG use, as
+ * fp4rt_sampler_sample on the full logits. */
 int32_t fp4rt_sampler_sample_topk(fp4rt_sampler *s, const float *vals, const int32_t *ids, int k);
 
 #endif

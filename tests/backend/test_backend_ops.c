@@ -31,6 +31,9 @@
 #include "runtime/base/numfmt.h"
 #ifdef FP4RT_HAVE_VULKAN
 #include "runtime/backend/vulkan/vk.h"
+#define MV_EXACT_TOKENS FP4RT_VK_MV_MAX_T /* Vulkan's bit-exact matrix-vector kernel */
+#else
+#define MV_EXACT_TOKENS 0
 #endif
 
 #include <stdint.h>
@@ -545,7 +548,7 @@ static void case_linear(const backend *b, const char *name, int with_mm) {
     c->n_ctx = c->chunk;
     /* Vulkan's matrix-vector kernel reproduces the CPU's sums exactly, the
      * whole-rows kernel at any number of tokens */
-    c->exact_T = b->cuda ? 0 : !strcmp(name, "linear-rows") ? 1 << 20 : 8;
+    c->exact_T = b->cuda ? 0 : !strcmp(name, "linear-rows") ? 1 << 20 : MV_EXACT_TOKENS;
     int xbuf[4];
     add_x_bufs(c, Ks, 4, xbuf);
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
@@ -669,7 +672,7 @@ static void case_linear_pieces(const backend *b, fp4rt_wfmt head_fmt, const char
     tcase *c = malloc(sizeof *c);
     case_init(c, name);
     c->chunk = c->n_ctx = 20;
-    c->exact_T = b->cuda ? 0 : 8;
+    c->exact_T = b->cuda ? 0 : MV_EXACT_TOKENS;
     c->w.cfg.vocab = 37; /* no embedding table (hidden stays 0): only the logits LINEAR */
     int x = add_buf(c, "x K=64", 64, 0, 0);
     c->bufs[x].lo = -2;

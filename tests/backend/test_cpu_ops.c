@@ -26,8 +26,9 @@ static void l2norm_rows(float *x, int T, int d, size_t stride, float scale) {
 
 static void test_gdn_forms(void) {
     const int dk = 32, dv = 24;
-    const int lengths[] = {1, 2, 15, 63, 64, 65, 130, 200};
-    const int chunks[] = {64, 16, 1};
+    const int gc = FP4RT_GDN_CHUNK; /* the contract's chunk, and lengths around it */
+    const int lengths[] = {1, 2, 15, gc - 1, gc, gc + 1, 2 * gc + 2, 200};
+    const int chunks[] = {gc, 16, 1};
     for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
         int T = lengths[li];
         float *q = malloc(sizeof(float) * T * dk), *k = malloc(sizeof(float) * T * dk);

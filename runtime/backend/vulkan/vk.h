@@ -27,6 +27,10 @@ typedef struct fp4rt_vk_device_desc {
     char reason[128];
 } fp4rt_vk_device_desc;
 
+/* Up to this many tokens a linear's piece runs the matrix-vector kernel, which
+ * reproduces the CPU's sums bit for bit (vk_linear_policy.c). */
+#define FP4RT_VK_MV_MAX_T 8
+
 /* Cooperative-matrix kinds (vk_coop.c): none; VK_NV_cooperative_matrix;
  * VK_KHR_cooperative_matrix; the emulated kernel (tests, FP4RT_VK_COOPMAT=emu). */
 enum { FP4RT_VK_COOP_NONE, FP4RT_VK_COOP_NV, FP4RT_VK_COOP_KHR, FP4RT_VK_COOP_EMU };

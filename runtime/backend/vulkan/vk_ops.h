@@ -28,8 +28,6 @@ fp4rt_status fp4rt_vk_tensor_bind(const vk_step *s, const void *host, VkDeviceSi
 
 /* ---- The linear kernel policy (vk_linear_policy.c) ---- */
 
-#define FP4RT_VK_MV_MAX_T 8 /* up to this many tokens a piece runs the matrix-vector kernel */
-
 /* How a linear's activations are quantized before its kernel runs. */
 typedef enum fp4rt_vk_act_quant {
     FP4RT_VK_ACT_NONE,          /* FP32 activations: BF16 / F16 / F32 / NVFP4 W4A16 weights */
