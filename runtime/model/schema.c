@@ -118,85 +118,68 @@ static void base_config(fp4rt_config *c) {
     c->mtp_layers = 0;
 }
 
+/* What differs between the presets; the rest is base_config. */
+typedef struct preset {
+    const char *name;
+    int hidden, n_layers, intermediate, vocab;
+    int n_heads, n_kv_heads, head_dim;
+    int lin_k_heads, lin_v_heads, lin_k_dim, lin_v_dim;
+    int tie_embeddings, max_positions, eos;
+} preset;
+
+static const preset k_presets[] = {
+    /* A few hundred thousand parameters with the 27B's ratios: 3 value heads per
+     * key head, 4 query heads per 2 KV heads, rotary 1/4 of head_dim. */
+    {.name = "tiny", .hidden = 64, .n_layers = 8, .intermediate = 192, .vocab = 512,
+     .n_heads = 4, .n_kv_heads = 2, .head_dim = 32,
+     .lin_k_heads = 2, .lin_v_heads = 6, .lin_k_dim = 32, .lin_v_dim = 32,
+     .tie_embeddings = 0, .max_positions = 4096, .eos = 1},
+    /* The model-level parity tests' larger model (about 16 M parameters): 16
+     * layers (12 GDN, 4 full attention, every 4th as in the 27B), hidden 256,
+     * 3 value heads per key head, 4 query heads per KV head, rotary 1/4 of
+     * head_dim, the real GDN head size 128; a small vocabulary keeps the
+     * embedding and lm_head (and the tests) fast. */
+    {.name = "small", .hidden = 256, .n_layers = 16, .intermediate = 512, .vocab = 1024,
+     .n_heads = 8, .n_kv_heads = 2, .head_dim = 64,
+     .lin_k_heads = 2, .lin_v_heads = 6, .lin_k_dim = 128, .lin_v_dim = 128,
+     .tie_embeddings = 0, .max_positions = 4096, .eos = 1},
+    /* MODEL.md §1.2 */
+    {.name = "qwen3.5-0.8b", .hidden = 1024, .n_layers = 24, .intermediate = 3584, .vocab = 248320,
+     .n_heads = 8, .n_kv_heads = 2, .head_dim = 256,
+     .lin_k_heads = 16, .lin_v_heads = 16, .lin_k_dim = 128, .lin_v_dim = 128,
+     .tie_embeddings = 1, .max_positions = 262144, .eos = 248044},
+    /* MODEL.md §1.1 */
+    {.name = "qwen3.6-27b", .hidden = 5120, .n_layers = 64, .intermediate = 17408, .vocab = 248320,
+     .n_heads = 24, .n_kv_heads = 4, .head_dim = 256,
+     .lin_k_heads = 16, .lin_v_heads = 48, .lin_k_dim = 128, .lin_v_dim = 128,
+     .tie_embeddings = 0, .max_positions = 262144, .eos = 248044},
+};
+
 fp4rt_status fp4rt_config_preset(const char *name, int n_layers, fp4rt_config *out) {
-    fp4rt_config c;
-    base_config(&c);
     if (!name) name = "";
-    if (!strcmp(name, "tiny")) {
-        /* A few hundred thousand parameters with the 27B's ratios: 3 value heads per
-         * key head, 4 query heads per 2 KV heads, rotary 1/4 of head_dim. */
-        c.hidden = 64;
-        c.n_layers = 8;
-        c.intermediate = 192;
-        c.vocab = 512;
-        c.n_heads = 4;
-        c.n_kv_heads = 2;
-        c.head_dim = 32;
-        c.lin_k_heads = 2;
-        c.lin_v_heads = 6;
-        c.lin_k_dim = 32;
-        c.lin_v_dim = 32;
-        c.tie_embeddings = 0;
-        c.max_positions = 4096;
-        c.n_eos = 1;
-        c.eos[0] = 1;
-    } else if (!strcmp(name, "small")) {
-        /* The model-level parity tests' larger model (about 16 M parameters): 16
-         * layers (12 GDN, 4 full attention, every 4th as in the 27B), hidden 256,
-         * 3 value heads per key head, 4 query heads per KV head, rotary 1/4 of
-         * head_dim, the real GDN head size 128; a small vocabulary keeps the
-         * embedding and lm_head (and the tests) fast. */
-        c.hidden = 256;
-        c.n_layers = 16;
-        c.intermediate = 512;
-        c.vocab = 1024;
-        c.n_heads = 8;
-        c.n_kv_heads = 2;
-        c.head_dim = 64;
-        c.lin_k_heads = 2;
-        c.lin_v_heads = 6;
-        c.lin_k_dim = 128;
-        c.lin_v_dim = 128;
-        c.tie_embeddings = 0;
-        c.max_positions = 4096;
-        c.n_eos = 1;
-        c.eos[0] = 1;
-    } else if (!strcmp(name, "qwen3.5-0.8b")) { /* MODEL.md §1.2 */
-        c.hidden = 1024;
-        c.n_layers = 24;
-        c.intermediate = 3584;
-        c.vocab = 248320;
-        c.n_heads = 8;
-        c.n_kv_heads = 2;
-        c.head_dim = 256;
-        c.lin_k_heads = 16;
-        c.lin_v_heads = 16;
-        c.lin_k_dim = 128;
-        c.lin_v_dim = 128;
-        c.tie_embeddings = 1;
-        c.max_positions = 262144;
-        c.n_eos = 1;
-        c.eos[0] = 248044;
-    } else if (!strcmp(name, "qwen3.6-27b")) { /* MODEL.md §1.1 */
-        c.hidden = 5120;
-        c.n_layers = 64;
-        c.intermediate = 17408;
-        c.vocab = 248320;
-        c.n_heads = 24;
-        c.n_kv_heads = 4;
-        c.head_dim = 256;
-        c.lin_k_heads = 16;
-        c.lin_v_heads = 48;
-        c.lin_k_dim = 128;
-        c.lin_v_dim = 128;
-        c.tie_embeddings = 0;
-        c.max_positions = 262144;
-        c.n_eos = 1;
-        c.eos[0] = 248044;
-    } else {
+    const preset *pr = NULL;
+    for (size_t i = 0; i < FP4RT_ARRAY_LEN(k_presets); i++)
+        if (!strcmp(name, k_presets[i].name)) pr = &k_presets[i];
+    if (!pr)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
                           "unknown config '%s' (known: tiny, small, qwen3.5-0.8b, qwen3.6-27b)", name);
-    }
+    fp4rt_config c;
+    base_config(&c);
+    c.hidden = pr->hidden;
+    c.n_layers = pr->n_layers;
+    c.intermediate = pr->intermediate;
+    c.vocab = pr->vocab;
+    c.n_heads = pr->n_heads;
+    c.n_kv_heads = pr->n_kv_heads;
+    c.head_dim = pr->head_dim;
+    c.lin_k_heads = pr->lin_k_heads;
+    c.lin_v_heads = pr->lin_v_heads;
+    c.lin_k_dim = pr->lin_k_dim;
+    c.lin_v_dim = pr->lin_v_dim;
+    c.tie_embeddings = pr->tie_embeddings;
+    c.max_positions = pr->max_positions;
+    c.n_eos = 1;
+    c.eos[0] = pr->eos;
     if (n_layers < 0 || n_layers > FP4RT_MAX_LAYERS)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "config '%s': layer count %d out of range 1..%d",
                           name, n_layers, FP4RT_MAX_LAYERS);
