@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,39 @@ static inline double test_nmse(const float *a, const float *ref, size_t n) {
         den += (double)ref[i] * ref[i];
     }
     return den > 0 ? num / den : num;
+}
+
+/* The comma-separated token ids of a fixture (tests/fixtures/tokens.txt), at
+ * most 4096, in a malloc'd array; *n gets the count. NULL when the file cannot
+ * be read. */
+static inline int32_t *test_read_tokens(const char *path, int *n) {
+    *n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    int32_t *ids = (int32_t *)malloc(4096 * sizeof *ids);
+    int c = 0, v;
+    while (ids && c < 4096 && fscanf(f, " %d ,", &v) == 1) ids[c++] = v;
+    fclose(f);
+    *n = c;
+    return ids;
+}
+
+/* Of n rows of V logits, how many have another argmax than the reference's row
+ * where the reference's top-2 margin exceeds `margin`. */
+static inline int test_argmax_disagreements(const float *a, const float *ref, int n, int V, float margin) {
+    int bad = 0;
+    for (int t = 0; t < n; t++) {
+        const float *x = a + (size_t)t * V, *r = ref + (size_t)t * V;
+        int ia = 0, ir = 0, second = -1;
+        for (int i = 1; i < V; i++) {
+            if (x[i] > x[ia]) ia = i;
+            if (r[i] > r[ir]) ir = i;
+        }
+        for (int i = 0; i < V; i++)
+            if (i != ir && (second < 0 || r[i] > r[second])) second = i;
+        if (r[ir] - r[second] > margin && ia != ir) bad++;
+    }
+    return bad;
 }
 
 /* A fresh scratch directory per test process: /tmp/fp4rt-test-<name>-XXXXXX.

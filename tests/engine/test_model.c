@@ -28,17 +28,6 @@
 #include <unistd.h>
 
 
-static int32_t *read_tokens(const char *path, int *n) {
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    int32_t *ids = malloc(4096 * sizeof *ids);
-    int c = 0, v;
-    while (c < 4096 && fscanf(f, " %d ,", &v) == 1) ids[c++] = v;
-    fclose(f);
-    *n = c;
-    return ids;
-}
-
 static float *read_floats(const char *path, size_t n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -96,27 +85,9 @@ static int all_finite(const float *x, size_t n) {
     return 1;
 }
 
-/* Argmax agrees at every position whose top-2 margin in the reference exceeds
- * `margin`. Returns the number of disagreements. */
-static int argmax_disagreements(const float *a, const float *ref, int n, int V, float margin) {
-    int bad = 0;
-    for (int t = 0; t < n; t++) {
-        const float *x = a + (size_t)t * V, *r = ref + (size_t)t * V;
-        int ia = 0, ir = 0, second = -1;
-        for (int i = 1; i < V; i++) {
-            if (x[i] > x[ia]) ia = i;
-            if (r[i] > r[ir]) ir = i;
-        }
-        for (int i = 0; i < V; i++)
-            if (i != ir && (second < 0 || r[i] > r[second])) second = i;
-        if (r[ir] - r[second] > margin && ia != ir) bad++;
-    }
-    return bad;
-}
-
 static void test_fixtures(void) {
     int n;
-    int32_t *ids = read_tokens("tests/fixtures/tokens.txt", &n);
+    int32_t *ids = test_read_tokens("tests/fixtures/tokens.txt", &n);
     CHECK_MSG(ids && n >= 64, "tests/fixtures/tokens.txt missing or shorter than 64 tokens");
     if (!ids) return;
     static const struct {
@@ -140,7 +111,7 @@ static void test_fixtures(void) {
             printf("%-11s NMSE vs transformers %.3g (ceiling %.0e)\n", cases[c].name, e, cases[c].tol);
             CHECK_MSG(e <= cases[c].tol, "%s: NMSE %.3g > %.0e", cases[c].name, e, cases[c].tol);
             CHECK(all_finite(got, (size_t)n * V));
-            int bad = argmax_disagreements(got, ref, n, V, 1e-3f);
+            int bad = test_argmax_disagreements(got, ref, n, V, 1e-3f);
             CHECK_MSG(bad == 0, "%s: argmax differs at %d clear positions", cases[c].name, bad);
         }
         /* decode path against the same reference */

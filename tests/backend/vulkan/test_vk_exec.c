@@ -45,25 +45,6 @@ static void capture(fp4rt_log_level level, const char *msg, void *user) {
     }
 }
 
-static int32_t *read_tokens(const char *path, int *n) {
-    FILE *f = fopen(path, "r");
-    int32_t *t = malloc(4096 * sizeof *t);
-    *n = 0;
-    if (!f || !t) {
-        if (f) fclose(f);
-        free(t);
-        return NULL;
-    }
-    int v;
-    while (*n < 4096 && fscanf(f, "%d", &v) == 1) { /* comma-separated */
-        t[(*n)++] = v;
-        int ch = fgetc(f);
-        if (ch != ',' && ch != EOF && ch != '\n') break;
-    }
-    fclose(f);
-    return t;
-}
-
 static fp4rt_model *load(const char *dir, const char *dev, int profile) {
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = dev;
@@ -293,7 +274,7 @@ int main(void) {
     printf("device %s: %s (%s)\n", dev, d.name, d.driver);
     fp4rt_log_set(capture, NULL);
     int n = 0;
-    int32_t *tok = read_tokens("tests/fixtures/tokens.txt", &n);
+    int32_t *tok = test_read_tokens("tests/fixtures/tokens.txt", &n);
     CHECK(tok && n >= 64);
     if (tok && n >= 64) {
         test_replay("tests/fixtures/tiny-mixed", dev, tok, 16);

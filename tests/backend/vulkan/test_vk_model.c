@@ -36,25 +36,6 @@
 #define DECODE_NMSE 1e-6
 #define PREFILL_NMSE 1e-6
 
-static int32_t *read_tokens(const char *path, int *n) {
-    FILE *f = fopen(path, "r");
-    int32_t *t = malloc(4096 * sizeof *t);
-    *n = 0;
-    if (!f || !t) {
-        if (f) fclose(f);
-        free(t);
-        return NULL;
-    }
-    int v;
-    while (*n < 4096 && fscanf(f, "%d", &v) == 1) {
-        t[(*n)++] = v;
-        int ch = fgetc(f);
-        if (ch != ',' && ch != EOF && ch != '\n') break;
-    }
-    fclose(f);
-    return t;
-}
-
 #ifdef FP4RT_HAVE_VULKAN
 static void test_dequant(const char *dev) {
     void *ctx = NULL;
@@ -142,24 +123,6 @@ static float *read_floats(const char *path, size_t n) {
     return x;
 }
 
-/* Argmax agrees with the reference at every row whose top-2 margin there
- * exceeds `margin` (as in test_model.c). Returns the disagreements. */
-static int argmax_disagreements(const float *a, const float *ref, int n, int V, float margin) {
-    int bad = 0;
-    for (int t = 0; t < n; t++) {
-        const float *x = a + (size_t)t * V, *r = ref + (size_t)t * V;
-        int ia = 0, ir = 0, second = -1;
-        for (int i = 1; i < V; i++) {
-            if (x[i] > x[ia]) ia = i;
-            if (r[i] > r[ir]) ir = i;
-        }
-        for (int i = 0; i < V; i++)
-            if (i != ir && (second < 0 || r[i] > r[second])) second = i;
-        if (r[ir] - r[second] > margin && ia != ir) bad++;
-    }
-    return bad;
-}
-
 /* Vulkan logits against the transformers fixture (tests/fixtures/<name>.logits.bin,
  * the first n of its rows) with test_model.c's ceilings: 1e-6 for BF16, 1e-5
  * where FP8 / NVFP4 activation codes can flip on summation order. */
@@ -171,7 +134,7 @@ static void vs_transformers(const char *what, const float *got, const char *ref_
         double e = test_nmse(got, ref, (size_t)n * V);
         printf("  %-34s NMSE %.3g (ceiling %.0e)\n", what, e, tol);
         CHECK_MSG(e <= tol, "%s: NMSE %.3g vs transformers > %.0e", what, e, tol);
-        int bad = argmax_disagreements(got, ref, n, V, 1e-3f);
+        int bad = test_argmax_disagreements(got, ref, n, V, 1e-3f);
         CHECK_MSG(bad == 0, "%s: argmax differs from transformers at %d clear positions", what, bad);
     }
     free(ref);
@@ -251,7 +214,7 @@ int main(int argc, char **argv) {
 #endif
 
     int n = 0;
-    int32_t *tok = read_tokens("tests/fixtures/tokens.txt", &n);
+    int32_t *tok = test_read_tokens("tests/fixtures/tokens.txt", &n);
     CHECK(tok && n >= 64);
     const char *models[] = {"tests/fixtures/tiny-bf16", "tests/fixtures/tiny-mixed", "tests/fixtures/tiny-w4a4"};
     const double tf_tol[] = {1e-6, 1e-5, 1e-5};
