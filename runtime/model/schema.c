@@ -103,9 +103,9 @@ size_t fp4rt_schema_tensors(const fp4rt_config *cfg, fp4rt_tensor_spec **out) {
 
 /* ---- presets --------------------------------------------------------------- */
 
-/* Text model of Qwen3_5ForConditionalGeneration with the 3 GDN : 1 attention pattern. */
+/* Text model of Qwen3_5ForConditionalGeneration with the 3 GDN : 1 attention
+ * pattern: the keys every preset shares, set over a preset's sizes. */
 static void base_config(fp4rt_config *c) {
-    memset(c, 0, sizeof *c);
     snprintf(c->architecture, sizeof c->architecture, "Qwen3_5ForConditionalGeneration");
     c->nested = 1;
     snprintf(c->tensor_prefix, sizeof c->tensor_prefix, "model.language_model.");
@@ -118,68 +118,42 @@ static void base_config(fp4rt_config *c) {
     c->mtp_layers = 0;
 }
 
-/* What differs between the presets; the rest is base_config. */
-typedef struct preset {
-    const char *name;
-    int hidden, n_layers, intermediate, vocab;
-    int n_heads, n_kv_heads, head_dim;
-    int lin_k_heads, lin_v_heads, lin_k_dim, lin_v_dim;
-    int tie_embeddings, max_positions, eos;
-} preset;
+/* A preset's sizes, in the order of its row below. */
+#define PRESET(nm, hid, lay, inter, voc, nh, nkv, hd, lkh, lvh, lkd, lvd, tie, maxpos, eos_id)                     \
+    {nm,                                                                                                           \
+     {.hidden = hid, .n_layers = lay, .intermediate = inter, .vocab = voc, .n_heads = nh, .n_kv_heads = nkv,       \
+      .head_dim = hd, .lin_k_heads = lkh, .lin_v_heads = lvh, .lin_k_dim = lkd, .lin_v_dim = lvd,                  \
+      .tie_embeddings = tie, .max_positions = maxpos, .n_eos = 1, .eos = {eos_id}}}
 
-static const preset k_presets[] = {
-    /* A few hundred thousand parameters with the 27B's ratios: 3 value heads per
-     * key head, 4 query heads per 2 KV heads, rotary 1/4 of head_dim. */
-    {.name = "tiny", .hidden = 64, .n_layers = 8, .intermediate = 192, .vocab = 512,
-     .n_heads = 4, .n_kv_heads = 2, .head_dim = 32,
-     .lin_k_heads = 2, .lin_v_heads = 6, .lin_k_dim = 32, .lin_v_dim = 32,
-     .tie_embeddings = 0, .max_positions = 4096, .eos = 1},
-    /* The model-level parity tests' larger model (about 16 M parameters): 16
-     * layers (12 GDN, 4 full attention, every 4th as in the 27B), hidden 256,
-     * 3 value heads per key head, 4 query heads per KV head, rotary 1/4 of
-     * head_dim, the real GDN head size 128; a small vocabulary keeps the
-     * embedding and lm_head (and the tests) fast. */
-    {.name = "small", .hidden = 256, .n_layers = 16, .intermediate = 512, .vocab = 1024,
-     .n_heads = 8, .n_kv_heads = 2, .head_dim = 64,
-     .lin_k_heads = 2, .lin_v_heads = 6, .lin_k_dim = 128, .lin_v_dim = 128,
-     .tie_embeddings = 0, .max_positions = 4096, .eos = 1},
-    /* MODEL.md §1.2 */
-    {.name = "qwen3.5-0.8b", .hidden = 1024, .n_layers = 24, .intermediate = 3584, .vocab = 248320,
-     .n_heads = 8, .n_kv_heads = 2, .head_dim = 256,
-     .lin_k_heads = 16, .lin_v_heads = 16, .lin_k_dim = 128, .lin_v_dim = 128,
-     .tie_embeddings = 1, .max_positions = 262144, .eos = 248044},
-    /* MODEL.md §1.1 */
-    {.name = "qwen3.6-27b", .hidden = 5120, .n_layers = 64, .intermediate = 17408, .vocab = 248320,
-     .n_heads = 24, .n_kv_heads = 4, .head_dim = 256,
-     .lin_k_heads = 16, .lin_v_heads = 48, .lin_k_dim = 128, .lin_v_dim = 128,
-     .tie_embeddings = 0, .max_positions = 262144, .eos = 248044},
+/* tiny: a few hundred thousand parameters with the 27B's ratios (3 value heads
+ * per key head, 4 query heads per 2 KV heads, rotary 1/4 of head_dim).
+ * small: the model-level parity tests' larger model (about 16 M parameters):
+ * 16 layers (12 GDN, 4 full attention, every 4th as in the 27B), hidden 256,
+ * the real GDN head size 128; a small vocabulary keeps the embedding and
+ * lm_head (and the tests) fast.
+ * qwen3.5-0.8b: MODEL.md §1.2; qwen3.6-27b: MODEL.md §1.1. */
+static const struct {
+    const char *name;
+    fp4rt_config cfg;
+} k_presets[] = {
+    /* name, hidden, layers, intermediate, vocab, heads, KV heads, head_dim, GDN key heads, value heads,
+     * key dim, value dim, tied embeddings, max positions, EOS id */
+    PRESET("tiny", 64, 8, 192, 512, 4, 2, 32, 2, 6, 32, 32, 0, 4096, 1),
+    PRESET("small", 256, 16, 512, 1024, 8, 2, 64, 2, 6, 128, 128, 0, 4096, 1),
+    PRESET("qwen3.5-0.8b", 1024, 24, 3584, 248320, 8, 2, 256, 16, 16, 128, 128, 1, 262144, 248044),
+    PRESET("qwen3.6-27b", 5120, 64, 17408, 248320, 24, 4, 256, 16, 48, 128, 128, 0, 262144, 248044),
 };
+#undef PRESET
 
 fp4rt_status fp4rt_config_preset(const char *name, int n_layers, fp4rt_config *out) {
     if (!name) name = "";
-    const preset *pr = NULL;
-    for (size_t i = 0; i < FP4RT_ARRAY_LEN(k_presets); i++)
-        if (!strcmp(name, k_presets[i].name)) pr = &k_presets[i];
-    if (!pr)
+    size_t k = 0;
+    while (k < FP4RT_ARRAY_LEN(k_presets) && strcmp(name, k_presets[k].name)) k++;
+    if (k == FP4RT_ARRAY_LEN(k_presets))
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
                           "unknown config '%s' (known: tiny, small, qwen3.5-0.8b, qwen3.6-27b)", name);
-    fp4rt_config c;
+    fp4rt_config c = k_presets[k].cfg;
     base_config(&c);
-    c.hidden = pr->hidden;
-    c.n_layers = pr->n_layers;
-    c.intermediate = pr->intermediate;
-    c.vocab = pr->vocab;
-    c.n_heads = pr->n_heads;
-    c.n_kv_heads = pr->n_kv_heads;
-    c.head_dim = pr->head_dim;
-    c.lin_k_heads = pr->lin_k_heads;
-    c.lin_v_heads = pr->lin_v_heads;
-    c.lin_k_dim = pr->lin_k_dim;
-    c.lin_v_dim = pr->lin_v_dim;
-    c.tie_embeddings = pr->tie_embeddings;
-    c.max_positions = pr->max_positions;
-    c.n_eos = 1;
-    c.eos[0] = pr->eos;
     if (n_layers < 0 || n_layers > FP4RT_MAX_LAYERS)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "config '%s': layer count %d out of range 1..%d",
                           name, n_layers, FP4RT_MAX_LAYERS);

@@ -51,15 +51,9 @@ static fp4rt_status fake_prepare(void *ctx, const fp4rt_program *p) {
 
 /* Only the required slots: every optional one takes its default. */
 static const fp4rt_backend_ops k_bare = {
-    .name = "bare",
-    .create = fake_create,
-    .destroy = fake_destroy,
-    .buffer_alloc = fake_alloc,
-    .buffer_free = fake_free,
-    .buffer_upload = fake_copy,
-    .buffer_download = fake_download,
-    .buffer_clear = fake_clear,
-    .run = fake_run,
+    .name = "bare", .create = fake_create, .destroy = fake_destroy, .run = fake_run,
+    .buffer_alloc = fake_alloc, .buffer_free = fake_free, .buffer_clear = fake_clear,
+    .buffer_upload = fake_copy, .buffer_download = fake_download,
 };
 
 /* Runs `step` through the wrapper; 1 when the backend saw it. */
