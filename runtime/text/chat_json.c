@@ -103,6 +103,35 @@ static size_t put_utf8(char *d, unsigned cp) {
     return 4;
 }
 
+/* The character a one-letter escape (the letter after the backslash) stands
+ * for, or 0. */
+static char simple_escape(char c) {
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    const char *p = c ? strchr(from, c) : NULL;
+    return p ? to[p - from] : 0;
+}
+
+/* Decodes the \uXXXX escape at *s (its 'u'), with the low surrogate that must
+ * follow a high one, into *cp; *s moves past what was read. NULL, or what is
+ * wrong (then *s is where). */
+static const char *u_escape(const char **s, unsigned *cp) {
+    unsigned lo;
+    if (hex4(*s + 1, cp)) return "bad \\u escape";
+    *s += 5;
+    const char *t = *s;
+    if (*cp >= 0xD800 && *cp < 0xDC00) {
+        if (t[0] != '\\' || t[1] != 'u' || hex4(t + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+            return "unpaired surrogate in \\u escape";
+        *cp = 0x10000 + ((*cp - 0xD800) << 10) + (lo - 0xDC00);
+        *s += 6;
+    } else if (*cp >= 0xDC00 && *cp <= 0xDFFF) {
+        return "unpaired surrogate in \\u escape";
+    } else if (*cp == 0) {
+        return "\\u0000 is not supported";
+    }
+    return NULL;
+}
+
 /* Parses a string literal at ps->p (the opening quote); returns the decoded text
  * (malloc'ed; the decoded form is never longer than the literal) or NULL. */
 static char *parse_string(parser *ps, size_t *len_out) {
@@ -121,91 +150,33 @@ static char *parse_string(parser *ps, size_t *len_out) {
         return NULL;
     }
     size_t n = 0;
-    while (*s != '"') {
+    const char *err = NULL;
+    while (!err && *s != '"') {
         unsigned char c = (unsigned char)*s;
+        char e = c == '\\' ? simple_escape(s[1]) : 0;
+        unsigned cp;
         if (c < 0x20) {
-            ps->p = s;
-            fail(ps, "control character in string");
-            free(out);
-            return NULL;
-        }
-        if (c != '\\') {
+            err = "control character in string";
+        } else if (c != '\\') {
             out[n++] = (char)c;
             s++;
-            continue;
+        } else if (e) {
+            out[n++] = e;
+            s += 2;
+        } else if (s[1] == 'u') {
+            s++;
+            err = u_escape(&s, &cp);
+            if (!err) n += put_utf8(out + n, cp);
+        } else {
+            s++;
+            err = "bad escape";
         }
-        s++;
-        switch (*s) {
-        case '"':
-            out[n++] = '"';
-            s++;
-            break;
-        case '\\':
-            out[n++] = '\\';
-            s++;
-            break;
-        case '/':
-            out[n++] = '/';
-            s++;
-            break;
-        case 'b':
-            out[n++] = '\b';
-            s++;
-            break;
-        case 'f':
-            out[n++] = '\f';
-            s++;
-            break;
-        case 'n':
-            out[n++] = '\n';
-            s++;
-            break;
-        case 'r':
-            out[n++] = '\r';
-            s++;
-            break;
-        case 't':
-            out[n++] = '\t';
-            s++;
-            break;
-        case 'u': {
-            unsigned cp, lo;
-            if (hex4(s + 1, &cp)) {
-                ps->p = s;
-                fail(ps, "bad \\u escape");
-                free(out);
-                return NULL;
-            }
-            s += 5;
-            if (cp >= 0xD800 && cp < 0xDC00) {
-                if (s[0] != '\\' || s[1] != 'u' || hex4(s + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
-                    ps->p = s;
-                    fail(ps, "unpaired surrogate in \\u escape");
-                    free(out);
-                    return NULL;
-                }
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                s += 6;
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                ps->p = s;
-                fail(ps, "unpaired surrogate in \\u escape");
-                free(out);
-                return NULL;
-            } else if (cp == 0) {
-                ps->p = s;
-                fail(ps, "\\u0000 is not supported");
-                free(out);
-                return NULL;
-            }
-            n += put_utf8(out + n, cp);
-            break;
-        }
-        default:
-            ps->p = s;
-            fail(ps, "bad escape");
-            free(out);
-            return NULL;
-        }
+    }
+    if (err) {
+        ps->p = s;
+        fail(ps, err);
+        free(out);
+        return NULL;
     }
     out[n] = '\0';
     ps->p = q + 1;

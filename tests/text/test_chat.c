@@ -283,6 +283,32 @@ static void test_bad_input(void) {
     const fp4rt_chat_message m_lone[] = {
         user, {.role = "assistant", .tool_calls = &lone, .n_tool_calls = 1}};
     expect_invalid("unpaired surrogate", m_lone, 2, NULL, "surrogate");
+    /* each way a string escape in arguments_json can be wrong */
+    static const struct {
+        const char *json, *needle;
+    } bad_escapes[] = {
+        {"{\"x\": \"\\q\"}", "bad escape"},
+        {"{\"x\": \"\\u12G4\"}", "bad \\u escape"},
+        {"{\"x\": \"\\udc00\"}", "unpaired surrogate"},
+        {"{\"x\": \"\\ud800\\u0041\"}", "unpaired surrogate"},
+        {"{\"x\": \"\\u0000\"}", "\\u0000 is not supported"},
+        {"{\"x\": \"a\tb\"}", "control character"},
+    };
+    for (size_t i = 0; i < sizeof bad_escapes / sizeof bad_escapes[0]; i++) {
+        const fp4rt_tool_call call = {.name = "f", .arguments_json = bad_escapes[i].json};
+        const fp4rt_chat_message m[] = {user, {.role = "assistant", .tool_calls = &call, .n_tool_calls = 1}};
+        expect_invalid(bad_escapes[i].json, m, 2, NULL, bad_escapes[i].needle);
+    }
+    /* every valid escape decodes (the call is re-serialized from the decoded text) */
+    const fp4rt_tool_call escapes = {.name = "f",
+                                     .arguments_json = "{\"x\": \"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\"}"};
+    const fp4rt_chat_message m_escapes[] = {
+        user, {.role = "assistant", .tool_calls = &escapes, .n_tool_calls = 1}};
+    char *esc_out = NULL;
+    CHECK_EQ_INT(fp4rt_chat_format(m_escapes, 2, NULL, &esc_out), FP4RT_OK);
+    CHECK_MSG(esc_out && strstr(esc_out, "<parameter=x>\n\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80\n</parameter>"),
+              "escapes decoded: %s", esc_out ? esc_out : "(null)");
+    free(esc_out);
     const fp4rt_tool_call unnamed = {.name = NULL, .arguments_json = "{}"};
     const fp4rt_chat_message m_unnamed[] = {
         user, {.role = "assistant", .tool_calls = &unnamed, .n_tool_calls = 1}};
