@@ -88,8 +88,9 @@ fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_p
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d + %d tokens exceed n_ctx %d", step->pos0,
                           step->n_tokens, sb->n_ctx);
     if (!step->tokens) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "step of %d tokens without tokens", step->n_tokens);
-    int vocab = p->weights->cfg.vocab;
-    for (int i = 0; i < step->n_tokens; i++)
+    int vocab = p->weights->cfg.vocab, embeds = 0;
+    for (int i = 0; i < p->n_ops && !embeds; i++) embeds = p->ops[i].kind == FP4RT_OP_EMBED;
+    for (int i = 0; embeds && i < step->n_tokens; i++)
         if (step->tokens[i] < 0 || step->tokens[i] >= vocab)
             return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "step token %d at index %d is outside the vocabulary [0, %d)",
                               step->tokens[i], i, vocab);

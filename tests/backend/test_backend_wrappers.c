@@ -71,7 +71,8 @@ static void test_step_contract(void) {
     CHECK_EQ_INT(fp4rt_backend_create(&k_bare, 1, &ctx), FP4RT_OK);
     fp4rt_weights w = {0};
     w.cfg.vocab = 10;
-    fp4rt_program p = {.weights = &w};
+    fp4rt_op embed = {.kind = FP4RT_OP_EMBED}; /* the tokens are checked when the program embeds them */
+    fp4rt_program p = {.weights = &w, .n_ops = 1, .ops = &embed};
     fp4rt_session_buffers sb = {.n_ctx = 8, .chunk = 4};
     CHECK_EQ_INT(fp4rt_backend_alloc(&k_bare, ctx, 64, "scratch", &sb.scratch), FP4RT_OK);
     int32_t tok[4] = {1, 2, 3, 9}, bad_tok[2] = {1, 10}, neg_tok[1] = {-1}, pick = 0;
@@ -106,6 +107,8 @@ static void test_step_contract(void) {
     CHECK(strstr(fp4rt_last_error(), "index 1") != NULL);
     s = (fp4rt_step){.tokens = neg_tok, .n_tokens = 1};
     CHECK(!reached(&k_bare, ctx, &p, &sb, &s, FP4RT_INVALID_ARGUMENT));
+    fp4rt_program no_embed = {.weights = &w}; /* op-level programs: any token */
+    CHECK(reached(&k_bare, ctx, &no_embed, &sb, &s, FP4RT_OK));
     /* a device pick on a backend without the argmax slot, and of a step without logits */
     s = (fp4rt_step){.tokens = tok, .n_tokens = 1, .argmax_out = &pick};
     CHECK(!reached(&k_bare, ctx, &p, &sb, &s, FP4RT_UNSUPPORTED));
