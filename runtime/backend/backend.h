@@ -197,8 +197,8 @@ fp4rt_status fp4rt_backend_clear(const fp4rt_backend_ops *be, void *ctx, fp4rt_b
  * p->weights is synthetic (none: UNSUPPORTED). */
 fp4rt_status fp4rt_backend_prepare(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p, uint64_t seed);
 /* The step contract every backend's run relies on: tokens set, each in
- * [0, vocab) when the program embeds them (has an EMBED op); 1 <= n_tokens <= sb->chunk; 0 <= pos0 and pos0 + n_tokens <=
- * sb->n_ctx ("context full"); argmax_out only on a backend with the argmax slot
+ * [0, vocab) when the program embeds them (has an EMBED op); 1 <= n_tokens <=
+ * sb->chunk; 0 <= pos0 and pos0 + n_tokens <= sb->n_ctx ("context full"); argmax_out only on a backend with the argmax slot
  * (else UNSUPPORTED) and not with no_logits; the session buffers scratch and
  * logits allocated. */
 fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_program *p,

@@ -123,7 +123,8 @@ static inline fp4rt_status fp4rt_program_tensors(const fp4rt_program *p, fp4rt_p
         switch (op->kind) {
         case FP4RT_OP_EMBED:
             st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_EMBED, w->embed,
-                                            (uint64_t)cfg->vocab * cfg->hidden * (w->embed_dtype == FP4RT_DT_F32 ? 4 : 2),
+                                            (uint64_t)cfg->vocab * cfg->hidden *
+                                                (w->embed_dtype == FP4RT_DT_F32 ? 4 : 2),
                                             "embed_tokens", NULL);
             break;
         case FP4RT_OP_LINEAR:

@@ -135,7 +135,8 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     uint64_t tq = quant ? tokens_fitting(lim, c->align, (uint64_t)K + 1, (uint64_t)K + 1) : UINT32_MAX;
     if (ty < tr) tr = ty;
     if (tq < tr) tr = tq;
-    uint64_t tok_groups = (uint64_t)max_groups[1] * (c->linear_rows ? FP4RT_VK_ROWS_TOKENS : FP4RT_VK_MV_TOKENS); /* the fewer */
+    uint64_t tok_groups = /* the fewer */
+        (uint64_t)max_groups[1] * (c->linear_rows ? FP4RT_VK_ROWS_TOKENS : FP4RT_VK_MV_TOKENS);
     if (tok_groups < tr) tr = tok_groups;
     if (tr == 0)
         return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: %s: one token's activations exceed maxStorageBufferRange %llu",

@@ -15,7 +15,8 @@
 #include <string.h>
 
 static const char *const k_names[FP4RT_VK_K_COUNT] = {
-    [FP4RT_VK_K_LINEAR] = "linear",       [FP4RT_VK_K_LINEAR_SHMEM] = "linear_shmem", [FP4RT_VK_K_LINEAR_MM] = "linear_mm",
+    [FP4RT_VK_K_LINEAR] = "linear", [FP4RT_VK_K_LINEAR_SHMEM] = "linear_shmem",
+    [FP4RT_VK_K_LINEAR_MM] = "linear_mm",
     [FP4RT_VK_K_LINEAR_ROWS_NVFP4] = "linear_rows_nvfp4", [FP4RT_VK_K_LINEAR_ROWS_FP8] = "linear_rows_fp8",
     [FP4RT_VK_K_LINEAR_ROWS_HALF] = "linear_rows_half", [FP4RT_VK_K_LINEAR_ROWS_F32] = "linear_rows_f32",
     [FP4RT_VK_K_ACT_QUANT] = "act_quant", [FP4RT_VK_K_DEQUANT_NVFP4] = "dequant_nvfp4",
@@ -24,7 +25,8 @@ static const char *const k_names[FP4RT_VK_K_COUNT] = {
     [FP4RT_VK_K_CONV1D_SILU] = "conv1d_silu", [FP4RT_VK_K_GATED_DELTA] = "gated_delta",
     [FP4RT_VK_K_GATED_DELTA_CHUNK] = "gated_delta_chunk", [FP4RT_VK_K_ATTENTION_MERGE] = "attention_merge",
     [FP4RT_VK_K_ARGMAX] = "argmax",       [FP4RT_VK_K_TOPK] = "topk",
-    [FP4RT_VK_K_LINEAR_COOP] = "linear_coop", [FP4RT_VK_K_LINEAR_COOP_EMU] = "linear_coop_emu", [FP4RT_VK_K_LINEAR_I8] = "linear_i8",
+    [FP4RT_VK_K_LINEAR_COOP] = "linear_coop", [FP4RT_VK_K_LINEAR_COOP_EMU] = "linear_coop_emu",
+    [FP4RT_VK_K_LINEAR_I8] = "linear_i8",
 };
 
 fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c) {
