@@ -177,8 +177,5 @@ typedef struct fp4rt_backend_ops {
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;
 
-/* Bytes per KV-cache element, and "BF16" / "F32" / "FP8". */
-size_t fp4rt_kv_elem_size(fp4rt_kv_type t);
-const char *fp4rt_kv_type_name(fp4rt_kv_type t);
 
 #endif
