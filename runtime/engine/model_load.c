@@ -2,6 +2,7 @@
 #include "runtime/engine/model.h"
 
 #include "runtime/base/common.h"
+#include "runtime/base/env.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -82,6 +83,12 @@ static int report(const fp4rt_model_params *p, float f, const char *stage) {
     return p->progress ? p->progress(f, stage, p->progress_user) : 0;
 }
 
+/* The profile parameter: params->profile, or FP4RT_PROFILE=1 (the one place
+ * that knob is read). */
+static int wants_profile(const fp4rt_model_params *params) {
+    return params->profile || fp4rt_env_bool(FP4RT_ENV_PROFILE);
+}
+
 fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params) {
     fp4rt_model_params defaults = fp4rt_model_default_params();
     if (!params) params = &defaults;
@@ -111,7 +118,7 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
         }
         st = fp4rt_backend_start(m, dev, 0);
     }
-    if (!st && params->profile) {
+    if (!st && wants_profile(params)) {
         if (m->backend->set_profile)
             st = m->backend->set_profile(m->backend_ctx, 1);
         else
@@ -156,7 +163,7 @@ fp4rt_model *fp4rt_model_load_synthetic(const char *preset, const char *recipe, 
         }
         st = fp4rt_backend_start(m, dev, seed);
     }
-    if (!st && params->profile && m->backend->set_profile) st = m->backend->set_profile(m->backend_ctx, 1);
+    if (!st && wants_profile(params) && m->backend->set_profile) st = m->backend->set_profile(m->backend_ctx, 1);
     if (st) {
         fp4rt_fail_context(st, "synthetic %s", preset);
         fp4rt_model_free(m);

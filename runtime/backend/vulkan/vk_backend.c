@@ -47,8 +47,6 @@ fp4rt_status fp4rt_vk_backend_create(int index, void **out) {
     if (!st) st = fp4rt_vk_buffer_create(c, sizeof(vk_step_info), 1, "step info", &c->step_info);
     if (!st) memset(c->step_info->mapped, 0, sizeof(vk_step_info));
     if (!st) st = fp4rt_vk_coop_check(c);
-    const char *prof = getenv("FP4RT_PROFILE");
-    if (!st && prof && prof[0] && strcmp(prof, "0")) st = fp4rt_vk_profile_enable(c, 1);
     if (st) {
         vk_destroy(c);
         return st;

@@ -2,6 +2,7 @@
 #include "runtime/backend/vulkan/vk_ops.h"
 
 #include "runtime/base/common.h"
+#include "runtime/base/env.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -85,8 +86,7 @@ fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op) {
      * loops beyond it, silently: the chunked kernel at dk 128 needs ~30 000 per
      * chunk). */
     uint32_t dv = pc.dv, T = pc.T;
-    const char *ch = getenv("FP4RT_VK_GDN_CHUNKED");
-    int chunked = T > 1 && !(ch && ch[0] == '0') &&
+    int chunked = T > 1 && fp4rt_env_bool(FP4RT_ENV_VK_GDN_CHUNKED) &&
                   s->c->props.limits.maxComputeSharedMemorySize >= GDN_CHUNK_SHARED_BYTES;
     uint32_t per = chunked ? FP4RT_GDN_CHUNK : 128u, cols = chunked ? GDN_CHUNK_COLS : GDN_REC_COLS;
     pc_gdn base = pc;

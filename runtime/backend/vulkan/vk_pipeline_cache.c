@@ -12,6 +12,7 @@
 #include "runtime/backend/vulkan/vk_internal.h"
 
 #include "runtime/base/common.h"
+#include "runtime/base/env.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -67,8 +68,8 @@ static void make_header(const vk_ctx *c, pc_header *h, const void *data, size_t 
 
 /* The cache directory (new string), or NULL when no location is known. */
 static char *cache_dir(void) {
-    const char *e = getenv("FP4RT_CACHE_DIR");
-    if (e && e[0]) return fp4rt_strdup(e);
+    const char *e = fp4rt_env_str(FP4RT_ENV_CACHE_DIR);
+    if (e) return fp4rt_strdup(e);
     e = getenv("XDG_CACHE_HOME");
     if (e && e[0]) return fp4rt_path_join(e, "fp4rt");
     e = getenv("HOME");
