@@ -605,7 +605,7 @@ static void case_linear_mm(const backend *b) {
 static int coop_only_mode; /* main's argv[2] "coop" */
 
 /* LINEAR through a fast prefill kernel. i8 = 0: the cooperative-matrix kernel
- * (linear_coop.glsl: FP8 / W4A4, whose FP16 operands are exact, on the matrix
+ * (linear_coop.comp: FP8 / W4A4, whose FP16 operands are exact, on the matrix
  * units; the caller sets FP4RT_VK_COOPMAT=emu on devices without them): FP8,
  * W4A4 and W4A4 with the dynamic per-row scale. i8 = 1: the integer-dot kernel
  * (linear_i8.comp, W4A4 and W4A4-dyn; FP4RT_VK_IDOT=1 set by the caller).
@@ -1032,6 +1032,7 @@ int main(int argc, char **argv) {
     fp4rt_numfmt_init();
     bench_mode = getenv("FP4RT_OPS_BENCH") != NULL;
     backend list[9];
+    memset(list, 0, sizeof list); /* the Vulkan entries leave cuda / cuda_index 0 */
     int n = 0;
     printf("backend cpu: reference\n");
 #ifdef FP4RT_HAVE_VULKAN

@@ -45,7 +45,7 @@ fp4rt_status fp4rt_vk_rec_conv(const vk_step *s, const fp4rt_op *op) {
                              "the conv state", &b[2], &skew);
     if (st) return st;
     pc.st_off = (uint32_t)(skew / 4);
-    return fp4rt_vk_dispatch(s->c, VK_K_CONV1D_SILU, b, 3, &pc, sizeof pc, vk_groups(C), 1, 1);
+    return fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_CONV1D_SILU, b, 3, &pc, sizeof pc, vk_groups(C), 1, 1);
 }
 
 fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op) {
@@ -96,7 +96,7 @@ fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op) {
         pc.z_off = base.z_off + t0 * base.stride;
         pc.a_off = base.a_off + t0 * base.stride;
         pc.y_off = base.y_off + t0 * base.stride;
-        st = fp4rt_vk_dispatch(s->c, chunked ? VK_K_GATED_DELTA_CHUNK : VK_K_GATED_DELTA, b, 4, &pc, sizeof pc,
+        st = fp4rt_vk_dispatch(s->c, chunked ? FP4RT_VK_SHADER_GATED_DELTA_CHUNK : FP4RT_VK_SHADER_GATED_DELTA, b, 4, &pc, sizeof pc,
                                (uint32_t)cfg->lin_v_heads, (dv + cols - 1) / cols, 1);
     }
     return st;
