@@ -14,26 +14,39 @@
 #ifndef FP4RT_ENV_KNOBS_H
 #define FP4RT_ENV_KNOBS_H
 
-#define FP4RT_ENV_KNOBS(X)                                                                                       \
-    X(CACHE_DIR, STRING, "", "",                                                                                 \
-      "directory of the Vulkan pipeline cache (unset: $XDG_CACHE_HOME/fp4rt, else ~/.cache/fp4rt)")               \
-    X(PROFILE, BOOL, "0", "", "time every op and log the totals per op kind when the model is freed (as --profile)") \
-    X(NO_CUDA, BOOL, "0", "", "1: never load the CUDA module (no cuda devices)")                                  \
-    X(CUDA_MODULE, STRING, "", "",                                                                               \
-      "path of libfp4rt-cuda.so (unset: next to libfp4rt, the executable, or ../lib of it)")                     \
-    X(CUDA_GRAPHS, BOOL, "1", "", "0: the CUDA backend launches each kernel itself instead of replaying CUDA graphs") \
-    X(CUDA_STAGING_KB, INT, "65536", "", "size in KiB of the CUDA backend's pinned upload staging (both halves)") \
-    X(VK_EXACT, BOOL, "0", "", "1: every Vulkan linear on the exact kernels (the CPU's sums bit for bit), prefill too") \
-    X(VK_COOPMAT, ENUM, "", "0|nv|khr|emu",                                                                      \
-      "Vulkan matrix units for prefill linears: 0 off, nv / khr that kind if the device has it, emu the emulated kernel (unset: the device's)") \
-    X(VK_IDOT, BOOL, "", "",                                                                                     \
-      "1 / 0: force W4A4 prefill on packed integer dot products on or off (unset: where accelerated and no matrix units)") \
-    X(VK_LINEAR, ENUM, "", "rows|mv", "Vulkan decode linear layout: rows (one row per lane) or mv (unset: rows on software devices)") \
-    X(VK_NO_SUBGROUP, BOOL, "0", "", "1: Vulkan linears reduce in shared memory instead of subgroup operations")  \
-    X(VK_GDN_CHUNKED, BOOL, "1", "", "0: Vulkan gated-delta prefill in the recurrent form instead of the chunked") \
-    X(VK_MAX_RANGE, SIZE, "", "", "lower the Vulkan device's storage-binding limit to this many bytes (tests)")   \
-    X(VK_PIECE_RANGE, SIZE, "", "", "lower the size of the weight pieces of Vulkan linears to this many bytes (tests)") \
-    X(VK_MAX_ACT_RANGE, SIZE, "", "", "lower the activation / logits windows of Vulkan linears to this many bytes (tests)")
+#define FP4RT_ENV_KNOBS(X)                                                                                             \
+    X(CACHE_DIR, STRING, "", "",                                                                                       \
+          "directory of the Vulkan pipeline cache (unset: $XDG_CACHE_HOME/fp4rt, else ~/.cache/fp4rt)")                \
+    X(PROFILE, BOOL, "0", "",                                                                                          \
+          "1: time every op, log the totals per op kind when the model is freed (as --profile)")                       \
+    X(NO_CUDA, BOOL, "0", "",                                                                                          \
+          "1: never load the CUDA module (no cuda devices)")                                                           \
+    X(CUDA_MODULE, STRING, "", "",                                                                                     \
+          "path of libfp4rt-cuda.so (unset: next to libfp4rt, next to the executable, or in its ../lib)")              \
+    X(CUDA_GRAPHS, BOOL, "1", "",                                                                                      \
+          "0: the CUDA backend launches each kernel instead of replaying CUDA graphs")                                 \
+    X(CUDA_STAGING_KB, INT, "65536", "",                                                                               \
+          "KiB of the CUDA backend's pinned upload staging (both halves; <= 0: the default)")                          \
+    X(VK_EXACT, BOOL, "0", "",                                                                                         \
+          "1: every Vulkan linear on the exact kernels (the CPU's sums bit for bit), prefill too")                     \
+    X(VK_COOPMAT, ENUM, "", "0|nv|khr|emu",                                                                            \
+          "prefill linears on matrix units: 0 none, nv / khr that kind if the device has it, emu the "                 \
+          "emulated kernel (unset: the device's kind)")                                                                \
+    X(VK_IDOT, BOOL, "", "",                                                                                           \
+          "1 / 0: W4A4 prefill on packed integer dot products on / off (unset: where accelerated and no "              \
+          "matrix units)")                                                                                             \
+    X(VK_LINEAR, ENUM, "", "rows|mv",                                                                                  \
+          "Vulkan linear layout: rows (whole rows per invocation) or mv (unset: rows on software devices)")            \
+    X(VK_NO_SUBGROUP, BOOL, "0", "",                                                                                   \
+          "1: Vulkan decode linears reduce through shared memory, not subgroup shuffles")                              \
+    X(VK_GDN_CHUNKED, BOOL, "1", "",                                                                                   \
+          "0: Vulkan gated-delta prefill in the recurrent form instead of the chunked one")                            \
+    X(VK_MAX_RANGE, SIZE, "", "",                                                                                      \
+          "lower the Vulkan storage-binding limit of the whole device to this many bytes (tests)")                     \
+    X(VK_PIECE_RANGE, SIZE, "", "",                                                                                    \
+          "lower the weight pieces of Vulkan linears to this many bytes (tests)")                                      \
+    X(VK_MAX_ACT_RANGE, SIZE, "", "",                                                                                  \
+          "lower the activation / logits windows of Vulkan linears to this many bytes (tests)")
 
 /* FP4RT_* variables that are not library knobs (build options, the test and
  * benchmark harness): recognised, so not warned about as unknown. Names ending

@@ -56,7 +56,8 @@ static void test_types(void) {
 
     /* an empty value is the default, not an error */
     CHECK_EQ_INT(parse1("FP4RT_CUDA_GRAPHS=", &st), 0);
-    CHECK(st.v[FP4RT_ENV_CUDA_GRAPHS].set && st.v[FP4RT_ENV_CUDA_GRAPHS].i == 1 && !st.malformed[FP4RT_ENV_CUDA_GRAPHS]);
+    CHECK(st.v[FP4RT_ENV_CUDA_GRAPHS].set && st.v[FP4RT_ENV_CUDA_GRAPHS].i == 1 &&
+          !st.malformed[FP4RT_ENV_CUDA_GRAPHS]);
     fp4rt_env_state_clear(&st);
     CHECK_EQ_INT(parse1("FP4RT_CACHE_DIR=", &st), 0);
     CHECK(!st.v[FP4RT_ENV_CACHE_DIR].set);
@@ -68,10 +69,14 @@ static void test_malformed(void) {
         const char *entry;
         fp4rt_env_id id;
     } bad[] = {
-        {"FP4RT_VK_MAX_RANGE=abc", FP4RT_ENV_VK_MAX_RANGE}, {"FP4RT_VK_MAX_RANGE=12x", FP4RT_ENV_VK_MAX_RANGE},
-        {"FP4RT_VK_MAX_RANGE=-4", FP4RT_ENV_VK_MAX_RANGE},  {"FP4RT_VK_PIECE_RANGE=99999999999g", FP4RT_ENV_VK_PIECE_RANGE},
-        {"FP4RT_VK_EXACT=maybe", FP4RT_ENV_VK_EXACT},       {"FP4RT_VK_GDN_CHUNKED=00", FP4RT_ENV_VK_GDN_CHUNKED},
-        {"FP4RT_CUDA_STAGING_KB=1.5", FP4RT_ENV_CUDA_STAGING_KB}, {"FP4RT_VK_COOPMAT=amd", FP4RT_ENV_VK_COOPMAT},
+        {"FP4RT_VK_MAX_RANGE=abc", FP4RT_ENV_VK_MAX_RANGE},
+        {"FP4RT_VK_MAX_RANGE=12x", FP4RT_ENV_VK_MAX_RANGE},
+        {"FP4RT_VK_MAX_RANGE=-4", FP4RT_ENV_VK_MAX_RANGE},
+        {"FP4RT_VK_PIECE_RANGE=99999999999g", FP4RT_ENV_VK_PIECE_RANGE},
+        {"FP4RT_VK_EXACT=maybe", FP4RT_ENV_VK_EXACT},
+        {"FP4RT_VK_GDN_CHUNKED=00", FP4RT_ENV_VK_GDN_CHUNKED},
+        {"FP4RT_CUDA_STAGING_KB=1.5", FP4RT_ENV_CUDA_STAGING_KB},
+        {"FP4RT_VK_COOPMAT=amd", FP4RT_ENV_VK_COOPMAT},
         {"FP4RT_VK_LINEAR=row", FP4RT_ENV_VK_LINEAR},
     };
     for (size_t j = 0; j < sizeof bad / sizeof *bad; j++) {

@@ -405,7 +405,9 @@ fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8
         st = fp4rt_vk_window(c, x, 0, x->bytes, "dequant buffer", &b[i], NULL);
     }
     uint32_t pairs = (uint32_t)(n / 2);
-    if (!st) st = fp4rt_vk_dispatch(c, FP4RT_VK_SHADER_DEQUANT_NVFP4, b, 3, &pairs, sizeof pairs, (pairs + 63) / 64, 1, 1);
+    if (!st)
+        st = fp4rt_vk_dispatch(c, FP4RT_VK_SHADER_DEQUANT_NVFP4, b, 3, &pairs, sizeof pairs,
+                               (pairs + 63) / 64, 1, 1);
     if (!st) st = fp4rt_vk_submit_wait(c);
     if (!st) st = fp4rt_vk_download(c, bo, 0, out, n * 2);
     fp4rt_vk_buffer_destroy(c, bw);

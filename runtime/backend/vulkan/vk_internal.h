@@ -96,7 +96,8 @@ typedef struct vk_ctx {
     VkDeviceSize piece_range; /* largest weight piece bound at once: max_range, or lower with
                                  FP4RT_VK_PIECE_RANGE (tests: linears in pieces, nothing else) */
     VkDeviceSize act_range;   /* largest activation window of a linear: max_range, or FP4RT_VK_MAX_ACT_RANGE (tests) */
-    int linear_rows;          /* linears run linear_rows_* (shaders/linear_rows.comp: whole rows per invocation): software devices, FP4RT_VK_LINEAR */
+    int linear_rows;          /* linears run linear_rows_* (shaders/linear_rows.comp: whole rows per
+                                 invocation): software devices, FP4RT_VK_LINEAR */
     int coop;                 /* FP4RT_VK_COOP_*: prefill FP8 / W4A4 linears on linear_coop(_emu).comp */
     int idot;                 /* prefill W4A4 linears on linear_i8.comp (packed integer dot products) */
     int exact;                /* FP4RT_VK_EXACT=1: every linear on the bit-exact kernels */

@@ -31,7 +31,8 @@ fp4rt_status fp4rt_vk_rec_embed(const vk_step *s, const fp4rt_op *op) {
                              &b[1], NULL);
     if (st) return st;
     pc_embed pc = {.hidden = h, .y_off = fp4rt_vk_view_off(s, op->y), .stride = fp4rt_vk_stride(s)};
-    return fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_EMBED, b, 2, &pc, sizeof pc, vk_groups(h), (uint32_t)s->step->n_tokens, 1);
+    return fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_EMBED, b, 2, &pc, sizeof pc, vk_groups(h),
+                             (uint32_t)s->step->n_tokens, 1);
 }
 
 fp4rt_status fp4rt_vk_rec_norm(const vk_step *s, const fp4rt_op *op) {

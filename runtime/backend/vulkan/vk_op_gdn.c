@@ -96,8 +96,9 @@ fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op) {
         pc.z_off = base.z_off + t0 * base.stride;
         pc.a_off = base.a_off + t0 * base.stride;
         pc.y_off = base.y_off + t0 * base.stride;
-        st = fp4rt_vk_dispatch(s->c, chunked ? FP4RT_VK_SHADER_GATED_DELTA_CHUNK : FP4RT_VK_SHADER_GATED_DELTA, b, 4, &pc, sizeof pc,
-                               (uint32_t)cfg->lin_v_heads, (dv + cols - 1) / cols, 1);
+        st = fp4rt_vk_dispatch(
+            s->c, chunked ? FP4RT_VK_SHADER_GATED_DELTA_CHUNK : FP4RT_VK_SHADER_GATED_DELTA, b, 4,
+            &pc, sizeof pc, (uint32_t)cfg->lin_v_heads, (dv + cols - 1) / cols, 1);
     }
     return st;
 }

@@ -183,7 +183,8 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
         int coop = big && quant && c->coop;
         int i8 = big && !coop && l->fmt == FP4RT_W_NVFP4_W4A4 && c->idot && K % 16 == 0;
         int mm = big && !coop && !i8 && !c->linear_rows;
-        vk_kernel mv = coop ? (c->coop == FP4RT_VK_COOP_EMU ? FP4RT_VK_SHADER_LINEAR_COOP_EMU : FP4RT_VK_SHADER_LINEAR_COOP)
+        vk_kernel mv = coop ? (c->coop == FP4RT_VK_COOP_EMU ? FP4RT_VK_SHADER_LINEAR_COOP_EMU
+                                                            : FP4RT_VK_SHADER_LINEAR_COOP)
                        : i8 ? FP4RT_VK_SHADER_LINEAR_I8
                        : mm ? FP4RT_VK_SHADER_LINEAR_MM
                        : c->linear_subgroup ? FP4RT_VK_SHADER_LINEAR
