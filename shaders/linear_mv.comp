@@ -21,7 +21,7 @@
 // aligned in the binding (pc.aligned = 0), read one weight at a time instead.
 //
 // Weights (pc.fmt, FP4RT_W_*): 0 BF16, 1 F16, 2 F32, 3 FP8 E4M3, 4/5 NVFP4. NVFP4
-// E2M1 codes become FP16 bits of code * 2^-14 (NVFP4.md 4.1) times the E4M3
+// E2M1 codes become FP16 bits of code * 2^-14 (docs/NVFP4.md 4.1) times the E4M3
 // block scale * 2^14: the exact value code * scale. FP8 codes become FP16 bits of
 // value * 2^-8 (exact, subnormals included) times 2^8; NaN codes stay NaN. FP32
 // accumulation. The FP8 and W4A4 activation quantization is a separate pass

@@ -1,4 +1,4 @@
-/* Building the program (MODEL.md §2) and planning its activation arena. */
+/* Building the program (docs/MODEL.md §2) and planning its activation arena. */
 #include "runtime/model/program.h"
 
 #include "runtime/base/common.h"

@@ -1,6 +1,6 @@
 /* Tensor schema of a Qwen3.5 / Qwen3.6 dense text model, the named preset configs,
  * config.json generation and the quantization recipes (see schema.h; names and
- * shapes follow MODEL.md §4, recipes MODEL.md §5.2). */
+ * shapes follow docs/MODEL.md §4, recipes docs/MODEL.md §5.2). */
 #include "runtime/model/schema.h"
 
 #include "runtime/base/common.h"
@@ -161,7 +161,7 @@ fp4rt_status fp4rt_config_preset(const char *name, int n_layers, fp4rt_config *o
         c.max_positions = 4096;
         c.n_eos = 1;
         c.eos[0] = 1;
-    } else if (!strcmp(name, "qwen3.5-0.8b")) { /* MODEL.md §1.2 */
+    } else if (!strcmp(name, "qwen3.5-0.8b")) { /* docs/MODEL.md §1.2 */
         c.hidden = 1024;
         c.n_layers = 24;
         c.intermediate = 3584;
@@ -177,7 +177,7 @@ fp4rt_status fp4rt_config_preset(const char *name, int n_layers, fp4rt_config *o
         c.max_positions = 262144;
         c.n_eos = 1;
         c.eos[0] = 248044;
-    } else if (!strcmp(name, "qwen3.6-27b")) { /* MODEL.md §1.1 */
+    } else if (!strcmp(name, "qwen3.6-27b")) { /* docs/MODEL.md §1.1 */
         c.hidden = 5120;
         c.n_layers = 64;
         c.intermediate = 17408;
@@ -333,7 +333,7 @@ fp4rt_qalgo fp4rt_recipe_algo(const char *recipe, const fp4rt_tensor_spec *t) {
     int r = fp4rt_recipe_known(recipe);
     if (r < 0 || t->role != FP4RT_ROLE_LINEAR) return FP4RT_Q_NONE;
     int is_head = !strcmp(t->module, "lm_head");
-    if (r == 0) { /* nvidia-mixed, MODEL.md §5.2 */
+    if (r == 0) { /* nvidia-mixed, docs/MODEL.md §5.2 */
         if (is_head || leaf_in(t->module, mlp)) return FP4RT_Q_NVFP4_W4A16;
         if (leaf_in(t->module, attn) || leaf_in(t->module, gdn_big)) return FP4RT_Q_FP8;
         return FP4RT_Q_NONE;

@@ -1,4 +1,4 @@
-/* The on-disk Vulkan pipeline cache (STYLE.md rule 10): the VkPipelineCache's
+/* The on-disk Vulkan pipeline cache (docs/STYLE.md rule 10): the VkPipelineCache's
  * data saved in <dir>/pipelines-<vendorID>-<deviceID>.bin behind our own
  * header, where <dir> is $FP4RT_CACHE_DIR, else $XDG_CACHE_HOME/fp4rt, else
  * $HOME/.cache/fp4rt. The header pins the library version, vendor, device,
