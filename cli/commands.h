@@ -12,6 +12,7 @@ int fp4rt_cmd_synth(int argc, char **argv);
 int fp4rt_cmd_quantize(int argc, char **argv);
 int fp4rt_cmd_bench(int argc, char **argv);
 int fp4rt_cmd_devices(int argc, char **argv);
+int fp4rt_cmd_env(int argc, char **argv);
 int fp4rt_cmd_tokenize(int argc, char **argv);
 int fp4rt_cmd_chat(int argc, char **argv);
 int fp4rt_cmd_verify(int argc, char **argv);

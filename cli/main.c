@@ -64,6 +64,7 @@ static const struct {
     {"bench", fp4rt_cmd_bench, "prefill/decode tokens/s and % of the memory-bandwidth limit"},
     {"verify", fp4rt_cmd_verify, "run every device, compare logits and greedy tokens with the CPU"},
     {"devices", fp4rt_cmd_devices, "list the devices fp4rt can use"},
+    {"env", fp4rt_cmd_env, "the FP4RT_* environment knobs: type, default, current value"},
     {"plan", fp4rt_cmd_plan, "memory needed per part for a context length"},
     {"inspect", fp4rt_cmd_inspect, "tensors, formats and sizes of a checkpoint"},
     {"quantize", fp4rt_cmd_quantize, "quantize a BF16 checkpoint to NVFP4 / FP8 (ModelOpt format)"},

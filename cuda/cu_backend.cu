@@ -12,13 +12,13 @@
  * downloads happen in call order; run returns without waiting, a download or
  * synchronize waits. */
 #include "cuda/cu_internal.h"
+#include "runtime/base/env_parse.h"
 
 #include <algorithm>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CU_STAGING_BYTES ((size_t)64 << 20) /* both halves; FP4RT_CUDA_STAGING_KB overrides (tests) */
 #define CU_WEIGHT_ALIGN 256
 
 static fp4rt_status ck(cudaError_t e, const char *what) { return e == cudaSuccess ? FP4RT_OK : fp4rt_cu_error(e, what); }
@@ -67,11 +67,10 @@ fp4rt_status fp4rt_cu_backend_create(int index, void **out) {
     c->device = index;
     c->desc = d;
     c->sm = d.cc_major * 10 + d.cc_minor;
-    const char *g = getenv("FP4RT_CUDA_GRAPHS");
-    c->use_graphs = !(g && !strcmp(g, "0"));
-    size_t staging = CU_STAGING_BYTES;
-    const char *sk = getenv("FP4RT_CUDA_STAGING_KB");
-    if (sk && atol(sk) > 0) staging = (size_t)atol(sk) << 10;
+    c->use_graphs = (int)fp4rt_env_read(FP4RT_ENV_CUDA_GRAPHS).i;
+    long long kb = fp4rt_env_read(FP4RT_ENV_CUDA_STAGING_KB).i;
+    if (kb <= 0 || kb > (1ll << 30)) kb = fp4rt_env_read_default(FP4RT_ENV_CUDA_STAGING_KB).i;
+    size_t staging = (size_t)kb << 10;
     c->staging_half = staging / 2;
     st = ck(cudaSetDevice(index), "selecting the device");
     if (!st) st = ck(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "creating the stream");

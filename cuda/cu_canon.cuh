@@ -1,4 +1,4 @@
-/* The numerics contract on the device (DESIGN.md, numerics; runtime/base/canon_math.h):
+/* The numerics contract on the device (docs/NUMERICS.md; runtime/base/canon_math.h):
  * the op families around the quantized linears (cu_basic.cu, cu_attention.cu,
  * cu_gdn.cu) evaluate exp, log, sigmoid, SiLU and softplus with canon_math.h's
  * functions, reduce in the CPU's order and round every +, -, *, / once, so that

@@ -5,7 +5,7 @@
  *   mma.sync.aligned.m16n8k64.row.col.kind::mxf4nvf4.block_scale.scale_vec::4X
  *       .f32.e2m1.e2m1.f32.ue4m3  d, a, b, c, sfa, {0, 0}, sfb, {0, 0}
  *
- * (PTX ISA "Warp-level matrix multiply with block scaling"; NVFP4.md §3.1),
+ * (PTX ISA "Warp-level matrix multiply with block scaling"; docs/NVFP4.md §3.1),
  * and a software version of that instruction that computes, from the same
  * registers of the 32 lanes, what the ISA defines:
  *
@@ -39,7 +39,7 @@
  * from lane 4 n. fp4rt fills every lane (lane (g, q) holds scale_A of row
  * g + 8 (q % 2) and scale_B of column g), so lanes 4g+2 / 4g+3 (thread-id 1)
  * carry the same values: the packing does not depend on which of the two
- * readings of thread-id the hardware uses. NVFP4.md open question 3 asks for a
+ * readings of thread-id the hardware uses. docs/NVFP4.md open question 3 asks for a
  * probe of this on sm_120a; tests/gpu-check runs the kernel against the CPU.
  *
  * Numerics of the emulation: within one 16-block the products e2m1 x e2m1 are

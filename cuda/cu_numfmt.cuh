@@ -46,7 +46,7 @@ FP4RT_HD uint32_t f2u(float f) {
 #endif
 }
 
-/* ---- E2M1 -> F16, the register bit trick (NVFP4.md §4.1) ------------------
+/* ---- E2M1 -> F16, the register bit trick (docs/NVFP4.md §4.1) ------------------
  * A 32-bit word q holds 8 codes (element i in bits 4i..4i+3). For j = 0..3,
  * e2m1x2_f16_scaled(q, j) is a half2 word whose low half is element j and high
  * half element j + 4, each as the F16 bits of value * 2^-14 (exact: the E2M1

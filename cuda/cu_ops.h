@@ -10,8 +10,8 @@
  * (the position, the token) is read by kernels from s->d_step, never baked
  * into kernel arguments. Shapes (n_tokens, flags) are fixed per captured graph.
  *
- * Numerics: the same math as the CPU backend (runtime/cpu_*.c), FP32
- * accumulation; see DESIGN.md "numerics contract". The families around the
+ * Numerics: the same math as the CPU backend (runtime/backend/cpu/), FP32
+ * accumulation; see docs/NUMERICS.md. The families around the
  * linears (cu_basic.cu, cu_attention.cu, cu_gdn.cu) follow the contract to
  * the bit (cu_canon.cuh: canon_math.h's exp / log, the CPU's summation order,
  * no fused multiply-add); the linear families keep fused multiply-add and

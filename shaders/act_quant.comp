@@ -6,7 +6,7 @@
 // mode 2 (NVFP4 W4A4, act_dynamic: --fp4-activations without input_scale): as mode
 // 1 with the per-row tensor scale s = amax(|row|) / 2688 (1 for an all-zero row),
 // reduced by every workgroup of the row (max: exact in any order); the row's
-// post scale s * weight_scale goes to q[post_off + t] for linear.comp.
+// post scale s * weight_scale goes to q[post_off + t] for the linear kernels.
 // Output rows are dense: q[t * K + k].
 // Modes 3 and 4 (W4A4 for linear_i8.comp, as 1 and 2): the codes instead of the
 // values, row t at word t * RW (RW = 5 K / 16): K / 4 words of signed bytes

@@ -1,5 +1,5 @@
 // The numerics contract's exp and log, the same operation sequence as
-// runtime/base/canon_math.h (read it for the derivation and accuracy), each
+// runtime/base/canon_math.h (docs/NUMERICS.md rule 2), each
 // operation rounded once and never fused (`precise`), the constants as the same
 // float bits: bit-identical to the CPU wherever fp32 add, multiply and divide
 // are correctly rounded (lavapipe). Used for silu, sigmoid, softplus, the

@@ -63,7 +63,7 @@ float round_e2m1(float f) {
     return f < 0.0 ? -v : v;
 }
 
-// E2M1 nibble -> FP16 bits of value * 2^-14 (NVFP4.md 4.1): exact, the factor
+// E2M1 nibble -> FP16 bits of value * 2^-14 (docs/NVFP4.md 4.1): exact, the factor
 // 2^14 is folded into the block scale by the caller.
 uint e2m1_to_f16_bits(uint c) { return ((c & 8u) << 12) | ((c & 7u) << 9); }
 

@@ -4,7 +4,7 @@
 // operation order per state column. Workgroup (h, cb) owns value head h and state
 // columns e = cb * CB .. cb * CB + CB - 1 (the chunked form couples tokens, never
 // columns; gamma and A depend on k, beta, g only and are recomputed per column
-// block). Per chunk of c tokens (MODEL.md 2.4):
+// block). Per chunk of c tokens (docs/MODEL.md 2.4):
 //   gamma_r = sum_{s<=r} g_s;  A[r][s] = beta_r (k_r . k_s) cexp(gamma_r - gamma_s), s < r
 //   U_r = beta_r (v_r - cexp(gamma_r) k_r S) - sum_{s<r} A[r][s] U_s   (forward substitution)
 //   o_r = (q_r cexp(gamma_r)) S + sum_{s<=r} (q_r . k_s) cexp(gamma_r - gamma_s) U_s

@@ -6,7 +6,7 @@
 // A workgroup of 256 invocations computes a 64 (rows n) x 64 (tokens t) output
 // tile; the K axis goes through shared memory in steps of 16: the 64 x 16
 // weights decoded to FP32 (same values as the CPU: BF16/F16/F32, E4M3, E2M1 code
-// x E4M3 block scale via the FP16 bit trick of NVFP4.md 4.1) and the 64 x 16
+// x E4M3 block scale via the FP16 bit trick of docs/NVFP4.md 4.1) and the 64 x 16
 // activations. Each invocation keeps a 4 x 4 register micro-tile (rows
 // tn + 16 i, tokens tt + 16 j) and adds the 16 products of a step in k order:
 // a fixed order, no atomics. Weights past K and rows / tokens past the tile's

@@ -298,7 +298,7 @@ else
     # kind (the rewritten SPIR-V) on the coop case alone, without the layer
     step vk-ops 90 "env $vk_env FP4RT_VK_COOPMAT=nv '$bld/tests/test_backend_ops' vulkan"
     step vk-coop-khr 40 "env FP4RT_CACHE_DIR='$bld/pipeline-cache' FP4RT_VK_COOPMAT=khr '$bld/tests/test_backend_ops' vulkan coop"
-    step vk-model 150 "env $vk_env '$bld/tests/test_vk_model'"
+    step vk-model 150 "env $vk_env '$bld/tests/test_device_model_vulkan'"
     if [ -x "$bld/tests/test_vk_parity" ]; then
         # the 16-layer preset (4 attention + 12 GDN layers), prompts 1..600 (label long in CI)
         step vk-parity 150 "env $vk_env '$bld/tests/test_vk_parity' small nvidia-mixed 1,17,64,600 32"

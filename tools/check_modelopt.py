@@ -15,7 +15,7 @@ dtypes and shapes):
     F8_E4M3 [N, K/16] (no NaN code, sign bit clear), weight_scale_2 F32 [],
     input_scale F32 [] (finite, > 0); FP8 weight F8_E4M3 [N, K] (no NaN),
     weight_scale F32 [], input_scale F32 [];
-  * dequantization per NVFP4.md / tools/README.md:
+  * dequantization per docs/NVFP4.md / tools/README.md:
     W = (e2m1(code) * float(weight_scale)) * weight_scale_2 (float32; even element
     in the low nibble), FP8 W = float(e4m3) * weight_scale; the relative error
     sum (W - W_src)^2 / sum W_src^2 of each module within the bounds;

@@ -8,9 +8,9 @@
 
 `build` writes the same layout fp4rt's synthesizer is meant to write: config.json
 (Qwen3_5ForConditionalGeneration, model_type qwen3_5, geometry in "text_config"), one
-model.safetensors with BF16 tensors named model.language_model.* plus lm_head.weight (MODEL.md §4).
+model.safetensors with BF16 tensors named model.language_model.* plus lm_head.weight (docs/MODEL.md §4).
 
-`quantize` is a small Python re-implementation of NVIDIA ModelOpt's export (MODEL.md §5, NVFP4.md §1.3):
+`quantize` is a small Python re-implementation of NVIDIA ModelOpt's export (docs/MODEL.md §5, docs/NVFP4.md §1.3):
 NVFP4 weights (weight_scale_2 = amax/(6*448), per-16 E4M3 block scales clamped to [2^-9, 448],
 RNE E2M1 codes, low nibble = even element), FP8 per-tensor weights (scale = amax/448), and
 input_scale from max calibration (amax/(6*448) for the NVFP4 kinds, amax/448 for FP8).  It exists
@@ -19,7 +19,7 @@ that produces the fixtures.
 
 `selftest` builds bf16 / mixed / w4a4 / fp8 / w4a16 checkpoints in a temp dir, runs
 reference_logits.py on each (with --decode), compares against an independent float64
-implementation of MODEL.md §2 (recurrent GDN, plain RoPE), checks negative cases (missing / extra
+implementation of docs/MODEL.md §2 (recurrent GDN, plain RoPE), checks negative cases (missing / extra
 tensors, config-vs-tensor mismatches), checks that text-only mRoPE equals plain RoPE, and
 cross-checks the tensor-name mapping against transformers' own from_pretrained loader.
 
@@ -91,7 +91,7 @@ CONFIG = {
 # --------------------------------------------------------------------------------------------
 
 def tensor_specs(tc):
-    """(name, shape, kind) for every text tensor in MODEL.md §4 order."""
+    """(name, shape, kind) for every text tensor in docs/MODEL.md §4 order."""
     H, I, V = tc["hidden_size"], tc["intermediate_size"], tc["vocab_size"]
     nq, nkv, hd = tc["num_attention_heads"], tc["num_key_value_heads"], tc["head_dim"]
     lk, lv, dk, dv = (tc["linear_num_key_heads"], tc["linear_num_value_heads"],
@@ -215,7 +215,7 @@ def calibrate(model_dir, tokens):
 def recipe_plan(recipe, module):
     """Module (checkpoint name) -> algo or None, for the test recipes."""
     leaf = module.split(".")[-1]
-    if recipe == "nvidia-mixed":   # MODEL.md §5.2
+    if recipe == "nvidia-mixed":   # docs/MODEL.md §5.2
         if leaf in ("gate_proj", "up_proj", "down_proj") or module == "lm_head":
             return "W4A16_NVFP4"
         if leaf in ("q_proj", "k_proj", "v_proj", "o_proj", "in_proj_qkv", "in_proj_z", "out_proj"):
@@ -282,7 +282,7 @@ def quantize(src, dst, recipe):
 
 
 # --------------------------------------------------------------------------------------------
-# Independent float64 implementation of MODEL.md §2 (for cross-checking transformers)
+# Independent float64 implementation of docs/MODEL.md §2 (for cross-checking transformers)
 # --------------------------------------------------------------------------------------------
 
 def independent_forward(model_dir, tokens):

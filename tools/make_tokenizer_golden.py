@@ -3,7 +3,7 @@
 
 Modes (combine freely):
 
-  --pm            The Qwen3.5/3.6 split regex (MODEL.md section 6: \\p{M} added to
+  --pm            The Qwen3.5/3.6 split regex (docs/MODEL.md section 6: \\p{M} added to
                   the letter classes) on the Qwen3 vocabulary. Writes a modified
                   copy of ../shared/tokenizers/qwen3/tokenizer.json to a temp dir
                   and the ids of a varied text set to

@@ -9,26 +9,16 @@
 #ifndef FP4RT_BACKEND_H
 #define FP4RT_BACKEND_H
 
-#include "runtime/model/plan.h" /* the program; the KV element size */
+#include "runtime/model/program.h"
 
 typedef struct fp4rt_buffer fp4rt_buffer; /* backend-defined */
 
-/* Numerics contract: every backend runs the gated delta rule of a step of
- * n_tokens > 1 in the chunked form with chunks of this many tokens, and of one
- * token in the recurrent form (MODEL.md 2.4), so prefill agrees across backends. */
+/* The numerics contract (every backend computes the same bits): docs/NUMERICS.md.
+ * Gated delta rule: a step of n_tokens > 1 runs the chunked form with chunks of
+ * this many tokens, a step of one token the recurrent form (docs/MODEL.md §2.4). */
 #define FP4RT_GDN_CHUNK 64
 
-/* Numerics contract of attention: each (row, query head) runs an online softmax
- * over its positions in order (for each position p: if s_p > m then the running
- * sum l and accumulator acc are scaled by exp(m - s_p) and m = s_p; then w =
- * exp(s_p - m), l += w, acc += w v_p; y = acc / l), with the exp of
- * canon_math.h. A one-token step (decode) splits positions 0 .. pos0 into
- * fp4rt_attn_splits(n_ctx) spans of fp4rt_attn_span(pos0 + 1, splits)
- * positions (the last ones shorter or empty), each run from m = -inf, l = 0,
- * and merges them in split order: M = max m_i, y = sum_i exp(m_i - M) acc_i /
- * sum_i exp(m_i - M) l_i over the splits that saw a position. A step of more
- * tokens runs one span. The split count depends on n_ctx alone, so a recorded
- * decode step serves every position. */
+/* Attention's online softmax and its decode splits: docs/NUMERICS.md rule 4. */
 #define FP4RT_ATTN_SPLIT_MIN 256 /* at least this many positions of n_ctx per split */
 #define FP4RT_ATTN_MAX_SPLITS 32
 #define FP4RT_ATTN_TILE 16 /* spans are whole tiles of this many positions */
@@ -39,11 +29,15 @@ typedef struct fp4rt_buffer fp4rt_buffer; /* backend-defined */
 #define FP4RT_ATTN_FN static inline
 #endif
 
+/* Spans a step's attention runs in: 1 for n_tokens > 1, else one per
+ * FP4RT_ATTN_SPLIT_MIN positions of n_ctx (1 .. FP4RT_ATTN_MAX_SPLITS). */
 FP4RT_ATTN_FN int fp4rt_attn_splits(int n_ctx, int n_tokens) {
     int ns = (n_ctx + FP4RT_ATTN_SPLIT_MIN - 1) / FP4RT_ATTN_SPLIT_MIN;
     return n_tokens > 1 || ns < 1 ? 1 : ns > FP4RT_ATTN_MAX_SPLITS ? FP4RT_ATTN_MAX_SPLITS : ns;
 }
 
+/* Positions per span for len positions in `splits` spans: whole tiles; the last
+ * spans shorter or empty. */
 FP4RT_ATTN_FN int fp4rt_attn_span(int len, int splits) {
     return ((len + splits - 1) / splits + FP4RT_ATTN_TILE - 1) / FP4RT_ATTN_TILE * FP4RT_ATTN_TILE;
 }
@@ -198,9 +192,9 @@ fp4rt_status fp4rt_backend_clear(const fp4rt_backend_ops *be, void *ctx, fp4rt_b
 fp4rt_status fp4rt_backend_prepare(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p, uint64_t seed);
 /* The step contract every backend's run relies on: tokens set, each in
  * [0, vocab) when the program embeds them (has an EMBED op); 1 <= n_tokens <=
- * sb->chunk; 0 <= pos0 and pos0 + n_tokens <= sb->n_ctx ("context full"); argmax_out only on a backend with the argmax slot
- * (else UNSUPPORTED) and not with no_logits; the session buffers scratch and
- * logits allocated. */
+ * sb->chunk; 0 <= pos0 and pos0 + n_tokens <= sb->n_ctx ("context full");
+ * argmax_out only on a backend with the argmax slot (else UNSUPPORTED) and not
+ * with no_logits; the session buffers scratch and logits allocated. */
 fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_program *p,
                                       const fp4rt_session_buffers *sb, const fp4rt_step *step);
 /* fp4rt_backend_check_step, then run. */

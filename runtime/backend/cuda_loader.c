@@ -10,6 +10,7 @@
 #include "runtime/backend/cuda.h"
 
 #include "runtime/base/common.h"
+#include "runtime/base/env.h"
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -72,13 +73,12 @@ static void load(void) {
     void *h = NULL;
     int r = 0;
     char looked[512] = "";
-    const char *off = getenv("FP4RT_NO_CUDA");
-    if (off && off[0] && strcmp(off, "0")) {
+    if (fp4rt_env_bool(FP4RT_ENV_NO_CUDA)) {
         snprintf(g_reason, sizeof g_reason, "CUDA disabled (FP4RT_NO_CUDA is set)");
         return;
     }
-    const char *env = getenv("FP4RT_CUDA_MODULE");
-    if (env && env[0]) {
+    const char *env = fp4rt_env_str(FP4RT_ENV_CUDA_MODULE);
+    if (env) {
         r = try_open(env, &h);
         if (r == 0) snprintf(g_reason, sizeof g_reason, "no CUDA module: FP4RT_CUDA_MODULE=%.600s does not exist", env);
         if (r <= 0) return;

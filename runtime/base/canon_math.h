@@ -1,19 +1,12 @@
-/* The numerics contract's transcendental functions (DESIGN.md, numerics):
- * exp and log built from IEEE single-precision +, -, *, / and exact power-of-
- * two scaling only, one rounding per operation, never fused, so every backend
- * that evaluates the same sequence (shaders/canon.glsl, cuda/cu_canon.cuh)
- * gets the same bits wherever its fp32 add, multiply and divide are correctly
- * rounded (the CPU, lavapipe, CUDA's default division). A libm expf differs
- * from a GPU's exp in the last bit now and then, and an activation quantized
- * to FP8 / FP4 after such a value can land on the other side of a rounding
- * boundary; with these, the ops around the quantized linears agree bit for bit.
+/* The numerics contract's exp, log and sums (why and where: docs/NUMERICS.md,
+ * rules 2 and 3): IEEE single-precision +, -, *, / and exact power-of-two
+ * scaling only, the same operation sequence and constant bits as
+ * shaders/canon.glsl, so they give the same bits on every correctly rounded
+ * fp32 device. Accuracy: a few ulp (tests/base/test_canon_math.c).
  *
- * Accuracy: a few ulp (tests/base/test_canon_math.c measures it against double
- * precision over the ranges the runtime uses).
- *
- * This file must be compiled without FP contraction (-ffp-contract=off: the
- * runtime's CMake sets it for the whole library; nvcc: --fmad=false, see
- * cuda/cu_canon.cuh). Under nvcc every function is __host__ __device__. */
+ * Must be compiled without FP contraction (-ffp-contract=off; nvcc
+ * --fmad=false, see cuda/cu_canon.cuh). Under nvcc every function is
+ * __host__ __device__. */
 #ifndef FP4RT_CANON_MATH_H
 #define FP4RT_CANON_MATH_H
 

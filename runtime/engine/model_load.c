@@ -2,6 +2,7 @@
 #include "runtime/engine/model.h"
 
 #include "runtime/base/common.h"
+#include "runtime/base/env.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -90,6 +91,12 @@ static fp4rt_status profile_on(fp4rt_model *m) {
     return FP4RT_OK;
 }
 
+/* The profile parameter: params->profile, or FP4RT_PROFILE=1 (the one place
+ * that knob is read). */
+static int wants_profile(const fp4rt_model_params *params) {
+    return params->profile || fp4rt_env_bool(FP4RT_ENV_PROFILE);
+}
+
 fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params) {
     fp4rt_model_params defaults = fp4rt_model_default_params();
     if (!params) params = &defaults;
@@ -119,7 +126,7 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
         }
         st = fp4rt_backend_start(m, dev, 0);
     }
-    if (!st && params->profile) st = profile_on(m);
+    if (!st && wants_profile(params)) st = profile_on(m);
     if (!st && report(params, 1.0f, "ready")) st = FP4RT_CANCELLED;
     if (st == FP4RT_CANCELLED) fp4rt_fail(st, "%s: loading cancelled by the progress callback", dir);
     if (st) {
@@ -156,7 +163,7 @@ fp4rt_model *fp4rt_model_load_synthetic(const char *preset, const char *recipe, 
         }
         st = fp4rt_backend_start(m, dev, seed);
     }
-    if (!st && params->profile) st = profile_on(m);
+    if (!st && wants_profile(params)) st = profile_on(m);
     if (st) {
         fp4rt_fail_context(st, "synthetic %s", preset);
         fp4rt_model_free(m);

@@ -5,14 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t fp4rt_kv_elem_size(fp4rt_kv_type t) {
-    return t == FP4RT_KV_F32 ? 4 : t == FP4RT_KV_FP8 ? 1 : 2;
-}
-
-const char *fp4rt_kv_type_name(fp4rt_kv_type t) {
-    return t == FP4RT_KV_F32 ? "F32" : t == FP4RT_KV_FP8 ? "FP8" : "BF16";
-}
-
 static void add_linear(fp4rt_format_totals *t, fp4rt_wfmt f, uint64_t bytes, int n_tensors) {
     t->modules[f]++;
     t->tensors[f] += (uint64_t)n_tensors;

@@ -6,10 +6,6 @@
 #include "runtime/model/program.h"
 #include "runtime/model/schema.h"
 
-/* Bytes per KV-cache element, and "BF16" / "F32" / "FP8". */
-size_t fp4rt_kv_elem_size(fp4rt_kv_type t);
-const char *fp4rt_kv_type_name(fp4rt_kv_type t);
-
 /* Bytes of each part a model + session needs. */
 typedef struct fp4rt_memory_plan {
     uint64_t weights;  /* tensors the text model reads (as stored) */

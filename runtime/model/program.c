@@ -1,4 +1,4 @@
-/* Building the program (MODEL.md §2) and planning its activation arena. */
+/* Building the program (docs/MODEL.md §2) and planning its activation arena. */
 #include "runtime/model/program.h"
 
 #include "runtime/base/common.h"
@@ -302,4 +302,12 @@ void fp4rt_program_free(fp4rt_program *p) {
     free(p->buf_width);
     free(p->buf_offset);
     free(p);
+}
+
+size_t fp4rt_kv_elem_size(fp4rt_kv_type t) {
+    return t == FP4RT_KV_F32 ? 4 : t == FP4RT_KV_FP8 ? 1 : 2;
+}
+
+const char *fp4rt_kv_type_name(fp4rt_kv_type t) {
+    return t == FP4RT_KV_F32 ? "F32" : t == FP4RT_KV_FP8 ? "FP8" : "BF16";
 }

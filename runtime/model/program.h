@@ -83,6 +83,10 @@ typedef struct fp4rt_program {
 fp4rt_status fp4rt_program_build(const fp4rt_weights *w, fp4rt_program **out);
 void fp4rt_program_free(fp4rt_program *p);
 
+/* Bytes per KV-cache element, and "BF16" / "F32" / "FP8". */
+size_t fp4rt_kv_elem_size(fp4rt_kv_type t);
+const char *fp4rt_kv_type_name(fp4rt_kv_type t);
+
 /* A tensor of the weights that the program's ops read (what a GPU backend uploads). */
 typedef enum fp4rt_ptensor_kind {
     FP4RT_PT_EMBED,       /* the embedding table [vocab, hidden] in weights->embed_dtype (F32: 4 bytes, else 2) */

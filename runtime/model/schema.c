@@ -1,6 +1,6 @@
 /* Tensor schema of a Qwen3.5 / Qwen3.6 dense text model, the named preset configs,
  * config.json generation and the quantization recipes (see schema.h; names and
- * shapes follow MODEL.md §4, recipes MODEL.md §5.2). */
+ * shapes follow docs/MODEL.md §4, recipes docs/MODEL.md §5.2). */
 #include "runtime/model/schema.h"
 
 #include "runtime/base/common.h"
@@ -131,7 +131,7 @@ static void base_config(fp4rt_config *c) {
  * 16 layers (12 GDN, 4 full attention, every 4th as in the 27B), hidden 256,
  * the real GDN head size 128; a small vocabulary keeps the embedding and
  * lm_head (and the tests) fast.
- * qwen3.5-0.8b: MODEL.md §1.2; qwen3.6-27b: MODEL.md §1.1. */
+ * qwen3.5-0.8b: docs/MODEL.md §1.2; qwen3.6-27b: docs/MODEL.md §1.1. */
 static const struct {
     const char *name;
     fp4rt_config cfg;
@@ -290,7 +290,7 @@ fp4rt_qalgo fp4rt_recipe_algo(const char *recipe, const fp4rt_tensor_spec *t) {
     int r = fp4rt_recipe_known(recipe);
     if (r < 0 || t->role != FP4RT_ROLE_LINEAR) return FP4RT_Q_NONE;
     int is_head = !strcmp(t->module, "lm_head");
-    if (r == 0) { /* nvidia-mixed, MODEL.md §5.2 */
+    if (r == 0) { /* nvidia-mixed, docs/MODEL.md §5.2 */
         if (is_head || leaf_in(t->module, mlp)) return FP4RT_Q_NVFP4_W4A16;
         if (leaf_in(t->module, attn) || leaf_in(t->module, gdn_big)) return FP4RT_Q_FP8;
         return FP4RT_Q_NONE;

@@ -1,4 +1,4 @@
-/* Internal layout of fp4rt_tokenizer, shared by loader/tokenizer*.c (and the
+/* Internal layout of fp4rt_tokenizer, shared by runtime/text/tokenizer*.c (and the
  * tokenizer test, which uses the BPE hooks). Not part of the public API.
  *
  * Representation: every token is kept as the bytes it decodes to (its

@@ -2,7 +2,7 @@
  * per 16 elements along K, one FP32 tensor scale) and FP8 E4M3 per tensor.
  *
  * The absmax ("max calibration") NVFP4 quantizer reproduces ModelOpt's
- * NVFP4QTensor exactly (NVFP4.md §1.3): every step is the same fp32 operation in
+ * NVFP4QTensor exactly (docs/NVFP4.md §1.3): every step is the same fp32 operation in
  * the same order, so the bytes match what ModelOpt would export for the same
  * weights. Rows are independent: callers may quantize rows in any order or in
  * parallel. Inputs must be finite (the quantizer checks that before calling). */
@@ -48,7 +48,7 @@ void fp4rt_nvfp4_dequantize_row(const uint8_t *packed, const uint8_t *scales, si
  * which is the nearest grid value, optimal per element for any error metric.
  *
  *   ABSMAX  ModelOpt (fp4rt_nvfp4_quantize_row above, bit-exact).
- *   4OVER6  Four Over Six (NVFP4.md §2.2): s2 = amax / (6 * 256); per block the
+ *   4OVER6  Four Over Six (docs/NVFP4.md §2.2): s2 = amax / (6 * 256); per block the
  *           candidates s6 = e4m3(amax_b / (6 s2)) and s4 = e4m3(amax_b / (4 s2));
  *           4 is kept only if its error is strictly lower (ties go to 6).
  *   MSE     s2 = amax / (6 * 256) as 4OVER6 (so the 4-candidate of the largest

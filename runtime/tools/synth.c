@@ -158,7 +158,7 @@ static size_t spec_elems(const fp4rt_tensor_spec *t) {
     return n;
 }
 
-/* generation_config.json with Qwen's sampling defaults (MODEL.md §6). */
+/* generation_config.json with Qwen's sampling defaults (docs/MODEL.md §6). */
 static char *generation_config_json(const fp4rt_config *cfg) {
     cJSON *g = cJSON_CreateObject();
     if (!g) return NULL;

@@ -1,4 +1,4 @@
-/* Op-level backend parity (STYLE.md rule 12): every non-CPU backend present
+/* Op-level backend parity (docs/STYLE.md rule 12): every non-CPU backend present
  * (each Vulkan device, each CUDA device) runs small programs of independent ops against the CPU
  * reference backend on seeded random inputs, and each op's output is compared:
  *   - per-op NMSE ceiling, NaN/Inf check on every written lane;
@@ -28,6 +28,7 @@
 #include "runtime/backend/backend.h"
 #include "runtime/engine/model.h"
 #include "runtime/backend/cuda.h"
+#include "runtime/base/env.h"
 #include "runtime/base/numfmt.h"
 #ifdef FP4RT_HAVE_VULKAN
 #include "runtime/backend/vulkan/vk.h"
@@ -46,6 +47,16 @@
 
 /* CPU seconds of the whole process (all threads: lavapipe runs shaders on its
  * own threads), a steadier measure than wall time on a loaded machine. */
+/* Sets (value) or unsets (NULL) a knob for the devices opened next: the
+ * library parses the environment once, so it is parsed again. */
+static void set_knob(const char *name, const char *value) {
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    fp4rt_env_reload();
+}
+
 static double test_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -594,7 +605,7 @@ static void case_linear_mm(const backend *b) {
 static int coop_only_mode; /* main's argv[2] "coop" */
 
 /* LINEAR through a fast prefill kernel. i8 = 0: the cooperative-matrix kernel
- * (linear_coop.glsl: FP8 / W4A4, whose FP16 operands are exact, on the matrix
+ * (linear_coop.comp: FP8 / W4A4, whose FP16 operands are exact, on the matrix
  * units; the caller sets FP4RT_VK_COOPMAT=emu on devices without them): FP8,
  * W4A4 and W4A4 with the dynamic per-row scale. i8 = 1: the integer-dot kernel
  * (linear_i8.comp, W4A4 and W4A4-dyn; FP4RT_VK_IDOT=1 set by the caller).
@@ -643,18 +654,18 @@ static void run_fast_cases(const backend *b) {
     fp4rt_vk_device_desc d;
     const char *kind = getenv("FP4RT_VK_COOPMAT");
     int have = !fp4rt_vk_device_get(b->vk_index, &d);
-    if (!kind && have && !d.coopmat) setenv("FP4RT_VK_COOPMAT", "emu", 1);
+    if (!kind && have && !d.coopmat) set_knob("FP4RT_VK_COOPMAT", "emu");
     case_linear_fast(b, 0);
-    if (!kind) unsetenv("FP4RT_VK_COOPMAT");
+    if (!kind) set_knob("FP4RT_VK_COOPMAT", NULL);
     if (have && d.idot) {
-        setenv("FP4RT_VK_IDOT", "1", 1);
-        setenv("FP4RT_VK_COOPMAT", "0", 1);
+        set_knob("FP4RT_VK_IDOT", "1");
+        set_knob("FP4RT_VK_COOPMAT", "0");
         case_linear_fast(b, 1);
-        unsetenv("FP4RT_VK_IDOT");
+        set_knob("FP4RT_VK_IDOT", NULL);
         if (kind)
-            setenv("FP4RT_VK_COOPMAT", kind, 1);
+            set_knob("FP4RT_VK_COOPMAT", kind);
         else
-            unsetenv("FP4RT_VK_COOPMAT");
+            set_knob("FP4RT_VK_COOPMAT", NULL);
     } else
         printf("note: linear-i8: no integer dot product on this device\n");
 }
@@ -953,9 +964,9 @@ static void case_attention(const backend *b, const attn_def *d, const step_def *
     op->scale = 1.0f / sqrtf((float)hd);
     op->slot = 0;
     case_layout(c);
-    if (d->max_range) setenv("FP4RT_VK_MAX_RANGE", d->max_range, 1);
+    if (d->max_range) set_knob("FP4RT_VK_MAX_RANGE", d->max_range);
     run_case(b, c, steps, n_steps);
-    if (d->max_range) unsetenv("FP4RT_VK_MAX_RANGE");
+    if (d->max_range) set_knob("FP4RT_VK_MAX_RANGE", NULL);
     case_free(c);
     free(c);
 }
@@ -1022,6 +1033,7 @@ int main(int argc, char **argv) {
     fp4rt_numfmt_init();
     bench_mode = getenv("FP4RT_OPS_BENCH") != NULL;
     backend list[9];
+    memset(list, 0, sizeof list); /* the Vulkan entries leave cuda / cuda_index 0 */
     int n = 0;
     printf("backend cpu: reference\n");
 #ifdef FP4RT_HAVE_VULKAN
@@ -1076,21 +1088,21 @@ int main(int argc, char **argv) {
              * per invocation on software devices, linear_mv elsewhere), the tiled
              * matrix-matrix kernel (only without whole rows), the shared-memory
              * fallback, pieces, the dequant kernel */
-            setenv("FP4RT_VK_LINEAR", "rows", 1);
+            set_knob("FP4RT_VK_LINEAR", "rows");
             case_linear(&list[i], "linear-rows", 1);
-            setenv("FP4RT_VK_LINEAR", "mv", 1);
+            set_knob("FP4RT_VK_LINEAR", "mv");
             case_linear(&list[i], "linear-mv", 0);
             case_linear_mm(&list[i]);
-            setenv("FP4RT_VK_NO_SUBGROUP", "1", 1);
+            set_knob("FP4RT_VK_NO_SUBGROUP", "1");
             case_linear(&list[i], "linear-shm", 0);
-            unsetenv("FP4RT_VK_NO_SUBGROUP");
-            unsetenv("FP4RT_VK_LINEAR");
-            setenv("FP4RT_VK_PIECE_RANGE", "1024", 1);
-            setenv("FP4RT_VK_MAX_ACT_RANGE", "1024", 1);
+            set_knob("FP4RT_VK_NO_SUBGROUP", NULL);
+            set_knob("FP4RT_VK_LINEAR", NULL);
+            set_knob("FP4RT_VK_PIECE_RANGE", "1024");
+            set_knob("FP4RT_VK_MAX_ACT_RANGE", "1024");
             case_linear_pieces(&list[i], FP4RT_W_BF16, "pieces-bf");
             case_linear_pieces(&list[i], FP4RT_W_NVFP4, "pieces-nv");
-            unsetenv("FP4RT_VK_PIECE_RANGE");
-            unsetenv("FP4RT_VK_MAX_ACT_RANGE");
+            set_knob("FP4RT_VK_PIECE_RANGE", NULL);
+            set_knob("FP4RT_VK_MAX_ACT_RANGE", NULL);
             case_dequant(&list[i]);
 #ifdef FP4RT_HAVE_VULKAN
             /* the device's matrix units, else the emulated kernel */
@@ -1113,11 +1125,11 @@ int main(int argc, char **argv) {
         case_gdn(&list[i], "gdn-dk128", 1, 1, 128, 32, 256, g4, 2);
         /* the same with prefill in the recurrent form (FP4RT_VK_GDN_CHUNKED=0;
          * a device short of shared memory uses it) */
-        setenv("FP4RT_VK_GDN_CHUNKED", "0", 1);
+        set_knob("FP4RT_VK_GDN_CHUNKED", "0");
         case_gdn(&list[i], "gdn-rec", 2, 6, 16, 12, 3, gs, 2);
         case_gdn(&list[i], "gdn-rec", 1, 3, 24, 40, 150, gl, 3);
         case_gdn(&list[i], "gdn-rec-dk128", 1, 1, 128, 32, 256, g4, 2);
-        unsetenv("FP4RT_VK_GDN_CHUNKED");
+        set_knob("FP4RT_VK_GDN_CHUNKED", NULL);
         cases_attention(&list[i]);
     }
 #ifdef FP4RT_HAVE_VULKAN

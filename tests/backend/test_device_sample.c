@@ -365,5 +365,5 @@ int main(int argc, char **argv) {
         CHECK_MSG(msgs == 0, "%ld validation messages", msgs);
     }
 #endif
-    return test_summary(cuda ? "test_cuda_sample" : "test_vk_sample");
+    return test_summary(cuda ? "test_device_sample_cuda" : "test_device_sample_vulkan");
 }

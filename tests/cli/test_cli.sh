@@ -34,6 +34,18 @@ expect_error() {
     fi
 }
 
+# env: every knob with its type, default and value; a malformed value and an
+# unknown FP4RT_* variable (a typo) are said, each warned about once by a command
+FP4RT_VK_MAX_RANGE=abc FP4RT_VK_EXACTT=1 FP4RT_VK_LINEAR=mv $bin env >"$tmp/env" 2>&1
+check "[ \$(grep -c '^FP4RT_' $tmp/env) -ge 15 ]" "env lists the knobs"
+check "grep -q '^FP4RT_VK_LINEAR  *enum  *-  *mv\$' $tmp/env" "env shows a knob's value"
+check "grep -q '^FP4RT_VK_MAX_RANGE .*abc  (malformed' $tmp/env" "env says a malformed value"
+check "grep -q '^unknown FP4RT_\* variables (ignored): FP4RT_VK_EXACTT\$' $tmp/env" "env names an unknown variable"
+FP4RT_VK_MAX_RANGE=abc FP4RT_VK_EXACTT=1 $bin devices >/dev/null 2>"$tmp/err"
+check "[ \$(grep -c 'FP4RT_VK_MAX_RANGE=abc is not a valid size' $tmp/err) -eq 1 ]" "malformed knob warned once"
+check "[ \$(grep -c 'unknown environment variable FP4RT_VK_EXACTT' $tmp/err) -eq 1 ]" "unknown knob warned once"
+expect_error 2 "usage" $bin env extra
+
 m=$tmp/tiny
 check "$bin synth --config tiny --out $m --seed 4 >/dev/null" "synth tiny"
 check "[ -f $m/config.json ] && [ -f $m/model.safetensors ]" "synth files"

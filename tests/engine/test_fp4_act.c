@@ -256,6 +256,15 @@ static float *logits(const char *dir, const char *dev, int fp4_act, int chunk, i
     return out;
 }
 
+static double variance(const float *a, size_t n) {
+    double m = 0, v = 0;
+    for (size_t i = 0; i < n; i++) m += a[i];
+    m /= (double)n;
+    for (size_t i = 0; i < n; i++) v += (a[i] - m) * (a[i] - m);
+    return v / (double)n;
+}
+
+#ifdef FP4RT_HAVE_VULKAN /* only the Vulkan comparison uses these */
 static void greedy(const char *dir, const char *dev, int32_t *gen, int n) {
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = dev;
@@ -283,17 +292,10 @@ static void greedy(const char *dir, const char *dev, int32_t *gen, int n) {
     fp4rt_model_free(m);
 }
 
-static double variance(const float *a, size_t n) {
-    double m = 0, v = 0;
-    for (size_t i = 0; i < n; i++) m += a[i];
-    m /= (double)n;
-    for (size_t i = 0; i < n; i++) v += (a[i] - m) * (a[i] - m);
-    return v / (double)n;
-}
-
 /* 0 on a software Vulkan device (lavapipe): under the numerics contract its
  * logits equal the CPU's bit for bit; 1e-6 on a GPU */
 static double g_vk_ceiling = 1e-6;
+#endif
 
 /* full: also the Vulkan prefill and greedy runs (the slow part under validation) */
 static void test_model(const char *dir, const char *vk_dev, int full) {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Qwen3.6-27B (MODEL.md 1.1), nested under text_config. */
+/* Qwen3.6-27B (docs/MODEL.md 1.1), nested under text_config. */
 static const char *k_27b =
     "{\"architectures\":[\"Qwen3_5ForConditionalGeneration\"],\"model_type\":\"qwen3_5\","
     "\"eos_token_id\":248046,\"tie_word_embeddings\":true,"

@@ -64,7 +64,7 @@ static void test_presets(void) {
     CHECK_MSG(2 * params > 53.7e9 && 2 * params < 53.9e9, "27B BF16 bytes %.4g", 2 * params);
     CHECK(c.vocab == 248320 && c.eos[0] == 248044 && !c.tie_embeddings && c.rotary_dim == 64);
     CHECK(!strcmp(s[n - 1].name, "lm_head.weight") && s[n - 1].role == FP4RT_ROLE_LINEAR);
-    /* in_proj_z [6144, 5120], down_proj [5120, 17408] (MODEL.md §1.1). */
+    /* in_proj_z [6144, 5120], down_proj [5120, 17408] (docs/MODEL.md §1.1). */
     int seen = 0;
     for (size_t i = 0; i < n; i++) {
         if (!strcmp(s[i].name, "model.language_model.layers.0.linear_attn.in_proj_z.weight"))

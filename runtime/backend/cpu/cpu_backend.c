@@ -21,8 +21,6 @@ static fp4rt_status cpu_create(int n_threads, void **out) {
     cpu_ctx *c = fp4rt_calloc(1, sizeof *c, "cpu backend");
     if (!c) return FP4RT_OUT_OF_MEMORY;
     c->n_threads = n_threads;
-    const char *prof = getenv("FP4RT_PROFILE");
-    c->profile = prof && prof[0] && strcmp(prof, "0");
     c->thread_ws = fp4rt_calloc((size_t)n_threads, sizeof(float *), "cpu workspace");
     fp4rt_status st = c->thread_ws ? fp4rt_pool_create(n_threads, &c->pool) : FP4RT_OUT_OF_MEMORY;
     if (st) {

@@ -1,4 +1,4 @@
-/* CPU kernels of the Gated DeltaNet mixer (MODEL.md §2.4): causal depthwise
+/* CPU kernels of the Gated DeltaNet mixer (docs/MODEL.md §2.4): causal depthwise
  * conv1d + SiLU with carried state, and the gated delta rule in recurrent form
  * (one token at a time, decode) and chunked form (prefill). Both forms compute
  * the same recurrence, per value head j with key head j / (V/K):
@@ -80,7 +80,7 @@ static float dotf(const float *a, const float *b, int n) {
     return s;
 }
 
-/* One chunk of c tokens (MODEL.md §2.4, chunked form). gamma: in-chunk cumulative
+/* One chunk of c tokens (docs/MODEL.md §2.4, chunked form). gamma: in-chunk cumulative
  * log decay; A: strictly lower [c, c] of beta_r (k_r . k_s) exp(gamma_r - gamma_s).
  * V' = U - W S with (I + A) U = diag(beta) V and (I + A) W = diag(beta exp(gamma)) K
  * is computed in one forward substitution, since (I + A) V' = diag(beta) (V -

@@ -47,8 +47,6 @@ fp4rt_status fp4rt_vk_backend_create(int index, void **out) {
     if (!st) st = fp4rt_vk_buffer_create(c, sizeof(vk_step_info), 1, "step info", &c->step_info);
     if (!st) memset(c->step_info->mapped, 0, sizeof(vk_step_info));
     if (!st) st = fp4rt_vk_coop_check(c);
-    const char *prof = getenv("FP4RT_PROFILE");
-    if (!st && prof && prof[0] && strcmp(prof, "0")) st = fp4rt_vk_profile_enable(c, 1);
     if (st) {
         vk_destroy(c);
         return st;
@@ -375,7 +373,9 @@ fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8
         st = fp4rt_vk_window(c, x, 0, x->bytes, "dequant buffer", &b[i], NULL);
     }
     uint32_t pairs = (uint32_t)(n / 2);
-    if (!st) st = fp4rt_vk_dispatch(c, FP4RT_VK_K_DEQUANT_NVFP4, b, 3, &pairs, sizeof pairs, (pairs + 63) / 64, 1, 1);
+    if (!st)
+        st = fp4rt_vk_dispatch(c, FP4RT_VK_SHADER_DEQUANT_NVFP4, b, 3, &pairs, sizeof pairs,
+                               (pairs + 63) / 64, 1, 1);
     if (!st) st = fp4rt_vk_submit_wait(c);
     if (!st) st = fp4rt_vk_download(c, bo, 0, out, n * 2);
     fp4rt_vk_buffer_destroy(c, bw);

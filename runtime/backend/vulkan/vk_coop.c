@@ -9,7 +9,7 @@
  * the KHR extension, so its structures are declared here from the registry
  * (extension 507). The KHR kind is preferred; FP4RT_VK_COOPMAT=0 turns the
  * path off, =nv / =khr pick that kind (when the device has it), =emu runs
- * linear_coop_emu.comp (the same kernel with the fragments emulated) on any
+ * linear_coop_emu (the same kernel with the fragments emulated) on any
  * device with shaderFloat16 and subgroups of at least 8: tests use it on
  * lavapipe. */
 #include "runtime/backend/vulkan/vk_internal.h"
@@ -203,7 +203,7 @@ static fp4rt_status run_check(vk_ctx *c, int fmt, double *worst) {
                        .post = 0.5f};
     if (!st)
         st = fp4rt_vk_dispatch(
-            c, c->coop == FP4RT_VK_COOP_EMU ? FP4RT_VK_K_LINEAR_COOP_EMU : FP4RT_VK_K_LINEAR_COOP, b, 4, &pc,
+            c, c->coop == FP4RT_VK_COOP_EMU ? FP4RT_VK_SHADER_LINEAR_COOP_EMU : FP4RT_VK_SHADER_LINEAR_COOP, b, 4, &pc,
             sizeof pc, (uint32_t)(N + 31) / 32, (uint32_t)(T + 31) / 32, 1);
     if (!st) st = fp4rt_vk_submit_wait(c);
     if (st) fp4rt_vk_abandon(c);

@@ -8,6 +8,7 @@
 #include "runtime/backend/vulkan/vk_internal.h"
 
 #include "runtime/base/common.h"
+#include "runtime/base/env.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -176,51 +177,47 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
     if (c->align < 16) c->align = 16;
     /* tests lower the binding limit of the whole device to exercise everything
      * bound in pieces and the prefill chunk capped to what fits one binding */
-    const char *lim = getenv("FP4RT_VK_MAX_RANGE");
-    if (lim && strtoull(lim, NULL, 10) > 2 * c->align && strtoull(lim, NULL, 10) < c->max_range) {
-        c->max_range = strtoull(lim, NULL, 10) / 4 * 4;
+    unsigned long long lim = fp4rt_env_size(FP4RT_ENV_VK_MAX_RANGE);
+    if (lim > 2 * c->align && lim < c->max_range) {
+        c->max_range = lim / 4 * 4;
         fp4rt_log(FP4RT_LOG_INFO, "vulkan: FP4RT_VK_MAX_RANGE: bindings limited to %llu bytes",
                   (unsigned long long)c->max_range);
     }
     /* FP4RT_VK_PIECE_RANGE lowers only the size of the weight pieces of linears */
     c->piece_range = c->max_range;
-    lim = getenv("FP4RT_VK_PIECE_RANGE");
-    if (lim && strtoull(lim, NULL, 10) > 2 * c->align && strtoull(lim, NULL, 10) < c->piece_range)
-        c->piece_range = strtoull(lim, NULL, 10);
+    lim = fp4rt_env_size(FP4RT_ENV_VK_PIECE_RANGE);
+    if (lim > 2 * c->align && lim < c->piece_range) c->piece_range = lim;
     /* and the activation / logits windows of linears, cut into token pieces */
     c->act_range = c->max_range;
-    lim = getenv("FP4RT_VK_MAX_ACT_RANGE");
-    if (lim && strtoull(lim, NULL, 10) > 2 * c->align && strtoull(lim, NULL, 10) < c->max_range)
-        c->act_range = strtoull(lim, NULL, 10);
+    lim = fp4rt_env_size(FP4RT_ENV_VK_MAX_ACT_RANGE);
+    if (lim > 2 * c->align && lim < c->max_range) c->act_range = lim;
     /* tests force the shared-memory reduction with FP4RT_VK_NO_SUBGROUP=1 */
-    const char *nosg = getenv("FP4RT_VK_NO_SUBGROUP");
-    c->linear_subgroup = c->desc.subgroup_shuffle && !(nosg && nosg[0] == '1');
+    c->linear_subgroup = c->desc.subgroup_shuffle && !fp4rt_env_bool(FP4RT_ENV_VK_NO_SUBGROUP);
     /* a software device runs a workgroup as SIMD lanes of a CPU: one row per
      * lane is its fast layout (same bits); FP4RT_VK_LINEAR=rows / mv forces one */
-    const char *lk = getenv("FP4RT_VK_LINEAR");
-    c->linear_rows = c->desc.int64 && (lk && !strcmp(lk, "rows") ? 1 : lk && !strcmp(lk, "mv") ? 0 : c->desc.software);
+    int lk = fp4rt_env_enum(FP4RT_ENV_VK_LINEAR); /* rows|mv */
+    c->linear_rows = c->desc.int64 && (lk >= 0 ? lk == 0 : c->desc.software);
     /* prefill FP8 / W4A4 linears on the matrix units where the device has
      * them; FP4RT_VK_COOPMAT=0 turns that off, =nv / =khr pick a kind the device
      * has (else none), =emu runs the emulated kernel (tests: needs
      * shaderFloat16 and subgroups of 8 or more) */
-    const char *ck = getenv("FP4RT_VK_COOPMAT");
+    int ck = fp4rt_env_enum(FP4RT_ENV_VK_COOPMAT); /* 0|nv|khr|emu */
     c->coop = c->desc.coopmat;
-    if (ck && !strcmp(ck, "0")) c->coop = FP4RT_VK_COOP_NONE;
-    if (ck && (!strcmp(ck, "nv") || !strcmp(ck, "khr"))) {
-        int want = !strcmp(ck, "nv") ? FP4RT_VK_COOP_NV : FP4RT_VK_COOP_KHR;
+    if (ck == 0) c->coop = FP4RT_VK_COOP_NONE;
+    if (ck == 1 || ck == 2) {
+        int want = ck == 1 ? FP4RT_VK_COOP_NV : FP4RT_VK_COOP_KHR;
         c->coop = c->desc.coop_kinds >> want & 1 ? want : FP4RT_VK_COOP_NONE;
     }
-    if (ck && !strcmp(ck, "emu"))
+    if (ck == 3)
         c->coop = c->desc.fp16 && c->desc.subgroup_size >= 8 ? FP4RT_VK_COOP_EMU : FP4RT_VK_COOP_NONE;
     /* prefill of W4A4 linears on packed integer dot products (linear_i8.comp)
      * where the device accelerates them and has no matrix units;
      * FP4RT_VK_IDOT=1 / 0 forces it (tests run it on lavapipe, not accelerated) */
-    const char *ik = getenv("FP4RT_VK_IDOT");
-    c->idot = c->desc.idot && (ik ? !strcmp(ik, "1") : c->desc.idot_fast && !c->desc.software);
+    c->idot = c->desc.idot && (fp4rt_env_is_set(FP4RT_ENV_VK_IDOT) ? fp4rt_env_bool(FP4RT_ENV_VK_IDOT)
+                                                                  : c->desc.idot_fast && !c->desc.software);
     /* FP4RT_VK_EXACT=1: every linear on the exact kernels (linear_mv /
      * linear_rows: the CPU's sums bit for bit), prefill too */
-    const char *ek = getenv("FP4RT_VK_EXACT");
-    c->exact = ek && !strcmp(ek, "1");
+    c->exact = fp4rt_env_bool(FP4RT_ENV_VK_EXACT);
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                    .queueFamilyIndex = c->queue_family, .queueCount = 1,

@@ -12,6 +12,7 @@
 #include <volk.h>
 
 #include "runtime/backend/vulkan/vk.h"
+#include "runtime/backend/vulkan/vk_shaders.h"
 
 /* A device buffer: one VkBuffer on its own allocation (few, large). */
 struct fp4rt_buffer {
@@ -22,15 +23,9 @@ struct fp4rt_buffer {
     const char *what;
 };
 
-typedef enum vk_kernel {
-    FP4RT_VK_K_LINEAR, FP4RT_VK_K_LINEAR_SHMEM, FP4RT_VK_K_LINEAR_MM, FP4RT_VK_K_LINEAR_ROWS_NVFP4,
-    FP4RT_VK_K_LINEAR_ROWS_FP8, FP4RT_VK_K_LINEAR_ROWS_HALF, FP4RT_VK_K_LINEAR_ROWS_F32, FP4RT_VK_K_ACT_QUANT,
-    FP4RT_VK_K_DEQUANT_NVFP4, FP4RT_VK_K_NORM, FP4RT_VK_K_ELTWISE, FP4RT_VK_K_EMBED, FP4RT_VK_K_ROPE,
-    FP4RT_VK_K_KV_APPEND, FP4RT_VK_K_ATTENTION, FP4RT_VK_K_CONV1D_SILU, FP4RT_VK_K_GATED_DELTA,
-    FP4RT_VK_K_GATED_DELTA_CHUNK, FP4RT_VK_K_ATTENTION_MERGE, FP4RT_VK_K_ARGMAX, FP4RT_VK_K_TOPK,
-    FP4RT_VK_K_LINEAR_COOP, FP4RT_VK_K_LINEAR_COOP_EMU, FP4RT_VK_K_LINEAR_I8,
-    FP4RT_VK_K_COUNT
-} vk_kernel;
+/* A kernel: fp4rt_vk_shader_id (FP4RT_VK_SHADER_<NAME>), generated from the
+ * table of cmake/shaders.cmake. */
+typedef fp4rt_vk_shader_id vk_kernel;
 
 /* A host tensor uploaded to the weights buffer (dedup by host pointer). */
 typedef struct vk_tensor {
@@ -101,7 +96,8 @@ typedef struct vk_ctx {
     VkDeviceSize piece_range; /* largest weight piece bound at once: max_range, or lower with
                                  FP4RT_VK_PIECE_RANGE (tests: linears in pieces, nothing else) */
     VkDeviceSize act_range;   /* largest activation window of a linear: max_range, or FP4RT_VK_MAX_ACT_RANGE (tests) */
-    int linear_rows;          /* linears run linear_rows_*.comp (whole rows per invocation): software devices, FP4RT_VK_LINEAR */
+    int linear_rows;          /* linears run linear_rows_* (shaders/linear_rows.comp: whole rows per
+                                 invocation): software devices, FP4RT_VK_LINEAR */
     int coop;                 /* FP4RT_VK_COOP_*: prefill FP8 / W4A4 linears on linear_coop(_emu).comp */
     int idot;                 /* prefill W4A4 linears on linear_i8.comp (packed integer dot products) */
     int exact;                /* FP4RT_VK_EXACT=1: every linear on the bit-exact kernels */
@@ -120,7 +116,7 @@ typedef struct vk_ctx {
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
     VkPipelineCache cache;
-    VkPipeline pipes[FP4RT_VK_K_COUNT]; /* created on first use */
+    VkPipeline pipes[FP4RT_VK_SHADER_COUNT]; /* created on first use */
     int pipes_created;            /* pipelines created by this context (save the cache if any) */
     char *cache_path;             /* on-disk pipeline cache file, NULL: no location known */
     size_t cache_loaded_bytes;    /* Vulkan cache data loaded from it (0: started empty) */

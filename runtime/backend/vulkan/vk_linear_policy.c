@@ -19,10 +19,10 @@ fp4rt_vk_act_quant fp4rt_vk_act_quant_of(const fp4rt_linear *l) {
 static vk_kernel rows_kernel(fp4rt_wfmt f) {
     switch (f) {
     case FP4RT_W_BF16:
-    case FP4RT_W_F16: return FP4RT_VK_K_LINEAR_ROWS_HALF;
-    case FP4RT_W_F32: return FP4RT_VK_K_LINEAR_ROWS_F32;
-    case FP4RT_W_FP8: return FP4RT_VK_K_LINEAR_ROWS_FP8;
-    default: return FP4RT_VK_K_LINEAR_ROWS_NVFP4;
+    case FP4RT_W_F16: return FP4RT_VK_SHADER_LINEAR_ROWS_HALF;
+    case FP4RT_W_F32: return FP4RT_VK_SHADER_LINEAR_ROWS_F32;
+    case FP4RT_W_FP8: return FP4RT_VK_SHADER_LINEAR_ROWS_FP8;
+    default: return FP4RT_VK_SHADER_LINEAR_ROWS_NVFP4;
     }
 }
 
@@ -31,9 +31,9 @@ vk_kernel fp4rt_vk_linear_kernel(fp4rt_wfmt fmt, fp4rt_vk_act_quant aq, int K, u
     int big = n_tokens > FP4RT_VK_MV_MAX_T && !caps->exact;
     int w4a4 = aq == FP4RT_VK_ACT_NVFP4 || aq == FP4RT_VK_ACT_NVFP4_DYNAMIC;
     if (big && aq != FP4RT_VK_ACT_NONE && caps->coop != FP4RT_VK_COOP_NONE)
-        return caps->coop == FP4RT_VK_COOP_EMU ? FP4RT_VK_K_LINEAR_COOP_EMU : FP4RT_VK_K_LINEAR_COOP;
-    if (big && w4a4 && caps->idot && K % 16 == 0) return FP4RT_VK_K_LINEAR_I8;
+        return caps->coop == FP4RT_VK_COOP_EMU ? FP4RT_VK_SHADER_LINEAR_COOP_EMU : FP4RT_VK_SHADER_LINEAR_COOP;
+    if (big && w4a4 && caps->idot && K % 16 == 0) return FP4RT_VK_SHADER_LINEAR_I8;
     if (caps->linear_rows && rows_aligned && K % 16 == 0) return rows_kernel(fmt);
-    if (big && !caps->linear_rows) return FP4RT_VK_K_LINEAR_MM;
-    return caps->linear_subgroup ? FP4RT_VK_K_LINEAR : FP4RT_VK_K_LINEAR_SHMEM;
+    if (big && !caps->linear_rows) return FP4RT_VK_SHADER_LINEAR_MM;
+    return caps->linear_subgroup ? FP4RT_VK_SHADER_LINEAR : FP4RT_VK_SHADER_LINEAR_SHMEM;
 }

@@ -39,7 +39,7 @@ fp4rt_status fp4rt_vk_rec_rope(const vk_step *s, const fp4rt_op *op) {
                   .group_dim = (uint32_t)op->group_dim,
                   .group_stride = (uint32_t)op->group_stride,
                   .rotary_dim = (uint32_t)op->rotary_dim};
-    return fp4rt_vk_dispatch(c, FP4RT_VK_K_ROPE, b, 2, &pc, sizeof pc, (uint32_t)op->n_groups,
+    return fp4rt_vk_dispatch(c, FP4RT_VK_SHADER_ROPE, b, 2, &pc, sizeof pc, (uint32_t)op->n_groups,
                              (uint32_t)s->step->n_tokens, 1);
 }
 
@@ -163,7 +163,7 @@ fp4rt_status fp4rt_vk_rec_kv_append(const vk_step *s, const fp4rt_op *op) {
                            .v_word_off = (uint32_t)(vs / 4),
                            .k_scale = L->k_scale,
                            .v_scale = L->v_scale};
-        st = fp4rt_vk_dispatch(s->c, FP4RT_VK_K_KV_APPEND, b, 3, &pc, sizeof pc, vk_groups(n / per),
+        st = fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_KV_APPEND, b, 3, &pc, sizeof pc, vk_groups(n / per),
                                (uint32_t)s->step->n_tokens, 2);
         if (st) return st;
     }
@@ -218,7 +218,7 @@ fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op) {
                            .scale = op->scale,
                            .k_scale = L->k_scale,
                            .v_scale = L->v_scale};
-        st = fp4rt_vk_dispatch(s->c, FP4RT_VK_K_ATTENTION, b, 4, &pc, sizeof pc, (uint32_t)op->n_kv_heads * nqb,
+        st = fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_ATTENTION, b, 4, &pc, sizeof pc, (uint32_t)op->n_kv_heads * nqb,
                                (uint32_t)k.n_splits, 1);
         if (st) return st;
     }
@@ -233,6 +233,6 @@ fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op) {
                         .head_dim = (uint32_t)op->group_dim,
                         .T = (uint32_t)T,
                         .n_parts = (uint32_t)k.n_splits};
-    return fp4rt_vk_dispatch(s->c, FP4RT_VK_K_ATTENTION_MERGE, b, 2, &pm, sizeof pm, (uint32_t)op->n_groups,
+    return fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_ATTENTION_MERGE, b, 2, &pm, sizeof pm, (uint32_t)op->n_groups,
                              (uint32_t)T, 1);
 }

@@ -31,7 +31,7 @@ fp4rt_status fp4rt_vk_rec_embed(const vk_step *s, const fp4rt_op *op) {
                              &b[1], NULL);
     if (st) return st;
     pc_embed pc = {.hidden = h, .y_off = fp4rt_vk_view_off(s, op->y), .stride = fp4rt_vk_stride(s)};
-    return fp4rt_vk_dispatch(s->c, FP4RT_VK_K_EMBED, b, 2, &pc, sizeof pc, vk_groups(h),
+    return fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_EMBED, b, 2, &pc, sizeof pc, vk_groups(h),
                              (uint32_t)s->step->n_tokens, 1);
 }
 
@@ -54,7 +54,7 @@ fp4rt_status fp4rt_vk_rec_norm(const vk_step *s, const fp4rt_op *op) {
         st = fp4rt_vk_tensor_bind(s, op->w, (VkDeviceSize)op->group_dim * 4, 4, "a norm weight",
                                   &b[1], &pc.w_off);
     if (st) return st;
-    return fp4rt_vk_dispatch(s->c, FP4RT_VK_K_NORM, b, 2, &pc, sizeof pc, (uint32_t)op->n_groups,
+    return fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_NORM, b, 2, &pc, sizeof pc, (uint32_t)op->n_groups,
                              (uint32_t)s->step->n_tokens, 1);
 }
 
@@ -76,6 +76,6 @@ fp4rt_status fp4rt_vk_rec_eltwise(const vk_step *s, const fp4rt_op *op) {
     vk_bind b;
     fp4rt_status st = fp4rt_vk_arena_bind(s, &b);
     if (st) return st;
-    return fp4rt_vk_dispatch(s->c, FP4RT_VK_K_ELTWISE, &b, 1, &pc, sizeof pc, vk_groups(pc.n),
+    return fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_ELTWISE, &b, 1, &pc, sizeof pc, vk_groups(pc.n),
                              (uint32_t)s->step->n_tokens, 1);
 }

@@ -2,6 +2,7 @@
 #include "runtime/backend/vulkan/vk_ops.h"
 
 #include "runtime/base/common.h"
+#include "runtime/base/env.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@ fp4rt_status fp4rt_vk_rec_conv(const vk_step *s, const fp4rt_op *op) {
                              "the conv state", &b[2], &skew);
     if (st) return st;
     pc.st_off = (uint32_t)(skew / 4);
-    return fp4rt_vk_dispatch(s->c, FP4RT_VK_K_CONV1D_SILU, b, 3, &pc, sizeof pc, vk_groups(C), 1, 1);
+    return fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_CONV1D_SILU, b, 3, &pc, sizeof pc, vk_groups(C), 1, 1);
 }
 
 fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op) {
@@ -85,8 +86,7 @@ fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op) {
      * loops beyond it, silently: the chunked kernel at dk 128 needs ~30 000 per
      * chunk). */
     uint32_t dv = pc.dv, T = pc.T;
-    const char *ch = getenv("FP4RT_VK_GDN_CHUNKED");
-    int chunked = T > 1 && !(ch && ch[0] == '0') &&
+    int chunked = T > 1 && fp4rt_env_bool(FP4RT_ENV_VK_GDN_CHUNKED) &&
                   s->c->props.limits.maxComputeSharedMemorySize >= GDN_CHUNK_SHARED_BYTES;
     uint32_t per = chunked ? FP4RT_GDN_CHUNK : 128u, cols = chunked ? GDN_CHUNK_COLS : GDN_REC_COLS;
     pc_gdn base = pc;
@@ -96,8 +96,9 @@ fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op) {
         pc.z_off = base.z_off + t0 * base.stride;
         pc.a_off = base.a_off + t0 * base.stride;
         pc.y_off = base.y_off + t0 * base.stride;
-        vk_kernel k = chunked ? FP4RT_VK_K_GATED_DELTA_CHUNK : FP4RT_VK_K_GATED_DELTA;
-        st = fp4rt_vk_dispatch(s->c, k, b, 4, &pc, sizeof pc, (uint32_t)cfg->lin_v_heads, (dv + cols - 1) / cols, 1);
+        st = fp4rt_vk_dispatch(
+            s->c, chunked ? FP4RT_VK_SHADER_GATED_DELTA_CHUNK : FP4RT_VK_SHADER_GATED_DELTA, b, 4,
+            &pc, sizeof pc, (uint32_t)cfg->lin_v_heads, (dv + cols - 1) / cols, 1);
     }
     return st;
 }

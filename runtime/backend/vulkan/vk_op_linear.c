@@ -1,8 +1,8 @@
 /* Vulkan linear ops: activation quantization (FP8 / NVFP4 W4A4), then the
- * matrix-vector kernel (decode: up to FP4RT_VK_MV_MAX_T tokens, shaders/linear_mv.glsl
+ * matrix-vector kernel (decode: up to FP4RT_VK_MV_MAX_T tokens, shaders/linear_mv.comp
  * with subgroup or shared-memory reductions) or the tiled matrix-matrix kernel
  * (prefill: shaders/linear_mm.comp), the cooperative-matrix kernel (FP8 / W4A4
- * prefill on matrix units, shaders/linear_coop.glsl) or the integer-dot kernel
+ * prefill on matrix units, shaders/linear_coop.comp) or the integer-dot kernel
  * (W4A4 prefill, shaders/linear_i8.comp), chosen per token piece by
  * fp4rt_vk_linear_kernel (vk_linear_policy.c), over bindings cut
  * into pieces that each fit the binding limit: rows of W (weight pieces,
@@ -17,12 +17,12 @@
 
 #include <string.h>
 
-#define FP4RT_VK_MV_ROWS 4  /* output rows per matrix-vector workgroup (NR in linear_mv.glsl) */
+#define FP4RT_VK_MV_ROWS 4  /* output rows per matrix-vector workgroup (NR in linear_mv.comp) */
 #define FP4RT_VK_MV_TOKENS 4 /* tokens per matrix-vector workgroup (MT) */
 #define FP4RT_VK_ROWS_WG 32    /* rows per linear_rows.comp workgroup (WGR x R) */
 #define FP4RT_VK_ROWS_TOKENS 2 /* tokens per linear_rows.comp workgroup (MT) */
 #define FP4RT_VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp, linear_i8.comp) */
-#define FP4RT_VK_COOP_TILE 32 /* rows and tokens per cooperative-matrix workgroup (TM, TN in linear_coop.glsl) */
+#define FP4RT_VK_COOP_TILE 32 /* rows and tokens per cooperative-matrix workgroup (TM, TN in linear_coop.comp) */
 
 static long g_coop_dispatches, g_i8_dispatches;
 long fp4rt_vk_coop_dispatches(void) { return g_coop_dispatches; }
@@ -57,18 +57,18 @@ static uint64_t tokens_fitting(VkDeviceSize limit, VkDeviceSize align, uint64_t 
 /* Rows of W and tokens one workgroup of linear kernel k covers. */
 static void kernel_tile(vk_kernel k, uint64_t *rows, uint64_t *tokens) {
     switch (k) {
-    case FP4RT_VK_K_LINEAR_ROWS_NVFP4:
-    case FP4RT_VK_K_LINEAR_ROWS_FP8:
-    case FP4RT_VK_K_LINEAR_ROWS_HALF:
-    case FP4RT_VK_K_LINEAR_ROWS_F32:
+    case FP4RT_VK_SHADER_LINEAR_ROWS_NVFP4:
+    case FP4RT_VK_SHADER_LINEAR_ROWS_FP8:
+    case FP4RT_VK_SHADER_LINEAR_ROWS_HALF:
+    case FP4RT_VK_SHADER_LINEAR_ROWS_F32:
         *rows = FP4RT_VK_ROWS_WG, *tokens = FP4RT_VK_ROWS_TOKENS;
         return;
-    case FP4RT_VK_K_LINEAR_COOP:
-    case FP4RT_VK_K_LINEAR_COOP_EMU:
+    case FP4RT_VK_SHADER_LINEAR_COOP:
+    case FP4RT_VK_SHADER_LINEAR_COOP_EMU:
         *rows = *tokens = FP4RT_VK_COOP_TILE;
         return;
-    case FP4RT_VK_K_LINEAR_MM:
-    case FP4RT_VK_K_LINEAR_I8:
+    case FP4RT_VK_SHADER_LINEAR_MM:
+    case FP4RT_VK_SHADER_LINEAR_I8:
         *rows = *tokens = FP4RT_VK_MM_TILE;
         return;
     default: /* linear_mv */
@@ -146,8 +146,8 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
         uint64_t nt = (uint64_t)rows - ta < tr ? (uint64_t)rows - ta : tr;
         /* the piece's kernel; a software device's whole-rows kernel is picked per weight piece */
         vk_kernel piece_kern = fp4rt_vk_linear_kernel(l->fmt, aq, K, nt, &caps, 0);
-        int coop = piece_kern == FP4RT_VK_K_LINEAR_COOP || piece_kern == FP4RT_VK_K_LINEAR_COOP_EMU;
-        int i8 = piece_kern == FP4RT_VK_K_LINEAR_I8;
+        int coop = piece_kern == FP4RT_VK_SHADER_LINEAR_COOP || piece_kern == FP4RT_VK_SHADER_LINEAR_COOP_EMU;
+        int i8 = piece_kern == FP4RT_VK_SHADER_LINEAR_I8;
         vk_pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post};
         vk_bind xb, yb, wb, sb = {0};
         fp4rt_status st = float_window(c, s->sb->scratch, xo + ta * xs, (nt - 1) * xs + (uint64_t)K,
@@ -167,7 +167,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
                               .post_off = (uint32_t)(nt * qrow),
                               .weight_scale = l->weight_scale};
             vk_bind qb[2] = {xb, {c->xq, 0, (nt * (VkDeviceSize)qrow + (dyn ? nt : 0)) * 4}};
-            st = fp4rt_vk_dispatch(c, FP4RT_VK_K_ACT_QUANT, qb, 2, &q, sizeof q,
+            st = fp4rt_vk_dispatch(c, FP4RT_VK_SHADER_ACT_QUANT, qb, 2, &q, sizeof q,
                                    vk_groups(fp8 ? (uint64_t)K : (uint64_t)K / 16), (uint32_t)nt, 1);
             if (st) return st;
             xb = qb[1];

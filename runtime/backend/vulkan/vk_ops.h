@@ -50,12 +50,12 @@ typedef struct fp4rt_vk_linear_caps {
 /* The kernel for a piece of n_tokens tokens of a linear of format fmt with K
  * inputs, activations quantized as aq. Prefill (more than FP4RT_VK_MV_MAX_T
  * tokens, exact off) favours speed: quantized activations on the matrix units
- * (FP4RT_VK_K_LINEAR_COOP, or _COOP_EMU on the emulation) where caps->coop is
+ * (FP4RT_VK_SHADER_LINEAR_COOP, or _COOP_EMU on the emulation) where caps->coop is
  * set, else W4A4 with K % 16 == 0 on packed integer dot products
- * (FP4RT_VK_K_LINEAR_I8) where caps->idot, else the tiled FP32 kernel
- * (FP4RT_VK_K_LINEAR_MM) unless caps->linear_rows. The rest runs the
- * matrix-vector kernel (FP4RT_VK_K_LINEAR with subgroups, else _SHMEM), or on
- * a software device the whole-rows kernel of fmt (FP4RT_VK_K_LINEAR_ROWS_*)
+ * (FP4RT_VK_SHADER_LINEAR_I8) where caps->idot, else the tiled FP32 kernel
+ * (FP4RT_VK_SHADER_LINEAR_MM) unless caps->linear_rows. The rest runs the
+ * matrix-vector kernel (FP4RT_VK_SHADER_LINEAR with subgroups, else _SHMEM), or on
+ * a software device the whole-rows kernel of fmt (FP4RT_VK_SHADER_LINEAR_ROWS_*)
  * when rows_aligned (the weight window and row size allow its 64-bit loads)
  * and K % 16 == 0. Pure: no device, no state. */
 vk_kernel fp4rt_vk_linear_kernel(fp4rt_wfmt fmt, fp4rt_vk_act_quant aq, int K, uint64_t n_tokens,

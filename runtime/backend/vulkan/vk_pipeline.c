@@ -1,5 +1,5 @@
-/* Vulkan pipelines: one compute pipeline per kernel (shaders/<name>.comp,
- * embedded SPIR-V), created on first use with the device's subgroup size as
+/* Vulkan pipelines: one compute pipeline per kernel (fp4rt_vk_shader_id: a row
+ * of cmake/shaders.cmake, embedded SPIR-V), created on first use with the device's subgroup size as
  * specialization constant 0, through a VkPipelineCache loaded from and saved to
  * disk (vk_pipeline_cache.c). Every
  * pipeline shares one layout: FP4RT_VK_MAX_BINDINGS push-descriptor storage buffers,
@@ -13,21 +13,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-static const char *const k_names[FP4RT_VK_K_COUNT] = {
-    [FP4RT_VK_K_LINEAR] = "linear", [FP4RT_VK_K_LINEAR_SHMEM] = "linear_shmem",
-    [FP4RT_VK_K_LINEAR_MM] = "linear_mm",
-    [FP4RT_VK_K_LINEAR_ROWS_NVFP4] = "linear_rows_nvfp4", [FP4RT_VK_K_LINEAR_ROWS_FP8] = "linear_rows_fp8",
-    [FP4RT_VK_K_LINEAR_ROWS_HALF] = "linear_rows_half", [FP4RT_VK_K_LINEAR_ROWS_F32] = "linear_rows_f32",
-    [FP4RT_VK_K_ACT_QUANT] = "act_quant", [FP4RT_VK_K_DEQUANT_NVFP4] = "dequant_nvfp4",
-    [FP4RT_VK_K_NORM] = "norm",           [FP4RT_VK_K_ELTWISE] = "eltwise",     [FP4RT_VK_K_EMBED] = "embed",
-    [FP4RT_VK_K_ROPE] = "rope",           [FP4RT_VK_K_KV_APPEND] = "kv_append", [FP4RT_VK_K_ATTENTION] = "attention",
-    [FP4RT_VK_K_CONV1D_SILU] = "conv1d_silu", [FP4RT_VK_K_GATED_DELTA] = "gated_delta",
-    [FP4RT_VK_K_GATED_DELTA_CHUNK] = "gated_delta_chunk", [FP4RT_VK_K_ATTENTION_MERGE] = "attention_merge",
-    [FP4RT_VK_K_ARGMAX] = "argmax",       [FP4RT_VK_K_TOPK] = "topk",
-    [FP4RT_VK_K_LINEAR_COOP] = "linear_coop", [FP4RT_VK_K_LINEAR_COOP_EMU] = "linear_coop_emu",
-    [FP4RT_VK_K_LINEAR_I8] = "linear_i8",
-};
 
 fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c) {
     VkDescriptorSetLayoutBinding b[FP4RT_VK_MAX_BINDINGS + 1];
@@ -62,7 +47,7 @@ fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c) {
 void fp4rt_vk_pipelines_free(vk_ctx *c) {
     if (!c->dev) return;
     fp4rt_vk_pipeline_cache_save(c);
-    for (int k = 0; k < FP4RT_VK_K_COUNT; k++)
+    for (int k = 0; k < FP4RT_VK_SHADER_COUNT; k++)
         if (c->pipes[k]) c->vt.vkDestroyPipeline(c->dev, c->pipes[k], NULL);
     if (c->cache) c->vt.vkDestroyPipelineCache(c->dev, c->cache, NULL);
     if (c->layout) c->vt.vkDestroyPipelineLayout(c->dev, c->layout, NULL);
@@ -76,24 +61,21 @@ fp4rt_status fp4rt_vk_pipeline_get(vk_ctx *c, vk_kernel k, VkPipeline *out) {
         *out = c->pipes[k];
         return FP4RT_OK;
     }
-    const fp4rt_vk_shader *sh = NULL;
-    for (int i = 0; i < fp4rt_vk_n_shaders; i++)
-        if (!strcmp(fp4rt_vk_shaders[i].name, k_names[k])) sh = &fp4rt_vk_shaders[i];
-    if (!sh) return fp4rt_fail(FP4RT_INTERNAL, "vulkan: shader %s.comp is not embedded", k_names[k]);
+    const fp4rt_vk_shader *sh = &fp4rt_vk_shaders[k];
     VkShaderModuleCreateInfo mci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = sh->bytes,
                                     .pCode = sh->code};
     /* linear_coop.comp is compiled against GL_NV_cooperative_matrix: KHR devices
      * get its SPIR-V rewritten (vk_spirv_coop.c) */
     uint32_t *khr = NULL;
     size_t khr_words = 0;
-    if (k == FP4RT_VK_K_LINEAR_COOP && c->coop == FP4RT_VK_COOP_KHR) {
+    if (k == FP4RT_VK_SHADER_LINEAR_COOP && c->coop == FP4RT_VK_COOP_KHR) {
         fp4rt_status st = fp4rt_spirv_coop_nv_to_khr(sh->code, sh->bytes / 4, &khr, &khr_words);
-        if (st) return fp4rt_fail_context(st, "vulkan: %s.comp", k_names[k]);
+        if (st) return fp4rt_fail_context(st, "vulkan: %s.comp", sh->name);
         mci.codeSize = khr_words * 4;
         mci.pCode = khr;
     }
     VkShaderModule mod;
-    fp4rt_status st = fp4rt_vk_check(c->vt.vkCreateShaderModule(c->dev, &mci, NULL, &mod), k_names[k]);
+    fp4rt_status st = fp4rt_vk_check(c->vt.vkCreateShaderModule(c->dev, &mci, NULL, &mod), sh->name);
     free(khr);
     if (st) return st;
     uint32_t subgroup = c->desc.subgroup_size ? c->desc.subgroup_size : 32;
@@ -104,7 +86,7 @@ fp4rt_status fp4rt_vk_pipeline_get(vk_ctx *c, vk_kernel k, VkPipeline *out) {
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = mod, .pName = "main", .pSpecializationInfo = &si},
         .layout = c->layout};
-    st = fp4rt_vk_check(c->vt.vkCreateComputePipelines(c->dev, c->cache, 1, &pci, NULL, &c->pipes[k]), k_names[k]);
+    st = fp4rt_vk_check(c->vt.vkCreateComputePipelines(c->dev, c->cache, 1, &pci, NULL, &c->pipes[k]), sh->name);
     c->vt.vkDestroyShaderModule(c->dev, mod, NULL);
     if (st) return st;
     c->pipes_created++;

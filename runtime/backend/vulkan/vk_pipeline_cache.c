@@ -1,4 +1,4 @@
-/* The on-disk Vulkan pipeline cache (STYLE.md rule 10): the VkPipelineCache's
+/* The on-disk Vulkan pipeline cache (docs/STYLE.md rule 10): the VkPipelineCache's
  * data saved in <dir>/pipelines-<vendorID>-<deviceID>.bin behind our own
  * header, where <dir> is $FP4RT_CACHE_DIR, else $XDG_CACHE_HOME/fp4rt, else
  * $HOME/.cache/fp4rt. The header pins the library version, vendor, device,
@@ -12,6 +12,7 @@
 #include "runtime/backend/vulkan/vk_internal.h"
 
 #include "runtime/base/common.h"
+#include "runtime/base/env.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -67,8 +68,8 @@ static void make_header(const vk_ctx *c, pcache_header *h, const void *data, siz
 
 /* The cache directory (new string), or NULL when no location is known. */
 static char *cache_dir(void) {
-    const char *e = getenv("FP4RT_CACHE_DIR");
-    if (e && e[0]) return fp4rt_strdup(e);
+    const char *e = fp4rt_env_str(FP4RT_ENV_CACHE_DIR);
+    if (e) return fp4rt_strdup(e);
     e = getenv("XDG_CACHE_HOME");
     if (e && e[0]) return fp4rt_path_join(e, "fp4rt");
     e = getenv("HOME");

@@ -50,7 +50,7 @@ fp4rt_status fp4rt_vk_rec_argmax(vk_ctx *c, const fp4rt_buffer *logits, size_t o
     if (!st) st = fp4rt_vk_window(c, c->pick, 0, 8, "the greedy pick", &b[2], NULL);
     if (st) return st;
     pc_argmax pc = {.n = (uint32_t)n, .l_off = (uint32_t)(skew / 4), .has_mask = valid ? 1u : 0u};
-    return fp4rt_vk_dispatch(c, FP4RT_VK_K_ARGMAX, b, 3, &pc, sizeof pc, 1, 1, 1);
+    return fp4rt_vk_dispatch(c, FP4RT_VK_SHADER_ARGMAX, b, 3, &pc, sizeof pc, 1, 1, 1);
 }
 
 int32_t fp4rt_vk_pick_result(const vk_ctx *c) {

@@ -86,7 +86,7 @@ static fp4rt_status record(vk_ctx *c, const fp4rt_buffer *logits, size_t offset,
                                   &b[3], &skew);
         if (st) return st;
         pc.dst_off = (uint32_t)(skew / 4);
-        st = fp4rt_vk_dispatch(c, FP4RT_VK_K_TOPK, b, 4, &pc, sizeof pc, groups, 1, 1);
+        st = fp4rt_vk_dispatch(c, FP4RT_VK_SHADER_TOPK, b, 4, &pc, sizeof pc, groups, 1, 1);
         if (st || last) return st;
         pc.n = groups * k;
         src_half = dst_half;

@@ -1,4 +1,6 @@
-/* Vulkan backend against the CPU reference (run on lavapipe in CI, with the
+/* A device backend against the CPU reference; ctest runs it as
+ * test_device_model_vulkan (argv[1] "vulkan" or none: the first Vulkan device,
+ * lavapipe in CI, with the
  * Khronos validation layer enabled by the environment; any validation message
  * fails the test):
  *   - NVFP4 -> FP16 dequantization bit-identical to the CPU's, every code x a
@@ -279,5 +281,5 @@ int main(int argc, char **argv) {
     long msgs = fp4rt_vk_message_count();
     CHECK_MSG(msgs == 0, "%ld validation messages", msgs);
 #endif
-    return test_summary("test_vk_model");
+    return test_summary(cuda ? "test_device_model_cuda" : "test_device_model_vulkan");
 }

@@ -1,3 +1,4 @@
+#version 450
 // Decode linear (matrix-vector, a few tokens): y[t, n] = post * sum_k x[t, k] * W[n, k]
 // for the N rows of one bound piece of W and the tokens of one bound piece of x / y,
 // bit-identical to the CPU backend (runtime/backend/cpu/cpu_linear.c): the same decoded
@@ -6,9 +7,11 @@
 // tree ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)) with a_j = chain j +
 // chain j + 8, then the tail k >= 16 * (K / 16) in order, then * post.
 //
-// Included by linear.comp (USE_SUBGROUP: the tree by subgroupShuffleXor where a
-// row's 16 lanes share one subgroup, checked at run time) and linear_shmem.comp
-// (the tree through shared memory, for devices without subgroup shuffles).
+// Two kernels (cmake/shaders.cmake): linear (USE_SUBGROUP: the tree by
+// subgroupShuffleXor where a row's 16 lanes share one subgroup, checked at run
+// time; for devices with basic, vote and shuffle subgroup operations in compute
+// shaders) and linear_shmem (the tree through shared memory, for devices
+// without subgroup shuffles).
 //
 // Layout: a workgroup of WG = 64 invocations computes NR = 4 output rows for up
 // to MT = 4 tokens; invocation i is chain i % 16 of row i / 16. The weight
@@ -18,11 +21,16 @@
 // aligned in the binding (pc.aligned = 0), read one weight at a time instead.
 //
 // Weights (pc.fmt, FP4RT_W_*): 0 BF16, 1 F16, 2 F32, 3 FP8 E4M3, 4/5 NVFP4. NVFP4
-// E2M1 codes become FP16 bits of code * 2^-14 (NVFP4.md 4.1) times the E4M3
+// E2M1 codes become FP16 bits of code * 2^-14 (docs/NVFP4.md 4.1) times the E4M3
 // block scale * 2^14: the exact value code * scale. FP8 codes become FP16 bits of
 // value * 2^-8 (exact, subnormals included) times 2^8; NaN codes stay NaN. FP32
 // accumulation. The FP8 and W4A4 activation quantization is a separate pass
 // (act_quant.comp).
+#ifdef USE_SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_vote : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 #include "common.glsl"
 
 #define NR 4u          // output rows per workgroup

@@ -1,7 +1,8 @@
+#version 450
 // Linear, whole rows per invocation: y[t, n] = post * sum_k x[t, k] * W[n, k]
 // for the N rows of one bound piece of W and the T tokens of one bound piece of
 // x / y, bit-identical to the CPU backend (runtime/backend/cpu/cpu_linear.c) and to
-// linear_mv.glsl: the same decoded weights, the same products, the same 16
+// linear_mv.comp: the same decoded weights, the same products, the same 16
 // accumulation chains (chain j sums k = j, j + 16, ... in order; no FMA
 // contraction: `precise`), the same final tree ((a0 + a4) + (a1 + a5)) +
 // ((a2 + a6) + (a3 + a7)) with a_j = chain j + chain j + 8, then the tail
@@ -16,20 +17,20 @@
 // (row, token) are the columns of a mat4 and every row / token is spelled out
 // (ROW, MAC below), with no arrays and no inner loops: a software compiler that
 // does not unroll them would keep the chains in memory. No shared memory, no
-// barriers. On a GPU linear_mv.glsl's coalesced layout is the fast one; the
+// barriers. On a GPU linear_mv.comp's coalesced layout is the fast one; the
 // host picks (runtime/backend/vulkan/vk_op_linear.c; needs shaderInt64).
 //
-// One kernel per weight format (WFMT, compiled in, so the code stays small):
-// linear_rows_nvfp4.comp (NVFP4 W4A16 and W4A4: E2M1 codes times the E4M3
-// block scale), linear_rows_fp8.comp, linear_rows_half.comp (BF16 / F16 by
-// pc.fmt), linear_rows_f32.comp. Only for K % 16 == 0, rows of W on 8 bytes and
+// One kernel per weight format (WFMT, compiled in, so the code stays small;
+// cmake/shaders.cmake): linear_rows_nvfp4 (WFMT 4: NVFP4 W4A16 and W4A4, E2M1
+// codes times the E4M3 block scale), linear_rows_fp8 (3), linear_rows_half (0:
+// BF16 / F16 by pc.fmt), linear_rows_f32 (2). Only for K % 16 == 0, rows of W on 8 bytes and
 // x_off, x_stride even (pc.aligned = 3); the host sends the rest to linear_mv.
 //
 // Layout: workgroups of WGR = 8 invocations; invocation i of workgroup (gx, gy)
 // computes rows gx * WGR * R + r * WGR + i (r < R) for the tokens gy * MT ..
 // gy * MT + MT - 1 (those < T).
 //
-// Push constants as linear_mv.glsl (pc_linear in vk_op_linear.c), but pc.aligned
+// Push constants as linear_mv.comp (pc_linear in vk_op_linear.c), but pc.aligned
 // is 2 when x_off and x_stride are even (x by 64-bit loads), else 0.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
