@@ -23,7 +23,8 @@ static const fp4rt_backend_reg g_regs[] = {
 #ifdef FP4RT_HAVE_VULKAN
     {.name = "vulkan", .label = "Vulkan", .kind = FP4RT_DEVICE_VULKAN, .indexed = 1, .priority = 2,
      .device_count = fp4rt_vk_device_count, .device_get = fp4rt_vk_device_fill,
-     .unavailable_reason = fp4rt_vk_unavailable_reason, .create = fp4rt_vk_device_create},
+     .unavailable_reason = fp4rt_vk_unavailable_reason, .create = fp4rt_vk_device_create,
+     .message_count = fp4rt_vk_message_count},
 #else
     {.name = "vulkan", .label = "Vulkan", .kind = FP4RT_DEVICE_VULKAN, .indexed = 1, .priority = 2,
      .not_built = "configure found no glslc / volk.h"},
@@ -65,6 +66,13 @@ fp4rt_status fp4rt_registry_device(const fp4rt_backend_reg *r, int index, fp4rt_
         snprintf(out->name, sizeof out->name, "%s", r->name);
     out->score = out->usable && !out->software && out->score > 0 ? r->priority * PRIORITY_SCALE + out->score : 0;
     return FP4RT_OK;
+}
+
+long fp4rt_registry_message_count(void) {
+    long n = 0;
+    for (int i = 0; i < N_REGS; i++)
+        if (!g_regs[i].not_built && g_regs[i].message_count) n += g_regs[i].message_count();
+    return n;
 }
 
 fp4rt_status fp4rt_registry_parse(const char *name, fp4rt_device_ref *out) {

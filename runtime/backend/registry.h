@@ -59,6 +59,9 @@ typedef struct fp4rt_backend_reg {
     /* A backend context on device `index`; *ops is the backend's table. The
      * CPU uses n_threads (0: one per core), the GPUs ignore it. */
     fp4rt_status (*create)(int index, int n_threads, const fp4rt_backend_ops **ops, void **ctx);
+    /* (optional) Validation-layer / driver messages (warnings and errors) the
+     * backend has seen since the process started; tests require 0. */
+    long (*message_count)(void);
 } fp4rt_backend_reg;
 
 /* The records, in device order. */
@@ -70,6 +73,9 @@ const fp4rt_backend_reg *fp4rt_registry_find(const char *name);
 int fp4rt_registry_device_count(const fp4rt_backend_reg *r);
 /* Device `index` of r, score included; INVALID_ARGUMENT (one line) when out of range. */
 fp4rt_status fp4rt_registry_device(const fp4rt_backend_reg *r, int index, fp4rt_device_desc *out);
+
+/* The message_count of every record that has one, summed. */
+long fp4rt_registry_message_count(void);
 
 /* A device: a record and an index in it. */
 typedef struct fp4rt_device_ref {
