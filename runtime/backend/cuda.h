@@ -13,8 +13,6 @@
 int fp4rt_cuda_device_count(void);
 fp4rt_status fp4rt_cuda_device_get(int index, fp4rt_cuda_device_desc *out);
 const char *fp4rt_cuda_unavailable_reason(void);
-/* Index of the usable device with the highest memory bandwidth, or -1. */
-int fp4rt_cuda_best_device(void);
 /* The module's path ("" when no file was found) and build line ("" when it did not start). */
 const char *fp4rt_cuda_module_path(void);
 const char *fp4rt_cuda_module_build(void);

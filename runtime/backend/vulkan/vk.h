@@ -37,8 +37,6 @@ const char *fp4rt_vk_coop_name(int kind);
 int fp4rt_vk_device_count(void);
 fp4rt_status fp4rt_vk_device_get(int index, fp4rt_vk_device_desc *out);
 const char *fp4rt_vk_unavailable_reason(void);
-/* Index of the best usable non-software device, or -1. */
-int fp4rt_vk_best_device(void);
 
 /* The registry record's functions (runtime/backend/registry.h): device
  * `index` described for fp4rt devices and --device auto (discrete over

@@ -143,17 +143,6 @@ fp4rt_status fp4rt_vk_device_get(int index, fp4rt_vk_device_desc *out) {
     return FP4RT_OK;
 }
 
-int fp4rt_vk_best_device(void) {
-    int best = -1, best_rank = 0;
-    for (int i = 0; i < fp4rt_vk_device_count(); i++) {
-        const fp4rt_vk_device_desc *d = &g_devs[i];
-        if (!d->usable || d->software) continue;
-        int rank = !strcmp(d->type, "discrete") ? 3 : !strcmp(d->type, "integrated") ? 2 : 1;
-        if (rank > best_rank) best = i, best_rank = rank;
-    }
-    return best;
-}
-
 fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
     fp4rt_status st = fp4rt_vk_instance_create(&c->instance, &c->messenger);
     if (st) return st;
