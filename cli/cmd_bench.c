@@ -10,7 +10,6 @@
 #include "cli/commands.h"
 
 #include "runtime/engine/model.h"
-#include "runtime/model/plan.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,8 +22,7 @@ static const char *k_usage = "--model DIR | --synthetic NAME [--recipe R] [--pro
 /* The backend's own bandwidth measurement (backend.h); 0 when it has none. */
 static double measure_bandwidth(fp4rt_model *m) {
     double bw = 0;
-    if (!m->backend->measure_bandwidth) return 0;
-    if (m->backend->measure_bandwidth(m->backend_ctx, &bw)) {
+    if (fp4rt_model_bandwidth(m, &bw)) {
         fprintf(stderr, "fp4rt: bench: bandwidth not measured: %s\n", fp4rt_last_error());
         return 0;
     }
@@ -101,44 +99,31 @@ int fp4rt_cmd_bench(int argc, char **argv) {
             rc = fp4rt_cli_error("synthetic %s: logit %d of the last step is not finite", synthetic, i);
             goto done;
         }
-    fp4rt_memory_plan plan;
-    fp4rt_format_totals tot;
-    if (m->weights->synthetic) { /* no checkpoint: the planner's count for the preset and recipe */
-        fp4rt_memory_plan sp;
-        st = fp4rt_plan_config(&m->weights->cfg, m->weights->synth_recipe, s->sb.n_ctx, s->sb.chunk, s->sb.kv_type,
-                               &sp, &tot);
-        if (st) {
-            rc = fp4rt_cli_fail(st);
-            goto done;
-        }
-        plan = sp;
-    } else {
-        fp4rt_plan_checkpoint(m->weights, &plan, &tot);
+    double mean_pos = n_prompt + (n_gen - 1) / 2.0, bytes_per_step;
+    uint64_t weight_bytes;
+    st = fp4rt_session_decode_bytes(s, mean_pos, &bytes_per_step, &weight_bytes);
+    if (st) {
+        rc = fp4rt_cli_fail(st);
+        goto done;
     }
-    const fp4rt_config *c = &m->weights->cfg;
-    size_t kv_elem = fp4rt_kv_elem_size(s->sb.kv_type);
-    double mean_pos = n_prompt + (n_gen - 1) / 2.0;
-    double kv_per_token = (double)m->program->n_attn_layers * 2 * c->n_kv_heads * c->head_dim * kv_elem;
-    double bytes_per_step = (double)plan.weights_per_token + 2.0 * (s->allocated.ssm + s->allocated.conv) +
-                            mean_pos * kv_per_token;
     double prefill_tps = n_prompt / t_prefill, decode_tps = 1.0 / median;
     double limit_tps = bw > 0 ? bw / bytes_per_step : 0;
     char b1[32];
     if (synthetic)
         printf("model            synthetic %s, %s (weights generated on the device)\n", synthetic,
-               m->weights->synth_recipe);
+               fp4rt_model_synthetic_recipe(m));
     else
         printf("model            %s\n", o.model);
-    printf("device           %s\n", m->device);
+    printf("device           %s\n", fp4rt_model_device(m));
     printf("prefill          %ld tokens in %.3f s: %.2f tokens/s\n", n_prompt, t_prefill, prefill_tps);
     printf("decode           %ld tokens in %.3f s: %.2f tokens/s mean, %.2f tokens/s median step (%.2f ms)\n",
            n_gen, t_decode, n_gen / t_decode, decode_tps, 1e3 * median);
     printf("bytes per decode %s (weights %s + state + KV)\n",
            fp4rt_cli_bytes((uint64_t)bytes_per_step, b1, sizeof b1),
-           fp4rt_cli_bytes(plan.weights_per_token, (char[32]){0}, 32));
-    if (m->backend == &fp4rt_backend_cpu)
+           fp4rt_cli_bytes(weight_bytes, (char[32]){0}, 32));
+    if (fp4rt_model_on_cpu(m))
         printf("bandwidth        %.2f GB/s (read, %d threads; measured before and after decode, best)\n", bw / 1e9,
-               m->n_threads);
+               fp4rt_model_n_threads(m));
     else
         printf("bandwidth        %.2f GB/s (device buffer copy, read + write, timed on the device; before and "
                "after decode, best)\n",

@@ -4,20 +4,22 @@
 #   base < loader < model < backend < text < engine < tools < cli
 # where "backend" is runtime/backend/ (the interface) below the concrete
 # backends (runtime/backend/cpu/, runtime/backend/vulkan/, the CUDA module
-# cuda/), which may not include one another; only the registry
+# cuda/ with its loader runtime/backend/cuda*.[ch] and cu_abi.h), which may not include one another; only the registry
 # (runtime/backend/registry.c) names concrete backends. Includes are written
 # from the repository root ("runtime/base/common.h") or name the public
 # header ("fp4rt.h"). Prints each offending file:line and exits 1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# rank of a path's folder; concrete backends get 3.5 (written 35 vs 30)
+# rank of a path's folder; concrete backends get 3.5 (written 35 vs 30), the
+# registry's table 3.6
 rank() {
     case "$1" in
     runtime/base/*) echo 0 ;;
     loader/*) echo 10 ;;
     runtime/model/*) echo 20 ;;
-    runtime/backend/cpu/* | runtime/backend/vulkan/* | cuda/*) echo 35 ;;
+    runtime/backend/registry.c) echo 36 ;; # the table above the backends it lists
+    runtime/backend/cpu/* | runtime/backend/vulkan/* | cuda/* | runtime/backend/cu_abi.h | runtime/backend/cuda*) echo 35 ;;
     runtime/backend/*) echo 30 ;;
     runtime/text/*) echo 40 ;;
     runtime/engine/*) echo 50 ;;
@@ -31,7 +33,7 @@ backend_of() {
     case "$1" in
     runtime/backend/cpu/*) echo cpu ;;
     runtime/backend/vulkan/*) echo vulkan ;;
-    cuda/*) echo cuda ;;
+    cuda/* | runtime/backend/cu_abi.h | runtime/backend/cuda*) echo cuda ;; # the module and its loader
     *) echo "" ;;
     esac
 }

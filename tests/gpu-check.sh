@@ -296,8 +296,8 @@ else
     # the NV cooperative-matrix kind under the validation layer (Debian 12's
     # layer knows VK_NV_cooperative_matrix, not the KHR extension), then the KHR
     # kind (the rewritten SPIR-V) on the coop case alone, without the layer
-    step vk-ops 90 "env $vk_env FP4RT_VK_COOPMAT=nv '$bld/tests/test_backend_ops' vulkan"
-    step vk-coop-khr 40 "env FP4RT_CACHE_DIR='$bld/pipeline-cache' FP4RT_VK_COOPMAT=khr '$bld/tests/test_backend_ops' vulkan coop"
+    step vk-ops 90 "env $vk_env FP4RT_VK_COOPMAT=nv '$bld/tests/test_backend_ops' -b vulkan"
+    step vk-coop-khr 40 "env FP4RT_CACHE_DIR='$bld/pipeline-cache' FP4RT_VK_COOPMAT=khr '$bld/tests/test_backend_ops' coop -b vulkan"
     step vk-model 150 "env $vk_env '$bld/tests/test_device_model_vulkan'"
     if [ -x "$bld/tests/test_vk_parity" ]; then
         # the 16-layer preset (4 attention + 12 GDN layers), prompts 1..600 (label long in CI)

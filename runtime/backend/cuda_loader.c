@@ -169,23 +169,6 @@ fp4rt_status fp4rt_cuda_device_get(int index, fp4rt_cuda_device_desc *out) {
     return g_mod->device_get(index, out);
 }
 
-int fp4rt_cuda_best_device(void) {
-    int best = -1;
-    double best_bw = -1;
-    for (int i = 0; i < fp4rt_cuda_device_count(); i++) {
-        fp4rt_cuda_device_desc d;
-        if (fp4rt_cuda_device_get(i, &d) || !d.usable) {
-            fp4rt_clear_error();
-            continue;
-        }
-        if (d.bandwidth_gbs > best_bw) {
-            best = i;
-            best_bw = d.bandwidth_gbs;
-        }
-    }
-    return best;
-}
-
 const fp4rt_backend_ops *fp4rt_cuda_backend(void) { return module() ? g_mod->ops : NULL; }
 
 fp4rt_status fp4rt_cuda_backend_create(int index, void **ctx) {

@@ -4,6 +4,7 @@
 #define FP4RT_MODEL_H
 
 #include "runtime/backend/backend.h"
+#include "runtime/backend/registry.h"
 #include "runtime/model/plan.h"
 
 #include <pthread.h>
@@ -67,20 +68,35 @@ fp4rt_status fp4rt_model_set_observer(fp4rt_model *m, fp4rt_linear_observer fn, 
 
 
 
+/* For fp4rt bench (engine/model_stats.c). The memory bandwidth of m's device
+ * as its backend measures it (backend.h measure_bandwidth), in bytes/s; 0
+ * (and FP4RT_OK) when the backend cannot measure; 0 and the error when the
+ * measurement fails. */
+fp4rt_status fp4rt_model_bandwidth(fp4rt_model *m, double *bytes_per_s);
+/* 1 when m runs on the CPU backend (its bandwidth is the read bandwidth of
+ * fp4rt_model_n_threads workers), 0 on a GPU. */
+int fp4rt_model_on_cpu(const fp4rt_model *m);
+int fp4rt_model_n_threads(const fp4rt_model *m);
+/* The recipe of synthetic weights ("nvidia-mixed"), NULL for a checkpoint. */
+const char *fp4rt_model_synthetic_recipe(const fp4rt_model *m);
+/* The bytes one decode step of s reads at position pos: the weights one token
+ * reads (*weights, from the memory planner), the GDN state read and written,
+ * and the KV cache of pos positions. */
+fp4rt_status fp4rt_session_decode_bytes(const fp4rt_session *s, double pos, double *bytes, uint64_t *weights);
+
 /* The device a model runs on (engine/devices.c). */
-typedef enum { DEV_CPU, DEV_VULKAN, DEV_CUDA } fp4rt_backend_kind;
 typedef struct fp4rt_device_choice {
-    fp4rt_backend_kind kind;
-    int index;
-    int asked; /* the user named the device: no fallback */
+    fp4rt_device_ref dev; /* a registry device (runtime/backend/registry.h) */
+    int asked;            /* the user named the device: no fallback */
 } fp4rt_device_choice;
-/* --device: NULL / "auto" (the best CUDA device when the CUDA module loads,
- * else the best Vulkan GPU, never a software device, else the CPU), "cpu",
- * "vulkan" (= vulkan:0), "vulkan:N", "cuda" (= cuda:0), "cuda:N". */
+/* --device: NULL / "auto" (the registry device with the highest score: the
+ * best CUDA device when the CUDA module loads, else the best Vulkan GPU, never
+ * a software device, else the CPU), or a device name: "cpu", "vulkan" (=
+ * vulkan:0), "vulkan:N", "cuda" (= cuda:0), "cuda:N". */
 fp4rt_status fp4rt_device_parse(const char *dev, fp4rt_device_choice *out);
-/* Creates and prepares m's backend on d (synthetic weights from seed); a GPU
- * the user did not name falls back (CUDA to the best Vulkan GPU, then the CPU)
- * with a warning. */
+/* Creates and prepares m's backend on d (synthetic weights from seed); a
+ * device the user did not name falls back, with a warning, to the best device
+ * of another backend (CUDA to the best Vulkan GPU, then the CPU). */
 fp4rt_status fp4rt_backend_start(fp4rt_model *m, fp4rt_device_choice d, uint64_t seed);
 
 #endif

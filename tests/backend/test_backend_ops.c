@@ -1,4 +1,4 @@
-/* Op-level backend parity (docs/STYLE.md rule 12): every non-CPU backend present
+/* Op-level backend parity (STYLE.md rule 12): every non-CPU backend present
  * (each Vulkan device, each CUDA device) runs small programs of independent ops against the CPU
  * reference backend on seeded random inputs, and each op's output is compared:
  *   - per-op NMSE ceiling, NaN/Inf check on every written lane;
@@ -26,11 +26,12 @@
 #include "tests/test_util.h"
 
 #include "runtime/backend/backend.h"
-#include "runtime/engine/model.h"
-#include "runtime/backend/cuda.h"
+#include "runtime/backend/registry.h"
 #include "runtime/base/env.h"
+#include "runtime/base/common.h"
 #include "runtime/base/numfmt.h"
-#ifdef FP4RT_HAVE_VULKAN
+#include "runtime/engine/model.h"
+#ifdef FP4RT_HAVE_VULKAN /* the Vulkan-only cases: fast prefill kernels, dequant */
 #include "runtime/backend/vulkan/vk.h"
 #define MV_EXACT_TOKENS FP4RT_VK_MV_MAX_T /* Vulkan's bit-exact matrix-vector kernel */
 #else
@@ -38,6 +39,7 @@
 #endif
 
 #include <stdint.h>
+#include <strings.h>
 #include <time.h>
 
 #define FP32_NMSE 1e-7
@@ -47,8 +49,8 @@
 
 /* CPU seconds of the whole process (all threads: lavapipe runs shaders on its
  * own threads), a steadier measure than wall time on a loaded machine. */
-/* Sets (value) or unsets (NULL) a knob for the devices opened next: the
- * library parses the environment once, so it is parsed again. */
+/* Knobs are parsed once (runtime/base/env.h): a test that changes one
+ * re-reads the environment. */
 static void set_knob(const char *name, const char *value) {
     if (value)
         setenv(name, value, 1);
@@ -225,22 +227,24 @@ static fp4rt_linear *make_linear(tcase *c, fp4rt_wfmt fmt, int N, int K) {
 }
 
 /* ---- backends ---- */
+/* A device from the backend registry (registry.h), or the CPU reference (reg NULL). */
 typedef struct backend {
     char name[300];
-    const fp4rt_backend_ops *ops;
-    int vk_index; /* -1: CPU */
-    int cuda;     /* 1: CUDA device cuda_index */
-    int cuda_index;
+    const char *kind; /* the record's name: "cpu", "vulkan", "cuda" */
+    const fp4rt_backend_reg *reg;
+    int index;
+    int cuda, vulkan; /* the record's kind */
 } backend;
 
-static fp4rt_status backend_create(const backend *b, void **ctx) {
-    if (b->cuda) return fp4rt_cuda_backend_create(b->cuda_index, ctx);
-    if (b->vk_index < 0) return b->ops->create(2, ctx);
-#ifdef FP4RT_HAVE_VULKAN
-    return fp4rt_vk_backend_create(b->vk_index, ctx);
-#else
-    return FP4RT_UNSUPPORTED;
-#endif
+static const backend cpu_reference = {.name = "cpu", .kind = "cpu"};
+
+/* A context on b's device (the CPU reference: 2 threads) and its table. */
+static fp4rt_status backend_create(const backend *b, const fp4rt_backend_ops **ops, void **ctx) {
+    *ops = &fp4rt_backend_cpu;
+    if (!b->reg) return fp4rt_backend_cpu.create(2, ctx);
+    fp4rt_status st = b->reg->create(b->index, 2, ops, ctx);
+    if (!st && !*ops) st = fp4rt_fail(FP4RT_DEVICE, "%s: no backend table", b->name);
+    return st;
 }
 
 typedef struct session {
@@ -251,9 +255,11 @@ typedef struct session {
     double last_run_s; /* process CPU time of the last step's run + synchronize */
 } session;
 
-/* FP4RT_OPS_BENCH=1: no parity checks; the bench cases run on each device only,
+/* The perf mode: no parity checks; the bench cases run on each device only,
  * and each step's best process CPU time of BENCH_REPS runs is printed. */
 static int bench_mode;
+/* -o: only cases whose program has an op of this kind (-1: every case). */
+static int op_filter = -1;
 #define BENCH_REPS 2
 
 static size_t state_bytes(const tcase *c, int which) {
@@ -274,8 +280,7 @@ static fp4rt_buffer **sb_slot(fp4rt_session_buffers *sb, int which) {
 
 static fp4rt_status session_open(const backend *b, const tcase *c, session *s) {
     memset(s, 0, sizeof *s);
-    s->ops = b->ops;
-    fp4rt_status st = backend_create(b, &s->ctx);
+    fp4rt_status st = backend_create(b, &s->ops, &s->ctx);
     s->sb.n_ctx = c->n_ctx;
     s->sb.chunk = c->chunk;
     s->sb.kv_type = c->kv_type;
@@ -407,7 +412,7 @@ static void run_step(const backend *b, session *cpu, session *dev, tcase *c, con
             CHECK_MSG(sd == FP4RT_OK, "%s %s: %s: %s", c->name, stepname, b->name, fp4rt_last_error());
             if (dev->last_run_s < best) best = dev->last_run_s;
         }
-        printf("  bench %-8s %-12s %-18s %9.1f ms CPU\n", b->ops->name, c->name, stepname, best * 1e3);
+        printf("  bench %-8s %-12s %-18s %9.1f ms CPU\n", b->kind, c->name, stepname, best * 1e3);
         for (int i = 0; i < 5; i++) {
             free(init[i]);
             free(out_c[i]);
@@ -445,7 +450,7 @@ static void run_step(const backend *b, session *cpu, session *dev, tcase *c, con
                   guard_dev);
         for (int k = 0; k < c->p.n_bufs; k++)
             if (c->bufs[k].output)
-                report(b->ops->name, c->name, c->bufs[k].name, stepname, &per[k],
+                report(b->kind, c->name, c->bufs[k].name, stepname, &per[k],
                        /* exact, except W4A4 with a per-row dynamic scale: its post
                         * scale (row scale x weight scale) is rounded before the product */
                        T <= c->exact_T && !strstr(c->bufs[k].name, "-dyn") ? 0.0 : c->bufs[k].ceiling);
@@ -461,7 +466,7 @@ static void run_step(const backend *b, session *cpu, session *dev, tcase *c, con
                 else
                     lg_guard += !same_bits(ld[i], s) + !same_bits(lc[i], s);
             }
-            if (rows) report(b->ops->name, c->name, "logits", stepname, &a, T <= c->exact_T ? 0.0 : c->logits_ceiling);
+            if (rows) report(b->kind, c->name, "logits", stepname, &a, T <= c->exact_T ? 0.0 : c->logits_ceiling);
             CHECK_MSG(lg_guard == 0, "%s %s: %zu logits past the written rows changed", c->name, stepname, lg_guard);
         }
         if (cpu->bytes[1]) {
@@ -469,15 +474,15 @@ static void run_step(const backend *b, session *cpu, session *dev, tcase *c, con
             float *kd = kv_floats(out_d[1], cpu->bytes[1], c->kv_type, c->layer.k_scale);
             char what[64];
             snprintf(what, sizeof what, "KV cache (%s)", fp4rt_kv_type_name(c->kv_type));
-            compare_state(b->ops->name, c, what, stepname, kd, kc, cpu->bytes[1] / fp4rt_kv_elem_size(c->kv_type),
+            compare_state(b->kind, c, what, stepname, kd, kc, cpu->bytes[1] / fp4rt_kv_elem_size(c->kv_type),
                           c->kv_ceiling);
             free(kc);
             free(kd);
         }
         if (cpu->bytes[2])
-            compare_state(b->ops->name, c, "conv state", stepname, out_d[2], out_c[2], cpu->bytes[2] / 4, FP32_NMSE);
+            compare_state(b->kind, c, "conv state", stepname, out_d[2], out_c[2], cpu->bytes[2] / 4, FP32_NMSE);
         if (cpu->bytes[3])
-            compare_state(b->ops->name, c, "GDN state", stepname, out_d[3], out_c[3], cpu->bytes[3] / 4, FP32_NMSE);
+            compare_state(b->kind, c, "GDN state", stepname, out_d[3], out_c[3], cpu->bytes[3] / 4, FP32_NMSE);
         free(per);
         free(owner);
     }
@@ -494,8 +499,11 @@ typedef struct step_def {
 } step_def;
 
 static void run_case(const backend *b, tcase *c, const step_def *steps, int n_steps) {
+    int has = op_filter < 0;
+    for (int i = 0; i < c->p.n_ops && !has; i++) has = (int)c->ops[i].kind == op_filter;
+    if (!has) return;
     session cpu, dev;
-    fp4rt_status st = session_open(&(backend){"cpu", &fp4rt_backend_cpu, -1, 0, 0}, c, &cpu);
+    fp4rt_status st = session_open(&cpu_reference, c, &cpu);
     CHECK_MSG(st == FP4RT_OK, "%s: cpu session: %s", c->name, fp4rt_last_error());
     fp4rt_status sd = st ? st : session_open(b, c, &dev);
     CHECK_MSG(sd == FP4RT_OK, "%s: %s session: %s", c->name, b->name, fp4rt_last_error());
@@ -601,11 +609,41 @@ static void case_linear_mm(const backend *b) {
     free(c);
 }
 
+static int coop_only_mode; /* the "coop" mode */
+
 #ifdef FP4RT_HAVE_VULKAN
-static int coop_only_mode; /* main's argv[2] "coop" */
+/* The standalone NVFP4 -> FP16 dequantization kernel, bit-identical to the CPU:
+ * random codes under every non-NaN block scale, 16 x 259 elements (crossing
+ * workgroups), and a tail block. */
+static void case_dequant(const backend *b) {
+    void *ctx = NULL;
+    const fp4rt_backend_ops *ops = NULL;
+    fp4rt_status st = backend_create(b, &ops, &ctx);
+    CHECK_MSG(st == FP4RT_OK, "dequant: %s", fp4rt_last_error());
+    if (st) return;
+    size_t n = 16 * 259;
+    uint8_t *packed = malloc(n / 2), *scales = malloc(n / 16);
+    uint16_t *out = malloc(n * 2);
+    for (size_t i = 0; i < n / 2; i++) packed[i] = (uint8_t)rnd_u32();
+    for (size_t i = 0; i < n / 16; i++) scales[i] = (uint8_t)(i % 127); /* 0x00 .. 0x7e */
+    st = fp4rt_vk_dequant_nvfp4(ctx, packed, scales, n, out);
+    CHECK_MSG(st == FP4RT_OK, "dequant: %s", fp4rt_last_error());
+    size_t bad = 0;
+    for (size_t i = 0; !st && i < n; i++) {
+        uint8_t code = (packed[i / 2] >> (4 * (i & 1))) & 15;
+        bad += out[i] != fp4rt_f32_to_f16(fp4rt_e2m1_to_f32(code) * fp4rt_e4m3_to_f32(scales[i / 16]));
+    }
+    printf("  %-8s %-10s %-34s %zu of %zu values differ\n", b->kind, "dequant", "NVFP4 -> FP16", bad, n);
+    CHECK_MSG(bad == 0, "dequant: %zu of %zu values differ from the CPU", bad, n);
+    ops->destroy(ctx);
+    free(packed);
+    free(scales);
+    free(out);
+}
+
 
 /* LINEAR through a fast prefill kernel. i8 = 0: the cooperative-matrix kernel
- * (linear_coop.comp: FP8 / W4A4, whose FP16 operands are exact, on the matrix
+ * (linear_coop.glsl: FP8 / W4A4, whose FP16 operands are exact, on the matrix
  * units; the caller sets FP4RT_VK_COOPMAT=emu on devices without them): FP8,
  * W4A4 and W4A4 with the dynamic per-row scale. i8 = 1: the integer-dot kernel
  * (linear_i8.comp, W4A4 and W4A4-dyn; FP4RT_VK_IDOT=1 set by the caller).
@@ -617,7 +655,7 @@ static int coop_only_mode; /* main's argv[2] "coop" */
 static void case_linear_fast(const backend *b, int i8) {
     const char *want = getenv("FP4RT_VK_COOPMAT");
     fp4rt_vk_device_desc d;
-    if (!i8 && want && (!strcmp(want, "nv") || !strcmp(want, "khr")) && !fp4rt_vk_device_get(b->vk_index, &d) &&
+    if (!i8 && want && (!strcmp(want, "nv") || !strcmp(want, "khr")) && !fp4rt_vk_device_get(b->index, &d) &&
         !(d.coop_kinds >> (!strcmp(want, "nv") ? FP4RT_VK_COOP_NV : FP4RT_VK_COOP_KHR) & 1)) {
         printf("%s: linear-coop: no %s cooperative matrix on this device\n", coop_only_mode ? "skipped" : "note",
                want);
@@ -643,9 +681,7 @@ static void case_linear_fast(const backend *b, int i8) {
     case_free(c);
     free(c);
 }
-#endif
 
-#ifdef FP4RT_HAVE_VULKAN
 /* The fast prefill kernels: linear_coop on the device's matrix units, or the
  * emulated kernel where it has none (unless the caller's FP4RT_VK_COOPMAT says
  * which); linear_i8 wherever the device has integer dot products (forced with
@@ -653,7 +689,7 @@ static void case_linear_fast(const backend *b, int i8) {
 static void run_fast_cases(const backend *b) {
     fp4rt_vk_device_desc d;
     const char *kind = getenv("FP4RT_VK_COOPMAT");
-    int have = !fp4rt_vk_device_get(b->vk_index, &d);
+    int have = !fp4rt_vk_device_get(b->index, &d);
     if (!kind && have && !d.coopmat) set_knob("FP4RT_VK_COOPMAT", "emu");
     case_linear_fast(b, 0);
     if (!kind) set_knob("FP4RT_VK_COOPMAT", NULL);
@@ -669,6 +705,10 @@ static void run_fast_cases(const backend *b) {
     } else
         printf("note: linear-i8: no integer dot product on this device\n");
 }
+#else
+/* This build lists no Vulkan device, so these never run. */
+static void case_dequant(const backend *b) { (void)b; }
+static void run_fast_cases(const backend *b) { (void)b; }
 #endif
 
 /* LINEAR bound in pieces: with the binding limits lowered to 1 KiB
@@ -713,51 +753,24 @@ static void case_linear_pieces(const backend *b, fp4rt_wfmt head_fmt, const char
     free(c);
 }
 
-/* The standalone NVFP4 -> FP16 dequantization kernel, bit-identical to the CPU:
- * random codes under every non-NaN block scale, 16 x 259 elements (crossing
- * workgroups), and a tail block. */
-static void case_dequant(const backend *b) {
-    void *ctx = NULL;
-    fp4rt_status st = backend_create(b, &ctx);
-    CHECK_MSG(st == FP4RT_OK, "dequant: %s", fp4rt_last_error());
-    if (st) return;
-    size_t n = 16 * 259;
-    uint8_t *packed = malloc(n / 2), *scales = malloc(n / 16);
-    uint16_t *out = malloc(n * 2);
-    for (size_t i = 0; i < n / 2; i++) packed[i] = (uint8_t)rnd_u32();
-    for (size_t i = 0; i < n / 16; i++) scales[i] = (uint8_t)(i % 127); /* 0x00 .. 0x7e */
-    st = fp4rt_vk_dequant_nvfp4(ctx, packed, scales, n, out);
-    CHECK_MSG(st == FP4RT_OK, "dequant: %s", fp4rt_last_error());
-    size_t bad = 0;
-    for (size_t i = 0; !st && i < n; i++) {
-        uint8_t code = (packed[i / 2] >> (4 * (i & 1))) & 15;
-        bad += out[i] != fp4rt_f32_to_f16(fp4rt_e2m1_to_f32(code) * fp4rt_e4m3_to_f32(scales[i / 16]));
-    }
-    printf("  %-8s %-10s %-34s %zu of %zu values differ\n", b->ops->name, "dequant", "NVFP4 -> FP16", bad, n);
-    CHECK_MSG(bad == 0, "dequant: %zu of %zu values differ from the CPU", bad, n);
-    b->ops->destroy(ctx);
-    free(packed);
-    free(scales);
-    free(out);
-}
-
 /* The measure_bandwidth slot (CUDA): a device copy figure, read + written
  * bytes per second, between 10 GB/s and 100 TB/s (any GPU the module runs on
  * lies in between; 0 or an absurd figure means a broken timing). */
 static void case_bandwidth(const backend *b) {
     void *ctx = NULL;
-    fp4rt_status st = backend_create(b, &ctx);
+    const fp4rt_backend_ops *ops = NULL;
+    fp4rt_status st = backend_create(b, &ops, &ctx);
     CHECK_MSG(st == FP4RT_OK, "bandwidth: %s", fp4rt_last_error());
     if (st) return;
     double bw = 0;
-    CHECK_MSG(b->ops->measure_bandwidth != NULL, "bandwidth: %s has no measure_bandwidth", b->ops->name);
-    if (b->ops->measure_bandwidth) {
-        st = b->ops->measure_bandwidth(ctx, &bw);
+    CHECK_MSG(ops->measure_bandwidth != NULL, "bandwidth: %s has no measure_bandwidth", b->kind);
+    if (ops->measure_bandwidth) {
+        st = ops->measure_bandwidth(ctx, &bw);
         CHECK_MSG(st == FP4RT_OK, "bandwidth: %s", fp4rt_last_error());
-        printf("  %-8s %-10s %-34s %.1f GB/s\n", b->ops->name, "bandwidth", "device copy, read + written", bw / 1e9);
+        printf("  %-8s %-10s %-34s %.1f GB/s\n", b->kind, "bandwidth", "device copy, read + written", bw / 1e9);
         CHECK_MSG(st || (bw > 1e10 && bw < 1e14), "bandwidth: %g bytes/s is implausible", bw);
     }
-    b->ops->destroy(ctx);
+    ops->destroy(ctx);
 }
 
 /* Norms, RoPE, gates, SwiGLU, add, embed and the logits LINEAR. */
@@ -1006,139 +1019,204 @@ static void cases_attention(const backend *b) {
     case_attention(b, &d_long, lng, 2);
 }
 
-/* Timing on realistic shapes (FP4RT_OPS_BENCH=1, or =gdn / =attn for one family): the GDN of Qwen3.5-0.8B
- * (16 / 16 heads of 128 x 128) at prefill T = 128 and decode; its attention
- * (8 / 2 heads of 256, BF16 cache of 2048) at decode and prefill of 128 rows. */
+/* The perf mode's cases, timed on realistic shapes (-o picks one family):
+ * the LINEARs of Qwen3.5-0.8B's MLP (NVFP4, 1024 -> 3584 and back) at decode
+ * and prefill of 128 rows; its GDN (16 / 16 heads of 128 x 128) at prefill
+ * T = 128 and decode; its attention (8 / 2 heads of 256, BF16 cache of 2048)
+ * at decode and prefill of 128 rows. */
 static void bench_ops(const backend *b) {
-    const char *which = getenv("FP4RT_OPS_BENCH"); /* "gdn" or "attn": only those */
+    static const int Ks[] = {1024, 3584};
+    tcase *c = malloc(sizeof *c);
+    case_init(c, "bench-linear");
+    c->chunk = c->n_ctx = 128;
+    int xbuf[2];
+    add_x_bufs(c, Ks, 2, xbuf);
+    add_linear(c, FP4RT_W_NVFP4, 0, 3584, 1024, xbuf[0], FP16_NMSE);
+    add_linear(c, FP4RT_W_NVFP4, 0, 1024, 3584, xbuf[1], FP16_NMSE);
+    case_layout(c);
+    static const step_def ls[] = {{1, 0, 0, 0, "linear T=1"}, {128, 0, 0, 0, "linear T=128"}};
+    run_case(b, c, ls, 2);
+    case_free(c);
+    free(c);
     static const step_def gs[] = {{1, 100, 0, 0, "gdn T=1"}, {128, 0, 0, 0, "gdn T=128"}};
-    if (strcmp(which, "attn")) case_gdn(b, "bench-gdn", 16, 16, 128, 128, 128, gs, 2);
+    case_gdn(b, "bench-gdn", 16, 16, 128, 128, 128, gs, 2);
     static const step_def as[] = {{1, 2000, 0, 0, "attn T=1 @2000"}, {1, 500, 0, 0, "attn T=1 @500"},
                                   {128, 0, 0, 0, "attn T=128 @0"}, {128, 1024, 0, 0, "attn T=128 @1024"}};
     static const attn_def ad = {"bench-attn", FP4RT_KV_BF16, 8, 2, 256, 1, 128, 2048, NULL};
-    if (strcmp(which, "gdn")) case_attention(b, &ad, as, 4);
+    case_attention(b, &ad, as, 4);
 }
 
-/* argv[1]: "vulkan" or "cuda" tests only that kind (none: every backend present);
- * "cuda" exits 77 (ctest: skipped) when there is no usable CUDA device.
- * argv[2] "coop": only the fast prefill cases (cooperative matrix with the kind the caller's
- * FP4RT_VK_COOPMAT picks (the GPU check runs the KHR kind that way, without the
- * validation layer of Debian 12, which predates VK_KHR_cooperative_matrix). */
+/* The parity cases on one device. */
+static void test_ops(const backend *b) {
+    printf("%s vs cpu\n", b->name);
+    if (coop_only_mode) {
+        if (b->vulkan && (op_filter < 0 || op_filter == FP4RT_OP_LINEAR)) run_fast_cases(b);
+        return;
+    }
+    case_linear(b, "linear", 1);
+    if (b->vulkan) {
+        /* Vulkan: both decode layouts whatever the device's default (whole rows
+         * per invocation on software devices, linear_mv elsewhere), the tiled
+         * matrix-matrix kernel (only without whole rows), the shared-memory
+         * fallback, pieces, the dequant kernel */
+        set_knob("FP4RT_VK_LINEAR", "rows");
+        case_linear(b, "linear-rows", 1);
+        set_knob("FP4RT_VK_LINEAR", "mv");
+        case_linear(b, "linear-mv", 0);
+        case_linear_mm(b);
+        set_knob("FP4RT_VK_NO_SUBGROUP", "1");
+        case_linear(b, "linear-shm", 0);
+        set_knob("FP4RT_VK_NO_SUBGROUP", NULL);
+        set_knob("FP4RT_VK_LINEAR", NULL);
+        set_knob("FP4RT_VK_PIECE_RANGE", "1024");
+        set_knob("FP4RT_VK_MAX_ACT_RANGE", "1024");
+        case_linear_pieces(b, FP4RT_W_BF16, "pieces-bf");
+        case_linear_pieces(b, FP4RT_W_NVFP4, "pieces-nv");
+        set_knob("FP4RT_VK_PIECE_RANGE", NULL);
+        set_knob("FP4RT_VK_MAX_ACT_RANGE", NULL);
+        /* the dequant kernel, and the device's matrix units, else the emulated
+         * kernel (the dispatch counters need the LINEARs to run) */
+        if (op_filter < 0 || op_filter == FP4RT_OP_LINEAR) {
+            case_dequant(b);
+            run_fast_cases(b);
+        }
+    } else
+        case_linear_mm(b);
+    if (b->cuda && op_filter < 0) case_bandwidth(b);
+    case_misc(b);
+    static const step_def gs[] = {{1, 4, 0, 0, "T=1"}, {3, 4, 0, 0, "T=3"}};
+    case_gdn(b, "gdn", 2, 6, 16, 12, 3, gs, 2);
+    /* chunk boundaries: T = 64 (one full chunk), 150 (64 + 64 + 22); dv = 40
+     * crosses the 16- and 32-column blocks of the kernels; GQA 3 */
+    static const step_def gl[] = {{1, 7, 0, 0, "T=1"}, {64, 0, 0, 0, "T=64"}, {150, 9, 0, 0, "T=150"}};
+    case_gdn(b, "gdn-long", 1, 3, 24, 40, 150, gl, 3);
+    /* the real key head size 128 over 4 chunks (T = 256: on lavapipe one
+     * dispatch for all chunks ran past gallivm's 65 535 loop iterations per
+     * invocation and returned garbage) */
+    static const step_def g4[] = {{256, 0, 0, 0, "T=256"}, {1, 3, 0, 0, "T=1"}};
+    case_gdn(b, "gdn-dk128", 1, 1, 128, 32, 256, g4, 2);
+    /* the same with prefill in the recurrent form (FP4RT_VK_GDN_CHUNKED=0;
+     * a device short of shared memory uses it) */
+    set_knob("FP4RT_VK_GDN_CHUNKED", "0");
+    case_gdn(b, "gdn-rec", 2, 6, 16, 12, 3, gs, 2);
+    case_gdn(b, "gdn-rec", 1, 3, 24, 40, 150, gl, 3);
+    case_gdn(b, "gdn-rec-dk128", 1, 1, 128, 32, 256, g4, 2);
+    set_knob("FP4RT_VK_GDN_CHUNKED", NULL);
+    cases_attention(b);
+}
+
+static const char *k_help =
+    "usage: test_backend_ops [test|perf|coop] [-b BACKEND[:N]] [-o OP]\n"
+    "  test      (default) each device's ops against the CPU reference\n"
+    "  perf      no checks: the bench cases (LINEAR, GATED_DELTA, ATTENTION on\n"
+    "            Qwen3.5-0.8B shapes) timed on each device\n"
+    "  coop      only the Vulkan fast prefill cases (cooperative matrix of the kind\n"
+    "            FP4RT_VK_COOPMAT picks, integer dot product)\n"
+    "  -b NAME   only this backend (\"vulkan\", \"cuda\": each of its devices) or device\n"
+    "            (\"vulkan:0\"); exits 77 (skipped) when it has no usable device\n"
+    "  -o OP     only cases with an op of this kind (the program's op enum:\n"
+    "            LINEAR, ATTENTION, GATED_DELTA, RMSNORM, ..., in any case)\n"
+    "  --help    this text\n";
+
+/* Parses the command line; 0 on success, else the exit status. */
+static int parse_args(int argc, char **argv, const char **only) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(k_help, stdout);
+            return -1;
+        } else if (!strcmp(a, "test")) {
+        } else if (!strcmp(a, "perf")) {
+            bench_mode = 1;
+        } else if (!strcmp(a, "coop")) {
+            coop_only_mode = 1;
+        } else if (!strcmp(a, "-b") && i + 1 < argc) {
+            *only = argv[++i];
+        } else if (!strcmp(a, "-o") && i + 1 < argc) {
+            const char *op = argv[++i];
+            for (int k = 0; k < FP4RT_OP_COUNT; k++)
+                if (!strcasecmp(op, fp4rt_op_name((fp4rt_op_kind)k))) op_filter = k;
+            if (op_filter < 0) {
+                fprintf(stderr, "test_backend_ops: -o %s: not an op kind (see --help)\n", op);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "test_backend_ops: unknown argument '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* The devices -b selects (every registry device but the CPU when none). */
+static int list_devices(const char *only, backend *list, int max, int *n) {
+    const fp4rt_backend_reg *want = NULL;
+    int want_index = -1;
+    if (only && strchr(only, ':')) {
+        fp4rt_device_ref ref;
+        if (fp4rt_registry_parse(only, &ref)) {
+            fprintf(stderr, "test_backend_ops: -b %s: %s\n", only, fp4rt_last_error());
+            return 2;
+        }
+        want = ref.reg, want_index = ref.index;
+    } else if (only && !(want = fp4rt_registry_find(only))) {
+        fprintf(stderr, "test_backend_ops: -b %s: no such backend (see fp4rt devices)\n", only);
+        return 2;
+    }
+    for (int r = 0; r < fp4rt_registry_count(); r++) {
+        const fp4rt_backend_reg *reg = fp4rt_registry_get(r);
+        if (reg->kind == FP4RT_DEVICE_CPU || (want && reg != want)) continue;
+        int nd = fp4rt_registry_device_count(reg);
+        if (nd == 0)
+            printf("skipped: %s: no %s device (%s)\n", reg->name, reg->label,
+                   reg->not_built ? reg->not_built : reg->unavailable_reason());
+        for (int i = 0; i < nd && *n < max; i++) {
+            if (want_index >= 0 && i != want_index) continue;
+            fp4rt_device_desc d;
+            if (fp4rt_registry_device(reg, i, &d)) {
+                printf("skipped: %s:%d: %s\n", reg->name, i, fp4rt_last_error());
+                fp4rt_clear_error();
+                continue;
+            }
+            if (!d.usable) {
+                printf("skipped: %s %s: not usable (%s)\n", d.name, d.title, d.reason);
+                continue;
+            }
+            backend *b = &list[(*n)++];
+            memset(b, 0, sizeof *b);
+            snprintf(b->name, sizeof b->name, "%s (%.200s)", d.name, d.title);
+            b->kind = reg->name;
+            b->reg = reg;
+            b->index = i;
+            b->cuda = reg->kind == FP4RT_DEVICE_CUDA;
+            b->vulkan = reg->kind == FP4RT_DEVICE_VULKAN;
+            printf("backend %s\n", b->name);
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const char *only = argc > 1 ? argv[1] : "";
-    int coop_only = argc > 2 && !strcmp(argv[2], "coop");
-#ifdef FP4RT_HAVE_VULKAN
-    coop_only_mode = coop_only;
-#endif
+    const char *only = NULL;
+    int rc = parse_args(argc, argv, &only);
+    if (rc) return rc < 0 ? 0 : rc;
     fp4rt_numfmt_init();
-    bench_mode = getenv("FP4RT_OPS_BENCH") != NULL;
-    backend list[9];
-    memset(list, 0, sizeof list); /* the Vulkan entries leave cuda / cuda_index 0 */
+    backend list[16] = {0};
     int n = 0;
     printf("backend cpu: reference\n");
-#ifdef FP4RT_HAVE_VULKAN
-    int nvk = strcmp(only, "cuda") ? fp4rt_vk_device_count() : 0;
-    if (nvk == 0 && strcmp(only, "cuda")) printf("skipped: vulkan: no Vulkan device (%s)\n", fp4rt_vk_unavailable_reason());
-    for (int i = 0; i < nvk && n < 9; i++) {
-        fp4rt_vk_device_desc d;
-        if (fp4rt_vk_device_get(i, &d) || !d.usable) {
-            printf("skipped: vulkan:%d %s: not usable (%s)\n", i, d.name, d.reason);
-            continue;
-        }
-        backend *b = &list[n++];
-        snprintf(b->name, sizeof b->name, "vulkan:%d (%s)", i, d.name);
-        b->ops = &fp4rt_backend_vulkan;
-        b->vk_index = i;
-        printf("backend %s\n", b->name);
-    }
-#endif
-    int n_vk = n;
-    int ncu = strcmp(only, "vulkan") ? fp4rt_cuda_device_count() : 0;
-    if (ncu == 0 && strcmp(only, "vulkan")) printf("skipped: cuda: %s\n", fp4rt_cuda_unavailable_reason());
-    for (int i = 0; i < ncu && n < 9; i++) {
-        fp4rt_cuda_device_desc d;
-        if (fp4rt_cuda_device_get(i, &d) || !d.usable) {
-            printf("skipped: cuda:%d %s: not usable (%s)\n", i, d.name, d.reason);
-            continue;
-        }
-        backend *b = &list[n++];
-        snprintf(b->name, sizeof b->name, "cuda:%d (%s, sm_%d%d)", i, d.name, d.cc_major, d.cc_minor);
-        b->ops = fp4rt_cuda_backend();
-        b->vk_index = -1;
-        b->cuda = 1;
-        b->cuda_index = i;
-        printf("backend %s\n", b->name);
-    }
-    if (!strcmp(only, "cuda") && n == 0) return 77;
+    if ((rc = list_devices(only, list, 16, &n))) return rc;
+    if (only && n == 0) return 77;
+    int n_vk = 0;
     for (int i = 0; i < n; i++) {
-        if (bench_mode) {
+        n_vk += list[i].vulkan;
+        if (bench_mode)
             bench_ops(&list[i]);
-            continue;
-        }
-        printf("%s vs cpu\n", list[i].name);
-#ifdef FP4RT_HAVE_VULKAN
-        if (coop_only) {
-            if (!list[i].cuda) run_fast_cases(&list[i]);
-            continue;
-        }
-#endif
-        case_linear(&list[i], "linear", 1);
-        if (!list[i].cuda) {
-            /* Vulkan: both decode layouts whatever the device's default (whole rows
-             * per invocation on software devices, linear_mv elsewhere), the tiled
-             * matrix-matrix kernel (only without whole rows), the shared-memory
-             * fallback, pieces, the dequant kernel */
-            set_knob("FP4RT_VK_LINEAR", "rows");
-            case_linear(&list[i], "linear-rows", 1);
-            set_knob("FP4RT_VK_LINEAR", "mv");
-            case_linear(&list[i], "linear-mv", 0);
-            case_linear_mm(&list[i]);
-            set_knob("FP4RT_VK_NO_SUBGROUP", "1");
-            case_linear(&list[i], "linear-shm", 0);
-            set_knob("FP4RT_VK_NO_SUBGROUP", NULL);
-            set_knob("FP4RT_VK_LINEAR", NULL);
-            set_knob("FP4RT_VK_PIECE_RANGE", "1024");
-            set_knob("FP4RT_VK_MAX_ACT_RANGE", "1024");
-            case_linear_pieces(&list[i], FP4RT_W_BF16, "pieces-bf");
-            case_linear_pieces(&list[i], FP4RT_W_NVFP4, "pieces-nv");
-            set_knob("FP4RT_VK_PIECE_RANGE", NULL);
-            set_knob("FP4RT_VK_MAX_ACT_RANGE", NULL);
-            case_dequant(&list[i]);
-#ifdef FP4RT_HAVE_VULKAN
-            /* the device's matrix units, else the emulated kernel */
-            run_fast_cases(&list[i]);
-#endif
-        } else
-            case_linear_mm(&list[i]);
-        if (list[i].cuda) case_bandwidth(&list[i]);
-        case_misc(&list[i]);
-        static const step_def gs[] = {{1, 4, 0, 0, "T=1"}, {3, 4, 0, 0, "T=3"}};
-        case_gdn(&list[i], "gdn", 2, 6, 16, 12, 3, gs, 2);
-        /* chunk boundaries: T = 64 (one full chunk), 150 (64 + 64 + 22); dv = 40
-         * crosses the 16- and 32-column blocks of the kernels; GQA 3 */
-        static const step_def gl[] = {{1, 7, 0, 0, "T=1"}, {64, 0, 0, 0, "T=64"}, {150, 9, 0, 0, "T=150"}};
-        case_gdn(&list[i], "gdn-long", 1, 3, 24, 40, 150, gl, 3);
-        /* the real key head size 128 over 4 chunks (T = 256: on lavapipe one
-         * dispatch for all chunks ran past gallivm's 65 535 loop iterations per
-         * invocation and returned garbage) */
-        static const step_def g4[] = {{256, 0, 0, 0, "T=256"}, {1, 3, 0, 0, "T=1"}};
-        case_gdn(&list[i], "gdn-dk128", 1, 1, 128, 32, 256, g4, 2);
-        /* the same with prefill in the recurrent form (FP4RT_VK_GDN_CHUNKED=0;
-         * a device short of shared memory uses it) */
-        set_knob("FP4RT_VK_GDN_CHUNKED", "0");
-        case_gdn(&list[i], "gdn-rec", 2, 6, 16, 12, 3, gs, 2);
-        case_gdn(&list[i], "gdn-rec", 1, 3, 24, 40, 150, gl, 3);
-        case_gdn(&list[i], "gdn-rec-dk128", 1, 1, 128, 32, 256, g4, 2);
-        set_knob("FP4RT_VK_GDN_CHUNKED", NULL);
-        cases_attention(&list[i]);
+        else
+            test_ops(&list[i]);
     }
-#ifdef FP4RT_HAVE_VULKAN
     if (n_vk) {
-        long msgs = fp4rt_vk_message_count();
+        long msgs = fp4rt_registry_message_count();
         CHECK_MSG(msgs == 0, "%ld validation messages", msgs);
     }
-#else
-    (void)n_vk;
-#endif
     return test_summary("test_backend_ops");
 }

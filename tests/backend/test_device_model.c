@@ -26,10 +26,9 @@
 #include "fp4rt.h"
 #include "tests/test_util.h"
 
-#include "runtime/backend/cuda.h"
 #include "runtime/base/numfmt.h"
-#ifdef FP4RT_HAVE_VULKAN
-#include "tests/backend/vulkan/test_vk_util.h"
+#include "tests/test_devices.h"
+#ifdef FP4RT_HAVE_VULKAN /* the dequant kernel test (Vulkan internals) */
 #include "runtime/backend/vulkan/vk.h"
 #endif
 
@@ -178,38 +177,19 @@ static void compare(const char *what, const float *a, const float *ref, size_t n
     CHECK_MSG(e <= ceiling, "%s: NMSE %.3g > %.3g", what, e, ceiling);
 }
 
-/* CUDA: argv[1] "cuda:N"; exits 77 (ctest: skipped) without that device. */
-static int pick_cuda(const char *dev) {
-    int i = atoi(dev + 5);
-    fp4rt_cuda_device_desc d;
-    if (fp4rt_cuda_device_get(i, &d)) {
-        printf("skipped: %s: %s\n", dev, fp4rt_last_error());
-        return 0;
-    }
-    if (!d.usable) {
-        printf("skipped: %s (%s) is not usable: %s\n", dev, d.name, d.reason);
-        return 0;
-    }
-    printf("device %s: %s (sm_%d%d, %s)\n", dev, d.name, d.cc_major, d.cc_minor, fp4rt_cuda_module_build());
-    return 1;
-}
-
+/* argv[1]: "cuda" or "cuda:N" (exits 77, ctest: skipped, without that
+ * device), "vulkan:N", or none: the Vulkan device of test_pick_device (exits
+ * 0 without one). */
 int main(int argc, char **argv) {
     char dev[32];
-    int cuda = argc > 1 && !strncmp(argv[1], "cuda", 4);
-    if (cuda) {
-        snprintf(dev, sizeof dev, "%s", strchr(argv[1], ':') ? argv[1] : "cuda:0");
-        if (!pick_cuda(dev)) return 77;
-    } else {
-#ifdef FP4RT_HAVE_VULKAN
-        fp4rt_vk_device_desc d;
-        if (!test_vk_pick_device(dev, sizeof dev, &d)) return 0;
-        printf("device %s: %s (%s)\n", dev, d.name, d.driver);
-#else
-        printf("skipped: no Vulkan backend in this build\n");
-        return 0;
-#endif
-    }
+    const char *want = argc > 1 ? argv[1] : NULL;
+    int cuda = want && !strncmp(want, "cuda", 4);
+    fp4rt_device_ref ref;
+    fp4rt_device_desc d;
+    if (!test_pick_device(cuda ? "cuda" : "vulkan", want && strchr(want, ':') ? want : NULL, dev, sizeof dev, &ref,
+                          &d))
+        return cuda ? 77 : 0;
+    printf("device %s: %s\n", dev, d.description);
     fp4rt_numfmt_init();
 #ifdef FP4RT_HAVE_VULKAN
     if (!cuda) test_dequant(dev);
@@ -277,9 +257,7 @@ int main(int argc, char **argv) {
         free(kv8);
     }
     free(tok);
-#ifdef FP4RT_HAVE_VULKAN
-    long msgs = fp4rt_vk_message_count();
+    long msgs = fp4rt_registry_message_count();
     CHECK_MSG(msgs == 0, "%ld validation messages", msgs);
-#endif
     return test_summary(cuda ? "test_device_model_cuda" : "test_device_model_vulkan");
 }

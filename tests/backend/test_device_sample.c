@@ -13,18 +13,14 @@
  *     penalty 1.5, several seeds) on a tiny model: the device-candidate tokens
  *     equal the host sampler's on the same backend's downloaded logits and the
  *     CPU backend's tokens.
- * Vulkan: skips (exit 0) without a device, fails on any validation message.
- * CUDA: exits 77 (ctest: skipped) without a usable device. */
+ * The device comes from the backend registry (tests/test_devices.h); exits 77
+ * (ctest: skipped) without a usable device; fails on any validation message. */
 #include "fp4rt.h"
+#include "tests/test_devices.h"
 #include "tests/test_util.h"
-#ifdef FP4RT_HAVE_VULKAN
-#include "tests/backend/vulkan/test_vk_util.h"
-#endif
 
-#include "runtime/backend/cuda.h"
 #include "runtime/engine/model.h"
 #include "runtime/text/sampler.h"
-#include "runtime/backend/vulkan/vk.h"
 
 #include <stdint.h>
 
@@ -324,32 +320,14 @@ int main(int argc, char **argv) {
     const char *kind = argc > 1 ? argv[1] : "vulkan";
     dev d = {0};
     char device[32];
-    int cuda = !strcmp(kind, "cuda");
-    if (cuda) {
-        if (fp4rt_cuda_device_count() == 0) {
-            printf("skipped: cuda: %s\n", fp4rt_cuda_unavailable_reason());
-            return 77;
-        }
-        snprintf(device, sizeof device, "cuda:0");
-        d.be = fp4rt_cuda_backend();
-        if (fp4rt_cuda_backend_create(0, &d.ctx)) {
-            CHECK_MSG(0, "cuda backend: %s", fp4rt_last_error());
-            return test_summary("test_device_sample");
-        }
-    } else {
-#ifndef FP4RT_HAVE_VULKAN
-        printf("skipped: built without Vulkan\n");
-        return 0;
-#else
-        fp4rt_vk_device_desc vd;
-        if (!test_vk_pick_device(device, sizeof device, &vd)) return 0;
-        printf("device %s: %s (%s)\n", device, vd.name, vd.driver);
-        d.be = &fp4rt_backend_vulkan;
-        if (fp4rt_vk_backend_create(atoi(device + 7), &d.ctx)) {
-            CHECK_MSG(0, "vulkan backend: %s", fp4rt_last_error());
-            return test_summary("test_device_sample");
-        }
-#endif
+    fp4rt_device_ref ref;
+    fp4rt_device_desc desc;
+    if (!test_pick_device(kind, NULL, device, sizeof device, &ref, &desc)) return 77;
+    printf("device %s: %s\n", device, desc.description);
+    int cuda = ref.reg->kind == FP4RT_DEVICE_CUDA;
+    if (ref.reg->create(ref.index, 0, &d.be, &d.ctx)) {
+        CHECK_MSG(0, "%s backend: %s", device, fp4rt_last_error());
+        return test_summary("test_device_sample");
     }
     CHECK_MSG(d.be->top_k && d.be->argmax, "%s lacks the top_k or argmax slot", device);
     if (d.be->top_k && d.be->argmax && !d.be->buffer_alloc(d.ctx, ((size_t)MAX_N + 64) * 4, "logits", &d.buf)) {
@@ -359,11 +337,7 @@ int main(int argc, char **argv) {
     }
     d.be->destroy(d.ctx);
     test_generate("tests/fixtures/tiny-w4a4", device);
-#ifdef FP4RT_HAVE_VULKAN
-    if (!cuda) {
-        long msgs = fp4rt_vk_message_count();
-        CHECK_MSG(msgs == 0, "%ld validation messages", msgs);
-    }
-#endif
+    long msgs = fp4rt_registry_message_count();
+    CHECK_MSG(msgs == 0, "%ld validation messages", msgs);
     return test_summary(cuda ? "test_device_sample_cuda" : "test_device_sample_vulkan");
 }

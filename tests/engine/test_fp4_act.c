@@ -20,9 +20,7 @@
 #include "runtime/backend/backend.h"
 #include "runtime/engine/model.h"
 #include "runtime/base/numfmt.h"
-#ifdef FP4RT_HAVE_VULKAN
-#include "tests/backend/vulkan/test_vk_util.h"
-#endif
+#include "tests/test_devices.h"
 
 #include <stdint.h>
 
@@ -324,7 +322,6 @@ static void test_model(const char *dir, const char *vk_dev, int full) {
     CHECK_MSG(change > 1e-6 && change < 0.05, "on vs off NMSE %g", change);
     CHECK_MSG(same_argmax >= N_TOK / 2, "argmax equal at only %d of %d positions", same_argmax, N_TOK);
     CHECK_MSG(gap < 1e-6, "prefill vs decode with the setting on: NMSE %g", gap);
-#ifdef FP4RT_HAVE_VULKAN
     if (vk_dev) {
         float *vk_dec = logits(dir, vk_dev, 1, 1, &V, line);
         float *vk_pre = full ? logits(dir, vk_dev, 1, 48, &V, NULL) : NULL;
@@ -348,9 +345,6 @@ static void test_model(const char *dir, const char *vk_dev, int full) {
         free(vk_dec);
         free(vk_pre);
     }
-#else
-    (void)vk_dev;
-#endif
 done:
     free(off);
     free(on);
@@ -371,17 +365,14 @@ int main(void) {
     test_op(FIXTURE, 0);
     test_op(dyn, 1);
     const char *vk_dev = NULL;
-#ifdef FP4RT_HAVE_VULKAN
     char devname[32];
-    fp4rt_vk_device_desc d;
-    if (test_vk_pick_device(devname, sizeof devname, &d)) vk_dev = devname;
+    fp4rt_device_ref ref;
+    fp4rt_device_desc d;
+    if (test_pick_device("vulkan", NULL, devname, sizeof devname, &ref, &d)) vk_dev = devname;
     if (vk_dev && d.software) g_vk_ceiling = 0;
-#endif
     test_model(FIXTURE, vk_dev, 0);
     test_model(dyn, vk_dev, 1);
-#ifdef FP4RT_HAVE_VULKAN
-    if (vk_dev) CHECK_MSG(fp4rt_vk_message_count() == 0, "%ld validation messages", fp4rt_vk_message_count());
-#endif
+    if (vk_dev) CHECK_MSG(fp4rt_registry_message_count() == 0, "%ld validation messages", fp4rt_registry_message_count());
     test_tmpdir_remove();
     return test_summary("test_fp4_act");
 }

@@ -4,7 +4,7 @@
 #ifndef FP4RT_VK_H
 #define FP4RT_VK_H
 
-#include "runtime/backend/backend.h"
+#include "runtime/backend/registry.h"
 
 #include <stdint.h>
 
@@ -41,8 +41,12 @@ const char *fp4rt_vk_coop_name(int kind);
 int fp4rt_vk_device_count(void);
 fp4rt_status fp4rt_vk_device_get(int index, fp4rt_vk_device_desc *out);
 const char *fp4rt_vk_unavailable_reason(void);
-/* Index of the best usable non-software device, or -1. */
-int fp4rt_vk_best_device(void);
+
+/* The registry record's functions (runtime/backend/registry.h): device
+ * `index` described for fp4rt devices and --device auto (discrete over
+ * integrated over the rest), and a backend context on it. */
+fp4rt_status fp4rt_vk_device_fill(int index, fp4rt_device_desc *out);
+fp4rt_status fp4rt_vk_device_create(int index, int n_threads, const fp4rt_backend_ops **ops, void **ctx);
 
 /* Creates the backend context on device `index` (fp4rt_backend_vulkan's create
  * uses device 0). */

@@ -144,17 +144,6 @@ fp4rt_status fp4rt_vk_device_get(int index, fp4rt_vk_device_desc *out) {
     return FP4RT_OK;
 }
 
-int fp4rt_vk_best_device(void) {
-    int best = -1, best_rank = 0;
-    for (int i = 0; i < fp4rt_vk_device_count(); i++) {
-        const fp4rt_vk_device_desc *d = &g_devs[i];
-        if (!d->usable || d->software) continue;
-        int rank = !strcmp(d->type, "discrete") ? 3 : !strcmp(d->type, "integrated") ? 2 : 1;
-        if (rank > best_rank) best = i, best_rank = rank;
-    }
-    return best;
-}
-
 fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
     fp4rt_status st = fp4rt_vk_instance_create(&c->instance, &c->messenger);
     if (st) return st;
@@ -268,4 +257,44 @@ void fp4rt_vk_device_close(vk_ctx *c) {
         c->vt.vkDestroyDevice(c->dev, NULL);
     }
     fp4rt_vk_instance_destroy(c->instance, c->messenger);
+}
+
+/* ---- the registry record (vk.h) ---- */
+
+fp4rt_status fp4rt_vk_device_fill(int index, fp4rt_device_desc *out) {
+    fp4rt_vk_device_desc d;
+    fp4rt_status st = fp4rt_vk_device_get(index, &d);
+    if (st) return st;
+    snprintf(out->title, sizeof out->title, "%.200s", d.name);
+    snprintf(out->description, sizeof out->description, "%.80s (%s%s), %.60s%s%.40s", d.name, d.type,
+             d.software ? ", software: used only when named" : "", d.driver, d.usable ? "" : ", not usable: ",
+             d.usable ? "" : d.reason);
+    out->memory_bytes = d.memory_bytes;
+    out->usable = d.usable;
+    snprintf(out->reason, sizeof out->reason, "%s", d.reason);
+    out->software = d.software;
+    /* discrete over integrated over the rest */
+    out->score = !strcmp(d.type, "discrete") ? 3 : !strcmp(d.type, "integrated") ? 2 : 1;
+    const char *coop = d.coop_kinds == (1 << FP4RT_VK_COOP_KHR | 1 << FP4RT_VK_COOP_NV) ? "KHR and NV"
+                       : d.coopmat                                                    ? fp4rt_vk_coop_name(d.coopmat)
+                                                                                      : "no";
+    char(*l)[FP4RT_DEVICE_LINE] = out->details;
+    snprintf(l[0], sizeof l[0], "type %s%s, driver %.150s, Vulkan %u.%u, %.1f GiB device-local", d.type,
+             d.software ? " (software: used only when named)" : "", d.driver, (d.api_version >> 22) & 0x7f,
+             (d.api_version >> 12) & 0x3ff, d.memory_bytes / 1073741824.0);
+    snprintf(l[1], sizeof l[1],
+             "fp16 %s, int8 %s, 16-bit storage %s, 8-bit storage %s, subgroup %u, maxStorageBufferRange %.0f MiB",
+             d.fp16 ? "yes" : "no", d.int8 ? "yes" : "no", d.storage16 ? "yes" : "no", d.storage8 ? "yes" : "no",
+             d.subgroup_size, d.max_storage_range / 1048576.0);
+    snprintf(l[2], sizeof l[2], "cooperative matrix %s, integer dot product %s", coop,
+             d.idot_fast ? "yes (4x8 packed, accelerated)" : d.idot ? "yes (not accelerated)" : "no");
+    snprintf(l[3], sizeof l[3], "%s%s", d.usable ? "usable" : "not usable: ", d.usable ? "" : d.reason);
+    out->n_details = 4;
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_vk_device_create(int index, int n_threads, const fp4rt_backend_ops **ops, void **ctx) {
+    (void)n_threads;
+    *ops = &fp4rt_backend_vulkan;
+    return fp4rt_vk_backend_create(index, ctx);
 }

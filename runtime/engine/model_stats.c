@@ -1,0 +1,46 @@
+/* What fp4rt bench asks of a loaded model (model.h): the device's bandwidth
+ * and the bytes one decode step reads, so the CLI calls functions and never
+ * reaches into the backend or the program. */
+#include "runtime/engine/model.h"
+
+#include "runtime/base/common.h"
+
+fp4rt_status fp4rt_model_bandwidth(fp4rt_model *m, double *bytes_per_s) {
+    *bytes_per_s = 0;
+    if (!m) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_bandwidth: no model");
+    if (!m->backend->measure_bandwidth) return FP4RT_OK; /* no probe: 0, not an error */
+    pthread_mutex_lock(&m->run_lock);
+    fp4rt_status st = fp4rt_backend_measure_bandwidth(m->backend, m->backend_ctx, bytes_per_s);
+    pthread_mutex_unlock(&m->run_lock);
+    if (st) *bytes_per_s = 0;
+    return st;
+}
+
+int fp4rt_model_on_cpu(const fp4rt_model *m) { return m && m->backend == &fp4rt_backend_cpu; }
+
+int fp4rt_model_n_threads(const fp4rt_model *m) { return m ? m->n_threads : 0; }
+
+const char *fp4rt_model_synthetic_recipe(const fp4rt_model *m) {
+    return m && m->weights->synthetic ? m->weights->synth_recipe : NULL;
+}
+
+fp4rt_status fp4rt_session_decode_bytes(const fp4rt_session *s, double pos, double *bytes, uint64_t *weights) {
+    *bytes = 0;
+    *weights = 0;
+    const fp4rt_model *m = s->model;
+    fp4rt_memory_plan plan;
+    fp4rt_format_totals tot;
+    if (m->weights->synthetic) { /* no checkpoint: the planner's count for the preset and recipe */
+        fp4rt_status st = fp4rt_plan_config(&m->weights->cfg, m->weights->synth_recipe, s->sb.n_ctx, s->sb.chunk,
+                                            s->sb.kv_type, &plan, &tot);
+        if (st) return st;
+    } else {
+        fp4rt_plan_checkpoint(m->weights, &plan, &tot);
+    }
+    const fp4rt_config *c = &m->weights->cfg;
+    double kv_per_token =
+        (double)m->program->n_attn_layers * 2 * c->n_kv_heads * c->head_dim * fp4rt_kv_elem_size(s->sb.kv_type);
+    *weights = plan.weights_per_token;
+    *bytes = (double)plan.weights_per_token + 2.0 * (s->allocated.ssm + s->allocated.conv) + pos * kv_per_token;
+    return FP4RT_OK;
+}
