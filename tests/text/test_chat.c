@@ -244,6 +244,14 @@ static void expect_invalid(const char *what, const fp4rt_chat_message *m, size_t
               msg ? msg : "(null)", needle);
 }
 
+/* A tool call whose arguments_json is refused with `needle` in the error. */
+static void expect_bad_arguments(const char *json, const char *needle) {
+    const fp4rt_tool_call call = {.name = "f", .arguments_json = json};
+    const fp4rt_chat_message m[] = {{.role = "user", .content = "hi"},
+                                    {.role = "assistant", .tool_calls = &call, .n_tool_calls = 1}};
+    expect_invalid(json, m, 2, NULL, needle);
+}
+
 static void test_bad_input(void) {
     fp4rt_chat_params prm = fp4rt_chat_default_params();
     const fp4rt_chat_message user = {.role = "user", .content = "hi"};
@@ -284,21 +292,12 @@ static void test_bad_input(void) {
         user, {.role = "assistant", .tool_calls = &lone, .n_tool_calls = 1}};
     expect_invalid("unpaired surrogate", m_lone, 2, NULL, "surrogate");
     /* each way a string escape in arguments_json can be wrong */
-    static const struct {
-        const char *json, *needle;
-    } bad_escapes[] = {
-        {"{\"x\": \"\\q\"}", "bad escape"},
-        {"{\"x\": \"\\u12G4\"}", "bad \\u escape"},
-        {"{\"x\": \"\\udc00\"}", "unpaired surrogate"},
-        {"{\"x\": \"\\ud800\\u0041\"}", "unpaired surrogate"},
-        {"{\"x\": \"\\u0000\"}", "\\u0000 is not supported"},
-        {"{\"x\": \"a\tb\"}", "control character"},
-    };
-    for (size_t i = 0; i < sizeof bad_escapes / sizeof bad_escapes[0]; i++) {
-        const fp4rt_tool_call call = {.name = "f", .arguments_json = bad_escapes[i].json};
-        const fp4rt_chat_message m[] = {user, {.role = "assistant", .tool_calls = &call, .n_tool_calls = 1}};
-        expect_invalid(bad_escapes[i].json, m, 2, NULL, bad_escapes[i].needle);
-    }
+    expect_bad_arguments("{\"x\": \"\\q\"}", "bad escape");
+    expect_bad_arguments("{\"x\": \"\\u12G4\"}", "bad \\u escape");
+    expect_bad_arguments("{\"x\": \"\\udc00\"}", "unpaired surrogate");
+    expect_bad_arguments("{\"x\": \"\\ud800\\u0041\"}", "unpaired surrogate");
+    expect_bad_arguments("{\"x\": \"\\u0000\"}", "\\u0000 is not supported");
+    expect_bad_arguments("{\"x\": \"a\tb\"}", "control character");
     /* every valid escape decodes (the call is re-serialized from the decoded text) */
     const fp4rt_tool_call escapes = {.name = "f",
                                      .arguments_json = "{\"x\": \"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\"}"};
