@@ -22,6 +22,7 @@
 #include "tests/test_util.h"
 #include "tests/backend/vulkan/test_vk_util.h"
 
+#include "runtime/base/env.h"
 #include "runtime/engine/model.h"
 #include "runtime/text/sampler.h"
 #include "runtime/backend/vulkan/vk.h"
@@ -146,11 +147,13 @@ static void test_limit(const char *dir, const char *dev, const int32_t *tok, int
     int V = 0;
     float *ref = cpu_decode(dir, tok, n, &V);
     setenv("FP4RT_VK_MAX_RANGE", "32768", 1);
+    fp4rt_env_reload(); /* knobs are parsed once (runtime/base/env.h) */
     g_log_len = 0;
     g_log[0] = 0;
     fp4rt_model *m = load(dir, dev, 0);
     fp4rt_session *s = m ? session(m, 64, 48) : NULL;
     unsetenv("FP4RT_VK_MAX_RANGE");
+    fp4rt_env_reload();
     CHECK_MSG(strstr(g_log, "prefill chunk capped from 48 to"), "%s: the prefill chunk was not capped", dir);
     float *out = calloc((size_t)n * V, sizeof(float));
     fp4rt_status st = s && out && ref ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
