@@ -7,6 +7,7 @@
 #ifndef FP4RT_BACKEND_H
 #define FP4RT_BACKEND_H
 
+#include "runtime/model/plan.h"
 #include "runtime/model/program.h"
 
 typedef struct fp4rt_buffer fp4rt_buffer; /* backend-defined */
@@ -177,8 +178,7 @@ typedef struct fp4rt_backend_ops {
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;
 
-/* Bytes per KV-cache element, and "BF16" / "F32" / "FP8". */
-size_t fp4rt_kv_elem_size(fp4rt_kv_type t);
+/* "BF16" / "F32" / "FP8" (bytes per element: fp4rt_kv_elem_size, model/plan.h). */
 const char *fp4rt_kv_type_name(fp4rt_kv_type t);
 
 #endif

@@ -35,6 +35,8 @@ void fp4rt_plan_checkpoint(const fp4rt_weights *w, fp4rt_memory_plan *plan,
 fp4rt_status fp4rt_plan_config(const fp4rt_config *cfg, const char *recipe, int n_ctx, int chunk,
                                fp4rt_kv_type kv, fp4rt_memory_plan *plan, fp4rt_format_totals *tot);
 
+/* Bytes per KV-cache element of a kv type (BF16 2, F32 4, FP8 1). */
+size_t fp4rt_kv_elem_size(fp4rt_kv_type t);
 /* Session sizes for a program (no allocation). n_ctx, chunk already resolved. */
 void fp4rt_plan_session(const fp4rt_program *p, int n_ctx, int chunk, fp4rt_kv_type kv,
                         fp4rt_memory_plan *out);

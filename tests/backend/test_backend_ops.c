@@ -1020,7 +1020,7 @@ int main(int argc, char **argv) {
 #endif
     fp4rt_numfmt_init();
     bench_mode = getenv("FP4RT_OPS_BENCH") != NULL;
-    backend list[9];
+    backend list[9] = {0}; /* every field defined: a Vulkan entry has no cuda index */
     int n = 0;
     printf("backend cpu: reference\n");
 #ifdef FP4RT_HAVE_VULKAN
