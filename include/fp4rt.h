@@ -263,7 +263,9 @@ typedef struct fp4rt_tool_call {
                                    position and its last value, as Python's json.loads does. */
 } fp4rt_tool_call;
 
-/* One message. Strings are UTF-8 (checked) and borrowed (not copied, not freed).
+/* One message. Strings are UTF-8 and borrowed (not copied, not freed): invalid UTF-8 in
+ * content or reasoning_content is replaced by U+FFFD (one warning logged per call), in
+ * the other fields it is an error.
  * Images and videos: the template writes "<|vision_start|><|image_pad|><|vision_end|>"
  * (resp. "<|video_pad|>") where a content part is an image (video); put that text in
  * content. */
@@ -311,7 +313,7 @@ FP4RT_API fp4rt_chat_params fp4rt_chat_default_params(void);
  * an INVALID_ARGUMENT error naming the message index: n == 0, unknown role, a system message
  * after the first, a tool message first, no user query (every user message is a bare
  * <tool_response> block), a tool call without a name, malformed tools_json or arguments_json,
- * invalid UTF-8. Thread-safe (reads its arguments only). */
+ * invalid UTF-8 outside the message texts. Thread-safe (reads its arguments only). */
 FP4RT_API fp4rt_status fp4rt_chat_format(const fp4rt_chat_message *messages, size_t n,
                                          const fp4rt_chat_params *params, char **out);
 

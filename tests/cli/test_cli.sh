@@ -96,6 +96,11 @@ $bin run --model "$tmp/mixed" --prompt "Tell me about the sea." -n 12 --seed 5 >
 check "grep -q 'fp4rt: prompt [0-9]* tokens, prefill .* tokens/s; generated 12 tokens, decode .* tokens/s; stop: max tokens; device cpu' $tmp/run.err" "run --prompt stats line: $(tail -n 1 "$tmp/run.err")"
 check "[ -s $tmp/run.out ]" "run --prompt printed text"
 $bin run --model "$tmp/mixed" --prompt "Tell me about the sea." -n 12 --seed 5 >"$tmp/run2.out" 2>/dev/null
+# invalid UTF-8 in a prompt (chat and raw) is replaced by U+FFFD with a warning, not refused
+$bin run --model "$tmp/mixed" --prompt $'\xff' -n 2 --greedy >/dev/null 2>"$tmp/utf8.err"; rc=$?
+check "[ $rc -eq 0 ] && grep -q 'warning: chat: invalid UTF-8' $tmp/utf8.err" "run --prompt \\xff: $(tail -n 1 "$tmp/utf8.err")"
+$bin run --model "$tmp/mixed" --raw --prompt $'a\xff' -n 2 --greedy >/dev/null 2>"$tmp/utf8r.err"; rc=$?
+check "[ $rc -eq 0 ] && grep -q 'warning: tokenize: the text has invalid UTF-8' $tmp/utf8r.err" "run --raw --prompt a\\xff: $(tail -n 1 "$tmp/utf8r.err")"
 check "cmp -s $tmp/run.out $tmp/run2.out" "same seed, same text"
 # tokenize: JSON ids, --jsonl round trip through --decode
 check "[ \"\$($bin tokenize --model $tmp/mixed 'hello world')\" != '' ]" "tokenize"
