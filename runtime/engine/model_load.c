@@ -89,6 +89,11 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
         fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_load: dir is NULL");
         return NULL;
     }
+    if (params->n_threads < 0) {
+        fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_params.n_threads = %d: expected 0 (all cores) or > 0",
+                   params->n_threads);
+        return NULL;
+    }
     fp4rt_device_choice dev;
     fp4rt_status dst = fp4rt_device_parse(params->device, &dev);
     if (dst) return NULL;
@@ -190,7 +195,7 @@ fp4rt_status fp4rt_model_set_observer(fp4rt_model *m, fp4rt_linear_observer fn, 
 
 int fp4rt_model_eos_ids(const fp4rt_model *m, int32_t *ids, int cap) {
     if (!m) return 0;
-    for (int i = 0; i < m->n_eos && i < cap; i++) ids[i] = m->eos[i];
+    for (int i = 0; ids && i < m->n_eos && i < cap; i++) ids[i] = m->eos[i]; /* ids NULL: the count only */
     return m->n_eos;
 }
 
