@@ -25,6 +25,9 @@ typedef struct mutation {
     const char *poke;      /* tensor whose byte poke_at becomes poke_value */
     size_t poke_at;
     uint8_t poke_value, poke_value2; /* poke_value2 (if non-zero) goes to poke_at + 1 */
+    const char *shape_of;  /* tensor declared with new_shape (same bytes) */
+    int new_ndim;
+    int64_t new_shape[4];
     const char *file;      /* text file to rewrite: "config.json" or "hf_quant_config.json" */
     const char *find, *replace; /* first occurrence of find -> replace in that file */
 } mutation;
@@ -74,8 +77,13 @@ static int make_copy(const char *dst, const mutation *mu) {
                 nbytes = nbytes / (uint64_t)shape[t->ndim - 1] * (uint64_t)(shape[t->ndim - 1] - 1);
                 shape[t->ndim - 1]--;
             }
+            int ndim = (int)t->ndim;
+            if (mu->shape_of && !strcmp(t->name, mu->shape_of)) {
+                ndim = mu->new_ndim;
+                memcpy(shape, mu->new_shape, sizeof mu->new_shape);
+            }
             if (pass == 0) {
-                rc = fp4rt_stw_declare(w, t->name, t->dtype, t->ndim, shape) ? -1 : 0;
+                rc = fp4rt_stw_declare(w, t->name, t->dtype, ndim, shape) ? -1 : 0;
                 continue;
             }
             uint8_t *data = malloc(nbytes ? nbytes : 1);
@@ -170,6 +178,55 @@ int main(void) {
     expect_failure("inconsistent-heads", &mu, FP4RT_FORMAT, "config.json", "num_attention_heads");
     mu = (mutation){.file = "config.json", .find = "\"num_hidden_layers\":\t8", .replace = "\"num_hidden_layers\": 4"};
     expect_failure("fewer-layers-in-config", &mu, FP4RT_FORMAT, "config.json", "num_hidden_layers");
+
+    /* a norm of the right element count in the wrong shape ([hidden / 2, 2] for [hidden]) */
+    char norm[160];
+    snprintf(norm, sizeof norm, "%s0.input_layernorm.weight", P);
+    mu = (mutation){.shape_of = norm, .new_ndim = 2, .new_shape = {cfg.hidden / 2, 2}};
+    expect_failure("norm-wrong-shape", &mu, FP4RT_FORMAT, norm, "shape");
+    mu = (mutation){.poke = ws2, .poke_at = 2, .poke_value = 0x96, .poke_value2 = 0x7e}; /* ~1e38 */
+    expect_failure("huge-tensor-scale", &mu, FP4RT_FORMAT, ws2, "overflows");
+
+    /* bad weights the loader does not scan (the bulk of the data): generation
+     * stops with NUMERIC naming the step instead of sampling from NaN logits */
+    char embed[160];
+    snprintf(embed, sizeof embed, "model.language_model.embed_tokens.weight");
+    struct {
+        const char *label;
+        mutation mu;
+    } nan_cases[] = {
+        {"fp8-weight-nan", {.poke = q_w, .poke_at = 7, .poke_value = 0x7f}},
+        {"fp8-weight-nan-neg", {.poke = q_w, .poke_at = 9, .poke_value = 0xff}},
+        /* BF16 NaN 0x7fc0 in row 1 (the prompt's token) */
+        {"bf16-embed-nan", {.poke = embed, .poke_at = (size_t)cfg.hidden * 2 + 4, .poke_value = 0xc0,
+                            .poke_value2 = 0x7f}},
+    };
+    for (size_t c = 0; c < sizeof nan_cases / sizeof nan_cases[0]; c++) {
+        char dst[512];
+        snprintf(dst, sizeof dst, "%s", test_tmp_path(nan_cases[c].label));
+        CHECK(make_copy(dst, &nan_cases[c].mu) == 0);
+        fp4rt_model *nm = fp4rt_model_load(dst, NULL);
+        CHECK_MSG(nm != NULL, "%s: %s", nan_cases[c].label, fp4rt_last_error());
+        if (!nm) continue;
+        for (int greedy = 0; greedy < 2; greedy++) { /* device pick and the sampler */
+            fp4rt_session *ns = fp4rt_session_create(nm, NULL);
+            fp4rt_generate_params gp = fp4rt_generate_default_params();
+            gp.sampling.greedy = greedy ? 1 : -1;
+            gp.sampling.top_k = greedy ? 0 : 5;
+            gp.max_tokens = 4;
+            int32_t prompt[2] = {1, 1};
+            fp4rt_generate_result r;
+            fp4rt_status st = fp4rt_generate(ns, prompt, 2, &gp, NULL, NULL, &r);
+            printf("%-22s -> %s\n", nan_cases[c].label, fp4rt_last_error());
+            CHECK_MSG(st == FP4RT_NUMERIC, "%s greedy %d: status %s", nan_cases[c].label, greedy,
+                      fp4rt_status_name(st));
+            CHECK(strstr(fp4rt_last_error(), "step 0") && strstr(fp4rt_last_error(), "NaN") &&
+                  strstr(fp4rt_last_error(), "inspect --check"));
+            CHECK_EQ_INT(r.n_generated, 0);
+            fp4rt_session_free(ns);
+        }
+        fp4rt_model_free(nm);
+    }
 
     /* out of memory at every allocation of load + session + one step: a clean
      * failure (OUT_OF_MEMORY message, nothing leaked: LeakSanitizer checks the
