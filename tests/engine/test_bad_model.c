@@ -187,6 +187,25 @@ int main(void) {
     mu = (mutation){.poke = ws2, .poke_at = 2, .poke_value = 0x96, .poke_value2 = 0x7e}; /* ~1e38 */
     expect_failure("huge-tensor-scale", &mu, FP4RT_FORMAT, ws2, "overflows");
 
+    /* an end-of-generation id outside the vocabulary, in config.json and in
+       generation_config.json: refused by fp4rt_model_load naming the file */
+    for (int k = 0; k < 2; k++) {
+        char dst[512], gpath[600];
+        snprintf(dst, sizeof dst, "%s", test_tmp_path(k ? "eos-gen-config" : "eos-config"));
+        mu = k ? (mutation){0}
+               : (mutation){.file = "config.json", .find = "\"eos_token_id\":\t[", .replace = "\"eos_token_id\":\t[999999, "};
+        CHECK(make_copy(dst, &mu) == 0);
+        snprintf(gpath, sizeof gpath, "%s/generation_config.json", dst);
+        if (k) CHECK(!fp4rt_write_text_file(gpath, "{\"eos_token_id\": [3, 70000]}"));
+        fp4rt_clear_error();
+        fp4rt_model *em = fp4rt_model_load(dst, NULL);
+        printf("%-22s -> %s\n", k ? "eos-gen-config" : "eos-config", fp4rt_last_error());
+        CHECK(em == NULL);
+        CHECK(strstr(fp4rt_last_error(), k ? "generation_config.json: eos_token_id 70000" : "config.json: eos_token_id 999999"));
+        CHECK(strstr(fp4rt_last_error(), "outside the vocabulary") != NULL);
+        fp4rt_model_free(em);
+    }
+
     /* bad weights the loader does not scan (the bulk of the data): generation
      * stops with NUMERIC naming the step instead of sampling from NaN logits */
     char embed[160];
