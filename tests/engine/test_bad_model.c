@@ -7,6 +7,7 @@
 #include "loader/st_writer.h"
 #include "runtime/base/common.h"
 #include "runtime/engine/model.h"
+#include "runtime/model/check.h"
 #include "runtime/base/numfmt.h"
 #include "runtime/tools/quantize.h"
 #include "runtime/tools/synth.h"
@@ -129,6 +130,28 @@ static void expect_failure(const char *label, const mutation *mu, fp4rt_status w
     CHECK_MSG(!needle2 || strstr(msg, needle2), "%s: message lacks '%s'", label, needle2);
 }
 
+/* fp4rt_checkpoint_check on dir: exactly `tensor` is reported (none when NULL),
+ * at `element`, its description containing `what`. */
+static int on_bad(const fp4rt_bad_tensor *b, void *user) {
+    *(fp4rt_bad_tensor *)user = *b;
+    return 0;
+}
+
+static void expect_check(const char *dir, const char *tensor, uint64_t element, const char *what) {
+    fp4rt_checkpoint *ck;
+    CHECK_MSG(!fp4rt_checkpoint_open(dir, &ck), "%s: %s", dir, fp4rt_last_error());
+    fp4rt_bad_tensor b = {0};
+    size_t n = 99;
+    fp4rt_checkpoint_check(ck, on_bad, &b, &n);
+    CHECK_MSG(n == (tensor ? 1u : 0u), "%s: %zu bad tensors", dir, n);
+    if (tensor && n == 1) {
+        CHECK_MSG(!strcmp(b.t->name, tensor) && b.first == element && b.count == 1 && strstr(b.what, what),
+                  "%s: reported %s element %llu (%llu bad): %s", dir, b.t->name, (unsigned long long)b.first,
+                  (unsigned long long)b.count, b.what);
+    }
+    fp4rt_checkpoint_close(ck);
+}
+
 int main(void) {
     fp4rt_numfmt_init();
     test_tmpdir("bad");
@@ -186,6 +209,11 @@ int main(void) {
     expect_failure("norm-wrong-shape", &mu, FP4RT_FORMAT, norm, "shape");
     mu = (mutation){.poke = ws2, .poke_at = 2, .poke_value = 0x96, .poke_value2 = 0x7e}; /* ~1e38 */
     expect_failure("huge-tensor-scale", &mu, FP4RT_FORMAT, ws2, "overflows");
+    /* inspect --check finds what the loader refuses too (files opened, not resolved) */
+    expect_check(test_tmp_path("huge-tensor-scale"), ws2, 0, "overflows FP32");
+    expect_check(test_tmp_path("nan-block-scale"), up_scale, 5, "NaN (F8_E4M3 0x7f)");
+    expect_check(test_tmp_path("nan-tensor-scale"), ws2, 0, "NaN (F32)");
+    expect_check(ok_dir, NULL, 0, NULL);
 
     /* an end-of-generation id outside the vocabulary, in config.json and in
        generation_config.json: refused by fp4rt_model_load naming the file */
@@ -213,17 +241,21 @@ int main(void) {
     struct {
         const char *label;
         mutation mu;
+        uint64_t element; /* what fp4rt_checkpoint_check reports */
+        const char *what;
     } nan_cases[] = {
-        {"fp8-weight-nan", {.poke = q_w, .poke_at = 7, .poke_value = 0x7f}},
-        {"fp8-weight-nan-neg", {.poke = q_w, .poke_at = 9, .poke_value = 0xff}},
+        {"fp8-weight-nan", {.poke = q_w, .poke_at = 7, .poke_value = 0x7f}, 7, "NaN (F8_E4M3 0x7f)"},
+        {"fp8-weight-nan-neg", {.poke = q_w, .poke_at = 9, .poke_value = 0xff}, 9, "NaN (F8_E4M3 0xff)"},
         /* BF16 NaN 0x7fc0 in row 1 (the prompt's token) */
-        {"bf16-embed-nan", {.poke = embed, .poke_at = (size_t)cfg.hidden * 2 + 4, .poke_value = 0xc0,
-                            .poke_value2 = 0x7f}},
+        {"bf16-embed-nan",
+         {.poke = embed, .poke_at = (size_t)cfg.hidden * 2 + 4, .poke_value = 0xc0, .poke_value2 = 0x7f},
+         (uint64_t)cfg.hidden + 2, "NaN (BF16 0x7fc0)"},
     };
     for (size_t c = 0; c < sizeof nan_cases / sizeof nan_cases[0]; c++) {
         char dst[512];
         snprintf(dst, sizeof dst, "%s", test_tmp_path(nan_cases[c].label));
         CHECK(make_copy(dst, &nan_cases[c].mu) == 0);
+        expect_check(dst, nan_cases[c].mu.poke, nan_cases[c].element, nan_cases[c].what);
         fp4rt_model *nm = fp4rt_model_load(dst, NULL);
         CHECK_MSG(nm != NULL, "%s: %s", nan_cases[c].label, fp4rt_last_error());
         if (!nm) continue;
