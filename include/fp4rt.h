@@ -183,9 +183,12 @@ FP4RT_API const int32_t *fp4rt_session_tokens(const fp4rt_session *s);
 
 /* Appends n tokens to the session and runs them through the model (prefill in
  * chunks when n > 1). logits: NULL, or [n, n_vocab] floats (all_logits != 0) or
- * [n_vocab] for the last token only (all_logits == 0). Arguments are checked
- * first (ids in the vocabulary, room in the context: nothing changes on those
- * errors); a failure while running leaves the session needing fp4rt_session_reset. */
+ * [n_vocab] for the last token only (all_logits == 0). A token fp4rt_generate
+ * left pending is run first (one decode step, its logits not returned). Arguments
+ * are checked first (ids in the vocabulary, room in the context: nothing changes
+ * on those errors); the session params' eval_progress is called after each chunk
+ * and may cancel (CANCELLED, the session as before the call); a failure while
+ * running leaves the session needing fp4rt_session_reset. */
 FP4RT_API fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, float *logits,
                                 int all_logits);
 

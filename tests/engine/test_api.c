@@ -1,7 +1,8 @@
 /* Public API contracts a first-time user relies on (issue 12): argument checks
  * naming the field, generation that continues where it stopped, prefill
  * progress with a cancel that leaves the session untouched, and the memory
- * estimate without loading. On tests/fixtures/tiny-mixed, on the CPU. */
+ * estimate without loading. On tests/fixtures/tiny-mixed, on the CPU (or the
+ * device named by the first argument: test_api vulkan:0). */
 #include "tests/test_util.h"
 
 #include "fp4rt.h"
@@ -238,9 +239,9 @@ static void test_plan(fp4rt_model *m) {
     expect_invalid(fp4rt_model_plan(DIR_, NULL, &sp, &e), "n_ctx", "plan n_ctx -5");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     fp4rt_model_params mp = fp4rt_model_default_params();
-    mp.device = "cpu";
+    mp.device = argc > 1 ? argv[1] : "cpu";
     mp.n_threads = 2;
     fp4rt_model *m = fp4rt_model_load(DIR_, &mp);
     CHECK_MSG(m != NULL, "load: %s", fp4rt_last_error());
