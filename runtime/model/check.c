@@ -23,8 +23,11 @@ static uint64_t scan(const fp4rt_st_tensor *t, uint64_t *first, char *what, size
             if ((h & mask) != mask) continue;
             if (!bad++) {
                 *first = i;
-                int nan = (h & (uint16_t)~(mask | 0x8000)) != 0;
-                snprintf(what, cap, "%s (%s 0x%04x)", nan ? "NaN" : h & 0x8000 ? "-Inf" : "Inf",
+                int nan = (h & (uint16_t) ~(mask | 0x8000)) != 0;
+                snprintf(what, cap, "%s (%s 0x%04x)",
+                         nan          ? "NaN"
+                         : h & 0x8000 ? "-Inf"
+                                      : "Inf",
                          fp4rt_dtype_name(t->dtype), h);
             }
         }
@@ -40,9 +43,12 @@ static uint64_t scan(const fp4rt_st_tensor *t, uint64_t *first, char *what, size
             if (!nonfinite && !range) continue;
             if (!bad++) {
                 *first = i;
-                if (nonfinite) snprintf(what, cap, "%s (F32)", isnan(f) ? "NaN" : f > 0 ? "Inf" : "-Inf");
-                else if (f <= 0) snprintf(what, cap, "scale %g is not positive", (double)f);
-                else snprintf(what, cap, "scale %g overflows FP32 times 448 * 6", (double)f);
+                if (nonfinite)
+                    snprintf(what, cap, "%s (F32)", isnan(f) ? "NaN" : f > 0 ? "Inf" : "-Inf");
+                else if (f <= 0)
+                    snprintf(what, cap, "scale %g is not positive", (double)f);
+                else
+                    snprintf(what, cap, "scale %g overflows FP32 times 448 * 6", (double)f);
             }
         }
         break;
@@ -62,7 +68,8 @@ static uint64_t scan(const fp4rt_st_tensor *t, uint64_t *first, char *what, size
     return bad;
 }
 
-void fp4rt_checkpoint_check(const fp4rt_checkpoint *ck, fp4rt_bad_fn fn, void *user, size_t *n_bad) {
+void fp4rt_checkpoint_check(const fp4rt_checkpoint *ck, fp4rt_bad_fn fn, void *user,
+                            size_t *n_bad) {
     *n_bad = 0;
     for (size_t i = 0; i < ck->n_tensors; i++) {
         fp4rt_bad_tensor b = {.t = ck->tensors[i]};

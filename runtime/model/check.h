@@ -10,9 +10,9 @@
 /* One tensor with bad values: the first bad element and how many there are. */
 typedef struct fp4rt_bad_tensor {
     const fp4rt_st_tensor *t;
-    uint64_t first;   /* element index of the first bad value */
-    uint64_t count;   /* bad values in the tensor */
-    char what[96];    /* what the first one is: "NaN (BF16 0x7fc0)", "F32 scale 1e+38 overflows ..." */
+    uint64_t first; /* element index of the first bad value */
+    uint64_t count; /* bad values in the tensor */
+    char what[96]; /* what the first one is: "NaN (BF16 0x7fc0)", "F32 scale 1e+38 overflows ..." */
 } fp4rt_bad_tensor;
 
 /* Called for each tensor with bad values, in name order; return non-zero to stop. */

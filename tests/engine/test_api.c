@@ -18,13 +18,15 @@ static const char *DIR_ = "tests/fixtures/tiny-mixed";
 
 /* The call fails with INVALID_ARGUMENT and a one-line message containing `field`. */
 static void expect_invalid(fp4rt_status st, const char *field, const char *what) {
-    CHECK_MSG(st == FP4RT_INVALID_ARGUMENT, "%s: status %s, expected INVALID_ARGUMENT", what, fp4rt_status_name(st));
+    CHECK_MSG(st == FP4RT_INVALID_ARGUMENT, "%s: status %s, expected INVALID_ARGUMENT", what,
+              fp4rt_status_name(st));
     const char *msg = fp4rt_last_error();
-    CHECK_MSG(strstr(msg, field) != NULL && !strchr(msg, '\n'), "%s: message '%s' does not name %s", what, msg,
-              field);
+    CHECK_MSG(strstr(msg, field) != NULL && !strchr(msg, '\n'), "%s: message '%s' does not name %s",
+              what, msg, field);
 }
 
-static fp4rt_status gen(fp4rt_session *s, const int32_t *p, size_t n, const fp4rt_generate_params *gp) {
+static fp4rt_status gen(fp4rt_session *s, const int32_t *p, size_t n,
+                        const fp4rt_generate_params *gp) {
     return fp4rt_generate(s, p, n, gp, NULL, NULL, NULL);
 }
 
@@ -141,7 +143,8 @@ static void test_continue(fp4rt_model *m) {
     CHECK(!memcmp(a, b, sizeof b) && !memcmp(a + N, c, sizeof c));
     CHECK_EQ_INT(fp4rt_session_n_past(two), 5 + 2 * N);
     CHECK_EQ_INT(fp4rt_session_n_past(one), 5 + 2 * N);
-    CHECK(!memcmp(fp4rt_session_tokens(one), fp4rt_session_tokens(two), (5 + 2 * N) * sizeof(int32_t)));
+    CHECK(!memcmp(fp4rt_session_tokens(one), fp4rt_session_tokens(two),
+                  (5 + 2 * N) * sizeof(int32_t)));
     /* the pending token is run first by an eval: same logits as a session that ran it */
     int vocab = fp4rt_model_n_vocab(m);
     float *l1 = malloc((size_t)vocab * 4), *l2 = malloc((size_t)vocab * 4);
@@ -156,7 +159,8 @@ static void test_continue(fp4rt_model *m) {
 }
 
 typedef struct progress_log {
-    int calls, last_done, last_total, cancel_at; /* cancel when calls reaches cancel_at (0: never) */
+    int calls, last_done, last_total,
+        cancel_at; /* cancel when calls reaches cancel_at (0: never) */
 } progress_log;
 
 static int on_eval(int done, int total, void *user) {
@@ -173,7 +177,8 @@ static int on_eval(int done, int total, void *user) {
 static void test_cancel(fp4rt_model *m) {
     int vocab = fp4rt_model_n_vocab(m);
     int32_t head[3] = {5, 6, 7}, prompt[11];
-    for (int i = 0; i < 11; i++) prompt[i] = 40 + 3 * i;
+    for (int i = 0; i < 11; i++)
+        prompt[i] = 40 + 3 * i;
     progress_log pl = {0};
     fp4rt_session_params sp = fp4rt_session_default_params();
     sp.prefill_chunk = 4;
@@ -198,7 +203,8 @@ static void test_cancel(fp4rt_model *m) {
     }
     pl = (progress_log){0};
     CHECK(!fp4rt_session_eval(s, prompt, 11, l1, 0));
-    CHECK_MSG(!memcmp(l1, l2, (size_t)vocab * 4), "logits after a cancelled prefill differ from a fresh session");
+    CHECK_MSG(!memcmp(l1, l2, (size_t)vocab * 4),
+              "logits after a cancelled prefill differ from a fresh session");
     /* in generate: the prompt prefill reports and cancels the same way */
     fp4rt_generate_params gp = fp4rt_generate_default_params();
     gp.sampling.greedy = 1;

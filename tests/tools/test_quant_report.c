@@ -2,9 +2,9 @@
  * errors of the FP8 tensors quantized first were once computed with the E4M3
  * table still empty (relative MSE 1, SQNR 0 dB). This test deliberately never
  * calls fp4rt_numfmt_init: no table may be read before it is built. */
+#include "loader/config.h"
 #include "runtime/tools/quantize.h"
 #include "runtime/tools/synth.h"
-#include "loader/config.h"
 #include "tests/test_util.h"
 
 #include <cjson/cJSON.h>
@@ -48,8 +48,9 @@ int main(void) {
         n_nvfp4 += !fp8;
         /* E4M3 per-tensor on Gaussian weights: rel MSE ~1e-3 (SQNR ~30 dB);
            NVFP4: ~1e-2. A table read before it is filled gives 1 / 0 dB. */
-        CHECK_MSG(rel < (fp8 ? 0.01 : 0.05) && db > (fp8 ? 20 : 13), "tensor %d %s (%s): rel_mse %g, sqnr %g dB", i,
-                  mod ? mod : "?", fmt ? fmt : "?", rel, db);
+        CHECK_MSG(rel < (fp8 ? 0.01 : 0.05) && db > (fp8 ? 20 : 13),
+                  "tensor %d %s (%s): rel_mse %g, sqnr %g dB", i, mod ? mod : "?", fmt ? fmt : "?",
+                  rel, db);
         i++;
     }
     CHECK_MSG(n_fp8 > 0 && n_nvfp4 > 0, "FP8 tensors %d, NVFP4 tensors %d", n_fp8, n_nvfp4);
