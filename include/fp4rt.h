@@ -49,7 +49,8 @@ extern "C" {
     X(OUT_OF_MEMORY, "out of memory")                                                              \
     X(DEVICE, "device error")                                                                      \
     X(CANCELLED, "cancelled")                                                                      \
-    X(INTERNAL, "internal error")
+    X(INTERNAL, "internal error")                                                                  \
+    X(NUMERIC, "numerical error") /* NaN where a number was needed (e.g. logits: bad weights) */
 
 typedef enum fp4rt_status {
 #define FP4RT_STATUS_ENUM_(name, msg) FP4RT_##name,
@@ -117,14 +118,48 @@ typedef struct fp4rt_model_params {
                             environment does the same. */
 } fp4rt_model_params;
 
+/* Evaluation progress: after each prefill chunk of fp4rt_session_eval (and of the
+ * prompt in fp4rt_generate), the tokens of this call done so far and its total.
+ * Return non-zero to cancel: the call then returns CANCELLED and the session is
+ * exactly as it was before the call (tokens, recurrent state, logits). */
+typedef int (*fp4rt_eval_progress_fn)(int done, int total, void *user);
+
 typedef struct fp4rt_session_params {
-    int n_ctx;           /* maximum tokens held; 0 = 4096 (capped at the model's maximum) */
-    int prefill_chunk;   /* tokens per prefill chunk; 0 = 512 */
+    int n_ctx;           /* maximum tokens held; 0 = 4096 (capped at the model's maximum); >= 0 */
+    int prefill_chunk;   /* tokens per prefill chunk; 0 = 512; >= 0 */
     fp4rt_kv_type kv_type;
+    fp4rt_eval_progress_fn eval_progress; /* NULL = none; called on the evaluating thread. While
+                                  it is set, each evaluation first copies the GDN state (conv +
+                                  recurrent, fp4rt_memory_estimate conv + ssm bytes) to host
+                                  memory so that a cancel can restore it */
+    void *eval_progress_user;
 } fp4rt_session_params;
 
 FP4RT_API fp4rt_model_params fp4rt_model_default_params(void);
 FP4RT_API fp4rt_session_params fp4rt_session_default_params(void);
+
+/* Bytes a model + session would need, per part (what `fp4rt plan` prints). */
+typedef struct fp4rt_memory_estimate {
+    uint64_t weights; /* text-model tensors as stored in the checkpoint */
+    uint64_t kv;      /* KV cache of the full-attention layers (n_ctx tokens) */
+    uint64_t conv;    /* GDN conv state */
+    uint64_t ssm;     /* GDN recurrent state */
+    uint64_t scratch; /* activation arena (one prefill chunk) */
+    uint64_t logits;  /* logits buffer (one prefill chunk) */
+    uint64_t rope;    /* RoPE table (GPU backends only; counted in total all the same) */
+    uint64_t total;   /* the sum of the above */
+    int n_ctx;        /* the session parameters resolved: context, */
+    int prefill_chunk; /* chunk (before a device caps it), */
+    fp4rt_kv_type kv_type; /* and KV type */
+} fp4rt_memory_estimate;
+
+/* The memory a checkpoint directory needs with these parameters (either may be
+ * NULL: defaults), without loading it: reads config.json, hf_quant_config.json
+ * and the safetensors headers only (no weights). Checks the checkpoint as
+ * fp4rt_model_load does (missing or misshapen tensors are errors).
+ * params->fp4_activations is honoured; the device is not opened. */
+FP4RT_API fp4rt_status fp4rt_model_plan(const char *dir, const fp4rt_model_params *params,
+                                        const fp4rt_session_params *sp, fp4rt_memory_estimate *out);
 
 /* Loads a checkpoint directory (config.json + safetensors [+ hf_quant_config.json]).
  * Returns NULL and sets the last error on failure. */
@@ -137,7 +172,10 @@ FP4RT_API fp4rt_session *fp4rt_session_create(fp4rt_model *model, const fp4rt_se
 FP4RT_API void fp4rt_session_free(fp4rt_session *s);
 /* Forget all tokens; the session can be reused. */
 FP4RT_API void fp4rt_session_reset(fp4rt_session *s);
-/* Tokens currently held. */
+/* Tokens currently held: everything evaluated plus the last token fp4rt_generate
+ * sampled. fp4rt_generate does not run its last sampled token through the model
+ * (that would cost a decode step that may never be needed); the session holds it
+ * as pending and the next fp4rt_session_eval / fp4rt_generate evaluates it first. */
 FP4RT_API int fp4rt_session_n_past(const fp4rt_session *s);
 /* The tokens held (fp4rt_session_n_past of them); valid until the next call that
  * changes the session. */
@@ -145,14 +183,18 @@ FP4RT_API const int32_t *fp4rt_session_tokens(const fp4rt_session *s);
 
 /* Appends n tokens to the session and runs them through the model (prefill in
  * chunks when n > 1). logits: NULL, or [n, n_vocab] floats (all_logits != 0) or
- * [n_vocab] for the last token only (all_logits == 0). Arguments are checked
- * first (ids in the vocabulary, room in the context: nothing changes on those
- * errors); a failure while running leaves the session needing fp4rt_session_reset. */
+ * [n_vocab] for the last token only (all_logits == 0). A token fp4rt_generate
+ * left pending is run first (one decode step, its logits not returned). Arguments
+ * are checked first (ids in the vocabulary, room in the context: nothing changes
+ * on those errors); the session params' eval_progress is called after each chunk
+ * and may cancel (CANCELLED, the session as before the call); a failure while
+ * running leaves the session needing fp4rt_session_reset. */
 FP4RT_API fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, float *logits,
                                 int all_logits);
 
 /* Tokens the model treats as end of generation (generation_config.json's
- * eos_token_id, else the tokenizer's eos); returns the count, fills up to cap. */
+ * eos_token_id, else the tokenizer's eos); returns the count, fills up to cap
+ * (ids may be NULL to ask for the count). */
 FP4RT_API int fp4rt_model_eos_ids(const fp4rt_model *model, int32_t *ids, int cap);
 /* One line naming the device and kernel path the model runs on. */
 FP4RT_API const char *fp4rt_model_device(const fp4rt_model *model);
@@ -192,11 +234,12 @@ FP4RT_API fp4rt_status fp4rt_detokenize(const fp4rt_model *model, const int32_t 
  * value given in its comment. */
 typedef struct fp4rt_sampling_params {
     int greedy;               /* 1: argmax (ignores the rest); -1: sample even if do_sample is false */
-    float temperature;        /* 0 = default; > 0 */
+    float temperature;        /* 0 = default; > 0. Values outside the ranges given (NaN included)
+                                 are INVALID_ARGUMENT */
     int top_k;                /* 0 = default; -1 = off */
-    float top_p;              /* 0 = default; 1 = off */
-    float min_p;              /* 0 = default; -1 = off */
-    float repetition_penalty; /* 0 = default; 1 = off (HF: logit / p if > 0, else * p; prompt + output) */
+    float top_p;              /* 0 = default; in (0, 1]; 1 = off */
+    float min_p;              /* 0 = default; in (0, 1]; -1 = off */
+    float repetition_penalty; /* 0 = default; > 0; 1 = off (HF: logit / p if > 0, else * p; prompt + output) */
     float presence_penalty;   /* 0 = default; subtracted once per token seen in the output */
     float frequency_penalty;  /* 0 = off; subtracted per occurrence in the output */
     uint64_t seed;            /* same seed, same backend -> same tokens */
@@ -223,8 +266,8 @@ typedef int (*fp4rt_token_fn)(const fp4rt_token_event *ev, void *user);
 
 typedef struct fp4rt_generate_params {
     fp4rt_sampling_params sampling;
-    int max_tokens;               /* 0 = generation_config max_new_tokens, else until the context is full */
-    const char *const *stop;      /* user stop strings (n_stop of them) */
+    int max_tokens;               /* 0 = generation_config max_new_tokens, else until the context is full; >= 0 */
+    const char *const *stop;      /* user stop strings (n_stop of them; each non-empty); NULL when n_stop = 0 */
     size_t n_stop;
     int ignore_eos;               /* 1: do not stop on end-of-generation ids */
     int reasoning_open;           /* 1: the prompt ends inside <think> (thinking on): output starts as reasoning */
@@ -245,8 +288,16 @@ FP4RT_API fp4rt_generate_params fp4rt_generate_default_params(void);
 
 /* Appends prompt (n tokens; may be 0 to continue) to the session, then samples
  * until a stop condition, streaming text pieces to cb (may be NULL). result may
- * be NULL. Sampled tokens are appended to the session as they are generated, so a
- * following call continues the conversation. */
+ * be NULL. Every sampled token is appended to the session (the last one pending,
+ * see fp4rt_session_n_past), whatever the stop reason, so a following call
+ * continues: fp4rt_generate(s, NULL, 0, ...) after a call that made N tokens
+ * greedily gives the tokens one call making more would have given. The session
+ * is never filled past n_ctx: STOP_CONTEXT when it is full before sampling.
+ * Parameters are checked first (INVALID_ARGUMENT naming the field; nothing
+ * changes): stop strings non-NULL and non-empty, output_ids non-NULL when
+ * output_cap > 0, max_tokens >= 0, sampling values (fp4rt_sampling_params).
+ * NaN logits stop generation with NUMERIC naming the step (bad weights: see
+ * `fp4rt inspect --check`). */
 FP4RT_API fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
                             const fp4rt_generate_params *params, fp4rt_token_fn cb, void *user,
                             fp4rt_generate_result *result);
@@ -263,7 +314,9 @@ typedef struct fp4rt_tool_call {
                                    position and its last value, as Python's json.loads does. */
 } fp4rt_tool_call;
 
-/* One message. Strings are UTF-8 (checked) and borrowed (not copied, not freed).
+/* One message. Strings are UTF-8 and borrowed (not copied, not freed): invalid UTF-8 in
+ * content or reasoning_content is replaced by U+FFFD (one warning logged per call), in
+ * the other fields it is an error.
  * Images and videos: the template writes "<|vision_start|><|image_pad|><|vision_end|>"
  * (resp. "<|video_pad|>") where a content part is an image (video); put that text in
  * content. */
@@ -311,7 +364,7 @@ FP4RT_API fp4rt_chat_params fp4rt_chat_default_params(void);
  * an INVALID_ARGUMENT error naming the message index: n == 0, unknown role, a system message
  * after the first, a tool message first, no user query (every user message is a bare
  * <tool_response> block), a tool call without a name, malformed tools_json or arguments_json,
- * invalid UTF-8. Thread-safe (reads its arguments only). */
+ * invalid UTF-8 outside the message texts. Thread-safe (reads its arguments only). */
 FP4RT_API fp4rt_status fp4rt_chat_format(const fp4rt_chat_message *messages, size_t n,
                                          const fp4rt_chat_params *params, char **out);
 

@@ -26,9 +26,10 @@ float fp4rt_f16_to_f32(uint16_t h);
 /* RNE; overflow goes to infinity as IEEE prescribes. */
 uint16_t fp4rt_f32_to_f16(float f);
 
-/* Lookup tables filled at first use (fp4rt_numfmt_init is idempotent and thread-safe). */
-extern float fp4rt_e4m3_table[256];
+/* Constant lookup tables (built at compile time: valid before any call). */
+extern const float fp4rt_e4m3_table[256];
 extern const float fp4rt_e2m1_table[16];
+/* No-op (the tables are constant); kept so existing callers compile. */
 void fp4rt_numfmt_init(void);
 
 static inline float fp4rt_e4m3_to_f32(uint8_t c) { return fp4rt_e4m3_table[c]; }

@@ -8,6 +8,7 @@
 #include "runtime/base/common.h"
 #include "runtime/text/sampler.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -114,6 +115,30 @@ static void flush_held(streamer *st) {
     st->n_held = 0;
 }
 
+/* 1 if a logit the sampler may pick is NaN (bad weights). */
+static int logits_nan(const fp4rt_model *m, const float *l) {
+    for (int i = 0; i < m->weights->cfg.vocab; i++)
+        if (isnan(l[i]) && (!m->valid_ids || m->valid_ids[i])) return 1;
+    return 0;
+}
+
+/* Everything fp4rt.h asks of fp4rt_generate_params, before anything runs. */
+static fp4rt_status check_params(const fp4rt_generate_params *p) {
+    if (p->max_tokens < 0)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate_params.max_tokens = %d is negative", p->max_tokens);
+    if (p->n_stop && !p->stop)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate_params.stop is NULL with n_stop = %zu", p->n_stop);
+    for (size_t i = 0; i < p->n_stop; i++) {
+        if (!p->stop[i]) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate_params.stop[%zu] is NULL", i);
+        if (!p->stop[i][0])
+            return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate_params.stop[%zu] is an empty string", i);
+    }
+    if (p->output_cap && !p->output_ids)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate_params.output_ids is NULL with output_cap = %zu",
+                          p->output_cap);
+    return fp4rt_sampling_check(&p->sampling);
+}
+
 static int is_eos(const fp4rt_model *m, int32_t id) {
     for (int i = 0; i < m->n_eos; i++)
         if (m->eos[i] == id) return 1;
@@ -126,27 +151,35 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
     fp4rt_generate_params defaults = fp4rt_generate_default_params();
     if (!params) params = &defaults;
     fp4rt_generate_result res = {0};
-    if (!s || (!prompt && n)) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate: bad arguments");
+    if (result) *result = res;
+    if (!s) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate: session is NULL");
+    if (!prompt && n) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate: prompt is NULL with n = %zu", n);
+    fp4rt_status st = check_params(params);
+    if (st) return st;
     fp4rt_model *m = s->model;
     if (!m->tokenizer && cb) return fp4rt_fail(FP4RT_UNSUPPORTED, "the model has no tokenizer.json: cannot stream text");
-    if (n == 0 && !s->have_logits)
+    if (n == 0 && !s->have_logits && !s->pending)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate: empty prompt and nothing to continue from");
-    for (size_t i = 0; i < params->n_stop; i++)
-        if (!params->stop[i]) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "stop string %zu is NULL", i);
+    if (n > (size_t)s->sb.n_ctx)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate: a prompt of %zu tokens exceeds the context (n_ctx %d)", n,
+                          s->sb.n_ctx);
 
     fp4rt_sampling_resolved sp;
     fp4rt_sampling_resolve(&params->sampling, &m->gen, &sp);
     fp4rt_sampler smp;
-    fp4rt_status st = fp4rt_sampler_init(&smp, &sp, m->weights->cfg.vocab, m->valid_ids);
+    st = fp4rt_sampler_init(&smp, &sp, m->weights->cfg.vocab, m->valid_ids);
     if (st) return st;
-    for (int i = 0; i < s->n_past; i++) fp4rt_sampler_accept(&smp, s->history[i], 0);
+    for (int i = 0; i < s->n_past + s->pending; i++) fp4rt_sampler_accept(&smp, s->history[i], 0);
     for (size_t i = 0; i < n; i++) fp4rt_sampler_accept(&smp, prompt[i], 0);
 
     double t0 = now();
-    if (n) {
+    if (n) { /* runs a pending token first */
         st = fp4rt_session_eval(s, prompt, (int)n, s->last_logits, 0);
         if (st) goto done;
         s->have_logits = 1;
+    } else if (s->pending) {
+        st = fp4rt_session_eval_pending(s, s->last_logits);
+        if (st) goto done;
     }
     res.n_prompt = (int)n;
     res.prefill_seconds = now() - t0;
@@ -169,15 +202,26 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
     int32_t cand_ids[FP4RT_TOPK_MAX];
     int32_t next = -1; /* the device's pick for the next token, -1: sample the logits */
     int cands = 0;     /* the device's candidates for the next token are in cand_* */
+    int32_t id = -1;   /* the last token sampled, -1 once it has been evaluated */
     t0 = now();
     for (;;) {
         if (max > 0 && res.n_generated >= max) {
             res.stop_reason = FP4RT_STOP_MAX_TOKENS;
             break;
         }
-        int32_t id = next >= 0 ? next
-                     : cands   ? fp4rt_sampler_sample_topk(&smp, cand_vals, cand_ids, req.k)
-                               : fp4rt_sampler_sample(&smp, s->last_logits);
+        if (s->n_past >= s->sb.n_ctx) { /* no room for another token */
+            res.stop_reason = FP4RT_STOP_CONTEXT;
+            break;
+        }
+        if (next < 0 && !cands && logits_nan(m, s->last_logits)) {
+            st = fp4rt_fail(FP4RT_NUMERIC,
+                            "generation step %d (position %d): logits are NaN (bad weights? run fp4rt inspect --check)",
+                            res.n_generated, s->n_past);
+            break;
+        }
+        id = next >= 0 ? next
+             : cands   ? fp4rt_sampler_sample_topk(&smp, cand_vals, cand_ids, req.k)
+                       : fp4rt_sampler_sample(&smp, s->last_logits);
         next = -1;
         cands = 0;
         s->have_logits = 0;
@@ -210,32 +254,36 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
                 break;
             }
         }
-        if (s->n_past >= s->sb.n_ctx) {
-            res.stop_reason = FP4RT_STOP_CONTEXT;
-            break;
-        }
-        if (max > 0 && res.n_generated >= max) { /* no need to run the last token */
+        if (max > 0 && res.n_generated >= max) { /* no need to run the last token now */
             res.stop_reason = FP4RT_STOP_MAX_TOKENS;
             break;
         }
+        int32_t tok = id;
+        id = -1; /* evaluated below (on failure the session needs a reset anyway) */
         if (device_pick) {
-            st = fp4rt_session_eval_pick(s, id, &next);
+            st = fp4rt_session_eval_pick(s, tok, &next);
             if (st) break;
             continue;
         }
         if (device_topk) {
             fp4rt_sampler_topk_request(&smp, &req); /* the penalty list after this token */
-            st = fp4rt_session_eval_topk(s, id, &req, cand_vals, cand_ids);
+            st = fp4rt_session_eval_topk(s, tok, &req, cand_vals, cand_ids);
             if (st) break;
             cands = cand_ids[0] >= 0; /* else a NaN: the logits were downloaded */
             continue;
         }
-        st = fp4rt_session_eval(s, &id, 1, s->last_logits, 0);
+        st = fp4rt_session_eval(s, &tok, 1, s->last_logits, 0);
         if (st) break;
         s->have_logits = 1;
     }
-    /* a pick not used: its logits are still on the device, the session keeps them */
-    if (!st && (next >= 0 || cands)) st = fp4rt_session_fetch_logits(s);
+    if (id >= 0) { /* the last token sampled is held, not evaluated (fp4rt.h) */
+        s->history[s->n_past] = id;
+        s->pending = 1;
+        s->have_logits = 0;
+    } else if (!st && (next >= 0 || cands)) {
+        /* a pick not used (the session is full): its logits are still on the device */
+        st = fp4rt_session_fetch_logits(s);
+    }
     if (!st && m->tokenizer && res.stop_reason != FP4RT_STOP_STRING && res.stop_reason != FP4RT_STOP_CALLBACK) {
         int k = fp4rt_detok_stream_flush(&ds, piece, sizeof piece);
         if (k > 0) add_text(&str, piece, (size_t)k, -1, &st);

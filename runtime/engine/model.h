@@ -36,8 +36,17 @@ struct fp4rt_session {
     int32_t *history;            /* [n_ctx] the n_past tokens held */
     float *last_logits;          /* [vocab] logits after the last token, if have_logits */
     int have_logits;
+    int pending;                 /* 1: history[n_past] is a token fp4rt_generate sampled and did
+                                    not evaluate; the next evaluation runs it first (fp4rt.h) */
+    fp4rt_eval_progress_fn progress; /* fp4rt_session_params.eval_progress */
+    void *progress_user;
+    int eval_total;              /* tokens of the evaluation in progress (for progress) */
     fp4rt_memory_plan allocated; /* what was really allocated (bytes) */
 };
+
+/* Runs the pending token (if any) through the model; logits: NULL, or [vocab]
+ * floats for its logits (have_logits then follows). OK with nothing pending. */
+fp4rt_status fp4rt_session_eval_pending(fp4rt_session *s, float *logits);
 
 /* One decode step of `token` whose next token is picked greedily on the device
  * (backend->argmax must exist): *id gets exactly what fp4rt_sampler_sample picks

@@ -64,6 +64,22 @@ static fp4rt_status load_text_side(fp4rt_model *m, const char *dir) {
         if (!m->valid_ids) return FP4RT_OUT_OF_MEMORY;
         for (int32_t id = 0; id < c->vocab; id++) m->valid_ids[id] = (uint8_t)fp4rt_tokenizer_has_id(m->tokenizer, id);
     }
+    /* every declared end-of-generation id must be a token the model can produce */
+    const struct {
+        const int32_t *ids;
+        int n;
+        const char *file;
+    } decl[] = {{m->gen.eos, m->gen.n_eos, "generation_config.json"}, {c->eos, c->n_eos, "config.json"}};
+    for (size_t k = 0; k < FP4RT_ARRAY_LEN(decl); k++)
+        for (int i = 0; i < decl[k].n; i++) {
+            int32_t id = decl[k].ids[i];
+            if (id < 0 || id >= c->vocab)
+                return fp4rt_fail(FP4RT_FORMAT, "%s/%s: eos_token_id %d is outside the vocabulary [0, %d)", dir,
+                                  decl[k].file, id, c->vocab);
+            if (m->valid_ids && !m->valid_ids[id])
+                return fp4rt_fail(FP4RT_FORMAT, "%s/%s: eos_token_id %d is not a token of tokenizer.json", dir,
+                                  decl[k].file, id);
+        }
     /* stop ids: generation_config.json, else the tokenizer's eos, else config.json */
     if (m->gen.n_eos > 0) {
         m->n_eos = m->gen.n_eos;
@@ -102,6 +118,11 @@ fp4rt_model *fp4rt_model_load(const char *dir, const fp4rt_model_params *params)
     if (!params) params = &defaults;
     if (!dir) {
         fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_load: dir is NULL");
+        return NULL;
+    }
+    if (params->n_threads < 0) {
+        fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_params.n_threads = %d: expected 0 (all cores) or > 0",
+                   params->n_threads);
         return NULL;
     }
     fp4rt_device_choice dev;
@@ -193,7 +214,7 @@ fp4rt_status fp4rt_model_set_observer(fp4rt_model *m, fp4rt_linear_observer fn, 
 
 int fp4rt_model_eos_ids(const fp4rt_model *m, int32_t *ids, int cap) {
     if (!m) return 0;
-    for (int i = 0; i < m->n_eos && i < cap; i++) ids[i] = m->eos[i];
+    for (int i = 0; ids && i < m->n_eos && i < cap; i++) ids[i] = m->eos[i]; /* ids NULL: the count only */
     return m->n_eos;
 }
 

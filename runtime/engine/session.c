@@ -24,8 +24,14 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
         return NULL;
     }
     fp4rt_session_params defaults = fp4rt_session_default_params(), p;
-    fp4rt_session_params_resolve(&m->weights->cfg, m->weights->quant.kv_cache_fp8,
-                                 params ? params : &defaults, &p);
+    if (!params) params = &defaults;
+    if (params->n_ctx < 0 || params->prefill_chunk < 0) {
+        fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_params.%s = %d: expected 0 (default) or > 0",
+                   params->n_ctx < 0 ? "n_ctx" : "prefill_chunk",
+                   params->n_ctx < 0 ? params->n_ctx : params->prefill_chunk);
+        return NULL;
+    }
+    fp4rt_session_params_resolve(&m->weights->cfg, m->weights->quant.kv_cache_fp8, params, &p);
     if (p.kv_type != FP4RT_KV_BF16 && p.kv_type != FP4RT_KV_F32 && p.kv_type != FP4RT_KV_FP8) {
         fp4rt_fail(FP4RT_INVALID_ARGUMENT, "unknown kv_type %d", (int)p.kv_type);
         return NULL;
@@ -33,6 +39,8 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
     fp4rt_session *s = fp4rt_calloc(1, sizeof *s, "session");
     if (!s) return NULL;
     s->model = m;
+    s->progress = p.eval_progress;
+    s->progress_user = p.eval_progress_user;
     s->history = fp4rt_malloc((size_t)p.n_ctx * sizeof(int32_t), "session history");
     s->last_logits = fp4rt_malloc((size_t)m->weights->cfg.vocab * sizeof(float), "session logits");
     if (!s->history || !s->last_logits) {
@@ -103,16 +111,95 @@ void fp4rt_session_reset(fp4rt_session *s) {
     fp4rt_backend_clear(be, s->model->backend_ctx, s->sb.ssm);
     s->n_past = 0;
     s->have_logits = 0;
+    s->pending = 0;
 }
 
-int fp4rt_session_n_past(const fp4rt_session *s) { return s ? s->n_past : 0; }
+int fp4rt_session_n_past(const fp4rt_session *s) { return s ? s->n_past + s->pending : 0; }
 
 const int32_t *fp4rt_session_tokens(const fp4rt_session *s) { return s ? s->history : NULL; }
 
+/* Host copy of the GDN state (conv + recurrent), taken before an evaluation that
+ * may be cancelled; the KV cache needs none (positions >= n_past are never read). */
+typedef struct state_copy {
+    void *conv, *ssm;
+    size_t conv_bytes, ssm_bytes;
+} state_copy;
+
+static fp4rt_status state_save(fp4rt_session *s, state_copy *c) {
+    fp4rt_model *m = s->model;
+    c->conv_bytes = (size_t)s->allocated.conv;
+    c->ssm_bytes = (size_t)s->allocated.ssm;
+    c->conv = c->conv_bytes ? fp4rt_malloc(c->conv_bytes, "GDN conv state copy") : NULL;
+    c->ssm = c->ssm_bytes ? fp4rt_malloc(c->ssm_bytes, "GDN recurrent state copy") : NULL;
+    if ((c->conv_bytes && !c->conv) || (c->ssm_bytes && !c->ssm)) return FP4RT_OUT_OF_MEMORY;
+    pthread_mutex_lock(&m->run_lock);
+    fp4rt_status st = FP4RT_OK;
+    if (c->conv_bytes) st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.conv, 0, c->conv, c->conv_bytes);
+    if (!st && c->ssm_bytes)
+        st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.ssm, 0, c->ssm, c->ssm_bytes);
+    pthread_mutex_unlock(&m->run_lock);
+    return st;
+}
+
+static fp4rt_status state_restore(fp4rt_session *s, const state_copy *c) {
+    fp4rt_model *m = s->model;
+    pthread_mutex_lock(&m->run_lock);
+    fp4rt_status st = FP4RT_OK;
+    if (c->conv_bytes) st = fp4rt_backend_upload(m->backend, m->backend_ctx, s->sb.conv, 0, c->conv, c->conv_bytes);
+    if (!st && c->ssm_bytes) st = fp4rt_backend_upload(m->backend, m->backend_ctx, s->sb.ssm, 0, c->ssm, c->ssm_bytes);
+    if (!st) st = fp4rt_backend_synchronize(m->backend, m->backend_ctx);
+    pthread_mutex_unlock(&m->run_lock);
+    return st;
+}
+
+static void state_free(state_copy *c) {
+    free(c->conv);
+    free(c->ssm);
+}
+
+/* One step of n tokens at n_past (n <= chunk), appended to the history; logits
+ * of the rows as fp4rt_step says, downloaded (after `cancel` is asked, when
+ * given: a cancel leaves the step's tokens appended and nothing downloaded). */
+static fp4rt_status run_step(fp4rt_session *s, const int32_t *tokens, int cn, float *logits, int all_logits,
+                             int (*cancel)(fp4rt_session *, int), int done) {
+    fp4rt_model *m = s->model;
+    int vocab = m->weights->cfg.vocab;
+    fp4rt_step step = {.tokens = tokens, .n_tokens = cn, .pos0 = s->n_past, .all_logits = all_logits,
+                       .no_logits = !logits};
+    pthread_mutex_lock(&m->run_lock);
+    fp4rt_status st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
+    pthread_mutex_unlock(&m->run_lock);
+    s->have_logits = 0;
+    if (st) return st; /* the state is now partly updated: the session must be reset */
+    memcpy(s->history + s->n_past, tokens, (size_t)cn * sizeof(int32_t));
+    s->n_past += cn;
+    if (cancel && cancel(s, done + cn)) return FP4RT_CANCELLED;
+    if (!logits) return FP4RT_OK;
+    pthread_mutex_lock(&m->run_lock);
+    st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0, logits,
+                                (size_t)(all_logits ? cn : 1) * vocab * 4);
+    pthread_mutex_unlock(&m->run_lock);
+    return st;
+}
+
+fp4rt_status fp4rt_session_eval_pending(fp4rt_session *s, float *logits) {
+    if (!s->pending) return FP4RT_OK;
+    int32_t t = s->history[s->n_past];
+    s->pending = 0;
+    fp4rt_status st = run_step(s, &t, 1, logits, 0, NULL, 0);
+    if (!st && logits == s->last_logits) s->have_logits = 1;
+    return st;
+}
+
+/* The progress callback between chunks: non-zero to cancel. */
+static int ask_progress(fp4rt_session *s, int done) { return s->progress(done, s->eval_total, s->progress_user) != 0; }
+
 fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, float *logits,
                                 int all_logits) {
-    if (!s || (!tokens && n > 0) || n < 0)
-        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_eval: bad arguments");
+    if (!s) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_eval: session is NULL");
+    if (n < 0) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_eval: n = %d is negative", n);
+    if (!tokens && n > 0)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_eval: tokens is NULL with n = %d", n);
     if (n == 0) return FP4RT_OK;
     fp4rt_model *m = s->model;
     int vocab = m->weights->cfg.vocab;
@@ -120,34 +207,35 @@ fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, 
         if (tokens[i] < 0 || tokens[i] >= vocab)
             return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "token %d at index %d is outside the vocabulary [0, %d)",
                               tokens[i], i, vocab);
-    if (s->n_past + n > s->sb.n_ctx)
-        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d tokens held + %d new exceed n_ctx %d",
-                          s->n_past, n, s->sb.n_ctx);
-    for (int i = 0; i < n; i += s->sb.chunk) {
+    int held = s->n_past + s->pending;
+    if (held + n > s->sb.n_ctx)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d tokens held + %d new exceed n_ctx %d", held, n,
+                          s->sb.n_ctx);
+    /* what a cancel restores */
+    int n_past0 = s->n_past, pending0 = s->pending, have_logits0 = s->have_logits;
+    int32_t pending_id = s->pending ? s->history[s->n_past] : -1;
+    state_copy saved = {0};
+    fp4rt_status st = FP4RT_OK;
+    if (s->progress) st = state_save(s, &saved);
+    if (!st) st = fp4rt_session_eval_pending(s, NULL);
+    s->eval_total = n;
+    for (int i = 0; !st && i < n; i += s->sb.chunk) {
         int cn = FP4RT_MIN(s->sb.chunk, n - i);
         int last = i + cn == n;
-        fp4rt_step step = {.tokens = tokens + i, .n_tokens = cn, .pos0 = s->n_past,
-                           .all_logits = all_logits, .no_logits = !logits || (!all_logits && !last)};
-        pthread_mutex_lock(&m->run_lock);
-        fp4rt_status st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
-        if (!st && logits) {
-            if (all_logits)
-                st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0,
-                                                 logits + (size_t)i * vocab, (size_t)cn * vocab * 4);
-            else if (last)
-                st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0, logits, (size_t)vocab * 4);
-        }
-        pthread_mutex_unlock(&m->run_lock);
-        if (st) {
-            /* the state is now partly updated: the session must be reset */
-            s->have_logits = 0;
-            return st;
-        }
-        memcpy(s->history + s->n_past, tokens + i, (size_t)cn * sizeof(int32_t));
-        s->n_past += cn;
-        s->have_logits = 0;
+        float *out = !logits ? NULL : all_logits ? logits + (size_t)i * vocab : last ? logits : NULL;
+        st = run_step(s, tokens + i, cn, out, all_logits, s->progress ? ask_progress : NULL, i);
     }
-    return fp4rt_backend_synchronize(m->backend, m->backend_ctx);
+    if (st == FP4RT_CANCELLED) {
+        fp4rt_status rst = state_restore(s, &saved);
+        s->n_past = n_past0;
+        s->pending = pending0;
+        if (pending0) s->history[n_past0] = pending_id;
+        s->have_logits = have_logits0;
+        st = rst ? rst : fp4rt_fail(FP4RT_CANCELLED, "evaluation cancelled by the progress callback");
+    }
+    state_free(&saved);
+    if (!st) st = fp4rt_backend_synchronize(m->backend, m->backend_ctx);
+    return st;
 }
 
 fp4rt_status fp4rt_session_fetch_logits(fp4rt_session *s) {

@@ -148,6 +148,7 @@ void fp4rt_session_params_resolve(const fp4rt_config *cfg, int kv_fp8_declared,
     if (out->kv_type == FP4RT_KV_DEFAULT) out->kv_type = kv_fp8_declared ? FP4RT_KV_FP8 : FP4RT_KV_BF16;
 }
 
+
 void fp4rt_plan_session(const fp4rt_program *p, int n_ctx, int chunk, fp4rt_kv_type kv,
                         fp4rt_memory_plan *out) {
     const fp4rt_config *c = &p->weights->cfg;

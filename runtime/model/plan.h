@@ -38,8 +38,6 @@ fp4rt_status fp4rt_plan_config(const fp4rt_config *cfg, const char *recipe, int 
 /* Session sizes for a program (no allocation). n_ctx, chunk already resolved. */
 void fp4rt_plan_session(const fp4rt_program *p, int n_ctx, int chunk, fp4rt_kv_type kv,
                         fp4rt_memory_plan *out);
-/* Weight bytes of the text model of an opened checkpoint, total and per decode token. */
-void fp4rt_plan_weights(const fp4rt_weights *w, fp4rt_memory_plan *out);
 /* Resolves the zero defaults of session params against a model config;
  * kv_fp8_declared: the checkpoint's kv_cache_quant_algo is FP8. */
 void fp4rt_session_params_resolve(const fp4rt_config *cfg, int kv_fp8_declared,

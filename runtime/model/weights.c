@@ -124,6 +124,9 @@ static fp4rt_status scalar_f32(const fp4rt_checkpoint *ck, const char *name, flo
     if (!isfinite(*out) || *out <= 0)
         return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s is %g, expected a positive finite scale",
                           t->file_path, name, (double)*out);
+    if (!isfinite(*out * 448.0f * 6.0f)) /* times the largest E4M3 block scale and E2M1 value */
+        return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s is %g: times 448 * 6 it overflows FP32 (a scale out of range)",
+                          t->file_path, name, (double)*out);
     return FP4RT_OK;
 }
 
@@ -316,6 +319,17 @@ fp4rt_linear *fp4rt_weights_linear_slot(fp4rt_layer_weights *L, const char *modu
     return NULL;
 }
 
+/* t's shape equals shape[ndim] once dimensions of 1 are dropped from both. */
+static int same_squeezed(const fp4rt_st_tensor *t, int ndim, const int64_t *shape) {
+    int i = 0, j = 0;
+    for (;;) {
+        while (i < t->ndim && t->shape[i] == 1) i++;
+        while (j < ndim && shape[j] == 1) j++;
+        if (i == t->ndim || j == ndim) return i == t->ndim && j == ndim;
+        if (t->shape[i++] != shape[j++]) return 0;
+    }
+}
+
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && !strcmp(s + n - m, suffix);
@@ -329,8 +343,10 @@ static fp4rt_status load_vector(fp4rt_weights *w, const fp4rt_tensor_spec *sp,
     int64_t n = 1;
     for (int i = 0; i < sp->ndim; i++) n *= sp->shape[i];
     if ((st = check_shape(t, sp->ndim, sp->shape))) {
-        /* A_log / dt_bias / norms are sometimes exported flat or with a leading 1. */
-        if (numel(t) != n) return st;
+        /* A_log / dt_bias / norms are sometimes exported with extra dimensions of 1
+         * ([1, 64] for [64]); the other dimensions must be the expected ones, in
+         * order: [32, 2] for [64] has the count but not the shape */
+        if (!same_squeezed(t, sp->ndim, sp->shape)) return st;
         fp4rt_clear_error();
     }
     float **dst = NULL;

@@ -8,6 +8,7 @@
  * `split`, `rstrip('\n')`, `lstrip('\n')` work on substrings and newlines only.
  *
  * Thread safety: fp4rt_chat_format only reads its arguments; calls may run concurrently. */
+#include "runtime/text/tokenizer_internal.h"
 #include "runtime/text/chat_json.h"
 #include "runtime/base/common.h"
 
@@ -398,10 +399,60 @@ fp4rt_chat_params fp4rt_chat_default_params(void) {
     return p;
 }
 
+/* Invalid UTF-8 in the text of a message (content, reasoning_content) is replaced by
+ * U+FFFD, as the tokenizer does: when there is any, *copy gets a copy of the messages
+ * whose bad strings are malloc'ed clean copies (listed in *owned, n_owned of them), and
+ * one warning is logged. The JSON fields stay checked (an error). */
+static fp4rt_status sanitize_messages(const fp4rt_chat_message *m, size_t n, fp4rt_chat_message **copy,
+                                      char ***owned, size_t *n_owned) {
+    *copy = NULL;
+    *owned = NULL;
+    *n_owned = 0;
+    size_t bad = 0;
+    for (size_t i = 0; m && i < n; i++)
+        bad += (m[i].content && !valid_utf8(m[i].content)) +
+               (m[i].reasoning_content && !valid_utf8(m[i].reasoning_content));
+    if (!bad) return FP4RT_OK;
+    *copy = fp4rt_malloc(n * sizeof **copy, "chat messages");
+    *owned = fp4rt_calloc(bad, sizeof **owned, "chat messages");
+    if (!*copy || !*owned) return FP4RT_OUT_OF_MEMORY;
+    memcpy(*copy, m, n * sizeof **copy);
+    for (size_t i = 0; i < n; i++) {
+        const char **f[2] = {&(*copy)[i].content, &(*copy)[i].reasoning_content};
+        for (int k = 0; k < 2; k++) {
+            if (!*f[k] || valid_utf8(*f[k])) continue;
+            size_t len;
+            char *c = fp4rt_utf8_sanitize(*f[k], strlen(*f[k]), &len);
+            if (!c) return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "chat: out of memory");
+            (*owned)[(*n_owned)++] = c;
+            *f[k] = c;
+        }
+    }
+    fp4rt_log(FP4RT_LOG_WARN, "chat: invalid UTF-8 in %zu message text(s) was replaced by U+FFFD", bad);
+    return FP4RT_OK;
+}
+
+static fp4rt_status chat_format_valid(const fp4rt_chat_message *messages, size_t n,
+                                      const fp4rt_chat_params *params, char **out);
+
 fp4rt_status fp4rt_chat_format(const fp4rt_chat_message *messages, size_t n,
                                const fp4rt_chat_params *params, char **out) {
     if (!out) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "chat: out is NULL");
     *out = NULL;
+    fp4rt_chat_message *copy;
+    char **owned;
+    size_t n_owned;
+    fp4rt_status s = sanitize_messages(messages, n, &copy, &owned, &n_owned);
+    if (!s) s = chat_format_valid(copy ? copy : messages, n, params, out);
+    for (size_t i = 0; i < n_owned; i++) free(owned[i]);
+    free(owned);
+    free(copy);
+    return s;
+}
+
+/* fp4rt_chat_format once the message texts are valid UTF-8. */
+static fp4rt_status chat_format_valid(const fp4rt_chat_message *messages, size_t n,
+                                      const fp4rt_chat_params *params, char **out) {
     fp4rt_chat_params prm = params ? *params : fp4rt_chat_default_params();
     const int cont = prm.continue_final_message != 0;
 

@@ -6,6 +6,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+fp4rt_status fp4rt_sampling_check(const fp4rt_sampling_params *p) {
+    const char *f = "fp4rt_sampling_params";
+    if (p->greedy < -1 || p->greedy > 1)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s.greedy = %d: expected -1, 0 or 1", f, p->greedy);
+    if (!(p->temperature >= 0) || isinf(p->temperature))
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s.temperature = %g: expected 0 (default) or a finite value > 0",
+                          f, p->temperature);
+    if (p->top_k < -1)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s.top_k = %d: expected -1 (off), 0 (default) or > 0", f, p->top_k);
+    if (!(p->top_p >= 0 && p->top_p <= 1))
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s.top_p = %g: expected 0 (default) or in (0, 1]", f, p->top_p);
+    if (!(p->min_p == -1 || (p->min_p >= 0 && p->min_p <= 1)))
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s.min_p = %g: expected -1 (off), 0 (default) or in (0, 1]", f,
+                          p->min_p);
+    if (!(p->repetition_penalty >= 0) || isinf(p->repetition_penalty))
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
+                          "%s.repetition_penalty = %g: expected 0 (default) or a finite value > 0", f,
+                          p->repetition_penalty);
+    if (!isfinite(p->presence_penalty))
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s.presence_penalty = %g: expected a finite value", f,
+                          p->presence_penalty);
+    if (!isfinite(p->frequency_penalty))
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s.frequency_penalty = %g: expected a finite value", f,
+                          p->frequency_penalty);
+    return FP4RT_OK;
+}
+
 void fp4rt_sampling_resolve(const fp4rt_sampling_params *p, const fp4rt_gen_config *g,
                             fp4rt_sampling_resolved *r) {
     memset(r, 0, sizeof *r);

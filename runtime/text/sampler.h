@@ -21,6 +21,11 @@ typedef struct fp4rt_sampling_resolved {
     uint64_t seed;
 } fp4rt_sampling_resolved;
 
+/* INVALID_ARGUMENT naming the field when a value is outside what fp4rt.h documents
+ * (NaN included): temperature < 0 or infinite, top_p outside [0, 1], min_p outside
+ * [0, 1] and not -1, repetition_penalty < 0, top_k < -1, greedy not -1 / 0 / 1,
+ * penalties not finite. Zero (default) is always accepted. */
+fp4rt_status fp4rt_sampling_check(const fp4rt_sampling_params *p);
 void fp4rt_sampling_resolve(const fp4rt_sampling_params *p, const fp4rt_gen_config *g,
                             fp4rt_sampling_resolved *out);
 

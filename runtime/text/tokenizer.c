@@ -164,7 +164,10 @@ static fp4rt_status parse_vocab(fp4rt_tokenizer *t, const cJSON *vocab, const cJ
         fp4rt_status st = check_id(t, it, "model.vocab", it->string, &id);
         if (st != FP4RT_OK) return st;
         max_id = FP4RT_MAX(max_id, id);
+        if (!fp4rt_utf8_valid(it->string, strlen(it->string)))
+            return fp4rt_fail(FP4RT_FORMAT, "%s: model.vocab: the string of id %d is not valid UTF-8", t->path, id);
     }
+    if (max_id < 0) return fp4rt_fail(FP4RT_FORMAT, "%s: model.vocab is empty", t->path);
     cJSON_ArrayForEach(it, added) {
         const cJSON *jid = cJSON_GetObjectItemCaseSensitive(it, "id");
         if (cJSON_IsNumber(jid) && jid->valuedouble >= 0 && jid->valuedouble < INT32_MAX)

@@ -77,9 +77,14 @@ fp4rt_status fp4rt_tok_build_vmap(fp4rt_tokenizer *t) {
         while (t->vmap[i] >= 0) i = (i + 1) & t->vmap_mask;
         t->vmap[i] = (int32_t)id;
     }
+    /* byte-level BPE: every byte has a token, else some text has no encoding */
     for (int b = 0; b < 256; b++) {
         unsigned char c = (unsigned char)b;
         t->byte_id[b] = fp4rt_tok_vocab_get(t, &c, 1);
+        if (t->byte_id[b] < 0)
+            return fp4rt_fail(FP4RT_FORMAT,
+                              "%s: model.vocab has no token for byte 0x%02x (a byte-level BPE needs all 256)",
+                              t->path, b);
     }
     return FP4RT_OK;
 }

@@ -192,6 +192,7 @@ fp4rt_status fp4rt_tokenizer_encode(const fp4rt_tokenizer *t, const char *text, 
     if (len && !fp4rt_utf8_valid(text, len)) {
         clean = fp4rt_utf8_sanitize(text, len, &len);
         if (!clean) return FP4RT_OUT_OF_MEMORY;
+        fp4rt_log(FP4RT_LOG_WARN, "tokenize: the text has invalid UTF-8; each bad sequence was replaced by U+FFFD");
         text = clean;
     }
     enc_ctx c = {.t = t};

@@ -58,6 +58,21 @@ $bin inspect "$tmp/mixed" >"$tmp/inspect" 2>&1
 check "grep -q 'mlp.down_proj.weight_scale_2' $tmp/inspect" "inspect lists scales"
 check "grep -q 'NVFP4-W4A16' $tmp/inspect && grep -q 'FP8' $tmp/inspect" "inspect formats"
 check "grep -q 'totals per format' $tmp/inspect" "inspect totals"
+# inspect --check: a clean checkpoint passes; an FP8 weight byte set to the NaN
+# code 0x7f is found (tensor and element named, exit 1), though it loads
+$bin inspect --check "$tmp/mixed" >"$tmp/icheck" 2>&1; rc=$?
+check "[ $rc -eq 0 ] && grep -q 'check: [0-9]* tensors read, 0 with bad values' $tmp/icheck" "inspect --check clean: $(tail -n 1 "$tmp/icheck")"
+mkdir -p "$tmp/nanw" && cp "$tmp/mixed"/*.json "$tmp/mixed/model.safetensors" "$tmp/nanw/"
+st="$tmp/nanw/model.safetensors"
+hl=$(od -An -t u8 -N8 "$st" | tr -d ' ')
+qw=model.language_model.layers.3.self_attn.q_proj.weight
+off=$(head -c $((8 + hl)) "$st" | tail -c "$hl" | grep -o "\"$qw\":{[^}]*}" | sed 's/.*data_offsets":\[\([0-9]*\),.*/\1/')
+printf '\177' | dd of="$st" bs=1 seek=$((8 + hl + off + 5)) conv=notrunc status=none
+$bin inspect --check "$tmp/nanw" >"$tmp/icheck2" 2>&1; rc=$?
+check "[ $rc -eq 1 ] && grep -q \"tensor $qw (F8_E4M3): element 5: NaN (F8_E4M3 0x7f); 1 bad value\" $tmp/icheck2" "inspect --check finds the NaN: $(head -n 1 "$tmp/icheck2")"
+# generating with it stops with an error naming the step, not with NaN-sampled tokens
+$bin run --model "$tmp/nanw" --tokens 1,2,3 -n 3 --greedy >/dev/null 2>"$tmp/nanrun"; rc=$?
+check "[ $rc -eq 1 ] && grep -q 'step 0 (position 3): logits are NaN' $tmp/nanrun" "run on NaN weights fails: $(tail -n 1 "$tmp/nanrun")"
 
 # plan from the checkpoint and from the config agree on the weight bytes
 $bin plan --model "$tmp/mixed" --ctx 1024 >"$tmp/plan1"
@@ -108,6 +123,11 @@ $bin run --model "$tmp/mixed" --prompt "Tell me about the sea." -n 12 --seed 5 >
 check "grep -q 'fp4rt: prompt [0-9]* tokens, prefill .* tokens/s; generated 12 tokens, decode .* tokens/s; stop: max tokens; device cpu' $tmp/run.err" "run --prompt stats line: $(tail -n 1 "$tmp/run.err")"
 check "[ -s $tmp/run.out ]" "run --prompt printed text"
 $bin run --model "$tmp/mixed" --prompt "Tell me about the sea." -n 12 --seed 5 >"$tmp/run2.out" 2>/dev/null
+# invalid UTF-8 in a prompt (chat and raw) is replaced by U+FFFD with a warning, not refused
+$bin run --model "$tmp/mixed" --prompt $'\xff' -n 2 --greedy >/dev/null 2>"$tmp/utf8.err"; rc=$?
+check "[ $rc -eq 0 ] && grep -q 'warning: chat: invalid UTF-8' $tmp/utf8.err" "run --prompt \\xff: $(tail -n 1 "$tmp/utf8.err")"
+$bin run --model "$tmp/mixed" --raw --prompt $'a\xff' -n 2 --greedy >/dev/null 2>"$tmp/utf8r.err"; rc=$?
+check "[ $rc -eq 0 ] && grep -q 'warning: tokenize: the text has invalid UTF-8' $tmp/utf8r.err" "run --raw --prompt a\\xff: $(tail -n 1 "$tmp/utf8r.err")"
 check "cmp -s $tmp/run.out $tmp/run2.out" "same seed, same text"
 # tokenize: JSON ids, --jsonl round trip through --decode
 check "[ \"\$($bin tokenize --model $tmp/mixed 'hello world')\" != '' ]" "tokenize"

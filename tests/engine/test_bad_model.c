@@ -7,6 +7,7 @@
 #include "loader/st_writer.h"
 #include "runtime/base/common.h"
 #include "runtime/engine/model.h"
+#include "runtime/model/check.h"
 #include "runtime/base/numfmt.h"
 #include "runtime/tools/quantize.h"
 #include "runtime/tools/synth.h"
@@ -25,6 +26,9 @@ typedef struct mutation {
     const char *poke;      /* tensor whose byte poke_at becomes poke_value */
     size_t poke_at;
     uint8_t poke_value, poke_value2; /* poke_value2 (if non-zero) goes to poke_at + 1 */
+    const char *shape_of;  /* tensor declared with new_shape (same bytes) */
+    int new_ndim;
+    int64_t new_shape[4];
     const char *file;      /* text file to rewrite: "config.json" or "hf_quant_config.json" */
     const char *find, *replace; /* first occurrence of find -> replace in that file */
 } mutation;
@@ -74,8 +78,13 @@ static int make_copy(const char *dst, const mutation *mu) {
                 nbytes = nbytes / (uint64_t)shape[t->ndim - 1] * (uint64_t)(shape[t->ndim - 1] - 1);
                 shape[t->ndim - 1]--;
             }
+            int ndim = (int)t->ndim;
+            if (mu->shape_of && !strcmp(t->name, mu->shape_of)) {
+                ndim = mu->new_ndim;
+                memcpy(shape, mu->new_shape, sizeof mu->new_shape);
+            }
             if (pass == 0) {
-                rc = fp4rt_stw_declare(w, t->name, t->dtype, t->ndim, shape) ? -1 : 0;
+                rc = fp4rt_stw_declare(w, t->name, t->dtype, ndim, shape) ? -1 : 0;
                 continue;
             }
             uint8_t *data = malloc(nbytes ? nbytes : 1);
@@ -119,6 +128,28 @@ static void expect_failure(const char *label, const mutation *mu, fp4rt_status w
     CHECK_MSG(strchr(msg, '\n') == NULL && msg[0], "%s: message is not one line", label);
     CHECK_MSG(!needle1 || strstr(msg, needle1), "%s: message lacks '%s'", label, needle1);
     CHECK_MSG(!needle2 || strstr(msg, needle2), "%s: message lacks '%s'", label, needle2);
+}
+
+/* fp4rt_checkpoint_check on dir: exactly `tensor` is reported (none when NULL),
+ * at `element`, its description containing `what`. */
+static int on_bad(const fp4rt_bad_tensor *b, void *user) {
+    *(fp4rt_bad_tensor *)user = *b;
+    return 0;
+}
+
+static void expect_check(const char *dir, const char *tensor, uint64_t element, const char *what) {
+    fp4rt_checkpoint *ck;
+    CHECK_MSG(!fp4rt_checkpoint_open(dir, &ck), "%s: %s", dir, fp4rt_last_error());
+    fp4rt_bad_tensor b = {0};
+    size_t n = 99;
+    fp4rt_checkpoint_check(ck, on_bad, &b, &n);
+    CHECK_MSG(n == (tensor ? 1u : 0u), "%s: %zu bad tensors", dir, n);
+    if (tensor && n == 1) {
+        CHECK_MSG(!strcmp(b.t->name, tensor) && b.first == element && b.count == 1 && strstr(b.what, what),
+                  "%s: reported %s element %llu (%llu bad): %s", dir, b.t->name, (unsigned long long)b.first,
+                  (unsigned long long)b.count, b.what);
+    }
+    fp4rt_checkpoint_close(ck);
 }
 
 int main(void) {
@@ -170,6 +201,83 @@ int main(void) {
     expect_failure("inconsistent-heads", &mu, FP4RT_FORMAT, "config.json", "num_attention_heads");
     mu = (mutation){.file = "config.json", .find = "\"num_hidden_layers\":\t8", .replace = "\"num_hidden_layers\": 4"};
     expect_failure("fewer-layers-in-config", &mu, FP4RT_FORMAT, "config.json", "num_hidden_layers");
+
+    /* a norm of the right element count in the wrong shape ([hidden / 2, 2] for [hidden]) */
+    char norm[160];
+    snprintf(norm, sizeof norm, "%s0.input_layernorm.weight", P);
+    mu = (mutation){.shape_of = norm, .new_ndim = 2, .new_shape = {cfg.hidden / 2, 2}};
+    expect_failure("norm-wrong-shape", &mu, FP4RT_FORMAT, norm, "shape");
+    mu = (mutation){.poke = ws2, .poke_at = 2, .poke_value = 0x96, .poke_value2 = 0x7e}; /* ~1e38 */
+    expect_failure("huge-tensor-scale", &mu, FP4RT_FORMAT, ws2, "overflows");
+    /* inspect --check finds what the loader refuses too (files opened, not resolved) */
+    expect_check(test_tmp_path("huge-tensor-scale"), ws2, 0, "overflows FP32");
+    expect_check(test_tmp_path("nan-block-scale"), up_scale, 5, "NaN (F8_E4M3 0x7f)");
+    expect_check(test_tmp_path("nan-tensor-scale"), ws2, 0, "NaN (F32)");
+    expect_check(ok_dir, NULL, 0, NULL);
+
+    /* an end-of-generation id outside the vocabulary, in config.json and in
+       generation_config.json: refused by fp4rt_model_load naming the file */
+    for (int k = 0; k < 2; k++) {
+        char dst[512], gpath[600];
+        snprintf(dst, sizeof dst, "%s", test_tmp_path(k ? "eos-gen-config" : "eos-config"));
+        mu = k ? (mutation){0}
+               : (mutation){.file = "config.json", .find = "\"eos_token_id\":\t[", .replace = "\"eos_token_id\":\t[999999, "};
+        CHECK(make_copy(dst, &mu) == 0);
+        snprintf(gpath, sizeof gpath, "%s/generation_config.json", dst);
+        if (k) CHECK(!fp4rt_write_text_file(gpath, "{\"eos_token_id\": [3, 70000]}"));
+        fp4rt_clear_error();
+        fp4rt_model *em = fp4rt_model_load(dst, NULL);
+        printf("%-22s -> %s\n", k ? "eos-gen-config" : "eos-config", fp4rt_last_error());
+        CHECK(em == NULL);
+        CHECK(strstr(fp4rt_last_error(), k ? "generation_config.json: eos_token_id 70000" : "config.json: eos_token_id 999999"));
+        CHECK(strstr(fp4rt_last_error(), "outside the vocabulary") != NULL);
+        fp4rt_model_free(em);
+    }
+
+    /* bad weights the loader does not scan (the bulk of the data): generation
+     * stops with NUMERIC naming the step instead of sampling from NaN logits */
+    char embed[160];
+    snprintf(embed, sizeof embed, "model.language_model.embed_tokens.weight");
+    struct {
+        const char *label;
+        mutation mu;
+        uint64_t element; /* what fp4rt_checkpoint_check reports */
+        const char *what;
+    } nan_cases[] = {
+        {"fp8-weight-nan", {.poke = q_w, .poke_at = 7, .poke_value = 0x7f}, 7, "NaN (F8_E4M3 0x7f)"},
+        {"fp8-weight-nan-neg", {.poke = q_w, .poke_at = 9, .poke_value = 0xff}, 9, "NaN (F8_E4M3 0xff)"},
+        /* BF16 NaN 0x7fc0 in row 1 (the prompt's token) */
+        {"bf16-embed-nan",
+         {.poke = embed, .poke_at = (size_t)cfg.hidden * 2 + 4, .poke_value = 0xc0, .poke_value2 = 0x7f},
+         (uint64_t)cfg.hidden + 2, "NaN (BF16 0x7fc0)"},
+    };
+    for (size_t c = 0; c < sizeof nan_cases / sizeof nan_cases[0]; c++) {
+        char dst[512];
+        snprintf(dst, sizeof dst, "%s", test_tmp_path(nan_cases[c].label));
+        CHECK(make_copy(dst, &nan_cases[c].mu) == 0);
+        expect_check(dst, nan_cases[c].mu.poke, nan_cases[c].element, nan_cases[c].what);
+        fp4rt_model *nm = fp4rt_model_load(dst, NULL);
+        CHECK_MSG(nm != NULL, "%s: %s", nan_cases[c].label, fp4rt_last_error());
+        if (!nm) continue;
+        for (int greedy = 0; greedy < 2; greedy++) { /* device pick and the sampler */
+            fp4rt_session *ns = fp4rt_session_create(nm, NULL);
+            fp4rt_generate_params gp = fp4rt_generate_default_params();
+            gp.sampling.greedy = greedy ? 1 : -1;
+            gp.sampling.top_k = greedy ? 0 : 5;
+            gp.max_tokens = 4;
+            int32_t prompt[2] = {1, 1};
+            fp4rt_generate_result r;
+            fp4rt_status st = fp4rt_generate(ns, prompt, 2, &gp, NULL, NULL, &r);
+            printf("%-22s -> %s\n", nan_cases[c].label, fp4rt_last_error());
+            CHECK_MSG(st == FP4RT_NUMERIC, "%s greedy %d: status %s", nan_cases[c].label, greedy,
+                      fp4rt_status_name(st));
+            CHECK(strstr(fp4rt_last_error(), "step 0") && strstr(fp4rt_last_error(), "NaN") &&
+                  strstr(fp4rt_last_error(), "inspect --check"));
+            CHECK_EQ_INT(r.n_generated, 0);
+            fp4rt_session_free(ns);
+        }
+        fp4rt_model_free(nm);
+    }
 
     /* out of memory at every allocation of load + session + one step: a clean
      * failure (OUT_OF_MEMORY message, nothing leaked: LeakSanitizer checks the

@@ -226,8 +226,9 @@ int main(void) {
     gp.ignore_eos = 1;
     CHECK(!fp4rt_generate(s, ids, n, &gp, NULL, NULL, &r3));
     int held = fp4rt_session_n_past(s);
-    CHECK_EQ_INT(held, (int)n + 4); /* the 5th sampled token is not evaluated */
-    CHECK_EQ_INT(fp4rt_generate(s, NULL, 0, &gp, NULL, NULL, &r3), FP4RT_INVALID_ARGUMENT);
+    CHECK_EQ_INT(held, (int)n + 5); /* every sampled token is held (the 5th pending) */
+    CHECK_EQ_INT(fp4rt_generate(s, NULL, 0, &gp, NULL, NULL, &r3), FP4RT_OK); /* continues */
+    CHECK_EQ_INT(fp4rt_session_n_past(s), (int)n + 10);
     gp.max_tokens = 0; /* until the context is full */
     CHECK(!fp4rt_generate(s, ids, 1, &gp, NULL, NULL, &r3));
     CHECK_EQ_INT(r3.stop_reason, FP4RT_STOP_CONTEXT);

@@ -233,6 +233,11 @@ static void test_goldens(void) {
 }
 
 /* Expects INVALID_ARGUMENT, NULL output, and an error message containing `needle`. */
+static void count_warn(fp4rt_log_level level, const char *msg, void *user) {
+    (void)msg;
+    if (level == FP4RT_LOG_WARN) ++*(int *)user;
+}
+
 static void expect_invalid(const char *what, const fp4rt_chat_message *m, size_t n,
                            const fp4rt_chat_params *prm, const char *needle) {
     char *out = (char *)"untouched";
@@ -316,10 +321,22 @@ static void test_bad_input(void) {
     const fp4rt_chat_message m_null_calls[] = {
         user, {.role = "assistant", .tool_calls = NULL, .n_tool_calls = 2}};
     expect_invalid("NULL tool_calls", m_null_calls, 2, NULL, "message 1: tool_calls is NULL");
-    const fp4rt_chat_message bad_utf8[] = {{.role = "user", .content = "a\xC3("}};
-    expect_invalid("invalid UTF-8", bad_utf8, 1, NULL, "message 0: content is not valid UTF-8");
-    const fp4rt_chat_message overlong[] = {{.role = "user", .content = "\xC0\xAF"}};
-    expect_invalid("overlong UTF-8", overlong, 1, NULL, "not valid UTF-8");
+    /* invalid UTF-8 in message text is replaced by U+FFFD (as the tokenizer does), with
+       one warning per call; the caller's strings are not changed */
+    const fp4rt_chat_message bad_utf8[] = {{.role = "user", .content = "a\xC3("},
+                                           {.role = "assistant", .content = "ok", .reasoning_content = "\xff"},
+                                           {.role = "user", .content = "\xC0\xAFz"}};
+    int warns = 0;
+    fp4rt_log_set(count_warn, &warns);
+    char *fixed = NULL;
+    fp4rt_status fst = fp4rt_chat_format(bad_utf8, 3, NULL, &fixed);
+    fp4rt_log_set(NULL, NULL);
+    CHECK_MSG(fst == FP4RT_OK, "invalid UTF-8: %s", fp4rt_last_error());
+    CHECK(warns == 1);
+    CHECK(fixed && strstr(fixed, "<|im_start|>user\na\xEF\xBF\xBD(<|im_end|>"));
+    CHECK(fixed && strstr(fixed, "<|im_start|>user\n\xEF\xBF\xBD\xEF\xBF\xBDz<|im_end|>"));
+    CHECK(!strcmp(bad_utf8[0].content, "a\xC3("));
+    fp4rt_free(fixed);
 
     prm.tools_json = "{\"type\": \"function\"}";
     expect_invalid("tools not an array", &user, 1, &prm, "tools_json is not a JSON array");

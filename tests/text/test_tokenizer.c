@@ -374,6 +374,15 @@ static void edit_dup_id(cJSON *root) {
     cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "model"), "vocab");
     cJSON_ReplaceItemInObject(v, "a", cJSON_CreateNumber(cJSON_GetObjectItem(v, "b")->valuedouble));
 }
+static void edit_empty_vocab(cJSON *root) {
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(root, "model"), "vocab", cJSON_CreateObject());
+}
+static void edit_missing_byte(cJSON *root) { /* "!" is byte 0x21 in the ByteLevel table */
+    cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "model"), "vocab"), "!");
+}
+static void edit_bad_utf8_token(cJSON *root) {
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "model"), "vocab"), "x\xff", 900000);
+}
 static void edit_nfkc(cJSON *root) {
     cJSON_ReplaceItemInObject(cJSON_GetObjectItem(root, "normalizer"), "type", cJSON_CreateString("NFKC"));
 }
@@ -426,6 +435,9 @@ static void test_malformed(const char *good) {
         {edit_pretok, FP4RT_UNSUPPORTED, "pre_tokenizer.type: \"Whitespace\""},
         {edit_merge_unknown, FP4RT_FORMAT, "model.merges["},
         {edit_dup_id, FP4RT_FORMAT, "model.vocab: id"},
+        {edit_empty_vocab, FP4RT_FORMAT, "model.vocab is empty"},
+        {edit_missing_byte, FP4RT_FORMAT, "no token for byte 0x21"},
+        {edit_bad_utf8_token, FP4RT_FORMAT, "id 900000 is not valid UTF-8"},
         {edit_nfkc, FP4RT_UNSUPPORTED, "normalizer.type: \"NFKC\""},
         {edit_decoder, FP4RT_UNSUPPORTED, "decoder.type"},
         {edit_byte_fallback, FP4RT_UNSUPPORTED, "model.byte_fallback"},
