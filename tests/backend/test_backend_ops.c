@@ -1,4 +1,4 @@
-/* Op-level backend parity (STYLE.md rule 12): every non-CPU backend present
+/* Op-level backend parity (docs/STYLE.md rule 12): every non-CPU backend present
  * (each Vulkan device, each CUDA device) runs small programs of independent ops against the CPU
  * reference backend on seeded random inputs, and each op's output is compared:
  *   - per-op NMSE ceiling, NaN/Inf check on every written lane;
