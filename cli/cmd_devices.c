@@ -10,8 +10,7 @@
 #endif
 
 int fp4rt_cmd_devices(int argc, char **argv) {
-    (void)argv;
-    if (argc != 1) return fp4rt_cli_usage("devices", "");
+    if (argc > 1) return fp4rt_cli_unknown("(no options)", argv[1]);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     printf("cpu        %ld cores, %.1f GiB memory, FP32 reference kernels (NVFP4/FP8 decoded in registers)\n",

@@ -42,9 +42,9 @@ int fp4rt_cmd_inspect(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--fp4-activations")) fp4_act = 1;
         else if (!dir && argv[i][0] != '-') dir = argv[i];
-        else return fp4rt_cli_usage("inspect", "DIR [--fp4-activations]");
+        else return fp4rt_cli_unknown("DIR [--fp4-activations]", argv[i]);
     }
-    if (!dir) return fp4rt_cli_usage("inspect", "DIR [--fp4-activations]");
+    if (!dir) return fp4rt_cli_bad("inspect: the checkpoint directory DIR is missing");
     fp4rt_weights *w;
     fp4rt_status st = fp4rt_weights_load(dir, &w);
     if (st) return fp4rt_cli_fail(st);

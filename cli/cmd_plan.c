@@ -59,11 +59,11 @@ int fp4rt_cmd_plan(int argc, char **argv) {
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--config"))) config = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--recipe"))) recipe = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--layers"))) layers = fp4rt_cli_parse_long("--layers", v);
-        else return fp4rt_cli_usage("plan", k_usage);
+        else return fp4rt_cli_unknown(k_usage, argv[i]);
     }
     struct stat sb;
     if (!config && o.model && stat(o.model, &sb) != 0) config = o.model; /* a config name */
-    if (!config && !o.model) return fp4rt_cli_usage("plan", k_usage);
+    if (!config && !o.model) return fp4rt_cli_bad("plan: give --model DIR or --config NAME");
     fp4rt_session_params sp;
     if (config) {
         fp4rt_config cfg;

@@ -88,12 +88,12 @@ int fp4rt_cmd_tokenize(int argc, char **argv) {
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--decode"))) decode = v;
         else if (!strcmp(argv[i], "--jsonl")) jsonl = 1;
         else if (!strcmp(argv[i], "--skip-special")) skip_special = 1;
-        else if (argv[i][0] == '-' && argv[i][1] == '-') return fp4rt_cli_usage("tokenize", TOKENIZE_USAGE);
+        else if (argv[i][0] == '-' && argv[i][1]) return fp4rt_cli_unknown(TOKENIZE_USAGE, argv[i]);
         else if (!text) text = argv[i];
-        else return fp4rt_cli_usage("tokenize", TOKENIZE_USAGE);
+        else return fp4rt_cli_unknown(TOKENIZE_USAGE, argv[i]);
     }
-    if (!model == !file || (!!text + jsonl + !!decode) != 1)
-        return fp4rt_cli_usage("tokenize", TOKENIZE_USAGE);
+    if (!model == !file) return fp4rt_cli_bad("tokenize: give one of --model and --tokenizer");
+    if ((!!text + jsonl + !!decode) != 1) return fp4rt_cli_bad("tokenize: give one of TEXT, --jsonl and --decode");
     fp4rt_tokenizer *t;
     fp4rt_status st = model ? fp4rt_tokenizer_load_dir(model, &t) : fp4rt_tokenizer_load(file, &t);
     if (st) return fp4rt_cli_fail(st);
