@@ -22,6 +22,9 @@ int fp4rt_cli_parse_tokens(const char *spec, int32_t **out, int *n) {
     *n = 0;
     char *text = NULL;
     if (spec[0] == '@') {
+        struct stat sb;
+        if (stat(spec + 1, &sb) == 0 && S_ISDIR(sb.st_mode))
+            return fp4rt_cli_error("--tokens %s: %s is a directory, not a file of token ids", spec, spec + 1);
         if (fp4rt_read_file(spec + 1, 64u << 20, &text, NULL)) return fp4rt_cli_fail(1);
     } else {
         text = strdup(spec);

@@ -124,8 +124,11 @@ static fp4rt_status foreign_files(const char *given, const char *abs) {
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || fp4rt_outdir_owns(e->d_name)) continue;
         if (n++ < 3) {
-            size_t l = strlen(list);
-            snprintf(list + l, sizeof list - l, "%s%s", l ? ", " : "", e->d_name);
+            size_t l = strlen(list), k = strlen(e->d_name);
+            if (l + k + 3 < sizeof list) {
+                if (l) memcpy(list + l, ", ", 2), l += 2;
+                memcpy(list + l, e->d_name, k + 1);
+            }
         }
     }
     closedir(d);
