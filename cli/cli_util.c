@@ -204,7 +204,9 @@ static void *signal_watch(void *arg) {
     sigset_t *set = arg;
     int sig = 0;
     if (sigwait(set, &sig) != 0) return NULL;
-    if (fp4rt_outdir_interrupted()) fprintf(stderr, "fp4rt: interrupted; the unfinished output was removed\n");
+    if (fp4rt_outdir_interrupted())
+        fprintf(stderr, "%sfp4rt: interrupted; the unfinished output was removed\n",
+                isatty(STDERR_FILENO) ? "\r\033[K" : ""); /* over a progress bar */
     signal(sig, SIG_DFL);
     pthread_sigmask(SIG_UNBLOCK, set, NULL);
     raise(sig);

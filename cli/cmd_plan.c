@@ -58,7 +58,7 @@ int fp4rt_cmd_plan(int argc, char **argv) {
         if (fp4rt_cli_model_opt(argc, argv, &i, &o)) continue;
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--config"))) config = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--recipe"))) recipe = v;
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--layers"))) layers = fp4rt_cli_parse_long("--layers", v);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--layers"))) layers = fp4rt_cli_parse_range("--layers", v, 0, FP4RT_MAX_LAYERS);
         else return fp4rt_cli_unknown(k_usage, argv[i]);
     }
     struct stat sb;

@@ -129,7 +129,7 @@ int fp4rt_cmd_tokenize(int argc, char **argv) {
         char *line = NULL;
         size_t cap = 0;
         long lineno = 0;
-        while (!rc && getline(&line, &cap, stdin) > 0) {
+        while (!rc && !fp4rt_cli_stdout_failed() && getline(&line, &cap, stdin) > 0) {
             lineno++;
             if (line[strspn(line, " \t\r\n")] == 0) continue;
             rc = jsonl_line(t, line, lineno, skip_special);

@@ -39,8 +39,8 @@ check "grep -q '/think on or /think off' $tmp/c1.err" "chat: /think maybe refuse
 check "grep -q 'unknown command /bogus, /help lists them' $tmp/c1.err" "chat: unknown command"
 check "grep -q '/reset' $tmp/c1.err && grep -q '/quit' $tmp/c1.err && grep -q '/think on|off' $tmp/c1.err" "chat: /help lists the commands"
 
-# a """ block is one message, whatever its length (a line of 6000 bytes here)
-long=$(printf 'word %.0s' $(seq 1 1200))
+# a """ block of several lines (an empty one too) is one message
+long=$(printf 'word %.0s' $(seq 1 20))
 printf '"""\nfirst line\n\n%s\nlast line\n"""\n"""one line"""\n' "$long" |
     "$bin" chat --model "$q" -n 2 --ctx 4096 >/dev/null 2>"$tmp/c2.err"
 rc=$?
