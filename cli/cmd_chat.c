@@ -32,7 +32,8 @@ static const char *k_help =
     "  /reset          forget the conversation (the system prompt stays)\n"
     "  /quit, /exit    end the chat (as Ctrl-D does)\n"
     "keys: Ctrl-C stops a reply; Ctrl-C or Ctrl-D at the prompt ends the chat.\n"
-    "A line starting with \"\"\" opens a message of several lines; one ending with \"\"\" closes it.\n";
+    "A line starting with \"\"\" opens a message of several lines; one ending with \"\"\" closes it.\n"
+    "When the conversation outgrows the context (--ctx), its oldest exchanges are dropped.\n";
 
 static volatile sig_atomic_t g_interrupted;
 
