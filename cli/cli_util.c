@@ -3,18 +3,28 @@
 
 #include "runtime/base/common.h"
 
+#include "loader/outdir.h"
+
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int fp4rt_cli_parse_tokens(const char *spec, int32_t **out, int *n) {
     *out = NULL;
     *n = 0;
     char *text = NULL;
     if (spec[0] == '@') {
+        struct stat sb;
+        if (stat(spec + 1, &sb) == 0 && S_ISDIR(sb.st_mode))
+            return fp4rt_cli_error("--tokens %s: %s is a directory, not a file of token ids", spec, spec + 1);
         if (fp4rt_read_file(spec + 1, 64u << 20, &text, NULL)) return fp4rt_cli_fail(1);
     } else {
         text = strdup(spec);
@@ -85,53 +95,42 @@ int fp4rt_cli_model_opt(int argc, char **argv, int *i, fp4rt_cli_model_opts *o) 
     else if (!strcmp(argv[*i], "--profile")) o->profile = 1;
     else if ((v = fp4rt_cli_opt(argc, argv, i, "--model"))) o->model = v;
     else if ((v = fp4rt_cli_opt(argc, argv, i, "--device"))) o->device = v;
-    else if ((v = fp4rt_cli_opt(argc, argv, i, "--threads"))) o->threads = (int)fp4rt_cli_parse_long("--threads", v);
-    else if ((v = fp4rt_cli_opt(argc, argv, i, "--ctx"))) o->session.n_ctx = (int)fp4rt_cli_parse_long("--ctx", v);
-    else if ((v = fp4rt_cli_opt(argc, argv, i, "--chunk"))) o->session.prefill_chunk = (int)fp4rt_cli_parse_long("--chunk", v);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--threads")))
+        o->threads = (int)fp4rt_cli_parse_range("--threads", v, 0, FP4RT_CLI_MAX_THREADS);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--ctx"))) o->session.n_ctx = (int)fp4rt_cli_parse_range("--ctx", v, 1, INT_MAX);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--chunk")))
+        o->session.prefill_chunk = (int)fp4rt_cli_parse_range("--chunk", v, 1, INT_MAX);
     else if ((v = fp4rt_cli_opt(argc, argv, i, "--kv"))) {
         if (!strcmp(v, "bf16")) o->session.kv_type = FP4RT_KV_BF16;
         else if (!strcmp(v, "f32")) o->session.kv_type = FP4RT_KV_F32;
         else if (!strcmp(v, "fp8")) o->session.kv_type = FP4RT_KV_FP8;
-        else {
-            fprintf(stderr, "fp4rt: error: --kv: '%s' is not bf16, f32 or fp8\n", v);
-            exit(2);
-        }
+        else fp4rt_cli_bad_exit("--kv: '%s' is not bf16, f32 or fp8", v);
     } else return 0;
     return 1;
 }
 
 #include "runtime/engine/model.h"
 
-static float parse_float(const char *opt, const char *v) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !isfinite(x)) {
-        fprintf(stderr, "fp4rt: error: option %s: '%s' is not a number\n", opt, v);
-        exit(2);
-    }
-    return (float)x;
-}
-
 int fp4rt_cli_sampling_opt(int argc, char **argv, int *i, fp4rt_sampling_params *p) {
     const char *v;
     if (!strcmp(argv[*i], "--greedy")) p->greedy = 1;
     else if ((v = fp4rt_cli_opt(argc, argv, i, "--temp"))) {
-        p->temperature = parse_float("--temp", v);
+        p->temperature = (float)fp4rt_cli_parse_real("--temp", v, 0, 0, INFINITY);
         if (p->temperature == 0) p->greedy = 1; /* --temp 0 means greedy, as elsewhere */
         else p->greedy = -1;
-    } else if ((v = fp4rt_cli_opt(argc, argv, i, "--top-k"))) p->top_k = (int)fp4rt_cli_parse_long("--top-k", v);
-    else if ((v = fp4rt_cli_opt(argc, argv, i, "--top-p"))) p->top_p = parse_float("--top-p", v);
-    else if ((v = fp4rt_cli_opt(argc, argv, i, "--min-p"))) p->min_p = parse_float("--min-p", v);
-    else if ((v = fp4rt_cli_opt(argc, argv, i, "--repeat-penalty"))) p->repetition_penalty = parse_float("--repeat-penalty", v);
-    else if ((v = fp4rt_cli_opt(argc, argv, i, "--presence-penalty"))) p->presence_penalty = parse_float("--presence-penalty", v);
-    else if ((v = fp4rt_cli_opt(argc, argv, i, "--frequency-penalty"))) p->frequency_penalty = parse_float("--frequency-penalty", v);
+    } else if ((v = fp4rt_cli_opt(argc, argv, i, "--top-k"))) p->top_k = (int)fp4rt_cli_parse_range("--top-k", v, 0, INT_MAX);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--top-p"))) p->top_p = (float)fp4rt_cli_parse_real("--top-p", v, 0, 1, 1);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--min-p"))) {
+        p->min_p = (float)fp4rt_cli_parse_real("--min-p", v, 0, 0, 1);
+        if (p->min_p == 0) p->min_p = -1; /* the API's 0 is "default"; the user's 0 is off */
+    } else if ((v = fp4rt_cli_opt(argc, argv, i, "--repeat-penalty")))
+        p->repetition_penalty = (float)fp4rt_cli_parse_real("--repeat-penalty", v, 0, 1, INFINITY);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--presence-penalty")))
+        p->presence_penalty = (float)fp4rt_cli_parse_real("--presence-penalty", v, -INFINITY, 0, INFINITY);
+    else if ((v = fp4rt_cli_opt(argc, argv, i, "--frequency-penalty")))
+        p->frequency_penalty = (float)fp4rt_cli_parse_real("--frequency-penalty", v, -INFINITY, 0, INFINITY);
     else if ((v = fp4rt_cli_opt(argc, argv, i, "--seed"))) p->seed = (uint64_t)fp4rt_cli_parse_long("--seed", v);
     else return 0;
-    if (p->temperature < 0 || p->top_p < 0 || p->top_p > 1 || p->repetition_penalty < 0) {
-        fprintf(stderr, "fp4rt: error: sampling option out of range (temperature >= 0, top-p in [0, 1], repeat-penalty > 0)\n");
-        exit(2);
-    }
     return 1;
 }
 
@@ -144,10 +143,18 @@ static fp4rt_model_params model_params(const fp4rt_cli_model_opts *o) {
     return mp;
 }
 
+void fp4rt_cli_check_ctx(const fp4rt_model *m, int n_ctx) {
+    int max = m && m->weights ? m->weights->cfg.max_positions : 0;
+    if (max > 0 && n_ctx > max)
+        fprintf(stderr, "fp4rt: warning: --ctx %d is above the model's maximum context %d; using %d\n", n_ctx, max,
+                max);
+}
+
 /* After a load: says which device, opens the session (frees *m on failure). */
 static int open_session(const fp4rt_cli_model_opts *o, fp4rt_model **m, fp4rt_session **s) {
     if (!*m) return fp4rt_cli_fail(1);
     fprintf(stderr, "fp4rt: device %s\n", (*m)->device);
+    fp4rt_cli_check_ctx(*m, o->session.n_ctx);
     *s = fp4rt_session_create(*m, &o->session);
     if (!*s) {
         fp4rt_model_free(*m);
@@ -172,15 +179,76 @@ int fp4rt_cli_open_synthetic(const fp4rt_cli_model_opts *o, const char *preset, 
     return open_session(o, m, s);
 }
 
-void fp4rt_cli_stream_piece(fp4rt_cli_stream *st, const fp4rt_token_event *ev) {
-    if (ev->reasoning && st->hide_reasoning) return;
+int fp4rt_cli_stream_piece(fp4rt_cli_stream *st, const fp4rt_token_event *ev) {
+    if (ev->reasoning && st->hide_reasoning) return 0;
     if (st->tty && ev->reasoning != st->in_reasoning) fputs(ev->reasoning ? "\033[2m" : "\033[0m", stdout);
     st->in_reasoning = ev->reasoning;
     fwrite(ev->text, 1, ev->len, stdout);
-    fflush(stdout);
+    return fp4rt_cli_stdout_failed();
 }
 
 void fp4rt_cli_stream_end(fp4rt_cli_stream *st) {
     if (st->tty && st->in_reasoning) fputs("\033[0m", stdout);
     st->in_reasoning = 0;
+}
+
+int fp4rt_cli_check_out_dir(const char *out, const char *in, int force) {
+    if (fp4rt_cli_check_out_path("--out", out, 1)) return 1;
+    fp4rt_status st = fp4rt_outdir_check(out, in, force);
+    return st ? fp4rt_cli_fail(st) : 0;
+}
+
+/* Waits for SIGINT / SIGTERM / SIGHUP (blocked in every other thread), removes
+ * the output directory in progress and dies of the signal. */
+static void *signal_watch(void *arg) {
+    sigset_t *set = arg;
+    int sig = 0;
+    if (sigwait(set, &sig) != 0) return NULL;
+    if (fp4rt_outdir_interrupted())
+        fprintf(stderr, "%sfp4rt: interrupted; the unfinished output was removed\n",
+                isatty(STDERR_FILENO) ? "\r\033[K" : ""); /* over a progress bar */
+    signal(sig, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, set, NULL);
+    raise(sig);
+    _exit(128 + sig);
+}
+
+int fp4rt_cli_clean_on_signal(void) {
+    static sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_t t;
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 || pthread_create(&t, NULL, signal_watch, &set) != 0)
+        return fp4rt_cli_error("cannot watch for signals: %s", strerror(errno));
+    pthread_detach(t);
+    return 0;
+}
+
+int fp4rt_cli_check_out_path(const char *opt, const char *path, int is_dir) {
+    if (!path[0]) return fp4rt_cli_error("%s: empty path", opt);
+    char *copy = strdup(path);
+    if (!copy) return fp4rt_cli_error("out of memory");
+    size_t l = strlen(copy);
+    while (l > 1 && copy[l - 1] == '/') copy[--l] = 0; /* "out/" names out */
+    char *slash = strrchr(copy, '/');
+    const char *parent = ".";
+    if (slash == copy) parent = "/";
+    else if (slash) {
+        *slash = 0;
+        parent = copy;
+    }
+    struct stat sb;
+    int rc = 0;
+    if (stat(parent, &sb) != 0)
+        rc = fp4rt_cli_error("%s %s: directory %s: %s", opt, path, parent, strerror(errno));
+    else if (!S_ISDIR(sb.st_mode))
+        rc = fp4rt_cli_error("%s %s: %s: %s", opt, path, parent, strerror(ENOTDIR));
+    else if (access(parent, W_OK | X_OK) != 0)
+        rc = fp4rt_cli_error("%s %s: directory %s: %s", opt, path, parent, strerror(errno));
+    else if (!is_dir && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        rc = fp4rt_cli_error("%s %s: %s", opt, path, strerror(EISDIR));
+    free(copy);
+    return rc;
 }

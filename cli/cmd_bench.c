@@ -12,6 +12,8 @@
 #include "runtime/engine/model.h"
 
 #include <math.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,15 +42,15 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     const char *v, *synthetic = NULL, *recipe = NULL;
     for (int i = 1; i < argc; i++) {
         if (fp4rt_cli_model_opt(argc, argv, &i, &o)) continue;
-        if ((v = fp4rt_cli_opt(argc, argv, &i, "--prompt"))) n_prompt = fp4rt_cli_parse_long("--prompt", v);
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--gen"))) n_gen = fp4rt_cli_parse_long("--gen", v);
+        if ((v = fp4rt_cli_opt(argc, argv, &i, "--prompt"))) n_prompt = fp4rt_cli_parse_range("--prompt", v, 1, INT_MAX / 2);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--gen"))) n_gen = fp4rt_cli_parse_range("--gen", v, 1, INT_MAX / 2);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--seed"))) seed = fp4rt_cli_parse_long("--seed", v);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--synthetic"))) synthetic = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--recipe"))) recipe = v;
-        else return fp4rt_cli_usage("bench", k_usage);
+        else return fp4rt_cli_unknown(k_usage, argv[i]);
     }
-    if (!o.model == !synthetic || (recipe && !synthetic) || n_prompt < 1 || n_gen < 1)
-        return fp4rt_cli_usage("bench", k_usage);
+    if (!o.model == !synthetic) return fp4rt_cli_bad("bench: give one of --model and --synthetic");
+    if (recipe && !synthetic) return fp4rt_cli_bad("bench: --recipe applies to --synthetic only");
     if (o.session.n_ctx == 0) o.session.n_ctx = (int)(n_prompt + n_gen);
     fp4rt_model *m;
     fp4rt_session *s;

@@ -3,16 +3,44 @@
  * they are a prefix of the new prompt, else the session is reset and the whole
  * prompt is evaluated again (the template drops the reasoning of earlier turns,
  * which changes the prefix, unless --preserve-thinking).
- * Commands: /think on|off, /reset, /quit. */
+ * A message that fails (does not fit the context, cannot be tokenized, a
+ * generation error) is reported and dropped; the conversation goes on. When
+ * the history no longer fits the context, the oldest exchanges are dropped
+ * (the system prompt stays) and the user is told. Ctrl-C stops a reply (what
+ * was generated stays in the history); Ctrl-C or Ctrl-D at the prompt ends
+ * the chat (exit 0). Commands: /help, /think on|off, /reset, /quit (/exit). */
+#include "cli/chat_input.h"
 #include "cli/commands.h"
+#include "runtime/engine/model.h"
 
+#include <ctype.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static const char *k_usage = "--model DIR [-n N] [--system TEXT] [--think on|off] [--preserve-thinking] [--hide-reasoning]\n"
                              "    " FP4RT_CLI_SAMPLING_USAGE " " FP4RT_CLI_MODEL_USAGE;
+
+static const char *k_help =
+    "commands:\n"
+    "  /help           this list\n"
+    "  /think on|off   the model thinks before answering, or not\n"
+    "  /reset          forget the conversation (the system prompt stays)\n"
+    "  /quit, /exit    end the chat (as Ctrl-D does)\n"
+    "keys: Ctrl-C stops a reply; Ctrl-C or Ctrl-D at the prompt ends the chat.\n"
+    "A line starting with \"\"\" opens a message of several lines; one ending with \"\"\" closes it.\n"
+    "When the conversation outgrows the context (--ctx), its oldest exchanges are dropped.\n";
+
+static volatile sig_atomic_t g_interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
 
 typedef struct turn {
     char *role, *content, *reasoning;
@@ -44,9 +72,18 @@ typedef struct chat_out {
 static int on_piece(const fp4rt_token_event *ev, void *user) {
     chat_out *o = user;
     buf_add(ev->reasoning ? &o->reasoning : &o->answer, ev->text, ev->len);
-    fp4rt_cli_stream_piece(&o->print, ev);
-    return 0;
+    return fp4rt_cli_stream_piece(&o->print, ev) || g_interrupted; /* non-zero stops the reply */
 }
+
+typedef struct chat {
+    fp4rt_model *m;
+    fp4rt_session *s;
+    fp4rt_generate_params gp;
+    fp4rt_chat_params cp;
+    int hide;
+    turn *turns;
+    size_t n_turns, cap, n_system;
+} chat;
 
 static void free_turns(turn *t, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -56,112 +93,215 @@ static void free_turns(turn *t, size_t n) {
     }
 }
 
+/* Removes turns [from, from + n). */
+static void drop_turns(chat *c, size_t from, size_t n) {
+    free_turns(c->turns + from, n);
+    memmove(c->turns + from, c->turns + from + n, (c->n_turns - from - n) * sizeof *c->turns);
+    c->n_turns -= n;
+}
+
+/* 0, or 1 when out of memory. The strings are taken over (freed on failure). */
+static int add_turn(chat *c, char *role, char *content, char *reasoning) {
+    if (c->n_turns == c->cap) {
+        turn *t = realloc(c->turns, 2 * c->cap * sizeof *t);
+        if (t) c->turns = t, c->cap *= 2;
+    }
+    if (c->n_turns == c->cap || !role || !content) {
+        free(role), free(content), free(reasoning);
+        return 1;
+    }
+    c->turns[c->n_turns++] = (turn){role, content, reasoning};
+    return 0;
+}
+
+/* The history as token ids (the chat template, then the tokenizer). */
+static fp4rt_status history_ids(chat *c, int32_t **ids, size_t *n) {
+    fp4rt_chat_message *msgs = calloc(c->n_turns, sizeof *msgs);
+    if (!msgs) return FP4RT_OUT_OF_MEMORY;
+    for (size_t i = 0; i < c->n_turns; i++)
+        msgs[i] = (fp4rt_chat_message){.role = c->turns[i].role, .content = c->turns[i].content,
+                                       .reasoning_content = c->turns[i].reasoning};
+    char *prompt = NULL;
+    fp4rt_status st = fp4rt_chat_format(msgs, c->n_turns, &c->cp, &prompt);
+    free(msgs);
+    if (!st) st = fp4rt_tokenize(c->m, prompt, ids, n);
+    free(prompt);
+    return st;
+}
+
+/* The prompt for the history ending in the new user turn, dropping the oldest
+ * exchanges until it fits with room for a reply. Returns 0, or prints why the
+ * message cannot be sent and returns 1. */
+static int fitting_prompt(chat *c, int32_t **ids, size_t *n) {
+    int n_ctx = c->s->sb.n_ctx;
+    size_t room = c->gp.max_tokens > 0 && c->gp.max_tokens < n_ctx / 2 ? (size_t)c->gp.max_tokens : (size_t)n_ctx / 8;
+    size_t dropped = 0;
+    for (;;) {
+        fp4rt_status st = history_ids(c, ids, n);
+        if (st) return fp4rt_cli_fail(st);
+        if (*n + room <= (size_t)n_ctx) break;
+        if (c->n_turns - c->n_system < 3) { /* only the new message left */
+            if (*n < (size_t)n_ctx) break; /* it fits; the reply may be cut short */
+            fp4rt_cli_error("the message is %zu tokens; the context holds %d (--ctx); not sent", *n, n_ctx);
+            free(*ids);
+            *ids = NULL;
+            return 1;
+        }
+        free(*ids);
+        *ids = NULL;
+        /* the oldest exchange: a user turn and the turns up to the next user turn */
+        size_t k = 1;
+        while (c->n_system + k < c->n_turns - 1 && strcmp(c->turns[c->n_system + k].role, "user")) k++;
+        drop_turns(c, c->n_system, k);
+        dropped += k;
+    }
+    if (dropped)
+        fprintf(stderr, "fp4rt chat: the context is full: dropped the %zu oldest messages (the system prompt stays)\n",
+                dropped);
+    return 0;
+}
+
+/* One user message: the reply streams and joins the history. A failure is
+ * reported and the message dropped. */
+static void say(chat *c, const char *message) {
+    if (add_turn(c, strdup("user"), strdup(message), NULL)) {
+        fp4rt_cli_error("out of memory");
+        return;
+    }
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if (fitting_prompt(c, &ids, &n_ids)) {
+        drop_turns(c, c->n_turns - 1, 1);
+        return;
+    }
+    /* reuse the held tokens when they prefix the new prompt */
+    int held = fp4rt_session_n_past(c->s);
+    size_t skip = 0;
+    if ((size_t)held < n_ids && !memcmp(fp4rt_session_tokens(c->s), ids, (size_t)held * sizeof(int32_t)))
+        skip = (size_t)held;
+    else
+        fp4rt_session_reset(c->s);
+    chat_out out = {.print = {.hide_reasoning = c->hide, .tty = isatty(1)}};
+    c->gp.reasoning_open = c->cp.thinking != FP4RT_THINKING_OFF;
+    fp4rt_generate_result res;
+    g_interrupted = 0;
+    fp4rt_status st = fp4rt_generate(c->s, ids + skip, n_ids - skip, &c->gp, on_piece, &out, &res);
+    free(ids);
+    fp4rt_cli_stream_end(&out.print);
+    printf("\n");
+    fflush(stdout);
+    if (st) {
+        fp4rt_cli_fail(st);
+        fprintf(stderr, "fp4rt chat: the message was not sent; the conversation is kept\n");
+        fp4rt_session_reset(c->s); /* its state after a failed step is unknown */
+        drop_turns(c, c->n_turns - 1, 1);
+        free(out.answer.s);
+        free(out.reasoning.s);
+        return;
+    }
+    if (g_interrupted) fprintf(stderr, "fp4rt chat: reply stopped (Ctrl-C); it stays in the history\n");
+    g_interrupted = 0;
+    fprintf(stderr, "fp4rt: %d new prompt tokens (%.1f tokens/s), %d generated (%.2f tokens/s)\n", res.n_prompt,
+            res.prefill_seconds > 0 ? res.n_prompt / res.prefill_seconds : 0.0, res.n_generated,
+            res.decode_seconds > 0 ? res.n_generated / res.decode_seconds : 0.0);
+    if (add_turn(c, strdup("assistant"), out.answer.s ? out.answer.s : strdup(""), out.reasoning.s))
+        fp4rt_cli_error("out of memory");
+    if (res.stop_reason == FP4RT_STOP_CONTEXT)
+        fprintf(stderr, "fp4rt chat: the context is full; the next message drops the oldest exchanges\n");
+}
+
+/* Trims trailing white space in place; returns s past the leading white space. */
+static char *trim(char *s) {
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1])) s[--n] = 0;
+    while (isspace((unsigned char)*s)) s++;
+    return s;
+}
+
+/* A line starting with '/': runs the command. Returns 1 for /quit. */
+static int command(chat *c, char *line) {
+    char *arg = line + strcspn(line, " \t");
+    if (*arg) *arg++ = 0;
+    arg = trim(arg);
+    if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) return 1;
+    if (!strcmp(line, "/help") || !strcmp(line, "/?")) {
+        fputs(k_help, stderr);
+    } else if (!strcmp(line, "/reset")) {
+        if (*arg) fprintf(stderr, "fp4rt chat: /reset takes no argument\n");
+        else {
+            drop_turns(c, c->n_system, c->n_turns - c->n_system);
+            fp4rt_session_reset(c->s);
+            fprintf(stderr, "fp4rt chat: history cleared\n");
+        }
+    } else if (!strcmp(line, "/think")) {
+        if (!strcasecmp(arg, "on")) c->cp.thinking = FP4RT_THINKING_ON;
+        else if (!strcasecmp(arg, "off")) c->cp.thinking = FP4RT_THINKING_OFF;
+        else {
+            fprintf(stderr, "fp4rt chat: /think on or /think off\n");
+            return 0;
+        }
+        fprintf(stderr, "fp4rt chat: thinking %s\n", c->cp.thinking == FP4RT_THINKING_OFF ? "off" : "on");
+    } else {
+        fprintf(stderr, "fp4rt chat: unknown command %s, /help lists them\n", line);
+    }
+    return 0;
+}
+
+/* Checks for the tokenizer before the (slow) model load. */
+static int have_tokenizer(const char *dir) {
+    char *path = malloc(strlen(dir) + 32);
+    if (!path) return fp4rt_cli_error("out of memory");
+    sprintf(path, "%s/tokenizer.json", dir);
+    int ok = access(path, R_OK) == 0;
+    free(path);
+    if (!ok) return fp4rt_cli_error("%s: no tokenizer.json in the model directory; chat needs one", dir);
+    return 0;
+}
+
 int fp4rt_cmd_chat(int argc, char **argv) {
     fp4rt_cli_model_opts o = {0};
-    fp4rt_generate_params gp = fp4rt_generate_default_params();
-    fp4rt_chat_params cp = fp4rt_chat_default_params();
+    chat c = {.gp = fp4rt_generate_default_params(), .cp = fp4rt_chat_default_params(), .cap = 16};
     const char *system = NULL, *v;
-    int hide = 0;
     for (int i = 1; i < argc; i++) {
-        if (fp4rt_cli_model_opt(argc, argv, &i, &o) || fp4rt_cli_sampling_opt(argc, argv, &i, &gp.sampling))
+        if (fp4rt_cli_model_opt(argc, argv, &i, &o) || fp4rt_cli_sampling_opt(argc, argv, &i, &c.gp.sampling))
             continue;
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--system"))) system = v;
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "-n"))) gp.max_tokens = (int)fp4rt_cli_parse_long("-n", v);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "-n"))) c.gp.max_tokens = (int)fp4rt_cli_parse_range("-n", v, 0, INT_MAX / 2);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--think"))) {
-            if (!strcmp(v, "on")) cp.thinking = FP4RT_THINKING_ON;
-            else if (!strcmp(v, "off")) cp.thinking = FP4RT_THINKING_OFF;
-            else return fp4rt_cli_usage("chat", k_usage);
-        } else if (!strcmp(argv[i], "--preserve-thinking")) cp.preserve_thinking = 1;
-        else if (!strcmp(argv[i], "--hide-reasoning")) hide = 1;
-        else return fp4rt_cli_usage("chat", k_usage);
+            if (!strcmp(v, "on")) c.cp.thinking = FP4RT_THINKING_ON;
+            else if (!strcmp(v, "off")) c.cp.thinking = FP4RT_THINKING_OFF;
+            else return fp4rt_cli_bad("--think: '%s' is not on or off", v);
+        } else if (!strcmp(argv[i], "--preserve-thinking")) c.cp.preserve_thinking = 1;
+        else if (!strcmp(argv[i], "--hide-reasoning")) c.hide = 1;
+        else return fp4rt_cli_unknown(k_usage, argv[i]);
     }
-    if (!o.model) return fp4rt_cli_usage("chat", k_usage);
-    fp4rt_model *m;
-    fp4rt_session *s;
-    if (fp4rt_cli_open(&o, &m, &s)) return 1;
-    int tty = isatty(0) && isatty(1), rc = 0;
-    size_t n_turns = 0, cap = 16;
-    turn *turns = calloc(cap, sizeof *turns);
-    if (system) turns[n_turns++] = (turn){strdup("system"), strdup(system), NULL};
-    size_t n_system = n_turns;
-    char *line = NULL;
-    size_t line_cap = 0;
-    if (tty) fprintf(stderr, "fp4rt chat: /think on|off, /reset, /quit\n");
-    for (;;) {
-        if (tty) fputs("> ", stdout), fflush(stdout);
-        ssize_t len = getline(&line, &line_cap, stdin);
-        if (len < 0) break;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (len == 0) continue;
-        if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) break;
-        if (!strcmp(line, "/reset")) {
-            free_turns(turns + n_system, n_turns - n_system);
-            n_turns = n_system;
-            fp4rt_session_reset(s);
-            fprintf(stderr, "fp4rt chat: history cleared\n");
-            continue;
-        }
-        if (!strncmp(line, "/think ", 7)) {
-            cp.thinking = !strcmp(line + 7, "off") ? FP4RT_THINKING_OFF : FP4RT_THINKING_ON;
-            fprintf(stderr, "fp4rt chat: thinking %s\n", cp.thinking == FP4RT_THINKING_OFF ? "off" : "on");
-            continue;
-        }
-        if (n_turns + 2 > cap) {
-            turn *t = realloc(turns, 2 * cap * sizeof *turns);
-            if (!t) break;
-            turns = t;
-            cap *= 2;
-        }
-        turns[n_turns++] = (turn){strdup("user"), strdup(line), NULL};
-        fp4rt_chat_message *msgs = calloc(n_turns, sizeof *msgs);
-        for (size_t i = 0; i < n_turns; i++)
-            msgs[i] = (fp4rt_chat_message){.role = turns[i].role, .content = turns[i].content,
-                                           .reasoning_content = turns[i].reasoning};
-        char *prompt = NULL;
-        int32_t *ids = NULL;
-        size_t n_ids = 0;
-        fp4rt_status st = fp4rt_chat_format(msgs, n_turns, &cp, &prompt);
-        free(msgs);
-        if (!st) st = fp4rt_tokenize(m, prompt, &ids, &n_ids);
-        free(prompt);
-        if (st) {
-            rc = fp4rt_cli_fail(st);
-            break;
-        }
-        /* reuse the held tokens when they prefix the new prompt */
-        int held = fp4rt_session_n_past(s);
-        const int32_t *have = fp4rt_session_tokens(s);
-        size_t skip = 0;
-        if ((size_t)held < n_ids && !memcmp(have, ids, (size_t)held * sizeof(int32_t)))
-            skip = (size_t)held;
-        else
-            fp4rt_session_reset(s);
-        chat_out out = {.print = {.hide_reasoning = hide, .tty = isatty(1)}};
-        gp.reasoning_open = cp.thinking != FP4RT_THINKING_OFF;
-        fp4rt_generate_result res;
-        st = fp4rt_generate(s, ids + skip, n_ids - skip, &gp, on_piece, &out, &res);
-        free(ids);
-        fp4rt_cli_stream_end(&out.print);
-        printf("\n");
-        if (st) {
-            rc = fp4rt_cli_fail(st);
-            free(out.answer.s);
-            free(out.reasoning.s);
-            break;
-        }
-        fprintf(stderr, "fp4rt: %d new prompt tokens (%.1f tokens/s), %d generated (%.2f tokens/s)\n",
-                res.n_prompt, res.prefill_seconds > 0 ? res.n_prompt / res.prefill_seconds : 0.0,
-                res.n_generated, res.decode_seconds > 0 ? res.n_generated / res.decode_seconds : 0.0);
-        turns[n_turns++] = (turn){strdup("assistant"), out.answer.s ? out.answer.s : strdup(""),
-                                  out.reasoning.s};
-        if (res.stop_reason == FP4RT_STOP_CONTEXT) {
-            fprintf(stderr, "fp4rt chat: the context is full; /reset to continue\n");
-        }
+    if (!o.model) return fp4rt_cli_bad("chat: --model DIR is required");
+    if (have_tokenizer(o.model) || fp4rt_cli_open(&o, &c.m, &c.s)) return 1;
+    fp4rt_chat_input *in = fp4rt_chat_input_open(&g_interrupted);
+    c.turns = calloc(c.cap, sizeof *c.turns);
+    int rc = 0;
+    if (!in || !c.turns || (system && add_turn(&c, strdup("system"), strdup(system), NULL))) {
+        rc = fp4rt_cli_error("out of memory");
+        goto done;
     }
-    free(line);
-    free_turns(turns, n_turns);
-    free(turns);
-    fp4rt_session_free(s);
-    fp4rt_model_free(m);
+    c.n_system = c.n_turns;
+    struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: Ctrl-C interrupts a read */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    if (fp4rt_chat_input_tty(in)) fprintf(stderr, "fp4rt chat: /help lists the commands; Ctrl-D ends the chat\n");
+    for (char *line; (line = fp4rt_chat_input_read(in));) {
+        char *msg = trim(line);
+        int quit = msg[0] == '/' && command(&c, msg);
+        if (msg[0] && msg[0] != '/') say(&c, msg);
+        free(line);
+        if (quit || fp4rt_cli_stdout_failed()) break;
+    }
+    if (g_interrupted && fp4rt_chat_input_tty(in)) fputc('\n', stdout); /* Ctrl-C at the prompt */
+done:
+    fp4rt_chat_input_close(in);
+    free_turns(c.turns, c.n_turns);
+    free(c.turns);
+    fp4rt_session_free(c.s);
+    fp4rt_model_free(c.m);
     return rc;
 }

@@ -7,8 +7,7 @@
 #include "runtime/backend/registry.h"
 
 int fp4rt_cmd_devices(int argc, char **argv) {
-    (void)argv;
-    if (argc != 1) return fp4rt_cli_usage("devices", "");
+    if (argc > 1) return fp4rt_cli_unknown("(no options)", argv[1]);
     for (int i = 0; i < fp4rt_registry_count(); i++) {
         const fp4rt_backend_reg *r = fp4rt_registry_get(i);
         if (r->not_built) {

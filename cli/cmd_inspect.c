@@ -69,9 +69,10 @@ int fp4rt_cmd_inspect(int argc, char **argv) {
         if (!strcmp(argv[i], "--fp4-activations")) fp4_act = 1;
         else if (!strcmp(argv[i], "--check")) do_check = 1;
         else if (!dir && argv[i][0] != '-') dir = argv[i];
-        else return fp4rt_cli_usage("inspect", usage);
+        else return fp4rt_cli_unknown(usage, argv[i]);
     }
-    if (!dir || (do_check && fp4_act)) return fp4rt_cli_usage("inspect", usage);
+    if (!dir) return fp4rt_cli_bad("inspect: the checkpoint directory DIR is missing");
+    if (do_check && fp4_act) return fp4rt_cli_bad("inspect: --check does not take --fp4-activations");
     if (do_check) return check(dir);
     fp4rt_weights *w;
     fp4rt_status st = fp4rt_weights_load(dir, &w);

@@ -2,6 +2,7 @@
  * little-endian, written to a temporary file and renamed when complete. */
 #include "cli/commands.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +19,11 @@ int fp4rt_cmd_logits(int argc, char **argv) {
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--tokens"))) tokens_spec = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--out"))) out = v;
         else if (!strcmp(argv[i], "--decode")) decode = 1; /* one token per step (recurrent GDN) */
-        else return fp4rt_cli_usage("logits", k_usage);
+        else return fp4rt_cli_unknown(k_usage, argv[i]);
     }
-    if (!o.model || !tokens_spec || !out) return fp4rt_cli_usage("logits", k_usage);
+    if (!o.model || !tokens_spec || !out)
+        return fp4rt_cli_bad("logits: %s is required", !o.model ? "--model DIR" : !tokens_spec ? "--tokens" : "--out FILE");
+    if (fp4rt_cli_check_out_path("--out", out, 0)) return 1;
     int32_t *ids;
     int n;
     if (fp4rt_cli_parse_tokens(tokens_spec, &ids, &n)) return 1;
@@ -55,7 +58,7 @@ int fp4rt_cmd_logits(int argc, char **argv) {
     if (f && fclose(f) != 0) ok = 0;
     if (!ok || rename(tmp, out) != 0) {
         remove(tmp);
-        rc = fp4rt_cli_error("%s: cannot write logits", out);
+        rc = fp4rt_cli_error("--out %s: cannot write logits: %s", out, strerror(errno));
         goto done;
     }
     fprintf(stderr, "fp4rt: wrote %d x %d logits to %s\n", n, vocab, out);

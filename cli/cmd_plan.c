@@ -58,12 +58,12 @@ int fp4rt_cmd_plan(int argc, char **argv) {
         if (fp4rt_cli_model_opt(argc, argv, &i, &o)) continue;
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--config"))) config = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--recipe"))) recipe = v;
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--layers"))) layers = fp4rt_cli_parse_long("--layers", v);
-        else return fp4rt_cli_usage("plan", k_usage);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--layers"))) layers = fp4rt_cli_parse_range("--layers", v, 0, FP4RT_MAX_LAYERS);
+        else return fp4rt_cli_unknown(k_usage, argv[i]);
     }
     struct stat sb;
     if (!config && o.model && stat(o.model, &sb) != 0) config = o.model; /* a config name */
-    if (!config && !o.model) return fp4rt_cli_usage("plan", k_usage);
+    if (!config && !o.model) return fp4rt_cli_bad("plan: give --model DIR or --config NAME");
     fp4rt_session_params sp;
     if (config) {
         fp4rt_config cfg;

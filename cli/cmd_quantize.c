@@ -4,6 +4,7 @@
 #include "runtime/tools/quantize.h"
 #include "runtime/model/schema.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,43 +39,37 @@ int fp4rt_cmd_quantize(int argc, char **argv) {
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--out"))) out = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--recipe"))) recipe = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--shard-mb")))
-            shard_mb = fp4rt_cli_parse_long("--shard-mb", v);
+            shard_mb = fp4rt_cli_parse_range("--shard-mb", v, 0, 1L << 30);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--scale"))) {
             int s = fp4rt_scale_strategy_parse(v);
-            if (s < 0) {
-                fprintf(stderr, "fp4rt: error: unknown --scale '%s' (known: absmax, 4over6, mse)\n", v);
-                return 2;
-            }
+            if (s < 0) return fp4rt_cli_bad("--scale: unknown '%s' (known: absmax, 4over6, mse)", v);
             opts.scale = (fp4rt_scale_strategy)s;
         } else if ((v = fp4rt_cli_opt(argc, argv, &i, "--err"))) {
-            if (strcmp(v, "mse") && strcmp(v, "mae")) {
-                fprintf(stderr, "fp4rt: error: unknown --err '%s' (known: mse, mae)\n", v);
-                return 2;
-            }
+            if (strcmp(v, "mse") && strcmp(v, "mae")) return fp4rt_cli_bad("--err: unknown '%s' (known: mse, mae)", v);
             opts.err = strcmp(v, "mae") ? FP4RT_ERR_MSE : FP4RT_ERR_MAE;
         } else if ((v = fp4rt_cli_opt(argc, argv, &i, "--calib"))) opts.calib_path = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--calib-tokens")))
-            opts.calib_tokens = (int)fp4rt_cli_parse_long("--calib-tokens", v);
+            opts.calib_tokens = (int)fp4rt_cli_parse_range("--calib-tokens", v, 0, INT_MAX);
         else if (!strcmp(argv[i], "--no-importance")) opts.no_importance = 1;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--eval"))) opts.eval_path = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--eval-tokens")))
-            opts.eval_tokens = (int)fp4rt_cli_parse_long("--eval-tokens", v);
+            opts.eval_tokens = (int)fp4rt_cli_parse_range("--eval-tokens", v, 0, INT_MAX);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--report"))) opts.report_path = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--threads")))
-            opts.n_threads = (int)fp4rt_cli_parse_long("--threads", v);
+            opts.n_threads = (int)fp4rt_cli_parse_range("--threads", v, 0, FP4RT_CLI_MAX_THREADS);
         else if (!strcmp(argv[i], "--force")) force = 1;
-        else return fp4rt_cli_usage("quantize", k_usage);
+        else return fp4rt_cli_unknown(k_usage, argv[i]);
     }
-    if (!in || !out || !recipe) return fp4rt_cli_usage("quantize", k_usage);
-    if (fp4rt_recipe_known(recipe) < 0) {
-        fprintf(stderr, "fp4rt: error: unknown recipe '%s' (known: nvidia-mixed, nvfp4-all, "
-                        "nvfp4-w4a4)\n", recipe);
-        return 2;
-    }
-    if (opts.err == FP4RT_ERR_MAE && opts.scale != FP4RT_SCALE_4OVER6) {
-        fprintf(stderr, "fp4rt: error: --err applies to --scale 4over6 only\n");
-        return 2;
-    }
+    if (!in || !out || !recipe)
+        return fp4rt_cli_bad("quantize: %s is required", !in ? "--in DIR" : !out ? "--out DIR" : "--recipe");
+    if (fp4rt_recipe_known(recipe) < 0)
+        return fp4rt_cli_bad("--recipe: unknown recipe '%s' (known: nvidia-mixed, nvfp4-all, nvfp4-w4a4)", recipe);
+    if (opts.err == FP4RT_ERR_MAE && opts.scale != FP4RT_SCALE_4OVER6)
+        return fp4rt_cli_bad("--err applies to --scale 4over6 only");
+    if (fp4rt_cli_check_out_dir(out, in, force) ||
+        (opts.report_path && fp4rt_cli_check_out_path("--report", opts.report_path, 0)))
+        return 1;
+    if (fp4rt_cli_clean_on_signal()) return 1;
     opts.shard_bytes = (uint64_t)shard_mb << 20;
     if (isatty(STDERR_FILENO)) opts.progress = progress_bar;
 

@@ -4,6 +4,8 @@
  * ends the run on stderr. */
 #include "cli/commands.h"
 
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +16,7 @@ static const char *k_usage =
     "    [--hide-reasoning] [--stop S]... " FP4RT_CLI_SAMPLING_USAGE " " FP4RT_CLI_MODEL_USAGE;
 
 static int on_piece(const fp4rt_token_event *ev, void *user) {
-    fp4rt_cli_stream_piece(user, ev);
-    return 0;
+    return fp4rt_cli_stream_piece(user, ev); /* stdout failed: stop */
 }
 
 int fp4rt_cmd_run(int argc, char **argv) {
@@ -32,19 +33,21 @@ int fp4rt_cmd_run(int argc, char **argv) {
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--tokens"))) tokens_spec = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--prompt"))) prompt = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--system"))) system = v;
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "-n"))) n_gen = fp4rt_cli_parse_long("-n", v);
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--stop"))) {
-            if (gp.n_stop == 16) return fp4rt_cli_error("at most 16 --stop strings");
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "-n"))) n_gen = fp4rt_cli_parse_range("-n", v, 0, INT_MAX / 2);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--stop"))) { /* fp4rt_cli_opt refuses "" */
+            if (gp.n_stop == 16) return fp4rt_cli_bad("--stop: at most 16 stop strings");
             stops[gp.n_stop++] = v;
         } else if ((v = fp4rt_cli_opt(argc, argv, &i, "--think"))) {
             if (!strcmp(v, "on")) think = FP4RT_THINKING_ON;
             else if (!strcmp(v, "off")) think = FP4RT_THINKING_OFF;
-            else return fp4rt_cli_usage("run", k_usage);
+            else return fp4rt_cli_bad("--think: '%s' is not on or off", v);
         } else if (!strcmp(argv[i], "--raw")) raw = 1;
         else if (!strcmp(argv[i], "--hide-reasoning")) hide = 1;
-        else return fp4rt_cli_usage("run", k_usage);
+        else return fp4rt_cli_unknown(k_usage, argv[i]);
     }
-    if (!o.model || !!tokens_spec == !!prompt) return fp4rt_cli_usage("run", k_usage);
+    if (!o.model) return fp4rt_cli_bad("run: --model DIR is required");
+    if (tokens_spec && prompt) return fp4rt_cli_bad("run: give --prompt or --tokens, not both");
+    if (!tokens_spec && !prompt) return fp4rt_cli_bad("run: give --prompt TEXT or --tokens IDS");
     if (prompt && !prompt[0]) return fp4rt_cli_error("--prompt: the prompt is empty");
     gp.stop = stops;
     int32_t *ids = NULL;
@@ -66,6 +69,7 @@ int fp4rt_cmd_run(int argc, char **argv) {
         return fp4rt_cli_fail(1);
     }
     fprintf(stderr, "fp4rt: device %s\n", fp4rt_model_device(m));
+    fp4rt_cli_check_ctx(m, o.session.n_ctx);
     int rc = 0;
     if (prompt) {
         fp4rt_status st;
@@ -113,7 +117,8 @@ int fp4rt_cmd_run(int argc, char **argv) {
         rc = fp4rt_cli_fail(st);
     } else {
         if (out_ids)
-            for (int g = 0; g < res.n_generated && g < n_gen; g++) printf("%s%d", g ? "," : "", out_ids[g]);
+            for (int g = 0; g < res.n_generated && g < n_gen && !ferror(stdout); g++)
+                printf("%s%d", g ? "," : "", out_ids[g]);
         printf("\n");
         static const char *const reasons[] = {"end of generation", "stop string", "max tokens", "context full",
                                               "callback"};

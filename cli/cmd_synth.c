@@ -22,21 +22,18 @@ int fp4rt_cmd_synth(int argc, char **argv) {
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--out"))) out = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--seed"))) seed = fp4rt_cli_parse_long("--seed", v);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--layers")))
-            layers = fp4rt_cli_parse_long("--layers", v);
+            layers = fp4rt_cli_parse_range("--layers", v, 0, FP4RT_MAX_LAYERS);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--shard-mb")))
-            shard_mb = fp4rt_cli_parse_long("--shard-mb", v);
+            shard_mb = fp4rt_cli_parse_range("--shard-mb", v, 0, 1L << 30);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--format"))) {
             if (strcmp(v, "causal-lm") && strcmp(v, "conditional-generation"))
-                return fp4rt_cli_usage("synth", k_usage);
+                return fp4rt_cli_bad("--format: '%s' is not causal-lm or conditional-generation", v);
             causal = !strcmp(v, "causal-lm");
         } else if (!strcmp(argv[i], "--force")) force = 1;
-        else return fp4rt_cli_usage("synth", k_usage);
+        else return fp4rt_cli_unknown(k_usage, argv[i]);
     }
-    if (!name || !out) return fp4rt_cli_usage("synth", k_usage);
-    if (layers > FP4RT_MAX_LAYERS) {
-        fprintf(stderr, "fp4rt: error: --layers %ld exceeds %d\n", layers, FP4RT_MAX_LAYERS);
-        return 2;
-    }
+    if (!name || !out) return fp4rt_cli_bad("synth: %s is required", !name ? "--config NAME" : "--out DIR");
+    if (fp4rt_cli_check_out_dir(out, NULL, force) || fp4rt_cli_clean_on_signal()) return 1;
 
     fp4rt_config cfg;
     fp4rt_status st = fp4rt_config_preset(name, (int)layers, &cfg);

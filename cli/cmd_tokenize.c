@@ -88,12 +88,12 @@ int fp4rt_cmd_tokenize(int argc, char **argv) {
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--decode"))) decode = v;
         else if (!strcmp(argv[i], "--jsonl")) jsonl = 1;
         else if (!strcmp(argv[i], "--skip-special")) skip_special = 1;
-        else if (argv[i][0] == '-' && argv[i][1] == '-') return fp4rt_cli_usage("tokenize", TOKENIZE_USAGE);
+        else if (argv[i][0] == '-' && argv[i][1]) return fp4rt_cli_unknown(TOKENIZE_USAGE, argv[i]);
         else if (!text) text = argv[i];
-        else return fp4rt_cli_usage("tokenize", TOKENIZE_USAGE);
+        else return fp4rt_cli_unknown(TOKENIZE_USAGE, argv[i]);
     }
-    if (!model == !file || (!!text + jsonl + !!decode) != 1)
-        return fp4rt_cli_usage("tokenize", TOKENIZE_USAGE);
+    if (!model == !file) return fp4rt_cli_bad("tokenize: give one of --model and --tokenizer");
+    if ((!!text + jsonl + !!decode) != 1) return fp4rt_cli_bad("tokenize: give one of TEXT, --jsonl and --decode");
     fp4rt_tokenizer *t;
     fp4rt_status st = model ? fp4rt_tokenizer_load_dir(model, &t) : fp4rt_tokenizer_load(file, &t);
     if (st) return fp4rt_cli_fail(st);
@@ -129,7 +129,7 @@ int fp4rt_cmd_tokenize(int argc, char **argv) {
         char *line = NULL;
         size_t cap = 0;
         long lineno = 0;
-        while (!rc && getline(&line, &cap, stdin) > 0) {
+        while (!rc && !fp4rt_cli_stdout_failed() && getline(&line, &cap, stdin) > 0) {
             lineno++;
             if (line[strspn(line, " \t\r\n")] == 0) continue;
             rc = jsonl_line(t, line, lineno, skip_special);

@@ -19,6 +19,8 @@
 #include "runtime/tools/logit_compare.h"
 
 #include <math.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,18 +105,20 @@ int fp4rt_cmd_verify(int argc, char **argv) {
     double max_nmse = 5e-4, max_dec_nmse = 1e-6;
     for (int i = 1; i < argc; i++) {
         if (fp4rt_cli_model_opt(argc, argv, &i, &o)) {
-            if (o.device) return fp4rt_cli_usage("verify", k_usage); /* verify runs every device */
+            if (o.device) return fp4rt_cli_bad("verify: --device: verify runs every device"); /* and compares */
             continue;
         }
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--tokens"))) tokens_spec = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--prompt"))) prompt = v;
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "-n"))) n_gen = fp4rt_cli_parse_long("-n", v);
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--max-nmse"))) max_nmse = atof(v);
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--max-decode-nmse"))) max_dec_nmse = atof(v);
-        else return fp4rt_cli_usage("verify", k_usage);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "-n"))) n_gen = fp4rt_cli_parse_range("-n", v, 1, INT_MAX / 2);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--max-nmse")))
+            max_nmse = fp4rt_cli_parse_real("--max-nmse", v, 0, 1, INFINITY);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--max-decode-nmse")))
+            max_dec_nmse = fp4rt_cli_parse_real("--max-decode-nmse", v, 0, 1, INFINITY);
+        else return fp4rt_cli_unknown(k_usage, argv[i]);
     }
-    if (!o.model || (tokens_spec && prompt) || n_gen < 1 || !(max_nmse > 0) || !(max_dec_nmse > 0))
-        return fp4rt_cli_usage("verify", k_usage);
+    if (!o.model) return fp4rt_cli_bad("verify: --model DIR is required");
+    if (tokens_spec && prompt) return fp4rt_cli_bad("verify: give --prompt or --tokens, not both");
     if (prompt && !prompt[0]) return fp4rt_cli_error("--prompt: the prompt is empty");
 
     /* the prompt: ids, text through the model's tokenizer, or 64 fixed ids */

@@ -21,14 +21,51 @@ int fp4rt_cmd_verify(int argc, char **argv);
 int fp4rt_cli_fail(int status);
 /* Prints "fp4rt: error: <formatted>" and returns 1. */
 int fp4rt_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Prints "fp4rt <cmd>: usage: <formatted>" and returns 2. */
+/* Prints "fp4rt <cmd>: usage: <formatted>" and the --help hint; returns 2. */
 int fp4rt_cli_usage(const char *cmd, const char *usage);
+/* The subcommand being run (set by main), named in the --help hint. */
+extern const char *fp4rt_cli_cmd;
+/* Usage error: prints "fp4rt: error: <formatted>" and a hint to `fp4rt <cmd>
+ * --help` (a line without "error:"); returns 2. */
+int fp4rt_cli_bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, then exit(2): for the option parsers. */
+_Noreturn void fp4rt_cli_bad_exit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An argument no option matched: "--help"/"-h" prints "usage: fp4rt <cmd>
+ * <usage>" on stdout and returns 0; anything else is a usage error naming it (2). */
+int fp4rt_cli_unknown(const char *usage, const char *arg);
 
 /* Option parsing helpers: returns the value of --name (argv[i+1]) and advances *i,
- * or NULL if argv[*i] is not --name. Missing value -> prints usage error, exits 2. */
+ * or NULL if argv[*i] is not --name. A missing or empty value is a usage error
+ * (exit 2); --prompt and --system may be empty (their commands decide). */
 const char *fp4rt_cli_opt(int argc, char **argv, int *i, const char *name);
-/* Parses a non-negative integer option value; exits 2 with a message if malformed. */
+/* Parses a non-negative integer option value (at most LONG_MAX); exits 2 if malformed. */
 long fp4rt_cli_parse_long(const char *opt, const char *v);
+/* Parses an integer in [lo, hi]; exits 2 naming the option and the range otherwise. */
+long fp4rt_cli_parse_range(const char *opt, const char *v, long lo, long hi);
+/* Parses a finite number x with lo <= x <= hi (lo < x when lo_open); exits 2
+ * naming the option and the range otherwise. */
+double fp4rt_cli_parse_real(const char *opt, const char *v, double lo, int lo_open, double hi);
+/* Checks, before any work, that the file (is_dir 0: not an existing directory)
+ * or directory `path` (given as `opt`) can be created: its parent exists, is a
+ * directory and is writable. Prints
+ * "fp4rt: error: <opt> <path>: <what>: <errno text>" and returns 1 otherwise. */
+int fp4rt_cli_check_out_path(const char *opt, const char *path, int is_dir);
+/* For a command writing an output directory --out (quantize: its input --in,
+ * else NULL): fp4rt_cli_check_out_path, then loader/outdir.h's
+ * fp4rt_outdir_check (exists without --force, foreign files, --out = --in,
+ * stale temporary directories). Returns 0, or prints the error and returns 1. */
+int fp4rt_cli_check_out_dir(const char *out, const char *in, int force);
+/* From here on SIGINT, SIGTERM and SIGHUP remove the output directory in
+ * progress (fp4rt_outdir_interrupted) and end the process as the signal would.
+ * Call before any thread starts (the signals stay blocked in every thread but
+ * the watcher). Returns 0, or prints the error and returns 1. */
+int fp4rt_cli_clean_on_signal(void);
+/* Flushes stdout; returns 1 when it has failed (now or before), remembering
+ * the errno of the first failure for main's "writing output" error. Streaming
+ * paths call it after each piece and stop early. */
+int fp4rt_cli_stdout_failed(void);
+/* Most threads a --threads option accepts. */
+#define FP4RT_CLI_MAX_THREADS 1024
 
 
 
@@ -76,7 +113,11 @@ int fp4rt_cli_sampling_opt(int argc, char **argv, int *i, fp4rt_sampling_params 
 typedef struct fp4rt_cli_stream {
     int hide_reasoning, tty, in_reasoning;
 } fp4rt_cli_stream;
-void fp4rt_cli_stream_piece(fp4rt_cli_stream *st, const fp4rt_token_event *ev);
+/* Returns 1 when stdout has failed (the caller stops generating). */
+int fp4rt_cli_stream_piece(fp4rt_cli_stream *st, const fp4rt_token_event *ev);
+/* Warns on stderr when n_ctx is above the model's maximum context (the
+ * session caps it there): a cap is never silent. */
+void fp4rt_cli_check_ctx(const fp4rt_model *m, int n_ctx);
 /* Restores the terminal's normal text attribute if a dim span is open. */
 void fp4rt_cli_stream_end(fp4rt_cli_stream *st);
 #define FP4RT_CLI_MODEL_USAGE "[--device auto|cpu|vulkan:N|cuda:N] [--threads N] [--ctx N] [--chunk N] [--kv bf16|f32|fp8]\n    [--fp4-activations] [--profile]"

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,30 +27,93 @@ int fp4rt_cli_error(const char *fmt, ...) {
     return 1;
 }
 
+const char *fp4rt_cli_cmd = "";
+
+static void help_hint(void) {
+    fprintf(stderr, "fp4rt: 'fp4rt %s --help' lists the options\n", fp4rt_cli_cmd);
+}
+
 int fp4rt_cli_usage(const char *cmd, const char *usage) {
     fprintf(stderr, "fp4rt %s: usage: fp4rt %s %s\n", cmd, cmd, usage);
+    help_hint();
     return 2;
+}
+
+static void bad_v(const char *fmt, va_list ap) {
+    fputs("fp4rt: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    help_hint();
+}
+
+int fp4rt_cli_bad(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    bad_v(fmt, ap);
+    va_end(ap);
+    return 2;
+}
+
+void fp4rt_cli_bad_exit(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    bad_v(fmt, ap);
+    va_end(ap);
+    exit(2);
+}
+
+int fp4rt_cli_unknown(const char *usage, const char *arg) {
+    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+        printf("usage: fp4rt %s %s\n", fp4rt_cli_cmd, usage);
+        return 0;
+    }
+    if (arg[0] == '-') return fp4rt_cli_bad("%s: unknown option '%s'", fp4rt_cli_cmd, arg);
+    return fp4rt_cli_bad("%s: unexpected argument '%s'", fp4rt_cli_cmd, arg);
 }
 
 const char *fp4rt_cli_opt(int argc, char **argv, int *i, const char *name) {
     if (strcmp(argv[*i], name) != 0) return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "fp4rt: error: option %s needs a value\n", name);
-        exit(2);
-    }
+    if (*i + 1 >= argc) fp4rt_cli_bad_exit("%s needs a value", name);
     *i += 1;
+    if (!argv[*i][0] && strcmp(name, "--prompt") && strcmp(name, "--system"))
+        fp4rt_cli_bad_exit("%s: empty string", name);
     return argv[*i];
 }
 
-long fp4rt_cli_parse_long(const char *opt, const char *v) {
+long fp4rt_cli_parse_range(const char *opt, const char *v, long lo, long hi) {
     char *end;
     errno = 0;
     long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < 0) {
-        fprintf(stderr, "fp4rt: error: option %s: '%s' is not a non-negative integer\n", opt, v);
-        exit(2);
+    if (errno == ERANGE || end == v || *end || x < lo || x > hi) {
+        if (hi == LONG_MAX) fp4rt_cli_bad_exit("%s: '%s' is not an integer >= %ld", opt, v, lo);
+        fp4rt_cli_bad_exit("%s: '%s' is not an integer in [%ld, %ld]", opt, v, lo, hi);
     }
     return x;
+}
+
+long fp4rt_cli_parse_long(const char *opt, const char *v) {
+    return fp4rt_cli_parse_range(opt, v, 0, LONG_MAX);
+}
+
+double fp4rt_cli_parse_real(const char *opt, const char *v, double lo, int lo_open, double hi) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x) || x < lo || (lo_open && x == lo) || x > hi) {
+        if (isinf(hi) && isinf(lo)) fp4rt_cli_bad_exit("%s: '%s' is not a number", opt, v);
+        if (isinf(hi)) fp4rt_cli_bad_exit("%s: '%s' is not a number %s %g", opt, v, lo_open ? ">" : ">=", lo);
+        fp4rt_cli_bad_exit("%s: '%s' is not a number in %s%g, %g]", opt, v, lo_open ? "(" : "[", lo, hi);
+    }
+    return x;
+}
+
+static int g_stdout_errno;
+
+int fp4rt_cli_stdout_failed(void) {
+    errno = 0;
+    if (fflush(stdout) != 0 && !g_stdout_errno) g_stdout_errno = errno ? errno : EIO;
+    if (ferror(stdout) && !g_stdout_errno) g_stdout_errno = EIO;
+    return g_stdout_errno != 0;
 }
 
 static const struct {
@@ -88,7 +152,14 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
-        if (!strcmp(argv[1], k_commands[i].name)) return k_commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], k_commands[i].name)) {
+            fp4rt_cli_cmd = k_commands[i].name;
+            int rc = k_commands[i].fn(argc - 1, argv + 1);
+            /* output that did not reach stdout (a full disk, a closed pipe) is a failure */
+            if (fp4rt_cli_stdout_failed() && rc == 0)
+                rc = fp4rt_cli_error("writing output: %s", strerror(g_stdout_errno));
+            return rc;
+        }
     fprintf(stderr, "fp4rt: error: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

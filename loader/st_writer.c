@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -382,103 +381,7 @@ void fp4rt_stw_free(fp4rt_stw *w) {
     free(w);
 }
 
-/* ---- output directories and small files ---------------------------------------- */
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path) != 0 ? -1 : 0;
-}
-
-/* Removes path and, for a directory, everything below it (symlinks are not followed). */
-static int remove_tree(const char *path) {
-    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* fsyncs the directory holding `path` so a rename in it is durable (best effort). */
-static void sync_parent(const char *path) {
-    char *d = fp4rt_strdup(path);
-    if (!d) return;
-    char *slash = strrchr(d, '/');
-    const char *dir = ".";
-    if (slash == d)
-        dir = "/";
-    else if (slash) {
-        *slash = 0;
-        dir = d;
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(d);
-}
-
-fp4rt_status fp4rt_outdir_begin(const char *final_dir, int force, char **tmp_dir) {
-    *tmp_dir = NULL;
-    struct stat sb;
-    if (lstat(final_dir, &sb) == 0 && !force)
-        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: already exists (use force to replace it)",
-                          final_dir);
-    size_t n = strlen(final_dir) + 32;
-    char *tmp = fp4rt_malloc(n, "output directory name");
-    if (!tmp) return FP4RT_OUT_OF_MEMORY;
-    size_t l = strlen(final_dir);
-    while (l > 1 && final_dir[l - 1] == '/')
-        l--; /* "out/" -> "out.tmp-N" */
-    snprintf(tmp, n, "%.*s.tmp-%ld", (int)l, final_dir, (long)getpid());
-    if (lstat(tmp, &sb) == 0) remove_tree(tmp); /* left over from a crashed run of this pid */
-    if (mkdir(tmp, 0755) != 0) {
-        fp4rt_status st =
-            fp4rt_fail(FP4RT_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    *tmp_dir = tmp;
-    return FP4RT_OK;
-}
-
-fp4rt_status fp4rt_outdir_commit(const char *tmp_dir, const char *final_dir) {
-    struct stat sb;
-    char *old = NULL;
-    if (lstat(final_dir, &sb) == 0) {
-        /* Move the old output aside first so final_dir is never half-removed. */
-        size_t n = strlen(final_dir) + 32;
-        if (!(old = fp4rt_malloc(n, "output directory name"))) return FP4RT_OUT_OF_MEMORY;
-        snprintf(old, n, "%s.old-%ld", final_dir, (long)getpid());
-        if (lstat(old, &sb) == 0) remove_tree(old);
-        if (rename(final_dir, old) != 0) {
-            fp4rt_status st = fp4rt_fail(FP4RT_IO, "%s: cannot move the existing output aside: %s",
-                                         final_dir, strerror(errno));
-            free(old);
-            return st;
-        }
-    }
-    if (rename(tmp_dir, final_dir) != 0) {
-        fp4rt_status st = fp4rt_fail(FP4RT_IO, "%s: cannot rename %s into place: %s", final_dir,
-                                     tmp_dir, strerror(errno));
-        if (old) {
-            (void)rename(old, final_dir); /* put the old output back */
-            free(old);
-        }
-        return st;
-    }
-    sync_parent(final_dir);
-    if (old) {
-        if (remove_tree(old) != 0)
-            fp4rt_log(FP4RT_LOG_WARN, "%s: could not remove the replaced output", old);
-        free(old);
-    }
-    return FP4RT_OK;
-}
-
-void fp4rt_outdir_abort(const char *tmp_dir) {
-    struct stat sb;
-    if (tmp_dir && lstat(tmp_dir, &sb) == 0 && remove_tree(tmp_dir) != 0)
-        fp4rt_log(FP4RT_LOG_WARN, "%s: could not remove the temporary output", tmp_dir);
-}
+/* ---- small files (output directories: outdir.c) ------------------------------------ */
 
 /* Flushes, fsyncs and closes fp; IO error naming path on any failure. */
 static fp4rt_status close_synced(FILE *fp, const char *path) {

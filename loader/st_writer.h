@@ -26,13 +26,8 @@ fp4rt_status fp4rt_stw_finish(fp4rt_stw *w);
 /* Frees (also after a failure; files already written stay in dir). */
 void fp4rt_stw_free(fp4rt_stw *w);
 
-/* Atomic output directories. begin: refuses if `final_dir` exists unless force;
- * creates "<final_dir>.tmp-<pid>" and returns its path (caller frees).
- * commit: if final_dir exists (force), removes it; then renames tmp to final.
- * abort: removes tmp and everything in it. */
-fp4rt_status fp4rt_outdir_begin(const char *final_dir, int force, char **tmp_dir);
-fp4rt_status fp4rt_outdir_commit(const char *tmp_dir, const char *final_dir);
-void fp4rt_outdir_abort(const char *tmp_dir);
+/* Atomic output directories (fp4rt_outdir_*). */
+#include "loader/outdir.h"
 
 /* Writes a small text file atomically (tmp + rename) */
 fp4rt_status fp4rt_write_text_file(const char *path, const char *text);

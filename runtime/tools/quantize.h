@@ -83,7 +83,7 @@ typedef struct fp4rt_quantize_summary {
 } fp4rt_quantize_summary;
 
 /* recipe: "nvidia-mixed", "nvfp4-all" or "nvfp4-w4a4" (schema.h). out_dir must not
- * exist unless force. opts may be NULL (defaults); summary may be NULL. */
+ * exist unless force (loader/outdir.h: what force may replace). opts may be NULL (defaults); summary may be NULL. */
 fp4rt_status fp4rt_quantize(const char *in_dir, const char *out_dir, const char *recipe, int force,
                             const fp4rt_quantize_opts *opts, fp4rt_quantize_summary *summary);
 

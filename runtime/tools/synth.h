@@ -13,7 +13,8 @@
 /* Writes out_dir/config.json, out_dir/generation_config.json and the weights
  * (model.safetensors, or shards of about shard_bytes with an index; 0 = 4 GiB)
  * for cfg. Everything goes to a temporary directory renamed into place when
- * complete; out_dir must not exist unless force. Peak memory is one tensor.
+ * complete; out_dir must not exist unless force (loader/outdir.h: what force
+ * may replace). Peak memory is one tensor.
  *
  * Value scales: activations stay O(1) through every layer, the logits of random
  * tokens have a standard deviation of about 2, and the model is not chaotic

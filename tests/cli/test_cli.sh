@@ -111,7 +111,7 @@ check "[ $rc -eq 0 ] && grep -q '^model  *synthetic tiny, nvidia-mixed' $tmp/sbe
     "bench --synthetic tiny on cpu: $(tail -n 2 "$tmp/sbench")"
 expect_error 1 "unknown config 'nope'" "$bin" bench --synthetic nope --device cpu
 expect_error 1 "unknown recipe 'bad'" "$bin" bench --synthetic tiny --recipe bad --device cpu
-expect_error 2 "usage" "$bin" bench --synthetic tiny --model "$tmp/mixed"
+expect_error 2 "give one of --model and --synthetic" "$bin" bench --synthetic tiny --model "$tmp/mixed"
 # the 27B (~19 GiB) does not fit a machine of under 32 GiB: a clean one-line error
 # before anything is allocated (on a bigger machine it would run: not tested there)
 if [ "$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)" -lt $((32 * 1024 * 1024)) ]; then
@@ -170,7 +170,7 @@ if $bin devices 2>/dev/null | grep -q '^vulkan:0'; then
 else
     echo "cli: no Vulkan device: run/verify on Vulkan not tested"
 fi
-expect_error 2 "usage" "$bin" verify --model "$tmp/mixed" --device cpu
+expect_error 2 "verify runs every device" "$bin" verify --model "$tmp/mixed" --device cpu
 
 # errors
 expect_error 1 "context" "$bin" run --model "$tmp/mixed" --prompt "a long prompt that does not fit" --ctx 8 -n 2
@@ -183,7 +183,7 @@ expect_error 1 "nonexistent/config.json: cannot open" "$bin" logits --model "$tm
 expect_error 1 "outside the vocabulary" "$bin" logits --model "$tmp/mixed" --tokens 1,512 --out "$tmp/x.bin"
 check "[ ! -e $tmp/x.bin ]" "no logits file after a failure"
 expect_error 1 "not a token id" "$bin" run --model "$tmp/mixed" --tokens 1,x
-expect_error 2 "usage" "$bin" logits --model "$tmp/mixed"
+expect_error 2 "logits: --tokens is required" "$bin" logits --model "$tmp/mixed"
 expect_error 1 "exists" "$bin" quantize --in "$m" --out "$tmp/mixed" --recipe nvidia-mixed
 expect_error 2 "recipe" "$bin" quantize --in "$m" --out "$tmp/q2" --recipe bogus
 check "[ ! -e $tmp/q2 ]" "no output dir after a refused quantize"
