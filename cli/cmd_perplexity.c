@@ -101,6 +101,7 @@ int fp4rt_cmd_perplexity(int argc, char **argv) {
     ppl_args a = {0};
     int rc = parse(argc, argv, &a);
     if (rc >= 0) return rc;
+    rc = 0;
     char *text;
     size_t len;
     if (fp4rt_read_file(a.file, (size_t)1 << 30, &text, &len)) return fp4rt_cli_fail(1);
