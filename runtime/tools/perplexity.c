@@ -199,8 +199,11 @@ fp4rt_status fp4rt_ppl_run(fp4rt_session *s, const int32_t *tokens, const fp4rt_
     if (params->base && (long)params->base->h.n_positions != w->n_scored)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "perplexity: the base has %llu positions, the windows score %ld",
                           (unsigned long long)params->base->h.n_positions, w->n_scored);
-    /* logits of up to `block` positions at once (16 Mi floats) */
-    int block = (int)FP4RT_MAX(1, FP4RT_MIN((long)w->ctx, (16l << 20) / V));
+    /* logits of up to `block` positions per eval call (64 Mi floats, 256 MiB: 270
+     * positions of Qwen3.5's 248k vocabulary), so a long window needs no
+     * ctx x vocab buffer; the calls continue one session, as prefill chunks do */
+    long rows = params->max_rows > 0 ? params->max_rows : (64l << 20) / V;
+    int block = (int)FP4RT_MAX(1, FP4RT_MIN((long)w->ctx, rows));
     int ks = params->save ? fp4rt_ppl_writer_k(params->save) : 0, kb = params->base ? (int)params->base->h.k : 0;
     float *logits = fp4rt_malloc((size_t)block * V * sizeof(float), "perplexity logits");
     ppl_rows sc = {fp4rt_malloc((size_t)(ks + 1) * sizeof(int32_t), "perplexity ids"),

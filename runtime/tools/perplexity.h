@@ -163,6 +163,7 @@ typedef struct fp4rt_ppl_params {
     const fp4rt_ppl_file *base;   /* NULL, or the base to compare with (already checked) */
     fp4rt_ppl_progress_fn progress; /* NULL = none */
     void *progress_user;
+    int max_rows;                 /* logits rows per eval call; 0 = 64 Mi floats / vocab */
 } fp4rt_ppl_params;
 
 typedef struct fp4rt_ppl_result {

@@ -3,7 +3,8 @@
  * reference logits of tiny-bf16 (transformers' teacher-forced float32 logits,
  * tests/fixtures/README.md) equals what the library computes by running
  * tiny-bf16 on the CPU, within 1e-4 relative, for a window over all 96 tokens
- * (stride = ctx: targets 1..95) and with stride 40 (targets 56..95). Also:
+ * (stride = ctx: targets 1..95) and with stride 40 (targets 56..95), with the
+ * logits fetched all at once and 7 rows per eval call. Also:
  * saving and comparing against the saved file in one run gives KL exactly 0,
  * and windows of another size are refused by the file check. */
 #include "tests/test_util.h"
@@ -72,6 +73,13 @@ int main(void) {
         CHECK_MSG(fabs(err - err_ref) <= 1e-3 * err_ref, "stride %d: error %.8f, transformers %.8f", strides[i], err,
                   err_ref);
         printf("stride %d: ppl %.6f (transformers %.6f) ± %.6f\n", strides[i], ppl, ppl_ref, err);
+        fp4rt_ppl_result_free(&r);
+        /* the same with the logits fetched 7 rows per eval call */
+        p.max_rows = 7;
+        CHECK(fp4rt_ppl_run(s, ids, &w, &p, &r) == FP4RT_OK && r.nll.n == n - w.first);
+        double ppl7 = fp4rt_ppl_acc_ppl(&r.nll);
+        CHECK_MSG(fabs(ppl7 - ppl_ref) <= 1e-4 * ppl_ref, "stride %d, 7 rows per call: ppl %.8f, transformers %.8f",
+                  strides[i], ppl7, ppl_ref);
         fp4rt_ppl_result_free(&r);
     }
 
