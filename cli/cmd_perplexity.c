@@ -15,8 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *k_usage = "--model DIR --file TEXT [--ctx N] [--stride S] [--save-logits FILE] [--kl-base FILE]\n"
-                             "    [--top-k K] " FP4RT_CLI_MODEL_USAGE;
+static const char *k_usage =
+    "--model DIR --file TEXT [--ctx N] [--stride S] [--save-logits FILE] [--kl-base FILE]\n"
+    "    [--top-k K] " FP4RT_CLI_MODEL_USAGE;
 
 typedef struct bar_state {
     int tty, last_tenth;
@@ -31,7 +32,8 @@ static int progress(int done, int total, double ppl, void *user) {
     b->last_tenth = tenth;
     char bar[41];
     int fill = (int)(40L * done / total);
-    for (int i = 0; i < 40; i++) bar[i] = i < fill ? '#' : '.';
+    for (int i = 0; i < 40; i++)
+        bar[i] = i < fill ? '#' : '.';
     bar[40] = 0;
     fprintf(stderr, "%s[%s] %d/%d windows, ppl %.4f%s", b->tty ? "\r" : "", bar, done, total, ppl,
             b->tty && done != total ? "" : "\n");
@@ -60,9 +62,11 @@ static void print_kl(const fp4rt_ppl_result *r, int k) {
     double dp = s->dp_sum / n, dvar = s->dp_sum2 / n - dp * dp;
     double p_top = (double)s->same_top / n;
     printf("====== Token probability statistics (the base's top token) ======\n");
-    printf("Mean    Δp: %9.3f ± %.3f %%\n", 100 * dp, s->n > 1 && dvar > 0 ? 100 * sqrt(dvar / (n - 1)) : 0.0);
+    printf("Mean    Δp: %9.3f ± %.3f %%\n", 100 * dp,
+           s->n > 1 && dvar > 0 ? 100 * sqrt(dvar / (n - 1)) : 0.0);
     printf("RMS     Δp: %9.3f %%\n", 100 * sqrt(s->dp_sum2 / n));
-    printf("Same top p: %9.3f ± %.3f %%\n", 100 * p_top, s->n > 1 ? 100 * sqrt(p_top * (1 - p_top) / (n - 1)) : 0.0);
+    printf("Same top p: %9.3f ± %.3f %%\n", 100 * p_top,
+           s->n > 1 ? 100 * sqrt(p_top * (1 - p_top) / (n - 1)) : 0.0);
 }
 
 typedef struct ppl_args {
@@ -78,21 +82,31 @@ static int parse(int argc, char **argv, ppl_args *a) {
     a->stride = -1;
     a->top_k = 32;
     for (int i = 1; i < argc; i++) {
-        if ((v = fp4rt_cli_opt(argc, argv, &i, "--ctx"))) a->ctx = fp4rt_cli_parse_long("--ctx", v);
-        else if (fp4rt_cli_model_opt(argc, argv, &i, &a->o)) continue;
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--file"))) a->file = v;
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--stride"))) a->stride = fp4rt_cli_parse_long("--stride", v);
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--save-logits"))) a->save = v;
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--kl-base"))) a->base = v;
-        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--top-k"))) a->top_k = fp4rt_cli_parse_long("--top-k", v);
-        else return fp4rt_cli_usage("perplexity", k_usage);
+        if ((v = fp4rt_cli_opt(argc, argv, &i, "--ctx")))
+            a->ctx = fp4rt_cli_parse_long("--ctx", v);
+        else if (fp4rt_cli_model_opt(argc, argv, &i, &a->o))
+            continue;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--file")))
+            a->file = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--stride")))
+            a->stride = fp4rt_cli_parse_long("--stride", v);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--save-logits")))
+            a->save = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--kl-base")))
+            a->base = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--top-k")))
+            a->top_k = fp4rt_cli_parse_long("--top-k", v);
+        else
+            return fp4rt_cli_usage("perplexity", k_usage);
     }
     if (!a->o.model || !a->file) return fp4rt_cli_usage("perplexity", k_usage);
     if (a->stride < 0) a->stride = a->ctx;
-    if (a->ctx < 2 || a->ctx > (1L << 30)) return fp4rt_cli_error("--ctx %ld: a window needs at least 2 tokens", a->ctx);
+    if (a->ctx < 2 || a->ctx > (1L << 30))
+        return fp4rt_cli_error("--ctx %ld: a window needs at least 2 tokens", a->ctx);
     if (a->stride < 1 || a->stride > a->ctx)
         return fp4rt_cli_error("--stride %ld: expected 1 to --ctx (%ld)", a->stride, a->ctx);
-    if (a->top_k < 1 || a->top_k > (1L << 24)) return fp4rt_cli_error("--top-k %ld: expected at least 1", a->top_k);
+    if (a->top_k < 1 || a->top_k > (1L << 24))
+        return fp4rt_cli_error("--top-k %ld: expected at least 1", a->top_k);
     a->o.session.n_ctx = (int)a->ctx;
     return -1;
 }
@@ -122,8 +136,10 @@ int fp4rt_cmd_perplexity(int argc, char **argv) {
     }
     fp4rt_status st = fp4rt_tokenize(m, text, &ids, &n);
     fp4rt_ppl_windows w;
-    if (!st && n > (size_t)1 << 30) st = fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: %zu tokens is too many", a.file, n);
-    if (!st) st = fp4rt_ppl_plan((int)n, (int)a.ctx, (int)a.stride, m->weights->cfg.max_positions, &w);
+    if (!st && n > (size_t)1 << 30)
+        st = fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: %zu tokens is too many", a.file, n);
+    if (!st)
+        st = fp4rt_ppl_plan((int)n, (int)a.ctx, (int)a.stride, m->weights->cfg.max_positions, &w);
     if (st == FP4RT_INVALID_ARGUMENT && n < (size_t)a.ctx) fp4rt_fail_context(st, "%s", a.file);
     int vocab = fp4rt_model_n_vocab(m);
     uint64_t hash = st ? 0 : fp4rt_ppl_token_hash(ids, (int)n);
@@ -143,10 +159,11 @@ int fp4rt_cmd_perplexity(int argc, char **argv) {
         rc = fp4rt_cli_fail(st);
         goto done;
     }
-    fprintf(stderr, "fp4rt: %zu tokens, %d windows of %d (stride %d), %ld tokens scored\n", n, w.n_windows, w.ctx,
-            w.stride, w.n_scored);
+    fprintf(stderr, "fp4rt: %zu tokens, %d windows of %d (stride %d), %ld tokens scored\n", n,
+            w.n_windows, w.ctx, w.stride, w.n_scored);
     bar_state bar = {isatty(2), -1};
-    fp4rt_ppl_params p = {.save = save, .base = a.base ? &base : NULL, .progress = progress, .progress_user = &bar};
+    fp4rt_ppl_params p = {
+        .save = save, .base = a.base ? &base : NULL, .progress = progress, .progress_user = &bar};
     double t0 = fp4rt_cli_now();
     st = fp4rt_ppl_run(s, ids, &w, &p, &res);
     double secs = fp4rt_cli_now() - t0;
@@ -157,12 +174,13 @@ int fp4rt_cmd_perplexity(int argc, char **argv) {
         rc = fp4rt_cli_fail(st ? st : cst);
         goto done;
     }
-    printf("perplexity: %.4f ± %.4f over %ld tokens\n", fp4rt_ppl_acc_ppl(&res.nll), fp4rt_ppl_acc_err(&res.nll),
-           res.nll.n);
-    printf("speed: %.1f tokens/s (%ld tokens evaluated in %.2f s)\n", secs > 0 ? res.tokens_evaluated / secs : 0.0,
-           res.tokens_evaluated, secs);
-    if (a.save) printf("saved: top-%ld log-probs of %ld positions to %s\n", FP4RT_MIN(a.top_k, (long)vocab),
-                       w.n_scored, a.save);
+    printf("perplexity: %.4f ± %.4f over %ld tokens\n", fp4rt_ppl_acc_ppl(&res.nll),
+           fp4rt_ppl_acc_err(&res.nll), res.nll.n);
+    printf("speed: %.1f tokens/s (%ld tokens evaluated in %.2f s)\n",
+           secs > 0 ? res.tokens_evaluated / secs : 0.0, res.tokens_evaluated, secs);
+    if (a.save)
+        printf("saved: top-%ld log-probs of %ld positions to %s\n", FP4RT_MIN(a.top_k, (long)vocab),
+               w.n_scored, a.save);
     if (a.base) print_kl(&res, (int)base.h.k);
 done:
     fp4rt_ppl_writer_close(save, 0);

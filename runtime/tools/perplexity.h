@@ -56,8 +56,8 @@
 typedef struct fp4rt_ppl_windows {
     int n_tokens, ctx, stride;
     int n_windows;
-    int first;      /* first scored window position: max(1, ctx - stride) */
-    long n_scored;  /* n_windows x (ctx - first) */
+    int first;     /* first scored window position: max(1, ctx - stride) */
+    long n_scored; /* n_windows x (ctx - first) */
 } fp4rt_ppl_windows;
 
 /* Plans the windows. INVALID_ARGUMENT (naming the value) when ctx < 2,
@@ -84,7 +84,7 @@ double fp4rt_ppl_logsumexp(const float *x, int V);
 /* One scored position's saved form (the file record). ids / logp point to k
  * entries owned by whoever made the record. */
 typedef struct fp4rt_ppl_record {
-    double nll;          /* -log p(target) in double (not saved) */
+    double nll; /* -log p(target) in double (not saved) */
     int32_t target;
     float target_logp;
     float rest_logp;
@@ -97,8 +97,8 @@ typedef struct fp4rt_ppl_record {
  * mass outside them; each log-probability rounded to float. A NaN logit is
  * NUMERIC. r->ids / r->logp must hold k entries; 0 <= k <= V (k = 0: the
  * target only, rest_logp = 0). ids must be distinct and in [0, V). */
-fp4rt_status fp4rt_ppl_record_fill(const float *logits, int V, int32_t target, int k, const int32_t *ids,
-                                   fp4rt_ppl_record *r);
+fp4rt_status fp4rt_ppl_record_fill(const float *logits, int V, int32_t target, int k,
+                                   const int32_t *ids, fp4rt_ppl_record *r);
 
 /* KL (base || this) of two records over the base's ids (this->ids == base->ids
  * as fp4rt_ppl_record_fill makes it), see the top. */
@@ -115,7 +115,8 @@ typedef struct fp4rt_ppl_header {
  * fp4rt_ppl_writer_close(w, 1); close(w, 0) removes the temporary. open
  * fails (IO naming the path) when it cannot be created. */
 typedef struct fp4rt_ppl_writer fp4rt_ppl_writer;
-fp4rt_status fp4rt_ppl_writer_open(const char *path, const fp4rt_ppl_header *h, fp4rt_ppl_writer **out);
+fp4rt_status fp4rt_ppl_writer_open(const char *path, const fp4rt_ppl_header *h,
+                                   fp4rt_ppl_writer **out);
 int fp4rt_ppl_writer_k(const fp4rt_ppl_writer *w);
 fp4rt_status fp4rt_ppl_writer_add(fp4rt_ppl_writer *w, const fp4rt_ppl_record *r);
 /* commit: 1 to finish (checks n_positions records were written), 0 to drop.
@@ -139,19 +140,19 @@ void fp4rt_ppl_file_free(fp4rt_ppl_file *f);
 fp4rt_ppl_record fp4rt_ppl_file_record(const fp4rt_ppl_file *f, long i);
 /* INVALID_ARGUMENT naming the first field that differs ("<path>: made with ctx
  * 64, this run has ctx 32") unless f was made from the same tokens and windows. */
-fp4rt_status fp4rt_ppl_file_check(const fp4rt_ppl_file *f, const char *path, const fp4rt_ppl_windows *w,
-                                  int vocab, uint64_t token_hash);
+fp4rt_status fp4rt_ppl_file_check(const fp4rt_ppl_file *f, const char *path,
+                                  const fp4rt_ppl_windows *w, int vocab, uint64_t token_hash);
 
 /* ---- running a model (runtime/tools/perplexity.c) ------------------------ */
 
 /* KL statistics against a base file. */
 typedef struct fp4rt_ppl_kl_stats {
-    double *kl;            /* [n] per scored position, in order (malloc'ed) */
+    double *kl; /* [n] per scored position, in order (malloc'ed) */
     long n;
     double kl_sum, kl_sum2;
-    long same_top;         /* positions whose argmax equals the base's top id */
+    long same_top;          /* positions whose argmax equals the base's top id */
     double dp_sum, dp_sum2; /* delta p = p_this - p_base of the base's top id */
-    fp4rt_ppl_acc base;    /* the base's NLL (from the file) */
+    fp4rt_ppl_acc base;     /* the base's NLL (from the file) */
 } fp4rt_ppl_kl_stats;
 
 /* Called after each window: windows done, their total, the perplexity so far.
@@ -159,17 +160,17 @@ typedef struct fp4rt_ppl_kl_stats {
 typedef int (*fp4rt_ppl_progress_fn)(int done, int total, double ppl, void *user);
 
 typedef struct fp4rt_ppl_params {
-    fp4rt_ppl_writer *save;       /* NULL, or where the records go (k = its header's k) */
-    const fp4rt_ppl_file *base;   /* NULL, or the base to compare with (already checked) */
+    fp4rt_ppl_writer *save;         /* NULL, or where the records go (k = its header's k) */
+    const fp4rt_ppl_file *base;     /* NULL, or the base to compare with (already checked) */
     fp4rt_ppl_progress_fn progress; /* NULL = none */
     void *progress_user;
-    int max_rows;                 /* logits rows per eval call; 0 = 64 Mi floats / vocab */
+    int max_rows; /* logits rows per eval call; 0 = 64 Mi floats / vocab */
 } fp4rt_ppl_params;
 
 typedef struct fp4rt_ppl_result {
-    fp4rt_ppl_acc nll;       /* this model's NLL over the scored tokens */
-    fp4rt_ppl_kl_stats kl;   /* filled when params->base is set */
-    long tokens_evaluated;   /* tokens run through the model */
+    fp4rt_ppl_acc nll;     /* this model's NLL over the scored tokens */
+    fp4rt_ppl_kl_stats kl; /* filled when params->base is set */
+    long tokens_evaluated; /* tokens run through the model */
 } fp4rt_ppl_result;
 
 /* Runs every window of w over tokens through s (reset before each window;

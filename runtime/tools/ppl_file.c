@@ -21,19 +21,23 @@ struct fp4rt_ppl_writer {
 };
 
 static void put_u32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 static uint32_t get_u32(const uint8_t *p) {
     uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
     return v;
 }
 static uint64_t get_u64(const uint8_t *p) {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 static uint32_t f32_bits(float x) {
@@ -51,7 +55,8 @@ static size_t record_bytes(uint32_t k) {
     return 12 + 8 * (size_t)k;
 }
 
-fp4rt_status fp4rt_ppl_writer_open(const char *path, const fp4rt_ppl_header *h, fp4rt_ppl_writer **out) {
+fp4rt_status fp4rt_ppl_writer_open(const char *path, const fp4rt_ppl_header *h,
+                                   fp4rt_ppl_writer **out) {
     *out = NULL;
     fp4rt_ppl_writer *w = fp4rt_calloc(1, sizeof *w, "perplexity writer");
     if (!w) return FP4RT_OUT_OF_MEMORY;
@@ -81,7 +86,8 @@ fp4rt_status fp4rt_ppl_writer_open(const char *path, const fp4rt_ppl_header *h, 
     put_u64(b + 32, h->n_positions);
     put_u64(b + 40, h->n_tokens);
     put_u64(b + 48, h->token_hash);
-    if (fwrite(b, 1, sizeof b, w->f) != sizeof b) w->err = fp4rt_fail(FP4RT_IO, "%s: write failed", path);
+    if (fwrite(b, 1, sizeof b, w->f) != sizeof b)
+        w->err = fp4rt_fail(FP4RT_IO, "%s: write failed", path);
     *out = w;
     return w->err;
 }
@@ -93,7 +99,8 @@ int fp4rt_ppl_writer_k(const fp4rt_ppl_writer *w) {
 fp4rt_status fp4rt_ppl_writer_add(fp4rt_ppl_writer *w, const fp4rt_ppl_record *r) {
     if (w->err) return w->err;
     size_t n = record_bytes(w->h.k);
-    uint8_t stack[12 + 8 * 64], *b = n <= sizeof stack ? stack : fp4rt_malloc(n, "perplexity record");
+    uint8_t stack[12 + 8 * 64],
+        *b = n <= sizeof stack ? stack : fp4rt_malloc(n, "perplexity record");
     if (!b) return w->err = FP4RT_OUT_OF_MEMORY;
     put_u32(b, (uint32_t)r->target);
     put_u32(b + 4, f32_bits(r->target_logp));
@@ -116,7 +123,8 @@ fp4rt_status fp4rt_ppl_writer_close(fp4rt_ppl_writer *w, int commit) {
                         (unsigned long long)w->written, (unsigned long long)w->h.n_positions);
     if (w->f && fclose(w->f) != 0 && !st) st = fp4rt_fail(FP4RT_IO, "%s: write failed", w->path);
     if (w->f && commit && !st && rename(w->tmp, w->path) != 0)
-        st = fp4rt_fail(FP4RT_IO, "%s: cannot rename the finished file: %s", w->path, strerror(errno));
+        st = fp4rt_fail(FP4RT_IO, "%s: cannot rename the finished file: %s", w->path,
+                        strerror(errno));
     if (w->f && (!commit || st)) remove(w->tmp);
     free(w->path);
     free(w->tmp);
@@ -134,9 +142,11 @@ void fp4rt_ppl_file_free(fp4rt_ppl_file *f) {
 }
 
 /* Checks the header fields and the body size; fills f->h. */
-static fp4rt_status parse_header(const char *path, const uint8_t *b, size_t len, fp4rt_ppl_file *f) {
+static fp4rt_status parse_header(const char *path, const uint8_t *b, size_t len,
+                                 fp4rt_ppl_file *f) {
     if (len < PPL_HEADER_BYTES || memcmp(b, PPL_MAGIC, 8) != 0)
-        return fp4rt_fail(FP4RT_FORMAT, "%s: not an fp4rt perplexity file (magic \"%s\" missing)", path, PPL_MAGIC);
+        return fp4rt_fail(FP4RT_FORMAT, "%s: not an fp4rt perplexity file (magic \"%s\" missing)",
+                          path, PPL_MAGIC);
     fp4rt_ppl_header *h = &f->h;
     h->version = get_u32(b + 8);
     h->vocab = get_u32(b + 12);
@@ -147,14 +157,18 @@ static fp4rt_status parse_header(const char *path, const uint8_t *b, size_t len,
     h->n_tokens = get_u64(b + 40);
     h->token_hash = get_u64(b + 48);
     if (h->version != PPL_VERSION)
-        return fp4rt_fail(FP4RT_FORMAT, "%s: version %u, this build reads version %d", path, h->version, PPL_VERSION);
+        return fp4rt_fail(FP4RT_FORMAT, "%s: version %u, this build reads version %d", path,
+                          h->version, PPL_VERSION);
     if (h->vocab == 0 || h->vocab > (1u << 24) || h->k > h->vocab || h->ctx < 2 || h->stride < 1 ||
         h->stride > h->ctx || h->n_positions == 0 || h->n_positions > (1ull << 32))
-        return fp4rt_fail(FP4RT_FORMAT, "%s: header out of range (vocab %u, k %u, ctx %u, stride %u, positions %llu)",
-                          path, h->vocab, h->k, h->ctx, h->stride, (unsigned long long)h->n_positions);
+        return fp4rt_fail(
+            FP4RT_FORMAT,
+            "%s: header out of range (vocab %u, k %u, ctx %u, stride %u, positions %llu)", path,
+            h->vocab, h->k, h->ctx, h->stride, (unsigned long long)h->n_positions);
     uint64_t want = PPL_HEADER_BYTES + h->n_positions * record_bytes(h->k);
     if ((uint64_t)len != want)
-        return fp4rt_fail(FP4RT_FORMAT, "%s: %zu bytes, the header's %llu records of top-%u need %llu", path, len,
+        return fp4rt_fail(FP4RT_FORMAT,
+                          "%s: %zu bytes, the header's %llu records of top-%u need %llu", path, len,
                           (unsigned long long)h->n_positions, h->k, (unsigned long long)want);
     return FP4RT_OK;
 }
@@ -176,20 +190,21 @@ fp4rt_status fp4rt_ppl_file_read(const char *path, fp4rt_ppl_file *f) {
     f->rest_logp = fp4rt_malloc(n * sizeof(float), "perplexity base");
     f->ids = fp4rt_malloc(n * k * sizeof(int32_t) + 1, "perplexity base");
     f->logp = fp4rt_malloc(n * k * sizeof(float) + 1, "perplexity base");
-    if (!f->targets || !f->target_logp || !f->rest_logp || !f->ids || !f->logp) st = FP4RT_OUT_OF_MEMORY;
+    if (!f->targets || !f->target_logp || !f->rest_logp || !f->ids || !f->logp)
+        st = FP4RT_OUT_OF_MEMORY;
     for (size_t i = 0; i < n && !st; i++) {
         const uint8_t *r = b + PPL_HEADER_BYTES + i * rb;
         f->targets[i] = (int32_t)get_u32(r);
         f->target_logp[i] = bits_f32(get_u32(r + 4));
         f->rest_logp[i] = bits_f32(get_u32(r + 8));
         if ((uint32_t)f->targets[i] >= f->h.vocab)
-            st = fp4rt_fail(FP4RT_FORMAT, "%s: record %zu: target %u outside the vocabulary of %u", path, i,
-                            (uint32_t)f->targets[i], f->h.vocab);
+            st = fp4rt_fail(FP4RT_FORMAT, "%s: record %zu: target %u outside the vocabulary of %u",
+                            path, i, (uint32_t)f->targets[i], f->h.vocab);
         for (size_t j = 0; j < k && !st; j++) {
             uint32_t id = get_u32(r + 12 + 4 * j);
             if (id >= f->h.vocab)
-                st = fp4rt_fail(FP4RT_FORMAT, "%s: record %zu: id %u outside the vocabulary of %u", path, i, id,
-                                f->h.vocab);
+                st = fp4rt_fail(FP4RT_FORMAT, "%s: record %zu: id %u outside the vocabulary of %u",
+                                path, i, id, f->h.vocab);
             f->ids[i * k + j] = (int32_t)id;
             f->logp[i * k + j] = bits_f32(get_u32(r + 12 + 4 * (k + j)));
         }
@@ -209,8 +224,8 @@ fp4rt_ppl_record fp4rt_ppl_file_record(const fp4rt_ppl_file *f, long i) {
     return r;
 }
 
-fp4rt_status fp4rt_ppl_file_check(const fp4rt_ppl_file *f, const char *path, const fp4rt_ppl_windows *w,
-                                  int vocab, uint64_t token_hash) {
+fp4rt_status fp4rt_ppl_file_check(const fp4rt_ppl_file *f, const char *path,
+                                  const fp4rt_ppl_windows *w, int vocab, uint64_t token_hash) {
     const fp4rt_ppl_header *h = &f->h;
     struct {
         const char *what;
@@ -224,8 +239,8 @@ fp4rt_status fp4rt_ppl_file_check(const fp4rt_ppl_file *f, const char *path, con
     };
     for (size_t i = 0; i < FP4RT_ARRAY_LEN(fields); i++)
         if (fields[i].base != fields[i].cur)
-            return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: made with %s %llu, this run has %s %llu", path,
-                              fields[i].what, fields[i].base, fields[i].what, fields[i].cur);
+            return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: made with %s %llu, this run has %s %llu",
+                              path, fields[i].what, fields[i].base, fields[i].what, fields[i].cur);
     if (h->token_hash != token_hash)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
                           "%s: made from other text (token hash %016llx, this run's %016llx)", path,

@@ -14,17 +14,22 @@ static int near(double a, double b, double tol) {
 static void test_plan(void) {
     fp4rt_ppl_windows w;
     CHECK(fp4rt_ppl_plan(10, 4, 4, 0, &w) == FP4RT_OK);
-    CHECK(w.n_windows == 2 && w.first == 1 && w.n_scored == 6); /* tokens 1-3, 5-7; 8, 9 left over */
+    CHECK(w.n_windows == 2 && w.first == 1 &&
+          w.n_scored == 6); /* tokens 1-3, 5-7; 8, 9 left over */
     CHECK(fp4rt_ppl_plan(10, 4, 2, 8, &w) == FP4RT_OK);
     CHECK(w.n_windows == 4 && w.first == 2 && w.n_scored == 8); /* tokens 2-9, each once */
     CHECK(fp4rt_ppl_plan(10, 4, 3, 0, &w) == FP4RT_OK);
     CHECK(w.n_windows == 3 && w.first == 1 && w.n_scored == 9);
-    CHECK(fp4rt_ppl_plan(4, 4, 1, 0, &w) == FP4RT_OK && w.n_windows == 1 && w.first == 3 && w.n_scored == 1);
+    CHECK(fp4rt_ppl_plan(4, 4, 1, 0, &w) == FP4RT_OK && w.n_windows == 1 && w.first == 3 &&
+          w.n_scored == 1);
     CHECK(fp4rt_ppl_plan(10, 1, 1, 0, &w) == FP4RT_INVALID_ARGUMENT);
     CHECK(fp4rt_ppl_plan(10, 0, 1, 0, &w) == FP4RT_INVALID_ARGUMENT);
-    CHECK(fp4rt_ppl_plan(10, 8, 8, 4, &w) == FP4RT_INVALID_ARGUMENT && strstr(fp4rt_last_error(), "context of 4"));
-    CHECK(fp4rt_ppl_plan(10, 4, 0, 0, &w) == FP4RT_INVALID_ARGUMENT && strstr(fp4rt_last_error(), "--stride 0"));
-    CHECK(fp4rt_ppl_plan(10, 4, 5, 0, &w) == FP4RT_INVALID_ARGUMENT && strstr(fp4rt_last_error(), "--stride 5"));
+    CHECK(fp4rt_ppl_plan(10, 8, 8, 4, &w) == FP4RT_INVALID_ARGUMENT &&
+          strstr(fp4rt_last_error(), "context of 4"));
+    CHECK(fp4rt_ppl_plan(10, 4, 0, 0, &w) == FP4RT_INVALID_ARGUMENT &&
+          strstr(fp4rt_last_error(), "--stride 0"));
+    CHECK(fp4rt_ppl_plan(10, 4, 5, 0, &w) == FP4RT_INVALID_ARGUMENT &&
+          strstr(fp4rt_last_error(), "--stride 5"));
     CHECK(fp4rt_ppl_plan(3, 4, 4, 0, &w) == FP4RT_INVALID_ARGUMENT &&
           strstr(fp4rt_last_error(), "shorter than one window"));
 }
@@ -32,7 +37,8 @@ static void test_plan(void) {
 static void test_math(void) {
     enum { V = 8 };
     float uni[V];
-    for (int i = 0; i < V; i++) uni[i] = 0.37f;
+    for (int i = 0; i < V; i++)
+        uni[i] = 0.37f;
     int32_t ids[V];
     float logp[V];
     fp4rt_ppl_record r = {.ids = ids, .logp = logp};
@@ -41,7 +47,8 @@ static void test_math(void) {
         CHECK(fp4rt_ppl_record_fill(uni, V, t % V, 3, NULL, &r) == FP4RT_OK);
         fp4rt_ppl_acc_add(&acc, r.nll);
     }
-    CHECK_MSG(near(fp4rt_ppl_acc_ppl(&acc), V, 1e-12), "uniform ppl %.15g", fp4rt_ppl_acc_ppl(&acc));
+    CHECK_MSG(near(fp4rt_ppl_acc_ppl(&acc), V, 1e-12), "uniform ppl %.15g",
+              fp4rt_ppl_acc_ppl(&acc));
     CHECK(fp4rt_ppl_acc_err(&acc) < 1e-6);
     CHECK(ids[0] == 0 && ids[1] == 1 && ids[2] == 2); /* ties: lower id first */
     CHECK(near(r.rest_logp, log(5.0 / 8), 1e-6));
@@ -50,7 +57,8 @@ static void test_math(void) {
     fp4rt_ppl_acc a2 = {0};
     fp4rt_ppl_acc_add(&a2, 1);
     fp4rt_ppl_acc_add(&a2, 3);
-    CHECK(near(fp4rt_ppl_acc_ppl(&a2), exp(2.0), 1e-12) && near(fp4rt_ppl_acc_err(&a2), exp(2.0), 1e-12));
+    CHECK(near(fp4rt_ppl_acc_ppl(&a2), exp(2.0), 1e-12) &&
+          near(fp4rt_ppl_acc_err(&a2), exp(2.0), 1e-12));
 
     /* top-k order, most probable first */
     float x[V] = {0.5f, 3, -1, 2, 3, 7, -4, 2};
@@ -59,7 +67,8 @@ static void test_math(void) {
     CHECK(logp[0] >= logp[1] && logp[1] == logp[2] && logp[2] >= logp[3]);
     CHECK(near(fp4rt_ppl_logsumexp(x, V), -logp[0] + 7, 1e-6));
     double mass = exp(r.rest_logp);
-    for (int j = 0; j < 4; j++) mass += exp(logp[j]);
+    for (int j = 0; j < 4; j++)
+        mass += exp(logp[j]);
     CHECK_MSG(near(mass, 1, 1e-6), "top-4 + rest mass %.9g", mass);
 
     /* KL of identical rows is exactly 0 */
@@ -109,7 +118,12 @@ static void test_file(void) {
     fp4rt_ppl_windows w;
     CHECK(fp4rt_ppl_plan(10, 4, 2, 0, &w) == FP4RT_OK);
     uint64_t hash = fp4rt_ppl_token_hash(toks, 10);
-    fp4rt_ppl_header h = {.vocab = V, .k = K, .ctx = 4, .stride = 2, .n_positions = 8, .n_tokens = 10,
+    fp4rt_ppl_header h = {.vocab = V,
+                          .k = K,
+                          .ctx = 4,
+                          .stride = 2,
+                          .n_positions = 8,
+                          .n_tokens = 10,
                           .token_hash = hash};
     const char *path = test_tmp_path("base.ppl");
     fp4rt_ppl_writer *wr;
@@ -118,12 +132,14 @@ static void test_file(void) {
     float logp[8][K], row[V];
     fp4rt_ppl_record recs[8];
     for (int i = 0; i < 8; i++) {
-        for (int v = 0; v < V; v++) row[v] = (float)sin(i * 7.0 + v * 1.3) * 3;
+        for (int v = 0; v < V; v++)
+            row[v] = (float)sin(i * 7.0 + v * 1.3) * 3;
         recs[i] = (fp4rt_ppl_record){.ids = ids[i], .logp = logp[i]};
         CHECK(fp4rt_ppl_record_fill(row, V, toks[i + 2], K, NULL, &recs[i]) == FP4RT_OK);
         CHECK(fp4rt_ppl_writer_add(wr, &recs[i]) == FP4RT_OK);
     }
-    CHECK(test_tmpdir_count("base.ppl") == 1 && test_tmpdir_count(".tmp-") == 1); /* only the temporary */
+    CHECK(test_tmpdir_count("base.ppl") == 1 &&
+          test_tmpdir_count(".tmp-") == 1); /* only the temporary */
     CHECK(fp4rt_ppl_writer_close(wr, 1) == FP4RT_OK);
     CHECK(test_tmpdir_count(".tmp-") == 0);
     struct stat sb;
@@ -147,7 +163,8 @@ static void test_file(void) {
     CHECK(fp4rt_ppl_file_check(&f, path, &w, V + 1, hash) == FP4RT_INVALID_ARGUMENT &&
           strstr(fp4rt_last_error(), "made with vocab 16, this run has vocab 17"));
     toks[5] = 99;
-    CHECK(fp4rt_ppl_file_check(&f, path, &w, V, fp4rt_ppl_token_hash(toks, 10)) == FP4RT_INVALID_ARGUMENT &&
+    CHECK(fp4rt_ppl_file_check(&f, path, &w, V, fp4rt_ppl_token_hash(toks, 10)) ==
+              FP4RT_INVALID_ARGUMENT &&
           strstr(fp4rt_last_error(), "other text"));
     fp4rt_ppl_windows w2;
     CHECK(fp4rt_ppl_plan(10, 4, 4, 0, &w2) == FP4RT_OK);
@@ -172,7 +189,8 @@ static void test_file(void) {
     raw[0] = 'F';
     raw[12 + 56 + 4 * 0] = 100; /* record 0's first id: 100 >= vocab 16 */
     write_bytes(bad, raw, n);
-    CHECK(fp4rt_ppl_file_read(bad, &f) == FP4RT_FORMAT && strstr(fp4rt_last_error(), "outside the vocabulary"));
+    CHECK(fp4rt_ppl_file_read(bad, &f) == FP4RT_FORMAT &&
+          strstr(fp4rt_last_error(), "outside the vocabulary"));
     CHECK(fp4rt_ppl_file_read(test_tmp_path("missing.ppl"), &f) != FP4RT_OK);
 
     /* a dropped writer leaves nothing; an unwritable path fails at open */

@@ -32,8 +32,10 @@ static double ref_ppl(const float *ref, const int32_t *ids, int first, int n, do
     for (int t = first; t < n; t++) {
         const float *row = ref + (size_t)(t - 1) * V;
         double m = row[0], s = 0;
-        for (int v = 1; v < V; v++) m = row[v] > m ? row[v] : m;
-        for (int v = 0; v < V; v++) s += exp((double)row[v] - m);
+        for (int v = 1; v < V; v++)
+            m = row[v] > m ? row[v] : m;
+        for (int v = 0; v < V; v++)
+            s += exp((double)row[v] - m);
         fp4rt_ppl_acc_add(&a, m + log(s) - (double)row[ids[t]]);
     }
     *err = fp4rt_ppl_acc_err(&a);
@@ -68,18 +70,19 @@ int main(void) {
         CHECK_MSG(st == FP4RT_OK, "%s", fp4rt_last_error());
         double ppl = fp4rt_ppl_acc_ppl(&r.nll), err = fp4rt_ppl_acc_err(&r.nll);
         CHECK_EQ_INT(r.nll.n, n - w.first);
-        CHECK_MSG(fabs(ppl - ppl_ref) <= 1e-4 * ppl_ref, "stride %d: ppl %.8f, transformers %.8f", strides[i], ppl,
-                  ppl_ref);
-        CHECK_MSG(fabs(err - err_ref) <= 1e-3 * err_ref, "stride %d: error %.8f, transformers %.8f", strides[i], err,
-                  err_ref);
+        CHECK_MSG(fabs(ppl - ppl_ref) <= 1e-4 * ppl_ref, "stride %d: ppl %.8f, transformers %.8f",
+                  strides[i], ppl, ppl_ref);
+        CHECK_MSG(fabs(err - err_ref) <= 1e-3 * err_ref, "stride %d: error %.8f, transformers %.8f",
+                  strides[i], err, err_ref);
         printf("stride %d: ppl %.6f (transformers %.6f) ± %.6f\n", strides[i], ppl, ppl_ref, err);
         fp4rt_ppl_result_free(&r);
         /* the same with the logits fetched 7 rows per eval call */
         p.max_rows = 7;
         CHECK(fp4rt_ppl_run(s, ids, &w, &p, &r) == FP4RT_OK && r.nll.n == n - w.first);
         double ppl7 = fp4rt_ppl_acc_ppl(&r.nll);
-        CHECK_MSG(fabs(ppl7 - ppl_ref) <= 1e-4 * ppl_ref, "stride %d, 7 rows per call: ppl %.8f, transformers %.8f",
-                  strides[i], ppl7, ppl_ref);
+        CHECK_MSG(fabs(ppl7 - ppl_ref) <= 1e-4 * ppl_ref,
+                  "stride %d, 7 rows per call: ppl %.8f, transformers %.8f", strides[i], ppl7,
+                  ppl_ref);
         fp4rt_ppl_result_free(&r);
     }
 
@@ -89,7 +92,12 @@ int main(void) {
     fp4rt_ppl_windows w;
     CHECK(fp4rt_ppl_plan(n, 48, 24, 4096, &w) == FP4RT_OK && w.n_windows == 3 && w.n_scored == 72);
     uint64_t hash = fp4rt_ppl_token_hash(ids, n);
-    fp4rt_ppl_header h = {.vocab = V, .k = 8, .ctx = 48, .stride = 24, .n_positions = 72, .n_tokens = 96,
+    fp4rt_ppl_header h = {.vocab = V,
+                          .k = 8,
+                          .ctx = 48,
+                          .stride = 24,
+                          .n_positions = 72,
+                          .n_tokens = 96,
                           .token_hash = hash};
     fp4rt_ppl_writer *wr = NULL;
     CHECK(fp4rt_ppl_writer_open(path, &h, &wr) == FP4RT_OK);
@@ -104,7 +112,8 @@ int main(void) {
     CHECK(fp4rt_ppl_run(s, ids, &w, &p, &r2) == FP4RT_OK);
     CHECK(r2.kl.n == 72 && r2.kl.kl_sum == 0 && r2.kl.same_top == 72 && r2.kl.dp_sum2 == 0);
     CHECK(r1.nll.sum == r2.nll.sum);
-    CHECK(fabs(fp4rt_ppl_acc_ppl(&r2.kl.base) - fp4rt_ppl_acc_ppl(&r2.nll)) < 1e-5 * fp4rt_ppl_acc_ppl(&r2.nll));
+    CHECK(fabs(fp4rt_ppl_acc_ppl(&r2.kl.base) - fp4rt_ppl_acc_ppl(&r2.nll)) <
+          1e-5 * fp4rt_ppl_acc_ppl(&r2.nll));
     fp4rt_ppl_windows w2;
     CHECK(fp4rt_ppl_plan(n, 48, 48, 4096, &w2) == FP4RT_OK);
     CHECK(fp4rt_ppl_file_check(&f, path, &w2, V, hash) == FP4RT_INVALID_ARGUMENT);
