@@ -5,6 +5,7 @@
 #define FP4RT_CLI_COMMANDS_H
 
 int fp4rt_cmd_logits(int argc, char **argv);
+int fp4rt_cmd_perplexity(int argc, char **argv);
 int fp4rt_cmd_run(int argc, char **argv);
 int fp4rt_cmd_inspect(int argc, char **argv);
 int fp4rt_cmd_plan(int argc, char **argv);

@@ -125,6 +125,7 @@ static const struct {
     {"chat", fp4rt_cmd_chat, "interactive chat with the model's chat template"},
     {"tokenize", fp4rt_cmd_tokenize, "text to token ids (JSON), or ids back to text"},
     {"logits", fp4rt_cmd_logits, "teacher-forced logits of a token sequence to a file"},
+    {"perplexity", fp4rt_cmd_perplexity, "perplexity of a text file; save top-k log-probs, KL against saved ones"},
     {"bench", fp4rt_cmd_bench, "prefill/decode tokens/s and % of the memory-bandwidth limit"},
     {"verify", fp4rt_cmd_verify, "run every device, compare logits and greedy tokens with the CPU"},
     {"devices", fp4rt_cmd_devices, "list the devices fp4rt can use"},

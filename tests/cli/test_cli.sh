@@ -97,6 +97,56 @@ check "$bin logits --model $tmp/mixed --tokens $toks --out $tmp/l1.bin 2>/dev/nu
 check "[ \$(stat -c %s $tmp/l1.bin) -eq $((10 * 512 * 4)) ]" "logits size"
 check "$bin logits --model $tmp/mixed --tokens $toks --out $tmp/l2.bin --decode 2>/dev/null" "logits --decode"
 check "cmp -s $tmp/l1.bin $tmp/l2.bin || true" "decode runs"
+
+# perplexity: windows of --ctx over a text file; --save-logits then --kl-base of the
+# same model gives KL 0 and top-1 100%, a quantized copy KL > 0; the error cases
+for i in $(seq 1 40); do printf 'The sea was calm that morning, and the boats went out %d times past the harbour wall. ' "$i"; done >"$tmp/ppl.txt"
+$bin perplexity --model $m --file $tmp/ppl.txt --ctx 64 --device cpu --threads 1 --save-logits $tmp/base.ppl \
+    >"$tmp/ppl.out" 2>"$tmp/ppl.err"
+rc=$?
+check "[ $rc -eq 0 ] && grep -Eq '^perplexity: [0-9]+\.[0-9]{4} ± [0-9]+\.[0-9]{4} over [0-9]+ tokens\$' $tmp/ppl.out" \
+    "perplexity prints the result: $(head -c 300 "$tmp/ppl.out") $(tail -n 1 "$tmp/ppl.err")"
+check "grep -q '^speed: [0-9.]* tokens/s' $tmp/ppl.out" "perplexity prints tokens/s"
+check "grep -Eq '^\[#{40}\] ([0-9]+)/\1 windows, ppl [0-9.]+\$' $tmp/ppl.err" "perplexity progress bar ends full"
+npos=$(sed -n 's/^perplexity: .* over \([0-9]*\) tokens$/\1/p' "$tmp/ppl.out")
+check "[ -n '$npos' ] && [ \$(stat -c %s $tmp/base.ppl) -eq \$((56 + $npos * (12 + 8 * 32))) ]" "--save-logits file size ($npos positions, top-32)"
+check "[ \$(head -c 8 $tmp/base.ppl) = FP4RTPPL ]" "--save-logits magic"
+$bin perplexity --model $m --file $tmp/ppl.txt --ctx 64 --device cpu --threads 2 --kl-base $tmp/base.ppl >"$tmp/kl0" 2>/dev/null
+rc=$?
+check "[ $rc -eq 0 ] && grep -Eq '^Maximum KLD: +0\$' $tmp/kl0 && grep -Eq '^Same top p: +100\.000 ' $tmp/kl0" \
+    "--kl-base of the same model: KL 0, top-1 100% ($(grep -E 'Maximum KLD|Same top' "$tmp/kl0" | tr '\n' ' '))"
+check "grep -q 'Mean PPL(base)' $tmp/kl0 && grep -q '^RMS     Δp: *0.000 %' $tmp/kl0" "--kl-base prints both perplexities and Δp"
+check "$bin quantize --in $m --out $tmp/nvfp4 --recipe nvfp4-all >/dev/null 2>&1" "quantize nvfp4-all"
+$bin perplexity --model $tmp/nvfp4 --file $tmp/ppl.txt --ctx 64 --device cpu --kl-base $tmp/base.ppl >"$tmp/kl1" 2>/dev/null
+rc=$?
+kl=$(sed -n 's/^Mean    KLD: *\([^ ]*\) .*/\1/p' "$tmp/kl1")
+check "[ $rc -eq 0 ] && [ -n '$kl' ] && awk 'BEGIN{exit !($kl > 1e-6)}'" "--kl-base of the nvfp4-all copy: KL > 0 ($kl)"
+$bin perplexity --model $m --file $tmp/ppl.txt --ctx 32 --stride 16 --device cpu >"$tmp/ppl2.out" 2>/dev/null
+rc=$?
+check "[ $rc -eq 0 ] && grep -q '^perplexity: .* over [0-9]* tokens' $tmp/ppl2.out" "perplexity --stride 16"
+if $bin devices 2>/dev/null | grep -q '^vulkan:0'; then
+    env ASAN_OPTIONS=detect_leaks=0 $bin perplexity --model $m --file $tmp/ppl.txt --ctx 64 --device vulkan:0 --kl-base $tmp/base.ppl >"$tmp/klvk" 2>&1
+    rc=$?
+    kl=$(sed -n 's/^Maximum KLD: *\([^ ]*\)$/\1/p' "$tmp/klvk")
+    check "[ $rc -eq 0 ] && [ -n '$kl' ] && awk 'BEGIN{exit !($kl < 1e-4)}' && grep -q 'device vulkan:0' $tmp/klvk" \
+        "perplexity --device vulkan:0 against the CPU's file: max KL $kl"
+fi
+printf 'hi' >"$tmp/short.txt"
+: >"$tmp/empty.txt"
+expect_error 1 "nosuch.txt" "$bin" perplexity --model $m --file $tmp/nosuch.txt
+expect_error 1 "empty" "$bin" perplexity --model $m --file $tmp/empty.txt
+expect_error 1 "shorter than one window" "$bin" perplexity --model $m --file $tmp/short.txt --ctx 64
+expect_error 1 "ctx 0" "$bin" perplexity --model $m --file $tmp/ppl.txt --ctx 0
+expect_error 1 "exceeds the model's context of 4096" "$bin" perplexity --model $m --file $tmp/ppl.txt --ctx 5000
+expect_error 1 "stride 0" "$bin" perplexity --model $m --file $tmp/ppl.txt --ctx 64 --stride 0
+expect_error 1 "stride 65" "$bin" perplexity --model $m --file $tmp/ppl.txt --ctx 64 --stride 65
+expect_error 1 "top-k 0" "$bin" perplexity --model $m --file $tmp/ppl.txt --ctx 64 --top-k 0
+expect_error 1 "nodir/x.ppl: cannot write" "$bin" perplexity --model $m --file $tmp/ppl.txt --ctx 64 --save-logits $tmp/nodir/x.ppl
+expect_error 1 "base.ppl: made with ctx 64, this run has ctx 32" "$bin" perplexity --model $m --file $tmp/ppl.txt --ctx 32 --kl-base $tmp/base.ppl
+sed 's/calm/rough/' "$tmp/ppl.txt" >"$tmp/ppl3.txt"
+expect_error 1 "base.ppl: made" "$bin" perplexity --model $m --file $tmp/ppl3.txt --ctx 64 --kl-base $tmp/base.ppl
+expect_error 1 "magic" "$bin" perplexity --model $m --file $tmp/ppl.txt --ctx 64 --kl-base $tmp/ppl.txt
+expect_error 2 "usage" "$bin" perplexity --model $m
 # run: greedy ids, deterministic
 r1=$($bin run --model "$tmp/mixed" --tokens $toks -n 8 2>/dev/null)
 r2=$($bin run --model "$tmp/mixed" --tokens $toks -n 8 --threads 1 2>/dev/null)
