@@ -188,7 +188,8 @@ check "[ \$(grep -c '^\[' $tmp/tok.jsonl) -eq 2 ]" "tokenize --jsonl: one array 
 # chat on standard input: two turns, /think, /reset, /quit
 printf 'hello\n/think off\nand again\n/reset\nonce more\n/quit\n' |
     $bin chat --model "$tmp/mixed" -n 6 --seed 1 >"$tmp/chat.out" 2>"$tmp/chat.err"
-check "[ \$? -eq 0 ] && [ \$(grep -c 'generated' $tmp/chat.err) -eq 3 ]" "chat: three answers ($(tr '\n' ' ' <"$tmp/chat.err" | head -c 300))"
+rc=$? # (a $(...) in check's message would reset $? before check reads it)
+check "[ $rc -eq 0 ] && [ \$(grep -c 'generated' $tmp/chat.err) -eq 3 ]" "chat: three answers ($(tr '\n' ' ' <"$tmp/chat.err" | head -c 300))"
 check "grep -q 'history cleared' $tmp/chat.err && grep -q 'thinking off' $tmp/chat.err" "chat commands"
 
 # Vulkan (when a device exists: lavapipe in CI): run streams the same greedy text
@@ -205,14 +206,16 @@ if $bin devices 2>/dev/null | grep -q '^vulkan:0'; then
     check "[ -s $tmp/run.cpu ] && cmp -s $tmp/run.cpu $tmp/run.vk" "run --device vulkan:0 streams the CPU's greedy text"
     check "grep -q 'device vulkan:0' $tmp/run.vk.err" "run --device vulkan:0 says which device"
     $vk $bin verify --model "$tmp/mixed" --tokens $toks -n 6 >"$tmp/verify" 2>"$tmp/verify.err"
-    check "[ \$? -eq 0 ]" "verify exits 0 when every device agrees: $(tail -n 2 "$tmp/verify.err")"
+    rc=$?
+    check "[ $rc -eq 0 ]" "verify exits 0 when every device agrees: $(tail -n 2 "$tmp/verify.err")"
     check "grep -Eq '^cpu +cpu +0 +0 +0 +6/6 .* reference\$' $tmp/verify" "verify: the CPU reference row"
     nvk=$($bin devices | grep -c '^vulkan:')
     check "[ \$(grep -Ec '^vulkan +vulkan:[0-9]+ .* 6/6 .* ok\$' $tmp/verify) -eq $nvk ]" "verify: one agreeing row per Vulkan device ($(cat "$tmp/verify"))"
     # every NMSE printed is within the contract's decode ceiling here
     check "awk '/^vulkan/ { if (\$3 > 1e-6 || \$4 > 1e-6) exit 1 }' $tmp/verify" "verify: NMSE values"
     $vk $bin verify --model "$tmp/w4a4" --prompt "hello there" -n 4 >"$tmp/verify2" 2>/dev/null
-    check "[ \$? -eq 0 ] && grep -q 'prompt [0-9]* tokens, 4 greedy steps' $tmp/verify2" "verify --prompt on W4A4"
+    rc=$?
+    check "[ $rc -eq 0 ] && grep -q 'prompt [0-9]* tokens, 4 greedy steps' $tmp/verify2" "verify --prompt on W4A4"
     $vk $bin bench --synthetic tiny --device vulkan:0 --prompt 8 --gen 2 >"$tmp/sbench.vk" 2>&1
     rc=$?
     check "[ $rc -eq 0 ] && grep -q '^model  *synthetic tiny' $tmp/sbench.vk && grep -q '^device  *vulkan:0' $tmp/sbench.vk" \

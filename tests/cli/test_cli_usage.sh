@@ -81,7 +81,8 @@ done
 check "$bin --help | grep -q '^usage: fp4rt <command>'" "fp4rt --help"
 # --ctx above the model's maximum (4096 for tiny) is said, not silently capped
 "$bin" run --model "$q" --tokens 1,2 -n 2 --ctx 100000 >/dev/null 2>"$tmp/ctx.err"
-check "[ \$? -eq 0 ] && grep -q 'warning: --ctx 100000 is above the model.s maximum context 4096; using 4096' $tmp/ctx.err" \
+rc=$? # (read before check: a $(...) in its message resets $?)
+check "[ $rc -eq 0 ] && grep -q 'warning: --ctx 100000 is above the model.s maximum context 4096; using 4096' $tmp/ctx.err" \
     "--ctx above the maximum: $(cat "$tmp/ctx.err")"
 
 # --- write errors on stdout ------------------------------------------------------
@@ -117,9 +118,11 @@ check "$bin synth --config tiny --out $s/ --force --seed 2 >/dev/null && [ -f $s
 check "! compgen -G '$tmp/s.*' >/dev/null && ! ls -A $s | grep -q '^\.'" "DIR/ --force leaves no .old / .tmp: $(ls -a "$tmp" "$s" | tr '\n' ' ')"
 mkdir -p "$tmp/here"
 (cd "$tmp/here" && "$bin" synth --config tiny --out . >/dev/null 2>&1)
-check "[ \$? -ne 0 ]" "synth --out . without --force refuses"
+rc=$? # (read before check: a $(...) in its message resets $?)
+check "[ $rc -ne 0 ]" "synth --out . without --force refuses"
 (cd "$tmp/here" && "$bin" synth --config tiny --out . --force >/dev/null && "$bin" synth --config tiny --out . --force --seed 3 >/dev/null)
-check "[ \$? -eq 0 ] && [ -f $tmp/here/model.safetensors ] && ! ls -d $tmp/here.* 2>/dev/null" "synth --out . --force (twice)"
+rc=$? # (read before check: a $(...) in its message resets $?)
+check "[ $rc -eq 0 ] && [ -f $tmp/here/model.safetensors ] && ! ls -d $tmp/here.* 2>/dev/null" "synth --out . --force (twice)"
 expect_error 1 "is the input directory" "$bin" quantize --in "$q" --out "$q" --recipe nvidia-mixed --force
 expect_error 1 "is the input directory" "$bin" quantize --in "$q" --out "$tmp/./q/" --recipe nvidia-mixed --force
 echo notes >"$s/notes.txt"

@@ -57,10 +57,12 @@ kill -9 $pid
 wait $pid 2>/dev/null
 check "compgen -G '$tmp/k9.tmp-$pid' >/dev/null" "kill -9 leaves $tmp/k9.tmp-$pid"
 "$bin" synth --config tiny --out "$tmp/k9" >/dev/null 2>"$tmp/k9.err"
-check "[ \$? -eq 0 ] && grep -q 'k9.tmp-$pid: left by an interrupted run (pid $pid); --force removes it' $tmp/k9.err && [ -d $tmp/k9.tmp-$pid ]" \
+rc=$? # (read before check: a $(...) in its message resets $?)
+check "[ $rc -eq 0 ] && grep -q 'k9.tmp-$pid: left by an interrupted run (pid $pid); --force removes it' $tmp/k9.err && [ -d $tmp/k9.tmp-$pid ]" \
     "stale temp dir reported: $(cat "$tmp/k9.err")"
 "$bin" synth --config tiny --out "$tmp/k9" --force >/dev/null 2>"$tmp/k9.err"
-check "[ \$? -eq 0 ] && grep -q 'k9.tmp-$pid: removed' $tmp/k9.err && [ ! -e $tmp/k9.tmp-$pid ]" "stale temp dir removed with --force: $(cat "$tmp/k9.err")"
+rc=$? # (read before check: a $(...) in its message resets $?)
+check "[ $rc -eq 0 ] && grep -q 'k9.tmp-$pid: removed' $tmp/k9.err && [ ! -e $tmp/k9.tmp-$pid ]" "stale temp dir removed with --force: $(cat "$tmp/k9.err")"
 
 
 # Ctrl-C (SIGINT) during a reply stops it, the reply stays, the chat goes on.
