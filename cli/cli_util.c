@@ -143,19 +143,20 @@ static fp4rt_model_params model_params(const fp4rt_cli_model_opts *o) {
     return mp;
 }
 
-void fp4rt_cli_check_ctx(const fp4rt_model *m, int n_ctx) {
+int fp4rt_cli_check_ctx(const fp4rt_model *m, int n_ctx) {
     int max = m && m->weights ? m->weights->cfg.max_positions : 0;
-    if (max > 0 && n_ctx > max)
-        fprintf(stderr, "fp4rt: warning: --ctx %d is above the model's maximum context %d; using %d\n", n_ctx, max,
-                max);
+    if (max <= 0 || n_ctx <= max) return n_ctx;
+    fprintf(stderr, "fp4rt: warning: --ctx %d is above the model's maximum context %d; using %d\n", n_ctx, max, max);
+    return max;
 }
 
 /* After a load: says which device, opens the session (frees *m on failure). */
 static int open_session(const fp4rt_cli_model_opts *o, fp4rt_model **m, fp4rt_session **s) {
     if (!*m) return fp4rt_cli_fail(1);
     fprintf(stderr, "fp4rt: device %s\n", (*m)->device);
-    fp4rt_cli_check_ctx(*m, o->session.n_ctx);
-    *s = fp4rt_session_create(*m, &o->session);
+    fp4rt_session_params sp = o->session;
+    sp.n_ctx = fp4rt_cli_check_ctx(*m, sp.n_ctx);
+    *s = fp4rt_session_create(*m, &sp);
     if (!*s) {
         fp4rt_model_free(*m);
         *m = NULL;

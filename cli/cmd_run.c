@@ -69,7 +69,7 @@ int fp4rt_cmd_run(int argc, char **argv) {
         return fp4rt_cli_fail(1);
     }
     fprintf(stderr, "fp4rt: device %s\n", fp4rt_model_device(m));
-    fp4rt_cli_check_ctx(m, o.session.n_ctx);
+    o.session.n_ctx = fp4rt_cli_check_ctx(m, o.session.n_ctx);
     int rc = 0;
     if (prompt) {
         fp4rt_status st;

@@ -116,9 +116,10 @@ typedef struct fp4rt_cli_stream {
 } fp4rt_cli_stream;
 /* Returns 1 when stdout has failed (the caller stops generating). */
 int fp4rt_cli_stream_piece(fp4rt_cli_stream *st, const fp4rt_token_event *ev);
-/* Warns on stderr when n_ctx is above the model's maximum context (the
- * session caps it there): a cap is never silent. */
-void fp4rt_cli_check_ctx(const fp4rt_model *m, int n_ctx);
+/* Warns on stderr (naming --ctx) when n_ctx is above the model's maximum
+ * context, and returns the context to ask for: n_ctx, capped there. A cap is
+ * never silent. */
+int fp4rt_cli_check_ctx(const fp4rt_model *m, int n_ctx);
 /* Restores the terminal's normal text attribute if a dim span is open. */
 void fp4rt_cli_stream_end(fp4rt_cli_stream *st);
 #define FP4RT_CLI_MODEL_USAGE "[--device auto|cpu|vulkan:N|cuda:N] [--threads N] [--ctx N] [--chunk N] [--kv bf16|f32|fp8]\n    [--fp4-activations] [--profile]"

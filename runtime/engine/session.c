@@ -32,6 +32,9 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
         return NULL;
     }
     fp4rt_session_params_resolve(&m->weights->cfg, m->weights->quant.kv_cache_fp8, params, &p);
+    if (params->n_ctx > p.n_ctx) /* a cap is never silent */
+        fp4rt_log(FP4RT_LOG_WARN, "fp4rt_session_params.n_ctx = %d is above the model's maximum context %d; using %d",
+                  params->n_ctx, p.n_ctx, p.n_ctx);
     if (p.kv_type != FP4RT_KV_BF16 && p.kv_type != FP4RT_KV_F32 && p.kv_type != FP4RT_KV_FP8) {
         fp4rt_fail(FP4RT_INVALID_ARGUMENT, "unknown kv_type %d", (int)p.kv_type);
         return NULL;

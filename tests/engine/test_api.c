@@ -30,6 +30,12 @@ static fp4rt_status gen(fp4rt_session *s, const int32_t *p, size_t n,
     return fp4rt_generate(s, p, n, gp, NULL, NULL, NULL);
 }
 
+static char g_warned[512]; /* the last warning logged */
+static void capture_log(fp4rt_log_level level, const char *msg, void *user) {
+    (void)user;
+    if (level == FP4RT_LOG_WARN) snprintf(g_warned, sizeof g_warned, "%s", msg);
+}
+
 static void test_arguments(fp4rt_model *m) {
     fp4rt_session *s = fp4rt_session_create(m, NULL);
     int32_t prompt[3] = {10, 11, 12};
@@ -110,6 +116,17 @@ static void test_arguments(fp4rt_model *m) {
     sp.prefill_chunk = -3;
     CHECK(fp4rt_session_create(m, &sp) == NULL);
     expect_invalid(FP4RT_INVALID_ARGUMENT, "prefill_chunk", "prefill_chunk -3");
+    /* n_ctx above the model's maximum (4096): capped, and said */
+    sp.prefill_chunk = 0;
+    sp.n_ctx = 100000;
+    g_warned[0] = 0;
+    fp4rt_log_set(capture_log, NULL);
+    fp4rt_session *big = fp4rt_session_create(m, &sp);
+    fp4rt_log_set(NULL, NULL);
+    CHECK_MSG(big != NULL, "n_ctx 100000: %s", fp4rt_last_error());
+    CHECK_MSG(strstr(g_warned, "n_ctx = 100000") && strstr(g_warned, "using 4096"), "n_ctx cap warned: '%s'",
+              g_warned);
+    fp4rt_session_free(big);
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = "cpu";
     mp.n_threads = -2;
