@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""Train a small reference model of the exact Qwen3.5/3.6 text architecture, with its MTP head.
+
+    python tools/train_reference.py --out DIR --chat-template FILE [--work DIR] [--seed 1234]
+        [--steps N] [--batch 8] [--seq-len 256] [--lr 2e-3] [--mtp-weight 0.3] [--threads 2]
+        [--max-train-tokens N] [--eval-every N] [--hidden 256] [--layers 8] [--vocab 8192]
+
+Pipeline (each step a function below):
+ 1. Corpus: tools/corpus.py writes WORK/corpus/{train,heldout}.jsonl (KJV Bible chapters from the
+    Debian package bible-kjv-text; every 50th chapter held out).
+ 2. Tokenizer: byte-level BPE trained with Hugging Face `tokenizers` on the TRAINING documents
+    only: NFC normalizer, Qwen3.5's split regex then ByteLevel (no prefix space), ByteLevel
+    decoder, no BOS.  Qwen3.5/3.6's added tokens follow the BPE ids in Qwen's order
+    (<|endoftext|>, <|im_start|>, <|im_end|>, ... <think>, </think>); the embedding has
+    --vocab rows (padded past the tokenizer's size as Qwen pads 248,077 -> 248,320).
+    tokenizer_config.json carries the Qwen3.6 chat template given with --chat-template (its text
+    is not in this repository; see tools/README.md).
+ 3. Model: transformers' own Qwen3_5ForCausalLM (trunk: 3 Gated DeltaNet : 1 gated attention,
+    GQA, partial RoPE 0.25, zero-centred RMSNorms, gated RMSNorm in GDN, q/k norms) plus the MTP
+    head written here (class MTPHead; math in docs/MODEL.md "MTP head").  Embedding and lm_head
+    are tied and shared by the MTP head.
+ 4. Training: L = CE(main logits_i, x_{i+1}) + mtp_weight * CE(mtp logits_i, x_{i+2}), jointly (the
+    trunk's hidden states are not detached), AdamW, linear warm-up then cosine decay to 10 %,
+    gradient clipping 1.0.  Data order is fixed by the seed: the training stream (documents
+    joined with <|endoftext|>) is cut into windows of seq_len + 2 tokens, shuffled once per epoch
+    with a torch.Generator seeded from --seed.  torch.use_deterministic_algorithms(True) and a
+    fixed thread count: same seed, same threads, same package versions -> same weights.
+ 5. Output DIR: config.json (Qwen3_5ForConditionalGeneration with text_config, the keys of the
+    official checkpoints), generation_config.json, tokenizer.json, tokenizer_config.json,
+    model.safetensors (BF16; model.language_model.* and mtp.*), train_log.csv (per-step losses),
+    eval_log.csv (held-out perplexity at every eval), train_summary.json (time, tokens/s, final
+    held-out perplexity of the main head and of the MTP head, versions, corpus hashes).
+    After saving, the file is read back and every tensor is loaded strictly into a fresh model +
+    MTP head (names and shapes must match exactly).
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+os.environ["USE_HUB_KERNELS"] = "0"  # must precede any transformers import (pure-torch GDN)
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import corpus as corpus_mod  # noqa: E402
+
+# Qwen3.5 / 3.6 split regex as transformers uses it (\p{M} in the letter classes; docs/MODEL.md).
+QWEN35_SPLIT_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}|"
+                      r" ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# Qwen3.5/3.6 added tokens in id order (docs/MODEL.md; the audio/tts tokens 248070-248076 are left
+# out: their strings are not recorded).  (content, special)
+ADDED_TOKENS = [
+    ("<|endoftext|>", True), ("<|im_start|>", True), ("<|im_end|>", True),
+    ("<|object_ref_start|>", True), ("<|object_ref_end|>", True), ("<|box_start|>", True),
+    ("<|box_end|>", True), ("<|quad_start|>", True), ("<|quad_end|>", True),
+    ("<|vision_start|>", True), ("<|vision_end|>", True), ("<|vision_pad|>", True),
+    ("<|image_pad|>", True), ("<|video_pad|>", True), ("<tool_call>", False),
+    ("</tool_call>", False), ("<|fim_prefix|>", False), ("<|fim_middle|>", False),
+    ("<|fim_suffix|>", False), ("<|fim_pad|>", False), ("<|repo_name|>", False),
+    ("<|file_sep|>", False), ("<tool_response>", False), ("</tool_response>", False),
+    ("<think>", False), ("</think>", False),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer
+# --------------------------------------------------------------------------------------------
+
+def train_tokenizer(docs, vocab_rows):
+    """Byte-level BPE with Qwen's pipeline; BPE ids first, then ADDED_TOKENS; size < vocab_rows."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
+    from tokenizers import pre_tokenizers, processors, trainers
+
+    n_bpe = vocab_rows - len(ADDED_TOKENS) - 6  # a few padding rows, as Qwen pads its embedding
+    if n_bpe < 512:
+        sys.exit(f"train_reference: --vocab {vocab_rows} is too small (need at least 544 rows)")
+    tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN35_SPLIT_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    trainer = trainers.BpeTrainer(vocab_size=n_bpe, min_frequency=2, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
+    tok.train_from_iterator((d["text"] for d in docs), trainer=trainer, length=len(docs))
+    n_model = tok.get_vocab_size(with_added_tokens=False)
+    for content, special in ADDED_TOKENS:
+        t = AddedToken(content, single_word=False, lstrip=False, rstrip=False, normalized=False,
+                       special=special)
+        (tok.add_special_tokens if special else tok.add_tokens)([t])
+    ids = {c: tok.token_to_id(c) for c, _ in ADDED_TOKENS}
+    want = {c: n_model + i for i, (c, _) in enumerate(ADDED_TOKENS)}
+    if ids != want:
+        sys.exit(f"train_reference: added-token ids {ids} are not the consecutive ids {want}")
+    return tok, ids
+
+
+def tokenizer_config(tok, chat_template):
+    """tokenizer_config.json in the form of the Qwen3.5/3.6 checkpoints (Qwen2Tokenizer, no BOS)."""
+    decoder = {}
+    for content, special in ADDED_TOKENS:
+        decoder[str(tok.token_to_id(content))] = {
+            "content": content, "lstrip": False, "normalized": False, "rstrip": False,
+            "single_word": False, "special": special}
+    return {
+        "add_bos_token": False, "add_prefix_space": False, "added_tokens_decoder": decoder,
+        "bos_token": None, "chat_template": chat_template, "clean_up_tokenization_spaces": False,
+        "eos_token": "<|im_end|>", "errors": "replace", "model_max_length": 262144,
+        "pad_token": "<|endoftext|>", "split_special_tokens": False,
+        "tokenizer_class": "Qwen2Tokenizer", "unk_token": None,
+    }
+
+
+def read_chat_template(path):
+    if not path:
+        sys.exit("train_reference: give the Qwen3.6 chat_template.jinja with --chat-template FILE "
+                 "(or FP4RT_CHAT_TEMPLATE); see tools/README.md")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        sys.exit(f"train_reference: --chat-template {path}: {e.strerror}")
+
+
+def encode_docs(tok, docs, eot):
+    """One stream: every document's ids followed by <|endoftext|>."""
+    out = []
+    for enc, _ in zip(tok.encode_batch([d["text"] for d in docs], add_special_tokens=False), docs):
+        out.extend(enc.ids)
+        out.append(eot)
+    return torch.tensor(out, dtype=torch.long)
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------
+
+def text_config_dict(a, eos_ids, pad_id):
+    """Qwen3_5TextConfig keys as in the official config.json's text_config (sizes from args)."""
+    n = a.layers
+    if n % 4:
+        sys.exit(f"train_reference: --layers must be a multiple of 4 (3 GDN : 1 attention), got {n}")
+    layer_types = ["full_attention" if (i + 1) % 4 == 0 else "linear_attention" for i in range(n)]
+    return {
+        "model_type": "qwen3_5_text", "vocab_size": a.vocab, "hidden_size": a.hidden,
+        "intermediate_size": a.intermediate, "num_hidden_layers": n,
+        "num_attention_heads": a.heads, "num_key_value_heads": a.kv_heads, "head_dim": a.head_dim,
+        "hidden_act": "silu", "max_position_embeddings": 262144, "rms_norm_eps": 1e-6,
+        "initializer_range": 0.02, "use_cache": True, "tie_word_embeddings": True,
+        "attention_bias": False, "attention_dropout": 0.0, "attn_output_gate": True,
+        "full_attention_interval": 4, "layer_types": layer_types, "linear_conv_kernel_dim": 4,
+        "linear_key_head_dim": a.gdn_head_dim, "linear_value_head_dim": a.gdn_head_dim,
+        "linear_num_key_heads": a.gdn_k_heads, "linear_num_value_heads": a.gdn_v_heads,
+        "mtp_num_hidden_layers": 1, "mtp_use_dedicated_embeddings": False,
+        "mamba_ssm_dtype": "float32",
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000000,
+                            "partial_rotary_factor": 0.25, "mrope_section": [2, 1, 1],
+                            "mrope_interleaved": True},
+        "eos_token_id": eos_ids[-1], "pad_token_id": pad_id, "bos_token_id": None,
+        "dtype": "bfloat16",
+    }
+
+
+class MTPHead(nn.Module):
+    """Qwen3.5 multi-token-prediction head (vLLM qwen3_5_mtp.py, Qwen3_5MultiTokenPredictor).
+
+    forward(emb_next, hidden, position_embeddings, mask) for a whole sequence:
+      emb_next [B,T,H] = embed_tokens(x_{i+1});  hidden [B,T,H] = the trunk's FINAL-NORMED hidden
+      state at position i (what its logits come from).  Returns mtp.norm(layer(fc(cat[
+      pre_fc_norm_embedding(emb_next), pre_fc_norm_hidden(hidden)]))) [B,T,H]; the shared lm_head
+      of that predicts x_{i+2}.  The layer is a Qwen3_5DecoderLayer of type full_attention (gated
+      attention + MLP, its own norms), causal over the sequence.
+    """
+
+    def __init__(self, cfg, M):
+        super().__init__()
+        h, eps = cfg.hidden_size, cfg.rms_norm_eps
+        attn_idx = cfg.layer_types.index("full_attention")  # any full-attention index: no cache used
+        self.pre_fc_norm_embedding = M.Qwen3_5RMSNorm(h, eps=eps)
+        self.pre_fc_norm_hidden = M.Qwen3_5RMSNorm(h, eps=eps)
+        self.fc = nn.Linear(2 * h, h, bias=False)
+        self.layers = nn.ModuleList([M.Qwen3_5DecoderLayer(cfg, attn_idx)])
+        self.norm = M.Qwen3_5RMSNorm(h, eps=eps)
+
+    def forward(self, emb_next, hidden, position_embeddings, mask):
+        x = self.fc(torch.cat([self.pre_fc_norm_embedding(emb_next), self.pre_fc_norm_hidden(hidden)], dim=-1))
+        for layer in self.layers:
+            x = layer(x, position_embeddings=position_embeddings, attention_mask=mask)
+        return self.norm(x)
+
+
+def build_model(tcfg_dict):
+    from transformers.models.qwen3_5 import modeling_qwen3_5 as M
+    from transformers.models.qwen3_5.configuration_qwen3_5 import Qwen3_5TextConfig
+
+    import inspect
+
+    # The GDN helpers must be the pure-torch fallbacks (as tools/reference_logits.py checks).
+    for fname in ("torch_chunk_gated_delta_rule", "causal_conv1d_fn"):
+        nl = inspect.getclosurevars(getattr(M, fname)).nonlocals
+        impl = nl.get("implementation")
+        if nl.get("is_new_implementation", True) or getattr(impl, "__module__", "") != M.__name__:
+            sys.exit(f"train_reference: {fname} does not resolve to the torch fallback ({impl!r})")
+    cfg = Qwen3_5TextConfig(**tcfg_dict)
+    cfg._attn_implementation = "sdpa"
+    model = M.Qwen3_5ForCausalLM(cfg)
+    mtp = MTPHead(cfg, M)
+    for mod in mtp.modules():  # the trunk's own initializer: N(0, 0.02) linears, zero (=1) norms
+        model._init_weights(mod)
+    return cfg, model, mtp, M
+
+
+def forward_losses(model, mtp, cfg, chunk, want_mtp=True):
+    """chunk [B, T+2] -> (main CE, MTP CE) means over B*T positions; see the module docstring."""
+    from transformers.masking_utils import create_causal_mask
+
+    inp, tgt1, tgt2 = chunk[:, :-2], chunk[:, 1:-1], chunk[:, 2:]
+    h = model.model(input_ids=inp).last_hidden_state  # after the trunk's final norm
+    lm_w = model.lm_head.weight
+    main = F.cross_entropy(F.linear(h, lm_w).flatten(0, 1).float(), tgt1.flatten())
+    if not want_mtp:
+        return main, None
+    b, t = inp.shape
+    emb = model.model.embed_tokens(tgt1)
+    text_pos = (torch.arange(t) + 1).unsqueeze(0).expand(b, t)  # positions of the shifted tokens
+    pos3 = text_pos.unsqueeze(0).expand(3, b, t)
+    pe = model.model.rotary_emb(emb, pos3)
+    mask = create_causal_mask(config=cfg, inputs_embeds=emb, attention_mask=None, cache=None,
+                              position_ids=text_pos)
+    hm = mtp(emb, h, pe, mask)
+    mtp_loss = F.cross_entropy(F.linear(hm, lm_w).flatten(0, 1).float(), tgt2.flatten())
+    return main, mtp_loss
+
+
+def windows(stream, width):
+    n = (stream.numel() - 1) // (width - 1)
+    # consecutive windows overlap by one token so every position is a target exactly once
+    return torch.stack([stream[i * (width - 1): i * (width - 1) + width] for i in range(n)])
+
+
+@torch.no_grad()
+def evaluate(model, mtp, cfg, held, seq_len, batch):
+    """Held-out perplexity of the main head and of the MTP head over all non-overlapping windows."""
+    model.eval(); mtp.eval()
+    w = windows(held, seq_len + 2)
+    tot_main = tot_mtp = 0.0
+    count = 0
+    for i in range(0, w.shape[0], batch):
+        c = w[i:i + batch]
+        lm, lt = forward_losses(model, mtp, cfg, c)
+        n = c.shape[0] * seq_len
+        tot_main += lm.item() * n; tot_mtp += lt.item() * n; count += n
+    model.train(); mtp.train()
+    return math.exp(tot_main / count), math.exp(tot_mtp / count), count
+
+
+def lr_at(step, steps, warmup, peak):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+# --------------------------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------------------------
+
+def state_tensors(model, mtp):
+    """Official names: model.language_model.* for the trunk (tied: no lm_head), mtp.* for the head."""
+    out = {}
+    for k, v in model.model.state_dict().items():
+        out["model.language_model." + k] = v
+    for k, v in mtp.state_dict().items():
+        out["mtp." + k] = v
+    return {k: v.detach().to(torch.bfloat16).contiguous() for k, v in out.items()}
+
+
+def save_checkpoint(out_dir, model, mtp, tcfg, tok, tok_cfg, eos_ids, pad_id):
+    from safetensors.torch import save_file
+
+    os.makedirs(out_dir, exist_ok=True)
+    cfg = {"architectures": ["Qwen3_5ForConditionalGeneration"], "model_type": "qwen3_5",
+           "text_config": tcfg, "tie_word_embeddings": True, "eos_token_id": eos_ids,
+           "dtype": "bfloat16", "transformers_version": __import__("transformers").__version__}
+    gen = {"bos_token_id": pad_id, "eos_token_id": eos_ids, "pad_token_id": pad_id, "do_sample": True,
+           "temperature": 0.6, "top_k": 20, "top_p": 0.95}
+    for name, obj in (("config.json", cfg), ("generation_config.json", gen), ("tokenizer_config.json", tok_cfg)):
+        with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+    tok.save(os.path.join(out_dir, "tokenizer.json"))
+    tensors = state_tensors(model, mtp)
+    save_file(tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    return tensors
+
+
+def verify_saved(out_dir, tcfg):
+    """Read model.safetensors back into a fresh model + MTP head with strict name/shape checks."""
+    from safetensors.torch import load_file
+
+    raw = load_file(os.path.join(out_dir, "model.safetensors"))
+    _, model, mtp, _ = build_model(tcfg)
+    trunk = {k[len("model.language_model."):]: v.float() for k, v in raw.items()
+             if k.startswith("model.language_model.")}
+    head = {k[len("mtp."):]: v.float() for k, v in raw.items() if k.startswith("mtp.")}
+    other = [k for k in raw if not k.startswith(("model.language_model.", "mtp."))]
+    if other:
+        sys.exit(f"train_reference: {out_dir}/model.safetensors: unexpected tensors {other[:5]}")
+    model.model.load_state_dict(trunk, strict=True)
+    mtp.load_state_dict(head, strict=True)
+    return len(raw), sum(v.numel() for v in raw.values())
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True, help="checkpoint directory to write")
+    ap.add_argument("--work", default=None, help="corpus / scratch directory (default OUT.work)")
+    ap.add_argument("--chat-template", default=os.environ.get("FP4RT_CHAT_TEMPLATE"))
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--mtp-weight", type=float, default=0.3)
+    ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--max-train-tokens", type=int, default=0, help="use only the first N training tokens (smoke runs)")
+    ap.add_argument("--max-heldout-tokens", type=int, default=0, help="evaluate on the first N held-out tokens only")
+    ap.add_argument("--vocab", type=int, default=8192, help="embedding rows (tokenizer size is 6 less)")
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--intermediate", type=int, default=768)
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--kv-heads", type=int, default=2)
+    ap.add_argument("--head-dim", type=int, default=64)
+    ap.add_argument("--gdn-k-heads", type=int, default=2)
+    ap.add_argument("--gdn-v-heads", type=int, default=4)
+    ap.add_argument("--gdn-head-dim", type=int, default=64)
+    a = ap.parse_args(argv)
+    for name in ("steps", "batch", "seq_len", "threads", "eval_every", "log_every"):
+        if getattr(a, name) <= 0:
+            ap.error(f"--{name.replace('_', '-')} must be positive")
+    return a
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    t_start = time.time()
+    chat_template = read_chat_template(a.chat_template)
+    torch.manual_seed(a.seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(a.threads)
+    work = a.work or a.out.rstrip("/") + ".work"
+
+    corp = corpus_mod.build(os.path.join(work, "corpus"))
+    train_docs = corpus_mod.read_jsonl(os.path.join(work, "corpus", "train.jsonl"))
+    held_docs = corpus_mod.read_jsonl(os.path.join(work, "corpus", "heldout.jsonl"))
+    tok, ids = train_tokenizer(train_docs, a.vocab)
+    eot, im_end = ids["<|endoftext|>"], ids["<|im_end|>"]
+    train = encode_docs(tok, train_docs, eot)
+    held = encode_docs(tok, held_docs, eot)
+    if a.max_train_tokens:
+        train = train[:a.max_train_tokens]
+    if a.max_heldout_tokens:
+        held = held[:a.max_heldout_tokens]
+    print(f"corpus: {corp['train_docs']} train / {corp['heldout_docs']} held-out chapters; "
+          f"tokenizer {tok.get_vocab_size()} ids; {train.numel()} train / {held.numel()} held-out tokens "
+          f"({corp['train_chars'] / max(1, train.numel()):.2f} chars/token)", flush=True)
+
+    tcfg = text_config_dict(a, [im_end, eot], eot)
+    cfg, model, mtp, _ = build_model(tcfg)
+    params = list(model.parameters()) + list(mtp.parameters())
+    n_params = sum(p.numel() for p in params)
+    print(f"model: {n_params / 1e6:.2f} M parameters ({2 * n_params / 2**20:.1f} MiB BF16), "
+          f"trunk {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M, "
+          f"MTP {sum(p.numel() for p in mtp.parameters()) / 1e6:.2f} M", flush=True)
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
+
+    data = windows(train, a.seq_len + 2)
+    if data.shape[0] < a.batch:
+        sys.exit(f"train_reference: only {data.shape[0]} training windows for --batch {a.batch}")
+    gen = torch.Generator().manual_seed(a.seed)
+    order, pos, epoch = torch.randperm(data.shape[0], generator=gen), 0, 0
+    os.makedirs(a.out, exist_ok=True)
+    flog = open(os.path.join(a.out, "train_log.csv"), "w", newline="")
+    elog = open(os.path.join(a.out, "eval_log.csv"), "w", newline="")
+    tw, ew = csv.writer(flog), csv.writer(elog)
+    tw.writerow(["step", "epoch", "tokens", "lr", "loss", "loss_main", "loss_mtp", "elapsed_s"])
+    ew.writerow(["step", "tokens", "heldout_ppl_main", "heldout_ppl_mtp", "elapsed_s"])
+    t_train = time.time()
+    tokens = 0
+    for step in range(a.steps):
+        if pos + a.batch > order.numel():
+            order, pos, epoch = torch.randperm(data.shape[0], generator=gen), 0, epoch + 1
+        chunk = data[order[pos:pos + a.batch]]
+        pos += a.batch
+        lr = lr_at(step, a.steps, a.warmup, a.lr)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        lm, lt = forward_losses(model, mtp, cfg, chunk)
+        loss = lm + a.mtp_weight * lt
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        tokens += a.batch * a.seq_len
+        el = time.time() - t_train
+        tw.writerow([step + 1, epoch, tokens, f"{lr:.3e}", f"{loss.item():.4f}", f"{lm.item():.4f}",
+                     f"{lt.item():.4f}", f"{el:.1f}"])
+        if (step + 1) % a.log_every == 0 or step == 0:
+            flog.flush()
+            print(f"step {step + 1}/{a.steps} epoch {epoch} loss {loss.item():.3f} main {lm.item():.3f} "
+                  f"mtp {lt.item():.3f} lr {lr:.2e} {tokens / el:.0f} tok/s", flush=True)
+        if (step + 1) % a.eval_every == 0 and step + 1 < a.steps:
+            pm, pt, _ = evaluate(model, mtp, cfg, held, a.seq_len, a.batch)
+            ew.writerow([step + 1, tokens, f"{pm:.3f}", f"{pt:.3f}", f"{time.time() - t_train:.1f}"])
+            elog.flush()
+            print(f"eval step {step + 1}: held-out ppl main {pm:.2f} mtp {pt:.2f}", flush=True)
+    train_s = time.time() - t_train
+    pm, pt, n_eval = evaluate(model, mtp, cfg, held, a.seq_len, a.batch)
+    ew.writerow([a.steps, tokens, f"{pm:.3f}", f"{pt:.3f}", f"{time.time() - t_train:.1f}"])
+    flog.close(); elog.close()
+    print(f"final held-out perplexity: main {pm:.2f}, MTP (x_(i+2)) {pt:.2f} over {n_eval} tokens", flush=True)
+
+    tensors = save_checkpoint(a.out, model, mtp, tcfg, tok, tokenizer_config(tok, chat_template),
+                              [im_end, eot], eot)
+    n_t, n_el = verify_saved(a.out, tcfg)
+    import safetensors
+    import tokenizers
+    import transformers
+    summary = {
+        "command": " ".join([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:])),
+        "args": vars(a), "corpus": corp, "tokenizer_size": tok.get_vocab_size(),
+        "train_tokens_available": train.numel(), "heldout_tokens": held.numel(),
+        "parameters": n_params, "tensors": n_t, "tensor_elements": n_el,
+        "steps": a.steps, "epochs_seen": epoch + pos / order.numel(), "tokens_trained": tokens,
+        "train_seconds": round(train_s, 1), "tokens_per_second": round(tokens / train_s, 1),
+        "total_seconds": round(time.time() - t_start, 1),
+        "heldout_ppl_main": round(pm, 4), "heldout_ppl_mtp": round(pt, 4), "heldout_eval_tokens": n_eval,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
+                     "safetensors": safetensors.__version__},
+    }
+    with open(os.path.join(a.out, "train_summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+        f.write("\n")
+    print(f"wrote {a.out}: {len(tensors)} tensors, {n_params / 1e6:.2f} M parameters; "
+          f"{tokens} tokens in {train_s:.0f} s ({tokens / train_s:.0f} tok/s)")
+
+
+if __name__ == "__main__":
+    main()
