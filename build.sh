@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libcjson-dev libpcre2-dev libutf8proc-dev clang libclang-rt-14-dev
-    libvulkan-dev libvulkan-volk-dev glslc mesa-vulkan-drivers vulkan-validationlayers)
+    libvulkan-dev libvulkan-volk-dev glslc mesa-vulkan-drivers vulkan-validationlayers
+    bible-kjv bible-kjv-text)  # the last two: corpus of tools/train_reference.py (tools/corpus.py)
 
 install_deps() {
     local missing=()
