@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Train a small reference model of the exact Qwen3.5/3.6 text architecture, with its MTP head.
 
+    python tools/train_reference.py --selftest      # MTP wiring + checkpoint round trip, ~10 s
     python tools/train_reference.py --out DIR --chat-template FILE [--work DIR] [--seed 1234]
         [--steps N] [--batch 8] [--seq-len 256] [--lr 2e-3] [--mtp-weight 0.3] [--threads 2]
         [--max-train-tokens N] [--eval-every N] [--hidden 256] [--layers 8] [--vocab 8192]
@@ -220,26 +221,35 @@ def build_model(tcfg_dict):
     return cfg, model, mtp, M
 
 
-def forward_losses(model, mtp, cfg, chunk, want_mtp=True):
-    """chunk [B, T+2] -> (main CE, MTP CE) means over B*T positions; see the module docstring."""
+def mtp_hidden(model, mtp, cfg, h, next_tokens, pos_offset=1):
+    """MTP head output m [B,T,H] for trunk states h [B,T,H] and next_tokens = x_{i+1} [B,T].
+
+    RoPE positions are i + pos_offset (1: the positions of the shifted tokens); any offset gives
+    the same result, RoPE being relative and the MTP layer attending only to itself."""
     from transformers.masking_utils import create_causal_mask
 
-    inp, tgt1, tgt2 = chunk[:, :-2], chunk[:, 1:-1], chunk[:, 2:]
-    h = model.model(input_ids=inp).last_hidden_state  # after the trunk's final norm
-    lm_w = model.lm_head.weight
-    main = F.cross_entropy(F.linear(h, lm_w).flatten(0, 1).float(), tgt1.flatten())
-    if not want_mtp:
-        return main, None
-    b, t = inp.shape
-    emb = model.model.embed_tokens(tgt1)
-    text_pos = (torch.arange(t) + 1).unsqueeze(0).expand(b, t)  # positions of the shifted tokens
-    pos3 = text_pos.unsqueeze(0).expand(3, b, t)
-    pe = model.model.rotary_emb(emb, pos3)
+    b, t = next_tokens.shape
+    emb = model.model.embed_tokens(next_tokens)
+    text_pos = (torch.arange(t) + pos_offset).unsqueeze(0).expand(b, t)
+    pe = model.model.rotary_emb(emb, text_pos.unsqueeze(0).expand(3, b, t))
     mask = create_causal_mask(config=cfg, inputs_embeds=emb, attention_mask=None, cache=None,
                               position_ids=text_pos)
-    hm = mtp(emb, h, pe, mask)
-    mtp_loss = F.cross_entropy(F.linear(hm, lm_w).flatten(0, 1).float(), tgt2.flatten())
-    return main, mtp_loss
+    return mtp(emb, h, pe, mask)
+
+
+def forward_logits(model, mtp, cfg, chunk):
+    """chunk [B, T+1] -> (main logits [B,T,V] for x_{i+1}, MTP logits [B,T,V] for x_{i+2})."""
+    inp, nxt = chunk[:, :-1], chunk[:, 1:]
+    h = model.model(input_ids=inp).last_hidden_state  # after the trunk's final norm
+    lm_w = model.lm_head.weight
+    return F.linear(h, lm_w), F.linear(mtp_hidden(model, mtp, cfg, h, nxt), lm_w)
+
+
+def forward_losses(model, mtp, cfg, chunk):
+    """chunk [B, T+2] -> (main CE, MTP CE), means over the B*T positions."""
+    main, extra = forward_logits(model, mtp, cfg, chunk[:, :-1])
+    ce = lambda lg, tg: F.cross_entropy(lg.flatten(0, 1).float(), tg.flatten())
+    return ce(main, chunk[:, 1:-1]), ce(extra, chunk[:, 2:])
 
 
 def windows(stream, width):
@@ -322,6 +332,90 @@ def verify_saved(out_dir, tcfg):
 
 
 # --------------------------------------------------------------------------------------------
+# Self-test (no corpus, no chat template; ~10 s)
+# --------------------------------------------------------------------------------------------
+
+TINY = ["--hidden", "64", "--intermediate", "128", "--heads", "2", "--kv-heads", "1", "--head-dim", "32",
+        "--gdn-k-heads", "1", "--gdn-v-heads", "2", "--gdn-head-dim", "32", "--layers", "4", "--vocab", "96"]
+
+
+def selftest():
+    """Checks the MTP wiring and the checkpoint round trip on a tiny random model; exits 1 on failure."""
+    import tempfile
+
+    fails = []
+
+    def check(name, ok, detail=""):
+        print(f"{'ok  ' if ok else 'FAIL'} {name} {detail}")
+        if not ok:
+            fails.append(name)
+
+    torch.manual_seed(7)
+    torch.use_deterministic_algorithms(True)
+    a = parse_args(["--out", "unused"] + TINY)
+    tcfg = text_config_dict(a, [91, 90], 90)
+    cfg, model, mtp, _ = build_model(tcfg)
+    for p in mtp.parameters():  # break the zero-init symmetry of the norms: every weight matters
+        p.data.add_(0.05 * torch.randn_like(p))
+    # the final norm's (1 + w) is the only thing that tells norm(h) from h after pre_fc_norm_hidden
+    model.model.norm.weight.data.add_(0.5 * torch.randn_like(model.model.norm.weight))
+    model.eval(); mtp.eval()
+    x = torch.randint(0, 90, (2, 25))
+    with torch.no_grad():
+        main, extra = forward_logits(model, mtp, cfg, x)
+        # main logits at i see x_<=i; MTP logits at i see x_<=i+1 and nothing later
+        y = x.clone(); y[:, 12] = (y[:, 12] + 1) % 90
+        main2, extra2 = forward_logits(model, mtp, cfg, y)
+        d = lambda u, v: (u - v).abs().max().item()
+        check("main causal", d(main[:, :12], main2[:, :12]) == 0.0 and d(main[:, 12:], main2[:, 12:]) > 1e-4)
+        check("MTP causal (sees x_{i+1})", d(extra[:, :11], extra2[:, :11]) == 0.0 and d(extra[:, 11], extra2[:, 11]) > 1e-4,
+              f"(|d| at i=11: {d(extra[:, 11], extra2[:, 11]):.2e})")
+        h = model.model(input_ids=x[:, :-1]).last_hidden_state
+        m1 = mtp_hidden(model, mtp, cfg, h, x[:, 1:], 1)
+        m0 = mtp_hidden(model, mtp, cfg, h, x[:, 1:], 0)
+        m9 = mtp_hidden(model, mtp, cfg, h, x[:, 1:], 9)
+        check("MTP RoPE offset invariance", max(d(m1, m0), d(m1, m9)) < 1e-4, f"(|d| {max(d(m1, m0), d(m1, m9)):.2e})")
+        seen = []
+        hook = model.model.norm.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+        forward_logits(model, mtp, cfg, x)
+        hook.remove()
+        lm_w = model.lm_head.weight
+        from_normed = d(F.linear(mtp_hidden(model, mtp, cfg, h, x[:, 1:]), lm_w), extra)
+        from_raw = d(F.linear(mtp_hidden(model, mtp, cfg, seen[0], x[:, 1:]), lm_w), extra)
+        check("MTP is fed the final-normed trunk state", from_normed < 1e-5 and from_raw > 1e-3,
+              f"(|d| normed {from_normed:.1e}, pre-norm {from_raw:.1e})")
+        w = mtp.fc.weight.data.clone()
+        mtp.fc.weight.data[:, :a.hidden] = 0  # embedding half first: zero it -> x_{i+1} no longer matters
+        m_a = mtp_hidden(model, mtp, cfg, h, x[:, 1:])
+        m_b = mtp_hidden(model, mtp, cfg, h, (x[:, 1:] + 3) % 90)
+        mtp.fc.weight.data.copy_(w)
+        check("fc input order [embedding ; hidden]", d(m_a, m_b) == 0.0)
+    # training: both losses fall on a periodic stream (gradients reach the MTP head)
+    model.train(); mtp.train()
+    params = list(model.parameters()) + list(mtp.parameters())
+    opt = torch.optim.AdamW(params, lr=3e-3)
+    seq = torch.arange(10).repeat(40)[:34].unsqueeze(0).repeat(2, 1)
+    first = None
+    for _ in range(40):
+        lm, lt = forward_losses(model, mtp, cfg, seq)
+        first = first or (lm.item(), lt.item())
+        opt.zero_grad(); (lm + 0.3 * lt).backward(); opt.step()
+    check("joint training lowers both losses", lm.item() < 0.5 * first[0] and lt.item() < 0.5 * first[1],
+          f"(main {first[0]:.2f} -> {lm.item():.2f}, MTP {first[1]:.2f} -> {lt.item():.2f})")
+    from tokenizers import Tokenizer, models as tmodels
+    with tempfile.TemporaryDirectory() as td:
+        tensors = save_checkpoint(td, model, mtp, tcfg, Tokenizer(tmodels.BPE()), {}, [91, 90], 90)
+        n, _ = verify_saved(td, tcfg)
+        names = set(tensors)
+        check("checkpoint names", n == len(tensors) and "mtp.fc.weight" in names
+              and "mtp.layers.0.self_attn.q_norm.weight" in names and "mtp.pre_fc_norm_embedding.weight" in names
+              and "model.language_model.layers.3.self_attn.q_proj.weight" in names
+              and "lm_head.weight" not in names and all(v.dtype == torch.bfloat16 for v in tensors.values()))
+    print(f"{7 - len(fails)} passed, {len(fails)} failed")
+    return 1 if fails else 0
+
+
+# --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
 
@@ -361,7 +455,10 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    a = parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--selftest"]:
+        sys.exit(selftest())
+    a = parse_args(args)
     t_start = time.time()
     chat_template = read_chat_template(a.chat_template)
     torch.manual_seed(a.seed)
