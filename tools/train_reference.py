@@ -426,7 +426,7 @@ def parse_args(argv):
     ap.add_argument("--chat-template", default=os.environ.get("FP4RT_CHAT_TEMPLATE"))
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=650)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq-len", type=int, default=256)
