@@ -117,6 +117,7 @@ def selftest():
     model.model.norm.weight.data.add_(0.5 * torch.randn_like(model.model.norm.weight))
     check("every embedding row trains (no padding_idx)", model.model.embed_tokens.padding_idx is None
           and "pad_token_id" not in tcfg)
+    check("lm_head tied to embed_tokens", model.lm_head.weight is model.model.embed_tokens.weight)
     model.eval(); mtp.eval()
     x = torch.randint(0, 90, (2, 25))
     with torch.no_grad():
