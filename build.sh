@@ -11,8 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libcjson-dev libpcre2-dev libutf8proc-dev clang libclang-rt-14-dev
-    libvulkan-dev libvulkan-volk-dev glslc mesa-vulkan-drivers vulkan-validationlayers
-    bible-kjv bible-kjv-text)  # the last two: corpus of tools/train_reference.py (tools/corpus.py)
+    libvulkan-dev libvulkan-volk-dev glslc mesa-vulkan-drivers vulkan-validationlayers)
+# the training corpus of tools/train_reference.py (tools/corpus.py): the KJV Bible
+PACKAGES+=(bible-kjv bible-kjv-text)
 
 install_deps() {
     local missing=()
