@@ -8,22 +8,35 @@
 # volk / glslc are not): unpacks the Debian packages tests/gpu-deps.sh put in
 # .gpu-deps/ into a private prefix (/tmp/fp4rt-deps, never /), builds a release
 # for the card's own architecture, then runs, each step under its own timeout
-# and logged, never stopping on a failed step:
-#   env        nvidia-smi facts, toolchain versions, Vulkan loader / ICD found
+# and logged, never stopping on a failed step, in order of value (when the
+# budget runs out, what is left is reported as skipped: a second call with
+# FP4RT_GPU_CHECK_SKIP set to the steps done spends the device time left):
+#  correctness
+#   env        nvidia-smi facts, toolchain versions, Vulkan loader / NVIDIA ICD
+#              found and its libraries resolved (ldd: a bare image may lack
+#              libglvnd0, which tests/gpu-deps.sh carries)
 #   configure, build
 #   devices    fp4rt devices (CUDA and Vulkan)
-#   ctest-cuda ctest -L cuda: op parity and model parity of CUDA vs the CPU
+#   ctest-cuda ctest -L cuda: op parity and model parity of CUDA vs the CPU; a
+#              failure is rerun with CUDA_LAUNCH_BLOCKING=1 FP4RT_CUDA_GRAPHS=0
+#              (ctest-cuda-rerun) so that the failing kernel is named
+#   vk-ops, vk-model, vk-parity  the Vulkan backend on the NVIDIA card with the
+#              Khronos validation layer, as in CI, and FP4RT_VK_COOPMAT=nv
+#              (Debian 12's layer does not know VK_KHR_cooperative_matrix and
+#              reports the rewritten KHR shader as invalid SPIR-V)
+#  the 27B decode bandwidth figures
 #   bandwidth  device copy bandwidth (tools/cu_bandwidth.cu, CUDA events)
-#   bench-*    fp4rt bench --synthetic qwen3.6-27b --device cuda:0: decode at
-#              context 1 and 8192, prefill of 4096 tokens (skipped when this
-#              build's fp4rt bench has no --synthetic)
+#   bench-ctx1, vk-bench, bench-ctx8192  fp4rt bench --synthetic qwen3.6-27b:
+#              decode on CUDA and Vulkan, % of the bandwidth limit
+#  prefill and kernels
+#   bench-prefill4096, vk-prefill  prefill of 4096 / 512 tokens
 #   fp4-bench  FP4RT_BENCH=1 test_cu_fp4_device (W4A4 kernels vs CPU + timing)
 #   linear-bench  test_cu_linear_gpu bench (the linear kernels on the 27B shapes)
-#   vk-ops, vk-coop-khr, vk-model, vk-parity, vk-bench, vk-prefill, vk-linear-prefill
-#              the Vulkan backend on the NVIDIA card (with the
-#              Khronos validation layer, as in CI) when a Vulkan device is there
-#   sass       tools/cu_fp4_sass_check.sh (CPU only, runs in the background)
-# and prints a table (step, status, seconds, key number) LAST, also written to
+#   vk-coop-khr  the KHR cooperative-matrix kind (no layer)
+#   vk-linear-prefill  the Vulkan prefill kernels against the exact one
+# The SASS check of the FP4 MMA (tools/cu_fp4_sass_check.sh) runs on the build
+# machine (ctest test_cu_fp4_sass_check), not here. It prints the plan (step,
+# limit, when it would end if every step took its limit) first and a table (step, status, seconds, key number) LAST, also written to
 # $OUT/summary.txt; all step logs go to $OUT/all-logs.txt (the device tool
 # returns at most 8 files from $OUT, so the per-step logs are joined at the end).
 #
@@ -79,7 +92,6 @@ key() {
         grep -m1 -E '^(read )?bandwidth ' "$log" | grep -oE '[0-9.]+ GB/s' | sed 's/^/bw /'; } | paste -sd' ' ;;
     vk-linear-prefill) grep -E 'x the exact' "$log" | sed -E 's/ +/ /g;s/ the exact kernel.s speed//' | paste -sd';' | cut -c1-90 ;;
     vk-*) grep -E 'passed|failed|FAIL|skipped' "$log" | tail -n1 | cut -c1-90 ;;
-    sass) grep -E '^sm_|FAIL' "$log" | sed -E 's/MMA instructions: //;s/; SHFL.IDX: [0-9]+//' | paste -sd';' | cut -c1-90 ;;
     *) tail -n1 "$log" | cut -c1-90 ;;
     esac
 }
@@ -159,7 +171,6 @@ if [ -x "$P/usr/bin/pkgconf" ]; then
     export PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 PKG_CONFIG_ALLOW_SYSTEM_LIBS=1
 fi
 [ -d "$P/usr/share/vulkan/explicit_layer.d" ] && export VK_LAYER_PATH=$P/usr/share/vulkan/explicit_layer.d
-export CUOBJDUMP=${CUOBJDUMP:-$(command -v cuobjdump || ls /usr/local/cuda/bin/cuobjdump 2>/dev/null || true)}
 command -v nvcc >/dev/null || { [ -x /usr/local/cuda/bin/nvcc ] && export PATH=$PATH:/usr/local/cuda/bin; }
 
 # The NVIDIA Vulkan driver's manifest (the image may keep it outside the
@@ -186,7 +197,26 @@ case $cc in
 *) arch=${cc/./} ;;
 esac
 
-step env 20 "
+# ---- the plan: every step's limit, in order of value ---------------------------
+# (the limits of the correctness group fit the default budget with the build
+# at its limit; what follows runs in the time the build and tests leave)
+declare -A LIMIT=(
+    [env]=15 [configure]=45 [build]=200 [devices]=15 [ctest-cuda]=115 [ctest-cuda-rerun]=60
+    [vk-ops]=45 [vk-model]=45 [vk-parity]=60
+    [bandwidth]=15 [bench-ctx1]=45 [vk-bench]=45 [bench-ctx8192]=60
+    [bench-prefill4096]=45 [vk-prefill]=45 [fp4-bench]=30 [linear-bench]=30 [vk-coop-khr]=30 [vk-linear-prefill]=30
+)
+ORDER=(env configure build devices ctest-cuda vk-ops vk-model vk-parity
+    bandwidth bench-ctx1 vk-bench bench-ctx8192
+    bench-prefill4096 vk-prefill fp4-bench linear-bench vk-coop-khr vk-linear-prefill)
+echo "== plan: budget ${budget} s; steps in order of value, limit and end if each took its limit"
+cum=0
+for n in "${ORDER[@]}"; do
+    cum=$((cum + LIMIT[$n]))
+    printf '   %-18s %4d s  ends by %4d s%s\n' "$n" "${LIMIT[$n]}" "$cum" "$([ $cum -gt "$budget" ] && echo '  (after the budget if all run long)')"
+done
+
+step env "${LIMIT[env]}" "
 echo 'gpu: $( [ $gpu = 1 ] && nvidia-smi --query-gpu=name --format=csv,noheader | head -n1 || echo none) (compute capability ${cc:-none}, building sm_$arch)'
 if [ $gpu = 1 ]; then
   nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version,clocks.max.sm,clocks.max.mem,clocks.sm,clocks.mem,power.limit,temperature.gpu,pstate --format=csv
@@ -194,10 +224,25 @@ if [ $gpu = 1 ]; then
 else echo 'no GPU: nvidia-smi missing or found no device'; fi
 uname -srm; nproc; free -g | head -n2
 nvcc --version | tail -n2; cmake --version | head -n1; ninja --version 2>&1 | head -n1; gcc --version | head -n1
-echo \"cuobjdump: ${CUOBJDUMP:-none}\"; echo \"pkg-config: \$(command -v pkg-config) glslc: \$(command -v glslc)\"
+echo \"pkg-config: \$(command -v pkg-config) glslc: \$(command -v glslc)\"
 echo \"Vulkan loader (ldconfig):\"; ldconfig -p | grep libvulkan || echo '  none in the system'
 ls -l $ML/libvulkan.so.1 2>&1
-echo \"NVIDIA ICD: ${icd:-none found}\"; if [ -n '$icd' ]; then cat '$icd'; fi
+echo \"NVIDIA ICD: ${icd:-none found}\"
+if [ -n '$icd' ]; then
+  cat '$icd'
+  # the driver library the manifest names, and whether every library it needs resolves
+  lib=\$(grep -oE '\"library_path\" *: *\"[^\"]+\"' '$icd' | sed -E 's/.*: *\"([^\"]+)\"/\1/')
+  echo \"ICD library: \${lib:-none named}\"
+  if [ -n \"\$lib\" ]; then
+    path=\$lib
+    case \$lib in /*) ;; *) path=\$(ldconfig -p | grep -m1 -F \"\$lib\" | sed 's/.*=> //') ;; esac
+    if [ -n \"\$path\" ] && [ -f \"\$path\" ]; then
+      missing=\$(ldd \"\$path\" 2>&1 | grep 'not found')
+      if [ -n \"\$missing\" ]; then echo \"ICD libraries NOT FOUND (the NVIDIA Vulkan device will be missing):\"; echo \"\$missing\"
+      else echo 'ICD libraries: all resolved'; fi
+    else echo \"ICD library \$lib: not found on this machine\"; fi
+  fi
+fi
 echo \"validation layer: \${VK_LAYER_PATH:-none}\"
 true
 "
@@ -205,128 +250,107 @@ true
 # ---- configure and build -------------------------------------------------------
 gen=""
 command -v ninja >/dev/null && gen="-G Ninja"
-step configure 90 "
+step configure "${LIMIT[configure]}" "
 # (an existing build-gpu is reused: a rerun on a warm machine builds only what changed)
 cmake -S . -B '$bld' $gen -DCMAKE_BUILD_TYPE=Release -DFP4RT_CUDA=ON -DFP4RT_CUDA_ARCHS='$arch' -DFP4RT_CUDA_PTX= \
   -DFP4RT_CU_TEST_ARCHS='$arch'
 "
-step build 330 "echo 'arch sm_$arch, $jobs jobs'; cmake --build '$bld' -j$jobs"
+step build "${LIMIT[build]}" "echo 'arch sm_$arch, $jobs jobs'; cmake --build '$bld' -j$jobs"
 built=0
 [ -x "$bld/fp4rt" ] && built=1
 
-# CPU-only work in the background while the GPU steps run.
-sass_log=$OUT/sass.log
-(
-    t0=$(date +%s)
-    left=$((budget - $(elapsed) - 20))
-    timeout -k 5 $((left < 240 ? (left > 5 ? left : 5) : 240)) tools/cu_fp4_sass_check.sh "$work/sass" >"$sass_log" 2>&1
-    echo "$? $(($(date +%s) - t0))" >"$work/sass.rc"
-) &
-sass_pid=$!
 bw_tool=$work/cu_bandwidth
-(nvcc -O2 -std=c++17 -gencode "arch=compute_$arch,code=sm_$arch" -Icuda tools/cu_bandwidth.cu -o "$bw_tool" \
+(nvcc -O2 -std=c++17 -gencode "arch=compute_$arch,code=sm_$arch" -I. -Iinclude tools/cu_bandwidth.cu -o "$bw_tool" \
     >"$work/bw_build.log" 2>&1) &
 bw_pid=$!
 
-# ---- CUDA on the card ------------------------------------------------------------
+# ---- correctness: CUDA, then Vulkan on the NVIDIA card ------------------------------
 if [ $built = 1 ]; then
-    step devices 30 "'$bld/fp4rt' devices"
-    step ctest-cuda 240 "ctest --test-dir '$bld' -L cuda --output-on-failure --timeout 230"
+    step devices "${LIMIT[devices]}" "'$bld/fp4rt' devices"
+    step ctest-cuda "${LIMIT[ctest-cuda]}" "ctest --test-dir '$bld' -L cuda -E test_cu_fp4_sass_check --output-on-failure --timeout 110"
+    if grep -qE '^[[:space:]]*[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Child aborted)' "$OUT/ctest-cuda.log" 2>/dev/null; then
+        # the failing tests again, each kernel launch synchronous and no graphs:
+        # the first error then names the kernel that failed
+        step ctest-cuda-rerun "${LIMIT[ctest-cuda-rerun]}" "CUDA_LAUNCH_BLOCKING=1 FP4RT_CUDA_GRAPHS=0 ctest --test-dir '$bld' --rerun-failed --output-on-failure --timeout 55"
+    fi
 else
     skip devices "build failed"
     skip ctest-cuda "build failed"
 fi
-wait $bw_pid
-if [ -x "$bw_tool" ]; then
-    step bandwidth 30 "'$bw_tool' 2048"
-else
-    skip bandwidth "tools/cu_bandwidth.cu did not build: $(tail -n1 "$work/bw_build.log" | cut -c1-60)"
-fi
 
-has_synth=0
-[ $built = 1 ] && "$bld/fp4rt" bench --help 2>&1 | grep -q -- '--synthetic' && has_synth=1
-bench() { # NAME LIMIT DEVICE ARGS...
-    local name=$1 limit=$2 dev=$3
-    shift 3
-    if [ $gpu = 0 ]; then skip "$name" "no GPU"
-    elif [ $has_synth = 0 ]; then skip "$name" "fp4rt bench has no --synthetic in this build"
-    else step "$name" "$limit" "'$bld/fp4rt' bench --synthetic qwen3.6-27b --device $dev $*"; fi
-}
-bench bench-ctx1 90 cuda:0 --prompt 1 --gen 64
-bench bench-prefill4096 90 cuda:0 --prompt 4096 --gen 4
-bench bench-ctx8192 120 cuda:0 --prompt 8192 --gen 32
-
-if [ $built = 1 ] && [ -x "$bld/tests/test_cu_fp4_device" ]; then
-    step fp4-bench 60 "FP4RT_BENCH=1 '$bld/tests/test_cu_fp4_device'"
-else
-    skip fp4-bench "test_cu_fp4_device not built"
-fi
-
-if [ $built = 1 ] && [ -x "$bld/tests/test_cu_linear_gpu" ]; then
-    step linear-bench 60 "'$bld/tests/test_cu_linear_gpu' bench"
-else
-    skip linear-bench "test_cu_linear_gpu not built"
-fi
-
-# ---- Vulkan on the NVIDIA card --------------------------------------------------
 vkdev=""
 [ -f "$OUT/devices.log" ] && vkdev=$(grep -m1 -E '^vulkan:[0-9]+ +.*NVIDIA' "$OUT/devices.log" | cut -d' ' -f1)
 vkdev=${FP4RT_GPU_VK_DEVICE:-$vkdev} # (another device, e.g. to try these steps on lavapipe)
 vk_env="FP4RT_TEST_VK_DEVICE=$vkdev FP4RT_CACHE_DIR='$bld/pipeline-cache'"
+# the layer steps use the NV cooperative-matrix kind: Debian 12's validation
+# layer predates VK_KHR_cooperative_matrix and reports the rewritten KHR SPIR-V
+# as invalid (the KHR kind runs in vk-coop-khr, without the layer)
 [ -n "${VK_LAYER_PATH:-}" ] && [ "${FP4RT_GPU_VK_VALIDATION:-1}" != 0 ] &&
     vk_env="$vk_env VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation"
+vk_coop=""
+[ -n "$vkdev" ] && [ -f "$OUT/devices.log" ] &&
+    vk_coop=$(awk -v d="$vkdev" '$1 == d { f = 1; next } /^[a-z]/ { f = 0 } f && /cooperative matrix/' "$OUT/devices.log")
+case $vk_coop in
+*"cooperative matrix "*NV*) vk_env="$vk_env FP4RT_VK_COOPMAT=nv" ;;
+*"cooperative matrix KHR"*) vk_env="$vk_env FP4RT_VK_COOPMAT=0" ;; # KHR only: not under this layer
+esac
+vk_why=""
 if [ -z "$vkdev" ]; then
-    why="no NVIDIA Vulkan device in fp4rt devices"
-    [ -f "$OUT/devices.log" ] && why="$why ($(grep -m1 '^vulkan' "$OUT/devices.log" | tr -s ' ' | cut -c1-60))"
-    skip vk-ops "$why"
-    skip vk-coop-khr "$why"
-    skip vk-model "$why"
-    skip vk-parity "$why"
-    skip vk-bench "$why"
-    skip vk-prefill "$why"
-    skip vk-linear-prefill "$why"
+    vk_why="no NVIDIA Vulkan device in fp4rt devices"
+    [ -f "$OUT/devices.log" ] && vk_why="$vk_why ($(grep -m1 '^vulkan' "$OUT/devices.log" | tr -s ' ' | cut -c1-60))"
 elif [ ! -x "$bld/tests/test_backend_ops" ]; then
-    skip vk-ops "Vulkan backend not in this build"
-    skip vk-coop-khr "Vulkan backend not in this build"
-    skip vk-model "Vulkan backend not in this build"
-    skip vk-bench "Vulkan backend not in this build"
-    skip vk-prefill "Vulkan backend not in this build"
-    skip vk-linear-prefill "Vulkan backend not in this build"
-else
-    # the NV cooperative-matrix kind under the validation layer (Debian 12's
-    # layer knows VK_NV_cooperative_matrix, not the KHR extension), then the KHR
-    # kind (the rewritten SPIR-V) on the coop case alone, without the layer
-    step vk-ops 90 "env $vk_env FP4RT_VK_COOPMAT=nv '$bld/tests/test_backend_ops' -b vulkan"
-    step vk-coop-khr 40 "env FP4RT_CACHE_DIR='$bld/pipeline-cache' FP4RT_VK_COOPMAT=khr '$bld/tests/test_backend_ops' coop -b vulkan"
-    step vk-model 150 "env $vk_env '$bld/tests/test_device_model_vulkan'"
-    if [ -x "$bld/tests/test_vk_parity" ]; then
-        # the 16-layer preset (4 attention + 12 GDN layers), prompts 1..600 (label long in CI)
-        step vk-parity 150 "env $vk_env '$bld/tests/test_vk_parity' small nvidia-mixed 1,17,64,600 32"
-    fi
-    bench vk-bench 90 "$vkdev" --prompt 1 --gen 32
-    # prefill: FP8 / W4A4 linears on the cooperative-matrix kernel where the
-    # driver has VK_KHR / VK_NV_cooperative_matrix (fp4rt devices says which)
-    bench vk-prefill 90 "$vkdev" --prompt 512 --gen 1
-    # the prefill kernels one by one on the 27B's shapes, against the exact one
-    if [ -x "$bld/bench/vk_linear_bench" ]; then
-        step vk-linear-prefill 60 "'$bld/bench/vk_linear_bench' ${vkdev#vulkan:} prefill"
-    else
-        skip vk-linear-prefill "vk_linear_bench not built"
-    fi
+    vk_why="Vulkan backend not in this build"
 fi
+# vk_step NAME 'COMMAND': a Vulkan step, or skipped with the reason
+vk_step() { if [ -n "$vk_why" ]; then skip "$1" "$vk_why"; else step "$1" "${LIMIT[$1]}" "$2"; fi; }
+vk_step vk-ops "env $vk_env '$bld/tests/test_backend_ops' -b vulkan"
+vk_step vk-model "env $vk_env '$bld/tests/test_device_model_vulkan'"
+# the 16-layer preset (4 attention + 12 GDN layers), prompts 1..600
+vk_step vk-parity "env $vk_env '$bld/tests/test_vk_parity' small nvidia-mixed 1,17,64,600 32"
 
-# ---- the background steps ---------------------------------------------------------
-steps+=(sass)
-left=$((budget - $(elapsed) - 5))
-for _ in $(seq 1 $((left > 0 ? left : 1))); do [ -f "$work/sass.rc" ] && break; sleep 1; done
-if [ -f "$work/sass.rc" ]; then
-    read -r rc dt <"$work/sass.rc"
-    case $rc in 0) st=ok ;; 124 | 137) st=TIMEOUT ;; *) st="FAIL($rc)" ;; esac
-    if grep -q '^skipped' "$sass_log"; then rec sass skip "$dt" "$(grep -m1 '^skipped' "$sass_log")"
-    else rec sass "$st" "$dt" "$(key sass)"; fi
+# ---- the 27B decode bandwidth figures ------------------------------------------------
+wait $bw_pid
+if [ -x "$bw_tool" ]; then
+    step bandwidth "${LIMIT[bandwidth]}" "'$bw_tool' 2048"
 else
-    kill "$sass_pid" 2>/dev/null
-    rec sass TIMEOUT "-" "still running at the end of the budget"
+    skip bandwidth "tools/cu_bandwidth.cu did not build: $(tail -n1 "$work/bw_build.log" | cut -c1-60)"
+fi
+has_synth=0
+[ $built = 1 ] && "$bld/fp4rt" bench --help 2>&1 | grep -q -- '--synthetic' && has_synth=1
+bench() { # NAME DEVICE ARGS...
+    local name=$1 dev=$2
+    shift 2
+    if [ $gpu = 0 ]; then skip "$name" "no GPU"
+    elif [ $has_synth = 0 ]; then skip "$name" "fp4rt bench has no --synthetic in this build"
+    else step "$name" "${LIMIT[$name]}" "'$bld/fp4rt' bench --synthetic qwen3.6-27b --device $dev $*"; fi
+}
+vk_bench() { if [ -n "$vk_why" ]; then skip "$1" "$vk_why"; else bench "$@"; fi; }
+bench bench-ctx1 cuda:0 --prompt 1 --gen 64
+vk_bench vk-bench "$vkdev" --prompt 1 --gen 32
+bench bench-ctx8192 cuda:0 --prompt 8192 --gen 32
+
+# ---- prefill and kernels ---------------------------------------------------------------
+bench bench-prefill4096 cuda:0 --prompt 4096 --gen 4
+# FP8 / W4A4 linears on the cooperative-matrix kernel where the driver has
+# VK_KHR / VK_NV_cooperative_matrix (fp4rt devices says which)
+vk_bench vk-prefill "$vkdev" --prompt 512 --gen 1
+if [ $built = 1 ] && [ -x "$bld/tests/test_cu_fp4_device" ]; then
+    step fp4-bench "${LIMIT[fp4-bench]}" "FP4RT_BENCH=1 '$bld/tests/test_cu_fp4_device'"
+else
+    skip fp4-bench "test_cu_fp4_device not built"
+fi
+if [ $built = 1 ] && [ -x "$bld/tests/test_cu_linear_gpu" ]; then
+    step linear-bench "${LIMIT[linear-bench]}" "'$bld/tests/test_cu_linear_gpu' bench"
+else
+    skip linear-bench "test_cu_linear_gpu not built"
+fi
+vk_step vk-coop-khr "env FP4RT_CACHE_DIR='$bld/pipeline-cache' FP4RT_VK_COOPMAT=khr '$bld/tests/test_backend_ops' coop -b vulkan"
+if [ $gpu = 0 ]; then
+    skip vk-linear-prefill "no GPU"
+elif [ -z "$vk_why" ] && [ ! -x "$bld/bench/vk_linear_bench" ]; then
+    skip vk-linear-prefill "vk_linear_bench not built"
+else
+    vk_step vk-linear-prefill "'$bld/bench/vk_linear_bench' ${vkdev#vulkan:} prefill"
 fi
 wait 2>/dev/null
 

@@ -21,7 +21,10 @@ PKGS=(
     libvulkan1 libvulkan-dev libvulkan-volk-dev
     glslc libshaderc1
     vulkan-validationlayers
+    libglvnd0
 )
+# (libglvnd0: NVIDIA's Vulkan driver links libGLX / libEGL dispatch through it;
+# a bare device image may lack it, and then the ICD does not load)
 
 lists=/tmp/fp4rt-gpu-deps-lists
 mkdir -p "$lists/partial" "$dest"
