@@ -7,22 +7,8 @@
 # keys (when built with libedit). Ctrl-C during a reply: test_interrupt.sh.
 # Env: FP4RT_BIN (the fp4rt binary), FP4RT_TMP (a scratch directory).
 set -u
-bin=${FP4RT_BIN:?}
-bin=$(realpath "$bin")
-tmp=${FP4RT_TMP:-/tmp}/cli-chat-$$
-rm -rf "$tmp"
-mkdir -p "$tmp"
-sock=fp4rt-chat-$$
-trap 'tmux -L $sock kill-server 2>/dev/null; rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*" >&2
-}
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
-answers() { grep -c ' generated (' "$1"; }
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup cli-chat fp4rt-chat-$$
 
 m=$tmp/tiny
 q=$tmp/q
@@ -111,5 +97,4 @@ else
     check "[ \"\$(cat $tmp/t2.rc)\" = 0 ]" "tty: Ctrl-D exits 0 (rc $(cat "$tmp/t2.rc" 2>&1))"
 fi
 
-echo "chat: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+cli_summary "chat"

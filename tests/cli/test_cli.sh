@@ -4,19 +4,8 @@
 # and where, exit code 1; usage errors exit 2; nothing half-written).
 # Env: FP4RT_BIN (the fp4rt binary), FP4RT_TMP (a scratch directory).
 set -u
-bin=${FP4RT_BIN:?}
-tmp=${FP4RT_TMP:-/tmp}/cli-$$
-rm -rf "$tmp"
-mkdir -p "$tmp"
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*" >&2
-}
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup cli
 
 # expect_error CODE NEEDLE CMD...: exit code CODE, exactly one error line on stderr
 # (informational lines such as the chosen device may precede it) containing NEEDLE
@@ -257,5 +246,4 @@ cp -r "$tmp/mixed" "$tmp/cfg"
 echo '{"architectures": ["Qwen3_5ForCausalLM"], ' >"$tmp/cfg/config.json"
 expect_error 1 "config.json" "$bin" plan --model "$tmp/cfg"
 
-echo "cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+cli_summary "cli"

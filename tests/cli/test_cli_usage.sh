@@ -7,20 +7,8 @@
 # ".", --out = --in, foreign files; interrupted runs: test_interrupt.sh).
 # Env: FP4RT_BIN (the fp4rt binary), FP4RT_TMP (a scratch directory).
 set -u
-bin=${FP4RT_BIN:?}
-bin=$(realpath "$bin")
-tmp=${FP4RT_TMP:-/tmp}/cli-usage-$$
-rm -rf "$tmp"
-mkdir -p "$tmp"
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*" >&2
-}
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup cli-usage
 
 # expect_error CODE NEEDLE CMD...: exit code CODE, exactly one error line on
 # stderr containing NEEDLE; usage errors (2) end with the --help hint
@@ -130,5 +118,4 @@ expect_error 1 "$s: holds files fp4rt would not write (notes.txt)" "$bin" synth 
 check "[ -f $s/notes.txt ] && [ -f $s/model.safetensors ]" "a refused --force keeps the directory"
 expect_error 1 "$tmp/afile: exists and is not a directory" "$bin" synth --config tiny --out "$tmp/afile" --force
 
-echo "cli usage: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+cli_summary "cli usage"

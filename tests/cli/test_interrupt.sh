@@ -8,22 +8,8 @@
 # terminal (tmux, skipped when absent). Label "heavy": not in the sanitizer run.
 # Env: FP4RT_BIN (the fp4rt binary), FP4RT_TMP (a scratch directory).
 set -u
-bin=${FP4RT_BIN:?}
-bin=$(realpath "$bin")
-tmp=${FP4RT_TMP:-/tmp}/cli-int-$$
-rm -rf "$tmp"
-mkdir -p "$tmp"
-sock=fp4rt-int-$$
-trap 'tmux -L $sock kill-server 2>/dev/null; rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*" >&2
-}
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
-answers() { grep -c ' generated (' "$1"; }
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup cli-int fp4rt-int-$$
 
 big=$tmp/big
 check "$bin synth --config qwen3.5-0.8b --layers 1 --out $big >/dev/null" "synth 0.8b, 1 layer"
@@ -114,5 +100,4 @@ else
         "tty: Ctrl-C during a reply: rc $(cat "$tmp/t3.rc" 2>&1) $(tr '\n' ' ' <"$tmp/t3.err")"
 fi
 
-echo "interrupt: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+cli_summary "interrupt"
