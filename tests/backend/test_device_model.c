@@ -24,6 +24,7 @@
  * kernel test; plus decode via CUDA graphs bit-identical to eager decode), and
  * it exits 77 (ctest: skipped) when there is no such device. */
 #include "fp4rt.h"
+#include "tests/test_greedy.h"
 #include "tests/test_util.h"
 
 #include "runtime/base/numfmt.h"
@@ -146,26 +147,7 @@ static void greedy(const char *model_dir, const char *dev, const int32_t *prompt
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = dev;
     mp.n_threads = 2;
-    fp4rt_model *m = fp4rt_model_load(model_dir, &mp);
-    if (!m) {
-        CHECK_MSG(0, "%s", fp4rt_last_error());
-        return;
-    }
-    int V = fp4rt_model_n_vocab(m);
-    fp4rt_session *s = fp4rt_session_create(m, NULL);
-    float *lg = malloc((size_t)V * sizeof(float));
-    fp4rt_status st = fp4rt_session_eval(s, prompt, np, lg, 0);
-    for (int i = 0; !st && i < n; i++) {
-        int best = 0;
-        for (int v = 1; v < V; v++)
-            if (lg[v] > lg[best]) best = v;
-        gen[i] = best;
-        st = fp4rt_session_eval(s, &gen[i], 1, lg, 0);
-    }
-    CHECK_MSG(st == FP4RT_OK, "greedy on %s: %s", dev, fp4rt_last_error());
-    free(lg);
-    fp4rt_session_free(s);
-    fp4rt_model_free(m);
+    test_greedy(model_dir, &mp, prompt, np, gen, n);
 }
 
 static void compare(const char *what, const float *a, const float *ref, size_t n, double ceiling) {

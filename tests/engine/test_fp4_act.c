@@ -14,6 +14,7 @@
  * The dynamic kind is exercised on a copy of tests/fixtures/tiny-mixed without
  * its W4A16 input_scale tensors (written to a scratch directory). */
 #include "fp4rt.h"
+#include "tests/test_greedy.h"
 #include "tests/test_util.h"
 
 #include "loader/st_writer.h"
@@ -268,26 +269,7 @@ static void greedy(const char *dir, const char *dev, int32_t *gen, int n) {
     mp.device = dev;
     mp.n_threads = 2;
     mp.fp4_activations = 1;
-    fp4rt_model *m = fp4rt_model_load(dir, &mp);
-    if (!m) {
-        CHECK_MSG(0, "%s", fp4rt_last_error());
-        return;
-    }
-    int V = fp4rt_model_n_vocab(m);
-    fp4rt_session *s = fp4rt_session_create(m, NULL);
-    float *lg = malloc((size_t)V * sizeof(float));
-    fp4rt_status st = fp4rt_session_eval(s, toks, 8, lg, 0);
-    for (int i = 0; !st && i < n; i++) {
-        int best = 0;
-        for (int v = 1; v < V; v++)
-            if (lg[v] > lg[best]) best = v;
-        gen[i] = best;
-        st = fp4rt_session_eval(s, &gen[i], 1, lg, 0);
-    }
-    CHECK_MSG(!st, "greedy on %s: %s", dev, fp4rt_last_error());
-    free(lg);
-    fp4rt_session_free(s);
-    fp4rt_model_free(m);
+    test_greedy(dir, &mp, toks, 8, gen, n);
 }
 
 /* 0 on a software Vulkan device (lavapipe): under the numerics contract its
