@@ -40,12 +40,30 @@ uint f32_to_e4m3_sat(float f) {
 
 float round_e4m3(float f) { return e4m3_to_f32(f32_to_e4m3_sat(f)); }
 
-// E4M3 code b -> its value, exact, without e4m3_to_f32's branches: FP16 bits of
-// value * 2^-8 (subnormals included) times 2^8; NaN codes (0x7F, 0xFF) give NaN.
-// The linear kernels' weight / block-scale decode.
+// Decoders of stored numbers (weights, block scales) build FP32 bits with
+// integer operations and never go through FP16 (no unpackHalf2x16): a driver
+// may flush FP16 denormals unless shaderDenormPreserveFloat16 is enabled, which
+// would zero E2M1 +-0.5, every E4M3 subnormal and F16 subnormal weights. Every
+// value they produce is a normal FP32 number (or zero), so FP32 denormal modes
+// do not matter either. tests/shaders/check_no_f16_decode.sh keeps it so.
+
+// FP16 bits -> float, exact for every code (subnormals, Inf, NaN).
+float f16_to_f32(uint h) {
+    uint e = (h >> 10) & 31u, m = h & 1023u;
+    float v = e == 0u ? float(m) * exp2(-24.0) : uintBitsToFloat((e == 31u ? 0x7f800000u : (e + 112u) << 23) | (m << 13));
+    return uintBitsToFloat(floatBitsToUint(v) | ((h & 0x8000u) << 16));
+}
+
+// The two FP16 numbers of a word, lower first.
+vec2 f16x2_to_f32(uint word) { return vec2(f16_to_f32(word & 0xffffu), f16_to_f32(word >> 16)); }
+
+// E4M3 code b -> its value, exact (the value e4m3_to_f32 gives, without its
+// float arithmetic for normal codes); NaN codes (0x7F, 0xFF) give NaN. The
+// linear kernels' weight / block-scale decode.
 float fp8_value(uint b) {
     if ((b & 0x7fu) == 0x7fu) return uintBitsToFloat(0x7fc00000u);
-    return unpackHalf2x16(((b & 0x80u) << 8) | ((b & 0x7fu) << 7)).x * 256.0;
+    float v = (b & 0x78u) == 0u ? float(b & 7u) * exp2(-9.0) : uintBitsToFloat(((b & 0x7fu) << 20) + (120u << 23));
+    return uintBitsToFloat(floatBitsToUint(v) | ((b & 0x80u) << 24));
 }
 
 // E2M1 of f, round to nearest even, saturating at +-6; NaN -> +0. Returns the value.
@@ -63,9 +81,13 @@ float round_e2m1(float f) {
     return f < 0.0 ? -v : v;
 }
 
-// E2M1 nibble -> FP16 bits of value * 2^-14 (docs/NVFP4.md 4.1): exact, the factor
-// 2^14 is folded into the block scale by the caller.
-uint e2m1_to_f16_bits(uint c) { return ((c & 8u) << 12) | ((c & 7u) << 9); }
+// E2M1 nibble -> its value * 2^-14 (docs/NVFP4.md 4.1), exact: the factor 2^14
+// is folded into the block scale by the caller (value * 2^-14 * (scale * 2^14)
+// rounds exactly as value * scale).
+float e2m1_scaled(uint c) {
+    float v = (c & 6u) == 0u ? float(c & 1u) * exp2(-15.0) : uintBitsToFloat(((c & 7u) << 22) + (112u << 23));
+    return uintBitsToFloat(floatBitsToUint(v) | ((c & 8u) << 28));
+}
 
 float bf16_to_f32(uint h) { return uintBitsToFloat(h << 16); }
 

@@ -14,6 +14,6 @@ void main() {
     if (p >= pc.n_pairs) return;
     uint b = BYTE_AT(w, p);
     float s = e4m3_to_f32(BYTE_AT(sc, p >> 3)) * 16384.0;
-    vec2 v = unpackHalf2x16(e2m1_to_f16_bits(b & 15u) | (e2m1_to_f16_bits(b >> 4) << 16)) * s;
+    vec2 v = vec2(e2m1_scaled(b & 15u), e2m1_scaled(b >> 4)) * s;
     o[p] = packHalf2x16(v);
 }

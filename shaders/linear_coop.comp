@@ -59,7 +59,7 @@ float weight1(uint n, uint k) {
     if (pc.fmt == 3u) return fp8_value(BYTE_AT(w, pc.w_off + i));
     uint c = (BYTE_AT(w, pc.w_off + (i >> 1)) >> (4u * (i & 1u))) & 15u;
     float s = fp8_value(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
-    return unpackHalf2x16(e2m1_to_f16_bits(c)).x * s;
+    return e2m1_scaled(c) * s;
 }
 
 // The 32-bit word at byte b of W (one load where b is 4-byte aligned).
@@ -82,7 +82,7 @@ void stage_weights(uint o, uint i) {
     for (uint q = 0u; q < 2u; q++) {
         uint v = word_at(pc.w_off + (i >> 1) + 4u * q);
         for (uint j = 0u; j < 8u; j++)
-            ws[o + 8u * q + j] = float16_t(unpackHalf2x16(e2m1_to_f16_bits((v >> (4u * j)) & 15u)).x * s);
+            ws[o + 8u * q + j] = float16_t(e2m1_scaled((v >> (4u * j)) & 15u) * s);
     }
 }
 

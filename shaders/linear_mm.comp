@@ -29,13 +29,13 @@ float weight1(uint n, uint k) {
     uint i = n * pc.K + k;
     switch (pc.fmt) {
     case 0u: return bf16_to_f32(HALF_AT(w, (pc.w_off >> 1) + i));
-    case 1u: return unpackHalf2x16(HALF_AT(w, (pc.w_off >> 1) + i)).x;
+    case 1u: return f16_to_f32(HALF_AT(w, (pc.w_off >> 1) + i));
     case 2u: return uintBitsToFloat(w[(pc.w_off >> 2) + i]);
     case 3u: return e4m3_to_f32(BYTE_AT(w, pc.w_off + i));
     default: {
         uint c = (BYTE_AT(w, pc.w_off + (i >> 1)) >> (4u * (i & 1u))) & 15u;
         float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
-        return unpackHalf2x16(e2m1_to_f16_bits(c)).x * s;
+        return e2m1_scaled(c) * s;
     }
     }
 }

@@ -69,13 +69,13 @@ float weight1(uint n, uint k) {
     uint i = n * pc.K + k;
     switch (pc.fmt) {
     case 0u: return bf16_to_f32(HALF_AT(w, (pc.w_off >> 1) + i));
-    case 1u: return unpackHalf2x16(HALF_AT(w, (pc.w_off >> 1) + i)).x;
+    case 1u: return f16_to_f32(HALF_AT(w, (pc.w_off >> 1) + i));
     case 2u: return uintBitsToFloat(w[(pc.w_off >> 2) + i]);
     case 3u: return fp8_value(BYTE_AT(w, pc.w_off + i));
     default: {
         uint c = (BYTE_AT(w, pc.w_off + (i >> 1)) >> (4u * (i & 1u))) & 15u;
         float s = fp8_value(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
-        return unpackHalf2x16(e2m1_to_f16_bits(c)).x * s;
+        return e2m1_scaled(c) * s;
     }
     }
 }
@@ -94,7 +94,7 @@ float staged(uint r, uint gb, uint lane, uint n, uint g) {
     case 1u: {
         uint b = gb + 2u * lane;
         uint h = (stage[r * LPR * 4u + (b >> 2)] >> (8u * (b & 3u))) & 0xffffu;
-        return pc.fmt == 0u ? bf16_to_f32(h) : unpackHalf2x16(h).x;
+        return pc.fmt == 0u ? bf16_to_f32(h) : f16_to_f32(h);
     }
     case 2u: {
         uint b = gb + 4u * lane;
@@ -108,7 +108,7 @@ float staged(uint r, uint gb, uint lane, uint n, uint g) {
         uint b = gb + (lane >> 1);
         uint c = (stage[r * LPR * 4u + (b >> 2)] >> (8u * (b & 3u) + 4u * (lane & 1u))) & 15u;
         float s = fp8_value(BYTE_AT(sc, pc.s_off + n * (pc.K / 16u) + g)) * 16384.0;
-        return unpackHalf2x16(e2m1_to_f16_bits(c)).x * s;
+        return e2m1_scaled(c) * s;
     }
     }
 }

@@ -50,27 +50,22 @@ layout(set = 0, binding = 2) readonly buffer S8 { uint64_t sc8[]; };
 layout(set = 0, binding = 3) buffer Y { float y[]; };
 #include "linear_pc.glsl"
 
-#define NAN_F uintBitsToFloat(0x7fc00000u)
-
-// The four E4M3 codes of a word, lowest byte first, exact (fp8_value, common.glsl, four at once).
+// The four E4M3 codes of a word, lowest byte first, exact (fp8_value, common.glsl).
 vec4 fp8_values(uint word) {
-    uvec4 b = (uvec4(word) >> uvec4(0u, 8u, 16u, 24u)) & 0xffu;
-    uvec4 h = ((b & 0x80u) << 8) | ((b & 0x7fu) << 7);
-    vec4 v = vec4(unpackHalf2x16(h.x | (h.y << 16)), unpackHalf2x16(h.z | (h.w << 16))) * 256.0;
-    return mix(v, vec4(NAN_F), equal(b & 0x7fu, uvec4(0x7fu)));
+    return vec4(fp8_value(word & 0xffu), fp8_value((word >> 8) & 0xffu), fp8_value((word >> 16) & 0xffu),
+                fp8_value(word >> 24));
 }
 
 // Four E2M1 codes (nibbles 0..3 of c) times s = block scale * 2^14, exact.
 vec4 e2m1_values(uint c, float s) {
-    uvec4 n = (uvec4(c) >> uvec4(0u, 4u, 8u, 12u)) & 15u;
-    uvec4 h = ((n & 8u) << 12) | ((n & 7u) << 9);
-    return vec4(unpackHalf2x16(h.x | (h.y << 16)), unpackHalf2x16(h.z | (h.w << 16))) * s;
+    return vec4(e2m1_scaled(c & 15u), e2m1_scaled((c >> 4) & 15u), e2m1_scaled((c >> 8) & 15u),
+                e2m1_scaled((c >> 12) & 15u)) * s;
 }
 
 // The two 16-bit weights of a word (BF16 or F16), lower first.
 vec2 half_values(uint word) {
     return pc.fmt == 0u ? vec2(uintBitsToFloat(word << 16), uintBitsToFloat(word & 0xffff0000u))
-                        : unpackHalf2x16(word);
+                        : f16x2_to_f32(word);
 }
 
 // 64-bit word q of row n's group g (`per` words per group).

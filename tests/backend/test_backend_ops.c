@@ -193,6 +193,8 @@ static fp4rt_linear *make_linear(tcase *c, fp4rt_wfmt fmt, int N, int K) {
         for (size_t i = 0; i < nk; i++) {
             float v = rnd_f(-0.5f, 0.5f);
             w[i] = fmt == FP4RT_W_BF16 ? fp4rt_f32_to_bf16(v) : fp4rt_f32_to_f16(v);
+            /* F16 subnormals (a driver flushing FP16 denormals would zero them) */
+            if (fmt == FP4RT_W_F16 && i % 13 == 5) w[i] = (uint16_t)((rnd_u32() & 0x83ffu) | 1u);
         }
         l->weight = w;
         break;
@@ -215,6 +217,7 @@ static fp4rt_linear *make_linear(tcase *c, fp4rt_wfmt fmt, int N, int K) {
         uint8_t *w = own(c, malloc(nk / 2)), *s = own(c, malloc(nk / 16));
         for (size_t i = 0; i < nk / 2; i++) w[i] = (uint8_t)rnd_u32();
         for (size_t i = 0; i < nk / 16; i++) s[i] = (uint8_t)(0x20 + rnd_u32() % 0x30); /* 2^-4 .. ~2^2 */
+        for (size_t i = 3; i < nk / 16; i += 7) s[i] = (uint8_t)(1 + rnd_u32() % 7); /* E4M3 subnormals */
         l->weight = w;
         l->block_scale = s;
         l->weight_scale = 0.02f;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# No shader decodes stored numbers through FP16 (issue 19 item 2): a Vulkan
+# driver may flush FP16 denormals (unless shaderDenormPreserveFloat16 is
+# enabled), and lavapipe, which preserves them, cannot show it. The decoders in
+# shaders/common.glsl build FP32 bits with integer operations instead; this
+# check refuses unpackHalf2x16 (and the old FP16-bits E2M1 helper) anywhere
+# under shaders/, naming the file and line.
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+hits=$(grep -nE '\bunpackHalf2x16\b|\be2m1_to_f16_bits\b' "$root"/shaders/*.comp "$root"/shaders/*.glsl | grep -v '^[^:]*:[0-9]*: *//')
+if [ -n "$hits" ]; then
+    echo "check_no_f16_decode: FP16 decode in a shader (flushed to zero on drivers without FP16 denormals):" >&2
+    echo "$hits" >&2
+    exit 1
+fi
+echo "check_no_f16_decode: no shader decodes through FP16"
