@@ -46,7 +46,10 @@
     X(VK_PIECE_RANGE, SIZE, "", "",                                                                                    \
           "lower the weight pieces of Vulkan linears to this many bytes (tests)")                                      \
     X(VK_MAX_ACT_RANGE, SIZE, "", "",                                                                                  \
-          "lower the activation / logits windows of Vulkan linears to this many bytes (tests)")
+          "lower the activation / logits windows of Vulkan linears to this many bytes (tests)")                        \
+    X(VK_FENCE_TIMEOUT_MS, INT, "0", "",                                                                               \
+          "milliseconds one Vulkan submission may run before it counts as a GPU hang and the device is given "         \
+          "up (<= 0: 120000 on GPUs, 3600000 on software devices)")
 
 /* FP4RT_* variables that are not library knobs (build options, the test and
  * benchmark harness): recognised, so not warned about as unknown. Names ending

@@ -277,6 +277,7 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     embed_rows(c, p->weights, step);
     int replay = step->n_tokens == 1;
     if (replay && replay_matches(c, p, sb, step)) {
+        fp4rt_vk_set_work(c, "the replayed decode step at position %d", step->pos0);
         st = fp4rt_vk_replay_step(c);
         if (!st) st = fp4rt_vk_profile_collect(c, p, 1);
         if (!st && step->argmax_out) *step->argmax_out = fp4rt_vk_pick_result(c);
@@ -289,6 +290,7 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
         rec.tokens = NULL;
     }
     vk_step s = {.c = c, .p = p, .sb = sb, .step = &rec, .replay = replay};
+    fp4rt_vk_set_work(c, "the step of %d tokens at position %d", step->n_tokens, step->pos0);
     st = replay ? fp4rt_vk_begin_step(c) : fp4rt_vk_begin(c);
     if (!st) st = fp4rt_vk_profile_begin(c, p);
     for (int i = 0; !st && i < p->n_ops; i++) {

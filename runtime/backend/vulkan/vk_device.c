@@ -239,20 +239,29 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
     if (st) return st;
     VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                       .commandPool = c->cmd_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-                                      .commandBufferCount = 2};
-    VkCommandBuffer cbs[2];
+                                      .commandBufferCount = 4};
+    VkCommandBuffer cbs[4];
     st = fp4rt_vk_check(c->vt.vkAllocateCommandBuffers(c->dev, &ai, cbs), "vkAllocateCommandBuffers");
     if (st) return st;
     c->cmd = c->cmd_once = cbs[0];
     c->cmd_step = cbs[1];
+    c->cmd_xfer[0] = cbs[2];
+    c->cmd_xfer[1] = cbs[3];
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    return fp4rt_vk_check(c->vt.vkCreateFence(c->dev, &fci, NULL, &c->fence), "vkCreateFence");
+    VkFence *fences[] = {&c->fence, &c->xfer_fence[0], &c->xfer_fence[1]};
+    for (size_t i = 0; !st && i < FP4RT_ARRAY_LEN(fences); i++)
+        st = fp4rt_vk_check(c->vt.vkCreateFence(c->dev, &fci, NULL, fences[i]), "vkCreateFence");
+    return st;
 }
 
 void fp4rt_vk_device_close(vk_ctx *c) {
     if (c->dev) {
         c->vt.vkDeviceWaitIdle(c->dev);
-        if (c->fence) c->vt.vkDestroyFence(c->dev, c->fence, NULL);
+        /* after a timed-out submission this waits for the driver to finish or
+         * to give the device up (device lost) */
+        VkFence fences[] = {c->fence, c->xfer_fence[0], c->xfer_fence[1]};
+        for (size_t i = 0; i < FP4RT_ARRAY_LEN(fences); i++)
+            if (fences[i]) c->vt.vkDestroyFence(c->dev, fences[i], NULL);
         if (c->cmd_pool) c->vt.vkDestroyCommandPool(c->dev, c->cmd_pool, NULL);
         c->vt.vkDestroyDevice(c->dev, NULL);
     }

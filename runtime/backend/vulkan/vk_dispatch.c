@@ -1,16 +1,68 @@
 /* Vulkan recording: a primary command buffer (one-shot, or the replayable
  * decode step), begun, filled with dispatches (each followed by a full
  * compute-to-compute barrier: simple and always correct), submitted and waited
- * for. Bindings are push descriptors over
+ * for -- with a finite timeout: a submission that does not finish in
+ * FP4RT_VK_FENCE_TIMEOUT_MS, or a lost device, is one error naming the work, and
+ * the context refuses every later submission (vk_ctx.lost). Bindings are push descriptors over
  * explicit windows of buffers (never VK_WHOLE_SIZE), each checked against
  * maxStorageBufferRange. */
 #include "runtime/backend/vulkan/vk_internal.h"
 
 #include "runtime/base/common.h"
+#include "runtime/base/env.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
+static fp4rt_status lost_error(const vk_ctx *c) {
+    return fp4rt_fail(FP4RT_DEVICE, "vulkan: device %d was lost or hung earlier: free the model and load it again",
+                      c->index);
+}
+
+fp4rt_status fp4rt_vk_result(vk_ctx *c, VkResult r, const char *what) {
+    if (r == VK_ERROR_DEVICE_LOST) {
+        c->lost = 1;
+        return fp4rt_fail(FP4RT_DEVICE,
+                          "vulkan: device %d was lost during %s (%s): the driver reset it after a GPU fault, a hang or "
+                          "running out of memory; free the model and load it again",
+                          c->index, c->work[0] ? c->work : "a submission", what);
+    }
+    return fp4rt_vk_check(r, what);
+}
+
+void fp4rt_vk_set_work(vk_ctx *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->work, sizeof c->work, fmt, ap);
+    va_end(ap);
+}
+
+/* FP4RT_VK_FENCE_TIMEOUT_MS, else 2 minutes on a GPU and an hour on a software
+ * device (lavapipe runs a large prefill step for minutes on a loaded CPU). */
+static uint64_t fence_timeout_ns(const vk_ctx *c) {
+    long long ms = fp4rt_env_int(FP4RT_ENV_VK_FENCE_TIMEOUT_MS);
+    if (ms <= 0) ms = c->desc.software ? 3600000 : 120000;
+    return (uint64_t)ms * 1000000u;
+}
+
+fp4rt_status fp4rt_vk_wait_fence(vk_ctx *c, VkFence f) {
+    uint64_t ns = fence_timeout_ns(c);
+    VkResult r = c->vt.vkWaitForFences(c->dev, 1, &f, VK_TRUE, ns);
+    if (r == VK_TIMEOUT) {
+        c->lost = 1;
+        return fp4rt_fail(FP4RT_DEVICE,
+                          "vulkan: %s did not finish within %.3g s on device %d (a GPU hang? FP4RT_VK_FENCE_TIMEOUT_MS "
+                          "sets the limit); the device is given up: free the model and load it again",
+                          c->work[0] ? c->work : "a submission", ns / 1e9, c->index);
+    }
+    fp4rt_status st = fp4rt_vk_result(c, r, "vkWaitForFences");
+    if (!st) st = fp4rt_vk_result(c, c->vt.vkResetFences(c->dev, 1, &f), "vkResetFences");
+    return st;
+}
+
 static fp4rt_status begin_into(vk_ctx *c, VkCommandBuffer cb, VkCommandBufferUsageFlags flags) {
+    if (c->lost) return lost_error(c);
     fp4rt_status st = fp4rt_vk_check(c->vt.vkResetCommandBuffer(cb, 0), "vkResetCommandBuffer");
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, .flags = flags};
     if (!st) st = fp4rt_vk_check(c->vt.vkBeginCommandBuffer(cb, &bi), "vkBeginCommandBuffer");
@@ -44,11 +96,11 @@ void fp4rt_vk_abandon(vk_ctx *c) {
 }
 
 static fp4rt_status submit_wait(vk_ctx *c, VkCommandBuffer cb) {
+    if (c->lost) return lost_error(c);
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};
-    fp4rt_status st = fp4rt_vk_check(c->vt.vkQueueSubmit(c->queue, 1, &si, c->fence), "vkQueueSubmit");
-    if (st) return st;
-    st = fp4rt_vk_check(c->vt.vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
-    if (!st) st = fp4rt_vk_check(c->vt.vkResetFences(c->dev, 1, &c->fence), "vkResetFences");
+    fp4rt_status st = fp4rt_vk_result(c, c->vt.vkQueueSubmit(c->queue, 1, &si, c->fence), "vkQueueSubmit");
+    if (!st) st = fp4rt_vk_wait_fence(c, c->fence);
+    c->work[0] = 0;
     return st;
 }
 

@@ -13,6 +13,7 @@
 
 #include "runtime/backend/vulkan/vk.h"
 #include "runtime/backend/vulkan/vk_shaders.h"
+#include "runtime/base/common.h"
 
 /* A device buffer: one VkBuffer on its own allocation (few, large). */
 struct fp4rt_buffer {
@@ -108,7 +109,14 @@ typedef struct vk_ctx {
     VkCommandBuffer cmd_once; /* transfers and prefill chunks, re-recorded each time */
     VkCommandBuffer cmd_step; /* the decode step, recorded once and replayed (replay) */
     VkFence fence;
+    VkCommandBuffer cmd_xfer[2]; /* uploads through the two staging halves (vk_memory.c) */
+    VkFence xfer_fence[2];
     int recording;
+    /* != 0 after a submission timed out or the device was lost: every later
+     * submission fails at once (the model must be loaded again); 2 once the
+     * device was waited idle after it (buffers may then be freed) */
+    int lost;
+    char work[96]; /* what the recording being submitted does, for errors ("prefill step ...") */
     vk_replay replay;
     vk_profile prof;
     fp4rt_buffer *staging; /* bounded host-visible buffer for uploads / downloads */
@@ -160,6 +168,16 @@ fp4rt_status fp4rt_vk_instance_create(VkInstance *inst, VkDebugUtilsMessengerEXT
 void fp4rt_vk_instance_destroy(VkInstance inst, VkDebugUtilsMessengerEXT msg);
 const char *fp4rt_vk_result_name(VkResult r);
 fp4rt_status fp4rt_vk_check(VkResult r, const char *what);
+
+/* vk_dispatch.c: submissions */
+/* fp4rt_vk_check, and VK_ERROR_DEVICE_LOST marks the context lost with one line
+ * naming the work (vk_ctx.work). */
+fp4rt_status fp4rt_vk_result(vk_ctx *c, VkResult r, const char *what);
+/* Waits for fence f (then resets it) within the fence timeout
+ * (FP4RT_VK_FENCE_TIMEOUT_MS); a timeout or a lost device marks the context lost. */
+fp4rt_status fp4rt_vk_wait_fence(vk_ctx *c, VkFence f);
+/* Names the work of the next submission for its errors (printf format). */
+void fp4rt_vk_set_work(vk_ctx *c, const char *fmt, ...) FP4RT_PRINTF(2, 3);
 
 /* vk_device.c */
 /* 1 if the physical device offers extension `name`. */

@@ -16,7 +16,11 @@
  *   - the greedy pick on the device: the same id as the CPU sampler's greedy
  *     pick on crafted logits (ties, +-inf, masks, odd sizes; -1 for a NaN), and
  *     fp4rt_generate's greedy tokens (picked on the device) identical to the
- *     CPU's.
+ *     CPU's;
+ *   - a submission over the fence timeout (FP4RT_VK_FENCE_TIMEOUT_MS=1 on a
+ *     128-token prefill step, which lavapipe runs in far more than 1 ms) fails
+ *     with one line naming the step, the device is given up (the next eval
+ *     fails at once, saying so), and freeing the model returns.
  * Skips (exit 0, "skipped: ...") when there is no Vulkan device. */
 #include "fp4rt.h"
 #include "tests/test_util.h"
@@ -270,6 +274,39 @@ static void test_generate(const char *dir, const char *dev, const int32_t *tok) 
     CHECK_MSG(have[0] == have[1], "have_logits %d on the CPU, %d on %s", have[0], have[1], dev);
 }
 
+static void set_knob(const char *name, const char *value) {
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    fp4rt_env_reload();
+}
+
+static void test_timeout(const char *dir, const char *dev, const int32_t *tok, int n) {
+    fp4rt_model *m = load(dir, dev, 0);
+    fp4rt_session *s = m ? session(m, 256, 128) : NULL;
+    int32_t *ids = malloc(128 * sizeof *ids);
+    if (!s || !ids) goto done;
+    for (int i = 0; i < 128; i++) ids[i] = tok[i % n];
+    CHECK_MSG(fp4rt_session_eval(s, ids, 8, NULL, 0) == FP4RT_OK, "eval before: %s", fp4rt_last_error());
+    set_knob("FP4RT_VK_FENCE_TIMEOUT_MS", "1");
+    fp4rt_status st = fp4rt_session_eval(s, ids, 128, NULL, 0);
+    const char *e = fp4rt_last_error();
+    CHECK_MSG(st == FP4RT_DEVICE, "a 128-token step under a 1 ms fence timeout: status %d (%s)", (int)st, e);
+    CHECK_MSG(strstr(e, "did not finish within") && strstr(e, "step of 128 tokens"), "timeout error: %s", e);
+    set_knob("FP4RT_VK_FENCE_TIMEOUT_MS", NULL);
+    fp4rt_session_reset(s);
+    st = fp4rt_session_eval(s, ids, 4, NULL, 0);
+    e = fp4rt_last_error();
+    CHECK_MSG(st == FP4RT_DEVICE && strstr(e, "lost or hung earlier"), "eval after the timeout: status %d (%s)",
+              (int)st, e);
+done:
+    set_knob("FP4RT_VK_FENCE_TIMEOUT_MS", NULL);
+    free(ids);
+    fp4rt_session_free(s);
+    fp4rt_model_free(m);
+}
+
 int main(void) {
     char dev[32];
     fp4rt_vk_device_desc d;
@@ -284,6 +321,7 @@ int main(void) {
         test_limit("tests/fixtures/tiny-bf16", dev, tok, 64); /* no activation quantization: KV pieces
                                                                   change only the summation order */
         test_generate("tests/fixtures/tiny-w4a4", dev, tok);
+        test_timeout("tests/fixtures/tiny-mixed", dev, tok, n);
     }
     test_argmax(atoi(dev + 7));
     free(tok);
