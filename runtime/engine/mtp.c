@@ -26,6 +26,9 @@ fp4rt_status fp4rt_model_mtp_start(fp4rt_model *m) {
     if (!m->weights->n_mtp_layers)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "the model has no MTP head (config.json mtp_num_hidden_layers "
                           "is 0 or the checkpoint has no mtp.* tensors)");
+    if (m->weights->n_mtp_layers > 1) /* vLLM runs layer k % n at draft k: one layer per step */
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "MTP heads of %d layers are not supported (Qwen3.5/3.6 ship 1)",
+                          m->weights->n_mtp_layers);
     pthread_mutex_lock(&m->run_lock);
     fp4rt_status st = FP4RT_OK;
     if (!m->mtp_ctx) {

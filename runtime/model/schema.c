@@ -158,8 +158,9 @@ static void base_config(fp4rt_config *c) {
     c->rope_theta = 1e7;
     c->partial_rotary = 0.25f;
     c->conv_kernel = 4;
-    /* The synthesizer writes no MTP head, so its configs declare none. */
-    c->mtp_layers = 0;
+    /* One MTP layer, as the official Qwen3.5 / 3.6 config.json files declare
+     * (fp4rt synth writes the head; synthetic in-memory weights have none). */
+    c->mtp_layers = 1;
 }
 
 /* A preset's sizes, in the order of its row below. */
