@@ -13,6 +13,7 @@
 #include "loader/safetensors.h"
 #include "loader/st_writer.h"
 #include "runtime/engine/mtp.h"
+#include "runtime/model/plan.h"
 #include "tests/test_devices.h"
 #include "tests/test_util.h"
 
@@ -212,6 +213,56 @@ static void test_bad_shape(void) {
     fp4rt_model_free(m);
 }
 
+/* (e) The planner counts the head apart from the text model; a session asking
+ * for MTP on a model without a head fails with one line. */
+static void test_plan_and_absent(void) {
+    fp4rt_weights *w = NULL;
+    CHECK(fp4rt_weights_load(MODEL, &w) == FP4RT_OK);
+    if (w) {
+        fp4rt_memory_plan p;
+        fp4rt_format_totals tot;
+        fp4rt_plan_checkpoint(w, &p, &tot);
+        /* fc 256x512 + q 512x256 + k, v 128x256 + o 256x256 + gate, up, down 768x256 (BF16)
+         * + 5 norms of 256 + q/k norms of 64 */
+        uint64_t expect = 2ull * (256 * 512 + 512 * 256 + 2 * 128 * 256 + 256 * 256 + 3 * 768 * 256 + 5 * 256 + 2 * 64);
+        CHECK_EQ_INT(w->n_mtp_layers, 1);
+        CHECK_EQ_INT(p.mtp_tensors, 15);
+        CHECK_EQ_INT(p.mtp_weights, expect);
+        CHECK_EQ_INT(w->n_tensors_used - w->n_tensors_mtp, 108);
+        fp4rt_program *prog = NULL;
+        CHECK(fp4rt_program_build(w, &prog) == FP4RT_OK);
+        if (prog) {
+            fp4rt_plan_session(prog, 1000, 16, FP4RT_KV_BF16, &p);
+            CHECK_EQ_INT(p.mtp_kv, 1ull * 2 * 1000 * 2 * 64 * 2); /* 1 layer, K+V, 2 KV heads x 64, BF16 */
+        }
+        fp4rt_program_free(prog);
+        fp4rt_weights_free(w);
+    }
+    fp4rt_config c;
+    fp4rt_memory_plan p;
+    fp4rt_format_totals tot;
+    CHECK(fp4rt_config_preset("qwen3.6-27b", 0, &c) == FP4RT_OK);
+    CHECK(fp4rt_plan_config(&c, "nvidia-mixed", 4096, 512, FP4RT_KV_BF16, &p, &tot) == FP4RT_OK);
+    printf("(e) qwen3.6-27b MTP head %.3f GB BF16, %llu tensors; its KV cache %.1f MiB at 4096 tokens\n",
+           p.mtp_weights / 1e9, (unsigned long long)p.mtp_tensors, p.mtp_kv / 1048576.0);
+    CHECK(p.mtp_tensors == 15 && p.mtp_weights > 840000000ull && p.mtp_weights < 860000000ull);
+
+    fp4rt_model *m = load("tests/fixtures/tiny-bf16", "cpu");
+    if (!m) return;
+    fp4rt_session_params sp = fp4rt_session_default_params();
+    sp.mtp = 1;
+    fp4rt_session *s = fp4rt_session_create(m, &sp);
+    const char *err = fp4rt_last_error();
+    CHECK_MSG(!s && strstr(err, "no MTP head") && !strchr(err, '\n'), "session with mtp on tiny-bf16: %s", err);
+    fp4rt_session_free(s);
+    sp.mtp = 0;
+    s = fp4rt_session_create(m, &sp);
+    int32_t d;
+    CHECK(s && fp4rt_session_mtp_draft(s, 1, 1, NULL, &d, NULL) == FP4RT_INVALID_ARGUMENT);
+    fp4rt_session_free(s);
+    fp4rt_model_free(m);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -223,6 +274,7 @@ int main(int argc, char **argv) {
     test_fixture(have_vk ? dev : NULL);
     test_acceptance();
     test_bad_shape();
+    test_plan_and_absent();
     test_tmpdir_remove();
     return test_summary("test_mtp");
 }
