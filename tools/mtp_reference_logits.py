@@ -10,7 +10,11 @@ final-normed hidden states h_i, then the MTP head of tools/ref_model.py (vLLM's
 Qwen3_5MultiTokenPredictor) on the pairs (h_i, x_{i+1}), i = 0 .. T-2, at RoPE positions i, and
 writes the shared lm_head's logits, float32 little-endian row-major [T-1, vocab], no header: row
 i predicts x_{i+2}. With --text FILE --n N it first writes the first N token ids of FILE (the
-model's tokenizer.json) to --tokens.
+model's tokenizer.json) to --tokens. With --chain-out FILE --chain K it also writes the logits of K
+greedy drafts chained as vLLM chains a single MTP layer, float32 [K, vocab]: the trunk has
+evaluated x_0 .. x_{T-2}; draft 1 comes from (h_{T-2}, x_{T-1}) at position T-2, draft k > 1 from
+the head's own mtp.norm output of draft k-1 and draft k-1's argmax at position T-3+k, the head
+attending causally over all its earlier pairs.
 """
 import argparse
 import json
@@ -30,6 +34,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--text")
     ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--chain-out")
+    ap.add_argument("--chain", type=int, default=3)
     a = ap.parse_args()
     torch.set_num_threads(1)
     if a.text:
@@ -57,6 +63,17 @@ def main():
         m = mtp_hidden(model, mtp, cfg, h[:, :-1], x[:, 1:], 0)
         lg = F.linear(m, model.model.embed_tokens.weight)[0].float().contiguous()
     lg.numpy().astype("<f4").tofile(a.out)
+    if a.chain_out:
+        with torch.no_grad():
+            hid, nxt, rows = h[:, :-1], x[:, 1:], []
+            for _ in range(a.chain):
+                m = mtp_hidden(model, mtp, cfg, hid, nxt, 0)
+                row = F.linear(m[:, -1], model.model.embed_tokens.weight)[0].float()
+                rows.append(row)
+                hid = torch.cat([hid, m[:, -1:]], dim=1)
+                nxt = torch.cat([nxt, row.argmax().view(1, 1)], dim=1)
+            torch.stack(rows).contiguous().numpy().astype("<f4").tofile(a.chain_out)
+        print(f"mtp_reference_logits: {a.chain} chained drafts -> {a.chain_out}")
     print(f"mtp_reference_logits: {len(ids)} tokens -> {tuple(lg.shape)} logits in {a.out}")
 
 

@@ -3,7 +3,8 @@
  *  (a) teacher-forced MTP logits vs PyTorch (tests/fixtures/kjv-mtp.logits.bin,
  *      tools/mtp_reference_logits.py) on the CPU and on Vulkan, NMSE <= 1e-6 as
  *      the unquantized main fixtures, one token at a time and after a chunked
- *      prefill (the head's cache filled by the steps' catch-up);
+ *      prefill (the head's cache filled by the steps' catch-up); and 3 chained
+ *      drafts (tests/fixtures/kjv-mtp.chain.logits.bin);
  *  (b) greedy drafts (K = 3) vs the main model's greedy tokens on held-out text
  *      (tests/fixtures/kjv-heldout.tokens.txt, Numbers 33), teacher-forced: the
  *      acceptance per draft position, printed (bench/RESULTS.md) and bounded;
@@ -69,6 +70,55 @@ static int mtp_rows(fp4rt_model *m, const int32_t *x, int n, int first, int chun
     CHECK_MSG(ok, "MTP rows on %s: %s", fp4rt_model_device(m), fp4rt_last_error());
     fp4rt_session_free(s);
     return ok;
+}
+
+/* K = 3 chained greedy drafts after x_0 .. x_{n-2} with next token x_{n-1}:
+ * drafts and their logits (out [3, V]). */
+static int chain(fp4rt_model *m, const int32_t *x, int n, int32_t *d, float *out) {
+    fp4rt_session *s = session(m, 16);
+    int ok = s && fp4rt_session_eval(s, x, n - 1, NULL, 0) == FP4RT_OK &&
+             fp4rt_session_mtp_draft(s, x[n - 1], 3, NULL, d, out) == FP4RT_OK;
+    CHECK_MSG(ok, "chained drafts on %s: %s", fp4rt_model_device(m), fp4rt_last_error());
+    fp4rt_session_free(s);
+    return ok;
+}
+
+/* The chained drafts vs PyTorch (tests/fixtures/kjv-mtp.chain.logits.bin): the
+ * head fed its own mtp.norm output and previous draft, as vLLM chains it. */
+static void test_chain(const char *vk_dev) {
+    int n = 0;
+    int32_t *x = test_read_tokens("tests/fixtures/kjv-mtp.tokens.txt", &n);
+    fp4rt_model *m = x ? load(MODEL, "cpu") : NULL;
+    if (!m) {
+        free(x);
+        return;
+    }
+    int V = fp4rt_model_n_vocab(m);
+    float *ref = read_floats("tests/fixtures/kjv-mtp.chain.logits.bin", 3 * (size_t)V);
+    CHECK_MSG(ref != NULL, "tests/fixtures/kjv-mtp.chain.logits.bin missing or not 3 x %d floats", V);
+    float *got = calloc(3 * (size_t)V, sizeof(float)), *vk = calloc(3 * (size_t)V, sizeof(float));
+    int32_t d[3], dv[3];
+    if (ref && chain(m, x, n, d, got)) {
+        for (int j = 0; j < 3; j++) {
+            double e = test_nmse(got + (size_t)j * V, ref + (size_t)j * V, V);
+            int best = 0;
+            for (int i = 1; i < V; i++)
+                if (ref[(size_t)j * V + i] > ref[(size_t)j * V + best]) best = i;
+            printf("(a) chained draft %d: NMSE %.3g vs PyTorch, token %d (PyTorch %d)\n", j + 1, e, d[j], best);
+            CHECK_MSG(e <= 1e-6, "chained draft %d NMSE %.3g", j + 1, e);
+            CHECK_EQ_INT(d[j], best);
+        }
+        fp4rt_model *g = vk_dev ? load(MODEL, vk_dev) : NULL;
+        if (g && chain(g, x, n, dv, vk))
+            CHECK_MSG(!memcmp(vk, got, 3 * (size_t)V * sizeof(float)) && !memcmp(d, dv, sizeof d),
+                      "chained drafts on %s differ from the CPU's", vk_dev);
+        fp4rt_model_free(g);
+    }
+    free(ref);
+    free(got);
+    free(vk);
+    free(x);
+    fp4rt_model_free(m);
 }
 
 static void test_fixture(const char *vk_dev) {
@@ -272,6 +322,7 @@ int main(int argc, char **argv) {
     test_tmpdir("mtp");
     int have_vk = test_pick_device("vulkan", NULL, dev, sizeof dev, &ref, &desc);
     test_fixture(have_vk ? dev : NULL);
+    test_chain(have_vk ? dev : NULL);
     test_acceptance();
     test_bad_shape();
     test_plan_and_absent();
