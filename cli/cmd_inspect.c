@@ -15,11 +15,12 @@
 static const fp4rt_linear *owner(const fp4rt_weights *w, const char *name) {
     const fp4rt_linear *found = NULL;
     size_t best = 0;
-    for (int l = -1; l < w->cfg.n_layers; l++) {
+    for (int l = -1; l < w->cfg.n_layers + w->n_mtp_layers; l++) { /* MTP layers follow the text model's */
         const fp4rt_linear *cands[12];
         int n = 0;
         if (l < 0) {
             cands[n++] = &w->lm_head;
+            cands[n++] = &w->mtp_fc;
         } else {
             const fp4rt_layer_weights *L = &w->layers[l];
             const fp4rt_linear *all[] = {&L->gate, &L->up, &L->down, &L->q,  &L->k, &L->v,
@@ -93,7 +94,7 @@ int fp4rt_cmd_inspect(int argc, char **argv) {
         snprintf(shape + o, sizeof shape - o, "]");
         const char *fmt = "BF16 other";
         if (!strncmp(t->name, "model.visual.", 13)) fmt = "vision (skip)";
-        else if (!strncmp(t->name, "mtp.", 4)) fmt = "MTP (skip)";
+        else if (!strncmp(t->name, "mtp.", 4) && !w->n_mtp_layers) fmt = "MTP (skip)";
         else {
             const fp4rt_linear *lin = owner(w, t->name);
             if (lin) fmt = fp4rt_wfmt_name(lin->fmt);
@@ -111,12 +112,16 @@ int fp4rt_cmd_inspect(int argc, char **argv) {
         printf("  %-12s %5llu tensors %12s\n", f == FP4RT_FMT_OTHER ? "other" : fp4rt_wfmt_name((fp4rt_wfmt)f),
                (unsigned long long)tot.tensors[f], fp4rt_cli_bytes(tot.bytes[f], b, sizeof b));
     }
-    printf("  %-12s %5llu tensors %12s  (%llu bytes)\n", "total", (unsigned long long)w->n_tensors_used,
+    printf("  %-12s %5llu tensors %12s  (%llu bytes)\n", "total",
+           (unsigned long long)(w->n_tensors_used - w->n_tensors_mtp),
            fp4rt_cli_bytes(p.weights, b, sizeof b), (unsigned long long)p.weights);
     if (fp4_act)
         printf("  fp4-activations: on: %d NVFP4-W4A16 linears shown as W4A4 (%d with a per-row dynamic "
                "tensor scale)\n",
                w->n_fp4_act, w->n_fp4_act_dynamic);
+    if (w->n_mtp_layers)
+        printf("  mtp head: %llu tensors %12s  (%d layers; not in the total)\n", (unsigned long long)p.mtp_tensors,
+               fp4rt_cli_bytes(p.mtp_weights, b, sizeof b), w->n_mtp_layers);
     if (w->n_tensors_skipped)
         printf("  skipped: %llu vision / MTP tensors (recognized, not read)\n",
                (unsigned long long)w->n_tensors_skipped);

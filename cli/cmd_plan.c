@@ -48,6 +48,11 @@ static void print_plan(const fp4rt_config *cfg, const fp4rt_memory_plan *p,
     printf("rope table   %12s  (GPU backends: cos / sin of %d positions, F32)\n",
            fp4rt_cli_bytes(p->rope, b, sizeof b), sp->n_ctx);
     printf("total        %12s  (%llu bytes)\n", fp4rt_cli_bytes(total, b, sizeof b), (unsigned long long)total);
+    if (p->mtp_tensors)
+        printf("mtp head     %12s  (%llu tensors, %d layers; not in the total) + kv cache %s (%d tokens; "
+               "sessions that draft with it)\n",
+               fp4rt_cli_bytes(p->mtp_weights, b, sizeof b), (unsigned long long)p->mtp_tensors, cfg->mtp_layers,
+               fp4rt_cli_bytes(p->mtp_kv, b2, sizeof b2), sp->n_ctx);
 }
 
 int fp4rt_cmd_plan(int argc, char **argv) {

@@ -59,6 +59,14 @@ int fp4rt_cmd_synth(int argc, char **argv) {
         params += e;
     }
     free(specs);
+    size_t n_mtp = fp4rt_schema_mtp_tensors(&cfg, &specs);
+    for (size_t i = 0; i < n_mtp; i++) {
+        uint64_t e = 1;
+        for (int d = 0; d < specs[i].ndim; d++) e *= (uint64_t)specs[i].shape[d];
+        params += e;
+    }
+    n += n_mtp;
+    free(specs);
     printf("synth: wrote %s: %s, %d layers, %zu tensors, %llu parameters, %llu bytes BF16, seed %ld\n",
            out, name, cfg.n_layers, n, (unsigned long long)params,
            (unsigned long long)(params * 2), seed);

@@ -133,6 +133,11 @@ typedef struct fp4rt_session_params {
                                   recurrent, fp4rt_memory_estimate conv + ssm bytes) to host
                                   memory so that a cancel can restore it */
     void *eval_progress_user;
+    int mtp; /* 1: keep the state of the checkpoint's MTP head (its KV cache, the last
+                hidden states) so that the session can draft tokens with it (engine
+                internal for now: runtime/engine/mtp.h); every step then also runs the
+                head over its rows. The model must have an MTP head (else the session
+                is not created). 0: none */
 } fp4rt_session_params;
 
 FP4RT_API fp4rt_model_params fp4rt_model_default_params(void);

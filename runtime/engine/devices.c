@@ -28,6 +28,8 @@ static fp4rt_status start_on(fp4rt_model *m, fp4rt_device_ref d, uint64_t seed) 
     if (!st) st = fp4rt_backend_prepare(m->backend, m->backend_ctx, m->program, seed);
     if (st) fp4rt_backend_destroy(m->backend, m->backend_ctx);
     if (st) m->backend_ctx = NULL;
+    if (!st) m->dev = d;
+    if (!st) m->seed = seed;
     return st;
 }
 

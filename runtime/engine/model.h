@@ -26,6 +26,12 @@ struct fp4rt_model {
     int32_t eos[FP4RT_MAX_STOP_IDS]; /* end-of-generation ids */
     int32_t think_open, think_close; /* ids of <think> / </think>, -1 if absent */
     uint8_t *valid_ids;         /* [vocab] 1: the tokenizer has this id; NULL without a tokenizer */
+    fp4rt_device_ref dev;       /* the device the backend runs on */
+    uint64_t seed;              /* synthetic weights' seed */
+    /* The MTP head (runtime/engine/mtp.h), started by the first session that asks:
+     * its program on a backend context of its own on the same device. */
+    fp4rt_program *mtp_program;
+    void *mtp_ctx;
 };
 
 
@@ -42,6 +48,7 @@ struct fp4rt_session {
     void *progress_user;
     int eval_total;              /* tokens of the evaluation in progress (for progress) */
     fp4rt_memory_plan allocated; /* what was really allocated (bytes) */
+    struct fp4rt_mtp_state *mtp; /* NULL unless fp4rt_session_params.mtp (runtime/engine/mtp.c) */
 };
 
 /* Runs the pending token (if any) through the model; logits: NULL, or [vocab]

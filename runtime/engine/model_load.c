@@ -196,6 +196,8 @@ fp4rt_model *fp4rt_model_load_synthetic(const char *preset, const char *recipe, 
 
 void fp4rt_model_free(fp4rt_model *m) {
     if (!m) return;
+    if (m->mtp_ctx) fp4rt_backend_destroy(m->backend, m->mtp_ctx);
+    fp4rt_program_free(m->mtp_program);
     fp4rt_backend_destroy(m->backend, m->backend_ctx);
     fp4rt_program_free(m->program);
     fp4rt_weights_free(m->weights);

@@ -1,5 +1,6 @@
 /* Public API: sessions and evaluation (fp4rt.h). */
 #include "runtime/engine/model.h"
+#include "runtime/engine/mtp.h"
 
 #include "runtime/base/common.h"
 
@@ -94,12 +95,17 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
     s->allocated.conv = parts[2].bytes;
     s->allocated.ssm = parts[3].bytes;
     s->allocated.logits = parts[4].bytes;
+    if (params->mtp && fp4rt_session_mtp_init(s)) {
+        fp4rt_session_free(s);
+        return NULL;
+    }
     fp4rt_session_reset(s);
     return s;
 }
 
 void fp4rt_session_free(fp4rt_session *s) {
     if (!s) return;
+    fp4rt_session_mtp_free(s);
     session_release(s);
     free(s->history);
     free(s->last_logits);
@@ -115,6 +121,7 @@ void fp4rt_session_reset(fp4rt_session *s) {
     s->n_past = 0;
     s->have_logits = 0;
     s->pending = 0;
+    fp4rt_session_mtp_reset(s);
 }
 
 int fp4rt_session_n_past(const fp4rt_session *s) { return s ? s->n_past + s->pending : 0; }
@@ -175,6 +182,7 @@ static fp4rt_status run_step(fp4rt_session *s, const int32_t *tokens, int cn, fl
     s->have_logits = 0;
     if (st) return st; /* the state is now partly updated: the session must be reset */
     memcpy(s->history + s->n_past, tokens, (size_t)cn * sizeof(int32_t));
+    if ((st = fp4rt_session_mtp_after_step(s, tokens, cn, s->n_past))) return st;
     s->n_past += cn;
     if (cancel && cancel(s, done + cn)) return FP4RT_CANCELLED;
     if (!logits) return FP4RT_OK;
@@ -234,6 +242,7 @@ fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, 
         s->pending = pending0;
         if (pending0) s->history[n_past0] = pending_id;
         s->have_logits = have_logits0;
+        fp4rt_session_mtp_lost(s);
         st = rst ? rst : fp4rt_fail(FP4RT_CANCELLED, "evaluation cancelled by the progress callback");
     }
     state_free(&saved);
@@ -267,6 +276,7 @@ fp4rt_status fp4rt_session_eval_pick(fp4rt_session *s, int32_t token, int32_t *i
     fp4rt_status st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
     pthread_mutex_unlock(&m->run_lock);
     s->have_logits = 0;
+    if (!st) st = fp4rt_session_mtp_after_step(s, &token, 1, s->n_past);
     if (st) return st;
     s->history[s->n_past++] = token;
     if (*id < 0) return fp4rt_session_fetch_logits(s); /* a NaN: the CPU sampler decides */
@@ -289,6 +299,7 @@ fp4rt_status fp4rt_session_eval_topk(fp4rt_session *s, int32_t token, const fp4r
     fp4rt_status st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
     pthread_mutex_unlock(&m->run_lock);
     s->have_logits = 0;
+    if (!st) st = fp4rt_session_mtp_after_step(s, &token, 1, s->n_past);
     if (st) return st;
     s->history[s->n_past++] = token;
     pthread_mutex_lock(&m->run_lock);

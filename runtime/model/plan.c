@@ -19,10 +19,15 @@ static const fp4rt_linear *layer_linears(const fp4rt_layer_weights *L, int i) {
 
 void fp4rt_plan_checkpoint(const fp4rt_weights *w, fp4rt_memory_plan *plan, fp4rt_format_totals *tot) {
     memset(tot, 0, sizeof *tot);
+    plan->mtp_weights = plan->mtp_tensors = 0;
     const fp4rt_checkpoint *ck = w->ckpt;
     uint64_t total = 0, embed = 0;
     for (size_t i = 0; i < ck->n_tensors; i++) {
         const char *n = ck->tensors[i]->name;
+        if (!strncmp(n, "mtp.", 4) && w->n_mtp_layers) {
+            plan->mtp_weights += ck->tensors[i]->nbytes;
+            plan->mtp_tensors++;
+        }
         if (!strncmp(n, "model.visual.", 13) || !strncmp(n, "mtp.", 4) || !strncmp(n, "model.mtp.", 10))
             continue;
         total += ck->tensors[i]->nbytes;
@@ -50,7 +55,7 @@ void fp4rt_plan_checkpoint(const fp4rt_weights *w, fp4rt_memory_plan *plan, fp4r
         lin_tensors += tot->tensors[f];
     }
     tot->bytes[FP4RT_FMT_OTHER] = total - lin_total;
-    tot->tensors[FP4RT_FMT_OTHER] = w->n_tensors_used - lin_tensors;
+    tot->tensors[FP4RT_FMT_OTHER] = w->n_tensors_used - w->n_tensors_mtp - lin_tensors;
     tot->modules[FP4RT_FMT_OTHER] = tot->tensors[FP4RT_FMT_OTHER];
     plan->weights = total;
     /* a decode step reads everything but the embedding table (one row of it),
@@ -113,12 +118,23 @@ fp4rt_status fp4rt_plan_config(const fp4rt_config *cfg, const char *recipe, int 
         }
     }
     free(specs);
+    /* the MTP head as NVIDIA's files and fp4rt quantize store it: BF16 */
+    if ((n = fp4rt_schema_mtp_tensors(cfg, &specs))) {
+        for (size_t i = 0; i < n; i++) {
+            int64_t numel = 1;
+            for (int d = 0; d < specs[i].ndim; d++) numel *= specs[i].shape[d];
+            plan->mtp_weights += (uint64_t)numel * 2;
+        }
+        plan->mtp_tensors = n;
+        free(specs);
+    }
     plan->weights_per_token = plan->weights - embed + (uint64_t)cfg->hidden * 2 + (cfg->tie_embeddings ? embed : 0);
 
     /* the session parts need the program's arena: build it over empty weights */
     fp4rt_weights *w = fp4rt_calloc(1, sizeof *w, "plan");
     if (!w) return FP4RT_OUT_OF_MEMORY;
     w->cfg = *cfg;
+    w->n_mtp_layers = cfg->mtp_layers;
     w->layers = fp4rt_calloc((size_t)cfg->n_layers, sizeof *w->layers, "plan");
     fp4rt_program *p = NULL;
     fp4rt_status st = w->layers ? fp4rt_program_build(w, &p) : FP4RT_OUT_OF_MEMORY;
@@ -131,6 +147,7 @@ fp4rt_status fp4rt_plan_config(const fp4rt_config *cfg, const char *recipe, int 
         plan->scratch = s.scratch;
         plan->logits = s.logits;
         plan->rope = s.rope;
+        plan->mtp_kv = s.mtp_kv;
     }
     fp4rt_program_free(p);
     free(w->layers);
@@ -159,6 +176,10 @@ void fp4rt_plan_session(const fp4rt_program *p, int n_ctx, int chunk, fp4rt_kv_t
     out->scratch = (uint64_t)chunk * p->arena_width * 4;
     out->logits = (uint64_t)chunk * c->vocab * 4;
     out->rope = 0;
+    /* the main program's session: the MTP head's KV cache, when the model has one */
+    out->mtp_kv = p->in_hidden_col < 0 ? (uint64_t)p->weights->n_mtp_layers * 2 * n_ctx * c->n_kv_heads *
+                                             c->head_dim * kv_elem
+                                       : 0;
     for (int i = 0; i < p->n_ops; i++) /* one table per program: every RoPE op has the same rotary_dim */
         if (p->ops[i].kind == FP4RT_OP_ROPE) {
             out->rope = (uint64_t)n_ctx * (p->ops[i].rotary_dim / 2) * 2 * 4;

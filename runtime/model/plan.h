@@ -17,6 +17,12 @@ typedef struct fp4rt_memory_plan {
     uint64_t rope;     /* RoPE table of the GPU backends (Vulkan, CUDA; not the CPU's):
                           [n_ctx][rotary_dim / 2][2 (cos, sin)] f32, built on the host */
     uint64_t weights_per_token; /* weight bytes read by one decode step */
+    /* The MTP head (weights.h), none of it in the fields above: its tensors as
+     * stored (a quantizer keeps them BF16), their count, and the KV cache of its
+     * layers (n_ctx tokens) that a session with fp4rt_session_params.mtp adds. */
+    uint64_t mtp_weights;
+    uint64_t mtp_tensors;
+    uint64_t mtp_kv;
 } fp4rt_memory_plan;
 
 /* Per-format totals. Index FP4RT_W_COUNT collects non-linear tensors (embedding,

@@ -259,6 +259,27 @@ static fp4rt_status plan_arena(fp4rt_program *p) {
     return FP4RT_OK;
 }
 
+/* The logits op over `normed` (the last op: its input rows stay in the arena
+ * after a step), the arena plan, and *out. */
+static fp4rt_status finish(builder *b, int normed, fp4rt_program **out) {
+    fp4rt_program *p = b->p;
+    const fp4rt_weights *w = p->weights;
+    fp4rt_op *op = emit(b, FP4RT_OP_LINEAR, -1);
+    op->x = whole(b, normed);
+    op->y = cols(FP4RT_BUF_LOGITS, 0, w->cfg.vocab);
+    op->lin = &w->lm_head;
+    op->is_logits = 1;
+    fp4rt_status st = b->st ? b->st : plan_arena(p);
+    if (st) {
+        fp4rt_program_free(p);
+        return st;
+    }
+    p->out_hidden_col = p->buf_offset[normed];
+    p->in_hidden_col = -1;
+    *out = p;
+    return FP4RT_OK;
+}
+
 fp4rt_status fp4rt_program_build(const fp4rt_weights *w, fp4rt_program **out) {
     *out = NULL;
     fp4rt_program *p = fp4rt_calloc(1, sizeof *p, "program");
@@ -282,18 +303,37 @@ fp4rt_status fp4rt_program_build(const fp4rt_weights *w, fp4rt_program **out) {
     int a = new_buf(&b, c->hidden);
     rmsnorm(&b, -1, whole(&b, p->hidden_buf), whole(&b, a), w->final_norm, 1, c->hidden, c->hidden,
             c->rms_eps);
-    op = emit(&b, FP4RT_OP_LINEAR, -1);
-    op->x = whole(&b, a);
-    op->y = cols(FP4RT_BUF_LOGITS, 0, c->vocab);
-    op->lin = &w->lm_head;
-    op->is_logits = 1;
-    fp4rt_status st = b.st ? b.st : plan_arena(p);
-    if (st) {
-        fp4rt_program_free(p);
-        return st;
+    return finish(&b, a, out);
+}
+
+fp4rt_status fp4rt_program_build_mtp(const fp4rt_weights *w, fp4rt_program **out) {
+    *out = NULL;
+    if (!w->n_mtp_layers) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "the model has no MTP head");
+    fp4rt_program *p = fp4rt_calloc(1, sizeof *p, "MTP program");
+    if (!p) return FP4RT_OUT_OF_MEMORY;
+    p->weights = w;
+    builder b = {.p = p};
+    const fp4rt_config *c = &w->cfg;
+    int h = c->hidden;
+    p->hidden_buf = new_buf(&b, h);
+    int cat = new_buf(&b, 2 * h); /* [embedding | hidden state in] */
+    fp4rt_op *op = emit(&b, FP4RT_OP_EMBED, -1);
+    op->y = cols(cat, 0, h);
+    rmsnorm(&b, -1, cols(cat, 0, h), cols(cat, 0, h), w->mtp_norm_embed, 1, h, h, c->rms_eps);
+    rmsnorm(&b, -1, cols(cat, h, h), cols(cat, h, h), w->mtp_norm_hidden, 1, h, h, c->rms_eps);
+    linear(&b, -1, whole(&b, cat), whole(&b, p->hidden_buf), &w->mtp_fc);
+    for (int j = 0; j < w->n_mtp_layers; j++) {
+        int l = c->n_layers + j;
+        int a = new_buf(&b, h);
+        rmsnorm(&b, l, whole(&b, p->hidden_buf), whole(&b, a), w->layers[l].input_norm, 1, h, h, c->rms_eps);
+        attention_mixer(&b, c, l, p->n_attn_layers++, a);
+        mlp(&b, c, l);
     }
-    *out = p;
-    return FP4RT_OK;
+    int a = new_buf(&b, h);
+    rmsnorm(&b, -1, whole(&b, p->hidden_buf), whole(&b, a), w->mtp_norm, 1, h, h, c->rms_eps);
+    fp4rt_status st = finish(&b, a, out);
+    if (!st) p->in_hidden_col = p->buf_offset[cat] + h;
+    return st;
 }
 
 void fp4rt_program_free(fp4rt_program *p) {

@@ -78,9 +78,24 @@ typedef struct fp4rt_program {
     int hidden_buf;     /* the residual stream */
     int n_attn_layers;  /* KV cache slots */
     int n_gdn_layers;   /* GDN state slots */
+    /* Arena column of the normed hidden state rows the logits are computed from
+     * (the final norm's output; the MTP program: mtp.norm's). A step leaves them
+     * there for all its rows (the step's logits may cover only the last). */
+    int out_hidden_col;
+    /* The MTP program only (else -1): arena column where the caller writes each
+     * row's input hidden state (hidden floats per row) before the step. */
+    int in_hidden_col;
 } fp4rt_program;
 
 fp4rt_status fp4rt_program_build(const fp4rt_weights *w, fp4rt_program **out);
+/* The MTP head's program (docs/MODEL.md §3; w->n_mtp_layers > 0, else
+ * INVALID_ARGUMENT): row t takes token t (EMBED) and the hidden state the caller
+ * wrote at in_hidden_col, runs
+ *   x = fc([pre_fc_norm_embedding(embed(token)) | pre_fc_norm_hidden(hidden)]),
+ * the MTP decoder layers (full attention, KV slots 0 .. n_mtp_layers - 1 of its
+ * own cache, positions pos0 + t), h = mtp.norm(x) (at out_hidden_col) and the
+ * logits lm_head(h). No GDN slots. */
+fp4rt_status fp4rt_program_build_mtp(const fp4rt_weights *w, fp4rt_program **out);
 void fp4rt_program_free(fp4rt_program *p);
 
 /* Bytes per KV-cache element, and "BF16" / "F32" / "FP8". */

@@ -101,6 +101,50 @@ size_t fp4rt_schema_tensors(const fp4rt_config *cfg, fp4rt_tensor_spec **out) {
     return l.n;
 }
 
+/* The MTP head (docs/MODEL.md §3): "mtp." names, the decoder layers numbered
+ * from cfg->n_layers on (so one layers[] array holds both). */
+size_t fp4rt_schema_mtp_tensors(const fp4rt_config *cfg, fp4rt_tensor_spec **out) {
+    spec_list l = {0};
+    const int64_t H = cfg->hidden, I = cfg->intermediate;
+    const int64_t q_out = 2LL * cfg->n_heads * cfg->head_dim;
+    const int64_t kv_out = (int64_t)cfg->n_kv_heads * cfg->head_dim;
+    const int64_t attn_in = (int64_t)cfg->n_heads * cfg->head_dim;
+    int ok = 1;
+    char mid[64];
+
+    *out = NULL;
+    if (cfg->mtp_layers <= 0) return 0;
+    ok &= add(&l, "mtp.", "", "pre_fc_norm_embedding.weight", FP4RT_ROLE_NORM, -1, 1, H, 0, 0);
+    ok &= add(&l, "mtp.", "", "pre_fc_norm_hidden.weight", FP4RT_ROLE_NORM, -1, 1, H, 0, 0);
+    ok &= add(&l, "mtp.", "", "fc.weight", FP4RT_ROLE_LINEAR, -1, 2, H, 2 * H, 0);
+    for (int j = 0; j < cfg->mtp_layers && ok; j++) {
+        int li = cfg->n_layers + j;
+        snprintf(mid, sizeof mid, "layers.%d.", j);
+        ok &= add(&l, "mtp.", mid, "input_layernorm.weight", FP4RT_ROLE_NORM, li, 1, H, 0, 0);
+        snprintf(mid, sizeof mid, "layers.%d.self_attn.", j);
+        ok &= add(&l, "mtp.", mid, "q_proj.weight", FP4RT_ROLE_LINEAR, li, 2, q_out, H, 0);
+        ok &= add(&l, "mtp.", mid, "k_proj.weight", FP4RT_ROLE_LINEAR, li, 2, kv_out, H, 0);
+        ok &= add(&l, "mtp.", mid, "v_proj.weight", FP4RT_ROLE_LINEAR, li, 2, kv_out, H, 0);
+        ok &= add(&l, "mtp.", mid, "o_proj.weight", FP4RT_ROLE_LINEAR, li, 2, H, attn_in, 0);
+        ok &= add(&l, "mtp.", mid, "q_norm.weight", FP4RT_ROLE_NORM, li, 1, cfg->head_dim, 0, 0);
+        ok &= add(&l, "mtp.", mid, "k_norm.weight", FP4RT_ROLE_NORM, li, 1, cfg->head_dim, 0, 0);
+        snprintf(mid, sizeof mid, "layers.%d.", j);
+        ok &= add(&l, "mtp.", mid, "post_attention_layernorm.weight", FP4RT_ROLE_NORM, li, 1, H, 0, 0);
+        snprintf(mid, sizeof mid, "layers.%d.mlp.", j);
+        ok &= add(&l, "mtp.", mid, "gate_proj.weight", FP4RT_ROLE_LINEAR, li, 2, I, H, 0);
+        ok &= add(&l, "mtp.", mid, "up_proj.weight", FP4RT_ROLE_LINEAR, li, 2, I, H, 0);
+        ok &= add(&l, "mtp.", mid, "down_proj.weight", FP4RT_ROLE_LINEAR, li, 2, H, I, 0);
+    }
+    ok &= add(&l, "mtp.", "", "norm.weight", FP4RT_ROLE_NORM, -1, 1, H, 0, 0);
+    if (!ok) {
+        free(l.v);
+        fp4rt_fail(FP4RT_OUT_OF_MEMORY, "schema: out of memory listing the MTP head");
+        return 0;
+    }
+    *out = l.v;
+    return l.n;
+}
+
 /* ---- presets --------------------------------------------------------------- */
 
 /* Text model of Qwen3_5ForConditionalGeneration with the 3 GDN : 1 attention
@@ -114,8 +158,9 @@ static void base_config(fp4rt_config *c) {
     c->rope_theta = 1e7;
     c->partial_rotary = 0.25f;
     c->conv_kernel = 4;
-    /* The synthesizer writes no MTP head, so its configs declare none. */
-    c->mtp_layers = 0;
+    /* One MTP layer, as the official Qwen3.5 / 3.6 config.json files declare
+     * (fp4rt synth writes the head; synthetic in-memory weights have none). */
+    c->mtp_layers = 1;
 }
 
 /* A preset's sizes, in the order of its row below. */

@@ -32,6 +32,12 @@ typedef struct fp4rt_tensor_spec {
  * unless tied). Returns the count; *out is malloc'ed (NULL + 0 on OOM). */
 size_t fp4rt_schema_tensors(const fp4rt_config *cfg, fp4rt_tensor_spec **out);
 
+/* The MTP head's tensors (mtp.pre_fc_norm_embedding / _hidden, mtp.fc [H, 2H],
+ * mtp.layers.J.* full-attention decoder layers with layer = n_layers + J,
+ * mtp.norm); 0 and *out NULL when cfg->mtp_layers is 0 (or on OOM, with the
+ * error set). */
+size_t fp4rt_schema_mtp_tensors(const fp4rt_config *cfg, fp4rt_tensor_spec **out);
+
 /* Named configs: "tiny", "small", "qwen3.5-0.8b", "qwen3.6-27b". n_layers > 0 shortens
  * (keeping the 3 GDN : 1 attention pattern). Returns INVALID_ARGUMENT for an
  * unknown name (the message lists the known ones). */

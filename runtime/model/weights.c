@@ -267,7 +267,7 @@ static void linear_free(fp4rt_linear *l) {
 void fp4rt_weights_free(fp4rt_weights *w) {
     if (!w) return;
     if (w->layers) {
-        for (int i = 0; i < w->cfg.n_layers; i++) {
+        for (int i = 0; i < w->cfg.n_layers + w->n_mtp_layers; i++) {
             fp4rt_layer_weights *L = &w->layers[i];
             free(L->input_norm);
             free(L->post_norm);
@@ -284,6 +284,10 @@ void fp4rt_weights_free(fp4rt_weights *w) {
         free(w->layers);
     }
     free(w->final_norm);
+    free(w->mtp_norm_embed);
+    free(w->mtp_norm_hidden);
+    free(w->mtp_norm);
+    linear_free(&w->mtp_fc);
     linear_free(&w->lm_head);
     fp4rt_quant_config_free(&w->quant);
     fp4rt_checkpoint_close(w->ckpt);
@@ -353,7 +357,10 @@ static fp4rt_status load_vector(fp4rt_weights *w, const fp4rt_tensor_spec *sp,
     float add = 0;
     if (sp->role == FP4RT_ROLE_NORM) {
         add = 1.0f; /* zero-centred RMSNorm: stored w, used as 1 + w */
-        if (!L) dst = &w->final_norm;
+        if (!L && !strcmp(sp->name, "mtp.pre_fc_norm_embedding.weight")) dst = &w->mtp_norm_embed;
+        else if (!L && !strcmp(sp->name, "mtp.pre_fc_norm_hidden.weight")) dst = &w->mtp_norm_hidden;
+        else if (!L && !strcmp(sp->name, "mtp.norm.weight")) dst = &w->mtp_norm;
+        else if (!L) dst = &w->final_norm;
         else if (ends_with(sp->name, "input_layernorm.weight")) dst = &L->input_norm;
         else if (ends_with(sp->name, "post_attention_layernorm.weight")) dst = &L->post_norm;
         else if (ends_with(sp->name, "q_norm.weight")) dst = &L->q_norm;
@@ -378,12 +385,13 @@ static fp4rt_status load_vector(fp4rt_weights *w, const fp4rt_tensor_spec *sp,
  * known auxiliary scale; anything else means the config does not describe the
  * checkpoint (e.g. more layers than num_hidden_layers). */
 static fp4rt_status check_extra_tensors(fp4rt_weights *w, const fp4rt_tensor_spec *specs,
-                                        size_t n_specs) {
+                                        size_t n_specs, const fp4rt_tensor_spec *mtp, size_t n_mtp) {
     static const char *const aux[] = {".weight_scale", ".weight_scale_2", ".input_scale",
                                       ".k_scale",      ".v_scale"};
     for (size_t i = 0; i < w->ckpt->n_tensors; i++) {
         const fp4rt_st_tensor *t = w->ckpt->tensors[i];
-        if (!strncmp(t->name, "model.visual.", 13) || !strncmp(t->name, "mtp.", 4) ||
+        int is_mtp = !strncmp(t->name, "mtp.", 4);
+        if (!strncmp(t->name, "model.visual.", 13) || (is_mtp && !w->n_mtp_layers) ||
             !strncmp(t->name, "model.mtp.", 10)) {
             w->n_tensors_skipped++;
             continue;
@@ -398,13 +406,60 @@ static fp4rt_status check_extra_tensors(fp4rt_weights *w, const fp4rt_tensor_spe
             }
         /* binary search would need sorted specs; the list is small enough */
         int found = 0;
-        for (size_t j = 0; j < n_specs && !found; j++) found = !strcmp(specs[j].name, base);
+        for (size_t j = 0; j < n_specs && !found && !is_mtp; j++) found = !strcmp(specs[j].name, base);
+        for (size_t j = 0; j < n_mtp && !found && is_mtp; j++) found = !strcmp(mtp[j].name, base);
+        if (!found && is_mtp)
+            return fp4rt_fail(FP4RT_FORMAT,
+                              "%s: tensor %s is not part of the MTP head config.json describes "
+                              "(check mtp_num_hidden_layers)",
+                              t->file_path, t->name);
         if (!found)
             return fp4rt_fail(FP4RT_FORMAT,
                               "%s: tensor %s is not part of the model config.json describes "
                               "(check num_hidden_layers, layer_types and the tensor prefix)",
                               t->file_path, t->name);
         w->n_tensors_used++;
+        w->n_tensors_mtp += is_mtp;
+    }
+    return FP4RT_OK;
+}
+
+/* Resolves the tensors of specs into w (layers allocated). An MTP linear
+ * ("mtp." names) whose weight is a float tensor is unquantized whatever the
+ * quant config says (the tensors present decide, weights.h). */
+static fp4rt_status load_specs(fp4rt_weights *w, const fp4rt_tensor_spec *specs, size_t n_specs) {
+    static const fp4rt_quant_config unquantized; /* algo NONE */
+    fp4rt_status st = FP4RT_OK;
+    for (size_t i = 0; i < n_specs; i++) {
+        const fp4rt_tensor_spec *sp = &specs[i];
+        fp4rt_layer_weights *L = sp->layer >= 0 ? &w->layers[sp->layer] : NULL;
+        int is_mtp = !strncmp(sp->name, "mtp.", 4);
+        switch (sp->role) {
+        case FP4RT_ROLE_LINEAR: {
+            fp4rt_linear *slot = L ? fp4rt_weights_linear_slot(L, sp->module) : is_mtp ? &w->mtp_fc : &w->lm_head;
+            if (!slot) return fp4rt_fail(FP4RT_INTERNAL, "no slot for module %s", sp->module);
+            const fp4rt_quant_config *q = &w->quant;
+            const fp4rt_st_tensor *t = is_mtp ? fp4rt_checkpoint_find(w->ckpt, sp->name) : NULL;
+            if (t && is_float_dtype(t->dtype)) q = &unquantized;
+            st = fp4rt_linear_resolve(w->ckpt, q, sp->module, (int)sp->shape[0], (int)sp->shape[1], slot);
+            if (st) return st;
+            break;
+        }
+        case FP4RT_ROLE_EMBED: {
+            const fp4rt_st_tensor *t = require(w->ckpt, sp->name, &st);
+            if (!t) return st;
+            if (!is_float_dtype(t->dtype))
+                return fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s has dtype %s, expected BF16, F16 or F32",
+                                  t->file_path, t->name, fp4rt_dtype_name(t->dtype));
+            if ((st = check_shape(t, 2, sp->shape))) return st;
+            w->embed = t->data;
+            w->embed_dtype = t->dtype;
+            break;
+        }
+        default:
+            if ((st = load_vector(w, sp, L))) return st;
+            break;
+        }
     }
     return FP4RT_OK;
 }
@@ -415,7 +470,8 @@ fp4rt_status fp4rt_weights_load(const char *dir, fp4rt_weights **out) {
     fp4rt_weights *w = fp4rt_calloc(1, sizeof *w, "weights");
     if (!w) return FP4RT_OUT_OF_MEMORY;
     fp4rt_status st;
-    fp4rt_tensor_spec *specs = NULL;
+    fp4rt_tensor_spec *specs = NULL, *mtp = NULL;
+    size_t n_mtp = 0;
     if ((st = fp4rt_config_load(dir, &w->cfg))) goto fail;
     if ((st = fp4rt_quant_config_load(dir, &w->quant))) goto fail;
     if ((st = fp4rt_checkpoint_open(dir, &w->ckpt))) goto fail;
@@ -442,46 +498,31 @@ fp4rt_status fp4rt_weights_load(const char *dir, fp4rt_weights **out) {
         st = FP4RT_OUT_OF_MEMORY;
         goto fail;
     }
-    w->layers = fp4rt_calloc((size_t)cfg->n_layers, sizeof *w->layers, "layers");
+    /* the MTP head when config.json declares one and the checkpoint has it
+     * (re-exports without mtp.* exist: then no head, as with mtp_num_hidden_layers 0) */
+    int n_mtp_layers = cfg->mtp_layers > 0 && fp4rt_checkpoint_find(w->ckpt, "mtp.fc.weight") ? cfg->mtp_layers : 0;
+    if (n_mtp_layers && !(n_mtp = fp4rt_schema_mtp_tensors(cfg, &mtp))) {
+        st = FP4RT_OUT_OF_MEMORY;
+        goto fail;
+    }
+    if (cfg->mtp_layers > 0 && !n_mtp_layers)
+        fp4rt_log(FP4RT_LOG_INFO, "%s: config.json declares %d MTP layers but the checkpoint has no mtp.fc.weight: "
+                  "no MTP head", dir, cfg->mtp_layers);
+    w->layers = fp4rt_calloc((size_t)(cfg->n_layers + n_mtp_layers), sizeof *w->layers, "layers");
     if (!w->layers) {
         st = FP4RT_OUT_OF_MEMORY;
         goto fail;
     }
+    w->n_mtp_layers = n_mtp_layers;
     for (int i = 0; i < cfg->n_layers; i++) w->layers[i].kind = cfg->layer_kind[i];
-
-    for (size_t i = 0; i < n_specs; i++) {
-        const fp4rt_tensor_spec *sp = &specs[i];
-        fp4rt_layer_weights *L = sp->layer >= 0 ? &w->layers[sp->layer] : NULL;
-        switch (sp->role) {
-        case FP4RT_ROLE_LINEAR: {
-            fp4rt_linear *slot = L ? fp4rt_weights_linear_slot(L, sp->module) : &w->lm_head;
-            if (!slot) {
-                st = fp4rt_fail(FP4RT_INTERNAL, "no slot for module %s", sp->module);
-                goto fail;
-            }
-            st = fp4rt_linear_resolve(w->ckpt, &w->quant, sp->module, (int)sp->shape[0],
-                                      (int)sp->shape[1], slot);
-            if (st) goto fail;
-            break;
-        }
-        case FP4RT_ROLE_EMBED: {
-            const fp4rt_st_tensor *t = require(w->ckpt, sp->name, &st);
-            if (!t) goto fail;
-            if (!is_float_dtype(t->dtype)) {
-                st = fp4rt_fail(FP4RT_FORMAT, "%s: tensor %s has dtype %s, expected BF16, F16 or F32",
-                                t->file_path, t->name, fp4rt_dtype_name(t->dtype));
-                goto fail;
-            }
-            if ((st = check_shape(t, 2, sp->shape))) goto fail;
-            w->embed = t->data;
-            w->embed_dtype = t->dtype;
-            break;
-        }
-        default:
-            if ((st = load_vector(w, sp, L))) goto fail;
-            break;
-        }
+    for (int i = 0; i < n_mtp_layers; i++) {
+        fp4rt_layer_weights *L = &w->layers[cfg->n_layers + i];
+        L->kind = FP4RT_LAYER_ATTENTION;
+        L->k_scale = L->v_scale = 1.0f;
     }
+
+    if ((st = load_specs(w, specs, n_specs))) goto fail;
+    if (w->n_mtp_layers && (st = load_specs(w, mtp, n_mtp))) goto fail;
     /* FP8 KV-cache scales, where the exporter wrote them */
     for (int l = 0; l < cfg->n_layers; l++) {
         fp4rt_layer_weights *L = &w->layers[l];
@@ -509,12 +550,14 @@ fp4rt_status fp4rt_weights_load(const char *dir, fp4rt_weights **out) {
         l->weight_scale = 1.0f;
         fp4rt_linear_set_bytes(l);
     }
-    if ((st = check_extra_tensors(w, specs, n_specs))) goto fail;
+    if ((st = check_extra_tensors(w, specs, n_specs, mtp, n_mtp))) goto fail;
     free(specs);
+    free(mtp);
     *out = w;
     return FP4RT_OK;
 fail:
     free(specs);
+    free(mtp);
     fp4rt_weights_free(w);
     return st;
 }

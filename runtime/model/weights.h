@@ -81,8 +81,20 @@ typedef struct fp4rt_weights {
     const void *embed;           /* [vocab, hidden] */
     float *final_norm;           /* [hidden], 1 + w */
     fp4rt_linear lm_head;        /* tied: BF16 view of embed */
+    /* The MTP head (docs/MODEL.md §3), when config.json declares mtp_num_hidden_layers
+     * and the checkpoint has mtp.* tensors (else n_mtp_layers = 0, the fields unset):
+     * its decoder layers are layers[cfg.n_layers .. cfg.n_layers + n_mtp_layers - 1]
+     * (full attention). Linears in the format their tensors have: a float weight is
+     * unquantized whatever the quant config says (NVIDIA's files keep mtp.fc BF16
+     * without excluding it), a packed one follows the quant config. */
+    int n_mtp_layers;
+    float *mtp_norm_embed;  /* [hidden], 1 + w: mtp.pre_fc_norm_embedding */
+    float *mtp_norm_hidden; /* [hidden], 1 + w: mtp.pre_fc_norm_hidden */
+    float *mtp_norm;        /* [hidden], 1 + w: mtp.norm */
+    fp4rt_linear mtp_fc;    /* [hidden, 2 * hidden] over [embedding | hidden state] */
+    uint64_t n_tensors_mtp; /* tensors of the MTP head read (also in n_tensors_used) */
     uint64_t n_tensors_used;     /* tensors read by the text model */
-    uint64_t n_tensors_skipped;  /* vision / MTP tensors recognized and not read */
+    uint64_t n_tensors_skipped;  /* vision (and unloaded MTP) tensors recognized and not read */
     int n_fp4_act;               /* linears run as W4A4 by fp4rt_weights_fp4_activations */
     int n_fp4_act_dynamic;       /* ... of which with the per-row dynamic tensor scale */
     /* Synthetic weights (fp4rt_weights_synthetic; ckpt is NULL): the big tensors

@@ -211,6 +211,24 @@ fp4rt_status fp4rt_synth(const fp4rt_config *cfg, const char *out_dir, uint64_t 
     fp4rt_tensor_spec *specs = NULL;
     size_t n_specs = fp4rt_schema_tensors(cfg, &specs);
     if (!n_specs) return FP4RT_OUT_OF_MEMORY;
+    /* the MTP head (cfg->mtp_layers), BF16 like the rest, after the text model */
+    fp4rt_tensor_spec *mtp = NULL;
+    size_t n_mtp = fp4rt_schema_mtp_tensors(cfg, &mtp);
+    if (n_mtp) {
+        fp4rt_tensor_spec *all = realloc(specs, (n_specs + n_mtp) * sizeof *all);
+        if (!all) {
+            free(specs);
+            free(mtp);
+            return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "synth: out of memory listing the MTP head");
+        }
+        memcpy(all + n_specs, mtp, n_mtp * sizeof *mtp);
+        specs = all;
+        n_specs += n_mtp;
+        free(mtp);
+    } else if (cfg->mtp_layers > 0) {
+        free(specs);
+        return FP4RT_OUT_OF_MEMORY;
+    }
 
     char *tmp = NULL;
     fp4rt_stw *w = NULL;
