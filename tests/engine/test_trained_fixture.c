@@ -73,7 +73,8 @@ static float *run_logits(fp4rt_model *m, const int32_t *ids, int n, int chunk) {
     float *out = malloc((size_t)n * V * sizeof *out);
     fp4rt_status st = s && out ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
     if (!chunk)
-        for (int i = 0; i < n && !st; i++) st = fp4rt_session_eval(s, ids + i, 1, out + (size_t)i * V, 0);
+        for (int i = 0; i < n && !st; i++)
+            st = fp4rt_session_eval(s, ids + i, 1, out + (size_t)i * V, 0);
     else if (!st)
         st = fp4rt_session_eval(s, ids, n, out, 1);
     CHECK_MSG(st == FP4RT_OK, "eval (chunk %d): %s", chunk, fp4rt_last_error());
@@ -103,14 +104,16 @@ static int argmax_agree(const float *a, const float *ref, int n, int V) {
 static void vs_transformers(const char *what, const float *got, const float *ref, int n, int V) {
     if (!got || !ref) return;
     size_t nv = (size_t)n * V, bad = 0;
-    for (size_t i = 0; i < nv; i++) bad += !isfinite(got[i]);
+    for (size_t i = 0; i < nv; i++)
+        bad += !isfinite(got[i]);
     double e = test_nmse(got, ref, nv);
     int clear_bad = test_argmax_disagreements(got, ref, n, V, 1e-3f);
-    printf("  %-26s NMSE vs transformers %.3g (ceiling %.0e), argmax agrees at %d/%d positions\n", what, e,
-           NMSE_CEILING, argmax_agree(got, ref, n, V), n);
+    printf("  %-26s NMSE vs transformers %.3g (ceiling %.0e), argmax agrees at %d/%d positions\n",
+           what, e, NMSE_CEILING, argmax_agree(got, ref, n, V), n);
     CHECK_MSG(bad == 0, "%s: %zu non-finite logits", what, bad);
     CHECK_MSG(e <= NMSE_CEILING, "%s: NMSE %.3g vs transformers > %.0e", what, e, NMSE_CEILING);
-    CHECK_MSG(clear_bad == 0, "%s: argmax differs from transformers at %d positions with a clear margin", what,
+    CHECK_MSG(clear_bad == 0,
+              "%s: argmax differs from transformers at %d positions with a clear margin", what,
               clear_bad);
 }
 
@@ -158,7 +161,9 @@ int main(int argc, char **argv) {
     static const struct {
         const char *what;
         int chunk;
-    } runs[] = {{"prefill (one chunk)", 512}, {"prefill (chunks of 24)", 24}, {"decode (token by token)", 0}};
+    } runs[] = {{"prefill (one chunk)", 512},
+                {"prefill (chunks of 24)", 24},
+                {"decode (token by token)", 0}};
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         float *got = run_logits(m, ids, n, runs[r].chunk);
         vs_transformers(runs[r].what, got, ref, n, V);
@@ -173,7 +178,8 @@ int main(int argc, char **argv) {
         cp.device = "cpu";
         test_greedy(MODEL, &cp, ids, 16, g_cpu, 16);
         test_greedy(MODEL, &mp, ids, 16, g_dev, 16);
-        CHECK_MSG(!memcmp(g_cpu, g_dev, sizeof g_cpu), "greedy tokens on %s differ from the CPU's", dev);
+        CHECK_MSG(!memcmp(g_cpu, g_dev, sizeof g_cpu), "greedy tokens on %s differ from the CPU's",
+                  dev);
         long msgs = fp4rt_registry_message_count();
         CHECK_MSG(msgs == 0, "%ld validation messages", msgs);
     }
