@@ -192,13 +192,16 @@ EOF
 # The trained-model fixture: text, ids and logits installed into $FIX; README part in
 # $WORK/README.trained.md (it starts with the line $MARK, where --only trained cuts the old README).
 make_trained() {
-[ -f "$TRAINED_MODEL/model.safetensors" ] || { echo "make_fixtures: $TRAINED_MODEL/model.safetensors missing" >&2; exit 2; }
+if [ ! -f "$TRAINED_MODEL/model.safetensors" ]; then
+    echo "make_fixtures: $TRAINED_MODEL/model.safetensors missing" >&2
+    exit 2
+fi
 echo "== $TRAINED: held-out text"
 "$PYTHON" "$ROOT/tools/corpus.py" --out "$WORK/corpus" > /dev/null
 # The first TRAINED_TOKENS ids of the chapter; the text is their decoding and must encode back to
 # exactly these ids (test_trained_fixture tokenizes it with fp4rt and compares).
-"$PYTHON" - "$WORK/corpus/heldout.jsonl" "$TRAINED_MODEL/tokenizer.json" "$TRAINED_CHAPTER" "$TRAINED_TOKENS" \
-    "$WORK/$TRAINED.text.txt" "$WORK/$TRAINED.tokens.txt" <<'PY'
+"$PYTHON" - "$WORK/corpus/heldout.jsonl" "$TRAINED_MODEL/tokenizer.json" "$TRAINED_CHAPTER" \
+    "$TRAINED_TOKENS" "$WORK/$TRAINED.text.txt" "$WORK/$TRAINED.tokens.txt" <<'PY'
 import json, sys
 from tokenizers import Tokenizer
 src, tok_path, chapter, n, text_out, ids_out = sys.argv[1:]
@@ -246,7 +249,8 @@ print(f"{np.exp(np.mean(nll)):.6f} over {len(nll)} tokens")
 PY
 )"
 model_sha="$(sha256sum "$TRAINED_MODEL/model.safetensors" | cut -d' ' -f1)"
-(cd "$FIX" && sha256sum "$TRAINED.text.txt" "$TRAINED.tokens.txt" "$TRAINED.logits.bin") > "$WORK/SHA256SUMS.trained"
+(cd "$FIX" && sha256sum "$TRAINED.text.txt" "$TRAINED.tokens.txt" "$TRAINED.logits.bin") \
+    > "$WORK/SHA256SUMS.trained"
 cat > "$WORK/README.trained.md" <<MD
 $MARK
 
