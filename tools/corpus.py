@@ -17,7 +17,9 @@ Contract
 * Split: chapter k (0-based) is held out when k % heldout_every == heldout_every - 1 (every 50th
   chapter by default, about 2 %, spread over the whole book); all others are training documents.
 * Output: DIR/train.jsonl and DIR/heldout.jsonl, one {"title": ..., "text": ...} object per line,
-  plus DIR/corpus.json (package versions, counts, SHA-256 of both files).  The result is a pure
+  plus DIR/corpus.json (package versions, counts, SHA-256 of both files), and DIR/heldout.txt: the
+  held-out documents' texts concatenated in order with nothing between them (UTF-8), the file
+  that `fp4rt perplexity --file` and tools/hf_perplexity.py are measured on.  The result is a pure
   function of the installed package version: same package, same bytes.
 * Any deviation from the expected layout of `bible`'s output (a line that is neither a chapter
   heading, a verse, a blank line nor inside a chapter) is a hard error naming the line.
@@ -103,6 +105,13 @@ def write_jsonl(path, docs):
     return hashlib.sha256(data).hexdigest()
 
 
+def write_text(path, docs):
+    data = "".join(d["text"] for d in docs).encode("utf-8")
+    with open(path, "wb") as f:
+        f.write(data)
+    return hashlib.sha256(data).hexdigest()
+
+
 def read_jsonl(path):
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -130,6 +139,7 @@ def build(out_dir, bible="bible", heldout_every=50):
         "heldout_chars": sum(len(d["text"]) for d in heldout),
         "train_sha256": write_jsonl(os.path.join(out_dir, "train.jsonl"), train),
         "heldout_sha256": write_jsonl(os.path.join(out_dir, "heldout.jsonl"), heldout),
+        "heldout_txt_sha256": write_text(os.path.join(out_dir, "heldout.txt"), heldout),
     }
     with open(os.path.join(out_dir, "corpus.json"), "w") as f:
         json.dump(summary, f, indent=1)

@@ -1,25 +1,29 @@
-/* fp4rt_ppl_run on a real model against transformers: the perplexity of the
- * tokens in tests/fixtures/tokens.txt computed here (double) from the committed
- * reference logits of tiny-bf16 (transformers' teacher-forced float32 logits,
- * tests/fixtures/README.md) equals what the library computes by running
- * tiny-bf16 on the CPU, within 1e-4 relative, for a window over all 96 tokens
- * (stride = ctx: targets 1..95) and with stride 40 (targets 56..95), with the
- * logits fetched all at once and 7 rows per eval call. Also:
- * saving and comparing against the saved file in one run gives KL exactly 0,
- * and windows of another size are refused by the file check. */
+/* fp4rt_ppl_run on real models against transformers: the perplexity of a
+ * fixture's tokens computed here (double) from its committed reference logits
+ * (transformers' teacher-forced float32 logits, tests/fixtures/README.md)
+ * equals what the library computes by running the model on the CPU, within
+ * 1e-4 relative, for a window over all the tokens (stride = ctx) and with a
+ * shorter stride, with the logits fetched all at once and 7 rows per eval call:
+ *   - tiny-bf16 on tests/fixtures/tokens.txt (96 tokens; stride 96: targets
+ *     1..95, stride 40: targets 56..95), the default (BF16) KV cache;
+ *   - the trained model models/qwen35-kjv-10m on its fixture text
+ *     (tests/fixtures/qwen35-kjv-10m.tokens.txt, 64 tokens; stride 64: targets
+ *     1..63, stride 40: targets 24..63), an F32 KV cache as transformers keeps.
+ * Also, on tiny-bf16: saving and comparing against the saved file in one run
+ * gives KL exactly 0, and windows of another size are refused by the file
+ * check. */
 #include "tests/test_util.h"
 
 #include "runtime/tools/perplexity.h"
-
-#define V 512
 
 static float *read_floats(const char *path, size_t n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     float *x = malloc(n * sizeof *x);
     size_t got = fread(x, sizeof *x, n, f);
+    int extra = fgetc(f) != EOF;
     fclose(f);
-    if (got != n) {
+    if (got != n || extra) {
         free(x);
         return NULL;
     }
@@ -27,7 +31,7 @@ static float *read_floats(const char *path, size_t n) {
 }
 
 /* exp(mean NLL) of targets [first, n) predicted by ref rows [first - 1, n - 1). */
-static double ref_ppl(const float *ref, const int32_t *ids, int first, int n, double *err) {
+static double ref_ppl(const float *ref, int V, const int32_t *ids, int first, int n, double *err) {
     fp4rt_ppl_acc a = {0};
     for (int t = first; t < n; t++) {
         const float *row = ref + (size_t)(t - 1) * V;
@@ -42,9 +46,75 @@ static double ref_ppl(const float *ref, const int32_t *ids, int first, int n, do
     return fp4rt_ppl_acc_ppl(&a);
 }
 
+/* One window over all n tokens with stride n, then with stride 40 (scoring from
+ * firsts[0] / firsts[1]): fp4rt_ppl_run's perplexity and error against ref's. */
+static void check_vs_reference(fp4rt_session *s, const char *what, const float *ref, int V,
+                               const int32_t *ids, int n, const int firsts[2]) {
+    const int strides[2] = {n, 40};
+    for (int i = 0; i < 2 && s; i++) {
+        fp4rt_ppl_windows w;
+        CHECK(fp4rt_ppl_plan(n, n, strides[i], 4096, &w) == FP4RT_OK);
+        CHECK(w.n_windows == 1 && w.first == firsts[i]);
+        double err_ref, ppl_ref = ref_ppl(ref, V, ids, w.first, n, &err_ref);
+        fp4rt_ppl_params p = {0};
+        fp4rt_ppl_result r;
+        fp4rt_status st = fp4rt_ppl_run(s, ids, &w, &p, &r);
+        CHECK_MSG(st == FP4RT_OK, "%s", fp4rt_last_error());
+        if (st) continue;
+        double ppl = fp4rt_ppl_acc_ppl(&r.nll), err = fp4rt_ppl_acc_err(&r.nll);
+        CHECK_EQ_INT(r.nll.n, n - w.first);
+        CHECK_MSG(fabs(ppl - ppl_ref) <= 1e-4 * ppl_ref,
+                  "%s, stride %d: ppl %.8f, transformers %.8f", what, strides[i], ppl, ppl_ref);
+        CHECK_MSG(fabs(err - err_ref) <= 1e-3 * err_ref,
+                  "%s, stride %d: error %.8f, transformers %.8f", what, strides[i], err, err_ref);
+        printf("%s, stride %d: ppl %.6f (transformers %.6f, relative difference %.2g) ± %.6f\n",
+               what, strides[i], ppl, ppl_ref, fabs(ppl - ppl_ref) / ppl_ref, err);
+        fp4rt_ppl_result_free(&r);
+        /* the same with the logits fetched 7 rows per eval call */
+        p.max_rows = 7;
+        st = fp4rt_ppl_run(s, ids, &w, &p, &r);
+        CHECK(st == FP4RT_OK && r.nll.n == n - w.first);
+        if (st) continue;
+        double ppl7 = fp4rt_ppl_acc_ppl(&r.nll);
+        CHECK_MSG(fabs(ppl7 - ppl_ref) <= 1e-4 * ppl_ref,
+                  "%s, stride %d, 7 rows per call: ppl %.8f, transformers %.8f", what, strides[i],
+                  ppl7, ppl_ref);
+        fp4rt_ppl_result_free(&r);
+    }
+}
+
+/* The trained model on its fixture text, an F32 KV cache. */
+static void test_trained(void) {
+    int n;
+    int32_t *ids = test_read_tokens("tests/fixtures/qwen35-kjv-10m.tokens.txt", &n);
+    const int V = 8192;
+    float *ref =
+        ids ? read_floats("tests/fixtures/qwen35-kjv-10m.logits.bin", (size_t)n * V) : NULL;
+    fp4rt_model_params mp = fp4rt_model_default_params();
+    mp.device = "cpu";
+    mp.n_threads = 2;
+    fp4rt_model *m = fp4rt_model_load("models/qwen35-kjv-10m", &mp);
+    CHECK_MSG(ids && n == 64 && ref && m, "the qwen35-kjv-10m fixture or model: %s",
+              fp4rt_last_error());
+    if (ids && n == 64 && ref && m) {
+        CHECK(fp4rt_model_n_vocab(m) == V);
+        fp4rt_session_params sp = fp4rt_session_default_params();
+        sp.n_ctx = n;
+        sp.kv_type = FP4RT_KV_F32;
+        fp4rt_session *s = fp4rt_session_create(m, &sp);
+        CHECK(s != NULL);
+        check_vs_reference(s, "qwen35-kjv-10m", ref, V, ids, n, (const int[2]){1, 24});
+        fp4rt_session_free(s);
+    }
+    fp4rt_model_free(m);
+    free(ref);
+    free(ids);
+}
+
 int main(void) {
     int n;
     int32_t *ids = test_read_tokens("tests/fixtures/tokens.txt", &n);
+    const int V = 512;
     float *ref = read_floats("tests/fixtures/tiny-bf16.logits.bin", (size_t)96 * V);
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = "cpu";
@@ -58,33 +128,7 @@ int main(void) {
     fp4rt_session *s = fp4rt_session_create(m, &sp);
     CHECK(s != NULL);
 
-    const int strides[2] = {96, 40};
-    for (int i = 0; i < 2 && s; i++) {
-        fp4rt_ppl_windows w;
-        CHECK(fp4rt_ppl_plan(n, n, strides[i], 4096, &w) == FP4RT_OK);
-        CHECK(w.n_windows == 1 && w.first == (i ? 56 : 1));
-        double err_ref, ppl_ref = ref_ppl(ref, ids, w.first, n, &err_ref);
-        fp4rt_ppl_params p = {0};
-        fp4rt_ppl_result r;
-        fp4rt_status st = fp4rt_ppl_run(s, ids, &w, &p, &r);
-        CHECK_MSG(st == FP4RT_OK, "%s", fp4rt_last_error());
-        double ppl = fp4rt_ppl_acc_ppl(&r.nll), err = fp4rt_ppl_acc_err(&r.nll);
-        CHECK_EQ_INT(r.nll.n, n - w.first);
-        CHECK_MSG(fabs(ppl - ppl_ref) <= 1e-4 * ppl_ref, "stride %d: ppl %.8f, transformers %.8f",
-                  strides[i], ppl, ppl_ref);
-        CHECK_MSG(fabs(err - err_ref) <= 1e-3 * err_ref, "stride %d: error %.8f, transformers %.8f",
-                  strides[i], err, err_ref);
-        printf("stride %d: ppl %.6f (transformers %.6f) ± %.6f\n", strides[i], ppl, ppl_ref, err);
-        fp4rt_ppl_result_free(&r);
-        /* the same with the logits fetched 7 rows per eval call */
-        p.max_rows = 7;
-        CHECK(fp4rt_ppl_run(s, ids, &w, &p, &r) == FP4RT_OK && r.nll.n == n - w.first);
-        double ppl7 = fp4rt_ppl_acc_ppl(&r.nll);
-        CHECK_MSG(fabs(ppl7 - ppl_ref) <= 1e-4 * ppl_ref,
-                  "stride %d, 7 rows per call: ppl %.8f, transformers %.8f", strides[i], ppl7,
-                  ppl_ref);
-        fp4rt_ppl_result_free(&r);
-    }
+    check_vs_reference(s, "tiny-bf16", ref, V, ids, n, (const int[2]){1, 56});
 
     /* save with windows of 48, then compare a second run with the file: KL 0 */
     test_tmpdir("pplmodel");
@@ -126,5 +170,6 @@ int main(void) {
     fp4rt_model_free(m);
     free(ref);
     free(ids);
+    test_trained();
     return test_summary("test_perplexity_model");
 }
