@@ -169,6 +169,13 @@ typedef struct fp4rt_backend_ops {
      * nothing run) for requests outside the contract above. */
     fp4rt_status (*top_k)(void *ctx, fp4rt_buffer *logits, size_t offset, int n, const fp4rt_topk_request *req,
                           float *vals, int32_t *ids);
+    /* (optional) Copies `bytes` bytes of src at src_off to dst at dst_off on the
+     * device, ordered after all work submitted before it and before all work
+     * submitted after it; src and dst are distinct buffers. A range outside a
+     * buffer fails with INVALID_ARGUMENT (one line). None: the wrapper copies
+     * through the host (download, upload). */
+    fp4rt_status (*buffer_copy)(void *ctx, fp4rt_buffer *dst, size_t dst_off, fp4rt_buffer *src, size_t src_off,
+                                size_t bytes);
 } fp4rt_backend_ops;
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;
@@ -187,6 +194,10 @@ fp4rt_status fp4rt_backend_upload(const fp4rt_backend_ops *be, void *ctx, fp4rt_
 fp4rt_status fp4rt_backend_download(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b, size_t offset,
                                     void *dst, size_t bytes);
 fp4rt_status fp4rt_backend_clear(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b);
+/* buffer_copy (none: through a host buffer of `bytes`); bytes 0: nothing;
+ * src == dst: INVALID_ARGUMENT. */
+fp4rt_status fp4rt_backend_copy(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *dst, size_t dst_off,
+                                fp4rt_buffer *src, size_t src_off, size_t bytes);
 /* prepare (none: nothing to do), or prepare_synthetic with seed when
  * p->weights is synthetic (none: UNSUPPORTED). */
 fp4rt_status fp4rt_backend_prepare(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p, uint64_t seed);

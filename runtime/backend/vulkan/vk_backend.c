@@ -76,6 +76,11 @@ static fp4rt_status vk_buffer_download(void *ctx, fp4rt_buffer *b, size_t off, v
 
 static fp4rt_status vk_buffer_clear(void *ctx, fp4rt_buffer *b) { return fp4rt_vk_fill_zero(ctx, b); }
 
+static fp4rt_status vk_buffer_copy(void *ctx, fp4rt_buffer *dst, size_t dst_off, fp4rt_buffer *src, size_t src_off,
+                                   size_t n) {
+    return fp4rt_vk_copy(ctx, dst, dst_off, src, src_off, n);
+}
+
 /* What add_tensor needs besides the tensor. */
 typedef struct tensor_sizing {
     vk_ctx *c;
@@ -345,6 +350,7 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .buffer_upload = vk_buffer_upload,
     .buffer_download = vk_buffer_download,
     .buffer_clear = vk_buffer_clear,
+    .buffer_copy = vk_buffer_copy,
     .prepare = vk_prepare,
     .prepare_synthetic = vk_prepare_synthetic,
     .run = vk_run,

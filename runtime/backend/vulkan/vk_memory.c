@@ -142,6 +142,17 @@ fp4rt_status fp4rt_vk_download(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, voi
     return st;
 }
 
+fp4rt_status fp4rt_vk_copy(vk_ctx *c, fp4rt_buffer *dst, VkDeviceSize dst_off, fp4rt_buffer *src,
+                           VkDeviceSize src_off, size_t n) {
+    fp4rt_status st = check_range(src, src_off, n, "copy source");
+    if (!st) st = check_range(dst, dst_off, n, "copy destination");
+    if (!st) st = fp4rt_vk_begin(c);
+    if (st) return st;
+    VkBufferCopy r = {.srcOffset = src_off, .dstOffset = dst_off, .size = n};
+    c->vt.vkCmdCopyBuffer(c->cmd, src->buf, dst->buf, 1, &r);
+    return fp4rt_vk_submit_wait(c);
+}
+
 fp4rt_status fp4rt_vk_fill_zero(vk_ctx *c, fp4rt_buffer *b) {
     fp4rt_status st = fp4rt_vk_begin(c);
     if (st) return st;
