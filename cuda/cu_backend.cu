@@ -626,4 +626,5 @@ const fp4rt_backend_ops fp4rt_cu_backend_ops = {
     cu_prepare_synthetic,
     fp4rt_cu_top_k,             /* cu_sample.cu */
     cu_buffer_copy,
+    0, /* decode_rows: the engine runs verify rows as 1-token steps */
 };

@@ -113,6 +113,10 @@ fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_p
     if (step->argmax_out && step->no_logits)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: a greedy pick of a step without logits", be->name);
     if (step->argmax_out && !be->argmax) return unsupported(be, "device pick (argmax)");
+    if (step->decode_rows && !be->decode_rows) return unsupported(be, "verify (decode_rows) step");
+    if (step->decode_rows && step->n_tokens > FP4RT_DECODE_ROWS_MAX)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "verify step of %d rows (at most %d)", step->n_tokens,
+                          FP4RT_DECODE_ROWS_MAX);
     return FP4RT_OK;
 }
 

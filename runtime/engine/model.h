@@ -42,9 +42,8 @@ struct fp4rt_session {
     void *progress_user;
     int eval_total;              /* tokens of the evaluation in progress (for progress) */
     fp4rt_memory_plan allocated; /* what was really allocated (bytes) */
-    /* Verify-step rollback (session_state.c): GDN state checkpoints, allocated
-     * on the first fp4rt_session_verify, [FP4RT_VERIFY_MAX][conv | ssm]. */
-    fp4rt_buffer *ckpt;
+    /* Verify-step rollback (session_state.c): sb.ckpt, the GDN state
+     * checkpoints, is allocated on the first fp4rt_session_verify. */
     int verify_pos0, verify_n; /* the last verify's rows, while fp4rt_session_keep may follow; n 0: none */
 };
 
@@ -53,7 +52,9 @@ struct fp4rt_session {
  * tokens at position p0 = the session's n_past (a pending token is evaluated
  * first) and writes logits[n][vocab]: row i is, bit for bit, what a 1-token
  * decode step of tokens[i] at p0 + i gives after tokens[0 .. i) (the
- * recurrent GDN form and the attention decode splits, docs/NUMERICS.md). It
+ * recurrent GDN form and the attention decode splits, docs/NUMERICS.md): one
+ * decode_rows step (backend.h) where the backend has it and n <= the session's
+ * chunk, else n 1-token steps with a device copy of the state before each. It
  * keeps the GDN state (conv + ssm) before each row in a session-owned
  * checkpoint buffer of FP4RT_VERIFY_MAX x (conv + ssm) bytes, allocated on the
  * first call (fp4rt_session_ckpt_bytes; ~144 MiB per row for the 27B).
@@ -65,7 +66,7 @@ struct fp4rt_session {
  * n_past are never read). last_logits: kept for j = n, else have_logits = 0
  * (row j - 1's logits are the caller's). Any failure: one line, and a failure
  * while running leaves the session needing fp4rt_session_reset. */
-#define FP4RT_VERIFY_MAX 8
+#define FP4RT_VERIFY_MAX FP4RT_DECODE_ROWS_MAX
 fp4rt_status fp4rt_session_verify(fp4rt_session *s, const int32_t *tokens, int n, float *logits);
 fp4rt_status fp4rt_session_keep(fp4rt_session *s, int n_keep);
 /* Bytes of the checkpoint buffer the first verify allocates: FP4RT_VERIFY_MAX

@@ -11,7 +11,7 @@
 static void session_release(fp4rt_session *s) {
     const fp4rt_backend_ops *be = s->model->backend;
     void *ctx = s->model->backend_ctx;
-    fp4rt_buffer **bufs[] = {&s->sb.scratch, &s->sb.kv, &s->sb.conv, &s->sb.ssm, &s->sb.logits, &s->ckpt};
+    fp4rt_buffer **bufs[] = {&s->sb.scratch, &s->sb.kv, &s->sb.conv, &s->sb.ssm, &s->sb.logits, &s->sb.ckpt};
     for (size_t i = 0; i < FP4RT_ARRAY_LEN(bufs); i++) {
         fp4rt_backend_free(be, ctx, *bufs[i]);
         *bufs[i] = NULL;

@@ -18,11 +18,11 @@ static fp4rt_status ckpt_copy(fp4rt_session *s, int slot, int to_ckpt) {
     pthread_mutex_lock(&m->run_lock);
     fp4rt_status st = FP4RT_OK;
     if (conv)
-        st = to_ckpt ? fp4rt_backend_copy(m->backend, m->backend_ctx, s->ckpt, base, s->sb.conv, 0, conv)
-                     : fp4rt_backend_copy(m->backend, m->backend_ctx, s->sb.conv, 0, s->ckpt, base, conv);
+        st = to_ckpt ? fp4rt_backend_copy(m->backend, m->backend_ctx, s->sb.ckpt, base, s->sb.conv, 0, conv)
+                     : fp4rt_backend_copy(m->backend, m->backend_ctx, s->sb.conv, 0, s->sb.ckpt, base, conv);
     if (!st && ssm)
-        st = to_ckpt ? fp4rt_backend_copy(m->backend, m->backend_ctx, s->ckpt, base + conv, s->sb.ssm, 0, ssm)
-                     : fp4rt_backend_copy(m->backend, m->backend_ctx, s->sb.ssm, 0, s->ckpt, base + conv, ssm);
+        st = to_ckpt ? fp4rt_backend_copy(m->backend, m->backend_ctx, s->sb.ckpt, base + conv, s->sb.ssm, 0, ssm)
+                     : fp4rt_backend_copy(m->backend, m->backend_ctx, s->sb.ssm, 0, s->sb.ckpt, base + conv, ssm);
     pthread_mutex_unlock(&m->run_lock);
     return st;
 }
@@ -45,20 +45,32 @@ fp4rt_status fp4rt_session_verify(fp4rt_session *s, const int32_t *tokens, int n
                           s->n_past + s->pending, n, s->sb.n_ctx);
     s->verify_n = 0;
     uint64_t bytes = fp4rt_session_ckpt_bytes(s);
-    if (!s->ckpt && bytes) {
+    if (!s->sb.ckpt && bytes) {
         if (bytes > SIZE_MAX)
             return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "verify checkpoints of %llu bytes do not fit in memory",
                               (unsigned long long)bytes);
         fp4rt_status st = fp4rt_backend_alloc(m->backend, m->backend_ctx, (size_t)bytes, "GDN state checkpoints",
-                                              &s->ckpt);
+                                              &s->sb.ckpt);
         if (st) return st;
     }
     fp4rt_status st = fp4rt_session_eval_pending(s, NULL);
     int pos0 = s->n_past;
-    /* Rows as 1-token decode steps: exactly plain decoding's bits. */
-    for (int i = 0; !st && i < n; i++) {
-        if (bytes) st = ckpt_copy(s, i, 1);
-        if (!st) st = fp4rt_session_step1(s, tokens[i], logits + (size_t)i * vocab);
+    if (!st && m->backend->decode_rows && n <= s->sb.chunk) { /* one step; the backend keeps the checkpoints */
+        fp4rt_step step = {.tokens = tokens, .n_tokens = n, .pos0 = pos0, .all_logits = 1, .decode_rows = 1};
+        pthread_mutex_lock(&m->run_lock);
+        st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
+        if (!st) {
+            memcpy(s->history + pos0, tokens, (size_t)n * sizeof(int32_t));
+            s->n_past += n;
+            st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0, logits,
+                                        (size_t)n * vocab * sizeof(float));
+        }
+        pthread_mutex_unlock(&m->run_lock);
+    } else { /* rows as 1-token decode steps: exactly plain decoding's bits */
+        for (int i = 0; !st && i < n; i++) {
+            if (bytes) st = ckpt_copy(s, i, 1);
+            if (!st) st = fp4rt_session_step1(s, tokens[i], logits + (size_t)i * vocab);
+        }
     }
     if (!st) st = fp4rt_backend_synchronize(m->backend, m->backend_ctx);
     if (st) return st;

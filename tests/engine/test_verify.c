@@ -1,6 +1,7 @@
 /* The verify step and its rollback (runtime/engine/model.h), on one device:
- *   test_verify cpu|vulkan [model_dir]
- * (no model_dir: a synthesized "tiny" model). Checks, bit for bit (memcmp):
+ *   test_verify cpu|vulkan [model_dir | recipe]
+ * (no model_dir: a synthesized "tiny" model, quantized with the recipe when one
+ * is named: nvidia-mixed, nvfp4-all, nvfp4-w4a4). Checks, bit for bit (memcmp):
  * - a verify step's rows equal separate 1-token decode steps' logits, at the
  *   start, across the attention decode split boundary (n_ctx > 256) and at the
  *   end of the context;
@@ -13,6 +14,7 @@
 #include "tests/test_util.h"
 
 #include "runtime/engine/model.h"
+#include "runtime/tools/quantize.h"
 #include "runtime/tools/synth.h"
 #include "tests/test_devices.h"
 
@@ -171,12 +173,20 @@ int main(int argc, char **argv) {
         printf("device %s: %s\n", dev, d.description);
     }
     const char *dir = argc > 2 ? argv[2] : NULL;
-    if (!dir) {
+    const char *recipe = dir && !strchr(dir, '/') ? dir : NULL; /* a quantizer recipe, not a directory */
+    char qdir[4096];
+    if (!dir || recipe) {
         test_tmpdir(strcmp(kind, "cpu") ? "verify_vk" : "verify");
         fp4rt_config cfg;
         CHECK(!fp4rt_config_preset("tiny", 0, &cfg));
         dir = test_tmp_path("tiny");
         CHECK(!fp4rt_synth(&cfg, dir, 9, 0, 0));
+        if (recipe) {
+            snprintf(qdir, sizeof qdir, "%s", test_tmp_path(recipe));
+            CHECK_MSG(!fp4rt_quantize(dir, qdir, recipe, 0, NULL, NULL), "quantize %s: %s", recipe,
+                      fp4rt_last_error());
+            dir = qdir;
+        }
     }
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = dev;

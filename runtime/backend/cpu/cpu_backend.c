@@ -202,4 +202,5 @@ const fp4rt_backend_ops fp4rt_backend_cpu = {
     .set_observer = cpu_set_observer,
     .measure_bandwidth = fp4rt_cpu_measure_bandwidth,
     .set_profile = cpu_set_profile,
+    .decode_rows = 1,
 };
