@@ -3,8 +3,9 @@
  * (no model_dir: a synthesized "tiny" model, quantized with the recipe when one
  * is named: nvidia-mixed, nvfp4-all, nvfp4-w4a4). Checks, bit for bit (memcmp):
  * - a verify step's rows equal separate 1-token decode steps' logits, at the
- *   start, across the attention decode split boundary (n_ctx > 256) and at the
- *   end of the context;
+ *   start, across the attention decode split boundary (n_ctx > 256), where
+ *   the decode span length changes between rows, and at the end of the
+ *   context;
  * - after verify(n) and keep(j), every j in 0..n, decoding and a chunked
  *   prefill continue exactly as in a session that only ever saw the j tokens
  *   (across a prefill-chunk boundary, at the end of the context, after
@@ -198,6 +199,9 @@ int main(int argc, char **argv) {
     printf("%s on %s\n", dir, dev);
     check_rows(m, "start", 3, 64, 16);
     check_rows(m, "split boundary", 252, 600, 64); /* rows 252..259: n_ctx 600 decodes in 3 spans */
+    /* rows 282..289: the span length (whole tiles of a third of pos + 1) grows
+     * from 96 to 112 at row 288, so each row needs its own spans */
+    check_rows(m, "span growth", 282, 600, 64);
     check_rows(m, "context end", 40, 40 + NV, 16);
     check_keep(m, "chunk boundary", 11, 64, 16, 20);  /* the continuation's prefill crosses chunks */
     check_keep(m, "split boundary", 250, 600, 64, 6); /* rows and continuation across position 256 */

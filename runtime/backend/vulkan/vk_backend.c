@@ -280,7 +280,7 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     vk_step_info *si = c->step_info->mapped;
     *si = (vk_step_info){.pos0 = (uint32_t)step->pos0, .n_tokens = (uint32_t)step->n_tokens};
     embed_rows(c, p->weights, step);
-    int replay = step->n_tokens == 1;
+    int replay = step->n_tokens == 1 && !step->decode_rows; /* a verify step records its checkpoints */
     if (replay && replay_matches(c, p, sb, step)) {
         st = fp4rt_vk_replay_step(c);
         if (!st) st = fp4rt_vk_profile_collect(c, p, 1);
@@ -362,6 +362,7 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .set_profile = vk_set_profile,
     .argmax = fp4rt_vk_argmax,
     .top_k = fp4rt_vk_top_k,
+    .decode_rows = 1,
 };
 
 fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8_t *scales, size_t n, uint16_t *out) {
