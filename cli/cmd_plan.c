@@ -43,6 +43,9 @@ static void print_plan(const fp4rt_config *cfg, const fp4rt_memory_plan *p,
            fp4rt_kv_type_name(sp->kv_type), fp4rt_cfg_n_attention_layers(cfg));
     printf("gdn conv     %12s\n", fp4rt_cli_bytes(p->conv, b, sizeof b));
     printf("gdn state    %12s  (F32)\n", fp4rt_cli_bytes(p->ssm, b, sizeof b));
+    printf("  verify checkpoints %s per position, %s for %d (speculative decoding, on first use; not in the total)\n",
+           fp4rt_cli_bytes(p->conv + p->ssm, b, sizeof b),
+           fp4rt_cli_bytes((p->conv + p->ssm) * FP4RT_VERIFY_MAX, b2, sizeof b2), FP4RT_VERIFY_MAX);
     printf("scratch      %12s  (chunk %d)\n", fp4rt_cli_bytes(p->scratch, b, sizeof b), sp->prefill_chunk);
     printf("logits       %12s\n", fp4rt_cli_bytes(p->logits, b, sizeof b));
     printf("rope table   %12s  (GPU backends: cos / sin of %d positions, F32)\n",

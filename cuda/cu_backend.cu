@@ -187,6 +187,18 @@ static fp4rt_status cu_buffer_clear(void *vc, fp4rt_buffer *b) {
     return ck(cudaMemsetAsync(b->dev, 0, b->bytes, c->stream), "clearing a buffer");
 }
 
+static fp4rt_status cu_buffer_copy(void *vc, fp4rt_buffer *dst, size_t dst_off, fp4rt_buffer *src, size_t src_off,
+                                   size_t n) {
+    fp4rt_cu_ctx *c = (fp4rt_cu_ctx *)vc;
+    fp4rt_status st = range_check(src, src_off, n, "copy source");
+    if (!st) st = range_check(dst, dst_off, n, "copy destination");
+    if (st) return st;
+    cudaSetDevice(c->device);
+    return ck(cudaMemcpyAsync((unsigned char *)dst->dev + dst_off, (const unsigned char *)src->dev + src_off, n,
+                              cudaMemcpyDeviceToDevice, c->stream),
+              "copying a buffer");
+}
+
 /* ---- weights ---- */
 
 typedef struct tensor_list {
@@ -613,4 +625,6 @@ const fp4rt_backend_ops fp4rt_cu_backend_ops = {
     fp4rt_cu_argmax,            /* cu_sample.cu */
     cu_prepare_synthetic,
     fp4rt_cu_top_k,             /* cu_sample.cu */
+    cu_buffer_copy,
+    0, /* decode_rows: the engine runs verify rows as 1-token steps */
 };

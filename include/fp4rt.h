@@ -197,6 +197,31 @@ FP4RT_API const int32_t *fp4rt_session_tokens(const fp4rt_session *s);
 FP4RT_API fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, float *logits,
                                 int all_logits);
 
+/* ---- session state snapshots (prefix reuse) ----
+ * A snapshot is a host copy of what a session needs to resume at its position
+ * p (fp4rt_session_n_past when taken): the Gated DeltaNet state (conv +
+ * recurrent, fp4rt_memory_estimate conv + ssm bytes), the p tokens and the
+ * last token's logits when the session had them. The KV cache is not copied:
+ * it truncates. So a snapshot restores onto any session of the same model
+ * (any n_ctx >= p) that has evaluated at least p tokens of which the first p
+ * are the snapshot's: the session then holds exactly those p tokens, in the
+ * state it had when the snapshot was taken, and continues bit-identically.
+ * Taking one evaluates a pending token first (one decode step). Restoring onto
+ * another model, onto a session that holds fewer tokens or different ones
+ * fails with one line (INVALID_ARGUMENT naming the first differing position),
+ * the session unchanged. A snapshot is independent of its session (it may
+ * outlive it) and is freed with fp4rt_session_snapshot_free. */
+typedef struct fp4rt_session_snapshot fp4rt_session_snapshot;
+/* NULL and the last error on failure. */
+FP4RT_API fp4rt_session_snapshot *fp4rt_session_snapshot_take(fp4rt_session *s);
+FP4RT_API fp4rt_status fp4rt_session_snapshot_restore(fp4rt_session *s, const fp4rt_session_snapshot *snap);
+FP4RT_API void fp4rt_session_snapshot_free(fp4rt_session_snapshot *snap);
+/* p, and its tokens (valid while the snapshot lives); 0 / NULL for NULL. */
+FP4RT_API int fp4rt_session_snapshot_n_past(const fp4rt_session_snapshot *snap);
+FP4RT_API const int32_t *fp4rt_session_snapshot_tokens(const fp4rt_session_snapshot *snap);
+/* Host bytes the snapshot holds (state, tokens, logits), for bounding a cache. */
+FP4RT_API size_t fp4rt_session_snapshot_bytes(const fp4rt_session_snapshot *snap);
+
 /* Tokens the model treats as end of generation (generation_config.json's
  * eos_token_id, else the tokenizer's eos); returns the count, fills up to cap
  * (ids may be NULL to ask for the count). */

@@ -9,7 +9,10 @@
 // q = t * group + g (h = kvh * group + g, group = n_heads / n_kv_heads); a
 // workgroup takes QB = 8 consecutive ones (so the query heads of one KV head
 // share every K/V tile load) and gl_WorkGroupID.y picks its split.
-// Grid: x = n_kv_heads * ceil(T * group / QB), y = n_splits.
+// Grid: x = n_kv_heads * ceil(T * group / QB), y = n_splits; with flags bit 4
+// (rows: a verify step, fp4rt_step.decode_rows) x = n_kv_heads * T *
+// ceil(group / QB): a workgroup holds the queries of one row only, so its
+// spans are those of a 1-token step at that row's position.
 //
 // Splits: the positions a workgroup sees, 0 .. pos0 + t_last, are cut into
 // n_splits equal spans (multiples of the KV tile) at run time from pos0 (step
@@ -38,7 +41,7 @@ layout(push_constant) uniform PC {
     uint q_off, y_off, stride, q_group_stride;
     uint heads;      // n_heads << 16 | n_kv_heads
     uint head_dim, T;
-    uint flags;      // kv_type (0 BF16, 1 F32, 2 FP8) | first piece << 2 | last piece << 3 | n_splits << 8
+    uint flags;      // kv_type (0 BF16, 1 F32, 2 FP8) | first piece << 2 | last piece << 3 | rows << 4 | n_splits << 8
     uint skews;      // K window skew | V window skew << 16, in elements
     uint c0, c1;
     float scale, k_scale, v_scale;
@@ -67,10 +70,13 @@ float kv_elem(uint which, uint i) {
 void main() {
     uint tid = gl_LocalInvocationID.x, hd = pc.head_dim;
     uint nh = pc.heads >> 16, nkv = pc.heads & 0xffffu, group = nh / nkv;
-    uint nqb = (pc.T * group + QB - 1u) / QB;
-    uint kvh = gl_WorkGroupID.x / nqb, q0 = (gl_WorkGroupID.x % nqb) * QB;
+    uint rows = (pc.flags >> 4) & 1u, per_row = (group + QB - 1u) / QB;
+    uint nqb = rows != 0u ? pc.T * per_row : (pc.T * group + QB - 1u) / QB;
+    uint wg = gl_WorkGroupID.x % nqb, kvh = gl_WorkGroupID.x / nqb;
+    uint q0 = rows != 0u ? (wg / per_row) * group + (wg % per_row) * QB : wg * QB;
     uint split = gl_WorkGroupID.y, ns = pc.flags >> 8;
-    uint pos0 = step_pos0(), nq = pc.T * group;
+    // nq: the end of the workgroup's queries (its row's end with rows)
+    uint pos0 = step_pos0(), nq = rows != 0u ? (q0 / group + 1u) * group : pc.T * group;
     uint row = nkv * hd;
 
     // this split's span of the positions the workgroup sees, within the piece

@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "runtime/base/common.h"
 
@@ -66,6 +67,21 @@ fp4rt_status fp4rt_backend_clear(const fp4rt_backend_ops *be, void *ctx, fp4rt_b
     return st ? st : be->buffer_clear(ctx, b);
 }
 
+fp4rt_status fp4rt_backend_copy(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *dst, size_t dst_off,
+                                fp4rt_buffer *src, size_t src_off, size_t bytes) {
+    fp4rt_status st = check_args("fp4rt_backend_copy", be, ctx, dst, "dst");
+    if (!st) st = check_args("fp4rt_backend_copy", be, ctx, src, "src");
+    if (st || !bytes) return st;
+    if (src == dst) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_backend_copy: src and dst are the same buffer");
+    if (be->buffer_copy) return be->buffer_copy(ctx, dst, dst_off, src, src_off, bytes);
+    void *tmp = fp4rt_malloc(bytes, "buffer copy");
+    if (!tmp) return FP4RT_OUT_OF_MEMORY;
+    st = be->buffer_download(ctx, src, src_off, tmp, bytes);
+    if (!st) st = be->buffer_upload(ctx, dst, dst_off, tmp, bytes);
+    free(tmp);
+    return st;
+}
+
 fp4rt_status fp4rt_backend_prepare(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p, uint64_t seed) {
     fp4rt_status st = check_args("fp4rt_backend_prepare", be, ctx, p, "program");
     if (st) return st;
@@ -97,6 +113,10 @@ fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_p
     if (step->argmax_out && step->no_logits)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: a greedy pick of a step without logits", be->name);
     if (step->argmax_out && !be->argmax) return unsupported(be, "device pick (argmax)");
+    if (step->decode_rows && !be->decode_rows) return unsupported(be, "verify (decode_rows) step");
+    if (step->decode_rows && step->n_tokens > FP4RT_DECODE_ROWS_MAX)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "verify step of %d rows (at most %d)", step->n_tokens,
+                          FP4RT_DECODE_ROWS_MAX);
     return FP4RT_OK;
 }
 

@@ -52,7 +52,14 @@ typedef struct fp4rt_session_buffers {
     int n_ctx;
     int chunk;
     fp4rt_kv_type kv_type; /* BF16 or F32 */
+    /* NULL, or FP4RT_DECODE_ROWS_MAX slots of conv bytes + ssm bytes (the sizes
+     * of conv and ssm): where a decode_rows step keeps the GDN state before each
+     * row r, in slot r as [conv | ssm] in their layouts. */
+    fp4rt_buffer *ckpt;
 } fp4rt_session_buffers;
+
+/* Rows of a decode_rows (verify) step at most. */
+#define FP4RT_DECODE_ROWS_MAX 8
 
 /* One step: tokens pos0 .. pos0 + n_tokens - 1 of a sequence. */
 typedef struct fp4rt_step {
@@ -61,6 +68,13 @@ typedef struct fp4rt_step {
     int pos0;              /* position of tokens[0]; the cache holds pos0 tokens before */
     int all_logits;        /* logits for every row, else only the last row (row 0 of logits) */
     int no_logits;         /* skip the logits entirely (a prefill chunk that is not the last) */
+    /* A verify step (backends whose ops.decode_rows is 1; n_tokens <= FP4RT_DECODE_ROWS_MAX):
+     * every row gets exactly the bits a 1-token step of its token at its position
+     * gives after the rows before it: the GDN in the recurrent form row by row,
+     * attention with the decode splits fp4rt_attn_splits(n_ctx, 1), the linears
+     * batched (their rows are independent: docs/NUMERICS.md rule 3). When sb->ckpt
+     * is set, the GDN state before each row goes to its slot there. */
+    int decode_rows;
     /* Greedy pick on the device (backends with the argmax slot only): when argmax_out
      * is set, the run also writes the argmax of the last row's logits (ids whose
      * argmax_valid byte is 0 count as -inf; ties: the lowest id; exactly what
@@ -169,6 +183,16 @@ typedef struct fp4rt_backend_ops {
      * nothing run) for requests outside the contract above. */
     fp4rt_status (*top_k)(void *ctx, fp4rt_buffer *logits, size_t offset, int n, const fp4rt_topk_request *req,
                           float *vals, int32_t *ids);
+    /* (optional) Copies `bytes` bytes of src at src_off to dst at dst_off on the
+     * device, ordered after all work submitted before it and before all work
+     * submitted after it; src and dst are distinct buffers. A range outside a
+     * buffer fails with INVALID_ARGUMENT (one line). None: the wrapper copies
+     * through the host (download, upload). */
+    fp4rt_status (*buffer_copy)(void *ctx, fp4rt_buffer *dst, size_t dst_off, fp4rt_buffer *src, size_t src_off,
+                                size_t bytes);
+    /* 1: run honours fp4rt_step.decode_rows; 0: such a step is UNSUPPORTED (the
+     * engine runs the rows as 1-token steps). */
+    int decode_rows;
 } fp4rt_backend_ops;
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;
@@ -187,6 +211,10 @@ fp4rt_status fp4rt_backend_upload(const fp4rt_backend_ops *be, void *ctx, fp4rt_
 fp4rt_status fp4rt_backend_download(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b, size_t offset,
                                     void *dst, size_t bytes);
 fp4rt_status fp4rt_backend_clear(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b);
+/* buffer_copy (none: through a host buffer of `bytes`); bytes 0: nothing;
+ * src == dst: INVALID_ARGUMENT. */
+fp4rt_status fp4rt_backend_copy(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *dst, size_t dst_off,
+                                fp4rt_buffer *src, size_t src_off, size_t bytes);
 /* prepare (none: nothing to do), or prepare_synthetic with seed when
  * p->weights is synthetic (none: UNSUPPORTED). */
 fp4rt_status fp4rt_backend_prepare(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p, uint64_t seed);
@@ -194,7 +222,9 @@ fp4rt_status fp4rt_backend_prepare(const fp4rt_backend_ops *be, void *ctx, const
  * [0, vocab) when the program embeds them (has an EMBED op); 1 <= n_tokens <=
  * sb->chunk; 0 <= pos0 and pos0 + n_tokens <= sb->n_ctx ("context full");
  * argmax_out only on a backend with the argmax slot (else UNSUPPORTED) and not
- * with no_logits; the session buffers scratch and logits allocated. */
+ * with no_logits; decode_rows only on a backend with ops.decode_rows (else
+ * UNSUPPORTED) and for at most FP4RT_DECODE_ROWS_MAX tokens; the session
+ * buffers scratch and logits allocated. */
 fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_program *p,
                                       const fp4rt_session_buffers *sb, const fp4rt_step *step);
 /* fp4rt_backend_check_step, then run. */

@@ -49,7 +49,39 @@ struct fp4rt_session {
     int eval_total;              /* tokens of the evaluation in progress (for progress) */
     fp4rt_memory_plan allocated; /* what was really allocated (bytes) */
     struct fp4rt_mtp_state *mtp; /* NULL unless fp4rt_session_params.mtp (runtime/engine/mtp.c) */
+    /* Verify-step rollback (session_state.c): sb.ckpt, the GDN state
+     * checkpoints, is allocated on the first fp4rt_session_verify. */
+    int verify_pos0, verify_n; /* the last verify's rows, while fp4rt_session_keep may follow; n 0: none */
 };
+
+/* ---- Verify step and rollback (session_state.c), for speculative decoding ----
+ * fp4rt_session_verify(s, tokens, n, logits) appends n (1 .. FP4RT_VERIFY_MAX)
+ * tokens at position p0 = the session's n_past (a pending token is evaluated
+ * first) and writes logits[n][vocab]: row i is, bit for bit, what a 1-token
+ * decode step of tokens[i] at p0 + i gives after tokens[0 .. i) (the
+ * recurrent GDN form and the attention decode splits, docs/NUMERICS.md): one
+ * decode_rows step (backend.h) where the backend has it and n <= the session's
+ * chunk, else n 1-token steps with a device copy of the state before each. It
+ * keeps the GDN state (conv + ssm) before each row in a session-owned
+ * checkpoint buffer of FP4RT_VERIFY_MAX x (conv + ssm) bytes, allocated on the
+ * first call (fp4rt_session_ckpt_bytes; ~144 MiB per row for the 27B).
+ * Afterwards the session holds all n tokens, last_logits the last row's.
+ * fp4rt_session_keep(s, j), 0 <= j <= n, right after a verify (no other
+ * evaluation between): the session then holds exactly p0 + j tokens with the
+ * GDN state after row j - 1 (the state before the verify for j = 0) as if it
+ * had only evaluated tokens[0 .. j); the KV cache truncates (positions >=
+ * n_past are never read). last_logits: kept for j = n, else have_logits = 0
+ * (row j - 1's logits are the caller's). Any failure: one line, and a failure
+ * while running leaves the session needing fp4rt_session_reset. */
+#define FP4RT_VERIFY_MAX FP4RT_DECODE_ROWS_MAX
+fp4rt_status fp4rt_session_verify(fp4rt_session *s, const int32_t *tokens, int n, float *logits);
+fp4rt_status fp4rt_session_keep(fp4rt_session *s, int n_keep);
+/* Bytes of the checkpoint buffer the first verify allocates: FP4RT_VERIFY_MAX
+ * x the GDN state (conv + ssm) of one position. */
+uint64_t fp4rt_session_ckpt_bytes(const fp4rt_session *s);
+/* The step of one token at n_past in session.c (run_step without cancel):
+ * appends it; logits of the row downloaded to `logits` when not NULL. */
+fp4rt_status fp4rt_session_step1(fp4rt_session *s, int32_t token, float *logits);
 
 /* Runs the pending token (if any) through the model; logits: NULL, or [vocab]
  * floats for its logits (have_logits then follows). OK with nothing pending. */

@@ -12,7 +12,7 @@
 static void session_release(fp4rt_session *s) {
     const fp4rt_backend_ops *be = s->model->backend;
     void *ctx = s->model->backend_ctx;
-    fp4rt_buffer **bufs[] = {&s->sb.scratch, &s->sb.kv, &s->sb.conv, &s->sb.ssm, &s->sb.logits};
+    fp4rt_buffer **bufs[] = {&s->sb.scratch, &s->sb.kv, &s->sb.conv, &s->sb.ssm, &s->sb.logits, &s->sb.ckpt};
     for (size_t i = 0; i < FP4RT_ARRAY_LEN(bufs); i++) {
         fp4rt_backend_free(be, ctx, *bufs[i]);
         *bufs[i] = NULL;
@@ -122,6 +122,7 @@ void fp4rt_session_reset(fp4rt_session *s) {
     s->have_logits = 0;
     s->pending = 0;
     fp4rt_session_mtp_reset(s);
+    s->verify_n = 0;
 }
 
 int fp4rt_session_n_past(const fp4rt_session *s) { return s ? s->n_past + s->pending : 0; }
@@ -191,6 +192,10 @@ static fp4rt_status run_step(fp4rt_session *s, const int32_t *tokens, int cn, fl
                                 (size_t)(all_logits ? cn : 1) * vocab * 4);
     pthread_mutex_unlock(&m->run_lock);
     return st;
+}
+
+fp4rt_status fp4rt_session_step1(fp4rt_session *s, int32_t token, float *logits) {
+    return run_step(s, &token, 1, logits, 0, NULL, 0);
 }
 
 fp4rt_status fp4rt_session_eval_pending(fp4rt_session *s, float *logits) {

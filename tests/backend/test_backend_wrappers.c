@@ -37,6 +37,13 @@ static fp4rt_status fake_download(void *ctx, fp4rt_buffer *b, size_t offset, voi
     return FP4RT_OK;
 }
 static fp4rt_status fake_clear(void *ctx, fp4rt_buffer *b) { (void)ctx, (void)b; return FP4RT_OK; }
+static int g_copies;
+static fp4rt_status fake_buffer_copy(void *ctx, fp4rt_buffer *dst, size_t dst_off, fp4rt_buffer *src, size_t src_off,
+                                     size_t bytes) {
+    (void)ctx, (void)dst, (void)dst_off, (void)src, (void)src_off, (void)bytes;
+    g_copies++;
+    return FP4RT_OK;
+}
 static fp4rt_status fake_run(void *ctx, const fp4rt_program *p, const fp4rt_session_buffers *sb,
                              const fp4rt_step *step) {
     (void)ctx, (void)p, (void)sb, (void)step;
@@ -114,6 +121,21 @@ static void test_step_contract(void) {
     CHECK(!reached(&k_bare, ctx, &p, &sb, &s, FP4RT_UNSUPPORTED));
     s.no_logits = 1;
     CHECK(!reached(&k_bare, ctx, &p, &sb, &s, FP4RT_INVALID_ARGUMENT));
+    /* a verify (decode_rows) step: only on a backend that has it, at most FP4RT_DECODE_ROWS_MAX rows */
+    s = ok;
+    s.decode_rows = 1;
+    CHECK(!reached(&k_bare, ctx, &p, &sb, &s, FP4RT_UNSUPPORTED));
+    CHECK(strstr(fp4rt_last_error(), "decode_rows") != NULL);
+    fp4rt_backend_ops rows = k_bare;
+    rows.decode_rows = 1;
+    CHECK(reached(&rows, ctx, &p, &sb, &s, FP4RT_OK));
+    fp4rt_session_buffers wide = sb;
+    wide.chunk = wide.n_ctx = FP4RT_DECODE_ROWS_MAX + 1;
+    int32_t many[FP4RT_DECODE_ROWS_MAX + 1] = {0};
+    s = (fp4rt_step){.tokens = many, .n_tokens = FP4RT_DECODE_ROWS_MAX + 1, .decode_rows = 1};
+    CHECK(!reached(&rows, ctx, &p, &wide, &s, FP4RT_INVALID_ARGUMENT));
+    s.n_tokens = FP4RT_DECODE_ROWS_MAX;
+    CHECK(reached(&rows, ctx, &p, &wide, &s, FP4RT_OK));
     /* NULL pieces */
     CHECK(!reached(&k_bare, NULL, &p, &sb, &ok, FP4RT_INVALID_ARGUMENT));
     CHECK(!reached(NULL, ctx, &p, &sb, &ok, FP4RT_INVALID_ARGUMENT));
@@ -127,6 +149,27 @@ static void test_step_contract(void) {
     fp4rt_backend_free(&k_bare, ctx, NULL); /* nothing */
     fp4rt_backend_destroy(&k_bare, ctx);
     fp4rt_backend_destroy(&k_bare, NULL); /* nothing */
+}
+
+/* fp4rt_backend_copy: the slot when there is one, else through the host;
+ * the same buffer twice and NULL buffers refused. */
+static void test_copy(void) {
+    void *ctx = NULL;
+    CHECK_EQ_INT(fp4rt_backend_create(&k_bare, 1, &ctx), FP4RT_OK);
+    fp4rt_buffer *a = NULL, *b = NULL;
+    CHECK(!fp4rt_backend_alloc(&k_bare, ctx, 64, "a", &a) && !fp4rt_backend_alloc(&k_bare, ctx, 64, "b", &b));
+    fp4rt_backend_ops with = k_bare;
+    with.buffer_copy = fake_buffer_copy;
+    CHECK_EQ_INT(fp4rt_backend_copy(&with, ctx, a, 0, b, 8, 16), FP4RT_OK);
+    CHECK_EQ_INT(g_copies, 1);
+    CHECK_EQ_INT(fp4rt_backend_copy(&k_bare, ctx, a, 0, b, 8, 16), FP4RT_OK); /* download + upload */
+    CHECK_EQ_INT(g_copies, 1);
+    CHECK_EQ_INT(fp4rt_backend_copy(&with, ctx, a, 0, a, 8, 16), FP4RT_INVALID_ARGUMENT);
+    CHECK(strstr(fp4rt_last_error(), "same buffer") != NULL);
+    CHECK_EQ_INT(fp4rt_backend_copy(&with, ctx, NULL, 0, b, 0, 16), FP4RT_INVALID_ARGUMENT);
+    CHECK_EQ_INT(fp4rt_backend_copy(&with, ctx, a, 0, b, 0, 0), FP4RT_OK); /* nothing */
+    CHECK_EQ_INT(g_copies, 1);
+    fp4rt_backend_destroy(&k_bare, ctx);
 }
 
 static void test_defaults(void) {
@@ -206,6 +249,7 @@ static void test_cpu(void) {
 int main(void) {
     test_step_contract();
     test_defaults();
+    test_copy();
     test_cpu();
     return test_summary("test_backend_wrappers");
 }

@@ -69,6 +69,7 @@ $bin plan --config tiny --recipe nvidia-mixed --ctx 1024 >"$tmp/plan2"
 w1=$(grep '^weights' "$tmp/plan1" | sed -E 's/.*\(([0-9]+) bytes.*/\1/')
 w2=$(grep '^weights' "$tmp/plan2" | sed -E 's/.*\(([0-9]+) bytes.*/\1/')
 check "[ -n '$w1' ] && [ '$w1' = '$w2' ]" "plan weights: checkpoint $w1 vs config $w2"
+check "grep -q 'verify checkpoints .* per position' $tmp/plan2" "plan shows the verify (speculative decoding) checkpoint size"
 # --fp4-activations is reported by plan, inspect and the run's device / stats lines
 check "$bin plan --model $tmp/mixed --fp4-activations | grep -q 'fp4-activations: on: [1-9][0-9]* NVFP4-W4A16 linears run as W4A4'" "plan --fp4-activations"
 check "$bin inspect $tmp/mixed --fp4-activations | grep -q 'NVFP4-W4A4' && ! $bin inspect $tmp/mixed | grep -q 'NVFP4-W4A4'" "inspect --fp4-activations"

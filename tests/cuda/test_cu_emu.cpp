@@ -211,7 +211,7 @@ static fp4rt_status run_cpu(tcase &c, state &s, const fp4rt_step &step) {
     if (!st && s.kv.size()) st = b->buffer_upload(ctx, kv, 0, s.kv.data(), s.kv.size());
     if (!st && s.conv.size()) st = b->buffer_upload(ctx, conv, 0, s.conv.data(), s.conv.size() * 4);
     if (!st && s.ssm.size()) st = b->buffer_upload(ctx, ssm, 0, s.ssm.data(), s.ssm.size() * 4);
-    fp4rt_session_buffers sb = {scratch, kv, conv, ssm, logits, c.n_ctx, c.chunk, c.kv};
+    fp4rt_session_buffers sb = {scratch, kv, conv, ssm, logits, c.n_ctx, c.chunk, c.kv, NULL};
     if (!st) st = b->run(ctx, &c.p, &sb, &step);
     if (!st) st = b->buffer_download(ctx, scratch, 0, s.arena.data(), s.arena.size() * 4);
     if (!st && s.kv.size()) st = b->buffer_download(ctx, kv, 0, s.kv.data(), s.kv.size());
@@ -228,7 +228,7 @@ static fp4rt_status run_emu(tcase &c, state &s, const fp4rt_step &step) {
     fp4rt_buffer scratch = {s.arena.data(), s.arena.size() * 4, "arena"};
     fp4rt_buffer kv = {s.kv.data(), s.kv.size(), "kv"}, conv = {s.conv.data(), s.conv.size() * 4, "conv"};
     fp4rt_buffer ssm = {s.ssm.data(), s.ssm.size() * 4, "ssm"}, logits = {NULL, 0, "logits"};
-    fp4rt_session_buffers sb = {&scratch, &kv, &conv, &ssm, &logits, c.n_ctx, c.chunk, c.kv};
+    fp4rt_session_buffers sb = {&scratch, &kv, &conv, &ssm, &logits, c.n_ctx, c.chunk, c.kv, NULL};
     /* the core reserves the most any op asks for at 1 row or a whole chunk */
     g_ws_reserved = 0;
     for (const fp4rt_op &o : c.ops)

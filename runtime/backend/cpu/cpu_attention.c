@@ -136,7 +136,7 @@ static void attn_range(void *arg, long i0, long i1, int thread) {
     const fp4rt_op *op = j->op;
     int nh = op->n_groups, nkv = op->n_kv_heads, hd = op->group_dim;
     int group = nh / nkv, T = s->step->n_tokens;
-    int ns = fp4rt_attn_splits(s->sb->n_ctx, T);
+    int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->decode_rows ? 1 : T);
     float *krow = s->ctx->thread_ws[thread], *vrow = krow + (size_t)nkv * hd;
     float *part = vrow + (size_t)nkv * hd; /* [ns][hd + 2]: m, l, acc */
     for (long i = i0; i < i1; i++) {
@@ -176,7 +176,7 @@ static void attn_range(void *arg, long i0, long i1, int thread) {
 }
 
 fp4rt_status fp4rt_cpu_attention(const cpu_step *s, const fp4rt_op *op) {
-    int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->n_tokens);
+    int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->decode_rows ? 1 : s->step->n_tokens);
     size_t need = 2 * (size_t)op->n_kv_heads * op->group_dim + (size_t)ns * (op->group_dim + 2);
     fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, need);
     if (st) return st;

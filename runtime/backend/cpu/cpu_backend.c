@@ -112,6 +112,15 @@ static fp4rt_status cpu_buffer_clear(void *ctx, fp4rt_buffer *b) {
     return FP4RT_OK;
 }
 
+static fp4rt_status cpu_buffer_copy(void *ctx, fp4rt_buffer *dst, size_t dst_off, fp4rt_buffer *src,
+                                    size_t src_off, size_t n) {
+    if (src_off > src->bytes || n > src->bytes - src_off || dst_off > dst->bytes || n > dst->bytes - dst_off)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "copy of %zu bytes from %zu of a %zu-byte buffer to %zu of a %zu-byte one",
+                          n, src_off, src->bytes, dst_off, dst->bytes);
+    memcpy((char *)dst->data + dst_off, (const char *)src->data + src_off, n);
+    return FP4RT_OK;
+}
+
 typedef fp4rt_status (*cpu_kernel)(const cpu_step *, const fp4rt_op *);
 
 static const cpu_kernel k_kernels[FP4RT_OP_COUNT] = {
@@ -184,6 +193,7 @@ const fp4rt_backend_ops fp4rt_backend_cpu = {
     .buffer_upload = cpu_buffer_upload,
     .buffer_download = cpu_buffer_download,
     .buffer_clear = cpu_buffer_clear,
+    .buffer_copy = cpu_buffer_copy,
     .prepare = NULL,
     .prepare_synthetic = cpu_prepare_synthetic,
     .run = cpu_run,
@@ -192,4 +202,5 @@ const fp4rt_backend_ops fp4rt_backend_cpu = {
     .set_observer = cpu_set_observer,
     .measure_bandwidth = fp4rt_cpu_measure_bandwidth,
     .set_profile = cpu_set_profile,
+    .decode_rows = 1,
 };

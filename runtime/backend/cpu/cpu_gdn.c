@@ -18,7 +18,19 @@ typedef struct conv_job {
     const cpu_step *s;
     const fp4rt_op *op;
     float *state; /* [conv_dim][kernel - 1] of this layer */
+    float *ckpt;  /* NULL, or this layer's conv state in checkpoint slot 0 (decode_rows) */
+    size_t ckpt_slot; /* floats between checkpoint slots */
 } conv_job;
+
+/* The checkpoint buffer's slot 0 at float offset `off` of its conv (ssm: after
+ * the conv bytes) part, and the floats between slots (backend.h
+ * fp4rt_session_buffers.ckpt); NULL when no checkpoints are asked for. */
+static float *ckpt_at(const cpu_step *s, int ssm, size_t off, size_t *slot_floats) {
+    const fp4rt_session_buffers *sb = s->sb;
+    *slot_floats = (sb->conv->bytes + sb->ssm->bytes) / sizeof(float);
+    if (!s->step->decode_rows || !sb->ckpt) return NULL;
+    return (float *)sb->ckpt->data + (ssm ? sb->conv->bytes / sizeof(float) : 0) + off;
+}
 
 static void conv_range(void *arg, long c0, long c1, int thread) {
     const conv_job *j = arg;
@@ -31,6 +43,8 @@ static void conv_range(void *arg, long c0, long c1, int thread) {
         const float *w = op->w + (size_t)ch * K;
         memcpy(win, st, (size_t)(K - 1) * sizeof(float));
         for (int t = 0; t < T; t++) win[K - 1 + t] = cpu_row(s, op->x, t)[ch];
+        for (int t = 0; j->ckpt && t < T; t++) /* the state before row t */
+            memcpy(j->ckpt + t * j->ckpt_slot + (size_t)ch * (K - 1), win + t, (size_t)(K - 1) * sizeof(float));
         for (int t = 0; t < T; t++) {
             float acc = 0;
             for (int i = 0; i < K; i++) acc += w[i] * win[t + i];
@@ -44,7 +58,9 @@ fp4rt_status fp4rt_cpu_conv1d_silu(const cpu_step *s, const fp4rt_op *op) {
     int K = op->group_dim, C = op->x.cols;
     fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, (size_t)(K - 1 + s->step->n_tokens));
     if (st) return st;
-    conv_job j = {s, op, (float *)s->sb->conv->data + (size_t)op->slot * C * (K - 1)};
+    size_t off = (size_t)op->slot * C * (K - 1);
+    conv_job j = {s, op, (float *)s->sb->conv->data + off, NULL, 0};
+    j.ckpt = ckpt_at(s, 0, off, &j.ckpt_slot);
     fp4rt_pool_for(s->ctx->pool, C, 64, conv_range, &j);
     return FP4RT_OK;
 }
@@ -153,6 +169,8 @@ typedef struct gdn_job {
     const cpu_step *s;
     const fp4rt_op *op;
     float *state; /* [v_heads][dk][dv] of this layer */
+    float *ckpt;  /* NULL, or this layer's state in checkpoint slot 0 (decode_rows) */
+    size_t ckpt_slot;
 } gdn_job;
 
 static void gdn_range(void *arg, long h0, long h1, int thread) {
@@ -176,8 +194,13 @@ static void gdn_range(void *arg, long h0, long h1, int thread) {
         const float *v = x + 2 * (size_t)key_dim + (size_t)h * dv;
         float *S = j->state + (size_t)h * dk * dv;
         float *o = cpu_row(s, op->y, 0) + (size_t)h * dv;
-        if (T == 1)
-            fp4rt_gdn_recurrent(T, dk, dv, q, k, stride, v, stride, beta, g, 1, S, o, stride);
+        if (T == 1 || s->step->decode_rows) /* row by row: a 1-token step's bits */
+            for (int t = 0; t < T; t++) {
+                if (j->ckpt) /* the state before row t */
+                    memcpy(j->ckpt + t * j->ckpt_slot + (size_t)h * dk * dv, S, (size_t)dk * dv * sizeof(float));
+                fp4rt_gdn_recurrent(1, dk, dv, q + t * stride, k + t * stride, stride, v + t * stride, stride,
+                                    beta + t, g + t, 1, S, o + t * stride, stride);
+            }
         else
             fp4rt_gdn_chunked(T, FP4RT_GDN_CHUNK, dk, dv, q, k, stride, v, stride, beta, g, 1, S,
                               o, stride, ws);
@@ -191,9 +214,9 @@ fp4rt_status fp4rt_cpu_gated_delta(const cpu_step *s, const fp4rt_op *op) {
                   fp4rt_gdn_chunk_ws_floats(FP4RT_GDN_CHUNK, c->lin_k_dim, c->lin_v_dim);
     fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, need);
     if (st) return st;
-    gdn_job j = {s, op,
-                 (float *)s->sb->ssm->data +
-                     (size_t)op->slot * c->lin_v_heads * c->lin_k_dim * c->lin_v_dim};
+    size_t off = (size_t)op->slot * c->lin_v_heads * c->lin_k_dim * c->lin_v_dim;
+    gdn_job j = {s, op, (float *)s->sb->ssm->data + off, NULL, 0};
+    j.ckpt = ckpt_at(s, 1, off, &j.ckpt_slot);
     fp4rt_pool_for(s->ctx->pool, c->lin_v_heads, 1, gdn_range, &j);
     return FP4RT_OK;
 }

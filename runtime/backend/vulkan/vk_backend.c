@@ -76,6 +76,11 @@ static fp4rt_status vk_buffer_download(void *ctx, fp4rt_buffer *b, size_t off, v
 
 static fp4rt_status vk_buffer_clear(void *ctx, fp4rt_buffer *b) { return fp4rt_vk_fill_zero(ctx, b); }
 
+static fp4rt_status vk_buffer_copy(void *ctx, fp4rt_buffer *dst, size_t dst_off, fp4rt_buffer *src, size_t src_off,
+                                   size_t n) {
+    return fp4rt_vk_copy(ctx, dst, dst_off, src, src_off, n);
+}
+
 /* What add_tensor needs besides the tensor. */
 typedef struct tensor_sizing {
     vk_ctx *c;
@@ -275,7 +280,7 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     vk_step_info *si = c->step_info->mapped;
     *si = (vk_step_info){.pos0 = (uint32_t)step->pos0, .n_tokens = (uint32_t)step->n_tokens};
     embed_rows(c, p->weights, step);
-    int replay = step->n_tokens == 1;
+    int replay = step->n_tokens == 1 && !step->decode_rows; /* a verify step records its checkpoints */
     if (replay && replay_matches(c, p, sb, step)) {
         fp4rt_vk_set_work(c, "the replayed decode step at position %d", step->pos0);
         st = fp4rt_vk_replay_step(c);
@@ -347,6 +352,7 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .buffer_upload = vk_buffer_upload,
     .buffer_download = vk_buffer_download,
     .buffer_clear = vk_buffer_clear,
+    .buffer_copy = vk_buffer_copy,
     .prepare = vk_prepare,
     .prepare_synthetic = vk_prepare_synthetic,
     .run = vk_run,
@@ -358,6 +364,7 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .set_profile = vk_set_profile,
     .argmax = fp4rt_vk_argmax,
     .top_k = fp4rt_vk_top_k,
+    .decode_rows = 1,
 };
 
 fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8_t *scales, size_t n, uint16_t *out) {

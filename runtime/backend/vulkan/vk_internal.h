@@ -223,6 +223,13 @@ fp4rt_status fp4rt_vk_upload_synth(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off,
                                    const void *ptr, size_t n, uint64_t seed);
 fp4rt_status fp4rt_vk_download(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, void *dst, size_t n);
 fp4rt_status fp4rt_vk_fill_zero(vk_ctx *c, fp4rt_buffer *b);
+/* Records a copy of n bytes of src at src_off to dst at dst_off into the
+ * recording (begun if none), ordered before what is recorded after it. */
+fp4rt_status fp4rt_vk_record_copy(vk_ctx *c, fp4rt_buffer *dst, VkDeviceSize dst_off, fp4rt_buffer *src,
+                                  VkDeviceSize src_off, size_t n);
+/* fp4rt_vk_record_copy, then submitted and waited for. */
+fp4rt_status fp4rt_vk_copy(vk_ctx *c, fp4rt_buffer *dst, VkDeviceSize dst_off, fp4rt_buffer *src,
+                           VkDeviceSize src_off, size_t n);
 
 /* vk_pipeline.c */
 fp4rt_status fp4rt_vk_pipelines_init(vk_ctx *c);

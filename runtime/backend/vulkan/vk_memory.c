@@ -214,6 +214,31 @@ fp4rt_status fp4rt_vk_download(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, voi
     return st;
 }
 
+fp4rt_status fp4rt_vk_record_copy(vk_ctx *c, fp4rt_buffer *dst, VkDeviceSize dst_off, fp4rt_buffer *src,
+                                  VkDeviceSize src_off, size_t n) {
+    fp4rt_status st = check_range(src, src_off, n, "copy source");
+    if (!st) st = check_range(dst, dst_off, n, "copy destination");
+    if (!st) st = fp4rt_vk_begin(c);
+    if (st || !n) return st;
+    VkBufferCopy r = {.srcOffset = src_off, .dstOffset = dst_off, .size = n};
+    c->vt.vkCmdCopyBuffer(c->cmd, src->buf, dst->buf, 1, &r);
+    /* the copy before later dispatches and copies (they may overwrite its source) */
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                           VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    c->vt.vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                               VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0,
+                               NULL, 0, NULL);
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_vk_copy(vk_ctx *c, fp4rt_buffer *dst, VkDeviceSize dst_off, fp4rt_buffer *src,
+                           VkDeviceSize src_off, size_t n) {
+    fp4rt_status st = fp4rt_vk_record_copy(c, dst, dst_off, src, src_off, n);
+    return st ? st : fp4rt_vk_submit_wait(c);
+}
+
 fp4rt_status fp4rt_vk_fill_zero(vk_ctx *c, fp4rt_buffer *b) {
     fp4rt_status st = fp4rt_vk_begin(c);
     if (st) return st;

@@ -122,7 +122,9 @@ fp4rt_status fp4rt_vk_attention_workspace(vk_ctx *c, const fp4rt_program *p, con
             kv_plan k = {0};
             fp4rt_status st = kv_plan_make(c, sb, cfg, T, &k);
             if (st) return st;
-            VkDeviceSize b = attn_ws_bytes(&k, T == 1 ? 1 : sb->chunk, op->n_groups, op->group_dim);
+            /* decode splits: also for the rows of a verify step (decode_rows) */
+            int rows = T == 1 ? (sb->chunk < FP4RT_DECODE_ROWS_MAX ? sb->chunk : FP4RT_DECODE_ROWS_MAX) : sb->chunk;
+            VkDeviceSize b = attn_ws_bytes(&k, rows, op->n_groups, op->group_dim);
             if (b > need) need = b;
         }
     }
@@ -178,9 +180,9 @@ fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op) {
         return fp4rt_fail(FP4RT_UNSUPPORTED,
                           "vulkan: attention with head_dim %d, %d heads, %d KV heads",
                           op->group_dim, op->n_groups, op->n_kv_heads);
-    int T = s->step->n_tokens, group = op->n_groups / op->n_kv_heads;
+    int T = s->step->n_tokens, group = op->n_groups / op->n_kv_heads, rows = s->step->decode_rows;
     kv_plan k;
-    fp4rt_status st = kv_plan_make(s->c, s->sb, cfg, T, &k);
+    fp4rt_status st = kv_plan_make(s->c, s->sb, cfg, rows ? 1 : T, &k); /* a verify step: decode splits */
     if (st) return st;
     VkDeviceSize ws = attn_ws_bytes(&k, T, op->n_groups, op->group_dim);
     int direct = ws == 0;
@@ -192,7 +194,9 @@ fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op) {
         if (st) return st;
     }
     size_t es = fp4rt_kv_elem_size(s->sb->kv_type);
-    uint32_t nqb = (uint32_t)(((size_t)T * group + ATTN_QB - 1) / ATTN_QB);
+    /* workgroups per KV head: with rows, each holds the queries of one row (attention.comp) */
+    uint32_t nqb = rows ? (uint32_t)T * (uint32_t)((group + ATTN_QB - 1) / ATTN_QB)
+                        : (uint32_t)(((size_t)T * group + ATTN_QB - 1) / ATTN_QB);
     for (int piece = 0; piece < k.n_pieces; piece++) {
         vk_bind b[4];
         VkDeviceSize ks = 0, vs = 0;
@@ -210,7 +214,8 @@ fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op) {
                            .head_dim = (uint32_t)op->group_dim,
                            .T = (uint32_t)T,
                            .flags = kv_type_code(s->sb->kv_type) | (uint32_t)(piece == 0) << 2 |
-                                    (uint32_t)(piece == k.n_pieces - 1) << 3 | (uint32_t)k.n_splits << 8,
+                                    (uint32_t)(piece == k.n_pieces - 1) << 3 | (uint32_t)(rows != 0) << 4 |
+                                    (uint32_t)k.n_splits << 8,
                            .skews = (uint32_t)(ks / es) | (uint32_t)(vs / es) << 16,
                            .c0 = c0,
                            .c1 = c0 + (uint32_t)k.per < (uint32_t)s->sb->n_ctx ? c0 + (uint32_t)k.per

@@ -23,6 +23,16 @@ _Static_assert(FP4RT_GDN_CHUNK == 64, "gated_delta_chunk.comp has CH 64: the CPU
 #define GDN_CHUNK_COLS 32u
 #define GDN_CHUNK_SHARED_BYTES ((64u * 64u + 64u * GDN_CHUNK_COLS + 3u * 64u) * 4u)
 
+/* Records the copy of `bytes` at `off` of the conv (ssm 0) or recurrent (1)
+ * state to checkpoint slot `row` (backend.h fp4rt_session_buffers.ckpt);
+ * nothing without a checkpoint buffer. */
+static fp4rt_status ckpt_save(const vk_step *s, int ssm, VkDeviceSize off, VkDeviceSize bytes, uint32_t row) {
+    const fp4rt_session_buffers *sb = s->sb;
+    if (!sb->ckpt) return FP4RT_OK;
+    VkDeviceSize slot = sb->conv->bytes + sb->ssm->bytes, base = row * slot + (ssm ? sb->conv->bytes : 0);
+    return fp4rt_vk_record_copy(s->c, sb->ckpt, base + off, ssm ? sb->ssm : sb->conv, off, (size_t)bytes);
+}
+
 fp4rt_status fp4rt_vk_rec_conv(const vk_step *s, const fp4rt_op *op) {
     uint32_t C = (uint32_t)op->x.cols, K = (uint32_t)op->group_dim;
     if (K < 1 || K > 9)
@@ -45,7 +55,18 @@ fp4rt_status fp4rt_vk_rec_conv(const vk_step *s, const fp4rt_op *op) {
                              "the conv state", &b[2], &skew);
     if (st) return st;
     pc.st_off = (uint32_t)(skew / 4);
-    return fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_CONV1D_SILU, b, 3, &pc, sizeof pc, vk_groups(C), 1, 1);
+    if (!s->step->decode_rows)
+        return fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_CONV1D_SILU, b, 3, &pc, sizeof pc, vk_groups(C), 1, 1);
+    /* a verify step: row by row, the state before each row to its checkpoint slot */
+    uint32_t T = pc.T, x0 = pc.x_off, y0 = pc.y_off;
+    pc.T = 1;
+    for (uint32_t t = 0; t < T && !st; t++) {
+        st = ckpt_save(s, 0, (VkDeviceSize)op->slot * layer, layer, t);
+        pc.x_off = x0 + t * pc.stride;
+        pc.y_off = y0 + t * pc.stride;
+        if (!st) st = fp4rt_vk_dispatch(s->c, FP4RT_VK_SHADER_CONV1D_SILU, b, 3, &pc, sizeof pc, vk_groups(C), 1, 1);
+    }
+    return st;
 }
 
 fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op) {
@@ -86,11 +107,14 @@ fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op) {
      * loops beyond it, silently: the chunked kernel at dk 128 needs ~30 000 per
      * chunk). */
     uint32_t dv = pc.dv, T = pc.T;
-    int chunked = T > 1 && fp4rt_env_bool(FP4RT_ENV_VK_GDN_CHUNKED) &&
+    int rows = s->step->decode_rows; /* a verify step: the recurrent form row by row, checkpoints between */
+    int chunked = T > 1 && !rows && fp4rt_env_bool(FP4RT_ENV_VK_GDN_CHUNKED) &&
                   s->c->props.limits.maxComputeSharedMemorySize >= GDN_CHUNK_SHARED_BYTES;
-    uint32_t per = chunked ? FP4RT_GDN_CHUNK : 128u, cols = chunked ? GDN_CHUNK_COLS : GDN_REC_COLS;
+    uint32_t per = rows ? 1u : chunked ? FP4RT_GDN_CHUNK : 128u, cols = chunked ? GDN_CHUNK_COLS : GDN_REC_COLS;
     pc_gdn base = pc;
     for (uint32_t t0 = 0; t0 < T && !st; t0 += per) {
+        if (rows) st = ckpt_save(s, 1, (VkDeviceSize)op->slot * layer, layer, t0);
+        if (st) break;
         pc.T = T - t0 < per ? T - t0 : per;
         pc.x_off = base.x_off + t0 * base.stride;
         pc.z_off = base.z_off + t0 * base.stride;

@@ -1,0 +1,101 @@
+/* The verify step and its rollback (model.h), for speculative decoding. */
+#include "runtime/engine/model.h"
+
+#include "runtime/base/common.h"
+
+#include <string.h>
+
+uint64_t fp4rt_session_ckpt_bytes(const fp4rt_session *s) {
+    return (uint64_t)FP4RT_VERIFY_MAX * (s->allocated.conv + s->allocated.ssm);
+}
+
+/* Device copies between the live GDN state and checkpoint slot `slot`
+ * (to_ckpt: live -> slot, else slot -> live), under the model's run lock. */
+static fp4rt_status ckpt_copy(fp4rt_session *s, int slot, int to_ckpt) {
+    fp4rt_model *m = s->model;
+    size_t conv = (size_t)s->allocated.conv, ssm = (size_t)s->allocated.ssm;
+    size_t base = (size_t)slot * (conv + ssm);
+    pthread_mutex_lock(&m->run_lock);
+    fp4rt_status st = FP4RT_OK;
+    if (conv)
+        st = to_ckpt ? fp4rt_backend_copy(m->backend, m->backend_ctx, s->sb.ckpt, base, s->sb.conv, 0, conv)
+                     : fp4rt_backend_copy(m->backend, m->backend_ctx, s->sb.conv, 0, s->sb.ckpt, base, conv);
+    if (!st && ssm)
+        st = to_ckpt ? fp4rt_backend_copy(m->backend, m->backend_ctx, s->sb.ckpt, base + conv, s->sb.ssm, 0, ssm)
+                     : fp4rt_backend_copy(m->backend, m->backend_ctx, s->sb.ssm, 0, s->sb.ckpt, base + conv, ssm);
+    pthread_mutex_unlock(&m->run_lock);
+    return st;
+}
+
+fp4rt_status fp4rt_session_verify(fp4rt_session *s, const int32_t *tokens, int n, float *logits) {
+    if (!s || !tokens || !logits)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_verify: session, tokens or logits is NULL");
+    if (n < 1 || n > FP4RT_VERIFY_MAX)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_verify: n = %d rows, expected 1 .. %d", n,
+                          FP4RT_VERIFY_MAX);
+    fp4rt_model *m = s->model;
+    int vocab = m->weights->cfg.vocab;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= vocab)
+            return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
+                              "fp4rt_session_verify: token %d at row %d is outside the vocabulary [0, %d)", tokens[i],
+                              i, vocab);
+    if (s->n_past + s->pending + n > s->sb.n_ctx)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d tokens held + %d verified exceed n_ctx %d",
+                          s->n_past + s->pending, n, s->sb.n_ctx);
+    s->verify_n = 0;
+    uint64_t bytes = fp4rt_session_ckpt_bytes(s);
+    if (!s->sb.ckpt && bytes) {
+        if (bytes > SIZE_MAX)
+            return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "verify checkpoints of %llu bytes do not fit in memory",
+                              (unsigned long long)bytes);
+        fp4rt_status st = fp4rt_backend_alloc(m->backend, m->backend_ctx, (size_t)bytes, "GDN state checkpoints",
+                                              &s->sb.ckpt);
+        if (st) return st;
+    }
+    fp4rt_status st = fp4rt_session_eval_pending(s, NULL);
+    int pos0 = s->n_past;
+    if (!st && m->backend->decode_rows && n <= s->sb.chunk) { /* one step; the backend keeps the checkpoints */
+        fp4rt_step step = {.tokens = tokens, .n_tokens = n, .pos0 = pos0, .all_logits = 1, .decode_rows = 1};
+        pthread_mutex_lock(&m->run_lock);
+        st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
+        if (!st) {
+            memcpy(s->history + pos0, tokens, (size_t)n * sizeof(int32_t));
+            s->n_past += n;
+            st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0, logits,
+                                        (size_t)n * vocab * sizeof(float));
+        }
+        pthread_mutex_unlock(&m->run_lock);
+    } else { /* rows as 1-token decode steps: exactly plain decoding's bits */
+        for (int i = 0; !st && i < n; i++) {
+            if (bytes) st = ckpt_copy(s, i, 1);
+            if (!st) st = fp4rt_session_step1(s, tokens[i], logits + (size_t)i * vocab);
+        }
+    }
+    if (!st) st = fp4rt_backend_synchronize(m->backend, m->backend_ctx);
+    if (st) return st;
+    memcpy(s->last_logits, logits + (size_t)(n - 1) * vocab, (size_t)vocab * sizeof(float));
+    s->have_logits = 1;
+    s->verify_pos0 = pos0;
+    s->verify_n = n;
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_session_keep(fp4rt_session *s, int n_keep) {
+    if (!s) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_keep: session is NULL");
+    if (!s->verify_n || s->pending || s->n_past != s->verify_pos0 + s->verify_n)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
+                          "fp4rt_session_keep: no verify step just before (the session evaluated since)");
+    if (n_keep < 0 || n_keep > s->verify_n)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_keep: keeping %d of %d verified rows", n_keep,
+                          s->verify_n);
+    int n = s->verify_n;
+    s->verify_n = 0;
+    if (n_keep == n) return FP4RT_OK;
+    fp4rt_status st = ckpt_copy(s, n_keep, 0);
+    if (!st) st = fp4rt_backend_synchronize(s->model->backend, s->model->backend_ctx);
+    if (st) return st;
+    s->n_past = s->verify_pos0 + n_keep;
+    s->have_logits = 0;
+    return FP4RT_OK;
+}
