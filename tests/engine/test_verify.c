@@ -10,6 +10,8 @@
  *   prefill continue exactly as in a session that only ever saw the j tokens
  *   (across a prefill-chunk boundary, at the end of the context, after
  *   fp4rt_session_reset);
+ * - the same through the engine's fallback (rows as 1-token steps, when n
+ *   exceeds the session's chunk or the backend has no decode_rows);
  * - misuse is refused with one line.
  * Skips (exit 0, "skipped: ...") on vulkan without a Vulkan device. */
 #include "tests/test_util.h"
@@ -206,6 +208,9 @@ int main(int argc, char **argv) {
     check_keep(m, "chunk boundary", 11, 64, 16, 20);  /* the continuation's prefill crosses chunks */
     check_keep(m, "split boundary", 250, 600, 64, 6); /* rows and continuation across position 256 */
     check_keep(m, "context end", 20, 20 + NV + 2, 16, 6);
+    /* 8 rows > a chunk of 4: the engine's fallback, 1-token steps with device copies of the state */
+    check_rows(m, "fallback", 5, 64, 4);
+    check_keep(m, "fallback", 9, 64, 4, 10);
     check_refused(m);
     fp4rt_model_free(m);
     return test_summary("test_verify");

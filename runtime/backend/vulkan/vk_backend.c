@@ -343,6 +343,10 @@ static void vk_describe(void *vc, char *buf, size_t n) {
              c->exact ? "exact (FP4RT_VK_EXACT)" : c->desc.software ? "exact" : "tiled FP32");
 }
 
+/* A verify step's rows (decode_rows) stay on the matrix-vector linear kernels,
+ * whose rows are bit-identical to a 1-token step's (vk_linear_policy.c). */
+_Static_assert(FP4RT_VK_MV_MAX_T >= FP4RT_DECODE_ROWS_MAX, "verify rows on the decode linear kernels");
+
 const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .name = "vulkan",
     .create = vk_create,
