@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 static const char *k_usage =
-    "--in DIR --out DIR --recipe nvidia-mixed|nvfp4-all|nvfp4-w4a4\n"
+    "--in DIR --out DIR --recipe nvidia-mixed|nvfp4-all|nvfp4-w4a4|fp8\n"
     "       [--scale absmax|4over6|mse] [--err mse|mae] [--calib FILE] [--calib-tokens N]\n"
     "       [--no-importance] [--eval FILE] [--eval-tokens N] [--report FILE.json]\n"
     "       [--threads N] [--shard-mb M] [--force]";
@@ -63,7 +63,7 @@ int fp4rt_cmd_quantize(int argc, char **argv) {
     if (!in || !out || !recipe)
         return fp4rt_cli_bad("quantize: %s is required", !in ? "--in DIR" : !out ? "--out DIR" : "--recipe");
     if (fp4rt_recipe_known(recipe) < 0)
-        return fp4rt_cli_bad("--recipe: unknown recipe '%s' (known: nvidia-mixed, nvfp4-all, nvfp4-w4a4)", recipe);
+        return fp4rt_cli_bad("--recipe: unknown recipe '%s' (known: nvidia-mixed, nvfp4-all, nvfp4-w4a4, fp8)", recipe);
     if (opts.err == FP4RT_ERR_MAE && opts.scale != FP4RT_SCALE_4OVER6)
         return fp4rt_cli_bad("--err applies to --scale 4over6 only");
     if (fp4rt_cli_check_out_dir(out, in, force) ||
