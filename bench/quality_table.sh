@@ -105,9 +105,9 @@ total=$(($(date +%s) - t0))
     echo "|---|---|---|---|---|---|---|"
     tail -n +2 "$csv" | while IFS=, read -r v r sc c p pe kl kle p99 med t te b sec; do
         if [ "$r" = none ]; then
-            echo "| $v | - | $p ± $pe | 0 | 0 | 100 % | $b |"
+            printf '| %s | - | %.3f ± %.3f | 0 | 0 | 100 %% | %s |\n' "$v" "$p" "$pe" "$b"
         else
-            printf '| %s | %s | %s ± %s | %.3g ± %.2g | %.3g | %s ± %s %% | %s |\n' \
+            printf '| %s | %s | %.3f ± %.3f | %.3g ± %.2g | %.3g | %.2f ± %.2f %% | %s |\n' \
                 "$v" "$c" "$p" "$pe" "$kl" "$kle" "$p99" "$t" "$te" "$b"
         fi
     done
