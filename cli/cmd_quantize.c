@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 static const char *k_usage =
-    "--in DIR --out DIR --recipe nvidia-mixed|nvfp4-all|nvfp4-w4a4\n"
-    "       [--scale absmax|4over6|mse] [--err mse|mae] [--calib FILE] [--calib-tokens N]\n"
+    "--in DIR --out DIR --recipe nvidia-mixed|nvfp4-all|nvfp4-w4a4|fp8\n"
+    "       [--scale mse|4over6|absmax] [--err mse|mae] [--calib FILE] [--calib-tokens N]\n"
     "       [--no-importance] [--eval FILE] [--eval-tokens N] [--report FILE.json]\n"
     "       [--threads N] [--shard-mb M] [--force]";
 
@@ -32,7 +32,7 @@ static int progress_bar(float f, const char *stage, void *user) {
 int fp4rt_cmd_quantize(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *recipe = NULL, *v;
     long shard_mb = 0;
-    int force = 0;
+    int force = 0, scale_given = 0;
     fp4rt_quantize_opts opts = {0};
     for (int i = 1; i < argc; i++) {
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--in"))) in = v;
@@ -44,6 +44,7 @@ int fp4rt_cmd_quantize(int argc, char **argv) {
             int s = fp4rt_scale_strategy_parse(v);
             if (s < 0) return fp4rt_cli_bad("--scale: unknown '%s' (known: absmax, 4over6, mse)", v);
             opts.scale = (fp4rt_scale_strategy)s;
+            scale_given = 1;
         } else if ((v = fp4rt_cli_opt(argc, argv, &i, "--err"))) {
             if (strcmp(v, "mse") && strcmp(v, "mae")) return fp4rt_cli_bad("--err: unknown '%s' (known: mse, mae)", v);
             opts.err = strcmp(v, "mae") ? FP4RT_ERR_MSE : FP4RT_ERR_MAE;
@@ -63,7 +64,11 @@ int fp4rt_cmd_quantize(int argc, char **argv) {
     if (!in || !out || !recipe)
         return fp4rt_cli_bad("quantize: %s is required", !in ? "--in DIR" : !out ? "--out DIR" : "--recipe");
     if (fp4rt_recipe_known(recipe) < 0)
-        return fp4rt_cli_bad("--recipe: unknown recipe '%s' (known: nvidia-mixed, nvfp4-all, nvfp4-w4a4)", recipe);
+        return fp4rt_cli_bad("--recipe: unknown recipe '%s' (known: nvidia-mixed, nvfp4-all, nvfp4-w4a4, fp8)", recipe);
+    /* The command's default block scales are mse, the lowest KL to BF16 measured on
+     * the trained reference model (bench/RESULTS.md); absmax (the library's zero
+     * value) reproduces ModelOpt byte for byte. fp8 has no NVFP4 weights. */
+    if (!scale_given && strcmp(recipe, "fp8") != 0) opts.scale = FP4RT_SCALE_MSE;
     if (opts.err == FP4RT_ERR_MAE && opts.scale != FP4RT_SCALE_4OVER6)
         return fp4rt_cli_bad("--err applies to --scale 4over6 only");
     if (fp4rt_cli_check_out_dir(out, in, force) ||

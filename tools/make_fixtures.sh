@@ -68,8 +68,8 @@ run_fp4rt() {  # run fp4rt, detect the "not implemented yet" stubs
 
 echo "== fp4rt checkpoints"
 run_fp4rt synth --config tiny --out "$WORK/tiny-bf16" --seed "$SEED"
-run_fp4rt quantize --in "$WORK/tiny-bf16" --out "$WORK/tiny-mixed" --recipe nvidia-mixed
-run_fp4rt quantize --in "$WORK/tiny-bf16" --out "$WORK/tiny-w4a4" --recipe nvfp4-w4a4
+run_fp4rt quantize --in "$WORK/tiny-bf16" --out "$WORK/tiny-mixed" --recipe nvidia-mixed --scale absmax
+run_fp4rt quantize --in "$WORK/tiny-bf16" --out "$WORK/tiny-w4a4" --recipe nvfp4-w4a4 --scale absmax
 
 echo "== tokens"
 # 80 ids from a 31-bit LCG (glibc constants, seed 12345, bits 16..30 mod 512), then ids 8..23 of
@@ -146,8 +146,8 @@ Made on $(date -u +%Y-%m-%d) with:
 
 * fp4rt: \`$FPV\` (binary $FP4RT, repository $GITREV$GITDIRTY)
 * \`fp4rt synth --config tiny --out tiny-bf16 --seed $SEED\`
-* \`fp4rt quantize --in tiny-bf16 --out tiny-mixed --recipe nvidia-mixed\`
-* \`fp4rt quantize --in tiny-bf16 --out tiny-w4a4 --recipe nvfp4-w4a4\`
+* \`fp4rt quantize --in tiny-bf16 --out tiny-mixed --recipe nvidia-mixed --scale absmax\`
+* \`fp4rt quantize --in tiny-bf16 --out tiny-w4a4 --recipe nvfp4-w4a4 --scale absmax\`
 * reference logits: \`tools/reference_logits.py --model <ckpt> --tokens <tokens.txt> --out <name>.logits.bin
   --decode --decode-out <name>.decode.logits.bin --dump-json --threads 1\`, i.e. Hugging Face
   transformers' own \`Qwen3_5ForCausalLM\` in float32 on the CPU, eager attention, pure-torch GDN

@@ -93,7 +93,7 @@ fp4rt_status fp4rt_plan_config(const fp4rt_config *cfg, const char *recipe, int 
     memset(plan, 0, sizeof *plan);
     memset(tot, 0, sizeof *tot);
     if (recipe && strcmp(recipe, "none") && fp4rt_recipe_known(recipe) < 0)
-        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "unknown recipe '%s' (nvidia-mixed, nvfp4-all, nvfp4-w4a4, none)", recipe);
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "unknown recipe '%s' (nvidia-mixed, nvfp4-all, nvfp4-w4a4, fp8, none)", recipe);
     fp4rt_tensor_spec *specs;
     size_t n = fp4rt_schema_tensors(cfg, &specs);
     if (!n) return FP4RT_OUT_OF_MEMORY;

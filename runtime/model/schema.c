@@ -310,7 +310,7 @@ char *fp4rt_config_to_json(const fp4rt_config *cfg) {
 
 /* ---- recipes --------------------------------------------------------------- */
 
-static const char *const k_recipes[] = {"nvidia-mixed", "nvfp4-all", "nvfp4-w4a4"};
+static const char *const k_recipes[] = {"nvidia-mixed", "nvfp4-all", "nvfp4-w4a4", "fp8"};
 
 int fp4rt_recipe_known(const char *recipe) {
     for (size_t i = 0; recipe && i < FP4RT_ARRAY_LEN(k_recipes); i++)
@@ -340,6 +340,11 @@ fp4rt_qalgo fp4rt_recipe_algo(const char *recipe, const fp4rt_tensor_spec *t) {
         if (leaf_in(t->module, attn) || leaf_in(t->module, gdn_big)) return FP4RT_Q_FP8;
         return FP4RT_Q_NONE;
     }
+    if (r == 3) /* fp8: the same modules in FP8; lm_head stays BF16 (ModelOpt's FP8 default) */
+        return !is_head && (leaf_in(t->module, mlp) || leaf_in(t->module, attn) ||
+                            leaf_in(t->module, gdn_big))
+                   ? FP4RT_Q_FP8
+                   : FP4RT_Q_NONE;
     if (leaf_in(t->module, gdn_small)) return FP4RT_Q_NONE;
     return r == 1 ? FP4RT_Q_NVFP4_W4A16 : FP4RT_Q_NVFP4_W4A4;
 }

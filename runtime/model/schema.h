@@ -49,7 +49,10 @@ char *fp4rt_config_to_json(const fp4rt_config *cfg);
 /* Quantization recipes: "nvidia-mixed" (MLP and lm_head W4A16_NVFP4; attention and
  * in_proj_qkv / in_proj_z / out_proj FP8; the rest unquantized), "nvfp4-all"
  * (every linear W4A16_NVFP4 except in_proj_a/b), "nvfp4-w4a4" (the same with NVFP4
- * activations). Returns -1 for an unknown recipe name. */
+ * activations), "fp8" (FP8 W8A8 on every linear nvidia-mixed quantizes except
+ * lm_head, which ModelOpt's FP8 configs leave unquantized: MLP, attention and
+ * in_proj_qkv / in_proj_z / out_proj). Returns the index in that order (0..3), -1
+ * for an unknown recipe name. */
 int fp4rt_recipe_known(const char *recipe);
 /* The algorithm a recipe gives a tensor (NONE for non-linears and excluded ones). */
 fp4rt_qalgo fp4rt_recipe_algo(const char *recipe, const fp4rt_tensor_spec *t);

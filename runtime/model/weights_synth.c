@@ -288,7 +288,7 @@ fp4rt_status fp4rt_weights_synthetic(const char *preset, const char *recipe, fp4
     *out = NULL;
     if (!recipe) recipe = "nvidia-mixed";
     if (fp4rt_recipe_known(recipe) < 0)
-        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "unknown recipe '%s' (nvidia-mixed, nvfp4-all, nvfp4-w4a4)",
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "unknown recipe '%s' (nvidia-mixed, nvfp4-all, nvfp4-w4a4, fp8)",
                           recipe);
     fp4rt_numfmt_init();
     fp4rt_weights *w = fp4rt_calloc(1, sizeof *w, "weights");

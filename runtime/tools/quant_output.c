@@ -14,14 +14,25 @@
 
 static const char *const k_producer_version = "0.45.0-fp4rt";
 
-/* The "quantization" object of hf_quant_config.json (ModelOpt's layout). */
+/* The single quant_algo of a one-format recipe (nvfp4-all, nvfp4-w4a4, fp8);
+ * FP4RT_Q_MIXED for nvidia-mixed. */
+static fp4rt_qalgo recipe_top_algo(const char *recipe) {
+    switch (fp4rt_recipe_known(recipe)) {
+    case 1: return FP4RT_Q_NVFP4_W4A16;
+    case 2: return FP4RT_Q_NVFP4_W4A4;
+    case 3: return FP4RT_Q_FP8;
+    default: return FP4RT_Q_MIXED;
+    }
+}
+
+/* The "quantization" object of hf_quant_config.json (ModelOpt's layout; FP8 has
+ * no group_size, as ModelOpt writes it). */
 static cJSON *quant_object(const qctx *q) {
-    int mixed = fp4rt_recipe_known(q->recipe) == 0;
+    fp4rt_qalgo top = recipe_top_algo(q->recipe);
+    int mixed = top == FP4RT_Q_MIXED;
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
-    fp4rt_qalgo single = fp4rt_recipe_known(q->recipe) == 2 ? FP4RT_Q_NVFP4_W4A4
-                                                            : FP4RT_Q_NVFP4_W4A16;
-    cJSON_AddStringToObject(o, "quant_algo", mixed ? "MIXED_PRECISION" : fp4rt_qalgo_name(single));
+    cJSON_AddStringToObject(o, "quant_algo", fp4rt_qalgo_name(top));
     cJSON_AddNullToObject(o, "kv_cache_quant_algo");
     if (mixed) {
         cJSON *layers = cJSON_AddObjectToObject(o, "quantized_layers");
@@ -33,7 +44,7 @@ static cJSON *quant_object(const qctx *q) {
             if (fp4rt_q_is_nvfp4(j->algo)) cJSON_AddNumberToObject(e, "group_size", FP4RT_NVFP4_BLOCK);
         }
     } else {
-        cJSON_AddNumberToObject(o, "group_size", FP4RT_NVFP4_BLOCK);
+        if (top != FP4RT_Q_FP8) cJSON_AddNumberToObject(o, "group_size", FP4RT_NVFP4_BLOCK);
         cJSON *ex = cJSON_AddArrayToObject(o, "exclude_modules");
         for (size_t i = 0; i < q->n_jobs && ex; i++) {
             const qjob *j = &q->jobs[i];
@@ -54,7 +65,8 @@ static cJSON *producer(void) {
 }
 
 /* config.json's quantization_config, in the shape ModelOpt's
- * convert_hf_quant_config_format gives it (exclude_modules becomes "ignore"). */
+ * convert_hf_quant_config_format gives it (exclude_modules becomes "ignore"; FP8:
+ * weights and input_activations {dynamic: false, num_bits: 8, type: float}). */
 static cJSON *config_quant_object(const qctx *q, const cJSON *quant) {
     cJSON *c = cJSON_Duplicate(quant, 1);
     if (!c) return NULL;
@@ -62,7 +74,17 @@ static cJSON *config_quant_object(const qctx *q, const cJSON *quant) {
     cJSON_AddItemToObject(c, "producer", producer());
     cJSON *ex = cJSON_DetachItemFromObject(c, "exclude_modules");
     cJSON_AddItemToObject(c, "ignore", ex ? ex : cJSON_CreateArray());
-    if (!cJSON_GetObjectItem(c, "quantized_layers")) {
+    if (recipe_top_algo(q->recipe) == FP4RT_Q_FP8) {
+        cJSON *g0 = cJSON_AddObjectToObject(cJSON_AddObjectToObject(c, "config_groups"), "group_0");
+        const char *which[2] = {"input_activations", "weights"};
+        for (int i = 0; i < 2; i++) {
+            cJSON *e = cJSON_AddObjectToObject(g0, which[i]);
+            cJSON_AddBoolToObject(e, "dynamic", 0);
+            cJSON_AddNumberToObject(e, "num_bits", 8);
+            cJSON_AddStringToObject(e, "type", "float");
+        }
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(g0, "targets"), cJSON_CreateString("Linear"));
+    } else if (!cJSON_GetObjectItem(c, "quantized_layers")) {
         int w4a4 = fp4rt_recipe_known(q->recipe) == 2;
         cJSON *groups = cJSON_AddObjectToObject(c, "config_groups");
         cJSON *g0 = cJSON_AddObjectToObject(groups, "group_0");

@@ -76,11 +76,15 @@ char *fp4rt_quant_summary_text(const qctx *q, const fp4rt_quantize_summary *s) {
     if (!b.p) return NULL;
     b.p[0] = 0;
     const char *strat = fp4rt_scale_strategy_name(s->scale);
-    sb_printf(&b, "scale %s%s (NVFP4 tensor scale amax/%d); %.1f M weights quantized in %.2f s "
-                  "(%.1f M/s, %d threads)\n",
-              strat, s->scale == FP4RT_SCALE_4OVER6 && q->o.err == FP4RT_ERR_MAE ? " (MAE)" : "",
-              s->scale == FP4RT_SCALE_ABSMAX ? 2688 : 1536, s->n_weights / 1e6, s->quant_seconds,
-              s->quant_seconds > 0 ? s->n_weights / 1e6 / s->quant_seconds : 0.0, q->o.n_threads);
+    if (s->n_nvfp4)
+        sb_printf(&b, "scale %s%s (NVFP4 tensor scale amax/%d); ", strat,
+                  s->scale == FP4RT_SCALE_4OVER6 && q->o.err == FP4RT_ERR_MAE ? " (MAE)" : "",
+                  s->scale == FP4RT_SCALE_ABSMAX ? 2688 : 1536);
+    else
+        sb_printf(&b, "no NVFP4 weights (the scale strategy does not apply); ");
+    sb_printf(&b, "%.1f M weights quantized in %.2f s (%.1f M/s, %d threads)\n", s->n_weights / 1e6,
+              s->quant_seconds, s->quant_seconds > 0 ? s->n_weights / 1e6 / s->quant_seconds : 0.0,
+              q->o.n_threads);
     if (s->nvfp4_energy > 0) {
         double r = rel(s->nvfp4_err, s->nvfp4_energy), ra = rel(s->nvfp4_err_absmax, s->nvfp4_energy);
         sb_printf(&b, "NVFP4 weights: relative MSE %.4g (SQNR %.2f dB); absmax %.4g (%.2f dB); "

@@ -412,7 +412,7 @@ fp4rt_status fp4rt_quantize(const char *in_dir, const char *out_dir, const char 
     if (!in_dir || !out_dir || fp4rt_recipe_known(recipe) < 0)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
                           "quantize: unknown recipe '%s' (known: nvidia-mixed, nvfp4-all, "
-                          "nvfp4-w4a4)",
+                          "nvfp4-w4a4, fp8)",
                           recipe ? recipe : "(null)");
     if (!fp4rt_scale_strategy_name(o.scale) || (o.err != FP4RT_ERR_MSE && o.err != FP4RT_ERR_MAE))
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "quantize: unknown scale strategy %d or metric %d",

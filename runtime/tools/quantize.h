@@ -44,7 +44,8 @@
 /* Options; the zero value is the default. Fields are only ever appended. */
 typedef struct fp4rt_quantize_opts {
     uint64_t shard_bytes;         /* payload bytes per output shard; 0 = 4 GiB */
-    fp4rt_scale_strategy scale;   /* NVFP4 block scales; 0 = absmax (ModelOpt) */
+    fp4rt_scale_strategy scale;   /* NVFP4 block scales; 0 = absmax (ModelOpt, byte-exact);
+                                     the fp4rt command defaults to mse */
     fp4rt_err_metric err;         /* 4over6 decision metric; 0 = MSE */
     const char *calib_path;       /* calibration text; NULL = default input scales */
     int calib_tokens;             /* tokens of it used at most; 0 = 4096 */

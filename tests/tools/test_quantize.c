@@ -270,14 +270,17 @@ static void check_output(const char *in, const char *out, const char *recipe) {
     CHECK_MSG(bad == 0, "%s: %d tensors wrong", recipe, bad);
     CHECK_EQ_INT(dst->n_tensors, expect);
 
-    /* Fused groups share the tensor scale: gate/up (NVFP4 in every recipe). */
+    /* Fused groups share the tensor scale: gate/up (NVFP4 in every recipe but fp8,
+     * where they are FP8 and share the per-tensor weight_scale). */
+    int fp8 = !strcmp(recipe, "fp8");
     const char *L = "model.language_model.layers.";
     char g[160], u[160];
     snprintf(g, sizeof g, "%s1.mlp.gate_proj", L);
     snprintf(u, sizeof u, "%s1.mlp.up_proj", L);
-    CHECK(scalar(dst, g, "weight_scale_2") == scalar(dst, u, "weight_scale_2"));
+    const char *tscale = fp8 ? "weight_scale" : "weight_scale_2";
+    CHECK(scalar(dst, g, tscale) == scalar(dst, u, tscale));
     float in_s = scalar(dst, g, "input_scale");
-    CHECK(in_s == 32.0f / 2688.0f);
+    CHECK(in_s == (fp8 ? 32.0f / 448.0f : 32.0f / 2688.0f));
 
     /* hf_quant_config.json contents. */
     char *text = NULL;
@@ -304,6 +307,17 @@ static void check_output(const char *in, const char *out, const char *recipe) {
                            "W4A16_NVFP4") &&
               cJSON_GetObjectItem(e, "group_size")->valueint == 16);
         CHECK(nv == 8 * 3 + 1 && f8 == 6 * 3 + 2 * 4);
+    } else if (fp8) {
+        /* ModelOpt's FP8 layout: no group_size; lm_head and in_proj_a/b excluded. */
+        CHECK(algo && !strcmp(algo, "FP8"));
+        CHECK(cJSON_GetObjectItem(quant, "group_size") == NULL);
+        cJSON *ex = cJSON_GetObjectItem(quant, "exclude_modules");
+        CHECK_EQ_INT(cJSON_GetArraySize(ex), 1 + 6 * 2);
+        int head = 0;
+        for (int k = 0; k < cJSON_GetArraySize(ex); k++)
+            head += !strcmp(cJSON_GetStringValue(cJSON_GetArrayItem(ex, k)), "lm_head");
+        CHECK(head == 1);
+        CHECK(nv == 0 && f8 == 8 * 3 + 6 * 3 + 2 * 4);
     } else {
         int w4a4 = !strcmp(recipe, "nvfp4-w4a4");
         CHECK(algo && !strcmp(algo, w4a4 ? "NVFP4" : "W4A16_NVFP4"));
@@ -320,6 +334,16 @@ static void check_output(const char *in, const char *out, const char *recipe) {
     cJSON *qcfg = cJSON_GetObjectItem(root, "quantization_config");
     CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(qcfg, "quant_method")), "modelopt"));
     CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(qcfg, "quant_algo")), algo_buf));
+    if (fp8) { /* convert_hf_quant_config_format's FP8 group: 8-bit float, static */
+        cJSON *g0 = cJSON_GetObjectItem(cJSON_GetObjectItem(qcfg, "config_groups"), "group_0");
+        for (int k = 0; k < 2; k++) {
+            cJSON *e = cJSON_GetObjectItem(g0, k ? "weights" : "input_activations");
+            CHECK(cJSON_GetObjectItem(e, "num_bits") && cJSON_GetObjectItem(e, "num_bits")->valueint == 8);
+            CHECK(cJSON_IsFalse(cJSON_GetObjectItem(e, "dynamic")));
+            CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "type")), "float"));
+        }
+        CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(qcfg, "ignore")), 1 + 6 * 2);
+    }
     cJSON_Delete(root);
     free(text);
     snprintf(name, sizeof name, "%s/generation_config.json", out);
@@ -339,8 +363,8 @@ static void test_end_to_end(void) {
     c.mtp_layers = 0; /* the text model only: MTP copy-through is checked on its own (V_MTP below) */
     CHECK(fp4rt_synth(&c, in, 3, 0, 0) == FP4RT_OK);
 
-    static const char *const recipes[] = {"nvidia-mixed", "nvfp4-all", "nvfp4-w4a4"};
-    for (int r = 0; r < 3; r++) {
+    static const char *const recipes[] = {"nvidia-mixed", "nvfp4-all", "nvfp4-w4a4", "fp8"};
+    for (int r = 0; r < 4; r++) {
         fp4rt_quantize_summary sum;
         snprintf(out, sizeof out, "%s", test_tmp_path(recipes[r]));
         fp4rt_status st = fp4rt_quantize(in, out, recipes[r], 0, NULL, &sum);
