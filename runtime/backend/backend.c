@@ -42,6 +42,15 @@ fp4rt_status fp4rt_backend_alloc(const fp4rt_backend_ops *be, void *ctx, size_t 
     return be->buffer_alloc(ctx, bytes, what ? what : "buffer", out);
 }
 
+fp4rt_status fp4rt_backend_alloc_split(const fp4rt_backend_ops *be, void *ctx, size_t bytes, size_t granule,
+                                       const char *what, fp4rt_buffer **out) {
+    if (!be || !be->buffer_alloc_split || !granule) return fp4rt_backend_alloc(be, ctx, bytes, what, out);
+    fp4rt_status st = check_args("fp4rt_backend_alloc_split", be, ctx, out, "out");
+    if (st) return st;
+    *out = NULL;
+    return be->buffer_alloc_split(ctx, bytes, granule, what ? what : "buffer", out);
+}
+
 void fp4rt_backend_free(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b) {
     if (be && ctx && b) be->buffer_free(ctx, b);
 }

@@ -193,6 +193,12 @@ typedef struct fp4rt_backend_ops {
     /* 1: run honours fp4rt_step.decode_rows; 0: such a step is UNSUPPORTED (the
      * engine runs the rows as 1-token steps). */
     int decode_rows;
+    /* (optional) Like buffer_alloc, for a buffer no op binds across a multiple of
+     * granule bytes (the KV cache: one layer's K or V; the GDN states: one
+     * layer's): the backend may place it in several allocations split at such
+     * multiples (a device whose single allocations are smaller than the buffer). */
+    fp4rt_status (*buffer_alloc_split)(void *ctx, size_t bytes, size_t granule, const char *what,
+                                       fp4rt_buffer **out);
 } fp4rt_backend_ops;
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;
@@ -205,6 +211,9 @@ fp4rt_status fp4rt_backend_create(const fp4rt_backend_ops *be, int n_threads, vo
 void fp4rt_backend_destroy(const fp4rt_backend_ops *be, void *ctx); /* ctx NULL: nothing */
 fp4rt_status fp4rt_backend_alloc(const fp4rt_backend_ops *be, void *ctx, size_t bytes, const char *what,
                                  fp4rt_buffer **out);
+/* buffer_alloc_split (none, or granule 0: fp4rt_backend_alloc). */
+fp4rt_status fp4rt_backend_alloc_split(const fp4rt_backend_ops *be, void *ctx, size_t bytes, size_t granule,
+                                       const char *what, fp4rt_buffer **out);
 void fp4rt_backend_free(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b); /* b NULL: nothing */
 fp4rt_status fp4rt_backend_upload(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *b, size_t offset,
                                   const void *src, size_t bytes);

@@ -47,6 +47,9 @@
           "lower the weight pieces of Vulkan linears to this many bytes (tests)")                                      \
     X(VK_MAX_ACT_RANGE, SIZE, "", "",                                                                                  \
           "lower the activation / logits windows of Vulkan linears to this many bytes (tests)")                        \
+    X(VK_MAX_ALLOC, SIZE, "", "",                                                                                      \
+          "lower the largest Vulkan buffer / allocation to this many bytes (tests: emulate a 2-4 GiB driver "          \
+          "limit with e.g. 64M; weights and the KV cache are then split into several buffers)")                        \
     X(VK_FENCE_TIMEOUT_MS, INT, "0", "",                                                                               \
           "milliseconds one Vulkan submission may run before it counts as a GPU hang and the device is given "         \
           "up (<= 0: 120000 on GPUs, 3600000 on software devices)")

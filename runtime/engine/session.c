@@ -68,20 +68,24 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
     fp4rt_memory_plan plan;
     fp4rt_plan_session(m->program, p.n_ctx, p.prefill_chunk, p.kv_type, &plan);
     const fp4rt_backend_ops *be = m->backend;
+    /* granule: no op binds across a multiple of it (one layer's K or V, one
+     * layer's state), so a backend may split the buffer there */
+    int n_attn = m->program->n_attn_layers, n_gdn = m->program->n_gdn_layers;
     struct {
         fp4rt_buffer **buf;
-        uint64_t bytes;
+        uint64_t bytes, granule;
         const char *what;
     } parts[] = {
-        {&s->sb.scratch, plan.scratch, "activation arena"},
-        {&s->sb.kv, plan.kv, "KV cache"},
-        {&s->sb.conv, plan.conv, "GDN conv state"},
-        {&s->sb.ssm, plan.ssm, "GDN recurrent state"},
-        {&s->sb.logits, plan.logits, "logits"},
+        {&s->sb.scratch, plan.scratch, 0, "activation arena"},
+        {&s->sb.kv, plan.kv, n_attn ? plan.kv / (2 * (uint64_t)n_attn) : 0, "KV cache"},
+        {&s->sb.conv, plan.conv, n_gdn ? plan.conv / (uint64_t)n_gdn : 0, "GDN conv state"},
+        {&s->sb.ssm, plan.ssm, n_gdn ? plan.ssm / (uint64_t)n_gdn : 0, "GDN recurrent state"},
+        {&s->sb.logits, plan.logits, 0, "logits"},
     };
     for (size_t i = 0; i < FP4RT_ARRAY_LEN(parts); i++) {
         if (parts[i].bytes > SIZE_MAX ||
-            fp4rt_backend_alloc(be, m->backend_ctx, (size_t)parts[i].bytes, parts[i].what, parts[i].buf)) {
+            fp4rt_backend_alloc_split(be, m->backend_ctx, (size_t)parts[i].bytes, (size_t)parts[i].granule,
+                                      parts[i].what, parts[i].buf)) {
             if (parts[i].bytes > SIZE_MAX)
                 fp4rt_fail(FP4RT_OUT_OF_MEMORY, "%s of %llu bytes does not fit in memory", parts[i].what,
                            (unsigned long long)parts[i].bytes);

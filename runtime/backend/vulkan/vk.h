@@ -22,6 +22,10 @@ typedef struct fp4rt_vk_device_desc {
     uint32_t subgroup_size;
     int subgroup_shuffle;  /* basic, vote and shuffle subgroup ops in compute shaders (else shared-memory trees) */
     uint64_t max_storage_range; /* maxStorageBufferRange */
+    uint64_t max_alloc;    /* maxMemoryAllocationSize (Vulkan 1.1) */
+    uint64_t max_buffer;   /* maxBufferSize (Vulkan 1.3 / VK_KHR_maintenance4), else max_alloc */
+    uint64_t budget_bytes; /* VK_EXT_memory_budget: what this process may still allocate in the largest
+                              device-local heap at enumeration time; 0: the driver does not say */
     uint32_t api_version;
     int usable;            /* 0: reason says why */
     char reason[128];

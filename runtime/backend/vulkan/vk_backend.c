@@ -64,6 +64,11 @@ static fp4rt_status vk_buffer_alloc(void *ctx, size_t bytes, const char *what, f
     return fp4rt_vk_buffer_create(ctx, bytes, 0, what, out);
 }
 
+static fp4rt_status vk_buffer_alloc_split(void *ctx, size_t bytes, size_t granule, const char *what,
+                                          fp4rt_buffer **out) {
+    return fp4rt_vk_buffer_create_split(ctx, bytes, granule, 0, what, out);
+}
+
 static void vk_buffer_free(void *ctx, fp4rt_buffer *b) { fp4rt_vk_buffer_destroy(ctx, b); }
 
 static fp4rt_status vk_buffer_upload(void *ctx, fp4rt_buffer *b, size_t off, const void *src, size_t n) {
@@ -85,6 +90,8 @@ static fp4rt_status vk_buffer_copy(void *ctx, fp4rt_buffer *dst, size_t dst_off,
 typedef struct tensor_sizing {
     vk_ctx *c;
     VkDeviceSize total; /* bytes of the weights buffer so far */
+    VkDeviceSize part;  /* the weights buffer's parts (c->max_alloc, a multiple of the alignment): no tensor
+                           crosses a multiple of it */
 } tensor_sizing;
 
 /* Registers a program tensor for upload (once per host pointer: tied weights
@@ -101,6 +108,14 @@ static fp4rt_status add_tensor(void *user, const fp4rt_program_tensor *pt) {
         c->cap_tensors = cap;
     }
     z->total = (z->total + c->align - 1) / c->align * c->align;
+    if (pt->bytes > z->part)
+        return fp4rt_fail(FP4RT_OUT_OF_MEMORY,
+                          "vulkan: tensor %s (%.2f GiB) is larger than one buffer may be on device %d (%.2f GiB: "
+                          "maxMemoryAllocationSize, maxBufferSize%s)",
+                          pt->name, pt->bytes / 1073741824.0, c->index, z->part / 1073741824.0,
+                          c->max_alloc_knob ? ", FP4RT_VK_MAX_ALLOC" : "");
+    if (pt->bytes && z->total / z->part != (z->total + pt->bytes - 1) / z->part) /* next part */
+        z->total = (z->total / z->part + 1) * z->part;
     c->tensors[c->n_tensors++] = (vk_tensor){pt->host, pt->bytes, z->total, pt->name};
     z->total += pt->bytes;
     return FP4RT_OK;
@@ -113,13 +128,14 @@ static fp4rt_status vk_prepare_impl(vk_ctx *c, const fp4rt_program *p, int synth
     const fp4rt_weights *w = p->weights;
     if (w->embed_dtype != FP4RT_DT_BF16 && w->embed_dtype != FP4RT_DT_F16 && w->embed_dtype != FP4RT_DT_F32)
         return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: embedding of dtype %d", (int)w->embed_dtype);
-    tensor_sizing z = {.c = c};
+    tensor_sizing z = {.c = c, .part = c->max_alloc / c->align * c->align};
     fp4rt_status st = fp4rt_program_tensors(p, add_tensor, &z);
     VkDeviceSize total = z.total;
     /* a software device's memory is the host's: check before filling it */
     if (!st && synthetic && c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU)
         st = fp4rt_host_mem_check(total, "vulkan: synthetic weights on a software device");
-    if (!st) st = fp4rt_vk_buffer_create(c, total, 0, "weights", &c->weights);
+    if (!st) st = fp4rt_vk_memory_check(c, total, "the weights");
+    if (!st) st = fp4rt_vk_buffer_create_split(c, total, z.part, 0, "weights", &c->weights);
     for (int i = 0; !st && i < c->n_tensors; i++) {
         const vk_tensor *t = &c->tensors[i];
         st = synthetic && fp4rt_weights_is_placeholder(w, t->host)
@@ -352,6 +368,7 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .create = vk_create,
     .destroy = vk_destroy,
     .buffer_alloc = vk_buffer_alloc,
+    .buffer_alloc_split = vk_buffer_alloc_split,
     .buffer_free = vk_buffer_free,
     .buffer_upload = vk_buffer_upload,
     .buffer_download = vk_buffer_download,

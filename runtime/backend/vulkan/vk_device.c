@@ -46,8 +46,19 @@ void fp4rt_vk_describe_physical(VkInstance inst, VkPhysicalDevice pd, fp4rt_vk_d
                                             .pNext = idot_ext ? &dotp : NULL};
     VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
                                              .pNext = &drv};
-    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sg};
+    VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES,
+                                                 .pNext = &sg};
+    VkPhysicalDeviceProperties pre;
+    vkGetPhysicalDeviceProperties(pd, &pre);
+    int m4_ok = pre.apiVersion >= VK_API_VERSION_1_3 ||
+                fp4rt_vk_has_device_ext(pd, VK_KHR_MAINTENANCE_4_EXTENSION_NAME);
+    VkPhysicalDeviceMaintenance4Properties m4 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES,
+                                                 .pNext = &m3};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                      .pNext = m4_ok ? (void *)&m4 : (void *)&m3};
     vkGetPhysicalDeviceProperties2(pd, &p2);
+    d->max_alloc = m3.maxMemoryAllocationSize;
+    d->max_buffer = m4_ok && m4.maxBufferSize ? m4.maxBufferSize : d->max_alloc;
     VkPhysicalDeviceShaderIntegerDotProductFeatures dotf = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
     VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
@@ -64,11 +75,20 @@ void fp4rt_vk_describe_physical(VkInstance inst, VkPhysicalDevice pd, fp4rt_vk_d
     d->software = p->deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     snprintf(d->driver, sizeof d->driver, "%s %s", drv.driverName[0] ? drv.driverName : "driver",
              drv.driverInfo[0] ? drv.driverInfo : "");
-    VkPhysicalDeviceMemoryProperties mp;
-    vkGetPhysicalDeviceMemoryProperties(pd, &mp);
-    for (uint32_t i = 0; i < mp.memoryHeapCount; i++)
-        if ((mp.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) && mp.memoryHeaps[i].size > d->memory_bytes)
-            d->memory_bytes = mp.memoryHeaps[i].size;
+    VkPhysicalDeviceMemoryBudgetPropertiesEXT budget = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+    int has_budget = fp4rt_vk_has_device_ext(pd, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    VkPhysicalDeviceMemoryProperties2 mp2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
+                                             .pNext = has_budget ? &budget : NULL};
+    vkGetPhysicalDeviceMemoryProperties2(pd, &mp2);
+    const VkPhysicalDeviceMemoryProperties *mp = &mp2.memoryProperties;
+    for (uint32_t i = 0; i < mp->memoryHeapCount; i++)
+        if ((mp->memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) && mp->memoryHeaps[i].size > d->memory_bytes) {
+            d->memory_bytes = mp->memoryHeaps[i].size;
+            d->budget_bytes = has_budget && budget.heapBudget[i] > budget.heapUsage[i]
+                                  ? budget.heapBudget[i] - budget.heapUsage[i]
+                                  : 0;
+        }
     d->fp16 = f12.shaderFloat16;
     d->int8 = f12.shaderInt8;
     d->int64 = f2.features.shaderInt64;
@@ -180,6 +200,17 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
     c->act_range = c->max_range;
     lim = fp4rt_env_size(FP4RT_ENV_VK_MAX_ACT_RANGE);
     if (lim > 2 * c->align && lim < c->max_range) c->act_range = lim;
+    /* the largest buffer: both driver limits (RADV, ANV, AMDVLK: 2-4 GiB), or
+     * lower with FP4RT_VK_MAX_ALLOC (tests emulate such a driver on lavapipe) */
+    c->max_alloc = c->desc.max_alloc && c->desc.max_alloc < c->desc.max_buffer ? c->desc.max_alloc : c->desc.max_buffer;
+    if (!c->max_alloc) c->max_alloc = (VkDeviceSize)1 << 30; /* Vulkan's guaranteed minimum */
+    lim = fp4rt_env_size(FP4RT_ENV_VK_MAX_ALLOC);
+    if (lim >= 4096 && lim < c->max_alloc) {
+        c->max_alloc = lim / 4 * 4;
+        c->max_alloc_knob = 1;
+        fp4rt_log(FP4RT_LOG_INFO, "vulkan: FP4RT_VK_MAX_ALLOC: buffers limited to %llu bytes",
+                  (unsigned long long)c->max_alloc);
+    }
     /* tests force the shared-memory reduction with FP4RT_VK_NO_SUBGROUP=1 */
     c->linear_subgroup = c->desc.subgroup_shuffle && !fp4rt_env_bool(FP4RT_ENV_VK_NO_SUBGROUP);
     /* a software device runs a workgroup as SIMD lanes of a CPU: one row per
@@ -297,8 +328,14 @@ fp4rt_status fp4rt_vk_device_fill(int index, fp4rt_device_desc *out) {
              d.subgroup_size, d.max_storage_range / 1048576.0);
     snprintf(l[2], sizeof l[2], "cooperative matrix %s, integer dot product %s", coop,
              d.idot_fast ? "yes (4x8 packed, accelerated)" : d.idot ? "yes (not accelerated)" : "no");
-    snprintf(l[3], sizeof l[3], "%s%s", d.usable ? "usable" : "not usable: ", d.usable ? "" : d.reason);
-    out->n_details = 4;
+    char budget[64] = "not reported (no VK_EXT_memory_budget)";
+    if (d.budget_bytes) snprintf(budget, sizeof budget, "%.2f GiB free", d.budget_bytes / 1073741824.0);
+    snprintf(l[3], sizeof l[3],
+             "one allocation up to %.2f GiB (maxMemoryAllocationSize), one buffer up to %.2f GiB (maxBufferSize), "
+             "memory budget %s",
+             d.max_alloc / 1073741824.0, d.max_buffer / 1073741824.0, budget);
+    snprintf(l[4], sizeof l[4], "%s%s", d.usable ? "usable" : "not usable: ", d.usable ? "" : d.reason);
+    out->n_details = 5;
     return FP4RT_OK;
 }
 

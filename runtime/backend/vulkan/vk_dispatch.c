@@ -133,9 +133,16 @@ void fp4rt_vk_timestamp(vk_ctx *c, uint32_t q) {
 
 fp4rt_status fp4rt_vk_window(const vk_ctx *c, const fp4rt_buffer *b, VkDeviceSize offset, VkDeviceSize bytes,
                              const char *what, vk_bind *out, VkDeviceSize *skew) {
-    VkDeviceSize start = offset / c->align * c->align;
+    /* within the part holding offset (split buffers: fp4rt_vk_buffer_create_split) */
+    VkDeviceSize rel, left;
+    fp4rt_vk_part(b, offset, &rel, &left);
+    if (bytes > left)
+        return fp4rt_fail(FP4RT_INTERNAL, "vulkan: %s: a %llu-byte binding at %llu crosses a part of the split %s",
+                          what, (unsigned long long)bytes, (unsigned long long)offset, b->what);
+    VkDeviceSize part0 = offset - rel;
+    VkDeviceSize start = part0 + rel / c->align * c->align;
     VkDeviceSize range = (offset - start + bytes + 3) & ~(VkDeviceSize)3;
-    VkDeviceSize cap = (b->bytes + 3) & ~(VkDeviceSize)3;
+    VkDeviceSize cap = part0 + ((rel + left + 3) & ~(VkDeviceSize)3);
     if (start + range > cap) range = cap - start;
     if (range > c->max_range)
         return fp4rt_fail(FP4RT_UNSUPPORTED,
@@ -164,9 +171,11 @@ fp4rt_status fp4rt_vk_dispatch(vk_ctx *c, vk_kernel k, const vk_bind *binds, int
     for (int i = 0; i <= FP4RT_VK_MAX_BINDINGS; i++) {
         if (i == FP4RT_VK_STEP_BINDING)
             bi[i] = (VkDescriptorBufferInfo){c->step_info->buf, 0, sizeof(vk_step_info)};
-        else if (i < n_binds && binds[i].b)
-            bi[i] = (VkDescriptorBufferInfo){binds[i].b->buf, binds[i].offset, binds[i].range};
-        else
+        else if (i < n_binds && binds[i].b) {
+            VkDeviceSize rel; /* the window lies within one part (fp4rt_vk_window) */
+            VkBuffer vb = fp4rt_vk_part(binds[i].b, binds[i].offset, &rel, NULL);
+            bi[i] = (VkDescriptorBufferInfo){vb, rel, binds[i].range};
+        } else
             bi[i] = (VkDescriptorBufferInfo){c->dummy->buf, 0, 16};
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstBinding = (uint32_t)i,
                                       .descriptorCount = 1,

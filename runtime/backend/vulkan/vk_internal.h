@@ -15,13 +15,21 @@
 #include "runtime/backend/vulkan/vk_shaders.h"
 #include "runtime/base/common.h"
 
-/* A device buffer: one VkBuffer on its own allocation (few, large). */
+/* A device buffer: one VkBuffer on its own allocation (few, large), or a
+ * split buffer: n_parts VkBuffers on their own allocations, part i holding
+ * bytes [i * part_bytes, (i + 1) * part_bytes) (the last one shorter); a
+ * binding lies within one part (fp4rt_vk_window), copies and fills go part by
+ * part. buf / mem are part 0. */
 struct fp4rt_buffer {
     VkBuffer buf;
     VkDeviceMemory mem;
     VkDeviceSize bytes;
     void *mapped; /* host-visible buffers only (staging), else NULL */
     const char *what;
+    int n_parts;
+    VkDeviceSize part_bytes;
+    VkBuffer *parts;          /* [n_parts] */
+    VkDeviceMemory *part_mems; /* [n_parts] */
 };
 
 /* A kernel: fp4rt_vk_shader_id (FP4RT_VK_SHADER_<NAME>), generated from the
@@ -97,6 +105,9 @@ typedef struct vk_ctx {
     VkDeviceSize piece_range; /* largest weight piece bound at once: max_range, or lower with
                                  FP4RT_VK_PIECE_RANGE (tests: linears in pieces, nothing else) */
     VkDeviceSize act_range;   /* largest activation window of a linear: max_range, or FP4RT_VK_MAX_ACT_RANGE (tests) */
+    VkDeviceSize max_alloc;   /* largest buffer / allocation: maxMemoryAllocationSize, maxBufferSize, or lower with
+                                 FP4RT_VK_MAX_ALLOC (max_alloc_knob); weights and KV cache are split below it */
+    int max_alloc_knob;
     int linear_rows;          /* linears run linear_rows_* (shaders/linear_rows.comp: whole rows per
                                  invocation): software devices, FP4RT_VK_LINEAR */
     int coop;                 /* FP4RT_VK_COOP_*: prefill FP8 / W4A4 linears on linear_coop(_emu).comp */
@@ -212,9 +223,25 @@ void fp4rt_vk_coop_enable(const vk_ctx *c, vk_coop_enable *s, const char **exts,
 fp4rt_status fp4rt_vk_coop_check(vk_ctx *c);
 
 /* vk_memory.c */
-/* host_visible: mapped, coherent (b->mapped); else device-local. */
+/* host_visible: mapped, coherent (b->mapped); else device-local. One part: a
+ * buffer over c->max_alloc fails with one line (OUT_OF_MEMORY). */
 fp4rt_status fp4rt_vk_buffer_create(vk_ctx *c, VkDeviceSize bytes, int host_visible, const char *what,
                                     fp4rt_buffer **out);
+/* Like fp4rt_vk_buffer_create, but a buffer over c->max_alloc is made of parts of
+ * the largest multiple of granule (> 0) within it: no binding may cross a
+ * multiple of granule bytes. */
+fp4rt_status fp4rt_vk_buffer_create_split(vk_ctx *c, VkDeviceSize bytes, VkDeviceSize granule, int host_visible,
+                                          const char *what, fp4rt_buffer **out);
+/* Fails (OUT_OF_MEMORY, one line: needed and available GiB) when bytes exceed
+ * what the device's memory budget (VK_EXT_memory_budget, where present) leaves. */
+fp4rt_status fp4rt_vk_memory_check(vk_ctx *c, VkDeviceSize bytes, const char *what);
+/* The part holding byte off of b: its VkBuffer, off relative to it (*rel) and
+ * the bytes from there to the part's end (*left, may be NULL). */
+VkBuffer fp4rt_vk_part(const fp4rt_buffer *b, VkDeviceSize off, VkDeviceSize *rel, VkDeviceSize *left);
+/* Records copies of n bytes src[src_off..] -> dst[dst_off..] into cb, split at
+ * both buffers' part boundaries. */
+void fp4rt_vk_cmd_copy(vk_ctx *c, VkCommandBuffer cb, const fp4rt_buffer *dst, VkDeviceSize dst_off,
+                       const fp4rt_buffer *src, VkDeviceSize src_off, VkDeviceSize n);
 void fp4rt_vk_buffer_destroy(vk_ctx *c, fp4rt_buffer *b);
 fp4rt_status fp4rt_vk_upload(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, const void *src, size_t n);
 /* Uploads the synthetic content of placeholder bytes [ptr, ptr + n) of w

@@ -1,5 +1,8 @@
 /* Vulkan memory: one allocation per buffer (the backend makes few, large
- * buffers: weights, the session parts, staging), memory types from an ordered
+ * buffers: weights, the session parts, staging), or per part of a split buffer
+ * (fp4rt_vk_buffer_create_split: several VkBuffers, each within the device's
+ * allocation limits, split at multiples of a granule no binding crosses),
+ * memory types from an ordered
  * preference list, and transfers through one bounded host-visible staging
  * buffer (peak host memory for an upload: the staging size, not the tensor).
  * Uploads use its two halves in turn, each with its own command buffer and
@@ -8,11 +11,15 @@
 
 #include "runtime/base/common.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <string.h>
 
-#define STAGING_BYTES ((VkDeviceSize)16 << 20)
+#define STAGING_MAX ((VkDeviceSize)16 << 20)
+/* The staging buffer's size: 16 MiB, or less under a smaller allocation limit
+ * (a multiple of 64: its halves keep 32-byte alignment). */
+#define STAGING_BYTES (c->max_alloc < STAGING_MAX ? c->max_alloc / 64 * 64 : STAGING_MAX)
 
 static int pick_type(const vk_ctx *c, uint32_t bits, VkMemoryPropertyFlags want) {
     for (uint32_t i = 0; i < c->mem_props.memoryTypeCount; i++)
@@ -20,13 +27,20 @@ static int pick_type(const vk_ctx *c, uint32_t bits, VkMemoryPropertyFlags want)
     return -1;
 }
 
-fp4rt_status fp4rt_vk_buffer_create(vk_ctx *c, VkDeviceSize bytes, int host_visible, const char *what,
-                                    fp4rt_buffer **out) {
-    *out = NULL;
-    fp4rt_buffer *b = fp4rt_calloc(1, sizeof *b, what);
-    if (!b) return FP4RT_OUT_OF_MEMORY;
-    b->bytes = bytes;
-    b->what = what;
+/* "1.50 GiB", "12.0 MiB" or "4096 bytes". */
+static const char *human(VkDeviceSize n, char buf[32]) {
+    if (n >= (VkDeviceSize)1 << 30)
+        snprintf(buf, 32, "%.2f GiB", n / 1073741824.0);
+    else if (n >= (VkDeviceSize)1 << 20)
+        snprintf(buf, 32, "%.1f MiB", n / 1048576.0);
+    else
+        snprintf(buf, 32, "%llu bytes", (unsigned long long)n);
+    return buf;
+}
+
+/* One VkBuffer of `bytes` on its own allocation (mapped when host_visible). */
+static fp4rt_status create_one(vk_ctx *c, VkDeviceSize bytes, int host_visible, const char *what, VkBuffer *buf,
+                               VkDeviceMemory *mem, void **mapped) {
     if (bytes == 0) bytes = 4;
     bytes = (bytes + 3) & ~(VkDeviceSize)3;
     VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = bytes,
@@ -34,13 +48,10 @@ fp4rt_status fp4rt_vk_buffer_create(vk_ctx *c, VkDeviceSize bytes, int host_visi
                                        VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                        VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                               .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
-    fp4rt_status st = fp4rt_vk_check(c->vt.vkCreateBuffer(c->dev, &bci, NULL, &b->buf), what);
-    if (st) {
-        free(b);
-        return st;
-    }
+    fp4rt_status st = fp4rt_vk_check(c->vt.vkCreateBuffer(c->dev, &bci, NULL, buf), what);
+    if (st) return st;
     VkMemoryRequirements req;
-    c->vt.vkGetBufferMemoryRequirements(c->dev, b->buf, &req);
+    c->vt.vkGetBufferMemoryRequirements(c->dev, *buf, &req);
     /* preference: device-local (falling back to any) for device buffers,
      * host-visible coherent (cached if possible) for staging */
     int type = host_visible
@@ -52,28 +63,67 @@ fp4rt_status fp4rt_vk_buffer_create(vk_ctx *c, VkDeviceSize bytes, int host_visi
         type = host_visible ? pick_type(c, req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
                                                                    VK_MEMORY_PROPERTY_HOST_COHERENT_BIT)
                             : pick_type(c, req.memoryTypeBits, 0);
-    if (type < 0) {
-        c->vt.vkDestroyBuffer(c->dev, b->buf, NULL);
-        free(b);
-        return fp4rt_fail(FP4RT_DEVICE, "vulkan: no memory type for %s", what);
-    }
+    if (type < 0) return fp4rt_fail(FP4RT_DEVICE, "vulkan: no memory type for %s", what);
     VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
                                 .memoryTypeIndex = (uint32_t)type};
-    VkResult r = c->vt.vkAllocateMemory(c->dev, &mai, NULL, &b->mem);
+    VkResult r = c->vt.vkAllocateMemory(c->dev, &mai, NULL, mem);
     if (r != VK_SUCCESS) {
-        c->vt.vkDestroyBuffer(c->dev, b->buf, NULL);
-        free(b);
-        return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "vulkan: allocating %llu bytes for %s failed: %s",
-                          (unsigned long long)req.size, what, fp4rt_vk_result_name(r));
+        *mem = VK_NULL_HANDLE;
+        char sz[32];
+        return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "vulkan: allocating %s for %s failed: %s (device %d)",
+                          human(req.size, sz), what, fp4rt_vk_result_name(r), c->index);
     }
-    st = fp4rt_vk_check(c->vt.vkBindBufferMemory(c->dev, b->buf, b->mem, 0), what);
-    if (!st && host_visible) st = fp4rt_vk_check(c->vt.vkMapMemory(c->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->mapped), what);
+    st = fp4rt_vk_check(c->vt.vkBindBufferMemory(c->dev, *buf, *mem, 0), what);
+    if (!st && host_visible) st = fp4rt_vk_check(c->vt.vkMapMemory(c->dev, *mem, 0, VK_WHOLE_SIZE, 0, mapped), what);
+    return st;
+}
+
+fp4rt_status fp4rt_vk_buffer_create_split(vk_ctx *c, VkDeviceSize bytes, VkDeviceSize granule, int host_visible,
+                                          const char *what, fp4rt_buffer **out) {
+    *out = NULL;
+    VkDeviceSize part = bytes ? bytes : 4;
+    if (part > c->max_alloc) {
+        if (!granule || host_visible || granule > c->max_alloc)
+        {
+            char need[32], lim[32];
+            return fp4rt_fail(FP4RT_OUT_OF_MEMORY,
+                              "vulkan: %s needs %s in one buffer, over device %d's limit of %s "
+                              "(maxMemoryAllocationSize, maxBufferSize%s)",
+                              what, human(granule > c->max_alloc ? granule : bytes, need), c->index,
+                              human(c->max_alloc, lim), c->max_alloc_knob ? ", FP4RT_VK_MAX_ALLOC" : "");
+        }
+        part = c->max_alloc / granule * granule;
+    }
+    int n = (int)((bytes + part - 1) / part);
+    if (n < 1) n = 1;
+    fp4rt_buffer *b = fp4rt_calloc(1, sizeof *b, what);
+    VkBuffer *bufs = b ? fp4rt_calloc((size_t)n, sizeof *bufs, what) : NULL;
+    VkDeviceMemory *mems = bufs ? fp4rt_calloc((size_t)n, sizeof *mems, what) : NULL;
+    if (!mems) {
+        free(bufs);
+        free(b);
+        return FP4RT_OUT_OF_MEMORY;
+    }
+    *b = (fp4rt_buffer){.bytes = bytes, .what = what, .n_parts = n, .part_bytes = part, .parts = bufs,
+                        .part_mems = mems};
+    fp4rt_status st = FP4RT_OK;
+    for (int i = 0; !st && i < n; i++) {
+        VkDeviceSize k = i < n - 1 ? part : bytes - (VkDeviceSize)i * part;
+        st = create_one(c, k, host_visible, what, &bufs[i], &mems[i], i == 0 ? &b->mapped : NULL);
+    }
+    b->buf = bufs[0];
+    b->mem = mems[0];
     if (st) {
         fp4rt_vk_buffer_destroy(c, b);
         return st;
     }
     *out = b;
     return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_vk_buffer_create(vk_ctx *c, VkDeviceSize bytes, int host_visible, const char *what,
+                                    fp4rt_buffer **out) {
+    return fp4rt_vk_buffer_create_split(c, bytes, 0, host_visible, what, out);
 }
 
 void fp4rt_vk_buffer_destroy(vk_ctx *c, fp4rt_buffer *b) {
@@ -84,9 +134,61 @@ void fp4rt_vk_buffer_destroy(vk_ctx *c, fp4rt_buffer *b) {
     }
     c->replay.valid = 0; /* the recorded decode step may bind it */
     if (b->mapped) c->vt.vkUnmapMemory(c->dev, b->mem);
-    if (b->buf) c->vt.vkDestroyBuffer(c->dev, b->buf, NULL);
-    if (b->mem) c->vt.vkFreeMemory(c->dev, b->mem, NULL);
+    for (int i = 0; i < b->n_parts; i++) {
+        if (b->parts[i]) c->vt.vkDestroyBuffer(c->dev, b->parts[i], NULL);
+        if (b->part_mems[i]) c->vt.vkFreeMemory(c->dev, b->part_mems[i], NULL);
+    }
+    free(b->parts);
+    free(b->part_mems);
     free(b);
+}
+
+fp4rt_status fp4rt_vk_memory_check(vk_ctx *c, VkDeviceSize bytes, const char *what) {
+    if (!fp4rt_vk_has_device_ext(c->pdev, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME)) return FP4RT_OK;
+    VkPhysicalDeviceMemoryBudgetPropertiesEXT budget = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+    VkPhysicalDeviceMemoryProperties2 mp2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
+                                             .pNext = &budget};
+    vkGetPhysicalDeviceMemoryProperties2(c->pdev, &mp2);
+    VkDeviceSize best = 0, heap = 0;
+    for (uint32_t i = 0; i < mp2.memoryProperties.memoryHeapCount; i++) {
+        if (!(mp2.memoryProperties.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)) continue;
+        VkDeviceSize free_b = budget.heapBudget[i] > budget.heapUsage[i] ? budget.heapBudget[i] - budget.heapUsage[i] : 0;
+        if (free_b > best) {
+            best = free_b;
+            heap = mp2.memoryProperties.memoryHeaps[i].size;
+        }
+    }
+    if (best && bytes > best)
+        return fp4rt_fail(FP4RT_OUT_OF_MEMORY,
+                          "vulkan: %s need %.2f GiB of device memory; device %d has %.2f GiB available (budget of "
+                          "its %.2f GiB heap)",
+                          what, bytes / 1073741824.0, c->index, best / 1073741824.0, heap / 1073741824.0);
+    return FP4RT_OK;
+}
+
+VkBuffer fp4rt_vk_part(const fp4rt_buffer *b, VkDeviceSize off, VkDeviceSize *rel, VkDeviceSize *left) {
+    int i = b->n_parts > 1 ? (int)(off / b->part_bytes) : 0;
+    if (i >= b->n_parts) i = b->n_parts - 1;
+    VkDeviceSize start = (VkDeviceSize)i * b->part_bytes;
+    *rel = off - start;
+    if (left) *left = (i < b->n_parts - 1 ? b->part_bytes : b->bytes - start) - *rel;
+    return b->parts[i];
+}
+
+void fp4rt_vk_cmd_copy(vk_ctx *c, VkCommandBuffer cb, const fp4rt_buffer *dst, VkDeviceSize dst_off,
+                       const fp4rt_buffer *src, VkDeviceSize src_off, VkDeviceSize n) {
+    while (n > 0) {
+        VkDeviceSize so, sl, d_o, dl;
+        VkBuffer sb = fp4rt_vk_part(src, src_off, &so, &sl), db = fp4rt_vk_part(dst, dst_off, &d_o, &dl);
+        VkDeviceSize k = n < sl ? n : sl;
+        if (dl < k) k = dl;
+        VkBufferCopy r = {.srcOffset = so, .dstOffset = d_o, .size = k};
+        c->vt.vkCmdCopyBuffer(cb, sb, db, 1, &r);
+        src_off += k;
+        dst_off += k;
+        n -= k;
+    }
 }
 
 static fp4rt_status ensure_staging(vk_ctx *c) {
@@ -106,9 +208,10 @@ static fp4rt_status copy_piece(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, VkD
     if (!c->recording) fp4rt_vk_set_work(c, "the %s of %s", to_device ? "upload" : "download", b->what);
     fp4rt_status st = fp4rt_vk_begin(c);
     if (st) return st;
-    /* copies may be unaligned at the end: round n up within the buffers */
-    VkBufferCopy r = {.srcOffset = to_device ? 0 : off, .dstOffset = to_device ? off : 0, .size = n};
-    c->vt.vkCmdCopyBuffer(c->cmd, to_device ? c->staging->buf : b->buf, to_device ? b->buf : c->staging->buf, 1, &r);
+    if (to_device)
+        fp4rt_vk_cmd_copy(c, c->cmd, b, off, c->staging, 0, n);
+    else
+        fp4rt_vk_cmd_copy(c, c->cmd, c->staging, 0, b, off, n);
     return fp4rt_vk_submit_wait(c);
 }
 
@@ -141,8 +244,7 @@ static fp4rt_status submit_half(vk_ctx *c, int half, fp4rt_buffer *b, VkDeviceSi
                           .dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT};
     c->vt.vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0,
                                NULL, 0, NULL);
-    VkBufferCopy r = {.srcOffset = (VkDeviceSize)half * (STAGING_BYTES / 2), .dstOffset = off, .size = k};
-    c->vt.vkCmdCopyBuffer(cb, c->staging->buf, b->buf, 1, &r);
+    fp4rt_vk_cmd_copy(c, cb, b, off, c->staging, (VkDeviceSize)half * (STAGING_BYTES / 2), k);
     st = fp4rt_vk_result(c, c->vt.vkEndCommandBuffer(cb), "vkEndCommandBuffer");
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};
     if (!st) st = fp4rt_vk_result(c, c->vt.vkQueueSubmit(c->queue, 1, &si, c->xfer_fence[half]), "vkQueueSubmit");
@@ -220,8 +322,7 @@ fp4rt_status fp4rt_vk_record_copy(vk_ctx *c, fp4rt_buffer *dst, VkDeviceSize dst
     if (!st) st = check_range(dst, dst_off, n, "copy destination");
     if (!st) st = fp4rt_vk_begin(c);
     if (st || !n) return st;
-    VkBufferCopy r = {.srcOffset = src_off, .dstOffset = dst_off, .size = n};
-    c->vt.vkCmdCopyBuffer(c->cmd, src->buf, dst->buf, 1, &r);
+    fp4rt_vk_cmd_copy(c, c->cmd, dst, dst_off, src, src_off, n);
     /* the copy before later dispatches and copies (they may overwrite its source) */
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
@@ -242,6 +343,6 @@ fp4rt_status fp4rt_vk_copy(vk_ctx *c, fp4rt_buffer *dst, VkDeviceSize dst_off, f
 fp4rt_status fp4rt_vk_fill_zero(vk_ctx *c, fp4rt_buffer *b) {
     fp4rt_status st = fp4rt_vk_begin(c);
     if (st) return st;
-    c->vt.vkCmdFillBuffer(c->cmd, b->buf, 0, VK_WHOLE_SIZE, 0);
+    for (int i = 0; i < b->n_parts; i++) c->vt.vkCmdFillBuffer(c->cmd, b->parts[i], 0, VK_WHOLE_SIZE, 0);
     return fp4rt_vk_submit_wait(c);
 }

@@ -17,6 +17,12 @@
  *     pick on crafted logits (ties, +-inf, masks, odd sizes; -1 for a NaN), and
  *     fp4rt_generate's greedy tokens (picked on the device) identical to the
  *     CPU's;
+ *   - buffers limited to 64 KiB (FP4RT_VK_MAX_ALLOC, emulating a driver whose
+ *     allocations are smaller than the model): the weights go into several
+ *     buffers, the KV cache and GDN state are split at layer boundaries; the
+ *     prefill (chunks of 8) and decode logits are bit-identical to the same run
+ *     without the limit; a tensor larger than the limit fails the load with one
+ *     line naming it;
  *   - a submission over the fence timeout (FP4RT_VK_FENCE_TIMEOUT_MS=1 on a
  *     128-token prefill step, which lavapipe runs in far more than 1 ms) fails
  *     with one line naming the step, the device is given up (the next eval
@@ -282,6 +288,53 @@ static void set_knob(const char *name, const char *value) {
     fp4rt_env_reload();
 }
 
+/* Teacher-forced logits: a prefill of n - 8 tokens in chunks of 8 (every row),
+ * then 8 decode steps; [n, V] floats. */
+static float *vk_logits(const char *dir, const char *dev, const int32_t *tok, int n, int *V) {
+    fp4rt_model *m = load(dir, dev, 0);
+    fp4rt_session *s = m ? session(m, 256, 8) : NULL;
+    *V = m ? fp4rt_model_n_vocab(m) : 0;
+    float *out = s ? calloc((size_t)n * *V, sizeof(float)) : NULL;
+    fp4rt_status st = out ? fp4rt_session_eval(s, tok, n - 8, out, 1) : FP4RT_OUT_OF_MEMORY;
+    for (int i = n - 8; !st && i < n; i++) st = fp4rt_session_eval(s, tok + i, 1, out + (size_t)i * *V, 0);
+    CHECK_MSG(st == FP4RT_OK, "%s on %s: %s", dir, dev, fp4rt_last_error());
+    fp4rt_session_free(s);
+    fp4rt_model_free(m);
+    if (st) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static void test_max_alloc(const char *dir, const char *dev, const int32_t *tok, int n) {
+    int V = 0, V2 = 0;
+    float *ref = vk_logits(dir, dev, tok, n, &V);
+    setenv("FP4RT_VK_MAX_ALLOC", "64K", 1);
+    fp4rt_env_reload();
+    g_log_len = 0;
+    g_log[0] = 0;
+    float *got = vk_logits(dir, dev, tok, n, &V2);
+    CHECK_MSG(strstr(g_log, "buffers limited to 65536 bytes"), "FP4RT_VK_MAX_ALLOC=64K not logged: %s", g_log);
+    if (ref && got && V == V2)
+        CHECK_MSG(!memcmp(ref, got, (size_t)n * V * sizeof(float)),
+                  "%s: logits with buffers split under 64 KiB differ from the unsplit run", dir);
+    /* a tensor larger than every buffer may be: one line naming it */
+    setenv("FP4RT_VK_MAX_ALLOC", "8K", 1);
+    fp4rt_env_reload();
+    fp4rt_model_params mp = fp4rt_model_default_params();
+    mp.device = dev;
+    fp4rt_model *m = fp4rt_model_load(dir, &mp);
+    const char *e = fp4rt_last_error();
+    CHECK_MSG(!m && strstr(e, "is larger than one buffer may be") && strstr(e, "FP4RT_VK_MAX_ALLOC"),
+              "load under an 8 KiB limit: %s", m ? "loaded" : e);
+    fp4rt_model_free(m);
+    unsetenv("FP4RT_VK_MAX_ALLOC");
+    fp4rt_env_reload();
+    free(ref);
+    free(got);
+}
+
 static void test_timeout(const char *dir, const char *dev, const int32_t *tok, int n) {
     fp4rt_model *m = load(dir, dev, 0);
     fp4rt_session *s = m ? session(m, 256, 128) : NULL;
@@ -321,6 +374,7 @@ int main(void) {
         test_limit("tests/fixtures/tiny-bf16", dev, tok, 64); /* no activation quantization: KV pieces
                                                                   change only the summation order */
         test_generate("tests/fixtures/tiny-w4a4", dev, tok);
+        test_max_alloc("tests/fixtures/tiny-mixed", dev, tok, 64);
         test_timeout("tests/fixtures/tiny-mixed", dev, tok, n);
     }
     test_argmax(atoi(dev + 7));
