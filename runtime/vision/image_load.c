@@ -1,0 +1,91 @@
+/* Decoding (image.h): read the bytes, check the header's size against the pixel cap,
+ * decode with stb_image to RGBA, composite onto white, apply the EXIF orientation. */
+#include "runtime/vision/image.h"
+#include "runtime/vision/image_stb.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void fp4rt_image_free(fp4rt_image *img) {
+    if (!img) return;
+    free(img->rgb);
+    memset(img, 0, sizeof *img);
+}
+
+/* PIL.Image.alpha_composite(white, src).convert("RGB") per channel (Pillow
+ * src/libImaging/AlphaComposite.c with an opaque white destination, where
+ * outa255 = 255 * 255 so coef1 = a * 128, coef2 = (255 - a) * 128; checked equal to
+ * PIL for all 256 x 256 (value, alpha) pairs). Alpha 255 gives the value itself. */
+static uint8_t over_white(unsigned v, unsigned a) {
+    uint32_t t = v * a * 128u + 255u * (255u - a) * 128u + (0x80u << 7);
+    return (uint8_t)((((t >> 8) + t) >> 8) >> 7);
+}
+
+static int is_jpeg(const uint8_t *d, size_t n) { return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF; }
+
+fp4rt_status fp4rt_image_load_memory(const void *data, size_t size, const char *name,
+                                     const fp4rt_image_load_params *params, fp4rt_image *out) {
+    memset(out, 0, sizeof *out);
+    if (!name) name = "image";
+    if (!data || size == 0) return fp4rt_fail(FP4RT_FORMAT, "%s: empty image (0 bytes)", name);
+    if (size > FP4RT_IMAGE_MAX_FILE_BYTES)
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %zu bytes, more than the %zu an image may have", name, size,
+                          FP4RT_IMAGE_MAX_FILE_BYTES);
+    int64_t cap = params && params->max_pixels > 0 ? params->max_pixels : FP4RT_IMAGE_MAX_PIXELS_DEFAULT;
+    const uint8_t *d = data;
+    int w = 0, h = 0, comp = 0;
+    if (!fp4rt_stb_info(d, size, &w, &h, &comp))
+        return fp4rt_fail(FP4RT_FORMAT, "%s: not a readable PNG, JPEG, BMP or GIF image (%s)", name,
+                          fp4rt_stb_reason());
+    if (w <= 0 || h <= 0) return fp4rt_fail(FP4RT_FORMAT, "%s: the header declares %dx%d pixels", name, w, h);
+    if ((int64_t)w * h > cap)
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %dx%d is %lld pixels, more than the %lld allowed (refused before decoding)",
+                          name, w, h, (long long)w * h, (long long)cap);
+    if (w < 2 || h < 2)
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %dx%d pixels; an image needs at least 2 pixels on each side", name, w, h);
+
+    int dw = 0, dh = 0;
+    uint8_t *rgba = fp4rt_stb_decode_rgba(d, size, &dw, &dh);
+    if (!rgba) return fp4rt_fail(FP4RT_FORMAT, "%s: cannot decode %dx%d image: %s", name, w, h, fp4rt_stb_reason());
+    if (dw != w || dh != h) {
+        fp4rt_stb_free(rgba);
+        return fp4rt_fail(FP4RT_FORMAT, "%s: decoded %dx%d, the header said %dx%d", name, dw, dh, w, h);
+    }
+    fp4rt_image img = {.width = w, .height = h, .rgb = fp4rt_malloc((size_t)w * h * 3, name)};
+    if (!img.rgb) {
+        fp4rt_stb_free(rgba);
+        return FP4RT_OUT_OF_MEMORY;
+    }
+    for (size_t i = 0, n = (size_t)w * h; i < n; i++) {
+        const uint8_t *s = rgba + 4 * i;
+        for (int c = 0; c < 3; c++) img.rgb[3 * i + c] = over_white(s[c], s[3]);
+    }
+    fp4rt_stb_free(rgba);
+
+    int o = is_jpeg(d, size) ? fp4rt_image_jpeg_orientation(d, size) : 1;
+    if (o == 1) {
+        *out = img;
+        return FP4RT_OK;
+    }
+    fp4rt_status st = fp4rt_image_orient(&img, o, out);
+    fp4rt_image_free(&img);
+    return st;
+}
+
+fp4rt_status fp4rt_image_load_file(const char *path, const fp4rt_image_load_params *params, fp4rt_image *out) {
+    memset(out, 0, sizeof *out);
+    if (!path) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "image path is NULL");
+    struct stat sb;
+    if (stat(path, &sb) != 0) return fp4rt_fail(FP4RT_IO, "%s: cannot open image: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) return fp4rt_fail(FP4RT_IO, "%s: is a directory, not an image file", path);
+    if (!S_ISREG(sb.st_mode)) return fp4rt_fail(FP4RT_IO, "%s: not a regular file", path);
+    char *buf = NULL;
+    size_t len = 0;
+    fp4rt_status st = fp4rt_read_file(path, FP4RT_IMAGE_MAX_FILE_BYTES, &buf, &len);
+    if (st != FP4RT_OK) return st;
+    st = fp4rt_image_load_memory(buf, len, path, params, out);
+    free(buf);
+    return st;
+}
