@@ -23,6 +23,15 @@ static uint8_t over_white(unsigned v, unsigned a) {
     return (uint8_t)((((t >> 8) + t) >> 8) >> 7);
 }
 
+/* The format named by the file's magic bytes, or NULL. */
+static const char *format_of(const uint8_t *d, size_t n) {
+    if (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
+    if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return "JPEG";
+    if (n >= 4 && memcmp(d, "GIF8", 4) == 0) return "GIF";
+    if (n >= 2 && d[0] == 'B' && d[1] == 'M') return "BMP";
+    return NULL;
+}
+
 static int is_jpeg(const uint8_t *d, size_t n) { return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF; }
 
 fp4rt_status fp4rt_image_load_memory(const void *data, size_t size, const char *name,
@@ -35,10 +44,20 @@ fp4rt_status fp4rt_image_load_memory(const void *data, size_t size, const char *
                           FP4RT_IMAGE_MAX_FILE_BYTES);
     int64_t cap = params && params->max_pixels > 0 ? params->max_pixels : FP4RT_IMAGE_MAX_PIXELS_DEFAULT;
     const uint8_t *d = data;
+    const char *fmt = format_of(d, size);
+    if (!fmt) return fp4rt_fail(FP4RT_FORMAT, "%s: not a PNG, JPEG, BMP or GIF file", name);
+    /* a PNG's declared size straight from IHDR: stb_image refuses some huge headers
+     * itself, with a vaguer reason */
+    if (fmt[1] == 'N' && size >= 24 && memcmp(d + 12, "IHDR", 4) == 0) {
+        uint32_t pw = (uint32_t)d[16] << 24 | (uint32_t)d[17] << 16 | (uint32_t)d[18] << 8 | d[19];
+        uint32_t ph = (uint32_t)d[20] << 24 | (uint32_t)d[21] << 16 | (uint32_t)d[22] << 8 | d[23];
+        if ((uint64_t)pw * ph > (uint64_t)cap)
+            return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %ux%u is %llu pixels, more than the %lld allowed (refused before "
+                              "decoding)", name, pw, ph, (unsigned long long)pw * ph, (long long)cap);
+    }
     int w = 0, h = 0, comp = 0;
     if (!fp4rt_stb_info(d, size, &w, &h, &comp))
-        return fp4rt_fail(FP4RT_FORMAT, "%s: not a readable PNG, JPEG, BMP or GIF image (%s)", name,
-                          fp4rt_stb_reason());
+        return fp4rt_fail(FP4RT_FORMAT, "%s: corrupt or unsupported %s header (%s)", name, fmt, fp4rt_stb_reason());
     if (w <= 0 || h <= 0) return fp4rt_fail(FP4RT_FORMAT, "%s: the header declares %dx%d pixels", name, w, h);
     if ((int64_t)w * h > cap)
         return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %dx%d is %lld pixels, more than the %lld allowed (refused before decoding)",

@@ -9,10 +9,11 @@
 #define DIR "tests/fixtures/images/"
 
 /* stb_image and libjpeg-turbo (PIL) decode JPEG with different IDCTs and chroma
- * upsampling: pixels differ by a few levels (measured max: see the log line), one
+ * upsampling: pixels differ by a few levels (measured max 3, Pillow 12.3.0 with
+ * its bundled libjpeg-turbo; the log line prints each), one
  * level being 1/255/std = 0.0078 for std 0.5, 0.015 for CLIP's std. Lossless formats
  * must match exactly. */
-#define JPEG_LEVELS 8
+#define JPEG_LEVELS 4
 
 static void *read_all(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
