@@ -53,6 +53,13 @@ void fp4rt_image_free(fp4rt_image *img); /* NULL-safe; leaves *img zeroed */
  * [data, data + size). */
 int fp4rt_image_jpeg_orientation(const uint8_t *data, size_t size);
 
+/* 0 when a JPEG's Huffman tables (DHT segments, before or between scans) declare more
+ * than 256 codes or overrun their segment; 1 otherwise (also for non-JPEG data or a
+ * truncated stream, which the decoder reports). Debian's stb_image 2.27 writes past
+ * its 256-entry tables on such input (fixed upstream in 2.28: "bad DHT header"), so
+ * fp4rt_image_load_* refuses it before decoding. */
+int fp4rt_image_jpeg_dht_ok(const uint8_t *data, size_t size);
+
 /* Applies EXIF orientation o (2..8; 1 or anything else: a copy) to an RGB image into
  * *out, as PIL.ImageOps.exif_transpose: 2 mirror, 3 rotate 180, 4 flip, 5 transpose,
  * 6 rotate 90 clockwise, 7 transverse, 8 rotate 90 counter-clockwise. */

@@ -68,6 +68,40 @@ int fp4rt_image_jpeg_orientation(const uint8_t *d, size_t n) {
     return 1;
 }
 
+int fp4rt_image_jpeg_dht_ok(const uint8_t *d, size_t n) {
+    if (!d || n < 4 || d[0] != 0xFF || d[1] != 0xD8) return 1;
+    size_t p = 2;
+    while (p + 2 <= n) {
+        if (d[p] != 0xFF) { /* entropy-coded data after a scan: find the next marker */
+            p++;
+            continue;
+        }
+        uint8_t m = d[p + 1];
+        if (m == 0xFF || m == 0x00 || (m >= 0xD0 && m <= 0xD7) || m == 0x01 || m == 0xD8) {
+            p += m == 0xFF ? 1 : 2; /* fill byte, stuffed zero, restart marker, TEM, SOI */
+            continue;
+        }
+        if (m == 0xD9) return 1; /* EOI */
+        if (p + 4 > n) return 1;
+        size_t len = (size_t)d[p + 2] << 8 | d[p + 3];
+        if (len < 2) return 1; /* stb reports it */
+        if (m == 0xC4) {
+            /* DHT: tables of 1 + 16 + sum(counts) bytes. stb reads a truncated segment
+             * as zeros past the end of the data, so only the bytes present count. */
+            size_t at = p + 4, end = p + 2 + len;
+            while (at < end && at < n) {
+                size_t sum = 0;
+                for (size_t i = at + 1; i <= at + 16 && i < n; i++) sum += d[i];
+                if (sum > 256 || at + 17 + sum > end) return 0;
+                at += 17 + sum;
+            }
+        }
+        if (len > n - p - 2) return 1; /* truncated: stb reports it */
+        p += 2 + len; /* after SOS the scan data follows: the loop skips to the next marker */
+    }
+    return 1;
+}
+
 fp4rt_status fp4rt_image_orient(const fp4rt_image *in, int o, fp4rt_image *out) {
     memset(out, 0, sizeof *out);
     const int W = in->width, H = in->height;

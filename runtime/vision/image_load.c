@@ -55,6 +55,9 @@ fp4rt_status fp4rt_image_load_memory(const void *data, size_t size, const char *
             return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %ux%u is %llu pixels, more than the %lld allowed (refused before "
                               "decoding)", name, pw, ph, (unsigned long long)pw * ph, (long long)cap);
     }
+    /* before stb reads any header: its JPEG header scan builds the tables */
+    if (fmt[0] == 'J' && !fp4rt_image_jpeg_dht_ok(d, size))
+        return fp4rt_fail(FP4RT_FORMAT, "%s: corrupt JPEG Huffman table (DHT segment)", name);
     int w = 0, h = 0, comp = 0;
     if (!fp4rt_stb_info(d, size, &w, &h, &comp))
         return fp4rt_fail(FP4RT_FORMAT, "%s: corrupt or unsupported %s header (%s)", name, fmt, fp4rt_stb_reason());

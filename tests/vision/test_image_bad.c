@@ -149,6 +149,23 @@ int main(void) {
         free(d);
     }
 
+    /* JPEG Huffman tables declaring more than 256 codes: Debian's stb_image 2.27 writes
+     * past its tables on them (upstream 2.28 refuses them); refused before stb reads the
+     * header. One whole, one cut inside its DHT segment (found by fuzz_image). */
+    uint8_t *jpg = slurp(DIR "orient6.jpg", &n);
+    CHECK(jpg != NULL);
+    for (size_t i = 2; jpg && i + 21 < n; i++) {
+        if (jpg[i] == 0xFF && jpg[i + 1] == 0xC4) {
+            jpg[i + 4 + 1 + 15] = 255; /* the first table's count of 16-bit codes */
+            jpg[i + 4 + 1 + 14] = 255;
+            expect_refused(write_tmp("dht.jpg", jpg, n), FP4RT_FORMAT, "DHT");
+            expect_refused(write_tmp("dht_cut.jpg", jpg, i + 4 + 17), FP4RT_FORMAT, "DHT");
+            break;
+        }
+    }
+    free(jpg);
+    expect_refused("tests/vision/fuzz_corpus/image/dht_truncated.jpg", FP4RT_FORMAT, "DHT");
+
     /* PNG bombs: dimensions refused from the header, before any decoding */
     n = png_header(b, 60000, 60000);
     expect_refused(write_tmp("bomb.png", b, n), FP4RT_UNSUPPORTED, "refused before decoding");
