@@ -5,9 +5,13 @@ small committed test images.
 
     /work/venv-train/bin/python tools/image_reference.py [--out tests/fixtures/images]
 
-Needs numpy, Pillow 12.3.0 (pinned: see below) and transformers (no torch / torchvision: the processor used is
+Needs numpy, Pillow 12.3.0 and transformers (no torchvision: the processor used is
 transformers' `Qwen2VLImageProcessorPil`, the PIL backend of the class Qwen3.5 /
 Qwen3.6 checkpoints name in preprocessor_config.json, `Qwen2VLImageProcessorFast`).
+Pillow is pinned: 12.3.0's resampler (src/libImaging/Resample.c, horizontal pass
+first) is the one runtime/vision/image_resize.c reproduces bit for bit; Pillow 13.0
+runs the vertical pass first for some shapes (docs/MODEL.md, "Vision
+preprocessing"). Install: pip install "pillow==12.3.0".
 
 What it writes into --out (all deterministic; rerunning rewrites identical files):
   * the test images, made here with PIL from seeded numpy noise and shapes, each a
@@ -149,6 +153,10 @@ def reference_pixels(path, cfg):
 
 
 def main():
+    import PIL
+    if PIL.__version__ != "12.3.0":
+        raise SystemExit(f"tools/image_reference.py: Pillow {PIL.__version__}; the fixtures pin 12.3.0 "
+                         "(pip install pillow==12.3.0)")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="tests/fixtures/images")
     args = ap.parse_args()
