@@ -5,13 +5,13 @@ small committed test images.
 
     /work/venv-train/bin/python tools/image_reference.py [--out tests/fixtures/images]
 
-Needs numpy, Pillow 12.3.0 and transformers (no torchvision: the processor used is
+Needs numpy, Pillow 13.0.0 and transformers (no torchvision: the processor used is
 transformers' `Qwen2VLImageProcessorPil`, the PIL backend of the class Qwen3.5 /
 Qwen3.6 checkpoints name in preprocessor_config.json, `Qwen2VLImageProcessorFast`).
-Pillow is pinned: 12.3.0's resampler (src/libImaging/Resample.c, horizontal pass
-first) is the one runtime/vision/image_resize.c reproduces bit for bit; Pillow 13.0
-runs the vertical pass first for some shapes (docs/MODEL.md, "Vision
-preprocessing"). Install: pip install "pillow==12.3.0".
+Pillow is pinned: runtime/vision/image_resize.c reproduces 13.0.0's bicubic bit for
+bit, including its pass order (vertical first for some shapes, where Pillow <= 12.3
+always ran the horizontal pass first: docs/MODEL.md, "Vision preprocessing").
+Install: pip install "pillow==13.0.0".
 
 What it writes into --out (all deterministic; rerunning rewrites identical files):
   * the test images, made here with PIL from seeded numpy noise and shapes, each a
@@ -154,9 +154,9 @@ def reference_pixels(path, cfg):
 
 def main():
     import PIL
-    if PIL.__version__ != "12.3.0":
-        raise SystemExit(f"tools/image_reference.py: Pillow {PIL.__version__}; the fixtures pin 12.3.0 "
-                         "(pip install pillow==12.3.0)")
+    if PIL.__version__ != "13.0.0":
+        raise SystemExit(f"tools/image_reference.py: Pillow {PIL.__version__}; the fixtures pin 13.0.0 "
+                         "(pip install pillow==13.0.0)")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="tests/fixtures/images")
     args = ap.parse_args()
@@ -183,7 +183,9 @@ def main():
     src[4:9, 3:12] = (255, 0, 0)  # a hard edge: overshoot clipped to 0 / 255
     src[10:, 15:] = 0
     Image.fromarray(src, "RGB").save(os.path.join(out, "resize_src.png"))
-    sizes = [(5, 4), (64, 48), (23, 40), (7, 17), (46, 9), (1, 1), (23, 17)]
+    # both pass orders: vertical first when h < 17 and 2 (23 - w) < 17 - h (Pillow 13.0)
+    sizes = [(5, 4), (64, 48), (23, 40), (7, 17), (46, 9), (1, 1), (23, 17), (20, 5), (24, 16),
+             (22, 16), (11, 16), (40, 10), (5, 2), (60, 30)]
     blob = bytearray()
     with open(os.path.join(out, "resize.txt"), "w") as f:
         for w, h in sizes:

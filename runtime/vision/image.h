@@ -100,10 +100,12 @@ fp4rt_status fp4rt_image_config_load(const char *dir, fp4rt_image_config *cfg);
 fp4rt_status fp4rt_image_smart_resize(int height, int width, const fp4rt_image_config *cfg,
                                       const char *name, int *out_height, int *out_width);
 
-/* PIL's Image.resize(..., BICUBIC) of an RGB image, bit for bit: separable (horizontal
- * pass, then vertical), a = -0.5 kernel stretched by the scale on downscaling,
+/* PIL's Image.resize(..., BICUBIC) of an RGB image, bit for bit: two 1-D passes,
+ * a = -0.5 kernel stretched by the scale on downscaling,
  * coefficients in 22-bit fixed point, each pass rounded and clamped to uint8
- * (Pillow src/libImaging/Resample.c). Same size: a copy. */
+ * (Pillow src/libImaging/Resample.c), the passes in Pillow 13.0's order (vertical
+ * first when the height shrinks by more than twice what the width loses). Same
+ * size: a copy. */
 fp4rt_status fp4rt_image_resize_bicubic(const fp4rt_image *in, int width, int height,
                                         fp4rt_image *out);
 
