@@ -32,7 +32,8 @@ typedef struct fp4rt_image {
 
 /* Zero value = defaults. */
 typedef struct fp4rt_image_load_params {
-    int64_t max_pixels; /* cap on width * height before decoding; 0: FP4RT_IMAGE_MAX_PIXELS_DEFAULT */
+    int64_t
+        max_pixels; /* cap on width * height before decoding; 0: FP4RT_IMAGE_MAX_PIXELS_DEFAULT */
 } fp4rt_image_load_params;
 
 /* Decodes PNG, JPEG (baseline and progressive; EXIF orientation applied), BMP or the

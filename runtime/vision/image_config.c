@@ -42,13 +42,14 @@ static void class_defaults(fp4rt_image_config *cfg) {
 }
 
 /* An integer field in [lo, hi]; absent: *v unchanged. */
-static fp4rt_status get_int(const cJSON *o, const char *key, const char *name, int64_t lo, int64_t hi, int64_t *v) {
+static fp4rt_status get_int(const cJSON *o, const char *key, const char *name, int64_t lo,
+                            int64_t hi, int64_t *v) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!j || cJSON_IsNull(j)) return FP4RT_OK;
-    if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) || j->valuedouble < (double)lo ||
-        j->valuedouble > (double)hi)
-        return fp4rt_fail(FP4RT_FORMAT, "%s: \"%s\" must be an integer in [%lld, %lld]", name, key, (long long)lo,
-                          (long long)hi);
+    if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) ||
+        j->valuedouble < (double)lo || j->valuedouble > (double)hi)
+        return fp4rt_fail(FP4RT_FORMAT, "%s: \"%s\" must be an integer in [%lld, %lld]", name, key,
+                          (long long)lo, (long long)hi);
     *v = (int64_t)j->valuedouble;
     return FP4RT_OK;
 }
@@ -56,7 +57,8 @@ static fp4rt_status get_int(const cJSON *o, const char *key, const char *name, i
 static fp4rt_status get_bool(const cJSON *o, const char *key, const char *name, bool *v) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!j || cJSON_IsNull(j)) return FP4RT_OK;
-    if (!cJSON_IsBool(j)) return fp4rt_fail(FP4RT_FORMAT, "%s: \"%s\" must be true or false", name, key);
+    if (!cJSON_IsBool(j))
+        return fp4rt_fail(FP4RT_FORMAT, "%s: \"%s\" must be true or false", name, key);
     *v = cJSON_IsTrue(j);
     return FP4RT_OK;
 }
@@ -76,20 +78,22 @@ static fp4rt_status get_triple(const cJSON *o, const char *key, const char *name
         }
         return fp4rt_fail(FP4RT_FORMAT, "%s: \"%s\" must hold 3 numbers", name, key);
     } else {
-        return fp4rt_fail(FP4RT_FORMAT, "%s: \"%s\" must be a number or an array of 3 numbers", name, key);
+        return fp4rt_fail(FP4RT_FORMAT, "%s: \"%s\" must be a number or an array of 3 numbers",
+                          name, key);
     }
     return FP4RT_OK;
 }
 
 static fp4rt_status parse_object(const cJSON *o, const char *name, fp4rt_image_config *cfg) {
     const int64_t PX = (int64_t)1 << 40;
-    int64_t mn = cfg->min_pixels, mx = cfg->max_pixels, ps = cfg->patch_size, tps = cfg->temporal_patch_size,
-            ms = cfg->merge_size, rs = 3;
+    int64_t mn = cfg->min_pixels, mx = cfg->max_pixels, ps = cfg->patch_size,
+            tps = cfg->temporal_patch_size, ms = cfg->merge_size, rs = 3;
     bool rgb = true;
     fp4rt_status st;
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(o, "size");
     if (size && !cJSON_IsNull(size)) {
-        if (!cJSON_IsObject(size)) return fp4rt_fail(FP4RT_FORMAT, "%s: \"size\" must be an object", name);
+        if (!cJSON_IsObject(size))
+            return fp4rt_fail(FP4RT_FORMAT, "%s: \"size\" must be an object", name);
         if ((st = get_int(size, "shortest_edge", name, 1, PX, &mn)) != FP4RT_OK) return st;
         if ((st = get_int(size, "longest_edge", name, 1, PX, &mx)) != FP4RT_OK) return st;
     }
@@ -101,22 +105,28 @@ static fp4rt_status parse_object(const cJSON *o, const char *name, fp4rt_image_c
     if ((st = get_int(o, "merge_size", name, 1, 64, &ms)) != FP4RT_OK) return st;
     if ((st = get_int(o, "resample", name, 0, 5, &rs)) != FP4RT_OK) return st;
     if (rs != 3)
-        return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: \"resample\" is %lld; only 3 (bicubic) is implemented", name,
+        return fp4rt_fail(FP4RT_UNSUPPORTED,
+                          "%s: \"resample\" is %lld; only 3 (bicubic) is implemented", name,
                           (long long)rs);
     if ((st = get_bool(o, "do_convert_rgb", name, &rgb)) != FP4RT_OK) return st;
-    if (!rgb) return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: \"do_convert_rgb\": false is not supported", name);
+    if (!rgb)
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: \"do_convert_rgb\": false is not supported",
+                          name);
     if ((st = get_bool(o, "do_resize", name, &cfg->do_resize)) != FP4RT_OK) return st;
     if ((st = get_bool(o, "do_rescale", name, &cfg->do_rescale)) != FP4RT_OK) return st;
     if ((st = get_bool(o, "do_normalize", name, &cfg->do_normalize)) != FP4RT_OK) return st;
     if ((st = get_triple(o, "image_mean", name, cfg->image_mean)) != FP4RT_OK) return st;
     if ((st = get_triple(o, "image_std", name, cfg->image_std)) != FP4RT_OK) return st;
     for (int c = 0; c < 3; c++)
-        if (!(cfg->image_std[c] != 0.0f) || !isfinite(cfg->image_std[c]) || !isfinite(cfg->image_mean[c]))
-            return fp4rt_fail(FP4RT_FORMAT, "%s: image_mean / image_std must be finite and std non-zero", name);
+        if (!(cfg->image_std[c] != 0.0f) || !isfinite(cfg->image_std[c]) ||
+            !isfinite(cfg->image_mean[c]))
+            return fp4rt_fail(FP4RT_FORMAT,
+                              "%s: image_mean / image_std must be finite and std non-zero", name);
     const cJSON *rf = cJSON_GetObjectItemCaseSensitive(o, "rescale_factor");
     if (rf && !cJSON_IsNull(rf)) {
         if (!cJSON_IsNumber(rf) || !isfinite(rf->valuedouble) || rf->valuedouble <= 0)
-            return fp4rt_fail(FP4RT_FORMAT, "%s: \"rescale_factor\" must be a positive number", name);
+            return fp4rt_fail(FP4RT_FORMAT, "%s: \"rescale_factor\" must be a positive number",
+                              name);
         cfg->rescale_factor = rf->valuedouble;
     }
     cfg->min_pixels = mn;
@@ -127,13 +137,15 @@ static fp4rt_status parse_object(const cJSON *o, const char *name, fp4rt_image_c
     return FP4RT_OK;
 }
 
-fp4rt_status fp4rt_image_config_parse(const char *json, size_t len, const char *name, fp4rt_image_config *cfg) {
+fp4rt_status fp4rt_image_config_parse(const char *json, size_t len, const char *name,
+                                      fp4rt_image_config *cfg) {
     if (!name) name = "preprocessor_config.json";
     class_defaults(cfg);
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root) return fp4rt_fail(FP4RT_FORMAT, "%s: not valid JSON", name);
     const cJSON *o = root;
-    const cJSON *nested = cJSON_GetObjectItemCaseSensitive(root, "image_processor"); /* processor_config.json */
+    const cJSON *nested =
+        cJSON_GetObjectItemCaseSensitive(root, "image_processor"); /* processor_config.json */
     if (nested && cJSON_IsObject(nested)) o = nested;
     fp4rt_status st = cJSON_IsObject(o) ? parse_object(o, name, cfg)
                                         : fp4rt_fail(FP4RT_FORMAT, "%s: not a JSON object", name);

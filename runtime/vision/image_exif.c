@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned rd16(const uint8_t *p, int le) { return le ? p[0] | (unsigned)p[1] << 8 : (unsigned)p[0] << 8 | p[1]; }
+static unsigned rd16(const uint8_t *p, int le) {
+    return le ? p[0] | (unsigned)p[1] << 8 : (unsigned)p[0] << 8 | p[1];
+}
 static uint32_t rd32(const uint8_t *p, int le) {
     return le ? p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24
               : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -17,9 +19,12 @@ static uint32_t rd32(const uint8_t *p, int le) {
 static int tiff_orientation(const uint8_t *t, size_t n) {
     if (n < 8) return 1;
     int le;
-    if (t[0] == 'I' && t[1] == 'I') le = 1;
-    else if (t[0] == 'M' && t[1] == 'M') le = 0;
-    else return 1;
+    if (t[0] == 'I' && t[1] == 'I')
+        le = 1;
+    else if (t[0] == 'M' && t[1] == 'M')
+        le = 0;
+    else
+        return 1;
     if (rd16(t + 2, le) != 42) return 1;
     uint32_t ifd = rd32(t + 4, le);
     if (ifd > n || n - ifd < 2) return 1;
@@ -33,9 +38,12 @@ static int tiff_orientation(const uint8_t *t, size_t n) {
         uint32_t cnt = rd32(t + e + 4, le);
         if (cnt != 1) return 1;
         uint32_t v;
-        if (type == 3) v = rd16(t + e + 8, le); /* SHORT: first two bytes of the value field */
-        else if (type == 4) v = rd32(t + e + 8, le);
-        else return 1;
+        if (type == 3)
+            v = rd16(t + e + 8, le); /* SHORT: first two bytes of the value field */
+        else if (type == 4)
+            v = rd32(t + e + 8, le);
+        else
+            return 1;
         return v >= 1 && v <= 8 ? (int)v : 1;
     }
     return 1;
@@ -55,7 +63,7 @@ int fp4rt_image_jpeg_orientation(const uint8_t *d, size_t n) {
             p += 2;
             continue;
         }
-        if (m == 0xDA || m == 0xD9) return 1; /* start of scan / end: no EXIF before it */
+        if (m == 0xDA || m == 0xD9) return 1;          /* start of scan / end: no EXIF before it */
         size_t len = (size_t)d[p + 2] << 8 | d[p + 3]; /* includes its own two bytes */
         if (len < 2 || len > n - p - 2) return 1;
         const uint8_t *seg = d + p + 4;
@@ -91,7 +99,8 @@ int fp4rt_image_jpeg_dht_ok(const uint8_t *d, size_t n) {
             size_t at = p + 4, end = p + 2 + len;
             while (at < end && at < n) {
                 size_t sum = 0;
-                for (size_t i = at + 1; i <= at + 16 && i < n; i++) sum += d[i];
+                for (size_t i = at + 1; i <= at + 16 && i < n; i++)
+                    sum += d[i];
                 if (sum > 256 || at + 17 + sum > end) return 0;
                 at += 17 + sum;
             }
@@ -113,14 +122,38 @@ fp4rt_status fp4rt_image_orient(const fp4rt_image *in, int o, fp4rt_image *out) 
         for (int x = 0; x < ow; x++) {
             int sx, sy; /* out(x, y) = in(sx, sy) */
             switch (o) {
-            case 2: sx = W - 1 - x; sy = y; break;              /* FLIP_LEFT_RIGHT */
-            case 3: sx = W - 1 - x; sy = H - 1 - y; break;      /* ROTATE_180 */
-            case 4: sx = x; sy = H - 1 - y; break;              /* FLIP_TOP_BOTTOM */
-            case 5: sx = y; sy = x; break;                      /* TRANSPOSE */
-            case 6: sx = y; sy = H - 1 - x; break;              /* ROTATE_270 (90 clockwise) */
-            case 7: sx = W - 1 - y; sy = H - 1 - x; break;      /* TRANSVERSE */
-            case 8: sx = W - 1 - y; sy = x; break;              /* ROTATE_90 (counter-clockwise) */
-            default: sx = x; sy = y; break;
+            case 2:
+                sx = W - 1 - x;
+                sy = y;
+                break; /* FLIP_LEFT_RIGHT */
+            case 3:
+                sx = W - 1 - x;
+                sy = H - 1 - y;
+                break; /* ROTATE_180 */
+            case 4:
+                sx = x;
+                sy = H - 1 - y;
+                break; /* FLIP_TOP_BOTTOM */
+            case 5:
+                sx = y;
+                sy = x;
+                break; /* TRANSPOSE */
+            case 6:
+                sx = y;
+                sy = H - 1 - x;
+                break; /* ROTATE_270 (90 clockwise) */
+            case 7:
+                sx = W - 1 - y;
+                sy = H - 1 - x;
+                break; /* TRANSVERSE */
+            case 8:
+                sx = W - 1 - y;
+                sy = x;
+                break; /* ROTATE_90 (counter-clockwise) */
+            default:
+                sx = x;
+                sy = y;
+                break;
             }
             memcpy(dst + ((size_t)y * ow + x) * 3, in->rgb + ((size_t)sy * W + sx) * 3, 3);
         }

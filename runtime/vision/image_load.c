@@ -32,7 +32,9 @@ static const char *format_of(const uint8_t *d, size_t n) {
     return NULL;
 }
 
-static int is_jpeg(const uint8_t *d, size_t n) { return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF; }
+static int is_jpeg(const uint8_t *d, size_t n) {
+    return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF;
+}
 
 fp4rt_status fp4rt_image_load_memory(const void *data, size_t size, const char *name,
                                      const fp4rt_image_load_params *params, fp4rt_image *out) {
@@ -40,9 +42,10 @@ fp4rt_status fp4rt_image_load_memory(const void *data, size_t size, const char *
     if (!name) name = "image";
     if (!data || size == 0) return fp4rt_fail(FP4RT_FORMAT, "%s: empty image (0 bytes)", name);
     if (size > FP4RT_IMAGE_MAX_FILE_BYTES)
-        return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %zu bytes, more than the %zu an image may have", name, size,
-                          FP4RT_IMAGE_MAX_FILE_BYTES);
-    int64_t cap = params && params->max_pixels > 0 ? params->max_pixels : FP4RT_IMAGE_MAX_PIXELS_DEFAULT;
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %zu bytes, more than the %zu an image may have",
+                          name, size, FP4RT_IMAGE_MAX_FILE_BYTES);
+    int64_t cap =
+        params && params->max_pixels > 0 ? params->max_pixels : FP4RT_IMAGE_MAX_PIXELS_DEFAULT;
     const uint8_t *d = data;
     const char *fmt = format_of(d, size);
     if (!fmt) return fp4rt_fail(FP4RT_FORMAT, "%s: not a PNG, JPEG, BMP or GIF file", name);
@@ -52,28 +55,42 @@ fp4rt_status fp4rt_image_load_memory(const void *data, size_t size, const char *
         uint32_t pw = (uint32_t)d[16] << 24 | (uint32_t)d[17] << 16 | (uint32_t)d[18] << 8 | d[19];
         uint32_t ph = (uint32_t)d[20] << 24 | (uint32_t)d[21] << 16 | (uint32_t)d[22] << 8 | d[23];
         if ((uint64_t)pw * ph > (uint64_t)cap)
-            return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %ux%u is %llu pixels, more than the %lld allowed (refused before "
-                              "decoding)", name, pw, ph, (unsigned long long)pw * ph, (long long)cap);
+            return fp4rt_fail(
+                FP4RT_UNSUPPORTED,
+                "%s: %ux%u is %llu pixels, more than the %lld allowed (refused before "
+                "decoding)",
+                name, pw, ph, (unsigned long long)pw * ph, (long long)cap);
     }
     /* before stb reads any header: its JPEG header scan builds the tables */
     if (fmt[0] == 'J' && !fp4rt_image_jpeg_dht_ok(d, size))
         return fp4rt_fail(FP4RT_FORMAT, "%s: corrupt JPEG Huffman table (DHT segment)", name);
     int w = 0, h = 0, comp = 0;
     if (!fp4rt_stb_info(d, size, &w, &h, &comp))
-        return fp4rt_fail(FP4RT_FORMAT, "%s: corrupt or unsupported %s header (%s)", name, fmt, fp4rt_stb_reason());
-    if (w <= 0 || h <= 0) return fp4rt_fail(FP4RT_FORMAT, "%s: the header declares %dx%d pixels", name, w, h);
+        return fp4rt_fail(FP4RT_FORMAT, "%s: corrupt or unsupported %s header (%s)", name, fmt,
+                          fp4rt_stb_reason());
+    if (w <= 0 || h <= 0)
+        return fp4rt_fail(FP4RT_FORMAT, "%s: the header declares %dx%d pixels", name, w, h);
     if ((int64_t)w * h > cap)
-        return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %dx%d is %lld pixels, more than the %lld allowed (refused before decoding)",
-                          name, w, h, (long long)w * h, (long long)cap);
+        return fp4rt_fail(
+            FP4RT_UNSUPPORTED,
+            "%s: %dx%d is %lld pixels, more than the %lld allowed (refused before decoding)", name,
+            w, h, (long long)w * h, (long long)cap);
     if (w < 2 || h < 2)
-        return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %dx%d pixels; an image needs at least 2 pixels on each side", name, w, h);
+        return fp4rt_fail(FP4RT_UNSUPPORTED,
+                          "%s: %dx%d pixels; an image needs at least 2 pixels on each side", name,
+                          w, h);
 
     int dw = 0, dh = 0;
     uint8_t *rgba = fp4rt_stb_decode_rgba(d, size, &dw, &dh);
-    if (!rgba) return fp4rt_fail(FP4RT_FORMAT, "%s: cannot decode %dx%d image: %s", name, w, h, fp4rt_stb_reason());
+    if (!rgba) {
+        const char *why = fp4rt_stb_reason();
+        return fp4rt_fail(strcmp(why, "outofmem") == 0 ? FP4RT_OUT_OF_MEMORY : FP4RT_FORMAT,
+                          "%s: cannot decode %dx%d %s image: %s", name, w, h, fmt, why);
+    }
     if (dw != w || dh != h) {
         fp4rt_stb_free(rgba);
-        return fp4rt_fail(FP4RT_FORMAT, "%s: decoded %dx%d, the header said %dx%d", name, dw, dh, w, h);
+        return fp4rt_fail(FP4RT_FORMAT, "%s: decoded %dx%d, the header said %dx%d", name, dw, dh, w,
+                          h);
     }
     fp4rt_image img = {.width = w, .height = h, .rgb = fp4rt_malloc((size_t)w * h * 3, name)};
     if (!img.rgb) {
@@ -82,7 +99,8 @@ fp4rt_status fp4rt_image_load_memory(const void *data, size_t size, const char *
     }
     for (size_t i = 0, n = (size_t)w * h; i < n; i++) {
         const uint8_t *s = rgba + 4 * i;
-        for (int c = 0; c < 3; c++) img.rgb[3 * i + c] = over_white(s[c], s[3]);
+        for (int c = 0; c < 3; c++)
+            img.rgb[3 * i + c] = over_white(s[c], s[3]);
     }
     fp4rt_stb_free(rgba);
 
@@ -96,12 +114,15 @@ fp4rt_status fp4rt_image_load_memory(const void *data, size_t size, const char *
     return st;
 }
 
-fp4rt_status fp4rt_image_load_file(const char *path, const fp4rt_image_load_params *params, fp4rt_image *out) {
+fp4rt_status fp4rt_image_load_file(const char *path, const fp4rt_image_load_params *params,
+                                   fp4rt_image *out) {
     memset(out, 0, sizeof *out);
     if (!path) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "image path is NULL");
     struct stat sb;
-    if (stat(path, &sb) != 0) return fp4rt_fail(FP4RT_IO, "%s: cannot open image: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return fp4rt_fail(FP4RT_IO, "%s: is a directory, not an image file", path);
+    if (stat(path, &sb) != 0)
+        return fp4rt_fail(FP4RT_IO, "%s: cannot open image: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return fp4rt_fail(FP4RT_IO, "%s: is a directory, not an image file", path);
     if (!S_ISREG(sb.st_mode)) return fp4rt_fail(FP4RT_IO, "%s: not a regular file", path);
     char *buf = NULL;
     size_t len = 0;

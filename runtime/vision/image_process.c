@@ -18,16 +18,18 @@ void fp4rt_image_patches_free(fp4rt_image_patches *p) {
     memset(p, 0, sizeof *p);
 }
 
-fp4rt_status fp4rt_image_smart_resize(int height, int width, const fp4rt_image_config *cfg, const char *name,
-                                      int *out_height, int *out_width) {
+fp4rt_status fp4rt_image_smart_resize(int height, int width, const fp4rt_image_config *cfg,
+                                      const char *name, int *out_height, int *out_width) {
     *out_height = *out_width = 0;
     if (!name) name = "image";
-    if (height < 1 || width < 1) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: %dx%d image", name, width, height);
+    if (height < 1 || width < 1)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: %dx%d image", name, width, height);
     const double factor = (double)cfg->patch_size * cfg->merge_size;
     const double h = height, w = width;
     double ratio = (h > w ? h : w) / (h < w ? h : w);
     if (ratio > 200)
-        return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %dx%d has an aspect ratio of %.1f; the processor allows at most 200",
+        return fp4rt_fail(FP4RT_UNSUPPORTED,
+                          "%s: %dx%d has an aspect ratio of %.1f; the processor allows at most 200",
                           name, width, height, ratio);
     /* Python round() is half-to-even, as rint() in the default rounding mode */
     double h_bar = rint(h / factor) * factor, w_bar = rint(w / factor) * factor;
@@ -42,8 +44,10 @@ fp4rt_status fp4rt_image_smart_resize(int height, int width, const fp4rt_image_c
         w_bar = ceil(w * beta / factor) * factor;
     }
     if (!(h_bar >= factor && w_bar >= factor) || h_bar * w_bar > (double)RESIZED_PIXELS_MAX)
-        return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %dx%d resizes to %.0fx%.0f pixels (min_pixels %lld, max_pixels %lld)",
-                          name, width, height, w_bar, h_bar, (long long)cfg->min_pixels, (long long)cfg->max_pixels);
+        return fp4rt_fail(
+            FP4RT_UNSUPPORTED,
+            "%s: %dx%d resizes to %.0fx%.0f pixels (min_pixels %lld, max_pixels %lld)", name, width,
+            height, w_bar, h_bar, (long long)cfg->min_pixels, (long long)cfg->max_pixels);
     *out_height = (int)h_bar;
     *out_width = (int)w_bar;
     return FP4RT_OK;
@@ -57,23 +61,29 @@ static float pixel_value(uint8_t v, int c, const fp4rt_image_config *cfg) {
     return x;
 }
 
-fp4rt_status fp4rt_image_preprocess(const fp4rt_image *img, const fp4rt_image_config *cfg, const char *name,
-                                    fp4rt_image_patches *out) {
+fp4rt_status fp4rt_image_preprocess(const fp4rt_image *img, const fp4rt_image_config *cfg,
+                                    const char *name, fp4rt_image_patches *out) {
     memset(out, 0, sizeof *out);
     if (!name) name = "image";
     if (!img || !img->rgb || img->width < 1 || img->height < 1)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: no decoded image", name);
     const int P = cfg->patch_size, M = cfg->merge_size, T = cfg->temporal_patch_size;
     if (P < 1 || M < 1 || T < 1 || P > 1024 || M > 64 || T > 64)
-        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: patch_size %d, merge_size %d, temporal_patch_size %d", name, P,
-                          M, T);
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
+                          "%s: patch_size %d, merge_size %d, temporal_patch_size %d", name, P, M,
+                          T);
     int rh = img->height, rw = img->width;
     fp4rt_status st;
     if (cfg->do_resize) {
-        if ((st = fp4rt_image_smart_resize(img->height, img->width, cfg, name, &rh, &rw)) != FP4RT_OK) return st;
+        if ((st = fp4rt_image_smart_resize(img->height, img->width, cfg, name, &rh, &rw)) !=
+            FP4RT_OK)
+            return st;
     } else if (rh % (P * M) || rw % (P * M)) {
-        return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: %dx%d is not a multiple of patch_size * merge_size = %d and do_resize "
-                          "is false", name, rw, rh, P * M);
+        return fp4rt_fail(
+            FP4RT_UNSUPPORTED,
+            "%s: %dx%d is not a multiple of patch_size * merge_size = %d and do_resize "
+            "is false",
+            name, rw, rh, P * M);
     }
     fp4rt_image resized = {0};
     const fp4rt_image *src = img;
@@ -102,9 +112,10 @@ fp4rt_status fp4rt_image_preprocess(const fp4rt_image *img, const fp4rt_image_co
                         float *plane = row + (size_t)c * T * P * P;
                         for (int py = 0; py < P; py++)
                             for (int px = 0; px < P; px++)
-                                plane[py * P + px] =
-                                    pixel_value(src->rgb[((size_t)(y0 + py) * rw + x0 + px) * 3 + c], c, cfg);
-                        for (int t = 1; t < T; t++) memcpy(plane + (size_t)t * P * P, plane, sizeof(float) * P * P);
+                                plane[py * P + px] = pixel_value(
+                                    src->rgb[((size_t)(y0 + py) * rw + x0 + px) * 3 + c], c, cfg);
+                        for (int t = 1; t < T; t++)
+                            memcpy(plane + (size_t)t * P * P, plane, sizeof(float) * P * P);
                     }
                 }
     fp4rt_image_free(&resized);

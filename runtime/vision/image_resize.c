@@ -55,7 +55,8 @@ static int coeffs(int in_size, int out_size, int **bounds_out, int32_t **kk_out)
         }
         for (x = 0; x < xmax; x++)
             if (ww != 0.0) k[x] /= ww;
-        for (; x < ksize; x++) k[x] = 0;
+        for (; x < ksize; x++)
+            k[x] = 0;
         bounds[xx * 2] = xmin;
         bounds[xx * 2 + 1] = xmax;
     }
@@ -75,41 +76,50 @@ static uint8_t clip8(int64_t v) {
 }
 
 /* in [h, in_w, 3] -> out [h, out_w, 3] */
-static void pass_h(const uint8_t *in, int in_w, int h, uint8_t *out, int out_w, const int *b, const int32_t *kk, int ks) {
+static void pass_h(const uint8_t *in, int in_w, int h, uint8_t *out, int out_w, const int *b,
+                   const int32_t *kk, int ks) {
     for (int y = 0; y < h; y++) {
         const uint8_t *row = in + (size_t)y * in_w * 3;
         for (int xx = 0; xx < out_w; xx++) {
             const int32_t *k = kk + (size_t)xx * ks;
-            int64_t s[3] = {1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1)};
+            int64_t s[3] = {1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1),
+                            1 << (PRECISION_BITS - 1)};
             for (int x = 0; x < b[2 * xx + 1]; x++) {
                 const uint8_t *p = row + (size_t)(x + b[2 * xx]) * 3;
-                for (int c = 0; c < 3; c++) s[c] += (int64_t)p[c] * k[x];
+                for (int c = 0; c < 3; c++)
+                    s[c] += (int64_t)p[c] * k[x];
             }
-            for (int c = 0; c < 3; c++) out[((size_t)y * out_w + xx) * 3 + c] = clip8(s[c]);
+            for (int c = 0; c < 3; c++)
+                out[((size_t)y * out_w + xx) * 3 + c] = clip8(s[c]);
         }
     }
 }
 
 /* in [in_h, w, 3] -> out [out_h, w, 3] */
-static void pass_v(const uint8_t *in, int w, uint8_t *out, int out_h, const int *b, const int32_t *kk, int ks) {
+static void pass_v(const uint8_t *in, int w, uint8_t *out, int out_h, const int *b,
+                   const int32_t *kk, int ks) {
     for (int yy = 0; yy < out_h; yy++) {
         const int32_t *k = kk + (size_t)yy * ks;
         for (int x = 0; x < w; x++) {
-            int64_t s[3] = {1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1)};
+            int64_t s[3] = {1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1),
+                            1 << (PRECISION_BITS - 1)};
             for (int y = 0; y < b[2 * yy + 1]; y++) {
                 const uint8_t *p = in + ((size_t)(y + b[2 * yy]) * w + x) * 3;
-                for (int c = 0; c < 3; c++) s[c] += (int64_t)p[c] * k[y];
+                for (int c = 0; c < 3; c++)
+                    s[c] += (int64_t)p[c] * k[y];
             }
-            for (int c = 0; c < 3; c++) out[((size_t)yy * w + x) * 3 + c] = clip8(s[c]);
+            for (int c = 0; c < 3; c++)
+                out[((size_t)yy * w + x) * 3 + c] = clip8(s[c]);
         }
     }
 }
 
-fp4rt_status fp4rt_image_resize_bicubic(const fp4rt_image *in, int width, int height, fp4rt_image *out) {
+fp4rt_status fp4rt_image_resize_bicubic(const fp4rt_image *in, int width, int height,
+                                        fp4rt_image *out) {
     memset(out, 0, sizeof *out);
     if (!in || !in->rgb || in->width < 1 || in->height < 1 || width < 1 || height < 1)
-        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "resize: %dx%d to %dx%d", in ? in->width : 0, in ? in->height : 0,
-                          width, height);
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "resize: %dx%d to %dx%d", in ? in->width : 0,
+                          in ? in->height : 0, width, height);
     const int W = in->width, H = in->height;
     uint8_t *cur = fp4rt_malloc((size_t)W * H * 3, "resized image");
     if (!cur) return FP4RT_OUT_OF_MEMORY;

@@ -29,7 +29,9 @@ uint8_t *fp4rt_stb_decode_rgba(const uint8_t *data, size_t size, int *w, int *h)
     return stbi_load_from_memory(data, (int)size, w, h, &comp, 4);
 }
 
-void fp4rt_stb_free(uint8_t *p) { stbi_image_free(p); }
+void fp4rt_stb_free(uint8_t *p) {
+    stbi_image_free(p);
+}
 
 const char *fp4rt_stb_reason(void) {
     const char *r = stbi_failure_reason();

@@ -24,8 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.max_pixels = 128 * 128;
     fp4rt_image_patches p;
     if (fp4rt_image_preprocess(&img, &cfg, "fuzz", &p) == FP4RT_OK) {
-        if (p.grid_t != 1 || p.grid_h % 2 || p.grid_w % 2 || p.n_patches != (int64_t)p.grid_h * p.grid_w ||
-            p.patch_dim != 3 * 2 * 16 * 16 || (int64_t)p.grid_h * p.grid_w * 256 > ((int64_t)1 << 28))
+        if (p.grid_t != 1 || p.grid_h % 2 || p.grid_w % 2 ||
+            p.n_patches != (int64_t)p.grid_h * p.grid_w || p.patch_dim != 3 * 2 * 16 * 16 ||
+            (int64_t)p.grid_h * p.grid_w * 256 > ((int64_t)1 << 28))
             abort();
         for (int64_t i = 0; i < p.n_patches * p.patch_dim; i++)
             if (!(p.data[i] >= -1.0f && p.data[i] <= 1.0f)) abort(); /* (v/255 - 0.5) / 0.5 */

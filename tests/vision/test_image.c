@@ -46,7 +46,8 @@ static void test_against_processor(void) {
     int gt, gh, gw;
     long rows, cols;
     int cases = 0;
-    while (fscanf(f, "%63s %31s %d %d %d %ld %ld", img_name, cfg_name, &gt, &gh, &gw, &rows, &cols) == 7) {
+    while (fscanf(f, "%63s %31s %d %d %d %ld %ld", img_name, cfg_name, &gt, &gh, &gw, &rows,
+                  &cols) == 7) {
         cases++;
         fp4rt_image_config cfg;
         CHECK_MSG(load_cfg(cfg_name, &cfg), "%s", cfg_name);
@@ -61,14 +62,18 @@ static void test_against_processor(void) {
         CHECK_MSG(st == FP4RT_OK, "%s: %s", path, fp4rt_last_error());
         fp4rt_image_free(&img);
         if (st != FP4RT_OK) continue;
-        CHECK_MSG(p.grid_t == gt && p.grid_h == gh && p.grid_w == gw && p.n_patches == rows && p.patch_dim == cols,
-                  "%s %s: grid %d %d %d [%lld, %d], reference %d %d %d [%ld, %ld]", img_name, cfg_name, p.grid_t,
-                  p.grid_h, p.grid_w, (long long)p.n_patches, p.patch_dim, gt, gh, gw, rows, cols);
+        CHECK_MSG(p.grid_t == gt && p.grid_h == gh && p.grid_w == gw && p.n_patches == rows &&
+                      p.patch_dim == cols,
+                  "%s %s: grid %d %d %d [%lld, %d], reference %d %d %d [%ld, %ld]", img_name,
+                  cfg_name, p.grid_t, p.grid_h, p.grid_w, (long long)p.n_patches, p.patch_dim, gt,
+                  gh, gw, rows, cols);
         snprintf(path, sizeof path, DIR "%s.%s.pv", img_name, cfg_name);
         size_t nbytes;
         float *ref = read_all(path, &nbytes);
-        CHECK_MSG(ref && nbytes == (size_t)rows * cols * sizeof(float), "%s: %zu bytes", path, ref ? nbytes : 0);
-        if (ref && p.n_patches == rows && p.patch_dim == cols && nbytes == (size_t)rows * cols * sizeof(float)) {
+        CHECK_MSG(ref && nbytes == (size_t)rows * cols * sizeof(float), "%s: %zu bytes", path,
+                  ref ? nbytes : 0);
+        if (ref && p.n_patches == rows && p.patch_dim == cols &&
+            nbytes == (size_t)rows * cols * sizeof(float)) {
             double maxd = 0;
             size_t nd = 0;
             for (size_t i = 0; i < (size_t)rows * cols; i++) {
@@ -81,8 +86,10 @@ static void test_against_processor(void) {
             double level = cfg.rescale_factor / std_min;
             int jpeg = strstr(img_name, ".jpg") != NULL;
             double tol = jpeg ? JPEG_LEVELS * level * 1.0001 : 0.0;
-            printf("  %-12s %-4s grid 1x%dx%d  max |diff| %.6g (%.2f levels), %zu of %ld values differ%s\n", img_name,
-                   cfg_name, gh, gw, maxd, maxd / level, nd, rows * cols, jpeg ? " (JPEG: stb vs libjpeg)" : "");
+            printf("  %-12s %-4s grid 1x%dx%d  max |diff| %.6g (%.2f levels), %zu of %ld values "
+                   "differ%s\n",
+                   img_name, cfg_name, gh, gw, maxd, maxd / level, nd, rows * cols,
+                   jpeg ? " (JPEG: stb vs libjpeg)" : "");
             CHECK_MSG(maxd <= tol, "%s %s: max |diff| %g > %g", img_name, cfg_name, maxd, tol);
             if (jpeg) { /* most values agree or differ by a level: the decoders differ locally */
                 CHECK_MSG(nd < (size_t)rows * cols / 2, "%s: %zu values differ", img_name, nd);
@@ -114,7 +121,8 @@ static void test_resize(void) {
         CHECK(out.width == w && out.height == h);
         CHECK((size_t)off + (size_t)w * h * 3 <= n);
         int maxd = 0;
-        for (size_t i = 0; out.rgb && (size_t)off + (size_t)w * h * 3 <= n && i < (size_t)w * h * 3; i++) {
+        for (size_t i = 0; out.rgb && (size_t)off + (size_t)w * h * 3 <= n && i < (size_t)w * h * 3;
+             i++) {
             int d = abs((int)out.rgb[i] - blob[off + i]);
             if (d > maxd) maxd = d;
         }
@@ -143,29 +151,34 @@ static void test_smart_resize(void) {
         int oh, ow;
         fp4rt_status st = fp4rt_image_smart_resize(h, w, &cfg, "case", &oh, &ow);
         if (k == 4)
-            CHECK_MSG(st == FP4RT_OK && oh == rh && ow == rw, "%dx%d: got %dx%d, reference %dx%d", h, w, oh, ow, rh, rw);
+            CHECK_MSG(st == FP4RT_OK && oh == rh && ow == rw, "%dx%d: got %dx%d, reference %dx%d",
+                      h, w, oh, ow, rh, rw);
         else
-            CHECK_MSG(st == FP4RT_UNSUPPORTED && strstr(fp4rt_last_error(), "aspect ratio"), "%dx%d: expected an error",
-                      h, w);
+            CHECK_MSG(st == FP4RT_UNSUPPORTED && strstr(fp4rt_last_error(), "aspect ratio"),
+                      "%dx%d: expected an error", h, w);
     }
     fclose(f);
     CHECK(cases == 20);
     /* half-to-even rounding: 48 / 32 = 1.5 -> 2, 80 / 32 = 2.5 -> 2 (Python round) */
     cfg.min_pixels = 1;
     int oh, ow;
-    CHECK(fp4rt_image_smart_resize(48, 80, &cfg, "even", &oh, &ow) == FP4RT_OK && oh == 64 && ow == 64);
+    CHECK(fp4rt_image_smart_resize(48, 80, &cfg, "even", &oh, &ow) == FP4RT_OK && oh == 64 &&
+          ow == 64);
 }
 
 /* a hand-built JPEG prefix: SOI, APP0, APP1 Exif with a TIFF IFD */
-static size_t exif_jpeg(uint8_t *b, int le, unsigned tag, unsigned type, unsigned count, unsigned value) {
+static size_t exif_jpeg(uint8_t *b, int le, unsigned tag, unsigned type, unsigned count,
+                        unsigned value) {
     size_t n = 0;
     const uint8_t soi_app0[] = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 'J', 'F'};
     memcpy(b, soi_app0, sizeof soi_app0);
     n = sizeof soi_app0;
     uint8_t t[64];
     size_t tn = 0;
-#define P16(v) (le ? (t[tn++] = (uint8_t)(v), t[tn++] = (uint8_t)((v) >> 8)) : (t[tn++] = (uint8_t)((v) >> 8), t[tn++] = (uint8_t)(v)))
-#define P32(v) (le ? (P16((v) & 0xFFFF), P16((v) >> 16)) : (P16((v) >> 16), P16((v) & 0xFFFF)))
+#define P16(v)                                                                                     \
+    (le ? (t[tn++] = (uint8_t)(v), t[tn++] = (uint8_t)((v) >> 8))                                  \
+        : (t[tn++] = (uint8_t)((v) >> 8), t[tn++] = (uint8_t)(v)))
+#define P32(v) (le ? (P16((v)&0xFFFF), P16((v) >> 16)) : (P16((v) >> 16), P16((v)&0xFFFF)))
     t[tn++] = le ? 'I' : 'M';
     t[tn++] = le ? 'I' : 'M';
     P16(42);
@@ -222,11 +235,16 @@ static void test_exif(void) {
 
     /* the transposes on a 3x2 image with distinct pixels: out(x, y) = in(sx, sy) */
     uint8_t px[6 * 3];
-    for (int i = 0; i < 18; i++) px[i] = (uint8_t)(i / 3);
+    for (int i = 0; i < 18; i++)
+        px[i] = (uint8_t)(i / 3);
     fp4rt_image in = {.width = 3, .height = 2, .rgb = px};
     /* expected pixel indices (in = y * 3 + x) of each output, row-major */
     static const int want[9][6] = {
-        {0}, {0, 1, 2, 3, 4, 5}, {2, 1, 0, 5, 4, 3}, {5, 4, 3, 2, 1, 0}, {3, 4, 5, 0, 1, 2},
+        {0},
+        {0, 1, 2, 3, 4, 5},
+        {2, 1, 0, 5, 4, 3},
+        {5, 4, 3, 2, 1, 0},
+        {3, 4, 5, 0, 1, 2},
         {0, 3, 1, 4, 2, 5}, /* 5 transpose: 2 wide, 3 high */
         {3, 0, 4, 1, 5, 2}, /* 6 clockwise */
         {5, 2, 4, 1, 3, 0}, /* 7 transverse */
@@ -237,7 +255,8 @@ static void test_exif(void) {
         CHECK(fp4rt_image_orient(&in, o, &out) == FP4RT_OK);
         CHECK(out.width == (o >= 5 ? 2 : 3) && out.height == (o >= 5 ? 3 : 2));
         int ok = 1;
-        for (int i = 0; i < 6; i++) ok &= out.rgb[i * 3] == want[o][i];
+        for (int i = 0; i < 6; i++)
+            ok &= out.rgb[i * 3] == want[o][i];
         CHECK_MSG(ok, "orientation %d", o);
         fp4rt_image_free(&out);
     }
@@ -245,18 +264,29 @@ static void test_exif(void) {
 
 static void test_config(void) {
     fp4rt_image_config cfg;
-    const char *nested = "{\"image_processor\": {\"size\": {\"longest_edge\": 4096, \"shortest_edge\": 1024}, "
-                         "\"patch_size\": 16, \"image_mean\": 0.5, \"image_std\": [0.5, 0.25, 2]}}";
+    const char *nested =
+        "{\"image_processor\": {\"size\": {\"longest_edge\": 4096, \"shortest_edge\": 1024}, "
+        "\"patch_size\": 16, \"image_mean\": 0.5, \"image_std\": [0.5, 0.25, 2]}}";
     CHECK(fp4rt_image_config_parse(nested, strlen(nested), "nested", &cfg) == FP4RT_OK);
-    CHECK(cfg.min_pixels == 1024 && cfg.max_pixels == 4096 && cfg.patch_size == 16 && cfg.merge_size == 2);
+    CHECK(cfg.min_pixels == 1024 && cfg.max_pixels == 4096 && cfg.patch_size == 16 &&
+          cfg.merge_size == 2);
     CHECK(cfg.image_mean[2] == 0.5f && cfg.image_std[1] == 0.25f && cfg.image_std[2] == 2.0f);
-    const char *legacy = "{\"min_pixels\": 3136, \"max_pixels\": 12845056, \"size\": {\"shortest_edge\": 5}}";
+    const char *legacy =
+        "{\"min_pixels\": 3136, \"max_pixels\": 12845056, \"size\": {\"shortest_edge\": 5}}";
     CHECK(fp4rt_image_config_parse(legacy, strlen(legacy), "legacy", &cfg) == FP4RT_OK);
     CHECK(cfg.min_pixels == 3136 && cfg.max_pixels == 12845056 && cfg.patch_size == 14);
     CHECK(fabsf(cfg.image_mean[0] - 0.48145466f) == 0);
     static const char *const bad[] = {
-        "{\"patch_size\": 0}", "{\"patch_size\": 1.5}", "{\"image_std\": [0.5, 0, 0.5]}", "{\"image_mean\": [1, 2]}",
-        "{\"resample\": 2}", "{\"do_convert_rgb\": false}", "{\"size\": 7}", "{\"do_resize\": 1}", "[1]", "{",
+        "{\"patch_size\": 0}",
+        "{\"patch_size\": 1.5}",
+        "{\"image_std\": [0.5, 0, 0.5]}",
+        "{\"image_mean\": [1, 2]}",
+        "{\"resample\": 2}",
+        "{\"do_convert_rgb\": false}",
+        "{\"size\": 7}",
+        "{\"do_resize\": 1}",
+        "[1]",
+        "{",
         "{\"rescale_factor\": -1}",
     };
     for (size_t i = 0; i < FP4RT_ARRAY_LEN(bad); i++) {

@@ -38,7 +38,8 @@ static void expect_refused(const char *path, fp4rt_status want, const char *phra
     fp4rt_image img;
     fp4rt_status st = fp4rt_image_load_file(path, NULL, &img);
     const char *e = fp4rt_last_error();
-    CHECK_MSG(st == want, "%s: status %s, expected %s (%s)", path, fp4rt_status_name(st), fp4rt_status_name(want), e);
+    CHECK_MSG(st == want, "%s: status %s, expected %s (%s)", path, fp4rt_status_name(st),
+              fp4rt_status_name(want), e);
     CHECK_MSG(strstr(e, path) && !strchr(e, '\n'), "%s: message \"%s\"", path, e);
     CHECK_MSG(!phrase || strstr(e, phrase), "%s: message \"%s\" lacks \"%s\"", path, e, phrase);
     CHECK(img.rgb == NULL && img.width == 0);
@@ -111,7 +112,8 @@ int main(void) {
     expect_refused(DIR "no-such-image.png", FP4RT_IO, "No such file");
     expect_refused(DIR, FP4RT_IO, "directory");
     expect_refused(write_tmp("empty.png", "", 0), FP4RT_FORMAT, "empty");
-    expect_refused(write_tmp("text.png", "hello, not an image\n", 20), FP4RT_FORMAT, "not a PNG, JPEG, BMP or GIF file");
+    expect_refused(write_tmp("text.png", "hello, not an image\n", 20), FP4RT_FORMAT,
+                   "not a PNG, JPEG, BMP or GIF file");
 
     size_t n;
     uint8_t *png = slurp(DIR "rgb.png", &n);
@@ -120,17 +122,19 @@ int main(void) {
         expect_refused(write_tmp("trunc_header.png", png, 20), FP4RT_FORMAT, NULL);
         expect_refused(write_tmp("trunc_half.png", png, n / 2), FP4RT_FORMAT, "cannot decode");
         /* corrupt the zlib stream: stb must refuse or decode, never read out of bounds */
-        for (size_t i = 60; i < n - 20; i += 97) png[i] ^= 0x5A;
+        for (size_t i = 60; i < n - 20; i += 97)
+            png[i] ^= 0x5A;
         fp4rt_image img;
         const char *p = write_tmp("corrupt.png", png, n);
         fp4rt_status st = fp4rt_image_load_file(p, NULL, &img);
-        CHECK_MSG(st == FP4RT_OK || (st == FP4RT_FORMAT && strstr(fp4rt_last_error(), p)), "corrupt.png: %s",
-                  fp4rt_last_error());
+        CHECK_MSG(st == FP4RT_OK || (st == FP4RT_FORMAT && strstr(fp4rt_last_error(), p)),
+                  "corrupt.png: %s", fp4rt_last_error());
         fp4rt_image_free(&img);
         free(png);
     }
     /* every prefix of a JPEG and a GIF: a status, no crash */
-    static const char *const names[] = {DIR "orient6.jpg", DIR "anim.gif", DIR "rgb.bmp", DIR "pal_trns.png"};
+    static const char *const names[] = {DIR "orient6.jpg", DIR "anim.gif", DIR "rgb.bmp",
+                                        DIR "pal_trns.png"};
     for (size_t k = 0; k < FP4RT_ARRAY_LEN(names); k++) {
         uint8_t *d = slurp(names[k], &n);
         CHECK(d != NULL);
@@ -140,8 +144,8 @@ int main(void) {
             fp4rt_status st = fp4rt_image_load_memory(d, cut, "prefix", NULL, &img);
             if (st != FP4RT_OK) {
                 refused++;
-                CHECK_MSG(strstr(fp4rt_last_error(), "prefix") && !strchr(fp4rt_last_error(), '\n'), "%s",
-                          fp4rt_last_error());
+                CHECK_MSG(strstr(fp4rt_last_error(), "prefix") && !strchr(fp4rt_last_error(), '\n'),
+                          "%s", fp4rt_last_error());
             }
             fp4rt_image_free(&img);
         }
@@ -192,11 +196,13 @@ int main(void) {
     {
         fp4rt_image img;
         CHECK(fp4rt_image_load_memory(b, n, "two.bmp", NULL, &img) == FP4RT_OK);
-        CHECK(img.width == 2 && img.height == 2 && img.rgb[0] == 10 && img.rgb[1] == 20 && img.rgb[2] == 30);
+        CHECK(img.width == 2 && img.height == 2 && img.rgb[0] == 10 && img.rgb[1] == 20 &&
+              img.rgb[2] == 30);
         fp4rt_image_config cfg;
         fp4rt_image_config_default(&cfg);
         fp4rt_image_patches p;
-        CHECK(fp4rt_image_preprocess(&img, &cfg, "two.bmp", &p) == FP4RT_OK); /* upscaled to 256x256 */
+        CHECK(fp4rt_image_preprocess(&img, &cfg, "two.bmp", &p) ==
+              FP4RT_OK); /* upscaled to 256x256 */
         CHECK(p.grid_h == 16 && p.grid_w == 16 && p.patch_dim == 1536);
         CHECK(fabsf(p.data[0] - ((float)(10 / 255.0) - 0.5f) / 0.5f) == 0.0f);
         fp4rt_image_patches_free(&p);
