@@ -19,7 +19,7 @@ What it writes into --out (all deterministic; rerunning rewrites identical files
     la.png (gray + alpha), pal_trns.png (palette with a transparent index),
     orient{3,5,6,7,8}.jpg (EXIF orientation tags),
     cmyk.jpg (Adobe CMYK JPEG), rgb.bmp (24-bit), anim.gif (two frames, a
-    transparent index; the first frame counts), tiny.png (3x2, upscaled),
+    transparent index; the first frame counts), tiny.png (3x2, upscaled), gray16.png (16-bit gray: PIL clips to 255),
     big.png (downscaled);
   * <image>.<cfg>.pv: the processor's pixel_values, float32 little-endian
     [grid_t * grid_h * grid_w, 3 * temporal_patch_size * patch_size^2];
@@ -138,6 +138,10 @@ def make_images(out):
     f0.save(buf, save_all=True, append_images=[f1], transparency=5, duration=100, loop=0, disposal=1)
     files["anim.gif"] = buf
     save("tiny.png", picture(3, 2, 24))
+    # 16-bit grayscale (PIL mode I;16): values around and far above 255
+    g = np.asarray(picture(33, 29, 26).convert("L")).astype(np.uint16)
+    g16 = (g * np.where(np.arange(33)[None, :] < 16, 1, 257)).astype(np.uint16)
+    save("gray16.png", Image.fromarray(g16))
     save("big.png", picture(157, 101, 25))
     return files
 

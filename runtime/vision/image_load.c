@@ -81,6 +81,29 @@ fp4rt_status fp4rt_image_load_memory(const void *data, size_t size, const char *
                           w, h);
 
     int dw = 0, dh = 0;
+    /* A 16-bit grayscale PNG (IHDR bit depth 16, colour type 0) is PIL mode "I;16",
+     * whose convert("RGB") clips each value to 255 (stb would keep the high byte). */
+    if (fmt[1] == 'N' && size >= 26 && d[24] == 16 && d[25] == 0) {
+        uint16_t *g = fp4rt_stb_decode_gray16(d, size, &dw, &dh);
+        if (!g) {
+            const char *why = fp4rt_stb_reason();
+            return fp4rt_fail(strcmp(why, "outofmem") == 0 ? FP4RT_OUT_OF_MEMORY : FP4RT_FORMAT,
+                              "%s: cannot decode %dx%d 16-bit PNG image: %s", name, w, h, why);
+        }
+        fp4rt_image img = {.width = dw, .height = dh, .rgb = NULL};
+        if (dw == w && dh == h) img.rgb = fp4rt_malloc((size_t)w * h * 3, name);
+        for (size_t i = 0; img.rgb && i < (size_t)w * h; i++)
+            img.rgb[3 * i] = img.rgb[3 * i + 1] = img.rgb[3 * i + 2] =
+                (uint8_t)(g[i] > 255 ? 255 : g[i]);
+        fp4rt_stb_free(g);
+        if (!img.rgb)
+            return dw != w || dh != h
+                       ? fp4rt_fail(FP4RT_FORMAT, "%s: decoded %dx%d, the header said %dx%d", name,
+                                    dw, dh, w, h)
+                       : FP4RT_OUT_OF_MEMORY;
+        *out = img;
+        return FP4RT_OK;
+    }
     uint8_t *rgba = fp4rt_stb_decode_rgba(d, size, &dw, &dh);
     if (!rgba) {
         const char *why = fp4rt_stb_reason();

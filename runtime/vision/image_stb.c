@@ -29,7 +29,13 @@ uint8_t *fp4rt_stb_decode_rgba(const uint8_t *data, size_t size, int *w, int *h)
     return stbi_load_from_memory(data, (int)size, w, h, &comp, 4);
 }
 
-void fp4rt_stb_free(uint8_t *p) {
+uint16_t *fp4rt_stb_decode_gray16(const uint8_t *data, size_t size, int *w, int *h) {
+    if (size > INT_MAX) return NULL;
+    int comp = 0;
+    return stbi_load_16_from_memory(data, (int)size, w, h, &comp, 1);
+}
+
+void fp4rt_stb_free(void *p) {
     stbi_image_free(p);
 }
 

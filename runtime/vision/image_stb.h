@@ -13,7 +13,10 @@ int fp4rt_stb_info(const uint8_t *data, size_t size, int *w, int *h, int *comp);
 /* Decodes to 8-bit RGBA (GIF: the first frame), [h, w, 4], or NULL (then
  * fp4rt_stb_reason() says why). Free with fp4rt_stb_free. */
 uint8_t *fp4rt_stb_decode_rgba(const uint8_t *data, size_t size, int *w, int *h);
-void fp4rt_stb_free(uint8_t *p);
+/* Decodes a 16-bit image to one 16-bit gray channel, [h, w], or NULL. Free with
+ * fp4rt_stb_free. */
+uint16_t *fp4rt_stb_decode_gray16(const uint8_t *data, size_t size, int *w, int *h);
+void fp4rt_stb_free(void *p);
 /* stb's last failure reason on this thread (a short phrase). */
 const char *fp4rt_stb_reason(void);
 

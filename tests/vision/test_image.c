@@ -99,7 +99,7 @@ static void test_against_processor(void) {
         fp4rt_image_patches_free(&p);
     }
     fclose(f);
-    CHECK_MSG(cases >= 17, "%d cases in images.txt", cases);
+    CHECK_MSG(cases >= 19, "%d cases in images.txt", cases);
 }
 
 /* PIL's bicubic resize of resize_src.png (lossless), bit for bit */
