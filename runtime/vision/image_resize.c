@@ -126,7 +126,7 @@ fp4rt_status fp4rt_image_resize_bicubic(const fp4rt_image *in, int width, int he
     memcpy(cur, in->rgb, (size_t)W * H * 3);
     /* Pass order, each pass only when its axis changes size. Pillow 13.0 runs the
      * vertical pass first when the height shrinks by more than twice what the width
-     * loses: h < H and 2 (W - w) < H - h (measured on ~900 random shapes, every one
+     * loses: h < H and 2 (W - w) < H - h (measured on ~970 random shapes up to 1,500 px, each
      * bit-exact; Pillow <= 12.3 always ran the horizontal pass first). PIL restricts
      * a first horizontal pass to the rows the vertical one reads, which changes no
      * value. */
