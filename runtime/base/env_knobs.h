@@ -50,6 +50,8 @@
     X(VK_MAX_ALLOC, SIZE, "", "",                                                                                      \
           "lower the largest Vulkan buffer / allocation to this many bytes (tests: emulate a 2-4 GiB driver "          \
           "limit with e.g. 64M; weights and the KV cache are then split into several buffers)")                        \
+    X(VK_FULL_BARRIERS, BOOL, "0", "",                                                                                 \
+          "1: a full barrier after every Vulkan dispatch (else only where a dispatch depends on an earlier one)")       \
     X(VK_FENCE_TIMEOUT_MS, INT, "0", "",                                                                               \
           "milliseconds one Vulkan submission may run before it counts as a GPU hang and the device is given "         \
           "up (<= 0: 120000 on GPUs, 3600000 on software devices)")

@@ -332,7 +332,8 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
         return st;
     }
     if (replay)
-        c->replay = (vk_replay){.valid = 1, .p = p, .scratch = sb->scratch, .kv = sb->kv, .conv = sb->conv,
+        c->replay = (vk_replay){.valid = 1, .dispatches = c->hz.dispatches, .barriers = c->hz.barriers,
+                                .p = p, .scratch = sb->scratch, .kv = sb->kv, .conv = sb->conv,
                                 .ssm = sb->ssm, .logits = sb->logits, .n_ctx = sb->n_ctx, .chunk = sb->chunk,
                                 .kv_type = (int)sb->kv_type, .all_logits = !!step->all_logits,
                                 .no_logits = !!step->no_logits, .profile = c->prof.on,

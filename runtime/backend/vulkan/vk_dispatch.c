@@ -1,6 +1,9 @@
 /* Vulkan recording: a primary command buffer (one-shot, or the replayable
- * decode step), begun, filled with dispatches (each followed by a full
- * compute-to-compute barrier: simple and always correct), submitted and waited
+ * decode step), begun, filled with dispatches (a compute-to-compute barrier
+ * before a dispatch only where it reads what an earlier dispatch since the
+ * last barrier wrote, or writes what one read or wrote: vk_hazards, with the
+ * written bindings of each kernel read from its SPIR-V; FP4RT_VK_FULL_BARRIERS=1
+ * puts one after every dispatch), submitted and waited
  * for -- with a finite timeout: a submission that does not finish in
  * FP4RT_VK_FENCE_TIMEOUT_MS, or a lost device, is one error naming the work, and
  * the context refuses every later submission (vk_ctx.lost). Bindings are push descriptors over
@@ -61,8 +64,50 @@ fp4rt_status fp4rt_vk_wait_fence(vk_ctx *c, VkFence f) {
     return st;
 }
 
+/* The barrier every ordering uses: shader and transfer writes before later
+ * shader and transfer reads and writes. */
+static void barrier(vk_ctx *c) {
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                           VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    c->vt.vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                               VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0,
+                               NULL, 0, NULL);
+    c->hz.nw = c->hz.nr = 0;
+    c->hz.barriers++;
+}
+
+void fp4rt_vk_hazard_flush(vk_ctx *c) {
+    if (c->recording && (c->hz.nw || c->hz.nr)) barrier(c);
+}
+
+static int overlaps(const vk_range *set, int n, const vk_range *x) {
+    for (int i = 0; i < n; i++)
+        if (set[i].b == x->b && set[i].lo < x->hi && x->lo < set[i].hi) return 1;
+    return 0;
+}
+
+/* Orders a dispatch with bindings x[0, n) (written: bit i of writes) after the
+ * dispatches since the last barrier; then records its ranges. */
+static void order_dispatch(vk_ctx *c, const vk_range *x, int n, uint32_t writes) {
+    vk_hazards *h = &c->hz;
+    int conflict = h->nw + n > VK_HAZARD_MAX || h->nr + n > VK_HAZARD_MAX;
+    for (int i = 0; !conflict && i < n; i++)
+        conflict = overlaps(h->w, h->nw, &x[i]) || ((writes >> i & 1) && overlaps(h->r, h->nr, &x[i]));
+    if (conflict) barrier(c);
+    for (int i = 0; i < n; i++) {
+        if (writes >> i & 1)
+            h->w[h->nw++] = x[i];
+        else
+            h->r[h->nr++] = x[i];
+    }
+}
+
 static fp4rt_status begin_into(vk_ctx *c, VkCommandBuffer cb, VkCommandBufferUsageFlags flags) {
     if (c->lost) return lost_error(c);
+    c->hz = (vk_hazards){0};
+    c->full_barriers = fp4rt_env_bool(FP4RT_ENV_VK_FULL_BARRIERS);
     fp4rt_status st = fp4rt_vk_check(c->vt.vkResetCommandBuffer(cb, 0), "vkResetCommandBuffer");
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, .flags = flags};
     if (!st) st = fp4rt_vk_check(c->vt.vkBeginCommandBuffer(cb, &bi), "vkBeginCommandBuffer");
@@ -185,16 +230,23 @@ fp4rt_status fp4rt_vk_dispatch(vk_ctx *c, vk_kernel k, const vk_bind *binds, int
     }
     uint8_t pc[FP4RT_VK_PUSH_BYTES] = {0};
     memcpy(pc, push, push_bytes < sizeof pc ? push_bytes : sizeof pc);
+    if (!c->full_barriers) {
+        vk_range x[FP4RT_VK_MAX_BINDINGS];
+        uint32_t writes = 0;
+        int nx = 0;
+        for (int i = 0; i < n_binds && i < FP4RT_VK_MAX_BINDINGS; i++) {
+            if (!binds[i].b) continue;
+            x[nx] = (vk_range){bi[i].buffer, bi[i].offset, bi[i].offset + bi[i].range};
+            writes |= (c->writes[k] >> i & 1u) << nx;
+            nx++;
+        }
+        order_dispatch(c, x, nx, writes);
+    }
     c->vt.vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
     c->vt.vkCmdPushDescriptorSetKHR(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout, 0, FP4RT_VK_MAX_BINDINGS + 1, w);
     c->vt.vkCmdPushConstants(c->cmd, c->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, FP4RT_VK_PUSH_BYTES, pc);
     c->vt.vkCmdDispatch(c->cmd, gx, gy, gz);
-    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
-                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
-                                           VK_ACCESS_TRANSFER_READ_BIT};
-    c->vt.vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-                               VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0,
-                               NULL, 0, NULL);
+    c->hz.dispatches++;
+    if (c->full_barriers) barrier(c);
     return FP4RT_OK;
 }

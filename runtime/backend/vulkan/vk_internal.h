@@ -66,6 +66,7 @@ typedef struct vk_step_info {
 /* The key of the recorded decode step: replayed only while all of it is the same. */
 typedef struct vk_replay {
     int valid;
+    long dispatches, barriers; /* recorded in the step (--profile counts them per replay) */
     const fp4rt_program *p;
     fp4rt_buffer *scratch, *kv, *conv, *ssm, *logits;
     int n_ctx, chunk, kv_type, all_logits, no_logits, profile;
@@ -86,7 +87,23 @@ typedef struct vk_profile {
     double lin_ms[FP4RT_W_COUNT];
     long lin_calls[FP4RT_W_COUNT];
     long steps, replays;
+    long dispatches, barriers; /* recorded or replayed, over all steps */
 } vk_profile;
+
+/* Dispatch ordering (vk_dispatch.c): the buffer ranges dispatches recorded
+ * since the last barrier read and wrote. A dispatch that reads what one of them
+ * wrote, or writes what one of them read or wrote, gets a barrier first;
+ * independent dispatches run without one. */
+#define VK_HAZARD_MAX 48
+typedef struct vk_range {
+    VkBuffer b;
+    VkDeviceSize lo, hi;
+} vk_range;
+typedef struct vk_hazards {
+    vk_range w[VK_HAZARD_MAX], r[VK_HAZARD_MAX];
+    int nw, nr;
+    long dispatches, barriers; /* in the recording */
+} vk_hazards;
 
 typedef struct vk_ctx {
     VkInstance instance;
@@ -136,6 +153,9 @@ typedef struct vk_ctx {
     VkPipelineLayout layout;
     VkPipelineCache cache;
     VkPipeline pipes[FP4RT_VK_SHADER_COUNT]; /* created on first use */
+    uint32_t writes[FP4RT_VK_SHADER_COUNT];  /* bindings each kernel may write (vk_spirv_access.c), set with pipes */
+    vk_hazards hz;
+    int full_barriers;                       /* FP4RT_VK_FULL_BARRIERS=1: a barrier after every dispatch */
     int pipes_created;            /* pipelines created by this context (save the cache if any) */
     char *cache_path;             /* on-disk pipeline cache file, NULL: no location known */
     size_t cache_loaded_bytes;    /* Vulkan cache data loaded from it (0: started empty) */
@@ -189,6 +209,9 @@ fp4rt_status fp4rt_vk_result(vk_ctx *c, VkResult r, const char *what);
 fp4rt_status fp4rt_vk_wait_fence(vk_ctx *c, VkFence f);
 /* Names the work of the next submission for its errors (printf format). */
 void fp4rt_vk_set_work(vk_ctx *c, const char *fmt, ...) FP4RT_PRINTF(2, 3);
+/* A barrier now if dispatches since the last one touched memory: before a copy
+ * or fill is recorded into c->cmd. */
+void fp4rt_vk_hazard_flush(vk_ctx *c);
 
 /* vk_device.c */
 /* 1 if the physical device offers extension `name`. */

@@ -178,6 +178,7 @@ VkBuffer fp4rt_vk_part(const fp4rt_buffer *b, VkDeviceSize off, VkDeviceSize *re
 
 void fp4rt_vk_cmd_copy(vk_ctx *c, VkCommandBuffer cb, const fp4rt_buffer *dst, VkDeviceSize dst_off,
                        const fp4rt_buffer *src, VkDeviceSize src_off, VkDeviceSize n) {
+    if (cb == c->cmd) fp4rt_vk_hazard_flush(c); /* after the dispatches it may depend on */
     while (n > 0) {
         VkDeviceSize so, sl, d_o, dl;
         VkBuffer sb = fp4rt_vk_part(src, src_off, &so, &sl), db = fp4rt_vk_part(dst, dst_off, &d_o, &dl);
@@ -343,6 +344,7 @@ fp4rt_status fp4rt_vk_copy(vk_ctx *c, fp4rt_buffer *dst, VkDeviceSize dst_off, f
 fp4rt_status fp4rt_vk_fill_zero(vk_ctx *c, fp4rt_buffer *b) {
     fp4rt_status st = fp4rt_vk_begin(c);
     if (st) return st;
+    fp4rt_vk_hazard_flush(c);
     for (int i = 0; i < b->n_parts; i++) c->vt.vkCmdFillBuffer(c->cmd, b->parts[i], 0, VK_WHOLE_SIZE, 0);
     return fp4rt_vk_submit_wait(c);
 }

@@ -9,6 +9,7 @@
 
 #include "runtime/base/common.h"
 #include "runtime/backend/vulkan/vk_shaders.h"
+#include "runtime/backend/vulkan/vk_spirv_access.h"
 #include "runtime/backend/vulkan/vk_spirv_coop.h"
 
 #include <stdlib.h>
@@ -62,6 +63,10 @@ fp4rt_status fp4rt_vk_pipeline_get(vk_ctx *c, vk_kernel k, VkPipeline *out) {
         return FP4RT_OK;
     }
     const fp4rt_vk_shader *sh = &fp4rt_vk_shaders[k];
+    /* the bindings it writes, for ordering dispatches (all when unreadable) */
+    if (fp4rt_spirv_written_bindings(sh->code, sh->bytes / 4, &c->writes[k]))
+        fp4rt_log(FP4RT_LOG_WARN, "vulkan: %s.comp: could not read which buffers it writes; ordering it as if "
+                                  "it wrote every binding", sh->name);
     VkShaderModuleCreateInfo mci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = sh->bytes,
                                     .pCode = sh->code};
     /* linear_coop.comp is compiled against GL_NV_cooperative_matrix: KHR devices

@@ -78,6 +78,8 @@ fp4rt_status fp4rt_vk_profile_collect(vk_ctx *c, const fp4rt_program *p, int rep
     if (!st) {
         c->prof.steps++;
         c->prof.replays += replayed;
+        c->prof.dispatches += replayed ? c->replay.dispatches : c->hz.dispatches;
+        c->prof.barriers += replayed ? c->replay.barriers : c->hz.barriers;
     }
     return st;
 }
@@ -88,6 +90,10 @@ void fp4rt_vk_profile_report(vk_ctx *c) {
     for (int k = 0; k < FP4RT_OP_COUNT; k++) total += c->prof.op_ms[k];
     fp4rt_log(FP4RT_LOG_INFO, "profile: vulkan:%d GPU time, %ld steps (%ld replayed from a recorded command buffer)",
               c->index, c->prof.steps, c->prof.replays);
+    fp4rt_log(FP4RT_LOG_INFO, "profile: %.1f dispatches and %.1f barriers per step%s",
+              (double)c->prof.dispatches / c->prof.steps, (double)c->prof.barriers / c->prof.steps,
+              c->full_barriers ? " (FP4RT_VK_FULL_BARRIERS=1: one after every dispatch)"
+                               : " (a barrier only where a dispatch depends on an earlier one)");
     for (int k = 0; k < FP4RT_OP_COUNT; k++) {
         if (!c->prof.op_calls[k]) continue;
         fp4rt_log(FP4RT_LOG_INFO, "profile: %-14s %8ld calls %10.3f ms %5.1f%%", fp4rt_op_name((fp4rt_op_kind)k),
