@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libcjson-dev libpcre2-dev libutf8proc-dev clang libclang-rt-14-dev
     libvulkan-dev libvulkan-volk-dev glslc mesa-vulkan-drivers vulkan-validationlayers
-    libedit-dev tmux)
+    libedit-dev tmux libmicrohttpd-dev curl python3-venv chromium chromium-driver)
 
 install_deps() {
     local missing=()
