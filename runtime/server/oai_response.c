@@ -20,6 +20,7 @@ srv_job *srv_job_new(srv_request *req, int32_t *prompt, size_t n_prompt, const c
     pthread_cond_init(&j->cv, NULL);
     j->refs = 2;
     j->req = *req;
+    j->req.gp.stop = j->req.gp.n_stop ? j->req.stop : NULL; /* the array moved with the request */
     memset(req, 0, sizeof *req);
     j->prompt = prompt;
     j->n_prompt = n_prompt;

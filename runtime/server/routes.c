@@ -22,8 +22,9 @@ static void deadline(struct timespec *ts, int ms) {
 
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     srv_job *j = cls;
+    static const char k_keepalive[] = ": keep-alive\n\n";
     pthread_mutex_lock(&j->mu);
-    while (!j->sse.n && !j->done) {
+    for (int waited = 0; !j->sse.n && !j->done; waited += k_poll_ms) {
         struct timespec ts;
         deadline(&ts, k_poll_ms);
         pthread_cond_timedwait(&j->cv, &j->mu, &ts);
@@ -31,6 +32,11 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
             atomic_store(&j->cancel, 1);
             pthread_mutex_unlock(&j->mu);
             return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (!j->sse.n && !j->done && waited >= j->keepalive_ms && max >= sizeof k_keepalive) {
+            pthread_mutex_unlock(&j->mu);
+            memcpy(buf, k_keepalive, sizeof k_keepalive - 1);
+            return (ssize_t)(sizeof k_keepalive - 1);
         }
     }
     size_t k = j->sse.n < max ? j->sse.n : max;
@@ -82,6 +88,7 @@ static int generate(srv *S, struct MHD_Connection *c, srv_kind kind, const char 
         return srv_reply_error(S, c, &e);
     }
     j->fd = srv_conn_fd(c);
+    j->keepalive_ms = S->p.timeout_s * 1000 / 2;
     if (srv_submit(S, j, &e)) {
         srv_job_release(j);
         srv_job_release(j);

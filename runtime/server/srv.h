@@ -32,6 +32,8 @@ typedef struct srv_job {
     long created;          /* Unix seconds */
     const char *model_name;
     int fd;                /* the client's socket (disconnect checks), -1 if unknown */
+    int keepalive_ms;      /* a stream with nothing to send this long sends an SSE comment, so that
+                              a slow generation does not look like an idle connection */
     atomic_int cancel;     /* 1: stop at the next token (client gone, shutdown) */
     int done;              /* (mu) the generation ended: result, status and output final */
     fp4rt_sbuf sse;        /* (mu) SSE bytes not yet sent (stream only) */
