@@ -21,7 +21,7 @@ void srv_metrics_generation(srv_metrics *m, const srv_job *j) {
     m->prefill_seconds += r->prefill_seconds;
     m->decode_seconds += r->decode_seconds;
     if (r->prefill_seconds > 0) m->last_prefill_tps = r->n_prompt / r->prefill_seconds;
-    if (r->decode_seconds > 0 && r->n_generated > 1) m->last_decode_tps = (r->n_generated - 1) / r->decode_seconds;
+    if (r->decode_seconds > 0) m->last_decode_tps = r->n_generated / r->decode_seconds; /* as fp4rt run reports it */
     pthread_mutex_unlock(&m->mu);
 }
 
