@@ -220,7 +220,9 @@ fp4rt_status fp4rt_server_run(fp4rt_model *model, const fp4rt_server_params *par
     double t0 = now_s();
     while (srv_slots_drain(S) > 0 && now_s() - t0 < S->p.shutdown_grace_s) sleep_ms(20);
 done:
-    srv_slots_stop(S); /* cancels what still runs: each stops within a token */
+    srv_slots_stop(S); /* cancels what still runs: each stops within a token (or a prefill chunk) */
+    /* the streams' last chunks and [DONE] still go out (2 s at most) */
+    for (double t1 = now_s(); S->daemon && atomic_load(&S->n_streams) > 0 && now_s() - t1 < 2;) sleep_ms(10);
     if (S->daemon) MHD_stop_daemon(S->daemon);
     pthread_mutex_destroy(&S->mu);
     pthread_mutex_destroy(&S->metrics.mu);

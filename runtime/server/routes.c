@@ -23,6 +23,10 @@ static void deadline(struct timespec *ts, int ms) {
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     srv_job *j = cls;
     static const char k_keepalive[] = ": keep-alive\n\n";
+    if (srv_client_gone(j->fd)) { /* a reset seen after the last write: stop now, not a token later */
+        atomic_store(&j->cancel, 1);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     pthread_mutex_lock(&j->mu);
     for (int waited = 0; !j->sse.n && !j->done; waited += k_poll_ms) {
         struct timespec ts;
@@ -52,6 +56,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
 static void sse_free(void *cls) {
     srv_job *j = cls;
     atomic_store(&j->cancel, 1);
+    atomic_fetch_sub(j->n_streams, 1);
     srv_job_release(j);
 }
 
@@ -95,6 +100,8 @@ static int generate(srv *S, struct MHD_Connection *c, srv_kind kind, const char 
         return srv_reply_error(S, c, &e);
     }
     if (stream) {
+        j->n_streams = &S->n_streams;
+        atomic_fetch_add(&S->n_streams, 1);
         struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, j, sse_free);
         if (!resp) {
             sse_free(j);

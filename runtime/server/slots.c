@@ -8,8 +8,17 @@
  * that fits here: the slot picks the snapshot, then continues as below). */
 #include "runtime/server/srv.h"
 
+#include "runtime/engine/model.h"
+
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* Tokens of the slot's session that prefix the prompt (0 when they do not, or
  * when nothing would be left to evaluate). */
@@ -30,9 +39,27 @@ static void run(srv *S, srv_slot *sl, srv_job *j) {
     if (!skip) fp4rt_session_reset(sl->s);
     j->n_cached = (int)skip;
     fp4rt_status st = FP4RT_OK;
-    if (!atomic_load(&j->cancel))
-        st = fp4rt_generate(sl->s, j->prompt + skip, j->n_prompt - skip, &j->req.gp, on_token, j, &j->res);
-    else j->res.stop_reason = FP4RT_STOP_CALLBACK;
+    /* Long prompts: whole prefill chunks first, one call each, so that a cancel
+     * (disconnect, shutdown) waits for one chunk at most. The split points are
+     * the session's own chunk boundaries, so the result is the same bits as one
+     * call; the slot then simply holds a prefix of the prompt. */
+    const int32_t *p = j->prompt + skip;
+    size_t rest = j->n_prompt - skip, chunk = (size_t)sl->s->sb.chunk, pre = 0;
+    double t0 = now_s();
+    while (!st && rest > chunk && !atomic_load(&j->cancel)) {
+        st = fp4rt_session_eval(sl->s, p, (int)chunk, NULL, 0);
+        p += chunk, rest -= chunk, pre += chunk;
+    }
+    double t_pre = now_s() - t0;
+    if (!st && !atomic_load(&j->cancel)) {
+        st = fp4rt_generate(sl->s, p, rest, &j->req.gp, on_token, j, &j->res);
+        j->res.n_prompt += (int)pre;
+        j->res.prefill_seconds += t_pre;
+    } else if (!st) {
+        j->res.stop_reason = FP4RT_STOP_CALLBACK;
+        j->res.n_prompt = (int)pre;
+        j->res.prefill_seconds = t_pre;
+    }
     if (st) {
         srv_fail(&j->err, st == FP4RT_INVALID_ARGUMENT ? 400 : 500, NULL, "%s", fp4rt_last_error());
         j->failed = 1;

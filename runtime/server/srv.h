@@ -32,6 +32,7 @@ typedef struct srv_job {
     long created;          /* Unix seconds */
     const char *model_name;
     int fd;                /* the client's socket (disconnect checks), -1 if unknown */
+    atomic_int *n_streams; /* the server's count of open streams, decremented when this one ends */
     int keepalive_ms;      /* a stream with nothing to send this long sends an SSE comment, so that
                               a slow generation does not look like an idle connection */
     atomic_int cancel;     /* 1: stop at the next token (client gone, shutdown) */
@@ -101,7 +102,7 @@ typedef struct srv {
     int n_running;         /* (mu) */
     int stopping;          /* (mu) no new requests */
     int quit;              /* (mu) workers exit */
-    atomic_int hard_cancel;
+    atomic_int n_streams;  /* SSE responses not yet finished (shutdown lets them drain) */
     atomic_ullong seq;
     srv_metrics metrics;
 } srv;
