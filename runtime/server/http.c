@@ -191,20 +191,20 @@ fp4rt_status fp4rt_server_run(fp4rt_model *model, const fp4rt_server_params *par
         goto done;
     }
     if (srv_slots_start(S)) {
-        st = fp4rt_fail(FP4RT_OUT_OF_MEMORY, "fp4rt serve: creating %d slots: %s", S->n_slots,
+        st = fp4rt_fail(FP4RT_OUT_OF_MEMORY, "--parallel %d: creating the slots: %s", S->n_slots,
                         fp4rt_last_error()[0] ? fp4rt_last_error() : "out of memory");
         goto done;
     }
     S->n_ctx = S->slots[0].s->sb.n_ctx /* the model's maximum may cap --ctx */;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
-    S->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, S, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+    S->daemon = MHD_start_daemon(flags, (uint16_t)S->p.port, NULL, NULL, on_request, S, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, S, MHD_OPTION_CONNECTION_TIMEOUT,
                                  (unsigned)S->p.timeout_s, MHD_OPTION_CONNECTION_LIMIT,
                                  (unsigned)(S->n_slots + S->p.queue + 64), MHD_OPTION_END);
     if (!S->daemon) {
-        st = fp4rt_fail(FP4RT_IO, "fp4rt serve: cannot listen on %s port %d (in use, or not an address of this host)",
-                        S->p.host, S->p.port);
+        st = fp4rt_fail(FP4RT_IO, "--port %d: cannot listen on %s (the port is in use, or the address is not this host's)",
+                        S->p.port, S->p.host);
         goto done;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(S->daemon, MHD_DAEMON_INFO_BIND_PORT);

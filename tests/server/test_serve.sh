@@ -13,6 +13,11 @@ key=sekrit-123
 
 serve_start main --parallel 2 --queue 4 --api-key "$key" --max-body 65536 --ctx 512 --chunk 32 --timeout 2
 
+# -- the port taken: one error line naming it, exit 1
+"$bin" serve --model "$serve_model" --port "$port" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check '[ "$rc" = 1 ] && grep -q "^fp4rt: error: --port $port: cannot listen on 127.0.0.1" "$tmp/err"' "port in use: rc $rc $(cat "$tmp/err")"
+
 # -- the API key: 401 in OpenAI's shape without it or with a wrong one; / and /health are open
 code=$(http GET /v1/models)
 v=$(jget 'd["error"]["type"], d["error"]["code"]' <"$tmp/body")
