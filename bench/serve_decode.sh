@@ -5,6 +5,7 @@
 # greedy prompt and length on a server started here (decode tokens/s as the
 # client sees them: tokens after the first / time from the first chunk to the
 # last; and the engine's own figure from /metrics).
+# The machine being shared, compare the medians and bests of many short alternating rounds.
 # Usage: bench/serve_decode.sh [fp4rt binary] [model dir] [tokens] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,7 @@ done
 echo "model $model, greedy, prompt \"$prompt\", $n tokens; $(grep -o 'device .*' "$log" | head -n 1)"
 echo "| round | fp4rt run decode tok/s | serve, client-side tok/s | serve, engine tok/s | client / run |"
 echo "|---|---|---|---|---|"
+runs=() clients=() engines=()
 for r in $(seq "$rounds"); do
     run=$("$bin" run --model "$model" --raw --greedy --prompt "$prompt" -n "$n" 2>&1 >/dev/null |
         sed -n 's/.*decode \([0-9.]*\) tokens\/s.*/\1/p')
@@ -45,4 +47,11 @@ print(f"{(len(times) - 1) / (times[-1] - times[0]):.1f} {float(eng):.1f}")
 PY
     )
     echo "| $r | $run | $client | $engine | $(python3 -c "print(f'{$client / $run * 100:.1f}%')") |"
+    runs+=("$run") clients+=("$client") engines+=("$engine")
 done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+mr=$(median "${runs[@]}") mc=$(median "${clients[@]}") me=$(median "${engines[@]}")
+echo "| median | $mr | $mc | $me | $(python3 -c "print(f'{$mc / $mr * 100:.1f}%')") |"
+best() { printf '%s\n' "$@" | sort -g | tail -n 1; }
+br=$(best "${runs[@]}") bc=$(best "${clients[@]}") be=$(best "${engines[@]}")
+echo "| best | $br | $bc | $be | $(python3 -c "print(f'{$bc / $br * 100:.1f}%')") |"
