@@ -11,6 +11,17 @@ set -uo pipefail
 cli_setup test_serve
 key=sekrit-123
 
+# -- usage: --model required, ranges checked, --help
+"$bin" serve >/dev/null 2>"$tmp/err"
+rc=$?
+check '[ "$rc" = 2 ] && grep -q "serve: --model DIR is required" "$tmp/err"' "no --model: rc $rc"
+"$bin" serve --model "$serve_model" --port 70000 >/dev/null 2>"$tmp/err"
+rc=$?
+check '[ "$rc" = 2 ] && grep -q -- "--port" "$tmp/err"' "--port 70000: rc $rc"
+"$bin" serve --help >"$tmp/out" 2>&1
+rc=$?
+check '[ "$rc" = 0 ] && grep -q -- "--api-key KEY" "$tmp/out"' "--help: rc $rc"
+
 serve_start main --parallel 2 --queue 4 --api-key "$key" --max-body 65536 --ctx 512 --chunk 32 --timeout 2
 
 # -- the port taken: one error line naming it, exit 1
