@@ -3,6 +3,7 @@
  * text and <tool_call> blocks (fed one byte at a time too), request bodies
  * (JSON checks, sampling fields, errors in OpenAI's shape). */
 #include "runtime/server/oai_request.h"
+#include "runtime/server/srv.h"
 #include "runtime/server/toolcall.h"
 
 #include "tests/test_util.h"
@@ -162,8 +163,113 @@ static void test_requests(void) {
     expect_error("{\"a\":\"[[[[[[[[[[[[[\"}", SRV_COMPLETION, 400, "prompt"); /* brackets in a string do not count */
 }
 
+/* A job of the given request body whose generation "produced" the pieces. */
+static srv_job *job_with_output(const char *body, const char *const *pieces, const int *reasoning, size_t n) {
+    srv_request r;
+    srv_error e;
+    if (parse(body, SRV_CHAT, &r, &e)) return NULL;
+    int32_t *ids = malloc(4 * sizeof *ids);
+    for (int i = 0; i < 4; i++) ids[i] = i;
+    srv_job *j = srv_job_new(&r, ids, 4, "m", 1);
+    for (size_t i = 0; i < n; i++) {
+        fp4rt_token_event ev = {pieces[i], strlen(pieces[i]), (int32_t)i, reasoning[i]};
+        srv_out_piece(j, &ev);
+    }
+    j->res.n_generated = (int)n;
+    j->res.stop_reason = FP4RT_STOP_EOS;
+    srv_out_finish(j);
+    return j;
+}
+
+/* A reply with reasoning, text and a tool call, streamed and not: OpenAI's shapes. */
+static void test_tool_call_output(void) {
+    const char *pieces[] = {"Hmm", ", weather.", "Let me ", "check.\n\n<tool", "_call>\n<function=get_weather>\n",
+                            "<parameter=city>\nPar", "is\n</parameter>\n<parameter=days>\n2\n</parameter>\n",
+                            "</function>\n</tool_call>"};
+    const int reasoning[] = {1, 1, 0, 0, 0, 0, 0, 0};
+    const char *tools = "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":"
+                        "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}]";
+    char body[512];
+    snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],%s,\"stream\":true,"
+             "\"stream_options\":{\"include_usage\":true}}", tools);
+    srv_job *j = job_with_output(body, pieces, reasoning, 8);
+    CHECK(j != NULL);
+    if (!j) return;
+    /* the SSE events: role, reasoning deltas, content deltas, the call (id + name, then
+     * arguments), finish_reason tool_calls, usage, [DONE] */
+    const char *sse = fp4rt_sbuf_str(&j->sse);
+    CHECK(strstr(sse, "data: [DONE]\n\n") && !strcmp(sse + strlen(sse) - 14, "data: [DONE]\n\n"));
+    fp4rt_sbuf content = {0}, reason = {0}, args = {0};
+    int n_role = 0, n_name = 0, n_finish = 0, n_usage = 0, n_events = 0;
+    for (const char *p = sse; (p = strstr(p, "data: {")); n_events++) {
+        const char *end = strstr(p, "\n\n");
+        cJSON *c = cJSON_ParseWithLength(p + 6, (size_t)(end - p - 6));
+        p = end;
+        CHECK(c && !strcmp(cJSON_GetObjectItem(c, "object")->valuestring, "chat.completion.chunk"));
+        cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(c, "choices"), 0);
+        if (!ch) {
+            cJSON *u = cJSON_GetObjectItem(c, "usage");
+            n_usage += u && cJSON_GetObjectItem(u, "completion_tokens")->valueint == 8;
+            cJSON_Delete(c);
+            continue;
+        }
+        cJSON *d = cJSON_GetObjectItem(ch, "delta"), *f = cJSON_GetObjectItem(ch, "finish_reason"), *x;
+        if (cJSON_IsString(f)) n_finish += !strcmp(f->valuestring, "tool_calls");
+        if ((x = cJSON_GetObjectItem(d, "role"))) n_role++;
+        if ((x = cJSON_GetObjectItem(d, "content"))) fp4rt_sbuf_puts(&content, x->valuestring);
+        if ((x = cJSON_GetObjectItem(d, "reasoning_content"))) fp4rt_sbuf_puts(&reason, x->valuestring);
+        cJSON *tc = cJSON_GetArrayItem(cJSON_GetObjectItem(d, "tool_calls"), 0);
+        if (tc) {
+            CHECK(cJSON_GetObjectItem(tc, "index")->valueint == 0);
+            cJSON *fn = cJSON_GetObjectItem(tc, "function");
+            if ((x = cJSON_GetObjectItem(fn, "name"))) {
+                n_name++;
+                CHECK(!strcmp(x->valuestring, "get_weather"));
+                CHECK(!strncmp(cJSON_GetObjectItem(tc, "id")->valuestring, "call_", 5));
+                CHECK(!strcmp(cJSON_GetObjectItem(tc, "type")->valuestring, "function"));
+            }
+            fp4rt_sbuf_puts(&args, cJSON_GetObjectItem(fn, "arguments")->valuestring);
+        }
+        cJSON_Delete(c);
+    }
+    CHECK(n_role == 1 && n_name == 1 && n_finish == 1 && n_usage == 1 && n_events >= 8);
+    CHECK_MSG(!strcmp(fp4rt_sbuf_str(&reason), "Hmm, weather."), "reasoning [%s]", fp4rt_sbuf_str(&reason));
+    CHECK_MSG(!strcmp(fp4rt_sbuf_str(&content), "Let me check.\n\n"), "content [%s]", fp4rt_sbuf_str(&content));
+    CHECK_MSG(!strcmp(fp4rt_sbuf_str(&args), "{\"city\":\"Paris\",\"days\":2}"), "arguments [%s]", fp4rt_sbuf_str(&args));
+    fp4rt_sbuf_free(&content);
+    fp4rt_sbuf_free(&reason);
+    fp4rt_sbuf_free(&args);
+    srv_job_release(j);
+    srv_job_release(j);
+
+    /* not streamed: one message with content (trimmed), reasoning_content and tool_calls */
+    snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],%s}", tools);
+    j = job_with_output(body, pieces, reasoning, 8);
+    CHECK(j && j->sse.n == 0);
+    if (!j) return;
+    char *json = srv_response_json(j);
+    cJSON *o = cJSON_Parse(json);
+    cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0);
+    cJSON *m = cJSON_GetObjectItem(ch, "message");
+    CHECK(!strcmp(cJSON_GetObjectItem(o, "object")->valuestring, "chat.completion"));
+    CHECK(!strcmp(cJSON_GetObjectItem(ch, "finish_reason")->valuestring, "tool_calls"));
+    CHECK(!strcmp(cJSON_GetObjectItem(m, "content")->valuestring, "Let me check."));
+    CHECK(!strcmp(cJSON_GetObjectItem(m, "reasoning_content")->valuestring, "Hmm, weather."));
+    cJSON *tc = cJSON_GetArrayItem(cJSON_GetObjectItem(m, "tool_calls"), 0);
+    cJSON *fn = cJSON_GetObjectItem(tc, "function");
+    CHECK(tc && !strcmp(cJSON_GetObjectItem(fn, "name")->valuestring, "get_weather") &&
+          !strcmp(cJSON_GetObjectItem(fn, "arguments")->valuestring, "{\"city\":\"Paris\",\"days\":2}"));
+    cJSON *u = cJSON_GetObjectItem(o, "usage");
+    CHECK(cJSON_GetObjectItem(u, "prompt_tokens")->valueint == 4 && cJSON_GetObjectItem(u, "total_tokens")->valueint == 12);
+    cJSON_Delete(o);
+    free(json);
+    srv_job_release(j);
+    srv_job_release(j);
+}
+
 int main(void) {
     test_parse();
+    test_tool_call_output();
     test_split();
     test_requests();
     return test_summary("test_server_units");
