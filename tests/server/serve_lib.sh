@@ -6,6 +6,10 @@
 #   serve_stop                SIGTERM, waits; $stop_rc is the exit status
 #   jget EXPR                 python expression over d (the JSON on stdin)
 #   http METHOD PATH [BODY]   curl with $auth; body to $tmp/body, prints the status
+#   serve_venv                $venv: a virtualenv with openai and selenium from PyPI
+#                             (FP4RT_VENV, default $FP4RT_TMP/../serve-venv), made
+#                             once under a lock (tests may run in parallel); exits
+#                             77 (skipped) when it cannot be made (offline)
 serve_model=${FP4RT_SERVE_MODEL:-models/qwen35-kjv-10m}
 auth=()
 serve_start() {
@@ -47,4 +51,16 @@ http() {
     else
         curl -s -o "$tmp/body" -w '%{http_code}' -X "$method" "${auth[@]}" "$base$path"
     fi
+}
+serve_venv() {
+    venv=${FP4RT_VENV:-${FP4RT_TMP:-/tmp}/../serve-venv}
+    mkdir -p "$(dirname "$venv")"
+    (
+        flock 9
+        "$venv/bin/python" -c 'import openai, selenium' 2>/dev/null && exit 0
+        python3 -m venv "$venv" && "$venv/bin/pip" install -q openai selenium
+    ) 9>"$venv.lock" >"$tmp/pip.log" 2>&1 || {
+        echo "SKIP: cannot install openai and selenium into $venv: $(tail -n 1 "$tmp/pip.log")"
+        exit 77
+    }
 }

@@ -10,14 +10,7 @@ set -uo pipefail
 . "$(dirname "$0")/serve_lib.sh"
 mode=${1:-api}
 cli_setup "test_serve_openai_$mode"
-venv=${FP4RT_VENV:-${FP4RT_TMP:-/tmp}/../serve-venv}
-mkdir -p "$(dirname "$venv")"
-if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
-    if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q openai; } >"$tmp/pip.log" 2>&1; then
-        echo "SKIP: cannot install the openai client into $venv: $(tail -n 1 "$tmp/pip.log")"
-        exit 77
-    fi
-fi
+serve_venv
 key=k-$$
 if [ "$mode" = load ]; then
     serve_start load --parallel 4 --queue 32 --api-key "$key" --ctx 256
