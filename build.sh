@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libcjson-dev libpcre2-dev libutf8proc-dev clang libclang-rt-14-dev
     libvulkan-dev libvulkan-volk-dev glslc mesa-vulkan-drivers vulkan-validationlayers
-    libedit-dev tmux libstb-dev)
+    libedit-dev tmux libstb-dev libmicrohttpd-dev curl python3-venv chromium chromium-driver)
 
 install_deps() {
     local missing=()
@@ -69,7 +69,8 @@ test_job() {
     log2=$(mktemp)
     set +e
     # "long" tests are run on demand (ctest -L long); "heavy" ones (the 600-token
-    # and 16-layer Vulkan parity) run in the release build only
+    # and 16-layer Vulkan parity, the serve tests that drive the openai client, a
+    # 16-client load and a browser) run in the release build only
     (cd build && ctest --output-on-failure -LE long -j"$(jobs)") 2>&1 | tee "$log1"
     local rc1=${PIPESTATUS[0]}
     CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFP4RT_SANITIZE=ON -DFP4RT_FUZZ=ON -DFP4RT_CUDA=OFF >/dev/null &&

@@ -17,6 +17,7 @@ int fp4rt_cmd_env(int argc, char **argv);
 int fp4rt_cmd_tokenize(int argc, char **argv);
 int fp4rt_cmd_chat(int argc, char **argv);
 int fp4rt_cmd_verify(int argc, char **argv);
+int fp4rt_cmd_serve(int argc, char **argv);
 
 /* Prints "fp4rt: error: <fp4rt_last_error() or status message>" and returns 1. */
 int fp4rt_cli_fail(int status);

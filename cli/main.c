@@ -123,6 +123,7 @@ static const struct {
 } k_commands[] = {
     {"run", fp4rt_cmd_run, "generate an answer to a text prompt (or ids after a prompt of ids)"},
     {"chat", fp4rt_cmd_chat, "interactive chat with the model's chat template"},
+    {"serve", fp4rt_cmd_serve, "OpenAI-compatible HTTP server (chat, completions, a chat page at /)"},
     {"tokenize", fp4rt_cmd_tokenize, "text to token ids (JSON), or ids back to text"},
     {"logits", fp4rt_cmd_logits, "teacher-forced logits of a token sequence to a file"},
     {"perplexity", fp4rt_cmd_perplexity, "perplexity of a text file; save top-k log-probs, KL against saved ones"},

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The layering rule (docs/ARCHITECTURE.md), checked from the #include lines:
 # a folder includes only itself and folders below it,
-#   base < loader < model < backend < text < vision < engine < tools < cli
+#   base < loader < model < backend < text < vision < engine < tools < server < cli
 # where "backend" is runtime/backend/ (the interface) below the concrete
 # backends (runtime/backend/cpu/, runtime/backend/vulkan/, the CUDA module
 # cuda/ with its loader runtime/backend/cuda*.[ch] and cu_abi.h), which may not include one another; only the registry
@@ -25,6 +25,7 @@ rank() {
     runtime/vision/*) echo 45 ;;
     runtime/engine/*) echo 50 ;;
     runtime/tools/*) echo 60 ;;
+    runtime/server/*) echo 65 ;;
     cli/*) echo 70 ;;
     *) echo -1 ;;
     esac
