@@ -120,7 +120,7 @@ int fp4rt_cmd_run(int argc, char **argv) {
             for (int g = 0; g < res.n_generated && g < n_gen && !ferror(stdout); g++)
                 printf("%s%d", g ? "," : "", out_ids[g]);
         printf("\n");
-        fflush(stdout); /* the text ends before the stats line on a shared terminal or pipe */
+        fp4rt_cli_stdout_failed(); /* flushed: the text ends before the stats line on a shared terminal or pipe */
         static const char *const reasons[] = {"end of generation", "stop string", "max tokens", "context full",
                                               "callback"};
         fprintf(stderr,

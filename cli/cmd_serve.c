@@ -17,7 +17,8 @@
 
 static const char *k_usage =
     "--model DIR [--host ADDR] [--port N] [--api-key KEY] [--parallel N] [--queue N] [--model-name NAME]\n"
-    "    [--max-body BYTES] [--timeout S] [--shutdown-grace S] " FP4RT_CLI_MODEL_USAGE;
+    "    [--max-body BYTES] [--timeout S] [--shutdown-grace S] [--snapshot-mb M] [--snapshot-every N]\n"
+    "    " FP4RT_CLI_MODEL_USAGE;
 
 #ifdef FP4RT_HAVE_SERVER
 /* The directory's last component, the default model id. */
@@ -50,6 +51,12 @@ int fp4rt_cmd_serve(int argc, char **argv) {
             sp.max_body = (size_t)fp4rt_cli_parse_range("--max-body", v, 1024, 1L << 30);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--timeout")))
             sp.timeout_s = (int)fp4rt_cli_parse_range("--timeout", v, 1, 86400);
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--snapshot-mb"))) {
+            sp.snapshot_bytes = (size_t)fp4rt_cli_parse_range("--snapshot-mb", v, 0, 1L << 20) << 20;
+            sp.no_snapshots = sp.snapshot_bytes == 0; /* the flag's 0 is "none" */
+        }
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--snapshot-every")))
+            sp.snapshot_every = (int)fp4rt_cli_parse_range("--snapshot-every", v, 64, 1L << 24);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--shutdown-grace")))
             sp.shutdown_grace_s = (int)fp4rt_cli_parse_range("--shutdown-grace", v, 1, 3600);
         else return fp4rt_cli_unknown(k_usage, argv[i]);

@@ -156,6 +156,8 @@ static void resolve_params(srv *S, fp4rt_model *model, const fp4rt_server_params
     if (S->p.timeout_s <= 0) S->p.timeout_s = 60;
     if (S->p.shutdown_grace_s <= 0) S->p.shutdown_grace_s = 5;
     if (!S->p.model_name) S->p.model_name = "fp4rt";
+    if (!S->p.snapshot_bytes) S->p.snapshot_bytes = (size_t)1 << 30;
+    if (!S->p.snapshot_every) S->p.snapshot_every = 1024;
     S->model = model;
     S->n_slots = S->p.parallel;
     S->n_vocab = fp4rt_model_n_vocab(model);

@@ -48,6 +48,10 @@ char *srv_metrics_text(srv *S) {
             (unsigned long long)m->cached_tokens);
     COUNTER("prefix_cache_hits_total", "Generations that reused the tokens a slot held.", "%llu",
             (unsigned long long)m->prefix_hits);
+    COUNTER("state_snapshots_total", "Session state snapshots taken (prefix reuse).", "%llu",
+            (unsigned long long)m->snapshots);
+    COUNTER("state_snapshot_hits_total", "Generations that resumed from a state snapshot.", "%llu",
+            (unsigned long long)m->snapshot_hits);
     COUNTER("generation_tokens_total", "Tokens generated.", "%llu", (unsigned long long)m->generated_tokens);
     COUNTER("prefill_seconds_total", "Seconds spent evaluating prompts.", "%.6f", m->prefill_seconds);
     COUNTER("decode_seconds_total", "Seconds spent generating.", "%.6f", m->decode_seconds);

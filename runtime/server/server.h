@@ -24,6 +24,11 @@ typedef struct fp4rt_server_params {
     int shutdown_grace_s;    /* on SIGINT / SIGTERM, in-flight requests may finish this long,
                                 then are cancelled; 0 = 5 */
     const char *model_name;  /* id in /v1/models and responses; NULL = "fp4rt" */
+    size_t snapshot_bytes;   /* host memory for session state snapshots (prefix reuse), over all
+                                slots; 0 = 1 GiB; the least recently used go first */
+    int no_snapshots;        /* 1: no snapshots (a slot reuses only a prompt that extends what it holds) */
+    int snapshot_every;      /* also snapshot every this many prompt tokens (rounded up to whole
+                                prefill chunks); 0 = 1024; < 0 = only at the end of prompts */
     fp4rt_session_params session; /* each slot's session (n_ctx, chunk, KV type) */
 } fp4rt_server_params;
 

@@ -1,14 +1,29 @@
 /* Slots: one session of the model and one worker thread each; jobs beyond the
  * idle slots wait in a bounded FIFO queue. A slot keeps its session's tokens
- * between requests: a prompt that extends exactly what the slot holds (the
- * next turn of a conversation, when the template renders the earlier turns as
- * they were generated) evaluates only its new tokens, the rest is reported as
- * cached_tokens. Any other prompt resets the session (Gated DeltaNet state does
- * not rewind; partial-prefix reuse needs state snapshots, a later addition
- * that fits here: the slot picks the snapshot, then continues as below). */
+ * between requests, and reuses them for a new prompt two ways:
+ *   - a prompt that extends exactly what the slot holds (the next turn of a
+ *     conversation whose template renders the earlier turns as they were
+ *     generated) evaluates only its new tokens;
+ *   - otherwise the longest of the slot's state snapshots (Gated DeltaNet
+ *     state does not rewind; the KV cache simply truncates) whose tokens
+ *     prefix the prompt is restored, and the prompt continues from there.
+ *     Qwen3.6's template drops earlier turns' reasoning, so turn 2 shares
+ *     turn 1's prompt only up to its last "<|im_start|>assistant": a
+ *     snapshot is taken there, at the end of the prompt, and every
+ *     snapshot_every tokens of a long prompt.
+ * Snapshot positions are multiples of FP4RT_GDN_CHUNK (64), and the prompt is
+ * split there and at the session's chunk boundaries only, never leaving a
+ * one-token piece: a prefill split at such positions computes the same bits
+ * as one call, so a reply after a restore is bit-identical to a cold one.
+ * Either way the reused tokens are reported as cached_tokens. Snapshots live
+ * in host memory, snapshot_bytes over all slots, least recently used first
+ * out; a restore or reset drops those past the slot's new position. */
 #include "runtime/server/srv.h"
 
+#include "runtime/backend/backend.h"
+#include "runtime/base/common.h"
 #include "runtime/engine/model.h"
+#include "runtime/text/tokenizer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +35,117 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Tokens of the slot's session that prefix the prompt (0 when they do not, or
- * when nothing would be left to evaluate). */
-static size_t reusable(const srv_slot *sl, const srv_job *j) {
+/* Snapshots are usable when the session splits prompts only at multiples of
+ * FP4RT_GDN_CHUNK (its chunk is one). */
+static int snaps_on(const srv *S, const srv_slot *sl) {
+    return !S->p.no_snapshots && sl->s->sb.chunk % FP4RT_GDN_CHUNK == 0;
+}
+
+/* The slot's snapshot to restore for prompt j: the longest whose tokens
+ * prefix the prompt with at least two prompt tokens left (a one-token rest
+ * would run as a decode step); -1: none. */
+static int best_snap(const srv_slot *sl, const srv_job *j) {
+    int best = -1, best_n = 0;
+    for (int i = 0; i < sl->n_snaps; i++) {
+        fp4rt_session_snapshot *sn = sl->snaps[i].snap;
+        int n = fp4rt_session_snapshot_n_past(sn);
+        if (n <= best_n || (size_t)n + 2 > j->n_prompt) continue;
+        if (!memcmp(fp4rt_session_snapshot_tokens(sn), j->prompt, (size_t)n * sizeof(int32_t))) best = i, best_n = n;
+    }
+    return best;
+}
+
+/* Tokens of the prompt the slot can skip: what it holds when that prefixes the
+ * prompt, else its best snapshot's (0: none). *snap: the snapshot, or -1. */
+static size_t reusable(const srv_slot *sl, const srv_job *j, int *snap) {
+    *snap = -1;
     int held = fp4rt_session_n_past(sl->s);
-    if (held <= 0 || (size_t)held >= j->n_prompt) return 0;
-    return memcmp(fp4rt_session_tokens(sl->s), j->prompt, (size_t)held * sizeof(int32_t)) ? 0 : (size_t)held;
+    if (held > 0 && (size_t)held < j->n_prompt &&
+        !memcmp(fp4rt_session_tokens(sl->s), j->prompt, (size_t)held * sizeof(int32_t)))
+        return (size_t)held;
+    *snap = best_snap(sl, j);
+    return *snap < 0 ? 0 : (size_t)fp4rt_session_snapshot_n_past(sl->snaps[*snap].snap);
+}
+
+static void snap_drop(srv_slot *sl, int i) {
+    fp4rt_session_snapshot_free(sl->snaps[i].snap);
+    sl->snaps[i] = sl->snaps[--sl->n_snaps];
+}
+
+/* Drops the snapshots past position n (the session no longer holds their tokens). */
+static void snaps_truncate(srv_slot *sl, int n) {
+    for (int i = sl->n_snaps - 1; i >= 0; i--)
+        if (fp4rt_session_snapshot_n_past(sl->snaps[i].snap) > n) snap_drop(sl, i);
+}
+
+/* A snapshot of the session now (at a multiple of FP4RT_GDN_CHUNK), kept within
+ * the slot's share of snapshot_bytes, least recently used out first. */
+static void snap_take(srv *S, srv_slot *sl) {
+    int n = fp4rt_session_n_past(sl->s);
+    for (int i = 0; i < sl->n_snaps; i++)
+        if (fp4rt_session_snapshot_n_past(sl->snaps[i].snap) == n) { /* same tokens: the session holds them */
+            sl->snaps[i].used = atomic_fetch_add(&S->seq, 1);
+            return;
+        }
+    fp4rt_session_snapshot *sn = fp4rt_session_snapshot_take(sl->s);
+    if (!sn) { /* not fatal: the request goes on without it */
+        fp4rt_log(FP4RT_LOG_WARN, "serve: slot %d: no snapshot at %d tokens: %s", sl->index, n, fp4rt_last_error());
+        return;
+    }
+    size_t budget = S->p.snapshot_bytes / (size_t)S->n_slots, bytes = fp4rt_session_snapshot_bytes(sn);
+    for (;;) {
+        size_t used = bytes;
+        int lru = -1;
+        for (int i = 0; i < sl->n_snaps; i++) {
+            used += fp4rt_session_snapshot_bytes(sl->snaps[i].snap);
+            if (lru < 0 || sl->snaps[i].used < sl->snaps[lru].used) lru = i;
+        }
+        if ((used <= budget && sl->n_snaps < SRV_SNAPS) || lru < 0) break;
+        snap_drop(sl, lru);
+    }
+    if (bytes > budget) {
+        fp4rt_session_snapshot_free(sn);
+        return;
+    }
+    sl->snaps[sl->n_snaps++] = (srv_snap){sn, atomic_fetch_add(&S->seq, 1)};
+    pthread_mutex_lock(&S->metrics.mu);
+    S->metrics.snapshots++;
+    pthread_mutex_unlock(&S->metrics.mu);
+}
+
+/* Where the prompt gets snapshots: every snapshot_every tokens, at the last
+ * "<|im_start|>" (the start of the reply's header, which the next turn
+ * shares) and at the end, each rounded down to a multiple of FP4RT_GDN_CHUNK,
+ * past `from` and leaving at least two tokens. Ascending, at most cap. */
+static int snap_points(const srv *S, const srv_slot *sl, const srv_job *j, size_t from, size_t *pts, int cap) {
+    int n = 0;
+    size_t g = FP4RT_GDN_CHUNK, np = j->n_prompt;
+    if (!snaps_on(S, sl) || np < 2) return 0;
+    size_t cand[3];
+    int nc = 0;
+    size_t every = S->p.snapshot_every > 0 ? ((size_t)S->p.snapshot_every + g - 1) / g * g : 0;
+    int32_t im = S->model->tokenizer ? fp4rt_tokenizer_find(S->model->tokenizer, "<|im_start|>") : -1;
+    size_t last_im = 0;
+    for (size_t i = np; im >= 0 && i-- > 0;)
+        if (j->prompt[i] == im) {
+            last_im = i;
+            break;
+        }
+    cand[nc++] = last_im / g * g;
+    cand[nc++] = (np - 2) / g * g;
+    for (size_t p = every; every && p + 2 <= np && n < cap; p += every)
+        if (p > from) pts[n++] = p;
+    for (int c = 0; c < nc; c++) {
+        size_t p = cand[c];
+        if (p <= from || p + 2 > np) continue;
+        int dup = 0;
+        for (int i = 0; i < n; i++) dup |= pts[i] == p;
+        if (dup || n >= cap) continue;
+        int k = n++;
+        while (k > 0 && pts[k - 1] > p) pts[k] = pts[k - 1], k--;
+        pts[k] = p;
+    }
+    return n;
 }
 
 static int on_token(const fp4rt_token_event *ev, void *user) {
@@ -35,24 +155,57 @@ static int on_token(const fp4rt_token_event *ev, void *user) {
 }
 
 static void run(srv *S, srv_slot *sl, srv_job *j) {
-    size_t skip = reusable(sl, j);
-    if (!skip) fp4rt_session_reset(sl->s);
-    j->n_cached = (int)skip;
+    int snap;
+    size_t skip = reusable(sl, j, &snap);
     fp4rt_status st = FP4RT_OK;
-    /* Long prompts: whole prefill chunks first, one call each, so that a cancel
-     * (disconnect, shutdown) waits for one chunk at most. The split points are
-     * the session's own chunk boundaries, so the result is the same bits as one
-     * call; the slot then simply holds a prefix of the prompt. */
+    if (snap >= 0) {
+        st = fp4rt_session_snapshot_restore(sl->s, sl->snaps[snap].snap);
+        if (st) { /* not fatal: a cold start */
+            fp4rt_log(FP4RT_LOG_WARN, "serve: slot %d: restoring a snapshot failed: %s", sl->index,
+                      fp4rt_last_error());
+            skip = 0;
+            st = FP4RT_OK;
+        } else {
+            sl->snaps[snap].used = atomic_fetch_add(&S->seq, 1);
+            pthread_mutex_lock(&S->metrics.mu);
+            S->metrics.snapshot_hits++;
+            pthread_mutex_unlock(&S->metrics.mu);
+        }
+    }
+    if (!skip) fp4rt_session_reset(sl->s);
+    snaps_truncate(sl, (int)skip);
+    j->n_cached = (int)skip;
+    /* The prompt in pieces: up to each snapshot point (a snapshot there) and
+     * the session's chunk boundaries, one call each, so that a cancel
+     * (disconnect, shutdown) waits for one chunk at most; the rest with the
+     * last token's logits, then generation continues from them. */
+    size_t pts[64];
+    int npts = snap_points(S, sl, j, skip, pts, 64), ip = 0;
     const int32_t *p = j->prompt + skip;
-    size_t rest = j->n_prompt - skip, chunk = (size_t)sl->s->sb.chunk, pre = 0;
+    size_t at = skip, chunk = (size_t)sl->s->sb.chunk;
     double t0 = now_s();
-    while (!st && rest > chunk && !atomic_load(&j->cancel)) {
-        st = fp4rt_session_eval(sl->s, p, (int)chunk, NULL, 0);
-        p += chunk, rest -= chunk, pre += chunk;
+    while (!st && !atomic_load(&j->cancel)) {
+        size_t end = j->n_prompt;
+        if (ip < npts) end = pts[ip];
+        if (end - at > chunk) end = at + chunk;
+        int last = end == j->n_prompt;
+        st = fp4rt_session_eval(sl->s, p, (int)(end - at), last ? sl->s->last_logits : NULL, 0);
+        if (st) break;
+        p += end - at;
+        at = end;
+        if (ip < npts && at == pts[ip]) {
+            snap_take(S, sl);
+            ip++;
+        }
+        if (last) {
+            sl->s->have_logits = 1;
+            break;
+        }
     }
     double t_pre = now_s() - t0;
-    if (!st && !atomic_load(&j->cancel)) {
-        st = fp4rt_generate(sl->s, p, rest, &j->req.gp, on_token, j, &j->res);
+    size_t pre = at - skip;
+    if (!st && at == j->n_prompt && !atomic_load(&j->cancel)) {
+        st = fp4rt_generate(sl->s, NULL, 0, &j->req.gp, on_token, j, &j->res);
         j->res.n_prompt += (int)pre;
         j->res.prefill_seconds += t_pre;
     } else if (!st) {
@@ -64,6 +217,7 @@ static void run(srv *S, srv_slot *sl, srv_job *j) {
         srv_fail(&j->err, st == FP4RT_INVALID_ARGUMENT ? 400 : 500, NULL, "%s", fp4rt_last_error());
         j->failed = 1;
         fp4rt_session_reset(sl->s); /* its state after a failed step is unknown */
+        snaps_truncate(sl, 0);
     }
     srv_out_finish(j);
     if (!st) srv_metrics_generation(&S->metrics, j);
@@ -139,7 +293,8 @@ int srv_submit(srv *S, srv_job *j, srv_error *e) {
     for (int i = 0; i < S->n_slots; i++) {
         srv_slot *sl = &S->slots[i];
         if (sl->job) continue;
-        size_t k = reusable(sl, j);
+        int snap;
+        size_t k = reusable(sl, j, &snap);
         if (!best || k > best_len || (k == best_len && sl->last_used < best->last_used)) best = sl, best_len = k;
     }
     if (best) {
@@ -212,6 +367,7 @@ void srv_slots_stop(srv *S) {
     for (int i = 0; S->slots && i < S->n_slots; i++) {
         srv_slot *sl = &S->slots[i];
         if (sl->started) pthread_join(sl->thread, NULL);
+        while (sl->n_snaps > 0) snap_drop(sl, sl->n_snaps - 1);
         fp4rt_session_free(sl->s);
         pthread_cond_destroy(&sl->cv);
     }

@@ -72,6 +72,7 @@ typedef struct srv_metrics {
     uint64_t requests[6];      /* by status class: [0] 2xx, [1] 400, [2] 401, [3] other 4xx, [4] 503, [5] other 5xx */
     uint64_t prompt_tokens, cached_tokens, generated_tokens;
     uint64_t prefix_hits, generations;
+    uint64_t snapshots, snapshot_hits; /* state snapshots taken; requests that resumed from one */
     double prefill_seconds, decode_seconds;
     double last_prefill_tps, last_decode_tps;
 } srv_metrics;
@@ -79,9 +80,19 @@ typedef struct srv_metrics {
 void srv_metrics_request(srv_metrics *m, int http);
 void srv_metrics_generation(srv_metrics *m, const srv_job *j);
 
+/* A slot's state snapshot (prefix reuse, slots.c): the session as it was
+ * after its first n_past tokens. */
+#define SRV_SNAPS 16
+typedef struct srv_snap {
+    fp4rt_session_snapshot *snap;
+    uint64_t used; /* srv.seq when last taken or restored: the least recent goes first */
+} srv_snap;
+
 typedef struct srv_slot {
     int index;
     fp4rt_session *s;
+    srv_snap snaps[SRV_SNAPS]; /* written by the slot's worker; read by srv_submit while idle */
+    int n_snaps;
     pthread_t thread;
     int started;
     pthread_cond_t cv;
