@@ -1,0 +1,96 @@
+/* The tiled prefill linear: a step of several tokens as a blocked matrix
+ * multiply that keeps the numerics contract's sums.
+ *
+ * A thread owns whole panels of FP4RT_TILE_ROWS output rows. For each block of
+ * tokens (sized so the block's activation rows stay in L2), each panel is
+ * decoded to FP32 once (ws) and a tile kernel runs it against t_max tokens at
+ * a time, holding the rows x tokens accumulators in registers: one decoded
+ * weight vector serves t_max tokens and one activation vector 4 rows. Every
+ * output still gets its own 16 chains in k order from +0, the fixed reduce16
+ * tree, the scalar tail and then the post scale: exactly the operations of
+ * the one-row kernel, so the bits do not depend on the tiling, the ISA or the
+ * thread count (tests/backend/test_cpu_tile.c). */
+#include "runtime/backend/cpu/cpu_ops.h"
+
+#include <string.h>
+
+/* The contract's reduction of 16 chains (as reduce16 in cpu_linear.c). */
+static inline float reduce16(const float *acc) {
+    float a[8];
+    for (int j = 0; j < 8; j++) a[j] = acc[j] + acc[j + 8];
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
+/* Portable tile kernel: 4 rows x up to 4 tokens, k outermost so the compiler
+ * can keep one 16-float chain vector per output. */
+#define C_TMAX 4
+static void tile_c(const float *w, int K, const float *const *x, int T, float *acc) {
+    float a[FP4RT_TILE_ROWS][C_TMAX][16];
+    memset(a, 0, sizeof a);
+    int K16 = K & ~15;
+    for (int k = 0; k < K16; k += 16)
+        for (int r = 0; r < FP4RT_TILE_ROWS; r++)
+            for (int t = 0; t < T; t++)
+                for (int j = 0; j < 16; j++) a[r][t][j] += w[(size_t)r * K + k + j] * x[t][k + j];
+    for (int r = 0; r < FP4RT_TILE_ROWS; r++)
+        for (int t = 0; t < T; t++) memcpy(acc + (r * T + t) * 16, a[r][t], sizeof a[r][t]);
+}
+
+const char *fp4rt_cpu_isa_name(int isa) {
+    return isa == FP4RT_CPU_ISA_AVX512 ? "avx512" : isa == FP4RT_CPU_ISA_AVX2 ? "avx2" : "c";
+}
+
+fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_for(int isa) {
+    if (isa == FP4RT_CPU_ISA_C) return (fp4rt_cpu_tile_kernel){tile_c, C_TMAX};
+    return fp4rt_cpu_tile_kernel_x86(isa);
+}
+
+/* Activation rows per token block: about 256 KiB of them, so a block stays in
+ * L2 while every panel of the thread passes over it. */
+#define BLOCK_BYTES (256u << 10)
+
+size_t fp4rt_cpu_tile_ws_floats(int K) {
+    return (size_t)FP4RT_TILE_ROWS * (size_t)K + (size_t)FP4RT_TILE_ROWS * FP4RT_TILE_TOKENS_MAX * 16;
+}
+
+void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, float *ws) {
+    const fp4rt_linear *l = j->l;
+    int K = l->n_in, K16 = K & ~15, n_out = l->n_out, n_tok = j->n_rows;
+    fp4rt_cpu_tile_kernel kern = fp4rt_cpu_tile_kernel_for(isa);
+    if (!kern.fn) kern = fp4rt_cpu_tile_kernel_for(FP4RT_CPU_ISA_C);
+    float *panel = ws, *acc = ws + (size_t)FP4RT_TILE_ROWS * K;
+    /* token blocks of equal size (a multiple of t_max where it can be) */
+    int block_max = (int)(BLOCK_BYTES / ((size_t)K * sizeof(float)));
+    if (block_max < kern.t_max) block_max = kern.t_max;
+    int n_blocks = (n_tok + block_max - 1) / block_max;
+    int block = (n_tok + n_blocks - 1) / n_blocks;
+    block = (block + kern.t_max - 1) / kern.t_max * kern.t_max;
+    for (int b0 = 0; b0 < n_tok; b0 += block) {
+        int b1 = b0 + block < n_tok ? b0 + block : n_tok;
+        for (long p = p0; p < p1; p++) {
+            int n0 = (int)p * FP4RT_TILE_ROWS;
+            int rows = n_out - n0 < FP4RT_TILE_ROWS ? n_out - n0 : FP4RT_TILE_ROWS;
+            for (int r = 0; r < rows; r++)
+                if (isa < FP4RT_CPU_ISA_AVX2 || !fp4rt_cpu_decode_row_simd(l, n0 + r, panel + (size_t)r * K))
+                    fp4rt_cpu_decode_row(l, n0 + r, panel + (size_t)r * K);
+            if (rows < FP4RT_TILE_ROWS) /* the matrix's last panel: zero rows, results dropped */
+                memset(panel + (size_t)rows * K, 0, sizeof(float) * (size_t)(FP4RT_TILE_ROWS - rows) * K);
+            for (int t0 = b0; t0 < b1; t0 += kern.t_max) {
+                int T = b1 - t0 < kern.t_max ? b1 - t0 : kern.t_max;
+                const float *x[FP4RT_TILE_TOKENS_MAX];
+                for (int t = 0; t < T; t++) x[t] = j->x + (size_t)(t0 + t) * j->x_stride;
+                kern.fn(panel, K, x, T, acc);
+                for (int t = 0; t < T; t++) {
+                    float post = j->row_post ? j->row_post[t0 + t] : j->post;
+                    float *y = j->y + (size_t)(t0 + t) * j->y_stride + n0;
+                    for (int r = 0; r < rows; r++) {
+                        const float *w = panel + (size_t)r * K;
+                        float s = reduce16(acc + (r * T + t) * 16);
+                        for (int k = K16; k < K; k++) s += w[k] * x[t][k];
+                        y[r] = s * post;
+                    }
+                }
+            }
+        }
+    }
+}

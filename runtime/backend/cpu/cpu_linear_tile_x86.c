@@ -1,0 +1,105 @@
+/* x86-64 tile kernels of the prefill linear (contract: fp4rt_cpu_tile_fn in
+ * cpu_ops.h). The 16 chains of one output are one ZMM register (AVX-512) or
+ * two YMM registers (AVX2), lane j holding chain j, so a vector multiply then a
+ * vector add (never FMA) performs, lane by lane, exactly the scalar steps
+ * acc[j] += w[k + j] * x[k + j] of the one-row kernel.
+ *   AVX-512: 4 rows x up to 6 tokens = 24 accumulators, 4 weight vectors and
+ *            one activation vector in the 32 ZMM registers.
+ *   AVX2:    rows in pairs x up to 2 tokens = 8 accumulators (16 YMM registers). */
+#include "runtime/backend/cpu/cpu_ops.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+#define T512 __attribute__((target("avx512f")))
+#define TMAX512 6
+
+/* One call for T tokens; T is a constant after inlining, so the loops over
+ * tokens unroll and the accumulators stay in registers. */
+T512 INLINE void k512(const float *w, int K, const float *const *x, int T, float *acc) {
+    const float *w0 = w, *w1 = w + (size_t)K, *w2 = w + 2 * (size_t)K, *w3 = w + 3 * (size_t)K;
+    __m512 a0[TMAX512], a1[TMAX512], a2[TMAX512], a3[TMAX512];
+    for (int t = 0; t < T; t++) a0[t] = a1[t] = a2[t] = a3[t] = _mm512_setzero_ps();
+    int K16 = K & ~15;
+    for (int k = 0; k < K16; k += 16) {
+        __m512 v0 = _mm512_loadu_ps(w0 + k), v1 = _mm512_loadu_ps(w1 + k);
+        __m512 v2 = _mm512_loadu_ps(w2 + k), v3 = _mm512_loadu_ps(w3 + k);
+        for (int t = 0; t < T; t++) {
+            __m512 xv = _mm512_loadu_ps(x[t] + k);
+            a0[t] = _mm512_add_ps(a0[t], _mm512_mul_ps(v0, xv));
+            a1[t] = _mm512_add_ps(a1[t], _mm512_mul_ps(v1, xv));
+            a2[t] = _mm512_add_ps(a2[t], _mm512_mul_ps(v2, xv));
+            a3[t] = _mm512_add_ps(a3[t], _mm512_mul_ps(v3, xv));
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        _mm512_storeu_ps(acc + (0 * T + t) * 16, a0[t]);
+        _mm512_storeu_ps(acc + (1 * T + t) * 16, a1[t]);
+        _mm512_storeu_ps(acc + (2 * T + t) * 16, a2[t]);
+        _mm512_storeu_ps(acc + (3 * T + t) * 16, a3[t]);
+    }
+}
+
+T512 static void tile512(const float *w, int K, const float *const *x, int T, float *acc) {
+    switch (T) {
+    case 1: k512(w, K, x, 1, acc); break;
+    case 2: k512(w, K, x, 2, acc); break;
+    case 3: k512(w, K, x, 3, acc); break;
+    case 4: k512(w, K, x, 4, acc); break;
+    case 5: k512(w, K, x, 5, acc); break;
+    default: k512(w, K, x, 6, acc); break;
+    }
+}
+
+#define T256 __attribute__((target("avx2")))
+#define TMAX256 2
+
+/* Rows r0, r0 + 1 of the panel against T <= 2 tokens. */
+T256 INLINE void k256(const float *w, int K, int r0, const float *const *x, int T, float *acc) {
+    const float *w0 = w + (size_t)r0 * K, *w1 = w0 + (size_t)K;
+    __m256 a0[TMAX256][2], a1[TMAX256][2];
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < 2; h++) a0[t][h] = a1[t][h] = _mm256_setzero_ps();
+    int K16 = K & ~15;
+    for (int k = 0; k < K16; k += 16) {
+        __m256 v0[2] = {_mm256_loadu_ps(w0 + k), _mm256_loadu_ps(w0 + k + 8)};
+        __m256 v1[2] = {_mm256_loadu_ps(w1 + k), _mm256_loadu_ps(w1 + k + 8)};
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < 2; h++) {
+                __m256 xv = _mm256_loadu_ps(x[t] + k + 8 * h);
+                a0[t][h] = _mm256_add_ps(a0[t][h], _mm256_mul_ps(v0[h], xv));
+                a1[t][h] = _mm256_add_ps(a1[t][h], _mm256_mul_ps(v1[h], xv));
+            }
+    }
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < 2; h++) {
+            _mm256_storeu_ps(acc + (r0 * T + t) * 16 + 8 * h, a0[t][h]);
+            _mm256_storeu_ps(acc + ((r0 + 1) * T + t) * 16 + 8 * h, a1[t][h]);
+        }
+}
+
+T256 static void tile256(const float *w, int K, const float *const *x, int T, float *acc) {
+    for (int r0 = 0; r0 < FP4RT_TILE_ROWS; r0 += 2) {
+        if (T == 1)
+            k256(w, K, r0, x, 1, acc);
+        else
+            k256(w, K, r0, x, 2, acc);
+    }
+}
+
+fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_x86(int isa) {
+    int have = fp4rt_cpu_isa_supported();
+    if (isa == FP4RT_CPU_ISA_AVX512 && have >= FP4RT_CPU_ISA_AVX512)
+        return (fp4rt_cpu_tile_kernel){tile512, TMAX512};
+    if (isa == FP4RT_CPU_ISA_AVX2 && have >= FP4RT_CPU_ISA_AVX2) return (fp4rt_cpu_tile_kernel){tile256, TMAX256};
+    return (fp4rt_cpu_tile_kernel){NULL, 0};
+}
+
+#else
+fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_x86(int isa) {
+    (void)isa;
+    return (fp4rt_cpu_tile_kernel){NULL, 0};
+}
+#endif
