@@ -26,7 +26,8 @@ static fp4rt_status cpu_create(int n_threads, void **out) {
     int cap = fp4rt_env_enum(FP4RT_ENV_CPU_ISA); /* avx512|avx2|c */
     static const int cap_isa[] = {FP4RT_CPU_ISA_AVX512, FP4RT_CPU_ISA_AVX2, FP4RT_CPU_ISA_C};
     if (cap >= 0 && cap_isa[cap] < c->isa) c->isa = cap_isa[cap];
-    c->tiled = fp4rt_env_enum(FP4RT_ENV_CPU_LINEAR) != 1; /* tiled|rows */
+    /* tiled|rows; the tile kernels need AVX2 */
+    c->tiled = fp4rt_env_enum(FP4RT_ENV_CPU_LINEAR) != 1 && c->isa >= FP4RT_CPU_ISA_AVX2;
     c->thread_ws = fp4rt_calloc((size_t)n_threads, sizeof(float *), "cpu workspace");
     fp4rt_status st = c->thread_ws ? fp4rt_pool_create(n_threads, &c->pool) : FP4RT_OUT_OF_MEMORY;
     if (st) {

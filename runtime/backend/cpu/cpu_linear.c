@@ -240,7 +240,7 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
     if (op->is_logits && s->step->no_logits) return FP4RT_OK;
     int t0 = 0;
     if (op->is_logits && !s->step->all_logits) t0 = T - 1;
-    int rows = T - t0, tiled = rows > 1 && s->ctx->tiled;
+    int rows = T - t0, tiled = rows > 1 && s->ctx->tiled && s->ctx->isa >= FP4RT_CPU_ISA_AVX2;
     /* shared: the quantized rows, then the per-row post scales */
     fp4rt_status st = fp4rt_cpu_reserve(s->ctx, (size_t)rows * K + (size_t)rows,
                                         tiled ? fp4rt_cpu_tile_ws_floats(K) : (size_t)K);

@@ -9,7 +9,11 @@
  * output still gets its own 16 chains in k order from +0, the fixed reduce16
  * tree, the scalar tail and then the post scale: exactly the operations of
  * the one-row kernel, so the bits do not depend on the tiling, the ISA or the
- * thread count (tests/backend/test_cpu_tile.c). */
+ * thread count (tests/backend/test_cpu_tile.c).
+ *
+ * The tile kernels are x86 AVX2 and AVX-512 (cpu_linear_tile_x86.c). Without
+ * AVX2 the per-row path runs instead: a portable 4 x 4 tile of 16-float chains
+ * did not fit a baseline SSE2 build's registers and ran 6x slower than it. */
 #include "runtime/backend/cpu/cpu_ops.h"
 
 #include <string.h>
@@ -21,29 +25,11 @@ static inline float reduce16(const float *acc) {
     return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
 }
 
-/* Portable tile kernel: 4 rows x up to 4 tokens, k outermost so the compiler
- * can keep one 16-float chain vector per output. */
-#define C_TMAX 4
-static void tile_c(const float *w, int K, const float *const *x, int T, float *acc) {
-    float a[FP4RT_TILE_ROWS][C_TMAX][16];
-    memset(a, 0, sizeof a);
-    int K16 = K & ~15;
-    for (int k = 0; k < K16; k += 16)
-        for (int r = 0; r < FP4RT_TILE_ROWS; r++)
-            for (int t = 0; t < T; t++)
-                for (int j = 0; j < 16; j++) a[r][t][j] += w[(size_t)r * K + k + j] * x[t][k + j];
-    for (int r = 0; r < FP4RT_TILE_ROWS; r++)
-        for (int t = 0; t < T; t++) memcpy(acc + (r * T + t) * 16, a[r][t], sizeof a[r][t]);
-}
-
 const char *fp4rt_cpu_isa_name(int isa) {
     return isa == FP4RT_CPU_ISA_AVX512 ? "avx512" : isa == FP4RT_CPU_ISA_AVX2 ? "avx2" : "c";
 }
 
-fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_for(int isa) {
-    if (isa == FP4RT_CPU_ISA_C) return (fp4rt_cpu_tile_kernel){tile_c, C_TMAX};
-    return fp4rt_cpu_tile_kernel_x86(isa);
-}
+fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_for(int isa) { return fp4rt_cpu_tile_kernel_x86(isa); }
 
 /* Activation rows per token block: about 256 KiB of them, so a block stays in
  * L2 while every panel of the thread passes over it. */
@@ -57,7 +43,6 @@ void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, flo
     const fp4rt_linear *l = j->l;
     int K = l->n_in, K16 = K & ~15, n_out = l->n_out, n_tok = j->n_rows;
     fp4rt_cpu_tile_kernel kern = fp4rt_cpu_tile_kernel_for(isa);
-    if (!kern.fn) kern = fp4rt_cpu_tile_kernel_for(FP4RT_CPU_ISA_C);
     float *panel = ws, *acc = ws + (size_t)FP4RT_TILE_ROWS * K;
     /* token blocks of equal size (a multiple of t_max where it can be) */
     int block_max = (int)(BLOCK_BYTES / ((size_t)K * sizeof(float)));
@@ -71,7 +56,7 @@ void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, flo
             int n0 = (int)p * FP4RT_TILE_ROWS;
             int rows = n_out - n0 < FP4RT_TILE_ROWS ? n_out - n0 : FP4RT_TILE_ROWS;
             for (int r = 0; r < rows; r++)
-                if (isa < FP4RT_CPU_ISA_AVX2 || !fp4rt_cpu_decode_row_simd(l, n0 + r, panel + (size_t)r * K))
+                if (!fp4rt_cpu_decode_row_simd(l, n0 + r, panel + (size_t)r * K))
                     fp4rt_cpu_decode_row(l, n0 + r, panel + (size_t)r * K);
             if (rows < FP4RT_TILE_ROWS) /* the matrix's last panel: zero rows, results dropped */
                 memset(panel + (size_t)rows * K, 0, sizeof(float) * (size_t)(FP4RT_TILE_ROWS - rows) * K);

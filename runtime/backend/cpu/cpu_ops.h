@@ -144,7 +144,8 @@ typedef struct fp4rt_cpu_tile_kernel {
     fp4rt_cpu_tile_fn fn; /* NULL: not available on this CPU / build */
     int t_max;            /* tokens per call, <= FP4RT_TILE_TOKENS_MAX */
 } fp4rt_cpu_tile_kernel;
-/* The tile kernel of an instruction set (the portable one for FP4RT_CPU_ISA_C). */
+/* The tile kernel of an instruction set; fn NULL for FP4RT_CPU_ISA_C and where
+ * the CPU lacks the set (the caller then takes the per-row path). */
 fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_for(int isa);
 /* The x86 kernels (cpu_linear_tile_x86.c): AVX2 or AVX-512; fn NULL elsewhere. */
 fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_x86(int isa);
@@ -164,9 +165,9 @@ typedef struct cpu_lin_job {
 /* Floats of per-thread workspace the tiled path needs for K inputs. */
 size_t fp4rt_cpu_tile_ws_floats(int K);
 /* Outputs of panels [p0, p1) (rows [4 p0, min(4 p1, n_out))) for all input
- * rows, on the tile kernel of `isa`, decoding with the SIMD decoder when
- * isa >= AVX2; ws: fp4rt_cpu_tile_ws_floats(K) floats. Each output gets the
- * bits of the one-row kernel (fp4rt_cpu_row_dot) times its post scale. */
+ * rows, on the tile kernel of `isa` (which must have one: isa >= AVX2, run by
+ * the CPU); ws: fp4rt_cpu_tile_ws_floats(K) floats. Each output gets the bits
+ * of the one-row kernel (fp4rt_cpu_row_dot) times its post scale. */
 void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, float *ws);
 
 #endif
