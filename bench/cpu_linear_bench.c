@@ -1,8 +1,9 @@
 /* CPU prefill linear: op-level timing of the per-row path against the tiled
  * path on each instruction set (issue 14), on the qwen3.5-0.8b shapes.
  *
- * usage: cpu_linear_bench [--tokens T] [--threads N] [--rounds R]
- * For each format (BF16, FP8 W8A8, NVFP4 W4A16, NVFP4 W4A4) and shape, every
+ * usage: cpu_linear_bench [--tokens T] [--threads N] [--rounds R] [--shape NxK]
+ * For each format (BF16, FP8 W8A8, NVFP4 W4A16, NVFP4 W4A4) and shape (the
+ * 0.8B's MLP up, down and GDN qkv projections, or the one given), every
  * round runs each variant once (rows, tiled avx2, tiled avx512: those
  * the CPU has), interleaved so the machine's load hits them alike; prints the
  * median wall time per call, GMAC/s and the process CPU seconds per call. All
@@ -70,11 +71,20 @@ static void make_linear(fp4rt_linear *l, fp4rt_wfmt fmt, int N, int K, void **w,
 }
 
 int main(int argc, char **argv) {
-    int T = 64, threads = 2, rounds = 7;
+    int T = 64, threads = 2, rounds = 7, n_shapes = 3;
+    int shapes[3][2] = {{3584, 1024}, {1024, 3584}, {6144, 1024}}; /* N, K: MLP up, down, GDN qkv */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--tokens")) T = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--rounds")) rounds = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--shape")) {
+            if (sscanf(argv[i + 1], "%dx%d", &shapes[0][0], &shapes[0][1]) != 2 || shapes[0][0] < 1 ||
+                shapes[0][1] < 16 || shapes[0][1] % 16) {
+                fprintf(stderr, "cpu_linear_bench: --shape %s: want NxK, K a multiple of 16\n", argv[i + 1]);
+                return 2;
+            }
+            n_shapes = 1;
+        }
         else {
             fprintf(stderr, "cpu_linear_bench: unknown option %s\n", argv[i]);
             return 2;
@@ -91,7 +101,6 @@ int main(int argc, char **argv) {
                       {.name = "tiled-avx512", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX512}};
     int nv = best == FP4RT_CPU_ISA_AVX512 ? 3 : best == FP4RT_CPU_ISA_AVX2 ? 2 : 1;
     const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_FP8, FP4RT_W_NVFP4, FP4RT_W_NVFP4_W4A4};
-    const int shapes[][2] = {{3584, 1024}, {1024, 3584}, {6144, 1024}}; /* N, K: MLP up, down, GDN qkv */
     printf("cpu_linear_bench: %d tokens, %d threads, %d rounds, best ISA %s\n", T, threads, rounds,
            fp4rt_cpu_isa_name(best));
     printf("%-12s %-11s %-13s %10s %8s %10s\n", "format", "N x K", "variant", "ms/call", "GMAC/s", "cpu ms");
@@ -100,7 +109,7 @@ int main(int argc, char **argv) {
     cpu_ctx *ctx = vctx;
     int bad = 0;
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
-        for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        for (int sh = 0; sh < n_shapes; sh++) {
             int N = shapes[sh][0], K = shapes[sh][1];
             fp4rt_linear l;
             void *w;

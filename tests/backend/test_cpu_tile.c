@@ -168,7 +168,8 @@ static void test_kernels_direct(void) {
         for (int n = 1; n <= kern.t_max; n++) {
             const float *x[FP4RT_TILE_TOKENS_MAX];
             for (int t = 0; t < n; t++) x[t] = xs + (size_t)t * K;
-            kern.fn(w, K, x, n, acc);
+            kern.fn(w, K, 0, 32, x, n, acc, 0); /* in two ranges: the chains carry over */
+            kern.fn(w, K, 32, K & ~15, x, n, acc, 1);
             int ok = 1;
             for (int r = 0; r < FP4RT_TILE_ROWS; r++)
                 for (int t = 0; t < n; t++)
@@ -203,9 +204,14 @@ int main(void) {
             check_case(FP4RT_W_F16, 0, N, 100, T);
             check_case(FP4RT_W_F32, 0, N, 37, T);
         }
-    /* a long row and a token count that splits into blocks (K * 4 bytes * 70
-     * tokens > the 256 KiB block) */
+    /* long rows (k-segments of 1024: 1040 = 1024 + 16, 2100 = 2 x 1024 + 52)
+     * and token counts that split into blocks (K * 4 bytes * 70 tokens > the
+     * 256 KiB block; 300 tokens > 256 per block) */
     check_case(FP4RT_W_NVFP4, 0, 9, 1040, 70);
-    check_case(FP4RT_W_BF16, 0, 6, 1031, 70);
+    check_case(FP4RT_W_BF16, 0, 6, 2100, 70);
+    check_case(FP4RT_W_FP8, 0, 5, 2100, 33);
+    check_case(FP4RT_W_NVFP4_W4A4, 1, 7, 2064, 19);
+    check_case(FP4RT_W_NVFP4, 0, 5, 32, 300);
+    check_case(FP4RT_W_F32, 0, 3, 8, 9); /* K < 16: the tail alone */
     return test_summary("cpu_tile");
 }

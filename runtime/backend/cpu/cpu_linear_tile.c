@@ -5,7 +5,9 @@
  * tokens (sized so the block's activation rows stay in L2), each panel is
  * decoded to FP32 once (ws) and a tile kernel runs it against t_max tokens at
  * a time, holding the rows x tokens accumulators in registers: one decoded
- * weight vector serves t_max tokens and one activation vector 4 rows. Every
+ * weight vector serves t_max tokens and one activation vector 4 rows. Long
+ * rows go in k-segments that stay in L1, the chains carried over in memory
+ * (a stored float reloads exactly, so the sums are unchanged). Every
  * output still gets its own 16 chains in k order from +0, the fixed reduce16
  * tree, the scalar tail and then the post scale: exactly the operations of
  * the one-row kernel, so the bits do not depend on the tiling, the ISA or the
@@ -31,25 +33,31 @@ const char *fp4rt_cpu_isa_name(int isa) {
 
 fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_for(int isa) { return fp4rt_cpu_tile_kernel_x86(isa); }
 
-/* Activation rows per token block: about 256 KiB of them, so a block stays in
- * L2 while every panel of the thread passes over it. */
+/* Token blocks: about 256 KiB of activation rows (at most BLOCK_TOKENS), so a
+ * block stays in L2 while every panel of the thread passes over it. */
 #define BLOCK_BYTES (256u << 10)
+#define BLOCK_TOKENS 256
+/* K-segments of the panel: 4 rows x SEG_K floats (16 KiB) stay in L1 while
+ * the block's token groups pass over them; the chains carry over in acc. */
+#define SEG_K 1024
 
 size_t fp4rt_cpu_tile_ws_floats(int K) {
-    return (size_t)FP4RT_TILE_ROWS * (size_t)K + (size_t)FP4RT_TILE_ROWS * FP4RT_TILE_TOKENS_MAX * 16;
+    return (size_t)FP4RT_TILE_ROWS * (size_t)K + (size_t)FP4RT_TILE_ROWS * (BLOCK_TOKENS + FP4RT_TILE_TOKENS_MAX) * 16;
 }
 
 void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, float *ws) {
     const fp4rt_linear *l = j->l;
     int K = l->n_in, K16 = K & ~15, n_out = l->n_out, n_tok = j->n_rows;
     fp4rt_cpu_tile_kernel kern = fp4rt_cpu_tile_kernel_for(isa);
+    int tm = kern.t_max;
     float *panel = ws, *acc = ws + (size_t)FP4RT_TILE_ROWS * K;
-    /* token blocks of equal size (a multiple of t_max where it can be) */
+    /* token blocks of equal size, a multiple of t_max (<= BLOCK_TOKENS + t_max - 1) */
     int block_max = (int)(BLOCK_BYTES / ((size_t)K * sizeof(float)));
-    if (block_max < kern.t_max) block_max = kern.t_max;
+    if (block_max > BLOCK_TOKENS) block_max = BLOCK_TOKENS;
+    if (block_max < tm) block_max = tm;
     int n_blocks = (n_tok + block_max - 1) / block_max;
     int block = (n_tok + n_blocks - 1) / n_blocks;
-    block = (block + kern.t_max - 1) / kern.t_max * kern.t_max;
+    block = (block + tm - 1) / tm * tm;
     for (int b0 = 0; b0 < n_tok; b0 += block) {
         int b1 = b0 + block < n_tok ? b0 + block : n_tok;
         for (long p = p0; p < p1; p++) {
@@ -60,18 +68,29 @@ void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, flo
                     fp4rt_cpu_decode_row(l, n0 + r, panel + (size_t)r * K);
             if (rows < FP4RT_TILE_ROWS) /* the matrix's last panel: zero rows, results dropped */
                 memset(panel + (size_t)rows * K, 0, sizeof(float) * (size_t)(FP4RT_TILE_ROWS - rows) * K);
-            for (int t0 = b0; t0 < b1; t0 += kern.t_max) {
-                int T = b1 - t0 < kern.t_max ? b1 - t0 : kern.t_max;
-                const float *x[FP4RT_TILE_TOKENS_MAX];
-                for (int t = 0; t < T; t++) x[t] = j->x + (size_t)(t0 + t) * j->x_stride;
-                kern.fn(panel, K, x, T, acc);
+            /* group g (tokens g .. g + T - 1 of the block) keeps its chains at acc + g * 64 */
+            const float *x[FP4RT_TILE_TOKENS_MAX];
+            int k0 = 0;
+            do { /* once with k0 = k1 = 0 when K < 16: the chains are +0 */
+                int k1 = K16 - k0 > SEG_K ? k0 + SEG_K : K16;
+                for (int g = 0; g < b1 - b0; g += tm) {
+                    int T = b1 - b0 - g < tm ? b1 - b0 - g : tm;
+                    for (int t = 0; t < T; t++) x[t] = j->x + (size_t)(b0 + g + t) * j->x_stride;
+                    kern.fn(panel, K, k0, k1, x, T, acc + (size_t)g * FP4RT_TILE_ROWS * 16, k0 > 0);
+                }
+                k0 = k1;
+            } while (k0 < K16);
+            for (int g = 0; g < b1 - b0; g += tm) {
+                int T = b1 - b0 - g < tm ? b1 - b0 - g : tm;
+                const float *ga = acc + (size_t)g * FP4RT_TILE_ROWS * 16;
                 for (int t = 0; t < T; t++) {
-                    float post = j->row_post ? j->row_post[t0 + t] : j->post;
-                    float *y = j->y + (size_t)(t0 + t) * j->y_stride + n0;
+                    const float *xt = j->x + (size_t)(b0 + g + t) * j->x_stride;
+                    float post = j->row_post ? j->row_post[b0 + g + t] : j->post;
+                    float *y = j->y + (size_t)(b0 + g + t) * j->y_stride + n0;
                     for (int r = 0; r < rows; r++) {
                         const float *w = panel + (size_t)r * K;
-                        float s = reduce16(acc + (r * T + t) * 16);
-                        for (int k = K16; k < K; k++) s += w[k] * x[t][k];
+                        float s = reduce16(ga + (r * T + t) * 16);
+                        for (int k = K16; k < K; k++) s += w[k] * xt[k];
                         y[r] = s * post;
                     }
                 }

@@ -18,12 +18,20 @@
 
 /* One call for T tokens; T is a constant after inlining, so the loops over
  * tokens unroll and the accumulators stay in registers. */
-T512 INLINE void k512(const float *w, int K, const float *const *x, int T, float *acc) {
+T512 INLINE void k512(const float *w, int K, int k0, int k1, const float *const *x, int T, float *acc, int cont) {
     const float *w0 = w, *w1 = w + (size_t)K, *w2 = w + 2 * (size_t)K, *w3 = w + 3 * (size_t)K;
     __m512 a0[TMAX512], a1[TMAX512], a2[TMAX512], a3[TMAX512];
-    for (int t = 0; t < T; t++) a0[t] = a1[t] = a2[t] = a3[t] = _mm512_setzero_ps();
-    int K16 = K & ~15;
-    for (int k = 0; k < K16; k += 16) {
+    for (int t = 0; t < T; t++) {
+        if (cont) {
+            a0[t] = _mm512_loadu_ps(acc + (0 * T + t) * 16);
+            a1[t] = _mm512_loadu_ps(acc + (1 * T + t) * 16);
+            a2[t] = _mm512_loadu_ps(acc + (2 * T + t) * 16);
+            a3[t] = _mm512_loadu_ps(acc + (3 * T + t) * 16);
+        } else {
+            a0[t] = a1[t] = a2[t] = a3[t] = _mm512_setzero_ps();
+        }
+    }
+    for (int k = k0; k < k1; k += 16) {
         __m512 v0 = _mm512_loadu_ps(w0 + k), v1 = _mm512_loadu_ps(w1 + k);
         __m512 v2 = _mm512_loadu_ps(w2 + k), v3 = _mm512_loadu_ps(w3 + k);
         for (int t = 0; t < T; t++) {
@@ -42,14 +50,14 @@ T512 INLINE void k512(const float *w, int K, const float *const *x, int T, float
     }
 }
 
-T512 static void tile512(const float *w, int K, const float *const *x, int T, float *acc) {
+T512 static void tile512(const float *w, int K, int k0, int k1, const float *const *x, int T, float *acc, int cont) {
     switch (T) {
-    case 1: k512(w, K, x, 1, acc); break;
-    case 2: k512(w, K, x, 2, acc); break;
-    case 3: k512(w, K, x, 3, acc); break;
-    case 4: k512(w, K, x, 4, acc); break;
-    case 5: k512(w, K, x, 5, acc); break;
-    default: k512(w, K, x, 6, acc); break;
+    case 1: k512(w, K, k0, k1, x, 1, acc, cont); break;
+    case 2: k512(w, K, k0, k1, x, 2, acc, cont); break;
+    case 3: k512(w, K, k0, k1, x, 3, acc, cont); break;
+    case 4: k512(w, K, k0, k1, x, 4, acc, cont); break;
+    case 5: k512(w, K, k0, k1, x, 5, acc, cont); break;
+    default: k512(w, K, k0, k1, x, 6, acc, cont); break;
     }
 }
 
@@ -57,13 +65,20 @@ T512 static void tile512(const float *w, int K, const float *const *x, int T, fl
 #define TMAX256 2
 
 /* Rows r0, r0 + 1 of the panel against T <= 2 tokens. */
-T256 INLINE void k256(const float *w, int K, int r0, const float *const *x, int T, float *acc) {
+T256 INLINE void k256(const float *w, int K, int k0, int k1, int r0, const float *const *x, int T, float *acc,
+                      int cont) {
     const float *w0 = w + (size_t)r0 * K, *w1 = w0 + (size_t)K;
     __m256 a0[TMAX256][2], a1[TMAX256][2];
     for (int t = 0; t < T; t++)
-        for (int h = 0; h < 2; h++) a0[t][h] = a1[t][h] = _mm256_setzero_ps();
-    int K16 = K & ~15;
-    for (int k = 0; k < K16; k += 16) {
+        for (int h = 0; h < 2; h++) {
+            if (cont) {
+                a0[t][h] = _mm256_loadu_ps(acc + (r0 * T + t) * 16 + 8 * h);
+                a1[t][h] = _mm256_loadu_ps(acc + ((r0 + 1) * T + t) * 16 + 8 * h);
+            } else {
+                a0[t][h] = a1[t][h] = _mm256_setzero_ps();
+            }
+        }
+    for (int k = k0; k < k1; k += 16) {
         __m256 v0[2] = {_mm256_loadu_ps(w0 + k), _mm256_loadu_ps(w0 + k + 8)};
         __m256 v1[2] = {_mm256_loadu_ps(w1 + k), _mm256_loadu_ps(w1 + k + 8)};
         for (int t = 0; t < T; t++)
@@ -80,12 +95,12 @@ T256 INLINE void k256(const float *w, int K, int r0, const float *const *x, int 
         }
 }
 
-T256 static void tile256(const float *w, int K, const float *const *x, int T, float *acc) {
+T256 static void tile256(const float *w, int K, int k0, int k1, const float *const *x, int T, float *acc, int cont) {
     for (int r0 = 0; r0 < FP4RT_TILE_ROWS; r0 += 2) {
         if (T == 1)
-            k256(w, K, r0, x, 1, acc);
+            k256(w, K, k0, k1, r0, x, 1, acc, cont);
         else
-            k256(w, K, r0, x, 2, acc);
+            k256(w, K, k0, k1, r0, x, 2, acc, cont);
     }
 }
 

@@ -131,15 +131,19 @@ int fp4rt_cpu_decode_row_simd(const fp4rt_linear *l, int n, float *w);
 
 /* Tile kernels of the prefill linear (cpu_linear_tile.c). A panel is
  * FP4RT_TILE_ROWS decoded weight rows of K floats, row r at w + r * K. A tile
- * kernel fills, for r < FP4RT_TILE_ROWS and t < T (1 <= T <= t_max),
- * acc[(r * T + t) * 16 + j] with chain j of the contract's dot product of row r
- * and activation row x[t] over the first K16 = K & ~15 elements: from +0, the
- * sum of w[r][k] * x[t][k] for k = j, j + 16, ... < K16 in that order, every
- * product and sum rounded to FP32 (no FMA). The caller reduces the chains
- * (reduce16) and adds the tail k >= K16, as the one-row kernels do. */
+ * kernel advances, for r < FP4RT_TILE_ROWS and t < T (1 <= T <= t_max), the 16
+ * chains of the contract's dot product of row r and activation row x[t],
+ * acc[(r * T + t) * 16 + j], over the elements k0 <= k < k1 (multiples of 16):
+ * chain j starts from its value in acc (cont) or from +0 (!cont) and adds
+ * w[r][k] * x[t][k] for k = k0 + j, k0 + j + 16, ... < k1 in that order, every
+ * product and sum rounded to FP32 (no FMA). Calls over consecutive ranges
+ * 0 = k0 < k1 < ... < K16 = K & ~15 thus give the chains of one pass over K16;
+ * the caller reduces them (reduce16) and adds the tail k >= K16, as the one-row
+ * kernels do. */
 #define FP4RT_TILE_ROWS 4
 #define FP4RT_TILE_TOKENS_MAX 8
-typedef void (*fp4rt_cpu_tile_fn)(const float *w, int K, const float *const *x, int T, float *acc);
+typedef void (*fp4rt_cpu_tile_fn)(const float *w, int K, int k0, int k1, const float *const *x, int T, float *acc,
+                                  int cont);
 typedef struct fp4rt_cpu_tile_kernel {
     fp4rt_cpu_tile_fn fn; /* NULL: not available on this CPU / build */
     int t_max;            /* tokens per call, <= FP4RT_TILE_TOKENS_MAX */
