@@ -8,12 +8,14 @@
  * with a static and a per-row activation scale), at sizes that are no multiple
  * of the tile: rows not a multiple of 4, tokens not a multiple of the kernel's
  * tokens per call, K not a multiple of 16 (formats that allow it) or of 64.
- * The column right of the output must keep its sentinel (no write past n_out). */
+ * The column right of the output must keep its sentinel (no write past n_out).
+ * NaN weights give NaN outputs on every path. */
 #include "tests/test_util.h"
 
 #include "runtime/backend/cpu/cpu_ops.h"
 #include "runtime/base/numfmt.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -34,7 +36,8 @@ typedef struct lin_case {
     uint8_t *sb;
 } lin_case;
 
-static void make(lin_case *c, fp4rt_wfmt fmt, int N, int K, int dyn) {
+/* nan: a few weights (FP8) or block scales (NVFP4) are the E4M3 NaN codes */
+static void make(lin_case *c, fp4rt_wfmt fmt, int N, int K, int dyn, int nan) {
     memset(c, 0, sizeof *c);
     size_t n = (size_t)N * K;
     c->l = (fp4rt_linear){.module = "test", .fmt = fmt, .n_out = N, .n_in = K, .weight_scale = 1.0f};
@@ -57,6 +60,7 @@ static void make(lin_case *c, fp4rt_wfmt fmt, int N, int K, int dyn) {
         for (size_t i = 0; i < n; i++) {
             do b[i] = (uint8_t)rnd(); while ((b[i] & 0x7f) == 0x7f); /* every code but NaN, -0 included */
         }
+        if (nan) b[n / 3] = 0x7f, b[n - 1] = 0xff;
         c->w = b;
         c->l.weight_scale = 0.0173f;
         c->l.input_scale = 0.031f;
@@ -67,6 +71,7 @@ static void make(lin_case *c, fp4rt_wfmt fmt, int N, int K, int dyn) {
         for (size_t i = 0; i < n / 2; i++) b[i] = (uint8_t)rnd(); /* every code, -0 included */
         c->sb = malloc(n / 16);
         for (size_t i = 0; i < n / 16; i++) c->sb[i] = (uint8_t)(rnd() % 0x7e); /* subnormals and 0 too */
+        if (nan) c->sb[n / 32] = 0x7f;
         c->w = b;
         c->l.block_scale = c->sb;
         c->l.weight_scale = 0.0021f;
@@ -125,16 +130,19 @@ static int run_one(const lin_case *c, int T, int threads, int isa, int tiled, co
     for (int t = 0; t < T && ok; t++) {
         const float *r = arena + (size_t)t * p.arena_width;
         ok &= r[K] == SENTINEL && r[K + 1 + N] == SENTINEL;
-        ok &= memcmp(r + K + 1, want + (size_t)t * N, sizeof(float) * N) == 0;
+        for (int n = 0; n < N; n++) { /* the same bits, or both NaN (payloads are not part of the contract) */
+            float got = r[K + 1 + n], w = want[(size_t)t * N + n];
+            ok &= isnan(w) ? isnan(got) : memcmp(&got, &w, 4) == 0;
+        }
     }
     fp4rt_backend_cpu.destroy(vctx);
     free(arena);
     return ok;
 }
 
-static void check_case(fp4rt_wfmt fmt, int dyn, int N, int K, int T) {
+static void check_case_nan(fp4rt_wfmt fmt, int dyn, int N, int K, int T, int nan) {
     lin_case c;
-    make(&c, fmt, N, K, dyn);
+    make(&c, fmt, N, K, dyn, nan);
     float *want = malloc(sizeof(float) * (size_t)T * N), *x = malloc(sizeof(float) * K), *q = malloc(sizeof(float) * K);
     g_rng = 0x9e3779b97f4a7c15ull;
     for (int t = 0; t < T; t++) {
@@ -149,8 +157,16 @@ static void check_case(fp4rt_wfmt fmt, int dyn, int N, int K, int T) {
             CHECK_MSG(run_one(&c, T, threads, isa, 1, want), "%s%s N=%d K=%d T=%d threads=%d: %s tiles differ",
                       fp4rt_wfmt_name(fmt), dyn ? " (dynamic)" : "", N, K, T, threads, fp4rt_cpu_isa_name(isa));
     }
+    if (nan) {
+        int n_nan = 0;
+        for (int i = 0; i < T * N; i++) n_nan += isnan(want[i]);
+        CHECK_MSG(n_nan > 0 && n_nan < T * N, "%s with NaN weights: %d of %d outputs NaN", fp4rt_wfmt_name(fmt), n_nan,
+                  T * N);
+    }
     free(want), free(x), free(q), free(c.w), free(c.sb);
 }
+
+static void check_case(fp4rt_wfmt fmt, int dyn, int N, int K, int T) { check_case_nan(fmt, dyn, N, K, T, 0); }
 
 /* The tile kernels against chains summed in scalar code, value by value. */
 static void test_kernels_direct(void) {
@@ -213,5 +229,9 @@ int main(void) {
     check_case(FP4RT_W_NVFP4_W4A4, 1, 7, 2064, 19);
     check_case(FP4RT_W_NVFP4, 0, 5, 32, 300);
     check_case(FP4RT_W_F32, 0, 3, 8, 9); /* K < 16: the tail alone */
+    /* NaN weights (E4M3 0x7f / 0xff) and a NaN block scale: NaN outputs, as on
+     * the per-row path (fp4rt run reports NaN logits at the prefill step) */
+    check_case_nan(FP4RT_W_FP8, 0, 13, 80, 7, 1);
+    check_case_nan(FP4RT_W_NVFP4, 0, 13, 80, 7, 1);
     return test_summary("cpu_tile");
 }

@@ -94,8 +94,17 @@ TARGET static void decode_nvfp4(const uint8_t *r, const uint8_t *sb, float *w, i
     }
 }
 
+/* The F16 trick maps the NaN codes 0x7f / 0xff to +-480: those take the table's
+ * NaN, so a NaN weight makes the outputs NaN as on the per-row path. */
 TARGET static void decode_fp8(const uint8_t *r, float *w, int K) {
-    for (int k = 0; k < K; k += 8) _mm256_storeu_ps(w + k, e4m3x8(r + k));
+    const __m128i mag = _mm_set1_epi8(0x7f);
+    for (int k = 0; k < K; k += 8) {
+        _mm256_storeu_ps(w + k, e4m3x8(r + k));
+        __m128i b = _mm_and_si128(_mm_loadl_epi64((const __m128i *)(r + k)), mag);
+        if (_mm_movemask_epi8(_mm_cmpeq_epi8(b, mag)) & 0xff)
+            for (int j = 0; j < 8; j++)
+                if ((r[k + j] & 0x7f) == 0x7f) w[k + j] = fp4rt_e4m3_table[r[k + j]];
+    }
 }
 
 TARGET static void decode_bf16(const unsigned char *r, float *w, int K) {
