@@ -27,6 +27,12 @@
           "0: the CUDA backend launches each kernel instead of replaying CUDA graphs")                                 \
     X(CUDA_STAGING_KB, INT, "65536", "",                                                                               \
           "KiB of the CUDA backend's pinned upload staging (both halves; <= 0: the default)")                          \
+    X(CPU_LINEAR, ENUM, "", "tiled|rows",                                                                              \
+          "CPU prefill linears: tiled (weight rows decoded once per tile of rows x tokens) or rows (one dot per "      \
+          "row and token); the same bits (unset: tiled)")                                                              \
+    X(CPU_ISA, ENUM, "", "avx512|avx2|c",                                                                              \
+          "cap the CPU kernels' instruction set: avx512, avx2 or c (portable); the same bits (unset: the best the "    \
+          "CPU has)")                                                                                                  \
     X(VK_EXACT, BOOL, "0", "",                                                                                         \
           "1: every Vulkan linear on the exact kernels (the CPU's sums bit for bit), prefill too")                     \
     X(VK_COOPMAT, ENUM, "", "0|nv|khr|emu",                                                                            \

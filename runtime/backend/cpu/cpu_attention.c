@@ -96,92 +96,115 @@ fp4rt_status fp4rt_cpu_kv_append(const cpu_step *s, const fp4rt_op *op) {
     return FP4RT_OK;
 }
 
+/* Query heads per KV head the kernel takes (Qwen3.5 / 3.6: 4 and 6). */
+#define FP4RT_ATTN_GROUP_MAX 64
+
 typedef struct attn_job {
     const cpu_step *s;
     const fp4rt_op *op;
 } attn_job;
 
-/* Online softmax over positions [b, e) of one (row, head) (the numerics
- * contract, backend.h): *m, *l, acc[hd] carry the running state. krow / vrow:
- * workspace for one decoded K / V row of the cache. */
-static void attn_span(const cpu_step *s, const fp4rt_op *op, const float *q, int kvh, int b, int e, float *krow,
-                      float *vrow, float *m, float *l, float *acc) {
+/* Online softmax over positions [b, e) for the `group` query heads of one KV
+ * head of one row (the numerics contract, backend.h): each K / V row slice of
+ * the KV head is decoded once (krow / vrow, head_dim floats) and serves every
+ * query head of the group; each head keeps its own running state, st + g *
+ * (hd + 2) = {m, l, acc[hd]}, updated by exactly the one-head sequence. */
+static void attn_span(const cpu_step *s, const fp4rt_op *op, const float *const *q, int group, int kvh, int b,
+                      int e, float *krow, float *vrow, float *st, size_t st_stride) {
     const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
-    int nkv = op->n_kv_heads, hd = op->group_dim;
+    int hd = op->group_dim;
+    size_t koff = (size_t)kvh * hd * kv_elem_size(s->sb);
+    float w[FP4RT_ATTN_GROUP_MAX];
     for (int p = b; p < e; p++) {
-        kv_load(s->sb, kv_row(s, op->slot, 0, p), krow, nkv * hd, L->k_scale);
-        const float *k = krow + (size_t)kvh * hd;
-        float d = 0;
-        for (int i = 0; i < hd; i++) d += q[i] * k[i];
-        float sc = d * op->scale;
-        if (sc > *m) {
-            float corr = fp4rt_cexp(*m - sc);
-            *l = *l * corr;
-            for (int i = 0; i < hd; i++) acc[i] = acc[i] * corr;
-            *m = sc;
+        kv_load(s->sb, kv_row(s, op->slot, 0, p) + koff, krow, hd, L->k_scale);
+        for (int g = 0; g < group; g++) {
+            float *m = st + g * st_stride, *l = m + 1, *acc = m + 2;
+            float d = 0;
+            for (int i = 0; i < hd; i++) d += q[g][i] * krow[i];
+            float sc = d * op->scale;
+            if (sc > *m) {
+                float corr = fp4rt_cexp(*m - sc);
+                *l = *l * corr;
+                for (int i = 0; i < hd; i++) acc[i] = acc[i] * corr;
+                *m = sc;
+            }
+            w[g] = fp4rt_cexp(sc - *m);
+            *l = *l + w[g];
         }
-        float w = fp4rt_cexp(sc - *m);
-        *l = *l + w;
-        kv_load(s->sb, kv_row(s, op->slot, 1, p), vrow, nkv * hd, L->v_scale);
-        const float *v = vrow + (size_t)kvh * hd;
-        for (int i = 0; i < hd; i++) acc[i] = acc[i] + w * v[i];
+        kv_load(s->sb, kv_row(s, op->slot, 1, p) + koff, vrow, hd, L->v_scale);
+        for (int g = 0; g < group; g++) {
+            float *acc = st + g * st_stride + 2;
+            for (int i = 0; i < hd; i++) acc[i] = acc[i] + w[g] * vrow[i];
+        }
     }
 }
 
-/* One (token, query head) pair per index. Thread workspace: a decoded K and a
- * V row [n_kv_heads * head_dim] each, then per split m, l, acc [head_dim]. */
+/* One (token, KV head) pair per index: the KV head's query heads together.
+ * Thread workspace: a decoded K and a V slice [head_dim] each, then per query
+ * head of the group and per split m, l, acc [head_dim]. */
 static void attn_range(void *arg, long i0, long i1, int thread) {
     const attn_job *j = arg;
     const cpu_step *s = j->s;
     const fp4rt_op *op = j->op;
     int nh = op->n_groups, nkv = op->n_kv_heads, hd = op->group_dim;
-    int group = nh / nkv, T = s->step->n_tokens;
-    int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->decode_rows ? 1 : T);
-    float *krow = s->ctx->thread_ws[thread], *vrow = krow + (size_t)nkv * hd;
-    float *part = vrow + (size_t)nkv * hd; /* [ns][hd + 2]: m, l, acc */
+    int group = nh / nkv;
+    int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->decode_rows ? 1 : s->step->n_tokens);
+    size_t hs = (size_t)ns * (hd + 2); /* one query head's splits */
+    float *krow = s->ctx->thread_ws[thread], *vrow = krow + hd;
+    float *part = vrow + hd; /* [group][ns][hd + 2]: m, l, acc */
     for (long i = i0; i < i1; i++) {
-        int t = (int)(i / nh), h = (int)(i % nh), kvh = h / group;
+        int t = (int)(i / nkv), kvh = (int)(i % nkv);
         int len = s->step->pos0 + t + 1; /* positions 0 .. pos0 + t */
         int span = ns > 1 ? fp4rt_attn_span(len, ns) : len;
-        const float *q = cpu_row(s, op->x, t) + (size_t)h * op->group_stride;
-        float *o = cpu_row(s, op->y, t) + (size_t)h * hd;
+        const float *q[FP4RT_ATTN_GROUP_MAX];
+        for (int g = 0; g < group; g++) q[g] = cpu_row(s, op->x, t) + (size_t)(kvh * group + g) * op->group_stride;
         for (int k = 0; k < ns; k++) {
-            float *pk = part + (size_t)k * (hd + 2);
             int b = FP4RT_MIN(k * span, len), e = FP4RT_MIN(k * span + span, len);
-            pk[0] = -INFINITY;
-            pk[1] = 0;
-            memset(pk + 2, 0, (size_t)hd * sizeof(float));
-            attn_span(s, op, q, kvh, b, e, krow, vrow, &pk[0], &pk[1], pk + 2);
-        }
-        if (ns == 1) {
-            for (int e = 0; e < hd; e++) o[e] = part[2 + e] / part[1];
-            continue;
-        }
-        /* merge in split order, as shaders/attention_merge.comp */
-        float M = -INFINITY, Lsum = 0;
-        for (int k = 0; k < ns; k++) M = fmaxf(M, part[(size_t)k * (hd + 2)]);
-        for (int k = 0; k < ns; k++) {
-            const float *pk = part + (size_t)k * (hd + 2);
-            if (pk[0] != -INFINITY) Lsum = Lsum + fp4rt_cexp(pk[0] - M) * pk[1];
-        }
-        for (int e = 0; e < hd; e++) {
-            float a = 0;
-            for (int k = 0; k < ns; k++) {
-                const float *pk = part + (size_t)k * (hd + 2);
-                if (pk[0] != -INFINITY) a = a + fp4rt_cexp(pk[0] - M) * pk[2 + e];
+            for (int g = 0; g < group; g++) {
+                float *pk = part + g * hs + (size_t)k * (hd + 2);
+                pk[0] = -INFINITY;
+                pk[1] = 0;
+                memset(pk + 2, 0, (size_t)hd * sizeof(float));
             }
-            o[e] = a / Lsum;
+            attn_span(s, op, q, group, kvh, b, e, krow, vrow, part + (size_t)k * (hd + 2), hs);
+        }
+        for (int g = 0; g < group; g++) {
+            const float *ph = part + g * hs;
+            float *o = cpu_row(s, op->y, t) + (size_t)(kvh * group + g) * hd;
+            if (ns == 1) {
+                for (int e = 0; e < hd; e++) o[e] = ph[2 + e] / ph[1];
+                continue;
+            }
+            /* merge in split order, as shaders/attention_merge.comp */
+            float M = -INFINITY, Lsum = 0;
+            for (int k = 0; k < ns; k++) M = fmaxf(M, ph[(size_t)k * (hd + 2)]);
+            for (int k = 0; k < ns; k++) {
+                const float *pk = ph + (size_t)k * (hd + 2);
+                if (pk[0] != -INFINITY) Lsum = Lsum + fp4rt_cexp(pk[0] - M) * pk[1];
+            }
+            for (int e = 0; e < hd; e++) {
+                float a = 0;
+                for (int k = 0; k < ns; k++) {
+                    const float *pk = ph + (size_t)k * (hd + 2);
+                    if (pk[0] != -INFINITY) a = a + fp4rt_cexp(pk[0] - M) * pk[2 + e];
+                }
+                o[e] = a / Lsum;
+            }
         }
     }
 }
 
 fp4rt_status fp4rt_cpu_attention(const cpu_step *s, const fp4rt_op *op) {
+    int group = op->n_groups / op->n_kv_heads;
+    if (op->n_groups % op->n_kv_heads || group > FP4RT_ATTN_GROUP_MAX)
+        return fp4rt_fail(FP4RT_UNSUPPORTED, "attention layer %d: %d query heads over %d KV heads (at most %d per KV head)",
+                          op->layer, op->n_groups, op->n_kv_heads, FP4RT_ATTN_GROUP_MAX);
     int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->decode_rows ? 1 : s->step->n_tokens);
-    size_t need = 2 * (size_t)op->n_kv_heads * op->group_dim + (size_t)ns * (op->group_dim + 2);
+    size_t need = 2 * (size_t)op->group_dim + (size_t)group * ns * (op->group_dim + 2);
     fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, need);
     if (st) return st;
     attn_job j = {s, op};
-    fp4rt_pool_for(s->ctx->pool, (long)s->step->n_tokens * op->n_groups, 1, attn_range, &j);
+    fp4rt_pool_for(s->ctx->pool, (long)s->step->n_tokens * op->n_kv_heads, 1, attn_range, &j);
     return FP4RT_OK;
 }
 

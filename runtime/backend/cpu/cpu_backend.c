@@ -3,6 +3,7 @@
 #include "runtime/backend/cpu/cpu_ops.h"
 
 #include "runtime/base/common.h"
+#include "runtime/base/env.h"
 #include "runtime/base/numfmt.h"
 
 #include <stdio.h>
@@ -21,6 +22,12 @@ static fp4rt_status cpu_create(int n_threads, void **out) {
     cpu_ctx *c = fp4rt_calloc(1, sizeof *c, "cpu backend");
     if (!c) return FP4RT_OUT_OF_MEMORY;
     c->n_threads = n_threads;
+    c->isa = fp4rt_cpu_isa_supported();
+    int cap = fp4rt_env_enum(FP4RT_ENV_CPU_ISA); /* avx512|avx2|c */
+    static const int cap_isa[] = {FP4RT_CPU_ISA_AVX512, FP4RT_CPU_ISA_AVX2, FP4RT_CPU_ISA_C};
+    if (cap >= 0 && cap_isa[cap] < c->isa) c->isa = cap_isa[cap];
+    /* tiled|rows; the tile kernels need AVX2 */
+    c->tiled = fp4rt_env_enum(FP4RT_ENV_CPU_LINEAR) != 1 && c->isa >= FP4RT_CPU_ISA_AVX2;
     c->thread_ws = fp4rt_calloc((size_t)n_threads, sizeof(float *), "cpu workspace");
     fp4rt_status st = c->thread_ws ? fp4rt_pool_create(n_threads, &c->pool) : FP4RT_OUT_OF_MEMORY;
     if (st) {
@@ -161,7 +168,8 @@ static fp4rt_status cpu_run(void *vc, const fp4rt_program *p, const fp4rt_sessio
 
 static void cpu_describe(void *vc, char *buf, size_t n) {
     cpu_ctx *c = vc;
-    snprintf(buf, n, "cpu: %d threads, FP32 reference kernels", c->n_threads);
+    snprintf(buf, n, "cpu: %d threads, FP32 reference kernels (%s%s)", c->n_threads, fp4rt_cpu_isa_name(c->isa),
+             c->tiled ? ", tiled prefill" : "");
 }
 
 static fp4rt_status cpu_set_profile(void *vc, int on) {

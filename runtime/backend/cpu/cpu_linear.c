@@ -7,8 +7,12 @@
  * or input_scale * weight_scale (FP8), weight_scale_2 (W4A16), s * weight_scale_2
  * (W4A4): the tensor scales are applied after the sum.
  *
- * Parallel over output rows; each row is decoded once per step and reused for
- * all the step's tokens. */
+ * Parallel over output rows. One token: each row is dotted with the input
+ * without materializing it (fp4rt_cpu_row_dot, or its AVX2 twin). More tokens:
+ * the tiled path (cpu_linear_tile.c) decodes panels of rows once per block of
+ * tokens and runs a register-blocked kernel over rows x tokens; FP4RT_CPU_LINEAR
+ * =rows keeps the per-row path (decode a row, one dot per token). Every path
+ * gives each output the same bits. */
 #include "runtime/backend/cpu/cpu_ops.h"
 
 #include "runtime/base/common.h"
@@ -124,8 +128,7 @@ static inline float reduce16(const float *acc) {
     return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
 }
 
-/* Decodes row n into w[K] (the multi-token path decodes once per step). */
-static void decode_row(const fp4rt_linear *l, int n, float *w) {
+void fp4rt_cpu_decode_row(const fp4rt_linear *l, int n, float *w) {
     int K = l->n_in, k = 0;
     for (; k + LANES <= K; k += LANES) decode16(l, n, k, w + k);
     for (; k < K; k++) w[k] = decode1(l, n, k);
@@ -201,24 +204,12 @@ float fp4rt_cpu_row_dot(const fp4rt_linear *l, int n, const float *x) {
     }
 }
 
-typedef struct lin_job {
-    const cpu_step *s;
-    const fp4rt_linear *l;
-    const float *x;   /* row 0 of the (maybe quantized) input */
-    size_t x_stride;
-    int t0, n_rows;   /* input rows t0 .. t0 + n_rows - 1 */
-    float *y;         /* output row for input row t0 */
-    size_t y_stride;
-    float post;
-    const float *row_post; /* NULL, or post per input row (W4A4 with a per-row scale) */
-} lin_job;
-
 static void lin_range(void *arg, long n0, long n1, int thread) {
-    const lin_job *j = arg;
+    const cpu_lin_job *j = arg;
     float *w = j->s->ctx->thread_ws[thread];
     if (j->n_rows == 1) {
         float v;
-        int simd = fp4rt_cpu_simd_available();
+        int simd = j->s->ctx->isa >= FP4RT_CPU_ISA_AVX2;
         for (long n = n0; n < n1; n++) {
             if (!simd || !fp4rt_cpu_row_dot_simd(j->l, (int)n, j->x, &v))
                 v = fp4rt_cpu_row_dot(j->l, (int)n, j->x);
@@ -227,11 +218,17 @@ static void lin_range(void *arg, long n0, long n1, int thread) {
         return;
     }
     for (long n = n0; n < n1; n++) {
-        decode_row(j->l, (int)n, w);
+        fp4rt_cpu_decode_row(j->l, (int)n, w);
         for (int r = 0; r < j->n_rows; r++)
             j->y[(size_t)r * j->y_stride + n] = dot(w, j->x + (size_t)r * j->x_stride, j->l->n_in) *
                                                 (j->row_post ? j->row_post[r] : j->post);
     }
+}
+
+/* Panels [p0, p1) of FP4RT_TILE_ROWS output rows for all the input rows. */
+static void tile_range(void *arg, long p0, long p1, int thread) {
+    const cpu_lin_job *j = arg;
+    fp4rt_cpu_linear_tiles(j, j->s->ctx->isa, p0, p1, j->s->ctx->thread_ws[thread]);
 }
 
 fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
@@ -243,11 +240,12 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
     if (op->is_logits && s->step->no_logits) return FP4RT_OK;
     int t0 = 0;
     if (op->is_logits && !s->step->all_logits) t0 = T - 1;
-    int rows = T - t0;
+    int rows = T - t0, tiled = rows > 1 && s->ctx->tiled && s->ctx->isa >= FP4RT_CPU_ISA_AVX2;
     /* shared: the quantized rows, then the per-row post scales */
-    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, (size_t)rows * K + (size_t)rows, (size_t)K);
+    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, (size_t)rows * K + (size_t)rows,
+                                        tiled ? fp4rt_cpu_tile_ws_floats(K) : (size_t)K);
     if (st) return st;
-    lin_job j = {.s = s, .l = l, .t0 = t0, .n_rows = rows, .post = 1.0f};
+    cpu_lin_job j = {.s = s, .l = l, .n_rows = rows, .post = 1.0f};
     j.x = cpu_row(s, op->x, t0);
     j.x_stride = (size_t)s->p->arena_width;
     if (s->ctx->observer) s->ctx->observer(s->ctx->observer_user, l, j.x, j.x_stride, rows);
@@ -282,6 +280,9 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
         j.y = cpu_row(s, op->y, t0);
         j.y_stride = (size_t)s->p->arena_width;
     }
-    fp4rt_pool_for(s->ctx->pool, l->n_out, 16, lin_range, &j);
+    if (tiled)
+        fp4rt_pool_for(s->ctx->pool, (l->n_out + FP4RT_TILE_ROWS - 1) / FP4RT_TILE_ROWS, 4, tile_range, &j);
+    else
+        fp4rt_pool_for(s->ctx->pool, l->n_out, 16, lin_range, &j);
     return FP4RT_OK;
 }

@@ -1,4 +1,5 @@
-/* AVX2 row-dot kernels for the one-token (decode) linear path on x86-64.
+/* AVX2 row-dot kernels for the one-token (decode) linear path on x86-64, the
+ * row decoders of the tiled prefill path, and the CPU's instruction-set check.
  *
  * Each computes exactly what the portable row_dot in cpu_linear.c computes —
  * the same decoded weights (exact in FP32), the same products, the same 16
@@ -77,6 +78,64 @@ TARGET static float dot_bf16(const unsigned char *r, const float *x, int K) {
     return reduce(a0, a1);
 }
 
+/* Row decoders for the tiled prefill path: the same per-16 decoding as the
+ * dot kernels above, stored as FP32. */
+TARGET static void decode_nvfp4(const uint8_t *r, const uint8_t *sb, float *w, int K) {
+    const __m128i table = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+    const __m128i low4 = _mm_set1_epi8(0x0f);
+    for (int k = 0; k < K; k += 16) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)(r + k / 2));
+        __m128i lo = _mm_and_si128(b, low4), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low4);
+        __m128i v = _mm_shuffle_epi8(table, _mm_unpacklo_epi8(lo, hi));
+        __m256 half = _mm256_set1_ps(0.5f * fp4rt_e4m3_table[sb[k / 16]]);
+        _mm256_storeu_ps(w + k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), half));
+        _mm256_storeu_ps(w + k + 8,
+                         _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), half));
+    }
+}
+
+/* The F16 trick maps the NaN codes 0x7f / 0xff to +-480: those take the table's
+ * NaN, so a NaN weight makes the outputs NaN as on the per-row path. */
+TARGET static void decode_fp8(const uint8_t *r, float *w, int K) {
+    const __m128i mag = _mm_set1_epi8(0x7f);
+    for (int k = 0; k < K; k += 8) {
+        _mm256_storeu_ps(w + k, e4m3x8(r + k));
+        __m128i b = _mm_and_si128(_mm_loadl_epi64((const __m128i *)(r + k)), mag);
+        if (_mm_movemask_epi8(_mm_cmpeq_epi8(b, mag)) & 0xff)
+            for (int j = 0; j < 8; j++)
+                if ((r[k + j] & 0x7f) == 0x7f) w[k + j] = fp4rt_e4m3_table[r[k + j]];
+    }
+}
+
+TARGET static void decode_bf16(const unsigned char *r, float *w, int K) {
+    for (int k = 0; k < K; k += 8) _mm256_storeu_ps(w + k, bf16x8(r + 2 * (size_t)k));
+}
+
+int fp4rt_cpu_decode_row_simd(const fp4rt_linear *l, int n, float *w) {
+    int K = l->n_in;
+    if (K % 16 || !fp4rt_cpu_simd_available()) return 0;
+    switch (l->fmt) {
+    case FP4RT_W_NVFP4:
+    case FP4RT_W_NVFP4_W4A4:
+        decode_nvfp4((const uint8_t *)l->weight + (size_t)n * (K / 2), l->block_scale + (size_t)n * (K / 16), w, K);
+        return 1;
+    case FP4RT_W_FP8: decode_fp8((const uint8_t *)l->weight + (size_t)n * K, w, K); return 1;
+    case FP4RT_W_BF16: decode_bf16((const unsigned char *)l->weight + (size_t)n * K * 2, w, K); return 1;
+    default: return 0;
+    }
+}
+
+int fp4rt_cpu_isa_supported(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init(); /* "avx512f" also checks that the OS saves the ZMM state */
+        cached = !fp4rt_cpu_simd_available()           ? FP4RT_CPU_ISA_C
+                 : __builtin_cpu_supports("avx512f") ? FP4RT_CPU_ISA_AVX512
+                                                     : FP4RT_CPU_ISA_AVX2;
+    }
+    return cached;
+}
+
 int fp4rt_cpu_simd_available(void) {
     static int cached = -1;
     if (cached < 0) {
@@ -110,6 +169,11 @@ int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *
 
 #else
 int fp4rt_cpu_simd_available(void) { return 0; }
+int fp4rt_cpu_isa_supported(void) { return FP4RT_CPU_ISA_C; }
+int fp4rt_cpu_decode_row_simd(const fp4rt_linear *l, int n, float *w) {
+    (void)l, (void)n, (void)w;
+    return 0;
+}
 int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *out) {
     (void)l, (void)n, (void)x, (void)out;
     return 0;

@@ -24,6 +24,8 @@ typedef struct cpu_ctx {
     size_t shared_floats;
     float **thread_ws;
     size_t thread_floats;
+    int isa;   /* FP4RT_CPU_ISA_*: the best the CPU has, capped by FP4RT_CPU_ISA */
+    int tiled; /* prefill linears on the tile kernels (FP4RT_CPU_LINEAR, default on) */
     /* FP4RT_PROFILE=1 in the environment: seconds and calls per op kind, printed
      * through the log when the backend is destroyed */
     int profile;
@@ -104,11 +106,72 @@ void fp4rt_gdn_chunked(int T, int chunk, int dk, int dv, const float *q, const f
 
 /* FP4RT_GDN_CHUNK: backend.h */
 
+/* Instruction sets of the CPU kernels, in increasing order. Every kernel of
+ * every set computes the same bits (the numerics contract, rule 3). */
+enum { FP4RT_CPU_ISA_C, FP4RT_CPU_ISA_AVX2, FP4RT_CPU_ISA_AVX512 };
+/* The best set this CPU and build run (AVX2 counts with F16C, AVX-512 with
+ * AVX-512F), not capped by the FP4RT_CPU_ISA knob; fp4rt_cpu_isa_name names one. */
+int fp4rt_cpu_isa_supported(void);
+const char *fp4rt_cpu_isa_name(int isa);
+
 /* One output of a linear for one input row: the portable kernel, and the
  * vectorized one (x86-64 AVX2 + F16C; returns 0 where it does not apply, else
  * stores a result bit-identical to the portable kernel's). */
 float fp4rt_cpu_row_dot(const fp4rt_linear *l, int n, const float *x);
 int fp4rt_cpu_simd_available(void);
 int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *out);
+
+/* Row n of a linear's weight decoded to FP32 (unscaled by the tensor scale),
+ * w[0 .. n_in): the portable decoder, and the AVX2 + F16C one (returns 0
+ * where it does not apply: no AVX2, n_in not a multiple of 16, F16 / F32;
+ * else the same values, up to the sign of zero weights, which no sum of the
+ * contract can tell apart: an accumulator that starts at +0 never holds -0). */
+void fp4rt_cpu_decode_row(const fp4rt_linear *l, int n, float *w);
+int fp4rt_cpu_decode_row_simd(const fp4rt_linear *l, int n, float *w);
+
+/* Tile kernels of the prefill linear (cpu_linear_tile.c). A panel is
+ * FP4RT_TILE_ROWS decoded weight rows of K floats, row r at w + r * K. A tile
+ * kernel advances, for r < FP4RT_TILE_ROWS and t < T (1 <= T <= t_max), the 16
+ * chains of the contract's dot product of row r and activation row x[t],
+ * acc[(r * T + t) * 16 + j], over the elements k0 <= k < k1 (multiples of 16):
+ * chain j starts from its value in acc (cont) or from +0 (!cont) and adds
+ * w[r][k] * x[t][k] for k = k0 + j, k0 + j + 16, ... < k1 in that order, every
+ * product and sum rounded to FP32 (no FMA). Calls over consecutive ranges
+ * 0 = k0 < k1 < ... < K16 = K & ~15 thus give the chains of one pass over K16;
+ * the caller reduces them (reduce16) and adds the tail k >= K16, as the one-row
+ * kernels do. */
+#define FP4RT_TILE_ROWS 4
+#define FP4RT_TILE_TOKENS_MAX 8
+typedef void (*fp4rt_cpu_tile_fn)(const float *w, int K, int k0, int k1, const float *const *x, int T, float *acc,
+                                  int cont);
+typedef struct fp4rt_cpu_tile_kernel {
+    fp4rt_cpu_tile_fn fn; /* NULL: not available on this CPU / build */
+    int t_max;            /* tokens per call, <= FP4RT_TILE_TOKENS_MAX */
+} fp4rt_cpu_tile_kernel;
+/* The tile kernel of an instruction set; fn NULL for FP4RT_CPU_ISA_C and where
+ * the CPU lacks the set (the caller then takes the per-row path). */
+fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_for(int isa);
+/* The x86 kernels (cpu_linear_tile_x86.c): AVX2 or AVX-512; fn NULL elsewhere. */
+fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_x86(int isa);
+
+/* One linear over several input rows, as cpu_linear.c sets it up. */
+typedef struct cpu_lin_job {
+    const cpu_step *s;
+    const fp4rt_linear *l;
+    const float *x; /* row 0 of the (maybe quantized) input */
+    size_t x_stride;
+    int n_rows; /* input rows */
+    float *y;   /* output row for input row 0 */
+    size_t y_stride;
+    float post;
+    const float *row_post; /* NULL, or post per input row (W4A4 with a per-row scale) */
+} cpu_lin_job;
+/* Floats of per-thread workspace the tiled path needs for K inputs. */
+size_t fp4rt_cpu_tile_ws_floats(int K);
+/* Outputs of panels [p0, p1) (rows [4 p0, min(4 p1, n_out))) for all input
+ * rows, on the tile kernel of `isa` (which must have one: isa >= AVX2, run by
+ * the CPU); ws: fp4rt_cpu_tile_ws_floats(K) floats. Each output gets the bits
+ * of the one-row kernel (fp4rt_cpu_row_dot) times its post scale. */
+void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, float *ws);
 
 #endif
