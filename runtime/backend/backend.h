@@ -20,7 +20,7 @@ typedef struct fp4rt_buffer fp4rt_buffer; /* backend-defined */
 
 /* Attention's online softmax and its decode splits: docs/NUMERICS.md rule 4. */
 #define FP4RT_ATTN_SPLIT_MIN 256 /* at least this many positions of n_ctx per split */
-#define FP4RT_ATTN_MAX_SPLITS 32
+#define FP4RT_ATTN_MAX_SPLITS 256 /* 65,536 positions of n_ctx; longer contexts make longer spans */
 #define FP4RT_ATTN_TILE 16 /* spans are whole tiles of this many positions */
 
 #if defined(__CUDACC__) /* the CUDA kernels use them on the device (cuda/cu_attn_index.h) */

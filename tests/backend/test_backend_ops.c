@@ -1020,6 +1020,10 @@ static void cases_attention(const backend *b) {
     static const step_def lng[] = {{8, 6000, 0, 0, "T=8 pos0=6000"}, {1, 6390, 0, 0, "T=1 pos0=6390"}};
     static const attn_def d_long = {"attn-long", FP4RT_KV_BF16, 4, 2, 64, 0, 8, 6400, NULL};
     case_attention(b, &d_long, lng, 2);
+    /* past 32 decode splits (the former cap): n_ctx 12000 gives 47 */
+    static const step_def vlng[] = {{1, 11990, 0, 0, "T=1 pos0=11990"}};
+    static const attn_def d_vlong = {"attn-47-splits", FP4RT_KV_BF16, 4, 2, 64, 0, 8, 12000, NULL};
+    case_attention(b, &d_vlong, vlng, 1);
 }
 
 /* The perf mode's cases, timed on realistic shapes (-o picks one family):
