@@ -123,6 +123,22 @@ static inline int test_tmpdir_count(const char *part) {
     return n;
 }
 
+/* The n floats of a file holding exactly n (a fixture's raw float32 logits);
+ * NULL when it cannot be read or is not that long. malloc'ed. */
+static inline float *test_read_floats(const char *path, size_t n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    float *x = malloc(n * sizeof *x);
+    size_t got = x ? fread(x, sizeof *x, n, f) : 0;
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    if (got != n || extra) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
 static inline int test_rm_entry_(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);

@@ -24,6 +24,7 @@
  * when there is no Vulkan device or it is not usable. */
 #include "fp4rt.h"
 #include "tests/test_util.h"
+#include "tests/test_session_util.h"
 
 #include "runtime/backend/backend.h"
 #include "runtime/backend/registry.h"
@@ -46,18 +47,6 @@
 #define FP16_NMSE 5e-4
 #define GAP 3 /* sentinel columns between arena buffers */
 #define SENTINEL_BITS 0x4b5a5a5bu /* ~1.43e7: a value no op produces here */
-
-/* CPU seconds of the whole process (all threads: lavapipe runs shaders on its
- * own threads), a steadier measure than wall time on a loaded machine. */
-/* Knobs are parsed once (runtime/base/env.h): a test that changes one
- * re-reads the environment. */
-static void set_knob(const char *name, const char *value) {
-    if (value)
-        setenv(name, value, 1);
-    else
-        unsetenv(name);
-    fp4rt_env_reload();
-}
 
 static double test_now(void) {
     struct timespec ts;
@@ -693,18 +682,18 @@ static void run_fast_cases(const backend *b) {
     fp4rt_vk_device_desc d;
     const char *kind = getenv("FP4RT_VK_COOPMAT");
     int have = !fp4rt_vk_device_get(b->index, &d);
-    if (!kind && have && !d.coopmat) set_knob("FP4RT_VK_COOPMAT", "emu");
+    if (!kind && have && !d.coopmat) test_set_knob("FP4RT_VK_COOPMAT", "emu");
     case_linear_fast(b, 0);
-    if (!kind) set_knob("FP4RT_VK_COOPMAT", NULL);
+    if (!kind) test_set_knob("FP4RT_VK_COOPMAT", NULL);
     if (have && d.idot) {
-        set_knob("FP4RT_VK_IDOT", "1");
-        set_knob("FP4RT_VK_COOPMAT", "0");
+        test_set_knob("FP4RT_VK_IDOT", "1");
+        test_set_knob("FP4RT_VK_COOPMAT", "0");
         case_linear_fast(b, 1);
-        set_knob("FP4RT_VK_IDOT", NULL);
+        test_set_knob("FP4RT_VK_IDOT", NULL);
         if (kind)
-            set_knob("FP4RT_VK_COOPMAT", kind);
+            test_set_knob("FP4RT_VK_COOPMAT", kind);
         else
-            set_knob("FP4RT_VK_COOPMAT", NULL);
+            test_set_knob("FP4RT_VK_COOPMAT", NULL);
     } else
         printf("note: linear-i8: no integer dot product on this device\n");
 }
@@ -980,9 +969,9 @@ static void case_attention(const backend *b, const attn_def *d, const step_def *
     op->scale = 1.0f / sqrtf((float)hd);
     op->slot = 0;
     case_layout(c);
-    if (d->max_range) set_knob("FP4RT_VK_MAX_RANGE", d->max_range);
+    if (d->max_range) test_set_knob("FP4RT_VK_MAX_RANGE", d->max_range);
     run_case(b, c, steps, n_steps);
-    if (d->max_range) set_knob("FP4RT_VK_MAX_RANGE", NULL);
+    if (d->max_range) test_set_knob("FP4RT_VK_MAX_RANGE", NULL);
     case_free(c);
     free(c);
 }
@@ -1066,21 +1055,21 @@ static void test_ops(const backend *b) {
          * per invocation on software devices, linear_mv elsewhere), the tiled
          * matrix-matrix kernel (only without whole rows), the shared-memory
          * fallback, pieces, the dequant kernel */
-        set_knob("FP4RT_VK_LINEAR", "rows");
+        test_set_knob("FP4RT_VK_LINEAR", "rows");
         case_linear(b, "linear-rows", 1);
-        set_knob("FP4RT_VK_LINEAR", "mv");
+        test_set_knob("FP4RT_VK_LINEAR", "mv");
         case_linear(b, "linear-mv", 0);
         case_linear_mm(b);
-        set_knob("FP4RT_VK_NO_SUBGROUP", "1");
+        test_set_knob("FP4RT_VK_NO_SUBGROUP", "1");
         case_linear(b, "linear-shm", 0);
-        set_knob("FP4RT_VK_NO_SUBGROUP", NULL);
-        set_knob("FP4RT_VK_LINEAR", NULL);
-        set_knob("FP4RT_VK_PIECE_RANGE", "1024");
-        set_knob("FP4RT_VK_MAX_ACT_RANGE", "1024");
+        test_set_knob("FP4RT_VK_NO_SUBGROUP", NULL);
+        test_set_knob("FP4RT_VK_LINEAR", NULL);
+        test_set_knob("FP4RT_VK_PIECE_RANGE", "1024");
+        test_set_knob("FP4RT_VK_MAX_ACT_RANGE", "1024");
         case_linear_pieces(b, FP4RT_W_BF16, "pieces-bf");
         case_linear_pieces(b, FP4RT_W_NVFP4, "pieces-nv");
-        set_knob("FP4RT_VK_PIECE_RANGE", NULL);
-        set_knob("FP4RT_VK_MAX_ACT_RANGE", NULL);
+        test_set_knob("FP4RT_VK_PIECE_RANGE", NULL);
+        test_set_knob("FP4RT_VK_MAX_ACT_RANGE", NULL);
         /* the dequant kernel, and the device's matrix units, else the emulated
          * kernel (the dispatch counters need the LINEARs to run) */
         if (op_filter < 0 || op_filter == FP4RT_OP_LINEAR) {
@@ -1104,11 +1093,11 @@ static void test_ops(const backend *b) {
     case_gdn(b, "gdn-dk128", 1, 1, 128, 32, 256, g4, 2);
     /* the same with prefill in the recurrent form (FP4RT_VK_GDN_CHUNKED=0;
      * a device short of shared memory uses it) */
-    set_knob("FP4RT_VK_GDN_CHUNKED", "0");
+    test_set_knob("FP4RT_VK_GDN_CHUNKED", "0");
     case_gdn(b, "gdn-rec", 2, 6, 16, 12, 3, gs, 2);
     case_gdn(b, "gdn-rec", 1, 3, 24, 40, 150, gl, 3);
     case_gdn(b, "gdn-rec-dk128", 1, 1, 128, 32, 256, g4, 2);
-    set_knob("FP4RT_VK_GDN_CHUNKED", NULL);
+    test_set_knob("FP4RT_VK_GDN_CHUNKED", NULL);
     cases_attention(b);
 }
 

@@ -113,24 +113,12 @@ static float *run_logits(const char *model_dir, const char *dev, const int32_t *
     return run_logits_kv(model_dir, dev, tok, n, chunk, FP4RT_KV_F32, vocab);
 }
 
-static float *read_floats(const char *path, size_t n) {
-    FILE *f = fopen(path, "rb");
-    float *x = f ? malloc(n * sizeof *x) : NULL;
-    size_t got = x ? fread(x, sizeof *x, n, f) : 0;
-    if (f) fclose(f);
-    if (got != n) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
-
 /* Vulkan logits against the transformers fixture (tests/fixtures/<name>.logits.bin,
  * the first n of its rows) with test_model.c's ceilings: 1e-6 for BF16, 1e-5
  * where FP8 / NVFP4 activation codes can flip on summation order. */
 static void vs_transformers(const char *what, const float *got, const char *ref_path, int n, int n_ref, int V,
                             double tol) {
-    float *ref = read_floats(ref_path, (size_t)n_ref * V);
+    float *ref = test_read_floats(ref_path, (size_t)n_ref * V);
     CHECK_MSG(ref != NULL, "%s missing or not %d x %d floats", ref_path, n_ref, V);
     if (ref && got) {
         double e = test_nmse(got, ref, (size_t)n * V);

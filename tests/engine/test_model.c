@@ -28,20 +28,6 @@
 #include <unistd.h>
 
 
-static float *read_floats(const char *path, size_t n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    float *x = malloc(n * sizeof *x);
-    size_t got = fread(x, sizeof *x, n, f);
-    int extra = fgetc(f) != EOF;
-    fclose(f);
-    if (got != n || extra) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
-
 static fp4rt_model *load(const char *dir) {
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.n_threads = 2;
@@ -102,7 +88,7 @@ static void test_fixtures(void) {
         CHECK_MSG(m != NULL, "%s", dir);
         if (!m) continue;
         int V = fp4rt_model_n_vocab(m);
-        float *ref = read_floats(ref_path, (size_t)n * V);
+        float *ref = test_read_floats(ref_path, (size_t)n * V);
         CHECK_MSG(ref != NULL, "%s missing or not %d x %d floats", ref_path, n, V);
         float *got = eval(m, ids, n, 512, 0);
         CHECK(got != NULL);
@@ -131,7 +117,7 @@ static void test_fixtures(void) {
     fp4rt_model *m = load("tests/fixtures/tiny-mixed");
     if (m) {
         int V = fp4rt_model_n_vocab(m);
-        float *ref = read_floats("tests/fixtures/tiny-mixed.kvfp8.logits.bin", (size_t)n * V);
+        float *ref = test_read_floats("tests/fixtures/tiny-mixed.kvfp8.logits.bin", (size_t)n * V);
         CHECK_MSG(ref != NULL, "tests/fixtures/tiny-mixed.kvfp8.logits.bin missing");
         float *got = eval_kv(m, ids, n, 512, 0, FP4RT_KV_FP8);
         float *dec = eval_kv(m, ids, n, 512, 1, FP4RT_KV_FP8);

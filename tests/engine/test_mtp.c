@@ -21,20 +21,6 @@
 #define MODEL "models/qwen35-kjv-10m"
 #define MAX_K 3
 
-static float *read_floats(const char *path, size_t n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    float *x = malloc(n * sizeof *x);
-    size_t got = fread(x, sizeof *x, n, f);
-    int extra = fgetc(f) != EOF;
-    fclose(f);
-    if (got != n || extra) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
-
 static fp4rt_model *load(const char *dir, const char *device) {
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = device;
@@ -94,7 +80,7 @@ static void test_chain(const char *vk_dev) {
         return;
     }
     int V = fp4rt_model_n_vocab(m);
-    float *ref = read_floats("tests/fixtures/kjv-mtp.chain.logits.bin", 3 * (size_t)V);
+    float *ref = test_read_floats("tests/fixtures/kjv-mtp.chain.logits.bin", 3 * (size_t)V);
     CHECK_MSG(ref != NULL, "tests/fixtures/kjv-mtp.chain.logits.bin missing or not 3 x %d floats", V);
     float *got = calloc(3 * (size_t)V, sizeof(float)), *vk = calloc(3 * (size_t)V, sizeof(float));
     int32_t d[3], dv[3];
@@ -130,7 +116,7 @@ static void test_fixture(const char *vk_dev) {
     if (!m) return;
     int V = fp4rt_model_n_vocab(m);
     size_t rows = (size_t)(n - 1);
-    float *ref = read_floats("tests/fixtures/kjv-mtp.logits.bin", rows * V);
+    float *ref = test_read_floats("tests/fixtures/kjv-mtp.logits.bin", rows * V);
     CHECK_MSG(ref != NULL, "tests/fixtures/kjv-mtp.logits.bin missing or not %zu x %d floats", rows, V);
     float *cpu = calloc(rows * V, sizeof(float)), *pre = calloc(rows * V, sizeof(float));
     if (ref && mtp_rows(m, x, n, 0, 8, cpu) && mtp_rows(m, x, n, 20, 8, pre)) {

@@ -8,6 +8,7 @@
  * take; refused: another model, fewer tokens, different tokens (the session
  * unchanged). Skips (exit 0) on vulkan without a Vulkan device. */
 #include "tests/test_util.h"
+#include "tests/test_session_util.h"
 
 #include "fp4rt.h"
 #include "runtime/tools/synth.h"
@@ -16,22 +17,6 @@
 #include <stdint.h>
 
 static int V;
-
-static void fill_ids(int32_t *ids, int n, uint32_t seed) {
-    for (int i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        ids[i] = 1 + (int32_t)((seed >> 8) % (uint32_t)(V - 1));
-    }
-}
-
-static fp4rt_session *new_session(fp4rt_model *m, int n_ctx, int chunk) {
-    fp4rt_session_params sp = fp4rt_session_default_params();
-    sp.n_ctx = n_ctx;
-    sp.prefill_chunk = chunk;
-    fp4rt_session *s = fp4rt_session_create(m, &sp);
-    CHECK_MSG(s != NULL, "session: %s", fp4rt_last_error());
-    return s;
-}
 
 /* n tokens: nd decoded one by one, the rest in one chunked eval; the logits
  * of every row to out[n][V]. */
@@ -48,9 +33,9 @@ static void check_roundtrip(fp4rt_model *m, int np, int n_ctx, int chunk) {
     int32_t *ids = malloc((size_t)(np + 2 * NC) * sizeof *ids);
     float *a = malloc((size_t)NC * V * 4), *b = malloc((size_t)NC * V * 4), *l0 = malloc((size_t)V * 4),
           *l1 = malloc((size_t)V * 4);
-    fill_ids(ids, np + 2 * NC, 31u + (uint32_t)np);
+    test_fill_ids(ids, np + 2 * NC, 31u + (uint32_t)np, V);
     const int32_t *c1 = ids + np, *c2 = ids + np + NC; /* two continuations */
-    fp4rt_session *s = new_session(m, n_ctx, chunk), *r = new_session(m, n_ctx, chunk);
+    fp4rt_session *s = test_session(m, n_ctx, chunk), *r = test_session(m, n_ctx, chunk);
     if (!s || !r || !ids || !a || !b || !l0 || !l1) goto out;
     fp4rt_status st = fp4rt_session_eval(s, ids, np, l0, 0);
     fp4rt_session_snapshot *snap = st ? NULL : fp4rt_session_snapshot_take(s);
@@ -103,9 +88,9 @@ out:
 
 /* A token fp4rt_generate left pending: take evaluates it; the snapshot holds it. */
 static void check_pending(fp4rt_model *m) {
-    fp4rt_session *s = new_session(m, 64, 16);
+    fp4rt_session *s = test_session(m, 64, 16);
     int32_t ids[8];
-    fill_ids(ids, 8, 3);
+    test_fill_ids(ids, 8, 3, V);
     fp4rt_generate_params g = fp4rt_generate_default_params();
     g.sampling.greedy = 1;
     g.max_tokens = 3;
@@ -154,7 +139,7 @@ int main(int argc, char **argv) {
     check_roundtrip(m, 245, 600, 64); /* the continuations cross position 256 */
     check_pending(m);
     /* refused: a snapshot of another model (the same files loaded twice) */
-    fp4rt_session *s = new_session(m, 64, 16), *t = new_session(m2, 64, 16);
+    fp4rt_session *s = test_session(m, 64, 16), *t = test_session(m2, 64, 16);
     int32_t ids[4] = {1, 2, 3, 4};
     CHECK(s && t && !fp4rt_session_eval(s, ids, 4, NULL, 0) && !fp4rt_session_eval(t, ids, 4, NULL, 0));
     fp4rt_session_snapshot *snap = s ? fp4rt_session_snapshot_take(s) : NULL;

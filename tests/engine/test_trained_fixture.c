@@ -44,21 +44,6 @@ static char *read_text(const char *path) {
     return s;
 }
 
-/* Exactly n floats, or NULL (short or longer file). */
-static float *read_floats(const char *path, size_t n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    float *x = malloc(n * sizeof *x);
-    size_t got = x ? fread(x, sizeof *x, n, f) : 0;
-    int extra = fgetc(f) != EOF;
-    fclose(f);
-    if (got != n || extra) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
-
 /* Teacher-forced logits [n, V]: chunk 0 = decode (one token per eval), else
  * prefill in chunks of `chunk` tokens. An F32 KV cache, as transformers keeps
  * it (the default BF16 cache rounds V: max |logit diff| ~7e-3 on this model).
@@ -146,7 +131,7 @@ int main(int argc, char **argv) {
         return test_summary(name);
     }
     int V = fp4rt_model_n_vocab(m);
-    float *ref = read_floats(FIX ".logits.bin", (size_t)n * V);
+    float *ref = test_read_floats(FIX ".logits.bin", (size_t)n * V);
     CHECK_MSG(ref != NULL, FIX ".logits.bin missing or not %d x %d floats", n, V);
 
     /* the same tokenizer as transformers */

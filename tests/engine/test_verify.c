@@ -15,6 +15,7 @@
  * - misuse is refused with one line.
  * Skips (exit 0, "skipped: ...") on vulkan without a Vulkan device. */
 #include "tests/test_util.h"
+#include "tests/test_session_util.h"
 
 #include "runtime/engine/model.h"
 #include "runtime/tools/quantize.h"
@@ -27,23 +28,6 @@
 
 static int V;
 
-/* Fills ids with pseudo-random tokens of [1, V). */
-static void fill_ids(int32_t *ids, int n, uint32_t seed) {
-    for (int i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        ids[i] = 1 + (int32_t)((seed >> 8) % (uint32_t)(V - 1));
-    }
-}
-
-static fp4rt_session *new_session(fp4rt_model *m, int n_ctx, int chunk) {
-    fp4rt_session_params sp = fp4rt_session_default_params();
-    sp.n_ctx = n_ctx;
-    sp.prefill_chunk = chunk;
-    fp4rt_session *s = fp4rt_session_create(m, &sp);
-    CHECK_MSG(s != NULL, "session: %s", fp4rt_last_error());
-    return s;
-}
-
 /* Plain decoding of toks[n] one token at a time; logits of each row to out. */
 static fp4rt_status decode(fp4rt_session *s, const int32_t *toks, int n, float *out) {
     fp4rt_status st = FP4RT_OK;
@@ -55,8 +39,8 @@ static fp4rt_status decode(fp4rt_session *s, const int32_t *toks, int n, float *
 static void check_rows(fp4rt_model *m, const char *what, int np, int n_ctx, int chunk) {
     int32_t *ids = malloc((size_t)(np + NV) * sizeof *ids);
     float *a = malloc((size_t)NV * V * sizeof(float)), *b = malloc((size_t)NV * V * sizeof(float));
-    fill_ids(ids, np + NV, 77u + (uint32_t)np);
-    fp4rt_session *s = new_session(m, n_ctx, chunk);
+    test_fill_ids(ids, np + NV, 77u + (uint32_t)np, V);
+    fp4rt_session *s = test_session(m, n_ctx, chunk);
     if (!s || !ids || !a || !b) goto out;
     fp4rt_status st = fp4rt_session_eval(s, ids, np, NULL, 0);
     if (!st) st = fp4rt_session_verify(s, ids + np, NV, a);
@@ -84,8 +68,8 @@ static void check_keep(fp4rt_model *m, const char *what, int np, int n_ctx, int 
     int32_t *ids = malloc((size_t)(np + NV + cont) * sizeof *ids);
     float *vl = malloc((size_t)NV * V * sizeof(float));
     float *a = malloc((size_t)(cont + 1) * V * sizeof(float)), *b = malloc((size_t)(cont + 1) * V * sizeof(float));
-    fill_ids(ids, np + NV + cont, 991u + (uint32_t)np);
-    fp4rt_session *s = new_session(m, n_ctx, chunk), *r = new_session(m, n_ctx, chunk);
+    test_fill_ids(ids, np + NV + cont, 991u + (uint32_t)np, V);
+    fp4rt_session *s = test_session(m, n_ctx, chunk), *r = test_session(m, n_ctx, chunk);
     int bad = 0;
     for (int j = 0; s && r && ids && vl && a && b && j <= NV; j++) {
         int k = FP4RT_MIN(cont, n_ctx - np - j); /* what still fits after the j tokens */
@@ -101,7 +85,7 @@ static void check_keep(fp4rt_model *m, const char *what, int np, int n_ctx, int 
         if (!st && kp) st = fp4rt_session_eval(s, c + kd, kp, a + (size_t)kd * V, 0);
         CHECK_MSG(!st, "%s: keep(%d): %s", what, j, fp4rt_last_error());
         fp4rt_session_free(r); /* the reference: a fresh session that saw only the j tokens */
-        r = new_session(m, n_ctx, chunk);
+        r = test_session(m, n_ctx, chunk);
         st = r ? fp4rt_session_eval(r, ids, np, NULL, 0) : FP4RT_OUT_OF_MEMORY;
         if (!st) st = decode(r, ids + np, j, vl);
         if (!st) st = decode(r, c, kd, b);
@@ -129,10 +113,10 @@ static void check_keep(fp4rt_model *m, const char *what, int np, int n_ctx, int 
 }
 
 static void check_refused(fp4rt_model *m) {
-    fp4rt_session *s = new_session(m, 64, 16);
+    fp4rt_session *s = test_session(m, 64, 16);
     float *lg = malloc((size_t)(NV + 1) * V * sizeof(float));
     int32_t ids[NV + 1];
-    fill_ids(ids, NV + 1, 5);
+    test_fill_ids(ids, NV + 1, 5, V);
     if (!s || !lg) goto out;
     CHECK(fp4rt_session_keep(s, 0) == FP4RT_INVALID_ARGUMENT); /* no verify */
     CHECK(strstr(fp4rt_last_error(), "no verify step") != NULL);
@@ -154,7 +138,7 @@ static void check_refused(fp4rt_model *m) {
     fp4rt_session_reset(s);
     CHECK(fp4rt_session_keep(s, 0) == FP4RT_INVALID_ARGUMENT);
     /* the end of the context */
-    fp4rt_session *t = new_session(m, 6, 16);
+    fp4rt_session *t = test_session(m, 6, 16);
     CHECK(t && !fp4rt_session_eval(t, ids, 3, NULL, 0));
     CHECK(t && fp4rt_session_verify(t, ids, 4, lg) == FP4RT_INVALID_ARGUMENT);
     CHECK(strstr(fp4rt_last_error(), "context full") != NULL);

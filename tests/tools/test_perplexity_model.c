@@ -16,20 +16,6 @@
 
 #include "runtime/tools/perplexity.h"
 
-static float *read_floats(const char *path, size_t n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    float *x = malloc(n * sizeof *x);
-    size_t got = fread(x, sizeof *x, n, f);
-    int extra = fgetc(f) != EOF;
-    fclose(f);
-    if (got != n || extra) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
-
 /* exp(mean NLL) of targets [first, n) predicted by ref rows [first - 1, n - 1). */
 static double ref_ppl(const float *ref, int V, const int32_t *ids, int first, int n, double *err) {
     fp4rt_ppl_acc a = {0};
@@ -89,7 +75,7 @@ static void test_trained(void) {
     int32_t *ids = test_read_tokens("tests/fixtures/qwen35-kjv-10m.tokens.txt", &n);
     const int V = 8192;
     float *ref =
-        ids ? read_floats("tests/fixtures/qwen35-kjv-10m.logits.bin", (size_t)n * V) : NULL;
+        ids ? test_read_floats("tests/fixtures/qwen35-kjv-10m.logits.bin", (size_t)n * V) : NULL;
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = "cpu";
     mp.n_threads = 2;
@@ -115,7 +101,7 @@ int main(void) {
     int n;
     int32_t *ids = test_read_tokens("tests/fixtures/tokens.txt", &n);
     const int V = 512;
-    float *ref = read_floats("tests/fixtures/tiny-bf16.logits.bin", (size_t)96 * V);
+    float *ref = test_read_floats("tests/fixtures/tiny-bf16.logits.bin", (size_t)96 * V);
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = "cpu";
     mp.n_threads = 2;

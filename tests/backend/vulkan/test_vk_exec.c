@@ -30,6 +30,7 @@
  * Skips (exit 0, "skipped: ...") when there is no Vulkan device. */
 #include "fp4rt.h"
 #include "tests/test_util.h"
+#include "tests/test_session_util.h"
 #include "tests/backend/vulkan/test_vk_util.h"
 
 #include "runtime/base/env.h"
@@ -66,21 +67,12 @@ static fp4rt_model *load(const char *dir, const char *dev, int profile) {
     return m;
 }
 
-static fp4rt_session *session(fp4rt_model *m, int n_ctx, int chunk) {
-    fp4rt_session_params sp = fp4rt_session_default_params();
-    sp.n_ctx = n_ctx;
-    sp.prefill_chunk = chunk;
-    fp4rt_session *s = fp4rt_session_create(m, &sp);
-    CHECK_MSG(s != NULL, "session: %s", fp4rt_last_error());
-    return s;
-}
-
 /* CPU reference: teacher-forced logits of tok[0..n), token by token. */
 static float *cpu_decode(const char *dir, const int32_t *tok, int n, int *V) {
     fp4rt_model *m = load(dir, "cpu", 0);
     if (!m) return NULL;
     *V = fp4rt_model_n_vocab(m);
-    fp4rt_session *s = session(m, 256, 64);
+    fp4rt_session *s = test_session(m, 256, 64);
     float *out = calloc((size_t)n * *V, sizeof(float));
     fp4rt_status st = s && out ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
     for (int i = 0; !st && i < n; i++) st = fp4rt_session_eval(s, tok + i, 1, out + (size_t)i * *V, 0);
@@ -110,7 +102,7 @@ static void test_replay(const char *dir, const char *dev, const int32_t *tok, in
     fp4rt_model *m = load(dir, dev, 1);
     if (!m || !ref_a || !ref_b) goto out;
     float *lg = malloc((size_t)V * sizeof(float));
-    fp4rt_session *a = session(m, 64, 16), *b = session(m, 64, 16);
+    fp4rt_session *a = test_session(m, 64, 16), *b = test_session(m, 64, 16);
     fp4rt_status st = a && b && lg ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
     char what[96];
     for (int i = 0; !st && i < half; i++) {
@@ -125,7 +117,7 @@ static void test_replay(const char *dir, const char *dev, const int32_t *tok, in
     CHECK_MSG(st == FP4RT_OK, "interleaved sessions: %s", fp4rt_last_error());
     fp4rt_session_free(b);
     /* a new session after a freed one: B's sequence again, prefill then decode */
-    fp4rt_session *c = session(m, 64, 16);
+    fp4rt_session *c = test_session(m, 64, 16);
     st = c ? fp4rt_session_eval(c, tok + half, 3, lg, 0) : FP4RT_OUT_OF_MEMORY;
     if (!st) compare("session C prefill", lg, ref_b + 2 * (size_t)V, (size_t)V);
     for (int i = 3; !st && i < half; i++) {
@@ -161,7 +153,7 @@ static void test_limit(const char *dir, const char *dev, const int32_t *tok, int
     g_log_len = 0;
     g_log[0] = 0;
     fp4rt_model *m = load(dir, dev, 0);
-    fp4rt_session *s = m ? session(m, 64, 48) : NULL;
+    fp4rt_session *s = m ? test_session(m, 64, 48) : NULL;
     unsetenv("FP4RT_VK_MAX_RANGE");
     fp4rt_env_reload();
     CHECK_MSG(strstr(g_log, "prefill chunk capped from 48 to"), "%s: the prefill chunk was not capped", dir);
@@ -260,7 +252,7 @@ static void test_generate(const char *dir, const char *dev, const int32_t *tok) 
     for (int k = 0; k < 2; k++) {
         memset(ids[k], 0xff, sizeof ids[k]);
         fp4rt_model *m = load(dir, k ? dev : "cpu", 0);
-        fp4rt_session *s = m ? session(m, 64, 16) : NULL;
+        fp4rt_session *s = m ? test_session(m, 64, 16) : NULL;
         fp4rt_generate_params gp = fp4rt_generate_default_params();
         gp.sampling.greedy = 1;
         gp.max_tokens = 24;
@@ -280,19 +272,11 @@ static void test_generate(const char *dir, const char *dev, const int32_t *tok) 
     CHECK_MSG(have[0] == have[1], "have_logits %d on the CPU, %d on %s", have[0], have[1], dev);
 }
 
-static void set_knob(const char *name, const char *value) {
-    if (value)
-        setenv(name, value, 1);
-    else
-        unsetenv(name);
-    fp4rt_env_reload();
-}
-
 /* Teacher-forced logits: a prefill of n - 8 tokens in chunks of 8 (every row),
  * then 8 decode steps; [n, V] floats. */
 static float *vk_logits(const char *dir, const char *dev, const int32_t *tok, int n, int *V) {
     fp4rt_model *m = load(dir, dev, 0);
-    fp4rt_session *s = m ? session(m, 256, 8) : NULL;
+    fp4rt_session *s = m ? test_session(m, 256, 8) : NULL;
     *V = m ? fp4rt_model_n_vocab(m) : 0;
     float *out = s ? calloc((size_t)n * *V, sizeof(float)) : NULL;
     fp4rt_status st = out ? fp4rt_session_eval(s, tok, n - 8, out, 1) : FP4RT_OUT_OF_MEMORY;
@@ -337,24 +321,24 @@ static void test_max_alloc(const char *dir, const char *dev, const int32_t *tok,
 
 static void test_timeout(const char *dir, const char *dev, const int32_t *tok, int n) {
     fp4rt_model *m = load(dir, dev, 0);
-    fp4rt_session *s = m ? session(m, 256, 128) : NULL;
+    fp4rt_session *s = m ? test_session(m, 256, 128) : NULL;
     int32_t *ids = malloc(128 * sizeof *ids);
     if (!s || !ids) goto done;
     for (int i = 0; i < 128; i++) ids[i] = tok[i % n];
     CHECK_MSG(fp4rt_session_eval(s, ids, 8, NULL, 0) == FP4RT_OK, "eval before: %s", fp4rt_last_error());
-    set_knob("FP4RT_VK_FENCE_TIMEOUT_MS", "1");
+    test_set_knob("FP4RT_VK_FENCE_TIMEOUT_MS", "1");
     fp4rt_status st = fp4rt_session_eval(s, ids, 128, NULL, 0);
     const char *e = fp4rt_last_error();
     CHECK_MSG(st == FP4RT_DEVICE, "a 128-token step under a 1 ms fence timeout: status %d (%s)", (int)st, e);
     CHECK_MSG(strstr(e, "did not finish within") && strstr(e, "step of 128 tokens"), "timeout error: %s", e);
-    set_knob("FP4RT_VK_FENCE_TIMEOUT_MS", NULL);
+    test_set_knob("FP4RT_VK_FENCE_TIMEOUT_MS", NULL);
     fp4rt_session_reset(s);
     st = fp4rt_session_eval(s, ids, 4, NULL, 0);
     e = fp4rt_last_error();
     CHECK_MSG(st == FP4RT_DEVICE && strstr(e, "lost or hung earlier"), "eval after the timeout: status %d (%s)",
               (int)st, e);
 done:
-    set_knob("FP4RT_VK_FENCE_TIMEOUT_MS", NULL);
+    test_set_knob("FP4RT_VK_FENCE_TIMEOUT_MS", NULL);
     free(ids);
     fp4rt_session_free(s);
     fp4rt_model_free(m);
