@@ -24,8 +24,8 @@ static void vk_destroy(void *vc) {
         c->vt.vkDeviceWaitIdle(c->dev);
         fp4rt_vk_profile_report(c);
         fp4rt_vk_profile_free(c);
-        fp4rt_buffer *bufs[] = {c->staging, c->dummy,    c->step_info, c->weights, c->xq,
-                                c->input,   c->rope_tab, c->pick,      c->mask, c->attn_ws,
+        fp4rt_buffer *bufs[] = {c->staging, c->dummy,    c->step_info, c->step_host, c->weights, c->xq,
+                                c->input,   c->input_host, c->rope_tab, c->pick, c->mask, c->attn_ws,
                                 c->topk_work, c->topk_pen, c->topk_out};
         for (size_t i = 0; i < FP4RT_ARRAY_LEN(bufs); i++) fp4rt_vk_buffer_destroy(c, bufs[i]);
         fp4rt_vk_pipelines_free(c);
@@ -44,8 +44,9 @@ fp4rt_status fp4rt_vk_backend_create(int index, void **out) {
     fp4rt_status st = fp4rt_vk_device_open(c, index);
     if (!st) st = fp4rt_vk_pipelines_init(c);
     if (!st) st = fp4rt_vk_buffer_create(c, 256, 0, "dummy binding", &c->dummy);
-    if (!st) st = fp4rt_vk_buffer_create(c, sizeof(vk_step_info), 1, "step info", &c->step_info);
-    if (!st) memset(c->step_info->mapped, 0, sizeof(vk_step_info));
+    if (!st) st = fp4rt_vk_buffer_create(c, sizeof(vk_step_info), 0, "step info", &c->step_info);
+    if (!st) st = fp4rt_vk_buffer_create(c, sizeof(vk_step_info), 1, "step info (host)", &c->step_host);
+    if (!st) memset(c->step_host->mapped, 0, sizeof(vk_step_info));
     if (!st) st = fp4rt_vk_coop_check(c);
     if (st) {
         vk_destroy(c);
@@ -190,12 +191,24 @@ static int vk_max_chunk(void *vc, const fp4rt_program *p) {
     return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
+/* The step's inputs into device-local memory at the start of its recording
+ * (replays copy them afresh): the step info every dispatch reads, and
+ * input_bytes of embedding rows (0: none). */
+static void record_step_inputs(vk_ctx *c, VkDeviceSize input_bytes) {
+    fp4rt_vk_cmd_copy(c, c->cmd, c->step_info, 0, c->step_host, 0, sizeof(vk_step_info));
+    if (input_bytes) fp4rt_vk_cmd_copy(c, c->cmd, c->input, 0, c->input_host, 0, input_bytes);
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_UNIFORM_READ_BIT | VK_ACCESS_SHADER_READ_BIT};
+    c->vt.vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb,
+                               0, NULL, 0, NULL);
+}
+
 /* Writes the step's embedding rows, converted to FP32 exactly as the CPU does
  * (cpu_elementwise.c), into the host-visible input buffer. */
 static void embed_rows(vk_ctx *c, const fp4rt_weights *w, const fp4rt_step *step) {
     if (!w->embed) return; /* a program without an embedding (op tests) */
     size_t h = (size_t)w->cfg.hidden, es = fp4rt_dtype_size(w->embed_dtype);
-    float *y = c->input->mapped;
+    float *y = c->input_host->mapped;
     for (int t = 0; t < step->n_tokens; t++, y += h) {
         const unsigned char *row = (const unsigned char *)w->embed + (size_t)step->tokens[t] * h * es;
         if (c->synthetic && fp4rt_weights_is_placeholder(w, row)) { /* BF16: generate the row in place */
@@ -237,7 +250,9 @@ static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp
     /* quantized rows, then the per-row post scales of W4A4 layers with act_dynamic */
     fp4rt_status st = ensure_buffer(c, &c->xq, (size_t)sb->chunk * ((max_k ? max_k : 1) + 1) * 4, 0,
                                     "quantized activations");
-    if (!st) st = ensure_buffer(c, &c->input, (size_t)sb->chunk * p->weights->cfg.hidden * 4, 1, "input rows");
+    if (!st) st = ensure_buffer(c, &c->input, (size_t)sb->chunk * p->weights->cfg.hidden * 4, 0, "input rows");
+    if (!st)
+        st = ensure_buffer(c, &c->input_host, (size_t)sb->chunk * p->weights->cfg.hidden * 4, 1, "input rows (host)");
     if (st) return st;
     if (rope && (!c->rope_tab || c->rope_ctx < sb->n_ctx || c->rope_dim != rope->rotary_dim ||
                  c->rope_theta != rope->rope_theta)) {
@@ -293,7 +308,7 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     if (!st && step->argmax_out) st = fp4rt_vk_argmax_prepare(c, step->argmax_valid, vocab);
     if (st) return st;
     /* the previous submission was waited for: the GPU reads no step info or input now */
-    vk_step_info *si = c->step_info->mapped;
+    vk_step_info *si = c->step_host->mapped;
     *si = (vk_step_info){.pos0 = (uint32_t)step->pos0, .n_tokens = (uint32_t)step->n_tokens};
     embed_rows(c, p->weights, step);
     int replay = step->n_tokens == 1 && !step->decode_rows; /* a verify step records its checkpoints */
@@ -313,6 +328,7 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     vk_step s = {.c = c, .p = p, .sb = sb, .step = &rec, .replay = replay};
     fp4rt_vk_set_work(c, "the step of %d tokens at position %d", step->n_tokens, step->pos0);
     st = replay ? fp4rt_vk_begin_step(c) : fp4rt_vk_begin(c);
+    if (!st) record_step_inputs(c, p->weights->embed ? (VkDeviceSize)step->n_tokens * p->weights->cfg.hidden * 4 : 0);
     if (!st) st = fp4rt_vk_profile_begin(c, p);
     for (int i = 0; !st && i < p->n_ops; i++) {
         const fp4rt_op *op = &p->ops[i];

@@ -162,13 +162,17 @@ typedef struct vk_ctx {
     uint64_t cache_loaded_sum;    /* its checksum: an unchanged cache is not rewritten */
 
     fp4rt_buffer *dummy;     /* bound to unused bindings */
-    fp4rt_buffer *step_info; /* host-visible vk_step_info, bound at FP4RT_VK_STEP_BINDING */
+    fp4rt_buffer *step_info; /* device-local vk_step_info, bound at FP4RT_VK_STEP_BINDING: every dispatch reads
+                                it, so it is copied from step_host at the start of each recorded step */
+    fp4rt_buffer *step_host; /* host-visible vk_step_info the host writes before a step */
     fp4rt_buffer *weights;   /* every tensor of the prepared program */
     vk_tensor *tensors;
     int n_tensors, cap_tensors;
     const fp4rt_program *prepared;
     fp4rt_buffer *xq;        /* quantized activations [chunk, max K] f32 */
-    fp4rt_buffer *input;     /* host-visible [chunk, hidden] f32: the step's embedding rows */
+    fp4rt_buffer *input;      /* device-local [chunk, hidden] f32: the step's embedding rows, copied from
+                                 input_host at the start of the step */
+    fp4rt_buffer *input_host; /* host-visible [chunk, hidden] f32: where the host writes them */
     fp4rt_buffer *pick;      /* host-visible [2] u32: greedy pick, NaN seen (vk_sample.c) */
     fp4rt_buffer *mask;      /* valid-id mask, a bit per id, of mask_host */
     const uint8_t *mask_host;
