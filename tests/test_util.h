@@ -128,7 +128,7 @@ static inline int test_tmpdir_count(const char *part) {
 static inline float *test_read_floats(const char *path, size_t n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
-    float *x = malloc(n * sizeof *x);
+    float *x = (float *)malloc(n * sizeof *x); /* (C++ too: the CUDA tests include this) */
     size_t got = x ? fread(x, sizeof *x, n, f) : 0;
     int extra = fgetc(f) != EOF;
     fclose(f);
