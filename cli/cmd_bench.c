@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 
 #include "runtime/engine/model.h"
+#include "runtime/engine/mtp.h"
 
 #include <math.h>
 #include <limits.h>
@@ -62,6 +63,59 @@ static fp4rt_status spec_run(fp4rt_model *m, const fp4rt_session_params *sp0, co
     return st;
 }
 
+static double median_of(double *x, int n) {
+    qsort(x, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+#define COST_REPS 15
+/* The costs speculation is made of, medians of COST_REPS after the prompt:
+ * a decode step on a session without MTP state (plain) and with it (the head
+ * fed the row), a verify step of k + 1 rows (then keep(1)), k drafts, 1 draft,
+ * the head fed one row alone (its step without the lm_head). */
+static fp4rt_status spec_costs(fp4rt_model *m, const fp4rt_session_params *sp0, const int32_t *prompt, int n_prompt,
+                               int k, double out[6]) {
+    fp4rt_session_params sp = *sp0;
+    sp.n_ctx = n_prompt + 4 * COST_REPS + k + 2;
+    fp4rt_session *s[2] = {fp4rt_session_create(m, &sp), NULL};
+    sp.mtp = 1;
+    s[1] = fp4rt_session_create(m, &sp);
+    int vocab = fp4rt_model_n_vocab(m);
+    float *lg = malloc((size_t)(k + 1) * vocab * sizeof(float));
+    fp4rt_status st = s[0] && s[1] && lg ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
+    double t[6][COST_REPS];
+    int32_t tok[FP4RT_SPEC_MAX_DRAFTS + 1] = {0}, d[FP4RT_SPEC_MAX_DRAFTS];
+    for (int i = 0; !st && i < 2; i++) st = fp4rt_session_eval(s[i], prompt, n_prompt, NULL, 0);
+    for (int r = 0; !st && r < COST_REPS; r++) {
+        for (int i = 0; !st && i < 2; i++) { /* decode steps */
+            double t0 = fp4rt_cli_now();
+            st = fp4rt_session_step1(s[i], prompt[r % n_prompt], lg);
+            t[i][r] = fp4rt_cli_now() - t0;
+        }
+        double t0 = fp4rt_cli_now();
+        if (!st) st = fp4rt_session_mtp_draft(s[1], prompt[r % n_prompt], k, NULL, d, NULL);
+        t[3][r] = fp4rt_cli_now() - t0;
+        t0 = fp4rt_cli_now();
+        if (!st) st = fp4rt_session_mtp_draft(s[1], prompt[r % n_prompt], 1, NULL, d, NULL);
+        t[4][r] = fp4rt_cli_now() - t0;
+        memcpy(tok + 1, d, sizeof(int32_t)); /* any tokens: the cost is the same */
+        t0 = fp4rt_cli_now(); /* the head fed the last row again (the same entries rewritten) */
+        int np = fp4rt_session_n_past(s[1]);
+        if (!st) st = fp4rt_session_mtp_after_step(s[1], &fp4rt_session_tokens(s[1])[np - 1], 1, np - 1);
+        t[5][r] = fp4rt_cli_now() - t0;
+        t0 = fp4rt_cli_now();
+        if (!st) st = fp4rt_session_verify(s[1], tok, k + 1, lg);
+        t[2][r] = fp4rt_cli_now() - t0;
+        if (!st) st = fp4rt_session_keep(s[1], 1);
+        if (!st) st = fp4rt_session_mtp_keep(s[1], fp4rt_session_n_past(s[1]));
+    }
+    for (int i = 0; !st && i < 6; i++) out[i] = median_of(t[i], COST_REPS);
+    fp4rt_session_free(s[0]);
+    fp4rt_session_free(s[1]);
+    free(lg);
+    return st;
+}
+
 /* --spec K: plain vs speculative decoding, printed. */
 static int bench_spec(fp4rt_model *m, const fp4rt_session_params *sp, const int32_t *prompt, int n_prompt, int n_gen,
                       int k) {
@@ -83,6 +137,15 @@ static int bench_spec(fp4rt_model *m, const fp4rt_session_params *sp, const int3
                rb.decode_seconds, spec, spec / plain, same ? "identical" : "DIFFER");
         printf("speculation      %s\n", fp4rt_cli_spec_stats(&rb, k, stats, sizeof stats) + 2);
         if (!same) rc = fp4rt_cli_error("bench --spec: speculative greedy output differs from plain");
+        double c[6];
+        if (!rc && (st = spec_costs(m, sp, prompt, n_prompt, k, c))) rc = fp4rt_cli_fail(st);
+        if (!rc) {
+            printf("step costs       (medians of %d) decode %.3f ms, with the MTP head fed %.3f ms; verify of %d rows "
+                   "%.3f ms = %.2f decode steps\n", COST_REPS, 1e3 * c[0], 1e3 * c[1], k + 1, 1e3 * c[2], c[2] / c[0]);
+            printf("                 drafts: %d in %.3f ms, 1 in %.3f ms; the head's step without lm_head %.3f ms "
+                   "(the feed), so the lm_head and logits are %.0f%% of a draft\n", k, 1e3 * c[3], 1e3 * c[4],
+                   1e3 * c[5], c[4] > 0 ? 100.0 * (1 - c[5] / c[4]) : 0.0);
+        }
     }
     free(a);
     free(b);
