@@ -226,21 +226,6 @@ static void lin_range(void *arg, long n0, long n1, int thread) {
         }
         return;
     }
-    const fp4rt_linear *l = j->l;
-    int simd_rows = fp4rt_cpu_simd_available() && l->n_in % 16 == 0 &&
-                    (l->fmt == FP4RT_W_BF16 || l->fmt == FP4RT_W_FP8 || l->fmt == FP4RT_W_NVFP4 ||
-                     l->fmt == FP4RT_W_NVFP4_W4A4);
-    if (simd_rows) { /* rows in groups: each weight decoded once per group */
-        float v[FP4RT_CPU_ROWS];
-        for (long n = n0; n < n1; n++)
-            for (int r0 = 0; r0 < j->n_rows; r0 += FP4RT_CPU_ROWS) {
-                int g = FP4RT_MIN(FP4RT_CPU_ROWS, j->n_rows - r0);
-                fp4rt_cpu_rows_dot_simd(l, (int)n, j->x + (size_t)r0 * j->x_stride, j->x_stride, g, v);
-                for (int r = 0; r < g; r++)
-                    j->y[(size_t)(r0 + r) * j->y_stride + n] = v[r] * (j->row_post ? j->row_post[r0 + r] : j->post);
-            }
-        return;
-    }
     for (long n = n0; n < n1; n++) {
         decode_row(j->l, (int)n, w);
         for (int r = 0; r < j->n_rows; r++)

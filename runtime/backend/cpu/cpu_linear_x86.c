@@ -77,68 +77,6 @@ TARGET static float dot_bf16(const unsigned char *r, const float *x, int K) {
     return reduce(a0, a1);
 }
 
-/* The multi-row kernels: one weight decode per 16 weights for up to
- * FP4RT_CPU_ROWS rows, each row accumulated exactly as the one-row kernels do
- * (its own two 8-lane accumulators, the same products and reduction). */
-#define ROWS_BODY(...)                                                                             \
-    __m256 a0[FP4RT_CPU_ROWS], a1[FP4RT_CPU_ROWS];                                                 \
-    for (int r = 0; r < R; r++) a0[r] = a1[r] = _mm256_setzero_ps();                               \
-    for (int k = 0; k < K; k += 16) {                                                              \
-        __m256 w0, w1;                                                                             \
-        __VA_ARGS__;                                                                               \
-        for (int r = 0; r < R; r++) {                                                              \
-            const float *xr = x + (size_t)r * xs + k;                                              \
-            a0[r] = _mm256_add_ps(a0[r], _mm256_mul_ps(w0, _mm256_loadu_ps(xr)));                  \
-            a1[r] = _mm256_add_ps(a1[r], _mm256_mul_ps(w1, _mm256_loadu_ps(xr + 8)));              \
-        }                                                                                          \
-    }                                                                                              \
-    for (int r = 0; r < R; r++) out[r] = reduce(a0[r], a1[r]);
-
-TARGET static void rows_nvfp4(const uint8_t *rw, const uint8_t *sb, const float *x, size_t xs, int R, int K,
-                              float *out) {
-    const __m128i table = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
-    const __m128i low4 = _mm_set1_epi8(0x0f);
-    ROWS_BODY({
-        __m128i b = _mm_loadl_epi64((const __m128i *)(rw + k / 2));
-        __m128i lo = _mm_and_si128(b, low4), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low4);
-        __m128i v = _mm_shuffle_epi8(table, _mm_unpacklo_epi8(lo, hi));
-        __m256 half = _mm256_set1_ps(0.5f * fp4rt_e4m3_table[sb[k / 16]]);
-        w0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), half);
-        w1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), half);
-    })
-}
-
-TARGET static void rows_fp8(const uint8_t *rw, const float *x, size_t xs, int R, int K, float *out) {
-    ROWS_BODY({
-        w0 = e4m3x8(rw + k);
-        w1 = e4m3x8(rw + k + 8);
-    })
-}
-
-TARGET static void rows_bf16(const unsigned char *rw, const float *x, size_t xs, int R, int K, float *out) {
-    ROWS_BODY({
-        w0 = bf16x8(rw + 2 * (size_t)k);
-        w1 = bf16x8(rw + 2 * (size_t)k + 16);
-    })
-}
-
-int fp4rt_cpu_rows_dot_simd(const fp4rt_linear *l, int n, const float *x, size_t x_stride, int rows, float *out) {
-    int K = l->n_in;
-    if (K % 16 || rows < 1 || rows > FP4RT_CPU_ROWS) return 0;
-    switch (l->fmt) {
-    case FP4RT_W_NVFP4:
-    case FP4RT_W_NVFP4_W4A4:
-        rows_nvfp4((const uint8_t *)l->weight + (size_t)n * (K / 2), l->block_scale + (size_t)n * (K / 16), x,
-                   x_stride, rows, K, out);
-        return 1;
-    case FP4RT_W_FP8: rows_fp8((const uint8_t *)l->weight + (size_t)n * K, x, x_stride, rows, K, out); return 1;
-    case FP4RT_W_BF16:
-        rows_bf16((const unsigned char *)l->weight + (size_t)n * K * 2, x, x_stride, rows, K, out);
-        return 1;
-    default: return 0;
-    }
-}
-
 int fp4rt_cpu_simd_available(void) {
     static int cached = -1;
     if (cached < 0) {
@@ -174,10 +112,6 @@ int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *
 int fp4rt_cpu_simd_available(void) { return 0; }
 int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *out) {
     (void)l, (void)n, (void)x, (void)out;
-    return 0;
-}
-int fp4rt_cpu_rows_dot_simd(const fp4rt_linear *l, int n, const float *x, size_t x_stride, int rows, float *out) {
-    (void)l, (void)n, (void)x, (void)x_stride, (void)rows, (void)out;
     return 0;
 }
 #endif

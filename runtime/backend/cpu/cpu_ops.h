@@ -110,11 +110,5 @@ void fp4rt_gdn_chunked(int T, int chunk, int dk, int dv, const float *q, const f
 float fp4rt_cpu_row_dot(const fp4rt_linear *l, int n, const float *x);
 int fp4rt_cpu_simd_available(void);
 int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *out);
-/* The same for rows 0 .. rows - 1 of x (x_stride floats apart), rows <= FP4RT_CPU_ROWS:
- * out[r] bit-identical to fp4rt_cpu_row_dot_simd of row r, each weight decoded
- * once for all rows (the multi-token path: a verify step's rows, prefill).
- * Returns 0 (nothing written) where fp4rt_cpu_row_dot_simd would. */
-#define FP4RT_CPU_ROWS 8
-int fp4rt_cpu_rows_dot_simd(const fp4rt_linear *l, int n, const float *x, size_t x_stride, int rows, float *out);
 
 #endif
