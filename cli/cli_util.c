@@ -253,3 +253,27 @@ int fp4rt_cli_check_out_path(const char *opt, const char *path, int is_dir) {
     free(copy);
     return rc;
 }
+
+int fp4rt_cli_spec_opt(int argc, char **argv, int *i, fp4rt_generate_params *gp, fp4rt_session_params *session) {
+    const char *v = fp4rt_cli_opt(argc, argv, i, "--spec");
+    if (!v) return 0;
+    if (strncmp(v, "mtp", 3) || (v[3] && v[3] != ':'))
+        fp4rt_cli_bad_exit("--spec: '%s' is not mtp or mtp:K (the checkpoint's MTP head drafts)", v);
+    gp->spec_drafts = v[3] ? (int)fp4rt_cli_parse_range("--spec mtp:K", v + 4, 1, FP4RT_SPEC_MAX_DRAFTS)
+                           : FP4RT_CLI_SPEC_K;
+    session->mtp = 1;
+    return 1;
+}
+
+const char *fp4rt_cli_spec_stats(const fp4rt_generate_result *r, int k, char *buf, size_t n) {
+    buf[0] = 0;
+    if (k <= 0 || n < 2) return buf;
+    size_t u = (size_t)snprintf(buf, n, "; MTP K=%d: %d verify steps, %d of %d drafts accepted (%.1f%%), %.2f tokens "
+                                "per step, per draft position", k, r->spec_steps, r->spec_accepted, r->spec_drafted,
+                                r->spec_drafted ? 100.0 * r->spec_accepted / r->spec_drafted : 0.0,
+                                r->spec_steps ? r->spec_accept_len : 0.0);
+    for (int j = 0; j < k && j < FP4RT_SPEC_MAX_DRAFTS && u < n; j++)
+        u += (size_t)snprintf(buf + u, n - u, " %.0f%%",
+                              r->spec_drafted_at[j] ? 100.0 * r->spec_accepted_at[j] / r->spec_drafted_at[j] : 0.0);
+    return buf;
+}

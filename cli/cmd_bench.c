@@ -6,10 +6,16 @@
  * before and after decoding, divided by the bytes one
  * decode step reads (weights + GDN state read and written + the KV cache at
  * the mean decode position). The percentage compares the median decode step
- * with that limit, so one slow step on a shared machine does not decide it. */
+ * with that limit, so one slow step on a shared machine does not decide it.
+ * --spec K adds speculative decoding with the MTP head: greedy fp4rt_generate
+ * of --gen tokens after the prompt, plain (a session without MTP state) then
+ * with K drafts per verify step (a session with it), each on a fresh session:
+ * decode tokens/s of both, the speedup, the acceptance statistics, and whether
+ * the outputs are identical (they must be). */
 #include "cli/commands.h"
 
 #include "runtime/engine/model.h"
+#include "runtime/engine/mtp.h"
 
 #include <math.h>
 #include <limits.h>
@@ -18,7 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *k_usage = "--model DIR | --synthetic NAME [--recipe R] [--prompt N] [--gen N] [--seed S]\n    "
+static const char *k_usage = "--model DIR | --synthetic NAME [--recipe R] [--prompt N] [--gen N] [--seed S] [--spec K]\n"
+                             "    [--tokens 1,2,3|@FILE] "
                              FP4RT_CLI_MODEL_USAGE;
 
 /* The backend's own bandwidth measurement (backend.h); 0 when it has none. */
@@ -36,10 +43,119 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Greedy generation of n_gen tokens after the prompt on a fresh session (mtp
+ * state when k > 0), K drafts per verify step; ids [n_gen]. */
+static fp4rt_status spec_run(fp4rt_model *m, const fp4rt_session_params *sp0, const int32_t *prompt, int n_prompt,
+                             int n_gen, int k, int32_t *ids, fp4rt_generate_result *res) {
+    fp4rt_session_params sp = *sp0;
+    sp.mtp = k > 0;
+    fp4rt_session *s = fp4rt_session_create(m, &sp);
+    if (!s) return FP4RT_OUT_OF_MEMORY;
+    fp4rt_generate_params gp = fp4rt_generate_default_params();
+    gp.sampling.greedy = 1;
+    gp.max_tokens = n_gen;
+    gp.ignore_eos = 1;
+    gp.spec_drafts = k;
+    gp.output_ids = ids;
+    gp.output_cap = (size_t)n_gen;
+    fp4rt_status st = fp4rt_generate(s, prompt, (size_t)n_prompt, &gp, NULL, NULL, res);
+    fp4rt_session_free(s);
+    return st;
+}
+
+static double median_of(double *x, int n) {
+    qsort(x, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+#define COST_REPS 15
+/* The costs speculation is made of, medians of COST_REPS after the prompt:
+ * a decode step on a session without MTP state (plain) and with it (the head
+ * fed the row), a verify step of k + 1 rows (then keep(1)), k drafts, 1 draft,
+ * the head fed one row alone (its step without the lm_head). */
+static fp4rt_status spec_costs(fp4rt_model *m, const fp4rt_session_params *sp0, const int32_t *prompt, int n_prompt,
+                               int k, double out[6]) {
+    fp4rt_session_params sp = *sp0;
+    sp.n_ctx = n_prompt + 4 * COST_REPS + k + 2;
+    fp4rt_session *s[2] = {fp4rt_session_create(m, &sp), NULL};
+    sp.mtp = 1;
+    s[1] = fp4rt_session_create(m, &sp);
+    int vocab = fp4rt_model_n_vocab(m);
+    float *lg = malloc((size_t)(k + 1) * vocab * sizeof(float));
+    fp4rt_status st = s[0] && s[1] && lg ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
+    double t[6][COST_REPS];
+    int32_t tok[FP4RT_SPEC_MAX_DRAFTS + 1] = {0}, d[FP4RT_SPEC_MAX_DRAFTS];
+    for (int i = 0; !st && i < 2; i++) st = fp4rt_session_eval(s[i], prompt, n_prompt, NULL, 0);
+    for (int r = 0; !st && r < COST_REPS; r++) {
+        for (int i = 0; !st && i < 2; i++) { /* decode steps */
+            double t0 = fp4rt_cli_now();
+            st = fp4rt_session_step1(s[i], prompt[r % n_prompt], lg);
+            t[i][r] = fp4rt_cli_now() - t0;
+        }
+        double t0 = fp4rt_cli_now();
+        if (!st) st = fp4rt_session_mtp_draft(s[1], prompt[r % n_prompt], k, NULL, d, NULL);
+        t[3][r] = fp4rt_cli_now() - t0;
+        t0 = fp4rt_cli_now();
+        if (!st) st = fp4rt_session_mtp_draft(s[1], prompt[r % n_prompt], 1, NULL, d, NULL);
+        t[4][r] = fp4rt_cli_now() - t0;
+        memcpy(tok + 1, d, sizeof(int32_t)); /* any tokens: the cost is the same */
+        t0 = fp4rt_cli_now(); /* the head fed the last row again (the same entries rewritten) */
+        int np = fp4rt_session_n_past(s[1]);
+        if (!st) st = fp4rt_session_mtp_after_step(s[1], &fp4rt_session_tokens(s[1])[np - 1], 1, np - 1);
+        t[5][r] = fp4rt_cli_now() - t0;
+        t0 = fp4rt_cli_now();
+        if (!st) st = fp4rt_session_verify(s[1], tok, k + 1, lg);
+        t[2][r] = fp4rt_cli_now() - t0;
+        if (!st) st = fp4rt_session_keep(s[1], 1);
+        if (!st) st = fp4rt_session_mtp_keep(s[1], fp4rt_session_n_past(s[1]));
+    }
+    for (int i = 0; !st && i < 6; i++) out[i] = median_of(t[i], COST_REPS);
+    fp4rt_session_free(s[0]);
+    fp4rt_session_free(s[1]);
+    free(lg);
+    return st;
+}
+
+/* --spec K: plain vs speculative decoding, printed. */
+static int bench_spec(fp4rt_model *m, const fp4rt_session_params *sp, const int32_t *prompt, int n_prompt, int n_gen,
+                      int k) {
+    int32_t *a = calloc((size_t)n_gen, sizeof *a), *b = calloc((size_t)n_gen, sizeof *b);
+    fp4rt_generate_result ra, rb;
+    fp4rt_status st = a && b ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
+    if (!st) st = spec_run(m, sp, prompt, n_prompt, n_gen, 0, a, &ra);
+    if (!st) st = spec_run(m, sp, prompt, n_prompt, n_gen, k, b, &rb);
+    int rc = 0;
+    if (st) {
+        rc = fp4rt_cli_fail(st);
+    } else {
+        double plain = ra.n_generated / ra.decode_seconds, spec = rb.n_generated / rb.decode_seconds;
+        int same = ra.n_generated == rb.n_generated && !memcmp(a, b, (size_t)ra.n_generated * sizeof *a);
+        char stats[512];
+        printf("generate plain   %d tokens (greedy) in %.3f s: %.2f tokens/s\n", ra.n_generated, ra.decode_seconds,
+               plain);
+        printf("generate MTP K=%d %d tokens in %.3f s: %.2f tokens/s, %.2fx plain; outputs %s\n", k, rb.n_generated,
+               rb.decode_seconds, spec, spec / plain, same ? "identical" : "DIFFER");
+        printf("speculation      %s\n", fp4rt_cli_spec_stats(&rb, k, stats, sizeof stats) + 2);
+        if (!same) rc = fp4rt_cli_error("bench --spec: speculative greedy output differs from plain");
+        double c[6];
+        if (!rc && (st = spec_costs(m, sp, prompt, n_prompt, k, c))) rc = fp4rt_cli_fail(st);
+        if (!rc) {
+            printf("step costs       (medians of %d) decode %.3f ms, with the MTP head fed %.3f ms; verify of %d rows "
+                   "%.3f ms = %.2f decode steps\n", COST_REPS, 1e3 * c[0], 1e3 * c[1], k + 1, 1e3 * c[2], c[2] / c[0]);
+            printf("                 drafts: %d in %.3f ms, 1 in %.3f ms; the head's step without lm_head %.3f ms "
+                   "(the feed), so the lm_head and logits are %.0f%% of a draft\n", k, 1e3 * c[3], 1e3 * c[4],
+                   1e3 * c[5], c[4] > 0 ? 100.0 * (1 - c[5] / c[4]) : 0.0);
+        }
+    }
+    free(a);
+    free(b);
+    return rc;
+}
+
 int fp4rt_cmd_bench(int argc, char **argv) {
     fp4rt_cli_model_opts o = {0};
-    long n_prompt = 128, n_gen = 32, seed = 1;
-    const char *v, *synthetic = NULL, *recipe = NULL;
+    long n_prompt = 128, n_gen = 32, seed = 1, spec_k = 0;
+    const char *v, *synthetic = NULL, *recipe = NULL, *tokens = NULL;
     for (int i = 1; i < argc; i++) {
         if (fp4rt_cli_model_opt(argc, argv, &i, &o)) continue;
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--prompt"))) n_prompt = fp4rt_cli_parse_range("--prompt", v, 1, INT_MAX / 2);
@@ -47,14 +163,24 @@ int fp4rt_cmd_bench(int argc, char **argv) {
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--seed"))) seed = fp4rt_cli_parse_long("--seed", v);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--synthetic"))) synthetic = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--recipe"))) recipe = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--tokens"))) tokens = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--spec"))) spec_k = fp4rt_cli_parse_range("--spec", v, 1, FP4RT_SPEC_MAX_DRAFTS);
         else return fp4rt_cli_unknown(k_usage, argv[i]);
     }
     if (!o.model == !synthetic) return fp4rt_cli_bad("bench: give one of --model and --synthetic");
     if (recipe && !synthetic) return fp4rt_cli_bad("bench: --recipe applies to --synthetic only");
+    if (spec_k && synthetic) return fp4rt_cli_bad("bench: --spec needs --model (a trained MTP head: random drafts are never accepted)");
+    int32_t *given = NULL; /* --tokens: the prompt (else random ids) */
+    int n_given = 0;
+    if (tokens && fp4rt_cli_parse_tokens(tokens, &given, &n_given)) return 1;
+    if (given) n_prompt = n_given;
     if (o.session.n_ctx == 0) o.session.n_ctx = (int)(n_prompt + n_gen);
     fp4rt_model *m;
     fp4rt_session *s;
-    if (synthetic ? fp4rt_cli_open_synthetic(&o, synthetic, recipe, seed, &m, &s) : fp4rt_cli_open(&o, &m, &s)) return 1;
+    if (synthetic ? fp4rt_cli_open_synthetic(&o, synthetic, recipe, seed, &m, &s) : fp4rt_cli_open(&o, &m, &s)) {
+        free(given);
+        return 1;
+    }
     int vocab = fp4rt_model_n_vocab(m), rc = 0;
     int32_t *ids = malloc((size_t)n_prompt * sizeof *ids);
     float *logits = malloc((size_t)vocab * sizeof(float));
@@ -66,6 +192,13 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     for (long i = 0; i < n_prompt; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         ids[i] = (int32_t)(x % (uint64_t)vocab);
+    }
+    for (int i = 0; i < n_given; i++) {
+        if (given[i] < 0 || given[i] >= vocab) {
+            rc = fp4rt_cli_error("--tokens: id %d at index %d is outside the vocabulary [0, %d)", given[i], i, vocab);
+            goto done;
+        }
+        ids[i] = given[i];
     }
     double t0 = fp4rt_cli_now();
     fp4rt_status st = fp4rt_session_eval(s, ids, (int)n_prompt, logits, 0);
@@ -133,7 +266,9 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     printf("bandwidth limit  %.2f tokens/s\n", limit_tps);
     printf("decode reaches   %.1f%% of the bandwidth limit (median step)\n",
            limit_tps > 0 ? 100.0 * decode_tps / limit_tps : 0);
+    if (spec_k) rc = bench_spec(m, &o.session, ids, (int)n_prompt, (int)n_gen, (int)spec_k);
 done:
+    free(given);
     free(ids);
     free(logits);
     fp4rt_session_free(s);

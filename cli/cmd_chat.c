@@ -201,9 +201,11 @@ static void say(chat *c, const char *message) {
     }
     if (g_interrupted) fprintf(stderr, "fp4rt chat: reply stopped (Ctrl-C); it stays in the history\n");
     g_interrupted = 0;
-    fprintf(stderr, "fp4rt: %d new prompt tokens (%.1f tokens/s), %d generated (%.2f tokens/s)\n", res.n_prompt,
+    char spec[512];
+    fprintf(stderr, "fp4rt: %d new prompt tokens (%.1f tokens/s), %d generated (%.2f tokens/s)%s\n", res.n_prompt,
             res.prefill_seconds > 0 ? res.n_prompt / res.prefill_seconds : 0.0, res.n_generated,
-            res.decode_seconds > 0 ? res.n_generated / res.decode_seconds : 0.0);
+            res.decode_seconds > 0 ? res.n_generated / res.decode_seconds : 0.0,
+            fp4rt_cli_spec_stats(&res, c->gp.spec_drafts, spec, sizeof spec));
     if (add_turn(c, strdup("assistant"), out.answer.s ? out.answer.s : strdup(""), out.reasoning.s))
         fp4rt_cli_error("out of memory");
     if (res.stop_reason == FP4RT_STOP_CONTEXT)
@@ -263,7 +265,8 @@ int fp4rt_cmd_chat(int argc, char **argv) {
     chat c = {.gp = fp4rt_generate_default_params(), .cp = fp4rt_chat_default_params(), .cap = 16};
     const char *system = NULL, *v;
     for (int i = 1; i < argc; i++) {
-        if (fp4rt_cli_model_opt(argc, argv, &i, &o) || fp4rt_cli_sampling_opt(argc, argv, &i, &c.gp.sampling))
+        if (fp4rt_cli_model_opt(argc, argv, &i, &o) || fp4rt_cli_sampling_opt(argc, argv, &i, &c.gp.sampling) ||
+            fp4rt_cli_spec_opt(argc, argv, &i, &c.gp, &o.session))
             continue;
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--system"))) system = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "-n"))) c.gp.max_tokens = (int)fp4rt_cli_parse_range("-n", v, 0, INT_MAX / 2);

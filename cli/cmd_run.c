@@ -28,7 +28,8 @@ int fp4rt_cmd_run(int argc, char **argv) {
     fp4rt_thinking think = FP4RT_THINKING_DEFAULT;
     long n_gen = -1;
     for (int i = 1; i < argc; i++) {
-        if (fp4rt_cli_model_opt(argc, argv, &i, &o) || fp4rt_cli_sampling_opt(argc, argv, &i, &gp.sampling))
+        if (fp4rt_cli_model_opt(argc, argv, &i, &o) || fp4rt_cli_sampling_opt(argc, argv, &i, &gp.sampling) ||
+            fp4rt_cli_spec_opt(argc, argv, &i, &gp, &o.session))
             continue;
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--tokens"))) tokens_spec = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--prompt"))) prompt = v;
@@ -123,11 +124,13 @@ int fp4rt_cmd_run(int argc, char **argv) {
         fp4rt_cli_stdout_failed(); /* flushed: the text ends before the stats line on a shared terminal or pipe */
         static const char *const reasons[] = {"end of generation", "stop string", "max tokens", "context full",
                                               "callback"};
+        char spec[512];
         fprintf(stderr,
-                "fp4rt: prompt %d tokens, prefill %.2f tokens/s; generated %d tokens, decode %.2f tokens/s; "
+                "fp4rt: prompt %d tokens, prefill %.2f tokens/s; generated %d tokens, decode %.2f tokens/s%s; "
                 "stop: %s; device %s\n",
                 res.n_prompt, res.prefill_seconds > 0 ? res.n_prompt / res.prefill_seconds : 0.0, res.n_generated,
-                res.decode_seconds > 0 ? res.n_generated / res.decode_seconds : 0.0, reasons[res.stop_reason],
+                res.decode_seconds > 0 ? res.n_generated / res.decode_seconds : 0.0,
+                fp4rt_cli_spec_stats(&res, gp.spec_drafts, spec, sizeof spec), reasons[res.stop_reason],
                 fp4rt_model_device(m));
     }
     free(out_ids);

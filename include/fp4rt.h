@@ -134,8 +134,8 @@ typedef struct fp4rt_session_params {
                                   memory so that a cancel can restore it */
     void *eval_progress_user;
     int mtp; /* 1: keep the state of the checkpoint's MTP head (its KV cache, the last
-                hidden states) so that the session can draft tokens with it (engine
-                internal for now: runtime/engine/mtp.h); every step then also runs the
+                hidden states) so that the session can draft tokens with it
+                (fp4rt_generate_params.spec_drafts); every step then also runs the
                 head over its rows. The model must have an MTP head (else the session
                 is not created). 0: none */
 } fp4rt_session_params;
@@ -303,7 +303,18 @@ typedef struct fp4rt_generate_params {
     int reasoning_open;           /* 1: the prompt ends inside <think> (thinking on): output starts as reasoning */
     int32_t *output_ids;          /* optional: every sampled id (up to output_cap) is stored here */
     size_t output_cap;
+    int spec_drafts;              /* speculative decoding with the checkpoint's MTP head: K drafts
+                                     (1 .. FP4RT_SPEC_MAX_DRAFTS) per verify step; the session must
+                                     be created with fp4rt_session_params.mtp = 1. The output is the
+                                     same: greedy gives exactly the tokens of plain decoding, sampling
+                                     the same distribution (speculative sampling: a draft d is kept
+                                     with probability min(1, p(d) / q(d)), else the token is drawn
+                                     from max(0, p - q), with every sampler setting applied to the
+                                     model's p and the head's q), but with another RNG use than plain
+                                     sampling for the same seed. 0 = off */
 } fp4rt_generate_params;
+
+#define FP4RT_SPEC_MAX_DRAFTS 5
 
 typedef struct fp4rt_generate_result {
     int n_prompt;            /* prompt tokens evaluated by this call */
@@ -311,6 +322,13 @@ typedef struct fp4rt_generate_result {
     double prefill_seconds;
     double decode_seconds;
     fp4rt_stop_reason stop_reason;
+    /* Speculative decoding (spec_drafts > 0; all 0 otherwise): */
+    int spec_steps;          /* verify steps (draft-and-verify rounds) */
+    int spec_drafted;        /* drafts verified */
+    int spec_accepted;       /* drafts accepted */
+    double spec_accept_len;  /* mean tokens a verify step gave: 1 + spec_accepted / spec_steps */
+    int spec_drafted_at[FP4RT_SPEC_MAX_DRAFTS];  /* per draft position j (0: the first draft of a */
+    int spec_accepted_at[FP4RT_SPEC_MAX_DRAFTS]; /* step): drafts verified there, accepted there */
 } fp4rt_generate_result;
 
 FP4RT_API fp4rt_sampling_params fp4rt_sampling_default_params(void);

@@ -4,6 +4,7 @@
  * reasoning = 1, the answer with reasoning = 0, the think tokens themselves are
  * not reported, and the newlines the template puts after </think> are dropped. */
 #include "runtime/engine/model.h"
+#include "runtime/engine/speculate.h"
 
 #include "runtime/base/common.h"
 #include "runtime/text/sampler.h"
@@ -136,6 +137,9 @@ static fp4rt_status check_params(const fp4rt_generate_params *p) {
     if (p->output_cap && !p->output_ids)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate_params.output_ids is NULL with output_cap = %zu",
                           p->output_cap);
+    if (p->spec_drafts < 0 || p->spec_drafts > FP4RT_SPEC_MAX_DRAFTS)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate_params.spec_drafts = %d: expected 0 (off) or 1 .. %d",
+                          p->spec_drafts, FP4RT_SPEC_MAX_DRAFTS);
     return fp4rt_sampling_check(&p->sampling);
 }
 
@@ -169,6 +173,13 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
     fp4rt_sampler smp;
     st = fp4rt_sampler_init(&smp, &sp, m->weights->cfg.vocab, m->valid_ids);
     if (st) return st;
+    /* speculative decoding (speculate.h): drafts by the MTP head, verify steps */
+    int spec = params->spec_drafts > 0;
+    fp4rt_spec sx = {0};
+    if (spec && (st = fp4rt_spec_init(&sx, s, params->spec_drafts, &smp, &sp, &res))) {
+        fp4rt_sampler_free(&smp);
+        return st;
+    }
     for (int i = 0; i < s->n_past + s->pending; i++) fp4rt_sampler_accept(&smp, s->history[i], 0);
     for (size_t i = 0; i < n; i++) fp4rt_sampler_accept(&smp, prompt[i], 0);
 
@@ -191,13 +202,13 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
     char piece[2048];
     /* greedy without penalties on a backend that picks on the device: a decode
      * step downloads one id (the same the sampler would pick), not the logits */
-    int device_pick = sp.greedy && sp.repetition_penalty == 1.0f && sp.presence_penalty == 0 &&
+    int device_pick = !spec && sp.greedy && sp.repetition_penalty == 1.0f && sp.presence_penalty == 0 &&
                       sp.frequency_penalty == 0 && m->backend->argmax;
     /* otherwise sampling (or greedy with penalties) with top-k within the
      * device's reach: a decode step downloads k candidates, from which the
      * sampler draws the token it would draw from the full logits */
     fp4rt_topk_request req;
-    int device_topk = !device_pick && m->backend->top_k && fp4rt_sampler_topk_request(&smp, &req);
+    int device_topk = !spec && !device_pick && m->backend->top_k && fp4rt_sampler_topk_request(&smp, &req);
     float cand_vals[FP4RT_TOPK_MAX];
     int32_t cand_ids[FP4RT_TOPK_MAX];
     int32_t next = -1; /* the device's pick for the next token, -1: sample the logits */
@@ -209,17 +220,18 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
             res.stop_reason = FP4RT_STOP_MAX_TOKENS;
             break;
         }
-        if (s->n_past >= s->sb.n_ctx) { /* no room for another token */
+        if ((spec ? fp4rt_spec_n_past(&sx) : s->n_past) >= s->sb.n_ctx) { /* no room for another token */
             res.stop_reason = FP4RT_STOP_CONTEXT;
             break;
         }
-        if (next < 0 && !cands && logits_nan(m, s->last_logits)) {
+        if (next < 0 && !cands && logits_nan(m, spec ? fp4rt_spec_logits(&sx) : s->last_logits)) {
             st = fp4rt_fail(FP4RT_NUMERIC,
                             "generation step %d (position %d): logits are NaN (bad weights? run fp4rt inspect --check)",
-                            res.n_generated, s->n_past);
+                            res.n_generated, spec ? fp4rt_spec_n_past(&sx) : s->n_past);
             break;
         }
-        id = next >= 0 ? next
+        id = spec         ? fp4rt_spec_sample(&sx)
+             : next >= 0 ? next
              : cands   ? fp4rt_sampler_sample_topk(&smp, cand_vals, cand_ids, req.k)
                        : fp4rt_sampler_sample(&smp, s->last_logits);
         next = -1;
@@ -260,6 +272,11 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
         }
         int32_t tok = id;
         id = -1; /* evaluated below (on failure the session needs a reset anyway) */
+        if (spec) {
+            st = fp4rt_spec_advance(&sx, tok);
+            if (st) break;
+            continue;
+        }
         if (device_pick) {
             st = fp4rt_session_eval_pick(s, tok, &next);
             if (st) break;
@@ -275,6 +292,10 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
         st = fp4rt_session_eval(s, &tok, 1, s->last_logits, 0);
         if (st) break;
         s->have_logits = 1;
+    }
+    if (spec) { /* the session keeps the verified rows plain decoding would have evaluated */
+        fp4rt_status fst = fp4rt_spec_finish(&sx, id >= 0);
+        if (!st) st = fst;
     }
     if (id >= 0) { /* the last token sampled is held, not evaluated (fp4rt.h) */
         s->history[s->n_past] = id;
@@ -292,6 +313,7 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
     free(str.held);
     res.decode_seconds = now() - t0;
 done:
+    if (spec) fp4rt_spec_free(&sx);
     fp4rt_sampler_free(&smp);
     if (result) *result = res;
     return st;

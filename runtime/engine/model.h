@@ -49,6 +49,8 @@ struct fp4rt_session {
     int eval_total;              /* tokens of the evaluation in progress (for progress) */
     fp4rt_memory_plan allocated; /* what was really allocated (bytes) */
     struct fp4rt_mtp_state *mtp; /* NULL unless fp4rt_session_params.mtp (runtime/engine/mtp.c) */
+    int spec_corrupt_draft;      /* tests only: j >= 1 replaces draft j of every speculative step by
+                                    the next id (runtime/engine/speculate.h); 0 off */
     /* Verify-step rollback (session_state.c): sb.ckpt, the GDN state
      * checkpoints, is allocated on the first fp4rt_session_verify. */
     int verify_pos0, verify_n; /* the last verify's rows, while fp4rt_session_keep may follow; n 0: none */

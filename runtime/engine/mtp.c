@@ -13,8 +13,9 @@ typedef struct fp4rt_mtp_state {
     int hidden;
     /* The main model's final-normed hidden states of positions rows_pos0 ..
      * rows_pos0 + rows_n - 1 (the row before the last main step, then its rows). */
-    float *rows; /* [main chunk + 1, hidden] */
+    float *rows; /* [cap, hidden] */
     int rows_pos0, rows_n;
+    int cap;     /* rows held: the main chunk or a verify step's rows (1-token steps), + 1 */
     int cur;     /* position whose hidden state the next draft starts from (n_past - 1), -1: none */
     int lost;    /* a cancelled evaluation lost the state: drafting fails until a reset */
     float *mh;   /* [hidden] the head's own output state of the last draft */
@@ -61,7 +62,8 @@ fp4rt_status fp4rt_session_mtp_init(fp4rt_session *s) {
     int cap = fp4rt_backend_max_chunk(m->backend, m->mtp_ctx, m->mtp_program);
     t->sb.chunk = FP4RT_MIN(s->sb.chunk, cap);
     if (t->sb.chunk < 1) return fp4rt_fail(FP4RT_UNSUPPORTED, "the MTP head cannot run one token on this device");
-    t->rows = fp4rt_malloc((size_t)(s->sb.chunk + 1) * h * sizeof(float), "MTP hidden rows");
+    t->cap = FP4RT_MAX(s->sb.chunk, FP4RT_VERIFY_MAX) + 1;
+    t->rows = fp4rt_malloc((size_t)t->cap * h * sizeof(float), "MTP hidden rows");
     t->mh = fp4rt_malloc((size_t)h * sizeof(float), "MTP hidden state");
     t->lg = fp4rt_malloc((size_t)vocab * sizeof(float), "MTP logits");
     t->hv = fp4rt_malloc((size_t)t->sb.chunk * sizeof *t->hv, "MTP row list");
@@ -146,23 +148,33 @@ fp4rt_status fp4rt_session_mtp_after_step(fp4rt_session *s, const int32_t *token
     fp4rt_model *m = s->model;
     const fp4rt_program *mp = m->program;
     size_t h = (size_t)t->hidden;
-    /* keep h_{pos0 - 1} (the previous step's last row) as row 0, then this step's rows */
+    /* keep h_{pos0 - 1} (the previous step's last row) and the rows before it
+     * that leave room, then this step's rows: so the rows of a verify step run
+     * as 1-token steps stay available to fp4rt_session_mtp_keep */
     const float *prev = row_of(t, pos0 - 1);
     int have_prev = prev != NULL;
-    if (have_prev) memmove(t->rows, prev, h * sizeof(float));
-    t->rows_pos0 = have_prev ? pos0 - 1 : pos0;
-    t->rows_n = 0;
+    if (have_prev) { /* the rows before pos0 that leave room for n (cap >= chunk + 1 > n) */
+        int from = FP4RT_MAX(t->rows_pos0, pos0 + n - t->cap);
+        memmove(t->rows, row_of(t, from), (size_t)(pos0 - from) * h * sizeof(float));
+        t->rows_pos0 = from;
+        t->rows_n = pos0 - from;
+    } else {
+        t->rows_pos0 = pos0;
+        t->rows_n = 0;
+    }
     if (pos0 > 0 && !have_prev) t->lost = 1; /* the pair at pos0 - 1 cannot be made */
-    float *dst = t->rows + (size_t)have_prev * h;
+    int kept = t->rows_n;
+    float *dst = t->rows + (size_t)kept * h;
+    t->rows_n = 0;
     pthread_mutex_lock(&m->run_lock);
     fp4rt_status st = FP4RT_OK;
     for (int r = 0; !st && r < n; r++)
         st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.scratch,
                                     ((size_t)r * mp->arena_width + (size_t)mp->out_hidden_col) * 4, dst + r * h,
                                     h * 4);
-    if (!st) t->rows_n = have_prev + n;
-    /* the pairs (h_i, x_{i+1}) this step completed: i = rows_pos0 .. pos0 + n - 2 */
-    int first = t->rows_pos0, count = pos0 + n - 1 - first;
+    if (!st) t->rows_n = kept + n;
+    /* the pairs (h_i, x_{i+1}) this step completed: i = pos0 - 1 (when kept) .. pos0 + n - 2 */
+    int first = have_prev ? pos0 - 1 : pos0, count = pos0 + n - 1 - first;
     for (int c0 = 0; !st && c0 < count; c0 += t->sb.chunk) {
         int cn = FP4RT_MIN(t->sb.chunk, count - c0);
         for (int r = 0; r < cn; r++) t->hv[r] = row_of(t, first + c0 + r);
@@ -183,10 +195,36 @@ static int32_t pick_greedy(const float *lg, int n, const uint8_t *valid) {
     return best < 0 ? 0 : best;
 }
 
+/* The picks of fp4rt_session_mtp_draft: greedy or the sampler, logits kept. */
+typedef struct plain_pick {
+    fp4rt_session *s;
+    fp4rt_sampler *sampler;
+    float *draft_logits;
+} plain_pick;
+
+static int32_t pick_plain(void *user, int j, float *lg) {
+    plain_pick *pp = user;
+    fp4rt_model *m = pp->s->model;
+    int vocab = m->weights->cfg.vocab;
+    if (pp->draft_logits) memcpy(pp->draft_logits + (size_t)j * vocab, lg, (size_t)vocab * 4);
+    return pp->sampler ? fp4rt_sampler_sample(pp->sampler, lg) : pick_greedy(lg, vocab, m->valid_ids);
+}
+
 fp4rt_status fp4rt_session_mtp_draft(fp4rt_session *s, int32_t next_token, int k, fp4rt_sampler *sampler,
                                      int32_t *drafts, float *draft_logits) {
-    if (!s || !drafts) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_mtp_draft: %s is NULL",
-                                         !s ? "session" : "drafts");
+    plain_pick pp = {s, sampler, draft_logits};
+    return fp4rt_session_mtp_draft_pick(s, next_token, k, pick_plain, &pp, drafts);
+}
+
+int fp4rt_session_mtp_ready(const fp4rt_session *s) {
+    const fp4rt_mtp_state *t = s->mtp;
+    return t && !t->lost && s->n_past >= 1 && t->cur == s->n_past - 1 && row_of(t, t->cur);
+}
+
+fp4rt_status fp4rt_session_mtp_draft_pick(fp4rt_session *s, int32_t next_token, int k, fp4rt_mtp_pick_fn pick,
+                                          void *user, int32_t *drafts) {
+    if (!s || !drafts || !pick) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_mtp_draft: %s is NULL",
+                                         !s ? "session" : !drafts ? "drafts" : "pick");
     fp4rt_mtp_state *t = s->mtp;
     fp4rt_model *m = s->model;
     int vocab = m->weights->cfg.vocab;
@@ -212,18 +250,17 @@ fp4rt_status fp4rt_session_mtp_draft(fp4rt_session *s, int32_t next_token, int k
     const float *hid = h0;
     pthread_mutex_lock(&m->run_lock);
     for (int j = 0; !st && j < k; j++) {
-        float *lg = draft_logits ? draft_logits + (size_t)j * vocab : t->lg;
         st = head_step(s, &hid, &tok, 1, s->n_past - 1 + j, 1);
-        if (!st) st = fp4rt_backend_download(m->backend, m->mtp_ctx, t->sb.logits, 0, lg, (size_t)vocab * 4);
+        if (!st) st = fp4rt_backend_download(m->backend, m->mtp_ctx, t->sb.logits, 0, t->lg, (size_t)vocab * 4);
         if (!st && j + 1 < k)
             st = fp4rt_backend_download(m->backend, m->mtp_ctx, t->sb.scratch, (size_t)p->out_hidden_col * 4, t->mh,
                                         (size_t)t->hidden * 4);
         if (st) break;
-        if (sampler) {
-            if (lg != t->lg) memcpy(t->lg, lg, (size_t)vocab * 4);
-            tok = fp4rt_sampler_sample(sampler, t->lg);
-        } else {
-            tok = pick_greedy(lg, vocab, m->valid_ids);
+        tok = pick(user, j, t->lg);
+        if (tok < 0 || tok >= vocab) {
+            st = fp4rt_fail(FP4RT_INTERNAL, "fp4rt_session_mtp_draft: draft %d picked id %d outside [0, %d)", j + 1,
+                            tok, vocab);
+            break;
         }
         drafts[j] = tok;
         hid = t->mh;

@@ -50,6 +50,18 @@ fp4rt_status fp4rt_session_mtp_after_step(fp4rt_session *s, const int32_t *token
 fp4rt_status fp4rt_session_mtp_draft(fp4rt_session *s, int32_t next_token, int k, fp4rt_sampler *sampler,
                                      int32_t *drafts, float *draft_logits);
 
+/* The same with the picks the caller's: pick(user, j, logits) gets draft j's
+ * raw logits [vocab] (scratch it may modify, valid during the call) and
+ * returns the draft (an id in [0, vocab), else INTERNAL). Called under the
+ * model's run lock: it must not run the model. */
+typedef int32_t (*fp4rt_mtp_pick_fn)(void *user, int j, float *logits);
+fp4rt_status fp4rt_session_mtp_draft_pick(fp4rt_session *s, int32_t next_token, int k, fp4rt_mtp_pick_fn pick,
+                                          void *user, int32_t *drafts);
+/* 1 when fp4rt_session_mtp_draft can start now: the session has MTP state,
+ * not lost, and the hidden state of position n_past - 1 from its last step (a
+ * restored snapshot or a cancelled evaluation leave it not ready). */
+int fp4rt_session_mtp_ready(const fp4rt_session *s);
+
 /* After a verify step whose first n_keep - (n_past_before) rows were accepted and
  * the session truncated to n_keep tokens: the head continues from the hidden
  * state of position n_keep - 1, which must be a row of the last main step

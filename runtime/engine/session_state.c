@@ -1,5 +1,6 @@
 /* The verify step and its rollback (model.h), for speculative decoding. */
 #include "runtime/engine/model.h"
+#include "runtime/engine/mtp.h"
 
 #include "runtime/base/common.h"
 
@@ -66,6 +67,8 @@ fp4rt_status fp4rt_session_verify(fp4rt_session *s, const int32_t *tokens, int n
                                         (size_t)n * vocab * sizeof(float));
         }
         pthread_mutex_unlock(&m->run_lock);
+        /* the MTP head sees the rows as any step's (1-token steps below feed it themselves) */
+        if (!st) st = fp4rt_session_mtp_after_step(s, tokens, n, pos0);
     } else { /* rows as 1-token decode steps: exactly plain decoding's bits */
         for (int i = 0; !st && i < n; i++) {
             if (bytes) st = ckpt_copy(s, i, 1);

@@ -146,11 +146,13 @@ static void top_k_ids(const float *l, int n, int k, int *idx) {
     qsort(idx, (size_t)size, sizeof(int), by_logit);
 }
 
-/* The draw over candidates idx[0, m) with values prob[0, m) (best first when
+/* The weights of candidates idx[0, m) with values prob[0, m) (best first when
  * top_p < 1; m >= 1): probabilities relative to the largest value, top-p,
- * min-p, then one draw of the RNG. Shared by the full-logits path and the
- * device top-k path, so the same candidates give the same token. */
-static int32_t draw(fp4rt_sampler *s, int m) {
+ * min-p; returns the candidates kept (idx, prob [0, result)) and their total.
+ * draw() then makes one draw of the RNG. Shared by the full-logits path, the
+ * device top-k path and fp4rt_sampler_probs, so the same candidates give the
+ * same token and the same distribution. */
+static int weigh(fp4rt_sampler *s, int m, double *total) {
     const fp4rt_sampling_resolved *p = &s->p;
     float mx = -INFINITY;
     for (int i = 0; i < m; i++) mx = fmaxf(mx, s->prob[i]);
@@ -176,6 +178,13 @@ static int32_t draw(fp4rt_sampler *s, int m) {
             sum = kept;
         }
     }
+    *total = sum;
+    return m;
+}
+
+static int32_t draw(fp4rt_sampler *s, int m) {
+    double sum;
+    m = weigh(s, m, &sum);
     double u = next_unit(s->rng) * sum, acc = 0;
     for (int i = 0; i < m; i++) {
         acc += s->prob[i];
@@ -284,4 +293,44 @@ int32_t fp4rt_sampler_sample_topk(fp4rt_sampler *s, const float *vals, const int
         s->prob[i] = vals[i];
     }
     return draw(s, k);
+}
+
+void fp4rt_sampler_probs(fp4rt_sampler *s, float *l, float *probs) {
+    memset(probs, 0, (size_t)s->n_vocab * sizeof *probs);
+    penalize(s, l);
+    if (s->p.greedy) {
+        int best = 0;
+        for (int i = 1; i < s->n_vocab; i++)
+            if (l[i] > l[best]) best = i;
+        probs[best] = 1;
+        return;
+    }
+    double sum;
+    int m = weigh(s, candidates(s, l), &sum);
+    for (int i = 0; i < m; i++) probs[s->idx[i]] = (float)(s->prob[i] / sum);
+}
+
+double fp4rt_sampler_uniform(fp4rt_sampler *s) { return next_unit(s->rng); }
+
+int32_t fp4rt_sampler_draw_weights(fp4rt_sampler *s, const float *w) {
+    double sum = 0;
+    int32_t last = -1;
+    for (int i = 0; i < s->n_vocab; i++)
+        if (w[i] > 0) {
+            sum += w[i];
+            last = i;
+        }
+    if (last < 0) return -1;
+    double u = next_unit(s->rng) * sum, acc = 0;
+    for (int i = 0; i <= last; i++) {
+        if (!(w[i] > 0)) continue;
+        acc += w[i];
+        if (u < acc) return i;
+    }
+    return last;
+}
+
+void fp4rt_sampler_copy_history(fp4rt_sampler *dst, const fp4rt_sampler *src) {
+    memcpy(dst->seen, src->seen, (size_t)src->n_vocab);
+    memcpy(dst->count, src->count, (size_t)src->n_vocab * sizeof *dst->count);
 }

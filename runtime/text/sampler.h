@@ -66,4 +66,21 @@ int fp4rt_sampler_top_k(fp4rt_sampler *s, float *logits, float *vals, int32_t *i
  * fp4rt_sampler_sample on the full logits. */
 int32_t fp4rt_sampler_sample_topk(fp4rt_sampler *s, const float *vals, const int32_t *ids, int k);
 
+/* ---- Speculative sampling (runtime/engine/speculate.c) ---- */
+/* The distribution fp4rt_sampler_sample would draw from, without drawing:
+ * probs [n_vocab] gets each id's probability after masking, penalties,
+ * temperature, top-k, top-p and min-p (0 for ids outside the candidates;
+ * the candidates' values sum to 1 up to float rounding); greedy: 1 at the id
+ * fp4rt_sampler_sample picks, 0 elsewhere. logits are modified in place; no
+ * RNG use. */
+void fp4rt_sampler_probs(fp4rt_sampler *s, float *logits, float *probs);
+/* One uniform draw in [0, 1) of the sampler's RNG stream. */
+double fp4rt_sampler_uniform(fp4rt_sampler *s);
+/* Draws an id with probability proportional to w [n_vocab] (entries <= 0 or
+ * NaN are never drawn), one RNG draw; -1 (and no RNG use) when no entry is
+ * positive. */
+int32_t fp4rt_sampler_draw_weights(fp4rt_sampler *s, const float *w);
+/* dst's penalty history (tokens seen, output counts) := src's (same n_vocab). */
+void fp4rt_sampler_copy_history(fp4rt_sampler *dst, const fp4rt_sampler *src);
+
 #endif

@@ -247,4 +247,19 @@ cp -r "$tmp/mixed" "$tmp/cfg"
 echo '{"architectures": ["Qwen3_5ForCausalLM"], ' >"$tmp/cfg/config.json"
 expect_error 1 "config.json" "$bin" plan --model "$tmp/cfg"
 
+# --spec mtp[:K]: speculative decoding with the trained model's MTP head gives
+# the greedy ids of plain decoding, and says its acceptance on the stats line
+kjv="$(dirname "$0")/../../models/qwen35-kjv-10m"
+kp=3763,220,18,18,587,1733,419,258,2100,82,268,258,493,268,432,11
+$bin run --model "$kjv" --device cpu --tokens $kp -n 60 --greedy >"$tmp/plain.ids" 2>"$tmp/plain.err"
+$bin run --model "$kjv" --device cpu --tokens $kp -n 60 --greedy --spec mtp:2 >"$tmp/spec.ids" 2>"$tmp/spec.err"
+check "[ -s $tmp/plain.ids ] && cmp -s $tmp/plain.ids $tmp/spec.ids" "run --spec mtp:2: the ids of plain greedy decoding"
+check "grep -q 'MTP K=2: [0-9]* verify steps, [0-9]* of [0-9]* drafts accepted' $tmp/spec.err" "run --spec: stats line: $(grep -o 'MTP K=.*position[ 0-9%]*' "$tmp/spec.err")"
+$bin run --model "$kjv" --device cpu --tokens $kp -n 20 --spec mtp --seed 3 --temp 0.8 >"$tmp/specs.ids" 2>"$tmp/specs.err"
+check "grep -q 'MTP K=3:' $tmp/specs.err && [ \$(tr ',' '\\n' <$tmp/specs.ids | grep -c .) -eq 20 ]" "run --spec mtp (default K) sampling: 20 ids"
+expect_error 2 "--spec" "$bin" run --model "$kjv" --tokens $kp --spec eagle
+expect_error 2 "--spec mtp:K" "$bin" run --model "$kjv" --tokens $kp --spec mtp:9
+$bin bench --model "$kjv" --device cpu --tokens $kp --gen 40 --spec 2 >"$tmp/bspec" 2>&1
+check "grep -q 'generate MTP K=2 40 tokens.*outputs identical' $tmp/bspec && grep -q 'verify of 3 rows' $tmp/bspec" "bench --spec 2: $(grep 'generate MTP' "$tmp/bspec")"
+
 cli_summary "cli"

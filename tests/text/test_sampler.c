@@ -1,6 +1,8 @@
 /* Sampler unit tests on fixed logits: greedy, determinism per seed, the
  * empirical distribution at temperature 1 against softmax, top-k / top-p /
- * min-p never picking excluded tokens, penalties, padding rows never sampled. */
+ * min-p never picking excluded tokens, penalties, padding rows never sampled;
+ * fp4rt_sampler_probs (speculative sampling) against the draws'
+ * frequencies under every filter and penalty, and fp4rt_sampler_draw_weights. */
 #include "tests/test_util.h"
 
 #include "runtime/text/sampler.h"
@@ -134,10 +136,68 @@ static void test_penalties(void) {
     fp4rt_sampler_free(&s);
 }
 
+/* fp4rt_sampler_probs is the distribution fp4rt_sampler_sample draws from:
+ * sums to 1, 0 outside the filters, the draws' frequencies within 5 standard
+ * deviations; greedy: one-hot at the pick. */
+static void test_probs(void) {
+    fp4rt_sampling_resolved p = params();
+    p.temperature = 0.8f;
+    p.top_k = 6;
+    p.top_p = 0.9f;
+    p.min_p = 0.05f;
+    p.repetition_penalty = 1.3f;
+    p.presence_penalty = 0.2f;
+    p.frequency_penalty = 0.1f;
+    p.seed = 3;
+    uint8_t valid[V] = {1, 1, 1, 1, 1, 1, 0, 1}; /* id 6 (the second best) is padding */
+    fp4rt_sampler s;
+    CHECK(!fp4rt_sampler_init(&s, &p, V, valid));
+    fp4rt_sampler_accept(&s, 5, 1);
+    fp4rt_sampler_accept(&s, 0, 0);
+    float l[V], pr[V];
+    memcpy(l, k_logits, sizeof l);
+    fp4rt_sampler_probs(&s, l, pr);
+    double sum = 0;
+    for (int i = 0; i < V; i++) sum += pr[i];
+    CHECK(fabs(sum - 1) < 1e-6);
+    CHECK(pr[6] == 0 && pr[7] == 0 && pr[4] == 0); /* padding; below min-p / outside top-p */
+    int count[V] = {0}, N = 100000, nz = 0;
+    for (int i = 0; i < N; i++) count[draw(&s)]++;
+    double worst = 0;
+    for (int i = 0; i < V; i++) {
+        nz += pr[i] > 0;
+        if (pr[i] == 0) {
+            CHECK_EQ_INT(count[i], 0);
+            continue;
+        }
+        double dev = fabs(count[i] - N * pr[i]) / sqrt(N * pr[i] * (1 - pr[i]) + 1e-9);
+        if (dev > worst) worst = dev;
+    }
+    CHECK_MSG(nz >= 2 && worst < 5, "%d candidates; probs vs draws off by %.1f standard deviations", nz, worst);
+    /* draw_weights: proportional, never a zero weight; -1 without any */
+    float w[V] = {0, 1, 0, 3, 0, 0, 0, 0};
+    int c1 = 0, c3 = 0, other = 0;
+    for (int i = 0; i < 40000; i++) {
+        int32_t id = fp4rt_sampler_draw_weights(&s, w);
+        c1 += id == 1, c3 += id == 3, other += id != 1 && id != 3;
+    }
+    CHECK(other == 0 && c1 + c3 == 40000 && fabs(c3 / 40000.0 - 0.75) < 0.02);
+    memset(w, 0, sizeof w);
+    CHECK_EQ_INT(fp4rt_sampler_draw_weights(&s, w), -1);
+    fp4rt_sampler_free(&s);
+    p.greedy = 1;
+    CHECK(!fp4rt_sampler_init(&s, &p, V, NULL));
+    memcpy(l, k_logits, sizeof l);
+    fp4rt_sampler_probs(&s, l, pr);
+    CHECK(pr[5] == 1 && pr[6] == 0 && pr[0] == 0);
+    fp4rt_sampler_free(&s);
+}
+
 int main(void) {
     test_greedy_and_seed();
     test_distribution();
     test_filters();
     test_penalties();
+    test_probs();
     return test_summary("sampler");
 }
