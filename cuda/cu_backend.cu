@@ -26,7 +26,8 @@ static fp4rt_status ck(cudaError_t e, const char *what) { return e == cudaSucces
 static const char *op_name(fp4rt_op_kind k) {
     static const char *names[FP4RT_OP_COUNT] = {"EMBED", "RMSNORM", "GATED_RMSNORM", "L2NORM", "LINEAR",
                                                 "ROPE", "KV_APPEND", "ATTENTION", "SIGMOID_GATE", "CONV1D_SILU",
-                                                "GATED_DELTA", "SWIGLU", "ADD"};
+                                                "GATED_DELTA", "SWIGLU", "ADD", "LAYERNORM", "BIAS", "GELU",
+                                                "ATTENTION_FULL"};
     return (unsigned)k < FP4RT_OP_COUNT ? names[k] : "?";
 }
 

@@ -82,6 +82,17 @@ typedef struct fp4rt_step {
      * NaN (the caller then downloads the logits). */
     const uint8_t *argmax_valid; /* [vocab] or NULL: every id valid; must stay alive and unchanged */
     int32_t *argmax_out;
+    /* Rotary positions (M-RoPE, issue 18). positions: [n_tokens * 3] (t, h, w) per row,
+     * or NULL: every component of row r is pos0 + r + rope_delta (rope_delta is 0 for
+     * text-only sessions; after an image it is the offset transformers' get_rope_index
+     * returns as mrope_position_deltas). The KV cache is still indexed by pos0 + r. */
+    const int32_t *positions;
+    int rope_delta;
+    /* Embedding overrides (image tokens): where embed_rows[r] is 1, the EMBED op copies
+     * row r of input_embeds ([n_tokens * hidden] F32) instead of embedding tokens[r].
+     * Both NULL: every row embeds its token. */
+    const float *input_embeds;
+    const uint8_t *embed_rows;
 } fp4rt_step;
 
 /* Device top-k (the top_k slot): the k best candidates of a logits row after

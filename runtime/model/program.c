@@ -11,7 +11,8 @@ const char *fp4rt_op_name(fp4rt_op_kind k) {
     static const char *const names[FP4RT_OP_COUNT] = {
         "embed",      "rmsnorm",     "gated_rmsnorm", "l2norm",      "linear",
         "rope",       "kv_append",   "attention",     "sigmoid_gate", "conv1d_silu",
-        "gated_delta", "swiglu",     "add"};
+        "gated_delta", "swiglu",     "add",           "layernorm",   "bias",
+        "gelu",       "attention_full"};
     return (unsigned)k < FP4RT_OP_COUNT ? names[k] : "?";
 }
 

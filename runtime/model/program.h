@@ -26,10 +26,21 @@ typedef enum fp4rt_op_kind {
     FP4RT_OP_GATED_DELTA,   /* gated delta rule (GDN recurrence), state `slot` */
     FP4RT_OP_SWIGLU,        /* y = silu(x) * z */
     FP4RT_OP_ADD,           /* y = x + z */
+    /* The vision encoder's ops (issue 18; docs/MODEL.md, the vision section): */
+    FP4RT_OP_LAYERNORM,     /* y = (x - mean(x)) * rsqrt(var(x) + eps) * w + b, per group; var is the
+                               biased mean of (x - mean)^2 (torch LayerNorm); w, b: [group_dim] */
+    FP4RT_OP_BIAS,          /* y = x + b, b: [x.cols] F32, the same for every row */
+    FP4RT_OP_GELU,          /* y = 0.5 x (1 + erf(x / sqrt 2)); with gelu_tanh set
+                               y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    FP4RT_OP_ATTENTION_FULL, /* y = softmax(q K^T * scale) V over ALL n_tokens rows of the step
+                               (bidirectional, no cache, no mask): q = x, k = z, v = a, each
+                               n_groups heads of group_dim; n_kv_heads = n_groups (no GQA) */
     FP4RT_OP_COUNT
 } fp4rt_op_kind;
 
 const char *fp4rt_op_name(fp4rt_op_kind k);
+
+typedef enum fp4rt_rope_mode { FP4RT_ROPE_TEXT = 0, FP4RT_ROPE_VISION_2D = 1 } fp4rt_rope_mode;
 
 /* The logits are not in the arena: [T, vocab] (or [1, vocab]) in a session buffer. */
 #define FP4RT_BUF_LOGITS (-2)
@@ -56,6 +67,22 @@ typedef struct fp4rt_op {
     float scale;             /* L2NORM output scale; ATTENTION softmax scale */
     int rotary_dim;          /* ROPE */
     double rope_theta;       /* ROPE */
+    /* ROPE: which position drives frequency j (0 <= j < rotary_dim / 2). A row's
+     * position has three components (t, h, w): step->positions when set, else
+     * pos0 + row + step->rope_delta for all three.
+     *   FP4RT_ROPE_TEXT, mrope_section all 0: component t, inv_freq[j] = theta^(-2j / rotary_dim)
+     *     (plain 1-D RoPE; the three components are equal for text anyway).
+     *   FP4RT_ROPE_TEXT with mrope_section {s0, s1, s2} and mrope_interleaved (Qwen3.5/3.6,
+     *     transformers' apply_interleaved_mrope): j % 3 == 1 && j < 3 * s1 -> h,
+     *     j % 3 == 2 && j < 3 * s2 -> w, else t; inv_freq as above.
+     *   FP4RT_ROPE_VISION_2D (Qwen3-VL vision blocks, rotary_dim = head_dim): with
+     *     q = rotary_dim / 4, j < q -> h with inv_freq[j], j >= q -> w with inv_freq[j - q],
+     *     inv_freq[i] = theta^(-2i / (rotary_dim / 2)). */
+    int rope_mode;           /* fp4rt_rope_mode */
+    int mrope_section[3];
+    int mrope_interleaved;   /* only the interleaved layout is supported (Qwen3.5/3.6) */
+    const float *b;          /* LAYERNORM, BIAS: the bias [group_dim] / [x.cols] */
+    int gelu_tanh;           /* GELU: the tanh approximation (gelu_pytorch_tanh) */
     int slot;                /* KV_APPEND / ATTENTION: attention-layer ordinal;
                                 CONV1D_SILU / GATED_DELTA: GDN-layer ordinal */
     int n_kv_heads;          /* ATTENTION (n_groups = query heads, group_dim = head_dim) */

@@ -155,7 +155,8 @@ static fp4rt_status cpu_run(void *vc, const fp4rt_program *p, const fp4rt_sessio
         const fp4rt_op *op = &p->ops[i];
         struct timespec t0, t1;
         if (c->profile) clock_gettime(CLOCK_MONOTONIC, &t0);
-        fp4rt_status st = k_kernels[op->kind](&s, op);
+        fp4rt_status st = k_kernels[op->kind] ? k_kernels[op->kind](&s, op)
+                                              : fp4rt_fail(FP4RT_UNSUPPORTED, "cpu: no kernel");
         if (c->profile) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
             c->op_seconds[op->kind] += (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
