@@ -51,10 +51,11 @@ static fp4rt_status load_text_side(fp4rt_model *m, const char *dir) {
     free(path);
     if (st) return st;
     const fp4rt_config *c = &m->weights->cfg;
-    m->think_open = m->think_close = -1;
+    m->think_open = m->think_close = m->image_pad = -1;
     if (m->tokenizer) {
         m->think_open = fp4rt_tokenizer_find(m->tokenizer, "<think>");
         m->think_close = fp4rt_tokenizer_find(m->tokenizer, "</think>");
+        m->image_pad = fp4rt_tokenizer_find(m->tokenizer, "<|image_pad|>");
         size_t nt = fp4rt_tokenizer_n_vocab(m->tokenizer);
         if (nt > (size_t)c->vocab)
             return fp4rt_fail(FP4RT_FORMAT, "%s: tokenizer.json has %zu ids but the model has %d rows",
@@ -172,7 +173,7 @@ fp4rt_model *fp4rt_model_load_synthetic(const char *preset, const char *recipe, 
     fp4rt_model *m = fp4rt_calloc(1, sizeof *m, "model");
     if (!m) return NULL;
     pthread_mutex_init(&m->run_lock, NULL);
-    m->think_open = m->think_close = -1;
+    m->think_open = m->think_close = m->image_pad = -1;
     fp4rt_status st = fp4rt_weights_synthetic(preset, recipe, &m->weights);
     if (!st && params->fp4_activations) st = fp4rt_weights_fp4_activations(m->weights);
     if (!st) st = fp4rt_program_build(m->weights, &m->program);
