@@ -362,12 +362,24 @@ typedef struct fp4rt_tool_call {
                                    position and its last value, as Python's json.loads does. */
 } fp4rt_tool_call;
 
+/* An image for a vision-language model (issue 18): a file (path), or the encoded bytes
+ * of one in memory (data, size bytes; path NULL). PNG, JPEG, BMP or a GIF's first frame.
+ * Errors name the path, or "image N (in memory)". Borrowed: kept alive by the caller
+ * for the call that takes it. */
+typedef struct fp4rt_image_input {
+    const char *path;
+    const void *data;
+    size_t size;
+} fp4rt_image_input;
+
 /* One message. Strings are UTF-8 and borrowed (not copied, not freed): invalid UTF-8 in
  * content or reasoning_content is replaced by U+FFFD (one warning logged per call), in
  * the other fields it is an error.
- * Images and videos: the template writes "<|vision_start|><|image_pad|><|vision_end|>"
- * (resp. "<|video_pad|>") where a content part is an image (video); put that text in
- * content. */
+ * Images: a message's images (n_images of them) are written before its content, one
+ * "<|vision_start|><|image_pad|><|vision_end|>" each, as the template renders a content
+ * list [image, ..., image, text]; the images themselves go to fp4rt_prompt_create in the
+ * same order. Videos: the template writes "<|vision_start|><|video_pad|><|vision_end|>";
+ * fp4rt does not take videos. */
 typedef struct fp4rt_chat_message {
     const char *role;                  /* "system" (first message only), "user", "assistant" or
                                           "tool" (not first; consecutive ones share one user turn) */
@@ -378,6 +390,9 @@ typedef struct fp4rt_chat_message {
     const fp4rt_tool_call *tool_calls; /* assistant: n_tool_calls entries, or NULL. Ignored for
                                           other roles */
     size_t n_tool_calls;
+    const fp4rt_image_input *images;   /* n_images entries (not in a system message), or NULL;
+                                          fp4rt_chat_format only counts them */
+    size_t n_images;
 } fp4rt_chat_message;
 
 typedef enum fp4rt_thinking {
