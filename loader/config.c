@@ -351,6 +351,7 @@ fp4rt_status fp4rt_config_parse(const char *json, size_t len, const char *where,
     }
     snprintf(out->architecture, sizeof out->architecture, "%s", arch);
     st = parse_fields(&c, root, fields, out);
+    if (!st) st = fp4rt_config_parse_vision(root, where, out);
 done:
     cJSON_Delete(root);
     return st;

@@ -19,6 +19,33 @@
 
 typedef enum fp4rt_layer_kind { FP4RT_LAYER_GDN = 0, FP4RT_LAYER_ATTENTION = 1 } fp4rt_layer_kind;
 
+/* vision_config (Qwen3_5VisionConfig = Qwen3VLVisionConfig without DeepStack). */
+typedef struct fp4rt_vision_config {
+    int depth;          /* blocks; 0: no vision tower */
+    int hidden;         /* hidden_size */
+    int n_heads;        /* num_heads; head_dim = hidden / n_heads (even, a multiple of 4) */
+    int intermediate;   /* intermediate_size */
+    int in_channels;    /* 3 */
+    int patch;          /* patch_size */
+    int temporal_patch; /* temporal_patch_size */
+    int merge;          /* spatial_merge_size */
+    int n_pos;          /* num_position_embeddings, a perfect square */
+    int out_hidden;     /* out_hidden_size: the text model's hidden_size */
+    int gelu_tanh;      /* hidden_act gelu_pytorch_tanh (1) or gelu (0) */
+    double rope_theta;  /* the 2-D rotary base: 10000 */
+} fp4rt_vision_config;
+
+/* Derived vision sizes. */
+static inline int fp4rt_vcfg_head_dim(const fp4rt_vision_config *v) { return v->hidden / v->n_heads; }
+static inline int fp4rt_vcfg_patch_dim(const fp4rt_vision_config *v) {
+    return v->in_channels * v->temporal_patch * v->patch * v->patch;
+}
+static inline int fp4rt_vcfg_grid_side(const fp4rt_vision_config *v) { /* sqrt(n_pos) */
+    int s = 0;
+    while ((s + 1) * (s + 1) <= v->n_pos) s++;
+    return s;
+}
+
 typedef struct fp4rt_config {
     char architecture[64]; /* "Qwen3_5ForConditionalGeneration" or "Qwen3_5ForCausalLM" */
     int nested;            /* 1 when fields came from text_config */
@@ -61,6 +88,13 @@ typedef struct fp4rt_config {
     int eos[FP4RT_MAX_EOS]; /* eos_token_id (int or list) */
 
     fp4rt_layer_kind layer_kind[FP4RT_MAX_LAYERS];
+
+    /* The vision tower (issue 18; docs/MODEL.md "Vision encoder"): vision_config of a
+     * Qwen3_5ForConditionalGeneration config. depth 0: none (a text-only model). */
+    fp4rt_vision_config vision;
+    /* image_token_id, video_token_id, vision_start_token_id, vision_end_token_id
+     * (top level; -1 when absent). */
+    int image_token_id, video_token_id, vision_start_token_id, vision_end_token_id;
 } fp4rt_config;
 
 /* Derived sizes. */
@@ -73,6 +107,12 @@ int fp4rt_cfg_n_attention_layers(const fp4rt_config *c);
 
 /* Parses config.json text. `where` names the file in messages. */
 fp4rt_status fp4rt_config_parse(const char *json, size_t len, const char *where, fp4rt_config *out);
+/* The vision_config object of a nested config.json (root: the whole document) into
+ * out->vision and the top-level token ids: absent vision_config leaves depth 0;
+ * a present one must be complete and consistent (FORMAT / UNSUPPORTED naming
+ * the file and "vision_config.KEY"); deepstack_visual_indexes must be empty. */
+struct cJSON;
+fp4rt_status fp4rt_config_parse_vision(const struct cJSON *root, const char *where, fp4rt_config *out);
 /* Reads DIR/config.json. */
 fp4rt_status fp4rt_config_load(const char *dir, fp4rt_config *out);
 

@@ -1,5 +1,6 @@
 /* Building the program (docs/MODEL.md §2) and planning its activation arena. */
 #include "runtime/model/program.h"
+#include "runtime/model/program_builder.h"
 
 #include "runtime/base/common.h"
 
@@ -16,11 +17,7 @@ const char *fp4rt_op_name(fp4rt_op_kind k) {
     return (unsigned)k < FP4RT_OP_COUNT ? names[k] : "?";
 }
 
-typedef struct builder {
-    fp4rt_program *p;
-    int cap_ops, cap_bufs;
-    fp4rt_status st;
-} builder;
+typedef fp4rt_pbuilder builder; /* program_builder.h */
 
 static int new_buf(builder *b, int width) {
     if (b->st) return 0;
@@ -359,3 +356,8 @@ size_t fp4rt_kv_elem_size(fp4rt_kv_type t) {
 const char *fp4rt_kv_type_name(fp4rt_kv_type t) {
     return t == FP4RT_KV_F32 ? "F32" : t == FP4RT_KV_FP8 ? "FP8" : "BF16";
 }
+
+/* The builder for the other program files (program_builder.h). */
+int fp4rt_pb_buf(fp4rt_pbuilder *b, int width) { return new_buf(b, width); }
+fp4rt_op *fp4rt_pb_emit(fp4rt_pbuilder *b, fp4rt_op_kind kind, int layer) { return emit(b, kind, layer); }
+fp4rt_status fp4rt_pb_plan(fp4rt_program *p) { return plan_arena(p); }

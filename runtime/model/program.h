@@ -123,6 +123,20 @@ fp4rt_status fp4rt_program_build(const fp4rt_weights *w, fp4rt_program **out);
  * own cache, positions pos0 + t), h = mtp.norm(x) (at out_hidden_col) and the
  * logits lm_head(h). No GDN slots. */
 fp4rt_status fp4rt_program_build_mtp(const fp4rt_weights *w, fp4rt_program **out);
+/* The vision tower's two programs (docs/MODEL.md "Vision encoder"; w->vision set,
+ * else INVALID_ARGUMENT). One step = one image: n_tokens = all its patches, rows in
+ * the processor's order (merge blocks of merge x merge patches), bidirectional
+ * attention over the whole step; no EMBED, no KV, no logits (run with no_logits).
+ *   encoder: the caller writes each row's patch [patch_dim] at in_hidden_col and
+ *     its interpolated position embedding [hidden] at in_hidden_col + patch_dim;
+ *     x = patch_embed(patch) + b + pos; depth blocks
+ *       x += proj(attn(rope2d(qkv(LN1(x))))) ; x += fc2(gelu_tanh(fc1(LN2(x))))
+ *     (ROPE mode FP4RT_ROPE_VISION_2D: step->positions holds (0, h, w) per row);
+ *     merger.norm(x) at out_hidden_col [hidden].
+ *   merger: the caller writes rows of merge^2 * hidden (merge^2 consecutive encoder
+ *     rows) at in_hidden_col; out_hidden_col gets fc2(gelu_erf(fc1(x) + b1)) + b2
+ *     [out_hidden]. */
+fp4rt_status fp4rt_program_build_vision(const fp4rt_weights *w, fp4rt_program **encoder, fp4rt_program **merger);
 void fp4rt_program_free(fp4rt_program *p);
 
 /* Bytes per KV-cache element, and "BF16" / "F32" / "FP8". */

@@ -20,8 +20,8 @@ typedef struct spec_list {
 /* Appends "<prefix><mid><leaf>" with the given role and shape. A leaf ending in
  * ".weight" gives a module name without it; other leaves (dt_bias, A_log) are
  * their own module name. Returns 0 on OOM. */
-static int add(spec_list *l, const char *prefix, const char *mid, const char *leaf,
-               fp4rt_tensor_role role, int layer, int ndim, int64_t d0, int64_t d1, int64_t d2) {
+static int add5(spec_list *l, const char *prefix, const char *mid, const char *leaf, fp4rt_tensor_role role,
+                int layer, int ndim, const int64_t *shape) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         fp4rt_tensor_spec *v = realloc(l->v, cap * sizeof *v);
@@ -38,10 +38,90 @@ static int add(spec_list *l, const char *prefix, const char *mid, const char *le
     t->role = role;
     t->layer = layer;
     t->ndim = ndim;
-    t->shape[0] = d0;
-    t->shape[1] = d1;
-    t->shape[2] = d2;
+    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
     return 1;
+}
+
+static int add(spec_list *l, const char *prefix, const char *mid, const char *leaf,
+               fp4rt_tensor_role role, int layer, int ndim, int64_t d0, int64_t d1, int64_t d2) {
+    int64_t shape[3] = {d0, d1, d2};
+    return add5(l, prefix, mid, leaf, role, layer, ndim, shape);
+}
+
+/* A vision linear "<mid><leaf>" [n, k]: its .weight and .bias. */
+static int add_vlinear(spec_list *l, const char *mid, const char *leaf, int layer, int64_t n, int64_t k) {
+    char w[96], b[96];
+    snprintf(w, sizeof w, "%s.weight", leaf);
+    snprintf(b, sizeof b, "%s.bias", leaf);
+    return add(l, "model.visual.", mid, w, FP4RT_ROLE_VLINEAR, layer, 2, n, k, 0) &&
+           add(l, "model.visual.", mid, b, FP4RT_ROLE_VBIAS, layer, 1, n, 0, 0);
+}
+
+static int add_vnorm(spec_list *l, const char *mid, const char *leaf, int layer, int64_t h) {
+    char w[96], b[96];
+    snprintf(w, sizeof w, "%s.weight", leaf);
+    snprintf(b, sizeof b, "%s.bias", leaf);
+    return add(l, "model.visual.", mid, w, FP4RT_ROLE_VNORM_W, layer, 1, h, 0, 0) &&
+           add(l, "model.visual.", mid, b, FP4RT_ROLE_VNORM_B, layer, 1, h, 0, 0);
+}
+
+size_t fp4rt_schema_vision_tensors(const fp4rt_config *cfg, fp4rt_tensor_spec **out) {
+    spec_list l = {0};
+    const fp4rt_vision_config *v = &cfg->vision;
+    *out = NULL;
+    if (v->depth <= 0) return 0;
+    const int64_t H = v->hidden, I = v->intermediate, M = (int64_t)v->hidden * v->merge * v->merge;
+    int64_t pe[5] = {H, v->in_channels, v->temporal_patch, v->patch, v->patch};
+    int ok = add5(&l, "model.visual.", "", "patch_embed.proj.weight", FP4RT_ROLE_VLINEAR, -1, 5, pe);
+    ok &= add(&l, "model.visual.", "", "patch_embed.proj.bias", FP4RT_ROLE_VBIAS, -1, 1, H, 0, 0);
+    ok &= add(&l, "model.visual.", "", "pos_embed.weight", FP4RT_ROLE_VPOS, -1, 2, v->n_pos, H, 0);
+    char mid[64];
+    for (int i = 0; i < v->depth && ok; i++) {
+        snprintf(mid, sizeof mid, "blocks.%d.", i);
+        ok &= add_vnorm(&l, mid, "norm1", i, H);
+        ok &= add_vnorm(&l, mid, "norm2", i, H);
+        ok &= add_vlinear(&l, mid, "attn.qkv", i, 3 * H, H);
+        ok &= add_vlinear(&l, mid, "attn.proj", i, H, H);
+        ok &= add_vlinear(&l, mid, "mlp.linear_fc1", i, I, H);
+        ok &= add_vlinear(&l, mid, "mlp.linear_fc2", i, H, I);
+    }
+    ok &= add_vnorm(&l, "merger.", "norm", -1, H);
+    ok &= add_vlinear(&l, "merger.", "linear_fc1", -1, M, M);
+    ok &= add_vlinear(&l, "merger.", "linear_fc2", -1, v->out_hidden, M);
+    if (!ok) {
+        free(l.v);
+        fp4rt_fail(FP4RT_OUT_OF_MEMORY, "schema: out of memory listing the vision tower");
+        return 0;
+    }
+    *out = l.v;
+    return l.n;
+}
+
+char *fp4rt_preprocessor_config_json(const fp4rt_config *cfg) {
+    const fp4rt_vision_config *v = &cfg->vision;
+    if (v->depth <= 0) return NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON *size = cJSON_AddObjectToObject(o, "size");
+    cJSON_AddNumberToObject(size, "longest_edge", 16777216);
+    cJSON_AddNumberToObject(size, "shortest_edge", 65536);
+    cJSON_AddNumberToObject(o, "patch_size", v->patch);
+    cJSON_AddNumberToObject(o, "temporal_patch_size", v->temporal_patch);
+    cJSON_AddNumberToObject(o, "merge_size", v->merge);
+    double half[3] = {0.5, 0.5, 0.5};
+    cJSON_AddItemToObject(o, "image_mean", cJSON_CreateDoubleArray(half, 3));
+    cJSON_AddItemToObject(o, "image_std", cJSON_CreateDoubleArray(half, 3));
+    cJSON_AddBoolToObject(o, "do_resize", 1);
+    cJSON_AddBoolToObject(o, "do_rescale", 1);
+    cJSON_AddBoolToObject(o, "do_normalize", 1);
+    cJSON_AddBoolToObject(o, "do_convert_rgb", 1);
+    cJSON_AddNumberToObject(o, "rescale_factor", 1.0 / 255.0);
+    cJSON_AddNumberToObject(o, "resample", 3);
+    cJSON_AddStringToObject(o, "image_processor_type", "Qwen2VLImageProcessorFast");
+    cJSON_AddStringToObject(o, "processor_class", "Qwen3VLProcessor");
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    return s;
 }
 
 size_t fp4rt_schema_tensors(const fp4rt_config *cfg, fp4rt_tensor_spec **out) {
@@ -190,6 +270,21 @@ static const struct {
 };
 #undef PRESET
 
+/* The presets' vision towers, in k_presets' order: tiny and small are small
+ * (head_dim 32; tiny's 8 x 8 position table); qwen3.5-0.8b and qwen3.6-27b are the
+ * released configs (Qwen/Qwen3.5-0.8B, Qwen/Qwen3.6-27B vision_config). out_hidden
+ * is the text hidden size, set from the preset. */
+#define VISION(dep, hid, nh, inter, npos)                                                                          \
+    {.depth = dep, .hidden = hid, .n_heads = nh, .intermediate = inter, .in_channels = 3, .patch = 16,            \
+     .temporal_patch = 2, .merge = 2, .n_pos = npos, .gelu_tanh = 1, .rope_theta = 10000.0}
+static const fp4rt_vision_config k_preset_vision[] = {
+    VISION(2, 64, 2, 128, 64),
+    VISION(2, 128, 4, 256, 256),
+    VISION(12, 768, 12, 3072, 2304),
+    VISION(27, 1152, 16, 4304, 2304),
+};
+#undef VISION
+
 fp4rt_status fp4rt_config_preset(const char *name, int n_layers, fp4rt_config *out) {
     if (!name) name = "";
     size_t k = 0;
@@ -206,6 +301,12 @@ fp4rt_status fp4rt_config_preset(const char *name, int n_layers, fp4rt_config *o
     for (int i = 0; i < c.n_layers; i++)
         c.layer_kind[i] = (i + 1) % 4 == 0 ? FP4RT_LAYER_ATTENTION : FP4RT_LAYER_GDN;
     c.rotary_dim = (int)(c.head_dim * c.partial_rotary);
+    c.vision = k_preset_vision[k];
+    c.vision.out_hidden = c.hidden;
+    c.image_token_id = 248056;
+    c.video_token_id = 248057;
+    c.vision_start_token_id = 248053;
+    c.vision_end_token_id = 248054;
     *out = c;
     return FP4RT_OK;
 }
@@ -282,6 +383,26 @@ static void add_text_keys(cJSON *o, const fp4rt_config *c) {
     cJSON_AddStringToObject(o, "dtype", "bfloat16");
 }
 
+/* vision_config (Qwen3_5VisionConfig) into root. */
+static void add_vision_keys(cJSON *root, const fp4rt_vision_config *v) {
+    cJSON *o = cJSON_AddObjectToObject(root, "vision_config");
+    if (!o) return;
+    cJSON_AddStringToObject(o, "model_type", "qwen3_5");
+    cJSON_AddNumberToObject(o, "depth", v->depth);
+    cJSON_AddNumberToObject(o, "hidden_size", v->hidden);
+    cJSON_AddStringToObject(o, "hidden_act", v->gelu_tanh ? "gelu_pytorch_tanh" : "gelu");
+    cJSON_AddNumberToObject(o, "intermediate_size", v->intermediate);
+    cJSON_AddNumberToObject(o, "num_heads", v->n_heads);
+    cJSON_AddNumberToObject(o, "in_channels", v->in_channels);
+    cJSON_AddNumberToObject(o, "patch_size", v->patch);
+    cJSON_AddNumberToObject(o, "spatial_merge_size", v->merge);
+    cJSON_AddNumberToObject(o, "temporal_patch_size", v->temporal_patch);
+    cJSON_AddNumberToObject(o, "out_hidden_size", v->out_hidden);
+    cJSON_AddNumberToObject(o, "num_position_embeddings", v->n_pos);
+    cJSON_AddItemToObject(o, "deepstack_visual_indexes", cJSON_CreateArray());
+    cJSON_AddNumberToObject(o, "initializer_range", 0.02);
+}
+
 char *fp4rt_config_to_json(const fp4rt_config *cfg) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
@@ -293,10 +414,13 @@ char *fp4rt_config_to_json(const fp4rt_config *cfg) {
         if (tc) add_text_keys(tc, cfg);
         /* transformers reads tie_word_embeddings of the composite model at top level. */
         cJSON_AddBoolToObject(root, "tie_word_embeddings", cfg->tie_embeddings);
-        cJSON_AddNumberToObject(root, "image_token_id", 248056);
-        cJSON_AddNumberToObject(root, "video_token_id", 248057);
-        cJSON_AddNumberToObject(root, "vision_start_token_id", 248053);
-        cJSON_AddNumberToObject(root, "vision_end_token_id", 248054);
+        cJSON_AddNumberToObject(root, "image_token_id", cfg->image_token_id > 0 ? cfg->image_token_id : 248056);
+        cJSON_AddNumberToObject(root, "video_token_id", cfg->video_token_id > 0 ? cfg->video_token_id : 248057);
+        cJSON_AddNumberToObject(root, "vision_start_token_id",
+                                cfg->vision_start_token_id > 0 ? cfg->vision_start_token_id : 248053);
+        cJSON_AddNumberToObject(root, "vision_end_token_id",
+                                cfg->vision_end_token_id > 0 ? cfg->vision_end_token_id : 248054);
+        if (cfg->vision.depth > 0) add_vision_keys(root, &cfg->vision);
         cJSON_AddItemToObject(root, "eos_token_id", eos_json(cfg));
         cJSON_AddStringToObject(root, "torch_dtype", "bfloat16");
     } else {
@@ -333,7 +457,7 @@ fp4rt_qalgo fp4rt_recipe_algo(const char *recipe, const fp4rt_tensor_spec *t) {
     static const char *const gdn_big[] = {"in_proj_qkv", "in_proj_z", "out_proj", NULL};
     static const char *const gdn_small[] = {"in_proj_a", "in_proj_b", NULL};
     int r = fp4rt_recipe_known(recipe);
-    if (r < 0 || t->role != FP4RT_ROLE_LINEAR) return FP4RT_Q_NONE;
+    if (r < 0 || t->role != FP4RT_ROLE_LINEAR) return FP4RT_Q_NONE; /* the vision tower's: VLINEAR */
     int is_head = !strcmp(t->module, "lm_head");
     if (r == 0) { /* nvidia-mixed, docs/MODEL.md §5.2 */
         if (is_head || leaf_in(t->module, mlp)) return FP4RT_Q_NVFP4_W4A16;

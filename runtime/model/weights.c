@@ -1,7 +1,8 @@
 /* Resolving a checkpoint into fp4rt_weights: every tensor of the text model is
  * found, its dtype and shape checked against the config, the format of every
  * linear checked against the quantization config, and the small vectors
- * converted to FP32. Vision and MTP tensors are recognized and skipped. */
+ * converted to FP32. The vision tower: weights_vision.c; MTP and vision tensors of
+ * a model loaded without them are recognized and skipped. */
 #include "runtime/model/weights.h"
 
 #include "runtime/base/common.h"
@@ -283,6 +284,7 @@ void fp4rt_weights_free(fp4rt_weights *w) {
         }
         free(w->layers);
     }
+    fp4rt_weights_free_vision(w);
     free(w->final_norm);
     free(w->mtp_norm_embed);
     free(w->mtp_norm_hidden);
@@ -391,6 +393,7 @@ static fp4rt_status check_extra_tensors(fp4rt_weights *w, const fp4rt_tensor_spe
     for (size_t i = 0; i < w->ckpt->n_tensors; i++) {
         const fp4rt_st_tensor *t = w->ckpt->tensors[i];
         int is_mtp = !strncmp(t->name, "mtp.", 4);
+        if (w->vision && !strncmp(t->name, "model.visual.", 13)) continue; /* checked by weights_vision.c */
         if (!strncmp(t->name, "model.visual.", 13) || (is_mtp && !w->n_mtp_layers) ||
             !strncmp(t->name, "model.mtp.", 10)) {
             w->n_tensors_skipped++;
@@ -550,6 +553,7 @@ fp4rt_status fp4rt_weights_load(const char *dir, fp4rt_weights **out) {
         l->weight_scale = 1.0f;
         fp4rt_linear_set_bytes(l);
     }
+    if ((st = fp4rt_weights_load_vision(w))) goto fail;
     if ((st = check_extra_tensors(w, specs, n_specs, mtp, n_mtp))) goto fail;
     free(specs);
     free(mtp);

@@ -70,6 +70,30 @@ typedef struct fp4rt_layer_weights {
     float *gdn_norm; /* [lin_v_dim], plain weight (gated RMSNorm) */
 } fp4rt_layer_weights;
 
+/* The vision tower (docs/MODEL.md "Vision encoder"): every vector FP32 and owned;
+ * linears in the format their tensors have (a float weight is unquantized whatever
+ * the quant config says; NVFP4 / FP8 through the quant config, as the MTP head's). */
+typedef struct fp4rt_vision_block {
+    float *norm1_w, *norm1_b, *norm2_w, *norm2_b; /* LayerNorm [hidden] */
+    fp4rt_linear qkv, proj, fc1, fc2;             /* attn.qkv [3 hidden, hidden] (q | k | v), attn.proj,
+                                                     mlp.linear_fc1 [inter, hidden], mlp.linear_fc2 */
+    float *qkv_b, *proj_b, *fc1_b, *fc2_b;        /* their biases [n_out] */
+} fp4rt_vision_block;
+
+typedef struct fp4rt_vision_weights {
+    fp4rt_linear patch;   /* patch_embed.proj: the Conv3d as a linear [hidden, 3 * T * P * P] over
+                             a patch flattened [c][t][py][px] (float formats only) */
+    float *patch_b;       /* [hidden] */
+    float *pos_embed;     /* [n_pos, hidden]: the learned table (sqrt(n_pos) x sqrt(n_pos) grid) */
+    fp4rt_vision_block *blocks; /* [depth] */
+    float *merger_norm_w, *merger_norm_b; /* merger.norm [hidden] */
+    fp4rt_linear merger_fc1, merger_fc2;  /* [4 hidden, 4 hidden], [out_hidden, 4 hidden] (merge 2) */
+    float *merger_fc1_b, *merger_fc2_b;
+    uint64_t n_tensors;   /* model.visual.* tensors read */
+    uint64_t bytes;       /* their bytes in the checkpoint */
+} fp4rt_vision_weights;
+
+
 typedef struct fp4rt_synth_region fp4rt_synth_region; /* weights_synth.c */
 
 typedef struct fp4rt_weights {
@@ -93,8 +117,9 @@ typedef struct fp4rt_weights {
     float *mtp_norm;        /* [hidden], 1 + w: mtp.norm */
     fp4rt_linear mtp_fc;    /* [hidden, 2 * hidden] over [embedding | hidden state] */
     uint64_t n_tensors_mtp; /* tensors of the MTP head read (also in n_tensors_used) */
-    uint64_t n_tensors_used;     /* tensors read by the text model */
-    uint64_t n_tensors_skipped;  /* vision (and unloaded MTP) tensors recognized and not read */
+    fp4rt_vision_weights *vision; /* NULL: no vision tower (text only) */
+    uint64_t n_tensors_used;     /* tensors read by the text model (and the vision tower) */
+    uint64_t n_tensors_skipped;  /* unloaded vision / MTP tensors recognized and not read */
     int n_fp4_act;               /* linears run as W4A4 by fp4rt_weights_fp4_activations */
     int n_fp4_act_dynamic;       /* ... of which with the per-row dynamic tensor scale */
     /* Synthetic weights (fp4rt_weights_synthetic; ckpt is NULL): the big tensors
@@ -109,6 +134,13 @@ typedef struct fp4rt_weights {
     size_t n_synth_regions;
     int synth_materialized;
 } fp4rt_weights;
+
+/* Resolves model.visual.* into w->vision when w->cfg.vision.depth > 0 and the
+ * checkpoint has model.visual.patch_embed.proj.weight (else w->vision stays NULL:
+ * a text-only model). A missing tensor or a wrong shape / dtype: FORMAT naming the
+ * file and the tensor. Called by fp4rt_weights_load. */
+fp4rt_status fp4rt_weights_load_vision(fp4rt_weights *w);
+void fp4rt_weights_free_vision(fp4rt_weights *w);
 
 /* Resolves every tensor of the text model. Every problem is reported with the
  * file, the tensor name and what was expected. */

@@ -110,6 +110,21 @@ void fp4rt_synth_tensor(const fp4rt_config *cfg, const fp4rt_tensor_spec *t, uin
     const double embed_sd = cfg->tie_embeddings ? logit_sd : 1.0;
     double sd = 1.0, mean = 0.0;
     switch (t->role) {
+    case FP4RT_ROLE_VLINEAR: { /* N(0, 1/K); the blocks' residual outputs / sqrt(2 depth) */
+        int64_t k = 1;
+        for (int d = 1; d < t->ndim; d++) k *= t->shape[d];
+        sd = 1.0 / sqrt((double)k);
+        if (ends_with(t->module, "attn.proj") || ends_with(t->module, "mlp.linear_fc2"))
+            sd /= sqrt(2.0 * (cfg->vision.depth > 0 ? cfg->vision.depth : 1));
+        break;
+    }
+    case FP4RT_ROLE_VBIAS: sd = 0.02; break;
+    case FP4RT_ROLE_VNORM_W:
+        sd = 0.1;
+        mean = 1.0;
+        break;
+    case FP4RT_ROLE_VNORM_B: sd = 0.02; break;
+    case FP4RT_ROLE_VPOS: sd = 0.5; break;
     case FP4RT_ROLE_LINEAR:
         if (!strcmp(t->module, "lm_head")) {
             sd = logit_sd;
@@ -190,12 +205,19 @@ static fp4rt_status write_json(const char *dir, const char *name, char *text) {
     return st;
 }
 
-/* eos = [<|im_end|>, <|endoftext|>] of the tokenizer written to dir. */
+/* eos = [<|im_end|>, <|endoftext|>] of the tokenizer written to dir, and its vision token ids. */
 static fp4rt_status synth_stop_ids(const char *dir, fp4rt_config *cfg) {
     fp4rt_tokenizer *tok;
     fp4rt_status st = fp4rt_tokenizer_load_dir(dir, &tok);
     if (st) return st;
     int32_t end = fp4rt_tokenizer_find(tok, "<|im_end|>"), eot = fp4rt_tokenizer_find(tok, "<|endoftext|>");
+    /* the vision tokens, where the tokenizer has them (else config.json keeps Qwen's ids) */
+    static const char *const vis[] = {"<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>"};
+    int *ids[] = {&cfg->image_token_id, &cfg->video_token_id, &cfg->vision_start_token_id, &cfg->vision_end_token_id};
+    for (size_t i = 0; i < FP4RT_ARRAY_LEN(vis); i++) {
+        int32_t id = fp4rt_tokenizer_find(tok, vis[i]);
+        if (id >= 0) *ids[i] = id;
+    }
     fp4rt_tokenizer_free(tok);
     if (end < 0 || eot < 0) return fp4rt_fail(FP4RT_INTERNAL, "synth: tokenizer lacks <|im_end|> / <|endoftext|>");
     cfg->n_eos = 2;
@@ -229,6 +251,24 @@ fp4rt_status fp4rt_synth(const fp4rt_config *cfg, const char *out_dir, uint64_t 
         free(specs);
         return FP4RT_OUT_OF_MEMORY;
     }
+    /* the vision tower (cfg->vision.depth), BF16, last */
+    fp4rt_tensor_spec *vis = NULL;
+    size_t n_vis = fp4rt_schema_vision_tensors(cfg, &vis);
+    if (n_vis) {
+        fp4rt_tensor_spec *all = realloc(specs, (n_specs + n_vis) * sizeof *all);
+        if (!all) {
+            free(specs);
+            free(vis);
+            return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "synth: out of memory listing the vision tower");
+        }
+        memcpy(all + n_specs, vis, n_vis * sizeof *vis);
+        specs = all;
+        n_specs += n_vis;
+        free(vis);
+    } else if (cfg->vision.depth > 0) {
+        free(specs);
+        return FP4RT_OUT_OF_MEMORY;
+    }
 
     char *tmp = NULL;
     fp4rt_stw *w = NULL;
@@ -241,6 +281,9 @@ fp4rt_status fp4rt_synth(const fp4rt_config *cfg, const char *out_dir, uint64_t 
     if ((st = fp4rt_synth_tokenizer(tmp, cfg->vocab)) != FP4RT_OK) goto done;
     if ((st = synth_stop_ids(tmp, &text_cfg)) != FP4RT_OK) goto done;
     if ((st = write_json(tmp, "config.json", fp4rt_config_to_json(&text_cfg))) != FP4RT_OK) goto done;
+    if (cfg->vision.depth > 0 &&
+        (st = write_json(tmp, "preprocessor_config.json", fp4rt_preprocessor_config_json(cfg))) != FP4RT_OK)
+        goto done;
     if ((st = write_json(tmp, "generation_config.json", generation_config_json(&text_cfg))) != FP4RT_OK)
         goto done;
 
