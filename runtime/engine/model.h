@@ -33,6 +33,11 @@ struct fp4rt_model {
      * its program on a backend context of its own on the same device. */
     fp4rt_program *mtp_program;
     void *mtp_ctx;
+    /* The vision tower (runtime/engine/vision.h), started by the first image: its
+     * encoder and merger programs, each on a backend context of its own on the
+     * model's device (a backend context is prepared for one program). */
+    fp4rt_program *vis_encoder, *vis_merger;
+    void *vis_encoder_ctx, *vis_merger_ctx;
 };
 
 

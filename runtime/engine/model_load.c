@@ -198,6 +198,10 @@ fp4rt_model *fp4rt_model_load_synthetic(const char *preset, const char *recipe, 
 void fp4rt_model_free(fp4rt_model *m) {
     if (!m) return;
     if (m->mtp_ctx) fp4rt_backend_destroy(m->backend, m->mtp_ctx);
+    if (m->vis_encoder_ctx) fp4rt_backend_destroy(m->backend, m->vis_encoder_ctx);
+    if (m->vis_merger_ctx) fp4rt_backend_destroy(m->backend, m->vis_merger_ctx);
+    fp4rt_program_free(m->vis_encoder);
+    fp4rt_program_free(m->vis_merger);
     fp4rt_program_free(m->mtp_program);
     fp4rt_backend_destroy(m->backend, m->backend_ctx);
     fp4rt_program_free(m->program);
