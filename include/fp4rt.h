@@ -312,6 +312,9 @@ typedef struct fp4rt_generate_params {
                                      from max(0, p - q), with every sampler setting applied to the
                                      model's p and the head's q), but with another RNG use than plain
                                      sampling for the same seed. 0 = off */
+    const struct fp4rt_prompt *prompt_images; /* a prompt with images (fp4rt_prompt_create) to
+                                     evaluate as the prompt (then prompt must be NULL with n = 0):
+                                     n_prompt and prefill_seconds count it. NULL = none */
 } fp4rt_generate_params;
 
 #define FP4RT_SPEC_MAX_DRAFTS 5
@@ -430,6 +433,38 @@ FP4RT_API fp4rt_chat_params fp4rt_chat_default_params(void);
  * invalid UTF-8 outside the message texts. Thread-safe (reads its arguments only). */
 FP4RT_API fp4rt_status fp4rt_chat_format(const fp4rt_chat_message *messages, size_t n,
                                          const fp4rt_chat_params *params, char **out);
+
+/* ---- prompts with images (vision-language models) ------------------------ */
+
+/* A prompt's tokens with the images they stand for, ready to evaluate: each image
+ * decoded, preprocessed as the checkpoint's preprocessor_config.json says (Qwen2-VL's
+ * image processor) and run through the model's vision tower on its device, and its
+ * single <|image_pad|> (as fp4rt_tokenize gives for fp4rt_chat_format's text) expanded
+ * to the image's merged tokens, grid_t * (grid_h / 2) * (grid_w / 2) for 16-pixel
+ * patches merged 2 x 2. Immutable; may be evaluated on any session of its model. */
+typedef struct fp4rt_prompt fp4rt_prompt;
+
+/* tokens[0 .. n): the k-th <|image_pad|> token is images[k]. NULL and one line on
+ * failure (naming the file, or "image K (in memory)"): a model without a vision tower
+ * (UNSUPPORTED), more images than <|image_pad|> tokens or the reverse
+ * (INVALID_ARGUMENT), an image that cannot be read or decoded (IO / FORMAT /
+ * UNSUPPORTED, runtime/vision), ids outside the vocabulary. n_images 0: a text
+ * prompt (no <|image_pad|> allowed). Runs the vision tower: as slow as that is. */
+FP4RT_API fp4rt_prompt *fp4rt_prompt_create(fp4rt_model *model, const int32_t *tokens, size_t n,
+                                            const fp4rt_image_input *images, size_t n_images);
+FP4RT_API void fp4rt_prompt_free(fp4rt_prompt *prompt);
+/* The expanded tokens (what the session holds after evaluating it); valid while it lives. */
+FP4RT_API size_t fp4rt_prompt_n_tokens(const fp4rt_prompt *prompt);
+FP4RT_API const int32_t *fp4rt_prompt_tokens(const fp4rt_prompt *prompt);
+/* Appends the prompt to the session as fp4rt_session_eval appends tokens (logits NULL
+ * or [n_vocab] for its last token), the images' tokens taking their vision embeddings
+ * and every token its multimodal rotary position (M-RoPE: transformers'
+ * get_rope_index; the text after an image continues from the image's largest
+ * position + 1, and so do all later tokens of the session, including its snapshots).
+ * A prompt that does not fit is refused before anything runs, naming the first
+ * image that does not fit in the context. fp4rt_generate_params.prompt_images does
+ * the same inside fp4rt_generate. */
+FP4RT_API fp4rt_status fp4rt_session_eval_prompt(fp4rt_session *s, const fp4rt_prompt *prompt, float *logits);
 
 /* Frees memory the library returned (strings, id arrays). NULL is fine. */
 FP4RT_API void fp4rt_free(void *p);

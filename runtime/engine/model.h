@@ -11,6 +11,7 @@
 
 #include "loader/gen_config.h"
 #include "runtime/text/tokenizer.h"
+#include "runtime/vision/image.h"
 
 struct fp4rt_model {
     fp4rt_weights *weights;
@@ -26,6 +27,7 @@ struct fp4rt_model {
     int32_t eos[FP4RT_MAX_STOP_IDS]; /* end-of-generation ids */
     int32_t think_open, think_close; /* ids of <think> / </think>, -1 if absent */
     int32_t image_pad;               /* id of <|image_pad|>, -1 if absent */
+    fp4rt_image_config image_cfg;    /* preprocessor_config.json (the Qwen3.5 defaults if absent) */
     uint8_t *valid_ids;         /* [vocab] 1: the tokenizer has this id; NULL without a tokenizer */
     fp4rt_device_ref dev;       /* the device the backend runs on */
     uint64_t seed;              /* synthetic weights' seed */

@@ -50,6 +50,14 @@ static fp4rt_status load_text_side(fp4rt_model *m, const char *dir) {
     if (access(path, F_OK) == 0) st = fp4rt_tokenizer_load(path, &m->tokenizer);
     free(path);
     if (st) return st;
+    /* the image processor's settings (used only for images); absent: Qwen3.5's */
+    st = fp4rt_image_config_load(dir, &m->image_cfg);
+    if (st == FP4RT_IO) {
+        fp4rt_image_config_default(&m->image_cfg);
+        fp4rt_clear_error();
+        st = FP4RT_OK;
+    }
+    if (st) return st;
     const fp4rt_config *c = &m->weights->cfg;
     m->think_open = m->think_close = m->image_pad = -1;
     if (m->tokenizer) {
@@ -174,6 +182,7 @@ fp4rt_model *fp4rt_model_load_synthetic(const char *preset, const char *recipe, 
     if (!m) return NULL;
     pthread_mutex_init(&m->run_lock, NULL);
     m->think_open = m->think_close = m->image_pad = -1;
+    fp4rt_image_config_default(&m->image_cfg);
     fp4rt_status st = fp4rt_weights_synthetic(preset, recipe, &m->weights);
     if (!st && params->fp4_activations) st = fp4rt_weights_fp4_activations(m->weights);
     if (!st) st = fp4rt_program_build(m->weights, &m->program);
