@@ -1,0 +1,249 @@
+/* The vision tower (issue 18) on fp4rt's synthetic "tiny" model (seed 0: vision
+ * depth 2, hidden 64, 2 heads, an 8 x 8 position table), which fp4rt_synth writes
+ * byte-identically on every machine:
+ *  (a) the merged vision embeddings vs transformers (tests/fixtures/vision,
+ *      tools/vision_reference.py: Qwen3_5ForConditionalGeneration's visual model on
+ *      the CPU in float32) from the processor's pixel values of two committed
+ *      images (grids 6 x 6 and 6 x 4: interpolated position embeddings, rotary
+ *      positions across merge blocks). NMSE <= 1e-10: BF16 weights widened to FP32
+ *      and FP32 arithmetic on both sides; only the summation order of the dot
+ *      products, the softmax and the LayerNorm statistics differ (FP32 rounding,
+ *      ~1e-14 relative per element squared), the erf GELU of canon_math is a fit
+ *      within ~1e-7 of erf; a wrong index, position or reshape gives ~1e-2 or more;
+ *  (b) fp4rt_image_preprocess of the same images and configs gives the same
+ *      pixel values (the processor's, bit for bit: runtime/vision's contract);
+ *  (c) with argv[1] = "vulkan": the Vulkan device's embeddings bit-identical to the
+ *      CPU's (skipped with a message when there is no Vulkan device);
+ *  (d) a model.visual tensor of a wrong shape: a one-line error naming it; a model
+ *      without vision_config stays text-only.
+ * Build the fixtures: tools/vision_reference.py (its header). */
+#include "fp4rt.h"
+#include "loader/safetensors.h"
+#include "loader/st_writer.h"
+#include "runtime/engine/vision.h"
+#include "runtime/model/schema.h"
+#include "runtime/tools/synth.h"
+#include "tests/test_devices.h"
+#include "tests/test_util.h"
+
+#include <sys/stat.h>
+
+#define FIX "tests/fixtures/vision"
+
+typedef struct vcase {
+    char name[32];
+    int t, h, w, pd, hidden, n_tokens, out_hidden;
+} vcase;
+
+static int read_cases(vcase *c, int cap) {
+    FILE *f = fopen(FIX "/vision.txt", "r");
+    CHECK_MSG(f != NULL, "cannot open %s/vision.txt", FIX);
+    int n = 0;
+    while (f && n < cap && fscanf(f, "%31s %d %d %d %d %d %d %d", c[n].name, &c[n].t, &c[n].h, &c[n].w, &c[n].pd,
+                                  &c[n].hidden, &c[n].n_tokens, &c[n].out_hidden) == 8)
+        n++;
+    if (f) fclose(f);
+    CHECK_MSG(n >= 2, "vision.txt has %d cases", n);
+    return n;
+}
+
+static fp4rt_model *load(const char *dir, const char *device) {
+    fp4rt_model_params mp = fp4rt_model_default_params();
+    mp.device = device;
+    mp.n_threads = 2;
+    fp4rt_model *m = fp4rt_model_load(dir, &mp);
+    CHECK_MSG(m != NULL, "load %s on %s: %s", dir, device, fp4rt_last_error());
+    return m;
+}
+
+/* The embeddings of case c on model m from the fixture's pixel values (NULL on failure). */
+static float *encode(fp4rt_model *m, const vcase *c) {
+    char path[512];
+    snprintf(path, sizeof path, FIX "/%s.pv", c->name);
+    size_t np = (size_t)c->t * c->h * c->w;
+    fp4rt_image_patches ip = {.grid_t = c->t, .grid_h = c->h, .grid_w = c->w, .n_patches = (int64_t)np,
+                              .patch_dim = c->pd, .data = test_read_floats(path, np * c->pd)};
+    CHECK_MSG(ip.data != NULL, "cannot read %s", path);
+    fp4rt_vision_embeds e;
+    fp4rt_status st = ip.data ? fp4rt_vision_encode(m, &ip, &e) : FP4RT_IO;
+    CHECK_MSG(st == FP4RT_OK, "%s on %s: %s", c->name, fp4rt_model_device(m), fp4rt_last_error());
+    free(ip.data);
+    if (st) return NULL;
+    CHECK_EQ_INT(e.n_tokens, c->n_tokens);
+    CHECK_EQ_INT(e.hidden, c->out_hidden);
+    CHECK(e.grid_h == c->h && e.grid_w == c->w && e.merge == 2);
+    float *x = e.data;
+    e.data = NULL;
+    fp4rt_vision_embeds_free(&e);
+    return x;
+}
+
+/* (a) vs transformers on the CPU; returns the CPU embeddings of every case. */
+static void test_reference(const char *dir, const vcase *c, int n, float **cpu) {
+    fp4rt_model *m = load(dir, "cpu");
+    if (!m) return;
+    CHECK(fp4rt_model_has_vision(m));
+    for (int i = 0; i < n; i++) {
+        cpu[i] = encode(m, &c[i]);
+        char path[512];
+        snprintf(path, sizeof path, FIX "/%s.vision", c[i].name);
+        size_t k = (size_t)c[i].n_tokens * c[i].out_hidden;
+        float *ref = test_read_floats(path, k);
+        CHECK_MSG(ref != NULL, "cannot read %s", path);
+        if (cpu[i] && ref) {
+            double e = test_nmse(cpu[i], ref, k);
+            printf("(a) %s: %d x %d patches -> %d tokens, NMSE vs transformers %.3g\n", c[i].name, c[i].h, c[i].w,
+                   c[i].n_tokens, e);
+            CHECK_MSG(e <= 1e-10, "%s: NMSE %.3g > 1e-10", c[i].name, e);
+        }
+        free(ref);
+    }
+    fp4rt_model_free(m);
+}
+
+/* (b) the preprocessing of the same image and config gives the fixture's pixel values. */
+static void test_preprocess(const vcase *c, int n) {
+    static const char *const images[] = {"rgb.png", "gray.png"};
+    for (int i = 0; i < n && i < 2; i++) {
+        char path[512];
+        snprintf(path, sizeof path, FIX "/cfg_%s.json", c[i].name);
+        char *text = NULL;
+        size_t len = 0;
+        fp4rt_image_config cfg;
+        fp4rt_image img = {0};
+        fp4rt_image_patches ip = {0};
+        snprintf(path, sizeof path, FIX "/cfg_%s.json", c[i].name);
+        CHECK(fp4rt_read_file(path, 1 << 20, &text, &len) == FP4RT_OK);
+        CHECK(text && fp4rt_image_config_parse(text, len, path, &cfg) == FP4RT_OK);
+        snprintf(path, sizeof path, "tests/fixtures/images/%s", images[i]);
+        CHECK(fp4rt_image_load_file(path, NULL, &img) == FP4RT_OK);
+        CHECK(fp4rt_image_preprocess(&img, &cfg, path, &ip) == FP4RT_OK);
+        CHECK(ip.grid_h == c[i].h && ip.grid_w == c[i].w && ip.patch_dim == c[i].pd);
+        snprintf(path, sizeof path, FIX "/%s.pv", c[i].name);
+        size_t k = (size_t)c[i].t * c[i].h * c[i].w * c[i].pd;
+        float *ref = test_read_floats(path, k);
+        int same = ref && ip.data && ip.n_patches * ip.patch_dim == (int64_t)k && !memcmp(ref, ip.data, k * 4);
+        printf("(b) %s: fp4rt_image_preprocess %s the processor's pixel values\n", c[i].name,
+               same ? "equals" : "DIFFERS FROM");
+        CHECK(same);
+        free(ref);
+        free(text);
+        fp4rt_image_free(&img);
+        fp4rt_image_patches_free(&ip);
+    }
+}
+
+/* (c) the Vulkan device's embeddings are the CPU's, bit for bit. */
+static void test_vulkan(const char *dir, const vcase *c, int n, float **cpu) {
+    char dev[64];
+    fp4rt_device_ref ref;
+    fp4rt_device_desc d;
+    if (!test_pick_device("vulkan", NULL, dev, sizeof dev, &ref, &d)) return;
+    fp4rt_model *m = load(dir, dev);
+    if (!m) return;
+    for (int i = 0; i < n; i++) {
+        float *x = encode(m, &c[i]);
+        size_t k = (size_t)c[i].n_tokens * c[i].out_hidden;
+        int same = x && cpu[i] && !memcmp(x, cpu[i], k * 4);
+        printf("(c) %s on %s: %s the CPU's\n", c[i].name, dev, same ? "bit-identical to" : "DIFFERS FROM");
+        CHECK(same);
+        free(x);
+    }
+    fp4rt_model_free(m);
+}
+
+/* (d) A copy of dir with model.visual.blocks.1.attn.proj.weight of shape [64, 32];
+ * and a model whose config has no vision_config. */
+static void test_bad_shape(const char *dir) {
+    const char *bad = test_tmp_path("bad-vision");
+    CHECK(mkdir(bad, 0755) == 0);
+    fp4rt_checkpoint *ck = NULL;
+    CHECK(fp4rt_checkpoint_open(dir, &ck) == FP4RT_OK);
+    if (!ck) return;
+    fp4rt_stw *w = NULL;
+    CHECK(fp4rt_stw_create(bad, 0, &w) == FP4RT_OK);
+    for (int pass = 0; w && pass < 2; pass++)
+        for (size_t i = 0; i < ck->n_tensors; i++) {
+            const fp4rt_st_tensor *t = ck->tensors[i];
+            int64_t shape[FP4RT_ST_MAX_DIMS];
+            memcpy(shape, t->shape, sizeof shape);
+            uint64_t nb = t->nbytes;
+            if (!strcmp(t->name, "model.visual.blocks.1.attn.proj.weight")) {
+                shape[1] /= 2;
+                nb /= 2;
+            }
+            fp4rt_status st = pass ? fp4rt_stw_write(w, t->name, t->data, nb)
+                                   : fp4rt_stw_declare(w, t->name, t->dtype, t->ndim, shape);
+            CHECK(st == FP4RT_OK);
+        }
+    CHECK(w && fp4rt_stw_finish(w) == FP4RT_OK);
+    fp4rt_stw_free(w);
+    fp4rt_checkpoint_close(ck);
+    const char *files[] = {"config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"};
+    for (size_t i = 0; i < FP4RT_ARRAY_LEN(files); i++) {
+        char a[1100], b[1100];
+        snprintf(a, sizeof a, "%s/%s", dir, files[i]);
+        snprintf(b, sizeof b, "%s/%s", bad, files[i]);
+        CHECK(fp4rt_copy_file(a, b) == FP4RT_OK);
+    }
+    fp4rt_model_params mp = fp4rt_model_default_params();
+    mp.device = "cpu";
+    fp4rt_model *m = fp4rt_model_load(bad, &mp);
+    const char *err = fp4rt_last_error();
+    printf("(d) attn.proj.weight [64, 32]: %s\n", err);
+    CHECK_MSG(m == NULL, "a misshapen vision tensor loaded");
+    CHECK_MSG(strstr(err, "model.visual.blocks.1.attn.proj.weight") && strstr(err, "[64, 32]") && !strchr(err, '\n'),
+              "error does not name the tensor and its shape on one line: %s", err);
+    fp4rt_model_free(m);
+
+    /* a text-only model (no vision_config): loads, has no vision, encode refuses */
+    m = load("tests/fixtures/tiny-bf16", "cpu");
+    if (!m) return;
+    CHECK(!fp4rt_model_has_vision(m));
+    fp4rt_image_patches ip = {.grid_t = 1, .grid_h = 2, .grid_w = 2, .n_patches = 4, .patch_dim = 1536};
+    fp4rt_vision_embeds e;
+    CHECK(fp4rt_vision_encode(m, &ip, &e) == FP4RT_INVALID_ARGUMENT);
+    CHECK(e.data == NULL && e.n_tokens == 0);
+    printf("(d) text-only model: %s\n", fp4rt_last_error());
+    fp4rt_model_free(m);
+}
+
+/* Grids the encoder refuses: not whole merge blocks, too many patches. */
+static void test_bad_grid(const char *dir) {
+    fp4rt_model *m = load(dir, "cpu");
+    if (!m) return;
+    float px[6 * 1536] = {0};
+    fp4rt_image_patches ip = {.grid_t = 1, .grid_h = 2, .grid_w = 3, .n_patches = 6, .patch_dim = 1536, .data = px};
+    fp4rt_vision_embeds e;
+    CHECK(fp4rt_vision_encode(m, &ip, &e) == FP4RT_INVALID_ARGUMENT);
+    printf("(d) 2 x 3 grid: %s\n", fp4rt_last_error());
+    ip.grid_h = 512, ip.grid_w = 256, ip.n_patches = 512 * 256;
+    CHECK(fp4rt_vision_encode(m, &ip, &e) == FP4RT_UNSUPPORTED);
+    const char *err = fp4rt_last_error();
+    printf("(d) 512 x 256 grid: %s\n", err);
+    CHECK(strstr(err, "4096 x 8192 pixels") != NULL);
+    fp4rt_model_free(m);
+}
+
+int main(int argc, char **argv) {
+    const char *vk = argc > 1 ? argv[1] : NULL;
+    test_tmpdir("vision");
+    const char *dir = test_tmp_path("tiny");
+    fp4rt_config cfg;
+    CHECK(fp4rt_config_preset("tiny", 0, &cfg) == FP4RT_OK);
+    CHECK_MSG(fp4rt_synth(&cfg, dir, 0, 0, 0) == FP4RT_OK, "synth: %s", fp4rt_last_error());
+    vcase c[4];
+    int n = read_cases(c, 4);
+    float *cpu[4] = {0};
+    test_reference(dir, c, n, cpu);
+    if (vk && !strcmp(vk, "vulkan")) {
+        test_vulkan(dir, c, n, cpu);
+    } else {
+        test_preprocess(c, n);
+        test_bad_shape(dir);
+        test_bad_grid(dir);
+    }
+    for (int i = 0; i < n; i++) free(cpu[i]);
+    test_tmpdir_remove();
+    return test_summary("test_vision");
+}
