@@ -87,6 +87,10 @@ typedef struct fp4rt_eval_mm {
 fp4rt_status fp4rt_session_eval_mm(fp4rt_session *s, const int32_t *tokens, int n, const fp4rt_eval_mm *mm,
                                    float *logits, int all_logits);
 
+/* fp4rt_session_eval_prompt with the logits of every row ([n, vocab], all_logits 1)
+ * or of the last (all_logits 0), for tests. */
+fp4rt_status fp4rt_session_eval_prompt_rows(fp4rt_session *s, const fp4rt_prompt *p, float *logits, int all_logits);
+
 /* The rotary fields of a step of n text rows at pos0 (fp4rt_step.rope_delta; rows
  * recorded in s->mrope when it exists). Every step of the session's main program
  * that is not a prompt with images goes through this. */

@@ -175,6 +175,10 @@ fp4rt_prompt *fp4rt_prompt_create(fp4rt_model *m, const int32_t *tokens, size_t 
 }
 
 fp4rt_status fp4rt_session_eval_prompt(fp4rt_session *s, const fp4rt_prompt *p, float *logits) {
+    return fp4rt_session_eval_prompt_rows(s, p, logits, 0);
+}
+
+fp4rt_status fp4rt_session_eval_prompt_rows(fp4rt_session *s, const fp4rt_prompt *p, float *logits, int all_logits) {
     if (!s || !p)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_eval_prompt: %s is NULL", s ? "prompt" : "session");
     if (p->model != s->model)
@@ -192,14 +196,14 @@ fp4rt_status fp4rt_session_eval_prompt(fp4rt_session *s, const fp4rt_prompt *p, 
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d tokens held + %d new exceed n_ctx %d", held, p->n,
                           s->sb.n_ctx);
     }
-    if (!p->n_images) return fp4rt_session_eval(s, p->tokens, p->n, logits, 0); /* text: the plain path */
+    if (!p->n_images) return fp4rt_session_eval(s, p->tokens, p->n, logits, all_logits); /* text: the plain path */
     /* the prompt starts after the held tokens (a pending one is text) */
     int start = held + s->rope_delta;
     int32_t *pos = fp4rt_malloc((size_t)p->n * 3 * sizeof *pos, "prompt positions");
     if (!pos) return FP4RT_OUT_OF_MEMORY;
     for (size_t i = 0; i < (size_t)p->n * 3; i++) pos[i] = p->positions[i] + start;
     fp4rt_eval_mm mm = {pos, p->n_images ? p->rows : NULL, p->next_pos + start};
-    fp4rt_status st = fp4rt_session_eval_mm(s, p->tokens, p->n, &mm, logits, 0);
+    fp4rt_status st = fp4rt_session_eval_mm(s, p->tokens, p->n, &mm, logits, all_logits);
     free(pos);
     return st;
 }
