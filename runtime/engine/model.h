@@ -87,6 +87,13 @@ typedef struct fp4rt_eval_mm {
 fp4rt_status fp4rt_session_eval_mm(fp4rt_session *s, const int32_t *tokens, int n, const fp4rt_eval_mm *mm,
                                    float *logits, int all_logits);
 
+/* fp4rt_prompt_create with its status (the server maps it to an HTTP status). */
+fp4rt_status fp4rt_prompt_make(fp4rt_model *m, const int32_t *tokens, size_t n, const fp4rt_image_input *images,
+                               size_t n_images, fp4rt_prompt **out);
+/* Evaluates the prompt's tokens [from, n) on a session that holds its first `from`
+ * (from <= the index of its first image token: those are text), as
+ * fp4rt_session_eval_prompt does the whole (logits of the last row, or NULL). */
+fp4rt_status fp4rt_session_eval_prompt_from(fp4rt_session *s, const fp4rt_prompt *p, size_t from, float *logits);
 /* fp4rt_session_eval_prompt with the logits of every row ([n, vocab], all_logits 1)
  * or of the last (all_logits 0), for tests. */
 fp4rt_status fp4rt_session_eval_prompt_rows(fp4rt_session *s, const fp4rt_prompt *p, float *logits, int all_logits);

@@ -89,31 +89,34 @@ static fp4rt_status check_slots(const fp4rt_model *m, const int32_t *tokens, siz
                           names[slots], n_images, n_images == 1 ? "" : "s", slots, slots == 1 ? "" : "s");
     if (slots > n_images)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
-                          "the prompt has %zu <|image_pad|> slot%s but %zu image%s were given (token %zu has none)",
-                          slots, slots == 1 ? "" : "s", n_images, n_images == 1 ? "" : "s", first_extra);
+                          "the prompt has %zu <|image_pad|> slot%s but %zu image%s given (token %zu has none)",
+                          slots, slots == 1 ? "" : "s", n_images, n_images == 1 ? " was" : "s were", first_extra);
     return FP4RT_OK;
 }
 
 fp4rt_prompt *fp4rt_prompt_create(fp4rt_model *m, const int32_t *tokens, size_t n, const fp4rt_image_input *images,
                                   size_t n_images) {
-    if (!m || (!tokens && n) || (!images && n_images) || n == 0) {
-        fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_prompt_create: %s",
-                   !m ? "model is NULL" : n == 0 ? "no tokens" : !tokens ? "tokens is NULL" : "images is NULL");
-        return NULL;
-    }
-    if (n > INT32_MAX / 4 || n_images > (size_t)INT32_MAX / 4) {
-        fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_prompt_create: %zu tokens / %zu images is too many", n, n_images);
-        return NULL;
-    }
+    fp4rt_prompt *p = NULL;
+    fp4rt_prompt_make(m, tokens, n, images, n_images, &p);
+    return p;
+}
+
+fp4rt_status fp4rt_prompt_make(fp4rt_model *m, const int32_t *tokens, size_t n, const fp4rt_image_input *images,
+                               size_t n_images, fp4rt_prompt **out) {
+    *out = NULL;
+    if (!m || (!tokens && n) || (!images && n_images) || n == 0)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_prompt_create: %s",
+                          !m ? "model is NULL" : n == 0 ? "no tokens" : !tokens ? "tokens is NULL" : "images is NULL");
+    if (n > INT32_MAX / 4 || n_images > (size_t)INT32_MAX / 4)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_prompt_create: %zu tokens / %zu images is too many", n,
+                          n_images);
     int vocab = m->weights->cfg.vocab;
     for (size_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= vocab) {
-            fp4rt_fail(FP4RT_INVALID_ARGUMENT, "token %d at index %zu is outside the vocabulary [0, %d)", tokens[i], i,
-                       vocab);
-            return NULL;
-        }
+        if (tokens[i] < 0 || tokens[i] >= vocab)
+            return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "token %d at index %zu is outside the vocabulary [0, %d)",
+                              tokens[i], i, vocab);
     fp4rt_prompt *p = fp4rt_calloc(1, sizeof *p, "prompt");
-    if (!p) return NULL;
+    if (!p) return FP4RT_OUT_OF_MEMORY;
     p->model = m;
     p->n_images = (int)n_images;
     size_t ni = n_images ? n_images : 1;
@@ -169,41 +172,55 @@ fp4rt_prompt *fp4rt_prompt_create(fp4rt_model *m, const int32_t *tokens, size_t 
     }
     if (st) {
         fp4rt_prompt_free(p);
-        return NULL;
+        return st;
     }
-    return p;
+    *out = p;
+    return FP4RT_OK;
 }
 
-fp4rt_status fp4rt_session_eval_prompt(fp4rt_session *s, const fp4rt_prompt *p, float *logits) {
-    return fp4rt_session_eval_prompt_rows(s, p, logits, 0);
-}
-
-fp4rt_status fp4rt_session_eval_prompt_rows(fp4rt_session *s, const fp4rt_prompt *p, float *logits, int all_logits) {
+/* Tokens [from, n) of p (from <= its first image token) with the logits of every
+ * row or of the last. */
+static fp4rt_status eval_from(fp4rt_session *s, const fp4rt_prompt *p, int from, float *logits, int all_logits) {
     if (!s || !p)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_eval_prompt: %s is NULL", s ? "prompt" : "session");
     if (p->model != s->model)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_eval_prompt: the prompt was made for another model");
-    int held = s->n_past + s->pending, room = s->sb.n_ctx - held;
-    if (p->n > room) { /* name the first image that does not fit */
+    if (from < 0 || from >= p->n || (p->n_images && from > p->first[0]))
+        return fp4rt_fail(FP4RT_INTERNAL, "fp4rt_session_eval_prompt: resuming at token %d of %d (first image at %d)",
+                          from, p->n, p->n_images ? p->first[0] : -1);
+    int n = p->n - from, held = s->n_past + s->pending, room = s->sb.n_ctx - held;
+    if (n > room) { /* name the first image that does not fit */
         for (int k = 0; k < p->n_images; k++) {
-            int nk = p->vis[k].n_tokens;
-            if (p->first[k] + nk > room)
+            int nk = p->vis[k].n_tokens, at = p->first[k] - from;
+            if (at + nk > room)
                 return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
                                   "%s: its %d tokens (prompt tokens %d .. %d) do not fit in the context: %d tokens "
                                   "held + %d prompt tokens exceed n_ctx %d",
-                                  p->names[k], nk, p->first[k], p->first[k] + nk - 1, held, p->n, s->sb.n_ctx);
+                                  p->names[k], nk, at, at + nk - 1, held, n, s->sb.n_ctx);
         }
-        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d tokens held + %d new exceed n_ctx %d", held, p->n,
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d tokens held + %d new exceed n_ctx %d", held, n,
                           s->sb.n_ctx);
     }
-    if (!p->n_images) return fp4rt_session_eval(s, p->tokens, p->n, logits, all_logits); /* text: the plain path */
-    /* the prompt starts after the held tokens (a pending one is text) */
-    int start = held + s->rope_delta;
-    int32_t *pos = fp4rt_malloc((size_t)p->n * 3 * sizeof *pos, "prompt positions");
+    if (!p->n_images) return fp4rt_session_eval(s, p->tokens + from, n, logits, all_logits); /* text: the plain path */
+    /* token `from` is text: it takes the session's next position, the rest follow */
+    int shift = held + s->rope_delta - p->positions[(size_t)from * 3];
+    int32_t *pos = fp4rt_malloc((size_t)n * 3 * sizeof *pos, "prompt positions");
     if (!pos) return FP4RT_OUT_OF_MEMORY;
-    for (size_t i = 0; i < (size_t)p->n * 3; i++) pos[i] = p->positions[i] + start;
-    fp4rt_eval_mm mm = {pos, p->n_images ? p->rows : NULL, p->next_pos + start};
-    fp4rt_status st = fp4rt_session_eval_mm(s, p->tokens, p->n, &mm, logits, all_logits);
+    for (size_t i = 0; i < (size_t)n * 3; i++) pos[i] = p->positions[(size_t)from * 3 + i] + shift;
+    fp4rt_eval_mm mm = {pos, p->rows + from, p->next_pos + shift};
+    fp4rt_status st = fp4rt_session_eval_mm(s, p->tokens + from, n, &mm, logits, all_logits);
     free(pos);
     return st;
+}
+
+fp4rt_status fp4rt_session_eval_prompt(fp4rt_session *s, const fp4rt_prompt *p, float *logits) {
+    return eval_from(s, p, 0, logits, 0);
+}
+
+fp4rt_status fp4rt_session_eval_prompt_rows(fp4rt_session *s, const fp4rt_prompt *p, float *logits, int all_logits) {
+    return eval_from(s, p, 0, logits, all_logits);
+}
+
+fp4rt_status fp4rt_session_eval_prompt_from(fp4rt_session *s, const fp4rt_prompt *p, size_t from, float *logits) {
+    return eval_from(s, p, from > (size_t)INT32_MAX ? -1 : (int)from, logits, 0);
 }
