@@ -308,11 +308,12 @@ static char *trim(char *s) {
  * images, FILE is a readable file; decoding waits for the message. */
 static void attach_image(chat *c, const char *path) {
     struct stat sb;
+    int found = *path && stat(path, &sb) == 0;
     if (!*path) fprintf(stderr, "fp4rt chat: /image FILE\n");
     else if (c->m->image_pad < 0 || !fp4rt_model_has_vision(c->m))
         fprintf(stderr, "fp4rt chat: %s: the model has no vision tower: it cannot take images\n", path);
-    else if (stat(path, &sb) || !S_ISREG(sb.st_mode) || access(path, R_OK))
-        fprintf(stderr, "fp4rt chat: %s: %s\n", path, S_ISDIR(sb.st_mode) ? "is a directory" : "not a readable file");
+    else if (!found || !S_ISREG(sb.st_mode) || access(path, R_OK))
+        fprintf(stderr, "fp4rt chat: %s: %s\n", path, found && S_ISDIR(sb.st_mode) ? "is a directory" : "not a readable file");
     else if (c->n_pending == FP4RT_CLI_MAX_IMAGES)
         fprintf(stderr, "fp4rt chat: %s: at most %d images per message\n", path, FP4RT_CLI_MAX_IMAGES);
     else if (!(c->pending[c->n_pending] = strdup(path)))

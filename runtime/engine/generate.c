@@ -171,7 +171,7 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
     if (!m->tokenizer && cb) return fp4rt_fail(FP4RT_UNSUPPORTED, "the model has no tokenizer.json: cannot stream text");
     if (n == 0 && !s->have_logits && !s->pending)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate: empty prompt and nothing to continue from");
-    if (n > (size_t)s->sb.n_ctx)
+    if (n > (size_t)s->sb.n_ctx && !pi) /* a prompt with images says which image does not fit */
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate: a prompt of %zu tokens exceeds the context (n_ctx %d)", n,
                           s->sb.n_ctx);
 
