@@ -135,6 +135,51 @@ static void check_case(fp4rt_model *m, const icase *c) {
     CHECK_EQ_INT(fp4rt_session_n_past(s), c->ne + 4);
     /* both prompt and prompt_images: refused */
     CHECK(fp4rt_generate(r, c->prompt, 1, &gp, NULL, NULL, NULL) == FP4RT_INVALID_ARGUMENT);
+    /* speculative decoding (the MTP head's steps and the verify rows at the image
+     * prompt's positions): exactly plain greedy decoding's tokens */
+    fp4rt_session_params spp = fp4rt_session_default_params();
+    spp.n_ctx = 256;
+    spp.prefill_chunk = 8;
+    spp.mtp = 1;
+    fp4rt_session *sm = fp4rt_session_create(m, &spp);
+    CHECK_MSG(sm != NULL, "mtp session: %s", fp4rt_last_error());
+    fp4rt_session_reset(s);
+    int32_t plain_ids[12], spec_ids[12];
+    gp.max_tokens = 12;
+    gp.output_cap = 12;
+    gp.output_ids = plain_ids;
+    CHECK(!fp4rt_generate(s, NULL, 0, &gp, NULL, NULL, NULL));
+    gp.output_ids = spec_ids;
+    gp.spec_drafts = 2;
+    st = sm ? fp4rt_generate(sm, NULL, 0, &gp, NULL, NULL, &res) : FP4RT_INTERNAL;
+    CHECK_MSG(!st && res.spec_steps > 0 && !memcmp(plain_ids, spec_ids, sizeof plain_ids),
+              "%s: speculative greedy differs from plain (%s)", c->name, fp4rt_last_error());
+    fp4rt_session_free(sm);
+    /* the images as bytes in memory: the same prompt, the same logits */
+    fp4rt_image_input mem[4];
+    void *bytes[4] = {0};
+    for (int k = 0; k < c->n_images; k++) {
+        FILE *f = fopen(files[k], "rb");
+        long len = 0;
+        if (f && !fseek(f, 0, SEEK_END) && (len = ftell(f)) > 0 && !fseek(f, 0, SEEK_SET) && (bytes[k] = malloc((size_t)len)))
+            CHECK(fread(bytes[k], 1, (size_t)len, f) == (size_t)len);
+        if (f) fclose(f);
+        mem[k] = (fp4rt_image_input){.data = bytes[k], .size = (size_t)len};
+    }
+    fp4rt_prompt *pm = fp4rt_prompt_create(m, c->prompt, (size_t)c->n, mem, (size_t)c->n_images);
+    CHECK_MSG(pm != NULL, "%s in memory: %s", c->name, fp4rt_last_error());
+    fp4rt_session_reset(r);
+    float *lm = malloc((size_t)V * 4);
+    if (pm && lm && !fp4rt_session_eval_prompt(r, pm, lm))
+        CHECK_MSG(!memcmp(lm, got + (size_t)(c->ne - 1) * V, (size_t)V * 4), "%s: in memory != from the files", c->name);
+    else
+        CHECK_MSG(0, "%s: eval in memory: %s", c->name, fp4rt_last_error());
+    free(lm);
+    fp4rt_prompt_free(pm);
+    mem[0].data = NULL; /* neither path nor data: one line naming the image */
+    CHECK(fp4rt_prompt_create(m, c->prompt, (size_t)c->n, mem, (size_t)c->n_images) == NULL &&
+          strstr(fp4rt_last_error(), "image 1 (in memory): neither a path nor data"));
+    for (int k = 0; k < c->n_images; k++) free(bytes[k]);
 out:
     free(got);
     free(plain);
