@@ -188,6 +188,19 @@ static void test_session(void) {
     CHECK(!fp4rt_session_eval_mm(r, t, 15, &mm, NULL, 0) && !fp4rt_session_eval(r, &d, 1, NULL, 0));
     CHECK_MSG(!fp4rt_session_snapshot_restore(r, snap), "restore onto the same prompt: %s", fp4rt_last_error());
     fp4rt_session_snapshot_free(snap);
+    /* a verify step (speculative decoding's rows) after the image: row i bit for bit a
+     * decode step at index + rope_delta */
+    fp4rt_session_reset(s);
+    fp4rt_session_reset(r);
+    CHECK(!fp4rt_session_eval_mm(s, t, 15, &mm, NULL, 0) && !fp4rt_session_eval_mm(r, t, 15, &mm, NULL, 0));
+    int32_t vt[3] = {30, 31, 32};
+    float *vl = malloc((size_t)3 * V * 4), *dl = malloc((size_t)3 * V * 4);
+    st = fp4rt_session_verify(s, vt, 3, vl);
+    CHECK_MSG(!st, "verify: %s", fp4rt_last_error());
+    for (int i = 0; i < 3; i++) CHECK(!fp4rt_session_eval(r, &vt[i], 1, dl + (size_t)i * V, 0));
+    CHECK_MSG(!memcmp(vl, dl, (size_t)3 * V * 4), "verify rows after an image differ from decode steps");
+    free(vl);
+    free(dl);
     /* reset forgets the rotary state */
     fp4rt_session_reset(s);
     CHECK(s->rope_delta == 0 && s->mrope == NULL);
