@@ -210,7 +210,12 @@ FP4RT_API fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *token
  * another model, onto a session that holds fewer tokens or different ones
  * fails with one line (INVALID_ARGUMENT naming the first differing position),
  * the session unchanged. A snapshot is independent of its session (it may
- * outlive it) and is freed with fp4rt_session_snapshot_free. */
+ * outlive it) and is freed with fp4rt_session_snapshot_free.
+ * After images (fp4rt_session_eval_prompt) a snapshot also holds the rotary
+ * positions of its tokens and restore also requires the session's to be the
+ * same (else INVALID_ARGUMENT naming the position); it cannot tell two images
+ * of the same size apart (same ids, same positions): do not restore one across
+ * prompts whose images may differ. */
 typedef struct fp4rt_session_snapshot fp4rt_session_snapshot;
 /* NULL and the last error on failure. */
 FP4RT_API fp4rt_session_snapshot *fp4rt_session_snapshot_take(fp4rt_session *s);
