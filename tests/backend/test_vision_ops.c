@@ -481,32 +481,34 @@ static fp4rt_op *add_rope(vcase *c, const char *name, int heads, int hd, int str
     return op;
 }
 
-static void case_rope(const backend *b) {
+/* One program per RoPE layout (a device keeps one cos / sin table per program). */
+static void rope_case(const backend *b, const char *name, int chunk, int heads, int hd, int stride, int rot, int mode,
+                      int s0, int s1, int s2, double theta, const sdef *steps, int ns) {
     vcase *c = malloc(sizeof *c);
-    case_init(c, "rope-text", 9);
+    case_init(c, name, chunk);
     c->n_ctx = 100;
-    add_rope(c, "ROPE mrope {2,1,1} r16", 3, 32, 40, 16, FP4RT_ROPE_TEXT, 2, 1, 1, 1e7);
-    add_rope(c, "ROPE mrope {11,11,10} r64", 2, 64, 64, 64, FP4RT_ROPE_TEXT, 11, 11, 10, 1e7);
-    add_rope(c, "ROPE 1-D r16", 2, 32, 32, 16, FP4RT_ROPE_TEXT, 0, 0, 0, 1e4);
+    char nm[48];
+    snprintf(nm, sizeof nm, "ROPE %dx%d rot %d", heads, hd, rot);
+    add_rope(c, nm, heads, hd, stride, rot, mode, s0, s1, s2, theta);
     case_layout(c);
+    run_case(b, c, steps, ns);
+    case_free(c);
+    free(c);
+}
+
+static void case_rope(const backend *b) {
     static const sdef s[] = {{1, 7, 0, 0, 0, "T=1 pos0=7"},
                              {9, 20, 0, 1, 0, "T=9 positions"},
                              {5, 40, -13, 0, 0, "T=5 delta -13"},
                              {9, 90, 0, 0, 0, "T=9 pos0=90"},
                              {4, 3, 0, 1, 0, "T=4 positions"}};
-    run_case(b, c, s, 5);
-    case_free(c);
-    free(c);
-    c = malloc(sizeof *c);
-    case_init(c, "rope-vision", 36);
-    add_rope(c, "ROPE vision 2-D hd72", 2, 72, 72, 72, FP4RT_ROPE_VISION_2D, 0, 0, 0, 1e4);
-    add_rope(c, "ROPE vision 2-D hd64", 2, 64, 64, 64, FP4RT_ROPE_VISION_2D, 0, 0, 0, 1e4);
-    case_layout(c);
+    rope_case(b, "mrope-211-r16", 9, 3, 32, 40, 16, FP4RT_ROPE_TEXT, 2, 1, 1, 1e7, s, 5);
+    rope_case(b, "mrope-11-r64", 9, 2, 64, 64, 64, FP4RT_ROPE_TEXT, 11, 11, 10, 1e7, s, 5);
+    rope_case(b, "rope-1d-r16", 9, 2, 32, 32, 16, FP4RT_ROPE_TEXT, 0, 0, 0, 1e4, s, 5);
     static const sdef sv[] = {{36, 0, 0, 2, 0, "T=36 6x6 grid"}, {24, 0, 0, 1, 0, "T=24 positions"},
                               {12, 0, 0, 2, 0, "T=12 2x6 grid"}};
-    run_case(b, c, sv, 3);
-    case_free(c);
-    free(c);
+    rope_case(b, "rope-vis-72", 36, 2, 72, 72, 72, FP4RT_ROPE_VISION_2D, 0, 0, 0, 1e4, sv, 3);
+    rope_case(b, "rope-vis-64", 36, 2, 64, 64, 64, FP4RT_ROPE_VISION_2D, 0, 0, 0, 1e4, sv, 3);
 }
 
 /* EMBED with override rows (a third of the rows, drawn per step) and without. */
