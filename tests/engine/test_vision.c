@@ -15,13 +15,16 @@
  *  (c) with argv[1] = "vulkan": the Vulkan device's embeddings bit-identical to the
  *      CPU's (skipped with a message when there is no Vulkan device);
  *  (d) a model.visual tensor of a wrong shape: a one-line error naming it; a model
- *      without vision_config stays text-only.
+ *      without vision_config stays text-only;
+ *  (e) fp4rt quantize (nvfp4-all) keeps the tower BF16: the quantized model's
+ *      embeddings are the BF16 model's, bit for bit.
  * Build the fixtures: tools/vision_reference.py (its header). */
 #include "fp4rt.h"
 #include "loader/safetensors.h"
 #include "loader/st_writer.h"
 #include "runtime/engine/vision.h"
 #include "runtime/model/schema.h"
+#include "runtime/tools/quantize.h"
 #include "runtime/tools/synth.h"
 #include "tests/test_devices.h"
 #include "tests/test_util.h"
@@ -225,6 +228,28 @@ static void test_bad_grid(const char *dir) {
     fp4rt_model_free(m);
 }
 
+/* (e) The quantized copy's tower: BF16, unquantized, the same embeddings. */
+static void test_quantized(const char *dir, const vcase *c, float **cpu) {
+    const char *q = test_tmp_path("nvfp4");
+    fp4rt_quantize_summary sum;
+    fp4rt_status st = fp4rt_quantize(dir, q, "nvfp4-all", 0, NULL, &sum);
+    CHECK_MSG(st == FP4RT_OK, "quantize: %s", fp4rt_last_error());
+    if (st) return;
+    free(sum.text);
+    fp4rt_model *m = load(q, "cpu");
+    if (!m) return;
+    const fp4rt_vision_weights *v = m->weights->vision;
+    CHECK(v && v->blocks[0].qkv.fmt == FP4RT_W_BF16 && v->merger_fc2.fmt == FP4RT_W_BF16);
+    float *x = encode(m, &c[0]);
+    size_t k = (size_t)c[0].n_tokens * c[0].out_hidden;
+    int same = x && cpu[0] && !memcmp(x, cpu[0], k * 4);
+    printf("(e) nvfp4-all copy: the tower %s, embeddings %s\n", v && v->blocks[0].qkv.fmt == FP4RT_W_BF16 ? "BF16" : "?",
+           same ? "bit-identical" : "DIFFERENT");
+    CHECK(same);
+    free(x);
+    fp4rt_model_free(m);
+}
+
 int main(int argc, char **argv) {
     const char *vk = argc > 1 ? argv[1] : NULL;
     test_tmpdir("vision");
@@ -242,6 +267,7 @@ int main(int argc, char **argv) {
         test_preprocess(c, n);
         test_bad_shape(dir);
         test_bad_grid(dir);
+        test_quantized(dir, c, cpu);
     }
     for (int i = 0; i < n; i++) free(cpu[i]);
     test_tmpdir_remove();
