@@ -13,7 +13,7 @@
  * decode tokens/s of both, the speedup, the acceptance statistics, and whether
  * the outputs are identical (they must be). --image FILE adds the vision
  * encoder's time for that image (decode, preprocessing with the model's
- * preprocessor_config.json, then the encoder and merger on the device: the
+ * preprocessor_config.json or, for --synthetic, Qwen3.5's defaults, then the encoder and merger on the device: the
  * first run, which starts the vision tower, and the median of 3 more). */
 #include "cli/commands.h"
 
@@ -162,7 +162,7 @@ static int bench_image(fp4rt_model *m, const char *dir, const char *path) {
         return fp4rt_cli_error("bench --image: the model has no vision tower (config.json vision_config and "
                                "model.visual.* tensors)");
     fp4rt_image_config cfg;
-    if (fp4rt_image_config_load(dir, &cfg)) {
+    if (!dir || fp4rt_image_config_load(dir, &cfg)) { /* synthetic: Qwen3.5's processor */
         fp4rt_clear_error();
         fp4rt_image_config_default(&cfg);
     }
@@ -182,9 +182,14 @@ static int bench_image(fp4rt_model *m, const char *dir, const char *path) {
         else t_first = t;
     }
     int rc = 0;
+    for (size_t i = 0; !st && i < (size_t)e.n_tokens * (size_t)e.hidden; i++)
+        if (!isfinite(e.data[i])) { /* synthetic weights must give finite embeddings too */
+            rc = fp4rt_cli_error("bench --image: vision embedding %zu of %s is not finite", i, path);
+            break;
+        }
     if (st) {
         rc = fp4rt_cli_fail(st);
-    } else {
+    } else if (!rc) {
         qsort(runs, 3, sizeof(double), cmp_double);
         printf("image            %s: %d x %d px -> %d x %d patches (%lld), %d tokens; decode + preprocess %.1f ms\n",
                path, img.width, img.height, ip.grid_w, ip.grid_h, (long long)ip.n_patches, e.n_tokens, 1e3 * t_pre);
@@ -215,7 +220,6 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     }
     if (!o.model == !synthetic) return fp4rt_cli_bad("bench: give one of --model and --synthetic");
     if (recipe && !synthetic) return fp4rt_cli_bad("bench: --recipe applies to --synthetic only");
-    if (image && synthetic) return fp4rt_cli_bad("bench: --image needs --model (synthetic weights have no vision tower)");
     if (spec_k && synthetic) return fp4rt_cli_bad("bench: --spec needs --model (a trained MTP head: random drafts are never accepted)");
     int32_t *given = NULL; /* --tokens: the prompt (else random ids) */
     int n_given = 0;
