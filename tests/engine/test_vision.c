@@ -12,8 +12,8 @@
  *      within ~1e-7 of erf; a wrong index, position or reshape gives ~1e-2 or more;
  *  (b) fp4rt_image_preprocess of the same images and configs gives the same
  *      pixel values (the processor's, bit for bit: runtime/vision's contract);
- *  (c) with argv[1] = "vulkan": the Vulkan device's embeddings bit-identical to the
- *      CPU's (skipped with a message when there is no Vulkan device);
+ *  (c) with argv[1] = "vulkan" or "cuda": that device's embeddings bit-identical to
+ *      the CPU's (skipped with a message when there is no such device);
  *  (d) a model.visual tensor of a wrong shape: a one-line error naming it; a model
  *      without vision_config stays text-only;
  *  (e) fp4rt quantize (nvfp4-all) keeps the tower BF16: the quantized model's
@@ -136,12 +136,12 @@ static void test_preprocess(const vcase *c, int n) {
     }
 }
 
-/* (c) the Vulkan device's embeddings are the CPU's, bit for bit. */
-static void test_vulkan(const char *dir, const vcase *c, int n, float **cpu) {
+/* (c) a GPU device's embeddings are the CPU's, bit for bit. */
+static void test_device(const char *kind, const char *dir, const vcase *c, int n, float **cpu) {
     char dev[64];
     fp4rt_device_ref ref;
     fp4rt_device_desc d;
-    if (!test_pick_device("vulkan", NULL, dev, sizeof dev, &ref, &d)) return;
+    if (!test_pick_device(kind, NULL, dev, sizeof dev, &ref, &d)) return;
     fp4rt_model *m = load(dir, dev);
     if (!m) return;
     for (int i = 0; i < n; i++) {
@@ -261,8 +261,8 @@ int main(int argc, char **argv) {
     int n = read_cases(c, 4);
     float *cpu[4] = {0};
     test_reference(dir, c, n, cpu);
-    if (vk && !strcmp(vk, "vulkan")) {
-        test_vulkan(dir, c, n, cpu);
+    if (vk && (!strcmp(vk, "vulkan") || !strcmp(vk, "cuda"))) {
+        test_device(vk, dir, c, n, cpu);
     } else {
         test_preprocess(c, n);
         test_bad_shape(dir);
