@@ -57,19 +57,9 @@ static void capture(fp4rt_log_level level, const char *msg, void *user) {
     }
 }
 
-static fp4rt_model *load(const char *dir, const char *dev, int profile) {
-    fp4rt_model_params mp = fp4rt_model_default_params();
-    mp.device = dev;
-    mp.n_threads = 2;
-    mp.profile = profile;
-    fp4rt_model *m = fp4rt_model_load(dir, &mp);
-    CHECK_MSG(m != NULL, "%s on %s: %s", dir, dev, fp4rt_last_error());
-    return m;
-}
-
 /* CPU reference: teacher-forced logits of tok[0..n), token by token. */
 static float *cpu_decode(const char *dir, const int32_t *tok, int n, int *V) {
-    fp4rt_model *m = load(dir, "cpu", 0);
+    fp4rt_model *m = test_load_model(dir, "cpu");
     if (!m) return NULL;
     *V = fp4rt_model_n_vocab(m);
     fp4rt_session *s = test_session(m, 256, 64);
@@ -99,7 +89,7 @@ static void test_replay(const char *dir, const char *dev, const int32_t *tok, in
     int V = 0, half = n / 2;
     /* sequence A = tok[0..half), sequence B = tok[half..n) */
     float *ref_a = cpu_decode(dir, tok, half, &V), *ref_b = cpu_decode(dir, tok + half, half, &V);
-    fp4rt_model *m = load(dir, dev, 1);
+    fp4rt_model *m = test_load_model_profiled(dir, dev, 1);
     if (!m || !ref_a || !ref_b) goto out;
     float *lg = malloc((size_t)V * sizeof(float));
     fp4rt_session *a = test_session(m, 64, 16), *b = test_session(m, 64, 16);
@@ -152,7 +142,7 @@ static void test_limit(const char *dir, const char *dev, const int32_t *tok, int
     fp4rt_env_reload(); /* knobs are parsed once (runtime/base/env.h) */
     g_log_len = 0;
     g_log[0] = 0;
-    fp4rt_model *m = load(dir, dev, 0);
+    fp4rt_model *m = test_load_model(dir, dev);
     fp4rt_session *s = m ? test_session(m, 64, 48) : NULL;
     unsetenv("FP4RT_VK_MAX_RANGE");
     fp4rt_env_reload();
@@ -251,7 +241,7 @@ static void test_generate(const char *dir, const char *dev, const int32_t *tok) 
     int have[2] = {-1, -1};
     for (int k = 0; k < 2; k++) {
         memset(ids[k], 0xff, sizeof ids[k]);
-        fp4rt_model *m = load(dir, k ? dev : "cpu", 0);
+        fp4rt_model *m = test_load_model(dir, k ? dev : "cpu");
         fp4rt_session *s = m ? test_session(m, 64, 16) : NULL;
         fp4rt_generate_params gp = fp4rt_generate_default_params();
         gp.sampling.greedy = 1;
@@ -275,7 +265,7 @@ static void test_generate(const char *dir, const char *dev, const int32_t *tok) 
 /* Teacher-forced logits: a prefill of n - 8 tokens in chunks of 8 (every row),
  * then 8 decode steps; [n, V] floats. */
 static float *vk_logits(const char *dir, const char *dev, const int32_t *tok, int n, int *V) {
-    fp4rt_model *m = load(dir, dev, 0);
+    fp4rt_model *m = test_load_model(dir, dev);
     fp4rt_session *s = m ? test_session(m, 256, 8) : NULL;
     *V = m ? fp4rt_model_n_vocab(m) : 0;
     float *out = s ? calloc((size_t)n * *V, sizeof(float)) : NULL;
@@ -320,7 +310,7 @@ static void test_max_alloc(const char *dir, const char *dev, const int32_t *tok,
 }
 
 static void test_timeout(const char *dir, const char *dev, const int32_t *tok, int n) {
-    fp4rt_model *m = load(dir, dev, 0);
+    fp4rt_model *m = test_load_model(dir, dev);
     fp4rt_session *s = m ? test_session(m, 256, 128) : NULL;
     int32_t *ids = malloc(128 * sizeof *ids);
     if (!s || !ids) goto done;
