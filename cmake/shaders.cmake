@@ -31,6 +31,9 @@ set(FP4RT_SHADER_TABLE
     "gated_delta_chunk|gated_delta_chunk.comp|"
     "argmax|argmax.comp|"
     "topk|topk.comp|"
+    "layernorm|layernorm.comp|"
+    "bias_gelu|bias_gelu.comp|"
+    "attention_full|attention_full.comp|"
 )
 
 set(gen ${CMAKE_BINARY_DIR}/generated)

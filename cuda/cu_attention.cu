@@ -65,19 +65,28 @@ template <int KV> __device__ __forceinline__ void kv_store(void *kv, size_t idx,
 struct rope_args {
     float *x, *y;
     const float *tab; /* [n_pos][rotary_dim / 2][2] (cos, sin): fp4rt_cu_rope_table */
+    const int32_t *rpos; /* [T][3] rotary positions (t, h, w), or NULL: pos0 + t */
     int stride;       /* floats between rows */
     int n_groups, group_dim, group_stride, rotary_dim, n_pos;
+    int mode, s1, s2; /* fp4rt_rope_mode, mrope_section[1], [2] */
 };
 
-/* One block per row t; thread j handles frequency j for every group. cos / sin
- * of position pos0 + t come from the host-built table (the CPU's cosf / sinf
+/* One block per row t; thread j handles frequency j for every group. Frequency
+ * j turns by the position component of fp4rt_rope_component (backend.h); cos /
+ * sin of that position come from the host-built table (the CPU's cosf / sinf
  * bits); the rotation rounds each product and sum, as the CPU. */
 __global__ void rope_kernel(const __grid_constant__ rope_args a, const fp4rt_cu_step_info *st) {
-    int t = blockIdx.x, half = a.rotary_dim / 2, pos = st->pos0 + t;
-    if (pos < 0 || pos >= a.n_pos) return; /* the core rejects such steps; never read past the table */
-    const float *x = a.x + (size_t)t * a.stride, *cs = a.tab + (size_t)pos * half * 2;
+    int t = blockIdx.x, half = a.rotary_dim / 2;
+    const float *x = a.x + (size_t)t * a.stride;
     float *y = a.y + (size_t)t * a.stride;
     for (int j = threadIdx.x; j < half; j += blockDim.x) {
+        int comp = a.mode == FP4RT_ROPE_VISION_2D ? (j < a.rotary_dim / 4 ? 1 : 2)
+                   : j % 3 == 1 && j < 3 * a.s1    ? 1
+                   : j % 3 == 2 && j < 3 * a.s2    ? 2
+                                                   : 0;
+        int pos = a.rpos ? a.rpos[3 * t + comp] : st->pos0 + t;
+        if (pos < 0 || pos >= a.n_pos) continue; /* the core rejects such steps; never read past the table */
+        const float *cs = a.tab + (size_t)pos * half * 2;
         float c = cs[2 * j], sn = cs[2 * j + 1];
         for (int g = 0; g < a.n_groups; g++) {
             size_t o = (size_t)g * a.group_stride;
@@ -353,8 +362,9 @@ fp4rt_status fp4rt_cu_rope_table(const fp4rt_program *p, int n_ctx, float **tab,
     for (int i = 0; i < p->n_ops; i++) {
         const fp4rt_op *op = &p->ops[i];
         if (op->kind != FP4RT_OP_ROPE) continue;
-        if (rope && (rope->rotary_dim != op->rotary_dim || rope->rope_theta != op->rope_theta))
-            return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: RoPE ops with different rotary_dim / theta");
+        if (rope && (rope->rotary_dim != op->rotary_dim || rope->rope_theta != op->rope_theta ||
+                     rope->rope_mode != op->rope_mode))
+            return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: RoPE ops with different rotary_dim / theta / mode");
         rope = op;
     }
     if (!rope || n_ctx < 1) return FP4RT_OK;
@@ -365,8 +375,7 @@ fp4rt_status fp4rt_cu_rope_table(const fp4rt_program *p, int n_ctx, float **tab,
     float *t = (float *)malloc(n * sizeof(float)), inv_freq[ROPE_MAX_HALF];
     if (!t) return fp4rt_cu_fail(FP4RT_OUT_OF_MEMORY, "out of memory building the RoPE table (%zu bytes)", n * 4);
     /* exactly the CPU's FP32 expressions (cpu_attention.c), as transformers */
-    for (int j = 0; j < half; j++)
-        inv_freq[j] = 1.0f / powf((float)rope->rope_theta, (float)(2 * j) / (float)rope->rotary_dim);
+    for (int j = 0; j < half; j++) inv_freq[j] = fp4rt_rope_inv_freq(rope, j);
     for (int pos = 0; pos < n_ctx; pos++)
         for (int j = 0; j < half; j++) {
             float ang = (float)pos * inv_freq[j];
@@ -383,7 +392,14 @@ fp4rt_status fp4rt_cu_op_rope(const fp4rt_cu_step *s, const fp4rt_op *op) {
     if (op->rotary_dim < 2 || op->rotary_dim % 2 || half > ROPE_MAX_HALF || op->rotary_dim > op->group_dim)
         return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: RoPE with rotary_dim %d, head_dim %d", op->rotary_dim,
                              op->group_dim);
-    if (!s->rope_tab || s->rope_dim != op->rotary_dim || s->rope_theta != op->rope_theta)
+    if (op->rope_mode == FP4RT_ROPE_VISION_2D ? op->rotary_dim % 4 != 0
+                                              : op->rope_mode != FP4RT_ROPE_TEXT ||
+                                                    ((op->mrope_section[1] || op->mrope_section[2]) &&
+                                                     !op->mrope_interleaved))
+        return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: RoPE mode %d (rotary_dim %d, interleaved %d)", op->rope_mode,
+                             op->rotary_dim, op->mrope_interleaved);
+    if (!s->rope_tab || s->rope_dim != op->rotary_dim || s->rope_theta != op->rope_theta ||
+        s->rope_mode != op->rope_mode)
         return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: no RoPE table for rotary_dim %d, theta %g", op->rotary_dim,
                              op->rope_theta);
     rope_args a;
@@ -396,6 +412,10 @@ fp4rt_status fp4rt_cu_op_rope(const fp4rt_cu_step *s, const fp4rt_op *op) {
     a.group_stride = op->group_stride;
     a.rotary_dim = op->rotary_dim;
     a.n_pos = s->rope_ctx;
+    a.rpos = s->rpos;
+    a.mode = op->rope_mode;
+    a.s1 = op->mrope_section[1];
+    a.s2 = op->mrope_section[2];
     FP4RT_CU_LAUNCH(rope_kernel, s->step->n_tokens, 128, 0, s->stream, a, s->d_step);
     return fp4rt_cu_check_launch("rope");
 }

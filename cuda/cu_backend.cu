@@ -44,6 +44,7 @@ static void cu_destroy(void *vc) {
     cudaFree(c->workspace);
     cudaFree(c->rope_tab);
     cudaFree(c->d_step);
+    cudaFree(c->d_embeds);
     cudaFreeHost(c->staging);
     for (int i = 0; i < 2; i++)
         if (c->staging_done[i]) cudaEventDestroy(c->staging_done[i]);
@@ -413,6 +414,7 @@ static fp4rt_status ensure_rope_table(fp4rt_cu_ctx *c, const fp4rt_program *p, i
             if (p->ops[i].kind == FP4RT_OP_ROPE) {
                 c->rope_dim = p->ops[i].rotary_dim;
                 c->rope_theta = p->ops[i].rope_theta;
+                c->rope_mode = p->ops[i].rope_mode;
                 break;
             }
         c->rope_ctx = n_ctx;
@@ -454,9 +456,13 @@ static fp4rt_status ensure_workspace(fp4rt_cu_ctx *c, const fp4rt_program *p, co
     return FP4RT_OK;
 }
 
+/* The rotary positions and the override flags after the tokens of a step info of cap tokens. */
+static int32_t *step_rpos(fp4rt_cu_step_info *i, int cap) { return i->tokens + cap; }
+static uint8_t *step_flags(fp4rt_cu_step_info *i, int cap) { return (uint8_t *)(i->tokens + 4 * (size_t)cap); }
+
 static fp4rt_status ensure_step_info(fp4rt_cu_ctx *c, int chunk) {
     if (chunk <= c->step_cap) return FP4RT_OK;
-    size_t bytes = sizeof(fp4rt_cu_step_info) + (size_t)chunk * sizeof(int32_t);
+    size_t bytes = sizeof(fp4rt_cu_step_info) + (size_t)chunk * (4 * sizeof(int32_t) + 1);
     cudaStreamSynchronize(c->stream);
     cudaFree(c->d_step);
     c->d_step = NULL;
@@ -489,6 +495,10 @@ static fp4rt_status record_op(const fp4rt_cu_step *s, const fp4rt_op *op) {
     case FP4RT_OP_ATTENTION: return fp4rt_cu_op_attention(s, op);
     case FP4RT_OP_CONV1D_SILU: return fp4rt_cu_op_conv(s, op);
     case FP4RT_OP_GATED_DELTA: return fp4rt_cu_op_gdn(s, op);
+    case FP4RT_OP_LAYERNORM: return fp4rt_cu_op_layernorm(s, op);
+    case FP4RT_OP_BIAS:
+    case FP4RT_OP_GELU: return fp4rt_cu_op_bias_gelu(s, op);
+    case FP4RT_OP_ATTENTION_FULL: return fp4rt_cu_op_attention_full(s, op);
     default: return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: op kind %d", (int)op->kind);
     }
 }
@@ -529,6 +539,7 @@ static fp4rt_status run_graph(fp4rt_cu_ctx *c, fp4rt_cu_step *s) {
     k.workspace_bytes = c->workspace_bytes;
     k.d_step = c->d_step;
     k.rope_tab = c->rope_tab;
+    k.d_embeds = c->d_embeds;
     if (!c->graph || memcmp(&k, &c->graph_key, sizeof k)) {
         if (c->graph) cudaGraphExecDestroy(c->graph);
         c->graph = NULL;
@@ -572,15 +583,43 @@ static fp4rt_status cu_run(void *vc, const fp4rt_program *p, const fp4rt_session
     st = ck(cudaEventSynchronize(c->h_step_done[slot]), "step info");
     if (st) return st;
     fp4rt_cu_step_info *h = c->h_step[slot];
+    int n = step->n_tokens, cap = c->step_cap;
     h->pos0 = step->pos0;
-    h->n_tokens = step->n_tokens;
-    memcpy(h->tokens, step->tokens, (size_t)step->n_tokens * sizeof(int32_t));
-    st = ck(cudaMemcpyAsync(c->d_step, h, sizeof *h + (size_t)step->n_tokens * sizeof(int32_t), cudaMemcpyHostToDevice,
-                            c->stream), "copying the step info");
+    h->n_tokens = n;
+    memcpy(h->tokens, step->tokens, (size_t)n * sizeof(int32_t));
+    int32_t *rpos = step_rpos(h, cap);
+    for (int t = 0; t < n; t++)
+        for (int k = 0; k < 3; k++) rpos[3 * t + k] = fp4rt_step_rope_pos(step, t, k);
+    uint8_t *flags = step_flags(h, cap);
+    if (step->embed_rows)
+        memcpy(flags, step->embed_rows, (size_t)n);
+    else
+        memset(flags, 0, (size_t)n);
+    st = ck(cudaMemcpyAsync(c->d_step, h, sizeof *h + (size_t)n * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream),
+            "copying the step info");
+    if (!st)
+        st = ck(cudaMemcpyAsync(step_rpos(c->d_step, cap), rpos, (size_t)n * 3 * sizeof(int32_t),
+                                cudaMemcpyHostToDevice, c->stream), "copying the rotary positions");
+    if (!st)
+        st = ck(cudaMemcpyAsync(step_flags(c->d_step, cap), flags, (size_t)n, cudaMemcpyHostToDevice, c->stream),
+                "copying the embedding overrides");
     if (!st) st = ck(cudaEventRecord(c->h_step_done[slot], c->stream), "step info");
+    size_t hidden = (size_t)p->weights->cfg.hidden, ne = (size_t)sb->chunk * hidden;
+    if (!st && step->input_embeds && c->embeds_cap < ne) { /* grown to a whole chunk, once */
+        cudaStreamSynchronize(c->stream);
+        cudaFree(c->d_embeds);
+        c->embeds_cap = 0;
+        st = ck(cudaMalloc((void **)&c->d_embeds, ne * sizeof(float)), "allocating the embedding overrides");
+        if (st) c->d_embeds = NULL;
+        else c->embeds_cap = ne;
+    }
+    if (!st && step->input_embeds) /* pageable source: returns once the copy is staged */
+        st = ck(cudaMemcpyAsync(c->d_embeds, step->input_embeds, (size_t)n * hidden * sizeof(float),
+                                cudaMemcpyHostToDevice, c->stream), "copying the embedding overrides");
     if (st) return st;
     fp4rt_cu_step s = {c,      c->stream,   p,           sb,          step, c->d_step,
-                       c->sm,  c->rope_tab, c->rope_ctx, c->rope_dim, c->rope_theta};
+                       c->sm,  c->rope_tab, c->rope_ctx, c->rope_dim, c->rope_theta,
+                       step_rpos(c->d_step, cap), step_flags(c->d_step, cap), c->d_embeds, c->rope_mode};
     st = step->n_tokens == 1 && c->use_graphs ? run_graph(c, &s) : record_ops(&s);
     if (!st && step->argmax_out) { /* after the step (a graph replay too), a launch of its own; waits */
         int vocab = p->weights->cfg.vocab;

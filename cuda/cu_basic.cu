@@ -15,11 +15,16 @@
 
 /* ---- embedding: y[t] = table[tokens[t]] (BF16, F16 or F32 rows) ---- */
 
+/* Rows whose override flag is set copy row t of embeds instead (the step's input_embeds). */
 __global__ void cu_embed_kernel(const void *table, int dtype, int hidden, const fp4rt_cu_step_info *info, float *y,
-                                size_t y_stride) {
+                                size_t y_stride, const uint8_t *over, const float *embeds) {
     int t = blockIdx.x;
-    size_t row = (size_t)info->tokens[t] * hidden;
     float *yr = y + (size_t)t * y_stride;
+    if (over && over[t]) {
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x) yr[i] = embeds[(size_t)t * hidden + i];
+        return;
+    }
+    size_t row = (size_t)info->tokens[t] * hidden;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
         float v;
         if (dtype == FP4RT_DT_F32) {
@@ -41,7 +46,7 @@ fp4rt_status fp4rt_cu_op_embed(const fp4rt_cu_step *s, const fp4rt_op *op) {
     int hidden = w->cfg.hidden;
     FP4RT_CU_LAUNCH(cu_embed_kernel, s->step->n_tokens, hidden >= CU_BASIC_THREADS ? CU_BASIC_THREADS : 64, 0,
                     s->stream, table, (int)w->embed_dtype, hidden, s->d_step, fp4rt_cu_view_ptr(s, op->y),
-                    fp4rt_cu_view_stride(s, op->y));
+                    fp4rt_cu_view_stride(s, op->y), s->embed_rows, s->embeds);
     return fp4rt_cu_check_launch("embed");
 }
 

@@ -24,7 +24,7 @@ typedef struct cu_graph_key {
     const fp4rt_program *p;
     const void *bufs[5]; /* scratch, kv, conv, ssm, logits device pointers */
     int n_ctx, chunk, kv_type, all_logits, no_logits;
-    const void *workspace, *d_step, *rope_tab;
+    const void *workspace, *d_step, *rope_tab, *d_embeds;
     size_t workspace_bytes;
 } cu_graph_key;
 
@@ -67,7 +67,11 @@ struct fp4rt_cu_ctx {
     fp4rt_cu_step_info *h_step[CU_STEP_SLOTS];
     cudaEvent_t h_step_done[CU_STEP_SLOTS];
     int step_slot;
-    int step_cap; /* tokens the step info holds */
+    int step_cap; /* tokens the step info holds: after its tokens [step_cap] come the
+                     rotary positions [step_cap][3] i32 and the EMBED override flags
+                     [step_cap] bytes (cu_backend.cu step_extra) */
+    float *d_embeds;    /* [embeds_cap] floats: the step's override rows (input_embeds) */
+    size_t embeds_cap;
 
     void *workspace;
     const fp4rt_program *ws_program; /* what workspace_bytes and the RoPE table were made for (once per program,
@@ -80,7 +84,7 @@ struct fp4rt_cu_ctx {
      * table of more positions serves a smaller n_ctx */
     float *rope_tab;
     const fp4rt_program *rope_program;
-    int rope_ctx, rope_dim;
+    int rope_ctx, rope_dim, rope_mode;
     double rope_theta;
 
     /* decode CUDA graph */

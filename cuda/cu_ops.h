@@ -59,6 +59,15 @@ typedef struct fp4rt_cu_step {
     const float *rope_tab;
     int rope_ctx, rope_dim;
     double rope_theta;
+    /* device copies refreshed per step, outside any captured graph (NULL where the
+     * core has none): the rotary positions [n_tokens][3] (t, h, w) of
+     * fp4rt_step_rope_pos (NULL: pos0 + t for every component), the override
+     * flags [n_tokens] and rows [n_tokens][hidden] of the EMBED op (flags NULL:
+     * no overrides) */
+    const int32_t *rpos;
+    const uint8_t *embed_rows;
+    const float *embeds;
+    int rope_mode; /* the mode rope_tab was built for */
 } fp4rt_cu_step;
 
 /* Row 0 of view v (a column range of the arena, or of the logits for
@@ -122,12 +131,16 @@ fp4rt_status fp4rt_cu_fp4_native(int *native);
  * device cannot compute them itself and keep the CPU's bits): *tab [n_ctx]
  * [rotary_dim / 2][2] (cos, sin), malloc'ed, the caller frees it; *n_floats its
  * length. *tab NULL: no RoPE op. UNSUPPORTED: RoPE ops of different rotary_dim
- * / theta, or a rotary_dim the kernel does not take. */
+ * / theta / mode, or a rotary_dim the kernel does not take. The angles of
+ * frequency j use fp4rt_rope_inv_freq (backend.h) of the program's mode. */
 fp4rt_status fp4rt_cu_rope_table(const fp4rt_program *p, int n_ctx, float **tab, size_t *n_floats);
 fp4rt_status fp4rt_cu_op_rope(const fp4rt_cu_step *s, const fp4rt_op *op);      /* reads s->rope_tab */
 fp4rt_status fp4rt_cu_op_kv_append(const fp4rt_cu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cu_op_attention(const fp4rt_cu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cu_op_conv(const fp4rt_cu_step *s, const fp4rt_op *op);      /* cu_gdn.cu */
 fp4rt_status fp4rt_cu_op_gdn(const fp4rt_cu_step *s, const fp4rt_op *op);
+fp4rt_status fp4rt_cu_op_layernorm(const fp4rt_cu_step *s, const fp4rt_op *op); /* cu_vision.cu */
+fp4rt_status fp4rt_cu_op_bias_gelu(const fp4rt_cu_step *s, const fp4rt_op *op);  /* BIAS, GELU */
+fp4rt_status fp4rt_cu_op_attention_full(const fp4rt_cu_step *s, const fp4rt_op *op);
 
 #endif

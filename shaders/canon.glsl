@@ -79,3 +79,62 @@ float csilu(float x) {
 }
 
 float csoftplus(float x) { return x > 20.0 ? x : clog1p(cexp(x)); }
+
+// The normal CDF and the two GELU forms of runtime/base/canon_math.h
+// (fp4rt_cnormcdf, fp4rt_cgelu_erf, fp4rt_cgelu_tanh): the same coefficients
+// (bits), operation sequence and branches.
+float cnormcdf(float x) {
+    if (isnan(x)) return x;
+    float ax = abs(x);
+    if (ax < 0.75) {
+        precise float z = x * x;
+        precise float p = uintBitsToFloat(0xb70cb99fu);
+        p = p * z + uintBitsToFloat(0x38f0b4c2u);
+        p = p * z + uintBitsToFloat(0xba9b99bau);
+        p = p * z + uintBitsToFloat(0x3c236806u);
+        p = p * z + uintBitsToFloat(0xbd882c1cu);
+        p = p * z + uintBitsToFloat(0x3ecc422au);
+        p = x * p;
+        precise float r = 0.5 + p;
+        return r;
+    }
+    if (ax > 13.5) return x < 0.0 ? 0.0 : 1.0;
+    precise float t = 1.0 / (1.0 + ax * 0.5);
+    precise float q = uintBitsToFloat(0x3d8cab8cu);
+    q = q * t + uintBitsToFloat(0xbe3dfe0du);
+    q = q * t + uintBitsToFloat(0x3d7c2a90u);
+    q = q * t + uintBitsToFloat(0x3e9829aeu);
+    q = q * t + uintBitsToFloat(0xbeb2a23au);
+    q = q * t + uintBitsToFloat(0x3cd546a6u);
+    q = q * t + uintBitsToFloat(0x3cf7325du);
+    q = q * t + uintBitsToFloat(0x3e1be29cu);
+    q = q * t + uintBitsToFloat(0x3e4c0f68u);
+    q = q * t + uintBitsToFloat(0x3e4c43bfu);
+    q = q * t;
+    float xh = uintBitsToFloat(floatBitsToUint(ax) & 0xfffff000u);
+    precise float xl = ax - xh;
+    precise float hi = xh * xh;
+    hi = hi * 0.5;
+    precise float lo = ax + xh;
+    lo = xl * lo;
+    lo = lo * 0.5;
+    precise float tail = cexp(-hi) * cexp(-lo);
+    tail = tail * q;
+    precise float r = x < 0.0 ? tail : 1.0 - tail;
+    return r;
+}
+
+float cgelu_erf(float x) {
+    precise float r = x * cnormcdf(x);
+    return r;
+}
+
+float cgelu_tanh(float x) {
+    precise float x3 = x * x;
+    x3 = x3 * x;
+    precise float inn = uintBitsToFloat(0x3d372713u) * x3;
+    inn = x + inn;
+    precise float v = uintBitsToFloat(0x3fcc422au) * inn;
+    precise float r = x / (1.0 + cexp(-v));
+    return r;
+}

@@ -113,12 +113,30 @@ fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_p
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d + %d tokens exceed n_ctx %d", step->pos0,
                           step->n_tokens, sb->n_ctx);
     if (!step->tokens) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "step of %d tokens without tokens", step->n_tokens);
-    int vocab = p->weights->cfg.vocab, embeds = 0;
-    for (int i = 0; i < p->n_ops && !embeds; i++) embeds = p->ops[i].kind == FP4RT_OP_EMBED;
+    if (!step->input_embeds != !step->embed_rows)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "step with %s but no %s", step->embed_rows ? "embed_rows" : "input_embeds",
+                          step->embed_rows ? "input_embeds" : "embed_rows");
+    int vocab = p->weights->cfg.vocab, embeds = 0, ropes = 0;
+    for (int i = 0; i < p->n_ops; i++) {
+        embeds |= p->ops[i].kind == FP4RT_OP_EMBED;
+        ropes |= p->ops[i].kind == FP4RT_OP_ROPE;
+    }
     for (int i = 0; embeds && i < step->n_tokens; i++)
-        if (step->tokens[i] < 0 || step->tokens[i] >= vocab)
+        if (!(step->embed_rows && step->embed_rows[i]) && (step->tokens[i] < 0 || step->tokens[i] >= vocab))
             return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "step token %d at index %d is outside the vocabulary [0, %d)",
                               step->tokens[i], i, vocab);
+    for (int r = 0; ropes && r < step->n_tokens; r++)
+        for (int c = 0; c < (step->positions ? 3 : 1); c++) {
+            int pos = fp4rt_step_rope_pos(step, r, c);
+            if (pos < 0 || pos >= sb->n_ctx)
+                return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "step row %d: rotary position %d (%s) outside [0, n_ctx %d)", r,
+                                  pos, step->positions ? "positions" : "pos0 + row + rope_delta", sb->n_ctx);
+        }
+    for (int i = 0; ropes && i < p->n_ops; i++)
+        if (p->ops[i].kind == FP4RT_OP_ROPE) {
+            fp4rt_status st = fp4rt_rope_op_check(&p->ops[i]);
+            if (st) return fp4rt_fail_context(st, "op %d (layer %d)", i, p->ops[i].layer);
+        }
     if (step->argmax_out && step->no_logits)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: a greedy pick of a step without logits", be->name);
     if (step->argmax_out && !be->argmax) return unsupported(be, "device pick (argmax)");
@@ -212,4 +230,23 @@ fp4rt_status fp4rt_backend_top_k(const fp4rt_backend_ops *be, void *ctx, fp4rt_b
     if (st) return st;
     if (n < 1) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_backend_top_k: %d logits", n);
     return be->top_k ? be->top_k(ctx, logits, offset, n, req, vals, ids) : unsupported(be, "device top-k");
+}
+
+fp4rt_status fp4rt_rope_op_check(const fp4rt_op *op) {
+    const char *bad = NULL;
+    int sec = op->mrope_section[0] | op->mrope_section[1] | op->mrope_section[2];
+    if (op->rotary_dim < 2 || op->rotary_dim % 2 || op->rotary_dim > 1024 || op->rotary_dim > op->group_dim)
+        bad = "rotary_dim";
+    else if (op->rope_mode != FP4RT_ROPE_TEXT && op->rope_mode != FP4RT_ROPE_VISION_2D)
+        bad = "rope_mode";
+    else if (op->mrope_section[0] < 0 || op->mrope_section[1] < 0 || op->mrope_section[2] < 0)
+        bad = "mrope_section";
+    else if (op->rope_mode == FP4RT_ROPE_TEXT && sec && !op->mrope_interleaved)
+        bad = "mrope_interleaved (only the interleaved M-RoPE layout)";
+    else if (op->rope_mode == FP4RT_ROPE_VISION_2D && op->rotary_dim % 4)
+        bad = "rotary_dim (the 2-D vision rotary needs a multiple of 4)";
+    if (!bad) return FP4RT_OK;
+    return fp4rt_fail(FP4RT_UNSUPPORTED, "ROPE op: unsupported %s (mode %d, rotary_dim %d of %d, mrope_section {%d, %d, %d})",
+                      bad, op->rope_mode, op->rotary_dim, op->group_dim, op->mrope_section[0], op->mrope_section[1],
+                      op->mrope_section[2]);
 }

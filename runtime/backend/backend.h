@@ -11,6 +11,8 @@
 
 #include "runtime/model/program.h"
 
+#include <math.h>
+
 typedef struct fp4rt_buffer fp4rt_buffer; /* backend-defined */
 
 /* The numerics contract (every backend computes the same bits): docs/NUMERICS.md.
@@ -94,6 +96,38 @@ typedef struct fp4rt_step {
     const float *input_embeds;
     const uint8_t *embed_rows;
 } fp4rt_step;
+
+/* A row's rotary position component c (0: t, 1: h, 2: w): step->positions when
+ * set, else pos0 + row + rope_delta (fp4rt_backend_run checks that every one a
+ * program with ROPE ops reads lies in [0, n_ctx)). */
+static inline int fp4rt_step_rope_pos(const fp4rt_step *s, int row, int c) {
+    return s->positions ? s->positions[3 * row + c] : s->pos0 + row + s->rope_delta;
+}
+
+/* ROPE frequency j of op (0 <= j < rotary_dim / 2; program.h): the position
+ * component that drives it and its inverse frequency, the FP32 values every
+ * backend uses (the angle is (float)position * inv_freq, its cos / sin the C
+ * library's cosf / sinf: docs/NUMERICS.md). */
+static inline int fp4rt_rope_component(const fp4rt_op *op, int j) {
+    if (op->rope_mode == FP4RT_ROPE_VISION_2D) return j < op->rotary_dim / 4 ? 1 : 2;
+    if (j % 3 == 1 && j < 3 * op->mrope_section[1]) return 1;
+    if (j % 3 == 2 && j < 3 * op->mrope_section[2]) return 2;
+    return 0;
+}
+
+static inline float fp4rt_rope_inv_freq(const fp4rt_op *op, int j) {
+    if (op->rope_mode == FP4RT_ROPE_VISION_2D) {
+        int q = op->rotary_dim / 4, i = j < q ? j : j - q;
+        return 1.0f / powf((float)op->rope_theta, (float)(2 * i) / (float)(op->rotary_dim / 2));
+    }
+    return 1.0f / powf((float)op->rope_theta, (float)(2 * j) / (float)op->rotary_dim);
+}
+
+/* OK when a ROPE op's mode fields are ones the backends implement (program.h):
+ * rope_mode TEXT or VISION_2D, rotary_dim even, at most 1024 and within the
+ * group; TEXT with an mrope_section only interleaved, sections >= 0; VISION_2D
+ * with rotary_dim a multiple of 4. Else UNSUPPORTED naming the field. */
+fp4rt_status fp4rt_rope_op_check(const fp4rt_op *op);
 
 /* Device top-k (the top_k slot): the k best candidates of a logits row after
  * exactly the CPU sampler's (sampler.c) masking, penalties and temperature, so

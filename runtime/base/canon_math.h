@@ -142,4 +142,112 @@ FP4RT_CM_FN float fp4rt_csumsq(const float *x, int n) {
     return fp4rt_csumsq_tree(c);
 }
 
+/* Sum of x[0, n) in the contract's order (fp4rt_csumsq's chains and tree, of
+ * x_i instead of x_i^2), and the sum of (x_i - m)^2 in the same order. */
+FP4RT_CM_FN float fp4rt_csum(const float *x, int n) {
+    float c[16] = {0};
+    for (int i = 0; i < n; i++) c[i & 15] = c[i & 15] + x[i];
+    return fp4rt_csumsq_tree(c);
+}
+
+FP4RT_CM_FN float fp4rt_cdevsq(const float *x, int n, float m) {
+    float c[16] = {0};
+    for (int i = 0; i < n; i++) {
+        float d = x[i] - m;
+        c[i & 15] = c[i & 15] + d * d;
+    }
+    return fp4rt_csumsq_tree(c);
+}
+
+/* The standard normal CDF Phi(x) = erfc(-x / sqrt 2) / 2 (GELU's erf form is
+ * x Phi(x)), fitted for this project (tools/fit_gelu_erf.py: weighted least
+ * squares on Chebyshev nodes against mpmath, coefficients rounded to float):
+ *   |x| < 0.75:  Phi = 0.5 + x P(x^2), P of degree 5 (GC0 .. GC5);
+ *   |x| >= 0.75: Phi(-|x|) = e^(-x^2 / 2) t Q(t), t = 1 / (1 + |x| / 2), Q of
+ *                degree 9 (GT0 .. GT9); Phi(x) = 1 - Phi(-x) for x > 0;
+ *   |x| > 13.5:  0 or 1 (Phi(-13.5) < 1e-41).
+ * e^(-x^2 / 2) without the rounding of x^2: x = xh + xl with xh the top 12
+ * significant bits of x (xh^2 exact), e^(-xh^2 / 2) e^(-xl (x + xh) / 2).
+ * The fits' relative error is below 4e-8 in exact arithmetic; evaluated here
+ * (float, Horner, no FMA) the error of x Phi(x) against a double reference is
+ * a few ulp (tests/base/test_canon_math.c measures it). */
+#define FP4RT_CM_GC0 0x3ecc422au
+#define FP4RT_CM_GC1 0xbd882c1cu
+#define FP4RT_CM_GC2 0x3c236806u
+#define FP4RT_CM_GC3 0xba9b99bau
+#define FP4RT_CM_GC4 0x38f0b4c2u
+#define FP4RT_CM_GC5 0xb70cb99fu
+#define FP4RT_CM_GT0 0x3e4c43bfu
+#define FP4RT_CM_GT1 0x3e4c0f68u
+#define FP4RT_CM_GT2 0x3e1be29cu
+#define FP4RT_CM_GT3 0x3cf7325du
+#define FP4RT_CM_GT4 0x3cd546a6u
+#define FP4RT_CM_GT5 0xbeb2a23au
+#define FP4RT_CM_GT6 0x3e9829aeu
+#define FP4RT_CM_GT7 0x3d7c2a90u
+#define FP4RT_CM_GT8 0xbe3dfe0du
+#define FP4RT_CM_GT9 0x3d8cab8cu
+#define FP4RT_CM_GELU_K 0x3fcc422au /* 2 sqrt(2 / pi) = 1.59576917 */
+#define FP4RT_CM_GELU_A 0x3d372713u /* 0.044715 */
+
+FP4RT_CM_FN float fp4rt_cnormcdf(float x) {
+    if (x != x) return x;
+    float ax = fabsf(x);
+    if (ax < 0.75f) {
+        float z = x * x;
+        float p = FP4RT_CM(GC5);
+        p = p * z + FP4RT_CM(GC4);
+        p = p * z + FP4RT_CM(GC3);
+        p = p * z + FP4RT_CM(GC2);
+        p = p * z + FP4RT_CM(GC1);
+        p = p * z + FP4RT_CM(GC0);
+        p = x * p;
+        return 0.5f + p;
+    }
+    if (ax > 13.5f) return x < 0.0f ? 0.0f : 1.0f;
+    float t = 1.0f / (1.0f + ax * 0.5f);
+    float q = FP4RT_CM(GT9);
+    q = q * t + FP4RT_CM(GT8);
+    q = q * t + FP4RT_CM(GT7);
+    q = q * t + FP4RT_CM(GT6);
+    q = q * t + FP4RT_CM(GT5);
+    q = q * t + FP4RT_CM(GT4);
+    q = q * t + FP4RT_CM(GT3);
+    q = q * t + FP4RT_CM(GT2);
+    q = q * t + FP4RT_CM(GT1);
+    q = q * t + FP4RT_CM(GT0);
+    q = q * t;
+#if defined(__CUDA_ARCH__)
+    float xh = __uint_as_float(__float_as_uint(ax) & 0xfffff000u);
+#else
+    uint32_t u;
+    memcpy(&u, &ax, 4);
+    float xh = fp4rt_canon_bits_float(u & 0xfffff000u);
+#endif
+    float xl = ax - xh;
+    float hi = xh * xh;
+    hi = hi * 0.5f;
+    float lo = ax + xh;
+    lo = xl * lo;
+    lo = lo * 0.5f;
+    float tail = fp4rt_cexp(-hi) * fp4rt_cexp(-lo);
+    tail = tail * q;
+    return x < 0.0f ? tail : 1.0f - tail;
+}
+
+/* GELU, erf form (torch nn.GELU()): x Phi(x). */
+FP4RT_CM_FN float fp4rt_cgelu_erf(float x) { return x * fp4rt_cnormcdf(x); }
+
+/* GELU, tanh form (gelu_pytorch_tanh): 0.5 x (1 + tanh(u)), u = sqrt(2 / pi) (x +
+ * 0.044715 x^3), evaluated as x / (1 + e^(-2u)) (the same function: 1 + tanh(u)
+ * = 2 / (1 + e^(-2u))), which keeps its relative accuracy for large negative x. */
+FP4RT_CM_FN float fp4rt_cgelu_tanh(float x) {
+    float x3 = x * x;
+    x3 = x3 * x;
+    float in = FP4RT_CM(GELU_A) * x3;
+    in = x + in;
+    float v = FP4RT_CM(GELU_K) * in;
+    return x / (1.0f + fp4rt_cexp(-v));
+}
+
 #endif

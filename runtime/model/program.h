@@ -34,7 +34,9 @@ typedef enum fp4rt_op_kind {
                                y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
     FP4RT_OP_ATTENTION_FULL, /* y = softmax(q K^T * scale) V over ALL n_tokens rows of the step
                                (bidirectional, no cache, no mask): q = x, k = z, v = a, each
-                               n_groups heads of group_dim; n_kv_heads = n_groups (no GQA) */
+                               n_groups heads of group_dim; n_kv_heads = n_groups (no GQA); head h
+                               at columns h * group_dim of x, z, a and y (group_stride unused);
+                               y must not overlap x, z or a; group_dim <= 256 on Vulkan / CUDA */
     FP4RT_OP_COUNT
 } fp4rt_op_kind;
 
@@ -134,7 +136,8 @@ typedef enum fp4rt_ptensor_kind {
     FP4RT_PT_EMBED,       /* the embedding table [vocab, hidden] in weights->embed_dtype (F32: 4 bytes, else 2) */
     FP4RT_PT_WEIGHT,      /* a linear's weight: lin->n_out rows of lin->row_bytes */
     FP4RT_PT_BLOCK_SCALE, /* a linear's NVFP4 E4M3 block scales: n_out * n_in / 16 bytes */
-    FP4RT_PT_F32,         /* an F32 vector: a norm's weight, the conv1d taps, dt_bias, A_log */
+    FP4RT_PT_F32,         /* an F32 vector: a norm's weight (and LayerNorm's bias), a BIAS op's bias, the conv1d
+                             taps, dt_bias, A_log */
 } fp4rt_ptensor_kind;
 
 typedef struct fp4rt_program_tensor {
@@ -183,6 +186,15 @@ static inline fp4rt_status fp4rt_program_tensors(const fp4rt_program *p, fp4rt_p
         case FP4RT_OP_RMSNORM:
         case FP4RT_OP_GATED_RMSNORM:
             st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_F32, op->w, (uint64_t)op->group_dim * 4, "norm", NULL);
+            break;
+        case FP4RT_OP_LAYERNORM:
+            st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_F32, op->w, (uint64_t)op->group_dim * 4, "norm", NULL);
+            if (!st)
+                st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_F32, op->b, (uint64_t)op->group_dim * 4, "norm bias",
+                                                NULL);
+            break;
+        case FP4RT_OP_BIAS:
+            st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_F32, op->b, (uint64_t)op->x.cols * 4, "bias", NULL);
             break;
         case FP4RT_OP_CONV1D_SILU:
             st = fp4rt_program_tensor_visit(fn, user, FP4RT_PT_F32, op->w, (uint64_t)op->x.cols * op->group_dim * 4,

@@ -243,7 +243,11 @@ static fp4rt_status run_emu(tcase &c, state &s, const fp4rt_step &step) {
     d->n_tokens = step.n_tokens;
     fp4rt_step host = step;
     host.pos0 = -1;
-    fp4rt_cu_step cs = {NULL, NULL, &c.p, &sb, &host, d, 90, NULL, 0, 0, 0};
+    /* the rotary positions as the core copies them (cu_backend.cu cu_run) */
+    std::vector<int32_t> rpos((size_t)3 * step.n_tokens);
+    for (int t = 0; t < step.n_tokens; t++)
+        for (int k = 0; k < 3; k++) rpos[3 * t + k] = fp4rt_step_rope_pos(&step, t, k);
+    fp4rt_cu_step cs = {NULL, NULL, &c.p, &sb, &host, d, 90, NULL, 0, 0, 0, rpos.data(), NULL, NULL, 0};
     /* the RoPE table as the core uploads it (cu_backend.cu ensure_rope_table) */
     float *rope_tab = NULL;
     size_t rope_n = 0;
@@ -257,6 +261,7 @@ static fp4rt_status run_emu(tcase &c, state &s, const fp4rt_step &step) {
             cs.rope_ctx = c.n_ctx;
             cs.rope_dim = o.rotary_dim;
             cs.rope_theta = o.rope_theta;
+            cs.rope_mode = o.rope_mode;
         }
     for (const fp4rt_op &o : c.ops) {
         fp4rt_status st;
@@ -272,6 +277,10 @@ static fp4rt_status run_emu(tcase &c, state &s, const fp4rt_step &step) {
         case FP4RT_OP_ATTENTION: st = fp4rt_cu_op_attention(&cs, &o); break;
         case FP4RT_OP_CONV1D_SILU: st = fp4rt_cu_op_conv(&cs, &o); break;
         case FP4RT_OP_GATED_DELTA: st = fp4rt_cu_op_gdn(&cs, &o); break;
+        case FP4RT_OP_LAYERNORM: st = fp4rt_cu_op_layernorm(&cs, &o); break;
+        case FP4RT_OP_BIAS:
+        case FP4RT_OP_GELU: st = fp4rt_cu_op_bias_gelu(&cs, &o); break;
+        case FP4RT_OP_ATTENTION_FULL: st = fp4rt_cu_op_attention_full(&cs, &o); break;
         default: return fp4rt_cu_fail(FP4RT_INTERNAL, "op %d not in this family", (int)o.kind);
         }
         if (st) return st;
@@ -537,6 +546,89 @@ static void case_gdn(int kh, int vh, int dk, int dv, int n_steps, const char *na
     run_case(c, steps, n_steps);
 }
 
+/* The vision ops of cu_vision.cu (issue 18) and RoPE with rotary positions:
+ * LayerNorm (groups of 37 around 1000, 3 x 77 at stride 80, 1152), BIAS, GELU
+ * both forms over [-8, 8] and [-1000, 1000], ATTENTION_FULL (2 heads of 72, T =
+ * 7 and 70: two position tiles), text M-RoPE {11, 11, 10} and the vision 2-D
+ * rotary with positions given, and M-RoPE with rope_delta. Bits must match. */
+static void cases_vision(void) {
+    static std::vector<float> vecs[8];
+    {
+        tcase c("LAYERNORM / BIAS / GELU");
+        static const int dims[3][3] = {{37, 1, 37}, {77, 3, 80}, {1152, 1, 1152}};
+        for (int i = 0; i < 3; i++) {
+            int n = dims[i][0], w = dims[i][1] * dims[i][2];
+            int x = c.buf(w, i == 0 ? 999.0f : -2.0f, i == 0 ? 1001.0f : 2.0f), y = c.out(w);
+            vecs[2 * i].resize(n);
+            vecs[2 * i + 1].resize(n);
+            for (int k = 0; k < n; k++) vecs[2 * i][k] = frand(0.5f, 1.5f), vecs[2 * i + 1][k] = frand(-0.5f, 0.5f);
+            fp4rt_op &o = c.op(FP4RT_OP_LAYERNORM);
+            o.x = whole(x, w);
+            o.y = whole(y, w);
+            o.w = vecs[2 * i].data();
+            o.b = vecs[2 * i + 1].data();
+            o.n_groups = dims[i][1];
+            o.group_dim = n;
+            o.group_stride = dims[i][2];
+            o.eps = 1e-6f;
+        }
+        vecs[6].resize(301);
+        for (float &v : vecs[6]) v = frand(-1, 1);
+        int xb = c.buf(301, -2, 2), yb = c.out(301);
+        fp4rt_op &b = c.op(FP4RT_OP_BIAS);
+        b.x = whole(xb, 301);
+        b.y = whole(yb, 301);
+        b.b = vecs[6].data();
+        for (int form = 0; form < 2; form++)
+            for (float r : {8.0f, 1000.0f}) {
+                int gx = c.buf(301, -r, r), gy = c.out(301);
+                fp4rt_op &g = c.op(FP4RT_OP_GELU);
+                g.x = whole(gx, 301);
+                g.y = whole(gy, 301);
+                g.gelu_tanh = form;
+            }
+        fp4rt_step s[] = {mk(1, 0), mk(5, 0)};
+        run_case(c, s, 2);
+    }
+    {
+        tcase c("ATTENTION_FULL 2 heads hd72");
+        c.chunk = 70;
+        c.n_ctx = 70;
+        int q = c.buf(144, -2, 2), k = c.buf(144, -2, 2), v = c.buf(149, -1, 1), y = c.out(144);
+        fp4rt_op &o = c.op(FP4RT_OP_ATTENTION_FULL);
+        o.x = whole(q, 144);
+        o.z = whole(k, 144);
+        o.a = fp4rt_view{v, 5, 144};
+        o.y = whole(y, 144);
+        o.n_groups = o.n_kv_heads = 2;
+        o.group_dim = o.group_stride = 72;
+        o.scale = 1.0f / sqrtf(72.0f);
+        fp4rt_step s[] = {mk(7, 0), mk(70, 0)};
+        run_case(c, s, 2);
+    }
+    static int32_t pos[3 * 12];
+    for (int r = 0; r < 12; r++)
+        pos[3 * r] = (r * 7) % 50, pos[3 * r + 1] = (r * 13) % 60, pos[3 * r + 2] = (r * 29) % 63;
+    for (int mode = 0; mode < 2; mode++) {
+        tcase c(mode ? "ROPE vision 2-D hd72" : "ROPE M-RoPE {11,11,10} rot 64");
+        c.chunk = 12;
+        int hd = mode ? 72 : 64, w = 2 * hd;
+        int x = c.buf(w, -1, 1), y = c.out(w);
+        fp4rt_op &o = c.op(FP4RT_OP_ROPE);
+        o.x = whole(x, w);
+        o.y = whole(y, w);
+        o.n_groups = 2;
+        o.group_dim = o.group_stride = o.rotary_dim = hd;
+        o.rope_theta = mode ? 1e4 : 1e7;
+        o.rope_mode = mode;
+        if (!mode) o.mrope_section[0] = o.mrope_section[1] = 11, o.mrope_section[2] = 10, o.mrope_interleaved = 1;
+        fp4rt_step s[] = {mk(12, 0), mk(5, 40), mk(1, 20)};
+        s[0].positions = pos;
+        s[1].rope_delta = -17;
+        run_case(c, s, 3);
+    }
+}
+
 /* argv[1] "full": also the long-context steps (18 splits of 256) and every cache type at head_dim 256. */
 int fp4rt_emu_case_sample(void);
 
@@ -545,6 +637,7 @@ int main(int argc, char **argv) {
     int full = argc > 1 && !strcmp(argv[1], "full");
     fp4rt_numfmt_init();
     cases_rope();
+    cases_vision();
     const fp4rt_kv_type kvs[] = {FP4RT_KV_F32, FP4RT_KV_BF16, FP4RT_KV_FP8};
     const char *small[] = {"ATTENTION 6q/2kv hd16 F32", "ATTENTION 6q/2kv hd16 BF16", "ATTENTION 6q/2kv hd16 FP8"};
     const char *big[] = {"ATTENTION 6q/1kv hd256 F32", "ATTENTION 6q/1kv hd256 BF16", "ATTENTION 6q/1kv hd256 FP8"};

@@ -57,18 +57,26 @@ static void kv_store(const fp4rt_session_buffers *sb, unsigned char *dst, const 
     }
 }
 
+/* Rotate-half over the first rotary_dim lanes of each group; frequency j of row t
+ * turns by (float)position * inv_freq[j], the position component and inv_freq
+ * of the op's mode (backend.h fp4rt_rope_component / fp4rt_rope_inv_freq). Plain
+ * text RoPE (positions NULL, rope_delta 0) is pos0 + t for every frequency. */
 fp4rt_status fp4rt_cpu_rope(const cpu_step *s, const fp4rt_op *op) {
+    fp4rt_status st = fp4rt_rope_op_check(op);
+    if (st) return st;
     int half = op->rotary_dim / 2;
     float inv_freq[512];
-    if (half > 512) return fp4rt_fail(FP4RT_UNSUPPORTED, "rotary_dim %d too large", op->rotary_dim);
-    /* as transformers: inv_freq = 1 / theta^(2j / rotary_dim) in FP32 */
-    for (int j = 0; j < half; j++)
-        inv_freq[j] = 1.0f / powf((float)op->rope_theta, (float)(2 * j) / (float)op->rotary_dim);
+    unsigned char comp[512];
+    for (int j = 0; j < half; j++) {
+        inv_freq[j] = fp4rt_rope_inv_freq(op, j);
+        comp[j] = (unsigned char)fp4rt_rope_component(op, j);
+    }
     for (int t = 0; t < s->step->n_tokens; t++) {
-        float pos = (float)(s->step->pos0 + t);
+        float pos[3];
+        for (int c = 0; c < 3; c++) pos[c] = (float)fp4rt_step_rope_pos(s->step, t, c);
         float *x = cpu_row(s, op->x, t), *y = cpu_row(s, op->y, t);
         for (int j = 0; j < half; j++) {
-            float ang = pos * inv_freq[j], c = cosf(ang), sn = sinf(ang);
+            float ang = pos[comp[j]] * inv_freq[j], c = cosf(ang), sn = sinf(ang);
             for (int g = 0; g < op->n_groups; g++) {
                 size_t o = (size_t)g * op->group_stride;
                 float x1 = x[o + j], x2 = x[o + j + half];

@@ -144,6 +144,10 @@ static const cpu_kernel k_kernels[FP4RT_OP_COUNT] = {
     [FP4RT_OP_GATED_DELTA] = fp4rt_cpu_gated_delta,
     [FP4RT_OP_SWIGLU] = fp4rt_cpu_swiglu,
     [FP4RT_OP_ADD] = fp4rt_cpu_add,
+    [FP4RT_OP_LAYERNORM] = fp4rt_cpu_layernorm,
+    [FP4RT_OP_BIAS] = fp4rt_cpu_bias,
+    [FP4RT_OP_GELU] = fp4rt_cpu_gelu,
+    [FP4RT_OP_ATTENTION_FULL] = fp4rt_cpu_attention_full,
 };
 
 static fp4rt_status cpu_run(void *vc, const fp4rt_program *p, const fp4rt_session_buffers *sb,

@@ -1,4 +1,4 @@
-/* CPU kernels for the cheap per-row ops: embedding, the three norms, SwiGLU,
+/* CPU kernels for the cheap per-row ops: embedding (with the step's overrides), the three norms, SwiGLU,
  * residual add. They run on the calling thread (they are a small fraction of a
  * step); each loops over the step's rows. */
 #include "runtime/backend/cpu/cpu_ops.h"
@@ -13,8 +13,12 @@ fp4rt_status fp4rt_cpu_embed(const cpu_step *s, const fp4rt_op *op) {
     int h = w->cfg.hidden;
     size_t es = fp4rt_dtype_size(w->embed_dtype);
     for (int t = 0; t < s->step->n_tokens; t++) {
-        const unsigned char *row = (const unsigned char *)w->embed + (size_t)s->step->tokens[t] * h * es;
         float *y = cpu_row(s, op->y, t);
+        if (s->step->embed_rows && s->step->embed_rows[t]) { /* an override row (image token) */
+            memcpy(y, s->step->input_embeds + (size_t)t * h, (size_t)h * sizeof(float));
+            continue;
+        }
+        const unsigned char *row = (const unsigned char *)w->embed + (size_t)s->step->tokens[t] * h * es;
         for (int i = 0; i < h; i++) {
             if (w->embed_dtype == FP4RT_DT_F32) {
                 memcpy(&y[i], row + 4 * (size_t)i, 4);

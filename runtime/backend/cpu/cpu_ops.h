@@ -70,6 +70,11 @@ fp4rt_status fp4rt_cpu_attention(const cpu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cpu_sigmoid_gate(const cpu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cpu_conv1d_silu(const cpu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cpu_gated_delta(const cpu_step *s, const fp4rt_op *op);
+/* The vision encoder's ops (cpu_vision_ops.c) */
+fp4rt_status fp4rt_cpu_layernorm(const cpu_step *s, const fp4rt_op *op);
+fp4rt_status fp4rt_cpu_bias(const cpu_step *s, const fp4rt_op *op);
+fp4rt_status fp4rt_cpu_gelu(const cpu_step *s, const fp4rt_op *op);
+fp4rt_status fp4rt_cpu_attention_full(const cpu_step *s, const fp4rt_op *op);
 
 /* Reference math shared with tests: the numerics contract's functions
  * (canon_math.h), which every backend evaluates with the same bits. */

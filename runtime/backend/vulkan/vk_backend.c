@@ -25,7 +25,8 @@ static void vk_destroy(void *vc) {
         fp4rt_vk_profile_report(c);
         fp4rt_vk_profile_free(c);
         fp4rt_buffer *bufs[] = {c->staging, c->dummy,    c->step_info, c->step_host, c->weights, c->xq,
-                                c->input,   c->input_host, c->rope_tab, c->pick, c->mask, c->attn_ws,
+                                c->input,   c->input_host, c->rope_tab, c->rope_pos, c->rope_pos_host,
+                                c->pick,    c->mask,    c->attn_ws,
                                 c->topk_work, c->topk_pen, c->topk_out};
         for (size_t i = 0; i < FP4RT_ARRAY_LEN(bufs); i++) fp4rt_vk_buffer_destroy(c, bufs[i]);
         fp4rt_vk_pipelines_free(c);
@@ -192,11 +193,12 @@ static int vk_max_chunk(void *vc, const fp4rt_program *p) {
 }
 
 /* The step's inputs into device-local memory at the start of its recording
- * (replays copy them afresh): the step info every dispatch reads, and
- * input_bytes of embedding rows (0: none). */
-static void record_step_inputs(vk_ctx *c, VkDeviceSize input_bytes) {
+ * (replays copy them afresh): the step info every dispatch reads, input_bytes
+ * of embedding rows (0: none) and pos_bytes of rotary positions (0: none). */
+static void record_step_inputs(vk_ctx *c, VkDeviceSize input_bytes, VkDeviceSize pos_bytes) {
     fp4rt_vk_cmd_copy(c, c->cmd, c->step_info, 0, c->step_host, 0, sizeof(vk_step_info));
     if (input_bytes) fp4rt_vk_cmd_copy(c, c->cmd, c->input, 0, c->input_host, 0, input_bytes);
+    if (pos_bytes) fp4rt_vk_cmd_copy(c, c->cmd, c->rope_pos, 0, c->rope_pos_host, 0, pos_bytes);
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
                           .dstAccessMask = VK_ACCESS_UNIFORM_READ_BIT | VK_ACCESS_SHADER_READ_BIT};
     c->vt.vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb,
@@ -204,12 +206,17 @@ static void record_step_inputs(vk_ctx *c, VkDeviceSize input_bytes) {
 }
 
 /* Writes the step's embedding rows, converted to FP32 exactly as the CPU does
- * (cpu_elementwise.c), into the host-visible input buffer. */
+ * (cpu_elementwise.c), or its override rows (step->embed_rows), into the
+ * host-visible input buffer. */
 static void embed_rows(vk_ctx *c, const fp4rt_weights *w, const fp4rt_step *step) {
     if (!w->embed) return; /* a program without an embedding (op tests) */
     size_t h = (size_t)w->cfg.hidden, es = fp4rt_dtype_size(w->embed_dtype);
     float *y = c->input_host->mapped;
     for (int t = 0; t < step->n_tokens; t++, y += h) {
+        if (step->embed_rows && step->embed_rows[t]) {
+            memcpy(y, step->input_embeds + (size_t)t * h, h * 4);
+            continue;
+        }
         const unsigned char *row = (const unsigned char *)w->embed + (size_t)step->tokens[t] * h * es;
         if (c->synthetic && fp4rt_weights_is_placeholder(w, row)) { /* BF16: generate the row in place */
             uint16_t tmp[256];
@@ -232,7 +239,17 @@ static void embed_rows(vk_ctx *c, const fp4rt_weights *w, const fp4rt_step *step
     }
 }
 
-/* Workspaces that depend on the session: quantized activations, input rows and the RoPE table. */
+/* Writes the step's rotary positions, (t, h, w) per row, into rope_pos_host. */
+static void rope_positions(vk_ctx *c, const fp4rt_step *step) {
+    if (!c->rope_pos_host) return;
+    int32_t *d = c->rope_pos_host->mapped;
+    for (int t = 0; t < step->n_tokens; t++)
+        for (int k = 0; k < 3; k++) d[3 * t + k] = fp4rt_step_rope_pos(step, t, k);
+}
+
+/* Workspaces that depend on the session: quantized activations, input rows, the
+ * RoPE table (one per program: every ROPE op shares rotary_dim, theta and mode)
+ * and the rotary positions. */
 static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp4rt_session_buffers *sb) {
     if (c->ws_key.p == p && c->ws_key.chunk == sb->chunk && c->ws_key.n_ctx == sb->n_ctx &&
         c->ws_key.kv_type == (int)sb->kv_type)
@@ -242,8 +259,11 @@ static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp
     for (int i = 0; i < p->n_ops; i++) {
         const fp4rt_op *op = &p->ops[i];
         if (op->kind == FP4RT_OP_ROPE) {
-            if (rope && (rope->rotary_dim != op->rotary_dim || rope->rope_theta != op->rope_theta))
-                return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: RoPE ops with different rotary_dim / theta");
+            if (rope && (rope->rotary_dim != op->rotary_dim || rope->rope_theta != op->rope_theta ||
+                         rope->rope_mode != op->rope_mode))
+                return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: RoPE ops with different rotary_dim / theta / mode");
+            fp4rt_status rs = fp4rt_rope_op_check(op);
+            if (rs) return rs;
             rope = op;
         }
     }
@@ -253,17 +273,18 @@ static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp
     if (!st) st = ensure_buffer(c, &c->input, (size_t)sb->chunk * p->weights->cfg.hidden * 4, 0, "input rows");
     if (!st)
         st = ensure_buffer(c, &c->input_host, (size_t)sb->chunk * p->weights->cfg.hidden * 4, 1, "input rows (host)");
+    if (!st && rope) st = ensure_buffer(c, &c->rope_pos, (size_t)sb->chunk * 12, 0, "rotary positions");
+    if (!st && rope) st = ensure_buffer(c, &c->rope_pos_host, (size_t)sb->chunk * 12, 1, "rotary positions (host)");
     if (st) return st;
     if (rope && (!c->rope_tab || c->rope_ctx < sb->n_ctx || c->rope_dim != rope->rotary_dim ||
-                 c->rope_theta != rope->rope_theta)) {
+                 c->rope_theta != rope->rope_theta || c->rope_mode != rope->rope_mode)) {
         int half = rope->rotary_dim / 2;
         if (half > 512) return fp4rt_fail(FP4RT_UNSUPPORTED, "rotary_dim %d too large", rope->rotary_dim);
         size_t n = (size_t)sb->n_ctx * half * 2;
         float *tab = fp4rt_malloc(n * sizeof(float), "RoPE table"), inv_freq[512];
         if (!tab) return FP4RT_OUT_OF_MEMORY;
         /* exactly the CPU's FP32 values (cpu_attention.c) */
-        for (int j = 0; j < half; j++)
-            inv_freq[j] = 1.0f / powf((float)rope->rope_theta, (float)(2 * j) / (float)rope->rotary_dim);
+        for (int j = 0; j < half; j++) inv_freq[j] = fp4rt_rope_inv_freq(rope, j);
         for (int pos = 0; pos < sb->n_ctx; pos++)
             for (int j = 0; j < half; j++) {
                 float ang = (float)pos * inv_freq[j];
@@ -279,6 +300,7 @@ static fp4rt_status ensure_workspace(vk_ctx *c, const fp4rt_program *p, const fp
         c->rope_ctx = sb->n_ctx;
         c->rope_dim = rope->rotary_dim;
         c->rope_theta = rope->rope_theta;
+        c->rope_mode = rope->rope_mode;
     }
     st = fp4rt_vk_attention_workspace(c, p, sb);
     if (!st) {
@@ -311,6 +333,7 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     vk_step_info *si = c->step_host->mapped;
     *si = (vk_step_info){.pos0 = (uint32_t)step->pos0, .n_tokens = (uint32_t)step->n_tokens};
     embed_rows(c, p->weights, step);
+    rope_positions(c, step);
     int replay = step->n_tokens == 1 && !step->decode_rows; /* a verify step records its checkpoints */
     if (replay && replay_matches(c, p, sb, step)) {
         fp4rt_vk_set_work(c, "the replayed decode step at position %d", step->pos0);
@@ -328,7 +351,9 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     vk_step s = {.c = c, .p = p, .sb = sb, .step = &rec, .replay = replay};
     fp4rt_vk_set_work(c, "the step of %d tokens at position %d", step->n_tokens, step->pos0);
     st = replay ? fp4rt_vk_begin_step(c) : fp4rt_vk_begin(c);
-    if (!st) record_step_inputs(c, p->weights->embed ? (VkDeviceSize)step->n_tokens * p->weights->cfg.hidden * 4 : 0);
+    if (!st)
+        record_step_inputs(c, p->weights->embed ? (VkDeviceSize)step->n_tokens * p->weights->cfg.hidden * 4 : 0,
+                           c->rope_pos ? (VkDeviceSize)step->n_tokens * 12 : 0);
     if (!st) st = fp4rt_vk_profile_begin(c, p);
     for (int i = 0; !st && i < p->n_ops; i++) {
         const fp4rt_op *op = &p->ops[i];

@@ -3,7 +3,8 @@
  * compute queue. Transfers and prefill chunks are recorded into a one-shot
  * command buffer; a decode step (1 token) is recorded once into its own command
  * buffer and replayed while the program, the session buffers and the step flags
- * stay the same: only the step info and the input rows (host-visible) change.
+ * stay the same: only the step info, the input rows and the rotary positions
+ * (host-visible, copied at the start of the step) change.
  * Every submission is waited for (synchronous). */
 #ifndef FP4RT_VK_INTERNAL_H
 #define FP4RT_VK_INTERNAL_H
@@ -183,7 +184,11 @@ typedef struct vk_ctx {
     uint64_t mask_version;   /* uploads of the mask so far */
     uint8_t *topk_mask;      /* [mask_n] host copy of the mask as of upload topk_mask_version */
     uint64_t topk_mask_version;
-    fp4rt_buffer *rope_tab;  /* [n_ctx][rotary_dim / 2][cos, sin] */
+    fp4rt_buffer *rope_tab;  /* [n_ctx][rotary_dim / 2][cos, sin] of the program's RoPE mode */
+    fp4rt_buffer *rope_pos;  /* device-local [chunk][3] i32: the step's rotary positions (t, h, w) per row,
+                                copied from rope_pos_host at the start of the step (NULL: no ROPE op) */
+    fp4rt_buffer *rope_pos_host; /* host-visible [chunk][3] i32: where the host writes them */
+    int rope_mode;           /* the mode rope_tab was built for (fp4rt_rope_mode) */
     fp4rt_buffer *attn_ws;   /* attention partials (vk_op_attention.c), NULL: none needed */
     int rope_ctx, rope_dim;
     /* the (program, chunk, n_ctx, KV type) ensure_workspace last sized for: a

@@ -1,5 +1,6 @@
 /* Vulkan attention ops: partial RoPE, KV-cache append and causal GQA attention.
- * Positions come from the step info (shaders/step.glsl), never push constants. */
+ * Positions come from the step info (shaders/step.glsl) and the rotary
+ * positions buffer (c->rope_pos), never push constants. */
 #include "runtime/backend/vulkan/vk_ops.h"
 
 #include "runtime/base/common.h"
@@ -7,9 +8,9 @@
 #include <string.h>
 
 typedef struct {
-    uint32_t x_off, y_off, stride, group_dim, group_stride, rotary_dim;
+    uint32_t x_off, y_off, stride, group_dim, group_stride, rotary_dim, mode, s1, s2;
 } pc_rope;
-_Static_assert(sizeof(pc_rope) == 24, "pc_rope mirrors rope.comp");
+_Static_assert(sizeof(pc_rope) == 36, "pc_rope mirrors rope.comp");
 typedef struct {
     uint32_t n, kv_type, c0, c1, x_off, z_off, stride, k_word_off, v_word_off;
     float k_scale, v_scale;
@@ -28,18 +29,24 @@ _Static_assert(sizeof(pc_attention) <= FP4RT_VK_PUSH_BYTES, "push constants fit"
 
 fp4rt_status fp4rt_vk_rec_rope(const vk_step *s, const fp4rt_op *op) {
     vk_ctx *c = s->c;
-    vk_bind b[2];
+    vk_bind b[3];
     fp4rt_status st = fp4rt_vk_arena_bind(s, &b[0]);
     if (!st)
         st = fp4rt_vk_window(c, c->rope_tab, 0, c->rope_tab->bytes, "the RoPE table", &b[1], NULL);
+    if (!st)
+        st = fp4rt_vk_window(c, c->rope_pos, 0, (VkDeviceSize)s->step->n_tokens * 12, "the rotary positions", &b[2],
+                             NULL);
     if (st) return st;
     pc_rope pc = {.x_off = fp4rt_vk_view_off(s, op->x),
                   .y_off = fp4rt_vk_view_off(s, op->y),
                   .stride = fp4rt_vk_stride(s),
                   .group_dim = (uint32_t)op->group_dim,
                   .group_stride = (uint32_t)op->group_stride,
-                  .rotary_dim = (uint32_t)op->rotary_dim};
-    return fp4rt_vk_dispatch(c, FP4RT_VK_SHADER_ROPE, b, 2, &pc, sizeof pc, (uint32_t)op->n_groups,
+                  .rotary_dim = (uint32_t)op->rotary_dim,
+                  .mode = (uint32_t)op->rope_mode,
+                  .s1 = (uint32_t)op->mrope_section[1],
+                  .s2 = (uint32_t)op->mrope_section[2]};
+    return fp4rt_vk_dispatch(c, FP4RT_VK_SHADER_ROPE, b, 3, &pc, sizeof pc, (uint32_t)op->n_groups,
                              (uint32_t)s->step->n_tokens, 1);
 }
 

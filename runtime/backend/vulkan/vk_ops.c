@@ -57,6 +57,13 @@ fp4rt_status fp4rt_vk_record_op(const vk_step *s, const fp4rt_op *op) {
         return fp4rt_vk_rec_conv(s, op);
     case FP4RT_OP_GATED_DELTA:
         return fp4rt_vk_rec_gdn(s, op);
+    case FP4RT_OP_LAYERNORM:
+        return fp4rt_vk_rec_layernorm(s, op);
+    case FP4RT_OP_BIAS:
+    case FP4RT_OP_GELU:
+        return fp4rt_vk_rec_bias_gelu(s, op);
+    case FP4RT_OP_ATTENTION_FULL:
+        return fp4rt_vk_rec_attention_full(s, op);
     default:
         return fp4rt_fail(FP4RT_UNSUPPORTED, "vulkan: op %s", fp4rt_op_name(op->kind));
     }

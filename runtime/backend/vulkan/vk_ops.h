@@ -73,5 +73,8 @@ fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_vk_attention_workspace(vk_ctx *c, const fp4rt_program *p, const fp4rt_session_buffers *sb);
 fp4rt_status fp4rt_vk_rec_conv(const vk_step *s, const fp4rt_op *op); /* vk_op_gdn.c */
 fp4rt_status fp4rt_vk_rec_gdn(const vk_step *s, const fp4rt_op *op);
+fp4rt_status fp4rt_vk_rec_layernorm(const vk_step *s, const fp4rt_op *op); /* vk_op_vision.c */
+fp4rt_status fp4rt_vk_rec_bias_gelu(const vk_step *s, const fp4rt_op *op);
+fp4rt_status fp4rt_vk_rec_attention_full(const vk_step *s, const fp4rt_op *op);
 
 #endif
