@@ -317,7 +317,8 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     printf("bandwidth limit  %.2f tokens/s\n", limit_tps);
     printf("decode reaches   %.1f%% of the bandwidth limit (median step)\n",
            limit_tps > 0 ? 100.0 * decode_tps / limit_tps : 0);
-    if (spec_k) rc = bench_spec(m, &o.session, ids, (int)n_prompt, (int)n_gen, (int)spec_k);
+    rc = fp4rt_cli_bench_attribution(m, &o.session, ids, (int)n_prompt, (int)n_gen, t_prefill, o.profile);
+    if (!rc && spec_k) rc = bench_spec(m, &o.session, ids, (int)n_prompt, (int)n_gen, (int)spec_k);
     if (image && !rc) rc = bench_image(m, o.model, image);
 done:
     free(given);

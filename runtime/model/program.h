@@ -34,7 +34,9 @@ typedef enum fp4rt_op_kind {
                                y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
     FP4RT_OP_ATTENTION_FULL, /* y = softmax(q K^T * scale) V over ALL n_tokens rows of the step
                                (bidirectional, no cache, no mask): q = x, k = z, v = a, each
-                               n_groups heads of group_dim; n_kv_heads = n_groups (no GQA) */
+                               n_groups heads of group_dim; n_kv_heads = n_groups (no GQA); head h
+                               at columns h * group_dim of x, z, a and y (group_stride unused);
+                               y must not overlap x, z or a; group_dim <= 256 on Vulkan / CUDA */
     FP4RT_OP_COUNT
 } fp4rt_op_kind;
 

@@ -342,7 +342,7 @@ static void run_step(const backend *b, session *cpu, session *dev, const vcase *
 typedef struct sdef {
     int T, pos0, rope_delta;
     int positions; /* 0: NULL; 1: random (t, h, w) in [0, n_ctx); 2: a vision grid */
-    int embeds;    /* override rows */
+    int embeds;    /* 1: override rows (a third, drawn); 2: every row */
     const char *name;
 } sdef;
 
@@ -361,7 +361,7 @@ static void run_case(const backend *b, vcase *c, const sdef *steps, int ns) {
         fp4rt_step st = {.tokens = tok, .n_tokens = d->T, .pos0 = d->pos0, .rope_delta = d->rope_delta, .no_logits = 1};
         for (int r = 0; r < d->T; r++) {
             tok[r] = c->w.cfg.vocab > 0 ? (int32_t)(rnd_u32() % (uint32_t)c->w.cfg.vocab) : 0;
-            rows[r] = (uint8_t)(rnd_u32() % 3 == 0);
+            rows[r] = (uint8_t)(d->embeds == 2 || rnd_u32() % 3 == 0);
             for (int k = 0; k < 3; k++) pos[3 * r + k] = (int32_t)(rnd_u32() % (uint32_t)c->n_ctx);
             if (d->positions == 2) /* a 6-wide grid of patches: t = 0, h = r / 6, w = r % 6 */
                 pos[3 * r] = 0, pos[3 * r + 1] = r / 6, pos[3 * r + 2] = r % 6;
@@ -501,10 +501,16 @@ static void case_rope(const backend *b) {
                              {9, 20, 0, 1, 0, "T=9 positions"},
                              {5, 40, -13, 0, 0, "T=5 delta -13"},
                              {9, 90, 0, 0, 0, "T=9 pos0=90"},
-                             {4, 3, 0, 1, 0, "T=4 positions"}};
-    rope_case(b, "mrope-211-r16", 9, 3, 32, 40, 16, FP4RT_ROPE_TEXT, 2, 1, 1, 1e7, s, 5);
-    rope_case(b, "mrope-11-r64", 9, 2, 64, 64, 64, FP4RT_ROPE_TEXT, 11, 11, 10, 1e7, s, 5);
-    rope_case(b, "rope-1d-r16", 9, 2, 32, 32, 16, FP4RT_ROPE_TEXT, 0, 0, 0, 1e4, s, 5);
+                             {4, 3, 0, 1, 0, "T=4 positions"},
+                             /* decode steps in a row: a device replays the first one's
+                              * recording and must read each step's positions afresh */
+                             {1, 30, -13, 0, 0, "T=1 pos0=30 delta -13"},
+                             {1, 31, -5, 0, 0, "T=1 pos0=31 delta -5"},
+                             {1, 32, 0, 1, 0, "T=1 positions"},
+                             {1, 33, 0, 0, 0, "T=1 pos0=33"}};
+    rope_case(b, "mrope-211-r16", 9, 3, 32, 40, 16, FP4RT_ROPE_TEXT, 2, 1, 1, 1e7, s, 9);
+    rope_case(b, "mrope-11-r64", 9, 2, 64, 64, 64, FP4RT_ROPE_TEXT, 11, 11, 10, 1e7, s, 9);
+    rope_case(b, "rope-1d-r16", 9, 2, 32, 32, 16, FP4RT_ROPE_TEXT, 0, 0, 0, 1e4, s, 9);
     static const sdef sv[] = {{36, 0, 0, 2, 0, "T=36 6x6 grid"}, {24, 0, 0, 1, 0, "T=24 positions"},
                               {12, 0, 0, 2, 0, "T=12 2x6 grid"}};
     rope_case(b, "rope-vis-72", 36, 2, 72, 72, 72, FP4RT_ROPE_VISION_2D, 0, 0, 0, 1e4, sv, 3);
@@ -524,9 +530,11 @@ static void case_embed(const backend *b) {
     fp4rt_op *op = add_op(c, FP4RT_OP_EMBED, 0, 0);
     op->y = view(add_buf(c, "EMBED hidden=40", 40, 1, 0, 0), 40);
     case_layout(c);
+    /* the T = 1 steps in a row: a device replays the first one's recording */
     static const sdef s[] = {{7, 0, 0, 0, 1, "T=7 overrides"}, {7, 0, 0, 0, 0, "T=7 tokens"},
-                             {1, 5, 0, 0, 1, "T=1 overrides"}, {6, 9, 0, 0, 1, "T=6 overrides"}};
-    run_case(b, c, s, 4);
+                             {1, 5, 0, 0, 2, "T=1 override"},  {1, 6, 0, 0, 0, "T=1 token"},
+                             {1, 7, 0, 0, 2, "T=1 override"},  {6, 9, 0, 0, 1, "T=6 overrides"}};
+    run_case(b, c, s, 6);
     case_free(c);
     free(c);
 }

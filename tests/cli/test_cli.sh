@@ -146,6 +146,15 @@ check "[ -n '$r1' ] && [ '$r1' = '$r2' ]" "run deterministic across thread count
 check "echo '$r1' | grep -Eq '^[0-9]+(,[0-9]+){7}$'" "run prints 8 ids"
 $bin bench --model "$tmp/mixed" --prompt 16 --gen 4 >"$tmp/bench" 2>&1
 check "grep -q 'decode reaches' $tmp/bench && grep -q 'tokens/s' $tmp/bench" "bench output"
+# where the time goes: the CPU's arithmetic peak, and per-op shares of prefill and decode that add up to 100%
+check "grep -Eq '^arithmetic peak +[0-9]*[1-9][0-9]*\.[0-9] GFLOP/s \(FP32 multiply then add' $tmp/bench && grep -Eq '^prefill linears .*[0-9.]+% of the peak' $tmp/bench" \
+    "bench arithmetic peak: $(grep -E 'peak' "$tmp/bench")"
+for phase in prefill decode; do
+    shares=$(sed -n "s/^$phase ops //p" "$tmp/bench")
+    sum=$(grep -Eo '[0-9.]+%' <<<"$shares" | tr -d % | awk '{s += $1} END {printf "%.1f", s}')
+    check "grep -q 'linear [0-9.]*%' <<<'$shares' && awk 'BEGIN {exit !($sum >= 99 && $sum <= 101)}'" \
+        "bench $phase ops shares sum to $sum: $shares"
+done
 # bench --image: the vision encoder's time per image (the quantized copy keeps the tower BF16)
 $bin bench --model "$tmp/mixed" --prompt 8 --gen 2 --device cpu --image tests/fixtures/images/rgb.png >"$tmp/vbench" 2>&1
 check "grep -Eq '^vision encoder +[0-9.]+ ms per image' $tmp/vbench" "bench --image: $(tail -n 1 "$tmp/vbench")"
