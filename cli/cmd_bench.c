@@ -11,11 +11,15 @@
  * of --gen tokens after the prompt, plain (a session without MTP state) then
  * with K drafts per verify step (a session with it), each on a fresh session:
  * decode tokens/s of both, the speedup, the acceptance statistics, and whether
- * the outputs are identical (they must be). */
+ * the outputs are identical (they must be). --image FILE adds the vision
+ * encoder's time for that image (decode, preprocessing with the model's
+ * preprocessor_config.json or, for --synthetic, Qwen3.5's defaults, then the encoder and merger on the device: the
+ * first run, which starts the vision tower, and the median of 3 more). */
 #include "cli/commands.h"
 
 #include "runtime/engine/model.h"
 #include "runtime/engine/mtp.h"
+#include "runtime/engine/vision.h"
 
 #include <math.h>
 #include <limits.h>
@@ -25,7 +29,7 @@
 #include <string.h>
 
 static const char *k_usage = "--model DIR | --synthetic NAME [--recipe R] [--prompt N] [--gen N] [--seed S] [--spec K]\n"
-                             "    [--tokens 1,2,3|@FILE] "
+                             "    [--tokens 1,2,3|@FILE] [--image FILE] "
                              FP4RT_CLI_MODEL_USAGE;
 
 /* The backend's own bandwidth measurement (backend.h); 0 when it has none. */
@@ -152,10 +156,56 @@ static int bench_spec(fp4rt_model *m, const fp4rt_session_params *sp, const int3
     return rc;
 }
 
+/* --image FILE: the vision encoder's time per image, printed. */
+static int bench_image(fp4rt_model *m, const char *dir, const char *path) {
+    if (!fp4rt_model_has_vision(m))
+        return fp4rt_cli_error("bench --image: the model has no vision tower (config.json vision_config and "
+                               "model.visual.* tensors)");
+    fp4rt_image_config cfg;
+    if (!dir || fp4rt_image_config_load(dir, &cfg)) { /* synthetic: Qwen3.5's processor */
+        fp4rt_clear_error();
+        fp4rt_image_config_default(&cfg);
+    }
+    fp4rt_image img = {0};
+    fp4rt_image_patches ip = {0};
+    fp4rt_vision_embeds e = {0};
+    double t0 = fp4rt_cli_now();
+    fp4rt_status st = fp4rt_image_load_file(path, NULL, &img);
+    if (!st) st = fp4rt_image_preprocess(&img, &cfg, path, &ip);
+    double t_pre = fp4rt_cli_now() - t0, t_first = 0, runs[3];
+    for (int r = 0; !st && r < 4; r++) {
+        fp4rt_vision_embeds_free(&e);
+        t0 = fp4rt_cli_now();
+        st = fp4rt_vision_encode(m, &ip, &e);
+        double t = fp4rt_cli_now() - t0;
+        if (r) runs[r - 1] = t;
+        else t_first = t;
+    }
+    int rc = 0;
+    for (size_t i = 0; !st && i < (size_t)e.n_tokens * (size_t)e.hidden; i++)
+        if (!isfinite(e.data[i])) { /* synthetic weights must give finite embeddings too */
+            rc = fp4rt_cli_error("bench --image: vision embedding %zu of %s is not finite", i, path);
+            break;
+        }
+    if (st) {
+        rc = fp4rt_cli_fail(st);
+    } else if (!rc) {
+        qsort(runs, 3, sizeof(double), cmp_double);
+        printf("image            %s: %d x %d px -> %d x %d patches (%lld), %d tokens; decode + preprocess %.1f ms\n",
+               path, img.width, img.height, ip.grid_w, ip.grid_h, (long long)ip.n_patches, e.n_tokens, 1e3 * t_pre);
+        printf("vision encoder   %.1f ms per image (median of 3; the first, starting the tower, %.1f ms)\n",
+               1e3 * runs[1], 1e3 * t_first);
+    }
+    fp4rt_vision_embeds_free(&e);
+    fp4rt_image_patches_free(&ip);
+    fp4rt_image_free(&img);
+    return rc;
+}
+
 int fp4rt_cmd_bench(int argc, char **argv) {
     fp4rt_cli_model_opts o = {0};
     long n_prompt = 128, n_gen = 32, seed = 1, spec_k = 0;
-    const char *v, *synthetic = NULL, *recipe = NULL, *tokens = NULL;
+    const char *v, *synthetic = NULL, *recipe = NULL, *tokens = NULL, *image = NULL;
     for (int i = 1; i < argc; i++) {
         if (fp4rt_cli_model_opt(argc, argv, &i, &o)) continue;
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--prompt"))) n_prompt = fp4rt_cli_parse_range("--prompt", v, 1, INT_MAX / 2);
@@ -164,6 +214,7 @@ int fp4rt_cmd_bench(int argc, char **argv) {
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--synthetic"))) synthetic = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--recipe"))) recipe = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--tokens"))) tokens = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--image"))) image = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--spec"))) spec_k = fp4rt_cli_parse_range("--spec", v, 1, FP4RT_SPEC_MAX_DRAFTS);
         else return fp4rt_cli_unknown(k_usage, argv[i]);
     }
@@ -266,7 +317,9 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     printf("bandwidth limit  %.2f tokens/s\n", limit_tps);
     printf("decode reaches   %.1f%% of the bandwidth limit (median step)\n",
            limit_tps > 0 ? 100.0 * decode_tps / limit_tps : 0);
-    if (spec_k) rc = bench_spec(m, &o.session, ids, (int)n_prompt, (int)n_gen, (int)spec_k);
+    rc = fp4rt_cli_bench_attribution(m, &o.session, ids, (int)n_prompt, (int)n_gen, t_prefill, o.profile);
+    if (!rc && spec_k) rc = bench_spec(m, &o.session, ids, (int)n_prompt, (int)n_gen, (int)spec_k);
+    if (image && !rc) rc = bench_image(m, o.model, image);
 done:
     free(given);
     free(ids);

@@ -83,7 +83,7 @@ int fp4rt_cmd_inspect(int argc, char **argv) {
         return fp4rt_cli_fail(st);
     }
     const fp4rt_checkpoint *ck = w->ckpt;
-    char b[32];
+    char b[32], b2[32];
     printf("%-72s %-8s %-20s %-12s %s\n", "tensor", "dtype", "shape", "format", "bytes");
     for (size_t i = 0; i < ck->n_tensors; i++) {
         const fp4rt_st_tensor *t = ck->tensors[i];
@@ -93,7 +93,7 @@ int fp4rt_cmd_inspect(int argc, char **argv) {
             o += (size_t)snprintf(shape + o, sizeof shape - o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
         snprintf(shape + o, sizeof shape - o, "]");
         const char *fmt = "BF16 other";
-        if (!strncmp(t->name, "model.visual.", 13)) fmt = "vision (skip)";
+        if (!strncmp(t->name, "model.visual.", 13)) fmt = w->vision ? "vision" : "vision (skip)";
         else if (!strncmp(t->name, "mtp.", 4) && !w->n_mtp_layers) fmt = "MTP (skip)";
         else {
             const fp4rt_linear *lin = owner(w, t->name);
@@ -113,7 +113,7 @@ int fp4rt_cmd_inspect(int argc, char **argv) {
                (unsigned long long)tot.tensors[f], fp4rt_cli_bytes(tot.bytes[f], b, sizeof b));
     }
     printf("  %-12s %5llu tensors %12s  (%llu bytes)\n", "total",
-           (unsigned long long)(w->n_tensors_used - w->n_tensors_mtp),
+           (unsigned long long)(w->n_tensors_used - w->n_tensors_mtp - p.vision_tensors),
            fp4rt_cli_bytes(p.weights, b, sizeof b), (unsigned long long)p.weights);
     if (fp4_act)
         printf("  fp4-activations: on: %d NVFP4-W4A16 linears shown as W4A4 (%d with a per-row dynamic "
@@ -122,6 +122,10 @@ int fp4rt_cmd_inspect(int argc, char **argv) {
     if (w->n_mtp_layers)
         printf("  mtp head: %llu tensors %12s  (%d layers; not in the total)\n", (unsigned long long)p.mtp_tensors,
                fp4rt_cli_bytes(p.mtp_weights, b, sizeof b), w->n_mtp_layers);
+    if (w->vision)
+        printf("  vision tower: %llu tensors %12s  (depth %d; not in the total) + per image %s (a %d-patch image)\n",
+               (unsigned long long)p.vision_tensors, fp4rt_cli_bytes(p.vision_weights, b, sizeof b),
+               w->cfg.vision.depth, fp4rt_cli_bytes(p.vision_image, b2, sizeof b2), FP4RT_VISION_MAX_PATCHES);
     if (w->n_tensors_skipped)
         printf("  skipped: %llu vision / MTP tensors (recognized, not read)\n",
                (unsigned long long)w->n_tensors_skipped);

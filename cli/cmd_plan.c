@@ -56,6 +56,11 @@ static void print_plan(const fp4rt_config *cfg, const fp4rt_memory_plan *p,
                "sessions that draft with it)\n",
                fp4rt_cli_bytes(p->mtp_weights, b, sizeof b), (unsigned long long)p->mtp_tensors, cfg->mtp_layers,
                fp4rt_cli_bytes(p->mtp_kv, b2, sizeof b2), sp->n_ctx);
+    if (p->vision_tensors)
+        printf("vision tower %12s  (%llu tensors, depth %d; not in the total) + per image %s (the activations of "
+               "a %d-patch image, 16,777,216 pixels: the processor's largest)\n",
+               fp4rt_cli_bytes(p->vision_weights, b, sizeof b), (unsigned long long)p->vision_tensors,
+               cfg->vision.depth, fp4rt_cli_bytes(p->vision_image, b2, sizeof b2), FP4RT_VISION_MAX_PATCHES);
 }
 
 int fp4rt_cmd_plan(int argc, char **argv) {

@@ -67,8 +67,19 @@ int fp4rt_cmd_synth(int argc, char **argv) {
     }
     n += n_mtp;
     free(specs);
-    printf("synth: wrote %s: %s, %d layers, %zu tensors, %llu parameters, %llu bytes BF16, seed %ld\n",
-           out, name, cfg.n_layers, n, (unsigned long long)params,
+    size_t n_vis = cfg.nested ? fp4rt_schema_vision_tensors(&cfg, &specs) : 0;
+    uint64_t vparams = 0;
+    for (size_t i = 0; i < n_vis; i++) {
+        uint64_t e = 1;
+        for (int d = 0; d < specs[i].ndim; d++) e *= (uint64_t)specs[i].shape[d];
+        vparams += e;
+    }
+    n += n_vis;
+    params += vparams;
+    free(specs);
+    printf("synth: wrote %s: %s, %d layers, %zu tensors, %llu parameters (%llu of the vision tower), %llu bytes "
+           "BF16, seed %ld\n",
+           out, name, cfg.n_layers, n, (unsigned long long)params, (unsigned long long)vparams,
            (unsigned long long)(params * 2), seed);
     return 0;
 }

@@ -106,6 +106,13 @@ int fp4rt_cli_open_synthetic(const fp4rt_cli_model_opts *o, const char *preset, 
                              fp4rt_model **m, fp4rt_session **s);
 /* Images one run / one chat message takes at most (--image, /image). */
 #define FP4RT_CLI_MAX_IMAGES 16
+/* fp4rt bench's "where the time goes" lines (bench_attribution.c): the arithmetic
+ * peak against the prefill's linear work, and the per-op-kind shares of a
+ * profiled prefill of ids and n_gen greedy decode steps on a new session of sp
+ * (t_prefill: the timed prefill's seconds; keep_profile: leave per-op timing on).
+ * Returns 0 or 1 after printing the error. */
+int fp4rt_cli_bench_attribution(fp4rt_model *m, const fp4rt_session_params *sp, const int32_t *ids, int n_prompt,
+                                int n_gen, double t_prefill, int keep_profile);
 /* Sampling flags: --greedy, --temp T, --top-k K, --top-p P, --min-p M,
  * --repeat-penalty R, --presence-penalty P, --frequency-penalty F, --seed S.
  * Same contract as fp4rt_cli_model_opt. */

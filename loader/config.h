@@ -109,8 +109,10 @@ int fp4rt_cfg_n_attention_layers(const fp4rt_config *c);
 fp4rt_status fp4rt_config_parse(const char *json, size_t len, const char *where, fp4rt_config *out);
 /* The vision_config object of a nested config.json (root: the whole document) into
  * out->vision and the top-level token ids: absent vision_config leaves depth 0;
- * a present one must be complete and consistent (FORMAT / UNSUPPORTED naming
- * the file and "vision_config.KEY"); deepstack_visual_indexes must be empty. */
+ * absent keys of a present one take Qwen3VLVisionConfig's defaults (as
+ * transformers); a wrong type or an inconsistent size is FORMAT / UNSUPPORTED
+ * naming the file and "vision_config.KEY"; deepstack_visual_indexes must be
+ * empty. (out_hidden_size == hidden_size is checked where the tower loads.) */
 struct cJSON;
 fp4rt_status fp4rt_config_parse_vision(const struct cJSON *root, const char *where, fp4rt_config *out);
 /* Reads DIR/config.json. */

@@ -47,21 +47,21 @@ fp4rt_status fp4rt_config_parse_vision(const struct cJSON *root, const char *whe
     const char *px = "vision_config.";
     if (!cJSON_IsObject(vc)) return fp4rt_fail(FP4RT_FORMAT, "%s: key vision_config: expected an object", where);
     fp4rt_vision_config *v = &out->vision;
-    /* required: the sizes; defaulted as Qwen3VLVisionConfig: channels, patch, merge */
+    /* absent keys: Qwen3VLVisionConfig's defaults, as transformers fills them */
     struct {
         const char *key;
         int *dst, def, min;
     } f[] = {
-        {"depth", &v->depth, -1, 1},
-        {"hidden_size", &v->hidden, -1, 1},
-        {"num_heads", &v->n_heads, -1, 1},
-        {"intermediate_size", &v->intermediate, -1, 1},
+        {"depth", &v->depth, 27, 1},
+        {"hidden_size", &v->hidden, 1152, 1},
+        {"num_heads", &v->n_heads, 16, 1},
+        {"intermediate_size", &v->intermediate, 4304, 1},
         {"in_channels", &v->in_channels, 3, 1},
         {"patch_size", &v->patch, 16, 1},
         {"temporal_patch_size", &v->temporal_patch, 2, 1},
         {"spatial_merge_size", &v->merge, 2, 1},
         {"num_position_embeddings", &v->n_pos, 2304, 1},
-        {"out_hidden_size", &v->out_hidden, -1, 1},
+        {"out_hidden_size", &v->out_hidden, 3584, 1},
     };
     for (size_t i = 0; i < FP4RT_ARRAY_LEN(f); i++)
         if ((st = vint(vc, where, px, f[i].key, f[i].def, f[i].min, f[i].dst))) return st;
@@ -73,9 +73,6 @@ fp4rt_status fp4rt_config_parse_vision(const struct cJSON *root, const char *whe
     if (side * side != v->n_pos || side < 2)
         return fp4rt_fail(FP4RT_FORMAT, "%s: key %snum_position_embeddings: %d is not the square of a side >= 2",
                           where, px, v->n_pos);
-    if (v->out_hidden != out->hidden)
-        return fp4rt_fail(FP4RT_FORMAT, "%s: key %sout_hidden_size: %d, but the text model's hidden_size is %d",
-                          where, px, v->out_hidden, out->hidden);
     if (v->in_channels != 3)
         return fp4rt_fail(FP4RT_UNSUPPORTED, "%s: key %sin_channels: %d (images are RGB: 3)", where, px,
                           v->in_channels);

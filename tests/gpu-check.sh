@@ -34,6 +34,7 @@
 #   linear-bench  test_cu_linear_gpu bench (the linear kernels on the 27B shapes)
 #   vk-coop-khr  the KHR cooperative-matrix kind (no layer)
 #   vk-linear-prefill  the Vulkan prefill kernels against the exact one
+#   vision-bench  the 27B's vision tower (synthetic) on one image: ms per image
 # The SASS check of the FP4 MMA (tools/cu_fp4_sass_check.sh) runs on the build
 # machine (ctest test_cu_fp4_sass_check), not here. It prints the plan (step,
 # limit, when it would end if every step took its limit) first and a table (step, status, seconds, key number) LAST, also written to
@@ -90,6 +91,7 @@ key() {
         grep -m1 -oE 'reaches +[0-9.]+%' "$log" | sed 's/reaches */= /;s/$/ of bw limit/'
         grep -m1 -E '^prefill ' "$log" | grep -oE '[0-9.]+ tokens/s' | sed 's/$/ prefill/'
         grep -m1 -E '^(read )?bandwidth ' "$log" | grep -oE '[0-9.]+ GB/s' | sed 's/^/bw /'; } | paste -sd' ' ;;
+    vision-bench) grep -m1 -E '^vision encoder ' "$log" | grep -oE '[0-9.]+ ms per image' ;;
     vk-linear-prefill) grep -E 'x the exact' "$log" | sed -E 's/ +/ /g;s/ the exact kernel.s speed//' | paste -sd';' | cut -c1-90 ;;
     vk-*) grep -E 'passed|failed|FAIL|skipped' "$log" | tail -n1 | cut -c1-90 ;;
     *) tail -n1 "$log" | cut -c1-90 ;;
@@ -205,10 +207,11 @@ declare -A LIMIT=(
     [vk-ops]=45 [vk-model]=45 [vk-parity]=60
     [bandwidth]=15 [bench-ctx1]=45 [vk-bench]=45 [bench-ctx8192]=60
     [bench-prefill4096]=45 [vk-prefill]=45 [fp4-bench]=30 [linear-bench]=30 [vk-coop-khr]=30 [vk-linear-prefill]=30
+    [vision-bench]=60
 )
 ORDER=(env configure build devices ctest-cuda vk-ops vk-model vk-parity
     bandwidth bench-ctx1 vk-bench bench-ctx8192
-    bench-prefill4096 vk-prefill fp4-bench linear-bench vk-coop-khr vk-linear-prefill)
+    bench-prefill4096 vk-prefill fp4-bench linear-bench vk-coop-khr vk-linear-prefill vision-bench)
 echo "== plan: budget ${budget} s; steps in order of value, limit and end if each took its limit"
 cum=0
 for n in "${ORDER[@]}"; do
@@ -352,6 +355,8 @@ elif [ -z "$vk_why" ] && [ ! -x "$bld/bench/vk_linear_bench" ]; then
 else
     vk_step vk-linear-prefill "'$bld/bench/vk_linear_bench' ${vkdev#vulkan:} prefill"
 fi
+# the 27B's vision tower (synthetic BF16) on a 157 x 101 test image: 280 patches
+bench vision-bench cuda:0 --prompt 1 --gen 1 --image tests/fixtures/images/big.png
 wait 2>/dev/null
 
 # ---- the table -----------------------------------------------------------------

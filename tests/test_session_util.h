@@ -6,7 +6,39 @@
 
 #include "fp4rt.h"
 #include "runtime/base/env.h"
+#include "tests/test_devices.h"
 #include "tests/test_util.h"
+
+/* The device a model-level test runs on, from its first argument: a backend kind
+ * ("cpu" when absent; "vulkan", "cuda": the device test_pick_device chooses, its
+ * description printed). Writes the device string to dev; 0 when that kind has no
+ * usable device here (the test then skips). */
+static inline int test_device_arg(int argc, char **argv, char *dev, size_t n) {
+    const char *kind = argc > 1 ? argv[1] : "cpu";
+    snprintf(dev, n, "cpu");
+    if (!strcmp(kind, "cpu")) return 1;
+    fp4rt_device_ref ref;
+    fp4rt_device_desc d;
+    if (!test_pick_device(kind, NULL, dev, n, &ref, &d)) return 0;
+    printf("device %s: %s\n", dev, d.description);
+    return 1;
+}
+
+/* Model dir loaded on `device` with 2 threads (profiling when `profile`); a failed
+ * CHECK naming both and NULL when it cannot be loaded. */
+static inline fp4rt_model *test_load_model_profiled(const char *dir, const char *device, int profile) {
+    fp4rt_model_params mp = fp4rt_model_default_params();
+    mp.device = device;
+    mp.n_threads = 2;
+    mp.profile = profile;
+    fp4rt_model *m = fp4rt_model_load(dir, &mp);
+    CHECK_MSG(m != NULL, "load %s on %s: %s", dir, device ? device : "default", fp4rt_last_error());
+    return m;
+}
+
+static inline fp4rt_model *test_load_model(const char *dir, const char *device) {
+    return test_load_model_profiled(dir, device, 0);
+}
 
 /* A session of n_ctx tokens and prefill chunks of `chunk` (a failed CHECK and
  * NULL when it cannot be made). */

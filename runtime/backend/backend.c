@@ -196,6 +196,23 @@ fp4rt_status fp4rt_backend_set_profile(const fp4rt_backend_ops *be, void *ctx, i
     return be->set_profile ? be->set_profile(ctx, on) : unsupported(be, "profile");
 }
 
+fp4rt_status fp4rt_backend_measure_arith_peak(const fp4rt_backend_ops *be, void *ctx, double *flops_per_s, char *what,
+                                              size_t n) {
+    fp4rt_status st = check_args("fp4rt_backend_measure_arith_peak", be, ctx, flops_per_s, "flops_per_s");
+    if (st) return st;
+    *flops_per_s = 0;
+    if (what && n) what[0] = 0;
+    return be->measure_arith_peak ? be->measure_arith_peak(ctx, flops_per_s, what, n)
+                                  : unsupported(be, "arithmetic peak probe");
+}
+
+fp4rt_status fp4rt_backend_profile_take(const fp4rt_backend_ops *be, void *ctx, double *seconds, long *calls) {
+    fp4rt_status st = check_args("fp4rt_backend_profile_take", be, ctx, seconds, "seconds");
+    if (!st && !calls) st = fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_backend_profile_take: calls is NULL");
+    if (st) return st;
+    return be->profile_take ? be->profile_take(ctx, seconds, calls) : unsupported(be, "profile");
+}
+
 fp4rt_status fp4rt_backend_argmax(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *logits, size_t offset, int n,
                                   const uint8_t *valid, int32_t *out) {
     fp4rt_status st = check_args("fp4rt_backend_argmax", be, ctx, logits, "logits");

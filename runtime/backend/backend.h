@@ -244,6 +244,17 @@ typedef struct fp4rt_backend_ops {
      * multiples (a device whose single allocations are smaller than the buffer). */
     fp4rt_status (*buffer_alloc_split)(void *ctx, size_t bytes, size_t granule, const char *what,
                                        fp4rt_buffer **out);
+    /* (optional) Measures the arithmetic rate the linear kernels are bound by in
+     * prefill, in FP32 operations per second, for the instruction mix of the
+     * backend's kernels (the CPU: vector multiply then add, never fused, on the
+     * widest instruction set its kernels use, every worker thread); takes well
+     * under a second. what[0, n) gets a one-line description of what was run. */
+    fp4rt_status (*measure_arith_peak)(void *ctx, double *flops_per_s, char *what, size_t n);
+    /* (optional) The per-op-kind totals the profile (set_profile) gathered since
+     * it was turned on or last taken, then zeroes them: seconds[FP4RT_OP_COUNT],
+     * calls[FP4RT_OP_COUNT]. What was taken is not in the report logged when the
+     * backend is destroyed. */
+    fp4rt_status (*profile_take)(void *ctx, double *seconds, long *calls);
 } fp4rt_backend_ops;
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;
@@ -292,6 +303,10 @@ fp4rt_status fp4rt_backend_measure_bandwidth(const fp4rt_backend_ops *be, void *
                                              double *bytes_per_s); /* none: UNSUPPORTED */
 int fp4rt_backend_max_chunk(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p); /* none: INT_MAX */
 fp4rt_status fp4rt_backend_set_profile(const fp4rt_backend_ops *be, void *ctx, int on); /* none: UNSUPPORTED */
+/* measure_arith_peak, profile_take (none: UNSUPPORTED). */
+fp4rt_status fp4rt_backend_measure_arith_peak(const fp4rt_backend_ops *be, void *ctx, double *flops_per_s, char *what,
+                                              size_t n);
+fp4rt_status fp4rt_backend_profile_take(const fp4rt_backend_ops *be, void *ctx, double *seconds, long *calls);
 /* The argmax / top_k slots (none: UNSUPPORTED) on n >= 1 logits; top_k's own
  * UNSUPPORTED answers a req outside its contract. */
 fp4rt_status fp4rt_backend_argmax(const fp4rt_backend_ops *be, void *ctx, fp4rt_buffer *logits, size_t offset, int n,

@@ -175,6 +175,18 @@ fp4rt_status fp4rt_model_bandwidth(fp4rt_model *m, double *bytes_per_s);
 /* 1 when m runs on the CPU backend (its bandwidth is the read bandwidth of
  * fp4rt_model_n_threads workers), 0 on a GPU. */
 int fp4rt_model_on_cpu(const fp4rt_model *m);
+/* The arithmetic rate the backend's linear kernels are bound by (backend.h
+ * measure_arith_peak), FP32 operations per second, and what was measured; 0 (and
+ * FP4RT_OK) when the backend has no probe. */
+fp4rt_status fp4rt_model_arith_peak(fp4rt_model *m, double *flops_per_s, char *what, size_t n);
+/* Per-op timing on m's backend turned on or off (set_profile), and the totals
+ * per op kind since the last take (profile_take, then zeroed):
+ * seconds[FP4RT_OP_COUNT], calls[FP4RT_OP_COUNT]. UNSUPPORTED without them. */
+fp4rt_status fp4rt_model_profile_set(fp4rt_model *m, int on);
+fp4rt_status fp4rt_model_profile_take(fp4rt_model *m, double *seconds, long *calls);
+/* FP32 operations (2 per multiply-add) of the text model's linears in a step of
+ * n_tokens rows whose logits cover only the last row (a prefill). */
+double fp4rt_model_linear_flops(const fp4rt_model *m, int n_tokens);
 int fp4rt_model_n_threads(const fp4rt_model *m);
 /* The recipe of synthetic weights ("nvidia-mixed"), NULL for a checkpoint. */
 const char *fp4rt_model_synthetic_recipe(const fp4rt_model *m);

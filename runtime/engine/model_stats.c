@@ -16,6 +16,46 @@ fp4rt_status fp4rt_model_bandwidth(fp4rt_model *m, double *bytes_per_s) {
     return st;
 }
 
+fp4rt_status fp4rt_model_arith_peak(fp4rt_model *m, double *flops_per_s, char *what, size_t n) {
+    *flops_per_s = 0;
+    if (what && n) what[0] = 0;
+    if (!m) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_arith_peak: no model");
+    if (!m->backend->measure_arith_peak) return FP4RT_OK; /* no probe: 0, not an error */
+    pthread_mutex_lock(&m->run_lock);
+    fp4rt_status st = fp4rt_backend_measure_arith_peak(m->backend, m->backend_ctx, flops_per_s, what, n);
+    pthread_mutex_unlock(&m->run_lock);
+    if (st) *flops_per_s = 0;
+    return st;
+}
+
+fp4rt_status fp4rt_model_profile_set(fp4rt_model *m, int on) {
+    if (!m) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_profile_set: no model");
+    if (!m->backend->profile_take) return fp4rt_fail(FP4RT_UNSUPPORTED, "the %s backend cannot report a profile",
+                                                     m->backend->name);
+    pthread_mutex_lock(&m->run_lock);
+    fp4rt_status st = fp4rt_backend_set_profile(m->backend, m->backend_ctx, on);
+    pthread_mutex_unlock(&m->run_lock);
+    return st;
+}
+
+fp4rt_status fp4rt_model_profile_take(fp4rt_model *m, double *seconds, long *calls) {
+    if (!m) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_profile_take: no model");
+    pthread_mutex_lock(&m->run_lock);
+    fp4rt_status st = fp4rt_backend_profile_take(m->backend, m->backend_ctx, seconds, calls);
+    pthread_mutex_unlock(&m->run_lock);
+    return st;
+}
+
+double fp4rt_model_linear_flops(const fp4rt_model *m, int n_tokens) {
+    double f = 0;
+    for (int i = 0; m && i < m->program->n_ops; i++) {
+        const fp4rt_op *op = &m->program->ops[i];
+        if (op->kind != FP4RT_OP_LINEAR) continue;
+        f += 2.0 * op->lin->n_in * op->lin->n_out * (op->is_logits ? 1 : n_tokens);
+    }
+    return f;
+}
+
 int fp4rt_model_on_cpu(const fp4rt_model *m) { return m && m->backend == &fp4rt_backend_cpu; }
 
 int fp4rt_model_n_threads(const fp4rt_model *m) { return m ? m->n_threads : 0; }

@@ -12,10 +12,8 @@
 #include "runtime/engine/model.h"
 #include "runtime/vision/image.h"
 
-/* Patches of one image at most: the processor's default longest_edge
- * (16,777,216 pixels) in 16 x 16 patches. A larger image is refused (one line
- * naming its size) before anything is allocated. */
-#define FP4RT_VISION_MAX_PATCHES 65536
+/* Larger images than FP4RT_VISION_MAX_PATCHES (program.h) are refused, one line
+ * naming their size, before anything is allocated. */
 
 /* The merged vision embeddings of one preprocessed image (runtime/vision's
  * fp4rt_image_patches): n_tokens = grid_t * (grid_h / merge) * (grid_w / merge)

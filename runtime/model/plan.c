@@ -17,9 +17,28 @@ static const fp4rt_linear *layer_linears(const fp4rt_layer_weights *L, int i) {
     return i < (int)FP4RT_ARRAY_LEN(all) ? all[i] : NULL;
 }
 
+/* The device bytes of one image of FP4RT_VISION_MAX_PATCHES patches: both vision
+ * programs' arenas (w->vision set; the programs only need the linears' addresses). */
+static uint64_t vision_image_bytes(const fp4rt_weights *w) {
+    fp4rt_program *e = NULL, *m = NULL;
+    if (fp4rt_program_build_vision(w, &e, &m)) {
+        fp4rt_clear_error();
+        return 0;
+    }
+    int mm = w->cfg.vision.merge * w->cfg.vision.merge;
+    uint64_t b = (uint64_t)FP4RT_VISION_MAX_PATCHES * e->arena_width * 4 +
+                 (uint64_t)(FP4RT_VISION_MAX_PATCHES / mm) * m->arena_width * 4;
+    fp4rt_program_free(e);
+    fp4rt_program_free(m);
+    return b;
+}
+
 void fp4rt_plan_checkpoint(const fp4rt_weights *w, fp4rt_memory_plan *plan, fp4rt_format_totals *tot) {
     memset(tot, 0, sizeof *tot);
     plan->mtp_weights = plan->mtp_tensors = 0;
+    plan->vision_weights = w->vision ? w->vision->bytes : 0;
+    plan->vision_tensors = w->vision ? w->vision->n_tensors : 0;
+    plan->vision_image = w->vision ? vision_image_bytes(w) : 0;
     const fp4rt_checkpoint *ck = w->ckpt;
     uint64_t total = 0, embed = 0;
     for (size_t i = 0; i < ck->n_tensors; i++) {
@@ -55,7 +74,7 @@ void fp4rt_plan_checkpoint(const fp4rt_weights *w, fp4rt_memory_plan *plan, fp4r
         lin_tensors += tot->tensors[f];
     }
     tot->bytes[FP4RT_FMT_OTHER] = total - lin_total;
-    tot->tensors[FP4RT_FMT_OTHER] = w->n_tensors_used - w->n_tensors_mtp - lin_tensors;
+    tot->tensors[FP4RT_FMT_OTHER] = w->n_tensors_used - w->n_tensors_mtp - plan->vision_tensors - lin_tensors;
     tot->modules[FP4RT_FMT_OTHER] = tot->tensors[FP4RT_FMT_OTHER];
     plan->weights = total;
     /* a decode step reads everything but the embedding table (one row of it),
@@ -129,6 +148,16 @@ fp4rt_status fp4rt_plan_config(const fp4rt_config *cfg, const char *recipe, int 
         free(specs);
     }
     plan->weights_per_token = plan->weights - embed + (uint64_t)cfg->hidden * 2 + (cfg->tie_embeddings ? embed : 0);
+    /* the vision tower as NVIDIA's files and fp4rt quantize store it: BF16 */
+    if ((n = fp4rt_schema_vision_tensors(cfg, &specs))) {
+        for (size_t i = 0; i < n; i++) {
+            int64_t numel = 1;
+            for (int d = 0; d < specs[i].ndim; d++) numel *= specs[i].shape[d];
+            plan->vision_weights += (uint64_t)numel * 2;
+        }
+        plan->vision_tensors = n;
+        free(specs);
+    }
 
     /* the session parts need the program's arena: build it over empty weights */
     fp4rt_weights *w = fp4rt_calloc(1, sizeof *w, "plan");
@@ -138,6 +167,14 @@ fp4rt_status fp4rt_plan_config(const fp4rt_config *cfg, const char *recipe, int 
     w->layers = fp4rt_calloc((size_t)cfg->n_layers, sizeof *w->layers, "plan");
     fp4rt_program *p = NULL;
     fp4rt_status st = w->layers ? fp4rt_program_build(w, &p) : FP4RT_OUT_OF_MEMORY;
+    if (!st && cfg->vision.depth > 0) { /* the vision programs over empty weights too */
+        fp4rt_vision_weights vw = {0};
+        vw.blocks = fp4rt_calloc((size_t)cfg->vision.depth, sizeof *vw.blocks, "plan");
+        w->vision = vw.blocks ? &vw : NULL;
+        plan->vision_image = w->vision ? vision_image_bytes(w) : 0;
+        w->vision = NULL;
+        free(vw.blocks);
+    }
     if (!st) {
         fp4rt_memory_plan s;
         fp4rt_plan_session(p, n_ctx, chunk, kv, &s);

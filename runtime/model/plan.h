@@ -23,6 +23,13 @@ typedef struct fp4rt_memory_plan {
     uint64_t mtp_weights;
     uint64_t mtp_tensors;
     uint64_t mtp_kv;
+    /* The vision tower (none of it in the fields above; 0 without one): its tensors
+     * as stored (BF16 from a config), their count, and the activations of one image
+     * of FP4RT_VISION_MAX_PATCHES patches on the device (the encoder's and the
+     * merger's arenas, runtime/engine/vision.c), allocated per image. */
+    uint64_t vision_weights;
+    uint64_t vision_tensors;
+    uint64_t vision_image;
 } fp4rt_memory_plan;
 
 /* Per-format totals. Index FP4RT_W_COUNT collects non-linear tensors (embedding,

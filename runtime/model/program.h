@@ -138,6 +138,10 @@ fp4rt_status fp4rt_program_build_mtp(const fp4rt_weights *w, fp4rt_program **out
  *   merger: the caller writes rows of merge^2 * hidden (merge^2 consecutive encoder
  *     rows) at in_hidden_col; out_hidden_col gets fc2(gelu_erf(fc1(x) + b1)) + b2
  *     [out_hidden]. */
+/* Patches of one image at most: the processor's default longest_edge (16,777,216
+ * pixels) in 16 x 16 patches (the engine refuses larger images; the planner sizes
+ * the per-image activations for it). */
+#define FP4RT_VISION_MAX_PATCHES 65536
 fp4rt_status fp4rt_program_build_vision(const fp4rt_weights *w, fp4rt_program **encoder, fp4rt_program **merger);
 void fp4rt_program_free(fp4rt_program *p);
 

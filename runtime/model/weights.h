@@ -169,8 +169,8 @@ void fp4rt_weights_synth_release(fp4rt_weights *w);
  * linear in the format the recipe gives it (NULL = "nvidia-mixed"), without a
  * checkpoint: big tensors are placeholder addresses (no memory; see
  * fp4rt_weights::synth_base), small FP32 vectors real plausible values (norms
- * near 1, neg_A < 0, ...). Backends fill the placeholders (backend.h
- * prepare_synthetic). */
+ * near 1, neg_A < 0, ...), and the preset's vision tower (BF16 linears). Backends
+ * fill the placeholders (backend.h prepare_synthetic). */
 fp4rt_status fp4rt_weights_synthetic(const char *preset, const char *recipe, fp4rt_weights **out);
 /* True when ptr lies in w's placeholder reservation (synthetic weights only). */
 int fp4rt_weights_is_placeholder(const fp4rt_weights *w, const void *ptr);

@@ -284,6 +284,78 @@ static void rebase_linear(const fp4rt_weights *w, fp4rt_linear *l) {
     l->block_scale = rebase(w, l->block_scale);
 }
 
+/* The vision tower of the preset (BF16 linears as NVIDIA's files and fp4rt quantize
+ * keep it; LayerNorm weights ~1, biases ~0, the position table ~N(0, 0.3^2)). */
+static fp4rt_status make_vision(builder *b) {
+    fp4rt_weights *w = b->w;
+    const fp4rt_vision_config *vc = &w->cfg.vision;
+    fp4rt_tensor_spec *specs = NULL;
+    size_t n = fp4rt_schema_vision_tensors(&w->cfg, &specs);
+    if (!n) return vc->depth > 0 ? FP4RT_OUT_OF_MEMORY : FP4RT_OK;
+    fp4rt_status st = FP4RT_OK;
+    fp4rt_vision_weights *v = fp4rt_calloc(1, sizeof *v, "vision weights");
+    if (v) v->blocks = fp4rt_calloc((size_t)vc->depth, sizeof *v->blocks, "vision blocks");
+    w->vision = v;
+    if (!v || !v->blocks) st = FP4RT_OUT_OF_MEMORY;
+    for (size_t i = 0; !st && i < n; i++) {
+        const fp4rt_tensor_spec *sp = &specs[i];
+        fp4rt_vision_block *B = sp->layer >= 0 ? &v->blocks[sp->layer] : NULL;
+        const char *nm = sp->name + strlen("model.visual.");
+        int64_t numel = 1;
+        for (int d = 0; d < sp->ndim; d++) numel *= sp->shape[d];
+        v->n_tensors++;
+        v->bytes += (uint64_t)numel * 2;
+        if (sp->role == FP4RT_ROLE_VLINEAR) {
+            fp4rt_linear *l = !B ? (!strcmp(nm, "patch_embed.proj.weight") ? &v->patch
+                                    : ends_with(nm, "linear_fc1.weight") ? &v->merger_fc1 : &v->merger_fc2)
+                              : ends_with(nm, "attn.qkv.weight") ? &B->qkv
+                              : ends_with(nm, "attn.proj.weight") ? &B->proj
+                              : ends_with(nm, "linear_fc1.weight") ? &B->fc1 : &B->fc2;
+            l->module = fp4rt_strdup(sp->module);
+            if (!l->module) st = FP4RT_OUT_OF_MEMORY;
+            l->fmt = FP4RT_W_BF16;
+            l->n_out = (int)sp->shape[0];
+            l->n_in = (int)(numel / sp->shape[0]);
+            l->weight_scale = 1.0f;
+            if (!st) l->weight = reserve(b, (size_t)numel * 2, SYNTH_BF16, &st);
+            fp4rt_linear_set_bytes(l);
+            continue;
+        }
+        float **dst = !B ? (!strcmp(nm, "patch_embed.proj.bias") ? &v->patch_b
+                            : !strcmp(nm, "pos_embed.weight") ? &v->pos_embed
+                            : !strcmp(nm, "merger.norm.weight") ? &v->merger_norm_w
+                            : !strcmp(nm, "merger.norm.bias") ? &v->merger_norm_b
+                            : !strcmp(nm, "merger.linear_fc1.bias") ? &v->merger_fc1_b : &v->merger_fc2_b)
+                         : ends_with(nm, "norm1.weight") ? &B->norm1_w
+                         : ends_with(nm, "norm1.bias") ? &B->norm1_b
+                         : ends_with(nm, "norm2.weight") ? &B->norm2_w
+                         : ends_with(nm, "norm2.bias") ? &B->norm2_b
+                         : ends_with(nm, "attn.qkv.bias") ? &B->qkv_b
+                         : ends_with(nm, "attn.proj.bias") ? &B->proj_b
+                         : ends_with(nm, "linear_fc1.bias") ? &B->fc1_b : &B->fc2_b;
+        *dst = sp->role == FP4RT_ROLE_VNORM_W ? vec(b, numel, 1.0f, 0.2f, &st)
+               : sp->role == FP4RT_ROLE_VPOS  ? vec(b, numel, 0.0f, 1.0f, &st)
+                                              : vec(b, numel, 0.0f, 0.04f, &st);
+    }
+    free(specs);
+    return st;
+}
+
+static void rebase_vision(const fp4rt_weights *w) {
+    fp4rt_vision_weights *v = w->vision;
+    if (!v) return;
+    rebase_linear(w, &v->patch);
+    rebase_linear(w, &v->merger_fc1);
+    rebase_linear(w, &v->merger_fc2);
+    for (int i = 0; i < w->cfg.vision.depth; i++) {
+        fp4rt_vision_block *B = &v->blocks[i];
+        rebase_linear(w, &B->qkv);
+        rebase_linear(w, &B->proj);
+        rebase_linear(w, &B->fc1);
+        rebase_linear(w, &B->fc2);
+    }
+}
+
 fp4rt_status fp4rt_weights_synthetic(const char *preset, const char *recipe, fp4rt_weights **out) {
     *out = NULL;
     if (!recipe) recipe = "nvidia-mixed";
@@ -325,6 +397,7 @@ fp4rt_status fp4rt_weights_synthetic(const char *preset, const char *recipe, fp4
         w->n_tensors_used++;
     }
     free(specs);
+    if (!st) st = make_vision(&b);
     if (!st) {
         void *base = mmap(NULL, w->synth_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (base == MAP_FAILED)
@@ -335,6 +408,7 @@ fp4rt_status fp4rt_weights_synthetic(const char *preset, const char *recipe, fp4
     }
     if (!st) {
         w->embed = rebase(w, w->embed);
+        rebase_vision(w);
         for (int i = 0; i < w->cfg.n_layers; i++) {
             fp4rt_layer_weights *L = &w->layers[i];
             fp4rt_linear *lins[] = {&L->gate, &L->up, &L->down, &L->q, &L->k,  &L->v,

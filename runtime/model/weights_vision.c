@@ -152,6 +152,9 @@ fp4rt_status fp4rt_weights_load_vision(fp4rt_weights *w) {
                   "model.visual.patch_embed.proj.weight: text only", w->ckpt->dir);
         return FP4RT_OK;
     }
+    if (cfg->vision.out_hidden != cfg->hidden)
+        return fp4rt_fail(FP4RT_FORMAT, "%s/config.json: key vision_config.out_hidden_size: %d, but the text model's "
+                          "hidden_size is %d", w->ckpt->dir, cfg->vision.out_hidden, cfg->hidden);
     fp4rt_tensor_spec *specs = NULL;
     size_t n = fp4rt_schema_vision_tensors(cfg, &specs);
     if (!n) return FP4RT_OUT_OF_MEMORY;

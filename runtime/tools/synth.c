@@ -251,9 +251,11 @@ fp4rt_status fp4rt_synth(const fp4rt_config *cfg, const char *out_dir, uint64_t 
         free(specs);
         return FP4RT_OUT_OF_MEMORY;
     }
-    /* the vision tower (cfg->vision.depth), BF16, last */
+    /* the vision tower (cfg->vision.depth; the Qwen3_5ForConditionalGeneration layout
+     * only: a causal-lm config has no vision_config), BF16, last */
     fp4rt_tensor_spec *vis = NULL;
-    size_t n_vis = fp4rt_schema_vision_tensors(cfg, &vis);
+    int with_vision = cfg->nested && cfg->vision.depth > 0;
+    size_t n_vis = with_vision ? fp4rt_schema_vision_tensors(cfg, &vis) : 0;
     if (n_vis) {
         fp4rt_tensor_spec *all = realloc(specs, (n_specs + n_vis) * sizeof *all);
         if (!all) {
@@ -265,7 +267,7 @@ fp4rt_status fp4rt_synth(const fp4rt_config *cfg, const char *out_dir, uint64_t 
         specs = all;
         n_specs += n_vis;
         free(vis);
-    } else if (cfg->vision.depth > 0) {
+    } else if (with_vision) {
         free(specs);
         return FP4RT_OUT_OF_MEMORY;
     }
@@ -281,7 +283,7 @@ fp4rt_status fp4rt_synth(const fp4rt_config *cfg, const char *out_dir, uint64_t 
     if ((st = fp4rt_synth_tokenizer(tmp, cfg->vocab)) != FP4RT_OK) goto done;
     if ((st = synth_stop_ids(tmp, &text_cfg)) != FP4RT_OK) goto done;
     if ((st = write_json(tmp, "config.json", fp4rt_config_to_json(&text_cfg))) != FP4RT_OK) goto done;
-    if (cfg->vision.depth > 0 &&
+    if (with_vision &&
         (st = write_json(tmp, "preprocessor_config.json", fp4rt_preprocessor_config_json(cfg))) != FP4RT_OK)
         goto done;
     if ((st = write_json(tmp, "generation_config.json", generation_config_json(&text_cfg))) != FP4RT_OK)

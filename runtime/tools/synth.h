@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 /* Writes out_dir/config.json, out_dir/generation_config.json and the weights
+ * (with the vision tower of cfg->vision and preprocessor_config.json when cfg is
+ * the nested Qwen3_5ForConditionalGeneration layout and vision.depth > 0)
  * (model.safetensors, or shards of about shard_bytes with an index; 0 = 4 GiB)
  * for cfg. Everything goes to a temporary directory renamed into place when
  * complete; out_dir must not exist unless force (loader/outdir.h: what force

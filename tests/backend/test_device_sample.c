@@ -18,6 +18,7 @@
 #include "fp4rt.h"
 #include "tests/test_devices.h"
 #include "tests/test_util.h"
+#include "tests/test_session_util.h"
 
 #include "runtime/engine/model.h"
 #include "runtime/text/sampler.h"
@@ -238,15 +239,6 @@ static void test_argmax(const dev *d) {
     free(valid);
 }
 
-static fp4rt_model *load(const char *dir, const char *device) {
-    fp4rt_model_params mp = fp4rt_model_default_params();
-    mp.device = device;
-    mp.n_threads = 2;
-    fp4rt_model *m = fp4rt_model_load(dir, &mp);
-    CHECK_MSG(m != NULL, "%s on %s: %s", dir, device, fp4rt_last_error());
-    return m;
-}
-
 #define GEN 16
 
 /* Tokens of fp4rt_generate (host = 0) or of the same loop sampling downloaded
@@ -289,7 +281,7 @@ out:
 
 static void test_generate(const char *dir, const char *device) {
     static const int32_t prompt[] = {11, 200, 37, 5, 480, 91, 3, 64};
-    fp4rt_model *cpu = load(dir, "cpu"), *m = load(dir, device);
+    fp4rt_model *cpu = test_load_model(dir, "cpu"), *m = test_load_model(dir, device);
     if (m) CHECK_MSG(m->backend->top_k != NULL, "%s has no device top-k", device);
     for (int seed = 1; cpu && m && seed <= 3; seed++) {
         fp4rt_generate_params gp = fp4rt_generate_default_params();

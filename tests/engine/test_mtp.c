@@ -17,18 +17,10 @@
 #include "runtime/model/plan.h"
 #include "tests/test_devices.h"
 #include "tests/test_util.h"
+#include "tests/test_session_util.h"
 
 #define MODEL "models/qwen35-kjv-10m"
 #define MAX_K 3
-
-static fp4rt_model *load(const char *dir, const char *device) {
-    fp4rt_model_params mp = fp4rt_model_default_params();
-    mp.device = device;
-    mp.n_threads = 2;
-    fp4rt_model *m = fp4rt_model_load(dir, &mp);
-    CHECK_MSG(m != NULL, "load %s on %s: %s", dir, device, fp4rt_last_error());
-    return m;
-}
 
 static fp4rt_session *session(fp4rt_model *m, int chunk) {
     fp4rt_session_params sp = fp4rt_session_default_params();
@@ -74,7 +66,7 @@ static int chain(fp4rt_model *m, const int32_t *x, int n, int32_t *d, float *out
 static void test_chain(const char *vk_dev) {
     int n = 0;
     int32_t *x = test_read_tokens("tests/fixtures/kjv-mtp.tokens.txt", &n);
-    fp4rt_model *m = x ? load(MODEL, "cpu") : NULL;
+    fp4rt_model *m = x ? test_load_model(MODEL, "cpu") : NULL;
     if (!m) {
         free(x);
         return;
@@ -94,7 +86,7 @@ static void test_chain(const char *vk_dev) {
             CHECK_MSG(e <= 1e-6, "chained draft %d NMSE %.3g", j + 1, e);
             CHECK_EQ_INT(d[j], best);
         }
-        fp4rt_model *g = vk_dev ? load(MODEL, vk_dev) : NULL;
+        fp4rt_model *g = vk_dev ? test_load_model(MODEL, vk_dev) : NULL;
         if (g && chain(g, x, n, dv, vk))
             CHECK_MSG(!memcmp(vk, got, 3 * (size_t)V * sizeof(float)) && !memcmp(d, dv, sizeof d),
                       "chained drafts on %s differ from the CPU's", vk_dev);
@@ -112,7 +104,7 @@ static void test_fixture(const char *vk_dev) {
     int32_t *x = test_read_tokens("tests/fixtures/kjv-mtp.tokens.txt", &n);
     CHECK_MSG(x && n == 40, "tests/fixtures/kjv-mtp.tokens.txt missing or not 40 tokens");
     if (!x) return;
-    fp4rt_model *m = load(MODEL, "cpu");
+    fp4rt_model *m = test_load_model(MODEL, "cpu");
     if (!m) return;
     int V = fp4rt_model_n_vocab(m);
     size_t rows = (size_t)(n - 1);
@@ -131,7 +123,7 @@ static void test_fixture(const char *vk_dev) {
     }
     fp4rt_model_free(m);
     if (vk_dev && ref) {
-        fp4rt_model *g = load(MODEL, vk_dev);
+        fp4rt_model *g = test_load_model(MODEL, vk_dev);
         float *vk = calloc(rows * V, sizeof(float)), *vkp = calloc(rows * V, sizeof(float));
         if (g && mtp_rows(g, x, n, 0, 8, vk) && mtp_rows(g, x, n, 20, 8, vkp)) {
             double e = test_nmse(vk, ref, rows * V);
@@ -159,7 +151,7 @@ static void test_acceptance(void) {
     int32_t *x = test_read_tokens("tests/fixtures/kjv-heldout.tokens.txt", &n);
     CHECK_MSG(x && n >= 200, "tests/fixtures/kjv-heldout.tokens.txt missing or short");
     if (!x) return;
-    fp4rt_model *m = load(MODEL, "cpu");
+    fp4rt_model *m = test_load_model(MODEL, "cpu");
     if (!m) return;
     int V = fp4rt_model_n_vocab(m);
     fp4rt_session *s = session(m, 64);
@@ -283,7 +275,7 @@ static void test_plan_and_absent(void) {
            p.mtp_weights / 1e9, (unsigned long long)p.mtp_tensors, p.mtp_kv / 1048576.0);
     CHECK(p.mtp_tensors == 15 && p.mtp_weights > 840000000ull && p.mtp_weights < 860000000ull);
 
-    fp4rt_model *m = load("tests/fixtures/tiny-bf16", "cpu");
+    fp4rt_model *m = test_load_model("tests/fixtures/tiny-bf16", "cpu");
     if (!m) return;
     fp4rt_session_params sp = fp4rt_session_default_params();
     sp.mtp = 1;

@@ -112,13 +112,8 @@ out:
 
 int main(int argc, char **argv) {
     const char *kind = argc > 1 ? argv[1] : "cpu";
-    char dev[64] = "cpu";
-    if (strcmp(kind, "cpu")) {
-        fp4rt_device_ref ref;
-        fp4rt_device_desc d;
-        if (!test_pick_device(kind, NULL, dev, sizeof dev, &ref, &d)) return 0;
-        printf("device %s: %s\n", dev, d.description);
-    }
+    char dev[64];
+    if (!test_device_arg(argc, argv, dev, sizeof dev)) return 0;
     const char *dir = argc > 2 ? argv[2] : NULL;
     if (!dir) {
         test_tmpdir(strcmp(kind, "cpu") ? "snapshot_vk" : "snapshot");
@@ -127,11 +122,7 @@ int main(int argc, char **argv) {
         dir = test_tmp_path("tiny");
         CHECK(!fp4rt_synth(&cfg, dir, 9, 0, 0));
     }
-    fp4rt_model_params mp = fp4rt_model_default_params();
-    mp.device = dev;
-    mp.n_threads = 2;
-    fp4rt_model *m = fp4rt_model_load(dir, &mp), *m2 = fp4rt_model_load(dir, &mp);
-    CHECK_MSG(m && m2, "%s: %s", dir, fp4rt_last_error());
+    fp4rt_model *m = test_load_model(dir, dev), *m2 = test_load_model(dir, dev);
     if (!m || !m2) return test_summary("test_snapshot");
     V = fp4rt_model_n_vocab(m);
     printf("%s on %s\n", dir, dev);

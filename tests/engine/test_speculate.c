@@ -18,6 +18,7 @@
  * - misuse: spec_drafts out of range, a session without MTP state.
  * Skips (exit 0, "skipped: ...") on vulkan without a Vulkan device. */
 #include "tests/test_util.h"
+#include "tests/test_session_util.h"
 
 #include "runtime/engine/model.h"
 #include "runtime/tools/quantize.h"
@@ -244,13 +245,8 @@ int main(int argc, char **argv) {
     const char *recipe = argc > 2 && strcmp(argv[2], "bf16") ? argv[2] : NULL;
     int n_tokens = argc > 3 ? atoi(argv[3]) : 300;
     if (n_tokens < 40 || n_tokens > 1000) n_tokens = 300;
-    char dev[64] = "cpu";
-    if (strcmp(kind, "cpu")) {
-        fp4rt_device_ref ref;
-        fp4rt_device_desc d;
-        if (!test_pick_device(kind, NULL, dev, sizeof dev, &ref, &d)) return 0;
-        printf("device %s: %s\n", dev, d.description);
-    }
+    char dev[64];
+    if (!test_device_arg(argc, argv, dev, sizeof dev)) return 0;
     const char *dir = MODEL;
     if (recipe) {
         test_tmpdir(strcmp(kind, "cpu") ? "speculate_vk" : "speculate");
@@ -264,11 +260,7 @@ int main(int argc, char **argv) {
     g_np = 24;
     memcpy(g_prompt, text, (size_t)g_np * sizeof *text);
     free(text);
-    fp4rt_model_params mp = fp4rt_model_default_params();
-    mp.device = dev;
-    mp.n_threads = 2;
-    fp4rt_model *m = fp4rt_model_load(dir, &mp);
-    CHECK_MSG(m != NULL, "%s: %s", dir, fp4rt_last_error());
+    fp4rt_model *m = test_load_model(dir, dev);
     if (!m) return test_summary("test_speculate");
     V = fp4rt_model_n_vocab(m);
     g_a.logits = malloc((size_t)V * sizeof(float));

@@ -152,13 +152,8 @@ out:
 
 int main(int argc, char **argv) {
     const char *kind = argc > 1 ? argv[1] : "cpu";
-    char dev[64] = "cpu";
-    if (strcmp(kind, "cpu")) {
-        fp4rt_device_ref ref;
-        fp4rt_device_desc d;
-        if (!test_pick_device(kind, NULL, dev, sizeof dev, &ref, &d)) return 0;
-        printf("device %s: %s\n", dev, d.description);
-    }
+    char dev[64];
+    if (!test_device_arg(argc, argv, dev, sizeof dev)) return 0;
     const char *dir = argc > 2 ? argv[2] : NULL;
     const char *recipe = dir && !strchr(dir, '/') ? dir : NULL; /* a quantizer recipe, not a directory */
     char qdir[4096];
@@ -175,11 +170,7 @@ int main(int argc, char **argv) {
             dir = qdir;
         }
     }
-    fp4rt_model_params mp = fp4rt_model_default_params();
-    mp.device = dev;
-    mp.n_threads = 2;
-    fp4rt_model *m = fp4rt_model_load(dir, &mp);
-    CHECK_MSG(m != NULL, "%s: %s", dir, fp4rt_last_error());
+    fp4rt_model *m = test_load_model(dir, dev);
     if (!m) return test_summary("test_verify");
     V = fp4rt_model_n_vocab(m);
     printf("%s on %s\n", dir, dev);

@@ -12,20 +12,26 @@
  *      within ~1e-7 of erf; a wrong index, position or reshape gives ~1e-2 or more;
  *  (b) fp4rt_image_preprocess of the same images and configs gives the same
  *      pixel values (the processor's, bit for bit: runtime/vision's contract);
- *  (c) with argv[1] = "vulkan": the Vulkan device's embeddings bit-identical to the
- *      CPU's (skipped with a message when there is no Vulkan device);
+ *  (c) with argv[1] = "vulkan" or "cuda": that device's embeddings bit-identical to
+ *      the CPU's (skipped with a message when there is no such device);
  *  (d) a model.visual tensor of a wrong shape: a one-line error naming it; a model
- *      without vision_config stays text-only.
+ *      without vision_config stays text-only;
+ *  (e) fp4rt quantize (nvfp4-all) keeps the tower BF16: the quantized model's
+ *      embeddings are the BF16 model's, bit for bit;
+ *  (f) vision_config: the synthesized one parses back; bad values are one-line
+ *      errors naming the key; absent keys take transformers' defaults.
  * Build the fixtures: tools/vision_reference.py (its header). */
 #include "fp4rt.h"
 #include "loader/safetensors.h"
 #include "loader/st_writer.h"
 #include "runtime/engine/vision.h"
 #include "runtime/model/schema.h"
+#include "runtime/tools/quantize.h"
 #include "runtime/tools/synth.h"
 #include "tests/test_devices.h"
 #include "tests/test_util.h"
 
+#include <cjson/cJSON.h>
 #include <sys/stat.h>
 
 #define FIX "tests/fixtures/vision"
@@ -133,12 +139,12 @@ static void test_preprocess(const vcase *c, int n) {
     }
 }
 
-/* (c) the Vulkan device's embeddings are the CPU's, bit for bit. */
-static void test_vulkan(const char *dir, const vcase *c, int n, float **cpu) {
+/* (c) a GPU device's embeddings are the CPU's, bit for bit. */
+static void test_device(const char *kind, const char *dir, const vcase *c, int n, float **cpu) {
     char dev[64];
     fp4rt_device_ref ref;
     fp4rt_device_desc d;
-    if (!test_pick_device("vulkan", NULL, dev, sizeof dev, &ref, &d)) return;
+    if (!test_pick_device(kind, NULL, dev, sizeof dev, &ref, &d)) return;
     fp4rt_model *m = load(dir, dev);
     if (!m) return;
     for (int i = 0; i < n; i++) {
@@ -225,6 +231,84 @@ static void test_bad_grid(const char *dir) {
     fp4rt_model_free(m);
 }
 
+/* (e) The quantized copy's tower: BF16, unquantized, the same embeddings. */
+static void test_quantized(const char *dir, const vcase *c, float **cpu) {
+    const char *q = test_tmp_path("nvfp4");
+    fp4rt_quantize_summary sum;
+    fp4rt_status st = fp4rt_quantize(dir, q, "nvfp4-all", 0, NULL, &sum);
+    CHECK_MSG(st == FP4RT_OK, "quantize: %s", fp4rt_last_error());
+    if (st) return;
+    free(sum.text);
+    fp4rt_model *m = load(q, "cpu");
+    if (!m) return;
+    const fp4rt_vision_weights *v = m->weights->vision;
+    CHECK(v && v->blocks[0].qkv.fmt == FP4RT_W_BF16 && v->merger_fc2.fmt == FP4RT_W_BF16);
+    float *x = encode(m, &c[0]);
+    size_t k = (size_t)c[0].n_tokens * c[0].out_hidden;
+    int same = x && cpu[0] && !memcmp(x, cpu[0], k * 4);
+    printf("(e) nvfp4-all copy: the tower %s, embeddings %s\n", v && v->blocks[0].qkv.fmt == FP4RT_W_BF16 ? "BF16" : "?",
+           same ? "bit-identical" : "DIFFERENT");
+    CHECK(same);
+    free(x);
+    fp4rt_model_free(m);
+}
+
+/* config.json of dir with vision_config.KEY set to the JSON value `val` ("" removes
+ * it), parsed: the status, the config in *c. */
+static fp4rt_status parse_with(const char *dir, const char *key, const char *val, fp4rt_config *c) {
+    char path[1100], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    CHECK(fp4rt_read_file(path, 1 << 20, &text, &len) == FP4RT_OK);
+    cJSON *root = text ? cJSON_ParseWithLength(text, len) : NULL;
+    cJSON *vc = cJSON_GetObjectItem(root, "vision_config");
+    CHECK(vc != NULL);
+    if (key) {
+        cJSON_DeleteItemFromObject(vc, key);
+        if (val[0]) cJSON_AddItemToObject(vc, key, cJSON_Parse(val));
+    }
+    char *out = cJSON_PrintUnformatted(root);
+    fp4rt_status st = out ? fp4rt_config_parse(out, strlen(out), "cfg.json", c) : FP4RT_OUT_OF_MEMORY;
+    free(out);
+    cJSON_Delete(root);
+    free(text);
+    return st;
+}
+
+/* (f) */
+static void test_config(const char *dir) {
+    fp4rt_config c;
+    CHECK(parse_with(dir, NULL, NULL, &c) == FP4RT_OK);
+    CHECK(c.vision.depth == 2 && c.vision.hidden == 64 && c.vision.n_heads == 2 && c.vision.n_pos == 64);
+    CHECK(fp4rt_vcfg_head_dim(&c.vision) == 32 && fp4rt_vcfg_patch_dim(&c.vision) == 1536 &&
+          fp4rt_vcfg_grid_side(&c.vision) == 8);
+    static const struct {
+        const char *key, *val, *needle;
+    } bad[] = {
+        {"num_heads", "3", "vision_config.num_heads"},  /* 64 / 3 */
+        {"num_heads", "32", "vision_config.num_heads"}, /* head_dim 2: no quarters for the 2-D rotary */
+        {"num_position_embeddings", "60", "vision_config.num_position_embeddings"},
+        {"hidden_act", "\"relu\"", "vision_config.hidden_act"},
+        {"deepstack_visual_indexes", "[1, 2]", "vision_config.deepstack_visual_indexes"},
+        {"depth", "-1", "vision_config.depth"},
+        {"patch_size", "\"16\"", "vision_config.patch_size"},
+        {"in_channels", "4", "vision_config.in_channels"},
+    };
+    for (size_t i = 0; i < FP4RT_ARRAY_LEN(bad); i++) {
+        fp4rt_status st = parse_with(dir, bad[i].key, bad[i].val, &c);
+        const char *err = fp4rt_last_error();
+        CHECK_MSG(st != FP4RT_OK, "vision_config.%s = %s accepted", bad[i].key, bad[i].val);
+        if (st) {
+            printf("(f) %s = %s: %s\n", bad[i].key, bad[i].val, err);
+            CHECK_MSG(strstr(err, bad[i].needle) && !strchr(err, '\n'), "error does not name %s: %s", bad[i].needle, err);
+        }
+    }
+    /* absent keys: Qwen3VLVisionConfig's defaults */
+    CHECK(parse_with(dir, "hidden_size", "", &c) == FP4RT_OK && c.vision.hidden == 1152);
+    CHECK(parse_with(dir, "hidden_act", "", &c) == FP4RT_OK && c.vision.gelu_tanh == 1);
+    CHECK(parse_with(dir, "hidden_act", "\"gelu\"", &c) == FP4RT_OK && c.vision.gelu_tanh == 0);
+}
+
 int main(int argc, char **argv) {
     const char *vk = argc > 1 ? argv[1] : NULL;
     test_tmpdir("vision");
@@ -236,12 +320,14 @@ int main(int argc, char **argv) {
     int n = read_cases(c, 4);
     float *cpu[4] = {0};
     test_reference(dir, c, n, cpu);
-    if (vk && !strcmp(vk, "vulkan")) {
-        test_vulkan(dir, c, n, cpu);
+    if (vk && (!strcmp(vk, "vulkan") || !strcmp(vk, "cuda"))) {
+        test_device(vk, dir, c, n, cpu);
     } else {
         test_preprocess(c, n);
         test_bad_shape(dir);
         test_bad_grid(dir);
+        test_quantized(dir, c, cpu);
+        test_config(dir);
     }
     for (int i = 0; i < n; i++) free(cpu[i]);
     test_tmpdir_remove();

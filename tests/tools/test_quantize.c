@@ -360,6 +360,7 @@ static void test_end_to_end(void) {
     char in[256], out[256];
     snprintf(in, sizeof in, "%s", test_tmp_path("bf16"));
     CHECK(fp4rt_config_preset("tiny", 0, &c) == FP4RT_OK);
+    c.vision.depth = 0; /* the text model's counts below; a vision tower passes through: test_vision */
     c.mtp_layers = 0; /* the text model only: MTP copy-through is checked on its own (V_MTP below) */
     CHECK(fp4rt_synth(&c, in, 3, 0, 0) == FP4RT_OK);
 

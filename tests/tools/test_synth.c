@@ -31,10 +31,13 @@ static int same_file(const char *a, const char *b) {
 
 /* FNV-1a over every tensor's name and bytes, in name order: independent of the
  * writer's header layout and of sharding. */
-static uint64_t data_checksum(const fp4rt_checkpoint *c) {
+/* FNV-1a over the names and bytes of the tensors whose name starts (vision 1) or
+ * does not start (vision 0) with "model.visual.", in file order. */
+static uint64_t data_checksum(const fp4rt_checkpoint *c, int vision) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < c->n_tensors; i++) {
         const fp4rt_st_tensor *t = c->tensors[i];
+        if ((strncmp(t->name, "model.visual.", 13) == 0) != vision) continue;
         for (const char *s = t->name; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
         const unsigned char *p = t->data;
         for (uint64_t j = 0; j < t->nbytes; j++) h = (h ^ p[j]) * 0x100000001b3ULL;
@@ -142,6 +145,12 @@ static void test_tiny(void) {
           loaded.image_token_id == 510 && loaded.video_token_id == 511);
     CHECK(loaded.attn_output_gate == 1);
     CHECK(!memcmp(loaded.layer_kind, c.layer_kind, sizeof c.layer_kind));
+    /* the vision tower's config round trip, and preprocessor_config.json */
+    CHECK(loaded.vision.depth == 2 && loaded.vision.hidden == 64 && loaded.vision.n_heads == 2);
+    CHECK(loaded.vision.intermediate == 128 && loaded.vision.n_pos == 64 && loaded.vision.out_hidden == 64);
+    CHECK(loaded.vision.patch == 16 && loaded.vision.temporal_patch == 2 && loaded.vision.merge == 2);
+    CHECK(loaded.vision.gelu_tanh == 1 && loaded.vision.rope_theta == 10000.0);
+    CHECK(access(test_tmp_path("a/preprocessor_config.json"), F_OK) == 0);
 
     /* Every schema tensor, BF16, right shape; nothing else. */
     fp4rt_checkpoint *ck = NULL;
@@ -163,6 +172,18 @@ static void test_tiny(void) {
         n += n_mtp;
     }
     free(ms);
+    /* and the vision tower (the presets have one) */
+    fp4rt_tensor_spec *vs = NULL;
+    size_t n_vis = fp4rt_schema_vision_tensors(&c, &vs);
+    CHECK_EQ_INT(n_vis, 3 + 12 * 2 + 6);
+    all = realloc(s, (n + n_vis) * sizeof *s);
+    CHECK(all != NULL);
+    if (all) {
+        s = all;
+        memcpy(s + n, vs, n_vis * sizeof *vs);
+        n += n_vis;
+    }
+    free(vs);
     CHECK_EQ_INT(ck->n_tensors, n);
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
@@ -176,8 +197,10 @@ static void test_tiny(void) {
 
     /* Pinned checksum of the tensor data for seed 7: guards determinism across
      * machines and releases. Update only on a deliberate change to the synthesizer. */
-    uint64_t sum = data_checksum(ck);
+    uint64_t sum = data_checksum(ck, 0);
     CHECK_MSG(sum == 0x6d973af7b705b9c9ULL, "tiny seed 7 data checksum 0x%016llx", (unsigned long long)sum);
+    uint64_t vsum = data_checksum(ck, 1); /* the vision tower's (issue 18) */
+    CHECK_MSG(vsum == 0xd1dba9cfe76fe48bULL, "tiny seed 7 vision data checksum 0x%016llx", (unsigned long long)vsum);
 
     /* Value distributions (synth.h). */
     double mean, sd, lo, hi;
@@ -215,7 +238,7 @@ static void test_tiny(void) {
     CHECK(fp4rt_checkpoint_open(test_tmp_path("sharded"), &ck2) == FP4RT_OK);
     if (ck2) {
         CHECK(ck2->n_files > 1);
-        CHECK(data_checksum(ck2) == sum);
+        CHECK(data_checksum(ck2, 0) == sum && data_checksum(ck2, 1) == vsum);
         fp4rt_checkpoint_close(ck2);
     }
 }

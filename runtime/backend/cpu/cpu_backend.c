@@ -182,6 +182,15 @@ static fp4rt_status cpu_set_profile(void *vc, int on) {
     return FP4RT_OK;
 }
 
+static fp4rt_status cpu_profile_take(void *vc, double *seconds, long *calls) {
+    cpu_ctx *c = vc;
+    memcpy(seconds, c->op_seconds, sizeof c->op_seconds);
+    memcpy(calls, c->op_calls, sizeof c->op_calls);
+    memset(c->op_seconds, 0, sizeof c->op_seconds);
+    memset(c->op_calls, 0, sizeof c->op_calls);
+    return FP4RT_OK;
+}
+
 static fp4rt_status cpu_set_observer(void *vc, fp4rt_linear_observer fn, void *user) {
     cpu_ctx *c = vc;
     c->observer = fn;
@@ -215,5 +224,7 @@ const fp4rt_backend_ops fp4rt_backend_cpu = {
     .set_observer = cpu_set_observer,
     .measure_bandwidth = fp4rt_cpu_measure_bandwidth,
     .set_profile = cpu_set_profile,
+    .measure_arith_peak = fp4rt_cpu_measure_arith_peak,
+    .profile_take = cpu_profile_take,
     .decode_rows = 1,
 };

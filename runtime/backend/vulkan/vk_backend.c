@@ -428,6 +428,7 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .argmax = fp4rt_vk_argmax,
     .top_k = fp4rt_vk_top_k,
     .decode_rows = 1,
+    .profile_take = fp4rt_vk_profile_take,
 };
 
 fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8_t *scales, size_t n, uint16_t *out) {

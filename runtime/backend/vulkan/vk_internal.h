@@ -336,6 +336,8 @@ fp4rt_status fp4rt_vk_profile_begin(vk_ctx *c, const fp4rt_program *p);
 void fp4rt_vk_profile_op(vk_ctx *c, int i);
 fp4rt_status fp4rt_vk_profile_collect(vk_ctx *c, const fp4rt_program *p, int replayed);
 void fp4rt_vk_profile_report(vk_ctx *c);
+/* backend.h profile_take: the per-op-kind GPU time and calls since the last take, zeroed. */
+fp4rt_status fp4rt_vk_profile_take(void *vc, double *seconds, long *calls);
 void fp4rt_vk_profile_free(vk_ctx *c);
 
 /* vk_sample.c: greedy pick on the device. prepare (before recording) creates

@@ -8,6 +8,7 @@
 #include "runtime/base/common.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 fp4rt_status fp4rt_vk_profile_enable(vk_ctx *c, int on) {
     if (!on) {
@@ -105,6 +106,19 @@ void fp4rt_vk_profile_report(vk_ctx *c) {
                           fp4rt_wfmt_name((fp4rt_wfmt)f), c->prof.lin_calls[f], c->prof.lin_ms[f],
                           total > 0 ? 100 * c->prof.lin_ms[f] / total : 0);
     }
+}
+
+fp4rt_status fp4rt_vk_profile_take(void *vc, double *seconds, long *calls) {
+    vk_ctx *c = vc;
+    for (int k = 0; k < FP4RT_OP_COUNT; k++) {
+        seconds[k] = 1e-3 * c->prof.op_ms[k];
+        calls[k] = c->prof.op_calls[k];
+    }
+    memset(c->prof.op_ms, 0, sizeof c->prof.op_ms);
+    memset(c->prof.op_calls, 0, sizeof c->prof.op_calls);
+    memset(c->prof.lin_ms, 0, sizeof c->prof.lin_ms);
+    memset(c->prof.lin_calls, 0, sizeof c->prof.lin_calls);
+    return FP4RT_OK;
 }
 
 void fp4rt_vk_profile_free(vk_ctx *c) {

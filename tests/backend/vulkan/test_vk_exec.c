@@ -57,26 +57,19 @@ static void capture(fp4rt_log_level level, const char *msg, void *user) {
     }
 }
 
-static fp4rt_model *load(const char *dir, const char *dev, int profile) {
-    fp4rt_model_params mp = fp4rt_model_default_params();
-    mp.device = dev;
-    mp.n_threads = 2;
-    mp.profile = profile;
-    fp4rt_model *m = fp4rt_model_load(dir, &mp);
-    CHECK_MSG(m != NULL, "%s on %s: %s", dir, dev, fp4rt_last_error());
-    return m;
-}
-
-/* CPU reference: teacher-forced logits of tok[0..n), token by token. */
-static float *cpu_decode(const char *dir, const int32_t *tok, int n, int *V) {
-    fp4rt_model *m = load(dir, "cpu", 0);
-    if (!m) return NULL;
-    *V = fp4rt_model_n_vocab(m);
-    fp4rt_session *s = test_session(m, 256, 64);
-    float *out = calloc((size_t)n * *V, sizeof(float));
-    fp4rt_status st = s && out ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
-    for (int i = 0; !st && i < n; i++) st = fp4rt_session_eval(s, tok + i, 1, out + (size_t)i * *V, 0);
-    CHECK_MSG(st == FP4RT_OK, "cpu decode: %s", fp4rt_last_error());
+/* Teacher-forced logits [n, vocab] of tok[0..n) on dev: the first n_prefill tokens
+ * as one evaluation (prefill chunks of `chunk`, all rows' logits), then one token
+ * per step. NULL (and a failed CHECK) when anything fails. */
+static float *teacher_forced(const char *dir, const char *dev, const int32_t *tok, int n, int n_prefill, int chunk,
+                             int *V) {
+    fp4rt_model *m = test_load_model(dir, dev);
+    fp4rt_session *s = m ? test_session(m, 256, chunk) : NULL;
+    *V = m ? fp4rt_model_n_vocab(m) : 0;
+    float *out = s ? calloc((size_t)n * *V, sizeof(float)) : NULL;
+    fp4rt_status st = out ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
+    if (!st && n_prefill > 0) st = fp4rt_session_eval(s, tok, n_prefill, out, 1);
+    for (int i = n_prefill; !st && i < n; i++) st = fp4rt_session_eval(s, tok + i, 1, out + (size_t)i * *V, 0);
+    CHECK_MSG(st == FP4RT_OK, "%s on %s: %s", dir, dev, fp4rt_last_error());
     fp4rt_session_free(s);
     fp4rt_model_free(m);
     if (st) {
@@ -84,6 +77,11 @@ static float *cpu_decode(const char *dir, const int32_t *tok, int n, int *V) {
         return NULL;
     }
     return out;
+}
+
+/* CPU reference: teacher-forced logits of tok[0..n), token by token. */
+static float *cpu_decode(const char *dir, const int32_t *tok, int n, int *V) {
+    return teacher_forced(dir, "cpu", tok, n, 0, 64, V);
 }
 
 static void compare(const char *what, const float *a, const float *ref, size_t n) {
@@ -99,7 +97,7 @@ static void test_replay(const char *dir, const char *dev, const int32_t *tok, in
     int V = 0, half = n / 2;
     /* sequence A = tok[0..half), sequence B = tok[half..n) */
     float *ref_a = cpu_decode(dir, tok, half, &V), *ref_b = cpu_decode(dir, tok + half, half, &V);
-    fp4rt_model *m = load(dir, dev, 1);
+    fp4rt_model *m = test_load_model_profiled(dir, dev, 1);
     if (!m || !ref_a || !ref_b) goto out;
     float *lg = malloc((size_t)V * sizeof(float));
     fp4rt_session *a = test_session(m, 64, 16), *b = test_session(m, 64, 16);
@@ -152,7 +150,7 @@ static void test_limit(const char *dir, const char *dev, const int32_t *tok, int
     fp4rt_env_reload(); /* knobs are parsed once (runtime/base/env.h) */
     g_log_len = 0;
     g_log[0] = 0;
-    fp4rt_model *m = load(dir, dev, 0);
+    fp4rt_model *m = test_load_model(dir, dev);
     fp4rt_session *s = m ? test_session(m, 64, 48) : NULL;
     unsetenv("FP4RT_VK_MAX_RANGE");
     fp4rt_env_reload();
@@ -251,7 +249,7 @@ static void test_generate(const char *dir, const char *dev, const int32_t *tok) 
     int have[2] = {-1, -1};
     for (int k = 0; k < 2; k++) {
         memset(ids[k], 0xff, sizeof ids[k]);
-        fp4rt_model *m = load(dir, k ? dev : "cpu", 0);
+        fp4rt_model *m = test_load_model(dir, k ? dev : "cpu");
         fp4rt_session *s = m ? test_session(m, 64, 16) : NULL;
         fp4rt_generate_params gp = fp4rt_generate_default_params();
         gp.sampling.greedy = 1;
@@ -274,21 +272,9 @@ static void test_generate(const char *dir, const char *dev, const int32_t *tok) 
 
 /* Teacher-forced logits: a prefill of n - 8 tokens in chunks of 8 (every row),
  * then 8 decode steps; [n, V] floats. */
+/* Logits on dev: all but the last 8 tokens prefilled (chunks of 8), then decoded. */
 static float *vk_logits(const char *dir, const char *dev, const int32_t *tok, int n, int *V) {
-    fp4rt_model *m = load(dir, dev, 0);
-    fp4rt_session *s = m ? test_session(m, 256, 8) : NULL;
-    *V = m ? fp4rt_model_n_vocab(m) : 0;
-    float *out = s ? calloc((size_t)n * *V, sizeof(float)) : NULL;
-    fp4rt_status st = out ? fp4rt_session_eval(s, tok, n - 8, out, 1) : FP4RT_OUT_OF_MEMORY;
-    for (int i = n - 8; !st && i < n; i++) st = fp4rt_session_eval(s, tok + i, 1, out + (size_t)i * *V, 0);
-    CHECK_MSG(st == FP4RT_OK, "%s on %s: %s", dir, dev, fp4rt_last_error());
-    fp4rt_session_free(s);
-    fp4rt_model_free(m);
-    if (st) {
-        free(out);
-        return NULL;
-    }
-    return out;
+    return teacher_forced(dir, dev, tok, n, n - 8, 8, V);
 }
 
 static void test_max_alloc(const char *dir, const char *dev, const int32_t *tok, int n) {
@@ -320,7 +306,7 @@ static void test_max_alloc(const char *dir, const char *dev, const int32_t *tok,
 }
 
 static void test_timeout(const char *dir, const char *dev, const int32_t *tok, int n) {
-    fp4rt_model *m = load(dir, dev, 0);
+    fp4rt_model *m = test_load_model(dir, dev);
     fp4rt_session *s = m ? test_session(m, 256, 128) : NULL;
     int32_t *ids = malloc(128 * sizeof *ids);
     if (!s || !ids) goto done;

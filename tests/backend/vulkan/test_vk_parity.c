@@ -50,6 +50,7 @@
  * Skips (exit 0, "skipped: ...") when there is no Vulkan device. */
 #include "fp4rt.h"
 #include "tests/test_util.h"
+#include "tests/test_session_util.h"
 #include "tests/backend/vulkan/test_vk_util.h"
 
 #include "runtime/tools/logit_compare.h"
@@ -66,15 +67,6 @@
  * correctly rounded, so under the numerics contract (runtime/base/canon_math.h,
  * backend.h) every logit must equal the CPU's prefill result bit for bit. */
 static int g_exact;
-
-static fp4rt_model *load(const char *dir, const char *dev) {
-    fp4rt_model_params mp = fp4rt_model_default_params();
-    mp.device = dev;
-    mp.n_threads = 2;
-    fp4rt_model *m = fp4rt_model_load(dir, &mp);
-    CHECK_MSG(m != NULL, "load %s on %s: %s", dir, dev, fp4rt_last_error());
-    return m;
-}
 
 static fp4rt_session *session(fp4rt_model *m, int n_ctx) {
     fp4rt_session_params sp = fp4rt_session_default_params();
@@ -220,7 +212,7 @@ int main(int argc, char **argv) {
     CHECK_MSG(!fp4rt_quantize(bf16, q, recipe, 0, NULL, NULL), "quantize %s: %s", recipe, fp4rt_last_error());
     int act_quant = strcmp(recipe, "nvfp4-all") != 0;
 
-    fp4rt_model *cpu = load(q, "cpu"), *vk = load(q, dev);
+    fp4rt_model *cpu = test_load_model(q, "cpu"), *vk = test_load_model(q, dev);
     int did_determinism = 0;
     for (int k = 0; cpu && vk && k < n_lens; k++) {
         int n = lens[k], V = fp4rt_model_n_vocab(cpu);
