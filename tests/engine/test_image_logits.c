@@ -1,5 +1,7 @@
 /* Prompts with images end to end vs transformers (tools/image_logits_reference.py):
- *   test_image_logits
+ *   test_image_logits [cpu|vulkan]
+ * (vulkan: the same checks on the Vulkan device, and its logits bit-identical to the
+ * CPU's, as every op on lavapipe; skipped without a Vulkan device)
  * fp4rt's synthetic "tiny" (seed 0, as test_vision) with
  * tests/fixtures/vision/cfg_rgb6x6.json as its preprocessor_config.json; for each case
  * of tests/fixtures/vision/image_logits.txt (one image mid-prompt; two images of
@@ -19,8 +21,11 @@
 #include "fp4rt.h"
 #include "runtime/engine/model.h"
 #include "runtime/tools/synth.h"
+#include "tests/test_devices.h"
 
 #define MAXN 128
+
+static fp4rt_model *g_cpu; /* the CPU model when the device under test is another */
 
 typedef struct icase {
     char name[64], images[4][64];
@@ -104,6 +109,15 @@ static void check_case(fp4rt_model *m, const icase *c) {
         CHECK_MSG(worst <= 1e-6, "%s: a row's NMSE %.3g > 1e-6", c->name, worst);
         int bad = test_argmax_disagreements(got, want, c->ne, V, 1e-3f);
         CHECK_MSG(bad == 0, "%s: argmax differs at %d clear positions", c->name, bad);
+        fp4rt_prompt *pc = g_cpu ? fp4rt_prompt_create(g_cpu, c->prompt, (size_t)c->n, im, (size_t)c->n_images) : NULL;
+        fp4rt_session *sc = pc ? session(g_cpu) : NULL;
+        if (sc && !fp4rt_session_eval_prompt_rows(sc, pc, plain, 1))
+            CHECK_MSG(!memcmp(got, plain, (size_t)c->ne * V * 4), "%s: the device's logits differ from the CPU's",
+                      c->name);
+        else if (g_cpu)
+            CHECK_MSG(0, "%s: on the CPU: %s", c->name, fp4rt_last_error());
+        fp4rt_session_free(sc);
+        fp4rt_prompt_free(pc);
     }
     /* the images' rows and positions are what makes it match */
     CHECK(!fp4rt_session_eval(r, c->expanded, c->ne, plain, 1));
@@ -189,8 +203,16 @@ out:
     fp4rt_prompt_free(p);
 }
 
-int main(void) {
-    test_tmpdir("image_logits");
+int main(int argc, char **argv) {
+    const char *kind = argc > 1 ? argv[1] : "cpu";
+    char dev[64] = "cpu";
+    if (strcmp(kind, "cpu")) {
+        fp4rt_device_ref ref;
+        fp4rt_device_desc d;
+        if (!test_pick_device(kind, NULL, dev, sizeof dev, &ref, &d)) return 0;
+        printf("device %s: %s\n", dev, d.description);
+    }
+    test_tmpdir(strcmp(kind, "cpu") ? "image_logits_dev" : "image_logits");
     const char *dir = test_tmp_path("tiny");
     fp4rt_config cfg;
     CHECK(fp4rt_config_preset("tiny", 0, &cfg) == FP4RT_OK);
@@ -201,8 +223,10 @@ int main(void) {
     CHECK(system(cmd) == 0);
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = "cpu";
+    if (strcmp(kind, "cpu")) g_cpu = fp4rt_model_load(dir, &mp);
+    mp.device = dev;
     fp4rt_model *m = fp4rt_model_load(dir, &mp);
-    CHECK_MSG(m != NULL, "load: %s", fp4rt_last_error());
+    CHECK_MSG(m != NULL && (g_cpu || !strcmp(kind, "cpu")), "load: %s", fp4rt_last_error());
     FILE *f = fopen("tests/fixtures/vision/image_logits.txt", "r");
     CHECK_MSG(f != NULL, "tests/fixtures/vision/image_logits.txt missing");
     int n = 0;
@@ -214,6 +238,7 @@ int main(void) {
     CHECK_EQ_INT(n, 2);
     if (f) fclose(f);
     fp4rt_model_free(m);
+    fp4rt_model_free(g_cpu);
     test_tmpdir_remove();
     return test_summary("test_image_logits");
 }
