@@ -238,7 +238,7 @@ static void say(chat *c, const char *message) {
     }
     /* reuse the held tokens when they prefix the new prompt */
     size_t skip = 0;
-    if (c->n_held < n_ids && !memcmp(c->held, ids, c->n_held * sizeof(int32_t)))
+    if (c->n_held > 0 && c->n_held < n_ids && !memcmp(c->held, ids, c->n_held * sizeof(int32_t)))
         skip = c->n_held;
     else
         forget_held(c);
