@@ -42,6 +42,22 @@ static int32_t tokenizer_config_eos(const char *dir, const fp4rt_tokenizer *tok)
 }
 
 /* Tokenizer (if the checkpoint has one), generation defaults, stop ids. */
+/* dir's preprocessor_config.json (or processor_config.json): a present one must
+ * parse; none: the Qwen3.5 defaults (fp4rt_image_config_default). */
+static fp4rt_status load_image_config(fp4rt_model *m, const char *dir) {
+    static const char *const names[] = {"preprocessor_config.json", "processor_config.json"};
+    int present = 0;
+    for (size_t i = 0; i < FP4RT_ARRAY_LEN(names) && !present; i++) {
+        char *path = fp4rt_path_join(dir, names[i]);
+        if (!path) return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "%s: out of memory for the path of %s", dir, names[i]);
+        present = access(path, F_OK) == 0;
+        free(path);
+    }
+    if (present) return fp4rt_image_config_load(dir, &m->image_cfg);
+    fp4rt_image_config_default(&m->image_cfg);
+    return FP4RT_OK;
+}
+
 static fp4rt_status load_text_side(fp4rt_model *m, const char *dir) {
     fp4rt_status st = fp4rt_gen_config_load(dir, &m->gen);
     if (st) return st;
@@ -51,13 +67,7 @@ static fp4rt_status load_text_side(fp4rt_model *m, const char *dir) {
     free(path);
     if (st) return st;
     /* the image processor's settings (used only for images); absent: Qwen3.5's */
-    st = fp4rt_image_config_load(dir, &m->image_cfg);
-    if (st == FP4RT_IO) {
-        fp4rt_image_config_default(&m->image_cfg);
-        fp4rt_clear_error();
-        st = FP4RT_OK;
-    }
-    if (st) return st;
+    if ((st = load_image_config(m, dir))) return st;
     const fp4rt_config *c = &m->weights->cfg;
     m->think_open = m->think_close = m->image_pad = -1;
     if (m->tokenizer) {

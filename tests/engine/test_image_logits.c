@@ -239,6 +239,14 @@ int main(int argc, char **argv) {
     if (f) fclose(f);
     fp4rt_model_free(m);
     fp4rt_model_free(g_cpu);
+    /* a malformed preprocessor_config.json: the load fails naming it */
+    snprintf(cmd, sizeof cmd, "echo '{\"patch_size\": \"16\"}' > %s/preprocessor_config.json", dir);
+    CHECK(system(cmd) == 0);
+    mp.device = "cpu";
+    fp4rt_model *bad = fp4rt_model_load(dir, &mp);
+    CHECK_MSG(!bad && strstr(fp4rt_last_error(), "preprocessor_config.json") && strstr(fp4rt_last_error(), "patch_size"),
+              "a bad preprocessor_config.json: %s", bad ? "loaded" : fp4rt_last_error());
+    fp4rt_model_free(bad);
     test_tmpdir_remove();
     return test_summary("test_image_logits");
 }
