@@ -8,10 +8,16 @@
  * the history no longer fits the context, the oldest exchanges are dropped
  * (the system prompt stays) and the user is told. Ctrl-C stops a reply (what
  * was generated stays in the history); Ctrl-C or Ctrl-D at the prompt ends
- * the chat (exit 0). Commands: /help, /think on|off, /reset, /quit (/exit). */
+ * the chat (exit 0). Commands: /help, /think on|off, /image FILE, /reset, /quit
+ * (/exit).
+ * Images: /image FILE attaches FILE to the next message (several may). The session
+ * holds an image's expanded tokens, so the reuse above compares the prompt with
+ * `held`, the history's tokens as the template gives them (one <|image_pad|> per
+ * image) that the session holds; only the images of the new part are encoded. */
 #include "cli/chat_input.h"
 #include "cli/commands.h"
 #include "runtime/engine/model.h"
+#include "runtime/engine/vision.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -20,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *k_usage = "--model DIR [-n N] [--system TEXT] [--think on|off] [--preserve-thinking] [--hide-reasoning]\n"
@@ -29,6 +36,7 @@ static const char *k_help =
     "commands:\n"
     "  /help           this list\n"
     "  /think on|off   the model thinks before answering, or not\n"
+    "  /image FILE     attach an image (PNG, JPEG, BMP, GIF) to the next message\n"
     "  /reset          forget the conversation (the system prompt stays)\n"
     "  /quit, /exit    end the chat (as Ctrl-D does)\n"
     "keys: Ctrl-C stops a reply; Ctrl-C or Ctrl-D at the prompt ends the chat.\n"
@@ -44,6 +52,8 @@ static void on_sigint(int sig) {
 
 typedef struct turn {
     char *role, *content, *reasoning;
+    char **images; /* n_images paths (user turns), owned */
+    size_t n_images;
 } turn;
 
 typedef struct text_buf {
@@ -83,6 +93,11 @@ typedef struct chat {
     int hide;
     turn *turns;
     size_t n_turns, cap, n_system;
+    char *pending[FP4RT_CLI_MAX_IMAGES]; /* /image files for the next message */
+    size_t n_pending;
+    int32_t *held;     /* the session's tokens with each image as its one <|image_pad|> */
+    size_t n_held, n_held_images;
+    int32_t *out_ids;  /* [n_ctx] a reply's ids */
 } chat;
 
 static void free_turns(turn *t, size_t n) {
@@ -90,6 +105,8 @@ static void free_turns(turn *t, size_t n) {
         free(t[i].role);
         free(t[i].content);
         free(t[i].reasoning);
+        for (size_t k = 0; k < t[i].n_images; k++) free(t[i].images[k]);
+        free(t[i].images);
     }
 }
 
@@ -110,20 +127,44 @@ static int add_turn(chat *c, char *role, char *content, char *reasoning) {
         free(role), free(content), free(reasoning);
         return 1;
     }
-    c->turns[c->n_turns++] = (turn){role, content, reasoning};
+    c->turns[c->n_turns++] = (turn){role, content, reasoning, NULL, 0};
     return 0;
+}
+
+/* The session is reset: nothing held. */
+static void forget_held(chat *c) {
+    fp4rt_session_reset(c->s);
+    c->n_held = c->n_held_images = 0;
+}
+
+/* The images of the history in order ([n] of them, malloc'ed; the paths borrowed). */
+static fp4rt_image_input *history_images(const chat *c, size_t *n) {
+    *n = 0;
+    for (size_t i = 0; i < c->n_turns; i++) *n += c->turns[i].n_images;
+    fp4rt_image_input *im = calloc(*n ? *n : 1, sizeof *im);
+    for (size_t i = 0, k = 0; im && i < c->n_turns; i++)
+        for (size_t j = 0; j < c->turns[i].n_images; j++) im[k++].path = c->turns[i].images[j];
+    return im;
 }
 
 /* The history as token ids (the chat template, then the tokenizer). */
 static fp4rt_status history_ids(chat *c, int32_t **ids, size_t *n) {
     fp4rt_chat_message *msgs = calloc(c->n_turns, sizeof *msgs);
-    if (!msgs) return FP4RT_OUT_OF_MEMORY;
-    for (size_t i = 0; i < c->n_turns; i++)
+    size_t n_im;
+    fp4rt_image_input *im = history_images(c, &n_im);
+    if (!msgs || !im) {
+        free(msgs);
+        free(im);
+        return FP4RT_OUT_OF_MEMORY;
+    }
+    for (size_t i = 0, k = 0; i < c->n_turns; k += c->turns[i].n_images, i++)
         msgs[i] = (fp4rt_chat_message){.role = c->turns[i].role, .content = c->turns[i].content,
-                                       .reasoning_content = c->turns[i].reasoning};
+                                       .reasoning_content = c->turns[i].reasoning, .images = im + k,
+                                       .n_images = c->turns[i].n_images};
     char *prompt = NULL;
     fp4rt_status st = fp4rt_chat_format(msgs, c->n_turns, &c->cp, &prompt);
     free(msgs);
+    free(im);
     if (!st) st = fp4rt_tokenize(c->m, prompt, ids, n);
     free(prompt);
     return st;
@@ -161,6 +202,18 @@ static int fitting_prompt(chat *c, int32_t **ids, size_t *n) {
     return 0;
 }
 
+/* The new part of the prompt ids[skip ..] with its images (the history's from
+ * c->n_held_images on) as a prompt with images; NULL (and the error) on failure. */
+static fp4rt_prompt *new_part(chat *c, const int32_t *ids, size_t n, size_t skip) {
+    size_t n_im;
+    fp4rt_image_input *im = history_images(c, &n_im);
+    if (!im) return fp4rt_cli_error("out of memory"), NULL;
+    fp4rt_prompt *p = fp4rt_prompt_create(c->m, ids + skip, n - skip, im + c->n_held_images, n_im - c->n_held_images);
+    free(im);
+    if (!p) fp4rt_cli_fail(1);
+    return p;
+}
+
 /* One user message: the reply streams and joins the history. A failure is
  * reported and the message dropped. */
 static void say(chat *c, const char *message) {
@@ -168,6 +221,15 @@ static void say(chat *c, const char *message) {
         fp4rt_cli_error("out of memory");
         return;
     }
+    turn *t = &c->turns[c->n_turns - 1]; /* the pending images go with it */
+    if (c->n_pending && !(t->images = calloc(c->n_pending, sizeof *t->images))) {
+        fp4rt_cli_error("out of memory");
+        drop_turns(c, c->n_turns - 1, 1);
+        return;
+    }
+    for (size_t k = 0; k < c->n_pending; k++) t->images[k] = c->pending[k];
+    t->n_images = c->n_pending;
+    c->n_pending = 0;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     if (fitting_prompt(c, &ids, &n_ids)) {
@@ -175,25 +237,47 @@ static void say(chat *c, const char *message) {
         return;
     }
     /* reuse the held tokens when they prefix the new prompt */
-    int held = fp4rt_session_n_past(c->s);
     size_t skip = 0;
-    if ((size_t)held < n_ids && !memcmp(fp4rt_session_tokens(c->s), ids, (size_t)held * sizeof(int32_t)))
-        skip = (size_t)held;
+    if (c->n_held > 0 && c->n_held < n_ids && !memcmp(c->held, ids, c->n_held * sizeof(int32_t)))
+        skip = c->n_held;
     else
-        fp4rt_session_reset(c->s);
+        forget_held(c);
+    size_t n_im_before = c->n_held_images, n_im = 0;
+    for (size_t i = 0; i < c->n_turns; i++) n_im += c->turns[i].n_images;
+    fp4rt_prompt *pi = n_im > c->n_held_images ? new_part(c, ids, n_ids, skip) : NULL;
     chat_out out = {.print = {.hide_reasoning = c->hide, .tty = isatty(1)}};
     c->gp.reasoning_open = c->cp.thinking != FP4RT_THINKING_OFF;
+    c->gp.prompt_images = pi;
+    c->gp.output_ids = c->out_ids;
+    c->gp.output_cap = (size_t)c->s->sb.n_ctx;
     fp4rt_generate_result res;
     g_interrupted = 0;
-    fp4rt_status st = fp4rt_generate(c->s, ids + skip, n_ids - skip, &c->gp, on_piece, &out, &res);
+    int bad_images = n_im > n_im_before && !pi; /* new_part said why */
+    fp4rt_status st = bad_images ? FP4RT_INVALID_ARGUMENT
+                      : pi       ? fp4rt_generate(c->s, NULL, 0, &c->gp, on_piece, &out, &res)
+                                 : fp4rt_generate(c->s, ids + skip, n_ids - skip, &c->gp, on_piece, &out, &res);
+    c->gp.prompt_images = NULL;
+    fp4rt_prompt_free(pi);
+    if (!st) { /* what the session now holds, images as one pad each */
+        int32_t *h = realloc(c->held, (n_ids + (size_t)res.n_generated + 1) * sizeof *h);
+        if (!h) {
+            st = fp4rt_fail(FP4RT_OUT_OF_MEMORY, "out of memory keeping the history");
+        } else {
+            c->held = h;
+            memcpy(h, ids, n_ids * sizeof *h);
+            memcpy(h + n_ids, c->out_ids, (size_t)res.n_generated * sizeof *h);
+            c->n_held = n_ids + (size_t)res.n_generated;
+            c->n_held_images = n_im;
+        }
+    }
     free(ids);
     fp4rt_cli_stream_end(&out.print);
     printf("\n");
     fflush(stdout);
     if (st) {
-        fp4rt_cli_fail(st);
+        if (!bad_images) fp4rt_cli_fail(st);
         fprintf(stderr, "fp4rt chat: the message was not sent; the conversation is kept\n");
-        fp4rt_session_reset(c->s); /* its state after a failed step is unknown */
+        forget_held(c); /* its state after a failed step is unknown */
         drop_turns(c, c->n_turns - 1, 1);
         free(out.answer.s);
         free(out.reasoning.s);
@@ -220,6 +304,27 @@ static char *trim(char *s) {
     return s;
 }
 
+/* /image FILE: FILE goes with the next message. Checked now: the model takes
+ * images, FILE is a readable file; decoding waits for the message. */
+static void attach_image(chat *c, const char *path) {
+    struct stat sb;
+    int found = *path && stat(path, &sb) == 0;
+    if (!*path) fprintf(stderr, "fp4rt chat: /image FILE\n");
+    else if (c->m->image_pad < 0 || !fp4rt_model_has_vision(c->m))
+        fprintf(stderr, "fp4rt chat: %s: the model has no vision tower: it cannot take images\n", path);
+    else if (!found || !S_ISREG(sb.st_mode) || access(path, R_OK))
+        fprintf(stderr, "fp4rt chat: %s: %s\n", path, found && S_ISDIR(sb.st_mode) ? "is a directory" : "not a readable file");
+    else if (c->n_pending == FP4RT_CLI_MAX_IMAGES)
+        fprintf(stderr, "fp4rt chat: %s: at most %d images per message\n", path, FP4RT_CLI_MAX_IMAGES);
+    else if (!(c->pending[c->n_pending] = strdup(path)))
+        fprintf(stderr, "fp4rt chat: out of memory\n");
+    else {
+        c->n_pending++;
+        fprintf(stderr, "fp4rt chat: %s attached to the next message (%zu image%s)\n", path, c->n_pending,
+                c->n_pending == 1 ? "" : "s");
+    }
+}
+
 /* A line starting with '/': runs the command. Returns 1 for /quit. */
 static int command(chat *c, char *line) {
     char *arg = line + strcspn(line, " \t");
@@ -232,9 +337,12 @@ static int command(chat *c, char *line) {
         if (*arg) fprintf(stderr, "fp4rt chat: /reset takes no argument\n");
         else {
             drop_turns(c, c->n_system, c->n_turns - c->n_system);
-            fp4rt_session_reset(c->s);
+            forget_held(c);
+            while (c->n_pending) free(c->pending[--c->n_pending]);
             fprintf(stderr, "fp4rt chat: history cleared\n");
         }
+    } else if (!strcmp(line, "/image")) {
+        attach_image(c, arg);
     } else if (!strcmp(line, "/think")) {
         if (!strcasecmp(arg, "on")) c->cp.thinking = FP4RT_THINKING_ON;
         else if (!strcasecmp(arg, "off")) c->cp.thinking = FP4RT_THINKING_OFF;
@@ -282,8 +390,9 @@ int fp4rt_cmd_chat(int argc, char **argv) {
     if (have_tokenizer(o.model) || fp4rt_cli_open(&o, &c.m, &c.s)) return 1;
     fp4rt_chat_input *in = fp4rt_chat_input_open(&g_interrupted);
     c.turns = calloc(c.cap, sizeof *c.turns);
+    c.out_ids = calloc((size_t)c.s->sb.n_ctx, sizeof *c.out_ids);
     int rc = 0;
-    if (!in || !c.turns || (system && add_turn(&c, strdup("system"), strdup(system), NULL))) {
+    if (!in || !c.turns || !c.out_ids || (system && add_turn(&c, strdup("system"), strdup(system), NULL))) {
         rc = fp4rt_cli_error("out of memory");
         goto done;
     }
@@ -304,6 +413,9 @@ done:
     fp4rt_chat_input_close(in);
     free_turns(c.turns, c.n_turns);
     free(c.turns);
+    free(c.held);
+    free(c.out_ids);
+    while (c.n_pending) free(c.pending[--c.n_pending]);
     fp4rt_session_free(c.s);
     fp4rt_model_free(c.m);
     return rc;

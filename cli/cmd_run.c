@@ -1,7 +1,9 @@
 /* fp4rt run: one generation. With --prompt TEXT the prompt goes through the
  * model's chat template (unless --raw) and the answer streams as text; with
- * --tokens the prompt is token ids and the sampled ids are printed. A stats line
- * ends the run on stderr. */
+ * --tokens the prompt is token ids and the sampled ids are printed. --image FILE
+ * (repeatable) puts images in the user message before the text (with --raw, the
+ * text's <|image_pad|> tokens take them in order). A stats line ends the run on
+ * stderr. */
 #include "cli/commands.h"
 
 #include <limits.h>
@@ -12,8 +14,8 @@
 #include <unistd.h>
 
 static const char *k_usage =
-    "--model DIR (--prompt TEXT | --tokens 1,2,3|@FILE) [-n N] [--raw] [--system TEXT] [--think on|off]\n"
-    "    [--hide-reasoning] [--stop S]... " FP4RT_CLI_SAMPLING_USAGE " " FP4RT_CLI_MODEL_USAGE;
+    "--model DIR (--prompt TEXT | --tokens 1,2,3|@FILE) [--image FILE]... [-n N] [--raw] [--system TEXT]\n"
+    "    [--think on|off] [--hide-reasoning] [--stop S]... " FP4RT_CLI_SAMPLING_USAGE " " FP4RT_CLI_MODEL_USAGE;
 
 static int on_piece(const fp4rt_token_event *ev, void *user) {
     return fp4rt_cli_stream_piece(user, ev); /* stdout failed: stop */
@@ -24,6 +26,9 @@ int fp4rt_cmd_run(int argc, char **argv) {
     fp4rt_generate_params gp = fp4rt_generate_default_params();
     const char *tokens_spec = NULL, *prompt = NULL, *system = NULL, *v;
     const char *stops[16];
+    fp4rt_image_input images[FP4RT_CLI_MAX_IMAGES];
+    size_t n_images = 0;
+    fp4rt_prompt *pi = NULL;
     int raw = 0, hide = 0;
     fp4rt_thinking think = FP4RT_THINKING_DEFAULT;
     long n_gen = -1;
@@ -34,6 +39,10 @@ int fp4rt_cmd_run(int argc, char **argv) {
         if ((v = fp4rt_cli_opt(argc, argv, &i, "--tokens"))) tokens_spec = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--prompt"))) prompt = v;
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--system"))) system = v;
+        else if ((v = fp4rt_cli_opt(argc, argv, &i, "--image"))) {
+            if (n_images == FP4RT_CLI_MAX_IMAGES) return fp4rt_cli_bad("--image: at most %d images", FP4RT_CLI_MAX_IMAGES);
+            images[n_images++] = (fp4rt_image_input){.path = v};
+        }
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "-n"))) n_gen = fp4rt_cli_parse_range("-n", v, 0, INT_MAX / 2);
         else if ((v = fp4rt_cli_opt(argc, argv, &i, "--stop"))) { /* fp4rt_cli_opt refuses "" */
             if (gp.n_stop == 16) return fp4rt_cli_bad("--stop: at most 16 stop strings");
@@ -49,7 +58,8 @@ int fp4rt_cmd_run(int argc, char **argv) {
     if (!o.model) return fp4rt_cli_bad("run: --model DIR is required");
     if (tokens_spec && prompt) return fp4rt_cli_bad("run: give --prompt or --tokens, not both");
     if (!tokens_spec && !prompt) return fp4rt_cli_bad("run: give --prompt TEXT or --tokens IDS");
-    if (prompt && !prompt[0]) return fp4rt_cli_error("--prompt: the prompt is empty");
+    if (prompt && !prompt[0] && !n_images) return fp4rt_cli_error("--prompt: the prompt is empty");
+    if (n_images && !prompt) return fp4rt_cli_bad("run: --image needs --prompt TEXT");
     gp.stop = stops;
     int32_t *ids = NULL;
     int n = 0;
@@ -82,7 +92,8 @@ int fp4rt_cmd_run(int argc, char **argv) {
             fp4rt_chat_message msgs[2];
             size_t nm = 0;
             if (system) msgs[nm++] = (fp4rt_chat_message){.role = "system", .content = system};
-            msgs[nm++] = (fp4rt_chat_message){.role = "user", .content = prompt};
+            msgs[nm++] = (fp4rt_chat_message){.role = "user", .content = prompt, .images = images,
+                                              .n_images = n_images};
             fp4rt_chat_params cp = fp4rt_chat_default_params();
             cp.thinking = think;
             st = fp4rt_chat_format(msgs, nm, &cp, &text);
@@ -100,6 +111,15 @@ int fp4rt_cmd_run(int argc, char **argv) {
             rc = fp4rt_cli_error("--prompt: the prompt is empty");
             goto done;
         }
+        if (n_images) { /* the images encoded, their tokens expanded: the prompt's real length */
+            pi = fp4rt_prompt_create(m, ids, nn, images, n_images);
+            if (!pi) {
+                rc = fp4rt_cli_fail(1);
+                goto done;
+            }
+            n = (int)fp4rt_prompt_n_tokens(pi);
+            gp.prompt_images = pi;
+        }
     }
     if (o.session.n_ctx == 0) o.session.n_ctx = n + (n_gen > 0 ? (int)n_gen : 4096);
     s = fp4rt_session_create(m, &o.session);
@@ -112,7 +132,7 @@ int fp4rt_cmd_run(int argc, char **argv) {
     gp.output_cap = out_ids ? (size_t)n_gen : 0;
     fp4rt_cli_stream ro = {hide, isatty(1), 0};
     fp4rt_generate_result res;
-    fp4rt_status st = fp4rt_generate(s, ids, (size_t)n, &gp, prompt ? on_piece : NULL, &ro, &res);
+    fp4rt_status st = fp4rt_generate(s, pi ? NULL : ids, pi ? 0 : (size_t)n, &gp, prompt ? on_piece : NULL, &ro, &res);
     fp4rt_cli_stream_end(&ro);
     if (st) {
         rc = fp4rt_cli_fail(st);
@@ -137,6 +157,7 @@ int fp4rt_cmd_run(int argc, char **argv) {
     fp4rt_session_free(s);
 done:
     free(ids);
+    fp4rt_prompt_free(pi);
     fp4rt_model_free(m);
     return rc;
 }

@@ -210,7 +210,12 @@ FP4RT_API fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *token
  * another model, onto a session that holds fewer tokens or different ones
  * fails with one line (INVALID_ARGUMENT naming the first differing position),
  * the session unchanged. A snapshot is independent of its session (it may
- * outlive it) and is freed with fp4rt_session_snapshot_free. */
+ * outlive it) and is freed with fp4rt_session_snapshot_free.
+ * After images (fp4rt_session_eval_prompt) a snapshot also holds the rotary
+ * positions of its tokens and restore also requires the session's to be the
+ * same (else INVALID_ARGUMENT naming the position); it cannot tell two images
+ * of the same size apart (same ids, same positions): do not restore one across
+ * prompts whose images may differ. */
 typedef struct fp4rt_session_snapshot fp4rt_session_snapshot;
 /* NULL and the last error on failure. */
 FP4RT_API fp4rt_session_snapshot *fp4rt_session_snapshot_take(fp4rt_session *s);
@@ -312,6 +317,9 @@ typedef struct fp4rt_generate_params {
                                      from max(0, p - q), with every sampler setting applied to the
                                      model's p and the head's q), but with another RNG use than plain
                                      sampling for the same seed. 0 = off */
+    const struct fp4rt_prompt *prompt_images; /* a prompt with images (fp4rt_prompt_create) to
+                                     evaluate as the prompt (then prompt must be NULL with n = 0):
+                                     n_prompt and prefill_seconds count it. NULL = none */
 } fp4rt_generate_params;
 
 #define FP4RT_SPEC_MAX_DRAFTS 5
@@ -362,12 +370,24 @@ typedef struct fp4rt_tool_call {
                                    position and its last value, as Python's json.loads does. */
 } fp4rt_tool_call;
 
+/* An image for a vision-language model (issue 18): a file (path), or the encoded bytes
+ * of one in memory (data, size bytes; path NULL). PNG, JPEG, BMP or a GIF's first frame.
+ * Errors name the path, or "image N (in memory)". Borrowed: kept alive by the caller
+ * for the call that takes it. */
+typedef struct fp4rt_image_input {
+    const char *path;
+    const void *data;
+    size_t size;
+} fp4rt_image_input;
+
 /* One message. Strings are UTF-8 and borrowed (not copied, not freed): invalid UTF-8 in
  * content or reasoning_content is replaced by U+FFFD (one warning logged per call), in
  * the other fields it is an error.
- * Images and videos: the template writes "<|vision_start|><|image_pad|><|vision_end|>"
- * (resp. "<|video_pad|>") where a content part is an image (video); put that text in
- * content. */
+ * Images: a message's images (n_images of them) are written before its content, one
+ * "<|vision_start|><|image_pad|><|vision_end|>" each, as the template renders a content
+ * list [image, ..., image, text]; the images themselves go to fp4rt_prompt_create in the
+ * same order. Videos: the template writes "<|vision_start|><|video_pad|><|vision_end|>";
+ * fp4rt does not take videos. */
 typedef struct fp4rt_chat_message {
     const char *role;                  /* "system" (first message only), "user", "assistant" or
                                           "tool" (not first; consecutive ones share one user turn) */
@@ -378,6 +398,9 @@ typedef struct fp4rt_chat_message {
     const fp4rt_tool_call *tool_calls; /* assistant: n_tool_calls entries, or NULL. Ignored for
                                           other roles */
     size_t n_tool_calls;
+    const fp4rt_image_input *images;   /* n_images entries (not in a system message), or NULL;
+                                          fp4rt_chat_format only counts them */
+    size_t n_images;
 } fp4rt_chat_message;
 
 typedef enum fp4rt_thinking {
@@ -415,6 +438,38 @@ FP4RT_API fp4rt_chat_params fp4rt_chat_default_params(void);
  * invalid UTF-8 outside the message texts. Thread-safe (reads its arguments only). */
 FP4RT_API fp4rt_status fp4rt_chat_format(const fp4rt_chat_message *messages, size_t n,
                                          const fp4rt_chat_params *params, char **out);
+
+/* ---- prompts with images (vision-language models) ------------------------ */
+
+/* A prompt's tokens with the images they stand for, ready to evaluate: each image
+ * decoded, preprocessed as the checkpoint's preprocessor_config.json says (Qwen2-VL's
+ * image processor) and run through the model's vision tower on its device, and its
+ * single <|image_pad|> (as fp4rt_tokenize gives for fp4rt_chat_format's text) expanded
+ * to the image's merged tokens, grid_t * (grid_h / 2) * (grid_w / 2) for 16-pixel
+ * patches merged 2 x 2. Immutable; may be evaluated on any session of its model. */
+typedef struct fp4rt_prompt fp4rt_prompt;
+
+/* tokens[0 .. n): the k-th <|image_pad|> token is images[k]. NULL and one line on
+ * failure (naming the file, or "image K (in memory)"): a model without a vision tower
+ * (UNSUPPORTED), more images than <|image_pad|> tokens or the reverse
+ * (INVALID_ARGUMENT), an image that cannot be read or decoded (IO / FORMAT /
+ * UNSUPPORTED, runtime/vision), ids outside the vocabulary. n_images 0: a text
+ * prompt (no <|image_pad|> allowed). Runs the vision tower: as slow as that is. */
+FP4RT_API fp4rt_prompt *fp4rt_prompt_create(fp4rt_model *model, const int32_t *tokens, size_t n,
+                                            const fp4rt_image_input *images, size_t n_images);
+FP4RT_API void fp4rt_prompt_free(fp4rt_prompt *prompt);
+/* The expanded tokens (what the session holds after evaluating it); valid while it lives. */
+FP4RT_API size_t fp4rt_prompt_n_tokens(const fp4rt_prompt *prompt);
+FP4RT_API const int32_t *fp4rt_prompt_tokens(const fp4rt_prompt *prompt);
+/* Appends the prompt to the session as fp4rt_session_eval appends tokens (logits NULL
+ * or [n_vocab] for its last token), the images' tokens taking their vision embeddings
+ * and every token its multimodal rotary position (M-RoPE: transformers'
+ * get_rope_index; the text after an image continues from the image's largest
+ * position + 1, and so do all later tokens of the session, including its snapshots).
+ * A prompt that does not fit is refused before anything runs, naming the first
+ * image that does not fit in the context. fp4rt_generate_params.prompt_images does
+ * the same inside fp4rt_generate. */
+FP4RT_API fp4rt_status fp4rt_session_eval_prompt(fp4rt_session *s, const fp4rt_prompt *prompt, float *logits);
 
 /* Frees memory the library returned (strings, id arrays). NULL is fine. */
 FP4RT_API void fp4rt_free(void *p);

@@ -76,6 +76,45 @@ static const cJSON *rope_item(const cJSON *fields, const char *name, char *keybu
     return NULL;
 }
 
+/* mrope_section / mrope_interleaved (config.h); needs rotary_dim. */
+static fp4rt_status parse_mrope(const cfg_ctx *c, const cJSON *fields, fp4rt_config *o) {
+    char key[96];
+    static const int def[3] = {11, 11, 10}; /* transformers' Qwen3_5TextRotaryEmbedding default */
+    memcpy(o->mrope_section, def, sizeof def);
+    o->mrope_interleaved = 1;
+    const cJSON *v = rope_item(fields, "mrope_section", key, sizeof key);
+    int explicit_section = v != NULL;
+    if (v) {
+        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 3)
+            return key_fail(c, key, "expected a list of 3 integers (t, h, w)");
+        int sum = 0;
+        for (int i = 0; i < 3; i++) {
+            const cJSON *e = cJSON_GetArrayItem(v, i);
+            double d = cJSON_IsNumber(e) ? e->valuedouble : NAN;
+            if (!(d >= 0 && d <= 65536) || d != floor(d))
+                return key_fail(c, key, "expected a list of 3 integers >= 0");
+            o->mrope_section[i] = (int)d;
+            sum += (int)d;
+        }
+        if (sum > o->rotary_dim / 2)
+            return fp4rt_fail(FP4RT_FORMAT, "%s: key %s%s: the sections sum to %d, more than rotary_dim / 2 = %d",
+                              c->where, c->prefix, key, sum, o->rotary_dim / 2);
+    }
+    v = rope_item(fields, "mrope_interleaved", key, sizeof key);
+    if (v) {
+        fp4rt_status st = get_bool(c, v, key, &o->mrope_interleaved);
+        if (st != FP4RT_OK) return st;
+    }
+    /* the chunked layout (Qwen2-VL's [t.. h.. w..]) moves slots unless h and w are empty */
+    if (!o->mrope_interleaved && explicit_section && (o->mrope_section[1] || o->mrope_section[2]))
+        return fp4rt_fail(FP4RT_UNSUPPORTED,
+                          "%s: key %s%s: mrope_interleaved false with mrope_section [%d, %d, %d] (the "
+                          "non-interleaved M-RoPE layout) is not supported; Qwen3.5 / 3.6 interleave",
+                          c->where, c->prefix, key, o->mrope_section[0], o->mrope_section[1],
+                          o->mrope_section[2]);
+    return FP4RT_OK;
+}
+
 static fp4rt_status parse_rope(const cfg_ctx *c, const cJSON *fields, fp4rt_config *o) {
     char key[96];
     /* Only plain RoPE (mrope is plain RoPE for text-only positions). */
@@ -115,7 +154,7 @@ static fp4rt_status parse_rope(const cfg_ctx *c, const cJSON *fields, fp4rt_conf
                           "number in [2, head_dim]",
                           c->where, c->prefix, v ? key : "partial_rotary_factor", o->head_dim,
                           factor, o->rotary_dim);
-    return FP4RT_OK;
+    return parse_mrope(c, fields, o);
 }
 
 static fp4rt_status parse_layer_types(const cfg_ctx *c, const cJSON *fields, fp4rt_config *o) {

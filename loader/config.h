@@ -67,6 +67,13 @@ typedef struct fp4rt_config {
     double rope_theta;
     float partial_rotary; /* partial_rotary_factor */
     int rotary_dim;       /* head_dim * partial_rotary_factor, even */
+    /* M-RoPE (rope_parameters.mrope_section / mrope_interleaved): frequency slots
+     * driven by the h and w position components (program.h, FP4RT_OP_ROPE).
+     * Absent: transformers' Qwen3.5 default [11, 11, 10], interleaved (the only
+     * layout Qwen3.5 / 3.6 use; an explicit false with a section that moves a slot
+     * is UNSUPPORTED). Each entry >= 0, sum <= rotary_dim / 2. */
+    int mrope_section[3];
+    int mrope_interleaved;
 
     /* Gated DeltaNet */
     int lin_k_heads; /* linear_num_key_heads */

@@ -158,13 +158,20 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
     if (result) *result = res;
     if (!s) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate: session is NULL");
     if (!prompt && n) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate: prompt is NULL with n = %zu", n);
+    const fp4rt_prompt *pi = params->prompt_images;
+    if (pi && n)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate: both prompt tokens (n = %zu) and prompt_images", n);
+    if (pi) { /* its tokens are the prompt (the sampler sees them); it is evaluated below */
+        prompt = fp4rt_prompt_tokens(pi);
+        n = fp4rt_prompt_n_tokens(pi);
+    }
     fp4rt_status st = check_params(params);
     if (st) return st;
     fp4rt_model *m = s->model;
     if (!m->tokenizer && cb) return fp4rt_fail(FP4RT_UNSUPPORTED, "the model has no tokenizer.json: cannot stream text");
     if (n == 0 && !s->have_logits && !s->pending)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate: empty prompt and nothing to continue from");
-    if (n > (size_t)s->sb.n_ctx)
+    if (n > (size_t)s->sb.n_ctx && !pi) /* a prompt with images says which image does not fit */
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate: a prompt of %zu tokens exceeds the context (n_ctx %d)", n,
                           s->sb.n_ctx);
 
@@ -185,7 +192,7 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
 
     double t0 = now();
     if (n) { /* runs a pending token first */
-        st = fp4rt_session_eval(s, prompt, (int)n, s->last_logits, 0);
+        st = pi ? fp4rt_session_eval_prompt(s, pi, s->last_logits) : fp4rt_session_eval(s, prompt, (int)n, s->last_logits, 0);
         if (st) goto done;
         s->have_logits = 1;
     } else if (s->pending) {

@@ -11,6 +11,7 @@
 
 #include "loader/gen_config.h"
 #include "runtime/text/tokenizer.h"
+#include "runtime/vision/image.h"
 
 struct fp4rt_model {
     fp4rt_weights *weights;
@@ -25,6 +26,8 @@ struct fp4rt_model {
     int n_eos;
     int32_t eos[FP4RT_MAX_STOP_IDS]; /* end-of-generation ids */
     int32_t think_open, think_close; /* ids of <think> / </think>, -1 if absent */
+    int32_t image_pad;               /* id of <|image_pad|>, -1 if absent */
+    fp4rt_image_config image_cfg;    /* preprocessor_config.json (the Qwen3.5 defaults if absent) */
     uint8_t *valid_ids;         /* [vocab] 1: the tokenizer has this id; NULL without a tokenizer */
     fp4rt_device_ref dev;       /* the device the backend runs on */
     uint64_t seed;              /* synthetic weights' seed */
@@ -59,7 +62,48 @@ struct fp4rt_session {
     /* Verify-step rollback (session_state.c): sb.ckpt, the GDN state
      * checkpoints, is allocated on the first fp4rt_session_verify. */
     int verify_pos0, verify_n; /* the last verify's rows, while fp4rt_session_keep may follow; n 0: none */
+    /* M-RoPE (rope_index.h): the rotary position of cache index i is i + rope_delta for
+     * every component, except where an image was evaluated: once one has been, mrope
+     * ([n_ctx * 3], allocated then, freed by a reset) holds the (t, h, w) position of
+     * every index < mrope_n (text rows written as i + rope_delta by every step). */
+    int rope_delta;
+    int32_t *mrope;
+    int mrope_n;
 };
+
+/* A prompt with images, for fp4rt_session_eval_mm: positions [n * 3] of its n
+ * tokens (rope_index.h, starting at the session's n_past + rope_delta after its
+ * pending token), rows [n]: the embedding row (text hidden size) token r takes
+ * instead of its token's, or NULL; next_pos: the position after the prompt. */
+typedef struct fp4rt_eval_mm {
+    const int32_t *positions;
+    const float *const *rows;
+    int next_pos;
+} fp4rt_eval_mm;
+/* fp4rt_session_eval with mm (NULL: plain text, exactly fp4rt_session_eval):
+ * the same checks, chunks, progress and cancel (rope_delta restored too); the
+ * chunks' steps carry the positions and the embedding overrides (an image's
+ * rows may straddle chunks), and the session continues at next_pos. */
+fp4rt_status fp4rt_session_eval_mm(fp4rt_session *s, const int32_t *tokens, int n, const fp4rt_eval_mm *mm,
+                                   float *logits, int all_logits);
+
+/* fp4rt_prompt_create with its status (the server maps it to an HTTP status). */
+fp4rt_status fp4rt_prompt_make(fp4rt_model *m, const int32_t *tokens, size_t n, const fp4rt_image_input *images,
+                               size_t n_images, fp4rt_prompt **out);
+/* Evaluates the prompt's tokens [from, n) on a session that holds its first `from`
+ * (from <= the index of its first image token: those are text), as
+ * fp4rt_session_eval_prompt does the whole (logits of the last row, or NULL). */
+fp4rt_status fp4rt_session_eval_prompt_from(fp4rt_session *s, const fp4rt_prompt *p, size_t from, float *logits);
+/* fp4rt_session_eval_prompt with the logits of every row ([n, vocab], all_logits 1)
+ * or of the last (all_logits 0), for tests. */
+fp4rt_status fp4rt_session_eval_prompt_rows(fp4rt_session *s, const fp4rt_prompt *p, float *logits, int all_logits);
+
+/* The rotary fields of a step of n text rows at pos0 (fp4rt_step.rope_delta; rows
+ * recorded in s->mrope when it exists). Every step of the session's main program
+ * that is not a prompt with images goes through this. */
+void fp4rt_session_rope_text(fp4rt_session *s, fp4rt_step *step);
+/* The (t, h, w) positions of cache index i (i < n_past). */
+void fp4rt_session_position(const fp4rt_session *s, int i, int32_t out[3]);
 
 /* ---- Verify step and rollback (session_state.c), for speculative decoding ----
  * fp4rt_session_verify(s, tokens, n, logits) appends n (1 .. FP4RT_VERIFY_MAX)

@@ -42,6 +42,22 @@ static int32_t tokenizer_config_eos(const char *dir, const fp4rt_tokenizer *tok)
 }
 
 /* Tokenizer (if the checkpoint has one), generation defaults, stop ids. */
+/* dir's preprocessor_config.json (or processor_config.json): a present one must
+ * parse; none: the Qwen3.5 defaults (fp4rt_image_config_default). */
+static fp4rt_status load_image_config(fp4rt_model *m, const char *dir) {
+    static const char *const names[] = {"preprocessor_config.json", "processor_config.json"};
+    int present = 0;
+    for (size_t i = 0; i < FP4RT_ARRAY_LEN(names) && !present; i++) {
+        char *path = fp4rt_path_join(dir, names[i]);
+        if (!path) return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "%s: out of memory for the path of %s", dir, names[i]);
+        present = access(path, F_OK) == 0;
+        free(path);
+    }
+    if (present) return fp4rt_image_config_load(dir, &m->image_cfg);
+    fp4rt_image_config_default(&m->image_cfg);
+    return FP4RT_OK;
+}
+
 static fp4rt_status load_text_side(fp4rt_model *m, const char *dir) {
     fp4rt_status st = fp4rt_gen_config_load(dir, &m->gen);
     if (st) return st;
@@ -50,11 +66,14 @@ static fp4rt_status load_text_side(fp4rt_model *m, const char *dir) {
     if (access(path, F_OK) == 0) st = fp4rt_tokenizer_load(path, &m->tokenizer);
     free(path);
     if (st) return st;
+    /* the image processor's settings (used only for images); absent: Qwen3.5's */
+    if ((st = load_image_config(m, dir))) return st;
     const fp4rt_config *c = &m->weights->cfg;
-    m->think_open = m->think_close = -1;
+    m->think_open = m->think_close = m->image_pad = -1;
     if (m->tokenizer) {
         m->think_open = fp4rt_tokenizer_find(m->tokenizer, "<think>");
         m->think_close = fp4rt_tokenizer_find(m->tokenizer, "</think>");
+        m->image_pad = fp4rt_tokenizer_find(m->tokenizer, "<|image_pad|>");
         size_t nt = fp4rt_tokenizer_n_vocab(m->tokenizer);
         if (nt > (size_t)c->vocab)
             return fp4rt_fail(FP4RT_FORMAT, "%s: tokenizer.json has %zu ids but the model has %d rows",
@@ -172,7 +191,8 @@ fp4rt_model *fp4rt_model_load_synthetic(const char *preset, const char *recipe, 
     fp4rt_model *m = fp4rt_calloc(1, sizeof *m, "model");
     if (!m) return NULL;
     pthread_mutex_init(&m->run_lock, NULL);
-    m->think_open = m->think_close = -1;
+    m->think_open = m->think_close = m->image_pad = -1;
+    fp4rt_image_config_default(&m->image_cfg);
     fp4rt_status st = fp4rt_weights_synthetic(preset, recipe, &m->weights);
     if (!st && params->fp4_activations) st = fp4rt_weights_fp4_activations(m->weights);
     if (!st) st = fp4rt_program_build(m->weights, &m->program);

@@ -138,6 +138,10 @@ static fp4rt_status head_step(fp4rt_session *s, const float *const *hidden, cons
                                   ((size_t)r * p->arena_width + (size_t)p->in_hidden_col) * 4, hidden[r],
                                   (size_t)t->hidden * 4);
     fp4rt_step step = {.tokens = tokens, .n_tokens = n, .pos0 = pos0, .no_logits = !want_logits};
+    /* the main model's rotary positions of these indices (text rows past what the
+     * session holds, i.e. drafts: index + rope_delta) */
+    step.rope_delta = s->rope_delta;
+    if (s->mrope && pos0 + n <= s->mrope_n) step.positions = s->mrope + (size_t)pos0 * 3;
     if (!st) st = fp4rt_backend_run(m->backend, m->mtp_ctx, p, &t->sb, &step);
     return st;
 }

@@ -113,6 +113,7 @@ void fp4rt_session_free(fp4rt_session *s) {
     session_release(s);
     free(s->history);
     free(s->last_logits);
+    free(s->mrope);
     free(s);
 }
 
@@ -127,6 +128,29 @@ void fp4rt_session_reset(fp4rt_session *s) {
     s->pending = 0;
     fp4rt_session_mtp_reset(s);
     s->verify_n = 0;
+    s->rope_delta = 0;
+    free(s->mrope);
+    s->mrope = NULL;
+    s->mrope_n = 0;
+}
+
+void fp4rt_session_rope_text(fp4rt_session *s, fp4rt_step *step) {
+    step->positions = NULL;
+    step->rope_delta = s->rope_delta;
+    if (!s->mrope) return;
+    for (int r = 0; r < step->n_tokens; r++) {
+        int32_t *q = s->mrope + (size_t)(step->pos0 + r) * 3;
+        q[0] = q[1] = q[2] = step->pos0 + r + s->rope_delta;
+    }
+    s->mrope_n = step->pos0 + step->n_tokens;
+}
+
+void fp4rt_session_position(const fp4rt_session *s, int i, int32_t out[3]) {
+    if (s->mrope && i < s->mrope_n) {
+        memcpy(out, s->mrope + (size_t)i * 3, 3 * sizeof(int32_t));
+        return;
+    }
+    out[0] = out[1] = out[2] = i + s->rope_delta;
 }
 
 int fp4rt_session_n_past(const fp4rt_session *s) { return s ? s->n_past + s->pending : 0; }
@@ -172,15 +196,44 @@ static void state_free(state_copy *c) {
     free(c->ssm);
 }
 
+/* Rows [i, i + cn) of a prompt with images (fp4rt_eval_mm): their positions
+ * (already in s->mrope at n_past) and, where a row has an embedding override,
+ * the step's input_embeds / embed_rows (embeds [cn * hidden], flags [cn]). */
+typedef struct chunk_mm {
+    float *embeds;
+    uint8_t *flags;
+} chunk_mm;
+
+static void chunk_fill(fp4rt_session *s, const fp4rt_eval_mm *mm, int i, int cn, chunk_mm *c, fp4rt_step *step) {
+    size_t hidden = (size_t)s->model->weights->cfg.hidden;
+    step->positions = s->mrope + (size_t)step->pos0 * 3;
+    step->rope_delta = 0;
+    int any = 0;
+    for (int r = 0; r < cn; r++) {
+        const float *row = mm->rows ? mm->rows[i + r] : NULL;
+        c->flags[r] = row != NULL;
+        if (row) memcpy(c->embeds + (size_t)r * hidden, row, hidden * sizeof(float)), any = 1;
+    }
+    if (any) {
+        step->input_embeds = c->embeds;
+        step->embed_rows = c->flags;
+    }
+}
+
 /* One step of n tokens at n_past (n <= chunk), appended to the history; logits
  * of the rows as fp4rt_step says, downloaded (after `cancel` is asked, when
- * given: a cancel leaves the step's tokens appended and nothing downloaded). */
+ * given: a cancel leaves the step's tokens appended and nothing downloaded).
+ * mm: rows [i, i + cn) of a prompt with images (cm its buffers), or NULL. */
 static fp4rt_status run_step(fp4rt_session *s, const int32_t *tokens, int cn, float *logits, int all_logits,
-                             int (*cancel)(fp4rt_session *, int), int done) {
+                             int (*cancel)(fp4rt_session *, int), int done, const fp4rt_eval_mm *mm, chunk_mm *cm) {
     fp4rt_model *m = s->model;
     int vocab = m->weights->cfg.vocab;
     fp4rt_step step = {.tokens = tokens, .n_tokens = cn, .pos0 = s->n_past, .all_logits = all_logits,
                        .no_logits = !logits};
+    if (mm)
+        chunk_fill(s, mm, done, cn, cm, &step);
+    else
+        fp4rt_session_rope_text(s, &step);
     pthread_mutex_lock(&m->run_lock);
     fp4rt_status st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
     pthread_mutex_unlock(&m->run_lock);
@@ -199,14 +252,14 @@ static fp4rt_status run_step(fp4rt_session *s, const int32_t *tokens, int cn, fl
 }
 
 fp4rt_status fp4rt_session_step1(fp4rt_session *s, int32_t token, float *logits) {
-    return run_step(s, &token, 1, logits, 0, NULL, 0);
+    return run_step(s, &token, 1, logits, 0, NULL, 0, NULL, NULL);
 }
 
 fp4rt_status fp4rt_session_eval_pending(fp4rt_session *s, float *logits) {
     if (!s->pending) return FP4RT_OK;
     int32_t t = s->history[s->n_past];
     s->pending = 0;
-    fp4rt_status st = run_step(s, &t, 1, logits, 0, NULL, 0);
+    fp4rt_status st = run_step(s, &t, 1, logits, 0, NULL, 0, NULL, NULL);
     if (!st && logits == s->last_logits) s->have_logits = 1;
     return st;
 }
@@ -216,6 +269,22 @@ static int ask_progress(fp4rt_session *s, int done) { return s->progress(done, s
 
 fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, float *logits,
                                 int all_logits) {
+    return fp4rt_session_eval_mm(s, tokens, n, NULL, logits, all_logits);
+}
+
+/* The session's M-RoPE table, allocated when a prompt with images first needs it:
+ * the rows held so far written as text. */
+static fp4rt_status mrope_alloc(fp4rt_session *s) {
+    if (s->mrope) return FP4RT_OK;
+    s->mrope = fp4rt_malloc((size_t)s->sb.n_ctx * 3 * sizeof(int32_t), "session M-RoPE positions");
+    if (!s->mrope) return FP4RT_OUT_OF_MEMORY;
+    for (int i = 0; i < s->sb.n_ctx; i++) s->mrope[i * 3] = s->mrope[i * 3 + 1] = s->mrope[i * 3 + 2] = i + s->rope_delta;
+    s->mrope_n = s->n_past;
+    return FP4RT_OK;
+}
+
+fp4rt_status fp4rt_session_eval_mm(fp4rt_session *s, const int32_t *tokens, int n, const fp4rt_eval_mm *mm,
+                                   float *logits, int all_logits) {
     if (!s) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_eval: session is NULL");
     if (n < 0) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_eval: n = %d is negative", n);
     if (!tokens && n > 0)
@@ -232,28 +301,44 @@ fp4rt_status fp4rt_session_eval(fp4rt_session *s, const int32_t *tokens, int n, 
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d tokens held + %d new exceed n_ctx %d", held, n,
                           s->sb.n_ctx);
     /* what a cancel restores */
-    int n_past0 = s->n_past, pending0 = s->pending, have_logits0 = s->have_logits;
+    int n_past0 = s->n_past, pending0 = s->pending, have_logits0 = s->have_logits, delta0 = s->rope_delta;
     int32_t pending_id = s->pending ? s->history[s->n_past] : -1;
     state_copy saved = {0};
+    chunk_mm cm = {0};
     fp4rt_status st = FP4RT_OK;
-    if (s->progress) st = state_save(s, &saved);
+    if (mm) {
+        size_t rows = (size_t)FP4RT_MIN(s->sb.chunk, n);
+        cm.embeds = fp4rt_malloc(rows * (size_t)m->weights->cfg.hidden * sizeof(float), "image embedding rows");
+        cm.flags = fp4rt_malloc(rows, "image embedding flags");
+        st = !cm.embeds || !cm.flags ? FP4RT_OUT_OF_MEMORY : mrope_alloc(s);
+    }
+    if (!st && s->progress) st = state_save(s, &saved);
     if (!st) st = fp4rt_session_eval_pending(s, NULL);
+    if (!st && mm) { /* the prompt's positions, then the delta its end leaves */
+        memcpy(s->mrope + (size_t)s->n_past * 3, mm->positions, (size_t)n * 3 * sizeof(int32_t));
+        s->mrope_n = s->n_past + n;
+    }
     s->eval_total = n;
     for (int i = 0; !st && i < n; i += s->sb.chunk) {
         int cn = FP4RT_MIN(s->sb.chunk, n - i);
         int last = i + cn == n;
         float *out = !logits ? NULL : all_logits ? logits + (size_t)i * vocab : last ? logits : NULL;
-        st = run_step(s, tokens + i, cn, out, all_logits, s->progress ? ask_progress : NULL, i);
+        st = run_step(s, tokens + i, cn, out, all_logits, s->progress ? ask_progress : NULL, i, mm, &cm);
     }
+    if (!st && mm) s->rope_delta = mm->next_pos - s->n_past;
     if (st == FP4RT_CANCELLED) {
         fp4rt_status rst = state_restore(s, &saved);
         s->n_past = n_past0;
         s->pending = pending0;
         if (pending0) s->history[n_past0] = pending_id;
         s->have_logits = have_logits0;
+        s->rope_delta = delta0;
+        if (s->mrope) s->mrope_n = FP4RT_MIN(s->mrope_n, n_past0);
         fp4rt_session_mtp_lost(s);
         st = rst ? rst : fp4rt_fail(FP4RT_CANCELLED, "evaluation cancelled by the progress callback");
     }
+    free(cm.embeds);
+    free(cm.flags);
     state_free(&saved);
     if (!st) st = fp4rt_backend_synchronize(m->backend, m->backend_ctx);
     return st;
@@ -281,6 +366,7 @@ fp4rt_status fp4rt_session_eval_pick(fp4rt_session *s, int32_t token, int32_t *i
                           s->sb.n_ctx);
     fp4rt_step step = {.tokens = &token, .n_tokens = 1, .pos0 = s->n_past, .argmax_valid = m->valid_ids,
                        .argmax_out = id};
+    fp4rt_session_rope_text(s, &step);
     pthread_mutex_lock(&m->run_lock);
     fp4rt_status st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
     pthread_mutex_unlock(&m->run_lock);
@@ -304,6 +390,7 @@ fp4rt_status fp4rt_session_eval_topk(fp4rt_session *s, int32_t token, const fp4r
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d tokens held + 1 new exceed n_ctx %d", s->n_past,
                           s->sb.n_ctx);
     fp4rt_step step = {.tokens = &token, .n_tokens = 1, .pos0 = s->n_past};
+    fp4rt_session_rope_text(s, &step);
     pthread_mutex_lock(&m->run_lock);
     fp4rt_status st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
     pthread_mutex_unlock(&m->run_lock);

@@ -13,6 +13,8 @@ struct fp4rt_session_snapshot {
     void *conv, *ssm;         /* the GDN state, as the session's buffers hold it */
     size_t conv_bytes, ssm_bytes;
     float *logits;            /* [vocab] the last token's logits, or NULL */
+    int rope_delta;           /* the session's M-RoPE state (model.h): the delta, and */
+    int32_t *mrope;           /* [n_past * 3] the positions when an image was evaluated, else NULL */
 };
 
 void fp4rt_session_snapshot_free(fp4rt_session_snapshot *snap) {
@@ -21,6 +23,7 @@ void fp4rt_session_snapshot_free(fp4rt_session_snapshot *snap) {
     free(snap->conv);
     free(snap->ssm);
     free(snap->logits);
+    free(snap->mrope);
     free(snap);
 }
 
@@ -42,8 +45,14 @@ fp4rt_session_snapshot *fp4rt_session_snapshot_take(fp4rt_session *s) {
     snap->conv = snap->conv_bytes ? fp4rt_malloc(snap->conv_bytes, "snapshot GDN conv state") : NULL;
     snap->ssm = snap->ssm_bytes ? fp4rt_malloc(snap->ssm_bytes, "snapshot GDN recurrent state") : NULL;
     snap->logits = s->have_logits ? fp4rt_malloc((size_t)vocab * sizeof(float), "snapshot logits") : NULL;
+    snap->rope_delta = s->rope_delta;
+    if (s->mrope) {
+        snap->mrope = fp4rt_malloc((size_t)(s->n_past ? s->n_past : 1) * 3 * sizeof(int32_t), "snapshot positions");
+        if (snap->mrope)
+            for (int i = 0; i < s->n_past; i++) fp4rt_session_position(s, i, snap->mrope + (size_t)i * 3);
+    }
     if (!snap->tokens || (snap->conv_bytes && !snap->conv) || (snap->ssm_bytes && !snap->ssm) ||
-        (s->have_logits && !snap->logits)) {
+        (s->have_logits && !snap->logits) || (s->mrope && !snap->mrope)) {
         fp4rt_session_snapshot_free(snap);
         return NULL;
     }
@@ -81,13 +90,37 @@ fp4rt_status fp4rt_session_snapshot_restore(fp4rt_session *s, const fp4rt_sessio
                               "fp4rt_session_snapshot_restore: the session's token %d at position %d differs from "
                               "the snapshot's %d",
                               s->history[i], i, snap->tokens[i]);
+    /* the KV cache rows were rotated at the session's positions: they must be the snapshot's */
+    for (int i = 0; i < p; i++) {
+        int32_t have[3], want[3];
+        fp4rt_session_position(s, i, have);
+        for (int c = 0; c < 3; c++) want[c] = snap->mrope ? snap->mrope[(size_t)i * 3 + c] : i + snap->rope_delta;
+        if (memcmp(have, want, sizeof have))
+            return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
+                              "fp4rt_session_snapshot_restore: the session's rotary position (%d, %d, %d) at "
+                              "position %d differs from the snapshot's (%d, %d, %d)",
+                              have[0], have[1], have[2], i, want[0], want[1], want[2]);
+    }
+    int32_t *mrope = NULL;
+    if (snap->mrope) {
+        mrope = s->mrope ? s->mrope : fp4rt_malloc((size_t)s->sb.n_ctx * 3 * sizeof(int32_t), "session M-RoPE positions");
+        if (!mrope) return FP4RT_OUT_OF_MEMORY;
+    }
     pthread_mutex_lock(&m->run_lock);
     fp4rt_status st = fp4rt_backend_upload(m->backend, m->backend_ctx, s->sb.conv, 0, snap->conv, snap->conv_bytes);
     if (!st) st = fp4rt_backend_upload(m->backend, m->backend_ctx, s->sb.ssm, 0, snap->ssm, snap->ssm_bytes);
     if (!st) st = fp4rt_backend_synchronize(m->backend, m->backend_ctx);
     pthread_mutex_unlock(&m->run_lock);
     /* a failed upload leaves the state partly written: the session must be reset */
-    if (st) return fp4rt_fail_context(st, "restoring a session snapshot");
+    if (st) {
+        if (mrope != s->mrope) free(mrope);
+        return fp4rt_fail_context(st, "restoring a session snapshot");
+    }
+    if (mrope != s->mrope) free(s->mrope);
+    s->mrope = mrope;
+    if (mrope) memcpy(mrope, snap->mrope, (size_t)p * 3 * sizeof(int32_t));
+    s->mrope_n = mrope ? p : 0;
+    s->rope_delta = snap->rope_delta;
     s->n_past = p;
     s->pending = 0;
     s->verify_n = 0;
@@ -104,6 +137,7 @@ const int32_t *fp4rt_session_snapshot_tokens(const fp4rt_session_snapshot *snap)
 
 size_t fp4rt_session_snapshot_bytes(const fp4rt_session_snapshot *snap) {
     if (!snap) return 0;
-    return sizeof *snap + (size_t)snap->n_past * sizeof(int32_t) + snap->conv_bytes + snap->ssm_bytes +
+    return sizeof *snap + (size_t)snap->n_past * sizeof(int32_t) * (snap->mrope ? 4 : 1) + snap->conv_bytes +
+           snap->ssm_bytes +
            (snap->logits ? (size_t)snap->model->weights->cfg.vocab * sizeof(float) : 0);
 }

@@ -93,6 +93,15 @@ static void add(builder *b, int layer, fp4rt_view x, fp4rt_view z) {
     op->y = x;
 }
 
+/* A text ROPE op's position layout (program.h): M-RoPE from the config. */
+static void rope_text(fp4rt_op *op, const fp4rt_config *c) {
+    op->rotary_dim = c->rotary_dim;
+    op->rope_theta = c->rope_theta;
+    op->rope_mode = FP4RT_ROPE_TEXT;
+    memcpy(op->mrope_section, c->mrope_section, sizeof op->mrope_section);
+    op->mrope_interleaved = c->mrope_interleaved;
+}
+
 static void attention_mixer(builder *b, const fp4rt_config *c, int l, int slot, int a) {
     const fp4rt_layer_weights *L = &b->p->weights->layers[l];
     int hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
@@ -111,15 +120,13 @@ static void attention_mixer(builder *b, const fp4rt_config *c, int l, int slot, 
     op->n_groups = nh;
     op->group_dim = hd;
     op->group_stride = 2 * hd;
-    op->rotary_dim = c->rotary_dim;
-    op->rope_theta = c->rope_theta;
+    rope_text(op, c);
     op = emit(b, FP4RT_OP_ROPE, l);
     op->x = op->y = whole(b, k);
     op->n_groups = nkv;
     op->group_dim = hd;
     op->group_stride = hd;
-    op->rotary_dim = c->rotary_dim;
-    op->rope_theta = c->rope_theta;
+    rope_text(op, c);
     op = emit(b, FP4RT_OP_KV_APPEND, l);
     op->x = whole(b, k);
     op->z = whole(b, v);

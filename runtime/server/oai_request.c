@@ -5,6 +5,8 @@
  * 400 naming the field rather than being silently dropped. */
 #include "runtime/server/oai_request.h"
 
+#include "runtime/text/chat_images.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -186,9 +188,10 @@ static int common_fields(srv_request *r, const cJSON *o, srv_error *e) {
     return 0;
 }
 
-/* Message content: a string, or an array of {"type": "text", "text": ...} parts
- * (joined). NULL for absent. */
-static int content_of(srv_request *r, const cJSON *c, size_t i, const char **out, srv_error *e) {
+/* Message content: a string, or an array of parts: {"type": "text", "text": ...} and
+ * {"type": "image_url", ...} (chat only; srv_image_part), joined in order, each image
+ * as the template writes it (FP4RT_CHAT_IMAGE_MARK). NULL for absent. */
+static int content_of(srv_request *r, const cJSON *c, size_t i, int images_ok, const char **out, srv_error *e) {
     *out = NULL;
     if (!c) return 0;
     if (cJSON_IsString(c)) {
@@ -197,19 +200,34 @@ static int content_of(srv_request *r, const cJSON *c, size_t i, const char **out
     }
     if (!cJSON_IsArray(c))
         return srv_fail(e, 400, "messages", "messages[%zu].content must be a string or an array of parts", i);
-    size_t len = 0;
+    size_t len = 0, j = 0;
     const cJSON *p;
     cJSON_ArrayForEach(p, c) {
         const cJSON *t = field(p, "type"), *x = field(p, "text");
-        if (!cJSON_IsString(t) || strcmp(t->valuestring, "text") || !cJSON_IsString(x))
+        if (cJSON_IsString(t) && !strcmp(t->valuestring, "image_url")) {
+            if (!images_ok)
+                return srv_fail(e, 400, "messages", "messages[%zu].content[%zu]: a system message cannot contain images",
+                                i, j);
+            if (srv_image_part(r, p, i, j, e)) return -1;
+            len += strlen(FP4RT_CHAT_IMAGE_MARK);
+        } else if (!cJSON_IsString(t) || strcmp(t->valuestring, "text") || !cJSON_IsString(x)) {
             return srv_fail(e, 400, "messages",
-                            "messages[%zu].content: only text parts ({\"type\": \"text\", \"text\": ...}) are supported", i);
-        len += strlen(x->valuestring);
+                            "messages[%zu].content[%zu]: only text and image_url parts ({\"type\": \"text\", \"text\": "
+                            "...}, {\"type\": \"image_url\", \"image_url\": {\"url\": \"data:...\"}}) are supported",
+                            i, j);
+        } else {
+            len += strlen(x->valuestring);
+        }
+        j++;
     }
     char *s = own(r, malloc(len + 1));
     if (!s) return srv_fail(e, 500, NULL, "out of memory");
     s[0] = 0;
-    cJSON_ArrayForEach(p, c) strcat(s, field(p, "text")->valuestring);
+    cJSON_ArrayForEach(p, c) {
+        const cJSON *x = field(p, "text");
+        strcat(s, cJSON_IsString(x) && strcmp(field(p, "type")->valuestring, "image_url") ? x->valuestring
+                                                                                          : FP4RT_CHAT_IMAGE_MARK);
+    }
     *out = s;
     return 0;
 }
@@ -239,7 +257,7 @@ static int chat_fields(srv_request *r, const cJSON *o, srv_error *e) {
                             role->valuestring);
         fp4rt_chat_message *msg = &r->msgs[i];
         msg->role = rl;
-        if (content_of(r, field(m, "content"), i, &msg->content, e)) return -1;
+        if (content_of(r, field(m, "content"), i, strcmp(rl, "system") != 0, &msg->content, e)) return -1;
         const cJSON *rc = field(m, "reasoning_content");
         if (!rc) rc = field(m, "reasoning");
         if (rc && !cJSON_IsString(rc))

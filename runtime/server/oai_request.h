@@ -29,6 +29,8 @@ int srv_json_parse(const char *body, size_t n, int max_depth, cJSON **root, srv_
 typedef enum srv_kind { SRV_CHAT = 0, SRV_COMPLETION = 1 } srv_kind;
 
 #define SRV_MAX_STOP 16
+/* Images one request may carry (image_url content parts). */
+#define SRV_MAX_IMAGES 16
 
 /* A parsed generation request. Strings are borrowed from root unless listed
  * in owned. */
@@ -51,6 +53,10 @@ typedef struct srv_request {
     char **owned;
     size_t n_owned;
     cJSON *root;
+    /* chat: the image_url parts' decoded bytes (in owned), in the order of the
+     * <|image_pad|> each put in its message's content where the part was */
+    fp4rt_image_input images[SRV_MAX_IMAGES];
+    size_t n_images;
 } srv_request;
 
 /* Takes over root (freed by srv_request_free, also on failure). n_vocab bounds
@@ -61,6 +67,12 @@ void srv_request_free(srv_request *r);
 /* The prompt as token ids (chat: the template, then the tokenizer). *ids is
  * malloc'ed. Returns 0, or -1 with e filled. */
 int srv_request_prompt(const srv_request *r, const fp4rt_model *m, int32_t **ids, size_t *n, srv_error *e);
+
+/* An image_url part (oai_image.c): {"image_url": {"url": "data:image/...;base64,..."}}
+ * (or "image_url": "data:..."), decoded into r->images. 400 naming
+ * messages[i].content[j]: a remote http(s) URL (never fetched), another scheme, not
+ * base64, not an image media type, malformed base64, more than SRV_MAX_IMAGES. */
+int srv_image_part(srv_request *r, const cJSON *part, size_t i, size_t j, srv_error *e);
 
 /* Reads a token id array (JSON integers in [0, n_vocab)) named `param`. */
 int srv_parse_ids(const cJSON *a, const char *param, int n_vocab, int32_t **ids, size_t *n, srv_error *e);

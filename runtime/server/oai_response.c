@@ -24,6 +24,7 @@ srv_job *srv_job_new(srv_request *req, int32_t *prompt, size_t n_prompt, const c
     memset(req, 0, sizeof *req);
     j->prompt = prompt;
     j->n_prompt = n_prompt;
+    j->image_at = n_prompt;
     j->created = (long)time(NULL);
     j->model_name = model_name;
     j->fd = -1;
@@ -40,6 +41,7 @@ void srv_job_release(srv_job *j) {
     if (left) return;
     srv_request_free(&j->req);
     free(j->prompt);
+    fp4rt_prompt_free(j->mm);
     fp4rt_sbuf_free(&j->sse);
     fp4rt_sbuf_free(&j->content);
     fp4rt_sbuf_free(&j->reasoning);

@@ -6,6 +6,8 @@
  * while waiting, and on every failed write). */
 #include "runtime/server/srv.h"
 
+#include "runtime/engine/model.h"
+
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +68,32 @@ static int reply_json(srv *S, struct MHD_Connection *c, cJSON *o) {
     return srv_reply(S, c, 200, "application/json", s, 0);
 }
 
+/* The prompt ids (one <|image_pad|> per image) and the request's images as a prompt
+ * with images; *ids becomes its expanded ids. NULL and e filled on failure (400 for
+ * what the client sent: a model without a vision tower, images vs pads, an image
+ * that does not decode; 500 for the server's own failures). */
+static fp4rt_prompt *images_prompt(srv *S, const srv_request *r, int32_t **ids, size_t *n, srv_error *e) {
+    fp4rt_prompt *p;
+    fp4rt_status st = fp4rt_prompt_make(S->model, *ids, *n, r->images, r->n_images, &p);
+    if (st) {
+        srv_fail(e, st == FP4RT_OUT_OF_MEMORY || st == FP4RT_DEVICE || st == FP4RT_INTERNAL ? 500 : 400, "messages",
+                 "%s", fp4rt_last_error());
+        return NULL;
+    }
+    size_t k = fp4rt_prompt_n_tokens(p);
+    int32_t *x = malloc(k * sizeof *x);
+    if (!x) {
+        fp4rt_prompt_free(p);
+        srv_fail(e, 500, NULL, "out of memory");
+        return NULL;
+    }
+    memcpy(x, fp4rt_prompt_tokens(p), k * sizeof *x);
+    free(*ids);
+    *ids = x;
+    *n = k;
+    return p;
+}
+
 static int generate(srv *S, struct MHD_Connection *c, srv_kind kind, const char *body, size_t n) {
     srv_error e;
     cJSON *root;
@@ -78,20 +106,36 @@ static int generate(srv *S, struct MHD_Connection *c, srv_kind kind, const char 
         srv_request_free(&r);
         return srv_reply_error(S, c, &e);
     }
-    if (n_ids >= (size_t)S->n_ctx) {
-        srv_fail(&e, 400, kind == SRV_CHAT ? "messages" : "prompt",
-                 "the prompt is %zu tokens; the context holds %d (--ctx), with room for at least one more", n_ids,
-                 S->n_ctx);
+    /* images: decoded and encoded now (a bad one is the client's 400), their pads expanded */
+    fp4rt_prompt *mm = NULL;
+    if (r.n_images && !(mm = images_prompt(S, &r, &ids, &n_ids, &e))) {
         srv_request_free(&r);
         free(ids);
+        return srv_reply_error(S, c, &e);
+    }
+    if (n_ids >= (size_t)S->n_ctx) {
+        srv_fail(&e, 400, kind == SRV_CHAT ? "messages" : "prompt",
+                 "the prompt is %zu tokens%s; the context holds %d (--ctx), with room for at least one more", n_ids,
+                 mm ? " with its images" : "", S->n_ctx);
+        srv_request_free(&r);
+        free(ids);
+        fp4rt_prompt_free(mm);
         return srv_reply_error(S, c, &e);
     }
     int stream = r.stream;
     srv_job *j = srv_job_new(&r, ids, n_ids, S->p.model_name, atomic_fetch_add(&S->seq, 1));
     if (!j) {
+        fp4rt_prompt_free(mm);
         srv_fail(&e, 500, NULL, "out of memory");
         return srv_reply_error(S, c, &e);
     }
+    j->mm = mm;
+    j->image_at = n_ids;
+    for (size_t i = 0; mm && i < n_ids; i++)
+        if (ids[i] == S->model->image_pad) {
+            j->image_at = i;
+            break;
+        }
     j->fd = srv_conn_fd(c);
     j->keepalive_ms = S->p.timeout_s * 1000 / 2;
     if (srv_submit(S, j, &e)) {

@@ -15,7 +15,11 @@
  * split there and at the session's chunk boundaries only, never leaving a
  * one-token piece: a prefill split at such positions computes the same bits
  * as one call, so a reply after a restore is bit-identical to a cold one.
- * Either way the reused tokens are reported as cached_tokens. Snapshots live
+ * Either way the reused tokens are reported as cached_tokens. Images: two
+ * prompts with the same ids may carry different images, so no state past a
+ * prompt's first image token is reused (a prompt with images evaluates from
+ * there in one call, without snapshots), and after one the slot reuses only
+ * what lies before its first image token. Snapshots live
  * in host memory, snapshot_bytes over all slots, least recently used first
  * out; a restore or reset drops those past the slot's new position. */
 #include "runtime/server/srv.h"
@@ -49,7 +53,7 @@ static int best_snap(const srv_slot *sl, const srv_job *j) {
     for (int i = 0; i < sl->n_snaps; i++) {
         fp4rt_session_snapshot *sn = sl->snaps[i].snap;
         int n = fp4rt_session_snapshot_n_past(sn);
-        if (n <= best_n || (size_t)n + 2 > j->n_prompt) continue;
+        if (n <= best_n || (size_t)n + 2 > j->n_prompt || (size_t)n > j->image_at) continue;
         if (!memcmp(fp4rt_session_snapshot_tokens(sn), j->prompt, (size_t)n * sizeof(int32_t))) best = i, best_n = n;
     }
     return best;
@@ -60,7 +64,8 @@ static int best_snap(const srv_slot *sl, const srv_job *j) {
 static size_t reusable(const srv_slot *sl, const srv_job *j, int *snap) {
     *snap = -1;
     int held = fp4rt_session_n_past(sl->s);
-    if (held > 0 && (size_t)held < j->n_prompt &&
+    if (held > 0 && (size_t)held < j->n_prompt && (size_t)held <= j->image_at &&
+        (sl->image_at < 0 || held <= sl->image_at) &&
         !memcmp(fp4rt_session_tokens(sl->s), j->prompt, (size_t)held * sizeof(int32_t)))
         return (size_t)held;
     *snap = best_snap(sl, j);
@@ -166,13 +171,17 @@ static void run(srv *S, srv_slot *sl, srv_job *j) {
             skip = 0;
             st = FP4RT_OK;
         } else {
+            sl->image_at = -1; /* it holds text only now (snapshots are not taken past an image) */
             sl->snaps[snap].used = atomic_fetch_add(&S->seq, 1);
             pthread_mutex_lock(&S->metrics.mu);
             S->metrics.snapshot_hits++;
             pthread_mutex_unlock(&S->metrics.mu);
         }
     }
-    if (!skip) fp4rt_session_reset(sl->s);
+    if (!skip) {
+        fp4rt_session_reset(sl->s);
+        sl->image_at = -1;
+    }
     snaps_truncate(sl, (int)skip);
     j->n_cached = (int)skip;
     /* The prompt in pieces: up to each snapshot point (a snapshot there) and
@@ -180,11 +189,19 @@ static void run(srv *S, srv_slot *sl, srv_job *j) {
      * (disconnect, shutdown) waits for one chunk at most; the rest with the
      * last token's logits, then generation continues from them. */
     size_t pts[64];
-    int npts = snap_points(S, sl, j, skip, pts, 64), ip = 0;
+    int npts = j->mm ? 0 : snap_points(S, sl, j, skip, pts, 64), ip = 0;
     const int32_t *p = j->prompt + skip;
     size_t at = skip, chunk = (size_t)sl->s->sb.chunk;
     double t0 = now_s();
-    while (!st && !atomic_load(&j->cancel)) {
+    if (j->mm && !atomic_load(&j->cancel)) { /* with images: the rest in one call */
+        sl->image_at = (int)j->image_at;
+        st = fp4rt_session_eval_prompt_from(sl->s, j->mm, skip, sl->s->last_logits);
+        if (!st) {
+            at = j->n_prompt;
+            sl->s->have_logits = 1;
+        }
+    }
+    while (!j->mm && !st && !atomic_load(&j->cancel)) {
         size_t end = j->n_prompt;
         if (ip < npts) end = pts[ip];
         if (end - at > chunk) end = at + chunk;
@@ -217,6 +234,7 @@ static void run(srv *S, srv_slot *sl, srv_job *j) {
         srv_fail(&j->err, st == FP4RT_INVALID_ARGUMENT ? 400 : 500, NULL, "%s", fp4rt_last_error());
         j->failed = 1;
         fp4rt_session_reset(sl->s); /* its state after a failed step is unknown */
+        sl->image_at = -1;
         snaps_truncate(sl, 0);
     }
     srv_out_finish(j);
@@ -267,6 +285,7 @@ int srv_slots_start(srv *S) {
     for (int i = 0; i < S->n_slots; i++) {
         srv_slot *sl = &S->slots[i];
         sl->index = i;
+        sl->image_at = -1;
         pthread_cond_init(&sl->cv, NULL);
         sl->s = fp4rt_session_create(S->model, &S->p.session);
         if (!sl->s) return -1;

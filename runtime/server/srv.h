@@ -26,8 +26,11 @@ typedef struct srv_job {
     pthread_cond_t cv;
     int refs;              /* (mu) */
     srv_request req;
-    int32_t *prompt;       /* [n_prompt] the prompt's ids */
+    int32_t *prompt;       /* [n_prompt] the prompt's ids (images expanded) */
     size_t n_prompt;
+    fp4rt_prompt *mm;      /* the prompt with its images, or NULL (text) */
+    size_t image_at;       /* the index of its first image token (n_prompt: none); a slot
+                              reuses no state past it (same ids, maybe other images) */
     char id[48];           /* "chatcmpl-..." / "cmpl-..." */
     long created;          /* Unix seconds */
     const char *model_name;
@@ -97,6 +100,8 @@ typedef struct srv_slot {
     int started;
     pthread_cond_t cv;
     srv_job *job;       /* (srv.mu) the job to run, NULL when idle */
+    int image_at;       /* the session's first image token (its state past it is no
+                           one else's to reuse), -1: none */
     uint64_t last_used; /* (srv.mu) */
 } srv_slot;
 

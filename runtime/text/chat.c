@@ -9,6 +9,7 @@
  *
  * Thread safety: fp4rt_chat_format only reads its arguments; calls may run concurrently. */
 #include "runtime/text/tokenizer_internal.h"
+#include "runtime/text/chat_images.h"
 #include "runtime/text/chat_json.h"
 #include "runtime/base/common.h"
 
@@ -443,10 +444,18 @@ fp4rt_status fp4rt_chat_format(const fp4rt_chat_message *messages, size_t n,
     char **owned;
     size_t n_owned;
     fp4rt_status s = sanitize_messages(messages, n, &copy, &owned, &n_owned);
-    if (!s) s = chat_format_valid(copy ? copy : messages, n, params, out);
+    /* then the image marks before the contents of messages with images */
+    fp4rt_chat_message *icopy = NULL;
+    char **iowned = NULL;
+    size_t n_iowned = 0;
+    if (!s) s = fp4rt_chat_add_images(copy ? copy : messages, n, &icopy, &iowned, &n_iowned);
+    if (!s) s = chat_format_valid(icopy ? icopy : copy ? copy : messages, n, params, out);
     for (size_t i = 0; i < n_owned; i++) free(owned[i]);
+    for (size_t i = 0; i < n_iowned; i++) free(iowned[i]);
     free(owned);
     free(copy);
+    free(iowned);
+    free(icopy);
     return s;
 }
 

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define SYNTH_MAX_MERGES 400
-#define SYNTH_N_ADDED 9
+#define SYNTH_N_ADDED 13
 
 static const char k_sample[] =
     "The quick brown fox jumps over the lazy dog. It is a truth universally acknowledged that "
@@ -38,10 +38,13 @@ static const char k_sample[] =
     "if (error != NULL) { return error; } else { value = value + 1; }\n"
     "The number of tokens in the string is 12345, and the time is 10:30.\n";
 
-/* Qwen3's flags: the first three are special. */
+/* Qwen3's flags: the first three are special, then Qwen3.5's vision tokens (special,
+ * last, so the ids of the others do not move). */
 static const char *const k_added[SYNTH_N_ADDED] = {
     "<|endoftext|>", "<|im_start|>",    "<|im_end|>",        "<tool_call>", "</tool_call>",
-    "<tool_response>", "</tool_response>", "<think>", "</think>"};
+    "<tool_response>", "</tool_response>", "<think>", "</think>", "<|vision_start|>",
+    "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"};
+static int added_special(int i) { return i < 3 || i >= 9; }
 
 static const char k_qwen3_pattern[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"
@@ -194,7 +197,7 @@ static cJSON *tokenizer_json(const token *tok, int32_t (*merges)[2], int m, int 
     cJSON_AddNullToObject(root, "padding");
     cJSON *added = cJSON_AddArrayToObject(root, "added_tokens");
     for (int i = 0; i < SYNTH_N_ADDED; i++)
-        cJSON_AddItemToArray(added, added_json(first_added + i, k_added[i], i < 3, 1));
+        cJSON_AddItemToArray(added, added_json(first_added + i, k_added[i], added_special(i), 1));
     cJSON *norm = cJSON_AddObjectToObject(root, "normalizer");
     cJSON_AddStringToObject(norm, "type", "NFC");
     cJSON *pre = cJSON_AddObjectToObject(root, "pre_tokenizer");
@@ -249,7 +252,7 @@ static cJSON *config_json(int first_added) {
     for (int i = 0; i < SYNTH_N_ADDED; i++) {
         char key[16];
         snprintf(key, sizeof key, "%d", first_added + i);
-        cJSON_AddItemToObject(dec, key, added_json(0, k_added[i], i < 3, 0));
+        cJSON_AddItemToObject(dec, key, added_json(0, k_added[i], added_special(i), 0));
     }
     cJSON_AddNullToObject(root, "bos_token");
     cJSON_AddBoolToObject(root, "clean_up_tokenization_spaces", 0);
@@ -277,8 +280,8 @@ static fp4rt_status write_json(const char *dir, const char *name, cJSON *j) {
 fp4rt_status fp4rt_synth_tokenizer(const char *dir, int vocab_size) {
     if (!dir || vocab_size < 256 + SYNTH_N_ADDED)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
-                          "synth tokenizer: vocab_size %d is below 265 (256 bytes + 9 added tokens)",
-                          vocab_size);
+                          "synth tokenizer: vocab_size %d is below %d (256 bytes + %d added tokens)",
+                          vocab_size, 256 + SYNTH_N_ADDED, SYNTH_N_ADDED);
     int max_merges = FP4RT_MIN(SYNTH_MAX_MERGES, vocab_size - 256 - SYNTH_N_ADDED);
     token *tok = fp4rt_calloc(256 + SYNTH_MAX_MERGES, sizeof *tok, "synth tokenizer tokens");
     int32_t(*merges)[2] = fp4rt_calloc(SYNTH_MAX_MERGES, sizeof *merges, "synth tokenizer merges");

@@ -157,7 +157,7 @@ fp4rt_status fp4rt_image_config_load(const char *dir, fp4rt_image_config *cfg) {
     static const char *const names[] = {"preprocessor_config.json", "processor_config.json"};
     for (size_t i = 0; i < FP4RT_ARRAY_LEN(names); i++) {
         char *path = fp4rt_path_join(dir, names[i]);
-        if (!path) return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "%s: path", dir);
+        if (!path) return fp4rt_fail(FP4RT_OUT_OF_MEMORY, "%s: out of memory for the path of %s", dir, names[i]);
         FILE *f = fopen(path, "rb");
         if (!f) {
             free(path);

@@ -44,6 +44,30 @@ check "grep -q 'error: the message is [0-9]* tokens; the context holds 80 (--ctx
 n=$(answers "$tmp/c3.err")
 check "[ $n -ge 5 ] && tail -n 1 $tmp/c3.err | grep -q ' generated ('" "chat: goes on after errors ($n answers, the last message answered)"
 
+# images (issue 18): /image FILE goes with the next message; the next turn reuses the
+# held tokens (the image stays in the history, not encoded again); a missing file, a
+# directory, a file that is no image are said and the chat goes on; a model without a
+# vision tower refuses /image. Seed 7: the reply "C" renders back to the same ids.
+v=$tmp/tiny7
+check "$bin synth --config tiny --out $v --seed 7 >/dev/null" "synth tiny seed 7"
+printf '/image tests/fixtures/images/tiny.png\nDescribe.\nMore.\n/image /nonexistent.png\n/image tests/fixtures\n/image tests/fixtures/images/README.md\nand this?\n/image\nstill here\n' |
+    "$bin" chat --model "$v" -n 1 --think off --preserve-thinking >/dev/null 2>"$tmp/ci.err"
+rc=$?
+p1=$(sed -n 's/^fp4rt: \([0-9]*\) new prompt tokens.*/\1/p' "$tmp/ci.err" | sed -n 1p)
+p2=$(sed -n 's/^fp4rt: \([0-9]*\) new prompt tokens.*/\1/p' "$tmp/ci.err" | sed -n 2p)
+check "[ $rc -eq 0 ] && [ \$(answers $tmp/ci.err) -eq 3 ] && grep -q 'tiny.png attached to the next message (1 image)' $tmp/ci.err" \
+    "chat /image: rc=$rc $(tr '\n' ' ' <"$tmp/ci.err" | head -c 800)"
+check "[ -n '$p1' ] && [ -n '$p2' ] && [ '$p1' -gt 60 ] && [ '$p2' -lt 30 ]" "chat /image: turn 1 $p1 new tokens (the image's), turn 2 $p2 (reused)"
+check "grep -q '/nonexistent.png: not a readable file' $tmp/ci.err && grep -q 'tests/fixtures: is a directory' $tmp/ci.err" \
+    "chat /image: missing file, directory"
+check "grep -q 'error: tests/fixtures/images/README.md: not a PNG, JPEG, BMP or GIF file' $tmp/ci.err && grep -q 'the message was not sent' $tmp/ci.err" \
+    "chat /image: a file that is no image"
+check "grep -q 'fp4rt chat: /image FILE' $tmp/ci.err" "chat /image without a file"
+printf '/image tests/fixtures/images/tiny.png\nhi\n' | "$bin" chat --model models/qwen35-kjv-10m -n 1 >/dev/null 2>"$tmp/cj.err"
+rc=$?
+check "[ $rc -eq 0 ] && [ \$(answers $tmp/cj.err) -eq 1 ] && grep -q 'tiny.png: the model has no vision tower' $tmp/cj.err" \
+    "chat /image on a model without a vision tower: rc=$rc $(tr '\n' ' ' <"$tmp/cj.err" | head -c 400)"
+
 # no tokenizer.json: a start-up error naming the directory
 cp -r "$q" "$tmp/notok" && rm "$tmp/notok/tokenizer.json"
 "$bin" chat --model "$tmp/notok" </dev/null >/dev/null 2>"$tmp/c4.err"

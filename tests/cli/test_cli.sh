@@ -241,6 +241,26 @@ cp -r "$tmp/mixed" "$tmp/notok" && rm "$tmp/notok/tokenizer.json"
 expect_error 1 "no tokenizer.json" "$bin" run --model "$tmp/notok" --prompt "x"
 cp -r "$tmp/mixed" "$tmp/badtok" && echo '{"model": {"type": "Unigram"' >"$tmp/badtok/tokenizer.json"
 expect_error 1 "tokenizer.json" "$bin" run --model "$tmp/badtok" --prompt "x"
+# images (issue 18): run --image answers through the tiny model's vision tower; two
+# images take more tokens; every bad input is one line naming the file
+im=tests/fixtures/images
+$bin run --model "$m" --image $im/rgb.png --prompt "What is this?" --greedy -n 3 >/dev/null 2>"$tmp/img1"; rc=$?
+n1=$(sed -n 's/.*prompt \([0-9]*\) tokens.*/\1/p' "$tmp/img1")
+$bin run --model "$m" --image $im/rgb.png --image $im/gray.png --prompt "And these?" --greedy -n 3 >/dev/null 2>"$tmp/img2"; rc2=$?
+n2=$(sed -n 's/.*prompt \([0-9]*\) tokens.*/\1/p' "$tmp/img2")
+check "[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ -n '$n1' ] && [ -n '$n2' ] && [ '$n1' -gt 40 ] && [ '$n2' -gt \$(( $n1 + 40 )) ]" \
+    "run --image: rc $rc / $rc2, prompt $n1 / $n2 tokens: $(tail -n 1 "$tmp/img1")"
+expect_error 1 "$tmp/none.png: cannot open" "$bin" run --model "$m" --image "$tmp/none.png" --prompt "x" -n 1
+expect_error 1 "$im: is a directory" "$bin" run --model "$m" --image "$im" --prompt "x" -n 1
+expect_error 1 "$im/README.md: not a PNG, JPEG, BMP or GIF file" "$bin" run --model "$m" --image "$im/README.md" --prompt "x" -n 1
+expect_error 1 "$im/rgb.png: its " "$bin" run --model "$m" --image "$im/rgb.png" --prompt "x" -n 1 --ctx 40
+expect_error 1 "2 <|image_pad|> slots but 1 image was given" "$bin" run --model "$m" --raw --image "$im/rgb.png" \
+    --prompt "<|image_pad|> and <|image_pad|>" -n 1
+expect_error 1 "$im/gray.png: no <|image_pad|> left for it in the prompt (2 images, 1 <|image_pad|> slot)" "$bin" run \
+    --model "$m" --raw --image "$im/rgb.png" --image "$im/gray.png" --prompt "<|vision_start|><|image_pad|><|vision_end|>" -n 1
+expect_error 1 "$im/rgb.png: the model has no vision tower" "$bin" run --model models/qwen35-kjv-10m --image "$im/rgb.png" \
+    --prompt "x" -n 1
+expect_error 2 "--image needs --prompt" "$bin" run --model "$m" --image "$im/rgb.png" --tokens 1,2
 expect_error 1 "nonexistent/config.json: cannot open" "$bin" logits --model "$tmp/nonexistent" --tokens 1 --out "$tmp/x.bin"
 expect_error 1 "outside the vocabulary" "$bin" logits --model "$tmp/mixed" --tokens 1,512 --out "$tmp/x.bin"
 check "[ ! -e $tmp/x.bin ]" "no logits file after a failure"

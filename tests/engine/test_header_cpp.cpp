@@ -10,7 +10,7 @@ int main() {
     fails += std::strcmp(fp4rt_status_name(FP4RT_IO), "IO") != 0;
     fp4rt_session_params sp = fp4rt_session_default_params();
     fails += sp.n_ctx != 0 || sp.kv_type != FP4RT_KV_DEFAULT;
-    fp4rt_chat_message msg = {"user", "hi", nullptr, nullptr, 0};
+    fp4rt_chat_message msg = {"user", "hi", nullptr, nullptr, 0, nullptr, 0};
     fp4rt_chat_params cp = fp4rt_chat_default_params();
     char *text = nullptr;
     fails += fp4rt_chat_format(&msg, 1, &cp, &text) != FP4RT_OK;

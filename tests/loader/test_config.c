@@ -94,6 +94,8 @@ static void test_27b(void) {
     CHECK(c.lin_k_heads == 16 && c.lin_v_heads == 48 && c.lin_k_dim == 128 && c.lin_v_dim == 128);
     CHECK(c.conv_kernel == 4 && c.mtp_layers == 1 && c.max_positions == 262144);
     CHECK(c.rope_theta == 1e7 && c.partial_rotary == 0.25f && c.rotary_dim == 64);
+    CHECK(c.mrope_section[0] == 11 && c.mrope_section[1] == 11 && c.mrope_section[2] == 10 &&
+          c.mrope_interleaved == 1);
     CHECK(c.rms_eps == 1e-6f);
     CHECK(c.tie_embeddings == 0); /* text_config wins over the top level */
     CHECK(c.n_eos == 2 && c.eos[0] == 248044 && c.eos[1] == 248046);
@@ -128,6 +130,26 @@ static void test_27b(void) {
     st = parse_json(r, &c);
     CHECK_MSG(st == FP4RT_OK, "%s", fp4rt_last_error());
     CHECK(c.rope_theta == 5e6 && c.rotary_dim == 64);
+    /* M-RoPE: a given section is kept; absent, transformers' default [11, 11, 10] interleaved */
+    r = base_27b();
+    cJSON *rp = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "text_config"), "rope_parameters");
+    int sec[3] = {20, 6, 6};
+    cJSON_ReplaceItemInObject(rp, "mrope_section", cJSON_CreateIntArray(sec, 3));
+    CHECK(parse_json(r, &c) == FP4RT_OK && c.mrope_section[0] == 20 && c.mrope_section[1] == 6 &&
+          c.mrope_section[2] == 6 && c.mrope_interleaved == 1);
+    r = base_27b();
+    rp = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "text_config"), "rope_parameters");
+    cJSON_DeleteItemFromObject(rp, "mrope_section");
+    cJSON_DeleteItemFromObject(rp, "mrope_interleaved");
+    CHECK(parse_json(r, &c) == FP4RT_OK && c.mrope_section[0] == 11 && c.mrope_section[2] == 10 &&
+          c.mrope_interleaved == 1);
+    /* the chunked layout is fine while only t has slots (it is then plain RoPE) */
+    r = base_27b();
+    rp = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "text_config"), "rope_parameters");
+    int tonly[3] = {32, 0, 0};
+    cJSON_ReplaceItemInObject(rp, "mrope_section", cJSON_CreateIntArray(tonly, 3));
+    cJSON_ReplaceItemInObject(rp, "mrope_interleaved", cJSON_CreateFalse());
+    CHECK(parse_json(r, &c) == FP4RT_OK && c.mrope_interleaved == 0 && c.mrope_section[0] == 32);
 }
 
 static void test_small(void) {
@@ -214,6 +236,20 @@ static void test_errors(void) {
     rp = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "text_config"), "rope_parameters");
     cJSON_ReplaceItemInObject(rp, "rope_type", cJSON_CreateString("yarn"));
     EXPECT(r, FP4RT_UNSUPPORTED, "yarn");
+    r = base_27b();
+    rp = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "text_config"), "rope_parameters");
+    cJSON_ReplaceItemInObject(rp, "mrope_interleaved", cJSON_CreateFalse());
+    EXPECT(r, FP4RT_UNSUPPORTED, "rope_parameters.mrope_interleaved");
+    r = base_27b();
+    rp = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "text_config"), "rope_parameters");
+    int big[3] = {11, 11, 11}; /* 33 slots > 64 / 2 */
+    cJSON_ReplaceItemInObject(rp, "mrope_section", cJSON_CreateIntArray(big, 3));
+    EXPECT(r, FP4RT_FORMAT, "rope_parameters.mrope_section");
+    r = base_27b();
+    rp = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "text_config"), "rope_parameters");
+    int two[2] = {11, 11};
+    cJSON_ReplaceItemInObject(rp, "mrope_section", cJSON_CreateIntArray(two, 2));
+    EXPECT(r, FP4RT_FORMAT, "rope_parameters.mrope_section");
     EXPECT(tc_del(base_27b(), "linear_conv_kernel_dim"), FP4RT_FORMAT,
            "text_config.linear_conv_kernel_dim");
     r = base_27b();

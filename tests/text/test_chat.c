@@ -413,8 +413,47 @@ static void test_alloc_failure(void) {
     }
 }
 
+/* Images: the marks before the content, as transformers renders the Qwen3.6 template for
+ * content lists [image, ..., text] (goldens rendered with render_jinja_template from the
+ * real template); a system message with images and images NULL are refused. */
+static void test_images(void) {
+    fp4rt_image_input im[2] = {{"a.png", NULL, 0}, {NULL, "x", 1}};
+    fp4rt_chat_message m[4] = {
+        {.role = "system", .content = "S"},
+        {.role = "user", .content = " Describe both.  ", .images = im, .n_images = 2},
+        {.role = "assistant", .content = "A cat and a dog."},
+        {.role = "user", .content = "And this?", .images = im, .n_images = 1},
+    };
+    char *out = NULL;
+    CHECK_MSG(fp4rt_chat_format(m, 4, NULL, &out) == FP4RT_OK, "%s", fp4rt_last_error());
+    const char *want =
+        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>"
+        "<|vision_start|><|image_pad|><|vision_end|> Describe both.<|im_end|>\n<|im_start|>assistant\nA cat and a "
+        "dog.<|im_end|>\n<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>And this?<|im_end|>\n"
+        "<|im_start|>assistant\n<think>\n";
+    CHECK_MSG(out && !strcmp(out, want), "images: got %s", out ? out : "(null)");
+    fp4rt_free(out);
+    fp4rt_chat_message only = {.role = "user", .images = im, .n_images = 1};
+    fp4rt_chat_params cp = fp4rt_chat_default_params();
+    cp.thinking = FP4RT_THINKING_OFF;
+    out = NULL;
+    CHECK(fp4rt_chat_format(&only, 1, &cp, &out) == FP4RT_OK);
+    CHECK_MSG(out && !strcmp(out, "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|><|im_end|>\n"
+                                  "<|im_start|>assistant\n<think>\n\n</think>\n\n"),
+              "image only: got %s", out ? out : "(null)");
+    fp4rt_free(out);
+    fp4rt_chat_message sys[2] = {{.role = "system", .content = "S", .images = im, .n_images = 1},
+                                 {.role = "user", .content = "hi"}};
+    CHECK(fp4rt_chat_format(sys, 2, NULL, &out) == FP4RT_INVALID_ARGUMENT &&
+          strstr(fp4rt_last_error(), "chat message 0: a system message cannot contain images"));
+    fp4rt_chat_message nul = {.role = "user", .content = "hi", .n_images = 1};
+    CHECK(fp4rt_chat_format(&nul, 1, NULL, &out) == FP4RT_INVALID_ARGUMENT &&
+          strstr(fp4rt_last_error(), "chat message 0: images is NULL"));
+}
+
 int main(void) {
     test_goldens();
+    test_images();
     test_bad_input();
     test_json_numbers();
     test_alloc_failure();

@@ -574,13 +574,15 @@ static void test_units(void) {
     if (st) return;
     char good[600];
     snprintf(good, sizeof good, "%s/tokenizer.json", dir);
-    /* contiguous ids: 256 bytes, the merges, then the 9 added tokens */
-    int32_t first = (int32_t)fp4rt_tokenizer_n_vocab(t) - 9;
-    CHECK(first > 256 + 100 && first + 9 <= 512);
+    /* contiguous ids: 256 bytes, the merges, then the 13 added tokens (the vision ones last) */
+    int32_t first = (int32_t)fp4rt_tokenizer_n_vocab(t) - 13;
+    CHECK(first > 256 + 100 && first + 13 <= 512);
     CHECK_EQ_INT(fp4rt_tokenizer_find(t, "<|endoftext|>"), first);
     CHECK_EQ_INT(fp4rt_tokenizer_find(t, "<|im_end|>"), first + 2);
     CHECK_EQ_INT(fp4rt_tokenizer_find(t, "</think>"), first + 8);
+    CHECK_EQ_INT(fp4rt_tokenizer_find(t, "<|image_pad|>"), first + 11);
     CHECK(fp4rt_tokenizer_is_special(t, first + 2) && !fp4rt_tokenizer_is_special(t, first + 7));
+    CHECK(fp4rt_tokenizer_is_special(t, first + 9) && fp4rt_tokenizer_is_special(t, first + 11));
     CHECK(fp4rt_tokenizer_find(t, "\xc4\xa0the") > 255); /* "Ġthe" was learnt */
 
     /* empty text: zero ids; round trips */

@@ -138,8 +138,11 @@ static void test_tiny(void) {
     CHECK(loaded.head_dim == 32 && loaded.rotary_dim == 8 && loaded.lin_k_heads == 2);
     CHECK(loaded.lin_v_heads == 6 && loaded.lin_k_dim == 32 && loaded.lin_v_dim == 32);
     CHECK(loaded.conv_kernel == 4 && !loaded.tie_embeddings && loaded.rms_eps == 1e-6f);
-    /* stop ids: the synthesized tokenizer's <|im_end|> (vocab - 7) and <|endoftext|> (vocab - 9) */
-    CHECK(loaded.rope_theta == 1e7 && loaded.n_eos == 2 && loaded.eos[0] == 505 && loaded.eos[1] == 503);
+    /* stop ids: the synthesized tokenizer's <|im_end|> (vocab - 11) and <|endoftext|> (vocab - 13) */
+    CHECK(loaded.rope_theta == 1e7 && loaded.n_eos == 2 && loaded.eos[0] == 501 && loaded.eos[1] == 499);
+    /* its vision tokens, which config.json names (vocab - 4 .. vocab - 1) */
+    CHECK(loaded.vision_start_token_id == 508 && loaded.vision_end_token_id == 509 &&
+          loaded.image_token_id == 510 && loaded.video_token_id == 511);
     CHECK(loaded.attn_output_gate == 1);
     CHECK(!memcmp(loaded.layer_kind, c.layer_kind, sizeof c.layer_kind));
     /* the vision tower's config round trip, and preprocessor_config.json */
