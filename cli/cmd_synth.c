@@ -67,6 +67,7 @@ int fp4rt_cmd_synth(int argc, char **argv) {
     }
     n += n_mtp;
     free(specs);
+    specs = NULL;
     size_t n_vis = cfg.nested ? fp4rt_schema_vision_tensors(&cfg, &specs) : 0;
     uint64_t vparams = 0;
     for (size_t i = 0; i < n_vis; i++) {

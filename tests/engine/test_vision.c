@@ -203,7 +203,12 @@ static void test_bad_shape(const char *dir) {
     fp4rt_model_free(m);
 
     /* a text-only model (no vision_config): loads, has no vision, encode refuses */
-    m = load("tests/fixtures/tiny-bf16", "cpu");
+    fp4rt_config tc;
+    CHECK(fp4rt_config_preset("tiny", 0, &tc) == FP4RT_OK);
+    tc.vision.depth = 0;
+    const char *text_only = test_tmp_path("text-only");
+    CHECK(fp4rt_synth(&tc, text_only, 0, 0, 0) == FP4RT_OK);
+    m = load(text_only, "cpu");
     if (!m) return;
     CHECK(!fp4rt_model_has_vision(m));
     fp4rt_image_patches ip = {.grid_t = 1, .grid_h = 2, .grid_w = 2, .n_patches = 4, .patch_dim = 1536};
