@@ -243,6 +243,8 @@ int fp4rt_json_prefix_feed(fp4rt_json_prefix *j, const void *s, size_t n) {
 
 int fp4rt_json_prefix_done(const fp4rt_json_prefix *j) { return j->st == S_DONE; }
 
+int fp4rt_json_prefix_in_string(const fp4rt_json_prefix *j) { return j->st == S_STR || j->st == S_ESC || j->st == S_HEX; }
+
 int fp4rt_json_prefix_in_plain_string(const fp4rt_json_prefix *j) { return j->st == S_STR && !j->u8need; }
 
 size_t fp4rt_json_prefix_close(const fp4rt_json_prefix *j, char *out, size_t cap) {

@@ -40,6 +40,8 @@ int fp4rt_json_prefix_done(const fp4rt_json_prefix *j);
 /* 1 when the state is inside a string with no escape or UTF-8 character
  * pending: any UTF-8 text without '"', '\\' or control bytes keeps it so. */
 int fp4rt_json_prefix_in_plain_string(const fp4rt_json_prefix *j);
+/* 1 when the state is inside a string (key or value, escapes included). */
+int fp4rt_json_prefix_in_string(const fp4rt_json_prefix *j);
 /* Writes the shortest text that completes the document (a missing value is
  * null, a missing key "", an open escape \n, an unfinished number gets a 0),
  * NUL-terminated, into out[cap]; returns its length (cap >= 3 *
