@@ -207,8 +207,8 @@ static void run(srv *S, srv_slot *sl, srv_job *j) {
     srv_force force;
     int forcing = 0;
     if (!st && j->req.tool_force) { /* tool_choice required / named: toolforce.h */
-        if (!S->force_tab || srv_force_init(&force, S->force_tab, S->model, (srv_force_mode)j->req.tool_force,
-                                            j->req.tools, j->req.tool_name, j->req.gp.reasoning_open))
+        if (!S->force_tab || srv_force_init(&force, S->force_tab, (srv_force_mode)j->req.tool_force, j->req.tools,
+                                            j->req.tool_name, j->req.gp.reasoning_open ? S->model->think_close : -1))
             st = FP4RT_UNSUPPORTED;
         else {
             forcing = 1;

@@ -19,11 +19,12 @@ struct srv_force_table {
     int n_vocab;
     const fp4rt_tokenizer *tok;
     uint8_t *cls;        /* [n_vocab] C_USE: may appear in a call (has bytes; not special, end-of-generation or a
-                            think token); C_PLAIN: also plain string content (complete UTF-8, no '"', '\\', '>' or
-                            control bytes): accepted inside a string, leaving it as it was */
+                            think token); C_PLAIN: also plain string content (complete UTF-8, no '"', '\\' or
+                            control bytes, no way to end "</tool_call>": may_close_tag): accepted inside a
+                            string, leaving it as it was */
     uint8_t *reason;     /* [n_vocab] the reasoning's mask: ids with a token, no end-of-generation id */
-    int32_t *by_first;   /* C_USE ids ordered by first byte; those with first byte b at [first[b], first[b + 1]) */
-    int first[257];
+    int32_t *by_first;   /* C_USE ids ordered by key (first_key); those with key k at [first[k], first[k + 1]) */
+    int first[513];
     int32_t *slow;       /* C_USE ids that are not C_PLAIN */
     int n_slow;
 };
@@ -34,9 +35,28 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int is_eos(const fp4rt_model *m, int32_t id) {
-    for (int i = 0; i < m->n_eos; i++)
-        if (m->eos[i] == id) return 1;
+static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* A token's bucket: its first byte b (0 .. 255), or 256 + c for white space
+ * then the byte c. Outside strings every white-space byte acts as ' ', and
+ * inside a string (after a backslash, within a UTF-8 character: the states
+ * the buckets serve) none is accepted, so a state accepts a token of bucket
+ * 256 + c only if it accepts ' ' then c. */
+static int first_key(const char *b, size_t n) {
+    size_t i = 0;
+    while (i < n && is_ws(b[i])) i++;
+    return i == 0 || i == n ? (uint8_t)b[0] : 256 + (uint8_t)b[i];
+}
+
+/* 1 when text ending in b[0, n) could contain "</tool_call>" ending within
+ * b: b contains it, or a prefix of b that ends at a '>' is a suffix of it. */
+static int may_close_tag(const char *b, size_t n) {
+    size_t c = sizeof k_close_tag - 1;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] != '>') continue;
+        size_t k = i + 1; /* b[0, k) against the tag's last k bytes, or the tag inside b */
+        if (k <= c ? !memcmp(b, k_close_tag + c - k, k) : !memcmp(b + k - c, k_close_tag, c)) return 1;
+    }
     return 0;
 }
 
@@ -49,42 +69,57 @@ srv_force_table *srv_force_table_new(const fp4rt_model *m) {
         fp4rt_fail(FP4RT_UNSUPPORTED, "the model has no tokenizer.json: no forced tool calls");
         return NULL;
     }
+    int32_t skip[FP4RT_MAX_STOP_IDS + 2];
+    int n_skip = 0;
+    for (int i = 0; i < m->n_eos; i++) skip[n_skip++] = m->eos[i];
+    return srv_force_table_build(m->tokenizer, fp4rt_model_n_vocab(m), m->valid_ids, skip, n_skip, m->think_open,
+                                 m->think_close);
+}
+
+static int listed(const int32_t *ids, int n, int32_t id) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] == id) return 1;
+    return 0;
+}
+
+srv_force_table *srv_force_table_build(const fp4rt_tokenizer *tok, int n, const uint8_t *valid, const int32_t *eos,
+                                       int n_eos, int32_t think_open, int32_t think_close) {
     srv_force_table *t = calloc(1, sizeof *t);
-    int n = fp4rt_model_n_vocab(m);
     if (!t) goto oom;
     t->n_vocab = n;
-    t->tok = m->tokenizer;
+    t->tok = tok;
     t->cls = calloc((size_t)n, 1);
     t->reason = calloc((size_t)n, 1);
     t->by_first = malloc((size_t)n * sizeof *t->by_first);
     t->slow = malloc((size_t)n * sizeof *t->slow);
     if (!t->cls || !t->reason || !t->by_first || !t->slow) goto oom;
-    int count[256] = {0};
+    int count[512] = {0};
     for (int32_t id = 0; id < n; id++) {
-        if (!m->valid_ids[id]) continue;
-        t->reason[id] = !is_eos(m, id);
+        if (valid ? !valid[id] : !fp4rt_tokenizer_has_id(tok, id)) continue;
+        t->reason[id] = !listed(eos, n_eos, id);
         size_t len;
         const char *b = tok_bytes(t, id, &len);
-        if (!b || !len || !t->reason[id] || fp4rt_tokenizer_is_special(m->tokenizer, id) || id == m->think_open ||
-            id == m->think_close)
+        if (!b || !len || !t->reason[id] || fp4rt_tokenizer_is_special(tok, id) || id == think_open ||
+            id == think_close)
             continue;
         t->cls[id] = C_USE;
         fp4rt_json_prefix js;
         fp4rt_json_prefix_init(&js, 0);
         if (fp4rt_json_prefix_byte(&js, '"') && fp4rt_json_prefix_feed(&js, b, len) &&
-            fp4rt_json_prefix_in_plain_string(&js) && !memchr(b, '>', len))
+            fp4rt_json_prefix_in_plain_string(&js) && !may_close_tag(b, len))
             t->cls[id] |= C_PLAIN;
         else t->slow[t->n_slow++] = id;
-        count[(uint8_t)b[0]]++;
+        count[first_key(b, len)]++;
     }
     t->first[0] = 0;
-    for (int b = 0; b < 256; b++) t->first[b + 1] = t->first[b] + count[b];
-    int at[256];
+    for (int k = 0; k < 512; k++) t->first[k + 1] = t->first[k] + count[k];
+    int at[512];
     memcpy(at, t->first, sizeof at);
     for (int32_t id = 0; id < n; id++)
         if (t->cls[id] & C_USE) {
             size_t len;
-            t->by_first[at[(uint8_t)tok_bytes(t, id, &len)[0]]++] = id;
+            const char *b = tok_bytes(t, id, &len);
+            t->by_first[at[first_key(b, len)]++] = id;
         }
     return t;
 oom:
@@ -136,7 +171,7 @@ static int set_forced(srv_force *f, const char *text) {
     free(f->forced);
     f->forced = NULL;
     f->n_forced = f->at = 0;
-    fp4rt_status st = fp4rt_tokenizer_encode(f->m->tokenizer, text, strlen(text), &f->forced, &f->n_forced);
+    fp4rt_status st = fp4rt_tokenizer_encode(f->t->tok, text, strlen(text), &f->forced, &f->n_forced);
     if (st || !f->n_forced) return -1;
     return 0;
 }
@@ -150,9 +185,9 @@ static int args_ok(const srv_force *f, int32_t id) {
     fp4rt_json_prefix js = f->js;
     if (!fp4rt_json_prefix_feed(&js, b, n)) return 0;
     size_t ws = 0;
-    while (ws < n && (b[ws] == ' ' || b[ws] == '\t' || b[ws] == '\n' || b[ws] == '\r')) ws++;
+    while (ws < n && is_ws(b[ws])) ws++;
     if (ws == n && !fp4rt_json_prefix_in_string(&f->js)) return 0; /* white space only: no progress, refused */
-    if (memchr(b, '>', n)) { /* may complete "</tool_call>", which would end the block early */
+    if (may_close_tag(b, n)) { /* may complete "</tool_call>", which would end the block early */
         char buf[16 + 256];
         size_t k = n < 256 ? n : 256;
         memcpy(buf, f->tail, f->tail_n);
@@ -173,11 +208,13 @@ static int mask_args(srv_force *f) {
         for (int i = 0; i < t->n_slow; i++) any |= f->mask[t->slow[i]] = (uint8_t)args_ok(f, t->slow[i]);
         return any;
     }
-    for (int b = 0; b < 256; b++) {
-        if (t->first[b] == t->first[b + 1]) continue;
-        fp4rt_json_prefix js = f->js;
-        if (!fp4rt_json_prefix_byte(&js, (uint8_t)b)) continue; /* no token starting with b fits */
-        for (int i = t->first[b]; i < t->first[b + 1]; i++) any |= f->mask[t->by_first[i]] = (uint8_t)args_ok(f, t->by_first[i]);
+    fp4rt_json_prefix after_ws = f->js;
+    int ws_ok = fp4rt_json_prefix_byte(&after_ws, ' ');
+    for (int k = 0; k < 512; k++) {
+        if (t->first[k] == t->first[k + 1]) continue;
+        fp4rt_json_prefix js = k < 256 ? f->js : after_ws;
+        if ((k >= 256 && !ws_ok) || !fp4rt_json_prefix_byte(&js, (uint8_t)k)) continue; /* no token of k fits */
+        for (int i = t->first[k]; i < t->first[k + 1]; i++) any |= f->mask[t->by_first[i]] = (uint8_t)args_ok(f, t->by_first[i]);
     }
     return any;
 }
@@ -197,14 +234,15 @@ static int mask_name(srv_force *f) {
     }
     uint8_t firsts[256] = {0};
     for (int k = 0; k < nt; k++) firsts[(uint8_t)targets[k][f->name_n]] = 1;
-    for (int b = 0; b < 256; b++) {
-        if (!firsts[b]) continue;
-        for (int i = t->first[b]; i < t->first[b + 1]; i++) {
+    int ws = firsts[' '] || firsts['\t'] || firsts['\n'] || firsts['\r'];
+    for (int k = 0; k < 512; k++) { /* buckets 256 + c start with white space */
+        if (k < 256 ? !firsts[k] : !ws) continue;
+        for (int i = t->first[k]; i < t->first[k + 1]; i++) {
             int32_t id = t->by_first[i];
             size_t n;
             const char *s = tok_bytes(t, id, &n);
-            for (int k = 0; k < nt; k++)
-                if (f->name_n + n <= strlen(targets[k]) && !memcmp(targets[k] + f->name_n, s, n)) {
+            for (int g = 0; g < nt; g++)
+                if (f->name_n + n <= strlen(targets[g]) && !memcmp(targets[g] + f->name_n, s, n)) {
                     any = f->mask[id] = 1;
                     break;
                 }
@@ -250,7 +288,7 @@ static void accept(void *user, int32_t id) {
     const char *b;
     switch (f->phase) {
     case P_REASON:
-        if (id == f->m->think_close) f->phase = P_PREFIX;
+        if (id == f->think_close) f->phase = P_PREFIX;
         break;
     case P_PREFIX:
     case P_PREFIX2:
@@ -280,14 +318,14 @@ static void accept(void *user, int32_t id) {
     }
 }
 
-int srv_force_init(srv_force *f, const srv_force_table *t, const fp4rt_model *m, srv_force_mode mode,
-                   const cJSON *tools, const char *name, int reasoning_open) {
+int srv_force_init(srv_force *f, const srv_force_table *t, srv_force_mode mode, const cJSON *tools, const char *name,
+                   int32_t think_close) {
     memset(f, 0, sizeof *f);
     f->t = t;
-    f->m = m;
+    f->think_close = think_close;
     f->mode = mode;
     f->tools = tools;
-    f->phase = reasoning_open && m->think_close >= 0 ? P_REASON : P_PREFIX;
+    f->phase = think_close >= 0 ? P_REASON : P_PREFIX;
     fp4rt_json_prefix_init(&f->js, 1);
     f->con = (fp4rt_constraint){next, accept, f};
     f->mask = malloc((size_t)t->n_vocab);
@@ -356,4 +394,26 @@ char *srv_force_close(const srv_force *f) {
     memcpy(out + o, "}\n</tool_call>", 14), o += 14;
     out[o] = 0;
     return out;
+}
+
+int srv_force_args_at(srv_force *f, const char *text) {
+    f->phase = P_ARGS;
+    f->started = 1;
+    f->n_args = 0;
+    f->tail_n = 0;
+    fp4rt_json_prefix_init(&f->js, 1);
+    size_t n = strlen(text);
+    if (!fp4rt_json_prefix_feed(&f->js, text, n)) return -1;
+    size_t k = n < sizeof k_close_tag - 2 ? n : sizeof k_close_tag - 2;
+    memcpy(f->tail, text + n - k, k);
+    f->tail_n = k;
+    return 0;
+}
+
+const uint8_t *srv_force_args_mask(srv_force *f) {
+    double t0 = now_s();
+    int any = mask_args(f);
+    f->n_masks++;
+    f->mask_seconds += now_s() - t0;
+    return any ? f->mask : NULL;
 }

@@ -22,6 +22,7 @@
 
 #include "fp4rt.h"
 #include "runtime/text/json_prefix.h"
+#include "runtime/text/tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -35,6 +36,11 @@ typedef struct srv_force_table srv_force_table;
 
 /* NULL (and the last error set) when the model has no tokenizer or out of memory. */
 srv_force_table *srv_force_table_new(const fp4rt_model *m);
+/* The same from a tokenizer: ids [0, n_vocab) with valid[id] != 0 (NULL: the
+ * tokenizer's ids); eos: the end-of-generation ids; think_open / think_close:
+ * the think tokens' ids (-1: none). */
+srv_force_table *srv_force_table_build(const fp4rt_tokenizer *tok, int n_vocab, const uint8_t *valid,
+                                       const int32_t *eos, int n_eos, int32_t think_open, int32_t think_close);
 void srv_force_table_free(srv_force_table *t);
 
 typedef enum srv_force_mode { SRV_FORCE_NONE = 0, SRV_FORCE_REQUIRED = 1, SRV_FORCE_NAMED = 2 } srv_force_mode;
@@ -42,7 +48,7 @@ typedef enum srv_force_mode { SRV_FORCE_NONE = 0, SRV_FORCE_REQUIRED = 1, SRV_FO
 /* One generation's constraint state. */
 typedef struct srv_force {
     const srv_force_table *t;
-    const fp4rt_model *m;
+    int32_t think_close; /* -1: no reasoning first */
     srv_force_mode mode;
     const cJSON *tools; /* the request's tools (names for required) */
     int phase;          /* toolforce.c */
@@ -62,14 +68,21 @@ typedef struct srv_force {
 } srv_force;
 
 /* Sets f up (f->con is the constraint to pass in fp4rt_generate_params).
- * name: the function for SRV_FORCE_NAMED. reasoning_open: the output starts
- * inside <think>. Returns 0, or -1 with the last error set (out of memory, a
- * forced text that does not tokenize). */
-int srv_force_init(srv_force *f, const srv_force_table *t, const fp4rt_model *m, srv_force_mode mode,
-                   const cJSON *tools, const char *name, int reasoning_open);
+ * name: the function for SRV_FORCE_NAMED. think_close: when the output starts
+ * inside <think>, the id of </think> (the call follows it), else -1. Returns 0,
+ * or -1 with the last error set (out of memory, a forced text that does not
+ * tokenize). */
+int srv_force_init(srv_force *f, const srv_force_table *t, srv_force_mode mode, const cJSON *tools, const char *name,
+                   int32_t think_close);
 void srv_force_free(srv_force *f);
 /* The text that closes the call after the generation ended, NUL-terminated
  * (malloc'ed); NULL when the call never started (or out of memory). */
 char *srv_force_close(const srv_force *f);
+
+/* Tests and benchmarks: f in the arguments phase with text (accepted JSON
+ * prefix) written so far; -1 when text is not one. Then the mask of the
+ * tokens that may follow (NULL: none), timed into n_masks / mask_seconds. */
+int srv_force_args_at(srv_force *f, const char *text);
+const uint8_t *srv_force_args_mask(srv_force *f);
 
 #endif
