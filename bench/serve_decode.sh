@@ -8,6 +8,10 @@
 # last; the engine's own (/metrics) is shown beside it. Prints a row per round
 # and the median of the per-round ratios (server / run): the machine being
 # shared, rounds are short and alternate so that both see the same load.
+# Beside the wall-clock figures, CPU time per decoded token (user + system),
+# which another process's load disturbs far less: `fp4rt run`'s process
+# (minus a 1-token run's, for loading and prefill) and the server process's
+# over the request (every thread: the slot, the pool, the HTTP connection).
 # Usage: bench/serve_decode.sh [fp4rt binary] [model dir] [tokens] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +26,17 @@ serve_model=${2:-models/qwen35-kjv-10m}
 trap 'if [ -n "${spid:-}" ]; then kill -TERM "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; fi; rm -rf "$tmp"' EXIT
 serve_start decode --parallel 1
 echo "model $serve_model, greedy, prompt \"$prompt\", $n tokens, $rounds rounds; $(grep -o 'device .*' "$slog" | head -n 1)"
-echo "| round | fp4rt run decode tok/s | serve, client-side tok/s | serve, engine tok/s | serve / run |"
-echo "|---|---|---|---|---|"
-ratios=()
+# CPU seconds (user + system) of a command, its stderr in $tmp/err
+cpu_of() { /usr/bin/time -f "cpu %U %S" "$@" 2>"$tmp/err" >/dev/null; awk '/^cpu /{print $2 + $3}' "$tmp/err"; }
+srv_cpu() { awk '{print ($14 + $15) / 100}' "/proc/$spid/stat"; } # clock ticks: 100 per second on Linux
+base_cpu=$(for _ in 1 2 3; do cpu_of "$bin" run --model "$serve_model" --raw --greedy --prompt "$prompt" -n 1; done | sort -g | sed -n 2p)
+echo "| round | fp4rt run decode tok/s | serve, client-side tok/s | serve, engine tok/s | serve / run | run CPU ms/token | serve CPU ms/token | CPU serve / run |"
+echo "|---|---|---|---|---|---|---|---|"
+ratios=() cpu_ratios=()
 for r in $(seq "$rounds"); do
-    run=$("$bin" run --model "$serve_model" --raw --greedy --prompt "$prompt" -n "$n" 2>&1 >/dev/null |
-        sed -n 's/.*decode \([0-9.]*\) tokens\/s.*/\1/p')
+    run_cpu=$(cpu_of "$bin" run --model "$serve_model" --raw --greedy --prompt "$prompt" -n "$n")
+    run=$(sed -n 's/.*decode \([0-9.]*\) tokens\/s.*/\1/p' "$tmp/err")
+    c0=$(srv_cpu)
     read -r client engine < <(python3 - "$port" "$prompt" "$n" <<'PY'
 import json, sys, time, urllib.request
 port, prompt, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -44,9 +53,15 @@ eng = [l.split()[1] for l in m.splitlines() if l.startswith("fp4rt_decode_tokens
 print(f"{(len(times) - 1) / (times[-1] - times[0]):.2f} {float(eng):.2f}")
 PY
     )
-    ratio=$(python3 -c "print(f'{$client / $run:.3f}')")
-    echo "| $r | $run | $client | $engine | $ratio |"
-    ratios+=("$ratio")
+    c1=$(srv_cpu)
+    read -r ratio rc sc cr < <(python3 -c "
+rc = ($run_cpu - $base_cpu) / ($n - 1) * 1e3
+sc = ($c1 - $c0) / $n * 1e3
+print(f'{$client / $run:.3f} {rc:.3f} {sc:.3f} {sc / rc if rc > 0 else 0:.3f}')")
+    echo "| $r | $run | $client | $engine | $ratio | $rc | $sc | $cr |"
+    ratios+=("$ratio") cpu_ratios+=("$cr")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
-echo "median serve / run: $(median "${ratios[@]}") (min $(printf '%s\n' "${ratios[@]}" | sort -g | head -n 1), max $(printf '%s\n' "${ratios[@]}" | sort -g | tail -n 1))"
+range() { echo "min $(printf '%s\n' "$@" | sort -g | head -n 1), max $(printf '%s\n' "$@" | sort -g | tail -n 1)"; }
+echo "median serve / run, decode tok/s: $(median "${ratios[@]}") ($(range "${ratios[@]}"))"
+echo "median serve / run, CPU per token: $(median "${cpu_ratios[@]}") ($(range "${cpu_ratios[@]}")); load average $(cut -d' ' -f1-3 /proc/loadavg)"
