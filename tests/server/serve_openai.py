@@ -217,7 +217,7 @@ def tools(base, key):
     msgs = [{"role": "user", "content": "What is the weather in Paris for two days?"}]
     names = {t["function"]["name"] for t in TOOLS2}
     # required, greedy and sampled: a call of one of the tools, arguments a JSON object
-    for i, (temp, n) in enumerate([(0, 48), (1.0, 48), (1.0, 200), (0.7, 7), (1.0, 3)]):
+    for i, (temp, n) in enumerate([(0, 48), (1.0, 48), (1.0, 96), (0.7, 7), (1.0, 3)]):
         kw = dict(messages=msgs, tools=TOOLS2, tool_choice="required", max_tokens=n, temperature=temp, seed=i,
                   extra_body=NO_THINK)
         r = c.chat.completions.create(model="m", **kw)
@@ -241,7 +241,7 @@ def tools(base, key):
                                   temperature=0)
     check(r.choices[0].finish_reason == "length" and not r.choices[0].message.tool_calls,
           f"thinking, 4 tokens: {r}")
-    r = c.chat.completions.create(model="m", messages=msgs, tools=TOOLS2, tool_choice="required", max_tokens=300,
+    r = c.chat.completions.create(model="m", messages=msgs, tools=TOOLS2, tool_choice="required", max_tokens=120,
                                   temperature=0.8, seed=1)
     if r.choices[0].finish_reason != "length":  # the reasoning ended within the budget
         name, _ = call_of(r)
