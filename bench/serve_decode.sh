@@ -11,7 +11,8 @@
 # Beside the wall-clock figures, CPU time per decoded token (user + system),
 # which another process's load disturbs far less: `fp4rt run`'s process
 # (minus a 1-token run's, for loading and prefill) and the server process's
-# over the request (every thread: the slot, the pool, the HTTP connection).
+# over the request (every thread: the slot, the pool, the HTTP connection;
+# minus a 1-token request's, for the prefill).
 # Usage: bench/serve_decode.sh [fp4rt binary] [model dir] [tokens] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,14 @@ echo "model $serve_model, greedy, prompt \"$prompt\", $n tokens, $rounds rounds;
 cpu_of() { /usr/bin/time -f "cpu %U %S" "$@" 2>"$tmp/err" >/dev/null; awk '/^cpu /{print $2 + $3}' "$tmp/err"; }
 srv_cpu() { awk '{print ($14 + $15) / 100}' "/proc/$spid/stat"; } # clock ticks: 100 per second on Linux
 base_cpu=$(for _ in 1 2 3; do cpu_of "$bin" run --model "$serve_model" --raw --greedy --prompt "$prompt" -n 1; done | sort -g | sed -n 2p)
+one_req() { # the server's CPU seconds for a 1-token request of the prompt
+    local a b
+    a=$(srv_cpu)
+    curl -s "$base/v1/completions" -d "{\"prompt\": \"$prompt\", \"max_tokens\": 1, \"temperature\": 0}" >/dev/null
+    b=$(srv_cpu)
+    python3 -c "print($b - $a)"
+}
+srv_base=$(for _ in 1 2 3; do one_req; done | sort -g | sed -n 2p)
 echo "| round | fp4rt run decode tok/s | serve, client-side tok/s | serve, engine tok/s | serve / run | run CPU ms/token | serve CPU ms/token | CPU serve / run |"
 echo "|---|---|---|---|---|---|---|---|"
 ratios=() cpu_ratios=()
@@ -56,7 +65,7 @@ PY
     c1=$(srv_cpu)
     read -r ratio rc sc cr < <(python3 -c "
 rc = ($run_cpu - $base_cpu) / ($n - 1) * 1e3
-sc = ($c1 - $c0) / $n * 1e3
+sc = ($c1 - $c0 - $srv_base) / ($n - 1) * 1e3
 print(f'{$client / $run:.3f} {rc:.3f} {sc:.3f} {sc / rc if rc > 0 else 0:.3f}')")
     echo "| $r | $run | $client | $engine | $ratio | $rc | $sc | $cr |"
     ratios+=("$ratio") cpu_ratios+=("$cr")
