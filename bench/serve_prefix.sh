@@ -11,16 +11,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/fp4rt}
-model=${2:-models/qwen35-kjv-10m}
-log=$(mktemp)
-"$bin" serve --model "$model" --port 0 --ctx 4096 2>"$log" &
-spid=$!
-trap 'kill -TERM $spid 2>/dev/null; wait $spid 2>/dev/null; rm -f "$log"' EXIT
-port=""
-for _ in $(seq 600); do
-    port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" | sed 's/.*://') && [ -n "$port" ] && break
-    sleep 0.1
-done
+tmp=$(mktemp -d)
+fail=0
+. tests/server/serve_lib.sh
+serve_model=${2:-models/qwen35-kjv-10m}
+trap 'if [ -n "${spid:-}" ]; then kill -TERM "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; fi; rm -rf "$tmp"' EXIT
+serve_start prefix --ctx 4096
 python3 - "$port" <<'PY'
 import json, sys, time, urllib.request
 base = f"http://127.0.0.1:{sys.argv[1]}"

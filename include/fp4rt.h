@@ -320,7 +320,29 @@ typedef struct fp4rt_generate_params {
     const struct fp4rt_prompt *prompt_images; /* a prompt with images (fp4rt_prompt_create) to
                                      evaluate as the prompt (then prompt must be NULL with n = 0):
                                      n_prompt and prefill_seconds count it. NULL = none */
+    const struct fp4rt_constraint *constraint; /* constrained decoding (below); NULL = none */
 } fp4rt_generate_params;
+
+/* Constrained decoding (the server's forced tool calls): before each pick,
+ * fp4rt_generate asks next(); its answer decides the token:
+ *   FP4RT_PICK_FREE: sample as usual;
+ *   FP4RT_PICK_MASK: sample only among the ids whose (*mask)[id] is non-zero
+ *     (*mask: n_vocab entries, at least one of them a valid id, owned by the
+ *     caller and unchanged until the pick);
+ *   FP4RT_PICK_STOP: end the generation now (stop_reason FP4RT_STOP_CALLBACK,
+ *     text still held back by the UTF-8 or stop-string logic is dropped);
+ *   an id >= 0: that token, as if sampled (no RNG use; ids of the vocabulary).
+ * accept() is then told every token picked, sampled or forced. While a
+ * constraint is set, device picks, device top-k and speculative decoding are
+ * off: every step downloads the logits. */
+#define FP4RT_PICK_FREE (-1)
+#define FP4RT_PICK_MASK (-2)
+#define FP4RT_PICK_STOP (-3)
+typedef struct fp4rt_constraint {
+    int32_t (*next)(void *user, const uint8_t **mask);
+    void (*accept)(void *user, int32_t id);
+    void *user;
+} fp4rt_constraint;
 
 #define FP4RT_SPEC_MAX_DRAFTS 5
 

@@ -140,6 +140,8 @@ static fp4rt_status check_params(const fp4rt_generate_params *p) {
     if (p->spec_drafts < 0 || p->spec_drafts > FP4RT_SPEC_MAX_DRAFTS)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate_params.spec_drafts = %d: expected 0 (off) or 1 .. %d",
                           p->spec_drafts, FP4RT_SPEC_MAX_DRAFTS);
+    if (p->constraint && (!p->constraint->next || !p->constraint->accept))
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate_params.constraint has a NULL next or accept");
     return fp4rt_sampling_check(&p->sampling);
 }
 
@@ -181,7 +183,8 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
     st = fp4rt_sampler_init(&smp, &sp, m->weights->cfg.vocab, m->valid_ids);
     if (st) return st;
     /* speculative decoding (speculate.h): drafts by the MTP head, verify steps */
-    int spec = params->spec_drafts > 0;
+    const fp4rt_constraint *con = params->constraint;
+    int spec = params->spec_drafts > 0 && !con;
     fp4rt_spec sx = {0};
     if (spec && (st = fp4rt_spec_init(&sx, s, params->spec_drafts, &smp, &sp, &res))) {
         fp4rt_sampler_free(&smp);
@@ -209,13 +212,13 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
     char piece[2048];
     /* greedy without penalties on a backend that picks on the device: a decode
      * step downloads one id (the same the sampler would pick), not the logits */
-    int device_pick = !spec && sp.greedy && sp.repetition_penalty == 1.0f && sp.presence_penalty == 0 &&
+    int device_pick = !spec && !con && sp.greedy && sp.repetition_penalty == 1.0f && sp.presence_penalty == 0 &&
                       sp.frequency_penalty == 0 && m->backend->argmax;
     /* otherwise sampling (or greedy with penalties) with top-k within the
      * device's reach: a decode step downloads k candidates, from which the
      * sampler draws the token it would draw from the full logits */
     fp4rt_topk_request req;
-    int device_topk = !spec && !device_pick && m->backend->top_k && fp4rt_sampler_topk_request(&smp, &req);
+    int device_topk = !spec && !con && !device_pick && m->backend->top_k && fp4rt_sampler_topk_request(&smp, &req);
     float cand_vals[FP4RT_TOPK_MAX];
     int32_t cand_ids[FP4RT_TOPK_MAX];
     int32_t next = -1; /* the device's pick for the next token, -1: sample the logits */
@@ -231,16 +234,39 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
             res.stop_reason = FP4RT_STOP_CONTEXT;
             break;
         }
-        if (next < 0 && !cands && logits_nan(m, spec ? fp4rt_spec_logits(&sx) : s->last_logits)) {
+        int32_t pick = FP4RT_PICK_FREE;
+        const uint8_t *mask = NULL;
+        if (con) {
+            pick = con->next(con->user, &mask);
+            if (pick == FP4RT_PICK_STOP) {
+                res.stop_reason = FP4RT_STOP_CALLBACK;
+                break;
+            }
+            if (pick >= m->weights->cfg.vocab || (pick < 0 && pick != FP4RT_PICK_FREE && pick != FP4RT_PICK_MASK) ||
+                (pick == FP4RT_PICK_MASK && !mask)) {
+                st = fp4rt_fail(FP4RT_INVALID_ARGUMENT, "generation step %d: the constraint answered %d%s",
+                                res.n_generated, pick, pick == FP4RT_PICK_MASK ? " without a mask" : "");
+                break;
+            }
+        }
+        if (pick < 0 && next < 0 && !cands && logits_nan(m, spec ? fp4rt_spec_logits(&sx) : s->last_logits)) {
             st = fp4rt_fail(FP4RT_NUMERIC,
                             "generation step %d (position %d): logits are NaN (bad weights? run fp4rt inspect --check)",
                             res.n_generated, spec ? fp4rt_spec_n_past(&sx) : s->n_past);
             break;
         }
-        id = spec         ? fp4rt_spec_sample(&sx)
-             : next >= 0 ? next
-             : cands   ? fp4rt_sampler_sample_topk(&smp, cand_vals, cand_ids, req.k)
-                       : fp4rt_sampler_sample(&smp, s->last_logits);
+        if (pick == FP4RT_PICK_MASK) { /* the sampler's own mask, for this pick only */
+            const uint8_t *valid = smp.valid;
+            smp.valid = mask;
+            id = fp4rt_sampler_sample(&smp, s->last_logits);
+            smp.valid = valid;
+        } else {
+            id = pick >= 0    ? pick
+                 : spec      ? fp4rt_spec_sample(&sx)
+                 : next >= 0 ? next
+                 : cands     ? fp4rt_sampler_sample_topk(&smp, cand_vals, cand_ids, req.k)
+                             : fp4rt_sampler_sample(&smp, s->last_logits);
+        }
         next = -1;
         cands = 0;
         s->have_logits = 0;
@@ -248,6 +274,7 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
             params->output_ids[res.n_generated] = id;
         res.n_generated++;
         fp4rt_sampler_accept(&smp, id, 1);
+        if (con) con->accept(con->user, id);
         if (!params->ignore_eos && is_eos(m, id)) {
             res.stop_reason = FP4RT_STOP_EOS;
             break;

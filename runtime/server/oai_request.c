@@ -293,18 +293,36 @@ static int chat_fields(srv_request *r, const cJSON *o, srv_error *e) {
     const cJSON *tch = field(o, "tool_choice");
     int use_tools = tools && tools->child;
     if (tch) {
+        const cJSON *fn = field(tch, "function");
         if (cJSON_IsString(tch) && !strcmp(tch->valuestring, "none")) use_tools = 0;
-        else if (!cJSON_IsString(tch) || strcmp(tch->valuestring, "auto"))
+        else if (cJSON_IsString(tch) && !strcmp(tch->valuestring, "required")) r->tool_force = 1;
+        else if (cJSON_IsObject(tch) && cJSON_IsString(field(tch, "type")) &&
+                 !strcmp(field(tch, "type")->valuestring, "function") && cJSON_IsString(field(fn, "name"))) {
+            r->tool_force = 2;
+            r->tool_name = field(fn, "name")->valuestring;
+        } else if (!cJSON_IsString(tch) || strcmp(tch->valuestring, "auto"))
             return srv_fail(e, 400, "tool_choice",
-                            "'tool_choice' must be \"auto\" or \"none\" (forced tool calls are not supported)");
+                            "'tool_choice' must be \"none\", \"auto\", \"required\" or "
+                            "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+        if (r->tool_force && !use_tools)
+            return srv_fail(e, 400, "tool_choice", "'tool_choice' forces a tool call but 'tools' is empty or missing");
     }
     if (use_tools) {
         const cJSON *t;
+        int found = 0;
         cJSON_ArrayForEach(t, tools) {
             const cJSON *fn = field(t, "function");
-            if (!cJSON_IsObject(t) || !cJSON_IsObject(fn) || !cJSON_IsString(field(fn, "name")))
+            if (!cJSON_IsObject(t) || !cJSON_IsObject(fn) || !cJSON_IsString(field(fn, "name")) ||
+                !field(fn, "name")->valuestring[0])
                 return srv_fail(e, 400, "tools", "each tool must be {\"type\": \"function\", \"function\": {\"name\", ...}}");
+            if (strlen(field(fn, "name")->valuestring) > 64)
+                return srv_fail(e, 400, "tools", "tool name '%.64s...' is longer than 64 characters",
+                                field(fn, "name")->valuestring);
+            found |= r->tool_name && !strcmp(field(fn, "name")->valuestring, r->tool_name);
         }
+        if (r->tool_force == 2 && !found)
+            return srv_fail(e, 400, "tool_choice", "tool_choice names function '%.200s', which is not in 'tools'",
+                            r->tool_name);
         r->tools_json = cJSON_PrintUnformatted(tools);
         if (!r->tools_json) return srv_fail(e, 500, NULL, "out of memory");
         r->tools = tools;

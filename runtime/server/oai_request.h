@@ -46,6 +46,8 @@ typedef struct srv_request {
     fp4rt_chat_params cp;
     char *tools_json;       /* the request's tools (compact JSON), NULL when none or tool_choice none */
     const cJSON *tools;     /* the same array (for the tool-call parser), or NULL */
+    int tool_force;         /* tool_choice: 0 none / auto, 1 "required", 2 a named function (tool_name) */
+    const char *tool_name;
     /* completion: text or ids */
     const char *prompt_text;
     int32_t *prompt_ids;

@@ -81,8 +81,10 @@ static void send_event(srv_job *j, cJSON *o) {
     cJSON_Delete(o);
     pthread_mutex_lock(&j->mu);
     if (s) fp4rt_sbuf_printf(&j->sse, "data: %s\n\n", s);
-    pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
+    /* after the unlock: a reader woken under the lock would only block on it
+     * (a context switch more per token on a machine whose cores compute) */
+    pthread_cond_broadcast(&j->cv);
     free(s);
 }
 

@@ -221,15 +221,38 @@ static void run(srv *S, srv_slot *sl, srv_job *j) {
     }
     double t_pre = now_s() - t0;
     size_t pre = at - skip;
+    srv_force force;
+    int forcing = 0;
+    if (!st && j->req.tool_force) { /* tool_choice required / named: toolforce.h */
+        if (!S->force_tab || srv_force_init(&force, S->force_tab, (srv_force_mode)j->req.tool_force, j->req.tools,
+                                            j->req.tool_name, j->req.gp.reasoning_open ? S->model->think_close : -1))
+            st = FP4RT_UNSUPPORTED;
+        else {
+            forcing = 1;
+            j->req.gp.constraint = &force.con;
+            j->req.gp.n_stop = 0; /* stop strings do not cut a forced call */
+            j->req.gp.stop = NULL;
+        }
+    }
     if (!st && at == j->n_prompt && !atomic_load(&j->cancel)) {
         st = fp4rt_generate(sl->s, NULL, 0, &j->req.gp, on_token, j, &j->res);
         j->res.n_prompt += (int)pre;
         j->res.prefill_seconds += t_pre;
+        char *close = !st && forcing ? srv_force_close(&force) : NULL;
+        if (close) { /* the call's closing text, as if generated */
+            fp4rt_token_event ev = {close, strlen(close), -1, 0};
+            srv_out_piece(j, &ev);
+            free(close);
+        }
+        if (forcing && force.n_masks)
+            fp4rt_log(FP4RT_LOG_INFO, "serve: slot %d: forced tool call: %d masked picks, %.3f ms per mask", sl->index,
+                      force.n_masks, 1e3 * force.mask_seconds / force.n_masks);
     } else if (!st) {
         j->res.stop_reason = FP4RT_STOP_CALLBACK;
         j->res.n_prompt = (int)pre;
         j->res.prefill_seconds = t_pre;
     }
+    if (forcing) srv_force_free(&force);
     if (st) {
         srv_fail(&j->err, st == FP4RT_INVALID_ARGUMENT ? 400 : 500, NULL, "%s", fp4rt_last_error());
         j->failed = 1;
@@ -278,6 +301,7 @@ static void *worker(void *arg) {
 }
 
 int srv_slots_start(srv *S) {
+    if (S->model->tokenizer && !(S->force_tab = srv_force_table_new(S->model))) return -1;
     S->slots = calloc((size_t)S->n_slots, sizeof *S->slots);
     S->q_cap = S->p.queue > 0 ? S->p.queue : 1;
     S->queue = calloc((size_t)S->q_cap, sizeof *S->queue);
@@ -392,6 +416,8 @@ void srv_slots_stop(srv *S) {
     }
     free(S->slots);
     free(S->queue);
+    srv_force_table_free(S->force_tab);
+    S->force_tab = NULL;
     S->slots = NULL;
     S->queue = NULL;
 }

@@ -7,6 +7,7 @@
 #include "runtime/server/sbuf.h"
 #include "runtime/server/server.h"
 #include "runtime/server/toolcall.h"
+#include "runtime/server/toolforce.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -121,6 +122,7 @@ typedef struct srv {
     atomic_int n_streams;  /* SSE responses not yet finished (shutdown lets them drain) */
     atomic_ullong seq;
     srv_metrics metrics;
+    srv_force_table *force_tab; /* forced tool calls' token tables; NULL without a tokenizer */
 } srv;
 
 /* Slots and queue (slots.c). */

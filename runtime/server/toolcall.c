@@ -56,11 +56,31 @@ static cJSON *param_value(const char *v, size_t n, const char *type) {
     return j;
 }
 
+/* The JSON form {"name": NAME, "arguments": OBJECT-or-JSON-text}. */
+static int parse_json_call(const char *block, size_t n, char **name, char **arguments) {
+    cJSON *j = cJSON_ParseWithLength(block, n);
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(j, "arguments");
+    if (!cJSON_IsObject(j) || !cJSON_IsString(nm) || !nm->valuestring[0]) {
+        cJSON_Delete(j);
+        return -1;
+    }
+    *name = dup_n(nm->valuestring, strlen(nm->valuestring));
+    if (cJSON_IsString(args)) *arguments = dup_n(args->valuestring, strlen(args->valuestring));
+    else if (args && !cJSON_IsNull(args)) *arguments = cJSON_PrintUnformatted(args);
+    else *arguments = dup_n("{}", 2);
+    cJSON_Delete(j);
+    if (*name && *arguments) return 0;
+    free(*name), free(*arguments);
+    *name = *arguments = NULL;
+    return -1;
+}
+
 int fp4rt_toolcall_parse(const char *block, size_t n, const cJSON *tools, char **name, char **arguments) {
     *name = *arguments = NULL;
     const char *end = block + n;
     const char *f = find(block, n, "<function=");
-    if (!f) return -1;
+    if (!f) return parse_json_call(block, n, name, arguments);
     f += strlen("<function=");
     const char *gt = memchr(f, '>', (size_t)(end - f));
     if (!gt || gt == f) return -1;

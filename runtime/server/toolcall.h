@@ -11,13 +11,16 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-/* Parses the inside of one <tool_call> block (text between the tags). *name and
+/* Parses the inside of one <tool_call> block (text between the tags): the XML
+ * above, or the JSON form {"name": NAME, "arguments": {...}} (Qwen3's, and
+ * what a forced call writes: toolforce.h; arguments given as a JSON string
+ * are taken as that text, absent ones are {}). *name and
  * *arguments (a JSON object, compact) are malloc'ed. A parameter's value is
  * its text without the one newline the template puts on each side; it becomes a
  * JSON string when the tool's schema (tools: the request's OpenAI tool array, or
  * NULL) declares the parameter a string, else the JSON value the text parses as
  * (number, boolean, null, object, array), else a string. Returns 0, or -1 when
- * the block has no <function=NAME> (or out of memory); nothing is allocated then. */
+ * the block has neither form (or out of memory); nothing is allocated then. */
 int fp4rt_toolcall_parse(const char *block, size_t n, const cJSON *tools, char **name, char **arguments);
 
 /* Streaming separation of answer text and <tool_call> blocks. Text that may be

@@ -46,6 +46,10 @@ int32_t fp4rt_tokenizer_find(const fp4rt_tokenizer *t, const char *token);
 int fp4rt_tokenizer_has_id(const fp4rt_tokenizer *t, int32_t id);
 /* 1 if id is an added token marked special. */
 int fp4rt_tokenizer_is_special(const fp4rt_tokenizer *t, int32_t id);
+/* The bytes id decodes to (not NUL-terminated, possibly a part of a UTF-8
+ * character), *len of them; valid while t lives. NULL (and *len = 0) for an
+ * id without a token. */
+const char *fp4rt_tokenizer_bytes(const fp4rt_tokenizer *t, int32_t id, size_t *len);
 
 /* Encodes text[0, len) (UTF-8). Added tokens in the text are recognized (as
  * transformers does by default). Invalid UTF-8 bytes are replaced by U+FFFD

@@ -13,6 +13,13 @@ static int id_ok(const fp4rt_tokenizer *t, int32_t id) {
     return id >= 0 && (uint32_t)id < t->n_ids && (t->flags[id] & FP4RT_TOKF_PRESENT);
 }
 
+const char *fp4rt_tokenizer_bytes(const fp4rt_tokenizer *t, int32_t id, size_t *len) {
+    *len = 0;
+    if (!t || !id_ok(t, id)) return NULL;
+    *len = t->len[id];
+    return (const char *)t->blob + t->off[id];
+}
+
 static int skipped(const fp4rt_tokenizer *t, int32_t id, int skip_special) {
     return skip_special && (t->flags[id] & FP4RT_TOKF_SPECIAL);
 }

@@ -2,7 +2,8 @@
  * text; max_tokens; stop strings cut exactly where the string starts (and hold
  * back text that might start one); the callback can stop; streamed pieces are
  * complete UTF-8 and concatenate to the detokenized output; reasoning flags;
- * the session continues after a generation; bad input. */
+ * the session continues after a generation; a constraint forces and masks
+ * the picks and stops; bad input. */
 #include "tests/test_util.h"
 
 #include "runtime/engine/model.h"
@@ -107,6 +108,96 @@ static fp4rt_status run(fp4rt_model *m, const char *prompt, fp4rt_generate_param
     return st;
 }
 
+/* A constraint (fp4rt_generate_params.constraint): forces ids, then masks to
+ * a set, then stops; it records what accept saw. */
+typedef struct forcer {
+    const int32_t *forced;
+    int n_forced, n_masked, answer; /* answer != 0: what next returns once forcing is over (a bad one) */
+    uint8_t *mask;
+    int32_t seen[64];
+    int n_seen, calls;
+} forcer;
+
+static int32_t forcer_next(void *user, const uint8_t **mask) {
+    forcer *f = user;
+    f->calls++;
+    if (f->n_seen < f->n_forced) return f->forced[f->n_seen];
+    if (f->answer) return f->answer;
+    if (f->n_seen < f->n_forced + f->n_masked) {
+        *mask = f->mask;
+        return FP4RT_PICK_MASK;
+    }
+    return FP4RT_PICK_STOP;
+}
+
+static void forcer_accept(void *user, int32_t id) {
+    forcer *f = user;
+    if (f->n_seen < 64) f->seen[f->n_seen] = id;
+    f->n_seen++;
+}
+
+static void test_constraint(fp4rt_model *m, const char *prompt) {
+    int vocab = fp4rt_model_n_vocab(m);
+    uint8_t *mask = calloc((size_t)vocab, 1);
+    int32_t allowed[3] = {-1, -1, -1}, forced[3] = {-1, -1, -1};
+    for (int32_t id = vocab - 1, k = 0; id >= 0 && k < 6; id--) /* ids with a token that no eos is */
+        if (m->valid_ids[id] && !fp4rt_tokenizer_is_special(m->tokenizer, id) && id != m->think_open &&
+            id != m->think_close) {
+            if (k < 3) forced[k] = id;
+            else allowed[k - 3] = id, mask[id] = 1;
+            k++;
+        }
+    for (int greedy = 1; greedy >= 0; greedy--) {
+        fp4rt_generate_params gp = fp4rt_generate_default_params();
+        gp.max_tokens = 20;
+        gp.ignore_eos = 1;
+        gp.sampling.greedy = greedy ? 1 : -1;
+        gp.sampling.temperature = 1.5f;
+        gp.sampling.seed = 5;
+        int32_t out[32];
+        gp.output_ids = out;
+        gp.output_cap = 32;
+        forcer f = {forced, 3, 6, 0, mask, {0}, 0, 0};
+        fp4rt_constraint con = {forcer_next, forcer_accept, &f};
+        gp.constraint = &con;
+        static capture c;
+        memset(&c, 0, sizeof c);
+        fp4rt_generate_result r;
+        CHECK(!run(m, prompt, &gp, &c, &r));
+        CHECK_EQ_INT(r.stop_reason, FP4RT_STOP_CALLBACK);
+        CHECK_EQ_INT(r.n_generated, 9);
+        CHECK_EQ_INT(f.n_seen, 9);
+        int ok = 1;
+        for (int i = 0; i < 9 && i < r.n_generated; i++) {
+            ok &= out[i] == f.seen[i];
+            if (i < 3) ok &= out[i] == forced[i];
+            else ok &= out[i] == allowed[0] || out[i] == allowed[1] || out[i] == allowed[2];
+        }
+        CHECK_MSG(ok, "constraint (greedy %d): the output ids are not the forced then the allowed ones", greedy);
+        /* max_tokens comes first: the constraint is not asked past it */
+        gp.max_tokens = 4;
+        f = (forcer){forced, 3, 6, 0, mask, {0}, 0, 0};
+        CHECK(!run(m, prompt, &gp, &c, &r));
+        CHECK(r.stop_reason == FP4RT_STOP_MAX_TOKENS && r.n_generated == 4 && f.calls == 4 && f.n_seen == 4);
+    }
+    /* a bad answer is an error naming it; a constraint without accept is refused */
+    fp4rt_generate_params gp = fp4rt_generate_default_params();
+    gp.max_tokens = 5;
+    forcer f = {forced, 1, 0, -7, mask, {0}, 0, 0};
+    fp4rt_constraint con = {forcer_next, forcer_accept, &f};
+    gp.constraint = &con;
+    static capture c;
+    fp4rt_generate_result r;
+    CHECK_EQ_INT(run(m, prompt, &gp, &c, &r), FP4RT_INVALID_ARGUMENT);
+    CHECK(strstr(fp4rt_last_error(), "the constraint answered -7") != NULL);
+    f = (forcer){forced, 1, 0, vocab, mask, {0}, 0, 0};
+    CHECK_EQ_INT(run(m, prompt, &gp, &c, &r), FP4RT_INVALID_ARGUMENT);
+    con.accept = NULL;
+    CHECK_EQ_INT(run(m, prompt, &gp, &c, &r), FP4RT_INVALID_ARGUMENT);
+    CHECK(strstr(fp4rt_last_error(), "constraint") != NULL);
+    free(mask);
+}
+
 int main(void) {
     test_tmpdir("generate");
     fp4rt_config cfg;
@@ -197,6 +288,8 @@ int main(void) {
     CHECK(!run(m, prompt, &gp, &c6, &r3));
     CHECK_EQ_INT(r3.stop_reason, FP4RT_STOP_CALLBACK);
     CHECK_EQ_INT(c6.pieces, 2);
+
+    test_constraint(m, prompt);
 
     /* reasoning_open: pieces are reasoning until </think> */
     static capture c7;

@@ -8,28 +8,15 @@ Prints "serve_browser: N passed, N failed"; exit 1 on any failure.
 """
 import sys
 import time
-import urllib.request
 
+from serve_client import check, finish, metric
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
-
-
 def running(base):
-    m = urllib.request.urlopen(base + "/metrics").read().decode()
-    return [l.split()[1] for l in m.splitlines() if l.startswith("fp4rt_requests_running ")][0]
+    return metric(base, "fp4rt_requests_running")
 
 
 def main(base):
@@ -99,5 +86,4 @@ def main(base):
 
 if __name__ == "__main__":
     main(sys.argv[1])
-    print(f"serve_browser: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    finish("serve_browser")

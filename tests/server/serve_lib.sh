@@ -20,7 +20,7 @@ serve_start() {
     spid=$!
     port=""
     for _ in $(seq 600); do
-        port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$slog" | sed 's/.*://')
+        port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$slog" 2>/dev/null | sed 's/.*://' || true)
         [ -n "$port" ] && break
         kill -0 "$spid" 2>/dev/null || break
         sleep 0.1

@@ -2,6 +2,9 @@
 
     serve_openai.py api  BASE_URL KEY   chat (plain, streamed, reasoning), tools,
                                         completions, models, errors
+    serve_openai.py tools BASE_URL KEY  tool_choice "required" and a named function:
+                                        a parsable call from a model that knows
+                                        nothing of tools, streamed or not; errors
     serve_openai.py load BASE_URL KEY PID CLIENTS SECONDS
                                         CLIENTS streaming clients for SECONDS: every
                                         request completes; the server's memory
@@ -12,27 +15,9 @@ import json
 import sys
 import threading
 import time
-import urllib.request
 
 import openai
-
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
-
-
-def post(base, key, path, body):
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
-                                 headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        return json.load(r)
+from serve_client import check, finish, metric, post
 
 
 NO_THINK = {"chat_template_kwargs": {"enable_thinking": False}}
@@ -126,7 +111,7 @@ def api(base, key):
                   f"{kw}: {e.status_code} {e.body}")
     expect(openai.BadRequestError, 400, "n", messages=msgs, n=2)
     expect(openai.BadRequestError, 400, "temperature", messages=msgs, temperature=5)
-    expect(openai.BadRequestError, 400, "tool_choice", messages=msgs, tools=TOOLS, tool_choice="required")
+    expect(openai.BadRequestError, 400, "tool_choice", messages=msgs, tool_choice="required")  # no tools
     expect(openai.BadRequestError, 400, "messages", messages=[])
     expect(openai.BadRequestError, 400, "messages", messages=[{"role": "user", "content": "and " * 3000}])
     bad = openai.OpenAI(base_url=base + "/v1", api_key="wrong", max_retries=0)
@@ -184,17 +169,108 @@ def load(base, key, pid, clients, seconds):
     check(len(results) >= clients and all(results) and not errors, f"load: {errors[:3]}")
     # connection threads' stacks and malloc arenas may stay; leaks would grow with the requests
     check(end_rss <= base_rss + 64 * 1024, f"RSS grew from {base_rss} to {end_rss} KiB")
-    metrics = urllib.request.urlopen(urllib.request.Request(
-        base + "/metrics", headers={"Authorization": "Bearer " + key})).read().decode()
-    running = [l for l in metrics.splitlines() if l.startswith("fp4rt_requests_running ")]
-    check(running == ["fp4rt_requests_running 0"], f"still running after the load: {running}")
+    running = metric(base, "fp4rt_requests_running", key)
+    check(running == "0", f"still running after the load: {running}")
+
+
+TOOLS2 = TOOLS + [{"type": "function", "function": {
+    "name": "search_scripture", "description": "Find verses",
+    "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}]
+
+
+def call_of(r):
+    """The one tool call of a reply, its arguments parsed (a dict)."""
+    ch = r.choices[0]
+    calls = ch.message.tool_calls or []
+    check(ch.finish_reason == "tool_calls" and len(calls) == 1, f"not one tool call: {r}")
+    if not calls:
+        return None, None
+    args = None
+    try:
+        args = json.loads(calls[0].function.arguments)
+    except ValueError:
+        pass
+    check(isinstance(args, dict), f"arguments are not a JSON object: {calls[0].function.arguments!r}")
+    check(calls[0].id.startswith("call_") and calls[0].type == "function", f"call shape: {calls[0]}")
+    return calls[0].function.name, args
+
+
+def streamed_call(c, **kw):
+    """The streamed deltas of a one-call reply, concatenated: (name, arguments text, finish_reason)."""
+    name, args, finish_reason = "", "", None
+    for k in c.chat.completions.create(model="m", stream=True, **kw):
+        if not k.choices:
+            continue
+        d = k.choices[0].delta
+        for t in d.tool_calls or []:
+            check(t.index == 0, f"a second call streamed: {t}")
+            name += (t.function.name or "") if t.function else ""
+            args += (t.function.arguments or "") if t.function else ""
+        check(not d.content, f"content beside a forced call: {d.content!r}")
+        finish_reason = k.choices[0].finish_reason or finish_reason
+    return name, args, finish_reason
+
+
+def tools(base, key):
+    """The reference model knows nothing of tools: the calls are the server's doing."""
+    c = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
+    msgs = [{"role": "user", "content": "What is the weather in Paris for two days?"}]
+    names = {t["function"]["name"] for t in TOOLS2}
+    # required, greedy and sampled: a call of one of the tools, arguments a JSON object
+    for i, (temp, n) in enumerate([(0, 48), (1.0, 48), (1.0, 96), (0.7, 7), (1.0, 3)]):
+        kw = dict(messages=msgs, tools=TOOLS2, tool_choice="required", max_tokens=n, temperature=temp, seed=i,
+                  extra_body=NO_THINK)
+        r = c.chat.completions.create(model="m", **kw)
+        name, args = call_of(r)
+        check(name in names, f"required: name {name!r} not in the tools")
+        check(r.usage.completion_tokens <= n, f"required: {r.usage.completion_tokens} tokens > max_tokens {n}")
+        # streamed: the deltas concatenate to the same call
+        sn, sa, sf = streamed_call(c, **kw)
+        check((sn, sf) == (name, "tool_calls") and json.loads(sa) == args,
+              f"required stream: {sn} {sa} {sf} != {name} {args}")
+    # a named function: that one, whatever the model would rather say
+    for fn in ("get_weather", "search_scripture"):
+        kw = dict(messages=msgs, tools=TOOLS2, tool_choice={"type": "function", "function": {"name": fn}},
+                  max_tokens=40, temperature=0.9, seed=7, extra_body=NO_THINK)
+        name, args = call_of(c.chat.completions.create(model="m", **kw))
+        check(name == fn, f"named {fn}: got {name}")
+        sn, sa, sf = streamed_call(c, **kw)
+        check((sn, sf) == (fn, "tool_calls") and json.loads(sa) == args, f"named stream: {sn} {sa} {sf}")
+    # thinking on: the reasoning first, then the call; max_tokens spent on reasoning: "length", no call
+    r = c.chat.completions.create(model="m", messages=msgs, tools=TOOLS2, tool_choice="required", max_tokens=4,
+                                  temperature=0)
+    check(r.choices[0].finish_reason == "length" and not r.choices[0].message.tool_calls,
+          f"thinking, 4 tokens: {r}")
+    r = c.chat.completions.create(model="m", messages=msgs, tools=TOOLS2, tool_choice="required", max_tokens=120,
+                                  temperature=0.8, seed=1)
+    if r.choices[0].finish_reason != "length":  # the reasoning ended within the budget
+        name, _ = call_of(r)
+        check(name in names, f"thinking: {r}")
+    # "auto" and "none" as before: no forced call from this model
+    for tc in ("auto", "none"):
+        r = c.chat.completions.create(model="m", messages=msgs, tools=TOOLS2, tool_choice=tc, max_tokens=8,
+                                      temperature=0, extra_body=NO_THINK)
+        check(r.choices[0].finish_reason == "length" and not r.choices[0].message.tool_calls, f"{tc}: {r}")
+    # errors: an unknown function (400 naming it), no tools, a malformed choice
+    for kw, what in [(dict(tools=TOOLS2, tool_choice={"type": "function", "function": {"name": "fly_to_moon"}}),
+                      "fly_to_moon"),
+                     (dict(tool_choice={"type": "function", "function": {"name": "get_weather"}}), "tools"),
+                     (dict(tools=TOOLS2, tool_choice="sometimes"), "required")]:
+        try:
+            c.chat.completions.create(model="m", messages=msgs, max_tokens=4, extra_body=NO_THINK, **kw)
+            check(False, f"no error for {kw}")
+        except openai.BadRequestError as e:
+            err = e.body if isinstance(e.body, dict) else {}
+            check(e.status_code == 400 and err.get("param") == "tool_choice" and what in err.get("message", ""),
+                  f"{kw}: {e.status_code} {e.body}")
 
 
 if __name__ == "__main__":
     mode, base, key = sys.argv[1:4]
     if mode == "api":
         api(base, key)
+    elif mode == "tools":
+        tools(base, key)
     else:
         load(base, key, int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]))
-    print(f"serve_openai {mode}: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    finish(f"serve_openai {mode}")
