@@ -71,10 +71,10 @@ float weight1(uint n, uint k) {
     case 0u: return bf16_to_f32(HALF_AT(w, (pc.w_off >> 1) + i));
     case 1u: return f16_to_f32(HALF_AT(w, (pc.w_off >> 1) + i));
     case 2u: return uintBitsToFloat(w[(pc.w_off >> 2) + i]);
-    case 3u: return fp8_value(BYTE_AT(w, pc.w_off + i));
+    case 3u: return e4m3_to_f32(BYTE_AT(w, pc.w_off + i));
     default: {
         uint c = (BYTE_AT(w, pc.w_off + (i >> 1)) >> (4u * (i & 1u))) & 15u;
-        float s = fp8_value(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
+        float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
         return e2m1_scaled(c) * s;
     }
     }
@@ -102,12 +102,12 @@ float staged(uint r, uint gb, uint lane, uint n, uint g) {
     }
     case 3u: {
         uint b = gb + lane;
-        return fp8_value((stage[r * LPR * 4u + (b >> 2)] >> (8u * (b & 3u))) & 0xffu);
+        return e4m3_to_f32((stage[r * LPR * 4u + (b >> 2)] >> (8u * (b & 3u))) & 0xffu);
     }
     default: {
         uint b = gb + (lane >> 1);
         uint c = (stage[r * LPR * 4u + (b >> 2)] >> (8u * (b & 3u) + 4u * (lane & 1u))) & 15u;
-        float s = fp8_value(BYTE_AT(sc, pc.s_off + n * (pc.K / 16u) + g)) * 16384.0;
+        float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + n * (pc.K / 16u) + g)) * 16384.0;
         return e2m1_scaled(c) * s;
     }
     }
