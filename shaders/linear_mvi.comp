@@ -26,7 +26,6 @@
 // block scales on 4; otherwise, and for a row's last partial block, the
 // per-group path reads one quarter at a time (16- or 32-bit loads).
 #extension GL_GOOGLE_include_directive : require
-#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
 #define RPW 16u // output rows per workgroup (FP4RT_VK_MVI_ROWS)
@@ -39,7 +38,6 @@
 #else
 #define B 2u
 #endif
-#define QB (4u * B) // bytes of one group's 4-weight quarter, times 4: u * 4 ... (unused)
 
 layout(local_size_x = WG) in;
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };
@@ -77,15 +75,29 @@ shared float lut_s[256];     // E4M3 weight code -> value
 #endif
 
 // chains[t] += wv * x[t, quarter xi of the stage], t < n_tok, never fused.
+// Unrolled by hand: spirv-opt's unroller ([[unroll]]) drops the NoContraction
+// decoration of `precise` from the copies it makes, and -O then fuses the
+// multiply and add into an Fma (tests/shaders/check_no_fma.sh).
+#define MAC1(w_, xi, t)                                                           \
+    if (t < N_TOK) {                                                              \
+        precise vec4 p = w_ * xs[t][xi];                                          \
+        acc[t] += p;                                                              \
+    }
 #define MAC(wv, xi)                                                               \
     {                                                                             \
         precise vec4 w_ = (wv);                                                   \
-        [[unroll]] for (uint t = 0u; t < MT; t++)                                 \
-            if (t < N_TOK) {                                                      \
-                precise vec4 p = w_ * xs[t][xi];                                  \
-                acc[t] += p;                                                      \
-            }                                                                     \
+        uint xi_ = (xi);                                                          \
+        MAC1(w_, xi_, 0u) MAC1(w_, xi_, 1u) MAC1(w_, xi_, 2u) MAC1(w_, xi_, 3u)   \
     }
+
+// Group j of the block in v (NVFP4: scale words s2), x quarter xi.
+#if WFMT == 4
+#define GROUP(j, xi) MAC(QUARTER(v[(j) / 2u], 16u * ((j) % 2u), lut_s[bitfieldExtract(s2[(j) / 4u], int(8u * ((j) % 4u)), 8)]), xi)
+#elif WFMT == 3
+#define GROUP(j, xi) MAC(QUARTER(v[j]), xi)
+#else
+#define GROUP(j, xi) MAC(QUARTER(v[2u * (j)], v[2u * (j) + 1u]), xi)
+#endif
 
 void main() {
     uint tid = gl_LocalInvocationID.x, r = tid / 4u, q = tid % 4u;
@@ -118,18 +130,23 @@ void main() {
 #if WFMT == 4
             uint sw = (srow + g0) / 4u;
 #endif
-            [[dont_unroll]] for (uint bi = 0u; bi < nb; bi++) {
+            for (uint bi = 0u; bi < nb; bi++) {
                 uvec4 v = w4[wq + 4u * bi];
 #if WFMT == 4
                 uvec2 s2 = uvec2(sc[sw + 2u * bi], sc[sw + 2u * bi + 1u]);
-                [[unroll]] for (uint j = 0u; j < B; j++) {
-                    float s = lut_s[bitfieldExtract(s2[j / 4u], int(8u * (j % 4u)), 8)];
-                    MAC(QUARTER(v[j / 2u], 16u * (j % 2u), s), 4u * (B * bi + j) + q)
-                }
-#elif WFMT == 3
-                [[unroll]] for (uint j = 0u; j < B; j++) MAC(QUARTER(v[j]), 4u * (B * bi + j) + q)
-#else
-                [[unroll]] for (uint j = 0u; j < B; j++) MAC(QUARTER(v[2u * j], v[2u * j + 1u]), 4u * (B * bi + j) + q)
+#endif
+                uint xq = 4u * B * bi + q; // x quarter of the block's group 0
+                GROUP(0u, xq)
+                GROUP(1u, xq + 4u)
+#if WFMT != 0 // B > 2
+                GROUP(2u, xq + 8u)
+                GROUP(3u, xq + 12u)
+#endif
+#if WFMT == 4 // B > 4
+                GROUP(4u, xq + 16u)
+                GROUP(5u, xq + 20u)
+                GROUP(6u, xq + 24u)
+                GROUP(7u, xq + 28u)
 #endif
             }
             gl = nb * B;

@@ -20,8 +20,11 @@ void main() {
     for (uint j = tid; j < half_; j += WG) {
         float c = cs[(pos * half_ + j) * 2u], s = cs[(pos * half_ + j) * 2u + 1u];
         float x1 = arena[pc.x_off + o + j], x2 = arena[pc.x_off + o + j + half_];
-        arena[pc.y_off + o + j] = x1 * c - x2 * s;
-        arena[pc.y_off + o + j + half_] = x2 * c + x1 * s;
+        // precise: two products and one add / subtract, each rounded (the CPU's
+        // bits; without it spirv-opt -O fuses them into an Fma)
+        precise float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
+        arena[pc.y_off + o + j] = y1;
+        arena[pc.y_off + o + j + half_] = y2;
     }
     if (pc.x_off != pc.y_off)
         for (uint i = pc.rotary_dim + tid; i < pc.group_dim; i += WG)
