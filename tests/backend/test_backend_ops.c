@@ -865,6 +865,24 @@ static void case_misc(const backend *b) {
     op->z = view(z, 37);
     op->y = view(add_buf(c, "ADD 37", 37, 1, FP32_NMSE), 37);
 
+    /* ADD, then RMSNORM of its output (one group of 40): on Vulkan one fused
+     * dispatch (norm.comp mode 3); both outputs checked. A RMSNORM of 2 groups
+     * after an ADD stays two dispatches. */
+    x = add_buf(c, "add+norm x", 40, 0, 0);
+    z = add_buf(c, "add+norm z", 40, 0, 0);
+    int sum = add_buf(c, "ADD+RMSNORM sum", 40, 1, FP32_NMSE);
+    op = add_op(c, FP4RT_OP_ADD);
+    op->x = view(x, 40);
+    op->z = view(z, 40);
+    op->y = view(sum, 40);
+    op = add_op(c, FP4RT_OP_RMSNORM);
+    op->x = view(sum, 40);
+    op->y = view(add_buf(c, "ADD+RMSNORM 1x40", 40, 1, FP32_NMSE), 40);
+    op->w = own(c, rnd_vec(40, 0.5f, 1.5f));
+    op->n_groups = 1;
+    op->group_dim = 40;
+    op->eps = 1e-6f;
+
     /* logits LINEAR (BF16 tied head, vocab 37) */
     x = add_buf(c, "logits x", 40, 0, 0);
     op = add_op(c, FP4RT_OP_LINEAR);

@@ -342,7 +342,12 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     if (!st) st = fp4rt_vk_profile_begin(c, p);
     for (int i = 0; !st && i < p->n_ops; i++) {
         const fp4rt_op *op = &p->ops[i];
-        st = fp4rt_vk_record_op(&s, op);
+        if (c->fuse && i + 1 < p->n_ops && fp4rt_vk_add_norm_fusable(op, op + 1)) {
+            fp4rt_vk_profile_op(c, i); /* --profile: the pair's time goes to the RMSNORM */
+            op++, i++;
+            st = fp4rt_vk_rec_add_norm(&s, op - 1, op);
+        } else
+            st = fp4rt_vk_record_op(&s, op);
         if (st) {
             fp4rt_vk_abandon(c);
             return fp4rt_fail_context(st, "op %d (%s, layer %d)", i, fp4rt_op_name(op->kind), op->layer);

@@ -133,6 +133,7 @@ typedef struct vk_ctx {
     int idot;                 /* prefill W4A4 linears on linear_i8.comp (packed integer dot products) */
     int exact;                /* FP4RT_VK_EXACT=1: every linear on the bit-exact kernels */
     int linear_subgroup;      /* decode linears reduce with subgroup shuffles (desc.subgroup_shuffle, not FP4RT_VK_NO_SUBGROUP) */
+    int fuse;                 /* neighbouring element-wise ops in one dispatch (ADD + RMSNORM; FP4RT_VK_FUSE) */
     int interleave;           /* BF16 / FP8 / NVFP4 linear weights (K % 16 == 0) go up in the decode layout and
                                  decode runs linear_mvi_* (not linear_rows; FP4RT_VK_INTERLEAVE=0 turns it off) */
 

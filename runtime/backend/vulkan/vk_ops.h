@@ -69,6 +69,12 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op); /* vk_op
 fp4rt_status fp4rt_vk_rec_embed(const vk_step *s, const fp4rt_op *op);  /* vk_op_basic.c */
 fp4rt_status fp4rt_vk_rec_norm(const vk_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_vk_rec_eltwise(const vk_step *s, const fp4rt_op *op);
+/* An ADD whose output the next op, an RMSNORM of one group per row, normalizes:
+ * both in one dispatch (the sum written as the ADD writes it, then the norm),
+ * bit-identical to the two ops. fp4rt_vk_add_norm_fusable says whether the
+ * pair qualifies (c->fuse, FP4RT_VK_FUSE, decides whether the recorder asks). */
+int fp4rt_vk_add_norm_fusable(const fp4rt_op *add, const fp4rt_op *norm);
+fp4rt_status fp4rt_vk_rec_add_norm(const vk_step *s, const fp4rt_op *add, const fp4rt_op *norm);
 fp4rt_status fp4rt_vk_rec_rope(const vk_step *s, const fp4rt_op *op); /* vk_op_attention.c */
 fp4rt_status fp4rt_vk_rec_kv_append(const vk_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op);
