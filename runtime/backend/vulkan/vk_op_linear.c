@@ -1,6 +1,7 @@
 /* Vulkan linear ops: activation quantization (FP8 / NVFP4 W4A4), then the
- * matrix-vector kernel (decode: up to FP4RT_VK_MV_MAX_T tokens, shaders/linear_mv.comp
- * with subgroup or shared-memory reductions) or the tiled matrix-matrix kernel
+ * matrix-vector kernel (decode: up to FP4RT_VK_MV_MAX_T tokens; weights in the
+ * decode layout, vk_tensor.il, on shaders/linear_mvi.comp, the rest on
+ * shaders/linear_mv.comp with subgroup or shared-memory reductions) or the tiled matrix-matrix kernel
  * (prefill: shaders/linear_mm.comp), the cooperative-matrix kernel (FP8 / W4A4
  * prefill on matrix units, shaders/linear_coop.comp) or the integer-dot kernel
  * (W4A4 prefill, shaders/linear_i8.comp), chosen per token piece by
