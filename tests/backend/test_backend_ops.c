@@ -1106,6 +1106,9 @@ static void test_ops(const backend *b) {
         if (op_filter < 0 || op_filter == FP4RT_OP_LINEAR) {
             case_dequant(b);
             run_fast_cases(b);
+            test_set_knob("FP4RT_VK_LINEAR", "mv"); /* the same on weights in the decode layout */
+            run_fast_cases(b);
+            test_set_knob("FP4RT_VK_LINEAR", NULL);
         }
     } else
         case_linear_mm(b);
