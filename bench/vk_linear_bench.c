@@ -44,8 +44,8 @@ static int bench_one(int dev, fp4rt_wfmt fmt, int N, int K, int T, double *ms_ou
     for (size_t i = 0; i < wbytes; i++) w[i] = rnd8() & (fmt == FP4RT_W_FP8 ? 0x77 : fmt <= FP4RT_W_F32 ? 0x3b : 0xff);
     for (size_t i = 0; i < nk / 16 + 1; i++) s[i] = 0x30;
     fp4rt_linear lin = {.module = "bench", .fmt = fmt, .n_out = N, .n_in = K, .weight = w,
-                        .block_scale = fmt >= FP4RT_W_NVFP4 ? s : NULL, .weight_scale = 1.0f, .input_scale = 0.01f,
-                        .bytes = wbytes};
+                        .block_scale = fmt >= FP4RT_W_NVFP4 ? s : NULL, .weight_scale = 1.0f, .input_scale = 0.01f};
+    fp4rt_linear_set_bytes(&lin); /* row_bytes: the upload's size (it was 0: nothing uploaded) */
     fp4rt_layer_weights layer = {.k_scale = 1.0f, .v_scale = 1.0f};
     fp4rt_weights wt = {.layers = &layer};
     wt.cfg.n_layers = 1;

@@ -9,6 +9,9 @@
 set(FP4RT_SHADER_TABLE
     "linear|linear_mv.comp|USE_SUBGROUP"
     "linear_shmem|linear_mv.comp|"
+    "linear_mvi_nvfp4|linear_mvi.comp|WFMT=4"
+    "linear_mvi_fp8|linear_mvi.comp|WFMT=3"
+    "linear_mvi_bf16|linear_mvi.comp|WFMT=0"
     "linear_mm|linear_mm.comp|"
     "linear_rows_nvfp4|linear_rows.comp|WFMT=4"
     "linear_rows_fp8|linear_rows.comp|WFMT=3"

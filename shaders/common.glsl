@@ -9,16 +9,6 @@
 // its value for correctness; it is there for tuning.
 layout(constant_id = 0) const uint SUBGROUP_SIZE = 32;
 
-// E4M3 (FN) code -> float, exact (NaN for 0x7F / 0xFF).
-float e4m3_to_f32(uint c) {
-    uint e = (c >> 3) & 15u, m = c & 7u;
-    float v;
-    if (e == 15u && m == 7u) return uintBitsToFloat(0x7fc00000u);
-    if (e == 0u) v = float(m) * exp2(-9.0);
-    else v = (1.0 + float(m) / 8.0) * exp2(float(int(e) - 7));
-    return (c & 0x80u) != 0u ? -v : v;
-}
-
 // E4M3 code of f, round to nearest even, saturating at +-448; NaN -> 0x7F.
 uint f32_to_e4m3_sat(float f) {
     if (isnan(f)) return 0x7fu;
@@ -38,8 +28,6 @@ uint f32_to_e4m3_sat(float f) {
     return s | (uint(E + 7) << 3) | uint((r / exp2(float(E)) - 1.0) * 8.0);
 }
 
-float round_e4m3(float f) { return e4m3_to_f32(f32_to_e4m3_sat(f)); }
-
 // Decoders of stored numbers (weights, block scales) build FP32 bits with
 // integer operations and never go through FP16 (no unpackHalf2x16): a driver
 // may flush FP16 denormals unless shaderDenormPreserveFloat16 is enabled, which
@@ -57,14 +45,19 @@ float f16_to_f32(uint h) {
 // The two FP16 numbers of a word, lower first.
 vec2 f16x2_to_f32(uint word) { return vec2(f16_to_f32(word & 0xffffu), f16_to_f32(word >> 16)); }
 
-// E4M3 code b -> its value, exact (the value e4m3_to_f32 gives, without its
-// float arithmetic for normal codes); NaN codes (0x7F, 0xFF) give NaN. The
-// linear kernels' weight / block-scale decode.
-float fp8_value(uint b) {
+// E4M3 (FN) code b -> its value, exact; NaN codes (0x7F, 0xFF) give NaN. The
+// one E4M3 decoder of the shaders (weights, block scales, the FP8 KV cache,
+// round_e4m3): FP32 bits by integer operations for normal codes, m * 2^-9 (a
+// normal FP32 number) for subnormal ones, so no FP16 or FP32 denormal is
+// involved (tests/shaders/check_no_f16_decode.sh keeps it the only one).
+float e4m3_to_f32(uint b) {
     if ((b & 0x7fu) == 0x7fu) return uintBitsToFloat(0x7fc00000u);
     float v = (b & 0x78u) == 0u ? float(b & 7u) * exp2(-9.0) : uintBitsToFloat(((b & 0x7fu) << 20) + (120u << 23));
     return uintBitsToFloat(floatBitsToUint(v) | ((b & 0x80u) << 24));
 }
+
+// f rounded to E4M3 (f32_to_e4m3_sat), as a float.
+float round_e4m3(float f) { return e4m3_to_f32(f32_to_e4m3_sat(f)); }
 
 // E2M1 of f, round to nearest even, saturating at +-6; NaN -> +0. Returns the value.
 float round_e2m1(float f) {

@@ -48,6 +48,7 @@ layout(set = 0, binding = 1) readonly buffer W { uint w[]; };
 layout(set = 0, binding = 2) readonly buffer S { uint sc[]; };
 layout(set = 0, binding = 3) buffer Y { float y[]; };
 #include "linear_pc.glsl"
+#include "wlayout.glsl"
 
 shared float16_t ws[TM * LDS]; // [row n][k]
 shared float16_t xs[TN * LDS]; // [token t][k]
@@ -55,10 +56,10 @@ shared float cs[TN * CST];     // [token t][row n]
 
 // Weight (n, k) of a FP8 or NVFP4 matrix: exact, the decode of linear_mv.comp.
 float weight1(uint n, uint k) {
-    uint i = n * pc.K + k;
-    if (pc.fmt == 3u) return fp8_value(BYTE_AT(w, pc.w_off + i));
+    uint i = n * pc.K + wpos(k);
+    if (pc.fmt == 3u) return e4m3_to_f32(BYTE_AT(w, pc.w_off + i));
     uint c = (BYTE_AT(w, pc.w_off + (i >> 1)) >> (4u * (i & 1u))) & 15u;
-    float s = fp8_value(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
+    float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + n * (pc.K / 16u) + k / 16u)) * 16384.0;
     return e2m1_scaled(c) * s;
 }
 
@@ -68,21 +69,23 @@ uint word_at(uint b) {
     return BYTE_AT(w, b) | (BYTE_AT(w, b + 1u) << 8) | (BYTE_AT(w, b + 2u) << 16) | (BYTE_AT(w, b + 3u) << 24);
 }
 
-// Weights i .. i + 15 (element index n * K + k, whole inside the matrix) to ws[o ..
-// o + 15]: the same values as weight1, one block scale read and 32-bit loads.
-void stage_weights(uint o, uint i) {
+// Weights k .. k + 15 of row n (k % 16 == 0, whole inside the matrix) to ws[o ..
+// o + 15]: the same values as weight1, one block scale read and 32-bit loads
+// (16-bit ones for the quarters of NVFP4 in the decode layout, wlayout.glsl).
+void stage_weights(uint o, uint n, uint k) {
+    uint i = n * pc.K + k;
     if (pc.fmt == 3u) {
         for (uint q = 0u; q < 4u; q++) {
-            uint v = word_at(pc.w_off + i + 4u * q);
-            for (uint j = 0u; j < 4u; j++) ws[o + 4u * q + j] = float16_t(fp8_value((v >> (8u * j)) & 0xffu));
+            uint v = word_at(pc.w_off + n * pc.K + wpos(k + 4u * q));
+            for (uint j = 0u; j < 4u; j++) ws[o + 4u * q + j] = float16_t(e4m3_to_f32((v >> (8u * j)) & 0xffu));
         }
         return;
     }
-    float s = fp8_value(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0; // i is a multiple of 16 here
-    for (uint q = 0u; q < 2u; q++) {
-        uint v = word_at(pc.w_off + (i >> 1) + 4u * q);
-        for (uint j = 0u; j < 8u; j++)
-            ws[o + 8u * q + j] = float16_t(e2m1_scaled((v >> (4u * j)) & 15u) * s);
+    float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
+    for (uint q = 0u; q < 4u; q++) {
+        uint b = pc.w_off + ((n * pc.K + wpos(k + 4u * q)) >> 1); // 4 codes: 2 bytes
+        uint v = BYTE_AT(w, b) | (BYTE_AT(w, b + 1u) << 8);
+        for (uint j = 0u; j < 4u; j++) ws[o + 4u * q + j] = float16_t(e2m1_scaled((v >> (4u * j)) & 15u) * s);
     }
 }
 
@@ -148,7 +151,7 @@ void main() {
         for (uint g = lane; g < 2u * TM; g += nl) {
             uint r = g / 2u, kk = (g % 2u) * 16u, n = n0 + r, t = t0 + r, k0 = kb + kk;
             if (n < pc.N && k0 + 16u <= pc.K)
-                stage_weights(r * LDS + kk, n * pc.K + k0);
+                stage_weights(r * LDS + kk, n, k0);
             else
                 for (uint j = 0u; j < 16u; j++)
                     ws[r * LDS + kk + j] = float16_t(n < pc.N && k0 + j < pc.K ? weight1(n, k0 + j) : 0.0);

@@ -26,6 +26,7 @@ layout(set = 0, binding = 1) readonly buffer W { uint w[]; };
 layout(set = 0, binding = 2) readonly buffer S { uint sc[]; };
 layout(set = 0, binding = 3) buffer Y { float y[]; };
 #include "linear_pc.glsl"
+#include "wlayout.glsl"
 
 // OpSDot (4450) on two words of 4 signed bytes (PackedVectorFormat4x8Bit = 0).
 spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
@@ -57,16 +58,16 @@ void main() {
         if (tid < 128u) {
             uint n = n0 + r;
             bool live = n < pc.N && in_k;
-            uint b0 = pc.w_off + (n * pc.K + g * 16u) / 2u; // 8 bytes of nibbles
             for (uint q = 0; q < 4u; q++) {
                 uint word = 0u;
-                if (live) {
-                    uint bytes2 = BYTE_AT(w, b0 + 2u * q) | (BYTE_AT(w, b0 + 2u * q + 1u) << 8);
+                if (live) { // codes 4q .. 4q + 3 of the block: 2 bytes (wlayout.glsl)
+                    uint b0 = pc.w_off + (n * pc.K + wpos(g * 16u + 4u * q)) / 2u;
+                    uint bytes2 = BYTE_AT(w, b0) | (BYTE_AT(w, b0 + 1u) << 8);
                     for (uint j = 0; j < 4u; j++) word |= twice_e2m1((bytes2 >> (4u * j)) & 15u) << (8u * j);
                 }
                 wc[r][blk * 4u + q] = word;
             }
-            wsb[r][blk] = live ? fp8_value(BYTE_AT(sc, pc.s_off + n * (pc.K / 16u) + g)) : 0.0;
+            wsb[r][blk] = live ? e4m3_to_f32(BYTE_AT(sc, pc.s_off + n * (pc.K / 16u) + g)) : 0.0;
         } else {
             uint t = t0 + r;
             bool live = t < pc.T && in_k;

@@ -21,12 +21,14 @@ layout(set = 0, binding = 1) readonly buffer W { uint w[]; };
 layout(set = 0, binding = 2) readonly buffer S { uint sc[]; };
 layout(set = 0, binding = 3) buffer Y { float y[]; };
 #include "linear_pc.glsl"
+#include "wlayout.glsl"
 
 shared float ws[BK][TILE + 1u];
 shared float xs[BK][TILE + 1u];
 
+// Weight (n, k), stored in the order pc.il names (wlayout.glsl).
 float weight1(uint n, uint k) {
-    uint i = n * pc.K + k;
+    uint i = n * pc.K + wpos(k);
     switch (pc.fmt) {
     case 0u: return bf16_to_f32(HALF_AT(w, (pc.w_off >> 1) + i));
     case 1u: return f16_to_f32(HALF_AT(w, (pc.w_off >> 1) + i));
@@ -34,7 +36,7 @@ float weight1(uint n, uint k) {
     case 3u: return e4m3_to_f32(BYTE_AT(w, pc.w_off + i));
     default: {
         uint c = (BYTE_AT(w, pc.w_off + (i >> 1)) >> (4u * (i & 1u))) & 15u;
-        float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
+        float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + n * (pc.K / 16u) + k / 16u)) * 16384.0;
         return e2m1_scaled(c) * s;
     }
     }

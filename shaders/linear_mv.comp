@@ -47,6 +47,14 @@ layout(set = 0, binding = 3) buffer Y { float y[]; };
 
 uint n_tok, xbase;
 
+// tools/spirv_count.py compiles one format (COUNT_FMT) and the one-token path
+// (COUNT_ONE_TOKEN) alone, so the loop it counts is that format's decode path.
+#ifdef COUNT_FMT
+#define FMT COUNT_FMT
+#else
+#define FMT pc.fmt
+#endif
+
 // Adds wv * x[t, k] to this chain (acc[], local to main) for the tokens of this workgroup.
 // (one token, the decode case, apart: no token loop)
 #define ADD(wv, k)                                                                 \
@@ -67,14 +75,14 @@ uint n_tok, xbase;
 // One weight, any alignment (the scalar path and the tail).
 float weight1(uint n, uint k) {
     uint i = n * pc.K + k;
-    switch (pc.fmt) {
+    switch (FMT) {
     case 0u: return bf16_to_f32(HALF_AT(w, (pc.w_off >> 1) + i));
     case 1u: return f16_to_f32(HALF_AT(w, (pc.w_off >> 1) + i));
     case 2u: return uintBitsToFloat(w[(pc.w_off >> 2) + i]);
-    case 3u: return fp8_value(BYTE_AT(w, pc.w_off + i));
+    case 3u: return e4m3_to_f32(BYTE_AT(w, pc.w_off + i));
     default: {
         uint c = (BYTE_AT(w, pc.w_off + (i >> 1)) >> (4u * (i & 1u))) & 15u;
-        float s = fp8_value(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
+        float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + (i >> 4))) * 16384.0;
         return e2m1_scaled(c) * s;
     }
     }
@@ -89,12 +97,12 @@ shared uint sg_bad;         // some subgroup does not hold whole rows in order
 // Weight `lane` of group g (16 weights) of row r's stage, the group starting at
 // byte gb of the stage.
 float staged(uint r, uint gb, uint lane, uint n, uint g) {
-    switch (pc.fmt) {
+    switch (FMT) {
     case 0u:
     case 1u: {
         uint b = gb + 2u * lane;
         uint h = (stage[r * LPR * 4u + (b >> 2)] >> (8u * (b & 3u))) & 0xffffu;
-        return pc.fmt == 0u ? bf16_to_f32(h) : f16_to_f32(h);
+        return FMT == 0u ? bf16_to_f32(h) : f16_to_f32(h);
     }
     case 2u: {
         uint b = gb + 4u * lane;
@@ -102,12 +110,12 @@ float staged(uint r, uint gb, uint lane, uint n, uint g) {
     }
     case 3u: {
         uint b = gb + lane;
-        return fp8_value((stage[r * LPR * 4u + (b >> 2)] >> (8u * (b & 3u))) & 0xffu);
+        return e4m3_to_f32((stage[r * LPR * 4u + (b >> 2)] >> (8u * (b & 3u))) & 0xffu);
     }
     default: {
         uint b = gb + (lane >> 1);
         uint c = (stage[r * LPR * 4u + (b >> 2)] >> (8u * (b & 3u) + 4u * (lane & 1u))) & 15u;
-        float s = fp8_value(BYTE_AT(sc, pc.s_off + n * (pc.K / 16u) + g)) * 16384.0;
+        float s = e4m3_to_f32(BYTE_AT(sc, pc.s_off + n * (pc.K / 16u) + g)) * 16384.0;
         return e2m1_scaled(c) * s;
     }
     }
@@ -125,15 +133,19 @@ void main() {
     uint tid = gl_LocalInvocationID.x, r = tid / LPR, lane = tid % LPR;
     uint n = gl_WorkGroupID.x * NR + r, t0 = gl_WorkGroupID.y * MT;
     bool live = n < pc.N;
+#ifdef COUNT_ONE_TOKEN
+    n_tok = 1u;
+#else
     n_tok = min(MT, pc.T - t0);
+#endif
     xbase = pc.x_off + t0 * pc.x_stride;
     precise float acc[MT];
     for (uint t = 0; t < MT; t++) acc[t] = 0.0;
     uint ng = pc.K / 16u; // whole groups of 16: the chains; the rest is the tail
     if (pc.aligned != 0u) {
-        uint gbytes = pc.fmt == 2u ? 64u : pc.fmt <= 1u ? 32u : pc.fmt == 3u ? 16u : 8u;
+        uint gbytes = FMT == 2u ? 64u : FMT <= 1u ? 32u : FMT == 3u ? 16u : 8u;
         uint rq = ng * gbytes / 16u; // 16-byte pieces of the whole groups of a row
-        uint rowq = pc.fmt == 2u ? pc.K / 4u : pc.fmt <= 1u ? pc.K / 8u : pc.fmt == 3u ? pc.K / 16u : pc.K / 32u;
+        uint rowq = FMT == 2u ? pc.K / 4u : FMT <= 1u ? pc.K / 8u : FMT == 3u ? pc.K / 16u : pc.K / 32u;
         uint base = pc.w_off / 16u + n * rowq; // (K * bytes % 16 == 0 here)
         for (uint q0 = 0; q0 < rq; q0 += LPR) { // uniform: every row has rq pieces
             uint q = q0 + lane;

@@ -6,4 +6,5 @@ layout(push_constant) uniform PC {
     uint w_off, s_off, aligned;     // byte offsets of row 0 of W / of the scales; aligned: kernel-specific
     float post;                     // post_off != 0: the post of token t is x[post_off + t]
     uint post_off;                  // (act_quant modes 2 / 4: per-row activation scales)
+    uint il;                        // the weights' stored order: 0 the checkpoint's, else wlayout.glsl
 } pc;

@@ -50,10 +50,10 @@ layout(set = 0, binding = 2) readonly buffer S8 { uint64_t sc8[]; };
 layout(set = 0, binding = 3) buffer Y { float y[]; };
 #include "linear_pc.glsl"
 
-// The four E4M3 codes of a word, lowest byte first, exact (fp8_value, common.glsl).
+// The four E4M3 codes of a word, lowest byte first, exact (e4m3_to_f32, common.glsl).
 vec4 fp8_values(uint word) {
-    return vec4(fp8_value(word & 0xffu), fp8_value((word >> 8) & 0xffu), fp8_value((word >> 16) & 0xffu),
-                fp8_value(word >> 24));
+    return vec4(e4m3_to_f32(word & 0xffu), e4m3_to_f32((word >> 8) & 0xffu), e4m3_to_f32((word >> 16) & 0xffu),
+                e4m3_to_f32(word >> 24));
 }
 
 // Four E2M1 codes (nibbles 0..3 of c) times s = block scale * 2^14, exact.
@@ -79,7 +79,7 @@ mat4 group_weights(uint n, uint g, uint64_t scw) {
     mat4 m;
 #if WFMT == 4 // NVFP4: one 64-bit word
     uvec2 c = wword(n, g, 1u, 0u);
-    float s = fp8_value(uint(scw >> (8u * (g & 7u))) & 0xffu) * 16384.0;
+    float s = e4m3_to_f32(uint(scw >> (8u * (g & 7u))) & 0xffu) * 16384.0;
     m[0] = e2m1_values(c.x, s);
     m[1] = e2m1_values(c.x >> 16, s);
     m[2] = e2m1_values(c.y, s);

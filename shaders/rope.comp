@@ -32,6 +32,8 @@ void main() {
         uint pos = uint(rpos[t * 3u + comp]);
         float c = cs[(pos * half_ + j) * 2u], s = cs[(pos * half_ + j) * 2u + 1u];
         float x1 = arena[pc.x_off + o + j], x2 = arena[pc.x_off + o + j + half_];
+        // precise: two products and one add / subtract, each rounded (the CPU's
+        // bits; without it spirv-opt -O fuses them into an Fma)
         precise float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
         arena[pc.y_off + o + j] = y1;
         arena[pc.y_off + o + j + half_] = y2;

@@ -77,7 +77,7 @@ static float sentinel(void) {
 
 /* ---- a test program under construction ---- */
 #define MAX_BUFS 256
-#define MAX_OPS 128
+#define MAX_OPS 192
 typedef struct tbuf {
     char name[48];
     int width;
@@ -125,6 +125,10 @@ static int add_buf(tcase *c, const char *name, int width, int output, double cei
 }
 
 static fp4rt_op *add_op(tcase *c, fp4rt_op_kind k) {
+    if (c->p.n_ops >= MAX_OPS) {
+        fprintf(stderr, "test_backend_ops: case %s has more than MAX_OPS = %d ops\n", c->name, MAX_OPS);
+        exit(1);
+    }
     fp4rt_op *op = &c->ops[c->p.n_ops++];
     memset(op, 0, sizeof *op);
     op->kind = k;
@@ -541,18 +545,23 @@ static void add_linear(tcase *c, fp4rt_wfmt fmt, int dyn, int N, int K, int xb, 
     op->y = view(y, N);
 }
 
-/* LINEAR: every format x N {1, 7, 33, 257} x K {16, 48, 96, 544}; T = 1 and 5
- * (the matrix-vector kernel: 4 rows x 4 tokens per workgroup; rows of 8 / 24
- * bytes take its scalar path, rows of whole 16-byte pieces its staged uvec4
- * path, K = 544 NVFP4 has more pieces than lanes per row; bit-identical to the
- * CPU: NMSE must be 0) and T = 70 (the
+/* LINEAR: every format x N {1, 7, 33, 257} x K {16, 48, 96, 544, 704}; T = 1
+ * and 5 (the matrix-vector kernel: 4 rows x 4 tokens per workgroup; rows of
+ * 8 / 24 bytes take its scalar path, rows of whole 16-byte pieces its staged
+ * uvec4 path, K = 544 NVFP4 has more pieces than lanes per row; with
+ * FP4RT_VK_LINEAR=mv BF16 / FP8 / NVFP4 run linear_mvi on the decode layout:
+ * 16 rows x 4 tokens per workgroup, blocks of 2 / 4 / 8 groups, x staged 32
+ * groups at a time, so K = 16 .. 96 are partial blocks only, 544 (34 groups)
+ * full blocks over two x steps with NVFP4's scales unaligned (the per-group
+ * path), 704 (44 groups) the aligned full-block path plus NVFP4's partial last
+ * block; bit-identical to the CPU: NMSE must be 0) and T = 70 (the
  * tiled kernel: 64 x 64 tiles, 257 rows and 70 tokens cross them). `name`
  * tells the variant (the caller sets FP4RT_VK_NO_SUBGROUP: the shared-memory
  * reduction). */
 static void case_linear(const backend *b, const char *name, int with_mm) {
     static const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_F16, FP4RT_W_F32, FP4RT_W_FP8, FP4RT_W_NVFP4,
                                       FP4RT_W_NVFP4_W4A4};
-    static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 96, 544};
+    static const int Ns[] = {1, 7, 33, 257}, Ks[] = {16, 48, 96, 544, 704};
     tcase *c = malloc(sizeof *c);
     case_init(c, name);
     c->chunk = with_mm ? 70 : 5;
@@ -560,10 +569,10 @@ static void case_linear(const backend *b, const char *name, int with_mm) {
     /* Vulkan's matrix-vector kernel reproduces the CPU's sums exactly, the
      * whole-rows kernel at any number of tokens */
     c->exact_T = b->cuda ? 0 : !strcmp(name, "linear-rows") ? 1 << 20 : MV_EXACT_TOKENS;
-    int xbuf[4];
-    add_x_bufs(c, Ks, 4, xbuf);
+    int xbuf[5];
+    add_x_bufs(c, Ks, 5, xbuf);
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < 5; k++)
             for (int n = 0; n < 4; n++)
                 add_linear(c, fmts[f], 0, Ns[n], Ks[k], xbuf[k], fmts[f] <= FP4RT_W_F32 ? FP32_NMSE : FP16_NMSE);
     /* W4A4 with the per-row dynamic tensor scale (--fp4-activations on a layer
@@ -856,6 +865,24 @@ static void case_misc(const backend *b) {
     op->z = view(z, 37);
     op->y = view(add_buf(c, "ADD 37", 37, 1, FP32_NMSE), 37);
 
+    /* ADD, then RMSNORM of its output (one group of 40): on Vulkan one fused
+     * dispatch (norm.comp mode 3); both outputs checked. A RMSNORM of 2 groups
+     * after an ADD stays two dispatches. */
+    x = add_buf(c, "add+norm x", 40, 0, 0);
+    z = add_buf(c, "add+norm z", 40, 0, 0);
+    int sum = add_buf(c, "ADD+RMSNORM sum", 40, 1, FP32_NMSE);
+    op = add_op(c, FP4RT_OP_ADD);
+    op->x = view(x, 40);
+    op->z = view(z, 40);
+    op->y = view(sum, 40);
+    op = add_op(c, FP4RT_OP_RMSNORM);
+    op->x = view(sum, 40);
+    op->y = view(add_buf(c, "ADD+RMSNORM 1x40", 40, 1, FP32_NMSE), 40);
+    op->w = own(c, rnd_vec(40, 0.5f, 1.5f));
+    op->n_groups = 1;
+    op->group_dim = 40;
+    op->eps = 1e-6f;
+
     /* logits LINEAR (BF16 tied head, vocab 37) */
     x = add_buf(c, "logits x", 40, 0, 0);
     op = add_op(c, FP4RT_OP_LINEAR);
@@ -1068,6 +1095,10 @@ static void test_ops(const backend *b) {
         test_set_knob("FP4RT_VK_MAX_ACT_RANGE", "1024");
         case_linear_pieces(b, FP4RT_W_BF16, "pieces-bf");
         case_linear_pieces(b, FP4RT_W_NVFP4, "pieces-nv");
+        test_set_knob("FP4RT_VK_LINEAR", "mv"); /* the decode layout in pieces */
+        case_linear_pieces(b, FP4RT_W_BF16, "pieces-bf-mv");
+        case_linear_pieces(b, FP4RT_W_NVFP4, "pieces-nv-mv");
+        test_set_knob("FP4RT_VK_LINEAR", NULL);
         test_set_knob("FP4RT_VK_PIECE_RANGE", NULL);
         test_set_knob("FP4RT_VK_MAX_ACT_RANGE", NULL);
         /* the dequant kernel, and the device's matrix units, else the emulated
@@ -1075,6 +1106,9 @@ static void test_ops(const backend *b) {
         if (op_filter < 0 || op_filter == FP4RT_OP_LINEAR) {
             case_dequant(b);
             run_fast_cases(b);
+            test_set_knob("FP4RT_VK_LINEAR", "mv"); /* the same on weights in the decode layout */
+            run_fast_cases(b);
+            test_set_knob("FP4RT_VK_LINEAR", NULL);
         }
     } else
         case_linear_mm(b);

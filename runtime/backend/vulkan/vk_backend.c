@@ -1,8 +1,10 @@
 /* The Vulkan backend's table (runtime/backend/backend.h): context creation on one
  * device, session buffers, weight upload in prepare (every tensor the program
  * reads, once, streamed from the mmapped checkpoint through the staging
- * buffer into one device-local buffer; the embedding table only when it is
- * also the tied lm_head: the host gathers the step's rows) and run (a prefill
+ * buffer into one device-local buffer, linear weights permuted to the decode
+ * layout where the matrix-vector kernels run (vk_wlayout.c); the embedding
+ * table only when it is also the tied lm_head: the host gathers the step's
+ * rows) and run (a prefill
  * chunk recorded into a one-shot command buffer; a decode step recorded once
  * and replayed; each submitted and waited for). */
 #include "runtime/backend/vulkan/vk_internal.h"
@@ -118,7 +120,9 @@ static fp4rt_status add_tensor(void *user, const fp4rt_program_tensor *pt) {
                           c->max_alloc_knob ? ", FP4RT_VK_MAX_ALLOC" : "");
     if (pt->bytes && z->total / z->part != (z->total + pt->bytes - 1) / z->part) /* next part */
         z->total = (z->total / z->part + 1) * z->part;
-    c->tensors[c->n_tensors++] = (vk_tensor){pt->host, pt->bytes, z->total, pt->name};
+    /* linear weights in the decode layout where the matrix-vector kernels run */
+    uint32_t il = c->interleave && pt->kind == FP4RT_PT_WEIGHT && pt->lin ? fp4rt_vk_wlayout_blocks(pt->lin) : 0;
+    c->tensors[c->n_tensors++] = (vk_tensor){pt->host, pt->bytes, z->total, pt->name, il, pt->lin};
     z->total += pt->bytes;
     return FP4RT_OK;
 }
@@ -140,9 +144,15 @@ static fp4rt_status vk_prepare_impl(vk_ctx *c, const fp4rt_program *p, int synth
     if (!st) st = fp4rt_vk_buffer_create_split(c, total, z.part, 0, "weights", &c->weights);
     for (int i = 0; !st && i < c->n_tensors; i++) {
         const vk_tensor *t = &c->tensors[i];
-        st = synthetic && fp4rt_weights_is_placeholder(w, t->host)
-                 ? fp4rt_vk_upload_synth(c, c->weights, t->offset, w, t->host, t->bytes, seed)
-                 : fp4rt_vk_upload(c, c->weights, t->offset, t->host, t->bytes);
+        int synth = synthetic && fp4rt_weights_is_placeholder(w, t->host);
+        if (t->il) {
+            const fp4rt_linear *l = t->lin;
+            st = fp4rt_vk_upload_wlayout(c, c->weights, t->offset, t->host, t->bytes, l->row_bytes,
+                                         (uint32_t)(l->n_in / 16), t->il, synth ? w : NULL, seed);
+        } else {
+            st = synth ? fp4rt_vk_upload_synth(c, c->weights, t->offset, w, t->host, t->bytes, seed)
+                       : fp4rt_vk_upload(c, c->weights, t->offset, t->host, t->bytes);
+        }
     }
     if (st) return fp4rt_fail_context(st, "vulkan: uploading the weights");
     c->synthetic = synthetic;
@@ -357,7 +367,12 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
     if (!st) st = fp4rt_vk_profile_begin(c, p);
     for (int i = 0; !st && i < p->n_ops; i++) {
         const fp4rt_op *op = &p->ops[i];
-        st = fp4rt_vk_record_op(&s, op);
+        if (c->fuse && i + 1 < p->n_ops && fp4rt_vk_add_norm_fusable(op, op + 1)) {
+            fp4rt_vk_profile_op(c, i); /* --profile: the pair's time goes to the RMSNORM */
+            op++, i++;
+            st = fp4rt_vk_rec_add_norm(&s, op - 1, op);
+        } else
+            st = fp4rt_vk_record_op(&s, op);
         if (st) {
             fp4rt_vk_abandon(c);
             return fp4rt_fail_context(st, "op %d (%s, layer %d)", i, fp4rt_op_name(op->kind), op->layer);

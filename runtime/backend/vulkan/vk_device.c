@@ -217,6 +217,9 @@ fp4rt_status fp4rt_vk_device_open(vk_ctx *c, int index) {
      * lane is its fast layout (same bits); FP4RT_VK_LINEAR=rows / mv forces one */
     int lk = fp4rt_env_enum(FP4RT_ENV_VK_LINEAR); /* rows|mv */
     c->linear_rows = c->desc.int64 && (lk >= 0 ? lk == 0 : c->desc.software);
+    /* the decode layout (shaders/wlayout.glsl) wherever the matrix-vector kernels run */
+    c->interleave = !c->linear_rows && fp4rt_env_bool(FP4RT_ENV_VK_INTERLEAVE);
+    c->fuse = fp4rt_env_bool(FP4RT_ENV_VK_FUSE);
     /* prefill FP8 / W4A4 linears on the matrix units where the device has
      * them; FP4RT_VK_COOPMAT=0 turns that off, =nv / =khr pick a kind the device
      * has (else none), =emu runs the emulated kernel (tests: needs

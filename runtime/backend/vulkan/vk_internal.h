@@ -42,6 +42,8 @@ typedef struct vk_tensor {
     const void *host;
     VkDeviceSize bytes, offset; /* in the weights buffer */
     const char *name;
+    uint32_t il; /* a linear weight in the decode layout (shaders/wlayout.glsl): groups per block; 0: as stored */
+    const fp4rt_linear *lin; /* the linear whose weight it is (il != 0) */
 } vk_tensor;
 
 /* One storage-buffer binding: a window of a buffer. */
@@ -132,6 +134,9 @@ typedef struct vk_ctx {
     int idot;                 /* prefill W4A4 linears on linear_i8.comp (packed integer dot products) */
     int exact;                /* FP4RT_VK_EXACT=1: every linear on the bit-exact kernels */
     int linear_subgroup;      /* decode linears reduce with subgroup shuffles (desc.subgroup_shuffle, not FP4RT_VK_NO_SUBGROUP) */
+    int fuse;                 /* neighbouring element-wise ops in one dispatch (ADD + RMSNORM; FP4RT_VK_FUSE) */
+    int interleave;           /* BF16 / FP8 / NVFP4 linear weights (K % 16 == 0) go up in the decode layout and
+                                 decode runs linear_mvi_* (not linear_rows; FP4RT_VK_INTERLEAVE=0 turns it off) */
 
     VkCommandPool cmd_pool;
     VkCommandBuffer cmd;      /* the command buffer being recorded: cmd_once or cmd_step */
@@ -234,8 +239,9 @@ typedef struct vk_pc_linear {
     uint32_t K, fmt, x_off, x_stride, y_off, y_stride, N, T, w_off, s_off, aligned;
     float post;
     uint32_t post_off; /* != 0: the post scale of token t is x[post_off + t] (act_quant modes 2 / 4) */
+    uint32_t il;       /* the weights' stored order: 0 the checkpoint's, else groups per block (vk_wlayout.c) */
 } vk_pc_linear;
-_Static_assert(sizeof(vk_pc_linear) == 52, "vk_pc_linear mirrors shaders/linear_pc.glsl");
+_Static_assert(sizeof(vk_pc_linear) == 56, "vk_pc_linear mirrors shaders/linear_pc.glsl");
 
 /* vk_coop.c */
 /* The cooperative-matrix kinds a physical device offers: bit FP4RT_VK_COOP_KHR
@@ -368,5 +374,19 @@ typedef struct vk_step {
 fp4rt_status fp4rt_vk_record_op(const vk_step *s, const fp4rt_op *op);
 /* The uploaded copy of host tensor `host`, or NULL. */
 const vk_tensor *fp4rt_vk_tensor_find(const vk_ctx *c, const void *host);
+
+/* vk_wlayout.c: the decode layout of linear weights (shaders/wlayout.glsl). */
+/* Groups per block of l's weight in the decode layout (BF16 2, FP8 4, NVFP4 8),
+ * or 0 where it has none (F16, F32, K % 16 != 0). */
+uint32_t fp4rt_vk_wlayout_blocks(const fp4rt_linear *l);
+/* One row of G groups in the checkpoint's order (src) to the decode layout of
+ * B groups per block (dst, the same size; no overlap). */
+void fp4rt_vk_wlayout_row(const uint8_t *src, uint8_t *dst, uint32_t G, uint32_t B);
+/* Uploads n bytes of whole weight rows (row_bytes each, G groups) to b at off,
+ * each row permuted to the decode layout of B groups per block; from ptr, or
+ * generated when w is not NULL (synthetic weights: ptr a placeholder of w). */
+fp4rt_status fp4rt_vk_upload_wlayout(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, const void *ptr, size_t n,
+                                     size_t row_bytes, uint32_t G, uint32_t B, const fp4rt_weights *w,
+                                     uint64_t seed);
 
 #endif

@@ -26,6 +26,14 @@ static vk_kernel rows_kernel(fp4rt_wfmt f) {
     }
 }
 
+static vk_kernel mvi_kernel(fp4rt_wfmt f) {
+    switch (f) {
+    case FP4RT_W_BF16: return FP4RT_VK_SHADER_LINEAR_MVI_BF16;
+    case FP4RT_W_FP8: return FP4RT_VK_SHADER_LINEAR_MVI_FP8;
+    default: return FP4RT_VK_SHADER_LINEAR_MVI_NVFP4;
+    }
+}
+
 vk_kernel fp4rt_vk_linear_kernel(fp4rt_wfmt fmt, fp4rt_vk_act_quant aq, int K, uint64_t n_tokens,
                                  const fp4rt_vk_linear_caps *caps, int rows_aligned) {
     int big = n_tokens > FP4RT_VK_MV_MAX_T && !caps->exact;
@@ -35,5 +43,6 @@ vk_kernel fp4rt_vk_linear_kernel(fp4rt_wfmt fmt, fp4rt_vk_act_quant aq, int K, u
     if (big && w4a4 && caps->idot && K % 16 == 0) return FP4RT_VK_SHADER_LINEAR_I8;
     if (caps->linear_rows && rows_aligned && K % 16 == 0) return rows_kernel(fmt);
     if (big && !caps->linear_rows) return FP4RT_VK_SHADER_LINEAR_MM;
+    if (caps->interleaved) return mvi_kernel(fmt);
     return caps->linear_subgroup ? FP4RT_VK_SHADER_LINEAR : FP4RT_VK_SHADER_LINEAR_SHMEM;
 }

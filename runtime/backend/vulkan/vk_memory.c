@@ -222,6 +222,12 @@ typedef struct upload_src {
     const void *data;
     const fp4rt_weights *w; /* synthetic weights: their generator and seed */
     uint64_t seed;
+    /* rows permuted to the decode layout (fill_wlayout): the source's own fill,
+     * the rows' size and groups, groups per block, two rows of scratch */
+    void (*inner)(const struct upload_src *s, size_t done, size_t k, void *dst);
+    size_t row_bytes;
+    uint32_t G, B;
+    uint8_t *row_in, *row_out;
 } upload_src;
 
 static void fill_copy(const upload_src *s, size_t done, size_t k, void *dst) {
@@ -230,6 +236,25 @@ static void fill_copy(const upload_src *s, size_t done, size_t k, void *dst) {
 
 static void fill_synth(const upload_src *s, size_t done, size_t k, void *dst) {
     fp4rt_weights_synth_bytes(s->w, (const char *)s->data + done, k, s->seed, dst);
+}
+
+/* The destination bytes [done, done + k) of rows in the decode layout: each row
+ * the source touches is read whole (s->inner), permuted, and the part inside
+ * the range written (rows that straddle a staging piece are permuted twice). */
+static void fill_wlayout(const upload_src *s, size_t done, size_t k, void *dst) {
+    size_t rb = s->row_bytes;
+    for (size_t pos = done; pos < done + k;) {
+        size_t row = pos / rb, in = pos - row * rb, m = rb - in;
+        if (m > done + k - pos) m = done + k - pos;
+        s->inner(s, row * rb, rb, s->row_in);
+        if (m == rb) {
+            fp4rt_vk_wlayout_row(s->row_in, (uint8_t *)dst + (pos - done), s->G, s->B);
+        } else {
+            fp4rt_vk_wlayout_row(s->row_in, s->row_out, s->G, s->B);
+            memcpy((uint8_t *)dst + (pos - done), s->row_out + in, m);
+        }
+        pos += m;
+    }
 }
 
 /* One half's copy: staging[half] -> b[off, off + k), submitted with its fence. */
@@ -297,6 +322,21 @@ static fp4rt_status upload(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, size_t 
 fp4rt_status fp4rt_vk_upload(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, const void *src, size_t n) {
     upload_src s = {.fill = fill_copy, .data = src};
     return upload(c, b, off, n, &s);
+}
+
+fp4rt_status fp4rt_vk_upload_wlayout(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, const void *ptr, size_t n,
+                                     size_t row_bytes, uint32_t G, uint32_t B, const fp4rt_weights *w,
+                                     uint64_t seed) {
+    if (!row_bytes || n % row_bytes || row_bytes != (size_t)G * 64 / B)
+        return fp4rt_fail(FP4RT_INTERNAL, "vulkan: decode layout of %zu bytes in rows of %zu (%u groups)", n,
+                          row_bytes, G);
+    uint8_t *rows = fp4rt_malloc(2 * row_bytes, "a weight row");
+    if (!rows) return FP4RT_OUT_OF_MEMORY;
+    upload_src s = {.fill = fill_wlayout, .data = ptr, .w = w, .seed = seed, .inner = w ? fill_synth : fill_copy,
+                    .row_bytes = row_bytes, .G = G, .B = B, .row_in = rows, .row_out = rows + row_bytes};
+    fp4rt_status st = upload(c, b, off, n, &s);
+    free(rows);
+    return st;
 }
 
 fp4rt_status fp4rt_vk_upload_synth(vk_ctx *c, fp4rt_buffer *b, VkDeviceSize off, const fp4rt_weights *w,

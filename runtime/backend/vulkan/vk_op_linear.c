@@ -1,6 +1,7 @@
 /* Vulkan linear ops: activation quantization (FP8 / NVFP4 W4A4), then the
- * matrix-vector kernel (decode: up to FP4RT_VK_MV_MAX_T tokens, shaders/linear_mv.comp
- * with subgroup or shared-memory reductions) or the tiled matrix-matrix kernel
+ * matrix-vector kernel (decode: up to FP4RT_VK_MV_MAX_T tokens; weights in the
+ * decode layout, vk_tensor.il, on shaders/linear_mvi.comp, the rest on
+ * shaders/linear_mv.comp with subgroup or shared-memory reductions) or the tiled matrix-matrix kernel
  * (prefill: shaders/linear_mm.comp), the cooperative-matrix kernel (FP8 / W4A4
  * prefill on matrix units, shaders/linear_coop.comp) or the integer-dot kernel
  * (W4A4 prefill, shaders/linear_i8.comp), chosen per token piece by
@@ -19,6 +20,8 @@
 
 #define FP4RT_VK_MV_ROWS 4  /* output rows per matrix-vector workgroup (NR in linear_mv.comp) */
 #define FP4RT_VK_MV_TOKENS 4 /* tokens per matrix-vector workgroup (MT) */
+#define FP4RT_VK_MVI_ROWS 16 /* output rows per linear_mvi.comp workgroup (RPW) */
+#define FP4RT_VK_MVI_TOKENS 4 /* tokens per linear_mvi.comp workgroup (MT) */
 #define FP4RT_VK_ROWS_WG 32    /* rows per linear_rows.comp workgroup (WGR x R) */
 #define FP4RT_VK_ROWS_TOKENS 2 /* tokens per linear_rows.comp workgroup (MT) */
 #define FP4RT_VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp, linear_i8.comp) */
@@ -71,6 +74,11 @@ static void kernel_tile(vk_kernel k, uint64_t *rows, uint64_t *tokens) {
     case FP4RT_VK_SHADER_LINEAR_I8:
         *rows = *tokens = FP4RT_VK_MM_TILE;
         return;
+    case FP4RT_VK_SHADER_LINEAR_MVI_NVFP4:
+    case FP4RT_VK_SHADER_LINEAR_MVI_FP8:
+    case FP4RT_VK_SHADER_LINEAR_MVI_BF16:
+        *rows = FP4RT_VK_MVI_ROWS, *tokens = FP4RT_VK_MVI_TOKENS;
+        return;
     default: /* linear_mv */
         *rows = FP4RT_VK_MV_ROWS, *tokens = FP4RT_VK_MV_TOKENS;
     }
@@ -106,8 +114,6 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
         ys = fp4rt_vk_stride(s);
     }
     int dyn = aq == FP4RT_VK_ACT_NVFP4_DYNAMIC; /* per-row scales after the rows */
-    fp4rt_vk_linear_caps caps = {.coop = c->coop, .idot = c->idot, .linear_rows = c->linear_rows,
-                                 .linear_subgroup = c->linear_subgroup, .exact = c->exact};
     if (quant && ((VkDeviceSize)rows * K + (dyn ? (VkDeviceSize)rows : 0)) * 4 > c->xq->bytes)
         return fp4rt_fail(FP4RT_INTERNAL, "vulkan: xq too small");
 
@@ -115,6 +121,9 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     const vk_tensor *st_t = l->block_scale ? fp4rt_vk_tensor_find(c, l->block_scale) : NULL;
     if (!wt || (l->block_scale && !st_t))
         return fp4rt_fail(FP4RT_INTERNAL, "vulkan: %s was not uploaded", l->module);
+    fp4rt_vk_linear_caps caps = {.coop = c->coop, .idot = c->idot, .linear_rows = c->linear_rows,
+                                 .linear_subgroup = c->linear_subgroup, .exact = c->exact,
+                                 .interleaved = wt->il != 0};
     const uint32_t *max_groups = c->props.limits.maxComputeWorkGroupCount;
 
     /* weight pieces: rows of W that fit one binding and one dispatch */
@@ -148,7 +157,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
         vk_kernel piece_kern = fp4rt_vk_linear_kernel(l->fmt, aq, K, nt, &caps, 0);
         int coop = piece_kern == FP4RT_VK_SHADER_LINEAR_COOP || piece_kern == FP4RT_VK_SHADER_LINEAR_COOP_EMU;
         int i8 = piece_kern == FP4RT_VK_SHADER_LINEAR_I8;
-        vk_pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post};
+        vk_pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post, .il = wt->il};
         vk_bind xb, yb, wb, sb = {0};
         fp4rt_status st = float_window(c, s->sb->scratch, xo + ta * xs, (nt - 1) * xs + (uint64_t)K,
                                        "the activation arena", &xb, &pc.x_off);
@@ -198,6 +207,10 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
                 if (st) return st;
                 pc.s_off = (uint32_t)skew;
             }
+            if (kern == FP4RT_VK_SHADER_LINEAR_MVI_NVFP4 || kern == FP4RT_VK_SHADER_LINEAR_MVI_FP8 ||
+                kern == FP4RT_VK_SHADER_LINEAR_MVI_BF16) /* whole blocks by 16-byte loads, scales by words */
+                pc.aligned = pc.w_off % 16 == 0 && rb % 16 == 0 &&
+                             (!st_t || (pc.s_off % 4 == 0 && (K / 16) % 4 == 0));
             pc.N = (uint32_t)n;
             vk_bind b[4] = {xb, wb, sb, yb};
             if (coop) g_coop_dispatches++;

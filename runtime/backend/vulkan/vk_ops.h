@@ -45,6 +45,7 @@ typedef struct fp4rt_vk_linear_caps {
     int linear_rows;     /* software device (or FP4RT_VK_LINEAR): the whole-rows kernels */
     int linear_subgroup; /* the matrix-vector kernel reduces with subgroup shuffles */
     int exact;           /* FP4RT_VK_EXACT=1: the bit-exact kernels at any token count */
+    int interleaved;     /* this weight is in the decode layout (shaders/wlayout.glsl, vk_wlayout.c) */
 } fp4rt_vk_linear_caps;
 
 /* The kernel for a piece of n_tokens tokens of a linear of format fmt with K
@@ -57,7 +58,9 @@ typedef struct fp4rt_vk_linear_caps {
  * matrix-vector kernel (FP4RT_VK_SHADER_LINEAR with subgroups, else _SHMEM), or on
  * a software device the whole-rows kernel of fmt (FP4RT_VK_SHADER_LINEAR_ROWS_*)
  * when rows_aligned (the weight window and row size allow its 64-bit loads)
- * and K % 16 == 0. Pure: no device, no state. */
+ * and K % 16 == 0; a weight in the decode layout (caps->interleaved) runs
+ * FP4RT_VK_SHADER_LINEAR_MVI_* of its format instead of the matrix-vector
+ * kernel. Pure: no device, no state. */
 vk_kernel fp4rt_vk_linear_kernel(fp4rt_wfmt fmt, fp4rt_vk_act_quant aq, int K, uint64_t n_tokens,
                                  const fp4rt_vk_linear_caps *caps, int rows_aligned);
 
@@ -66,6 +69,12 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op); /* vk_op
 fp4rt_status fp4rt_vk_rec_embed(const vk_step *s, const fp4rt_op *op);  /* vk_op_basic.c */
 fp4rt_status fp4rt_vk_rec_norm(const vk_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_vk_rec_eltwise(const vk_step *s, const fp4rt_op *op);
+/* An ADD whose output the next op, an RMSNORM of one group per row, normalizes:
+ * both in one dispatch (the sum written as the ADD writes it, then the norm),
+ * bit-identical to the two ops. fp4rt_vk_add_norm_fusable says whether the
+ * pair qualifies (c->fuse, FP4RT_VK_FUSE, decides whether the recorder asks). */
+int fp4rt_vk_add_norm_fusable(const fp4rt_op *add, const fp4rt_op *norm);
+fp4rt_status fp4rt_vk_rec_add_norm(const vk_step *s, const fp4rt_op *add, const fp4rt_op *norm);
 fp4rt_status fp4rt_vk_rec_rope(const vk_step *s, const fp4rt_op *op); /* vk_op_attention.c */
 fp4rt_status fp4rt_vk_rec_kv_append(const vk_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_vk_rec_attention(const vk_step *s, const fp4rt_op *op);

@@ -63,6 +63,22 @@ static void test_exact(void) {
     CHECK_EQ_INT(KERNEL(FP4RT_W_BF16, FP4RT_VK_ACT_NONE, 256, 4096, c, 1), FP4RT_VK_SHADER_LINEAR);
 }
 
+/* Weights in the decode layout (caps.interleaved): decode and exact pieces on
+ * linear_mvi of the format, prefill still on the fast kernels (which read the
+ * layout: shaders/wlayout.glsl). */
+static void test_interleaved(void) {
+    fp4rt_vk_linear_caps c = {.coop = FP4RT_VK_COOP_KHR, .linear_subgroup = 1, .interleaved = 1};
+    CHECK_EQ_INT(KERNEL(FP4RT_W_BF16, FP4RT_VK_ACT_NONE, 256, 1, c, 1), FP4RT_VK_SHADER_LINEAR_MVI_BF16);
+    CHECK_EQ_INT(KERNEL(FP4RT_W_FP8, FP4RT_VK_ACT_FP8, 256, MAX_T, c, 1), FP4RT_VK_SHADER_LINEAR_MVI_FP8);
+    CHECK_EQ_INT(KERNEL(FP4RT_W_NVFP4, FP4RT_VK_ACT_NONE, 256, 1, c, 0), FP4RT_VK_SHADER_LINEAR_MVI_NVFP4);
+    CHECK_EQ_INT(KERNEL(FP4RT_W_NVFP4_W4A4, FP4RT_VK_ACT_NVFP4, 256, 3, c, 1), FP4RT_VK_SHADER_LINEAR_MVI_NVFP4);
+    CHECK_EQ_INT(KERNEL(FP4RT_W_FP8, FP4RT_VK_ACT_FP8, 256, 64, c, 1), FP4RT_VK_SHADER_LINEAR_COOP);
+    CHECK_EQ_INT(KERNEL(FP4RT_W_NVFP4, FP4RT_VK_ACT_NONE, 256, 64, c, 1), FP4RT_VK_SHADER_LINEAR_MM);
+    c.exact = 1;
+    CHECK_EQ_INT(KERNEL(FP4RT_W_NVFP4, FP4RT_VK_ACT_NONE, 256, 4096, c, 1), FP4RT_VK_SHADER_LINEAR_MVI_NVFP4);
+    CHECK_EQ_INT(KERNEL(FP4RT_W_FP8, FP4RT_VK_ACT_FP8, 256, 4096, c, 1), FP4RT_VK_SHADER_LINEAR_MVI_FP8);
+}
+
 /* Software devices: the whole-rows kernel of the format where the loads align,
  * never the tiled kernel; forced matrix units / integer dots still win prefill. */
 static void test_software(void) {
@@ -91,6 +107,7 @@ int main(void) {
     test_gpu();
     test_idot();
     test_exact();
+    test_interleaved();
     test_software();
     return test_summary("test_vk_linear_policy");
 }
