@@ -256,7 +256,8 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
     fp4rt_status st = fp4rt_cpu_reserve(s->ctx, (size_t)rows * K + (size_t)rows,
                                         tiled ? fp4rt_cpu_tile_ws_floats(K) : (size_t)K);
     if (st) return st;
-    cpu_lin_job j = {.s = s, .l = l, .n_rows = rows, .post = 1.0f};
+    cpu_lin_job j = {.s = s, .l = l, .n_rows = rows, .n_out = l->n_out, .post = 1.0f};
+    if (op->is_logits && s->step->logits_rows) j.n_out = s->step->logits_rows; /* the draft vocabulary */
     j.x = cpu_row(s, op->x, t0);
     j.x_stride = (size_t)s->p->arena_width;
     if (s->ctx->observer) s->ctx->observer(s->ctx->observer_user, l, j.x, j.x_stride, rows);
@@ -292,10 +293,10 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
         j.y_stride = (size_t)s->p->arena_width;
     }
     if (small)
-        fp4rt_pool_for(s->ctx->pool, (l->n_out + 3) / 4, 4, small_range, &j);
+        fp4rt_pool_for(s->ctx->pool, (j.n_out + 3) / 4, 4, small_range, &j);
     else if (tiled)
-        fp4rt_pool_for(s->ctx->pool, (l->n_out + FP4RT_TILE_ROWS - 1) / FP4RT_TILE_ROWS, 4, tile_range, &j);
+        fp4rt_pool_for(s->ctx->pool, (j.n_out + FP4RT_TILE_ROWS - 1) / FP4RT_TILE_ROWS, 4, tile_range, &j);
     else
-        fp4rt_pool_for(s->ctx->pool, l->n_out, 16, lin_range, &j);
+        fp4rt_pool_for(s->ctx->pool, j.n_out, 16, lin_range, &j);
     return FP4RT_OK;
 }

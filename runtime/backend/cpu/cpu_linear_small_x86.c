@@ -115,7 +115,7 @@ T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt) {
     }
 
 T512 static void panels512(const cpu_lin_job *j, long p0, long p1) {
-    int T = j->n_rows, n_out = j->l->n_out, fmt = j->l->fmt;
+    int T = j->n_rows, n_out = j->n_out, fmt = j->l->fmt;
     for (long p = p0; p < p1; p++) {
         int n0 = (int)p * 4, R = n_out - n0 < 4 ? n_out - n0 : 4;
         if (fmt == FP4RT_W_BF16) {

@@ -161,6 +161,7 @@ typedef struct cpu_lin_job {
     const float *x; /* row 0 of the (maybe quantized) input */
     size_t x_stride;
     int n_rows; /* input rows */
+    int n_out;  /* outputs computed: l->n_out, or fewer for logits_rows */
     float *y;   /* output row for input row 0 */
     size_t y_stride;
     float post;
