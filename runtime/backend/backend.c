@@ -137,6 +137,10 @@ fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_p
             fp4rt_status st = fp4rt_rope_op_check(&p->ops[i]);
             if (st) return fp4rt_fail_context(st, "op %d (layer %d)", i, p->ops[i].layer);
         }
+    if (step->logits_rows < 0 || step->logits_rows > vocab)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "step logits_rows = %d outside 0 .. %d", step->logits_rows, vocab);
+    if (step->argmax_out && step->logits_rows)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: a greedy pick of a step with logits_rows", be->name);
     if (step->argmax_out && step->no_logits)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: a greedy pick of a step without logits", be->name);
     if (step->argmax_out && !be->argmax) return unsupported(be, "device pick (argmax)");

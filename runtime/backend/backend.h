@@ -70,6 +70,10 @@ typedef struct fp4rt_step {
     int pos0;              /* position of tokens[0]; the cache holds pos0 tokens before */
     int all_logits;        /* logits for every row, else only the last row (row 0 of logits) */
     int no_logits;         /* skip the logits entirely (a prefill chunk that is not the last) */
+    /* 0: every logit; 1 .. vocab - 1: only logits [0, logits_rows) of each row are
+     * needed (the MTP head's draft vocabulary, FP4RT_MTP_DRAFT_VOCAB): a backend may
+     * compute just those (the CPU does); the rest are then undefined. */
+    int logits_rows;
     /* A verify step (backends whose ops.decode_rows is 1; n_tokens <= FP4RT_DECODE_ROWS_MAX):
      * every row gets exactly the bits a 1-token step of its token at its position
      * gives after the rows before it: the GDN in the recurrent form row by row,

@@ -3,6 +3,7 @@
 #include "runtime/engine/mtp.h"
 
 #include "runtime/base/common.h"
+#include "runtime/base/env.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -19,7 +20,8 @@ typedef struct fp4rt_mtp_state {
     int cur;     /* position whose hidden state the next draft starts from (n_past - 1), -1: none */
     int lost;    /* a cancelled evaluation lost the state: drafting fails until a reset */
     float *mh;   /* [hidden] the head's own output state of the last draft */
-    float *lg;   /* [vocab] scratch logits */
+    float *lg;   /* [vocab] scratch logits: the draft vocabulary's, -inf past it */
+    int draft_vocab; /* logits the head computes per draft: ids [0, draft_vocab) (FP4RT_MTP_DRAFT_VOCAB) */
     const float **hv; /* [chunk] a step's input rows */
 } fp4rt_mtp_state;
 
@@ -68,6 +70,8 @@ fp4rt_status fp4rt_session_mtp_init(fp4rt_session *s) {
     t->lg = fp4rt_malloc((size_t)vocab * sizeof(float), "MTP logits");
     t->hv = fp4rt_malloc((size_t)t->sb.chunk * sizeof *t->hv, "MTP row list");
     if (!t->rows || !t->mh || !t->lg || !t->hv) return FP4RT_OUT_OF_MEMORY;
+    long long dv = fp4rt_env_int(FP4RT_ENV_MTP_DRAFT_VOCAB);
+    t->draft_vocab = dv > 0 && dv < vocab ? (int)dv : vocab;
     fp4rt_memory_plan plan;
     fp4rt_plan_session(m->mtp_program, t->sb.n_ctx, t->sb.chunk, t->sb.kv_type, &plan);
     struct {
@@ -129,6 +133,7 @@ static const float *row_of(const fp4rt_mtp_state *t, int pos) {
  * pos0 .. pos0 + n - 1 (n <= its chunk); logits of the last row when want_logits. */
 static fp4rt_status head_step(fp4rt_session *s, const float *const *hidden, const int32_t *tokens, int n, int pos0,
                               int want_logits) {
+    int vocab = s->model->weights->cfg.vocab;
     fp4rt_model *m = s->model;
     fp4rt_mtp_state *t = s->mtp;
     const fp4rt_program *p = m->mtp_program;
@@ -137,7 +142,8 @@ static fp4rt_status head_step(fp4rt_session *s, const float *const *hidden, cons
         st = fp4rt_backend_upload(m->backend, m->mtp_ctx, t->sb.scratch,
                                   ((size_t)r * p->arena_width + (size_t)p->in_hidden_col) * 4, hidden[r],
                                   (size_t)t->hidden * 4);
-    fp4rt_step step = {.tokens = tokens, .n_tokens = n, .pos0 = pos0, .no_logits = !want_logits};
+    fp4rt_step step = {.tokens = tokens, .n_tokens = n, .pos0 = pos0, .no_logits = !want_logits,
+                       .logits_rows = s->mtp->draft_vocab < vocab ? s->mtp->draft_vocab : 0};
     /* the main model's rotary positions of these indices (text rows past what the
      * session holds, i.e. drafts: index + rope_delta) */
     step.rope_delta = s->rope_delta;
@@ -255,7 +261,8 @@ fp4rt_status fp4rt_session_mtp_draft_pick(fp4rt_session *s, int32_t next_token, 
     pthread_mutex_lock(&m->run_lock);
     for (int j = 0; !st && j < k; j++) {
         st = head_step(s, &hid, &tok, 1, s->n_past - 1 + j, 1);
-        if (!st) st = fp4rt_backend_download(m->backend, m->mtp_ctx, t->sb.logits, 0, t->lg, (size_t)vocab * 4);
+        if (!st) st = fp4rt_backend_download(m->backend, m->mtp_ctx, t->sb.logits, 0, t->lg, (size_t)t->draft_vocab * 4);
+        for (int i = t->draft_vocab; i < vocab; i++) t->lg[i] = -INFINITY; /* a pick may have written there */
         if (!st && j + 1 < k)
             st = fp4rt_backend_download(m->backend, m->mtp_ctx, t->sb.scratch, (size_t)p->out_hidden_col * 4, t->mh,
                                         (size_t)t->hidden * 4);

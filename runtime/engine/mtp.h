@@ -45,7 +45,12 @@ fp4rt_status fp4rt_session_mtp_after_step(fp4rt_session *s, const int32_t *token
  * draft_logits NULL or [k, vocab] (the raw logits of each draft). 1 <= k <= 16,
  * n_past >= 1 and n_past + 1 + k <= n_ctx (the verify step's positions), else
  * INVALID_ARGUMENT. The main model's state is untouched; the MTP cache gets
- * entries at n_past - 1 .. n_past + k - 2 that the next main step rewrites. */
+ * entries at n_past - 1 .. n_past + k - 2 that the next main step rewrites.
+ * Draft vocabulary: with FP4RT_MTP_DRAFT_VOCAB = N (0 < N < vocab, read when
+ * the session is created) the head's lm_head computes only the logits of ids
+ * 0 .. N - 1 and the logits of the other ids are -inf (never drafted; the
+ * sampler's q is then normalized over the N ids). The verify step decides every
+ * token, so the output stays that of plain decoding; only acceptance changes. */
 #define FP4RT_MTP_MAX_DRAFTS 16
 fp4rt_status fp4rt_session_mtp_draft(fp4rt_session *s, int32_t next_token, int k, fp4rt_sampler *sampler,
                                      int32_t *drafts, float *draft_logits);

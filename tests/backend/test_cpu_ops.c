@@ -1,7 +1,8 @@
 /* Unit tests of CPU kernels that the model-level tests exercise only
  * indirectly: the two GDN forms on random inputs (lengths around the chunk
  * size, several chunk sizes, a carried state), activation quantization for
- * W8A8 / W4A4 at known values, and the thread pool's coverage of a range. */
+ * W8A8 / W4A4 at known values, the thread pool's coverage of a range, and the
+ * AVX2 SwiGLU row against the scalar one bit for bit. */
 #include "tests/test_util.h"
 
 #include "runtime/backend/cpu/cpu_ops.h"
@@ -9,6 +10,8 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <math.h>
 
 static uint64_t g_rng = 12345;
 static float frand(void) { /* uniform [-1, 1) */
@@ -149,8 +152,37 @@ static void test_simd_row_dot(void) {
     free(w8), free(sb), free(wb), free(x);
 }
 
+/* The AVX2 SwiGLU row against the scalar fp4rt_silu(x) * z, bit for bit (NaN
+ * for NaN): random values over the exp's whole range, the edges of its
+ * special cases (-87, EXP_MAX, the k = 128 step), zeros, infinities, NaN,
+ * subnormals; 203 values so the scalar tail runs too. */
+static void test_simd_swiglu(void) {
+    enum { N = 4096 + 203 };
+    static float x[N], z[N], y[N];
+    const float edge[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN, 87.0f, -87.0f, 86.99999f, -86.99999f,
+                          87.00001f, -87.00001f, 88.7228317f, -88.7228317f, 88.72284f, -88.72284f, 88.5f, -88.5f,
+                          1e-40f, -1e-40f, 1e30f, -1e30f, 0.5f, -0.5f, 1.0f, -1.0f};
+    int ne = (int)(sizeof edge / sizeof edge[0]);
+    for (int i = 0; i < N; i++) {
+        x[i] = i < ne ? edge[i] : frand() * (i % 3 == 0 ? 100.0f : i % 3 == 1 ? 10.0f : 1.0f);
+        z[i] = i < ne ? 1.5f : frand() * 4.0f;
+    }
+    if (!fp4rt_cpu_swiglu_row_simd(x, z, y, N)) {
+        printf("cpu_ops: no AVX2, the scalar SwiGLU only\n");
+        return;
+    }
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        float want = fp4rt_silu(x[i]) * z[i];
+        int ok = isnan(want) ? isnan(y[i]) : memcmp(&want, &y[i], 4) == 0;
+        if (!ok && bad++ < 5) printf("  swiglu x=%.9g z=%.9g: %.9g, scalar %.9g\n", x[i], z[i], y[i], want);
+    }
+    CHECK_MSG(bad == 0, "AVX2 SwiGLU: %d of %d values differ from the scalar", bad, N);
+}
+
 int main(void) {
     fp4rt_numfmt_init();
+    test_simd_swiglu();
     test_gdn_forms();
     test_act_quant();
     test_pool();

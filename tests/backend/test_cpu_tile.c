@@ -8,6 +8,8 @@
  * with a static and a per-row activation scale), at sizes that are no multiple
  * of the tile: rows not a multiple of 4, tokens not a multiple of the kernel's
  * tokens per call, K not a multiple of 16 (formats that allow it) or of 64.
+ * 1 .. 6 tokens with BF16 / NVFP4 weights take the small-step path
+ * (cpu_linear_small_x86.c) on AVX-512: every token count at K = 256 and 768.
  * The column right of the output must keep its sentinel (no write past n_out).
  * NaN weights give NaN outputs on every path. */
 #include "tests/test_util.h"
@@ -228,6 +230,15 @@ int main(void) {
     check_case(FP4RT_W_FP8, 0, 5, 2100, 33);
     check_case(FP4RT_W_NVFP4_W4A4, 1, 7, 2064, 19);
     check_case(FP4RT_W_NVFP4, 0, 5, 32, 300);
+    /* the small-step path (AVX-512, 1 .. 6 tokens: decode and verify steps),
+     * at the reference model's K = 256 and 768, rows not of 4, every token count */
+    for (int T = 1; T <= 6; T++) {
+        check_case(FP4RT_W_BF16, 0, 13, 256, T);
+        check_case(FP4RT_W_BF16, 0, 70, 768, T);
+        check_case(FP4RT_W_NVFP4, 0, 13, 256, T);
+        check_case(FP4RT_W_NVFP4_W4A4, 1, 9, 768, T);
+        check_case(FP4RT_W_NVFP4_W4A4, 0, 6, 256, T);
+    }
     check_case(FP4RT_W_F32, 0, 3, 8, 9); /* K < 16: the tail alone */
     /* NaN weights (E4M3 0x7f / 0xff) and a NaN block scale: NaN outputs, as on
      * the per-row path (fp4rt run reports NaN logits at the prefill step) */

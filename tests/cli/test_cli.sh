@@ -296,6 +296,14 @@ check "[ -s $tmp/plain.ids ] && cmp -s $tmp/plain.ids $tmp/spec.ids" "run --spec
 check "grep -q 'MTP K=2: [0-9]* verify steps, [0-9]* of [0-9]* drafts accepted' $tmp/spec.err" "run --spec: stats line: $(grep -o 'MTP K=.*position[ 0-9%]*' "$tmp/spec.err")"
 $bin run --model "$kjv" --device cpu --tokens $kp -n 20 --spec mtp --seed 3 --temp 0.8 >"$tmp/specs.ids" 2>"$tmp/specs.err"
 check "grep -q 'MTP K=3:' $tmp/specs.err && [ \$(tr ',' '\\n' <$tmp/specs.ids | grep -c .) -eq 20 ]" "run --spec mtp (default K) sampling: 20 ids"
+# a draft vocabulary (FP4RT_MTP_DRAFT_VOCAB): the same ids (drafts accepted with
+# ids 0 .. 1023; with id 0 alone none is)
+FP4RT_MTP_DRAFT_VOCAB=1024 $bin run --model "$kjv" --device cpu --tokens $kp -n 60 --greedy --spec mtp:2 >"$tmp/specv.ids" 2>"$tmp/specv.err"
+check "cmp -s $tmp/plain.ids $tmp/specv.ids && grep -q 'MTP K=2: [0-9]* verify steps, [1-9][0-9]* of' $tmp/specv.err" "run --spec mtp:2, draft vocabulary 1024: the ids of plain greedy decoding: $(grep -o 'MTP K=.*accepted' "$tmp/specv.err")"
+FP4RT_MTP_DRAFT_VOCAB=1 $bin run --model "$kjv" --device cpu --tokens $kp -n 60 --greedy --spec mtp:2 >"$tmp/spec1.ids" 2>"$tmp/spec1.err"
+check "cmp -s $tmp/plain.ids $tmp/spec1.ids && grep -q 'MTP K=2: [0-9]* verify steps, 0 of [0-9]* drafts accepted' $tmp/spec1.err" "run --spec mtp:2, draft vocabulary 1: the same ids, no draft accepted: $(grep -o 'MTP K=.*accepted' "$tmp/spec1.err")"
+FP4RT_MTP_DRAFT_VOCAB=512 $bin run --model "$kjv" --device cpu --tokens $kp -n 20 --spec mtp --seed 3 --temp 0.8 >"$tmp/specsv.ids" 2>"$tmp/specsv.err"
+check "grep -q 'MTP K=3:' $tmp/specsv.err && [ \$(tr ',' '\\n' <$tmp/specsv.ids | grep -c .) -eq 20 ]" "run --spec mtp sampling, draft vocabulary 512: 20 ids"
 expect_error 2 "--spec" "$bin" run --model "$kjv" --tokens $kp --spec eagle
 expect_error 2 "--spec mtp:K" "$bin" run --model "$kjv" --tokens $kp --spec mtp:9
 $bin bench --model "$kjv" --device cpu --tokens $kp --gen 40 --spec 2 >"$tmp/bspec" 2>&1

@@ -112,43 +112,95 @@ typedef struct attn_job {
     const fp4rt_op *op;
 } attn_job;
 
+/* Positions per block of scores: the q.k dots of a block run as
+ * independent chains, one per position, instead of one latency-bound chain. */
+#define ATTN_BLOCK 16
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FP4RT_NO_MULTIVERSION)
+#define ATTN_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define ATTN_HOT
+#endif
+
+/* d[g * ATTN_BLOCK + p] = q[g] . k[p] for the n <= ATTN_BLOCK positions whose
+ * decoded K slices are kt (transposed: kt[i * ATTN_BLOCK + p]); each dot the
+ * contract's sequential sum d = 0, d += q[i] * k[i] for i = 0 .. hd - 1 (every
+ * product and sum rounded to FP32, no FMA), the positions side by side. */
+#if defined(__GNUC__) || defined(__clang__)
+typedef float attn_v8 __attribute__((vector_size(32)));
+ATTN_HOT static void attn_scores(const float *const *q, int group, int hd, const float *kt, float *d) {
+    for (int g = 0; g < group; g++) {
+        attn_v8 a0 = {0}, a1 = {0}, k0, k1;
+        const float *qg = q[g];
+        for (int i = 0; i < hd; i++) {
+            memcpy(&k0, kt + i * ATTN_BLOCK, sizeof k0);
+            memcpy(&k1, kt + i * ATTN_BLOCK + 8, sizeof k1);
+            attn_v8 qi = {qg[i], qg[i], qg[i], qg[i], qg[i], qg[i], qg[i], qg[i]};
+            a0 = a0 + qi * k0; /* lane by lane: the product rounded, then the sum */
+            a1 = a1 + qi * k1;
+        }
+        memcpy(d + g * ATTN_BLOCK, &a0, sizeof a0);
+        memcpy(d + g * ATTN_BLOCK + 8, &a1, sizeof a1);
+    }
+}
+#else
+static void attn_scores(const float *const *q, int group, int hd, const float *kt, float *d) {
+    for (int g = 0; g < group; g++) {
+        float acc[ATTN_BLOCK] = {0};
+        for (int i = 0; i < hd; i++)
+            for (int p = 0; p < ATTN_BLOCK; p++) acc[p] += q[g][i] * kt[i * ATTN_BLOCK + p];
+        memcpy(d + g * ATTN_BLOCK, acc, sizeof acc);
+    }
+}
+#endif
+
 /* Online softmax over positions [b, e) for the `group` query heads of one KV
  * head of one row (the numerics contract, backend.h): each K / V row slice of
  * the KV head is decoded once (krow / vrow, head_dim floats) and serves every
  * query head of the group; each head keeps its own running state, st + g *
- * (hd + 2) = {m, l, acc[hd]}, updated by exactly the one-head sequence. */
+ * (hd + 2) = {m, l, acc[hd]}, updated by exactly the one-head sequence. The
+ * scores of ATTN_BLOCK positions are computed first (attn_scores; kt: a
+ * head_dim x ATTN_BLOCK workspace), then the state is updated position by
+ * position in order, as before. */
 static void attn_span(const cpu_step *s, const fp4rt_op *op, const float *const *q, int group, int kvh, int b,
-                      int e, float *krow, float *vrow, float *st, size_t st_stride) {
+                      int e, float *krow, float *vrow, float *kt, float *st, size_t st_stride) {
     const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
     int hd = op->group_dim;
     size_t koff = (size_t)kvh * hd * kv_elem_size(s->sb);
-    float w[FP4RT_ATTN_GROUP_MAX];
-    for (int p = b; p < e; p++) {
-        kv_load(s->sb, kv_row(s, op->slot, 0, p) + koff, krow, hd, L->k_scale);
-        for (int g = 0; g < group; g++) {
-            float *m = st + g * st_stride, *l = m + 1, *acc = m + 2;
-            float d = 0;
-            for (int i = 0; i < hd; i++) d += q[g][i] * krow[i];
-            float sc = d * op->scale;
-            if (sc > *m) {
-                float corr = fp4rt_cexp(*m - sc);
-                *l = *l * corr;
-                for (int i = 0; i < hd; i++) acc[i] = acc[i] * corr;
-                *m = sc;
-            }
-            w[g] = fp4rt_cexp(sc - *m);
-            *l = *l + w[g];
+    float w[FP4RT_ATTN_GROUP_MAX], d[FP4RT_ATTN_GROUP_MAX * ATTN_BLOCK];
+    for (int p0 = b; p0 < e; p0 += ATTN_BLOCK) {
+        int n = FP4RT_MIN(ATTN_BLOCK, e - p0);
+        for (int p = 0; p < ATTN_BLOCK; p++) {
+            if (p < n) kv_load(s->sb, kv_row(s, op->slot, 0, p0 + p) + koff, krow, hd, L->k_scale);
+            else memset(krow, 0, (size_t)hd * sizeof(float)); /* scores unused */
+            for (int i = 0; i < hd; i++) kt[i * ATTN_BLOCK + p] = krow[i];
         }
-        kv_load(s->sb, kv_row(s, op->slot, 1, p) + koff, vrow, hd, L->v_scale);
-        for (int g = 0; g < group; g++) {
-            float *acc = st + g * st_stride + 2;
-            for (int i = 0; i < hd; i++) acc[i] = acc[i] + w[g] * vrow[i];
+        attn_scores(q, group, hd, kt, d);
+        for (int p = 0; p < n; p++) {
+            for (int g = 0; g < group; g++) {
+                float *m = st + g * st_stride, *l = m + 1, *acc = m + 2;
+                float sc = d[g * ATTN_BLOCK + p] * op->scale;
+                if (sc > *m) {
+                    float corr = fp4rt_cexp(*m - sc);
+                    *l = *l * corr;
+                    for (int i = 0; i < hd; i++) acc[i] = acc[i] * corr;
+                    *m = sc;
+                }
+                w[g] = fp4rt_cexp(sc - *m);
+                *l = *l + w[g];
+            }
+            kv_load(s->sb, kv_row(s, op->slot, 1, p0 + p) + koff, vrow, hd, L->v_scale);
+            for (int g = 0; g < group; g++) {
+                float *acc = st + g * st_stride + 2;
+                for (int i = 0; i < hd; i++) acc[i] = acc[i] + w[g] * vrow[i];
+            }
         }
     }
 }
 
 /* One (token, KV head) pair per index: the KV head's query heads together.
- * Thread workspace: a decoded K and a V slice [head_dim] each, then per query
+ * Thread workspace: a decoded K and a V slice [head_dim] each, the transposed
+ * K slices of a block [head_dim][ATTN_BLOCK], then per query
  * head of the group and per split m, l, acc [head_dim]. */
 static void attn_range(void *arg, long i0, long i1, int thread) {
     const attn_job *j = arg;
@@ -158,8 +210,8 @@ static void attn_range(void *arg, long i0, long i1, int thread) {
     int group = nh / nkv;
     int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->decode_rows ? 1 : s->step->n_tokens);
     size_t hs = (size_t)ns * (hd + 2); /* one query head's splits */
-    float *krow = s->ctx->thread_ws[thread], *vrow = krow + hd;
-    float *part = vrow + hd; /* [group][ns][hd + 2]: m, l, acc */
+    float *krow = s->ctx->thread_ws[thread], *vrow = krow + hd, *kt = vrow + hd;
+    float *part = kt + (size_t)hd * ATTN_BLOCK; /* [group][ns][hd + 2]: m, l, acc */
     for (long i = i0; i < i1; i++) {
         int t = (int)(i / nkv), kvh = (int)(i % nkv);
         int len = s->step->pos0 + t + 1; /* positions 0 .. pos0 + t */
@@ -174,7 +226,7 @@ static void attn_range(void *arg, long i0, long i1, int thread) {
                 pk[1] = 0;
                 memset(pk + 2, 0, (size_t)hd * sizeof(float));
             }
-            attn_span(s, op, q, group, kvh, b, e, krow, vrow, part + (size_t)k * (hd + 2), hs);
+            attn_span(s, op, q, group, kvh, b, e, krow, vrow, kt, part + (size_t)k * (hd + 2), hs);
         }
         for (int g = 0; g < group; g++) {
             const float *ph = part + g * hs;
@@ -208,7 +260,7 @@ fp4rt_status fp4rt_cpu_attention(const cpu_step *s, const fp4rt_op *op) {
         return fp4rt_fail(FP4RT_UNSUPPORTED, "attention layer %d: %d query heads over %d KV heads (at most %d per KV head)",
                           op->layer, op->n_groups, op->n_kv_heads, FP4RT_ATTN_GROUP_MAX);
     int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->decode_rows ? 1 : s->step->n_tokens);
-    size_t need = 2 * (size_t)op->group_dim + (size_t)group * ns * (op->group_dim + 2);
+    size_t need = (2 + ATTN_BLOCK) * (size_t)op->group_dim + (size_t)group * ns * (op->group_dim + 2);
     fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, need);
     if (st) return st;
     attn_job j = {s, op};

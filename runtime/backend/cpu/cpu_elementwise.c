@@ -83,7 +83,8 @@ fp4rt_status fp4rt_cpu_swiglu(const cpu_step *s, const fp4rt_op *op) {
     for (int t = 0; t < s->step->n_tokens; t++) {
         const float *x = cpu_row(s, op->x, t), *z = cpu_row(s, op->z, t);
         float *y = cpu_row(s, op->y, t);
-        for (int i = 0; i < op->x.cols; i++) y[i] = fp4rt_silu(x[i]) * z[i];
+        if (!fp4rt_cpu_swiglu_row_simd(x, z, y, op->x.cols))
+            for (int i = 0; i < op->x.cols; i++) y[i] = fp4rt_silu(x[i]) * z[i];
     }
     return FP4RT_OK;
 }

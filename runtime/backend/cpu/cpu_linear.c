@@ -7,12 +7,16 @@
  * or input_scale * weight_scale (FP8), weight_scale_2 (W4A16), s * weight_scale_2
  * (W4A4): the tensor scales are applied after the sum.
  *
- * Parallel over output rows. One token: each row is dotted with the input
- * without materializing it (fp4rt_cpu_row_dot, or its AVX2 twin). More tokens:
- * the tiled path (cpu_linear_tile.c) decodes panels of rows once per block of
- * tokens and runs a register-blocked kernel over rows x tokens; FP4RT_CPU_LINEAR
- * =rows keeps the per-row path (decode a row, one dot per token). Every path
- * gives each output the same bits. */
+ * Parallel over output rows. Up to FP4RT_SMALL_TOKENS_MAX tokens with BF16 or
+ * NVFP4 weights on AVX-512 (a decode step, a verify step's rows, the MTP
+ * head): the small-step path (cpu_linear_small_x86.c) decodes the weights in
+ * registers, 4 rows x all the tokens at once, prefetching ahead. Otherwise one
+ * token: each row is dotted with the input without materializing it
+ * (fp4rt_cpu_row_dot, or its AVX2 twin). More tokens: the tiled path
+ * (cpu_linear_tile.c) decodes panels of rows once per block of tokens and runs
+ * a register-blocked kernel over rows x tokens; FP4RT_CPU_LINEAR=rows keeps the
+ * per-row path (decode a row, one dot per token) and turns off the small-step
+ * path. Every path gives each output the same bits. */
 #include "runtime/backend/cpu/cpu_ops.h"
 
 #include "runtime/base/common.h"
@@ -225,6 +229,12 @@ static void lin_range(void *arg, long n0, long n1, int thread) {
     }
 }
 
+/* Panels [p0, p1) of 4 output rows for all the input rows, weights decoded in registers. */
+static void small_range(void *arg, long p0, long p1, int thread) {
+    (void)thread;
+    fp4rt_cpu_linear_small(arg, p0, p1);
+}
+
 /* Panels [p0, p1) of FP4RT_TILE_ROWS output rows for all the input rows. */
 static void tile_range(void *arg, long p0, long p1, int thread) {
     const cpu_lin_job *j = arg;
@@ -241,11 +251,13 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
     int t0 = 0;
     if (op->is_logits && !s->step->all_logits) t0 = T - 1;
     int rows = T - t0, tiled = rows > 1 && s->ctx->tiled && s->ctx->isa >= FP4RT_CPU_ISA_AVX2;
+    int small = s->ctx->tiled && fp4rt_cpu_linear_small_ok(l, s->ctx->isa, rows);
     /* shared: the quantized rows, then the per-row post scales */
     fp4rt_status st = fp4rt_cpu_reserve(s->ctx, (size_t)rows * K + (size_t)rows,
                                         tiled ? fp4rt_cpu_tile_ws_floats(K) : (size_t)K);
     if (st) return st;
-    cpu_lin_job j = {.s = s, .l = l, .n_rows = rows, .post = 1.0f};
+    cpu_lin_job j = {.s = s, .l = l, .n_rows = rows, .n_out = l->n_out, .post = 1.0f};
+    if (op->is_logits && s->step->logits_rows) j.n_out = s->step->logits_rows; /* the draft vocabulary */
     j.x = cpu_row(s, op->x, t0);
     j.x_stride = (size_t)s->p->arena_width;
     if (s->ctx->observer) s->ctx->observer(s->ctx->observer_user, l, j.x, j.x_stride, rows);
@@ -280,9 +292,11 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
         j.y = cpu_row(s, op->y, t0);
         j.y_stride = (size_t)s->p->arena_width;
     }
-    if (tiled)
-        fp4rt_pool_for(s->ctx->pool, (l->n_out + FP4RT_TILE_ROWS - 1) / FP4RT_TILE_ROWS, 4, tile_range, &j);
+    if (small)
+        fp4rt_pool_for(s->ctx->pool, (j.n_out + 3) / 4, 4, small_range, &j);
+    else if (tiled)
+        fp4rt_pool_for(s->ctx->pool, (j.n_out + FP4RT_TILE_ROWS - 1) / FP4RT_TILE_ROWS, 4, tile_range, &j);
     else
-        fp4rt_pool_for(s->ctx->pool, l->n_out, 16, lin_range, &j);
+        fp4rt_pool_for(s->ctx->pool, j.n_out, 16, lin_range, &j);
     return FP4RT_OK;
 }

@@ -47,7 +47,7 @@ size_t fp4rt_cpu_tile_ws_floats(int K) {
 
 void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, float *ws) {
     const fp4rt_linear *l = j->l;
-    int K = l->n_in, K16 = K & ~15, n_out = l->n_out, n_tok = j->n_rows;
+    int K = l->n_in, K16 = K & ~15, n_out = j->n_out, n_tok = j->n_rows;
     fp4rt_cpu_tile_kernel kern = fp4rt_cpu_tile_kernel_for(isa);
     int tm = kern.t_max;
     float *panel = ws, *acc = ws + (size_t)FP4RT_TILE_ROWS * K;

@@ -127,6 +127,10 @@ float fp4rt_cpu_row_dot(const fp4rt_linear *l, int n, const float *x);
 int fp4rt_cpu_simd_available(void);
 int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *out);
 
+/* y[i] = fp4rt_silu(x[i]) * z[i] for i < n on AVX2 (cpu_silu_x86.c): the
+ * scalar's bits (NaN stays NaN); returns 0 (nothing written) without AVX2. */
+int fp4rt_cpu_swiglu_row_simd(const float *x, const float *z, float *y, int n);
+
 /* Row n of a linear's weight decoded to FP32 (unscaled by the tensor scale),
  * w[0 .. n_in): the portable decoder, and the AVX2 + F16C one (returns 0
  * where it does not apply: no AVX2, n_in not a multiple of 16, F16 / F32;
@@ -167,11 +171,22 @@ typedef struct cpu_lin_job {
     const float *x; /* row 0 of the (maybe quantized) input */
     size_t x_stride;
     int n_rows; /* input rows */
+    int n_out;  /* outputs computed: l->n_out, or fewer for logits_rows */
     float *y;   /* output row for input row 0 */
     size_t y_stride;
     float post;
     const float *row_post; /* NULL, or post per input row (W4A4 with a per-row scale) */
 } cpu_lin_job;
+/* The small-step linear (cpu_linear_small_x86.c): 1 .. FP4RT_SMALL_TOKENS_MAX
+ * input rows, the weights decoded in registers (no FP32 panel), 4 weight rows
+ * x all the tokens in flight. fp4rt_cpu_linear_small_ok: 1 where it applies
+ * (BF16 or NVFP4 weights, n_in a multiple of 16, isa AVX-512 and a CPU that
+ * runs it), else 0. fp4rt_cpu_linear_small: the outputs of panels [p0, p1)
+ * (rows [4 p0, min(4 p1, n_out))) for all input rows, each the bits of the
+ * one-row kernel (fp4rt_cpu_row_dot) times its post scale; no workspace. */
+#define FP4RT_SMALL_TOKENS_MAX 6
+int fp4rt_cpu_linear_small_ok(const fp4rt_linear *l, int isa, int n_rows);
+void fp4rt_cpu_linear_small(const cpu_lin_job *j, long p0, long p1);
 /* Floats of per-thread workspace the tiled path needs for K inputs. */
 size_t fp4rt_cpu_tile_ws_floats(int K);
 /* Outputs of panels [p0, p1) (rows [4 p0, min(4 p1, n_out))) for all input
