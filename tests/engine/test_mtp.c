@@ -17,6 +17,7 @@
 #include "runtime/model/plan.h"
 #include "tests/test_devices.h"
 #include "tests/test_util.h"
+#include "tests/test_checkpoint_util.h"
 #include "tests/test_session_util.h"
 
 #define MODEL "models/qwen35-kjv-10m"
@@ -200,36 +201,7 @@ static void test_acceptance(void) {
 /* A copy of the model with mtp.fc.weight of shape [H, H] instead of [H, 2H]. */
 static void test_bad_shape(void) {
     const char *dir = test_tmp_path("bad-mtp");
-    CHECK(mkdir(dir, 0755) == 0);
-    fp4rt_checkpoint *ck = NULL;
-    CHECK(fp4rt_checkpoint_open(MODEL, &ck) == FP4RT_OK);
-    if (!ck) return;
-    fp4rt_stw *w = NULL;
-    CHECK(fp4rt_stw_create(dir, 0, &w) == FP4RT_OK);
-    for (int pass = 0; w && pass < 2; pass++)
-        for (size_t i = 0; i < ck->n_tensors; i++) {
-            const fp4rt_st_tensor *t = ck->tensors[i];
-            int64_t shape[FP4RT_ST_MAX_DIMS];
-            memcpy(shape, t->shape, sizeof shape);
-            uint64_t nb = t->nbytes;
-            if (!strcmp(t->name, "mtp.fc.weight")) {
-                shape[1] /= 2;
-                nb /= 2;
-            }
-            fp4rt_status st = pass ? fp4rt_stw_write(w, t->name, t->data, nb)
-                                   : fp4rt_stw_declare(w, t->name, t->dtype, t->ndim, shape);
-            CHECK(st == FP4RT_OK);
-        }
-    CHECK(w && fp4rt_stw_finish(w) == FP4RT_OK);
-    fp4rt_stw_free(w);
-    fp4rt_checkpoint_close(ck);
-    const char *files[] = {"config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"};
-    for (size_t i = 0; i < FP4RT_ARRAY_LEN(files); i++) {
-        char a[512], b[512];
-        snprintf(a, sizeof a, "%s/%s", MODEL, files[i]);
-        snprintf(b, sizeof b, "%s/%s", dir, files[i]);
-        CHECK(fp4rt_copy_file(a, b) == FP4RT_OK);
-    }
+    test_copy_with_halved_tensor(MODEL, dir, "mtp.fc.weight");
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = "cpu";
     fp4rt_model *m = fp4rt_model_load(dir, &mp);
