@@ -17,6 +17,7 @@
  * argmax of the last row, and the same prompt through fp4rt_generate on another
  * session gives the same tokens. */
 #include "tests/test_util.h"
+#include "tests/test_session_util.h"
 
 #include "fp4rt.h"
 #include "runtime/engine/model.h"
@@ -205,13 +206,8 @@ out:
 
 int main(int argc, char **argv) {
     const char *kind = argc > 1 ? argv[1] : "cpu";
-    char dev[64] = "cpu";
-    if (strcmp(kind, "cpu")) {
-        fp4rt_device_ref ref;
-        fp4rt_device_desc d;
-        if (!test_pick_device(kind, NULL, dev, sizeof dev, &ref, &d)) return 0;
-        printf("device %s: %s\n", dev, d.description);
-    }
+    char dev[64];
+    if (!test_device_arg(argc, argv, dev, sizeof dev)) return 0;
     test_tmpdir(strcmp(kind, "cpu") ? "image_logits_dev" : "image_logits");
     const char *dir = test_tmp_path("tiny");
     fp4rt_config cfg;

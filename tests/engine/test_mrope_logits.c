@@ -10,6 +10,7 @@
  * matter), and with the pads' own embeddings too (the rows matter). Skips (exit 0) on
  * vulkan without a Vulkan device. */
 #include "tests/test_util.h"
+#include "tests/test_session_util.h"
 
 #include "fp4rt.h"
 #include "runtime/engine/model.h"
@@ -140,14 +141,8 @@ static void check_case(fp4rt_model *m, const char *name) {
 }
 
 int main(int argc, char **argv) {
-    const char *kind = argc > 1 ? argv[1] : "cpu";
-    char dev[64] = "cpu";
-    if (strcmp(kind, "cpu")) {
-        fp4rt_device_ref ref;
-        fp4rt_device_desc d;
-        if (!test_pick_device(kind, NULL, dev, sizeof dev, &ref, &d)) return 0;
-        printf("device %s: %s\n", dev, d.description);
-    }
+    char dev[64];
+    if (!test_device_arg(argc, argv, dev, sizeof dev)) return 0;
     fp4rt_model_params mp = fp4rt_model_default_params();
     mp.device = dev;
     fp4rt_model *m = fp4rt_model_load("tests/fixtures/tiny-bf16", &mp);
