@@ -13,7 +13,9 @@
  * scale: the bits of fp4rt_cpu_row_dot (tests/backend/test_cpu_tile.c).
  * Decoding: BF16 a 16-bit shift; NVFP4 nibbles -> the doubled E2M1 table
  * (pshufb) -> int32 -> float, times half the block scale (exact), as
- * cpu_linear_x86.c does. */
+ * cpu_linear_x86.c does; FP8 (E4M3, W8A8: the activations are already the
+ * E4M3 values x / input_scale, fp4rt_cpu_linear quantizes them) through F16
+ * bits (e4m3x16), the NaN codes to NaN. */
 #include "runtime/backend/cpu/cpu_ops.h"
 
 #include "runtime/base/numfmt.h"
@@ -52,6 +54,21 @@ T512 INLINE __m512 nvfp4x16(const uint8_t *p, float scale) {
     return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)), _mm512_set1_ps(0.5f * scale));
 }
 
+/* 16 E4M3 codes -> their FP32 values, exact. The code sign-extended to 16
+ * bits and shifted left 7 holds the sign in bits 15 and 14 and the magnitude
+ * in bits 13 .. 7; without bit 14 that is the F16 of value * 2^-8 (E4M3
+ * subnormals are F16 subnormals), converted by vcvtph2ps, then times 256. The
+ * NaN codes (magnitude 0x7f, which would read +-480) get the F16 exponent
+ * 0x1f: F16 NaN, FP32 NaN, so a NaN weight makes the outputs NaN as the
+ * table's NaN does on the one-row path. */
+T512 INLINE __m512 e4m3x16(const uint8_t *p) {
+    __m256i h = _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p)), 7);
+    h = _mm256_and_si256(h, _mm256_set1_epi16((short)0xbf80));
+    __m256i mag = _mm256_and_si256(h, _mm256_set1_epi16(0x3f80));
+    __m256i nan = _mm256_and_si256(_mm256_cmpeq_epi16(mag, _mm256_set1_epi16(0x3f80)), _mm256_set1_epi16(0x7c00));
+    return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_or_si256(h, nan)), _mm512_set1_ps(256.0f));
+}
+
 /* Rows n0 .. n0 + R - 1 (R <= 4; missing rows repeat row n0, results dropped)
  * against T tokens; T and the format are constants after inlining. */
 T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt) {
@@ -64,6 +81,8 @@ T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt) {
     for (int r = 0; r < 4; r++) {
         if (fmt == FP4RT_W_BF16) {
             wb[r] = (const uint16_t *)l->weight + rn[r] * K;
+        } else if (fmt == FP4RT_W_FP8) {
+            wq[r] = (const uint8_t *)l->weight + rn[r] * K;
         } else {
             wq[r] = (const uint8_t *)l->weight + rn[r] * (K / 2);
             sb[r] = l->block_scale + rn[r] * (K / 16);
@@ -80,6 +99,10 @@ T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt) {
             if (!(k & 31)) /* the panel PF panels ahead, one line per row per 32 weights */
                 for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(wb[r] + k + PF * 4 * K), _MM_HINT_T0);
             v0 = bf16x16(wb[0] + k), v1 = bf16x16(wb[1] + k), v2 = bf16x16(wb[2] + k), v3 = bf16x16(wb[3] + k);
+        } else if (fmt == FP4RT_W_FP8) {
+            if (!(k & 63)) /* one line per row per 64 weights */
+                for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(wq[r] + k + PF * 4 * K), _MM_HINT_T0);
+            v0 = e4m3x16(wq[0] + k), v1 = e4m3x16(wq[1] + k), v2 = e4m3x16(wq[2] + k), v3 = e4m3x16(wq[3] + k);
         } else {
             if (!(k & 127)) /* one line per row per 128 weights */
                 for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(wq[r] + k / 2 + PF * 2 * K), _MM_HINT_T0);
@@ -120,6 +143,8 @@ T512 static void panels512(const cpu_lin_job *j, long p0, long p1) {
         int n0 = (int)p * 4, R = n_out - n0 < 4 ? n_out - n0 : 4;
         if (fmt == FP4RT_W_BF16) {
             SMALL_CASES(FP4RT_W_BF16)
+        } else if (fmt == FP4RT_W_FP8) {
+            SMALL_CASES(FP4RT_W_FP8)
         } else {
             SMALL_CASES(FP4RT_W_NVFP4)
         }
@@ -127,7 +152,8 @@ T512 static void panels512(const cpu_lin_job *j, long p0, long p1) {
 }
 
 int fp4rt_cpu_linear_small_ok(const fp4rt_linear *l, int isa, int n_rows) {
-    int fmt_ok = l->fmt == FP4RT_W_BF16 || l->fmt == FP4RT_W_NVFP4 || l->fmt == FP4RT_W_NVFP4_W4A4;
+    int fmt_ok = l->fmt == FP4RT_W_BF16 || l->fmt == FP4RT_W_FP8 || l->fmt == FP4RT_W_NVFP4 ||
+                 l->fmt == FP4RT_W_NVFP4_W4A4;
     return fmt_ok && l->n_in % 16 == 0 && n_rows >= 1 && n_rows <= FP4RT_SMALL_TOKENS_MAX &&
            isa >= FP4RT_CPU_ISA_AVX512 && fp4rt_cpu_isa_supported() >= FP4RT_CPU_ISA_AVX512;
 }
