@@ -245,6 +245,7 @@ int main(void) {
         check_case(FP4RT_W_FP8, 0, 13, 256, T);
         check_case(FP4RT_W_FP8, 0, 70, 768, T);
         check_case_nan(FP4RT_W_FP8, 0, 13, 256, T, 1);
+        check_case_nan(FP4RT_W_FP8, 0, 13, 80, T, 1); /* the last NaN in a row's last 16 codes */
     }
     check_case(FP4RT_W_F32, 0, 3, 8, 9); /* K < 16: the tail alone */
     /* NaN weights (E4M3 0x7f / 0xff) and a NaN block scale: NaN outputs, as on
