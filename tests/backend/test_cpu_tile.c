@@ -8,8 +8,9 @@
  * with a static and a per-row activation scale), at sizes that are no multiple
  * of the tile: rows not a multiple of 4, tokens not a multiple of the kernel's
  * tokens per call, K not a multiple of 16 (formats that allow it) or of 64.
- * 1 .. 6 tokens with BF16 / NVFP4 weights take the small-step path
- * (cpu_linear_small_x86.c) on AVX-512: every token count at K = 256 and 768.
+ * 1 .. 6 tokens with BF16 / FP8 / NVFP4 weights take the small-step path
+ * (cpu_linear_small_x86.c) on AVX-512: every token count at K = 256 and 768,
+ * FP8 with every E4M3 code (+-448, the subnormals, -0) and with NaN codes.
  * The column right of the output must keep its sentinel (no write past n_out).
  * NaN weights give NaN outputs on every path. */
 #include "tests/test_util.h"
@@ -62,6 +63,9 @@ static void make(lin_case *c, fp4rt_wfmt fmt, int N, int K, int dyn, int nan) {
         for (size_t i = 0; i < n; i++) {
             do b[i] = (uint8_t)rnd(); while ((b[i] & 0x7f) == 0x7f); /* every code but NaN, -0 included */
         }
+        size_t step = n >= 256 ? n / 256 : 1; /* each of them for sure: +-448, the subnormals 1 .. 7 */
+        for (size_t i = 0; i < n && i < 256; i++)
+            if ((i & 0x7f) != 0x7f) b[i * step] = (uint8_t)i;
         if (nan) b[n / 3] = 0x7f, b[n - 1] = 0xff;
         c->w = b;
         c->l.weight_scale = 0.0173f;
@@ -238,6 +242,10 @@ int main(void) {
         check_case(FP4RT_W_NVFP4, 0, 13, 256, T);
         check_case(FP4RT_W_NVFP4_W4A4, 1, 9, 768, T);
         check_case(FP4RT_W_NVFP4_W4A4, 0, 6, 256, T);
+        check_case(FP4RT_W_FP8, 0, 13, 256, T);
+        check_case(FP4RT_W_FP8, 0, 70, 768, T);
+        check_case_nan(FP4RT_W_FP8, 0, 13, 256, T, 1);
+        check_case_nan(FP4RT_W_FP8, 0, 13, 80, T, 1); /* the last NaN in a row's last 16 codes */
     }
     check_case(FP4RT_W_F32, 0, 3, 8, 9); /* K < 16: the tail alone */
     /* NaN weights (E4M3 0x7f / 0xff) and a NaN block scale: NaN outputs, as on

@@ -7,8 +7,8 @@
  * or input_scale * weight_scale (FP8), weight_scale_2 (W4A16), s * weight_scale_2
  * (W4A4): the tensor scales are applied after the sum.
  *
- * Parallel over output rows. Up to FP4RT_SMALL_TOKENS_MAX tokens with BF16 or
- * NVFP4 weights on AVX-512 (a decode step, a verify step's rows, the MTP
+ * Parallel over output rows. Up to FP4RT_SMALL_TOKENS_MAX tokens with BF16,
+ * FP8 or NVFP4 weights on AVX-512 (a decode step, a verify step's rows, the MTP
  * head): the small-step path (cpu_linear_small_x86.c) decodes the weights in
  * registers, 4 rows x all the tokens at once, prefetching ahead. Otherwise one
  * token: each row is dotted with the input without materializing it

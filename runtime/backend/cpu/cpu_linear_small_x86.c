@@ -13,10 +13,12 @@
  * scale: the bits of fp4rt_cpu_row_dot (tests/backend/test_cpu_tile.c).
  * Decoding: BF16 a 16-bit shift; NVFP4 nibbles -> the doubled E2M1 table
  * (pshufb) -> int32 -> float, times half the block scale (exact), as
- * cpu_linear_x86.c does. */
+ * cpu_linear_x86.c does; FP8 (E4M3 W8A8) see e4m3x16. */
 #include "runtime/backend/cpu/cpu_ops.h"
 
 #include "runtime/base/numfmt.h"
+
+#include <math.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -52,6 +54,39 @@ T512 INLINE __m512 nvfp4x16(const uint8_t *p, float scale) {
     return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)), _mm512_set1_ps(0.5f * scale));
 }
 
+/* 16 E4M3 codes -> their FP32 values / 256, exact. The code sign-extended to
+ * 16 bits and shifted left 7 holds the sign in bits 15 and 14 and the
+ * magnitude in bits 13 .. 7; without bit 14 that is the F16 of value * 2^-8
+ * (E4M3 subnormals are F16 subnormals), converted by vcvtph2ps.
+ *
+ * The sums run on weights / 256 and are times 256 after the reduction: the
+ * same bits as the one-row kernel's, because the activations of an FP8 linear
+ * are E4M3 values too (fp4rt_cpu_linear quantizes them: 4 significant bits,
+ * 2^-9 <= |x| <= 448, or 0), so every product w * x has at most 8 significant
+ * bits and is exact in FP32, as is w / 256 * x, and every partial sum is a
+ * multiple of 2^-26 (never subnormal, never near overflow): the scaled chains
+ * round exactly as the unscaled ones, each value divided by 256.
+ *
+ * The NaN codes (magnitude 0x7f; here they read +-480 / 256) are caught per
+ * row and 64 codes at a time (nan_acc): the row's outputs are NaN, as the
+ * table's NaN makes them on the one-row path. */
+T512 INLINE __m512 e4m3x16(const uint8_t *p) {
+    __m256i h = _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p)), 7);
+    return _mm512_cvtph_ps(_mm256_and_si256(h, _mm256_set1_epi16((short)0xbf80)));
+}
+
+/* acc | (~codes & 0x7f..) - 0x01.. for the n <= 64 codes at p (n a multiple of
+ * 4): a byte of (~c & 0x7f) is 0 exactly for a NaN code c, and then the
+ * subtraction sets a high bit (bytes 0 .. 0x7f: only a 0 byte, or one above
+ * a 0 byte's borrow, ends >= 0x80). nan_any: some high bit is set. */
+T512 INLINE __m512i nan_acc(__m512i acc, const uint8_t *p, int n) {
+    __mmask16 m = n >= 64 ? (__mmask16)0xffff : (__mmask16)((1u << (n / 4)) - 1);
+    __m512i v = _mm512_andnot_si512(_mm512_maskz_loadu_epi32(m, p), _mm512_set1_epi32(0x7f7f7f7f));
+    return _mm512_or_si512(acc, _mm512_sub_epi32(v, _mm512_set1_epi32(0x01010101)));
+}
+
+T512 INLINE int nan_any(__m512i acc) { return _mm512_test_epi32_mask(acc, _mm512_set1_epi32((int)0x80808080)) != 0; }
+
 /* Rows n0 .. n0 + R - 1 (R <= 4; missing rows repeat row n0, results dropped)
  * against T tokens; T and the format are constants after inlining. */
 T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt) {
@@ -64,6 +99,8 @@ T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt) {
     for (int r = 0; r < 4; r++) {
         if (fmt == FP4RT_W_BF16) {
             wb[r] = (const uint16_t *)l->weight + rn[r] * K;
+        } else if (fmt == FP4RT_W_FP8) {
+            wq[r] = (const uint8_t *)l->weight + rn[r] * K;
         } else {
             wq[r] = (const uint8_t *)l->weight + rn[r] * (K / 2);
             sb[r] = l->block_scale + rn[r] * (K / 16);
@@ -74,12 +111,20 @@ T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt) {
     __m512 a0[FP4RT_SMALL_TOKENS_MAX], a1[FP4RT_SMALL_TOKENS_MAX], a2[FP4RT_SMALL_TOKENS_MAX],
         a3[FP4RT_SMALL_TOKENS_MAX];
     for (int t = 0; t < T; t++) a0[t] = a1[t] = a2[t] = a3[t] = _mm512_setzero_ps();
+    __m512i nan[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
     for (size_t k = 0; k < K; k += 16) {
         __m512 v0, v1, v2, v3;
         if (fmt == FP4RT_W_BF16) {
             if (!(k & 31)) /* the panel PF panels ahead, one line per row per 32 weights */
                 for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(wb[r] + k + PF * 4 * K), _MM_HINT_T0);
             v0 = bf16x16(wb[0] + k), v1 = bf16x16(wb[1] + k), v2 = bf16x16(wb[2] + k), v3 = bf16x16(wb[3] + k);
+        } else if (fmt == FP4RT_W_FP8) {
+            if (!(k & 63)) /* one line per row per 64 weights; the NaN check of the 64 */
+                for (int r = 0; r < 4; r++) {
+                    _mm_prefetch((const char *)(wq[r] + k + PF * 4 * K), _MM_HINT_T0);
+                    nan[r] = nan_acc(nan[r], wq[r] + k, (int)(K - k));
+                }
+            v0 = e4m3x16(wq[0] + k), v1 = e4m3x16(wq[1] + k), v2 = e4m3x16(wq[2] + k), v3 = e4m3x16(wq[3] + k);
         } else {
             if (!(k & 127)) /* one line per row per 128 weights */
                 for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(wq[r] + k / 2 + PF * 2 * K), _MM_HINT_T0);
@@ -100,6 +145,8 @@ T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt) {
         float post = j->row_post ? j->row_post[t] : j->post;
         float *y = j->y + (size_t)t * j->y_stride + n0;
         float s[4] = {reduce512(a0[t]), reduce512(a1[t]), reduce512(a2[t]), reduce512(a3[t])};
+        if (fmt == FP4RT_W_FP8)
+            for (int r = 0; r < 4; r++) s[r] = nan_any(nan[r]) ? NAN : s[r] * 256.0f;
         for (int r = 0; r < R; r++) y[r] = s[r] * post;
     }
 }
@@ -120,6 +167,8 @@ T512 static void panels512(const cpu_lin_job *j, long p0, long p1) {
         int n0 = (int)p * 4, R = n_out - n0 < 4 ? n_out - n0 : 4;
         if (fmt == FP4RT_W_BF16) {
             SMALL_CASES(FP4RT_W_BF16)
+        } else if (fmt == FP4RT_W_FP8) {
+            SMALL_CASES(FP4RT_W_FP8)
         } else {
             SMALL_CASES(FP4RT_W_NVFP4)
         }
@@ -127,7 +176,8 @@ T512 static void panels512(const cpu_lin_job *j, long p0, long p1) {
 }
 
 int fp4rt_cpu_linear_small_ok(const fp4rt_linear *l, int isa, int n_rows) {
-    int fmt_ok = l->fmt == FP4RT_W_BF16 || l->fmt == FP4RT_W_NVFP4 || l->fmt == FP4RT_W_NVFP4_W4A4;
+    int fmt_ok = l->fmt == FP4RT_W_BF16 || l->fmt == FP4RT_W_FP8 || l->fmt == FP4RT_W_NVFP4 ||
+                 l->fmt == FP4RT_W_NVFP4_W4A4;
     return fmt_ok && l->n_in % 16 == 0 && n_rows >= 1 && n_rows <= FP4RT_SMALL_TOKENS_MAX &&
            isa >= FP4RT_CPU_ISA_AVX512 && fp4rt_cpu_isa_supported() >= FP4RT_CPU_ISA_AVX512;
 }

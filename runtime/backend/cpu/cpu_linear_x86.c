@@ -9,7 +9,8 @@
  *   NVFP4: nibbles -> pshufb over the doubled E2M1 table {0,1,2,3,4,6,8,12,-0..-12}
  *          -> int32 -> float, times half the block scale (exact);
  *   FP8:   E4M3 bits -> F16 bits (sign << 8 | magnitude << 7, i.e. value * 2^-8,
- *          exact including subnormals) -> F32 (vcvtph2ps) -> * 256;
+ *          exact including subnormals; the NaN codes F16 NaN) -> F32
+ *          (vcvtph2ps) -> * 256;
  *   BF16:  16-bit shift.
  * No FMA: multiply and add stay separate, as in the portable C. */
 #include "runtime/backend/cpu/cpu_ops.h"
@@ -48,11 +49,15 @@ TARGET static float dot_nvfp4(const uint8_t *r, const uint8_t *sb, const float *
     return reduce(a0, a1);
 }
 
+/* 8 E4M3 codes -> FP32, exact: sign-extended and shifted left 7, without bit
+ * 14, the code is the F16 of value * 2^-8; the NaN codes (magnitude 0x7f,
+ * else +-480) get the F16 exponent 0x1f, so they read NaN as in the table. */
 TARGET static __m256 e4m3x8(const uint8_t *p) {
-    __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)p));
-    __m128i sign = _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8);
-    __m128i mag = _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x7f)), 7);
-    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_or_si128(sign, mag)), _mm256_set1_ps(256.0f));
+    __m128i h = _mm_slli_epi16(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)p)), 7);
+    h = _mm_and_si128(h, _mm_set1_epi16((short)0xbf80));
+    __m128i mag = _mm_and_si128(h, _mm_set1_epi16(0x3f80));
+    __m128i nan = _mm_and_si128(_mm_cmpeq_epi16(mag, _mm_set1_epi16(0x3f80)), _mm_set1_epi16(0x7c00));
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_or_si128(h, nan)), _mm256_set1_ps(256.0f));
 }
 
 TARGET static float dot_fp8(const uint8_t *r, const float *x, int K) {
@@ -94,17 +99,8 @@ TARGET static void decode_nvfp4(const uint8_t *r, const uint8_t *sb, float *w, i
     }
 }
 
-/* The F16 trick maps the NaN codes 0x7f / 0xff to +-480: those take the table's
- * NaN, so a NaN weight makes the outputs NaN as on the per-row path. */
 TARGET static void decode_fp8(const uint8_t *r, float *w, int K) {
-    const __m128i mag = _mm_set1_epi8(0x7f);
-    for (int k = 0; k < K; k += 8) {
-        _mm256_storeu_ps(w + k, e4m3x8(r + k));
-        __m128i b = _mm_and_si128(_mm_loadl_epi64((const __m128i *)(r + k)), mag);
-        if (_mm_movemask_epi8(_mm_cmpeq_epi8(b, mag)) & 0xff)
-            for (int j = 0; j < 8; j++)
-                if ((r[k + j] & 0x7f) == 0x7f) w[k + j] = fp4rt_e4m3_table[r[k + j]];
-    }
+    for (int k = 0; k < K; k += 8) _mm256_storeu_ps(w + k, e4m3x8(r + k));
 }
 
 TARGET static void decode_bf16(const unsigned char *r, float *w, int K) {

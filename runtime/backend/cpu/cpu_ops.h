@@ -180,10 +180,12 @@ typedef struct cpu_lin_job {
 /* The small-step linear (cpu_linear_small_x86.c): 1 .. FP4RT_SMALL_TOKENS_MAX
  * input rows, the weights decoded in registers (no FP32 panel), 4 weight rows
  * x all the tokens in flight. fp4rt_cpu_linear_small_ok: 1 where it applies
- * (BF16 or NVFP4 weights, n_in a multiple of 16, isa AVX-512 and a CPU that
+ * (BF16, FP8 or NVFP4 weights, n_in a multiple of 16, isa AVX-512 and a CPU that
  * runs it), else 0. fp4rt_cpu_linear_small: the outputs of panels [p0, p1)
  * (rows [4 p0, min(4 p1, n_out))) for all input rows, each the bits of the
- * one-row kernel (fp4rt_cpu_row_dot) times its post scale; no workspace. */
+ * one-row kernel (fp4rt_cpu_row_dot) times its post scale; no workspace.
+ * FP8: the input rows must be E4M3 values (as fp4rt_cpu_linear quantizes
+ * them), which makes the kernel's scaled sums exact (cpu_linear_small_x86.c). */
 #define FP4RT_SMALL_TOKENS_MAX 6
 int fp4rt_cpu_linear_small_ok(const fp4rt_linear *l, int isa, int n_rows);
 void fp4rt_cpu_linear_small(const cpu_lin_job *j, long p0, long p1);
