@@ -1,11 +1,12 @@
 /* Vulkan: an element-wise op fused into the linear that reads its output
  * (issue 19 item 4). A SWIGLU (y = silu(x) * z, the MLP's gate and up) or a
  * SIGMOID_GATE (y = x * sigmoid(z), attention output and its gate) whose output
- * only the next op, a LINEAR on the decode kernel (linear_mvi), reads: the
- * kernel applies the op while it stages x (pc.pre, shaders/linear_mvi.comp) and
- * the op's own dispatch is skipped; its output is never written. The same
- * expressions on the same canonical silu / sigmoid as eltwise.comp: the same
- * bits. */
+ * only the next op, a LINEAR, reads: with quantized activations (FP8, W4A4)
+ * act_quant.comp applies the op wherever it reads x (any kernel after it, decode
+ * or prefill); with FP32 activations only the decode kernel (linear_mvi) can,
+ * as it stages x. Either way through pc.pre, and the op's own dispatch is
+ * skipped: its output is never written. The same expressions on the same
+ * canonical silu / sigmoid as eltwise.comp: the same bits. */
 #include "runtime/backend/vulkan/vk_ops.h"
 
 static int same_view(fp4rt_view a, fp4rt_view b) { return a.buf == b.buf && a.col == b.col && a.cols == b.cols; }
@@ -18,6 +19,8 @@ static int reads_buf(const fp4rt_op *op, int buf) {
 
 /* Floats of an arena row [lo, lo + n) and [lo2, lo2 + n2) overlap. */
 static int overlap(uint32_t lo, uint32_t n, uint32_t lo2, uint32_t n2) { return lo < lo2 + n2 && lo2 < lo + n; }
+
+static int later_unread(const vk_step *s, int i, const fp4rt_op *pre, const fp4rt_op *lin);
 
 uint32_t fp4rt_vk_pre_span(const fp4rt_op *pre) {
     if (pre->kind == FP4RT_OP_SWIGLU) return (uint32_t)pre->z.cols;
@@ -41,22 +44,32 @@ int fp4rt_vk_pre_linear_fusable(const vk_step *s, int i) {
             return 0;
     } else
         return 0;
-    /* the decode kernel for every piece of the step's tokens */
+    /* quantized activations: act_quant.comp applies the op wherever it reads x,
+     * whatever kernel follows; else the decode kernel for every piece of the
+     * step's tokens */
     const vk_tensor *wt = fp4rt_vk_tensor_find(c, l->weight);
     fp4rt_vk_act_quant aq = fp4rt_vk_act_quant_of(l);
-    if (!wt || !wt->il || c->linear_rows || aq != FP4RT_VK_ACT_NONE) return 0;
+    if (!wt) return 0;
+    if (aq != FP4RT_VK_ACT_NONE) return later_unread(s, i, pre, lin);
+    if (!wt->il || c->linear_rows) return 0;
     fp4rt_vk_linear_caps caps = {.coop = c->coop, .idot = c->idot, .linear_subgroup = c->linear_subgroup,
                                  .exact = c->exact, .interleaved = 1};
     vk_kernel k = fp4rt_vk_linear_kernel(l->fmt, aq, K, (uint64_t)s->step->n_tokens, &caps, 0);
     if (k != FP4RT_VK_SHADER_LINEAR_MVI_NVFP4 && k != FP4RT_VK_SHADER_LINEAR_MVI_FP8 &&
         k != FP4RT_VK_SHADER_LINEAR_MVI_BF16)
         return 0;
-    /* nothing after the linear reads the op's output (it is never written) */
+    return later_unread(s, i, pre, lin);
+}
+
+/* Nothing after the linear at i + 1 reads pre's output (it is never written),
+ * and the linear's output shares no arena column with what the fused op reads. */
+static int later_unread(const vk_step *s, int i, const fp4rt_op *pre, const fp4rt_op *lin) {
+    const fp4rt_program *p = s->p;
+    uint32_t K = (uint32_t)lin->x.cols;
     if (pre->y.buf == p->hidden_buf) return 0;
     for (int j = i + 2; j < p->n_ops; j++)
         if (reads_buf(&p->ops[j], pre->y.buf)) return 0;
-    /* the linear's output shares no arena column with what its workgroups stage */
     uint32_t yo = fp4rt_vk_view_off(s, lin->y), yn = (uint32_t)lin->y.cols;
-    return !overlap(yo, yn, fp4rt_vk_view_off(s, pre->x), (uint32_t)K) &&
+    return !overlap(yo, yn, fp4rt_vk_view_off(s, pre->x), K) &&
            !overlap(yo, yn, fp4rt_vk_view_off(s, pre->z), fp4rt_vk_pre_span(pre));
 }

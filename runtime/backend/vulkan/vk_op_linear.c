@@ -27,7 +27,8 @@
 #define FP4RT_VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp, linear_i8.comp) */
 #define FP4RT_VK_COOP_TILE 32 /* rows and tokens per cooperative-matrix workgroup (TM, TN in linear_coop.comp) */
 
-static long g_coop_dispatches, g_i8_dispatches;
+static long g_coop_dispatches, g_i8_dispatches, g_pre_linears;
+long fp4rt_vk_pre_linears(void) { return g_pre_linears; }
 long fp4rt_vk_coop_dispatches(void) { return g_coop_dispatches; }
 long fp4rt_vk_i8_dispatches(void) { return g_i8_dispatches; }
 
@@ -36,8 +37,9 @@ typedef struct {
     float input_scale;
     uint32_t post_off;
     float weight_scale;
+    uint32_t pre, pre_off, pre_gd, pre_gs; /* a fused op on every x read (vk_pc_linear's) */
 } pc_act_quant;
-_Static_assert(sizeof(pc_act_quant) == 28, "pc_act_quant mirrors act_quant.comp");
+_Static_assert(sizeof(pc_act_quant) == 44, "pc_act_quant mirrors act_quant.comp");
 
 /* A window over floats [off, off + n) of buffer b; *skew gets the float offset of
  * `off` inside it. */
@@ -98,6 +100,7 @@ fp4rt_status fp4rt_vk_rec_linear_pre(const vk_step *s, const fp4rt_op *op, const
     if (rows <= 0) return FP4RT_OK;
     fp4rt_vk_act_quant aq = fp4rt_vk_act_quant_of(l);
     int quant = aq != FP4RT_VK_ACT_NONE;
+    if (pre) g_pre_linears++;
     float post = 1.0f;
     if (quant)
         post = l->input_scale * l->weight_scale;
@@ -173,9 +176,9 @@ fp4rt_status fp4rt_vk_rec_linear_pre(const vk_step *s, const fp4rt_op *op, const
         fp4rt_status st = float_window(c, s->sb->scratch, lo + ta * xs, (nt - 1) * xs + xspan,
                                        "the activation arena", &xb, &pc.x_off);
         if (st) return st;
-        if (pre) {
-            if (quant || (piece_kern != FP4RT_VK_SHADER_LINEAR_MVI_NVFP4 && piece_kern != FP4RT_VK_SHADER_LINEAR_MVI_FP8 &&
-                          piece_kern != FP4RT_VK_SHADER_LINEAR_MVI_BF16))
+        if (pre) { /* in act_quant's reads of x (below) when quantized, else linear_mvi's staging */
+            if (!quant && piece_kern != FP4RT_VK_SHADER_LINEAR_MVI_NVFP4 && piece_kern != FP4RT_VK_SHADER_LINEAR_MVI_FP8 &&
+                piece_kern != FP4RT_VK_SHADER_LINEAR_MVI_BF16)
                 return fp4rt_fail(FP4RT_INTERNAL, "vulkan: %s: a fused %s off the decode kernel", l->module,
                                   fp4rt_op_name(pre->kind));
             int swiglu = pre->kind == FP4RT_OP_SWIGLU;
@@ -197,7 +200,12 @@ fp4rt_status fp4rt_vk_rec_linear_pre(const vk_step *s, const fp4rt_op *op, const
                               .x_stride = pc.x_stride,
                               .input_scale = l->input_scale,
                               .post_off = (uint32_t)(nt * qrow),
-                              .weight_scale = l->weight_scale};
+                              .weight_scale = l->weight_scale,
+                              .pre = pc.pre,
+                              .pre_off = pc.pre_off,
+                              .pre_gd = pc.pre_gd,
+                              .pre_gs = pc.pre_gs};
+            pc.pre = 0; /* the linear reads the quantized rows */
             vk_bind qb[2] = {xb, {c->xq, 0, (nt * (VkDeviceSize)qrow + (dyn ? nt : 0)) * 4}};
             st = fp4rt_vk_dispatch(c, FP4RT_VK_SHADER_ACT_QUANT, qb, 2, &q, sizeof q,
                                    vk_groups(fp8 ? (uint64_t)K : (uint64_t)K / 16), (uint32_t)nt, 1);
