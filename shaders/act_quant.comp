@@ -22,7 +22,20 @@ layout(push_constant) uniform PC {
     float input_scale;
     uint post_off;      // mode 2: where the per-row post scales go
     float weight_scale; // mode 2
+    // the element-wise op before the linear, applied to every x read (as
+    // linear_pc.glsl's pre: 0 none, 1 SWIGLU, 2 SIGMOID_GATE; vk_fuse_linear.c)
+    uint pre, pre_off, pre_gd, pre_gs;
 } pc;
+
+// x[k] of the row starting at float xb of X, token t: with pc.pre the
+// expressions of eltwise.comp (modes 1 and 0) on the same canonical silu /
+// sigmoid, so the same bits as the separate dispatch.
+float xk(uint xb, uint t, uint k) {
+    float v = x[xb + k];
+    if (pc.pre == 0u) return v;
+    float g = x[pc.pre_off + t * pc.x_stride + (k / pc.pre_gd) * pc.pre_gs + k % pc.pre_gd];
+    return pc.pre == 1u ? silu(v) * g : v * sigmoid(g);
+}
 
 shared float red[WG];
 
@@ -30,7 +43,7 @@ void main() {
     uint i = gl_GlobalInvocationID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
     uint xb = pc.x_off + t * pc.x_stride, qb = t * pc.K;
     if (pc.mode == 0u) {
-        if (i < pc.K) q[qb + i] = round_e4m3(x[xb + i] / pc.input_scale);
+        if (i < pc.K) q[qb + i] = round_e4m3(xk(xb, t, i) / pc.input_scale);
         return;
     }
     float s = pc.input_scale;
@@ -38,7 +51,7 @@ void main() {
     uint rw = pc.K / 16u * 5u;
     if (pc.mode == 2u || pc.mode == 4u) { // uniform branch: the barriers are reached by the whole workgroup
         float m = 0.0;
-        for (uint k = tid; k < pc.K; k += WG) m = max(m, abs(x[xb + k]));
+        for (uint k = tid; k < pc.K; k += WG) m = max(m, abs(xk(xb, t, k)));
         red[tid] = m;
         barrier();
         for (uint h = WG / 2; h > 0; h >>= 1) {
@@ -55,7 +68,7 @@ void main() {
     uint k0 = i * 16u;
     if (k0 >= pc.K) return;
     float amax = 0.0;
-    for (uint j = 0; j < 16u; j++) amax = max(amax, abs(x[xb + k0 + j]));
+    for (uint j = 0; j < 16u; j++) amax = max(amax, abs(xk(xb, t, k0 + j)));
     precise float a6 = amax / 6.0, as = a6 / s;
     float sf = round_e4m3(min(as, 448.0));
     float div = sf * s;
@@ -63,7 +76,7 @@ void main() {
         for (uint w4 = 0; w4 < 4u; w4++) {
             uint packed = 0u;
             for (uint j = 0; j < 4u; j++) {
-                float v = sf == 0.0 ? 0.0 : round_e2m1(x[xb + k0 + 4u * w4 + j] / div);
+                float v = sf == 0.0 ? 0.0 : round_e2m1(xk(xb, t, k0 + 4u * w4 + j) / div);
                 packed |= (uint(int(v * 2.0)) & 0xffu) << (8u * j);
             }
             qi[t * rw + i * 4u + w4] = packed;
@@ -75,5 +88,5 @@ void main() {
         for (uint j = 0; j < 16u; j++) q[qb + k0 + j] = 0.0;
         return;
     }
-    for (uint j = 0; j < 16u; j++) q[qb + k0 + j] = round_e2m1(x[xb + k0 + j] / div) * sf;
+    for (uint j = 0; j < 16u; j++) q[qb + k0 + j] = round_e2m1(xk(xb, t, k0 + j) / div) * sf;
 }

@@ -99,6 +99,18 @@ shared float lut_s[256];     // E4M3 weight code -> value
 #define GROUP(j, xi) MAC(QUARTER(v[2u * (j)], v[2u * (j) + 1u]), xi)
 #endif
 
+// The fused element-wise op (pc.pre) on input kk of the token whose row starts
+// at float `row` of the x binding: the expressions of eltwise.comp (modes 1
+// and 0) on the same canonical silu / sigmoid, so the same bits. Called four
+// times by hand, not in a loop (see MAC1 on the unroller and `precise`).
+float pre1(float xv, uint row, uint kk) {
+    float g = x[pc.pre_off + row + (kk / pc.pre_gd) * pc.pre_gs + kk % pc.pre_gd];
+    return pc.pre == 1u ? silu(xv) * g : xv * sigmoid(g);
+}
+vec4 pre_op(vec4 xv, uint row, uint k) {
+    return vec4(pre1(xv.x, row, k), pre1(xv.y, row, k + 1u), pre1(xv.z, row, k + 2u), pre1(xv.w, row, k + 3u));
+}
+
 void main() {
     uint tid = gl_LocalInvocationID.x, r = tid / 4u, q = tid % 4u;
     uint n = gl_WorkGroupID.x * RPW + r, t0 = gl_WorkGroupID.y * MT;
@@ -120,7 +132,9 @@ void main() {
         for (uint t = 0u; t < nt; t++)
             for (uint v = tid; v < cg * 4u; v += WG) {
                 uint xb = pc.x_off + (t0 + t) * pc.x_stride + g0 * 16u + 4u * v;
-                xs[t][v] = vec4(x[xb], x[xb + 1u], x[xb + 2u], x[xb + 3u]);
+                vec4 xv = vec4(x[xb], x[xb + 1u], x[xb + 2u], x[xb + 3u]);
+                if (pc.pre != 0u) xv = pre_op(xv, (t0 + t) * pc.x_stride, g0 * 16u + 4u * v);
+                xs[t][v] = xv;
             }
         barrier();
         uint gl = 0u; // groups of this step done

@@ -50,8 +50,8 @@
           "0: Vulkan linear weights keep the checkpoint's order and decode runs the older matrix-vector kernel "       \
           "(linear_mv; the same bits; for comparisons)")                                                               \
     X(VK_FUSE, BOOL, "1", "",                                                                                          \
-          "0: the Vulkan recorder does not fuse an ADD and the RMSNORM of its output into one dispatch "               \
-          "(the same bits; for comparisons)")                                                                          \
+          "0: the Vulkan recorder fuses nothing (an ADD and the RMSNORM of its output; a SWIGLU or "                  \
+          "SIGMOID_GATE into the decode linear that reads it; the same bits; for comparisons)")                        \
     X(VK_NO_SUBGROUP, BOOL, "0", "",                                                                                   \
           "1: Vulkan decode linears reduce through shared memory, not subgroup shuffles")                              \
     X(VK_GDN_CHUNKED, BOOL, "1", "",                                                                                   \

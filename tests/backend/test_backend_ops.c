@@ -82,6 +82,7 @@ typedef struct tbuf {
     char name[48];
     int width;
     int output;         /* compared; else a guarded input */
+    int scratch;        /* neither: an op's in-place intermediate a device may fuse away (never compared) */
     float lo, hi;       /* input range */
     double ceiling;     /* outputs */
 } tbuf;
@@ -433,6 +434,7 @@ static void run_step(const backend *b, session *cpu, session *dev, tcase *c, con
             for (int j = 0; j < W; j++) {
                 size_t i = (size_t)r * W + j;
                 int k = owner[j];
+                if (k >= 0 && c->bufs[k].scratch) continue;
                 if (k >= 0 && c->bufs[k].output && r < T) {
                     if (same_bits(ac[i], a0[i]) && same_bits(ad[i], a0[i])) continue; /* untouched lane */
                     acc_add(&per[k], ad[i], ac[i]);
@@ -585,6 +587,61 @@ static void case_linear(const backend *b, const char *name, int with_mm) {
     case_free(c);
     free(c);
 }
+
+#ifdef FP4RT_HAVE_VULKAN
+/* A SWIGLU and a SIGMOID_GATE, each in place and read only by the next op, a
+ * LINEAR (BF16, NVFP4 W4A16, FP8, NVFP4 W4A4; N = 33, K = 704: x staged in two
+ * steps of 32 groups, the second partial); the gate over 4 groups of 176 with
+ * its operand every 2 x 176 columns (attention's q | gate rows). On Vulkan
+ * under FP4RT_VK_LINEAR=mv each pair runs fused (vk_fuse_linear.c; T = 1 and
+ * 5): FP32 activations inside linear_mvi's x staging (fp32_fused: the caller
+ * selected linear_mvi), quantized ones inside act_quant's reads. The linears'
+ * outputs must match the CPU's bit for bit, and every such pair must have been
+ * fused unless FP4RT_VK_FUSE=0 (the counter); g and o are scratch (a fused
+ * pair never writes them). */
+static void case_fuse_linear(const backend *b, int fp32_fused) {
+    static const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_NVFP4, FP4RT_W_FP8, FP4RT_W_NVFP4_W4A4};
+    tcase *c = malloc(sizeof *c);
+    case_init(c, "fuse-linear");
+    c->exact_T = MV_EXACT_TOKENS;
+    int K = 704, gd = 176, ng = 4, pairs = 0; /* pairs to be fused per step */
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+        /* SWIGLU: g = silu(g) * u, then down(g) */
+        int g = add_buf(c, "swiglu g", K, 0, 0), u = add_buf(c, "swiglu u", K, 0, 0);
+        c->bufs[g].scratch = 1;
+        fp4rt_op *op = add_op(c, FP4RT_OP_SWIGLU);
+        op->x = op->y = view(g, K);
+        op->z = view(u, K);
+        add_linear(c, fmts[f], 0, 33, K, g, FP16_NMSE);
+        /* SIGMOID_GATE: o = o * sigmoid(qg[gate columns]), then o_proj(o) */
+        int o = add_buf(c, "gate o", K, 0, 0), qg = add_buf(c, "gate qg", 2 * K, 0, 0);
+        c->bufs[o].scratch = 1;
+        op = add_op(c, FP4RT_OP_SIGMOID_GATE);
+        op->x = op->y = view(o, K);
+        op->z = (fp4rt_view){qg, gd, 2 * K - gd};
+        op->n_groups = ng;
+        op->group_dim = op->group_stride = gd;
+        op->z_group_stride = 2 * gd;
+        add_linear(c, fmts[f], 0, 33, K, o, FP16_NMSE);
+        if (fp32_fused || fmts[f] == FP4RT_W_FP8 || fmts[f] == FP4RT_W_NVFP4_W4A4) pairs += 2;
+    }
+    case_layout(c);
+    step_def steps[] = {{1, 0, 0, 0, "T=1"}, {5, 0, 0, 0, "T=5"}};
+    long before = fp4rt_vk_pre_linears();
+    run_case(b, c, steps, 2);
+    long fused = fp4rt_vk_pre_linears() - before;
+    int want = fp4rt_env_bool(FP4RT_ENV_VK_FUSE) ? 2 * pairs : 0; /* each step records every pair once */
+    CHECK_MSG(fused == want, "fuse-linear: %ld linears recorded with a fused op, want %d", fused, want);
+    case_free(c);
+    free(c);
+}
+
+#else
+static void case_fuse_linear(const backend *b, int fp32_fused) {
+    (void)b;
+    (void)fp32_fused;
+}
+#endif
 
 /* LINEAR through the tiled matrix-matrix kernel (prefill on GPUs; the FP8 / W4A4
  * linears where the device has neither matrix units nor integer dot
@@ -1084,8 +1141,11 @@ static void test_ops(const backend *b) {
          * fallback, pieces, the dequant kernel */
         test_set_knob("FP4RT_VK_LINEAR", "rows");
         case_linear(b, "linear-rows", 1);
+        /* the whole-rows kernels stage nothing: only act_quant fuses */
+        if (op_filter < 0 || op_filter == FP4RT_OP_LINEAR) case_fuse_linear(b, 0);
         test_set_knob("FP4RT_VK_LINEAR", "mv");
         case_linear(b, "linear-mv", 0);
+        if (op_filter < 0 || op_filter == FP4RT_OP_LINEAR) case_fuse_linear(b, 1);
         case_linear_mm(b);
         test_set_knob("FP4RT_VK_NO_SUBGROUP", "1");
         case_linear(b, "linear-shm", 0);

@@ -371,6 +371,10 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
             fp4rt_vk_profile_op(c, i); /* --profile: the pair's time goes to the RMSNORM */
             op++, i++;
             st = fp4rt_vk_rec_add_norm(&s, op - 1, op);
+        } else if (c->fuse && fp4rt_vk_pre_linear_fusable(&s, i)) {
+            fp4rt_vk_profile_op(c, i); /* --profile: the pair's time goes to the LINEAR */
+            op++, i++;
+            st = fp4rt_vk_rec_linear_pre(&s, op, op - 1);
         } else
             st = fp4rt_vk_record_op(&s, op);
         if (st) {

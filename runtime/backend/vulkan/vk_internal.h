@@ -57,7 +57,9 @@ typedef struct vk_bind {
  * (shaders/step.glsl), a small host-visible uniform buffer holding what changes
  * between steps, so a recorded command buffer can be replayed. */
 #define FP4RT_VK_STEP_BINDING FP4RT_VK_MAX_BINDINGS
-#define FP4RT_VK_PUSH_BYTES 64
+/* Push-constant bytes of every pipeline (the largest block, vk_pc_linear; the
+ * spec guarantees 128) */
+#define FP4RT_VK_PUSH_BYTES 72
 
 /* Mirrors the StepInfo block of shaders/step.glsl (std140: 4-byte scalars). */
 typedef struct vk_step_info {
@@ -134,7 +136,8 @@ typedef struct vk_ctx {
     int idot;                 /* prefill W4A4 linears on linear_i8.comp (packed integer dot products) */
     int exact;                /* FP4RT_VK_EXACT=1: every linear on the bit-exact kernels */
     int linear_subgroup;      /* decode linears reduce with subgroup shuffles (desc.subgroup_shuffle, not FP4RT_VK_NO_SUBGROUP) */
-    int fuse;                 /* neighbouring element-wise ops in one dispatch (ADD + RMSNORM; FP4RT_VK_FUSE) */
+    int fuse;                 /* neighbouring element-wise ops in one dispatch (ADD + RMSNORM; SWIGLU / SIGMOID_GATE
+                                 into the decode linear, vk_fuse_linear.c; FP4RT_VK_FUSE) */
     int interleave;           /* BF16 / FP8 / NVFP4 linear weights (K % 16 == 0) go up in the decode layout and
                                  decode runs linear_mvi_* (not linear_rows; FP4RT_VK_INTERLEAVE=0 turns it off) */
 
@@ -240,8 +243,12 @@ typedef struct vk_pc_linear {
     float post;
     uint32_t post_off; /* != 0: the post scale of token t is x[post_off + t] (act_quant modes 2 / 4) */
     uint32_t il;       /* the weights' stored order: 0 the checkpoint's, else groups per block (vk_wlayout.c) */
+    /* linear_mvi: the fused element-wise op on x while staged (0 none, 1 SWIGLU,
+     * 2 SIGMOID_GATE; its second operand at pre_off in the x binding, vk_fuse_linear.c) */
+    uint32_t pre, pre_off, pre_gd, pre_gs;
 } vk_pc_linear;
-_Static_assert(sizeof(vk_pc_linear) == 56, "vk_pc_linear mirrors shaders/linear_pc.glsl");
+_Static_assert(sizeof(vk_pc_linear) == 72, "vk_pc_linear mirrors shaders/linear_pc.glsl");
+_Static_assert(sizeof(vk_pc_linear) <= FP4RT_VK_PUSH_BYTES, "push constants fit");
 
 /* vk_coop.c */
 /* The cooperative-matrix kinds a physical device offers: bit FP4RT_VK_COOP_KHR

@@ -27,7 +27,8 @@
 #define FP4RT_VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp, linear_i8.comp) */
 #define FP4RT_VK_COOP_TILE 32 /* rows and tokens per cooperative-matrix workgroup (TM, TN in linear_coop.comp) */
 
-static long g_coop_dispatches, g_i8_dispatches;
+static long g_coop_dispatches, g_i8_dispatches, g_pre_linears;
+long fp4rt_vk_pre_linears(void) { return g_pre_linears; }
 long fp4rt_vk_coop_dispatches(void) { return g_coop_dispatches; }
 long fp4rt_vk_i8_dispatches(void) { return g_i8_dispatches; }
 
@@ -36,8 +37,9 @@ typedef struct {
     float input_scale;
     uint32_t post_off;
     float weight_scale;
+    uint32_t pre, pre_off, pre_gd, pre_gs; /* a fused op on every x read (vk_pc_linear's) */
 } pc_act_quant;
-_Static_assert(sizeof(pc_act_quant) == 28, "pc_act_quant mirrors act_quant.comp");
+_Static_assert(sizeof(pc_act_quant) == 44, "pc_act_quant mirrors act_quant.comp");
 
 /* A window over floats [off, off + n) of buffer b; *skew gets the float offset of
  * `off` inside it. */
@@ -84,7 +86,9 @@ static void kernel_tile(vk_kernel k, uint64_t *rows, uint64_t *tokens) {
     }
 }
 
-fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
+fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) { return fp4rt_vk_rec_linear_pre(s, op, NULL); }
+
+fp4rt_status fp4rt_vk_rec_linear_pre(const vk_step *s, const fp4rt_op *op, const fp4rt_op *pre) {
     const fp4rt_linear *l = op->lin;
     vk_ctx *c = s->c;
     int T = s->step->n_tokens, K = l->n_in;
@@ -96,6 +100,7 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     if (rows <= 0) return FP4RT_OK;
     fp4rt_vk_act_quant aq = fp4rt_vk_act_quant_of(l);
     int quant = aq != FP4RT_VK_ACT_NONE;
+    if (pre) g_pre_linears++;
     float post = 1.0f;
     if (quant)
         post = l->input_scale * l->weight_scale;
@@ -103,6 +108,15 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
         post = l->weight_scale;
     /* activations: x rows t at xo + t * xs floats of the arena; y rows at yo + t * ys */
     uint64_t xo = fp4rt_vk_view_off(s, op->x) + (uint64_t)t0 * fp4rt_vk_stride(s), xs = fp4rt_vk_stride(s);
+    /* a fused op's z operand shares the x binding: the window spans both, from
+     * lo (floats of the first row) over xspan floats per row */
+    uint64_t lo = xo, xspan = (uint64_t)K, zo = 0;
+    if (pre) {
+        zo = fp4rt_vk_view_off(s, pre->z) + (uint64_t)t0 * xs;
+        uint64_t hi = xo + (uint64_t)K, zhi = zo + fp4rt_vk_pre_span(pre);
+        lo = zo < xo ? zo : xo;
+        xspan = (zhi > hi ? zhi : hi) - lo;
+    }
     const fp4rt_buffer *yb_buf = s->sb->scratch;
     uint64_t yo, ys;
     if (op->is_logits) {
@@ -138,9 +152,9 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
     /* token pieces: x, y (and xq) windows within the limit; a single token over
      * the lowered test limit falls back to the device's own */
     VkDeviceSize lim = c->act_range;
-    if (!tokens_fitting(lim, c->align, (uint64_t)K, xs) || !tokens_fitting(lim, c->align, per, ys))
+    if (!tokens_fitting(lim, c->align, xspan, xs) || !tokens_fitting(lim, c->align, per, ys))
         lim = c->max_range;
-    uint64_t tr = tokens_fitting(lim, c->align, (uint64_t)K, xs), ty = tokens_fitting(lim, c->align, per, ys);
+    uint64_t tr = tokens_fitting(lim, c->align, xspan, xs), ty = tokens_fitting(lim, c->align, per, ys);
     uint64_t tq = quant ? tokens_fitting(lim, c->align, (uint64_t)K + 1, (uint64_t)K + 1) : UINT32_MAX;
     if (ty < tr) tr = ty;
     if (tq < tr) tr = tq;
@@ -159,9 +173,21 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
         int i8 = piece_kern == FP4RT_VK_SHADER_LINEAR_I8;
         vk_pc_linear pc = {.K = (uint32_t)K, .fmt = (uint32_t)l->fmt, .T = (uint32_t)nt, .post = post, .il = wt->il};
         vk_bind xb, yb, wb, sb = {0};
-        fp4rt_status st = float_window(c, s->sb->scratch, xo + ta * xs, (nt - 1) * xs + (uint64_t)K,
+        fp4rt_status st = float_window(c, s->sb->scratch, lo + ta * xs, (nt - 1) * xs + xspan,
                                        "the activation arena", &xb, &pc.x_off);
         if (st) return st;
+        if (pre) { /* in act_quant's reads of x (below) when quantized, else linear_mvi's staging */
+            if (!quant && piece_kern != FP4RT_VK_SHADER_LINEAR_MVI_NVFP4 && piece_kern != FP4RT_VK_SHADER_LINEAR_MVI_FP8 &&
+                piece_kern != FP4RT_VK_SHADER_LINEAR_MVI_BF16)
+                return fp4rt_fail(FP4RT_INTERNAL, "vulkan: %s: a fused %s off the decode kernel", l->module,
+                                  fp4rt_op_name(pre->kind));
+            int swiglu = pre->kind == FP4RT_OP_SWIGLU;
+            pc.pre = swiglu ? 1u : 2u;
+            pc.pre_off = pc.x_off + (uint32_t)(zo - lo);
+            pc.pre_gd = swiglu ? (uint32_t)K : (uint32_t)pre->group_dim;
+            pc.pre_gs = swiglu ? 0u : (uint32_t)pre->z_group_stride;
+            pc.x_off += (uint32_t)(xo - lo);
+        }
         pc.x_stride = (uint32_t)xs;
         pc.y_stride = (uint32_t)ys;
         if (quant) {
@@ -174,7 +200,12 @@ fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op) {
                               .x_stride = pc.x_stride,
                               .input_scale = l->input_scale,
                               .post_off = (uint32_t)(nt * qrow),
-                              .weight_scale = l->weight_scale};
+                              .weight_scale = l->weight_scale,
+                              .pre = pc.pre,
+                              .pre_off = pc.pre_off,
+                              .pre_gd = pc.pre_gd,
+                              .pre_gs = pc.pre_gs};
+            pc.pre = 0; /* the linear reads the quantized rows */
             vk_bind qb[2] = {xb, {c->xq, 0, (nt * (VkDeviceSize)qrow + (dyn ? nt : 0)) * 4}};
             st = fp4rt_vk_dispatch(c, FP4RT_VK_SHADER_ACT_QUANT, qb, 2, &q, sizeof q,
                                    vk_groups(fp8 ? (uint64_t)K : (uint64_t)K / 16), (uint32_t)nt, 1);

@@ -66,6 +66,21 @@ vk_kernel fp4rt_vk_linear_kernel(fp4rt_wfmt fmt, fp4rt_vk_act_quant aq, int K, u
 
 /* The recorders, one per op family. */
 fp4rt_status fp4rt_vk_rec_linear(const vk_step *s, const fp4rt_op *op); /* vk_op_linear.c */
+/* The linear with the element-wise op `pre` (SWIGLU or SIGMOID_GATE, the op
+ * before it) applied to x as act_quant.comp reads it (quantized activations) or
+ * as the decode kernel stages it; pre NULL: the plain linear. Only where
+ * fp4rt_vk_pre_linear_fusable said so. */
+fp4rt_status fp4rt_vk_rec_linear_pre(const vk_step *s, const fp4rt_op *op, const fp4rt_op *pre);
+/* vk_fuse_linear.c: 1 if op i of the step's program (SWIGLU or SIGMOID_GATE)
+ * can run inside the LINEAR at i + 1: that linear reads the op's whole output
+ * in place, quantizes its activations (FP8, W4A4: act_quant) or runs linear_mvi
+ * for the step's tokens (FP32 activations, decode layout, not the whole-rows
+ * kernels), nothing after it names the op's output buffer, and its output
+ * overlaps no arena column the op reads. c->fuse (FP4RT_VK_FUSE) decides
+ * whether the recorder asks. */
+int fp4rt_vk_pre_linear_fusable(const vk_step *s, int i);
+/* Floats of an arena row from the first of pre's z operand to its last. */
+uint32_t fp4rt_vk_pre_span(const fp4rt_op *pre);
 fp4rt_status fp4rt_vk_rec_embed(const vk_step *s, const fp4rt_op *op);  /* vk_op_basic.c */
 fp4rt_status fp4rt_vk_rec_norm(const vk_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_vk_rec_eltwise(const vk_step *s, const fp4rt_op *op);

@@ -26,7 +26,9 @@
  *   - a submission over the fence timeout (FP4RT_VK_FENCE_TIMEOUT_MS=1 on a
  *     128-token prefill step, which lavapipe runs in far more than 1 ms) fails
  *     with one line naming the step, the device is given up (the next eval
- *     fails at once, saying so), and freeing the model returns.
+ *     fails at once, saying so), and freeing the model returns;
+ *   - the element-wise fusions (FP4RT_VK_FUSE) on the decode kernels: the same
+ *     logits as unfused, fewer dispatches per step (test_fuse).
  * Skips (exit 0, "skipped: ...") when there is no Vulkan device. */
 #include "fp4rt.h"
 #include "tests/test_util.h"
@@ -305,6 +307,62 @@ static void test_max_alloc(const char *dir, const char *dev, const int32_t *tok,
     free(got);
 }
 
+/* Dispatches per step of a profiled run of tok[0..n) on dev, one token per
+ * step (every step on the decode kernels), all logits into *out ([n, V]); -1
+ * when anything fails. */
+static double decode_dispatches(const char *dir, const char *dev, const int32_t *tok, int n, float **out, int *V) {
+    fp4rt_model *m = test_load_model_profiled(dir, dev, 1);
+    fp4rt_session *s = m ? test_session(m, 64, 8) : NULL;
+    *V = m ? fp4rt_model_n_vocab(m) : 0;
+    *out = s ? calloc((size_t)n * *V, sizeof(float)) : NULL;
+    fp4rt_status st = *out ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
+    for (int i = 0; !st && i < n; i++) st = fp4rt_session_eval(s, tok + i, 1, *out + (size_t)i * *V, 0);
+    CHECK_MSG(st == FP4RT_OK, "%s on %s: %s", dir, dev, fp4rt_last_error());
+    fp4rt_session_free(s);
+    g_log_len = 0;
+    g_log[0] = 0;
+    fp4rt_model_free(m); /* logs the profile */
+    const char *p = strstr(g_log, " dispatches and ");
+    while (p && p > g_log && p[-1] != ' ') p--; /* the number before it */
+    if (p && p > g_log) p--;
+    double d = -1;
+    if (st || !p || sscanf(p, " %lf dispatches", &d) != 1) d = -1;
+    CHECK_MSG(d > 0, "%s: no dispatches per step in the profile: %s", dir, g_log);
+    return d;
+}
+
+/* The element-wise fusions (FP4RT_VK_FUSE; SWIGLU into the down projection's
+ * and SIGMOID_GATE into o_proj's x staging on the decode kernels, which
+ * FP4RT_VK_LINEAR=mv selects on lavapipe; ADD + RMSNORM): the same logits bit
+ * for bit as the unfused run, and fewer dispatches per step: at least one per
+ * layer (its MLP's SWIGLU) more than the ADD + RMSNORM fusion alone saves. */
+static void test_fuse(const char *dir, const char *dev, const int32_t *tok, int n) {
+    float *fused = NULL, *plain = NULL, *add_norm_only = NULL;
+    int V = 0, V2 = 0, V3 = 0;
+    test_set_knob("FP4RT_VK_LINEAR", "mv");
+    double d_fused = decode_dispatches(dir, dev, tok, n, &fused, &V);
+    test_set_knob("FP4RT_VK_FUSE", "0");
+    double d_plain = decode_dispatches(dir, dev, tok, n, &plain, &V2);
+    test_set_knob("FP4RT_VK_FUSE", NULL);
+    /* the whole-rows kernels (lavapipe's default) have no staging: ADD + RMSNORM alone */
+    test_set_knob("FP4RT_VK_LINEAR", NULL);
+    double d_add_norm = decode_dispatches(dir, dev, tok, n, &add_norm_only, &V3);
+    printf("fusion on %s: %.1f dispatches per decode step unfused, %.1f with ADD + RMSNORM, %.1f all fused\n", dir,
+           d_plain, d_add_norm, d_fused);
+    if (fused && plain && V == V2)
+        CHECK_MSG(!memcmp(fused, plain, (size_t)n * V * sizeof(float)),
+                  "%s: fused logits differ from FP4RT_VK_FUSE=0's", dir);
+    fp4rt_model *m = test_load_model(dir, "cpu");
+    int layers = m ? m->weights->cfg.n_layers : 0;
+    fp4rt_model_free(m);
+    CHECK_MSG(layers > 0 && d_fused > 0 && d_fused <= d_add_norm - layers && d_add_norm < d_plain,
+              "%s: %.1f dispatches per step fused, %.1f with ADD + RMSNORM alone, %.1f unfused (%d layers)", dir,
+              d_fused, d_add_norm, d_plain, layers);
+    free(fused);
+    free(plain);
+    free(add_norm_only);
+}
+
 static void test_timeout(const char *dir, const char *dev, const int32_t *tok, int n) {
     fp4rt_model *m = test_load_model(dir, dev);
     fp4rt_session *s = m ? test_session(m, 256, 128) : NULL;
@@ -345,6 +403,7 @@ int main(void) {
                                                                   change only the summation order */
         test_generate("tests/fixtures/tiny-w4a4", dev, tok);
         test_max_alloc("tests/fixtures/tiny-mixed", dev, tok, 64);
+        test_fuse("tests/fixtures/tiny-bf16", dev, tok, 12);
         test_timeout("tests/fixtures/tiny-mixed", dev, tok, n);
     }
     test_argmax(atoi(dev + 7));
