@@ -51,7 +51,8 @@
           "(linear_mv; the same bits; for comparisons)")                                                               \
     X(VK_FUSE, BOOL, "1", "",                                                                                          \
           "0: the Vulkan recorder fuses nothing (an ADD and the RMSNORM of its output; a SWIGLU or "                  \
-          "SIGMOID_GATE into the decode linear that reads it; the same bits; for comparisons)")                        \
+          "SIGMOID_GATE into the linear that reads it: linear_mvi or the FP8 / W4A4 activation "                        \
+          "quantizer; the same bits; for comparisons)")                                                                \
     X(VK_NO_SUBGROUP, BOOL, "0", "",                                                                                   \
           "1: Vulkan decode linears reduce through shared memory, not subgroup shuffles")                              \
     X(VK_GDN_CHUNKED, BOOL, "1", "",                                                                                   \
