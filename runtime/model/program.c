@@ -57,15 +57,6 @@ static fp4rt_op *emit(builder *b, fp4rt_op_kind kind, int layer) {
     return op;
 }
 
-static fp4rt_view whole(builder *b, int buf) {
-    fp4rt_view v = {buf, 0, b->st ? 0 : b->p->buf_width[buf]};
-    return v;
-}
-
-static fp4rt_view cols(int buf, int col, int n) {
-    fp4rt_view v = {buf, col, n};
-    return v;
-}
 
 static void rmsnorm(builder *b, int layer, fp4rt_view x, fp4rt_view y, const float *w, int groups,
                     int dim, int stride, float eps) {
@@ -108,34 +99,34 @@ static void attention_mixer(builder *b, const fp4rt_config *c, int l, int slot, 
     int qg = new_buf(b, 2 * nh * hd); /* per head: query [hd] then gate [hd] */
     int k = new_buf(b, nkv * hd), v = new_buf(b, nkv * hd);
     int o = new_buf(b, nh * hd), t = new_buf(b, c->hidden);
-    linear(b, l, whole(b, a), whole(b, qg), &L->q);
-    linear(b, l, whole(b, a), whole(b, k), &L->k);
-    linear(b, l, whole(b, a), whole(b, v), &L->v);
+    linear(b, l, fp4rt_pb_whole(b, a), fp4rt_pb_whole(b, qg), &L->q);
+    linear(b, l, fp4rt_pb_whole(b, a), fp4rt_pb_whole(b, k), &L->k);
+    linear(b, l, fp4rt_pb_whole(b, a), fp4rt_pb_whole(b, v), &L->v);
     /* q/k norm (zero-centred, per head) before RoPE */
-    rmsnorm(b, l, cols(qg, 0, 2 * nh * hd), cols(qg, 0, 2 * nh * hd), L->q_norm, nh, hd, 2 * hd,
+    rmsnorm(b, l, fp4rt_pb_cols(qg, 0, 2 * nh * hd), fp4rt_pb_cols(qg, 0, 2 * nh * hd), L->q_norm, nh, hd, 2 * hd,
             c->rms_eps);
-    rmsnorm(b, l, whole(b, k), whole(b, k), L->k_norm, nkv, hd, hd, c->rms_eps);
+    rmsnorm(b, l, fp4rt_pb_whole(b, k), fp4rt_pb_whole(b, k), L->k_norm, nkv, hd, hd, c->rms_eps);
     fp4rt_op *op = emit(b, FP4RT_OP_ROPE, l);
-    op->x = op->y = cols(qg, 0, 2 * nh * hd);
+    op->x = op->y = fp4rt_pb_cols(qg, 0, 2 * nh * hd);
     op->n_groups = nh;
     op->group_dim = hd;
     op->group_stride = 2 * hd;
     rope_text(op, c);
     op = emit(b, FP4RT_OP_ROPE, l);
-    op->x = op->y = whole(b, k);
+    op->x = op->y = fp4rt_pb_whole(b, k);
     op->n_groups = nkv;
     op->group_dim = hd;
     op->group_stride = hd;
     rope_text(op, c);
     op = emit(b, FP4RT_OP_KV_APPEND, l);
-    op->x = whole(b, k);
-    op->z = whole(b, v);
+    op->x = fp4rt_pb_whole(b, k);
+    op->z = fp4rt_pb_whole(b, v);
     op->slot = slot;
     op->n_groups = nkv;
     op->group_dim = hd;
     op = emit(b, FP4RT_OP_ATTENTION, l);
-    op->x = cols(qg, 0, 2 * nh * hd);
-    op->y = whole(b, o);
+    op->x = fp4rt_pb_cols(qg, 0, 2 * nh * hd);
+    op->y = fp4rt_pb_whole(b, o);
     op->slot = slot;
     op->n_groups = nh;
     op->n_kv_heads = nkv;
@@ -143,14 +134,14 @@ static void attention_mixer(builder *b, const fp4rt_config *c, int l, int slot, 
     op->group_stride = 2 * hd;
     op->scale = 1.0f / sqrtf((float)hd);
     op = emit(b, FP4RT_OP_SIGMOID_GATE, l);
-    op->x = op->y = whole(b, o);
-    op->z = cols(qg, hd, 2 * nh * hd - hd);
+    op->x = op->y = fp4rt_pb_whole(b, o);
+    op->z = fp4rt_pb_cols(qg, hd, 2 * nh * hd - hd);
     op->n_groups = nh;
     op->group_dim = hd;
     op->group_stride = hd;
     op->z_group_stride = 2 * hd;
-    linear(b, l, whole(b, o), whole(b, t), &L->o);
-    add(b, l, whole(b, b->p->hidden_buf), whole(b, t));
+    linear(b, l, fp4rt_pb_whole(b, o), fp4rt_pb_whole(b, t), &L->o);
+    add(b, l, fp4rt_pb_whole(b, b->p->hidden_buf), fp4rt_pb_whole(b, t));
 }
 
 static void gdn_mixer(builder *b, const fp4rt_config *c, int l, int slot, int a) {
@@ -159,43 +150,43 @@ static void gdn_mixer(builder *b, const fp4rt_config *c, int l, int slot, int a)
     int mix = new_buf(b, cd), z = new_buf(b, vd);
     int bb = new_buf(b, c->lin_v_heads), al = new_buf(b, c->lin_v_heads);
     int o = new_buf(b, vd), t = new_buf(b, c->hidden);
-    linear(b, l, whole(b, a), whole(b, mix), &L->qkv);
-    linear(b, l, whole(b, a), whole(b, z), &L->z);
-    linear(b, l, whole(b, a), whole(b, bb), &L->b);
-    linear(b, l, whole(b, a), whole(b, al), &L->a);
+    linear(b, l, fp4rt_pb_whole(b, a), fp4rt_pb_whole(b, mix), &L->qkv);
+    linear(b, l, fp4rt_pb_whole(b, a), fp4rt_pb_whole(b, z), &L->z);
+    linear(b, l, fp4rt_pb_whole(b, a), fp4rt_pb_whole(b, bb), &L->b);
+    linear(b, l, fp4rt_pb_whole(b, a), fp4rt_pb_whole(b, al), &L->a);
     fp4rt_op *op = emit(b, FP4RT_OP_CONV1D_SILU, l);
-    op->x = op->y = whole(b, mix);
+    op->x = op->y = fp4rt_pb_whole(b, mix);
     op->slot = slot;
     op->w = L->conv_w;
     op->group_dim = c->conv_kernel;
     /* q: L2 norm then * dk^-1/2 ; k: L2 norm */
     op = emit(b, FP4RT_OP_L2NORM, l);
-    op->x = op->y = cols(mix, 0, kd);
+    op->x = op->y = fp4rt_pb_cols(mix, 0, kd);
     op->n_groups = c->lin_k_heads;
     op->group_dim = op->group_stride = c->lin_k_dim;
     op->eps = 1e-6f;
     op->scale = 1.0f / sqrtf((float)c->lin_k_dim);
     op = emit(b, FP4RT_OP_L2NORM, l);
-    op->x = op->y = cols(mix, kd, kd);
+    op->x = op->y = fp4rt_pb_cols(mix, kd, kd);
     op->n_groups = c->lin_k_heads;
     op->group_dim = op->group_stride = c->lin_k_dim;
     op->eps = 1e-6f;
     op->scale = 1.0f;
     op = emit(b, FP4RT_OP_GATED_DELTA, l);
-    op->x = whole(b, mix);
-    op->z = whole(b, bb);
-    op->a = whole(b, al);
-    op->y = whole(b, o);
+    op->x = fp4rt_pb_whole(b, mix);
+    op->z = fp4rt_pb_whole(b, bb);
+    op->a = fp4rt_pb_whole(b, al);
+    op->y = fp4rt_pb_whole(b, o);
     op->slot = slot;
     op = emit(b, FP4RT_OP_GATED_RMSNORM, l);
-    op->x = op->y = whole(b, o);
-    op->z = whole(b, z);
+    op->x = op->y = fp4rt_pb_whole(b, o);
+    op->z = fp4rt_pb_whole(b, z);
     op->w = L->gdn_norm;
     op->n_groups = c->lin_v_heads;
     op->group_dim = op->group_stride = c->lin_v_dim;
     op->eps = c->rms_eps;
-    linear(b, l, whole(b, o), whole(b, t), &L->out);
-    add(b, l, whole(b, b->p->hidden_buf), whole(b, t));
+    linear(b, l, fp4rt_pb_whole(b, o), fp4rt_pb_whole(b, t), &L->out);
+    add(b, l, fp4rt_pb_whole(b, b->p->hidden_buf), fp4rt_pb_whole(b, t));
 }
 
 static void mlp(builder *b, const fp4rt_config *c, int l) {
@@ -203,15 +194,15 @@ static void mlp(builder *b, const fp4rt_config *c, int l) {
     int a = new_buf(b, c->hidden);
     int g = new_buf(b, c->intermediate), u = new_buf(b, c->intermediate);
     int t = new_buf(b, c->hidden);
-    rmsnorm(b, l, whole(b, b->p->hidden_buf), whole(b, a), L->post_norm, 1, c->hidden, c->hidden,
+    rmsnorm(b, l, fp4rt_pb_whole(b, b->p->hidden_buf), fp4rt_pb_whole(b, a), L->post_norm, 1, c->hidden, c->hidden,
             c->rms_eps);
-    linear(b, l, whole(b, a), whole(b, g), &L->gate);
-    linear(b, l, whole(b, a), whole(b, u), &L->up);
+    linear(b, l, fp4rt_pb_whole(b, a), fp4rt_pb_whole(b, g), &L->gate);
+    linear(b, l, fp4rt_pb_whole(b, a), fp4rt_pb_whole(b, u), &L->up);
     fp4rt_op *op = emit(b, FP4RT_OP_SWIGLU, l);
-    op->x = op->y = whole(b, g);
-    op->z = whole(b, u);
-    linear(b, l, whole(b, g), whole(b, t), &L->down);
-    add(b, l, whole(b, b->p->hidden_buf), whole(b, t));
+    op->x = op->y = fp4rt_pb_whole(b, g);
+    op->z = fp4rt_pb_whole(b, u);
+    linear(b, l, fp4rt_pb_whole(b, g), fp4rt_pb_whole(b, t), &L->down);
+    add(b, l, fp4rt_pb_whole(b, b->p->hidden_buf), fp4rt_pb_whole(b, t));
 }
 
 /* Liveness-based arena planning: each buffer lives from its first to its last
@@ -270,8 +261,8 @@ static fp4rt_status finish(builder *b, int normed, fp4rt_program **out) {
     fp4rt_program *p = b->p;
     const fp4rt_weights *w = p->weights;
     fp4rt_op *op = emit(b, FP4RT_OP_LINEAR, -1);
-    op->x = whole(b, normed);
-    op->y = cols(FP4RT_BUF_LOGITS, 0, w->cfg.vocab);
+    op->x = fp4rt_pb_whole(b, normed);
+    op->y = fp4rt_pb_cols(FP4RT_BUF_LOGITS, 0, w->cfg.vocab);
     op->lin = &w->lm_head;
     op->is_logits = 1;
     fp4rt_status st = b->st ? b->st : plan_arena(p);
@@ -294,10 +285,10 @@ fp4rt_status fp4rt_program_build(const fp4rt_weights *w, fp4rt_program **out) {
     const fp4rt_config *c = &w->cfg;
     p->hidden_buf = new_buf(&b, c->hidden);
     fp4rt_op *op = emit(&b, FP4RT_OP_EMBED, -1);
-    op->y = whole(&b, p->hidden_buf);
+    op->y = fp4rt_pb_whole(&b, p->hidden_buf);
     for (int l = 0; l < c->n_layers; l++) {
         int a = new_buf(&b, c->hidden);
-        rmsnorm(&b, l, whole(&b, p->hidden_buf), whole(&b, a), w->layers[l].input_norm, 1,
+        rmsnorm(&b, l, fp4rt_pb_whole(&b, p->hidden_buf), fp4rt_pb_whole(&b, a), w->layers[l].input_norm, 1,
                 c->hidden, c->hidden, c->rms_eps);
         if (c->layer_kind[l] == FP4RT_LAYER_ATTENTION)
             attention_mixer(&b, c, l, p->n_attn_layers++, a);
@@ -306,7 +297,7 @@ fp4rt_status fp4rt_program_build(const fp4rt_weights *w, fp4rt_program **out) {
         mlp(&b, c, l);
     }
     int a = new_buf(&b, c->hidden);
-    rmsnorm(&b, -1, whole(&b, p->hidden_buf), whole(&b, a), w->final_norm, 1, c->hidden, c->hidden,
+    rmsnorm(&b, -1, fp4rt_pb_whole(&b, p->hidden_buf), fp4rt_pb_whole(&b, a), w->final_norm, 1, c->hidden, c->hidden,
             c->rms_eps);
     return finish(&b, a, out);
 }
@@ -323,19 +314,20 @@ fp4rt_status fp4rt_program_build_mtp(const fp4rt_weights *w, fp4rt_program **out
     p->hidden_buf = new_buf(&b, h);
     int cat = new_buf(&b, 2 * h); /* [embedding | hidden state in] */
     fp4rt_op *op = emit(&b, FP4RT_OP_EMBED, -1);
-    op->y = cols(cat, 0, h);
-    rmsnorm(&b, -1, cols(cat, 0, h), cols(cat, 0, h), w->mtp_norm_embed, 1, h, h, c->rms_eps);
-    rmsnorm(&b, -1, cols(cat, h, h), cols(cat, h, h), w->mtp_norm_hidden, 1, h, h, c->rms_eps);
-    linear(&b, -1, whole(&b, cat), whole(&b, p->hidden_buf), &w->mtp_fc);
+    op->y = fp4rt_pb_cols(cat, 0, h);
+    rmsnorm(&b, -1, fp4rt_pb_cols(cat, 0, h), fp4rt_pb_cols(cat, 0, h), w->mtp_norm_embed, 1, h, h, c->rms_eps);
+    rmsnorm(&b, -1, fp4rt_pb_cols(cat, h, h), fp4rt_pb_cols(cat, h, h), w->mtp_norm_hidden, 1, h, h, c->rms_eps);
+    linear(&b, -1, fp4rt_pb_whole(&b, cat), fp4rt_pb_whole(&b, p->hidden_buf), &w->mtp_fc);
     for (int j = 0; j < w->n_mtp_layers; j++) {
         int l = c->n_layers + j;
         int a = new_buf(&b, h);
-        rmsnorm(&b, l, whole(&b, p->hidden_buf), whole(&b, a), w->layers[l].input_norm, 1, h, h, c->rms_eps);
+        rmsnorm(&b, l, fp4rt_pb_whole(&b, p->hidden_buf), fp4rt_pb_whole(&b, a),
+                w->layers[l].input_norm, 1, h, h, c->rms_eps);
         attention_mixer(&b, c, l, p->n_attn_layers++, a);
         mlp(&b, c, l);
     }
     int a = new_buf(&b, h);
-    rmsnorm(&b, -1, whole(&b, p->hidden_buf), whole(&b, a), w->mtp_norm, 1, h, h, c->rms_eps);
+    rmsnorm(&b, -1, fp4rt_pb_whole(&b, p->hidden_buf), fp4rt_pb_whole(&b, a), w->mtp_norm, 1, h, h, c->rms_eps);
     fp4rt_status st = finish(&b, a, out);
     if (!st) p->in_hidden_col = p->buf_offset[cat] + h;
     return st;

@@ -19,4 +19,15 @@ fp4rt_op *fp4rt_pb_emit(fp4rt_pbuilder *b, fp4rt_op_kind kind, int layer);
 /* Plans the arena of a complete program (p->hidden_buf lives throughout). */
 fp4rt_status fp4rt_pb_plan(fp4rt_program *p);
 
+/* Views: all columns of buffer buf (none after a failure), or columns [col, col + n). */
+static inline fp4rt_view fp4rt_pb_whole(const fp4rt_pbuilder *b, int buf) {
+    fp4rt_view v = {buf, 0, b->st ? 0 : b->p->buf_width[buf]};
+    return v;
+}
+
+static inline fp4rt_view fp4rt_pb_cols(int buf, int col, int n) {
+    fp4rt_view v = {buf, col, n};
+    return v;
+}
+
 #endif

@@ -8,15 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-static fp4rt_view whole(fp4rt_pbuilder *b, int buf) {
-    fp4rt_view v = {buf, 0, b->st ? 0 : b->p->buf_width[buf]};
-    return v;
-}
-
-static fp4rt_view cols(int buf, int col, int n) {
-    fp4rt_view v = {buf, col, n};
-    return v;
-}
 
 /* y = x W^T + bias (bias [n_out]). */
 static void linear_bias(fp4rt_pbuilder *b, int layer, fp4rt_view x, fp4rt_view y, const fp4rt_linear *lin,
@@ -61,28 +52,28 @@ static void rope2d(fp4rt_pbuilder *b, int layer, fp4rt_view x, const fp4rt_visio
 static void block(fp4rt_pbuilder *b, const fp4rt_vision_config *v, const fp4rt_vision_block *B, int l) {
     int H = v->hidden, hd = fp4rt_vcfg_head_dim(v), x = b->p->hidden_buf;
     int a = fp4rt_pb_buf(b, H), qkv = fp4rt_pb_buf(b, 3 * H), o = fp4rt_pb_buf(b, H), t = fp4rt_pb_buf(b, H);
-    layernorm(b, l, whole(b, x), whole(b, a), B->norm1_w, B->norm1_b, H);
-    linear_bias(b, l, whole(b, a), whole(b, qkv), &B->qkv, B->qkv_b);
-    rope2d(b, l, cols(qkv, 0, H), v);
-    rope2d(b, l, cols(qkv, H, H), v);
+    layernorm(b, l, fp4rt_pb_whole(b, x), fp4rt_pb_whole(b, a), B->norm1_w, B->norm1_b, H);
+    linear_bias(b, l, fp4rt_pb_whole(b, a), fp4rt_pb_whole(b, qkv), &B->qkv, B->qkv_b);
+    rope2d(b, l, fp4rt_pb_cols(qkv, 0, H), v);
+    rope2d(b, l, fp4rt_pb_cols(qkv, H, H), v);
     fp4rt_op *op = fp4rt_pb_emit(b, FP4RT_OP_ATTENTION_FULL, l);
-    op->x = cols(qkv, 0, H);
-    op->z = cols(qkv, H, H);
-    op->a = cols(qkv, 2 * H, H);
-    op->y = whole(b, o);
+    op->x = fp4rt_pb_cols(qkv, 0, H);
+    op->z = fp4rt_pb_cols(qkv, H, H);
+    op->a = fp4rt_pb_cols(qkv, 2 * H, H);
+    op->y = fp4rt_pb_whole(b, o);
     op->n_groups = op->n_kv_heads = v->n_heads;
     op->group_dim = op->group_stride = hd;
     op->scale = 1.0f / sqrtf((float)hd);
-    linear_bias(b, l, whole(b, o), whole(b, t), &B->proj, B->proj_b);
-    add(b, l, whole(b, x), whole(b, t));
+    linear_bias(b, l, fp4rt_pb_whole(b, o), fp4rt_pb_whole(b, t), &B->proj, B->proj_b);
+    add(b, l, fp4rt_pb_whole(b, x), fp4rt_pb_whole(b, t));
     int a2 = fp4rt_pb_buf(b, H), f = fp4rt_pb_buf(b, v->intermediate), t2 = fp4rt_pb_buf(b, H);
-    layernorm(b, l, whole(b, x), whole(b, a2), B->norm2_w, B->norm2_b, H);
-    linear_bias(b, l, whole(b, a2), whole(b, f), &B->fc1, B->fc1_b);
+    layernorm(b, l, fp4rt_pb_whole(b, x), fp4rt_pb_whole(b, a2), B->norm2_w, B->norm2_b, H);
+    linear_bias(b, l, fp4rt_pb_whole(b, a2), fp4rt_pb_whole(b, f), &B->fc1, B->fc1_b);
     op = fp4rt_pb_emit(b, FP4RT_OP_GELU, l);
-    op->x = op->y = whole(b, f);
+    op->x = op->y = fp4rt_pb_whole(b, f);
     op->gelu_tanh = v->gelu_tanh;
-    linear_bias(b, l, whole(b, f), whole(b, t2), &B->fc2, B->fc2_b);
-    add(b, l, whole(b, x), whole(b, t2));
+    linear_bias(b, l, fp4rt_pb_whole(b, f), fp4rt_pb_whole(b, t2), &B->fc2, B->fc2_b);
+    add(b, l, fp4rt_pb_whole(b, x), fp4rt_pb_whole(b, t2));
 }
 
 static fp4rt_status finish(fp4rt_pbuilder *b, int in, int out, fp4rt_program **dst) {
@@ -108,11 +99,12 @@ static fp4rt_status build_encoder(const fp4rt_weights *w, fp4rt_program **out) {
     int H = v->hidden, pd = fp4rt_vcfg_patch_dim(v);
     p->hidden_buf = fp4rt_pb_buf(&b, H);
     int in = fp4rt_pb_buf(&b, pd + H); /* [patch | position embedding], written by the caller */
-    linear_bias(&b, -1, cols(in, 0, pd), whole(&b, p->hidden_buf), &vw->patch, vw->patch_b);
-    add(&b, -1, whole(&b, p->hidden_buf), cols(in, pd, H));
+    linear_bias(&b, -1, fp4rt_pb_cols(in, 0, pd), fp4rt_pb_whole(&b, p->hidden_buf), &vw->patch, vw->patch_b);
+    add(&b, -1, fp4rt_pb_whole(&b, p->hidden_buf), fp4rt_pb_cols(in, pd, H));
     for (int l = 0; l < v->depth; l++) block(&b, v, &vw->blocks[l], l);
     int m = fp4rt_pb_buf(&b, H);
-    layernorm(&b, -1, whole(&b, p->hidden_buf), whole(&b, m), vw->merger_norm_w, vw->merger_norm_b, H);
+    layernorm(&b, -1, fp4rt_pb_whole(&b, p->hidden_buf), fp4rt_pb_whole(&b, m), vw->merger_norm_w,
+              vw->merger_norm_b, H);
     return finish(&b, in, m, out);
 }
 
@@ -126,11 +118,11 @@ static fp4rt_status build_merger(const fp4rt_weights *w, fp4rt_program **out) {
     int M = v->hidden * v->merge * v->merge;
     p->hidden_buf = fp4rt_pb_buf(&b, M); /* the caller's rows */
     int f = fp4rt_pb_buf(&b, M), o = fp4rt_pb_buf(&b, v->out_hidden);
-    linear_bias(&b, -1, whole(&b, p->hidden_buf), whole(&b, f), &vw->merger_fc1, vw->merger_fc1_b);
+    linear_bias(&b, -1, fp4rt_pb_whole(&b, p->hidden_buf), fp4rt_pb_whole(&b, f), &vw->merger_fc1, vw->merger_fc1_b);
     fp4rt_op *op = fp4rt_pb_emit(&b, FP4RT_OP_GELU, -1);
-    op->x = op->y = whole(&b, f);
+    op->x = op->y = fp4rt_pb_whole(&b, f);
     op->gelu_tanh = 0; /* nn.GELU(): the erf form */
-    linear_bias(&b, -1, whole(&b, f), whole(&b, o), &vw->merger_fc2, vw->merger_fc2_b);
+    linear_bias(&b, -1, fp4rt_pb_whole(&b, f), fp4rt_pb_whole(&b, o), &vw->merger_fc2, vw->merger_fc2_b);
     return finish(&b, p->hidden_buf, o, out);
 }
 
