@@ -138,6 +138,14 @@ typedef struct fp4rt_session_params {
                 (fp4rt_generate_params.spec_drafts); every step then also runs the
                 head over its rows. The model must have an MTP head (else the session
                 is not created). 0: none */
+    int exact; /* numerics mode (docs/NUMERICS.md, "Modes"). 1: the exact mode: every op
+                  follows the numerics contract to the bit (the CPU gives the same bits on
+                  any thread count and instruction set, and Vulkan on lavapipe the CPU's;
+                  what the cross-backend parity tests run). 0 (default): the default mode:
+                  the CPU's linear kernels fuse each multiply-add of the contract's chains
+                  (FMA), still deterministic for any thread count and within NMSE 1e-6 of
+                  the exact mode; backends without such kernels compute as in the exact
+                  mode. The environment's FP4RT_EXACT=1 forces 1 for every session. */
 } fp4rt_session_params;
 
 FP4RT_API fp4rt_model_params fp4rt_model_default_params(void);

@@ -99,6 +99,12 @@ typedef struct fp4rt_step {
      * Both NULL: every row embeds its token. */
     const float *input_embeds;
     const uint8_t *embed_rows;
+    /* Numerics mode (docs/NUMERICS.md, "Modes"): 1 = the default mode, where kernels
+     * that have a relaxed variant use it (the CPU's linears: each multiply-add of the
+     * contract's chains fused, same chains, same tree); 0 = the exact contract. A
+     * backend without relaxed kernels ignores it. Zero-initialized steps (the
+     * backend tests) are exact; sessions set it from fp4rt_session_params.exact. */
+    int relaxed;
 } fp4rt_step;
 
 /* A row's rotary position component c (0: t, 1: h, 2: w): step->positions when

@@ -33,6 +33,8 @@
     X(CPU_ISA, ENUM, "", "avx512|avx2|c",                                                                              \
           "cap the CPU kernels' instruction set: avx512, avx2 or c (portable); the same bits (unset: the best the "    \
           "CPU has)")                                                                                                  \
+    X(EXACT, BOOL, "0", "",                                                                                            \
+          "1: every session runs in the exact numerics mode (fp4rt_session_params.exact = 1, --exact)")               \
     X(MTP_DRAFT_VOCAB, INT, "0", "",                                                                                   \
           "the MTP head drafts from token ids 0 .. N-1 only (its lm_head over N rows; 0 or >= the vocabulary: all); "  \
           "the output is the same, the acceptance may drop")                                                           \

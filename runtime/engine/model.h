@@ -69,6 +69,7 @@ struct fp4rt_session {
     int rope_delta;
     int32_t *mrope;
     int mrope_n;
+    int relaxed; /* fp4rt_step.relaxed of every step: !fp4rt_session_params.exact && !FP4RT_EXACT */
 };
 
 /* A prompt with images, for fp4rt_session_eval_mm: positions [n * 3] of its n

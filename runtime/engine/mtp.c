@@ -142,7 +142,11 @@ static fp4rt_status head_step(fp4rt_session *s, const float *const *hidden, cons
         st = fp4rt_backend_upload(m->backend, m->mtp_ctx, t->sb.scratch,
                                   ((size_t)r * p->arena_width + (size_t)p->in_hidden_col) * 4, hidden[r],
                                   (size_t)t->hidden * 4);
-    fp4rt_step step = {.tokens = tokens, .n_tokens = n, .pos0 = pos0, .no_logits = !want_logits,
+    fp4rt_step step = {.relaxed = s->relaxed,
+                       .tokens = tokens,
+                       .n_tokens = n,
+                       .pos0 = pos0,
+                       .no_logits = !want_logits,
                        .logits_rows = s->mtp->draft_vocab < vocab ? s->mtp->draft_vocab : 0};
     /* the main model's rotary positions of these indices (text rows past what the
      * session holds, i.e. drafts: index + rope_delta) */

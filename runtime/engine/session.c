@@ -3,6 +3,7 @@
 #include "runtime/engine/mtp.h"
 
 #include "runtime/base/common.h"
+#include "runtime/base/env.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
     fp4rt_session *s = fp4rt_calloc(1, sizeof *s, "session");
     if (!s) return NULL;
     s->model = m;
+    s->relaxed = !params->exact && !fp4rt_env_bool(FP4RT_ENV_EXACT);
     s->progress = p.eval_progress;
     s->progress_user = p.eval_progress_user;
     s->history = fp4rt_malloc((size_t)p.n_ctx * sizeof(int32_t), "session history");
@@ -228,7 +230,11 @@ static fp4rt_status run_step(fp4rt_session *s, const int32_t *tokens, int cn, fl
                              int (*cancel)(fp4rt_session *, int), int done, const fp4rt_eval_mm *mm, chunk_mm *cm) {
     fp4rt_model *m = s->model;
     int vocab = m->weights->cfg.vocab;
-    fp4rt_step step = {.tokens = tokens, .n_tokens = cn, .pos0 = s->n_past, .all_logits = all_logits,
+    fp4rt_step step = {.relaxed = s->relaxed,
+                       .tokens = tokens,
+                       .n_tokens = cn,
+                       .pos0 = s->n_past,
+                       .all_logits = all_logits,
                        .no_logits = !logits};
     if (mm)
         chunk_fill(s, mm, done, cn, cm, &step);
@@ -364,7 +370,11 @@ fp4rt_status fp4rt_session_eval_pick(fp4rt_session *s, int32_t token, int32_t *i
     if (s->n_past + 1 > s->sb.n_ctx)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d tokens held + 1 new exceed n_ctx %d", s->n_past,
                           s->sb.n_ctx);
-    fp4rt_step step = {.tokens = &token, .n_tokens = 1, .pos0 = s->n_past, .argmax_valid = m->valid_ids,
+    fp4rt_step step = {.relaxed = s->relaxed,
+                       .tokens = &token,
+                       .n_tokens = 1,
+                       .pos0 = s->n_past,
+                       .argmax_valid = m->valid_ids,
                        .argmax_out = id};
     fp4rt_session_rope_text(s, &step);
     pthread_mutex_lock(&m->run_lock);
@@ -389,7 +399,7 @@ fp4rt_status fp4rt_session_eval_topk(fp4rt_session *s, int32_t token, const fp4r
     if (s->n_past + 1 > s->sb.n_ctx)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "context full: %d tokens held + 1 new exceed n_ctx %d", s->n_past,
                           s->sb.n_ctx);
-    fp4rt_step step = {.tokens = &token, .n_tokens = 1, .pos0 = s->n_past};
+    fp4rt_step step = {.relaxed = s->relaxed, .tokens = &token, .n_tokens = 1, .pos0 = s->n_past};
     fp4rt_session_rope_text(s, &step);
     pthread_mutex_lock(&m->run_lock);
     fp4rt_status st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);

@@ -57,7 +57,12 @@ fp4rt_status fp4rt_session_verify(fp4rt_session *s, const int32_t *tokens, int n
     fp4rt_status st = fp4rt_session_eval_pending(s, NULL);
     int pos0 = s->n_past;
     if (!st && m->backend->decode_rows && n <= s->sb.chunk) { /* one step; the backend keeps the checkpoints */
-        fp4rt_step step = {.tokens = tokens, .n_tokens = n, .pos0 = pos0, .all_logits = 1, .decode_rows = 1};
+        fp4rt_step step = {.relaxed = s->relaxed,
+                           .tokens = tokens,
+                           .n_tokens = n,
+                           .pos0 = pos0,
+                           .all_logits = 1,
+                           .decode_rows = 1};
         fp4rt_session_rope_text(s, &step);
         pthread_mutex_lock(&m->run_lock);
         st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
