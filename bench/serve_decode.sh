@@ -24,7 +24,7 @@ tmp=$(mktemp -d)
 fail=0
 . tests/server/serve_lib.sh
 serve_model=${2:-models/qwen35-kjv-10m}
-trap 'if [ -n "${spid:-}" ]; then kill -TERM "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; fi; rm -rf "$tmp"' EXIT
+serve_cleanup_on_exit
 serve_start decode --parallel 1
 echo "model $serve_model, greedy, prompt \"$prompt\", $n tokens, $rounds rounds; $(grep -o 'device .*' "$slog" | head -n 1)"
 # CPU seconds (user + system) of a command, its stderr in $tmp/err

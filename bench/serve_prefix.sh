@@ -15,7 +15,7 @@ tmp=$(mktemp -d)
 fail=0
 . tests/server/serve_lib.sh
 serve_model=${2:-models/qwen35-kjv-10m}
-trap 'if [ -n "${spid:-}" ]; then kill -TERM "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; fi; rm -rf "$tmp"' EXIT
+serve_cleanup_on_exit
 serve_start prefix --ctx 4096
 python3 - "$port" <<'PY'
 import json, sys, time, urllib.request

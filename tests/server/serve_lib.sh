@@ -4,6 +4,8 @@
 #                             $tmp/NAME.log; sets $port and $spid (fails the
 #                             script when it does not listen within 60 s)
 #   serve_stop                SIGTERM, waits; $stop_rc is the exit status
+#   serve_cleanup_on_exit     an EXIT trap that stops a running server and removes
+#                             $tmp (for scripts without cli_setup, e.g. bench/)
 #   jget EXPR                 python expression over d (the JSON on stdin)
 #   http METHOD PATH [BODY]   curl with $auth; body to $tmp/body, prints the status
 #   serve_venv                $venv: a virtualenv with openai and selenium from PyPI
@@ -40,6 +42,9 @@ serve_stop() {
         echo "--- $slog (last lines)" >&2
         tail -n 30 "$slog" >&2
     fi
+}
+serve_cleanup_on_exit() {
+    trap 'if [ -n "${spid:-}" ]; then kill -TERM "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; fi; rm -rf "$tmp"' EXIT
 }
 jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 http() {
