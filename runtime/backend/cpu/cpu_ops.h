@@ -130,6 +130,9 @@ int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *
 /* y[i] = fp4rt_silu(x[i]) * z[i] for i < n on AVX2 (cpu_silu_x86.c): the
  * scalar's bits (NaN stays NaN); returns 0 (nothing written) without AVX2. */
 int fp4rt_cpu_swiglu_row_simd(const float *x, const float *z, float *y, int n);
+/* y[i] = fp4rt_cexp(x[i]) for i < n on AVX2 (cpu_silu_x86.c): the scalar's bits;
+ * returns 0 (nothing written) without AVX2. */
+int fp4rt_cpu_cexp_row_simd(const float *x, float *y, int n);
 
 /* Row n of a linear's weight decoded to FP32 (unscaled by the tensor scale),
  * w[0 .. n_in): the portable decoder, and the AVX2 + F16C one (returns 0

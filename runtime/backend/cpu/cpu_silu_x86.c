@@ -1,4 +1,5 @@
-/* SwiGLU rows on AVX2 (contract: fp4rt_cpu_swiglu_row_simd in cpu_ops.h): 8
+/* SwiGLU rows and canonical exp rows on AVX2 (contracts: fp4rt_cpu_swiglu_row_simd,
+ * fp4rt_cpu_cexp_row_simd in cpu_ops.h): 8
  * lanes of exactly the scalar fp4rt_csilu(x) * z of canon_math.h, operation
  * for operation, so each output has the scalar's bits (NaN payloads aside):
  *   e = cexp(-x): k = rint(-x * LOG2E) (round to nearest even, as rintf in the
@@ -60,9 +61,26 @@ int fp4rt_cpu_swiglu_row_simd(const float *x, const float *z, float *y, int n) {
     return 1;
 }
 
+TARGET static void cexp_avx2(const float *x, float *y, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, cexp8(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] = fp4rt_cexp(x[i]);
+}
+
+int fp4rt_cpu_cexp_row_simd(const float *x, float *y, int n) {
+    if (!fp4rt_cpu_simd_available()) return 0;
+    cexp_avx2(x, y, n);
+    return 1;
+}
+
 #else
 int fp4rt_cpu_swiglu_row_simd(const float *x, const float *z, float *y, int n) {
     (void)x, (void)z, (void)y, (void)n;
+    return 0;
+}
+
+int fp4rt_cpu_cexp_row_simd(const float *x, float *y, int n) {
+    (void)x, (void)y, (void)n;
     return 0;
 }
 #endif

@@ -92,41 +92,103 @@ static int views_overlap(fp4rt_view a, fp4rt_view b) {
     return a.buf == b.buf && a.col < b.col + b.cols && b.col < a.col + a.cols;
 }
 
-/* One (row t, head h) per index: the online softmax of the contract over
- * positions p = 0 .. T - 1 in order, as the causal attention's one-head
- * sequence (cpu_attention.c attn_span): d = sum_i q_i k_i (in i order),
- * s = d * scale; when s > m: corr = e^(m - s), l *= corr, acc *= corr, m = s;
- * w = e^(s - m), l += w, acc += w v; then y = acc / l. Head h is at columns
- * h * group_dim of x (q), z (k), a (v) and y. */
+/* Rows per work item of ATTENTION_FULL: a thread transposes one head's keys once
+ * per item, so this many rows share that cost (1 / (2 * ATTN_ROWS) of the work). */
+#define ATTN_ROWS 32
+#define ATTN_LANES 16
+
+/* Floats of one thread's ATTENTION_FULL workspace: the head's keys transposed
+ * ([hd][T16], T16 = T rounded up to ATTN_LANES, zero-padded), one row's scores,
+ * weights and corrections [3][T16] and its accumulator [hd]. */
+static size_t attn_full_ws(int T, int hd) {
+    size_t t16 = ((size_t)T + ATTN_LANES - 1) / ATTN_LANES * ATTN_LANES;
+    return (size_t)hd * t16 + 3 * t16 + (size_t)hd;
+}
+
+/* y[p] = fp4rt_cexp(x[p]) for p < n, vectorized where the CPU can (same bits). */
+static void cexp_row(float *x, float *y, int n) {
+    if (fp4rt_cpu_cexp_row_simd(x, y, n)) return;
+    for (int p = 0; p < n; p++) y[p] = fp4rt_cexp(x[p]);
+}
+
+/* One (head h, block of ATTN_ROWS rows) per index. Each row runs the online
+ * softmax of the contract over positions p = 0 .. T - 1 in order, as the causal
+ * attention's one-head sequence (cpu_attention.c attn_span): d = sum_i q_i k_i
+ * (one chain, in i order), s = d * scale; when s > m: corr = e^(m - s),
+ * l *= corr, acc *= corr, m = s; w = e^(s - m), l += w, acc += w v; then
+ * y = acc / l. Head h is at columns h * group_dim of x (q), z (k), a (v) and y.
+ * The scores of ATTN_LANES positions are computed side by side from the
+ * transposed keys (lane = position, each lane its own chain in i order); the
+ * running maximum m is found first, position by position, so that every
+ * exponential (w = e^(s - m) and, where m moves, corr) is known before the
+ * sequential pass and runs vectorized; the accumulator update runs across the
+ * head's dimensions. No element's sequence of operations changes. */
 static void attn_full_range(void *arg, long i0, long i1, int thread) {
     const vis_job *j = arg;
     const cpu_step *s = j->s;
     const fp4rt_op *op = j->op;
-    int nh = op->n_groups, hd = op->group_dim, T = s->step->n_tokens;
-    float *acc = s->ctx->thread_ws[thread];
+    int hd = op->group_dim, T = s->step->n_tokens;
+    int n_blocks = (T + ATTN_ROWS - 1) / ATTN_ROWS;
+    size_t t16 = ((size_t)T + ATTN_LANES - 1) / ATTN_LANES * ATTN_LANES;
+    float *kt = s->ctx->thread_ws[thread], *sc = kt + (size_t)hd * t16, *w = sc + t16, *corr = w + t16;
+    float *acc = corr + t16;
+    int have_h = -1;
     for (long i = i0; i < i1; i++) {
-        int t = (int)(i / nh), h = (int)(i % nh);
+        int h = (int)(i / n_blocks), b = (int)(i % n_blocks);
         size_t ho = (size_t)h * hd;
-        const float *q = cpu_row(s, op->x, t) + ho;
-        float m = -INFINITY, l = 0;
-        memset(acc, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p < T; p++) {
-            const float *k = cpu_row(s, op->z, p) + ho, *v = cpu_row(s, op->a, p) + ho;
-            float d = 0;
-            for (int e = 0; e < hd; e++) d += q[e] * k[e];
-            float sc = d * op->scale;
-            if (sc > m) {
-                float corr = fp4rt_cexp(m - sc);
-                l = l * corr;
-                for (int e = 0; e < hd; e++) acc[e] = acc[e] * corr;
-                m = sc;
+        if (h != have_h) {
+            for (int p = 0; p < (int)t16; p++) {
+                const float *k = p < T ? cpu_row(s, op->z, p) + ho : NULL;
+                for (int e = 0; e < hd; e++) kt[(size_t)e * t16 + p] = k ? k[e] : 0.0f;
             }
-            float w = fp4rt_cexp(sc - m);
-            l = l + w;
-            for (int e = 0; e < hd; e++) acc[e] = acc[e] + w * v[e];
+            have_h = h;
         }
-        float *o = cpu_row(s, op->y, t) + ho;
-        for (int e = 0; e < hd; e++) o[e] = acc[e] / l;
+        int t1 = FP4RT_MIN(T, (b + 1) * ATTN_ROWS);
+        for (int t = b * ATTN_ROWS; t < t1; t++) {
+            const float *q = cpu_row(s, op->x, t) + ho;
+            for (size_t p0 = 0; p0 < t16; p0 += ATTN_LANES) {
+                float d[ATTN_LANES] = {0};
+                for (int e = 0; e < hd; e++) {
+                    const float *ke = kt + (size_t)e * t16 + p0;
+                    float qe = q[e];
+                    for (int l = 0; l < ATTN_LANES; l++) d[l] = d[l] + qe * ke[l];
+                }
+                for (int l = 0; l < ATTN_LANES; l++) sc[p0 + l] = d[l] * op->scale;
+            }
+            /* First pass: w[p] = s_p - m_p and, where m moves at p, corr[p] =
+             * m_{p-1} - s_p (elsewhere unused); then both exponentiated. The second
+             * pass repeats the comparisons, so it moves m at the same positions. */
+            float m = -INFINITY;
+            for (int p = 0; p < T; p++) {
+                float scp = sc[p];
+                if (scp > m) {
+                    corr[p] = m - scp;
+                    m = scp;
+                } else {
+                    corr[p] = 0.0f; /* unused */
+                }
+                w[p] = scp - m;
+            }
+            cexp_row(w, w, T);
+            cexp_row(corr, corr, T);
+            float lsum = 0;
+            m = -INFINITY;
+            memset(acc, 0, (size_t)hd * sizeof(float));
+            for (int p = 0; p < T; p++) {
+                const float *v = cpu_row(s, op->a, p) + ho;
+                if (sc[p] > m) {
+                    float c = corr[p];
+                    lsum = lsum * c;
+                    for (int e = 0; e < hd; e++) acc[e] = acc[e] * c;
+                    m = sc[p];
+                }
+                float wp = w[p];
+                lsum = lsum + wp;
+                for (int e = 0; e < hd; e++) acc[e] = acc[e] + wp * v[e];
+            }
+            float *o = cpu_row(s, op->y, t) + ho;
+            for (int e = 0; e < hd; e++) o[e] = acc[e] / lsum;
+        }
     }
 }
 
@@ -137,9 +199,10 @@ fp4rt_status fp4rt_cpu_attention_full(const cpu_step *s, const fp4rt_op *op) {
                           op->layer, op->n_groups, op->group_dim, op->x.cols, op->z.cols, op->a.cols, op->y.cols);
     if (views_overlap(op->y, op->x) || views_overlap(op->y, op->z) || views_overlap(op->y, op->a))
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "ATTENTION_FULL layer %d: the output overlaps q, k or v", op->layer);
-    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, (size_t)op->group_dim);
+    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, attn_full_ws(s->step->n_tokens, op->group_dim));
     if (st) return st;
     vis_job j = {s, op};
-    fp4rt_pool_for(s->ctx->pool, (long)s->step->n_tokens * op->n_groups, 1, attn_full_range, &j);
+    long n_blocks = (s->step->n_tokens + ATTN_ROWS - 1) / ATTN_ROWS;
+    fp4rt_pool_for(s->ctx->pool, n_blocks * op->n_groups, 1, attn_full_range, &j);
     return FP4RT_OK;
 }
