@@ -1,9 +1,12 @@
 """The chat page of fp4rt serve in headless Chromium (Selenium, the system's
 chromium + chromium-driver): a message gets a streamed reply with its reasoning
 in a collapsible block and a tokens/s line; the stop button ends a long reply
-(and the server's slot is freed); New chat clears the conversation.
+(and the server's slot is freed); New chat clears the conversation. Images:
+attached with the file picker they show as thumbnails (a click removes one);
+a text-only model answers with an error bubble naming the vision tower; a
+model with a tower (VISION_BASE_URL) gets the image and replies.
 
-    serve_browser.py BASE_URL
+    serve_browser.py BASE_URL VISION_BASE_URL IMAGE_FILE
 Prints "serve_browser: N passed, N failed"; exit 1 on any failure.
 """
 import sys
@@ -19,7 +22,42 @@ def running(base):
     return metric(base, "fp4rt_requests_running")
 
 
-def main(base):
+def attach(d, path):
+    d.find_element(By.ID, "attach").send_keys(path)
+    WebDriverWait(d, 30).until(lambda _: d.find_elements(By.CSS_SELECTOR, "#pending img.thumb"))
+
+
+def images_case(d, base, vbase, image):
+    wait = WebDriverWait(d, 60)
+    # the text-only model: two images attached, one removed by a click; the reply
+    # is an error naming the vision tower, and the message leaves the history
+    d.get(base + "/")
+    attach(d, image)
+    attach(d, image)
+    check(len(d.find_elements(By.CSS_SELECTOR, "#pending img.thumb")) == 2, "two thumbnails pending")
+    d.find_elements(By.CSS_SELECTOR, "#pending img.thumb")[1].click()
+    check(len(d.find_elements(By.CSS_SELECTOR, "#pending img.thumb")) == 1, "a click removes a thumbnail")
+    d.find_element(By.ID, "input").send_keys("What is this?")
+    d.find_element(By.ID, "send").click()
+    wait.until(lambda _: d.find_elements(By.CSS_SELECTOR, ".msg.error"))
+    err = d.find_element(By.CSS_SELECTOR, ".msg.error").text
+    check("vision tower" in err, f"text-only model, image: {err}")
+    check(d.find_elements(By.CSS_SELECTOR, "#pending img.thumb") == [], "the pending images were sent")
+    check(len(d.find_elements(By.CSS_SELECTOR, ".msg.user img.thumb")) == 1, "the user bubble shows the image")
+    # a model with a vision tower: the image goes in, a reply comes back
+    d.get(vbase + "/")
+    d.find_element(By.ID, "max_tokens").send_keys("4")
+    attach(d, image)
+    d.find_element(By.ID, "send").click()  # an image alone, no text, is a message too
+    wait.until(lambda _: d.find_elements(By.CSS_SELECTOR, ".msg.assistant.done"))
+    check(d.find_elements(By.CSS_SELECTOR, ".msg.error") == [],
+          "vision model: " + " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, ".msg.error")))
+    stats = d.find_element(By.ID, "stats").text
+    check("4 tokens" in stats, f"vision model stats: {stats}")
+    d.find_element(By.ID, "max_tokens").clear()
+
+
+def main(base, vbase, image):
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
@@ -80,10 +118,12 @@ def main(base):
         # new chat
         d.find_element(By.ID, "new").click()
         check(d.find_elements(By.CSS_SELECTOR, ".msg") == [], "New chat left messages")
+
+        images_case(d, base, vbase, image)
     finally:
         d.quit()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])
     finish("serve_browser")
