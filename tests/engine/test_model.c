@@ -43,6 +43,7 @@ static float *eval_kv(fp4rt_model *m, const int32_t *ids, int n, int chunk, int 
     sp.n_ctx = n;
     sp.prefill_chunk = chunk;
     sp.kv_type = kv;
+    sp.exact = 1; /* vs the transformers fixtures: the exact mode */
     fp4rt_session *s = fp4rt_session_create(m, &sp);
     if (!s) return NULL;
     int V = fp4rt_model_n_vocab(m);
