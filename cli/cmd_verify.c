@@ -1,8 +1,8 @@
 /* fp4rt verify: runs the model on every available device (the CPU reference,
  * every Vulkan device including software ones, and whatever else
  * fp4rt_device_get lists), compares teacher-forced logits and greedy tokens
- * against the CPU and prints one table. Exit 0 when every device agrees, 1 on
- * a mismatch or a device that fails to run.
+ * against the CPU and prints one table. Exit 0 when every row agrees, 1 on
+ * a mismatch (the default-mode row's included) or a device that fails to run.
  *
  * What is compared, per device (runtime/tools/logit_compare.h):
  *   - prefill: the logits of every prompt position (one prefill);
