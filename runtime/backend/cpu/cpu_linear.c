@@ -280,7 +280,12 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
     fp4rt_status st = fp4rt_cpu_reserve(s->ctx, (size_t)rows * K + (size_t)rows,
                                         tiled ? fp4rt_cpu_tile_ws_floats(K) : (size_t)K);
     if (st) return st;
-    cpu_lin_job j = {.s = s, .l = l, .n_rows = rows, .n_out = l->n_out, .post = 1.0f, .relaxed = s->step->relaxed != 0};
+    /* FP8 W8A8 and NVFP4 W4A4 run the FMA kernels in both modes: their products
+     * are exact in FP32 (FP4RT_CPU_CHAIN), so a fused step is the exact mode's
+     * multiply and add, bit for bit (test_cpu_tile holds them to a reference of
+     * separate operations), and one instruction instead of two. */
+    int fused = s->step->relaxed || l->fmt == FP4RT_W_FP8 || l->fmt == FP4RT_W_NVFP4_W4A4;
+    cpu_lin_job j = {.s = s, .l = l, .n_rows = rows, .n_out = l->n_out, .post = 1.0f, .relaxed = fused};
     if (op->is_logits && s->step->logits_rows) j.n_out = s->step->logits_rows; /* the draft vocabulary */
     j.x = cpu_row(s, op->x, t0);
     j.x_stride = (size_t)s->p->arena_width;
