@@ -60,6 +60,14 @@ float fp4rt_nvfp4_act_row_scale(const float *x, int k) {
 #define FP4RT_HOT
 #endif
 #define INLINE static inline __attribute__((always_inline))
+/* Unrolls the 16-chain loops: at -O3 GCC 12 otherwise vectorizes the fmaf
+ * loop as a mix of YMM, XMM and scalar FMAs (1.5x the CPU time of the exact
+ * loop); unrolled it is two YMM FMAs per 16 elements. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define UNROLL16 _Pragma("GCC unroll 16")
+#else
+#define UNROLL16
+#endif
 
 #define LANES 16
 
@@ -147,8 +155,10 @@ void fp4rt_cpu_decode_row(const fp4rt_linear *l, int n, float *w) {
 INLINE float dot_m(const float *w, const float *x, int n, int relaxed) {
     float acc[LANES] = {0};
     int k = 0;
-    for (; k + LANES <= n; k += LANES)
-        for (int j = 0; j < LANES; j++) acc[j] = FP4RT_CPU_CHAIN(acc[j], w[k + j], x[k + j], relaxed);
+    for (; k + LANES <= n; k += LANES) {
+        const float *wk = w + k, *xk = x + k;
+        UNROLL16 for (int j = 0; j < LANES; j++) acc[j] = FP4RT_CPU_CHAIN(acc[j], wk[j], xk[j], relaxed);
+    }
     float s = reduce16(acc);
     for (; k < n; k++) s = FP4RT_CPU_CHAIN(s, w[k], x[k], relaxed);
     return s;
@@ -168,7 +178,8 @@ static float dot(const float *w, const float *x, int n, int relaxed) {
     int K = l->n_in, k = 0;                                                                        \
     for (; k + LANES <= K; k += LANES) {                                                           \
         DECODE;                                                                                    \
-        for (int j = 0; j < LANES; j++) acc[j] = FP4RT_CPU_CHAIN(acc[j], w[j], x[k + j], relaxed); \
+        const float *xk = x + k;                                                                   \
+        UNROLL16 for (int j = 0; j < LANES; j++) acc[j] = FP4RT_CPU_CHAIN(acc[j], w[j], xk[j], relaxed); \
     }                                                                                              \
     float s = reduce16(acc);                                                                       \
     for (; k < K; k++) s = FP4RT_CPU_CHAIN(s, decode1(l, n, k), x[k], relaxed);                    \
