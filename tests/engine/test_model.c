@@ -50,7 +50,6 @@ static float *eval_mode(fp4rt_model *m, const int32_t *ids, int n, int chunk, in
     sp.n_ctx = n;
     sp.prefill_chunk = chunk;
     sp.kv_type = kv;
-    sp.exact = 1; /* vs the transformers fixtures: the exact mode */
     fp4rt_session *s = fp4rt_session_create(m, &sp);
     if (!s) return NULL;
     int V = fp4rt_model_n_vocab(m);
@@ -69,8 +68,9 @@ static float *eval_mode(fp4rt_model *m, const int32_t *ids, int n, int chunk, in
     return out;
 }
 
+/* In the exact mode: the transformers fixtures and the paths' comparisons. */
 static float *eval_kv(fp4rt_model *m, const int32_t *ids, int n, int chunk, int decode, fp4rt_kv_type kv) {
-    return eval_mode(m, ids, n, chunk, decode, kv, 0);
+    return eval_mode(m, ids, n, chunk, decode, kv, 1);
 }
 
 static float *eval(fp4rt_model *m, const int32_t *ids, int n, int chunk, int decode) {
