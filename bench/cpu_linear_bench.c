@@ -2,13 +2,15 @@
  * path on each instruction set (issue 14), on the qwen3.5-0.8b shapes.
  *
  * usage: cpu_linear_bench [--tokens T] [--threads N] [--rounds R] [--shape NxK]
+ *                         [--mode exact|relaxed|both]
  * For each format (BF16, FP8 W8A8, NVFP4 W4A16, NVFP4 W4A4) and shape (the
  * 0.8B's MLP up, down and GDN qkv projections, or the one given), every
  * round runs each variant once (rows, tiled avx2, tiled avx512: those
- * the CPU has), interleaved so the machine's load hits them alike; prints the
- * median wall time per call, GMAC/s and the process CPU seconds per call. All
- * variants' outputs are compared bit for bit (the contract); a difference
- * exits 1. */
+ * the CPU has) in each numerics mode asked (exact, relaxed: the default
+ * mode's FMA chains; default both), interleaved so the machine's load hits
+ * them alike; prints the median wall time per call, GMAC/s and the process CPU
+ * seconds per call. All variants of one mode are compared bit for bit (the
+ * contract); a difference exits 1. */
 #include "runtime/backend/cpu/cpu_ops.h"
 #include "runtime/base/common.h"
 #include "runtime/base/numfmt.h"
@@ -41,7 +43,7 @@ static int cmp_d(const void *a, const void *b) {
 
 typedef struct variant {
     const char *name;
-    int tiled, isa;
+    int tiled, isa, relaxed;
     double wall[64], cpu[64];
 } variant;
 
@@ -71,7 +73,7 @@ static void make_linear(fp4rt_linear *l, fp4rt_wfmt fmt, int N, int K, void **w,
 }
 
 int main(int argc, char **argv) {
-    int T = 64, threads = 2, rounds = 7, n_shapes = 3;
+    int T = 64, threads = 2, rounds = 7, n_shapes = 3, mode_lo = 0, mode_hi = 1;
     int shapes[3][2] = {{3584, 1024}, {1024, 3584}, {6144, 1024}}; /* N, K: MLP up, down, GDN qkv */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--tokens")) T = atoi(argv[i + 1]);
@@ -84,8 +86,16 @@ int main(int argc, char **argv) {
                 return 2;
             }
             n_shapes = 1;
-        }
-        else {
+        } else if (!strcmp(argv[i], "--mode")) {
+            const char *m = argv[i + 1];
+            if (!strcmp(m, "exact")) mode_lo = mode_hi = 0;
+            else if (!strcmp(m, "relaxed")) mode_lo = mode_hi = 1;
+            else if (!strcmp(m, "both")) mode_lo = 0, mode_hi = 1;
+            else {
+                fprintf(stderr, "cpu_linear_bench: --mode %s: want exact, relaxed or both\n", m);
+                return 2;
+            }
+        } else {
             fprintf(stderr, "cpu_linear_bench: unknown option %s\n", argv[i]);
             return 2;
         }
@@ -96,14 +106,21 @@ int main(int argc, char **argv) {
     }
     fp4rt_numfmt_init();
     int best = fp4rt_cpu_isa_supported();
-    variant vars[] = {{.name = "rows", .tiled = 0, .isa = best},
-                      {.name = "tiled-avx2", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX2},
-                      {.name = "tiled-avx512", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX512}};
-    int nv = best == FP4RT_CPU_ISA_AVX512 ? 3 : best == FP4RT_CPU_ISA_AVX2 ? 2 : 1;
+    const variant kinds[] = {{.name = "rows", .tiled = 0, .isa = best},
+                             {.name = "tiled-avx2", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX2},
+                             {.name = "tiled-avx512", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX512}};
+    int nk = best == FP4RT_CPU_ISA_AVX512 ? 3 : best == FP4RT_CPU_ISA_AVX2 ? 2 : 1, nv = 0;
+    variant vars[6];
+    for (int m = mode_lo; m <= mode_hi; m++)
+        for (int k = 0; k < nk; k++) {
+            vars[nv] = kinds[k];
+            vars[nv++].relaxed = m;
+        }
     const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_FP8, FP4RT_W_NVFP4, FP4RT_W_NVFP4_W4A4};
     printf("cpu_linear_bench: %d tokens, %d threads, %d rounds, best ISA %s\n", T, threads, rounds,
            fp4rt_cpu_isa_name(best));
-    printf("%-12s %-11s %-13s %10s %8s %10s\n", "format", "N x K", "variant", "ms/call", "GMAC/s", "cpu ms");
+    printf("%-12s %-11s %-13s %-8s %10s %8s %10s\n", "format", "N x K", "variant", "mode", "ms/call", "GMAC/s",
+           "cpu ms");
     void *vctx;
     if (fp4rt_backend_cpu.create(threads, &vctx)) return 1;
     cpu_ctx *ctx = vctx;
@@ -119,7 +136,7 @@ int main(int argc, char **argv) {
             fp4rt_program p = {.n_bufs = 2, .buf_width = widths, .buf_offset = offs, .arena_width = K + N};
             fp4rt_step step = {.n_tokens = T};
             float *arena = fp4rt_malloc_aligned(sizeof(float) * (size_t)T * p.arena_width, "bench arena");
-            float *ref = malloc(sizeof(float) * (size_t)T * N);
+            float *ref = malloc(sizeof(float) * 2 * (size_t)T * N); /* per mode */
             for (size_t i = 0; i < (size_t)T * p.arena_width; i++) arena[i] = frand();
             cpu_step s = {.ctx = ctx, .p = &p, .step = &step, .arena = arena};
             fp4rt_op op = {.kind = FP4RT_OP_LINEAR, .x = {0, 0, K}, .y = {1, 0, N}, .lin = &l};
@@ -127,14 +144,17 @@ int main(int argc, char **argv) {
                 for (int v = 0; v < nv; v++) {
                     ctx->tiled = vars[v].tiled;
                     ctx->isa = vars[v].isa;
+                    step.relaxed = vars[v].relaxed;
                     double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
                     if (fp4rt_cpu_linear(&s, &op)) return 1;
                     vars[v].wall[r] = now(CLOCK_MONOTONIC) - w0;
                     vars[v].cpu[r] = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
+                    float *mref = ref + (size_t)vars[v].relaxed * T * N;
+                    int first = r == 0 && (v == 0 || vars[v - 1].relaxed != vars[v].relaxed);
                     for (int t = 0; t < T; t++) {
                         float *y = arena + (size_t)t * p.arena_width + K;
-                        if (r == 0 && v == 0) memcpy(ref + (size_t)t * N, y, sizeof(float) * N);
-                        else if (memcmp(ref + (size_t)t * N, y, sizeof(float) * N)) bad = 1;
+                        if (first) memcpy(mref + (size_t)t * N, y, sizeof(float) * N);
+                        else if (memcmp(mref + (size_t)t * N, y, sizeof(float) * N)) bad = 1;
                     }
                 }
             for (int v = 0; v < nv; v++) {
@@ -143,8 +163,9 @@ int main(int argc, char **argv) {
                 double ms = 1e3 * vars[v].wall[rounds / 2];
                 char shape[32];
                 snprintf(shape, sizeof shape, "%dx%d", N, K);
-                printf("%-12s %-11s %-13s %10.3f %8.2f %10.3f\n", fp4rt_wfmt_name(fmts[f]), shape, vars[v].name, ms,
-                       (double)N * K * T / (ms * 1e-3) / 1e9, 1e3 * vars[v].cpu[rounds / 2]);
+                printf("%-12s %-11s %-13s %-8s %10.3f %8.2f %10.3f\n", fp4rt_wfmt_name(fmts[f]), shape, vars[v].name,
+                       vars[v].relaxed ? "relaxed" : "exact", ms, (double)N * K * T / (ms * 1e-3) / 1e9,
+                       1e3 * vars[v].cpu[rounds / 2]);
             }
             fp4rt_free_aligned(arena);
             free(ref), free(w), free(sb);

@@ -2,7 +2,7 @@
 # fp4rt against llama.cpp on identical weights (issue 14 item 4).
 #
 #   bench/llama_compare.sh [--rounds N] [--formats "bf16 nvfp4-all nvidia-mixed"]
-#                          [--threads N] [--pp N] [--tg N]
+#                          [--threads N] [--pp N] [--tg N] [--modes "default exact"]
 #
 # Builds a recent llama.cpp from PyPI's llama-cpp-python source package (pinned
 # below; its sdist carries llama.cpp and the converter convert_hf_to_gguf.py, which
@@ -10,8 +10,10 @@
 # with fp4rt (seed 1), quantizes it with fp4rt's recipes, converts each directory
 # with llama.cpp's own converter, then times prefill (pp) and decode (tg) of both
 # programs, interleaved: every round runs llama-bench and `fp4rt bench` once per
-# format. It prints one line per run and a table of medians with the ratios
-# fp4rt / llama.cpp last.
+# format and fp4rt numerics mode (--modes: default, and exact = FP4RT_EXACT=1;
+# docs/NUMERICS.md "Modes"). It prints one line per run and a table of medians
+# with the ratios fp4rt / llama.cpp and fp4rt's decode as % of the bandwidth
+# limit its bench measured, last.
 #
 # Needs network access to PyPI on the first run (the source package, and torch +
 # transformers for the converter in a virtualenv under $WORK), a C/C++ toolchain
@@ -29,6 +31,7 @@ set -euo pipefail
 LLAMA_CPP_PYTHON=0.3.36
 ROUNDS=3 THREADS=2 PP=64 TG=16
 FORMATS="bf16 nvfp4-all nvidia-mixed"
+MODES="default exact"
 while [ $# -gt 0 ]; do
     case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
     --threads) THREADS=$2; shift 2 ;;
     --pp) PP=$2; shift 2 ;;
     --tg) TG=$2; shift 2 ;;
+    --modes) MODES=$2; shift 2 ;;
     *) echo "llama_compare.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -93,7 +97,7 @@ EOF
 done
 
 # ---- timing, interleaved ----
-RAW=$WORK/runs.tsv
+RAW=$WORK/runs.$$.tsv # per run: several may share $WORK
 : >"$RAW"
 for r in $(seq 1 "$ROUNDS"); do
     for f in $FORMATS; do
@@ -105,13 +109,22 @@ for row in csv.DictReader(sys.stdin):
     if int(row["n_prompt"]) > 0: pp = float(row["avg_ts"])
     if int(row["n_gen"]) > 0: tg = float(row["avg_ts"])
 print(pp, tg)')
-        printf 'llama.cpp\t%s\t%s\t%s\n' "$f" "$r" "${line// /$'\t'}" | tee -a "$RAW" >&2
+        printf 'llama.cpp\t%s\t%s\t%s\t0\n' "$f" "$r" "${line// /$'\t'}" | tee -a "$RAW" >&2
         dir=$WORK/$f
-        out=$("$FP4RT" bench --model "$dir" --device cpu --threads "$THREADS" --prompt "$PP" --gen "$TG" 2>/dev/null)
-        pp=$(sed -n 's/^prefill .*: \([0-9.]*\) tokens\/s.*/\1/p' <<<"$out")
-        tg=$(sed -n 's/^decode .*: \([0-9.]*\) tokens\/s mean.*/\1/p' <<<"$out")
-        [ -n "$pp" ] && [ -n "$tg" ] || { log "fp4rt bench printed no figures for $f"; exit 1; }
-        printf 'fp4rt\t%s\t%s\t%s\t%s\n' "$f" "$r" "$pp" "$tg" | tee -a "$RAW" >&2
+        for mode in $MODES; do
+            case "$mode" in
+            default) exact=0 prog=fp4rt ;;
+            exact) exact=1 prog=fp4rt-exact ;;
+            *) log "unknown mode '$mode' (default, exact)"; exit 2 ;;
+            esac
+            out=$(FP4RT_EXACT=$exact "$FP4RT" bench --model "$dir" --device cpu --threads "$THREADS" --prompt "$PP" \
+                --gen "$TG" 2>/dev/null)
+            pp=$(sed -n 's/^prefill .*: \([0-9.]*\) tokens\/s.*/\1/p' <<<"$out")
+            tg=$(sed -n 's/^decode .*: \([0-9.]*\) tokens\/s mean.*/\1/p' <<<"$out")
+            bw=$(sed -n 's/^decode reaches *\([0-9.]*\)% .*/\1/p' <<<"$out")
+            [ -n "$pp" ] && [ -n "$tg" ] || { log "fp4rt bench printed no figures for $f"; exit 1; }
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$prog" "$f" "$r" "$pp" "$tg" "${bw:-0}" | tee -a "$RAW" >&2
+        done
     done
 done
 
@@ -120,16 +133,20 @@ import statistics, sys
 raw, rounds, threads, pp, tg, ver = sys.argv[1:7]
 runs = {}
 for line in open(raw):
-    prog, fmt, _, p, t = line.split("\t")
-    runs.setdefault((prog, fmt), []).append((float(p), float(t)))
+    prog, fmt, _, p, t, bw = line.split("\t")
+    runs.setdefault((prog, fmt), []).append((float(p), float(t), float(bw)))
 print(f"\nqwen3.5-0.8b synth (seed 1), CPU, {threads} threads, pp{pp} / tg{tg}, median of {rounds} interleaved rounds;"
       f" llama.cpp from llama-cpp-python {ver}")
-print("| weights | prefill ratio | decode ratio | fp4rt prefill / decode (tok/s) | llama.cpp prefill / decode (tok/s) |")
-print("|---|---|---|---|---|")
+print("| weights | fp4rt mode | prefill ratio | decode ratio | fp4rt prefill / decode (tok/s) |"
+      " llama.cpp prefill / decode (tok/s) | fp4rt decode, % of bandwidth limit |")
+print("|---|---|---|---|---|---|---|")
 for fmt in dict.fromkeys(f for _, f in runs):
-    f4 = runs.get(("fp4rt", fmt)); ll = runs.get(("llama.cpp", fmt))
-    if not f4 or not ll: continue
-    fp, ft = statistics.median(x[0] for x in f4), statistics.median(x[1] for x in f4)
-    lp, lt = statistics.median(x[0] for x in ll), statistics.median(x[1] for x in ll)
-    print(f"| {fmt} | {fp / lp:.2f} | {ft / lt:.2f} | {fp:.1f} / {ft:.1f} | {lp:.1f} / {lt:.1f} |")
+    ll = runs.get(("llama.cpp", fmt))
+    for prog, mode in (("fp4rt", "default"), ("fp4rt-exact", "exact")):
+        f4 = runs.get((prog, fmt))
+        if not f4 or not ll: continue
+        fp, ft = statistics.median(x[0] for x in f4), statistics.median(x[1] for x in f4)
+        fb = statistics.median(x[2] for x in f4)
+        lp, lt = statistics.median(x[0] for x in ll), statistics.median(x[1] for x in ll)
+        print(f"| {fmt} | {mode} | {fp / lp:.2f} | {ft / lt:.2f} | {fp:.1f} / {ft:.1f} | {lp:.1f} / {lt:.1f} | {fb:.1f} |")
 EOF

@@ -93,6 +93,7 @@ int fp4rt_cli_model_opt(int argc, char **argv, int *i, fp4rt_cli_model_opts *o) 
     const char *v;
     if (!strcmp(argv[*i], "--fp4-activations")) o->fp4_activations = 1;
     else if (!strcmp(argv[*i], "--profile")) o->profile = 1;
+    else if (!strcmp(argv[*i], "--exact")) o->session.exact = 1;
     else if ((v = fp4rt_cli_opt(argc, argv, i, "--model"))) o->model = v;
     else if ((v = fp4rt_cli_opt(argc, argv, i, "--device"))) o->device = v;
     else if ((v = fp4rt_cli_opt(argc, argv, i, "--threads")))

@@ -14,7 +14,9 @@
  * the outputs are identical (they must be). --image FILE adds the vision
  * encoder's time for that image (decode, preprocessing with the model's
  * preprocessor_config.json or, for --synthetic, Qwen3.5's defaults, then the encoder and merger on the device: the
- * first run, which starts the vision tower, and the median of 3 more). */
+ * first run, which starts the vision tower, and the median of 3 more). The "numerics" line names
+ * the session's numerics mode (docs/NUMERICS.md "Modes"): the default, or exact with --exact or
+ * FP4RT_EXACT=1, so that `fp4rt bench` and `FP4RT_EXACT=1 fp4rt bench` compare the two. */
 #include "cli/commands.h"
 
 #include "runtime/engine/model.h"
@@ -156,8 +158,8 @@ static int bench_spec(fp4rt_model *m, const fp4rt_session_params *sp, const int3
     return rc;
 }
 
-/* --image FILE: the vision encoder's time per image, printed. */
-static int bench_image(fp4rt_model *m, const char *dir, const char *path) {
+/* --image FILE: the vision encoder's time per image (in the session's numerics mode), printed. */
+static int bench_image(fp4rt_model *m, const char *dir, const char *path, int exact) {
     if (!fp4rt_model_has_vision(m))
         return fp4rt_cli_error("bench --image: the model has no vision tower (config.json vision_config and "
                                "model.visual.* tensors)");
@@ -176,7 +178,7 @@ static int bench_image(fp4rt_model *m, const char *dir, const char *path) {
     for (int r = 0; !st && r < 4; r++) {
         fp4rt_vision_embeds_free(&e);
         t0 = fp4rt_cli_now();
-        st = fp4rt_vision_encode(m, &ip, &e);
+        st = fp4rt_vision_encode(m, &ip, exact, &e);
         double t = fp4rt_cli_now() - t0;
         if (r) runs[r - 1] = t;
         else t_first = t;
@@ -301,6 +303,7 @@ int fp4rt_cmd_bench(int argc, char **argv) {
     else
         printf("model            %s\n", o.model);
     printf("device           %s\n", fp4rt_model_device(m));
+    printf("numerics         %s\n", fp4rt_session_numerics(s)); /* --exact, FP4RT_EXACT=1 */
     printf("prefill          %ld tokens in %.3f s: %.2f tokens/s\n", n_prompt, t_prefill, prefill_tps);
     printf("decode           %ld tokens in %.3f s: %.2f tokens/s mean, %.2f tokens/s median step (%.2f ms)\n",
            n_gen, t_decode, n_gen / t_decode, decode_tps, 1e3 * median);
@@ -319,7 +322,7 @@ int fp4rt_cmd_bench(int argc, char **argv) {
            limit_tps > 0 ? 100.0 * decode_tps / limit_tps : 0);
     rc = fp4rt_cli_bench_attribution(m, &o.session, ids, (int)n_prompt, (int)n_gen, t_prefill, o.profile);
     if (!rc && spec_k) rc = bench_spec(m, &o.session, ids, (int)n_prompt, (int)n_gen, (int)spec_k);
-    if (image && !rc) rc = bench_image(m, o.model, image);
+    if (image && !rc) rc = bench_image(m, o.model, image, !s->relaxed);
 done:
     free(given);
     free(ids);

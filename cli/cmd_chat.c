@@ -208,7 +208,8 @@ static fp4rt_prompt *new_part(chat *c, const int32_t *ids, size_t n, size_t skip
     size_t n_im;
     fp4rt_image_input *im = history_images(c, &n_im);
     if (!im) return fp4rt_cli_error("out of memory"), NULL;
-    fp4rt_prompt *p = fp4rt_prompt_create(c->m, ids + skip, n - skip, im + c->n_held_images, n_im - c->n_held_images);
+    fp4rt_prompt *p = fp4rt_prompt_create_mode(c->m, ids + skip, n - skip, im + c->n_held_images,
+                                               n_im - c->n_held_images, !c->s->relaxed); /* the session's mode */
     free(im);
     if (!p) fp4rt_cli_fail(1);
     return p;

@@ -112,7 +112,7 @@ int fp4rt_cmd_run(int argc, char **argv) {
             goto done;
         }
         if (n_images) { /* the images encoded, their tokens expanded: the prompt's real length */
-            pi = fp4rt_prompt_create(m, ids, nn, images, n_images);
+            pi = fp4rt_prompt_create_mode(m, ids, nn, images, n_images, o.session.exact);
             if (!pi) {
                 rc = fp4rt_cli_fail(1);
                 goto done;

@@ -91,7 +91,8 @@ typedef struct fp4rt_cli_model_opts {
     int threads;        /* --threads N */
     int fp4_activations; /* --fp4-activations */
     int profile;        /* --profile: per-op times logged at the end */
-    fp4rt_session_params session; /* --ctx N, --chunk N, --kv bf16|f32|fp8 */
+    fp4rt_session_params session; /* --ctx N, --chunk N, --kv bf16|f32|fp8, --exact (the exact
+                                     numerics mode, docs/NUMERICS.md "Modes") */
 } fp4rt_cli_model_opts;
 
 /* If argv[*i] is one of the options above, consumes it (and its value) and
@@ -141,5 +142,5 @@ int fp4rt_cli_stream_piece(fp4rt_cli_stream *st, const fp4rt_token_event *ev);
 int fp4rt_cli_check_ctx(const fp4rt_model *m, int n_ctx);
 /* Restores the terminal's normal text attribute if a dim span is open. */
 void fp4rt_cli_stream_end(fp4rt_cli_stream *st);
-#define FP4RT_CLI_MODEL_USAGE "[--device auto|cpu|vulkan:N|cuda:N] [--threads N] [--ctx N] [--chunk N] [--kv bf16|f32|fp8]\n    [--fp4-activations] [--profile]"
+#define FP4RT_CLI_MODEL_USAGE "[--device auto|cpu|vulkan:N|cuda:N] [--threads N] [--ctx N] [--chunk N] [--kv bf16|f32|fp8]\n    [--fp4-activations] [--exact] [--profile]"
 #endif

@@ -487,6 +487,13 @@ typedef struct fp4rt_prompt fp4rt_prompt;
  * prompt (no <|image_pad|> allowed). Runs the vision tower: as slow as that is. */
 FP4RT_API fp4rt_prompt *fp4rt_prompt_create(fp4rt_model *model, const int32_t *tokens, size_t n,
                                             const fp4rt_image_input *images, size_t n_images);
+/* fp4rt_prompt_create with the vision tower in a chosen numerics mode: exact as
+ * fp4rt_session_params.exact (1: the exact mode; 0: the default mode, what
+ * fp4rt_prompt_create uses; FP4RT_EXACT=1 forces 1). Give it the exact setting of
+ * the session the prompt is for: a session in the exact mode (bit-identical to
+ * another backend, say) keeps that promise only for a prompt made with exact 1. */
+FP4RT_API fp4rt_prompt *fp4rt_prompt_create_mode(fp4rt_model *model, const int32_t *tokens, size_t n,
+                                                 const fp4rt_image_input *images, size_t n_images, int exact);
 FP4RT_API void fp4rt_prompt_free(fp4rt_prompt *prompt);
 /* The expanded tokens (what the session holds after evaluating it); valid while it lives. */
 FP4RT_API size_t fp4rt_prompt_n_tokens(const fp4rt_prompt *prompt);

@@ -7,7 +7,8 @@
 
 #include <stdlib.h>
 
-/* Loads dir with *mp (its device, threads, settings), evaluates prompt[np] and
+/* Loads dir with *mp (its device, threads, settings), evaluates prompt[np] (in the
+ * exact numerics mode: devices are compared bit for bit) and
  * writes the n greedy tokens that follow to gen (argmax, the first of ties).
  * A failure is a failed check naming the device. */
 static inline void test_greedy(const char *dir, const fp4rt_model_params *mp, const int32_t *prompt, int np,
@@ -18,7 +19,9 @@ static inline void test_greedy(const char *dir, const fp4rt_model_params *mp, co
         return;
     }
     int V = fp4rt_model_n_vocab(m);
-    fp4rt_session *s = fp4rt_session_create(m, NULL);
+    fp4rt_session_params sp = fp4rt_session_default_params();
+    sp.exact = 1; /* devices compared: the exact mode */
+    fp4rt_session *s = fp4rt_session_create(m, &sp);
     float *lg = malloc((size_t)V * sizeof(float));
     fp4rt_status st = s && lg ? fp4rt_session_eval(s, prompt, np, lg, 0) : FP4RT_OUT_OF_MEMORY;
     for (int i = 0; !st && i < n; i++) {

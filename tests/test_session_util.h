@@ -40,15 +40,28 @@ static inline fp4rt_model *test_load_model(const char *dir, const char *device) 
     return test_load_model_profiled(dir, device, 0);
 }
 
-/* A session of n_ctx tokens and prefill chunks of `chunk` (a failed CHECK and
- * NULL when it cannot be made). */
-static inline fp4rt_session *test_session(fp4rt_model *m, int n_ctx, int chunk) {
+/* A session of n_ctx tokens and prefill chunks of `chunk` in the numerics mode
+ * `exact` (fp4rt_session_params.exact; a failed CHECK and NULL when it cannot be
+ * made). Tests that compare bits across backends or with stored bits use the
+ * exact mode (docs/NUMERICS.md "Modes"); those within one device may use either. */
+static inline fp4rt_session *test_session_mode(fp4rt_model *m, int n_ctx, int chunk, int exact) {
     fp4rt_session_params sp = fp4rt_session_default_params();
     sp.n_ctx = n_ctx;
     sp.prefill_chunk = chunk;
+    sp.exact = exact;
     fp4rt_session *s = fp4rt_session_create(m, &sp);
     CHECK_MSG(s != NULL, "session: %s", fp4rt_last_error());
     return s;
+}
+
+/* The same in the default mode. */
+static inline fp4rt_session *test_session(fp4rt_model *m, int n_ctx, int chunk) {
+    return test_session_mode(m, n_ctx, chunk, 0);
+}
+
+/* The same in the exact mode. */
+static inline fp4rt_session *test_session_exact(fp4rt_model *m, int n_ctx, int chunk) {
+    return test_session_mode(m, n_ctx, chunk, 1);
 }
 
 /* Sets (value != NULL) or unsets knob `name` and re-reads the environment:

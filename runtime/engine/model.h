@@ -88,9 +88,18 @@ typedef struct fp4rt_eval_mm {
 fp4rt_status fp4rt_session_eval_mm(fp4rt_session *s, const int32_t *tokens, int n, const fp4rt_eval_mm *mm,
                                    float *logits, int all_logits);
 
-/* fp4rt_prompt_create with its status (the server maps it to an HTTP status). */
+/* fp4rt_prompt_create_mode with its status (the server maps it to an HTTP status). */
 fp4rt_status fp4rt_prompt_make(fp4rt_model *m, const int32_t *tokens, size_t n, const fp4rt_image_input *images,
-                               size_t n_images, fp4rt_prompt **out);
+                               size_t n_images, int exact, fp4rt_prompt **out);
+
+/* Numerics modes (docs/NUMERICS.md, "Modes"): fp4rt_step.relaxed for work done for
+ * a session (or prompt) of fp4rt_session_params.exact = exact: 1 unless exact or
+ * the environment's FP4RT_EXACT=1. */
+int fp4rt_numerics_relaxed(int exact);
+/* The mode s runs in, in words, for the commands that say it: "exact", or on the
+ * CPU "default (FMA linears)", elsewhere "default (as exact: no relaxed kernels on
+ * this backend)". A static string. */
+const char *fp4rt_session_numerics(const fp4rt_session *s);
 /* Evaluates the prompt's tokens [from, n) on a session that holds its first `from`
  * (from <= the index of its first image token: those are text), as
  * fp4rt_session_eval_prompt does the whole (logits of the last row, or NULL). */

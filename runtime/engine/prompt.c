@@ -47,7 +47,7 @@ size_t fp4rt_prompt_n_tokens(const fp4rt_prompt *p) { return p ? (size_t)p->n : 
 const int32_t *fp4rt_prompt_tokens(const fp4rt_prompt *p) { return p ? p->tokens : NULL; }
 
 /* Image k decoded, preprocessed with the model's preprocessor_config.json and encoded. */
-static fp4rt_status encode_one(fp4rt_model *m, const fp4rt_image_input *in, const char *name,
+static fp4rt_status encode_one(fp4rt_model *m, const fp4rt_image_input *in, const char *name, int exact,
                                fp4rt_vision_embeds *out) {
     fp4rt_image img = {0};
     fp4rt_status st;
@@ -63,7 +63,7 @@ static fp4rt_status encode_one(fp4rt_model *m, const fp4rt_image_input *in, cons
     st = fp4rt_image_preprocess(&img, &m->image_cfg, name, &patches);
     fp4rt_image_free(&img);
     if (!st) {
-        st = fp4rt_vision_encode(m, &patches, out);
+        st = fp4rt_vision_encode(m, &patches, exact, out);
         if (st) fp4rt_fail_context(st, "%s", name);
     }
     fp4rt_image_patches_free(&patches);
@@ -96,13 +96,18 @@ static fp4rt_status check_slots(const fp4rt_model *m, const int32_t *tokens, siz
 
 fp4rt_prompt *fp4rt_prompt_create(fp4rt_model *m, const int32_t *tokens, size_t n, const fp4rt_image_input *images,
                                   size_t n_images) {
+    return fp4rt_prompt_create_mode(m, tokens, n, images, n_images, 0);
+}
+
+fp4rt_prompt *fp4rt_prompt_create_mode(fp4rt_model *m, const int32_t *tokens, size_t n,
+                                       const fp4rt_image_input *images, size_t n_images, int exact) {
     fp4rt_prompt *p = NULL;
-    fp4rt_prompt_make(m, tokens, n, images, n_images, &p);
+    fp4rt_prompt_make(m, tokens, n, images, n_images, exact, &p);
     return p;
 }
 
 fp4rt_status fp4rt_prompt_make(fp4rt_model *m, const int32_t *tokens, size_t n, const fp4rt_image_input *images,
-                               size_t n_images, fp4rt_prompt **out) {
+                               size_t n_images, int exact, fp4rt_prompt **out) {
     *out = NULL;
     if (!m || (!tokens && n) || (!images && n_images) || n == 0)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_prompt_create: %s",
@@ -135,7 +140,7 @@ fp4rt_status fp4rt_prompt_make(fp4rt_model *m, const int32_t *tokens, size_t n, 
     if (!st) st = check_slots(m, tokens, n, n_images, p->names, pad);
     int64_t total = (int64_t)n - (int64_t)n_images;
     for (size_t k = 0; !st && k < n_images; k++) {
-        st = encode_one(m, &images[k], p->names[k], &p->vis[k]);
+        st = encode_one(m, &images[k], p->names[k], exact, &p->vis[k]);
         if (st) break;
         const fp4rt_vision_embeds *e = &p->vis[k];
         p->spans[k] = (fp4rt_image_span){e->grid_t, e->grid_h, e->grid_w, e->merge, e->data};

@@ -20,6 +20,14 @@ static void session_release(fp4rt_session *s) {
     }
 }
 
+int fp4rt_numerics_relaxed(int exact) { return !exact && !fp4rt_env_bool(FP4RT_ENV_EXACT); }
+
+const char *fp4rt_session_numerics(const fp4rt_session *s) {
+    if (!s->relaxed) return "exact";
+    return fp4rt_model_on_cpu(s->model) ? "default (FMA linears)"
+                                        : "default (as exact: no relaxed kernels on this backend)";
+}
+
 fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *params) {
     if (!m) {
         fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_create: model is NULL");
@@ -44,7 +52,7 @@ fp4rt_session *fp4rt_session_create(fp4rt_model *m, const fp4rt_session_params *
     fp4rt_session *s = fp4rt_calloc(1, sizeof *s, "session");
     if (!s) return NULL;
     s->model = m;
-    s->relaxed = !params->exact && !fp4rt_env_bool(FP4RT_ENV_EXACT);
+    s->relaxed = fp4rt_numerics_relaxed(params->exact);
     s->progress = p.eval_progress;
     s->progress_user = p.eval_progress_user;
     s->history = fp4rt_malloc((size_t)p.n_ctx * sizeof(int32_t), "session history");

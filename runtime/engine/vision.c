@@ -172,7 +172,8 @@ static fp4rt_status check_patches(const fp4rt_model *m, const fp4rt_image_patche
     return FP4RT_OK;
 }
 
-fp4rt_status fp4rt_vision_encode(fp4rt_model *m, const fp4rt_image_patches *ip, fp4rt_vision_embeds *out) {
+fp4rt_status fp4rt_vision_encode(fp4rt_model *m, const fp4rt_image_patches *ip, int exact,
+                                 fp4rt_vision_embeds *out) {
     if (out) memset(out, 0, sizeof *out);
     if (!m || !ip || !out)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_vision_encode: %s is NULL", !m ? "model" : !ip ? "patches" : "out");
@@ -215,7 +216,8 @@ fp4rt_status fp4rt_vision_encode(fp4rt_model *m, const fp4rt_image_patches *ip, 
         st = move_rows(m, m->vis_encoder_ctx, pe, se.scratch, pe->in_hidden_col, ip->patch_dim + H, n, fill_encoder,
                        &e, NULL, stage);
     }
-    fp4rt_step step = {.tokens = tokens, .n_tokens = n, .no_logits = 1, .positions = pos};
+    int relaxed = fp4rt_numerics_relaxed(exact);
+    fp4rt_step step = {.relaxed = relaxed, .tokens = tokens, .n_tokens = n, .no_logits = 1, .positions = pos};
     if (!st) st = fp4rt_backend_run(m->backend, m->vis_encoder_ctx, pe, &se, &step);
     if (!st) st = move_rows(m, m->vis_encoder_ctx, pe, se.scratch, pe->out_hidden_col, H, n, NULL, NULL, x, stage);
     release(m, m->vis_encoder_ctx, &se);
@@ -225,7 +227,7 @@ fp4rt_status fp4rt_vision_encode(fp4rt_model *m, const fp4rt_image_patches *ip, 
         st = move_rows(m, m->vis_merger_ctx, pm, sm.scratch, pm->in_hidden_col, mm * H, nm, fill_merger, &g, NULL,
                        stage);
     }
-    fp4rt_step mstep = {.tokens = tokens, .n_tokens = nm, .no_logits = 1};
+    fp4rt_step mstep = {.relaxed = relaxed, .tokens = tokens, .n_tokens = nm, .no_logits = 1};
     if (!st) st = fp4rt_backend_run(m->backend, m->vis_merger_ctx, pm, &sm, &mstep);
     if (!st)
         st = move_rows(m, m->vis_merger_ctx, pm, sm.scratch, pm->out_hidden_col, v->out_hidden, nm, NULL, NULL,

@@ -29,12 +29,15 @@ typedef struct fp4rt_vision_embeds {
 /* 1 when the model has a vision tower (config.json vision_config and the
  * checkpoint's model.visual.* tensors). */
 int fp4rt_model_has_vision(const fp4rt_model *m);
-/* Runs the encoder and the merger on one image. INVALID_ARGUMENT (one line): no
+/* Runs the encoder and the merger on one image, in the numerics mode `exact`
+ * (fp4rt_session_params.exact of the session the embeddings are for: 1 the exact
+ * mode, 0 the default; FP4RT_EXACT=1 forces 1). INVALID_ARGUMENT (one line): no
  * vision tower, NULL arguments, a patch size or grid that does not match the
  * model's vision_config (patch_dim, grid_h / grid_w multiples of merge);
  * UNSUPPORTED: more than FP4RT_VISION_MAX_PATCHES patches or more than the
  * device's largest step. On failure *out is zeroed. Thread-safe (the run lock). */
-fp4rt_status fp4rt_vision_encode(fp4rt_model *m, const fp4rt_image_patches *patches, fp4rt_vision_embeds *out);
+fp4rt_status fp4rt_vision_encode(fp4rt_model *m, const fp4rt_image_patches *patches, int exact,
+                                 fp4rt_vision_embeds *out);
 void fp4rt_vision_embeds_free(fp4rt_vision_embeds *e); /* NULL-safe; leaves *e zeroed */
 
 /* Host side of the encoder's inputs (exposed for tests): for row r of an image of

@@ -211,8 +211,9 @@ fp4rt_status fp4rt_server_run(fp4rt_model *model, const fp4rt_server_params *par
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(S->daemon, MHD_DAEMON_INFO_BIND_PORT);
     int port = di ? di->port : S->p.port;
-    fprintf(stderr, "fp4rt serve: %d slot%s of %d tokens, queue %d; listening on http://%s%s%s:%d\n", S->n_slots,
-            S->n_slots == 1 ? "" : "s", S->n_ctx, S->p.queue, ipv6 ? "[" : "", S->p.host, ipv6 ? "]" : "", port);
+    fprintf(stderr, "fp4rt serve: %d slot%s of %d tokens, queue %d, numerics %s; listening on http://%s%s%s:%d\n",
+            S->n_slots, S->n_slots == 1 ? "" : "s", S->n_ctx, S->p.queue, fp4rt_session_numerics(S->slots[0].s),
+            ipv6 ? "[" : "", S->p.host, ipv6 ? "]" : "", port);
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "fp4rt serve: %s: stopping (in-flight requests get %d s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM",

@@ -74,7 +74,7 @@ static int reply_json(srv *S, struct MHD_Connection *c, cJSON *o) {
  * that does not decode; 500 for the server's own failures). */
 static fp4rt_prompt *images_prompt(srv *S, const srv_request *r, int32_t **ids, size_t *n, srv_error *e) {
     fp4rt_prompt *p;
-    fp4rt_status st = fp4rt_prompt_make(S->model, *ids, *n, r->images, r->n_images, &p);
+    fp4rt_status st = fp4rt_prompt_make(S->model, *ids, *n, r->images, r->n_images, S->p.session.exact, &p);
     if (st) {
         srv_fail(e, st == FP4RT_OUT_OF_MEMORY || st == FP4RT_DEVICE || st == FP4RT_INTERNAL ? 500 : 400, "messages",
                  "%s", fp4rt_last_error());
@@ -186,6 +186,8 @@ static int models(srv *S, struct MHD_Connection *c) {
     cJSON_AddNumberToObject(m, "created", 0);
     cJSON_AddStringToObject(m, "owned_by", "fp4rt");
     cJSON_AddNumberToObject(m, "max_model_len", S->n_ctx);
+    /* the numerics mode every slot runs in (docs/NUMERICS.md, "Modes") */
+    cJSON_AddStringToObject(m, "numerics", S->slots[0].s->relaxed ? "default" : "exact");
     cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "data"), m);
     return reply_json(S, c, o);
 }

@@ -12,7 +12,15 @@
  * (cpu_linear_small_x86.c) on AVX-512: every token count at K = 256 and 768,
  * FP8 with every E4M3 code (+-448, the subnormals, -0) and with NaN codes.
  * The column right of the output must keep its sentinel (no write past n_out).
- * NaN weights give NaN outputs on every path. */
+ * NaN weights give NaN outputs on every path.
+ *
+ * All of it in both numerics modes (fp4rt_step.relaxed: exact, and the default
+ * mode's one FMA per chain step), against a reference written here (the
+ * decoded row, 16 chains of fmaf or of a multiply and an add, the contract's
+ * tree, the tail), so a kernel that fuses in the exact mode, does not fuse in
+ * the relaxed one or sums in another order fails; every token count 1 .. 8.
+ * The two modes: the same bits where every product is exact (FP8 W8A8, NVFP4
+ * W4A4), else different somewhere yet within the bound of their rounding. */
 #include "tests/test_util.h"
 
 #include "runtime/backend/cpu/cpu_ops.h"
@@ -91,9 +99,31 @@ static void make(lin_case *c, fp4rt_wfmt fmt, int N, int K, int dyn, int nan) {
     c->l.weight = c->w;
 }
 
-/* The expected output of row t, column n: the one-row kernel on the row as
- * fp4rt_cpu_linear quantizes it. */
-static float expect(const fp4rt_linear *l, const float *x, int n, float *q) {
+/* The contract's dot of row n and x in the mode, from the decoded row: chain j
+ * sums elements j, j + 16, ... (each step fmaf, or a multiply then an add:
+ * this file is built for baseline x86-64, no FMA to contract into), the tree
+ * ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)) of a_j = c_j + c_{j+8},
+ * then the tail k >= K & ~15 in the same mode. *mag: sum |w x| (for bounds). */
+static float ref_dot(const fp4rt_linear *l, int n, const float *x, int relaxed, double *mag) {
+    int K = l->n_in, K16 = K & ~15;
+    float *w = malloc(sizeof(float) * (size_t)K), c[16] = {0}, a[8];
+    fp4rt_cpu_decode_row(l, n, w);
+    *mag = 0;
+    for (int k = 0; k < K; k++) *mag += fabs((double)w[k] * x[k]);
+    for (int k = 0; k < K16; k++) c[k % 16] = relaxed ? fmaf(w[k], x[k], c[k % 16]) : c[k % 16] + w[k] * x[k];
+    for (int j = 0; j < 8; j++) a[j] = c[j] + c[j + 8];
+    float s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+    for (int k = K16; k < K; k++) s = relaxed ? fmaf(w[k], x[k], s) : s + w[k] * x[k];
+    free(w);
+    return s;
+}
+
+static int g_mode_bad; /* outputs where fp4rt_cpu_row_dot differs from ref_dot */
+
+/* The expected output of row t, column n in the mode: the reference on the row
+ * as fp4rt_cpu_linear quantizes it, times the post scale (the one-row kernel
+ * fp4rt_cpu_row_dot must agree: counted in g_mode_bad). *mag: sum |w x| post. */
+static float expect(const fp4rt_linear *l, const float *x, int n, float *q, int relaxed, double *mag) {
     int K = l->n_in;
     float post = 1.0f;
     const float *in = x;
@@ -107,17 +137,20 @@ static float expect(const fp4rt_linear *l, const float *x, int n, float *q) {
     } else if (l->fmt == FP4RT_W_NVFP4) {
         post = l->weight_scale;
     }
-    return fp4rt_cpu_row_dot(l, n, in) * post;
+    float r = ref_dot(l, n, in, relaxed, mag), k = fp4rt_cpu_row_dot(l, n, in, relaxed);
+    g_mode_bad += isnan(r) ? !isnan(k) : memcmp(&r, &k, 4) != 0;
+    *mag *= fabs((double)post);
+    return r * post;
 }
 
 /* Runs fp4rt_cpu_linear on T tokens with the given threads / ISA / path and
  * compares every output bit for bit with the expected values. */
-static int run_one(const lin_case *c, int T, int threads, int isa, int tiled, const float *want) {
+static int run_one(const lin_case *c, int T, int threads, int isa, int tiled, int relaxed, const float *want) {
     int N = c->l.n_out, K = c->l.n_in;
     /* arena: [x (K) | gap 1 | y (N) | gap 1] per token */
     int offs[2] = {0, K + 1}, widths[2] = {K, N};
     fp4rt_program p = {.n_bufs = 2, .buf_width = widths, .buf_offset = offs, .arena_width = K + N + 2};
-    fp4rt_step step = {.n_tokens = T};
+    fp4rt_step step = {.n_tokens = T, .relaxed = relaxed};
     float *arena = malloc(sizeof(float) * (size_t)T * p.arena_width);
     g_rng = 0x9e3779b97f4a7c15ull; /* the same activations as expected() saw */
     for (int t = 0; t < T; t++) {
@@ -146,22 +179,49 @@ static int run_one(const lin_case *c, int T, int threads, int isa, int tiled, co
     return ok;
 }
 
+/* Per format: outputs where the modes differ, and all outputs compared. */
+static long g_differ[FP4RT_W_NVFP4_W4A4 + 1], g_compared[FP4RT_W_NVFP4_W4A4 + 1];
+
 static void check_case_nan(fp4rt_wfmt fmt, int dyn, int N, int K, int T, int nan) {
     lin_case c;
     make(&c, fmt, N, K, dyn, nan);
-    float *want = malloc(sizeof(float) * (size_t)T * N), *x = malloc(sizeof(float) * K), *q = malloc(sizeof(float) * K);
+    size_t n_out = (size_t)T * N;
+    float *want = malloc(sizeof(float) * 2 * n_out), *x = malloc(sizeof(float) * K), *q = malloc(sizeof(float) * K);
+    double mag;
     g_rng = 0x9e3779b97f4a7c15ull;
     for (int t = 0; t < T; t++) {
         for (int k = 0; k < K; k++) x[k] = 3.0f * frand();
-        for (int n = 0; n < N; n++) want[(size_t)t * N + n] = expect(&c.l, x, n, q);
+        for (int n = 0; n < N; n++) {
+            float e = expect(&c.l, x, n, q, 0, &mag), r = expect(&c.l, x, n, q, 1, &mag);
+            want[(size_t)t * N + n] = e, want[n_out + (size_t)t * N + n] = r;
+            if (isnan(e) || isnan(r)) {
+                CHECK_MSG(isnan(e) && isnan(r), "%s N=%d K=%d: NaN in one mode only", fp4rt_wfmt_name(fmt), N, K);
+                continue;
+            }
+            /* each mode within (K / 16 + 20) units of rounding of the true sum */
+            double bound = 2.0 * (K / 16 + 20) * ldexp(1.0, -24) * mag;
+            CHECK_MSG(fabs((double)e - r) <= bound, "%s N=%d K=%d: the modes differ by %.3g > %.3g",
+                      fp4rt_wfmt_name(fmt), N, K, fabs((double)e - r), bound);
+            g_differ[fmt] += memcmp(&e, &r, 4) != 0;
+            g_compared[fmt]++;
+        }
     }
+    CHECK_MSG(g_mode_bad == 0, "%s N=%d K=%d: fp4rt_cpu_row_dot differs from the reference in %d outputs",
+              fp4rt_wfmt_name(fmt), N, K, g_mode_bad);
+    g_mode_bad = 0;
     int best = fp4rt_cpu_isa_supported();
-    for (int threads = 1; threads <= 2; threads++) {
-        CHECK_MSG(run_one(&c, T, threads, best, 0, want), "%s%s N=%d K=%d T=%d threads=%d: per-row path differs",
-                  fp4rt_wfmt_name(fmt), dyn ? " (dynamic)" : "", N, K, T, threads);
-        for (int isa = FP4RT_CPU_ISA_C; isa <= best; isa++)
-            CHECK_MSG(run_one(&c, T, threads, isa, 1, want), "%s%s N=%d K=%d T=%d threads=%d: %s tiles differ",
-                      fp4rt_wfmt_name(fmt), dyn ? " (dynamic)" : "", N, K, T, threads, fp4rt_cpu_isa_name(isa));
+    for (int relaxed = 0; relaxed <= 1; relaxed++) {
+        const float *wm = want + (size_t)relaxed * n_out;
+        const char *mode = relaxed ? "relaxed" : "exact";
+        for (int threads = 1; threads <= 2; threads++) {
+            CHECK_MSG(run_one(&c, T, threads, best, 0, relaxed, wm),
+                      "%s%s N=%d K=%d T=%d threads=%d %s: per-row path differs", fp4rt_wfmt_name(fmt),
+                      dyn ? " (dynamic)" : "", N, K, T, threads, mode);
+            for (int isa = FP4RT_CPU_ISA_C; isa <= best; isa++)
+                CHECK_MSG(run_one(&c, T, threads, isa, 1, relaxed, wm),
+                          "%s%s N=%d K=%d T=%d threads=%d %s: %s tiles differ", fp4rt_wfmt_name(fmt),
+                          dyn ? " (dynamic)" : "", N, K, T, threads, mode, fp4rt_cpu_isa_name(isa));
+        }
     }
     if (nan) {
         int n_nan = 0;
@@ -174,16 +234,19 @@ static void check_case_nan(fp4rt_wfmt fmt, int dyn, int N, int K, int T, int nan
 
 static void check_case(fp4rt_wfmt fmt, int dyn, int N, int K, int T) { check_case_nan(fmt, dyn, N, K, T, 0); }
 
-/* The tile kernels against chains summed in scalar code, value by value. */
+/* The tile kernels of both modes against chains summed in scalar code, value
+ * by value. */
 static void test_kernels_direct(void) {
     const int K = 80, T = 7;
     float *w = malloc(sizeof(float) * FP4RT_TILE_ROWS * K), *xs = malloc(sizeof(float) * T * K);
     float acc[FP4RT_TILE_ROWS * FP4RT_TILE_TOKENS_MAX * 16];
     for (int i = 0; i < FP4RT_TILE_ROWS * K; i++) w[i] = frand();
     for (int i = 0; i < T * K; i++) xs[i] = frand() * 1e3f;
-    CHECK(!fp4rt_cpu_tile_kernel_for(FP4RT_CPU_ISA_C).fn); /* the C build takes the per-row path */
-    for (int isa = FP4RT_CPU_ISA_AVX2; isa <= fp4rt_cpu_isa_supported(); isa++) {
-        fp4rt_cpu_tile_kernel kern = fp4rt_cpu_tile_kernel_for(isa);
+    CHECK(!fp4rt_cpu_tile_kernel_for(FP4RT_CPU_ISA_C, 0).fn); /* the C build takes the per-row path */
+    CHECK(!fp4rt_cpu_tile_kernel_for(FP4RT_CPU_ISA_C, 1).fn);
+    for (int isa = FP4RT_CPU_ISA_AVX2; isa <= fp4rt_cpu_isa_supported(); isa++)
+    for (int relaxed = 0; relaxed <= 1; relaxed++) {
+        fp4rt_cpu_tile_kernel kern = fp4rt_cpu_tile_kernel_for(isa, relaxed);
         CHECK_MSG(kern.fn && kern.t_max >= 1 && kern.t_max <= FP4RT_TILE_TOKENS_MAX, "%s: no tile kernel",
                   fp4rt_cpu_isa_name(isa));
         if (!kern.fn) continue;
@@ -197,10 +260,12 @@ static void test_kernels_direct(void) {
                 for (int t = 0; t < n; t++)
                     for (int j = 0; j < 16; j++) {
                         float chain = 0;
-                        for (int k = j; k < K; k += 16) chain += w[r * K + k] * x[t][k];
+                        for (int k = j; k < K; k += 16)
+                            chain = relaxed ? fmaf(w[r * K + k], x[t][k], chain) : chain + w[r * K + k] * x[t][k];
                         ok &= !memcmp(&chain, &acc[(r * n + t) * 16 + j], 4);
                     }
-            CHECK_MSG(ok, "%s tile kernel, %d tokens: a chain differs from the scalar sum", fp4rt_cpu_isa_name(isa), n);
+            CHECK_MSG(ok, "%s tile kernel (%s), %d tokens: a chain differs from the scalar sum", fp4rt_cpu_isa_name(isa),
+                      relaxed ? "relaxed" : "exact", n);
         }
     }
     free(w), free(xs);
@@ -248,9 +313,31 @@ int main(void) {
         check_case_nan(FP4RT_W_FP8, 0, 13, 80, T, 1); /* the last NaN in a row's last 16 codes */
     }
     check_case(FP4RT_W_F32, 0, 3, 8, 9); /* K < 16: the tail alone */
+    /* every token count 1 .. 8 (one-row, small-step and tiled paths), every format */
+    for (int T = 1; T <= 8; T++) {
+        check_case(FP4RT_W_BF16, 0, 9, 272, T);
+        check_case(FP4RT_W_F16, 0, 9, 272, T);
+        check_case(FP4RT_W_F32, 0, 9, 101, T);
+        check_case(FP4RT_W_FP8, 0, 9, 272, T);
+        check_case(FP4RT_W_NVFP4, 0, 9, 272, T);
+        check_case(FP4RT_W_NVFP4_W4A4, 0, 9, 272, T);
+        check_case(FP4RT_W_NVFP4_W4A4, 1, 9, 272, T);
+    }
     /* NaN weights (E4M3 0x7f / 0xff) and a NaN block scale: NaN outputs, as on
      * the per-row path (fp4rt run reports NaN logits at the prefill step) */
     check_case_nan(FP4RT_W_FP8, 0, 13, 80, 7, 1);
     check_case_nan(FP4RT_W_NVFP4, 0, 13, 80, 7, 1);
+    /* the modes: the same bits where every product is exact in FP32 (FP8 and
+     * W4A4 activations and weights have at most 6 significant bits), else
+     * different in a good share of the outputs (the flag reaches the kernels) */
+    const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_F16, FP4RT_W_F32, FP4RT_W_FP8, FP4RT_W_NVFP4, FP4RT_W_NVFP4_W4A4};
+    for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
+        fp4rt_wfmt f = fmts[i];
+        long d = g_differ[f], n = g_compared[f];
+        int exact_products = f == FP4RT_W_FP8 || f == FP4RT_W_NVFP4_W4A4;
+        printf("cpu_tile: %s: relaxed differs from exact in %ld of %ld outputs\n", fp4rt_wfmt_name(f), d, n);
+        CHECK_MSG(n > 0 && (exact_products ? d == 0 : d * 10 > n), "%s: relaxed differs from exact in %ld of %ld",
+                  fp4rt_wfmt_name(f), d, n);
+    }
     return test_summary("cpu_tile");
 }

@@ -91,6 +91,7 @@ static float *run_logits_kv(const char *model_dir, const char *dev, const int32_
     sp.n_ctx = 256;
     sp.prefill_chunk = chunk > 1 ? chunk : 64;
     sp.kv_type = kv;
+    sp.exact = 1; /* bit for bit against the other device, and the fixtures */
     fp4rt_session *s = fp4rt_session_create(m, &sp);
     float *out = calloc((size_t)n * *vocab, sizeof(float));
     fp4rt_status st = s && out ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;

@@ -248,6 +248,7 @@ static int generate(fp4rt_model *m, const fp4rt_generate_params *gp, const int32
     fp4rt_session_params spp = fp4rt_session_default_params();
     spp.n_ctx = 64;
     spp.prefill_chunk = 16;
+    spp.exact = 1; /* the devices' tokens compared with the CPU's */
     fp4rt_session *s = fp4rt_session_create(m, &spp);
     if (!s) return 0;
     fp4rt_status st = FP4RT_OK;

@@ -168,6 +168,11 @@ $bin bench --synthetic tiny --device cpu --prompt 8 --gen 2 >"$tmp/sbench" 2>&1
 rc=$?
 check "[ $rc -eq 0 ] && grep -q '^model  *synthetic tiny, nvidia-mixed' $tmp/sbench && grep -q 'decode reaches' $tmp/sbench" \
     "bench --synthetic tiny on cpu: $(tail -n 2 "$tmp/sbench")"
+# bench names the numerics mode: the default, or exact (FP4RT_EXACT=1, --exact): the two compare
+check "grep -q '^numerics  *default (FMA linears)\$' $tmp/sbench" "bench: numerics line: $(grep numerics "$tmp/sbench")"
+FP4RT_EXACT=1 $bin bench --synthetic tiny --device cpu --prompt 8 --gen 2 >"$tmp/sbenchx" 2>&1
+rc=$?
+check "[ $rc -eq 0 ] && grep -q '^numerics  *exact\$' $tmp/sbenchx" "FP4RT_EXACT=1 bench: $(grep numerics "$tmp/sbenchx")"
 expect_error 1 "unknown config 'nope'" "$bin" bench --synthetic nope --device cpu
 expect_error 1 "unknown recipe 'bad'" "$bin" bench --synthetic tiny --recipe bad --device cpu
 expect_error 2 "give one of --model and --synthetic" "$bin" bench --synthetic tiny --model "$tmp/mixed"
@@ -201,23 +206,37 @@ rc=$? # (a $(...) in check's message would reset $? before check reads it)
 check "[ $rc -eq 0 ] && [ \$(grep -c 'generated' $tmp/chat.err) -eq 3 ]" "chat: three answers ($(tr '\n' ' ' <"$tmp/chat.err" | head -c 300))"
 check "grep -q 'history cleared' $tmp/chat.err && grep -q 'thinking off' $tmp/chat.err" "chat commands"
 
-# Vulkan (when a device exists: lavapipe in CI): run streams the same greedy text
-# as the CPU, and verify prints one row per device, all agreeing.
+# verify: the exact CPU is the reference; the CPU's default numerics mode is one more
+# row, within NMSE 1e-6 of it (docs/NUMERICS.md "Modes"); --exact and FP4RT_EXACT=1
+# leave that row out (every device, the CPU included, runs exact)
 # Under ASan, commands that start lavapipe run with the environment the Vulkan
 # ctest tests get (tests/CMakeLists.txt): leak detection off (lavapipe's JIT
 # code leaks a little) and the default fast unwinder (the slow unwinder that
 # build.sh asks for can deadlock in libgcc's unwinder against lavapipe threads).
 vk="env ASAN_OPTIONS=detect_leaks=0"
+$vk $bin verify --model "$tmp/mixed" --tokens $toks -n 6 >"$tmp/verify" 2>"$tmp/verify.err"
+rc=$?
+check "[ $rc -eq 0 ]" "verify exits 0 when every row agrees: $(tail -n 2 "$tmp/verify.err")"
+check "grep -Eq '^cpu +cpu +0 +0 +0 +6/6 .* reference\$' $tmp/verify" "verify: the CPU reference row"
+check "grep -q 'cpu (default mode) vs exact: 1e-06' $tmp/verify && grep -Eq '^cpu +cpu \(default mode\) +[0-9.e+-]+ +[0-9.e+-]+ +[0-9.e+-]+ +[56]/6 .* ok( \(near-tie flips only\))?\$' $tmp/verify" \
+    "verify: the CPU's default-mode row ($(grep -E 'default mode' "$tmp/verify"))"
+check "awk '/^cpu +cpu \(default mode\)/ { n++; if (\$5 > 1e-6 || \$6 > 1e-6) exit 1 } END { exit n != 1 }' $tmp/verify" \
+    "verify: the default mode's prefill and decode NMSE <= 1e-6"
+$vk $bin verify --model "$tmp/mixed" --tokens $toks -n 2 --exact >"$tmp/verifye" 2>/dev/null
+rc=$?
+FP4RT_EXACT=1 $vk $bin verify --model "$tmp/mixed" --tokens $toks -n 2 >"$tmp/verifyx" 2>/dev/null
+rc2=$?
+check "[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && grep -q '^cpu .*reference\$' $tmp/verifye && ! grep -q 'default mode' $tmp/verifye $tmp/verifyx" \
+    "verify --exact / FP4RT_EXACT=1: no default-mode row"
+
+# Vulkan (when a device exists: lavapipe in CI): run --exact streams the same greedy
+# text as the CPU, and verify prints one row per device, all agreeing.
 if $bin devices 2>/dev/null | grep -q '^vulkan:0'; then
-    $bin run --model "$tmp/mixed" --prompt "Tell me about the sea." -n 12 --greedy >"$tmp/run.cpu" 2>/dev/null
-    $vk $bin run --model "$tmp/mixed" --prompt "Tell me about the sea." -n 12 --greedy --device vulkan:0 \
+    $bin run --model "$tmp/mixed" --prompt "Tell me about the sea." -n 12 --greedy --exact >"$tmp/run.cpu" 2>/dev/null
+    $vk $bin run --model "$tmp/mixed" --prompt "Tell me about the sea." -n 12 --greedy --exact --device vulkan:0 \
         >"$tmp/run.vk" 2>"$tmp/run.vk.err"
-    check "[ -s $tmp/run.cpu ] && cmp -s $tmp/run.cpu $tmp/run.vk" "run --device vulkan:0 streams the CPU's greedy text"
+    check "[ -s $tmp/run.cpu ] && cmp -s $tmp/run.cpu $tmp/run.vk" "run --exact --device vulkan:0 streams the CPU's greedy text"
     check "grep -q 'device vulkan:0' $tmp/run.vk.err" "run --device vulkan:0 says which device"
-    $vk $bin verify --model "$tmp/mixed" --tokens $toks -n 6 >"$tmp/verify" 2>"$tmp/verify.err"
-    rc=$?
-    check "[ $rc -eq 0 ]" "verify exits 0 when every device agrees: $(tail -n 2 "$tmp/verify.err")"
-    check "grep -Eq '^cpu +cpu +0 +0 +0 +6/6 .* reference\$' $tmp/verify" "verify: the CPU reference row"
     nvk=$($bin devices | grep -c '^vulkan:')
     check "[ \$(grep -Ec '^vulkan +vulkan:[0-9]+ .* 6/6 .* ok\$' $tmp/verify) -eq $nvk ]" "verify: one agreeing row per Vulkan device ($(cat "$tmp/verify"))"
     # every NMSE printed is within the contract's decode ceiling here

@@ -66,6 +66,10 @@ for c in run chat tokenize logits bench verify devices plan inspect quantize syn
     rc=$?
     check "[ $rc -eq 0 ] && grep -q '^usage: fp4rt $c' $tmp/help && [ ! -s $tmp/help.err ]" "$c --help: rc=$rc $(head -c 200 "$tmp/help.err")"
 done
+# every command that runs a session takes --exact (the exact numerics mode)
+for c in run chat logits bench perplexity verify serve; do
+    check "$bin $c --help 2>&1 | grep -q -- '--exact'" "$c --help names --exact"
+done
 check "$bin --help | grep -q '^usage: fp4rt <command>'" "fp4rt --help"
 # --ctx above the model's maximum (4096 for tiny) is said, not silently capped
 "$bin" run --model "$q" --tokens 1,2 -n 2 --ctx 100000 >/dev/null 2>"$tmp/ctx.err"

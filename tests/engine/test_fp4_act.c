@@ -238,6 +238,7 @@ static float *logits(const char *dir, const char *dev, int fp4_act, int chunk, i
     fp4rt_session_params sp = fp4rt_session_default_params();
     sp.n_ctx = 128;
     sp.prefill_chunk = chunk > 1 ? chunk : 64;
+    sp.exact = 1; /* CPU vs Vulkan */
     fp4rt_session *s = fp4rt_session_create(m, &sp);
     float *out = calloc((size_t)N_TOK * V, sizeof(float));
     fp4rt_status st = s && out ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;

@@ -5,8 +5,9 @@
  * fp4rt's synthetic "tiny" (seed 0, as test_vision) with
  * tests/fixtures/vision/cfg_rgb6x6.json as its preprocessor_config.json; for each case
  * of tests/fixtures/vision/image_logits.txt (one image mid-prompt; two images of
- * different grids) the public path fp4rt_prompt_create (the image files decoded,
- * preprocessed, encoded by the vision tower, each <|image_pad|> expanded) must give
+ * different grids) the public path fp4rt_prompt_create_mode, in the exact mode as
+ * every session here (the image files decoded, preprocessed, encoded by the vision
+ * tower, each <|image_pad|> expanded) must give
  * transformers' expanded ids, and its evaluation (prefill chunks of 8: the images'
  * rows straddle chunks) the logits of Qwen3_5ForConditionalGeneration(input_ids,
  * pixel_values, image_grid_thw) with NMSE <= 1e-6 on every row (the float32 text
@@ -72,6 +73,7 @@ static fp4rt_session *session(fp4rt_model *m) {
     sp.n_ctx = 256;
     sp.prefill_chunk = 8;
     sp.kv_type = FP4RT_KV_F32;
+    sp.exact = 1; /* vs transformers at 1e-10 and bit for bit across devices */
     fp4rt_session *s = fp4rt_session_create(m, &sp);
     CHECK_MSG(s != NULL, "session: %s", fp4rt_last_error());
     return s;
@@ -89,7 +91,7 @@ static void check_case(fp4rt_model *m, const icase *c) {
         snprintf(files[k], sizeof files[k], "tests/fixtures/images/%s", c->images[k]);
         im[k] = (fp4rt_image_input){.path = files[k]};
     }
-    fp4rt_prompt *p = fp4rt_prompt_create(m, c->prompt, (size_t)c->n, im, (size_t)c->n_images);
+    fp4rt_prompt *p = fp4rt_prompt_create_mode(m, c->prompt, (size_t)c->n, im, (size_t)c->n_images, 1);
     CHECK_MSG(p != NULL, "%s: %s", c->name, fp4rt_last_error());
     fp4rt_session *s = session(m), *r = session(m);
     float *got = malloc((size_t)c->ne * V * 4), *plain = malloc((size_t)c->ne * V * 4);
@@ -110,7 +112,8 @@ static void check_case(fp4rt_model *m, const icase *c) {
         CHECK_MSG(worst <= 1e-6, "%s: a row's NMSE %.3g > 1e-6", c->name, worst);
         int bad = test_argmax_disagreements(got, want, c->ne, V, 1e-3f);
         CHECK_MSG(bad == 0, "%s: argmax differs at %d clear positions", c->name, bad);
-        fp4rt_prompt *pc = g_cpu ? fp4rt_prompt_create(g_cpu, c->prompt, (size_t)c->n, im, (size_t)c->n_images) : NULL;
+        fp4rt_prompt *pc =
+            g_cpu ? fp4rt_prompt_create_mode(g_cpu, c->prompt, (size_t)c->n, im, (size_t)c->n_images, 1) : NULL;
         fp4rt_session *sc = pc ? session(g_cpu) : NULL;
         if (sc && !fp4rt_session_eval_prompt_rows(sc, pc, plain, 1))
             CHECK_MSG(!memcmp(got, plain, (size_t)c->ne * V * 4), "%s: the device's logits differ from the CPU's",
@@ -156,6 +159,7 @@ static void check_case(fp4rt_model *m, const icase *c) {
     spp.n_ctx = 256;
     spp.prefill_chunk = 8;
     spp.mtp = 1;
+    spp.exact = 1; /* as the plain session */
     fp4rt_session *sm = fp4rt_session_create(m, &spp);
     CHECK_MSG(sm != NULL, "mtp session: %s", fp4rt_last_error());
     fp4rt_session_reset(s);
@@ -181,7 +185,7 @@ static void check_case(fp4rt_model *m, const icase *c) {
         if (f) fclose(f);
         mem[k] = (fp4rt_image_input){.data = bytes[k], .size = (size_t)len};
     }
-    fp4rt_prompt *pm = fp4rt_prompt_create(m, c->prompt, (size_t)c->n, mem, (size_t)c->n_images);
+    fp4rt_prompt *pm = fp4rt_prompt_create_mode(m, c->prompt, (size_t)c->n, mem, (size_t)c->n_images, 1);
     CHECK_MSG(pm != NULL, "%s in memory: %s", c->name, fp4rt_last_error());
     fp4rt_session_reset(r);
     float *lm = malloc((size_t)V * 4);

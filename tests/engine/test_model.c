@@ -7,7 +7,11 @@
  *    runs are bit-identical;
  *  - the planner's bytes equal what a session allocates, and planning from a
  *    config + recipe equals planning from the written checkpoint;
- *  - tied embeddings and the Qwen3_5ForCausalLM layout ("model." prefix).
+ *  - tied embeddings and the Qwen3_5ForCausalLM layout ("model." prefix);
+ *  - the numerics modes (docs/NUMERICS.md, "Modes"): the default mode's logits
+ *    within NMSE 1e-6 of the exact mode's yet not the same bits (the CPU's
+ *    linears fuse), the same bits on 1 and 2 threads, FP4RT_EXACT=1 forcing
+ *    the exact mode.
  *
  * Tolerances. Everything runs in FP32 on both sides (transformers in float32 on
  * weights dequantized exactly), so the only differences are FP32 summation order
@@ -17,6 +21,7 @@
  * grid step), so the quantized models get the issue's ceiling, 1e-5. */
 #include "tests/test_util.h"
 
+#include "runtime/base/env.h"
 #include "runtime/engine/model.h"
 #include "runtime/model/plan.h"
 #include "runtime/tools/quantize.h"
@@ -36,10 +41,12 @@ static fp4rt_model *load(const char *dir) {
     return m;
 }
 
-/* Teacher-forced logits [n, vocab]; decode: one token per step. */
-static float *eval_kv(fp4rt_model *m, const int32_t *ids, int n, int chunk, int decode,
-                      fp4rt_kv_type kv) {
+/* Teacher-forced logits [n, vocab]; decode: one token per step; exact: the
+ * session's numerics mode. */
+static float *eval_mode(fp4rt_model *m, const int32_t *ids, int n, int chunk, int decode, fp4rt_kv_type kv,
+                        int exact) {
     fp4rt_session_params sp = fp4rt_session_default_params();
+    sp.exact = exact;
     sp.n_ctx = n;
     sp.prefill_chunk = chunk;
     sp.kv_type = kv;
@@ -59,6 +66,11 @@ static float *eval_kv(fp4rt_model *m, const int32_t *ids, int n, int chunk, int 
         return NULL;
     }
     return out;
+}
+
+/* In the exact mode: the transformers fixtures and the paths' comparisons. */
+static float *eval_kv(fp4rt_model *m, const int32_t *ids, int n, int chunk, int decode, fp4rt_kv_type kv) {
+    return eval_mode(m, ids, n, chunk, decode, kv, 1);
 }
 
 static float *eval(fp4rt_model *m, const int32_t *ids, int n, int chunk, int decode) {
@@ -205,6 +217,48 @@ static void test_paths(const char *dir, double tol) {
     fp4rt_model_free(m);
 }
 
+/* The default (relaxed) mode against the exact mode on one model directory:
+ * prefill and decode logits within NMSE 1e-6, and different bits somewhere
+ * (differ: the CPU's relaxed linears really run) or the same bits (!differ: a
+ * model whose linears all have exact products, NVFP4 W4A4); the same bits on
+ * 1 and 2 threads; FP4RT_EXACT=1 makes a default session exact. */
+static void test_modes(const char *dir, int differ) {
+    fp4rt_model_params mp = fp4rt_model_default_params();
+    mp.n_threads = 1;
+    fp4rt_model *m = load(dir), *m1 = fp4rt_model_load(dir, &mp);
+    CHECK_MSG(m && m1, "%s: %s", dir, fp4rt_last_error());
+    if (!m || !m1) {
+        fp4rt_model_free(m), fp4rt_model_free(m1);
+        return;
+    }
+    int V = fp4rt_model_n_vocab(m), n = 70; /* a GDN chunk of 64 and more */
+    int32_t ids[70];
+    make_tokens(ids, n, V, 3);
+    size_t nv = (size_t)n * V, bytes = nv * sizeof(float);
+    float *px = eval_mode(m, ids, n, 512, 0, FP4RT_KV_F32, 1), *pr = eval_mode(m, ids, n, 512, 0, FP4RT_KV_F32, 0);
+    float *dx = eval_mode(m, ids, n, 512, 1, FP4RT_KV_F32, 1), *dr = eval_mode(m, ids, n, 512, 1, FP4RT_KV_F32, 0);
+    float *pr1 = eval_mode(m1, ids, n, 512, 0, FP4RT_KV_F32, 0), *dr1 = eval_mode(m1, ids, n, 512, 1, FP4RT_KV_F32, 0);
+    setenv("FP4RT_EXACT", "1", 1);
+    fp4rt_env_reload();
+    float *pe = eval_mode(m, ids, n, 512, 0, FP4RT_KV_F32, 0);
+    unsetenv("FP4RT_EXACT");
+    fp4rt_env_reload();
+    CHECK(px && pr && dx && dr && pr1 && dr1 && pe);
+    if (px && pr && dx && dr && pr1 && dr1 && pe) {
+        double ep = test_nmse(pr, px, nv), ed = test_nmse(dr, dx, nv);
+        printf("%s: default vs exact mode NMSE: prefill %.3g, decode %.3g\n", dir, ep, ed);
+        CHECK_MSG(ep <= 1e-6 && ed <= 1e-6, "%s: default vs exact NMSE %.3g / %.3g > 1e-6", dir, ep, ed);
+        int same = !memcmp(pr, px, bytes) + !memcmp(dr, dx, bytes);
+        CHECK_MSG(differ ? same == 0 : same == 2, "%s: the default mode gives %s the exact bits", dir,
+                  differ ? "" : "not");
+        CHECK_MSG(!memcmp(pr, pr1, bytes) && !memcmp(dr, dr1, bytes), "%s: default mode: 1 and 2 threads differ", dir);
+        CHECK_MSG(!memcmp(pe, px, bytes), "%s: FP4RT_EXACT=1 does not give the exact mode's bits", dir);
+        CHECK(all_finite(pr, nv) && all_finite(dr, nv));
+    }
+    free(px), free(pr), free(dx), free(dr), free(pr1), free(dr1), free(pe);
+    fp4rt_model_free(m), fp4rt_model_free(m1);
+}
+
 /* The planner from config + recipe must predict the checkpoint the quantizer writes. */
 static void test_plan_matches_checkpoint(const char *dir, const fp4rt_config *cfg, const char *recipe) {
     fp4rt_model *m = load(dir);
@@ -251,6 +305,9 @@ int main(void) {
     test_paths(bf16, 1e-9);
     test_paths(mixed, 3e-3);
     test_paths(w4a4, 3e-3);
+    test_modes(bf16, 1);
+    test_modes(mixed, 1);
+    test_modes(w4a4, 0); /* W4A4 products are exact: the modes agree */
     test_plan_matches_checkpoint(bf16, &cfg, "none");
     test_plan_matches_checkpoint(mixed, &cfg, "nvidia-mixed");
     test_plan_matches_checkpoint(w4a4, &cfg, "nvfp4-w4a4");

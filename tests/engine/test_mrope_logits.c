@@ -62,6 +62,7 @@ static float *run(fp4rt_model *m, const mcase *c, const float *rows, int text_po
     sp.n_ctx = 64;
     sp.prefill_chunk = 8;
     sp.kv_type = FP4RT_KV_F32;
+    sp.exact = 1; /* vs transformers, and bit for bit across devices */
     fp4rt_session *s = fp4rt_session_create(m, &sp);
     float *out = malloc((size_t)c->n * V * 4);
     if (!s || !out) {

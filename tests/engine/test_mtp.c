@@ -28,6 +28,7 @@ static fp4rt_session *session(fp4rt_model *m, int chunk) {
     sp.n_ctx = 512;
     sp.prefill_chunk = chunk;
     sp.mtp = 1;
+    sp.exact = 1; /* vs PyTorch, and CPU == Vulkan bit for bit */
     fp4rt_session *s = fp4rt_session_create(m, &sp);
     CHECK_MSG(s != NULL, "session: %s", fp4rt_last_error());
     return s;

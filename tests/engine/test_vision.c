@@ -72,7 +72,7 @@ static float *encode(fp4rt_model *m, const vcase *c) {
                               .patch_dim = c->pd, .data = test_read_floats(path, np * c->pd)};
     CHECK_MSG(ip.data != NULL, "cannot read %s", path);
     fp4rt_vision_embeds e;
-    fp4rt_status st = ip.data ? fp4rt_vision_encode(m, &ip, &e) : FP4RT_IO;
+    fp4rt_status st = ip.data ? fp4rt_vision_encode(m, &ip, 1, &e) : FP4RT_IO;
     CHECK_MSG(st == FP4RT_OK, "%s on %s: %s", c->name, fp4rt_model_device(m), fp4rt_last_error());
     free(ip.data);
     if (st) return NULL;
@@ -187,7 +187,7 @@ static void test_bad_shape(const char *dir) {
     CHECK(!fp4rt_model_has_vision(m));
     fp4rt_image_patches ip = {.grid_t = 1, .grid_h = 2, .grid_w = 2, .n_patches = 4, .patch_dim = 1536};
     fp4rt_vision_embeds e;
-    CHECK(fp4rt_vision_encode(m, &ip, &e) == FP4RT_INVALID_ARGUMENT);
+    CHECK(fp4rt_vision_encode(m, &ip, 1, &e) == FP4RT_INVALID_ARGUMENT);
     CHECK(e.data == NULL && e.n_tokens == 0);
     printf("(d) text-only model: %s\n", fp4rt_last_error());
     fp4rt_model_free(m);
@@ -200,10 +200,10 @@ static void test_bad_grid(const char *dir) {
     float px[6 * 1536] = {0};
     fp4rt_image_patches ip = {.grid_t = 1, .grid_h = 2, .grid_w = 3, .n_patches = 6, .patch_dim = 1536, .data = px};
     fp4rt_vision_embeds e;
-    CHECK(fp4rt_vision_encode(m, &ip, &e) == FP4RT_INVALID_ARGUMENT);
+    CHECK(fp4rt_vision_encode(m, &ip, 1, &e) == FP4RT_INVALID_ARGUMENT);
     printf("(d) 2 x 3 grid: %s\n", fp4rt_last_error());
     ip.grid_h = 512, ip.grid_w = 256, ip.n_patches = 512 * 256;
-    CHECK(fp4rt_vision_encode(m, &ip, &e) == FP4RT_UNSUPPORTED);
+    CHECK(fp4rt_vision_encode(m, &ip, 1, &e) == FP4RT_UNSUPPORTED);
     const char *err = fp4rt_last_error();
     printf("(d) 512 x 256 grid: %s\n", err);
     CHECK(strstr(err, "4096 x 8192 pixels") != NULL);

@@ -46,8 +46,9 @@ auth=(-H "Authorization: Bearer $key")
 
 # -- /v1/models
 code=$(http GET /v1/models)
-v2=$(jget 'd["data"][0]["id"], d["data"][0]["max_model_len"]' <"$tmp/body")
-check '[ "$code" = 200 ] && [ "$v2" = "qwen35-kjv-10m 512" ]' "models: $code $(cat "$tmp/body")"
+v2=$(jget 'd["data"][0]["id"], d["data"][0]["max_model_len"], d["data"][0]["numerics"]' <"$tmp/body")
+check '[ "$code" = 200 ] && [ "$v2" = "qwen35-kjv-10m 512 default" ]' "models: $code $(cat "$tmp/body")"
+check 'grep -q "numerics default (FMA linears); listening on" "$slog"' "serve says its numerics mode: $(grep listening "$slog")"
 
 # -- greedy completion = fp4rt run --raw --greedy
 prompt="And it came to pass"

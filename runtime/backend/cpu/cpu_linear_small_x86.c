@@ -6,8 +6,9 @@
  * latency of its 2 dependent add chains).
  *
  * AVX-512: lane j of a ZMM accumulator is chain j of the contract, so a vector
- * multiply then a vector add (never FMA) does, lane by lane, exactly the scalar
- * steps acc[j] += w[k + j] * x[k + j] of the one-row kernel; the 16 chains are
+ * multiply then a vector add (exact mode) or one vector FMA (relaxed mode)
+ * does, lane by lane, exactly the scalar steps FP4RT_CPU_CHAIN(acc[j], w[k + j],
+ * x[k + j]) of the one-row kernel in the job's mode; the 16 chains are
  * reduced in registers by the fixed tree of reduce16 (a[j] = c[j] + c[j + 8],
  * then ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))), then times the post
  * scale: the bits of fp4rt_cpu_row_dot (tests/backend/test_cpu_tile.c).
@@ -65,7 +66,10 @@ T512 INLINE __m512 nvfp4x16(const uint8_t *p, float scale) {
  * 2^-9 <= |x| <= 448, or 0), so every product w * x has at most 8 significant
  * bits and is exact in FP32, as is w / 256 * x, and every partial sum is a
  * multiple of 2^-26 (never subnormal, never near overflow): the scaled chains
- * round exactly as the unscaled ones, each value divided by 256.
+ * round exactly as the unscaled ones, each value divided by 256. In the
+ * relaxed mode each step is fma(w / 256, x, acc): the product being exact,
+ * that is the exact mode's add of it, rounded once, so both modes give FP8
+ * the same bits and the scaling argument holds unchanged.
  *
  * The NaN codes (magnitude 0x7f; here they read +-480 / 256) are caught per
  * row and 64 codes at a time (nan_acc): the row's outputs are NaN, as the
@@ -87,9 +91,14 @@ T512 INLINE __m512i nan_acc(__m512i acc, const uint8_t *p, int n) {
 
 T512 INLINE int nan_any(__m512i acc) { return _mm512_test_epi32_mask(acc, _mm512_set1_epi32((int)0x80808080)) != 0; }
 
+/* One chain step of 16 chains in the mode: acc + w * x, or fma(w, x, acc). */
+T512 INLINE __m512 chain16(__m512 acc, __m512 w, __m512 x, int relaxed) {
+    return relaxed ? _mm512_fmadd_ps(w, x, acc) : _mm512_add_ps(acc, _mm512_mul_ps(w, x));
+}
+
 /* Rows n0 .. n0 + R - 1 (R <= 4; missing rows repeat row n0, results dropped)
- * against T tokens; T and the format are constants after inlining. */
-T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt) {
+ * against T tokens; T, the format and the mode are constants after inlining. */
+T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt, int relaxed) {
     const fp4rt_linear *l = j->l;
     size_t K = (size_t)l->n_in;
     size_t rn[4];
@@ -135,10 +144,10 @@ T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt) {
         }
         for (int t = 0; t < T; t++) {
             __m512 xv = _mm512_loadu_ps(x[t] + k);
-            a0[t] = _mm512_add_ps(a0[t], _mm512_mul_ps(v0, xv));
-            a1[t] = _mm512_add_ps(a1[t], _mm512_mul_ps(v1, xv));
-            a2[t] = _mm512_add_ps(a2[t], _mm512_mul_ps(v2, xv));
-            a3[t] = _mm512_add_ps(a3[t], _mm512_mul_ps(v3, xv));
+            a0[t] = chain16(a0[t], v0, xv, relaxed);
+            a1[t] = chain16(a1[t], v1, xv, relaxed);
+            a2[t] = chain16(a2[t], v2, xv, relaxed);
+            a3[t] = chain16(a3[t], v3, xv, relaxed);
         }
     }
     for (int t = 0; t < T; t++) {
@@ -151,29 +160,31 @@ T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt) {
     }
 }
 
-#define SMALL_CASES(FMT)                                                                                               \
+#define SMALL_CASES(FMT, RELAXED)                                                                                      \
     switch (T) {                                                                                                       \
-    case 1: small512(j, n0, R, 1, FMT); break;                                                                         \
-    case 2: small512(j, n0, R, 2, FMT); break;                                                                         \
-    case 3: small512(j, n0, R, 3, FMT); break;                                                                         \
-    case 4: small512(j, n0, R, 4, FMT); break;                                                                         \
-    case 5: small512(j, n0, R, 5, FMT); break;                                                                         \
-    default: small512(j, n0, R, 6, FMT); break;                                                                        \
+    case 1: small512(j, n0, R, 1, FMT, RELAXED); break;                                                                \
+    case 2: small512(j, n0, R, 2, FMT, RELAXED); break;                                                                \
+    case 3: small512(j, n0, R, 3, FMT, RELAXED); break;                                                                \
+    case 4: small512(j, n0, R, 4, FMT, RELAXED); break;                                                                \
+    case 5: small512(j, n0, R, 5, FMT, RELAXED); break;                                                                \
+    default: small512(j, n0, R, 6, FMT, RELAXED); break;                                                               \
     }
 
-T512 static void panels512(const cpu_lin_job *j, long p0, long p1) {
+T512 INLINE void panels512(const cpu_lin_job *j, long p0, long p1, int relaxed) {
     int T = j->n_rows, n_out = j->n_out, fmt = j->l->fmt;
     for (long p = p0; p < p1; p++) {
         int n0 = (int)p * 4, R = n_out - n0 < 4 ? n_out - n0 : 4;
         if (fmt == FP4RT_W_BF16) {
-            SMALL_CASES(FP4RT_W_BF16)
+            SMALL_CASES(FP4RT_W_BF16, relaxed)
         } else if (fmt == FP4RT_W_FP8) {
-            SMALL_CASES(FP4RT_W_FP8)
+            SMALL_CASES(FP4RT_W_FP8, relaxed)
         } else {
-            SMALL_CASES(FP4RT_W_NVFP4)
+            SMALL_CASES(FP4RT_W_NVFP4, relaxed)
         }
     }
 }
+T512 static void panels512_exact(const cpu_lin_job *j, long p0, long p1) { panels512(j, p0, p1, 0); }
+T512 static void panels512_fma(const cpu_lin_job *j, long p0, long p1) { panels512(j, p0, p1, 1); }
 
 int fp4rt_cpu_linear_small_ok(const fp4rt_linear *l, int isa, int n_rows) {
     int fmt_ok = l->fmt == FP4RT_W_BF16 || l->fmt == FP4RT_W_FP8 || l->fmt == FP4RT_W_NVFP4 ||
@@ -182,7 +193,12 @@ int fp4rt_cpu_linear_small_ok(const fp4rt_linear *l, int isa, int n_rows) {
            isa >= FP4RT_CPU_ISA_AVX512 && fp4rt_cpu_isa_supported() >= FP4RT_CPU_ISA_AVX512;
 }
 
-void fp4rt_cpu_linear_small(const cpu_lin_job *j, long p0, long p1) { panels512(j, p0, p1); }
+void fp4rt_cpu_linear_small(const cpu_lin_job *j, long p0, long p1) {
+    if (j->relaxed)
+        panels512_fma(j, p0, p1);
+    else
+        panels512_exact(j, p0, p1);
+}
 
 #else
 int fp4rt_cpu_linear_small_ok(const fp4rt_linear *l, int isa, int n_rows) {

@@ -10,8 +10,9 @@
  * (a stored float reloads exactly, so the sums are unchanged). Every
  * output still gets its own 16 chains in k order from +0, the fixed reduce16
  * tree, the scalar tail and then the post scale: exactly the operations of
- * the one-row kernel, so the bits do not depend on the tiling, the ISA or the
- * thread count (tests/backend/test_cpu_tile.c).
+ * the one-row kernel, in the job's mode (exact, or one FMA per chain step), so
+ * the bits do not depend on the tiling, the ISA or the thread count
+ * (tests/backend/test_cpu_tile.c).
  *
  * The tile kernels are x86 AVX2 and AVX-512 (cpu_linear_tile_x86.c). Without
  * AVX2 the per-row path runs instead: a portable 4 x 4 tile of 16-float chains
@@ -31,7 +32,7 @@ const char *fp4rt_cpu_isa_name(int isa) {
     return isa == FP4RT_CPU_ISA_AVX512 ? "avx512" : isa == FP4RT_CPU_ISA_AVX2 ? "avx2" : "c";
 }
 
-fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_for(int isa) { return fp4rt_cpu_tile_kernel_x86(isa); }
+fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_for(int isa, int relaxed) { return fp4rt_cpu_tile_kernel_x86(isa, relaxed); }
 
 /* Token blocks: about 256 KiB of activation rows (at most BLOCK_TOKENS), so a
  * block stays in L2 while every panel of the thread passes over it. */
@@ -48,7 +49,7 @@ size_t fp4rt_cpu_tile_ws_floats(int K) {
 void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, float *ws) {
     const fp4rt_linear *l = j->l;
     int K = l->n_in, K16 = K & ~15, n_out = j->n_out, n_tok = j->n_rows;
-    fp4rt_cpu_tile_kernel kern = fp4rt_cpu_tile_kernel_for(isa);
+    fp4rt_cpu_tile_kernel kern = fp4rt_cpu_tile_kernel_for(isa, j->relaxed);
     int tm = kern.t_max;
     float *panel = ws, *acc = ws + (size_t)FP4RT_TILE_ROWS * K;
     /* token blocks of equal size, a multiple of t_max (<= BLOCK_TOKENS + t_max - 1) */
@@ -90,7 +91,7 @@ void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, flo
                     for (int r = 0; r < rows; r++) {
                         const float *w = panel + (size_t)r * K;
                         float s = reduce16(ga + (r * T + t) * 16);
-                        for (int k = K16; k < K; k++) s += w[k] * xt[k];
+                        for (int k = K16; k < K; k++) s = FP4RT_CPU_CHAIN(s, w[k], xt[k], j->relaxed);
                         y[r] = s * post;
                     }
                 }

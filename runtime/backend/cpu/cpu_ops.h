@@ -113,19 +113,31 @@ void fp4rt_gdn_chunked(int T, int chunk, int dk, int dv, const float *q, const f
 /* FP4RT_GDN_CHUNK: backend.h */
 
 /* Instruction sets of the CPU kernels, in increasing order. Every kernel of
- * every set computes the same bits (the numerics contract, rule 3). */
+ * every set computes the same bits in each mode (the numerics contract, rule 3). */
 enum { FP4RT_CPU_ISA_C, FP4RT_CPU_ISA_AVX2, FP4RT_CPU_ISA_AVX512 };
-/* The best set this CPU and build run (AVX2 counts with F16C, AVX-512 with
+/* The best set this CPU and build run (AVX2 counts with F16C and FMA, AVX-512 with
  * AVX-512F), not capped by the FP4RT_CPU_ISA knob; fp4rt_cpu_isa_name names one. */
 int fp4rt_cpu_isa_supported(void);
 const char *fp4rt_cpu_isa_name(int isa);
 
-/* One output of a linear for one input row: the portable kernel, and the
- * vectorized one (x86-64 AVX2 + F16C; returns 0 where it does not apply, else
- * stores a result bit-identical to the portable kernel's). */
-float fp4rt_cpu_row_dot(const fp4rt_linear *l, int n, const float *x);
+/* The numerics modes of the linear kernels (docs/NUMERICS.md, "Modes";
+ * fp4rt_step.relaxed). Exact (relaxed 0): each chain step of the contract is
+ * acc = acc + w * x, the product and the sum each rounded to FP32. Relaxed
+ * (1): the same chains, elements, order and reduce16 tree, but each chain step
+ * (and each step of the scalar tail k >= K & ~15) is one fused multiply-add,
+ * acc = fma(w, x, acc), rounded once (fmaf, vfmadd). FMA is correctly rounded,
+ * so every path and instruction set gives the relaxed mode the same bits too.
+ * Where every product w * x is exact in FP32 (FP8 W8A8 and NVFP4 W4A4: both
+ * factors have at most 6 significant bits) the two modes give the same bits. */
+#define FP4RT_CPU_CHAIN(acc, w, x, relaxed) ((relaxed) ? fmaf((w), (x), (acc)) : (acc) + (w) * (x))
+
+/* One output of a linear for one input row in the given mode: the portable
+ * kernel, and the vectorized one (x86-64 AVX2 + F16C + FMA; returns 0 where it
+ * does not apply, else stores a result bit-identical to the portable kernel's). */
+float fp4rt_cpu_row_dot(const fp4rt_linear *l, int n, const float *x, int relaxed);
+/* 1 when the CPU and build run AVX2 with F16C and FMA (the SIMD kernels' floor) */
 int fp4rt_cpu_simd_available(void);
-int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, float *out);
+int fp4rt_cpu_row_dot_simd(const fp4rt_linear *l, int n, const float *x, int relaxed, float *out);
 
 /* y[i] = fp4rt_silu(x[i]) * z[i] for i < n on AVX2 (cpu_silu_x86.c): the
  * scalar's bits (NaN stays NaN); returns 0 (nothing written) without AVX2. */
@@ -148,8 +160,9 @@ int fp4rt_cpu_decode_row_simd(const fp4rt_linear *l, int n, float *w);
  * chains of the contract's dot product of row r and activation row x[t],
  * acc[(r * T + t) * 16 + j], over the elements k0 <= k < k1 (multiples of 16):
  * chain j starts from its value in acc (cont) or from +0 (!cont) and adds
- * w[r][k] * x[t][k] for k = k0 + j, k0 + j + 16, ... < k1 in that order, every
- * product and sum rounded to FP32 (no FMA). Calls over consecutive ranges
+ * w[r][k] * x[t][k] for k = k0 + j, k0 + j + 16, ... < k1 in that order, in the
+ * kernel's mode: every product and sum rounded to FP32 (exact), or one FMA per
+ * step (relaxed; FP4RT_CPU_CHAIN). Calls over consecutive ranges
  * 0 = k0 < k1 < ... < K16 = K & ~15 thus give the chains of one pass over K16;
  * the caller reduces them (reduce16) and adds the tail k >= K16, as the one-row
  * kernels do. */
@@ -161,11 +174,12 @@ typedef struct fp4rt_cpu_tile_kernel {
     fp4rt_cpu_tile_fn fn; /* NULL: not available on this CPU / build */
     int t_max;            /* tokens per call, <= FP4RT_TILE_TOKENS_MAX */
 } fp4rt_cpu_tile_kernel;
-/* The tile kernel of an instruction set; fn NULL for FP4RT_CPU_ISA_C and where
- * the CPU lacks the set (the caller then takes the per-row path). */
-fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_for(int isa);
+/* The tile kernel of an instruction set and mode (relaxed 0 / 1); fn NULL for
+ * FP4RT_CPU_ISA_C and where the CPU lacks the set (the caller then takes the
+ * per-row path). */
+fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_for(int isa, int relaxed);
 /* The x86 kernels (cpu_linear_tile_x86.c): AVX2 or AVX-512; fn NULL elsewhere. */
-fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_x86(int isa);
+fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_x86(int isa, int relaxed);
 
 /* One linear over several input rows, as cpu_linear.c sets it up. */
 typedef struct cpu_lin_job {
@@ -179,6 +193,7 @@ typedef struct cpu_lin_job {
     size_t y_stride;
     float post;
     const float *row_post; /* NULL, or post per input row (W4A4 with a per-row scale) */
+    int relaxed;           /* the mode of every output (fp4rt_step.relaxed; FP4RT_CPU_CHAIN) */
 } cpu_lin_job;
 /* The small-step linear (cpu_linear_small_x86.c): 1 .. FP4RT_SMALL_TOKENS_MAX
  * input rows, the weights decoded in registers (no FP32 panel), 4 weight rows
@@ -186,7 +201,8 @@ typedef struct cpu_lin_job {
  * (BF16, FP8 or NVFP4 weights, n_in a multiple of 16, isa AVX-512 and a CPU that
  * runs it), else 0. fp4rt_cpu_linear_small: the outputs of panels [p0, p1)
  * (rows [4 p0, min(4 p1, n_out))) for all input rows, each the bits of the
- * one-row kernel (fp4rt_cpu_row_dot) times its post scale; no workspace.
+ * one-row kernel (fp4rt_cpu_row_dot, in j->relaxed's mode) times its post
+ * scale; no workspace.
  * FP8: the input rows must be E4M3 values (as fp4rt_cpu_linear quantizes
  * them), which makes the kernel's scaled sums exact (cpu_linear_small_x86.c). */
 #define FP4RT_SMALL_TOKENS_MAX 6
@@ -197,7 +213,7 @@ size_t fp4rt_cpu_tile_ws_floats(int K);
 /* Outputs of panels [p0, p1) (rows [4 p0, min(4 p1, n_out))) for all input
  * rows, on the tile kernel of `isa` (which must have one: isa >= AVX2, run by
  * the CPU); ws: fp4rt_cpu_tile_ws_floats(K) floats. Each output gets the bits
- * of the one-row kernel (fp4rt_cpu_row_dot) times its post scale. */
+ * of the one-row kernel (fp4rt_cpu_row_dot, in j->relaxed's mode) times its post scale. */
 void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, float *ws);
 
 #endif

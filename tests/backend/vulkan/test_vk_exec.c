@@ -65,7 +65,7 @@ static void capture(fp4rt_log_level level, const char *msg, void *user) {
 static float *teacher_forced(const char *dir, const char *dev, const int32_t *tok, int n, int n_prefill, int chunk,
                              int *V) {
     fp4rt_model *m = test_load_model(dir, dev);
-    fp4rt_session *s = m ? test_session(m, 256, chunk) : NULL;
+    fp4rt_session *s = m ? test_session_exact(m, 256, chunk) : NULL;
     *V = m ? fp4rt_model_n_vocab(m) : 0;
     float *out = s ? calloc((size_t)n * *V, sizeof(float)) : NULL;
     fp4rt_status st = out ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
@@ -102,7 +102,7 @@ static void test_replay(const char *dir, const char *dev, const int32_t *tok, in
     fp4rt_model *m = test_load_model_profiled(dir, dev, 1);
     if (!m || !ref_a || !ref_b) goto out;
     float *lg = malloc((size_t)V * sizeof(float));
-    fp4rt_session *a = test_session(m, 64, 16), *b = test_session(m, 64, 16);
+    fp4rt_session *a = test_session_exact(m, 64, 16), *b = test_session_exact(m, 64, 16);
     fp4rt_status st = a && b && lg ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
     char what[96];
     for (int i = 0; !st && i < half; i++) {
@@ -117,7 +117,7 @@ static void test_replay(const char *dir, const char *dev, const int32_t *tok, in
     CHECK_MSG(st == FP4RT_OK, "interleaved sessions: %s", fp4rt_last_error());
     fp4rt_session_free(b);
     /* a new session after a freed one: B's sequence again, prefill then decode */
-    fp4rt_session *c = test_session(m, 64, 16);
+    fp4rt_session *c = test_session_exact(m, 64, 16);
     st = c ? fp4rt_session_eval(c, tok + half, 3, lg, 0) : FP4RT_OUT_OF_MEMORY;
     if (!st) compare("session C prefill", lg, ref_b + 2 * (size_t)V, (size_t)V);
     for (int i = 3; !st && i < half; i++) {
@@ -153,7 +153,7 @@ static void test_limit(const char *dir, const char *dev, const int32_t *tok, int
     g_log_len = 0;
     g_log[0] = 0;
     fp4rt_model *m = test_load_model(dir, dev);
-    fp4rt_session *s = m ? test_session(m, 64, 48) : NULL;
+    fp4rt_session *s = m ? test_session_exact(m, 64, 48) : NULL;
     unsetenv("FP4RT_VK_MAX_RANGE");
     fp4rt_env_reload();
     CHECK_MSG(strstr(g_log, "prefill chunk capped from 48 to"), "%s: the prefill chunk was not capped", dir);
@@ -252,7 +252,7 @@ static void test_generate(const char *dir, const char *dev, const int32_t *tok) 
     for (int k = 0; k < 2; k++) {
         memset(ids[k], 0xff, sizeof ids[k]);
         fp4rt_model *m = test_load_model(dir, k ? dev : "cpu");
-        fp4rt_session *s = m ? test_session(m, 64, 16) : NULL;
+        fp4rt_session *s = m ? test_session_exact(m, 64, 16) : NULL;
         fp4rt_generate_params gp = fp4rt_generate_default_params();
         gp.sampling.greedy = 1;
         gp.max_tokens = 24;
@@ -312,7 +312,7 @@ static void test_max_alloc(const char *dir, const char *dev, const int32_t *tok,
  * when anything fails. */
 static double decode_dispatches(const char *dir, const char *dev, const int32_t *tok, int n, float **out, int *V) {
     fp4rt_model *m = test_load_model_profiled(dir, dev, 1);
-    fp4rt_session *s = m ? test_session(m, 64, 8) : NULL;
+    fp4rt_session *s = m ? test_session_exact(m, 64, 8) : NULL;
     *V = m ? fp4rt_model_n_vocab(m) : 0;
     *out = s ? calloc((size_t)n * *V, sizeof(float)) : NULL;
     fp4rt_status st = *out ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
@@ -365,7 +365,7 @@ static void test_fuse(const char *dir, const char *dev, const int32_t *tok, int 
 
 static void test_timeout(const char *dir, const char *dev, const int32_t *tok, int n) {
     fp4rt_model *m = test_load_model(dir, dev);
-    fp4rt_session *s = m ? test_session(m, 256, 128) : NULL;
+    fp4rt_session *s = m ? test_session_exact(m, 256, 128) : NULL;
     int32_t *ids = malloc(128 * sizeof *ids);
     if (!s || !ids) goto done;
     for (int i = 0; i < 128; i++) ids[i] = tok[i % n];
