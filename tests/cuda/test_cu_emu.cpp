@@ -13,11 +13,12 @@
  * per KV head, partial RoPE, dk = dv = 128), decode (T = 1, several of the
  * contract's splits with n_ctx > 256, empty ones included) and prefill (T > 1:
  * the tiled kernel over several query and key tiles, the chunked GDN across a
- * chunk boundary) and verify steps (fp4rt_step.decode_rows, 1 ..
- * FP4RT_DECODE_ROWS_MAX rows: every row in the decode kernels, attention with
- * the decode splits across a change of the span length, the GDN recurrent row
- * by row, the conv and GDN state before each row in the checkpoint slots,
- * compared with the CPU's slots and slot 0 with the state before the step).
+ * chunk boundary) and verify steps (fp4rt_step.decode_rows: the conv and GDN
+ * at 1 .. FP4RT_DECODE_ROWS_MAX rows, the recurrent form row by row, the state
+ * before each row in the checkpoint slots, compared with the CPU's slots and
+ * slot 0 with the state before the step; attention at 1, 3, 5 and 8 rows, every
+ * size under `full`, each row in the decode kernels with its own decode
+ * splits, across a change of the span length between rows).
  * Runs without a GPU; what it cannot check (the device
  * intrinsics, timing, races between blocks) is left to test_backend_ops_cuda on
  * a GPU. */
@@ -719,16 +720,22 @@ int main(int argc, char **argv) {
      * splits): decode at 290 keys (spans of 160 and 130), prefill of 18 rows */
     fp4rt_step s_odd[] = {mk(1, 289), mk(18, 200)};
     case_attention(FP4RT_KV_BF16, 5, 1, 40, 300, s_odd, 2, "ATTENTION 5q/1kv hd40 BF16");
-    /* verify steps (decode_rows) of 1 .. 8 rows, each row with its own decode
-     * spans: n_ctx 4600 (18 splits); rows at 281 .. 288 see 282 .. 289 keys, and
-     * the span length goes from 16 to 32 at 289 keys; rows from 0 (one key);
-     * BF16 every size, F32 / FP8 one step each */
-    fp4rt_step s_rows[] = {rows(8, 281), rows(1, 0), rows(2, 1), rows(3, 3), rows(4, 6),
-                           rows(5, 10),  rows(6, 15), rows(7, 21), mk(1, 289)};
+    /* verify steps (decode_rows), each row with its own decode spans: n_ctx 4600
+     * (18 splits); rows at 281 .. 288 see 282 .. 289 keys, and the span length
+     * goes from 16 to 32 at 289 keys (rows at 286 .. 288 too); rows from 0 (one
+     * key); then a decode step. BF16 8, 1 and 5 rows (full: every size 1 .. 8),
+     * F32 / FP8 3 rows (the emulation runs all 256 split blocks per KV head and
+     * row: ~1 s per row) */
+    fp4rt_step s_rows[] = {rows(8, 281), rows(1, 0), rows(5, 10), mk(1, 289), rows(2, 1),
+                           rows(3, 3),   rows(4, 6), rows(6, 15), rows(7, 21)};
+    fp4rt_step s_rows3[] = {rows(3, 286)};
     for (int i = 0; i < 3; i++) {
         char name[64];
         snprintf(name, sizeof name, "verify: %s", small[i]);
-        case_attention(kvs[i], 6, 2, 16, 4600, s_rows, kvs[i] == FP4RT_KV_BF16 ? 9 : 1, name);
+        if (kvs[i] == FP4RT_KV_BF16)
+            case_attention(kvs[i], 6, 2, 16, 4600, s_rows, full ? 9 : 4, name);
+        else
+            case_attention(kvs[i], 6, 2, 16, 4600, s_rows3, 1, name);
     }
     /* head_dim 256, 6 query heads per KV head, n_ctx 600 (3 splits): rows at 140
      * .. 147 (the span length goes from 48 to 64 at 145 keys) */
