@@ -1,6 +1,7 @@
 /* CUDA kernels of gated full attention: partial NeoX RoPE, KV-cache append and
  * causal GQA softmax attention (split decoding for one token and for each row
- * of a verify step, fp4rt_step.decode_rows; a tiled kernel for prefill). The numerics contract of attention (runtime/backend/backend.h,
+ * of a verify step, fp4rt_step.decode_rows; a tiled kernel for prefill). The
+ * numerics contract of attention (runtime/backend/backend.h,
  * cu_canon.cuh): per (row, query head) the online softmax over positions in
  * order, scores d = sum_e q_e k_e in e order then d * scale, exp from
  * canon_math.h, the contract's decode splits and merge, no fused multiply-add:

@@ -6,8 +6,8 @@
  * allocation); run (the op recorders in program order on the stream; decode
  * steps captured once into a CUDA graph and replayed with only the device step
  * info changing; verify steps, fp4rt_step.decode_rows, likewise); synchronize;
- * describe. Per (program, chunk, n_ctx), before a
- * step is recorded: the op workspace and the RoPE table (ensure_workspace).
+ * describe. Per (program, chunk, n_ctx), before a step is recorded: the op
+ * workspace and the RoPE table (ensure_workspace).
  *
  * Ordering: everything goes through c->stream, so uploads, clears, steps and
  * downloads happen in call order; run returns without waiting, a download or

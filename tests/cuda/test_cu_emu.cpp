@@ -171,8 +171,8 @@ static void ckpt_split(state &s, const std::vector<float> &ck, size_t conv_float
     s.ck_conv.assign((size_t)FP4RT_DECODE_ROWS_MAX * nc, NAN);
     s.ck_ssm.assign((size_t)FP4RT_DECODE_ROWS_MAX * ns, NAN);
     for (int r = 0; r < FP4RT_DECODE_ROWS_MAX; r++) {
-        memcpy(&s.ck_conv[r * nc], &ck[r * slot], nc * sizeof(float));
-        memcpy(&s.ck_ssm[r * ns], &ck[r * slot + conv_floats], ns * sizeof(float));
+        if (nc) memcpy(&s.ck_conv[r * nc], &ck[r * slot], nc * sizeof(float));
+        if (ns) memcpy(&s.ck_ssm[r * ns], &ck[r * slot + conv_floats], ns * sizeof(float));
     }
 }
 
