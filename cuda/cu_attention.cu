@@ -1,6 +1,7 @@
 /* CUDA kernels of gated full attention: partial NeoX RoPE, KV-cache append and
- * causal GQA softmax attention (split decoding for one token, a tiled kernel
- * for prefill). The numerics contract of attention (runtime/backend/backend.h,
+ * causal GQA softmax attention (split decoding for one token and for each row
+ * of a verify step, fp4rt_step.decode_rows; a tiled kernel for prefill). The
+ * numerics contract of attention (runtime/backend/backend.h,
  * cu_canon.cuh): per (row, query head) the online softmax over positions in
  * order, scores d = sum_e q_e k_e in e order then d * scale, exp from
  * canon_math.h, the contract's decode splits and merge, no fused multiply-add:
@@ -9,7 +10,8 @@
  * (fp4rt_cu_rope_table), so its bits are the CPU's too.
  *
  * Positions come from s->d_step->pos0 on the device; grids depend only on the
- * shapes (n_tokens, heads), so a decode step can be captured in a CUDA graph.
+ * shapes (n_tokens, heads, decode_rows), so a decode or verify step can be
+ * captured in a CUDA graph.
  *
  * KV cache (sb->kv): [n_attn][2 (K, V)][n_ctx][n_kv_heads][head_dim] of BF16, F32
  * or FP8 E4M3 (FP8 holds K / k_scale, V / v_scale). */
@@ -116,13 +118,14 @@ __global__ void kv_append_kernel(const float *x, const float *z, int stride, voi
     for (int e = threadIdx.x; e < n; e += blockDim.x) kv_store<KV>(kv_layer, row + e, src[e], scale);
 }
 
-/* ---- attention, decode (one token): the contract's splits ---- */
+/* ---- attention, decode (one token, or each row of a verify step): the contract's splits ---- */
 
 struct attn_args {
     const float *q; /* row 0, head 0 */
     float *y;
     int stride, q_group_stride, n_heads, n_kv_heads, head_dim, n_ctx;
     int n_splits;   /* decode: fp4rt_attn_splits(n_ctx, 1) */
+    size_t row_part; /* decode: floats between the partials of consecutive rows (verify steps) */
     const void *kv; /* this layer: [2][n_ctx][n_kv_heads][head_dim] */
     float scale, k_scale, v_scale;
     float *part; /* decode partials, fp4rt_cu_attn_part_off */
@@ -172,7 +175,10 @@ __device__ __forceinline__ void score_tile(const float *q, int nq, const float *
     }
 }
 
-/* Block (split, kv head): the positions of the split's span in tiles of DEC_TK,
+/* Block (split, kv head, row t): row t of the step (0 for a 1-token step; a
+ * verify step's rows each see positions 0 .. pos0 + t, in the decode spans of
+ * that length, as a 1-token step at pos0 + t) over the positions of the
+ * split's span in tiles of DEC_TK,
  * for the G query heads of the KV head at once (K / V rows loaded once for all
  * of them). Per tile: the K rows go to shared memory; thread i scores pairs
  * (head, position) i, i + 128, ..., each a sequential dot over e; thread g < G
@@ -183,16 +189,18 @@ template <int KV> __global__ void __launch_bounds__(DEC_THREADS) attn_decode_ker
     constexpr int TK = DEC_TK, EV = ATTN_MAX_HD / DEC_THREADS, HP = ATTN_MAX_HD + 1;
     __shared__ float qs[ATTN_MAX_GROUP * HP], ks[TK * HP]; /* rows padded: hd + 1 floats apart */
     __shared__ float sc[ATTN_MAX_GROUP][TK], cr[ATTN_MAX_GROUP][TK], wt[ATTN_MAX_GROUP][TK];
-    int split = blockIdx.x, kvh = blockIdx.y, tid = threadIdx.x;
+    int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z, tid = threadIdx.x;
     int hd = a.head_dim, hp = hd + 1, G = a.n_heads / a.n_kv_heads;
     if (split >= a.n_splits) return; /* past the split count: the merge does not read it */
-    int len = min(st->pos0 + 1, a.n_ctx), p0, p1; /* (the core rejects steps past n_ctx) */
+    int len = min(st->pos0 + t + 1, a.n_ctx), p0, p1; /* (the core rejects steps past n_ctx) */
+    const float *q = a.q + (size_t)t * a.stride;
+    float *part = a.part + (size_t)t * a.row_part;
     fp4rt_cu_attn_span_range(len, a.n_splits, split, &p0, &p1);
     size_t kv_row = (size_t)a.n_kv_heads * hd;
     const size_t k_base = (size_t)kvh * hd, v_base = (size_t)a.n_ctx * kv_row + k_base;
 
     for (int i = tid; i < G * hd; i += DEC_THREADS)
-        qs[i / hd * hp + i % hd] = a.q[(size_t)(kvh * G + i / hd) * a.q_group_stride + i % hd];
+        qs[i / hd * hp + i % hd] = q[(size_t)(kvh * G + i / hd) * a.q_group_stride + i % hd];
     float m = -INFINITY, l = 0; /* thread g < G: running max and sum of head g */
     float acc[ATTN_MAX_GROUP][EV];
 #pragma unroll
@@ -228,25 +236,25 @@ template <int KV> __global__ void __launch_bounds__(DEC_THREADS) attn_decode_ker
 #pragma unroll
     for (int g = 0; g < ATTN_MAX_GROUP; g++) {
         if (g >= G) break;
-        float *rec = a.part + fp4rt_cu_attn_part_off(kvh * G + g, split, hd);
+        float *rec = part + fp4rt_cu_attn_part_off(kvh * G + g, split, hd);
 #pragma unroll
         for (int j = 0; j < EV; j++)
             if (tid + DEC_THREADS * j < hd) rec[tid + DEC_THREADS * j] = acc[g][j];
     }
     if (tid < G) {
-        float *rec = a.part + fp4rt_cu_attn_part_off(kvh * G + tid, split, hd);
+        float *rec = part + fp4rt_cu_attn_part_off(kvh * G + tid, split, hd);
         rec[hd] = m;
         rec[hd + 1] = l;
     }
 }
 
-/* Block h: output of query head h from the records of the n_splits splits, the
- * contract's merge (fp4rt_cu_attn_merge_lane). */
+/* Block (h, row t): output of query head h of row t from the records of the
+ * n_splits splits, the contract's merge (fp4rt_cu_attn_merge_lane). */
 __global__ void attn_merge_kernel(const attn_args a) {
-    int h = blockIdx.x, hd = a.head_dim;
-    const float *part = a.part + fp4rt_cu_attn_part_off(h, 0, hd);
+    int h = blockIdx.x, t = blockIdx.y, hd = a.head_dim;
+    const float *part = a.part + (size_t)t * a.row_part + fp4rt_cu_attn_part_off(h, 0, hd);
     for (int e = threadIdx.x; e < hd; e += blockDim.x)
-        a.y[(size_t)h * hd + e] = fp4rt_cu_attn_merge_lane(part, a.n_splits, hd, e);
+        a.y[(size_t)t * a.stride + (size_t)h * hd + e] = fp4rt_cu_attn_merge_lane(part, a.n_splits, hd, e);
 }
 
 /* ---- attention, prefill (T > 1): one span per row ---- */
@@ -324,12 +332,15 @@ size_t prefill_smem(int hd) {
     return (size_t)((PRE_BQ + PRE_BK) * (hd + 1) + 2 * PRE_BQ * (PRE_BK + 1) + 2 * PRE_BQ) * sizeof(float);
 }
 
-template <int KV> fp4rt_status launch_attention(const fp4rt_cu_step *s, const attn_args &a, int T) {
-    if (T == 1) {
-        FP4RT_CU_LAUNCH(attn_decode_kernel<KV>, dim3(FP4RT_ATTN_MAX_SPLITS, a.n_kv_heads), DEC_THREADS, 0, s->stream, a, s->d_step);
+/* rows > 0: the decode kernels for each of `rows` rows (1: decode; a verify
+ * step: its n_tokens); 0: the prefill kernel over T rows. */
+template <int KV> fp4rt_status launch_attention(const fp4rt_cu_step *s, const attn_args &a, int T, int rows) {
+    if (rows) {
+        FP4RT_CU_LAUNCH(attn_decode_kernel<KV>, dim3(FP4RT_ATTN_MAX_SPLITS, a.n_kv_heads, rows), DEC_THREADS, 0,
+                        s->stream, a, s->d_step);
         fp4rt_status st = fp4rt_cu_check_launch("attention (decode splits)");
         if (st) return st;
-        FP4RT_CU_LAUNCH(attn_merge_kernel, a.n_heads, 128, 0, s->stream, a);
+        FP4RT_CU_LAUNCH(attn_merge_kernel, dim3(a.n_heads, rows), 128, 0, s->stream, a);
         return fp4rt_cu_check_launch("attention (decode merge)");
     }
     /* (prefill steps are not captured; the attribute is per device, so set it each time) */
@@ -349,10 +360,11 @@ template <int KV> fp4rt_status launch_attention(const fp4rt_cu_step *s, const at
 
 size_t fp4rt_cu_attn_gdn_workspace_bytes(const fp4rt_program *p, const fp4rt_op *op, int chunk) {
     (void)p;
-    (void)chunk;
     if (op->kind != FP4RT_OP_ATTENTION) return 0; /* the GDN kernels need none */
-    /* decode partials: [n_heads][MAX_SPLITS][head_dim + 2] floats */
-    return (size_t)fp4rt_cu_attn_part_off(op->n_groups, 0, op->group_dim) * sizeof(float);
+    /* decode partials: [rows][n_heads][MAX_SPLITS][head_dim + 2] floats, rows up to
+     * a verify step's (FP4RT_DECODE_ROWS_MAX, at most the chunk) */
+    int rows = chunk < 1 ? 1 : chunk < FP4RT_DECODE_ROWS_MAX ? chunk : FP4RT_DECODE_ROWS_MAX;
+    return (size_t)rows * (size_t)fp4rt_cu_attn_part_off(op->n_groups, 0, op->group_dim) * sizeof(float);
 }
 
 fp4rt_status fp4rt_cu_rope_table(const fp4rt_program *p, int n_ctx, float **tab, size_t *n_floats) {
@@ -461,13 +473,20 @@ fp4rt_status fp4rt_cu_op_attention(const fp4rt_cu_step *s, const fp4rt_op *op) {
     a.k_scale = L->k_scale;
     a.v_scale = L->v_scale;
     a.part = NULL;
-    if (T == 1) {
-        a.part = (float *)fp4rt_cu_workspace(s, fp4rt_cu_attn_gdn_workspace_bytes(s->p, op, s->sb->chunk));
+    a.row_part = (size_t)fp4rt_cu_attn_part_off(nh, 0, hd);
+    /* decode kernels: one token, or every row of a verify step (the decode splits) */
+    int rows = T == 1 || s->step->decode_rows ? T : 0;
+    if (rows) {
+        size_t need = (size_t)rows * a.row_part * sizeof(float);
+        if (rows > FP4RT_DECODE_ROWS_MAX || need > fp4rt_cu_attn_gdn_workspace_bytes(s->p, op, s->sb->chunk))
+            return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: attention decode partials for %d rows (at most %d)", rows,
+                                 FP4RT_DECODE_ROWS_MAX);
+        a.part = (float *)fp4rt_cu_workspace(s, need);
         if (!a.part) return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: no workspace for the attention partials");
     }
     switch (kv_code(s->sb->kv_type)) {
-    case KV_F32: return launch_attention<KV_F32>(s, a, T);
-    case KV_FP8: return launch_attention<KV_FP8>(s, a, T);
-    default: return launch_attention<KV_BF16>(s, a, T);
+    case KV_F32: return launch_attention<KV_F32>(s, a, T, rows);
+    case KV_FP8: return launch_attention<KV_FP8>(s, a, T, rows);
+    default: return launch_attention<KV_BF16>(s, a, T, rows);
     }
 }

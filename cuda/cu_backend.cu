@@ -5,8 +5,9 @@
  * once per host pointer, streamed from the mmapped checkpoint into one device
  * allocation); run (the op recorders in program order on the stream; decode
  * steps captured once into a CUDA graph and replayed with only the device step
- * info changing); synchronize; describe. Per (program, chunk, n_ctx), before a
- * step is recorded: the op workspace and the RoPE table (ensure_workspace).
+ * info changing; verify steps, fp4rt_step.decode_rows, likewise); synchronize;
+ * describe. Per (program, chunk, n_ctx), before a step is recorded: the op
+ * workspace and the RoPE table (ensure_workspace).
  *
  * Ordering: everything goes through c->stream, so uploads, clears, steps and
  * downloads happen in call order; run returns without waiting, a download or
@@ -517,9 +518,11 @@ static fp4rt_status record_ops(const fp4rt_cu_step *s) {
     return FP4RT_OK;
 }
 
-/* A decode step: replays the graph captured for the same buffers and flags,
- * else captures one. The host view of the step given to the recorders during
- * capture has pos0 = -1 and no tokens: they must come from d_step. */
+/* A decode step (one token) or a verify step (decode_rows: the same kernels for
+ * each row, the checkpoints written by the GDN kernels): replays the graph
+ * captured for the same buffers, shape and flags, else captures one. The host
+ * view of the step given to the recorders during capture has pos0 = -1 and no
+ * tokens: they must come from d_step. */
 static fp4rt_status run_graph(fp4rt_cu_ctx *c, fp4rt_cu_step *s) {
     cu_graph_key k;
     memset(&k, 0, sizeof k);
@@ -530,11 +533,15 @@ static fp4rt_status run_graph(fp4rt_cu_ctx *c, fp4rt_cu_step *s) {
     k.bufs[2] = sb->conv ? sb->conv->dev : NULL;
     k.bufs[3] = sb->ssm ? sb->ssm->dev : NULL;
     k.bufs[4] = sb->logits ? sb->logits->dev : NULL;
+    k.bufs[5] = sb->ckpt && s->step->decode_rows ? sb->ckpt->dev : NULL;
     k.n_ctx = sb->n_ctx;
     k.chunk = sb->chunk;
     k.kv_type = (int)sb->kv_type;
     k.all_logits = s->step->all_logits;
     k.no_logits = s->step->no_logits;
+    k.n_tokens = s->step->n_tokens;
+    k.decode_rows = s->step->decode_rows;
+    k.logits_rows = s->step->logits_rows;
     k.workspace = c->workspace;
     k.workspace_bytes = c->workspace_bytes;
     k.d_step = c->d_step;
@@ -553,8 +560,8 @@ static fp4rt_status run_graph(fp4rt_cu_ctx *c, fp4rt_cu_step *s) {
         st = record_ops(&cs);
         cudaGraph_t g = NULL;
         cudaError_t e = cudaStreamEndCapture(c->stream, &g);
-        if (!st && e) st = fp4rt_cu_error(e, "capturing the decode step (an op did something a graph cannot hold)");
-        if (!st) st = ck(cudaGraphInstantiate(&c->graph, g, 0), "instantiating the decode graph");
+        if (!st && e) st = fp4rt_cu_error(e, "capturing the step (an op did something a graph cannot hold)");
+        if (!st) st = ck(cudaGraphInstantiate(&c->graph, g, 0), "instantiating the step graph");
         if (g) cudaGraphDestroy(g);
         cudaGetLastError();
         if (st) {
@@ -563,11 +570,11 @@ static fp4rt_status run_graph(fp4rt_cu_ctx *c, fp4rt_cu_step *s) {
         }
         c->graph_key = k;
         c->graph_captures++;
-        fp4rt_cu_log(FP4RT_LOG_DEBUG, "cuda:%d: decode step captured as a CUDA graph (capture %ld)", c->device,
-                     c->graph_captures);
+        fp4rt_cu_log(FP4RT_LOG_DEBUG, "cuda:%d: %s step of %d rows captured as a CUDA graph (capture %ld)",
+                     c->device, k.decode_rows ? "verify" : "decode", k.n_tokens, c->graph_captures);
     }
     c->graph_launches++;
-    return ck(cudaGraphLaunch(c->graph, c->stream), "launching the decode graph");
+    return ck(cudaGraphLaunch(c->graph, c->stream), "launching the step graph");
 }
 
 static fp4rt_status cu_run(void *vc, const fp4rt_program *p, const fp4rt_session_buffers *sb, const fp4rt_step *step) {
@@ -620,7 +627,7 @@ static fp4rt_status cu_run(void *vc, const fp4rt_program *p, const fp4rt_session
     fp4rt_cu_step s = {c,      c->stream,   p,           sb,          step, c->d_step,
                        c->sm,  c->rope_tab, c->rope_ctx, c->rope_dim, c->rope_theta,
                        step_rpos(c->d_step, cap), step_flags(c->d_step, cap), c->d_embeds, c->rope_mode};
-    st = step->n_tokens == 1 && c->use_graphs ? run_graph(c, &s) : record_ops(&s);
+    st = (step->n_tokens == 1 || step->decode_rows) && c->use_graphs ? run_graph(c, &s) : record_ops(&s);
     if (!st && step->argmax_out) { /* after the step (a graph replay too), a launch of its own; waits */
         int vocab = p->weights->cfg.vocab;
         size_t row = step->all_logits ? (size_t)(step->n_tokens - 1) * vocab : 0;
@@ -642,7 +649,7 @@ static void cu_describe(void *vc, char *buf, size_t n) {
                                                                     : "in-register dequant (tcgen05 FP4 not implemented yet)";
     snprintf(buf, n, "cuda:%d: %s (sm_%d, %.0f GiB, %.0f GB/s), FP32 math, NVFP4 %s%s", c->device, c->desc.name, c->sm,
              c->desc.memory_bytes / 1073741824.0, c->desc.bandwidth_gbs, path,
-             c->use_graphs ? ", decode as CUDA graphs" : "");
+             c->use_graphs ? ", decode and verify steps as CUDA graphs" : "");
 }
 
 const fp4rt_backend_ops fp4rt_cu_backend_ops = {
@@ -666,5 +673,5 @@ const fp4rt_backend_ops fp4rt_cu_backend_ops = {
     cu_prepare_synthetic,
     fp4rt_cu_top_k,             /* cu_sample.cu */
     cu_buffer_copy,
-    0, /* decode_rows: the engine runs verify rows as 1-token steps */
+    1, /* decode_rows: verify steps in one step (cu_gdn.cu, cu_attention.cu) */
 };

@@ -245,14 +245,17 @@ fp4rt_status fp4rt_cu_op_linear_w4a4(const fp4rt_cu_step *s, const fp4rt_op *op)
                                                        l->weight_scale, xc, xs, post);
     fp4rt_status st = fp4rt_cu_check_launch("fp4_act_quant");
     if (st) return st;
-    fp4_mat wm = {wc, wsc, N, K, ((uintptr_t)wc & 3) == 0};
+    /* logits_rows: only the draft vocabulary's outputs, the first rows of the
+     * weight (backend.h); the logits past them stay as they were (undefined) */
+    int n_out = op->is_logits && s->step->logits_rows ? s->step->logits_rows : N;
+    fp4_mat wm = {wc, wsc, n_out, K, ((uintptr_t)wc & 3) == 0};
     fp4_mat xm = {xc, xs, rows, K, 1};
     if (rows <= FP4_GEMV_ROWS) {
-        unsigned blocks = (unsigned)((N + FP4_THREADS / 32 - 1) / (FP4_THREADS / 32));
+        unsigned blocks = (unsigned)((n_out + FP4_THREADS / 32 - 1) / (FP4_THREADS / 32));
         fp4_gemv<<<blocks, FP4_THREADS, 0, s->stream>>>(wm, xm, post, y, y_stride);
         return fp4rt_cu_check_launch("fp4_gemv");
     }
-    dim3 grid((unsigned)((N + 63) / 64), (unsigned)((rows + 31) / 32));
+    dim3 grid((unsigned)((n_out + 63) / 64), (unsigned)((rows + 31) / 32));
     fp4_mma_gemm<<<grid, FP4_THREADS, 0, s->stream>>>(wm, xm, post, y, y_stride);
     return fp4rt_cu_check_launch("fp4_mma_gemm");
 }

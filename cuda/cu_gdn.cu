@@ -10,7 +10,11 @@
  * The state never leaves the GPU: conv [n_gdn][conv_dim][kernel - 1] (oldest
  * input first), ssm [n_gdn][v_heads][dk][dv]. Value columns are split in slices
  * of FP4RT_CU_GDN_DVS (one block per value head and slice): every step of the
- * rule is independent per value column. */
+ * rule is independent per value column.
+ * A verify step (fp4rt_step.decode_rows, backend.h) runs the recurrent form
+ * row by row, each row with a 1-token step's bits, and the kernels themselves
+ * write the state before each row r to checkpoint slot r of sb->ckpt (conv
+ * and recurrent state in their layouts, [conv | ssm] per slot), when set. */
 #include "cuda/cu_attn_index.h"
 #include "cuda/cu_canon.cuh"
 #include "cuda/cu_ops.h"
@@ -36,9 +40,10 @@ float *view_base(const fp4rt_cu_step *s, fp4rt_view v) {
 /* Thread per channel: the window of the last K - 1 inputs lives in registers;
  * tokens are taken in order (x and y may be the same buffer: each thread reads
  * its column of row t before writing it). acc sums w[i] * window[i] in the
- * CPU's order. */
+ * CPU's order. ckpt (NULL: none): this layer's state in checkpoint slot 0;
+ * the window before row t goes to slot t (ckpt_slot floats apart). */
 __global__ void conv_kernel(float *x, float *y, int stride, int C, int K, int T, const float *w,
-                            float *state) {
+                            float *state, float *ckpt, size_t ckpt_slot) {
     int ch = blockIdx.x * blockDim.x + threadIdx.x;
     if (ch >= C) return;
     float win[CONV_KMAX - 1], wt[CONV_KMAX - 1]; /* taps 0 .. K - 2; tap K - 1 in wl */
@@ -48,6 +53,11 @@ __global__ void conv_kernel(float *x, float *y, int stride, int C, int K, int T,
 #pragma unroll
     for (int i = 0; i < CONV_KMAX - 1; i++) wt[i] = i < K - 1 ? w[(size_t)ch * K + i] : 0.0f;
     for (int t = 0; t < T; t++) {
+        if (ckpt) { /* the state before row t */
+#pragma unroll
+            for (int i = 0; i < CONV_KMAX - 1; i++)
+                if (i < K - 1) ckpt[(size_t)t * ckpt_slot + (size_t)ch * (K - 1) + i] = win[i];
+        }
         float in = x[(size_t)t * stride + ch], acc = 0;
 #pragma unroll
         for (int i = 0; i < CONV_KMAX - 1; i++)
@@ -72,6 +82,8 @@ struct gdn_args {
     int stride, dk, dv, ratio, key_dim, T;
     const float *dt_bias, *neg_A; /* [v_heads] */
     float *S;             /* this layer: [v_heads][dk][dv] */
+    float *ckpt;          /* recurrent form: NULL, or this layer's state in checkpoint slot 0 */
+    size_t ckpt_slot;     /* floats between checkpoint slots */
 };
 
 /* beta and g of value head h at row t, as the CPU. */
@@ -80,40 +92,53 @@ __device__ __forceinline__ void gate(const gdn_args &a, int h, int t, float *bet
     *g = a.neg_A[h] * fp4rt_csoftplus(a.a[(size_t)t * a.stride + h] + a.dt_bias[h]);
 }
 
-/* Recurrent, one token. Block (slice, value head h): all threads stage the
- * decayed state slice S_i exp(g) [dk][32] in shared memory; then thread e < 32
- * runs column slice * 32 + e alone, each sum over i in order as the CPU
+/* Recurrent, rows 0 .. T - 1 one after another (T = 1: decode; more: the rows
+ * of a verify step, each with a 1-token step's bits). Block (slice, value head
+ * h) keeps the state slice [dk][32] in shared memory across the rows. Per row
+ * t: all threads stage q and k, write the state slice to checkpoint slot t
+ * (when a.ckpt) and decay it, S_i exp(g); then thread e < 32 runs column
+ * slice * 32 + e alone, each sum over i in order as the CPU
  * (fp4rt_gdn_recurrent): m = sum_i k_i S_i, u = beta (v - m), S_i += k_i u,
- * o = sum_i q_i S_i; all threads store the slice back. */
+ * o = sum_i q_i S_i. After the last row all threads store the slice back. */
 __global__ void __launch_bounds__(GDN_THREADS) gdn_recurrent_kernel(const gdn_args a) {
     constexpr int W = FP4RT_CU_GDN_DVS;
     __shared__ float qs[REC_MAX_DK], ks[REC_MAX_DK], Ss[REC_MAX_DK * W];
     int h = blockIdx.y, tid = threadIdx.x, e0 = blockIdx.x * W, kh = h / a.ratio, dk = a.dk, dv = a.dv;
-    for (int i = tid; i < dk; i += GDN_THREADS) {
-        qs[i] = a.x[(size_t)kh * dk + i];
-        ks[i] = a.x[a.key_dim + (size_t)kh * dk + i];
-    }
-    float beta, g;
-    gate(a, h, 0, &beta, &g);
-    float decay = fp4rt_cexp(g);
     float *S = a.S + (size_t)h * dk * dv;
     for (int idx = tid; idx < dk * W; idx += GDN_THREADS) {
         int i = idx / W, e = e0 + idx % W;
-        Ss[idx] = e < dv ? S[(size_t)i * dv + e] * decay : 0.0f;
+        Ss[idx] = e < dv ? S[(size_t)i * dv + e] : 0.0f;
     }
-    __syncthreads();
-    if (tid < W && e0 + tid < dv) {
-        int e = e0 + tid;
-        float m = 0;
-        for (int i = 0; i < dk; i++) m = m + ks[i] * Ss[i * W + tid];
-        float u = beta * (a.x[2 * (size_t)a.key_dim + (size_t)h * dv + e] - m);
-        float o = 0;
-        for (int i = 0; i < dk; i++) {
-            float sv = Ss[i * W + tid] + ks[i] * u;
-            Ss[i * W + tid] = sv;
-            o = o + qs[i] * sv;
+    for (int t = 0; t < a.T; t++) {
+        __syncthreads(); /* the previous row is done with qs, ks and the slice */
+        const float *x = a.x + (size_t)t * a.stride;
+        for (int i = tid; i < dk; i += GDN_THREADS) {
+            qs[i] = x[(size_t)kh * dk + i];
+            ks[i] = x[a.key_dim + (size_t)kh * dk + i];
         }
-        a.y[(size_t)h * dv + e] = o;
+        float beta, g;
+        gate(a, h, t, &beta, &g);
+        float decay = fp4rt_cexp(g);
+        float *ck = a.ckpt ? a.ckpt + (size_t)t * a.ckpt_slot + (size_t)h * dk * dv : NULL;
+        for (int idx = tid; idx < dk * W; idx += GDN_THREADS) { /* (the thread that staged idx) */
+            int i = idx / W, e = e0 + idx % W;
+            if (ck && e < dv) ck[(size_t)i * dv + e] = Ss[idx]; /* the state before row t */
+            Ss[idx] = Ss[idx] * decay;
+        }
+        __syncthreads();
+        if (tid < W && e0 + tid < dv) {
+            int e = e0 + tid;
+            float m = 0;
+            for (int i = 0; i < dk; i++) m = m + ks[i] * Ss[i * W + tid];
+            float u = beta * (x[2 * (size_t)a.key_dim + (size_t)h * dv + e] - m);
+            float o = 0;
+            for (int i = 0; i < dk; i++) {
+                float sv = Ss[i * W + tid] + ks[i] * u;
+                Ss[i * W + tid] = sv;
+                o = o + qs[i] * sv;
+            }
+            a.y[(size_t)t * a.stride + (size_t)h * dv + e] = o;
+        }
     }
     __syncthreads();
     for (int idx = tid; idx < dk * W; idx += GDN_THREADS) {
@@ -224,6 +249,17 @@ __global__ void __launch_bounds__(GDN_THREADS) gdn_chunked_kernel(const gdn_args
     }
 }
 
+/* Checkpoint slot 0 of a verify step at float offset `off` of its conv (ssm 0)
+ * or recurrent (1) part, and the floats between slots (backend.h
+ * fp4rt_session_buffers.ckpt); NULL when no checkpoints are asked for. */
+float *ckpt_at(const fp4rt_cu_step *s, int ssm, size_t off, size_t *slot_floats) {
+    const fp4rt_session_buffers *sb = s->sb;
+    *slot_floats = 0;
+    if (!s->step->decode_rows || !sb->ckpt) return NULL;
+    *slot_floats = (sb->conv->bytes + sb->ssm->bytes) / sizeof(float);
+    return (float *)sb->ckpt->dev + (ssm ? sb->conv->bytes / sizeof(float) : 0) + off;
+}
+
 } // namespace
 
 fp4rt_status fp4rt_cu_op_conv(const fp4rt_cu_step *s, const fp4rt_op *op) {
@@ -233,9 +269,10 @@ fp4rt_status fp4rt_cu_op_conv(const fp4rt_cu_step *s, const fp4rt_op *op) {
                              CONV_KMAX, C, op->y.cols);
     const float *w = (const float *)fp4rt_cu_weight(s->c, op->w);
     if (!w) return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: conv1d weight of layer %d not on the device", op->layer);
-    float *state = (float *)s->sb->conv->dev + (size_t)op->slot * C * (K - 1);
+    size_t off = (size_t)op->slot * C * (K - 1), slot;
+    float *state = (float *)s->sb->conv->dev + off, *ckpt = ckpt_at(s, 0, off, &slot);
     FP4RT_CU_LAUNCH(conv_kernel, (C + 127) / 128, 128, 0, s->stream, view_base(s, op->x), view_base(s, op->y),
-                                                        s->p->arena_width, C, K, T, w, state);
+                    s->p->arena_width, C, K, T, w, state, ckpt, slot);
     return fp4rt_cu_check_launch("conv1d_silu");
 }
 
@@ -243,10 +280,11 @@ fp4rt_status fp4rt_cu_op_gdn(const fp4rt_cu_step *s, const fp4rt_op *op) {
     const fp4rt_config *c = &s->p->weights->cfg;
     const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
     int T = s->step->n_tokens, dk = c->lin_k_dim, dv = c->lin_v_dim;
+    int rec = T == 1 || s->step->decode_rows; /* row by row: a 1-token step's bits */
     if (dk < 1 || dv < 1 || c->lin_k_heads < 1 || c->lin_v_heads % c->lin_k_heads ||
-        dk > (T == 1 ? REC_MAX_DK : CHUNK_MAX_DK))
+        dk > (rec ? REC_MAX_DK : CHUNK_MAX_DK))
         return fp4rt_cu_fail(FP4RT_UNSUPPORTED, "cuda: GDN with key head dim %d (at most %d for %s), %d / %d heads",
-                             dk, T == 1 ? REC_MAX_DK : CHUNK_MAX_DK, T == 1 ? "decode" : "prefill",
+                             dk, rec ? REC_MAX_DK : CHUNK_MAX_DK, rec ? "decode" : "prefill",
                              c->lin_v_heads, c->lin_k_heads);
     gdn_args a;
     a.x = view_base(s, op->x);
@@ -263,9 +301,11 @@ fp4rt_status fp4rt_cu_op_gdn(const fp4rt_cu_step *s, const fp4rt_op *op) {
     a.neg_A = (const float *)fp4rt_cu_weight(s->c, L->neg_A);
     if (!a.dt_bias || !a.neg_A)
         return fp4rt_cu_fail(FP4RT_INTERNAL, "cuda: dt_bias / A_log of layer %d not on the device", op->layer);
-    a.S = (float *)s->sb->ssm->dev + (size_t)op->slot * c->lin_v_heads * dk * dv;
+    size_t off = (size_t)op->slot * c->lin_v_heads * dk * dv;
+    a.S = (float *)s->sb->ssm->dev + off;
+    a.ckpt = ckpt_at(s, 1, off, &a.ckpt_slot);
     dim3 grid(fp4rt_cu_gdn_slices(dv), c->lin_v_heads);
-    if (T == 1) { /* as the CPU: one token runs the recurrent form */
+    if (rec) { /* as the CPU: one token, or a verify step's rows, run the recurrent form */
         FP4RT_CU_LAUNCH(gdn_recurrent_kernel, grid, GDN_THREADS, 0, s->stream, a);
         return fp4rt_cu_check_launch("gated_delta (recurrent)");
     }

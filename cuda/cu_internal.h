@@ -18,12 +18,13 @@ typedef struct cu_tensor {
     int fill; /* synthetic weights: what the bytes hold (cu_backend.cu, CU_FILL_*) */
 } cu_tensor;
 
-/* The captured decode step and what it was captured for: a change of any of
- * these re-captures it. */
+/* The captured decode (or verify) step and what it was captured for: a change
+ * of any of these re-captures it. */
 typedef struct cu_graph_key {
     const fp4rt_program *p;
-    const void *bufs[5]; /* scratch, kv, conv, ssm, logits device pointers */
+    const void *bufs[6]; /* scratch, kv, conv, ssm, logits, ckpt device pointers */
     int n_ctx, chunk, kv_type, all_logits, no_logits;
+    int n_tokens, decode_rows, logits_rows;
     const void *workspace, *d_step, *rope_tab, *d_embeds;
     size_t workspace_bytes;
 } cu_graph_key;
@@ -87,7 +88,7 @@ struct fp4rt_cu_ctx {
     int rope_ctx, rope_dim, rope_mode;
     double rope_theta;
 
-    /* decode CUDA graph */
+    /* decode / verify step CUDA graph */
     int use_graphs; /* 0: FP4RT_CUDA_GRAPHS=0 */
     cudaGraphExec_t graph;
     cu_graph_key graph_key;

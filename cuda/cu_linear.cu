@@ -439,7 +439,9 @@ fp4rt_status fp4rt_cu_op_linear(const fp4rt_cu_step *s, const fp4rt_op *op) {
         c.ys = aw;
     }
     c.rows = T - t0;
-    c.N = N;
+    /* logits_rows: only the draft vocabulary's outputs, the first rows of the
+     * weight (backend.h); the logits past them stay as they were (undefined) */
+    c.N = op->is_logits && s->step->logits_rows ? s->step->logits_rows : N;
     c.K = K;
     c.input_scale = l->input_scale;
     c.weight_scale = l->weight_scale;

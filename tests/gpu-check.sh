@@ -20,6 +20,12 @@
 #   ctest-cuda ctest -L cuda: op parity and model parity of CUDA vs the CPU; a
 #              failure is rerun with CUDA_LAUNCH_BLOCKING=1 FP4RT_CUDA_GRAPHS=0
 #              (ctest-cuda-rerun) so that the failing kernel is named
+#   spec-cuda  speculative decoding on CUDA (issue 16): the verify step in one
+#              step (decode_rows) bit-identical to 1-token steps and its
+#              rollback (test_verify: synth model, W4A4 recipe, kjv-10m), greedy
+#              spec == plain for K = 1..5 (test_speculate: BF16, nvidia-mixed),
+#              then the same with FP4RT_CUDA_GRAPHS=0 on a failure
+#              (spec-cuda-rerun)
 #   vk-ops, vk-model, vk-parity  the Vulkan backend on the NVIDIA card with the
 #              Khronos validation layer, as in CI, and FP4RT_VK_COOPMAT=nv
 #              (Debian 12's layer does not know VK_KHR_cooperative_matrix and
@@ -28,6 +34,8 @@
 #   bandwidth  device copy bandwidth (tools/cu_bandwidth.cu, CUDA events)
 #   bench-ctx1, vk-bench, bench-ctx8192  fp4rt bench --synthetic qwen3.6-27b:
 #              decode on CUDA and Vulkan, % of the bandwidth limit
+#   bench-spec fp4rt bench --spec 3 on kjv-10m (CUDA): decode tok/s with and
+#              without MTP drafts, the verify step's cost against a decode step
 #  prefill and kernels
 #   bench-prefill4096, vk-prefill  prefill of 4096 / 512 tokens
 #   fp4-bench  FP4RT_BENCH=1 test_cu_fp4_device (W4A4 kernels vs CPU + timing)
@@ -82,11 +90,13 @@ key() {
     configure) grep -oE '(CUDA module|Vulkan backend) (ON|OFF)' "$log" | paste -sd' ' ;;
     build) grep -m1 -E '^(arch|FAILED|ninja: build stopped)' "$log" ;;
     devices) grep -E '^(cuda|vulkan)[: ]' "$log" | tr -s ' ' | paste -sd';' | cut -c1-90 ;;
-    ctest-cuda) echo "$(grep -m1 -E 'tests passed|tests failed' "$log" | sed 's/ tests failed out of/ failed of/')," \
+    ctest-cuda | spec-cuda*) echo "$(grep -m1 -E 'tests passed|tests failed' "$log" | sed 's/ tests failed out of/ failed of/')," \
         "$(grep -c '(Skipped)' "$log") skipped" ;;
     bandwidth) grep -m1 -oE '[0-9.]+ GB/s' "$log" ;;
     linear-bench) grep -iE 'GB/s|TFLOP' "$log" | tail -n1 | tr -s ' ' | cut -c1-90 ;;
     fp4-bench) grep -E '(GB/s|TFLOP|us|ms)' "$log" | tail -n1 | tr -s ' ' | cut -c1-90 ;;
+    bench-spec) { grep -m1 -oE '[0-9.]+x plain; outputs [A-Za-z]+' "$log"
+        grep -m1 -oE 'decode [0-9.]+ ms' "$log"; grep -m1 -oE 'verify of [0-9]+ rows [0-9.]+ ms = [0-9.]+ decode steps' "$log"; } | paste -sd' ' | cut -c1-90 ;;
     bench-*) { grep -m1 -E '^decode ' "$log" | grep -oE '[0-9.]+ tokens/s median' | sed 's/ median/ decode/'
         grep -m1 -oE 'reaches +[0-9.]+%' "$log" | sed 's/reaches */= /;s/$/ of bw limit/'
         grep -m1 -E '^prefill ' "$log" | grep -oE '[0-9.]+ tokens/s' | sed 's/$/ prefill/'
@@ -204,13 +214,14 @@ esac
 # at its limit; what follows runs in the time the build and tests leave)
 declare -A LIMIT=(
     [env]=15 [configure]=45 [build]=200 [devices]=15 [ctest-cuda]=115 [ctest-cuda-rerun]=60
+    [spec-cuda]=60 [spec-cuda-rerun]=40 [bench-spec]=30
     [vk-ops]=45 [vk-model]=45 [vk-parity]=60
     [bandwidth]=15 [bench-ctx1]=45 [vk-bench]=45 [bench-ctx8192]=60
     [bench-prefill4096]=45 [vk-prefill]=45 [fp4-bench]=30 [linear-bench]=30 [vk-coop-khr]=30 [vk-linear-prefill]=30
     [vision-bench]=60
 )
-ORDER=(env configure build devices ctest-cuda vk-ops vk-model vk-parity
-    bandwidth bench-ctx1 vk-bench bench-ctx8192
+ORDER=(env configure build devices ctest-cuda spec-cuda vk-ops vk-model vk-parity
+    bandwidth bench-ctx1 vk-bench bench-ctx8192 bench-spec
     bench-prefill4096 vk-prefill fp4-bench linear-bench vk-coop-khr vk-linear-prefill vision-bench)
 echo "== plan: budget ${budget} s; steps in order of value, limit and end if each took its limit"
 cum=0
@@ -270,15 +281,23 @@ bw_pid=$!
 # ---- correctness: CUDA, then Vulkan on the NVIDIA card ------------------------------
 if [ $built = 1 ]; then
     step devices "${LIMIT[devices]}" "'$bld/fp4rt' devices"
-    step ctest-cuda "${LIMIT[ctest-cuda]}" "ctest --test-dir '$bld' -L cuda -E test_cu_fp4_sass_check --output-on-failure --timeout 110"
+    spec_tests='^test_(verify|verify_kjv|verify_nvfp4_w4a4|speculate|speculate_nvidia_mixed)_cuda$'
+    step ctest-cuda "${LIMIT[ctest-cuda]}" "ctest --test-dir '$bld' -L cuda -E 'test_cu_fp4_sass_check|$spec_tests' --output-on-failure --timeout 110"
     if grep -qE '^[[:space:]]*[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Child aborted)' "$OUT/ctest-cuda.log" 2>/dev/null; then
         # the failing tests again, each kernel launch synchronous and no graphs:
         # the first error then names the kernel that failed
         step ctest-cuda-rerun "${LIMIT[ctest-cuda-rerun]}" "CUDA_LAUNCH_BLOCKING=1 FP4RT_CUDA_GRAPHS=0 ctest --test-dir '$bld' --rerun-failed --output-on-failure --timeout 55"
     fi
+    # speculative decoding: the verify step (decode_rows) and greedy spec == plain
+    step spec-cuda "${LIMIT[spec-cuda]}" "ctest --test-dir '$bld' -R '$spec_tests' --output-on-failure --timeout 55"
+    if grep -qE '^[[:space:]]*[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Child aborted)' "$OUT/spec-cuda.log" 2>/dev/null; then
+        # without graphs, launches synchronous: a capture problem or the failing kernel shows
+        step spec-cuda-rerun "${LIMIT[spec-cuda-rerun]}" "CUDA_LAUNCH_BLOCKING=1 FP4RT_CUDA_GRAPHS=0 ctest --test-dir '$bld' --rerun-failed --output-on-failure --timeout 35"
+    fi
 else
     skip devices "build failed"
     skip ctest-cuda "build failed"
+    skip spec-cuda "build failed"
 fi
 
 vkdev=""
@@ -331,6 +350,10 @@ vk_bench() { if [ -n "$vk_why" ]; then skip "$1" "$vk_why"; else bench "$@"; fi;
 bench bench-ctx1 cuda:0 --prompt 1 --gen 64
 vk_bench vk-bench "$vkdev" --prompt 1 --gen 32
 bench bench-ctx8192 cuda:0 --prompt 8192 --gen 32
+# speculative decoding with the MTP head of the trained 10 M model (greedy, K = 3)
+if [ $gpu = 0 ]; then skip bench-spec "no GPU"
+elif [ $built = 0 ]; then skip bench-spec "build failed"
+else step bench-spec "${LIMIT[bench-spec]}" "'$bld/fp4rt' bench --model models/qwen35-kjv-10m --device cuda:0 --prompt 64 --gen 128 --spec 3"; fi
 
 # ---- prefill and kernels ---------------------------------------------------------------
 bench bench-prefill4096 cuda:0 --prompt 4096 --gen 4

@@ -13,7 +13,13 @@
  * per KV head, partial RoPE, dk = dv = 128), decode (T = 1, several of the
  * contract's splits with n_ctx > 256, empty ones included) and prefill (T > 1:
  * the tiled kernel over several query and key tiles, the chunked GDN across a
- * chunk boundary). Runs without a GPU; what it cannot check (the device
+ * chunk boundary) and verify steps (fp4rt_step.decode_rows: the conv and GDN
+ * at 1 .. FP4RT_DECODE_ROWS_MAX rows, the recurrent form row by row, the state
+ * before each row in the checkpoint slots, compared with the CPU's slots and
+ * slot 0 with the state before the step; attention at 1 .. 8 rows, each row
+ * in the decode kernels with its own decode splits, across a change of the
+ * span length between rows).
+ * Runs without a GPU; what it cannot check (the device
  * intrinsics, timing, races between blocks) is left to test_backend_ops_cuda on
  * a GPU. */
 #include "cuda/cu_ops.h"
@@ -139,11 +145,36 @@ static fp4rt_step mk(int T, int pos0) {
     return s;
 }
 
-/* Session state on one side (CPU backend buffers, or host memory for the emulation). */
+/* A verify step (decode_rows) of T rows from pos0. */
+static fp4rt_step rows(int T, int pos0) {
+    fp4rt_step s = mk(T, pos0);
+    s.decode_rows = 1;
+    return s;
+}
+
+/* Session state on one side (CPU backend buffers, or host memory for the
+ * emulation); after a verify step, ck_conv / ck_ssm hold checkpoint slots 0 ..
+ * FP4RT_DECODE_ROWS_MAX - 1 (conv.size() and ssm.size() floats each), NaN
+ * where the backend wrote nothing. */
 struct state {
     std::vector<float> arena, conv, ssm;
     std::vector<unsigned char> kv;
+    std::vector<float> ck_conv, ck_ssm;
 };
+
+/* The checkpoint slots of a buffer laid out as backend.h says (slot r at float
+ * r * (conv_floats + ssm_floats): [conv | ssm], the parts conv_floats and
+ * ssm_floats long; the state's own conv / ssm sizes may be shorter) into
+ * s.ck_conv / s.ck_ssm. */
+static void ckpt_split(state &s, const std::vector<float> &ck, size_t conv_floats, size_t ssm_floats) {
+    size_t nc = s.conv.size(), ns = s.ssm.size(), slot = conv_floats + ssm_floats;
+    s.ck_conv.assign((size_t)FP4RT_DECODE_ROWS_MAX * nc, NAN);
+    s.ck_ssm.assign((size_t)FP4RT_DECODE_ROWS_MAX * ns, NAN);
+    for (int r = 0; r < FP4RT_DECODE_ROWS_MAX; r++) {
+        if (nc) memcpy(&s.ck_conv[r * nc], &ck[r * slot], nc * sizeof(float));
+        if (ns) memcpy(&s.ck_ssm[r * ns], &ck[r * slot + conv_floats], ns * sizeof(float));
+    }
+}
 
 static size_t kv_elem(fp4rt_kv_type t) { return t == FP4RT_KV_F32 ? 4 : t == FP4RT_KV_FP8 ? 1 : 2; }
 
@@ -200,8 +231,10 @@ static fp4rt_status run_cpu(tcase &c, state &s, const fp4rt_step &step) {
     void *ctx = NULL;
     fp4rt_status st = b->create(2, &ctx);
     if (st) return st;
-    fp4rt_buffer *scratch = NULL, *kv = NULL, *conv = NULL, *ssm = NULL, *logits = NULL;
+    fp4rt_buffer *scratch = NULL, *kv = NULL, *conv = NULL, *ssm = NULL, *logits = NULL, *ckpt = NULL;
     size_t kvb = s.kv.size() ? s.kv.size() : 4, cb = s.conv.size() * 4 + 4, sb_ = s.ssm.size() * 4 + 4;
+    /* a verify step: checkpoint slots, poisoned (NaN) to show what was written */
+    std::vector<float> ck(step.decode_rows ? (size_t)FP4RT_DECODE_ROWS_MAX * (cb + sb_) / 4 : 0, NAN);
     st = b->buffer_alloc(ctx, s.arena.size() * 4, "arena", &scratch);
     if (!st) st = b->buffer_alloc(ctx, kvb, "kv", &kv);
     if (!st) st = b->buffer_alloc(ctx, cb, "conv", &conv);
@@ -211,13 +244,17 @@ static fp4rt_status run_cpu(tcase &c, state &s, const fp4rt_step &step) {
     if (!st && s.kv.size()) st = b->buffer_upload(ctx, kv, 0, s.kv.data(), s.kv.size());
     if (!st && s.conv.size()) st = b->buffer_upload(ctx, conv, 0, s.conv.data(), s.conv.size() * 4);
     if (!st && s.ssm.size()) st = b->buffer_upload(ctx, ssm, 0, s.ssm.data(), s.ssm.size() * 4);
-    fp4rt_session_buffers sb = {scratch, kv, conv, ssm, logits, c.n_ctx, c.chunk, c.kv, NULL};
+    if (!st && ck.size()) st = b->buffer_alloc(ctx, ck.size() * 4, "ckpt", &ckpt);
+    if (!st && ck.size()) st = b->buffer_upload(ctx, ckpt, 0, ck.data(), ck.size() * 4);
+    fp4rt_session_buffers sb = {scratch, kv, conv, ssm, logits, c.n_ctx, c.chunk, c.kv, ckpt};
     if (!st) st = b->run(ctx, &c.p, &sb, &step);
     if (!st) st = b->buffer_download(ctx, scratch, 0, s.arena.data(), s.arena.size() * 4);
     if (!st && s.kv.size()) st = b->buffer_download(ctx, kv, 0, s.kv.data(), s.kv.size());
     if (!st && s.conv.size()) st = b->buffer_download(ctx, conv, 0, s.conv.data(), s.conv.size() * 4);
     if (!st && s.ssm.size()) st = b->buffer_download(ctx, ssm, 0, s.ssm.data(), s.ssm.size() * 4);
-    fp4rt_buffer *all[] = {scratch, kv, conv, ssm, logits};
+    if (!st && ck.size()) st = b->buffer_download(ctx, ckpt, 0, ck.data(), ck.size() * 4);
+    if (!st && ck.size()) ckpt_split(s, ck, cb / 4, sb_ / 4);
+    fp4rt_buffer *all[] = {scratch, kv, conv, ssm, logits, ckpt};
     for (fp4rt_buffer *x : all)
         if (x) b->buffer_free(ctx, x);
     b->destroy(ctx);
@@ -228,7 +265,11 @@ static fp4rt_status run_emu(tcase &c, state &s, const fp4rt_step &step) {
     fp4rt_buffer scratch = {s.arena.data(), s.arena.size() * 4, "arena"};
     fp4rt_buffer kv = {s.kv.data(), s.kv.size(), "kv"}, conv = {s.conv.data(), s.conv.size() * 4, "conv"};
     fp4rt_buffer ssm = {s.ssm.data(), s.ssm.size() * 4, "ssm"}, logits = {NULL, 0, "logits"};
-    fp4rt_session_buffers sb = {&scratch, &kv, &conv, &ssm, &logits, c.n_ctx, c.chunk, c.kv, NULL};
+    /* a verify step: checkpoint slots of the exact sizes, poisoned */
+    size_t slot = s.conv.size() + s.ssm.size();
+    std::vector<float> ck(step.decode_rows ? (size_t)FP4RT_DECODE_ROWS_MAX * slot : 0, NAN);
+    fp4rt_buffer ckpt = {ck.data(), ck.size() * 4, "ckpt"};
+    fp4rt_session_buffers sb = {&scratch, &kv, &conv, &ssm, &logits, c.n_ctx, c.chunk, c.kv, ck.size() ? &ckpt : NULL};
     /* the core reserves the most any op asks for at 1 row or a whole chunk */
     g_ws_reserved = 0;
     for (const fp4rt_op &o : c.ops)
@@ -285,6 +326,7 @@ static fp4rt_status run_emu(tcase &c, state &s, const fp4rt_step &step) {
         }
         if (st) return st;
     }
+    if (ck.size()) ckpt_split(s, ck, s.conv.size(), s.ssm.size());
     return FP4RT_OK;
 }
 
@@ -339,12 +381,14 @@ static void run_case(tcase &c, const fp4rt_step *steps, int n_steps) {
     for (int i = 0; i < n_steps; i++) {
         const fp4rt_step &st = steps[i];
         char ctx[160];
-        snprintf(ctx, sizeof ctx, "%s, step %d (T=%d pos0=%d)", c.name, i, st.n_tokens, st.pos0);
+        snprintf(ctx, sizeof ctx, "%s, step %d (%s T=%d pos0=%d)", c.name, i, st.decode_rows ? "verify" : "step",
+                 st.n_tokens, st.pos0);
         /* fresh inputs each step, the same on both sides; state carries over */
         state fresh;
         init_state(c, fresh);
         cpu.arena = fresh.arena;
         emu.arena = fresh.arena;
+        const std::vector<float> conv0 = emu.conv, ssm0 = emu.ssm; /* the state before the step */
         fp4rt_status a = run_cpu(c, cpu, st);
         CHECK(a == FP4RT_OK, "%s: cpu: %s", ctx, fp4rt_last_error());
         g_err[0] = 0;
@@ -368,6 +412,23 @@ static void run_case(tcase &c, const fp4rt_step *steps, int n_steps) {
         }
         compare("conv state", emu.conv.data(), cpu.conv.data(), 0, 0, 1, (int)cpu.conv.size(), c.ceiling, ctx);
         compare("GDN state", emu.ssm.data(), cpu.ssm.data(), 0, 0, 1, (int)cpu.ssm.size(), c.ceiling, ctx);
+        if (st.decode_rows && (c.w.cfg.lin_v_heads || c.w.cfg.conv_kernel)) {
+            /* slot r: the state before row r, as the CPU keeps it; slot 0 is the
+             * state before the step; the slots past the rows stay unwritten */
+            int nc = (int)emu.conv.size(), ns = (int)emu.ssm.size();
+            compare("conv checkpoints", emu.ck_conv.data(), cpu.ck_conv.data(), 0, nc, FP4RT_DECODE_ROWS_MAX, nc,
+                    0.0, ctx);
+            compare("GDN checkpoints", emu.ck_ssm.data(), cpu.ck_ssm.data(), 0, ns, FP4RT_DECODE_ROWS_MAX, ns, 0.0,
+                    ctx);
+            compare("conv checkpoint 0", emu.ck_conv.data(), conv0.data(), 0, 0, 1, nc, 0.0, ctx);
+            compare("GDN checkpoint 0", emu.ck_ssm.data(), ssm0.data(), 0, 0, 1, ns, 0.0, ctx);
+            int unwritten = 0;
+            for (size_t j = (size_t)st.n_tokens * nc; j < emu.ck_conv.size(); j++) unwritten += isnan(emu.ck_conv[j]);
+            for (size_t j = (size_t)st.n_tokens * ns; j < emu.ck_ssm.size(); j++) unwritten += isnan(emu.ck_ssm[j]);
+            CHECK(unwritten == (FP4RT_DECODE_ROWS_MAX - st.n_tokens) * (nc + ns),
+                  "%s: checkpoint slots past row %d written (%d of %d untouched)", ctx, st.n_tokens, unwritten,
+                  (FP4RT_DECODE_ROWS_MAX - st.n_tokens) * (nc + ns));
+        }
     }
     printf("%s: %d steps, worst NMSE %.2g (%s) (%.1f s)\n", c.name, n_steps, g_worst,
            c.ceiling == 0 ? "bits must match" : "NMSE ceiling", now() - t0);
@@ -508,7 +569,7 @@ static void case_attention(fp4rt_kv_type kv, int nh, int nkv, int hd, int n_ctx,
     run_case(c, steps, n_steps);
 }
 
-static void case_gdn(int kh, int vh, int dk, int dv, int n_steps, const char *name) {
+static void case_gdn(int kh, int vh, int dk, int dv, const fp4rt_step *steps, int n_steps, const char *name) {
     tcase c(name);
     fp4rt_config &f = c.w.cfg;
     f.lin_k_heads = kh;
@@ -541,8 +602,6 @@ static void case_gdn(int kh, int vh, int dk, int dv, int n_steps, const char *na
     g.z = whole(zb, vh);
     g.a = whole(ab, vh);
     g.y = whole(ob, vd);
-    /* decode, prefill of 70 (a chunk of 64 and one of 6), decode again, a 3-row step */
-    fp4rt_step steps[] = {mk(1, 4), mk(70, 5), mk(1, 75), mk(3, 76)};
     run_case(c, steps, n_steps);
 }
 
@@ -661,11 +720,46 @@ int main(int argc, char **argv) {
      * splits): decode at 290 keys (spans of 160 and 130), prefill of 18 rows */
     fp4rt_step s_odd[] = {mk(1, 289), mk(18, 200)};
     case_attention(FP4RT_KV_BF16, 5, 1, 40, 300, s_odd, 2, "ATTENTION 5q/1kv hd40 BF16");
+    /* verify steps (decode_rows), each row with its own decode spans: n_ctx 4600
+     * (18 splits); rows at 281 .. 288 see 282 .. 289 keys, and the span length
+     * goes from 16 to 32 at 289 keys (rows at 286 .. 288 too); rows from 0 (one
+     * key); then a decode step. BF16 8, 1 and 5 rows, and the other sizes with
+     * one KV head; F32 / FP8 3 rows (the emulation runs all 256 split blocks per
+     * KV head and row: ~0.5 s per row and KV head) */
+    fp4rt_step s_rows[] = {rows(8, 281), rows(1, 0), rows(5, 10), mk(1, 289)};
+    fp4rt_step s_rows3[] = {rows(3, 286)};
+    for (int i = 0; i < 3; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "verify: %s", small[i]);
+        if (kvs[i] == FP4RT_KV_BF16)
+            case_attention(kvs[i], 6, 2, 16, 4600, s_rows, 4, name);
+        else
+            case_attention(kvs[i], 6, 2, 16, 4600, s_rows3, 1, name);
+    }
+    fp4rt_step s_rows_more[] = {rows(2, 1), rows(3, 3), rows(4, 286), rows(6, 15), rows(7, 283)};
+    case_attention(FP4RT_KV_BF16, 6, 1, 16, 4600, s_rows_more, 5, "verify: ATTENTION 6q/1kv hd16 BF16");
+    /* head_dim 256, 6 query heads per KV head, n_ctx 600 (3 splits): rows at 140
+     * .. 147 (the span length goes from 48 to 64 at 145 keys) */
+    fp4rt_step s_rows_big[] = {rows(8, 140), rows(3, 300)};
+    case_attention(FP4RT_KV_BF16, 6, 1, 256, 600, s_rows_big, full ? 2 : 1, "verify: ATTENTION 6q/1kv hd256 BF16");
     case_basic();
-    case_gdn(2, 6, 16, 12, 4, "CONV1D_SILU + GATED_DELTA 2k/6v dk16 dv12");
-    case_gdn(1, 2, 24, 40, 4, "CONV1D_SILU + GATED_DELTA 1k/2v dk24 dv40");
+    /* decode, prefill of 70 (a chunk of 64 and one of 6), decode again, a 3-row step */
+    fp4rt_step s_gdn[] = {mk(1, 4), mk(70, 5), mk(1, 75), mk(3, 76)};
+    case_gdn(2, 6, 16, 12, s_gdn, 4, "CONV1D_SILU + GATED_DELTA 2k/6v dk16 dv12");
+    case_gdn(1, 2, 24, 40, s_gdn, 4, "CONV1D_SILU + GATED_DELTA 1k/2v dk24 dv40");
+    /* verify steps of 1 .. FP4RT_DECODE_ROWS_MAX rows, between decode and prefill
+     * steps: the recurrent form row by row, the checkpoints of every row */
+    static_assert(FP4RT_DECODE_ROWS_MAX == 8, "the verify steps below run 1 .. 8 rows");
+    fp4rt_step s_gdn_rows[] = {rows(1, 4), rows(2, 5),  mk(1, 7),    rows(3, 8),   rows(4, 11), mk(5, 15),
+                               rows(5, 20), rows(6, 25), rows(7, 31), rows(8, 38), mk(1, 46)};
+    case_gdn(2, 6, 16, 12, s_gdn_rows, 11, "verify: CONV1D_SILU + GATED_DELTA 2k/6v dk16 dv12");
+    fp4rt_step s_gdn_rows2[] = {rows(8, 4), mk(1, 12), rows(3, 13)};
+    case_gdn(1, 2, 24, 40, s_gdn_rows2, 3, "verify: CONV1D_SILU + GATED_DELTA 1k/2v dk24 dv40");
     failures += fp4rt_emu_case_sample(); /* cu_emu_sample.cpp: top-k and argmax against the CPU sampler */
-    case_gdn(2, 6, 128, 128, full ? 4 : 3, "CONV1D_SILU + GATED_DELTA 2k/6v dk128 dv128");
+    case_gdn(2, 6, 128, 128, s_gdn, full ? 4 : 3, "CONV1D_SILU + GATED_DELTA 2k/6v dk128 dv128");
+    /* the model's head dims (dk = dv = 128): a verify step of 8 rows and one of 5 */
+    fp4rt_step s_gdn_rows3[] = {rows(8, 4), rows(5, 12)};
+    case_gdn(2, 6, 128, 128, s_gdn_rows3, full ? 2 : 1, "verify: CONV1D_SILU + GATED_DELTA 2k/6v dk128 dv128");
     /* an unsupported shape fails with a message instead of computing */
     {
         tcase c("ATTENTION head_dim 320");

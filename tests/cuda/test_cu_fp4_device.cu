@@ -4,7 +4,8 @@
  * the per-row dynamic scale (--fp4-activations), partial tiles in N and T, a K
  * that is not a multiple of 64, weights at an unaligned address, outputs into a
  * strided arena view with poisoned guard columns, and the logits path (last row
- * only). Prints which MMA path ran, and the time of a 27B-MLP-shaped prefill
+ * only; or every row of a verify step with logits_rows, the MTP draft
+ * vocabulary: only outputs [0, logits_rows) written, the rest left poisoned). Prints which MMA path ran, and the time of a 27B-MLP-shaped prefill
  * GEMM. Skips (exit 77, "skipped: ...") where there is no CUDA device.
  *
  * The op family is compiled into this test with stand-ins for the four core
@@ -68,8 +69,9 @@ static float poison(void) {
 }
 
 /* One case: N outputs, K inputs, T rows; dynamic: per-row scale; logits: the op
- * writes the last row only into the logits buffer. */
-static void run_case(int N, int K, int T, int dynamic, int logits, int unaligned) {
+ * writes the last row only into the logits buffer; lrows > 0 (with logits):
+ * every row (all_logits), only outputs [0, lrows) (step.logits_rows). */
+static void run_case(int N, int K, int T, int dynamic, int logits, int unaligned, int lrows = 0) {
     fp4rt_numfmt_init();
     /* weights */
     std::vector<uint8_t> wc((size_t)N * K / 2), ws((size_t)N * K / 16);
@@ -133,7 +135,9 @@ static void run_case(int N, int K, int T, int dynamic, int logits, int unaligned
     fp4rt_step step;
     memset(&step, 0, sizeof step);
     step.n_tokens = T;
-    step.all_logits = 0;
+    step.all_logits = lrows > 0;
+    step.logits_rows = lrows;
+    int n_out = lrows > 0 ? lrows : N;
     fp4rt_cu_step s;
     memset(&s, 0, sizeof s);
     s.stream = 0;
@@ -147,7 +151,7 @@ static void run_case(int N, int K, int T, int dynamic, int logits, int unaligned
     CK(cudaMemcpy(out_arena.data(), d_arena, arena.size() * 4, cudaMemcpyDeviceToHost));
     CK(cudaMemcpy(out_lg.data(), d_lg, lg.size() * 4, cudaMemcpyDeviceToHost));
     /* the CPU backend's math, in double after its FP32 quantization */
-    int t0 = logits ? T - 1 : 0;
+    int t0 = logits && !lrows ? T - 1 : 0;
     double num = 0, den = 0;
     size_t unwritten = 0, clobbered = 0;
     std::vector<float> q((size_t)K);
@@ -155,7 +159,7 @@ static void run_case(int N, int K, int T, int dynamic, int logits, int unaligned
         const float *x = &arena[(size_t)t * W];
         float sc = dynamic ? fp4rt_nvfp4_act_row_scale(x, K) : lin.input_scale;
         fp4rt_nvfp4_act_quantize(x, K, sc, q.data());
-        for (int n = 0; n < N; n++) {
+        for (int n = 0; n < n_out; n++) {
             double acc = 0;
             for (int k = 0; k < K; k++) {
                 uint8_t b = wc[((size_t)n * K + k) / 2];
@@ -178,11 +182,13 @@ static void run_case(int N, int K, int T, int dynamic, int logits, int unaligned
         int is_out = !logits && c >= (size_t)K + 3 && c < (size_t)K + 3 + N;
         if (!is_out && memcmp(&arena[i], &out_arena[i], 4)) clobbered++;
     }
-    for (size_t i = (size_t)(logits ? V : 0); logits && i < lg.size(); i++)
-        if (memcmp(&lg[i], &out_lg[i], 4)) clobbered++;
+    for (size_t i = 0; logits && i < lg.size(); i++) {
+        int is_out = i / V < (size_t)(T - t0) && i % V < (size_t)n_out;
+        if (!is_out && memcmp(&lg[i], &out_lg[i], 4)) clobbered++;
+    }
     double nmse = den > 0 ? num / den : num;
     printf("  N=%-5d K=%-5d T=%-3d %-7s %-6s %-9s %s  NMSE %.3g\n", N, K, T, dynamic ? "dynamic" : "static",
-           logits ? "logits" : "arena", unaligned ? "unaligned" : "aligned", T - t0 <= FP4_GEMV_ROWS ? "gemv" : "mma ",
+           lrows ? "draft" : logits ? "logits" : "arena", unaligned ? "unaligned" : "aligned", T - t0 <= FP4_GEMV_ROWS ? "gemv" : "mma ",
            nmse);
     CHECK_MSG(unwritten == 0, "%zu outputs not written", unwritten);
     CHECK_MSG(clobbered == 0, "%zu floats outside the outputs changed", clobbered);
@@ -255,6 +261,8 @@ int main(void) {
     run_case(64, 256, 33, 1, 0, 0);
     run_case(77, 96, 9, 0, 1, 0);
     run_case(300, 1024, 100, 1, 0, 0);
+    run_case(77, 96, 4, 0, 1, 0, 40); /* a verify step's rows, draft vocabulary of 40 of 77 */
+    run_case(77, 96, 1, 1, 1, 0, 13);
     if (getenv("FP4RT_BENCH")) bench();
     cudaFree(g_ws);
     return test_summary("test_cu_fp4_device");

@@ -10,7 +10,10 @@
  *                               (1e-7 for FP32-operand paths, 5e-4 where F16/BF16
  *                               operands feed the tensor cores, 1e-10 for FP8
  *                               operands, which are exact), NaN-poisoned outputs
- *                               and guard columns, run-to-run bit-identity.
+ *                               and guard columns, run-to-run bit-identity, and
+ *                               on the matrix-vector path each row of a 2-8 row
+ *                               call bit-identical to a 1-row call of it (what
+ *                               a verify step's rows rely on, decode_rows).
  *   test_cu_linear_gpu bench    decode (1 row) and prefill (4096 rows) timings on
  *                               the qwen3.6-27b shapes: GB/s and % of the
  *                               measured device-to-device copy bandwidth,
@@ -232,6 +235,24 @@ static void linear_case(const layer &l, int rows, int path, int xoff, int sm) {
               l.fmt, N, K, rows, path, xoff, nmse, lim, nan, guard_bad);
     CHECK_MSG(!memcmp(y[0].data(), y[1].data(), y[0].size() * 4),
               "fmt %d rows %d path %d: runs differ", l.fmt, rows, path);
+    if (!gemm && rows > 1) {
+        /* a verify step's rows (fp4rt_step.decode_rows, up to 8 on the matrix-vector
+         * kernels) must have the bits of 1-row calls: each row alone */
+        int differ = 0;
+        for (int t = 0; t < rows; t++) {
+            fp4rt_cu_linear_call c1 = c;
+            c1.rows = 1;
+            c1.x = dx + xoff + (size_t)t * xs;
+            CU(cudaMemset(dy, 0xff, ys * 4));
+            fp4rt_status st = fp4rt_cu_linear_launch(&c1, 0);
+            CHECK_MSG(st == FP4RT_OK, "launch: %s", g_err);
+            std::vector<float> y1(N);
+            CU(cudaMemcpy(y1.data(), dy, (size_t)N * 4, cudaMemcpyDeviceToHost));
+            differ += memcmp(y1.data(), &y[0][t * ys], (size_t)N * 4) != 0;
+        }
+        CHECK_MSG(!differ, "fmt %d N %d K %d rows %d path %d xoff %d: %d rows differ from 1-row calls", l.fmt, N, K,
+                  rows, path, xoff, differ);
+    }
     cudaFree(dw), cudaFree(dsb), cudaFree(dx), cudaFree(dy), cudaFree(dws);
 }
 
