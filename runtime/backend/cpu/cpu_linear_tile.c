@@ -21,13 +21,6 @@
 
 #include <string.h>
 
-/* The contract's reduction of 16 chains (as reduce16 in cpu_linear.c). */
-static inline float reduce16(const float *acc) {
-    float a[8];
-    for (int j = 0; j < 8; j++) a[j] = acc[j] + acc[j + 8];
-    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-}
-
 const char *fp4rt_cpu_isa_name(int isa) {
     return isa == FP4RT_CPU_ISA_AVX512 ? "avx512" : isa == FP4RT_CPU_ISA_AVX2 ? "avx2" : "c";
 }
@@ -83,14 +76,15 @@ void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, flo
             } while (k0 < K16);
             for (int g = 0; g < b1 - b0; g += tm) {
                 int T = b1 - b0 - g < tm ? b1 - b0 - g : tm;
-                const float *ga = acc + (size_t)g * FP4RT_TILE_ROWS * 16;
+                float sums[FP4RT_TILE_ROWS * FP4RT_TILE_TOKENS_MAX]; /* [r * T + t]: the chains reduced */
+                kern.reduce(acc + (size_t)g * FP4RT_TILE_ROWS * 16, FP4RT_TILE_ROWS * T, sums);
                 for (int t = 0; t < T; t++) {
                     const float *xt = j->x + (size_t)(b0 + g + t) * j->x_stride;
                     float post = j->row_post ? j->row_post[b0 + g + t] : j->post;
                     float *y = j->y + (size_t)(b0 + g + t) * j->y_stride + n0;
                     for (int r = 0; r < rows; r++) {
                         const float *w = panel + (size_t)r * K;
-                        float s = reduce16(ga + (r * T + t) * 16);
+                        float s = sums[r * T + t];
                         for (int k = K16; k < K; k++) s = FP4RT_CPU_CHAIN(s, w[k], xt[k], j->relaxed);
                         y[r] = s * post;
                     }

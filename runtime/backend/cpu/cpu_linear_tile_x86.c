@@ -117,18 +117,40 @@ T256 static void tile256_fma(const float *w, int K, int k0, int k1, const float 
     for (int t = 0; t < T; t++) k256(w, K, k0, k1, x, T, t, acc, cont, 1);
 }
 
+/* reduce16 of 8 chains in a (a[j] = c[j] + c[j + 8] done) in registers:
+ * b[j] = a[j] + a[j + 4], then (b0 + b1) + (b2 + b3), the contract's pairs. */
+T256 INLINE float reduce8(__m256 a) {
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    __m128 d = _mm_add_ps(b, _mm_shuffle_ps(b, b, _MM_SHUFFLE(2, 3, 0, 1))); /* d0 = b0 + b1, d2 = b2 + b3 */
+    return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehl_ps(d, d)));
+}
+
+/* fp4rt_cpu_reduce_fn on AVX2 (the first step as two YMM halves) and AVX-512. */
+T256 static void reduce256(const float *chains, int n, float *sums) {
+    for (int i = 0; i < n; i++)
+        sums[i] = reduce8(_mm256_add_ps(_mm256_loadu_ps(chains + 16 * i), _mm256_loadu_ps(chains + 16 * i + 8)));
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void reduce512(const float *chains, int n, float *sums) {
+    for (int i = 0; i < n; i++) {
+        __m512 c = _mm512_loadu_ps(chains + 16 * i);
+        sums[i] = reduce8(
+            _mm256_add_ps(_mm512_castps512_ps256(c), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1))));
+    }
+}
+
 fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_x86(int isa, int relaxed) {
     int have = fp4rt_cpu_isa_supported();
     if (isa == FP4RT_CPU_ISA_AVX512 && have >= FP4RT_CPU_ISA_AVX512)
-        return (fp4rt_cpu_tile_kernel){relaxed ? tile512_fma : tile512_exact, TMAX512};
+        return (fp4rt_cpu_tile_kernel){relaxed ? tile512_fma : tile512_exact, TMAX512, reduce512};
     if (isa == FP4RT_CPU_ISA_AVX2 && have >= FP4RT_CPU_ISA_AVX2)
-        return (fp4rt_cpu_tile_kernel){relaxed ? tile256_fma : tile256_exact, TMAX256};
-    return (fp4rt_cpu_tile_kernel){NULL, 0};
+        return (fp4rt_cpu_tile_kernel){relaxed ? tile256_fma : tile256_exact, TMAX256, reduce256};
+    return (fp4rt_cpu_tile_kernel){NULL, 0, NULL};
 }
 
 #else
 fp4rt_cpu_tile_kernel fp4rt_cpu_tile_kernel_x86(int isa, int relaxed) {
     (void)isa, (void)relaxed;
-    return (fp4rt_cpu_tile_kernel){NULL, 0};
+    return (fp4rt_cpu_tile_kernel){NULL, 0, NULL};
 }
 #endif

@@ -170,9 +170,14 @@ int fp4rt_cpu_decode_row_simd(const fp4rt_linear *l, int n, float *w);
 #define FP4RT_TILE_TOKENS_MAX 8
 typedef void (*fp4rt_cpu_tile_fn)(const float *w, int K, int k0, int k1, const float *const *x, int T, float *acc,
                                   int cont);
+/* sums[i] = the contract's reduction (reduce16) of the 16 chains at
+ * chains + 16 i, for i < n: a_j = c_j + c_{j+8}, then
+ * ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)), in registers. */
+typedef void (*fp4rt_cpu_reduce_fn)(const float *chains, int n, float *sums);
 typedef struct fp4rt_cpu_tile_kernel {
-    fp4rt_cpu_tile_fn fn; /* NULL: not available on this CPU / build */
-    int t_max;            /* tokens per call, <= FP4RT_TILE_TOKENS_MAX */
+    fp4rt_cpu_tile_fn fn;         /* NULL: not available on this CPU / build */
+    int t_max;                    /* tokens per call, <= FP4RT_TILE_TOKENS_MAX */
+    fp4rt_cpu_reduce_fn reduce;   /* the same ISA's reduction (set where fn is) */
 } fp4rt_cpu_tile_kernel;
 /* The tile kernel of an instruction set and mode (relaxed 0 / 1); fn NULL for
  * FP4RT_CPU_ISA_C and where the CPU lacks the set (the caller then takes the
