@@ -236,7 +236,6 @@ static float *logits(const char *dir, const char *dev, int fp4_act, int chunk, i
     if (device_line) snprintf(device_line, 256, "%s", fp4rt_model_device(m));
     int V = *vocab = fp4rt_model_n_vocab(m);
     fp4rt_session_params sp = fp4rt_session_default_params();
-    sp.exact = 1; /* the numerics contract's mode: lavapipe matches the CPU to the bit */
     sp.n_ctx = 128;
     sp.prefill_chunk = chunk > 1 ? chunk : 64;
     sp.exact = 1; /* CPU vs Vulkan */

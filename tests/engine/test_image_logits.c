@@ -70,7 +70,6 @@ static int next_case(FILE *f, icase *c) {
 
 static fp4rt_session *session(fp4rt_model *m) {
     fp4rt_session_params sp = fp4rt_session_default_params();
-    sp.exact = 1; /* the numerics contract's mode: lavapipe matches the CPU to the bit */
     sp.n_ctx = 256;
     sp.prefill_chunk = 8;
     sp.kv_type = FP4RT_KV_F32;
@@ -157,7 +156,6 @@ static void check_case(fp4rt_model *m, const icase *c) {
     /* speculative decoding (the MTP head's steps and the verify rows at the image
      * prompt's positions): exactly plain greedy decoding's tokens */
     fp4rt_session_params spp = fp4rt_session_default_params();
-    spp.exact = 1; /* the mode of session(): plain and speculative greedy compared */
     spp.n_ctx = 256;
     spp.prefill_chunk = 8;
     spp.mtp = 1;

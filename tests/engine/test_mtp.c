@@ -25,7 +25,6 @@
 
 static fp4rt_session *session(fp4rt_model *m, int chunk) {
     fp4rt_session_params sp = fp4rt_session_default_params();
-    sp.exact = 1; /* the numerics contract's mode: lavapipe matches the CPU to the bit */
     sp.n_ctx = 512;
     sp.prefill_chunk = chunk;
     sp.mtp = 1;

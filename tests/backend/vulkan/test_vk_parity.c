@@ -72,7 +72,6 @@ static fp4rt_session *session(fp4rt_model *m, int n_ctx) {
     fp4rt_session_params sp = fp4rt_session_default_params();
     sp.exact = 1; /* the contract's mode, which both backends compute to the bit */
     sp.n_ctx = n_ctx;
-    sp.exact = 1; /* bit-identical to lavapipe in the exact mode only */
     fp4rt_session *s = fp4rt_session_create(m, &sp);
     CHECK_MSG(s != NULL, "session: %s", fp4rt_last_error());
     return s;
