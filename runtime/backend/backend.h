@@ -309,9 +309,10 @@ fp4rt_status fp4rt_backend_prepare(const fp4rt_backend_ops *be, void *ctx, const
  * argmax_out only on a backend with the argmax slot (else UNSUPPORTED) and not
  * with no_logits; argmax_all and argmax_out with logits_rows only on a backend
  * with ops.argmax_rows (else UNSUPPORTED), argmax_all only with argmax_out,
- * all_logits and at most FP4RT_DECODE_ROWS_MAX tokens; decode_rows only on a backend with ops.decode_rows (else
- * UNSUPPORTED) and for at most FP4RT_DECODE_ROWS_MAX tokens; the session
- * buffers scratch and logits allocated. */
+ * all_logits and at most FP4RT_DECODE_ROWS_MAX tokens; decode_rows only on a
+ * backend with ops.decode_rows (else UNSUPPORTED) and for at most
+ * FP4RT_DECODE_ROWS_MAX tokens; the session buffers scratch and logits
+ * allocated. */
 fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_program *p,
                                       const fp4rt_session_buffers *sb, const fp4rt_step *step);
 /* fp4rt_backend_check_step, then run. */

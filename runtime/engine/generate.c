@@ -186,7 +186,7 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
     const fp4rt_constraint *con = params->constraint;
     int spec = params->spec_drafts > 0 && !con;
     fp4rt_spec sx = {0};
-    if (spec && (st = fp4rt_spec_init(&sx, s, params->spec_drafts, &smp, &sp, 1, &res))) {
+    if (spec && (st = fp4rt_spec_init(&sx, s, params->spec_drafts, &smp, &sp, &res))) {
         fp4rt_sampler_free(&smp);
         return st;
     }

@@ -12,7 +12,7 @@
 #define DRAFT_SEED_SALT 0x6a09e667f3bcc909ull
 
 fp4rt_status fp4rt_spec_init(fp4rt_spec *sp, fp4rt_session *s, int k, fp4rt_sampler *smp,
-                             const fp4rt_sampling_resolved *p, int device, fp4rt_generate_result *res) {
+                             const fp4rt_sampling_resolved *p, fp4rt_generate_result *res) {
     memset(sp, 0, sizeof *sp);
     if (!s->mtp)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_generate_params.spec_drafts = %d needs a session created "
@@ -24,7 +24,7 @@ fp4rt_status fp4rt_spec_init(fp4rt_spec *sp, fp4rt_session *s, int k, fp4rt_samp
     sp->vocab = m->weights->cfg.vocab;
     sp->greedy = p->greedy;
     sp->penalties = p->repetition_penalty != 1.0f || p->presence_penalty != 0 || p->frequency_penalty != 0;
-    sp->device = device && sp->greedy && !sp->penalties && m->backend->argmax;
+    sp->device = sp->greedy && !sp->penalties && m->backend->argmax;
     sp->plain_pick = -1;
     sp->res = res;
     fp4rt_sampling_resolved dp = *p;

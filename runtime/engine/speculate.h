@@ -53,11 +53,10 @@ typedef struct fp4rt_spec {
 
 /* Prepares speculation with k drafts (1 .. FP4RT_SPEC_MAX_DRAFTS) on s, which
  * must have MTP state (else INVALID_ARGUMENT naming fp4rt_session_params.mtp).
- * smp: the generation's sampler, settings p; statistics go to res; device:
- * greedy picks on the device (the `device` field above; p greedy without
- * penalties and the backend's argmax slot, else ignored). */
+ * smp: the generation's sampler, settings p (which decide `device` above);
+ * statistics go to res. */
 fp4rt_status fp4rt_spec_init(fp4rt_spec *sp, fp4rt_session *s, int k, fp4rt_sampler *smp,
-                             const fp4rt_sampling_resolved *p, int device, fp4rt_generate_result *res);
+                             const fp4rt_sampling_resolved *p, fp4rt_generate_result *res);
 void fp4rt_spec_free(fp4rt_spec *sp);
 /* Tokens evaluated as plain decoding counts them: an outstanding verify
  * step's rows up to the current one. */
