@@ -78,7 +78,9 @@ static double median_of(double *x, int n) {
 /* The costs speculation is made of, medians of COST_REPS after the prompt:
  * a decode step on a session without MTP state (plain) and with it (the head
  * fed the row), a verify step of k + 1 rows (then keep(1)), k drafts, 1 draft,
- * the head fed one row alone (its step without the lm_head). */
+ * the head fed one row alone (its step without the lm_head). Greedy picks as
+ * generation makes them: on the device where the backend can, else on the
+ * host from downloaded logits. */
 static fp4rt_status spec_costs(fp4rt_model *m, const fp4rt_session_params *sp0, const int32_t *prompt, int n_prompt,
                                int k, double out[6]) {
     fp4rt_session_params sp = *sp0;
@@ -90,12 +92,15 @@ static fp4rt_status spec_costs(fp4rt_model *m, const fp4rt_session_params *sp0, 
     float *lg = malloc((size_t)(k + 1) * vocab * sizeof(float));
     fp4rt_status st = s[0] && s[1] && lg ? FP4RT_OK : FP4RT_OUT_OF_MEMORY;
     double t[6][COST_REPS];
-    int32_t tok[FP4RT_SPEC_MAX_DRAFTS + 1] = {0}, d[FP4RT_SPEC_MAX_DRAFTS];
+    int32_t tok[FP4RT_SPEC_MAX_DRAFTS + 1] = {0}, d[FP4RT_SPEC_MAX_DRAFTS], picks[FP4RT_SPEC_MAX_DRAFTS + 1], pick;
+    /* greedy picks on the device where generation makes them (the logits stay there) */
+    int device = m->backend->argmax != NULL;
     for (int i = 0; !st && i < 2; i++) st = fp4rt_session_eval(s[i], prompt, n_prompt, NULL, 0);
     for (int r = 0; !st && r < COST_REPS; r++) {
         for (int i = 0; !st && i < 2; i++) { /* decode steps */
             double t0 = fp4rt_cli_now();
-            st = fp4rt_session_step1(s[i], prompt[r % n_prompt], lg);
+            st = device ? fp4rt_session_eval_pick(s[i], prompt[r % n_prompt], &pick)
+                        : fp4rt_session_step1(s[i], prompt[r % n_prompt], lg);
             t[i][r] = fp4rt_cli_now() - t0;
         }
         double t0 = fp4rt_cli_now();
@@ -110,7 +115,7 @@ static fp4rt_status spec_costs(fp4rt_model *m, const fp4rt_session_params *sp0, 
         if (!st) st = fp4rt_session_mtp_after_step(s[1], &fp4rt_session_tokens(s[1])[np - 1], 1, np - 1);
         t[5][r] = fp4rt_cli_now() - t0;
         t0 = fp4rt_cli_now();
-        if (!st) st = fp4rt_session_verify(s[1], tok, k + 1, lg);
+        if (!st) st = fp4rt_session_verify_pick(s[1], tok, k + 1, lg, device ? picks : NULL);
         t[2][r] = fp4rt_cli_now() - t0;
         if (!st) st = fp4rt_session_keep(s[1], 1);
         if (!st) st = fp4rt_session_mtp_keep(s[1], fp4rt_session_n_past(s[1]));

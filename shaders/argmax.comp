@@ -3,14 +3,14 @@
 // mask is 0 count as -inf; ties: the lowest index), which is exactly what the
 // CPU sampler's strict-greater scan returns when no logit is NaN. One
 // workgroup: invocation i scans i, i + 64, ...; a fixed-order tree merges.
-// out[0] = the index, out[1] = 1 if a (valid) logit was NaN (the host then
-// samples on the CPU).
+// out[o_off] = the index, out[o_off + 1] = 1 if a (valid) logit was NaN (the
+// host then samples on the CPU).
 #include "common.glsl"
 layout(local_size_x = WG) in;
 layout(set = 0, binding = 0) readonly buffer L { float logits[]; };
 layout(set = 0, binding = 1) readonly buffer M { uint valid[]; };
 layout(set = 0, binding = 2) buffer O { uint outv[]; };
-layout(push_constant) uniform PC { uint n, l_off, has_mask; } pc;
+layout(push_constant) uniform PC { uint n, l_off, has_mask, o_off; } pc;
 
 shared float sv[WG];
 shared uint si[WG], sn[WG];
@@ -52,7 +52,7 @@ void main() {
         barrier();
     }
     if (tid == 0u) {
-        outv[0] = si[0] == NONE ? 0u : si[0];
-        outv[1] = sn[0];
+        outv[pc.o_off] = si[0] == NONE ? 0u : si[0];
+        outv[pc.o_off + 1u] = sn[0];
     }
 }

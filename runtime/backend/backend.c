@@ -139,11 +139,15 @@ fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_p
         }
     if (step->logits_rows < 0 || step->logits_rows > vocab)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "step logits_rows = %d outside 0 .. %d", step->logits_rows, vocab);
-    if (step->argmax_out && step->logits_rows)
-        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: a greedy pick of a step with logits_rows", be->name);
     if (step->argmax_out && step->no_logits)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: a greedy pick of a step without logits", be->name);
     if (step->argmax_out && !be->argmax) return unsupported(be, "device pick (argmax)");
+    if (step->argmax_all && (!step->argmax_out || !step->all_logits || step->n_tokens > FP4RT_DECODE_ROWS_MAX))
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: argmax_all needs argmax_out, all_logits and at most %d rows "
+                          "(step of %d)", be->name, FP4RT_DECODE_ROWS_MAX, step->n_tokens);
+    if ((step->argmax_all || (step->argmax_out && step->logits_rows)) && !be->argmax_rows)
+        return unsupported(be, step->argmax_all ? "device pick of every row (argmax_all)"
+                                                : "device pick over logits_rows (argmax_out with logits_rows)");
     if (step->decode_rows && !be->decode_rows) return unsupported(be, "verify (decode_rows) step");
     if (step->decode_rows && step->n_tokens > FP4RT_DECODE_ROWS_MAX)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "verify step of %d rows (at most %d)", step->n_tokens,

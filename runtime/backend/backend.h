@@ -85,9 +85,14 @@ typedef struct fp4rt_step {
      * is set, the run also writes the argmax of the last row's logits (ids whose
      * argmax_valid byte is 0 count as -inf; ties: the lowest id; exactly what
      * fp4rt_sampler_sample picks greedily) to *argmax_out, or -1 when a logit is
-     * NaN (the caller then downloads the logits). */
+     * NaN (the caller then downloads the logits). With logits_rows set (backends
+     * whose ops.argmax_rows is 1 only) the pick is over ids [0, logits_rows). */
     const uint8_t *argmax_valid; /* [vocab] or NULL: every id valid; must stay alive and unchanged */
     int32_t *argmax_out;
+    /* With argmax_out and all_logits (backends whose ops.argmax_rows is 1 only;
+     * n_tokens <= FP4RT_DECODE_ROWS_MAX): the pick of every row, row r's to
+     * argmax_out[r] ([n_tokens]), each as above (a verify step's rows). */
+    int argmax_all;
     /* Rotary positions (M-RoPE, issue 18). positions: [n_tokens * 3] (t, h, w) per row,
      * or NULL: every component of row r is pos0 + r + rope_delta (rope_delta is 0 for
      * text-only sessions; after an image it is the offset transformers' get_rope_index
@@ -265,6 +270,11 @@ typedef struct fp4rt_backend_ops {
      * calls[FP4RT_OP_COUNT]. What was taken is not in the report logged when the
      * backend is destroyed. */
     fp4rt_status (*profile_take)(void *ctx, double *seconds, long *calls);
+    /* 1: run honours fp4rt_step.argmax_all and argmax_out with logits_rows (the
+     * pick of every row; over the draft vocabulary); 0: such a step is
+     * UNSUPPORTED (the engine calls the argmax slot per row instead). Last, so
+     * tables initialized by position (cuda/) leave it 0. */
+    int argmax_rows;
 } fp4rt_backend_ops;
 
 extern const fp4rt_backend_ops fp4rt_backend_cpu;
@@ -297,9 +307,12 @@ fp4rt_status fp4rt_backend_prepare(const fp4rt_backend_ops *be, void *ctx, const
  * [0, vocab) when the program embeds them (has an EMBED op); 1 <= n_tokens <=
  * sb->chunk; 0 <= pos0 and pos0 + n_tokens <= sb->n_ctx ("context full");
  * argmax_out only on a backend with the argmax slot (else UNSUPPORTED) and not
- * with no_logits; decode_rows only on a backend with ops.decode_rows (else
- * UNSUPPORTED) and for at most FP4RT_DECODE_ROWS_MAX tokens; the session
- * buffers scratch and logits allocated. */
+ * with no_logits; argmax_all and argmax_out with logits_rows only on a backend
+ * with ops.argmax_rows (else UNSUPPORTED), argmax_all only with argmax_out,
+ * all_logits and at most FP4RT_DECODE_ROWS_MAX tokens; decode_rows only on a
+ * backend with ops.decode_rows (else UNSUPPORTED) and for at most
+ * FP4RT_DECODE_ROWS_MAX tokens; the session buffers scratch and logits
+ * allocated. */
 fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_program *p,
                                       const fp4rt_session_buffers *sb, const fp4rt_step *step);
 /* fp4rt_backend_check_step, then run. */

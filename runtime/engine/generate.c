@@ -249,7 +249,8 @@ fp4rt_status fp4rt_generate(fp4rt_session *s, const int32_t *prompt, size_t n,
                 break;
             }
         }
-        if (pick < 0 && next < 0 && !cands && logits_nan(m, spec ? fp4rt_spec_logits(&sx) : s->last_logits)) {
+        if (pick < 0 && next < 0 && !cands && !(spec && fp4rt_spec_picked(&sx)) &&
+            logits_nan(m, spec ? fp4rt_spec_logits(&sx) : s->last_logits)) {
             st = fp4rt_fail(FP4RT_NUMERIC,
                             "generation step %d (position %d): logits are NaN (bad weights? run fp4rt inspect --check)",
                             res.n_generated, spec ? fp4rt_spec_n_past(&sx) : s->n_past);

@@ -130,9 +130,11 @@ static const float *row_of(const fp4rt_mtp_state *t, int pos) {
 }
 
 /* One step of the head over n pairs (hidden[r], tokens[r]) at MTP positions
- * pos0 .. pos0 + n - 1 (n <= its chunk); logits of the last row when want_logits. */
+ * pos0 .. pos0 + n - 1 (n <= its chunk); logits of the last row when want_logits,
+ * with its greedy pick on the device to *pick when pick is not NULL (the
+ * backend has argmax_rows, or the draft vocabulary is the whole vocabulary). */
 static fp4rt_status head_step(fp4rt_session *s, const float *const *hidden, const int32_t *tokens, int n, int pos0,
-                              int want_logits) {
+                              int want_logits, int32_t *pick) {
     int vocab = s->model->weights->cfg.vocab;
     fp4rt_model *m = s->model;
     fp4rt_mtp_state *t = s->mtp;
@@ -147,7 +149,9 @@ static fp4rt_status head_step(fp4rt_session *s, const float *const *hidden, cons
                        .n_tokens = n,
                        .pos0 = pos0,
                        .no_logits = !want_logits,
-                       .logits_rows = s->mtp->draft_vocab < vocab ? s->mtp->draft_vocab : 0};
+                       .logits_rows = s->mtp->draft_vocab < vocab ? s->mtp->draft_vocab : 0,
+                       .argmax_valid = pick ? m->valid_ids : NULL,
+                       .argmax_out = pick};
     /* the main model's rotary positions of these indices (text rows past what the
      * session holds, i.e. drafts: index + rope_delta) */
     step.rope_delta = s->rope_delta;
@@ -192,7 +196,7 @@ fp4rt_status fp4rt_session_mtp_after_step(fp4rt_session *s, const int32_t *token
     for (int c0 = 0; !st && c0 < count; c0 += t->sb.chunk) {
         int cn = FP4RT_MIN(t->sb.chunk, count - c0);
         for (int r = 0; r < cn; r++) t->hv[r] = row_of(t, first + c0 + r);
-        st = head_step(s, t->hv, tokens + (first + c0 + 1 - pos0), cn, first + c0, 0);
+        st = head_step(s, t->hv, tokens + (first + c0 + 1 - pos0), cn, first + c0, 0, NULL);
     }
     pthread_mutex_unlock(&m->run_lock);
     t->cur = st ? -1 : pos0 + n - 1;
@@ -216,10 +220,11 @@ typedef struct plain_pick {
     float *draft_logits;
 } plain_pick;
 
-static int32_t pick_plain(void *user, int j, float *lg) {
+static int32_t pick_plain(void *user, int j, float *lg, int32_t device) {
     plain_pick *pp = user;
     fp4rt_model *m = pp->s->model;
     int vocab = m->weights->cfg.vocab;
+    if (device >= 0) return device; /* greedy, without draft_logits: picked on the device */
     if (pp->draft_logits) memcpy(pp->draft_logits + (size_t)j * vocab, lg, (size_t)vocab * 4);
     return pp->sampler ? fp4rt_sampler_sample(pp->sampler, lg) : pick_greedy(lg, vocab, m->valid_ids);
 }
@@ -227,7 +232,8 @@ static int32_t pick_plain(void *user, int j, float *lg) {
 fp4rt_status fp4rt_session_mtp_draft(fp4rt_session *s, int32_t next_token, int k, fp4rt_sampler *sampler,
                                      int32_t *drafts, float *draft_logits) {
     plain_pick pp = {s, sampler, draft_logits};
-    return fp4rt_session_mtp_draft_pick(s, next_token, k, pick_plain, &pp, drafts);
+    int device = s && !sampler && !draft_logits && s->model->backend->argmax;
+    return fp4rt_session_mtp_draft_pick(s, next_token, k, pick_plain, &pp, device, drafts);
 }
 
 int fp4rt_session_mtp_ready(const fp4rt_session *s) {
@@ -235,8 +241,21 @@ int fp4rt_session_mtp_ready(const fp4rt_session *s) {
     return t && !t->lost && s->n_past >= 1 && t->cur == s->n_past - 1 && row_of(t, t->cur);
 }
 
+/* Draft j's greedy pick on the device, in the head's step where the backend can
+ * (argmax_rows, or the whole vocabulary), else by the argmax slot after it:
+ * *id, or -1 for a NaN (the caller downloads the logits). Under the run lock. */
+static fp4rt_status draft_step_pick(fp4rt_session *s, const float *hid, const int32_t *tok, int pos, int32_t *id) {
+    fp4rt_model *m = s->model;
+    fp4rt_mtp_state *t = s->mtp;
+    int in_step = m->backend->argmax_rows || t->draft_vocab == m->weights->cfg.vocab;
+    fp4rt_status st = head_step(s, &hid, tok, 1, pos, 1, in_step ? id : NULL);
+    if (!st && !in_step)
+        st = fp4rt_backend_argmax(m->backend, m->mtp_ctx, t->sb.logits, 0, t->draft_vocab, m->valid_ids, id);
+    return st;
+}
+
 fp4rt_status fp4rt_session_mtp_draft_pick(fp4rt_session *s, int32_t next_token, int k, fp4rt_mtp_pick_fn pick,
-                                          void *user, int32_t *drafts) {
+                                          void *user, int device, int32_t *drafts) {
     if (!s || !drafts || !pick) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_mtp_draft: %s is NULL",
                                          !s ? "session" : !drafts ? "drafts" : "pick");
     fp4rt_mtp_state *t = s->mtp;
@@ -251,6 +270,9 @@ fp4rt_status fp4rt_session_mtp_draft_pick(fp4rt_session *s, int32_t next_token, 
                           next_token, vocab);
     if (t->lost) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_mtp_draft: a cancelled evaluation lost "
                                    "the MTP state; reset the session");
+    if (device && !m->backend->argmax)
+        return fp4rt_fail(FP4RT_INTERNAL, "fp4rt_session_mtp_draft: the %s backend has no device pick",
+                          m->backend->name);
     const float *h0 = t->cur == s->n_past - 1 ? row_of(t, t->cur) : NULL;
     if (s->n_past < 1 || !h0)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_mtp_draft: no hidden state of position %d "
@@ -264,14 +286,20 @@ fp4rt_status fp4rt_session_mtp_draft_pick(fp4rt_session *s, int32_t next_token, 
     const float *hid = h0;
     pthread_mutex_lock(&m->run_lock);
     for (int j = 0; !st && j < k; j++) {
-        st = head_step(s, &hid, &tok, 1, s->n_past - 1 + j, 1);
-        if (!st) st = fp4rt_backend_download(m->backend, m->mtp_ctx, t->sb.logits, 0, t->lg, (size_t)t->draft_vocab * 4);
-        for (int i = t->draft_vocab; i < vocab; i++) t->lg[i] = -INFINITY; /* a pick may have written there */
+        int32_t id = -1; /* the device's greedy pick, -1: the logits come to the host */
+        st = device ? draft_step_pick(s, hid, &tok, s->n_past - 1 + j, &id)
+                    : head_step(s, &hid, &tok, 1, s->n_past - 1 + j, 1, NULL);
+        if (!st && id < 0) {
+            size_t bytes = (size_t)t->draft_vocab * 4;
+            st = fp4rt_backend_download(m->backend, m->mtp_ctx, t->sb.logits, 0, t->lg, bytes);
+            if (!st) s->logits_down += bytes;
+            for (int i = t->draft_vocab; i < vocab; i++) t->lg[i] = -INFINITY; /* a pick may have written there */
+        }
         if (!st && j + 1 < k)
             st = fp4rt_backend_download(m->backend, m->mtp_ctx, t->sb.scratch, (size_t)p->out_hidden_col * 4, t->mh,
                                         (size_t)t->hidden * 4);
         if (st) break;
-        tok = pick(user, j, t->lg);
+        tok = pick(user, j, id < 0 ? t->lg : NULL, id);
         if (tok < 0 || tok >= vocab) {
             st = fp4rt_fail(FP4RT_INTERNAL, "fp4rt_session_mtp_draft: draft %d picked id %d outside [0, %d)", j + 1,
                             tok, vocab);

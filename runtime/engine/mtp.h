@@ -55,13 +55,19 @@ fp4rt_status fp4rt_session_mtp_after_step(fp4rt_session *s, const int32_t *token
 fp4rt_status fp4rt_session_mtp_draft(fp4rt_session *s, int32_t next_token, int k, fp4rt_sampler *sampler,
                                      int32_t *drafts, float *draft_logits);
 
-/* The same with the picks the caller's: pick(user, j, logits) gets draft j's
- * raw logits [vocab] (scratch it may modify, valid during the call) and
- * returns the draft (an id in [0, vocab), else INTERNAL). Called under the
- * model's run lock: it must not run the model. */
-typedef int32_t (*fp4rt_mtp_pick_fn)(void *user, int j, float *logits);
+/* The same with the picks the caller's: pick(user, j, logits, device) gets
+ * draft j's raw logits [vocab] (scratch it may modify, valid during the call)
+ * and device = -1, or, with `device` set, logits NULL and device = the draft's
+ * greedy pick made on the device (the lowest id of the largest logit among the
+ * model's valid ids of the draft vocabulary: the host's greedy pick; the logits
+ * are not downloaded; a NaN logit brings them to the host as without it); it
+ * returns the draft (an id in [0, vocab), else INTERNAL). device needs a
+ * backend with the argmax slot (else INTERNAL). Called under the model's run
+ * lock: pick must not run the model. fp4rt_session_mtp_draft picks on the
+ * device when greedy without draft_logits on such a backend. */
+typedef int32_t (*fp4rt_mtp_pick_fn)(void *user, int j, float *logits, int32_t device);
 fp4rt_status fp4rt_session_mtp_draft_pick(fp4rt_session *s, int32_t next_token, int k, fp4rt_mtp_pick_fn pick,
-                                          void *user, int32_t *drafts);
+                                          void *user, int device, int32_t *drafts);
 /* 1 when fp4rt_session_mtp_draft can start now: the session has MTP state,
  * not lost, and the hidden state of position n_past - 1 from its last step (a
  * restored snapshot or a cancelled evaluation leave it not ready). */

@@ -258,10 +258,11 @@ static fp4rt_status run_step(fp4rt_session *s, const int32_t *tokens, int cn, fl
     s->n_past += cn;
     if (cancel && cancel(s, done + cn)) return FP4RT_CANCELLED;
     if (!logits) return FP4RT_OK;
+    size_t bytes = (size_t)(all_logits ? cn : 1) * vocab * 4;
     pthread_mutex_lock(&m->run_lock);
-    st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0, logits,
-                                (size_t)(all_logits ? cn : 1) * vocab * 4);
+    st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0, logits, bytes);
     pthread_mutex_unlock(&m->run_lock);
+    if (!st) s->logits_down += bytes;
     return st;
 }
 
@@ -358,12 +359,18 @@ fp4rt_status fp4rt_session_eval_mm(fp4rt_session *s, const int32_t *tokens, int 
     return st;
 }
 
-fp4rt_status fp4rt_session_fetch_logits(fp4rt_session *s) {
+fp4rt_status fp4rt_session_logits_row(fp4rt_session *s, int row, float *dst) {
     fp4rt_model *m = s->model;
+    size_t bytes = (size_t)m->weights->cfg.vocab * 4;
     pthread_mutex_lock(&m->run_lock);
-    fp4rt_status st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0, s->last_logits,
-                                                  (size_t)m->weights->cfg.vocab * 4);
+    fp4rt_status st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, (size_t)row * bytes, dst, bytes);
     pthread_mutex_unlock(&m->run_lock);
+    if (!st) s->logits_down += bytes;
+    return st;
+}
+
+fp4rt_status fp4rt_session_fetch_logits(fp4rt_session *s) {
+    fp4rt_status st = fp4rt_session_logits_row(s, 0, s->last_logits);
     s->have_logits = !st;
     return st;
 }

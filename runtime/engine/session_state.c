@@ -28,9 +28,37 @@ static fp4rt_status ckpt_copy(fp4rt_session *s, int slot, int to_ckpt) {
     return st;
 }
 
+/* The rows' device picks of the verify step just run (argmax_all where the
+ * backend has it, else the argmax slot row by row); a row picked -1 (NaN) is
+ * downloaded. Under the model's run lock. */
+static fp4rt_status pick_rows(fp4rt_session *s, int n, int in_step, float *logits, int32_t *picks) {
+    fp4rt_model *m = s->model;
+    int vocab = m->weights->cfg.vocab;
+    size_t row = (size_t)vocab * sizeof(float);
+    fp4rt_status st = FP4RT_OK;
+    for (int i = 0; !st && !in_step && i < n; i++)
+        st = fp4rt_backend_argmax(m->backend, m->backend_ctx, s->sb.logits, (size_t)i * vocab, vocab, m->valid_ids,
+                                  &picks[i]);
+    for (int i = 0; !st && i < n; i++)
+        if (picks[i] < 0) {
+            st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, i * row, logits + (size_t)i * vocab,
+                                        row);
+            if (!st) s->logits_down += row;
+        }
+    return st;
+}
+
 fp4rt_status fp4rt_session_verify(fp4rt_session *s, const int32_t *tokens, int n, float *logits) {
+    return fp4rt_session_verify_pick(s, tokens, n, logits, NULL);
+}
+
+fp4rt_status fp4rt_session_verify_pick(fp4rt_session *s, const int32_t *tokens, int n, float *logits,
+                                       int32_t *picks) {
     if (!s || !tokens || !logits)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_verify: session, tokens or logits is NULL");
+    if (picks && !s->model->backend->argmax)
+        return fp4rt_fail(FP4RT_INTERNAL, "fp4rt_session_verify: the %s backend has no device pick",
+                          s->model->backend->name);
     if (n < 1 || n > FP4RT_VERIFY_MAX)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_session_verify: n = %d rows, expected 1 .. %d", n,
                           FP4RT_VERIFY_MAX);
@@ -56,21 +84,32 @@ fp4rt_status fp4rt_session_verify(fp4rt_session *s, const int32_t *tokens, int n
     }
     fp4rt_status st = fp4rt_session_eval_pending(s, NULL);
     int pos0 = s->n_past;
-    if (!st && m->backend->decode_rows && n <= s->sb.chunk) { /* one step; the backend keeps the checkpoints */
+    int one_step = m->backend->decode_rows && n <= s->sb.chunk;
+    if (!st && one_step) { /* one step; the backend keeps the checkpoints */
+        /* the picks in the step where the backend can (argmax_all) */
+        int in_step = picks && m->backend->argmax_rows;
         fp4rt_step step = {.relaxed = s->relaxed,
                            .tokens = tokens,
                            .n_tokens = n,
                            .pos0 = pos0,
                            .all_logits = 1,
-                           .decode_rows = 1};
+                           .decode_rows = 1,
+                           .argmax_valid = in_step ? m->valid_ids : NULL,
+                           .argmax_out = in_step ? picks : NULL,
+                           .argmax_all = in_step};
         fp4rt_session_rope_text(s, &step);
         pthread_mutex_lock(&m->run_lock);
         st = fp4rt_backend_run(m->backend, m->backend_ctx, m->program, &s->sb, &step);
         if (!st) {
             memcpy(s->history + pos0, tokens, (size_t)n * sizeof(int32_t));
             s->n_past += n;
-            st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0, logits,
-                                        (size_t)n * vocab * sizeof(float));
+            size_t rows_bytes = (size_t)n * vocab * sizeof(float);
+            if (picks) {
+                st = pick_rows(s, n, in_step, logits, picks);
+            } else {
+                st = fp4rt_backend_download(m->backend, m->backend_ctx, s->sb.logits, 0, logits, rows_bytes);
+                if (!st) s->logits_down += rows_bytes;
+            }
         }
         pthread_mutex_unlock(&m->run_lock);
         /* the MTP head sees the rows as any step's (1-token steps below feed it themselves) */
@@ -79,12 +118,13 @@ fp4rt_status fp4rt_session_verify(fp4rt_session *s, const int32_t *tokens, int n
         for (int i = 0; !st && i < n; i++) {
             if (bytes) st = ckpt_copy(s, i, 1);
             if (!st) st = fp4rt_session_step1(s, tokens[i], logits + (size_t)i * vocab);
+            if (picks) picks[i] = -1; /* the rows are on the host */
         }
     }
     if (!st) st = fp4rt_backend_synchronize(m->backend, m->backend_ctx);
     if (st) return st;
-    memcpy(s->last_logits, logits + (size_t)(n - 1) * vocab, (size_t)vocab * sizeof(float));
-    s->have_logits = 1;
+    s->have_logits = !picks || picks[n - 1] < 0;
+    if (s->have_logits) memcpy(s->last_logits, logits + (size_t)(n - 1) * vocab, (size_t)vocab * sizeof(float));
     s->verify_pos0 = pos0;
     s->verify_n = n;
     return FP4RT_OK;

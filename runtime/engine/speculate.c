@@ -24,6 +24,8 @@ fp4rt_status fp4rt_spec_init(fp4rt_spec *sp, fp4rt_session *s, int k, fp4rt_samp
     sp->vocab = m->weights->cfg.vocab;
     sp->greedy = p->greedy;
     sp->penalties = p->repetition_penalty != 1.0f || p->presence_penalty != 0 || p->frequency_penalty != 0;
+    sp->device = sp->greedy && !sp->penalties && m->backend->argmax;
+    sp->plain_pick = -1;
     sp->res = res;
     fp4rt_sampling_resolved dp = *p;
     dp.seed ^= DRAFT_SEED_SALT;
@@ -56,7 +58,16 @@ float *fp4rt_spec_logits(fp4rt_spec *sp) {
     return sp->n ? sp->rows + (size_t)sp->cur * sp->vocab : sp->s->last_logits;
 }
 
+int fp4rt_spec_picked(const fp4rt_spec *sp) {
+    return sp->device && (sp->n ? sp->picks[sp->cur] >= 0 : sp->plain_pick >= 0);
+}
+
 int32_t fp4rt_spec_sample(fp4rt_spec *sp) {
+    if (fp4rt_spec_picked(sp)) { /* greedy: the device's pick is the sampler's */
+        int32_t id = sp->n ? sp->picks[sp->cur] : sp->plain_pick;
+        sp->plain_pick = -1;
+        return id;
+    }
     float *l = fp4rt_spec_logits(sp);
     if (sp->greedy || !sp->n || sp->cur + 1 >= sp->n) /* greedy, or no draft after this row */
         return fp4rt_sampler_sample(sp->smp, l);
@@ -74,11 +85,13 @@ int32_t fp4rt_spec_sample(fp4rt_spec *sp) {
 /* The head's pick of draft j from its logits: the drafts' sampler (greedy: its
  * greedy pick; else a draw from q_j, kept for the acceptance test), the penalty
  * history extended by the drafts before it. */
-static int32_t pick_draft(void *user, int j, float *lg) {
+static int32_t pick_draft(void *user, int j, float *lg, int32_t device) {
     fp4rt_spec *sp = user;
     int32_t tok;
     float *q = sp->q + (size_t)j * sp->vocab;
-    if (sp->greedy) {
+    if (device >= 0) { /* greedy without penalties: the device's pick */
+        tok = device;
+    } else if (sp->greedy) {
         tok = fp4rt_sampler_sample(&sp->dsmp, lg);
     } else {
         fp4rt_sampler_probs(&sp->dsmp, lg, q);
@@ -119,14 +132,15 @@ fp4rt_status fp4rt_spec_advance(fp4rt_spec *sp, int32_t token) {
     if (st) return st;
     int k = FP4RT_MIN(sp->k, s->sb.n_ctx - s->n_past - 1); /* the verify's k + 1 rows fit */
     if (k < 1 || !fp4rt_session_mtp_ready(s)) { /* a plain step */
+        if (sp->device) return fp4rt_session_eval_pick(s, token, &sp->plain_pick); /* -1: logits downloaded */
         st = fp4rt_session_eval(s, &token, 1, s->last_logits, 0);
         if (!st) s->have_logits = 1;
         return st;
     }
     if (sp->penalties) fp4rt_sampler_copy_history(&sp->dsmp, sp->smp);
     sp->toks[0] = token;
-    st = fp4rt_session_mtp_draft_pick(s, token, k, pick_draft, sp, sp->toks + 1);
-    if (!st) st = fp4rt_session_verify(s, sp->toks, k + 1, sp->rows);
+    st = fp4rt_session_mtp_draft_pick(s, token, k, pick_draft, sp, sp->device, sp->toks + 1);
+    if (!st) st = fp4rt_session_verify_pick(s, sp->toks, k + 1, sp->rows, sp->device ? sp->picks : NULL);
     if (st) return st;
     sp->n = k + 1;
     sp->cur = 0;
@@ -139,13 +153,19 @@ fp4rt_status fp4rt_spec_advance(fp4rt_spec *sp, int32_t token) {
 }
 
 fp4rt_status fp4rt_spec_finish(fp4rt_spec *sp, int pending) {
-    if (!sp->n) return FP4RT_OK;
     fp4rt_session *s = sp->s;
-    const float *row = sp->rows + (size_t)sp->cur * sp->vocab;
-    fp4rt_status st = settle(sp);
-    if (!st && !pending) {
-        memcpy(s->last_logits, row, (size_t)sp->vocab * sizeof(float));
-        s->have_logits = 1;
+    if (!sp->n) { /* a plain step's pick not used (the session is full): its logits are on the device */
+        int unused = sp->plain_pick >= 0 && !pending;
+        sp->plain_pick = -1;
+        return unused ? fp4rt_session_fetch_logits(s) : FP4RT_OK;
     }
+    int cur = sp->cur, on_device = fp4rt_spec_picked(sp);
+    const float *row = sp->rows + (size_t)cur * sp->vocab;
+    fp4rt_status st = settle(sp);
+    if (st || pending) return st;
+    /* the verify step's rows stay on the device until the next step */
+    if (on_device) st = fp4rt_session_logits_row(s, cur, s->last_logits);
+    else memcpy(s->last_logits, row, (size_t)sp->vocab * sizeof(float));
+    s->have_logits = !st;
     return st;
 }

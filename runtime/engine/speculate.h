@@ -36,6 +36,12 @@ typedef struct fp4rt_spec {
     fp4rt_sampler *smp;   /* the generation's sampler: p, acceptance draws */
     fp4rt_sampler dsmp;   /* the drafts' sampler: q, its own RNG stream */
     int k, vocab, greedy, penalties;
+    /* Greedy without penalties on a backend with the argmax slot: the drafts,
+     * the verify rows and plain steps are picked on the device (their logits
+     * stay there; a NaN brings a row to the host, where the sampler decides). */
+    int device;
+    int32_t picks[FP4RT_SPEC_MAX_DRAFTS + 1]; /* device: the verify rows' picks, -1: the row is in rows */
+    int32_t plain_pick;   /* device: the pick of the last plain step (no verify outstanding), -1: none */
     float *rows;          /* [k + 1, vocab] the outstanding verify step's logits */
     float *q;             /* [k, vocab] the drafts' distributions (sampling) */
     float *p, *r;         /* [vocab] scratch: p, the residual max(0, p - q) */
@@ -47,15 +53,19 @@ typedef struct fp4rt_spec {
 
 /* Prepares speculation with k drafts (1 .. FP4RT_SPEC_MAX_DRAFTS) on s, which
  * must have MTP state (else INVALID_ARGUMENT naming fp4rt_session_params.mtp).
- * smp: the generation's sampler, settings p; statistics go to res. */
+ * smp: the generation's sampler, settings p (which decide `device` above);
+ * statistics go to res. */
 fp4rt_status fp4rt_spec_init(fp4rt_spec *sp, fp4rt_session *s, int k, fp4rt_sampler *smp,
                              const fp4rt_sampling_resolved *p, fp4rt_generate_result *res);
 void fp4rt_spec_free(fp4rt_spec *sp);
 /* Tokens evaluated as plain decoding counts them: an outstanding verify
  * step's rows up to the current one. */
 int fp4rt_spec_n_past(const fp4rt_spec *sp);
-/* The logits the next token is drawn from (the current row, else the session's). */
+/* The logits the next token is drawn from (the current row, else the session's);
+ * not on the host when fp4rt_spec_picked. */
 float *fp4rt_spec_logits(fp4rt_spec *sp);
+/* 1 when the next token was picked on the device (its logits are not on the host). */
+int fp4rt_spec_picked(const fp4rt_spec *sp);
 /* The next token by the rule above; modifies those logits in place. */
 int32_t fp4rt_spec_sample(fp4rt_spec *sp);
 /* "Evaluates" the token just sampled (above). Any failure: one line; the session then needs a reset. */

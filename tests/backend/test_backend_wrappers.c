@@ -63,6 +63,12 @@ static const fp4rt_backend_ops k_bare = {
     .buffer_upload = fake_copy, .buffer_download = fake_download,
 };
 
+static fp4rt_status fake_argmax(void *ctx, fp4rt_buffer *l, size_t off, int n, const uint8_t *valid, int32_t *out) {
+    (void)ctx, (void)l, (void)off, (void)n, (void)valid;
+    *out = 0;
+    return FP4RT_OK;
+}
+
 /* Runs `step` through the wrapper; 1 when the backend saw it. */
 static int reached(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p, const fp4rt_session_buffers *sb,
                    const fp4rt_step *step, fp4rt_status want) {
@@ -136,6 +142,26 @@ static void test_step_contract(void) {
     CHECK(!reached(&rows, ctx, &p, &wide, &s, FP4RT_INVALID_ARGUMENT));
     s.n_tokens = FP4RT_DECODE_ROWS_MAX;
     CHECK(reached(&rows, ctx, &p, &wide, &s, FP4RT_OK));
+    /* every row's pick (argmax_all), a pick over logits_rows: only with ops.argmax_rows */
+    int32_t picks[FP4RT_DECODE_ROWS_MAX + 1];
+    fp4rt_backend_ops pick1 = rows;
+    pick1.argmax = fake_argmax;
+    fp4rt_backend_ops pickn = pick1;
+    pickn.argmax_rows = 1;
+    s = (fp4rt_step){.tokens = many, .n_tokens = 3, .all_logits = 1, .argmax_out = picks, .argmax_all = 1};
+    CHECK(!reached(&pick1, ctx, &p, &wide, &s, FP4RT_UNSUPPORTED));
+    CHECK(strstr(fp4rt_last_error(), "argmax_all") != NULL);
+    CHECK(reached(&pickn, ctx, &p, &wide, &s, FP4RT_OK));
+    s.all_logits = 0; /* the last row's logits only */
+    CHECK(!reached(&pickn, ctx, &p, &wide, &s, FP4RT_INVALID_ARGUMENT));
+    s.all_logits = 1, s.argmax_out = NULL;
+    CHECK(!reached(&pickn, ctx, &p, &wide, &s, FP4RT_INVALID_ARGUMENT));
+    s.argmax_out = picks, s.n_tokens = FP4RT_DECODE_ROWS_MAX + 1;
+    CHECK(!reached(&pickn, ctx, &p, &wide, &s, FP4RT_INVALID_ARGUMENT));
+    s = (fp4rt_step){.tokens = tok, .n_tokens = 1, .argmax_out = &pick, .logits_rows = 4};
+    CHECK(!reached(&pick1, ctx, &p, &sb, &s, FP4RT_UNSUPPORTED));
+    CHECK(strstr(fp4rt_last_error(), "logits_rows") != NULL);
+    CHECK(reached(&pickn, ctx, &p, &sb, &s, FP4RT_OK));
     /* NULL pieces */
     CHECK(!reached(&k_bare, NULL, &p, &sb, &ok, FP4RT_INVALID_ARGUMENT));
     CHECK(!reached(NULL, ctx, &p, &sb, &ok, FP4RT_INVALID_ARGUMENT));

@@ -75,6 +75,9 @@ long fp4rt_vk_i8_dispatches(void);
 /* For tests: linears recorded with a fused SWIGLU / SIGMOID_GATE (vk_fuse_linear.c)
  * since the process started. */
 long fp4rt_vk_pre_linears(void);
+/* For tests: workgroups of the LM head's linear (the logits; fewer with
+ * fp4rt_step.logits_rows) recorded since the process started. */
+long fp4rt_vk_logits_groups(void);
 
 /* For tests: dequantizes n NVFP4 elements (packed[n/2], scales[n/16]) to FP16 on
  * the device with the standalone kernel. */

@@ -328,8 +328,26 @@ static int replay_matches(const vk_ctx *c, const fp4rt_program *p, const fp4rt_s
     return r->valid && r->p == p && r->scratch == sb->scratch && r->kv == sb->kv && r->conv == sb->conv &&
            r->ssm == sb->ssm && r->logits == sb->logits && r->n_ctx == sb->n_ctx && r->chunk == sb->chunk &&
            r->kv_type == (int)sb->kv_type && r->all_logits == !!step->all_logits &&
-           r->no_logits == !!step->no_logits && r->profile == c->prof.on &&
+           r->no_logits == !!step->no_logits && r->profile == c->prof.on && r->logits_rows == step->logits_rows &&
            r->argmax == (step->argmax_out != NULL) && r->mask == step->argmax_valid;
+}
+
+/* The step's greedy picks (argmax_out): the last row's, or every row's
+ * (argmax_all), each over the ids of logits_rows (0: the vocabulary). */
+static fp4rt_status rec_picks(vk_ctx *c, const fp4rt_session_buffers *sb, const fp4rt_step *step, int vocab) {
+    int n = step->logits_rows ? step->logits_rows : vocab;
+    if (!step->argmax_all) {
+        size_t row = step->all_logits ? (size_t)(step->n_tokens - 1) * vocab : 0;
+        return fp4rt_vk_rec_argmax(c, sb->logits, row, n, step->argmax_valid, 0);
+    }
+    fp4rt_status st = FP4RT_OK;
+    for (int r = 0; !st && r < step->n_tokens; r++)
+        st = fp4rt_vk_rec_argmax(c, sb->logits, (size_t)r * vocab, n, step->argmax_valid, r);
+    return st;
+}
+
+static void read_picks(const vk_ctx *c, const fp4rt_step *step) {
+    for (int r = 0; r < (step->argmax_all ? step->n_tokens : 1); r++) step->argmax_out[r] = fp4rt_vk_pick_result(c, r);
 }
 
 static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session_buffers *sb, const fp4rt_step *step) {
@@ -349,7 +367,7 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
         fp4rt_vk_set_work(c, "the replayed decode step at position %d", step->pos0);
         st = fp4rt_vk_replay_step(c);
         if (!st) st = fp4rt_vk_profile_collect(c, p, 1);
-        if (!st && step->argmax_out) *step->argmax_out = fp4rt_vk_pick_result(c);
+        if (!st && step->argmax_out) read_picks(c, step);
         return st;
     }
     /* a decode step's recording must not depend on its position or token */
@@ -383,10 +401,7 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
         }
         fp4rt_vk_profile_op(c, i);
     }
-    if (!st && step->argmax_out) {
-        size_t row = step->all_logits ? (size_t)(step->n_tokens - 1) * vocab : 0;
-        st = fp4rt_vk_rec_argmax(c, sb->logits, row, vocab, step->argmax_valid);
-    }
+    if (!st && step->argmax_out) st = rec_picks(c, sb, step, vocab);
     if (st) {
         fp4rt_vk_abandon(c);
         return st;
@@ -397,10 +412,11 @@ static fp4rt_status vk_run(void *vc, const fp4rt_program *p, const fp4rt_session
                                 .ssm = sb->ssm, .logits = sb->logits, .n_ctx = sb->n_ctx, .chunk = sb->chunk,
                                 .kv_type = (int)sb->kv_type, .all_logits = !!step->all_logits,
                                 .no_logits = !!step->no_logits, .profile = c->prof.on,
-                                .argmax = step->argmax_out != NULL, .mask = step->argmax_valid};
+                                .logits_rows = step->logits_rows, .argmax = step->argmax_out != NULL,
+                                .mask = step->argmax_valid};
     st = fp4rt_vk_submit_wait(c);
     if (!st) st = fp4rt_vk_profile_collect(c, p, 0);
-    if (!st && step->argmax_out) *step->argmax_out = fp4rt_vk_pick_result(c);
+    if (!st && step->argmax_out) read_picks(c, step);
     return st;
 }
 
@@ -448,6 +464,7 @@ const fp4rt_backend_ops fp4rt_backend_vulkan = {
     .top_k = fp4rt_vk_top_k,
     .decode_rows = 1,
     .profile_take = fp4rt_vk_profile_take,
+    .argmax_rows = 1,
 };
 
 fp4rt_status fp4rt_vk_dequant_nvfp4(void *vc, const uint8_t *packed, const uint8_t *scales, size_t n, uint16_t *out) {

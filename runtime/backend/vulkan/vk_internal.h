@@ -75,6 +75,7 @@ typedef struct vk_replay {
     const fp4rt_program *p;
     fp4rt_buffer *scratch, *kv, *conv, *ssm, *logits;
     int n_ctx, chunk, kv_type, all_logits, no_logits, profile;
+    int logits_rows;       /* fp4rt_step.logits_rows */
     int argmax;            /* the step ends with the greedy pick */
     const uint8_t *mask;   /* with this valid-id mask */
 } vk_replay;
@@ -182,7 +183,7 @@ typedef struct vk_ctx {
     fp4rt_buffer *input;      /* device-local [chunk, hidden] f32: the step's embedding rows, copied from
                                  input_host at the start of the step */
     fp4rt_buffer *input_host; /* host-visible [chunk, hidden] f32: where the host writes them */
-    fp4rt_buffer *pick;      /* host-visible [2] u32: greedy pick, NaN seen (vk_sample.c) */
+    fp4rt_buffer *pick;      /* host-visible [FP4RT_DECODE_ROWS_MAX][2] u32: greedy pick, NaN seen (vk_sample.c) */
     fp4rt_buffer *mask;      /* valid-id mask, a bit per id, of mask_host */
     const uint8_t *mask_host;
     int mask_n;
@@ -354,11 +355,15 @@ fp4rt_status fp4rt_vk_profile_take(void *vc, double *seconds, long *calls);
 void fp4rt_vk_profile_free(vk_ctx *c);
 
 /* vk_sample.c: greedy pick on the device. prepare (before recording) creates
- * the pick buffer and uploads the mask; rec records the pick of n logits at
- * float `offset` of `logits`; result reads it after the submission (-1: NaN). */
+ * the pick buffer and uploads the mask of n ids (a new mask buffer invalidates
+ * the recorded decode step); rec records the pick of n logits at float `offset`
+ * of `logits` (the mask prepared for at least n ids) into pick slot `slot`
+ * (0 .. FP4RT_DECODE_ROWS_MAX - 1); result reads a slot after the submission
+ * (-1: NaN). */
 fp4rt_status fp4rt_vk_argmax_prepare(vk_ctx *c, const uint8_t *valid, int n);
-fp4rt_status fp4rt_vk_rec_argmax(vk_ctx *c, const fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid);
-int32_t fp4rt_vk_pick_result(const vk_ctx *c);
+fp4rt_status fp4rt_vk_rec_argmax(vk_ctx *c, const fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
+                                 int slot);
+int32_t fp4rt_vk_pick_result(const vk_ctx *c, int slot);
 fp4rt_status fp4rt_vk_argmax(void *vc, fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
                              int32_t *out);
 

@@ -27,8 +27,9 @@
 #define FP4RT_VK_MM_TILE 64 /* rows and tokens per matrix-matrix workgroup (TILE in linear_mm.comp, linear_i8.comp) */
 #define FP4RT_VK_COOP_TILE 32 /* rows and tokens per cooperative-matrix workgroup (TM, TN in linear_coop.comp) */
 
-static long g_coop_dispatches, g_i8_dispatches, g_pre_linears;
+static long g_coop_dispatches, g_i8_dispatches, g_pre_linears, g_logits_groups;
 long fp4rt_vk_pre_linears(void) { return g_pre_linears; }
+long fp4rt_vk_logits_groups(void) { return g_logits_groups; }
 long fp4rt_vk_coop_dispatches(void) { return g_coop_dispatches; }
 long fp4rt_vk_i8_dispatches(void) { return g_i8_dispatches; }
 
@@ -98,6 +99,8 @@ fp4rt_status fp4rt_vk_rec_linear_pre(const vk_step *s, const fp4rt_op *op, const
     if (op->is_logits && s->step->no_logits) return FP4RT_OK;
     int t0 = op->is_logits && !s->step->all_logits ? T - 1 : 0, rows = T - t0;
     if (rows <= 0) return FP4RT_OK;
+    /* outputs computed: the LM head's first logits_rows (the draft vocabulary), else all */
+    uint64_t n_out = op->is_logits && s->step->logits_rows ? (uint64_t)s->step->logits_rows : (uint64_t)l->n_out;
     fp4rt_vk_act_quant aq = fp4rt_vk_act_quant_of(l);
     int quant = aq != FP4RT_VK_ACT_NONE;
     if (pre) g_pre_linears++;
@@ -148,7 +151,7 @@ fp4rt_status fp4rt_vk_rec_linear_pre(const vk_step *s, const fp4rt_op *op, const
         return fp4rt_fail(FP4RT_UNSUPPORTED,
                           "vulkan: %s: one row of %zu bytes exceeds maxStorageBufferRange %llu",
                           l->module, rb, (unsigned long long)c->max_range);
-    if (per > (uint64_t)l->n_out) per = (uint64_t)l->n_out;
+    if (per > n_out) per = n_out;
     /* token pieces: x, y (and xq) windows within the limit; a single token over
      * the lowered test limit falls back to the device's own */
     VkDeviceSize lim = c->act_range;
@@ -215,8 +218,8 @@ fp4rt_status fp4rt_vk_rec_linear_pre(const vk_step *s, const fp4rt_op *op, const
             pc.x_stride = (uint32_t)qrow;
             if (dyn) pc.post_off = q.post_off;
         }
-        for (uint64_t n0 = 0; n0 < (uint64_t)l->n_out; n0 += per) {
-            uint64_t n = (uint64_t)l->n_out - n0 < per ? (uint64_t)l->n_out - n0 : per;
+        for (uint64_t n0 = 0; n0 < n_out; n0 += per) {
+            uint64_t n = n_out - n0 < per ? n_out - n0 : per;
             st = float_window(c, yb_buf, yo + ta * ys + n0, (nt - 1) * ys + n,
                               op->is_logits ? "the logits buffer" : "the activation arena", &yb, &pc.y_off);
             if (st) return st;
@@ -246,8 +249,10 @@ fp4rt_status fp4rt_vk_rec_linear_pre(const vk_step *s, const fp4rt_op *op, const
             vk_bind b[4] = {xb, wb, sb, yb};
             if (coop) g_coop_dispatches++;
             if (i8) g_i8_dispatches++;
-            st = fp4rt_vk_dispatch(c, kern, b, 4, &pc, sizeof pc, (uint32_t)((n + rows_per_group - 1) / rows_per_group),
-                                   (uint32_t)((nt + tok_per_group - 1) / tok_per_group), 1);
+            uint32_t gx = (uint32_t)((n + rows_per_group - 1) / rows_per_group),
+                     gy = (uint32_t)((nt + tok_per_group - 1) / tok_per_group);
+            if (op->is_logits) g_logits_groups += (long)gx * gy;
+            st = fp4rt_vk_dispatch(c, kern, b, 4, &pc, sizeof pc, gx, gy, 1);
             if (st) return st;
         }
     }
