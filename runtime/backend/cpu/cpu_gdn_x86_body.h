@@ -1,0 +1,207 @@
+/* The vector GDN kernels of one instruction set, included by cpu_gdn_x86.c once
+ * per set with these macros defined: TGT (target attribute), VF (vector type),
+ * W (lanes), NV (vectors per column group), RB (rows per block), GW = W * NV,
+ * SFX(name) (the set's suffix), LD / ST (unaligned), SET1, ZERO, MUL, ADD, SUB,
+ * SILU (fp4rt_csilu per lane). Every vector operation is one lane-wise IEEE
+ * multiply, add or subtract, so each lane runs exactly the scalar chain of one
+ * output column of cpu_gdn.c (contract: cpu_gdn_x86.c). */
+
+/* Y[r][e] for r < R (multiple of RB) and e < nw (multiple of GW): a start value
+ * (MM_ZERO: +0; MM_SCALE: Y[r][e] * scale; MM_LOAD: Y[r][e]) plus X[r][j] * B[j][e]
+ * for j = 0 .. n - 1, each product then sum rounded in that order. lower: only
+ * the column groups holding a column <= the row block's last row. The column
+ * group is the outer loop so its B slab ([n][GW]) stays in L1 across row blocks. */
+TGT static void SFX(mm)(int R, int nw, int n, const float *X, size_t ldx, const float *B, size_t ldb, float *Y,
+                        size_t ldy, int mode, float scale, int lower) {
+    VF sc = SET1(scale);
+    for (int e0 = 0; e0 < nw; e0 += GW)
+        for (int r0 = 0; r0 < R; r0 += RB) {
+            if (lower && e0 > r0 + RB - 1) continue;
+            VF acc[RB][NV];
+            for (int rr = 0; rr < RB; rr++)
+                for (int v = 0; v < NV; v++) {
+                    const float *y = Y + (size_t)(r0 + rr) * ldy + e0 + v * W;
+                    acc[rr][v] = mode == MM_ZERO ? ZERO() : mode == MM_SCALE ? MUL(LD(y), sc) : LD(y);
+                }
+            for (int j = 0; j < n; j++) {
+                const float *b = B + (size_t)j * ldb + e0;
+                VF bv[NV];
+                for (int v = 0; v < NV; v++) bv[v] = LD(b + v * W);
+                for (int rr = 0; rr < RB; rr++) {
+                    VF x = SET1(X[(size_t)(r0 + rr) * ldx + j]);
+                    for (int v = 0; v < NV; v++) acc[rr][v] = ADD(acc[rr][v], MUL(x, bv[v]));
+                }
+            }
+            for (int rr = 0; rr < RB; rr++)
+                for (int v = 0; v < NV; v++) ST(Y + (size_t)(r0 + rr) * ldy + e0 + v * W, acc[rr][v]);
+        }
+}
+
+/* Y[r][e] += X[r][s] * B[s][e] for s = 0 .. r in order (lower triangle, diagonal
+ * included), r < R (multiple of RB), e < nw (multiple of GW). */
+TGT static void SFX(tri)(int R, int nw, const float *X, size_t ldx, const float *B, size_t ldb, float *Y,
+                         size_t ldy) {
+    for (int e0 = 0; e0 < nw; e0 += GW)
+        for (int r0 = 0; r0 < R; r0 += RB) {
+            VF acc[RB][NV];
+            for (int rr = 0; rr < RB; rr++)
+                for (int v = 0; v < NV; v++) acc[rr][v] = LD(Y + (size_t)(r0 + rr) * ldy + e0 + v * W);
+            for (int s = 0; s <= r0; s++) { /* every row of the block */
+                const float *b = B + (size_t)s * ldb + e0;
+                VF bv[NV];
+                for (int v = 0; v < NV; v++) bv[v] = LD(b + v * W);
+                for (int rr = 0; rr < RB; rr++) {
+                    VF x = SET1(X[(size_t)(r0 + rr) * ldx + s]);
+                    for (int v = 0; v < NV; v++) acc[rr][v] = ADD(acc[rr][v], MUL(x, bv[v]));
+                }
+            }
+            for (int rr = 1; rr < RB; rr++) /* row r0 + rr goes on to s = r0 + rr */
+                for (int s = r0 + 1; s <= r0 + rr; s++) {
+                    VF x = SET1(X[(size_t)(r0 + rr) * ldx + s]);
+                    for (int v = 0; v < NV; v++)
+                        acc[rr][v] = ADD(acc[rr][v], MUL(x, LD(B + (size_t)s * ldb + e0 + v * W)));
+                }
+            for (int rr = 0; rr < RB; rr++)
+                for (int v = 0; v < NV; v++) ST(Y + (size_t)(r0 + rr) * ldy + e0 + v * W, acc[rr][v]);
+        }
+}
+
+/* Forward substitution: for r = 1 .. c - 1 in order, U[r][e] -= A[r][s] * U[s][e]
+ * for s = 0 .. r - 1 in order, e < nw (multiple of GW). */
+TGT static void SFX(fsub)(int c, int nw, const float *A, size_t lda, float *U, size_t ldu) {
+    for (int r = 1; r < c; r++)
+        for (int e0 = 0; e0 < nw; e0 += GW) {
+            float *ur = U + (size_t)r * ldu + e0;
+            VF acc[NV];
+            for (int v = 0; v < NV; v++) acc[v] = LD(ur + v * W);
+            for (int s = 0; s < r; s++) {
+                VF a = SET1(A[(size_t)r * lda + s]);
+                for (int v = 0; v < NV; v++) acc[v] = SUB(acc[v], MUL(a, LD(U + (size_t)s * ldu + e0 + v * W)));
+            }
+            for (int v = 0; v < NV; v++) ST(ur + v * W, acc[v]);
+        }
+}
+
+/* One chunk of c tokens: the steps of gdn_chunk in cpu_gdn.c, each output
+ * element by the same chain. S: [dkp][dvp] (zero padding). */
+TGT static void SFX(chunk)(const gdn_lay *L, int c, int dk, int dv, const float *q, const float *k, size_t qk_stride,
+                           const float *v, size_t v_stride, const float *beta, const float *g, size_t bg_stride,
+                           float *S, float *o, size_t o_stride) {
+    const int cp = L->cp, cw = L->cw, dkp = L->dkp, dvp = L->dvp;
+    float *gamma = L->gamma, *eg = L->eg, *dd = L->dd;
+    float *Qc = L->Qc, *Kc = Qc + (size_t)cp * dk, *Qe = Kc + (size_t)cp * dk;
+    float *QK = L->dots, *A = QK + (size_t)cp * cw, *U = L->uo, *O = U + (size_t)cp * dvp;
+    float acc = 0;
+    for (int r = 0; r < c; r++) gamma[r] = acc += g[r * bg_stride];
+    for (int r = c; r < cw; r++) gamma[r] = 0;
+    for (int r = 0; r < cp; r++) {
+        eg[r] = r < c ? fp4rt_cexp(gamma[r]) : 0;
+        float *qr = Qc + (size_t)r * dk, *kr = Kc + (size_t)r * dk, *qe = Qe + (size_t)r * dk;
+        if (r < c) {
+            memcpy(qr, q + r * qk_stride, (size_t)dk * sizeof(float));
+            memcpy(kr, k + r * qk_stride, (size_t)dk * sizeof(float));
+        } else {
+            memset(qr, 0, (size_t)dk * sizeof(float));
+            memset(kr, 0, (size_t)dk * sizeof(float));
+        }
+        for (int i = 0; i < dk; i++) qe[i] = qr[i] * eg[r];
+    }
+    for (int i = 0; i < dk; i++)
+        for (int s = 0; s < cw; s++) L->KT[(size_t)i * cw + s] = s < cp ? Kc[(size_t)s * dk + i] : 0;
+    /* the decays exp(gamma_r - gamma_s), s <= r, in column groups of W */
+    for (int r = 0; r < c; r++)
+        for (int s0 = 0; s0 <= r; s0 += W)
+            ST(L->dm + (size_t)r * cw + s0, CEXP(SUB(SET1(gamma[r]), LD(gamma + s0))));
+    /* the q.k and k.k dot products (lower part), then A and the decayed q.k */
+    SFX(mm)(cp, cw, dk, Qc, dk, L->KT, cw, QK, cw, MM_ZERO, 0, 1);
+    SFX(mm)(cp, cw, dk, Kc, dk, L->KT, cw, A, cw, MM_ZERO, 0, 1);
+    for (int r = 0; r < cp; r++) {
+        float *ar = A + (size_t)r * cw, *qkr = QK + (size_t)r * cw;
+        const float *dr = L->dm + (size_t)r * cw;
+        float br = r < c ? beta[r * bg_stride] : 0;
+        for (int s = 0; s < cw; s++) {
+            ar[s] = r < c && s < r ? br * ar[s] * dr[s] : 0;
+            qkr[s] = r < c && s <= r ? qkr[s] * dr[s] : 0;
+        }
+    }
+    /* k_r S and (q_r exp gamma_r) S in one pass over S: U and O start */
+    SFX(mm)(2 * cp, dvp, dk, Kc, dk, S, dvp, U, dvp, MM_ZERO, 0, 0);
+    for (int r = 0; r < cp; r++) {
+        float *ur = U + (size_t)r * dvp;
+        if (r >= c) {
+            memset(ur, 0, (size_t)dvp * sizeof(float));
+            continue;
+        }
+        float br = beta[r * bg_stride], egr = eg[r];
+        const float *vr = v + r * v_stride;
+        for (int e = 0; e < dv; e++) ur[e] = br * (vr[e] - egr * ur[e]);
+        for (int e = dv; e < dvp; e++) ur[e] = 0;
+    }
+    SFX(fsub)(c, dvp, A, cw, U, dvp);
+    SFX(tri)(cp, dvp, QK, cw, U, dvp, O, dvp);
+    for (int r = 0; r < c; r++) memcpy(o + r * o_stride, O + (size_t)r * dvp, (size_t)dv * sizeof(float));
+    /* state update: S <- exp(gamma_last) S + sum_s (k_s exp(gamma_last - gamma_s))^T U_s */
+    float last = gamma[c - 1];
+    for (int s = 0; s < c; s++) dd[s] = fp4rt_cexp(last - gamma[s]);
+    for (int i = 0; i < dkp; i++)
+        for (int s = 0; s < c; s++) L->KdT[(size_t)i * cw + s] = i < dk ? Kc[(size_t)s * dk + i] * dd[s] : 0;
+    SFX(mm)(dkp, dvp, c, L->KdT, cw, U, dvp, S, dvp, MM_SCALE, fp4rt_cexp(last), 0);
+}
+
+TGT static void SFX(chunked)(int T, int chunk, int dk, int dv, const float *q, const float *k, size_t qk_stride,
+                             const float *v, size_t v_stride, const float *beta, const float *g, size_t bg_stride,
+                             float *S, float *o, size_t o_stride, float *ws) {
+    gdn_lay L = gdn_layout(chunk, dk, dv, GW, RB, ws);
+    float *Sw = L.sp ? L.sp : S;
+    if (L.sp)
+        for (int i = 0; i < L.dkp; i++)
+            for (int e = 0; e < L.dvp; e++) L.sp[(size_t)i * L.dvp + e] = i < dk && e < dv ? S[(size_t)i * dv + e] : 0;
+    for (int t0 = 0; t0 < T; t0 += chunk) {
+        int c = FP4RT_MIN(chunk, T - t0);
+        SFX(chunk)(&L, c, dk, dv, q + t0 * qk_stride, k + t0 * qk_stride, qk_stride, v + t0 * v_stride, v_stride,
+                   beta + t0 * bg_stride, g + t0 * bg_stride, bg_stride, Sw, o + t0 * o_stride, o_stride);
+    }
+    if (L.sp)
+        for (int i = 0; i < dk; i++) memcpy(S + (size_t)i * dv, L.sp + (size_t)i * L.dvp, (size_t)dv * sizeof(float));
+}
+
+/* Causal conv1d + SiLU for channels [ch0, ch0 + W): cpu_gdn.c conv_channels'
+ * chain per channel (acc = +0, then w[i] * in[t + i] for i < K in order). */
+TGT static inline __attribute__((always_inline)) void SFX(conv_block)(int T, int K, const float *x, size_t xs,
+                                                                      const float *w, float *state, float *y,
+                                                                      size_t ys, long ch0) {
+    float tmp[CONV_KMAX][W];
+    VF wv[CONV_KMAX], hist[CONV_KMAX];
+    for (int i = 0; i < K; i++) {
+        for (int l = 0; l < W; l++) tmp[i][l] = w[(ch0 + l) * K + i];
+        wv[i] = LD(tmp[i]);
+    }
+    for (int i = 0; i < K - 1; i++) {
+        for (int l = 0; l < W; l++) tmp[i][l] = state[(ch0 + l) * (K - 1) + i];
+        hist[i] = LD(tmp[i]);
+    }
+    for (int t = 0; t < T; t++) {
+        VF cur = LD(x + t * xs + ch0), a = ZERO();
+        for (int i = 0; i < K - 1; i++) a = ADD(a, MUL(wv[i], hist[i]));
+        a = ADD(a, MUL(wv[K - 1], cur));
+        for (int i = 0; i + 1 < K - 1; i++) hist[i] = hist[i + 1];
+        if (K > 1) hist[K - 2] = cur;
+        ST(y + t * ys + ch0, SILU(a));
+    }
+    for (int i = 0; i < K - 1; i++) {
+        ST(tmp[i], hist[i]);
+        for (int l = 0; l < W; l++) state[(ch0 + l) * (K - 1) + i] = tmp[i][l];
+    }
+}
+
+TGT static long SFX(conv)(int T, int K, const float *x, size_t xs, const float *w, float *state, float *y, size_t ys,
+                          long c0, long c1) {
+    long ch = c0;
+    for (; ch + W <= c1; ch += W) {
+        if (K == 4) /* Qwen3.5's kernel: a constant K keeps the window in registers */
+            SFX(conv_block)(T, 4, x, xs, w, state, y, ys, ch);
+        else
+            SFX(conv_block)(T, K, x, xs, w, state, y, ys, ch);
+    }
+    return ch - c0;
+}
