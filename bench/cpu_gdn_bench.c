@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
     float *cx = malloc(sizeof(float) * T * C), *cw = malloc(sizeof(float) * C * K);
     float *cst0 = malloc(sizeof(float) * C * (K - 1)), *cst = malloc(sizeof(float) * C * (K - 1) * 3);
     float *cy = malloc(sizeof(float) * T * C * 3), *win = malloc(sizeof(float) * (K - 1 + T));
+    float *cws = malloc(sizeof(float) * (2 * K - 1) * C);
     for (size_t i = 0; i < (size_t)T * width; i++) x[i] = 0.08f * frand();
     for (int t = 0; t < T; t++) beta[t] = 0.5f + 0.4f * frand(), g[t] = -0.3f + 0.25f * frand();
     for (int i = 0; i < dk * dv; i++) S0[i] = 0.1f * frand();
@@ -77,7 +78,7 @@ int main(int argc, char **argv) {
             float *sti = cst + (size_t)isa * C * (K - 1), *yi = cy + (size_t)isa * T * C;
             memcpy(sti, cst0, sizeof(float) * C * (K - 1));
             t0 = now();
-            long n = fp4rt_conv1d_silu_simd(isa, T, K, cx, C, cw, sti, yi, C, 0, C);
+            long n = fp4rt_conv1d_silu_simd(isa, T, K, cx, C, cw, sti, yi, C, 0, C, cws);
             fp4rt_conv1d_silu_channels(T, K, cx, C, cw, sti, yi, C, n, C, win, NULL, 0);
             tc[isa][r] = now() - t0;
         }
@@ -99,6 +100,6 @@ int main(int argc, char **argv) {
     }
     if (bad) fprintf(stderr, "cpu_gdn_bench: the instruction sets' outputs differ (contract broken)\n");
     free(x), free(beta), free(g), free(ws), free(S0), free(S), free(o), free(cx), free(cw), free(cst0), free(cst);
-    free(cy), free(win);
+    free(cy), free(win), free(cws);
     return bad;
 }

@@ -59,15 +59,16 @@ static void conv_range(void *arg, long c0, long c1, int thread) {
     size_t stride = (size_t)s->p->arena_width;
     const float *x = cpu_row(s, op->x, 0);
     float *y = cpu_row(s, op->y, 0);
+    float *ws = s->ctx->thread_ws[thread];
     if (!j->ckpt) /* the vector kernel, then the channels left */
-        c0 += fp4rt_conv1d_silu_simd(s->ctx->isa, T, K, x, stride, op->w, j->state, y, stride, c0, c1);
-    fp4rt_conv1d_silu_channels(T, K, x, stride, op->w, j->state, y, stride, c0, c1, s->ctx->thread_ws[thread],
-                               j->ckpt, j->ckpt_slot);
+        c0 += fp4rt_conv1d_silu_simd(s->ctx->isa, T, K, x, stride, op->w, j->state, y, stride, c0, c1, ws);
+    fp4rt_conv1d_silu_channels(T, K, x, stride, op->w, j->state, y, stride, c0, c1, ws, j->ckpt, j->ckpt_slot);
 }
 
 fp4rt_status fp4rt_cpu_conv1d_silu(const cpu_step *s, const fp4rt_op *op) {
     int K = op->group_dim, C = op->x.cols;
-    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, (size_t)(K - 1 + s->step->n_tokens));
+    size_t portable = (size_t)(K - 1 + s->step->n_tokens), simd = (size_t)(2 * K - 1) * C; /* a range <= C */
+    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, portable > simd ? portable : simd);
     if (st) return st;
     size_t off = (size_t)op->slot * C * (K - 1);
     conv_job j = {s, op, (float *)s->sb->conv->data + off, NULL, 0};

@@ -132,11 +132,11 @@ void fp4rt_gdn_chunked_isa(int isa, int T, int chunk, int dk, int dv, const floa
 }
 
 long fp4rt_conv1d_silu_simd(int isa, int T, int K, const float *x, size_t x_stride, const float *w, float *state,
-                            float *y, size_t y_stride, long c0, long c1) {
+                            float *y, size_t y_stride, long c0, long c1, float *ws) {
     if (K < 1 || K > CONV_KMAX) return 0;
     if (isa >= FP4RT_CPU_ISA_AVX512 && usable(FP4RT_CPU_ISA_AVX512))
-        return conv_avx512(T, K, x, x_stride, w, state, y, y_stride, c0, c1);
-    if (usable(isa)) return conv_avx2(T, K, x, x_stride, w, state, y, y_stride, c0, c1);
+        return conv_avx512(T, K, x, x_stride, w, state, y, y_stride, c0, c1, ws);
+    if (usable(isa)) return conv_avx2(T, K, x, x_stride, w, state, y, y_stride, c0, c1, ws);
     return 0;
 }
 
@@ -149,9 +149,9 @@ void fp4rt_gdn_chunked_isa(int isa, int T, int chunk, int dk, int dv, const floa
 }
 
 long fp4rt_conv1d_silu_simd(int isa, int T, int K, const float *x, size_t x_stride, const float *w, float *state,
-                            float *y, size_t y_stride, long c0, long c1) {
+                            float *y, size_t y_stride, long c0, long c1, float *ws) {
     (void)isa, (void)T, (void)K, (void)x, (void)x_stride, (void)w, (void)state, (void)y, (void)y_stride, (void)c0,
-        (void)c1;
+        (void)c1, (void)ws;
     return 0;
 }
 #endif

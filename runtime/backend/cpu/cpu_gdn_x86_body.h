@@ -165,43 +165,44 @@ TGT static void SFX(chunked)(int T, int chunk, int dk, int dv, const float *q, c
         for (int i = 0; i < dk; i++) memcpy(S + (size_t)i * dv, L.sp + (size_t)i * L.dvp, (size_t)dv * sizeof(float));
 }
 
-/* Causal conv1d + SiLU for channels [ch0, ch0 + W): cpu_gdn.c conv_channels'
- * chain per channel (acc = +0, then w[i] * in[t + i] for i < K in order). */
-TGT static inline __attribute__((always_inline)) void SFX(conv_block)(int T, int K, const float *x, size_t xs,
-                                                                      const float *w, float *state, float *y,
-                                                                      size_t ys, long ch0) {
-    float tmp[CONV_KMAX][W];
-    VF wv[CONV_KMAX], hist[CONV_KMAX];
-    for (int i = 0; i < K; i++) {
-        for (int l = 0; l < W; l++) tmp[i][l] = w[(ch0 + l) * K + i];
-        wv[i] = LD(tmp[i]);
-    }
-    for (int i = 0; i < K - 1; i++) {
-        for (int l = 0; l < W; l++) tmp[i][l] = state[(ch0 + l) * (K - 1) + i];
-        hist[i] = LD(tmp[i]);
+/* Causal conv1d + SiLU for the channels [c0, c0 + n), n a multiple of W: cpu_gdn.c
+ * conv1d's chain per channel (acc = +0, then w[i] * in[t + i] for i < K in
+ * order, in[p] the state for p < K - 1, else input row p - (K - 1)). Rows run
+ * in order, each across the channels (x and y are row-major: sequential
+ * access); ws holds the weights and the incoming state transposed, [K][n] and
+ * [K - 1][n]. */
+TGT static inline __attribute__((always_inline)) void SFX(conv_rows)(int T, int K, const float *x, size_t xs,
+                                                                     const float *w, float *state, float *y,
+                                                                     size_t ys, long c0, long n, float *ws) {
+    float *wT = ws, *hT = ws + (size_t)K * n;
+    for (long j = 0; j < n; j++) {
+        for (int i = 0; i < K; i++) wT[i * n + j] = w[(c0 + j) * K + i];
+        for (int i = 0; i < K - 1; i++) hT[i * n + j] = state[(c0 + j) * (K - 1) + i];
     }
     for (int t = 0; t < T; t++) {
-        VF cur = LD(x + t * xs + ch0), a = ZERO();
-        for (int i = 0; i < K - 1; i++) a = ADD(a, MUL(wv[i], hist[i]));
-        a = ADD(a, MUL(wv[K - 1], cur));
-        for (int i = 0; i + 1 < K - 1; i++) hist[i] = hist[i + 1];
-        if (K > 1) hist[K - 2] = cur;
-        ST(y + t * ys + ch0, SILU(a));
+        const float *src[CONV_KMAX]; /* window entry t + i: state, or input row t + i - (K - 1) */
+        for (int i = 0; i < K; i++)
+            src[i] = t + i < K - 1 ? hT + (size_t)(t + i) * n : x + (size_t)(t + i - (K - 1)) * xs + c0;
+        float *yt = y + (size_t)t * ys + c0;
+        for (long j = 0; j < n; j += W) {
+            VF a = ZERO();
+            for (int i = 0; i < K; i++) a = ADD(a, MUL(LD(wT + i * n + j), LD(src[i] + j)));
+            ST(yt + j, SILU(a));
+        }
     }
-    for (int i = 0; i < K - 1; i++) {
-        ST(tmp[i], hist[i]);
-        for (int l = 0; l < W; l++) state[(ch0 + l) * (K - 1) + i] = tmp[i][l];
+    for (int i = 0; i < K - 1; i++) { /* the new state: window entries T .. T + K - 2 */
+        const float *r = T + i < K - 1 ? hT + (size_t)(T + i) * n : x + (size_t)(T + i - (K - 1)) * xs + c0;
+        for (long j = 0; j < n; j++) state[(c0 + j) * (K - 1) + i] = r[j];
     }
 }
 
 TGT static long SFX(conv)(int T, int K, const float *x, size_t xs, const float *w, float *state, float *y, size_t ys,
-                          long c0, long c1) {
-    long ch = c0;
-    for (; ch + W <= c1; ch += W) {
-        if (K == 4) /* Qwen3.5's kernel: a constant K keeps the window in registers */
-            SFX(conv_block)(T, 4, x, xs, w, state, y, ys, ch);
-        else
-            SFX(conv_block)(T, K, x, xs, w, state, y, ys, ch);
-    }
-    return ch - c0;
+                          long c0, long c1, float *ws) {
+    long n = (c1 - c0) / W * W;
+    if (n <= 0) return 0;
+    if (K == 4) /* Qwen3.5's kernel: constant loop bounds */
+        SFX(conv_rows)(T, 4, x, xs, w, state, y, ys, c0, n, ws);
+    else
+        SFX(conv_rows)(T, K, x, xs, w, state, y, ys, c0, n, ws);
+    return n;
 }

@@ -207,9 +207,10 @@ void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, flo
  * x_stride, y_stride floats apart), w [C][K], state [C][K - 1] (oldest first,
  * updated), win K - 1 + T floats of workspace; ckpt (NULL: none) gets the state
  * before row t at ckpt + t * ckpt_slot. fp4rt_conv1d_silu_simd: the same (no
- * checkpoints) for the channels c0 .. c0 + n - 1, n a multiple of the vector
- * width (16 lanes AVX-512, 8 AVX2), with the same bits; returns n (0 for
- * FP4RT_CPU_ISA_C, K > 16 or a CPU without the set); the caller does the rest. */
+ * checkpoints) for the channels c0 .. c0 + n - 1, n the most channels in
+ * whole vectors (16 lanes AVX-512, 8 AVX2), with the same bits; returns n (0
+ * for FP4RT_CPU_ISA_C, K > 16 or a CPU without the set); the caller does the
+ * rest. ws: (2 K - 1) (c1 - c0) floats. */
 size_t fp4rt_gdn_chunk_ws_floats_simd(int chunk, int dk, int dv);
 void fp4rt_gdn_chunked_isa(int isa, int T, int chunk, int dk, int dv, const float *q, const float *k,
                            size_t qk_stride, const float *v, size_t v_stride, const float *beta, const float *g,
@@ -218,6 +219,6 @@ void fp4rt_conv1d_silu_channels(int T, int K, const float *x, size_t x_stride, c
                                 float *y, size_t y_stride, long c0, long c1, float *win, float *ckpt,
                                 size_t ckpt_slot);
 long fp4rt_conv1d_silu_simd(int isa, int T, int K, const float *x, size_t x_stride, const float *w, float *state,
-                            float *y, size_t y_stride, long c0, long c1);
+                            float *y, size_t y_stride, long c0, long c1, float *ws);
 
 #endif
