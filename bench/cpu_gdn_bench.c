@@ -43,9 +43,11 @@ static double median(double *v, int n) {
 
 int main(int argc, char **argv) {
     int T = 64, rounds = 9;
+    float gmin = -0.55f;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--tokens")) T = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--rounds")) rounds = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--gmin")) gmin = (float)atof(argv[i + 1]);
         else return fprintf(stderr, "cpu_gdn_bench: unknown option %s\n", argv[i]), 2;
     }
     if (T < 2 || rounds < 1 || rounds > 99) return fprintf(stderr, "cpu_gdn_bench: bad --tokens / --rounds\n"), 2;
@@ -60,7 +62,7 @@ int main(int argc, char **argv) {
     float *cy = malloc(sizeof(float) * T * C * 3), *win = malloc(sizeof(float) * (K - 1 + T));
     float *cws = malloc(sizeof(float) * (2 * K - 1) * C);
     for (size_t i = 0; i < (size_t)T * width; i++) x[i] = 0.08f * frand();
-    for (int t = 0; t < T; t++) beta[t] = 0.5f + 0.4f * frand(), g[t] = -0.3f + 0.25f * frand();
+    for (int t = 0; t < T; t++) beta[t] = 0.5f + 0.4f * frand(), g[t] = 0.5f * gmin * (1.0f - frand()); /* uniform (gmin, 0] */
     for (int i = 0; i < dk * dv; i++) S0[i] = 0.1f * frand();
     for (size_t i = 0; i < (size_t)T * C; i++) cx[i] = 3 * frand();
     for (int i = 0; i < C * K; i++) cw[i] = frand();

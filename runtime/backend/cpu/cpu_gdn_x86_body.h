@@ -83,11 +83,12 @@ TGT static void SFX(fsub)(int c, int nw, const float *A, size_t lda, float *U, s
 }
 
 /* One chunk of c tokens: the steps of gdn_chunk in cpu_gdn.c, each output
- * element by the same chain. S: [dkp][dvp] (zero padding). */
+ * element by the same chain. S: [dkp][dvp] (zero padding). c <= the layout's chunk. */
 TGT static void SFX(chunk)(const gdn_lay *L, int c, int dk, int dv, const float *q, const float *k, size_t qk_stride,
                            const float *v, size_t v_stride, const float *beta, const float *g, size_t bg_stride,
                            float *S, float *o, size_t o_stride) {
-    const int cp = L->cp, cw = L->cw, dkp = L->dkp, dvp = L->dvp;
+    /* this chunk's rows and columns rounded up (the layout holds the full chunk's) */
+    const int cp = (int)up((size_t)c, RB), cw = (int)up((size_t)c, GW), dkp = L->dkp, dvp = L->dvp;
     float *gamma = L->gamma, *eg = L->eg, *dd = L->dd;
     float *Qc = L->Qc, *Kc = Qc + (size_t)cp * dk, *Qe = Kc + (size_t)cp * dk;
     float *QK = L->dots, *A = QK + (size_t)cp * cw, *U = L->uo, *O = U + (size_t)cp * dvp;
@@ -169,30 +170,34 @@ TGT static void SFX(chunked)(int T, int chunk, int dk, int dv, const float *q, c
  * conv1d's chain per channel (acc = +0, then w[i] * in[t + i] for i < K in
  * order, in[p] the state for p < K - 1, else input row p - (K - 1)). Rows run
  * in order, each across the channels (x and y are row-major: sequential
- * access); ws holds the weights and the incoming state transposed, [K][n] and
- * [K - 1][n]. */
+ * access); y may be x (in place): the window's last K - 1 inputs live in a
+ * ring, entry p in slot p mod (K - 1). ws: the weights transposed [K][n], then
+ * the ring [K - 1][n]. */
 TGT static inline __attribute__((always_inline)) void SFX(conv_rows)(int T, int K, const float *x, size_t xs,
                                                                      const float *w, float *state, float *y,
                                                                      size_t ys, long c0, long n, float *ws) {
-    float *wT = ws, *hT = ws + (size_t)K * n;
+    float *wT = ws, *ring = ws + (size_t)K * n;
+    const int H = K - 1; /* window entries kept */
     for (long j = 0; j < n; j++) {
         for (int i = 0; i < K; i++) wT[i * n + j] = w[(c0 + j) * K + i];
-        for (int i = 0; i < K - 1; i++) hT[i * n + j] = state[(c0 + j) * (K - 1) + i];
+        for (int i = 0; i < H; i++) ring[i * n + j] = state[(c0 + j) * H + i];
     }
     for (int t = 0; t < T; t++) {
-        const float *src[CONV_KMAX]; /* window entry t + i: state, or input row t + i - (K - 1) */
-        for (int i = 0; i < K; i++)
-            src[i] = t + i < K - 1 ? hT + (size_t)(t + i) * n : x + (size_t)(t + i - (K - 1)) * xs + c0;
+        float *slot[CONV_KMAX]; /* entries t .. t + K - 2 */
+        for (int i = 0; i < H; i++) slot[i] = ring + (size_t)((t + i) % H) * n;
+        const float *xt = x + (size_t)t * xs + c0;
         float *yt = y + (size_t)t * ys + c0;
         for (long j = 0; j < n; j += W) {
-            VF a = ZERO();
-            for (int i = 0; i < K; i++) a = ADD(a, MUL(LD(wT + i * n + j), LD(src[i] + j)));
+            VF cur = LD(xt + j), a = ZERO();
+            for (int i = 0; i < H; i++) a = ADD(a, MUL(LD(wT + i * n + j), LD(slot[i] + j)));
+            a = ADD(a, MUL(LD(wT + (size_t)H * n + j), cur));
+            if (H > 0) ST(slot[0] + j, cur); /* entry t + K - 1 takes entry t's slot */
             ST(yt + j, SILU(a));
         }
     }
-    for (int i = 0; i < K - 1; i++) { /* the new state: window entries T .. T + K - 2 */
-        const float *r = T + i < K - 1 ? hT + (size_t)(T + i) * n : x + (size_t)(T + i - (K - 1)) * xs + c0;
-        for (long j = 0; j < n; j++) state[(c0 + j) * (K - 1) + i] = r[j];
+    for (int i = 0; i < H; i++) { /* the new state: entries T .. T + K - 2 */
+        const float *r = ring + (size_t)((T + i) % H) * n;
+        for (long j = 0; j < n; j++) state[(c0 + j) * H + i] = r[j];
     }
 }
 
