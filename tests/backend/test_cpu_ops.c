@@ -184,11 +184,12 @@ static void test_simd_swiglu(void) {
  * outputs and state over lengths that are not multiples of the chunk, the
  * presets' head sizes (32, 128) and odd ones (padding), q / k / v rows inside
  * wider rows (the arena's layout), several chunk sizes, and decays strong
- * enough that exp(gamma_r - gamma_s) underflows to 0. */
-static int gdn_simd_case(int isa, int T, int chunk, int dk, int dv, float gscale) {
+ * enough that exp(gamma_r - gamma_s) underflows to 0 or leaves subnormal
+ * products (the kernels' float64 path for those). */
+static int gdn_simd_case(int isa, int T, int chunk, int dk, int dv, float gscale, float sscale, float vscale) {
     size_t width = 2 * (size_t)dk + dv + 3; /* q | k | v | slack, as in the arena */
     float *x = malloc(sizeof(float) * T * width), *beta = malloc(sizeof(float) * T), *g = malloc(sizeof(float) * T);
-    for (size_t i = 0; i < (size_t)T * width; i++) x[i] = frand();
+    for (size_t i = 0; i < (size_t)T * width; i++) x[i] = frand() * (i % width >= 2 * (size_t)dk ? vscale : 1.0f);
     for (int t = 0; t < T; t++) {
         beta[t] = fp4rt_sigmoid(2 * frand());
         g[t] = gscale * fp4rt_softplus(3 * frand());
@@ -198,7 +199,7 @@ static int gdn_simd_case(int isa, int T, int chunk, int dk, int dv, float gscale
     float *S[2], *o[2], *ws = malloc(sizeof(float) * fp4rt_gdn_chunk_ws_floats(chunk, dk, dv));
     for (int f = 0; f < 2; f++) {
         S[f] = malloc(sizeof(float) * dk * dv), o[f] = malloc(sizeof(float) * T * dv);
-        for (int i = 0; i < dk * dv; i++) S[f][i] = 0.1f * (float)((i * 7919) % 201 - 100) / 100.0f;
+        for (int i = 0; i < dk * dv; i++) S[f][i] = sscale * (float)((i * 7919) % 201 - 100) / 100.0f;
         memset(o[f], 0xff, sizeof(float) * T * dv);
     }
     fp4rt_gdn_chunked(T, chunk, dk, dv, x, x + dk, width, x + 2 * dk, width, beta, g, 1, S[0], o[0], dv, ws);
@@ -225,12 +226,18 @@ static void test_gdn_simd(void) {
             for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
                 int dk = shapes[si][0], dv = shapes[si][1], T = lengths[li];
                 if (dk == 128 && T < 63) continue; /* the big head on the long cases only */
-                CHECK_MSG(gdn_simd_case(isa, T, FP4RT_GDN_CHUNK, dk, dv, -0.5f), "chunked GDN on %s differs",
+                CHECK_MSG(gdn_simd_case(isa, T, FP4RT_GDN_CHUNK, dk, dv, -0.5f, 0.1f, 1.0f), "chunked GDN on %s differs",
                           fp4rt_cpu_isa_name(isa));
                 if (T == 131) {
-                    CHECK(gdn_simd_case(isa, T, 16, dk, dv, -0.5f));
-                    CHECK(gdn_simd_case(isa, T, 5, dk, dv, -0.5f));
-                    CHECK(gdn_simd_case(isa, T, FP4RT_GDN_CHUNK, dk, dv, -8.0f)); /* decays underflow */
+                    CHECK(gdn_simd_case(isa, T, 16, dk, dv, -0.5f, 0.1f, 1.0f));
+                    CHECK(gdn_simd_case(isa, T, 5, dk, dv, -0.5f, 0.1f, 1.0f));
+                    CHECK(gdn_simd_case(isa, T, FP4RT_GDN_CHUNK, dk, dv, -8.0f, 0.1f, 1.0f)); /* decays underflow */
+                }
+                if (T >= 64) { /* exp(gamma) near 1e-37 mid-chunk: subnormal q exp(gamma) and k
+                                exp(gamma_last - gamma_s), times a state large enough (1e20), and v = 0,
+                                so that those products show in o and S (the float64 path) */
+                    CHECK(gdn_simd_case(isa, T, FP4RT_GDN_CHUNK, dk, dv, -3.0f, 1e20f, 0.0f));
+                    CHECK(gdn_simd_case(isa, T, FP4RT_GDN_CHUNK, dk, dv, -2.5f, 1e20f, 0.0f));
                 }
             }
     if (!ran) printf("cpu_ops: no AVX2 here: vector chunked GDN parity skipped\n");

@@ -30,6 +30,7 @@ typedef struct gdn_lay {
     float *uo;              /* U, then O: [2][cp][dvp] */
     float *KdT;             /* (k_s exp(gamma_last - gamma_s)) transposed: [dkp][cw] */
     float *sp;              /* the padded state [dkp][dvp], NULL where dk, dv need no padding */
+    unsigned char *fl;      /* a flag per row block of a matrix product */
 } gdn_lay;
 
 static size_t up(size_t n, size_t m) { return (n + m - 1) / m * m; }
@@ -40,13 +41,16 @@ static size_t gdn_place(int chunk, int dk, int dv, int gw, int rb, float *ws, gd
     L->dkp = (int)up((size_t)dk, (size_t)rb), L->dvp = (int)up((size_t)dv, (size_t)gw);
     size_t cp = (size_t)L->cp, cw = (size_t)L->cw, dkp = (size_t)L->dkp, dvp = (size_t)L->dvp;
     int pad = L->dkp != dk || L->dvp != dv;
-    size_t sizes[] = {cw, cw, cw, 3 * cp * dk, dk * cw, cp * cw, 2 * cp * cw, 2 * cp * dvp, dkp * cw, pad ? dkp * dvp : 0};
-    float **slots[] = {&L->gamma, &L->eg, &L->dd, &L->Qc, &L->KT, &L->dm, &L->dots, &L->uo, &L->KdT, &L->sp};
+    float *fl;
+    size_t sizes[] = {cw, cw, cw, 3 * cp * dk, dk * cw, cp * cw, 2 * cp * cw, 2 * cp * dvp, dkp * cw, pad ? dkp * dvp : 0,
+                      2 * cp + dkp};
+    float **slots[] = {&L->gamma, &L->eg, &L->dd, &L->Qc, &L->KT, &L->dm, &L->dots, &L->uo, &L->KdT, &L->sp, &fl};
     size_t off = (16 - ((uintptr_t)ws / sizeof(float)) % 16) % 16; /* 64-byte aligned arrays */
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *slots[i] = sizes[i] && ws ? ws + off : NULL;
         off += up(sizes[i], 16);
     }
+    L->fl = (unsigned char *)fl;
     return off;
 }
 
@@ -66,6 +70,46 @@ static gdn_lay gdn_layout(int chunk, int dk, int dv, int gw, int rb, float *ws) 
 }
 
 enum { MM_ZERO, MM_SCALE, MM_LOAD };
+
+static inline int subnormal(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return (u & 0x7f800000u) == 0 && (u & 0x007fffffu) != 0;
+}
+
+/* x * b lane by lane through float64: the product of two floats is exact there
+ * and cvtpd2ps rounds it once (to nearest even, as the FP32 multiply), so the
+ * bits are x * b's, including subnormal, zero, infinite results; conversions
+ * take no microcode assist on subnormal operands, where an FP32 multiply does
+ * (~170 ns each here). For the GDN's subnormal decayed factors. */
+FP4RT_VX_AVX512 static inline __m512 mulx16(float x, __m512 b) {
+    __m512d xd = _mm512_cvtps_pd(_mm256_set1_ps(x));
+    __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(xd, _mm512_cvtps_pd(_mm512_castps512_ps256(b))));
+    __m256 hi = _mm512_cvtpd_ps(
+        _mm512_mul_pd(xd, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)))));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+}
+
+FP4RT_VX_AVX2 static inline __m256 mulx8(float x, __m256 b) {
+    __m256d xd = _mm256_cvtps_pd(_mm_set1_ps(x));
+    __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(xd, _mm256_cvtps_pd(_mm256_castps256_ps128(b))));
+    __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(xd, _mm256_cvtps_pd(_mm256_extractf128_ps(b, 1))));
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+}
+
+/* Any of W floats subnormal: exponent bits 0, mantissa not. */
+FP4RT_VX_AVX512 static inline int anysub16(const float *p) {
+    __m512i u = _mm512_loadu_si512(p), z = _mm512_setzero_si512();
+    __mmask16 e0 = _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7f800000)), z);
+    return (e0 & _mm512_cmpneq_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x007fffff)), z)) != 0;
+}
+
+FP4RT_VX_AVX2 static inline int anysub8(const float *p) {
+    __m256i u = _mm256_loadu_si256((const __m256i *)p), z = _mm256_setzero_si256();
+    __m256i e0 = _mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7f800000)), z);
+    __m256i m0 = _mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x007fffff)), z);
+    return _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_andnot_si256(m0, e0))) != 0;
+}
 #define CONV_KMAX 16
 
 /* AVX-512 */
@@ -85,6 +129,8 @@ enum { MM_ZERO, MM_SCALE, MM_LOAD };
 #define SUB(a, b) _mm512_sub_ps(a, b)
 #define CEXP(x) fp4rt_cexp16(x)
 #define SILU(x) fp4rt_csilu16(x)
+#define MULX(x, b) mulx16(x, b)
+#define ANYSUB(p) anysub16(p)
 #include "runtime/backend/cpu/cpu_gdn_x86_body.h"
 #undef TGT
 #undef VF
@@ -100,6 +146,8 @@ enum { MM_ZERO, MM_SCALE, MM_LOAD };
 #undef SUB
 #undef CEXP
 #undef SILU
+#undef MULX
+#undef ANYSUB
 
 /* AVX2 */
 #define TGT FP4RT_VX_AVX2
@@ -116,6 +164,8 @@ enum { MM_ZERO, MM_SCALE, MM_LOAD };
 #define SUB(a, b) _mm256_sub_ps(a, b)
 #define CEXP(x) fp4rt_cexp8(x)
 #define SILU(x) fp4rt_csilu8(x)
+#define MULX(x, b) mulx8(x, b)
+#define ANYSUB(p) anysub8(p)
 #include "runtime/backend/cpu/cpu_gdn_x86_body.h"
 
 static int usable(int isa) { return isa >= FP4RT_CPU_ISA_AVX2 && fp4rt_cpu_isa_supported() >= isa; }

@@ -2,18 +2,49 @@
  * per set with these macros defined: TGT (target attribute), VF (vector type),
  * W (lanes), NV (vectors per column group), RB (rows per block), GW = W * NV,
  * SFX(name) (the set's suffix), LD / ST (unaligned), SET1, ZERO, MUL, ADD, SUB,
- * SILU (fp4rt_csilu per lane). Every vector operation is one lane-wise IEEE
+ * SILU (fp4rt_csilu per lane), MULX (a scalar times a vector through float64,
+ * the float multiply's bits: cpu_gdn_x86.c), ANYSUB (any of W floats
+ * subnormal). Every vector operation is one lane-wise IEEE
  * multiply, add or subtract, so each lane runs exactly the scalar chain of one
  * output column of cpu_gdn.c (contract: cpu_gdn_x86.c). */
+
+/* 1 where one of rows x[0 .. rows) (ldx apart) of n floats is subnormal. */
+TGT static int SFX(rows_sub)(const float *x, size_t ldx, int rows, int n) {
+    int any = 0;
+    for (int r = 0; r < rows && !any; r++) {
+        const float *xr = x + (size_t)r * ldx;
+        int j = 0;
+        for (; j + W <= n; j += W) any |= ANYSUB(xr + j);
+        for (; j < n; j++) any |= subnormal(xr[j]);
+    }
+    return any;
+}
+
+/* acc[rr][v] += x * b[v], x = X[rr * ldx] for the RB rows: the float product, or
+ * (careful) through float64 where x is subnormal (the same bits without the
+ * microcode assist an FP32 multiply takes on a subnormal operand). */
+#define ROWS_MAC(careful)                                                                                          \
+    for (int rr = 0; rr < RB; rr++) {                                                                              \
+        float xs = xj[(size_t)rr * ldx];                                                                           \
+        if ((careful) && subnormal(xs)) {                                                                          \
+            for (int v = 0; v < NV; v++) acc[rr][v] = ADD(acc[rr][v], MULX(xs, bv[v]));                           \
+        } else {                                                                                                   \
+            VF x = SET1(xs);                                                                                       \
+            for (int v = 0; v < NV; v++) acc[rr][v] = ADD(acc[rr][v], MUL(x, bv[v]));                              \
+        }                                                                                                          \
+    }
 
 /* Y[r][e] for r < R (multiple of RB) and e < nw (multiple of GW): a start value
  * (MM_ZERO: +0; MM_SCALE: Y[r][e] * scale; MM_LOAD: Y[r][e]) plus X[r][j] * B[j][e]
  * for j = 0 .. n - 1, each product then sum rounded in that order. lower: only
  * the column groups holding a column <= the row block's last row. The column
- * group is the outer loop so its B slab ([n][GW]) stays in L1 across row blocks. */
+ * group is the outer loop so its B slab ([n][GW]) stays in L1 across row blocks.
+ * fl: R / RB bytes of workspace (row blocks with a subnormal X take the careful
+ * products). */
 TGT static void SFX(mm)(int R, int nw, int n, const float *X, size_t ldx, const float *B, size_t ldb, float *Y,
-                        size_t ldy, int mode, float scale, int lower) {
+                        size_t ldy, int mode, float scale, int lower, unsigned char *fl) {
     VF sc = SET1(scale);
+    for (int r0 = 0; r0 < R; r0 += RB) fl[r0 / RB] = (unsigned char)SFX(rows_sub)(X + (size_t)r0 * ldx, ldx, RB, n);
     for (int e0 = 0; e0 < nw; e0 += GW)
         for (int r0 = 0; r0 < R; r0 += RB) {
             if (lower && e0 > r0 + RB - 1) continue;
@@ -24,12 +55,13 @@ TGT static void SFX(mm)(int R, int nw, int n, const float *X, size_t ldx, const 
                     acc[rr][v] = mode == MM_ZERO ? ZERO() : mode == MM_SCALE ? MUL(LD(y), sc) : LD(y);
                 }
             for (int j = 0; j < n; j++) {
-                const float *b = B + (size_t)j * ldb + e0;
+                const float *b = B + (size_t)j * ldb + e0, *xj = X + (size_t)r0 * ldx + j;
                 VF bv[NV];
                 for (int v = 0; v < NV; v++) bv[v] = LD(b + v * W);
-                for (int rr = 0; rr < RB; rr++) {
-                    VF x = SET1(X[(size_t)(r0 + rr) * ldx + j]);
-                    for (int v = 0; v < NV; v++) acc[rr][v] = ADD(acc[rr][v], MUL(x, bv[v]));
+                if (fl[r0 / RB]) {
+                    ROWS_MAC(1)
+                } else {
+                    ROWS_MAC(0)
                 }
             }
             for (int rr = 0; rr < RB; rr++)
@@ -38,28 +70,33 @@ TGT static void SFX(mm)(int R, int nw, int n, const float *X, size_t ldx, const 
 }
 
 /* Y[r][e] += X[r][s] * B[s][e] for s = 0 .. r in order (lower triangle, diagonal
- * included), r < R (multiple of RB), e < nw (multiple of GW). */
+ * included), r < R (multiple of RB), e < nw (multiple of GW); X rows hold R
+ * columns. fl: as mm's. */
 TGT static void SFX(tri)(int R, int nw, const float *X, size_t ldx, const float *B, size_t ldb, float *Y,
-                         size_t ldy) {
+                         size_t ldy, unsigned char *fl) {
+    for (int r0 = 0; r0 < R; r0 += RB) fl[r0 / RB] = (unsigned char)SFX(rows_sub)(X + (size_t)r0 * ldx, ldx, RB, R);
     for (int e0 = 0; e0 < nw; e0 += GW)
         for (int r0 = 0; r0 < R; r0 += RB) {
             VF acc[RB][NV];
             for (int rr = 0; rr < RB; rr++)
                 for (int v = 0; v < NV; v++) acc[rr][v] = LD(Y + (size_t)(r0 + rr) * ldy + e0 + v * W);
             for (int s = 0; s <= r0; s++) { /* every row of the block */
-                const float *b = B + (size_t)s * ldb + e0;
+                const float *b = B + (size_t)s * ldb + e0, *xj = X + (size_t)r0 * ldx + s;
                 VF bv[NV];
                 for (int v = 0; v < NV; v++) bv[v] = LD(b + v * W);
-                for (int rr = 0; rr < RB; rr++) {
-                    VF x = SET1(X[(size_t)(r0 + rr) * ldx + s]);
-                    for (int v = 0; v < NV; v++) acc[rr][v] = ADD(acc[rr][v], MUL(x, bv[v]));
+                if (fl[r0 / RB]) {
+                    ROWS_MAC(1)
+                } else {
+                    ROWS_MAC(0)
                 }
             }
             for (int rr = 1; rr < RB; rr++) /* row r0 + rr goes on to s = r0 + rr */
                 for (int s = r0 + 1; s <= r0 + rr; s++) {
-                    VF x = SET1(X[(size_t)(r0 + rr) * ldx + s]);
-                    for (int v = 0; v < NV; v++)
-                        acc[rr][v] = ADD(acc[rr][v], MUL(x, LD(B + (size_t)s * ldb + e0 + v * W)));
+                    float xs = X[(size_t)(r0 + rr) * ldx + s];
+                    for (int v = 0; v < NV; v++) {
+                        VF b = LD(B + (size_t)s * ldb + e0 + v * W);
+                        acc[rr][v] = ADD(acc[rr][v], subnormal(xs) ? MULX(xs, b) : MUL(SET1(xs), b));
+                    }
                 }
             for (int rr = 0; rr < RB; rr++)
                 for (int v = 0; v < NV; v++) ST(Y + (size_t)(r0 + rr) * ldy + e0 + v * W, acc[rr][v]);
@@ -75,8 +112,12 @@ TGT static void SFX(fsub)(int c, int nw, const float *A, size_t lda, float *U, s
             VF acc[NV];
             for (int v = 0; v < NV; v++) acc[v] = LD(ur + v * W);
             for (int s = 0; s < r; s++) {
-                VF a = SET1(A[(size_t)r * lda + s]);
-                for (int v = 0; v < NV; v++) acc[v] = SUB(acc[v], MUL(a, LD(U + (size_t)s * ldu + e0 + v * W)));
+                float as = A[(size_t)r * lda + s];
+                if (subnormal(as)) /* the same bits, no assist */
+                    for (int v = 0; v < NV; v++) acc[v] = SUB(acc[v], MULX(as, LD(U + (size_t)s * ldu + e0 + v * W)));
+                else
+                    for (int v = 0; v < NV; v++)
+                        acc[v] = SUB(acc[v], MUL(SET1(as), LD(U + (size_t)s * ldu + e0 + v * W)));
             }
             for (int v = 0; v < NV; v++) ST(ur + v * W, acc[v]);
         }
@@ -114,8 +155,8 @@ TGT static void SFX(chunk)(const gdn_lay *L, int c, int dk, int dv, const float 
         for (int s0 = 0; s0 <= r; s0 += W)
             ST(L->dm + (size_t)r * cw + s0, CEXP(SUB(SET1(gamma[r]), LD(gamma + s0))));
     /* the q.k and k.k dot products (lower part), then A and the decayed q.k */
-    SFX(mm)(cp, cw, dk, Qc, dk, L->KT, cw, QK, cw, MM_ZERO, 0, 1);
-    SFX(mm)(cp, cw, dk, Kc, dk, L->KT, cw, A, cw, MM_ZERO, 0, 1);
+    SFX(mm)(cp, cw, dk, Qc, dk, L->KT, cw, QK, cw, MM_ZERO, 0, 1, L->fl);
+    SFX(mm)(cp, cw, dk, Kc, dk, L->KT, cw, A, cw, MM_ZERO, 0, 1, L->fl);
     for (int r = 0; r < cp; r++) {
         float *ar = A + (size_t)r * cw, *qkr = QK + (size_t)r * cw;
         const float *dr = L->dm + (size_t)r * cw;
@@ -126,7 +167,7 @@ TGT static void SFX(chunk)(const gdn_lay *L, int c, int dk, int dv, const float 
         }
     }
     /* k_r S and (q_r exp gamma_r) S in one pass over S: U and O start */
-    SFX(mm)(2 * cp, dvp, dk, Kc, dk, S, dvp, U, dvp, MM_ZERO, 0, 0);
+    SFX(mm)(2 * cp, dvp, dk, Kc, dk, S, dvp, U, dvp, MM_ZERO, 0, 0, L->fl);
     for (int r = 0; r < cp; r++) {
         float *ur = U + (size_t)r * dvp;
         if (r >= c) {
@@ -139,14 +180,14 @@ TGT static void SFX(chunk)(const gdn_lay *L, int c, int dk, int dv, const float 
         for (int e = dv; e < dvp; e++) ur[e] = 0;
     }
     SFX(fsub)(c, dvp, A, cw, U, dvp);
-    SFX(tri)(cp, dvp, QK, cw, U, dvp, O, dvp);
+    SFX(tri)(cp, dvp, QK, cw, U, dvp, O, dvp, L->fl);
     for (int r = 0; r < c; r++) memcpy(o + r * o_stride, O + (size_t)r * dvp, (size_t)dv * sizeof(float));
     /* state update: S <- exp(gamma_last) S + sum_s (k_s exp(gamma_last - gamma_s))^T U_s */
     float last = gamma[c - 1];
     for (int s = 0; s < c; s++) dd[s] = fp4rt_cexp(last - gamma[s]);
     for (int i = 0; i < dkp; i++)
         for (int s = 0; s < c; s++) L->KdT[(size_t)i * cw + s] = i < dk ? Kc[(size_t)s * dk + i] * dd[s] : 0;
-    SFX(mm)(dkp, dvp, c, L->KdT, cw, U, dvp, S, dvp, MM_SCALE, fp4rt_cexp(last), 0);
+    SFX(mm)(dkp, dvp, c, L->KdT, cw, U, dvp, S, dvp, MM_SCALE, fp4rt_cexp(last), 0, L->fl);
 }
 
 TGT static void SFX(chunked)(int T, int chunk, int dk, int dv, const float *q, const float *k, size_t qk_stride,
@@ -211,3 +252,5 @@ TGT static long SFX(conv)(int T, int K, const float *x, size_t xs, const float *
         SFX(conv_rows)(T, K, x, xs, w, state, y, ys, c0, n, ws);
     return n;
 }
+
+#undef ROWS_MAC
