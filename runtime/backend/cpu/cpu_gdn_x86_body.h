@@ -21,16 +21,23 @@ TGT static int SFX(rows_sub)(const float *x, size_t ldx, int rows, int n) {
 }
 
 /* acc[rr][v] += x * b[v], x = X[rr * ldx] for the RB rows: the float product, or
- * (careful) through float64 where x is subnormal (the same bits without the
- * microcode assist an FP32 multiply takes on a subnormal operand). */
+ * (careful, and one of the RB factors subnormal) all through float64 (MULX: the
+ * same bits without the microcode assist an FP32 multiply takes on a subnormal
+ * operand). No branch inside the unrolled loops: the accumulators stay in
+ * registers. */
 #define ROWS_MAC(careful)                                                                                          \
-    for (int rr = 0; rr < RB; rr++) {                                                                              \
-        float xs = xj[(size_t)rr * ldx];                                                                           \
-        if ((careful) && subnormal(xs)) {                                                                          \
-            for (int v = 0; v < NV; v++) acc[rr][v] = ADD(acc[rr][v], MULX(xs, bv[v]));                           \
+    {                                                                                                              \
+        int slow = 0;                                                                                              \
+        if (careful)                                                                                               \
+            for (int rr = 0; rr < RB; rr++) slow |= subnormal(xj[(size_t)rr * ldx]);                               \
+        if (slow) {                                                                                                \
+            for (int rr = 0; rr < RB; rr++)                                                                        \
+                for (int v = 0; v < NV; v++) acc[rr][v] = ADD(acc[rr][v], MULX(xj[(size_t)rr * ldx], bv[v]));      \
         } else {                                                                                                   \
-            VF x = SET1(xs);                                                                                       \
-            for (int v = 0; v < NV; v++) acc[rr][v] = ADD(acc[rr][v], MUL(x, bv[v]));                              \
+            for (int rr = 0; rr < RB; rr++) {                                                                      \
+                VF x = SET1(xj[(size_t)rr * ldx]);                                                                 \
+                for (int v = 0; v < NV; v++) acc[rr][v] = ADD(acc[rr][v], MUL(x, bv[v]));                          \
+            }                                                                                                      \
         }                                                                                                          \
     }
 
