@@ -33,7 +33,9 @@ typedef struct gdn_lay {
     unsigned char *fl;      /* a flag per row block of a matrix product */
 } gdn_lay;
 
-static size_t up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+static size_t up(size_t n, size_t m) {
+    return (n + m - 1) / m * m;
+}
 
 /* Lays the arrays out from ws (NULL: only sizes them); returns the floats used. */
 static size_t gdn_place(int chunk, int dk, int dv, int gw, int rb, float *ws, gdn_lay *L) {
@@ -42,9 +44,11 @@ static size_t gdn_place(int chunk, int dk, int dv, int gw, int rb, float *ws, gd
     size_t cp = (size_t)L->cp, cw = (size_t)L->cw, dkp = (size_t)L->dkp, dvp = (size_t)L->dvp;
     int pad = L->dkp != dk || L->dvp != dv;
     float *fl;
-    size_t sizes[] = {cw, cw, cw, 3 * cp * dk, dk * cw, cp * cw, 2 * cp * cw, 2 * cp * dvp, dkp * cw, pad ? dkp * dvp : 0,
+    size_t sizes[] = {cw,          cw,          cw,           3 * cp * dk, dk * cw,
+                      cp * cw,     2 * cp * cw, 2 * cp * dvp, dkp * cw,    pad ? dkp * dvp : 0,
                       2 * cp + dkp};
-    float **slots[] = {&L->gamma, &L->eg, &L->dd, &L->Qc, &L->KT, &L->dm, &L->dots, &L->uo, &L->KdT, &L->sp, &fl};
+    float **slots[] = {&L->gamma, &L->eg, &L->dd,  &L->Qc, &L->KT, &L->dm,
+                       &L->dots,  &L->uo, &L->KdT, &L->sp, &fl};
     size_t off = (16 - ((uintptr_t)ws / sizeof(float)) % 16) % 16; /* 64-byte aligned arrays */
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *slots[i] = sizes[i] && ws ? ws + off : NULL;
@@ -56,7 +60,8 @@ static size_t gdn_place(int chunk, int dk, int dv, int gw, int rb, float *ws, gd
 
 size_t fp4rt_gdn_chunk_ws_floats_simd(int chunk, int dk, int dv) {
     gdn_lay L;
-    size_t a = gdn_place(chunk, dk, dv, 64, 4, NULL, &L), b = gdn_place(chunk, dk, dv, 16, 4, NULL, &L);
+    size_t a = gdn_place(chunk, dk, dv, 64, 4, NULL, &L),
+           b = gdn_place(chunk, dk, dv, 16, 4, NULL, &L);
     return (a > b ? a : b) + 16; /* + the alignment skew */
 }
 
@@ -69,7 +74,7 @@ static gdn_lay gdn_layout(int chunk, int dk, int dv, int gw, int rb, float *ws) 
     return L;
 }
 
-enum { MM_ZERO, MM_SCALE, MM_LOAD };
+enum { MM_ZERO, MM_SCALE };
 
 static inline int subnormal(float x) {
     uint32_t u;
@@ -85,9 +90,10 @@ static inline int subnormal(float x) {
 FP4RT_VX_AVX512 static inline __m512 mulx16(float x, __m512 b) {
     __m512d xd = _mm512_cvtps_pd(_mm256_set1_ps(x));
     __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(xd, _mm512_cvtps_pd(_mm512_castps512_ps256(b))));
-    __m256 hi = _mm512_cvtpd_ps(
-        _mm512_mul_pd(xd, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)))));
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+    __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(
+        xd, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)))));
+    return _mm512_castpd_ps(
+        _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
 }
 
 FP4RT_VX_AVX2 static inline __m256 mulx8(float x, __m256 b) {
@@ -101,7 +107,8 @@ FP4RT_VX_AVX2 static inline __m256 mulx8(float x, __m256 b) {
 FP4RT_VX_AVX512 static inline int anysub16(const float *p) {
     __m512i u = _mm512_loadu_si512(p), z = _mm512_setzero_si512();
     __mmask16 e0 = _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7f800000)), z);
-    return (e0 & _mm512_cmpneq_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x007fffff)), z)) != 0;
+    return (e0 & _mm512_cmpneq_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x007fffff)), z)) !=
+           0;
 }
 
 FP4RT_VX_AVX2 static inline int anysub8(const float *p) {
@@ -168,21 +175,27 @@ FP4RT_VX_AVX2 static inline int anysub8(const float *p) {
 #define ANYSUB(p) anysub8(p)
 #include "runtime/backend/cpu/cpu_gdn_x86_body.h"
 
-static int usable(int isa) { return isa >= FP4RT_CPU_ISA_AVX2 && fp4rt_cpu_isa_supported() >= isa; }
-
-void fp4rt_gdn_chunked_isa(int isa, int T, int chunk, int dk, int dv, const float *q, const float *k,
-                           size_t qk_stride, const float *v, size_t v_stride, const float *beta, const float *g,
-                           size_t bg_stride, float *S, float *o, size_t o_stride, float *ws) {
-    if (isa >= FP4RT_CPU_ISA_AVX512 && usable(FP4RT_CPU_ISA_AVX512))
-        chunked_avx512(T, chunk, dk, dv, q, k, qk_stride, v, v_stride, beta, g, bg_stride, S, o, o_stride, ws);
-    else if (usable(isa))
-        chunked_avx2(T, chunk, dk, dv, q, k, qk_stride, v, v_stride, beta, g, bg_stride, S, o, o_stride, ws);
-    else
-        fp4rt_gdn_chunked(T, chunk, dk, dv, q, k, qk_stride, v, v_stride, beta, g, bg_stride, S, o, o_stride, ws);
+static int usable(int isa) {
+    return isa >= FP4RT_CPU_ISA_AVX2 && fp4rt_cpu_isa_supported() >= isa;
 }
 
-long fp4rt_conv1d_silu_simd(int isa, int T, int K, const float *x, size_t x_stride, const float *w, float *state,
-                            float *y, size_t y_stride, long c0, long c1, float *ws) {
+void fp4rt_gdn_chunked_isa(int isa, int T, int chunk, int dk, int dv, const float *q,
+                           const float *k, size_t qk_stride, const float *v, size_t v_stride,
+                           const float *beta, const float *g, size_t bg_stride, float *S, float *o,
+                           size_t o_stride, float *ws) {
+    if (isa >= FP4RT_CPU_ISA_AVX512 && usable(FP4RT_CPU_ISA_AVX512))
+        chunked_avx512(T, chunk, dk, dv, q, k, qk_stride, v, v_stride, beta, g, bg_stride, S, o,
+                       o_stride, ws);
+    else if (usable(isa))
+        chunked_avx2(T, chunk, dk, dv, q, k, qk_stride, v, v_stride, beta, g, bg_stride, S, o,
+                     o_stride, ws);
+    else
+        fp4rt_gdn_chunked(T, chunk, dk, dv, q, k, qk_stride, v, v_stride, beta, g, bg_stride, S, o,
+                          o_stride, ws);
+}
+
+long fp4rt_conv1d_silu_simd(int isa, int T, int K, const float *x, size_t x_stride, const float *w,
+                            float *state, float *y, size_t y_stride, long c0, long c1, float *ws) {
     if (K < 1 || K > CONV_KMAX) return 0;
     if (isa >= FP4RT_CPU_ISA_AVX512 && usable(FP4RT_CPU_ISA_AVX512))
         return conv_avx512(T, K, x, x_stride, w, state, y, y_stride, c0, c1, ws);
@@ -191,17 +204,19 @@ long fp4rt_conv1d_silu_simd(int isa, int T, int K, const float *x, size_t x_stri
 }
 
 #else
-void fp4rt_gdn_chunked_isa(int isa, int T, int chunk, int dk, int dv, const float *q, const float *k,
-                           size_t qk_stride, const float *v, size_t v_stride, const float *beta, const float *g,
-                           size_t bg_stride, float *S, float *o, size_t o_stride, float *ws) {
+void fp4rt_gdn_chunked_isa(int isa, int T, int chunk, int dk, int dv, const float *q,
+                           const float *k, size_t qk_stride, const float *v, size_t v_stride,
+                           const float *beta, const float *g, size_t bg_stride, float *S, float *o,
+                           size_t o_stride, float *ws) {
     (void)isa;
-    fp4rt_gdn_chunked(T, chunk, dk, dv, q, k, qk_stride, v, v_stride, beta, g, bg_stride, S, o, o_stride, ws);
+    fp4rt_gdn_chunked(T, chunk, dk, dv, q, k, qk_stride, v, v_stride, beta, g, bg_stride, S, o,
+                      o_stride, ws);
 }
 
-long fp4rt_conv1d_silu_simd(int isa, int T, int K, const float *x, size_t x_stride, const float *w, float *state,
-                            float *y, size_t y_stride, long c0, long c1, float *ws) {
-    (void)isa, (void)T, (void)K, (void)x, (void)x_stride, (void)w, (void)state, (void)y, (void)y_stride, (void)c0,
-        (void)c1, (void)ws;
+long fp4rt_conv1d_silu_simd(int isa, int T, int K, const float *x, size_t x_stride, const float *w,
+                            float *state, float *y, size_t y_stride, long c0, long c1, float *ws) {
+    (void)isa, (void)T, (void)K, (void)x, (void)x_stride, (void)w, (void)state, (void)y,
+        (void)y_stride, (void)c0, (void)c1, (void)ws;
     return 0;
 }
 #endif
