@@ -189,10 +189,116 @@ static void test_simd_swiglu(void) {
     CHECK_MSG(bad == 0, "AVX2 SwiGLU: %d of %d values differ from the scalar", bad, N);
 }
 
+/* The vector chunked GDN (AVX2, AVX-512) against the portable form bit for bit:
+ * outputs and state over lengths that are not multiples of the chunk, the
+ * presets' head sizes (32, 128) and odd ones (padding), q / k / v rows inside
+ * wider rows (the arena's layout), several chunk sizes, and decays strong
+ * enough that exp(gamma_r - gamma_s) underflows to 0 or leaves subnormal
+ * products (the kernels' float64 path for those). */
+static int gdn_simd_case(int isa, int T, int chunk, int dk, int dv, float gscale, float sscale, float vscale) {
+    size_t width = 2 * (size_t)dk + dv + 3; /* q | k | v | slack, as in the arena */
+    float *x = malloc(sizeof(float) * T * width), *beta = malloc(sizeof(float) * T), *g = malloc(sizeof(float) * T);
+    for (size_t i = 0; i < (size_t)T * width; i++) x[i] = frand() * (i % width >= 2 * (size_t)dk ? vscale : 1.0f);
+    for (int t = 0; t < T; t++) {
+        beta[t] = fp4rt_sigmoid(2 * frand());
+        g[t] = gscale * fp4rt_softplus(3 * frand());
+    }
+    l2norm_rows(x, T, dk, width, 1.0f / sqrtf((float)dk));
+    l2norm_rows(x + dk, T, dk, width, 1.0f);
+    float *S[2], *o[2], *ws = malloc(sizeof(float) * fp4rt_gdn_chunk_ws_floats(chunk, dk, dv));
+    for (int f = 0; f < 2; f++) {
+        S[f] = malloc(sizeof(float) * dk * dv), o[f] = malloc(sizeof(float) * T * dv);
+        for (int i = 0; i < dk * dv; i++) S[f][i] = sscale * (float)((i * 7919) % 201 - 100) / 100.0f;
+        memset(o[f], 0xff, sizeof(float) * T * dv);
+    }
+    fp4rt_gdn_chunked(T, chunk, dk, dv, x, x + dk, width, x + 2 * dk, width, beta, g, 1, S[0], o[0], dv, ws);
+    fp4rt_gdn_chunked_isa(isa, T, chunk, dk, dv, x, x + dk, width, x + 2 * dk, width, beta, g, 1, S[1], o[1], dv,
+                          ws);
+    int same = !memcmp(S[0], S[1], sizeof(float) * dk * dv) && !memcmp(o[0], o[1], sizeof(float) * T * dv);
+    if (!same) {
+        int i = 0;
+        while (i < T * dv && !memcmp(&o[0][i], &o[1][i], 4)) i++;
+        printf("  gdn %s T=%d chunk=%d dk=%d dv=%d: first output difference at %d (%.9g vs %.9g)\n",
+               fp4rt_cpu_isa_name(isa), T, chunk, dk, dv, i, i < T * dv ? o[0][i] : 0, i < T * dv ? o[1][i] : 0);
+    }
+    for (int f = 0; f < 2; f++) free(S[f]), free(o[f]);
+    free(x), free(beta), free(g), free(ws);
+    return same;
+}
+
+static void test_gdn_simd(void) {
+    const int shapes[][2] = {{128, 128}, {32, 32}, {32, 24}, {20, 40}, {7, 5}};
+    const int lengths[] = {2, 5, 63, 64, 65, 131};
+    int ran = 0;
+    for (int isa = FP4RT_CPU_ISA_AVX2; isa <= fp4rt_cpu_isa_supported(); isa++, ran++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+                int dk = shapes[si][0], dv = shapes[si][1], T = lengths[li];
+                if (dk == 128 && T < 63) continue; /* the big head on the long cases only */
+                CHECK_MSG(gdn_simd_case(isa, T, FP4RT_GDN_CHUNK, dk, dv, -0.5f, 0.1f, 1.0f), "chunked GDN on %s differs",
+                          fp4rt_cpu_isa_name(isa));
+                if (T == 131) {
+                    CHECK(gdn_simd_case(isa, T, 16, dk, dv, -0.5f, 0.1f, 1.0f));
+                    CHECK(gdn_simd_case(isa, T, 5, dk, dv, -0.5f, 0.1f, 1.0f));
+                    CHECK(gdn_simd_case(isa, T, FP4RT_GDN_CHUNK, dk, dv, -8.0f, 0.1f, 1.0f)); /* decays underflow */
+                }
+                if (T >= 64) { /* exp(gamma) near 1e-37 mid-chunk: subnormal q exp(gamma) and k
+                                exp(gamma_last - gamma_s), times a state large enough (1e20), and v = 0,
+                                so that those products show in o and S (the float64 path) */
+                    CHECK(gdn_simd_case(isa, T, FP4RT_GDN_CHUNK, dk, dv, -3.0f, 1e20f, 0.0f));
+                    CHECK(gdn_simd_case(isa, T, FP4RT_GDN_CHUNK, dk, dv, -2.5f, 1e20f, 0.0f));
+                }
+            }
+    if (!ran) printf("cpu_ops: no AVX2 here: vector chunked GDN parity skipped\n");
+}
+
+/* The vector conv1d + SiLU against the portable one bit for bit (NaN for NaN):
+ * in place (y = x, as the model runs it), channel counts that leave a
+ * scalar tail, kernel sizes 2 to 4, the SiLU's
+ * special inputs among the values. */
+static void test_conv_simd(void) {
+    const int C = 16 * 6 + 5, Ts[] = {1, 3, 64};
+    const float edge[] = {INFINITY, -INFINITY, NAN, 1e30f, -1e30f, 88.0f, -88.0f, 0.0f, -0.0f};
+    int ran = 0;
+    for (int isa = FP4RT_CPU_ISA_AVX2; isa <= fp4rt_cpu_isa_supported(); isa++)
+        for (int K = 2; K <= 4; K++)
+            for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
+                int T = Ts[ti];
+                size_t xs = C + 7;
+                float *x = malloc(sizeof(float) * T * xs), *w = malloc(sizeof(float) * C * K);
+                float *st[2], *y[2], *win = malloc(sizeof(float) * (K - 1 + T)), *ws = malloc(sizeof(float) * (2 * K - 1) * C);
+                for (size_t i = 0; i < (size_t)T * xs; i++) x[i] = i % 37 == 5 ? edge[i % 9] : 8 * frand();
+                for (int i = 0; i < C * K; i++) w[i] = frand();
+                for (int f = 0; f < 2; f++) {
+                    st[f] = malloc(sizeof(float) * C * (K - 1)), y[f] = malloc(sizeof(float) * T * xs);
+                    for (int i = 0; i < C * (K - 1); i++) st[f][i] = (float)(i % 13) - 6.0f;
+                }
+                /* the vector kernel in place (y = x), as the model runs it, on a copy of x */
+                memcpy(y[1], x, sizeof(float) * T * xs);
+                long n = fp4rt_conv1d_silu_simd(isa, T, K, y[1], xs, w, st[1], y[1], xs, 3, C, ws);
+                fp4rt_conv1d_silu_channels(T, K, y[1], xs, w, st[1], y[1], xs, 0, 3, win, NULL, 0);
+                fp4rt_conv1d_silu_channels(T, K, y[1], xs, w, st[1], y[1], xs, 3 + n, C, win, NULL, 0);
+                memcpy(y[0], x, sizeof(float) * T * xs); /* the slack columns stay x */
+                fp4rt_conv1d_silu_channels(T, K, x, xs, w, st[0], y[0], xs, 0, C, win, NULL, 0);
+                int bad = n != 96; /* 98 channels from 3: 12 x 8 or 6 x 16 */
+                for (size_t i = 0; i < (size_t)T * xs; i++)
+                    bad += isnan(y[0][i]) ? !isnan(y[1][i]) : memcmp(&y[0][i], &y[1][i], 4) != 0;
+                bad += memcmp(st[0], st[1], sizeof(float) * C * (K - 1)) != 0;
+                CHECK_MSG(bad == 0, "conv1d+SiLU on %s, K=%d T=%d: %d differences (%ld vector channels)",
+                          fp4rt_cpu_isa_name(isa), K, T, bad, n);
+                for (int f = 0; f < 2; f++) free(st[f]), free(y[f]);
+                free(x), free(w), free(win), free(ws);
+                ran++;
+            }
+    if (!ran) printf("cpu_ops: no AVX2 here: vector conv1d parity skipped\n");
+}
+
 int main(void) {
     fp4rt_numfmt_init();
     test_simd_swiglu();
     test_gdn_forms();
+    test_gdn_simd();
+    test_conv_simd();
     test_act_quant();
     test_pool();
     test_simd_row_dot();

@@ -32,31 +32,43 @@ static float *ckpt_at(const cpu_step *s, int ssm, size_t off, size_t *slot_float
     return (float *)sb->ckpt->data + (ssm ? sb->conv->bytes / sizeof(float) : 0) + off;
 }
 
-static void conv_range(void *arg, long c0, long c1, int thread) {
-    const conv_job *j = arg;
-    const cpu_step *s = j->s;
-    const fp4rt_op *op = j->op;
-    int T = s->step->n_tokens, K = op->group_dim;
-    float *win = s->ctx->thread_ws[thread]; /* [K - 1 + T] */
+void fp4rt_conv1d_silu_channels(int T, int K, const float *x, size_t x_stride, const float *w, float *state,
+                                float *y, size_t y_stride, long c0, long c1, float *win, float *ckpt,
+                                size_t ckpt_slot) {
     for (long ch = c0; ch < c1; ch++) {
-        float *st = j->state + (size_t)ch * (K - 1);
-        const float *w = op->w + (size_t)ch * K;
+        float *st = state + (size_t)ch * (K - 1);
+        const float *wc = w + (size_t)ch * K;
         memcpy(win, st, (size_t)(K - 1) * sizeof(float));
-        for (int t = 0; t < T; t++) win[K - 1 + t] = cpu_row(s, op->x, t)[ch];
-        for (int t = 0; j->ckpt && t < T; t++) /* the state before row t */
-            memcpy(j->ckpt + t * j->ckpt_slot + (size_t)ch * (K - 1), win + t, (size_t)(K - 1) * sizeof(float));
+        for (int t = 0; t < T; t++) win[K - 1 + t] = x[t * x_stride + ch];
+        for (int t = 0; ckpt && t < T; t++) /* the state before row t */
+            memcpy(ckpt + t * ckpt_slot + (size_t)ch * (K - 1), win + t, (size_t)(K - 1) * sizeof(float));
         for (int t = 0; t < T; t++) {
             float acc = 0;
-            for (int i = 0; i < K; i++) acc += w[i] * win[t + i];
-            cpu_row(s, op->y, t)[ch] = fp4rt_silu(acc);
+            for (int i = 0; i < K; i++) acc += wc[i] * win[t + i];
+            y[t * y_stride + ch] = fp4rt_silu(acc);
         }
         memcpy(st, win + T, (size_t)(K - 1) * sizeof(float));
     }
 }
 
+static void conv_range(void *arg, long c0, long c1, int thread) {
+    const conv_job *j = arg;
+    const cpu_step *s = j->s;
+    const fp4rt_op *op = j->op;
+    int T = s->step->n_tokens, K = op->group_dim;
+    size_t stride = (size_t)s->p->arena_width;
+    const float *x = cpu_row(s, op->x, 0);
+    float *y = cpu_row(s, op->y, 0);
+    float *ws = s->ctx->thread_ws[thread];
+    if (!j->ckpt) /* the vector kernel, then the channels left */
+        c0 += fp4rt_conv1d_silu_simd(s->ctx->isa, T, K, x, stride, op->w, j->state, y, stride, c0, c1, ws);
+    fp4rt_conv1d_silu_channels(T, K, x, stride, op->w, j->state, y, stride, c0, c1, ws, j->ckpt, j->ckpt_slot);
+}
+
 fp4rt_status fp4rt_cpu_conv1d_silu(const cpu_step *s, const fp4rt_op *op) {
     int K = op->group_dim, C = op->x.cols;
-    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, (size_t)(K - 1 + s->step->n_tokens));
+    size_t portable = (size_t)(K - 1 + s->step->n_tokens), simd = (size_t)(2 * K - 1) * C; /* a range <= C */
+    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, portable > simd ? portable : simd);
     if (st) return st;
     size_t off = (size_t)op->slot * C * (K - 1);
     conv_job j = {s, op, (float *)s->sb->conv->data + off, NULL, 0};
@@ -87,7 +99,9 @@ void fp4rt_gdn_recurrent(int T, int dk, int dv, const float *q, const float *k, 
 }
 
 size_t fp4rt_gdn_chunk_ws_floats(int chunk, int dk, int dv) {
-    return (size_t)chunk + (size_t)chunk * chunk + (size_t)chunk * dv;
+    size_t portable = (size_t)chunk + (size_t)chunk * chunk + (size_t)chunk * dv;
+    size_t simd = fp4rt_gdn_chunk_ws_floats_simd(chunk, dk, dv);
+    return portable > simd ? portable : simd;
 }
 
 static float dotf(const float *a, const float *b, int n) {
@@ -202,8 +216,8 @@ static void gdn_range(void *arg, long h0, long h1, int thread) {
                                     beta + t, g + t, 1, S, o + t * stride, stride);
             }
         else
-            fp4rt_gdn_chunked(T, FP4RT_GDN_CHUNK, dk, dv, q, k, stride, v, stride, beta, g, 1, S,
-                              o, stride, ws);
+            fp4rt_gdn_chunked_isa(s->ctx->isa, T, FP4RT_GDN_CHUNK, dk, dv, q, k, stride, v, stride, beta, g, 1,
+                                  S, o, stride, ws);
     }
 }
 

@@ -221,4 +221,28 @@ size_t fp4rt_cpu_tile_ws_floats(int K);
  * of the one-row kernel (fp4rt_cpu_row_dot, in j->relaxed's mode) times its post scale. */
 void fp4rt_cpu_linear_tiles(const cpu_lin_job *j, int isa, long p0, long p1, float *ws);
 
+/* The GDN mixer's prefill kernels on an instruction set (cpu_gdn_x86.c).
+ * fp4rt_gdn_chunked_isa: fp4rt_gdn_chunked with the same arguments and the same
+ * bits, on the AVX-512 or AVX2 kernels (`isa`, capped at what the CPU runs; the
+ * portable form for FP4RT_CPU_ISA_C). ws: fp4rt_gdn_chunk_ws_floats(chunk, dk,
+ * dv) floats, which covers fp4rt_gdn_chunk_ws_floats_simd (the vector kernels'
+ * part). fp4rt_conv1d_silu_channels: the portable causal conv1d + SiLU (docs/
+ * MODEL.md §2.4) of channels [c0, c1): x, y point at channel 0 of row 0 (rows
+ * x_stride, y_stride floats apart), w [C][K], state [C][K - 1] (oldest first,
+ * updated), win K - 1 + T floats of workspace; ckpt (NULL: none) gets the state
+ * before row t at ckpt + t * ckpt_slot. fp4rt_conv1d_silu_simd: the same (no
+ * checkpoints) for the channels c0 .. c0 + n - 1, n the most channels in
+ * whole vectors (16 lanes AVX-512, 8 AVX2), with the same bits; returns n (0
+ * for FP4RT_CPU_ISA_C, K > 16 or a CPU without the set); the caller does the
+ * rest. ws: (2 K - 1) (c1 - c0) floats. */
+size_t fp4rt_gdn_chunk_ws_floats_simd(int chunk, int dk, int dv);
+void fp4rt_gdn_chunked_isa(int isa, int T, int chunk, int dk, int dv, const float *q, const float *k,
+                           size_t qk_stride, const float *v, size_t v_stride, const float *beta, const float *g,
+                           size_t bg_stride, float *S, float *o, size_t o_stride, float *ws);
+void fp4rt_conv1d_silu_channels(int T, int K, const float *x, size_t x_stride, const float *w, float *state,
+                                float *y, size_t y_stride, long c0, long c1, float *win, float *ckpt,
+                                size_t ckpt_slot);
+long fp4rt_conv1d_silu_simd(int isa, int T, int K, const float *x, size_t x_stride, const float *w, float *state,
+                            float *y, size_t y_stride, long c0, long c1, float *ws);
+
 #endif
