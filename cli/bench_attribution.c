@@ -48,7 +48,7 @@ int fp4rt_cli_bench_attribution(fp4rt_model *m, const fp4rt_session_params *sp, 
                                 int n_gen, double t_prefill, int keep_profile) {
     double peak = 0;
     char what[160];
-    fp4rt_status st = fp4rt_model_arith_peak(m, &peak, what, sizeof what);
+    fp4rt_status st = fp4rt_model_arith_peak(m, fp4rt_numerics_relaxed(sp->exact), &peak, what, sizeof what);
     if (st) fprintf(stderr, "fp4rt: bench: arithmetic peak not measured: %s\n", fp4rt_last_error());
     double flops = fp4rt_model_linear_flops(m, n_prompt);
     if (peak > 0) {

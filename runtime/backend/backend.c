@@ -204,13 +204,13 @@ fp4rt_status fp4rt_backend_set_profile(const fp4rt_backend_ops *be, void *ctx, i
     return be->set_profile ? be->set_profile(ctx, on) : unsupported(be, "profile");
 }
 
-fp4rt_status fp4rt_backend_measure_arith_peak(const fp4rt_backend_ops *be, void *ctx, double *flops_per_s, char *what,
-                                              size_t n) {
+fp4rt_status fp4rt_backend_measure_arith_peak(const fp4rt_backend_ops *be, void *ctx, int fused, double *flops_per_s,
+                                              char *what, size_t n) {
     fp4rt_status st = check_args("fp4rt_backend_measure_arith_peak", be, ctx, flops_per_s, "flops_per_s");
     if (st) return st;
     *flops_per_s = 0;
     if (what && n) what[0] = 0;
-    return be->measure_arith_peak ? be->measure_arith_peak(ctx, flops_per_s, what, n)
+    return be->measure_arith_peak ? be->measure_arith_peak(ctx, fused, flops_per_s, what, n)
                                   : unsupported(be, "arithmetic peak probe");
 }
 

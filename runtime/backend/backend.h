@@ -261,10 +261,11 @@ typedef struct fp4rt_backend_ops {
                                        fp4rt_buffer **out);
     /* (optional) Measures the arithmetic rate the linear kernels are bound by in
      * prefill, in FP32 operations per second, for the instruction mix of the
-     * backend's kernels (the CPU: vector multiply then add, never fused, on the
-     * widest instruction set its kernels use, every worker thread); takes well
-     * under a second. what[0, n) gets a one-line description of what was run. */
-    fp4rt_status (*measure_arith_peak)(void *ctx, double *flops_per_s, char *what, size_t n);
+     * backend's kernels in the given mode (fused = fp4rt_step.relaxed; the CPU:
+     * a vector multiply then add, or one FMA when fused, on the widest
+     * instruction set its kernels use, every worker thread); takes well under a
+     * second. what[0, n) gets a one-line description of what was run. */
+    fp4rt_status (*measure_arith_peak)(void *ctx, int fused, double *flops_per_s, char *what, size_t n);
     /* (optional) The per-op-kind totals the profile (set_profile) gathered since
      * it was turned on or last taken, then zeroes them: seconds[FP4RT_OP_COUNT],
      * calls[FP4RT_OP_COUNT]. What was taken is not in the report logged when the
@@ -327,8 +328,8 @@ fp4rt_status fp4rt_backend_measure_bandwidth(const fp4rt_backend_ops *be, void *
 int fp4rt_backend_max_chunk(const fp4rt_backend_ops *be, void *ctx, const fp4rt_program *p); /* none: INT_MAX */
 fp4rt_status fp4rt_backend_set_profile(const fp4rt_backend_ops *be, void *ctx, int on); /* none: UNSUPPORTED */
 /* measure_arith_peak, profile_take (none: UNSUPPORTED). */
-fp4rt_status fp4rt_backend_measure_arith_peak(const fp4rt_backend_ops *be, void *ctx, double *flops_per_s, char *what,
-                                              size_t n);
+fp4rt_status fp4rt_backend_measure_arith_peak(const fp4rt_backend_ops *be, void *ctx, int fused, double *flops_per_s,
+                                              char *what, size_t n);
 fp4rt_status fp4rt_backend_profile_take(const fp4rt_backend_ops *be, void *ctx, double *seconds, long *calls);
 /* The argmax / top_k slots (none: UNSUPPORTED) on n >= 1 logits; top_k's own
  * UNSUPPORTED answers a req outside its contract. */

@@ -202,9 +202,10 @@ fp4rt_status fp4rt_model_bandwidth(fp4rt_model *m, double *bytes_per_s);
  * fp4rt_model_n_threads workers), 0 on a GPU. */
 int fp4rt_model_on_cpu(const fp4rt_model *m);
 /* The arithmetic rate the backend's linear kernels are bound by (backend.h
- * measure_arith_peak), FP32 operations per second, and what was measured; 0 (and
- * FP4RT_OK) when the backend has no probe. */
-fp4rt_status fp4rt_model_arith_peak(fp4rt_model *m, double *flops_per_s, char *what, size_t n);
+ * measure_arith_peak) in a numerics mode (fused = fp4rt_numerics_relaxed(exact)),
+ * FP32 operations per second, and what was measured; 0 (and FP4RT_OK) when the
+ * backend has no probe. */
+fp4rt_status fp4rt_model_arith_peak(fp4rt_model *m, int fused, double *flops_per_s, char *what, size_t n);
 /* Per-op timing on m's backend turned on or off (set_profile), and the totals
  * per op kind since the last take (profile_take, then zeroed):
  * seconds[FP4RT_OP_COUNT], calls[FP4RT_OP_COUNT]. UNSUPPORTED without them. */

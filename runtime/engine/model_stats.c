@@ -16,13 +16,13 @@ fp4rt_status fp4rt_model_bandwidth(fp4rt_model *m, double *bytes_per_s) {
     return st;
 }
 
-fp4rt_status fp4rt_model_arith_peak(fp4rt_model *m, double *flops_per_s, char *what, size_t n) {
+fp4rt_status fp4rt_model_arith_peak(fp4rt_model *m, int fused, double *flops_per_s, char *what, size_t n) {
     *flops_per_s = 0;
     if (what && n) what[0] = 0;
     if (!m) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_arith_peak: no model");
     if (!m->backend->measure_arith_peak) return FP4RT_OK; /* no probe: 0, not an error */
     pthread_mutex_lock(&m->run_lock);
-    fp4rt_status st = fp4rt_backend_measure_arith_peak(m->backend, m->backend_ctx, flops_per_s, what, n);
+    fp4rt_status st = fp4rt_backend_measure_arith_peak(m->backend, m->backend_ctx, fused, flops_per_s, what, n);
     pthread_mutex_unlock(&m->run_lock);
     if (st) *flops_per_s = 0;
     return st;

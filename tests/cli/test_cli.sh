@@ -146,8 +146,8 @@ check "[ -n '$r1' ] && [ '$r1' = '$r2' ]" "run deterministic across thread count
 check "echo '$r1' | grep -Eq '^[0-9]+(,[0-9]+){7}$'" "run prints 8 ids"
 $bin bench --model "$tmp/mixed" --prompt 16 --gen 4 >"$tmp/bench" 2>&1
 check "grep -q 'decode reaches' $tmp/bench && grep -q 'tokens/s' $tmp/bench" "bench output"
-# where the time goes: the CPU's arithmetic peak, and per-op shares of prefill and decode that add up to 100%
-check "grep -Eq '^arithmetic peak +[0-9]+\.[0-9] GFLOP/s \(FP32 multiply then add' $tmp/bench && ! grep -Eq '^arithmetic peak +0\.0 ' $tmp/bench && grep -Eq '^prefill linears .*[0-9.]+% of the peak' $tmp/bench" \
+# where the time goes: the CPU's arithmetic peak (the default mode: FMA), and per-op shares of prefill and decode that add up to 100%
+check "grep -Eq '^arithmetic peak +[0-9]+\.[0-9] GFLOP/s \(FP32 fused multiply-add' $tmp/bench && ! grep -Eq '^arithmetic peak +0\.0 ' $tmp/bench && grep -Eq '^prefill linears .*[0-9.]+% of the peak' $tmp/bench" \
     "bench arithmetic peak: $(grep -E 'peak' "$tmp/bench")"
 for phase in prefill decode; do
     shares=$(sed -n "s/^$phase ops //p" "$tmp/bench")

@@ -55,7 +55,8 @@ static inline float *cpu_row(const cpu_step *s, fp4rt_view v, int t) {
 fp4rt_status fp4rt_cpu_reserve(cpu_ctx *c, size_t shared_floats, size_t thread_floats);
 /* backend.h measure_bandwidth (cpu_bandwidth.c) */
 fp4rt_status fp4rt_cpu_measure_bandwidth(void *ctx, double *bytes_per_s);
-fp4rt_status fp4rt_cpu_measure_arith_peak(void *ctx, double *flops_per_s, char *what, size_t n); /* cpu_peak.c */
+fp4rt_status fp4rt_cpu_measure_arith_peak(void *ctx, int fused, double *flops_per_s, char *what,
+                                          size_t n); /* cpu_peak.c */
 
 fp4rt_status fp4rt_cpu_embed(const cpu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cpu_rmsnorm(const cpu_step *s, const fp4rt_op *op);

@@ -1,10 +1,11 @@
 /* The CPU backend's arithmetic-peak probe (backend.h measure_arith_peak): what
- * the linear kernels' arithmetic could reach on this machine. The exact kernels
- * (cpu_linear_tile_x86.c) do a vector multiply then a vector add per weight and
- * token (never FMA), so the probe runs that mix: every worker thread keeps 12
- * independent accumulators (enough to cover the add latency) of the widest
- * vector width the kernels use, acc = acc + a * b, for a fixed count of
- * iterations; best of 3 passes. Operations counted: 2 per lane per step. */
+ * the linear kernels' arithmetic could reach on this machine. The exact mode's
+ * kernels (cpu_linear_tile_x86.c) do a vector multiply then a vector add per
+ * weight and token, the default mode's one fused multiply-add, so the probe
+ * runs that mix: every worker thread keeps 12 independent accumulators (enough
+ * to cover the latency) of the widest vector width the kernels use, acc = acc *
+ * a + b (two operations or one FMA), for a fixed count of iterations; best of 3
+ * passes. Operations counted: 2 per lane per step either way. */
 #include "runtime/backend/cpu/cpu_ops.h"
 
 #include "runtime/base/common.h"
@@ -18,15 +19,16 @@
 
 typedef struct peak_job {
     int isa;
+    int fused;
     float *sums; /* one per thread, 64 bytes apart: the results must be used */
 } peak_job;
 
 /* Portable: the compiler may vectorize it; it is what the C kernels get. */
-static float peak_c(long iters) {
+static float peak_c(long iters, int fused) {
     float acc[PEAK_ACC], a = 1.0000001f, b = 0.9999999f;
     for (int i = 0; i < PEAK_ACC; i++) acc[i] = (float)i;
     for (long it = 0; it < iters; it++)
-        for (int i = 0; i < PEAK_ACC; i++) acc[i] = acc[i] * a + b;
+        for (int i = 0; i < PEAK_ACC; i++) acc[i] = fused ? fmaf(acc[i], a, b) : acc[i] * a + b;
     float s = 0;
     for (int i = 0; i < PEAK_ACC; i++) s += acc[i];
     return s;
@@ -35,23 +37,27 @@ static float peak_c(long iters) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-#define PEAK_BODY(V, set1, mul, add, reduce)                                                                   \
+#define PEAK_BODY(V, set1, mul, add, fmadd, reduce)                                                            \
     V acc[PEAK_ACC], a = set1(1.0000001f), b = set1(0.9999999f);                                             \
     for (int i = 0; i < PEAK_ACC; i++) acc[i] = set1((float)i);                                              \
-    for (long it = 0; it < iters; it++)                                                                      \
-        for (int i = 0; i < PEAK_ACC; i++) acc[i] = add(mul(acc[i], a), b);                                  \
+    if (fused)                                                                                                \
+        for (long it = 0; it < iters; it++)                                                                  \
+            for (int i = 0; i < PEAK_ACC; i++) acc[i] = fmadd(acc[i], a, b);                                 \
+    else                                                                                                      \
+        for (long it = 0; it < iters; it++)                                                                  \
+            for (int i = 0; i < PEAK_ACC; i++) acc[i] = add(mul(acc[i], a), b);                              \
     V s = acc[0];                                                                                            \
     for (int i = 1; i < PEAK_ACC; i++) s = add(s, acc[i]);                                                   \
     return reduce(s);
 
-__attribute__((target("avx512f"))) static float peak_avx512(long iters) {
-    PEAK_BODY(__m512, _mm512_set1_ps, _mm512_mul_ps, _mm512_add_ps, _mm512_reduce_add_ps)
+__attribute__((target("avx512f"))) static float peak_avx512(long iters, int fused) {
+    PEAK_BODY(__m512, _mm512_set1_ps, _mm512_mul_ps, _mm512_add_ps, _mm512_fmadd_ps, _mm512_reduce_add_ps)
 }
 
-__attribute__((target("avx2"))) static float first_avx2(__m256 v) { return _mm256_cvtss_f32(v); }
+__attribute__((target("avx2,fma"))) static float first_avx2(__m256 v) { return _mm256_cvtss_f32(v); }
 
-__attribute__((target("avx2"))) static float peak_avx2(long iters) {
-    PEAK_BODY(__m256, _mm256_set1_ps, _mm256_mul_ps, _mm256_add_ps, first_avx2)
+__attribute__((target("avx2,fma"))) static float peak_avx2(long iters, int fused) {
+    PEAK_BODY(__m256, _mm256_set1_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_fmadd_ps, first_avx2)
 }
 #endif
 
@@ -62,11 +68,11 @@ static void peak_range(void *arg, long b, long e, int thread) {
     float s = 0;
     for (long i = b; i < e; i++) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-        if (j->isa == FP4RT_CPU_ISA_AVX512) s += peak_avx512(PEAK_ITERS);
-        else if (j->isa == FP4RT_CPU_ISA_AVX2) s += peak_avx2(PEAK_ITERS);
+        if (j->isa == FP4RT_CPU_ISA_AVX512) s += peak_avx512(PEAK_ITERS, j->fused);
+        else if (j->isa == FP4RT_CPU_ISA_AVX2) s += peak_avx2(PEAK_ITERS, j->fused);
         else
 #endif
-            s += peak_c(PEAK_ITERS);
+            s += peak_c(PEAK_ITERS, j->fused);
     }
     j->sums[thread * 16] += s;
 }
@@ -77,12 +83,12 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-fp4rt_status fp4rt_cpu_measure_arith_peak(void *vc, double *flops_per_s, char *what, size_t n) {
+fp4rt_status fp4rt_cpu_measure_arith_peak(void *vc, int fused, double *flops_per_s, char *what, size_t n) {
     cpu_ctx *c = vc;
     *flops_per_s = 0;
     float *sums = fp4rt_calloc((size_t)c->n_threads * 16, sizeof(float), "arithmetic peak sums");
     if (!sums) return FP4RT_OUT_OF_MEMORY;
-    peak_job j = {c->isa, sums};
+    peak_job j = {c->isa, fused, sums};
     /* one unit of work per thread, so every thread runs exactly one */
     double ops = 2.0 * lanes_of(c->isa) * PEAK_ACC * (double)PEAK_ITERS * c->n_threads;
     for (int pass = 0; pass < 3; pass++) {
@@ -95,7 +101,8 @@ fp4rt_status fp4rt_cpu_measure_arith_peak(void *vc, double *flops_per_s, char *w
     (void)keep;
     free(sums);
     if (what && n)
-        snprintf(what, n, "FP32 multiply then add, %s, %d thread%s", fp4rt_cpu_isa_name(c->isa), c->n_threads,
+        snprintf(what, n, "FP32 %s, %s, %d thread%s", fused ? "fused multiply-add" : "multiply then add",
+                 fp4rt_cpu_isa_name(c->isa), c->n_threads,
                  c->n_threads == 1 ? "" : "s");
     return FP4RT_OK;
 }
