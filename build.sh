@@ -73,7 +73,10 @@ test_job() {
     # 16-client load and a browser) run in the release build only
     (cd build && ctest --output-on-failure -LE long -j"$(jobs)") 2>&1 | tee "$log1"
     local rc1=${PIPESTATUS[0]}
-    CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFP4RT_SANITIZE=ON -DFP4RT_FUZZ=ON -DFP4RT_CUDA=OFF >/dev/null &&
+    # -O1, as AddressSanitizer's documentation advises: the same checks on every
+    # load and store that remains (~7x faster than -O0 on the model tests)
+    CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS=-O1 -DCMAKE_CXX_FLAGS=-O1 \
+        -DFP4RT_SANITIZE=ON -DFP4RT_FUZZ=ON -DFP4RT_CUDA=OFF >/dev/null &&
         cmake --build build-asan -j"$(jobs)" >/dev/null &&
         (cd build-asan &&
             ASAN_OPTIONS=fast_unwind_on_malloc=0 LSAN_OPTIONS="suppressions=$PWD/../tests/lsan.supp" \

@@ -46,6 +46,14 @@ static inline int test_summary(const char *name) {
     return test_failed_ ? 1 : 0;
 }
 
+/* 1 when FP4RT_TEST_SHORT is set and not "0" (tests/CMakeLists.txt sets it in the
+ * sanitizer build): a test then runs every code path and every kind of check, on
+ * fewer positions / tokens / repetitions; the release build runs them all. */
+static inline int test_short(void) {
+    const char *v = getenv("FP4RT_TEST_SHORT");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 /* Normalized mean squared error: sum((a-b)^2) / sum(b^2). */
 static inline double test_nmse(const float *a, const float *ref, size_t n) {
     double num = 0, den = 0;
