@@ -246,6 +246,10 @@ int fp4rt_cmd_bench(int argc, char **argv) {
         rc = fp4rt_cli_error("out of memory");
         goto done;
     }
+    if (image && !fp4rt_model_has_vision(m)) { /* before the benches, not after them */
+        rc = bench_image(m, o.model, image, !s->relaxed);
+        goto done;
+    }
     uint64_t x = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
     for (long i = 0; i < n_prompt; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
