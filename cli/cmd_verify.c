@@ -23,7 +23,7 @@
  * session exact: the row would compare the exact mode with itself). */
 #include "cli/commands.h"
 
-#include "runtime/base/env.h"
+#include "runtime/engine/model.h"
 #include "runtime/tools/logit_compare.h"
 
 #include <math.h>
@@ -168,7 +168,7 @@ int fp4rt_cmd_verify(int argc, char **argv) {
     }
     if (!o.model) return fp4rt_cli_bad("verify: --model DIR is required");
     /* --exact / FP4RT_EXACT=1: no default-mode row (every session would run exact) */
-    int default_row = !o.session.exact && !fp4rt_env_bool(FP4RT_ENV_EXACT);
+    int default_row = fp4rt_numerics_relaxed(o.session.exact);
     if (tokens_spec && prompt) return fp4rt_cli_bad("verify: give --prompt or --tokens, not both");
     if (prompt && !prompt[0]) return fp4rt_cli_error("--prompt: the prompt is empty");
 
