@@ -6,10 +6,13 @@
  * For each format (BF16, FP8 W8A8, NVFP4 W4A16, NVFP4 W4A4) and shape (the
  * 0.8B's MLP up, down and GDN qkv projections, or the one given), every
  * round runs each variant once (rows, tiled avx2, tiled avx512: those
- * the CPU has) in each numerics mode asked (exact, relaxed: the default
+ * the CPU has; with VBMI and at most FP4RT_SMALL_TOKENS_MAX tokens, NVFP4
+ * on the small-step path with the AVX-512F decoder too: tiled-512-novbmi) in
+ * each numerics mode asked (exact, relaxed: the default
  * mode's FMA chains; default both), interleaved so the machine's load hits
  * them alike; prints the median wall time per call, GMAC/s and the process CPU
- * seconds per call. All variants of one mode are compared bit for bit (the
+ * seconds per call, and the weight bytes read per second (wGB/s: NVFP4 counts
+ * its block scales). All variants of one mode are compared bit for bit (the
  * contract); a difference exits 1. */
 #include "runtime/backend/cpu/cpu_ops.h"
 #include "runtime/base/common.h"
@@ -44,6 +47,7 @@ static int cmp_d(const void *a, const void *b) {
 typedef struct variant {
     const char *name;
     int tiled, isa, relaxed;
+    int f_decode; /* 1: NVFP4 on the small-step path with the AVX-512F decoder, not VBMI */
     double wall[64], cpu[64];
 } variant;
 
@@ -108,9 +112,12 @@ int main(int argc, char **argv) {
     int best = fp4rt_cpu_isa_supported();
     const variant kinds[] = {{.name = "rows", .tiled = 0, .isa = best},
                              {.name = "tiled-avx2", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX2},
-                             {.name = "tiled-avx512", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX512}};
-    int nk = best == FP4RT_CPU_ISA_AVX512 ? 3 : best == FP4RT_CPU_ISA_AVX2 ? 2 : 1, nv = 0;
-    variant vars[6];
+                             {.name = "tiled-avx512", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX512},
+                             {.name = "tiled-512-novbmi", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX512, .f_decode = 1}};
+    int vbmi = fp4rt_cpu_small_vbmi(-1);
+    int nk = best == FP4RT_CPU_ISA_AVX512 ? 3 + (vbmi && T <= FP4RT_SMALL_TOKENS_MAX) : best == FP4RT_CPU_ISA_AVX2 ? 2 : 1,
+        nv = 0;
+    variant vars[8];
     for (int m = mode_lo; m <= mode_hi; m++)
         for (int k = 0; k < nk; k++) {
             vars[nv] = kinds[k];
@@ -119,8 +126,8 @@ int main(int argc, char **argv) {
     const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_FP8, FP4RT_W_NVFP4, FP4RT_W_NVFP4_W4A4};
     printf("cpu_linear_bench: %d tokens, %d threads, %d rounds, best ISA %s\n", T, threads, rounds,
            fp4rt_cpu_isa_name(best));
-    printf("%-12s %-11s %-13s %-8s %10s %8s %10s\n", "format", "N x K", "variant", "mode", "ms/call", "GMAC/s",
-           "cpu ms");
+    printf("%-12s %-11s %-16s %-8s %10s %8s %10s %8s\n", "format", "N x K", "variant", "mode", "ms/call", "GMAC/s",
+           "cpu ms", "wGB/s");
     void *vctx;
     if (fp4rt_backend_cpu.create(threads, &vctx)) return 1;
     cpu_ctx *ctx = vctx;
@@ -142,6 +149,12 @@ int main(int argc, char **argv) {
             fp4rt_op op = {.kind = FP4RT_OP_LINEAR, .x = {0, 0, K}, .y = {1, 0, N}, .lin = &l};
             for (int r = 0; r < rounds; r++)
                 for (int v = 0; v < nv; v++) {
+                    int nvfp4 = fmts[f] == FP4RT_W_NVFP4 || fmts[f] == FP4RT_W_NVFP4_W4A4;
+                    if (vars[v].f_decode && !nvfp4) {
+                        vars[v].wall[r] = vars[v].cpu[r] = 0;
+                        continue;
+                    }
+                    fp4rt_cpu_small_vbmi(vars[v].f_decode ? 0 : vbmi);
                     ctx->tiled = vars[v].tiled;
                     ctx->isa = vars[v].isa;
                     step.relaxed = vars[v].relaxed;
@@ -157,15 +170,17 @@ int main(int argc, char **argv) {
                         else if (memcmp(mref + (size_t)t * N, y, sizeof(float) * N)) bad = 1;
                     }
                 }
+            double wbytes = fmts[f] == FP4RT_W_BF16 ? 2.0 * N * K : fmts[f] == FP4RT_W_FP8 ? (double)N * K : 0.5625 * N * K;
             for (int v = 0; v < nv; v++) {
+                if (vars[v].f_decode && fmts[f] != FP4RT_W_NVFP4 && fmts[f] != FP4RT_W_NVFP4_W4A4) continue;
                 qsort(vars[v].wall, (size_t)rounds, sizeof(double), cmp_d);
                 qsort(vars[v].cpu, (size_t)rounds, sizeof(double), cmp_d);
                 double ms = 1e3 * vars[v].wall[rounds / 2];
                 char shape[32];
                 snprintf(shape, sizeof shape, "%dx%d", N, K);
-                printf("%-12s %-11s %-13s %-8s %10.3f %8.2f %10.3f\n", fp4rt_wfmt_name(fmts[f]), shape, vars[v].name,
-                       vars[v].relaxed ? "relaxed" : "exact", ms, (double)N * K * T / (ms * 1e-3) / 1e9,
-                       1e3 * vars[v].cpu[rounds / 2]);
+                printf("%-12s %-11s %-16s %-8s %10.3f %8.2f %10.3f %8.2f\n", fp4rt_wfmt_name(fmts[f]), shape,
+                       vars[v].name, vars[v].relaxed ? "relaxed" : "exact", ms, (double)N * K * T / (ms * 1e-3) / 1e9,
+                       1e3 * vars[v].cpu[rounds / 2], wbytes / (ms * 1e-3) / 1e9);
             }
             fp4rt_free_aligned(arena);
             free(ref), free(w), free(sb);

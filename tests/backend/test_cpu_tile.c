@@ -47,7 +47,10 @@ typedef struct lin_case {
     uint8_t *sb;
 } lin_case;
 
-/* nan: a few weights (FP8) or block scales (NVFP4) are the E4M3 NaN codes */
+/* nan: a few weights (FP8) or block scales (NVFP4) are the E4M3 NaN codes;
+ * NVFP4 bits of nan: 1 a NaN scale in the middle, 2 every scale code (+-0,
+ * subnormals, +-448, negative scales) and blocks of zero codes 0 / 8, 4 the
+ * NaN code 0xff on the last block */
 static void make(lin_case *c, fp4rt_wfmt fmt, int N, int K, int dyn, int nan) {
     memset(c, 0, sizeof *c);
     size_t n = (size_t)N * K;
@@ -85,7 +88,12 @@ static void make(lin_case *c, fp4rt_wfmt fmt, int N, int K, int dyn, int nan) {
         for (size_t i = 0; i < n / 2; i++) b[i] = (uint8_t)rnd(); /* every code, -0 included */
         c->sb = malloc(n / 16);
         for (size_t i = 0; i < n / 16; i++) c->sb[i] = (uint8_t)(rnd() % 0x7e); /* subnormals and 0 too */
-        if (nan) c->sb[n / 32] = 0x7f;
+        if (nan & 2) { /* every scale code (NaN ones as +-0), whole blocks of codes 0 and 8 (+-0) */
+            for (size_t i = 0; i < n / 16; i++) c->sb[i] = (i & 0x7f) == 0x7f ? (uint8_t)(i & 0x80) : (uint8_t)i;
+            for (size_t i = 0; i + 16 <= n / 2; i += 24) memset(b + i, i % 48 ? 0x88 : 0x00, 8);
+        }
+        if (nan & 1) c->sb[n / 32] = 0x7f;
+        if (nan & 4) c->sb[n / 16 - 1] = 0xff; /* the last block of the last row */
         c->w = b;
         c->l.block_scale = c->sb;
         c->l.weight_scale = 0.0021f;
@@ -179,6 +187,8 @@ static int run_one(const lin_case *c, int T, int threads, int isa, int tiled, in
     return ok;
 }
 
+static long g_small_other; /* runs of the small-step path's other NVFP4 decoder */
+
 /* Per format: outputs where the modes differ, and all outputs compared. */
 static long g_differ[FP4RT_W_NVFP4_W4A4 + 1], g_compared[FP4RT_W_NVFP4_W4A4 + 1];
 
@@ -221,9 +231,20 @@ static void check_case_nan(fp4rt_wfmt fmt, int dyn, int N, int K, int T, int nan
                 CHECK_MSG(run_one(&c, T, threads, isa, 1, relaxed, wm),
                           "%s%s N=%d K=%d T=%d threads=%d %s: %s tiles differ", fp4rt_wfmt_name(fmt),
                           dyn ? " (dynamic)" : "", N, K, T, threads, mode, fp4rt_cpu_isa_name(isa));
+            /* NVFP4 on the small-step path: the other decoder too (AVX-512F
+             * where the default is VBMI, VBMI where the CPU has it) */
+            int nv = fmt == FP4RT_W_NVFP4 || fmt == FP4RT_W_NVFP4_W4A4, vbmi = fp4rt_cpu_small_vbmi(-1);
+            if (nv && best >= FP4RT_CPU_ISA_AVX512 && T <= FP4RT_SMALL_TOKENS_MAX && fp4rt_cpu_small_vbmi(!vbmi) != vbmi) {
+                CHECK_MSG(run_one(&c, T, threads, best, 1, relaxed, wm),
+                          "%s%s N=%d K=%d T=%d threads=%d %s: the small-step path's %s decoder differs",
+                          fp4rt_wfmt_name(fmt), dyn ? " (dynamic)" : "", N, K, T, threads, mode,
+                          vbmi ? "AVX-512F" : "VBMI");
+                g_small_other++;
+            }
+            fp4rt_cpu_small_vbmi(vbmi);
         }
     }
-    if (nan) {
+    if (fmt == FP4RT_W_FP8 ? nan : nan & 5) {
         int n_nan = 0;
         for (int i = 0; i < T * N; i++) n_nan += isnan(want[i]);
         CHECK_MSG(n_nan > 0 && n_nan < T * N, "%s with NaN weights: %d of %d outputs NaN", fp4rt_wfmt_name(fmt), n_nan,
@@ -312,6 +333,15 @@ int main(void) {
         check_case_nan(FP4RT_W_FP8, 0, 13, 256, T, 1);
         check_case_nan(FP4RT_W_FP8, 0, 13, 80, T, 1); /* the last NaN in a row's last 16 codes */
     }
+    /* NVFP4 special values on the small-step path, both decoders: every
+     * scale code, zero codes 0 / 8 in whole blocks, NaN scales 0x7f / 0xff
+     * (E4M3 has no infinity) */
+    for (int T = 1; T <= 6; T++) {
+        check_case_nan(FP4RT_W_NVFP4, 0, 21, 256, T, 2);
+        check_case_nan(FP4RT_W_NVFP4, 0, 21, 256, T, 7);
+        check_case_nan(FP4RT_W_NVFP4_W4A4, 0, 21, 256, T, 2);
+        check_case_nan(FP4RT_W_NVFP4_W4A4, 1, 21, 256, T, 7);
+    }
     check_case(FP4RT_W_F32, 0, 3, 8, 9); /* K < 16: the tail alone */
     /* every token count 1 .. 8 (one-row, small-step and tiled paths), every format */
     for (int T = 1; T <= 8; T++) {
@@ -339,5 +369,10 @@ int main(void) {
         CHECK_MSG(n > 0 && (exact_products ? d == 0 : d * 10 > n), "%s: relaxed differs from exact in %ld of %ld",
                   fp4rt_wfmt_name(f), d, n);
     }
+    int vbmi = fp4rt_cpu_small_vbmi(-1), other = fp4rt_cpu_small_vbmi(!vbmi) != vbmi;
+    fp4rt_cpu_small_vbmi(vbmi);
+    printf("cpu_tile: small-step NVFP4 decoder %s; the other one ran %ld cases\n", vbmi ? "VBMI" : "AVX-512F",
+           g_small_other);
+    CHECK_MSG(!other || g_small_other > 0, "the small-step path's second NVFP4 decoder never ran");
     return test_summary("cpu_tile");
 }

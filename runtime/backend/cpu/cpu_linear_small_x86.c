@@ -12,19 +12,25 @@
  * reduced in registers by the fixed tree of reduce16 (a[j] = c[j] + c[j + 8],
  * then ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))), then times the post
  * scale: the bits of fp4rt_cpu_row_dot (tests/backend/test_cpu_tile.c).
- * Decoding: BF16 a 16-bit shift; NVFP4 nibbles -> the doubled E2M1 table
- * (pshufb) -> int32 -> float, times half the block scale (exact), as
- * cpu_linear_x86.c does; FP8 (E4M3 W8A8) see e4m3x16. */
+ * Decoding: BF16 a 16-bit shift; NVFP4 on a CPU with AVX512-VBMI see
+ * nvfp4x16_vbmi, else nibbles -> the doubled E2M1 table (pshufb) -> int32 ->
+ * float, times half the block scale (exact), as cpu_linear_x86.c does; FP8
+ * (E4M3 W8A8) see e4m3x16. The kernel (cpu_linear_small_x86_body.h) is
+ * compiled twice: for AVX-512F with every format, and for AVX512-VBMI with
+ * the NVFP4 formats (fp4rt_cpu_small_vbmi picks; BF16 and FP8 always run the
+ * first). */
 #include "runtime/backend/cpu/cpu_ops.h"
 
 #include "runtime/base/numfmt.h"
 
 #include <math.h>
+#include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
 #define T512 __attribute__((target("avx512f,avx2")))
+#define T512V __attribute__((target("avx512f,avx512bw,avx512vbmi,avx2")))
 #define INLINE static inline __attribute__((always_inline))
 /* Software prefetch of the weights PF panels ahead: without it a step of 4
  * rows streamed its weights from L3 at ~40% of a 1-row step's rate (the
@@ -96,95 +102,42 @@ T512 INLINE __m512 chain16(__m512 acc, __m512 w, __m512 x, int relaxed) {
     return relaxed ? _mm512_fmadd_ps(w, x, acc) : _mm512_add_ps(acc, _mm512_mul_ps(w, x));
 }
 
-/* Rows n0 .. n0 + R - 1 (R <= 4; missing rows repeat row n0, results dropped)
- * against T tokens; T, the format and the mode are constants after inlining. */
-T512 INLINE void small512(const cpu_lin_job *j, int n0, int R, int T, int fmt, int relaxed) {
-    const fp4rt_linear *l = j->l;
-    size_t K = (size_t)l->n_in;
-    size_t rn[4];
-    for (int r = 0; r < 4; r++) rn[r] = (size_t)n0 + (size_t)(r < R ? r : 0);
-    const uint16_t *wb[4] = {0};
-    const uint8_t *wq[4] = {0}, *sb[4] = {0};
-    for (int r = 0; r < 4; r++) {
-        if (fmt == FP4RT_W_BF16) {
-            wb[r] = (const uint16_t *)l->weight + rn[r] * K;
-        } else if (fmt == FP4RT_W_FP8) {
-            wq[r] = (const uint8_t *)l->weight + rn[r] * K;
-        } else {
-            wq[r] = (const uint8_t *)l->weight + rn[r] * (K / 2);
-            sb[r] = l->block_scale + rn[r] * (K / 16);
-        }
-    }
-    const float *x[FP4RT_SMALL_TOKENS_MAX];
-    for (int t = 0; t < T; t++) x[t] = j->x + (size_t)t * j->x_stride;
-    __m512 a0[FP4RT_SMALL_TOKENS_MAX], a1[FP4RT_SMALL_TOKENS_MAX], a2[FP4RT_SMALL_TOKENS_MAX],
-        a3[FP4RT_SMALL_TOKENS_MAX];
-    for (int t = 0; t < T; t++) a0[t] = a1[t] = a2[t] = a3[t] = _mm512_setzero_ps();
-    __m512i nan[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
-    for (size_t k = 0; k < K; k += 16) {
-        __m512 v0, v1, v2, v3;
-        if (fmt == FP4RT_W_BF16) {
-            if (!(k & 31)) /* the panel PF panels ahead, one line per row per 32 weights */
-                for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(wb[r] + k + PF * 4 * K), _MM_HINT_T0);
-            v0 = bf16x16(wb[0] + k), v1 = bf16x16(wb[1] + k), v2 = bf16x16(wb[2] + k), v3 = bf16x16(wb[3] + k);
-        } else if (fmt == FP4RT_W_FP8) {
-            if (!(k & 63)) /* one line per row per 64 weights; the NaN check of the 64 */
-                for (int r = 0; r < 4; r++) {
-                    _mm_prefetch((const char *)(wq[r] + k + PF * 4 * K), _MM_HINT_T0);
-                    nan[r] = nan_acc(nan[r], wq[r] + k, (int)(K - k));
-                }
-            v0 = e4m3x16(wq[0] + k), v1 = e4m3x16(wq[1] + k), v2 = e4m3x16(wq[2] + k), v3 = e4m3x16(wq[3] + k);
-        } else {
-            if (!(k & 127)) /* one line per row per 128 weights */
-                for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(wq[r] + k / 2 + PF * 2 * K), _MM_HINT_T0);
-            v0 = nvfp4x16(wq[0] + k / 2, fp4rt_e4m3_table[sb[0][k / 16]]);
-            v1 = nvfp4x16(wq[1] + k / 2, fp4rt_e4m3_table[sb[1][k / 16]]);
-            v2 = nvfp4x16(wq[2] + k / 2, fp4rt_e4m3_table[sb[2][k / 16]]);
-            v3 = nvfp4x16(wq[3] + k / 2, fp4rt_e4m3_table[sb[3][k / 16]]);
-        }
-        for (int t = 0; t < T; t++) {
-            __m512 xv = _mm512_loadu_ps(x[t] + k);
-            a0[t] = chain16(a0[t], v0, xv, relaxed);
-            a1[t] = chain16(a1[t], v1, xv, relaxed);
-            a2[t] = chain16(a2[t], v2, xv, relaxed);
-            a3[t] = chain16(a3[t], v3, xv, relaxed);
-        }
-    }
-    for (int t = 0; t < T; t++) {
-        float post = j->row_post ? j->row_post[t] : j->post;
-        float *y = j->y + (size_t)t * j->y_stride + n0;
-        float s[4] = {reduce512(a0[t]), reduce512(a1[t]), reduce512(a2[t]), reduce512(a3[t])};
-        if (fmt == FP4RT_W_FP8)
-            for (int r = 0; r < 4; r++) s[r] = nan_any(nan[r]) ? NAN : s[r] * 256.0f;
-        for (int r = 0; r < R; r++) y[r] = s[r] * post;
-    }
+/* 16 NVFP4 values, AVX512-VBMI: the 8 bytes broadcast to each 64-bit lane
+ * (a load), vpmultishiftqb puts nibble i in the low 4 bits of 32-bit lane i
+ * (control bytes 8q and 8q + 4 of lane q: bit offsets 4i), vpermps picks lane
+ * i's value from e2m1 (fp4rt_e2m1_table) times the block scale: the
+ * one-row kernel's products fp4rt_e2m1_table[c] * scale, bit for bit (the
+ * zero of code 8 is -0 * scale, as there). 3 vector ALU operations per 16
+ * weights instead of nvfp4x16's ~11: NVFP4 decode steps are no longer
+ * bound by the decode. */
+T512V INLINE __m512 nvfp4x16_vbmi(const uint8_t *p, uint8_t code, __m512 e2m1) {
+    const __m512i ctrl = _mm512_set_epi64(0x3c00000038ll, 0x3400000030ll, 0x2c00000028ll, 0x2400000020ll,
+                                          0x1c00000018ll, 0x1400000010ll, 0x0c00000008ll, 0x0400000000ll);
+    uint64_t u;
+    memcpy(&u, p, 8);
+    __m512i idx = _mm512_multishift_epi64_epi8(ctrl, _mm512_set1_epi64((long long)u));
+    return _mm512_permutexvar_ps(idx, _mm512_mul_ps(e2m1, _mm512_set1_ps(fp4rt_e4m3_table[code])));
 }
 
-#define SMALL_CASES(FMT, RELAXED)                                                                                      \
-    switch (T) {                                                                                                       \
-    case 1: small512(j, n0, R, 1, FMT, RELAXED); break;                                                                \
-    case 2: small512(j, n0, R, 2, FMT, RELAXED); break;                                                                \
-    case 3: small512(j, n0, R, 3, FMT, RELAXED); break;                                                                \
-    case 4: small512(j, n0, R, 4, FMT, RELAXED); break;                                                                \
-    case 5: small512(j, n0, R, 5, FMT, RELAXED); break;                                                                \
-    default: small512(j, n0, R, 6, FMT, RELAXED); break;                                                               \
-    }
+#define TGT T512
+#define SFX(name) name
+#define NVFP4X16(p, code) nvfp4x16(p, fp4rt_e4m3_table[code])
+#define ONLY_NVFP4 0
+#include "runtime/backend/cpu/cpu_linear_small_x86_body.h"
+#undef TGT
+#undef SFX
+#undef NVFP4X16
+#undef ONLY_NVFP4
 
-T512 INLINE void panels512(const cpu_lin_job *j, long p0, long p1, int relaxed) {
-    int T = j->n_rows, n_out = j->n_out, fmt = j->l->fmt;
-    for (long p = p0; p < p1; p++) {
-        int n0 = (int)p * 4, R = n_out - n0 < 4 ? n_out - n0 : 4;
-        if (fmt == FP4RT_W_BF16) {
-            SMALL_CASES(FP4RT_W_BF16, relaxed)
-        } else if (fmt == FP4RT_W_FP8) {
-            SMALL_CASES(FP4RT_W_FP8, relaxed)
-        } else {
-            SMALL_CASES(FP4RT_W_NVFP4, relaxed)
-        }
-    }
-}
-T512 static void panels512_exact(const cpu_lin_job *j, long p0, long p1) { panels512(j, p0, p1, 0); }
-T512 static void panels512_fma(const cpu_lin_job *j, long p0, long p1) { panels512(j, p0, p1, 1); }
+#define TGT T512V
+#define SFX(name) name##_vbmi
+#define NVFP4X16(p, code) nvfp4x16_vbmi(p, code, e2m1)
+#define ONLY_NVFP4 1
+#include "runtime/backend/cpu/cpu_linear_small_x86_body.h"
+#undef TGT
+#undef SFX
+#undef NVFP4X16
+#undef ONLY_NVFP4
 
 int fp4rt_cpu_linear_small_ok(const fp4rt_linear *l, int isa, int n_rows) {
     int fmt_ok = l->fmt == FP4RT_W_BF16 || l->fmt == FP4RT_W_FP8 || l->fmt == FP4RT_W_NVFP4 ||
@@ -193,11 +146,36 @@ int fp4rt_cpu_linear_small_ok(const fp4rt_linear *l, int isa, int n_rows) {
            isa >= FP4RT_CPU_ISA_AVX512 && fp4rt_cpu_isa_supported() >= FP4RT_CPU_ISA_AVX512;
 }
 
+/* -1: not asked yet (on where the CPU has AVX512-VBMI), else 0 / 1 */
+static int g_vbmi = -1;
+
+static int vbmi_supported(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vbmi");
+    }
+    return cached;
+}
+
+int fp4rt_cpu_small_vbmi(int want) {
+    if (want >= 0 || g_vbmi < 0) g_vbmi = want != 0 && vbmi_supported();
+    return g_vbmi;
+}
+
 void fp4rt_cpu_linear_small(const cpu_lin_job *j, long p0, long p1) {
-    if (j->relaxed)
+    int nvfp4 = j->l->fmt == FP4RT_W_NVFP4 || j->l->fmt == FP4RT_W_NVFP4_W4A4;
+    if (nvfp4 && (g_vbmi < 0 ? fp4rt_cpu_small_vbmi(-1) : g_vbmi)) {
+        if (j->relaxed)
+            panels512_fma_vbmi(j, p0, p1);
+        else
+            panels512_exact_vbmi(j, p0, p1);
+    } else if (j->relaxed) {
         panels512_fma(j, p0, p1);
-    else
+    } else {
         panels512_exact(j, p0, p1);
+    }
 }
 
 #else
@@ -206,4 +184,8 @@ int fp4rt_cpu_linear_small_ok(const fp4rt_linear *l, int isa, int n_rows) {
     return 0;
 }
 void fp4rt_cpu_linear_small(const cpu_lin_job *j, long p0, long p1) { (void)j, (void)p0, (void)p1; }
+int fp4rt_cpu_small_vbmi(int want) {
+    (void)want;
+    return 0;
+}
 #endif

@@ -214,6 +214,12 @@ typedef struct cpu_lin_job {
 #define FP4RT_SMALL_TOKENS_MAX 6
 int fp4rt_cpu_linear_small_ok(const fp4rt_linear *l, int isa, int n_rows);
 void fp4rt_cpu_linear_small(const cpu_lin_job *j, long p0, long p1);
+/* The small-step path's NVFP4 decoder: want 1 asks for the AVX512-VBMI one
+ * (taken where the CPU has it), 0 for the AVX-512F one (the default where the
+ * CPU lacks VBMI), -1 asks nothing; returns the one now in use (1: VBMI). Both
+ * give the same bits (tests/backend/test_cpu_tile.c runs both). Process-wide;
+ * not to be changed while a linear runs. */
+int fp4rt_cpu_small_vbmi(int want);
 /* Floats of per-thread workspace the tiled path needs for K inputs. */
 size_t fp4rt_cpu_tile_ws_floats(int K);
 /* Outputs of panels [p0, p1) (rows [4 p0, min(4 p1, n_out))) for all input
