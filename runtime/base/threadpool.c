@@ -17,6 +17,7 @@
 #include "runtime/base/common.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -68,12 +69,17 @@ static int spin_until(fp4rt_pool *p, unsigned long v, int (*done)(fp4rt_pool *, 
     long t0 = 0;
     for (int i = 0;; i++) {
         if (done(p, v)) return 1;
-        CPU_RELAX();
-        if ((i & 63) == 63) { /* the clock now and then */
-            long t = now_ns();
-            if (!t0) t0 = t;
-            else if (t - t0 > p->spin_ns) return done(p, v);
+        if (i < 256) { /* a few microseconds of pause */
+            CPU_RELAX();
+            continue;
         }
+        /* then yield: a thread of this or another process that the machine's
+         * load left waiting for this CPU runs (under load a plain spin made
+         * decode steps slower than sleeping) */
+        sched_yield();
+        long t = now_ns();
+        if (!t0) t0 = t;
+        else if (t - t0 > p->spin_ns) return done(p, v);
     }
 }
 
