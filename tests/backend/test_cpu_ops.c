@@ -252,6 +252,56 @@ static void test_gdn_simd(void) {
     if (!ran) printf("cpu_ops: no AVX2 here: vector chunked GDN parity skipped\n");
 }
 
+/* The vector recurrent (decode) GDN against the portable form bit for bit:
+ * state and outputs after T tokens, q / k / v rows inside wider rows, the
+ * presets' heads (128 x 128, 32 x 32) and others (dv of 16 but not 64: the
+ * AVX2 kernel on an AVX-512 CPU; dv of neither: declined), a carried state,
+ * and decays strong enough to leave subnormal states. */
+static int gdn_rec_case(int isa, int T, int dk, int dv, float gscale, float sscale, float vscale, int *done) {
+    size_t width = 2 * (size_t)dk + dv + 3;
+    float *x = malloc(sizeof(float) * T * width), *beta = malloc(sizeof(float) * T), *g = malloc(sizeof(float) * T);
+    for (size_t i = 0; i < (size_t)T * width; i++) x[i] = frand() * (i % width >= 2 * (size_t)dk ? vscale : 1.0f);
+    for (int t = 0; t < T; t++) {
+        beta[t] = fp4rt_sigmoid(2 * frand());
+        g[t] = gscale * fp4rt_softplus(3 * frand());
+    }
+    l2norm_rows(x, T, dk, width, 1.0f / sqrtf((float)dk));
+    l2norm_rows(x + dk, T, dk, width, 1.0f);
+    float *S[2], *o[2];
+    size_t os = (size_t)dv + 5;
+    for (int f = 0; f < 2; f++) {
+        S[f] = malloc(sizeof(float) * dk * dv), o[f] = malloc(sizeof(float) * T * os);
+        for (int i = 0; i < dk * dv; i++) S[f][i] = sscale * (float)((i * 7919) % 201 - 100) / 100.0f;
+        memset(o[f], 0xff, sizeof(float) * T * os);
+    }
+    fp4rt_gdn_recurrent(T, dk, dv, x, x + dk, width, x + 2 * dk, width, beta, g, 1, S[0], o[0], os);
+    *done = fp4rt_gdn_recurrent_simd(isa, T, dk, dv, x, x + dk, width, x + 2 * dk, width, beta, g, 1, S[1], o[1], os);
+    int same = !memcmp(S[0], S[1], sizeof(float) * dk * dv) && !memcmp(o[0], o[1], sizeof(float) * T * os);
+    for (int f = 0; f < 2; f++) free(S[f]), free(o[f]);
+    free(x), free(beta), free(g);
+    return same;
+}
+
+static void test_gdn_recurrent_simd(void) {
+    const int shapes[][2] = {{128, 128}, {32, 32}, {20, 64}, {7, 48}, {32, 24}};
+    const int lengths[] = {1, 2, 9};
+    int ran = 0;
+    for (int isa = FP4RT_CPU_ISA_AVX2; isa <= fp4rt_cpu_isa_supported(); isa++, ran++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+                int dk = shapes[si][0], dv = shapes[si][1], T = lengths[li], done;
+                int same = gdn_rec_case(isa, T, dk, dv, -0.5f, 0.1f, 1.0f, &done);
+                CHECK_MSG(done == (dv % 16 == 0), "recurrent GDN on %s dk=%d dv=%d: vector kernel %s",
+                          fp4rt_cpu_isa_name(isa), dk, dv, done ? "ran" : "declined");
+                if (!done) continue;
+                CHECK_MSG(same, "recurrent GDN on %s T=%d dk=%d dv=%d differs", fp4rt_cpu_isa_name(isa), T, dk, dv);
+                /* strong decays (subnormal and zero states), a large state with v = 0 */
+                CHECK(gdn_rec_case(isa, T, dk, dv, -40.0f, 1e-30f, 1.0f, &done) && done);
+                CHECK(gdn_rec_case(isa, T, dk, dv, -3.0f, 1e20f, 0.0f, &done) && done);
+            }
+    if (!ran) printf("cpu_ops: no AVX2 here: vector recurrent GDN parity skipped\n");
+}
+
 /* The vector conv1d + SiLU against the portable one bit for bit (NaN for NaN):
  * in place (y = x, as the model runs it), channel counts that leave a
  * scalar tail, kernel sizes 2 to 4, the SiLU's
@@ -298,6 +348,7 @@ int main(void) {
     test_simd_swiglu();
     test_gdn_forms();
     test_gdn_simd();
+    test_gdn_recurrent_simd();
     test_conv_simd();
     test_act_quant();
     test_pool();

@@ -212,8 +212,10 @@ static void gdn_range(void *arg, long h0, long h1, int thread) {
             for (int t = 0; t < T; t++) {
                 if (j->ckpt) /* the state before row t */
                     memcpy(j->ckpt + t * j->ckpt_slot + (size_t)h * dk * dv, S, (size_t)dk * dv * sizeof(float));
-                fp4rt_gdn_recurrent(1, dk, dv, q + t * stride, k + t * stride, stride, v + t * stride, stride,
-                                    beta + t, g + t, 1, S, o + t * stride, stride);
+                if (!fp4rt_gdn_recurrent_simd(s->ctx->isa, 1, dk, dv, q + t * stride, k + t * stride, stride,
+                                              v + t * stride, stride, beta + t, g + t, 1, S, o + t * stride, stride))
+                    fp4rt_gdn_recurrent(1, dk, dv, q + t * stride, k + t * stride, stride, v + t * stride, stride,
+                                        beta + t, g + t, 1, S, o + t * stride, stride);
             }
         else
             fp4rt_gdn_chunked_isa(s->ctx->isa, T, FP4RT_GDN_CHUNK, dk, dv, q, k, stride, v, stride, beta, g, 1,

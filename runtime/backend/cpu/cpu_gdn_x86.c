@@ -1,5 +1,5 @@
-/* x86-64 kernels of the GDN mixer's prefill (contracts: fp4rt_gdn_chunked_isa and
- * fp4rt_conv1d_silu_simd in cpu_ops.h): AVX-512 (16 lanes) and AVX2 (8 lanes).
+/* x86-64 kernels of the GDN mixer (contracts: fp4rt_gdn_chunked_isa,
+ * fp4rt_gdn_recurrent_simd and fp4rt_conv1d_silu_simd in cpu_ops.h): AVX-512 (16 lanes) and AVX2 (8 lanes).
  *
  * Chunked gated delta rule: every sum of cpu_gdn.c's gdn_chunk is a chain per
  * output element (a column e of U, O or S; a column s of the dot products)
@@ -194,6 +194,18 @@ void fp4rt_gdn_chunked_isa(int isa, int T, int chunk, int dk, int dv, const floa
                           o_stride, ws);
 }
 
+int fp4rt_gdn_recurrent_simd(int isa, int T, int dk, int dv, const float *q, const float *k, size_t qk_stride,
+                             const float *v, size_t v_stride, const float *beta, const float *g, size_t bg_stride,
+                             float *S, float *o, size_t o_stride) {
+    if (isa >= FP4RT_CPU_ISA_AVX512 && usable(FP4RT_CPU_ISA_AVX512) && dv % 64 == 0)
+        recurrent_avx512(T, dk, dv, q, k, qk_stride, v, v_stride, beta, g, bg_stride, S, o, o_stride);
+    else if (usable(isa) && dv % 16 == 0)
+        recurrent_avx2(T, dk, dv, q, k, qk_stride, v, v_stride, beta, g, bg_stride, S, o, o_stride);
+    else
+        return 0;
+    return 1;
+}
+
 long fp4rt_conv1d_silu_simd(int isa, int T, int K, const float *x, size_t x_stride, const float *w,
                             float *state, float *y, size_t y_stride, long c0, long c1, float *ws) {
     if (K < 1 || K > CONV_KMAX) return 0;
@@ -211,6 +223,14 @@ void fp4rt_gdn_chunked_isa(int isa, int T, int chunk, int dk, int dv, const floa
     (void)isa;
     fp4rt_gdn_chunked(T, chunk, dk, dv, q, k, qk_stride, v, v_stride, beta, g, bg_stride, S, o,
                       o_stride, ws);
+}
+
+int fp4rt_gdn_recurrent_simd(int isa, int T, int dk, int dv, const float *q, const float *k, size_t qk_stride,
+                             const float *v, size_t v_stride, const float *beta, const float *g, size_t bg_stride,
+                             float *S, float *o, size_t o_stride) {
+    (void)isa, (void)T, (void)dk, (void)dv, (void)q, (void)k, (void)qk_stride, (void)v, (void)v_stride, (void)beta,
+        (void)g, (void)bg_stride, (void)S, (void)o, (void)o_stride;
+    return 0;
 }
 
 long fp4rt_conv1d_silu_simd(int isa, int T, int K, const float *x, size_t x_stride, const float *w,

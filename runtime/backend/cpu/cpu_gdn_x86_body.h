@@ -245,6 +245,52 @@ TGT static void SFX(chunked)(int T, int chunk, int dk, int dv, const float *q, c
             memcpy(S + (size_t)i * dv, L.sp + (size_t)i * L.dvp, (size_t)dv * sizeof(float));
 }
 
+/* The recurrent (decode) gated delta rule of cpu_gdn.c's fp4rt_gdn_recurrent, T
+ * tokens, dv a multiple of GW: every step of its chains is a lane-wise
+ * multiply, add or subtract of one column e, and the columns are independent,
+ * so a block of GW columns runs all its rows (of dk) in two passes instead of
+ * four over the state: (1) S *= decay and m += k_i S_i (the decayed row, as
+ * the scalar code's second loop reads it), (2) S += k_i u and o += q_i S_i
+ * (the updated row, as its last loop reads it); the rows' order, and so every
+ * chain's, is the scalar one. The block's dk x GW state stays in L1 between
+ * the passes: the state is read from memory once and written once per token. */
+TGT static void SFX(recurrent)(int T, int dk, int dv, const float *q, const float *k, size_t qk_stride,
+                               const float *v, size_t v_stride, const float *beta, const float *g,
+                               size_t bg_stride, float *S, float *o, size_t o_stride) {
+    for (int t = 0; t < T; t++) {
+        const float *qt = q + t * qk_stride, *kt = k + t * qk_stride, *vt = v + t * v_stride;
+        VF decay = SET1(fp4rt_cexp(g[t * bg_stride])), b = SET1(beta[t * bg_stride]);
+        float *ot = o + t * o_stride;
+        for (int e0 = 0; e0 < dv; e0 += GW) {
+            VF u[NV], acc[NV];
+            for (int w = 0; w < NV; w++)
+                u[w] = ZERO(), acc[w] = ZERO();
+            for (int i = 0; i < dk; i++) {
+                float *Si = S + (size_t)i * dv + e0;
+                VF ki = SET1(kt[i]);
+                for (int w = 0; w < NV; w++) {
+                    VF sv = MUL(LD(Si + w * W), decay);
+                    ST(Si + w * W, sv);
+                    u[w] = ADD(u[w], MUL(ki, sv));
+                }
+            }
+            for (int w = 0; w < NV; w++)
+                u[w] = MUL(b, SUB(LD(vt + e0 + w * W), u[w]));
+            for (int i = 0; i < dk; i++) {
+                float *Si = S + (size_t)i * dv + e0;
+                VF ki = SET1(kt[i]), qi = SET1(qt[i]);
+                for (int w = 0; w < NV; w++) {
+                    VF sv = ADD(LD(Si + w * W), MUL(ki, u[w]));
+                    ST(Si + w * W, sv);
+                    acc[w] = ADD(acc[w], MUL(qi, sv));
+                }
+            }
+            for (int w = 0; w < NV; w++)
+                ST(ot + e0 + w * W, acc[w]);
+        }
+    }
+}
+
 /* Causal conv1d + SiLU for the channels [c0, c0 + n), n a multiple of W: cpu_gdn.c
  * conv1d's chain per channel (acc = +0, then w[i] * in[t + i] for i < K in
  * order, in[p] the state for p < K - 1, else input row p - (K - 1)). Rows run

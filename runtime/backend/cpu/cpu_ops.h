@@ -249,6 +249,13 @@ void fp4rt_gdn_chunked_isa(int isa, int T, int chunk, int dk, int dv, const floa
 void fp4rt_conv1d_silu_channels(int T, int K, const float *x, size_t x_stride, const float *w, float *state,
                                 float *y, size_t y_stride, long c0, long c1, float *win, float *ckpt,
                                 size_t ckpt_slot);
+/* fp4rt_gdn_recurrent on the AVX-512 (dv a multiple of 64) or AVX2 (of 16)
+ * kernel, isa capped at what the CPU runs: the same bits (each state element
+ * read and written once per token instead of four passes); returns 0 (nothing
+ * done) where neither applies. */
+int fp4rt_gdn_recurrent_simd(int isa, int T, int dk, int dv, const float *q, const float *k, size_t qk_stride,
+                             const float *v, size_t v_stride, const float *beta, const float *g, size_t bg_stride,
+                             float *S, float *o, size_t o_stride);
 long fp4rt_conv1d_silu_simd(int isa, int T, int K, const float *x, size_t x_stride, const float *w, float *state,
                             float *y, size_t y_stride, long c0, long c1, float *ws);
 
