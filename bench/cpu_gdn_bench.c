@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
         else
             return fprintf(stderr, "cpu_gdn_bench: unknown option %s\n", argv[i]), 2;
     }
-    if (T < 2 || rounds < 1 || rounds > 99)
+    if (T < 1 || rounds < 1 || rounds > 99)
         return fprintf(stderr, "cpu_gdn_bench: bad --tokens / --rounds\n"), 2;
     const int dk = 128, dv = 128, C = 6144, K = 4, n_isa = fp4rt_cpu_isa_supported() + 1;
     size_t width = 2 * (size_t)dk + dv;
