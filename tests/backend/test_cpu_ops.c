@@ -343,6 +343,54 @@ static void test_conv_simd(void) {
     if (!ran) printf("cpu_ops: no AVX2 here: vector conv1d parity skipped\n");
 }
 
+/* The AVX2 FP8 activation quantizer against the scalar one bit for bit (NaN
+ * for NaN): every E4M3 value, its neighbours and the midpoints between
+ * values (ties) with their neighbours, both signs, the saturation (448, 464,
+ * infinity), float subnormals, NaN, random bit patterns, and a scale. */
+static int fp8q_bad;
+static void fp8q_check(const float *x, int n, float scale) {
+    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+    fp4rt_fp8_act_quantize(x, n, scale, a);
+    if (!fp4rt_fp8_act_quantize_simd(x, n, scale, b)) {
+        free(a), free(b);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        int ok = isnan(a[i]) ? isnan(b[i]) : memcmp(&a[i], &b[i], 4) == 0;
+        if (!ok && fp8q_bad++ < 5) printf("  fp8 quantize %.9g / %g: %.9g, scalar %.9g\n", x[i], scale, b[i], a[i]);
+    }
+    free(a), free(b);
+}
+
+static void test_fp8_quant_simd(void) {
+    if (!fp4rt_fp8_act_quantize_simd(NULL, 0, 1.0f, NULL)) {
+        printf("cpu_ops: no AVX2 here: vector FP8 quantizer parity skipped\n");
+        return;
+    }
+    int cap = 256 * 16 + (1 << 20) + 64, n = 0;
+    float *x = malloc(sizeof(float) * cap);
+    for (int c = 0; c < 0x7f; c++) { /* the values, the midpoints to the next, and neighbours */
+        float v = fp4rt_e4m3_table[c], next = c < 0x7e ? fp4rt_e4m3_table[c + 1] : 480.0f, mid = 0.5f * (v + next);
+        float pts[] = {v, nextafterf(v, 0), nextafterf(v, 1e30f), mid, nextafterf(mid, 0), nextafterf(mid, 1e30f)};
+        for (int i = 0; i < 6; i++) x[n++] = pts[i], x[n++] = -pts[i];
+    }
+    const float special[] = {INFINITY, -INFINITY, NAN, -NAN, 0.0f, -0.0f, 1e-45f, -1e-45f, 1e-40f, 1.17549435e-38f,
+                             1e30f, -1e30f, 464.0f, 465.0f, 463.99997f, 0x1p-10f, 3 * 0x1p-10f, 0x1p-6f};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) x[n++] = special[i];
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < (1 << 20); i++) { /* random bit patterns */
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        uint32_t u = (uint32_t)(r >> 11);
+        memcpy(&x[n++], &u, 4);
+    }
+    fp8q_check(x, n, 1.0f);
+    fp8q_check(x, n - 3, 0.031f); /* a scale, and a length that leaves a scalar tail */
+    for (int i = 0; i < 4096; i++) x[i] = 20 * frand();
+    fp8q_check(x, 4096, 0.0173f);
+    CHECK_MSG(fp8q_bad == 0, "AVX2 FP8 quantizer: %d values differ from the scalar", fp8q_bad);
+    free(x);
+}
+
 int main(void) {
     fp4rt_numfmt_init();
     test_simd_swiglu();
@@ -351,6 +399,7 @@ int main(void) {
     test_gdn_recurrent_simd();
     test_conv_simd();
     test_act_quant();
+    test_fp8_quant_simd();
     test_pool();
     test_simd_row_dot();
     return test_summary("cpu_ops");

@@ -306,7 +306,8 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
             const float *x = cpu_row(s, op->x, t0 + r);
             float *q = s->ctx->shared + (size_t)r * K;
             if (l->fmt == FP4RT_W_FP8) {
-                fp4rt_fp8_act_quantize(x, K, l->input_scale, q);
+                if (s->ctx->isa < FP4RT_CPU_ISA_AVX2 || !fp4rt_fp8_act_quantize_simd(x, K, l->input_scale, q))
+                    fp4rt_fp8_act_quantize(x, K, l->input_scale, q);
             } else if (l->act_dynamic) {
                 float rs = fp4rt_nvfp4_act_row_scale(x, K);
                 fp4rt_nvfp4_act_quantize(x, K, rs, q);

@@ -96,6 +96,9 @@ void fp4rt_nvfp4_act_quantize(const float *x, int k, float input_scale, float *o
 float fp4rt_nvfp4_act_row_scale(const float *x, int k);
 /* FP8 W8A8 activation quantization: out[i] = e4m3_sat(x[i] / input_scale) as float. */
 void fp4rt_fp8_act_quantize(const float *x, int k, float input_scale, float *out);
+/* fp4rt_fp8_act_quantize on AVX2 (cpu_actq_x86.c), the same bits (NaN for
+ * NaN); returns 0 (nothing written) where the CPU or build lacks AVX2. */
+int fp4rt_fp8_act_quantize_simd(const float *x, int k, float input_scale, float *out);
 
 /* GDN state update for one value head over T tokens, recurrent (token by token)
  * or chunked (chunks of `chunk` tokens). q, k: [T] rows of dk (stride qk_stride),
