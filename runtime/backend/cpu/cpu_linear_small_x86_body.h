@@ -54,9 +54,9 @@ TGT INLINE void SFX(small512)(const cpu_lin_job *j, int n0, int R, int T, int fm
             v0 = e4m3x16(wq[0] + k), v1 = e4m3x16(wq[1] + k), v2 = e4m3x16(wq[2] + k),
             v3 = e4m3x16(wq[3] + k);
         } else {
-            if (!(k & 127)) /* one line per row per 128 weights */
+            if (!(k & 127)) /* one line per row per 128 weights, to L2 (PF_NVFP4) */
                 for (int r = 0; r < 4; r++)
-                    _mm_prefetch((const char *)(wq[r] + k / 2 + PF * 2 * K), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(wq[r] + k / 2 + PF_NVFP4 * 2 * K), _MM_HINT_T1);
             v0 = NVFP4X16(wq[0] + k / 2, sb[0][k / 16]);
             v1 = NVFP4X16(wq[1] + k / 2, sb[1][k / 16]);
             v2 = NVFP4X16(wq[2] + k / 2, sb[2][k / 16]);
