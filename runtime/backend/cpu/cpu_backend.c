@@ -168,6 +168,7 @@ static fp4rt_status cpu_run(void *vc, const fp4rt_program *p, const fp4rt_sessio
         }
         if (st) return fp4rt_fail_context(st, "op %d (%s, layer %d)", i, fp4rt_op_name(op->kind), op->layer);
     }
+    if (step->argmax_out) fp4rt_cpu_step_picks(&s);
     return FP4RT_OK;
 }
 
@@ -227,4 +228,6 @@ const fp4rt_backend_ops fp4rt_backend_cpu = {
     .measure_arith_peak = fp4rt_cpu_measure_arith_peak,
     .profile_take = cpu_profile_take,
     .decode_rows = 1,
+    .argmax = fp4rt_cpu_argmax,
+    .argmax_rows = 1,
 };

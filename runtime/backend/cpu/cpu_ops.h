@@ -77,6 +77,19 @@ fp4rt_status fp4rt_cpu_bias(const cpu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cpu_gelu(const cpu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cpu_attention_full(const cpu_step *s, const fp4rt_op *op);
 
+/* The greedy pick of n logits (cpu_argmax.c): the lowest id of the largest
+ * value, ids whose valid byte is 0 (valid NULL: none) counting as -inf; -1 when
+ * a valid logit is NaN (the engine then samples the row on the host). Exactly
+ * the greedy sampler's strict-greater scan otherwise, on every instruction set
+ * (isa: FP4RT_CPU_ISA_*, the context's). */
+int32_t fp4rt_cpu_argmax_row(const float *l, int n, const uint8_t *valid, int isa);
+/* backend.h argmax slot */
+fp4rt_status fp4rt_cpu_argmax(void *ctx, fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
+                              int32_t *out);
+/* The step's picks after its ops ran (fp4rt_step.argmax_out, argmax_all,
+ * logits_rows): the last row's, or every row's, into step->argmax_out. */
+void fp4rt_cpu_step_picks(const cpu_step *s);
+
 /* Reference math shared with tests: the numerics contract's functions
  * (canon_math.h), which every backend evaluates with the same bits. */
 static inline float fp4rt_silu(float x) { return fp4rt_csilu(x); }
