@@ -159,6 +159,11 @@ int fp4rt_cpu_swiglu_row_simd(const float *x, const float *z, float *y, int n);
 /* y[i] = fp4rt_cexp(x[i]) for i < n on AVX2 (cpu_silu_x86.c): the scalar's bits;
  * returns 0 (nothing written) without AVX2. */
 int fp4rt_cpu_cexp_row_simd(const float *x, float *y, int n);
+/* y[i] = fp4rt_csilu(x[i]), and y[i] = fp4rt_csigmoid(x[i]) = 1 / (1 + cexp(-x[i])),
+ * for i < n on AVX2 (cpu_silu_x86.c): the scalar's bits (NaN stays NaN); return
+ * 0 (nothing written) without AVX2. */
+int fp4rt_cpu_silu_row_simd(const float *x, float *y, int n);
+int fp4rt_cpu_sigmoid_row_simd(const float *x, float *y, int n);
 
 /* Row n of a linear's weight decoded to FP32 (unscaled by the tensor scale),
  * w[0 .. n_in): the portable decoder, and the AVX2 + F16C one (returns 0
