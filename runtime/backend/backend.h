@@ -81,6 +81,12 @@ typedef struct fp4rt_step {
      * batched (their rows are independent: docs/NUMERICS.md rule 3). When sb->ckpt
      * is set, the GDN state before each row goes to its slot there. */
     int decode_rows;
+    /* 1: only the step's KV cache entries are needed (the MTP head's feed of the
+     * main model's rows, runtime/engine/mtp.c): a backend may skip the ops after
+     * the program's last KV_APPEND (the CPU does), leaving the arena's rows
+     * undefined. Only with no_logits, on a program without GDN state (else
+     * INVALID_ARGUMENT); a backend that runs every op is correct too. */
+    int kv_only;
     /* Greedy pick on the device (backends with the argmax slot only): when argmax_out
      * is set, the run also writes the argmax of the last row's logits (ids whose
      * argmax_valid byte is 0 count as -inf; ties: the lowest id; exactly what

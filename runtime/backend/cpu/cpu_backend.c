@@ -155,7 +155,10 @@ static fp4rt_status cpu_run(void *vc, const fp4rt_program *p, const fp4rt_sessio
     cpu_ctx *c = vc; /* the step was checked by fp4rt_backend_run */
     cpu_step s = {.ctx = c, .p = p, .sb = sb, .step = step, .arena = sb->scratch->data,
                   .logits = sb->logits->data};
-    for (int i = 0; i < p->n_ops; i++) {
+    int n_ops = p->n_ops;
+    if (step->kv_only) /* up to the last KV append: the rest writes only the arena */
+        for (n_ops = p->n_ops; n_ops > 0 && p->ops[n_ops - 1].kind != FP4RT_OP_KV_APPEND; n_ops--) {}
+    for (int i = 0; i < n_ops; i++) {
         const fp4rt_op *op = &p->ops[i];
         struct timespec t0, t1;
         if (c->profile) clock_gettime(CLOCK_MONOTONIC, &t0);
