@@ -58,8 +58,10 @@ static void run_part(fp4rt_pool *p, int index) {
 }
 
 static void relax(int i) {
-    if (i % 64 == 63) sched_yield();
-    else CPU_RELAX();
+    if (i % 64 == 63)
+        sched_yield();
+    else
+        CPU_RELAX();
 }
 
 /* Waits until the generation differs from seen (or stop); returns it. */
@@ -72,7 +74,8 @@ static unsigned long wait_work(fp4rt_pool *p, unsigned long seen) {
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add(&p->sleepers, 1);
     unsigned long g;
-    while ((g = atomic_load(&p->generation)) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->work_cv, &p->mu);
+    while ((g = atomic_load(&p->generation)) == seen && !atomic_load(&p->stop))
+        pthread_cond_wait(&p->work_cv, &p->mu);
     atomic_fetch_sub(&p->sleepers, 1);
     pthread_mutex_unlock(&p->mu);
     return g;
@@ -88,7 +91,8 @@ static void *worker(void *varg) {
         seen = wait_work(p, seen);
         if (atomic_load(&p->stop)) break;
         run_part(p, index);
-        if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->waiting)) { /* the last: wake the caller */
+        if (atomic_fetch_sub(&p->pending, 1) == 1 &&
+            atomic_load(&p->waiting)) { /* the last: wake the caller */
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done_cv);
             pthread_mutex_unlock(&p->mu);
@@ -151,7 +155,9 @@ void fp4rt_pool_free(fp4rt_pool *p) {
     free(p);
 }
 
-int fp4rt_pool_threads(const fp4rt_pool *p) { return p->n_threads; }
+int fp4rt_pool_threads(const fp4rt_pool *p) {
+    return p->n_threads;
+}
 
 void fp4rt_pool_for(fp4rt_pool *p, long n, long grain, fp4rt_range_fn fn, void *arg) {
     if (n <= 0) return;
@@ -180,7 +186,8 @@ void fp4rt_pool_for(fp4rt_pool *p, long n, long grain, fp4rt_range_fn fn, void *
     }
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->waiting, 1);
-    while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+    while (atomic_load(&p->pending) > 0)
+        pthread_cond_wait(&p->done_cv, &p->mu);
     atomic_store(&p->waiting, 0);
     pthread_mutex_unlock(&p->mu);
 }

@@ -25,7 +25,8 @@ static uint64_t rnd(void) {
 
 /* The greedy sampler's pick of l (a copy: the sampler writes -inf to invalid ids). */
 static int32_t sampler_pick(const float *l, int n, const uint8_t *valid) {
-    fp4rt_sampling_resolved sp = {.greedy = 1, .temperature = 1, .top_p = 1, .repetition_penalty = 1};
+    fp4rt_sampling_resolved sp = {
+        .greedy = 1, .temperature = 1, .top_p = 1, .repetition_penalty = 1};
     fp4rt_sampler smp;
     float *tmp = malloc((size_t)n * sizeof *tmp);
     int32_t id = -2;
@@ -44,12 +45,24 @@ static void fill(float *l, int n, int mode) {
     for (int i = 0; i < n; i++) {
         uint64_t r = rnd();
         switch (mode) {
-        case 0: l[i] = (float)(r % 5) - 2.0f; break;
-        case 1: l[i] = (float)(int64_t)(r % 2000001) * 1e-5f - 10.0f; break;
-        case 2: l[i] = r % 7 == 0 ? INFINITY : r % 7 == 1 ? -INFINITY : (float)(r % 3); break;
-        case 3: l[i] = -INFINITY; break;
-        case 4: l[i] = r % 2 ? 0.0f : -0.0f; break;
-        default: l[i] = i == n - 1 ? 5.0f : (float)(r % 100) * 0.01f; break;
+        case 0:
+            l[i] = (float)(r % 5) - 2.0f;
+            break;
+        case 1:
+            l[i] = (float)(int64_t)(r % 2000001) * 1e-5f - 10.0f;
+            break;
+        case 2:
+            l[i] = r % 7 == 0 ? INFINITY : r % 7 == 1 ? -INFINITY : (float)(r % 3);
+            break;
+        case 3:
+            l[i] = -INFINITY;
+            break;
+        case 4:
+            l[i] = r % 2 ? 0.0f : -0.0f;
+            break;
+        default:
+            l[i] = i == n - 1 ? 5.0f : (float)(r % 100) * 0.01f;
+            break;
         }
     }
 }
@@ -68,7 +81,8 @@ static void test_argmax(void) {
                 fill(l, n, mode);
                 /* mask 1: ~3/4 valid; 2: a few valid, an invalid id holds +inf; 3: mask 1 with
                  * a NaN at an invalid id (ignored) and, for n > 2, a NaN at a valid one */
-                for (int i = 0; i < n; i++) valid[i] = mask == 2 ? (uint8_t)(rnd() % 50 == 0) : (uint8_t)(rnd() % 4 != 0);
+                for (int i = 0; i < n; i++)
+                    valid[i] = mask == 2 ? (uint8_t)(rnd() % 50 == 0) : (uint8_t)(rnd() % 4 != 0);
                 int want_nan = 0;
                 if (mask == 2 && n > 1) valid[n / 2] = 0, l[n / 2] = INFINITY;
                 if (mask == 3) {
@@ -80,8 +94,8 @@ static void test_argmax(void) {
                 for (int isa = FP4RT_CPU_ISA_C; isa <= top; isa++) {
                     int32_t got = fp4rt_cpu_argmax_row(l, n, v, isa);
                     if (got != want && bad++ < 5)
-                        printf("  argmax n=%d mode %d mask %d isa %s: %d, sampler %d\n", n, mode, mask,
-                               fp4rt_cpu_isa_name(isa), got, want);
+                        printf("  argmax n=%d mode %d mask %d isa %s: %d, sampler %d\n", n, mode,
+                               mask, fp4rt_cpu_isa_name(isa), got, want);
                     cases++;
                     nan_cases += want_nan;
                 }
@@ -89,7 +103,8 @@ static void test_argmax(void) {
     }
     CHECK_MSG(bad == 0, "%d of %d CPU argmax picks differ from the greedy sampler", bad, cases);
     CHECK(nan_cases > 0);
-    printf("argmax: %d cases (%d with a valid NaN), %d instruction sets\n", cases, nan_cases, top + 1);
+    printf("argmax: %d cases (%d with a valid NaN), %d instruction sets\n", cases, nan_cases,
+           top + 1);
 
     /* the slot: an offset into a buffer, and a range past it */
     void *ctx = NULL;
@@ -97,7 +112,8 @@ static void test_argmax(void) {
     CHECK_EQ_INT(fp4rt_backend_cpu.create(1, &ctx), FP4RT_OK);
     if (ctx && !fp4rt_backend_cpu.buffer_alloc(ctx, 64 * sizeof(float), "logits", &b)) {
         float row[64];
-        for (int i = 0; i < 64; i++) row[i] = (float)(i % 10);
+        for (int i = 0; i < 64; i++)
+            row[i] = (float)(i % 10);
         row[40] = 11.0f, row[50] = 12.0f;
         CHECK_EQ_INT(fp4rt_backend_cpu.buffer_upload(ctx, b, 0, row, sizeof row), FP4RT_OK);
         int32_t id = -2;
@@ -116,12 +132,15 @@ static void test_argmax(void) {
 
 static void test_gate_rows(void) {
     enum { N = 4099 };
-    static const float edge[] = {0.0f, -0.0f, 1.0f, -1.0f, 87.0f, -87.0f, 88.7f, -88.7f, 89.0f, -104.0f,
-                                 1e-30f, -1e-30f, INFINITY, -INFINITY, NAN, 20.0f, -20.0f, 3e38f, -3e38f};
+    static const float edge[] = {0.0f,   -0.0f, 1.0f,    -1.0f,  87.0f,   -87.0f,   88.7f,
+                                 -88.7f, 89.0f, -104.0f, 1e-30f, -1e-30f, INFINITY, -INFINITY,
+                                 NAN,    20.0f, -20.0f,  3e38f,  -3e38f};
     int ne = (int)(sizeof edge / sizeof edge[0]);
     float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
     for (int i = 0; x && i < N; i++)
-        x[i] = i < ne ? edge[i] : (float)(int64_t)(rnd() % 4000001) * (i % 2 ? 5e-5f : 5e-6f) - (i % 2 ? 100.0f : 10.0f);
+        x[i] = i < ne ? edge[i]
+                      : (float)(int64_t)(rnd() % 4000001) * (i % 2 ? 5e-5f : 5e-6f) -
+                            (i % 2 ? 100.0f : 10.0f);
     for (int kind = 0; x && y && kind < 2; kind++) {
         const char *what = kind ? "sigmoid" : "silu";
         int ok = kind ? fp4rt_cpu_sigmoid_row_simd(x, y, N) : fp4rt_cpu_silu_row_simd(x, y, N);
@@ -133,7 +152,8 @@ static void test_gate_rows(void) {
         for (int i = 0; i < N; i++) {
             float want = kind ? fp4rt_csigmoid(x[i]) : fp4rt_csilu(x[i]);
             int same = isnan(want) ? isnan(y[i]) : memcmp(&want, &y[i], 4) == 0;
-            if (!same && bad++ < 5) printf("  %s(%.9g): %.9g, scalar %.9g\n", what, x[i], y[i], want);
+            if (!same && bad++ < 5)
+                printf("  %s(%.9g): %.9g, scalar %.9g\n", what, x[i], y[i], want);
         }
         CHECK_MSG(bad == 0, "AVX2 %s row: %d of %d values differ from the scalar", what, bad, N);
     }

@@ -18,8 +18,10 @@
 static void max_tail(const float *l, int i0, int n, const uint8_t *valid, float *best, int *nan) {
     for (int i = i0; i < n; i++) {
         float v = valid && !valid[i] ? -INFINITY : l[i];
-        if (isnan(v)) *nan = 1;
-        else if (v > *best) *best = v;
+        if (isnan(v))
+            *nan = 1;
+        else if (v > *best)
+            *best = v;
     }
 }
 
@@ -116,12 +118,14 @@ int32_t fp4rt_cpu_argmax_row(const float *l, int n, const uint8_t *valid, int is
     return id < 0 ? 0 : id;
 }
 
-fp4rt_status fp4rt_cpu_argmax(void *vc, fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
-                              int32_t *out) {
+fp4rt_status fp4rt_cpu_argmax(void *vc, fp4rt_buffer *logits, size_t offset, int n,
+                              const uint8_t *valid, int32_t *out) {
     cpu_ctx *c = vc;
-    if (n < 1 || offset > logits->bytes / sizeof(float) || (size_t)n > logits->bytes / sizeof(float) - offset)
-        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "cpu argmax of %d logits at float %zu of a %zu-byte buffer", n,
-                          offset, logits->bytes);
+    if (n < 1 || offset > logits->bytes / sizeof(float) ||
+        (size_t)n > logits->bytes / sizeof(float) - offset)
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT,
+                          "cpu argmax of %d logits at float %zu of a %zu-byte buffer", n, offset,
+                          logits->bytes);
     *out = fp4rt_cpu_argmax_row((const float *)logits->data + offset, n, valid, c->isa);
     return FP4RT_OK;
 }
@@ -135,5 +139,6 @@ void fp4rt_cpu_step_picks(const cpu_step *s) {
         return;
     }
     for (int r = 0; r < st->n_tokens; r++)
-        st->argmax_out[r] = fp4rt_cpu_argmax_row(s->logits + (size_t)r * vocab, n, st->argmax_valid, s->ctx->isa);
+        st->argmax_out[r] =
+            fp4rt_cpu_argmax_row(s->logits + (size_t)r * vocab, n, st->argmax_valid, s->ctx->isa);
 }
