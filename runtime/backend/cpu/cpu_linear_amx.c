@@ -1,0 +1,338 @@
+/* BF16 linears of the default numerics mode on the AMX tile unit (contract:
+ * fp4rt_cpu_linear_amx in cpu_ops.h; docs/NUMERICS.md "Modes").
+ *
+ * The product is C^T = W x X^T: the A tiles are 16 weight rows x 32 k read
+ * straight from the stored BF16 rows (stride n_in * 2 bytes), the B tiles the
+ * activations split into hi + lo BF16 parts (fp4rt_cpu_amx_split) in the VNNI
+ * pair layout [k / 2][T][2] (fp4rt_cpu_amx_pack, once per call into the shared
+ * workspace), the C tiles 16 output rows x 16 tokens of FP32 sums. Per k block
+ * of 32 (k ascending, from a zeroed C): C += A x B_hi, then C += A x B_lo.
+ * Every output element of a tile product depends only on its weight row, its
+ * token's column and its own previous value, so an output's bits do not depend
+ * on the other tokens of the call (T = 1 decode, verify rows, prefill chunks
+ * alike), on the tiling or on the thread count.
+ *
+ * Tails: k past n_in reads zero weights (a zero-padded copy of the last A
+ * block, in the thread's workspace) against zero activations (the pack pads
+ * k to a multiple of 32); rows past the weight buffer read a zero-padded
+ * copy, their outputs are dropped; tokens past T are columns of whatever the
+ * B tile's stride reaches (the next k pair's tokens, or the pack's 64-byte
+ * tail), dropped too.
+ *
+ * Tile state is per thread: each pool job loads the configuration at its
+ * start and releases the tiles at its end. The process asks Linux for the
+ * tile data state once (arch_prctl ARCH_REQ_XCOMP_PERM, pthread_once). */
+#include "runtime/backend/cpu/cpu_ops.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) &&                    \
+    !defined(FP4RT_NO_AMX)
+#include <cpuid.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define TAMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+#define T512BF __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define INLINE static inline __attribute__((always_inline))
+
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+static int g_amx;
+static pthread_once_t g_amx_once = PTHREAD_ONCE_INIT;
+
+static void amx_probe(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    int tile = (d >> 24) & 1, bf16 = (d >> 22) & 1, avx512bw = (b >> 30) & 1, avx512f = (b >> 16) & 1, avx512vl = (b >> 31) & 1;
+    if (!tile || !bf16 || !avx512f || !avx512bw || !avx512vl) return;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !((a >> 5) & 1)) return; /* AVX512_BF16 */
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1)) return;          /* OSXSAVE */
+    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) return;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    /* XCR0: SSE, AVX, the three AVX-512 states, XTILECFG (17), XTILEDATA (18) */
+    unsigned need = (1u << 1) | (1u << 2) | (7u << 5) | (3u << 17);
+    g_amx = (lo & need) == need;
+}
+
+int fp4rt_cpu_amx_available(void) {
+    pthread_once(&g_amx_once, amx_probe);
+    return g_amx;
+}
+
+/* The hi / lo split of 16 floats (cpu_ops.h fp4rt_cpu_amx_split): vcvtneps2bf16
+ * is RNE with subnormal inputs and outputs read / written as zero, NaN to a
+ * quiet NaN, overflow to inf; the finite x whose hi overflowed take the
+ * truncated hi; the non-finite x get lo = 0. */
+T512BF INLINE void split16(__m512 x, __m256i *hi, __m256i *lo) {
+    __m256i h = (__m256i)_mm512_cvtneps_pbh(x);
+    __m512i xi = _mm512_castps_si512(x);
+    __m512i expo = _mm512_set1_epi32(0x7f800000);
+    __mmask16 finite = _mm512_cmpneq_epi32_mask(_mm512_and_si512(xi, expo), expo);
+    __m512i hw = _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
+    __mmask16 over = _mm512_mask_cmpeq_epi32_mask(finite, _mm512_and_si512(hw, expo), expo);
+    hw = _mm512_mask_and_epi32(hw, over, xi, _mm512_set1_epi32((int)0xffff0000));
+    h = _mm512_cvtepi32_epi16(_mm512_srli_epi32(hw, 16));
+    __m512 r = _mm512_maskz_sub_ps(finite, x, _mm512_castsi512_ps(hw));
+    *hi = h;
+    *lo = (__m256i)_mm512_cvtneps_pbh(r);
+}
+
+void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *lo);
+T512BF void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *lo) {
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m256i h, l;
+        split16(_mm512_maskz_loadu_ps(m, x + i), &h, &l);
+        _mm256_mask_storeu_epi16(hi + i, m, h);
+        _mm256_mask_storeu_epi16(lo + i, m, l);
+    }
+}
+
+/* The pack: for each block of bw tokens (bw = T up to 16 tokens, else 16),
+ * hi then (Tb * P words on, Tb = T rounded up to bw) lo, each [P][bw tokens]
+ * words of two BF16, P = the k pairs rounded up to 16 pairs: a B tile is 16
+ * whole rows of 4 bw bytes, one after the other (rows that overlap or cross
+ * lines load at a third of the rate; a decode step's B is 64 bytes, not 1 KiB
+ * of mostly zeros, so hi and lo stay in L1). */
+static int block_width(int T) { return T < 16 ? T : 16; }
+
+size_t fp4rt_cpu_amx_pack_floats(int K, int T) {
+    size_t k32 = ((size_t)K + 31) & ~(size_t)31, bw = (size_t)block_width(T), tb = ((size_t)T + bw - 1) / bw * bw;
+    return k32 * tb; /* hi and lo: k32 / 2 * tb words each */
+}
+
+/* Tokens [t0, t1) of the pack (t1 <= T rounded up to 16): word (p, t) of hi /
+ * lo holds the parts of x[t][2p], x[t][2p + 1]; pairs past K / 2 and tokens
+ * past T are zero. */
+T512BF static void pack_range(void *arg, long t0, long t1, int thread) {
+    (void)thread;
+    const cpu_lin_job *j = arg;
+    int K = j->l->n_in, T = j->n_rows, P = ((K + 31) & ~31) / 2, bw = block_width(T);
+    size_t Tb = ((size_t)T + bw - 1) / bw * bw;
+    uint32_t *hi = (uint32_t *)j->s->ctx->shared, *lo = hi + (size_t)P * Tb;
+    __m512i vidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                      _mm512_set1_epi32(bw));
+    for (long t = t0; t < t1; t++) {
+        size_t base = (size_t)(t / bw) * P * bw + (size_t)(t % bw);
+        if (t >= T) {
+            for (int p = 0; p < P; p++) hi[base + (size_t)p * bw] = lo[base + (size_t)p * bw] = 0;
+            continue;
+        }
+        const float *x = j->x + (size_t)t * j->x_stride;
+        for (int p = 0; p < P; p += 16) { /* 32 k: 16 pairs */
+            int k = 2 * p, n = K - k < 32 ? (K - k > 0 ? K - k : 0) : 32;
+            __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+            __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+            __m256i h0, l0, h1, l1;
+            split16(_mm512_maskz_loadu_ps(m0, x + k), &h0, &l0);
+            split16(_mm512_maskz_loadu_ps(m1, x + k + 16), &h1, &l1);
+            /* 32 BF16 in k order = 16 pair words */
+            __m512i hw = _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1);
+            __m512i lw = _mm512_inserti64x4(_mm512_castsi256_si512(l0), l1, 1);
+            _mm512_i32scatter_epi32(hi + base + (size_t)p * bw, vidx, hw, 4);
+            _mm512_i32scatter_epi32(lo + base + (size_t)p * bw, vidx, lw, 4);
+        }
+    }
+}
+
+void fp4rt_cpu_amx_pack(const cpu_lin_job *j) {
+    int bw = block_width(j->n_rows);
+    fp4rt_pool_for(j->s->ctx->pool, (j->n_rows + bw - 1) / bw * bw, 4, pack_range, (void *)j);
+}
+
+typedef struct tilecfg {
+    uint8_t palette;
+    uint8_t start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tilecfg;
+
+/* All 8 tiles 16 rows: A (32 BF16 a row), C (bw FP32 a row: 16 x bw), B (16
+ * pairs x bw tokens x 2 BF16). bw 16: every tile 64 bytes a row (the roles:
+ * the kernels below); bw < 16 (only kern_rows runs): C 0, 1, B 6, 7 are
+ * 4 bw bytes a row. A column's sums do not depend on the columns beside it. */
+TAMX static void amx_config(int bw) {
+    tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) {
+        cfg.colsb[i] = (uint16_t)(bw < 16 && (i < 2 || i > 5) ? 4 * bw : 64);
+        cfg.rows[i] = 16;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+/* A row tile: its weight rows (have of them in the buffer, <= 16) and its
+ * padded-copy scratch (16 x 32 BF16, 64-byte rows). */
+typedef struct rtile {
+    const uint16_t *w;
+    int have;
+    uint16_t *pad;
+} rtile;
+
+/* The A tile of k block kb: the weight rows themselves (stride K * 2 bytes)
+ * where 16 rows x 32 k exist, else the padded copy, zero past K and past the
+ * rows. */
+INLINE const void *a_tile(const rtile *r, int K, int kb, size_t *stride) {
+    int full = K / 32;
+    if (r->have == 16 && kb < full) {
+        *stride = (size_t)K * 2;
+        return r->w + (size_t)kb * 32;
+    }
+    int kn = K - kb * 32 < 32 ? K - kb * 32 : 32;
+    memset(r->pad, 0, 1024);
+    for (int i = 0; i < r->have; i++) memcpy(r->pad + i * 32, r->w + (size_t)i * K + (size_t)kb * 32, (size_t)kn * 2);
+    *stride = 64;
+    return r->pad;
+}
+
+/* The kernels: R row tiles x nc column tiles of 16 tokens, every output one
+ * chain over the k blocks in order, hi then lo per block. Tile registers are
+ * not renamed, so a load into a tile waits for the products still reading it:
+ * the A tiles alternate between two sets by k block parity, so the next
+ * block's weights load (the memory stream) while this block's products run.
+ * Tile numbers are constants, so one function per shape; the C tile of (row
+ * tile i, column c) is stored to slot i * nc + c of the output scratch.
+ * kern_rows (nc = 1, R = 1 or 2; decode, verify): C 0, 1; A 2, 3 | 4, 5;
+ * B 6 / 7. kern_cols (R = 1, nc <= 4; prefill: one A tile serves nc column
+ * tiles): C 0 .. 3; A 4 | 7; B 5 / 6. */
+#define DP_ROWS(A0, A1)                                                                                                \
+    do {                                                                                                               \
+        _tile_loadd(A0, a0, as0);                                                                                      \
+        if (R_ > 1) _tile_loadd(A1, a1, as1);                                                                          \
+        _tile_loadd(6, h, bs);                                                                                         \
+        _tile_loadd(7, l, bs);                                                                                         \
+        _tile_dpbf16ps(0, A0, 6);                                                                                      \
+        if (R_ > 1) _tile_dpbf16ps(1, A1, 6);                                                                          \
+        _tile_dpbf16ps(0, A0, 7);                                                                                      \
+        if (R_ > 1) _tile_dpbf16ps(1, A1, 7);                                                                          \
+    } while (0)
+
+TAMX INLINE void kern_rows(const rtile *r, int K, const uint32_t *h, const uint32_t *l, int bw, int R_, float *c) {
+    size_t bs = (size_t)bw * 4, bkb = (size_t)bw * 16;
+    _tile_zero(0);
+    if (R_ > 1) _tile_zero(1);
+    size_t as0, as1 = 0;
+    const void *a0, *a1 = NULL;
+    int n_kb = (K + 31) / 32, kb = 0;
+    for (; kb < n_kb; kb++, h += bkb, l += bkb) {
+        a0 = a_tile(&r[0], K, kb, &as0);
+        if (R_ > 1) a1 = a_tile(&r[1], K, kb, &as1);
+        if (kb & 1)
+            DP_ROWS(4, 5);
+        else
+            DP_ROWS(2, 3);
+    }
+    _tile_stored(0, c, 64);
+    if (R_ > 1) _tile_stored(1, c + 256, 64);
+}
+
+#define DP_COLS(A)                                                                                                     \
+    do {                                                                                                               \
+        _tile_loadd(A, a, as);                                                                                         \
+        _tile_loadd(5, h, 64);                                                                                         \
+        _tile_dpbf16ps(0, A, 5);                                                                                       \
+        _tile_loadd(6, l, 64);                                                                                         \
+        _tile_dpbf16ps(0, A, 6);                                                                                       \
+        if (nc > 1) {                                                                                                  \
+            _tile_loadd(5, h + cs, 64);                                                                                \
+            _tile_dpbf16ps(1, A, 5);                                                                                   \
+            _tile_loadd(6, l + cs, 64);                                                                                \
+            _tile_dpbf16ps(1, A, 6);                                                                                   \
+        }                                                                                                              \
+        if (nc > 2) {                                                                                                  \
+            _tile_loadd(5, h + 2 * cs, 64);                                                                            \
+            _tile_dpbf16ps(2, A, 5);                                                                                   \
+            _tile_loadd(6, l + 2 * cs, 64);                                                                            \
+            _tile_dpbf16ps(2, A, 6);                                                                                   \
+        }                                                                                                              \
+        if (nc > 3) {                                                                                                  \
+            _tile_loadd(5, h + 3 * cs, 64);                                                                            \
+            _tile_dpbf16ps(3, A, 5);                                                                                   \
+            _tile_loadd(6, l + 3 * cs, 64);                                                                            \
+            _tile_dpbf16ps(3, A, 6);                                                                                   \
+        }                                                                                                              \
+    } while (0)
+
+TAMX INLINE void kern_cols(const rtile *r, int K, const uint32_t *h, const uint32_t *l, int P, int nc, float *c) {
+    _tile_zero(0);
+    if (nc > 1) _tile_zero(1);
+    if (nc > 2) _tile_zero(2);
+    if (nc > 3) _tile_zero(3);
+    size_t cs = (size_t)P * 16, as;
+    for (int kb = 0, n_kb = (K + 31) / 32; kb < n_kb; kb++, h += 256, l += 256) {
+        const void *a = a_tile(r, K, kb, &as);
+        if (kb & 1)
+            DP_COLS(7);
+        else
+            DP_COLS(4);
+    }
+    _tile_stored(0, c, 64);
+    if (nc > 1) _tile_stored(1, c + 256, 64);
+    if (nc > 2) _tile_stored(2, c + 512, 64);
+    if (nc > 3) _tile_stored(3, c + 768, 64);
+}
+
+/* Output scratch (4 C tiles), then 2 padded A copies, with room to align. */
+size_t fp4rt_cpu_amx_ws_floats(void) { return 4 * 256 + 2 * 256 + 16; }
+
+TAMX void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws) {
+    const fp4rt_linear *l = j->l;
+    int K = l->n_in, T = j->n_rows, n_out = j->n_out, P = (K + 31) / 32 * 16;
+    int bw = block_width(T);
+    const uint32_t *bhi = (const uint32_t *)j->s->ctx->shared, *blo = bhi + (size_t)P * (((size_t)T + bw - 1) / bw * bw);
+    float *c = ws; /* 4 x 16 x 16 */
+    uint16_t *pads = (uint16_t *)(((uintptr_t)(ws + 4 * 256) + 63) & ~(uintptr_t)63);
+    const uint16_t *W = l->weight;
+    amx_config(bw);
+    /* token groups of up to 64; for T > 64 the group loop is outside the row
+     * tiles, so one group's B (K x 64 tokens x 2 parts) stays in L2 */
+    for (int g0 = 0; g0 < T; g0 += 64) {
+        int gn = T - g0 < 64 ? T - g0 : 64, nc = (gn + 15) / 16;
+        const uint32_t *bh = bhi + (size_t)g0 * P, *bl = blo + (size_t)g0 * P; /* token block g0 / 16 */
+        int group = nc == 1 ? 2 : 1; /* row tiles per kernel call */
+        for (long rt = p0; rt < p1; rt += group) {
+            int R = p1 - rt < group ? (int)(p1 - rt) : group;
+            rtile r[2];
+            for (int i = 0; i < R; i++) {
+                int n0 = (int)(rt + i) * 16;
+                r[i].w = W + (size_t)n0 * K;
+                r[i].have = l->n_out - n0 < 16 ? l->n_out - n0 : 16; /* rows in the buffer */
+                r[i].pad = pads + i * 512;
+            }
+            if (nc == 1 && R == 2) kern_rows(r, K, bh, bl, bw, 2, c);
+            else if (nc == 1) kern_rows(r, K, bh, bl, bw, 1, c);
+            else if (nc == 2) kern_cols(r, K, bh, bl, P, 2, c);
+            else if (nc == 3) kern_cols(r, K, bh, bl, P, 3, c);
+            else kern_cols(r, K, bh, bl, P, 4, c);
+            for (int i = 0; i < R; i++) {
+                int n0 = (int)(rt + i) * 16, rows = n_out - n0 < 16 ? n_out - n0 : 16;
+                for (int t = 0; t < gn; t++) {
+                    const float *ct = c + (size_t)(i * nc + t / 16) * 256 + (t % 16);
+                    float post = j->row_post ? j->row_post[g0 + t] : j->post;
+                    float *y = j->y + (size_t)(g0 + t) * j->y_stride + n0;
+                    for (int q = 0; q < rows; q++) y[q] = ct[q * 16] * post;
+                }
+            }
+        }
+    }
+    _tile_release();
+}
+
+#else
+int fp4rt_cpu_amx_available(void) { return 0; }
+size_t fp4rt_cpu_amx_pack_floats(int K, int T) {
+    (void)K, (void)T;
+    return 0;
+}
+size_t fp4rt_cpu_amx_ws_floats(void) { return 0; }
+void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *lo) { (void)x, (void)n, (void)hi, (void)lo; }
+void fp4rt_cpu_amx_pack(const cpu_lin_job *j) { (void)j; }
+void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws) { (void)j, (void)p0, (void)p1, (void)ws; }
+#endif
