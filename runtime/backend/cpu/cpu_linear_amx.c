@@ -68,42 +68,47 @@ int fp4rt_cpu_amx_available(void) {
  * is RNE with subnormal inputs and outputs read / written as zero, NaN to a
  * quiet NaN, overflow to inf; the finite x whose hi overflowed take the
  * truncated hi; the non-finite x get lo = 0. */
-T512BF INLINE void split16(__m512 x, __m256i *hi, __m256i *lo) {
-    __m256i h = (__m256i)_mm512_cvtneps_pbh(x);
+T512BF INLINE __m256i bf16_rne(__m512 x) { return (__m256i)_mm512_cvtneps_pbh(x); }
+T512BF INLINE __m512 bf16_widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+
+T512BF INLINE void split16(__m512 x, __m256i part[3]) {
+    __m256i h = bf16_rne(x);
     __m512i xi = _mm512_castps_si512(x);
     __m512i expo = _mm512_set1_epi32(0x7f800000);
     __mmask16 finite = _mm512_cmpneq_epi32_mask(_mm512_and_si512(xi, expo), expo);
-    __m512i hw = _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
+    __m512i hw = _mm512_castps_si512(bf16_widen(h));
     __mmask16 over = _mm512_mask_cmpeq_epi32_mask(finite, _mm512_and_si512(hw, expo), expo);
     hw = _mm512_mask_and_epi32(hw, over, xi, _mm512_set1_epi32((int)0xffff0000));
-    h = _mm512_cvtepi32_epi16(_mm512_srli_epi32(hw, 16));
-    __m512 r = _mm512_maskz_sub_ps(finite, x, _mm512_castsi512_ps(hw));
-    *hi = h;
-    *lo = (__m256i)_mm512_cvtneps_pbh(r);
+    part[0] = _mm512_cvtepi32_epi16(_mm512_srli_epi32(hw, 16));
+    __m512 r = _mm512_maskz_sub_ps(finite, x, _mm512_castsi512_ps(hw)); /* exact */
+    part[1] = bf16_rne(r);
+    part[2] = bf16_rne(_mm512_sub_ps(r, bf16_widen(part[1]))); /* exact difference */
 }
 
-void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *lo);
-T512BF void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *lo) {
+void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *mid, uint16_t *lo);
+T512BF void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *mid, uint16_t *lo) {
     for (int i = 0; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        __m256i h, l;
-        split16(_mm512_maskz_loadu_ps(m, x + i), &h, &l);
-        _mm256_mask_storeu_epi16(hi + i, m, h);
-        _mm256_mask_storeu_epi16(lo + i, m, l);
+        __m256i part[3];
+        split16(_mm512_maskz_loadu_ps(m, x + i), part);
+        _mm256_mask_storeu_epi16(hi + i, m, part[0]);
+        _mm256_mask_storeu_epi16(mid + i, m, part[1]);
+        _mm256_mask_storeu_epi16(lo + i, m, part[2]);
     }
 }
 
 /* The pack: for each block of bw tokens (bw = T up to 16 tokens, else 16),
- * hi then (Tb * P words on, Tb = T rounded up to bw) lo, each [P][bw tokens]
- * words of two BF16, P = the k pairs rounded up to 16 pairs: a B tile is 16
- * whole rows of 4 bw bytes, one after the other (rows that overlap or cross
- * lines load at a third of the rate; a decode step's B is 64 bytes, not 1 KiB
- * of mostly zeros, so hi and lo stay in L1). */
+ * the hi, mid and lo parts one after the other (Tb * P words apart, Tb = T
+ * rounded up to bw), each [P][bw tokens] words of two BF16, P = the k pairs
+ * rounded up to 16 pairs: a B tile is 16 whole rows of 4 bw bytes, one after
+ * the other (rows that overlap or cross lines load at a third of the rate; a
+ * decode step's B is 64 bytes, not 1 KiB of mostly zeros, so the parts stay
+ * in L1). */
 static int block_width(int T) { return T < 16 ? T : 16; }
 
 size_t fp4rt_cpu_amx_pack_floats(int K, int T) {
     size_t k32 = ((size_t)K + 31) & ~(size_t)31, bw = (size_t)block_width(T), tb = ((size_t)T + bw - 1) / bw * bw;
-    return k32 * tb; /* hi and lo: k32 / 2 * tb words each */
+    return 3 * (k32 / 2) * tb; /* 3 parts of k32 / 2 * tb words */
 }
 
 /* Tokens [t0, t1) of the pack (t1 <= T rounded up to 16): word (p, t) of hi /
@@ -114,13 +119,14 @@ T512BF static void pack_range(void *arg, long t0, long t1, int thread) {
     const cpu_lin_job *j = arg;
     int K = j->l->n_in, T = j->n_rows, P = ((K + 31) & ~31) / 2, bw = block_width(T);
     size_t Tb = ((size_t)T + bw - 1) / bw * bw;
-    uint32_t *hi = (uint32_t *)j->s->ctx->shared, *lo = hi + (size_t)P * Tb;
+    uint32_t *part = (uint32_t *)j->s->ctx->shared;
     __m512i vidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                       _mm512_set1_epi32(bw));
     for (long t = t0; t < t1; t++) {
         size_t base = (size_t)(t / bw) * P * bw + (size_t)(t % bw);
         if (t >= T) {
-            for (int p = 0; p < P; p++) hi[base + (size_t)p * bw] = lo[base + (size_t)p * bw] = 0;
+            for (int q = 0; q < 3; q++)
+                for (int p = 0; p < P; p++) part[q * P * Tb + base + (size_t)p * bw] = 0;
             continue;
         }
         const float *x = j->x + (size_t)t * j->x_stride;
@@ -128,14 +134,12 @@ T512BF static void pack_range(void *arg, long t0, long t1, int thread) {
             int k = 2 * p, n = K - k < 32 ? (K - k > 0 ? K - k : 0) : 32;
             __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
             __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
-            __m256i h0, l0, h1, l1;
-            split16(_mm512_maskz_loadu_ps(m0, x + k), &h0, &l0);
-            split16(_mm512_maskz_loadu_ps(m1, x + k + 16), &h1, &l1);
-            /* 32 BF16 in k order = 16 pair words */
-            __m512i hw = _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1);
-            __m512i lw = _mm512_inserti64x4(_mm512_castsi256_si512(l0), l1, 1);
-            _mm512_i32scatter_epi32(hi + base + (size_t)p * bw, vidx, hw, 4);
-            _mm512_i32scatter_epi32(lo + base + (size_t)p * bw, vidx, lw, 4);
+            __m256i a[3], b[3];
+            split16(_mm512_maskz_loadu_ps(m0, x + k), a);
+            split16(_mm512_maskz_loadu_ps(m1, x + k + 16), b);
+            for (int q = 0; q < 3; q++) /* 32 BF16 in k order = 16 pair words */
+                _mm512_i32scatter_epi32(part + q * P * Tb + base + (size_t)p * bw, vidx,
+                                        _mm512_inserti64x4(_mm512_castsi256_si512(a[q]), b[q], 1), 4);
         }
     }
 }
@@ -155,14 +159,14 @@ typedef struct tilecfg {
 
 /* All 8 tiles 16 rows: A (32 BF16 a row), C (bw FP32 a row: 16 x bw), B (16
  * pairs x bw tokens x 2 BF16). bw 16: every tile 64 bytes a row (the roles:
- * the kernels below); bw < 16 (only kern_rows runs): C 0, 1, B 6, 7 are
- * 4 bw bytes a row. A column's sums do not depend on the columns beside it. */
+ * the kernels below); bw < 16 (only kern_rows runs): C 0, 1 and B 4, 5, 6
+ * are 4 bw bytes a row. A column's sums do not depend on the columns beside it. */
 TAMX static void amx_config(int bw) {
     tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int i = 0; i < 8; i++) {
-        cfg.colsb[i] = (uint16_t)(bw < 16 && (i < 2 || i > 5) ? 4 * bw : 64);
+        cfg.colsb[i] = (uint16_t)(bw < 16 && (i < 2 || (i >= 4 && i <= 6)) ? 4 * bw : 64);
         cfg.rows[i] = 16;
     }
     _tile_loadconfig(&cfg);
@@ -193,85 +197,63 @@ INLINE const void *a_tile(const rtile *r, int K, int kb, size_t *stride) {
 }
 
 /* The kernels: R row tiles x nc column tiles of 16 tokens, every output one
- * chain over the k blocks in order, hi then lo per block. Tile registers are
- * not renamed, so a load into a tile waits for the products still reading it:
- * the A tiles alternate between two sets by k block parity, so the next
- * block's weights load (the memory stream) while this block's products run.
- * Tile numbers are constants, so one function per shape; the C tile of (row
- * tile i, column c) is stored to slot i * nc + c of the output scratch.
- * kern_rows (nc = 1, R = 1 or 2; decode, verify): C 0, 1; A 2, 3 | 4, 5;
- * B 6 / 7. kern_cols (R = 1, nc <= 4; prefill: one A tile serves nc column
- * tiles): C 0 .. 3; A 4 | 7; B 5 / 6. */
-#define DP_ROWS(A0, A1)                                                                                                \
-    do {                                                                                                               \
-        _tile_loadd(A0, a0, as0);                                                                                      \
-        if (R_ > 1) _tile_loadd(A1, a1, as1);                                                                          \
-        _tile_loadd(6, h, bs);                                                                                         \
-        _tile_loadd(7, l, bs);                                                                                         \
-        _tile_dpbf16ps(0, A0, 6);                                                                                      \
-        if (R_ > 1) _tile_dpbf16ps(1, A1, 6);                                                                          \
-        _tile_dpbf16ps(0, A0, 7);                                                                                      \
-        if (R_ > 1) _tile_dpbf16ps(1, A1, 7);                                                                          \
-    } while (0)
-
-TAMX INLINE void kern_rows(const rtile *r, int K, const uint32_t *h, const uint32_t *l, int bw, int R_, float *c) {
-    size_t bs = (size_t)bw * 4, bkb = (size_t)bw * 16;
+ * chain over the k blocks in order, per block the products with the hi, mid
+ * and lo parts in that order. Tile numbers are constants, so one function per
+ * shape; the C tile of (row tile i, column c) is stored to slot i * nc + c of
+ * the output scratch.
+ * kern_rows (nc = 1, R = 1 or 2; decode, verify): C 0, 1; A 2, 3; B 4, 5, 6
+ * (two row tiles: independent chains while a tile product's latency runs).
+ * kern_cols (R = 1, nc <= 4; prefill: one A tile serves nc column tiles):
+ * C 0 .. 3; A 4; B 5, 6, 7.
+ * (Tile registers are not renamed: a load waits for the products reading
+ * the tile. Alternating two A sets by k parity, tried with two parts, did
+ * not measure faster.) */
+TAMX INLINE void kern_rows(const rtile *r, int K, const uint32_t *b, size_t ps, int bw, int R_, float *c) {
+    size_t bs = (size_t)bw * 4, bkb = (size_t)bw * 16, as0, as1 = 0;
     _tile_zero(0);
     if (R_ > 1) _tile_zero(1);
-    size_t as0, as1 = 0;
-    const void *a0, *a1 = NULL;
-    int n_kb = (K + 31) / 32, kb = 0;
-    for (; kb < n_kb; kb++, h += bkb, l += bkb) {
-        a0 = a_tile(&r[0], K, kb, &as0);
-        if (R_ > 1) a1 = a_tile(&r[1], K, kb, &as1);
-        if (kb & 1)
-            DP_ROWS(4, 5);
-        else
-            DP_ROWS(2, 3);
+    for (int kb = 0, n_kb = (K + 31) / 32; kb < n_kb; kb++, b += bkb) {
+        const void *a0 = a_tile(&r[0], K, kb, &as0), *a1 = R_ > 1 ? a_tile(&r[1], K, kb, &as1) : NULL;
+        _tile_loadd(2, a0, as0);
+        if (R_ > 1) _tile_loadd(3, a1, as1);
+        _tile_loadd(4, b, bs);
+        _tile_loadd(5, b + ps, bs);
+        _tile_loadd(6, b + 2 * ps, bs);
+        _tile_dpbf16ps(0, 2, 4);
+        if (R_ > 1) _tile_dpbf16ps(1, 3, 4);
+        _tile_dpbf16ps(0, 2, 5);
+        if (R_ > 1) _tile_dpbf16ps(1, 3, 5);
+        _tile_dpbf16ps(0, 2, 6);
+        if (R_ > 1) _tile_dpbf16ps(1, 3, 6);
     }
     _tile_stored(0, c, 64);
     if (R_ > 1) _tile_stored(1, c + 256, 64);
 }
 
-#define DP_COLS(A)                                                                                                     \
+/* C tile CT += A (tile 4) x the three parts of column tile CT. */
+#define DP_COL(CT)                                                                                                     \
     do {                                                                                                               \
-        _tile_loadd(A, a, as);                                                                                         \
-        _tile_loadd(5, h, 64);                                                                                         \
-        _tile_dpbf16ps(0, A, 5);                                                                                       \
-        _tile_loadd(6, l, 64);                                                                                         \
-        _tile_dpbf16ps(0, A, 6);                                                                                       \
-        if (nc > 1) {                                                                                                  \
-            _tile_loadd(5, h + cs, 64);                                                                                \
-            _tile_dpbf16ps(1, A, 5);                                                                                   \
-            _tile_loadd(6, l + cs, 64);                                                                                \
-            _tile_dpbf16ps(1, A, 6);                                                                                   \
-        }                                                                                                              \
-        if (nc > 2) {                                                                                                  \
-            _tile_loadd(5, h + 2 * cs, 64);                                                                            \
-            _tile_dpbf16ps(2, A, 5);                                                                                   \
-            _tile_loadd(6, l + 2 * cs, 64);                                                                            \
-            _tile_dpbf16ps(2, A, 6);                                                                                   \
-        }                                                                                                              \
-        if (nc > 3) {                                                                                                  \
-            _tile_loadd(5, h + 3 * cs, 64);                                                                            \
-            _tile_dpbf16ps(3, A, 5);                                                                                   \
-            _tile_loadd(6, l + 3 * cs, 64);                                                                            \
-            _tile_dpbf16ps(3, A, 6);                                                                                   \
-        }                                                                                                              \
+        const uint32_t *bc = b + (CT) * cs;                                                                            \
+        _tile_loadd(5, bc, 64);                                                                                        \
+        _tile_loadd(6, bc + ps, 64);                                                                                   \
+        _tile_loadd(7, bc + 2 * ps, 64);                                                                               \
+        _tile_dpbf16ps(CT, 4, 5);                                                                                      \
+        _tile_dpbf16ps(CT, 4, 6);                                                                                      \
+        _tile_dpbf16ps(CT, 4, 7);                                                                                      \
     } while (0)
 
-TAMX INLINE void kern_cols(const rtile *r, int K, const uint32_t *h, const uint32_t *l, int P, int nc, float *c) {
+TAMX INLINE void kern_cols(const rtile *r, int K, const uint32_t *b, size_t ps, int P, int nc, float *c) {
+    size_t cs = (size_t)P * 16, as;
     _tile_zero(0);
     if (nc > 1) _tile_zero(1);
     if (nc > 2) _tile_zero(2);
     if (nc > 3) _tile_zero(3);
-    size_t cs = (size_t)P * 16, as;
-    for (int kb = 0, n_kb = (K + 31) / 32; kb < n_kb; kb++, h += 256, l += 256) {
-        const void *a = a_tile(r, K, kb, &as);
-        if (kb & 1)
-            DP_COLS(7);
-        else
-            DP_COLS(4);
+    for (int kb = 0, n_kb = (K + 31) / 32; kb < n_kb; kb++, b += 256) {
+        _tile_loadd(4, a_tile(r, K, kb, &as), as);
+        DP_COL(0);
+        if (nc > 1) DP_COL(1);
+        if (nc > 2) DP_COL(2);
+        if (nc > 3) DP_COL(3);
     }
     _tile_stored(0, c, 64);
     if (nc > 1) _tile_stored(1, c + 256, 64);
@@ -286,16 +268,17 @@ TAMX void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws
     const fp4rt_linear *l = j->l;
     int K = l->n_in, T = j->n_rows, n_out = j->n_out, P = (K + 31) / 32 * 16;
     int bw = block_width(T);
-    const uint32_t *bhi = (const uint32_t *)j->s->ctx->shared, *blo = bhi + (size_t)P * (((size_t)T + bw - 1) / bw * bw);
-    float *c = ws; /* 4 x 16 x 16 */
-    uint16_t *pads = (uint16_t *)(((uintptr_t)(ws + 4 * 256) + 63) & ~(uintptr_t)63);
+    size_t ps = (size_t)P * (((size_t)T + bw - 1) / bw * bw); /* words from one part to the next */
+    const uint32_t *pack = (const uint32_t *)j->s->ctx->shared;
+    float *c = ws; /* 4 C tiles of 16 x 16 */
+    uint16_t *pads = (uint16_t *)(((uintptr_t)(ws + 4 * 256) + 63) & ~(uintptr_t)63); /* 2 x 16 x 32 BF16 */
     const uint16_t *W = l->weight;
     amx_config(bw);
     /* token groups of up to 64; for T > 64 the group loop is outside the row
-     * tiles, so one group's B (K x 64 tokens x 2 parts) stays in L2 */
+     * tiles, so one group's B (K x 64 tokens x 3 parts) stays in L2 */
     for (int g0 = 0; g0 < T; g0 += 64) {
         int gn = T - g0 < 64 ? T - g0 : 64, nc = (gn + 15) / 16;
-        const uint32_t *bh = bhi + (size_t)g0 * P, *bl = blo + (size_t)g0 * P; /* token block g0 / 16 */
+        const uint32_t *b = pack + (size_t)g0 * P; /* token block g0 / bw */
         int group = nc == 1 ? 2 : 1; /* row tiles per kernel call */
         for (long rt = p0; rt < p1; rt += group) {
             int R = p1 - rt < group ? (int)(p1 - rt) : group;
@@ -306,11 +289,11 @@ TAMX void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws
                 r[i].have = l->n_out - n0 < 16 ? l->n_out - n0 : 16; /* rows in the buffer */
                 r[i].pad = pads + i * 512;
             }
-            if (nc == 1 && R == 2) kern_rows(r, K, bh, bl, bw, 2, c);
-            else if (nc == 1) kern_rows(r, K, bh, bl, bw, 1, c);
-            else if (nc == 2) kern_cols(r, K, bh, bl, P, 2, c);
-            else if (nc == 3) kern_cols(r, K, bh, bl, P, 3, c);
-            else kern_cols(r, K, bh, bl, P, 4, c);
+            if (nc == 1 && R == 2) kern_rows(r, K, b, ps, bw, 2, c);
+            else if (nc == 1) kern_rows(r, K, b, ps, bw, 1, c);
+            else if (nc == 2) kern_cols(r, K, b, ps, P, 2, c);
+            else if (nc == 3) kern_cols(r, K, b, ps, P, 3, c);
+            else kern_cols(r, K, b, ps, P, 4, c);
             for (int i = 0; i < R; i++) {
                 int n0 = (int)(rt + i) * 16, rows = n_out - n0 < 16 ? n_out - n0 : 16;
                 for (int t = 0; t < gn; t++) {
@@ -332,7 +315,9 @@ size_t fp4rt_cpu_amx_pack_floats(int K, int T) {
     return 0;
 }
 size_t fp4rt_cpu_amx_ws_floats(void) { return 0; }
-void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *lo) { (void)x, (void)n, (void)hi, (void)lo; }
+void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *mid, uint16_t *lo) {
+    (void)x, (void)n, (void)hi, (void)mid, (void)lo;
+}
 void fp4rt_cpu_amx_pack(const cpu_lin_job *j) { (void)j; }
 void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws) { (void)j, (void)p0, (void)p1, (void)ws; }
 #endif

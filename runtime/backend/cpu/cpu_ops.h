@@ -236,7 +236,7 @@ void fp4rt_cpu_linear_small(const cpu_lin_job *j, long p0, long p1);
  * tiles [p0, p1) (rows [16 p0, min(16 p1, n_out))) for all input rows, from
  * the pack; ws: fp4rt_cpu_amx_ws_floats() floats (64-byte aligned). */
 int fp4rt_cpu_amx_available(void);
-void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *lo);
+void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *mid, uint16_t *lo);
 size_t fp4rt_cpu_amx_pack_floats(int K, int T);
 void fp4rt_cpu_amx_pack(const cpu_lin_job *j);
 size_t fp4rt_cpu_amx_ws_floats(void);
