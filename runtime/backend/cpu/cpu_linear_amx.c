@@ -308,7 +308,42 @@ TAMX void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws
     _tile_release();
 }
 
+TAMX float fp4rt_cpu_amx_peak(long iters) {
+    static const uint16_t one[512] __attribute__((aligned(64))) = {0}; /* the values do not change the rate */
+    float out[256] __attribute__((aligned(64)));
+    amx_config(16);
+    _tile_loadd(4, one, 64);
+    _tile_loadd(5, one, 64);
+    _tile_loadd(6, one, 64);
+    _tile_loadd(7, one, 64);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (long i = 0; i < iters; i++) {
+        _tile_dpbf16ps(0, 4, 5);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(0, 4, 7);
+        _tile_dpbf16ps(1, 4, 5);
+        _tile_dpbf16ps(1, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 4, 5);
+        _tile_dpbf16ps(2, 4, 6);
+        _tile_dpbf16ps(2, 4, 7);
+        _tile_dpbf16ps(3, 4, 5);
+        _tile_dpbf16ps(3, 4, 6);
+        _tile_dpbf16ps(3, 4, 7);
+    }
+    _tile_stored(0, out, 64);
+    _tile_release();
+    return out[0];
+}
+
 #else
+float fp4rt_cpu_amx_peak(long iters) {
+    (void)iters;
+    return 0;
+}
 int fp4rt_cpu_amx_available(void) { return 0; }
 size_t fp4rt_cpu_amx_pack_floats(int K, int T) {
     (void)K, (void)T;

@@ -241,6 +241,12 @@ size_t fp4rt_cpu_amx_pack_floats(int K, int T);
 void fp4rt_cpu_amx_pack(const cpu_lin_job *j);
 size_t fp4rt_cpu_amx_ws_floats(void);
 void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws);
+/* The arithmetic-peak probe's AMX loop (cpu_peak.c): iters rounds of 12
+ * tile products (4 C tiles x the 3 parts of one k block: 4 x 16 rows x 16
+ * tokens x 32 k multiply-adds of the linear), on the calling thread; returns
+ * a value of the sums (to be used). Needs fp4rt_cpu_amx_available(). */
+#define FP4RT_AMX_PEAK_FLOPS_PER_ITER (4.0 * 16 * 16 * 32 * 2)
+float fp4rt_cpu_amx_peak(long iters);
 /* Floats of per-thread workspace the tiled path needs for K inputs. */
 size_t fp4rt_cpu_tile_ws_floats(int K);
 /* Outputs of panels [p0, p1) (rows [4 p0, min(4 p1, n_out))) for all input
