@@ -2,22 +2,24 @@
  * fp4rt_cpu_linear_amx in cpu_ops.h; docs/NUMERICS.md "Modes").
  *
  * The product is C^T = W x X^T: the A tiles are 16 weight rows x 32 k read
- * straight from the stored BF16 rows (stride n_in * 2 bytes), the B tiles the
- * activations split into hi + lo BF16 parts (fp4rt_cpu_amx_split) in the VNNI
- * pair layout [k / 2][T][2] (fp4rt_cpu_amx_pack, once per call into the shared
- * workspace), the C tiles 16 output rows x 16 tokens of FP32 sums. Per k block
- * of 32 (k ascending, from a zeroed C): C += A x B_hi, then C += A x B_lo.
- * Every output element of a tile product depends only on its weight row, its
- * token's column and its own previous value, so an output's bits do not depend
- * on the other tokens of the call (T = 1 decode, verify rows, prefill chunks
- * alike), on the tiling or on the thread count.
+ * straight from the stored BF16 rows (stride n_in * 2 bytes); the B tiles the
+ * activations split into three BF16 parts (hi, mid, lo: fp4rt_cpu_amx_split)
+ * in the VNNI pair layout, one column per (token, part): a column block holds
+ * 5 tokens x 3 parts (+ one zero column), or all T x 3 when T < 5
+ * (fp4rt_cpu_amx_pack, once per call into the shared workspace); the C tiles
+ * 16 output rows x those columns of FP32 sums. Per k block of 32 (k
+ * ascending, from a zeroed C): C += A x B, one tile product for all three
+ * parts of up to 5 tokens (a decode step: one product per 1 KiB of weights).
+ * Output = ((C_hi + C_mid) + C_lo) x post. Every element of a tile product
+ * depends only on its weight row, its own column and its own previous value,
+ * so an output's bits do not depend on the other tokens of the call (T = 1
+ * decode, verify rows, prefill chunks alike), on the tiling or on the thread
+ * count.
  *
- * Tails: k past n_in reads zero weights (a zero-padded copy of the last A
- * block, in the thread's workspace) against zero activations (the pack pads
- * k to a multiple of 32); rows past the weight buffer read a zero-padded
- * copy, their outputs are dropped; tokens past T are columns of whatever the
- * B tile's stride reaches (the next k pair's tokens, or the pack's 64-byte
- * tail), dropped too.
+ * Tails: k past n_in reads zero weights (a zero-padded copy of the A block,
+ * in the thread's workspace) against zero activations (the pack pads k to a
+ * multiple of 32); rows past the weight buffer read a zero-padded copy, their
+ * outputs are dropped; token slots past T are zero columns, dropped too.
  *
  * Tile state is per thread: each pool job loads the configuration at its
  * start and releases the tiles at its end. The process asks Linux for the
@@ -97,56 +99,65 @@ T512BF void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *m
     }
 }
 
-/* The pack: for each block of bw tokens (bw = T up to 16 tokens, else 16),
- * the hi, mid and lo parts one after the other (Tb * P words apart, Tb = T
- * rounded up to bw), each [P][bw tokens] words of two BF16, P = the k pairs
- * rounded up to 16 pairs: a B tile is 16 whole rows of 4 bw bytes, one after
- * the other (rows that overlap or cross lines load at a third of the rate; a
- * decode step's B is 64 bytes, not 1 KiB of mostly zeros, so the parts stay
- * in L1). */
-static int block_width(int T) { return T < 16 ? T : 16; }
+/* The pack: column blocks of tpb tokens (tpb = 5, or T when T < 5), each
+ * [P][bwc] words of two BF16 (P = the k pairs rounded up to 16 pairs; bwc =
+ * 16 columns, or 3 T when T < 5): column 3 s + q is part q of the block's
+ * token s; column 15 of a 5-token block is zero. A B tile is 16 whole rows of
+ * 4 bwc bytes one after the other (rows that overlap or straddle lines at
+ * random load at a third of the rate; a decode step's B is 192 bytes). */
+typedef struct amx_layout {
+    int tpb, bwc, P, n_blocks;
+} amx_layout;
 
-size_t fp4rt_cpu_amx_pack_floats(int K, int T) {
-    size_t k32 = ((size_t)K + 31) & ~(size_t)31, bw = (size_t)block_width(T), tb = ((size_t)T + bw - 1) / bw * bw;
-    return 3 * (k32 / 2) * tb; /* 3 parts of k32 / 2 * tb words */
+static amx_layout layout_of(int K, int T) {
+    amx_layout g;
+    g.tpb = T < 5 ? T : 5;
+    g.bwc = T < 5 ? 3 * T : 16;
+    g.P = (K + 31) / 32 * 16;
+    g.n_blocks = (T + g.tpb - 1) / g.tpb;
+    return g;
 }
 
-/* Tokens [t0, t1) of the pack (t1 <= T rounded up to 16): word (p, t) of hi /
- * lo holds the parts of x[t][2p], x[t][2p + 1]; pairs past K / 2 and tokens
- * past T are zero. */
-T512BF static void pack_range(void *arg, long t0, long t1, int thread) {
+size_t fp4rt_cpu_amx_pack_floats(int K, int T) {
+    amx_layout g = layout_of(K, T);
+    return (size_t)g.n_blocks * g.P * g.bwc; /* words */
+}
+
+/* Token slots [s0, s1) of the pack (slots past T: zero columns). */
+T512BF static void pack_range(void *arg, long s0, long s1, int thread) {
     (void)thread;
     const cpu_lin_job *j = arg;
-    int K = j->l->n_in, T = j->n_rows, P = ((K + 31) & ~31) / 2, bw = block_width(T);
-    size_t Tb = ((size_t)T + bw - 1) / bw * bw;
-    uint32_t *part = (uint32_t *)j->s->ctx->shared;
+    int K = j->l->n_in, T = j->n_rows;
+    amx_layout g = layout_of(K, T);
+    uint32_t *pack = (uint32_t *)j->s->ctx->shared;
     __m512i vidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                      _mm512_set1_epi32(bw));
-    for (long t = t0; t < t1; t++) {
-        size_t base = (size_t)(t / bw) * P * bw + (size_t)(t % bw);
+                                      _mm512_set1_epi32(g.bwc));
+    for (long t = s0; t < s1; t++) {
+        uint32_t *base = pack + (size_t)(t / g.tpb) * g.P * g.bwc + (size_t)(t % g.tpb) * 3;
+        if (g.bwc == 16 && t % g.tpb == g.tpb - 1) /* the block's spare column */
+            for (int p = 0; p < g.P; p++) base[(size_t)p * 16 + 3] = 0;
         if (t >= T) {
-            for (int q = 0; q < 3; q++)
-                for (int p = 0; p < P; p++) part[q * P * Tb + base + (size_t)p * bw] = 0;
+            for (int p = 0; p < g.P; p++) base[(size_t)p * g.bwc] = base[(size_t)p * g.bwc + 1] = base[(size_t)p * g.bwc + 2] = 0;
             continue;
         }
         const float *x = j->x + (size_t)t * j->x_stride;
-        for (int p = 0; p < P; p += 16) { /* 32 k: 16 pairs */
+        for (int p = 0; p < g.P; p += 16) { /* 32 k: 16 pairs */
             int k = 2 * p, n = K - k < 32 ? (K - k > 0 ? K - k : 0) : 32;
             __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
             __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
             __m256i a[3], b[3];
             split16(_mm512_maskz_loadu_ps(m0, x + k), a);
             split16(_mm512_maskz_loadu_ps(m1, x + k + 16), b);
-            for (int q = 0; q < 3; q++) /* 32 BF16 in k order = 16 pair words */
-                _mm512_i32scatter_epi32(part + q * P * Tb + base + (size_t)p * bw, vidx,
+            for (int q = 0; q < 3; q++) /* 32 BF16 in k order = 16 pair words, column 3 s + q */
+                _mm512_i32scatter_epi32(base + (size_t)p * g.bwc + q, vidx,
                                         _mm512_inserti64x4(_mm512_castsi256_si512(a[q]), b[q], 1), 4);
         }
     }
 }
 
 void fp4rt_cpu_amx_pack(const cpu_lin_job *j) {
-    int bw = block_width(j->n_rows);
-    fp4rt_pool_for(j->s->ctx->pool, (j->n_rows + bw - 1) / bw * bw, 4, pack_range, (void *)j);
+    amx_layout g = layout_of(j->l->n_in, j->n_rows);
+    fp4rt_pool_for(j->s->ctx->pool, (long)g.n_blocks * g.tpb, 5, pack_range, (void *)j);
 }
 
 typedef struct tilecfg {
@@ -157,16 +168,16 @@ typedef struct tilecfg {
     uint8_t rows[16];
 } tilecfg;
 
-/* All 8 tiles 16 rows: A (32 BF16 a row), C (bw FP32 a row: 16 x bw), B (16
- * pairs x bw tokens x 2 BF16). bw 16: every tile 64 bytes a row (the roles:
- * the kernels below); bw < 16 (only kern_rows runs): C 0, 1 and B 4, 5, 6
- * are 4 bw bytes a row. A column's sums do not depend on the columns beside it. */
-TAMX static void amx_config(int bw) {
+/* All 8 tiles 16 rows: A (32 BF16 a row), C (bwc FP32 a row), B (16 pairs x
+ * bwc columns x 2 BF16). bwc 16: every tile 64 bytes a row (the roles: the
+ * kernels below); bwc < 16 (T < 5: only kern_rows runs): C 0, 1 and B 4 are
+ * 4 bwc bytes a row. A column's sums do not depend on the columns beside it. */
+TAMX static void amx_config(int bwc) {
     tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int i = 0; i < 8; i++) {
-        cfg.colsb[i] = (uint16_t)(bw < 16 && (i < 2 || (i >= 4 && i <= 6)) ? 4 * bw : 64);
+        cfg.colsb[i] = (uint16_t)(bwc < 16 && (i < 2 || i == 4) ? 4 * bwc : 64);
         cfg.rows[i] = 16;
     }
     _tile_loadconfig(&cfg);
@@ -198,27 +209,24 @@ INLINE const void *a_tile(const rtile *r, int K, int kb, size_t *stride) {
 
 /* Decode's weight stream: each kern_rows block prefetches its rows' lines
  * PF_KB blocks ahead into L1. Measured (cpu_linear_bench, one token, one
- * thread, the weights in L3), the 3584 x 1024 shape: none 0.38 ms, 2 blocks
- * 0.33-0.35, 4: 0.34, 8: 0.38, into L2 only: 0.39-0.47; the AVX-512 FMA path
- * 0.26. Tile loads straight from 16 rows keep few lines in flight (each load
- * waits for the products still reading its tile); staging whole row tiles
- * through vector loads (one sequential stream) measured 0.40. */
+ * thread, the weights in L3), the 3584 x 1024 shape, with one tile product
+ * per part: none 0.38 ms, 2 blocks 0.33-0.35, 4: 0.34, 8: 0.38, into L2
+ * only: 0.39-0.47; the AVX-512 FMA path 0.26. Tile loads straight from 16
+ * rows keep few lines in flight (each load waits for the products still
+ * reading its tile); staging whole row tiles through vector loads (one
+ * sequential stream) measured 0.40. */
 #define PF_KB 2
 
-/* The kernels: R row tiles x nc column tiles of 16 tokens, every output one
- * chain over the k blocks in order, per block the products with the hi, mid
- * and lo parts in that order. Tile numbers are constants, so one function per
- * shape; the C tile of (row tile i, column c) is stored to slot i * nc + c of
- * the output scratch.
- * kern_rows (nc = 1, R = 1 or 2; decode, verify): C 0, 1; A 2, 3; B 4, 5, 6
- * (two row tiles: independent chains while a tile product's latency runs).
- * kern_cols (R = 1, nc <= 4; prefill: one A tile serves nc column tiles):
- * C 0 .. 3; A 4; B 5, 6, 7.
- * (Tile registers are not renamed: a load waits for the products reading
- * the tile. Alternating two A sets by k parity, tried with two parts, did
- * not measure faster.) */
-TAMX INLINE void kern_rows(const rtile *r, int K, const uint32_t *b, size_t ps, int bw, int R_, float *c) {
-    size_t bs = (size_t)bw * 4, bkb = (size_t)bw * 16, as0, as1 = 0;
+/* The kernels, every output column one chain over the k blocks in order.
+ * Tile numbers are constants, so one function per shape; the C tile of row
+ * tile i (kern_rows) or column block c (kern_cols) goes to slot i or c of
+ * the output scratch (16 x 16 floats each).
+ * kern_rows (one column block: T <= 5, R = 1 or 2 row tiles; decode,
+ * verify): C 0, 1; A 2, 3; B 4.
+ * kern_cols (R = 1, nc <= 5 column blocks; prefill: one A tile serves nc
+ * column blocks, 25 tokens): C 0 .. 4; A 5; B 6 | 7 alternating. */
+TAMX INLINE void kern_rows(const rtile *r, int K, const uint32_t *b, int bwc, int R_, float *c) {
+    size_t bs = (size_t)bwc * 4, bkb = (size_t)bwc * 16, as0, as1 = 0;
     _tile_zero(0);
     if (R_ > 1) _tile_zero(1);
     for (int kb = 0, n_kb = (K + 31) / 32; kb < n_kb; kb++, b += bkb) {
@@ -231,90 +239,106 @@ TAMX INLINE void kern_rows(const rtile *r, int K, const uint32_t *b, size_t ps, 
         _tile_loadd(2, a0, as0);
         if (R_ > 1) _tile_loadd(3, a1, as1);
         _tile_loadd(4, b, bs);
-        _tile_loadd(5, b + ps, bs);
-        _tile_loadd(6, b + 2 * ps, bs);
         _tile_dpbf16ps(0, 2, 4);
         if (R_ > 1) _tile_dpbf16ps(1, 3, 4);
-        _tile_dpbf16ps(0, 2, 5);
-        if (R_ > 1) _tile_dpbf16ps(1, 3, 5);
-        _tile_dpbf16ps(0, 2, 6);
-        if (R_ > 1) _tile_dpbf16ps(1, 3, 6);
     }
     _tile_stored(0, c, 64);
     if (R_ > 1) _tile_stored(1, c + 256, 64);
 }
 
-/* C tile CT += A (tile 4) x the three parts of column tile CT. */
-#define DP_COL(CT)                                                                                                     \
+#define DP_COL(CT, BT)                                                                                                 \
     do {                                                                                                               \
-        const uint32_t *bc = b + (CT) * cs;                                                                            \
-        _tile_loadd(5, bc, 64);                                                                                        \
-        _tile_loadd(6, bc + ps, 64);                                                                                   \
-        _tile_loadd(7, bc + 2 * ps, 64);                                                                               \
-        _tile_dpbf16ps(CT, 4, 5);                                                                                      \
-        _tile_dpbf16ps(CT, 4, 6);                                                                                      \
-        _tile_dpbf16ps(CT, 4, 7);                                                                                      \
+        _tile_loadd(BT, b + (CT) * cs, 64);                                                                            \
+        _tile_dpbf16ps(CT, 5, BT);                                                                                     \
     } while (0)
 
-TAMX INLINE void kern_cols(const rtile *r, int K, const uint32_t *b, size_t ps, int P, int nc, float *c) {
+TAMX INLINE void kern_cols(const rtile *r, int K, const uint32_t *b, int P, int nc, float *c) {
     size_t cs = (size_t)P * 16, as;
     _tile_zero(0);
     if (nc > 1) _tile_zero(1);
     if (nc > 2) _tile_zero(2);
     if (nc > 3) _tile_zero(3);
+    if (nc > 4) _tile_zero(4);
     for (int kb = 0, n_kb = (K + 31) / 32; kb < n_kb; kb++, b += 256) {
-        _tile_loadd(4, a_tile(r, K, kb, &as), as);
-        DP_COL(0);
-        if (nc > 1) DP_COL(1);
-        if (nc > 2) DP_COL(2);
-        if (nc > 3) DP_COL(3);
+        _tile_loadd(5, a_tile(r, K, kb, &as), as);
+        DP_COL(0, 6);
+        if (nc > 1) DP_COL(1, 7);
+        if (nc > 2) DP_COL(2, 6);
+        if (nc > 3) DP_COL(3, 7);
+        if (nc > 4) DP_COL(4, 6);
     }
     _tile_stored(0, c, 64);
     if (nc > 1) _tile_stored(1, c + 256, 64);
     if (nc > 2) _tile_stored(2, c + 512, 64);
     if (nc > 3) _tile_stored(3, c + 768, 64);
+    if (nc > 4) _tile_stored(4, c + 1024, 64);
 }
 
-/* Output scratch (4 C tiles), then 2 padded A copies, with room to align. */
-size_t fp4rt_cpu_amx_ws_floats(void) { return 4 * 256 + 2 * 256 + 16; }
+/* Output scratch (5 C tiles), then 2 padded A copies, with room to align. */
+size_t fp4rt_cpu_amx_ws_floats(void) { return 5 * 256 + 2 * 256 + 16; }
+
+/* y[t][n0 + q] for the tokens of column block slot (c + slot * 256), q < rows. */
+static void put_block(const cpu_lin_job *j, const float *cb, int t0, int nt, int n0, int rows) {
+    for (int s = 0; s < nt; s++) {
+        int t = t0 + s;
+        float post = j->row_post ? j->row_post[t] : j->post;
+        float *y = j->y + (size_t)t * j->y_stride + n0;
+        for (int q = 0; q < rows; q++) {
+            const float *v = cb + q * 16 + 3 * s;
+            y[q] = ((v[0] + v[1]) + v[2]) * post;
+        }
+    }
+}
+
+/* Column blocks per super-group: 13 (65 tokens) keep one super-group's B
+ * (K x 13 x 64 bytes: 1.4 MiB at K = 3584) in L2 while every row tile passes. */
+#define SUPER_BLOCKS 13
 
 TAMX void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws) {
     const fp4rt_linear *l = j->l;
-    int K = l->n_in, T = j->n_rows, n_out = j->n_out, P = (K + 31) / 32 * 16;
-    int bw = block_width(T);
-    size_t ps = (size_t)P * (((size_t)T + bw - 1) / bw * bw); /* words from one part to the next */
+    int K = l->n_in, T = j->n_rows, n_out = j->n_out;
+    amx_layout g = layout_of(K, T);
     const uint32_t *pack = (const uint32_t *)j->s->ctx->shared;
-    float *c = ws; /* 4 C tiles of 16 x 16 */
-    uint16_t *pads = (uint16_t *)(((uintptr_t)(ws + 4 * 256) + 63) & ~(uintptr_t)63); /* 2 x 16 x 32 BF16 */
+    float *c = ws; /* 5 C tiles of 16 x 16 */
+    uint16_t *pads = (uint16_t *)(((uintptr_t)(ws + 5 * 256) + 63) & ~(uintptr_t)63); /* 2 x 16 x 32 BF16 */
     const uint16_t *W = l->weight;
-    amx_config(bw);
-    /* token groups of up to 64; for T > 64 the group loop is outside the row
-     * tiles, so one group's B (K x 64 tokens x 3 parts) stays in L2 */
-    for (int g0 = 0; g0 < T; g0 += 64) {
-        int gn = T - g0 < 64 ? T - g0 : 64, nc = (gn + 15) / 16;
-        const uint32_t *b = pack + (size_t)g0 * P; /* token block g0 / bw */
-        int group = nc == 1 ? 2 : 1; /* row tiles per kernel call */
-        for (long rt = p0; rt < p1; rt += group) {
-            int R = p1 - rt < group ? (int)(p1 - rt) : group;
+    amx_config(g.bwc);
+    if (g.n_blocks == 1) { /* decode, verify: row tiles in pairs */
+        for (long rt = p0; rt < p1; rt += 2) {
+            int R = p1 - rt < 2 ? 1 : 2;
             rtile r[2];
             for (int i = 0; i < R; i++) {
                 int n0 = (int)(rt + i) * 16;
-                r[i].w = W + (size_t)n0 * K;
-                r[i].have = l->n_out - n0 < 16 ? l->n_out - n0 : 16; /* rows in the buffer */
-                r[i].pad = pads + i * 512;
+                r[i] = (rtile){W + (size_t)n0 * K, l->n_out - n0 < 16 ? l->n_out - n0 : 16, pads + i * 512};
             }
-            if (nc == 1 && R == 2) kern_rows(r, K, b, ps, bw, 2, c);
-            else if (nc == 1) kern_rows(r, K, b, ps, bw, 1, c);
-            else if (nc == 2) kern_cols(r, K, b, ps, P, 2, c);
-            else if (nc == 3) kern_cols(r, K, b, ps, P, 3, c);
-            else kern_cols(r, K, b, ps, P, 4, c);
+            if (R == 2) kern_rows(r, K, pack, g.bwc, 2, c);
+            else kern_rows(r, K, pack, g.bwc, 1, c);
             for (int i = 0; i < R; i++) {
-                int n0 = (int)(rt + i) * 16, rows = n_out - n0 < 16 ? n_out - n0 : 16;
-                for (int t = 0; t < gn; t++) {
-                    const float *ct = c + (size_t)(i * nc + t / 16) * 256 + (t % 16);
-                    float post = j->row_post ? j->row_post[g0 + t] : j->post;
-                    float *y = j->y + (size_t)(g0 + t) * j->y_stride + n0;
-                    for (int q = 0; q < rows; q++) y[q] = ct[q * 16] * post;
+                int n0 = (int)(rt + i) * 16;
+                put_block(j, c + i * 256, 0, T, n0, n_out - n0 < 16 ? n_out - n0 : 16);
+            }
+        }
+        _tile_release();
+        return;
+    }
+    for (int sg = 0; sg < g.n_blocks; sg += SUPER_BLOCKS) {
+        int sg_end = sg + SUPER_BLOCKS < g.n_blocks ? sg + SUPER_BLOCKS : g.n_blocks;
+        for (long rt = p0; rt < p1; rt++) {
+            int n0 = (int)rt * 16, rows = n_out - n0 < 16 ? n_out - n0 : 16;
+            rtile r = {W + (size_t)n0 * K, l->n_out - n0 < 16 ? l->n_out - n0 : 16, pads};
+            for (int cb = sg; cb < sg_end; cb += 5) {
+                int nc = sg_end - cb < 5 ? sg_end - cb : 5;
+                const uint32_t *b = pack + (size_t)cb * g.P * 16;
+                switch (nc) {
+                case 1: kern_cols(&r, K, b, g.P, 1, c); break;
+                case 2: kern_cols(&r, K, b, g.P, 2, c); break;
+                case 3: kern_cols(&r, K, b, g.P, 3, c); break;
+                case 4: kern_cols(&r, K, b, g.P, 4, c); break;
+                default: kern_cols(&r, K, b, g.P, 5, c); break;
+                }
+                for (int i = 0; i < nc; i++) {
+                    int t0 = (cb + i) * 5, nt = T - t0 < 5 ? T - t0 : 5;
+                    put_block(j, c + i * 256, t0, nt, n0, rows);
                 }
             }
         }
@@ -323,30 +347,28 @@ TAMX void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws
 }
 
 TAMX float fp4rt_cpu_amx_peak(long iters) {
-    static const uint16_t one[512] __attribute__((aligned(64))) = {0}; /* the values do not change the rate */
+    static const uint16_t zero[512] __attribute__((aligned(64))) = {0}; /* the values do not change the rate */
     float out[256] __attribute__((aligned(64)));
     amx_config(16);
-    _tile_loadd(4, one, 64);
-    _tile_loadd(5, one, 64);
-    _tile_loadd(6, one, 64);
-    _tile_loadd(7, one, 64);
+    _tile_loadd(5, zero, 64);
+    _tile_loadd(6, zero, 64);
+    _tile_loadd(7, zero, 64);
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    for (long i = 0; i < iters; i++) {
-        _tile_dpbf16ps(0, 4, 5);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(0, 4, 7);
-        _tile_dpbf16ps(1, 4, 5);
-        _tile_dpbf16ps(1, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 4, 5);
-        _tile_dpbf16ps(2, 4, 6);
-        _tile_dpbf16ps(2, 4, 7);
-        _tile_dpbf16ps(3, 4, 5);
-        _tile_dpbf16ps(3, 4, 6);
-        _tile_dpbf16ps(3, 4, 7);
+    _tile_zero(4);
+    for (long i = 0; i < iters; i++) { /* kern_cols's mix: 5 column blocks per A tile */
+        _tile_dpbf16ps(0, 5, 6);
+        _tile_dpbf16ps(1, 5, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        _tile_dpbf16ps(4, 5, 6);
+        _tile_dpbf16ps(0, 5, 7);
+        _tile_dpbf16ps(1, 5, 6);
+        _tile_dpbf16ps(2, 5, 7);
+        _tile_dpbf16ps(3, 5, 6);
+        _tile_dpbf16ps(4, 5, 7);
     }
     _tile_stored(0, out, 64);
     _tile_release();

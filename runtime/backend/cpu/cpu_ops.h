@@ -219,13 +219,14 @@ int fp4rt_cpu_linear_small_ok(const fp4rt_linear *l, int isa, int n_rows);
 void fp4rt_cpu_linear_small(const cpu_lin_job *j, long p0, long p1);
 /* The AMX path of BF16 linears in the default numerics mode
  * (cpu_linear_amx.c; docs/NUMERICS.md "Modes"). Each activation x splits into
- * hi = BF16 RNE of x and lo = BF16 RNE of (x - hi) (fp4rt_cpu_amx_split: a
- * subnormal x or x - hi reads as zero; a finite x whose hi would round to inf
- * takes the truncated hi; a non-finite x takes lo = 0, so inf and NaN
- * propagate). Each output is then one FP32 accumulator, from +0, over the k
- * blocks of 32 in order: per block acc += the tile product of the weights with
- * the hi parts, then with the lo parts (TDPBF16PS: BF16 products, FP32 sums,
- * subnormal inputs and outputs as zero), times the post scale. The bits of an
+ * three BF16 parts, hi = RNE(x), mid = RNE(x - hi), lo = RNE(x - hi - mid)
+ * (fp4rt_cpu_amx_split; the differences are exact; subnormal values read as
+ * zero; a finite x whose hi would round to inf takes the truncated hi; a
+ * non-finite x takes mid = lo = 0, so inf and NaN propagate). Each output is
+ * ((acc_hi + acc_mid) + acc_lo) times the post scale, acc_q one FP32
+ * accumulator from +0 over the k blocks of 32 in order, adding per block the
+ * tile product of the weights with part q (TDPBF16PS: BF16 pair products,
+ * FP32 sums, subnormal inputs and outputs as zero). The bits of an
  * output depend only on its weight row and its own token's activations: not on
  * the number of input rows, the other rows or the thread count.
  * fp4rt_cpu_amx_available: 1 where the CPU has AMX-TILE, AMX-BF16 and
@@ -241,11 +242,11 @@ size_t fp4rt_cpu_amx_pack_floats(int K, int T);
 void fp4rt_cpu_amx_pack(const cpu_lin_job *j);
 size_t fp4rt_cpu_amx_ws_floats(void);
 void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws);
-/* The arithmetic-peak probe's AMX loop (cpu_peak.c): iters rounds of 12
- * tile products (4 C tiles x the 3 parts of one k block: 4 x 16 rows x 16
- * tokens x 32 k multiply-adds of the linear), on the calling thread; returns
- * a value of the sums (to be used). Needs fp4rt_cpu_amx_available(). */
-#define FP4RT_AMX_PEAK_FLOPS_PER_ITER (4.0 * 16 * 16 * 32 * 2)
+/* The arithmetic-peak probe's AMX loop (cpu_peak.c): iters rounds of 10
+ * tile products (each: 16 rows x 5 tokens x 3 parts x 32 k, i.e. 16 x 5 x 32
+ * multiply-adds of the linear), on the calling thread; returns a value of
+ * the sums (to be used). Needs fp4rt_cpu_amx_available(). */
+#define FP4RT_AMX_PEAK_FLOPS_PER_ITER (10.0 * 16 * 5 * 32 * 2)
 float fp4rt_cpu_amx_peak(long iters);
 /* Floats of per-thread workspace the tiled path needs for K inputs. */
 size_t fp4rt_cpu_tile_ws_floats(int K);

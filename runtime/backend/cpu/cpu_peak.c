@@ -7,9 +7,9 @@
  * a + b (two operations or one FMA), for a fixed count of iterations; best of 3
  * passes. Operations counted: 2 per lane per step either way. Where the
  * linears run on AMX (BF16 weights in the default mode, cpu_ctx.amx: mode
- * FP4RT_PEAK_FUSED | FP4RT_PEAK_BF16) it runs the tile products instead: 4 C
- * tiles x the 3 parts (hi, mid, lo) per k block, and counts the linear's
- * operations, 2 per weight and token per 3 tile products. */
+ * FP4RT_PEAK_FUSED | FP4RT_PEAK_BF16) it runs the tile products instead: 5
+ * column blocks of 5 tokens x 3 parts (hi, mid, lo) per A tile, and counts
+ * the linear's operations, 2 per weight and token. */
 #include "runtime/backend/cpu/cpu_ops.h"
 
 #include "runtime/base/common.h"
@@ -21,7 +21,7 @@
 #define PEAK_ITERS 400000L /* per thread and pass: ~10-30 ms */
 #define PEAK_ACC 12
 
-#define PEAK_AMX_ITERS 40000L /* per thread and pass: 480k tile products, ~5-10 ms */
+#define PEAK_AMX_ITERS 40000L /* per thread and pass: 400k tile products, ~3-5 ms */
 
 typedef struct peak_job {
     int isa;
@@ -116,7 +116,7 @@ fp4rt_status fp4rt_cpu_measure_arith_peak(void *vc, int fused, double *flops_per
     (void)keep;
     free(sums);
     if (what && n && amx)
-        snprintf(what, n, "AMX BF16 tile products, 3 per k block (the hi / mid / lo split), %d thread%s",
+        snprintf(what, n, "AMX BF16 tile products, 5 tokens x 3 parts (the hi / mid / lo split) each, %d thread%s",
                  c->n_threads, c->n_threads == 1 ? "" : "s");
     else if (what && n)
         snprintf(what, n, "FP32 %s, %s, %d thread%s", fused ? "fused multiply-add" : "multiply then add",
