@@ -37,7 +37,9 @@ static uint32_t rnd(void) {
     g_rng ^= g_rng << 17;
     return (uint32_t)(g_rng >> 16);
 }
-static float frand(void) { return (float)(rnd() & 0xffffff) / 8388608.0f - 1.0f; } /* [-1, 1) */
+static float frand(void) {
+    return (float)(rnd() & 0xffffff) / 8388608.0f - 1.0f;
+} /* [-1, 1) */
 
 #define SENTINEL 12345.25f
 #define TMAX 70
@@ -49,16 +51,21 @@ typedef struct lin {
 
 static void make(lin *c, fp4rt_wfmt fmt, int N, int K) {
     size_t n = (size_t)N * K;
-    c->l = (fp4rt_linear){.module = "test", .fmt = fmt, .n_out = N, .n_in = K, .weight_scale = 1.0f};
+    c->l =
+        (fp4rt_linear){.module = "test", .fmt = fmt, .n_out = N, .n_in = K, .weight_scale = 1.0f};
     if (fmt == FP4RT_W_FP8) {
         uint8_t *b = malloc(n);
-        for (size_t i = 0; i < n; i++) do b[i] = (uint8_t)rnd(); while ((b[i] & 0x7f) == 0x7f);
+        for (size_t i = 0; i < n; i++)
+            do
+                b[i] = (uint8_t)rnd();
+            while ((b[i] & 0x7f) == 0x7f);
         c->w = b;
         c->l.weight_scale = 0.0173f;
         c->l.input_scale = 0.031f;
     } else {
         uint16_t *h = malloc(n * 2);
-        for (size_t i = 0; i < n; i++) h[i] = fmt == FP4RT_W_BF16 ? fp4rt_f32_to_bf16(frand()) : fp4rt_f32_to_f16(frand());
+        for (size_t i = 0; i < n; i++)
+            h[i] = fmt == FP4RT_W_BF16 ? fp4rt_f32_to_bf16(frand()) : fp4rt_f32_to_f16(frand());
         c->w = h;
     }
     c->l.weight = c->w;
@@ -75,13 +82,15 @@ static float weight(const lin *c, int n, int k) {
 static int run(const lin *c, const float *x, int T, int threads, int relaxed, int amx, float *y) {
     int N = c->l.n_out, K = c->l.n_in;
     int offs[2] = {0, K + 1}, widths[2] = {K, N};
-    fp4rt_program p = {.n_bufs = 2, .buf_width = widths, .buf_offset = offs, .arena_width = K + N + 2};
+    fp4rt_program p = {
+        .n_bufs = 2, .buf_width = widths, .buf_offset = offs, .arena_width = K + N + 2};
     fp4rt_step step = {.n_tokens = T, .relaxed = relaxed};
     float *arena = malloc(sizeof(float) * (size_t)T * p.arena_width);
     for (int t = 0; t < T; t++) {
         float *r = arena + (size_t)t * p.arena_width;
         memcpy(r, x + (size_t)t * K, sizeof(float) * K);
-        for (int i = K; i < p.arena_width; i++) r[i] = SENTINEL;
+        for (int i = K; i < p.arena_width; i++)
+            r[i] = SENTINEL;
     }
     void *vctx;
     if (fp4rt_backend_cpu.create(threads, &vctx)) return 0;
@@ -100,7 +109,9 @@ static int run(const lin *c, const float *x, int T, int threads, int relaxed, in
     return ok;
 }
 
-static int same_bits(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
+static int same_bits(const float *a, const float *b, size_t n) {
+    return memcmp(a, b, n * sizeof(float)) == 0;
+}
 
 static double g_worst; /* the largest |error| / sum |w x| seen */
 
@@ -110,8 +121,10 @@ static void check_shape(int N, int K) {
     make(&c, FP4RT_W_BF16, N, K);
     float *x = malloc(sizeof(float) * TMAX * K), *full = malloc(sizeof(float) * TMAX * N),
           *y = malloc(sizeof(float) * TMAX * N), *one = malloc(sizeof(float) * N);
-    for (int i = 0; i < TMAX * K; i++) x[i] = 3.0f * frand() * (rnd() % 8 == 0 ? 100.0f : 1.0f);
-    CHECK_MSG(run(&c, x, TMAX, 1, 1, 1, full), "%dx%d: T=%d failed or wrote past the outputs", N, K, TMAX);
+    for (int i = 0; i < TMAX * K; i++)
+        x[i] = 3.0f * frand() * (rnd() % 8 == 0 ? 100.0f : 1.0f);
+    CHECK_MSG(run(&c, x, TMAX, 1, 1, 1, full), "%dx%d: T=%d failed or wrote past the outputs", N, K,
+              TMAX);
     int bad = 0;
     for (int t = 0; t < TMAX; t++)
         for (int n = 0; n < N; n++) {
@@ -124,8 +137,10 @@ static void check_shape(int N, int K) {
             if (mag > 0 && err / mag > g_worst) g_worst = err / mag;
             bad += !(err <= 1e-6 * mag);
         }
-    CHECK_MSG(bad == 0, "%dx%d: %d outputs off the float64 sum by more than 1e-6 sum|wx|", N, K, bad);
-    CHECK_MSG(run(&c, x, TMAX, 2, 1, 1, y) && same_bits(y, full, (size_t)TMAX * N), "%dx%d: 2 threads differ", N, K);
+    CHECK_MSG(bad == 0, "%dx%d: %d outputs off the float64 sum by more than 1e-6 sum|wx|", N, K,
+              bad);
+    CHECK_MSG(run(&c, x, TMAX, 2, 1, 1, y) && same_bits(y, full, (size_t)TMAX * N),
+              "%dx%d: 2 threads differ", N, K);
     int differ = 0;
     for (int T = 1; T < TMAX; T++) { /* the first T tokens as one step */
         int ok = run(&c, x, T, 1 + (T & 1), 1, 1, y);
@@ -137,7 +152,8 @@ static void check_shape(int N, int K) {
     }
     CHECK_MSG(differ == 0, "%dx%d: %d steps of other sizes gave other bits", N, K, differ);
     /* it is the AMX path: the FMA path's bits differ somewhere */
-    CHECK_MSG(run(&c, x, TMAX, 1, 1, 0, y) && !same_bits(y, full, (size_t)TMAX * N), "%dx%d: AMX gave the FMA bits", N, K);
+    CHECK_MSG(run(&c, x, TMAX, 1, 1, 0, y) && !same_bits(y, full, (size_t)TMAX * N),
+              "%dx%d: AMX gave the FMA bits", N, K);
     free(x), free(full), free(y), free(one), free(c.w);
 }
 
@@ -147,14 +163,19 @@ static void check_special(void) {
     lin c;
     make(&c, FP4RT_W_BF16, N, K);
     float x[6 * 64], y[6 * 24], e[6 * 24];
-    for (int i = 0; i < 6 * K; i++) x[i] = frand();
+    for (int i = 0; i < 6 * K; i++)
+        x[i] = frand();
     x[0 * K + 5] = INFINITY;
     x[1 * K + 9] = NAN;
-    x[2 * K + 3] = -INFINITY, x[2 * K + 40] = INFINITY; /* inf - inf where both weights are nonzero: NaN */
-    x[3 * K + 7] = FLT_MAX; /* its BF16 rounding overflows; its weights |w| < 1/2 keep the sums finite */
-    for (int n = 0; n < N; n++) ((uint16_t *)c.w)[(size_t)n * K + 7] = fp4rt_f32_to_bf16(0.5f * frand());
-    x[4 * K + 11] = 1e-40f, x[4 * K + 12] = -3e-39f;   /* subnormals among normal values */
-    for (int k = 0; k < K; k++) x[5 * K + k] = (k & 1 ? -1 : 1) * 1e-39f * (float)(1 + k % 7); /* all subnormal */
+    x[2 * K + 3] = -INFINITY,
+              x[2 * K + 40] = INFINITY; /* inf - inf where both weights are nonzero: NaN */
+    x[3 * K + 7] =
+        FLT_MAX; /* its BF16 rounding overflows; its weights |w| < 1/2 keep the sums finite */
+    for (int n = 0; n < N; n++)
+        ((uint16_t *)c.w)[(size_t)n * K + 7] = fp4rt_f32_to_bf16(0.5f * frand());
+    x[4 * K + 11] = 1e-40f, x[4 * K + 12] = -3e-39f; /* subnormals among normal values */
+    for (int k = 0; k < K; k++)
+        x[5 * K + k] = (k & 1 ? -1 : 1) * 1e-39f * (float)(1 + k % 7); /* all subnormal */
     CHECK(run(&c, x, 6, 2, 1, 1, y));
     CHECK(run(&c, x, 6, 1, 0, 0, e)); /* the exact mode */
     int bad = 0;
@@ -176,8 +197,12 @@ static void check_special(void) {
         }
     CHECK_MSG(bad == 0, "FLT_MAX / subnormal activations: %d outputs off", bad);
     bad = 0;
-    for (int n = 0; n < N; n++) bad += y[5 * N + n] != 0.0f;
-    CHECK_MSG(bad == 0, "a row of subnormal activations: %d outputs not zero (the tile unit reads them as zero)", bad);
+    for (int n = 0; n < N; n++)
+        bad += y[5 * N + n] != 0.0f;
+    CHECK_MSG(
+        bad == 0,
+        "a row of subnormal activations: %d outputs not zero (the tile unit reads them as zero)",
+        bad);
     free(c.w);
 }
 
@@ -186,7 +211,8 @@ static void check_special(void) {
 static void check_not_taken(void) {
     int N = 33, K = 96, T = 9;
     float *x = malloc(sizeof(float) * TMAX * K), y[9 * 33], z[9 * 33];
-    for (int i = 0; i < T * K; i++) x[i] = 2.0f * frand();
+    for (int i = 0; i < T * K; i++)
+        x[i] = 2.0f * frand();
     lin c;
     make(&c, FP4RT_W_BF16, N, K);
     CHECK(run(&c, x, T, 2, 0, 1, y));
@@ -201,7 +227,8 @@ static void check_not_taken(void) {
     const fp4rt_wfmt other[] = {FP4RT_W_F16, FP4RT_W_FP8};
     for (int f = 0; f < 2; f++) {
         make(&c, other[f], N, K);
-        CHECK_MSG(run(&c, x, T, 2, 1, 1, y) && run(&c, x, T, 2, 1, 0, z) && same_bits(y, z, (size_t)T * N),
+        CHECK_MSG(run(&c, x, T, 2, 1, 1, y) && run(&c, x, T, 2, 1, 0, z) &&
+                      same_bits(y, z, (size_t)T * N),
                   "%s in the default mode: AMX on changed the bits", fp4rt_wfmt_name(other[f]));
         free(c.w);
     }
@@ -239,21 +266,25 @@ static void check_knobs(void) {
 
 /* The split itself: hi + lo, the overflow and non-finite cases. */
 static void check_split(void) {
-    float x[] = {1.0f, 1.00390625f + 1e-6f, -3.14159265f, FLT_MAX, -FLT_MAX, INFINITY, NAN, 1e-40f, 0.0f};
+    float x[] = {1.0f, 1.00390625f + 1e-6f, -3.14159265f, FLT_MAX, -FLT_MAX, INFINITY, NAN, 1e-40f,
+                 0.0f};
     int n = (int)(sizeof x / sizeof x[0]);
     uint16_t hi[16], mid[16], lo[16];
     fp4rt_cpu_amx_split(x, n, hi, mid, lo);
     for (int i = 0; i < 3; i++) { /* hi + mid + lo is x (24 significant bits = 3 x 8) */
-        double s = (double)fp4rt_bf16_to_f32(hi[i]) + fp4rt_bf16_to_f32(mid[i]) + fp4rt_bf16_to_f32(lo[i]);
+        double s =
+            (double)fp4rt_bf16_to_f32(hi[i]) + fp4rt_bf16_to_f32(mid[i]) + fp4rt_bf16_to_f32(lo[i]);
         CHECK_MSG(s == x[i], "split of %.9g: %.9g", x[i], s);
         CHECK_EQ_INT(hi[i], fp4rt_f32_to_bf16(x[i])); /* hi is the RNE BF16 */
     }
     CHECK_EQ_INT(hi[3], 0x7f7f); /* the truncated hi, not inf */
     CHECK_EQ_INT(hi[4], 0xff7f);
-    CHECK((double)fp4rt_bf16_to_f32(hi[3]) + fp4rt_bf16_to_f32(mid[3]) + fp4rt_bf16_to_f32(lo[3]) == FLT_MAX);
+    CHECK((double)fp4rt_bf16_to_f32(hi[3]) + fp4rt_bf16_to_f32(mid[3]) + fp4rt_bf16_to_f32(lo[3]) ==
+          FLT_MAX);
     CHECK(isinf(fp4rt_bf16_to_f32(hi[5])) && mid[5] == 0 && lo[5] == 0);
     CHECK(isnan(fp4rt_bf16_to_f32(hi[6])) && mid[6] == 0 && lo[6] == 0);
-    CHECK(fp4rt_bf16_to_f32(hi[7]) == 0 && fp4rt_bf16_to_f32(mid[7]) == 0 && fp4rt_bf16_to_f32(lo[7]) == 0);
+    CHECK(fp4rt_bf16_to_f32(hi[7]) == 0 && fp4rt_bf16_to_f32(mid[7]) == 0 &&
+          fp4rt_bf16_to_f32(lo[7]) == 0);
     CHECK(hi[8] == 0 && mid[8] == 0 && lo[8] == 0);
 }
 
@@ -264,9 +295,11 @@ int main(void) {
         return 77;
     }
     check_split();
-    const int shapes[][2] = {{48, 64}, {40, 96}, {37, 77}, {5, 32}, {16, 33}, {50, 200}, {70, 1024}};
+    const int shapes[][2] = {{48, 64}, {40, 96},  {37, 77},  {5, 32},
+                             {16, 33}, {50, 200}, {70, 1024}};
     int n_shapes = test_short() ? 4 : (int)(sizeof shapes / sizeof shapes[0]);
-    for (int i = 0; i < n_shapes; i++) check_shape(shapes[i][0], shapes[i][1]);
+    for (int i = 0; i < n_shapes; i++)
+        check_shape(shapes[i][0], shapes[i][1]);
     printf("test_cpu_amx: largest error %.3g x sum|wx|\n", g_worst);
     check_special();
     check_not_taken();

@@ -28,7 +28,7 @@
 
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) &&                    \
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) &&      \
     !defined(FP4RT_NO_AMX)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -49,10 +49,11 @@ static pthread_once_t g_amx_once = PTHREAD_ONCE_INIT;
 static void amx_probe(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
-    int tile = (d >> 24) & 1, bf16 = (d >> 22) & 1, avx512bw = (b >> 30) & 1, avx512f = (b >> 16) & 1, avx512vl = (b >> 31) & 1;
+    int tile = (d >> 24) & 1, bf16 = (d >> 22) & 1, avx512bw = (b >> 30) & 1,
+        avx512f = (b >> 16) & 1, avx512vl = (b >> 31) & 1;
     if (!tile || !bf16 || !avx512f || !avx512bw || !avx512vl) return;
     if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !((a >> 5) & 1)) return; /* AVX512_BF16 */
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1)) return;          /* OSXSAVE */
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1)) return;         /* OSXSAVE */
     if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) return;
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
@@ -70,8 +71,12 @@ int fp4rt_cpu_amx_available(void) {
  * is RNE with subnormal inputs and outputs read / written as zero, NaN to a
  * quiet NaN, overflow to inf; the finite x whose hi overflowed take the
  * truncated hi; the non-finite x get lo = 0. */
-T512BF INLINE __m256i bf16_rne(__m512 x) { return (__m256i)_mm512_cvtneps_pbh(x); }
-T512BF INLINE __m512 bf16_widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+T512BF INLINE __m256i bf16_rne(__m512 x) {
+    return (__m256i)_mm512_cvtneps_pbh(x);
+}
+T512BF INLINE __m512 bf16_widen(__m256i h) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
 
 T512BF INLINE void split16(__m512 x, __m256i part[3]) {
     __m256i h = bf16_rne(x);
@@ -130,27 +135,34 @@ T512BF static void pack_range(void *arg, long s0, long s1, int thread) {
     int K = j->l->n_in, T = j->n_rows;
     amx_layout g = layout_of(K, T);
     uint32_t *pack = (uint32_t *)j->s->ctx->shared;
-    __m512i vidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                      _mm512_set1_epi32(g.bwc));
+    __m512i vidx =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32(g.bwc));
     for (long t = s0; t < s1; t++) {
         uint32_t *base = pack + (size_t)(t / g.tpb) * g.P * g.bwc + (size_t)(t % g.tpb) * 3;
         if (g.bwc == 16 && t % g.tpb == g.tpb - 1) /* the block's spare column */
-            for (int p = 0; p < g.P; p++) base[(size_t)p * 16 + 3] = 0;
+            for (int p = 0; p < g.P; p++)
+                base[(size_t)p * 16 + 3] = 0;
         if (t >= T) {
-            for (int p = 0; p < g.P; p++) base[(size_t)p * g.bwc] = base[(size_t)p * g.bwc + 1] = base[(size_t)p * g.bwc + 2] = 0;
+            for (int p = 0; p < g.P; p++)
+                base[(size_t)p * g.bwc] = base[(size_t)p * g.bwc + 1] =
+                    base[(size_t)p * g.bwc + 2] = 0;
             continue;
         }
         const float *x = j->x + (size_t)t * j->x_stride;
         for (int p = 0; p < g.P; p += 16) { /* 32 k: 16 pairs */
             int k = 2 * p, n = K - k < 32 ? (K - k > 0 ? K - k : 0) : 32;
             __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
-            __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+            __mmask16 m1 = n >= 32  ? (__mmask16)0xffff
+                           : n > 16 ? (__mmask16)((1u << (n - 16)) - 1)
+                                    : 0;
             __m256i a[3], b[3];
             split16(_mm512_maskz_loadu_ps(m0, x + k), a);
             split16(_mm512_maskz_loadu_ps(m1, x + k + 16), b);
             for (int q = 0; q < 3; q++) /* 32 BF16 in k order = 16 pair words, column 3 s + q */
                 _mm512_i32scatter_epi32(base + (size_t)p * g.bwc + q, vidx,
-                                        _mm512_inserti64x4(_mm512_castsi256_si512(a[q]), b[q], 1), 4);
+                                        _mm512_inserti64x4(_mm512_castsi256_si512(a[q]), b[q], 1),
+                                        4);
         }
     }
 }
@@ -202,7 +214,8 @@ INLINE const void *a_tile(const rtile *r, int K, int kb, size_t *stride) {
     }
     int kn = K - kb * 32 < 32 ? K - kb * 32 : 32;
     memset(r->pad, 0, 1024);
-    for (int i = 0; i < r->have; i++) memcpy(r->pad + i * 32, r->w + (size_t)i * K + (size_t)kb * 32, (size_t)kn * 2);
+    for (int i = 0; i < r->have; i++)
+        memcpy(r->pad + i * 32, r->w + (size_t)i * K + (size_t)kb * 32, (size_t)kn * 2);
     *stride = 64;
     return r->pad;
 }
@@ -230,12 +243,15 @@ TAMX INLINE void kern_rows(const rtile *r, int K, const uint32_t *b, int bwc, in
     _tile_zero(0);
     if (R_ > 1) _tile_zero(1);
     for (int kb = 0, n_kb = (K + 31) / 32; kb < n_kb; kb++, b += bkb) {
-        const void *a0 = a_tile(&r[0], K, kb, &as0), *a1 = R_ > 1 ? a_tile(&r[1], K, kb, &as1) : NULL;
+        const void *a0 = a_tile(&r[0], K, kb, &as0),
+                   *a1 = R_ > 1 ? a_tile(&r[1], K, kb, &as1) : NULL;
         if (kb + PF_KB < K / 32) /* the rows PF_KB blocks ahead (whole rows only) */
             for (int i = 0; i < R_; i++)
                 if (r[i].have == 16)
                     for (int q = 0; q < 16; q++)
-                        _mm_prefetch((const char *)(r[i].w + (size_t)q * K + (size_t)(kb + PF_KB) * 32), _MM_HINT_T0);
+                        _mm_prefetch(
+                            (const char *)(r[i].w + (size_t)q * K + (size_t)(kb + PF_KB) * 32),
+                            _MM_HINT_T0);
         _tile_loadd(2, a0, as0);
         if (R_ > 1) _tile_loadd(3, a1, as1);
         _tile_loadd(4, b, bs);
@@ -246,10 +262,10 @@ TAMX INLINE void kern_rows(const rtile *r, int K, const uint32_t *b, int bwc, in
     if (R_ > 1) _tile_stored(1, c + 256, 64);
 }
 
-#define DP_COL(CT, BT)                                                                                                 \
-    do {                                                                                                               \
-        _tile_loadd(BT, b + (CT) * cs, 64);                                                                            \
-        _tile_dpbf16ps(CT, 5, BT);                                                                                     \
+#define DP_COL(CT, BT)                                                                             \
+    do {                                                                                           \
+        _tile_loadd(BT, b + (CT)*cs, 64);                                                          \
+        _tile_dpbf16ps(CT, 5, BT);                                                                 \
     } while (0)
 
 TAMX INLINE void kern_cols(const rtile *r, int K, const uint32_t *b, int P, int nc, float *c) {
@@ -275,7 +291,9 @@ TAMX INLINE void kern_cols(const rtile *r, int K, const uint32_t *b, int P, int 
 }
 
 /* Output scratch (5 C tiles), then 2 padded A copies, with room to align. */
-size_t fp4rt_cpu_amx_ws_floats(void) { return 5 * 256 + 2 * 256 + 16; }
+size_t fp4rt_cpu_amx_ws_floats(void) {
+    return 5 * 256 + 2 * 256 + 16;
+}
 
 /* y[t][n0 + q] for the tokens of column block slot (c + slot * 256), q < rows. */
 static void put_block(const cpu_lin_job *j, const float *cb, int t0, int nt, int n0, int rows) {
@@ -300,7 +318,8 @@ TAMX void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws
     amx_layout g = layout_of(K, T);
     const uint32_t *pack = (const uint32_t *)j->s->ctx->shared;
     float *c = ws; /* 5 C tiles of 16 x 16 */
-    uint16_t *pads = (uint16_t *)(((uintptr_t)(ws + 5 * 256) + 63) & ~(uintptr_t)63); /* 2 x 16 x 32 BF16 */
+    uint16_t *pads =
+        (uint16_t *)(((uintptr_t)(ws + 5 * 256) + 63) & ~(uintptr_t)63); /* 2 x 16 x 32 BF16 */
     const uint16_t *W = l->weight;
     amx_config(g.bwc);
     if (g.n_blocks == 1) { /* decode, verify: row tiles in pairs */
@@ -309,10 +328,13 @@ TAMX void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws
             rtile r[2];
             for (int i = 0; i < R; i++) {
                 int n0 = (int)(rt + i) * 16;
-                r[i] = (rtile){W + (size_t)n0 * K, l->n_out - n0 < 16 ? l->n_out - n0 : 16, pads + i * 512};
+                r[i] = (rtile){W + (size_t)n0 * K, l->n_out - n0 < 16 ? l->n_out - n0 : 16,
+                               pads + i * 512};
             }
-            if (R == 2) kern_rows(r, K, pack, g.bwc, 2, c);
-            else kern_rows(r, K, pack, g.bwc, 1, c);
+            if (R == 2)
+                kern_rows(r, K, pack, g.bwc, 2, c);
+            else
+                kern_rows(r, K, pack, g.bwc, 1, c);
             for (int i = 0; i < R; i++) {
                 int n0 = (int)(rt + i) * 16;
                 put_block(j, c + i * 256, 0, T, n0, n_out - n0 < 16 ? n_out - n0 : 16);
@@ -330,11 +352,21 @@ TAMX void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws
                 int nc = sg_end - cb < 5 ? sg_end - cb : 5;
                 const uint32_t *b = pack + (size_t)cb * g.P * 16;
                 switch (nc) {
-                case 1: kern_cols(&r, K, b, g.P, 1, c); break;
-                case 2: kern_cols(&r, K, b, g.P, 2, c); break;
-                case 3: kern_cols(&r, K, b, g.P, 3, c); break;
-                case 4: kern_cols(&r, K, b, g.P, 4, c); break;
-                default: kern_cols(&r, K, b, g.P, 5, c); break;
+                case 1:
+                    kern_cols(&r, K, b, g.P, 1, c);
+                    break;
+                case 2:
+                    kern_cols(&r, K, b, g.P, 2, c);
+                    break;
+                case 3:
+                    kern_cols(&r, K, b, g.P, 3, c);
+                    break;
+                case 4:
+                    kern_cols(&r, K, b, g.P, 4, c);
+                    break;
+                default:
+                    kern_cols(&r, K, b, g.P, 5, c);
+                    break;
                 }
                 for (int i = 0; i < nc; i++) {
                     int t0 = (cb + i) * 5, nt = T - t0 < 5 ? T - t0 : 5;
@@ -347,7 +379,8 @@ TAMX void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws
 }
 
 TAMX float fp4rt_cpu_amx_peak(long iters) {
-    static const uint16_t zero[512] __attribute__((aligned(64))) = {0}; /* the values do not change the rate */
+    static const uint16_t zero[512]
+        __attribute__((aligned(64))) = {0}; /* the values do not change the rate */
     float out[256] __attribute__((aligned(64)));
     amx_config(16);
     _tile_loadd(5, zero, 64);
@@ -380,15 +413,23 @@ float fp4rt_cpu_amx_peak(long iters) {
     (void)iters;
     return 0;
 }
-int fp4rt_cpu_amx_available(void) { return 0; }
+int fp4rt_cpu_amx_available(void) {
+    return 0;
+}
 size_t fp4rt_cpu_amx_pack_floats(int K, int T) {
     (void)K, (void)T;
     return 0;
 }
-size_t fp4rt_cpu_amx_ws_floats(void) { return 0; }
+size_t fp4rt_cpu_amx_ws_floats(void) {
+    return 0;
+}
 void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *mid, uint16_t *lo) {
     (void)x, (void)n, (void)hi, (void)mid, (void)lo;
 }
-void fp4rt_cpu_amx_pack(const cpu_lin_job *j) { (void)j; }
-void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws) { (void)j, (void)p0, (void)p1, (void)ws; }
+void fp4rt_cpu_amx_pack(const cpu_lin_job *j) {
+    (void)j;
+}
+void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws) {
+    (void)j, (void)p0, (void)p1, (void)ws;
+}
 #endif
