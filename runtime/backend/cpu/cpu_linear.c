@@ -20,7 +20,7 @@
  * (cpu_lin_job.relaxed: FP4RT_CPU_CHAIN in cpu_ops.h). The exception: BF16
  * weights in the default mode on a CPU with AMX (cpu_ctx.amx) run every step,
  * of any number of rows, on the tile unit (cpu_linear_amx.c), whose sums are
- * its own (the hi / lo split: fp4rt_cpu_linear_amx in cpu_ops.h); still one
+ * its own (the three-part split: fp4rt_cpu_linear_amx in cpu_ops.h); still one
  * path per linear, so the same bits for a token in every step and on every
  * thread count. */
 #include "runtime/backend/cpu/cpu_ops.h"
