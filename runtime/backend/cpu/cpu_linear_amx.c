@@ -222,9 +222,11 @@ INLINE const void *a_tile(const rtile *r, int K, int kb, size_t *stride) {
 
 /* Decode's weight stream: each kern_rows block prefetches its rows' lines
  * PF_KB blocks ahead into L1. Measured (cpu_linear_bench, one token, one
- * thread, the weights in L3), the 3584 x 1024 shape, with one tile product
- * per part: none 0.38 ms, 2 blocks 0.33-0.35, 4: 0.34, 8: 0.38, into L2
- * only: 0.39-0.47; the AVX-512 FMA path 0.26. Tile loads straight from 16
+ * thread, the weights in L3), the 3584 x 1024 shape: with one tile product
+ * per part and two row tiles per block, none 0.38 ms, 2 blocks 0.33-0.35,
+ * 4: 0.34, 8: 0.38, into L2 only: 0.39-0.47; with the parts as columns and
+ * one row tile, 2 blocks 0.28, none 0.28 (the AVX-512 FMA path 0.25-0.26;
+ * weights past the L3, 512 MiB: AMX 48 against 50 ms). Tile loads straight from 16
  * rows keep few lines in flight (each load waits for the products still
  * reading its tile); staging whole row tiles through vector loads (one
  * sequential stream) measured 0.40. */
@@ -232,35 +234,28 @@ INLINE const void *a_tile(const rtile *r, int K, int kb, size_t *stride) {
 
 /* The kernels, every output column one chain over the k blocks in order.
  * Tile numbers are constants, so one function per shape; the C tile of row
- * tile i (kern_rows) or column block c (kern_cols) goes to slot i or c of
+ * tile (kern_rows) or of column block c (kern_cols) goes to slot 0 or c of
  * the output scratch (16 x 16 floats each).
- * kern_rows (one column block: T <= 5, R = 1 or 2 row tiles; decode,
- * verify): C 0, 1; A 2, 3; B 4. (Three row tiles measured slower: 0.40-0.44
- * against 0.35 ms, the 3584 x 1024 shape above.)
+ * kern_rows (one column block: T <= 5; decode, verify): C 0; A 2; B 4. Two
+ * row tiles per k block (C 0, 1; A 2, 3) measured 0.31 ms against 0.28, and
+ * three 0.40-0.44, the 3584 x 1024 shape above (with K = 1024 the rows of
+ * several tiles share few L1 sets).
  * kern_cols (R = 1, nc <= 5 column blocks; prefill: one A tile serves nc
  * column blocks, 25 tokens): C 0 .. 4; A 5; B 6 | 7 alternating. */
-TAMX INLINE void kern_rows(const rtile *r, int K, const uint32_t *b, int bwc, int R_, float *c) {
-    size_t bs = (size_t)bwc * 4, bkb = (size_t)bwc * 16, as0, as1 = 0;
+TAMX INLINE void kern_rows(const rtile *r, int K, const uint32_t *b, int bwc, float *c) {
+    size_t bs = (size_t)bwc * 4, bkb = (size_t)bwc * 16, as;
     _tile_zero(0);
-    if (R_ > 1) _tile_zero(1);
     for (int kb = 0, n_kb = (K + 31) / 32; kb < n_kb; kb++, b += bkb) {
-        const void *a0 = a_tile(&r[0], K, kb, &as0),
-                   *a1 = R_ > 1 ? a_tile(&r[1], K, kb, &as1) : NULL;
-        if (kb + PF_KB < K / 32) /* the rows PF_KB blocks ahead (whole rows only) */
-            for (int i = 0; i < R_; i++)
-                if (r[i].have == 16)
-                    for (int q = 0; q < 16; q++)
-                        _mm_prefetch(
-                            (const char *)(r[i].w + (size_t)q * K + (size_t)(kb + PF_KB) * 32),
-                            _MM_HINT_T0);
-        _tile_loadd(2, a0, as0);
-        if (R_ > 1) _tile_loadd(3, a1, as1);
+        const void *a = a_tile(r, K, kb, &as);
+        if (r->have == 16 && kb + PF_KB < K / 32) /* the rows PF_KB blocks ahead */
+            for (int q = 0; q < 16; q++)
+                _mm_prefetch((const char *)(r->w + (size_t)q * K + (size_t)(kb + PF_KB) * 32),
+                             _MM_HINT_T0);
+        _tile_loadd(2, a, as);
         _tile_loadd(4, b, bs);
         _tile_dpbf16ps(0, 2, 4);
-        if (R_ > 1) _tile_dpbf16ps(1, 3, 4);
     }
     _tile_stored(0, c, 64);
-    if (R_ > 1) _tile_stored(1, c + 256, 64);
 }
 
 #define DP_COL(CT, BT)                                                                             \
@@ -291,9 +286,9 @@ TAMX INLINE void kern_cols(const rtile *r, int K, const uint32_t *b, int P, int 
     if (nc > 4) _tile_stored(4, c + 1024, 64);
 }
 
-/* Output scratch (5 C tiles), then 2 padded A copies, with room to align. */
+/* Output scratch (5 C tiles), then a padded A copy, with room to align. */
 size_t fp4rt_cpu_amx_ws_floats(void) {
-    return 5 * 256 + 2 * 256 + 16;
+    return 5 * 256 + 256 + 16;
 }
 
 /* y[t][n0 + q] for the tokens of column block slot (c + slot * 256), q < rows. */
@@ -320,26 +315,15 @@ TAMX void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws
     const uint32_t *pack = (const uint32_t *)j->s->ctx->shared;
     float *c = ws; /* 5 C tiles of 16 x 16 */
     uint16_t *pads =
-        (uint16_t *)(((uintptr_t)(ws + 5 * 256) + 63) & ~(uintptr_t)63); /* 2 x 16 x 32 BF16 */
+        (uint16_t *)(((uintptr_t)(ws + 5 * 256) + 63) & ~(uintptr_t)63); /* 16 x 32 BF16 */
     const uint16_t *W = l->weight;
     amx_config(g.bwc);
-    if (g.n_blocks == 1) { /* decode, verify: row tiles in pairs */
-        for (long rt = p0; rt < p1; rt += 2) {
-            int R = p1 - rt < 2 ? 1 : 2;
-            rtile r[2];
-            for (int i = 0; i < R; i++) {
-                int n0 = (int)(rt + i) * 16;
-                r[i] = (rtile){W + (size_t)n0 * K, l->n_out - n0 < 16 ? l->n_out - n0 : 16,
-                               pads + i * 512};
-            }
-            if (R == 2)
-                kern_rows(r, K, pack, g.bwc, 2, c);
-            else
-                kern_rows(r, K, pack, g.bwc, 1, c);
-            for (int i = 0; i < R; i++) {
-                int n0 = (int)(rt + i) * 16;
-                put_block(j, c + i * 256, 0, T, n0, n_out - n0 < 16 ? n_out - n0 : 16);
-            }
+    if (g.n_blocks == 1) { /* decode, verify */
+        for (long rt = p0; rt < p1; rt++) {
+            int n0 = (int)rt * 16;
+            rtile r = {W + (size_t)n0 * K, l->n_out - n0 < 16 ? l->n_out - n0 : 16, pads};
+            kern_rows(&r, K, pack, g.bwc, c);
+            put_block(j, c, 0, T, n0, n_out - n0 < 16 ? n_out - n0 : 16);
         }
         _tile_release();
         return;
