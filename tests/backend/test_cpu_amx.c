@@ -264,7 +264,7 @@ static void check_knobs(void) {
     CHECK_EQ_INT(amx_with("FP4RT_CPU_ISA", "avx512", NULL, 0), 1);
 }
 
-/* The split itself: hi + lo, the overflow and non-finite cases. */
+/* The split itself: hi + mid + lo = x, the overflow and non-finite cases. */
 static void check_split(void) {
     float x[] = {1.0f, 1.00390625f + 1e-6f, -3.14159265f, FLT_MAX, -FLT_MAX, INFINITY, NAN, 1e-40f,
                  0.0f};

@@ -67,10 +67,10 @@ int fp4rt_cpu_amx_available(void) {
     return g_amx;
 }
 
-/* The hi / lo split of 16 floats (cpu_ops.h fp4rt_cpu_amx_split): vcvtneps2bf16
- * is RNE with subnormal inputs and outputs read / written as zero, NaN to a
- * quiet NaN, overflow to inf; the finite x whose hi overflowed take the
- * truncated hi; the non-finite x get lo = 0. */
+/* The hi / mid / lo split of 16 floats (cpu_ops.h fp4rt_cpu_amx_split):
+ * vcvtneps2bf16 is RNE with subnormal inputs and outputs read / written as
+ * zero, NaN to a quiet NaN, overflow to inf; the finite x whose hi overflowed
+ * take the truncated hi; the non-finite x get mid = lo = 0. */
 T512BF INLINE __m256i bf16_rne(__m512 x) {
     return (__m256i)_mm512_cvtneps_pbh(x);
 }
