@@ -6,11 +6,12 @@
  * For each format (BF16, FP8 W8A8, NVFP4 W4A16, NVFP4 W4A4) and shape (the
  * 0.8B's MLP up, down and GDN qkv projections, or the one given), every
  * round runs each variant once (rows, tiled avx2, tiled avx512: those
- * the CPU has) in each numerics mode asked (exact, relaxed: the default
+ * the CPU has; amx: BF16 in the relaxed mode, where the CPU has AMX) in each numerics mode asked (exact, relaxed: the default
  * mode's FMA chains; default both), interleaved so the machine's load hits
  * them alike; prints the median wall time per call, GMAC/s and the process CPU
  * seconds per call. All variants of one mode are compared bit for bit (the
- * contract); a difference exits 1. */
+ * contract; amx with itself across rounds: its sums are its own); a
+ * difference exits 1. */
 #include "runtime/backend/cpu/cpu_ops.h"
 #include "runtime/base/common.h"
 #include "runtime/base/numfmt.h"
@@ -43,7 +44,7 @@ static int cmp_d(const void *a, const void *b) {
 
 typedef struct variant {
     const char *name;
-    int tiled, isa, relaxed;
+    int tiled, isa, relaxed, amx;
     double wall[64], cpu[64];
 } variant;
 
@@ -108,11 +109,12 @@ int main(int argc, char **argv) {
     int best = fp4rt_cpu_isa_supported();
     const variant kinds[] = {{.name = "rows", .tiled = 0, .isa = best},
                              {.name = "tiled-avx2", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX2},
-                             {.name = "tiled-avx512", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX512}};
+                             {.name = "tiled-avx512", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX512},
+                             {.name = "amx", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX512, .amx = 1}};
     int nk = best == FP4RT_CPU_ISA_AVX512 ? 3 : best == FP4RT_CPU_ISA_AVX2 ? 2 : 1, nv = 0;
-    variant vars[6];
+    variant vars[8];
     for (int m = mode_lo; m <= mode_hi; m++)
-        for (int k = 0; k < nk; k++) {
+        for (int k = 0; k < nk + (m == 1 && nk == 3 && fp4rt_cpu_amx_available()); k++) {
             vars[nv] = kinds[k];
             vars[nv++].relaxed = m;
         }
@@ -136,12 +138,14 @@ int main(int argc, char **argv) {
             fp4rt_program p = {.n_bufs = 2, .buf_width = widths, .buf_offset = offs, .arena_width = K + N};
             fp4rt_step step = {.n_tokens = T};
             float *arena = fp4rt_malloc_aligned(sizeof(float) * (size_t)T * p.arena_width, "bench arena");
-            float *ref = malloc(sizeof(float) * 2 * (size_t)T * N); /* per mode */
+            float *ref = malloc(sizeof(float) * 3 * (size_t)T * N); /* per mode, and AMX's own */
             for (size_t i = 0; i < (size_t)T * p.arena_width; i++) arena[i] = frand();
             cpu_step s = {.ctx = ctx, .p = &p, .step = &step, .arena = arena};
             fp4rt_op op = {.kind = FP4RT_OP_LINEAR, .x = {0, 0, K}, .y = {1, 0, N}, .lin = &l};
             for (int r = 0; r < rounds; r++)
                 for (int v = 0; v < nv; v++) {
+                    if (vars[v].amx && fmts[f] != FP4RT_W_BF16) continue; /* BF16 only */
+                    ctx->amx = vars[v].amx;
                     ctx->tiled = vars[v].tiled;
                     ctx->isa = vars[v].isa;
                     step.relaxed = vars[v].relaxed;
@@ -149,8 +153,9 @@ int main(int argc, char **argv) {
                     if (fp4rt_cpu_linear(&s, &op)) return 1;
                     vars[v].wall[r] = now(CLOCK_MONOTONIC) - w0;
                     vars[v].cpu[r] = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
-                    float *mref = ref + (size_t)vars[v].relaxed * T * N;
-                    int first = r == 0 && (v == 0 || vars[v - 1].relaxed != vars[v].relaxed);
+                    int slot = vars[v].amx ? 2 : vars[v].relaxed; /* AMX has its own sums (NUMERICS.md) */
+                    float *mref = ref + (size_t)slot * T * N;
+                    int first = r == 0 && (vars[v].amx || v == 0 || vars[v - 1].relaxed != vars[v].relaxed);
                     for (int t = 0; t < T; t++) {
                         float *y = arena + (size_t)t * p.arena_width + K;
                         if (first) memcpy(mref + (size_t)t * N, y, sizeof(float) * N);
@@ -158,6 +163,7 @@ int main(int argc, char **argv) {
                     }
                 }
             for (int v = 0; v < nv; v++) {
+                if (vars[v].amx && fmts[f] != FP4RT_W_BF16) continue;
                 qsort(vars[v].wall, (size_t)rounds, sizeof(double), cmp_d);
                 qsort(vars[v].cpu, (size_t)rounds, sizeof(double), cmp_d);
                 double ms = 1e3 * vars[v].wall[rounds / 2];

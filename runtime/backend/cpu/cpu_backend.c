@@ -28,6 +28,8 @@ static fp4rt_status cpu_create(int n_threads, void **out) {
     if (cap >= 0 && cap_isa[cap] < c->isa) c->isa = cap_isa[cap];
     /* tiled|rows; the tile kernels need AVX2 */
     c->tiled = fp4rt_env_enum(FP4RT_ENV_CPU_LINEAR) != 1 && c->isa >= FP4RT_CPU_ISA_AVX2;
+    c->amx = c->tiled && c->isa >= FP4RT_CPU_ISA_AVX512 && fp4rt_env_bool(FP4RT_ENV_CPU_AMX) &&
+             fp4rt_cpu_amx_available();
     c->thread_ws = fp4rt_calloc((size_t)n_threads, sizeof(float *), "cpu workspace");
     fp4rt_status st = c->thread_ws ? fp4rt_pool_create(n_threads, &c->pool) : FP4RT_OUT_OF_MEMORY;
     if (st) {
@@ -177,8 +179,8 @@ static fp4rt_status cpu_run(void *vc, const fp4rt_program *p, const fp4rt_sessio
 
 static void cpu_describe(void *vc, char *buf, size_t n) {
     cpu_ctx *c = vc;
-    snprintf(buf, n, "cpu: %d threads, FP32 reference kernels (%s%s)", c->n_threads, fp4rt_cpu_isa_name(c->isa),
-             c->tiled ? ", tiled prefill" : "");
+    snprintf(buf, n, "cpu: %d threads, FP32 reference kernels (%s%s%s)", c->n_threads, fp4rt_cpu_isa_name(c->isa),
+             c->tiled ? ", tiled prefill" : "", c->amx ? ", amx bf16" : "");
 }
 
 static fp4rt_status cpu_set_profile(void *vc, int on) {
