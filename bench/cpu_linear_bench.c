@@ -6,14 +6,15 @@
  * For each format (BF16, FP8 W8A8, NVFP4 W4A16, NVFP4 W4A4) and shape (the
  * 0.8B's MLP up, down and GDN qkv projections, or the one given), every
  * round runs each variant once (rows, tiled avx2, tiled avx512: those
- * the CPU has; with VBMI and at most FP4RT_SMALL_TOKENS_MAX tokens, NVFP4
- * on the small-step path with the AVX-512F decoder too: tiled-512-novbmi) in
- * each numerics mode asked (exact, relaxed: the default
- * mode's FMA chains; default both), interleaved so the machine's load hits
- * them alike; prints the median wall time per call, GMAC/s and the process CPU
- * seconds per call, and the weight bytes read per second (wGB/s: NVFP4 counts
- * its block scales). All variants of one mode are compared bit for bit (the
- * contract); a difference exits 1. */
+ * the CPU has; amx: BF16 in the relaxed mode, where the CPU has AMX;
+ * tiled-512-novbmi: with VBMI and at most FP4RT_SMALL_TOKENS_MAX tokens, NVFP4
+ * on the small-step path with the AVX-512F decoder) in each numerics mode
+ * asked (exact, relaxed: the default mode's FMA chains; default both),
+ * interleaved so the machine's load hits them alike; prints the median wall
+ * time per call, GMAC/s, the process CPU seconds per call and the weight
+ * bytes read per second (wGB/s: NVFP4 counts its block scales). All variants of one mode are compared bit for bit (the
+ * contract; amx with itself across rounds: its sums are its own); a
+ * difference exits 1. */
 #include "runtime/backend/cpu/cpu_ops.h"
 #include "runtime/base/common.h"
 #include "runtime/base/numfmt.h"
@@ -46,7 +47,7 @@ static int cmp_d(const void *a, const void *b) {
 
 typedef struct variant {
     const char *name;
-    int tiled, isa, relaxed;
+    int tiled, isa, relaxed, amx;
     int f_decode; /* 1: NVFP4 on the small-step path with the AVX-512F decoder, not VBMI */
     double wall[64], cpu[64];
 } variant;
@@ -113,16 +114,21 @@ int main(int argc, char **argv) {
     const variant kinds[] = {{.name = "rows", .tiled = 0, .isa = best},
                              {.name = "tiled-avx2", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX2},
                              {.name = "tiled-avx512", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX512},
+                             {.name = "amx", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX512, .amx = 1},
                              {.name = "tiled-512-novbmi", .tiled = 1, .isa = FP4RT_CPU_ISA_AVX512, .f_decode = 1}};
+    int nk = best == FP4RT_CPU_ISA_AVX512 ? 3 : best == FP4RT_CPU_ISA_AVX2 ? 2 : 1, nv = 0;
     int vbmi = fp4rt_cpu_small_vbmi(-1);
-    int nk = best == FP4RT_CPU_ISA_AVX512 ? 3 + (vbmi && T <= FP4RT_SMALL_TOKENS_MAX) : best == FP4RT_CPU_ISA_AVX2 ? 2 : 1,
-        nv = 0;
-    variant vars[8];
-    for (int m = mode_lo; m <= mode_hi; m++)
-        for (int k = 0; k < nk; k++) {
+    variant vars[10];
+    for (int m = mode_lo; m <= mode_hi; m++) {
+        for (int k = 0; k < nk + (m == 1 && nk == 3 && fp4rt_cpu_amx_available()); k++) {
             vars[nv] = kinds[k];
             vars[nv++].relaxed = m;
         }
+        if (nk == 3 && vbmi && T <= FP4RT_SMALL_TOKENS_MAX) {
+            vars[nv] = kinds[4];
+            vars[nv++].relaxed = m;
+        }
+    }
     const fp4rt_wfmt fmts[] = {FP4RT_W_BF16, FP4RT_W_FP8, FP4RT_W_NVFP4, FP4RT_W_NVFP4_W4A4};
     printf("cpu_linear_bench: %d tokens, %d threads, %d rounds, best ISA %s\n", T, threads, rounds,
            fp4rt_cpu_isa_name(best));
@@ -143,18 +149,17 @@ int main(int argc, char **argv) {
             fp4rt_program p = {.n_bufs = 2, .buf_width = widths, .buf_offset = offs, .arena_width = K + N};
             fp4rt_step step = {.n_tokens = T};
             float *arena = fp4rt_malloc_aligned(sizeof(float) * (size_t)T * p.arena_width, "bench arena");
-            float *ref = malloc(sizeof(float) * 2 * (size_t)T * N); /* per mode */
+            float *ref = malloc(sizeof(float) * 3 * (size_t)T * N); /* per mode, and AMX's own */
             for (size_t i = 0; i < (size_t)T * p.arena_width; i++) arena[i] = frand();
             cpu_step s = {.ctx = ctx, .p = &p, .step = &step, .arena = arena};
             fp4rt_op op = {.kind = FP4RT_OP_LINEAR, .x = {0, 0, K}, .y = {1, 0, N}, .lin = &l};
             for (int r = 0; r < rounds; r++)
                 for (int v = 0; v < nv; v++) {
                     int nvfp4 = fmts[f] == FP4RT_W_NVFP4 || fmts[f] == FP4RT_W_NVFP4_W4A4;
-                    if (vars[v].f_decode && !nvfp4) {
-                        vars[v].wall[r] = vars[v].cpu[r] = 0;
-                        continue;
-                    }
+                    if (vars[v].amx && fmts[f] != FP4RT_W_BF16) continue; /* BF16 only */
+                    if (vars[v].f_decode && !nvfp4) continue;              /* NVFP4 only */
                     fp4rt_cpu_small_vbmi(vars[v].f_decode ? 0 : vbmi);
+                    ctx->amx = vars[v].amx;
                     ctx->tiled = vars[v].tiled;
                     ctx->isa = vars[v].isa;
                     step.relaxed = vars[v].relaxed;
@@ -162,8 +167,9 @@ int main(int argc, char **argv) {
                     if (fp4rt_cpu_linear(&s, &op)) return 1;
                     vars[v].wall[r] = now(CLOCK_MONOTONIC) - w0;
                     vars[v].cpu[r] = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
-                    float *mref = ref + (size_t)vars[v].relaxed * T * N;
-                    int first = r == 0 && (v == 0 || vars[v - 1].relaxed != vars[v].relaxed);
+                    int slot = vars[v].amx ? 2 : vars[v].relaxed; /* AMX has its own sums (NUMERICS.md) */
+                    float *mref = ref + (size_t)slot * T * N;
+                    int first = r == 0 && (vars[v].amx || v == 0 || vars[v - 1].relaxed != vars[v].relaxed);
                     for (int t = 0; t < T; t++) {
                         float *y = arena + (size_t)t * p.arena_width + K;
                         if (first) memcpy(mref + (size_t)t * N, y, sizeof(float) * N);
@@ -172,6 +178,7 @@ int main(int argc, char **argv) {
                 }
             double wbytes = fmts[f] == FP4RT_W_BF16 ? 2.0 * N * K : fmts[f] == FP4RT_W_FP8 ? (double)N * K : 0.5625 * N * K;
             for (int v = 0; v < nv; v++) {
+                if (vars[v].amx && fmts[f] != FP4RT_W_BF16) continue;
                 if (vars[v].f_decode && fmts[f] != FP4RT_W_NVFP4 && fmts[f] != FP4RT_W_NVFP4_W4A4) continue;
                 qsort(vars[v].wall, (size_t)rounds, sizeof(double), cmp_d);
                 qsort(vars[v].cpu, (size_t)rounds, sizeof(double), cmp_d);

@@ -4,7 +4,9 @@
  * usage: spec_profile MODEL_DIR MODE [K] [REPS] [THREADS]
  *   MODE decode: REPS plain 1-token decode steps (session without MTP state)
  *        step:   REPS 1-token steps of a session with MTP state (the head fed)
- *        verify: REPS verify steps of K + 1 rows, each then keep(1)
+ *        verify: REPS verify steps of K + 1 rows, each then keep(1) (the rows'
+ *                greedy picks on the device where the backend can, as the
+ *                speculative loop makes them)
  *        draft:  REPS rounds of K drafts
  *        round:  REPS rounds of K drafts + a verify of K + 1 rows + keep(1)
  * The prompt: ids 1 .. 32; positions stay within 32 .. 332 (as bench --gen 300).
@@ -59,6 +61,8 @@ int main(int argc, char **argv) {
     int vocab = fp4rt_model_n_vocab(m);
     float *lg = malloc((size_t)(k + 1) * vocab * sizeof(float));
     int32_t prompt[32], tok[FP4RT_SPEC_MAX_DRAFTS + 1] = {0}, d[FP4RT_SPEC_MAX_DRAFTS];
+    /* the verify rows picked on the device where it can, as the speculative loop does */
+    int32_t pick_rows[FP4RT_SPEC_MAX_DRAFTS + 1], *picks = m->backend->argmax ? pick_rows : NULL;
     for (int i = 0; i < n_prompt; i++) prompt[i] = 1 + i;
     fp4rt_status st = fp4rt_session_eval(s, prompt, n_prompt, NULL, 0);
     double *t = calloc((size_t)reps, sizeof *t), cpu = 0;
@@ -72,7 +76,7 @@ int main(int argc, char **argv) {
         if (!strcmp(mode, "decode") || !strcmp(mode, "step")) {
             st = fp4rt_session_step1(s, prompt[r % n_prompt], lg);
         } else if (!strcmp(mode, "verify")) {
-            st = fp4rt_session_verify(s, tok, k + 1, lg);
+            st = fp4rt_session_verify_pick(s, tok, k + 1, lg, picks);
             if (!st) st = fp4rt_session_keep(s, 1);
             if (!st) st = fp4rt_session_mtp_keep(s, fp4rt_session_n_past(s));
         } else if (!strcmp(mode, "draft")) {
@@ -80,7 +84,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(mode, "round")) {
             st = fp4rt_session_mtp_draft(s, prompt[r % n_prompt], k, NULL, d, NULL);
             memcpy(tok + 1, d, (size_t)k * sizeof *d);
-            if (!st) st = fp4rt_session_verify(s, tok, k + 1, lg);
+            if (!st) st = fp4rt_session_verify_pick(s, tok, k + 1, lg, picks);
             if (!st) st = fp4rt_session_keep(s, 1);
             if (!st) st = fp4rt_session_mtp_keep(s, fp4rt_session_n_past(s));
         } else {

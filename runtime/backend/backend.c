@@ -148,6 +148,9 @@ fp4rt_status fp4rt_backend_check_step(const fp4rt_backend_ops *be, const fp4rt_p
     if ((step->argmax_all || (step->argmax_out && step->logits_rows)) && !be->argmax_rows)
         return unsupported(be, step->argmax_all ? "device pick of every row (argmax_all)"
                                                 : "device pick over logits_rows (argmax_out with logits_rows)");
+    if (step->kv_only && (!step->no_logits || p->n_gdn_layers))
+        return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "%s: a kv_only step needs no_logits and a program without GDN "
+                          "state (%s)", be->name, !step->no_logits ? "the step has logits" : "the program has some");
     if (step->decode_rows && !be->decode_rows) return unsupported(be, "verify (decode_rows) step");
     if (step->decode_rows && step->n_tokens > FP4RT_DECODE_ROWS_MAX)
         return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "verify step of %d rows (at most %d)", step->n_tokens,

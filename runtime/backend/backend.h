@@ -81,6 +81,12 @@ typedef struct fp4rt_step {
      * batched (their rows are independent: docs/NUMERICS.md rule 3). When sb->ckpt
      * is set, the GDN state before each row goes to its slot there. */
     int decode_rows;
+    /* 1: only the step's KV cache entries are needed (the MTP head's feed of the
+     * main model's rows, runtime/engine/mtp.c): a backend may skip the ops after
+     * the program's last KV_APPEND (the CPU does), leaving the arena's rows
+     * undefined. Only with no_logits, on a program without GDN state (else
+     * INVALID_ARGUMENT); a backend that runs every op is correct too. */
+    int kv_only;
     /* Greedy pick on the device (backends with the argmax slot only): when argmax_out
      * is set, the run also writes the argmax of the last row's logits (ids whose
      * argmax_valid byte is 0 count as -inf; ties: the lowest id; exactly what
@@ -174,6 +180,11 @@ typedef struct fp4rt_topk_request {
 typedef void (*fp4rt_linear_observer)(void *user, const fp4rt_linear *lin, const float *x,
                                       size_t row_stride, int rows);
 
+/* measure_arith_peak's mode bits: the default numerics mode (fp4rt_step.relaxed),
+ * and most of the linear work on BF16 weights. */
+#define FP4RT_PEAK_FUSED 1
+#define FP4RT_PEAK_BF16 2
+
 typedef struct fp4rt_backend_ops {
     const char *name; /* "cpu" */
     fp4rt_status (*create)(int n_threads, void **ctx);
@@ -261,10 +272,13 @@ typedef struct fp4rt_backend_ops {
                                        fp4rt_buffer **out);
     /* (optional) Measures the arithmetic rate the linear kernels are bound by in
      * prefill, in FP32 operations per second, for the instruction mix of the
-     * backend's kernels in the given mode (fused = fp4rt_step.relaxed; the CPU:
-     * a vector multiply then add, or one FMA when fused, on the widest
-     * instruction set its kernels use, every worker thread); takes well under a
-     * second. what[0, n) gets a one-line description of what was run. */
+     * backend's kernels in the given mode (fused: FP4RT_PEAK_FUSED =
+     * fp4rt_step.relaxed, plus FP4RT_PEAK_BF16 where most of the linear work
+     * has BF16 weights; the CPU: a vector multiply then add, or one FMA when
+     * fused, on the widest instruction set its kernels use, every worker
+     * thread; BF16 in the default mode on AMX: the tile products, three per k
+     * block); takes well under a second. what[0, n) gets a one-line
+     * description of what was run. */
     fp4rt_status (*measure_arith_peak)(void *ctx, int fused, double *flops_per_s, char *what, size_t n);
     /* (optional) The per-op-kind totals the profile (set_profile) gathered since
      * it was turned on or last taken, then zeroes them: seconds[FP4RT_OP_COUNT],

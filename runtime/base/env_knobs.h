@@ -33,6 +33,9 @@
     X(CPU_ISA, ENUM, "", "avx512|avx2|c",                                                                              \
           "cap the CPU kernels' instruction set: avx512, avx2 or c (portable); the same bits (unset: the best the "    \
           "CPU has)")                                                                                                  \
+    X(CPU_AMX, BOOL, "1", "",                                                                                       \
+          "0: BF16 linears of the default numerics mode on the FMA kernels instead of the AMX tile unit (where "      \
+          "the CPU has it; other bits, docs/NUMERICS.md)")                                                            \
     X(EXACT, BOOL, "0", "",                                                                                            \
           "1: every session runs in the exact numerics mode (fp4rt_session_params.exact = 1, --exact)")               \
     X(MTP_DRAFT_VOCAB, INT, "0", "",                                                                                   \

@@ -204,7 +204,9 @@ int fp4rt_model_on_cpu(const fp4rt_model *m);
 /* The arithmetic rate the backend's linear kernels are bound by (backend.h
  * measure_arith_peak) in a numerics mode (fused = fp4rt_numerics_relaxed(exact)),
  * FP32 operations per second, and what was measured; 0 (and FP4RT_OK) when the
- * backend has no probe. */
+ * backend has no probe. In the default mode, where BF16 weights carry most
+ * of m's linear work, the probe is asked for the BF16 kernels' mix
+ * (FP4RT_PEAK_BF16: the CPU's AMX path). */
 fp4rt_status fp4rt_model_arith_peak(fp4rt_model *m, int fused, double *flops_per_s, char *what, size_t n);
 /* Per-op timing on m's backend turned on or off (set_profile), and the totals
  * per op kind since the last take (profile_take, then zeroed):

@@ -21,8 +21,20 @@ fp4rt_status fp4rt_model_arith_peak(fp4rt_model *m, int fused, double *flops_per
     if (what && n) what[0] = 0;
     if (!m) return fp4rt_fail(FP4RT_INVALID_ARGUMENT, "fp4rt_model_arith_peak: no model");
     if (!m->backend->measure_arith_peak) return FP4RT_OK; /* no probe: 0, not an error */
+    int mode = fused ? FP4RT_PEAK_FUSED : 0;
+    if (fused) { /* BF16 linears carry most of the work: their kernels' peak */
+        double bf16 = 0, all = 0;
+        for (int i = 0; i < m->program->n_ops; i++) {
+            const fp4rt_op *op = &m->program->ops[i];
+            if (op->kind != FP4RT_OP_LINEAR) continue;
+            double f = (double)op->lin->n_in * op->lin->n_out;
+            all += f;
+            if (op->lin->fmt == FP4RT_W_BF16) bf16 += f;
+        }
+        if (bf16 > 0.5 * all) mode |= FP4RT_PEAK_BF16;
+    }
     pthread_mutex_lock(&m->run_lock);
-    fp4rt_status st = fp4rt_backend_measure_arith_peak(m->backend, m->backend_ctx, fused, flops_per_s, what, n);
+    fp4rt_status st = fp4rt_backend_measure_arith_peak(m->backend, m->backend_ctx, mode, flops_per_s, what, n);
     pthread_mutex_unlock(&m->run_lock);
     if (st) *flops_per_s = 0;
     return st;

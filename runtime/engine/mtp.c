@@ -149,6 +149,7 @@ static fp4rt_status head_step(fp4rt_session *s, const float *const *hidden, cons
                        .n_tokens = n,
                        .pos0 = pos0,
                        .no_logits = !want_logits,
+                       .kv_only = !want_logits, /* the feed: only the head's KV entries are read later */
                        .logits_rows = s->mtp->draft_vocab < vocab ? s->mtp->draft_vocab : 0,
                        .argmax_valid = pick ? m->valid_ids : NULL,
                        .argmax_out = pick};

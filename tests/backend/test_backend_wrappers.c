@@ -162,6 +162,16 @@ static void test_step_contract(void) {
     CHECK(!reached(&pick1, ctx, &p, &sb, &s, FP4RT_UNSUPPORTED));
     CHECK(strstr(fp4rt_last_error(), "logits_rows") != NULL);
     CHECK(reached(&pickn, ctx, &p, &sb, &s, FP4RT_OK));
+    /* a kv_only step (the MTP feed): only without logits, on a program without GDN state */
+    s = ok;
+    s.kv_only = 1;
+    CHECK(!reached(&k_bare, ctx, &p, &sb, &s, FP4RT_INVALID_ARGUMENT));
+    CHECK(strstr(fp4rt_last_error(), "kv_only") != NULL);
+    s.no_logits = 1;
+    CHECK(reached(&k_bare, ctx, &p, &sb, &s, FP4RT_OK));
+    fp4rt_program gdn = p;
+    gdn.n_gdn_layers = 1;
+    CHECK(!reached(&k_bare, ctx, &gdn, &sb, &s, FP4RT_INVALID_ARGUMENT));
     /* NULL pieces */
     CHECK(!reached(&k_bare, NULL, &p, &sb, &ok, FP4RT_INVALID_ARGUMENT));
     CHECK(!reached(NULL, ctx, &p, &sb, &ok, FP4RT_INVALID_ARGUMENT));

@@ -171,6 +171,7 @@ static int run_one(const lin_case *c, int T, int threads, int isa, int tiled, in
     cpu_ctx *ctx = vctx;
     ctx->isa = isa;
     ctx->tiled = tiled;
+    ctx->amx = 0; /* the FMA kernels: BF16 in the default mode on AMX is test_cpu_amx's */
     cpu_step s = {.ctx = ctx, .p = &p, .step = &step, .arena = arena};
     fp4rt_op op = {.kind = FP4RT_OP_LINEAR, .x = {0, 0, K}, .y = {1, 0, N}, .lin = &c->l};
     int ok = fp4rt_cpu_linear(&s, &op) == FP4RT_OK;

@@ -14,7 +14,7 @@
  *   until the context is full: the last logits plain decoding leaves;
  * - the same with the backend table's argmax_rows off (the argmax slot row by
  *   row after the step: what a backend without fp4rt_step.argmax_all gets).
- * On the CPU (no argmax slot) the same outputs, the logits downloaded.
+ * The CPU backend has the argmax slot and argmax_rows too (cpu_argmax.c).
  * Skips (exit 0, "skipped: ...") on vulkan without a Vulkan device. */
 #include "tests/test_util.h"
 #include "tests/test_session_util.h"

@@ -107,14 +107,23 @@ fp4rt_status fp4rt_cpu_kv_append(const cpu_step *s, const fp4rt_op *op) {
 /* Query heads per KV head the kernel takes (Qwen3.5 / 3.6: 4 and 6). */
 #define FP4RT_ATTN_GROUP_MAX 64
 
+/* Positions per block of scores: the q.k dots of a block run as
+ * independent chains, one per position, instead of one latency-bound chain.
+ * Spans of the decode splits are whole blocks (FP4RT_ATTN_TILE), so a block
+ * never straddles two splits of a row. */
+#define ATTN_BLOCK 16
+_Static_assert(ATTN_BLOCK == FP4RT_ATTN_TILE, "a block of scores lies in one split");
+
+/* Rows per work item at most: the rows of an item share each block's decoded
+ * K and V (a verify step's rows attend over the same cache positions). */
+#define ATTN_ROWS_MAX FP4RT_DECODE_ROWS_MAX
+
 typedef struct attn_job {
     const cpu_step *s;
     const fp4rt_op *op;
+    int rows; /* rows per item */
+    int ns;   /* splits per row */
 } attn_job;
-
-/* Positions per block of scores: the q.k dots of a block run as
- * independent chains, one per position, instead of one latency-bound chain. */
-#define ATTN_BLOCK 16
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FP4RT_NO_MULTIVERSION)
 #define ATTN_HOT __attribute__((target_clones("avx2", "default")))
@@ -122,7 +131,7 @@ typedef struct attn_job {
 #define ATTN_HOT
 #endif
 
-/* d[g * ATTN_BLOCK + p] = q[g] . k[p] for the n <= ATTN_BLOCK positions whose
+/* d[g * ATTN_BLOCK + p] = q[g] . k[p] for the ATTN_BLOCK positions whose
  * decoded K slices are kt (transposed: kt[i * ATTN_BLOCK + p]); each dot the
  * contract's sequential sum d = 0, d += q[i] * k[i] for i = 0 .. hd - 1 (every
  * product and sum rounded to FP32, no FMA), the positions side by side. */
@@ -154,103 +163,135 @@ static void attn_scores(const float *const *q, int group, int hd, const float *k
 }
 #endif
 
-/* Online softmax over positions [b, e) for the `group` query heads of one KV
- * head of one row (the numerics contract, backend.h): each K / V row slice of
- * the KV head is decoded once (krow / vrow, head_dim floats) and serves every
- * query head of the group; each head keeps its own running state, st + g *
- * (hd + 2) = {m, l, acc[hd]}, updated by exactly the one-head sequence. The
- * scores of ATTN_BLOCK positions are computed first (attn_scores; kt: a
- * head_dim x ATTN_BLOCK workspace), then the state is updated position by
- * position in order, as before. */
-static void attn_span(const cpu_step *s, const fp4rt_op *op, const float *const *q, int group, int kvh, int b,
-                      int e, float *krow, float *vrow, float *kt, float *st, size_t st_stride) {
-    const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
-    int hd = op->group_dim;
-    size_t koff = (size_t)kvh * hd * kv_elem_size(s->sb);
-    float w[FP4RT_ATTN_GROUP_MAX], d[FP4RT_ATTN_GROUP_MAX * ATTN_BLOCK];
-    for (int p0 = b; p0 < e; p0 += ATTN_BLOCK) {
-        int n = FP4RT_MIN(ATTN_BLOCK, e - p0);
-        for (int p = 0; p < ATTN_BLOCK; p++) {
-            if (p < n) kv_load(s->sb, kv_row(s, op->slot, 0, p0 + p) + koff, krow, hd, L->k_scale);
-            else memset(krow, 0, (size_t)hd * sizeof(float)); /* scores unused */
-            for (int i = 0; i < hd; i++) kt[i * ATTN_BLOCK + p] = krow[i];
+/* y[i] = fp4rt_cexp(x[i]), i < n: the vector rows where the CPU has them (the same bits). */
+static void cexp_row(const float *x, float *y, int n) {
+    if (fp4rt_cpu_cexp_row_simd(x, y, n)) return;
+    for (int i = 0; i < n; i++) y[i] = fp4rt_cexp(x[i]);
+}
+
+/* The online softmax of the numerics contract (backend.h) over the first e
+ * positions of a block, for the `group` query heads of one row: scores d
+ * (attn_scores), V rows vb[p * hd]; head g's state st + g * st_stride =
+ * {m, l, acc[hd]}. Per head and position, in order, exactly the one-head
+ * sequence
+ *   if (sc > m) { corr = cexp(m - sc); l = l * corr; acc = acc * corr; m = sc; }
+ *   w = cexp(sc - m); l = l + w; acc = acc + w * v     (sc = d * scale)
+ * with the block's running maxima found first, so that its exps run as vector
+ * rows (cexp_row: the scalar's bits). */
+ATTN_HOT static void attn_update(int group, int hd, const float *d, int e, float scale, const float *vb, float *st,
+                                 size_t st_stride) {
+    float x1[ATTN_BLOCK], x2[ATTN_BLOCK], w[ATTN_BLOCK], corr[ATTN_BLOCK];
+    unsigned char up[ATTN_BLOCK];
+    for (int g = 0; g < group; g++) {
+        float *m = st + g * st_stride, *l = m + 1, *acc = m + 2, mm = *m;
+        int any = 0;
+        for (int p = 0; p < e; p++) {
+            float sc = d[g * ATTN_BLOCK + p] * scale, prev = mm;
+            up[p] = sc > mm;
+            if (up[p]) mm = sc, any = 1;
+            x1[p] = sc - mm;   /* w's argument, m after the position */
+            x2[p] = prev - sc; /* corr's, where the maximum moved */
         }
-        attn_scores(q, group, hd, kt, d);
-        for (int p = 0; p < n; p++) {
-            for (int g = 0; g < group; g++) {
-                float *m = st + g * st_stride, *l = m + 1, *acc = m + 2;
-                float sc = d[g * ATTN_BLOCK + p] * op->scale;
-                if (sc > *m) {
-                    float corr = fp4rt_cexp(*m - sc);
-                    *l = *l * corr;
-                    for (int i = 0; i < hd; i++) acc[i] = acc[i] * corr;
-                    *m = sc;
-                }
-                w[g] = fp4rt_cexp(sc - *m);
-                *l = *l + w[g];
+        cexp_row(x1, w, e);
+        if (any) cexp_row(x2, corr, e);
+        float ll = *l;
+        for (int p = 0; p < e; p++) {
+            const float *v = vb + (size_t)p * hd;
+            if (up[p]) {
+                ll = ll * corr[p];
+                for (int i = 0; i < hd; i++) acc[i] = acc[i] * corr[p];
             }
-            kv_load(s->sb, kv_row(s, op->slot, 1, p0 + p) + koff, vrow, hd, L->v_scale);
-            for (int g = 0; g < group; g++) {
-                float *acc = st + g * st_stride + 2;
-                for (int i = 0; i < hd; i++) acc[i] = acc[i] + w[g] * vrow[i];
-            }
+            ll = ll + w[p];
+            for (int i = 0; i < hd; i++) acc[i] = acc[i] + w[p] * v[i];
         }
+        *l = ll;
+        *m = mm;
     }
 }
 
-/* One (token, KV head) pair per index: the KV head's query heads together.
- * Thread workspace: a decoded K and a V slice [head_dim] each, the transposed
- * K slices of a block [head_dim][ATTN_BLOCK], then per query
- * head of the group and per split m, l, acc [head_dim]. */
+/* One (row group, KV head) pair per index: the KV head's query heads of up to
+ * job->rows rows together, over blocks of ATTN_BLOCK positions from 0; each
+ * block's K slices are decoded (and transposed) and its V slices decoded once
+ * for all of them. Row t attends positions 0 .. pos0 + t in ns decode splits
+ * (spans of whole blocks) or one, each split an online softmax of its own,
+ * merged in split order as shaders/attention_merge.comp. Thread workspace: the
+ * block's K rows, K transposed and V rows [ATTN_BLOCK][head_dim] each, then
+ * per row, query head and split m, l, acc [head_dim]. */
 static void attn_range(void *arg, long i0, long i1, int thread) {
     const attn_job *j = arg;
     const cpu_step *s = j->s;
     const fp4rt_op *op = j->op;
-    int nh = op->n_groups, nkv = op->n_kv_heads, hd = op->group_dim;
-    int group = nh / nkv;
-    int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->decode_rows ? 1 : s->step->n_tokens);
-    size_t hs = (size_t)ns * (hd + 2); /* one query head's splits */
-    float *krow = s->ctx->thread_ws[thread], *vrow = krow + hd, *kt = vrow + hd;
-    float *part = kt + (size_t)hd * ATTN_BLOCK; /* [group][ns][hd + 2]: m, l, acc */
+    const fp4rt_layer_weights *L = &s->p->weights->layers[op->layer];
+    int nh = op->n_groups, nkv = op->n_kv_heads, hd = op->group_dim, ns = j->ns;
+    int group = nh / nkv, T = s->step->n_tokens, pos0 = s->step->pos0;
+    size_t hs = (size_t)ns * (hd + 2), rs = (size_t)group * hs; /* one query head's splits, one row's */
+    size_t blk = (size_t)ATTN_BLOCK * hd;
+    float *kraw = s->ctx->thread_ws[thread], *kt = kraw + blk, *vb = kt + blk, *part = vb + blk;
+    float d[FP4RT_ATTN_GROUP_MAX * ATTN_BLOCK];
     for (long i = i0; i < i1; i++) {
-        int t = (int)(i / nkv), kvh = (int)(i % nkv);
-        int len = s->step->pos0 + t + 1; /* positions 0 .. pos0 + t */
-        int span = ns > 1 ? fp4rt_attn_span(len, ns) : len;
-        const float *q[FP4RT_ATTN_GROUP_MAX];
-        for (int g = 0; g < group; g++) q[g] = cpu_row(s, op->x, t) + (size_t)(kvh * group + g) * op->group_stride;
-        for (int k = 0; k < ns; k++) {
-            int b = FP4RT_MIN(k * span, len), e = FP4RT_MIN(k * span + span, len);
-            for (int g = 0; g < group; g++) {
-                float *pk = part + g * hs + (size_t)k * (hd + 2);
-                pk[0] = -INFINITY;
-                pk[1] = 0;
-                memset(pk + 2, 0, (size_t)hd * sizeof(float));
-            }
-            attn_span(s, op, q, group, kvh, b, e, krow, vrow, kt, part + (size_t)k * (hd + 2), hs);
+        int t0 = (int)(i / nkv) * j->rows, kvh = (int)(i % nkv);
+        int nr = FP4RT_MIN(j->rows, T - t0), end = pos0 + t0 + nr; /* positions the rows read: [0, end) */
+        size_t koff = (size_t)kvh * hd * kv_elem_size(s->sb);
+        const float *q[ATTN_ROWS_MAX][FP4RT_ATTN_GROUP_MAX];
+        int span[ATTN_ROWS_MAX];
+        for (int r = 0; r < nr; r++) {
+            int len = pos0 + t0 + r + 1;
+            span[r] = ns > 1 ? fp4rt_attn_span(len, ns) : len;
+            for (int g = 0; g < group; g++)
+                q[r][g] = cpu_row(s, op->x, t0 + r) + (size_t)(kvh * group + g) * op->group_stride;
         }
-        for (int g = 0; g < group; g++) {
-            const float *ph = part + g * hs;
-            float *o = cpu_row(s, op->y, t) + (size_t)(kvh * group + g) * hd;
-            if (ns == 1) {
-                for (int e = 0; e < hd; e++) o[e] = ph[2 + e] / ph[1];
-                continue;
+        for (size_t k = 0; k < (size_t)nr * group * ns; k++) {
+            float *pk = part + k * (hd + 2);
+            pk[0] = -INFINITY;
+            pk[1] = 0;
+            memset(pk + 2, 0, (size_t)hd * sizeof(float));
+        }
+        for (int p0 = 0; p0 < end; p0 += ATTN_BLOCK) {
+            int n = FP4RT_MIN(ATTN_BLOCK, end - p0);
+            for (int p = 0; p < ATTN_BLOCK; p++) {
+                float *kr = kraw + (size_t)p * hd;
+                if (p < n) {
+                    kv_load(s->sb, kv_row(s, op->slot, 0, p0 + p) + koff, kr, hd, L->k_scale);
+                    kv_load(s->sb, kv_row(s, op->slot, 1, p0 + p) + koff, vb + (size_t)p * hd, hd, L->v_scale);
+                } else {
+                    memset(kr, 0, (size_t)hd * sizeof(float)); /* scores unused */
+                }
             }
-            /* merge in split order, as shaders/attention_merge.comp */
-            float M = -INFINITY, Lsum = 0;
-            for (int k = 0; k < ns; k++) M = fmaxf(M, ph[(size_t)k * (hd + 2)]);
-            for (int k = 0; k < ns; k++) {
-                const float *pk = ph + (size_t)k * (hd + 2);
-                if (pk[0] != -INFINITY) Lsum = Lsum + fp4rt_cexp(pk[0] - M) * pk[1];
+            for (int p = 0; p < ATTN_BLOCK; p++)
+                for (int e = 0; e < hd; e++) kt[e * ATTN_BLOCK + p] = kraw[(size_t)p * hd + e];
+            for (int r = 0; r < nr; r++) {
+                int len = pos0 + t0 + r + 1;
+                if (p0 >= len) continue;
+                int k = ns > 1 ? p0 / span[r] : 0;
+                attn_scores(q[r], group, hd, kt, d);
+                attn_update(group, hd, d, FP4RT_MIN(ATTN_BLOCK, len - p0), op->scale, vb,
+                            part + r * rs + (size_t)k * (hd + 2), hs);
             }
-            for (int e = 0; e < hd; e++) {
-                float a = 0;
+        }
+        for (int r = 0; r < nr; r++)
+            for (int g = 0; g < group; g++) {
+                const float *ph = part + r * rs + g * hs;
+                float *o = cpu_row(s, op->y, t0 + r) + (size_t)(kvh * group + g) * hd;
+                if (ns == 1) {
+                    for (int e = 0; e < hd; e++) o[e] = ph[2 + e] / ph[1];
+                    continue;
+                }
+                /* merge in split order, as shaders/attention_merge.comp */
+                float M = -INFINITY, Lsum = 0;
+                for (int k = 0; k < ns; k++) M = fmaxf(M, ph[(size_t)k * (hd + 2)]);
                 for (int k = 0; k < ns; k++) {
                     const float *pk = ph + (size_t)k * (hd + 2);
-                    if (pk[0] != -INFINITY) a = a + fp4rt_cexp(pk[0] - M) * pk[2 + e];
+                    if (pk[0] != -INFINITY) Lsum = Lsum + fp4rt_cexp(pk[0] - M) * pk[1];
                 }
-                o[e] = a / Lsum;
+                for (int e = 0; e < hd; e++) {
+                    float a = 0;
+                    for (int k = 0; k < ns; k++) {
+                        const float *pk = ph + (size_t)k * (hd + 2);
+                        if (pk[0] != -INFINITY) a = a + fp4rt_cexp(pk[0] - M) * pk[2 + e];
+                    }
+                    o[e] = a / Lsum;
+                }
             }
-        }
     }
 }
 
@@ -259,24 +300,35 @@ fp4rt_status fp4rt_cpu_attention(const cpu_step *s, const fp4rt_op *op) {
     if (op->n_groups % op->n_kv_heads || group > FP4RT_ATTN_GROUP_MAX)
         return fp4rt_fail(FP4RT_UNSUPPORTED, "attention layer %d: %d query heads over %d KV heads (at most %d per KV head)",
                           op->layer, op->n_groups, op->n_kv_heads, FP4RT_ATTN_GROUP_MAX);
-    int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->decode_rows ? 1 : s->step->n_tokens);
-    size_t need = (2 + ATTN_BLOCK) * (size_t)op->group_dim + (size_t)group * ns * (op->group_dim + 2);
+    int T = s->step->n_tokens, nkv = op->n_kv_heads, threads = s->ctx->n_threads;
+    int ns = fp4rt_attn_splits(s->sb->n_ctx, s->step->decode_rows ? 1 : T);
+    /* rows per item: as many as share a block's K and V while every thread has an item */
+    int rows = FP4RT_MIN(T, ATTN_ROWS_MAX);
+    while (rows > 1 && (long)((T + rows - 1) / rows) * nkv < threads) rows = (rows + 1) / 2;
+    size_t need = 3 * (size_t)ATTN_BLOCK * op->group_dim + (size_t)rows * group * ns * (op->group_dim + 2);
     fp4rt_status st = fp4rt_cpu_reserve(s->ctx, 0, need);
     if (st) return st;
-    attn_job j = {s, op};
-    fp4rt_pool_for(s->ctx->pool, (long)s->step->n_tokens * op->n_kv_heads, 1, attn_range, &j);
+    attn_job j = {s, op, rows, ns};
+    fp4rt_pool_for(s->ctx->pool, (long)((T + rows - 1) / rows) * nkv, 1, attn_range, &j);
     return FP4RT_OK;
 }
 
+/* Group width up to which the gate's sigmoid row is computed ahead, on the vector unit. */
+#define GATE_ROW_MAX 1024
+
 fp4rt_status fp4rt_cpu_sigmoid_gate(const cpu_step *s, const fp4rt_op *op) {
+    float sg[GATE_ROW_MAX]; /* sigmoid(z) of one group: the scalar's bits */
     for (int t = 0; t < s->step->n_tokens; t++) {
         const float *x = cpu_row(s, op->x, t), *z = cpu_row(s, op->z, t);
         float *y = cpu_row(s, op->y, t);
-        for (int g = 0; g < op->n_groups; g++)
-            for (int i = 0; i < op->group_dim; i++)
-                y[(size_t)g * op->group_stride + i] =
-                    x[(size_t)g * op->group_stride + i] *
-                    fp4rt_sigmoid(z[(size_t)g * op->z_group_stride + i]);
+        for (int g = 0; g < op->n_groups; g++) {
+            const float *xg = x + (size_t)g * op->group_stride, *zg = z + (size_t)g * op->z_group_stride;
+            float *yg = y + (size_t)g * op->group_stride;
+            if (op->group_dim <= GATE_ROW_MAX && fp4rt_cpu_sigmoid_row_simd(zg, sg, op->group_dim))
+                for (int i = 0; i < op->group_dim; i++) yg[i] = xg[i] * sg[i];
+            else
+                for (int i = 0; i < op->group_dim; i++) yg[i] = xg[i] * fp4rt_sigmoid(zg[i]);
+        }
     }
     return FP4RT_OK;
 }

@@ -28,6 +28,8 @@ static fp4rt_status cpu_create(int n_threads, void **out) {
     if (cap >= 0 && cap_isa[cap] < c->isa) c->isa = cap_isa[cap];
     /* tiled|rows; the tile kernels need AVX2 */
     c->tiled = fp4rt_env_enum(FP4RT_ENV_CPU_LINEAR) != 1 && c->isa >= FP4RT_CPU_ISA_AVX2;
+    c->amx = c->tiled && c->isa >= FP4RT_CPU_ISA_AVX512 && fp4rt_env_bool(FP4RT_ENV_CPU_AMX) &&
+             fp4rt_cpu_amx_available();
     c->thread_ws = fp4rt_calloc((size_t)n_threads, sizeof(float *), "cpu workspace");
     fp4rt_status st = c->thread_ws ? fp4rt_pool_create(n_threads, &c->pool) : FP4RT_OUT_OF_MEMORY;
     if (st) {
@@ -155,7 +157,10 @@ static fp4rt_status cpu_run(void *vc, const fp4rt_program *p, const fp4rt_sessio
     cpu_ctx *c = vc; /* the step was checked by fp4rt_backend_run */
     cpu_step s = {.ctx = c, .p = p, .sb = sb, .step = step, .arena = sb->scratch->data,
                   .logits = sb->logits->data};
-    for (int i = 0; i < p->n_ops; i++) {
+    int n_ops = p->n_ops;
+    if (step->kv_only) /* up to the last KV append: the rest writes only the arena */
+        for (n_ops = p->n_ops; n_ops > 0 && p->ops[n_ops - 1].kind != FP4RT_OP_KV_APPEND; n_ops--) {}
+    for (int i = 0; i < n_ops; i++) {
         const fp4rt_op *op = &p->ops[i];
         struct timespec t0, t1;
         if (c->profile) clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -168,13 +173,14 @@ static fp4rt_status cpu_run(void *vc, const fp4rt_program *p, const fp4rt_sessio
         }
         if (st) return fp4rt_fail_context(st, "op %d (%s, layer %d)", i, fp4rt_op_name(op->kind), op->layer);
     }
+    if (step->argmax_out) fp4rt_cpu_step_picks(&s);
     return FP4RT_OK;
 }
 
 static void cpu_describe(void *vc, char *buf, size_t n) {
     cpu_ctx *c = vc;
-    snprintf(buf, n, "cpu: %d threads, FP32 reference kernels (%s%s)", c->n_threads, fp4rt_cpu_isa_name(c->isa),
-             c->tiled ? ", tiled prefill" : "");
+    snprintf(buf, n, "cpu: %d threads, FP32 reference kernels (%s%s%s)", c->n_threads, fp4rt_cpu_isa_name(c->isa),
+             c->tiled ? ", tiled prefill" : "", c->amx ? ", amx bf16" : "");
 }
 
 static fp4rt_status cpu_set_profile(void *vc, int on) {
@@ -227,4 +233,6 @@ const fp4rt_backend_ops fp4rt_backend_cpu = {
     .measure_arith_peak = fp4rt_cpu_measure_arith_peak,
     .profile_take = cpu_profile_take,
     .decode_rows = 1,
+    .argmax = fp4rt_cpu_argmax,
+    .argmax_rows = 1,
 };

@@ -17,7 +17,12 @@
  * a register-blocked kernel over rows x tokens; FP4RT_CPU_LINEAR=rows keeps the
  * per-row path (decode a row, one dot per token) and turns off the small-step
  * path. Every path gives each output the same bits, in each numerics mode
- * (cpu_lin_job.relaxed: FP4RT_CPU_CHAIN in cpu_ops.h). */
+ * (cpu_lin_job.relaxed: FP4RT_CPU_CHAIN in cpu_ops.h). The exception: BF16
+ * weights in the default mode on a CPU with AMX (cpu_ctx.amx) run every step,
+ * of any number of rows, on the tile unit (cpu_linear_amx.c), whose sums are
+ * its own (the three-part split: fp4rt_cpu_linear_amx in cpu_ops.h); still one
+ * path per linear, so the same bits for a token in every step and on every
+ * thread count. */
 #include "runtime/backend/cpu/cpu_ops.h"
 
 #include "runtime/base/common.h"
@@ -276,6 +281,12 @@ static void tile_range(void *arg, long p0, long p1, int thread) {
     fp4rt_cpu_linear_tiles(j, j->s->ctx->isa, p0, p1, j->s->ctx->thread_ws[thread]);
 }
 
+/* Row tiles [p0, p1) of 16 output rows on AMX, from the pack in the shared workspace. */
+static void amx_range(void *arg, long p0, long p1, int thread) {
+    const cpu_lin_job *j = arg;
+    fp4rt_cpu_linear_amx(j, p0, p1, j->s->ctx->thread_ws[thread]);
+}
+
 fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
     const fp4rt_linear *l = op->lin;
     int T = s->step->n_tokens, K = l->n_in;
@@ -287,9 +298,15 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
     if (op->is_logits && !s->step->all_logits) t0 = T - 1;
     int rows = T - t0, tiled = rows > 1 && s->ctx->tiled && s->ctx->isa >= FP4RT_CPU_ISA_AVX2;
     int small = s->ctx->tiled && fp4rt_cpu_linear_small_ok(l, s->ctx->isa, rows);
-    /* shared: the quantized rows, then the per-row post scales */
-    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, (size_t)rows * K + (size_t)rows,
-                                        tiled ? fp4rt_cpu_tile_ws_floats(K) : (size_t)K);
+    /* BF16 in the default mode on AMX: chosen by the format, the mode and the
+     * machine only, never by the number of rows, so an output has the same
+     * bits in decode, verify and prefill steps */
+    int amx = l->fmt == FP4RT_W_BF16 && s->step->relaxed && s->ctx->amx && s->ctx->tiled &&
+              s->ctx->isa >= FP4RT_CPU_ISA_AVX512;
+    /* shared: the quantized rows, then the per-row post scales (AMX: the pack) */
+    size_t shared = amx ? fp4rt_cpu_amx_pack_floats(K, rows) : (size_t)rows * K + (size_t)rows;
+    size_t per_thread = amx ? fp4rt_cpu_amx_ws_floats() : tiled ? fp4rt_cpu_tile_ws_floats(K) : (size_t)K;
+    fp4rt_status st = fp4rt_cpu_reserve(s->ctx, shared, per_thread);
     if (st) return st;
     /* FP8 W8A8 and NVFP4 W4A4 run the FMA kernels in both modes: their products
      * are exact in FP32 (FP4RT_CPU_CHAIN), so a fused step is the exact mode's
@@ -333,7 +350,10 @@ fp4rt_status fp4rt_cpu_linear(const cpu_step *s, const fp4rt_op *op) {
         j.y = cpu_row(s, op->y, t0);
         j.y_stride = (size_t)s->p->arena_width;
     }
-    if (small)
+    if (amx) {
+        fp4rt_cpu_amx_pack(&j);
+        fp4rt_pool_for(s->ctx->pool, (j.n_out + 15) / 16, 1, amx_range, &j);
+    } else if (small)
         fp4rt_pool_for(s->ctx->pool, (j.n_out + 3) / 4, 4, small_range, &j);
     else if (tiled)
         fp4rt_pool_for(s->ctx->pool, (j.n_out + FP4RT_TILE_ROWS - 1) / FP4RT_TILE_ROWS, 4, tile_range, &j);

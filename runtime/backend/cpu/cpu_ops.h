@@ -26,6 +26,9 @@ typedef struct cpu_ctx {
     size_t thread_floats;
     int isa;   /* FP4RT_CPU_ISA_*: the best the CPU has, capped by FP4RT_CPU_ISA */
     int tiled; /* prefill linears on the tile kernels (FP4RT_CPU_LINEAR, default on) */
+    /* BF16 linears of the default mode on AMX (fp4rt_cpu_linear_amx): the CPU
+     * and OS run it, FP4RT_CPU_AMX is not 0, isa is AVX-512 and tiled is on */
+    int amx;
     /* FP4RT_PROFILE=1 in the environment: seconds and calls per op kind, printed
      * through the log when the backend is destroyed */
     int profile;
@@ -76,6 +79,19 @@ fp4rt_status fp4rt_cpu_layernorm(const cpu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cpu_bias(const cpu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cpu_gelu(const cpu_step *s, const fp4rt_op *op);
 fp4rt_status fp4rt_cpu_attention_full(const cpu_step *s, const fp4rt_op *op);
+
+/* The greedy pick of n logits (cpu_argmax.c): the lowest id of the largest
+ * value, ids whose valid byte is 0 (valid NULL: none) counting as -inf; -1 when
+ * a valid logit is NaN (the engine then samples the row on the host). Exactly
+ * the greedy sampler's strict-greater scan otherwise, on every instruction set
+ * (isa: FP4RT_CPU_ISA_*, the context's). */
+int32_t fp4rt_cpu_argmax_row(const float *l, int n, const uint8_t *valid, int isa);
+/* backend.h argmax slot */
+fp4rt_status fp4rt_cpu_argmax(void *ctx, fp4rt_buffer *logits, size_t offset, int n, const uint8_t *valid,
+                              int32_t *out);
+/* The step's picks after its ops ran (fp4rt_step.argmax_out, argmax_all,
+ * logits_rows): the last row's, or every row's, into step->argmax_out. */
+void fp4rt_cpu_step_picks(const cpu_step *s);
 
 /* Reference math shared with tests: the numerics contract's functions
  * (canon_math.h), which every backend evaluates with the same bits. */
@@ -149,6 +165,11 @@ int fp4rt_cpu_swiglu_row_simd(const float *x, const float *z, float *y, int n);
 /* y[i] = fp4rt_cexp(x[i]) for i < n on AVX2 (cpu_silu_x86.c): the scalar's bits;
  * returns 0 (nothing written) without AVX2. */
 int fp4rt_cpu_cexp_row_simd(const float *x, float *y, int n);
+/* y[i] = fp4rt_csilu(x[i]), and y[i] = fp4rt_csigmoid(x[i]) = 1 / (1 + cexp(-x[i])),
+ * for i < n on AVX2 (cpu_silu_x86.c): the scalar's bits (NaN stays NaN); return
+ * 0 (nothing written) without AVX2. */
+int fp4rt_cpu_silu_row_simd(const float *x, float *y, int n);
+int fp4rt_cpu_sigmoid_row_simd(const float *x, float *y, int n);
 
 /* Row n of a linear's weight decoded to FP32 (unscaled by the tensor scale),
  * w[0 .. n_in): the portable decoder, and the AVX2 + F16C one (returns 0
@@ -223,6 +244,37 @@ void fp4rt_cpu_linear_small(const cpu_lin_job *j, long p0, long p1);
  * give the same bits (tests/backend/test_cpu_tile.c runs both). Process-wide;
  * not to be changed while a linear runs. */
 int fp4rt_cpu_small_vbmi(int want);
+/* The AMX path of BF16 linears in the default numerics mode
+ * (cpu_linear_amx.c; docs/NUMERICS.md "Modes"). Each activation x splits into
+ * three BF16 parts, hi = RNE(x), mid = RNE(x - hi), lo = RNE(x - hi - mid)
+ * (fp4rt_cpu_amx_split; the differences are exact; subnormal values read as
+ * zero; a finite x whose hi would round to inf takes the truncated hi; a
+ * non-finite x takes mid = lo = 0, so inf and NaN propagate). Each output is
+ * ((acc_hi + acc_mid) + acc_lo) times the post scale, acc_q one FP32
+ * accumulator from +0 over the k blocks of 32 in order, adding per block the
+ * tile product of the weights with part q (TDPBF16PS: BF16 pair products,
+ * FP32 sums, subnormal inputs and outputs as zero). The bits of an
+ * output depend only on its weight row and its own token's activations: not on
+ * the number of input rows, the other rows or the thread count.
+ * fp4rt_cpu_amx_available: 1 where the CPU has AMX-TILE, AMX-BF16 and
+ * AVX512-BF16 and the OS grants the tile state (asked once per process).
+ * fp4rt_cpu_amx_pack: the split of the job's input rows in the VNNI pair
+ * layout into c->shared (fp4rt_cpu_amx_pack_floats(n_in, n_rows) floats),
+ * parallel over rows on the pool. fp4rt_cpu_linear_amx: the outputs of row
+ * tiles [p0, p1) (rows [16 p0, min(16 p1, n_out))) for all input rows, from
+ * the pack; ws: fp4rt_cpu_amx_ws_floats() floats (64-byte aligned). */
+int fp4rt_cpu_amx_available(void);
+void fp4rt_cpu_amx_split(const float *x, int n, uint16_t *hi, uint16_t *mid, uint16_t *lo);
+size_t fp4rt_cpu_amx_pack_floats(int K, int T);
+void fp4rt_cpu_amx_pack(const cpu_lin_job *j);
+size_t fp4rt_cpu_amx_ws_floats(void);
+void fp4rt_cpu_linear_amx(const cpu_lin_job *j, long p0, long p1, float *ws);
+/* The arithmetic-peak probe's AMX loop (cpu_peak.c): iters rounds of 10
+ * tile products (each: 16 rows x 5 tokens x 3 parts x 32 k, i.e. 16 x 5 x 32
+ * multiply-adds of the linear), on the calling thread; returns a value of
+ * the sums (to be used). Needs fp4rt_cpu_amx_available(). */
+#define FP4RT_AMX_PEAK_FLOPS_PER_ITER (10.0 * 16 * 5 * 32 * 2)
+float fp4rt_cpu_amx_peak(long iters);
 /* Floats of per-thread workspace the tiled path needs for K inputs. */
 size_t fp4rt_cpu_tile_ws_floats(int K);
 /* Outputs of panels [p0, p1) (rows [4 p0, min(4 p1, n_out))) for all input

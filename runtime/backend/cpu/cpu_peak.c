@@ -5,7 +5,11 @@
  * runs that mix: every worker thread keeps 12 independent accumulators (enough
  * to cover the latency) of the widest vector width the kernels use, acc = acc *
  * a + b (two operations or one FMA), for a fixed count of iterations; best of 3
- * passes. Operations counted: 2 per lane per step either way. */
+ * passes. Operations counted: 2 per lane per step either way. Where the
+ * linears run on AMX (BF16 weights in the default mode, cpu_ctx.amx: mode
+ * FP4RT_PEAK_FUSED | FP4RT_PEAK_BF16) it runs the tile products instead: 5
+ * column blocks of 5 tokens x 3 parts (hi, mid, lo) per A tile, and counts
+ * the linear's operations, 2 per weight and token. */
 #include "runtime/backend/cpu/cpu_ops.h"
 
 #include "runtime/base/common.h"
@@ -17,9 +21,12 @@
 #define PEAK_ITERS 400000L /* per thread and pass: ~10-30 ms */
 #define PEAK_ACC 12
 
+#define PEAK_AMX_ITERS 40000L /* per thread and pass: 400k tile products, ~3-5 ms */
+
 typedef struct peak_job {
     int isa;
     int fused;
+    int amx;
     float *sums; /* one per thread, 64 bytes apart: the results must be used */
 } peak_job;
 
@@ -67,6 +74,10 @@ static void peak_range(void *arg, long b, long e, int thread) {
     peak_job *j = arg;
     float s = 0;
     for (long i = b; i < e; i++) {
+        if (j->amx) {
+            s += fp4rt_cpu_amx_peak(PEAK_AMX_ITERS);
+            continue;
+        }
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
         if (j->isa == FP4RT_CPU_ISA_AVX512) s += peak_avx512(PEAK_ITERS, j->fused);
         else if (j->isa == FP4RT_CPU_ISA_AVX2) s += peak_avx2(PEAK_ITERS, j->fused);
@@ -88,9 +99,13 @@ fp4rt_status fp4rt_cpu_measure_arith_peak(void *vc, int fused, double *flops_per
     *flops_per_s = 0;
     float *sums = fp4rt_calloc((size_t)c->n_threads * 16, sizeof(float), "arithmetic peak sums");
     if (!sums) return FP4RT_OUT_OF_MEMORY;
-    peak_job j = {c->isa, fused, sums};
+    int amx = (fused & FP4RT_PEAK_FUSED) && (fused & FP4RT_PEAK_BF16) && c->amx && c->tiled &&
+              c->isa >= FP4RT_CPU_ISA_AVX512;
+    fused &= FP4RT_PEAK_FUSED;
+    peak_job j = {c->isa, fused, amx, sums};
     /* one unit of work per thread, so every thread runs exactly one */
-    double ops = 2.0 * lanes_of(c->isa) * PEAK_ACC * (double)PEAK_ITERS * c->n_threads;
+    double ops = amx ? FP4RT_AMX_PEAK_FLOPS_PER_ITER * (double)PEAK_AMX_ITERS * c->n_threads
+                     : 2.0 * lanes_of(c->isa) * PEAK_ACC * (double)PEAK_ITERS * c->n_threads;
     for (int pass = 0; pass < 3; pass++) {
         double t0 = now();
         fp4rt_pool_for(c->pool, c->n_threads, 1, peak_range, &j);
@@ -100,7 +115,10 @@ fp4rt_status fp4rt_cpu_measure_arith_peak(void *vc, int fused, double *flops_per
     volatile float keep = sums[0];
     (void)keep;
     free(sums);
-    if (what && n)
+    if (what && n && amx)
+        snprintf(what, n, "AMX BF16 tile products, 5 tokens x 3 parts (the hi / mid / lo split) each, %d thread%s",
+                 c->n_threads, c->n_threads == 1 ? "" : "s");
+    else if (what && n)
         snprintf(what, n, "FP32 %s, %s, %d thread%s", fused ? "fused multiply-add" : "multiply then add",
                  fp4rt_cpu_isa_name(c->isa), c->n_threads,
                  c->n_threads == 1 ? "" : "s");
