@@ -51,6 +51,21 @@ void fp4rt_conv1d_silu_channels(int T, int K, const float *x, size_t x_stride, c
     }
 }
 
+/* The checkpoints fp4rt_conv1d_silu_channels writes (the state before row t of
+ * channels [c0, c1) at ckpt + t * ckpt_slot), from the state and x before the
+ * step updates the state: element i of row t's window is state[t + i] while
+ * t + i < K - 1, else x of row t + i - (K - 1). */
+static void conv_checkpoints(int T, int K, const float *x, size_t x_stride, const float *state, long c0, long c1,
+                             float *ckpt, size_t ckpt_slot) {
+    for (int t = 0; t < T; t++)
+        for (long ch = c0; ch < c1; ch++) {
+            const float *st = state + (size_t)ch * (K - 1);
+            float *out = ckpt + t * ckpt_slot + (size_t)ch * (K - 1);
+            for (int i = 0; i < K - 1; i++)
+                out[i] = t + i < K - 1 ? st[t + i] : x[(size_t)(t + i - (K - 1)) * x_stride + ch];
+        }
+}
+
 static void conv_range(void *arg, long c0, long c1, int thread) {
     const conv_job *j = arg;
     const cpu_step *s = j->s;
@@ -60,9 +75,11 @@ static void conv_range(void *arg, long c0, long c1, int thread) {
     const float *x = cpu_row(s, op->x, 0);
     float *y = cpu_row(s, op->y, 0);
     float *ws = s->ctx->thread_ws[thread];
-    if (!j->ckpt) /* the vector kernel, then the channels left */
-        c0 += fp4rt_conv1d_silu_simd(s->ctx->isa, T, K, x, stride, op->w, j->state, y, stride, c0, c1, ws);
-    fp4rt_conv1d_silu_channels(T, K, x, stride, op->w, j->state, y, stride, c0, c1, ws, j->ckpt, j->ckpt_slot);
+    if (j->ckpt) /* the checkpoints first: the state before each row, which the kernels then update */
+        conv_checkpoints(T, K, x, stride, j->state, c0, c1, j->ckpt, j->ckpt_slot);
+    /* the vector kernel, then the channels left */
+    c0 += fp4rt_conv1d_silu_simd(s->ctx->isa, T, K, x, stride, op->w, j->state, y, stride, c0, c1, ws);
+    fp4rt_conv1d_silu_channels(T, K, x, stride, op->w, j->state, y, stride, c0, c1, ws, NULL, 0);
 }
 
 fp4rt_status fp4rt_cpu_conv1d_silu(const cpu_step *s, const fp4rt_op *op) {
