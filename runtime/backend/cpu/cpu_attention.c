@@ -313,18 +313,15 @@ fp4rt_status fp4rt_cpu_attention(const cpu_step *s, const fp4rt_op *op) {
     return FP4RT_OK;
 }
 
-/* Group width up to which the gate's sigmoid row is computed ahead, on the vector unit. */
-#define GATE_ROW_MAX 1024
-
 fp4rt_status fp4rt_cpu_sigmoid_gate(const cpu_step *s, const fp4rt_op *op) {
-    float sg[GATE_ROW_MAX]; /* sigmoid(z) of one group: the scalar's bits */
+    float sg[FP4RT_CPU_GATE_ROW_MAX]; /* sigmoid(z) of one group: the scalar's bits */
     for (int t = 0; t < s->step->n_tokens; t++) {
         const float *x = cpu_row(s, op->x, t), *z = cpu_row(s, op->z, t);
         float *y = cpu_row(s, op->y, t);
         for (int g = 0; g < op->n_groups; g++) {
             const float *xg = x + (size_t)g * op->group_stride, *zg = z + (size_t)g * op->z_group_stride;
             float *yg = y + (size_t)g * op->group_stride;
-            if (op->group_dim <= GATE_ROW_MAX && fp4rt_cpu_sigmoid_row_simd(zg, sg, op->group_dim))
+            if (op->group_dim <= FP4RT_CPU_GATE_ROW_MAX && fp4rt_cpu_sigmoid_row_simd(zg, sg, op->group_dim))
                 for (int i = 0; i < op->group_dim; i++) yg[i] = xg[i] * sg[i];
             else
                 for (int i = 0; i < op->group_dim; i++) yg[i] = xg[i] * fp4rt_sigmoid(zg[i]);

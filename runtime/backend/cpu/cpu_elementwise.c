@@ -52,18 +52,15 @@ fp4rt_status fp4rt_cpu_rmsnorm(const cpu_step *s, const fp4rt_op *op) {
     return FP4RT_OK;
 }
 
-/* Group width up to which the gate's SiLU row is computed ahead, on the vector unit. */
-#define GATE_ROW_MAX 1024
-
 fp4rt_status fp4rt_cpu_gated_rmsnorm(const cpu_step *s, const fp4rt_op *op) {
-    float sz[GATE_ROW_MAX]; /* silu(z) of one group: the scalar's bits */
+    float sz[FP4RT_CPU_GATE_ROW_MAX]; /* silu(z) of one group: the scalar's bits */
     for (int t = 0; t < s->step->n_tokens; t++) {
         const float *x = cpu_row(s, op->x, t), *z = cpu_row(s, op->z, t);
         float *y = cpu_row(s, op->y, t);
         for (int g = 0; g < op->n_groups; g++) {
             size_t o = (size_t)g * op->group_stride;
             float r = inv_rms(x + o, op->group_dim, op->eps);
-            if (op->group_dim <= GATE_ROW_MAX && fp4rt_cpu_silu_row_simd(z + o, sz, op->group_dim)) {
+            if (op->group_dim <= FP4RT_CPU_GATE_ROW_MAX && fp4rt_cpu_silu_row_simd(z + o, sz, op->group_dim)) {
                 for (int i = 0; i < op->group_dim; i++) y[o + i] = x[o + i] * r * op->w[i] * sz[i];
                 continue;
             }

@@ -169,7 +169,10 @@ T512BF static void pack_range(void *arg, long s0, long s1, int thread) {
 
 void fp4rt_cpu_amx_pack(const cpu_lin_job *j) {
     amx_layout g = layout_of(j->l->n_in, j->n_rows);
-    fp4rt_pool_for(j->s->ctx->pool, (long)g.n_blocks * g.tpb, 5, pack_range, (void *)j);
+    if (g.n_blocks == 1) /* decode, verify: a few rows, not worth a pool loop */
+        pack_range((void *)j, 0, g.tpb, 0);
+    else
+        fp4rt_pool_for(j->s->ctx->pool, (long)g.n_blocks * g.tpb, 5, pack_range, (void *)j);
 }
 
 typedef struct tilecfg {

@@ -168,6 +168,9 @@ int fp4rt_cpu_cexp_row_simd(const float *x, float *y, int n);
 /* y[i] = fp4rt_csilu(x[i]), and y[i] = fp4rt_csigmoid(x[i]) = 1 / (1 + cexp(-x[i])),
  * for i < n on AVX2 (cpu_silu_x86.c): the scalar's bits (NaN stays NaN); return
  * 0 (nothing written) without AVX2. */
+/* Group width up to which the gated norms compute their SiLU / sigmoid row
+ * ahead (on the stack) with the two rows below. */
+#define FP4RT_CPU_GATE_ROW_MAX 1024
 int fp4rt_cpu_silu_row_simd(const float *x, float *y, int n);
 int fp4rt_cpu_sigmoid_row_simd(const float *x, float *y, int n);
 
